@@ -1,1 +1,169 @@
-// placeholder
+// GgufWriter: encodes metadata and tensor infos, pads the data section to the alignment.
+#include "gguf/gguf_writer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/check.h"
+#include "gguf/gguf_reader.h"
+
+namespace ember {
+namespace {
+
+// resize + memcpy rather than vector::insert: GCC 12 emits a false -Wstringop-overflow for the latter.
+void put_bytes(std::vector<std::byte>& out, const void* p, size_t n) {
+  if (n == 0) return;
+  const size_t old = out.size();
+  out.resize(old + n);
+  std::memcpy(out.data() + old, p, n);
+}
+
+template <typename T>
+void put(std::vector<std::byte>& out, T v) {
+  put_bytes(out, &v, sizeof(T));
+}
+
+void put_string(std::vector<std::byte>& out, std::string_view s) {
+  put<uint64_t>(out, s.size());
+  put_bytes(out, s.data(), s.size());
+}
+
+uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+}  // namespace
+
+void GgufArrayValue::append_bytes(const void* p, size_t n) { put_bytes(elems_, p, n); }
+
+GgufArrayValue GgufArrayValue::of_strings(std::span<const std::string> values) {
+  GgufArrayValue a(GgufType::kString, values.size());
+  for (const std::string& s : values) put_string(a.elems_, s);
+  return a;
+}
+
+GgufArrayValue GgufArrayValue::of_strings(std::span<const std::string_view> values) {
+  GgufArrayValue a(GgufType::kString, values.size());
+  for (std::string_view s : values) put_string(a.elems_, s);
+  return a;
+}
+
+GgufArrayValue GgufArrayValue::of_arrays(std::span<const GgufArrayValue> values) {
+  GgufArrayValue a(GgufType::kArray, values.size());
+  for (const GgufArrayValue& v : values) v.encode(a.elems_);
+  return a;
+}
+
+void GgufArrayValue::encode(std::vector<std::byte>& out) const {
+  put<uint32_t>(out, static_cast<uint32_t>(elem_type_));
+  put<uint64_t>(out, count_);
+  put_bytes(out, elems_.data(), elems_.size());
+}
+
+GgufWriter::GgufWriter(uint32_t alignment) : alignment_(alignment) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+    fail(ErrorCode::kInvalidArgument, "GGUF alignment {} is not a power of two", alignment);
+  }
+  if (alignment != kGgufDefaultAlignment) add<uint32_t>("general.alignment", alignment);
+}
+
+std::vector<std::byte>& GgufWriter::begin_kv(std::string_view key, GgufType type) {
+  if (key.empty()) fail(ErrorCode::kInvalidArgument, "GGUF metadata key is empty");
+  if (!keys_.emplace(key).second) fail(ErrorCode::kInvalidArgument, "duplicate GGUF metadata key '{}'", key);
+  ++n_kv_;
+  put_string(kv_bytes_, key);
+  put<uint32_t>(kv_bytes_, static_cast<uint32_t>(type));
+  return kv_bytes_;
+}
+
+void GgufWriter::add_string(std::string_view key, std::string_view value) {
+  put_string(begin_kv(key, GgufType::kString), value);
+}
+
+void GgufWriter::add_array(std::string_view key, const GgufArrayValue& value) {
+  value.encode(begin_kv(key, GgufType::kArray));
+}
+
+void GgufWriter::add_tensor(std::string_view name, DType dtype, std::span<const int64_t> shape,
+                            std::span<const std::byte> data) {
+  if (name.empty()) fail(ErrorCode::kInvalidArgument, "GGUF tensor name is empty");
+  if (shape.empty() || shape.size() > kGgufMaxDims) {
+    fail(ErrorCode::kInvalidArgument, "tensor '{}' has {} dimensions, expected 1 to {}", name, shape.size(),
+         kGgufMaxDims);
+  }
+  uint64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 1 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) {
+      fail(ErrorCode::kInvalidArgument, "tensor '{}' has an invalid shape", name);
+    }
+  }
+  const DTypeTraits& traits = dtype_traits(dtype);
+  const std::optional<uint64_t> bytes = dtype_bytes_for(dtype, n);
+  if (shape[0] % traits.block_size != 0 || !bytes) {
+    fail(ErrorCode::kInvalidArgument, "tensor '{}': row length {} is not a multiple of the {} block size {}", name,
+         shape[0], traits.name, traits.block_size);
+  }
+  if (*bytes != data.size()) {
+    fail(ErrorCode::kInvalidArgument, "tensor '{}': {} data bytes given, {} expected for its shape and type {}", name,
+         data.size(), *bytes, traits.name);
+  }
+  if (!tensor_names_.emplace(name).second) fail(ErrorCode::kInvalidArgument, "duplicate tensor name '{}'", name);
+  tensors_.push_back({std::string(name), dtype, {shape.begin(), shape.end()}, {data.begin(), data.end()}});
+}
+
+std::vector<std::byte> GgufWriter::write_to_memory() const {
+  std::vector<std::byte> out;
+  put<uint32_t>(out, kGgufMagic);
+  put<uint32_t>(out, 3);
+  put<uint64_t>(out, tensors_.size());
+  put<uint64_t>(out, n_kv_);
+  put_bytes(out, kv_bytes_.data(), kv_bytes_.size());
+
+  uint64_t offset = 0;  // within the data section; every tensor starts aligned
+  for (const Tensor& t : tensors_) {
+    put_string(out, t.name);
+    put<uint32_t>(out, static_cast<uint32_t>(t.shape.size()));
+    for (int64_t d : t.shape) put<uint64_t>(out, static_cast<uint64_t>(d));
+    put<uint32_t>(out, static_cast<uint32_t>(t.dtype));
+    put<uint64_t>(out, offset);
+    offset = align_up(offset + t.data.size(), alignment_);
+  }
+  out.resize(align_up(out.size(), alignment_));
+  for (const Tensor& t : tensors_) {
+    put_bytes(out, t.data.data(), t.data.size());
+    out.resize(align_up(out.size(), alignment_));
+  }
+  return out;
+}
+
+void GgufWriter::write_file(const std::string& path) const {
+  const std::vector<std::byte> bytes = write_to_memory();
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(ErrorCode::kIo, "cannot create '{}': {}", tmp, std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      fail(ErrorCode::kIo, "cannot write '{}': {}", tmp, std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail(ErrorCode::kIo, "cannot write '{}': {}", tmp, std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail(ErrorCode::kIo, "cannot rename '{}' to '{}': {}", tmp, path, std::strerror(err));
+  }
+}
+
+}  // namespace ember

@@ -1,0 +1,97 @@
+// GgufWriter: builds a GGUF v3 file (metadata + aligned tensor data); used by tests, tools, quantize.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "ember/dtype.h"
+#include "gguf/gguf_value.h"
+
+namespace ember {
+
+// An array value ready to be written: element type, count and the encoded elements.
+// Arrays of arrays nest by building the inner arrays first.
+class GgufArrayValue {
+ public:
+  template <typename T>
+  static GgufArrayValue of(std::span<const T> values) {
+    GgufArrayValue a(gguf_type_of<T>(), values.size());
+    for (const T& v : values) a.append_bytes(&v, sizeof(T));
+    return a;
+  }
+  static GgufArrayValue of_strings(std::span<const std::string> values);
+  static GgufArrayValue of_strings(std::span<const std::string_view> values);
+  static GgufArrayValue of_arrays(std::span<const GgufArrayValue> values);
+
+  GgufType elem_type() const noexcept { return elem_type_; }
+  uint64_t size() const noexcept { return count_; }
+  // The encoding after the array's own type tag: element type, count, elements.
+  void encode(std::vector<std::byte>& out) const;
+
+ private:
+  GgufArrayValue(GgufType elem_type, uint64_t count) : elem_type_(elem_type), count_(count) {}
+  void append_bytes(const void* p, size_t n);
+
+  GgufType elem_type_;
+  uint64_t count_;
+  std::vector<std::byte> elems_;
+};
+
+class GgufWriter {
+ public:
+  // alignment: power of two; written as general.alignment when not the default 32.
+  explicit GgufWriter(uint32_t alignment = 32);
+
+  // Scalars; T is one of uint8_t ... double or bool. Duplicate keys throw Error(kInvalidArgument).
+  template <typename T>
+  void add(std::string_view key, T value) {
+    std::vector<std::byte>& out = begin_kv(key, gguf_type_of<T>());
+    const size_t old = out.size();
+    out.resize(old + sizeof(T));
+    std::memcpy(out.data() + old, &value, sizeof(T));
+  }
+  void add_string(std::string_view key, std::string_view value);
+  void add_array(std::string_view key, const GgufArrayValue& value);
+  template <typename T>
+  void add_array(std::string_view key, std::span<const T> values) {
+    add_array(key, GgufArrayValue::of(values));
+  }
+  void add_string_array(std::string_view key, std::span<const std::string> values) {
+    add_array(key, GgufArrayValue::of_strings(values));
+  }
+
+  // A tensor with its data (copied). shape is in ggml order (ne[0] = row length), 1..4 dims;
+  // data.size() must equal the dtype's byte size for the shape.
+  void add_tensor(std::string_view name, DType dtype, std::span<const int64_t> shape, std::span<const std::byte> data);
+
+  // The whole file in memory.
+  std::vector<std::byte> write_to_memory() const;
+  // Writes to `path` via a temporary file and rename, so a failed write never leaves a partial
+  // file under the final name. Throws Error(kIo) naming the path.
+  void write_file(const std::string& path) const;
+
+ private:
+  struct Tensor {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    std::vector<std::byte> data;
+  };
+
+  std::vector<std::byte>& begin_kv(std::string_view key, GgufType type);
+
+  uint32_t alignment_;
+  uint64_t n_kv_ = 0;
+  std::vector<std::byte> kv_bytes_;  // encoded metadata entries, in insertion order
+  std::unordered_set<std::string> keys_;
+  std::vector<Tensor> tensors_;
+  std::unordered_set<std::string> tensor_names_;
+};
+
+}  // namespace ember
