@@ -121,6 +121,8 @@ class GgufValue {
   bool to_uint64(uint64_t* out) const noexcept;
   bool to_double(double* out) const noexcept;  // float32 or float64 only
   bool as_bool() const noexcept { return bits_ != 0; }
+  // The scalar's little-endian bytes, zero-extended to 64 bits (for copying values verbatim).
+  uint64_t raw_scalar() const noexcept { return bits_; }
   std::string_view as_string() const noexcept { return string_; }
 
   // Arrays.

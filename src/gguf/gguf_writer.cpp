@@ -55,6 +55,17 @@ GgufArrayValue GgufArrayValue::of_arrays(std::span<const GgufArrayValue> values)
   return a;
 }
 
+GgufArrayValue GgufArrayValue::of_raw(GgufType elem_type, uint64_t count, std::span<const std::byte> encoded) {
+  const size_t size = gguf_scalar_size(elem_type);
+  if (size == 0 || count * size != encoded.size()) {
+    fail(ErrorCode::kInvalidArgument, "raw GGUF array: {} bytes do not hold {} elements of type {}", encoded.size(),
+         count, gguf_type_name(elem_type));
+  }
+  GgufArrayValue a(elem_type, count);
+  a.append_bytes(encoded.data(), encoded.size());
+  return a;
+}
+
 void GgufArrayValue::encode(std::vector<std::byte>& out) const {
   put<uint32_t>(out, static_cast<uint32_t>(elem_type_));
   put<uint64_t>(out, count_);
@@ -75,6 +86,12 @@ std::vector<std::byte>& GgufWriter::begin_kv(std::string_view key, GgufType type
   put_string(kv_bytes_, key);
   put<uint32_t>(kv_bytes_, static_cast<uint32_t>(type));
   return kv_bytes_;
+}
+
+void GgufWriter::add_raw_scalar(std::string_view key, GgufType type, uint64_t bits) {
+  const size_t size = gguf_scalar_size(type);
+  if (size == 0) fail(ErrorCode::kInvalidArgument, "key '{}': {} is not a fixed-size scalar type", key, gguf_type_name(type));
+  put_bytes(begin_kv(key, type), &bits, size);  // little-endian host: the low bytes come first
 }
 
 void GgufWriter::add_string(std::string_view key, std::string_view value) {

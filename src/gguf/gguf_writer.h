@@ -28,6 +28,8 @@ class GgufArrayValue {
   static GgufArrayValue of_strings(std::span<const std::string> values);
   static GgufArrayValue of_strings(std::span<const std::string_view> values);
   static GgufArrayValue of_arrays(std::span<const GgufArrayValue> values);
+  // `count` fixed-size elements of `elem_type`, already encoded little-endian in `encoded`.
+  static GgufArrayValue of_raw(GgufType elem_type, uint64_t count, std::span<const std::byte> encoded);
 
   GgufType elem_type() const noexcept { return elem_type_; }
   uint64_t size() const noexcept { return count_; }
@@ -56,6 +58,8 @@ class GgufWriter {
     out.resize(old + sizeof(T));
     std::memcpy(out.data() + old, &value, sizeof(T));
   }
+  // A fixed-size scalar of `type` whose little-endian value is the low bytes of `bits`.
+  void add_raw_scalar(std::string_view key, GgufType type, uint64_t bits);
   void add_string(std::string_view key, std::string_view value);
   void add_array(std::string_view key, const GgufArrayValue& value);
   template <typename T>

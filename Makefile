@@ -1,0 +1,92 @@
+# ember — the README's commands. `make` builds, `make test` is what CI runs, `make demo` shows the main job.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+GENERATOR := -G Ninja
+SAN_CXX ?= clang++-14
+FUZZ_SECONDS ?= 600
+SHARED_DATA := ../shared/data
+DEMO_MODEL := $(SHARED_DATA)/models/stories260K/stories260K.gguf
+
+RELEASE_DIR := build/release
+DEBUG_DIR := build/debug
+SANITIZE_DIR := build/sanitize
+FUZZ_DIR := build/fuzz
+
+.PHONY: all build deps release debug sanitize test test-release test-sanitize demo bench fuzz fuzz-run \
+        format format-check clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+# Re-running cmake on an existing build dir is cheap and picks up option changes.
+$(RELEASE_DIR)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(RELEASE_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release
+
+$(DEBUG_DIR)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(DEBUG_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug
+
+# The sanitizer build uses clang, so every `make test` also proves the tree builds warning-free
+# with Clang 14 as well as GCC 12.
+$(SANITIZE_DIR)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(SANITIZE_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=$(SAN_CXX) -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	  -DEMBER_SANITIZE=ON -DEMBER_BUILD_BENCH=OFF
+
+build release: $(RELEASE_DIR)/build.ninja
+	cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+debug: $(DEBUG_DIR)/build.ninja
+	cmake --build $(DEBUG_DIR) -j $(JOBS)
+
+sanitize: $(SANITIZE_DIR)/build.ninja
+	cmake --build $(SANITIZE_DIR) -j $(JOBS) --target core_tests gguf_tests
+
+test: test-release test-sanitize
+
+test-release: build
+	cd $(RELEASE_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-sanitize: sanitize
+	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -L unit --timeout 900
+
+# Until text generation exists, the demo is `ember inspect` on a real model from ../shared/data.
+demo: build
+	@echo "ember demo: text generation is not implemented yet; showing 'ember inspect' on a real model."
+	@if [ -f $(DEMO_MODEL) ]; then \
+	  $(RELEASE_DIR)/bin/ember inspect $(DEMO_MODEL); \
+	else \
+	  echo "ember demo: $(DEMO_MODEL) not found (../shared/data is absent beside this checkout)"; exit 1; \
+	fi
+
+bench: build
+	$(RELEASE_DIR)/bench/thread_pool_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+
+$(FUZZ_DIR)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(FUZZ_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
+	  -DEMBER_BUILD_FUZZ=ON -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_BENCH=OFF
+
+fuzz: $(FUZZ_DIR)/build.ninja
+	cmake --build $(FUZZ_DIR) -j $(JOBS)
+
+# Seeds: small files derived from every real GGUF in ../shared/data plus the smallest real files
+# whole; then FUZZ_SECONDS of libFuzzer. Crashes land in fuzz/artifacts/.
+fuzz-run: fuzz
+	@mkdir -p fuzz/corpus-work fuzz/artifacts
+	$(FUZZ_DIR)/fuzz/gguf_make_seeds fuzz/corpus-work $$(find $(SHARED_DATA) -name '*.gguf' | sort)
+	cp $(SHARED_DATA)/models/stories260K/stories260K-Q4_0.gguf $(SHARED_DATA)/vocab/ggml-vocab-bert-bge.gguf fuzz/corpus-work/
+	$(FUZZ_DIR)/fuzz/gguf_reader_fuzz fuzz/corpus-work fuzz/regressions -max_total_time=$(FUZZ_SECONDS) \
+	  -max_len=1048576 -rss_limit_mb=4096 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
+
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h')
+format:
+	clang-format-14 -i $(FORMAT_FILES)
+
+format-check:
+	clang-format-14 --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build

@@ -1,0 +1,57 @@
+// libFuzzer target: the GGUF reader on arbitrary bytes must throw ember::Error or succeed, never crash.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "gguf/gguf_reader.h"
+
+namespace {
+
+// Touches everything a consumer would read after a successful parse, so that a validation gap
+// shows up as an ASan report instead of passing silently.
+uint64_t walk_value(const ember::GgufValue& v) {
+  uint64_t h = static_cast<uint64_t>(v.type());
+  if (!v.is_array()) {
+    int64_t i;
+    double d;
+    if (v.to_int64(&i)) h += static_cast<uint64_t>(i);
+    if (v.to_double(&d)) h += static_cast<uint64_t>(d == d);
+    for (char c : v.as_string()) h += static_cast<unsigned char>(c);
+    return h;
+  }
+  switch (v.array_type()) {
+    case ember::GgufType::kString:
+      for (std::string_view s : v.strings()) h += s.size() + (s.empty() ? 0 : static_cast<unsigned char>(s.back()));
+      break;
+    case ember::GgufType::kArray:
+      for (const ember::GgufValue& item : v.items()) h += walk_value(item);
+      break;
+    default: {
+      const size_t n = ember::gguf_scalar_size(v.array_type());
+      const auto bytes = v.numbers<uint8_t>();  // raw element bytes: count * n of them
+      if (v.array_size() > 0) h += bytes[v.array_size() * n - 1];
+    }
+  }
+  return h;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    const ember::GgufFile file =
+        ember::GgufFile::parse(std::span(reinterpret_cast<const std::byte*>(data), size), "fuzz-input");
+    volatile uint64_t sink = 0;
+    for (const auto& kv : file.metadata()) sink = sink + walk_value(kv.value) + kv.key.size();
+    for (const auto& t : file.tensors()) {
+      const ember::TensorView view = file.tensor_view(t);
+      const auto* p = static_cast<const unsigned char*>(view.data());
+      if (t.n_bytes > 0) sink = sink + p[0] + p[t.n_bytes - 1];
+      if (file.find_tensor(t.name) != &t) __builtin_trap();
+    }
+    (void)file.get_or<uint32_t>("general.alignment", 0);
+  } catch (const ember::Error&) {
+    // Rejected input: the expected outcome for most mutations.
+  }
+  return 0;
+}
