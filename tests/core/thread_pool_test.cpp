@@ -42,8 +42,7 @@ void check_coverage(ThreadPool& pool, int64_t n_tasks) {
   for (int64_t task = 0; task < n_tasks; ++task) {
     const int worker = owner[task];
     ASSERT_GE(task, range_begin(n_tasks, n_threads, worker)) << "n_threads=" << n_threads << " n_tasks=" << n_tasks;
-    ASSERT_LT(task, range_begin(n_tasks, n_threads, worker + 1))
-        << "n_threads=" << n_threads << " n_tasks=" << n_tasks;
+    ASSERT_LT(task, range_begin(n_tasks, n_threads, worker + 1)) << "n_threads=" << n_threads << " n_tasks=" << n_tasks;
   }
 }
 
@@ -266,6 +265,12 @@ TEST(ThreadPoolDeathTest, ReentrantCallAborts) {
         pool.parallel_for(2, [&pool](int64_t, int) { pool.parallel_for(2, [](int64_t, int) {}); });
       },
       "concurrently or from inside a task");
+}
+
+TEST(ThreadPoolDeathTest, NegativeTaskCountAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  ThreadPool pool(2);
+  EXPECT_DEATH(pool.parallel_for(-1, [](int64_t, int) {}), "negative task count");
 }
 
 }  // namespace
