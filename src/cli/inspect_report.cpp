@@ -1,1 +1,190 @@
-// placeholder
+// Builds the InspectReport of a GGUF model: summary, tensors, totals and tokenizer facts.
+#include "cli/inspect_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+
+namespace ember::cli {
+namespace {
+
+// Hyper-parameters shown in the summary when present, as "<arch>.<suffix>".
+constexpr std::array<std::string_view, 18> kHyperParameterSuffixes = {
+    "context_length",
+    "embedding_length",
+    "block_count",
+    "feed_forward_length",
+    "attention.head_count",
+    "attention.head_count_kv",
+    "attention.key_length",
+    "attention.value_length",
+    "attention.layer_norm_rms_epsilon",
+    "attention.layer_norm_epsilon",
+    "attention.sliding_window",
+    "rope.dimension_count",
+    "rope.freq_base",
+    "rope.scaling.type",
+    "rope.scaling.factor",
+    "expert_count",
+    "expert_used_count",
+    "vocab_size",
+};
+
+struct SpecialTokenKey {
+  std::string_view role;
+  std::string_view key;
+};
+
+// llama.cpp's key names ("seperator" is its spelling).
+constexpr std::array<SpecialTokenKey, 9> kSpecialTokenKeys = {{
+    {"bos", "tokenizer.ggml.bos_token_id"},
+    {"eos", "tokenizer.ggml.eos_token_id"},
+    {"unk", "tokenizer.ggml.unknown_token_id"},
+    {"sep", "tokenizer.ggml.seperator_token_id"},
+    {"pad", "tokenizer.ggml.padding_token_id"},
+    {"eot", "tokenizer.ggml.eot_token_id"},
+    {"eom", "tokenizer.ggml.eom_token_id"},
+    {"mask", "tokenizer.ggml.mask_token_id"},
+    {"cls", "tokenizer.ggml.cls_token_id"},
+}};
+
+// llama_ftype values (llama.h); empty names are ids llama.cpp never assigned.
+constexpr std::array<std::string_view, 39> kFtypeNames = {
+    "ALL_F32",       "MOSTLY_F16",     "MOSTLY_Q4_0",      "MOSTLY_Q4_1",     "MOSTLY_Q4_1_SOME_F16", "MOSTLY_Q4_2",
+    "MOSTLY_Q4_3",   "MOSTLY_Q8_0",    "MOSTLY_Q5_0",      "MOSTLY_Q5_1",     "MOSTLY_Q2_K",          "MOSTLY_Q3_K_S",
+    "MOSTLY_Q3_K_M", "MOSTLY_Q3_K_L",  "MOSTLY_Q4_K_S",    "MOSTLY_Q4_K_M",   "MOSTLY_Q5_K_S",        "MOSTLY_Q5_K_M",
+    "MOSTLY_Q6_K",   "MOSTLY_IQ2_XXS", "MOSTLY_IQ2_XS",    "MOSTLY_Q2_K_S",   "MOSTLY_IQ3_XS",        "MOSTLY_IQ3_XXS",
+    "MOSTLY_IQ1_S",  "MOSTLY_IQ4_NL",  "MOSTLY_IQ3_S",     "MOSTLY_IQ3_M",    "MOSTLY_IQ2_S",         "MOSTLY_IQ2_M",
+    "MOSTLY_IQ4_XS", "MOSTLY_IQ1_M",   "MOSTLY_BF16",      "MOSTLY_Q4_0_4_4", "MOSTLY_Q4_0_4_8",      "MOSTLY_Q4_0_8_8",
+    "MOSTLY_TQ1_0",  "MOSTLY_TQ2_0",   "MOSTLY_MXFP4_MOE",
+};
+
+std::optional<std::string_view> string_value(const GgufFile& file, std::string_view key) {
+  const GgufValue* v = file.find(key);
+  if (v == nullptr || v->type() != GgufType::kString) return std::nullopt;
+  return v->as_string();
+}
+
+std::optional<int64_t> integer_value(const GgufFile& file, std::string_view key) {
+  const GgufValue* v = file.find(key);
+  int64_t x = 0;
+  if (v == nullptr || v->is_array() || !v->to_int64(&x)) return std::nullopt;
+  return x;
+}
+
+const GgufValue* array_value(const GgufFile& file, std::string_view key) {
+  const GgufValue* v = file.find(key);
+  return v != nullptr && v->is_array() ? v : nullptr;
+}
+
+TokenizerSummary build_tokenizer(const GgufFile& file) {
+  TokenizerSummary t;
+  t.model = file.find("tokenizer.ggml.model");
+  t.pre = file.find("tokenizer.ggml.pre");
+  std::span<const std::string_view> tokens;
+  if (const GgufValue* v = array_value(file, "tokenizer.ggml.tokens"); v && v->array_type() == GgufType::kString) {
+    tokens = v->strings();
+  }
+  t.n_vocab = tokens.size();
+  if (const GgufValue* v = array_value(file, "tokenizer.ggml.merges")) t.n_merges = v->array_size();
+  for (const SpecialTokenKey& k : kSpecialTokenKeys) {
+    const GgufValue* v = file.find(k.key);
+    if (v == nullptr) continue;
+    SpecialToken token{k.role, k.key, v, std::nullopt, std::nullopt};
+    uint64_t id = 0;
+    if (value_to_index(*v, &id)) {
+      token.id = id;
+      if (id < tokens.size()) token.text = tokens[static_cast<size_t>(id)];  // bounds-checked
+    }
+    t.special_tokens.push_back(token);
+  }
+  t.add_bos = file.find("tokenizer.ggml.add_bos_token");
+  t.add_eos = file.find("tokenizer.ggml.add_eos_token");
+  t.chat_template = file.find("tokenizer.chat_template");
+  return t;
+}
+
+InspectTotals build_totals(const std::vector<InspectTensor>& tensors) {
+  InspectTotals totals;
+  std::map<uint32_t, DTypeTotal> by_id;
+  for (const InspectTensor& t : tensors) {
+    ++totals.n_tensors;
+    totals.n_parameters += t.n_elements;
+    totals.n_bytes += t.n_bytes;
+    DTypeTotal& d = by_id[static_cast<uint32_t>(t.dtype)];
+    d.dtype = t.dtype;
+    ++d.count;
+    d.n_bytes += t.n_bytes;
+  }
+  for (const auto& [id, total] : by_id) totals.by_dtype.push_back(total);
+  return totals;
+}
+
+std::string scaled(double value, std::string_view suffix) { return fmt::format("{:.2f}{}", value, suffix); }
+
+}  // namespace
+
+std::optional<std::string_view> llama_ftype_name(int64_t file_type) noexcept {
+  if (file_type < 0 || file_type >= static_cast<int64_t>(kFtypeNames.size())) return std::nullopt;
+  return kFtypeNames[static_cast<size_t>(file_type)];
+}
+
+std::string human_count(uint64_t n) {
+  constexpr std::array<std::string_view, 5> kSuffixes = {"K", "M", "B", "T", "Q"};
+  if (n < 1000) return fmt::format("{}", n);
+  double value = static_cast<double>(n) / 1000.0;
+  size_t i = 0;
+  while (value >= 999.995 && i + 1 < kSuffixes.size()) {  // 999.995 would print as "1000.00"
+    value /= 1000.0;
+    ++i;
+  }
+  return scaled(value, kSuffixes[i]);
+}
+
+std::string human_bytes(uint64_t n) {
+  constexpr std::array<std::string_view, 5> kSuffixes = {" KiB", " MiB", " GiB", " TiB", " PiB"};
+  if (n < 1024) return fmt::format("{} B", n);
+  double value = static_cast<double>(n) / 1024.0;
+  size_t i = 0;
+  while (value >= 1023.995 && i + 1 < kSuffixes.size()) {
+    value /= 1024.0;
+    ++i;
+  }
+  return scaled(value, kSuffixes[i]);
+}
+
+InspectReport build_inspect_report(const GgufModelFiles& model) {
+  InspectReport r;
+  for (size_t i = 0; i < model.n_files(); ++i) {
+    const GgufFile& f = model.file(i);
+    r.files.push_back({f.name(), f.file_size(), f.version(), f.alignment(), f.data_offset(), f.tensors().size()});
+    r.total_file_size += f.file_size();
+  }
+  const GgufFile& meta = model.metadata_file();
+  r.meta = &meta;
+  r.architecture = string_value(meta, "general.architecture");
+  r.name = string_value(meta, "general.name");
+  r.file_type = integer_value(meta, "general.file_type");
+  if (r.architecture) {
+    for (std::string_view suffix : kHyperParameterSuffixes) {
+      std::string key = fmt::format("{}.{}", *r.architecture, suffix);
+      if (const GgufValue* v = meta.find(key)) r.hyperparameters.push_back({std::move(key), v});
+    }
+  }
+
+  // File index of each tensor: GgufModelFiles lists them in part order.
+  for (const GgufModelFiles::Tensor& t : model.tensors()) {
+    size_t file_index = 0;
+    while (file_index + 1 < model.n_files() && &model.file(file_index) != t.file) ++file_index;
+    const GgufTensorInfo& info = *t.info;
+    r.tensors.push_back({info.name, info.dtype, info.shape(), info.n_elements, info.n_bytes,
+                         t.file->data_offset() + info.offset, file_index});
+  }
+  r.totals = build_totals(r.tensors);
+  if (meta.contains("tokenizer.ggml.model")) r.tokenizer = build_tokenizer(meta);
+  return r;
+}
+
+}  // namespace ember::cli

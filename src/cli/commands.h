@@ -1,0 +1,21 @@
+// The `ember` subcommands: each registers itself on the CLI11 app and leaves an action to run.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace ember::cli {
+
+// Exit codes of the `ember` binary.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;  // an ember::Error or other failure while running a command
+inline constexpr int kExitUsage = 2;  // bad command line
+
+// What the parsed subcommand does; set by the subcommand's parse callback, run after parsing.
+using CommandAction = std::function<int()>;
+
+// `ember inspect FILE [--json] [--all]`.
+void add_inspect_command(CLI::App& app, CommandAction& action);
+
+}  // namespace ember::cli
