@@ -32,7 +32,9 @@ class TensorView {
   // through a view of a read-only mapping faults: weights are never written.
   void* mutable_data() const noexcept { return const_cast<void*>(data_); }
   template <typename T>
-  const T* data_as() const noexcept { return static_cast<const T*>(data_); }
+  const T* data_as() const noexcept {
+    return static_cast<const T*>(data_);
+  }
 
   DType dtype() const noexcept { return dtype_; }
   int n_dims() const noexcept { return n_dims_; }

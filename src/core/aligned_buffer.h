@@ -28,9 +28,13 @@ class AlignedBuffer {
   std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
 
   template <typename T>
-  T* as() noexcept { return reinterpret_cast<T*>(data_); }
+  T* as() noexcept {
+    return reinterpret_cast<T*>(data_);
+  }
   template <typename T>
-  const T* as() const noexcept { return reinterpret_cast<const T*>(data_); }
+  const T* as() const noexcept {
+    return reinterpret_cast<const T*>(data_);
+  }
 
  private:
   std::byte* data_ = nullptr;

@@ -20,12 +20,14 @@ template <typename... Args>
 
 // A broken invariant is a bug in ember, not bad input: print file:line and abort. Stays on in
 // release builds (it does not depend on NDEBUG); keep it out of the innermost loops.
-#define EMBER_CHECK(cond)                                                          \
-  do {                                                                             \
-    if (!(cond)) [[unlikely]] ::ember::detail::check_failed(#cond, __FILE__, __LINE__, ""); \
+#define EMBER_CHECK(cond)                                           \
+  do {                                                              \
+    if (!(cond)) [[unlikely]]                                       \
+      ::ember::detail::check_failed(#cond, __FILE__, __LINE__, ""); \
   } while (0)
 
-#define EMBER_CHECK_MSG(cond, msg)                                                  \
-  do {                                                                              \
-    if (!(cond)) [[unlikely]] ::ember::detail::check_failed(#cond, __FILE__, __LINE__, msg); \
+#define EMBER_CHECK_MSG(cond, msg)                                   \
+  do {                                                               \
+    if (!(cond)) [[unlikely]]                                        \
+      ::ember::detail::check_failed(#cond, __FILE__, __LINE__, msg); \
   } while (0)

@@ -56,7 +56,7 @@ uint64_t read_xcr0() {
   return (static_cast<uint64_t>(hi) << 32) | lo;
 }
 
-constexpr uint64_t kXcr0Avx = (1u << 1) | (1u << 2);                // XMM, YMM upper halves
+constexpr uint64_t kXcr0Avx = (1u << 1) | (1u << 2);                 // XMM, YMM upper halves
 constexpr uint64_t kXcr0Avx512 = (1u << 5) | (1u << 6) | (1u << 7);  // opmask, ZMM_Hi256, Hi16_ZMM
 constexpr uint64_t kXcr0Amx = (1u << 17) | (1u << 18);               // XTILECFG, XTILEDATA
 
@@ -215,11 +215,21 @@ void detect_counts(CpuFeatures& f) {
 std::string CpuFeatures::to_string() const {
   // Names as in /proc/cpuinfo, in dispatch-tier order.
   const std::pair<bool, const char*> flags[] = {
-      {sse42, "sse4_2"},          {avx, "avx"},                 {avx2, "avx2"},
-      {fma, "fma"},               {f16c, "f16c"},               {avx512f, "avx512f"},
-      {avx512bw, "avx512bw"},     {avx512vl, "avx512vl"},       {avx512dq, "avx512dq"},
-      {avx512_vnni, "avx512_vnni"}, {avx512_bf16, "avx512_bf16"}, {avx_vnni, "avx_vnni"},
-      {amx_tile, "amx_tile"},     {amx_int8, "amx_int8"},       {amx_bf16, "amx_bf16"},
+      {sse42, "sse4_2"},
+      {avx, "avx"},
+      {avx2, "avx2"},
+      {fma, "fma"},
+      {f16c, "f16c"},
+      {avx512f, "avx512f"},
+      {avx512bw, "avx512bw"},
+      {avx512vl, "avx512vl"},
+      {avx512dq, "avx512dq"},
+      {avx512_vnni, "avx512_vnni"},
+      {avx512_bf16, "avx512_bf16"},
+      {avx_vnni, "avx_vnni"},
+      {amx_tile, "amx_tile"},
+      {amx_int8, "amx_int8"},
+      {amx_bf16, "amx_bf16"},
   };
   std::string names;
   for (const auto& [set, name] : flags) {
@@ -230,8 +240,8 @@ std::string CpuFeatures::to_string() const {
   std::string cpu = vendor.empty() ? std::string("unknown") : vendor;
   if (!brand.empty()) cpu += ' ' + brand;
   if (names.empty()) names = "no simd flags";
-  return fmt::format("{} | {} | {} logical, {} physical, {} usable", cpu, names, logical_cpus,
-                     physical_cores, usable_cpus);
+  return fmt::format("{} | {} | {} logical, {} physical, {} usable", cpu, names, logical_cpus, physical_cores,
+                     usable_cpus);
 }
 
 CpuFeatures detect_cpu_features() {

@@ -27,8 +27,8 @@ struct CpuFeatures {
   bool amx_int8 = false;
   bool amx_bf16 = false;
 
-  std::string vendor;  // cpuid leaf 0, e.g. "GenuineIntel"; empty off x86
-  std::string brand;   // cpuid 0x80000002..4, trimmed; empty when unavailable
+  std::string vendor;      // cpuid leaf 0, e.g. "GenuineIntel"; empty off x86
+  std::string brand;       // cpuid 0x80000002..4, trimmed; empty when unavailable
   int logical_cpus = 1;    // online logical CPUs
   int physical_cores = 1;  // distinct cores among the online CPUs (SMT siblings count once)
   int usable_cpus = 1;     // CPUs in this process's affinity mask at detection time: thread pool size

@@ -13,18 +13,18 @@ namespace {
 constexpr DTypeTraits kTraits[] = {
     {DType::kF32, "f32", 1, 4, false},
     {DType::kF16, "f16", 1, 2, false},
-    {DType::kQ4_0, "q4_0", 32, 18, true},      // f16 d + 16 B nibbles
-    {DType::kQ4_1, "q4_1", 32, 20, true},      // f16 d, m + 16 B
-    {DType::kQ5_0, "q5_0", 32, 22, true},      // f16 d + 4 B high bits + 16 B
-    {DType::kQ5_1, "q5_1", 32, 24, true},      // f16 d, m + 4 B + 16 B
-    {DType::kQ8_0, "q8_0", 32, 34, true},      // f16 d + 32 int8
-    {DType::kQ8_1, "q8_1", 32, 36, true},      // f16 d, s + 32 int8
-    {DType::kQ2_K, "q2_K", 256, 84, true},     // 16 B scales + 64 B quants + f16 d, dmin
-    {DType::kQ3_K, "q3_K", 256, 110, true},    // 32 B hmask + 64 B + 12 B scales + f16 d
-    {DType::kQ4_K, "q4_K", 256, 144, true},    // f16 d, dmin + 12 B scales + 128 B
-    {DType::kQ5_K, "q5_K", 256, 176, true},    // f16 d, dmin + 12 B + 32 B high bits + 128 B
-    {DType::kQ6_K, "q6_K", 256, 210, true},    // 128 B low + 64 B high + 16 B scales + f16 d
-    {DType::kQ8_K, "q8_K", 256, 292, true},    // f32 d + 256 int8 + 16 int16 block sums
+    {DType::kQ4_0, "q4_0", 32, 18, true},    // f16 d + 16 B nibbles
+    {DType::kQ4_1, "q4_1", 32, 20, true},    // f16 d, m + 16 B
+    {DType::kQ5_0, "q5_0", 32, 22, true},    // f16 d + 4 B high bits + 16 B
+    {DType::kQ5_1, "q5_1", 32, 24, true},    // f16 d, m + 4 B + 16 B
+    {DType::kQ8_0, "q8_0", 32, 34, true},    // f16 d + 32 int8
+    {DType::kQ8_1, "q8_1", 32, 36, true},    // f16 d, s + 32 int8
+    {DType::kQ2_K, "q2_K", 256, 84, true},   // 16 B scales + 64 B quants + f16 d, dmin
+    {DType::kQ3_K, "q3_K", 256, 110, true},  // 32 B hmask + 64 B + 12 B scales + f16 d
+    {DType::kQ4_K, "q4_K", 256, 144, true},  // f16 d, dmin + 12 B scales + 128 B
+    {DType::kQ5_K, "q5_K", 256, 176, true},  // f16 d, dmin + 12 B + 32 B high bits + 128 B
+    {DType::kQ6_K, "q6_K", 256, 210, true},  // 128 B low + 64 B high + 16 B scales + f16 d
+    {DType::kQ8_K, "q8_K", 256, 292, true},  // f32 d + 256 int8 + 16 int16 block sums
     {DType::kIQ2_XXS, "iq2_xxs", 256, 66, true},
     {DType::kIQ2_XS, "iq2_xs", 256, 74, true},
     {DType::kIQ3_XXS, "iq3_xxs", 256, 98, true},
@@ -42,7 +42,7 @@ constexpr DTypeTraits kTraits[] = {
     {DType::kBF16, "bf16", 1, 2, false},
     {DType::kTQ1_0, "tq1_0", 256, 54, true},
     {DType::kTQ2_0, "tq2_0", 256, 66, true},
-    {DType::kMXFP4, "mxfp4", 32, 17, true},    // e8m0 scale + 16 B fp4 nibbles
+    {DType::kMXFP4, "mxfp4", 32, 17, true},  // e8m0 scale + 16 B fp4 nibbles
 };
 
 constexpr uint32_t kMaxId = 39;
@@ -51,7 +51,8 @@ constexpr uint32_t kMaxId = 39;
 constexpr std::array<int8_t, kMaxId + 1> make_index() {
   std::array<int8_t, kMaxId + 1> index{};
   for (auto& v : index) v = -1;
-  for (size_t i = 0; i < std::size(kTraits); ++i) index[static_cast<uint32_t>(kTraits[i].dtype)] = static_cast<int8_t>(i);
+  for (size_t i = 0; i < std::size(kTraits); ++i)
+    index[static_cast<uint32_t>(kTraits[i].dtype)] = static_cast<int8_t>(i);
   return index;
 }
 constexpr auto kIndex = make_index();

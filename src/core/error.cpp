@@ -24,8 +24,8 @@ std::string_view error_code_name(ErrorCode code) noexcept {
 namespace detail {
 
 [[noreturn]] void check_failed(const char* condition, const char* file, int line, const char* message) noexcept {
-  std::fprintf(stderr, "ember: internal check failed: %s at %s:%d%s%s\n", condition, file, line,
-               message[0] ? ": " : "", message);
+  std::fprintf(stderr, "ember: internal check failed: %s at %s:%d%s%s\n", condition, file, line, message[0] ? ": " : "",
+               message);
   std::fflush(stderr);
   std::abort();
 }

@@ -28,7 +28,9 @@ constexpr std::string_view kNames[] = {"error", "warn", "info", "debug", "trace"
 
 LogLevel log_level() noexcept { return static_cast<LogLevel>(level_storage().load(std::memory_order_relaxed)); }
 
-void set_log_level(LogLevel level) noexcept { level_storage().store(static_cast<int>(level), std::memory_order_relaxed); }
+void set_log_level(LogLevel level) noexcept {
+  level_storage().store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 bool parse_log_level(std::string_view text, LogLevel* out) noexcept {
   for (size_t i = 0; i < std::size(kNames); ++i) {

@@ -23,8 +23,8 @@ inline bool log_enabled(LogLevel level) noexcept { return static_cast<int>(level
 }  // namespace ember
 
 // The message is formatted only when the level is enabled.
-#define EMBER_LOG(level, ...)                                                          \
-  do {                                                                                 \
+#define EMBER_LOG(level, ...)                                                                     \
+  do {                                                                                            \
     if (::ember::detail::log_enabled(level)) ::ember::log_write(level, fmt::format(__VA_ARGS__)); \
   } while (0)
 #define EMBER_LOG_ERROR(...) EMBER_LOG(::ember::LogLevel::kError, __VA_ARGS__)

@@ -12,9 +12,9 @@ namespace ember {
 // Smallest possible encodings, used to reject counts the remaining bytes cannot hold *before*
 // anything is allocated for them (a header claiming 2^60 entries fails at once).
 namespace {
-constexpr uint64_t kMinKeyValueBytes = 8 + 4 + 1;              // key length, type, 1-byte value
-constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;    // name length, n_dims, 1 dim, type, offset
-constexpr uint64_t kMinArrayElemHeaderBytes = 4 + 8;           // nested array: type + count
+constexpr uint64_t kMinKeyValueBytes = 8 + 4 + 1;            // key length, type, 1-byte value
+constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, 1 dim, type, offset
+constexpr uint64_t kMinArrayElemHeaderBytes = 4 + 8;         // nested array: type + count
 
 uint64_t min_encoded_size(GgufType type) noexcept {
   if (type == GgufType::kString) return 8;
@@ -54,7 +54,7 @@ class GgufParser {
 
   static std::string describe(std::string_view what) { return std::string(what); }
   template <typename What>
-    requires std::invocable<const What&>
+  requires std::invocable<const What&>
   static std::string describe(const What& what) { return what(); }
 
   template <typename T, typename What>
@@ -110,7 +110,6 @@ class GgufParser {
     f_.metadata_.reserve(n_kv_);
     f_.metadata_index_.reserve(n_kv_);
     for (uint64_t i = 0; i < n_kv_; ++i) {
-      key_index_ = i;
       const std::string_view key = read_string([&] { return fmt::format("key of metadata entry {}", i); });
       if (key.empty()) error("metadata entry {} has an empty key", i);
       key_ = key;
@@ -137,7 +136,9 @@ class GgufParser {
     if (!valid_value_type(type_id)) error("key '{}' has unknown value type {}", key_, type_id);
     v.type_ = static_cast<GgufType>(type_id);
     switch (v.type_) {
-      case GgufType::kString: v.string_ = read_string([&] { return fmt::format("string value of key '{}'", key_); }); return;
+      case GgufType::kString:
+        v.string_ = read_string([&] { return fmt::format("string value of key '{}'", key_); });
+        return;
       case GgufType::kArray: parse_array(v, depth); return;
       default: break;
     }
@@ -166,7 +167,8 @@ class GgufParser {
       }
     } else if (v.elem_type_ == GgufType::kArray) {
       v.items_.resize(v.count_);
-      for (uint64_t i = 0; i < v.count_; ++i) parse_value(v.items_[i], static_cast<uint32_t>(GgufType::kArray), depth + 1);
+      for (uint64_t i = 0; i < v.count_; ++i)
+        parse_value(v.items_[i], static_cast<uint32_t>(GgufType::kArray), depth + 1);
     } else {
       v.raw_ = data_ + pos_;
       if (v.elem_type_ == GgufType::kBool) {
@@ -228,7 +230,8 @@ class GgufParser {
       f_.data_offset_ = std::min<uint64_t>(aligned, size_);
       return;
     }
-    if (aligned > size_) error("truncated: data section would start at offset {} past the end ({} bytes)", aligned, size_);
+    if (aligned > size_)
+      error("truncated: data section would start at offset {} past the end ({} bytes)", aligned, size_);
     f_.data_offset_ = aligned;
   }
 
@@ -251,7 +254,8 @@ class GgufParser {
       const GgufTensorInfo& prev = f_.tensors_[order[i - 1]];
       const GgufTensorInfo& cur = f_.tensors_[order[i]];
       if (cur.offset < prev.offset + prev.n_bytes) {
-        error("tensor '{}' data overlaps tensor '{}' (offsets {} and {})", cur.name, prev.name, cur.offset, prev.offset);
+        error("tensor '{}' data overlaps tensor '{}' (offsets {} and {})", cur.name, prev.name, cur.offset,
+              prev.offset);
       }
     }
   }
@@ -262,7 +266,6 @@ class GgufParser {
   uint64_t pos_ = 0;
   uint64_t n_tensors_ = 0;
   uint64_t n_kv_ = 0;
-  uint64_t key_index_ = 0;
   std::string_view key_;  // key being parsed, for messages
 };
 

@@ -35,7 +35,7 @@ struct GgufTensorInfo {
   DType dtype = DType::kF32;
   int n_dims = 0;
   std::array<int64_t, kGgufMaxDims> ne{1, 1, 1, 1};  // ggml order: ne[0] is the row length
-  uint64_t offset = 0;      // relative to the start of the data section
+  uint64_t offset = 0;                               // relative to the start of the data section
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
   std::span<const int64_t> shape() const noexcept { return {ne.data(), static_cast<size_t>(n_dims)}; }

@@ -19,7 +19,8 @@ std::optional<GgufSplitName> parse_gguf_split_path(std::string_view path) {
   int no = 0, count = 0;
   const std::string_view no_text = tail.substr(1, 5), count_text = tail.substr(10, 5);
   if (std::from_chars(no_text.data(), no_text.data() + 5, no).ptr != no_text.data() + 5) return std::nullopt;
-  if (std::from_chars(count_text.data(), count_text.data() + 5, count).ptr != count_text.data() + 5) return std::nullopt;
+  if (std::from_chars(count_text.data(), count_text.data() + 5, count).ptr != count_text.data() + 5)
+    return std::nullopt;
   if (no < 1 || count < 1 || no > count) return std::nullopt;
   return GgufSplitName{std::string(path.substr(0, path.size() - kTailLen)), no - 1, count};
 }
@@ -39,7 +40,8 @@ GgufModelFiles GgufModelFiles::open(const std::string& path, const MapOptions& o
       if (i == name->index) {
         model.files_.push_back(std::move(first));
       } else {
-        model.files_.push_back(std::make_unique<GgufFile>(GgufFile::open(gguf_split_path(name->prefix, i, split_count), options)));
+        model.files_.push_back(
+            std::make_unique<GgufFile>(GgufFile::open(gguf_split_path(name->prefix, i, split_count), options)));
       }
     }
     for (int i = 0; i < split_count; ++i) {

@@ -40,18 +40,30 @@ bool gguf_type_is_integer(GgufType type) noexcept;
 // The GgufType that stores a C++ scalar type T (uint8_t ... double, bool).
 template <typename T>
 constexpr GgufType gguf_type_of() {
-  if constexpr (std::is_same_v<T, bool>) return GgufType::kBool;
-  else if constexpr (std::is_same_v<T, uint8_t>) return GgufType::kUint8;
-  else if constexpr (std::is_same_v<T, int8_t>) return GgufType::kInt8;
-  else if constexpr (std::is_same_v<T, uint16_t>) return GgufType::kUint16;
-  else if constexpr (std::is_same_v<T, int16_t>) return GgufType::kInt16;
-  else if constexpr (std::is_same_v<T, uint32_t>) return GgufType::kUint32;
-  else if constexpr (std::is_same_v<T, int32_t>) return GgufType::kInt32;
-  else if constexpr (std::is_same_v<T, uint64_t>) return GgufType::kUint64;
-  else if constexpr (std::is_same_v<T, int64_t>) return GgufType::kInt64;
-  else if constexpr (std::is_same_v<T, float>) return GgufType::kFloat32;
-  else if constexpr (std::is_same_v<T, double>) return GgufType::kFloat64;
-  else static_assert(!sizeof(T), "no GGUF type for this C++ type");
+  if constexpr (std::is_same_v<T, bool>)
+    return GgufType::kBool;
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    return GgufType::kUint8;
+  else if constexpr (std::is_same_v<T, int8_t>)
+    return GgufType::kInt8;
+  else if constexpr (std::is_same_v<T, uint16_t>)
+    return GgufType::kUint16;
+  else if constexpr (std::is_same_v<T, int16_t>)
+    return GgufType::kInt16;
+  else if constexpr (std::is_same_v<T, uint32_t>)
+    return GgufType::kUint32;
+  else if constexpr (std::is_same_v<T, int32_t>)
+    return GgufType::kInt32;
+  else if constexpr (std::is_same_v<T, uint64_t>)
+    return GgufType::kUint64;
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return GgufType::kInt64;
+  else if constexpr (std::is_same_v<T, float>)
+    return GgufType::kFloat32;
+  else if constexpr (std::is_same_v<T, double>)
+    return GgufType::kFloat64;
+  else
+    static_assert(!sizeof(T), "no GGUF type for this C++ type");
 }
 
 // A read-only view of a packed little-endian numeric array inside the file. Elements may be
@@ -130,7 +142,9 @@ class GgufValue {
   uint64_t array_size() const noexcept { return count_; }
   // Numeric elements; precondition: array_type() == gguf_type_of<T>().
   template <typename T>
-  GgufArrayView<T> numbers() const noexcept { return GgufArrayView<T>(raw_, count_); }
+  GgufArrayView<T> numbers() const noexcept {
+    return GgufArrayView<T>(raw_, count_);
+  }
   // String elements (array_type() == kString): views into the file.
   std::span<const std::string_view> strings() const noexcept { return strings_; }
   // Nested array elements (array_type() == kArray).
@@ -140,11 +154,11 @@ class GgufValue {
   friend class GgufParser;
 
   GgufType type_ = GgufType::kUint8;
-  uint64_t bits_ = 0;              // scalar value, zero-extended little-endian bytes
-  std::string_view string_;        // kString
+  uint64_t bits_ = 0;                      // scalar value, zero-extended little-endian bytes
+  std::string_view string_;                // kString
   GgufType elem_type_ = GgufType::kUint8;  // kArray: element type
-  uint64_t count_ = 0;             // kArray: element count
-  const std::byte* raw_ = nullptr; // kArray of numbers: packed elements in the file
+  uint64_t count_ = 0;                     // kArray: element count
+  const std::byte* raw_ = nullptr;         // kArray of numbers: packed elements in the file
   std::vector<std::string_view> strings_;  // kArray of strings
   std::vector<GgufValue> items_;           // kArray of arrays
 };

@@ -90,7 +90,8 @@ std::vector<std::byte>& GgufWriter::begin_kv(std::string_view key, GgufType type
 
 void GgufWriter::add_raw_scalar(std::string_view key, GgufType type, uint64_t bits) {
   const size_t size = gguf_scalar_size(type);
-  if (size == 0) fail(ErrorCode::kInvalidArgument, "key '{}': {} is not a fixed-size scalar type", key, gguf_type_name(type));
+  if (size == 0)
+    fail(ErrorCode::kInvalidArgument, "key '{}': {} is not a fixed-size scalar type", key, gguf_type_name(type));
   put_bytes(begin_kv(key, type), &bits, size);  // little-endian host: the low bytes come first
 }
 

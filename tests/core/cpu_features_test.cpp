@@ -63,8 +63,8 @@ std::optional<std::vector<std::pair<std::string, std::string>>> read_cpuinfo() {
 }
 
 // Unused off x86, where cpuinfo has no "flags" line to check.
-[[maybe_unused]] std::optional<std::string> first_value(
-    const std::vector<std::pair<std::string, std::string>>& fields, const std::string& key) {
+[[maybe_unused]] std::optional<std::string> first_value(const std::vector<std::pair<std::string, std::string>>& fields,
+                                                        const std::string& key) {
   for (const auto& [k, v] : fields) {
     if (k == key) return v;
   }
@@ -123,7 +123,9 @@ TEST(CpuFeatures, SingletonReturnsSameObjectFromEveryThread) {
     threads.emplace_back([&seen, i] { seen[i] = &cpu_features(); });
   }
   for (auto& t : threads) t.join();
-  for (const CpuFeatures* p : seen) { EXPECT_EQ(p, main_ptr); }
+  for (const CpuFeatures* p : seen) {
+    EXPECT_EQ(p, main_ptr);
+  }
   // Detection is deterministic while the affinity mask and online set do not change.
   EXPECT_EQ(detect_cpu_features(), cpu_features());
 }
@@ -143,12 +145,18 @@ TEST(CpuFeatures, FlagsMatchProcCpuinfo) {
                                 << ", /proc/cpuinfo says " << (listed ? "yes" : "no")
                                 << (detected ? " (or the kernel predates this flag name)" : "");
   }
-  if (const auto vendor = first_value(*cpuinfo, "vendor_id")) { EXPECT_EQ(f.vendor, *vendor); }
+  if (const auto vendor = first_value(*cpuinfo, "vendor_id")) {
+    EXPECT_EQ(f.vendor, *vendor);
+  }
   const auto model = first_value(*cpuinfo, "model name");
-  if (model && !f.brand.empty()) { EXPECT_EQ(f.brand, *model); }
+  if (model && !f.brand.empty()) {
+    EXPECT_EQ(f.brand, *model);
+  }
   EXPECT_FALSE(f.vendor.empty());
 #else
-  for (const FlagSpec& spec : kFlags) { EXPECT_FALSE(f.*spec.member) << spec.name << " set off x86"; }
+  for (const FlagSpec& spec : kFlags) {
+    EXPECT_FALSE(f.*spec.member) << spec.name << " set off x86";
+  }
 #endif
 }
 
@@ -167,18 +175,30 @@ TEST(CpuFeatures, ImplicationsHold) {
     EXPECT_TRUE(f.avx);
     EXPECT_TRUE(f.sse42);
   }
-  if (f.avx) { EXPECT_TRUE(f.sse42); }
-  if (f.fma || f.f16c || f.avx2) { EXPECT_TRUE(f.avx); }
-  if (f.avx_vnni) { EXPECT_TRUE(f.avx2); }
+  if (f.avx) {
+    EXPECT_TRUE(f.sse42);
+  }
+  if (f.fma || f.f16c || f.avx2) {
+    EXPECT_TRUE(f.avx);
+  }
+  if (f.avx_vnni) {
+    EXPECT_TRUE(f.avx2);
+  }
   if (f.avx512f) {
     EXPECT_TRUE(f.avx2);
     EXPECT_TRUE(f.supports_avx2_tier());
   }
   for (bool sub : {f.avx512bw, f.avx512vl, f.avx512dq, f.avx512_vnni, f.avx512_bf16}) {
-    if (sub) { EXPECT_TRUE(f.avx512f); }
+    if (sub) {
+      EXPECT_TRUE(f.avx512f);
+    }
   }
-  if (f.supports_avx512_tier()) { EXPECT_TRUE(f.supports_avx2_tier()); }
-  if (f.amx_int8 || f.amx_bf16) { EXPECT_TRUE(f.amx_tile); }
+  if (f.supports_avx512_tier()) {
+    EXPECT_TRUE(f.supports_avx2_tier());
+  }
+  if (f.amx_int8 || f.amx_bf16) {
+    EXPECT_TRUE(f.amx_tile);
+  }
 }
 
 TEST(CpuFeatures, CountsAreInRange) {
@@ -237,8 +257,7 @@ TEST(CpuFeatures, TierPredicatesFollowTheirDefinition) {
   f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512_vnni = f.avx512_bf16 = true;
   EXPECT_TRUE(f.supports_avx512_tier());
   for (bool CpuFeatures::*member : {&CpuFeatures::avx512f, &CpuFeatures::avx512bw, &CpuFeatures::avx512vl,
-                                    &CpuFeatures::avx512dq, &CpuFeatures::avx512_vnni,
-                                    &CpuFeatures::avx512_bf16}) {
+                                    &CpuFeatures::avx512dq, &CpuFeatures::avx512_vnni, &CpuFeatures::avx512_bf16}) {
     CpuFeatures g = f;
     g.*member = false;
     EXPECT_FALSE(g.supports_avx512_tier());
@@ -254,11 +273,14 @@ TEST(CpuFeatures, ToStringNamesExactlyTheSetFlags) {
   } else {
     EXPECT_EQ(flags_in_string(s), set_flag_names(f)) << s;
   }
-  if (!f.vendor.empty()) { EXPECT_EQ(s.rfind(f.vendor, 0), 0u) << s; }
-  if (!f.brand.empty()) { EXPECT_NE(s.find(f.brand), std::string::npos) << s; }
-  const std::string counts = std::to_string(f.logical_cpus) + " logical, " +
-                             std::to_string(f.physical_cores) + " physical, " +
-                             std::to_string(f.usable_cpus) + " usable";
+  if (!f.vendor.empty()) {
+    EXPECT_EQ(s.rfind(f.vendor, 0), 0u) << s;
+  }
+  if (!f.brand.empty()) {
+    EXPECT_NE(s.find(f.brand), std::string::npos) << s;
+  }
+  const std::string counts = std::to_string(f.logical_cpus) + " logical, " + std::to_string(f.physical_cores) +
+                             " physical, " + std::to_string(f.usable_cpus) + " usable";
   EXPECT_NE(s.find(counts), std::string::npos) << s;
 
   // Each flag alone, and all together, on synthetic values.

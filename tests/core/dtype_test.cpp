@@ -52,8 +52,14 @@ TEST(DType, BlockBytesMatchLayouts) {
       {DType::kTQ1_0, (kQKK - 4 * kQKK / 64) / 5 + kQKK / 64 + kHalf},
       {DType::kTQ2_0, kQKK / 4 + kHalf},
       {DType::kMXFP4, 1 + kQK / 2},
-      {DType::kF32, 4}, {DType::kF16, 2}, {DType::kBF16, 2}, {DType::kF64, 8},
-      {DType::kI8, 1}, {DType::kI16, 2}, {DType::kI32, 4}, {DType::kI64, 8},
+      {DType::kF32, 4},
+      {DType::kF16, 2},
+      {DType::kBF16, 2},
+      {DType::kF64, 8},
+      {DType::kI8, 1},
+      {DType::kI16, 2},
+      {DType::kI32, 4},
+      {DType::kI64, 8},
   };
   for (const auto& [dtype, bytes] : expected) EXPECT_EQ(dtype_traits(dtype).block_bytes, bytes) << dtype_name(dtype);
 }

@@ -31,8 +31,8 @@ TEST(MappedFile, MapsContents) {
   const auto dir = test::temp_dir("mapped_file_contents");
   const auto bytes = random_bytes(100003, 1);
   const auto path = write_file(dir, "f.bin", bytes);
-  for (const MapOptions options : {MapOptions{}, MapOptions{true, false, MapAdvice::kSequential},
-                                   MapOptions{false, true, MapAdvice::kRandom}}) {
+  for (const MapOptions options :
+       {MapOptions{}, MapOptions{true, false, MapAdvice::kSequential}, MapOptions{false, true, MapAdvice::kRandom}}) {
     const MappedFile f = MappedFile::open(path.string(), options);
     ASSERT_EQ(f.size(), bytes.size());
     EXPECT_EQ(std::memcmp(f.data(), bytes.data(), bytes.size()), 0);

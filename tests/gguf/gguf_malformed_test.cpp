@@ -18,8 +18,7 @@ constexpr uint32_t kTypeU32 = 4, kTypeBool = 7, kTypeString = 8, kTypeArray = 9;
 constexpr uint32_t kF32 = 0, kQ4_0 = 2;
 
 // Parses `bytes` expecting an Error whose message contains `fragment`.
-void expect_error(std::span<const std::byte> bytes, std::string_view fragment,
-                  ErrorCode code = ErrorCode::kFormat) {
+void expect_error(std::span<const std::byte> bytes, std::string_view fragment, ErrorCode code = ErrorCode::kFormat) {
   try {
     GgufFile::parse(bytes, "bad.gguf");
     ADD_FAILURE() << "parsed; expected an error containing '" << fragment << "'";
@@ -170,8 +169,12 @@ TEST(GgufMalformed, BadTensorInfos) {
 
 TEST(GgufMalformed, ZeroSizedAndAlignedCornerCasesParse) {
   // Alignment 1: tensors may start anywhere; tensors may be adjacent without overlapping.
-  const auto f = RawGguf().header(2, 1).kv_u32("general.alignment", 1).tensor("a", {3}, kF32, 0)
-                     .tensor("b", {1}, kF32, 12).data(16);
+  const auto f = RawGguf()
+                     .header(2, 1)
+                     .kv_u32("general.alignment", 1)
+                     .tensor("a", {3}, kF32, 0)
+                     .tensor("b", {1}, kF32, 12)
+                     .data(16);
   const GgufFile file = GgufFile::parse(f.span(), "align1.gguf");
   EXPECT_EQ(file.alignment(), 1u);
   EXPECT_EQ(file.tensors()[1].offset, 12u);

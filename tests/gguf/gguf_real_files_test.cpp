@@ -59,7 +59,7 @@ TEST(GgufRealFiles, EveryFileParsesConsistently) {
 TEST(GgufRealFiles, VocabFilesMatchTheirTestVectors) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const std::map<std::string, std::string> expected_model = {
-      {"llama-spm", "llama"}, {"llama-bpe", "gpt2"}, {"qwen2", "gpt2"}, {"phi-3", "llama"},
+      {"llama-spm", "llama"}, {"llama-bpe", "gpt2"}, {"qwen2", "gpt2"},  {"phi-3", "llama"},
       {"gpt-2", "gpt2"},      {"bert-bge", "bert"},  {"falcon", "gpt2"}, {"starcoder", "gpt2"}};
   int checked = 0;
   for (const auto& path : gguf_files_under(data / "vocab")) {
@@ -101,7 +101,8 @@ TEST(GgufRealFiles, VocabFilesMatchTheirTestVectors) {
 // hidden 172, vocab 512, context_length 128 as stored by the converter.
 TEST(GgufRealFiles, Stories260KHyperParameters) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  for (const char* file : {"stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf"}) {
+  for (const char* file :
+       {"stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf"}) {
     SCOPED_TRACE(file);
     const GgufFile f = GgufFile::open((data / "models/stories260K" / file).string());
     EXPECT_EQ(f.get<std::string>("general.architecture"), "llama");
@@ -123,7 +124,7 @@ TEST(GgufRealFiles, Stories260KHyperParameters) {
     EXPECT_EQ(down->ne[0], 172);
     EXPECT_EQ(down->dtype, std::string(file) == "stories260K-F16.gguf" ? DType::kF16 : DType::kF32);
     EXPECT_NE(f.find_tensor("output.weight"), nullptr);  // the converter writes an untied output
-    EXPECT_EQ(f.tensors().size(), 3u + 5u * 9u);          // embd, output_norm, output + 9 per layer
+    EXPECT_EQ(f.tensors().size(), 3u + 5u * 9u);         // embd, output_norm, output + 9 per layer
   }
 }
 

@@ -17,9 +17,12 @@ std::vector<T> random_values(size_t n, unsigned seed) {
   std::mt19937_64 rng(seed);
   std::vector<T> v(n);
   for (size_t i = 0; i < n; ++i) {  // index loop: std::vector<bool> has no bool&
-    if constexpr (std::is_same_v<T, bool>) v[i] = rng() & 1;
-    else if constexpr (std::is_floating_point_v<T>) v[i] = static_cast<T>(std::normal_distribution<double>(0, 1e3)(rng));
-    else v[i] = static_cast<T>(rng());
+    if constexpr (std::is_same_v<T, bool>)
+      v[i] = rng() & 1;
+    else if constexpr (std::is_floating_point_v<T>)
+      v[i] = static_cast<T>(std::normal_distribution<double>(0, 1e3)(rng));
+    else
+      v[i] = static_cast<T>(rng());
   }
   return v;
 }
@@ -219,16 +222,52 @@ TEST(GgufRoundTrip, WriterRejectsBadInput) {
     }
   };
   expect_invalid([] { GgufWriter w(24); }, "power of two");
-  expect_invalid([] { GgufWriter w; w.add<uint32_t>("k", 1); w.add_string("k", "x"); }, "duplicate");
+  expect_invalid(
+      [] {
+        GgufWriter w;
+        w.add<uint32_t>("k", 1);
+        w.add_string("k", "x");
+      },
+      "duplicate");
   std::vector<std::byte> data(36);
   const int64_t good[] = {64}, odd[] = {33}, zero[] = {0}, five[] = {1, 1, 1, 1, 1};
-  expect_invalid([&] { GgufWriter w; w.add_tensor("t", DType::kQ4_0, odd, data); }, "block size");
-  expect_invalid([&] { GgufWriter w; w.add_tensor("t", DType::kQ4_0, zero, data); }, "invalid shape");
-  expect_invalid([&] { GgufWriter w; w.add_tensor("t", DType::kF32, five, data); }, "5 dimensions");
-  expect_invalid([&] { GgufWriter w; w.add_tensor("t", DType::kF32, good, data); }, "36 data bytes given, 256");
-  expect_invalid([&] { GgufWriter w; w.add_tensor("t", DType::kQ4_0, good, data); w.add_tensor("t", DType::kQ4_0, good, data); },
-                 "duplicate tensor");
-  expect_invalid([&] { GgufWriter w; w.add_tensor("", DType::kQ4_0, good, data); }, "empty");
+  expect_invalid(
+      [&] {
+        GgufWriter w;
+        w.add_tensor("t", DType::kQ4_0, odd, data);
+      },
+      "block size");
+  expect_invalid(
+      [&] {
+        GgufWriter w;
+        w.add_tensor("t", DType::kQ4_0, zero, data);
+      },
+      "invalid shape");
+  expect_invalid(
+      [&] {
+        GgufWriter w;
+        w.add_tensor("t", DType::kF32, five, data);
+      },
+      "5 dimensions");
+  expect_invalid(
+      [&] {
+        GgufWriter w;
+        w.add_tensor("t", DType::kF32, good, data);
+      },
+      "36 data bytes given, 256");
+  expect_invalid(
+      [&] {
+        GgufWriter w;
+        w.add_tensor("t", DType::kQ4_0, good, data);
+        w.add_tensor("t", DType::kQ4_0, good, data);
+      },
+      "duplicate tensor");
+  expect_invalid(
+      [&] {
+        GgufWriter w;
+        w.add_tensor("", DType::kQ4_0, good, data);
+      },
+      "empty");
 }
 
 TEST(GgufRoundTrip, WriteFileFailureNamesThePath) {

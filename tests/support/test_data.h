@@ -18,7 +18,7 @@ std::filesystem::path temp_dir(const std::string& name);
 }  // namespace ember::test
 
 // Skips the current test with a clear message when ../shared/data is absent; binds `dir` otherwise.
-#define EMBER_SHARED_DATA_OR_SKIP(dir)                                                            \
-  const auto dir##_opt = ::ember::test::shared_data_dir();                                        \
+#define EMBER_SHARED_DATA_OR_SKIP(dir)                                                              \
+  const auto dir##_opt = ::ember::test::shared_data_dir();                                          \
   if (!dir##_opt) GTEST_SKIP() << "../shared/data not found beside the checkout; test data absent"; \
   const std::filesystem::path& dir = *dir##_opt
