@@ -10,10 +10,11 @@ DEMO_MODEL := $(SHARED_DATA)/models/stories260K/stories260K.gguf
 RELEASE_DIR := build/release
 DEBUG_DIR := build/debug
 SANITIZE_DIR := build/sanitize
+TSAN_DIR := build/tsan
 FUZZ_DIR := build/fuzz
 
-.PHONY: all build deps release debug sanitize test test-release test-sanitize demo bench fuzz fuzz-run \
-        format format-check clean
+.PHONY: all build deps release debug sanitize tsan test test-release test-sanitize test-tsan demo bench fuzz \
+        fuzz-run format format-check clean
 
 all: build
 
@@ -27,8 +28,8 @@ $(RELEASE_DIR)/build.ninja: CMakeLists.txt | deps
 $(DEBUG_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(DEBUG_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug
 
-# The sanitizer build uses clang, so every `make test` also proves the tree builds warning-free
-# with Clang 14 as well as GCC 12.
+# The sanitizer build uses clang and builds every target but the benchmarks, so every `make test`
+# also proves the tree builds warning-free with Clang 14 as well as GCC 12.
 $(SANITIZE_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(SANITIZE_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_COMPILER=$(SAN_CXX) -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
@@ -40,18 +41,29 @@ build release: $(RELEASE_DIR)/build.ninja
 debug: $(DEBUG_DIR)/build.ninja
 	cmake --build $(DEBUG_DIR) -j $(JOBS)
 
-sanitize: $(SANITIZE_DIR)/build.ninja
-	cmake --build $(SANITIZE_DIR) -j $(JOBS) --target core_tests gguf_tests
+# ThreadSanitizer for the thread pool: the memory-ordering bugs ASan cannot see.
+$(TSAN_DIR)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(TSAN_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DEMBER_BUILD_BENCH=OFF
 
-test: test-release test-sanitize
+sanitize: $(SANITIZE_DIR)/build.ninja
+	cmake --build $(SANITIZE_DIR) -j $(JOBS)
+
+tsan: $(TSAN_DIR)/build.ninja
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests
+
+test: format-check test-release test-sanitize test-tsan
 
 test-release: build
 	cd $(RELEASE_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
-# Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Unit and CLI tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize: sanitize
 	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j $(JOBS) -L unit --timeout 900
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|cli' --timeout 900
+
+test-tsan: tsan
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/tests/core_tests --gtest_filter='ThreadPool*:-*Death*' --gtest_brief=1
 
 # Until text generation exists, the demo is `ember inspect` on a real model from ../shared/data.
 demo: build
@@ -78,8 +90,9 @@ fuzz-run: fuzz
 	@mkdir -p fuzz/corpus-work fuzz/artifacts
 	$(FUZZ_DIR)/fuzz/gguf_make_seeds fuzz/corpus-work $$(find $(SHARED_DATA) -name '*.gguf' | sort)
 	cp $(SHARED_DATA)/models/stories260K/stories260K-Q4_0.gguf $(SHARED_DATA)/vocab/ggml-vocab-bert-bge.gguf fuzz/corpus-work/
-	$(FUZZ_DIR)/fuzz/gguf_reader_fuzz fuzz/corpus-work fuzz/regressions -max_total_time=$(FUZZ_SECONDS) \
-	  -max_len=1048576 -rss_limit_mb=4096 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_DIR)/fuzz/gguf_reader_fuzz fuzz/corpus-work -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=1048576 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
 
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h')
 format:

@@ -4,8 +4,8 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential cmake ninja-build ccache pkg-config git
-  g++-12 clang-14 lld-14 libclang-rt-14-dev clang-format-14
+  build-essential make cmake ninja-build ccache git procps
+  g++-12 clang-14 libclang-rt-14-dev clang-format-14
   # libraries (DESIGN.md §9)
   libfmt-dev nlohmann-json3-dev libcli11-dev
   # tests and benchmarks

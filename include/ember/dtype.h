@@ -70,6 +70,10 @@ std::optional<DType> dtype_from_name(std::string_view name) noexcept;
 // of the block size or the byte count would overflow uint64.
 std::optional<uint64_t> dtype_bytes_for(DType dtype, uint64_t n_elements) noexcept;
 
+// Byte alignment that data of this type needs for typed loads: the widest scalar in its block
+// (f32/i32 and q8_K's f32 scale: 4; f64/i64: 8; i8 and mxfp4: 1; everything else with f16 fields: 2).
+uint32_t dtype_alignment(DType dtype) noexcept;
+
 // All known types, in id order (for tests and tables).
 const DTypeTraits* dtype_traits_begin() noexcept;
 const DTypeTraits* dtype_traits_end() noexcept;

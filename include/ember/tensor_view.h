@@ -21,8 +21,9 @@ class TensorView {
 
   TensorView() = default;
 
-  // A contiguous tensor. Precondition (EMBER_CHECK): 1..4 dims, each >= 1, and ne[0] a multiple
-  // of the dtype's block size; callers validate untrusted shapes before (the GGUF reader does).
+  // A contiguous tensor. Precondition (EMBER_CHECK): 0..4 dims (0 = scalar), each >= 1, element
+  // count within int64, and ne[0] a multiple of the dtype's block size; callers validate untrusted
+  // shapes before (the GGUF reader does).
   TensorView(const void* data, DType dtype, std::span<const int64_t> shape, std::string_view name = {});
   TensorView(const void* data, DType dtype, std::initializer_list<int64_t> shape, std::string_view name = {})
       : TensorView(data, dtype, std::span<const int64_t>(shape.begin(), shape.size()), name) {}

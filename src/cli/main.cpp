@@ -25,9 +25,27 @@ int main(int argc, char** argv) {
   CLI::App app{"ember: a native C++ LLM inference engine", "ember"};
   app.set_version_flag("--version", "ember " EMBER_VERSION_STRING, "Print the version and exit");
   app.require_subcommand(1);
+  // Usage errors are one line, like every other error: "ember: error: <what> (run 'ember --help')".
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "ember: error: " + ember::cli::escape_text(e.what()) + " (run 'ember --help')\n";
+  });
 
   CommandAction action;
   add_inspect_command(app, action);
+
+  // CLI11 would call an unknown command word a missing subcommand; name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known = known || sub->get_name() == argv[1];
+    }
+    if (!known) {
+      report_error("unknown command '" + std::string(argv[1]) + "' (commands: " + names + ")");
+      return kExitUsage;
+    }
+  }
 
   try {
     app.parse(argc, argv);

@@ -142,7 +142,10 @@ std::string escape_text(std::string_view text) {
     if (len == 0) {
       out += fmt::format("\\x{:02x}", c);
       ++i;
-    } else if (cp <= 0x9F || cp == 0x2028 || cp == 0x2029) {  // C1 controls and line separators
+    } else if (cp <= 0x9F || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202E) ||
+               (cp >= 0x2066 && cp <= 0x2069)) {
+      // C1 controls, line separators and bidirectional overrides (which could reorder how a line
+      // of hostile metadata displays in a terminal).
       out += fmt::format("\\u{:04x}", static_cast<uint32_t>(cp));
       i += len;
     } else {

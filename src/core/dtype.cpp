@@ -95,6 +95,19 @@ std::optional<uint64_t> dtype_bytes_for(DType dtype, uint64_t n_elements) noexce
   return bytes;
 }
 
+uint32_t dtype_alignment(DType dtype) noexcept {
+  switch (dtype) {
+    case DType::kF32:
+    case DType::kI32:
+    case DType::kQ8_K: return 4;
+    case DType::kF64:
+    case DType::kI64: return 8;
+    case DType::kI8:
+    case DType::kMXFP4: return 1;
+    default: return 2;
+  }
+}
+
 const DTypeTraits* dtype_traits_begin() noexcept { return std::begin(kTraits); }
 const DTypeTraits* dtype_traits_end() noexcept { return std::end(kTraits); }
 

@@ -7,9 +7,11 @@ namespace ember {
 
 TensorView::TensorView(const void* data, DType dtype, std::span<const int64_t> shape, std::string_view name)
     : data_(data), dtype_(dtype), n_dims_(static_cast<int>(shape.size())), name_(name) {
-  EMBER_CHECK(!shape.empty() && shape.size() <= kMaxDims);
+  EMBER_CHECK(shape.size() <= kMaxDims);  // 0 dims: a scalar
+  int64_t n = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
     EMBER_CHECK(shape[i] >= 1);
+    EMBER_CHECK_MSG(!__builtin_mul_overflow(n, shape[i], &n), "tensor element count overflows int64");
     ne_[i] = shape[i];
   }
   const DTypeTraits& t = dtype_traits(dtype);

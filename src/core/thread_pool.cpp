@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/cpu_features.h"
 
 namespace ember {
 namespace {
@@ -59,8 +60,9 @@ ThreadPool::ThreadPool(int n_threads) {
     fail(ErrorCode::kInvalidArgument, "thread pool size {} is out of range [1, {}]", n_threads, kMaxThreads);
   }
   n_threads_ = n_threads;
-  const unsigned n_cpus = std::thread::hardware_concurrency();  // 0 when unknown
-  const bool oversubscribed = n_cpus != 0 && static_cast<unsigned>(n_threads) > n_cpus;
+  // The CPUs this process may run on (affinity mask, e.g. taskset or a cpuset), not all online ones.
+  const int n_cpus = cpu_features().usable_cpus;
+  const bool oversubscribed = n_threads > n_cpus;
   spin_limit_ = oversubscribed ? kSpinIterationsOversubscribed : kSpinIterations;
   spin_yield_ = oversubscribed;
   try {

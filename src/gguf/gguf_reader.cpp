@@ -12,9 +12,10 @@ namespace ember {
 // Smallest possible encodings, used to reject counts the remaining bytes cannot hold *before*
 // anything is allocated for them (a header claiming 2^60 entries fails at once).
 namespace {
-constexpr uint64_t kMinKeyValueBytes = 8 + 4 + 1;            // key length, type, 1-byte value
-constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, 1 dim, type, offset
-constexpr uint64_t kMinArrayElemHeaderBytes = 4 + 8;         // nested array: type + count
+constexpr uint64_t kMinKeyValueBytes = 8 + 4 + 1;        // key length, type, 1-byte value
+constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;  // name length, n_dims (0), type, offset
+constexpr uint64_t kMinArrayElemHeaderBytes = 4 + 8;     // nested array: type + count
+constexpr uint64_t kMaxReserve = 4096;                   // entries reserved before they are parsed
 
 uint64_t min_encoded_size(GgufType type) noexcept {
   if (type == GgufType::kString) return 8;
@@ -28,7 +29,7 @@ bool valid_value_type(uint32_t id) noexcept { return id < kGgufTypeCount; }
 // Parses one buffer into a GgufFile; holds the cursor and the context for error messages.
 class GgufParser {
  public:
-  GgufParser(GgufFile& file) : f_(file), data_(file.bytes_.data()), size_(file.bytes_.size()) {}
+  explicit GgufParser(GgufFile& file) : f_(file), data_(file.bytes_.data()), size_(file.bytes_.size()) {}
 
   void parse() {
     parse_header();
@@ -107,8 +108,10 @@ class GgufParser {
   }
 
   void parse_metadata() {
-    f_.metadata_.reserve(n_kv_);
-    f_.metadata_index_.reserve(n_kv_);
+    // Reserve at most kMaxReserve up front; beyond that containers grow with the bytes actually
+    // parsed, so a corrupted count cannot make the reader allocate far more than the file size.
+    f_.metadata_.reserve(std::min(n_kv_, kMaxReserve));
+    f_.metadata_index_.reserve(std::min(n_kv_, kMaxReserve));
     for (uint64_t i = 0; i < n_kv_; ++i) {
       const std::string_view key = read_string([&] { return fmt::format("key of metadata entry {}", i); });
       if (key.empty()) error("metadata entry {} has an empty key", i);
@@ -161,14 +164,16 @@ class GgufParser {
             v.count_, gguf_type_name(v.elem_type_), size_ - pos_);
     }
     if (v.elem_type_ == GgufType::kString) {
-      v.strings_.reserve(v.count_);
+      v.strings_.reserve(std::min(v.count_, kMaxReserve));
       for (uint64_t i = 0; i < v.count_; ++i) {
         v.strings_.push_back(read_string([&] { return fmt::format("element {} of key '{}'", i, key_); }));
       }
     } else if (v.elem_type_ == GgufType::kArray) {
-      v.items_.resize(v.count_);
-      for (uint64_t i = 0; i < v.count_; ++i)
-        parse_value(v.items_[i], static_cast<uint32_t>(GgufType::kArray), depth + 1);
+      v.items_.reserve(std::min(v.count_, kMaxReserve));
+      for (uint64_t i = 0; i < v.count_; ++i) {
+        // The reference stays valid: the recursion only appends to the new item's own vectors.
+        parse_value(v.items_.emplace_back(), static_cast<uint32_t>(GgufType::kArray), depth + 1);
+      }
     } else {
       v.raw_ = data_ + pos_;
       if (v.elem_type_ == GgufType::kBool) {
@@ -181,16 +186,15 @@ class GgufParser {
   }
 
   void parse_tensor_infos() {
-    f_.tensors_.reserve(n_tensors_);
-    f_.tensor_index_.reserve(n_tensors_);
+    f_.tensors_.reserve(std::min(n_tensors_, kMaxReserve));
+    f_.tensor_index_.reserve(std::min(n_tensors_, kMaxReserve));
     for (uint64_t i = 0; i < n_tensors_; ++i) {
       GgufTensorInfo t;
       t.name = read_string([&] { return fmt::format("name of tensor {}", i); });
       if (t.name.empty()) error("tensor {} has an empty name", i);
       const auto n_dims = read<uint32_t>([&] { return fmt::format("dimension count of tensor '{}'", t.name); });
-      if (n_dims < 1 || n_dims > kGgufMaxDims) {
-        error("tensor '{}' has {} dimensions, expected 1 to {}", t.name, n_dims, kGgufMaxDims);
-      }
+      // n_dims == 0 is a scalar (one element), as llama.cpp's reader and gguf-py allow.
+      if (n_dims > kGgufMaxDims) error("tensor '{}' has {} dimensions, expected 0 to {}", t.name, n_dims, kGgufMaxDims);
       t.n_dims = static_cast<int>(n_dims);
       uint64_t n_elements = 1;
       for (uint32_t d = 0; d < n_dims; ++d) {
@@ -247,6 +251,15 @@ class GgufParser {
         error("tensor '{}' data [{}, +{}) lies outside the data section ({} bytes)", t.name, t.offset, t.n_bytes,
               data_size);
       }
+      // general.alignment may be as small as 1; kernels read elements and block scales with typed
+      // (and SIMD) loads straight from the mapping, which needs the type's natural alignment.
+      const uint32_t need = dtype_alignment(t.dtype);
+      const auto address = reinterpret_cast<uintptr_t>(data_ + f_.data_offset_ + t.offset);
+      if (address % need != 0) {
+        fail(ErrorCode::kUnsupported,
+             "'{}': tensor '{}' data at file offset {} is not {}-byte aligned as type {} requires", f_.name_, t.name,
+             f_.data_offset_ + t.offset, need, dtype_name(t.dtype));
+      }
     }
     std::sort(order.begin(), order.end(),
               [&](size_t x, size_t y) { return f_.tensors_[x].offset < f_.tensors_[y].offset; });
@@ -269,12 +282,25 @@ class GgufParser {
   std::string_view key_;  // key being parsed, for messages
 };
 
+namespace {
+
+// Parsing allocates in proportion to the bytes parsed; if even that fails, say so as an ember::Error.
+void parse_or_report_oom(GgufFile& file, const std::string& name, void (*parse)(GgufFile&)) {
+  try {
+    parse(file);
+  } catch (const std::bad_alloc&) {
+    fail(ErrorCode::kOutOfMemory, "'{}': out of memory while reading the GGUF metadata", name);
+  }
+}
+
+}  // namespace
+
 GgufFile GgufFile::open(const std::string& path, const MapOptions& options) {
   GgufFile file;
   file.name_ = path;
   file.mapping_ = MappedFile::open(path, options);
   file.bytes_ = file.mapping_.bytes();
-  GgufParser(file).parse();
+  parse_or_report_oom(file, path, [](GgufFile& f) { GgufParser(f).parse(); });
   return file;
 }
 
@@ -282,7 +308,7 @@ GgufFile GgufFile::parse(std::span<const std::byte> bytes, std::string name) {
   GgufFile file;
   file.name_ = std::move(name);
   file.bytes_ = bytes;
-  GgufParser(file).parse();
+  parse_or_report_oom(file, file.name_, [](GgufFile& f) { GgufParser(f).parse(); });
   return file;
 }
 

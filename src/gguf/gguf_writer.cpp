@@ -2,6 +2,8 @@
 #include "gguf/gguf_writer.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +11,7 @@
 
 #include "core/check.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/utf8.h"
 
 namespace ember {
 namespace {
@@ -33,25 +36,41 @@ void put_string(std::vector<std::byte>& out, std::string_view s) {
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
+// The reader rejects strings that are not UTF-8, so the writer refuses to produce them.
+void require_utf8(std::string_view text, std::string_view what) {
+  if (!is_valid_utf8(text)) fail(ErrorCode::kInvalidArgument, "{} is not valid UTF-8", what);
+}
+
+void put_checked_string(std::vector<std::byte>& out, std::string_view s) {
+  require_utf8(s, "GGUF string value");
+  put_string(out, s);
+}
+
 }  // namespace
 
 void GgufArrayValue::append_bytes(const void* p, size_t n) { put_bytes(elems_, p, n); }
 
 GgufArrayValue GgufArrayValue::of_strings(std::span<const std::string> values) {
   GgufArrayValue a(GgufType::kString, values.size());
-  for (const std::string& s : values) put_string(a.elems_, s);
+  for (const std::string& s : values) put_checked_string(a.elems_, s);
   return a;
 }
 
 GgufArrayValue GgufArrayValue::of_strings(std::span<const std::string_view> values) {
   GgufArrayValue a(GgufType::kString, values.size());
-  for (std::string_view s : values) put_string(a.elems_, s);
+  for (std::string_view s : values) put_checked_string(a.elems_, s);
   return a;
 }
 
 GgufArrayValue GgufArrayValue::of_arrays(std::span<const GgufArrayValue> values) {
   GgufArrayValue a(GgufType::kArray, values.size());
-  for (const GgufArrayValue& v : values) v.encode(a.elems_);
+  for (const GgufArrayValue& v : values) {
+    v.encode(a.elems_);
+    a.depth_ = std::max(a.depth_, v.depth_ + 1);
+  }
+  if (a.depth_ > kGgufMaxArrayNesting) {  // the reader's limit
+    fail(ErrorCode::kInvalidArgument, "GGUF arrays nested deeper than {} levels", kGgufMaxArrayNesting);
+  }
   return a;
 }
 
@@ -76,11 +95,23 @@ GgufWriter::GgufWriter(uint32_t alignment) : alignment_(alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
     fail(ErrorCode::kInvalidArgument, "GGUF alignment {} is not a power of two", alignment);
   }
-  if (alignment != kGgufDefaultAlignment) add<uint32_t>("general.alignment", alignment);
+  if (alignment != kGgufDefaultAlignment) {
+    put_string(kv_bytes_, kAlignmentKey);
+    put<uint32_t>(kv_bytes_, static_cast<uint32_t>(GgufType::kUint32));
+    put<uint32_t>(kv_bytes_, alignment);
+    keys_.emplace(kAlignmentKey);
+    ++n_kv_;
+  }
 }
 
 std::vector<std::byte>& GgufWriter::begin_kv(std::string_view key, GgufType type) {
   if (key.empty()) fail(ErrorCode::kInvalidArgument, "GGUF metadata key is empty");
+  require_utf8(key, fmt::format("GGUF metadata key '{}'", key));
+  if (key == kAlignmentKey) {
+    // The padding of the data section follows the constructor's alignment; a second value would
+    // describe a file this writer does not produce.
+    fail(ErrorCode::kInvalidArgument, "set '{}' through the GgufWriter constructor", kAlignmentKey);
+  }
   if (!keys_.emplace(key).second) fail(ErrorCode::kInvalidArgument, "duplicate GGUF metadata key '{}'", key);
   ++n_kv_;
   put_string(kv_bytes_, key);
@@ -96,6 +127,7 @@ void GgufWriter::add_raw_scalar(std::string_view key, GgufType type, uint64_t bi
 }
 
 void GgufWriter::add_string(std::string_view key, std::string_view value) {
+  require_utf8(value, fmt::format("value of GGUF key '{}'", key));
   put_string(begin_kv(key, GgufType::kString), value);
 }
 
@@ -106,6 +138,7 @@ void GgufWriter::add_array(std::string_view key, const GgufArrayValue& value) {
 void GgufWriter::add_tensor(std::string_view name, DType dtype, std::span<const int64_t> shape,
                             std::span<const std::byte> data) {
   if (name.empty()) fail(ErrorCode::kInvalidArgument, "GGUF tensor name is empty");
+  require_utf8(name, "GGUF tensor name");
   if (shape.empty() || shape.size() > kGgufMaxDims) {
     fail(ErrorCode::kInvalidArgument, "tensor '{}' has {} dimensions, expected 1 to {}", name, shape.size(),
          kGgufMaxDims);
@@ -157,28 +190,30 @@ std::vector<std::byte> GgufWriter::write_to_memory() const {
 
 void GgufWriter::write_file(const std::string& path) const {
   const std::vector<std::byte> bytes = write_to_memory();
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(ErrorCode::kIo, "cannot create '{}': {}", tmp, std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
+  // A unique temporary name in the target directory (mkstemp: O_EXCL, so it never follows a
+  // planted symlink, and two writers never share it), then rename: the final name only ever
+  // holds a complete file.
+  std::string tmp = path + ".XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) fail(ErrorCode::kIo, "cannot create a temporary file for '{}': {}", path, std::strerror(errno));
+  int err = 0;
+  for (size_t done = 0; done < bytes.size() && err == 0;) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail(ErrorCode::kIo, "cannot write '{}': {}", tmp, std::strerror(err));
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno != EINTR) {
+      err = errno;
     }
-    done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
+  if (err == 0 && ::fchmod(fd, 0644) != 0) err = errno;  // mkstemp creates 0600
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) {
     ::unlink(tmp.c_str());
-    fail(ErrorCode::kIo, "cannot write '{}': {}", tmp, std::strerror(err));
+    fail(ErrorCode::kIo, "cannot write '{}': {}", path, std::strerror(err));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
+    err = errno;
     ::unlink(tmp.c_str());
     fail(ErrorCode::kIo, "cannot rename '{}' to '{}': {}", tmp, path, std::strerror(err));
   }

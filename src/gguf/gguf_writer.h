@@ -42,11 +42,14 @@ class GgufArrayValue {
 
   GgufType elem_type_;
   uint64_t count_;
+  int depth_ = 1;  // levels of array nesting, this one included
   std::vector<std::byte> elems_;
 };
 
 class GgufWriter {
  public:
+  static constexpr std::string_view kAlignmentKey = "general.alignment";
+
   // alignment: power of two; written as general.alignment when not the default 32.
   explicit GgufWriter(uint32_t alignment = 32);
 

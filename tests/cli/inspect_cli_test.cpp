@@ -207,14 +207,16 @@ TEST(EmberCli, UsageAndExitCodes) {
   for (const char* word : {"Usage", "inspect", "--version"}) EXPECT_NE(help.out.find(word), std::string::npos) << word;
   for (const char* word : {"FILE", "--json", "--all"})
     EXPECT_NE(inspect_help.out.find(word), std::string::npos) << word;
-  // Bad usage: CLI11's message on stderr, exit code 2, nothing on stdout.
+  // Bad usage: one "ember: error:" line on stderr, exit code 2, nothing on stdout.
   for (const auto& args : std::vector<std::vector<std::string>>{
            {}, {"frobnicate"}, {"--bogus"}, {"inspect"}, {"inspect", "--bogus", "x.gguf"}, {"inspect", "a", "b"}}) {
     const RunResult r = ember(args);
     EXPECT_EQ(r.exit_code, 2) << ::testing::PrintToString(args);
     EXPECT_EQ(r.out, "") << ::testing::PrintToString(args);
-    EXPECT_FALSE(r.err.empty()) << ::testing::PrintToString(args);
+    EXPECT_TRUE(r.err.starts_with("ember: error: ")) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+  EXPECT_NE(ember({"frobnicate"}).err.find("unknown command 'frobnicate' (commands: inspect)"), std::string::npos);
 }
 
 TEST(EmberCli, InspectStories260KText) {

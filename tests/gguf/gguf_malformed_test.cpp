@@ -142,8 +142,7 @@ TEST(GgufMalformed, BadTensorInfos) {
   auto one = [](std::initializer_list<uint64_t> dims, uint32_t type, uint64_t offset = 0, size_t data = 64) {
     return RawGguf().header(1, 0).tensor("t", dims, type, offset).pad().data(data);
   };
-  expect_error(one({}, kF32).span(), "0 dimensions");
-  expect_error(one({1, 1, 1, 1, 1}, kF32).span(), "5 dimensions");
+  expect_error(one({1, 1, 1, 1, 1}, kF32).span(), "5 dimensions, expected 0 to 4");
   expect_error(one({4, 0}, kF32).span(), "invalid dimension 1 = 0");
   expect_error(one({static_cast<uint64_t>(-3)}, kF32).span(), "invalid dimension 0 = -3");
   expect_error(one({uint64_t{1} << 32, uint64_t{1} << 32}, kF32).span(), "overflows");
@@ -167,33 +166,52 @@ TEST(GgufMalformed, BadTensorInfos) {
   expect_error(RawGguf().header(1, 0).tensor("t", {4}, kF32, 0).span(), "data section would start");
 }
 
-TEST(GgufMalformed, ZeroSizedAndAlignedCornerCasesParse) {
-  // Alignment 1: tensors may start anywhere; tensors may be adjacent without overlapping.
+TEST(GgufMalformed, ScalarsAndSmallAlignmentsParse) {
+  // A 0-dim tensor is a scalar of one element, as llama.cpp and gguf-py allow.
+  const auto scalar = RawGguf().header(1, 0).tensor("s", {}, kF32, 0).pad().data(4);
+  const GgufFile s = GgufFile::parse(scalar.span(), "scalar.gguf");
+  EXPECT_EQ(s.tensors()[0].n_dims, 0);
+  EXPECT_EQ(s.tensors()[0].n_elements, 1u);
+  EXPECT_EQ(s.tensor_view(s.tensors()[0]).n_elements(), 1);
+  // Alignment 1: tensors may start at any offset that suits their type, and be adjacent.
+  // 24 header + 33 key + 34 + 33 tensor infos = 124: the data section starts 4-byte aligned.
+  const auto f = RawGguf()
+                     .header(2, 1)
+                     .kv_u32("general.alignment", 1)
+                     .tensor("aa", {3}, kF32, 0)
+                     .tensor("b", {1}, kF32, 12)
+                     .data(16);
+  ASSERT_EQ(f.size(), 124u + 16u);
+  const GgufFile file = GgufFile::parse(f.span(), "align1.gguf");
+  EXPECT_EQ(file.alignment(), 1u);
+  EXPECT_EQ(file.data_offset(), 124u);
+  EXPECT_EQ(file.tensors()[1].offset, 12u);
+}
+
+TEST(GgufMalformed, DataMisalignedForItsTypeIsRejected) {
+  // As above with a 1-character name: the f32 data would start at file offset 123.
   const auto f = RawGguf()
                      .header(2, 1)
                      .kv_u32("general.alignment", 1)
                      .tensor("a", {3}, kF32, 0)
                      .tensor("b", {1}, kF32, 12)
                      .data(16);
-  const GgufFile file = GgufFile::parse(f.span(), "align1.gguf");
-  EXPECT_EQ(file.alignment(), 1u);
-  EXPECT_EQ(file.tensors()[1].offset, 12u);
+  expect_error(f.span(), "not 4-byte aligned as type f32 requires", ErrorCode::kUnsupported);
 }
 
 // Inputs the fuzzer once found to crash or hang stay fixed.
 TEST(GgufMalformed, FuzzRegressions) {
   const auto dir = std::filesystem::path(EMBER_SOURCE_DIR) / "fuzz" / "regressions";
-  int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().filename() == "README.md") continue;
     std::ifstream in(entry.path(), std::ios::binary);
     std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     try {
       GgufFile::parse(std::as_bytes(std::span(chars)), entry.path().string());
     } catch (const Error&) {
+      // Rejecting is fine; crashing (under ASan in CI) is what this guards against.
     }
-    ++n;
   }
-  EXPECT_GE(n, 1);
 }
 
 }  // namespace

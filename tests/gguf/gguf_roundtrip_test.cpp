@@ -170,7 +170,10 @@ TEST(GgufRoundTrip, FileOnDiskMatchesMemory) {
   w.add_tensor("t", DType::kF32, shape, std::as_bytes(std::span(values)));
   const std::string path = (dir / "m.gguf").string();
   w.write_file(path);
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  // Only the final file remains: the temporary was renamed, not left beside it.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::others_read,
+            std::filesystem::perms::others_read);
   const GgufFile f = GgufFile::open(path);
   check_metadata(f);
   EXPECT_EQ(f.file_size(), w.write_to_memory().size());
@@ -268,6 +271,41 @@ TEST(GgufRoundTrip, WriterRejectsBadInput) {
         w.add_tensor("", DType::kQ4_0, good, data);
       },
       "empty");
+}
+
+// The writer refuses what its reader would reject, so it never produces an unreadable file.
+TEST(GgufRoundTrip, WriterRefusesWhatTheReaderRejects) {
+  auto expect_invalid = [](auto fn, std::string_view fragment) {
+    try {
+      fn();
+      ADD_FAILURE() << "no error for " << fragment;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_invalid([] { GgufWriter(64).add<uint32_t>("general.alignment", 64); }, "constructor");
+  expect_invalid([] { GgufWriter().add<uint16_t>("general.alignment", 64); }, "constructor");
+  expect_invalid([] { GgufWriter().add<uint32_t>("bad\xC0key", 1); }, "not valid UTF-8");
+  expect_invalid([] { GgufWriter().add_string("k", "\xED\xA0\x80"); }, "not valid UTF-8");
+  const std::vector<std::string> bad = {"ok", "\xFF"};
+  expect_invalid([&] { GgufArrayValue::of_strings(bad); }, "not valid UTF-8");
+  const float v[] = {1.f};
+  const int64_t shape[] = {1};
+  expect_invalid([&] { GgufWriter().add_tensor("t\x80", DType::kF32, shape, std::as_bytes(std::span(v))); },
+                 "not valid UTF-8");
+  // 16 levels of arrays are the reader's limit: written and read back; 17 are refused.
+  const std::vector<int32_t> leaf = {7};
+  GgufArrayValue nested = GgufArrayValue::of(std::span<const int32_t>(leaf));
+  for (int level = 2; level <= 16; ++level) nested = GgufArrayValue::of_arrays(std::span(&nested, 1));
+  GgufWriter w;
+  w.add_array("deep", nested);
+  const auto bytes = w.write_to_memory();
+  const GgufFile f = GgufFile::parse(bytes, "deep.gguf");
+  const GgufValue* value = f.find("deep");
+  for (int level = 1; level < 16; ++level) value = &value->items()[0];
+  EXPECT_EQ(value->numbers<int32_t>()[0], 7);
+  expect_invalid([&] { GgufArrayValue::of_arrays(std::span(&nested, 1)); }, "nested deeper than 16");
 }
 
 TEST(GgufRoundTrip, WriteFileFailureNamesThePath) {

@@ -1,6 +1,11 @@
 // Locating test data and per-test temporary directories.
 #include "support/test_data.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
 namespace ember::test {
 
 std::optional<std::filesystem::path> shared_data_dir() {
@@ -10,8 +15,16 @@ std::optional<std::filesystem::path> shared_data_dir() {
   return std::filesystem::canonical(dir, ec);
 }
 
+bool shared_data_required() {
+  const char* env = std::getenv("EMBER_REQUIRE_SHARED_DATA");
+  return env != nullptr && std::string(env) == "1";
+}
+
 std::filesystem::path temp_dir(const std::string& name) {
-  std::filesystem::path dir = std::filesystem::path(EMBER_BINARY_DIR) / "test-tmp" / name;
+  // ctest runs every test case as its own process, several at once: the pid keeps two processes
+  // that ask for the same name from wiping each other's files.
+  std::filesystem::path dir =
+      std::filesystem::path(EMBER_BINARY_DIR) / "test-tmp" / (name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -12,13 +12,19 @@ namespace ember::test {
 // ../shared/data relative to the repository root, or nullopt when it is absent.
 std::optional<std::filesystem::path> shared_data_dir();
 
-// A fresh, empty directory under the build tree for this test; removed and recreated per call.
+// True when EMBER_REQUIRE_SHARED_DATA=1 (set by .ci/run): missing test data is then a failure.
+bool shared_data_required();
+
+// A fresh, empty directory under the build tree, private to this process; recreated per call.
 std::filesystem::path temp_dir(const std::string& name);
 
 }  // namespace ember::test
 
-// Skips the current test with a clear message when ../shared/data is absent; binds `dir` otherwise.
+// Skips the current test with a clear message when ../shared/data is absent (fails instead when
+// EMBER_REQUIRE_SHARED_DATA=1); binds `dir` otherwise.
 #define EMBER_SHARED_DATA_OR_SKIP(dir)                                                              \
   const auto dir##_opt = ::ember::test::shared_data_dir();                                          \
+  if (!dir##_opt && ::ember::test::shared_data_required())                                          \
+    FAIL() << "../shared/data not found beside the checkout, and EMBER_REQUIRE_SHARED_DATA=1";      \
   if (!dir##_opt) GTEST_SKIP() << "../shared/data not found beside the checkout; test data absent"; \
   const std::filesystem::path& dir = *dir##_opt

@@ -1,0 +1,78 @@
+// The reader never allocates far more than the file it reads: corrupted counts cannot make it
+// reserve gigabytes. Measured with a counting global operator new.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "gguf/gguf_reader.h"
+#include "gguf/raw_gguf.h"
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<size_t> g_allocated{0};  // cumulative bytes requested while counting
+}  // namespace
+
+void* operator new(size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocated.fetch_add(n, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+namespace ember {
+namespace {
+
+using test::RawGguf;
+constexpr uint32_t kTypeU8 = 0, kTypeArray = 9;
+constexpr size_t kFileSize = 1 << 20;
+
+// Cumulative bytes allocated while parsing `bytes` (whether it parses or not).
+size_t allocated_while_parsing(const RawGguf& file) {
+  g_allocated = 0;
+  g_counting = true;
+  try {
+    GgufFile::parse(file.span(), "alloc.gguf");
+  } catch (const Error&) {
+  }
+  g_counting = false;
+  return g_allocated;
+}
+
+void fill_to(RawGguf& f, size_t size) {
+  while (f.size() < size) f.u8(0);
+}
+
+// Bound: a small constant plus a fixed multiple of the file size (one GgufValue per 12-byte
+// nested array header, and vector doubling), never the count a header claims.
+constexpr size_t kBound = 32 * kFileSize + (8 << 20);
+
+TEST(GgufAllocation, DeepNestingWithHugeCountsStaysBounded) {
+  RawGguf f;
+  f.header(0, 1).kv("k", kTypeArray);
+  for (int level = 0; level < 20; ++level) f.u32(kTypeArray).u64((kFileSize - f.size()) / 12);
+  fill_to(f, kFileSize);
+  EXPECT_LT(allocated_while_parsing(f), kBound);
+}
+
+TEST(GgufAllocation, WideArrayOfEmptyArraysStaysBounded) {
+  RawGguf f;
+  const uint64_t n = (kFileSize - 64) / 12;
+  f.header(0, 1).kv("k", kTypeArray).u32(kTypeArray).u64(n);
+  for (uint64_t i = 0; i < n; ++i) f.u32(kTypeU8).u64(0);
+  const size_t allocated = allocated_while_parsing(f);
+  EXPECT_LT(allocated, kBound);
+  EXPECT_NO_THROW(GgufFile::parse(f.span(), "wide.gguf"));
+}
+
+TEST(GgufAllocation, HeaderCountsAreNotReservedBlindly) {
+  RawGguf f;
+  f.header(kFileSize / 40, kFileSize / 40);
+  fill_to(f, kFileSize);  // zeros: the first key is empty, parsing stops at entry 0
+  EXPECT_LT(allocated_while_parsing(f), size_t{2} << 20);
+}
+
+}  // namespace
+}  // namespace ember
