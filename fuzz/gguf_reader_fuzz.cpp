@@ -1,9 +1,12 @@
-// libFuzzer target: the GGUF reader on arbitrary bytes must throw ember::Error or succeed, never crash.
+// libFuzzer target: the GGUF reader (and the inspect report built on it) on arbitrary bytes must
+// throw ember::Error or succeed, never crash.
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
+#include "cli/inspect_report.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_split.h"
 
 namespace {
 
@@ -39,7 +42,7 @@ uint64_t walk_value(const ember::GgufValue& v) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    const ember::GgufFile file =
+    ember::GgufFile file =
         ember::GgufFile::parse(std::span(reinterpret_cast<const std::byte*>(data), size), "fuzz-input");
     volatile uint64_t sink = 0;
     for (const auto& kv : file.metadata()) sink = sink + walk_value(kv.value) + kv.key.size();
@@ -50,6 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (file.find_tensor(t.name) != &t) __builtin_trap();
     }
     (void)file.get_or<uint32_t>("general.alignment", 0);
+    // `ember inspect` renders hostile metadata too (token ids, escapes, NaN in JSON): fuzz it.
+    const ember::GgufModelFiles model = ember::GgufModelFiles::from_file(std::move(file));
+    const ember::cli::InspectReport report = ember::cli::build_inspect_report(model);
+    sink = sink + ember::cli::render_inspect_text(report, ember::cli::TextLimits{}).size();
+    sink = sink +
+           ember::cli::render_inspect_json(report).dump(-1, ' ', false, nlohmann::json::error_handler_t::strict).size();
   } catch (const ember::Error&) {
     // Rejected input: the expected outcome for most mutations.
   }

@@ -13,7 +13,12 @@ namespace {
 
 LogLevel initial_level() noexcept {
   LogLevel level = LogLevel::kWarn;
-  if (const char* env = std::getenv("EMBER_LOG_LEVEL")) parse_log_level(env, &level);
+  const char* env = std::getenv("EMBER_LOG_LEVEL");
+  if (env != nullptr && !parse_log_level(env, &level)) {
+    // A typo should not silently leave the default in force.
+    log_write(LogLevel::kWarn,
+              "EMBER_LOG_LEVEL=" + std::string(env) + " is not one of error, warn, info, debug, trace; using warn");
+  }
   return level;
 }
 

@@ -57,14 +57,7 @@ GgufModelFiles GgufModelFiles::open(const std::string& path, const MapOptions& o
     model.files_.push_back(std::move(first));
   }
 
-  for (const auto& file : model.files_) {
-    for (const GgufTensorInfo& info : file->tensors()) {
-      if (!model.tensor_index_.emplace(info.name, model.tensors_.size()).second) {
-        fail(ErrorCode::kFormat, "'{}': tensor '{}' appears in more than one split part", file->name(), info.name);
-      }
-      model.tensors_.push_back({file.get(), &info});
-    }
-  }
+  model.index_tensors();
   if (split_count > 1) {
     const GgufFile& meta = *model.files_.front();
     const auto expected = meta.get_optional<uint64_t>(kSplitTensorsCountKey);
@@ -75,6 +68,24 @@ GgufModelFiles GgufModelFiles::open(const std::string& path, const MapOptions& o
     }
   }
   return model;
+}
+
+GgufModelFiles GgufModelFiles::from_file(GgufFile file) {
+  GgufModelFiles model;
+  model.files_.push_back(std::make_unique<GgufFile>(std::move(file)));
+  model.index_tensors();
+  return model;
+}
+
+void GgufModelFiles::index_tensors() {
+  for (const auto& file : files_) {
+    for (const GgufTensorInfo& info : file->tensors()) {
+      if (!tensor_index_.emplace(info.name, tensors_.size()).second) {
+        fail(ErrorCode::kFormat, "'{}': tensor '{}' appears in more than one split part", file->name(), info.name);
+      }
+      tensors_.push_back({file.get(), &info});
+    }
+  }
 }
 
 const GgufModelFiles::Tensor* GgufModelFiles::find_tensor(std::string_view name) const noexcept {

@@ -39,6 +39,10 @@ class GgufModelFiles {
   // order, no tensor in two parts, total tensor count equal to split.tensors.count.
   static GgufModelFiles open(const std::string& path, const MapOptions& options = {});
 
+  // A model of one part from an already parsed file (in-memory files: tests, fuzzing). Split keys
+  // are not followed.
+  static GgufModelFiles from_file(GgufFile file);
+
   // The first part: model metadata lives there.
   const GgufFile& metadata_file() const noexcept { return *files_.front(); }
   size_t n_files() const noexcept { return files_.size(); }
@@ -50,6 +54,8 @@ class GgufModelFiles {
   uint64_t total_bytes() const noexcept;
 
  private:
+  void index_tensors();  // fills tensors_ and tensor_index_ from files_; duplicates are an error
+
   std::vector<std::unique_ptr<GgufFile>> files_;  // unique_ptr: Tensor pointers stay valid on move
   std::vector<Tensor> tensors_;
   std::unordered_map<std::string_view, size_t> tensor_index_;
