@@ -3,10 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -203,6 +207,48 @@ TEST(ThreadPoolTest, WorksAfterWorkersFellAsleep) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // far past the spin budget
   }
   check_coverage(pool, 1001);
+}
+
+// Scheduler state ('R' running, 'S' sleeping, ...) of every thread of this process but the caller.
+std::vector<char> other_thread_states() {
+  std::vector<char> states;
+  const std::string self = std::to_string(::gettid());
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (entry.path().filename() == self) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t paren = line.rfind(')');  // the thread name may contain spaces and parentheses
+    if (paren != std::string::npos && paren + 2 < line.size()) states.push_back(line[paren + 2]);
+  }
+  return states;
+}
+
+// An idle engine must not burn CPU: after a bounded spin every worker sleeps on the futex.
+TEST(ThreadPoolTest, IdleWorkersGoToSleep) {
+  if (!std::filesystem::exists("/proc/self/task")) GTEST_SKIP() << "/proc/self/task not available";
+  ThreadPool pool(4);
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(64, [&](int64_t task, int) { sum += task; });
+  ASSERT_EQ(sum, 64 * 63 / 2);
+  // Spinning ends within milliseconds; allow seconds for a loaded machine or a sanitizer.
+  bool all_asleep = false;
+  for (int attempt = 0; attempt < 200 && !all_asleep; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    const std::vector<char> states = other_thread_states();
+    all_asleep = states.size() >= 3 && std::all_of(states.begin(), states.end(), [](char s) { return s != 'R'; });
+  }
+  EXPECT_TRUE(all_asleep) << "a worker is still running 5 s after the last job";
+}
+
+// parallel_for from one thread, then from another: the pool is not tied to the thread that built it.
+TEST(ThreadPoolTest, CallsFromDifferentThreadsInTurn) {
+  ThreadPool pool(3);
+  for (int round = 0; round < 20; ++round) {
+    std::thread caller([&] { check_coverage(pool, 17 + round); });
+    caller.join();
+  }
+  check_coverage(pool, 5);
 }
 
 TEST(ThreadPoolTest, RethrowsExceptionFromWorkerAndStaysUsable) {
