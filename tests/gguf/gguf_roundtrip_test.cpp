@@ -214,16 +214,19 @@ TEST(GgufRoundTrip, TypedGettersConvertAndReject) {
   expect_error([&] { f.get_strings("s"); }, ErrorCode::kTypeMismatch, "expected array of string");
 }
 
+// Runs `fn` expecting ember::Error(kInvalidArgument) whose message contains `fragment`.
+template <typename Fn>
+void expect_invalid(Fn fn, std::string_view fragment) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error for " << fragment;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
 TEST(GgufRoundTrip, WriterRejectsBadInput) {
-  auto expect_invalid = [](auto fn, std::string_view fragment) {
-    try {
-      fn();
-      ADD_FAILURE() << "no error for " << fragment;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-    }
-  };
   expect_invalid([] { GgufWriter w(24); }, "power of two");
   expect_invalid(
       [] {
@@ -275,15 +278,6 @@ TEST(GgufRoundTrip, WriterRejectsBadInput) {
 
 // The writer refuses what its reader would reject, so it never produces an unreadable file.
 TEST(GgufRoundTrip, WriterRefusesWhatTheReaderRejects) {
-  auto expect_invalid = [](auto fn, std::string_view fragment) {
-    try {
-      fn();
-      ADD_FAILURE() << "no error for " << fragment;
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-    }
-  };
   expect_invalid([] { GgufWriter(64).add<uint32_t>("general.alignment", 64); }, "constructor");
   expect_invalid([] { GgufWriter().add<uint16_t>("general.alignment", 64); }, "constructor");
   expect_invalid([] { GgufWriter().add<uint32_t>("bad\xC0key", 1); }, "not valid UTF-8");
