@@ -62,8 +62,10 @@ test-sanitize: sanitize
 	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -L 'unit|cli' --timeout 900
 
+# setarch -R: clang-14's TSan cannot map its shadow memory under some kernels' ASLR settings.
 test-tsan: tsan
-	TSAN_OPTIONS=halt_on_error=1 $(TSAN_DIR)/tests/core_tests --gtest_filter='ThreadPool*:-*Death*' --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
+	  $(TSAN_DIR)/tests/core_tests --gtest_filter='ThreadPool*:-*Death*' --gtest_brief=1
 
 # Until text generation exists, the demo is `ember inspect` on a real model from ../shared/data.
 demo: build
@@ -91,14 +93,14 @@ fuzz-run: fuzz
 	$(FUZZ_DIR)/fuzz/gguf_make_seeds fuzz/corpus-work $$(find $(SHARED_DATA) -name '*.gguf' | sort)
 	cp $(SHARED_DATA)/models/stories260K/stories260K-Q4_0.gguf $(SHARED_DATA)/vocab/ggml-vocab-bert-bge.gguf fuzz/corpus-work/
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	  $(FUZZ_DIR)/fuzz/gguf_reader_fuzz fuzz/corpus-work -max_total_time=$(FUZZ_SECONDS) \
+	  $(FUZZ_DIR)/fuzz/gguf_reader_fuzz fuzz/corpus-work fuzz/regressions -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=1048576 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
 
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h')
-format:
+format: | deps
 	clang-format-14 -i $(FORMAT_FILES)
 
-format-check:
+format-check: | deps
 	clang-format-14 --dry-run --Werror $(FORMAT_FILES)
 
 clean:

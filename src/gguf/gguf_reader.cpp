@@ -252,10 +252,10 @@ class GgufParser {
               data_size);
       }
       // general.alignment may be as small as 1; kernels read elements and block scales with typed
-      // (and SIMD) loads straight from the mapping, which needs the type's natural alignment.
+      // (and SIMD) loads straight from the mapping (page-aligned; parse() requires 8-byte aligned
+      // buffers), which needs the type's natural alignment within the file.
       const uint32_t need = dtype_alignment(t.dtype);
-      const auto address = reinterpret_cast<uintptr_t>(data_ + f_.data_offset_ + t.offset);
-      if (address % need != 0) {
+      if ((f_.data_offset_ + t.offset) % need != 0) {
         fail(ErrorCode::kUnsupported,
              "'{}': tensor '{}' data at file offset {} is not {}-byte aligned as type {} requires", f_.name_, t.name,
              f_.data_offset_ + t.offset, need, dtype_name(t.dtype));
@@ -305,6 +305,10 @@ GgufFile GgufFile::open(const std::string& path, const MapOptions& options) {
 }
 
 GgufFile GgufFile::parse(std::span<const std::byte> bytes, std::string name) {
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % kGgufParseBufferAlignment != 0) {
+    fail(ErrorCode::kInvalidArgument, "'{}': GGUF buffer must be {}-byte aligned for typed tensor access", name,
+         kGgufParseBufferAlignment);
+  }
   GgufFile file;
   file.name_ = std::move(name);
   file.bytes_ = bytes;

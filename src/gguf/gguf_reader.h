@@ -23,7 +23,9 @@ namespace ember {
 inline constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as little-endian uint32
 inline constexpr uint32_t kGgufDefaultAlignment = 32;
 inline constexpr int kGgufMaxDims = 4;
-inline constexpr int kGgufMaxArrayNesting = 16;  // deeper nesting is rejected (bounded recursion)
+inline constexpr int kGgufMaxArrayNesting = 16;
+inline constexpr size_t kGgufParseBufferAlignment =
+    8;  // the widest tensor element (f64/i64)  // deeper nesting is rejected (bounded recursion)
 
 struct GgufKeyValue {
   std::string_view key;
@@ -45,7 +47,9 @@ class GgufFile {
  public:
   // Maps and validates `path`. Throws ember::Error naming the file and what is wrong.
   static GgufFile open(const std::string& path, const MapOptions& options = {});
-  // Validates `bytes` (not copied: they must outlive the GgufFile). `name` is used in messages.
+  // Validates `bytes` (not copied: they must outlive the GgufFile, and start 8-byte aligned, as
+  // any malloc'd buffer does, so tensor data aligned within the file is aligned in memory).
+  // `name` is used in messages.
   static GgufFile parse(std::span<const std::byte> bytes, std::string name);
 
   GgufFile(GgufFile&&) noexcept = default;

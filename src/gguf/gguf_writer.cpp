@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "core/check.h"
@@ -35,6 +36,23 @@ void put_string(std::vector<std::byte>& out, std::string_view s) {
 }
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+// The process umask, read without umask(2), which would briefly change it for every thread.
+mode_t current_umask() {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  mode_t mask = 022;
+  if (status == nullptr) return mask;
+  char line[256];
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    unsigned value = 0;
+    if (std::sscanf(line, "Umask: %o", &value) == 1) {
+      mask = static_cast<mode_t>(value);
+      break;
+    }
+  }
+  std::fclose(status);
+  return mask;
+}
 
 // The reader rejects strings that are not UTF-8, so the writer refuses to produce them.
 void require_utf8(std::string_view text, std::string_view what) {
@@ -80,6 +98,11 @@ GgufArrayValue GgufArrayValue::of_raw(GgufType elem_type, uint64_t count, std::s
     fail(ErrorCode::kInvalidArgument, "raw GGUF array: {} bytes do not hold {} elements of type {}", encoded.size(),
          count, gguf_type_name(elem_type));
   }
+  if (elem_type == GgufType::kBool) {
+    for (std::byte b : encoded) {
+      if (std::to_integer<uint8_t>(b) > 1) fail(ErrorCode::kInvalidArgument, "raw GGUF bool array holds a value > 1");
+    }
+  }
   GgufArrayValue a(elem_type, count);
   a.append_bytes(encoded.data(), encoded.size());
   return a;
@@ -123,6 +146,9 @@ void GgufWriter::add_raw_scalar(std::string_view key, GgufType type, uint64_t bi
   const size_t size = gguf_scalar_size(type);
   if (size == 0)
     fail(ErrorCode::kInvalidArgument, "key '{}': {} is not a fixed-size scalar type", key, gguf_type_name(type));
+  if (size < 8 && (bits >> (8 * size)) != 0)
+    fail(ErrorCode::kInvalidArgument, "key '{}': value does not fit type {}", key, gguf_type_name(type));
+  if (type == GgufType::kBool && bits > 1) fail(ErrorCode::kInvalidArgument, "key '{}': bool value {}", key, bits);
   put_bytes(begin_kv(key, type), &bits, size);  // little-endian host: the low bytes come first
 }
 
@@ -139,8 +165,8 @@ void GgufWriter::add_tensor(std::string_view name, DType dtype, std::span<const 
                             std::span<const std::byte> data) {
   if (name.empty()) fail(ErrorCode::kInvalidArgument, "GGUF tensor name is empty");
   require_utf8(name, "GGUF tensor name");
-  if (shape.empty() || shape.size() > kGgufMaxDims) {
-    fail(ErrorCode::kInvalidArgument, "tensor '{}' has {} dimensions, expected 1 to {}", name, shape.size(),
+  if (shape.size() > kGgufMaxDims) {  // 0 dims: a scalar
+    fail(ErrorCode::kInvalidArgument, "tensor '{}' has {} dimensions, expected 0 to {}", name, shape.size(),
          kGgufMaxDims);
   }
   uint64_t n = 1;
@@ -171,20 +197,32 @@ std::vector<std::byte> GgufWriter::write_to_memory() const {
   put<uint64_t>(out, n_kv_);
   put_bytes(out, kv_bytes_.data(), kv_bytes_.size());
 
-  uint64_t offset = 0;  // within the data section; every tensor starts aligned
+  // Where the data section starts, known before any tensor info is written: every size is fixed.
+  uint64_t header_end = out.size();
+  for (const Tensor& t : tensors_) header_end += 8 + t.name.size() + 4 + 8 * t.shape.size() + 4 + 8;
+  const uint64_t data_start = align_up(header_end, alignment_);
+
+  // Each tensor starts at a multiple of the file alignment *and* of its type's alignment in the
+  // file, so that a small general.alignment (even 1) still yields data the reader accepts.
+  std::vector<uint64_t> offsets;
+  uint64_t end = 0;  // end of the previous tensor, relative to data_start
   for (const Tensor& t : tensors_) {
+    const uint64_t a = std::max<uint64_t>(alignment_, dtype_alignment(t.dtype));
+    offsets.push_back(align_up(data_start + end, a) - data_start);
+    end = offsets.back() + t.data.size();
     put_string(out, t.name);
     put<uint32_t>(out, static_cast<uint32_t>(t.shape.size()));
     for (int64_t d : t.shape) put<uint64_t>(out, static_cast<uint64_t>(d));
     put<uint32_t>(out, static_cast<uint32_t>(t.dtype));
-    put<uint64_t>(out, offset);
-    offset = align_up(offset + t.data.size(), alignment_);
+    put<uint64_t>(out, offsets.back());
+  }
+  EMBER_CHECK(out.size() == header_end);
+  out.resize(data_start);
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    out.resize(data_start + offsets[i]);  // zero padding up to the tensor's offset
+    put_bytes(out, tensors_[i].data.data(), tensors_[i].data.size());
   }
   out.resize(align_up(out.size(), alignment_));
-  for (const Tensor& t : tensors_) {
-    put_bytes(out, t.data.data(), t.data.size());
-    out.resize(align_up(out.size(), alignment_));
-  }
   return out;
 }
 
@@ -201,11 +239,14 @@ void GgufWriter::write_file(const std::string& path) const {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n > 0) {
       done += static_cast<size_t>(n);
-    } else if (n < 0 && errno != EINTR) {
+    } else if (n == 0) {
+      err = EIO;  // no progress and no error code: give up rather than spin
+    } else if (errno != EINTR) {
       err = errno;
     }
   }
-  if (err == 0 && ::fchmod(fd, 0644) != 0) err = errno;  // mkstemp creates 0600
+  // mkstemp creates 0600; give the file the mode open(path, 0666) would have under the umask.
+  if (err == 0 && ::fchmod(fd, 0666 & ~current_umask()) != 0) err = errno;
   if (err == 0 && ::fsync(fd) != 0) err = errno;
   if (::close(fd) != 0 && err == 0) err = errno;
   if (err != 0) {

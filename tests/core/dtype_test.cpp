@@ -64,6 +64,19 @@ TEST(DType, BlockBytesMatchLayouts) {
   for (const auto& [dtype, bytes] : expected) EXPECT_EQ(dtype_traits(dtype).block_bytes, bytes) << dtype_name(dtype);
 }
 
+TEST(DType, AlignmentDividesBlocksAndMatchesWidestField) {
+  for (const DTypeTraits* t = dtype_traits_begin(); t != dtype_traits_end(); ++t) {
+    const uint32_t a = dtype_alignment(t->dtype);
+    EXPECT_TRUE(a == 1 || a == 2 || a == 4 || a == 8) << t->name;
+    EXPECT_EQ(t->block_bytes % a, 0u) << t->name;  // consecutive blocks stay aligned
+  }
+  EXPECT_EQ(dtype_alignment(DType::kF32), 4u);
+  EXPECT_EQ(dtype_alignment(DType::kF64), 8u);
+  EXPECT_EQ(dtype_alignment(DType::kQ8_K), 4u);  // f32 scale
+  EXPECT_EQ(dtype_alignment(DType::kQ4_K), 2u);  // f16 scales
+  EXPECT_EQ(dtype_alignment(DType::kI8), 1u);
+}
+
 TEST(DType, FromIdAcceptsKnownAndRejectsUnknown) {
   int known = 0;
   for (uint32_t id = 0; id < 300; ++id) {

@@ -9,13 +9,25 @@
 #include "gguf/gguf_reader.h"
 #include "gguf/raw_gguf.h"
 
+// GCC sees the malloc/free pair inside the replaced global operators after inlining and takes
+// it for a new/free mismatch; it is the definition of those operators.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 namespace {
 std::atomic<bool> g_counting{false};
-std::atomic<size_t> g_allocated{0};  // cumulative bytes requested while counting
+std::atomic<size_t> g_allocated{0};     // cumulative bytes requested while counting
+std::atomic<size_t> g_limit{SIZE_MAX};  // while counting, requests past this total fail
 }  // namespace
 
 void* operator new(size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocated.fetch_add(n, std::memory_order_relaxed);
+  if (g_counting.load(std::memory_order_relaxed) &&
+      g_allocated.fetch_add(n, std::memory_order_relaxed) + n > g_limit.load(std::memory_order_relaxed)) {
+    // Fail once, then let the error path allocate its message (as freed memory would allow).
+    g_counting.store(false, std::memory_order_relaxed);
+    throw std::bad_alloc();
+  }
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
@@ -72,6 +84,27 @@ TEST(GgufAllocation, HeaderCountsAreNotReservedBlindly) {
   f.header(kFileSize / 40, kFileSize / 40);
   fill_to(f, kFileSize);  // zeros: the first key is empty, parsing stops at entry 0
   EXPECT_LT(allocated_while_parsing(f), size_t{2} << 20);
+}
+
+// Running out of memory while parsing is an ember::Error naming the file, not std::bad_alloc.
+TEST(GgufAllocation, OutOfMemoryBecomesAnEmberError) {
+  RawGguf f;
+  f.header(0, 1).kv("tokens", kTypeArray).u32(8).u64(20000);  // 20,000 strings
+  for (int i = 0; i < 20000; ++i) f.str("token");
+  g_allocated = 0;
+  g_limit = 64 * 1024;
+  g_counting = true;
+  try {
+    GgufFile::parse(f.span(), "oom.gguf");
+    g_counting = false;
+    ADD_FAILURE() << "parsed within a 64 KiB allocation budget";
+  } catch (const Error& e) {
+    g_counting = false;
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find("oom.gguf"), std::string::npos) << e.what();
+  }
+  g_limit = SIZE_MAX;
+  EXPECT_NO_THROW(GgufFile::parse(f.span(), "oom.gguf"));  // and fine with memory to spare
 }
 
 }  // namespace

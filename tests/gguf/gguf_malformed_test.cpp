@@ -122,6 +122,23 @@ TEST(GgufMalformed, BadValues) {
   for (int i = 0; i < 40; ++i) deep.u32(kTypeArray).u64(1);
   deep.u32(kTypeU32).u64(0);
   expect_error(deep.span(), "nests arrays deeper");
+  // Exactly at the limit: 16 levels of arrays parse, 17 do not.
+  auto nested = [](int levels) {
+    RawGguf f;
+    f.header(0, 1).kv("deep", kTypeArray);
+    for (int i = 1; i < levels; ++i) f.u32(kTypeArray).u64(1);
+    f.u32(kTypeU32).u64(0);
+    return f;
+  };
+  EXPECT_NO_THROW(GgufFile::parse(nested(16).span(), "sixteen.gguf"));
+  expect_error(nested(17).span(), "nests arrays deeper than 16");
+}
+
+TEST(GgufMalformed, ParseNeedsAnAlignedBuffer) {
+  const auto bytes = valid_file();
+  std::vector<std::byte> shifted(bytes.size() + 1);
+  std::copy(bytes.begin(), bytes.end(), shifted.begin() + 1);
+  expect_error(std::span(shifted).subspan(1), "8-byte aligned", ErrorCode::kInvalidArgument);
 }
 
 TEST(GgufMalformed, InvalidUtf8) {
@@ -202,8 +219,10 @@ TEST(GgufMalformed, DataMisalignedForItsTypeIsRejected) {
 // Inputs the fuzzer once found to crash or hang stay fixed.
 TEST(GgufMalformed, FuzzRegressions) {
   const auto dir = std::filesystem::path(EMBER_SOURCE_DIR) / "fuzz" / "regressions";
+  int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().filename() == "README.md") continue;
+    ++n;
     std::ifstream in(entry.path(), std::ios::binary);
     std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     try {
@@ -212,6 +231,7 @@ TEST(GgufMalformed, FuzzRegressions) {
       // Rejecting is fine; crashing (under ASan in CI) is what this guards against.
     }
   }
+  EXPECT_GE(n, 2) << "the regression inputs in fuzz/regressions are missing";
 }
 
 }  // namespace

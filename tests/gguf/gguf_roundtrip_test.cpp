@@ -1,6 +1,8 @@
 // GgufWriter -> GgufFile round trips for every value type, nested arrays, tensors and alignments.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <limits>
 #include <random>
@@ -172,8 +174,10 @@ TEST(GgufRoundTrip, FileOnDiskMatchesMemory) {
   w.write_file(path);
   // Only the final file remains: the temporary was renamed, not left beside it.
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
-  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::others_read,
-            std::filesystem::perms::others_read);
+  // The mode open(path, 0666) would give under this process's umask (mkstemp alone gives 0600).
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  EXPECT_EQ(static_cast<mode_t>(std::filesystem::status(path).permissions()), 0666 & ~mask);
   const GgufFile f = GgufFile::open(path);
   check_metadata(f);
   EXPECT_EQ(f.file_size(), w.write_to_memory().size());
@@ -300,6 +304,39 @@ TEST(GgufRoundTrip, WriterRefusesWhatTheReaderRejects) {
   for (int level = 1; level < 16; ++level) value = &value->items()[0];
   EXPECT_EQ(value->numbers<int32_t>()[0], 7);
   expect_invalid([&] { GgufArrayValue::of_arrays(std::span(&nested, 1)); }, "nested deeper than 16");
+}
+
+// Small file alignments still place each tensor at its type's alignment (names of odd lengths
+// shift the header by arbitrary amounts).
+TEST(GgufRoundTrip, SmallAlignmentsKeepTypeAlignment) {
+  for (uint32_t alignment : {1u, 2u, 4u}) {
+    for (const std::string& key : {std::string("k"), std::string("key5x"), std::string("odd-length-key")}) {
+      SCOPED_TRACE(fmt::format("alignment {} key {}", alignment, key));
+      GgufWriter w(alignment);
+      w.add_string(key, "v");
+      const double f64[] = {1.5, -2.25, 3.0};
+      const float f32[] = {0.5f, 7.0f};
+      const int8_t i8[] = {1, 2, 3};
+      const int64_t three[] = {3}, two[] = {2};
+      w.add_tensor("a", DType::kI8, three, std::as_bytes(std::span(i8)));
+      w.add_tensor("bb", DType::kF64, three, std::as_bytes(std::span(f64)));
+      w.add_tensor("ccc", DType::kI8, three, std::as_bytes(std::span(i8)));
+      w.add_tensor("d", DType::kF32, two, std::as_bytes(std::span(f32)));
+      const auto bytes = w.write_to_memory();
+      const GgufFile f = GgufFile::parse(bytes, "small-align.gguf");
+      EXPECT_EQ(f.tensor_view(*f.find_tensor("bb")).data_as<double>()[2], 3.0);
+      EXPECT_EQ(f.tensor_view(*f.find_tensor("d")).data_as<float>()[1], 7.0f);
+      EXPECT_EQ(f.tensor_view(*f.find_tensor("ccc")).data_as<int8_t>()[2], 3);
+    }
+  }
+}
+
+TEST(GgufRoundTrip, WriterRejectsInvalidRawValues) {
+  expect_invalid([] { GgufWriter().add_raw_scalar("b", GgufType::kBool, 2); }, "bool value 2");
+  expect_invalid([] { GgufWriter().add_raw_scalar("u", GgufType::kUint8, 256); }, "does not fit");
+  const std::byte two[] = {std::byte{1}, std::byte{2}};
+  expect_invalid([&] { GgufArrayValue::of_raw(GgufType::kBool, 2, two); }, "value > 1");
+  expect_invalid([&] { GgufArrayValue::of_raw(GgufType::kUint16, 2, two); }, "do not hold 2 elements");
 }
 
 TEST(GgufRoundTrip, WriteFileFailureNamesThePath) {

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace ember::test {
 
@@ -20,6 +21,21 @@ bool shared_data_required() {
   return env != nullptr && std::string(env) == "1";
 }
 
+namespace {
+
+// Directories handed out by temp_dir(), removed when the test process exits normally.
+std::vector<std::filesystem::path>& created_dirs() {
+  static std::vector<std::filesystem::path> dirs;
+  return dirs;
+}
+
+void remove_created_dirs() {
+  std::error_code ec;
+  for (const auto& dir : created_dirs()) std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+
 std::filesystem::path temp_dir(const std::string& name) {
   // ctest runs every test case as its own process, several at once: the pid keeps two processes
   // that ask for the same name from wiping each other's files.
@@ -27,6 +43,8 @@ std::filesystem::path temp_dir(const std::string& name) {
       std::filesystem::path(EMBER_BINARY_DIR) / "test-tmp" / (name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  if (created_dirs().empty()) std::atexit(remove_created_dirs);
+  created_dirs().push_back(dir);
   return dir;
 }
 
