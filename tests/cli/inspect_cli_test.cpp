@@ -188,15 +188,6 @@ void expect_one_error_line(const RunResult& r, const std::string& path) {
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
 }
 
-std::vector<fs::path> gguf_files_under(const fs::path& dir) {
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".gguf") files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 TEST(EmberCli, UsageAndExitCodes) {
   const RunResult version = ember({"--version"});
   EXPECT_EQ(version.exit_code, 0);
@@ -273,7 +264,7 @@ TEST(EmberCli, InspectStories260KText) {
 // Every GGUF file in ../shared/data against the independent Python parser (runs in parallel).
 TEST(EmberCli, InspectJsonMatchesPythonOracleOnAllFiles) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  std::vector<fs::path> files = gguf_files_under(data);
+  std::vector<fs::path> files = test::gguf_files_under(data);
   ASSERT_GE(files.size(), 40u);
 #ifdef EMBER_TEST_SANITIZED
   // The big BPE vocabularies take the same code paths as the small ones; the release build checks them all.
@@ -301,7 +292,7 @@ TEST(EmberCli, InspectJsonMatchesPythonOracleOnAllFiles) {
 TEST(EmberCli, InspectJsonMatchesQuantExpectedTensors) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   int checked = 0;
-  for (const fs::path& gguf : gguf_files_under(data / "quant")) {
+  for (const fs::path& gguf : test::gguf_files_under(data / "quant")) {
     const fs::path expected_path = gguf.string() + ".expected.json";
     if (!fs::exists(expected_path)) continue;
     SCOPED_TRACE(gguf.filename().string());

@@ -16,18 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<fs::path> gguf_files_under(const fs::path& dir) {
-  std::vector<fs::path> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().extension() == ".gguf") out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 TEST(GgufRealFiles, EveryFileParsesConsistently) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto files = gguf_files_under(data);
+  const auto files = test::gguf_files_under(data);
   ASSERT_GE(files.size(), 50u) << "expected the vocab, models and quant files of ../shared/data";
   for (const auto& path : files) {
     SCOPED_TRACE(path.string());
@@ -62,7 +53,7 @@ TEST(GgufRealFiles, VocabFilesMatchTheirTestVectors) {
       {"llama-spm", "llama"}, {"llama-bpe", "gpt2"}, {"qwen2", "gpt2"},  {"phi-3", "llama"},
       {"gpt-2", "gpt2"},      {"bert-bge", "bert"},  {"falcon", "gpt2"}, {"starcoder", "gpt2"}};
   int checked = 0;
-  for (const auto& path : gguf_files_under(data / "vocab")) {
+  for (const auto& path : test::gguf_files_under(data / "vocab")) {
     SCOPED_TRACE(path.string());
     const GgufFile f = GgufFile::open(path.string());
     const std::string name = path.stem().string().substr(std::string("ggml-vocab-").size());
@@ -139,7 +130,7 @@ std::string read_text(const fs::path& path) {
 TEST(GgufRealFiles, QuantFilesMatchExpectedTensorData) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   int files = 0;
-  for (const auto& path : gguf_files_under(data / "quant")) {
+  for (const auto& path : test::gguf_files_under(data / "quant")) {
     const fs::path json_path = path.string() + ".expected.json";
     if (!fs::exists(json_path)) continue;
     SCOPED_TRACE(path.string());

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -19,6 +20,15 @@ std::optional<std::filesystem::path> shared_data_dir() {
 bool shared_data_required() {
   const char* env = std::getenv("EMBER_REQUIRE_SHARED_DATA");
   return env != nullptr && std::string(env) == "1";
+}
+
+std::vector<std::filesystem::path> gguf_files_under(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".gguf") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ember::test {
 
@@ -14,6 +15,9 @@ std::optional<std::filesystem::path> shared_data_dir();
 
 // True when EMBER_REQUIRE_SHARED_DATA=1 (set by .ci/run): missing test data is then a failure.
 bool shared_data_required();
+
+// Every *.gguf file below `dir`, sorted.
+std::vector<std::filesystem::path> gguf_files_under(const std::filesystem::path& dir);
 
 // A fresh, empty directory under the build tree, private to this process; recreated per call.
 std::filesystem::path temp_dir(const std::string& name);
