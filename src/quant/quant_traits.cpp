@@ -1,0 +1,43 @@
+// The kQuantTraits table and the checked dequantize() entry point.
+#include "quant/quant_traits.h"
+
+#include "core/check.h"
+#include "quant/dequantize.h"
+
+namespace ember {
+namespace {
+
+constexpr QuantTraits kQuantTraits[] = {
+    {DType::kF32, dequantize_row_f32},        {DType::kF16, dequantize_row_f16},
+    {DType::kQ4_0, dequantize_row_q4_0},      {DType::kQ4_1, dequantize_row_q4_1},
+    {DType::kQ5_0, dequantize_row_q5_0},      {DType::kQ5_1, dequantize_row_q5_1},
+    {DType::kQ8_0, dequantize_row_q8_0},      {DType::kQ8_1, dequantize_row_q8_1},
+    {DType::kQ2_K, dequantize_row_q2_k},      {DType::kQ3_K, dequantize_row_q3_k},
+    {DType::kQ4_K, dequantize_row_q4_k},      {DType::kQ5_K, dequantize_row_q5_k},
+    {DType::kQ6_K, dequantize_row_q6_k},      {DType::kQ8_K, dequantize_row_q8_k},
+    {DType::kIQ4_NL, dequantize_row_iq4_nl},  {DType::kIQ4_XS, dequantize_row_iq4_xs},
+    {DType::kBF16, dequantize_row_bf16},
+};
+
+}  // namespace
+
+std::span<const QuantTraits> quant_traits_table() noexcept { return kQuantTraits; }
+
+const QuantTraits* find_quant_traits(DType dtype) noexcept {
+  for (const QuantTraits& t : kQuantTraits) {
+    if (t.dtype == dtype) return &t;
+  }
+  return nullptr;
+}
+
+void dequantize(DType dtype, const void* src, float* y, int64_t n) {
+  const QuantTraits* traits = find_quant_traits(dtype);
+  if (traits == nullptr) fail(ErrorCode::kUnsupported, "no dequantization kernel for type {}", dtype_name(dtype));
+  const uint32_t block = dtype_traits(dtype).block_size;
+  if (n < 0 || n % block != 0) {
+    fail(ErrorCode::kInvalidArgument, "{} elements of type {} are not whole blocks of {}", n, dtype_name(dtype), block);
+  }
+  traits->to_float(src, y, n);
+}
+
+}  // namespace ember

@@ -1,0 +1,32 @@
+// kQuantTraits: one row per supported tensor type with its reference kernels. Tests iterate the
+// table, so a type added here is covered by every table-driven test on day one.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "ember/dtype.h"
+
+namespace ember {
+
+// Converts `n` elements (a multiple of the block size) of packed blocks to floats.
+using DequantizeRowFn = void (*)(const void* src, float* y, int64_t n);
+
+struct QuantTraits {
+  DType dtype;
+  DequantizeRowFn to_float;
+  // Planned (Quantization issue): from_float (with optional importance weights), vec_dot and
+  // vec_dot_type. Until they land, this table only dequantizes.
+};
+
+// Every type ember can dequantize, in DType id order.
+std::span<const QuantTraits> quant_traits_table() noexcept;
+
+// The row for `dtype`, or nullptr when ember has no kernels for it (e.g. IQ2_XXS today).
+const QuantTraits* find_quant_traits(DType dtype) noexcept;
+
+// Dequantizes `n` elements of `dtype`; throws Error(kUnsupported) for a type without kernels and
+// Error(kInvalidArgument) when n is not a multiple of the block size.
+void dequantize(DType dtype, const void* src, float* y, int64_t n);
+
+}  // namespace ember
