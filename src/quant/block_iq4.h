@@ -19,8 +19,8 @@ struct BlockIQ4_NL {
 static_assert(sizeof(BlockIQ4_NL) == 18);
 
 struct BlockIQ4_XS {
-  uint16_t d;                  // f16
-  uint16_t scales_h;           // high 2 bits of the 8 six-bit sub-block scales
+  uint16_t d;                    // f16
+  uint16_t scales_h;             // high 2 bits of the 8 six-bit sub-block scales
   uint8_t scales_l[kQK_K / 64];  // low 4 bits, two per byte
   uint8_t qs[kQK_K / 2];
 };

@@ -25,10 +25,10 @@ struct BlockQ3_K {
 static_assert(sizeof(BlockQ3_K) == 110);
 
 struct BlockQ4_K {
-  uint16_t d;                     // f16
-  uint16_t dmin;                  // f16
-  uint8_t scales[kKScaleBytes];   // 8 scales + 8 mins, 6 bits each
-  uint8_t qs[kQK_K / 2];          // 4-bit quants
+  uint16_t d;                    // f16
+  uint16_t dmin;                 // f16
+  uint8_t scales[kKScaleBytes];  // 8 scales + 8 mins, 6 bits each
+  uint8_t qs[kQK_K / 2];         // 4-bit quants
 };
 static_assert(sizeof(BlockQ4_K) == 144);
 
@@ -42,10 +42,10 @@ struct BlockQ5_K {
 static_assert(sizeof(BlockQ5_K) == 176);
 
 struct BlockQ6_K {
-  uint8_t ql[kQK_K / 2];       // low 4 bits
-  uint8_t qh[kQK_K / 4];       // high 2 bits
-  int8_t scales[kQK_K / 16];   // 8-bit scales
-  uint16_t d;                  // f16
+  uint8_t ql[kQK_K / 2];      // low 4 bits
+  uint8_t qh[kQK_K / 4];      // high 2 bits
+  int8_t scales[kQK_K / 16];  // 8-bit scales
+  uint16_t d;                 // f16
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 

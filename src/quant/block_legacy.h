@@ -9,21 +9,21 @@ inline constexpr int kQK4_0 = 32, kQK4_1 = 32, kQK5_0 = 32, kQK5_1 = 32, kQK8_0 
 
 // f16 fields are stored as raw uint16_t bits; convert with fp16_to_fp32.
 struct BlockQ4_0 {
-  uint16_t d;               // scale
-  uint8_t qs[kQK4_0 / 2];   // element j in the low nibble of qs[j], element j+16 in the high nibble
+  uint16_t d;              // scale
+  uint8_t qs[kQK4_0 / 2];  // element j in the low nibble of qs[j], element j+16 in the high nibble
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
 struct BlockQ4_1 {
-  uint16_t d;               // scale
-  uint16_t m;               // min
+  uint16_t d;  // scale
+  uint16_t m;  // min
   uint8_t qs[kQK4_1 / 2];
 };
 static_assert(sizeof(BlockQ4_1) == 20);
 
 struct BlockQ5_0 {
   uint16_t d;
-  uint8_t qh[4];            // 5th bit of element j at bit j (little-endian uint32)
+  uint8_t qh[4];  // 5th bit of element j at bit j (little-endian uint32)
   uint8_t qs[kQK5_0 / 2];
 };
 static_assert(sizeof(BlockQ5_0) == 22);
@@ -43,8 +43,8 @@ struct BlockQ8_0 {
 static_assert(sizeof(BlockQ8_0) == 34);
 
 struct BlockQ8_1 {
-  uint16_t d;               // scale
-  uint16_t s;               // d * sum(qs)
+  uint16_t d;  // scale
+  uint16_t s;  // d * sum(qs)
   int8_t qs[kQK8_1];
 };
 static_assert(sizeof(BlockQ8_1) == 36);

@@ -3,20 +3,21 @@
 
 #include "core/check.h"
 #include "quant/dequantize.h"
+#include "quant/quantize.h"
 
 namespace ember {
 namespace {
 
 constexpr QuantTraits kQuantTraits[] = {
-    {DType::kF32, dequantize_row_f32},        {DType::kF16, dequantize_row_f16},
-    {DType::kQ4_0, dequantize_row_q4_0},      {DType::kQ4_1, dequantize_row_q4_1},
-    {DType::kQ5_0, dequantize_row_q5_0},      {DType::kQ5_1, dequantize_row_q5_1},
-    {DType::kQ8_0, dequantize_row_q8_0},      {DType::kQ8_1, dequantize_row_q8_1},
-    {DType::kQ2_K, dequantize_row_q2_k},      {DType::kQ3_K, dequantize_row_q3_k},
-    {DType::kQ4_K, dequantize_row_q4_k},      {DType::kQ5_K, dequantize_row_q5_k},
-    {DType::kQ6_K, dequantize_row_q6_k},      {DType::kQ8_K, dequantize_row_q8_k},
-    {DType::kIQ4_NL, dequantize_row_iq4_nl},  {DType::kIQ4_XS, dequantize_row_iq4_xs},
-    {DType::kBF16, dequantize_row_bf16},
+    {DType::kF32, dequantize_row_f32, quantize_row_f32},    {DType::kF16, dequantize_row_f16, quantize_row_f16},
+    {DType::kQ4_0, dequantize_row_q4_0, quantize_row_q4_0}, {DType::kQ4_1, dequantize_row_q4_1, quantize_row_q4_1},
+    {DType::kQ5_0, dequantize_row_q5_0, quantize_row_q5_0}, {DType::kQ5_1, dequantize_row_q5_1, quantize_row_q5_1},
+    {DType::kQ8_0, dequantize_row_q8_0, quantize_row_q8_0}, {DType::kQ8_1, dequantize_row_q8_1, quantize_row_q8_1},
+    {DType::kQ2_K, dequantize_row_q2_k, nullptr},           {DType::kQ3_K, dequantize_row_q3_k, nullptr},
+    {DType::kQ4_K, dequantize_row_q4_k, nullptr},           {DType::kQ5_K, dequantize_row_q5_k, nullptr},
+    {DType::kQ6_K, dequantize_row_q6_k, nullptr},           {DType::kQ8_K, dequantize_row_q8_k, quantize_row_q8_k},
+    {DType::kIQ4_NL, dequantize_row_iq4_nl, nullptr},       {DType::kIQ4_XS, dequantize_row_iq4_xs, nullptr},
+    {DType::kBF16, dequantize_row_bf16, quantize_row_bf16},
 };
 
 }  // namespace
@@ -30,13 +31,30 @@ const QuantTraits* find_quant_traits(DType dtype) noexcept {
   return nullptr;
 }
 
-void dequantize(DType dtype, const void* src, float* y, int64_t n) {
-  const QuantTraits* traits = find_quant_traits(dtype);
-  if (traits == nullptr) fail(ErrorCode::kUnsupported, "no dequantization kernel for type {}", dtype_name(dtype));
+namespace {
+
+void check_whole_blocks(DType dtype, int64_t n) {
   const uint32_t block = dtype_traits(dtype).block_size;
   if (n < 0 || n % block != 0) {
     fail(ErrorCode::kInvalidArgument, "{} elements of type {} are not whole blocks of {}", n, dtype_name(dtype), block);
   }
+}
+
+}  // namespace
+
+void quantize(DType dtype, const float* x, void* dst, int64_t n) {
+  const QuantTraits* traits = find_quant_traits(dtype);
+  if (traits == nullptr || traits->from_float == nullptr) {
+    fail(ErrorCode::kUnsupported, "no quantization kernel for type {} yet", dtype_name(dtype));
+  }
+  check_whole_blocks(dtype, n);
+  traits->from_float(x, dst, n);
+}
+
+void dequantize(DType dtype, const void* src, float* y, int64_t n) {
+  const QuantTraits* traits = find_quant_traits(dtype);
+  if (traits == nullptr) fail(ErrorCode::kUnsupported, "no dequantization kernel for type {}", dtype_name(dtype));
+  check_whole_blocks(dtype, n);
   traits->to_float(src, y, n);
 }
 

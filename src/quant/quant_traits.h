@@ -12,11 +12,15 @@ namespace ember {
 // Converts `n` elements (a multiple of the block size) of packed blocks to floats.
 using DequantizeRowFn = void (*)(const void* src, float* y, int64_t n);
 
+// Converts `n` floats (a multiple of the block size) to packed blocks.
+using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
+
 struct QuantTraits {
   DType dtype;
   DequantizeRowFn to_float;
-  // Planned (Quantization issue): from_float (with optional importance weights), vec_dot and
-  // vec_dot_type. Until they land, this table only dequantizes.
+  QuantizeRowFn from_float;  // nullptr until the type's reference quantizer lands
+  // Planned (Quantization issue): the K/IQ4 quantizers with their error-minimizing searches,
+  // importance weights, vec_dot and vec_dot_type.
 };
 
 // Every type ember can dequantize, in DType id order.
@@ -24,6 +28,10 @@ std::span<const QuantTraits> quant_traits_table() noexcept;
 
 // The row for `dtype`, or nullptr when ember has no kernels for it (e.g. IQ2_XXS today).
 const QuantTraits* find_quant_traits(DType dtype) noexcept;
+
+// Quantizes `n` floats to `dtype`; throws Error(kUnsupported) for a type without a quantizer and
+// Error(kInvalidArgument) when n is not a multiple of the block size.
+void quantize(DType dtype, const float* x, void* dst, int64_t n);
 
 // Dequantizes `n` elements of `dtype`; throws Error(kUnsupported) for a type without kernels and
 // Error(kInvalidArgument) when n is not a multiple of the block size.

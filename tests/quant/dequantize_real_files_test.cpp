@@ -42,7 +42,8 @@ TEST(DequantizeRealFiles, EveryTensorMatchesLlamaCppBitForBit) {
       std::vector<float> values(t.n_elements);
       dequantize(t.dtype, f.tensor_data(t), values.data(), static_cast<int64_t>(t.n_elements));
       const auto bytes = std::as_bytes(std::span(values));
-      EXPECT_EQ(test::sha256_hex(bytes), e["values_sha256"].get<std::string>()) << t.name << " (" << dtype_name(t.dtype) << ")";
+      EXPECT_EQ(test::sha256_hex(bytes), e["values_sha256"].get<std::string>())
+          << t.name << " (" << dtype_name(t.dtype) << ")";
       if (!e["bin"].is_null()) {
         const std::string bin_name = e["bin"].get<std::string>();
         if (!bins.count(bin_name)) bins[bin_name] = read_bytes(data / "quant" / bin_name);

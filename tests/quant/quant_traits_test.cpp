@@ -38,10 +38,10 @@ TEST(QuantTraits, TableCoversTheIssueTypesOnce) {
 
 TEST(QuantTraits, BlockStructsMatchDTypeTraits) {
   const std::pair<DType, size_t> sizes[] = {
-      {DType::kQ4_0, sizeof(BlockQ4_0)},   {DType::kQ4_1, sizeof(BlockQ4_1)},     {DType::kQ5_0, sizeof(BlockQ5_0)},
-      {DType::kQ5_1, sizeof(BlockQ5_1)},   {DType::kQ8_0, sizeof(BlockQ8_0)},     {DType::kQ8_1, sizeof(BlockQ8_1)},
-      {DType::kQ2_K, sizeof(BlockQ2_K)},   {DType::kQ3_K, sizeof(BlockQ3_K)},     {DType::kQ4_K, sizeof(BlockQ4_K)},
-      {DType::kQ5_K, sizeof(BlockQ5_K)},   {DType::kQ6_K, sizeof(BlockQ6_K)},     {DType::kQ8_K, sizeof(BlockQ8_K)},
+      {DType::kQ4_0, sizeof(BlockQ4_0)},     {DType::kQ4_1, sizeof(BlockQ4_1)},    {DType::kQ5_0, sizeof(BlockQ5_0)},
+      {DType::kQ5_1, sizeof(BlockQ5_1)},     {DType::kQ8_0, sizeof(BlockQ8_0)},    {DType::kQ8_1, sizeof(BlockQ8_1)},
+      {DType::kQ2_K, sizeof(BlockQ2_K)},     {DType::kQ3_K, sizeof(BlockQ3_K)},    {DType::kQ4_K, sizeof(BlockQ4_K)},
+      {DType::kQ5_K, sizeof(BlockQ5_K)},     {DType::kQ6_K, sizeof(BlockQ6_K)},    {DType::kQ8_K, sizeof(BlockQ8_K)},
       {DType::kIQ4_NL, sizeof(BlockIQ4_NL)}, {DType::kIQ4_XS, sizeof(BlockIQ4_XS)}};
   for (const auto& [dtype, size] : sizes) EXPECT_EQ(dtype_traits(dtype).block_bytes, size) << dtype_name(dtype);
 }
@@ -66,7 +66,7 @@ TEST(Fp16, EveryHalfRoundTripsExactly) {
   EXPECT_EQ(fp16_to_fp32(0x3C00), 1.0f);
   EXPECT_EQ(fp16_to_fp32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
   EXPECT_EQ(fp16_to_fp32(0x7BFF), 65504.0f);
-  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7C00);  // rounds up to infinity
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7C00);               // rounds up to infinity
   EXPECT_EQ(fp32_to_fp16(std::ldexp(1.0f, -25)), 0x0000);  // halfway to the smallest subnormal: even
 }
 

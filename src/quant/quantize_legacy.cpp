@@ -1,0 +1,182 @@
+// Reference quantization of F16/BF16 and the 32-element formats, and of Q8_K: the deterministic
+// round-to-nearest algorithms of ggml (without importance weights), reproducing llama.cpp's
+// blocks bit for bit. Float operations in ggml's order; no FMA contraction.
+#include <cmath>
+#include <cstring>
+
+#include "quant/block_k.h"
+#include "quant/block_legacy.h"
+#include "quant/fp16.h"
+#include "quant/quantize.h"
+
+namespace ember {
+namespace {
+
+// The signed value of largest magnitude (the first one on ties), as the 4/5-bit formats use it.
+float signed_absmax(const float* x, int n) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+void min_max(const float* x, int n, float* min, float* max) {
+  *min = INFINITY;
+  *max = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    if (x[j] < *min) *min = x[j];
+    if (x[j] > *max) *max = x[j];
+  }
+}
+
+// Round half to even via the 1.5 * 2^23 trick ggml uses (|v| < 2^22).
+int nearest_int(float v) {
+  const float shifted = v + 12582912.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  return (bits & 0x007FFFFF) - 0x00400000;
+}
+
+}  // namespace
+
+void quantize_row_f32(const float* x, void* dst, int64_t n) { std::memcpy(dst, x, static_cast<size_t>(n) * 4); }
+
+void quantize_row_f16(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
+void quantize_row_bf16(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
+}
+
+void quantize_row_q4_0(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ4_0*>(dst);
+  for (int64_t b = 0; b < n / kQK4_0; ++b, x += kQK4_0) {
+    const float d = signed_absmax(x, kQK4_0) / -8;  // the extreme maps to -8, the 16th level
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK4_0 / 2; ++j) {
+      const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
+      const int q1 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + kQK4_0 / 2] * id + 8.5f)));
+      y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+void quantize_row_q4_1(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ4_1*>(dst);
+  for (int64_t b = 0; b < n / kQK4_1; ++b, x += kQK4_1) {
+    float min, max;
+    min_max(x, kQK4_1, &min, &max);
+    const float d = (max - min) / 15;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    y[b].m = fp32_to_fp16(min);
+    for (int j = 0; j < kQK4_1 / 2; ++j) {
+      const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - min) * id + 0.5f)));
+      const int q1 = std::min(15, static_cast<int>(static_cast<int8_t>((x[j + kQK4_1 / 2] - min) * id + 0.5f)));
+      y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
+    }
+  }
+}
+
+void quantize_row_q5_0(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ5_0*>(dst);
+  for (int64_t b = 0; b < n / kQK5_0; ++b, x += kQK5_0) {
+    const float d = signed_absmax(x, kQK5_0) / -16;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK5_0 / 2; ++j) {
+      const int q0 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f)));
+      const int q1 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j + kQK5_0 / 2] * id + 16.5f)));
+      y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+      qh |= static_cast<uint32_t>((q0 & 0x10) >> 4) << j;
+      qh |= static_cast<uint32_t>((q1 & 0x10) >> 4) << (j + kQK5_0 / 2);
+    }
+    std::memcpy(y[b].qh, &qh, sizeof qh);
+  }
+}
+
+void quantize_row_q5_1(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ5_1*>(dst);
+  for (int64_t b = 0; b < n / kQK5_1; ++b, x += kQK5_1) {
+    float min, max;
+    min_max(x, kQK5_1, &min, &max);
+    const float d = (max - min) / 31;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    y[b].m = fp32_to_fp16(min);
+    uint32_t qh = 0;
+    for (int j = 0; j < kQK5_1 / 2; ++j) {
+      const int q0 = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
+      const int q1 = static_cast<uint8_t>((x[j + kQK5_1 / 2] - min) * id + 0.5f);
+      y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+      qh |= static_cast<uint32_t>((q0 & 0x10) >> 4) << j;
+      qh |= static_cast<uint32_t>((q1 & 0x10) >> 4) << (j + kQK5_1 / 2);
+    }
+    std::memcpy(y[b].qh, &qh, sizeof qh);
+  }
+}
+
+void quantize_row_q8_0(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_0*>(dst);
+  for (int64_t b = 0; b < n / kQK8_0; ++b, x += kQK8_0) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    for (int j = 0; j < kQK8_0; ++j) y[b].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+  }
+}
+
+void quantize_row_q8_1(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_1*>(dst);
+  for (int64_t b = 0; b < n / kQK8_1; ++b, x += kQK8_1) {
+    float amax = 0.0f;
+    for (int j = 0; j < kQK8_1; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = fp32_to_fp16(d);
+    int sum = 0;
+    for (int j = 0; j < kQK8_1; ++j) {
+      y[b].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+      sum += y[b].qs[j];
+    }
+    y[b].s = fp32_to_fp16(static_cast<float>(sum) * d);
+  }
+}
+
+void quantize_row_q8_k(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_K*>(dst);
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < kQK_K; ++j) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    if (amax == 0.0f) {
+      std::memset(&y[b], 0, sizeof y[b]);
+      continue;
+    }
+    const float iscale = -127.0f / max;  // the extreme maps to -127 (its sign flipped into the scale)
+    for (int j = 0; j < kQK_K; ++j) y[b].qs[j] = static_cast<int8_t>(std::min(127, nearest_int(iscale * x[j])));
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += y[b].qs[16 * g + j];
+      y[b].bsums[g] = static_cast<int16_t>(sum);
+    }
+    y[b].d = 1 / iscale;
+  }
+}
+
+}  // namespace ember
