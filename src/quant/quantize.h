@@ -16,6 +16,8 @@ void quantize_row_q5_1(const float* x, void* dst, int64_t n);
 void quantize_row_q8_0(const float* x, void* dst, int64_t n);
 void quantize_row_q8_1(const float* x, void* dst, int64_t n);
 void quantize_row_q8_k(const float* x, void* dst, int64_t n);
+void quantize_row_q2_k(const float* x, void* dst, int64_t n);
+void quantize_row_q3_k(const float* x, void* dst, int64_t n);
 void quantize_row_q4_k(const float* x, void* dst, int64_t n);
 void quantize_row_q5_k(const float* x, void* dst, int64_t n);
 void quantize_row_q6_k(const float* x, void* dst, int64_t n);

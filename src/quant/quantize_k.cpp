@@ -26,8 +26,10 @@ int nearest_int(float v) {
 // start from the min/max grid, then try nstep+1 rescaled grids (rmin + rdelta * is) and keep the
 // one with the smallest weighted squared error, solving for scale and min in closed form.
 // Returns the scale; *neg_min receives -min (>= 0).
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* neg_min,
-                       uint8_t* Laux, float rmin, float rdelta, int nstep) {
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* neg_min, uint8_t* Laux,
+                       float rmin, float rdelta, int nstep, bool use_mad) {
+  // use_mad: minimize the weighted absolute error instead of the squared one (Q2_K).
+  const auto loss = [use_mad](float diff) { return use_mad ? std::fabs(diff) : diff * diff; };
   float min = x[0], max = x[0];
   float sum_w = weights[0];
   float sum_x = sum_w * x[0];
@@ -51,7 +53,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
     const int l = nearest_int(iscale * (x[i] - min));
     L[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
     const float diff = scale * static_cast<float>(L[i]) + min - x[i];
-    best_error += weights[i] * (diff * diff);
+    best_error += weights[i] * loss(diff);
   }
   for (int is = 0; is <= nstep; ++is) {
     iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
@@ -76,7 +78,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
       float cur_error = 0;
       for (int i = 0; i < n; ++i) {
         const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
-        cur_error += weights[i] * (diff * diff);
+        cur_error += weights[i] * loss(diff);
       }
       if (cur_error < best_error) {
         std::memcpy(L, Laux, static_cast<size_t>(n));
@@ -140,6 +142,68 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
+// Symmetric quantization to -nmax..nmax-1 (stored +nmax) weighted by x^2: the absmax grid, then up
+// to 5 passes moving single levels while that improves the least-squares fit. Returns the scale.
+float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.0f;
+  }
+  const float iscale = -static_cast<float>(nmax) / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = nearest_int(iscale * x[i]);
+    l = std::max(-nmax, std::min(nmax - 1, l));
+    L[i] = static_cast<int8_t>(l);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * static_cast<float>(l);
+    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * static_cast<float>(L[i]);
+      if (slx > 0) {
+        float sl2 = suml2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
+        int new_l = nearest_int(x[i] * sl2 / slx);
+        new_l = std::max(-nmax, std::min(nmax - 1, new_l));
+        if (new_l != L[i]) {
+          slx += w * x[i] * static_cast<float>(new_l);
+          sl2 += w * static_cast<float>(new_l) * static_cast<float>(new_l);
+          if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = static_cast<int8_t>(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (n_changed == 0) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
+  return sumlx / suml2;
+}
+
+// Q2_K/Q3_K: four 2-bit planes per 128 elements; plane p of byte l holds element j + l + 32p.
+void pack_2bit_planes(const uint8_t* L, uint8_t* qs) {
+  for (int j = 0; j < kQK_K; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      qs[j / 4 + l] =
+          static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    }
+  }
+}
+
 void scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
   if (j < 4) {
     *scale = q[j] & 63;
@@ -163,7 +227,7 @@ void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint8_t*
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
     max_scale = std::max(max_scale, scales[j]);
     max_min = std::max(max_min, mins[j]);
   }
@@ -171,8 +235,10 @@ void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint8_t*
   const float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
   std::memset(scales_out, 0, kKScaleBytes);
   for (int j = 0; j < kQK_K / 32; ++j) {
-    const auto ls = static_cast<uint8_t>(std::min(63, static_cast<int>(static_cast<uint8_t>(nearest_int(inv_scale * scales[j])))));
-    const auto lm = static_cast<uint8_t>(std::min(63, static_cast<int>(static_cast<uint8_t>(nearest_int(inv_min * mins[j])))));
+    const auto ls =
+        static_cast<uint8_t>(std::min(63, static_cast<int>(static_cast<uint8_t>(nearest_int(inv_scale * scales[j])))));
+    const auto lm =
+        static_cast<uint8_t>(std::min(63, static_cast<int>(static_cast<uint8_t>(nearest_int(inv_min * mins[j])))));
     if (j < 4) {
       scales_out[j] = ls;
       scales_out[j + 4] = lm;
@@ -198,6 +264,104 @@ void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint8_t*
 }
 
 }  // namespace
+
+void quantize_row_q2_k(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ2_K*>(dst);
+  constexpr float kQ4Scale = 15.0f;  // scales and mins are 4-bit under f16 super-scales
+  uint8_t L[kQK_K], Laux[16];
+  float weights[16], mins[kQK_K / 16], scales[kQK_K / 16];
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
+      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      max_scale = std::max(max_scale, scales[j]);
+      max_min = std::max(max_min, mins[j]);
+    }
+    if (max_scale > 0) {
+      const float iscale = kQ4Scale / max_scale;
+      for (int j = 0; j < kQK_K / 16; ++j) y[b].scales[j] = static_cast<uint8_t>(nearest_int(iscale * scales[j]));
+      y[b].d = fp32_to_fp16(max_scale / kQ4Scale);
+    } else {
+      for (int j = 0; j < kQK_K / 16; ++j) y[b].scales[j] = 0;
+      y[b].d = fp32_to_fp16(0.0f);
+    }
+    if (max_min > 0) {
+      const float iscale = kQ4Scale / max_min;
+      for (int j = 0; j < kQK_K / 16; ++j) {
+        y[b].scales[j] = static_cast<uint8_t>(y[b].scales[j] | (nearest_int(iscale * mins[j]) << 4));
+      }
+      y[b].dmin = fp32_to_fp16(max_min / kQ4Scale);
+    } else {
+      y[b].dmin = fp32_to_fp16(0.0f);
+    }
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      const float d = fp16_to_fp32(y[b].d) * static_cast<float>(y[b].scales[j] & 0x0F);
+      if (d == 0.0f) continue;
+      const float dm = fp16_to_fp32(y[b].dmin) * static_cast<float>(y[b].scales[j] >> 4);
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int((x[16 * j + ii] + dm) / d);
+        L[16 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(3, l)));
+      }
+    }
+    pack_2bit_planes(L, y[b].qs);
+  }
+}
+
+void quantize_row_q3_k(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ3_K*>(dst);
+  int8_t L[kQK_K];
+  float scales[kQK_K / 16];
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+      const float scale = std::fabs(scales[j]);
+      if (scale > amax) {
+        amax = scale;
+        max_scale = scales[j];
+      }
+    }
+    std::memset(y[b].scales, 0, sizeof y[b].scales);
+    if (max_scale != 0.0f) {
+      const float iscale = -32.0f / max_scale;
+      for (int j = 0; j < kQK_K / 16; ++j) {
+        const int l = std::max(-32, std::min(31, nearest_int(iscale * scales[j]))) + 32;  // 6 bits
+        if (j < 8) {
+          y[b].scales[j] = static_cast<uint8_t>(l & 0x0F);
+        } else {
+          y[b].scales[j - 8] = static_cast<uint8_t>(y[b].scales[j - 8] | ((l & 0x0F) << 4));
+        }
+        y[b].scales[j % 4 + 8] = static_cast<uint8_t>(y[b].scales[j % 4 + 8] | ((l >> 4) << (2 * (j / 4))));
+      }
+      y[b].d = fp32_to_fp16(1 / iscale);
+    } else {
+      y[b].d = fp32_to_fp16(0.0f);
+    }
+    for (int j = 0; j < kQK_K / 16; ++j) {
+      const int low = j < 8 ? y[b].scales[j] & 0x0F : y[b].scales[j - 8] >> 4;
+      const int sc = (low | (((y[b].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+      const float d = fp16_to_fp32(y[b].d) * static_cast<float>(sc);
+      if (d == 0.0f) continue;
+      for (int ii = 0; ii < 16; ++ii) {
+        const int l = nearest_int(x[16 * j + ii] / d);
+        L[16 * j + ii] = static_cast<int8_t>(std::max(-4, std::min(3, l)) + 4);
+      }
+    }
+    // The third bit of every level goes to hmask: bit p of byte m for element 32p + m.
+    std::memset(y[b].hmask, 0, sizeof y[b].hmask);
+    uint8_t levels[kQK_K];
+    for (int j = 0; j < kQK_K; ++j) {
+      int l = L[j];
+      if (l > 3) {
+        y[b].hmask[j % 32] = static_cast<uint8_t>(y[b].hmask[j % 32] | (1 << (j / 32)));
+        l -= 4;
+      }
+      levels[j] = static_cast<uint8_t>(l);
+    }
+    pack_2bit_planes(levels, y[b].qs);
+  }
+}
 
 void quantize_row_q4_k(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ4_K*>(dst);
