@@ -9,14 +9,22 @@ namespace ember {
 namespace {
 
 constexpr QuantTraits kQuantTraits[] = {
-    {DType::kF32, dequantize_row_f32, quantize_row_f32},    {DType::kF16, dequantize_row_f16, quantize_row_f16},
-    {DType::kQ4_0, dequantize_row_q4_0, quantize_row_q4_0}, {DType::kQ4_1, dequantize_row_q4_1, quantize_row_q4_1},
-    {DType::kQ5_0, dequantize_row_q5_0, quantize_row_q5_0}, {DType::kQ5_1, dequantize_row_q5_1, quantize_row_q5_1},
-    {DType::kQ8_0, dequantize_row_q8_0, quantize_row_q8_0}, {DType::kQ8_1, dequantize_row_q8_1, quantize_row_q8_1},
-    {DType::kQ2_K, dequantize_row_q2_k, quantize_row_q2_k}, {DType::kQ3_K, dequantize_row_q3_k, quantize_row_q3_k},
-    {DType::kQ4_K, dequantize_row_q4_k, quantize_row_q4_k}, {DType::kQ5_K, dequantize_row_q5_k, quantize_row_q5_k},
-    {DType::kQ6_K, dequantize_row_q6_k, quantize_row_q6_k}, {DType::kQ8_K, dequantize_row_q8_k, quantize_row_q8_k},
-    {DType::kIQ4_NL, dequantize_row_iq4_nl, nullptr},       {DType::kIQ4_XS, dequantize_row_iq4_xs, nullptr},
+    {DType::kF32, dequantize_row_f32, quantize_row_f32},
+    {DType::kF16, dequantize_row_f16, quantize_row_f16},
+    {DType::kQ4_0, dequantize_row_q4_0, quantize_row_q4_0},
+    {DType::kQ4_1, dequantize_row_q4_1, quantize_row_q4_1},
+    {DType::kQ5_0, dequantize_row_q5_0, quantize_row_q5_0},
+    {DType::kQ5_1, dequantize_row_q5_1, quantize_row_q5_1},
+    {DType::kQ8_0, dequantize_row_q8_0, quantize_row_q8_0},
+    {DType::kQ8_1, dequantize_row_q8_1, quantize_row_q8_1},
+    {DType::kQ2_K, dequantize_row_q2_k, quantize_row_q2_k},
+    {DType::kQ3_K, dequantize_row_q3_k, quantize_row_q3_k},
+    {DType::kQ4_K, dequantize_row_q4_k, quantize_row_q4_k},
+    {DType::kQ5_K, dequantize_row_q5_k, quantize_row_q5_k},
+    {DType::kQ6_K, dequantize_row_q6_k, quantize_row_q6_k},
+    {DType::kQ8_K, dequantize_row_q8_k, quantize_row_q8_k},
+    {DType::kIQ4_NL, dequantize_row_iq4_nl, quantize_row_iq4_nl},
+    {DType::kIQ4_XS, dequantize_row_iq4_xs, quantize_row_iq4_xs},
     {DType::kBF16, dequantize_row_bf16, quantize_row_bf16},
 };
 

@@ -21,5 +21,7 @@ void quantize_row_q3_k(const float* x, void* dst, int64_t n);
 void quantize_row_q4_k(const float* x, void* dst, int64_t n);
 void quantize_row_q5_k(const float* x, void* dst, int64_t n);
 void quantize_row_q6_k(const float* x, void* dst, int64_t n);
+void quantize_row_iq4_nl(const float* x, void* dst, int64_t n);
+void quantize_row_iq4_xs(const float* x, void* dst, int64_t n);
 
 }  // namespace ember
