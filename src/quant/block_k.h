@@ -32,6 +32,19 @@ struct BlockQ4_K {
 };
 static_assert(sizeof(BlockQ4_K) == 144);
 
+// Q4_K/Q5_K: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes. Sub-blocks
+// 0-3 keep them in the low 6 bits of bytes j and j+4; 4-7 split them into a nibble of byte j+4
+// and the top 2 bits of bytes j-4 and j.
+inline void scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) noexcept {
+  if (j < 4) {
+    *scale = q[j] & 63;
+    *min = q[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
 struct BlockQ5_K {
   uint16_t d;
   uint16_t dmin;

@@ -10,19 +10,6 @@
 namespace ember {
 namespace {
 
-// Q4_K/Q5_K: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes. Sub-blocks
-// 0-3 keep them in the low 6 bits of bytes j and j+4; 4-7 split them into a nibble of byte j+4
-// and the top 2 bits of bytes j-4 and j.
-void scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = q[j] & 63;
-    *min = q[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 // Q3_K: the 16 six-bit scales (biased by 32). Bytes 0-7 hold the low nibbles (two per byte),
 // bytes 8-11 the high 2 bits (four per byte).
 void unpack_q3_k_scales(const uint8_t* packed, int8_t* scales) {

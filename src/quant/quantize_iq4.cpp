@@ -8,19 +8,12 @@
 #include "quant/block_iq4.h"
 #include "quant/fp16.h"
 #include "quant/quantize.h"
+#include "quant/rounding.h"
 
 namespace ember {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;
 constexpr int kTries = 7;  // candidate grids: values[0] + t for t in -7..7
-
-int nearest_int(float v) {
-  const float shifted = v + 12582912.0f;
-  int32_t bits;
-  std::memcpy(&bits, &shifted, sizeof bits);
-  return (bits & 0x007FFFFF) - 0x00400000;
-}
 
 // Index of the IQ4 level closest to x; an exact tie goes to the upper level, as in ggml.
 int best_index(float x) {

@@ -8,19 +8,10 @@
 #include "quant/block_k.h"
 #include "quant/fp16.h"
 #include "quant/quantize.h"
+#include "quant/rounding.h"
 
 namespace ember {
 namespace {
-
-constexpr float kGroupMaxEps = 1e-15f;
-
-// Round half to even via the 1.5 * 2^23 trick (|v| < 2^22), as ggml does.
-int nearest_int(float v) {
-  const float shifted = v + 12582912.0f;
-  int32_t bits;
-  std::memcpy(&bits, &shifted, sizeof bits);
-  return (bits & 0x007FFFFF) - 0x00400000;
-}
 
 // Asymmetric quantization x ~ scale * L - min of n values to levels 0..nmax, weighted least squares:
 // start from the min/max grid, then try nstep+1 rescaled grids (rmin + rdelta * is) and keep the
@@ -201,16 +192,6 @@ void pack_2bit_planes(const uint8_t* L, uint8_t* qs) {
       qs[j / 4 + l] =
           static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
     }
-  }
-}
-
-void scale_min_k4(int j, const uint8_t* q, uint8_t* scale, uint8_t* min) {
-  if (j < 4) {
-    *scale = q[j] & 63;
-    *min = q[j + 4] & 63;
-  } else {
-    *scale = static_cast<uint8_t>((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4));
-    *min = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
 

@@ -8,6 +8,7 @@
 #include "quant/block_legacy.h"
 #include "quant/fp16.h"
 #include "quant/quantize.h"
+#include "quant/rounding.h"
 
 namespace ember {
 namespace {
@@ -31,14 +32,6 @@ void min_max(const float* x, int n, float* min, float* max) {
     if (x[j] < *min) *min = x[j];
     if (x[j] > *max) *max = x[j];
   }
-}
-
-// Round half to even via the 1.5 * 2^23 trick ggml uses (|v| < 2^22).
-int nearest_int(float v) {
-  const float shifted = v + 12582912.0f;
-  int32_t bits;
-  std::memcpy(&bits, &shifted, sizeof bits);
-  return (bits & 0x007FFFFF) - 0x00400000;
 }
 
 }  // namespace
