@@ -45,15 +45,8 @@ void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_
     const float* xb = x + ib * kBlock;
     uint8_t* Lb = L + ib * kBlock;
     for (int j = 0; j < kBlock; ++j) weight[j] = xb[j] * xb[j];
-    float amax = 0, max = 0;
-    for (int j = 0; j < kBlock; ++j) {
-      const float ax = std::fabs(xb[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = xb[j];
-      }
-    }
-    if (amax < kGroupMaxEps) {
+    const float max = signed_absmax(xb, kBlock);
+    if (std::fabs(max) < kGroupMaxEps) {
       scales[ib] = 0;
       continue;
     }

@@ -86,15 +86,8 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
 // Symmetric quantization to levels -nmax..nmax-1 (stored +nmax) weighted by x^2: the absmax grid,
 // then 18 rescaled grids, keeping the best least-squares fit. Returns the scale.
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
   }
@@ -136,15 +129,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
 // Symmetric quantization to -nmax..nmax-1 (stored +nmax) weighted by x^2: the absmax grid, then up
 // to 5 passes moving single levels while that improves the least-squares fit. Returns the scale.
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
   }

@@ -13,18 +13,6 @@
 namespace ember {
 namespace {
 
-// The signed value of largest magnitude (the first one on ties), as the 4/5-bit formats use it.
-float signed_absmax(const float* x, int n) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < n; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  return max;
-}
-
 void min_max(const float* x, int n, float* min, float* max) {
   *min = INFINITY;
   *max = -INFINITY;

@@ -1,6 +1,7 @@
-// Rounding helpers shared by the reference quantizers, with ggml's exact semantics.
+// Helpers shared by the reference quantizers (rounding, extremes), with ggml's exact semantics.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -16,6 +17,18 @@ inline int nearest_int(float v) noexcept {
   int32_t bits;
   std::memcpy(&bits, &shifted, sizeof bits);
   return (bits & 0x007FFFFF) - 0x00400000;
+}
+
+// The value of largest magnitude, with its sign (the first one on ties).
+inline float signed_absmax(const float* x, int n) noexcept {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
 }
 
 }  // namespace ember
