@@ -1,5 +1,6 @@
 // Reference dequantization of F32/F16/BF16 and the 32-element formats: the spec SIMD kernels are
 // tested against. Float operations in ggml's order (no FMA), so results match llama.cpp bit for bit.
+#include <algorithm>
 #include <cstring>
 
 #include "quant/block_legacy.h"
@@ -8,7 +9,7 @@
 
 namespace ember {
 
-void dequantize_row_f32(const void* src, float* y, int64_t n) { std::memcpy(y, src, static_cast<size_t>(n) * 4); }
+void dequantize_row_f32(const void* src, float* y, int64_t n) { std::copy_n(static_cast<const float*>(src), n, y); }
 
 void dequantize_row_f16(const void* src, float* y, int64_t n) {
   const auto* x = static_cast<const uint16_t*>(src);

@@ -1,4 +1,4 @@
-// The kQuantTraits table and the checked dequantize() entry point.
+// The kQuantTraits table and the checked quantize() / dequantize() entry points.
 #include "quant/quant_traits.h"
 
 #include "core/check.h"

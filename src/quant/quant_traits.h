@@ -18,9 +18,8 @@ using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
 struct QuantTraits {
   DType dtype;
   DequantizeRowFn to_float;
-  QuantizeRowFn from_float;  // nullptr until the type's reference quantizer lands
-  // Planned (Quantization issue): the K/IQ4 quantizers with their error-minimizing searches,
-  // importance weights, vec_dot and vec_dot_type.
+  QuantizeRowFn from_float;  // nullptr for a type without a quantizer
+  // Planned (Quantization issue): importance weights for the quantizers, vec_dot, vec_dot_type.
 };
 
 // Every type ember can dequantize, in DType id order.

@@ -1,6 +1,7 @@
 // Reference quantization of F16/BF16 and the 32-element formats, and of Q8_K: the deterministic
 // round-to-nearest algorithms of ggml (without importance weights), reproducing llama.cpp's
-// blocks bit for bit. Float operations in ggml's order; no FMA contraction.
+// blocks bit for bit. Float operations in ggml's order; no FMA contraction (-ffp-contract=off).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -24,7 +25,7 @@ void min_max(const float* x, int n, float* min, float* max) {
 
 }  // namespace
 
-void quantize_row_f32(const float* x, void* dst, int64_t n) { std::memcpy(dst, x, static_cast<size_t>(n) * 4); }
+void quantize_row_f32(const float* x, void* dst, int64_t n) { std::copy_n(x, n, static_cast<float*>(dst)); }
 
 void quantize_row_f16(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<uint16_t*>(dst);
@@ -43,8 +44,8 @@ void quantize_row_q4_0(const float* x, void* dst, int64_t n) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = fp32_to_fp16(d);
     for (int j = 0; j < kQK4_0 / 2; ++j) {
-      const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f)));
-      const int q1 = std::min(15, static_cast<int>(static_cast<int8_t>(x[j + kQK4_0 / 2] * id + 8.5f)));
+      const int q0 = std::min(15, trunc_to_int8(x[j] * id + 8.5f));
+      const int q1 = std::min(15, trunc_to_int8(x[j + kQK4_0 / 2] * id + 8.5f));
       y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
     }
   }
@@ -60,8 +61,8 @@ void quantize_row_q4_1(const float* x, void* dst, int64_t n) {
     y[b].d = fp32_to_fp16(d);
     y[b].m = fp32_to_fp16(min);
     for (int j = 0; j < kQK4_1 / 2; ++j) {
-      const int q0 = std::min(15, static_cast<int>(static_cast<int8_t>((x[j] - min) * id + 0.5f)));
-      const int q1 = std::min(15, static_cast<int>(static_cast<int8_t>((x[j + kQK4_1 / 2] - min) * id + 0.5f)));
+      const int q0 = std::min(15, trunc_to_int8((x[j] - min) * id + 0.5f));
+      const int q1 = std::min(15, trunc_to_int8((x[j + kQK4_1 / 2] - min) * id + 0.5f));
       y[b].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
     }
   }
@@ -75,8 +76,8 @@ void quantize_row_q5_0(const float* x, void* dst, int64_t n) {
     y[b].d = fp32_to_fp16(d);
     uint32_t qh = 0;
     for (int j = 0; j < kQK5_0 / 2; ++j) {
-      const int q0 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f)));
-      const int q1 = std::min(31, static_cast<int>(static_cast<int8_t>(x[j + kQK5_0 / 2] * id + 16.5f)));
+      const int q0 = std::min(31, trunc_to_int8(x[j] * id + 16.5f));
+      const int q1 = std::min(31, trunc_to_int8(x[j + kQK5_0 / 2] * id + 16.5f));
       y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
       qh |= static_cast<uint32_t>((q0 & 0x10) >> 4) << j;
       qh |= static_cast<uint32_t>((q1 & 0x10) >> 4) << (j + kQK5_0 / 2);
@@ -96,8 +97,8 @@ void quantize_row_q5_1(const float* x, void* dst, int64_t n) {
     y[b].m = fp32_to_fp16(min);
     uint32_t qh = 0;
     for (int j = 0; j < kQK5_1 / 2; ++j) {
-      const int q0 = static_cast<uint8_t>((x[j] - min) * id + 0.5f);
-      const int q1 = static_cast<uint8_t>((x[j + kQK5_1 / 2] - min) * id + 0.5f);
+      const int q0 = static_cast<uint8_t>(trunc_or_zero((x[j] - min) * id + 0.5f, 0, 255));
+      const int q1 = static_cast<uint8_t>(trunc_or_zero((x[j + kQK5_1 / 2] - min) * id + 0.5f, 0, 255));
       y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
       qh |= static_cast<uint32_t>((q0 & 0x10) >> 4) << j;
       qh |= static_cast<uint32_t>((q1 & 0x10) >> 4) << (j + kQK5_1 / 2);
@@ -114,7 +115,7 @@ void quantize_row_q8_0(const float* x, void* dst, int64_t n) {
     const float d = amax / 127;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = fp32_to_fp16(d);
-    for (int j = 0; j < kQK8_0; ++j) y[b].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+    for (int j = 0; j < kQK8_0; ++j) y[b].qs[j] = static_cast<int8_t>(round_or_zero(x[j] * id));
   }
 }
 
@@ -128,7 +129,7 @@ void quantize_row_q8_1(const float* x, void* dst, int64_t n) {
     y[b].d = fp32_to_fp16(d);
     int sum = 0;
     for (int j = 0; j < kQK8_1; ++j) {
-      y[b].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+      y[b].qs[j] = static_cast<int8_t>(round_or_zero(x[j] * id));
       sum += y[b].qs[j];
     }
     y[b].s = fp32_to_fp16(static_cast<float>(sum) * d);

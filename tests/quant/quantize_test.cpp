@@ -25,9 +25,10 @@ TEST(Quantize, ReproducesLlamaCppBlocksBitForBit) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const GgufFile source = GgufFile::open((data / "quant/tiny-llama-f32.gguf").string());
   const std::pair<const char*, DType> types[] = {
-      {"F16", DType::kF16},   {"BF16", DType::kBF16},   {"Q8_0", DType::kQ8_0},   {"Q4_0", DType::kQ4_0},
-      {"Q4_1", DType::kQ4_1}, {"Q5_0", DType::kQ5_0},   {"Q5_1", DType::kQ5_1},   {"Q4_K_S", DType::kQ4_K},
-      {"Q2_K", DType::kQ2_K}, {"Q3_K_S", DType::kQ3_K}, {"Q5_K_S", DType::kQ5_K}, {"Q6_K", DType::kQ6_K}};
+      {"F16", DType::kF16},       {"BF16", DType::kBF16},    {"Q8_0", DType::kQ8_0},   {"Q4_0", DType::kQ4_0},
+      {"Q4_1", DType::kQ4_1},     {"Q5_0", DType::kQ5_0},    {"Q5_1", DType::kQ5_1},   {"Q4_K_S", DType::kQ4_K},
+      {"Q2_K", DType::kQ2_K},     {"Q3_K_S", DType::kQ3_K},  {"Q5_K_S", DType::kQ5_K}, {"Q6_K", DType::kQ6_K},
+      {"IQ4_NL", DType::kIQ4_NL}, {"IQ4_XS", DType::kIQ4_XS}};
   for (const auto& [name, dtype] : types) {
     SCOPED_TRACE(name);
     std::ifstream in(data / fmt::format("quant/tiny-llama-pure-{}.gguf.expected.json", name));
@@ -96,6 +97,58 @@ TEST(Quantize, RoundTripErrorIsBoundedForEveryQuantizer) {
     ++tested;
   }
   EXPECT_GE(tested, 10);
+}
+
+// Blocks at the edges of the scale searches: constant (positive or negative), a single non-zero
+// value, values below kGroupMaxEps, denormals, huge values and non-finite values. Finite blocks
+// reconstruct within the type's error; nothing is undefined behaviour (the sanitizer build runs
+// this with float-cast-overflow checks) and results are deterministic.
+TEST(Quantize, EdgeCaseBlocksAreHandled) {
+  for (const QuantTraits& t : quant_traits_table()) {
+    if (t.from_float == nullptr) continue;
+    SCOPED_TRACE(std::string(dtype_name(t.dtype)));
+    const int64_t n = dtype_traits(t.dtype).block_size;
+    const std::vector<std::vector<float>> finite = {
+        std::vector<float>(static_cast<size_t>(n), 0.75f), std::vector<float>(static_cast<size_t>(n), -0.75f),
+        [&] {
+          std::vector<float> v(static_cast<size_t>(n), 0.0f);
+          v[static_cast<size_t>(n) / 3] = -2.0f;
+          return v;
+        }(),
+        std::vector<float>(static_cast<size_t>(n), 1e-39f),  // denormal: 1/scale overflows
+        std::vector<float>(static_cast<size_t>(n), 1e-20f)};
+    std::vector<std::byte> blocks(*dtype_bytes_for(t.dtype, static_cast<uint64_t>(n)));
+    std::vector<float> y(static_cast<size_t>(n));
+    for (const auto& x : finite) {
+      quantize(t.dtype, x.data(), blocks.data(), n);
+      dequantize(t.dtype, blocks.data(), y.data(), n);
+      float amax = 0;
+      for (float v : x) amax = std::max(amax, std::fabs(v));
+      // Blocks below the f16 range of the scales (1e-20, denormals) may flush to zero, never blow up.
+      const double tolerance = amax < 1e-6f ? amax : 0.35 * amax;
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], x[i], tolerance) << "element " << i << " of " << x[0];
+    }
+    // Non-finite and extreme inputs: defined results, the same on every call.
+    const int64_t n4 = 4 * n;  // at least 4 elements, also for the 1-element "blocks" of f16/bf16/f32
+    for (const float bad : {NAN, INFINITY, -INFINITY, 3e38f}) {
+      std::vector<float> x(static_cast<size_t>(n4), 0.5f);
+      x.at(1) = bad;
+      x.at(2) = -3e38f;
+      std::vector<std::byte> first(*dtype_bytes_for(t.dtype, static_cast<uint64_t>(n4))), second(first.size());
+      quantize(t.dtype, x.data(), first.data(), n4);
+      quantize(t.dtype, x.data(), second.data(), n4);
+      EXPECT_EQ(first, second) << bad;
+    }
+  }
+}
+
+TEST(Quantize, EmptyInputIsANoOp) {
+  for (const QuantTraits& t : quant_traits_table()) {
+    std::vector<float> none;
+    std::vector<std::byte> no_blocks;
+    if (t.from_float != nullptr) quantize(t.dtype, none.data(), no_blocks.data(), 0);
+    dequantize(t.dtype, no_blocks.data(), none.data(), 0);
+  }
 }
 
 TEST(Quantize, UnsupportedTypesAndPartialBlocksAreErrors) {
