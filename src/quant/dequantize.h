@@ -6,6 +6,9 @@
 
 namespace ember {
 
+// Converts `n` elements (a multiple of the block size) of packed blocks to floats.
+using DequantizeRowFn = void (*)(const void* src, float* y, int64_t n);
+
 void dequantize_row_f32(const void* src, float* y, int64_t n);
 void dequantize_row_f16(const void* src, float* y, int64_t n);
 void dequantize_row_bf16(const void* src, float* y, int64_t n);

@@ -4,28 +4,29 @@
 #include "core/check.h"
 #include "quant/dequantize.h"
 #include "quant/quantize.h"
+#include "quant/vec_dot.h"
 
 namespace ember {
 namespace {
 
 constexpr QuantTraits kQuantTraits[] = {
-    {DType::kF32, dequantize_row_f32, quantize_row_f32},
-    {DType::kF16, dequantize_row_f16, quantize_row_f16},
-    {DType::kQ4_0, dequantize_row_q4_0, quantize_row_q4_0},
-    {DType::kQ4_1, dequantize_row_q4_1, quantize_row_q4_1},
-    {DType::kQ5_0, dequantize_row_q5_0, quantize_row_q5_0},
-    {DType::kQ5_1, dequantize_row_q5_1, quantize_row_q5_1},
-    {DType::kQ8_0, dequantize_row_q8_0, quantize_row_q8_0},
-    {DType::kQ8_1, dequantize_row_q8_1, quantize_row_q8_1},
-    {DType::kQ2_K, dequantize_row_q2_k, quantize_row_q2_k},
-    {DType::kQ3_K, dequantize_row_q3_k, quantize_row_q3_k},
-    {DType::kQ4_K, dequantize_row_q4_k, quantize_row_q4_k},
-    {DType::kQ5_K, dequantize_row_q5_k, quantize_row_q5_k},
-    {DType::kQ6_K, dequantize_row_q6_k, quantize_row_q6_k},
-    {DType::kQ8_K, dequantize_row_q8_k, quantize_row_q8_k},
-    {DType::kIQ4_NL, dequantize_row_iq4_nl, quantize_row_iq4_nl},
-    {DType::kIQ4_XS, dequantize_row_iq4_xs, quantize_row_iq4_xs},
-    {DType::kBF16, dequantize_row_bf16, quantize_row_bf16},
+    {DType::kF32, dequantize_row_f32, quantize_row_f32, vec_dot_f32, DType::kF32},
+    {DType::kF16, dequantize_row_f16, quantize_row_f16, vec_dot_f16, DType::kF16},
+    {DType::kQ4_0, dequantize_row_q4_0, quantize_row_q4_0, vec_dot_q4_0_q8_0, DType::kQ8_0},
+    {DType::kQ4_1, dequantize_row_q4_1, quantize_row_q4_1, vec_dot_q4_1_q8_1, DType::kQ8_1},
+    {DType::kQ5_0, dequantize_row_q5_0, quantize_row_q5_0, vec_dot_q5_0_q8_0, DType::kQ8_0},
+    {DType::kQ5_1, dequantize_row_q5_1, quantize_row_q5_1, vec_dot_q5_1_q8_1, DType::kQ8_1},
+    {DType::kQ8_0, dequantize_row_q8_0, quantize_row_q8_0, vec_dot_q8_0_q8_0, DType::kQ8_0},
+    {DType::kQ8_1, dequantize_row_q8_1, quantize_row_q8_1, nullptr, DType::kQ8_1},
+    {DType::kQ2_K, dequantize_row_q2_k, quantize_row_q2_k, vec_dot_q2_k_q8_k, DType::kQ8_K},
+    {DType::kQ3_K, dequantize_row_q3_k, quantize_row_q3_k, vec_dot_q3_k_q8_k, DType::kQ8_K},
+    {DType::kQ4_K, dequantize_row_q4_k, quantize_row_q4_k, vec_dot_q4_k_q8_k, DType::kQ8_K},
+    {DType::kQ5_K, dequantize_row_q5_k, quantize_row_q5_k, vec_dot_q5_k_q8_k, DType::kQ8_K},
+    {DType::kQ6_K, dequantize_row_q6_k, quantize_row_q6_k, vec_dot_q6_k_q8_k, DType::kQ8_K},
+    {DType::kQ8_K, dequantize_row_q8_k, quantize_row_q8_k, nullptr, DType::kQ8_K},
+    {DType::kIQ4_NL, dequantize_row_iq4_nl, quantize_row_iq4_nl, vec_dot_iq4_nl_q8_0, DType::kQ8_0},
+    {DType::kIQ4_XS, dequantize_row_iq4_xs, quantize_row_iq4_xs, vec_dot_iq4_xs_q8_k, DType::kQ8_K},
+    {DType::kBF16, dequantize_row_bf16, quantize_row_bf16, vec_dot_bf16, DType::kBF16},
 };
 
 }  // namespace

@@ -6,11 +6,10 @@
 #include <span>
 
 #include "ember/dtype.h"
+#include "quant/dequantize.h"
+#include "quant/vec_dot.h"
 
 namespace ember {
-
-// Converts `n` elements (a multiple of the block size) of packed blocks to floats.
-using DequantizeRowFn = void (*)(const void* src, float* y, int64_t n);
 
 // Converts `n` floats (a multiple of the block size) to packed blocks.
 using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
@@ -19,7 +18,9 @@ struct QuantTraits {
   DType dtype;
   DequantizeRowFn to_float;
   QuantizeRowFn from_float;  // nullptr for a type without a quantizer
-  // Planned (Quantization issue): importance weights for the quantizers, vec_dot, vec_dot_type.
+  VecDotFn vec_dot;          // weights of this type . activations of vec_dot_type; nullptr when the
+  DType vec_dot_type;        // type is only an activation format (Q8_1, Q8_K)
+  // Planned (Quantization issue): importance weights for the quantizers.
 };
 
 // Every type ember can dequantize, in DType id order.
