@@ -37,13 +37,13 @@ int best_index(float x) {
 void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_t* scales_h, uint8_t* scales_l) {
   constexpr int kBlock = 32;
   float scales[kQK_K / kBlock], weight[kBlock];
-  uint8_t L[kQK_K];
+  uint8_t levels[kQK_K];
   std::memset(q4, 0, static_cast<size_t>(n) / 2);
   *dh = fp32_to_fp16(0.0f);
   float max_scale = 0, amax_scale = 0;
   for (int ib = 0; ib < n / kBlock; ++ib) {
     const float* xb = x + ib * kBlock;
-    uint8_t* Lb = L + ib * kBlock;
+    uint8_t* block_levels = levels + ib * kBlock;
     for (int j = 0; j < kBlock; ++j) weight[j] = xb[j] * xb[j];
     const float max = signed_absmax(xb, kBlock);
     if (std::fabs(max) < kGroupMaxEps) {
@@ -55,7 +55,7 @@ void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_
     float sumqx = 0, sumq2 = 0;
     for (int j = 0; j < kBlock; ++j) {
       const int l = best_index(id * xb[j]);
-      Lb[j] = static_cast<uint8_t>(l);
+      block_levels[j] = static_cast<uint8_t>(l);
       const float q = kIQ4Values[l];
       sumqx += weight[j] * q * xb[j];
       sumq2 += weight[j] * q * q;
@@ -90,7 +90,8 @@ void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_
       int l = std::max(-32, std::min(31, nearest_int(id * scales[ib])));
       const float dl = d * static_cast<float>(l);
       const float idl = dl != 0.0f ? 1 / dl : 0.0f;
-      for (int j = 0; j < kBlock; ++j) L[ib * kBlock + j] = static_cast<uint8_t>(best_index(idl * x[ib * kBlock + j]));
+      for (int j = 0; j < kBlock; ++j)
+        levels[ib * kBlock + j] = static_cast<uint8_t>(best_index(idl * x[ib * kBlock + j]));
       l += 32;
       const auto low = static_cast<uint8_t>(l & 0x0F), high = static_cast<uint8_t>(l >> 4);
       if (ib % 2 == 0) {
@@ -103,10 +104,11 @@ void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_
   } else {
     *dh = fp32_to_fp16(scales[0]);
     const float id = scales[0] != 0.0f ? 1 / scales[0] : 0.0f;
-    for (int j = 0; j < n; ++j) L[j] = static_cast<uint8_t>(best_index(id * x[j]));
+    for (int j = 0; j < n; ++j) levels[j] = static_cast<uint8_t>(best_index(id * x[j]));
   }
   for (int i = 0; i < n / 32; ++i) {
-    for (int j = 0; j < 16; ++j) q4[16 * i + j] = static_cast<uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+    for (int j = 0; j < 16; ++j)
+      q4[16 * i + j] = static_cast<uint8_t>(levels[32 * i + j] | (levels[32 * i + 16 + j] << 4));
   }
 }
 

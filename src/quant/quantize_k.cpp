@@ -13,12 +13,12 @@
 namespace ember {
 namespace {
 
-// Asymmetric quantization x ~ scale * L - min of n values to levels 0..nmax, weighted least squares:
+// Asymmetric quantization x ~ scale * levels - min of n values to levels 0..nmax, weighted least squares:
 // start from the min/max grid, then try nstep+1 rescaled grids (rmin + rdelta * is) and keep the
 // one with the smallest weighted squared error, solving for scale and min in closed form.
 // Returns the scale; *neg_min receives -min (>= 0).
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* neg_min, uint8_t* Laux,
-                       float rmin, float rdelta, int nstep, bool use_mad) {
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* levels, float* neg_min,
+                       uint8_t* levels_aux, float rmin, float rdelta, int nstep, bool use_mad) {
   // use_mad: minimize the weighted absolute error instead of the squared one (Q2_K).
   const auto loss = [use_mad](float diff) { return use_mad ? std::fabs(diff) : diff * diff; };
   float min = x[0], max = x[0];
@@ -33,7 +33,7 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
   }
   if (min > 0) min = 0;
   if (max == min) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
+    for (int i = 0; i < n; ++i) levels[i] = 0;
     *neg_min = -min;
     return 0.0f;
   }
@@ -42,8 +42,8 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
   float best_error = 0;
   for (int i = 0; i < n; ++i) {
     const int l = nearest_int(iscale * (x[i] - min));
-    L[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
-    const float diff = scale * static_cast<float>(L[i]) + min - x[i];
+    levels[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
+    const float diff = scale * static_cast<float>(levels[i]) + min - x[i];
     best_error += weights[i] * loss(diff);
   }
   for (int is = 0; is <= nstep; ++is) {
@@ -52,27 +52,27 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
     for (int i = 0; i < n; ++i) {
       int l = nearest_int(iscale * (x[i] - min));
       l = std::max(0, std::min(nmax, l));
-      Laux[i] = static_cast<uint8_t>(l);
+      levels_aux[i] = static_cast<uint8_t>(l);
       const float w = weights[i];
       sum_l += w * static_cast<float>(l);
       sum_l2 += w * static_cast<float>(l) * static_cast<float>(l);
       sum_xl += w * static_cast<float>(l) * x[i];
     }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    const float det = sum_w * sum_l2 - sum_l * sum_l;
+    if (det > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
       if (this_min > 0) {
         this_min = 0;
         this_scale = sum_xl / sum_l2;
       }
       float cur_error = 0;
       for (int i = 0; i < n; ++i) {
-        const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
+        const float diff = this_scale * static_cast<float>(levels_aux[i]) + this_min - x[i];
         cur_error += weights[i] * loss(diff);
       }
       if (cur_error < best_error) {
-        std::memcpy(L, Laux, static_cast<size_t>(n));
+        std::memcpy(levels, levels_aux, static_cast<size_t>(n));
         best_error = cur_error;
         scale = this_scale;
         min = this_min;
@@ -85,10 +85,10 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
 
 // Symmetric quantization to levels -nmax..nmax-1 (stored +nmax) weighted by x^2: the absmax grid,
 // then 18 rescaled grids, keeping the best least-squares fit. Returns the scale.
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
+float make_qx_quants(int n, int nmax, const float* x, int8_t* levels) {
   const float max = signed_absmax(x, n);
   if (std::fabs(max) < kGroupMaxEps) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
+    for (int i = 0; i < n; ++i) levels[i] = 0;
     return 0.0f;
   }
   float iscale = -static_cast<float>(nmax) / max;
@@ -96,7 +96,7 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
   for (int i = 0; i < n; ++i) {
     int l = nearest_int(iscale * x[i]);
     l = std::max(-nmax, std::min(nmax - 1, l));
-    L[i] = static_cast<int8_t>(l + nmax);
+    levels[i] = static_cast<int8_t>(l + nmax);
     const float w = x[i] * x[i];
     sumlx += w * x[i] * static_cast<float>(l);
     suml2 += w * static_cast<float>(l) * static_cast<float>(l);
@@ -117,7 +117,7 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
     if (suml2 > 0 && sumlx * sumlx > best * suml2) {
       for (int i = 0; i < n; ++i) {
         const int l = nearest_int(iscale * x[i]);
-        L[i] = static_cast<int8_t>(nmax + std::max(-nmax, std::min(nmax - 1, l)));
+        levels[i] = static_cast<int8_t>(nmax + std::max(-nmax, std::min(nmax - 1, l)));
       }
       scale = sumlx / suml2;
       best = scale * sumlx;
@@ -128,10 +128,10 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
 
 // Symmetric quantization to -nmax..nmax-1 (stored +nmax) weighted by x^2: the absmax grid, then up
 // to 5 passes moving single levels while that improves the least-squares fit. Returns the scale.
-float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
+float make_q3_quants(int n, int nmax, const float* x, int8_t* levels) {
   const float max = signed_absmax(x, n);
   if (std::fabs(max) < kGroupMaxEps) {
-    for (int i = 0; i < n; ++i) L[i] = 0;
+    for (int i = 0; i < n; ++i) levels[i] = 0;
     return 0.0f;
   }
   const float iscale = -static_cast<float>(nmax) / max;
@@ -139,7 +139,7 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
   for (int i = 0; i < n; ++i) {
     int l = nearest_int(iscale * x[i]);
     l = std::max(-nmax, std::min(nmax - 1, l));
-    L[i] = static_cast<int8_t>(l);
+    levels[i] = static_cast<int8_t>(l);
     const float w = x[i] * x[i];
     sumlx += w * x[i] * static_cast<float>(l);
     suml2 += w * static_cast<float>(l) * static_cast<float>(l);
@@ -148,16 +148,16 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
     int n_changed = 0;
     for (int i = 0; i < n; ++i) {
       const float w = x[i] * x[i];
-      float slx = sumlx - w * x[i] * static_cast<float>(L[i]);
+      float slx = sumlx - w * x[i] * static_cast<float>(levels[i]);
       if (slx > 0) {
-        float sl2 = suml2 - w * static_cast<float>(L[i]) * static_cast<float>(L[i]);
+        float sl2 = suml2 - w * static_cast<float>(levels[i]) * static_cast<float>(levels[i]);
         int new_l = nearest_int(x[i] * sl2 / slx);
         new_l = std::max(-nmax, std::min(nmax - 1, new_l));
-        if (new_l != L[i]) {
+        if (new_l != levels[i]) {
           slx += w * x[i] * static_cast<float>(new_l);
           sl2 += w * static_cast<float>(new_l) * static_cast<float>(new_l);
           if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
-            L[i] = static_cast<int8_t>(new_l);
+            levels[i] = static_cast<int8_t>(new_l);
             sumlx = slx;
             suml2 = sl2;
             ++n_changed;
@@ -167,34 +167,35 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
     }
     if (n_changed == 0) break;
   }
-  for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(L[i] + nmax);
+  for (int i = 0; i < n; ++i) levels[i] = static_cast<int8_t>(levels[i] + nmax);
   return sumlx / suml2;
 }
 
 // Q2_K/Q3_K: four 2-bit planes per 128 elements; plane p of byte l holds element j + l + 32p.
-void pack_2bit_planes(const uint8_t* L, uint8_t* qs) {
+void pack_2bit_planes(const uint8_t* levels, uint8_t* qs) {
   for (int j = 0; j < kQK_K; j += 128) {
     for (int l = 0; l < 32; ++l) {
-      qs[j / 4 + l] =
-          static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+      qs[j / 4 + l] = static_cast<uint8_t>(levels[j + l] | (levels[j + l + 32] << 2) | (levels[j + l + 64] << 4) |
+                                           (levels[j + l + 96] << 6));
     }
   }
 }
 
 // Shared by Q4_K and Q5_K: per 32-element sub-block scales and mins from make_qkx2_quants, packed
 // as 6-bit values under two f16 super-scales, then the levels recomputed against the packed scales.
-// Returns the levels (0..nmax) of the 256 elements in L.
+// Returns the levels (0..nmax) of the 256 elements in levels.
 void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint8_t* scales_out, uint16_t* d_out,
-                       uint16_t* dmin_out, uint8_t* L) {
+                       uint16_t* dmin_out, uint8_t* levels) {
   float scales[kQK_K / 32], mins[kQK_K / 32], weights[32];
-  uint8_t Laux[32];
+  uint8_t levels_aux[32];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < kQK_K / 32; ++j) {
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, false);
+    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, levels + 32 * j, &mins[j], levels_aux, rmin, 0.1f,
+                                 nstep, false);
     max_scale = std::max(max_scale, scales[j]);
     max_min = std::max(max_min, mins[j]);
   }
@@ -225,7 +226,7 @@ void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint8_t*
     const float dm = fp16_to_fp32(*dmin_out) * static_cast<float>(m);
     for (int ii = 0; ii < 32; ++ii) {
       const int l = nearest_int((x[32 * j + ii] + dm) / d);
-      L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
+      levels[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
     }
   }
 }
@@ -235,13 +236,14 @@ void quantize_k_scales(const float* x, int nmax, float rmin, int nstep, uint8_t*
 void quantize_row_q2_k(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ2_K*>(dst);
   constexpr float kQ4Scale = 15.0f;  // scales and mins are 4-bit under f16 super-scales
-  uint8_t L[kQK_K], Laux[16];
+  uint8_t levels[kQK_K], levels_aux[16];
   float weights[16], mins[kQK_K / 16], scales[kQK_K / 16];
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < kQK_K / 16; ++j) {
       for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      scales[j] =
+          make_qkx2_quants(16, 3, x + 16 * j, weights, levels + 16 * j, &mins[j], levels_aux, -0.5f, 0.1f, 15, true);
       max_scale = std::max(max_scale, scales[j]);
       max_min = std::max(max_min, mins[j]);
     }
@@ -268,21 +270,21 @@ void quantize_row_q2_k(const float* x, void* dst, int64_t n) {
       const float dm = fp16_to_fp32(y[b].dmin) * static_cast<float>(y[b].scales[j] >> 4);
       for (int ii = 0; ii < 16; ++ii) {
         const int l = nearest_int((x[16 * j + ii] + dm) / d);
-        L[16 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(3, l)));
+        levels[16 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(3, l)));
       }
     }
-    pack_2bit_planes(L, y[b].qs);
+    pack_2bit_planes(levels, y[b].qs);
   }
 }
 
 void quantize_row_q3_k(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ3_K*>(dst);
-  int8_t L[kQK_K];
+  int8_t levels[kQK_K];
   float scales[kQK_K / 16];
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     float max_scale = 0, amax = 0;
     for (int j = 0; j < kQK_K / 16; ++j) {
-      scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+      scales[j] = make_q3_quants(16, 4, x + 16 * j, levels + 16 * j);
       const float scale = std::fabs(scales[j]);
       if (scale > amax) {
         amax = scale;
@@ -312,53 +314,53 @@ void quantize_row_q3_k(const float* x, void* dst, int64_t n) {
       if (d == 0.0f) continue;
       for (int ii = 0; ii < 16; ++ii) {
         const int l = nearest_int(x[16 * j + ii] / d);
-        L[16 * j + ii] = static_cast<int8_t>(std::max(-4, std::min(3, l)) + 4);
+        levels[16 * j + ii] = static_cast<int8_t>(std::max(-4, std::min(3, l)) + 4);
       }
     }
     // The third bit of every level goes to hmask: bit p of byte m for element 32p + m.
     std::memset(y[b].hmask, 0, sizeof y[b].hmask);
-    uint8_t levels[kQK_K];
+    uint8_t low_bits[kQK_K];
     for (int j = 0; j < kQK_K; ++j) {
-      int l = L[j];
+      int l = levels[j];
       if (l > 3) {
         y[b].hmask[j % 32] = static_cast<uint8_t>(y[b].hmask[j % 32] | (1 << (j / 32)));
         l -= 4;
       }
-      levels[j] = static_cast<uint8_t>(l);
+      low_bits[j] = static_cast<uint8_t>(l);
     }
-    pack_2bit_planes(levels, y[b].qs);
+    pack_2bit_planes(low_bits, y[b].qs);
   }
 }
 
 void quantize_row_q4_k(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ4_K*>(dst);
-  uint8_t L[kQK_K];
+  uint8_t levels[kQK_K];
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
-    quantize_k_scales(x, 15, -1.0f, 20, y[b].scales, &y[b].d, &y[b].dmin, L);
+    quantize_k_scales(x, 15, -1.0f, 20, y[b].scales, &y[b].d, &y[b].dmin, levels);
     uint8_t* q = y[b].qs;
     for (int j = 0; j < kQK_K; j += 64, q += 32) {
-      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+      for (int l = 0; l < 32; ++l) q[l] = static_cast<uint8_t>(levels[j + l] | (levels[j + l + 32] << 4));
     }
   }
 }
 
 void quantize_row_q5_k(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ5_K*>(dst);
-  uint8_t L[kQK_K];
+  uint8_t levels[kQK_K];
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
-    quantize_k_scales(x, 31, -0.5f, 15, y[b].scales, &y[b].d, &y[b].dmin, L);
+    quantize_k_scales(x, 31, -0.5f, 15, y[b].scales, &y[b].d, &y[b].dmin, levels);
     uint8_t* qh = y[b].qh;
     uint8_t* ql = y[b].qs;
     std::memset(qh, 0, kQK_K / 8);
     uint8_t m1 = 1, m2 = 2;
     for (int n64 = 0; n64 < kQK_K; n64 += 64, ql += 32) {
       for (int j = 0; j < 32; ++j) {
-        int l1 = L[n64 + j];
+        int l1 = levels[n64 + j];
         if (l1 > 15) {
           l1 -= 16;
           qh[j] |= m1;
         }
-        int l2 = L[n64 + j + 32];
+        int l2 = levels[n64 + j + 32];
         if (l2 > 15) {
           l2 -= 16;
           qh[j] |= m2;
@@ -373,12 +375,12 @@ void quantize_row_q5_k(const float* x, void* dst, int64_t n) {
 
 void quantize_row_q6_k(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ6_K*>(dst);
-  int8_t L[kQK_K];
+  int8_t levels[kQK_K];
   float scales[kQK_K / 16];
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     float max_scale = 0, max_abs_scale = 0;
     for (int ib = 0; ib < kQK_K / 16; ++ib) {
-      const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+      const float scale = make_qx_quants(16, 32, x + 16 * ib, levels + 16 * ib);
       scales[ib] = scale;
       const float abs_scale = std::fabs(scale);
       if (abs_scale > max_abs_scale) {
@@ -400,18 +402,19 @@ void quantize_row_q6_k(const float* x, void* dst, int64_t n) {
       if (d == 0.0f) continue;
       for (int ii = 0; ii < 16; ++ii) {
         const int l = nearest_int(x[16 * j + ii] / d);
-        L[16 * j + ii] = static_cast<int8_t>(std::max(-32, std::min(31, l)) + 32);
+        levels[16 * j + ii] = static_cast<int8_t>(std::max(-32, std::min(31, l)) + 32);
       }
     }
     uint8_t* ql = y[b].ql;
     uint8_t* qh = y[b].qh;
     for (int j = 0; j < kQK_K; j += 128, ql += 64, qh += 32) {
       for (int l = 0; l < 32; ++l) {
-        const int q1 = L[j + l] & 0x0F, q2 = L[j + l + 32] & 0x0F, q3 = L[j + l + 64] & 0x0F, q4 = L[j + l + 96] & 0x0F;
+        const int q1 = levels[j + l] & 0x0F, q2 = levels[j + l + 32] & 0x0F, q3 = levels[j + l + 64] & 0x0F,
+                  q4 = levels[j + l + 96] & 0x0F;
         ql[l] = static_cast<uint8_t>(q1 | (q3 << 4));
         ql[l + 32] = static_cast<uint8_t>(q2 | (q4 << 4));
-        qh[l] = static_cast<uint8_t>((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                                     ((L[j + l + 96] >> 4) << 6));
+        qh[l] = static_cast<uint8_t>((levels[j + l] >> 4) | ((levels[j + l + 32] >> 4) << 2) |
+                                     ((levels[j + l + 64] >> 4) << 4) | ((levels[j + l + 96] >> 4) << 6));
       }
     }
   }
