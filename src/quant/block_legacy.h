@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace ember {
 
@@ -48,5 +49,12 @@ struct BlockQ8_1 {
   int8_t qs[kQK8_1];
 };
 static_assert(sizeof(BlockQ8_1) == 36);
+
+// The 5th bits of a Q5 block's 32 elements (qh read as little-endian uint32): bit j for element j.
+inline uint32_t q5_high_bits(const uint8_t (&qh)[4]) noexcept {
+  uint32_t bits;
+  std::memcpy(&bits, qh, sizeof bits);
+  return bits;
+}
 
 }  // namespace ember

@@ -1,7 +1,6 @@
 // Reference dequantization of F32/F16/BF16 and the 32-element formats: the spec SIMD kernels are
 // tested against. Float operations in ggml's order (no FMA), so results match llama.cpp bit for bit.
 #include <algorithm>
-#include <cstring>
 
 #include "quant/block_legacy.h"
 #include "quant/dequantize.h"
@@ -44,20 +43,13 @@ void dequantize_row_q4_1(const void* src, float* y, int64_t n) {
   }
 }
 
-namespace {
-// The 5th bits of a Q5 block's 32 elements, bit j for element j.
-uint32_t high_bits(const uint8_t (&qh)[4]) {
-  uint32_t bits;
-  std::memcpy(&bits, qh, sizeof bits);
-  return bits;
-}
-}  // namespace
+namespace {}  // namespace
 
 void dequantize_row_q5_0(const void* src, float* y, int64_t n) {
   const auto* x = static_cast<const BlockQ5_0*>(src);
   for (int64_t b = 0; b < n / kQK5_0; ++b, y += kQK5_0) {
     const float d = fp16_to_fp32(x[b].d);
-    const uint32_t qh = high_bits(x[b].qh);
+    const uint32_t qh = q5_high_bits(x[b].qh);
     for (int j = 0; j < kQK5_0 / 2; ++j) {
       const int h0 = static_cast<int>(((qh >> j) << 4) & 0x10);
       const int h1 = static_cast<int>((qh >> (j + 12)) & 0x10);
@@ -72,7 +64,7 @@ void dequantize_row_q5_1(const void* src, float* y, int64_t n) {
   for (int64_t b = 0; b < n / kQK5_1; ++b, y += kQK5_1) {
     const float d = fp16_to_fp32(x[b].d);
     const float m = fp16_to_fp32(x[b].m);
-    const uint32_t qh = high_bits(x[b].qh);
+    const uint32_t qh = q5_high_bits(x[b].qh);
     for (int j = 0; j < kQK5_1 / 2; ++j) {
       const int h0 = static_cast<int>(((qh >> j) << 4) & 0x10);
       const int h1 = static_cast<int>((qh >> (j + 12)) & 0x10);

@@ -91,34 +91,27 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* levels) {
     for (int i = 0; i < n; ++i) levels[i] = 0;
     return 0.0f;
   }
-  float iscale = -static_cast<float>(nmax) / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    int l = nearest_int(iscale * x[i]);
-    l = std::max(-nmax, std::min(nmax - 1, l));
-    levels[i] = static_cast<int8_t>(l + nmax);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * static_cast<float>(l);
-    suml2 += w * static_cast<float>(l) * static_cast<float>(l);
-  }
+  // The x²-weighted sums Σw·x·l and Σw·l² for the grid `iscale`; stores the levels when asked.
+  const auto fit = [&](float iscale, float* sumlx, float* suml2, int8_t* out) {
+    *sumlx = *suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+      if (out != nullptr) out[i] = static_cast<int8_t>(l + nmax);
+      const float w = x[i] * x[i];
+      *sumlx += w * x[i] * static_cast<float>(l);
+      *suml2 += w * static_cast<float>(l) * static_cast<float>(l);
+    }
+  };
+  float sumlx, suml2;
+  fit(-static_cast<float>(nmax) / max, &sumlx, &suml2, levels);
   float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
   float best = scale * sumlx;
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
-    iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
-    sumlx = suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-      int l = nearest_int(iscale * x[i]);
-      l = std::max(-nmax, std::min(nmax - 1, l));
-      const float w = x[i] * x[i];
-      sumlx += w * x[i] * static_cast<float>(l);
-      suml2 += w * static_cast<float>(l) * static_cast<float>(l);
-    }
+    const float iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    fit(iscale, &sumlx, &suml2, nullptr);
     if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (int i = 0; i < n; ++i) {
-        const int l = nearest_int(iscale * x[i]);
-        levels[i] = static_cast<int8_t>(nmax + std::max(-nmax, std::min(nmax - 1, l)));
-      }
+      fit(iscale, &sumlx, &suml2, levels);  // same grid: same sums, now keeping the levels
       scale = sumlx / suml2;
       best = scale * sumlx;
     }

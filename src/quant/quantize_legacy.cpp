@@ -23,6 +23,28 @@ void min_max(const float* x, int n, float* min, float* max) {
   }
 }
 
+// Q5_0/Q5_1: the low 4 bits of element j go to the nibbles of qs (j < 16 low, j >= 16 high),
+// the 5th bit to bit j of qh.
+void pack_q5(const int (&levels)[32], uint8_t (&qs)[16], uint8_t (&qh)[4]) {
+  uint32_t high = 0;
+  for (int j = 0; j < 16; ++j) {
+    qs[j] = static_cast<uint8_t>((levels[j] & 0x0F) | ((levels[j + 16] & 0x0F) << 4));
+    high |= static_cast<uint32_t>((levels[j] & 0x10) >> 4) << j;
+    high |= static_cast<uint32_t>((levels[j + 16] & 0x10) >> 4) << (j + 16);
+  }
+  std::memcpy(qh, &high, sizeof high);
+}
+
+// Q8_0/Q8_1: 32 values to int8 with d = absmax / 127 (rounded half away from zero); returns d.
+float quantize_q8_block(const float* x, int8_t (&qs)[32]) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < 32; ++j) qs[j] = static_cast<int8_t>(round_or_zero(x[j] * id));
+  return d;
+}
+
 }  // namespace
 
 void quantize_row_f32(const float* x, void* dst, int64_t n) { std::copy_n(x, n, static_cast<float*>(dst)); }
@@ -74,15 +96,9 @@ void quantize_row_q5_0(const float* x, void* dst, int64_t n) {
     const float d = signed_absmax(x, kQK5_0) / -16;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = fp32_to_fp16(d);
-    uint32_t qh = 0;
-    for (int j = 0; j < kQK5_0 / 2; ++j) {
-      const int q0 = std::min(31, trunc_to_int8(x[j] * id + 16.5f));
-      const int q1 = std::min(31, trunc_to_int8(x[j + kQK5_0 / 2] * id + 16.5f));
-      y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
-      qh |= static_cast<uint32_t>((q0 & 0x10) >> 4) << j;
-      qh |= static_cast<uint32_t>((q1 & 0x10) >> 4) << (j + kQK5_0 / 2);
-    }
-    std::memcpy(y[b].qh, &qh, sizeof qh);
+    int levels[kQK5_0];
+    for (int j = 0; j < kQK5_0; ++j) levels[j] = std::min(31, trunc_to_int8(x[j] * id + 16.5f));
+    pack_q5(levels, y[b].qs, y[b].qh);
   }
 }
 
@@ -95,43 +111,26 @@ void quantize_row_q5_1(const float* x, void* dst, int64_t n) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = fp32_to_fp16(d);
     y[b].m = fp32_to_fp16(min);
-    uint32_t qh = 0;
-    for (int j = 0; j < kQK5_1 / 2; ++j) {
-      const int q0 = static_cast<uint8_t>(trunc_or_zero((x[j] - min) * id + 0.5f, 0, 255));
-      const int q1 = static_cast<uint8_t>(trunc_or_zero((x[j + kQK5_1 / 2] - min) * id + 0.5f, 0, 255));
-      y[b].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
-      qh |= static_cast<uint32_t>((q0 & 0x10) >> 4) << j;
-      qh |= static_cast<uint32_t>((q1 & 0x10) >> 4) << (j + kQK5_1 / 2);
-    }
-    std::memcpy(y[b].qh, &qh, sizeof qh);
+    int levels[kQK5_1];
+    for (int j = 0; j < kQK5_1; ++j) levels[j] = static_cast<uint8_t>(trunc_or_zero((x[j] - min) * id + 0.5f, 0, 255));
+    pack_q5(levels, y[b].qs, y[b].qh);
   }
 }
 
 void quantize_row_q8_0(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8_0*>(dst);
   for (int64_t b = 0; b < n / kQK8_0; ++b, x += kQK8_0) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[b].d = fp32_to_fp16(d);
-    for (int j = 0; j < kQK8_0; ++j) y[b].qs[j] = static_cast<int8_t>(round_or_zero(x[j] * id));
+    y[b].d = fp32_to_fp16(quantize_q8_block(x, y[b].qs));
   }
 }
 
 void quantize_row_q8_1(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8_1*>(dst);
   for (int64_t b = 0; b < n / kQK8_1; ++b, x += kQK8_1) {
-    float amax = 0.0f;
-    for (int j = 0; j < kQK8_1; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float d = quantize_q8_block(x, y[b].qs);
     y[b].d = fp32_to_fp16(d);
     int sum = 0;
-    for (int j = 0; j < kQK8_1; ++j) {
-      y[b].qs[j] = static_cast<int8_t>(round_or_zero(x[j] * id));
-      sum += y[b].qs[j];
-    }
+    for (int j = 0; j < kQK8_1; ++j) sum += y[b].qs[j];
     y[b].s = fp32_to_fp16(static_cast<float>(sum) * d);
   }
 }

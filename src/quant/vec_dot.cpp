@@ -2,23 +2,16 @@
 // to the weight type's vec_dot_type: the spec the SIMD matmul kernels are tested against. The
 // 32-element formats use integer sums per block scaled by both block scales, as ggml's scalar
 // path does; the K/IQ4_XS formats dequantize one super-block at a time and accumulate in float.
-#include <cstring>
 
+#include "quant/vec_dot.h"
 #include "quant/block_iq4.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
 #include "quant/dequantize.h"
 #include "quant/fp16.h"
-#include "quant/vec_dot.h"
 
 namespace ember {
 namespace {
-
-uint32_t high_bits(const uint8_t (&qh)[4]) {
-  uint32_t bits;
-  std::memcpy(&bits, qh, sizeof bits);
-  return bits;
-}
 
 // Super-block formats against Q8_K: dequantize 256 weights, multiply by the activation's int8
 // values, scale once by the activation's d.
@@ -36,31 +29,23 @@ float dot_super_blocks_q8_k(int64_t n, const void* x, size_t block_bytes, Dequan
   return sum;
 }
 
+// Plain (non-block) types: element products in float, accumulated in double as ggml does.
+template <typename T, typename ToFloat>
+float dot_plain(int64_t n, const void* x, const void* y, ToFloat to_float) {
+  const auto* a = static_cast<const T*>(x);
+  const auto* b = static_cast<const T*>(y);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(to_float(a[i]) * to_float(b[i]));
+  return static_cast<float>(sum);
+}
+
 }  // namespace
 
 float vec_dot_f32(int64_t n, const void* x, const void* y) {
-  const auto* a = static_cast<const float*>(x);
-  const auto* b = static_cast<const float*>(y);
-  double sum = 0;  // ggml accumulates the plain-float dot products in double
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(a[i] * b[i]);
-  return static_cast<float>(sum);
+  return dot_plain<float>(n, x, y, [](float v) { return v; });
 }
-
-float vec_dot_f16(int64_t n, const void* x, const void* y) {
-  const auto* a = static_cast<const uint16_t*>(x);
-  const auto* b = static_cast<const uint16_t*>(y);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(fp16_to_fp32(a[i]) * fp16_to_fp32(b[i]));
-  return static_cast<float>(sum);
-}
-
-float vec_dot_bf16(int64_t n, const void* x, const void* y) {
-  const auto* a = static_cast<const uint16_t*>(x);
-  const auto* b = static_cast<const uint16_t*>(y);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(bf16_to_fp32(a[i]) * bf16_to_fp32(b[i]));
-  return static_cast<float>(sum);
-}
+float vec_dot_f16(int64_t n, const void* x, const void* y) { return dot_plain<uint16_t>(n, x, y, fp16_to_fp32); }
+float vec_dot_bf16(int64_t n, const void* x, const void* y) { return dot_plain<uint16_t>(n, x, y, bf16_to_fp32); }
 
 float vec_dot_q4_0_q8_0(int64_t n, const void* x, const void* y) {
   const auto* xb = static_cast<const BlockQ4_0*>(x);
@@ -97,7 +82,7 @@ float vec_dot_q5_0_q8_0(int64_t n, const void* x, const void* y) {
   const auto* yb = static_cast<const BlockQ8_0*>(y);
   float sum = 0;
   for (int64_t b = 0; b < n / kQK5_0; ++b) {
-    const uint32_t qh = high_bits(xb[b].qh);
+    const uint32_t qh = q5_high_bits(xb[b].qh);
     int sumi = 0;
     for (int j = 0; j < kQK5_0 / 2; ++j) {
       const int h0 = static_cast<int>(((qh >> j) << 4) & 0x10);
@@ -115,7 +100,7 @@ float vec_dot_q5_1_q8_1(int64_t n, const void* x, const void* y) {
   const auto* yb = static_cast<const BlockQ8_1*>(y);
   float sum = 0;
   for (int64_t b = 0; b < n / kQK5_1; ++b) {
-    const uint32_t qh = high_bits(xb[b].qh);
+    const uint32_t qh = q5_high_bits(xb[b].qh);
     int sumi = 0;
     for (int j = 0; j < kQK5_1 / 2; ++j) {
       const int h0 = static_cast<int>(((qh >> j) << 4) & 0x10);
