@@ -17,5 +17,7 @@ using CommandAction = std::function<int()>;
 
 // `ember inspect FILE [--json] [--all]`.
 void add_inspect_command(CLI::App& app, CommandAction& action);
+// `ember quantize IN OUT TYPE [--pure] [--output-type T] [--token-embedding-type T] [--dry-run] ...`.
+void add_quantize_command(CLI::App& app, CommandAction& action);
 
 }  // namespace ember::cli

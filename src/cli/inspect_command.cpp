@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/console.h"
 #include "cli/inspect_report.h"
 #include "core/check.h"
 
@@ -21,17 +22,6 @@ std::string inspect_output(const InspectOptions& options) {
   if (options.all) limits = TextLimits{kUnlimited, kUnlimited};
   return render_inspect_text(report, limits);
 }
-
-namespace {
-
-// Writes all of `text` to stdout; a failed write (full disk, closed pipe) is an error, not silence.
-void write_stdout(const std::string& text) {
-  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
-    fail(ErrorCode::kIo, "cannot write to standard output");
-  }
-}
-
-}  // namespace
 
 void add_inspect_command(CLI::App& app, CommandAction& action) {
   auto options = std::make_shared<InspectOptions>();

@@ -122,37 +122,11 @@ InspectTotals build_totals(const std::vector<InspectTensor>& tensors) {
   return totals;
 }
 
-std::string scaled(double value, std::string_view suffix) { return fmt::format("{:.2f}{}", value, suffix); }
-
 }  // namespace
 
 std::optional<std::string_view> llama_ftype_name(int64_t file_type) noexcept {
   if (file_type < 0 || file_type >= static_cast<int64_t>(kFtypeNames.size())) return std::nullopt;
   return kFtypeNames[static_cast<size_t>(file_type)];
-}
-
-std::string human_count(uint64_t n) {
-  constexpr std::array<std::string_view, 5> kSuffixes = {"K", "M", "B", "T", "Q"};
-  if (n < 1000) return fmt::format("{}", n);
-  double value = static_cast<double>(n) / 1000.0;
-  size_t i = 0;
-  while (value >= 999.995 && i + 1 < kSuffixes.size()) {  // 999.995 would print as "1000.00"
-    value /= 1000.0;
-    ++i;
-  }
-  return scaled(value, kSuffixes[i]);
-}
-
-std::string human_bytes(uint64_t n) {
-  constexpr std::array<std::string_view, 5> kSuffixes = {" KiB", " MiB", " GiB", " TiB", " PiB"};
-  if (n < 1024) return fmt::format("{} B", n);
-  double value = static_cast<double>(n) / 1024.0;
-  size_t i = 0;
-  while (value >= 1023.995 && i + 1 < kSuffixes.size()) {
-    value /= 1024.0;
-    ++i;
-  }
-  return scaled(value, kSuffixes[i]);
 }
 
 InspectReport build_inspect_report(const GgufModelFiles& model) {

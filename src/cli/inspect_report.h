@@ -92,11 +92,6 @@ InspectReport build_inspect_report(const GgufModelFiles& model);
 // llama.cpp's llama_ftype name for general.file_type ("MOSTLY_Q4_K_M"); nullopt when unknown.
 std::optional<std::string_view> llama_ftype_name(int64_t file_type) noexcept;
 
-// "1.84M", "289.5K", "7.24B": a count with a decimal suffix.
-std::string human_count(uint64_t n);
-// "1.13 MiB": bytes with a binary suffix.
-std::string human_bytes(uint64_t n);
-
 std::string render_inspect_text(const InspectReport& report, const TextLimits& limits);
 nlohmann::json render_inspect_json(const InspectReport& report);
 

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "cli/console.h"
 #include "cli/inspect_report.h"
 #include "cli/text_table.h"
 

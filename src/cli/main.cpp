@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/value_format.h"
+#include "core/atomic_file.h"
 #include "ember/error.h"
 
 namespace {
@@ -22,6 +23,8 @@ int report_error(std::string_view message) {
 
 int main(int argc, char** argv) {
   using namespace ember::cli;
+  // Ctrl-C while a file is being written removes its temporary; the final path is never half-written.
+  ember::install_interrupt_cleanup();
   CLI::App app{"ember: a native C++ LLM inference engine", "ember"};
   app.set_version_flag("--version", "ember " EMBER_VERSION_STRING, "Print the version and exit");
   app.require_subcommand(1);
@@ -32,6 +35,7 @@ int main(int argc, char** argv) {
 
   CommandAction action;
   add_inspect_command(app, action);
+  add_quantize_command(app, action);
 
   // CLI11 would call an unknown command word a missing subcommand; name it instead.
   if (argc > 1 && argv[1][0] != '-') {

@@ -1,13 +1,6 @@
 // GgufWriter: encodes metadata and tensor infos, pads the data section to the alignment.
 #include "gguf/gguf_writer.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "core/check.h"
@@ -36,23 +29,6 @@ void put_string(std::vector<std::byte>& out, std::string_view s) {
 }
 
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-
-// The process umask, read without umask(2), which would briefly change it for every thread.
-mode_t current_umask() {
-  std::FILE* status = std::fopen("/proc/self/status", "r");
-  mode_t mask = 022;
-  if (status == nullptr) return mask;
-  char line[256];
-  while (std::fgets(line, sizeof line, status) != nullptr) {
-    unsigned value = 0;
-    if (std::sscanf(line, "Umask: %o", &value) == 1) {
-      mask = static_cast<mode_t>(value);
-      break;
-    }
-  }
-  std::fclose(status);
-  return mask;
-}
 
 // The reader rejects strings that are not UTF-8, so the writer refuses to produce them.
 void require_utf8(std::string_view text, std::string_view what) {
@@ -161,8 +137,40 @@ void GgufWriter::add_array(std::string_view key, const GgufArrayValue& value) {
   value.encode(begin_kv(key, GgufType::kArray));
 }
 
-void GgufWriter::add_tensor(std::string_view name, DType dtype, std::span<const int64_t> shape,
-                            std::span<const std::byte> data) {
+void GgufWriter::add_value(std::string_view key, const GgufValue& value) {
+  if (!value.is_array()) {
+    if (value.type() == GgufType::kString) {
+      add_string(key, value.as_string());
+    } else {
+      add_raw_scalar(key, value.type(), value.raw_scalar());
+    }
+    return;
+  }
+  std::vector<std::byte>& out = begin_kv(key, GgufType::kArray);
+  encode_value(out, value, 1);
+}
+
+// The encoding of an array value after its type tag (element type, count, elements).
+void GgufWriter::encode_value(std::vector<std::byte>& out, const GgufValue& value, int depth) const {
+  if (depth > kGgufMaxArrayNesting) {
+    fail(ErrorCode::kInvalidArgument, "GGUF arrays nested deeper than {} levels", kGgufMaxArrayNesting);
+  }
+  put<uint32_t>(out, static_cast<uint32_t>(value.array_type()));
+  put<uint64_t>(out, value.array_size());
+  switch (value.array_type()) {
+    case GgufType::kString:
+      for (std::string_view s : value.strings()) put_checked_string(out, s);
+      break;
+    case GgufType::kArray:
+      for (const GgufValue& item : value.items()) encode_value(out, item, depth + 1);
+      break;
+    default:  // numbers: already little-endian in the source file
+      put_bytes(out, value.numbers<uint8_t>().raw(), value.array_size() * gguf_scalar_size(value.array_type()));
+      break;
+  }
+}
+
+uint64_t GgufWriter::check_tensor(std::string_view name, DType dtype, std::span<const int64_t> shape) {
   if (name.empty()) fail(ErrorCode::kInvalidArgument, "GGUF tensor name is empty");
   require_utf8(name, "GGUF tensor name");
   if (shape.size() > kGgufMaxDims) {  // 0 dims: a scalar
@@ -177,20 +185,36 @@ void GgufWriter::add_tensor(std::string_view name, DType dtype, std::span<const 
   }
   const DTypeTraits& traits = dtype_traits(dtype);
   const std::optional<uint64_t> bytes = dtype_bytes_for(dtype, n);
-  if (shape[0] % traits.block_size != 0 || !bytes) {
+  const int64_t row_length = shape.empty() ? 1 : shape[0];
+  if (row_length % traits.block_size != 0 || !bytes) {
     fail(ErrorCode::kInvalidArgument, "tensor '{}': row length {} is not a multiple of the {} block size {}", name,
-         shape[0], traits.name, traits.block_size);
+         row_length, traits.name, traits.block_size);
   }
-  if (*bytes != data.size()) {
-    fail(ErrorCode::kInvalidArgument, "tensor '{}': {} data bytes given, {} expected for its shape and type {}", name,
-         data.size(), *bytes, traits.name);
-  }
-  if (!tensor_names_.emplace(name).second) fail(ErrorCode::kInvalidArgument, "duplicate tensor name '{}'", name);
-  tensors_.push_back({std::string(name), dtype, {shape.begin(), shape.end()}, {data.begin(), data.end()}});
+  if (tensor_names_.contains(std::string(name))) fail(ErrorCode::kInvalidArgument, "duplicate tensor name '{}'", name);
+  return *bytes;
 }
 
-std::vector<std::byte> GgufWriter::write_to_memory() const {
-  std::vector<std::byte> out;
+void GgufWriter::add_tensor(std::string_view name, DType dtype, std::span<const int64_t> shape,
+                            std::span<const std::byte> data) {
+  const uint64_t bytes = check_tensor(name, dtype, shape);
+  if (bytes != data.size()) {
+    fail(ErrorCode::kInvalidArgument, "tensor '{}': {} data bytes given, {} expected for its shape and type {}", name,
+         data.size(), bytes, dtype_traits(dtype).name);
+  }
+  tensor_names_.emplace(name);
+  tensors_.push_back({std::string(name), dtype, {shape.begin(), shape.end()}, bytes, true, {data.begin(), data.end()}});
+}
+
+uint64_t GgufWriter::add_tensor_info(std::string_view name, DType dtype, std::span<const int64_t> shape) {
+  const uint64_t bytes = check_tensor(name, dtype, shape);
+  tensor_names_.emplace(name);
+  tensors_.push_back({std::string(name), dtype, {shape.begin(), shape.end()}, bytes, false, {}});
+  return bytes;
+}
+
+GgufWriter::Layout GgufWriter::layout() const {
+  Layout l;
+  std::vector<std::byte>& out = l.header;
   put<uint32_t>(out, kGgufMagic);
   put<uint32_t>(out, 3);
   put<uint64_t>(out, tensors_.size());
@@ -204,60 +228,90 @@ std::vector<std::byte> GgufWriter::write_to_memory() const {
 
   // Each tensor starts at a multiple of the file alignment *and* of its type's alignment in the
   // file, so that a small general.alignment (even 1) still yields data the reader accepts.
-  std::vector<uint64_t> offsets;
   uint64_t end = 0;  // end of the previous tensor, relative to data_start
   for (const Tensor& t : tensors_) {
     const uint64_t a = std::max<uint64_t>(alignment_, dtype_alignment(t.dtype));
-    offsets.push_back(align_up(data_start + end, a) - data_start);
-    end = offsets.back() + t.data.size();
+    l.offsets.push_back(align_up(data_start + end, a) - data_start);
+    end = l.offsets.back() + t.n_bytes;
     put_string(out, t.name);
     put<uint32_t>(out, static_cast<uint32_t>(t.shape.size()));
     for (int64_t d : t.shape) put<uint64_t>(out, static_cast<uint64_t>(d));
     put<uint32_t>(out, static_cast<uint32_t>(t.dtype));
-    put<uint64_t>(out, offsets.back());
+    put<uint64_t>(out, l.offsets.back());
   }
   EMBER_CHECK(out.size() == header_end);
-  out.resize(data_start);
+  out.resize(data_start);  // zero padding up to the data section
+  l.data_size = align_up(end, alignment_);
+  return l;
+}
+
+std::vector<std::byte> GgufWriter::write_to_memory() const {
+  Layout l = layout();
+  std::vector<std::byte> out = std::move(l.header);
+  const size_t data_start = out.size();
   for (size_t i = 0; i < tensors_.size(); ++i) {
-    out.resize(data_start + offsets[i]);  // zero padding up to the tensor's offset
-    put_bytes(out, tensors_[i].data.data(), tensors_[i].data.size());
+    const Tensor& t = tensors_[i];
+    if (!t.has_data) fail(ErrorCode::kInvalidArgument, "tensor '{}' was added without data", t.name);
+    out.resize(data_start + l.offsets[i]);  // zero padding up to the tensor's offset
+    put_bytes(out, t.data.data(), t.data.size());
   }
-  out.resize(align_up(out.size(), alignment_));
+  out.resize(data_start + l.data_size);
   return out;
 }
 
 void GgufWriter::write_file(const std::string& path) const {
-  const std::vector<std::byte> bytes = write_to_memory();
-  // A unique temporary name in the target directory (mkstemp: O_EXCL, so it never follows a
-  // planted symlink, and two writers never share it), then rename: the final name only ever
-  // holds a complete file.
-  std::string tmp = path + ".XXXXXX";
-  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) fail(ErrorCode::kIo, "cannot create a temporary file for '{}': {}", path, std::strerror(errno));
-  int err = 0;
-  for (size_t done = 0; done < bytes.size() && err == 0;) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-    } else if (n == 0) {
-      err = EIO;  // no progress and no error code: give up rather than spin
-    } else if (errno != EINTR) {
-      err = errno;
-    }
+  GgufStreamWriter stream(*this, path);
+  stream.commit();
+}
+
+GgufStreamWriter::GgufStreamWriter(const GgufWriter& layout, std::string path)
+    : writer_(layout), layout_(layout.layout()), file_(std::make_unique<AtomicFile>(std::move(path))) {
+  file_->write(layout_.header);
+  write_stored_tensors();
+}
+
+GgufStreamWriter::~GgufStreamWriter() = default;
+
+const std::string& GgufStreamWriter::temp_path() const noexcept { return file_->temp_path(); }
+
+void GgufStreamWriter::pad_to_tensor(size_t index) {
+  file_->write_zeros(layout_.header.size() + layout_.offsets[index] - file_->bytes_written());
+}
+
+void GgufStreamWriter::write_stored_tensors() {
+  const auto& tensors = writer_.tensors_;
+  for (; next_ < tensors.size() && tensors[next_].has_data; ++next_) {
+    pad_to_tensor(next_);
+    file_->write(tensors[next_].data);
   }
-  // mkstemp creates 0600; give the file the mode open(path, 0666) would have under the umask.
-  if (err == 0 && ::fchmod(fd, 0666 & ~current_umask()) != 0) err = errno;
-  if (err == 0 && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp.c_str());
-    fail(ErrorCode::kIo, "cannot write '{}': {}", path, std::strerror(err));
+}
+
+void GgufStreamWriter::write_tensor_data(std::span<const std::byte> data) {
+  const auto& tensors = writer_.tensors_;
+  if (next_ == tensors.size()) fail(ErrorCode::kInvalidArgument, "GGUF stream: every tensor is already written");
+  const GgufWriter::Tensor& t = tensors[next_];
+  if (data.size() > t.n_bytes - written_of_next_) {
+    fail(ErrorCode::kInvalidArgument, "tensor '{}': {} data bytes given, {} expected", t.name,
+         written_of_next_ + data.size(), t.n_bytes);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    fail(ErrorCode::kIo, "cannot rename '{}' to '{}': {}", tmp, path, std::strerror(err));
+  if (written_of_next_ == 0) pad_to_tensor(next_);
+  file_->write(data);
+  written_of_next_ += data.size();
+  if (written_of_next_ == t.n_bytes) {
+    written_of_next_ = 0;
+    ++next_;
+    write_stored_tensors();
   }
+}
+
+void GgufStreamWriter::commit() {
+  const auto& tensors = writer_.tensors_;
+  if (next_ != tensors.size()) {
+    fail(ErrorCode::kInvalidArgument, "GGUF stream: tensor '{}' has {} of its {} bytes, {} more tensors are missing",
+         tensors[next_].name, written_of_next_, tensors[next_].n_bytes, tensors.size() - next_ - 1);
+  }
+  file_->write_zeros(layout_.header.size() + layout_.data_size - file_->bytes_written());
+  file_->commit();
 }
 
 }  // namespace ember

@@ -1,0 +1,169 @@
+// `ember quantize IN OUT TYPE`: converts a GGUF model to a file type (Q4_K_M, Q8_0, ...) with
+// llama.cpp's per-tensor mixes; --dry-run prints the plan.
+#include <sys/stat.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/console.h"
+#include "cli/text_table.h"
+#include "convert/model_quantizer.h"
+#include "core/check.h"
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+
+namespace ember::cli {
+namespace {
+
+struct QuantizeCommandOptions {
+  std::string in_path;
+  std::string out_path;
+  std::string type;
+  bool pure = false;
+  std::string output_type;
+  std::string token_embedding_type;
+  bool allow_requantize = false;
+  bool dry_run = false;
+  int threads = 0;  // 0: every usable CPU
+};
+
+DType parse_tensor_type(const std::string& name, std::string_view option) {
+  const std::optional<DType> dtype = dtype_from_name(name);
+  if (!dtype) fail(ErrorCode::kInvalidArgument, "{}: unknown tensor type '{}'", option, name);
+  return *dtype;
+}
+
+QuantizeOptions to_quantize_options(const QuantizeCommandOptions& o) {
+  const FileTypeInfo* file_type = find_file_type(o.type);
+  if (file_type == nullptr) {
+    std::string names;
+    for (const FileTypeInfo& t : file_types()) names += (names.empty() ? "" : ", ") + std::string(t.name);
+    fail(ErrorCode::kInvalidArgument, "unknown quantization type '{}' (types: {})", o.type, names);
+  }
+  QuantizeOptions q;
+  q.file_type = file_type->id;
+  q.pure = o.pure;
+  q.allow_requantize = o.allow_requantize;
+  if (!o.output_type.empty()) q.output_type = parse_tensor_type(o.output_type, "--output-type");
+  if (!o.token_embedding_type.empty()) {
+    q.token_embedding_type = parse_tensor_type(o.token_embedding_type, "--token-embedding-type");
+  }
+  return q;
+}
+
+// Refuses an output path that is one of the input files (same inode, whatever the spelling) or a
+// directory: the output is renamed over OUT at the end, which would destroy the input being read.
+void check_output_path(const GgufModelFiles& model, const std::string& out_path) {
+  struct stat out {};
+  if (::stat(out_path.c_str(), &out) != 0) return;  // does not exist yet
+  if (S_ISDIR(out.st_mode)) fail(ErrorCode::kInvalidArgument, "output '{}' is a directory", out_path);
+  for (size_t i = 0; i < model.n_files(); ++i) {
+    struct stat in {};
+    if (::stat(model.file(i).name().c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
+      fail(ErrorCode::kInvalidArgument, "output '{}' is the input file '{}': refusing to overwrite it", out_path,
+           model.file(i).name());
+    }
+  }
+}
+
+double bits_per_weight(uint64_t bytes, uint64_t n_elements) {
+  return n_elements == 0 ? 0.0 : 8.0 * static_cast<double>(bytes) / static_cast<double>(n_elements);
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (int64_t d : shape) s += (s.empty() ? "" : " x ") + std::to_string(d);
+  return s;
+}
+
+std::string plan_text(const QuantPlan& plan) {
+  std::string out;
+  using Align = TextTable::Align;
+  TextTable table({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kLeft});
+  table.add_row({"tensor", "shape", "type", "size", "note"});
+  for (const TensorPlan& p : plan.tensors) {
+    const std::string type = p.converted() ? fmt::format("{} -> {}", dtype_name(p.from), dtype_name(p.to))
+                                           : fmt::format("{} (copied)", dtype_name(p.from));
+    table.add_row({p.name, shape_text(p.shape), type, human_bytes(p.to_bytes), p.note});
+  }
+  table.render(out);
+  return out;
+}
+
+std::string summary_text(const QuantPlan& plan) {
+  size_t converted = 0;
+  for (const TensorPlan& p : plan.tensors) converted += p.converted() ? 1 : 0;
+  return fmt::format(
+      "  tensors: {} ({} converted, {} copied, {} fallbacks)\n"
+      "  size:    {} -> {} ({:.2f} -> {:.2f} bits per weight)\n",
+      plan.tensors.size(), converted, plan.tensors.size() - converted, plan.n_fallback, human_bytes(plan.from_bytes),
+      human_bytes(plan.to_bytes), bits_per_weight(plan.from_bytes, plan.n_elements),
+      bits_per_weight(plan.to_bytes, plan.n_elements));
+}
+
+int run_quantize(const QuantizeCommandOptions& o) {
+  const QuantizeOptions options = to_quantize_options(o);
+  const int threads = o.threads > 0 ? o.threads : cpu_features().usable_cpus;
+  if (threads > ThreadPool::kMaxThreads) {
+    fail(ErrorCode::kInvalidArgument, "--threads {} is more than {}", threads, ThreadPool::kMaxThreads);
+  }
+  const GgufModelFiles model = GgufModelFiles::open(o.in_path);
+  const QuantPlan plan = plan_model_quantization(model, options);
+  const std::string_view type_name = file_type_info(options.file_type).name;
+
+  if (o.dry_run) {
+    write_stdout(
+        fmt::format("plan for {} -> {} ({}{}):\n", o.in_path, o.out_path, type_name, options.pure ? ", pure" : ""));
+    write_stdout(plan_text(plan));
+    write_stdout(summary_text(plan));
+    return kExitOk;
+  }
+  check_output_path(model, o.out_path);
+  for (const TensorPlan& p : plan.tensors) {
+    if (!p.note.empty()) print_warning(fmt::format("tensor '{}': {}", p.name, p.note));
+  }
+  Timer timer;
+  {
+    ProgressBar bar("quantizing");
+    write_quantized_model(model, plan, options.file_type, o.out_path, threads, [&](const QuantizeProgress& s) {
+      bar.update(s.elements_done, s.elements_total, plan.tensors[s.tensor_index].name);
+    });
+  }
+  const double seconds = timer.elapsed_seconds();
+  write_stdout(fmt::format("wrote {} ({}{}):\n", o.out_path, type_name, options.pure ? ", pure" : ""));
+  write_stdout(summary_text(plan));
+  write_stdout(fmt::format("  time:    {:.2f} s on {} threads ({:.0f} MB/s of input)\n", seconds, threads,
+                           seconds > 0 ? static_cast<double>(plan.from_bytes) / seconds / 1e6 : 0.0));
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app, CommandAction& action) {
+  auto o = std::make_shared<QuantizeCommandOptions>();
+  CLI::App* cmd = app.add_subcommand("quantize", "Convert a GGUF model to a quantized file type (Q4_K_M, Q8_0, ...)");
+  cmd->add_option("IN", o->in_path, "Input GGUF model (F32/F16/BF16; any part of a split model)")->required();
+  cmd->add_option("OUT", o->out_path, "Output GGUF file (written to a temporary file, then renamed)")->required();
+  cmd->add_option("TYPE", o->type, "File type, e.g. Q4_K_M (list below)")->required();
+  cmd->add_flag("--pure", o->pure, "Give every quantizable tensor the base type: no per-tensor mix, no Q6_K output");
+  cmd->add_option("--output-type", o->output_type, "Tensor type for output.weight (e.g. q8_0)");
+  cmd->add_option("--token-embedding-type", o->token_embedding_type, "Tensor type for token_embd.weight");
+  cmd->add_flag("--allow-requantize", o->allow_requantize, "Accept already-quantized input tensors (loses quality)");
+  cmd->add_flag("--dry-run", o->dry_run, "Print the per-tensor plan and the resulting size; write nothing");
+  cmd->add_option("-t,--threads", o->threads, "Worker threads (default: every usable CPU)")
+      ->check(CLI::Range(1, ThreadPool::kMaxThreads));
+  std::string footer = "Types:\n";
+  for (const FileTypeInfo& t : file_types()) footer += fmt::format("  {:<8}{}\n", t.name, t.summary);
+  footer +=
+      "1-D tensors (norms) stay as they are; a tensor whose rows do not fit the type's blocks falls back to a\n"
+      "compatible type, with a warning. Exit codes: 0 success, 1 error, 2 bad command line.";
+  cmd->footer(footer);
+  cmd->callback([&action, o] { action = [o] { return run_quantize(*o); }; });
+}
+
+}  // namespace ember::cli

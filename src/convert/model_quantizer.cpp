@@ -1,0 +1,139 @@
+// write_quantized_model: metadata copy, per-tensor conversion in slabs of rows on a thread pool,
+// streamed output.
+#include "convert/model_quantizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/check.h"
+#include "core/thread_pool.h"
+#include "gguf/gguf_writer.h"
+#include "quant/quant_traits.h"
+
+namespace ember {
+namespace {
+
+constexpr uint32_t kQuantizationVersion = 2;        // ggml's GGML_QNT_VERSION, written by llama.cpp too
+constexpr uint64_t kSlabOutputBytes = 64ull << 20;  // output buffered per slab of rows
+constexpr int64_t kMinChunkElements = 32 * 512;     // work per task, enough to amortize scheduling
+
+// Architecture-prefixed keys as optional ints ("llama.block_count"). Some architectures store
+// per-layer arrays (e.g. head counts); those read as 0 (unknown), which only disables the GQA rule.
+int arch_int(const GgufFile& f, std::string_view arch, std::string_view key) {
+  const GgufValue* v = f.find(fmt::format("{}.{}", arch, key));
+  int64_t x = 0;
+  if (v == nullptr || v->is_array() || !v->to_int64(&x) || x < 0 || x > (1 << 30)) return 0;
+  return static_cast<int>(x);
+}
+
+void copy_metadata(const GgufFile& in, FileType file_type, GgufWriter& out) {
+  bool wrote_file_type = false, wrote_version = false;
+  for (const GgufKeyValue& kv : in.metadata()) {
+    if (kv.key == GgufWriter::kAlignmentKey || kv.key.starts_with("split.")) continue;  // one file, same alignment
+    if (kv.key == "general.file_type") {
+      out.add<uint32_t>(kv.key, static_cast<uint32_t>(file_type));
+      wrote_file_type = true;
+    } else if (kv.key == "general.quantization_version") {
+      out.add<uint32_t>(kv.key, kQuantizationVersion);
+      wrote_version = true;
+    } else {
+      out.add_value(kv.key, kv.value);
+    }
+  }
+  if (!wrote_version) out.add<uint32_t>("general.quantization_version", kQuantizationVersion);
+  if (!wrote_file_type) out.add<uint32_t>("general.file_type", static_cast<uint32_t>(file_type));
+}
+
+// Converts the rows [row_begin, row_end) of one tensor into `out`, in parallel chunks of rows.
+// `scratch` holds one float chunk per worker.
+void convert_rows(const TensorPlan& p, const std::byte* src, int64_t row_begin, int64_t row_end, std::byte* out,
+                  ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
+  const int64_t row_length = p.shape[0];
+  const uint64_t src_row_bytes = *dtype_bytes_for(p.from, static_cast<uint64_t>(row_length));
+  const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(row_length));
+  const int64_t chunk_rows = std::max<int64_t>(1, kMinChunkElements / row_length);
+  const int64_t n_rows = row_end - row_begin;
+  const int64_t n_chunks = (n_rows + chunk_rows - 1) / chunk_rows;
+  const QuantTraits& reader = *find_quant_traits(p.from);
+  pool.parallel_for(n_chunks, [&](int64_t chunk, int worker) {
+    const int64_t first = row_begin + chunk * chunk_rows;
+    const int64_t rows = std::min(chunk_rows, row_end - first);
+    const int64_t n = rows * row_length;
+    std::vector<float>& x = scratch[static_cast<size_t>(worker)];
+    x.resize(static_cast<size_t>(n));
+    reader.to_float(src + static_cast<uint64_t>(first) * src_row_bytes, x.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (!std::isfinite(x[static_cast<size_t>(i)])) {
+        fail(ErrorCode::kInvalidArgument, "tensor '{}' holds {} in row {}: refusing to quantize it", p.name,
+             x[static_cast<size_t>(i)], first + i / row_length);
+      }
+    }
+    quantize(p.to, x.data(), out + static_cast<uint64_t>(first - row_begin) * dst_row_bytes, n);
+  });
+}
+
+}  // namespace
+
+ModelFacts model_facts(const GgufFile& metadata) {
+  ModelFacts facts;
+  facts.arch = metadata.get_or<std::string>("general.architecture", "");
+  facts.n_layer = arch_int(metadata, facts.arch, "block_count");
+  facts.n_head = arch_int(metadata, facts.arch, "attention.head_count");
+  facts.n_head_kv = arch_int(metadata, facts.arch, "attention.head_count_kv");
+  if (facts.n_head_kv == 0) facts.n_head_kv = facts.n_head;  // llama.cpp's default: no GQA
+  facts.n_expert = arch_int(metadata, facts.arch, "expert_count");
+  return facts;
+}
+
+QuantPlan plan_model_quantization(const GgufModelFiles& model, const QuantizeOptions& options) {
+  std::vector<TensorSource> sources;
+  sources.reserve(model.tensors().size());
+  for (const GgufModelFiles::Tensor& t : model.tensors()) {
+    const std::span<const int64_t> shape = t.info->shape();
+    sources.push_back({std::string(t.info->name), t.info->dtype, {shape.begin(), shape.end()}});
+  }
+  return plan_quantization(sources, model_facts(model.metadata_file()), options);
+}
+
+void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, FileType file_type,
+                           const std::string& out_path, int n_threads, const QuantizeProgressFn& progress) {
+  const auto& tensors = model.tensors();
+  EMBER_CHECK_MSG(tensors.size() == plan.tensors.size(), "plan made for another model");
+
+  GgufWriter writer(model.metadata_file().alignment());
+  copy_metadata(model.metadata_file(), file_type, writer);
+  for (const TensorPlan& p : plan.tensors) writer.add_tensor_info(p.name, p.to, p.shape);
+  GgufStreamWriter stream(writer, out_path);
+
+  ThreadPool pool(n_threads);
+  std::vector<std::vector<float>> scratch(static_cast<size_t>(n_threads));
+  std::vector<std::byte> slab;
+  QuantizeProgress status{0, plan.tensors.size(), 0, plan.n_elements};
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const TensorPlan& p = plan.tensors[i];
+    const std::byte* src = tensors[i].file->tensor_data(*tensors[i].info);
+    status.tensor_index = i;
+    if (!p.converted()) {
+      stream.write_tensor_data(std::span(src, p.from_bytes));
+      status.elements_done += p.n_elements;
+      if (progress) progress(status);
+      continue;
+    }
+    const int64_t row_length = p.shape[0];
+    const int64_t n_rows = static_cast<int64_t>(p.n_elements) / row_length;
+    const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(row_length));
+    const int64_t slab_rows = std::max<int64_t>(1, static_cast<int64_t>(kSlabOutputBytes / dst_row_bytes));
+    for (int64_t first = 0; first < n_rows; first += slab_rows) {
+      const int64_t last = std::min(n_rows, first + slab_rows);
+      slab.resize(static_cast<size_t>(last - first) * dst_row_bytes);
+      convert_rows(p, src, first, last, slab.data(), pool, scratch);
+      stream.write_tensor_data(slab);
+      status.elements_done += static_cast<uint64_t>(last - first) * static_cast<uint64_t>(row_length);
+      if (progress) progress(status);
+    }
+  }
+  stream.commit();
+}
+
+}  // namespace ember

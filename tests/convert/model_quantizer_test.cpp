@@ -1,0 +1,94 @@
+// The model quantizer against llama.cpp: quantizing its F32 witness model into each of the 18 file
+// types, mixed and --pure, yields the same tensor types and the same bytes as llama-quantize.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "convert/model_quantizer.h"
+#include "gguf/gguf_reader.h"
+#include "support/sha256.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ExpectedTensor {
+  uint32_t type_id;
+  std::string raw_sha256;
+};
+
+std::map<std::string, ExpectedTensor> expected_tensors(const fs::path& json_path) {
+  std::ifstream in(json_path);
+  const auto expected = nlohmann::json::parse(in);
+  std::map<std::string, ExpectedTensor> out;
+  for (const auto& t : expected["tensors"]) out[t["name"]] = {t["type_id"], t["raw_sha256"]};
+  return out;
+}
+
+class ModelQuantizerFileTypes : public testing::TestWithParam<bool> {};
+
+TEST_P(ModelQuantizerFileTypes, ReproduceLlamaQuantizeTensorForTensor) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const bool pure = GetParam();
+  const GgufModelFiles model = GgufModelFiles::open((data / "quant/tiny-llama-f32.gguf").string());
+  const fs::path dir = test::temp_dir(pure ? "quantizer_pure" : "quantizer_mixed");
+  ASSERT_EQ(file_types().size(), 18u);
+  for (const FileTypeInfo& type : file_types()) {
+    SCOPED_TRACE(type.name);
+    const std::string stem = fmt::format("tiny-llama-{}{}.gguf", pure ? "pure-" : "", type.name);
+    const auto expected = expected_tensors(data / "quant" / (stem + ".expected.json"));
+    QuantizeOptions options;
+    options.file_type = type.id;
+    options.pure = pure;
+    const QuantPlan plan = plan_model_quantization(model, options);
+    const std::string out = (dir / stem).string();
+    write_quantized_model(model, plan, type.id, out, /*n_threads=*/3);
+
+    const GgufFile written = GgufFile::open(out);
+    EXPECT_EQ(written.get<uint32_t>("general.file_type"), static_cast<uint32_t>(type.id));
+    EXPECT_EQ(written.get<uint32_t>("general.quantization_version"), 2u);
+    EXPECT_EQ(written.get<std::string>("tokenizer.ggml.model"), "llama");  // metadata copied
+    ASSERT_EQ(written.tensors().size(), expected.size());
+    for (const GgufTensorInfo& t : written.tensors()) {
+      const ExpectedTensor& e = expected.at(std::string(t.name));
+      EXPECT_EQ(static_cast<uint32_t>(t.dtype), e.type_id) << t.name;
+      const std::span<const std::byte> bytes(written.tensor_data(t), t.n_bytes);
+      EXPECT_EQ(test::sha256_hex(bytes), e.raw_sha256) << t.name;
+    }
+    fs::remove(out);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(MixedAndPure, ModelQuantizerFileTypes, testing::Bool(),
+                         [](const testing::TestParamInfo<bool>& p) { return p.param ? "Pure" : "Mixed"; });
+
+// A model whose rows do not fit 32-element blocks keeps them in F32 for legacy types (as
+// llama.cpp's stories260K-Q4_0 does), and its output falls back from Q6_K to Q8_0.
+TEST(ModelQuantizer, StoriesFallbacksMatchLlamaCpp) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path dir = data / "models/stories260K";
+  const GgufModelFiles model = GgufModelFiles::open((dir / "stories260K.gguf").string());
+  const GgufFile witness = GgufFile::open((dir / "stories260K-Q4_0.gguf").string());
+  QuantizeOptions options;
+  options.file_type = FileType::kQ4_0;
+  const QuantPlan plan = plan_model_quantization(model, options);
+  EXPECT_EQ(plan.n_fallback, 6);  // 5 ffn_down + output
+  const std::string out = (test::temp_dir("quantizer_stories") / "q4_0.gguf").string();
+  write_quantized_model(model, plan, options.file_type, out, 2);
+  const GgufFile written = GgufFile::open(out);
+  for (const GgufTensorInfo& t : witness.tensors()) {
+    const GgufTensorInfo* ours = written.find_tensor(t.name);
+    ASSERT_NE(ours, nullptr) << t.name;
+    EXPECT_EQ(ours->dtype, t.dtype) << t.name;
+    EXPECT_EQ(test::sha256_hex({written.tensor_data(*ours), ours->n_bytes}),
+              test::sha256_hex({witness.tensor_data(t), t.n_bytes}))
+        << t.name;
+  }
+}
+
+}  // namespace
+}  // namespace ember

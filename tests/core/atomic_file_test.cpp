@@ -1,0 +1,80 @@
+// AtomicFile: the final path appears only on commit; errors and signals leave no temporary file.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "ember/error.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+
+size_t entries_in(const fs::path& dir) {
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+}
+
+TEST(AtomicFile, CommitRenamesIntoPlace) {
+  const fs::path dir = test::temp_dir("atomic_commit");
+  const fs::path path = dir / "out.bin";
+  {
+    std::ofstream(path) << "old contents";
+    AtomicFile f(path.string());
+    const std::string text = "new contents";
+    f.write(std::as_bytes(std::span(text)));
+    f.write_zeros(5000);
+    EXPECT_EQ(f.bytes_written(), text.size() + 5000);
+    EXPECT_EQ(entries_in(dir), 2u);  // the old file and the temporary
+    std::ifstream before(path);
+    std::string first;
+    before >> first;
+    EXPECT_EQ(first, "old");  // untouched until commit
+    f.commit();
+  }
+  EXPECT_EQ(entries_in(dir), 1u);
+  EXPECT_EQ(fs::file_size(path), 12u + 5000u);
+}
+
+TEST(AtomicFile, DestroyedWithoutCommitLeavesNothing) {
+  const fs::path dir = test::temp_dir("atomic_discard");
+  {
+    AtomicFile f((dir / "out.bin").string());
+    f.write_zeros(10);
+    EXPECT_TRUE(fs::exists(f.temp_path()));
+  }
+  EXPECT_EQ(entries_in(dir), 0u);
+  EXPECT_THROW(AtomicFile((dir / "no/such/dir.bin").string()), Error);
+}
+
+// A signal while a file is open removes its temporary and still terminates the process with that
+// signal (tested in a child process).
+TEST(AtomicFile, InterruptRemovesTheTemporary) {
+  const fs::path dir = test::temp_dir("atomic_signal");
+  for (int sig : {SIGINT, SIGTERM}) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      install_interrupt_cleanup();
+      AtomicFile f((dir / "out.bin").string());
+      f.write_zeros(100);
+      std::raise(sig);
+      ::_exit(0);  // not reached
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFSIGNALED(status));
+    if (WIFSIGNALED(status)) {
+      EXPECT_EQ(WTERMSIG(status), sig);
+    }
+    EXPECT_EQ(entries_in(dir), 0u) << "temporary left after signal " << sig;
+  }
+}
+
+}  // namespace
+}  // namespace ember
