@@ -32,27 +32,28 @@ struct QuantizeCommandOptions {
   int threads = 0;  // 0: every usable CPU
 };
 
-DType parse_tensor_type(const std::string& name, std::string_view option) {
-  const std::optional<DType> dtype = dtype_from_name(name);
-  if (!dtype) fail(ErrorCode::kInvalidArgument, "{}: unknown tensor type '{}'", option, name);
-  return *dtype;
-}
+// Command-line validators: a bad name is a usage error (exit 2) that lists what is accepted.
+const CLI::Validator kFileTypeName(
+    [](std::string& name) -> std::string {
+      if (find_file_type(name) != nullptr) return "";
+      std::string names;
+      for (const FileTypeInfo& t : file_types()) names += (names.empty() ? "" : ", ") + std::string(t.name);
+      return fmt::format("unknown quantization type '{}' (types: {})", name, names);
+    },
+    "", "file type");
+const CLI::Validator kTensorTypeName(
+    [](std::string& name) -> std::string {
+      return dtype_from_name(name) ? "" : fmt::format("unknown tensor type '{}' (e.g. q8_0, q6_K, f16)", name);
+    },
+    "", "tensor type");
 
 QuantizeOptions to_quantize_options(const QuantizeCommandOptions& o) {
-  const FileTypeInfo* file_type = find_file_type(o.type);
-  if (file_type == nullptr) {
-    std::string names;
-    for (const FileTypeInfo& t : file_types()) names += (names.empty() ? "" : ", ") + std::string(t.name);
-    fail(ErrorCode::kInvalidArgument, "unknown quantization type '{}' (types: {})", o.type, names);
-  }
   QuantizeOptions q;
-  q.file_type = file_type->id;
+  q.file_type = find_file_type(o.type)->id;  // validated while parsing
   q.pure = o.pure;
   q.allow_requantize = o.allow_requantize;
-  if (!o.output_type.empty()) q.output_type = parse_tensor_type(o.output_type, "--output-type");
-  if (!o.token_embedding_type.empty()) {
-    q.token_embedding_type = parse_tensor_type(o.token_embedding_type, "--token-embedding-type");
-  }
+  if (!o.output_type.empty()) q.output_type = dtype_from_name(o.output_type);
+  if (!o.token_embedding_type.empty()) q.token_embedding_type = dtype_from_name(o.token_embedding_type);
   return q;
 }
 
@@ -149,10 +150,11 @@ void add_quantize_command(CLI::App& app, CommandAction& action) {
   CLI::App* cmd = app.add_subcommand("quantize", "Convert a GGUF model to a quantized file type (Q4_K_M, Q8_0, ...)");
   cmd->add_option("IN", o->in_path, "Input GGUF model (F32/F16/BF16; any part of a split model)")->required();
   cmd->add_option("OUT", o->out_path, "Output GGUF file (written to a temporary file, then renamed)")->required();
-  cmd->add_option("TYPE", o->type, "File type, e.g. Q4_K_M (list below)")->required();
+  cmd->add_option("TYPE", o->type, "File type, e.g. Q4_K_M (list below)")->required()->check(kFileTypeName);
   cmd->add_flag("--pure", o->pure, "Give every quantizable tensor the base type: no per-tensor mix, no Q6_K output");
-  cmd->add_option("--output-type", o->output_type, "Tensor type for output.weight (e.g. q8_0)");
-  cmd->add_option("--token-embedding-type", o->token_embedding_type, "Tensor type for token_embd.weight");
+  cmd->add_option("--output-type", o->output_type, "Tensor type for output.weight (e.g. q8_0)")->check(kTensorTypeName);
+  cmd->add_option("--token-embedding-type", o->token_embedding_type, "Tensor type for token_embd.weight")
+      ->check(kTensorTypeName);
   cmd->add_flag("--allow-requantize", o->allow_requantize, "Accept already-quantized input tensors (loses quality)");
   cmd->add_flag("--dry-run", o->dry_run, "Print the per-tensor plan and the resulting size; write nothing");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: every usable CPU)")

@@ -1,8 +1,5 @@
 // End-to-end tests of the `ember` binary: usage, `inspect` text and JSON (checked against the independent
 // Python parser tests/tools/gguf_dump.py and quant/*.expected.json), split models and broken files.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -17,11 +14,10 @@
 #include <regex>
 #include <sstream>
 
+#include "cli/cli_run.h"
 #include "gguf/gguf_split.h"
 #include "gguf/gguf_writer.h"
 #include "support/test_data.h"
-
-extern char** environ;
 
 // Under AddressSanitizer at -O0, parsing multi-megabyte JSON costs seconds per vocabulary.
 #if defined(__has_feature)
@@ -39,51 +35,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct RunResult {
-  int exit_code = -1;  // 128 + signal when the process was killed
-  std::string out;
-  std::string err;
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Runs args[0] (searched in PATH) with stdin from /dev/null and stdout/stderr captured separately.
-RunResult run(const std::vector<std::string>& args) {
-  static const fs::path dir = test::temp_dir("cli_run");
-  static std::atomic<int> counter{0};
-  const int n = counter++;
-  const std::string out_path = dir / fmt::format("out{}", n), err_path = dir / fmt::format("err{}", n);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return {-1, "", "cannot start " + args[0]};
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
-  RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_file(out_path),
-              read_file(err_path)};
-  fs::remove(out_path);
-  fs::remove(err_path);
-  return r;
-}
-
-RunResult ember(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {EMBER_CLI_PATH};
-  for (const std::string& a : args) argv.push_back(a);
-  return run(argv);
-}
+using test::ember;
+using test::read_file;
+using test::run;
+using test::RunResult;
 
 RunResult oracle(const std::string& path) {
   return run({"python3", std::string(EMBER_SOURCE_DIR) + "/tests/tools/gguf_dump.py", path});
@@ -207,7 +162,8 @@ TEST(EmberCli, UsageAndExitCodes) {
     EXPECT_TRUE(r.err.starts_with("ember: error: ")) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
-  EXPECT_NE(ember({"frobnicate"}).err.find("unknown command 'frobnicate' (commands: inspect, quantize)"), std::string::npos);
+  EXPECT_NE(ember({"frobnicate"}).err.find("unknown command 'frobnicate' (commands: inspect, quantize)"),
+            std::string::npos);
 }
 
 TEST(EmberCli, InspectStories260KText) {

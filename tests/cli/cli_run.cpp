@@ -1,0 +1,76 @@
+// Subprocess helpers for CLI tests: posix_spawn with stdout/stderr redirected to files.
+#include "cli/cli_run.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "support/test_data.h"
+
+extern char** environ;
+
+namespace ember::test {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+RunningProcess::RunningProcess(const std::vector<std::string>& args) {
+  static const fs::path dir = temp_dir("cli_run");
+  static std::atomic<int> counter{0};
+  const int n = counter++;
+  out_path_ = dir / fmt::format("out{}", n);
+  err_path_ = dir / fmt::format("err{}", n);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  if (posix_spawnp(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&actions);
+}
+
+RunningProcess::~RunningProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    finish();
+  }
+}
+
+RunResult RunningProcess::finish() {
+  if (pid_ <= 0) return {-1, "", "cannot start the process"};
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) continue;
+  pid_ = -1;
+  RunResult r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_file(out_path_),
+              read_file(err_path_)};
+  fs::remove(out_path_);
+  fs::remove(err_path_);
+  return r;
+}
+
+RunResult run(const std::vector<std::string>& args) { return RunningProcess(args).finish(); }
+
+RunResult ember(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {EMBER_CLI_PATH};
+  for (const std::string& a : args) argv.push_back(a);
+  return run(argv);
+}
+
+}  // namespace ember::test

@@ -1,0 +1,38 @@
+// Running the `ember` binary (or any program) as a subprocess in CLI tests, output captured.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ember::test {
+
+struct RunResult {
+  int exit_code = -1;  // 128 + signal when the process was killed
+  std::string out;
+  std::string err;
+};
+
+std::string read_file(const std::filesystem::path& path);
+
+// Runs args[0] (searched in PATH) with stdin from /dev/null and stdout/stderr captured separately.
+RunResult run(const std::vector<std::string>& args);
+// Runs the ember binary under test with `args`.
+RunResult ember(const std::vector<std::string>& args);
+
+// A running process whose output goes to files; finish() waits and collects it.
+class RunningProcess {
+ public:
+  explicit RunningProcess(const std::vector<std::string>& args);
+  ~RunningProcess();
+  pid_t pid() const noexcept { return pid_; }
+  RunResult finish();
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_, err_path_;
+};
+
+}  // namespace ember::test
