@@ -1,5 +1,8 @@
-// The kQuantTraits table and the checked quantize() / dequantize() entry points.
+// The kQuantTraits table and the checked quantize() / quantize_rows() / dequantize() entry points.
 #include "quant/quant_traits.h"
+
+#include <cmath>
+#include <cstddef>
 
 #include "core/check.h"
 #include "quant/dequantize.h"
@@ -49,15 +52,43 @@ void check_whole_blocks(DType dtype, int64_t n) {
   }
 }
 
-}  // namespace
-
-void quantize(DType dtype, const float* x, void* dst, int64_t n) {
+const QuantTraits& quantizer_for(DType dtype) {
   const QuantTraits* traits = find_quant_traits(dtype);
   if (traits == nullptr || traits->from_float == nullptr) {
     fail(ErrorCode::kUnsupported, "no quantization kernel for type {} yet", dtype_name(dtype));
   }
+  return *traits;
+}
+
+// Importance weights must be finite and >= 0: a negative weight would reward error, and NaN/Inf
+// turn every weighted sum of the block into NaN.
+void check_importance(const float* importance, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    if (!(importance[j] >= 0.0f) || std::isinf(importance[j])) {
+      fail(ErrorCode::kInvalidArgument, "importance[{}] = {} is not a finite non-negative weight", j, importance[j]);
+    }
+  }
+}
+
+}  // namespace
+
+void quantize(DType dtype, const float* x, void* dst, int64_t n) {
+  const QuantTraits& traits = quantizer_for(dtype);
   check_whole_blocks(dtype, n);
-  traits->from_float(x, dst, n);
+  traits.from_float(x, dst, n, nullptr);
+}
+
+void quantize_rows(DType dtype, const float* x, void* dst, int64_t n_rows, int64_t row_len, const float* importance) {
+  const QuantTraits& traits = quantizer_for(dtype);
+  if (n_rows < 0) fail(ErrorCode::kInvalidArgument, "negative row count {}", n_rows);
+  check_whole_blocks(dtype, row_len);
+  if (importance != nullptr) check_importance(importance, row_len);
+  // Row by row: with importance the weighted paths need exactly one row per call (per-row sigma2).
+  const uint64_t row_bytes = *dtype_bytes_for(dtype, static_cast<uint64_t>(row_len));
+  auto* out = static_cast<std::byte*>(dst);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    traits.from_float(x + r * row_len, out + static_cast<uint64_t>(r) * row_bytes, row_len, importance);
+  }
 }
 
 void dequantize(DType dtype, const void* src, float* y, int64_t n) {

@@ -11,8 +11,9 @@
 
 namespace ember {
 
-// Converts `n` floats (a multiple of the block size) to packed blocks.
-using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
+// Converts `n` floats (a multiple of the block size) to packed blocks; `importance` is nullptr or
+// `n` per-column weights, and then `n` is exactly one row (see quant/quantize.h).
+using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n, const float* importance);
 
 struct QuantTraits {
   DType dtype;
@@ -20,7 +21,6 @@ struct QuantTraits {
   QuantizeRowFn from_float;  // nullptr for a type without a quantizer
   VecDotFn vec_dot;          // weights of this type . activations of vec_dot_type; nullptr when the
   DType vec_dot_type;        // type is only an activation format (Q8_1, Q8_K)
-  // Planned (Quantization issue): importance weights for the quantizers.
 };
 
 // Every type ember can dequantize, in DType id order.
@@ -29,9 +29,18 @@ std::span<const QuantTraits> quant_traits_table() noexcept;
 // The row for `dtype`, or nullptr when ember has no kernels for it (e.g. IQ2_XXS today).
 const QuantTraits* find_quant_traits(DType dtype) noexcept;
 
-// Quantizes `n` floats to `dtype`; throws Error(kUnsupported) for a type without a quantizer and
-// Error(kInvalidArgument) when n is not a multiple of the block size.
+// Quantizes `n` floats to `dtype` without importance; throws Error(kUnsupported) for a type without
+// a quantizer and Error(kInvalidArgument) when n is not a multiple of the block size.
 void quantize(DType dtype, const float* x, void* dst, int64_t n);
+
+// Quantizes `n_rows` rows of `row_len` floats (contiguous) to `dtype`, each row to
+// dtype_bytes_for(dtype, row_len) bytes at dst. `importance` is nullptr (the same result as
+// quantize()) or `row_len` non-negative per-column weights shared by all rows (an imatrix entry);
+// types without a weighted path ignore it. Throws Error(kUnsupported) for a type without a quantizer
+// and Error(kInvalidArgument) for negative sizes, a row_len that is not whole blocks, or an
+// importance value that is negative, NaN or infinite.
+void quantize_rows(DType dtype, const float* x, void* dst, int64_t n_rows, int64_t row_len,
+                   const float* importance = nullptr);
 
 // Dequantizes `n` elements of `dtype`; throws Error(kUnsupported) for a type without kernels and
 // Error(kInvalidArgument) when n is not a multiple of the block size.

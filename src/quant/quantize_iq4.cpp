@@ -1,6 +1,8 @@
-// Reference quantization of IQ4_NL and IQ4_XS: per 32-element block, a scale fitted by x²-weighted
-// least squares over 15 candidate grids against the non-linear IQ4 levels (ggml's search, without
-// importance weights), so llama-quantize's blocks are reproduced bit for bit.
+// Reference quantization of IQ4_NL and IQ4_XS: per 32-element block, a scale fitted by weighted
+// least squares over 15 candidate grids against the non-linear IQ4 levels (ggml's
+// quantize_row_iq4_nl_impl). The weights are x², or with importance importance · sqrt(sigma2 + x²)
+// (sigma2: twice the mean square of the super-block); llama-quantize's blocks are reproduced bit
+// for bit.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include "quant/fp16.h"
 #include "quant/quantize.h"
 #include "quant/rounding.h"
+#include "quant/scale_search.h"
 
 namespace ember {
 namespace {
@@ -34,17 +37,24 @@ int best_index(float x) {
 
 // Quantizes one super-block of `n` elements in blocks of 32. For n == 32 (IQ4_NL) the block scale
 // goes to *dh directly; otherwise (IQ4_XS) the block scales become 6-bit values under *dh.
-void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_t* scales_h, uint8_t* scales_l) {
+// `importance`: the super-block's n importance values, or nullptr.
+void quantize_iq4_impl(int n, const float* x, const float* importance, uint16_t* dh, uint8_t* q4, uint16_t* scales_h,
+                       uint8_t* scales_l) {
   constexpr int kBlock = 32;
   float scales[kQK_K / kBlock], weight[kBlock];
   uint8_t levels[kQK_K];
   std::memset(q4, 0, static_cast<size_t>(n) / 2);
   *dh = fp32_to_fp16(0.0f);
+  const float sigma2 = importance != nullptr ? sum_of_squares(x, n) * (2.0f / static_cast<float>(n)) : 0.0f;
   float max_scale = 0, amax_scale = 0;
   for (int ib = 0; ib < n / kBlock; ++ib) {
     const float* xb = x + ib * kBlock;
     uint8_t* block_levels = levels + ib * kBlock;
-    for (int j = 0; j < kBlock; ++j) weight[j] = xb[j] * xb[j];
+    if (importance != nullptr) {
+      importance_weights(xb, importance + ib * kBlock, sigma2, kBlock, weight);
+    } else {
+      for (int j = 0; j < kBlock; ++j) weight[j] = xb[j] * xb[j];
+    }
     const float max = signed_absmax(xb, kBlock);
     if (std::fabs(max) < kGroupMaxEps) {
       scales[ib] = 0;
@@ -60,7 +70,7 @@ void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_
       sumqx += weight[j] * q * xb[j];
       sumq2 += weight[j] * q * q;
     }
-    d = sumqx / sumq2;
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.0f;  // sumq2 = 0: all weights of the block are 0 (importance)
     float best = d * sumqx;
     for (int itry = -kTries; itry <= kTries; ++itry) {
       id = static_cast<float>(itry + kIQ4Values[0]) / max;
@@ -114,17 +124,19 @@ void quantize_iq4_impl(int n, const float* x, uint16_t* dh, uint8_t* q4, uint16_
 
 }  // namespace
 
-void quantize_row_iq4_nl(const float* x, void* dst, int64_t n) {
+void quantize_row_iq4_nl(const float* x, void* dst, int64_t n, const float* importance) {
   auto* y = static_cast<BlockIQ4_NL*>(dst);
   for (int64_t b = 0; b < n / kQK4_NL; ++b) {
-    quantize_iq4_impl(kQK4_NL, x + b * kQK4_NL, &y[b].d, y[b].qs, nullptr, nullptr);
+    const float* block_importance = importance != nullptr ? importance + b * kQK4_NL : nullptr;
+    quantize_iq4_impl(kQK4_NL, x + b * kQK4_NL, block_importance, &y[b].d, y[b].qs, nullptr, nullptr);
   }
 }
 
-void quantize_row_iq4_xs(const float* x, void* dst, int64_t n) {
+void quantize_row_iq4_xs(const float* x, void* dst, int64_t n, const float* importance) {
   auto* y = static_cast<BlockIQ4_XS*>(dst);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
-    quantize_iq4_impl(kQK_K, x + b * kQK_K, &y[b].d, y[b].qs, &y[b].scales_h, y[b].scales_l);
+    const float* block_importance = importance != nullptr ? importance + b * kQK_K : nullptr;
+    quantize_iq4_impl(kQK_K, x + b * kQK_K, block_importance, &y[b].d, y[b].qs, &y[b].scales_h, y[b].scales_l);
   }
 }
 

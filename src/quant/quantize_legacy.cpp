@@ -1,6 +1,7 @@
-// Reference quantization of F16/BF16 and the 32-element formats, and of Q8_K: the deterministic
-// round-to-nearest algorithms of ggml (without importance weights), reproducing llama.cpp's
-// blocks bit for bit. Float operations in ggml's order; no FMA contraction (-ffp-contract=off).
+// Reference quantization of F16/BF16 and the 32-element formats, and of Q8_K: without importance
+// the deterministic round-to-nearest algorithms of ggml, with importance (Q4_0, Q4_1, Q5_0, Q5_1)
+// ggml's weighted scale searches; both reproduce llama.cpp's blocks bit for bit. Float operations
+// in ggml's order; no FMA contraction (-ffp-contract=off). F16/BF16/Q8_* ignore importance, as ggml.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include "quant/fp16.h"
 #include "quant/quantize.h"
 #include "quant/rounding.h"
+#include "quant/scale_search.h"
 
 namespace ember {
 namespace {
@@ -45,22 +47,77 @@ float quantize_q8_block(const float* x, int8_t (&qs)[32]) {
   return d;
 }
 
+// --- Importance-weighted paths (ggml's quantize_row_q4_0_impl ... q5_1_impl) ---
+// Each element weighs importance · sqrt(sigma2 + x²), sigma2 being the mean square of the whole row
+// (so `n` must be one row); the block scale (and min) come from a weighted least-squares search.
+
+float row_sigma2(const float* x, int64_t n) { return n > 0 ? sum_of_squares(x, n) / static_cast<float>(n) : 0.0f; }
+
+// Q4_0/Q5_0: symmetric levels 0..2·nmax-1 from make_qx_quants; d = its scale, stored as is.
+template <typename Block, int kNmax, typename Pack>
+void quantize_symmetric_weighted(const float* x, Block* y, int64_t n, const float* importance, Pack pack) {
+  const float sigma2 = row_sigma2(x, n);
+  float weights[32];
+  int8_t levels[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    importance_weights(x + 32 * b, importance + 32 * b, sigma2, 32, weights);
+    const float d = make_qx_quants(32, kNmax, x + 32 * b, levels, weights);
+    y[b].d = fp32_to_fp16(d);
+    pack(levels, y[b]);
+  }
+}
+
+// Q4_1/Q5_1: levels 0..nmax with a min from make_qkx3_quants (ggml's parameters -0.9, 0.05, 36).
+template <typename Block, int kNmax, typename Pack>
+void quantize_asymmetric_weighted(const float* x, Block* y, int64_t n, const float* importance, Pack pack) {
+  const float sigma2 = row_sigma2(x, n);
+  float weights[32];
+  uint8_t levels[32], levels_aux[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    importance_weights(x + 32 * b, importance + 32 * b, sigma2, 32, weights);
+    float neg_min;
+    const float d =
+        make_qkx3_quants(32, kNmax, x + 32 * b, weights, levels, &neg_min, levels_aux, -0.9f, 0.05f, 36, false);
+    y[b].d = fp32_to_fp16(d);
+    y[b].m = fp32_to_fp16(-neg_min);
+    pack(levels, y[b]);
+  }
+}
+
+template <typename Level, typename Block>
+void pack_q4_nibbles(const Level* levels, Block& y) {
+  for (int j = 0; j < 16; ++j) y.qs[j] = static_cast<uint8_t>(levels[j] | (levels[j + 16] << 4));
+}
+
+template <typename Level, typename Block>
+void pack_q5_levels(const Level* levels, Block& y) {
+  int as_int[32];
+  for (int j = 0; j < 32; ++j) as_int[j] = levels[j];
+  pack_q5(as_int, y.qs, y.qh);
+}
+
 }  // namespace
 
-void quantize_row_f32(const float* x, void* dst, int64_t n) { std::copy_n(x, n, static_cast<float*>(dst)); }
+void quantize_row_f32(const float* x, void* dst, int64_t n, const float* /*importance*/) {
+  std::copy_n(x, n, static_cast<float*>(dst));
+}
 
-void quantize_row_f16(const float* x, void* dst, int64_t n) {
+void quantize_row_f16(const float* x, void* dst, int64_t n, const float* /*importance*/) {
   auto* y = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
-void quantize_row_bf16(const float* x, void* dst, int64_t n) {
+void quantize_row_bf16(const float* x, void* dst, int64_t n, const float* /*importance*/) {
   auto* y = static_cast<uint16_t*>(dst);
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_bf16(x[i]);
 }
 
-void quantize_row_q4_0(const float* x, void* dst, int64_t n) {
+void quantize_row_q4_0(const float* x, void* dst, int64_t n, const float* importance) {
   auto* y = static_cast<BlockQ4_0*>(dst);
+  if (importance != nullptr) {
+    quantize_symmetric_weighted<BlockQ4_0, 8>(x, y, n, importance, pack_q4_nibbles<int8_t, BlockQ4_0>);
+    return;
+  }
   for (int64_t b = 0; b < n / kQK4_0; ++b, x += kQK4_0) {
     const float d = signed_absmax(x, kQK4_0) / -8;  // the extreme maps to -8, the 16th level
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -73,8 +130,12 @@ void quantize_row_q4_0(const float* x, void* dst, int64_t n) {
   }
 }
 
-void quantize_row_q4_1(const float* x, void* dst, int64_t n) {
+void quantize_row_q4_1(const float* x, void* dst, int64_t n, const float* importance) {
   auto* y = static_cast<BlockQ4_1*>(dst);
+  if (importance != nullptr) {
+    quantize_asymmetric_weighted<BlockQ4_1, 15>(x, y, n, importance, pack_q4_nibbles<uint8_t, BlockQ4_1>);
+    return;
+  }
   for (int64_t b = 0; b < n / kQK4_1; ++b, x += kQK4_1) {
     float min, max;
     min_max(x, kQK4_1, &min, &max);
@@ -90,8 +151,12 @@ void quantize_row_q4_1(const float* x, void* dst, int64_t n) {
   }
 }
 
-void quantize_row_q5_0(const float* x, void* dst, int64_t n) {
+void quantize_row_q5_0(const float* x, void* dst, int64_t n, const float* importance) {
   auto* y = static_cast<BlockQ5_0*>(dst);
+  if (importance != nullptr) {
+    quantize_symmetric_weighted<BlockQ5_0, 16>(x, y, n, importance, pack_q5_levels<int8_t, BlockQ5_0>);
+    return;
+  }
   for (int64_t b = 0; b < n / kQK5_0; ++b, x += kQK5_0) {
     const float d = signed_absmax(x, kQK5_0) / -16;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -102,8 +167,12 @@ void quantize_row_q5_0(const float* x, void* dst, int64_t n) {
   }
 }
 
-void quantize_row_q5_1(const float* x, void* dst, int64_t n) {
+void quantize_row_q5_1(const float* x, void* dst, int64_t n, const float* importance) {
   auto* y = static_cast<BlockQ5_1*>(dst);
+  if (importance != nullptr) {
+    quantize_asymmetric_weighted<BlockQ5_1, 31>(x, y, n, importance, pack_q5_levels<uint8_t, BlockQ5_1>);
+    return;
+  }
   for (int64_t b = 0; b < n / kQK5_1; ++b, x += kQK5_1) {
     float min, max;
     min_max(x, kQK5_1, &min, &max);
@@ -117,14 +186,14 @@ void quantize_row_q5_1(const float* x, void* dst, int64_t n) {
   }
 }
 
-void quantize_row_q8_0(const float* x, void* dst, int64_t n) {
+void quantize_row_q8_0(const float* x, void* dst, int64_t n, const float* /*importance*/) {
   auto* y = static_cast<BlockQ8_0*>(dst);
   for (int64_t b = 0; b < n / kQK8_0; ++b, x += kQK8_0) {
     y[b].d = fp32_to_fp16(quantize_q8_block(x, y[b].qs));
   }
 }
 
-void quantize_row_q8_1(const float* x, void* dst, int64_t n) {
+void quantize_row_q8_1(const float* x, void* dst, int64_t n, const float* /*importance*/) {
   auto* y = static_cast<BlockQ8_1*>(dst);
   for (int64_t b = 0; b < n / kQK8_1; ++b, x += kQK8_1) {
     const float d = quantize_q8_block(x, y[b].qs);
@@ -135,7 +204,7 @@ void quantize_row_q8_1(const float* x, void* dst, int64_t n) {
   }
 }
 
-void quantize_row_q8_k(const float* x, void* dst, int64_t n) {
+void quantize_row_q8_k(const float* x, void* dst, int64_t n, const float* /*importance*/) {
   auto* y = static_cast<BlockQ8_K*>(dst);
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     float amax = 0.0f, max = 0.0f;
