@@ -19,5 +19,7 @@ using CommandAction = std::function<int()>;
 void add_inspect_command(CLI::App& app, CommandAction& action);
 // `ember quantize IN OUT TYPE [--pure] [--output-type T] [--token-embedding-type T] [--dry-run] ...`.
 void add_quantize_command(CLI::App& app, CommandAction& action);
+// `ember synth --preset NAME [--type TYPE] -o FILE [--seed N] [--vocab FILE] ...`.
+void add_synth_command(CLI::App& app, CommandAction& action);
 
 }  // namespace ember::cli

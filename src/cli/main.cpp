@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   CommandAction action;
   add_inspect_command(app, action);
   add_quantize_command(app, action);
+  add_synth_command(app, action);
 
   // CLI11 would call an unknown command word a missing subcommand; name it instead.
   if (argc > 1 && argv[1][0] != '-') {

@@ -10,7 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/console.h"
-#include "cli/text_table.h"
+#include "cli/quant_report.h"
 #include "convert/model_quantizer.h"
 #include "core/check.h"
 #include "core/cpu_features.h"
@@ -72,41 +72,6 @@ void check_output_path(const GgufModelFiles& model, const std::string& out_path)
   }
 }
 
-double bits_per_weight(uint64_t bytes, uint64_t n_elements) {
-  return n_elements == 0 ? 0.0 : 8.0 * static_cast<double>(bytes) / static_cast<double>(n_elements);
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s;
-  for (int64_t d : shape) s += (s.empty() ? "" : " x ") + std::to_string(d);
-  return s;
-}
-
-std::string plan_text(const QuantPlan& plan) {
-  std::string out;
-  using Align = TextTable::Align;
-  TextTable table({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kLeft});
-  table.add_row({"tensor", "shape", "type", "size", "note"});
-  for (const TensorPlan& p : plan.tensors) {
-    const std::string type = p.converted() ? fmt::format("{} -> {}", dtype_name(p.from), dtype_name(p.to))
-                                           : fmt::format("{} (copied)", dtype_name(p.from));
-    table.add_row({p.name, shape_text(p.shape), type, human_bytes(p.to_bytes), p.note});
-  }
-  table.render(out);
-  return out;
-}
-
-std::string summary_text(const QuantPlan& plan) {
-  size_t converted = 0;
-  for (const TensorPlan& p : plan.tensors) converted += p.converted() ? 1 : 0;
-  return fmt::format(
-      "  tensors: {} ({} converted, {} copied, {} fallbacks)\n"
-      "  size:    {} -> {} ({:.2f} -> {:.2f} bits per weight)\n",
-      plan.tensors.size(), converted, plan.tensors.size() - converted, plan.n_fallback, human_bytes(plan.from_bytes),
-      human_bytes(plan.to_bytes), bits_per_weight(plan.from_bytes, plan.n_elements),
-      bits_per_weight(plan.to_bytes, plan.n_elements));
-}
-
 int run_quantize(const QuantizeCommandOptions& o) {
   const QuantizeOptions options = to_quantize_options(o);
   const int threads = o.threads > 0 ? o.threads : cpu_features().usable_cpus;
@@ -125,9 +90,7 @@ int run_quantize(const QuantizeCommandOptions& o) {
     return kExitOk;
   }
   check_output_path(model, o.out_path);
-  for (const TensorPlan& p : plan.tensors) {
-    if (!p.note.empty()) print_warning(fmt::format("tensor '{}': {}", p.name, p.note));
-  }
+  warn_fallbacks(plan);
   Timer timer;
   {
     ProgressBar bar("quantizing");

@@ -45,24 +45,21 @@ void copy_metadata(const GgufFile& in, FileType file_type, GgufWriter& out) {
   if (!wrote_file_type) out.add<uint32_t>("general.file_type", static_cast<uint32_t>(file_type));
 }
 
-// Converts the rows [row_begin, row_end) of one tensor into `out`, in parallel chunks of rows.
+// Converts the rows [row_begin, row_end) of tensor `index` into `out`, in parallel chunks of rows.
 // `scratch` holds one float chunk per worker.
-void convert_rows(const TensorPlan& p, const std::byte* src, int64_t row_begin, int64_t row_end, std::byte* out,
-                  ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
+void convert_rows(size_t index, const TensorPlan& p, int64_t row_begin, int64_t row_end, std::byte* out,
+                  const FillRowsFn& fill_rows, ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
   const int64_t row_length = p.shape[0];
-  const uint64_t src_row_bytes = *dtype_bytes_for(p.from, static_cast<uint64_t>(row_length));
   const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(row_length));
   const int64_t chunk_rows = std::max<int64_t>(1, kMinChunkElements / row_length);
-  const int64_t n_rows = row_end - row_begin;
-  const int64_t n_chunks = (n_rows + chunk_rows - 1) / chunk_rows;
-  const QuantTraits& reader = *find_quant_traits(p.from);
+  const int64_t n_chunks = (row_end - row_begin + chunk_rows - 1) / chunk_rows;
   pool.parallel_for(n_chunks, [&](int64_t chunk, int worker) {
     const int64_t first = row_begin + chunk * chunk_rows;
     const int64_t rows = std::min(chunk_rows, row_end - first);
     const int64_t n = rows * row_length;
     std::vector<float>& x = scratch[static_cast<size_t>(worker)];
     x.resize(static_cast<size_t>(n));
-    reader.to_float(src + static_cast<uint64_t>(first) * src_row_bytes, x.data(), n);
+    fill_rows(index, first, rows, x.data());
     for (int64_t i = 0; i < n; ++i) {
       if (!std::isfinite(x[static_cast<size_t>(i)])) {
         fail(ErrorCode::kInvalidArgument, "tensor '{}' holds {} in row {}: refusing to quantize it", p.name,
@@ -96,44 +93,60 @@ QuantPlan plan_model_quantization(const GgufModelFiles& model, const QuantizeOpt
   return plan_quantization(sources, model_facts(model.metadata_file()), options);
 }
 
-void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, FileType file_type,
-                           const std::string& out_path, int n_threads, const QuantizeProgressFn& progress) {
-  const auto& tensors = model.tensors();
-  EMBER_CHECK_MSG(tensors.size() == plan.tensors.size(), "plan made for another model");
-
-  GgufWriter writer(model.metadata_file().alignment());
-  copy_metadata(model.metadata_file(), file_type, writer);
-  for (const TensorPlan& p : plan.tensors) writer.add_tensor_info(p.name, p.to, p.shape);
-  GgufStreamWriter stream(writer, out_path);
-
+void write_planned_tensors(const GgufWriter& header, const QuantPlan& plan, const std::string& out_path, int n_threads,
+                           const RawTensorFn& copy_raw, const FillRowsFn& fill_rows,
+                           const QuantizeProgressFn& progress) {
+  EMBER_CHECK_MSG(header.n_tensors() == plan.tensors.size(), "header and plan disagree");
+  GgufStreamWriter stream(header, out_path);
   ThreadPool pool(n_threads);
   std::vector<std::vector<float>> scratch(static_cast<size_t>(n_threads));
   std::vector<std::byte> slab;
   QuantizeProgress status{0, plan.tensors.size(), 0, plan.n_elements};
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const TensorPlan& p = plan.tensors[i];
-    const std::byte* src = tensors[i].file->tensor_data(*tensors[i].info);
     status.tensor_index = i;
-    if (!p.converted()) {
-      stream.write_tensor_data(std::span(src, p.from_bytes));
+    if (const std::span<const std::byte> raw = copy_raw(i); !raw.empty()) {
+      stream.write_tensor_data(raw);
       status.elements_done += p.n_elements;
       if (progress) progress(status);
       continue;
     }
-    const int64_t row_length = p.shape[0];
+    const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
     const int64_t n_rows = static_cast<int64_t>(p.n_elements) / row_length;
     const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(row_length));
     const int64_t slab_rows = std::max<int64_t>(1, static_cast<int64_t>(kSlabOutputBytes / dst_row_bytes));
     for (int64_t first = 0; first < n_rows; first += slab_rows) {
       const int64_t last = std::min(n_rows, first + slab_rows);
       slab.resize(static_cast<size_t>(last - first) * dst_row_bytes);
-      convert_rows(p, src, first, last, slab.data(), pool, scratch);
+      convert_rows(i, p, first, last, slab.data(), fill_rows, pool, scratch);
       stream.write_tensor_data(slab);
       status.elements_done += static_cast<uint64_t>(last - first) * static_cast<uint64_t>(row_length);
       if (progress) progress(status);
     }
   }
   stream.commit();
+}
+
+void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, FileType file_type,
+                           const std::string& out_path, int n_threads, const QuantizeProgressFn& progress) {
+  const auto& tensors = model.tensors();
+  EMBER_CHECK_MSG(tensors.size() == plan.tensors.size(), "plan made for another model");
+  GgufWriter header(model.metadata_file().alignment());
+  copy_metadata(model.metadata_file(), file_type, header);
+  for (const TensorPlan& p : plan.tensors) header.add_tensor_info(p.name, p.to, p.shape);
+
+  const auto source = [&](size_t i) { return tensors[i].file->tensor_data(*tensors[i].info); };
+  const RawTensorFn copy_raw = [&](size_t i) -> std::span<const std::byte> {
+    const TensorPlan& p = plan.tensors[i];
+    return p.converted() ? std::span<const std::byte>() : std::span(source(i), p.from_bytes);
+  };
+  const FillRowsFn dequantize_rows = [&](size_t i, int64_t first_row, int64_t n_rows, float* out) {
+    const TensorPlan& p = plan.tensors[i];
+    const uint64_t row_bytes = *dtype_bytes_for(p.from, static_cast<uint64_t>(p.shape[0]));
+    find_quant_traits(p.from)->to_float(source(i) + static_cast<uint64_t>(first_row) * row_bytes, out,
+                                        n_rows * p.shape[0]);
+  };
+  write_planned_tensors(header, plan, out_path, n_threads, copy_raw, dequantize_rows, progress);
 }
 
 }  // namespace ember

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "convert/quant_plan.h"
 #include "gguf/gguf_split.h"
+#include "gguf/gguf_writer.h"
 
 namespace ember {
 
@@ -32,5 +34,16 @@ using QuantizeProgressFn = std::function<void(const QuantizeProgress&)>;
 // calling thread after each slab of rows. Throws ember::Error.
 void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, FileType file_type,
                            const std::string& out_path, int n_threads, const QuantizeProgressFn& progress = {});
+
+// The engine under write_quantized_model and the synthetic models: writes the tensors of `plan`
+// (already declared in `header` with add_tensor_info, in plan order) to `out_path`. A tensor whose
+// `copy_raw(i)` is non-empty is written as those bytes; any other is converted to its plan type from
+// float rows produced by `fill_rows(i, first_row, n_rows, out)`, which is called concurrently from
+// worker threads (it must be thread-safe) and must produce finite values.
+using RawTensorFn = std::function<std::span<const std::byte>(size_t tensor)>;
+using FillRowsFn = std::function<void(size_t tensor, int64_t first_row, int64_t n_rows, float* out)>;
+void write_planned_tensors(const GgufWriter& header, const QuantPlan& plan, const std::string& out_path, int n_threads,
+                           const RawTensorFn& copy_raw, const FillRowsFn& fill_rows,
+                           const QuantizeProgressFn& progress = {});
 
 }  // namespace ember
