@@ -15,12 +15,6 @@ double bits_per_weight(uint64_t bytes, uint64_t n_elements) {
   return n_elements == 0 ? 0.0 : 8.0 * static_cast<double>(bytes) / static_cast<double>(n_elements);
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s;
-  for (int64_t d : shape) s += (s.empty() ? "" : " x ") + std::to_string(d);
-  return s;
-}
-
 }  // namespace
 
 std::string plan_text(const QuantPlan& plan) {

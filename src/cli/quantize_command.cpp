@@ -1,19 +1,17 @@
 // `ember quantize IN OUT TYPE`: converts a GGUF model to a file type (Q4_K_M, Q8_0, ...) with
 // llama.cpp's per-tensor mixes; --dry-run prints the plan.
-#include <sys/stat.h>
-
 #include <memory>
 #include <optional>
 #include <string>
 
 #include <fmt/format.h>
 
+#include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
 #include "cli/quant_report.h"
 #include "convert/model_quantizer.h"
 #include "core/check.h"
-#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 
@@ -57,27 +55,9 @@ QuantizeOptions to_quantize_options(const QuantizeCommandOptions& o) {
   return q;
 }
 
-// Refuses an output path that is one of the input files (same inode, whatever the spelling) or a
-// directory: the output is renamed over OUT at the end, which would destroy the input being read.
-void check_output_path(const GgufModelFiles& model, const std::string& out_path) {
-  struct stat out {};
-  if (::stat(out_path.c_str(), &out) != 0) return;  // does not exist yet
-  if (S_ISDIR(out.st_mode)) fail(ErrorCode::kInvalidArgument, "output '{}' is a directory", out_path);
-  for (size_t i = 0; i < model.n_files(); ++i) {
-    struct stat in {};
-    if (::stat(model.file(i).name().c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino) {
-      fail(ErrorCode::kInvalidArgument, "output '{}' is the input file '{}': refusing to overwrite it", out_path,
-           model.file(i).name());
-    }
-  }
-}
-
 int run_quantize(const QuantizeCommandOptions& o) {
   const QuantizeOptions options = to_quantize_options(o);
-  const int threads = o.threads > 0 ? o.threads : cpu_features().usable_cpus;
-  if (threads > ThreadPool::kMaxThreads) {
-    fail(ErrorCode::kInvalidArgument, "--threads {} is more than {}", threads, ThreadPool::kMaxThreads);
-  }
+  const int threads = resolve_threads(o.threads);
   const GgufModelFiles model = GgufModelFiles::open(o.in_path);
   const QuantPlan plan = plan_model_quantization(model, options);
   const std::string_view type_name = file_type_info(options.file_type).name;
@@ -89,7 +69,9 @@ int run_quantize(const QuantizeCommandOptions& o) {
     write_stdout(summary_text(plan));
     return kExitOk;
   }
-  check_output_path(model, o.out_path);
+  std::vector<std::string> inputs;
+  for (size_t i = 0; i < model.n_files(); ++i) inputs.push_back(model.file(i).name());
+  check_output_path(o.out_path, inputs);
   warn_fallbacks(plan);
   Timer timer;
   {

@@ -7,12 +7,12 @@
 
 #include <fmt/format.h>
 
+#include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
 #include "cli/quant_report.h"
 #include "convert/synth_model.h"
 #include "core/check.h"
-#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 
@@ -72,7 +72,8 @@ int run_synth(const SynthCommandOptions& o) {
   if (!options.all_f32) options.file_type = find_file_type(o.type)->id;
   options.seed = o.seed;
   options.vocab = resolve_vocab(o, preset);
-  const int threads = o.threads > 0 ? o.threads : cpu_features().usable_cpus;
+  const int threads = resolve_threads(o.threads);
+  check_output_path(o.out_path, options.vocab ? std::vector<std::string>{*options.vocab} : std::vector<std::string>{});
 
   const QuantPlan plan = synth_plan(preset, options);
   warn_fallbacks(plan);

@@ -3,9 +3,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 
 #include "core/check.h"
+#include "core/strings.h"
 
 namespace ember {
 namespace {
@@ -32,19 +32,13 @@ constexpr std::array kFileTypes = {
     FileTypeInfo{FileType::kQ2_K, "Q2_K", DType::kQ2_K, "Q2_K, Q3_K/Q4_K for attn_v/attn_output/ffn_down"},
 };
 
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  return std::ranges::equal(a, b, [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
 }  // namespace
 
 std::span<const FileTypeInfo> file_types() noexcept { return kFileTypes; }
 
 const FileTypeInfo* find_file_type(std::string_view name) noexcept {
   for (const FileTypeInfo& info : kFileTypes) {
-    if (equal_ignoring_case(info.name, name)) return &info;
+    if (iequals(info.name, name)) return &info;
   }
   return nullptr;
 }

@@ -14,17 +14,30 @@
 namespace ember {
 namespace {
 
-constexpr uint32_t kQuantizationVersion = 2;        // ggml's GGML_QNT_VERSION, written by llama.cpp too
 constexpr uint64_t kSlabOutputBytes = 64ull << 20;  // output buffered per slab of rows
 constexpr int64_t kMinChunkElements = 32 * 512;     // work per task, enough to amortize scheduling
 
-// Architecture-prefixed keys as optional ints ("llama.block_count"). Some architectures store
-// per-layer arrays (e.g. head counts); those read as 0 (unknown), which only disables the GQA rule.
+// Architecture-prefixed keys as optional ints ("llama.block_count"); 0 when absent or not a small
+// non-negative integer. Per-layer arrays (head counts of OpenELM, DeciLM) give layer 0's value, as
+// in llama.cpp's quantizer.
 int arch_int(const GgufFile& f, std::string_view arch, std::string_view key) {
   const GgufValue* v = f.find(fmt::format("{}.{}", arch, key));
+  if (v == nullptr) return 0;
   int64_t x = 0;
-  if (v == nullptr || v->is_array() || !v->to_int64(&x) || x < 0 || x > (1 << 30)) return 0;
-  return static_cast<int>(x);
+  if (!v->is_array()) {
+    if (!v->to_int64(&x)) return 0;
+  } else if (v->array_size() > 0) {
+    switch (v->array_type()) {
+      case GgufType::kInt32: x = v->numbers<int32_t>()[0]; break;
+      case GgufType::kUint32: x = v->numbers<uint32_t>()[0]; break;
+      case GgufType::kInt64: x = v->numbers<int64_t>()[0]; break;
+      case GgufType::kUint64:
+        x = static_cast<int64_t>(std::min<uint64_t>(v->numbers<uint64_t>()[0], 1ull << 31));
+        break;
+      default: return 0;  // other element types do not hold head counts
+    }
+  }
+  return x < 0 || x > (1 << 30) ? 0 : static_cast<int>(x);
 }
 
 void copy_metadata(const GgufFile& in, FileType file_type, GgufWriter& out) {

@@ -1,4 +1,4 @@
-// quantize_model: the engine of `ember quantize` — reads a GGUF model (split or not), converts each
+// write_quantized_model: the engine of `ember quantize` — reads a GGUF model (split or not), converts each
 // tensor to the type its plan gives, on a thread pool, and streams the new file to disk.
 #pragma once
 

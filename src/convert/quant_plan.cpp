@@ -28,6 +28,14 @@ int layer_of(std::string_view name) {
   return layer;
 }
 
+// llama.cpp's LLM_TYPE_70B for the architectures whose 80-layer models it classifies so (a
+// LLaMA with as many KV heads as heads is the 65B).
+bool is_70b_class(const ModelFacts& m) {
+  if (m.n_layer != 80) return false;
+  if (m.arch == "llama") return m.n_head != m.n_head_kv;
+  return m.arch == "qwen2" || m.arch == "deci" || m.arch == "olmo";
+}
+
 bool fits_blocks(DType dtype, int64_t row_length) { return row_length % dtype_traits(dtype).block_size == 0; }
 
 bool is_float_type(DType dtype) { return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16; }
@@ -77,9 +85,9 @@ DType mix_type(MixState& s, std::string_view name, int64_t row_length, DType typ
     } else if (ft == FileType::kQ4_K_S && i < 4) {
       type = DType::kQ5_K;
     }
-    // 70B Llamas share each attn_v among 8 heads: it is 8x smaller than attn_q, so more bits cost little.
-    const bool llama_70b = s.model.arch == "llama" && s.model.n_layer == 80;
-    if (llama_70b && (type == DType::kQ3_K || type == DType::kQ4_K)) type = DType::kQ5_K;
+    // 70B-class models share each attn_v among 8 heads: it is 8x smaller than attn_q, so more bits
+    // cost little.
+    if (is_70b_class(s.model) && (type == DType::kQ3_K || type == DType::kQ4_K)) type = DType::kQ5_K;
     if (s.model.n_expert == 8) type = DType::kQ8_0;
     return type;
   }
@@ -89,7 +97,12 @@ DType mix_type(MixState& s, std::string_view name, int64_t row_length, DType typ
     int i = s.i_ffn_down++;
     const int n = s.model.n_layer;
     // Expert tensors of MoE models are not stored layer by layer: read the layer from the name.
-    if (s.model.n_expert > 1) i = layer_of(name);
+    if (s.model.n_expert > 1) {
+      i = layer_of(name);
+      if (i < 0 || i >= n) {
+        fail(ErrorCode::kInvalidArgument, "tensor '{}': no layer index in [0, {}) in its name", name, n);
+      }
+    }
     if (ft == FileType::kQ2_K) {
       type = DType::kQ3_K;
     } else if (ft == FileType::kQ3_K_M) {
@@ -148,13 +161,19 @@ DType fallback_type(DType type, DType source, int64_t row_length) {
   return fits_blocks(fallback, row_length) ? fallback : DType::kF16;
 }
 
+}  // namespace
+
 std::string shape_text(std::span<const int64_t> shape) {
   std::string s;
   for (int64_t d : shape) s += (s.empty() ? "" : " x ") + std::to_string(d);
   return s;
 }
 
-}  // namespace
+size_t effective_n_dims(std::span<const int64_t> shape) {
+  size_t n = shape.size();
+  while (n > 1 && shape[n - 1] == 1) --n;
+  return n;
+}
 
 bool is_quantizable_tensor(std::string_view name, size_t n_dims) {
   if (n_dims < 2 || !name.ends_with("weight")) return false;
@@ -198,7 +217,12 @@ QuantPlan plan_quantization(std::span<const TensorSource> tensors, const ModelFa
   const DType base = file_type_info(options.file_type).base;
   const bool mixes = !options.pure && dtype_traits(base).quantized;
 
-  MixState state{model, options};
+  // A model without {arch}.block_count still has its layers in the tensor names.
+  ModelFacts facts = model;
+  if (facts.n_layer <= 0) {
+    for (const TensorSource& t : tensors) facts.n_layer = std::max(facts.n_layer, layer_of(t.name) + 1);
+  }
+  MixState state{facts, options};
   for (const TensorSource& t : tensors) {
     if (contains(t.name, "attn_v.weight") || contains(t.name, "attn_qkv.weight") ||
         contains(t.name, "attn_kv_b.weight")) {
@@ -229,7 +253,7 @@ QuantPlan plan_quantization(std::span<const TensorSource> tensors, const ModelFa
     for (int64_t d : src.shape) p.n_elements *= static_cast<uint64_t>(d);
     const int64_t row_length = src.shape.empty() ? 1 : src.shape[0];
 
-    if (is_quantizable_tensor(src.name, src.shape.size())) {
+    if (is_quantizable_tensor(src.name, effective_n_dims(src.shape))) {
       DType type = mixes ? mix_type(state, src.name, row_length, base) : base;
       if (options.token_embedding_type && src.name == "token_embd.weight") type = *options.token_embedding_type;
       if (options.output_type && src.name == "output.weight") type = *options.output_type;

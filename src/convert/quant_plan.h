@@ -25,8 +25,8 @@ struct QuantizeOptions {
 // What the mixes need to know about the model (from its GGUF metadata).
 struct ModelFacts {
   std::string arch;  // general.architecture
-  int n_layer = 0;   // {arch}.block_count
-  int n_head = 0;    // {arch}.attention.head_count (0: unknown)
+  int n_layer = 0;   // {arch}.block_count (0: unknown, counted from the tensor names)
+  int n_head = 0;    // {arch}.attention.head_count, layer 0's when per layer (0: unknown)
   int n_head_kv = 0;
   int n_expert = 0;  // {arch}.expert_count (0: dense)
   int n_gqa() const noexcept { return n_head > 0 && n_head_kv > 0 ? n_head / n_head_kv : 1; }
@@ -63,6 +63,14 @@ struct QuantPlan {
 // read, an override type without a quantizer.
 QuantPlan plan_quantization(std::span<const TensorSource> tensors, const ModelFacts& model,
                             const QuantizeOptions& options);
+
+// The general.quantization_version ggml's block layouts have (GGML_QNT_VERSION).
+inline constexpr uint32_t kQuantizationVersion = 2;
+
+// "2048 x 512": a shape in ggml order for messages.
+std::string shape_text(std::span<const int64_t> shape);
+// Dimensions not counting trailing 1s (ggml_n_dims): a [256, 1] tensor is a vector.
+size_t effective_n_dims(std::span<const int64_t> shape);
 
 // Whether llama.cpp would quantize a tensor of this name and rank at all (norms, 1-D tensors,
 // position embeddings, MoE routers... stay as they are).

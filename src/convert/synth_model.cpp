@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cmath>
 #include <numbers>
 
 #include "core/check.h"
+#include "core/strings.h"
 #include "gguf/gguf_reader.h"
 
 namespace ember {
@@ -95,12 +95,6 @@ void fill_normal(uint64_t seed, size_t tensor, int64_t row, float* out, int64_t 
   }
 }
 
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  return std::ranges::equal(a, b, [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
 void add_model_metadata(const SynthPreset& p, const SynthOptions& o, GgufWriter& w) {
   const std::string a(p.arch);
   w.add_string("general.architecture", p.arch);
@@ -109,7 +103,7 @@ void add_model_metadata(const SynthPreset& p, const SynthOptions& o, GgufWriter&
                fmt::format("random N(0, {}) weights at the shape of {}, written by ember synth (seed {})",
                            kWeightStddev, p.name, o.seed));
   w.add<uint32_t>("general.file_type", o.all_f32 ? 0u : static_cast<uint32_t>(o.file_type));
-  w.add<uint32_t>("general.quantization_version", 2);
+  w.add<uint32_t>("general.quantization_version", kQuantizationVersion);
   w.add<uint32_t>(a + ".context_length", static_cast<uint32_t>(p.context_length));
   w.add<uint32_t>(a + ".embedding_length", static_cast<uint32_t>(p.n_embd));
   w.add<uint32_t>(a + ".block_count", static_cast<uint32_t>(p.n_layer));
@@ -169,7 +163,7 @@ std::span<const SynthPreset> synth_presets() noexcept { return kPresets; }
 
 const SynthPreset* find_synth_preset(std::string_view name) noexcept {
   for (const SynthPreset& p : kPresets) {
-    if (equal_ignoring_case(p.name, name)) return &p;
+    if (iequals(p.name, name)) return &p;
   }
   return nullptr;
 }

@@ -2,6 +2,7 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,40 +10,86 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <vector>
+#include <string>
 
 #include "core/check.h"
 
 namespace ember {
 namespace {
 
-// Temporary paths a signal handler may unlink. Fixed-size and lock-free: a handler can only read
-// atomics and call async-signal-safe functions. A path is registered as a heap copy that lives
-// until it is unregistered; the handler never frees it.
+// Temporary paths a signal handler may unlink. Fixed-size, static and lock-free: a handler can
+// only read atomics and call async-signal-safe functions. Each slot owns static storage for its
+// path, so a handler that loaded the pointer just before the slot was released still reads a
+// valid string (the pages are untouched, and cost nothing, until used).
+struct InterruptSlot {
+  std::atomic<bool> claimed{false};
+  std::atomic<const char*> path{nullptr};
+  char storage[PATH_MAX];
+};
 constexpr int kMaxInterruptSlots = 64;
-std::array<std::atomic<const char*>, kMaxInterruptSlots> g_interrupt_paths{};
+std::array<InterruptSlot, kMaxInterruptSlots> g_interrupt_slots;
+static_assert(std::atomic<const char*>::is_always_lock_free, "the signal handler reads these slots");
 
-int register_interrupt_path(const char* path) noexcept {
+const int kCleanupSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+int register_interrupt_path(const std::string& path) noexcept {
+  if (path.size() >= PATH_MAX) return -1;
   for (int i = 0; i < kMaxInterruptSlots; ++i) {
-    const char* expected = nullptr;
-    if (g_interrupt_paths[i].compare_exchange_strong(expected, path)) return i;
+    InterruptSlot& slot = g_interrupt_slots[i];
+    bool expected = false;
+    if (!slot.claimed.compare_exchange_strong(expected, true)) continue;
+    std::memcpy(slot.storage, path.c_str(), path.size() + 1);
+    slot.path.store(slot.storage);
+    return i;
   }
   return -1;  // table full: the file is still safe, only its temporary may survive a signal
 }
 
-void unregister_interrupt_path(int slot) noexcept {
-  if (slot >= 0) g_interrupt_paths[slot].store(nullptr);
+void unregister_interrupt_path(int index) noexcept {
+  if (index < 0) return;
+  g_interrupt_slots[index].path.store(nullptr);
+  g_interrupt_slots[index].claimed.store(false);
 }
 
 extern "C" void remove_temporaries_and_reraise(int sig) {
-  for (auto& slot : g_interrupt_paths) {
-    if (const char* p = slot.load()) ::unlink(p);
+  for (InterruptSlot& slot : g_interrupt_slots) {
+    if (const char* p = slot.path.load()) ::unlink(p);
   }
   std::signal(sig, SIG_DFL);
   std::raise(sig);
+}
+
+// Blocks the cleanup signals in this thread while alive, so that a temporary file is never
+// created without being registered for removal.
+class CleanupSignalsBlocked {
+ public:
+  CleanupSignalsBlocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : kCleanupSignals) sigaddset(&set, sig);
+    ::pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~CleanupSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  CleanupSignalsBlocked(const CleanupSignalsBlocked&) = delete;
+  CleanupSignalsBlocked& operator=(const CleanupSignalsBlocked&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
+// fsync of the directory holding `path`, so that a rename into it survives a power loss.
+int sync_parent_directory(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  const int err = ::fsync(fd) == 0 || errno == EINVAL ? 0 : errno;  // some file systems cannot sync a directory
+  ::close(fd);
+  return err;
 }
 
 // The process umask, read without umask(2), which would briefly change it for every thread.
@@ -65,7 +112,10 @@ mode_t current_umask() {
 }  // namespace
 
 void install_interrupt_cleanup() {
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+  for (int sig : kCleanupSignals) {
+    struct sigaction old {};
+    ::sigaction(sig, nullptr, &old);
+    if (old.sa_handler == SIG_IGN) continue;  // ignored on purpose (nohup, background jobs): keep it so
     struct sigaction action {};
     action.sa_handler = remove_temporaries_and_reraise;
     sigemptyset(&action.sa_mask);
@@ -75,9 +125,10 @@ void install_interrupt_cleanup() {
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   temp_path_ = path_ + ".XXXXXX";
+  const CleanupSignalsBlocked blocked;
   fd_ = ::mkostemp(temp_path_.data(), O_CLOEXEC);
   if (fd_ < 0) fail(ErrorCode::kIo, "cannot create a temporary file for '{}': {}", path_, std::strerror(errno));
-  interrupt_slot_ = register_interrupt_path(temp_path_.c_str());
+  interrupt_slot_ = register_interrupt_path(temp_path_);
 }
 
 AtomicFile::~AtomicFile() { discard(); }
@@ -132,6 +183,9 @@ void AtomicFile::commit() {
   ::close(fd_);  // the data is synced and renamed; a close error cannot lose it any more
   fd_ = -1;
   unregister_interrupt_path(interrupt_slot_);
+  if (const int dir_err = sync_parent_directory(path_); dir_err != 0) {
+    fail(ErrorCode::kIo, "cannot sync the directory of '{}': {}", path_, std::strerror(dir_err));
+  }
 }
 
 }  // namespace ember

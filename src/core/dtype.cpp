@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "core/check.h"
+#include "core/strings.h"
 
 namespace ember {
 namespace {
@@ -56,14 +57,6 @@ constexpr std::array<int8_t, kMaxId + 1> make_index() {
   return index;
 }
 constexpr auto kIndex = make_index();
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
 
 }  // namespace
 

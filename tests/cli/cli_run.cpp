@@ -8,8 +8,6 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -20,13 +18,6 @@ extern char** environ;
 namespace ember::test {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 RunningProcess::RunningProcess(const std::vector<std::string>& args) {
   static const fs::path dir = temp_dir("cli_run");
@@ -42,8 +33,19 @@ RunningProcess::RunningProcess(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  if (posix_spawnp(&pid_, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  // Default signal dispositions and an empty mask in the child, whatever the test runner ignores or
+  // blocks: the commands under test decide for themselves how to handle Ctrl-C.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  if (posix_spawnp(&pid_, argv[0], &actions, &attr, argv.data(), environ) != 0) pid_ = -1;
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
 }
 
 RunningProcess::~RunningProcess() {

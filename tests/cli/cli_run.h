@@ -15,8 +15,6 @@ struct RunResult {
   std::string err;
 };
 
-std::string read_file(const std::filesystem::path& path);
-
 // Runs args[0] (searched in PATH) with stdin from /dev/null and stdout/stderr captured separately.
 RunResult run(const std::vector<std::string>& args);
 // Runs the ember binary under test with `args`.

@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 using test::ember;
-using test::read_file;
+using test::read_file;  // support/test_data.h
 using test::run;
 using test::RunResult;
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,15 +24,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ember;
-
-size_t entries_in(const fs::path& dir) {
-  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
-}
+using test::entries_in;
+using test::read_file;
 
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::ranges::count(s, '\n')); }
 
 std::string file_sha(const fs::path& p) {
-  const std::string bytes = test::read_file(p);
+  const std::string bytes = read_file(p);
   return test::sha256_hex(std::as_bytes(std::span(bytes)));
 }
 
@@ -93,15 +92,21 @@ TEST(QuantizeCli, RefusesToOverwriteItsInput) {
   const auto r = ember({"quantize", in.string(), dir.string(), "Q8_0"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("is a directory"), std::string::npos) << r.err;
+  // A device or FIFO (think /dev/null) would be replaced by the rename: refused.
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  const auto fifo = ember({"quantize", in.string(), (dir / "fifo").string(), "Q8_0"});
+  EXPECT_EQ(fifo.exit_code, 1);
+  EXPECT_NE(fifo.err.find("is not a regular file"), std::string::npos) << fifo.err;
+  EXPECT_TRUE(fs::is_fifo(dir / "fifo"));
   EXPECT_EQ(file_sha(in), before);
-  EXPECT_EQ(entries_in(dir), 3u);
+  EXPECT_EQ(entries_in(dir), 4u);
 }
 
 TEST(QuantizeCli, BadInputAndOptionsFailWithOneLine) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("quantize_cli_bad");
   const std::string good = (data / "models/stories260K/stories260K.gguf").string();
-  const std::string full = test::read_file(good);
+  const std::string full = read_file(good);
   const fs::path truncated = dir / "truncated.gguf";
   {
     std::ofstream f(truncated, std::ios::binary);

@@ -8,6 +8,7 @@
 
 #include "convert/model_quantizer.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_writer.h"
 #include "support/sha256.h"
 #include "support/test_data.h"
 
@@ -88,6 +89,25 @@ TEST(ModelQuantizer, StoriesFallbacksMatchLlamaCpp) {
               test::sha256_hex({witness.tensor_data(t), t.n_bytes}))
         << t.name;
   }
+}
+
+// Hyper-parameters come from the architecture's keys; per-layer arrays give layer 0's value.
+TEST(ModelQuantizer, ModelFactsFromMetadata) {
+  GgufWriter w;
+  w.add_string("general.architecture", "deci");
+  w.add<uint32_t>("deci.block_count", 80);
+  const int32_t heads[] = {64, 64, 64};
+  const int32_t kv_heads[] = {8, 0, 8};
+  w.add_array<int32_t>("deci.attention.head_count", heads);
+  w.add_array<int32_t>("deci.attention.head_count_kv", kv_heads);
+  const auto bytes = w.write_to_memory();
+  const ModelFacts facts = model_facts(GgufFile::parse(bytes, "deci.gguf"));
+  EXPECT_EQ(facts.arch, "deci");
+  EXPECT_EQ(facts.n_layer, 80);
+  EXPECT_EQ(facts.n_head, 64);
+  EXPECT_EQ(facts.n_head_kv, 8);
+  EXPECT_EQ(facts.n_gqa(), 8);
+  EXPECT_EQ(facts.n_expert, 0);
 }
 
 }  // namespace

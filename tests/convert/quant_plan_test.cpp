@@ -117,6 +117,47 @@ TEST(QuantPlan, EightExpertModelsKeepAttentionAtQ8_0) {
   EXPECT_EQ(layers_with(plan, "attn_output.weight", DType::kQ5_K).size(), 4u);
 }
 
+// llama.cpp's 70B class (80 layers: LLaMA with GQA, Qwen2) bumps Q3_K/Q4_K attn_v to Q5_K; the
+// 80-layer LLaMA-65B (no GQA) is not in it.
+TEST(QuantPlan, SeventyBillionClassGetsMoreBitsInAttnV) {
+  const auto tensors = llama_tensors(80, 256, 64, 512, 1024, false);
+  QuantizeOptions options;
+  options.file_type = FileType::kQ4_K_S;  // attn_v Q5_K in the first 4 layers, then Q4_K
+  const auto q5_layers = [&](const ModelFacts& facts) {
+    return layers_with(plan_quantization(tensors, facts, options), "attn_v.weight", DType::kQ5_K).size();
+  };
+  EXPECT_EQ(q5_layers({"llama", 80, 64, 8, 0}), 80u);
+  EXPECT_EQ(q5_layers({"qwen2", 80, 64, 8, 0}), 80u);
+  EXPECT_EQ(q5_layers({"llama", 80, 64, 64, 0}), 4u);  // LLaMA-65B
+  EXPECT_EQ(q5_layers({"llama", 79, 64, 8, 0}), 4u);
+}
+
+// A missing block_count is taken from the tensor names; MoE expert tensors need a layer index.
+TEST(QuantPlan, LayerCountAndMoeLayerNames) {
+  const auto tensors = llama_tensors(16, 256, 64, 512, 1024, false);
+  QuantizeOptions options;
+  options.file_type = FileType::kQ4_K_M;
+  const auto with_count = plan_quantization(tensors, kLlama32_1B, options);
+  const auto without = plan_quantization(tensors, {"llama", 0, 32, 8, 0}, options);
+  EXPECT_EQ(types_of(without), types_of(with_count));
+
+  const std::vector<TensorSource> moe = {{"ffn_down_exps.weight", DType::kF16, {512, 256, 8}}};
+  EXPECT_THROW(plan_quantization(moe, {"llama", 1, 8, 2, 8}, options), Error);
+}
+
+// Trailing dimensions of 1 do not make a matrix: [256, 1] is a vector and stays as it is.
+TEST(QuantPlan, TrailingUnitDimensionsAreVectors) {
+  EXPECT_EQ(effective_n_dims(std::vector<int64_t>{256, 1}), 1u);
+  EXPECT_EQ(effective_n_dims(std::vector<int64_t>{256, 1, 3}), 3u);
+  const std::vector<TensorSource> tensors = {{"blk.0.col.weight", DType::kF32, {256, 1}},
+                                             {"blk.0.mat.weight", DType::kF32, {256, 2}}};
+  QuantizeOptions options;
+  options.file_type = FileType::kQ4_0;
+  const QuantPlan plan = plan_quantization(tensors, {"llama", 1, 1, 1, 0}, options);
+  EXPECT_FALSE(plan.tensors[0].converted());
+  EXPECT_EQ(plan.tensors[1].to, DType::kQ4_0);
+}
+
 TEST(QuantPlan, PureAndOverrides) {
   const auto tensors = llama_tensors(2, 256, 64, 512, 1024, false);
   QuantizeOptions options;

@@ -1,5 +1,6 @@
 // AtomicFile: the final path appears only on commit; errors and signals leave no temporary file.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,10 +16,8 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
-
-size_t entries_in(const fs::path& dir) {
-  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
-}
+using test::entries_in;
+using test::read_file;
 
 TEST(AtomicFile, CommitRenamesIntoPlace) {
   const fs::path dir = test::temp_dir("atomic_commit");
@@ -74,6 +73,52 @@ TEST(AtomicFile, InterruptRemovesTheTemporary) {
     }
     EXPECT_EQ(entries_in(dir), 0u) << "temporary left after signal " << sig;
   }
+}
+
+// A signal the user chose to ignore (nohup, background jobs) stays ignored.
+TEST(AtomicFile, IgnoredSignalsStayIgnored) {
+  const fs::path dir = test::temp_dir("atomic_ignored");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::signal(SIGHUP, SIG_IGN);
+    install_interrupt_cleanup();
+    AtomicFile f((dir / "out.bin").string());
+    std::raise(SIGHUP);
+    f.commit();
+    ::_exit(7);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  EXPECT_TRUE(fs::exists(dir / "out.bin"));
+}
+
+// A write that fails half-way (here the file size limit, as a full disk would) is an Error naming
+// the final path, and the temporary is gone.
+TEST(AtomicFile, WriteFailureIsAnErrorAndLeavesNothing) {
+  const fs::path dir = test::temp_dir("atomic_write_failure");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);  // fail with EFBIG instead of being killed
+    const rlimit limit{4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    int code = 1;
+    try {
+      AtomicFile f((dir / "out.bin").string());
+      f.write_zeros(10000);
+    } catch (const Error& e) {
+      code = std::string(e.what()).find("out.bin") != std::string::npos ? 0 : 2;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: no error, 2: the message does not name the file";
+  EXPECT_EQ(entries_in(dir), 0u);
 }
 
 }  // namespace

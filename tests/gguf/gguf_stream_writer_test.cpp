@@ -16,23 +16,14 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
+using test::entries_in;
+using test::read_file;
 
 std::vector<std::byte> random_bytes(size_t n, unsigned seed) {
   std::mt19937 rng(seed);
   std::vector<std::byte> v(n);
   for (auto& b : v) b = static_cast<std::byte>(rng());
   return v;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-size_t entries_in(const fs::path& dir) {
-  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
 }
 
 TEST(GgufStreamWriter, PiecesMatchTheInMemoryFile) {

@@ -172,7 +172,8 @@ TEST(Quantize, UnsupportedTypesAndPartialBlocksAreErrors) {
 // Importance weights (quantize_rows with an imatrix row)
 
 // A portable generator (splitmix64; normals as a sum of 12 uniforms), so that the inputs of the
-// ggml digests below are the same with every standard library.
+// ggml digests below are the same with every standard library (tests/tools/ggml_weighted_digests.cpp
+// regenerates the digests from real ggml).
 class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}

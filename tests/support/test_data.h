@@ -22,6 +22,11 @@ std::vector<std::filesystem::path> gguf_files_under(const std::filesystem::path&
 // A fresh, empty directory under the build tree, private to this process; recreated per call.
 std::filesystem::path temp_dir(const std::string& name);
 
+// The whole file as bytes in a string (empty when unreadable).
+std::string read_file(const std::filesystem::path& path);
+// How many entries `dir` holds (to check that no temporary file was left behind).
+size_t entries_in(const std::filesystem::path& dir);
+
 }  // namespace ember::test
 
 // Skips the current test with a clear message when ../shared/data is absent (fails instead when
