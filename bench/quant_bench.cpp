@@ -2,6 +2,9 @@
 // values (1% scaled x8), and quantize / dequantize throughput (MB/s of float input/output). A second
 // table compares the quantizers without and with importance weights (an imatrix row with 4% of the
 // columns weighted 100x) by the importance-weighted RMSE, and gives the weighted quantize speed.
+// A third table takes llama.cpp's own quantized files as the witness: on the tiny-llama model in
+// ../shared/data/quant, the RMSE of llama.cpp's dequantized tensors against the F32 original next
+// to the RMSE of ours (the same F32 tensors quantized and dequantized by ember).
 // The reference kernels are scalar; SIMD kernels (CPU backend issue) will be measured here too.
 #include <algorithm>
 #include <chrono>
@@ -11,6 +14,12 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "gguf/gguf_reader.h"
 #include "quant/quant_traits.h"
 
 namespace {
@@ -86,6 +95,53 @@ void print_importance_table(const std::vector<float>& x) {
 
 }  // namespace
 
+// RMSE against the F32 original of llama.cpp's values and of ours, over every 2-D tensor whose
+// values the witness files store (token_embd, output and layer 0; see the data README).
+void print_witness_table() {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(EMBER_SOURCE_DIR) / ".." / "shared" / "data" / "quant";
+  if (!fs::exists(dir / "tiny-llama-f32.gguf")) {
+    std::printf("\n(no ../shared/data/quant: witness table skipped)\n");
+    return;
+  }
+  const ember::GgufFile original = ember::GgufFile::open((dir / "tiny-llama-f32.gguf").string());
+  const std::pair<const char*, ember::DType> types[] = {
+      {"Q8_0", ember::DType::kQ8_0},     {"Q6_K", ember::DType::kQ6_K},   {"Q5_1", ember::DType::kQ5_1},
+      {"Q5_K_S", ember::DType::kQ5_K},   {"Q5_0", ember::DType::kQ5_0},   {"Q4_1", ember::DType::kQ4_1},
+      {"Q4_K_S", ember::DType::kQ4_K},   {"Q4_0", ember::DType::kQ4_0},   {"IQ4_NL", ember::DType::kIQ4_NL},
+      {"IQ4_XS", ember::DType::kIQ4_XS}, {"Q3_K_S", ember::DType::kQ3_K}, {"Q2_K", ember::DType::kQ2_K}};
+  std::printf("\nwitness: llama.cpp's tiny-llama-pure-<TYPE>.gguf vs ember on the same F32 tensors\n");
+  std::printf("%-8s %10s %16s %16s\n", "type", "values", "rmse llama.cpp", "rmse ember");
+  for (const auto& [name, dtype] : types) {
+    const std::string stem = std::string("tiny-llama-pure-") + name + ".gguf";
+    std::ifstream json_in(dir / (stem + ".expected.json"));
+    const auto expected = nlohmann::json::parse(json_in);
+    double err_llama = 0, err_ours = 0;
+    uint64_t n_values = 0;
+    for (const auto& t : expected["tensors"]) {
+      if (t["bin"].is_null() || t["shape"].size() != 2) continue;
+      std::ifstream bin(dir / t["bin"].get<std::string>(), std::ios::binary);
+      const uint64_t n = t["n_elements"];
+      std::vector<float> llama(n), ours(n);
+      bin.seekg(t["offset"].get<std::streamoff>());
+      bin.read(reinterpret_cast<char*>(llama.data()), static_cast<std::streamsize>(n * sizeof(float)));
+      const ember::GgufTensorInfo& info = *original.find_tensor(t["name"].get<std::string>());
+      const float* x = original.tensor_view(info).data_as<float>();
+      std::vector<std::byte> blocks(*ember::dtype_bytes_for(dtype, n));
+      ember::quantize(dtype, x, blocks.data(), static_cast<int64_t>(n));
+      ember::dequantize(dtype, blocks.data(), ours.data(), static_cast<int64_t>(n));
+      for (uint64_t i = 0; i < n; ++i) {
+        err_llama += (static_cast<double>(x[i]) - llama[i]) * (static_cast<double>(x[i]) - llama[i]);
+        err_ours += (static_cast<double>(x[i]) - ours[i]) * (static_cast<double>(x[i]) - ours[i]);
+      }
+      n_values += n;
+    }
+    const double count = static_cast<double>(n_values);
+    std::printf("%-8s %10llu %16.8f %16.8f\n", std::string(ember::dtype_name(dtype)).c_str(),
+                static_cast<unsigned long long>(n_values), std::sqrt(err_llama / count), std::sqrt(err_ours / count));
+  }
+}
+
 int main() {
   constexpr size_t kN = 1 << 20;  // 1M values (a multiple of every block size)
   const std::vector<float> normal = make_data(kN, false, 1), heavy = make_data(kN, true, 2);
@@ -110,5 +166,6 @@ int main() {
                 errors[1], mb / q, mb / d, static_cast<double>(bytes) * 8 / kN);
   }
   print_importance_table(heavy);
+  print_witness_table();
   return 0;
 }

@@ -3,10 +3,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "cli/inspect_report.h"
+#include "convert/model_quantizer.h"
 #include "gguf/gguf_reader.h"
 #include "gguf/gguf_split.h"
+#include "gguf/gguf_writer.h"
 
 namespace {
 
@@ -40,6 +43,25 @@ uint64_t walk_value(const ember::GgufValue& v) {
 
 }  // namespace
 
+// What the reader accepted, the writer must copy (`ember quantize` carries metadata over with
+// add_value), and the copy must parse again with the same number of keys.
+void copy_metadata_round_trip(const ember::GgufFile& file) {
+  ember::GgufWriter writer(file.alignment());
+  try {
+    for (const auto& kv : file.metadata()) {
+      if (kv.key != ember::GgufWriter::kAlignmentKey) writer.add_value(kv.key, kv.value);
+    }
+  } catch (const ember::Error&) {
+    __builtin_trap();  // the writer refused metadata the reader accepted
+  }
+  const std::vector<std::byte> bytes = writer.write_to_memory();
+  const ember::GgufFile copy = ember::GgufFile::parse(bytes, "copy");
+  // general.alignment is written by the writer's constructor exactly when it is not the default.
+  const size_t expected = file.metadata().size() - (file.contains(ember::GgufWriter::kAlignmentKey) ? 1 : 0) +
+                          (file.alignment() != ember::kGgufDefaultAlignment ? 1 : 0);
+  if (copy.metadata().size() != expected) __builtin_trap();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     ember::GgufFile file =
@@ -59,6 +81,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     sink = sink + ember::cli::render_inspect_text(report, ember::cli::TextLimits{}).size();
     sink = sink +
            ember::cli::render_inspect_json(report).dump(-1, ' ', false, nlohmann::json::error_handler_t::strict).size();
+    copy_metadata_round_trip(model.metadata_file());
+    // `ember quantize --dry-run`: the mixes read hostile hyper-parameters and tensor names.
+    ember::QuantizeOptions options;
+    options.allow_requantize = true;
+    sink = sink + ember::plan_model_quantization(model, options).to_bytes;
   } catch (const ember::Error&) {
     // Rejected input: the expected outcome for most mutations.
   }

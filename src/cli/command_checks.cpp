@@ -16,8 +16,7 @@ void check_output_path(const std::string& out_path, std::span<const std::string>
   if (::stat(out_path.c_str(), &out) != 0) return;  // does not exist yet
   if (S_ISDIR(out.st_mode)) fail(ErrorCode::kInvalidArgument, "output '{}' is a directory", out_path);
   if (!S_ISREG(out.st_mode)) {
-    fail(ErrorCode::kInvalidArgument, "output '{}' exists and is not a regular file: refusing to replace it",
-         out_path);
+    fail(ErrorCode::kInvalidArgument, "output '{}' exists and is not a regular file: refusing to replace it", out_path);
   }
   for (const std::string& input : inputs) {
     struct stat in {};

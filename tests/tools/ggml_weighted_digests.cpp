@@ -33,7 +33,12 @@ class Rng {
     return z ^ (z >> 31);
   }
   float uniform() { return static_cast<float>(next() >> 40) * 0x1.0p-24f; }
-  float normal() { float sum = 0; for (int i = 0; i < 12; ++i) sum += uniform(); return sum - 6.0f; }
+  float normal() {
+    float sum = 0;
+    for (int i = 0; i < 12; ++i) sum += uniform();
+    return sum - 6.0f;
+  }
+
  private:
   uint64_t state_;
 };
@@ -54,10 +59,13 @@ int main() {
     const float u = rng.uniform();
     importance[j] = j < 32 || rng.uniform() < 0.1f ? 0.0f : 100.0f * u * u * u * u;
   }
-  struct { const char* name; size_t (*fn)(const float*, void*, int64_t, int64_t, const float*); } types[] = {
-      {"Q4_0", quantize_q4_0}, {"Q4_1", quantize_q4_1}, {"Q5_0", quantize_q5_0}, {"Q5_1", quantize_q5_1},
-      {"Q2_K", quantize_q2_K}, {"Q3_K", quantize_q3_K}, {"Q4_K", quantize_q4_K}, {"Q5_K", quantize_q5_K},
-      {"Q6_K", quantize_q6_K}, {"IQ4_NL", quantize_iq4_nl}, {"IQ4_XS", quantize_iq4_xs}};
+  struct {
+    const char* name;
+    size_t (*fn)(const float*, void*, int64_t, int64_t, const float*);
+  } types[] = {{"Q4_0", quantize_q4_0},     {"Q4_1", quantize_q4_1},    {"Q5_0", quantize_q5_0},
+               {"Q5_1", quantize_q5_1},     {"Q2_K", quantize_q2_K},    {"Q3_K", quantize_q3_K},
+               {"Q4_K", quantize_q4_K},     {"Q5_K", quantize_q5_K},    {"Q6_K", quantize_q6_K},
+               {"IQ4_NL", quantize_iq4_nl}, {"IQ4_XS", quantize_iq4_xs}};
   for (auto& t : types) {
     std::vector<unsigned char> out(kRows * kRowLen * 2);
     const size_t bytes = t.fn(x.data(), out.data(), kRows, kRowLen, importance.data());
