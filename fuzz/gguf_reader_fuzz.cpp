@@ -2,6 +2,7 @@
 // throw ember::Error or succeed, never crash.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -46,6 +47,7 @@ uint64_t walk_value(const ember::GgufValue& v) {
 // What the reader accepted, the writer must copy (`ember quantize` carries metadata over with
 // add_value), and the copy must parse again with the same number of keys.
 void copy_metadata_round_trip(const ember::GgufFile& file) {
+  if (file.alignment() > 4096) return;  // valid, but the copy would pad its header to gigabytes
   ember::GgufWriter writer(file.alignment());
   try {
     for (const auto& kv : file.metadata()) {
@@ -55,11 +57,16 @@ void copy_metadata_round_trip(const ember::GgufFile& file) {
     __builtin_trap();  // the writer refused metadata the reader accepted
   }
   const std::vector<std::byte> bytes = writer.write_to_memory();
-  const ember::GgufFile copy = ember::GgufFile::parse(bytes, "copy");
+  std::optional<ember::GgufFile> copy;
+  try {
+    copy.emplace(ember::GgufFile::parse(bytes, "copy"));
+  } catch (const ember::Error&) {
+    __builtin_trap();  // the writer produced a file the reader rejects
+  }
   // general.alignment is written by the writer's constructor exactly when it is not the default.
   const size_t expected = file.metadata().size() - (file.contains(ember::GgufWriter::kAlignmentKey) ? 1 : 0) +
                           (file.alignment() != ember::kGgufDefaultAlignment ? 1 : 0);
-  if (copy.metadata().size() != expected) __builtin_trap();
+  if (copy->metadata().size() != expected) __builtin_trap();
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -14,6 +14,7 @@
 namespace ember {
 namespace {
 
+constexpr uint32_t kMaxOutputAlignment = 4096;
 constexpr uint64_t kSlabOutputBytes = 64ull << 20;  // output buffered per slab of rows
 constexpr int64_t kMinChunkElements = 32 * 512;     // work per task, enough to amortize scheduling
 
@@ -144,7 +145,9 @@ void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, F
                            const std::string& out_path, int n_threads, const QuantizeProgressFn& progress) {
   const auto& tensors = model.tensors();
   EMBER_CHECK_MSG(tensors.size() == plan.tensors.size(), "plan made for another model");
-  GgufWriter header(model.metadata_file().alignment());
+  // The input's alignment, unless absurd (the reader accepts up to 2^31, which would pad every
+  // tensor by gigabytes); any power of two >= 32 serves every block type.
+  GgufWriter header(std::min<uint32_t>(model.metadata_file().alignment(), kMaxOutputAlignment));
   copy_metadata(model.metadata_file(), file_type, header);
   for (const TensorPlan& p : plan.tensors) header.add_tensor_info(p.name, p.to, p.shape);
 

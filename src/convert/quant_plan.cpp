@@ -3,7 +3,7 @@
 #include "convert/quant_plan.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <charconv>
 #include <numeric>
 #include <string_view>
 
@@ -17,14 +17,23 @@ bool contains(std::string_view s, std::string_view part) { return s.find(part) !
 
 // llama.cpp's heuristic for "layers that deserve more bits": the first and last eighth, and every
 // third layer in between.
-bool use_more_bits(int i_layer, int n_layers) {
+// In 64-bit arithmetic: hostile metadata may claim a billion layers.
+bool use_more_bits(int64_t i_layer, int64_t n_layers) {
   return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
 }
 
-// The layer index in "blk.<i>.<...>", or -1 for tensors outside the layers.
+// Layer indices above this are not layers of any real model (and would overflow arithmetic).
+constexpr int kMaxLayerIndex = 1 << 20;
+
+// The layer index in "blk.<i>.<...>", or -1 for tensors outside the layers (or absurd indices).
 int layer_of(std::string_view name) {
+  constexpr std::string_view kPrefix = "blk.";
+  if (!name.starts_with(kPrefix)) return -1;
+  const char* first = name.data() + kPrefix.size();
+  const char* last = name.data() + name.size();
   int layer = -1;
-  if (std::sscanf(std::string(name).c_str(), "blk.%d.", &layer) != 1) return -1;
+  const auto [end, ec] = std::from_chars(first, last, layer);
+  if (ec != std::errc() || end == last || *end != '.' || layer < 0 || layer > kMaxLayerIndex) return -1;
   return layer;
 }
 

@@ -17,14 +17,15 @@
 #include <string>
 
 #include "core/check.h"
+#include "core/log.h"
 
 namespace ember {
 namespace {
 
 // Temporary paths a signal handler may unlink. Fixed-size, static and lock-free: a handler can
 // only read atomics and call async-signal-safe functions. Each slot owns static storage for its
-// path, so a handler that loaded the pointer just before the slot was released still reads a
-// valid string (the pages are untouched, and cost nothing, until used).
+// path (untouched pages cost nothing until used), and the handler sets g_cleaning before reading
+// the slots, after which no slot is refilled: it never reads a path being rewritten.
 struct InterruptSlot {
   std::atomic<bool> claimed{false};
   std::atomic<const char*> path{nullptr};
@@ -36,12 +37,17 @@ static_assert(std::atomic<const char*>::is_always_lock_free, "the signal handler
 
 const int kCleanupSignals[] = {SIGINT, SIGTERM, SIGHUP};
 
+// Set by the handler before it reads the slots: a slot claimed afterwards is not filled, so the
+// handler never reads a path while another thread rewrites it.
+std::atomic<bool> g_cleaning{false};
+
 int register_interrupt_path(const std::string& path) noexcept {
   if (path.size() >= PATH_MAX) return -1;
   for (int i = 0; i < kMaxInterruptSlots; ++i) {
     InterruptSlot& slot = g_interrupt_slots[i];
     bool expected = false;
     if (!slot.claimed.compare_exchange_strong(expected, true)) continue;
+    if (g_cleaning.load()) return -1;  // the process is being terminated
     std::memcpy(slot.storage, path.c_str(), path.size() + 1);
     slot.path.store(slot.storage);
     return i;
@@ -56,6 +62,7 @@ void unregister_interrupt_path(int index) noexcept {
 }
 
 extern "C" void remove_temporaries_and_reraise(int sig) {
+  g_cleaning.store(true);
   for (InterruptSlot& slot : g_interrupt_slots) {
     if (const char* p = slot.path.load()) ::unlink(p);
   }
@@ -81,13 +88,15 @@ class CleanupSignalsBlocked {
   sigset_t old_;
 };
 
-// fsync of the directory holding `path`, so that a rename into it survives a power loss.
+// fsync of the directory holding `path`, so that a rename into it survives a power loss. Best
+// effort: a directory the user may write but not read (mode -wx) cannot be opened, and some file
+// systems cannot sync a directory (EINVAL); the file is complete either way. Returns 0 or errno.
 int sync_parent_directory(const std::string& path) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  const int err = ::fsync(fd) == 0 || errno == EINVAL ? 0 : errno;  // some file systems cannot sync a directory
+  if (fd < 0) return 0;
+  const int err = ::fsync(fd) == 0 || errno == EINVAL ? 0 : errno;
   ::close(fd);
   return err;
 }
@@ -137,8 +146,8 @@ void AtomicFile::discard() noexcept {
   if (fd_ < 0) return;
   ::close(fd_);
   fd_ = -1;
+  ::unlink(temp_path_.c_str());  // before unregistering: a signal in between finds nothing to leak
   unregister_interrupt_path(interrupt_slot_);
-  ::unlink(temp_path_.c_str());
 }
 
 void AtomicFile::write(std::span<const std::byte> bytes) {
@@ -183,8 +192,10 @@ void AtomicFile::commit() {
   ::close(fd_);  // the data is synced and renamed; a close error cannot lose it any more
   fd_ = -1;
   unregister_interrupt_path(interrupt_slot_);
+  // The file is complete under its final name; a directory that cannot be synced only weakens
+  // durability across a power loss, so it is a warning, not a failed write.
   if (const int dir_err = sync_parent_directory(path_); dir_err != 0) {
-    fail(ErrorCode::kIo, "cannot sync the directory of '{}': {}", path_, std::strerror(dir_err));
+    EMBER_LOG_WARN("wrote '{}' but could not sync its directory: {}", path_, std::strerror(dir_err));
   }
 }
 

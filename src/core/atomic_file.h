@@ -25,8 +25,9 @@ class AtomicFile {
   void write_zeros(uint64_t n);
   uint64_t bytes_written() const noexcept { return written_; }
 
-  // Gives the file the mode open(path, 0666) would under the umask, syncs it and renames it to the
-  // final path. Throws Error(kIo); the temporary file is removed on failure.
+  // Gives the file the mode open(path, 0666) would under the umask, syncs it, renames it to the
+  // final path and syncs the directory (best effort: a warning when that fails, the file being
+  // complete). Throws Error(kIo); the temporary file is removed on failure.
   void commit();
 
   const std::string& path() const noexcept { return path_; }
@@ -45,7 +46,9 @@ class AtomicFile {
 // Installs SIGINT/SIGTERM/SIGHUP handlers that remove the temporary files of every AtomicFile still
 // open, then let the signal terminate the process as it would have (exit status 128 + signal).
 // Call once from main() of a tool that writes files; without it temporaries survive a Ctrl-C (the
-// final path is still never half-written).
+// final path is still never half-written). Signals the process ignores (nohup) stay ignored. The
+// kernel runs the handler on a thread that does not block the signal: ThreadPool workers block
+// them, so it runs on an application thread.
 void install_interrupt_cleanup();
 
 }  // namespace ember

@@ -1,7 +1,10 @@
 // ThreadPool: worker lifecycle and the generation-counter wake-up / pending-counter finish protocol.
 #include "core/thread_pool.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <csignal>
 #include <utility>
 
 #include "core/check.h"
@@ -67,7 +70,19 @@ ThreadPool::ThreadPool(int n_threads) {
   spin_yield_ = oversubscribed;
   try {
     threads_.reserve(static_cast<size_t>(n_threads - 1));
-    for (int worker = 1; worker < n_threads; ++worker) threads_.emplace_back(&ThreadPool::worker_main, this, worker);
+    // Workers inherit a mask blocking the termination signals, so that Ctrl-C is handled by the
+    // application's own threads (AtomicFile's cleanup handler, for one), never by a worker.
+    sigset_t termination, previous;
+    sigemptyset(&termination);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&termination, sig);
+    ::pthread_sigmask(SIG_BLOCK, &termination, &previous);
+    try {
+      for (int worker = 1; worker < n_threads; ++worker) threads_.emplace_back(&ThreadPool::worker_main, this, worker);
+    } catch (...) {
+      ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+      throw;
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   } catch (const std::exception& e) {
     // The destructor will not run: stop the workers already started, or their std::thread
     // destructors would terminate the process.

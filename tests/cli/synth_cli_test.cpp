@@ -1,6 +1,7 @@
 // End-to-end tests of `ember synth`: a tiny model with a real or placeholder vocabulary, and bad
 // options failing with one line.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -55,6 +56,25 @@ TEST(SynthCli, BadOptionsFailWithOneLine) {
     EXPECT_EQ(r.err.rfind("ember: error: ", 0), 0u) << r.err;
   }
   EXPECT_TRUE(fs::is_empty(dir));
+}
+
+// The output may not be a device or FIFO, nor the vocabulary being read.
+TEST(SynthCli, RefusesOutputsThatAreNotNewRegularFiles) {
+  const fs::path dir = test::temp_dir("synth_cli_outputs");
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  auto r = ember({"synth", "--preset", "tiny", "-o", (dir / "fifo").string(), "--no-vocab"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is not a regular file"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::is_fifo(dir / "fifo"));
+
+  ASSERT_EQ(ember({"synth", "--preset", "tiny", "-o", (dir / "vocab.gguf").string(), "--no-vocab"}).exit_code, 0);
+  const std::string before = test::read_file(dir / "vocab.gguf");
+  r = ember(
+      {"synth", "--preset", "tiny", "-o", (dir / "vocab.gguf").string(), "--vocab", (dir / "vocab.gguf").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("refusing to overwrite"), std::string::npos) << r.err;
+  EXPECT_EQ(test::read_file(dir / "vocab.gguf"), before);
+  EXPECT_EQ(test::entries_in(dir), 2u);
 }
 
 }  // namespace

@@ -145,6 +145,22 @@ TEST(QuantPlan, LayerCountAndMoeLayerNames) {
   EXPECT_THROW(plan_quantization(moe, {"llama", 1, 8, 2, 8}, options), Error);
 }
 
+// Hostile hyper-parameters and names (a billion layers, layer numbers beyond int) plan without
+// overflow: absurd layer numbers are not layers (UBSan checks the arithmetic in the sanitize build).
+TEST(QuantPlan, AbsurdLayerCountsAndIndicesDoNotOverflow) {
+  QuantizeOptions options;
+  options.file_type = FileType::kQ4_K_M;
+  const std::vector<TensorSource> moe = {{"blk.300000.ffn_down_exps.weight", DType::kF16, {256, 256, 8}},
+                                         {"blk.1.attn_v.weight", DType::kF16, {256, 256}}};
+  const QuantPlan plan = plan_quantization(moe, {"llama", 1 << 30, 8, 2, 8}, options);
+  EXPECT_EQ(plan.tensors[0].to, DType::kQ6_K);  // layer 300000 < n/8: one of the "more bits" layers
+  const std::vector<TensorSource> huge_index = {{"blk.2147483647.ffn_down.weight", DType::kF16, {256, 256}},
+                                                {"blk.99999999999999.ffn_down.weight", DType::kF16, {256, 256}}};
+  EXPECT_NO_THROW(plan_quantization(huge_index, {"llama", 0, 8, 2, 0}, options));
+  const std::vector<TensorSource> beyond = {{"blk.2147483647.ffn_down_exps.weight", DType::kF16, {256, 256, 8}}};
+  EXPECT_THROW(plan_quantization(beyond, {"llama", 1 << 30, 8, 2, 8}, options), Error);  // not a layer index
+}
+
 // Trailing dimensions of 1 do not make a matrix: [256, 1] is a vector and stays as it is.
 TEST(QuantPlan, TrailingUnitDimensionsAreVectors) {
   EXPECT_EQ(effective_n_dims(std::vector<int64_t>{256, 1}), 1u);

@@ -59,10 +59,14 @@ TEST(AtomicFile, InterruptRemovesTheTemporary) {
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
-      install_interrupt_cleanup();
-      AtomicFile f((dir / "out.bin").string());
-      f.write_zeros(100);
-      std::raise(sig);
+      try {  // never unwind into gtest inside the child
+        install_interrupt_cleanup();
+        AtomicFile f((dir / "out.bin").string());
+        f.write_zeros(100);
+        std::raise(sig);
+      } catch (...) {
+        ::_exit(99);
+      }
       ::_exit(0);  // not reached
     }
     int status = 0;
@@ -81,11 +85,15 @@ TEST(AtomicFile, IgnoredSignalsStayIgnored) {
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    std::signal(SIGHUP, SIG_IGN);
-    install_interrupt_cleanup();
-    AtomicFile f((dir / "out.bin").string());
-    std::raise(SIGHUP);
-    f.commit();
+    try {  // never unwind into gtest inside the child
+      std::signal(SIGHUP, SIG_IGN);
+      install_interrupt_cleanup();
+      AtomicFile f((dir / "out.bin").string());
+      std::raise(SIGHUP);
+      f.commit();
+    } catch (...) {
+      ::_exit(99);
+    }
     ::_exit(7);
   }
   int status = 0;
@@ -111,6 +119,8 @@ TEST(AtomicFile, WriteFailureIsAnErrorAndLeavesNothing) {
       f.write_zeros(10000);
     } catch (const Error& e) {
       code = std::string(e.what()).find("out.bin") != std::string::npos ? 0 : 2;
+    } catch (...) {
+      code = 3;
     }
     ::_exit(code);
   }
