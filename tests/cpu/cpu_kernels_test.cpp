@@ -1,0 +1,112 @@
+// Every SIMD kernel table the machine supports against the scalar reference, on fresh random data
+// over sizes 0..2·lanes+1 blocks and large odd sizes, with unaligned starts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+#include "cpu/cpu_kernels.h"
+#include "ember/error.h"
+
+namespace ember {
+namespace {
+
+std::vector<float> random_row(int64_t n, unsigned seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = normal(rng) * (u(rng) < 0.01f ? 8.0f : 1.0f);  // heavy tail
+  return x;
+}
+
+// Block counts: 0..2*lanes+1 (lanes: 16 floats of a zmm register) and a large odd count.
+std::vector<int64_t> block_counts() {
+  std::vector<int64_t> counts;
+  for (int64_t b = 0; b <= 33; ++b) counts.push_back(b);
+  counts.push_back(257);
+  return counts;
+}
+
+TEST(CpuKernels, SelectionAndTables) {
+  const std::vector<Isa> isas = supported_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), Isa::kScalar);
+  std::printf("kernel tables on this machine:");
+  for (Isa isa : isas) std::printf(" %s", std::string(isa_name(isa)).c_str());
+  std::printf("\n");
+  for (Isa isa : isas) {
+    const CpuKernels& k = cpu_kernels(isa);
+    EXPECT_EQ(k.isa, isa);
+    for (const QuantTraits& t : quant_traits_table()) {  // every table covers every type
+      EXPECT_EQ(k.vec_dot_for(t.dtype) == nullptr, t.vec_dot == nullptr) << dtype_name(t.dtype);
+      EXPECT_EQ(k.quantize_row_for(t.dtype) == nullptr, t.from_float == nullptr) << dtype_name(t.dtype);
+    }
+  }
+  ::setenv("EMBER_ISA", "scalar", 1);
+  EXPECT_EQ(select_isa(), Isa::kScalar);
+  ::setenv("EMBER_ISA", "AVX9", 1);
+  EXPECT_THROW(select_isa(), Error);
+  ::unsetenv("EMBER_ISA");
+  EXPECT_EQ(select_isa(), isas.back());
+}
+
+// Activation quantizers are bit-identical to the reference (same scale, same rounding).
+TEST(CpuKernels, ActivationQuantizersMatchTheReferenceExactly) {
+  const CpuKernels& ref = cpu_kernels(Isa::kScalar);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (const QuantTraits& t : quant_traits_table()) {
+      if (t.vec_dot == nullptr || t.from_float == nullptr) continue;
+      const DType dot = t.vec_dot_type;
+      const int64_t block = dtype_traits(dot).block_size;
+      for (int64_t blocks : block_counts()) {
+        const int64_t n = blocks * block;
+        std::vector<float> storage = random_row(n + 1, static_cast<unsigned>(n) + 3, 1.0f);
+        const float* x = storage.data() + 1;  // not aligned to any vector width
+        // Blocks at their type's own alignment only (as in GGUF files), not at a vector width.
+        const size_t offset = dtype_alignment(dot);
+        std::vector<std::byte> want(*dtype_bytes_for(dot, static_cast<uint64_t>(n)) + offset), got(want.size());
+        ref.quantize_row_for(dot)(x, want.data() + offset, n, nullptr);
+        cpu_kernels(isa).quantize_row_for(dot)(x, got.data() + offset, n, nullptr);
+        ASSERT_EQ(want, got) << dtype_name(dot) << " n=" << n;
+      }
+    }
+  }
+}
+
+// Dot products: the SIMD sum differs from the sequential reference only by float rounding of
+// the per-block terms (the integer block sums are exact), so the error is bounded by a few ulp of
+// the sum of |term|.
+TEST(CpuKernels, DotProductsMatchTheReference) {
+  const CpuKernels& ref = cpu_kernels(Isa::kScalar);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (const QuantTraits& t : quant_traits_table()) {
+      if (t.vec_dot == nullptr) continue;
+      const int64_t block = std::max(dtype_traits(t.dtype).block_size, dtype_traits(t.vec_dot_type).block_size);
+      for (int64_t blocks : block_counts()) {
+        const int64_t n = blocks * block;
+        const std::vector<float> w = random_row(n, static_cast<unsigned>(n) * 7 + 1, 0.02f);
+        const std::vector<float> a = random_row(n, static_cast<unsigned>(n) * 7 + 2, 1.0f);
+        // Block rows at their types' own alignment only (as in GGUF files), not at a vector width.
+        const size_t w_offset = dtype_alignment(t.dtype), a_offset = dtype_alignment(t.vec_dot_type);
+        std::vector<std::byte> wq(*dtype_bytes_for(t.dtype, static_cast<uint64_t>(n)) + w_offset),
+            aq(*dtype_bytes_for(t.vec_dot_type, static_cast<uint64_t>(n)) + a_offset);
+        std::byte* wq_start = wq.data() + w_offset;
+        std::byte* aq_start = aq.data() + a_offset;
+        quantize(t.dtype, w.data(), wq_start, n);
+        quantize(t.vec_dot_type, a.data(), aq_start, n);
+        const float want = ref.vec_dot_for(t.dtype)(n, wq_start, aq_start);
+        const float got = cpu_kernels(isa).vec_dot_for(t.dtype)(n, wq_start, aq_start);
+        double magnitude = 0;
+        for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(static_cast<double>(w[i]) * a[i]);
+        EXPECT_NEAR(got, want, 1e-5 * magnitude + 1e-30) << dtype_name(t.dtype) << " n=" << n;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
