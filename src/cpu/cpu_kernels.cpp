@@ -26,24 +26,18 @@ void apply(const IsaKernel* (*entries)(size_t*), CpuKernels& table) {
 
 std::string_view isa_name(Isa isa) noexcept {
   switch (isa) {
-    case Isa::kScalar:
-      return "scalar";
-    case Isa::kAvx2:
-      return "avx2";
-    case Isa::kAvx512:
-      return "avx512";
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
   }
   return "unknown";
 }
 
 bool isa_supported(Isa isa, const CpuFeatures& features) noexcept {
   switch (isa) {
-    case Isa::kScalar:
-      return true;
-    case Isa::kAvx2:
-      return features.supports_avx2_tier();
-    case Isa::kAvx512:
-      return features.supports_avx512_tier();
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return features.supports_avx2_tier();
+    case Isa::kAvx512: return features.supports_avx512_tier();
   }
   return false;
 }

@@ -44,10 +44,9 @@ void quantize_row_q8_0_avx2(const float* x, void* dst, int64_t n, const float* /
   for (int64_t b = 0; b < n / kQK8_0; ++b, x += kQK8_0) {
     const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
                  v3 = _mm256_loadu_ps(x + 24);
-    const float amax = hmax_abs(_mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v0),
-                                                             _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v1)),
-                                               _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v2),
-                                                             _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v3))));
+    const float amax = hmax_abs(_mm256_max_ps(
+        _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v0), _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v1)),
+        _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v2), _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v3))));
     const float d = amax / 127;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // round to nearest even
@@ -58,7 +57,8 @@ void quantize_row_q8_0_avx2(const float* x, void* dst, int64_t n, const float* /
     const __m256i i3 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v3, mul)));
     // Pack 32 int32 to 32 int8; the packs interleave 128-bit lanes, the permute restores order.
     const __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
-    const __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    const __m256i p =
+        _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), p);
   }
 }
