@@ -1,0 +1,64 @@
+// GEMV throughput (decode: one activation row) at real layer shapes, in GB/s of weight bytes read,
+// for each weight type on the best kernel table (or EMBER_ISA). Weights are cycled through copies
+// totalling >= 1 GiB so they come from memory, as in a real decode step, not from cache.
+// `gemv_bench [threads]`; compare with roofline_bench's read bandwidth.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "cpu/matmul.h"
+
+namespace {
+
+using namespace ember;
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : cpu_features().usable_cpus;
+  ThreadPool pool(threads);
+  const CpuKernels& kernels = cpu_kernels(select_isa());
+  std::printf("gemv, 1 activation row, %d threads, kernel table %s\n", threads,
+              std::string(isa_name(kernels.isa)).c_str());
+  std::printf("%-8s %-12s %10s %10s\n", "type", "shape", "GB/s", "us/call");
+  const DType types[] = {DType::kQ4_0, DType::kQ4_K, DType::kQ5_0, DType::kQ6_K,
+                         DType::kQ8_0, DType::kF16,  DType::kBF16};
+  const std::pair<int64_t, int64_t> shapes[] = {{2048, 8192}, {8192, 2048}};  // (n_out, k)
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  for (DType type : types) {
+    for (const auto& [n_out, k] : shapes) {
+      const uint64_t bytes = *dtype_bytes_for(type, static_cast<uint64_t>(n_out * k));
+      std::vector<float> w_float(static_cast<size_t>(n_out * k));
+      for (float& v : w_float) v = normal(rng);
+      const int copies = static_cast<int>(std::max<uint64_t>(2, (1ull << 30) / bytes));
+      AlignedBuffer weights(bytes * static_cast<size_t>(copies));
+      quantize(type, w_float.data(), weights.data(), n_out * k);
+      for (int c = 1; c < copies; ++c)
+        std::copy_n(weights.data(), bytes, weights.data() + bytes * static_cast<size_t>(c));
+      std::vector<float> x(static_cast<size_t>(k)), y(static_cast<size_t>(n_out));
+      for (float& v : x) v = normal(rng) * 50;
+      MatmulScratch scratch;
+      std::vector<double> times;
+      for (int rep = 0; rep < 7; ++rep) {
+        const auto start = Clock::now();
+        for (int c = 0; c < copies; ++c) {
+          matmul(kernels, pool, {weights.data() + bytes * static_cast<size_t>(c), type, n_out, k}, x.data(), 1,
+                 y.data(), scratch);
+        }
+        times.push_back(std::chrono::duration<double>(Clock::now() - start).count() / copies);
+      }
+      std::sort(times.begin(), times.end());
+      const double t = times[times.size() / 2];
+      std::printf("%-8s %5lldx%-6lld %10.2f %10.1f\n", std::string(dtype_name(type)).c_str(),
+                  static_cast<long long>(n_out), static_cast<long long>(k), static_cast<double>(bytes) / t / 1e9,
+                  t * 1e6);
+    }
+  }
+  return 0;
+}
