@@ -69,6 +69,17 @@ inline __m256i nibbles_q4_0(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
 }
 
+// acc += the int32 sums of two blocks (lanes 0..7: block x[0]·y[0], 8..15: x[1]·y[1]) times
+// their scales.
+template <typename BlockX, typename BlockY>
+inline void scale_and_add(__m512i sums, const BlockX* x, const BlockY* y, __m512& acc) {
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scales_2(block_scale(x[0].d, y[0].d), block_scale(x[1].d, y[1].d)),
+                        acc);
+}
+
+// The two 256-bit halves of v added.
+inline __m256 halves_sum(__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); }
+
 // Four blocks per iteration (two zmm of two blocks each, two accumulators to hide the FMA
 // latency); the 0..3 remaining blocks on ymm.
 float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* vx, const void* vy) {
@@ -81,13 +92,10 @@ float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* vx, const void* vy) {
     prefetch_ahead(x + b, 4 * sizeof(BlockQ8_0));
     const __m512i d0 = dot_i8_512(load_2x32(x[b].qs, x[b + 1].qs), load_2x32(y[b].qs, y[b + 1].qs));
     const __m512i d1 = dot_i8_512(load_2x32(x[b + 2].qs, x[b + 3].qs), load_2x32(y[b + 2].qs, y[b + 3].qs));
-    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0),
-                           scales_2(block_scale(x[b].d, y[b].d), block_scale(x[b + 1].d, y[b + 1].d)), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
-                           scales_2(block_scale(x[b + 2].d, y[b + 2].d), block_scale(x[b + 3].d, y[b + 3].d)), acc1);
+    scale_and_add(d0, x + b, y + b, acc0);
+    scale_and_add(d1, x + b + 2, y + b + 2, acc1);
   }
-  const __m512 acc = _mm512_add_ps(acc0, acc1);
-  __m256 tail = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+  __m256 tail = halves_sum(_mm512_add_ps(acc0, acc1));
   for (; b < nb; ++b) {
     const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
@@ -109,13 +117,10 @@ float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* vx, const void* vy) {
         _mm512_inserti64x4(_mm512_castsi256_si512(nibbles_q4_0(x[b + 2].qs)), nibbles_q4_0(x[b + 3].qs), 1);
     const __m512i d0 = dot_q4_512(q0, load_2x32(y[b].qs, y[b + 1].qs));
     const __m512i d1 = dot_q4_512(q1, load_2x32(y[b + 2].qs, y[b + 3].qs));
-    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0),
-                           scales_2(block_scale(x[b].d, y[b].d), block_scale(x[b + 1].d, y[b + 1].d)), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1),
-                           scales_2(block_scale(x[b + 2].d, y[b + 2].d), block_scale(x[b + 3].d, y[b + 3].d)), acc1);
+    scale_and_add(d0, x + b, y + b, acc0);
+    scale_and_add(d1, x + b + 2, y + b + 2, acc1);
   }
-  const __m512 acc = _mm512_add_ps(acc0, acc1);
-  __m256 tail = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+  __m256 tail = halves_sum(_mm512_add_ps(acc0, acc1));
   for (; b < nb; ++b) {
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
     const __m256i q = _mm256_sub_epi8(nibbles_q4_0(x[b].qs), _mm256_set1_epi8(8));
@@ -158,12 +163,11 @@ inline float dot_16bit(int64_t n, const uint16_t* a, const uint16_t* b, Widen16 
     acc[0] = _mm512_fmadd_ps(widen(va), widen(vb), acc[0]);
   }
   const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-  float total = hsum(_mm256_add_ps(_mm512_castps512_ps256(sum), _mm512_extractf32x8_ps(sum, 1)));
+  float total = hsum(halves_sum(sum));
   if (i < n) {  // the last 1..15 elements: a masked load of zeros beyond n
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
     const __m256i va = _mm256_maskz_loadu_epi16(m, a + i), vb = _mm256_maskz_loadu_epi16(m, b + i);
-    total += hsum(_mm256_add_ps(_mm512_castps512_ps256(_mm512_mul_ps(widen(va), widen(vb))),
-                                _mm512_extractf32x8_ps(_mm512_mul_ps(widen(va), widen(vb)), 1)));
+    total += hsum(halves_sum(_mm512_mul_ps(widen(va), widen(vb))));
   }
   return total;
 }
