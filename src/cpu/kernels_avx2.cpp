@@ -5,18 +5,11 @@
 #include <cstdint>
 
 #include "cpu/isa_kernel.h"
+#include "cpu/simd_avx2.h"
 #include "quant/block_legacy.h"
 
 namespace ember {
 namespace {
-
-// Sum of the 8 floats of v.
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // Largest |x| of the 8 floats of v.
 inline float hmax_abs(__m256 v) {
@@ -70,17 +63,6 @@ inline __m256i dot_i8(__m256i x, __m256i y) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
-// The 32 weights of a Q4_0 block as signed bytes in element order (low nibbles are elements
-// 0..15, high nibbles 16..31), minus the offset 8.
-inline __m256i unpack_q4_0(const uint8_t* qs) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-  return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
-}
-
-// F16C conversions: exact, like the reference fp16_to_fp32 (which this file may not include).
-inline float block_scale(uint16_t dx, uint16_t dy) { return _cvtsh_ss(dx) * _cvtsh_ss(dy); }
-
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
   const auto* x = static_cast<const BlockQ8_0*>(vx);
   const auto* y = static_cast<const BlockQ8_0*>(vy);
@@ -99,7 +81,7 @@ float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK4_0; ++b) {
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_i8(unpack_q4_0(x[b].qs), qy)),
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_i8(_mm256_sub_epi8(nibbles_q4_0(x[b].qs), _mm256_set1_epi8(8)), qy)),
                           _mm256_set1_ps(block_scale(x[b].d, y[b].d)), acc);
   }
   return hsum(acc);

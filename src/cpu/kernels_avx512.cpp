@@ -6,25 +6,16 @@
 #include <cstdint>
 
 #include "cpu/isa_kernel.h"
+#include "cpu/simd_avx2.h"
 #include "quant/block_legacy.h"
 
 namespace ember {
 namespace {
 
-// F16C conversions: exact, like the reference fp16_to_fp32 (which this file may not include).
-inline float block_scale(uint16_t dx, uint16_t dy) { return _cvtsh_ss(dx) * _cvtsh_ss(dy); }
-
 // 32 products of signed bytes x·y accumulated into 8 int32 lanes with one VNNI instruction:
 // vpdpbusd multiplies unsigned by signed bytes, so x's sign moves onto y (|x|, |y| <= 127).
 inline __m256i dot_i8(__m256i x, __m256i y) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(x), _mm256_sign_epi8(y, x));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // How far ahead of the weight stream to prefetch, in blocks: the hardware prefetcher alone left
@@ -61,12 +52,6 @@ inline __m512i dot_i8_512(__m512i x, __m512i y) {
 inline __m512i dot_q4_512(__m512i q, __m512i y) {
   const __m512i qy = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
   return _mm512_sub_epi32(qy, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), y));
-}
-
-// The 32 nibbles of a Q4_0 block in element order (low nibbles 0..15, high 16..31), unsigned.
-inline __m256i nibbles_q4_0(const uint8_t* qs) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
 }
 
 // acc += the int32 sums of two blocks (lanes 0..7: block x[0]·y[0], 8..15: x[1]·y[1]) times
