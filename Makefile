@@ -41,7 +41,7 @@ build release: $(RELEASE_DIR)/build.ninja
 debug: $(DEBUG_DIR)/build.ninja
 	cmake --build $(DEBUG_DIR) -j $(JOBS)
 
-# ThreadSanitizer for the thread pool: the memory-ordering bugs ASan cannot see.
+# ThreadSanitizer for the thread pool and the threaded CPU kernels: the races ASan cannot see.
 $(TSAN_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(TSAN_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DEMBER_BUILD_BENCH=OFF
@@ -50,7 +50,7 @@ sanitize: $(SANITIZE_DIR)/build.ninja
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 
 tsan: $(TSAN_DIR)/build.ninja
-	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests cpu_tests
 
 test: format-check test-release test-sanitize test-tsan
 
@@ -63,9 +63,14 @@ test-sanitize: sanitize
 	  ctest --output-on-failure -j $(JOBS) -L 'unit|cli' --timeout 900
 
 # setarch -R: clang-14's TSan cannot map its shadow memory under some kernels' ASLR settings.
+# The CPU kernels' threaded paths: split-K attention (atomic task counter, partial-state merge), the
+# GEMM's 2-D task split, the backend's row ops.
+TSAN_CPU_TESTS := Attention.SplitK*:Attention.MixedBatch*:Gemm.EveryIsaAndThreadCount*:CpuBackend.MatmulPaths*:CpuBackend.RowOps*
 test-tsan: tsan
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/core_tests --gtest_filter='ThreadPool*:-*Death*' --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
+	  $(TSAN_DIR)/tests/cpu_tests --gtest_filter='$(TSAN_CPU_TESTS)' --gtest_brief=1
 
 # Until text generation exists, the demo is `ember inspect` on a real model from ../shared/data.
 demo: build
@@ -76,7 +81,12 @@ demo: build
 	  echo "ember demo: $(DEMO_MODEL) not found (../shared/data is absent beside this checkout)"; exit 1; \
 	fi
 
+# Every microbenchmark; each kernel benchmark measures the roofline first and prints its figures as
+# fractions of it. Minutes, several GiB of memory; run it on a quiet machine.
 bench: build
+	$(RELEASE_DIR)/bench/roofline_bench
+	$(RELEASE_DIR)/bench/gemv_bench
+	$(RELEASE_DIR)/bench/gemm_bench
 	$(RELEASE_DIR)/bench/thread_pool_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 $(FUZZ_DIR)/build.ninja: CMakeLists.txt | deps

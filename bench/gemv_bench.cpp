@@ -1,16 +1,19 @@
 // GEMV throughput (decode: one activation row) at real layer shapes, in GB/s of weight bytes read,
 // for each weight type on the best kernel table (or EMBER_ISA). Weights are cycled through copies
 // totalling >= 1 GiB so they come from memory, as in a real decode step, not from cache.
-// `gemv_bench [threads]`; compare with roofline_bench's read bandwidth.
+// `gemv_bench [threads] [type,type,...]` (default: every type with a dot product); compare with
+// roofline_bench's read bandwidth.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
 #include "cpu/matmul.h"
+#include "roofline_probe.h"
 
 namespace {
 
@@ -21,13 +24,23 @@ using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : cpu_features().usable_cpus;
+  if (threads < 1 || threads > ThreadPool::kMaxThreads) {
+    std::fprintf(stderr, "usage: gemv_bench [threads >= 1]\n");
+    return 2;
+  }
+  const bench::Roofline roofline = bench::measure_roofline(threads);
   ThreadPool pool(threads);
   const CpuKernels& kernels = cpu_kernels(select_isa());
-  std::printf("gemv, 1 activation row, %d threads, kernel table %s\n", threads,
-              std::string(isa_name(kernels.isa)).c_str());
-  std::printf("%-8s %-12s %10s %10s\n", "type", "shape", "GB/s", "us/call");
-  const DType types[] = {DType::kQ4_0, DType::kQ4_K, DType::kQ5_0, DType::kQ6_K,
-                         DType::kQ8_0, DType::kF16,  DType::kBF16};
+  std::printf("gemv, 1 activation row, %d threads, kernel table %s, read bandwidth %.1f GB/s\n", threads,
+              std::string(isa_name(kernels.isa)).c_str(), roofline.read_gbs_all);
+  std::printf("%-8s %-12s %10s %10s %10s\n", "type", "shape", "GB/s", "of BW", "us/call");
+  const std::string only = argc > 2 ? "," + std::string(argv[2]) + "," : "";
+  std::vector<DType> types;
+  for (const QuantTraits& t : quant_traits_table()) {
+    if (t.vec_dot == nullptr || t.dtype == DType::kF32) continue;
+    if (only.empty() || only.find("," + std::string(dtype_name(t.dtype)) + ",") != std::string::npos)
+      types.push_back(t.dtype);
+  }
   const std::pair<int64_t, int64_t> shapes[] = {{2048, 8192}, {8192, 2048}};  // (n_out, k)
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
@@ -55,9 +68,10 @@ int main(int argc, char** argv) {
       }
       std::sort(times.begin(), times.end());
       const double t = times[times.size() / 2];
-      std::printf("%-8s %5lldx%-6lld %10.2f %10.1f\n", std::string(dtype_name(type)).c_str(),
-                  static_cast<long long>(n_out), static_cast<long long>(k), static_cast<double>(bytes) / t / 1e9,
-                  t * 1e6);
+      const double gbs = static_cast<double>(bytes) / t / 1e9;
+      std::printf("%-8s %5lldx%-6lld %10.2f %9.0f%% %10.1f\n", std::string(dtype_name(type)).c_str(),
+                  static_cast<long long>(n_out), static_cast<long long>(k), gbs,
+                  roofline.read_gbs_all > 0 ? 100 * gbs / roofline.read_gbs_all : 0.0, t * 1e6);
     }
   }
   return 0;

@@ -1,6 +1,6 @@
-// Roofline probe: measures this machine's limits that kernels are judged against — read bandwidth
-// (1 thread and all threads, a 1 GiB buffer), peak FP32 FMA, int8 VNNI dot and BF16 dot (all
-// threads) — medians of 5 runs. `roofline_bench [--json]`.
+// The roofline probe: this machine's limits that kernels are judged against — read bandwidth (1
+// thread and all threads, a 1 GiB buffer), peak FP32 FMA, int8 VNNI dot and BF16 dot (all threads),
+// medians of 5 runs each.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +14,7 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "roofline_kernels.h"
+#include "roofline_probe.h"
 
 namespace {
 
@@ -35,25 +36,17 @@ double median_seconds(const std::function<void()>& fn) {
   return t[t.size() / 2];
 }
 
-struct Probe {
-  std::string name;
-  double value;
-  std::string unit;
-};
-
 }  // namespace
 
-int main(int argc, char** argv) {
-  const bool json = argc > 1 && std::strcmp(argv[1], "--json") == 0;
+namespace ember::bench {
+
+Roofline measure_roofline(int n_threads) {
+  Roofline result;
+  result.threads = n_threads;
   const CpuFeatures& cpu = cpu_features();
   const bool avx512 = cpu.supports_avx512_tier(), avx2 = cpu.supports_avx2_tier();
-  if (!avx2) {
-    std::fprintf(stderr, "roofline: needs at least AVX2 + FMA\n");
-    return 1;
-  }
-  const int n_threads = cpu.usable_cpus;
+  if (!avx2) return result;
   ThreadPool pool(n_threads);
-  std::vector<Probe> probes;
 
   // Read bandwidth over 1 GiB (far beyond any cache), first touched by the threads that read it.
   constexpr size_t kFloats = size_t{1} << 28;
@@ -68,40 +61,31 @@ int main(int argc, char** argv) {
   };
   const double bytes_1 = static_cast<double>(chunk * sizeof(float)) * n_threads;
   const double t1 = median_seconds([&] { g_sink_f = g_sink_f + read(data, chunk * static_cast<size_t>(n_threads)); });
-  probes.push_back({"read bandwidth, 1 thread", bytes_1 / t1 / 1e9, "GB/s"});
+  result.read_gbs_1 = bytes_1 / t1 / 1e9;
   const double tn = median_seconds([&] {
     pool.parallel_for(
         n_threads, [&](int64_t t, int) { g_sink_f = g_sink_f + read(data + static_cast<size_t>(t) * chunk, chunk); });
   });
-  probes.push_back({"read bandwidth, " + std::to_string(n_threads) + " threads", bytes_1 / tn / 1e9, "GB/s"});
+  result.read_gbs_all = bytes_1 / tn / 1e9;
 
   // Compute peaks on all threads: enough iterations for ~0.1 s each.
   constexpr int64_t kIters = 2'000'000;
-  const auto peak = [&](const std::string& name, double ops_per_iter, const std::function<void()>& body) {
+  const auto peak = [&](double ops_per_iter, const std::function<void()>& body) {
     const double t = median_seconds([&] { pool.parallel_for(n_threads, [&](int64_t, int) { body(); }); });
-    probes.push_back({name, ops_per_iter * static_cast<double>(kIters) * n_threads / t / 1e9, "G/s"});
+    return ops_per_iter * static_cast<double>(kIters) * n_threads / t / 1e9;
   };
   if (avx512) {
-    peak("FP32 FMA peak (GFLOP/s)", 2.0 * 16 * 16, [&] { g_sink_f = g_sink_f + roofline::fma_avx512(kIters); });
+    result.fma_gflops = peak(2.0 * 16 * 16, [&] { g_sink_f = g_sink_f + roofline::fma_avx512(kIters); });
     if (cpu.avx512_vnni) {
-      peak("int8 VNNI dot peak (GOP/s)", 2.0 * 64 * 16, [&] { g_sink_i = g_sink_i + roofline::vnni_avx512(kIters); });
+      result.vnni_gops = peak(2.0 * 64 * 16, [&] { g_sink_i = g_sink_i + roofline::vnni_avx512(kIters); });
     }
     if (cpu.avx512_bf16) {
-      peak("BF16 dot peak (GFLOP/s)", 2.0 * 32 * 16, [&] { g_sink_f = g_sink_f + roofline::bf16_avx512(kIters); });
+      result.bf16_gflops = peak(2.0 * 32 * 16, [&] { g_sink_f = g_sink_f + roofline::bf16_avx512(kIters); });
     }
   } else {
-    peak("FP32 FMA peak (GFLOP/s)", 2.0 * 8 * 16, [&] { g_sink_f = g_sink_f + roofline::fma_avx2(kIters); });
+    result.fma_gflops = peak(2.0 * 8 * 16, [&] { g_sink_f = g_sink_f + roofline::fma_avx2(kIters); });
   }
-
-  if (json) {
-    std::printf("{");
-    for (size_t i = 0; i < probes.size(); ++i) {
-      std::printf("%s\"%s\": %.2f", i ? ", " : "", probes[i].name.c_str(), probes[i].value);
-    }
-    std::printf("}\n");
-  } else {
-    std::printf("roofline of %s (%d threads)\n", cpu.to_string().c_str(), n_threads);
-    for (const Probe& p : probes) std::printf("  %-36s %10.1f %s\n", p.name.c_str(), p.value, p.unit.c_str());
-  }
-  return 0;
+  return result;
 }
+
+}  // namespace ember::bench

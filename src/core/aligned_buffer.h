@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 namespace ember {
@@ -9,6 +10,10 @@ namespace ember {
 class AlignedBuffer {
  public:
   static constexpr size_t kAlignment = 64;  // one cache line; the widest SIMD load (zmm)
+
+  // How many buffers this process has allocated so far: lets tests prove a hot path allocates
+  // none (operator new counting cannot see aligned_alloc).
+  static uint64_t allocation_count() noexcept;
 
   AlignedBuffer() = default;
   // Allocates `bytes` bytes, zero-filled. Throws ember::Error(kOutOfMemory) naming the size.

@@ -58,8 +58,12 @@ const CpuKernels& cpu_kernels(Isa isa) {
   std::call_once(built[i], [&] {
     CpuKernels& t = tables[i];
     fill_scalar_kernels(t);
-    if (isa == Isa::kAvx2 || isa == Isa::kAvx512) apply(avx2_kernels, t);
-    if (isa == Isa::kAvx512) apply(avx512_kernels, t);  // AVX-512 CPUs keep the AVX2 kernels it lacks
+    if (isa == Isa::kAvx2 || isa == Isa::kAvx512) {
+      for (auto* unit : {avx2_kernels, avx2_legacy2_kernels, avx2_k_kernels}) apply(unit, t);
+    }
+    if (isa == Isa::kAvx512) {  // AVX-512 CPUs keep the AVX2 kernels it lacks
+      for (auto* unit : {avx512_kernels, avx512_legacy2_kernels, avx512_k_kernels}) apply(unit, t);
+    }
     t.isa = isa;
   });
   return tables[i];

@@ -1,118 +1,19 @@
 // The avx512 kernel table (AVX-512 F/BW/VL/DQ + VNNI + BF16; this file is compiled with those
-// flags only): VNNI dot products of the 32-element block formats. Entries it lacks keep the avx2
-// kernels (every AVX-512 CPU of this tier has AVX2).
+// flags only): F16 / BF16 dot products and F16 activation conversion (the block formats are in
+// kernels_avx512_legacy2.cpp and kernels_avx512_k.cpp). Entries it lacks keep the avx2 kernels
+// (every AVX-512 CPU of this tier has AVX2).
 #include <immintrin.h>
 
 #include <cstdint>
 
 #include "cpu/isa_kernel.h"
 #include "cpu/simd_avx2.h"
-#include "quant/block_legacy.h"
 
 namespace ember {
 namespace {
 
-// 32 products of signed bytes x·y accumulated into 8 int32 lanes with one VNNI instruction:
-// vpdpbusd multiplies unsigned by signed bytes, so x's sign moves onto y (|x|, |y| <= 127).
-inline __m256i dot_i8(__m256i x, __m256i y) {
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(x), _mm256_sign_epi8(y, x));
-}
-
-// How far ahead of the weight stream to prefetch, in blocks: the hardware prefetcher alone left
-// the GEMV at half the measured read bandwidth; ~120 blocks (2-4 KiB) ahead measured best for both
-// 18- and 34-byte blocks (gemv_bench, one thread).
-constexpr int kPrefetchBlocks = 120;
-
-// Prefetches the cache lines of `bytes` bytes starting `kPrefetchBlocks` blocks after `block`.
-template <typename Block>
-inline void prefetch_ahead(const Block* block, int bytes) {
-  const char* p = reinterpret_cast<const char*>(block + kPrefetchBlocks);
-  for (int offset = 0; offset < bytes; offset += 64) _mm_prefetch(p + offset, _MM_HINT_T0);
-}
-
-// Two 32-byte block payloads (at a and b) in one zmm: a in the low half.
-inline __m512i load_2x32(const void* a, const void* b) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(a))),
-                            _mm256_loadu_si256(static_cast<const __m256i*>(b)), 1);
-}
-
-// Lanes 0..7 = s0, lanes 8..15 = s1.
-inline __m512 scales_2(float s0, float s1) { return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1); }
-
-// Σ x·y per 4-byte group for signed x and y: x+128 is unsigned (xor of the sign bit), and
-// Σ (x+128)·y = Σ x·y + 128 Σ y, so one more vpdpbusd with 128s removes the offset.
-inline __m512i dot_i8_512(__m512i x, __m512i y) {
-  const __m512i xu = _mm512_xor_si512(x, _mm512_set1_epi8(static_cast<char>(0x80)));
-  const __m512i biased = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xu, y);
-  return _mm512_sub_epi32(biased,
-                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(0x80)), y));
-}
-
-// Σ (q-8)·y per 4-byte group for unsigned nibbles q (0..15): Σ q·y - 8 Σ y.
-inline __m512i dot_q4_512(__m512i q, __m512i y) {
-  const __m512i qy = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y);
-  return _mm512_sub_epi32(qy, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), y));
-}
-
-// acc += the int32 sums of two blocks (lanes 0..7: block x[0]·y[0], 8..15: x[1]·y[1]) times
-// their scales.
-template <typename BlockX, typename BlockY>
-inline void scale_and_add(__m512i sums, const BlockX* x, const BlockY* y, __m512& acc) {
-  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scales_2(block_scale(x[0].d, y[0].d), block_scale(x[1].d, y[1].d)),
-                        acc);
-}
-
 // The two 256-bit halves of v added.
 inline __m256 halves_sum(__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); }
-
-// Four blocks per iteration (two zmm of two blocks each, two accumulators to hide the FMA
-// latency); the 0..3 remaining blocks on ymm.
-float vec_dot_q8_0_q8_0_avx512(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ8_0*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  const int64_t nb = n / kQK8_0;
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    prefetch_ahead(x + b, 4 * sizeof(BlockQ8_0));
-    const __m512i d0 = dot_i8_512(load_2x32(x[b].qs, x[b + 1].qs), load_2x32(y[b].qs, y[b + 1].qs));
-    const __m512i d1 = dot_i8_512(load_2x32(x[b + 2].qs, x[b + 3].qs), load_2x32(y[b + 2].qs, y[b + 3].qs));
-    scale_and_add(d0, x + b, y + b, acc0);
-    scale_and_add(d1, x + b + 2, y + b + 2, acc1);
-  }
-  __m256 tail = halves_sum(_mm512_add_ps(acc0, acc1));
-  for (; b < nb; ++b) {
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_i8(qx, qy)), _mm256_set1_ps(block_scale(x[b].d, y[b].d)), tail);
-  }
-  return hsum(tail);
-}
-
-float vec_dot_q4_0_q8_0_avx512(int64_t n, const void* vx, const void* vy) {
-  const auto* x = static_cast<const BlockQ4_0*>(vx);
-  const auto* y = static_cast<const BlockQ8_0*>(vy);
-  const int64_t nb = n / kQK4_0;
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + 4 <= nb; b += 4) {
-    prefetch_ahead(x + b, 4 * sizeof(BlockQ4_0));
-    const __m512i q0 = _mm512_inserti64x4(_mm512_castsi256_si512(nibbles_q4_0(x[b].qs)), nibbles_q4_0(x[b + 1].qs), 1);
-    const __m512i q1 =
-        _mm512_inserti64x4(_mm512_castsi256_si512(nibbles_q4_0(x[b + 2].qs)), nibbles_q4_0(x[b + 3].qs), 1);
-    const __m512i d0 = dot_q4_512(q0, load_2x32(y[b].qs, y[b + 1].qs));
-    const __m512i d1 = dot_q4_512(q1, load_2x32(y[b + 2].qs, y[b + 3].qs));
-    scale_and_add(d0, x + b, y + b, acc0);
-    scale_and_add(d1, x + b + 2, y + b + 2, acc1);
-  }
-  __m256 tail = halves_sum(_mm512_add_ps(acc0, acc1));
-  for (; b < nb; ++b) {
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    const __m256i q = _mm256_sub_epi8(nibbles_q4_0(x[b].qs), _mm256_set1_epi8(8));
-    tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_i8(q, qy)), _mm256_set1_ps(block_scale(x[b].d, y[b].d)), tail);
-  }
-  return hsum(tail);
-}
 
 // F16 activations: F16C conversion rounds to nearest even, as the reference does, so the result
 // is bit-identical.
@@ -173,8 +74,6 @@ float vec_dot_bf16_avx512(int64_t n, const void* x, const void* y) {
 
 const IsaKernel* avx512_kernels(size_t* count) {
   static constexpr IsaKernel kKernels[] = {
-      {8 /* q8_0 */, nullptr, vec_dot_q8_0_q8_0_avx512},
-      {2 /* q4_0 */, nullptr, vec_dot_q4_0_q8_0_avx512},
       {1 /* f16 */, quantize_row_f16_avx512, vec_dot_f16_avx512},
       {30 /* bf16 */, nullptr, vec_dot_bf16_avx512},
   };

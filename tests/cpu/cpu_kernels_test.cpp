@@ -76,6 +76,41 @@ TEST(CpuKernels, ActivationQuantizersMatchTheReferenceExactly) {
   }
 }
 
+// The same on rows built to hit the quantizers' corner cases: the largest |x| twice with opposite
+// signs (the first one sets the sign of Q8_K's scale), values exactly half-way between two levels
+// (round half away from zero for Q8_0/Q8_1, half to even for Q8_K), a block of zeros between
+// non-zero ones, subnormal and huge magnitudes.
+TEST(CpuKernels, ActivationQuantizersMatchTheReferenceOnCornerCases) {
+  const CpuKernels& ref = cpu_kernels(Isa::kScalar);
+  constexpr int64_t kN = 4 * 256;
+  std::vector<float> rows[4];
+  rows[0] = random_row(kN, 5, 1.0f);
+  for (int64_t b = 0; b < kN / 32; ++b) {  // ±max ties, first sign alternating per block
+    rows[0][static_cast<size_t>(32 * b + 3)] = b % 2 == 0 ? 9.0f : -9.0f;
+    rows[0][static_cast<size_t>(32 * b + 20)] = b % 2 == 0 ? -9.0f : 9.0f;
+  }
+  rows[1].resize(kN);  // max 127 in every block, so the others (k + 0.5) fall half-way between levels
+  for (int64_t i = 0; i < kN; ++i) {
+    rows[1][static_cast<size_t>(i)] = i % 32 == 0 ? 127.0f : static_cast<float>((i * 37) % 254 - 127) + 0.5f;
+  }
+  rows[2] = random_row(kN, 6, 3.0f);  // zero blocks (32 and 256 wide) among non-zero ones
+  std::fill(rows[2].begin() + 256, rows[2].begin() + 512, 0.0f);
+  std::fill(rows[2].begin() + 32, rows[2].begin() + 64, 0.0f);
+  rows[3] = random_row(kN, 7, 1.0f);  // tiny and huge blocks
+  for (int64_t i = 0; i < kN; ++i) rows[3][static_cast<size_t>(i)] *= (i / 256) % 2 == 0 ? 1e-40f : 1e30f;
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (DType dot : {DType::kQ8_0, DType::kQ8_1, DType::kQ8_K, DType::kF16, DType::kBF16}) {
+      for (size_t r = 0; r < 4; ++r) {
+        std::vector<std::byte> want(*dtype_bytes_for(dot, kN)), got(want.size());
+        ref.quantize_row_for(dot)(rows[r].data(), want.data(), kN, nullptr);
+        cpu_kernels(isa).quantize_row_for(dot)(rows[r].data(), got.data(), kN, nullptr);
+        EXPECT_EQ(want, got) << dtype_name(dot) << " row " << r;
+      }
+    }
+  }
+}
+
 // Dot products: the SIMD sum differs from the sequential reference only by float rounding of
 // the per-block terms (the integer block sums are exact), so the error is bounded by a few ulp of
 // the sum of |term|.

@@ -1,0 +1,172 @@
+// CpuBackend: dispatch of the coarse ops onto the kernel tables and the thread pool.
+#include "cpu/cpu_backend.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+#include "ember/error.h"
+
+namespace ember {
+namespace {
+
+int resolve_thread_count(int requested) {
+  if (requested < 0) fail(ErrorCode::kInvalidArgument, "cpu backend: thread count {} is negative", requested);
+  return requested == 0 ? std::max(1, cpu_features().usable_cpus) : requested;
+}
+
+Isa resolve_isa(const std::optional<Isa>& requested) {
+  if (!requested) return select_isa();
+  if (!isa_supported(*requested, cpu_features())) {
+    fail(ErrorCode::kUnsupported, "cpu backend: this CPU cannot run the {} kernels", isa_name(*requested));
+  }
+  return *requested;
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(const CpuBackendOptions& options)
+    : options_(options), pool_(resolve_thread_count(options.n_threads)) {
+  const Isa isa = resolve_isa(options.isa);
+  kernels_ = &cpu_kernels(isa);
+  ops_ = &cpu_ops(isa);
+  attention_kernels_ = &attention_kernels(isa);
+}
+
+CpuBackend::~CpuBackend() = default;
+
+Linear CpuBackend::prepare(const WeightMatrix& w) {
+  const QuantTraits* traits = find_quant_traits(w.dtype);
+  if (traits == nullptr || kernels_->vec_dot_for(w.dtype) == nullptr) {
+    fail(ErrorCode::kUnsupported, "cpu backend: no matmul kernels for weight type {}", dtype_name(w.dtype));
+  }
+  const auto row_bytes = dtype_bytes_for(w.dtype, static_cast<uint64_t>(w.k));
+  if (w.k <= 0 || w.n_out <= 0 || !row_bytes || w.k % dtype_traits(traits->vec_dot_type).block_size != 0) {
+    fail(ErrorCode::kInvalidArgument, "cpu backend: a {} x {} matrix of {} does not fit its blocks", w.n_out, w.k,
+         dtype_name(w.dtype));
+  }
+  Linear linear{w, std::nullopt};
+  // Rows the panels cannot hold whole (F16 / BF16 panels take k in 32s) stay on the GEMV path.
+  const int64_t panel_k = w.dtype == DType::kF16 || w.dtype == DType::kBF16 ? 32 : 1;
+  if (options_.repack_weights && gemm_serves(isa(), w.dtype) && w.k % panel_k == 0) {
+    linear.packed = PackedWeights::pack(w, isa(), pool_);
+    packed_bytes_ += linear.packed->bytes();
+    // Float panels take 4-byte activations: the GEMM scratch must grow to them.
+    if (w.dtype == DType::kF16 || w.dtype == DType::kBF16) float_gemm_ = true;
+    reserve(limits_);
+  }
+  return linear;
+}
+
+void CpuBackend::reserve(const StepLimits& limits) {
+  limits_.max_rows = std::max(limits_.max_rows, limits.max_rows);
+  limits_.max_k = std::max(limits_.max_k, limits.max_k);
+  limits_.max_n_rot = std::max(limits_.max_n_rot, limits.max_n_rot);
+  // Activation rows in the widest dot type (F32 weights take F32 rows).
+  const auto act_bytes = static_cast<size_t>(limits_.max_rows * limits_.max_k) * sizeof(float);
+  if (matmul_scratch_.activations.size() < act_bytes) matmul_scratch_.activations.resize(act_bytes);
+  gemm_scratch_.reserve(limits_.max_rows, limits_.max_k, float_gemm_);
+  const auto cos_sin_floats = static_cast<size_t>(limits_.max_rows * limits_.max_n_rot);
+  if (cos_sin_.size() < cos_sin_floats) cos_sin_.resize(cos_sin_floats);
+  if (limits.n_head > 0) {
+    const bool grow = attention_scratch_ == nullptr || attention_scratch_->max_rows() < limits_.max_rows ||
+                      attention_scratch_->n_head() != limits.n_head ||
+                      attention_scratch_->n_head_kv() != limits.n_head_kv ||
+                      attention_scratch_->head_dim() != limits.head_dim;
+    if (grow) {
+      attention_scratch_ = std::make_unique<AttentionScratch>(limits_.max_rows, limits.n_head, limits.n_head_kv,
+                                                              limits.head_dim, pool_.n_threads());
+    }
+    limits_.n_head = limits.n_head;
+    limits_.n_head_kv = limits.n_head_kv;
+    limits_.head_dim = limits.head_dim;
+  }
+}
+
+void CpuBackend::matmul(const Linear& w, const float* x, int64_t m, float* y) {
+  EMBER_CHECK_MSG(m <= limits_.max_rows && w.w.k <= limits_.max_k, "matmul: beyond reserve()");
+  if (w.packed && m >= options_.gemm_min_rows) {
+    gemm(isa(), pool_, *w.packed, x, m, y, gemm_scratch_);
+  } else {
+    ember::matmul(*kernels_, pool_, w.w, x, m, y, matmul_scratch_);
+  }
+}
+
+// Splits n_rows rows across the threads in contiguous ranges of at least ~16 KiB of floats each, so
+// short rows do not pay a dispatch per row.
+template <typename Fn>
+void CpuBackend::for_rows(int64_t n_rows, int64_t row_floats, Fn&& fn) {
+  if (n_rows <= 0) return;
+  const int64_t rows_per_task = std::max<int64_t>(1, 4096 / std::max<int64_t>(row_floats, 1));
+  const int64_t n_tasks = std::min<int64_t>((n_rows + rows_per_task - 1) / rows_per_task, 4 * pool_.n_threads());
+  if (n_tasks <= 1) {
+    for (int64_t r = 0; r < n_rows; ++r) fn(r);
+    return;
+  }
+  pool_.parallel_for(n_tasks, [&](int64_t t, int) {
+    for (int64_t r = t * n_rows / n_tasks; r < (t + 1) * n_rows / n_tasks; ++r) fn(r);
+  });
+}
+
+void CpuBackend::rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps) {
+  for_rows(n_rows, n, [&](int64_t r) { ops_->rms_norm(x + r * n, weight, y + r * n, n, eps); });
+}
+
+void CpuBackend::layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n_rows, int64_t n,
+                            float eps) {
+  for_rows(n_rows, n, [&](int64_t r) { ops_->layer_norm(x + r * n, weight, bias, y + r * n, n, eps); });
+}
+
+void CpuBackend::softmax(const float* x, float* y, int64_t n_rows, int64_t n, float scale, float softcap) {
+  for_rows(n_rows, n, [&](int64_t r) { ops_->softmax(x + r * n, y + r * n, n, scale, softcap); });
+}
+
+void CpuBackend::swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n) {
+  for_rows(n_rows, n, [&](int64_t r) { ops_->swiglu(g + r * stride, u + r * stride, y + r * n, n); });
+}
+
+void CpuBackend::geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n) {
+  for_rows(n_rows, n, [&](int64_t r) { ops_->geglu(g + r * stride, u + r * stride, y + r * n, n); });
+}
+
+void CpuBackend::add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride) {
+  for_rows(n_rows, n_cols,
+           [&](int64_t r) { ops_->add(a + r * n_cols, b + r * b_stride, y + r * n_cols, 1, n_cols, 0); });
+}
+
+void CpuBackend::mul(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride) {
+  for_rows(n_rows, n_cols,
+           [&](int64_t r) { ops_->mul(a + r * n_cols, b + r * b_stride, y + r * n_cols, 1, n_cols, 0); });
+}
+
+void CpuBackend::scale(const float* x, float* y, int64_t n, float s) { ops_->scale(x, y, n, s); }
+
+void CpuBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,
+                      const RopeTable& table, const int32_t* positions) {
+  const int64_t n_rot = table.n_rot();
+  EMBER_CHECK_MSG(n_tokens <= limits_.max_rows && n_rot <= limits_.max_n_rot, "rope: beyond reserve()");
+  table.cos_sin(positions, n_tokens, cos_sin_.data());
+  for_rows(n_tokens, n_head * head_dim, [&](int64_t t) {
+    ops_->rope(x + t * token_stride, 1, token_stride, n_head, head_dim, n_rot, table.neox(),
+               cos_sin_.data() + t * n_rot);
+  });
+}
+
+void CpuBackend::get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids,
+                          int64_t n_ids, float* dst) {
+  for_rows(n_ids, n_cols,
+           [&](int64_t i) { ember::get_rows(*ops_, type, src, n_src_rows, n_cols, ids + i, 1, dst + i * n_cols); });
+}
+
+void CpuBackend::store_kv(const PagedKvView& kv, std::span<const KvSeq> seqs, std::span<const KvRow> rows,
+                          const float* k, const float* v) {
+  ember::store_kv(*kernels_, pool_, kv, seqs, rows, k, v);
+}
+
+void CpuBackend::attention(const PagedKvView& kv, std::span<const KvSeq> seqs, std::span<const KvRow> rows,
+                           const float* q, const AttentionParams& params, float* out) {
+  EMBER_CHECK_MSG(attention_scratch_ != nullptr && static_cast<int64_t>(rows.size()) <= limits_.max_rows,
+                  "attention: beyond reserve()");
+  ember::attention(*attention_kernels_, pool_, kv, seqs, rows, q, params, out, *attention_scratch_);
+}
+
+}  // namespace ember

@@ -1,0 +1,131 @@
+// CpuBackend: the CPU implementation of the backend's coarse ops (DESIGN.md §4) — matmul on
+// quantized weights (GEMV for a few rows, the repacked GEMM for more), norms, RoPE, GLUs,
+// elementwise ops, get_rows, KV stores and paged attention — over one kernel table per ISA and the
+// engine's thread pool, with all step scratch sized up front by reserve().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "core/thread_pool.h"
+#include "cpu/attention.h"
+#include "cpu/cpu_kernels.h"
+#include "cpu/gemm.h"
+#include "cpu/kv_layout.h"
+#include "cpu/matmul.h"
+#include "cpu/ops.h"
+#include "cpu/rope.h"
+
+namespace ember {
+
+struct CpuBackendOptions {
+  int n_threads = 0;       // 0: every usable CPU
+  std::optional<Isa> isa;  // unset: select_isa() (the best, or EMBER_ISA)
+  // Repack weights at load time for the prefill GEMM (costs CpuBackend::packed_bytes() of memory
+  // beside the mapped weights). Off: every matmul runs the GEMV path.
+  bool repack_weights = true;
+  // Activation rows from which a matmul on packed weights takes the GEMM: below it the GEMV path
+  // reads the original blocks (measured on this machine: the GEMM wins from 2-4 rows on).
+  int64_t gemm_min_rows = 4;
+};
+
+// The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
+// allocates while a step runs.
+struct StepLimits {
+  int64_t max_rows = 1;   // activation rows (tokens) per step
+  int64_t max_k = 0;      // the widest matmul input row (n_embd, n_ff, ...)
+  int64_t max_n_rot = 0;  // rotary dims per head (0: no RoPE)
+  int32_t n_head = 0;     // attention shape (n_head = 0: no attention)
+  int32_t n_head_kv = 0;
+  int32_t head_dim = 0;
+};
+
+// A weight matrix as the backend uses it: the original blocks (GEMV) and, when repacking is on and
+// the ISA has a GEMM kernel for the type, its packed panels. Shapes: w.n_out rows of w.k.
+struct Linear {
+  WeightMatrix w{};
+  std::optional<PackedWeights> packed;
+};
+
+// One caller at a time (the engine's step thread): the pool and the scratch are not shared.
+class CpuBackend {
+ public:
+  // Throws Error for an unusable option (unknown / unsupported EMBER_ISA, bad thread count).
+  explicit CpuBackend(const CpuBackendOptions& options = {});
+  ~CpuBackend();
+  CpuBackend(const CpuBackend&) = delete;
+  CpuBackend& operator=(const CpuBackend&) = delete;
+
+  Isa isa() const noexcept { return kernels_->isa; }
+  int n_threads() const noexcept { return pool_.n_threads(); }
+  ThreadPool& pool() noexcept { return pool_; }
+  const CpuKernels& kernels() const noexcept { return *kernels_; }
+  const CpuOps& ops() const noexcept { return *ops_; }
+
+  // Load time. Throws Error(kInvalidArgument) when the type has no matmul kernels or k does not fit
+  // its blocks.
+  Linear prepare(const WeightMatrix& w);
+  // Memory held by repacked weights of every prepare() so far.
+  size_t packed_bytes() const noexcept { return packed_bytes_; }
+
+  // Sizes every scratch buffer for steps within `limits` (call at load time; calling again grows).
+  // Ops abort (EMBER_CHECK) on a step beyond them: the hot path never allocates.
+  void reserve(const StepLimits& limits);
+
+  // y [m][w.n_out] = x [m][w.k] · wᵀ.
+  void matmul(const Linear& w, const float* x, int64_t m, float* y);
+
+  // Row ops over n_rows rows of n floats, split across the threads (see cpu/ops_isa.h for each).
+  void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps);
+  void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n_rows, int64_t n,
+                  float eps);
+  void softmax(const float* x, float* y, int64_t n_rows, int64_t n, float scale, float softcap);
+  // y[r] = act(g[r]) · u[r] for rows of n; g and u rows `stride` floats apart (a fused [gate|up]
+  // matmul output passes g = out, u = out + n, stride = 2n); y rows are n apart.
+  void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
+  void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
+  void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
+  void mul(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
+  void scale(const float* x, float* y, int64_t n, float s);
+
+  // RoPE in place on n_tokens rows (token_stride floats apart) of n_head heads of head_dim, at
+  // `positions`, with `table`'s frequencies. Needs reserve() with max_n_rot >= table.n_rot().
+  void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, const RopeTable& table,
+            const int32_t* positions);
+
+  // dst [n_ids][n_cols] = rows ids of an embedding matrix of `type`, dequantized.
+  void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,
+                float* dst);
+
+  // The paged KV cache (cpu/kv_layout.h, cpu/attention.h).
+  void store_kv(const PagedKvView& kv, std::span<const KvSeq> seqs, std::span<const KvRow> rows, const float* k,
+                const float* v);
+  void attention(const PagedKvView& kv, std::span<const KvSeq> seqs, std::span<const KvRow> rows, const float* q,
+                 const AttentionParams& params, float* out);
+
+  int64_t argmax(const float* x, int64_t n) const { return ops_->argmax(x, n); }
+  void top_k(const float* x, int64_t n, int64_t k, float* values, int32_t* indices) const {
+    ops_->top_k(x, n, k, values, indices);
+  }
+
+ private:
+  template <typename Fn>
+  void for_rows(int64_t n_rows, int64_t row_floats, Fn&& fn);
+
+  CpuBackendOptions options_;
+  ThreadPool pool_;
+  const CpuKernels* kernels_;
+  const CpuOps* ops_;
+  const AttentionKernels* attention_kernels_;
+  size_t packed_bytes_ = 0;
+  bool float_gemm_ = false;  // some packed weights are F16 / BF16 (4-byte GEMM activations)
+  StepLimits limits_{};
+  MatmulScratch matmul_scratch_;
+  GemmScratch gemm_scratch_;
+  std::vector<float> cos_sin_;  // [max_rows][max_n_rot]
+  std::unique_ptr<AttentionScratch> attention_scratch_;
+};
+
+}  // namespace ember

@@ -1,0 +1,92 @@
+// The prefill GEMM Y = X · Wᵀ on weights repacked at load time into interleaved row groups
+// (gemm_isa.h): activations quantized once per sub-block, register-blocked microkernels that keep
+// a tile of outputs in registers and reuse each loaded weight vector across several activation rows.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+#include "cpu/cpu_kernels.h"
+#include "cpu/gemm_isa.h"
+#include "cpu/matmul.h"
+
+namespace ember {
+
+// The integer form (gemm_isa.h) of a quantized weight type; nullopt for types without one
+// (floats, Q8_1 / Q8_K, the unsupported IQ formats).
+std::optional<PanelFormat> panel_format(DType type);
+
+// Whether `isa` has a GEMM microkernel for weights of `type` (the scalar table has none: its
+// matmul is the GEMV path; F16 / BF16 weights have avx512 kernels only).
+bool gemm_serves(Isa isa, DType type);
+
+// One row of k elements of `type` in integer form: q[k], scale[k / sub], min[k / sub] (min may be
+// nullptr for formats without one). Precondition: panel_format(type) and k a multiple of its block.
+void decode_row_ints(DType type, const void* row, int64_t k, uint8_t* q, float* scale, float* min);
+
+// The panel and activation layouts each ISA's microkernel reads for quantized weights (the
+// scalar reference reads any; the scalar table uses avx512's).
+PanelLayout gemm_layout(Isa isa);
+ActLayout gemm_act_layout(Isa isa);
+
+// A weight matrix repacked for the GEMM of one ISA (a load-time option of the backend: it costs
+// bytes() of memory beside the original weights: 5-6 bits per weight for 4-bit types stored as
+// nibbles, 8-10 for the others, 16 for F16 / BF16; docs/cpu.md has the table).
+class PackedWeights {
+ public:
+  // Throws Error(kUnsupported) for a type without a packed form, kInvalidArgument when k does not
+  // fit its blocks.
+  static PackedWeights pack(const WeightMatrix& w, Isa isa, ThreadPool& pool);
+
+  PanelKind kind() const noexcept { return kind_; }
+  const PanelFormat& format() const noexcept { return format_; }
+  const PanelLayout& layout() const noexcept { return layout_; }
+  DType dtype() const noexcept { return dtype_; }
+  int64_t n_out() const noexcept { return n_out_; }
+  int64_t k() const noexcept { return k_; }
+  int64_t n_sub() const noexcept { return n_sub_; }
+  int64_t n_groups() const noexcept { return n_groups_; }
+  int64_t sub_bytes() const noexcept { return sub_bytes_; }
+  size_t bytes() const noexcept { return buffer_.size(); }
+  const uint8_t* group(int64_t g) const noexcept {
+    return reinterpret_cast<const uint8_t*>(buffer_.data()) + g * n_sub_ * sub_bytes_;
+  }
+
+ private:
+  PanelKind kind_ = PanelKind::kInt8;
+  PanelFormat format_{};
+  PanelLayout layout_{};
+  DType dtype_ = DType::kF32;
+  int64_t n_out_ = 0, k_ = 0, n_sub_ = 0, n_groups_ = 0, sub_bytes_ = 0;
+  AlignedBuffer buffer_;
+};
+
+// Quantized activations, reused across calls (grown, never shrunk: no allocation per step once
+// sized for the largest batch).
+struct GemmScratch {
+  std::vector<std::byte> q;
+  std::vector<float> scale, min_scale;
+  std::vector<int32_t> corr;
+
+  // Sizes the buffers for m rows of k in `layout` and returns views of them.
+  GemmActivations prepare(const PanelFormat& format, const ActLayout& layout, int64_t m, int64_t k);
+  // Sizes the buffers for any gemm() of up to max_rows rows of max_k: int8 layouts, and with
+  // `float_weights` the 4-byte activations of F16 / BF16 panels too.
+  void reserve(int64_t max_rows, int64_t max_k, bool float_weights);
+};
+
+// Y (m rows of n_out floats) = X (m rows of k floats) · Wᵀ with w packed in gemm_layout(isa).
+void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y, GemmScratch& scratch);
+
+// The references the SIMD microkernels are tested against.
+void gemm_quantize_scalar(const ActLayout& layout, const PanelFormat& format, const float* x, int64_t k, int64_t r0,
+                          int64_t r1, const GemmActivations& acts);
+void gemm_kernel_scalar(const PanelFormat& format, const PanelLayout& layout, const ActLayout& act_layout,
+                        const GemmActivations& acts, const GemmTile& tile);
+void gemm_float_acts_scalar(PanelKind kind, const float* x, int64_t k, int64_t r0, int64_t r1, void* q);
+void gemm_float_kernel_scalar(PanelKind kind, const GemmActivations& acts, const GemmTile& tile);
+
+}  // namespace ember

@@ -1,0 +1,184 @@
+// The avx512 GEMM microkernel (VNNI) and activation quantizer over 16-row panels (gemm_isa.h).
+// Compiled with AVX-512 flags; includes only plain-data headers (see isa_kernel.h for why).
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/gemm_isa.h"
+#include "cpu/gemm_simd.h"
+
+namespace ember {
+namespace {
+
+constexpr int kRows = kAvx512Panels.rows;         // weight rows per group: one int32 / float lane each
+constexpr int kGroup = kAvx512Panels.k_group;     // k-values of a row per lane: vpdpbusd's 4-byte groups
+constexpr int kTileRows = kAvx512Acts.tile_rows;  // activation rows per register tile
+static_assert(kRows == 16 && kGroup == 4 && kAvx512Acts.k_group == kGroup && kAvx512Acts.elem_bytes == 1);
+// Register tile: 6 activation rows × 2 groups (32 weight rows) = 12 int32 + 12 float
+// accumulators, 2 weight vectors and a broadcast: 27 of the 32 zmm. Each weight vector feeds 6
+// vpdpbusd and each broadcast 2, so loads stay under the two per cycle the VNNI ports can eat.
+
+int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+__mmask16 lanes_below(int64_t n) {
+  if (n <= 0) return 0;
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// All row tiles of the activations × kGroups groups of 16 weight rows over the tile's sub-blocks. The
+// int32 accumulators restart at every sub-block (from −offset·Σa) and fold into the float
+// accumulators with the scales: fma(isum, scale·ad, acc), then fma(min, ad·Σa, acc) — the scalar
+// reference's order, so results are bit-identical.
+template <int kGroups, int Sub, bool HasMin, bool Nibbles>
+void tile_kernel(const GemmActivations& acts, const GemmTile& tile) {
+  constexpr int64_t kQBytes = kRows * Sub / (Nibbles ? 2 : 1);
+  constexpr int64_t kSubBytes = kQBytes + 4 * kRows * (HasMin ? 2 : 1);
+  constexpr int kSteps = Sub / kGroup;                   // k-groups per sub-block
+  constexpr int kLoads = Nibbles ? kSteps / 2 : kSteps;  // weight vectors per sub-block and group
+  constexpr int64_t kActSubBytes = kTileRows * Sub;      // one tile's int8 values of one sub-block
+  __mmask16 valid[kGroups];
+  for (int g = 0; g < kGroups; ++g) valid[g] = lanes_below(tile.n_valid - 16 * g);
+  const int64_t n_tiles = (tile.m + kTileRows - 1) / kTileRows;
+  for (int64_t t = 0; t < n_tiles; ++t) {
+    prefetch_next_slice(tile, t, n_tiles);
+    const int64_t rows = tile.m - t * kTileRows < kTileRows ? tile.m - t * kTileRows : kTileRows;
+    const int64_t cell = (t * acts.n_sub + tile.sb0) * kTileRows;  // [tile][sub-block][row] index of sb0
+    const uint8_t* a = static_cast<const uint8_t*>(acts.q) + cell * Sub;
+    const float* ascale = acts.scale + cell;
+    const int32_t* corr = acts.corr + cell;
+    const float* amin = HasMin ? acts.min_scale + cell : nullptr;
+    float* y = tile.y + t * kTileRows * tile.y_stride;
+    __m512 facc[kTileRows][kGroups];
+    for (int i = 0; i < kTileRows; ++i) {
+      for (int g = 0; g < kGroups; ++g) {
+        facc[i][g] = tile.accumulate && i < rows ? _mm512_maskz_loadu_ps(valid[g], y + i * tile.y_stride + 16 * g)
+                                                 : _mm512_setzero_ps();
+      }
+    }
+    for (int64_t b = 0; b < tile.n_sb; ++b) {
+      const uint8_t* p = tile.panel + b * kSubBytes;
+      const uint8_t* ab = a + b * kActSubBytes;
+      __m512i iacc[kTileRows][kGroups];
+      for (int i = 0; i < kTileRows; ++i) {
+        for (int g = 0; g < kGroups; ++g) iacc[i][g] = _mm512_set1_epi32(corr[b * kTileRows + i]);
+      }
+      // Weight vector j holds k-group j (or, as nibbles, k-groups j and j + kLoads).
+      const auto dot_step = [&](const __m512i(&w)[kGroups], int step) {
+        for (int i = 0; i < kTileRows; ++i) {
+          const __m512i x = _mm512_set1_epi32(load_i32(ab + (step * kTileRows + i) * kGroup));
+          for (int g = 0; g < kGroups; ++g) iacc[i][g] = _mm512_dpbusd_epi32(iacc[i][g], w[g], x);
+        }
+      };
+      for (int j = 0; j < kLoads; ++j) {
+        __m512i w[kGroups];
+        for (int g = 0; g < kGroups; ++g) w[g] = _mm512_load_si512(p + g * tile.group_stride + j * kRows * kGroup);
+        if constexpr (Nibbles) {
+          const __m512i low4 = _mm512_set1_epi8(0x0F);
+          __m512i high[kGroups];
+          for (int g = 0; g < kGroups; ++g) {
+            high[g] = _mm512_and_si512(_mm512_srli_epi16(w[g], 4), low4);
+            w[g] = _mm512_and_si512(w[g], low4);
+          }
+          dot_step(w, j);
+          dot_step(high, j + kLoads);
+        } else {
+          dot_step(w, j);
+        }
+      }
+      for (int g = 0; g < kGroups; ++g) {
+        const __m512 scale = _mm512_load_ps(p + g * tile.group_stride + kQBytes);
+        for (int i = 0; i < kTileRows; ++i) {
+          facc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[i][g]),
+                                       _mm512_mul_ps(scale, _mm512_set1_ps(ascale[b * kTileRows + i])), facc[i][g]);
+        }
+        if constexpr (HasMin) {
+          const __m512 min = _mm512_load_ps(p + g * tile.group_stride + kQBytes + 4 * kRows);
+          for (int i = 0; i < kTileRows; ++i)
+            facc[i][g] = _mm512_fmadd_ps(min, _mm512_set1_ps(amin[b * kTileRows + i]), facc[i][g]);
+        }
+      }
+    }
+    for (int i = 0; i < rows; ++i) {
+      for (int g = 0; g < kGroups; ++g) _mm512_mask_storeu_ps(y + i * tile.y_stride + 16 * g, valid[g], facc[i][g]);
+    }
+  }
+}
+
+template <int Sub, bool HasMin, bool Nibbles>
+void groups(const GemmActivations& acts, const GemmTile& tile) {
+  GemmTile part = tile;
+  for (int64_t g = 0; g < tile.n_groups; g += 2) {
+    part.panel = tile.panel + g * tile.group_stride;
+    part.y = tile.y + 16 * g;
+    part.n_valid = tile.n_valid - 16 * g;
+    if (g + 1 < tile.n_groups) {
+      tile_kernel<2, Sub, HasMin, Nibbles>(acts, part);
+    } else {
+      tile_kernel<1, Sub, HasMin, Nibbles>(acts, part);
+    }
+  }
+}
+
+template <int Sub>
+void kernel_for(const PanelFormat& format, const GemmActivations& acts, const GemmTile& tile) {
+  if (format.nibbles) {
+    return format.has_min ? groups<Sub, true, true>(acts, tile) : groups<Sub, false, true>(acts, tile);
+  }
+  return format.has_min ? groups<Sub, true, false>(acts, tile) : groups<Sub, false, false>(acts, tile);
+}
+
+void kernel(const PanelFormat& format, const GemmActivations& acts, const GemmTile& tile) {
+  return format.sub == 32 ? kernel_for<32>(format, acts, tile) : kernel_for<16>(format, acts, tile);
+}
+
+// 16 floats -> 16 int8 values (4 k-groups, written to their interleaved slots); returns Σq.
+int32_t quantize_16(__m512 x, float id, uint8_t* first_group) {
+  const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(id)));
+  const __m128i bytes = _mm512_cvtsepi32_epi8(v);
+  const int32_t g0 = _mm_cvtsi128_si32(bytes), g1 = _mm_extract_epi32(bytes, 1), g2 = _mm_extract_epi32(bytes, 2),
+                g3 = _mm_extract_epi32(bytes, 3);
+  constexpr int kStride = kTileRows * kGroup;  // bytes between consecutive k-groups of one row
+  std::memcpy(first_group, &g0, 4);
+  std::memcpy(first_group + kStride, &g1, 4);
+  std::memcpy(first_group + 2 * kStride, &g2, 4);
+  std::memcpy(first_group + 3 * kStride, &g3, 4);
+  return _mm512_reduce_add_epi32(v);
+}
+
+void quantize(const PanelFormat& format, const float* x, int64_t k, int64_t r0, int64_t r1,
+              const GemmActivations& acts) {
+  const int64_t n_sub = k / format.sub;
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * k;
+    const int64_t t = r / kTileRows, lane = r % kTileRows;
+    for (int64_t s = 0; s < n_sub; ++s) {
+      const float* xs = xr + s * format.sub;
+      const __m512 x0 = _mm512_loadu_ps(xs);
+      const __m512 x1 = format.sub == 32 ? _mm512_loadu_ps(xs + 16) : _mm512_setzero_ps();
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
+      const float d = amax / 127.0f;
+      const float id = inverse_scale(d);
+      const int64_t cell = (t * n_sub + s) * kTileRows;
+      uint8_t* q = static_cast<uint8_t*>(acts.q) + cell * format.sub + lane * kGroup;
+      int32_t sum = quantize_16(x0, id, q);
+      if (format.sub == 32) sum += quantize_16(x1, id, q + 4 * kTileRows * kGroup);
+      acts.scale[cell + lane] = d;
+      acts.corr[cell + lane] = -format.offset * sum;
+      if (acts.min_scale != nullptr) acts.min_scale[cell + lane] = d * static_cast<float>(sum);
+    }
+  }
+}
+
+}  // namespace
+
+GemmIsaKernels gemm_avx512_kernels() {
+  return GemmIsaKernels{kernel, quantize, gemm_avx512_float_kernel, gemm_avx512_float_acts};
+}
+
+}  // namespace ember

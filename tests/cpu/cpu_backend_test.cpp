@@ -1,0 +1,154 @@
+// CpuBackend: weight preparation (repacking and its memory), the GEMV / GEMM choice, the row ops'
+// dispatch, and the reserve() contract (the no-allocation proof is cpu_step_alloc_test.cpp).
+#include "cpu/cpu_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "ember/error.h"
+#include "quant/fp16.h"
+
+namespace ember {
+namespace {
+
+std::vector<float> random_values(size_t n, unsigned seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+std::vector<std::byte> quantized(DType type, const std::vector<float>& values) {
+  std::vector<std::byte> out(*dtype_bytes_for(type, values.size()));
+  quantize(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
+  return out;
+}
+
+CpuBackendOptions threads(int n, std::optional<Isa> isa = std::nullopt, bool repack = true) {
+  CpuBackendOptions options;
+  options.n_threads = n;
+  options.isa = isa;
+  options.repack_weights = repack;
+  return options;
+}
+
+StepLimits limits(int64_t max_rows, int64_t max_k) {
+  StepLimits l;
+  l.max_rows = max_rows;
+  l.max_k = max_k;
+  return l;
+}
+
+TEST(CpuBackend, RepacksServedTypesAndAccountsTheMemory) {
+  CpuBackend backend(threads(2));
+  const std::vector<std::byte> q4k = quantized(DType::kQ4_K, random_values(64 * 512, 1, 0.05f));
+  const Linear linear = backend.prepare({q4k.data(), DType::kQ4_K, 64, 512});
+  EXPECT_EQ(linear.packed.has_value(), gemm_serves(backend.isa(), DType::kQ4_K));
+  EXPECT_EQ(backend.packed_bytes(), linear.packed ? linear.packed->bytes() : 0u);
+
+  CpuBackend no_repack(threads(1, std::nullopt, false));
+  EXPECT_FALSE(no_repack.prepare({q4k.data(), DType::kQ4_K, 64, 512}).packed);
+  EXPECT_EQ(no_repack.packed_bytes(), 0u);
+}
+
+TEST(CpuBackend, RejectsWeightsWithoutKernelsOrWholeBlocks) {
+  CpuBackend backend(threads(1));
+  std::vector<std::byte> w(1 << 16);
+  EXPECT_THROW(backend.prepare({w.data(), DType::kQ8_K, 4, 256}), Error);
+  EXPECT_THROW(backend.prepare({w.data(), DType::kQ4_K, 4, 100}), Error);
+  EXPECT_THROW(backend.prepare({w.data(), DType::kQ4_0, 0, 64}), Error);
+  EXPECT_THROW(CpuBackend(threads(-1)), Error);
+}
+
+// Both matmul paths (GEMV below gemm_min_rows, GEMM from it) against float64.
+TEST(CpuBackend, MatmulPathsMatchFloat64) {
+  constexpr int64_t kK = 512, kOut = 40;
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    CpuBackend backend(threads(2, isa));
+    backend.reserve(limits(16, kK));
+    for (DType type : {DType::kQ4_K, DType::kQ8_0, DType::kF16}) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 2, 0.05f));
+      std::vector<float> w_deq(kOut * kK);
+      dequantize(type, blocks.data(), w_deq.data(), kOut * kK);
+      const Linear linear = backend.prepare({blocks.data(), type, kOut, kK});
+      for (int64_t m : {1, 3, 4, 16}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 3, 1.0f);
+        std::vector<float> y(static_cast<size_t>(m * kOut), NAN);
+        backend.matmul(linear, x.data(), m, y.data());
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t r = 0; r < kOut; ++r) {
+            double want = 0, magnitude = 0;
+            for (int64_t j = 0; j < kK; ++j) {
+              want += static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j];
+              magnitude += std::fabs(static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j]);
+            }
+            // Activation quantization (8 bits per element): half a step of 1/127 of a block's max.
+            ASSERT_NEAR(y[i * kOut + r], want, 1e-2 * magnitude) << "m " << m << " row " << i << " output " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CpuBackend, RowOpsMatchTheTableAppliedPerRow) {
+  CpuBackend backend(threads(3));
+  constexpr int64_t kRows = 37, kN = 96;
+  const std::vector<float> x = random_values(kRows * kN, 4, 1.0f), w = random_values(kN, 5, 1.0f);
+  std::vector<float> got(kRows * kN), want(kRows * kN);
+  backend.rms_norm(x.data(), w.data(), got.data(), kRows, kN, 1e-5f);
+  for (int64_t r = 0; r < kRows; ++r)
+    backend.ops().rms_norm(x.data() + r * kN, w.data(), want.data() + r * kN, kN, 1e-5f);
+  EXPECT_EQ(got, want);
+  // A fused [gate|up] row of 2n: g at +0, u at +n, rows 2n apart.
+  const std::vector<float> gate_up = random_values(kRows * 2 * kN, 6, 1.0f);
+  backend.swiglu(gate_up.data(), gate_up.data() + kN, 2 * kN, got.data(), kRows, kN);
+  for (int64_t r = 0; r < kRows; ++r) {
+    backend.ops().swiglu(gate_up.data() + r * 2 * kN, gate_up.data() + r * 2 * kN + kN, want.data() + r * kN, kN);
+  }
+  EXPECT_EQ(got, want);
+  backend.add(x.data(), w.data(), got.data(), kRows, kN, 0);  // broadcast w to every row
+  for (int64_t r = 0; r < kRows; ++r) {
+    for (int64_t j = 0; j < kN; ++j) ASSERT_EQ(got[r * kN + j], x[r * kN + j] + w[j]);
+  }
+}
+
+TEST(CpuBackend, FloatWeightsThatDoNotFillPanelsStayOnTheGemvPath) {
+  CpuBackend backend(threads(2));
+  backend.reserve(limits(8, 48));
+  const std::vector<float> w = random_values(5 * 48, 14, 0.1f);
+  const std::vector<std::byte> f16 = quantized(DType::kF16, w);
+  const Linear linear = backend.prepare({f16.data(), DType::kF16, 5, 48});
+  EXPECT_FALSE(linear.packed);
+  const std::vector<float> x = random_values(8 * 48, 15, 1.0f);
+  std::vector<float> y(8 * 5);
+  backend.matmul(linear, x.data(), 8, y.data());
+  for (int64_t i = 0; i < 8; ++i) {
+    for (int64_t r = 0; r < 5; ++r) {
+      double want = 0;
+      for (int64_t j = 0; j < 48; ++j) {
+        want +=
+            static_cast<double>(fp16_to_fp32(fp32_to_fp16(w[r * 48 + j]))) * fp16_to_fp32(fp32_to_fp16(x[i * 48 + j]));
+      }
+      EXPECT_NEAR(y[i * 5 + r], want, 1e-4);
+    }
+  }
+}
+
+TEST(CpuBackendDeathTest, AStepBeyondReserveAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CpuBackend backend(threads(1));
+  backend.reserve(limits(4, 256));
+  const std::vector<std::byte> q8 = quantized(DType::kQ8_0, random_values(16 * 256, 16, 0.1f));
+  const Linear linear = backend.prepare({q8.data(), DType::kQ8_0, 16, 256});
+  std::vector<float> x(8 * 256, 0.5f), y(8 * 16);
+  EXPECT_DEATH(backend.matmul(linear, x.data(), 8, y.data()), "beyond reserve");
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,394 @@
+// The repacked GEMM: integer form of every served type vs dequantize, SIMD quantizers and
+// microkernels vs the scalar references bit for bit, gemm() vs float64 and vs the GEMV path.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <random>
+
+#include "cpu/gemm.h"
+#include "ember/error.h"
+
+namespace ember {
+namespace {
+
+std::vector<float> random_values(size_t n, unsigned seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// Every weight type the GEMM serves.
+std::vector<DType> packed_types() {
+  std::vector<DType> types;
+  for (const QuantTraits& t : quant_traits_table()) {
+    if (panel_format(t.dtype)) types.push_back(t.dtype);
+  }
+  return types;
+}
+
+std::vector<std::byte> quantized(DType type, const std::vector<float>& values) {
+  std::vector<std::byte> out(*dtype_bytes_for(type, values.size()));
+  quantize(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
+  return out;
+}
+
+GemmIsaKernels isa_kernels(Isa isa) { return isa == Isa::kAvx2 ? gemm_avx2_kernels() : gemm_avx512_kernels(); }
+
+TEST(Gemm, ServesTheQuantizedWeightTypes) {
+  const std::vector<DType> types = packed_types();
+  EXPECT_EQ(types.size(), 12u);
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_K, DType::kQ8_1}) EXPECT_FALSE(panel_format(t));
+}
+
+TEST(Gemm, IntegerFormEqualsDequantize) {
+  constexpr int64_t kK = 512;
+  for (DType type : packed_types()) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    const PanelFormat f = *panel_format(type);
+    const std::vector<float> w = random_values(kK, 3, 0.05f);
+    const std::vector<std::byte> blocks = quantized(type, w);
+    std::vector<float> want(kK);
+    dequantize(type, blocks.data(), want.data(), kK);
+    std::vector<uint8_t> q(kK);
+    std::vector<float> scale(kK / f.sub), min(kK / f.sub);
+    decode_row_ints(type, blocks.data(), kK, q.data(), scale.data(), min.data());
+    float max_abs = 0;
+    for (float v : want) max_abs = std::max(max_abs, std::fabs(v));
+    for (int64_t j = 0; j < kK; ++j) {
+      const int64_t s = j / f.sub;
+      const float got = scale[s] * static_cast<float>(q[j] - f.offset) + min[s];
+      ASSERT_NEAR(got, want[j], 1e-6f * max_abs) << "element " << j;
+      if (!f.has_min) {
+        ASSERT_EQ(min[s], 0.0f);
+      }
+    }
+  }
+}
+
+// Quantized activations in one ISA's layout.
+struct QuantizedActs {
+  GemmScratch scratch;
+  GemmActivations acts;
+  ActLayout layout;
+};
+
+QuantizedActs quantize_acts(Isa isa, bool reference, const PanelFormat& f, const std::vector<float>& x, int64_t m,
+                            int64_t k) {
+  QuantizedActs a;
+  a.layout = gemm_act_layout(isa);
+  a.acts = a.scratch.prepare(f, a.layout, m, k);
+  if (reference) {
+    gemm_quantize_scalar(a.layout, f, x.data(), k, 0, m, a.acts);
+  } else {
+    isa_kernels(isa).quantize(f, x.data(), k, 0, m, a.acts);
+  }
+  return a;
+}
+
+// Row r, element j of the activations (any layout), and the per-(row, sub-block) values.
+int32_t act_value(const QuantizedActs& a, const PanelFormat& f, int64_t r, int64_t j) {
+  const int64_t t = r / a.layout.tile_rows, lane = r % a.layout.tile_rows, s = j / f.sub, i = j % f.sub;
+  const int64_t cell = (t * a.acts.n_sub + s) * a.layout.tile_rows;
+  const int64_t at =
+      cell * f.sub + ((i / a.layout.k_group) * a.layout.tile_rows + lane) * a.layout.k_group + i % a.layout.k_group;
+  const auto* q = static_cast<const std::byte*>(a.acts.q);
+  if (a.layout.elem_bytes == 1) return static_cast<int8_t>(q[at]);
+  int16_t v;
+  std::memcpy(&v, q + 2 * at, sizeof v);
+  return v;
+}
+
+int64_t cell_of(const QuantizedActs& a, int64_t r, int64_t s) {
+  return (r / a.layout.tile_rows * a.acts.n_sub + s) * a.layout.tile_rows + r % a.layout.tile_rows;
+}
+
+TEST(Gemm, SimdQuantizersMatchScalarExactly) {
+  constexpr int64_t kM = 7, kK = 256;
+  std::vector<float> x = random_values(kM * kK, 7, 2.0f);
+  for (int j = 0; j < 32; ++j) x[static_cast<size_t>(kK + j)] = 0.0f;  // an all-zero block: scale 0
+  // Blocks so small that 1/d overflows (d = amax/127 subnormal): they quantize to zeros.
+  for (int j = 0; j < 32; ++j) x[static_cast<size_t>(2 * kK + j)] = (j % 2 ? 1e-38f : -3e-39f) * static_cast<float>(j);
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kScalar) continue;
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (const PanelFormat f : {PanelFormat{32, 8, false, false}, PanelFormat{16, 32, true, false}}) {
+      const QuantizedActs want = quantize_acts(isa, true, f, x, kM, kK);
+      const QuantizedActs got = quantize_acts(isa, false, f, x, kM, kK);
+      for (int j = 0; j < 32; ++j) EXPECT_EQ(act_value(want, f, 2, j), 0) << "tiny block, element " << j;
+      for (int64_t r = 0; r < kM; ++r) {
+        for (int64_t j = 0; j < kK; ++j) ASSERT_EQ(act_value(got, f, r, j), act_value(want, f, r, j)) << r << "," << j;
+        for (int64_t s = 0; s < kK / f.sub; ++s) {
+          const int64_t c = cell_of(want, r, s);
+          ASSERT_EQ(got.acts.scale[c], want.acts.scale[c]);
+          ASSERT_EQ(got.acts.corr[c], want.acts.corr[c]);
+          if (f.has_min) {
+            ASSERT_EQ(got.acts.min_scale[c], want.acts.min_scale[c]);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Runs one kernel over every pair of groups of a packed matrix the way gemm() does, with sub-block
+// chunks of `chunk` so the accumulate path is taken.
+std::vector<float> run_tiles(const PackedWeights& w, int64_t m, int64_t chunk,
+                             const std::function<void(const GemmTile&)>& kernel) {
+  // A sentinel tail catches stores past the last row.
+  std::vector<float> y(static_cast<size_t>(m * w.n_out() + 64), NAN);
+  std::fill(y.end() - 64, y.end(), 12345.0f);
+  const int64_t rows = w.layout().rows;
+  for (int64_t sb0 = 0; sb0 < w.n_sub(); sb0 += chunk) {
+    for (int64_t g = 0; g < w.n_groups(); g += 2) {
+      kernel(GemmTile{w.group(g) + sb0 * w.sub_bytes(), w.n_sub() * w.sub_bytes(),
+                      std::min<int64_t>(2, w.n_groups() - g), sb0, std::min(chunk, w.n_sub() - sb0), m,
+                      y.data() + g * rows, w.n_out(), std::min(2 * rows, w.n_out() - g * rows), sb0 > 0, nullptr, 0,
+                      0});
+    }
+  }
+  for (auto it = y.end() - 64; it != y.end(); ++it) EXPECT_EQ(*it, 12345.0f) << "store past the output";
+  y.resize(y.size() - 64);
+  return y;
+}
+
+TEST(Gemm, SimdMicrokernelsMatchScalarBitForBit) {
+  ThreadPool pool(2);
+  constexpr int64_t kK = 768, kOut = 37;  // 37 rows: a partial last group on both layouts
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kScalar) continue;
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (DType type : packed_types()) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 5, 0.05f));
+      const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, isa, pool);
+      for (int64_t m : {1, 2, 5, 6, 7, 12, 13, 17}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 40 + static_cast<unsigned>(m), 1.0f);
+        const QuantizedActs a_ref = quantize_acts(isa, true, w.format(), x, m, kK);
+        const QuantizedActs a_isa = quantize_acts(isa, false, w.format(), x, m, kK);
+        const int64_t chunk = w.n_sub() / 3 + 1;
+        const std::vector<float> want = run_tiles(w, m, chunk, [&](const GemmTile& tile) {
+          gemm_kernel_scalar(w.format(), w.layout(), a_ref.layout, a_ref.acts, tile);
+        });
+        const std::vector<float> got = run_tiles(
+            w, m, chunk, [&](const GemmTile& tile) { isa_kernels(isa).kernel(w.format(), a_isa.acts, tile); });
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "m " << m << " output " << i;
+      }
+    }
+  }
+}
+
+// gemm() end to end against float64 of the dequantized weights and the quantized activations the
+// kernels see, on every ISA, with more rows than a row chunk and more k than a k chunk.
+void expect_gemm_matches_float64(Isa isa, DType type, int64_t m, int64_t k, int64_t n_out, ThreadPool& pool) {
+  const std::vector<std::byte> blocks = quantized(type, random_values(static_cast<size_t>(n_out * k), 9, 0.05f));
+  std::vector<float> w_deq(static_cast<size_t>(n_out * k));
+  dequantize(type, blocks.data(), w_deq.data(), n_out * k);
+  const PackedWeights w = PackedWeights::pack({blocks.data(), type, n_out, k}, isa, pool);
+  const std::vector<float> x = random_values(static_cast<size_t>(m * k), 21, 1.0f);
+  const QuantizedActs a = quantize_acts(isa, true, w.format(), x, m, k);
+  std::vector<float> y(static_cast<size_t>(m * n_out), NAN);
+  GemmScratch scratch;
+  gemm(isa, pool, w, x.data(), m, y.data(), scratch);
+  const int sub = w.format().sub;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t r = 0; r < n_out; ++r) {
+      double want = 0, magnitude = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        const double a_deq = static_cast<double>(a.acts.scale[cell_of(a, i, j / sub)]) * act_value(a, w.format(), i, j);
+        const double p = static_cast<double>(w_deq[static_cast<size_t>(r * k + j)]) * a_deq;
+        want += p;
+        magnitude += std::fabs(p);
+      }
+      ASSERT_NEAR(y[static_cast<size_t>(i * n_out + r)], want, 2e-5 * magnitude) << "row " << i << " output " << r;
+    }
+  }
+}
+
+TEST(Gemm, EveryTypeEveryIsaMatchesFloat64) {
+  ThreadPool pool(3);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (DType type : packed_types()) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      expect_gemm_matches_float64(isa, type, 11, 512, 37, pool);
+    }
+  }
+}
+
+TEST(Gemm, RowAndDepthChunksMatchFloat64) {
+  ThreadPool pool(2);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (DType type : {DType::kQ4_0, DType::kQ6_K, DType::kQ4_K}) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      expect_gemm_matches_float64(isa, type, 261, 2304, 20, pool);
+    }
+  }
+}
+
+TEST(Gemm, AgreesWithTheGemvPath) {
+  ThreadPool pool(2);
+  constexpr int64_t kM = 9, kK = 1024, kOut = 45;
+  const Isa isa = supported_isas().back();
+  for (DType type : packed_types()) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 13, 0.05f));
+    const std::vector<float> x = random_values(kM * kK, 17, 1.0f);
+    const WeightMatrix wm{blocks.data(), type, kOut, kK};
+    std::vector<float> gemv_y(kM * kOut), gemm_y(kM * kOut);
+    MatmulScratch matmul_scratch;
+    matmul(cpu_kernels(isa), pool, wm, x.data(), kM, gemv_y.data(), matmul_scratch);
+    GemmScratch gemm_scratch;
+    gemm(isa, pool, PackedWeights::pack(wm, isa, pool), x.data(), kM, gemm_y.data(), gemm_scratch);
+    std::vector<float> w_deq(kOut * kK);
+    dequantize(type, blocks.data(), w_deq.data(), kOut * kK);
+    for (int64_t i = 0; i < kM; ++i) {
+      for (int64_t r = 0; r < kOut; ++r) {
+        double magnitude = 0;
+        for (int64_t j = 0; j < kK; ++j) magnitude += std::fabs(static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j]);
+        // The two paths quantize activations differently (Q8_0 / Q8_K blocks vs per-sub-block
+        // bytes): each element's error is at most half a step of 1/127 of its block's max.
+        EXPECT_NEAR(gemm_y[i * kOut + r], gemv_y[i * kOut + r], 1e-2 * magnitude);
+      }
+    }
+  }
+}
+
+TEST(Gemm, RejectsUnservedTypesAndForeignLayouts) {
+  ThreadPool pool(1);
+  std::vector<std::byte> w(4096);
+  EXPECT_THROW(PackedWeights::pack({w.data(), DType::kF32, 2, 256}, Isa::kScalar, pool), Error);
+  EXPECT_THROW(PackedWeights::pack({w.data(), DType::kQ4_K, 2, 100}, Isa::kScalar, pool), Error);
+  EXPECT_THROW(PackedWeights::pack({w.data(), DType::kF16, 2, 100}, Isa::kScalar, pool), Error);
+  EXPECT_THROW(PackedWeights::pack({w.data(), DType::kQ8_0, 2, 0}, Isa::kScalar, pool), Error);
+  EXPECT_THROW(PackedWeights::pack({w.data(), DType::kQ8_0, 0, 256}, Isa::kScalar, pool), Error);
+}
+
+TEST(GemmDeathTest, WeightsPackedForAnotherLayoutAbort) {
+  if (!isa_supported(Isa::kAvx512, cpu_features())) GTEST_SKIP() << "needs an AVX-512 CPU (two layouts)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  ThreadPool pool(1);
+  std::vector<std::byte> w(4096);
+  const PackedWeights packed = PackedWeights::pack({w.data(), DType::kQ8_0, 2, 256}, Isa::kAvx2, pool);
+  std::vector<float> x(256, 1.0f), y(2);
+  GemmScratch scratch;
+  EXPECT_DEATH(gemm(Isa::kAvx512, pool, packed, x.data(), 1, y.data(), scratch), "another ISA's layout");
+}
+
+// F16 / BF16 weights: the avx512 float microkernels against the scalar reference bit for bit,
+// and gemm() against float64 of the weights and the activations as the kernels see them.
+TEST(GemmFloat, Avx512MicrokernelsMatchScalarBitForBit) {
+  if (!isa_supported(Isa::kAvx512, cpu_features())) GTEST_SKIP() << "this CPU has no AVX-512";
+  ThreadPool pool(2);
+  constexpr int64_t kK = 320, kOut = 37;
+  const GemmIsaKernels kernels = gemm_avx512_kernels();
+  for (DType type : {DType::kF16, DType::kBF16}) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 5, 0.05f));
+    const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, Isa::kAvx512, pool);
+    for (int64_t m : {1, 5, 12, 13, 25}) {
+      std::vector<float> x = random_values(static_cast<size_t>(m * kK), 60 + static_cast<unsigned>(m), 1.0f);
+      x[0] = 1e-39f;  // subnormal activations: kept by the conversion, read as zero by vdpbf16ps
+      x[3] = -2.5e-39f;
+      GemmScratch ref_scratch, isa_scratch;
+      const ActLayout layout = type == DType::kF16 ? kF16Acts : kBF16Acts;
+      const GemmActivations a_ref = ref_scratch.prepare(w.format(), layout, m, kK);
+      const GemmActivations a_isa = isa_scratch.prepare(w.format(), layout, m, kK);
+      gemm_float_acts_scalar(w.kind(), x.data(), kK, 0, m, a_ref.q);
+      kernels.float_acts(w.kind(), x.data(), kK, 0, m, a_isa.q);
+      ASSERT_EQ(0, std::memcmp(a_ref.q, a_isa.q, static_cast<size_t>((m + 11) / 12 * 12 * kK * layout.elem_bytes)));
+      const int64_t chunk = w.n_sub() / 3 + 1;
+      const std::vector<float> want =
+          run_tiles(w, m, chunk, [&](const GemmTile& tile) { gemm_float_kernel_scalar(w.kind(), a_ref, tile); });
+      const std::vector<float> got =
+          run_tiles(w, m, chunk, [&](const GemmTile& tile) { kernels.float_kernel(w.kind(), a_isa, tile); });
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "m " << m << " output " << i;
+    }
+  }
+}
+
+TEST(GemmFloat, MatchesFloat64OnEveryIsa) {
+  ThreadPool pool(3);
+  constexpr int64_t kM = 29, kK = 1088, kOut = 37;  // 1088: two k chunks
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (DType type : {DType::kF16, DType::kBF16}) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 8, 0.05f));
+      std::vector<float> w_deq(kOut * kK);
+      dequantize(type, blocks.data(), w_deq.data(), kOut * kK);
+      const std::vector<float> x = random_values(kM * kK, 31, 1.0f);
+      std::vector<float> x_seen = x;  // BF16 weights take bf16 activations
+      if (type == DType::kBF16) {
+        std::vector<std::byte> xb(*dtype_bytes_for(DType::kBF16, x.size()));
+        quantize(DType::kBF16, x.data(), xb.data(), kM * kK);
+        dequantize(DType::kBF16, xb.data(), x_seen.data(), kM * kK);
+      }
+      const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, isa, pool);
+      std::vector<float> y(kM * kOut, NAN);
+      GemmScratch scratch;
+      gemm(isa, pool, w, x.data(), kM, y.data(), scratch);
+      for (int64_t i = 0; i < kM; ++i) {
+        for (int64_t r = 0; r < kOut; ++r) {
+          double want = 0, magnitude = 0;
+          for (int64_t j = 0; j < kK; ++j) {
+            const double p = static_cast<double>(w_deq[r * kK + j]) * x_seen[i * kK + j];
+            want += p;
+            magnitude += std::fabs(p);
+          }
+          ASSERT_NEAR(y[i * kOut + r], want, 2e-5 * magnitude) << "row " << i << " output " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST(GemmFloat, ServedWhereAKernelExists) {
+  EXPECT_FALSE(gemm_serves(Isa::kScalar, DType::kQ4_0));
+  EXPECT_TRUE(gemm_serves(Isa::kAvx2, DType::kQ4_0));
+  EXPECT_FALSE(gemm_serves(Isa::kAvx2, DType::kF16));
+  EXPECT_TRUE(gemm_serves(Isa::kAvx512, DType::kBF16));
+  EXPECT_FALSE(gemm_serves(Isa::kAvx512, DType::kF32));
+}
+
+// The same packed weights and activations give bit-identical outputs on every ISA and thread
+// count (the kernels and the reference perform the same float operations in the same order),
+// over shapes with partial tiles, groups, pairs and k chunks; m = 0 leaves y untouched.
+TEST(Gemm, EveryIsaAndThreadCountGivesIdenticalBits) {
+  std::mt19937 rng(77);
+  const DType types[] = {DType::kQ4_0,   DType::kQ8_0, DType::kQ4_K, DType::kQ6_K,
+                         DType::kIQ4_XS, DType::kQ2_K, DType::kF16,  DType::kBF16};
+  for (int round = 0; round < 8; ++round) {
+    const DType type = types[round];
+    const int64_t k = 256 * (1 + static_cast<int64_t>(rng() % 5));
+    const int64_t n_out = 1 + static_cast<int64_t>(rng() % 90), m = 1 + static_cast<int64_t>(rng() % 40);
+    SCOPED_TRACE(std::string(dtype_name(type)) + " m " + std::to_string(m) + " k " + std::to_string(k) + " n " +
+                 std::to_string(n_out));
+    const std::vector<std::byte> blocks =
+        quantized(type, random_values(static_cast<size_t>(n_out * k), 90u + round, 0.05f));
+    const std::vector<float> x = random_values(static_cast<size_t>(m * k), 50u + round, 1.0f);
+    std::vector<float> first;
+    for (Isa isa : supported_isas()) {
+      for (int threads : {1, 3}) {
+        ThreadPool pool(threads);
+        const PackedWeights w = PackedWeights::pack({blocks.data(), type, n_out, k}, isa, pool);
+        std::vector<float> y(static_cast<size_t>(m * n_out), NAN);
+        GemmScratch scratch;
+        gemm(isa, pool, w, x.data(), 0, y.data(), scratch);
+        ASSERT_TRUE(std::isnan(y[0])) << "m = 0 wrote output";
+        gemm(isa, pool, w, x.data(), m, y.data(), scratch);
+        if (first.empty()) first = y;
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_EQ(y[i], first[i]) << isa_name(isa) << ", " << threads << " threads, output " << i;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
