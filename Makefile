@@ -87,6 +87,8 @@ bench: build
 	$(RELEASE_DIR)/bench/roofline_bench
 	$(RELEASE_DIR)/bench/gemv_bench
 	$(RELEASE_DIR)/bench/gemm_bench
+	$(RELEASE_DIR)/bench/attention_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+	$(RELEASE_DIR)/bench/ops_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 	$(RELEASE_DIR)/bench/thread_pool_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 $(FUZZ_DIR)/build.ninja: CMakeLists.txt | deps

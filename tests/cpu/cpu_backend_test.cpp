@@ -7,60 +7,34 @@
 #include <cmath>
 #include <random>
 
+#include "cpu_test_util.h"
 #include "ember/error.h"
 #include "quant/fp16.h"
 
 namespace ember {
 namespace {
 
-std::vector<float> random_values(size_t n, unsigned seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
-std::vector<std::byte> quantized(DType type, const std::vector<float>& values) {
-  std::vector<std::byte> out(*dtype_bytes_for(type, values.size()));
-  quantize(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
-  return out;
-}
-
-CpuBackendOptions threads(int n, std::optional<Isa> isa = std::nullopt, bool repack = true) {
-  CpuBackendOptions options;
-  options.n_threads = n;
-  options.isa = isa;
-  options.repack_weights = repack;
-  return options;
-}
-
-StepLimits limits(int64_t max_rows, int64_t max_k) {
-  StepLimits l;
-  l.max_rows = max_rows;
-  l.max_k = max_k;
-  return l;
-}
+using namespace cpu_test;
 
 TEST(CpuBackend, RepacksServedTypesAndAccountsTheMemory) {
-  CpuBackend backend(threads(2));
+  CpuBackend backend(backend_options(2));
   const std::vector<std::byte> q4k = quantized(DType::kQ4_K, random_values(64 * 512, 1, 0.05f));
   const Linear linear = backend.prepare({q4k.data(), DType::kQ4_K, 64, 512});
   EXPECT_EQ(linear.packed.has_value(), gemm_serves(backend.isa(), DType::kQ4_K));
   EXPECT_EQ(backend.packed_bytes(), linear.packed ? linear.packed->bytes() : 0u);
 
-  CpuBackend no_repack(threads(1, std::nullopt, false));
+  CpuBackend no_repack(backend_options(1, std::nullopt, false));
   EXPECT_FALSE(no_repack.prepare({q4k.data(), DType::kQ4_K, 64, 512}).packed);
   EXPECT_EQ(no_repack.packed_bytes(), 0u);
 }
 
 TEST(CpuBackend, RejectsWeightsWithoutKernelsOrWholeBlocks) {
-  CpuBackend backend(threads(1));
+  CpuBackend backend(backend_options(1));
   std::vector<std::byte> w(1 << 16);
   EXPECT_THROW(backend.prepare({w.data(), DType::kQ8_K, 4, 256}), Error);
   EXPECT_THROW(backend.prepare({w.data(), DType::kQ4_K, 4, 100}), Error);
   EXPECT_THROW(backend.prepare({w.data(), DType::kQ4_0, 0, 64}), Error);
-  EXPECT_THROW(CpuBackend(threads(-1)), Error);
+  EXPECT_THROW(CpuBackend(backend_options(-1)), Error);
 }
 
 // Both matmul paths (GEMV below gemm_min_rows, GEMM from it) against float64.
@@ -68,8 +42,8 @@ TEST(CpuBackend, MatmulPathsMatchFloat64) {
   constexpr int64_t kK = 512, kOut = 40;
   for (Isa isa : supported_isas()) {
     SCOPED_TRACE(std::string(isa_name(isa)));
-    CpuBackend backend(threads(2, isa));
-    backend.reserve(limits(16, kK));
+    CpuBackend backend(backend_options(2, isa));
+    backend.reserve(step_limits(16, kK));
     for (DType type : {DType::kQ4_K, DType::kQ8_0, DType::kF16}) {
       SCOPED_TRACE(std::string(dtype_name(type)));
       const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 2, 0.05f));
@@ -97,7 +71,7 @@ TEST(CpuBackend, MatmulPathsMatchFloat64) {
 }
 
 TEST(CpuBackend, RowOpsMatchTheTableAppliedPerRow) {
-  CpuBackend backend(threads(3));
+  CpuBackend backend(backend_options(3));
   constexpr int64_t kRows = 37, kN = 96;
   const std::vector<float> x = random_values(kRows * kN, 4, 1.0f), w = random_values(kN, 5, 1.0f);
   std::vector<float> got(kRows * kN), want(kRows * kN);
@@ -119,8 +93,8 @@ TEST(CpuBackend, RowOpsMatchTheTableAppliedPerRow) {
 }
 
 TEST(CpuBackend, FloatWeightsThatDoNotFillPanelsStayOnTheGemvPath) {
-  CpuBackend backend(threads(2));
-  backend.reserve(limits(8, 48));
+  CpuBackend backend(backend_options(2));
+  backend.reserve(step_limits(8, 48));
   const std::vector<float> w = random_values(5 * 48, 14, 0.1f);
   const std::vector<std::byte> f16 = quantized(DType::kF16, w);
   const Linear linear = backend.prepare({f16.data(), DType::kF16, 5, 48});
@@ -142,8 +116,8 @@ TEST(CpuBackend, FloatWeightsThatDoNotFillPanelsStayOnTheGemvPath) {
 
 TEST(CpuBackendDeathTest, AStepBeyondReserveAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  CpuBackend backend(threads(1));
-  backend.reserve(limits(4, 256));
+  CpuBackend backend(backend_options(1));
+  backend.reserve(step_limits(4, 256));
   const std::vector<std::byte> q8 = quantized(DType::kQ8_0, random_values(16 * 256, 16, 0.1f));
   const Linear linear = backend.prepare({q8.data(), DType::kQ8_0, 16, 256});
   std::vector<float> x(8 * 256, 0.5f), y(8 * 16);

@@ -10,6 +10,7 @@
 
 #include "core/aligned_buffer.h"
 #include "cpu/cpu_backend.h"
+#include "cpu_test_util.h"
 
 // Counts every global allocation of this test binary (the replacement forwards to malloc).
 namespace {
@@ -29,39 +30,14 @@ void operator delete(void* p, size_t) noexcept { release(p); }
 namespace ember {
 namespace {
 
-std::vector<float> random_values(size_t n, unsigned seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
-std::vector<std::byte> quantized(DType type, const std::vector<float>& values) {
-  std::vector<std::byte> out(*dtype_bytes_for(type, values.size()));
-  quantize(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
-  return out;
-}
-
-CpuBackendOptions threads(int n) {
-  CpuBackendOptions options;
-  options.n_threads = n;
-  return options;
-}
-
-StepLimits limits(int64_t max_rows, int64_t max_k) {
-  StepLimits l;
-  l.max_rows = max_rows;
-  l.max_k = max_k;
-  return l;
-}
+using namespace cpu_test;
 
 // One decode-like step through every op, after reserve(): no heap allocation at all.
 TEST(CpuBackend, AReservedStepDoesNotAllocate) {
   constexpr int64_t kRows = 9, kEmbd = 256, kFf = 512, kVocab = 300;
   constexpr int32_t kHead = 4, kHeadKv = 2, kHeadDim = 64;
-  CpuBackend backend(threads(2));
-  StepLimits step = limits(kRows, kFf);
+  CpuBackend backend(backend_options(2));
+  StepLimits step = step_limits(kRows, kFf);
   step.max_n_rot = kHeadDim;
   step.n_head = kHead;
   step.n_head_kv = kHeadKv;

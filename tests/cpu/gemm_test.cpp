@@ -8,18 +8,13 @@
 #include <random>
 
 #include "cpu/gemm.h"
+#include "cpu_test_util.h"
 #include "ember/error.h"
 
 namespace ember {
 namespace {
 
-std::vector<float> random_values(size_t n, unsigned seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
+using namespace cpu_test;
 
 // Every weight type the GEMM serves.
 std::vector<DType> packed_types() {
@@ -28,12 +23,6 @@ std::vector<DType> packed_types() {
     if (panel_format(t.dtype)) types.push_back(t.dtype);
   }
   return types;
-}
-
-std::vector<std::byte> quantized(DType type, const std::vector<float>& values) {
-  std::vector<std::byte> out(*dtype_bytes_for(type, values.size()));
-  quantize(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
-  return out;
 }
 
 GemmIsaKernels isa_kernels(Isa isa) { return isa == Isa::kAvx2 ? gemm_avx2_kernels() : gemm_avx512_kernels(); }

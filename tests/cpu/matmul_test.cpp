@@ -6,18 +6,13 @@
 #include <random>
 
 #include "cpu/matmul.h"
+#include "cpu_test_util.h"
 #include "ember/error.h"
 
 namespace ember {
 namespace {
 
-std::vector<float> random_values(size_t n, unsigned seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
+using namespace cpu_test;
 
 TEST(Matmul, EveryTypeEveryIsaMatchesFloat64) {
   ThreadPool pool(3);
