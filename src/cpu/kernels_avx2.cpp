@@ -17,9 +17,9 @@ namespace {
 inline float quantize_q8_block(const float* x, int8_t* qs, __m256i* q) {
   const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
                v3 = _mm256_loadu_ps(x + 24);
-  const float amax = hmax_abs(_mm256_max_ps(
-      _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v0), _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v1)),
-      _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v2), _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v3))));
+  // |x| with NaN lanes as 0: the reference's std::max(amax, |x|) skips NaNs wherever they are.
+  const float amax = hmax_abs(
+      _mm256_max_ps(_mm256_max_ps(abs_or_zero(v0), abs_or_zero(v1)), _mm256_max_ps(abs_or_zero(v2), abs_or_zero(v3))));
   const float d = amax / 127;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   const __m256 mul = _mm256_set1_ps(id);

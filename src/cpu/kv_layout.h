@@ -69,7 +69,9 @@ void check_kv_view(const PagedKvView& kv);
 
 // Stores the K and V rows of a batch, k and v [rows.size()][n_head_kv][head_dim] floats, into the
 // slots of (rows[i].seq, rows[i].pos), converting to the pools' dtypes with `kernels`' quantizers.
-// A slot is only written (callers extend KvSeq::n_tokens afterwards). Bad indices abort.
+// A slot is only written (callers extend KvSeq::n_tokens afterwards). Bad indices abort. Each
+// (seq, pos) may appear at most once per call (rows are stored in parallel; the scheduler never
+// schedules one position twice in a step).
 void store_kv(const CpuKernels& kernels, ThreadPool& pool, const PagedKvView& kv, std::span<const KvSeq> seqs,
               std::span<const KvRow> rows, const float* k, const float* v);
 

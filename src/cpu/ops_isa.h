@@ -70,7 +70,8 @@ using BinaryFn = void (*)(const float* a, const float* b, float* y, int64_t n_ro
 // y[i] = s · x[i]. x, y: [n].
 using ScaleFn = void (*)(const float* x, float* y, int64_t n, float s);
 
-// The index of the largest x[i] (the lowest such index on ties); -1 when n = 0.
+// The index of the largest x[i] (the lowest such index on ties), NaNs never chosen (0 when every
+// element is NaN); -1 when n = 0.
 using ArgmaxFn = int64_t (*)(const float* x, int64_t n);
 
 // The k largest of x[0..n) (0 <= k <= n <= INT32_MAX) as values[k] and indices[k], sorted by value

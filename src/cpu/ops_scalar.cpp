@@ -142,7 +142,8 @@ void scale(const float* x, float* y, int64_t n, float s) {
 int64_t argmax(const float* x, int64_t n) {
   int64_t best = n > 0 ? 0 : -1;
   for (int64_t i = 1; i < n; ++i) {
-    if (x[i] > x[best]) best = i;
+    const bool best_is_nan = x[best] != x[best];  // NaNs are never chosen unless all are NaN
+    if (x[i] > x[best] || (best_is_nan && x[i] == x[i])) best = i;
   }
   return best;
 }

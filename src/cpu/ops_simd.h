@@ -213,7 +213,7 @@ void rms_norm_q8_0(const float* x, const float* w, void* dst, int64_t n, float e
       const int64_t i = b * kQK8_0 + k * V::kLanes;
       y[k] = V::mul(V::load(x + i), s);
       if (w != nullptr) y[k] = V::mul(y[k], V::load(w + i));
-      amax = V::max(amax, V::abs(y[k]));
+      amax = V::max(V::abs(y[k]), amax);  // a NaN loses, as in the reference's std::max
     }
     const float d = V::reduce_max(amax) / 127;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -223,7 +223,10 @@ void rms_norm_q8_0(const float* x, const float* w, void* dst, int64_t n, float e
       continue;
     }
     for (int k = 0; k < kVecs; ++k) {
-      V::store_i8(blocks[b].qs + k * V::kLanes, vround_half_away<V>(V::mul(y[k], V::set1(id))));
+      // The reference's round_or_zero: NaN or out of [-128, 127] stores 0.
+      const typename V::F r = vround_half_away<V>(V::mul(y[k], V::set1(id)));
+      const typename V::F low_ok = V::select(V::ge(r, V::set1(-128.0f)), r, V::zero());
+      V::store_i8(blocks[b].qs + k * V::kLanes, V::select(V::ge(V::set1(127.0f), low_ok), low_ok, V::zero()));
     }
   }
 }
@@ -367,13 +370,15 @@ int64_t argmax(const float* x, int64_t n) {
   F m0 = minus_inf, m1 = minus_inf, m2 = minus_inf, m3 = minus_inf;
   int64_t i = 0;
   for (; i + 4 * kL <= n; i += 4 * kL) {
-    m0 = V::max(m0, V::load(x + i));
-    m1 = V::max(m1, V::load(x + i + kL));
-    m2 = V::max(m2, V::load(x + i + 2 * kL));
-    m3 = V::max(m3, V::load(x + i + 3 * kL));
+    // max(new, acc): the hardware max returns its second operand when either is NaN, so a NaN
+    // element loses and the accumulators never become NaN (NaNs are never chosen).
+    m0 = V::max(V::load(x + i), m0);
+    m1 = V::max(V::load(x + i + kL), m1);
+    m2 = V::max(V::load(x + i + 2 * kL), m2);
+    m3 = V::max(V::load(x + i + 3 * kL), m3);
   }
-  for (; i + kL <= n; i += kL) m0 = V::max(m0, V::load(x + i));
-  if (i < n) m1 = V::max(m1, V::select(V::tail_mask(n - i), V::load_partial(x + i, n - i), minus_inf));
+  for (; i + kL <= n; i += kL) m0 = V::max(V::load(x + i), m0);
+  if (i < n) m1 = V::max(V::select(V::tail_mask(n - i), V::load_partial(x + i, n - i), minus_inf), m1);
   const float max = V::reduce_max(V::max(V::max(m0, m1), V::max(m2, m3)));
   const F vmax = V::set1(max);
   for (i = 0; i + kL <= n; i += kL) {
@@ -383,7 +388,7 @@ int64_t argmax(const float* x, int64_t n) {
   for (; i < n; ++i) {
     if (x[i] == max) return i;
   }
-  return 0;  // only reachable with NaNs in x
+  return 0;  // every element is NaN
 }
 
 // Top-k order: a larger value is better; for equal values, the lower index.
@@ -428,9 +433,12 @@ void top_k(const float* x, int64_t n, int64_t k, float* values, int32_t* indices
   };
   int64_t i = k;
   for (; i + 4 * kL <= n; i += 4 * kL) {
-    const typename V::F m =
-        V::max(V::max(V::load(x + i), V::load(x + i + kL)), V::max(V::load(x + i + 2 * kL), V::load(x + i + 3 * kL)));
-    if (V::bits(V::gt(m, V::set1(values[0]))) == 0) continue;
+    // One compare per vector, masks ORed (a max of the four would let a NaN hide a larger lane).
+    const typename V::F root = V::set1(values[0]);
+    if ((V::bits(V::gt(V::load(x + i), root)) | V::bits(V::gt(V::load(x + i + kL), root)) |
+         V::bits(V::gt(V::load(x + i + 2 * kL), root)) | V::bits(V::gt(V::load(x + i + 3 * kL), root))) == 0) {
+      continue;
+    }
     for (int64_t q = 0; q < 4 * kL; q += kL) {
       unsigned bits = V::bits(V::gt(V::load(x + i + q), V::set1(values[0])));
       for (; bits != 0; bits &= bits - 1) offer(i + q + __builtin_ctz(bits));

@@ -19,6 +19,11 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// |v| with NaN lanes set to 0 (so a max over them skips NaNs, as std::max(amax, |x|) does).
+inline __m256 abs_or_zero(__m256 v) {
+  return _mm256_and_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+}
+
 // Largest |x| of the 8 floats of v.
 inline float hmax_abs(__m256 v) {
   const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);

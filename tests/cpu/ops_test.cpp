@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numbers>
 #include <numeric>
 #include <utility>
@@ -352,6 +353,60 @@ TEST(CpuOps, TopKMatchesPartialSortWithTies) {
           }
         }
       }
+    }
+  }
+}
+
+// NaN logits (an f16 overflow upstream) are never chosen, and never hide a larger value: the
+// reviewer's cases put the NaN in the same lane as the maximum, in a later vector of one group.
+TEST(CpuOps, ArgmaxAndTopKSkipNaNs) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (Isa isa : supported_isas()) {
+    std::vector<float> v(64, 0.0f);
+    v[1] = 9.0f;
+    v[9] = nan;
+    v[17] = nan;
+    EXPECT_EQ(cpu_ops(isa).argmax(Row(v).data(), 64), 1) << label(isa, 64);
+    v[0] = nan;  // even first
+    EXPECT_EQ(cpu_ops(isa).argmax(Row(v).data(), 64), 1) << label(isa, 64);
+    std::vector<float> all_nan(40, nan);
+    EXPECT_EQ(cpu_ops(isa).argmax(Row(all_nan).data(), 40), 0) << label(isa, 40);
+
+    std::vector<float> t(66, 0.0f);
+    t[0] = t[1] = 1.0f;
+    t[2] = 100.0f;
+    t[10] = nan;
+    t[18] = nan;
+    std::vector<float> values(2);
+    std::vector<int32_t> indices(2);
+    cpu_ops(isa).top_k(Row(t).data(), 66, 2, values.data(), indices.data());
+    EXPECT_EQ(indices[0], 2) << label(isa, 66);
+    EXPECT_EQ(values[0], 100.0f);
+    EXPECT_EQ(indices[1], 0);
+  }
+}
+
+// A NaN in a block: the fused op still equals rms_norm then the Q8_0 quantizer byte for byte (the
+// reference keeps a finite scale and writes 0 for the NaN).
+TEST(CpuOps, FusedRmsNormQ8_0WithANaNWeightMatchesTheReference) {
+  for (Isa isa : supported_isas()) {
+    const CpuOps& ops = cpu_ops(isa);
+    const QuantizeRowFn quantize = cpu_kernels(isa).quantize_row_for(DType::kQ8_0);
+    for (int64_t at : {0, 15, 24, 31, 40}) {
+      const int64_t n = 64;
+      const Row x(random_floats(n, 11, 0.0f, 3.0f));
+      std::vector<float> w = random_floats(n, 12);
+      w[static_cast<size_t>(at)] = std::numeric_limits<float>::quiet_NaN();
+      const Row weight(w);
+      Row y(n);
+      ops.rms_norm(x.data(), weight.data(), y.data(), n, 1e-5f);
+      std::vector<std::byte> want(n / 32 * 34), got(want.size());
+      quantize(y.data(), want.data(), n, nullptr);
+      ops.rms_norm_q8_0(x.data(), weight.data(), got.data(), n, 1e-5f);
+      EXPECT_EQ(want, got) << label(isa, n) << " NaN at " << at;
+      std::vector<std::byte> reference(want.size());  // the table's quantizer is the reference's
+      cpu_kernels(Isa::kScalar).quantize_row_for(DType::kQ8_0)(y.data(), reference.data(), n, nullptr);
+      EXPECT_EQ(reference, want) << label(isa, n) << " NaN at " << at;
     }
   }
 }
