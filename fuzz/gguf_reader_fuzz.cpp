@@ -11,6 +11,8 @@
 #include "gguf/gguf_reader.h"
 #include "gguf/gguf_split.h"
 #include "gguf/gguf_writer.h"
+#include "tokenizer/spm_tokenizer.h"
+#include "tokenizer/vocab.h"
 
 namespace {
 
@@ -69,6 +71,23 @@ void copy_metadata_round_trip(const ember::GgufFile& file) {
   if (copy->metadata().size() != expected) __builtin_trap();
 }
 
+// Hostile tokenizer metadata: the vocabulary must load or be rejected with an Error; an SPM
+// vocabulary that loads must tokenize text (part of the metadata itself) without crashing.
+void fuzz_tokenizer(const ember::GgufFile& file) {
+  try {
+    const ember::Vocab vocab = ember::Vocab::from_gguf(file);
+    if (vocab.model() == ember::TokenizerModel::kSpm) {
+      const ember::SpmTokenizer tokenizer(vocab);
+      for (ember::TokenId id = 0; id < vocab.size() && id < 64; ++id) {
+        for (ember::TokenId t : tokenizer.encode(vocab.text(id) + " x")) {
+          if (t < 0 || t >= vocab.size()) __builtin_trap();
+        }
+      }
+    }
+  } catch (const ember::Error&) {
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     ember::GgufFile file =
@@ -82,6 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (file.find_tensor(t.name) != &t) __builtin_trap();
     }
     (void)file.get_or<uint32_t>("general.alignment", 0);
+    fuzz_tokenizer(file);
     // `ember inspect` renders hostile metadata too (token ids, escapes, NaN in JSON): fuzz it.
     const ember::GgufModelFiles model = ember::GgufModelFiles::from_file(std::move(file));
     const ember::cli::InspectReport report = ember::cli::build_inspect_report(model);

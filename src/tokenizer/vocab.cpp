@@ -1,0 +1,160 @@
+// Vocab::from_gguf: the tokenizer.ggml.* keys, checked for presence, type, lengths and ranges.
+#include "tokenizer/vocab.h"
+
+#include <algorithm>
+#include <array>
+
+#include "ember/error.h"
+
+namespace ember {
+namespace {
+
+constexpr std::array<std::pair<std::string_view, TokenizerModel>, 3> kModels{{
+    {"llama", TokenizerModel::kSpm},
+    {"gpt2", TokenizerModel::kBpe},
+    {"bert", TokenizerModel::kWpm},
+}};
+
+// Control tokens that end a turn in the chat formats of the supported families.
+constexpr std::string_view kEndOfTurnTexts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "<|end_of_text|>",
+};
+
+TokenizerModel parse_model(const GgufFile& file, std::string_view name) {
+  for (const auto& [key, model] : kModels) {
+    if (key == name) return model;
+  }
+  fail(ErrorCode::kUnsupported, "{}: tokenizer.ggml.model \"{}\" is not supported (supported: llama, gpt2, bert)",
+       file.name(), name);
+}
+
+std::optional<TokenId> special_id(const GgufFile& file, std::string_view key, int32_t n_tokens) {
+  const std::optional<int64_t> id = file.get_optional<int64_t>(key);
+  if (!id) return std::nullopt;
+  // Some converters write -1 (or UINT32_MAX) for "none".
+  if (*id == -1 || *id == 0xFFFFFFFF) return std::nullopt;
+  if (*id < 0 || *id >= n_tokens) {
+    fail(ErrorCode::kInvalidArgument, "{}: {} = {} is outside the vocabulary of {} tokens", file.name(), key, *id,
+         n_tokens);
+  }
+  return static_cast<TokenId>(*id);
+}
+
+}  // namespace
+
+std::string_view tokenizer_model_name(TokenizerModel model) noexcept {
+  for (const auto& [key, m] : kModels) {
+    if (m == model) return key;
+  }
+  return "?";
+}
+
+Vocab Vocab::from_gguf(const GgufFile& file) {
+  Vocab v;
+  v.model_ = parse_model(file, file.get<std::string_view>("tokenizer.ggml.model"));
+  v.pre_ = std::string(file.get_or<std::string_view>("tokenizer.ggml.pre", "default"));
+
+  const std::span<const std::string_view> tokens = file.get_strings("tokenizer.ggml.tokens");
+  if (tokens.empty()) fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.tokens is empty", file.name());
+  if (tokens.size() > static_cast<size_t>(INT32_MAX)) {
+    fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.tokens holds {} tokens, more than token ids can address",
+         file.name(), tokens.size());
+  }
+  const auto n = static_cast<int32_t>(tokens.size());
+  v.texts_.assign(tokens.begin(), tokens.end());
+
+  if (file.contains("tokenizer.ggml.scores")) {
+    const GgufArrayView<float> scores = file.get_array<float>("tokenizer.ggml.scores");
+    if (scores.size() != tokens.size()) {
+      fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.scores has {} entries for {} tokens", file.name(),
+           scores.size(), tokens.size());
+    }
+    v.scores_ = scores.to_vector();
+  }
+  if (file.contains("tokenizer.ggml.token_type")) {
+    const GgufArrayView<int32_t> types = file.get_array<int32_t>("tokenizer.ggml.token_type");
+    if (types.size() != tokens.size()) {
+      fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.token_type has {} entries for {} tokens", file.name(),
+           types.size(), tokens.size());
+    }
+    v.types_.reserve(types.size());
+    for (size_t i = 0; i < types.size(); ++i) {
+      const int32_t t = types[i];
+      if (t < 0 || t > static_cast<int32_t>(TokenType::kByte)) {
+        fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.token_type[{}] = {} is not a token type (0..6)",
+             file.name(), i, t);
+      }
+      v.types_.push_back(static_cast<TokenType>(t));
+    }
+  }
+  v.ids_.reserve(v.texts_.size());
+  for (int32_t id = 0; id < n; ++id) v.ids_.emplace(v.texts_[static_cast<size_t>(id)], id);
+
+  if (file.contains("tokenizer.ggml.merges")) {
+    const std::span<const std::string_view> merges = file.get_strings("tokenizer.ggml.merges");
+    v.merges_.reserve(merges.size());
+    v.merge_ranks_.reserve(merges.size());
+    for (size_t i = 0; i < merges.size(); ++i) {
+      const std::string_view m = merges[i];
+      const size_t space = m.find(' ', 1);  // a left part may itself be a lone space in odd vocabs
+      if (space == std::string_view::npos || space + 1 >= m.size()) {
+        fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.merges[{}] = \"{}\" is not \"left right\"", file.name(),
+             i, m);
+      }
+      v.merges_.emplace_back(std::string(m.substr(0, space)), std::string(m.substr(space + 1)));
+      v.merge_ranks_.emplace(std::string(m), static_cast<int32_t>(i));
+    }
+  } else if (v.model_ == TokenizerModel::kBpe) {
+    fail(ErrorCode::kNotFound, "{}: a gpt2 (BPE) tokenizer needs tokenizer.ggml.merges", file.name());
+  }
+
+  v.special_.bos = special_id(file, "tokenizer.ggml.bos_token_id", n);
+  v.special_.eos = special_id(file, "tokenizer.ggml.eos_token_id", n);
+  v.special_.eot = special_id(file, "tokenizer.ggml.eot_token_id", n);
+  v.special_.eom = special_id(file, "tokenizer.ggml.eom_token_id", n);
+  v.special_.unk = special_id(file, "tokenizer.ggml.unknown_token_id", n);
+  v.special_.pad = special_id(file, "tokenizer.ggml.padding_token_id", n);
+  v.special_.sep = special_id(file, "tokenizer.ggml.seperator_token_id", n);  // sic: llama.cpp's key
+  v.special_.mask = special_id(file, "tokenizer.ggml.mask_token_id", n);
+
+  // Defaults as llama.cpp's: SPM adds BOS and a space prefix, BPE and WPM neither (BERT adds its
+  // CLS as BOS through the key when the file says so).
+  v.add_bos_ = file.get_or<bool>("tokenizer.ggml.add_bos_token", v.model_ == TokenizerModel::kSpm);
+  v.add_eos_ = file.get_or<bool>("tokenizer.ggml.add_eos_token", false);
+  v.add_space_prefix_ = file.get_or<bool>("tokenizer.ggml.add_space_prefix", v.model_ == TokenizerModel::kSpm);
+  v.remove_extra_whitespaces_ = file.get_or<bool>("tokenizer.ggml.remove_extra_whitespaces", false);
+  if (v.add_bos_ && !v.special_.bos) {
+    fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.add_bos_token is set but there is no bos_token_id",
+         file.name());
+  }
+
+  for (const std::optional<TokenId>& id : {v.special_.eos, v.special_.eot, v.special_.eom}) {
+    if (id) v.eog_.push_back(*id);
+  }
+  for (std::string_view text : kEndOfTurnTexts) {
+    const std::optional<TokenId> id = v.find(text);
+    if (id && (v.type(*id) == TokenType::kControl || v.type(*id) == TokenType::kUserDefined)) v.eog_.push_back(*id);
+  }
+  std::sort(v.eog_.begin(), v.eog_.end());
+  v.eog_.erase(std::unique(v.eog_.begin(), v.eog_.end()), v.eog_.end());
+  return v;
+}
+
+std::optional<TokenId> Vocab::find(std::string_view text) const {
+  const auto it = ids_.find(text);
+  if (it == ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<int32_t> Vocab::merge_rank(std::string_view left, std::string_view right) const {
+  std::string key;
+  key.reserve(left.size() + 1 + right.size());
+  key.append(left).append(1, ' ').append(right);
+  const auto it = merge_ranks_.find(key);
+  if (it == merge_ranks_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Vocab::is_end_of_generation(TokenId id) const { return std::binary_search(eog_.begin(), eog_.end(), id); }
+
+}  // namespace ember

@@ -1,0 +1,94 @@
+// Vocab: a model's tokenizer vocabulary read from GGUF metadata (tokenizer.ggml.*): tokens,
+// scores, token types, BPE merges, special token ids and flags, validated with errors that name
+// the key. The tokenizers (SPM, BPE, WPM) are built on it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "gguf/gguf_reader.h"
+
+namespace ember {
+
+// tokenizer.ggml.model.
+enum class TokenizerModel { kSpm, kBpe, kWpm };
+
+std::string_view tokenizer_model_name(TokenizerModel model) noexcept;
+
+// tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
+enum class TokenType : int32_t {
+  kUndefined = 0,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
+};
+
+using TokenId = int32_t;
+
+struct SpecialTokens {
+  std::optional<TokenId> bos, eos, eot, eom, unk, pad, sep, mask;
+};
+
+class Vocab {
+ public:
+  // Throws Error(kNotFound / kTypeMismatch / kInvalidArgument / kUnsupported) naming the file and
+  // the key: no token list, lists of different lengths, an unknown model, a special id out of range.
+  static Vocab from_gguf(const GgufFile& file);
+
+  TokenizerModel model() const noexcept { return model_; }
+  // tokenizer.ggml.pre ("default" when absent): selects the BPE pre-tokenizer.
+  const std::string& pre() const noexcept { return pre_; }
+  int32_t size() const noexcept { return static_cast<int32_t>(texts_.size()); }
+
+  const std::string& text(TokenId id) const { return texts_.at(static_cast<size_t>(id)); }
+  float score(TokenId id) const { return scores_.empty() ? 0.0f : scores_.at(static_cast<size_t>(id)); }
+  TokenType type(TokenId id) const { return types_.empty() ? TokenType::kNormal : types_.at(static_cast<size_t>(id)); }
+  // The id of a token's text (the first, if a text repeats).
+  std::optional<TokenId> find(std::string_view text) const;
+
+  // BPE merges as (left, right) pairs, in rank order; rank() of a pair or nullopt.
+  const std::vector<std::pair<std::string, std::string>>& merges() const noexcept { return merges_; }
+  std::optional<int32_t> merge_rank(std::string_view left, std::string_view right) const;
+
+  const SpecialTokens& special() const noexcept { return special_; }
+  // The tokens that end a generation: eos, eot, eom and the control tokens models use for it
+  // (<|im_end|>, <|eot_id|>, <|end|>, <end_of_turn>, <|endoftext|>, ...), sorted, unique.
+  const std::vector<TokenId>& end_of_generation() const noexcept { return eog_; }
+  bool is_end_of_generation(TokenId id) const;
+
+  bool add_bos() const noexcept { return add_bos_; }
+  bool add_eos() const noexcept { return add_eos_; }
+  bool add_space_prefix() const noexcept { return add_space_prefix_; }
+  bool remove_extra_whitespaces() const noexcept { return remove_extra_whitespaces_; }
+
+  Vocab(Vocab&&) noexcept = default;
+  Vocab& operator=(Vocab&&) noexcept = default;
+  Vocab(const Vocab&) = delete;  // ids_ views into texts_' strings
+  Vocab& operator=(const Vocab&) = delete;
+
+ private:
+  Vocab() = default;
+
+  TokenizerModel model_ = TokenizerModel::kSpm;
+  std::string pre_;
+  std::vector<std::string> texts_;
+  std::vector<float> scores_;
+  std::vector<TokenType> types_;
+  std::unordered_map<std::string_view, TokenId> ids_;  // views into texts_
+  std::vector<std::pair<std::string, std::string>> merges_;
+  // Keyed by "left right" as GGUF stores them (byte-level BPE tokens never hold a plain space).
+  std::unordered_map<std::string, int32_t> merge_ranks_;
+  SpecialTokens special_;
+  std::vector<TokenId> eog_;
+  bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false, remove_extra_whitespaces_ = false;
+};
+
+}  // namespace ember
