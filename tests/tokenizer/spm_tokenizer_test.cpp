@@ -29,6 +29,7 @@ TEST(SpmTokenizer, MatchesTheReferenceVectors) {
     ASSERT_GT(vectors.size(), 20u);
     for (const tokenizer_test::Vector& v : vectors) {
       EXPECT_EQ(describe(tokenizer.encode(v.input)), describe(v.expected)) << "input: \"" << v.input << "\"";
+      EXPECT_EQ(tokenizer.decode(v.expected), v.input) << "round trip of \"" << v.input << "\"";
     }
   }
 }
@@ -47,6 +48,8 @@ TEST(SpmTokenizer, FallsBackToBytesAndSurvivesInvalidUtf8) {
       "a\x80"
       "b\xE2\x96");
   EXPECT_FALSE(bad.empty());
+  EXPECT_EQ(tokenizer.decode(bad), std::string("a\x80") + "b\xE2\x96");
+  EXPECT_EQ(tokenizer.decode(ids), "\xF0\x90\x8D\x88");
   for (TokenId id : bad) ASSERT_LT(id, vocab.size());
   // Long inputs stay fast (no quadratic merging): 200 KB of text.
   std::string text;
