@@ -18,14 +18,7 @@ constexpr int kGroup = kAvx2Panels.k_group;  // k-values of a row per lane: pmad
 constexpr int kTileRows = kAvx2Acts.tile_rows;
 static_assert(kRows == 8 && kGroup == 2 && kAvx2Acts.k_group == kGroup && kAvx2Acts.elem_bytes == 2);
 
-// Bytes stay unsigned in the panel and widen to 16 bits here, so q up to 255 times activations
-// up to ±127 never saturates (maddubs's 16-bit pair sums would, for Q8_0's 128-offset bytes).
-int32_t load_pair(const int16_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
+// The first n of 8 lanes (n clamped): partial groups of 8 weight rows.
 __m256i lanes_below(int64_t n) {
   const int clamped = n < 0 ? 0 : (n > kRows ? kRows : static_cast<int>(n));
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(clamped), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -60,10 +53,12 @@ void tile_kernel(const GemmActivations& acts, const GemmTile& tile) {
       const int16_t* ab = a + b * kActSubElems;
       __m256i iacc[kTileRows];
       for (int i = 0; i < kTileRows; ++i) iacc[i] = _mm256_set1_epi32(corr[b * kTileRows + i]);
-      // Load j holds k-group j (or, as nibbles, k-groups j and j + kLoads).
+      // Load j holds k-group j (or, as nibbles, k-groups j and j + kLoads). Bytes stay unsigned
+      // and widen to 16 bits, so q up to 255 times activations up to ±127 never saturates
+      // (maddubs's 16-bit pair sums would, for Q8_0's 128-offset bytes).
       const auto dot_step = [&](__m256i w, int step) {
         for (int i = 0; i < kTileRows; ++i) {
-          const __m256i pair = _mm256_set1_epi32(load_pair(ab + (step * kTileRows + i) * kGroup));
+          const __m256i pair = _mm256_set1_epi32(load_i32(ab + (step * kTileRows + i) * kGroup));
           iacc[i] = _mm256_add_epi32(iacc[i], _mm256_madd_epi16(w, pair));
         }
       };

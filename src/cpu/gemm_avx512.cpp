@@ -19,17 +19,6 @@ static_assert(kRows == 16 && kGroup == 4 && kAvx512Acts.k_group == kGroup && kAv
 // accumulators, 2 weight vectors and a broadcast: 27 of the 32 zmm. Each weight vector feeds 6
 // vpdpbusd and each broadcast 2, so loads stay under the two per cycle the VNNI ports can eat.
 
-int32_t load_i32(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-__mmask16 lanes_below(int64_t n) {
-  if (n <= 0) return 0;
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
-
 // All row tiles of the activations × kGroups groups of 16 weight rows over the tile's sub-blocks. The
 // int32 accumulators restart at every sub-block (from −offset·Σa) and fold into the float
 // accumulators with the scales: fma(isum, scale·ad, acc), then fma(min, ad·Σa, acc) — the scalar
@@ -42,7 +31,7 @@ void tile_kernel(const GemmActivations& acts, const GemmTile& tile) {
   constexpr int kLoads = Nibbles ? kSteps / 2 : kSteps;  // weight vectors per sub-block and group
   constexpr int64_t kActSubBytes = kTileRows * Sub;      // one tile's int8 values of one sub-block
   __mmask16 valid[kGroups];
-  for (int g = 0; g < kGroups; ++g) valid[g] = lanes_below(tile.n_valid - 16 * g);
+  for (int g = 0; g < kGroups; ++g) valid[g] = lanes_below_16(tile.n_valid - 16 * g);
   const int64_t n_tiles = (tile.m + kTileRows - 1) / kTileRows;
   for (int64_t t = 0; t < n_tiles; ++t) {
     prefetch_next_slice(tile, t, n_tiles);

@@ -17,11 +17,6 @@ constexpr int kTileRows = kFloatTileRows;
 constexpr int64_t kSubBytes = kRows * kSub * 2;  // 16 rows × 32 k of 2-byte values
 static_assert(kF16Panels.rows == kRows && kBF16Panels.rows == kRows && kTileRows == 12);
 
-__mmask16 lanes_below(int64_t n) {
-  if (n <= 0) return 0;
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
-
 // 12 activation rows × kGroups groups: 24 float accumulators, kGroups weight vectors and a broadcast. Float
 // order per output: for each k in order, acc = fma(w, x, acc) (F16); for each pair, the odd
 // product then the even one (what vdpbf16ps does) — the scalar reference's order.
@@ -29,7 +24,7 @@ template <int kGroups, bool Bf16>
 void float_tile(const GemmActivations& acts, const GemmTile& tile) {
   constexpr int64_t kActSubBytes = Bf16 ? kTileRows * kSub * 2 : kTileRows * kSub * 4;
   __mmask16 valid[kGroups];
-  for (int g = 0; g < kGroups; ++g) valid[g] = lanes_below(tile.n_valid - 16 * g);
+  for (int g = 0; g < kGroups; ++g) valid[g] = lanes_below_16(tile.n_valid - 16 * g);
   const int64_t n_tiles = (tile.m + kTileRows - 1) / kTileRows;
   for (int64_t t = 0; t < n_tiles; ++t) {
     prefetch_next_slice(tile, t, n_tiles);
@@ -53,9 +48,7 @@ void float_tile(const GemmActivations& acts, const GemmTile& tile) {
             w[g] = (__m512bh)_mm512_load_si512(p + g * tile.group_stride + pair * 64);
           }
           for (int i = 0; i < kTileRows; ++i) {
-            int32_t bits;
-            std::memcpy(&bits, ab + (pair * kTileRows + i) * 4, 4);
-            const __m512bh x = (__m512bh)_mm512_set1_epi32(bits);
+            const __m512bh x = (__m512bh)_mm512_set1_epi32(load_i32(ab + (pair * kTileRows + i) * 4));
             for (int g = 0; g < kGroups; ++g) facc[i][g] = _mm512_dpbf16_ps(facc[i][g], w[g], x);
           }
         }

@@ -6,11 +6,25 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "cpu/gemm_isa.h"
 
 namespace ember {
 namespace {
+
+// Four bytes as one int32 (a broadcast operand), without an aliasing or alignment assumption.
+inline int32_t load_i32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The mask of the first n of 16 lanes (n clamped to 0..16): partial groups of 16 weight rows.
+inline __mmask16 lanes_below_16(int64_t n) {
+  if (n <= 0) return 0;
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
 
 // 1/d, or 0 for a block that quantizes to zeros: d = 0, or d so small (amax below ~127·2^-126)
 // that 1/d overflows to inf. The scalar reference and every SIMD quantizer use this rule.
