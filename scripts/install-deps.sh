@@ -7,7 +7,7 @@ packages=(
   build-essential make cmake ninja-build ccache git procps
   g++-12 clang-14 libclang-rt-14-dev clang-format-14
   # libraries (DESIGN.md §9)
-  libfmt-dev nlohmann-json3-dev libcli11-dev
+  libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3

@@ -6,7 +6,6 @@
 #include <queue>
 #include <string>
 
-#include "core/check.h"
 #include "ember/error.h"
 
 namespace ember {
@@ -63,14 +62,19 @@ void SpmTokenizer::append_bytes(std::string_view piece, std::vector<TokenId>& ou
   }
 }
 
-std::vector<TokenId> SpmTokenizer::encode(std::string_view raw) const {
+std::vector<TokenId> SpmTokenizer::encode(std::string_view text) const {
   std::vector<TokenId> out;
-  if (raw.empty()) return out;
-  // Spaces become "▁" (U+2581), with one more in front when the vocabulary asks for it.
+  encode(text, vocab_.add_space_prefix(), out);
+  return out;
+}
+
+void SpmTokenizer::encode(std::string_view raw, bool space_prefix, std::vector<TokenId>& out) const {
+  if (raw.empty()) return;
+  // Spaces become "▁" (U+2581), with one more in front when asked for.
   static constexpr std::string_view kSpace = "\xE2\x96\x81";
   std::string text;
   text.reserve(raw.size() * 3 + 3);
-  if (vocab_.add_space_prefix()) text.append(kSpace);
+  if (space_prefix) text.append(kSpace);
   for (char c : raw) {
     if (c == ' ') {
       text.append(kSpace);
@@ -123,32 +127,6 @@ std::vector<TokenId> SpmTokenizer::encode(std::string_view raw) const {
       append_bytes(piece, out);
     }
   }
-  return out;
-}
-
-std::string SpmTokenizer::decode(const std::vector<TokenId>& ids) const {
-  static constexpr std::string_view kSpace = "\xE2\x96\x81";
-  std::string text;
-  for (TokenId id : ids) {
-    EMBER_CHECK_MSG(id >= 0 && id < vocab_.size(), "decode: token id outside the vocabulary");
-    const TokenType type = vocab_.type(id);
-    if (type == TokenType::kControl || type == TokenType::kUnused) continue;
-    const std::string& piece = vocab_.text(id);
-    if (type == TokenType::kByte && piece.size() == 6) {  // "<0xNN>"
-      text.push_back(static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
-      continue;
-    }
-    for (size_t at = 0; at < piece.size();) {
-      if (piece.compare(at, kSpace.size(), kSpace) == 0) {
-        text.push_back(' ');
-        at += kSpace.size();
-      } else {
-        text.push_back(piece[at++]);
-      }
-    }
-  }
-  if (vocab_.add_space_prefix() && !text.empty() && text.front() == ' ') text.erase(0, 1);
-  return text;
 }
 
 }  // namespace ember

@@ -21,12 +21,9 @@ class SpmTokenizer {
   // without special-token parsing: what llama.cpp's tokenizer gives with add_special = false,
   // parse_special = false. O(n log n) in the number of characters.
   std::vector<TokenId> encode(std::string_view text) const;
-
-  // The text of token ids: "▁" back to spaces, <0xNN> byte tokens to their bytes, and (with
-  // add_space_prefix) the first leading space dropped, as the reference detokenizer does, so
-  // decode(encode(text)) == text wherever byte fallback covers the text. Control tokens decode to
-  // nothing; ids outside the vocabulary are a programming error (EMBER_CHECK).
-  std::string decode(const std::vector<TokenId>& ids) const;
+  // The same, appending to `out`, with the "▁" prefix chosen by the caller (the Tokenizer adds it
+  // at the start of the text and after each special token, as llama.cpp does).
+  void encode(std::string_view text, bool space_prefix, std::vector<TokenId>& out) const;
 
  private:
   void append_bytes(std::string_view piece, std::vector<TokenId>& out) const;

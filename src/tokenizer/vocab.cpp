@@ -5,6 +5,7 @@
 #include <array>
 
 #include "ember/error.h"
+#include "tokenizer/pre_tokenizer.h"
 
 namespace ember {
 namespace {
@@ -53,6 +54,14 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   Vocab v;
   v.model_ = parse_model(file, file.get<std::string_view>("tokenizer.ggml.model"));
   v.pre_ = std::string(file.get_or<std::string_view>("tokenizer.ggml.pre", "default"));
+  std::optional<PreTokenizerTraits> pre_traits;
+  if (v.model_ == TokenizerModel::kBpe) {
+    pre_traits = pre_tokenizer_traits(v.pre_);
+    if (!pre_traits) {
+      fail(ErrorCode::kUnsupported, "{}: tokenizer.ggml.pre \"{}\" is not supported (supported: {})", file.name(),
+           v.pre_, supported_pre_tokenizers());
+    }
+  }
 
   const std::span<const std::string_view> tokens = file.get_strings("tokenizer.ggml.tokens");
   if (tokens.empty()) fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.tokens is empty", file.name());
@@ -109,6 +118,8 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   }
 
   v.special_.bos = special_id(file, "tokenizer.ggml.bos_token_id", n);
+  // BERT files name their [CLS], which takes BOS's place, separately.
+  if (!v.special_.bos) v.special_.bos = special_id(file, "tokenizer.ggml.cls_token_id", n);
   v.special_.eos = special_id(file, "tokenizer.ggml.eos_token_id", n);
   v.special_.eot = special_id(file, "tokenizer.ggml.eot_token_id", n);
   v.special_.eom = special_id(file, "tokenizer.ggml.eom_token_id", n);
@@ -117,14 +128,25 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   v.special_.sep = special_id(file, "tokenizer.ggml.seperator_token_id", n);  // sic: llama.cpp's key
   v.special_.mask = special_id(file, "tokenizer.ggml.mask_token_id", n);
 
-  // Defaults as llama.cpp's: SPM adds BOS and a space prefix, BPE and WPM neither (BERT adds its
-  // CLS as BOS through the key when the file says so).
-  v.add_bos_ = file.get_or<bool>("tokenizer.ggml.add_bos_token", v.model_ == TokenizerModel::kSpm);
+  // Defaults as llama.cpp's: SPM adds BOS and a space prefix; WPM adds its CLS (as BOS) and SEP;
+  // BPE adds BOS for the pre-tokenizers whose models expect it (Llama 3, Tekken).
+  const bool default_bos =
+      v.model_ == TokenizerModel::kSpm || v.model_ == TokenizerModel::kWpm || (pre_traits && pre_traits->add_bos);
+  v.add_bos_ = file.get_or<bool>("tokenizer.ggml.add_bos_token", default_bos);
+  v.add_sep_ = file.get_or<bool>("tokenizer.ggml.add_sep_token", v.model_ == TokenizerModel::kWpm);
   v.add_eos_ = file.get_or<bool>("tokenizer.ggml.add_eos_token", false);
   v.add_space_prefix_ = file.get_or<bool>("tokenizer.ggml.add_space_prefix", v.model_ == TokenizerModel::kSpm);
   v.remove_extra_whitespaces_ = file.get_or<bool>("tokenizer.ggml.remove_extra_whitespaces", false);
   if (v.add_bos_ && !v.special_.bos) {
     fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.add_bos_token is set but there is no bos_token_id",
+         file.name());
+  }
+  if (v.add_eos_ && !v.special_.eos) {
+    fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.add_eos_token is set but there is no eos_token_id",
+         file.name());
+  }
+  if (v.add_sep_ && !v.special_.sep) {
+    fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.add_sep_token is set but there is no seperator_token_id",
          file.name());
   }
 

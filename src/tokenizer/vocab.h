@@ -66,6 +66,8 @@ class Vocab {
 
   bool add_bos() const noexcept { return add_bos_; }
   bool add_eos() const noexcept { return add_eos_; }
+  // Append the separator token (BERT's [SEP]) after the text.
+  bool add_sep() const noexcept { return add_sep_; }
   bool add_space_prefix() const noexcept { return add_space_prefix_; }
   bool remove_extra_whitespaces() const noexcept { return remove_extra_whitespaces_; }
 
@@ -88,7 +90,8 @@ class Vocab {
   std::unordered_map<std::string, int32_t> merge_ranks_;
   SpecialTokens special_;
   std::vector<TokenId> eog_;
-  bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false, remove_extra_whitespaces_ = false;
+  bool add_bos_ = false, add_eos_ = false, add_sep_ = false, add_space_prefix_ = false,
+       remove_extra_whitespaces_ = false;
 };
 
 }  // namespace ember

@@ -2,6 +2,8 @@
 // Phi-3), plus byte fallback, invalid UTF-8 and a long input.
 #include "tokenizer/spm_tokenizer.h"
 
+#include "tokenizer/tokenizer.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -23,12 +25,12 @@ TEST(SpmTokenizer, MatchesTheReferenceVectors) {
   for (const char* name : {"llama-spm", "phi-3"}) {
     SCOPED_TRACE(name);
     const std::filesystem::path path = data / "vocab" / (std::string("ggml-vocab-") + name + ".gguf");
-    const Vocab vocab = Vocab::from_gguf(GgufFile::open(path.string()));
-    const SpmTokenizer tokenizer(vocab);
+    const Tokenizer tokenizer = Tokenizer::from_gguf(GgufFile::open(path.string()));
     const std::vector<tokenizer_test::Vector> vectors = tokenizer_test::read_vectors(path);
     ASSERT_GT(vectors.size(), 20u);
+    const EncodeOptions options{.add_special = false, .parse_special = false};
     for (const tokenizer_test::Vector& v : vectors) {
-      EXPECT_EQ(describe(tokenizer.encode(v.input)), describe(v.expected)) << "input: \"" << v.input << "\"";
+      EXPECT_EQ(describe(tokenizer.encode(v.input, options)), describe(v.expected)) << "input: \"" << v.input << "\"";
       EXPECT_EQ(tokenizer.decode(v.expected), v.input) << "round trip of \"" << v.input << "\"";
     }
   }
@@ -36,7 +38,8 @@ TEST(SpmTokenizer, MatchesTheReferenceVectors) {
 
 TEST(SpmTokenizer, FallsBackToBytesAndSurvivesInvalidUtf8) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const Vocab vocab = Vocab::from_gguf(GgufFile::open((data / "vocab" / "ggml-vocab-llama-spm.gguf").string()));
+  const Tokenizer full = Tokenizer::from_gguf(GgufFile::open((data / "vocab" / "ggml-vocab-llama-spm.gguf").string()));
+  const Vocab& vocab = full.vocab();
   const SpmTokenizer tokenizer(vocab);
   // U+10348 (Gothic hwair) is no Llama 2 token: its four bytes come out as <0xF0> <0x90> <0x8D> <0x88>.
   const std::vector<TokenId> ids = tokenizer.encode("\xF0\x90\x8D\x88");
@@ -48,8 +51,8 @@ TEST(SpmTokenizer, FallsBackToBytesAndSurvivesInvalidUtf8) {
       "a\x80"
       "b\xE2\x96");
   EXPECT_FALSE(bad.empty());
-  EXPECT_EQ(tokenizer.decode(bad), std::string("a\x80") + "b\xE2\x96");
-  EXPECT_EQ(tokenizer.decode(ids), "\xF0\x90\x8D\x88");
+  EXPECT_EQ(full.decode(bad), std::string("a\x80") + "b\xE2\x96");
+  EXPECT_EQ(full.decode(ids), "\xF0\x90\x8D\x88");
   for (TokenId id : bad) ASSERT_LT(id, vocab.size());
   // Long inputs stay fast (no quadratic merging): 200 KB of text.
   std::string text;

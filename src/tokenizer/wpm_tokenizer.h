@@ -1,0 +1,45 @@
+// WordPiece (tokenizer.ggml.model = "bert": BERT, BGE, MiniLM embedding models) as llama.cpp runs
+// it: normalize and split the text into words, then greedy longest-match of vocabulary pieces.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+#include "tokenizer/vocab.h"
+
+namespace ember {
+
+class WpmTokenizer {
+ public:
+  // The vocabulary must outlive the tokenizer. Throws Error(kInvalidArgument) for a vocabulary
+  // that is not WordPiece.
+  explicit WpmTokenizer(const Vocab& vocab);
+
+  // Token ids of `text` (raw bytes; invalid UTF-8 is dropped like U+FFFD), without CLS / SEP and
+  // without special-token parsing: what llama.cpp's tokenizer gives with add_special = false,
+  // parse_special = false.
+  //
+  // 1. Each code point is replaced by the first code point of its canonical decomposition (NFD),
+  //    which drops the accents of precomposed letters ("Ä" -> "A") as the model's uncased
+  //    normalizer does; combining marks written as separate code points stay.
+  // 2. Whitespace ends a word; NUL, U+FFFD and control / format / private-use code points (Cc, Cf,
+  //    Co, Cs) are dropped; everything else is lowercased; punctuation, ASCII symbols and CJK
+  //    ideographs are words of their own.
+  // 3. Each word, prefixed with "▁" (the converted vocabulary's word-start marker, where BERT
+  //    marks continuations with "##"), is split greedily into the longest vocabulary tokens from
+  //    the left; a word with a position no token starts at becomes one unk.
+  //
+  // Linear in the text's length (times the longest token's length, a vocabulary constant).
+  std::vector<TokenId> encode(std::string_view text) const;
+
+ private:
+  // Appends the tokens of one "▁"-prefixed word.
+  void encode_word(std::string_view word, std::vector<TokenId>& out) const;
+
+  const Vocab& vocab_;
+  size_t max_token_bytes_ = 0;
+  TokenId unk_ = -1;  // -1 when the vocabulary has none: unknown words then vanish
+};
+
+}  // namespace ember
