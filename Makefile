@@ -90,6 +90,7 @@ bench: build
 	$(RELEASE_DIR)/bench/attention_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 	$(RELEASE_DIR)/bench/ops_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 	$(RELEASE_DIR)/bench/thread_pool_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+	$(RELEASE_DIR)/bench/tokenizer_bench $(SHARED_DATA)/vocab
 
 $(FUZZ_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(FUZZ_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
@@ -99,7 +100,8 @@ fuzz: $(FUZZ_DIR)/build.ninja
 	cmake --build $(FUZZ_DIR) -j $(JOBS)
 
 # Seeds: small files derived from every real GGUF in ../shared/data plus the smallest real files
-# whole; then FUZZ_SECONDS of libFuzzer. Crashes land in fuzz/artifacts/.
+# whole; then FUZZ_SECONDS of libFuzzer on the GGUF reader and FUZZ_SECONDS on the tokenizers
+# (seeded with the tokenizer test inputs). Crashes land in fuzz/artifacts/.
 fuzz-run: fuzz
 	@mkdir -p fuzz/corpus-work fuzz/artifacts
 	$(FUZZ_DIR)/fuzz/gguf_make_seeds fuzz/corpus-work $$(find $(SHARED_DATA) -name '*.gguf' | sort)
@@ -107,6 +109,11 @@ fuzz-run: fuzz
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(FUZZ_DIR)/fuzz/gguf_reader_fuzz fuzz/corpus-work fuzz/regressions -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=1048576 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
+	@mkdir -p fuzz/tokenizer-corpus-work
+	cp $(SHARED_DATA)/vocab/*.inp fuzz/tokenizer-corpus-work/
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 EMBER_FUZZ_VOCAB_DIR=$(SHARED_DATA)/vocab \
+	  $(FUZZ_DIR)/fuzz/tokenizer_fuzz fuzz/tokenizer-corpus-work -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=65536 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
 
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h')
 format: | deps

@@ -11,8 +11,7 @@
 #include "gguf/gguf_reader.h"
 #include "gguf/gguf_split.h"
 #include "gguf/gguf_writer.h"
-#include "tokenizer/spm_tokenizer.h"
-#include "tokenizer/vocab.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -75,14 +74,17 @@ void copy_metadata_round_trip(const ember::GgufFile& file) {
 // vocabulary that loads must tokenize text (part of the metadata itself) without crashing.
 void fuzz_tokenizer(const ember::GgufFile& file) {
   try {
-    const ember::Vocab vocab = ember::Vocab::from_gguf(file);
-    if (vocab.model() == ember::TokenizerModel::kSpm) {
-      const ember::SpmTokenizer tokenizer(vocab);
-      for (ember::TokenId id = 0; id < vocab.size() && id < 64; ++id) {
-        for (ember::TokenId t : tokenizer.encode(vocab.text(id) + " x")) {
-          if (t < 0 || t >= vocab.size()) __builtin_trap();
-        }
+    // Hostile vocabularies: lists of odd lengths, duplicate texts, merges of unknown tokens,
+    // special ids anywhere, every model and pre-tokenizer name.
+    const ember::Tokenizer tokenizer = ember::Tokenizer::from_gguf(file);
+    const ember::Vocab& vocab = tokenizer.vocab();
+    for (ember::TokenId id = 0; id < vocab.size() && id < 64; ++id) {
+      const std::vector<ember::TokenId> ids = tokenizer.encode(vocab.text(id) + " x", {.parse_special = true});
+      for (ember::TokenId t : ids) {
+        if (t < 0 || t >= vocab.size()) __builtin_trap();
       }
+      volatile size_t n = tokenizer.decode(ids, {.render_special = true}).size();
+      (void)n;
     }
   } catch (const ember::Error&) {
   }

@@ -21,5 +21,7 @@ void add_inspect_command(CLI::App& app, CommandAction& action);
 void add_quantize_command(CLI::App& app, CommandAction& action);
 // `ember synth --preset NAME [--type TYPE] -o FILE [--seed N] [--vocab FILE] ...`.
 void add_synth_command(CLI::App& app, CommandAction& action);
+// `ember tokenize -m FILE [TEXT | -f FILE] [--ids | --pieces] [--no-bos] [--parse-special]`.
+void add_tokenize_command(CLI::App& app, CommandAction& action);
 
 }  // namespace ember::cli

@@ -16,12 +16,12 @@ namespace {
 
 std::string scaled(double value, std::string_view suffix) { return fmt::format("{:.2f}{}", value, suffix); }
 
+}  // namespace
+
 void write_stderr(std::string_view text) {
   std::fwrite(text.data(), 1, text.size(), stderr);
   std::fflush(stderr);
 }
-
-}  // namespace
 
 void write_stdout(std::string_view text) {
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {

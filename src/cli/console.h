@@ -11,6 +11,8 @@ namespace ember::cli {
 
 // Writes all of `text` to stdout; a failed write (full disk, closed pipe) throws Error(kIo).
 void write_stdout(std::string_view text);
+// Writes `text` to stderr as is (notes and summaries; best effort, like every stderr write).
+void write_stderr(std::string_view text);
 // "ember: warning: <message>" on one line on stderr.
 void print_warning(std::string_view message);
 

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   add_inspect_command(app, action);
   add_quantize_command(app, action);
   add_synth_command(app, action);
+  add_tokenize_command(app, action);
 
   // CLI11 would call an unknown command word a missing subcommand; name it instead.
   if (argc > 1 && argv[1][0] != '-') {

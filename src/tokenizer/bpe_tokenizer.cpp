@@ -84,23 +84,10 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& out)
       return;
     }
   }
-  if (word.size() > kCacheWordBytes) {
-    merge_word(word, out);
-    return;
-  }
-  {
-    const std::lock_guard lock(cache_mutex_);
-    const auto it = cache_.find(std::string(word));
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
+  if (cache_.append(word, out)) return;
   const size_t first = out.size();
   merge_word(word, out);
-  const std::lock_guard lock(cache_mutex_);
-  if (cache_.size() >= kCacheEntries) cache_.clear();
-  cache_.emplace(std::string(word), std::vector<TokenId>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+  cache_.insert(word, out.data() + first, out.size() - first);
 }
 
 void BpeTokenizer::merge_word(std::string_view word, std::vector<TokenId>& out) const {

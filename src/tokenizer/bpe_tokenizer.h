@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -13,6 +12,7 @@
 
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/vocab.h"
+#include "tokenizer/word_cache.h"
 
 namespace ember {
 
@@ -44,12 +44,7 @@ class BpeTokenizer {
   TokenId byte_tokens_[256];                    // the token of each byte's stand-in character, -1 if none
   std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) -> rank and merged id
 
-  // Words seen before and their tokens: natural text repeats a small set of words, whose merges
-  // then cost one lookup. Bounded; cleared when full.
-  static constexpr size_t kCacheWordBytes = 32;
-  static constexpr size_t kCacheEntries = 1 << 16;
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<TokenId>> cache_;
+  WordCache cache_;
 };
 
 }  // namespace ember

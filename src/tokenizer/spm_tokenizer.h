@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tokenizer/vocab.h"
+#include "tokenizer/word_cache.h"
 
 namespace ember {
 
@@ -26,10 +27,27 @@ class SpmTokenizer {
   void encode(std::string_view text, bool space_prefix, std::vector<TokenId>& out) const;
 
  private:
+  struct Bigram {
+    int left;
+    int right;
+    float score;
+    size_t length;  // of the merged text when queued: a mismatch later means the entry is stale
+
+    // The queue's top: the highest score, then the leftmost pair (SentencePiece's order).
+    bool operator<(const Bigram& other) const {
+      return score < other.score || (score == other.score && left > other.left);
+    }
+  };
+  struct Symbol;  // a character (later a merged piece) of the text, in a linked list
+  // Merges the symbols [begin, end) of the text and appends their tokens.
+  void merge_range(std::string_view text, Symbol* symbols, int begin, int end, std::vector<Bigram>& queue,
+                   std::vector<TokenId>& out) const;
   void append_bytes(std::string_view piece, std::vector<TokenId>& out) const;
 
   const Vocab& vocab_;
   TokenId byte_tokens_[256];  // <0xNN> ids, -1 where the vocabulary lacks one
+  bool words_are_independent_ = false;
+  WordCache cache_;  // words ("▁" and what follows up to the next word start) when independent
 };
 
 }  // namespace ember

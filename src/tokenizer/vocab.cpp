@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 
 #include "ember/error.h"
 #include "tokenizer/pre_tokenizer.h"
@@ -96,13 +97,28 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
       v.types_.push_back(static_cast<TokenType>(t));
     }
   }
-  v.ids_.reserve(v.texts_.size());
-  for (int32_t id = 0; id < n; ++id) v.ids_.emplace(v.texts_[static_cast<size_t>(id)], id);
+  size_t capacity = 16;
+  while (capacity < 2 * v.texts_.size()) capacity *= 2;  // load factor <= 1/2
+  v.index_.assign(capacity, Slot{});
+  v.index_mask_ = capacity - 1;
+  for (int32_t id = 0; id < n; ++id) {
+    const std::string& text = v.texts_[static_cast<size_t>(id)];
+    const uint64_t hash = std::hash<std::string_view>{}(text);
+    for (size_t at = hash & v.index_mask_;; at = (at + 1) & v.index_mask_) {
+      Slot& slot = v.index_[at];
+      if (slot.id < 0) {
+        slot = {static_cast<uint32_t>(hash >> 32), id};
+        break;
+      }
+      if (slot.hash_high == static_cast<uint32_t>(hash >> 32) && v.texts_[static_cast<size_t>(slot.id)] == text) {
+        break;  // a repeated text keeps its first id
+      }
+    }
+  }
 
   if (file.contains("tokenizer.ggml.merges")) {
     const std::span<const std::string_view> merges = file.get_strings("tokenizer.ggml.merges");
     v.merges_.reserve(merges.size());
-    v.merge_ranks_.reserve(merges.size());
     for (size_t i = 0; i < merges.size(); ++i) {
       const std::string_view m = merges[i];
       const size_t space = m.find(' ', 1);  // a left part may itself be a lone space in odd vocabs
@@ -111,7 +127,6 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
              i, m);
       }
       v.merges_.emplace_back(std::string(m.substr(0, space)), std::string(m.substr(space + 1)));
-      v.merge_ranks_.emplace(std::string(m), static_cast<int32_t>(i));
     }
   } else if (v.model_ == TokenizerModel::kBpe) {
     fail(ErrorCode::kNotFound, "{}: a gpt2 (BPE) tokenizer needs tokenizer.ggml.merges", file.name());
@@ -163,18 +178,14 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
 }
 
 std::optional<TokenId> Vocab::find(std::string_view text) const {
-  const auto it = ids_.find(text);
-  if (it == ids_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::optional<int32_t> Vocab::merge_rank(std::string_view left, std::string_view right) const {
-  std::string key;
-  key.reserve(left.size() + 1 + right.size());
-  key.append(left).append(1, ' ').append(right);
-  const auto it = merge_ranks_.find(key);
-  if (it == merge_ranks_.end()) return std::nullopt;
-  return it->second;
+  const uint64_t hash = std::hash<std::string_view>{}(text);
+  for (size_t at = hash & index_mask_;; at = (at + 1) & index_mask_) {
+    const Slot& slot = index_[at];
+    if (slot.id < 0) return std::nullopt;
+    if (slot.hash_high == static_cast<uint32_t>(hash >> 32) && texts_[static_cast<size_t>(slot.id)] == text) {
+      return slot.id;
+    }
+  }
 }
 
 bool Vocab::is_end_of_generation(TokenId id) const { return std::binary_search(eog_.begin(), eog_.end(), id); }

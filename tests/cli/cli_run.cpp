@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -19,7 +20,7 @@ namespace ember::test {
 
 namespace fs = std::filesystem;
 
-RunningProcess::RunningProcess(const std::vector<std::string>& args) {
+RunningProcess::RunningProcess(const std::vector<std::string>& args, const std::string& stdin_path) {
   static const fs::path dir = temp_dir("cli_run");
   static std::atomic<int> counter{0};
   const int n = counter++;
@@ -27,7 +28,7 @@ RunningProcess::RunningProcess(const std::vector<std::string>& args) {
   err_path_ = dir / fmt::format("err{}", n);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, stdin_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::vector<char*> argv;
@@ -67,12 +68,29 @@ RunResult RunningProcess::finish() {
   return r;
 }
 
-RunResult run(const std::vector<std::string>& args) { return RunningProcess(args).finish(); }
+RunResult run(const std::vector<std::string>& args, const std::string& stdin_path) {
+  return RunningProcess(args, stdin_path).finish();
+}
 
 RunResult ember(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {EMBER_CLI_PATH};
   for (const std::string& a : args) argv.push_back(a);
   return run(argv);
+}
+
+RunResult ember_with_stdin(const std::vector<std::string>& args, const std::string& input) {
+  static const fs::path dir = temp_dir("cli_stdin");
+  static std::atomic<int> counter{0};
+  const fs::path in_path = dir / fmt::format("in{}", counter++);
+  {
+    std::ofstream in(in_path, std::ios::binary);
+    in.write(input.data(), static_cast<std::streamsize>(input.size()));
+  }
+  std::vector<std::string> argv = {EMBER_CLI_PATH};
+  for (const std::string& a : args) argv.push_back(a);
+  RunResult r = run(argv, in_path.string());
+  fs::remove(in_path);
+  return r;
 }
 
 }  // namespace ember::test

@@ -15,15 +15,18 @@ struct RunResult {
   std::string err;
 };
 
-// Runs args[0] (searched in PATH) with stdin from /dev/null and stdout/stderr captured separately.
-RunResult run(const std::vector<std::string>& args);
+// Runs args[0] (searched in PATH) with stdin from `stdin_path` (/dev/null by default) and
+// stdout/stderr captured separately.
+RunResult run(const std::vector<std::string>& args, const std::string& stdin_path = "/dev/null");
 // Runs the ember binary under test with `args`.
 RunResult ember(const std::vector<std::string>& args);
+// Runs the ember binary under test with `args` and `input` as its standard input.
+RunResult ember_with_stdin(const std::vector<std::string>& args, const std::string& input);
 
 // A running process whose output goes to files; finish() waits and collects it.
 class RunningProcess {
  public:
-  explicit RunningProcess(const std::vector<std::string>& args);
+  explicit RunningProcess(const std::vector<std::string>& args, const std::string& stdin_path = "/dev/null");
   ~RunningProcess();
   pid_t pid() const noexcept { return pid_; }
   RunResult finish();
