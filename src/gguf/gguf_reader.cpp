@@ -5,7 +5,7 @@
 #include <cstring>
 #include <numeric>
 
-#include "gguf/utf8.h"
+#include "core/utf8.h"
 
 namespace ember {
 
@@ -72,7 +72,7 @@ class GgufParser {
     const auto len = read<uint64_t>(what);
     need(len, what);
     std::string_view s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
-    const size_t bad = utf8_error_offset(s);
+    const size_t bad = utf8::error_offset(s);
     if (bad != s.size()) error("{} at offset {} is not valid UTF-8 (bad byte at +{})", describe(what), pos_, bad);
     pos_ += len;
     return s;

@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "core/utf8.h"
 #include "gguf/gguf_reader.h"
-#include "gguf/utf8.h"
 
 namespace ember {
 namespace {
@@ -32,7 +32,7 @@ uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 // The reader rejects strings that are not UTF-8, so the writer refuses to produce them.
 void require_utf8(std::string_view text, std::string_view what) {
-  if (!is_valid_utf8(text)) fail(ErrorCode::kInvalidArgument, "{} is not valid UTF-8", what);
+  if (!utf8::is_valid(text)) fail(ErrorCode::kInvalidArgument, "{} is not valid UTF-8", what);
 }
 
 void put_checked_string(std::vector<std::byte>& out, std::string_view s) {

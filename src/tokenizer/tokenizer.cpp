@@ -10,7 +10,7 @@
 #include "tokenizer/byte_level.h"
 #include "tokenizer/special_tokens.h"
 #include "tokenizer/spm_tokenizer.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 #include "tokenizer/wpm_tokenizer.h"
 
 namespace ember {

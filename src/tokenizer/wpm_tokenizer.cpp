@@ -10,7 +10,7 @@
 
 #include "core/check.h"
 #include "ember/error.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace ember {
 namespace {

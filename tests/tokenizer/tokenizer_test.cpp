@@ -9,7 +9,7 @@
 #include <chrono>
 #include <random>
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 #include "tokenizer_vectors.h"
 
 namespace ember {

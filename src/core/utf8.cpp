@@ -1,5 +1,9 @@
-// UTF-8 decoding / encoding per RFC 3629 (shortest form only, no surrogates, at most U+10FFFF).
-#include "tokenizer/utf8.h"
+// UTF-8 validation (with an ASCII fast path: vocabularies and prompts are mostly ASCII), decoding
+// and encoding per RFC 3629.
+#include "core/utf8.h"
+
+#include <cstdint>
+#include <cstring>
 
 namespace ember::utf8 {
 namespace {
@@ -64,28 +68,41 @@ void append(std::string& out, char32_t cp) {
   }
 }
 
-bool is_valid(std::string_view text) noexcept {
-  for (size_t pos = 0; pos < text.size();) {
-    const Decoded d = decode(text, pos);
-    if (d.code_point == kReplacement && d.length == 1) return false;
-    pos += d.length;
+size_t error_offset(std::string_view text) noexcept {
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    // Skip 8 ASCII bytes at a time.
+    if (i + 8 <= n) {
+      uint64_t chunk;
+      std::memcpy(&chunk, text.data() + i, 8);
+      if ((chunk & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    const Decoded d = decode(text, i);
+    if (d.code_point == kReplacement && d.length == 1) return i;
+    i += d.length;
   }
-  return true;
+  return n;
 }
 
+bool is_valid(std::string_view text) noexcept { return error_offset(text) == text.size(); }
+
 std::string sanitize(std::string_view text) {
-  if (is_valid(text)) return std::string(text);
+  size_t bad = error_offset(text);
+  if (bad == text.size()) return std::string(text);
   std::string out;
   out.reserve(text.size() + 16);
-  for (size_t pos = 0; pos < text.size();) {
-    const Decoded d = decode(text, pos);
-    if (d.code_point == kReplacement && d.length == 1) {
-      append(out, kReplacement);
-    } else {
-      out.append(text.substr(pos, d.length));
-    }
-    pos += d.length;
+  size_t pos = 0;
+  while (bad < text.size()) {
+    out.append(text.substr(pos, bad - pos));
+    append(out, kReplacement);  // one per invalid byte, as decode() sees them
+    pos = bad + 1;
+    bad = pos + error_offset(text.substr(pos));
   }
+  out.append(text.substr(pos));
   return out;
 }
 

@@ -1,5 +1,6 @@
-// UTF-8 helpers the tokenizers share: decoding one code point at a time (invalid bytes become
-// U+FFFD, one byte each, never a crash), encoding, validation and replacement of invalid sequences.
+// UTF-8 per RFC 3629 (shortest forms only, no surrogates, nothing above U+10FFFF): validation for
+// the GGUF reader and writer; decoding one code point at a time (an invalid byte is U+FFFD, never a
+// crash), encoding and repair of invalid text for the tokenizers.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +21,9 @@ struct Decoded {
 Decoded decode(std::string_view text, size_t pos) noexcept;
 
 void append(std::string& out, char32_t code_point);
+
+// Byte offset of the first ill-formed sequence, or text.size() when the whole text is valid.
+size_t error_offset(std::string_view text) noexcept;
 
 bool is_valid(std::string_view text) noexcept;
 
