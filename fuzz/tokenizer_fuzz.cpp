@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
 #include "ember/error.h"
 #include "gguf/gguf_reader.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
 
 namespace {
 

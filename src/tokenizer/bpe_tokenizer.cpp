@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
+#include "core/utf8.h"
 #include "ember/error.h"
 #include "tokenizer/byte_level.h"
-#include "core/utf8.h"
 
 namespace ember {
 namespace {

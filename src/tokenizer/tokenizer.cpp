@@ -6,11 +6,11 @@
 #include <variant>
 
 #include "core/check.h"
+#include "core/utf8.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/special_tokens.h"
 #include "tokenizer/spm_tokenizer.h"
-#include "core/utf8.h"
 #include "tokenizer/wpm_tokenizer.h"
 
 namespace ember {

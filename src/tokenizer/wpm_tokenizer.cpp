@@ -9,8 +9,8 @@
 #include <string>
 
 #include "core/check.h"
-#include "ember/error.h"
 #include "core/utf8.h"
+#include "ember/error.h"
 
 namespace ember {
 namespace {
