@@ -72,11 +72,14 @@ test-tsan: tsan
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/cpu_tests --gtest_filter='$(TSAN_CPU_TESTS)' --gtest_brief=1
 
-# Until text generation exists, the demo is `ember inspect` on a real model from ../shared/data.
+# Until text generation exists, the demo is `ember inspect` and `ember tokenize` on a real model
+# from ../shared/data.
 demo: build
-	@echo "ember demo: text generation is not implemented yet; showing 'ember inspect' on a real model."
+	@echo "ember demo: text generation is not implemented yet; showing 'ember inspect' and 'ember tokenize' on a real model."
 	@if [ -f $(DEMO_MODEL) ]; then \
-	  $(RELEASE_DIR)/bin/ember inspect $(DEMO_MODEL); \
+	  $(RELEASE_DIR)/bin/ember inspect $(DEMO_MODEL) && \
+	  echo && echo "ember tokenize -m $(DEMO_MODEL) 'Once upon a time'" && \
+	  $(RELEASE_DIR)/bin/ember tokenize -m $(DEMO_MODEL) "Once upon a time"; \
 	else \
 	  echo "ember demo: $(DEMO_MODEL) not found (../shared/data is absent beside this checkout)"; exit 1; \
 	fi

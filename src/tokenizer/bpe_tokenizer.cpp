@@ -72,21 +72,24 @@ void BpeTokenizer::encode(std::string_view text, std::vector<TokenId>& out) cons
   const std::string valid = utf8::sanitize(text);
   std::vector<std::string_view> words;
   pre_tokenizer_.split(valid, words);
-  for (std::string_view word : words) encode_word(word, out);
+  std::string spelled;  // reused: a word in the byte-level alphabet
+  for (std::string_view word : words) encode_word(word, spelled, out);
 }
 
-void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& out) const {
-  if (ignore_merges_) {
-    std::string spelled;
-    byte_level::encode(word, spelled);
-    if (const std::optional<TokenId> id = vocab_.find(spelled)) {
-      out.push_back(*id);
-      return;
-    }
-  }
+void BpeTokenizer::encode_word(std::string_view word, std::string& spelled, std::vector<TokenId>& out) const {
   if (cache_.append(word, out)) return;
   const size_t first = out.size();
-  merge_word(word, out);
+  std::optional<TokenId> whole;
+  if (ignore_merges_) {
+    spelled.clear();
+    byte_level::encode(word, spelled);
+    whole = vocab_.find(spelled);
+  }
+  if (whole) {
+    out.push_back(*whole);
+  } else {
+    merge_word(word, out);
+  }
   cache_.insert(word, out.data() + first, out.size() - first);
 }
 

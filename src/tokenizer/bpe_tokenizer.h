@@ -35,7 +35,7 @@ class BpeTokenizer {
   static uint64_t pair_key(TokenId left, TokenId right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   }
-  void encode_word(std::string_view word, std::vector<TokenId>& out) const;
+  void encode_word(std::string_view word, std::string& spelled, std::vector<TokenId>& out) const;
   void merge_word(std::string_view word, std::vector<TokenId>& out) const;
 
   const Vocab& vocab_;
