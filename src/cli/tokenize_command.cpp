@@ -75,7 +75,7 @@ std::string read_input(const TokenizeCommandOptions& o) {
 }
 
 // A token's bytes (control tokens as their text), quoted and escaped so that every piece is one
-// visible line: spaces at the ends show, \n \t \" \\ and \xNN for control characters and for bytes
+// visible line: spaces at the ends show, \n \t \" \\, \xNN for ASCII control characters and for bytes
 // that are not whole UTF-8 characters (a character split across tokens).
 std::string piece_text(const Tokenizer& tokenizer, TokenId id) {
   std::string piece;
@@ -140,10 +140,12 @@ void add_tokenize_command(CLI::App& app, CommandAction& action) {
       "  --ids     the ids on one line, separated by single spaces: 1 15043 3186\n"
       "  --pieces  one PIECE per line\n"
       "A PIECE is the token's bytes (control tokens as their text) in double quotes, escaped: \\n \\t \\\" \\\\,\n"
-      "and \\xNN for other control characters and for bytes that are not a whole UTF-8 character.\n"
+      "\\xNN for other ASCII control characters and for bytes that are not a whole UTF-8 character, \\uXXXX\n"
+      "for C1 controls, line separators and bidirectional overrides.\n"
       "The text is tokenized byte for byte: a final newline from stdin or -f is part of it (use printf, not\n"
       "echo). Without --parse-special, control tokens written in the text are tokenized as plain text.\n"
-      "A TEXT that starts with '-' goes after '--': ember tokenize -m FILE -- -text.\n"
+      "A TEXT that starts with '-' goes after '--': ember tokenize -m FILE -- -text. A TEXT of '-' alone\n"
+      "means stdin (tokenize a lone '-' with printf -- - | ember tokenize -m FILE).\n"
       "Exit codes: 0 success, 1 error (unreadable file, no tokenizer), 2 bad command line.");
   cmd->callback([&action, o] {
     if (o->ids && o->pieces) throw CLI::ValidationError("--ids and --pieces cannot be combined: choose one output");

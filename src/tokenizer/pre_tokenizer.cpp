@@ -117,6 +117,37 @@ const Preset* find_preset(std::string_view pre) {
   return nullptr;
 }
 
+// Unicode's White_Space, spelled out: PCRE2's \s also matches U+180E (Mongolian vowel separator),
+// which Unicode 6.3 took out of White_Space and the reference tokenizers do not treat as space.
+constexpr std::string_view kWhiteSpace =
+    R"(\t\n\x{0B}\f\r\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+
+// `pattern` with \s and \S replaced by kWhiteSpace (inside a character class, its members).
+std::string with_exact_white_space(std::string_view pattern) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char next = pattern[++i];
+      if (next == 's') {
+        out += in_class ? std::string(kWhiteSpace) : "[" + std::string(kWhiteSpace) + "]";
+      } else if (next == 'S') {
+        EMBER_CHECK_MSG(!in_class, "\\S inside a character class");
+        out += "[^" + std::string(kWhiteSpace) + "]";
+      } else {
+        out += c;
+        out += next;
+      }
+      continue;
+    }
+    if (c == '[') in_class = true;  // the patterns never nest classes or open one with ']'
+    if (c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 struct CodeDeleter {
   void operator()(pcre2_code* code) const { pcre2_code_free(code); }
 };
@@ -177,7 +208,8 @@ PreTokenizer::PreTokenizer(std::string_view pre) : regexes_(std::make_unique<Reg
     fail(ErrorCode::kUnsupported, "BPE pre-tokenizer \"{}\" is not supported (supported: {})", pre,
          supported_pre_tokenizers());
   }
-  for (std::string_view pattern : preset->regexes) {
+  for (std::string_view original : preset->regexes) {
+    const std::string pattern = with_exact_white_space(original);
     int error = 0;
     PCRE2_SIZE offset = 0;
     Code code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
@@ -211,9 +243,14 @@ void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& p
       while (search < piece.size()) {
         // The text is valid UTF-8 (the caller's contract), so PCRE2's O(n) check per call, which
         // would make this loop quadratic, is skipped.
-        const int rc =
-            pcre2_match(code.get(), subject, piece.size(), search, PCRE2_NO_UTF_CHECK, state.data, state.context);
-        if (rc < 0) break;  // no further match (or a resource limit): the rest is one gap
+        int rc = pcre2_match(code.get(), subject, piece.size(), search, PCRE2_NO_UTF_CHECK, state.data, state.context);
+        if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+          // A JIT resource limit (a pathological word): the interpreter keeps its backtracking on
+          // the heap and gets further.
+          rc = pcre2_match(code.get(), subject, piece.size(), search, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, state.data,
+                           state.context);
+        }
+        if (rc < 0) break;  // no further match (or still a resource limit): the rest is one gap
         const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(state.data);
         const size_t begin = ovector[0];
         const size_t end = ovector[1];

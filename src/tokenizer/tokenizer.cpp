@@ -5,8 +5,8 @@
 #include <optional>
 #include <variant>
 
-#include "core/check.h"
 #include "core/utf8.h"
+#include "ember/error.h"
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/special_tokens.h"
@@ -108,7 +108,10 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOption
 
 void Tokenizer::append_piece(TokenId id, bool render_special, std::string& out) const {
   const Vocab& vocab = impl_->vocab;
-  EMBER_CHECK_MSG(id >= 0 && id < vocab.size(), "token id outside the vocabulary");
+  if (id < 0 || id >= vocab.size()) {
+    // Ids can come from outside (an API request's tokens, a logit bias): an error, not a crash.
+    fail(ErrorCode::kInvalidArgument, "token id {} is outside the vocabulary of {} tokens", id, vocab.size());
+  }
   const std::string& text = vocab.text(id);
   switch (vocab.type(id)) {
     case TokenType::kControl:
@@ -174,8 +177,12 @@ std::string Detokenizer::push(TokenId id) {
 std::string Detokenizer::flush() {
   std::string rest = utf8::sanitize(pending_);
   pending_.clear();
-  at_start_ = true;
   return rest;
+}
+
+void Detokenizer::reset() {
+  pending_.clear();
+  at_start_ = true;
 }
 
 }  // namespace ember

@@ -41,12 +41,12 @@ class Tokenizer {
 
   const Vocab& vocab() const noexcept;
 
-  // Thread-safe. Bytes that are not UTF-8 never fail: SPM spells them as byte tokens, BPE and WPM
-  // replace them by U+FFFD.
+  // Thread-safe. Bytes that are not UTF-8 never fail: SPM spells them as byte tokens, BPE replaces
+  // each by U+FFFD, WPM drops them.
   std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const;
 
-  // Appends the bytes a token stands for (possibly part of a UTF-8 character). Ids outside the
-  // vocabulary are a programming error.
+  // Appends the bytes a token stands for (possibly part of a UTF-8 character). Throws
+  // Error(kInvalidArgument) for an id outside the vocabulary (also from decode and Detokenizer).
   void append_piece(TokenId id, bool render_special, std::string& out) const;
 
   // The bytes of a token sequence (not checked for UTF-8: a Detokenizer does that for display).
@@ -67,8 +67,11 @@ class Detokenizer {
 
   // The text `id` completes (often empty while a character is pending or for a control token).
   std::string push(TokenId id);
-  // What is still held, as U+FFFD (at the end of a stream). Resets the state for a new stream.
+  // What is still held, as U+FFFD (at the end of a stream, or before a pause in it). The stream
+  // may go on: the SPM prefix space is stripped only once.
   std::string flush();
+  // Forgets everything, for a new text from its start.
+  void reset();
 
  private:
   const Tokenizer& tokenizer_;

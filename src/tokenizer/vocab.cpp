@@ -55,6 +55,8 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   Vocab v;
   v.model_ = parse_model(file, file.get<std::string_view>("tokenizer.ggml.model"));
   v.pre_ = std::string(file.get_or<std::string_view>("tokenizer.ggml.pre", "default"));
+  v.model_name_ = std::string(file.get_or<std::string_view>("general.name", ""));
+  v.architecture_ = std::string(file.get_or<std::string_view>("general.architecture", ""));
   std::optional<PreTokenizerTraits> pre_traits;
   if (v.model_ == TokenizerModel::kBpe) {
     pre_traits = pre_tokenizer_traits(v.pre_);
@@ -147,23 +149,22 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   // BPE adds BOS for the pre-tokenizers whose models expect it (Llama 3, Tekken).
   const bool default_bos =
       v.model_ == TokenizerModel::kSpm || v.model_ == TokenizerModel::kWpm || (pre_traits && pre_traits->add_bos);
-  v.add_bos_ = file.get_or<bool>("tokenizer.ggml.add_bos_token", default_bos);
-  v.add_sep_ = file.get_or<bool>("tokenizer.ggml.add_sep_token", v.model_ == TokenizerModel::kWpm);
-  v.add_eos_ = file.get_or<bool>("tokenizer.ggml.add_eos_token", false);
+  // A flag the file sets needs its token (an error naming the key); a default without the token
+  // is off.
+  const auto flag = [&](std::string_view key, bool fallback, const std::optional<TokenId>& token,
+                        std::string_view token_key) {
+    const std::optional<bool> set = file.get_optional<bool>(key);
+    if (!set) return fallback && token.has_value();
+    if (*set && !token)
+      fail(ErrorCode::kInvalidArgument, "{}: {} is set but there is no {}", file.name(), key, token_key);
+    return *set;
+  };
+  v.add_bos_ = flag("tokenizer.ggml.add_bos_token", default_bos, v.special_.bos, "tokenizer.ggml.bos_token_id");
+  v.add_eos_ = flag("tokenizer.ggml.add_eos_token", false, v.special_.eos, "tokenizer.ggml.eos_token_id");
+  v.add_sep_ = flag("tokenizer.ggml.add_sep_token", v.model_ == TokenizerModel::kWpm, v.special_.sep,
+                    "tokenizer.ggml.seperator_token_id");
   v.add_space_prefix_ = file.get_or<bool>("tokenizer.ggml.add_space_prefix", v.model_ == TokenizerModel::kSpm);
   v.remove_extra_whitespaces_ = file.get_or<bool>("tokenizer.ggml.remove_extra_whitespaces", false);
-  if (v.add_bos_ && !v.special_.bos) {
-    fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.add_bos_token is set but there is no bos_token_id",
-         file.name());
-  }
-  if (v.add_eos_ && !v.special_.eos) {
-    fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.add_eos_token is set but there is no eos_token_id",
-         file.name());
-  }
-  if (v.add_sep_ && !v.special_.sep) {
-    fail(ErrorCode::kInvalidArgument, "{}: tokenizer.ggml.add_sep_token is set but there is no seperator_token_id",
-         file.name());
-  }
 
   for (const std::optional<TokenId>& id : {v.special_.eos, v.special_.eot, v.special_.eom}) {
     if (id) v.eog_.push_back(*id);
@@ -178,6 +179,7 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
 }
 
 std::optional<TokenId> Vocab::find(std::string_view text) const {
+  if (index_.empty()) return std::nullopt;  // a moved-from Vocab
   const uint64_t hash = std::hash<std::string_view>{}(text);
   for (size_t at = hash & index_mask_;; at = (at + 1) & index_mask_) {
     const Slot& slot = index_[at];

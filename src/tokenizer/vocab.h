@@ -45,6 +45,10 @@ class Vocab {
   TokenizerModel model() const noexcept { return model_; }
   // tokenizer.ggml.pre ("default" when absent): selects the BPE pre-tokenizer.
   const std::string& pre() const noexcept { return pre_; }
+  // general.name and general.architecture ("" when absent): llama.cpp keys some token attributes
+  // on them (see special_tokens.cpp).
+  const std::string& model_name() const noexcept { return model_name_; }
+  const std::string& architecture() const noexcept { return architecture_; }
   int32_t size() const noexcept { return static_cast<int32_t>(texts_.size()); }
 
   const std::string& text(TokenId id) const { return texts_.at(static_cast<size_t>(id)); }
@@ -79,6 +83,8 @@ class Vocab {
 
   TokenizerModel model_ = TokenizerModel::kSpm;
   std::string pre_;
+  std::string model_name_;
+  std::string architecture_;
   std::vector<std::string> texts_;
   std::vector<float> scores_;
   std::vector<TokenType> types_;

@@ -87,8 +87,9 @@ WpmTokenizer::WpmTokenizer(const Vocab& vocab) : vocab_(vocab) {
     fail(ErrorCode::kInvalidArgument, "WPM tokenizer: the vocabulary is {}, not bert (WordPiece)",
          tokenizer_model_name(vocab.model()));
   }
-  // Bounds the match length tried at each position, so a long word costs linear time.
-  for (TokenId id = 0; id < vocab.size(); ++id) max_token_bytes_ = std::max(max_token_bytes_, vocab.text(id).size());
+  // The longest token at a position is one walk down the trie: O(length of that token), where
+  // trying every length up to the longest token would be quadratic in it.
+  for (TokenId id = 0; id < vocab.size(); ++id) pieces_.insert(vocab.text(id), id);
   if (vocab.special().unk) {
     unk_ = *vocab.special().unk;
   } else if (const std::optional<TokenId> id = vocab.find("[UNK]")) {
@@ -98,21 +99,25 @@ WpmTokenizer::WpmTokenizer(const Vocab& vocab) : vocab_(vocab) {
 
 void WpmTokenizer::encode_word(std::string_view word, std::vector<TokenId>& out) const {
   const size_t first = out.size();
+  // BERT's tokenizer (max_input_chars_per_word) makes a word of more than 100 characters one unk,
+  // which also bounds the greedy match's cost (a position may walk as far as the longest token).
+  size_t chars = 0;
+  for (size_t at = kWordStart.size(); at < word.size(); at += utf8::decode(word, at).length) ++chars;
+  if (chars > kMaxWordChars) {
+    if (unk_ >= 0) out.push_back(unk_);
+    return;
+  }
   for (size_t at = 0; at < word.size();) {
-    size_t length = std::min(word.size() - at, max_token_bytes_);
-    std::optional<TokenId> id;
-    for (; length > 0; --length) {
-      if ((id = vocab_.find(word.substr(at, length)))) break;
-    }
-    if (!id) {
+    const TokenTrie::Match match = pieces_.longest(word, at, [](uint8_t) { return true; });
+    if (match.id < 0) {
       // Like BERT: a word that does not split completely into pieces is one unknown token, not a
       // partial match followed by unk.
       out.resize(first);
       if (unk_ >= 0) out.push_back(unk_);
       return;
     }
-    out.push_back(*id);
-    at += length;
+    out.push_back(match.id);
+    at += match.length;
   }
 }
 

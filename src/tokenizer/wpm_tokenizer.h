@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/token_trie.h"
 #include "tokenizer/vocab.h"
 
 namespace ember {
@@ -30,7 +31,10 @@ class WpmTokenizer {
   //    marks continuations with "##"), is split greedily into the longest vocabulary tokens from
   //    the left; a word with a position no token starts at becomes one unk.
   //
-  // Linear in the text's length (times the longest token's length, a vocabulary constant).
+  //    A word of more than 100 characters is one unk, as in BERT's own tokenizer (llama.cpp splits
+  //    it into pieces).
+  //
+  // O(text length × the longest piece that matches at a position).
   std::vector<TokenId> encode(std::string_view text) const;
 
  private:
@@ -38,7 +42,8 @@ class WpmTokenizer {
   void encode_word(std::string_view word, std::vector<TokenId>& out) const;
 
   const Vocab& vocab_;
-  size_t max_token_bytes_ = 0;
+  static constexpr size_t kMaxWordChars = 100;
+  TokenTrie pieces_;  // every token text
   TokenId unk_ = -1;  // -1 when the vocabulary has none: unknown words then vanish
 };
 

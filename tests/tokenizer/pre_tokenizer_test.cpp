@@ -81,6 +81,20 @@ TEST(PreTokenizer, ContractionsAndNewlines) {
   EXPECT_EQ(split("llama-bpe", "it'\xC5\xBF"), (Pieces{"it", "'\xC5\xBF"}));
 }
 
+TEST(PreTokenizer, WhiteSpaceIsUnicodesNotPcre2s) {
+  // U+180E (Mongolian vowel separator) left White_Space in Unicode 6.3; PCRE2's \s still matches
+  // it. As a non-space it joins the apostrophe, and "s" is no contraction.
+  EXPECT_EQ(split("gpt-2", "\xE1\xA0\x8E's"), (Pieces{"\xE1\xA0\x8E'", "s"}));
+  EXPECT_EQ(split("llama-bpe", "\xE1\xA0\x8E's"), (Pieces{"\xE1\xA0\x8E'", "s"}));
+  // Real Unicode spaces still are spaces: U+3000 before a word is that word's leading character.
+  EXPECT_EQ(split("llama-bpe",
+                  "a\xE3\x80\x80\xE3\x80\x80"
+                  "b"),
+            (Pieces{"a", "\xE3\x80\x80",
+                    "\xE3\x80\x80"
+                    "b"}));
+}
+
 TEST(PreTokenizer, DeepseekSplitsCjkFromLatin) {
   // Letters first match as one run, then the CJK regex splits that piece again.
   EXPECT_EQ(split("deepseek-coder", "ab\xE4\xB8\xAD\xE6\x96\x87"), (Pieces{"ab", "\xE4\xB8\xAD\xE6\x96\x87"}));

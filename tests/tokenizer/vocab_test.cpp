@@ -111,6 +111,31 @@ TEST(Vocab, HandMadeVocabularyAndItsEndOfGeneration) {
   EXPECT_EQ(vocab.pre(), "default");
 }
 
+TEST(Vocab, DefaultFlagsNeedTheirTokensExplicitOnesFail) {
+  // A BERT file without a separator id: the default [SEP] is simply not added.
+  GgufWriter bert = base_writer("bert");
+  const Vocab vocab = load(bert);
+  EXPECT_FALSE(vocab.add_sep());
+  EXPECT_FALSE(vocab.add_bos());
+  // Asking for it explicitly is an error naming both keys.
+  bert.add<bool>("tokenizer.ggml.add_sep_token", true);
+  expect_error_naming(bert, "tokenizer.ggml.add_sep_token");
+  expect_error_naming(bert, "tokenizer.ggml.seperator_token_id");
+  // BERT's CLS stands in for BOS.
+  GgufWriter with_cls = base_writer("bert");
+  with_cls.add<uint32_t>("tokenizer.ggml.cls_token_id", 2);
+  const Vocab cls = load(with_cls);
+  EXPECT_EQ(cls.special().bos, 2);
+  EXPECT_TRUE(cls.add_bos());
+}
+
+TEST(Vocab, AMovedFromVocabulary) {
+  Vocab vocab = load(base_writer());
+  const Vocab moved = std::move(vocab);
+  EXPECT_EQ(moved.find("ab"), 2);
+  EXPECT_FALSE(vocab.find("ab"));  // NOLINT(bugprone-use-after-move): defined, empty
+}
+
 TEST(Vocab, BrokenMetadataIsAnErrorNamingTheKey) {
   {
     GgufWriter w;
