@@ -14,26 +14,9 @@
 namespace ember {
 namespace {
 
-std::string describe(const std::vector<TokenId>& ids) {
-  std::ostringstream s;
-  for (TokenId id : ids) s << ' ' << id;
-  return s.str();
-}
-
 TEST(SpmTokenizer, MatchesTheReferenceVectors) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  for (const char* name : {"llama-spm", "phi-3"}) {
-    SCOPED_TRACE(name);
-    const std::filesystem::path path = data / "vocab" / (std::string("ggml-vocab-") + name + ".gguf");
-    const Tokenizer tokenizer = Tokenizer::from_gguf(GgufFile::open(path.string()));
-    const std::vector<tokenizer_test::Vector> vectors = tokenizer_test::read_vectors(path);
-    ASSERT_GT(vectors.size(), 20u);
-    const EncodeOptions options{.add_special = false, .parse_special = false};
-    for (const tokenizer_test::Vector& v : vectors) {
-      EXPECT_EQ(describe(tokenizer.encode(v.input, options)), describe(v.expected)) << "input: \"" << v.input << "\"";
-      EXPECT_EQ(tokenizer.decode(v.expected), v.input) << "round trip of \"" << v.input << "\"";
-    }
-  }
+  for (const char* name : {"llama-spm", "phi-3"}) tokenizer_test::expect_vectors(data, name, /*round_trip=*/true);
 }
 
 TEST(SpmTokenizer, FallsBackToBytesAndSurvivesInvalidUtf8) {

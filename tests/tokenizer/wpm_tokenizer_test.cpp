@@ -15,11 +15,7 @@
 namespace ember {
 namespace {
 
-std::string describe(const std::vector<TokenId>& ids) {
-  std::ostringstream s;
-  for (TokenId id : ids) s << ' ' << id;
-  return s.str();
-}
+using tokenizer_test::describe;
 
 std::filesystem::path bge_path(const std::filesystem::path& data) {
   return data / "vocab" / "ggml-vocab-bert-bge.gguf";
