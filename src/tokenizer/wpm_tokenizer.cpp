@@ -82,7 +82,7 @@ CharClass classify(char32_t cp) {
 
 }  // namespace
 
-WpmTokenizer::WpmTokenizer(const Vocab& vocab) : vocab_(vocab) {
+WpmTokenizer::WpmTokenizer(const Vocab& vocab) {
   if (vocab.model() != TokenizerModel::kWpm) {
     fail(ErrorCode::kInvalidArgument, "WPM tokenizer: the vocabulary is {}, not bert (WordPiece)",
          tokenizer_model_name(vocab.model()));

@@ -13,8 +13,8 @@ namespace ember {
 
 class WpmTokenizer {
  public:
-  // The vocabulary must outlive the tokenizer. Throws Error(kInvalidArgument) for a vocabulary
-  // that is not WordPiece.
+  // Copies what it needs of the vocabulary (its pieces, into a trie). Throws
+  // Error(kInvalidArgument) for a vocabulary that is not WordPiece.
   explicit WpmTokenizer(const Vocab& vocab);
 
   // Token ids of `text` (raw bytes; invalid UTF-8 is dropped like U+FFFD), without CLS / SEP and
@@ -41,7 +41,6 @@ class WpmTokenizer {
   // Appends the tokens of one "▁"-prefixed word.
   void encode_word(std::string_view word, std::vector<TokenId>& out) const;
 
-  const Vocab& vocab_;
   static constexpr size_t kMaxWordChars = 100;
   TokenTrie pieces_;  // every token text
   TokenId unk_ = -1;  // -1 when the vocabulary has none: unknown words then vanish

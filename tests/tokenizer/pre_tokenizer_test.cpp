@@ -77,8 +77,9 @@ TEST(PreTokenizer, ContractionsAndNewlines) {
   EXPECT_EQ(split("gpt-4o", "it's"), (Pieces{"it's"}));
   // Llama 3 keeps newline runs apart from the next word; the last space goes with the word.
   EXPECT_EQ(split("llama-bpe", "a\n\n  b"), (Pieces{"a", "\n\n", " ", " b"}));
-  // U+017F (long s) is no "s": the contraction does not match it under Unicode case folding.
-  EXPECT_EQ(split("llama-bpe", "it'\xC5\xBF"), (Pieces{"it", "'\xC5\xBF"}));
+  // Case-insensitive contractions fold U+017F (long s) to "s", as Hugging Face does.
+  EXPECT_EQ(split("llama-bpe", "it'\xC5\xBFs"), (Pieces{"it", "'\xC5\xBF", "s"}));
+  EXPECT_EQ(split("gpt-4o", "IT'\xC5\xBF"), (Pieces{"IT'\xC5\xBF"}));
 }
 
 TEST(PreTokenizer, WhiteSpaceIsUnicodesNotPcre2s) {
