@@ -1,0 +1,44 @@
+// What the per-architecture config readers share: typed access to "<arch>.<key>" metadata with
+// errors that name the key, and the hyper-parameters every Llama-like model has.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gguf/gguf_reader.h"
+#include "model/model_config.h"
+
+namespace ember {
+
+class ArchReader {
+ public:
+  ArchReader(const GgufFile& file, std::string_view arch) : file_(file), arch_(arch) {}
+
+  const GgufFile& file() const noexcept { return file_; }
+  std::string key(std::string_view suffix) const;
+
+  // "<arch>.<suffix>" as an integer in [min, max]; required, or `fallback` when absent.
+  int32_t count(std::string_view suffix, int64_t min, int64_t max) const;
+  int32_t count_or(std::string_view suffix, int32_t fallback, int64_t min, int64_t max) const;
+  // "<arch>.<suffix>" as a finite float > 0; required, or `fallback` when absent.
+  float positive(std::string_view suffix) const;
+  float positive_or(std::string_view suffix, float fallback) const;
+  std::optional<float> optional_float(std::string_view suffix) const;
+  std::optional<std::string_view> optional_string(std::string_view suffix) const;
+
+  // Dimensions, heads, norm epsilon, rope (base, dims, linear / yarn / llama3 scaling from the
+  // keys and the rope_freqs tensor), context length, vocabulary size and tied output: what Llama,
+  // Qwen and most others share. Architecture readers then set their traits.
+  void read_common(ModelConfig& config, std::string_view norm_eps_key = "attention.layer_norm_rms_epsilon") const;
+
+ private:
+  const GgufFile& file_;
+  std::string arch_;
+};
+
+#define EMBER_ARCH(id, gguf_name, reader) void reader(const ArchReader& r, ModelConfig& config);
+#include "model/arch/arch_list.inc"
+#undef EMBER_ARCH
+
+}  // namespace ember

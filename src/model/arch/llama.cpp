@@ -1,0 +1,15 @@
+// llama: Llama 1/2/3.x, Mistral (sliding window), SmolLM 1/2, TinyLlama, and llama2.c conversions.
+// RMSNorm, SwiGLU, GQA, "normal" rope (llama.cpp's converter permutes Q/K rows to pair dims
+// (2i, 2i+1)), llama3 frequency factors from rope_freqs.
+#include "model/arch/arch_reader.h"
+
+namespace ember {
+
+void read_llama_config(const ArchReader& r, ModelConfig& c) {
+  r.read_common(c);
+  // Mistral v0.1 style: every layer attends to a window of past positions.
+  const int32_t window = r.count_or("attention.sliding_window", 0, 0, INT32_MAX);
+  for (LayerConfig& layer : c.layers) layer.sliding_window = window;
+}
+
+}  // namespace ember

@@ -1,0 +1,71 @@
+// ModelConfig: a transformer's dimensions and traits, read from GGUF metadata (DESIGN.md §3). The
+// supported architectures differ only in traits; each maps its GGUF keys in one file under arch/
+// and has one line in arch/arch_list.inc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cpu/rope.h"
+#include "gguf/gguf_reader.h"
+
+namespace ember {
+
+enum class Arch {
+#define EMBER_ARCH(id, gguf_name, reader) id,
+#include "model/arch/arch_list.inc"
+#undef EMBER_ARCH
+};
+
+std::string_view arch_name(Arch arch) noexcept;
+// The general.architecture values ember runs, comma separated (for error messages).
+std::string supported_architectures();
+
+enum class NormKind { kRms, kLayer };
+enum class FfnKind { kSwiGlu, kGeGlu };
+
+// What differs between one layer and the next (Gemma's alternating local / global attention).
+struct LayerConfig {
+  int32_t sliding_window = 0;    // attend to at most this many past positions; 0 = the whole context
+  bool uses_local_rope = false;  // rope with ModelConfig::rope_local instead of rope
+};
+
+struct ModelConfig {
+  Arch arch = Arch::kLlama;
+  std::string name;  // general.name, "" when absent
+
+  int32_t n_vocab = 0;
+  int32_t n_embd = 0;
+  int32_t n_layer = 0;
+  int32_t n_head = 0;
+  int32_t n_head_kv = 0;   // < n_head: grouped-query attention
+  int32_t head_dim = 0;    // of Q and K (attention.key_length, else n_embd / n_head)
+  int32_t head_dim_v = 0;  // of V (attention.value_length, else head_dim)
+  int32_t n_ff = 0;
+  int32_t context_length = 0;  // the training context (<arch>.context_length)
+
+  NormKind norm = NormKind::kRms;
+  float norm_eps = 1e-5f;
+  FfnKind ffn = FfnKind::kSwiGlu;
+  RopeParams rope;        // every layer's, or the global layers' where some are local
+  RopeParams rope_local;  // Gemma 3's local layers (n_rot == 0 when unused)
+
+  bool attn_qkv_bias = false;    // Qwen 2: biases on q / k / v
+  bool attn_qk_norm = false;     // Qwen 3, Gemma 3: RMS norm of each q / k head before rope
+  bool post_norms = false;       // Gemma 2/3: norms after attention and after the FFN too
+  float embedding_scale = 0.0f;  // multiply embeddings by this (Gemma: sqrt(n_embd)); 0 = none
+  float attn_softcap = 0.0f;     // tanh soft-cap of attention scores; 0 = none
+  float final_softcap = 0.0f;    // tanh soft-cap of the logits; 0 = none
+  float attn_scale = 0.0f;       // query scale; 0 = 1 / sqrt(head_dim)
+  bool tied_output = false;      // no output.weight: the logits use token_embd
+
+  std::vector<LayerConfig> layers;  // n_layer entries
+
+  // Throws Error naming the file and the key: an unknown general.architecture (listing the
+  // supported ones), a missing or out-of-range hyper-parameter, inconsistent head counts.
+  static ModelConfig from_gguf(const GgufFile& file);
+};
+
+}  // namespace ember

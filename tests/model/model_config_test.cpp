@@ -1,0 +1,182 @@
+// ModelConfig from GGUF metadata: the real stories260K, hand-made files for each architecture of
+// arch/arch_list.inc, and an error naming the key for each broken or missing hyper-parameter.
+#include "model/model_config.h"
+
+#include <gtest/gtest.h>
+
+#include "ember/error.h"
+#include "gguf/gguf_writer.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+TEST(ModelConfig, Stories260K) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const GgufFile file = GgufFile::open((data / "models" / "stories260K" / "stories260K.gguf").string());
+  const ModelConfig c = ModelConfig::from_gguf(file);
+  EXPECT_EQ(c.arch, Arch::kLlama);
+  EXPECT_EQ(c.n_vocab, 512);
+  EXPECT_EQ(c.n_embd, 64);
+  EXPECT_EQ(c.n_layer, 5);
+  EXPECT_EQ(c.n_head, 8);
+  EXPECT_EQ(c.n_head_kv, 4);
+  EXPECT_EQ(c.head_dim, 8);
+  EXPECT_EQ(c.head_dim_v, 8);
+  EXPECT_EQ(c.n_ff, 172);
+  EXPECT_EQ(c.context_length, 128);  // what the llama2.c converter stores (trained with 512)
+  EXPECT_EQ(c.rope.n_rot, 8);
+  EXPECT_FALSE(c.rope.neox);
+  EXPECT_FLOAT_EQ(c.rope.freq_base, 10000.0f);
+  EXPECT_EQ(c.norm, NormKind::kRms);
+  EXPECT_EQ(c.ffn, FfnKind::kSwiGlu);
+  ASSERT_EQ(c.layers.size(), 5u);
+  EXPECT_EQ(c.layers[0].sliding_window, 0);
+}
+
+// A Llama-like file: only metadata and the tensors the config reads.
+GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2) {
+  GgufWriter w;
+  const std::string a(arch);
+  w.add_string("general.architecture", arch);
+  w.add_string("general.name", "hand-made");
+  w.add<uint32_t>(a + ".embedding_length", 256);
+  w.add<uint32_t>(a + ".block_count", 3);
+  w.add<uint32_t>(a + ".feed_forward_length", 640);
+  w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(n_head));
+  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(n_head_kv));
+  w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
+  w.add<float>(a + ".rope.freq_base", 500000.0f);
+  w.add<uint32_t>(a + ".context_length", 8192);
+  w.add<uint32_t>(a + ".vocab_size", 1000);
+  return w;
+}
+
+ModelConfig load(const GgufWriter& w, std::vector<std::byte>& storage) {
+  storage = w.write_to_memory();
+  return ModelConfig::from_gguf(GgufFile::parse(storage, "test.gguf"));
+}
+
+void expect_error_naming(const GgufWriter& w, std::string_view text) {
+  std::vector<std::byte> storage;
+  try {
+    load(w, storage);
+    ADD_FAILURE() << "no error mentioning " << text;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelConfig, LlamaWithLlama3RopeFrequencies) {
+  GgufWriter w = llama_like("llama");
+  std::vector<float> freqs(16);
+  for (size_t i = 0; i < freqs.size(); ++i) freqs[i] = 1.0f + static_cast<float>(i);
+  const int64_t shape[] = {16};
+  w.add_tensor("rope_freqs.weight", DType::kF32, shape, std::as_bytes(std::span(freqs)));
+  w.add<uint32_t>("llama.attention.sliding_window", 4096);
+  std::vector<std::byte> storage;
+  const ModelConfig c = load(w, storage);
+  EXPECT_EQ(c.arch, Arch::kLlama);
+  EXPECT_EQ(c.name, "hand-made");
+  EXPECT_EQ(c.head_dim, 32);  // 256 / 8
+  EXPECT_EQ(c.rope.n_rot, 32);
+  EXPECT_EQ(c.rope.freq_factors, freqs);
+  EXPECT_FLOAT_EQ(c.rope.freq_base, 500000.0f);
+  EXPECT_EQ(c.n_vocab, 1000);
+  EXPECT_TRUE(c.tied_output);  // no output.weight
+  for (const LayerConfig& layer : c.layers) EXPECT_EQ(layer.sliding_window, 4096);
+}
+
+TEST(ModelConfig, QwenTraits) {
+  std::vector<std::byte> storage;
+  const ModelConfig qwen2 = load(llama_like("qwen2"), storage);
+  EXPECT_EQ(qwen2.arch, Arch::kQwen2);
+  EXPECT_TRUE(qwen2.rope.neox);
+  EXPECT_TRUE(qwen2.attn_qkv_bias);
+  EXPECT_FALSE(qwen2.attn_qk_norm);
+  GgufWriter w3 = llama_like("qwen3");
+  w3.add<uint32_t>("qwen3.attention.key_length", 128);  // Qwen 3: head size not n_embd / n_head
+  w3.add<uint32_t>("qwen3.attention.value_length", 128);
+  const ModelConfig qwen3 = load(w3, storage);
+  EXPECT_EQ(qwen3.arch, Arch::kQwen3);
+  EXPECT_EQ(qwen3.head_dim, 128);
+  EXPECT_EQ(qwen3.rope.n_rot, 128);
+  EXPECT_TRUE(qwen3.attn_qk_norm);
+  EXPECT_FALSE(qwen3.attn_qkv_bias);
+}
+
+TEST(ModelConfig, LinearAndYarnRopeScaling) {
+  GgufWriter linear = llama_like("llama");
+  linear.add_string("llama.rope.scaling.type", "linear");
+  linear.add<float>("llama.rope.scaling.factor", 4.0f);
+  std::vector<std::byte> storage;
+  EXPECT_FLOAT_EQ(load(linear, storage).rope.freq_scale, 0.25f);
+  GgufWriter yarn = llama_like("qwen2");
+  yarn.add_string("qwen2.rope.scaling.type", "yarn");
+  yarn.add<float>("qwen2.rope.scaling.factor", 4.0f);
+  yarn.add<uint32_t>("qwen2.rope.scaling.original_context_length", 32768);
+  const ModelConfig c = load(yarn, storage);
+  EXPECT_FLOAT_EQ(c.rope.ext_factor, 1.0f);
+  EXPECT_EQ(c.rope.n_ctx_orig, 32768);
+}
+
+TEST(ModelConfig, EveryListedArchitectureLoads) {
+  // Tests iterate the list, so an architecture added to arch_list.inc is covered at once.
+  std::vector<std::byte> storage;
+  for (std::string_view name : {
+#define EMBER_ARCH(id, gguf_name, reader) std::string_view(gguf_name),
+#include "model/arch/arch_list.inc"
+#undef EMBER_ARCH
+       }) {
+    SCOPED_TRACE(name);
+    const ModelConfig c = load(llama_like(name), storage);
+    EXPECT_EQ(arch_name(c.arch), name);
+    EXPECT_EQ(c.n_layer, 3);
+    EXPECT_NE(supported_architectures().find(name), std::string::npos);
+  }
+}
+
+// llama_like(arch) without one key.
+GgufWriter without(std::string_view key) {
+  std::vector<std::byte> storage = llama_like("llama").write_to_memory();
+  const GgufFile file = GgufFile::parse(storage, "full.gguf");
+  GgufWriter w;
+  for (const auto& kv : file.metadata()) {
+    if (kv.key != key) w.add_value(kv.key, kv.value);
+  }
+  return w;
+}
+
+TEST(ModelConfig, BadMetadataIsAnErrorNamingTheKey) {
+  expect_error_naming(llama_like("mamba9"), "\"mamba9\" is not supported (supported: llama");
+  for (const char* key : {"llama.embedding_length", "llama.block_count", "llama.feed_forward_length",
+                          "llama.attention.head_count", "llama.attention.layer_norm_rms_epsilon"}) {
+    SCOPED_TRACE(key);
+    expect_error_naming(without(key), key);
+  }
+  GgufWriter no_layers = without("llama.block_count");
+  no_layers.add<uint32_t>("llama.block_count", 0);
+  expect_error_naming(no_layers, "llama.block_count = 0 is outside");
+  GgufWriter negative_eps = without("llama.attention.layer_norm_rms_epsilon");
+  negative_eps.add<float>("llama.attention.layer_norm_rms_epsilon", -1.0f);
+  expect_error_naming(negative_eps, "llama.attention.layer_norm_rms_epsilon");
+  expect_error_naming(llama_like("llama", 8, 3), "not a multiple");
+  expect_error_naming(llama_like("llama", 8, 16), "llama.attention.head_count_kv");
+  GgufWriter odd_rope = llama_like("llama");
+  odd_rope.add<uint32_t>("llama.rope.dimension_count", 7);
+  expect_error_naming(odd_rope, "must be even");
+  GgufWriter scaling = llama_like("llama");
+  scaling.add_string("llama.rope.scaling.type", "dynamic-ntk");
+  expect_error_naming(scaling, "llama.rope.scaling.type");
+  GgufWriter freqs = llama_like("llama");
+  const std::vector<float> wrong(5, 1.0f);
+  const int64_t shape[] = {5};
+  freqs.add_tensor("rope_freqs.weight", DType::kF32, shape, std::as_bytes(std::span(wrong)));
+  expect_error_naming(freqs, "rope_freqs.weight");
+  GgufWriter text_heads = without("llama.attention.head_count");
+  text_heads.add_string("llama.attention.head_count", "eight");
+  expect_error_naming(text_heads, "llama.attention.head_count");
+}
+
+}  // namespace
+}  // namespace ember
