@@ -51,6 +51,9 @@ struct ModelConfig {
   FfnKind ffn = FfnKind::kSwiGlu;
   RopeParams rope;        // every layer's, or the global layers' where some are local
   RopeParams rope_local;  // Gemma 3's local layers (n_rot == 0 when unused)
+  // Phi-3 longrope: rope.freq_factors holds the short factors (contexts up to rope.n_ctx_orig);
+  // these are for longer contexts (empty when the model has none).
+  std::vector<float> rope_factors_long;
 
   bool attn_qkv_bias = false;    // Qwen 2: biases on q / k / v
   bool attn_qk_norm = false;     // Qwen 3, Gemma 3: RMS norm of each q / k head before rope

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "ember/error.h"
 #include "gguf/gguf_writer.h"
 #include "support/test_data.h"
@@ -103,6 +105,57 @@ TEST(ModelConfig, QwenTraits) {
   EXPECT_EQ(qwen3.rope.n_rot, 128);
   EXPECT_TRUE(qwen3.attn_qk_norm);
   EXPECT_FALSE(qwen3.attn_qkv_bias);
+}
+
+TEST(ModelConfig, Phi3LongRope) {
+  GgufWriter w = llama_like("phi3", 8, 8);
+  w.add<uint32_t>("phi3.rope.scaling.original_context_length", 4096);
+  w.add<uint32_t>("phi3.attention.sliding_window", 2047);
+  const std::vector<float> short_factors(16, 1.5f), long_factors(16, 4.0f);
+  const int64_t shape[] = {16};
+  w.add_tensor("rope_factors_short.weight", DType::kF32, shape, std::as_bytes(std::span(short_factors)));
+  w.add_tensor("rope_factors_long.weight", DType::kF32, shape, std::as_bytes(std::span(long_factors)));
+  std::vector<std::byte> storage;
+  const ModelConfig c = load(w, storage);
+  EXPECT_EQ(c.arch, Arch::kPhi3);
+  EXPECT_TRUE(c.rope.neox);
+  EXPECT_EQ(c.rope.freq_factors, short_factors);
+  EXPECT_EQ(c.rope_factors_long, long_factors);
+  // No attn_factor key: Phi-3's sqrt(1 + ln(8192 / 4096) / ln(4096)).
+  EXPECT_NEAR(c.rope.attn_factor, std::sqrt(1.0 + std::log(2.0) / std::log(4096.0)), 1e-6);
+  EXPECT_EQ(c.layers[1].sliding_window, 2047);
+}
+
+TEST(ModelConfig, GemmaLocalAndGlobalLayers) {
+  std::vector<std::byte> storage;
+  GgufWriter w2 = llama_like("gemma2");
+  w2.add<float>("gemma2.attn_logit_softcapping", 50.0f);
+  w2.add<float>("gemma2.final_logit_softcapping", 30.0f);
+  w2.add<uint32_t>("gemma2.attention.sliding_window", 4096);
+  const ModelConfig g2 = load(w2, storage);
+  EXPECT_EQ(g2.ffn, FfnKind::kGeGlu);
+  EXPECT_TRUE(g2.post_norms);
+  EXPECT_FLOAT_EQ(g2.embedding_scale, 16.0f);  // sqrt(256)
+  EXPECT_FLOAT_EQ(g2.attn_softcap, 50.0f);
+  EXPECT_FLOAT_EQ(g2.final_softcap, 30.0f);
+  EXPECT_FLOAT_EQ(g2.attn_scale, 1.0f / std::sqrt(32.0f));
+  ASSERT_EQ(g2.layers.size(), 3u);
+  EXPECT_EQ(g2.layers[0].sliding_window, 4096);  // local, global, local
+  EXPECT_EQ(g2.layers[1].sliding_window, 0);
+  EXPECT_EQ(g2.layers[2].sliding_window, 4096);
+
+  GgufWriter w3 = llama_like("gemma3");
+  w3.add<uint32_t>("gemma3.attention.sliding_window", 1024);
+  w3.add_string("gemma3.rope.scaling.type", "linear");
+  w3.add<float>("gemma3.rope.scaling.factor", 8.0f);
+  const ModelConfig g3 = load(w3, storage);
+  EXPECT_TRUE(g3.attn_qk_norm);
+  EXPECT_FLOAT_EQ(g3.final_softcap, 0.0f);
+  EXPECT_FLOAT_EQ(g3.rope.freq_scale, 0.125f);         // global layers: the file's scaling
+  EXPECT_FLOAT_EQ(g3.rope_local.freq_base, 10000.0f);  // local layers: their own rope
+  EXPECT_FLOAT_EQ(g3.rope_local.freq_scale, 1.0f);
+  EXPECT_TRUE(g3.layers[0].uses_local_rope);
+  EXPECT_EQ(g3.layers[2].sliding_window, 1024);
 }
 
 TEST(ModelConfig, LinearAndYarnRopeScaling) {

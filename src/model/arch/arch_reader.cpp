@@ -90,20 +90,32 @@ void ArchReader::read_common(ModelConfig& c, std::string_view norm_eps_key) cons
          file_.name(), key("rope.scaling.type"), scaling);
   }
   // Llama 3.1+ stores its scaling as per-dimension frequency divisors in the rope_freqs tensor.
-  if (const GgufTensorInfo* freqs = file_.find_tensor("rope_freqs.weight")) {
-    if (freqs->dtype != DType::kF32 || freqs->n_elements != static_cast<uint64_t>(rope.n_rot / 2)) {
-      fail(ErrorCode::kFormat, "{}: rope_freqs.weight must be F32 with {} values (rope.dimension_count / 2)",
-           file_.name(), rope.n_rot / 2);
-    }
-    const auto* values = static_cast<const float*>(file_.tensor_view(*freqs).data());
-    rope.freq_factors.assign(values, values + rope.n_rot / 2);
-    for (float f : rope.freq_factors) {
-      if (!(f > 0.0f) || !std::isfinite(f)) {
-        fail(ErrorCode::kFormat, "{}: rope_freqs.weight holds {} (must be finite and > 0)", file_.name(), f);
-      }
+  rope.freq_factors = factors("rope_freqs.weight", rope.n_rot / 2);
+  c.layers.assign(static_cast<size_t>(c.n_layer), LayerConfig{});
+}
+
+void read_gemma_family(const ArchReader& r, ModelConfig& c) {
+  r.read_common(c);
+  c.rope.neox = true;
+  c.ffn = FfnKind::kGeGlu;
+  c.post_norms = true;
+  c.embedding_scale = std::sqrt(static_cast<float>(c.n_embd));
+}
+
+std::vector<float> ArchReader::factors(std::string_view tensor, int64_t n) const {
+  const GgufTensorInfo* info = file_.find_tensor(tensor);
+  if (info == nullptr) return {};
+  if (info->dtype != DType::kF32 || info->n_elements != static_cast<uint64_t>(n)) {
+    fail(ErrorCode::kFormat, "{}: {} must be F32 with {} values (rope.dimension_count / 2)", file_.name(), tensor, n);
+  }
+  const auto* values = static_cast<const float*>(file_.tensor_view(*info).data());
+  std::vector<float> out(values, values + n);
+  for (float f : out) {
+    if (!(f > 0.0f) || !std::isfinite(f)) {
+      fail(ErrorCode::kFormat, "{}: {} holds {} (must be finite and > 0)", file_.name(), tensor, f);
     }
   }
-  c.layers.assign(static_cast<size_t>(c.n_layer), LayerConfig{});
+  return out;
 }
 
 }  // namespace ember

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gguf/gguf_reader.h"
 #include "model/model_config.h"
@@ -32,10 +33,17 @@ class ArchReader {
   // Qwen and most others share. Architecture readers then set their traits.
   void read_common(ModelConfig& config, std::string_view norm_eps_key = "attention.layer_norm_rms_epsilon") const;
 
+  // An F32 tensor of n finite values > 0 (rope frequency factors), or empty when the file has none.
+  std::vector<float> factors(std::string_view tensor, int64_t n) const;
+
  private:
   const GgufFile& file_;
   std::string arch_;
 };
+
+// The Gemma family's shared traits: RMS norms after attention and after the FFN too, GeGLU (tanh
+// GELU), embeddings scaled by sqrt(n_embd), neox rope.
+void read_gemma_family(const ArchReader& r, ModelConfig& config);
 
 #define EMBER_ARCH(id, gguf_name, reader) void reader(const ArchReader& r, ModelConfig& config);
 #include "model/arch/arch_list.inc"
