@@ -50,7 +50,7 @@ sanitize: $(SANITIZE_DIR)/build.ninja
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 
 tsan: $(TSAN_DIR)/build.ninja
-	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests cpu_tests
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests cpu_tests tokenizer_tests
 
 test: format-check test-release test-sanitize test-tsan
 
@@ -71,6 +71,8 @@ test-tsan: tsan
 	  $(TSAN_DIR)/tests/core_tests --gtest_filter='ThreadPool*:-*Death*' --gtest_brief=1
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/cpu_tests --gtest_filter='$(TSAN_CPU_TESTS)' --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
+	  $(TSAN_DIR)/tests/tokenizer_tests --gtest_filter='Tokenizer.Concurrent*' --gtest_brief=1
 
 # Until text generation exists, the demo is `ember inspect` and `ember tokenize` on a real model
 # from ../shared/data.

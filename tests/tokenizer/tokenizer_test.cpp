@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
@@ -166,6 +168,33 @@ std::string random_unicode(std::mt19937& rng, size_t n_chars) {
   std::string text;
   for (size_t i = 0; i < n_chars; ++i) text += kPieces[pick(rng)];
   return text;
+}
+
+TEST(Tokenizer, ConcurrentEncodesAgreeWithOneThread) {
+  // One const Tokenizer shared by threads (as the server will): the word caches and the per-thread
+  // PCRE2 state must not mix results. Also run under ThreadSanitizer by `make test`.
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  for (const char* name : {"llama-bpe", "llama-spm"}) {
+    SCOPED_TRACE(name);
+    const Tokenizer tokenizer = load(data, name);
+    std::mt19937 rng(11);
+    std::vector<std::string> texts;
+    for (int i = 0; i < 8; ++i) texts.push_back(random_unicode(rng, 400));
+    std::vector<std::vector<TokenId>> expected;
+    for (const std::string& text : texts) expected.push_back(tokenizer.encode(text, {.parse_special = true}));
+    std::vector<std::thread> threads;
+    std::atomic<int> mismatches{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int round = 0; round < 6; ++round) {
+          const size_t i = static_cast<size_t>((t + round) % 8);
+          if (tokenizer.encode(texts[i], {.parse_special = true}) != expected[i]) ++mismatches;
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    EXPECT_EQ(mismatches.load(), 0);
+  }
 }
 
 TEST(Tokenizer, RoundTripsRandomUnicode) {

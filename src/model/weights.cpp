@@ -1,0 +1,112 @@
+// Weights::bind: the GGUF tensor names of llama.cpp's converters, looked up and checked.
+#include "model/weights.h"
+
+#include <fmt/format.h>
+
+#include <initializer_list>
+#include <string>
+
+#include "ember/error.h"
+#include "quant/quant_traits.h"
+
+namespace ember {
+namespace {
+
+enum class Kind {
+  kNorm,    // a vector of F32 (norm weights, biases)
+  kMatmul,  // a matrix the CPU backend multiplies in its stored type
+  kRows,    // a matrix whose rows are gathered (token embeddings): any dequantizable type
+};
+
+class Binder {
+ public:
+  Binder(const GgufFile& file) : file_(file) {}
+
+  const GgufTensorInfo* find(const std::string& name) const { return file_.find_tensor(name); }
+
+  TensorView bind(const std::string& name, Kind kind, std::initializer_list<int64_t> shape) const {
+    const GgufTensorInfo* info = file_.find_tensor(name);
+    if (info == nullptr) fail(ErrorCode::kNotFound, "{}: the model has no tensor {}", file_.name(), name);
+    bool same = static_cast<size_t>(info->n_dims) == shape.size();
+    size_t d = 0;
+    for (int64_t n : shape) same = same && info->ne[d++] == n;
+    if (!same) {
+      fail(ErrorCode::kFormat, "{}: tensor {} has shape [{}], the model's hyper-parameters want [{}]", file_.name(),
+           name, fmt::join(info->shape(), ", "), fmt::join(shape, ", "));
+    }
+    const QuantTraits* traits = find_quant_traits(info->dtype);
+    const bool usable = kind == Kind::kNorm     ? info->dtype == DType::kF32
+                        : kind == Kind::kMatmul ? traits != nullptr && traits->vec_dot != nullptr
+                                                : traits != nullptr;
+    if (!usable) {
+      fail(ErrorCode::kUnsupported, "{}: tensor {} is {}, which ember cannot use there ({})", file_.name(), name,
+           dtype_name(info->dtype),
+           kind == Kind::kNorm ? "norm weights and biases must be f32" : "no matrix kernels for that type");
+    }
+    return file_.tensor_view(*info);
+  }
+
+ private:
+  const GgufFile& file_;
+};
+
+}  // namespace
+
+Weights Weights::bind(const GgufFile& file, const ModelConfig& c) {
+  const Binder b(file);
+  const int64_t embd = c.n_embd;
+  const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
+  const int64_t k_dim = int64_t{c.n_head_kv} * c.head_dim;
+  const int64_t v_dim = int64_t{c.n_head_kv} * c.head_dim_v;
+  const int64_t o_dim = int64_t{c.n_head} * c.head_dim_v;
+
+  Weights w;
+  w.token_embd = b.bind("token_embd.weight", Kind::kRows, {embd, c.n_vocab});
+  w.output_norm = b.bind("output_norm.weight", Kind::kNorm, {embd});
+  w.output = c.tied_output ? w.token_embd : b.bind("output.weight", Kind::kMatmul, {embd, c.n_vocab});
+  if (c.tied_output && find_quant_traits(w.token_embd.dtype())->vec_dot == nullptr) {
+    fail(ErrorCode::kUnsupported,
+         "{}: token_embd.weight doubles as the output matrix but is {}, which ember cannot "
+         "multiply",
+         file.name(), dtype_name(w.token_embd.dtype()));
+  }
+
+  w.layers.resize(static_cast<size_t>(c.n_layer));
+  for (int32_t i = 0; i < c.n_layer; ++i) {
+    LayerWeights& l = w.layers[static_cast<size_t>(i)];
+    const auto name = [i](std::string_view what) { return fmt::format("blk.{}.{}", i, what); };
+    l.attn_norm = b.bind(name("attn_norm.weight"), Kind::kNorm, {embd});
+    if (b.find(name("attn_qkv.weight")) != nullptr) {
+      l.wqkv = b.bind(name("attn_qkv.weight"), Kind::kMatmul, {embd, q_dim + k_dim + v_dim});
+    } else {
+      l.wq = b.bind(name("attn_q.weight"), Kind::kMatmul, {embd, q_dim});
+      l.wk = b.bind(name("attn_k.weight"), Kind::kMatmul, {embd, k_dim});
+      l.wv = b.bind(name("attn_v.weight"), Kind::kMatmul, {embd, v_dim});
+    }
+    if (c.attn_qkv_bias) {
+      l.bq = b.bind(name("attn_q.bias"), Kind::kNorm, {q_dim});
+      l.bk = b.bind(name("attn_k.bias"), Kind::kNorm, {k_dim});
+      l.bv = b.bind(name("attn_v.bias"), Kind::kNorm, {v_dim});
+    }
+    if (c.attn_qk_norm) {
+      l.q_norm = b.bind(name("attn_q_norm.weight"), Kind::kNorm, {c.head_dim});
+      l.k_norm = b.bind(name("attn_k_norm.weight"), Kind::kNorm, {c.head_dim});
+    }
+    l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {o_dim, embd});
+    l.ffn_norm = b.bind(name("ffn_norm.weight"), Kind::kNorm, {embd});
+    if (b.find(name("ffn_gate.weight")) != nullptr) {
+      l.w_gate = b.bind(name("ffn_gate.weight"), Kind::kMatmul, {embd, c.n_ff});
+      l.w_up = b.bind(name("ffn_up.weight"), Kind::kMatmul, {embd, c.n_ff});
+    } else {
+      l.w_up = b.bind(name("ffn_up.weight"), Kind::kMatmul, {embd, 2 * int64_t{c.n_ff}});  // [gate; up]
+    }
+    l.w_down = b.bind(name("ffn_down.weight"), Kind::kMatmul, {c.n_ff, embd});
+    if (c.post_norms) {
+      l.post_attn_norm = b.bind(name("post_attention_norm.weight"), Kind::kNorm, {embd});
+      l.post_ffn_norm = b.bind(name("post_ffw_norm.weight"), Kind::kNorm, {embd});
+    }
+  }
+  return w;
+}
+
+}  // namespace ember

@@ -1,0 +1,46 @@
+// Weights: a model's tensors bound to the memory-mapped GGUF, every one checked for presence,
+// type and shape against its ModelConfig, with errors that name the tensor. Shapes are in ggml
+// order (ne0 first, the contiguous dimension): a matmul weight [n_in, n_out] maps n_in inputs to
+// n_out outputs.
+#pragma once
+
+#include <vector>
+
+#include "ember/tensor_view.h"
+#include "gguf/gguf_reader.h"
+#include "model/model_config.h"
+
+namespace ember {
+
+struct LayerWeights {
+  TensorView attn_norm;  // [n_embd] F32
+  // Separate projections, or (Phi-3) wqkv fused: then wq / wk / wv are empty.
+  TensorView wq;              // [n_embd, n_head * head_dim]
+  TensorView wk;              // [n_embd, n_head_kv * head_dim]
+  TensorView wv;              // [n_embd, n_head_kv * head_dim_v]
+  TensorView wqkv;            // [n_embd, (n_head + n_head_kv) * head_dim + n_head_kv * head_dim_v]
+  TensorView bq, bk, bv;      // [n_head * head_dim] ... F32, when attn_qkv_bias
+  TensorView q_norm, k_norm;  // [head_dim] F32, when attn_qk_norm
+  TensorView wo;              // [n_head * head_dim_v, n_embd]
+  TensorView post_attn_norm;  // [n_embd] F32, when post_norms
+  TensorView ffn_norm;        // [n_embd] F32
+  // Separate gate and up, or (Phi-3) fused: w_up holds [gate; up] and w_gate is empty.
+  TensorView w_gate;         // [n_embd, n_ff]
+  TensorView w_up;           // [n_embd, n_ff], or [n_embd, 2 * n_ff] fused
+  TensorView w_down;         // [n_ff, n_embd]
+  TensorView post_ffn_norm;  // [n_embd] F32, when post_norms
+};
+
+struct Weights {
+  TensorView token_embd;   // [n_embd, n_vocab], any type ember can dequantize (rows are gathered)
+  TensorView output_norm;  // [n_embd] F32
+  TensorView output;       // [n_embd, n_vocab]; token_embd when the output is tied
+  std::vector<LayerWeights> layers;
+
+  // Views into `file`, which must outlive the Weights. Throws Error(kNotFound) for a missing
+  // tensor and Error(kFormat / kUnsupported) for a wrong shape or a type ember cannot multiply,
+  // naming the tensor and what was expected.
+  static Weights bind(const GgufFile& file, const ModelConfig& config);
+};
+
+}  // namespace ember

@@ -1,0 +1,180 @@
+// Weights::bind: real files (every type of stories260K), hand-made models of each tensor layout
+// (separate / fused q-k-v and gate-up, biases, q/k norms, post-norms, tied output), and an error
+// naming the tensor for each missing, misshapen or unusable one.
+#include "model/weights.h"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <functional>
+#include <string>
+
+#include "ember/error.h"
+#include "gguf/gguf_writer.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+TEST(Weights, Stories260KInEveryType) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  for (const char* file_name :
+       {"stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf"}) {
+    SCOPED_TRACE(file_name);
+    const GgufFile file = GgufFile::open((data / "models" / "stories260K" / file_name).string());
+    const ModelConfig config = ModelConfig::from_gguf(file);
+    const Weights w = Weights::bind(file, config);
+    ASSERT_EQ(w.layers.size(), 5u);
+    EXPECT_EQ(w.token_embd.ne(0), 64);
+    EXPECT_EQ(w.token_embd.ne(1), 512);
+    EXPECT_EQ(w.layers[4].wk.ne(1), 32);  // 4 kv heads of 8
+    EXPECT_EQ(w.layers[4].w_down.ne(0), 172);
+    EXPECT_EQ(w.layers[0].wqkv.data(), nullptr);
+    EXPECT_NE(w.output.data(), nullptr);
+  }
+}
+
+// A tiny model of `arch` written with the project's GGUF writer; `edit` may drop or change tensors.
+struct TinyModel {
+  std::vector<std::byte> bytes;
+  GgufFile file() const { return GgufFile::parse(bytes, "tiny.gguf"); }
+};
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::kF32;
+};
+
+TinyModel tiny(std::string_view arch, const std::function<void(std::vector<TensorSpec>&)>& edit = {}) {
+  constexpr int64_t kEmbd = 64, kHead = 4, kHeadKv = 2, kHeadDim = 16, kFf = 96, kVocab = 40, kLayers = 2;
+  const std::string a(arch);
+  GgufWriter w;
+  w.add_string("general.architecture", arch);
+  w.add<uint32_t>(a + ".embedding_length", kEmbd);
+  w.add<uint32_t>(a + ".block_count", kLayers);
+  w.add<uint32_t>(a + ".feed_forward_length", kFf);
+  w.add<uint32_t>(a + ".attention.head_count", kHead);
+  w.add<uint32_t>(a + ".attention.head_count_kv", kHeadKv);
+  w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
+  std::vector<TensorSpec> specs = {{"token_embd.weight", {kEmbd, kVocab}}, {"output_norm.weight", {kEmbd}}};
+  const bool qwen2 = arch == "qwen2", qwen3 = arch == "qwen3", phi3 = arch == "phi3", gemma = arch.starts_with("gemma");
+  for (int64_t i = 0; i < kLayers; ++i) {
+    const auto n = [i](const char* what) { return fmt::format("blk.{}.{}", i, what); };
+    specs.push_back({n("attn_norm.weight"), {kEmbd}});
+    if (phi3) {
+      specs.push_back({n("attn_qkv.weight"), {kEmbd, (kHead + 2 * kHeadKv) * kHeadDim}});
+      specs.push_back({n("ffn_up.weight"), {kEmbd, 2 * kFf}});
+    } else {
+      specs.push_back({n("attn_q.weight"), {kEmbd, kHead * kHeadDim}});
+      specs.push_back({n("attn_k.weight"), {kEmbd, kHeadKv * kHeadDim}});
+      specs.push_back({n("attn_v.weight"), {kEmbd, kHeadKv * kHeadDim}});
+      specs.push_back({n("ffn_gate.weight"), {kEmbd, kFf}});
+      specs.push_back({n("ffn_up.weight"), {kEmbd, kFf}});
+    }
+    if (qwen2) {
+      specs.push_back({n("attn_q.bias"), {kHead * kHeadDim}});
+      specs.push_back({n("attn_k.bias"), {kHeadKv * kHeadDim}});
+      specs.push_back({n("attn_v.bias"), {kHeadKv * kHeadDim}});
+    }
+    if (qwen3 || arch == "gemma3") {
+      specs.push_back({n("attn_q_norm.weight"), {kHeadDim}});
+      specs.push_back({n("attn_k_norm.weight"), {kHeadDim}});
+    }
+    if (gemma) {
+      specs.push_back({n("post_attention_norm.weight"), {kEmbd}});
+      specs.push_back({n("post_ffw_norm.weight"), {kEmbd}});
+    }
+    specs.push_back({n("attn_output.weight"), {kHead * kHeadDim, kEmbd}});
+    specs.push_back({n("ffn_norm.weight"), {kEmbd}});
+    specs.push_back({n("ffn_down.weight"), {kFf, kEmbd}});
+  }
+  if (!gemma) specs.push_back({"output.weight", {kEmbd, kVocab}});  // Gemma ties its output
+  if (edit) edit(specs);
+  for (const TensorSpec& t : specs) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    std::vector<std::byte> data(static_cast<size_t>(n) * dtype_traits(t.dtype).block_bytes /
+                                    static_cast<size_t>(dtype_traits(t.dtype).block_size),
+                                std::byte{0x11});
+    w.add_tensor(t.name, t.dtype, t.shape, data);
+  }
+  return {w.write_to_memory()};
+}
+
+Weights bind(const TinyModel& model) {
+  const GgufFile file = model.file();
+  return Weights::bind(file, ModelConfig::from_gguf(file));
+}
+
+void expect_error(const TinyModel& model, std::string_view text) {
+  try {
+    bind(model);
+    ADD_FAILURE() << "no error mentioning " << text;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+TEST(Weights, EveryArchitecturesLayoutBinds) {
+  for (std::string_view arch : {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"}) {
+    SCOPED_TRACE(arch);
+    const TinyModel model = tiny(arch);
+    const Weights w = bind(model);
+    ASSERT_EQ(w.layers.size(), 2u);
+    const LayerWeights& l = w.layers[1];
+    EXPECT_EQ(l.wqkv.data() != nullptr, arch == "phi3");
+    EXPECT_EQ(l.wq.data() != nullptr, arch != "phi3");
+    EXPECT_EQ(l.w_gate.data() != nullptr, arch != "phi3");
+    EXPECT_EQ(l.bq.data() != nullptr, arch == "qwen2");
+    EXPECT_EQ(l.q_norm.data() != nullptr, arch == "qwen3" || arch == "gemma3");
+    EXPECT_EQ(l.post_ffn_norm.data() != nullptr, arch.starts_with("gemma"));
+    // Tied output: the output matrix is the embedding matrix itself, not a copy.
+    EXPECT_EQ(w.output.data() == w.token_embd.data(), arch.starts_with("gemma"));
+  }
+}
+
+TEST(Weights, QuantizedMatricesBind) {
+  const TinyModel model = tiny("llama", [](std::vector<TensorSpec>& specs) {
+    for (TensorSpec& t : specs) {
+      if (t.shape.size() == 2 && t.name != "token_embd.weight") t.dtype = DType::kQ8_0;
+    }
+  });
+  EXPECT_EQ(bind(model).layers[0].wq.dtype(), DType::kQ8_0);
+}
+
+TEST(Weights, BadTensorsAreAnErrorNamingThem) {
+  expect_error(tiny("llama",
+                    [](std::vector<TensorSpec>& s) {
+                      std::erase_if(s, [](const TensorSpec& t) { return t.name == "blk.1.attn_k.weight"; });
+                    }),
+               "no tensor blk.1.attn_k.weight");
+  expect_error(tiny("llama",
+                    [](std::vector<TensorSpec>& s) {
+                      for (TensorSpec& t : s) {
+                        if (t.name == "blk.0.ffn_down.weight") t.shape = {64, 96};  // transposed
+                      }
+                    }),
+               "blk.0.ffn_down.weight has shape [64, 96], the model's hyper-parameters want [96, 64]");
+  expect_error(tiny("llama",
+                    [](std::vector<TensorSpec>& s) {
+                      for (TensorSpec& t : s) {
+                        if (t.name == "blk.0.attn_norm.weight") t.dtype = DType::kF16;
+                      }
+                    }),
+               "blk.0.attn_norm.weight is f16");
+  expect_error(tiny("qwen2",
+                    [](std::vector<TensorSpec>& s) {
+                      std::erase_if(s, [](const TensorSpec& t) { return t.name == "blk.0.attn_v.bias"; });
+                    }),
+               "blk.0.attn_v.bias");
+  expect_error(tiny("llama",
+                    [](std::vector<TensorSpec>& s) {
+                      std::erase_if(s, [](const TensorSpec& t) { return t.name == "output_norm.weight"; });
+                    }),
+               "output_norm.weight");
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,466 @@
+// The float64 reference transformer: GGUF keys to ReferenceConfig, dequantized weights, and a forward
+// pass written as the math reads (one token, one head, one dot product at a time).
+#include "reference/reference_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numbers>
+#include <optional>
+#include <set>
+
+#include "core/check.h"
+#include "quant/quant_traits.h"
+
+namespace ember {
+namespace {
+
+// ---- GGUF metadata ----
+
+ReferenceTraits traits_for_arch(const GgufFile& file, const std::string& arch) {
+  ReferenceTraits t;
+  if (arch == "llama") return t;
+  if (arch == "qwen2") {
+    t.rope = ReferenceTraits::Rope::kNeox;
+    t.qkv_bias = true;
+    return t;
+  }
+  if (arch == "qwen3") {
+    t.rope = ReferenceTraits::Rope::kNeox;
+    t.qk_norm = true;
+    return t;
+  }
+  fail(ErrorCode::kUnsupported, "{}: architecture '{}' has no reference traits yet (supported: llama, qwen2, qwen3)",
+       file.name(), arch);
+}
+
+ReferenceRopeScaling rope_scaling_from_gguf(const GgufFile& file, const std::string& prefix) {
+  ReferenceRopeScaling s;
+  const std::string type = file.get_or<std::string>(prefix + "rope.scaling.type", "none");
+  // Older files give a linear factor under rope.scale_linear and no type.
+  double factor = file.get_or<double>(prefix + "rope.scaling.factor", 0.0);
+  if (factor == 0.0) factor = file.get_or<double>(prefix + "rope.scale_linear", 0.0);
+  if (type == "linear" || (type == "none" && factor != 0.0 && factor != 1.0)) {
+    if (!(factor > 0.0)) fail(ErrorCode::kFormat, "{}: linear rope scaling needs a positive factor", file.name());
+    s.kind = ReferenceRopeScaling::Kind::kLinear;
+    s.factor = factor;
+  } else if (type != "none") {
+    fail(ErrorCode::kUnsupported, "{}: rope scaling type '{}' is not in the reference model yet", file.name(), type);
+  }
+  s.n_ctx_orig = file.get_or<int64_t>(prefix + "rope.scaling.original_context_length", 0);
+  return s;
+}
+
+int64_t vocab_size_from_gguf(const GgufFile& file, const std::string& prefix) {
+  if (auto n = file.get_optional<int64_t>(prefix + "vocab_size")) return *n;
+  if (file.contains("tokenizer.ggml.tokens"))
+    return static_cast<int64_t>(file.get_strings("tokenizer.ggml.tokens").size());
+  const GgufTensorInfo* embd = file.find_tensor("token_embd.weight");
+  if (embd == nullptr || embd->n_dims != 2) {
+    fail(ErrorCode::kNotFound, "{}: no vocabulary size (no {}vocab_size, tokenizer.ggml.tokens or token_embd.weight)",
+         file.name(), prefix);
+  }
+  return embd->ne[1];
+}
+
+void validate(const ReferenceConfig& c, const std::string& name) {
+  auto require = [&](bool ok, const char* what) {
+    if (!ok) fail(ErrorCode::kFormat, "{}: impossible model dimensions: {}", name, what);
+  };
+  require(c.n_vocab > 0 && c.n_embd > 0 && c.n_layer > 0 && c.n_ff > 0, "n_vocab, n_embd, n_layer, n_ff must be > 0");
+  require(c.n_head > 0 && c.n_head_kv > 0 && c.n_head % c.n_head_kv == 0, "n_head must be a multiple of n_head_kv");
+  require(c.head_dim > 0, "head_dim must be > 0");
+  require(c.n_rot > 0 && c.n_rot % 2 == 0 && c.n_rot <= c.head_dim, "n_rot must be even and in (0, head_dim]");
+  require(c.rms_eps >= 0 && c.rope_base > 0, "rms_eps must be >= 0 and rope_base > 0");
+  require(c.rope_freq_factors.empty() || static_cast<int64_t>(c.rope_freq_factors.size()) == c.n_rot / 2,
+          "rope_freqs must hold n_rot/2 values");
+  require(c.traits.sliding_window >= 0, "sliding_window must be >= 0");
+  require(c.traits.sliding_layers.empty() || static_cast<int64_t>(c.traits.sliding_layers.size()) == c.n_layer,
+          "sliding_layers must be empty or hold n_layer flags");
+}
+
+// ---- weights ----
+
+// The tensor as doubles, after checking its shape (ggml order, trailing 1s implied).
+std::vector<double> read_tensor(const GgufFile& file, const GgufTensorInfo& info, std::vector<int64_t> shape) {
+  shape.resize(kGgufMaxDims, 1);
+  for (int d = 0; d < kGgufMaxDims; ++d) {
+    if (info.ne[d] != shape[d]) {
+      fail(ErrorCode::kFormat, "{}: tensor {} has shape [{}, {}, {}, {}], expected [{}, {}, {}, {}]", file.name(),
+           info.name, info.ne[0], info.ne[1], info.ne[2], info.ne[3], shape[0], shape[1], shape[2], shape[3]);
+    }
+  }
+  std::vector<float> values(info.n_elements);
+  dequantize(info.dtype, file.tensor_data(info), values.data(), static_cast<int64_t>(info.n_elements));
+  return std::vector<double>(values.begin(), values.end());
+}
+
+// Splits a row-major matrix with `n_in` columns into consecutive blocks of rows.
+std::vector<std::vector<double>> split_rows(const std::vector<double>& m, int64_t n_in,
+                                            const std::vector<int64_t>& rows) {
+  std::vector<std::vector<double>> parts;
+  auto begin = m.begin();
+  for (int64_t r : rows) {
+    parts.emplace_back(begin, begin + r * n_in);
+    begin += r * n_in;
+  }
+  return parts;
+}
+
+// ---- math ----
+
+// y[o] = sum_i w[o][i] x[i] for a row-major [n_out][x.size()] matrix.
+std::vector<double> matvec(const std::vector<double>& w, const std::vector<double>& x) {
+  const size_t n_in = x.size(), n_out = w.size() / n_in;
+  std::vector<double> y(n_out, 0.0);
+  for (size_t o = 0; o < n_out; ++o) {
+    double sum = 0;
+    for (size_t i = 0; i < n_in; ++i) sum += w[o * n_in + i] * x[i];
+    y[o] = sum;
+  }
+  return y;
+}
+
+void add_in_place(std::vector<double>& y, const std::vector<double>& b) {
+  for (size_t i = 0; i < y.size(); ++i) y[i] += b[i];
+}
+
+// x / sqrt(mean(x²) + eps) · weight, over `n` values at `x` (a whole row or one head).
+void rms_norm_in_place(double* x, size_t n, const std::vector<double>& weight, double eps) {
+  double sum_sq = 0;
+  for (size_t i = 0; i < n; ++i) sum_sq += x[i] * x[i];
+  const double inv_rms = 1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps);
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] * inv_rms * weight[i];
+}
+
+std::vector<double> rms_norm(std::vector<double> x, const std::vector<double>& weight, double eps) {
+  rms_norm_in_place(x.data(), x.size(), weight, eps);
+  return x;
+}
+
+// Rotates the first n_rot dims of one head by position · θ_i per pair.
+void rope_in_place(double* head, int64_t pos, const std::vector<double>& thetas, ReferenceTraits::Rope kind) {
+  const int64_t half = static_cast<int64_t>(thetas.size());
+  for (int64_t i = 0; i < half; ++i) {
+    const double angle = static_cast<double>(pos) * thetas[i];
+    const double c = std::cos(angle), s = std::sin(angle);
+    const int64_t a = kind == ReferenceTraits::Rope::kNormal ? 2 * i : i;
+    const int64_t b = kind == ReferenceTraits::Rope::kNormal ? 2 * i + 1 : i + half;
+    const double x0 = head[a], x1 = head[b];
+    head[a] = x0 * c - x1 * s;
+    head[b] = x0 * s + x1 * c;
+  }
+}
+
+double softcap(double x, double cap) { return cap > 0 ? cap * std::tanh(x / cap) : x; }
+
+double silu(double x) { return x / (1.0 + std::exp(-x)); }
+
+// GELU with the tanh approximation (gelu_pytorch_tanh, ggml_gelu).
+double gelu_tanh(double x) {
+  const double k = std::sqrt(2.0 / std::numbers::pi);
+  return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
+}
+
+}  // namespace
+
+// The tensors of one file, read by name; remembers which were read so that a tensor the reference
+// does not know (an output bias, say) is an error instead of silently changing nothing.
+struct ReferenceTensorSource {
+  const GgufFile& file;
+  std::set<std::string, std::less<>> used;
+
+  bool has(const std::string& name) const { return file.find_tensor(name) != nullptr; }
+  std::vector<double> get(const std::string& name, std::vector<int64_t> shape) {
+    const GgufTensorInfo* info = file.find_tensor(name);
+    if (info == nullptr) fail(ErrorCode::kNotFound, "{}: tensor {} is missing", file.name(), name);
+    used.insert(name);
+    return read_tensor(file, *info, std::move(shape));
+  }
+  void check_all_used() const {
+    for (const GgufTensorInfo& t : file.tensors()) {
+      if (!used.contains(t.name)) {
+        fail(ErrorCode::kUnsupported, "{}: tensor {} is not used by the reference model ({} traits)", file.name(),
+             t.name, file.get_or<std::string>("general.architecture", "?"));
+      }
+    }
+  }
+};
+
+// ---- config ----
+
+ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
+  ReferenceConfig c;
+  c.arch = file.get<std::string>("general.architecture");
+  c.traits = traits_for_arch(file, c.arch);
+  // llama.cpp's llama graph adds q/k/v biases when the file has them (some converted models do).
+  if (file.find_tensor("blk.0.attn_q.bias") != nullptr) c.traits.qkv_bias = true;
+  const std::string p = c.arch + ".";
+  c.n_embd = file.get<int64_t>(p + "embedding_length");
+  c.n_layer = file.get<int64_t>(p + "block_count");
+  c.n_head = file.get<int64_t>(p + "attention.head_count");
+  c.n_head_kv = file.get_or<int64_t>(p + "attention.head_count_kv", c.n_head);
+  if (c.n_head <= 0) fail(ErrorCode::kFormat, "{}: {}attention.head_count must be > 0", file.name(), p);
+  c.head_dim = file.get_or<int64_t>(p + "attention.key_length", c.n_embd / c.n_head);
+  if (file.get_or<int64_t>(p + "attention.value_length", c.head_dim) != c.head_dim) {
+    fail(ErrorCode::kUnsupported, "{}: key_length != value_length is not in the reference model yet", file.name());
+  }
+  c.n_ff = file.get<int64_t>(p + "feed_forward_length");
+  c.n_vocab = vocab_size_from_gguf(file, p);
+  c.n_ctx_train = file.get_or<int64_t>(p + "context_length", 0);
+  c.rms_eps = file.get<double>(p + "attention.layer_norm_rms_epsilon");
+  c.rope_base = file.get_or<double>(p + "rope.freq_base", 10000.0);
+  c.n_rot = file.get_or<int64_t>(p + "rope.dimension_count", c.head_dim);
+  c.rope_scaling = rope_scaling_from_gguf(file, p);
+  if (const GgufTensorInfo* freqs = file.find_tensor("rope_freqs.weight")) {
+    c.rope_freq_factors = read_tensor(file, *freqs, {c.n_rot / 2});
+  }
+  validate(c, file.name());
+  return c;
+}
+
+std::vector<double> reference_llama3_freq_factors(int64_t n_rot, double rope_base, const ReferenceRopeScaling& s) {
+  const double n_ctx = static_cast<double>(s.n_ctx_orig);
+  const double short_wavelen = n_ctx / s.high_freq_factor;  // shorter: the frequency is kept
+  const double long_wavelen = n_ctx / s.low_freq_factor;    // longer: divided by the full factor
+  std::vector<double> factors(static_cast<size_t>(n_rot / 2));
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const double freq = std::pow(rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    const double wavelen = 2.0 * std::numbers::pi / freq;
+    double f;
+    if (wavelen < short_wavelen) {
+      f = 1.0;
+    } else if (wavelen > long_wavelen) {
+      f = s.factor;
+    } else {
+      // The new frequency blends freq/factor and freq linearly in n_ctx/wavelen.
+      const double smooth = (n_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / s.factor + smooth);
+    }
+    factors[static_cast<size_t>(i)] = f;
+  }
+  return factors;
+}
+
+std::vector<double> reference_rope_thetas(const ReferenceConfig& c) {
+  std::vector<double> factors = c.rope_freq_factors;
+  if (factors.empty() && c.rope_scaling.kind == ReferenceRopeScaling::Kind::kLlama3) {
+    factors = reference_llama3_freq_factors(c.n_rot, c.rope_base, c.rope_scaling);
+  }
+  const double linear = c.rope_scaling.kind == ReferenceRopeScaling::Kind::kLinear ? c.rope_scaling.factor : 1.0;
+  std::vector<double> thetas(static_cast<size_t>(c.n_rot / 2));
+  for (size_t i = 0; i < thetas.size(); ++i) {
+    const double base_theta = std::pow(c.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c.n_rot));
+    thetas[i] = base_theta / (factors.empty() ? 1.0 : factors[i]) / linear;
+  }
+  return thetas;
+}
+
+int32_t reference_argmax(std::span<const double> values) {
+  EMBER_CHECK(!values.empty());
+  size_t best = 0;
+  for (size_t i = 1; i < values.size(); ++i) {
+    if (values[i] > values[best]) best = i;
+  }
+  return static_cast<int32_t>(best);
+}
+
+double reference_max_abs_diff(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double m = 0;
+  for (size_t t = 0; t < a.size(); ++t) {
+    if (a[t].size() != b[t].size()) return INFINITY;
+    for (size_t i = 0; i < a[t].size(); ++i) m = std::max(m, std::abs(a[t][i] - b[t][i]));
+  }
+  return m;
+}
+
+// ---- loading ----
+
+ReferenceModel ReferenceModel::load(const GgufFile& file) { return load(file, reference_config_from_gguf(file)); }
+
+ReferenceModel ReferenceModel::load(const GgufFile& file, ReferenceConfig config) {
+  validate(config, file.name());
+  ReferenceModel m;
+  m.config_ = std::move(config);
+  const ReferenceConfig& c = m.config_;
+  m.rope_thetas_ = reference_rope_thetas(c);
+  ReferenceTensorSource source{file, {}};
+  if (source.has("rope_freqs.weight")) source.used.insert("rope_freqs.weight");  // read into the config
+  m.token_embd_ = source.get("token_embd.weight", {c.n_embd, c.n_vocab});
+  for (int64_t il = 0; il < c.n_layer; ++il) m.load_layer(source, il);
+  m.output_norm_ = source.get("output_norm.weight", {c.n_embd});
+  // Tied embeddings: without output.weight the logits reuse token_embd (as llama.cpp does).
+  m.output_ = source.has("output.weight") ? source.get("output.weight", {c.n_embd, c.n_vocab}) : m.token_embd_;
+  source.check_all_used();
+  return m;
+}
+
+void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
+  const ReferenceConfig& c = config_;
+  const std::string b = "blk." + std::to_string(il) + ".";
+  const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
+  Layer l;
+  l.attn_norm = source.get(b + "attn_norm.weight", {c.n_embd});
+  // Phi-3 stores q, k and v as the rows of one attn_qkv tensor, in that order.
+  if (source.has(b + "attn_qkv.weight")) {
+    auto parts = split_rows(source.get(b + "attn_qkv.weight", {c.n_embd, q_dim + 2 * kv_dim}), c.n_embd,
+                            {q_dim, kv_dim, kv_dim});
+    l.wq = std::move(parts[0]), l.wk = std::move(parts[1]), l.wv = std::move(parts[2]);
+  } else {
+    l.wq = source.get(b + "attn_q.weight", {c.n_embd, q_dim});
+    l.wk = source.get(b + "attn_k.weight", {c.n_embd, kv_dim});
+    l.wv = source.get(b + "attn_v.weight", {c.n_embd, kv_dim});
+  }
+  if (c.traits.qkv_bias) {
+    l.bq = source.get(b + "attn_q.bias", {q_dim});
+    l.bk = source.get(b + "attn_k.bias", {kv_dim});
+    l.bv = source.get(b + "attn_v.bias", {kv_dim});
+  }
+  if (c.traits.qk_norm) {
+    l.q_norm = source.get(b + "attn_q_norm.weight", {c.head_dim});
+    l.k_norm = source.get(b + "attn_k_norm.weight", {c.head_dim});
+  }
+  l.wo = source.get(b + "attn_output.weight", {q_dim, c.n_embd});
+  l.ffn_norm = source.get(b + "ffn_norm.weight", {c.n_embd});
+  // Phi-3 stores gate and up as the rows of one ffn_up tensor (gate first) and has no ffn_gate.
+  if (source.has(b + "ffn_gate.weight")) {
+    l.w_gate = source.get(b + "ffn_gate.weight", {c.n_embd, c.n_ff});
+    l.w_up = source.get(b + "ffn_up.weight", {c.n_embd, c.n_ff});
+  } else {
+    auto parts = split_rows(source.get(b + "ffn_up.weight", {c.n_embd, 2 * c.n_ff}), c.n_embd, {c.n_ff, c.n_ff});
+    l.w_gate = std::move(parts[0]), l.w_up = std::move(parts[1]);
+  }
+  l.w_down = source.get(b + "ffn_down.weight", {c.n_ff, c.n_embd});
+  if (c.traits.post_norms) {
+    l.post_attn_norm = source.get(b + "post_attention_norm.weight", {c.n_embd});
+    l.post_ffn_norm = source.get(b + "post_ffw_norm.weight", {c.n_embd});
+  }
+  layers_.push_back(std::move(l));
+}
+
+// ---- forward ----
+
+std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32_t>& tokens) const {
+  const ReferenceConfig& c = config_;
+  Rows x(tokens.size());  // the residual stream, [n_tokens][n_embd]
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= c.n_vocab) {
+      fail(ErrorCode::kInvalidArgument, "token {} at position {} is outside the vocabulary of {}", id, t, c.n_vocab);
+    }
+    x[t].assign(token_embd_.begin() + id * c.n_embd, token_embd_.begin() + (id + 1) * c.n_embd);
+    for (double& v : x[t]) v *= c.traits.embd_scale;
+  }
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    attention(layers_[static_cast<size_t>(il)], il, x);
+    feed_forward(layers_[static_cast<size_t>(il)], x);
+  }
+  Rows logits(tokens.size());
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    logits[t] = matvec(output_, rms_norm(x[t], output_norm_, c.rms_eps));
+    for (double& v : logits[t]) v = softcap(v, c.traits.final_softcap);
+  }
+  return logits;
+}
+
+void ReferenceModel::attention(const Layer& l, int64_t il, Rows& x) const {
+  const ReferenceConfig& c = config_;
+  const size_t n_tokens = x.size(), hd = static_cast<size_t>(c.head_dim);
+  const int64_t group = c.n_head / c.n_head_kv;
+  const double scale = c.attn_scale > 0 ? c.attn_scale : 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  const bool sliding = c.traits.sliding_window > 0 &&
+                       (c.traits.sliding_layers.empty() || c.traits.sliding_layers[static_cast<size_t>(il)]);
+
+  // Projections of every token first: later queries read all earlier keys and values.
+  Rows q(n_tokens), k(n_tokens), v(n_tokens);
+  for (size_t t = 0; t < n_tokens; ++t) {
+    const std::vector<double> xn = rms_norm(x[t], l.attn_norm, c.rms_eps);
+    q[t] = matvec(l.wq, xn);
+    k[t] = matvec(l.wk, xn);
+    v[t] = matvec(l.wv, xn);
+    if (c.traits.qkv_bias) add_in_place(q[t], l.bq), add_in_place(k[t], l.bk), add_in_place(v[t], l.bv);
+    for (int64_t h = 0; h < c.n_head; ++h) {
+      double* head = q[t].data() + h * c.head_dim;
+      if (c.traits.qk_norm) rms_norm_in_place(head, hd, l.q_norm, c.rms_eps);
+      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_, c.traits.rope);
+    }
+    for (int64_t h = 0; h < c.n_head_kv; ++h) {
+      double* head = k[t].data() + h * c.head_dim;
+      if (c.traits.qk_norm) rms_norm_in_place(head, hd, l.k_norm, c.rms_eps);
+      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_, c.traits.rope);
+    }
+  }
+
+  for (size_t t = 0; t < n_tokens; ++t) {
+    std::vector<double> out(static_cast<size_t>(c.n_head) * hd, 0.0);  // the heads side by side
+    for (int64_t h = 0; h < c.n_head; ++h) {
+      const double* qh = q[t].data() + h * c.head_dim;
+      const int64_t kvh = h / group;
+      // Keys this query sees: 0..t, or the last sliding_window of them.
+      const size_t first = sliding && t + 1 > static_cast<size_t>(c.traits.sliding_window)
+                               ? t + 1 - static_cast<size_t>(c.traits.sliding_window)
+                               : 0;
+      std::vector<double> scores;
+      for (size_t j = first; j <= t; ++j) {
+        const double* kh = k[j].data() + kvh * c.head_dim;
+        double dot = 0;
+        for (size_t d = 0; d < hd; ++d) dot += qh[d] * kh[d];
+        scores.push_back(softcap(dot * scale, c.traits.attn_softcap));
+      }
+      double max_score = -INFINITY;  // subtracted before exp(), which changes nothing but the range
+      for (double s : scores) max_score = std::max(max_score, s);
+      double sum = 0;
+      for (double& s : scores) sum += (s = std::exp(s - max_score));
+      for (size_t j = first; j <= t; ++j) {
+        const double weight = scores[j - first] / sum;
+        const double* vh = v[j].data() + kvh * c.head_dim;
+        for (size_t d = 0; d < hd; ++d) out[static_cast<size_t>(h) * hd + d] += weight * vh[d];
+      }
+    }
+    std::vector<double> o = matvec(l.wo, out);
+    if (c.traits.post_norms) rms_norm_in_place(o.data(), o.size(), l.post_attn_norm, c.rms_eps);
+    add_in_place(x[t], o);
+  }
+}
+
+void ReferenceModel::feed_forward(const Layer& l, Rows& x) const {
+  const ReferenceConfig& c = config_;
+  for (std::vector<double>& row : x) {
+    const std::vector<double> xn = rms_norm(row, l.ffn_norm, c.rms_eps);
+    const std::vector<double> gate = matvec(l.w_gate, xn);
+    std::vector<double> hidden = matvec(l.w_up, xn);
+    for (size_t i = 0; i < hidden.size(); ++i) {
+      hidden[i] *= c.traits.ffn == ReferenceTraits::Ffn::kSwiGLU ? silu(gate[i]) : gelu_tanh(gate[i]);
+    }
+    std::vector<double> o = matvec(l.w_down, hidden);
+    if (c.traits.post_norms) rms_norm_in_place(o.data(), o.size(), l.post_ffn_norm, c.rms_eps);
+    add_in_place(row, o);
+  }
+}
+
+std::vector<int32_t> ReferenceModel::greedy(const std::vector<int32_t>& prompt, int64_t n_new,
+                                            std::span<const int32_t> draft) const {
+  if (prompt.empty()) fail(ErrorCode::kInvalidArgument, "greedy decoding needs a non-empty prompt");
+  std::vector<int32_t> out;  // accepted greedy tokens
+  while (static_cast<int64_t>(out.size()) < n_new) {
+    // The sequence: prompt, accepted tokens, then the rest of the draft as a guess.
+    std::vector<int32_t> seq = prompt;
+    seq.insert(seq.end(), out.begin(), out.end());
+    const size_t n_known = seq.size();
+    const size_t from = std::min(out.size(), draft.size());
+    const size_t n_guess = std::min(draft.size() - from, static_cast<size_t>(n_new) - out.size() - 1);
+    seq.insert(seq.end(), draft.begin() + static_cast<std::ptrdiff_t>(from),
+               draft.begin() + static_cast<std::ptrdiff_t>(from + n_guess));
+    const Rows logits = forward(seq);
+    // Logits at position p predict token p+1: accept while the guess agrees, then one more token.
+    for (size_t p = n_known - 1; p < seq.size() && static_cast<int64_t>(out.size()) < n_new; ++p) {
+      const int32_t next = reference_argmax(logits[p]);
+      out.push_back(next);
+      if (p + 1 >= seq.size() || seq[p + 1] != next) break;
+    }
+  }
+  return out;
+}
+
+}  // namespace ember

@@ -1,0 +1,169 @@
+// ReferenceModel: a float64 transformer written for clarity (plain loops, dequantized weights), the
+// oracle that ember's optimized forward pass is compared against (DESIGN.md §10).
+//
+// Independent of src/model on purpose: it reads the GGUF keys and tensor names itself, so a
+// mistake in ember's model loader cannot hide in both. Architectures differ only by the switches
+// of ReferenceTraits; adding one = a few lines in reference_config_from_gguf (its key/tensor
+// mapping) plus any new switch, each tested on a hand-made tiny model (see README.md).
+//
+// Implemented and tested: llama (Llama 1/2/3, Mistral-style GQA, tied or separate output, RMSNorm,
+// SwiGLU, normal rope), rope scaling none / linear / llama3 (rope_freqs tensor or computed), and
+// the switches neox rope, partial rotary, q/k/v bias, QK-norm, post-attention/FFN norms,
+// embedding scale, attention and final logit soft-cap, GeGLU, sliding window per layer, fused
+// attn_qkv and gate+up tensors (Phi-3 layout). qwen2 and qwen3 are mapped from their GGUF keys
+// (bias / QK-norm + neox) but not yet checked against a real model's logits.
+//
+// TODO (next steps of the forward-pass issue):
+//  - phi3: map the arch (fused tensors, neox, sliding window key) and longrope's
+//    rope_factors_short/long with its attention factor.
+//  - gemma / gemma2 / gemma3: map the arch (embedding scale sqrt(n_embd), post norms, GeGLU,
+//    soft-caps, attention scale from query_pre_attn_scalar, swa pattern 2 / 6, per-layer rope base
+//    of gemma3's local layers).
+//  - YaRN rope scaling (ramp between extrapolation and interpolation, mscale).
+//  - key_length != value_length, per-layer head counts, LayerNorm, plain GELU FFN, MoE.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf_reader.h"
+
+namespace ember {
+
+// Switches in which llama-like architectures differ from Llama; the defaults are Llama's.
+struct ReferenceTraits {
+  enum class Rope {
+    kNormal,  // rotates pairs (2i, 2i+1): llama.cpp's LLAMA_ROPE_TYPE_NORM (arch llama)
+    kNeox,    // rotates pairs (i, i + n_rot/2): GPT-NeoX / Hugging Face rotate_half (qwen2, phi3, gemma)
+  };
+  enum class Ffn {
+    kSwiGLU,  // down(silu(gate(x)) * up(x))
+    kGeGLU,   // down(gelu_tanh(gate(x)) * up(x)) (gemma)
+  };
+
+  Rope rope = Rope::kNormal;
+  Ffn ffn = Ffn::kSwiGLU;
+  bool qkv_bias = false;     // blk.N.attn_{q,k,v}.bias added after the projections (qwen2)
+  bool qk_norm = false;      // RMSNorm of each q and k head over head_dim before rope (qwen3, gemma3)
+  bool post_norms = false;   // RMSNorm of the attention / FFN output before the residual add (gemma2/3)
+  double embd_scale = 1.0;   // token embeddings are multiplied by this (gemma: sqrt(n_embd))
+  double attn_softcap = 0;   // > 0: scores become c·tanh(scores/c) before the softmax (gemma2)
+  double final_softcap = 0;  // > 0: logits become c·tanh(logits/c) (gemma2)
+  // > 0: a query at position p sees keys at p - sliding_window < pos <= p (llama.cpp's standard
+  // SWA), in the layers flagged by sliding_layers (empty: in every layer).
+  int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
+};
+
+struct ReferenceRopeScaling {
+  enum class Kind {
+    kNone,
+    kLinear,  // position interpolation: every angle divided by `factor`
+    kLlama3,  // Llama 3.1: per-frequency divisors from the parameters below (rope_type "llama3")
+  };
+  Kind kind = Kind::kNone;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;   // llama3 only
+  double high_freq_factor = 4.0;  // llama3 only
+  int64_t n_ctx_orig = 0;         // llama3: original_max_position_embeddings
+};
+
+struct ReferenceConfig {
+  std::string arch;  // general.architecture
+  int64_t n_vocab = 0;
+  int64_t n_embd = 0;
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_head_kv = 0;  // GQA: query head h reads kv head h / (n_head / n_head_kv)
+  int64_t head_dim = 0;   // of q, k and v
+  int64_t n_ff = 0;
+  int64_t n_rot = 0;        // rotated dims at the start of each head; < head_dim is partial rotary
+  int64_t n_ctx_train = 0;  // <arch>.context_length, for information only: forward() has no limit
+  double rms_eps = 1e-5;
+  double rope_base = 10000.0;
+  ReferenceRopeScaling rope_scaling;
+  // Empty or n_rot/2 divisors of the rope frequencies (the GGUF `rope_freqs` tensor). When empty
+  // and rope_scaling is llama3, they are computed (reference_llama3_freq_factors).
+  std::vector<double> rope_freq_factors;
+  double attn_scale = 0;  // scores = q·k · attn_scale; 0 means 1/sqrt(head_dim)
+  ReferenceTraits traits;
+};
+
+// Reads `<arch>.*` keys (and the rope_freqs tensor) of a supported architecture (llama, qwen2,
+// qwen3); q/k/v biases are switched on whenever the file has them, as llama.cpp does for llama. Throws
+// Error(kUnsupported) for another architecture or rope scaling type, Error(kNotFound) for a missing key, Error(kFormat)
+// for impossible dimensions.
+ReferenceConfig reference_config_from_gguf(const GgufFile& file);
+
+// Llama 3.1's rope frequency divisors (what convert_hf_to_gguf stores as rope_freqs): 1 for
+// wavelengths under n_ctx_orig / high_freq_factor, `factor` over n_ctx_orig / low_freq_factor,
+// smoothly interpolated in between. n_rot/2 values.
+std::vector<double> reference_llama3_freq_factors(int64_t n_rot, double rope_base, const ReferenceRopeScaling& scaling);
+
+// Radians per position of each rotated pair i < n_rot/2: rope_base^(-2i/n_rot), divided by the
+// frequency factor and the linear scaling factor.
+std::vector<double> reference_rope_thetas(const ReferenceConfig& config);
+
+// Index of the largest value; the first one on ties (as llama2.c and llama.cpp's greedy sampler).
+int32_t reference_argmax(std::span<const double> values);
+
+// max |a[t][i] - b[t][i]| over all rows and columns; infinity when the shapes differ.
+double reference_max_abs_diff(const std::vector<std::vector<double>>& a, const std::vector<std::vector<double>>& b);
+
+struct ReferenceTensorSource;
+
+class ReferenceModel {
+ public:
+  // Dequantizes every weight to double. The file may be closed afterwards. Throws Error(kNotFound)
+  // for a missing tensor, Error(kFormat) for a tensor of the wrong shape, Error(kUnsupported) for a
+  // tensor type ember cannot dequantize or a tensor the reference does not use (never ignored).
+  static ReferenceModel load(const GgufFile& file);
+  // The same with a config the caller adjusted (tests switch traits on a hand-made file).
+  static ReferenceModel load(const GgufFile& file, ReferenceConfig config);
+
+  const ReferenceConfig& config() const noexcept { return config_; }
+
+  // Logits [n_tokens][n_vocab] of a single sequence at positions 0 .. n_tokens-1, each position
+  // attending causally to all earlier ones. Throws Error(kInvalidArgument) for a token id outside
+  // the vocabulary.
+  std::vector<std::vector<double>> forward(const std::vector<int32_t>& tokens) const;
+
+  // `n_new` greedy tokens after `prompt` (non-empty). `draft` is an optional guess of them: as the
+  // forward pass is causal, one pass checks a whole draft and only a wrong guess costs another,
+  // so a good draft makes this about one forward() instead of n_new.
+  std::vector<int32_t> greedy(const std::vector<int32_t>& prompt, int64_t n_new,
+                              std::span<const int32_t> draft = {}) const;
+
+ private:
+  // Matrices are row-major [n_out][n_in], which is GGUF's layout of a weight with ne = [n_in, n_out].
+  struct Layer {
+    std::vector<double> attn_norm;       // [n_embd]
+    std::vector<double> wq;              // [n_head*head_dim][n_embd]
+    std::vector<double> wk, wv;          // [n_head_kv*head_dim][n_embd]
+    std::vector<double> bq, bk, bv;      // [rows of wq / wk / wv]; empty without qkv_bias
+    std::vector<double> q_norm, k_norm;  // [head_dim]; empty without qk_norm
+    std::vector<double> wo;              // [n_embd][n_head*head_dim]
+    std::vector<double> post_attn_norm;  // [n_embd]; empty without post_norms
+    std::vector<double> ffn_norm;        // [n_embd]
+    std::vector<double> w_gate, w_up;    // [n_ff][n_embd]
+    std::vector<double> w_down;          // [n_embd][n_ff]
+    std::vector<double> post_ffn_norm;   // [n_embd]; empty without post_norms
+  };
+  using Rows = std::vector<std::vector<double>>;  // [n_tokens][width]
+
+  ReferenceModel() = default;
+  void load_layer(ReferenceTensorSource& source, int64_t il);
+  void attention(const Layer& layer, int64_t il, Rows& x) const;
+  void feed_forward(const Layer& layer, Rows& x) const;
+
+  ReferenceConfig config_;
+  std::vector<double> rope_thetas_;  // [n_rot/2]
+  std::vector<double> token_embd_;   // [n_vocab][n_embd]
+  std::vector<Layer> layers_;
+  std::vector<double> output_norm_;  // [n_embd]
+  std::vector<double> output_;       // [n_vocab][n_embd]; a copy of token_embd_ when tied
+};
+
+}  // namespace ember
