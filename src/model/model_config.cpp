@@ -3,6 +3,7 @@
 #include "model/model_config.h"
 
 #include <cmath>
+#include <utility>
 
 #include "ember/error.h"
 #include "model/arch/arch_reader.h"
@@ -34,6 +35,19 @@ void check_consistent(const GgufFile& file, const ModelConfig& c) {
   if (!c.rope.freq_factors.empty() && static_cast<int64_t>(c.rope.freq_factors.size()) != c.rope.n_rot / 2) {
     fail(ErrorCode::kFormat, "{}: rope frequency factors hold {} values for {} rotated dimensions (want {})",
          file.name(), c.rope.freq_factors.size(), c.rope.n_rot, c.rope.n_rot / 2);
+  }
+  // Derived values (1 / factor, query scales, ...) must be finite too: a tiny factor or a degenerate
+  // head count in a hostile file would otherwise reach the forward pass as inf.
+  for (const auto& [what, value] : {std::pair<const char*, float>{"norm epsilon", c.norm_eps},
+                                    {"rope frequency base", c.rope.freq_base},
+                                    {"rope frequency scale", c.rope.freq_scale},
+                                    {"rope attention factor", c.rope.attn_factor},
+                                    {"local rope frequency base", c.rope_local.freq_base},
+                                    {"embedding scale", c.embedding_scale},
+                                    {"attention scale", c.attn_scale},
+                                    {"attention soft-cap", c.attn_softcap},
+                                    {"logit soft-cap", c.final_softcap}}) {
+    if (!std::isfinite(value)) fail(ErrorCode::kFormat, "{}: the {} comes out as {}", file.name(), what, value);
   }
   if (static_cast<int32_t>(c.layers.size()) != c.n_layer) {
     fail(ErrorCode::kFormat, "{}: {} per-layer entries for {} layers", file.name(), c.layers.size(), c.n_layer);

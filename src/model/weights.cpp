@@ -5,6 +5,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <unordered_set>
 
 #include "ember/error.h"
 #include "quant/quant_traits.h"
@@ -24,9 +25,10 @@ class Binder {
 
   const GgufTensorInfo* find(const std::string& name) const { return file_.find_tensor(name); }
 
-  TensorView bind(const std::string& name, Kind kind, std::initializer_list<int64_t> shape) const {
+  TensorView bind(const std::string& name, Kind kind, std::initializer_list<int64_t> shape) {
     const GgufTensorInfo* info = file_.find_tensor(name);
     if (info == nullptr) fail(ErrorCode::kNotFound, "{}: the model has no tensor {}", file_.name(), name);
+    used_.insert(info->name);
     bool same = static_cast<size_t>(info->n_dims) == shape.size();
     size_t d = 0;
     for (int64_t n : shape) same = same && info->ne[d++] == n;
@@ -46,14 +48,30 @@ class Binder {
     return file_.tensor_view(*info);
   }
 
+  // Every tensor of the file must have been bound (or read by the config): one left over means a
+  // variant of the architecture ember would silently run wrong (an output bias, say).
+  void check_all_used(std::string_view arch) const {
+    for (const GgufTensorInfo& t : file_.tensors()) {
+      if (used_.contains(t.name) || t.name == "rope_freqs.weight" || t.name == "rope_factors_long.weight" ||
+          t.name == "rope_factors_short.weight") {
+        continue;
+      }
+      fail(ErrorCode::kUnsupported,
+           "{}: tensor {} is not used by ember's {} (a variant of the architecture ember "
+           "does not support)",
+           file_.name(), t.name, arch);
+    }
+  }
+
  private:
   const GgufFile& file_;
+  std::unordered_set<std::string_view> used_;
 };
 
 }  // namespace
 
 Weights Weights::bind(const GgufFile& file, const ModelConfig& c) {
-  const Binder b(file);
+  Binder b(file);
   const int64_t embd = c.n_embd;
   const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
   const int64_t k_dim = int64_t{c.n_head_kv} * c.head_dim;
@@ -106,6 +124,7 @@ Weights Weights::bind(const GgufFile& file, const ModelConfig& c) {
       l.post_ffn_norm = b.bind(name("post_ffw_norm.weight"), Kind::kNorm, {embd});
     }
   }
+  b.check_all_used(arch_name(c.arch));
   return w;
 }
 

@@ -38,8 +38,8 @@ struct Weights {
   std::vector<LayerWeights> layers;
 
   // Views into `file`, which must outlive the Weights. Throws Error(kNotFound) for a missing
-  // tensor and Error(kFormat / kUnsupported) for a wrong shape or a type ember cannot multiply,
-  // naming the tensor and what was expected.
+  // tensor, Error(kFormat / kUnsupported) for a wrong shape or a type ember cannot multiply, and
+  // Error(kUnsupported) for a tensor it would not use — each naming the tensor.
   static Weights bind(const GgufFile& file, const ModelConfig& config);
 };
 

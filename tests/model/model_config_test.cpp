@@ -37,13 +37,13 @@ TEST(ModelConfig, Stories260K) {
 }
 
 // A Llama-like file: only metadata and the tensors the config reads.
-GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2) {
+GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, int n_layer = 3) {
   GgufWriter w;
   const std::string a(arch);
   w.add_string("general.architecture", arch);
   w.add_string("general.name", "hand-made");
   w.add<uint32_t>(a + ".embedding_length", 256);
-  w.add<uint32_t>(a + ".block_count", 3);
+  w.add<uint32_t>(a + ".block_count", static_cast<uint32_t>(n_layer));
   w.add<uint32_t>(a + ".feed_forward_length", 640);
   w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(n_head));
   w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(n_head_kv));
@@ -121,9 +121,11 @@ TEST(ModelConfig, Phi3LongRope) {
   EXPECT_TRUE(c.rope.neox);
   EXPECT_EQ(c.rope.freq_factors, short_factors);
   EXPECT_EQ(c.rope_factors_long, long_factors);
-  // No attn_factor key: Phi-3's sqrt(1 + ln(8192 / 4096) / ln(4096)).
-  EXPECT_NEAR(c.rope.attn_factor, std::sqrt(1.0 + std::log(2.0) / std::log(4096.0)), 1e-6);
-  EXPECT_EQ(c.layers[1].sliding_window, 2047);
+  EXPECT_FLOAT_EQ(c.rope.attn_factor, 1.0f);  // no rope.scaling.attn_factor key: 1, as llama.cpp
+  EXPECT_EQ(c.layers[1].sliding_window, 0);   // llama.cpp disables Phi-3's window
+  GgufWriter with_factor = llama_like("phi3", 8, 8);
+  with_factor.add<float>("phi3.rope.scaling.attn_factor", 1.19f);
+  EXPECT_FLOAT_EQ(load(with_factor, storage).rope.attn_factor, 1.19f);
 }
 
 TEST(ModelConfig, GemmaLocalAndGlobalLayers) {
@@ -156,6 +158,46 @@ TEST(ModelConfig, GemmaLocalAndGlobalLayers) {
   EXPECT_FLOAT_EQ(g3.rope_local.freq_scale, 1.0f);
   EXPECT_TRUE(g3.layers[0].uses_local_rope);
   EXPECT_EQ(g3.layers[2].sliding_window, 1024);
+}
+
+TEST(ModelConfig, Gemma3WithoutAWindowAndGemma27BScale) {
+  std::vector<std::byte> storage;
+  // Seven layers with a window: the sixth is global.
+  GgufWriter windowed = llama_like("gemma3", 8, 2, 7);
+  windowed.add<uint32_t>("gemma3.attention.sliding_window", 512);
+  const ModelConfig g = load(windowed, storage);
+  for (size_t i = 0; i < 7; ++i) EXPECT_EQ(g.layers[i].sliding_window, i == 5 ? 0 : 512) << i;
+  EXPECT_FALSE(g.layers[5].uses_local_rope);
+  // No window key (sliding_window_pattern 1 in the original config): every layer global.
+  const ModelConfig all_global = load(llama_like("gemma3", 8, 2, 7), storage);
+  for (const LayerConfig& layer : all_global.layers) {
+    EXPECT_EQ(layer.sliding_window, 0);
+    EXPECT_FALSE(layer.uses_local_rope);
+  }
+  // The 27B models (46 layers for Gemma 2) scale queries by 1/sqrt(n_embd / n_head).
+  GgufWriter big = llama_like("gemma2", 8, 2, 46);
+  big.add<uint32_t>("gemma2.attention.key_length", 64);
+  big.add<uint32_t>("gemma2.attention.value_length", 64);
+  const ModelConfig g27 = load(big, storage);
+  EXPECT_EQ(g27.head_dim, 64);
+  EXPECT_FLOAT_EQ(g27.attn_scale, 1.0f / std::sqrt(32.0f));  // 256 / 8, not 64
+}
+
+TEST(ModelConfig, RopeScalingFollowsLlamaCpp) {
+  std::vector<std::byte> storage;
+  GgufWriter no_type = llama_like("llama");
+  no_type.add<float>("llama.rope.scaling.factor", 4.0f);  // a factor without a type scales linearly
+  EXPECT_FLOAT_EQ(load(no_type, storage).rope.freq_scale, 0.25f);
+  GgufWriter old_key = llama_like("llama");
+  old_key.add<float>("llama.rope.scale_linear", 2.0f);
+  EXPECT_FLOAT_EQ(load(old_key, storage).rope.freq_scale, 0.5f);
+  GgufWriter none = llama_like("llama");
+  none.add_string("llama.rope.scaling.type", "none");
+  none.add<float>("llama.rope.scaling.factor", 4.0f);
+  EXPECT_FLOAT_EQ(load(none, storage).rope.freq_scale, 1.0f);
+  GgufWriter attn = llama_like("qwen2");
+  attn.add<float>("qwen2.rope.scaling.attn_factor", 0.9f);
+  EXPECT_FLOAT_EQ(load(attn, storage).rope.attn_factor, 0.9f);
 }
 
 TEST(ModelConfig, LinearAndYarnRopeScaling) {
@@ -226,6 +268,16 @@ TEST(ModelConfig, BadMetadataIsAnErrorNamingTheKey) {
   const int64_t shape[] = {5};
   freqs.add_tensor("rope_freqs.weight", DType::kF32, shape, std::as_bytes(std::span(wrong)));
   expect_error_naming(freqs, "rope_freqs.weight");
+  // Floats beyond float range, and derived values that overflow.
+  GgufWriter huge_base = without("llama.rope.freq_base");
+  huge_base.add<double>("llama.rope.freq_base", 1e300);
+  expect_error_naming(huge_base, "llama.rope.freq_base");
+  GgufWriter tiny_factor = llama_like("llama");
+  tiny_factor.add<float>("llama.rope.scaling.factor", 1e-40f);
+  expect_error_naming(tiny_factor, "rope frequency scale");
+  GgufWriter uneven = without("llama.embedding_length");
+  uneven.add<uint32_t>("llama.embedding_length", 250);  // 250 / 8 heads
+  expect_error_naming(uneven, "llama.attention.key_length");
   GgufWriter text_heads = without("llama.attention.head_count");
   text_heads.add_string("llama.attention.head_count", "eight");
   expect_error_naming(text_heads, "llama.attention.head_count");

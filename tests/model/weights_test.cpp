@@ -47,7 +47,8 @@ struct TensorSpec {
   DType dtype = DType::kF32;
 };
 
-TinyModel tiny(std::string_view arch, const std::function<void(std::vector<TensorSpec>&)>& edit = {}) {
+TinyModel tiny(std::string_view arch, const std::function<void(std::vector<TensorSpec>&)>& edit = {},
+               int64_t head_dim = 0) {
   constexpr int64_t kEmbd = 64, kHead = 4, kHeadKv = 2, kHeadDim = 16, kFf = 96, kVocab = 40, kLayers = 2;
   const std::string a(arch);
   GgufWriter w;
@@ -58,6 +59,7 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
   w.add<uint32_t>(a + ".attention.head_count", kHead);
   w.add<uint32_t>(a + ".attention.head_count_kv", kHeadKv);
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
+  if (head_dim > 0) w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
   std::vector<TensorSpec> specs = {{"token_embd.weight", {kEmbd, kVocab}}, {"output_norm.weight", {kEmbd}}};
   const bool qwen2 = arch == "qwen2", qwen3 = arch == "qwen3", phi3 = arch == "phi3", gemma = arch.starts_with("gemma");
   for (int64_t i = 0; i < kLayers; ++i) {
@@ -118,7 +120,11 @@ void expect_error(const TinyModel& model, std::string_view text) {
 }
 
 TEST(Weights, EveryArchitecturesLayoutBinds) {
-  for (std::string_view arch : {"llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"}) {
+  for (std::string_view arch : {
+#define EMBER_ARCH(id, gguf_name, reader) std::string_view(gguf_name),
+#include "model/arch/arch_list.inc"
+#undef EMBER_ARCH
+       }) {
     SCOPED_TRACE(arch);
     const TinyModel model = tiny(arch);
     const Weights w = bind(model);
@@ -144,7 +150,32 @@ TEST(Weights, QuantizedMatricesBind) {
   EXPECT_EQ(bind(model).layers[0].wq.dtype(), DType::kQ8_0);
 }
 
+TEST(Weights, HeadSizeOtherThanEmbdOverHeads) {
+  // Qwen 3 style: 4 heads of 32 on a 64-wide model, so q is 128 wide and the output 128 -> 64.
+  const TinyModel model = tiny(
+      "qwen3",
+      [](std::vector<TensorSpec>& specs) {
+        for (TensorSpec& t : specs) {
+          if (t.name.ends_with("attn_q.weight")) t.shape = {64, 128};
+          if (t.name.ends_with("attn_k.weight") || t.name.ends_with("attn_v.weight")) t.shape = {64, 64};
+          if (t.name.ends_with("attn_output.weight")) t.shape = {128, 64};
+          if (t.name.ends_with("attn_q_norm.weight") || t.name.ends_with("attn_k_norm.weight")) t.shape = {32};
+        }
+      },
+      /*head_dim=*/32);
+  const Weights w = bind(model);
+  EXPECT_EQ(w.layers[0].wq.ne(1), 128);
+  EXPECT_EQ(w.layers[0].wo.ne(0), 128);
+  EXPECT_EQ(w.layers[0].q_norm.ne(0), 32);
+}
+
 TEST(Weights, BadTensorsAreAnErrorNamingThem) {
+  // A tensor ember would not use (here an output bias) is an error, not silently ignored.
+  expect_error(tiny("llama",
+                    [](std::vector<TensorSpec>& s) {
+                      s.push_back({"blk.0.attn_output.bias", {64}});
+                    }),
+               "tensor blk.0.attn_output.bias is not used by ember's llama");
   expect_error(tiny("llama",
                     [](std::vector<TensorSpec>& s) {
                       std::erase_if(s, [](const TensorSpec& t) { return t.name == "blk.1.attn_k.weight"; });

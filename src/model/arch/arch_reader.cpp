@@ -2,6 +2,7 @@
 #include "model/arch/arch_reader.h"
 
 #include <cmath>
+#include <limits>
 
 #include "ember/error.h"
 
@@ -29,7 +30,9 @@ std::optional<float> ArchReader::optional_float(std::string_view suffix) const {
   const std::string k = key(suffix);
   const std::optional<double> value = file_.get_optional<double>(k);
   if (!value) return std::nullopt;
-  if (!std::isfinite(*value)) fail(ErrorCode::kFormat, "{}: {} = {} is not finite", file_.name(), k, *value);
+  if (!std::isfinite(*value) || std::fabs(*value) > std::numeric_limits<float>::max()) {
+    fail(ErrorCode::kFormat, "{}: {} = {} is not a finite float", file_.name(), k, *value);
+  }
   return static_cast<float>(*value);
 }
 
@@ -56,6 +59,10 @@ void ArchReader::read_common(ModelConfig& c, std::string_view norm_eps_key) cons
   c.n_ff = count("feed_forward_length", 1, kMaxDim);
   c.n_head = count("attention.head_count", 1, 4096);
   c.n_head_kv = count_or("attention.head_count_kv", c.n_head, 1, c.n_head);
+  if (!file_.contains(key("attention.key_length")) && c.n_embd % c.n_head != 0) {
+    fail(ErrorCode::kFormat, "{}: {} = {} does not split into {} = {} heads (and there is no {})", file_.name(),
+         key("embedding_length"), c.n_embd, key("attention.head_count"), c.n_head, key("attention.key_length"));
+  }
   c.head_dim = count_or("attention.key_length", c.n_embd / c.n_head, 1, 65536);
   c.head_dim_v = count_or("attention.value_length", c.head_dim, 1, 65536);
   c.context_length = count_or("context_length", 4096, 1, int64_t{1} << 30);
@@ -76,19 +83,24 @@ void ArchReader::read_common(ModelConfig& c, std::string_view norm_eps_key) cons
   rope.n_rot = count_or("rope.dimension_count", c.head_dim, 2, c.head_dim);
   rope.freq_base = positive_or("rope.freq_base", 10000.0f);
   rope.n_ctx_orig = count_or("rope.scaling.original_context_length", c.context_length, 1, int64_t{1} << 30);
-  const std::string_view scaling = optional_string("rope.scaling.type").value_or("none");
-  if (scaling == "linear") {
-    rope.freq_scale = 1.0f / positive_or("rope.scaling.factor", 1.0f);
-  } else if (scaling == "yarn") {
-    rope.freq_scale = 1.0f / positive_or("rope.scaling.factor", 1.0f);
-    rope.ext_factor = 1.0f;
-    rope.attn_factor = positive_or("rope.scaling.attn_factor", 1.0f);
-    rope.beta_fast = positive_or("rope.scaling.yarn_beta_fast", 32.0f);
-    rope.beta_slow = positive_or("rope.scaling.yarn_beta_slow", 1.0f);
-  } else if (scaling != "none" && scaling != "llama3" && scaling != "longrope") {
+  // As llama.cpp: the factor is rope.scaling.factor (or the older rope.scale_linear) whatever the
+  // type; a file with a factor and no type scales linearly; only "none" turns the factor off.
+  std::optional<float> factor = optional_float("rope.scaling.factor");
+  if (!factor) factor = optional_float("rope.scale_linear");
+  if (factor && *factor < 0.0f)
+    fail(ErrorCode::kFormat, "{}: {} = {} is negative", file_.name(), key("rope.scaling.factor"), *factor);
+  const std::string_view scaling = optional_string("rope.scaling.type").value_or("linear");
+  if (scaling != "none" && scaling != "linear" && scaling != "yarn" && scaling != "llama3" && scaling != "longrope") {
     fail(ErrorCode::kUnsupported, "{}: {} = \"{}\" is not supported (none, linear, yarn, llama3, longrope)",
          file_.name(), key("rope.scaling.type"), scaling);
   }
+  if (scaling != "none" && factor && *factor != 0.0f) rope.freq_scale = 1.0f / *factor;  // 0: llama.cpp's "none"
+  if (scaling == "yarn") {
+    rope.ext_factor = 1.0f;
+    rope.beta_fast = positive_or("rope.scaling.yarn_beta_fast", 32.0f);
+    rope.beta_slow = positive_or("rope.scaling.yarn_beta_slow", 1.0f);
+  }
+  rope.attn_factor = positive_or("rope.scaling.attn_factor", 1.0f);
   // Llama 3.1+ stores its scaling as per-dimension frequency divisors in the rope_freqs tensor.
   rope.freq_factors = factors("rope_freqs.weight", rope.n_rot / 2);
   c.layers.assign(static_cast<size_t>(c.n_layer), LayerConfig{});
