@@ -34,19 +34,31 @@ ReferenceTraits traits_for_arch(const GgufFile& file, const std::string& arch) {
        file.name(), arch);
 }
 
+// llama.cpp's semantics (llama_model::load_hparams, llama_context): the factor is
+// `rope.scaling.factor`, else the old key `rope.scale_linear` (0 or absent: none); a missing
+// `rope.scaling.type` counts as "linear"; type "none" never scales (freq_scale 1) even with a factor;
+// `rope.scaling.attn_factor` (default 1) multiplies cos and sin whatever the type.
 ReferenceRopeScaling rope_scaling_from_gguf(const GgufFile& file, const std::string& prefix) {
   ReferenceRopeScaling s;
-  const std::string type = file.get_or<std::string>(prefix + "rope.scaling.type", "none");
-  // Older files give a linear factor under rope.scale_linear and no type.
-  double factor = file.get_or<double>(prefix + "rope.scaling.factor", 0.0);
-  if (factor == 0.0) factor = file.get_or<double>(prefix + "rope.scale_linear", 0.0);
-  if (type == "linear" || (type == "none" && factor != 0.0 && factor != 1.0)) {
-    if (!(factor > 0.0)) fail(ErrorCode::kFormat, "{}: linear rope scaling needs a positive factor", file.name());
-    s.kind = ReferenceRopeScaling::Kind::kLinear;
-    s.factor = factor;
+  const std::string type = file.get_or<std::string>(prefix + "rope.scaling.type", "linear");
+  double factor = 0.0;
+  if (auto f = file.get_optional<double>(prefix + "rope.scaling.factor")) {
+    factor = *f;
+  } else {
+    factor = file.get_or<double>(prefix + "rope.scale_linear", 0.0);
+  }
+  if (factor < 0.0 || !std::isfinite(factor)) {
+    fail(ErrorCode::kFormat, "{}: rope scaling factor {} must be >= 0", file.name(), factor);
+  }
+  if (type == "linear") {
+    if (factor != 0.0 && factor != 1.0) {
+      s.kind = ReferenceRopeScaling::Kind::kLinear;
+      s.factor = factor;
+    }
   } else if (type != "none") {
     fail(ErrorCode::kUnsupported, "{}: rope scaling type '{}' is not in the reference model yet", file.name(), type);
   }
+  s.attn_factor = file.get_or<double>(prefix + "rope.scaling.attn_factor", 1.0);
   s.n_ctx_orig = file.get_or<int64_t>(prefix + "rope.scaling.original_context_length", 0);
   return s;
 }
@@ -139,11 +151,13 @@ std::vector<double> rms_norm(std::vector<double> x, const std::vector<double>& w
 }
 
 // Rotates the first n_rot dims of one head by position · θ_i per pair.
-void rope_in_place(double* head, int64_t pos, const std::vector<double>& thetas, ReferenceTraits::Rope kind) {
+// mscale (rope.scaling.attn_factor, ggml's attn_factor) multiplies cos and sin of the rotated dims.
+void rope_in_place(double* head, int64_t pos, const std::vector<double>& thetas, ReferenceTraits::Rope kind,
+                   double mscale) {
   const int64_t half = static_cast<int64_t>(thetas.size());
   for (int64_t i = 0; i < half; ++i) {
     const double angle = static_cast<double>(pos) * thetas[i];
-    const double c = std::cos(angle), s = std::sin(angle);
+    const double c = mscale * std::cos(angle), s = mscale * std::sin(angle);
     const int64_t a = kind == ReferenceTraits::Rope::kNormal ? 2 * i : i;
     const int64_t b = kind == ReferenceTraits::Rope::kNormal ? 2 * i + 1 : i + half;
     const double x0 = head[a], x1 = head[b];
@@ -383,12 +397,12 @@ void ReferenceModel::attention(const Layer& l, int64_t il, Rows& x) const {
     for (int64_t h = 0; h < c.n_head; ++h) {
       double* head = q[t].data() + h * c.head_dim;
       if (c.traits.qk_norm) rms_norm_in_place(head, hd, l.q_norm, c.rms_eps);
-      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_, c.traits.rope);
+      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_, c.traits.rope, c.rope_scaling.attn_factor);
     }
     for (int64_t h = 0; h < c.n_head_kv; ++h) {
       double* head = k[t].data() + h * c.head_dim;
       if (c.traits.qk_norm) rms_norm_in_place(head, hd, l.k_norm, c.rms_eps);
-      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_, c.traits.rope);
+      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_, c.traits.rope, c.rope_scaling.attn_factor);
     }
   }
 

@@ -7,7 +7,9 @@
 // mapping) plus any new switch, each tested on a hand-made tiny model (see README.md).
 //
 // Implemented and tested: llama (Llama 1/2/3, Mistral-style GQA, tied or separate output, RMSNorm,
-// SwiGLU, normal rope), rope scaling none / linear / llama3 (rope_freqs tensor or computed), and
+// SwiGLU, normal rope), rope scaling none / linear / llama3 (rope_freqs tensor or computed) with
+// llama.cpp's key rules (factor or old scale_linear, missing type = linear, "none" = no scaling,
+// rope.scaling.attn_factor), and
 // the switches neox rope, partial rotary, q/k/v bias, QK-norm, post-attention/FFN norms,
 // embedding scale, attention and final logit soft-cap, GeGLU, sliding window per layer, fused
 // attn_qkv and gate+up tensors (Phi-3 layout). qwen2 and qwen3 are mapped from their GGUF keys
@@ -68,6 +70,8 @@ struct ReferenceRopeScaling {
   double low_freq_factor = 1.0;   // llama3 only
   double high_freq_factor = 4.0;  // llama3 only
   int64_t n_ctx_orig = 0;         // llama3: original_max_position_embeddings
+  // rope.scaling.attn_factor: multiplies cos and sin of the rotated dims (ggml's attn_factor), any kind.
+  double attn_factor = 1.0;
 };
 
 struct ReferenceConfig {
@@ -92,7 +96,10 @@ struct ReferenceConfig {
 };
 
 // Reads `<arch>.*` keys (and the rope_freqs tensor) of a supported architecture (llama, qwen2,
-// qwen3); q/k/v biases are switched on whenever the file has them, as llama.cpp does for llama. Throws
+// qwen3); q/k/v biases are switched on whenever the file has them, as llama.cpp does for llama.
+// Rope scaling as llama.cpp: factor = rope.scaling.factor, else rope.scale_linear; a missing
+// rope.scaling.type is "linear"; "none" ignores the factor; rope.scaling.attn_factor (default 1)
+// applies with any type; yarn / longrope are not supported yet. Throws
 // Error(kUnsupported) for another architecture or rope scaling type, Error(kNotFound) for a missing key, Error(kFormat)
 // for impossible dimensions.
 ReferenceConfig reference_config_from_gguf(const GgufFile& file);

@@ -21,10 +21,13 @@ namespace {
 using Logits = std::vector<std::vector<double>>;
 
 struct TinySpec {
+  std::string arch = "llama";  // general.architecture, and the prefix of every key
   int64_t n_vocab = 23, n_embd = 16, n_layer = 2, n_head = 4, n_head_kv = 2, head_dim = 6, n_ff = 20, n_rot = 4;
   bool qkv_bias = false, qk_norm = false, post_norms = false, tied = false;
-  std::string rope_scaling_type;  // written as llama.rope.scaling.type when not empty
-  double rope_scaling_factor = 0;
+  std::string rope_scaling_type;   // written as llama.rope.scaling.type when not empty
+  double rope_scaling_factor = 0;  // written as <arch>.rope.scaling.factor when not 0
+  double rope_scale_linear = 0;    // written as the old key <arch>.rope.scale_linear when not 0
+  double rope_attn_factor = 0;     // written as <arch>.rope.scaling.attn_factor when not 0
   uint64_t seed = 7;
 };
 
@@ -77,23 +80,26 @@ TinyWeights tiny_weights(const TinySpec& s) {
   return w;
 }
 
-// A llama GGUF in memory with every tensor of `w` (F32).
+// A GGUF of architecture s.arch (llama unless set) in memory with every tensor of `w` (F32).
 std::vector<std::byte> tiny_gguf(const TinySpec& s, const TinyWeights& w) {
   GgufWriter g;
-  g.add_string("general.architecture", "llama");
-  g.add<uint32_t>("llama.embedding_length", static_cast<uint32_t>(s.n_embd));
-  g.add<uint32_t>("llama.block_count", static_cast<uint32_t>(s.n_layer));
-  g.add<uint32_t>("llama.attention.head_count", static_cast<uint32_t>(s.n_head));
-  g.add<uint32_t>("llama.attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
-  g.add<uint32_t>("llama.attention.key_length", static_cast<uint32_t>(s.head_dim));
-  g.add<uint32_t>("llama.attention.value_length", static_cast<uint32_t>(s.head_dim));
-  g.add<uint32_t>("llama.feed_forward_length", static_cast<uint32_t>(s.n_ff));
-  g.add<uint32_t>("llama.vocab_size", static_cast<uint32_t>(s.n_vocab));
-  g.add<float>("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-  g.add<float>("llama.rope.freq_base", 100.0f);  // small, so that tiny positions turn noticeably
-  g.add<uint32_t>("llama.rope.dimension_count", static_cast<uint32_t>(s.n_rot));
-  if (!s.rope_scaling_type.empty()) g.add_string("llama.rope.scaling.type", s.rope_scaling_type);
-  if (s.rope_scaling_factor != 0) g.add<float>("llama.rope.scaling.factor", static_cast<float>(s.rope_scaling_factor));
+  const std::string p = s.arch + ".";
+  g.add_string("general.architecture", s.arch);
+  g.add<uint32_t>(p + "embedding_length", static_cast<uint32_t>(s.n_embd));
+  g.add<uint32_t>(p + "block_count", static_cast<uint32_t>(s.n_layer));
+  g.add<uint32_t>(p + "attention.head_count", static_cast<uint32_t>(s.n_head));
+  g.add<uint32_t>(p + "attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
+  g.add<uint32_t>(p + "attention.key_length", static_cast<uint32_t>(s.head_dim));
+  g.add<uint32_t>(p + "attention.value_length", static_cast<uint32_t>(s.head_dim));
+  g.add<uint32_t>(p + "feed_forward_length", static_cast<uint32_t>(s.n_ff));
+  g.add<uint32_t>(p + "vocab_size", static_cast<uint32_t>(s.n_vocab));
+  g.add<float>(p + "attention.layer_norm_rms_epsilon", 1e-5f);
+  g.add<float>(p + "rope.freq_base", 100.0f);  // small, so that tiny positions turn noticeably
+  g.add<uint32_t>(p + "rope.dimension_count", static_cast<uint32_t>(s.n_rot));
+  if (!s.rope_scaling_type.empty()) g.add_string(p + "rope.scaling.type", s.rope_scaling_type);
+  if (s.rope_scaling_factor != 0) g.add<float>(p + "rope.scaling.factor", static_cast<float>(s.rope_scaling_factor));
+  if (s.rope_scale_linear != 0) g.add<float>(p + "rope.scale_linear", static_cast<float>(s.rope_scale_linear));
+  if (s.rope_attn_factor != 0) g.add<float>(p + "rope.scaling.attn_factor", static_cast<float>(s.rope_attn_factor));
   for (const auto& [name, t] : w) g.add_tensor(name, DType::kF32, t.shape, std::as_bytes(std::span(t.data)));
   return g.write_to_memory();
 }
@@ -374,6 +380,211 @@ TEST(ReferenceModelTraits, OneTokenComputedByHand) {
   }
 }
 
+// The options of sequence_by_hand: the switches that make q and k matter.
+struct HandOptions {
+  bool neox = false;        // rotate pairs (i, i + n_rot/2) instead of (2i, 2i+1)
+  bool bias = false;        // add attn_{q,k,v}.bias
+  bool qk_norm = false;     // RMS-normalize each q and k head, times attn_{q,k}_norm, before rope
+  double attn_scale = 0;    // 0: 1/sqrt(head_dim)
+  double attn_softcap = 0;  // > 0: cap·tanh(score/cap) of the already scaled score
+  double freq_scale = 1.0;  // every rope angle is multiplied by this (linear scaling: 1/factor)
+  double mscale = 1.0;      // rope.scaling.attn_factor: multiplies cos and sin
+};
+
+// Logits of a whole (short) sequence through a one-layer model, written out step by step in
+// llama.cpp's order, with none of the reference model's code: q = Wq·x + bq; QK-norm of each head
+// (with its weights) before rope; rope; score = (q·k)·scale; cap·tanh(score/cap); causal softmax;
+// Σ weight·v; Wo; residual; SwiGLU FFN; output norm and matrix.
+Logits sequence_by_hand(const TinySpec& s, const TinyWeights& w, const std::vector<int32_t>& tokens,
+                        const HandOptions& o) {
+  EXPECT_EQ(s.n_layer, 1);
+  const double eps = static_cast<double>(1e-5f);  // as written to the file
+  auto vec = [&](const std::string& name) {
+    return std::vector<double>(w.at(name).data.begin(), w.at(name).data.end());
+  };
+  auto mul = [](const std::vector<double>& m, const std::vector<double>& x) {  // m: [rows][x.size()]
+    std::vector<double> y(m.size() / x.size(), 0.0);
+    for (size_t r = 0; r < y.size(); ++r)
+      for (size_t i = 0; i < x.size(); ++i) y[r] += m[r * x.size() + i] * x[i];
+    return y;
+  };
+  auto norm = [&](std::vector<double> x, const std::vector<double>& g) {
+    double ms = 0;
+    for (double v : x) ms += v * v;
+    ms /= static_cast<double>(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] / std::sqrt(ms + eps) * g[i];
+    return x;
+  };
+  auto add = [](std::vector<double> a, const std::vector<double>& b) {
+    for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+    return a;
+  };
+  const size_t n = tokens.size(), hd = static_cast<size_t>(s.head_dim);
+  const auto embd = vec("token_embd.weight");
+  // 1. Embeddings, attention norm, projections (+ biases), split into heads.
+  std::vector<std::vector<double>> x(n);
+  std::vector<std::vector<std::vector<double>>> q(n), k(n), v(n);  // [token][head][dim]
+  for (size_t t = 0; t < n; ++t) {
+    x[t].assign(embd.begin() + tokens[t] * s.n_embd, embd.begin() + (tokens[t] + 1) * s.n_embd);
+    const auto xn = norm(x[t], vec("blk.0.attn_norm.weight"));
+    auto qt = mul(vec("blk.0.attn_q.weight"), xn), kt = mul(vec("blk.0.attn_k.weight"), xn),
+         vt = mul(vec("blk.0.attn_v.weight"), xn);
+    if (o.bias) {
+      qt = add(qt, vec("blk.0.attn_q.bias"));
+      kt = add(kt, vec("blk.0.attn_k.bias"));
+      vt = add(vt, vec("blk.0.attn_v.bias"));
+    }
+    for (int64_t h = 0; h < s.n_head; ++h)
+      q[t].emplace_back(qt.begin() + h * s.head_dim, qt.begin() + (h + 1) * s.head_dim);
+    for (int64_t h = 0; h < s.n_head_kv; ++h) {
+      k[t].emplace_back(kt.begin() + h * s.head_dim, kt.begin() + (h + 1) * s.head_dim);
+      v[t].emplace_back(vt.begin() + h * s.head_dim, vt.begin() + (h + 1) * s.head_dim);
+    }
+  }
+  // 2. QK-norm, then rope, of every q and k head.
+  auto rope = [&](std::vector<double>& head, size_t pos) {
+    const int64_t half = s.n_rot / 2;
+    for (int64_t i = 0; i < half; ++i) {
+      const double theta = std::pow(100.0, -2.0 * static_cast<double>(i) / static_cast<double>(s.n_rot));
+      const double angle = static_cast<double>(pos) * theta * o.freq_scale;
+      const size_t a = static_cast<size_t>(o.neox ? i : 2 * i), b = static_cast<size_t>(o.neox ? i + half : 2 * i + 1);
+      const double x0 = head[a], x1 = head[b];
+      head[a] = o.mscale * (x0 * std::cos(angle) - x1 * std::sin(angle));
+      head[b] = o.mscale * (x0 * std::sin(angle) + x1 * std::cos(angle));
+    }
+  };
+  for (size_t t = 0; t < n; ++t) {
+    for (auto& head : q[t]) {
+      if (o.qk_norm) head = norm(head, vec("blk.0.attn_q_norm.weight"));
+      rope(head, t);
+    }
+    for (auto& head : k[t]) {
+      if (o.qk_norm) head = norm(head, vec("blk.0.attn_k_norm.weight"));
+      rope(head, t);
+    }
+  }
+  // 3. Causal attention, output projection, residual; 4. FFN; 5. output.
+  const double scale = o.attn_scale > 0 ? o.attn_scale : 1.0 / std::sqrt(static_cast<double>(s.head_dim));
+  Logits logits(n);
+  for (size_t t = 0; t < n; ++t) {
+    std::vector<double> heads;
+    for (int64_t h = 0; h < s.n_head; ++h) {
+      const size_t kvh = static_cast<size_t>(h / (s.n_head / s.n_head_kv));
+      std::vector<double> weights;
+      double sum = 0;
+      for (size_t j = 0; j <= t; ++j) {
+        double dot = 0;
+        for (size_t d = 0; d < hd; ++d) dot += q[t][static_cast<size_t>(h)][d] * k[j][kvh][d];
+        double score = dot * scale;
+        if (o.attn_softcap > 0) score = o.attn_softcap * std::tanh(score / o.attn_softcap);
+        weights.push_back(std::exp(score));
+        sum += weights.back();
+      }
+      std::vector<double> out(hd, 0.0);
+      for (size_t j = 0; j <= t; ++j)
+        for (size_t d = 0; d < hd; ++d) out[d] += weights[j] / sum * v[j][kvh][d];
+      heads.insert(heads.end(), out.begin(), out.end());
+    }
+    std::vector<double> xt = add(x[t], mul(vec("blk.0.attn_output.weight"), heads));
+    const auto xn = norm(xt, vec("blk.0.ffn_norm.weight"));
+    const auto gate = mul(vec("blk.0.ffn_gate.weight"), xn);
+    auto up = mul(vec("blk.0.ffn_up.weight"), xn);
+    for (size_t i = 0; i < up.size(); ++i) up[i] *= gate[i] / (1 + std::exp(-gate[i]));
+    xt = add(xt, mul(vec("blk.0.ffn_down.weight"), up));
+    logits[t] = mul(vec("output.weight"), norm(xt, vec("output_norm.weight")));
+  }
+  return logits;
+}
+
+const std::vector<int32_t> kHandTokens = {3, 9, 17};
+
+TinySpec hand_spec() {
+  TinySpec s;
+  s.n_vocab = 23, s.n_embd = 8, s.n_layer = 1, s.n_head = 2, s.n_head_kv = 1, s.head_dim = 4, s.n_ff = 10, s.n_rot = 4;
+  s.qkv_bias = s.qk_norm = true;
+  s.seed = 11;
+  return s;
+}
+
+// Three tokens, so that attention mixes positions and q and k matter: q/k/v biases, QK-norm with
+// non-uniform weights (before rope), rope, a non-default attention scale and an attention soft-cap
+// (after the scale), checked against sequence_by_hand.
+TEST(ReferenceModelTraits, AttentionSequenceComputedByHand) {
+  const TinySpec s = hand_spec();
+  const TinyWeights w = tiny_weights(s);
+  // The norm weights are far from uniform, so replacing them by ones or moving them past rope matters.
+  const auto& qn = w.at("blk.0.attn_q_norm.weight").data;
+  ASSERT_GT(*std::max_element(qn.begin(), qn.end()) - *std::min_element(qn.begin(), qn.end()), 0.3f);
+  for (bool neox : {false, true}) {
+    SCOPED_TRACE(neox ? "neox" : "normal rope");
+    HandOptions o{.neox = neox, .bias = true, .qk_norm = true, .attn_scale = 0.9, .attn_softcap = 1.5};
+    const ReferenceModel m = load_tiny(s, w, [&](ReferenceConfig& c) {
+      c.traits.rope = neox ? ReferenceTraits::Rope::kNeox : ReferenceTraits::Rope::kNormal;
+      c.traits.qkv_bias = c.traits.qk_norm = true;
+      c.attn_scale = o.attn_scale;
+      c.traits.attn_softcap = o.attn_softcap;
+    });
+    const Logits expected = sequence_by_hand(s, w, kHandTokens, o);
+    EXPECT_LE(reference_max_abs_diff(m.forward(kHandTokens), expected), 1e-12);
+    // The cap bites and every switch changes the result, so the comparison above has teeth.
+    for (auto [what, change] : std::initializer_list<std::pair<const char*, std::function<void(HandOptions&)>>>{
+             {"no cap", [](HandOptions& h) { h.attn_softcap = 0; }},
+             {"default scale", [](HandOptions& h) { h.attn_scale = 0; }},
+             {"no q/k norm", [](HandOptions& h) { h.qk_norm = false; }},
+             {"other rope", [](HandOptions& h) { h.neox = !h.neox; }}}) {
+      HandOptions other = o;
+      change(other);
+      EXPECT_GT(reference_max_abs_diff(sequence_by_hand(s, w, kHandTokens, other), expected), 1e-3) << what;
+    }
+  }
+}
+
+// qwen2 = llama + neox rope + q/k/v biases; qwen3 = llama + neox rope + QK-norm (its head_dim from
+// qwen3.attention.key_length, here != n_embd / n_head). Each file is also written as llama and
+// loaded with those traits switched on by hand: the same logits, bit for bit, and both = by hand.
+TEST(ReferenceModelTraits, Qwen2AndQwen3ArchitecturesMapToTheirTraits) {
+  for (const char* arch : {"qwen2", "qwen3"}) {
+    SCOPED_TRACE(arch);
+    const bool qwen2 = std::string(arch) == "qwen2";
+    TinySpec s = hand_spec();
+    s.arch = arch;
+    s.qkv_bias = qwen2;
+    s.qk_norm = !qwen2;
+    s.head_dim = 6, s.n_rot = 6;  // key_length 6 != n_embd / n_head = 4
+    const TinyWeights w = tiny_weights(s);
+    const std::vector<std::byte> bytes = tiny_gguf(s, w);
+    const GgufFile file = GgufFile::parse(bytes, std::string(arch) + ".gguf");
+    const ReferenceConfig c = reference_config_from_gguf(file);
+    EXPECT_EQ(c.arch, arch);
+    EXPECT_EQ(c.traits.rope, ReferenceTraits::Rope::kNeox);
+    EXPECT_EQ(c.traits.qkv_bias, qwen2);
+    EXPECT_EQ(c.traits.qk_norm, !qwen2);
+    EXPECT_EQ(c.head_dim, 6);
+    EXPECT_EQ(c.n_rot, 6);
+    EXPECT_EQ(c.n_head_kv, 1);
+    const Logits got = ReferenceModel::load(file).forward(kHandTokens);
+
+    TinySpec as_llama = s;
+    as_llama.arch = "llama";
+    const Logits llama_with_traits = load_tiny(as_llama, w, [&](ReferenceConfig& lc) {
+                                       EXPECT_EQ(lc.traits.rope, ReferenceTraits::Rope::kNormal);
+                                       lc.traits.rope = ReferenceTraits::Rope::kNeox;
+                                       lc.traits.qkv_bias = qwen2;
+                                       lc.traits.qk_norm = !qwen2;
+                                     }).forward(kHandTokens);
+    EXPECT_EQ(got, llama_with_traits);
+    EXPECT_LE(
+        reference_max_abs_diff(
+            got, sequence_by_hand(s, w, kHandTokens, HandOptions{.neox = true, .bias = qwen2, .qk_norm = !qwen2})),
+        1e-12);
+    // Normal rope instead of neox changes the logits: the check has teeth.
+    EXPECT_GT(
+        reference_max_abs_diff(
+            got, sequence_by_hand(s, w, kHandTokens, HandOptions{.neox = false, .bias = qwen2, .qk_norm = !qwen2})),
+        1e-3);
+  }
+}
+
 TEST(ReferenceModelRope, ThetasAndScaling) {
   TinySpec s;  // rope base 100, n_rot 4: θ = 1, 0.1
   const TinyWeights w = tiny_weights(s);
@@ -397,6 +608,96 @@ TEST(ReferenceModelRope, ThetasAndScaling) {
   EXPECT_EQ(m_freqs.config().rope_freq_factors, (std::vector<double>{2.0, 2.0}));
   EXPECT_EQ(m_freqs.forward(kTinyTokens), m_linear.forward(kTinyTokens));
   EXPECT_GT(reference_max_abs_diff(m_freqs.forward(kTinyTokens), load_tiny(s, w).forward(kTinyTokens)), 1e-3);
+}
+
+// llama.cpp's rope scaling keys: the factor from rope.scaling.factor, else the old rope.scale_linear;
+// no rope.scaling.type = linear; type "none" ignores the factor; rope.scaling.attn_factor multiplies
+// cos and sin whatever the type.
+TEST(ReferenceModelRope, ScalingKeysFollowLlamaCpp) {
+  TinySpec s;  // rope base 100, n_rot 4: θ = 1, 0.1
+  const TinyWeights w = tiny_weights(s);
+  auto config = [&](const TinySpec& spec) {
+    const std::vector<std::byte> bytes = tiny_gguf(spec, w);
+    return reference_config_from_gguf(GgufFile::parse(bytes, "tiny.gguf"));
+  };
+  auto expect_linear = [&](const TinySpec& spec, double factor) {
+    const ReferenceConfig c = config(spec);
+    EXPECT_EQ(c.rope_scaling.kind, ReferenceRopeScaling::Kind::kLinear);
+    EXPECT_EQ(c.rope_scaling.factor, factor);
+    const std::vector<double> thetas = reference_rope_thetas(c);
+    EXPECT_DOUBLE_EQ(thetas[0], 1.0 / factor);
+    EXPECT_DOUBLE_EQ(thetas[1], 0.1 / factor);
+  };
+  auto expect_unscaled = [&](const TinySpec& spec) {
+    const ReferenceConfig c = config(spec);
+    EXPECT_EQ(c.rope_scaling.kind, ReferenceRopeScaling::Kind::kNone);
+    EXPECT_EQ(reference_rope_thetas(c), (std::vector<double>{1.0, 0.1}));
+  };
+  {
+    SCOPED_TRACE("factor without a type: linear");
+    TinySpec t = s;
+    t.rope_scaling_factor = 4.0;
+    expect_linear(t, 4.0);
+  }
+  {
+    SCOPED_TRACE("old key scale_linear without a type: linear");
+    TinySpec t = s;
+    t.rope_scale_linear = 2.0;
+    expect_linear(t, 2.0);
+    t.rope_scaling_type = "linear";
+    expect_linear(t, 2.0);
+    t.rope_scaling_factor = 8.0;  // the new key wins
+    expect_linear(t, 8.0);
+  }
+  {
+    SCOPED_TRACE("type none with a factor: no scaling");
+    TinySpec t = s;
+    t.rope_scaling_type = "none";
+    t.rope_scaling_factor = 4.0;
+    expect_unscaled(t);
+    t.rope_scaling_factor = 0;
+    t.rope_scale_linear = 2.0;
+    expect_unscaled(t);
+  }
+  {
+    SCOPED_TRACE("no keys at all / factor 1: no scaling");
+    expect_unscaled(s);
+    TinySpec t = s;
+    t.rope_scaling_factor = 1.0;
+    expect_unscaled(t);
+    EXPECT_EQ(config(s).rope_scaling.attn_factor, 1.0);
+  }
+  {
+    SCOPED_TRACE("unsupported types");
+    for (const char* type : {"yarn", "longrope", "llama3"}) {
+      TinySpec t = s;
+      t.rope_scaling_type = type;
+      t.rope_scaling_factor = 4.0;
+      EXPECT_THROW(config(t), Error) << type;
+    }
+  }
+  {
+    SCOPED_TRACE("attn_factor, with linear scaling and with type none");
+    TinySpec t = hand_spec();
+    t.rope_scaling_factor = 2.0;
+    t.rope_attn_factor = 1.25;
+    const TinyWeights hw = tiny_weights(t);
+    for (bool none : {false, true}) {
+      t.rope_scaling_type = none ? "none" : "";
+      const std::vector<std::byte> bytes = tiny_gguf(t, hw);
+      const GgufFile file = GgufFile::parse(bytes, "tiny.gguf");
+      ReferenceConfig c = reference_config_from_gguf(file);
+      EXPECT_EQ(c.rope_scaling.attn_factor, 1.25);
+      EXPECT_EQ(c.rope_scaling.kind, none ? ReferenceRopeScaling::Kind::kNone : ReferenceRopeScaling::Kind::kLinear);
+      c.traits.qk_norm = true;  // llama with attn_q_norm tensors: switched on by hand (biases are automatic)
+      const HandOptions o{.bias = true, .qk_norm = true, .freq_scale = none ? 1.0 : 0.5, .mscale = 1.25};
+      const Logits got = ReferenceModel::load(file, c).forward(kHandTokens);
+      EXPECT_LE(reference_max_abs_diff(got, sequence_by_hand(t, hw, kHandTokens, o)), 1e-12);
+      HandOptions no_mscale = o;
+      no_mscale.mscale = 1.0;
+      EXPECT_GT(reference_max_abs_diff(got, sequence_by_hand(t, hw, kHandTokens, no_mscale)), 1e-3);
+    }
+  }
 }
 
 TEST(ReferenceModelRope, Llama3FrequencyFactorsByHand) {
