@@ -69,9 +69,14 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text) const {
 }
 
 void BpeTokenizer::encode(std::string_view text, std::vector<TokenId>& out) const {
-  const std::string valid = utf8::sanitize(text);
+  // Valid text (the common case) is split in place; only invalid text is copied to be repaired.
+  std::string repaired;
+  if (!utf8::is_valid(text)) {
+    repaired = utf8::sanitize(text);
+    text = repaired;
+  }
   std::vector<std::string_view> words;
-  pre_tokenizer_.split(valid, words);
+  pre_tokenizer_.split(text, words);
   std::string spelled;  // reused: a word in the byte-level alphabet
   for (std::string_view word : words) encode_word(word, spelled, out);
 }

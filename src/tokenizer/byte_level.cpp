@@ -46,8 +46,8 @@ bool decode(std::string_view text, std::string& out) {
   const size_t mark = out.size();
   for (size_t pos = 0; pos < text.size();) {
     const utf8::Decoded d = utf8::decode(text, pos);
-    if (d.code_point >= t.byte_of_code_point.size() || t.byte_of_code_point[d.code_point] < 0 ||
-        (d.code_point == utf8::kReplacement && d.length == 1)) {
+    // (An invalid byte decodes as U+FFFD, which is outside the table.)
+    if (d.code_point >= t.byte_of_code_point.size() || t.byte_of_code_point[d.code_point] < 0) {
       out.resize(mark);
       return false;
     }

@@ -24,16 +24,24 @@ bool contains_any(const std::string& haystack, std::initializer_list<std::string
 // llama.cpp's token attributes set by model name (GGUF does not store them): Phi-3's special
 // tokens eat the whitespace after them (its chat template writes "<|user|>\n" but the model was
 // trained on "<|user|>" directly followed by the text); Jina v2's <mask> eats the space before it.
-uint8_t strip_tags(const Vocab& vocab, std::string_view text) {
+enum class StripRule { kNone, kJinaMask, kPhi3 };
+
+StripRule strip_rule(const Vocab& vocab) {
   std::string name = vocab.model_name();
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (contains_any(vocab.pre(), {"jina-v2-de", "jina-v2-es", "jina-v2-code"}) ||
       contains_any(vocab.architecture(), {"nomic-bert-moe", "jina-bert-v3"})) {
-    return text == "<mask>" ? kLeftStrip : 0;
+    return StripRule::kJinaMask;
   }
-  if (contains_any(name, {"phi-3", "phi3"})) {
-    return text == "<unk>" || text == "<s>" || text == "<|endoftext|>" ? 0 : kRightStrip;
+  return contains_any(name, {"phi-3", "phi3"}) ? StripRule::kPhi3 : StripRule::kNone;
+}
+
+uint8_t strip_tags(StripRule rule, std::string_view text) {
+  switch (rule) {
+    case StripRule::kJinaMask: return text == "<mask>" ? kLeftStrip : 0;
+    case StripRule::kPhi3: return text == "<unk>" || text == "<s>" || text == "<|endoftext|>" ? 0 : kRightStrip;
+    case StripRule::kNone: break;
   }
   return 0;
 }
@@ -41,12 +49,13 @@ uint8_t strip_tags(const Vocab& vocab, std::string_view text) {
 }  // namespace
 
 SpecialTokenSplitter::SpecialTokenSplitter(const Vocab& vocab) {
+  const StripRule rule = strip_rule(vocab);  // once: it looks at the vocabulary's names only
   for (TokenId id = 0; id < vocab.size(); ++id) {
     const TokenType type = vocab.type(id);
     if (type != TokenType::kControl && type != TokenType::kUserDefined && type != TokenType::kUnknown) continue;
     const std::string& text = vocab.text(id);
     trie_.insert(text, id,
-                 static_cast<uint8_t>((type == TokenType::kUserDefined ? kUserDefined : 0) | strip_tags(vocab, text)));
+                 static_cast<uint8_t>((type == TokenType::kUserDefined ? kUserDefined : 0) | strip_tags(rule, text)));
   }
 }
 

@@ -18,8 +18,6 @@ size_t utf8_length(unsigned char lead, size_t left) {
   return n < left ? n : left;
 }
 
-constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // "▁"
-
 }  // namespace
 
 struct SpmTokenizer::Symbol {

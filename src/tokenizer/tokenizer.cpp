@@ -16,8 +16,6 @@
 namespace ember {
 namespace {
 
-constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // "▁": SPM's and WPM's spelling of a space
-
 void append_unescaped_spaces(std::string_view text, std::string& out) {
   for (size_t at = 0; at < text.size();) {
     if (text.compare(at, kSpaceMark.size(), kSpaceMark) == 0) {

@@ -32,6 +32,9 @@ enum class TokenType : int32_t {
 
 using TokenId = int32_t;
 
+// "▁" (U+2581): how SentencePiece and converted WordPiece vocabularies spell a space / word start.
+inline constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
+
 struct SpecialTokens {
   std::optional<TokenId> bos, eos, eot, eom, unk, pad, sep, mask;
 };

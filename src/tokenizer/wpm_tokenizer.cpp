@@ -17,7 +17,6 @@ namespace {
 
 // "▁" (U+2581): the converted vocabulary spells BERT's word-initial pieces with it ("▁hello") and
 // continuation pieces bare ("llo" for BERT's "##llo").
-constexpr std::string_view kWordStart = "\xE2\x96\x81";
 
 // Unicode White_Space (PropList.txt), the set llama.cpp splits on: the ASCII controls \t..\r and
 // U+0085 count although their category is Cc, and every Zs / Zl / Zp code point is in it.
@@ -102,7 +101,7 @@ void WpmTokenizer::encode_word(std::string_view word, std::vector<TokenId>& out)
   // BERT's tokenizer (max_input_chars_per_word) makes a word of more than 100 characters one unk,
   // which also bounds the greedy match's cost (a position may walk as far as the longest token).
   size_t chars = 0;
-  for (size_t at = kWordStart.size(); at < word.size(); at += utf8::decode(word, at).length) ++chars;
+  for (size_t at = kSpaceMark.size(); at < word.size(); at += utf8::decode(word, at).length) ++chars;
   if (chars > kMaxWordChars) {
     if (unk_ >= 0) out.push_back(unk_);
     return;
@@ -124,11 +123,11 @@ void WpmTokenizer::encode_word(std::string_view word, std::vector<TokenId>& out)
 std::vector<TokenId> WpmTokenizer::encode(std::string_view text) const {
   std::vector<TokenId> out;
   out.reserve(text.size() / 3 + 1);
-  std::string word(kWordStart);  // the word being built, always behind its "▁"
+  std::string word(kSpaceMark);  // the word being built, always behind its "▁"
   const auto finish_word = [&] {
-    if (word.size() == kWordStart.size()) return;  // nothing since the last word ended
+    if (word.size() == kSpaceMark.size()) return;  // nothing since the last word ended
     encode_word(word, out);
-    word.resize(kWordStart.size());
+    word.resize(kSpaceMark.size());
   };
   for (size_t at = 0; at < text.size();) {
     const utf8::Decoded decoded = utf8::decode(text, at);
