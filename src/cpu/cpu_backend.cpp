@@ -34,7 +34,7 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
 
 CpuBackend::~CpuBackend() = default;
 
-Linear CpuBackend::prepare(const WeightMatrix& w) {
+Linear CpuBackend::prepare(const WeightMatrix& w, bool repack) {
   const QuantTraits* traits = find_quant_traits(w.dtype);
   if (traits == nullptr || kernels_->vec_dot_for(w.dtype) == nullptr) {
     fail(ErrorCode::kUnsupported, "cpu backend: no matmul kernels for weight type {}", dtype_name(w.dtype));
@@ -47,7 +47,7 @@ Linear CpuBackend::prepare(const WeightMatrix& w) {
   Linear linear{w, std::nullopt};
   // Rows the panels cannot hold whole (F16 / BF16 panels take k in 32s) stay on the GEMV path.
   const int64_t panel_k = w.dtype == DType::kF16 || w.dtype == DType::kBF16 ? 32 : 1;
-  if (options_.repack_weights && gemm_serves(isa(), w.dtype) && w.k % panel_k == 0) {
+  if (repack && options_.repack_weights && gemm_serves(isa(), w.dtype) && w.k % panel_k == 0) {
     linear.packed = PackedWeights::pack(w, isa(), pool_);
     packed_bytes_ += linear.packed->bytes();
     // Float panels take 4-byte activations: the GEMM scratch must grow to them.
@@ -145,9 +145,13 @@ void CpuBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t 
   const int64_t n_rot = table.n_rot();
   EMBER_CHECK_MSG(n_tokens <= limits_.max_rows && n_rot <= limits_.max_n_rot, "rope: beyond reserve()");
   table.cos_sin(positions, n_tokens, cos_sin_.data());
+  rope(x, n_tokens, token_stride, n_head, head_dim, n_rot, table.neox(), cos_sin_.data());
+}
+
+void CpuBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot,
+                      bool neox, const float* cos_sin) {
   for_rows(n_tokens, n_head * head_dim, [&](int64_t t) {
-    ops_->rope(x + t * token_stride, 1, token_stride, n_head, head_dim, n_rot, table.neox(),
-               cos_sin_.data() + t * n_rot);
+    ops_->rope(x + t * token_stride, 1, token_stride, n_head, head_dim, n_rot, neox, cos_sin + t * n_rot);
   });
 }
 

@@ -65,8 +65,9 @@ class CpuBackend {
   const CpuOps& ops() const noexcept { return *ops_; }
 
   // Load time. Throws Error(kInvalidArgument) when the type has no matmul kernels or k does not fit
-  // its blocks.
-  Linear prepare(const WeightMatrix& w);
+  // its blocks. repack = false keeps the matrix on the GEMV path whatever the options say (for
+  // weights that only ever see a few rows, like the output matrix).
+  Linear prepare(const WeightMatrix& w, bool repack = true);
   // Memory held by repacked weights of every prepare() so far.
   size_t packed_bytes() const noexcept { return packed_bytes_; }
 
@@ -94,6 +95,10 @@ class CpuBackend {
   // `positions`, with `table`'s frequencies. Needs reserve() with max_n_rot >= table.n_rot().
   void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, const RopeTable& table,
             const int32_t* positions);
+  // The same with the rows of RopeTable::cos_sin computed by the caller ([n_tokens][n_rot]): a
+  // forward pass computes them once per step and table and shares them by every layer, q and k.
+  void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot,
+            bool neox, const float* cos_sin);
 
   // dst [n_ids][n_cols] = rows ids of an embedding matrix of `type`, dequantized.
   void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,

@@ -151,6 +151,10 @@ void KvCache::truncate(SeqId seq, int32_t n_tokens) {
   s.n_tokens = s.reserved = n_tokens;
 }
 
+bool KvCache::contains(SeqId seq) const noexcept {
+  return seq >= 0 && static_cast<size_t>(seq) < sequences_.size() && sequences_[static_cast<size_t>(seq)].live;
+}
+
 KvSeq KvCache::view(SeqId seq) const {
   const Sequence& s = sequence(seq);
   return {s.blocks, s.n_tokens};

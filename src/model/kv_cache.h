@@ -40,6 +40,8 @@ class KvCache {
   // blocks: no copy until one of the two writes into a shared block.
   SeqId fork(SeqId from, int32_t n_tokens);
 
+  // Whether `seq` is a live sequence of this cache.
+  bool contains(SeqId seq) const noexcept;
   int32_t n_tokens(SeqId seq) const;
   // Makes positions [n_tokens, n_tokens + n_new) writable: allocates blocks, and copies a shared
   // last block first (copy-on-write). Returns false, changing nothing, when the free blocks do

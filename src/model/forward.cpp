@@ -1,0 +1,262 @@
+// Model::forward: the batch-first forward pass (DESIGN.md §2-3). Every row of a step goes through
+// the same matmuls; attention reads each row's own sequence through the paged KV cache. Reads top
+// to bottom like the math: embeddings, then per layer x += attn(norm(x)), x += ffn(norm(x)), then
+// the output norm and the logits of the rows that want them.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "core/check.h"
+#include "ember/error.h"
+#include "model/model.h"
+
+namespace ember {
+namespace {
+
+int64_t index_of(const std::vector<SeqId>& ids, SeqId id) {
+  const auto it = std::find(ids.begin(), ids.end(), id);
+  return it == ids.end() ? -1 : it - ids.begin();
+}
+
+}  // namespace
+
+void Model::check_batch(const Batch& batch, const KvCache& kv) const {
+  const size_t n = batch.size();
+  if (batch.pos.size() != n || batch.seq.size() != n || batch.logits.size() != n) {
+    fail(ErrorCode::kInvalidArgument, "batch: {} tokens but {} positions, {} sequence ids and {} logits flags", n,
+         batch.pos.size(), batch.seq.size(), batch.logits.size());
+  }
+  // The next position of each sequence seen so far (a sequence's rows must continue it in order).
+  std::vector<SeqId> ids;
+  std::vector<int64_t> next;
+  for (size_t i = 0; i < n; ++i) {
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= config_.n_vocab) {
+      fail(ErrorCode::kInvalidArgument, "batch row {}: token id {} is outside the vocabulary [0, {})", i,
+           batch.tokens[i], config_.n_vocab);
+    }
+    const SeqId seq = batch.seq[i];
+    int64_t at = index_of(ids, seq);
+    if (at < 0) {
+      if (!kv.contains(seq)) fail(ErrorCode::kInvalidArgument, "batch row {}: no sequence {} in the KV cache", i, seq);
+      ids.push_back(seq);
+      next.push_back(kv.n_tokens(seq));
+      at = static_cast<int64_t>(ids.size()) - 1;
+    }
+    if (batch.pos[i] != next[static_cast<size_t>(at)]) {
+      fail(ErrorCode::kInvalidArgument, "batch row {}: sequence {} continues at position {}, not {}", i, seq,
+           next[static_cast<size_t>(at)], batch.pos[i]);
+    }
+    ++next[static_cast<size_t>(at)];
+  }
+}
+
+void Model::reserve_cache(const Batch& batch, KvCache& kv) const {
+  std::vector<SeqId> ids;
+  std::vector<int32_t> counts;
+  for (SeqId seq : batch.seq) {
+    const int64_t at = index_of(ids, seq);
+    if (at >= 0) {
+      ++counts[static_cast<size_t>(at)];
+    } else {
+      ids.push_back(seq);
+      counts.push_back(1);
+    }
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!kv.reserve(ids[i], counts[i])) {
+      fail(ErrorCode::kOutOfMemory,
+           "KV cache full: sequence {} needs {} more positions ({} blocks of {} tokens free of {})", ids[i], counts[i],
+           kv.free_blocks(), kKvBlockTokens, kv.n_blocks());
+    }
+  }
+}
+
+std::span<const float> Model::forward(const Batch& batch, KvCache& kv) {
+  check_batch(batch, kv);
+  reserve_cache(batch, kv);
+  const size_t n_wanted = static_cast<size_t>(std::count(batch.logits.begin(), batch.logits.end(), uint8_t{1}));
+  const size_t logit_floats = n_wanted * static_cast<size_t>(config_.n_vocab);
+  if (logits_.size() < logit_floats) logits_.resize(logit_floats);  // grows to the largest request only
+  n_logits_ = 0;
+  const auto step = static_cast<size_t>(options_.max_step_tokens);
+  for (size_t r0 = 0; r0 < batch.size(); r0 += step) run_step(batch, r0, std::min(batch.size(), r0 + step), kv);
+  return {logits_.data(), logit_floats};
+}
+
+void Model::run_hook(HookPoint point, int32_t layer, float* data, int64_t n_rows, int64_t n_cols,
+                     std::span<const int32_t> rows) {
+  hooks_.run({.point = point, .layer = layer, .data = data, .n_rows = n_rows, .n_cols = n_cols, .batch_rows = rows});
+}
+
+void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
+  const auto n = static_cast<int64_t>(r1 - r0);
+  const ModelConfig& c = config_;
+
+  // The step's sequences (their KV views extended by the step's rows) and rows.
+  kv_seq_ids_.clear();
+  kv_seqs_.clear();
+  kv_rows_.clear();
+  positions_.clear();
+  row_ids_.clear();
+  for (size_t r = r0; r < r1; ++r) {
+    int64_t at = index_of(kv_seq_ids_, batch.seq[r]);
+    if (at < 0) {
+      kv_seq_ids_.push_back(batch.seq[r]);
+      kv_seqs_.push_back(kv.view(batch.seq[r]));
+      at = static_cast<int64_t>(kv_seqs_.size()) - 1;
+    }
+    ++kv_seqs_[static_cast<size_t>(at)].n_tokens;
+    kv_rows_.push_back({static_cast<int32_t>(at), batch.pos[r]});
+    positions_.push_back(batch.pos[r]);
+    row_ids_.push_back(static_cast<int32_t>(r));
+  }
+
+  const TensorView& embd = weights_.token_embd;
+  backend_.get_rows(embd.dtype(), embd.data(), c.n_vocab, c.n_embd, batch.tokens.data() + r0, n, x_.data());
+  if (c.embedding_scale != 0.0f) backend_.scale(x_.data(), x_.data(), n * c.n_embd, c.embedding_scale);
+  if (hooks_.active(HookPoint::kEmbeddings)) [[unlikely]] {
+    run_hook(HookPoint::kEmbeddings, -1, x_.data(), n, c.n_embd, row_ids_);
+  }
+  if (rope_) rope_->cos_sin(positions_.data(), n, cos_sin_.data());
+  if (rope_local_) rope_local_->cos_sin(positions_.data(), n, cos_sin_local_.data());
+
+  for (int32_t il = 0; il < c.n_layer; ++il) {
+    attention_block(il, n, kv);
+    ffn_block(il, n);
+    if (hooks_.active(HookPoint::kResidual)) [[unlikely]] {
+      run_hook(HookPoint::kResidual, il, x_.data(), n, c.n_embd, row_ids_);
+    }
+  }
+  for (size_t i = 0; i < kv_seq_ids_.size(); ++i) {
+    kv.commit(kv_seq_ids_[i], kv_seqs_[i].n_tokens - kv.n_tokens(kv_seq_ids_[i]));
+  }
+  output_rows(batch, r0, r1);
+}
+
+void Model::attention_block(int32_t il, int64_t n, KvCache& kv) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(il)];
+  const LayerLinears& l = linears_[static_cast<size_t>(il)];
+  const LayerConfig& layer = c.layers[static_cast<size_t>(il)];
+  const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
+  const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+
+  backend_.rms_norm(x_.data(), w.attn_norm.data_as<float>(), xn_.data(), n, c.n_embd, c.norm_eps);
+  if (l.fused_qkv) {
+    // [n][q | k | v] split into the contiguous q, k, v the attention and the cache take.
+    backend_.matmul(l.wqkv, xn_.data(), n, qkv_.data());
+    const int64_t width = q_dim + 2 * kv_dim;
+    for (int64_t r = 0; r < n; ++r) {
+      const float* row = qkv_.data() + r * width;
+      std::memcpy(q_.data() + r * q_dim, row, sizeof(float) * static_cast<size_t>(q_dim));
+      std::memcpy(k_.data() + r * kv_dim, row + q_dim, sizeof(float) * static_cast<size_t>(kv_dim));
+      std::memcpy(v_.data() + r * kv_dim, row + q_dim + kv_dim, sizeof(float) * static_cast<size_t>(kv_dim));
+    }
+  } else {
+    backend_.matmul(l.wq, xn_.data(), n, q_.data());
+    backend_.matmul(l.wk, xn_.data(), n, k_.data());
+    backend_.matmul(l.wv, xn_.data(), n, v_.data());
+  }
+  if (c.attn_qkv_bias) {
+    backend_.add(q_.data(), w.bq.data_as<float>(), q_.data(), n, q_dim, 0);
+    backend_.add(k_.data(), w.bk.data_as<float>(), k_.data(), n, kv_dim, 0);
+    backend_.add(v_.data(), w.bv.data_as<float>(), v_.data(), n, kv_dim, 0);
+  }
+  if (c.attn_qk_norm) {  // per head, before rope
+    backend_.rms_norm(q_.data(), w.q_norm.data_as<float>(), q_.data(), n * c.n_head, c.head_dim, c.norm_eps);
+    backend_.rms_norm(k_.data(), w.k_norm.data_as<float>(), k_.data(), n * c.n_head_kv, c.head_dim, c.norm_eps);
+  }
+  const bool local = layer.uses_local_rope && rope_local_;
+  if (const std::optional<RopeTable>& rope = local ? rope_local_ : rope_) {
+    const float* cos_sin = local ? cos_sin_local_.data() : cos_sin_.data();
+    backend_.rope(q_.data(), n, q_dim, c.n_head, c.head_dim, rope->n_rot(), rope->neox(), cos_sin);
+    backend_.rope(k_.data(), n, kv_dim, c.n_head_kv, c.head_dim, rope->n_rot(), rope->neox(), cos_sin);
+  }
+
+  const PagedKvView cache = kv.layer(il);
+  backend_.store_kv(cache, kv_seqs_, kv_rows_, k_.data(), v_.data());
+  const AttentionParams params{.n_head = c.n_head,
+                               .scale = c.attn_scale,
+                               .softcap = c.attn_softcap,
+                               .window = layer.sliding_window,
+                               .alibi_slopes = nullptr,
+                               .split_tokens = 0};
+  backend_.attention(cache, kv_seqs_, kv_rows_, q_.data(), params, attn_.data());
+
+  backend_.matmul(l.wo, attn_.data(), n, proj_.data());
+  if (c.post_norms) {
+    backend_.rms_norm(proj_.data(), w.post_attn_norm.data_as<float>(), proj_.data(), n, c.n_embd, c.norm_eps);
+  }
+  if (hooks_.active(HookPoint::kAttentionOutput)) [[unlikely]] {
+    run_hook(HookPoint::kAttentionOutput, il, proj_.data(), n, c.n_embd, row_ids_);
+  }
+  backend_.add(x_.data(), proj_.data(), x_.data(), n, c.n_embd, c.n_embd);
+}
+
+void Model::ffn_block(int32_t il, int64_t n) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[static_cast<size_t>(il)];
+  const LayerLinears& l = linears_[static_cast<size_t>(il)];
+  const int64_t n_ff = c.n_ff;
+
+  backend_.rms_norm(x_.data(), w.ffn_norm.data_as<float>(), xn_.data(), n, c.n_embd, c.norm_eps);
+  // gate and up: one [n][gate | up] output when fused, else two [n][n_ff] blocks.
+  const float* gate = gate_up_.data();
+  const float* up = nullptr;
+  int64_t stride = n_ff;
+  if (l.fused_gate_up) {
+    backend_.matmul(l.w_up, xn_.data(), n, gate_up_.data());
+    up = gate + n_ff;
+    stride = 2 * n_ff;
+  } else {
+    backend_.matmul(l.w_gate, xn_.data(), n, gate_up_.data());
+    backend_.matmul(l.w_up, xn_.data(), n, gate_up_.data() + n * n_ff);
+    up = gate + n * n_ff;
+  }
+  if (c.ffn == FfnKind::kGeGlu) {
+    backend_.geglu(gate, up, stride, hidden_.data(), n, n_ff);
+  } else {
+    backend_.swiglu(gate, up, stride, hidden_.data(), n, n_ff);
+  }
+  backend_.matmul(l.w_down, hidden_.data(), n, proj_.data());
+  if (c.post_norms) {
+    backend_.rms_norm(proj_.data(), w.post_ffn_norm.data_as<float>(), proj_.data(), n, c.n_embd, c.norm_eps);
+  }
+  if (hooks_.active(HookPoint::kFfnOutput)) [[unlikely]] {
+    run_hook(HookPoint::kFfnOutput, il, proj_.data(), n, c.n_embd, row_ids_);
+  }
+  backend_.add(x_.data(), proj_.data(), x_.data(), n, c.n_embd, c.n_embd);
+}
+
+void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
+  const ModelConfig& c = config_;
+  // The rows that want logits, gathered into xn_ (compact), then normed and multiplied.
+  row_ids_.clear();
+  for (size_t r = r0; r < r1; ++r) {
+    if (batch.logits[r] == 0) continue;
+    std::memcpy(xn_.data() + row_ids_.size() * static_cast<size_t>(c.n_embd),
+                x_.data() + (r - r0) * static_cast<size_t>(c.n_embd), sizeof(float) * static_cast<size_t>(c.n_embd));
+    row_ids_.push_back(static_cast<int32_t>(r));
+  }
+  const auto m = static_cast<int64_t>(row_ids_.size());
+  if (m == 0) return;
+  backend_.rms_norm(xn_.data(), weights_.output_norm.data_as<float>(), xn_.data(), m, c.n_embd, c.norm_eps);
+  if (hooks_.active(HookPoint::kFinalNorm)) [[unlikely]] {
+    run_hook(HookPoint::kFinalNorm, -1, xn_.data(), m, c.n_embd, row_ids_);
+  }
+  float* logits = logits_.data() + n_logits_ * static_cast<size_t>(c.n_vocab);
+  backend_.matmul(output_, xn_.data(), m, logits);
+  const int64_t n_floats = m * c.n_vocab;
+  if (c.final_softcap > 0.0f) {  // c·tanh(z / c)
+    backend_.scale(logits, logits, n_floats, 1.0f / c.final_softcap);
+    backend_.ops().tanh(logits, logits, n_floats);
+    backend_.scale(logits, logits, n_floats, c.final_softcap);
+  }
+  if (hooks_.active(HookPoint::kLogits)) [[unlikely]] {
+    run_hook(HookPoint::kLogits, -1, logits, m, c.n_vocab, row_ids_);
+  }
+  n_logits_ += static_cast<size_t>(m);
+}
+
+}  // namespace ember

@@ -1,0 +1,127 @@
+// Model: loading — the config and weights of a GGUF file, the backend's form of every matmul
+// weight, RoPE tables, and step scratch sized once.
+#include "model/model.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "core/check.h"
+#include "ember/error.h"
+
+namespace ember {
+namespace {
+
+// A matmul weight [k, n_out] (ggml order) as the backend's matrix of n_out rows of k.
+WeightMatrix matrix(const TensorView& t) { return {t.data(), t.dtype(), t.ne(1), t.ne(0)}; }
+
+size_t floats(int64_t rows, int64_t cols) { return static_cast<size_t>(rows) * static_cast<size_t>(cols); }
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, CpuBackend& backend, const ModelOptions& options) {
+  return from_file(GgufFile::open(path, options.map), backend, options);
+}
+
+std::unique_ptr<Model> Model::from_file(GgufFile file, CpuBackend& backend, const ModelOptions& options) {
+  return std::unique_ptr<Model>(new Model(std::move(file), backend, options));
+}
+
+Model::Model(GgufFile file, CpuBackend& backend, const ModelOptions& options)
+    : file_(std::move(file)), backend_(backend), options_(options) {
+  if (options_.max_step_tokens <= 0) {
+    fail(ErrorCode::kInvalidArgument, "model: max_step_tokens must be positive, not {}", options_.max_step_tokens);
+  }
+  if (options_.context_size < 0) {
+    fail(ErrorCode::kInvalidArgument, "model: context size {} is negative", options_.context_size);
+  }
+  config_ = ModelConfig::from_gguf(file_);
+  if (config_.norm != NormKind::kRms) {
+    fail(ErrorCode::kUnsupported, "{}: layer-norm models are not supported yet", file_.name());
+  }
+  if (config_.head_dim_v != config_.head_dim) {
+    fail(ErrorCode::kUnsupported, "{}: value heads of {} dims with key heads of {} are not supported yet", file_.name(),
+         config_.head_dim_v, config_.head_dim);
+  }
+  if (options_.context_size == 0) options_.context_size = config_.context_length;
+  weights_ = Weights::bind(file_, config_);
+  for (const GgufTensorInfo& t : file_.tensors()) {
+    weight_bytes_ += t.n_bytes;
+    parameter_count_ += t.n_elements;
+  }
+  prepare_weights();
+
+  // Phi-3 LongRoPE: the long factors serve contexts beyond the original one (llama.cpp's rule).
+  RopeParams rope = config_.rope;
+  if (!config_.rope_factors_long.empty() && options_.context_size > rope.n_ctx_orig) {
+    rope.freq_factors = config_.rope_factors_long;
+  }
+  if (rope.n_rot > 0) rope_.emplace(std::move(rope));
+  if (config_.rope_local.n_rot > 0) rope_local_.emplace(config_.rope_local);
+  size_scratch();
+}
+
+void Model::prepare_weights() {
+  linears_.resize(static_cast<size_t>(config_.n_layer));
+  for (size_t il = 0; il < linears_.size(); ++il) {
+    const LayerWeights& w = weights_.layers[il];
+    LayerLinears& l = linears_[il];
+    l.fused_qkv = w.wq.data() == nullptr;
+    if (l.fused_qkv) {
+      l.wqkv = backend_.prepare(matrix(w.wqkv));
+    } else {
+      l.wq = backend_.prepare(matrix(w.wq));
+      l.wk = backend_.prepare(matrix(w.wk));
+      l.wv = backend_.prepare(matrix(w.wv));
+    }
+    l.wo = backend_.prepare(matrix(w.wo));
+    l.fused_gate_up = w.w_gate.data() == nullptr;
+    if (!l.fused_gate_up) l.w_gate = backend_.prepare(matrix(w.w_gate));
+    l.w_up = backend_.prepare(matrix(w.w_up));
+    l.w_down = backend_.prepare(matrix(w.w_down));
+  }
+  // The output matrix is not repacked: steps want logits for a few rows (one per sequence), which
+  // the GEMV path serves, and a packed copy of a large vocabulary costs much memory.
+  output_ = backend_.prepare(matrix(weights_.output), /*repack=*/false);
+}
+
+void Model::size_scratch() {
+  const ModelConfig& c = config_;
+  const int64_t rows = options_.max_step_tokens;
+  const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
+  const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+  const int64_t n_rot = std::max(rope_ ? rope_->n_rot() : 0, rope_local_ ? rope_local_->n_rot() : 0);
+  backend_.reserve({.max_rows = rows,
+                    .max_k = std::max({int64_t{c.n_embd}, int64_t{c.n_ff}, q_dim}),
+                    .max_n_rot = n_rot,
+                    .n_head = c.n_head,
+                    .n_head_kv = c.n_head_kv,
+                    .head_dim = c.head_dim});
+  x_.resize(floats(rows, c.n_embd));
+  xn_.resize(floats(rows, c.n_embd));
+  const bool fused_qkv =
+      std::any_of(linears_.begin(), linears_.end(), [](const LayerLinears& l) { return l.fused_qkv; });
+  if (fused_qkv) qkv_.resize(floats(rows, q_dim + 2 * kv_dim));
+  q_.resize(floats(rows, q_dim));
+  k_.resize(floats(rows, kv_dim));
+  v_.resize(floats(rows, kv_dim));
+  attn_.resize(floats(rows, q_dim));
+  proj_.resize(floats(rows, c.n_embd));
+  gate_up_.resize(floats(rows, 2 * int64_t{c.n_ff}));
+  hidden_.resize(floats(rows, c.n_ff));
+  if (rope_) cos_sin_.resize(floats(rows, rope_->n_rot()));
+  if (rope_local_) cos_sin_local_.resize(floats(rows, rope_local_->n_rot()));
+  kv_rows_.reserve(static_cast<size_t>(rows));
+  positions_.reserve(static_cast<size_t>(rows));
+  row_ids_.reserve(static_cast<size_t>(rows));
+}
+
+KvCacheOptions Model::kv_options(int64_t n_tokens, DType k_dtype, DType v_dtype) const {
+  if (n_tokens <= 0 || n_tokens > (int64_t{1} << 30)) {
+    fail(ErrorCode::kInvalidArgument, "KV cache: {} tokens is not a usable size", n_tokens);
+  }
+  return {.n_blocks = static_cast<int32_t>((n_tokens + kKvBlockTokens - 1) / kKvBlockTokens),
+          .k_dtype = k_dtype,
+          .v_dtype = v_dtype};
+}
+
+}  // namespace ember

@@ -1,0 +1,129 @@
+// Model: a GGUF transformer ready to run on the CPU backend — config, weights bound to the mapped
+// file (matmul weights prepared, and repacked for the GEMM where the backend does so), RoPE
+// tables, step scratch sized once for the largest step — and its batch-first forward pass
+// (DESIGN.md §2-3): one call runs any mix of prefill chunks and decode tokens of several
+// sequences over the paged KV cache.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_backend.h"
+#include "cpu/rope.h"
+#include "gguf/gguf_reader.h"
+#include "model/batch.h"
+#include "model/hooks.h"
+#include "model/kv_cache.h"
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace ember {
+
+struct ModelOptions {
+  // Rows one internal step processes (a longer Batch runs as consecutive steps of this many); all
+  // step scratch is sized for it at load.
+  int32_t max_step_tokens = 512;
+  // The context the caller will run (tokens per sequence); 0 = the model's training context. Picks
+  // Phi-3 LongRoPE's long factors when it exceeds the original context, as llama.cpp does.
+  int32_t context_size = 0;
+  MapOptions map;  // mlock / populate of the weights mapping
+};
+
+// One layer's matmul weights as the backend runs them.
+struct LayerLinears {
+  Linear wq, wk, wv;  // separate projections (Phi-3: unused, wqkv instead)
+  Linear wqkv;        // [q | k | v] rows fused in the file (Phi-3)
+  Linear wo;
+  Linear w_gate;  // unused when w_up holds [gate; up] (Phi-3)
+  Linear w_up;
+  Linear w_down;
+  bool fused_qkv = false;
+  bool fused_gate_up = false;
+};
+
+class Model {
+ public:
+  // Maps and validates `path`. Throws Error naming the file and the key or tensor at fault.
+  static std::unique_ptr<Model> load(const std::string& path, CpuBackend& backend, const ModelOptions& options = {});
+  // The same over a parsed file (tests build models in memory; its bytes must outlive the Model).
+  static std::unique_ptr<Model> from_file(GgufFile file, CpuBackend& backend, const ModelOptions& options = {});
+
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const GgufFile& file() const noexcept { return file_; }
+  const ModelConfig& config() const noexcept { return config_; }
+  const Weights& weights() const noexcept { return weights_; }
+  const ModelOptions& options() const noexcept { return options_; }
+  CpuBackend& backend() const noexcept { return backend_; }
+  Hooks& hooks() noexcept { return hooks_; }
+
+  // Bytes of the tensors the model reads in place from the mapping, and of its total parameters.
+  uint64_t weight_bytes() const noexcept { return weight_bytes_; }
+  uint64_t parameter_count() const noexcept { return parameter_count_; }
+
+  // A KV cache for this model: `n_tokens` positions in total (rounded up to whole blocks) shared by
+  // every sequence.
+  KvCacheOptions kv_options(int64_t n_tokens, DType k_dtype = DType::kF16, DType v_dtype = DType::kF16) const;
+
+  // Runs the batch: stores every row's K/V in `kv` (sequences grow by their rows) and returns the
+  // logits of the rows that asked for them, [n_wanted][n_vocab] in batch order, valid until the
+  // next forward(). Each sequence's rows must continue it: positions kv.n_tokens(seq), +1, ... in
+  // batch order. Throws Error(kInvalidArgument) for an inconsistent batch (bad token id, unknown
+  // sequence, a position that does not continue its sequence) and Error(kOutOfMemory) when the KV
+  // cache has no room; both before anything is computed or stored.
+  std::span<const float> forward(const Batch& batch, KvCache& kv);
+
+ private:
+  Model(GgufFile file, CpuBackend& backend, const ModelOptions& options);
+  void prepare_weights();
+  void size_scratch();
+  void check_batch(const Batch& batch, const KvCache& kv) const;
+  void reserve_cache(const Batch& batch, KvCache& kv) const;
+  void run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv);
+  void attention_block(int32_t il, int64_t n, KvCache& kv);
+  void ffn_block(int32_t il, int64_t n);
+  void output_rows(const Batch& batch, size_t r0, size_t r1);
+  void run_hook(HookPoint point, int32_t layer, float* data, int64_t n_rows, int64_t n_cols,
+                std::span<const int32_t> rows);
+
+  GgufFile file_;
+  CpuBackend& backend_;
+  ModelOptions options_;
+  ModelConfig config_;
+  Weights weights_;
+  std::vector<LayerLinears> linears_;
+  Linear output_;
+  std::optional<RopeTable> rope_;        // nullopt: no rotary dims
+  std::optional<RopeTable> rope_local_;  // Gemma 3's local layers
+  uint64_t weight_bytes_ = 0;
+  uint64_t parameter_count_ = 0;
+  Hooks hooks_;
+
+  // Step state: the sequences of the current step (their KV views) and its rows.
+  std::vector<KvSeq> kv_seqs_;
+  std::vector<SeqId> kv_seq_ids_;
+  std::vector<KvRow> kv_rows_;
+  std::vector<int32_t> positions_;
+  std::vector<int32_t> row_ids_;  // batch row of each step row / each wanted row
+
+  // Step scratch, [max_step_tokens] rows each (floats).
+  std::vector<float> x_;    // residual stream [n_embd]
+  std::vector<float> xn_;   // normed input [n_embd]
+  std::vector<float> qkv_;  // fused projection output [q + k + v]
+  std::vector<float> q_, k_, v_;
+  std::vector<float> attn_;           // attention output [n_head * head_dim]
+  std::vector<float> proj_;           // block output [n_embd]
+  std::vector<float> gate_up_;        // [2 * n_ff]
+  std::vector<float> hidden_;         // [n_ff]
+  std::vector<float> cos_sin_;        // [rows][n_rot] of rope_
+  std::vector<float> cos_sin_local_;  // [rows][n_rot] of rope_local_
+  std::vector<float> logits_;         // [wanted rows][n_vocab], grows to the largest request
+  size_t n_logits_ = 0;               // rows of logits_ filled by this forward()
+};
+
+}  // namespace ember

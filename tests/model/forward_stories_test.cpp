@@ -1,0 +1,218 @@
+// The forward pass on the real stories260K model: logits against llama2.c's run.c at every position
+// (prefill and decode, every ISA), against llama.cpp's logits files, and greedy text against
+// llama.cpp's llama-simple for the F32, F16, Q8_0 and Q4_0 files.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/model.h"
+#include "support/test_data.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+using Logits = std::vector<std::vector<float>>;
+
+const char* const kStories = "models/stories260K/";
+
+struct Loaded {
+  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<KvCache> kv;
+};
+
+Loaded load(const fs::path& path, Isa isa, DType kv_type, int32_t max_step_tokens = 512) {
+  Loaded l;
+  l.backend = std::make_unique<CpuBackend>(CpuBackendOptions{.n_threads = 2, .isa = isa});
+  ModelOptions options;
+  options.max_step_tokens = max_step_tokens;
+  l.model = Model::load(path.string(), *l.backend, options);
+  l.kv = std::make_unique<KvCache>(l.model->config(), l.model->kv_options(512, kv_type, kv_type));
+  return l;
+}
+
+// Logits of every position of `tokens`: one batch (prefill) or one token per forward (decode).
+Logits run(Loaded& l, const std::vector<int32_t>& tokens, bool decode) {
+  const SeqId seq = l.kv->add_sequence();
+  const int64_t n_vocab = l.model->config().n_vocab;
+  Logits out;
+  Batch batch;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    batch.add(tokens[i], static_cast<int32_t>(i), seq, true);
+    if (!decode && i + 1 < tokens.size()) continue;
+    const std::span<const float> logits = l.model->forward(batch, *l.kv);
+    for (size_t r = 0; r < batch.size(); ++r) {
+      out.emplace_back(logits.begin() + static_cast<int64_t>(r) * n_vocab,
+                       logits.begin() + static_cast<int64_t>(r + 1) * n_vocab);
+    }
+    batch.clear();
+  }
+  l.kv->remove_sequence(seq);
+  return out;
+}
+
+template <typename T>
+double max_abs_diff(const Logits& a, const std::vector<std::vector<T>>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double m = 0;
+  for (size_t t = 0; t < a.size(); ++t) {
+    if (a[t].size() != b[t].size()) return INFINITY;
+    for (size_t i = 0; i < a[t].size(); ++i) m = std::max(m, std::abs(double{a[t][i]} - double(b[t][i])));
+  }
+  return m;
+}
+
+struct RunC {
+  std::vector<int32_t> prompt, greedy, inputs;
+  std::vector<std::vector<double>> logits;
+};
+
+RunC load_run_c(const fs::path& data) {
+  std::ifstream in(data / kStories / "reference/llama2c_run_c_greedy_once_upon_a_time.json");
+  const auto j = nlohmann::json::parse(in);
+  RunC r;
+  r.prompt = j["prompt_tokens"].get<std::vector<int32_t>>();
+  r.greedy = j["greedy_tokens"].get<std::vector<int32_t>>();
+  for (const auto& step : j["steps"]) {
+    r.inputs.push_back(step["input"].get<int32_t>());
+    r.logits.push_back(step["logits"].get<std::vector<double>>());
+  }
+  return r;
+}
+
+TEST(ForwardStories, F32LogitsEqualRunCInPrefillAndDecodeOnEveryIsa) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const RunC run_c = load_run_c(data);
+  ASSERT_EQ(run_c.inputs.size(), 52u);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    Loaded l = load(data / kStories / "stories260K.gguf", isa, DType::kF32, /*max_step_tokens=*/16);
+    const Logits prefill = run(l, run_c.inputs, false);  // 52 rows in steps of 16
+    const Logits decode = run(l, run_c.inputs, true);
+    const double d_prefill = max_abs_diff(prefill, run_c.logits), d_decode = max_abs_diff(decode, run_c.logits);
+    std::printf("stories260K F32 (%s): max |logit - run.c| prefill %.3g, decode %.3g\n",
+                std::string(isa_name(isa)).c_str(), d_prefill, d_decode);
+    EXPECT_LE(d_prefill, 1e-4);
+    EXPECT_LE(d_decode, 1e-4);
+  }
+}
+
+// llama.cpp's logits (../shared/data/logits): input_tokens teacher-forced, every row asked for.
+struct LlamaCppLogits {
+  std::vector<int32_t> inputs;
+  std::vector<std::vector<float>> logits;
+};
+
+LlamaCppLogits load_llama_cpp_logits(const fs::path& data, const std::string& name) {
+  std::ifstream in(data / "logits" / (name + ".logits.json"));
+  const auto j = nlohmann::json::parse(in);
+  LlamaCppLogits r;
+  r.inputs = j["input_tokens"].get<std::vector<int32_t>>();
+  const auto n_vocab = j["n_vocab"].get<size_t>();
+  const std::string bin = test::read_file(data / "logits" / (name + ".logits.bin"));
+  EXPECT_EQ(bin.size(), r.inputs.size() * n_vocab * sizeof(float));
+  for (size_t t = 0; t < r.inputs.size() && (t + 1) * n_vocab * sizeof(float) <= bin.size(); ++t) {
+    std::vector<float> row(n_vocab);
+    std::memcpy(row.data(), bin.data() + t * n_vocab * sizeof(float), n_vocab * sizeof(float));
+    r.logits.push_back(std::move(row));
+  }
+  return r;
+}
+
+TEST(ForwardStories, LogitsAgreeWithLlamaCpp) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  // logits/README.md: an F32 engine agrees to ~1e-5 (summation order only).
+  const LlamaCppLogits f32 = load_llama_cpp_logits(data, "stories260K");
+  Loaded l = load(data / kStories / "stories260K.gguf", select_isa(), DType::kF32);
+  const double diff = max_abs_diff(run(l, f32.inputs, false), f32.logits);
+  std::printf("stories260K: max |logit - llama.cpp| = %.3g over %zu positions\n", diff, f32.inputs.size());
+  EXPECT_LE(diff, 1e-4);
+}
+
+// Q8_0 and Q4_0 files. Both engines quantize activations to Q8_0 before the integer dot products;
+// ember's GEMV (decode) does it bit for bit as ggml, so token-by-token logits equal llama.cpp's to
+// float rounding. Its GEMM (prefill, 4+ rows) keeps float activation scales instead of ggml's F16
+// ones: those logits differ from llama.cpp's by the size of the quantization noise itself, and
+// are as close to exact math (the .deqf32 files: llama.cpp on the dequantized weights) as
+// llama.cpp's (README: 0.21 for both files).
+TEST(ForwardStories, QuantizedLogitsAgreeWithLlamaCpp) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  for (const std::string name : {"stories260K-Q8_0", "stories260K-Q4_0"}) {
+    SCOPED_TRACE(name);
+    const LlamaCppLogits llama_cpp = load_llama_cpp_logits(data, name);
+    const LlamaCppLogits exact = load_llama_cpp_logits(data, name + ".deqf32");
+    Loaded l = load(data / kStories / (name + ".gguf"), select_isa(), DType::kF32);
+    const Logits decode = run(l, llama_cpp.inputs, true), prefill = run(l, llama_cpp.inputs, false);
+    const double decode_llama_cpp = max_abs_diff(decode, llama_cpp.logits);
+    const double decode_exact = max_abs_diff(decode, exact.logits);
+    const double prefill_exact = max_abs_diff(prefill, exact.logits);
+    const double prefill_llama_cpp = max_abs_diff(prefill, llama_cpp.logits);
+    std::printf(
+        "%s: max |logit diff| decode vs llama.cpp %.3g, vs exact %.3g; prefill vs llama.cpp %.3g, "
+        "vs exact %.3g\n",
+        name.c_str(), decode_llama_cpp, decode_exact, prefill_llama_cpp, prefill_exact);
+    EXPECT_LE(decode_llama_cpp, 1e-4);
+    EXPECT_LE(decode_exact, 0.45);
+    EXPECT_LE(prefill_exact, 0.45);
+    EXPECT_LE(prefill_llama_cpp, 0.6);  // ~3 % of max |logit|, the README's bound
+  }
+}
+
+// llama-simple's greedy text per file name (the "### name" sections), trailing newlines removed.
+std::map<std::string, std::string> load_llama_cpp_texts(const fs::path& data) {
+  const std::string all =
+      test::read_file(data / kStories / "reference/llama_cpp_llama-simple_greedy_once_upon_a_time.txt");
+  std::map<std::string, std::string> texts;
+  size_t at = all.find("### ");
+  while (at != std::string::npos) {
+    const size_t name_end = all.find('\n', at);
+    const size_t next = all.find("\n### ", name_end);
+    std::string body = all.substr(name_end + 1, next == std::string::npos ? std::string::npos : next - name_end - 1);
+    while (!body.empty() && body.back() == '\n') body.pop_back();
+    texts[all.substr(at + 4, name_end - at - 4)] = body;
+    at = next == std::string::npos ? next : next + 1;
+  }
+  return texts;
+}
+
+// Greedy decoding as `ember run` does it (F16 KV cache, the prompt in one step, then one token per
+// step) gives llama.cpp's text for every file, Q4_0's different continuation included.
+TEST(ForwardStories, GreedyTextEqualsLlamaCppForEveryType) {
+  // llama-simple prints "<s>" and then every piece, the first one's space included.
+  const DecodeOptions kKeepSpace{.render_special = false, .strip_space_prefix = false};
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto texts = load_llama_cpp_texts(data);
+  ASSERT_EQ(texts.size(), 4u);
+  for (const auto& [name, expected] : texts) {
+    SCOPED_TRACE(name);
+    Loaded l = load(data / kStories / name, select_isa(), DType::kF16);
+    const Tokenizer tokenizer = Tokenizer::from_gguf(l.model->file());
+    std::vector<int32_t> tokens = tokenizer.encode("Once upon a time");
+    const SeqId seq = l.kv->add_sequence();
+    Batch batch;
+    for (size_t i = 0; i < tokens.size(); ++i)
+      batch.add(tokens[i], static_cast<int32_t>(i), seq, i + 1 == tokens.size());
+    std::string text = "<s>" + tokenizer.decode(tokens, kKeepSpace);
+    while (text.size() < expected.size()) {
+      const std::span<const float> logits = l.model->forward(batch, *l.kv);
+      const auto next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      batch.clear();
+      batch.add(next, static_cast<int32_t>(tokens.size()), seq, true);
+      tokens.push_back(next);
+      text = "<s>" + tokenizer.decode(tokens, kKeepSpace);
+    }
+    EXPECT_EQ(text.substr(0, expected.size()), expected);
+  }
+}
+
+}  // namespace
+}  // namespace ember

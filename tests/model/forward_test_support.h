@@ -1,0 +1,45 @@
+// Helpers of the forward-pass tests: a random model loaded in ember and in the float64 reference,
+// and runs of token sequences through both.
+#pragma once
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "model/model.h"
+#include "model/random_model.h"
+#include "reference/reference_model.h"
+
+namespace ember::test {
+
+using Logits = std::vector<std::vector<float>>;
+using RefLogits = std::vector<std::vector<double>>;
+
+// A random model in memory, loaded by ember (on its own backend and KV cache) and the reference.
+struct TwinModels {
+  std::vector<std::byte> bytes;
+  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<KvCache> kv;
+  std::unique_ptr<ReferenceModel> reference;
+
+  // kv_tokens: the KV cache's capacity; max_step_tokens: ember's internal step size.
+  static TwinModels make(const RandomModelSpec& spec, DType kv_type = DType::kF32, int64_t kv_tokens = 256,
+                         int32_t max_step_tokens = 64, std::optional<Isa> isa = std::nullopt);
+};
+
+// Logits of every row of `tokens` as a new sequence: in one forward() (prefill) or one per token.
+Logits run_sequence(TwinModels& m, const std::vector<int32_t>& tokens, bool decode);
+
+// n random token ids below n_vocab.
+std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint64_t seed);
+
+// max |a - b| over every row, and max |b| (the scale tolerances are relative to); a shape mismatch
+// gives infinity.
+double max_abs_diff(const Logits& a, const RefLogits& b);
+double max_abs(const RefLogits& b);
+
+// The rows [begin, end) of a logits span of n_vocab columns.
+Logits rows_of(std::span<const float> logits, int64_t n_vocab, size_t begin, size_t end);
+
+}  // namespace ember::test

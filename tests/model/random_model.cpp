@@ -1,0 +1,123 @@
+// Small random models of every architecture for the forward-pass tests.
+#include "model/random_model.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <random>
+
+#include "quant/quant_traits.h"
+
+namespace ember::test {
+namespace {
+
+enum class Fill { kMatmul, kEmbedding, kNorm, kBias, kFactors };
+
+class Builder {
+ public:
+  Builder(const RandomModelSpec& spec, GgufWriter& writer) : spec_(spec), w_(writer), rng_(spec.seed) {}
+
+  void tensor(const std::string& name, std::vector<int64_t> shape, Fill fill) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const int64_t k = shape[0];
+    std::vector<float> values(static_cast<size_t>(n));
+    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+    const float matmul_scale = std::sqrt(3.0f / static_cast<float>(k));  // unit-variance outputs
+    for (float& v : values) {
+      const float u = unit(rng_);
+      switch (fill) {
+        case Fill::kMatmul: v = u * matmul_scale; break;
+        case Fill::kEmbedding: v = u; break;
+        case Fill::kNorm: v = 1.0f + 0.5f * u; break;
+        case Fill::kBias: v = 0.5f * u; break;
+        case Fill::kFactors: v = 2.5f + 1.5f * u; break;
+      }
+    }
+    const DType dtype = fill == Fill::kMatmul      ? spec_.weight_type
+                        : fill == Fill::kEmbedding ? spec_.embd_type
+                                                   : DType::kF32;
+    std::vector<std::byte> bytes(*dtype_bytes_for(dtype, static_cast<uint64_t>(n)));
+    quantize_rows(dtype, values.data(), bytes.data(), n / k, k);
+    w_.add_tensor(name, dtype, shape, bytes);
+  }
+
+ private:
+  const RandomModelSpec& spec_;
+  GgufWriter& w_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace
+
+std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
+  const std::string& a = s.arch;
+  const bool gemma = a.starts_with("gemma"), phi3 = a == "phi3";
+  const bool qk_norm = a == "qwen3" || a == "gemma3";
+  const bool bias = s.qkv_bias || a == "qwen2";
+  const bool tied = s.tied_output || gemma;
+  const int64_t head_dim = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
+  const int64_t q_dim = s.n_head * head_dim, kv_dim = s.n_head_kv * head_dim;
+
+  GgufWriter w;
+  w.add_string("general.architecture", a);
+  w.add_string("general.name", fmt::format("random-{}", a));
+  w.add<uint32_t>(a + ".context_length", static_cast<uint32_t>(s.context_length));
+  w.add<uint32_t>(a + ".embedding_length", static_cast<uint32_t>(s.n_embd));
+  w.add<uint32_t>(a + ".block_count", static_cast<uint32_t>(s.n_layer));
+  w.add<uint32_t>(a + ".feed_forward_length", static_cast<uint32_t>(s.n_ff));
+  w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(s.n_head));
+  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
+  w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
+  w.add<float>(a + ".rope.freq_base", 10000.0f);
+  if (s.head_dim > 0) {
+    w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
+    w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(head_dim));
+  }
+  if (s.n_rot > 0) w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(s.n_rot));
+  if (s.extra_keys) s.extra_keys(w);
+
+  Builder b(s, w);
+  b.tensor("token_embd.weight", {s.n_embd, s.n_vocab}, Fill::kEmbedding);
+  b.tensor("output_norm.weight", {s.n_embd}, Fill::kNorm);
+  if (!tied) b.tensor("output.weight", {s.n_embd, s.n_vocab}, Fill::kMatmul);
+  for (int64_t il = 0; il < s.n_layer; ++il) {
+    const auto n = [il](const char* what) { return fmt::format("blk.{}.{}", il, what); };
+    b.tensor(n("attn_norm.weight"), {s.n_embd}, Fill::kNorm);
+    if (phi3) {
+      b.tensor(n("attn_qkv.weight"), {s.n_embd, q_dim + 2 * kv_dim}, Fill::kMatmul);
+    } else {
+      b.tensor(n("attn_q.weight"), {s.n_embd, q_dim}, Fill::kMatmul);
+      b.tensor(n("attn_k.weight"), {s.n_embd, kv_dim}, Fill::kMatmul);
+      b.tensor(n("attn_v.weight"), {s.n_embd, kv_dim}, Fill::kMatmul);
+    }
+    if (bias) {
+      b.tensor(n("attn_q.bias"), {q_dim}, Fill::kBias);
+      b.tensor(n("attn_k.bias"), {kv_dim}, Fill::kBias);
+      b.tensor(n("attn_v.bias"), {kv_dim}, Fill::kBias);
+    }
+    if (qk_norm) {
+      b.tensor(n("attn_q_norm.weight"), {head_dim}, Fill::kNorm);
+      b.tensor(n("attn_k_norm.weight"), {head_dim}, Fill::kNorm);
+    }
+    b.tensor(n("attn_output.weight"), {q_dim, s.n_embd}, Fill::kMatmul);
+    if (gemma) b.tensor(n("post_attention_norm.weight"), {s.n_embd}, Fill::kNorm);
+    b.tensor(n("ffn_norm.weight"), {s.n_embd}, Fill::kNorm);
+    if (phi3) {
+      b.tensor(n("ffn_up.weight"), {s.n_embd, 2 * s.n_ff}, Fill::kMatmul);
+    } else {
+      b.tensor(n("ffn_gate.weight"), {s.n_embd, s.n_ff}, Fill::kMatmul);
+      b.tensor(n("ffn_up.weight"), {s.n_embd, s.n_ff}, Fill::kMatmul);
+    }
+    b.tensor(n("ffn_down.weight"), {s.n_ff, s.n_embd}, Fill::kMatmul);
+    if (gemma) b.tensor(n("post_ffw_norm.weight"), {s.n_embd}, Fill::kNorm);
+  }
+  if (phi3) {
+    const int64_t n_rot = s.n_rot > 0 ? s.n_rot : head_dim;
+    b.tensor("rope_factors_short.weight", {n_rot / 2}, Fill::kFactors);
+    b.tensor("rope_factors_long.weight", {n_rot / 2}, Fill::kFactors);
+  }
+  return w.write_to_memory();
+}
+
+}  // namespace ember::test

@@ -1,0 +1,40 @@
+// Small random models of every architecture, written with the project's GGUF writer: what the
+// forward pass is compared against the float64 reference on (DESIGN.md §10).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ember/dtype.h"
+#include "gguf/gguf_writer.h"
+
+namespace ember::test {
+
+struct RandomModelSpec {
+  std::string arch = "llama";
+  int64_t n_vocab = 96;
+  int64_t n_embd = 64;
+  int64_t n_layer = 2;
+  int64_t n_head = 4;
+  int64_t n_head_kv = 2;
+  int64_t head_dim = 0;  // 0: n_embd / n_head (written as key_length otherwise)
+  int64_t n_ff = 96;
+  int64_t n_rot = 0;  // 0: head_dim (written as rope.dimension_count otherwise)
+  int64_t context_length = 512;
+  DType weight_type = DType::kF32;  // the matmul weights (and the output matrix)
+  DType embd_type = DType::kF32;    // token embeddings
+  bool tied_output = false;         // Gemma ties whatever this says
+  bool qkv_bias = false;            // attn_{q,k,v}.bias (always for qwen2)
+  uint64_t seed = 1;
+  // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.
+  std::function<void(GgufWriter&)> extra_keys;
+};
+
+// The GGUF file as bytes (8-byte aligned storage, as GgufFile::parse wants). Weights are uniform
+// random with unit-variance outputs, norms in [0.5, 1.5], biases in [-0.5, 0.5]; never zeros.
+std::vector<std::byte> write_random_model(const RandomModelSpec& spec);
+
+}  // namespace ember::test
