@@ -3,25 +3,22 @@
 //
 // Independent of src/model on purpose: it reads the GGUF keys and tensor names itself, so a
 // mistake in ember's model loader cannot hide in both. Architectures differ only by the switches
-// of ReferenceTraits; adding one = a few lines in reference_config_from_gguf (its key/tensor
-// mapping) plus any new switch, each tested on a hand-made tiny model (see README.md).
+// of ReferenceTraits and a few config fields; adding one = a few lines in reference_config_from_gguf
+// (its key/tensor mapping, as llama.cpp reads it) plus any new switch, each tested on a hand-made tiny
+// model (see README.md).
 //
 // Implemented and tested: llama (Llama 1/2/3, Mistral-style GQA, tied or separate output, RMSNorm,
-// SwiGLU, normal rope), rope scaling none / linear / llama3 (rope_freqs tensor or computed) with
-// llama.cpp's key rules (factor or old scale_linear, missing type = linear, "none" = no scaling,
-// rope.scaling.attn_factor), and
-// the switches neox rope, partial rotary, q/k/v bias, QK-norm, post-attention/FFN norms,
-// embedding scale, attention and final logit soft-cap, GeGLU, sliding window per layer, fused
-// attn_qkv and gate+up tensors (Phi-3 layout). qwen2 and qwen3 are mapped from their GGUF keys
-// (bias / QK-norm + neox) but not yet checked against a real model's logits.
+// SwiGLU, normal rope), rope scaling none / linear / llama3 (rope_freqs tensor or computed) / YaRN /
+// LongRoPE (phi3's rope_factors_short/long) with llama.cpp's key rules (factor or old scale_linear,
+// missing type = linear, "none" = no scaling, rope.scaling.attn_factor), the switches neox rope,
+// partial rotary, q/k/v bias, QK-norm, post-attention/FFN norms, embedding scale, attention and
+// final logit soft-cap, GeGLU, sliding window per layer with its own rope base, fused attn_qkv and
+// gate+up tensors (Phi-3 layout), and the architectures qwen2, qwen3, phi3, gemma, gemma2, gemma3
+// (text) mapped from their GGUF keys as llama.cpp maps them, checked on hand-made files only (no
+// real model's logits yet).
 //
 // TODO (next steps of the forward-pass issue):
-//  - phi3: map the arch (fused tensors, neox, sliding window key) and longrope's
-//    rope_factors_short/long with its attention factor.
-//  - gemma / gemma2 / gemma3: map the arch (embedding scale sqrt(n_embd), post norms, GeGLU,
-//    soft-caps, attention scale from query_pre_attn_scalar, swa pattern 2 / 6, per-layer rope base
-//    of gemma3's local layers).
-//  - YaRN rope scaling (ramp between extrapolation and interpolation, mscale).
+//  - a real qwen / phi3 / gemma model's logits against llama.cpp's.
 //  - key_length != value_length, per-layer head counts, LayerNorm, plain GELU FFN, MoE.
 #pragma once
 
@@ -64,14 +61,21 @@ struct ReferenceRopeScaling {
     kNone,
     kLinear,  // position interpolation: every angle divided by `factor`
     kLlama3,  // Llama 3.1: per-frequency divisors from the parameters below (rope_type "llama3")
+    kYarn,    // YaRN (ggml's rope_yarn): a ramp between interpolated and original angles, see reference_rope_thetas
   };
   Kind kind = Kind::kNone;
-  double factor = 1.0;
+  double factor = 1.0;            // linear and yarn: angles of interpolated pairs are divided by it
   double low_freq_factor = 1.0;   // llama3 only
   double high_freq_factor = 4.0;  // llama3 only
-  int64_t n_ctx_orig = 0;         // llama3: original_max_position_embeddings
+  // rope.scaling.original_context_length, else <arch>.context_length (llama.cpp's n_ctx_orig_yarn):
+  // llama3's and YaRN's original context, and LongRoPE's threshold (ReferenceConfig::n_ctx_seq).
+  int64_t n_ctx_orig = 0;
   // rope.scaling.attn_factor: multiplies cos and sin of the rotated dims (ggml's attn_factor), any kind.
   double attn_factor = 1.0;
+  // YaRN's correction range in rotations per original context (llama.cpp's hparams defaults; the
+  // GGUF keys rope.scaling.yarn_beta_* are not read for the architectures here).
+  double yarn_beta_fast = 32.0;
+  double yarn_beta_slow = 1.0;
 };
 
 struct ReferenceConfig {
@@ -91,17 +95,27 @@ struct ReferenceConfig {
   // Empty or n_rot/2 divisors of the rope frequencies (the GGUF `rope_freqs` tensor). When empty
   // and rope_scaling is llama3, they are computed (reference_llama3_freq_factors).
   std::vector<double> rope_freq_factors;
+  // LongRoPE (phi3): the rope_factors_short / rope_factors_long tensors, each empty or n_rot/2
+  // divisors like rope_freqs. llama.cpp picks the long ones when the context per sequence it runs
+  // with (n_ctx_seq) exceeds rope_scaling.n_ctx_orig, else the short ones; n_ctx_seq stands for
+  // that context here (0, the default: short).
+  std::vector<double> rope_factors_short, rope_factors_long;
+  int64_t n_ctx_seq = 0;
+  // > 0: the sliding-window layers rotate with this base and no scaling (gemma3's local layers:
+  // llama.cpp's rope_freq_base_train_swa 10000, rope_freq_scale_train_swa 1); 0: as every layer.
+  double rope_base_swa = 0;
   double attn_scale = 0;  // scores = q·k · attn_scale; 0 means 1/sqrt(head_dim)
   ReferenceTraits traits;
 };
 
-// Reads `<arch>.*` keys (and the rope_freqs tensor) of a supported architecture (llama, qwen2,
-// qwen3); q/k/v biases are switched on whenever the file has them, as llama.cpp does for llama.
-// Rope scaling as llama.cpp: factor = rope.scaling.factor, else rope.scale_linear; a missing
-// rope.scaling.type is "linear"; "none" ignores the factor; rope.scaling.attn_factor (default 1)
-// applies with any type; yarn / longrope are not supported yet. Throws
-// Error(kUnsupported) for another architecture or rope scaling type, Error(kNotFound) for a missing key, Error(kFormat)
-// for impossible dimensions.
+// Reads `<arch>.*` keys and the rope tensors of a supported architecture (llama, qwen2, qwen3,
+// phi3, gemma, gemma2, gemma3) the way llama.cpp does (reference_model.cpp names where each rule comes
+// from); q/k/v biases are switched on whenever the file has them. Rope scaling as llama.cpp:
+// factor = rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is "linear";
+// "none" ignores the factor; "longrope" scales like "linear"; "yarn" as ggml's rope_yarn;
+// rope.scaling.attn_factor (default 1) applies with any type. Throws Error(kUnsupported) for
+// another architecture, rope scaling type or a tensor layout llama.cpp does not load for the
+// architecture, Error(kNotFound) for a missing key, Error(kFormat) for impossible dimensions.
 ReferenceConfig reference_config_from_gguf(const GgufFile& file);
 
 // Llama 3.1's rope frequency divisors (what convert_hf_to_gguf stores as rope_freqs): 1 for
@@ -109,9 +123,20 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file);
 // smoothly interpolated in between. n_rot/2 values.
 std::vector<double> reference_llama3_freq_factors(int64_t n_rot, double rope_base, const ReferenceRopeScaling& scaling);
 
-// Radians per position of each rotated pair i < n_rot/2: rope_base^(-2i/n_rot), divided by the
-// frequency factor and the linear scaling factor.
-std::vector<double> reference_rope_thetas(const ReferenceConfig& config);
+// The frequency divisors in use (n_rot/2 or none): rope_freqs, else LongRoPE's short or long
+// factors (by n_ctx_seq), else llama3's computed ones. llama.cpp's llama_model::get_rope_factors.
+std::vector<double> reference_rope_freq_factors(const ReferenceConfig& config);
+
+// Radians per position of each rotated pair i < n_rot/2 in a layer with or without the sliding
+// window: base^(-2i/n_rot) divided by the frequency divisor, then by the scaling: linear divides
+// by `factor`; YaRN (ggml's rope_yarn with ext_factor 1) mixes θ·(r + (1-r)/factor) with a ramp r
+// from 1 (pairs below the correction dim of yarn_beta_fast: kept) to 0 (above yarn_beta_slow's:
+// interpolated). A sliding layer with rope_base_swa > 0 uses that base and no scaling.
+std::vector<double> reference_rope_thetas(const ReferenceConfig& config, bool sliding_layer = false);
+
+// The factor of cos and sin: rope.scaling.attn_factor, times YaRN's 1 + 0.1·ln(factor) for a
+// factor > 1 in the layers it scales (ggml's mscale; llama.cpp's context cancels its own copy).
+double reference_rope_mscale(const ReferenceConfig& config, bool sliding_layer = false);
 
 // Index of the largest value; the first one on ties (as llama2.c and llama.cpp's greedy sampler).
 int32_t reference_argmax(std::span<const double> values);
@@ -166,8 +191,9 @@ class ReferenceModel {
   void feed_forward(const Layer& layer, Rows& x) const;
 
   ReferenceConfig config_;
-  std::vector<double> rope_thetas_;  // [n_rot/2]
-  std::vector<double> token_embd_;   // [n_vocab][n_embd]
+  std::vector<double> rope_thetas_[2];  // [global / sliding layer][n_rot/2]
+  double rope_mscale_[2] = {1.0, 1.0};  // [global / sliding layer]
+  std::vector<double> token_embd_;      // [n_vocab][n_embd]
   std::vector<Layer> layers_;
   std::vector<double> output_norm_;  // [n_embd]
   std::vector<double> output_;       // [n_vocab][n_embd]; a copy of token_embd_ when tied

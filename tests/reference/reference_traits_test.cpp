@@ -1,119 +1,19 @@
 // The float64 reference transformer's switches on hand-made tiny llama models written with ember's
 // GGUF writer: equivalences that must hold (neox rope = normal rope on permuted head dims, GQA =
 // repeated kv heads, fused = separate tensors, ...), properties (causality, sliding window, caps),
-// one token computed by hand, the rope frequencies, greedy decoding with drafts, input errors.
+// one token and a three-token sequence computed by hand, greedy decoding with drafts, input errors.
+// Rope frequencies and scaling: reference_rope_test.cpp; architecture mappings: reference_arch_test.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <map>
-#include <numbers>
-#include <random>
 #include <string>
 
-#include "gguf/gguf_writer.h"
-#include "reference/reference_model.h"
+#include "reference/reference_test_util.h"
 
-namespace ember {
+namespace ember::reference_test {
 namespace {
-
-using Logits = std::vector<std::vector<double>>;
-
-struct TinySpec {
-  std::string arch = "llama";  // general.architecture, and the prefix of every key
-  int64_t n_vocab = 23, n_embd = 16, n_layer = 2, n_head = 4, n_head_kv = 2, head_dim = 6, n_ff = 20, n_rot = 4;
-  bool qkv_bias = false, qk_norm = false, post_norms = false, tied = false;
-  std::string rope_scaling_type;   // written as llama.rope.scaling.type when not empty
-  double rope_scaling_factor = 0;  // written as <arch>.rope.scaling.factor when not 0
-  double rope_scale_linear = 0;    // written as the old key <arch>.rope.scale_linear when not 0
-  double rope_attn_factor = 0;     // written as <arch>.rope.scaling.attn_factor when not 0
-  uint64_t seed = 7;
-};
-
-struct TinyTensor {
-  std::vector<int64_t> shape;  // ggml order
-  std::vector<float> data;
-};
-using TinyWeights = std::map<std::string, TinyTensor>;
-
-TinyWeights tiny_weights(const TinySpec& s) {
-  std::mt19937_64 rng(s.seed);
-  TinyWeights w;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, float lo, float hi) {
-    std::uniform_real_distribution<float> dist(lo, hi);
-    TinyTensor t{std::move(shape), {}};
-    int64_t n = 1;
-    for (int64_t d : t.shape) n *= d;
-    for (int64_t i = 0; i < n; ++i) t.data.push_back(dist(rng));
-    w[name] = std::move(t);
-  };
-  const int64_t q_dim = s.n_head * s.head_dim, kv_dim = s.n_head_kv * s.head_dim;
-  add("token_embd.weight", {s.n_embd, s.n_vocab}, -1.0f, 1.0f);
-  for (int64_t il = 0; il < s.n_layer; ++il) {
-    const std::string b = "blk." + std::to_string(il) + ".";
-    add(b + "attn_norm.weight", {s.n_embd}, 0.7f, 1.3f);
-    add(b + "attn_q.weight", {s.n_embd, q_dim}, -0.6f, 0.6f);
-    add(b + "attn_k.weight", {s.n_embd, kv_dim}, -0.6f, 0.6f);
-    add(b + "attn_v.weight", {s.n_embd, kv_dim}, -0.4f, 0.4f);
-    if (s.qkv_bias) {
-      add(b + "attn_q.bias", {q_dim}, -0.3f, 0.3f);
-      add(b + "attn_k.bias", {kv_dim}, -0.3f, 0.3f);
-      add(b + "attn_v.bias", {kv_dim}, -0.3f, 0.3f);
-    }
-    if (s.qk_norm) {
-      add(b + "attn_q_norm.weight", {s.head_dim}, 0.5f, 2.0f);
-      add(b + "attn_k_norm.weight", {s.head_dim}, 0.5f, 2.0f);
-    }
-    add(b + "attn_output.weight", {q_dim, s.n_embd}, -0.4f, 0.4f);
-    add(b + "ffn_norm.weight", {s.n_embd}, 0.7f, 1.3f);
-    add(b + "ffn_gate.weight", {s.n_embd, s.n_ff}, -0.5f, 0.5f);
-    add(b + "ffn_up.weight", {s.n_embd, s.n_ff}, -0.5f, 0.5f);
-    add(b + "ffn_down.weight", {s.n_ff, s.n_embd}, -0.4f, 0.4f);
-    if (s.post_norms) {
-      add(b + "post_attention_norm.weight", {s.n_embd}, 0.7f, 1.3f);
-      add(b + "post_ffw_norm.weight", {s.n_embd}, 0.7f, 1.3f);
-    }
-  }
-  add("output_norm.weight", {s.n_embd}, 0.7f, 1.3f);
-  if (!s.tied) add("output.weight", {s.n_embd, s.n_vocab}, -0.5f, 0.5f);
-  return w;
-}
-
-// A GGUF of architecture s.arch (llama unless set) in memory with every tensor of `w` (F32).
-std::vector<std::byte> tiny_gguf(const TinySpec& s, const TinyWeights& w) {
-  GgufWriter g;
-  const std::string p = s.arch + ".";
-  g.add_string("general.architecture", s.arch);
-  g.add<uint32_t>(p + "embedding_length", static_cast<uint32_t>(s.n_embd));
-  g.add<uint32_t>(p + "block_count", static_cast<uint32_t>(s.n_layer));
-  g.add<uint32_t>(p + "attention.head_count", static_cast<uint32_t>(s.n_head));
-  g.add<uint32_t>(p + "attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
-  g.add<uint32_t>(p + "attention.key_length", static_cast<uint32_t>(s.head_dim));
-  g.add<uint32_t>(p + "attention.value_length", static_cast<uint32_t>(s.head_dim));
-  g.add<uint32_t>(p + "feed_forward_length", static_cast<uint32_t>(s.n_ff));
-  g.add<uint32_t>(p + "vocab_size", static_cast<uint32_t>(s.n_vocab));
-  g.add<float>(p + "attention.layer_norm_rms_epsilon", 1e-5f);
-  g.add<float>(p + "rope.freq_base", 100.0f);  // small, so that tiny positions turn noticeably
-  g.add<uint32_t>(p + "rope.dimension_count", static_cast<uint32_t>(s.n_rot));
-  if (!s.rope_scaling_type.empty()) g.add_string(p + "rope.scaling.type", s.rope_scaling_type);
-  if (s.rope_scaling_factor != 0) g.add<float>(p + "rope.scaling.factor", static_cast<float>(s.rope_scaling_factor));
-  if (s.rope_scale_linear != 0) g.add<float>(p + "rope.scale_linear", static_cast<float>(s.rope_scale_linear));
-  if (s.rope_attn_factor != 0) g.add<float>(p + "rope.scaling.attn_factor", static_cast<float>(s.rope_attn_factor));
-  for (const auto& [name, t] : w) g.add_tensor(name, DType::kF32, t.shape, std::as_bytes(std::span(t.data)));
-  return g.write_to_memory();
-}
-
-ReferenceModel load_tiny(const TinySpec& s, const TinyWeights& w,
-                         const std::function<void(ReferenceConfig&)>& adjust = {}) {
-  const std::vector<std::byte> bytes = tiny_gguf(s, w);
-  const GgufFile file = GgufFile::parse(bytes, "tiny.gguf");
-  ReferenceConfig config = reference_config_from_gguf(file);
-  if (adjust) adjust(config);
-  return ReferenceModel::load(file, config);
-}
-
-const std::vector<int32_t> kTinyTokens = {1, 5, 22, 7, 7, 0, 13, 2, 19, 11};
 
 // Within each q/k head, moves dim 2i to i and 2i+1 to n_rot/2 + i (i < n_rot/2): the reordering
 // between Meta's interleaved rope layout and Hugging Face's rotate_half layout.
@@ -282,22 +182,9 @@ TEST(ReferenceModelTraits, SoftCaps) {
 TEST(ReferenceModelTraits, FusedQkvAndGateUpEqualSeparateTensors) {
   const TinySpec s;
   const TinyWeights w = tiny_weights(s);
-  TinyWeights fused = w;
-  for (int64_t il = 0; il < s.n_layer; ++il) {
-    const std::string b = "blk." + std::to_string(il) + ".";
-    auto concat_rows = [&](std::initializer_list<const char*> names) {  // rows of a [n_embd, rows] tensor
-      TinyTensor t{{s.n_embd, 0}, {}};
-      for (const char* name : names) {
-        const TinyTensor& part = fused.at(b + name);
-        t.data.insert(t.data.end(), part.data.begin(), part.data.end());
-        t.shape[1] += part.shape[1];
-        fused.erase(b + name);
-      }
-      return t;
-    };
-    fused[b + "attn_qkv.weight"] = concat_rows({"attn_q.weight", "attn_k.weight", "attn_v.weight"});
-    fused[b + "ffn_up.weight"] = concat_rows({"ffn_gate.weight", "ffn_up.weight"});
-  }
+  const TinyWeights fused = fuse_qkv_and_gate_up(s, w);
+  ASSERT_TRUE(fused.contains("blk.1.attn_qkv.weight"));
+  ASSERT_FALSE(fused.contains("blk.1.ffn_gate.weight"));
   EXPECT_EQ(load_tiny(s, fused).forward(kTinyTokens), load_tiny(s, w).forward(kTinyTokens));
 }
 
@@ -380,132 +267,6 @@ TEST(ReferenceModelTraits, OneTokenComputedByHand) {
   }
 }
 
-// The options of sequence_by_hand: the switches that make q and k matter.
-struct HandOptions {
-  bool neox = false;        // rotate pairs (i, i + n_rot/2) instead of (2i, 2i+1)
-  bool bias = false;        // add attn_{q,k,v}.bias
-  bool qk_norm = false;     // RMS-normalize each q and k head, times attn_{q,k}_norm, before rope
-  double attn_scale = 0;    // 0: 1/sqrt(head_dim)
-  double attn_softcap = 0;  // > 0: cap·tanh(score/cap) of the already scaled score
-  double freq_scale = 1.0;  // every rope angle is multiplied by this (linear scaling: 1/factor)
-  double mscale = 1.0;      // rope.scaling.attn_factor: multiplies cos and sin
-};
-
-// Logits of a whole (short) sequence through a one-layer model, written out step by step in
-// llama.cpp's order, with none of the reference model's code: q = Wq·x + bq; QK-norm of each head
-// (with its weights) before rope; rope; score = (q·k)·scale; cap·tanh(score/cap); causal softmax;
-// Σ weight·v; Wo; residual; SwiGLU FFN; output norm and matrix.
-Logits sequence_by_hand(const TinySpec& s, const TinyWeights& w, const std::vector<int32_t>& tokens,
-                        const HandOptions& o) {
-  EXPECT_EQ(s.n_layer, 1);
-  const double eps = static_cast<double>(1e-5f);  // as written to the file
-  auto vec = [&](const std::string& name) {
-    return std::vector<double>(w.at(name).data.begin(), w.at(name).data.end());
-  };
-  auto mul = [](const std::vector<double>& m, const std::vector<double>& x) {  // m: [rows][x.size()]
-    std::vector<double> y(m.size() / x.size(), 0.0);
-    for (size_t r = 0; r < y.size(); ++r)
-      for (size_t i = 0; i < x.size(); ++i) y[r] += m[r * x.size() + i] * x[i];
-    return y;
-  };
-  auto norm = [&](std::vector<double> x, const std::vector<double>& g) {
-    double ms = 0;
-    for (double v : x) ms += v * v;
-    ms /= static_cast<double>(x.size());
-    for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] / std::sqrt(ms + eps) * g[i];
-    return x;
-  };
-  auto add = [](std::vector<double> a, const std::vector<double>& b) {
-    for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
-    return a;
-  };
-  const size_t n = tokens.size(), hd = static_cast<size_t>(s.head_dim);
-  const auto embd = vec("token_embd.weight");
-  // 1. Embeddings, attention norm, projections (+ biases), split into heads.
-  std::vector<std::vector<double>> x(n);
-  std::vector<std::vector<std::vector<double>>> q(n), k(n), v(n);  // [token][head][dim]
-  for (size_t t = 0; t < n; ++t) {
-    x[t].assign(embd.begin() + tokens[t] * s.n_embd, embd.begin() + (tokens[t] + 1) * s.n_embd);
-    const auto xn = norm(x[t], vec("blk.0.attn_norm.weight"));
-    auto qt = mul(vec("blk.0.attn_q.weight"), xn), kt = mul(vec("blk.0.attn_k.weight"), xn),
-         vt = mul(vec("blk.0.attn_v.weight"), xn);
-    if (o.bias) {
-      qt = add(qt, vec("blk.0.attn_q.bias"));
-      kt = add(kt, vec("blk.0.attn_k.bias"));
-      vt = add(vt, vec("blk.0.attn_v.bias"));
-    }
-    for (int64_t h = 0; h < s.n_head; ++h)
-      q[t].emplace_back(qt.begin() + h * s.head_dim, qt.begin() + (h + 1) * s.head_dim);
-    for (int64_t h = 0; h < s.n_head_kv; ++h) {
-      k[t].emplace_back(kt.begin() + h * s.head_dim, kt.begin() + (h + 1) * s.head_dim);
-      v[t].emplace_back(vt.begin() + h * s.head_dim, vt.begin() + (h + 1) * s.head_dim);
-    }
-  }
-  // 2. QK-norm, then rope, of every q and k head.
-  auto rope = [&](std::vector<double>& head, size_t pos) {
-    const int64_t half = s.n_rot / 2;
-    for (int64_t i = 0; i < half; ++i) {
-      const double theta = std::pow(100.0, -2.0 * static_cast<double>(i) / static_cast<double>(s.n_rot));
-      const double angle = static_cast<double>(pos) * theta * o.freq_scale;
-      const size_t a = static_cast<size_t>(o.neox ? i : 2 * i), b = static_cast<size_t>(o.neox ? i + half : 2 * i + 1);
-      const double x0 = head[a], x1 = head[b];
-      head[a] = o.mscale * (x0 * std::cos(angle) - x1 * std::sin(angle));
-      head[b] = o.mscale * (x0 * std::sin(angle) + x1 * std::cos(angle));
-    }
-  };
-  for (size_t t = 0; t < n; ++t) {
-    for (auto& head : q[t]) {
-      if (o.qk_norm) head = norm(head, vec("blk.0.attn_q_norm.weight"));
-      rope(head, t);
-    }
-    for (auto& head : k[t]) {
-      if (o.qk_norm) head = norm(head, vec("blk.0.attn_k_norm.weight"));
-      rope(head, t);
-    }
-  }
-  // 3. Causal attention, output projection, residual; 4. FFN; 5. output.
-  const double scale = o.attn_scale > 0 ? o.attn_scale : 1.0 / std::sqrt(static_cast<double>(s.head_dim));
-  Logits logits(n);
-  for (size_t t = 0; t < n; ++t) {
-    std::vector<double> heads;
-    for (int64_t h = 0; h < s.n_head; ++h) {
-      const size_t kvh = static_cast<size_t>(h / (s.n_head / s.n_head_kv));
-      std::vector<double> weights;
-      double sum = 0;
-      for (size_t j = 0; j <= t; ++j) {
-        double dot = 0;
-        for (size_t d = 0; d < hd; ++d) dot += q[t][static_cast<size_t>(h)][d] * k[j][kvh][d];
-        double score = dot * scale;
-        if (o.attn_softcap > 0) score = o.attn_softcap * std::tanh(score / o.attn_softcap);
-        weights.push_back(std::exp(score));
-        sum += weights.back();
-      }
-      std::vector<double> out(hd, 0.0);
-      for (size_t j = 0; j <= t; ++j)
-        for (size_t d = 0; d < hd; ++d) out[d] += weights[j] / sum * v[j][kvh][d];
-      heads.insert(heads.end(), out.begin(), out.end());
-    }
-    std::vector<double> xt = add(x[t], mul(vec("blk.0.attn_output.weight"), heads));
-    const auto xn = norm(xt, vec("blk.0.ffn_norm.weight"));
-    const auto gate = mul(vec("blk.0.ffn_gate.weight"), xn);
-    auto up = mul(vec("blk.0.ffn_up.weight"), xn);
-    for (size_t i = 0; i < up.size(); ++i) up[i] *= gate[i] / (1 + std::exp(-gate[i]));
-    xt = add(xt, mul(vec("blk.0.ffn_down.weight"), up));
-    logits[t] = mul(vec("output.weight"), norm(xt, vec("output_norm.weight")));
-  }
-  return logits;
-}
-
-const std::vector<int32_t> kHandTokens = {3, 9, 17};
-
-TinySpec hand_spec() {
-  TinySpec s;
-  s.n_vocab = 23, s.n_embd = 8, s.n_layer = 1, s.n_head = 2, s.n_head_kv = 1, s.head_dim = 4, s.n_ff = 10, s.n_rot = 4;
-  s.qkv_bias = s.qk_norm = true;
-  s.seed = 11;
-  return s;
-}
-
 // Three tokens, so that attention mixes positions and q and k matter: q/k/v biases, QK-norm with
 // non-uniform weights (before rope), rope, a non-default attention scale and an attention soft-cap
 // (after the scale), checked against sequence_by_hand.
@@ -537,193 +298,6 @@ TEST(ReferenceModelTraits, AttentionSequenceComputedByHand) {
       EXPECT_GT(reference_max_abs_diff(sequence_by_hand(s, w, kHandTokens, other), expected), 1e-3) << what;
     }
   }
-}
-
-// qwen2 = llama + neox rope + q/k/v biases; qwen3 = llama + neox rope + QK-norm (its head_dim from
-// qwen3.attention.key_length, here != n_embd / n_head). Each file is also written as llama and
-// loaded with those traits switched on by hand: the same logits, bit for bit, and both = by hand.
-TEST(ReferenceModelTraits, Qwen2AndQwen3ArchitecturesMapToTheirTraits) {
-  for (const char* arch : {"qwen2", "qwen3"}) {
-    SCOPED_TRACE(arch);
-    const bool qwen2 = std::string(arch) == "qwen2";
-    TinySpec s = hand_spec();
-    s.arch = arch;
-    s.qkv_bias = qwen2;
-    s.qk_norm = !qwen2;
-    s.head_dim = 6, s.n_rot = 6;  // key_length 6 != n_embd / n_head = 4
-    const TinyWeights w = tiny_weights(s);
-    const std::vector<std::byte> bytes = tiny_gguf(s, w);
-    const GgufFile file = GgufFile::parse(bytes, std::string(arch) + ".gguf");
-    const ReferenceConfig c = reference_config_from_gguf(file);
-    EXPECT_EQ(c.arch, arch);
-    EXPECT_EQ(c.traits.rope, ReferenceTraits::Rope::kNeox);
-    EXPECT_EQ(c.traits.qkv_bias, qwen2);
-    EXPECT_EQ(c.traits.qk_norm, !qwen2);
-    EXPECT_EQ(c.head_dim, 6);
-    EXPECT_EQ(c.n_rot, 6);
-    EXPECT_EQ(c.n_head_kv, 1);
-    const Logits got = ReferenceModel::load(file).forward(kHandTokens);
-
-    TinySpec as_llama = s;
-    as_llama.arch = "llama";
-    const Logits llama_with_traits = load_tiny(as_llama, w, [&](ReferenceConfig& lc) {
-                                       EXPECT_EQ(lc.traits.rope, ReferenceTraits::Rope::kNormal);
-                                       lc.traits.rope = ReferenceTraits::Rope::kNeox;
-                                       lc.traits.qkv_bias = qwen2;
-                                       lc.traits.qk_norm = !qwen2;
-                                     }).forward(kHandTokens);
-    EXPECT_EQ(got, llama_with_traits);
-    EXPECT_LE(
-        reference_max_abs_diff(
-            got, sequence_by_hand(s, w, kHandTokens, HandOptions{.neox = true, .bias = qwen2, .qk_norm = !qwen2})),
-        1e-12);
-    // Normal rope instead of neox changes the logits: the check has teeth.
-    EXPECT_GT(
-        reference_max_abs_diff(
-            got, sequence_by_hand(s, w, kHandTokens, HandOptions{.neox = false, .bias = qwen2, .qk_norm = !qwen2})),
-        1e-3);
-  }
-}
-
-TEST(ReferenceModelRope, ThetasAndScaling) {
-  TinySpec s;  // rope base 100, n_rot 4: θ = 1, 0.1
-  const TinyWeights w = tiny_weights(s);
-  const std::vector<double> thetas = reference_rope_thetas(load_tiny(s, w).config());
-  ASSERT_EQ(thetas.size(), 2u);
-  EXPECT_DOUBLE_EQ(thetas[0], 1.0);
-  EXPECT_DOUBLE_EQ(thetas[1], 0.1);
-
-  TinySpec linear = s;
-  linear.rope_scaling_type = "linear";
-  linear.rope_scaling_factor = 2.0;
-  const ReferenceModel m_linear = load_tiny(linear, w);
-  EXPECT_EQ(m_linear.config().rope_scaling.kind, ReferenceRopeScaling::Kind::kLinear);
-  const std::vector<double> linear_thetas = reference_rope_thetas(m_linear.config());
-  EXPECT_DOUBLE_EQ(linear_thetas[0], 0.5);
-  EXPECT_DOUBLE_EQ(linear_thetas[1], 0.05);
-  // A rope_freqs tensor of 2s divides the same frequencies: the same model.
-  TinyWeights with_freqs = w;
-  with_freqs["rope_freqs.weight"] = TinyTensor{{s.n_rot / 2}, {2.0f, 2.0f}};
-  const ReferenceModel m_freqs = load_tiny(s, with_freqs);
-  EXPECT_EQ(m_freqs.config().rope_freq_factors, (std::vector<double>{2.0, 2.0}));
-  EXPECT_EQ(m_freqs.forward(kTinyTokens), m_linear.forward(kTinyTokens));
-  EXPECT_GT(reference_max_abs_diff(m_freqs.forward(kTinyTokens), load_tiny(s, w).forward(kTinyTokens)), 1e-3);
-}
-
-// llama.cpp's rope scaling keys: the factor from rope.scaling.factor, else the old rope.scale_linear;
-// no rope.scaling.type = linear; type "none" ignores the factor; rope.scaling.attn_factor multiplies
-// cos and sin whatever the type.
-TEST(ReferenceModelRope, ScalingKeysFollowLlamaCpp) {
-  TinySpec s;  // rope base 100, n_rot 4: θ = 1, 0.1
-  const TinyWeights w = tiny_weights(s);
-  auto config = [&](const TinySpec& spec) {
-    const std::vector<std::byte> bytes = tiny_gguf(spec, w);
-    return reference_config_from_gguf(GgufFile::parse(bytes, "tiny.gguf"));
-  };
-  auto expect_linear = [&](const TinySpec& spec, double factor) {
-    const ReferenceConfig c = config(spec);
-    EXPECT_EQ(c.rope_scaling.kind, ReferenceRopeScaling::Kind::kLinear);
-    EXPECT_EQ(c.rope_scaling.factor, factor);
-    const std::vector<double> thetas = reference_rope_thetas(c);
-    EXPECT_DOUBLE_EQ(thetas[0], 1.0 / factor);
-    EXPECT_DOUBLE_EQ(thetas[1], 0.1 / factor);
-  };
-  auto expect_unscaled = [&](const TinySpec& spec) {
-    const ReferenceConfig c = config(spec);
-    EXPECT_EQ(c.rope_scaling.kind, ReferenceRopeScaling::Kind::kNone);
-    EXPECT_EQ(reference_rope_thetas(c), (std::vector<double>{1.0, 0.1}));
-  };
-  {
-    SCOPED_TRACE("factor without a type: linear");
-    TinySpec t = s;
-    t.rope_scaling_factor = 4.0;
-    expect_linear(t, 4.0);
-  }
-  {
-    SCOPED_TRACE("old key scale_linear without a type: linear");
-    TinySpec t = s;
-    t.rope_scale_linear = 2.0;
-    expect_linear(t, 2.0);
-    t.rope_scaling_type = "linear";
-    expect_linear(t, 2.0);
-    t.rope_scaling_factor = 8.0;  // the new key wins
-    expect_linear(t, 8.0);
-  }
-  {
-    SCOPED_TRACE("type none with a factor: no scaling");
-    TinySpec t = s;
-    t.rope_scaling_type = "none";
-    t.rope_scaling_factor = 4.0;
-    expect_unscaled(t);
-    t.rope_scaling_factor = 0;
-    t.rope_scale_linear = 2.0;
-    expect_unscaled(t);
-  }
-  {
-    SCOPED_TRACE("no keys at all / factor 1: no scaling");
-    expect_unscaled(s);
-    TinySpec t = s;
-    t.rope_scaling_factor = 1.0;
-    expect_unscaled(t);
-    EXPECT_EQ(config(s).rope_scaling.attn_factor, 1.0);
-  }
-  {
-    SCOPED_TRACE("unsupported types");
-    for (const char* type : {"yarn", "longrope", "llama3"}) {
-      TinySpec t = s;
-      t.rope_scaling_type = type;
-      t.rope_scaling_factor = 4.0;
-      EXPECT_THROW(config(t), Error) << type;
-    }
-  }
-  {
-    SCOPED_TRACE("attn_factor, with linear scaling and with type none");
-    TinySpec t = hand_spec();
-    t.rope_scaling_factor = 2.0;
-    t.rope_attn_factor = 1.25;
-    const TinyWeights hw = tiny_weights(t);
-    for (bool none : {false, true}) {
-      t.rope_scaling_type = none ? "none" : "";
-      const std::vector<std::byte> bytes = tiny_gguf(t, hw);
-      const GgufFile file = GgufFile::parse(bytes, "tiny.gguf");
-      ReferenceConfig c = reference_config_from_gguf(file);
-      EXPECT_EQ(c.rope_scaling.attn_factor, 1.25);
-      EXPECT_EQ(c.rope_scaling.kind, none ? ReferenceRopeScaling::Kind::kNone : ReferenceRopeScaling::Kind::kLinear);
-      c.traits.qk_norm = true;  // llama with attn_q_norm tensors: switched on by hand (biases are automatic)
-      const HandOptions o{.bias = true, .qk_norm = true, .freq_scale = none ? 1.0 : 0.5, .mscale = 1.25};
-      const Logits got = ReferenceModel::load(file, c).forward(kHandTokens);
-      EXPECT_LE(reference_max_abs_diff(got, sequence_by_hand(t, hw, kHandTokens, o)), 1e-12);
-      HandOptions no_mscale = o;
-      no_mscale.mscale = 1.0;
-      EXPECT_GT(reference_max_abs_diff(got, sequence_by_hand(t, hw, kHandTokens, no_mscale)), 1e-3);
-    }
-  }
-}
-
-TEST(ReferenceModelRope, Llama3FrequencyFactorsByHand) {
-  // n_ctx_orig 64, low 1, high 4, factor 8: wavelengths under 16 keep their frequency, those over 64
-  // are divided by 8, between them 1 / ((1 - smooth)/8 + smooth) with smooth = (64/wavelength - 1)/3.
-  ReferenceRopeScaling s{ReferenceRopeScaling::Kind::kLlama3, 8.0, 1.0, 4.0, 64};
-  // n_rot 4: θ_0 = 1 (wavelength 2π), θ_1 = base^-1/2. With base = (25.6/2π)², wavelength 25.6, smooth
-  // 0.5, factor 16/9; with base 1e4, wavelength 200π > 64: the full factor.
-  const double mid_base = std::pow(25.6 / (2 * std::numbers::pi), 2);
-  const std::vector<double> mid = reference_llama3_freq_factors(4, mid_base, s);
-  ASSERT_EQ(mid.size(), 2u);
-  EXPECT_DOUBLE_EQ(mid[0], 1.0);
-  EXPECT_NEAR(mid[1], 16.0 / 9.0, 1e-12);
-  EXPECT_EQ(reference_llama3_freq_factors(4, 1e4, s), (std::vector<double>{1.0, 8.0}));
-  // Llama 3.x's parameters: 1 for the fast dims, 32 for the slow ones, non-decreasing.
-  const std::vector<double> llama3 =
-      reference_llama3_freq_factors(128, 500000.0, {ReferenceRopeScaling::Kind::kLlama3, 32.0, 1.0, 4.0, 8192});
-  EXPECT_EQ(llama3.front(), 1.0);
-  EXPECT_EQ(llama3.back(), 32.0);
-  EXPECT_TRUE(std::is_sorted(llama3.begin(), llama3.end()));
-  // Without a rope_freqs tensor, a llama3 config computes them.
-  TinySpec tiny;
-  ReferenceConfig c = load_tiny(tiny, tiny_weights(tiny)).config();
-  c.rope_scaling = s;
-  const std::vector<double> thetas = reference_rope_thetas(c);
-  EXPECT_DOUBLE_EQ(thetas[1], 0.1 / reference_llama3_freq_factors(4, 100.0, s)[1]);
 }
 
 TEST(ReferenceModelGreedy, DraftDoesNotChangeTheResult) {
@@ -785,4 +359,4 @@ TEST(ReferenceModelErrors, InputErrorsThrow) {
 }
 
 }  // namespace
-}  // namespace ember
+}  // namespace ember::reference_test
