@@ -39,7 +39,7 @@ RefLogits reference_rows(const TwinModels& m, const std::vector<int32_t>& tokens
 TEST(ForwardBatch, SequencesAtDifferentPositionsInOneBatch) {
   for (const std::string arch : {"llama", "qwen2", "qwen3"}) {
     SCOPED_TRACE(arch);
-    TwinModels m = TwinModels::make(small_spec(arch), DType::kF32, 256, /*max_step_tokens=*/4);
+    TwinModels m = TwinModels::make(small_spec(arch), {.max_step_tokens = 4});
     const int64_t n_vocab = m.model->config().n_vocab;
     const std::vector<int32_t> a = test::random_tokens(8, n_vocab, 1), b = test::random_tokens(8, n_vocab, 2),
                                c = test::random_tokens(6, n_vocab, 3);
@@ -97,7 +97,7 @@ TEST(ForwardBatch, LogitsOnlyForTheRowsAskedFor) {
 // A fork shares its parent's first positions; the two then continue differently. truncate rolls a
 // sequence back (speculative decoding, prompt reuse) and recomputing gives the same logits.
 TEST(ForwardBatch, ForkAndTruncate) {
-  TwinModels m = TwinModels::make(small_spec("qwen3"), DType::kF32, 256, 64);
+  TwinModels m = TwinModels::make(small_spec("qwen3"));
   const int64_t n_vocab = m.model->config().n_vocab;
   const std::vector<int32_t> parent = test::random_tokens(20, n_vocab, 5);
   std::vector<int32_t> child(parent.begin(), parent.begin() + 13);  // 13: mid-block, copy-on-write
@@ -122,7 +122,7 @@ TEST(ForwardBatch, ForkAndTruncate) {
 }
 
 TEST(ForwardBatch, InconsistentBatchesAreErrorsAndChangeNothing) {
-  TwinModels m = TwinModels::make(small_spec("llama"), DType::kF32, /*kv_tokens=*/32);
+  TwinModels m = TwinModels::make(small_spec("llama"), {.kv_tokens = 32});
   const SeqId seq = m.kv->add_sequence();
   Batch ok;
   ok.add(1, 0, seq, true);
@@ -167,7 +167,7 @@ TEST(ForwardBatch, InconsistentBatchesAreErrorsAndChangeNothing) {
 // Hooks see every named intermediate; one may steer the pass (here: replace one token's embedding
 // by another's, which must give that other token's logits); removed hooks are not called.
 TEST(ForwardBatch, HooksReadAndSteer) {
-  TwinModels m = TwinModels::make(small_spec("llama"), DType::kF32);
+  TwinModels m = TwinModels::make(small_spec("llama"));
   const ModelConfig& c = m.model->config();
   std::vector<int> calls(kHookPointCount);
   std::vector<float> logits_seen, residual_last;

@@ -13,13 +13,28 @@ namespace {
 using test::RandomModelSpec;
 using test::TwinModels;
 
-// Architectures whose GGUF mapping the reference implements (tests/reference/README.md).
-const std::vector<std::string> kArchs = {"llama", "qwen2", "qwen3"};
+// Every architecture ember supports (the X-macro list): a new one is tested on day one.
+const std::vector<std::string> kArchs = {
+#define EMBER_ARCH(id, gguf_name, reader) gguf_name,
+#include "model/arch/arch_list.inc"
+#undef EMBER_ARCH
+};
 
-// K-quants want rows of 256: every matmul's k is a multiple of it.
+// K-quants want rows of 256: every matmul's k is a multiple of it. Windows shorter than the test
+// sequences, so the sliding-window layers mask something; Gemma 3 with 6 layers has a global one.
 RandomModelSpec spec_for(const std::string& arch, DType type) {
   RandomModelSpec s;
   s.arch = arch;
+  // Soft-caps near the scores' and logits' size, so the tanh bends them without saturating.
+  if (arch == "gemma2" || arch == "gemma3") {
+    s.extra_keys = [arch](GgufWriter& w) {
+      w.add<uint32_t>(arch + ".attention.sliding_window", 6);
+      w.add<float>(arch + ".final_logit_softcapping", 3.0f);
+      if (arch == "gemma2") w.add<float>(arch + ".attn_logit_softcapping", 2.0f);
+    };
+  }
+  if (arch == "gemma3") s.n_layer = 6;
+  if (arch == "phi3") s.n_rot = 32;  // partial rotary
   s.n_embd = 256;
   s.n_head = 4;
   s.n_head_kv = 2;
@@ -49,7 +64,7 @@ TEST(ForwardReference, PrefillAndDecodeOfEveryArchitectureAndType) {
   for (const std::string& arch : kArchs) {
     for (const TypeTolerance& t : kTypes) {
       SCOPED_TRACE(arch + " " + std::string(dtype_name(t.type)));
-      TwinModels m = TwinModels::make(spec_for(arch, t.type), DType::kF32, 256, /*max_step_tokens=*/8);
+      TwinModels m = TwinModels::make(spec_for(arch, t.type), {.max_step_tokens = 8});
       const test::RefLogits expected = m.reference->forward(tokens);
       const double scale = test::max_abs(expected);
       const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
@@ -74,7 +89,7 @@ TEST(ForwardReference, EveryIsa) {
   for (Isa isa : supported_isas()) {
     for (const TypeTolerance& t : {kTypes[0], kTypes[2]}) {
       SCOPED_TRACE(std::string(isa_name(isa)) + " " + std::string(dtype_name(t.type)));
-      TwinModels m = TwinModels::make(spec_for("qwen2", t.type), DType::kF32, 256, 8, isa);
+      TwinModels m = TwinModels::make(spec_for("qwen2", t.type), {.max_step_tokens = 8, .isa = isa});
       const test::RefLogits expected = m.reference->forward(tokens);
       const double scale = test::max_abs(expected);
       EXPECT_LE(test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale, t.relative);
@@ -86,12 +101,73 @@ TEST(ForwardReference, EveryIsa) {
 // The default F16 cache rounds K and V to 11 significant bits: logits move by ~1e-3 of their scale.
 TEST(ForwardReference, F16KvCache) {
   const std::vector<int32_t> tokens = test::random_tokens(21, 80, 9);
-  TwinModels m = TwinModels::make(spec_for("llama", DType::kF32), DType::kF16);
+  TwinModels m = TwinModels::make(spec_for("llama", DType::kF32), {.kv_type = DType::kF16});
   const test::RefLogits expected = m.reference->forward(tokens);
   const double error = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / test::max_abs(expected);
   std::printf("llama f32 weights, f16 KV cache: relative error %.2e\n", error);
   EXPECT_LE(error, 3e-3);
   EXPECT_GT(error, 1e-6);  // the cache really is F16
+}
+
+}  // namespace
+}  // namespace ember
+
+namespace ember {
+namespace {
+
+struct Variant {
+  std::string name;
+  RandomModelSpec spec;
+  test::TwinOptions options;
+};
+
+// RoPE scaling and window variants, each against the reference (F32 weights and cache).
+TEST(ForwardReference, RopeScalingAndWindows) {
+  std::vector<Variant> variants;
+  const auto with_keys = [](std::string arch, std::function<void(GgufWriter&)> keys) {
+    RandomModelSpec s = spec_for(arch, DType::kF32);
+    s.extra_keys = std::move(keys);
+    return s;
+  };
+  variants.push_back({"llama linear x4",
+                      with_keys("llama",
+                                [](GgufWriter& w) {
+                                  w.add_string("llama.rope.scaling.type", "linear");
+                                  w.add<float>("llama.rope.scaling.factor", 4.0f);
+                                }),
+                      {}});
+  variants.push_back({"llama llama3 factors", spec_for("llama", DType::kF32), {}});
+  variants.back().spec.rope_freqs = true;
+  variants.push_back({"qwen2 yarn x4",
+                      with_keys("qwen2",
+                                [](GgufWriter& w) {
+                                  w.add_string("qwen2.rope.scaling.type", "yarn");
+                                  w.add<float>("qwen2.rope.scaling.factor", 4.0f);
+                                  w.add<uint32_t>("qwen2.rope.scaling.original_context_length", 128);
+                                }),
+                      {}});
+  variants.push_back({"qwen3 attn_factor",
+                      with_keys("qwen3", [](GgufWriter& w) { w.add<float>("qwen3.rope.scaling.attn_factor", 1.25f); }),
+                      {}});
+  // Phi-3 LongRoPE: the long factors once the context exceeds the original one (512 here).
+  variants.push_back({"phi3 long factors", spec_for("phi3", DType::kF32), {.context_size = 2048}});
+  variants.push_back({"phi3 short factors", spec_for("phi3", DType::kF32), {.context_size = 512}});
+  // A window in every layer: llama.cpp ignores llama's key; ember applies it (Mistral trained so).
+  variants.push_back({"llama window 5",
+                      with_keys("llama", [](GgufWriter& w) { w.add<uint32_t>("llama.attention.sliding_window", 5); }),
+                      {.edit_reference = [](ReferenceConfig& c) { c.traits.sliding_window = 5; }}});
+  const std::vector<int32_t> tokens = test::random_tokens(21, 80, 11);
+  for (Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    TwinModels m = TwinModels::make(v.spec, v.options);
+    const test::RefLogits expected = m.reference->forward(tokens);
+    const double scale = test::max_abs(expected);
+    const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
+    const double decode = test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale;
+    std::printf("%-20s relative error prefill %.2e decode %.2e\n", v.name.c_str(), prefill, decode);
+    EXPECT_LE(prefill, 2e-6);
+    EXPECT_LE(decode, 2e-6);
+  }
 }
 
 }  // namespace

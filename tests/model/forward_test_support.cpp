@@ -5,16 +5,20 @@
 
 namespace ember::test {
 
-TwinModels TwinModels::make(const RandomModelSpec& spec, DType kv_type, int64_t kv_tokens, int32_t max_step_tokens,
-                            std::optional<Isa> isa) {
+TwinModels TwinModels::make(const RandomModelSpec& spec, const TwinOptions& o) {
   TwinModels m;
   m.bytes = write_random_model(spec);
-  m.backend = std::make_unique<CpuBackend>(CpuBackendOptions{.n_threads = 2, .isa = isa});
+  m.backend = std::make_unique<CpuBackend>(CpuBackendOptions{.n_threads = 2, .isa = o.isa});
   ModelOptions options;
-  options.max_step_tokens = max_step_tokens;
+  options.max_step_tokens = o.max_step_tokens;
+  options.context_size = o.context_size;
   m.model = Model::from_file(GgufFile::parse(m.bytes, "random.gguf"), *m.backend, options);
-  m.kv = std::make_unique<KvCache>(m.model->config(), m.model->kv_options(kv_tokens, kv_type, kv_type));
-  m.reference = std::make_unique<ReferenceModel>(ReferenceModel::load(GgufFile::parse(m.bytes, "random.gguf")));
+  m.kv = std::make_unique<KvCache>(m.model->config(), m.model->kv_options(o.kv_tokens, o.kv_type, o.kv_type));
+  const GgufFile file = GgufFile::parse(m.bytes, "random.gguf");
+  ReferenceConfig config = reference_config_from_gguf(file);
+  config.n_ctx_seq = o.context_size > 0 ? o.context_size : config.n_ctx_train;
+  if (o.edit_reference) o.edit_reference(config);
+  m.reference = std::make_unique<ReferenceModel>(ReferenceModel::load(file, config));
   return m;
 }
 

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "model/model.h"
@@ -15,6 +17,16 @@ namespace ember::test {
 using Logits = std::vector<std::vector<float>>;
 using RefLogits = std::vector<std::vector<double>>;
 
+struct TwinOptions {
+  DType kv_type = DType::kF32;
+  int64_t kv_tokens = 256;       // the KV cache's capacity
+  int32_t max_step_tokens = 64;  // ember's internal step size
+  std::optional<Isa> isa = std::nullopt;
+  int32_t context_size = 0;  // ember's ModelOptions::context_size, the reference's n_ctx_seq
+  // Adjusts the reference's config (a trait ember reads where llama.cpp does not, say).
+  std::function<void(ReferenceConfig&)> edit_reference = nullptr;
+};
+
 // A random model in memory, loaded by ember (on its own backend and KV cache) and the reference.
 struct TwinModels {
   std::vector<std::byte> bytes;
@@ -23,9 +35,7 @@ struct TwinModels {
   std::unique_ptr<KvCache> kv;
   std::unique_ptr<ReferenceModel> reference;
 
-  // kv_tokens: the KV cache's capacity; max_step_tokens: ember's internal step size.
-  static TwinModels make(const RandomModelSpec& spec, DType kv_type = DType::kF32, int64_t kv_tokens = 256,
-                         int32_t max_step_tokens = 64, std::optional<Isa> isa = std::nullopt);
+  static TwinModels make(const RandomModelSpec& spec, const TwinOptions& options = {});
 };
 
 // Logits of every row of `tokens` as a new sequence: in one forward() (prefill) or one per token.

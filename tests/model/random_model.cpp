@@ -15,7 +15,8 @@ enum class Fill { kMatmul, kEmbedding, kNorm, kBias, kFactors };
 
 class Builder {
  public:
-  Builder(const RandomModelSpec& spec, GgufWriter& writer) : spec_(spec), w_(writer), rng_(spec.seed) {}
+  Builder(const RandomModelSpec& spec, GgufWriter& writer, bool tied)
+      : spec_(spec), w_(writer), rng_(spec.seed), tied_(tied) {}
 
   void tensor(const std::string& name, std::vector<int64_t> shape, Fill fill) {
     int64_t n = 1;
@@ -24,11 +25,13 @@ class Builder {
     std::vector<float> values(static_cast<size_t>(n));
     std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
     const float matmul_scale = std::sqrt(3.0f / static_cast<float>(k));  // unit-variance outputs
+    // A tied embedding matrix is the output matrix too: scaled like one, so logits stay O(1).
+    const float embd_scale = tied_ ? matmul_scale : 1.0f;
     for (float& v : values) {
       const float u = unit(rng_);
       switch (fill) {
         case Fill::kMatmul: v = u * matmul_scale; break;
-        case Fill::kEmbedding: v = u; break;
+        case Fill::kEmbedding: v = u * embd_scale; break;
         case Fill::kNorm: v = 1.0f + 0.5f * u; break;
         case Fill::kBias: v = 0.5f * u; break;
         case Fill::kFactors: v = 2.5f + 1.5f * u; break;
@@ -46,6 +49,7 @@ class Builder {
   const RandomModelSpec& spec_;
   GgufWriter& w_;
   std::mt19937_64 rng_;
+  bool tied_;
 };
 
 }  // namespace
@@ -77,7 +81,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   if (s.n_rot > 0) w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(s.n_rot));
   if (s.extra_keys) s.extra_keys(w);
 
-  Builder b(s, w);
+  Builder b(s, w, tied);
   b.tensor("token_embd.weight", {s.n_embd, s.n_vocab}, Fill::kEmbedding);
   b.tensor("output_norm.weight", {s.n_embd}, Fill::kNorm);
   if (!tied) b.tensor("output.weight", {s.n_embd, s.n_vocab}, Fill::kMatmul);
@@ -112,6 +116,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
     b.tensor(n("ffn_down.weight"), {s.n_ff, s.n_embd}, Fill::kMatmul);
     if (gemma) b.tensor(n("post_ffw_norm.weight"), {s.n_embd}, Fill::kNorm);
   }
+  if (s.rope_freqs) b.tensor("rope_freqs.weight", {(s.n_rot > 0 ? s.n_rot : head_dim) / 2}, Fill::kFactors);
   if (phi3) {
     const int64_t n_rot = s.n_rot > 0 ? s.n_rot : head_dim;
     b.tensor("rope_factors_short.weight", {n_rot / 2}, Fill::kFactors);

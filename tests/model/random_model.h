@@ -28,6 +28,7 @@ struct RandomModelSpec {
   DType embd_type = DType::kF32;    // token embeddings
   bool tied_output = false;         // Gemma ties whatever this says
   bool qkv_bias = false;            // attn_{q,k,v}.bias (always for qwen2)
+  bool rope_freqs = false;          // a rope_freqs.weight tensor of frequency divisors (llama3)
   uint64_t seed = 1;
   // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.
   std::function<void(GgufWriter&)> extra_keys;
@@ -35,6 +36,7 @@ struct RandomModelSpec {
 
 // The GGUF file as bytes (8-byte aligned storage, as GgufFile::parse wants). Weights are uniform
 // random with unit-variance outputs, norms in [0.5, 1.5], biases in [-0.5, 0.5]; never zeros.
+// Embeddings are uniform in [-1, 1], or scaled like the output matrix they double as when tied.
 std::vector<std::byte> write_random_model(const RandomModelSpec& spec);
 
 }  // namespace ember::test
