@@ -74,14 +74,16 @@ test-tsan: tsan
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/tokenizer_tests --gtest_filter='Tokenizer.Concurrent*' --gtest_brief=1
 
-# Until text generation exists, the demo is `ember inspect` and `ember tokenize` on a real model
-# from ../shared/data.
+# The demo: text generation with the bundled model (stories260K from ../shared/data), greedy so
+# the text is always the same, then a sampled continuation and a short benchmark.
 demo: build
-	@echo "ember demo: text generation is not implemented yet; showing 'ember inspect' and 'ember tokenize' on a real model."
 	@if [ -f $(DEMO_MODEL) ]; then \
-	  $(RELEASE_DIR)/bin/ember inspect $(DEMO_MODEL) && \
-	  echo && echo "ember tokenize -m $(DEMO_MODEL) 'Once upon a time'" && \
-	  $(RELEASE_DIR)/bin/ember tokenize -m $(DEMO_MODEL) "Once upon a time"; \
+	  echo "ember run -m $(DEMO_MODEL) -p 'Once upon a time' -n 100 --temp 0" && \
+	  $(RELEASE_DIR)/bin/ember run -m $(DEMO_MODEL) -p "Once upon a time" -n 100 --temp 0 && \
+	  echo && echo "ember run -m $(DEMO_MODEL) -p 'The little dog' -n 100 --seed 7" && \
+	  $(RELEASE_DIR)/bin/ember run -m $(DEMO_MODEL) -p "The little dog" -n 100 --seed 7 && \
+	  echo && echo "ember bench -m $(DEMO_MODEL) -p 64 -n 32 -r 3 --no-roofline" && \
+	  $(RELEASE_DIR)/bin/ember bench -m $(DEMO_MODEL) -p 64 -n 32 -r 3 --no-roofline; \
 	else \
 	  echo "ember demo: $(DEMO_MODEL) not found (../shared/data is absent beside this checkout)"; exit 1; \
 	fi

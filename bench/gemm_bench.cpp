@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cpu/gemm.h"
-#include "roofline_probe.h"
+#include "cpu/roofline.h"
 
 int main(int argc, char** argv) {
   using namespace ember;
@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: gemm_bench [threads >= 1] [rows >= 1]\n");
     return 2;
   }
-  const bench::Roofline roofline = bench::measure_roofline(threads);
+  const Roofline roofline = measure_roofline(threads);
   ThreadPool pool(threads);
   const Isa isa = select_isa();
   std::printf(

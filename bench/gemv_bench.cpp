@@ -13,7 +13,7 @@
 
 #include "core/aligned_buffer.h"
 #include "cpu/matmul.h"
-#include "roofline_probe.h"
+#include "cpu/roofline.h"
 
 namespace {
 
@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: gemv_bench [threads >= 1]\n");
     return 2;
   }
-  const bench::Roofline roofline = bench::measure_roofline(threads);
+  const Roofline roofline = measure_roofline(threads);
   ThreadPool pool(threads);
   const CpuKernels& kernels = cpu_kernels(select_isa());
   std::printf("gemv, 1 activation row, %d threads, kernel table %s, read bandwidth %.1f GB/s\n", threads,

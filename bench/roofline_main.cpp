@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "core/cpu_features.h"
-#include "roofline_probe.h"
+#include "cpu/roofline.h"
 
 int main(int argc, char** argv) {
   using namespace ember;
@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "roofline: needs at least AVX2 + FMA\n");
     return 1;
   }
-  const bench::Roofline r = bench::measure_roofline(cpu.usable_cpus);
+  const Roofline r = measure_roofline(cpu.usable_cpus);
   if (json) {
     std::printf(
         "{\"threads\": %d, \"read_gbs_1\": %.2f, \"read_gbs_all\": %.2f, \"fma_gflops\": %.1f, \"vnni_gops\": %.1f, "

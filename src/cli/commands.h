@@ -15,10 +15,14 @@ inline constexpr int kExitUsage = 2;  // bad command line
 // What the parsed subcommand does; set by the subcommand's parse callback, run after parsing.
 using CommandAction = std::function<int()>;
 
+// `ember bench -m MODEL [-p 512] [-n 128] [-r 5] [-t N] [-o md|csv|json]`.
+void add_bench_command(CLI::App& app, CommandAction& action);
 // `ember inspect FILE [--json] [--all]`.
 void add_inspect_command(CLI::App& app, CommandAction& action);
 // `ember quantize IN OUT TYPE [--pure] [--output-type T] [--token-embedding-type T] [--dry-run] ...`.
 void add_quantize_command(CLI::App& app, CommandAction& action);
+// `ember run -m FILE (-p TEXT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] ...`.
+void add_run_command(CLI::App& app, CommandAction& action);
 // `ember synth --preset NAME [--type TYPE] -o FILE [--seed N] [--vocab FILE] ...`.
 void add_synth_command(CLI::App& app, CommandAction& action);
 // `ember tokenize -m FILE [TEXT | -f FILE] [--ids | --pieces] [--no-bos] [--parse-special]`.

@@ -34,8 +34,10 @@ int main(int argc, char** argv) {
   });
 
   CommandAction action;
+  add_bench_command(app, action);
   add_inspect_command(app, action);
   add_quantize_command(app, action);
+  add_run_command(app, action);
   add_synth_command(app, action);
   add_tokenize_command(app, action);
 

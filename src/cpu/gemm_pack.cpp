@@ -264,18 +264,23 @@ void pack_int_group(const WeightMatrix& w, const PanelFormat& format, const Pane
   for (int r = 0; r < rows && g * rows + r < w.n_out; ++r) {  // padding rows stay zero
     decode_row_ints(w.dtype, static_cast<const std::byte*>(w.data) + (g * rows + r) * row_bytes, w.k, q.data(),
                     scale.data(), min.data());
+    // One k-group (k_group consecutive values of row r) moves as a unit; with nibbles, k-group j
+    // and k-group j + half share bytes (every q < 16, so the shift never crosses a byte).
+    const int n_kgroups = sub / k_group, half = n_kgroups / 2;
     for (int64_t s = 0; s < n_sub; ++s) {
       auto* dst = reinterpret_cast<uint8_t*>(group + s * sub_bytes);
-      const int half = sub / (2 * k_group);  // k-groups per nibble plane
-      for (int j = 0; j < sub; ++j) {
-        const uint8_t v = q[static_cast<size_t>(s * sub + j)];
-        const int kgroup = j / k_group;
-        if (format.nibbles) {
-          uint8_t& byte = dst[(kgroup % half) * rows * k_group + r * k_group + j % k_group];
-          byte = static_cast<uint8_t>(kgroup < half ? (byte & 0xF0) | v : (byte & 0x0F) | (v << 4));
-        } else {
-          dst[kgroup * rows * k_group + r * k_group + j % k_group] = v;
+      const uint8_t* src = q.data() + s * sub;
+      if (format.nibbles) {
+        for (int j = 0; j < half; ++j) {
+          uint8_t* out = dst + (j * rows + r) * k_group;
+          const uint8_t* lo = src + j * k_group;
+          const uint8_t* hi = src + (j + half) * k_group;
+          for (int e = 0; e < k_group; ++e) out[e] = static_cast<uint8_t>(lo[e] | (hi[e] << 4));
         }
+      } else if (k_group == 4) {
+        for (int j = 0; j < n_kgroups; ++j) std::memcpy(dst + (j * rows + r) * 4, src + j * 4, 4);
+      } else {
+        for (int j = 0; j < n_kgroups; ++j) std::memcpy(dst + (j * rows + r) * k_group, src + j * k_group, k_group);
       }
       auto* scales = reinterpret_cast<float*>(dst + rows * sub / (format.nibbles ? 2 : 1));
       scales[r] = scale[static_cast<size_t>(s)];

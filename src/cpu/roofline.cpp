@@ -13,8 +13,8 @@
 #include "core/aligned_buffer.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
-#include "roofline_kernels.h"
-#include "roofline_probe.h"
+#include "cpu/roofline_kernels.h"
+#include "cpu/roofline.h"
 
 namespace {
 
@@ -38,7 +38,7 @@ double median_seconds(const std::function<void()>& fn) {
 
 }  // namespace
 
-namespace ember::bench {
+namespace ember {
 
 Roofline measure_roofline(int n_threads) {
   Roofline result;
@@ -88,4 +88,4 @@ Roofline measure_roofline(int n_threads) {
   return result;
 }
 
-}  // namespace ember::bench
+}  // namespace ember

@@ -3,7 +3,7 @@
 // a fraction of them.
 #pragma once
 
-namespace ember::bench {
+namespace ember {
 
 struct Roofline {
   int threads = 0;
@@ -18,4 +18,4 @@ struct Roofline {
 // a 1 GiB buffer. Returns zeros on a CPU without AVX2 + FMA.
 Roofline measure_roofline(int threads);
 
-}  // namespace ember::bench
+}  // namespace ember

@@ -1,7 +1,7 @@
 // Roofline probe loops for AVX2 + FMA (this file alone is compiled with those flags).
 #include <immintrin.h>
 
-#include "roofline_kernels.h"
+#include "cpu/roofline_kernels.h"
 
 namespace ember::roofline {
 namespace {

@@ -1,7 +1,7 @@
 // Roofline probe loops for AVX-512 (this file alone is compiled with AVX-512 flags).
 #include <immintrin.h>
 
-#include "roofline_kernels.h"
+#include "cpu/roofline_kernels.h"
 
 namespace ember::roofline {
 namespace {

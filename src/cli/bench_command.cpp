@@ -1,0 +1,373 @@
+// `ember bench -m MODEL [-p 512] [-n 128] [-r 5] [-t N] [-o md|csv|json]`: llama-bench-like
+// throughput of prefill (ppN: N prompt tokens in one batch) and decode (tgN: N tokens one at a
+// time), each after a warm-up with the weights resident, with the achieved GB/s (decode) and
+// GFLOP/s (prefill) next to this machine's measured roofline.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/command_checks.h"
+#include "cli/commands.h"
+#include "cli/console.h"
+#include "cli/inspect_report.h"
+#include "cli/text_table.h"
+#include "core/timer.h"
+#include "cpu/roofline.h"
+#include "ember/error.h"
+#include "model/model.h"
+
+namespace ember::cli {
+namespace {
+
+struct BenchOptions {
+  std::vector<std::string> models;
+  std::vector<int> prompt_lengths{512};
+  std::vector<int> gen_lengths{128};
+  int repetitions = 5;
+  std::vector<int> threads{0};
+  int step_tokens = 512;
+  std::string output = "md";
+  bool roofline = true;
+};
+
+// What one model costs per token: matmul weights read by a decode step, and their FLOPs.
+struct ModelCost {
+  uint64_t matmul_bytes = 0;     // every layer's matrices and the output matrix
+  uint64_t matmul_params = 0;    // the same in weights (2 FLOP each per token)
+  uint64_t attention_width = 0;  // n_layer · n_head · head_dim: 4 FLOP each per (token, past token)
+};
+
+ModelCost model_cost(const Model& model) {
+  ModelCost cost;
+  const auto add = [&cost](const TensorView& t) {
+    if (t.data() == nullptr) return;
+    cost.matmul_bytes += t.n_bytes();
+    cost.matmul_params += static_cast<uint64_t>(t.n_elements());
+  };
+  for (const LayerWeights& l : model.weights().layers) {
+    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+  }
+  add(model.weights().output);
+  const ModelConfig& c = model.config();
+  cost.attention_width =
+      static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(c.n_head) * static_cast<uint64_t>(c.head_dim);
+  return cost;
+}
+
+// "Q4_K_M" from general.file_type, else the type of the first layer's attention output.
+std::string type_label(const Model& model) {
+  if (const auto id = model.file().get_optional<int64_t>("general.file_type")) {
+    if (const auto name = llama_ftype_name(*id)) {
+      std::string label(*name);
+      if (const size_t space = label.find(' '); space != std::string::npos) label.resize(space);
+      return label;
+    }
+  }
+  const TensorView& t = model.weights().layers.at(0).wo;
+  std::string name(dtype_name(t.dtype()));
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::toupper(ch); });
+  return name;
+}
+
+struct Result {
+  std::string model_path, model_name, type, isa;
+  uint64_t size_bytes = 0, params = 0;
+  int threads = 0;
+  std::string test;  // "pp512", "tg128"
+  int n_tokens = 0;
+  std::vector<double> tokens_per_second;  // one per repetition
+  double mean = 0, sd = 0, median = 0;
+  double rate = 0;        // GB/s (tg) or GFLOP/s (pp) at the median
+  double roofline = 0;    // the machine's limit in the same unit (0: not measured)
+  std::string rate_unit;  // "GB/s" or "GFLOP/s"
+};
+
+void summarize(Result& r) {
+  std::vector<double> v = r.tokens_per_second;
+  const auto n = static_cast<double>(v.size());
+  r.mean = std::accumulate(v.begin(), v.end(), 0.0) / n;
+  double ss = 0;
+  for (double x : v) ss += (x - r.mean) * (x - r.mean);
+  r.sd = v.size() > 1 ? std::sqrt(ss / (n - 1)) : 0.0;
+  std::sort(v.begin(), v.end());
+  r.median = v.size() % 2 == 1 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+class Bencher {
+ public:
+  Bencher(Model& model, int max_tokens) : model_(model) {
+    kv_ = std::make_unique<KvCache>(model.config(), model.kv_options(max_tokens + kKvBlockTokens));
+    std::mt19937_64 rng(42);
+    std::uniform_int_distribution<int32_t> id(0, model.config().n_vocab - 1);
+    tokens_.resize(static_cast<size_t>(max_tokens));
+    for (int32_t& t : tokens_) t = id(rng);
+  }
+
+  // Seconds for a prompt of n tokens in one batch (logits for its last row, as a prompt wants).
+  double prefill(int n) {
+    const SeqId seq = kv_->add_sequence();
+    Batch batch;
+    for (int i = 0; i < n; ++i) batch.add(tokens_[static_cast<size_t>(i)], i, seq, i + 1 == n);
+    Timer timer;
+    model_.forward(batch, *kv_);
+    const double seconds = timer.elapsed_seconds();
+    kv_->remove_sequence(seq);
+    return seconds;
+  }
+
+  // Seconds for n decode steps of one token each from an empty context.
+  double decode(int n) {
+    const SeqId seq = kv_->add_sequence();
+    Batch batch;
+    Timer timer;
+    for (int i = 0; i < n; ++i) {
+      batch.clear();
+      batch.add(tokens_[static_cast<size_t>(i)], i, seq, true);
+      model_.forward(batch, *kv_);
+    }
+    const double seconds = timer.elapsed_seconds();
+    kv_->remove_sequence(seq);
+    return seconds;
+  }
+
+ private:
+  Model& model_;
+  std::unique_ptr<KvCache> kv_;
+  std::vector<int32_t> tokens_;
+};
+
+double peak_for(const Roofline& roofline, DType type) {
+  switch (type) {
+    case DType::kF32:
+    case DType::kF16: return roofline.fma_gflops;
+    case DType::kBF16: return roofline.bf16_gflops > 0 ? roofline.bf16_gflops : roofline.fma_gflops;
+    default: return roofline.vnni_gops > 0 ? roofline.vnni_gops : roofline.fma_gflops;
+  }
+}
+
+std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, int threads,
+                                const std::optional<Roofline>& roofline) {
+  CpuBackendOptions backend_options;
+  backend_options.n_threads = threads;
+  CpuBackend backend(backend_options);
+  ModelOptions model_options;
+  model_options.max_step_tokens = o.step_tokens;
+  std::unique_ptr<Model> model = Model::load(path, backend, model_options);
+  const ModelCost cost = model_cost(*model);
+  const int max_pp = o.prompt_lengths.empty() ? 0 : *std::max_element(o.prompt_lengths.begin(), o.prompt_lengths.end());
+  const int max_tg = o.gen_lengths.empty() ? 0 : *std::max_element(o.gen_lengths.begin(), o.gen_lengths.end());
+  Bencher bencher(*model, std::max({max_pp, max_tg, 1}));
+  const DType main_type = model->weights().layers.at(0).wo.dtype();
+
+  Result base;
+  base.model_path = path;
+  base.model_name = model->config().name.empty() ? std::string(arch_name(model->config().arch)) : model->config().name;
+  base.type = type_label(*model);
+  base.isa = std::string(isa_name(backend.isa()));
+  base.size_bytes = model->weight_bytes();
+  base.params = model->parameter_count();
+  base.threads = backend.n_threads();
+
+  std::vector<Result> results;
+  for (int n : o.prompt_lengths) {
+    Result r = base;
+    r.test = fmt::format("pp{}", n);
+    r.n_tokens = n;
+    bencher.prefill(n);  // warm-up: pages in the weights, sizes the logits
+    for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.prefill(n));
+    summarize(r);
+    // Per prompt token: 2 FLOP per matmul weight and 4 per (head dim, earlier token) of attention,
+    // n/2 earlier tokens on average (the output matrix runs for one row only: left out).
+    const double output_params = static_cast<double>(model->weights().output.n_elements());
+    const double flop_per_token = 2.0 * (static_cast<double>(cost.matmul_params) - output_params) +
+                                  4.0 * static_cast<double>(cost.attention_width) * (n + 1) / 2.0;
+    r.rate = r.median * flop_per_token / 1e9;
+    r.rate_unit = "GFLOP/s";
+    if (roofline) r.roofline = peak_for(*roofline, main_type);
+    results.push_back(std::move(r));
+  }
+  for (int n : o.gen_lengths) {
+    Result r = base;
+    r.test = fmt::format("tg{}", n);
+    r.n_tokens = n;
+    bencher.decode(std::min(n, 4));  // warm-up
+    for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.decode(n));
+    summarize(r);
+    r.rate = r.median * static_cast<double>(cost.matmul_bytes) / 1e9;  // weights read per token
+    r.rate_unit = "GB/s";
+    if (roofline) r.roofline = roofline->read_gbs_all;
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+std::string roofline_cell(const Result& r) {
+  if (r.roofline <= 0) return fmt::format("{:.1f} {}", r.rate, r.rate_unit);
+  return fmt::format("{:.1f} {} ({:.0f}% of {:.0f})", r.rate, r.rate_unit, 100.0 * r.rate / r.roofline, r.roofline);
+}
+
+std::string render_md(const std::vector<Result>& results) {
+  std::vector<std::vector<std::string>> rows = {
+      {"model", "size", "params", "type", "isa", "threads", "test", "t/s", "median t/s", "throughput (of roofline)"}};
+  for (const Result& r : results) {
+    rows.push_back({r.model_name, human_bytes(r.size_bytes), human_count(r.params), r.type, r.isa,
+                    std::to_string(r.threads), r.test, fmt::format("{:.2f} ± {:.2f}", r.mean, r.sd),
+                    fmt::format("{:.2f}", r.median), roofline_cell(r)});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], text_width(row[i]));
+  }
+  const auto numeric = [](size_t col) { return col == 1 || col == 2 || col == 5 || col >= 7; };
+  std::string out;
+  for (size_t ri = 0; ri < rows.size(); ++ri) {
+    out += "|";
+    for (size_t i = 0; i < rows[ri].size(); ++i) {
+      const std::string& cell = rows[ri][i];
+      const std::string pad(width[i] - text_width(cell), ' ');
+      const bool right = numeric(i) && ri > 0;
+      out += ' ';
+      out += right ? pad : cell;
+      out += right ? cell : pad;
+      out += " |";
+    }
+    out += "\n";
+    if (ri == 0) {
+      out += "|";
+      for (size_t i = 0; i < width.size(); ++i) {
+        out.append(width[i] + 1, '-');
+        out += numeric(i) ? ":|" : "-|";
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+std::string render_csv(const std::vector<Result>& results) {
+  std::string out =
+      "model_path,model,type,isa,size_bytes,params,threads,test,n_tokens,avg_ts,stddev_ts,median_ts,samples_ts,"
+      "rate,rate_unit,roofline\n";
+  for (const Result& r : results) {
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},\"{:.4f}\",{:.3f},{},{:.3f}\n",
+                       csv_field(r.model_path), csv_field(r.model_name), r.type, r.isa, r.size_bytes, r.params,
+                       r.threads, r.test, r.n_tokens, r.mean, r.sd, r.median, fmt::join(r.tokens_per_second, ","),
+                       r.rate, r.rate_unit, r.roofline);
+  }
+  return out;
+}
+
+std::string render_json(const std::vector<Result>& results, const std::vector<Roofline>& rooflines) {
+  nlohmann::json j;
+  j["results"] = nlohmann::json::array();
+  for (const Result& r : results) {
+    j["results"].push_back({{"model_path", r.model_path},
+                            {"model", r.model_name},
+                            {"type", r.type},
+                            {"isa", r.isa},
+                            {"size_bytes", r.size_bytes},
+                            {"params", r.params},
+                            {"threads", r.threads},
+                            {"test", r.test},
+                            {"n_tokens", r.n_tokens},
+                            {"avg_ts", r.mean},
+                            {"stddev_ts", r.sd},
+                            {"median_ts", r.median},
+                            {"samples_ts", r.tokens_per_second},
+                            {"rate", r.rate},
+                            {"rate_unit", r.rate_unit},
+                            {"roofline", r.roofline}});
+  }
+  // The machine's limits, one entry per thread count measured (none with --no-roofline).
+  j["rooflines"] = nlohmann::json::array();
+  for (const Roofline& r : rooflines) {
+    j["rooflines"].push_back({{"threads", r.threads},
+                              {"read_gbs_1", r.read_gbs_1},
+                              {"read_gbs_all", r.read_gbs_all},
+                              {"fma_gflops", r.fma_gflops},
+                              {"vnni_gops", r.vnni_gops},
+                              {"bf16_gflops", r.bf16_gflops}});
+  }
+  return j.dump(2) + "\n";
+}
+
+int run_bench(const BenchOptions& o) {
+  // Progress notes only on a terminal: piped runs print the table (or nothing and one error line).
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  std::vector<Result> results;
+  std::vector<Roofline> rooflines;
+  for (int requested : o.threads) {
+    std::optional<Roofline> roofline;
+    const int threads = resolve_threads(requested);
+    if (o.roofline) {
+      if (tty) write_stderr(fmt::format("measuring this machine's roofline on {} threads...\n", threads));
+      roofline = measure_roofline(threads);
+      if (roofline->read_gbs_all <= 0) roofline.reset();  // a CPU without AVX2: not measured
+      if (roofline) rooflines.push_back(*roofline);
+    }
+    for (const std::string& path : o.models) {
+      if (tty) write_stderr(fmt::format("benchmarking {} on {} threads...\n", path, threads));
+      for (Result& r : bench_model(o, path, threads, roofline)) results.push_back(std::move(r));
+    }
+  }
+  write_stdout(o.output == "json"  ? render_json(results, rooflines)
+               : o.output == "csv" ? render_csv(results)
+                                   : render_md(results));
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, CommandAction& action) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Measure prefill and decode throughput (like llama-bench)");
+  cmd->add_option("-m,--model", o->models, "Model GGUF file(s)")->required()->delimiter(',');
+  cmd->add_option("-p,--n-prompt", o->prompt_lengths, "Prompt lengths to prefill in one batch (ppN), comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("-n,--n-gen", o->gen_lengths, "Tokens to decode one at a time (tgN), comma separated")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("-r,--repetitions", o->repetitions, "Timed runs of each test (after one warm-up)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", o->threads, "Thread counts, comma separated (0: every usable CPU)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
+      ->capture_default_str();
+  cmd->add_option("-u,--ubatch", o->step_tokens, "Rows per forward step (longer prompts run in steps of this)")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "Output format")
+      ->check(CLI::IsMember({"md", "csv", "json"}))
+      ->capture_default_str();
+  cmd->add_flag(
+      "--no-roofline", [o](int64_t) { o->roofline = false; },
+      "Skip measuring the machine's bandwidth and compute peaks (a few seconds, 1 GiB)");
+  cmd->footer(
+      "t/s is the mean ± sample standard deviation over the repetitions. Decode rates count the matmul\n"
+      "weights each token reads (GB/s, against the all-thread read bandwidth); prefill rates count 2 FLOP\n"
+      "per weight and the attention products (GFLOP/s, against the int8 VNNI peak for quantized weights,\n"
+      "the FP32 FMA peak for F32 / F16, the BF16 peak for BF16).\n"
+      "Exit codes: 0 success, 1 error, 2 bad command line.");
+  cmd->callback([&action, o] { action = [o] { return run_bench(*o); }; });
+}
+
+}  // namespace ember::cli

@@ -1,0 +1,113 @@
+// End-to-end tests of `ember bench`: the pp/tg results in each output format (md, csv, json), the
+// roofline columns, and bad options failing with one line.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/cli_run.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+using test::ember;
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(BenchCli, JsonHasEveryTestWithItsSamples) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K-Q8_0.gguf").string();
+  const test::RunResult r =
+      ember({"bench", "-m", model, "-p", "16,32", "-n", "8", "-r", "3", "-t", "1", "-o", "json", "--no-roofline"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 3u);
+  const std::vector<std::string> tests = {"pp16", "pp32", "tg8"};
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& res = j["results"][i];
+    SCOPED_TRACE(tests[i]);
+    EXPECT_EQ(res["test"], tests[i]);
+    EXPECT_EQ(res["threads"], 1);
+    EXPECT_EQ(res["model_path"], model);
+    EXPECT_GT(res["params"].get<uint64_t>(), 200'000u);
+    EXPECT_FALSE(res["type"].get<std::string>().empty());
+    const auto samples = res["samples_ts"].get<std::vector<double>>();
+    ASSERT_EQ(samples.size(), 3u);
+    for (double s : samples) EXPECT_GT(s, 0.0);
+    const double mean = res["avg_ts"].get<double>(), median = res["median_ts"].get<double>();
+    EXPECT_GE(median, *std::min_element(samples.begin(), samples.end()));
+    EXPECT_LE(median, *std::max_element(samples.begin(), samples.end()));
+    EXPECT_NEAR(mean, (samples[0] + samples[1] + samples[2]) / 3, 1e-6 * mean);
+    EXPECT_EQ(res["rate_unit"], i < 2 ? "GFLOP/s" : "GB/s");
+    EXPECT_GT(res["rate"].get<double>(), 0.0);
+    EXPECT_EQ(res["roofline"].get<double>(), 0.0);  // --no-roofline
+  }
+  EXPECT_TRUE(j["rooflines"].empty());
+}
+
+TEST(BenchCli, MarkdownAndCsvTables) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K.gguf").string();
+  const test::RunResult md = ember({"bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "--no-roofline"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  const auto md_lines = lines_of(md.out);
+  ASSERT_EQ(md_lines.size(), 4u) << md.out;  // header, rule, pp8, tg4
+  EXPECT_NE(md_lines[0].find("| model"), std::string::npos);
+  EXPECT_NE(md_lines[0].find("t/s"), std::string::npos);
+  EXPECT_EQ(md_lines[1].find("|-"), 0u);
+  EXPECT_NE(md_lines[2].find("pp8"), std::string::npos);
+  EXPECT_NE(md_lines[3].find("tg4"), std::string::npos);
+  EXPECT_NE(md_lines[3].find("GB/s"), std::string::npos);
+
+  const test::RunResult csv =
+      ember({"bench", "-m", model, "-p", "8", "-n", "4", "-r", "2", "-o", "csv", "--no-roofline"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  const auto csv_lines = lines_of(csv.out);
+  ASSERT_EQ(csv_lines.size(), 3u) << csv.out;
+  EXPECT_EQ(csv_lines[0].rfind("model_path,model,type,", 0), 0u);
+  EXPECT_NE(csv_lines[1].find(",pp8,8,"), std::string::npos) << csv_lines[1];
+  EXPECT_NE(csv_lines[2].find(",tg4,4,"), std::string::npos) << csv_lines[2];
+}
+
+// With the roofline measured, each rate comes with the machine's limit in the same unit.
+TEST(BenchCli, RooflineColumns) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K-Q8_0.gguf").string();
+  const test::RunResult r = ember({"bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rooflines"].size(), 1u);
+  const auto& roofline = j["rooflines"][0];
+  EXPECT_EQ(roofline["threads"], 1);
+  EXPECT_GT(roofline["read_gbs_all"].get<double>(), 0.1);
+  EXPECT_EQ(j["results"][1]["roofline"].get<double>(), roofline["read_gbs_all"].get<double>());
+  EXPECT_GT(j["results"][0]["roofline"].get<double>(), 1.0);  // GFLOP/s peak
+}
+
+TEST(BenchCli, BadInputFailsWithOneLine) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K.gguf").string();
+  const auto expect_failure = [](const std::vector<std::string>& args, int code, const std::string& text) {
+    const test::RunResult r = ember(args);
+    EXPECT_EQ(r.exit_code, code) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  };
+  expect_failure({"bench", "-m", "/nonexistent/model.gguf", "--no-roofline"}, 1, "/nonexistent/model.gguf");
+  expect_failure({"bench", "-m", model, "-o", "xml"}, 2, "xml");
+  expect_failure({"bench", "-m", model, "-p", "0"}, 2, "-p");
+  expect_failure({"bench", "-m", model, "-n", "abc"}, 2, "abc");
+  expect_failure({"bench", "-m", model, "-r", "0"}, 2, "-r");
+  expect_failure({"bench"}, 2, "--model");
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,368 @@
+// End-to-end tests of `ember run` on the stories260K model: llama.cpp's greedy text, reproducible
+// seeds, the stats panel, the stop conditions, Ctrl-C (once: stop and print the stats; twice:
+// quit), and bad input failing with one line.
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cli/cli_run.h"
+#include "gguf/gguf_reader.h"
+#include "gguf/gguf_writer.h"
+#include "support/test_data.h"
+#include "tokenizer/tokenizer.h"
+
+extern char** environ;
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+using test::ember;
+
+const char* const kStories = "models/stories260K/stories260K.gguf";
+const char* const kPrompt = "Once upon a time";
+// llama.cpp's greedy text for the prompt (llama-simple, ../shared/data/models/stories260K/reference).
+const std::string kGreedyText =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// The words of the piped stats line for `label` ("  prefill     5  tokens ..."), the label first;
+// empty when there is no such line.
+std::vector<std::string> stats_row(const std::string& err, const std::string& label) {
+  for (const std::string& line : lines_of(err)) {
+    if (line.rfind("  " + label + " ", 0) != 0) continue;
+    std::vector<std::string> words;
+    std::istringstream in(line.substr(2 + label.size()));
+    for (std::string w; in >> w;) words.push_back(w);
+    words.insert(words.begin(), label);
+    return words;
+  }
+  return {};
+}
+
+std::string stats_value(const std::string& err, const std::string& label) {
+  for (const std::string& line : lines_of(err)) {
+    if (line.rfind("  " + label + " ", 0) == 0) {
+      const size_t at = line.find_first_not_of(' ', 2 + label.size());
+      return at == std::string::npos ? "" : line.substr(at);
+    }
+  }
+  return "";
+}
+
+test::RunResult run(const fs::path& model, std::vector<std::string> args) {
+  args.insert(args.begin(), {"run", "-m", model.string()});
+  return ember(args);
+}
+
+TEST(RunCli, GreedyTextIsLlamaCppsOnAnyThreadCount) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
+  EXPECT_EQ(r.out.back(), '\n');
+  const auto one_thread = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "-t", "1"});
+  EXPECT_EQ(one_thread.out, r.out);
+  // The quantized files take the same path (llama.cpp's Q8_0 text starts the same way).
+  const auto q8 = run(data / "models/stories260K/stories260K-Q8_0.gguf", {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  ASSERT_EQ(q8.exit_code, 0) << q8.err;
+  EXPECT_EQ(q8.out.rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << q8.out;
+}
+
+TEST(RunCli, SameSeedGivesTheSameTextAndTheRandomSeedIsShown) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::vector<std::string> args = {"-p", kPrompt, "-n", "60", "--seed", "42"};
+  const auto a = run(data / kStories, args);
+  const auto b = run(data / kStories, args);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(stats_value(a.err, "sampler").find("seed 42"), std::string::npos) << a.err;
+  const auto other = run(data / kStories, {"-p", kPrompt, "-n", "60", "--seed", "43"});
+  EXPECT_NE(a.out, other.out);  // 60 sampled tokens: equal only by a tiny chance
+
+  // Without --seed: a random seed, printed so that the run can be repeated.
+  const auto random = run(data / kStories, {"-p", kPrompt, "-n", "60"});
+  ASSERT_EQ(random.exit_code, 0) << random.err;
+  const std::string sampler = stats_value(random.err, "sampler");
+  const size_t at = sampler.find("seed ");
+  ASSERT_NE(at, std::string::npos) << random.err;
+  const auto again = run(data / kStories, {"-p", kPrompt, "-n", "60", "--seed", sampler.substr(at + 5)});
+  EXPECT_EQ(again.out, random.out);
+}
+
+TEST(RunCli, PipedStatsArePlainLinesWithEveryField) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 12u) << r.err;
+  EXPECT_EQ(lines[0], "ember run stats:");
+  EXPECT_EQ(r.err.find("\xE2\x94"), std::string::npos) << "box drawing on a pipe";
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << "escape sequences on a pipe";
+
+  EXPECT_EQ(stats_value(r.err, "model"), "llama, llama, F32, 292.80K params");
+  EXPECT_NE(stats_value(r.err, "backend").find(" threads"), std::string::npos) << r.err;
+  // BOS + 4 prompt tokens in one step; 40 tokens sampled, the first from the prompt's logits.
+  const auto prefill = stats_row(r.err, "prefill");
+  ASSERT_EQ(prefill.size(), 7u) << r.err;
+  EXPECT_EQ(prefill[1], "5");
+  EXPECT_EQ(prefill[4], "ms");
+  EXPECT_EQ(prefill[6], "tok/s");
+  const auto decode = stats_row(r.err, "decode");
+  ASSERT_EQ(decode.size(), 7u) << r.err;
+  EXPECT_EQ(decode[1], "39");
+  EXPECT_EQ(decode[6], "tok/s");
+  const auto sampling = stats_row(r.err, "sampling");
+  ASSERT_EQ(sampling.size(), 7u) << r.err;
+  EXPECT_EQ(sampling[1], "40");
+  EXPECT_EQ(sampling[6], "µs/token");
+  const auto total = stats_row(r.err, "total");
+  ASSERT_EQ(total.size(), 7u) << r.err;
+  EXPECT_EQ(total[1], "40");
+  EXPECT_EQ(total[2], "generated");
+  EXPECT_GE(std::stod(total[3]), std::stod(decode[3]));
+  EXPECT_NE(stats_value(r.err, "load").find(" ms"), std::string::npos);
+  EXPECT_EQ(stats_value(r.err, "weights"), "1.12 MiB mapped, 0 B repacked");  // F32: nothing to repack
+  EXPECT_EQ(stats_value(r.err, "KV cache"), "80.00 KiB (128 tokens, f16)");   // the model's 128-token context
+  EXPECT_EQ(stats_value(r.err, "sampler"), "greedy (--temp 0)");
+  EXPECT_EQ(stats_value(r.err, "stopped"), "token limit (-n 40)");
+}
+
+TEST(RunCli, StopsWhenTheContextIsFull) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  // 5 prompt tokens in a 16-token context: 11 more fit, and the 12th is printed without a slot.
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "-1", "-c", "16"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(stats_value(r.err, "stopped"), "context full (16 tokens, --ctx-size)");
+  EXPECT_EQ(stats_row(r.err, "total").at(1), "12");
+  EXPECT_EQ(stats_row(r.err, "decode").at(1), "11");
+  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl", 0), 0u) << r.out;
+  // -n 0 runs the prompt only.
+  const auto none = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "0"});
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(none.out, std::string(kPrompt) + "\n");
+  EXPECT_EQ(stats_row(none.err, "sampling").at(1), "0");
+}
+
+// A copy of stories260K whose end-of-sequence token is `eos_text`: greedy generation stops there.
+fs::path stories_with_eos(const fs::path& data, const std::string& eos_text) {
+  const GgufFile in = GgufFile::open((data / kStories).string());
+  const Tokenizer tokenizer = Tokenizer::from_gguf(in);
+  const std::optional<TokenId> eos = tokenizer.vocab().find(eos_text);
+  EXPECT_TRUE(eos.has_value()) << eos_text;
+  GgufWriter w;
+  for (const GgufKeyValue& kv : in.metadata()) {
+    if (kv.key != "tokenizer.ggml.eos_token_id") w.add_value(kv.key, kv.value);
+  }
+  w.add<uint32_t>("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(eos.value_or(2)));
+  for (const GgufTensorInfo& t : in.tensors()) {
+    w.add_tensor(t.name, t.dtype, t.shape(), std::span(in.tensor_data(t), t.n_bytes));
+  }
+  const fs::path out = test::temp_dir("run_cli_eos") / "stories-eos.gguf";
+  w.write_file(out.string());
+  return out;
+}
+
+TEST(RunCli, StopsAtAnEndOfGenerationToken) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path model = stories_with_eos(data, "\xE2\x96\x81Lily");  // "▁Lily", the 10th greedy token
+  const auto r = run(model, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Once upon a time, there was a little girl named\n");
+  EXPECT_EQ(stats_value(r.err, "stopped"), "end-of-generation token");
+  EXPECT_EQ(stats_row(r.err, "total").at(1), "9");  // ",", " there", ..., " g", "ir", "l", " named"
+  EXPECT_EQ(stats_row(r.err, "sampling").at(1), "10");
+}
+
+TEST(RunCli, PromptFromAFileOrStandardInput) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path file = test::temp_dir("run_cli_prompt") / "prompt.txt";
+  std::ofstream(file) << kPrompt << "\n";  // the editor's final newline is dropped
+  const auto r = run(data / kStories, {"--temp", "0", "-f", file.string(), "-n", "40"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
+  const auto in =
+      test::ember_with_stdin({"run", "-m", (data / kStories).string(), "--temp", "0", "-f", "-", "-n", "40"}, kPrompt);
+  ASSERT_EQ(in.exit_code, 0) << in.err;
+  EXPECT_EQ(in.out, r.out);
+}
+
+TEST(RunCli, BadInputFailsWithOneLine) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / kStories).string();
+  const std::string missing = (test::temp_dir("run_cli_bad") / "missing.gguf").string();
+  const std::vector<std::pair<std::vector<std::string>, int>> cases = {
+      {{"run", "-m", missing, "-p", kPrompt}, 1},
+      {{"run", "-m", model, "-p", kPrompt, "-n", "abc"}, 2},
+      {{"run", "-m", model, "-p", kPrompt, "-n", "-2"}, 2},
+      {{"run", "-m", model, "-p", ""}, 1},
+      {{"run", "-m", model}, 2},
+      {{"run", "-m", model, "-p", kPrompt, "-f", missing}, 2},
+      {{"run", "-m", model, "-f", missing}, 1},
+      {{"run", "-m", model, "-p", kPrompt, "-c", "5"}, 1},  // 5 prompt tokens fill a 5-token context
+      {{"run", "-m", model, "-p", kPrompt, "--top-p", "0"}, 2},
+      {{"run", "-m", model, "-p", kPrompt, "--top-k", "-1"}, 2},
+      {{"run", "-m", model, "-p", kPrompt, "--temp", "nan"}, 2},
+      {{"run", "-m", model, "-p", kPrompt, "-t", "-3"}, 2},
+      {{"run", "-p", kPrompt}, 2},
+  };
+  for (const auto& [args, code] : cases) {
+    const auto r = ember(args);
+    SCOPED_TRACE(r.err);
+    EXPECT_EQ(r.exit_code, code);
+    EXPECT_EQ(std::ranges::count(r.err, '\n'), 1);
+    EXPECT_EQ(r.err.rfind("ember: error: ", 0), 0u);
+    EXPECT_EQ(r.out, "");
+  }
+  EXPECT_NE(ember({"run", "-m", missing, "-p", kPrompt}).err.find("missing.gguf"), std::string::npos);
+  EXPECT_NE(ember({"run", "-m", model, "-p", ""}).err.find("the prompt is empty"), std::string::npos);
+}
+
+// `ember ARGS` with stdout on a pipe of `pipe_bytes` (read as it comes) and stderr in a file.
+class PipedEmber {
+ public:
+  PipedEmber(const std::vector<std::string>& args, const fs::path& err_path, int pipe_bytes) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;
+    ::fcntl(fds[1], F_SETPIPE_SZ, pipe_bytes);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<std::string> argv_strings = {EMBER_CLI_PATH};
+    argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : argv_strings) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    // Default dispositions and no blocked signal, whatever the test runner has: ember decides.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    if (posix_spawn(&pid_, argv[0], &actions, &attr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    ::close(fds[1]);
+    out_fd_ = fds[0];
+  }
+  ~PipedEmber() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait_status();
+    }
+    if (out_fd_ >= 0) ::close(out_fd_);
+  }
+  PipedEmber(const PipedEmber&) = delete;
+  PipedEmber& operator=(const PipedEmber&) = delete;
+
+  bool started() const noexcept { return pid_ > 0; }
+  void signal(int sig) const { ::kill(pid_, sig); }
+
+  // Bytes from stdout: waits up to `timeout` for some; "" at the end of the output or on timeout.
+  std::string read_some(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    pollfd p{out_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
+    char buffer[4096];
+    const ssize_t n = ::read(out_fd_, buffer, sizeof buffer);
+    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+  }
+  std::string read_rest() {
+    std::string out;
+    for (std::string s = read_some(); !s.empty(); s = read_some()) out += s;
+    return out;
+  }
+  // Bytes waiting in the pipe.
+  int pending() const {
+    int n = 0;
+    ::ioctl(out_fd_, FIONREAD, &n);
+    return n;
+  }
+  int wait_status() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) continue;
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+};
+
+// A random-weight model never says its end-of-sequence token (greedy repeats a token), and a
+// context of 32768 gives it minutes of work: only Ctrl-C ends these runs.
+std::vector<std::string> endless_run(const fs::path& data, const fs::path& dir) {
+  const fs::path model = dir / "tiny.gguf";
+  const auto synth = ember({"synth", "--preset", "tiny", "-o", model.string(), "--data-dir", data.string()});
+  EXPECT_EQ(synth.exit_code, 0) << synth.err;
+  return {"run", "-m", model.string(), "--temp", "0", "-p", kPrompt, "-n", "-1", "-c", "32768", "-t", "1"};
+}
+
+TEST(RunCli, CtrlCStopsAfterTheCurrentTokenAndPrintsTheStats) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path dir = test::temp_dir("run_cli_sigint");
+  PipedEmber p(endless_run(data, dir), dir / "err", 1 << 16);
+  ASSERT_TRUE(p.started());
+  std::string out = p.read_some();  // the prompt is printed once the Ctrl-C handler is in place
+  ASSERT_FALSE(out.empty());
+  p.signal(SIGINT);
+  out += p.read_rest();
+  const int status = p.wait_status();
+  const std::string err = test::read_file(dir / "err");
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "\n" << err;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << err;
+  EXPECT_EQ(out.rfind(kPrompt, 0), 0u);
+  EXPECT_EQ(out.back(), '\n');
+  EXPECT_EQ(stats_value(err, "stopped"), "interrupted (Ctrl-C)") << err;
+  EXPECT_NE(stats_value(err, "decode"), "");
+}
+
+TEST(RunCli, ASecondCtrlCEndsTheProcess) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path dir = test::temp_dir("run_cli_sigint2");
+  // A one-page pipe the test stops reading: ember blocks in a write, where no token ends, so the
+  // first Ctrl-C cannot finish the run before the second one comes.
+  PipedEmber p(endless_run(data, dir), dir / "err", 4096);
+  ASSERT_TRUE(p.started());
+  ASSERT_FALSE(p.read_some().empty());
+  int last = -1;
+  for (int i = 0, stable = 0; stable < 5 && i < 600; ++i) {  // full: nothing added for 5 x 100 ms
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const int now = p.pending();
+    stable = now == last && now > 0 ? stable + 1 : 0;
+    last = now;
+  }
+  p.signal(SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  p.signal(SIGINT);
+  p.read_rest();
+  const int status = p.wait_status();
+  ASSERT_TRUE(WIFSIGNALED(status)) << "exit code " << WEXITSTATUS(status) << "\n" << test::read_file(dir / "err");
+  EXPECT_EQ(WTERMSIG(status), SIGINT);
+}
+
+}  // namespace
+}  // namespace ember
