@@ -13,8 +13,8 @@
 #include "core/aligned_buffer.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
-#include "cpu/roofline_kernels.h"
 #include "cpu/roofline.h"
+#include "cpu/roofline_kernels.h"
 
 namespace {
 
