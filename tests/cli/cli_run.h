@@ -1,6 +1,7 @@
 // Running the `ember` binary (or any program) as a subprocess in CLI tests, output captured.
 #pragma once
 
+#include <spawn.h>
 #include <sys/types.h>
 
 #include <filesystem>
@@ -14,6 +15,11 @@ struct RunResult {
   std::string out;
   std::string err;
 };
+
+// Starts args[0] (searched in PATH) with `actions` applied, every signal at its default disposition
+// and none blocked, whatever the test runner ignores or blocks: the commands under test decide for
+// themselves how to handle Ctrl-C. Returns the pid, or -1 when the process cannot start.
+pid_t spawn_with_default_signals(const std::vector<std::string>& args, const posix_spawn_file_actions_t& actions);
 
 // Runs args[0] (searched in PATH) with stdin from `stdin_path` (/dev/null by default) and
 // stdout/stderr captured separately.

@@ -13,7 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "model/forward_test_support.h"
 #include "model/model.h"
+#include "support/stories_data.h"
 #include "support/test_data.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,7 +23,7 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
-using Logits = std::vector<std::vector<float>>;
+using test::Logits;
 
 const char* const kStories = "models/stories260K/";
 
@@ -41,24 +43,8 @@ Loaded load(const fs::path& path, Isa isa, DType kv_type, int32_t max_step_token
   return l;
 }
 
-// Logits of every position of `tokens`: one batch (prefill) or one token per forward (decode).
 Logits run(Loaded& l, const std::vector<int32_t>& tokens, bool decode) {
-  const SeqId seq = l.kv->add_sequence();
-  const int64_t n_vocab = l.model->config().n_vocab;
-  Logits out;
-  Batch batch;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    batch.add(tokens[i], static_cast<int32_t>(i), seq, true);
-    if (!decode && i + 1 < tokens.size()) continue;
-    const std::span<const float> logits = l.model->forward(batch, *l.kv);
-    for (size_t r = 0; r < batch.size(); ++r) {
-      out.emplace_back(logits.begin() + static_cast<int64_t>(r) * n_vocab,
-                       logits.begin() + static_cast<int64_t>(r + 1) * n_vocab);
-    }
-    batch.clear();
-  }
-  l.kv->remove_sequence(seq);
-  return out;
+  return test::run_tokens(*l.model, *l.kv, tokens, decode);
 }
 
 template <typename T>
@@ -72,27 +58,9 @@ double max_abs_diff(const Logits& a, const std::vector<std::vector<T>>& b) {
   return m;
 }
 
-struct RunC {
-  std::vector<int32_t> prompt, greedy, inputs;
-  std::vector<std::vector<double>> logits;
-};
-
-RunC load_run_c(const fs::path& data) {
-  std::ifstream in(data / kStories / "reference/llama2c_run_c_greedy_once_upon_a_time.json");
-  const auto j = nlohmann::json::parse(in);
-  RunC r;
-  r.prompt = j["prompt_tokens"].get<std::vector<int32_t>>();
-  r.greedy = j["greedy_tokens"].get<std::vector<int32_t>>();
-  for (const auto& step : j["steps"]) {
-    r.inputs.push_back(step["input"].get<int32_t>());
-    r.logits.push_back(step["logits"].get<std::vector<double>>());
-  }
-  return r;
-}
-
 TEST(ForwardStories, F32LogitsEqualRunCInPrefillAndDecodeOnEveryIsa) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const RunC run_c = load_run_c(data);
+  const test::StoriesRunC run_c = test::load_stories_run_c(data);
   ASSERT_EQ(run_c.inputs.size(), 52u);
   for (Isa isa : supported_isas()) {
     SCOPED_TRACE(isa_name(isa));
@@ -208,30 +176,13 @@ TEST(ForwardTinyLlama, LogitsAgreeWithLlamaCppInEveryType) {
   }
 }
 
-// llama-simple's greedy text per file name (the "### name" sections), trailing newlines removed.
-std::map<std::string, std::string> load_llama_cpp_texts(const fs::path& data) {
-  const std::string all =
-      test::read_file(data / kStories / "reference/llama_cpp_llama-simple_greedy_once_upon_a_time.txt");
-  std::map<std::string, std::string> texts;
-  size_t at = all.find("### ");
-  while (at != std::string::npos) {
-    const size_t name_end = all.find('\n', at);
-    const size_t next = all.find("\n### ", name_end);
-    std::string body = all.substr(name_end + 1, next == std::string::npos ? std::string::npos : next - name_end - 1);
-    while (!body.empty() && body.back() == '\n') body.pop_back();
-    texts[all.substr(at + 4, name_end - at - 4)] = body;
-    at = next == std::string::npos ? next : next + 1;
-  }
-  return texts;
-}
-
 // Greedy decoding as `ember run` does it (F16 KV cache, the prompt in one step, then one token per
 // step) gives llama.cpp's text for every file, Q4_0's different continuation included.
 TEST(ForwardStories, GreedyTextEqualsLlamaCppForEveryType) {
   // llama-simple prints "<s>" and then every piece, the first one's space included.
   const DecodeOptions kKeepSpace{.render_special = false, .strip_space_prefix = false};
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto texts = load_llama_cpp_texts(data);
+  const auto texts = test::load_stories_llama_cpp_texts(data);
   ASSERT_EQ(texts.size(), 4u);
   for (const auto& [name, expected] : texts) {
     SCOPED_TRACE(name);

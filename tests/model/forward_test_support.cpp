@@ -32,18 +32,22 @@ Logits rows_of(std::span<const float> logits, int64_t n_vocab, size_t begin, siz
 }
 
 Logits run_sequence(TwinModels& m, const std::vector<int32_t>& tokens, bool decode) {
-  const SeqId seq = m.kv->add_sequence();
-  const int64_t n_vocab = m.model->config().n_vocab;
+  return run_tokens(*m.model, *m.kv, tokens, decode);
+}
+
+Logits run_tokens(Model& model, KvCache& kv, const std::vector<int32_t>& tokens, bool decode) {
+  const SeqId seq = kv.add_sequence();
+  const int64_t n_vocab = model.config().n_vocab;
   Logits out;
   Batch batch;
   for (size_t i = 0; i < tokens.size(); ++i) {
     batch.add(tokens[i], static_cast<int32_t>(i), seq, true);
     if (!decode && i + 1 < tokens.size()) continue;
-    const Logits rows = rows_of(m.model->forward(batch, *m.kv), n_vocab, 0, batch.size());
+    const Logits rows = rows_of(model.forward(batch, kv), n_vocab, 0, batch.size());
     out.insert(out.end(), rows.begin(), rows.end());
     batch.clear();
   }
-  m.kv->remove_sequence(seq);
+  kv.remove_sequence(seq);
   return out;
 }
 

@@ -38,7 +38,10 @@ struct TwinModels {
   static TwinModels make(const RandomModelSpec& spec, const TwinOptions& options = {});
 };
 
-// Logits of every row of `tokens` as a new sequence: in one forward() (prefill) or one per token.
+// Logits of every row of `tokens` as a new sequence of `kv` (removed afterwards): in one forward()
+// (prefill) or one per token (decode).
+Logits run_tokens(Model& model, KvCache& kv, const std::vector<int32_t>& tokens, bool decode);
+// The same on the ember side of twin models.
 Logits run_sequence(TwinModels& m, const std::vector<int32_t>& tokens, bool decode);
 
 // n random token ids below n_vocab.

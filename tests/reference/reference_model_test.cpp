@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/stories_data.h"
 #include "support/test_data.h"
 
 namespace ember {
@@ -23,26 +24,6 @@ using Logits = std::vector<std::vector<double>>;
 // ---- stories260K against llama2.c and llama.cpp ----
 
 const char* const kStories = "models/stories260K/";
-
-// llama2.c run.c's float32 run: the inputs of each step (prompt, then greedy tokens) and its logits.
-struct RunC {
-  std::vector<int32_t> prompt, greedy, inputs;
-  Logits logits;  // [step][512]
-};
-
-RunC load_run_c(const fs::path& data) {
-  std::ifstream in(data / kStories / "reference/llama2c_run_c_greedy_once_upon_a_time.json");
-  const auto j = nlohmann::json::parse(in);
-  RunC r;
-  r.prompt = j["prompt_tokens"].get<std::vector<int32_t>>();
-  r.greedy = j["greedy_tokens"].get<std::vector<int32_t>>();
-  for (const auto& step : j["steps"]) {
-    EXPECT_EQ(step["pos"].get<size_t>(), r.inputs.size());
-    r.inputs.push_back(step["input"].get<int32_t>());
-    r.logits.push_back(step["logits"].get<std::vector<double>>());
-  }
-  return r;
-}
 
 // The text of `tokens` as llama.cpp's llama-simple prints it: SentencePiece pieces with ▁ as a
 // space and <0xNN> as that byte, control tokens (<s>) verbatim.
@@ -67,26 +48,9 @@ std::string detokenize(const GgufFile& file, const std::vector<int32_t>& tokens)
   return text;
 }
 
-// llama-simple's greedy text per file name (the "### name" sections), trailing newlines removed.
-std::map<std::string, std::string> load_llama_cpp_texts(const fs::path& data) {
-  const std::string all =
-      test::read_file(data / kStories / "reference/llama_cpp_llama-simple_greedy_once_upon_a_time.txt");
-  std::map<std::string, std::string> texts;
-  size_t at = all.find("### ");
-  while (at != std::string::npos) {
-    const size_t name_end = all.find('\n', at);
-    const size_t next = all.find("\n### ", name_end);
-    std::string body = all.substr(name_end + 1, next == std::string::npos ? std::string::npos : next - name_end - 1);
-    while (!body.empty() && body.back() == '\n') body.pop_back();
-    texts[all.substr(at + 4, name_end - at - 4)] = body;
-    at = next == std::string::npos ? next : next + 1;
-  }
-  return texts;
-}
-
 TEST(ReferenceModelStories, F32LogitsEqualRunCAtEveryPosition) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const RunC run_c = load_run_c(data);
+  const test::StoriesRunC run_c = test::load_stories_run_c(data);
   ASSERT_EQ(run_c.inputs.size(), 52u);
   const GgufFile file = GgufFile::open((data / kStories / "stories260K.gguf").string());
   const ReferenceModel model = ReferenceModel::load(file);
@@ -131,7 +95,7 @@ TEST(ReferenceModelStories, F32LogitsEqualRunCAtEveryPosition) {
 // neox rope on the same weights is far off.
 TEST(ReferenceModelStories, NeoxRopeDoesNotFitTheLlamaArch) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const RunC run_c = load_run_c(data);
+  const test::StoriesRunC run_c = test::load_stories_run_c(data);
   const GgufFile file = GgufFile::open((data / kStories / "stories260K.gguf").string());
   ReferenceConfig config = reference_config_from_gguf(file);
   config.traits.rope = ReferenceTraits::Rope::kNeox;
@@ -144,8 +108,8 @@ TEST(ReferenceModelStories, NeoxRopeDoesNotFitTheLlamaArch) {
 // llama.cpp's greedy text of the same file.
 TEST(ReferenceModelStories, QuantizedFilesAgainstRunCAndLlamaCpp) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const RunC run_c = load_run_c(data);
-  const auto texts = load_llama_cpp_texts(data);
+  const test::StoriesRunC run_c = test::load_stories_run_c(data);
+  const auto texts = test::load_stories_llama_cpp_texts(data);
   ASSERT_EQ(texts.size(), 4u);
   // Largest |logit - run.c| allowed per file: about twice what was measured (F32 5.8e-5, F16 0.011,
   // Q8_0 0.27, Q4_0 7.5: its greedy text leaves run.c's after ~20 tokens, and these are run.c's tokens).
