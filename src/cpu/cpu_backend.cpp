@@ -2,6 +2,7 @@
 #include "cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <array>
 
 #include "core/check.h"
 #include "ember/error.h"
@@ -89,6 +90,18 @@ void CpuBackend::matmul(const Linear& w, const float* x, int64_t m, float* y) {
   } else {
     ember::matmul(*kernels_, pool_, w.w, x, m, y, matmul_scratch_);
   }
+}
+
+void CpuBackend::matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys) {
+  EMBER_CHECK_MSG(ws.size() == ys.size() && !ws.empty() && ws.size() <= 4, "matmul_many: 1-4 matrices");
+  EMBER_CHECK_MSG(m <= limits_.max_rows && ws[0]->w.k <= limits_.max_k, "matmul: beyond reserve()");
+  if (m >= options_.gemm_min_rows) {  // the GEMM (or GEMV) per matrix
+    for (size_t j = 0; j < ws.size(); ++j) matmul(*ws[j], x, m, ys[j]);
+    return;
+  }
+  std::array<WeightMatrix, 4> matrices{};
+  for (size_t j = 0; j < ws.size(); ++j) matrices[j] = ws[j]->w;
+  ember::matmul_many(*kernels_, pool_, {matrices.data(), ws.size()}, x, m, ys, matmul_scratch_);
 }
 
 // Splits n_rows rows across the threads in contiguous ranges of at least ~16 KiB of floats each, so

@@ -77,6 +77,9 @@ class CpuBackend {
 
   // y [m][w.n_out] = x [m][w.k] · wᵀ.
   void matmul(const Linear& w, const float* x, int64_t m, float* y);
+  // ys[j] [m][ws[j].n_out] = x · ws[j]ᵀ for 1-4 matrices of the same k (q / k / v, gate / up): on
+  // the GEMV path one quantization of x and one parallel job for all of them.
+  void matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys);
 
   // Row ops over n_rows rows of n floats, split across the threads (see cpu/ops_isa.h for each).
   void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps);

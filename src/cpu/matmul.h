@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -30,5 +31,11 @@ struct MatmulScratch {
 // is not a multiple of the blocks involved or the type has no kernels.
 void matmul(const CpuKernels& kernels, ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t m, float* y,
             MatmulScratch& scratch);
+
+// Several matrices of the same k applied to the same X (q / k / v, gate / up): X quantized once per
+// dot type, and every matrix's output rows in one parallel job (one dispatch and one barrier
+// instead of one per matrix). ys[j] is m rows of ws[j].n_out floats. Same errors as matmul().
+void matmul_many(const CpuKernels& kernels, ThreadPool& pool, std::span<const WeightMatrix> ws, const float* x,
+                 int64_t m, std::span<float* const> ys, MatmulScratch& scratch);
 
 }  // namespace ember

@@ -154,9 +154,9 @@ void Model::attention_block(int32_t il, int64_t n, KvCache& kv) {
       std::memcpy(v_.data() + r * kv_dim, row + q_dim + kv_dim, sizeof(float) * static_cast<size_t>(kv_dim));
     }
   } else {
-    backend_.matmul(l.wq, xn_.data(), n, q_.data());
-    backend_.matmul(l.wk, xn_.data(), n, k_.data());
-    backend_.matmul(l.wv, xn_.data(), n, v_.data());
+    const Linear* const ws[] = {&l.wq, &l.wk, &l.wv};
+    float* const ys[] = {q_.data(), k_.data(), v_.data()};
+    backend_.matmul_many(ws, xn_.data(), n, ys);
   }
   if (c.attn_qkv_bias) {
     backend_.add(q_.data(), w.bq.data_as<float>(), q_.data(), n, q_dim, 0);
@@ -210,8 +210,9 @@ void Model::ffn_block(int32_t il, int64_t n) {
     up = gate + n_ff;
     stride = 2 * n_ff;
   } else {
-    backend_.matmul(l.w_gate, xn_.data(), n, gate_up_.data());
-    backend_.matmul(l.w_up, xn_.data(), n, gate_up_.data() + n * n_ff);
+    const Linear* const ws[] = {&l.w_gate, &l.w_up};
+    float* const ys[] = {gate_up_.data(), gate_up_.data() + n * n_ff};
+    backend_.matmul_many(ws, xn_.data(), n, ys);
     up = gate + n * n_ff;
   }
   if (c.ffn == FfnKind::kGeGlu) {

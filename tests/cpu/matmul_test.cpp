@@ -72,3 +72,51 @@ TEST(Matmul, RejectsRowsThatDoNotFitBlocks) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+using namespace cpu_test;
+
+// matmul_many equals one matmul per matrix, bit for bit: matrices of one dot type (Q4_K with
+// Q6_K: both Q8_K), of different dot types (Q8_0, F16, Q4_K: three quantized copies of x) and of
+// odd row counts, on every ISA and for 1..3 activation rows.
+TEST(Matmul, ManyEqualsOneAtATime) {
+  ThreadPool pool(2);
+  constexpr int64_t kK = 256;
+  const std::vector<std::vector<std::pair<DType, int64_t>>> groups = {
+      {{DType::kQ4_K, 37}, {DType::kQ6_K, 9}},
+      {{DType::kQ8_0, 64}, {DType::kF16, 5}, {DType::kQ4_K, 33}},
+      {{DType::kQ4_0, 1}, {DType::kQ4_0, 130}, {DType::kQ4_0, 17}, {DType::kQ8_0, 3}},
+  };
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (const auto& group : groups) {
+      std::vector<std::vector<std::byte>> data;
+      std::vector<WeightMatrix> ws;
+      for (const auto& [type, n_out] : group) {
+        const std::vector<float> w_float = random_values(static_cast<size_t>(n_out * kK), 7 + data.size(), 0.05f);
+        data.emplace_back(*dtype_bytes_for(type, static_cast<uint64_t>(n_out * kK)));
+        quantize(type, w_float.data(), data.back().data(), n_out * kK);
+      }
+      for (size_t j = 0; j < group.size(); ++j) ws.push_back({data[j].data(), group[j].first, group[j].second, kK});
+      for (int64_t m : {1, 2, 3}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 50 + static_cast<unsigned>(m), 1.0f);
+        std::vector<std::vector<float>> one(group.size()), many(group.size());
+        std::vector<float*> ys;
+        MatmulScratch scratch;
+        for (size_t j = 0; j < group.size(); ++j) {
+          one[j].assign(static_cast<size_t>(m * ws[j].n_out), NAN);
+          many[j].assign(one[j].size(), NAN);
+          matmul(cpu_kernels(isa), pool, ws[j], x.data(), m, one[j].data(), scratch);
+          ys.push_back(many[j].data());
+        }
+        matmul_many(cpu_kernels(isa), pool, ws, x.data(), m, ys, scratch);
+        for (size_t j = 0; j < group.size(); ++j) EXPECT_EQ(many[j], one[j]) << "matrix " << j << ", m " << m;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
