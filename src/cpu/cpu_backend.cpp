@@ -31,6 +31,7 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
   kernels_ = &cpu_kernels(isa);
   ops_ = &cpu_ops(isa);
   attention_kernels_ = &attention_kernels(isa);
+  packed_rows_ = options.decode_on_packed && isa == Isa::kAvx512;
 }
 
 CpuBackend::~CpuBackend() = default;
@@ -85,7 +86,7 @@ void CpuBackend::reserve(const StepLimits& limits) {
 
 void CpuBackend::matmul(const Linear& w, const float* x, int64_t m, float* y) {
   EMBER_CHECK_MSG(m <= limits_.max_rows && w.w.k <= limits_.max_k, "matmul: beyond reserve()");
-  if (w.packed && m >= options_.gemm_min_rows) {
+  if (w.packed && (m >= options_.gemm_min_rows || (m == 1 && packed_rows_))) {
     gemm(isa(), pool_, *w.packed, x, m, y, gemm_scratch_);
   } else {
     ember::matmul(*kernels_, pool_, w.w, x, m, y, matmul_scratch_);
@@ -95,7 +96,7 @@ void CpuBackend::matmul(const Linear& w, const float* x, int64_t m, float* y) {
 void CpuBackend::matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys) {
   EMBER_CHECK_MSG(ws.size() == ys.size() && !ws.empty() && ws.size() <= 4, "matmul_many: 1-4 matrices");
   EMBER_CHECK_MSG(m <= limits_.max_rows && ws[0]->w.k <= limits_.max_k, "matmul: beyond reserve()");
-  if (m >= options_.gemm_min_rows) {  // the GEMM (or GEMV) per matrix
+  if (m >= options_.gemm_min_rows || (m == 1 && packed_rows_ && ws[0]->packed)) {  // per matrix
     for (size_t j = 0; j < ws.size(); ++j) matmul(*ws[j], x, m, ys[j]);
     return;
   }

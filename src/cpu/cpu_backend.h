@@ -29,6 +29,10 @@ struct CpuBackendOptions {
   // Activation rows from which a matmul on packed weights takes the GEMM: below it the GEMV path
   // reads the original blocks (measured on this machine: the GEMM wins from 2-4 rows on).
   int64_t gemm_min_rows = 4;
+  // Single-row matmuls (decode) on packed weights through the avx512 GEMM's one-row kernel
+  // instead of the GEMV on the original blocks: a fifth of the instructions per block, but the
+  // packed rows are 5-33 % larger. Off until measured on a quiet machine (docs/benchmarks.md).
+  bool decode_on_packed = false;
 };
 
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
@@ -128,6 +132,7 @@ class CpuBackend {
   const CpuOps* ops_;
   const AttentionKernels* attention_kernels_;
   size_t packed_bytes_ = 0;
+  bool packed_rows_ = false;
   bool float_gemm_ = false;  // some packed weights are F16 / BF16 (4-byte GEMM activations)
   StepLimits limits_{};
   MatmulScratch matmul_scratch_;

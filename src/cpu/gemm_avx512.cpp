@@ -98,6 +98,66 @@ void tile_kernel(const GemmActivations& acts, const GemmTile& tile) {
   }
 }
 
+// One activation row (lane 0 of its tile: decode) × kGroups groups of 16 weight rows: the same
+// arithmetic as tile_kernel without the 5 padding rows' work, each group's int32 sum split over two
+// accumulators (even / odd k-groups) so consecutive vpdpbusd do not wait on each other.
+template <int kGroups, int Sub, bool HasMin, bool Nibbles>
+void row_kernel(const GemmActivations& acts, const GemmTile& tile) {
+  constexpr int64_t kQBytes = kRows * Sub / (Nibbles ? 2 : 1);
+  constexpr int64_t kSubBytes = kQBytes + 4 * kRows * (HasMin ? 2 : 1);
+  constexpr int kSteps = Sub / kGroup;
+  constexpr int kLoads = Nibbles ? kSteps / 2 : kSteps;
+  constexpr int64_t kActSubBytes = kTileRows * Sub;
+  __mmask16 valid[kGroups];
+  for (int g = 0; g < kGroups; ++g) valid[g] = lanes_below_16(tile.n_valid - 16 * g);
+  prefetch_next_slice(tile, 0, 1);
+  const int64_t cell = tile.sb0 * kTileRows;
+  const uint8_t* a = static_cast<const uint8_t*>(acts.q) + cell * Sub;
+  const float* ascale = acts.scale + cell;
+  const int32_t* corr = acts.corr + cell;
+  const float* amin = HasMin ? acts.min_scale + cell : nullptr;
+  __m512 facc[kGroups];
+  for (int g = 0; g < kGroups; ++g) {
+    facc[g] = tile.accumulate ? _mm512_maskz_loadu_ps(valid[g], tile.y + 16 * g) : _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < tile.n_sb; ++b) {
+    const uint8_t* p = tile.panel + b * kSubBytes;
+    const uint8_t* ab = a + b * kActSubBytes;
+    __m512i even[kGroups], odd[kGroups];
+    for (int g = 0; g < kGroups; ++g) {
+      even[g] = _mm512_set1_epi32(corr[b * kTileRows]);
+      odd[g] = _mm512_setzero_si512();
+    }
+    const auto x_of = [&](int step) { return _mm512_set1_epi32(load_i32(ab + step * kTileRows * kGroup)); };
+    for (int j = 0; j < kLoads; ++j) {
+      const __m512i x = x_of(j);
+      for (int g = 0; g < kGroups; ++g) {
+        __m512i w = _mm512_load_si512(p + g * tile.group_stride + j * kRows * kGroup);
+        if constexpr (Nibbles) {
+          const __m512i low4 = _mm512_set1_epi8(0x0F);
+          const __m512i high = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+          even[g] = _mm512_dpbusd_epi32(even[g], _mm512_and_si512(w, low4), x);
+          odd[g] = _mm512_dpbusd_epi32(odd[g], high, x_of(j + kLoads));
+        } else if (j % 2 == 0) {
+          even[g] = _mm512_dpbusd_epi32(even[g], w, x);
+        } else {
+          odd[g] = _mm512_dpbusd_epi32(odd[g], w, x);
+        }
+      }
+    }
+    for (int g = 0; g < kGroups; ++g) {
+      const __m512 scale = _mm512_load_ps(p + g * tile.group_stride + kQBytes);
+      facc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(even[g], odd[g])),
+                                _mm512_mul_ps(scale, _mm512_set1_ps(ascale[b * kTileRows])), facc[g]);
+      if constexpr (HasMin) {
+        const __m512 min = _mm512_load_ps(p + g * tile.group_stride + kQBytes + 4 * kRows);
+        facc[g] = _mm512_fmadd_ps(min, _mm512_set1_ps(amin[b * kTileRows]), facc[g]);
+      }
+    }
+  }
+  for (int g = 0; g < kGroups; ++g) _mm512_mask_storeu_ps(tile.y + 16 * g, valid[g], facc[g]);
+}
+
 template <int Sub, bool HasMin, bool Nibbles>
 void groups(const GemmActivations& acts, const GemmTile& tile) {
   GemmTile part = tile;
@@ -105,7 +165,13 @@ void groups(const GemmActivations& acts, const GemmTile& tile) {
     part.panel = tile.panel + g * tile.group_stride;
     part.y = tile.y + 16 * g;
     part.n_valid = tile.n_valid - 16 * g;
-    if (g + 1 < tile.n_groups) {
+    if (tile.m == 1) {  // decode: one activation row
+      if (g + 1 < tile.n_groups) {
+        row_kernel<2, Sub, HasMin, Nibbles>(acts, part);
+      } else {
+        row_kernel<1, Sub, HasMin, Nibbles>(acts, part);
+      }
+    } else if (g + 1 < tile.n_groups) {
       tile_kernel<2, Sub, HasMin, Nibbles>(acts, part);
     } else {
       tile_kernel<1, Sub, HasMin, Nibbles>(acts, part);

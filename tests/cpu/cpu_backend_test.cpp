@@ -37,12 +37,20 @@ TEST(CpuBackend, RejectsWeightsWithoutKernelsOrWholeBlocks) {
   EXPECT_THROW(CpuBackend(backend_options(-1)), Error);
 }
 
-// Both matmul paths (GEMV below gemm_min_rows, GEMM from it) against float64.
+// Both matmul paths (GEMV below gemm_min_rows, GEMM from it; one row on the packed weights with
+// decode_on_packed) against float64.
 TEST(CpuBackend, MatmulPathsMatchFloat64) {
   constexpr int64_t kK = 512, kOut = 40;
-  for (Isa isa : supported_isas()) {
-    SCOPED_TRACE(std::string(isa_name(isa)));
-    CpuBackend backend(backend_options(2, isa));
+  for (const auto& [isa, decode_on_packed] : [] {
+         std::vector<std::pair<Isa, bool>> runs;
+         for (Isa i : supported_isas()) runs.emplace_back(i, false);
+         if (isa_supported(Isa::kAvx512, cpu_features())) runs.emplace_back(Isa::kAvx512, true);
+         return runs;
+       }()) {
+    SCOPED_TRACE(std::string(isa_name(isa)) + (decode_on_packed ? " decode on packed" : ""));
+    CpuBackendOptions options = backend_options(2, isa);
+    options.decode_on_packed = decode_on_packed;
+    CpuBackend backend(options);
     backend.reserve(step_limits(16, kK));
     for (DType type : {DType::kQ4_K, DType::kQ8_0, DType::kF16}) {
       SCOPED_TRACE(std::string(dtype_name(type)));
