@@ -62,21 +62,6 @@ ModelCost model_cost(const Model& model) {
   return cost;
 }
 
-// "Q4_K_M" from general.file_type, else the type of the first layer's attention output.
-std::string type_label(const Model& model) {
-  if (const auto id = model.file().get_optional<int64_t>("general.file_type")) {
-    if (const auto name = llama_ftype_name(*id)) {
-      std::string label(*name);
-      if (const size_t space = label.find(' '); space != std::string::npos) label.resize(space);
-      return label;
-    }
-  }
-  const TensorView& t = model.weights().layers.at(0).wo;
-  std::string name(dtype_name(t.dtype()));
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::toupper(ch); });
-  return name;
-}
-
 struct Result {
   std::string model_path, model_name, type, isa;
   uint64_t size_bytes = 0, params = 0;
@@ -170,7 +155,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   Result base;
   base.model_path = path;
   base.model_name = model->config().name.empty() ? std::string(arch_name(model->config().arch)) : model->config().name;
-  base.type = type_label(*model);
+  base.type = model_type_label(model->file());
   base.isa = std::string(isa_name(backend.isa()));
   base.size_bytes = model->weight_bytes();
   base.params = model->parameter_count();

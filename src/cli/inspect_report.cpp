@@ -161,4 +161,26 @@ InspectReport build_inspect_report(const GgufModelFiles& model) {
   return r;
 }
 
+// "Q4_K_M" from general.file_type, else the tensor type holding the most bytes ("F32").
+std::string model_type_label(const GgufFile& file) {
+  int64_t id = 0;
+  const GgufValue* v = file.find("general.file_type");
+  if (v != nullptr && !v->is_array() && v->to_int64(&id)) {
+    if (const auto name = llama_ftype_name(id)) {
+      std::string_view s = *name;
+      for (std::string_view prefix : {"MOSTLY_", "ALL_"}) {
+        if (s.starts_with(prefix)) s.remove_prefix(prefix.size());
+      }
+      return std::string(s);
+    }
+  }
+  std::map<DType, uint64_t> bytes;
+  for (const GgufTensorInfo& t : file.tensors()) bytes[t.dtype] += t.n_bytes;
+  if (bytes.empty()) return "?";
+  const auto top = std::ranges::max_element(bytes, {}, [](const auto& kv) { return kv.second; });
+  std::string name(dtype_name(top->first));
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
 }  // namespace ember::cli

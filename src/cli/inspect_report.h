@@ -91,6 +91,9 @@ InspectReport build_inspect_report(const GgufModelFiles& model);
 
 // llama.cpp's llama_ftype name for general.file_type ("MOSTLY_Q4_K_M"); nullopt when unknown.
 std::optional<std::string_view> llama_ftype_name(int64_t file_type) noexcept;
+// The model's quantization as users know it: "Q4_K_M" from general.file_type (without llama.cpp's
+// MOSTLY_ / ALL_ prefix), else the tensor type holding the most bytes ("F32").
+std::string model_type_label(const GgufFile& file);
 
 std::string render_inspect_text(const InspectReport& report, const TextLimits& limits);
 nlohmann::json render_inspect_json(const InspectReport& report);

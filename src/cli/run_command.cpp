@@ -138,28 +138,6 @@ std::string read_prompt_file(const std::string& path) {
 
 // --- The stats panel ---------------------------------------------------------------------------
 
-// "Q4_K_M" from general.file_type, else the tensor type holding the most bytes ("F32").
-std::string quant_label(const GgufFile& file) {
-  int64_t id = 0;
-  const GgufValue* v = file.find("general.file_type");
-  if (v != nullptr && !v->is_array() && v->to_int64(&id)) {
-    if (const auto name = llama_ftype_name(id)) {
-      std::string_view s = *name;
-      for (std::string_view prefix : {"MOSTLY_", "ALL_"}) {
-        if (s.starts_with(prefix)) s.remove_prefix(prefix.size());
-      }
-      return std::string(s);
-    }
-  }
-  std::map<DType, uint64_t> bytes;
-  for (const GgufTensorInfo& t : file.tensors()) bytes[t.dtype] += t.n_bytes;
-  if (bytes.empty()) return "?";
-  const auto top = std::ranges::max_element(bytes, {}, [](const auto& kv) { return kv.second; });
-  std::string name(dtype_name(top->first));
-  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return name;
-}
-
 std::string stop_text(const RunStats& s, const RunCommandOptions& o) {
   switch (s.stop) {
     case StopReason::kEndOfGeneration: return "end-of-generation token";
@@ -183,7 +161,8 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   const std::string name = c.name.empty() ? std::string(arch_name(c.arch)) : c.name;
   std::vector<std::string> lines;
   lines.push_back(label("model") + fmt::format("{}{}{}{}{}{}{} params", name, sep, arch_name(c.arch), sep,
-                                               quant_label(model.file()), sep, human_count(model.parameter_count())));
+                                               model_type_label(model.file()), sep,
+                                               human_count(model.parameter_count())));
   lines.push_back(label("backend") + fmt::format("cpu {}{}{} thread{}", isa_name(backend.isa()), sep,
                                                  backend.n_threads(), backend.n_threads() == 1 ? "" : "s"));
   section_break[0] = lines.size();

@@ -86,17 +86,24 @@ void CpuBackend::reserve(const StepLimits& limits) {
 
 void CpuBackend::matmul(const Linear& w, const float* x, int64_t m, float* y) {
   EMBER_CHECK_MSG(m <= limits_.max_rows && w.w.k <= limits_.max_k, "matmul: beyond reserve()");
-  if (w.packed && (m >= options_.gemm_min_rows || (m == 1 && packed_rows_))) {
+  if (uses_gemm(w, m)) {
     gemm(isa(), pool_, *w.packed, x, m, y, gemm_scratch_);
   } else {
     ember::matmul(*kernels_, pool_, w.w, x, m, y, matmul_scratch_);
   }
 }
 
+bool CpuBackend::uses_gemm(const Linear& w, int64_t m) const noexcept {
+  if (!w.packed) return false;
+  // Integer panels on avx512 take every row count (the one-row kernel for decode): then a row's
+  // logits do not depend on how many rows share its step, bit for bit.
+  return m >= options_.gemm_min_rows || (packed_rows_ && w.packed->kind() == PanelKind::kInt8);
+}
+
 void CpuBackend::matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys) {
   EMBER_CHECK_MSG(ws.size() == ys.size() && !ws.empty() && ws.size() <= 4, "matmul_many: 1-4 matrices");
   EMBER_CHECK_MSG(m <= limits_.max_rows && ws[0]->w.k <= limits_.max_k, "matmul: beyond reserve()");
-  if (m >= options_.gemm_min_rows || (m == 1 && packed_rows_ && ws[0]->packed)) {  // per matrix
+  if (std::any_of(ws.begin(), ws.end(), [&](const Linear* w) { return uses_gemm(*w, m); })) {  // one by one
     for (size_t j = 0; j < ws.size(); ++j) matmul(*ws[j], x, m, ys[j]);
     return;
   }

@@ -29,10 +29,12 @@ struct CpuBackendOptions {
   // Activation rows from which a matmul on packed weights takes the GEMM: below it the GEMV path
   // reads the original blocks (measured on this machine: the GEMM wins from 2-4 rows on).
   int64_t gemm_min_rows = 4;
-  // Single-row matmuls (decode) on packed weights through the avx512 GEMM's one-row kernel
-  // instead of the GEMV on the original blocks: a fifth of the instructions per block, but the
-  // packed rows are 5-33 % larger. Off until measured on a quiet machine (docs/benchmarks.md).
-  bool decode_on_packed = false;
+  // On avx512, matmuls of any row count on integer-packed weights take the GEMM (one-row kernel
+  // for decode) instead of the GEMV on the original blocks below gemm_min_rows: a fifth of the
+  // instructions per block for 5-33 % more bytes (measured 4-31 % faster decode here,
+  // docs/benchmarks.md), and one kernel family for every row count, so a sequence's logits do not
+  // depend on what else is in its batch.
+  bool decode_on_packed = true;
 };
 
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
@@ -125,6 +127,7 @@ class CpuBackend {
  private:
   template <typename Fn>
   void for_rows(int64_t n_rows, int64_t row_floats, Fn&& fn);
+  bool uses_gemm(const Linear& w, int64_t m) const noexcept;
 
   CpuBackendOptions options_;
   ThreadPool pool_;

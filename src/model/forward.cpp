@@ -21,66 +21,72 @@ int64_t index_of(const std::vector<SeqId>& ids, SeqId id) {
 
 }  // namespace
 
-void Model::check_batch(const Batch& batch, const KvCache& kv) const {
+void Model::check_batch(const Batch& batch, const KvCache& kv) {
   const size_t n = batch.size();
   if (batch.pos.size() != n || batch.seq.size() != n || batch.logits.size() != n) {
     fail(ErrorCode::kInvalidArgument, "batch: {} tokens but {} positions, {} sequence ids and {} logits flags", n,
          batch.pos.size(), batch.seq.size(), batch.logits.size());
   }
-  // The next position of each sequence seen so far (a sequence's rows must continue it in order).
-  std::vector<SeqId> ids;
-  std::vector<int64_t> next;
+  // The batch's sequences, their length before it and their rows in it (a sequence's rows must
+  // continue it in order).
+  batch_seqs_.clear();
+  batch_start_.clear();
+  batch_rows_.clear();
   for (size_t i = 0; i < n; ++i) {
     if (batch.tokens[i] < 0 || batch.tokens[i] >= config_.n_vocab) {
       fail(ErrorCode::kInvalidArgument, "batch row {}: token id {} is outside the vocabulary [0, {})", i,
            batch.tokens[i], config_.n_vocab);
     }
+    if (batch.logits[i] > 1) {
+      fail(ErrorCode::kInvalidArgument, "batch row {}: logits flag {} is neither 0 nor 1", i, batch.logits[i]);
+    }
     const SeqId seq = batch.seq[i];
-    int64_t at = index_of(ids, seq);
+    int64_t at = index_of(batch_seqs_, seq);
     if (at < 0) {
       if (!kv.contains(seq)) fail(ErrorCode::kInvalidArgument, "batch row {}: no sequence {} in the KV cache", i, seq);
-      ids.push_back(seq);
-      next.push_back(kv.n_tokens(seq));
-      at = static_cast<int64_t>(ids.size()) - 1;
+      batch_seqs_.push_back(seq);
+      batch_start_.push_back(kv.n_tokens(seq));
+      batch_rows_.push_back(0);
+      at = static_cast<int64_t>(batch_seqs_.size()) - 1;
     }
-    if (batch.pos[i] != next[static_cast<size_t>(at)]) {
-      fail(ErrorCode::kInvalidArgument, "batch row {}: sequence {} continues at position {}, not {}", i, seq,
-           next[static_cast<size_t>(at)], batch.pos[i]);
+    const auto a = static_cast<size_t>(at);
+    const int64_t expected = int64_t{batch_start_[a]} + batch_rows_[a];
+    if (batch.pos[i] != expected) {
+      fail(ErrorCode::kInvalidArgument, "batch row {}: sequence {} continues at position {}, not {}", i, seq, expected,
+           batch.pos[i]);
     }
-    ++next[static_cast<size_t>(at)];
+    ++batch_rows_[a];
   }
 }
 
-void Model::reserve_cache(const Batch& batch, KvCache& kv) const {
-  std::vector<SeqId> ids;
-  std::vector<int32_t> counts;
-  for (SeqId seq : batch.seq) {
-    const int64_t at = index_of(ids, seq);
-    if (at >= 0) {
-      ++counts[static_cast<size_t>(at)];
-    } else {
-      ids.push_back(seq);
-      counts.push_back(1);
-    }
+// All or nothing: the blocks every sequence needs are counted first (conservatively: two forks
+// sharing a partial block each count a copy), so a batch that does not fit reserves nothing.
+void Model::reserve_cache(KvCache& kv) const {
+  int64_t needed = 0;
+  for (size_t i = 0; i < batch_seqs_.size(); ++i) needed += kv.blocks_to_reserve(batch_seqs_[i], batch_rows_[i]);
+  if (needed > kv.free_blocks()) {
+    fail(ErrorCode::kOutOfMemory, "KV cache full: the batch needs {} more blocks of {} tokens, {} of {} are free",
+         needed, kKvBlockTokens, kv.free_blocks(), kv.n_blocks());
   }
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (!kv.reserve(ids[i], counts[i])) {
-      fail(ErrorCode::kOutOfMemory,
-           "KV cache full: sequence {} needs {} more positions ({} blocks of {} tokens free of {})", ids[i], counts[i],
-           kv.free_blocks(), kKvBlockTokens, kv.n_blocks());
-    }
-  }
+  for (size_t i = 0; i < batch_seqs_.size(); ++i) EMBER_CHECK(kv.reserve(batch_seqs_[i], batch_rows_[i]));
 }
 
 std::span<const float> Model::forward(const Batch& batch, KvCache& kv) {
   check_batch(batch, kv);
-  reserve_cache(batch, kv);
+  reserve_cache(kv);
   const size_t n_wanted = static_cast<size_t>(std::count(batch.logits.begin(), batch.logits.end(), uint8_t{1}));
   const size_t logit_floats = n_wanted * static_cast<size_t>(config_.n_vocab);
-  if (logits_.size() < logit_floats) logits_.resize(logit_floats);  // grows to the largest request only
   n_logits_ = 0;
-  const auto step = static_cast<size_t>(options_.max_step_tokens);
-  for (size_t r0 = 0; r0 < batch.size(); r0 += step) run_step(batch, r0, std::min(batch.size(), r0 + step), kv);
+  try {
+    if (logits_.size() < logit_floats) logits_.resize(logit_floats);  // grows to the largest request only
+    const auto step = static_cast<size_t>(options_.max_step_tokens);
+    for (size_t r0 = 0; r0 < batch.size(); r0 += step) run_step(batch, r0, std::min(batch.size(), r0 + step), kv);
+  } catch (...) {
+    // A hook (or an allocation) threw mid-batch: every sequence goes back to its length before the
+    // batch, so the caller can retry or drop it.
+    for (size_t i = 0; i < batch_seqs_.size(); ++i) kv.truncate(batch_seqs_[i], batch_start_[i]);
+    throw;
+  }
   return {logits_.data(), logit_floats};
 }
 

@@ -36,7 +36,10 @@ void Hooks::clear() noexcept {
 }
 
 void Hooks::run(const HookTensor& tensor) const {
-  for (const Entry& e : entries_) {
+  // A snapshot: a callback may add or remove hooks (itself included); that takes effect from the
+  // next intermediate on.
+  const std::vector<Entry> snapshot = entries_;
+  for (const Entry& e : snapshot) {
     if (e.point == tensor.point) e.fn(tensor);
   }
 }

@@ -35,7 +35,8 @@ struct HookTensor {
 
 using HookFn = std::function<void(const HookTensor&)>;
 
-// Registered callbacks, run in registration order. Not thread-safe: register between steps.
+// Registered callbacks, run in registration order. Not thread-safe: register between steps or
+// from inside a callback (which takes effect from the next intermediate on).
 class Hooks {
  public:
   using Handle = uint64_t;

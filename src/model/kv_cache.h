@@ -47,6 +47,9 @@ class KvCache {
   // last block first (copy-on-write). Returns false, changing nothing, when the free blocks do
   // not suffice.
   bool reserve(SeqId seq, int32_t n_new);
+  // The free blocks reserve(seq, n_new) would take (new blocks plus a copy-on-write copy);
+  // INT32_MAX when the sequence cannot grow that far.
+  int32_t blocks_to_reserve(SeqId seq, int32_t n_new) const;
   // Marks n_new reserved positions as holding K/V (after store_kv).
   void commit(SeqId seq, int32_t n_new);
   // Keeps the first n_tokens positions; whole blocks past them return to the pool.

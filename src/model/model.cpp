@@ -111,6 +111,10 @@ void Model::size_scratch() {
   if (rope_) cos_sin_.resize(floats(rows, rope_->n_rot()));
   if (rope_local_) cos_sin_local_.resize(floats(rows, rope_local_->n_rot()));
   kv_rows_.reserve(static_cast<size_t>(rows));
+  for (auto* v : {&batch_start_, &batch_rows_}) v->reserve(static_cast<size_t>(rows));
+  batch_seqs_.reserve(static_cast<size_t>(rows));
+  kv_seq_ids_.reserve(static_cast<size_t>(rows));
+  kv_seqs_.reserve(static_cast<size_t>(rows));
   positions_.reserve(static_cast<size_t>(rows));
   row_ids_.reserve(static_cast<size_t>(rows));
 }

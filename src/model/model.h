@@ -74,16 +74,18 @@ class Model {
   // logits of the rows that asked for them, [n_wanted][n_vocab] in batch order, valid until the
   // next forward(). Each sequence's rows must continue it: positions kv.n_tokens(seq), +1, ... in
   // batch order. Throws Error(kInvalidArgument) for an inconsistent batch (bad token id, unknown
-  // sequence, a position that does not continue its sequence) and Error(kOutOfMemory) when the KV
-  // cache has no room; both before anything is computed or stored.
+  // sequence, a position that does not continue its sequence, a logits flag other than 0 / 1) and
+  // Error(kOutOfMemory) when the KV cache has no room; both before anything is computed or stored.
+  // Should a hook throw mid-batch, every sequence is truncated back to its length before the batch
+  // and the exception propagates.
   std::span<const float> forward(const Batch& batch, KvCache& kv);
 
  private:
   Model(GgufFile file, CpuBackend& backend, const ModelOptions& options);
   void prepare_weights();
   void size_scratch();
-  void check_batch(const Batch& batch, const KvCache& kv) const;
-  void reserve_cache(const Batch& batch, KvCache& kv) const;
+  void check_batch(const Batch& batch, const KvCache& kv);
+  void reserve_cache(KvCache& kv) const;
   void run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv);
   void attention_block(int32_t il, int64_t n, KvCache& kv);
   void ffn_block(int32_t il, int64_t n);
@@ -104,6 +106,10 @@ class Model {
   uint64_t parameter_count_ = 0;
   Hooks hooks_;
 
+  // Batch state: its sequences, their lengths before it and their rows in it.
+  std::vector<SeqId> batch_seqs_;
+  std::vector<int32_t> batch_start_;
+  std::vector<int32_t> batch_rows_;
   // Step state: the sequences of the current step (their KV views) and its rows.
   std::vector<KvSeq> kv_seqs_;
   std::vector<SeqId> kv_seq_ids_;

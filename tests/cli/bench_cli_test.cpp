@@ -37,7 +37,7 @@ TEST(BenchCli, JsonHasEveryTestWithItsSamples) {
     EXPECT_EQ(res["threads"], 1);
     EXPECT_EQ(res["model_path"], model);
     EXPECT_GT(res["params"].get<uint64_t>(), 200'000u);
-    EXPECT_FALSE(res["type"].get<std::string>().empty());
+    EXPECT_EQ(res["type"], "Q8_0");  // general.file_type 7 (llama.cpp: MOSTLY_Q8_0)
     const auto samples = res["samples_ts"].get<std::vector<double>>();
     ASSERT_EQ(samples.size(), 3u);
     for (double s : samples) EXPECT_GT(s, 0.0);

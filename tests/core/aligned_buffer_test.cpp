@@ -20,6 +20,30 @@ TEST(AlignedBuffer, AlignedAndZeroFilled) {
   }
 }
 
+// From 4 MiB on, buffers are anonymous mappings trimmed to 2 MiB alignment: zero without a memset,
+// writable to the end, and moved / move-assigned / freed like the small ones (ASan and the mapping
+// count would catch a leaked or double-unmapped range).
+TEST(AlignedBuffer, LargeBuffersAreHugePageAlignedMappings) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  for (size_t bytes : {4 * kMiB - 1, 4 * kMiB, 4 * kMiB + 1, 6 * kMiB + 3}) {
+    SCOPED_TRACE(bytes);
+    AlignedBuffer buf(bytes);
+    ASSERT_EQ(buf.size(), bytes);
+    const bool mapped = bytes >= 4 * kMiB;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(buf.data()) % (mapped ? 2 * kMiB : AlignedBuffer::kAlignment), 0u);
+    for (size_t i = 0; i < bytes; i += 4093) ASSERT_EQ(buf.data()[i], std::byte{0}) << i;
+    ASSERT_EQ(buf.data()[bytes - 1], std::byte{0});
+    buf.data()[0] = std::byte{1};
+    buf.data()[bytes - 1] = std::byte{2};
+    AlignedBuffer moved(std::move(buf));
+    EXPECT_EQ(moved.data()[bytes - 1], std::byte{2});
+    AlignedBuffer other(5 * kMiB);
+    other = std::move(moved);  // unmaps other's range, takes moved's
+    EXPECT_EQ(other.size(), bytes);
+    EXPECT_EQ(other.data()[0], std::byte{1});
+  }
+}
+
 TEST(AlignedBuffer, EmptyHasNoData) {
   AlignedBuffer empty;
   EXPECT_TRUE(empty.empty());

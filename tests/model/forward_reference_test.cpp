@@ -33,7 +33,10 @@ RandomModelSpec spec_for(const std::string& arch, DType type) {
       if (arch == "gemma2") w.add<float>(arch + ".attn_logit_softcapping", 2.0f);
     };
   }
-  if (arch == "gemma3") s.n_layer = 6;
+  if (arch == "gemma3") {  // a global layer with its own rope base (real Gemma 3: 1e6)
+    s.n_layer = 6;
+    s.rope_freq_base = 1e6f;
+  }
   if (arch == "phi3") s.n_rot = 32;  // partial rotary
   s.n_embd = 256;
   s.n_head = 4;

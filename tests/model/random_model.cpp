@@ -73,7 +73,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(s.n_head));
   w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
-  w.add<float>(a + ".rope.freq_base", 10000.0f);
+  w.add<float>(a + ".rope.freq_base", s.rope_freq_base);
   if (s.head_dim > 0) {
     w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
     w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(head_dim));

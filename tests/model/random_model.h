@@ -24,6 +24,7 @@ struct RandomModelSpec {
   int64_t n_ff = 96;
   int64_t n_rot = 0;  // 0: head_dim (written as rope.dimension_count otherwise)
   int64_t context_length = 512;
+  float rope_freq_base = 10000.0f;  // Gemma 3's local layers use 10000 whatever this says
   DType weight_type = DType::kF32;  // the matmul weights (and the output matrix)
   DType embd_type = DType::kF32;    // token embeddings
   bool tied_output = false;         // Gemma ties whatever this says
