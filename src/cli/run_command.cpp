@@ -314,9 +314,17 @@ int run_generate(const RunCommandOptions& o) {
     Timer total_timer;
     const SeqId seq = kv.add_sequence();
     Batch batch;
-    for (int32_t i = 0; i < s.n_prompt; ++i) batch.add(tokens[static_cast<size_t>(i)], i, seq, i + 1 == s.n_prompt);
+    // The prompt in chunks of one forward step each, so Ctrl-C also stops a long prefill.
+    const int32_t chunk = model->options().max_step_tokens;
     Timer timer;
-    std::span<const float> logits = model->forward(batch, kv);
+    std::span<const float> logits;
+    for (int32_t begin = 0; begin < s.n_prompt && !interrupt.requested(); begin += chunk) {
+      batch.clear();
+      for (int32_t i = begin; i < std::min(s.n_prompt, begin + chunk); ++i) {
+        batch.add(tokens[static_cast<size_t>(i)], i, seq, i + 1 == s.n_prompt);
+      }
+      logits = model->forward(batch, kv);
+    }
     s.prefill_ms = timer.elapsed_ms();
     int32_t n_past = s.n_prompt;
     s.stop = StopReason::kTokenLimit;
