@@ -3,6 +3,7 @@
 #include "cpu/gemm.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -338,6 +339,42 @@ void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int
     const GemmTask share{2 * (p * n_pairs / pair_parts), std::min(w.n_groups(), 2 * ((p + 1) * n_pairs / pair_parts)),
                          r * n_tiles / row_parts, (r + 1) * n_tiles / row_parts};
     if (share.t0 < share.t1) run_task(share, kernels, w, act_layout, acts, m, y);
+  });
+}
+
+// One activation row against several matrices of one integer format (decode's q / k / v, gate /
+// up): the row quantized once, and the group pairs of all the matrices, concatenated, split evenly
+// over the threads in one job.
+void gemm_row_many(Isa isa, ThreadPool& pool, std::span<const PackedWeights* const> ws, const float* x,
+                   std::span<float* const> ys, GemmScratch& scratch) {
+  const GemmIsaKernels kernels = isa_gemm_kernels(isa);
+  const PackedWeights& w0 = *ws[0];
+  const ActLayout act_layout = act_layout_for(w0.kind(), isa);
+  std::array<int64_t, 5> first_pair{};  // pair index where matrix j starts in the concatenation
+  for (size_t j = 0; j < ws.size(); ++j) {
+    const PackedWeights& w = *ws[j];
+    EMBER_CHECK_MSG(w.kind() == PanelKind::kInt8 && w.k() == w0.k() && w.format().sub == w0.format().sub &&
+                        w.format().offset == w0.format().offset && w.format().has_min == w0.format().has_min,
+                    "gemm_row_many: matrices of different formats");
+    first_pair[j + 1] = first_pair[j] + (w.n_groups() + 1) / 2;
+  }
+  const GemmActivations acts = scratch.prepare(w0.format(), act_layout, 1, w0.k());
+  if (kernels.quantize != nullptr) {
+    kernels.quantize(w0.format(), x, w0.k(), 0, 1, acts);
+  } else {
+    gemm_quantize_scalar(act_layout, w0.format(), x, w0.k(), 0, 1, acts);
+  }
+  const int64_t n_pairs = first_pair[ws.size()];
+  const int64_t n_tasks = std::min<int64_t>(n_pairs, pool.n_threads());
+  pool.parallel_for(n_tasks, [&](int64_t task, int) {
+    const int64_t p0 = task * n_pairs / n_tasks, p1 = (task + 1) * n_pairs / n_tasks;
+    for (size_t j = 0; j < ws.size(); ++j) {
+      const int64_t lo = std::max(p0, first_pair[j]), hi = std::min(p1, first_pair[j + 1]);
+      if (lo >= hi) continue;
+      const PackedWeights& w = *ws[j];
+      const GemmTask share{2 * (lo - first_pair[j]), std::min(w.n_groups(), 2 * (hi - first_pair[j])), 0, 1};
+      run_task(share, kernels, w, act_layout, acts, 1, ys[j]);
+    }
   });
 }
 

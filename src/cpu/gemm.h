@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -80,6 +81,12 @@ struct GemmScratch {
 
 // Y (m rows of n_out floats) = X (m rows of k floats) · Wᵀ with w packed in gemm_layout(isa).
 void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y, GemmScratch& scratch);
+
+// ys[j] (1 row of ws[j]->n_out floats) = x (1 row of k floats) · ws[j]ᵀ for 1-4 integer-packed
+// matrices of one format (same k, sub-block, offset, min): x quantized once and all the matrices'
+// group pairs in one parallel job, split evenly. Equal to gemm() per matrix bit for bit.
+void gemm_row_many(Isa isa, ThreadPool& pool, std::span<const PackedWeights* const> ws, const float* x,
+                   std::span<float* const> ys, GemmScratch& scratch);
 
 // The references the SIMD microkernels are tested against.
 void gemm_quantize_scalar(const ActLayout& layout, const PanelFormat& format, const float* x, int64_t k, int64_t r0,

@@ -381,3 +381,46 @@ TEST(Gemm, EveryIsaAndThreadCountGivesIdenticalBits) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// gemm_row_many (decode's q / k / v in one job) equals gemm() per matrix bit for bit, for every
+// packed type on every ISA with a GEMM, with row counts that leave odd group counts and a matrix
+// smaller than one pair.
+TEST(Gemm, RowManyEqualsOneMatrixAtATime) {
+  ThreadPool pool(2);
+  constexpr int64_t kK = 512;
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kScalar) continue;
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (DType type : packed_types()) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      std::vector<PackedWeights> ws;
+      for (int64_t n_out : {70, 9, 33}) {
+        const std::vector<std::byte> blocks =
+            quantized(type, random_values(static_cast<size_t>(n_out * kK), static_cast<unsigned>(n_out), 0.05f));
+        ws.push_back(PackedWeights::pack({blocks.data(), type, n_out, kK}, isa, pool));
+      }
+      const std::vector<float> x = random_values(kK, 77, 1.0f);
+      GemmScratch scratch;
+      std::vector<std::vector<float>> one, many;
+      std::vector<const PackedWeights*> pointers;
+      std::vector<float*> ys;
+      for (const PackedWeights& w : ws) {
+        one.emplace_back(static_cast<size_t>(w.n_out()), NAN);
+        many.emplace_back(static_cast<size_t>(w.n_out()), NAN);
+        gemm(isa, pool, w, x.data(), 1, one.back().data(), scratch);
+      }
+      for (size_t j = 0; j < ws.size(); ++j) {
+        pointers.push_back(&ws[j]);
+        ys.push_back(many[j].data());
+      }
+      gemm_row_many(isa, pool, pointers, x.data(), ys, scratch);
+      for (size_t j = 0; j < ws.size(); ++j) EXPECT_EQ(many[j], one[j]) << "matrix " << j;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
