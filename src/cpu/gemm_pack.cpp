@@ -256,8 +256,37 @@ void pack_float_group(const WeightMatrix& w, const PanelLayout& layout, int64_t 
 }
 
 // Quantized rows in integer form into [sub-block]{q, scale, min} panels.
+// Q8_0 and Q4_0 blocks are their panels' sub-blocks already, up to the interleave: Q8_0's bytes
+// with the sign bit flipped (q + 128), Q4_0's bytes as they are (byte j holds elements j and j + 16:
+// k-groups j / k_group and j / k_group + half, the panel's nibble pairing). Copied k-group by
+// k-group without decoding (the bulk of a model's load time when repacking).
+template <typename Block, bool kFlipSign>
+void pack_direct_group(const WeightMatrix& w, const PanelLayout& layout, int64_t g, int64_t n_sub, int64_t sub_bytes,
+                       int64_t q_bytes, std::byte* group) {
+  const int rows = layout.rows, k_group = layout.k_group;
+  const int n_groups = static_cast<int>(sizeof(Block::qs)) / k_group;  // k-groups (or nibble pairs) per block
+  for (int r = 0; r < rows && g * rows + r < w.n_out; ++r) {           // padding rows stay zero
+    const auto* blocks = static_cast<const Block*>(w.data) + (g * rows + r) * n_sub;
+    for (int64_t s = 0; s < n_sub; ++s) {
+      const Block& b = blocks[s];
+      auto* dst = reinterpret_cast<uint8_t*>(group + s * sub_bytes);
+      for (int j = 0; j < n_groups; ++j) {
+        uint8_t* out = dst + (j * rows + r) * k_group;
+        const auto* in = reinterpret_cast<const uint8_t*>(b.qs) + j * k_group;
+        for (int e = 0; e < k_group; ++e) out[e] = kFlipSign ? static_cast<uint8_t>(in[e] ^ 0x80) : in[e];
+      }
+      reinterpret_cast<float*>(dst + q_bytes)[r] = fp16_to_fp32(b.d);
+    }
+  }
+}
+
 void pack_int_group(const WeightMatrix& w, const PanelFormat& format, const PanelLayout& layout, int64_t g,
                     int64_t n_sub, int64_t sub_bytes, int64_t row_bytes, std::byte* group) {
+  const int64_t q_bytes = int64_t{layout.rows} * format.sub / (format.nibbles ? 2 : 1);
+  if (w.dtype == DType::kQ8_0)
+    return pack_direct_group<BlockQ8_0, true>(w, layout, g, n_sub, sub_bytes, q_bytes, group);
+  if (w.dtype == DType::kQ4_0)
+    return pack_direct_group<BlockQ4_0, false>(w, layout, g, n_sub, sub_bytes, q_bytes, group);
   std::vector<uint8_t> q(static_cast<size_t>(w.k));
   std::vector<float> scale(static_cast<size_t>(n_sub)), min(static_cast<size_t>(n_sub));
   const int sub = format.sub, rows = layout.rows, k_group = layout.k_group;

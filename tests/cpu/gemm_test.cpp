@@ -424,3 +424,59 @@ TEST(Gemm, RowManyEqualsOneMatrixAtATime) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// Every packed type on every GEMM layout: each element of each panel, read back through the
+// layout's definition (gemm_isa.h), equals decode_row_ints of its row, and so do the scales and
+// mins; padding rows are zero. (Q8_0 and Q4_0 are packed by a direct copy, the rest by decoding.)
+TEST(Gemm, PanelsHoldTheDecodedIntegers) {
+  ThreadPool pool(2);
+  constexpr int64_t kK = 512, kOut = 21;
+  for (Isa isa : supported_isas()) {
+    if (isa == Isa::kScalar) continue;
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (DType type : packed_types()) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 13, 0.05f));
+      const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, isa, pool);
+      const PanelFormat& f = w.format();
+      const int rows = w.layout().rows, k_group = w.layout().k_group, sub = f.sub;
+      const int64_t q_bytes = int64_t{rows} * sub / (f.nibbles ? 2 : 1);
+      const size_t row_bytes = *dtype_bytes_for(type, kK);
+      std::vector<uint8_t> q(kK);
+      std::vector<float> scale(static_cast<size_t>(kK / sub)), min(static_cast<size_t>(kK / sub));
+      for (int64_t n = 0; n < w.n_groups() * rows; ++n) {
+        const bool padding = n >= kOut;
+        if (!padding) decode_row_ints(type, blocks.data() + n * row_bytes, kK, q.data(), scale.data(), min.data());
+        const int64_t g = n / rows, r = n % rows;
+        for (int64_t s = 0; s < w.n_sub(); ++s) {
+          const uint8_t* sb = w.group(g) + s * w.sub_bytes();
+          for (int j = 0; j < sub; ++j) {
+            const int kg = j / k_group, e = j % k_group, half = sub / (2 * k_group);
+            uint8_t v;
+            if (f.nibbles) {
+              const uint8_t byte = sb[((kg % half) * rows + r) * k_group + e];
+              v = kg < half ? byte & 0x0F : byte >> 4;
+            } else {
+              v = sb[(kg * rows + r) * k_group + e];
+            }
+            ASSERT_EQ(v, padding ? 0 : q[static_cast<size_t>(s * sub + j)])
+                << "row " << n << " element " << s * sub + j;
+          }
+          float got_scale, got_min = 0;
+          std::memcpy(&got_scale, sb + q_bytes + 4 * r, 4);
+          if (f.has_min) std::memcpy(&got_min, sb + q_bytes + 4 * rows + 4 * r, 4);
+          ASSERT_EQ(got_scale, padding ? 0.0f : scale[static_cast<size_t>(s)]) << "row " << n;
+          if (f.has_min) {
+            ASSERT_EQ(got_min, padding ? 0.0f : min[static_cast<size_t>(s)]) << "row " << n;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
