@@ -260,12 +260,13 @@ void pack_float_group(const WeightMatrix& w, const PanelLayout& layout, int64_t 
 // with the sign bit flipped (q + 128), Q4_0's bytes as they are (byte j holds elements j and j + 16:
 // k-groups j / k_group and j / k_group + half, the panel's nibble pairing). Copied k-group by
 // k-group without decoding (the bulk of a model's load time when repacking).
-template <typename Block, bool kFlipSign>
+template <typename Block, bool kFlipSign, int kKGroup>
 void pack_direct_group(const WeightMatrix& w, const PanelLayout& layout, int64_t g, int64_t n_sub, int64_t sub_bytes,
                        int64_t q_bytes, std::byte* group) {
-  const int rows = layout.rows, k_group = layout.k_group;
-  const int n_groups = static_cast<int>(sizeof(Block::qs)) / k_group;  // k-groups (or nibble pairs) per block
-  for (int r = 0; r < rows && g * rows + r < w.n_out; ++r) {           // padding rows stay zero
+  const int rows = layout.rows;
+  constexpr int k_group = kKGroup;
+  constexpr int n_groups = static_cast<int>(sizeof(Block::qs)) / k_group;  // k-groups (or nibble pairs) per block
+  for (int r = 0; r < rows && g * rows + r < w.n_out; ++r) {               // padding rows stay zero
     const auto* blocks = static_cast<const Block*>(w.data) + (g * rows + r) * n_sub;
     for (int64_t s = 0; s < n_sub; ++s) {
       const Block& b = blocks[s];
@@ -273,7 +274,9 @@ void pack_direct_group(const WeightMatrix& w, const PanelLayout& layout, int64_t
       for (int j = 0; j < n_groups; ++j) {
         uint8_t* out = dst + (j * rows + r) * k_group;
         const auto* in = reinterpret_cast<const uint8_t*>(b.qs) + j * k_group;
-        for (int e = 0; e < k_group; ++e) out[e] = kFlipSign ? static_cast<uint8_t>(in[e] ^ 0x80) : in[e];
+        uint8_t bytes[k_group];
+        for (int e = 0; e < k_group; ++e) bytes[e] = kFlipSign ? static_cast<uint8_t>(in[e] ^ 0x80) : in[e];
+        std::memcpy(out, bytes, k_group);
       }
       reinterpret_cast<float*>(dst + q_bytes)[r] = fp16_to_fp32(b.d);
     }
@@ -283,10 +286,13 @@ void pack_direct_group(const WeightMatrix& w, const PanelLayout& layout, int64_t
 void pack_int_group(const WeightMatrix& w, const PanelFormat& format, const PanelLayout& layout, int64_t g,
                     int64_t n_sub, int64_t sub_bytes, int64_t row_bytes, std::byte* group) {
   const int64_t q_bytes = int64_t{layout.rows} * format.sub / (format.nibbles ? 2 : 1);
-  if (w.dtype == DType::kQ8_0)
-    return pack_direct_group<BlockQ8_0, true>(w, layout, g, n_sub, sub_bytes, q_bytes, group);
-  if (w.dtype == DType::kQ4_0)
-    return pack_direct_group<BlockQ4_0, false>(w, layout, g, n_sub, sub_bytes, q_bytes, group);
+  if ((w.dtype == DType::kQ8_0 || w.dtype == DType::kQ4_0) && (layout.k_group == 4 || layout.k_group == 2)) {
+    const bool four = layout.k_group == 4;
+    const auto pack = w.dtype == DType::kQ8_0
+                          ? (four ? pack_direct_group<BlockQ8_0, true, 4> : pack_direct_group<BlockQ8_0, true, 2>)
+                          : (four ? pack_direct_group<BlockQ4_0, false, 4> : pack_direct_group<BlockQ4_0, false, 2>);
+    return pack(w, layout, g, n_sub, sub_bytes, q_bytes, group);
+  }
   std::vector<uint8_t> q(static_cast<size_t>(w.k));
   std::vector<float> scale(static_cast<size_t>(n_sub)), min(static_cast<size_t>(n_sub));
   const int sub = format.sub, rows = layout.rows, k_group = layout.k_group;
