@@ -31,7 +31,7 @@ struct CpuBackendOptions {
   int64_t gemm_min_rows = 4;
   // On avx512, matmuls of any row count on integer-packed weights take the GEMM (one-row kernel
   // for decode) instead of the GEMV on the original blocks below gemm_min_rows: a fifth of the
-  // instructions per block for 5-33 % more bytes (measured 4-31 % faster decode here,
+  // instructions per block for 5-33 % more bytes (measured from parity to 31 % faster decode here,
   // docs/benchmarks.md), and one kernel family for every row count, so a sequence's logits do not
   // depend on what else is in its batch.
   bool decode_on_packed = true;
