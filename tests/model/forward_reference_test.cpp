@@ -55,8 +55,10 @@ struct TypeTolerance {
   double relative;  // of max |logit|: ember computes in float32 and quantizes activations
 };
 
-// About 3x the largest error measured over the architectures (the test prints them): float32
-// arithmetic for F32; F16 activations in the F16 GEMV; Q8_0 / Q8_K activations for the others.
+// 2-4x the largest error measured over the architectures (the test prints them; Gemma 3's are the
+// largest, at about half the bound): float32 arithmetic for F32; F16 activations in the F16 GEMV;
+// Q8_0 / Q8_K activations for the others. An architecture-level mistake (a missing bias, a wrong
+// rope) is the F32 rows' job: 2e-6 there.
 const TypeTolerance kTypes[] = {
     {DType::kF32, 2e-6},  {DType::kF16, 2e-3},   {DType::kQ8_0, 0.06},
     {DType::kQ4_0, 0.06}, {DType::kQ4_K, 0.075}, {DType::kQ6_K, 0.075},
