@@ -22,7 +22,7 @@ using Clock = std::chrono::steady_clock;
 using namespace ember;
 
 volatile float g_sink_f = 0;
-volatile int32_t g_sink_i = 0;
+volatile uint32_t g_sink_i = 0;  // unsigned: the sums wrap (no overflow UB)
 
 // Median of 5 wall times of fn().
 double median_seconds(const std::function<void()>& fn) {
@@ -77,7 +77,8 @@ Roofline measure_roofline(int n_threads) {
   if (avx512) {
     result.fma_gflops = peak(2.0 * 16 * 16, [&] { g_sink_f = g_sink_f + roofline::fma_avx512(kIters); });
     if (cpu.avx512_vnni) {
-      result.vnni_gops = peak(2.0 * 64 * 16, [&] { g_sink_i = g_sink_i + roofline::vnni_avx512(kIters); });
+      result.vnni_gops =
+          peak(2.0 * 64 * 16, [&] { g_sink_i = g_sink_i + static_cast<uint32_t>(roofline::vnni_avx512(kIters)); });
     }
     if (cpu.avx512_bf16) {
       result.bf16_gflops = peak(2.0 * 32 * 16, [&] { g_sink_f = g_sink_f + roofline::bf16_avx512(kIters); });
