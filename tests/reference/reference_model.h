@@ -109,7 +109,7 @@ struct ReferenceConfig {
 };
 
 // Reads `<arch>.*` keys and the rope tensors of a supported architecture (llama, qwen2, qwen3,
-// phi3, gemma, gemma2, gemma3) the way llama.cpp does (reference_model.cpp names where each rule comes
+// phi3, gemma, gemma2, gemma3) the way llama.cpp does (reference_config.cpp names where each rule comes
 // from); q/k/v biases are switched on whenever the file has them. Rope scaling as llama.cpp:
 // factor = rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is "linear";
 // "none" ignores the factor; "longrope" scales like "linear"; "yarn" as ggml's rope_yarn;
