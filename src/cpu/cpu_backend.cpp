@@ -104,14 +104,9 @@ void CpuBackend::matmul_many(std::span<const Linear* const> ws, const float* x, 
   EMBER_CHECK_MSG(ws.size() == ys.size() && !ws.empty() && ws.size() <= 4, "matmul_many: 1-4 matrices");
   EMBER_CHECK_MSG(m <= limits_.max_rows && ws[0]->w.k <= limits_.max_k, "matmul: beyond reserve()");
   // Decode on packed weights of one format: one quantization, one job.
-  const auto same_format = [&](const Linear* w) {
-    const PackedWeights& p0 = *ws[0]->packed;
-    const PanelFormat& f = w->packed->format();
-    return w->packed->kind() == PanelKind::kInt8 && f.sub == p0.format().sub && f.offset == p0.format().offset &&
-           f.has_min == p0.format().has_min;
-  };
   if (m == 1 && std::all_of(ws.begin(), ws.end(), [&](const Linear* w) { return uses_gemm(*w, 1); }) &&
-      std::all_of(ws.begin(), ws.end(), same_format)) {
+      std::all_of(ws.begin(), ws.end(),
+                  [&](const Linear* w) { return same_activations(*w->packed, *ws[0]->packed); })) {
     std::array<const PackedWeights*, 4> packed{};
     for (size_t j = 0; j < ws.size(); ++j) packed[j] = &*ws[j]->packed;
     gemm_row_many(isa(), pool_, {packed.data(), ws.size()}, x, ys, gemm_scratch_);

@@ -342,6 +342,12 @@ void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int
   });
 }
 
+bool same_activations(const PackedWeights& a, const PackedWeights& b) noexcept {
+  return a.kind() == PanelKind::kInt8 && b.kind() == PanelKind::kInt8 && a.k() == b.k() &&
+         a.format().sub == b.format().sub && a.format().offset == b.format().offset &&
+         a.format().has_min == b.format().has_min;
+}
+
 // One activation row against several matrices of one integer format (decode's q / k / v, gate /
 // up): the row quantized once, and the group pairs of all the matrices, concatenated, split evenly
 // over the threads in one job.
@@ -353,9 +359,7 @@ void gemm_row_many(Isa isa, ThreadPool& pool, std::span<const PackedWeights* con
   std::array<int64_t, 5> first_pair{};  // pair index where matrix j starts in the concatenation
   for (size_t j = 0; j < ws.size(); ++j) {
     const PackedWeights& w = *ws[j];
-    EMBER_CHECK_MSG(w.kind() == PanelKind::kInt8 && w.k() == w0.k() && w.format().sub == w0.format().sub &&
-                        w.format().offset == w0.format().offset && w.format().has_min == w0.format().has_min,
-                    "gemm_row_many: matrices of different formats");
+    EMBER_CHECK_MSG(same_activations(w, w0), "gemm_row_many: matrices of different formats");
     first_pair[j + 1] = first_pair[j] + (w.n_groups() + 1) / 2;
   }
   const GemmActivations acts = scratch.prepare(w0.format(), act_layout, 1, w0.k());

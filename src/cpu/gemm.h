@@ -82,6 +82,10 @@ struct GemmScratch {
 // Y (m rows of n_out floats) = X (m rows of k floats) · Wᵀ with w packed in gemm_layout(isa).
 void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y, GemmScratch& scratch);
 
+// Whether two packed matrices take the same quantized activations (integer panels of one sub-block
+// length, offset and min layout, same k): what gemm_row_many requires.
+bool same_activations(const PackedWeights& a, const PackedWeights& b) noexcept;
+
 // ys[j] (1 row of ws[j]->n_out floats) = x (1 row of k floats) · ws[j]ᵀ for 1-4 integer-packed
 // matrices of one format (same k, sub-block, offset, min): x quantized once and all the matrices'
 // group pairs in one parallel job, split evenly. Equal to gemm() per matrix bit for bit.

@@ -112,35 +112,39 @@ SeqId KvCache::fork(SeqId from, int32_t n_tokens) {
 
 int32_t KvCache::n_tokens(SeqId seq) const { return sequence(seq).n_tokens; }
 
-int32_t KvCache::blocks_to_reserve(SeqId seq, int32_t n_new) const {
+// What reserve(seq, n_new) takes: the blocks the sequence must hold, and whether its partly filled
+// last block is shared and must be copied before the next write lands in it.
+KvCache::Growth KvCache::growth(SeqId seq, int32_t n_new) const {
   const Sequence& s = sequence(seq);
   EMBER_CHECK(n_new >= 0);
   const int64_t end = int64_t{s.n_tokens} + n_new;
-  if (end > std::numeric_limits<int32_t>::max() - kKvBlockTokens) return std::numeric_limits<int32_t>::max();
-  const auto blocks_needed = static_cast<size_t>((end + kKvBlockTokens - 1) / kKvBlockTokens);
-  // The block the next write lands in, when it is partly filled and shared, must be copied first.
+  if (end > std::numeric_limits<int32_t>::max() - kKvBlockTokens) return {0, false, false};
+  const auto blocks = static_cast<size_t>((end + kKvBlockTokens - 1) / kKvBlockTokens);
   const bool copy_last =
       n_new > 0 && s.n_tokens % kKvBlockTokens != 0 && ref_counts_[static_cast<size_t>(s.blocks.back())] > 1;
-  return static_cast<int32_t>((blocks_needed > s.blocks.size() ? blocks_needed - s.blocks.size() : 0) +
-                              (copy_last ? 1 : 0));
+  return {blocks, copy_last, true};
+}
+
+int32_t KvCache::blocks_to_reserve(SeqId seq, int32_t n_new) const {
+  const Growth g = growth(seq, n_new);
+  if (!g.possible) return std::numeric_limits<int32_t>::max();
+  const size_t held = sequence(seq).blocks.size();
+  return static_cast<int32_t>((g.blocks > held ? g.blocks - held : 0) + (g.copy_last ? 1 : 0));
 }
 
 bool KvCache::reserve(SeqId seq, int32_t n_new) {
   const int32_t fresh = blocks_to_reserve(seq, n_new);
   if (fresh == std::numeric_limits<int32_t>::max() || static_cast<size_t>(fresh) > free_.size()) return false;
+  const Growth g = growth(seq, n_new);
   Sequence& s = sequence(seq);
-  const int64_t end = int64_t{s.n_tokens} + n_new;
-  const auto blocks_needed = static_cast<size_t>((end + kKvBlockTokens - 1) / kKvBlockTokens);
-  const bool copy_last =
-      n_new > 0 && s.n_tokens % kKvBlockTokens != 0 && ref_counts_[static_cast<size_t>(s.blocks.back())] > 1;
-  if (copy_last) {
+  if (g.copy_last) {
     const int32_t copy = take_block();
     copy_block(s.blocks.back(), copy);
     release_block(s.blocks.back());
     s.blocks.back() = copy;
   }
-  while (s.blocks.size() < blocks_needed) s.blocks.push_back(take_block());
-  s.reserved = std::max(s.reserved, static_cast<int32_t>(end));
+  while (s.blocks.size() < g.blocks) s.blocks.push_back(take_block());
+  s.reserved = std::max(s.reserved, s.n_tokens + n_new);
   return true;
 }
 

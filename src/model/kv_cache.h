@@ -66,6 +66,12 @@ class KvCache {
     int32_t reserved = 0;  // positions made writable, >= n_tokens
     std::vector<int32_t> blocks;
   };
+  struct Growth {
+    size_t blocks;   // blocks the sequence holds once grown
+    bool copy_last;  // its shared, partly filled last block is copied first
+    bool possible;   // false: positions would pass INT32_MAX
+  };
+  Growth growth(SeqId seq, int32_t n_new) const;
   Sequence& sequence(SeqId seq);
   const Sequence& sequence(SeqId seq) const;
   int32_t take_block();
