@@ -1,7 +1,8 @@
 // GEMM throughput (prefill: 512 activation rows) at real layer shapes on repacked weights, in
 // GOP/s counting 2 ops per multiply-add, for each weight type on the best kernel table (or
 // EMBER_ISA). `gemm_bench [threads] [rows]`: measures the roofline first and prints each figure as
-// a fraction of the peak its kernel runs on (int8 VNNI; FP32 FMA for F16; BF16 dot for BF16).
+// a fraction of the peak its kernel runs on (int8 VNNI; FP32 FMA for F16; BF16 dot for BF16);
+// integer types also on AMX tiles where the CPU has them (its own column: no measured peak).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,7 +30,9 @@ int main(int argc, char** argv) {
       "BF16 %.0f GFLOP/s\n",
       static_cast<long long>(m), threads, std::string(isa_name(isa)).c_str(), roofline.vnni_gops, roofline.fma_gflops,
       roofline.bf16_gflops);
-  std::printf("%-8s %-12s %10s %9s %10s %12s\n", "type", "shape", "GOP/s", "of peak", "ms/call", "packed MiB");
+  const bool amx = amx_usable() && isa == Isa::kAvx512;
+  std::printf("%-8s %-12s %10s %9s %10s %12s %10s %10s\n", "type", "shape", "GOP/s", "of peak", "ms/call", "packed MiB",
+              "AMX GOP/s", "AMX ms");
   const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_0,
                          DType::kQ6_K, DType::kF16,  DType::kBF16};
   const std::pair<int64_t, int64_t> shapes[] = {{2048, 8192}, {8192, 2048}};  // (n_out, k)
@@ -50,24 +53,35 @@ int main(int argc, char** argv) {
       std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n_out));
       for (float& v : x) v = normal(rng) * 50;
       GemmScratch scratch;
-      gemm(isa, pool, w, x.data(), m, y.data(), scratch);  // warm-up: sizes the scratch
-      std::vector<double> times;
-      for (int rep = 0; rep < 5; ++rep) {
-        const auto start = Clock::now();
-        gemm(isa, pool, w, x.data(), m, y.data(), scratch);
-        times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      // Median seconds per call after a warm-up call (which sizes the scratch).
+      const auto time_gemm = [&](const GemmOptions& options) {
+        gemm(isa, pool, w, x.data(), m, y.data(), scratch, options);
+        std::vector<double> times;
+        for (int rep = 0; rep < 5; ++rep) {
+          const auto start = Clock::now();
+          gemm(isa, pool, w, x.data(), m, y.data(), scratch, options);
+          times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+        }
+        std::sort(times.begin(), times.end());
+        return times[times.size() / 2];
+      };
+      const double ops = 2.0 * static_cast<double>(m * n_out * k);
+      const double t = time_gemm(GemmOptions{false});
+      const double gops = ops / t / 1e9;
+      char amx_gops[16] = "n/a", amx_ms[16] = "n/a";
+      if (amx && w.kind() == PanelKind::kInt8 && m >= kAmxMinRows) {
+        const double t_amx = time_gemm(GemmOptions{true});
+        std::snprintf(amx_gops, sizeof amx_gops, "%.1f", ops / t_amx / 1e9);
+        std::snprintf(amx_ms, sizeof amx_ms, "%.2f", t_amx * 1e3);
       }
-      std::sort(times.begin(), times.end());
-      const double t = times[times.size() / 2];
-      const double gops = 2.0 * static_cast<double>(m * n_out * k) / t / 1e9;
       const double peak = type == DType::kF16    ? roofline.fma_gflops
                           : type == DType::kBF16 ? roofline.bf16_gflops
                                                  : roofline.vnni_gops;
       char of_peak[16] = "n/a";
       if (peak > 0) std::snprintf(of_peak, sizeof of_peak, "%.0f%%", 100 * gops / peak);
-      std::printf("%-8s %5lldx%-6lld %10.1f %9s %10.2f %12.1f\n", std::string(dtype_name(type)).c_str(),
+      std::printf("%-8s %5lldx%-6lld %10.1f %9s %10.2f %12.1f %10s %10s\n", std::string(dtype_name(type)).c_str(),
                   static_cast<long long>(n_out), static_cast<long long>(k), gops, of_peak, t * 1e3,
-                  static_cast<double>(w.bytes()) / (1 << 20));
+                  static_cast<double>(w.bytes()) / (1 << 20), amx_gops, amx_ms);
     }
   }
   return 0;

@@ -156,7 +156,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   base.model_path = path;
   base.model_name = model->config().name.empty() ? std::string(arch_name(model->config().arch)) : model->config().name;
   base.type = model_type_label(model->file());
-  base.isa = std::string(isa_name(backend.isa()));
+  base.isa = backend.kernels_name();
   base.size_bytes = model->weight_bytes();
   base.params = model->parameter_count();
   base.threads = backend.n_threads();
@@ -291,7 +291,10 @@ std::string render_json(const std::vector<Result>& results, const std::vector<Ro
   return j.dump(2) + "\n";
 }
 
-int run_bench(const BenchOptions& o) {
+int run_bench(BenchOptions o) {
+  // 0 drops that kind of test, as in llama-bench (-n 0: prefill only).
+  std::erase(o.prompt_lengths, 0);
+  std::erase(o.gen_lengths, 0);
   // Progress notes only on a terminal: piped runs print the table (or nothing and one error line).
   const bool tty = isatty(STDERR_FILENO) != 0;
   std::vector<Result> results;
@@ -322,13 +325,14 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure prefill and decode throughput (like llama-bench)");
   cmd->add_option("-m,--model", o->models, "Model GGUF file(s)")->required()->delimiter(',');
-  cmd->add_option("-p,--n-prompt", o->prompt_lengths, "Prompt lengths to prefill in one batch (ppN), comma separated")
+  cmd->add_option("-p,--n-prompt", o->prompt_lengths,
+                  "Prompt lengths to prefill in one batch (ppN), comma separated (0: no prefill test)")
       ->delimiter(',')
-      ->check(CLI::Range(1, 1 << 20))
+      ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
-  cmd->add_option("-n,--n-gen", o->gen_lengths, "Tokens to decode one at a time (tgN), comma separated")
+  cmd->add_option("-n,--n-gen", o->gen_lengths, "Tokens to decode one at a time (tgN), comma separated (0: none)")
       ->delimiter(',')
-      ->check(CLI::Range(1, 1 << 20))
+      ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("-r,--repetitions", o->repetitions, "Timed runs of each test (after one warm-up)")
       ->check(CLI::Range(1, 1000))
@@ -350,9 +354,17 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
       "t/s is the mean ± sample standard deviation over the repetitions. Decode rates count the matmul\n"
       "weights each token reads (GB/s, against the all-thread read bandwidth); prefill rates count 2 FLOP\n"
       "per weight and the attention products (GFLOP/s, against the int8 VNNI peak for quantized weights,\n"
-      "the FP32 FMA peak for F32 / F16, the BF16 peak for BF16).\n"
+      "the FP32 FMA peak for F32 / F16, the BF16 peak for BF16; an \"+amx\" kernel table can pass the\n"
+      "VNNI peak).\n"
       "Exit codes: 0 success, 1 error, 2 bad command line.");
-  cmd->callback([&action, o] { action = [o] { return run_bench(*o); }; });
+  cmd->callback([&action, o] {
+    const auto zero = [](int n) { return n == 0; };
+    if (std::all_of(o->prompt_lengths.begin(), o->prompt_lengths.end(), zero) &&
+        std::all_of(o->gen_lengths.begin(), o->gen_lengths.end(), zero)) {
+      throw CLI::ValidationError("-p/-n", "nothing to measure: every prompt and generation length is 0");
+    }
+    action = [o] { return run_bench(*o); };
+  });
 }
 
 }  // namespace ember::cli

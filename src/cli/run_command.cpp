@@ -163,7 +163,7 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   lines.push_back(label("model") + fmt::format("{}{}{}{}{}{}{} params", name, sep, arch_name(c.arch), sep,
                                                model_type_label(model.file()), sep,
                                                human_count(model.parameter_count())));
-  lines.push_back(label("backend") + fmt::format("cpu {}{}{} thread{}", isa_name(backend.isa()), sep,
+  lines.push_back(label("backend") + fmt::format("cpu {}{}{} thread{}", backend.kernels_name(), sep,
                                                  backend.n_threads(), backend.n_threads() == 1 ? "" : "s"));
   section_break[0] = lines.size();
 

@@ -87,10 +87,16 @@ void CpuBackend::reserve(const StepLimits& limits) {
 void CpuBackend::matmul(const Linear& w, const float* x, int64_t m, float* y) {
   EMBER_CHECK_MSG(m <= limits_.max_rows && w.w.k <= limits_.max_k, "matmul: beyond reserve()");
   if (uses_gemm(w, m)) {
-    gemm(isa(), pool_, *w.packed, x, m, y, gemm_scratch_);
+    gemm(isa(), pool_, *w.packed, x, m, y, gemm_scratch_, GemmOptions{options_.amx});
   } else {
     ember::matmul(*kernels_, pool_, w.w, x, m, y, matmul_scratch_);
   }
+}
+
+std::string CpuBackend::kernels_name() const {
+  std::string name(isa_name(isa()));
+  if (options_.amx && isa() == Isa::kAvx512 && options_.repack_weights && amx_usable()) name += "+amx";
+  return name;
 }
 
 bool CpuBackend::uses_gemm(const Linear& w, int64_t m) const noexcept {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 
 #include "core/thread_pool.h"
 #include "cpu/attention.h"
@@ -35,6 +36,9 @@ struct CpuBackendOptions {
   // docs/benchmarks.md), and one kernel family for every row count, so a sequence's logits do not
   // depend on what else is in its batch.
   bool decode_on_packed = true;
+  // Integer panels on AMX tiles for steps of 16+ rows where the CPU and OS allow it (bit-identical
+  // to the VNNI kernels: a speed switch, for A/B measurements).
+  bool amx = true;
 };
 
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
@@ -65,6 +69,8 @@ class CpuBackend {
   CpuBackend& operator=(const CpuBackend&) = delete;
 
   Isa isa() const noexcept { return kernels_->isa; }
+  // The kernel table's name, with "+amx" when prefill GEMMs run on AMX tiles ("avx512+amx").
+  std::string kernels_name() const;
   int n_threads() const noexcept { return pool_.n_threads(); }
   ThreadPool& pool() noexcept { return pool_; }
   const CpuKernels& kernels() const noexcept { return *kernels_; }

@@ -5,12 +5,19 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string_view>
 
 #include "core/check.h"
 #include "cpu/gemm_simd.h"
 #include "quant/fp16.h"
+
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace ember {
 namespace {
@@ -36,7 +43,31 @@ GemmIsaKernels isa_gemm_kernels(Isa isa) {
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
+// Asks Linux for the AMX tile data state (XFEATURE_XTILEDATA, 18): without the grant the first
+// tile instruction faults. The grant is per process.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(__x86_64__)
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
+
+bool amx_usable() {
+  static const bool usable = [] {
+    const char* env = std::getenv("EMBER_AMX");  // EMBER_AMX=0: the VNNI kernels only (A/B runs)
+    if (env != nullptr && std::string_view(env) == "0") return false;
+    const CpuFeatures& f = cpu_features();
+    return f.amx_tile && f.amx_int8 && isa_supported(Isa::kAvx512, f) && request_amx_permission();
+  }();
+  return usable;
+}
+
+ActLayout amx_act_layout(const PanelFormat& format) { return ActLayout{kAmxTileRows, format.sub, 1}; }
 
 PanelLayout gemm_layout(Isa isa) { return isa == Isa::kAvx2 ? kAvx2Panels : kAvx512Panels; }
 
@@ -67,9 +98,10 @@ GemmActivations GemmScratch::prepare(const PanelFormat& format, const ActLayout&
 }
 
 void GemmScratch::reserve(int64_t max_rows, int64_t max_k, bool float_weights) {
-  // The largest layout: tiles of kFloatTileRows rows (the tallest), 2-byte (avx2) or 4-byte (F16
-  // panels) elements; per-sub-block arrays for 16-element sub-blocks.
-  const int64_t rows = round_up(std::max<int64_t>(max_rows, 1), kFloatTileRows);
+  // The largest layout: rows padded to the tallest tile (kFloatTileRows or AMX's), 2-byte (avx2)
+  // or 4-byte (F16 panels) elements; per-sub-block arrays for 16-element sub-blocks.
+  const int64_t rows = std::max(round_up(std::max<int64_t>(max_rows, 1), kFloatTileRows),
+                                round_up(std::max<int64_t>(max_rows, 1), kAmxTileRows));
   const auto q_bytes = static_cast<size_t>(rows * max_k * (float_weights ? 4 : 2));
   const auto cells = static_cast<size_t>(rows * (max_k / 16 + 1));
   if (q.size() < q_bytes) q.resize(q_bytes);
@@ -301,16 +333,22 @@ void run_task(const GemmTask& task, const GemmIsaKernels& kernels, const PackedW
 
 }  // namespace
 
-void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y,
-          GemmScratch& scratch) {
-  const GemmIsaKernels kernels = isa_gemm_kernels(isa);
+void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y, GemmScratch& scratch,
+          const GemmOptions& options) {
+  GemmIsaKernels kernels = isa_gemm_kernels(isa);
   const PanelKind kind = w.kind();
   const PanelLayout layout = expected_layout(kind, isa);
   EMBER_CHECK_MSG(layout.rows == w.layout().rows && layout.k_group == w.layout().k_group,
                   "gemm: weights packed for another ISA's layout");
   if (m <= 0) return;
   const PanelFormat& format = w.format();
-  const ActLayout act_layout = act_layout_for(kind, isa);
+  // AMX reads the avx512 panels as they are (the scalar table keeps its reference kernels). Formats
+  // of 16-element sub-blocks stay on VNNI: a tile product of 16 k per fold of 16 vectors measured
+  // 0.72-1.17× the VNNI kernel (docs/benchmarks.md).
+  const bool amx = options.amx && kind == PanelKind::kInt8 && format.sub == 32 && m >= kAmxMinRows &&
+                   isa == Isa::kAvx512 && amx_usable();
+  if (amx) kernels.kernel = gemm_amx_kernel, kernels.quantize = gemm_amx_quantize;
+  const ActLayout act_layout = amx ? amx_act_layout(format) : act_layout_for(kind, isa);
   const GemmActivations acts = scratch.prepare(format, act_layout, m, w.k());
   const int64_t n_tiles = (m + act_layout.tile_rows - 1) / act_layout.tile_rows;
 

@@ -79,8 +79,22 @@ struct GemmScratch {
   void reserve(int64_t max_rows, int64_t max_k, bool float_weights);
 };
 
+// Whether this process may run the AMX-INT8 kernel: an AVX-512 CPU with AMX-INT8 whose OS granted
+// the tile state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), requested once, on the first call).
+bool amx_usable();
+
+// The AMX kernel's activation layout for panels of `format`: 16-row tiles of whole sub-blocks.
+ActLayout amx_act_layout(const PanelFormat& format);
+
+struct GemmOptions {
+  // Integer panels of kAmxMinRows rows or more on AMX tiles where amx_usable() (avx512 layouts;
+  // bit-identical to the VNNI kernels, so this is a speed switch only).
+  bool amx = true;
+};
+
 // Y (m rows of n_out floats) = X (m rows of k floats) · Wᵀ with w packed in gemm_layout(isa).
-void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y, GemmScratch& scratch);
+void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y, GemmScratch& scratch,
+          const GemmOptions& options = {});
 
 // Whether two packed matrices take the same quantized activations (integer panels of one sub-block
 // length, offset and min layout, same k): what gemm_row_many requires.

@@ -120,6 +120,15 @@ inline constexpr PanelLayout kBF16Panels{16, 2};
 inline constexpr ActLayout kF16Acts{kFloatTileRows, 1, 4};
 inline constexpr ActLayout kBF16Acts{kFloatTileRows, 2, 2};
 
+// AMX-INT8 (avx512 CPUs whose OS grants the tile state): the avx512 integer panels as B tiles,
+// activations in 16-row tiles of whole sub-blocks: ActLayout{kAmxTileRows, sub, 1} (an A tile's
+// rows). Bit-identical to the avx512 kernels; gemm() takes it for row counts of kAmxMinRows on.
+inline constexpr int32_t kAmxTileRows = 16;
+inline constexpr int64_t kAmxMinRows = 16;
+void gemm_amx_kernel(const PanelFormat& format, const GemmActivations& acts, const GemmTile& tile);
+void gemm_amx_quantize(const PanelFormat& format, const float* x, int64_t k, int64_t r0, int64_t r1,
+                       const GemmActivations& acts);
+
 struct GemmIsaKernels {
   GemmKernelFn kernel;
   GemmQuantizeFn quantize;

@@ -91,6 +91,18 @@ TEST(BenchCli, RooflineColumns) {
   EXPECT_GT(j["results"][0]["roofline"].get<double>(), 1.0);  // GFLOP/s peak
 }
 
+// A length of 0 drops that kind of test, as in llama-bench: -n 0 measures prefill only.
+TEST(BenchCli, ZeroLengthSkipsThatTest) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K.gguf").string();
+  const test::RunResult r =
+      ember({"bench", "-m", model, "-p", "0,8", "-n", "0", "-r", "1", "-t", "1", "-o", "csv", "--no-roofline"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> csv = lines_of(r.out);
+  ASSERT_EQ(csv.size(), 2u) << r.out;
+  EXPECT_NE(csv[1].find(",pp8,8,"), std::string::npos) << csv[1];
+}
+
 TEST(BenchCli, BadInputFailsWithOneLine) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const std::string model = (data / "models/stories260K/stories260K.gguf").string();
@@ -103,7 +115,8 @@ TEST(BenchCli, BadInputFailsWithOneLine) {
   };
   expect_failure({"bench", "-m", "/nonexistent/model.gguf", "--no-roofline"}, 1, "/nonexistent/model.gguf");
   expect_failure({"bench", "-m", model, "-o", "xml"}, 2, "xml");
-  expect_failure({"bench", "-m", model, "-p", "0"}, 2, "-p");
+  expect_failure({"bench", "-m", model, "-p", "0", "-n", "0"}, 2, "nothing to measure");
+  expect_failure({"bench", "-m", model, "-p", "-1"}, 2, "-p");
   expect_failure({"bench", "-m", model, "-n", "abc"}, 2, "abc");
   expect_failure({"bench", "-m", model, "-r", "0"}, 2, "-r");
   expect_failure({"bench"}, 2, "--model");

@@ -480,3 +480,96 @@ TEST(Gemm, PanelsHoldTheDecodedIntegers) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// The AMX-INT8 kernel (integer panels of 16+ rows where the CPU and OS allow it): its quantizer and
+// microkernel against the scalar references on its layout, bit for bit, and gemm() with it against
+// gemm() on the VNNI kernels, bit for bit.
+QuantizedActs quantize_amx_acts(bool reference, const PanelFormat& f, const std::vector<float>& x, int64_t m,
+                                int64_t k) {
+  QuantizedActs a;
+  a.layout = amx_act_layout(f);
+  a.acts = a.scratch.prepare(f, a.layout, m, k);
+  if (reference) {
+    gemm_quantize_scalar(a.layout, f, x.data(), k, 0, m, a.acts);
+  } else {
+    gemm_amx_quantize(f, x.data(), k, 0, m, a.acts);
+  }
+  return a;
+}
+
+TEST(GemmAmx, QuantizerMatchesScalarExactly) {
+  if (!amx_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-INT8";
+  constexpr int64_t kM = 19, kK = 256;  // two row tiles, the second partial
+  std::vector<float> x = random_values(kM * kK, 71, 2.0f);
+  for (int j = 0; j < 32; ++j) x[static_cast<size_t>(kK + j)] = 0.0f;  // an all-zero block
+  for (const PanelFormat f : {PanelFormat{32, 8, false, false}, PanelFormat{16, 32, true, false}}) {
+    const QuantizedActs want = quantize_amx_acts(true, f, x, kM, kK);
+    const QuantizedActs got = quantize_amx_acts(false, f, x, kM, kK);
+    for (int64_t r = 0; r < kM; ++r) {
+      for (int64_t j = 0; j < kK; ++j) ASSERT_EQ(act_value(got, f, r, j), act_value(want, f, r, j)) << r << "," << j;
+      for (int64_t s = 0; s < kK / f.sub; ++s) {
+        const int64_t c = cell_of(want, r, s);
+        ASSERT_EQ(got.acts.scale[c], want.acts.scale[c]);
+        ASSERT_EQ(got.acts.corr[c], want.acts.corr[c]);
+        if (f.has_min) {
+          ASSERT_EQ(got.acts.min_scale[c], want.acts.min_scale[c]);
+        }
+      }
+    }
+  }
+}
+
+TEST(GemmAmx, MicrokernelMatchesScalarBitForBit) {
+  if (!amx_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-INT8";
+  ThreadPool pool(2);
+  constexpr int64_t kK = 1280, kOut = 37;  // 40 sub-blocks of 32: more than one unpacked piece
+  for (DType type : packed_types()) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 15, 0.05f));
+    const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, Isa::kAvx512, pool);
+    for (int64_t m : {1, 16, 17, 31, 40}) {
+      const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 80 + static_cast<unsigned>(m), 1.0f);
+      const QuantizedActs a_ref = quantize_amx_acts(true, w.format(), x, m, kK);
+      const QuantizedActs a_amx = quantize_amx_acts(false, w.format(), x, m, kK);
+      for (int64_t chunk : {w.n_sub() / 3 + 1, w.n_sub()}) {
+        const std::vector<float> want = run_tiles(w, m, chunk, [&](const GemmTile& tile) {
+          gemm_kernel_scalar(w.format(), w.layout(), a_ref.layout, a_ref.acts, tile);
+        });
+        const std::vector<float> got =
+            run_tiles(w, m, chunk, [&](const GemmTile& tile) { gemm_amx_kernel(w.format(), a_amx.acts, tile); });
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_EQ(got[i], want[i]) << "m " << m << " chunk " << chunk << " output " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(GemmAmx, GemmEqualsTheVnniKernelsBitForBit) {
+  if (!amx_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-INT8";
+  constexpr int64_t kK = 2304, kOut = 53;  // several k chunks; a partial last group pair
+  for (DType type : packed_types()) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 25, 0.05f));
+    for (int threads : {1, 3}) {
+      ThreadPool pool(threads);
+      const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, Isa::kAvx512, pool);
+      for (int64_t m : {16, 45, 300}) {  // 300: more than one row chunk
+        const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 90 + static_cast<unsigned>(m), 1.0f);
+        std::vector<float> vnni(static_cast<size_t>(m * kOut), NAN), amx(vnni.size(), NAN);
+        GemmScratch scratch;
+        gemm(Isa::kAvx512, pool, w, x.data(), m, vnni.data(), scratch, GemmOptions{false});
+        gemm(Isa::kAvx512, pool, w, x.data(), m, amx.data(), scratch, GemmOptions{true});
+        for (size_t i = 0; i < vnni.size(); ++i) {
+          ASSERT_EQ(amx[i], vnni[i]) << threads << " threads, m " << m << ", output " << i;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
