@@ -2,7 +2,8 @@
 // GOP/s counting 2 ops per multiply-add, for each weight type on the best kernel table (or
 // EMBER_ISA). `gemm_bench [threads] [rows]`: measures the roofline first and prints each figure as
 // a fraction of the peak its kernel runs on (int8 VNNI; FP32 FMA for F16; BF16 dot for BF16);
-// integer types also on AMX tiles where the CPU has them (its own column: no measured peak).
+// integer types of 32-element sub-blocks and F16 also on AMX tiles where the CPU has them (their own
+// column: no measured peak).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -69,7 +70,9 @@ int main(int argc, char** argv) {
       const double t = time_gemm(GemmOptions{false});
       const double gops = ops / t / 1e9;
       char amx_gops[16] = "n/a", amx_ms[16] = "n/a";
-      if (amx && w.kind() == PanelKind::kInt8 && m >= kAmxMinRows) {
+      if (amx && m >= kAmxMinRows &&
+          ((w.kind() == PanelKind::kInt8 && w.format().sub == 32) ||
+           (w.kind() == PanelKind::kF16 && amx_bf16_usable()))) {
         const double t_amx = time_gemm(GemmOptions{true});
         std::snprintf(amx_gops, sizeof amx_gops, "%.1f", ops / t_amx / 1e9);
         std::snprintf(amx_ms, sizeof amx_ms, "%.2f", t_amx * 1e3);

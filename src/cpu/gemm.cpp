@@ -29,6 +29,9 @@ namespace {
 constexpr int64_t kChunkRows = 256;
 constexpr int64_t kChunkKInt8 = 512;
 constexpr int64_t kChunkKFloat = 256;
+// The AMX F16 kernel splits each call's weights into bf16 tiles once for all its rows: taller row
+// chunks split less often (1024 rows × 256 k of hi / lo activations: 1 MiB, in L2).
+constexpr int64_t kChunkRowsAmxF16 = 1024;
 
 // The scalar table has no microkernel of its own: the reference runs on avx512's layouts.
 GemmIsaKernels isa_gemm_kernels(Isa isa) {
@@ -66,6 +69,8 @@ bool amx_usable() {
   }();
   return usable;
 }
+
+bool amx_bf16_usable() { return amx_usable() && cpu_features().amx_bf16; }
 
 ActLayout amx_act_layout(const PanelFormat& format) { return ActLayout{kAmxTileRows, format.sub, 1}; }
 
@@ -279,6 +284,7 @@ struct GemmTask {
 // Runs one task: its rows in L2-sized chunks, k in L1-sized chunks, every group pair of its range.
 void run_task(const GemmTask& task, const GemmIsaKernels& kernels, const PackedWeights& w, const ActLayout& act_layout,
               const GemmActivations& acts, int64_t m, float* y) {
+  const int64_t max_chunk_rows = kernels.float_kernel == gemm_amx_f16_kernel ? kChunkRowsAmxF16 : kChunkRows;
   const PanelKind kind = w.kind();
   const PanelFormat& format = w.format();
   const PanelLayout& layout = w.layout();
@@ -287,7 +293,7 @@ void run_task(const GemmTask& task, const GemmIsaKernels& kernels, const PackedW
   const int64_t group_stride = w.n_sub() * w.sub_bytes();
   // Row chunks of equal size (whole tiles), so no short last chunk re-reads the weights for a few rows.
   const int64_t r_begin = task.t0 * tile_rows, r_end = std::min(m, task.t1 * tile_rows);
-  const int64_t n_chunks = (r_end - r_begin + kChunkRows - 1) / kChunkRows;
+  const int64_t n_chunks = (r_end - r_begin + max_chunk_rows - 1) / max_chunk_rows;
   const int64_t chunk_rows = round_up((r_end - r_begin + n_chunks - 1) / n_chunks, tile_rows);
   for (int64_t r0 = r_begin; r0 < r_end; r0 += chunk_rows) {
     GemmActivations rows_acts = acts;  // the chunk's first tile
@@ -345,10 +351,12 @@ void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int
   // AMX reads the avx512 panels as they are (the scalar table keeps its reference kernels). Formats
   // of 16-element sub-blocks stay on VNNI: a tile product of 16 k per fold of 16 vectors measured
   // 0.72-1.17× the VNNI kernel (docs/benchmarks.md).
-  const bool amx = options.amx && kind == PanelKind::kInt8 && format.sub == 32 && m >= kAmxMinRows &&
-                   isa == Isa::kAvx512 && amx_usable();
-  if (amx) kernels.kernel = gemm_amx_kernel, kernels.quantize = gemm_amx_quantize;
-  const ActLayout act_layout = amx ? amx_act_layout(format) : act_layout_for(kind, isa);
+  const bool amx_rows = options.amx && m >= kAmxMinRows && isa == Isa::kAvx512;
+  const bool amx_int8 = amx_rows && kind == PanelKind::kInt8 && format.sub == 32 && amx_usable();
+  const bool amx_f16 = amx_rows && kind == PanelKind::kF16 && amx_bf16_usable();
+  if (amx_int8) kernels.kernel = gemm_amx_kernel, kernels.quantize = gemm_amx_quantize;
+  if (amx_f16) kernels.float_kernel = gemm_amx_f16_kernel, kernels.float_acts = gemm_amx_f16_acts;
+  const ActLayout act_layout = amx_int8 ? amx_act_layout(format) : amx_f16 ? kAmxF16Acts : act_layout_for(kind, isa);
   const GemmActivations acts = scratch.prepare(format, act_layout, m, w.k());
   const int64_t n_tiles = (m + act_layout.tile_rows - 1) / act_layout.tile_rows;
 

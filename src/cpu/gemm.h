@@ -82,13 +82,16 @@ struct GemmScratch {
 // Whether this process may run the AMX-INT8 kernel: an AVX-512 CPU with AMX-INT8 whose OS granted
 // the tile state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), requested once, on the first call).
 bool amx_usable();
+// Whether it may also run the AMX-BF16 kernel (F16 weights).
+bool amx_bf16_usable();
 
 // The AMX kernel's activation layout for panels of `format`: 16-row tiles of whole sub-blocks.
 ActLayout amx_act_layout(const PanelFormat& format);
 
 struct GemmOptions {
-  // Integer panels of kAmxMinRows rows or more on AMX tiles where amx_usable() (avx512 layouts;
-  // bit-identical to the VNNI kernels, so this is a speed switch only).
+  // kAmxMinRows rows or more on AMX tiles (avx512 layouts): integer panels of 32-element sub-blocks
+  // where amx_usable() (bit-identical to the VNNI kernels), F16 panels where amx_bf16_usable()
+  // (products within ~1.2e-5 of exact: gemm_amx_f16.cpp).
   bool amx = true;
 };
 

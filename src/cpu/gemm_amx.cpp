@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/amx_tiles.h"
 #include "cpu/gemm_isa.h"
 #include "cpu/gemm_simd.h"
 
@@ -19,26 +20,14 @@ constexpr int kTileRows = kAmxTileRows;    // activation rows per A tile
 static_assert(kRows == 16 && kAvx512Panels.k_group == 4 && kTileRows == 16);
 
 // Tile registers: C (16 × 16 int32) in 0 / 1, A (16 activation rows × sub bytes) in 2 / 3, B (sub/4
-// k-groups × 16 rows × 4 bytes) in 4 / 5; two of each so the product of the next sub-block runs on
+// k-groups × 16 rows × 4 bytes) in 4 / 5: two of each, so the product of the next sub-block runs on
 // the AMX unit while AVX-512 folds the previous one.
-struct TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-void configure_tiles(int sub) {
-  alignas(64) TileConfig config;
-  std::memset(&config, 0, sizeof config);
-  config.palette_id = 1;
-  for (int t = 0; t < 2; ++t) {
-    config.rows[t] = kTileRows, config.colsb[t] = 64;                                  // C
-    config.rows[2 + t] = kTileRows, config.colsb[2 + t] = static_cast<uint16_t>(sub);  // A
-    config.rows[4 + t] = static_cast<uint8_t>(sub / 4), config.colsb[4 + t] = 64;      // B
-  }
-  _tile_loadconfig(&config);
+void configure_int8_tiles(int sub) {
+  const auto a_bytes = static_cast<uint16_t>(sub);
+  const auto b_rows = static_cast<uint8_t>(sub / 4);
+  const uint8_t rows[6] = {kTileRows, kTileRows, kTileRows, kTileRows, b_rows, b_rows};
+  const uint16_t colsb[6] = {64, 64, a_bytes, a_bytes, 64, 64};
+  configure_tiles(6, rows, colsb);
 }
 
 // C = A · B for one sub-block: A's rows are `sub` bytes apart, B's k-group rows 64. Even sub-blocks
@@ -87,7 +76,7 @@ void amx_kernel(const GemmActivations& acts, const GemmTile& tile) {
   for (int g = 0; g < 2; ++g) valid[g] = lanes_below_16(tile.n_valid - 16 * g);
   const int64_t n_tiles = (tile.m + kTileRows - 1) / kTileRows;
   const int64_t piece_sb = Nibbles ? kPieceSb : tile.n_sb;  // byte panels are read in place
-  configure_tiles(Sub);
+  configure_int8_tiles(Sub);
   for (int64_t p0 = 0; p0 < tile.n_sb; p0 += piece_sb) {
     const int64_t n = tile.n_sb - p0 < piece_sb ? tile.n_sb - p0 : piece_sb;
     if constexpr (Nibbles) {

@@ -129,6 +129,12 @@ void gemm_amx_kernel(const PanelFormat& format, const GemmActivations& acts, con
 void gemm_amx_quantize(const PanelFormat& format, const float* x, int64_t k, int64_t r0, int64_t r1,
                        const GemmActivations& acts);
 
+// AMX-BF16 for F16 panels (gemm_amx_f16.cpp): activations as bf16 hi / lo pairs, per 16-row tile and
+// 32-k sub-block the rows' hi values ([16][32] bf16) then their lo values: 4 bytes per element.
+inline constexpr ActLayout kAmxF16Acts{kAmxTileRows, 32, 4};
+void gemm_amx_f16_kernel(PanelKind kind, const GemmActivations& acts, const GemmTile& tile);
+void gemm_amx_f16_acts(PanelKind kind, const float* x, int64_t k, int64_t r0, int64_t r1, void* q);
+
 struct GemmIsaKernels {
   GemmKernelFn kernel;
   GemmQuantizeFn quantize;

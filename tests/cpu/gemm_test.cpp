@@ -10,6 +10,7 @@
 #include "cpu/gemm.h"
 #include "cpu_test_util.h"
 #include "ember/error.h"
+#include "quant/fp16.h"
 
 namespace ember {
 namespace {
@@ -367,9 +368,11 @@ TEST(Gemm, EveryIsaAndThreadCountGivesIdenticalBits) {
         const PackedWeights w = PackedWeights::pack({blocks.data(), type, n_out, k}, isa, pool);
         std::vector<float> y(static_cast<size_t>(m * n_out), NAN);
         GemmScratch scratch;
-        gemm(isa, pool, w, x.data(), 0, y.data(), scratch);
+        // F16 on AMX (16+ rows) splits values into bf16 pairs: close to the others, not identical.
+        const GemmOptions options{type != DType::kF16};
+        gemm(isa, pool, w, x.data(), 0, y.data(), scratch, options);
         ASSERT_TRUE(std::isnan(y[0])) << "m = 0 wrote output";
-        gemm(isa, pool, w, x.data(), m, y.data(), scratch);
+        gemm(isa, pool, w, x.data(), m, y.data(), scratch, options);
         if (first.empty()) first = y;
         for (size_t i = 0; i < y.size(); ++i) {
           ASSERT_EQ(y[i], first[i]) << isa_name(isa) << ", " << threads << " threads, output " << i;
@@ -567,6 +570,71 @@ TEST(GemmAmx, GemmEqualsTheVnniKernelsBitForBit) {
           ASSERT_EQ(amx[i], vnni[i]) << threads << " threads, m " << m << ", output " << i;
         }
       }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
+
+namespace ember {
+namespace {
+
+// F16 weights on AMX-BF16: the activations' bf16 hi / lo split in its tile layout, and gemm()
+// against float64 of the F16 weights and the f32 activations (each product within ~1.2e-5 of exact:
+// gemm_amx_f16.cpp), with partial row tiles, a partial group pair, partial pieces and k chunks.
+TEST(GemmAmx, F16ActivationsSplitIntoBf16Pairs) {
+  if (!amx_bf16_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-BF16";
+  constexpr int64_t kM = 19, kK = 96;
+  const std::vector<float> x = random_values(kM * kK, 33, 3.0f);
+  GemmScratch scratch;
+  const GemmActivations acts = scratch.prepare(PanelFormat{32, 0, false, false}, kAmxF16Acts, kM, kK);
+  gemm_amx_f16_acts(PanelKind::kF16, x.data(), kK, 0, kM, acts.q);
+  const auto* q = static_cast<const uint16_t*>(acts.q);
+  for (int64_t r = 0; r < kM; ++r) {
+    for (int64_t j = 0; j < kK; ++j) {
+      const int64_t cell = (r / 16 * (kK / 32) + j / 32) * 2 * 16 * 32;  // in bf16 elements
+      const int64_t at = cell + r % 16 * 32 + j % 32;
+      const float v = x[static_cast<size_t>(r * kK + j)];
+      const uint16_t hi = fp32_to_bf16(v);
+      ASSERT_EQ(q[at], hi) << r << "," << j;
+      ASSERT_EQ(q[at + 16 * 32], fp32_to_bf16(v - bf16_to_fp32(hi))) << r << "," << j;
+    }
+  }
+}
+
+TEST(GemmAmx, F16GemmMatchesFloat64) {
+  if (!amx_bf16_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-BF16";
+  constexpr int64_t kK = 1088, kOut = 37;  // 34 sub-blocks: two k chunks of 8 and a short one
+  const std::vector<std::byte> blocks = quantized(DType::kF16, random_values(kOut * kK, 44, 0.05f));
+  std::vector<float> w_deq(kOut * kK);
+  dequantize(DType::kF16, blocks.data(), w_deq.data(), kOut * kK);
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    const PackedWeights w = PackedWeights::pack({blocks.data(), DType::kF16, kOut, kK}, Isa::kAvx512, pool);
+    for (int64_t m : {16, 29, 300}) {
+      const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 50 + static_cast<unsigned>(m), 1.0f);
+      std::vector<float> y(static_cast<size_t>(m * kOut), NAN), fma_y(y.size(), NAN);
+      GemmScratch scratch;
+      gemm(Isa::kAvx512, pool, w, x.data(), m, y.data(), scratch, GemmOptions{true});
+      gemm(Isa::kAvx512, pool, w, x.data(), m, fma_y.data(), scratch, GemmOptions{false});
+      double worst = 0;
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t r = 0; r < kOut; ++r) {
+          double want = 0, magnitude = 0;
+          for (int64_t j = 0; j < kK; ++j) {
+            const double p = static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j];
+            want += p;
+            magnitude += std::fabs(p);
+          }
+          const double err = std::fabs(y[i * kOut + r] - want) / magnitude;
+          ASSERT_LT(err, 2e-5) << threads << " threads, m " << m << ", row " << i << " output " << r;
+          worst = std::max(worst, err);
+        }
+      }
+      // Not the FMA kernel's arithmetic: the split must be taken (and stay close to it).
+      EXPECT_NE(y, fma_y) << "m " << m;
+      EXPECT_GT(worst, 0.0);
     }
   }
 }
