@@ -21,8 +21,8 @@ struct CpuFeatures {
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
   bool avx_vnni = false;
-  // AMX: the prefill GEMM uses AMX-INT8 (cpu/gemm.h, amx_usable()). Linux additionally requires a
-  // per-process arch_prctl(ARCH_REQ_XCOMP_PERM) before the first tile instruction.
+  // AMX: the prefill GEMM uses AMX-INT8 and AMX-BF16 (cpu/gemm.h, amx_usable()). Linux additionally
+  // requires a per-process arch_prctl(ARCH_REQ_XCOMP_PERM) before the first tile instruction.
   bool amx_tile = false;
   bool amx_int8 = false;
   bool amx_bf16 = false;

@@ -52,6 +52,7 @@ Linear CpuBackend::prepare(const WeightMatrix& w, bool repack) {
   if (repack && options_.repack_weights && gemm_serves(isa(), w.dtype) && w.k % panel_k == 0) {
     linear.packed = PackedWeights::pack(w, isa(), pool_);
     packed_bytes_ += linear.packed->bytes();
+    if (options_.amx && amx_serves(isa(), *linear.packed)) uses_amx_ = true;
     // Float panels take 4-byte activations: the GEMM scratch must grow to them.
     if (w.dtype == DType::kF16 || w.dtype == DType::kBF16) float_gemm_ = true;
     reserve(limits_);
@@ -95,7 +96,7 @@ void CpuBackend::matmul(const Linear& w, const float* x, int64_t m, float* y) {
 
 std::string CpuBackend::kernels_name() const {
   std::string name(isa_name(isa()));
-  if (options_.amx && isa() == Isa::kAvx512 && options_.repack_weights && amx_usable()) name += "+amx";
+  if (uses_amx_) name += "+amx";
   return name;
 }
 

@@ -36,8 +36,8 @@ struct CpuBackendOptions {
   // docs/benchmarks.md), and one kernel family for every row count, so a sequence's logits do not
   // depend on what else is in its batch.
   bool decode_on_packed = true;
-  // Integer panels on AMX tiles for steps of 16+ rows where the CPU and OS allow it (bit-identical
-  // to the VNNI kernels: a speed switch, for A/B measurements).
+  // Steps of 16+ rows on AMX tiles where the CPU and OS allow it (gemm_takes_amx): integer panels
+  // bit-identical to the VNNI kernels, F16 panels within 2^-17 per product of exact. Off: A/B runs.
   bool amx = true;
 };
 
@@ -69,7 +69,8 @@ class CpuBackend {
   CpuBackend& operator=(const CpuBackend&) = delete;
 
   Isa isa() const noexcept { return kernels_->isa; }
-  // The kernel table's name, with "+amx" when prefill GEMMs run on AMX tiles ("avx512+amx").
+  // The kernel table's name, with "+amx" once a prepared matrix will run its prefill GEMMs on AMX
+  // tiles ("avx512+amx").
   std::string kernels_name() const;
   int n_threads() const noexcept { return pool_.n_threads(); }
   ThreadPool& pool() noexcept { return pool_; }
@@ -136,6 +137,7 @@ class CpuBackend {
   bool uses_gemm(const Linear& w, int64_t m) const noexcept;
 
   CpuBackendOptions options_;
+  bool uses_amx_ = false;  // a prepared matrix is one amx_serves()
   ThreadPool pool_;
   const CpuKernels* kernels_;
   const CpuOps* ops_;

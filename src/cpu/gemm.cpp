@@ -70,9 +70,23 @@ bool amx_usable() {
   return usable;
 }
 
+// (Every AMX CPU so far has both AMX-INT8 and AMX-BF16; the tile-state grant is one for both.)
 bool amx_bf16_usable() { return amx_usable() && cpu_features().amx_bf16; }
 
 ActLayout amx_act_layout(const PanelFormat& format) { return ActLayout{kAmxTileRows, format.sub, 1}; }
+
+bool amx_serves(Isa isa, const PackedWeights& w) {
+  // AMX reads the avx512 panels as they are (the scalar table keeps its reference kernels). Formats
+  // of 16-element sub-blocks stay on VNNI: a tile product of 16 k per fold of 16 vectors measured
+  // 0.72-1.17× the VNNI kernel (docs/benchmarks.md).
+  if (isa != Isa::kAvx512) return false;
+  if (w.kind() == PanelKind::kInt8) return w.format().sub == 32 && amx_usable();
+  return w.kind() == PanelKind::kF16 && amx_bf16_usable();
+}
+
+bool gemm_takes_amx(Isa isa, const PackedWeights& w, int64_t m, const GemmOptions& options) {
+  return options.amx && m >= kAmxMinRows && amx_serves(isa, w);
+}
 
 PanelLayout gemm_layout(Isa isa) { return isa == Isa::kAvx2 ? kAvx2Panels : kAvx512Panels; }
 
@@ -283,13 +297,15 @@ struct GemmTask {
 
 // Runs one task: its rows in L2-sized chunks, k in L1-sized chunks, every group pair of its range.
 void run_task(const GemmTask& task, const GemmIsaKernels& kernels, const PackedWeights& w, const ActLayout& act_layout,
-              const GemmActivations& acts, int64_t m, float* y) {
-  const int64_t max_chunk_rows = kernels.float_kernel == gemm_amx_f16_kernel ? kChunkRowsAmxF16 : kChunkRows;
+              const GemmActivations& acts, int64_t m, float* y, int64_t max_chunk_rows = kChunkRows) {
   const PanelKind kind = w.kind();
   const PanelFormat& format = w.format();
   const PanelLayout& layout = w.layout();
   const int64_t tile_rows = act_layout.tile_rows;
-  const int64_t chunk_sub = std::max<int64_t>(1, (kind == PanelKind::kInt8 ? kChunkKInt8 : kChunkKFloat) / format.sub);
+  // One row (decode) has no activations to keep in L2: each group pair then reads its whole k range
+  // in one call, two long sequential streams the prefetchers follow (not 10 KiB pieces).
+  const int64_t chunk_k = m == 1 ? w.k() : kind == PanelKind::kInt8 ? kChunkKInt8 : kChunkKFloat;
+  const int64_t chunk_sub = std::max<int64_t>(1, chunk_k / format.sub);
   const int64_t group_stride = w.n_sub() * w.sub_bytes();
   // Row chunks of equal size (whole tiles), so no short last chunk re-reads the weights for a few rows.
   const int64_t r_begin = task.t0 * tile_rows, r_end = std::min(m, task.t1 * tile_rows);
@@ -348,12 +364,8 @@ void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int
                   "gemm: weights packed for another ISA's layout");
   if (m <= 0) return;
   const PanelFormat& format = w.format();
-  // AMX reads the avx512 panels as they are (the scalar table keeps its reference kernels). Formats
-  // of 16-element sub-blocks stay on VNNI: a tile product of 16 k per fold of 16 vectors measured
-  // 0.72-1.17× the VNNI kernel (docs/benchmarks.md).
-  const bool amx_rows = options.amx && m >= kAmxMinRows && isa == Isa::kAvx512;
-  const bool amx_int8 = amx_rows && kind == PanelKind::kInt8 && format.sub == 32 && amx_usable();
-  const bool amx_f16 = amx_rows && kind == PanelKind::kF16 && amx_bf16_usable();
+  const bool amx = gemm_takes_amx(isa, w, m, options);
+  const bool amx_int8 = amx && kind == PanelKind::kInt8, amx_f16 = amx && kind == PanelKind::kF16;
   if (amx_int8) kernels.kernel = gemm_amx_kernel, kernels.quantize = gemm_amx_quantize;
   if (amx_f16) kernels.float_kernel = gemm_amx_f16_kernel, kernels.float_acts = gemm_amx_f16_acts;
   const ActLayout act_layout = amx_int8 ? amx_act_layout(format) : amx_f16 ? kAmxF16Acts : act_layout_for(kind, isa);
@@ -384,7 +396,8 @@ void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int
     const int64_t p = task / row_parts, r = task % row_parts;
     const GemmTask share{2 * (p * n_pairs / pair_parts), std::min(w.n_groups(), 2 * ((p + 1) * n_pairs / pair_parts)),
                          r * n_tiles / row_parts, (r + 1) * n_tiles / row_parts};
-    if (share.t0 < share.t1) run_task(share, kernels, w, act_layout, acts, m, y);
+    if (share.t0 < share.t1)
+      run_task(share, kernels, w, act_layout, acts, m, y, amx_f16 ? kChunkRowsAmxF16 : kChunkRows);
   });
 }
 

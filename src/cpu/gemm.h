@@ -88,12 +88,18 @@ bool amx_bf16_usable();
 // The AMX kernel's activation layout for panels of `format`: 16-row tiles of whole sub-blocks.
 ActLayout amx_act_layout(const PanelFormat& format);
 
+// Whether gemm() on `isa` runs weights like `w` on AMX tiles for steps of kAmxMinRows rows or
+// more: integer panels of 32-element sub-blocks where amx_usable() (bit-identical to the VNNI
+// kernels), F16 panels where amx_bf16_usable() (each product within 2^-17 of exact:
+// gemm_amx_f16.cpp). avx512 layouts only.
+bool amx_serves(Isa isa, const PackedWeights& w);
+
 struct GemmOptions {
-  // kAmxMinRows rows or more on AMX tiles (avx512 layouts): integer panels of 32-element sub-blocks
-  // where amx_usable() (bit-identical to the VNNI kernels), F16 panels where amx_bf16_usable()
-  // (products within ~1.2e-5 of exact: gemm_amx_f16.cpp).
-  bool amx = true;
+  bool amx = true;  // false: never AMX (A/B measurements, the FMA F16 kernel's tests)
 };
+
+// Whether gemm(isa, ..., w, x, m, ..., options) takes the AMX kernels.
+bool gemm_takes_amx(Isa isa, const PackedWeights& w, int64_t m, const GemmOptions& options);
 
 // Y (m rows of n_out floats) = X (m rows of k floats) · Wᵀ with w packed in gemm_layout(isa).
 void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int64_t m, float* y, GemmScratch& scratch,

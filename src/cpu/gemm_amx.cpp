@@ -93,6 +93,7 @@ void amx_kernel(const GemmActivations& acts, const GemmTile& tile) {
           }
         }
       }
+      amx_reads_memory();  // the tile loads below read `unpacked`
     }
     const auto b_tile = [&](int64_t g, int64_t b) -> const uint8_t* {
       if constexpr (Nibbles) return unpacked[g] + b * kBBytes;

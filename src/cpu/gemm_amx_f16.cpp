@@ -1,9 +1,13 @@
 // F16 weights on AMX-BF16 tiles: each weight and activation split into two bf16 terms (hi, and lo =
-// the rest), and Σ w·x computed as hi·hi + hi·lo + lo·hi in the tiles' fp32 accumulators. F16
-// weights split exactly (hi + lo = w: 11 significant bits in two 8-bit halves); activations keep 16
-// of their 24 significant bits (≤ 2^-17 relative); the dropped lo·lo term is ≤ 2^-17 of a product.
-// So each product is within ~1.5e-5 of exact (llama.cpp's F16 path rounds the activations to f16:
-// ~5e-4). Compiled with AVX-512 + AMX flags; includes only plain-data headers.
+// the rest), and Σ w·x computed as the four products of (w_hi + w_lo)(x_hi + x_lo) in the tiles' fp32
+// accumulators (each product of two bf16 is exact in fp32). The weights split exactly (an f16 has
+// 11 significant bits: hi keeps 8, lo the other 3); the activations keep 16 of their 24 significant
+// bits (x_hi = x rounded to bf16, x_lo = the rest rounded to bf16: |x − x_hi − x_lo| ≤ 2^-17 |x|).
+// So each product is within ~2^-17 ≈ 7.6e-6 of exact, the accumulation in fp32 as for the FMA kernel
+// (llama.cpp's F16 path rounds the activations to f16: ~2.4e-4). Values beyond bf16's range (|x| ≥
+// ~3.39e38) or infinite give NaN where the FMA kernel gives ±inf, and the tile instructions flush
+// subnormal bf16 inputs: neither occurs in real activations. Compiled with AVX-512 + AMX flags;
+// includes only plain-data headers.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -90,6 +94,7 @@ void gemm_amx_f16_kernel(PanelKind, const GemmActivations& acts, const GemmTile&
                       weights[g][b][1]);
       }
     }
+    amx_reads_memory();  // the tile loads below read `weights`
     // Row tiles in pairs (an odd last one pairs with itself; its copy's products are discarded).
     for (int64_t t0 = 0; t0 < n_tiles; t0 += 2) {
       if (p0 == 0) prefetch_next_slice(tile, t0 / 2, (n_tiles + 1) / 2);
@@ -105,17 +110,19 @@ void gemm_amx_f16_kernel(PanelKind, const GemmActivations& acts, const GemmTile&
         };
         const uint8_t* a0 = cell(0);
         const uint8_t* a1 = cell(1);
-        _tile_loadd(4, a0, 64);  // hi · hi
+        // (w_hi + w_lo)(x_hi + x_lo) in four products over the same 10 tile loads per sub-block.
+        _tile_loadd(4, a0, 64);  // x_hi · w_hi
         _tile_loadd(5, a1, 64);
         _tile_loadd(6, weights[0][b][0], 64);
         _tile_loadd(7, weights[g1][b][0], 64);
         block_products();
-        _tile_loadd(6, weights[0][b][1], 64);  // hi · lo
+        _tile_loadd(6, weights[0][b][1], 64);  // x_hi · w_lo
         _tile_loadd(7, weights[g1][b][1], 64);
         block_products();
-        _tile_loadd(4, a0 + kTileBytes, 64);  // lo · hi
+        _tile_loadd(4, a0 + kTileBytes, 64);  // x_lo · w_lo
         _tile_loadd(5, a1 + kTileBytes, 64);
-        _tile_loadd(6, weights[0][b][0], 64);
+        block_products();
+        _tile_loadd(6, weights[0][b][0], 64);  // x_lo · w_hi
         _tile_loadd(7, weights[g1][b][0], 64);
         block_products();
       }

@@ -122,7 +122,8 @@ inline constexpr ActLayout kBF16Acts{kFloatTileRows, 2, 2};
 
 // AMX-INT8 (avx512 CPUs whose OS grants the tile state): the avx512 integer panels as B tiles,
 // activations in 16-row tiles of whole sub-blocks: ActLayout{kAmxTileRows, sub, 1} (an A tile's
-// rows). Bit-identical to the avx512 kernels; gemm() takes it for row counts of kAmxMinRows on.
+// rows). Bit-identical to the avx512 kernels; gemm() takes it for steps of kAmxMinRows rows or
+// more (gemm_takes_amx: formats of 32-element sub-blocks).
 inline constexpr int32_t kAmxTileRows = 16;
 inline constexpr int64_t kAmxMinRows = 16;
 void gemm_amx_kernel(const PanelFormat& format, const GemmActivations& acts, const GemmTile& tile);
@@ -130,7 +131,9 @@ void gemm_amx_quantize(const PanelFormat& format, const float* x, int64_t k, int
                        const GemmActivations& acts);
 
 // AMX-BF16 for F16 panels (gemm_amx_f16.cpp): activations as bf16 hi / lo pairs, per 16-row tile and
-// 32-k sub-block the rows' hi values ([16][32] bf16) then their lo values: 4 bytes per element.
+// 32-k sub-block the rows' hi values ([16][32] bf16) then their lo values. As an ActLayout this
+// only sizes the scratch (4 bytes per element in 16-row tiles): its k_group / elem_bytes do not
+// describe the hi / lo planes, so the int8 reference and act_value() cannot read it.
 inline constexpr ActLayout kAmxF16Acts{kAmxTileRows, 32, 4};
 void gemm_amx_f16_kernel(PanelKind kind, const GemmActivations& acts, const GemmTile& tile);
 void gemm_amx_f16_acts(PanelKind kind, const float* x, int64_t k, int64_t r0, int64_t r1, void* q);

@@ -28,6 +28,25 @@ TEST(CpuBackend, RepacksServedTypesAndAccountsTheMemory) {
   EXPECT_EQ(no_repack.packed_bytes(), 0u);
 }
 
+// "+amx" in the kernel table's name (ember run / bench) only once a prepared matrix will use AMX.
+TEST(CpuBackend, KernelsNameSaysAmxOnlyWhenAMatrixUsesIt) {
+  if (!isa_supported(Isa::kAvx512, cpu_features())) GTEST_SKIP() << "this CPU has no AVX-512";
+  const std::vector<std::byte> q6 = quantized(DType::kQ6_K, random_values(4 * 256, 1, 0.05f));
+  const std::vector<std::byte> q8 = quantized(DType::kQ8_0, random_values(4 * 256, 2, 0.05f));
+  for (bool amx : {true, false}) {
+    CpuBackendOptions options;
+    options.isa = Isa::kAvx512;
+    options.n_threads = 1;
+    options.amx = amx;
+    CpuBackend backend(options);
+    EXPECT_EQ(backend.kernels_name(), "avx512");
+    (void)backend.prepare({q6.data(), DType::kQ6_K, 4, 256});  // 16-element sub-blocks: VNNI only
+    EXPECT_EQ(backend.kernels_name(), "avx512");
+    (void)backend.prepare({q8.data(), DType::kQ8_0, 4, 256});
+    EXPECT_EQ(backend.kernels_name(), amx && amx_usable() ? "avx512+amx" : "avx512") << "amx option " << amx;
+  }
+}
+
 TEST(CpuBackend, RejectsWeightsWithoutKernelsOrWholeBlocks) {
   CpuBackend backend(backend_options(1));
   std::vector<std::byte> w(1 << 16);

@@ -321,7 +321,7 @@ TEST(GemmFloat, MatchesFloat64OnEveryIsa) {
       const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, isa, pool);
       std::vector<float> y(kM * kOut, NAN);
       GemmScratch scratch;
-      gemm(isa, pool, w, x.data(), kM, y.data(), scratch);
+      gemm(isa, pool, w, x.data(), kM, y.data(), scratch, GemmOptions{false});  // AMX F16: GemmAmx below
       for (int64_t i = 0; i < kM; ++i) {
         for (int64_t r = 0; r < kOut; ++r) {
           double want = 0, magnitude = 0;
@@ -554,12 +554,19 @@ TEST(GemmAmx, MicrokernelMatchesScalarBitForBit) {
 TEST(GemmAmx, GemmEqualsTheVnniKernelsBitForBit) {
   if (!amx_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-INT8";
   constexpr int64_t kK = 2304, kOut = 53;  // several k chunks; a partial last group pair
+  int served = 0;
   for (DType type : packed_types()) {
     SCOPED_TRACE(std::string(dtype_name(type)));
     const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 25, 0.05f));
     for (int threads : {1, 3}) {
       ThreadPool pool(threads);
       const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, Isa::kAvx512, pool);
+      ASSERT_EQ(amx_serves(Isa::kAvx512, w), w.format().sub == 32);  // 16-element sub-blocks: VNNI
+      if (!amx_serves(Isa::kAvx512, w)) continue;
+      ++served;
+      EXPECT_FALSE(gemm_takes_amx(Isa::kAvx512, w, kAmxMinRows - 1, GemmOptions{true}));
+      EXPECT_FALSE(gemm_takes_amx(Isa::kAvx512, w, kAmxMinRows, GemmOptions{false}));
+      ASSERT_TRUE(gemm_takes_amx(Isa::kAvx512, w, kAmxMinRows, GemmOptions{true}));
       for (int64_t m : {16, 45, 300}) {  // 300: more than one row chunk
         const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 90 + static_cast<unsigned>(m), 1.0f);
         std::vector<float> vnni(static_cast<size_t>(m * kOut), NAN), amx(vnni.size(), NAN);
@@ -572,6 +579,7 @@ TEST(GemmAmx, GemmEqualsTheVnniKernelsBitForBit) {
       }
     }
   }
+  EXPECT_EQ(served, 2 * 9);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS on 1 and 3 threads
 }
 
 }  // namespace
@@ -581,8 +589,9 @@ namespace ember {
 namespace {
 
 // F16 weights on AMX-BF16: the activations' bf16 hi / lo split in its tile layout, and gemm()
-// against float64 of the F16 weights and the f32 activations (each product within ~1.2e-5 of exact:
-// gemm_amx_f16.cpp), with partial row tiles, a partial group pair, partial pieces and k chunks.
+// against float64 of the F16 weights and the f32 activations (each product within 2^-17 of exact:
+// gemm_amx_f16.cpp), with partial row tiles, a partial group pair, partial pieces and k chunks, on
+// random values and on constant ones (no averaging: the per-product bound itself).
 TEST(GemmAmx, F16ActivationsSplitIntoBf16Pairs) {
   if (!amx_bf16_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-BF16";
   constexpr int64_t kM = 19, kK = 96;
@@ -612,6 +621,7 @@ TEST(GemmAmx, F16GemmMatchesFloat64) {
   for (int threads : {1, 3}) {
     ThreadPool pool(threads);
     const PackedWeights w = PackedWeights::pack({blocks.data(), DType::kF16, kOut, kK}, Isa::kAvx512, pool);
+    ASSERT_TRUE(gemm_takes_amx(Isa::kAvx512, w, 16, GemmOptions{true}));
     for (int64_t m : {16, 29, 300}) {
       const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 50 + static_cast<unsigned>(m), 1.0f);
       std::vector<float> y(static_cast<size_t>(m * kOut), NAN), fma_y(y.size(), NAN);
@@ -635,6 +645,37 @@ TEST(GemmAmx, F16GemmMatchesFloat64) {
       // Not the FMA kernel's arithmetic: the split must be taken (and stay close to it).
       EXPECT_NE(y, fma_y) << "m " << m;
       EXPECT_GT(worst, 0.0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember
+
+namespace ember {
+namespace {
+
+// Constant inputs: every product carries the same error, so the sum shows the per-product bound
+// (2^-17) undiluted. The weight 1 + 7·2^-10 has a 3-bit lo part; each activation sits where its
+// split drops the most (from 1 + 2^-8 − 2^-17, a tie of the hi rounding, to random).
+TEST(GemmAmx, F16ProductErrorBoundHoldsOnConstantInputs) {
+  if (!amx_bf16_usable()) GTEST_SKIP() << "this CPU or OS offers no AMX-BF16";
+  constexpr int64_t kK = 256, kOut = 16, kM = 16;
+  ThreadPool pool(1);
+  for (float wv : {1.0068359375f, -1.9990234375f, 0.0009765625f}) {
+    const std::vector<float> w_float(kOut * kK, wv);
+    const std::vector<std::byte> blocks = quantized(DType::kF16, w_float);
+    std::vector<float> w_seen(kOut * kK);
+    dequantize(DType::kF16, blocks.data(), w_seen.data(), kOut * kK);
+    const PackedWeights w = PackedWeights::pack({blocks.data(), DType::kF16, kOut, kK}, Isa::kAvx512, pool);
+    for (float xv : {1.00390625f, 1.0f + 0x1p-8f - 0x1p-17f, 1.0f + 0x1p-8f + 0x1p-16f + 0x1p-17f, -3.14159265f}) {
+      const std::vector<float> x(kM * kK, xv);
+      std::vector<float> y(kM * kOut, NAN);
+      GemmScratch scratch;
+      gemm(Isa::kAvx512, pool, w, x.data(), kM, y.data(), scratch, GemmOptions{true});
+      const double exact = static_cast<double>(w_seen[0]) * xv * kK;
+      // 2^-17 per product plus fp32 accumulation of 256 equal terms (~2^-24 · 128 ≈ 7.6e-6).
+      for (float v : y) ASSERT_NEAR(v, exact, 2e-5 * std::fabs(exact)) << "w " << wv << " x " << xv;
     }
   }
 }
