@@ -10,6 +10,7 @@
 
 #include "cpu/amx_tiles.h"
 #include "cpu/gemm_isa.h"
+#include "cpu/gemm_quantize_avx512.h"
 #include "cpu/gemm_simd.h"
 
 namespace ember {
@@ -164,33 +165,10 @@ void gemm_amx_kernel(const PanelFormat& format, const GemmActivations& acts, con
 // contiguously (ActLayout{16, sub, 1}: A-tile rows), with the reference's rounding and scales.
 void gemm_amx_quantize(const PanelFormat& format, const float* x, int64_t k, int64_t r0, int64_t r1,
                        const GemmActivations& acts) {
-  const int64_t n_sub = k / format.sub;
-  const __m512 sign = _mm512_set1_ps(-0.0f);
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * k;
-    const int64_t t = r / kTileRows, lane = r % kTileRows;
-    for (int64_t s = 0; s < n_sub; ++s) {
-      const float* xs = xr + s * format.sub;
-      const __m512 x0 = _mm512_loadu_ps(xs);
-      const __m512 x1 = format.sub == 32 ? _mm512_loadu_ps(xs + 16) : _mm512_setzero_ps();
-      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
-      const float d = amax / 127.0f;
-      const __m512 id = _mm512_set1_ps(inverse_scale(d));
-      const int64_t cell = (t * n_sub + s) * kTileRows;
-      uint8_t* q = static_cast<uint8_t*>(acts.q) + (cell + lane) * format.sub;
-      const __m512i v0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, id));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtsepi32_epi8(v0));
-      int32_t sum = _mm512_reduce_add_epi32(v0);
-      if (format.sub == 32) {
-        const __m512i v1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, id));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtsepi32_epi8(v1));
-        sum += _mm512_reduce_add_epi32(v1);
-      }
-      acts.scale[cell + lane] = d;
-      acts.corr[cell + lane] = -format.offset * sum;
-      if (acts.min_scale != nullptr) acts.min_scale[cell + lane] = d * static_cast<float>(sum);
-    }
-  }
+  quantize_rows(format, x, k, r0, r1, kTileRows, acts, [&](int64_t cell, int64_t lane, int half, __m128i bytes) {
+    uint8_t* q = static_cast<uint8_t*>(acts.q) + (cell + lane) * format.sub + 16 * half;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), bytes);
+  });
 }
 
 }  // namespace ember

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cpu/gemm_isa.h"
+#include "cpu/gemm_quantize_avx512.h"
 #include "cpu/gemm_simd.h"
 
 namespace ember {
@@ -191,43 +192,16 @@ void kernel(const PanelFormat& format, const GemmActivations& acts, const GemmTi
   return format.sub == 32 ? kernel_for<32>(format, acts, tile) : kernel_for<16>(format, acts, tile);
 }
 
-// 16 floats -> 16 int8 values (4 k-groups, written to their interleaved slots); returns Σq.
-int32_t quantize_16(__m512 x, float id, uint8_t* first_group) {
-  const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(id)));
-  const __m128i bytes = _mm512_cvtsepi32_epi8(v);
-  const int32_t g0 = _mm_cvtsi128_si32(bytes), g1 = _mm_extract_epi32(bytes, 1), g2 = _mm_extract_epi32(bytes, 2),
-                g3 = _mm_extract_epi32(bytes, 3);
-  constexpr int kStride = kTileRows * kGroup;  // bytes between consecutive k-groups of one row
-  std::memcpy(first_group, &g0, 4);
-  std::memcpy(first_group + kStride, &g1, 4);
-  std::memcpy(first_group + 2 * kStride, &g2, 4);
-  std::memcpy(first_group + 3 * kStride, &g3, 4);
-  return _mm512_reduce_add_epi32(v);
-}
-
+// Activations in 6-row tiles of 4-byte k-groups: each 16-byte chunk goes to four interleaved slots.
 void quantize(const PanelFormat& format, const float* x, int64_t k, int64_t r0, int64_t r1,
               const GemmActivations& acts) {
-  const int64_t n_sub = k / format.sub;
-  const __m512 sign = _mm512_set1_ps(-0.0f);
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * k;
-    const int64_t t = r / kTileRows, lane = r % kTileRows;
-    for (int64_t s = 0; s < n_sub; ++s) {
-      const float* xs = xr + s * format.sub;
-      const __m512 x0 = _mm512_loadu_ps(xs);
-      const __m512 x1 = format.sub == 32 ? _mm512_loadu_ps(xs + 16) : _mm512_setzero_ps();
-      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, x0), _mm512_andnot_ps(sign, x1)));
-      const float d = amax / 127.0f;
-      const float id = inverse_scale(d);
-      const int64_t cell = (t * n_sub + s) * kTileRows;
-      uint8_t* q = static_cast<uint8_t*>(acts.q) + cell * format.sub + lane * kGroup;
-      int32_t sum = quantize_16(x0, id, q);
-      if (format.sub == 32) sum += quantize_16(x1, id, q + 4 * kTileRows * kGroup);
-      acts.scale[cell + lane] = d;
-      acts.corr[cell + lane] = -format.offset * sum;
-      if (acts.min_scale != nullptr) acts.min_scale[cell + lane] = d * static_cast<float>(sum);
-    }
-  }
+  constexpr int kStride = kTileRows * kGroup;  // bytes between consecutive k-groups of one row
+  quantize_rows(format, x, k, r0, r1, kTileRows, acts, [&](int64_t cell, int64_t lane, int half, __m128i bytes) {
+    uint8_t* q = static_cast<uint8_t*>(acts.q) + cell * format.sub + lane * kGroup + half * 4 * kStride;
+    const int32_t groups[4] = {_mm_cvtsi128_si32(bytes), _mm_extract_epi32(bytes, 1), _mm_extract_epi32(bytes, 2),
+                               _mm_extract_epi32(bytes, 3)};
+    for (int j = 0; j < 4; ++j) std::memcpy(q + j * kStride, &groups[j], 4);
+  });
 }
 
 }  // namespace

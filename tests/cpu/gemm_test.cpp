@@ -96,6 +96,21 @@ int64_t cell_of(const QuantizedActs& a, int64_t r, int64_t s) {
   return (r / a.layout.tile_rows * a.acts.n_sub + s) * a.layout.tile_rows + r % a.layout.tile_rows;
 }
 
+// Every value, scale and sum of m rows of k equal (two quantizers of one layout).
+void expect_same_acts(const QuantizedActs& got, const QuantizedActs& want, const PanelFormat& f, int64_t m, int64_t k) {
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t j = 0; j < k; ++j) ASSERT_EQ(act_value(got, f, r, j), act_value(want, f, r, j)) << r << "," << j;
+    for (int64_t s = 0; s < k / f.sub; ++s) {
+      const int64_t c = cell_of(want, r, s);
+      ASSERT_EQ(got.acts.scale[c], want.acts.scale[c]) << r << "," << s;
+      ASSERT_EQ(got.acts.corr[c], want.acts.corr[c]) << r << "," << s;
+      if (f.has_min) {
+        ASSERT_EQ(got.acts.min_scale[c], want.acts.min_scale[c]) << r << "," << s;
+      }
+    }
+  }
+}
+
 TEST(Gemm, SimdQuantizersMatchScalarExactly) {
   constexpr int64_t kM = 7, kK = 256;
   std::vector<float> x = random_values(kM * kK, 7, 2.0f);
@@ -109,17 +124,7 @@ TEST(Gemm, SimdQuantizersMatchScalarExactly) {
       const QuantizedActs want = quantize_acts(isa, true, f, x, kM, kK);
       const QuantizedActs got = quantize_acts(isa, false, f, x, kM, kK);
       for (int j = 0; j < 32; ++j) EXPECT_EQ(act_value(want, f, 2, j), 0) << "tiny block, element " << j;
-      for (int64_t r = 0; r < kM; ++r) {
-        for (int64_t j = 0; j < kK; ++j) ASSERT_EQ(act_value(got, f, r, j), act_value(want, f, r, j)) << r << "," << j;
-        for (int64_t s = 0; s < kK / f.sub; ++s) {
-          const int64_t c = cell_of(want, r, s);
-          ASSERT_EQ(got.acts.scale[c], want.acts.scale[c]);
-          ASSERT_EQ(got.acts.corr[c], want.acts.corr[c]);
-          if (f.has_min) {
-            ASSERT_EQ(got.acts.min_scale[c], want.acts.min_scale[c]);
-          }
-        }
-      }
+      expect_same_acts(got, want, f, kM, kK);
     }
   }
 }
@@ -511,17 +516,7 @@ TEST(GemmAmx, QuantizerMatchesScalarExactly) {
   for (const PanelFormat f : {PanelFormat{32, 8, false, false}, PanelFormat{16, 32, true, false}}) {
     const QuantizedActs want = quantize_amx_acts(true, f, x, kM, kK);
     const QuantizedActs got = quantize_amx_acts(false, f, x, kM, kK);
-    for (int64_t r = 0; r < kM; ++r) {
-      for (int64_t j = 0; j < kK; ++j) ASSERT_EQ(act_value(got, f, r, j), act_value(want, f, r, j)) << r << "," << j;
-      for (int64_t s = 0; s < kK / f.sub; ++s) {
-        const int64_t c = cell_of(want, r, s);
-        ASSERT_EQ(got.acts.scale[c], want.acts.scale[c]);
-        ASSERT_EQ(got.acts.corr[c], want.acts.corr[c]);
-        if (f.has_min) {
-          ASSERT_EQ(got.acts.min_scale[c], want.acts.min_scale[c]);
-        }
-      }
-    }
+    expect_same_acts(got, want, f, kM, kK);
   }
 }
 
