@@ -4,6 +4,7 @@
 // GFLOP/s (prefill) next to this machine's measured roofline.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/bench_cost.h"
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
@@ -37,30 +39,6 @@ struct BenchOptions {
   std::string output = "md";
   bool roofline = true;
 };
-
-// What one model costs per token: matmul weights read by a decode step, and their FLOPs.
-struct ModelCost {
-  uint64_t matmul_bytes = 0;     // every layer's matrices and the output matrix
-  uint64_t matmul_params = 0;    // the same in weights (2 FLOP each per token)
-  uint64_t attention_width = 0;  // n_layer · n_head · head_dim: 4 FLOP each per (token, past token)
-};
-
-ModelCost model_cost(const Model& model) {
-  ModelCost cost;
-  const auto add = [&cost](const TensorView& t) {
-    if (t.data() == nullptr) return;
-    cost.matmul_bytes += t.n_bytes();
-    cost.matmul_params += static_cast<uint64_t>(t.n_elements());
-  };
-  for (const LayerWeights& l : model.weights().layers) {
-    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
-  }
-  add(model.weights().output);
-  const ModelConfig& c = model.config();
-  cost.attention_width =
-      static_cast<uint64_t>(c.n_layer) * static_cast<uint64_t>(c.n_head) * static_cast<uint64_t>(c.head_dim);
-  return cost;
-}
 
 struct Result {
   std::string model_path, model_name, type, isa;
@@ -169,11 +147,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
     bencher.prefill(n);  // warm-up: pages in the weights, sizes the logits
     for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.prefill(n));
     summarize(r);
-    // Per prompt token: 2 FLOP per matmul weight and 4 per (head dim, earlier token) of attention,
-    // n/2 earlier tokens on average (the output matrix runs for one row only: left out).
-    const double output_params = static_cast<double>(model->weights().output.n_elements());
-    const double flop_per_token = 2.0 * (static_cast<double>(cost.matmul_params) - output_params) +
-                                  4.0 * static_cast<double>(cost.attention_width) * (n + 1) / 2.0;
+    const double flop_per_token = prefill_flop_per_token(cost, n);
     r.rate = r.median * flop_per_token / 1e9;
     r.rate_unit = "GFLOP/s";
     if (roofline) r.roofline = peak_for(*roofline, main_type);
@@ -291,6 +265,26 @@ std::string render_json(const std::vector<Result>& results, const std::vector<Ro
   return j.dump(2) + "\n";
 }
 
+// -m values: each one a path, or (when no file has that name) paths separated by commas, as in
+// llama-bench; a path that contains a comma still works.
+std::vector<std::string> split_model_list(const std::vector<std::string>& values) {
+  std::vector<std::string> paths;
+  for (const std::string& value : values) {
+    std::error_code error;
+    if (value.find(',') == std::string::npos || std::filesystem::exists(value, error)) {
+      paths.push_back(value);
+      continue;
+    }
+    for (size_t start = 0;;) {
+      const size_t comma = value.find(',', start);
+      paths.push_back(value.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return paths;
+}
+
 int run_bench(BenchOptions o) {
   // 0 drops that kind of test, as in llama-bench (-n 0: prefill only).
   std::erase(o.prompt_lengths, 0);
@@ -324,7 +318,7 @@ int run_bench(BenchOptions o) {
 void add_bench_command(CLI::App& app, CommandAction& action) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure prefill and decode throughput (like llama-bench)");
-  cmd->add_option("-m,--model", o->models, "Model GGUF file(s)")->required()->delimiter(',');
+  cmd->add_option("-m,--model", o->models, "Model GGUF file(s): repeat -m, or separate with commas")->required();
   cmd->add_option("-p,--n-prompt", o->prompt_lengths,
                   "Prompt lengths to prefill in one batch (ppN), comma separated (0: no prefill test)")
       ->delimiter(',')
@@ -358,6 +352,7 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
       "VNNI peak).\n"
       "Exit codes: 0 success, 1 error, 2 bad command line.");
   cmd->callback([&action, o] {
+    o->models = split_model_list(o->models);
     const auto zero = [](int n) { return n == 0; };
     if (std::all_of(o->prompt_lengths.begin(), o->prompt_lengths.end(), zero) &&
         std::all_of(o->gen_lengths.begin(), o->gen_lengths.end(), zero)) {

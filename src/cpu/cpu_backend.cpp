@@ -177,6 +177,18 @@ void CpuBackend::mul(const float* a, const float* b, float* y, int64_t n_rows, i
 
 void CpuBackend::scale(const float* x, float* y, int64_t n, float s) { ops_->scale(x, y, n, s); }
 
+void CpuBackend::softcap(float* x, int64_t n, float cap) {
+  // Chunks of 4096 floats as rows: a 256k vocabulary's logits in 64 pieces.
+  constexpr int64_t kChunk = 4096;
+  for_rows((n + kChunk - 1) / kChunk, kChunk, [&](int64_t c) {
+    float* chunk = x + c * kChunk;
+    const int64_t len = std::min(kChunk, n - c * kChunk);
+    ops_->scale(chunk, chunk, len, 1.0f / cap);
+    ops_->tanh(chunk, chunk, len);
+    ops_->scale(chunk, chunk, len, cap);
+  });
+}
+
 void CpuBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,
                       const RopeTable& table, const int32_t* positions) {
   const int64_t n_rot = table.n_rot();

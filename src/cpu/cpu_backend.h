@@ -106,6 +106,8 @@ class CpuBackend {
   void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
   void mul(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
   void scale(const float* x, float* y, int64_t n, float s);
+  // x[i] = cap · tanh(x[i] / cap) over n floats (logit soft-capping), split across the threads.
+  void softcap(float* x, int64_t n, float cap);
 
   // RoPE in place on n_tokens rows (token_stride floats apart) of n_head heads of head_dim, at
   // `positions`, with `table`'s frequencies. Needs reserve() with max_n_rot >= table.n_rot().

@@ -256,9 +256,7 @@ void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
   backend_.matmul(output_, xn_.data(), m, logits);
   const int64_t n_floats = m * c.n_vocab;
   if (c.final_softcap > 0.0f) {  // c·tanh(z / c)
-    backend_.scale(logits, logits, n_floats, 1.0f / c.final_softcap);
-    backend_.ops().tanh(logits, logits, n_floats);
-    backend_.scale(logits, logits, n_floats, c.final_softcap);
+    backend_.softcap(logits, n_floats, c.final_softcap);
   }
   if (hooks_.active(HookPoint::kLogits)) [[unlikely]] {
     run_hook(HookPoint::kLogits, -1, logits, m, c.n_vocab, row_ids_);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -101,6 +102,35 @@ TEST(BenchCli, ZeroLengthSkipsThatTest) {
   const std::vector<std::string> csv = lines_of(r.out);
   ASSERT_EQ(csv.size(), 2u) << r.out;
   EXPECT_NE(csv[1].find(",pp8,8,"), std::string::npos) << csv[1];
+}
+
+// -m takes comma-separated lists (llama-bench) and repeats, and still a path with a comma in it.
+TEST(BenchCli, ModelListsAndPathsWithCommas) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::filesystem::path original = data / "models/stories260K/stories260K.gguf";
+  const std::filesystem::path comma = test::temp_dir("bench_comma") / "stories,copy.gguf";
+  std::filesystem::copy_file(original, comma);
+  const auto models_in = [](const test::RunResult& r) {
+    std::vector<std::string> models;
+    const auto j = nlohmann::json::parse(r.out);
+    for (const auto& res : j["results"]) models.push_back(res["model_path"]);
+    return models;
+  };
+  const std::vector<std::string> common = {"-p", "0", "-n", "2", "-r", "1", "-t", "1", "-o", "json", "--no-roofline"};
+  const auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "bench");
+    args.insert(args.end(), common.begin(), common.end());
+    return ember(args);
+  };
+  test::RunResult r = run({"-m", comma.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(models_in(r), std::vector<std::string>{comma.string()});
+  r = run({"-m", original.string() + "," + original.string()});  // a list
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(models_in(r), (std::vector<std::string>{original.string(), original.string()}));
+  r = run({"-m", original.string(), "-m", comma.string()});  // repeated
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(models_in(r), (std::vector<std::string>{original.string(), comma.string()}));
 }
 
 TEST(BenchCli, BadInputFailsWithOneLine) {

@@ -117,6 +117,17 @@ TEST(CpuBackend, RowOpsMatchTheTableAppliedPerRow) {
   for (int64_t r = 0; r < kRows; ++r) {
     for (int64_t j = 0; j < kN; ++j) ASSERT_EQ(got[r * kN + j], x[r * kN + j] + w[j]);
   }
+  // Soft-capping in 4096-float chunks across threads: the ops applied to the whole array, bit for
+  // bit, over a length with a partial last chunk.
+  const std::vector<float> logits = random_values(3 * 4096 + 123, 7, 40.0f);
+  std::vector<float> capped = logits, want_capped = logits;
+  backend.softcap(capped.data(), static_cast<int64_t>(capped.size()), 30.0f);
+  const auto n = static_cast<int64_t>(want_capped.size());
+  backend.ops().scale(want_capped.data(), want_capped.data(), n, 1.0f / 30.0f);
+  backend.ops().tanh(want_capped.data(), want_capped.data(), n);
+  backend.ops().scale(want_capped.data(), want_capped.data(), n, 30.0f);
+  EXPECT_EQ(capped, want_capped);
+  for (float v : capped) ASSERT_LT(std::fabs(v), 30.0f);
 }
 
 TEST(CpuBackend, FloatWeightsThatDoNotFillPanelsStayOnTheGemvPath) {
