@@ -266,7 +266,9 @@ std::string render_json(const std::vector<Result>& results, const std::vector<Ro
 }
 
 // -m values: each one a path, or (when no file has that name) paths separated by commas, as in
-// llama-bench; a path that contains a comma still works.
+// llama-bench; a path that contains a comma works when it is the whole value. Throws
+// CLI::ValidationError (a usage error) for a list with an empty element or a missing file, naming
+// the value as typed, before anything is measured.
 std::vector<std::string> split_model_list(const std::vector<std::string>& values) {
   std::vector<std::string> paths;
   for (const std::string& value : values) {
@@ -277,7 +279,13 @@ std::vector<std::string> split_model_list(const std::vector<std::string>& values
     }
     for (size_t start = 0;;) {
       const size_t comma = value.find(',', start);
-      paths.push_back(value.substr(start, comma - start));
+      const std::string piece = value.substr(start, comma == std::string::npos ? comma : comma - start);
+      if (piece.empty()) throw CLI::ValidationError("-m", fmt::format("'{}': an empty path in the list", value));
+      if (!std::filesystem::exists(piece, error)) {
+        throw CLI::ValidationError(
+            "-m", fmt::format("'{}': no such file, nor a comma list of files ('{}' is missing)", value, piece));
+      }
+      paths.push_back(piece);
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
@@ -289,6 +297,11 @@ int run_bench(BenchOptions o) {
   // 0 drops that kind of test, as in llama-bench (-n 0: prefill only).
   std::erase(o.prompt_lengths, 0);
   std::erase(o.gen_lengths, 0);
+  // A missing model fails now, not after the models before it were measured.
+  for (const std::string& path : o.models) {
+    std::error_code error;
+    if (!std::filesystem::exists(path, error)) fail(ErrorCode::kIo, "cannot open '{}': no such file", path);
+  }
   // Progress notes only on a terminal: piped runs print the table (or nothing and one error line).
   const bool tty = isatty(STDERR_FILENO) != 0;
   std::vector<Result> results;

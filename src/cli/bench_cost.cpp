@@ -16,7 +16,9 @@ ModelCost model_cost(const Model& model) {
     for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
   }
   add(model.weights().output);
-  cost.output_params = static_cast<uint64_t>(model.weights().output.n_elements());
+  if (model.weights().output.data() != nullptr) {
+    cost.output_params = static_cast<uint64_t>(model.weights().output.n_elements());
+  }
   const ModelConfig& c = model.config();
   const auto per_position = static_cast<uint64_t>(c.n_head) *
                             (2u * static_cast<uint64_t>(c.head_dim) + 2u * static_cast<uint64_t>(c.head_dim_v));
@@ -25,7 +27,7 @@ ModelCost model_cost(const Model& model) {
 }
 
 double prefill_flop_per_token(const ModelCost& cost, int64_t n) {
-  double flop = 2.0 * static_cast<double>(cost.matmul_params - cost.output_params);
+  double flop = 2.0 * (static_cast<double>(cost.matmul_params) - static_cast<double>(cost.output_params));
   if (n <= 0) return flop;
   const auto nd = static_cast<double>(n);
   for (const ModelCost::Layer& layer : cost.attention) {

@@ -15,7 +15,7 @@ struct ModelCost {
   uint64_t output_params = 0;  // the output matrix's share (prefill computes it for one row only)
   struct Layer {
     uint64_t flop_per_position = 0;  // n_head · (2 · head_dim + 2 · head_dim_v): QKᵀ and PV
-    int64_t window = 0;              // positions a token attends to at most (0: all before it)
+    int64_t window = 0;              // positions a token attends to at most, its own included (0: all up to its own)
   };
   std::vector<Layer> attention;  // one per layer
 };

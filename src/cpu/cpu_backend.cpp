@@ -178,6 +178,7 @@ void CpuBackend::mul(const float* a, const float* b, float* y, int64_t n_rows, i
 void CpuBackend::scale(const float* x, float* y, int64_t n, float s) { ops_->scale(x, y, n, s); }
 
 void CpuBackend::softcap(float* x, int64_t n, float cap) {
+  EMBER_CHECK_MSG(cap > 0.0f, "softcap: the cap must be positive");
   // Chunks of 4096 floats as rows: a 256k vocabulary's logits in 64 pieces.
   constexpr int64_t kChunk = 4096;
   for_rows((n + kChunk - 1) / kChunk, kChunk, [&](int64_t c) {

@@ -107,6 +107,7 @@ class CpuBackend {
   void mul(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
   void scale(const float* x, float* y, int64_t n, float s);
   // x[i] = cap · tanh(x[i] / cap) over n floats (logit soft-capping), split across the threads.
+  // Precondition: cap > 0.
   void softcap(float* x, int64_t n, float cap);
 
   // RoPE in place on n_tokens rows (token_stride floats apart) of n_head heads of head_dim, at

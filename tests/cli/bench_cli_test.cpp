@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli/cli_run.h"
+#include "gguf/gguf_reader.h"
 #include "support/test_data.h"
 
 namespace ember {
@@ -51,6 +52,29 @@ TEST(BenchCli, JsonHasEveryTestWithItsSamples) {
     EXPECT_EQ(res["roofline"].get<double>(), 0.0);  // --no-roofline
   }
   EXPECT_TRUE(j["rooflines"].empty());
+}
+
+// The prefill rate's FLOPs per token, from the file itself: 2 per weight of every layer matrix,
+// and 4 · head_dim per head and visible position (stories260K has no window).
+TEST(BenchCli, PrefillRateCountsTheModelsFlops) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K-Q8_0.gguf").string();
+  const GgufFile f = GgufFile::open(model);
+  double weights = 0;
+  for (const GgufTensorInfo& t : f.tensors()) {
+    if (t.name.starts_with("blk.") && !t.name.ends_with("norm.weight")) weights += static_cast<double>(t.n_elements);
+  }
+  const auto n_layer = static_cast<double>(f.get<uint32_t>("llama.block_count"));
+  const auto n_head = static_cast<double>(f.get<uint32_t>("llama.attention.head_count"));
+  const double head_dim = static_cast<double>(f.get<uint32_t>("llama.embedding_length")) / n_head;
+  const test::RunResult r =
+      ember({"bench", "-m", model, "-p", "16", "-n", "0", "-r", "1", "-t", "1", "-o", "json", "--no-roofline"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& res = j["results"][0];
+  const double flop_per_token = res["rate"].get<double>() * 1e9 / res["median_ts"].get<double>();
+  const double want = 2 * weights + n_layer * n_head * 4 * head_dim * (16 + 1) / 2.0;
+  EXPECT_NEAR(flop_per_token, want, 1e-9 * want);
 }
 
 TEST(BenchCli, MarkdownAndCsvTables) {
@@ -147,6 +171,11 @@ TEST(BenchCli, BadInputFailsWithOneLine) {
   expect_failure({"bench", "-m", model, "-o", "xml"}, 2, "xml");
   expect_failure({"bench", "-m", model, "-p", "0", "-n", "0"}, 2, "nothing to measure");
   expect_failure({"bench", "-m", model, "-p", "-1"}, 2, "-p");
+  expect_failure({"bench", "-m", model + ",", "--no-roofline"}, 2, "an empty path");
+  expect_failure({"bench", "-m", model + ",/nonexistent/b.gguf", "--no-roofline"}, 2,
+                 "'/nonexistent/b.gguf' is missing");
+  // A missing model fails before the ones before it are measured: nothing on stdout.
+  expect_failure({"bench", "-m", model, "-m", "/nonexistent/c.gguf", "--no-roofline"}, 1, "/nonexistent/c.gguf");
   expect_failure({"bench", "-m", model, "-n", "abc"}, 2, "abc");
   expect_failure({"bench", "-m", model, "-r", "0"}, 2, "-r");
   expect_failure({"bench"}, 2, "--model");

@@ -16,8 +16,10 @@ TEST(BenchCost, PrefillFlopsCountWindowsPerLayer) {
   // 1, 2, 3, 4, 4, 4, 4, 4 (mean 3.25).
   EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 8), 1800.0 + 10 * 4.5 + 10 * 3.25);
   // A window at least as long as the prompt changes nothing.
-  cost.attention[1].window = 8;
-  EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 8), 1800.0 + 10 * 4.5 * 2);
+  for (int64_t window : {8, 100}) {
+    cost.attention[1].window = window;
+    EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 8), 1800.0 + 10 * 4.5 * 2) << "window " << window;
+  }
   cost.attention[1].window = 1;  // each token sees only itself
   EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 8), 1800.0 + 10 * 4.5 + 10 * 1.0);
   EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 1), 1800.0 + 10 + 10);
