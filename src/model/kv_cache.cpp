@@ -77,16 +77,15 @@ void KvCache::copy_block(int32_t from, int32_t to) {
 }
 
 SeqId KvCache::add_sequence() {
-  for (size_t i = 0; i < sequences_.size(); ++i) {
-    if (!sequences_[i].live) {
-      sequences_[i] = Sequence{};
-      sequences_[i].live = true;
-      return static_cast<SeqId>(i);
-    }
-  }
-  sequences_.emplace_back();
-  sequences_.back().live = true;
-  return static_cast<SeqId>(sequences_.size() - 1);
+  size_t i = 0;
+  while (i < sequences_.size() && sequences_[i].live) ++i;
+  if (i == sequences_.size()) sequences_.emplace_back();
+  Sequence& s = sequences_[i];
+  s = Sequence{};
+  s.live = true;
+  // A sequence never holds more than every block: its table never grows (allocates) inside a step.
+  s.blocks.reserve(static_cast<size_t>(n_blocks()));
+  return static_cast<SeqId>(i);
 }
 
 void KvCache::remove_sequence(SeqId seq) {

@@ -1,0 +1,85 @@
+// A loaded model's forward steps allocate nothing once warm: prefill chunks and decode tokens of
+// two sequences, across KV block boundaries, on the AMX / VNNI / FMA GEMMs and the GEMV. Its own
+// executable, because it replaces the global operator new (as cpu_step_alloc_test.cpp does).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "model/model.h"
+#include "model/random_model.h"
+
+namespace {
+std::atomic<int64_t> g_allocations{0};
+// Out of line: inlined into a std::allocator, GCC 12 mistakes the free() for a mismatched pair.
+[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+}  // namespace
+
+void* operator new(size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { release(p); }
+void operator delete(void* p, size_t) noexcept { release(p); }
+
+namespace ember {
+namespace {
+
+TEST(Forward, StepsAfterLoadDoNotAllocate) {
+  for (DType type : {DType::kQ8_0, DType::kF16, DType::kQ4_K}) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    test::RandomModelSpec spec;
+    spec.weight_type = type;
+    spec.n_embd = 256;  // whole K-quant super-blocks
+    spec.n_ff = 512;
+    spec.n_head = 4;
+    spec.n_head_kv = 2;
+    const std::vector<std::byte> bytes = test::write_random_model(spec);
+    CpuBackendOptions backend_options;
+    backend_options.n_threads = 2;
+    CpuBackend backend(backend_options);
+    ModelOptions options;
+    options.max_step_tokens = 24;
+    const std::unique_ptr<Model> model = Model::from_file(GgufFile::parse(bytes, "random.gguf"), backend, options);
+    KvCache kv(model->config(), model->kv_options(128));
+    Batch batch;
+    batch.tokens.reserve(64), batch.pos.reserve(64), batch.seq.reserve(64), batch.logits.reserve(64);
+    // A 20-row prefill of a (16+ rows: the AMX kernels where the CPU has them; past a KV block),
+    // a 30-row one of b in two steps, 20 decode steps of both, a prefill chunk beside a decode row,
+    // a truncation.
+    const auto scenario = [&](SeqId a, SeqId b) {
+      batch.clear();
+      for (int32_t i = 0; i < 20; ++i) batch.add(i % 90, i, a, i == 19);
+      model->forward(batch, kv);
+      batch.clear();
+      for (int32_t i = 0; i < 30; ++i) batch.add((i * 7) % 90, i, b, i == 29);
+      model->forward(batch, kv);
+      for (int32_t step = 0; step < 20; ++step) {
+        batch.clear();
+        batch.add(step % 90, 20 + step, a, true);
+        batch.add(step % 80, 30 + step, b, true);
+        model->forward(batch, kv);
+      }
+      batch.clear();
+      for (int32_t i = 0; i < 17; ++i) batch.add(i, 40 + i, a, true);
+      batch.add(3, 50, b, true);
+      model->forward(batch, kv);
+      kv.truncate(a, 10);
+    };
+    // The first pass grows the logits buffer to the largest request (it is sized by use, not by
+    // the worst case of max_step_tokens × n_vocab); the second, on new sequences, must not allocate.
+    SeqId a = kv.add_sequence(), b = kv.add_sequence();
+    scenario(a, b);
+    kv.remove_sequence(a);
+    kv.remove_sequence(b);
+    a = kv.add_sequence(), b = kv.add_sequence();  // (creating a sequence may allocate: not a step)
+    const int64_t before = g_allocations.load();
+    scenario(a, b);
+    EXPECT_EQ(g_allocations.load() - before, 0) << "allocations inside forward steps";
+  }
+}
+
+}  // namespace
+}  // namespace ember
