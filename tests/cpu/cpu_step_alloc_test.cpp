@@ -1,31 +1,14 @@
-// A whole CpuBackend step after reserve() allocates nothing: its own executable, because it
-// replaces the global operator new (which ThreadSanitizer's runtime also defines).
+// A whole CpuBackend step after reserve() allocates nothing: its own executable, because it links
+// counting_new.cpp (a replacement global operator new, which ThreadSanitizer's runtime also defines).
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
-#include <new>
 #include <random>
 
 #include "core/aligned_buffer.h"
 #include "cpu/cpu_backend.h"
 #include "cpu_test_util.h"
-
-// Counts every global allocation of this test binary (the replacement forwards to malloc).
-namespace {
-std::atomic<int64_t> g_allocations{0};
-// Out of line: inlined into a std::allocator, GCC 12 mistakes the free() for a mismatched pair.
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { release(p); }
-void operator delete(void* p, size_t) noexcept { release(p); }
+#include "support/counting_new.h"
 
 namespace ember {
 namespace {
@@ -76,7 +59,7 @@ TEST(CpuBackend, AReservedStepDoesNotAllocate) {
   std::vector<float> top_values(5);
   std::vector<int32_t> top_ids(5);
 
-  const int64_t before = g_allocations.load();
+  const int64_t before = test::allocation_count();
   const uint64_t buffers_before = AlignedBuffer::allocation_count();
   for (int64_t m : {kRows, int64_t{1}}) {  // a prefill chunk (GEMM), then one decode row (GEMV)
     backend.get_rows(DType::kQ8_0, embd.data(), kVocab, kEmbd, ids.data(), m, x.data());
@@ -92,7 +75,7 @@ TEST(CpuBackend, AReservedStepDoesNotAllocate) {
     backend.softmax(x.data(), h.data(), m, kEmbd, 1.0f, 0.0f);
     backend.top_k(x.data(), kEmbd, 5, top_values.data(), top_ids.data());
   }
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(test::allocation_count(), before);
   EXPECT_EQ(AlignedBuffer::allocation_count(), buffers_before);
   for (float value : h) ASSERT_TRUE(std::isfinite(value));
 }

@@ -1,28 +1,14 @@
 // A loaded model's forward steps allocate nothing once warm: prefill chunks and decode tokens of
 // two sequences, across KV block boundaries, on the AMX / VNNI / FMA GEMMs and the GEMV. Its own
-// executable, because it replaces the global operator new (as cpu_step_alloc_test.cpp does).
+// executable, because it links counting_new.cpp (a replacement global operator new).
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
+#include <memory>
+#include <vector>
 
 #include "model/model.h"
 #include "model/random_model.h"
-
-namespace {
-std::atomic<int64_t> g_allocations{0};
-// Out of line: inlined into a std::allocator, GCC 12 mistakes the free() for a mismatched pair.
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-}  // namespace
-
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { release(p); }
-void operator delete(void* p, size_t) noexcept { release(p); }
+#include "support/counting_new.h"
 
 namespace ember {
 namespace {
@@ -75,9 +61,9 @@ TEST(Forward, StepsAfterLoadDoNotAllocate) {
     kv.remove_sequence(a);
     kv.remove_sequence(b);
     a = kv.add_sequence(), b = kv.add_sequence();  // (creating a sequence may allocate: not a step)
-    const int64_t before = g_allocations.load();
+    const int64_t before = test::allocation_count();
     scenario(a, b);
-    EXPECT_EQ(g_allocations.load() - before, 0) << "allocations inside forward steps";
+    EXPECT_EQ(test::allocation_count() - before, 0) << "allocations inside forward steps";
   }
 }
 
