@@ -31,7 +31,6 @@ int main(int argc, char** argv) {
       "BF16 %.0f GFLOP/s\n",
       static_cast<long long>(m), threads, std::string(isa_name(isa)).c_str(), roofline.vnni_gops, roofline.fma_gflops,
       roofline.bf16_gflops);
-  const bool amx = amx_usable() && isa == Isa::kAvx512;
   std::printf("%-8s %-12s %10s %9s %10s %12s %10s %10s\n", "type", "shape", "GOP/s", "of peak", "ms/call", "packed MiB",
               "AMX GOP/s", "AMX ms");
   const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_0,
@@ -70,9 +69,7 @@ int main(int argc, char** argv) {
       const double t = time_gemm(GemmOptions{false});
       const double gops = ops / t / 1e9;
       char amx_gops[16] = "n/a", amx_ms[16] = "n/a";
-      if (amx && m >= kAmxMinRows &&
-          ((w.kind() == PanelKind::kInt8 && w.format().sub == 32) ||
-           (w.kind() == PanelKind::kF16 && amx_bf16_usable()))) {
+      if (gemm_takes_amx(isa, w, m, GemmOptions{true})) {
         const double t_amx = time_gemm(GemmOptions{true});
         std::snprintf(amx_gops, sizeof amx_gops, "%.1f", ops / t_amx / 1e9);
         std::snprintf(amx_ms, sizeof amx_ms, "%.2f", t_amx * 1e3);

@@ -83,13 +83,10 @@ TEST(CpuBackend, MatmulPathsMatchFloat64) {
         backend.matmul(linear, x.data(), m, y.data());
         for (int64_t i = 0; i < m; ++i) {
           for (int64_t r = 0; r < kOut; ++r) {
-            double want = 0, magnitude = 0;
-            for (int64_t j = 0; j < kK; ++j) {
-              want += static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j];
-              magnitude += std::fabs(static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j]);
-            }
+            const Dot64 want = dot64(&w_deq[r * kK], &x[i * kK], kK);
             // Activation quantization (8 bits per element): half a step of 1/127 of a block's max.
-            ASSERT_NEAR(y[i * kOut + r], want, 1e-2 * magnitude) << "m " << m << " row " << i << " output " << r;
+            ASSERT_NEAR(y[i * kOut + r], want.value, 1e-2 * want.magnitude)
+                << "m " << m << " row " << i << " output " << r;
           }
         }
       }

@@ -28,6 +28,22 @@ inline std::vector<std::byte> quantized(DType type, const std::vector<float>& va
   return out;
 }
 
+// Σ a[j]·b[j] over k in float64, and Σ |a[j]·b[j]|: the scale a float32 result's error is judged
+// against.
+struct Dot64 {
+  double value = 0;
+  double magnitude = 0;
+};
+inline Dot64 dot64(const float* a, const float* b, int64_t k) {
+  Dot64 d;
+  for (int64_t j = 0; j < k; ++j) {
+    const double p = static_cast<double>(a[j]) * b[j];
+    d.value += p;
+    d.magnitude += p < 0 ? -p : p;
+  }
+  return d;
+}
+
 inline CpuBackendOptions backend_options(int n_threads, std::optional<Isa> isa = std::nullopt, bool repack = true) {
   CpuBackendOptions options;
   options.n_threads = n_threads;

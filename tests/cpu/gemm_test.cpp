@@ -243,8 +243,7 @@ TEST(Gemm, AgreesWithTheGemvPath) {
     dequantize(type, blocks.data(), w_deq.data(), kOut * kK);
     for (int64_t i = 0; i < kM; ++i) {
       for (int64_t r = 0; r < kOut; ++r) {
-        double magnitude = 0;
-        for (int64_t j = 0; j < kK; ++j) magnitude += std::fabs(static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j]);
+        const double magnitude = dot64(&w_deq[r * kK], &x[i * kK], kK).magnitude;
         // The two paths quantize activations differently (Q8_0 / Q8_K blocks vs per-sub-block
         // bytes): each element's error is at most half a step of 1/127 of its block's max.
         EXPECT_NEAR(gemm_y[i * kOut + r], gemv_y[i * kOut + r], 1e-2 * magnitude);
@@ -329,13 +328,8 @@ TEST(GemmFloat, MatchesFloat64OnEveryIsa) {
       gemm(isa, pool, w, x.data(), kM, y.data(), scratch, GemmOptions{false});  // AMX F16: GemmAmx below
       for (int64_t i = 0; i < kM; ++i) {
         for (int64_t r = 0; r < kOut; ++r) {
-          double want = 0, magnitude = 0;
-          for (int64_t j = 0; j < kK; ++j) {
-            const double p = static_cast<double>(w_deq[r * kK + j]) * x_seen[i * kK + j];
-            want += p;
-            magnitude += std::fabs(p);
-          }
-          ASSERT_NEAR(y[i * kOut + r], want, 2e-5 * magnitude) << "row " << i << " output " << r;
+          const Dot64 want = dot64(&w_deq[r * kK], &x_seen[i * kK], kK);
+          ASSERT_NEAR(y[i * kOut + r], want.value, 2e-5 * want.magnitude) << "row " << i << " output " << r;
         }
       }
     }
@@ -626,13 +620,8 @@ TEST(GemmAmx, F16GemmMatchesFloat64) {
       double worst = 0;
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t r = 0; r < kOut; ++r) {
-          double want = 0, magnitude = 0;
-          for (int64_t j = 0; j < kK; ++j) {
-            const double p = static_cast<double>(w_deq[r * kK + j]) * x[i * kK + j];
-            want += p;
-            magnitude += std::fabs(p);
-          }
-          const double err = std::fabs(y[i * kOut + r] - want) / magnitude;
+          const Dot64 want = dot64(&w_deq[r * kK], &x[i * kK], kK);
+          const double err = std::fabs(y[i * kOut + r] - want.value) / want.magnitude;
           ASSERT_LT(err, 2e-5) << threads << " threads, m " << m << ", row " << i << " output " << r;
           worst = std::max(worst, err);
         }

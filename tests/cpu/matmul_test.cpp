@@ -44,13 +44,8 @@ TEST(Matmul, EveryTypeEveryIsaMatchesFloat64) {
         matmul(cpu_kernels(isa), pool, {w.data(), t.dtype, kOut, kK}, x.data(), m, y.data(), scratch);
         for (int64_t i = 0; i < m; ++i) {
           for (int64_t r = 0; r < kOut; ++r) {
-            double want = 0, magnitude = 0;
-            for (int64_t j = 0; j < kK; ++j) {
-              const double p = static_cast<double>(w_deq[r * kK + j]) * x_deq[i * kK + j];
-              want += p;
-              magnitude += std::fabs(p);
-            }
-            ASSERT_NEAR(y[i * kOut + r], want, tolerance * magnitude + 1e-30) << "row " << r << " of " << i;
+            const Dot64 want = dot64(&w_deq[r * kK], &x_deq[i * kK], kK);
+            ASSERT_NEAR(y[i * kOut + r], want.value, tolerance * want.magnitude + 1e-30) << "row " << r << " of " << i;
           }
         }
       }
