@@ -107,8 +107,10 @@ fuzz: $(FUZZ_DIR)/build.ninja
 	cmake --build $(FUZZ_DIR) -j $(JOBS)
 
 # Seeds: small files derived from every real GGUF in ../shared/data plus the smallest real files
-# whole; then FUZZ_SECONDS of libFuzzer on the GGUF reader and FUZZ_SECONDS on the tokenizers
-# (seeded with the tokenizer test inputs). Crashes land in fuzz/artifacts/.
+# whole; then FUZZ_SECONDS of libFuzzer on the GGUF reader, FUZZ_SECONDS on the tokenizers
+# (seeded with the tokenizer test inputs) and FUZZ_SECONDS on the chat-template interpreter (seeded
+# with the real templates, the crafted test templates and fuzz/regressions/chat_template). Crashes
+# land in fuzz/artifacts/.
 fuzz-run: fuzz
 	@mkdir -p fuzz/corpus-work fuzz/artifacts
 	$(FUZZ_DIR)/fuzz/gguf_make_seeds fuzz/corpus-work $$(find $(SHARED_DATA) -name '*.gguf' | sort)
@@ -121,8 +123,15 @@ fuzz-run: fuzz
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 EMBER_FUZZ_VOCAB_DIR=$(SHARED_DATA)/vocab \
 	  $(FUZZ_DIR)/fuzz/tokenizer_fuzz fuzz/tokenizer-corpus-work -max_total_time=$(FUZZ_SECONDS) \
 	    -max_len=65536 -rss_limit_mb=2048 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
+	@mkdir -p fuzz/chat-template-corpus-work
+	cp $(SHARED_DATA)/templates/*.jinja fuzz/chat-template-corpus-work/
+	python3 -c 'import json; [open("fuzz/chat-template-corpus-work/feature-" + c["name"] + ".jinja", "w").write(c["template"]) for c in json.load(open("tests/data/chat_templates/features.json"))["cases"]]'
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_DIR)/fuzz/chat_template_fuzz fuzz/chat-template-corpus-work fuzz/regressions/chat_template \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ \
+	    -print_final_stats=1
 
-FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h')
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' '*.hpp' '*.c')
 format: | deps
 	clang-format-14 -i $(FORMAT_FILES)
 

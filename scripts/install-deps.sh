@@ -10,7 +10,9 @@ packages=(
   libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-regex
+  python3 python3-regex python3-jinja2 pkgconf
+  # `ember chat` line editing (BSD-licensed editline)
+  libedit-dev
 )
 
 missing=()

@@ -5,6 +5,8 @@
 #include <optional>
 #include <string_view>
 
+#include "ember/export.h"
+
 namespace ember {
 
 // Values are the on-disk GGUF ids (ggml_type). Gaps are ids ggml removed (4, 5, 31-33, 36-38);
@@ -53,29 +55,29 @@ struct DTypeTraits {
 };
 
 // Traits of a valid DType. Every enumerator above has an entry.
-const DTypeTraits& dtype_traits(DType dtype) noexcept;
+EMBER_API const DTypeTraits& dtype_traits(DType dtype) noexcept;
 
 inline std::string_view dtype_name(DType dtype) noexcept { return dtype_traits(dtype).name; }
 
 // True when `id` names a type in the enum above.
-bool dtype_id_is_known(uint32_t id) noexcept;
+EMBER_API bool dtype_id_is_known(uint32_t id) noexcept;
 
 // The DType for a GGUF id; throws ember::Error(kUnsupported) naming the id when unknown.
-DType dtype_from_id(uint32_t id);
+EMBER_API DType dtype_from_id(uint32_t id);
 
 // Case-insensitive lookup by name ("Q4_K", "q8_0", "f16"); nullopt when unknown.
-std::optional<DType> dtype_from_name(std::string_view name) noexcept;
+EMBER_API std::optional<DType> dtype_from_name(std::string_view name) noexcept;
 
 // Bytes of `n_elements` elements laid out contiguously; nullopt when n_elements is not a multiple
 // of the block size or the byte count would overflow uint64.
-std::optional<uint64_t> dtype_bytes_for(DType dtype, uint64_t n_elements) noexcept;
+EMBER_API std::optional<uint64_t> dtype_bytes_for(DType dtype, uint64_t n_elements) noexcept;
 
 // Byte alignment that data of this type needs for typed loads: the widest scalar in its block
 // (f32/i32 and q8_K's f32 scale: 4; f64/i64: 8; i8 and mxfp4: 1; everything else with f16 fields: 2).
-uint32_t dtype_alignment(DType dtype) noexcept;
+EMBER_API uint32_t dtype_alignment(DType dtype) noexcept;
 
 // All known types, in id order (for tests and tables).
-const DTypeTraits* dtype_traits_begin() noexcept;
-const DTypeTraits* dtype_traits_end() noexcept;
+EMBER_API const DTypeTraits* dtype_traits_begin() noexcept;
+EMBER_API const DTypeTraits* dtype_traits_end() noexcept;
 
 }  // namespace ember

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "ember/export.h"
+
 namespace ember {
 
 // What went wrong, coarsely; the message says exactly what (file, key, field, value).
@@ -19,9 +21,10 @@ enum class ErrorCode {
 };
 
 // Stable lower-case name of a code, e.g. "format"; used in CLI and API error output.
-std::string_view error_code_name(ErrorCode code) noexcept;
+EMBER_API std::string_view error_code_name(ErrorCode code) noexcept;
 
-class Error : public std::runtime_error {
+// Exported so a catch in a program sees the library's type (its typeinfo is shared).
+class EMBER_API Error : public std::runtime_error {
  public:
   Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
   ErrorCode code() const noexcept { return code_; }

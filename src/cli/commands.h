@@ -17,6 +17,8 @@ using CommandAction = std::function<int()>;
 
 // `ember bench -m MODEL [-p 512] [-n 128] [-r 5] [-t N] [-o md|csv|json]`.
 void add_bench_command(CLI::App& app, CommandAction& action);
+// `ember chat -m MODEL [--system TEXT] [--chat-template FILE|NAME] [sampling flags]`.
+void add_chat_command(CLI::App& app, CommandAction& action);
 // `ember inspect FILE [--json] [--all]`.
 void add_inspect_command(CLI::App& app, CommandAction& action);
 // `ember quantize IN OUT TYPE [--pure] [--output-type T] [--token-embedding-type T] [--dry-run] ...`.
@@ -25,6 +27,8 @@ void add_quantize_command(CLI::App& app, CommandAction& action);
 void add_run_command(CLI::App& app, CommandAction& action);
 // `ember synth --preset NAME [--type TYPE] -o FILE [--seed N] [--vocab FILE] ...`.
 void add_synth_command(CLI::App& app, CommandAction& action);
+// `ember template [TEMPLATE.jinja] CONTEXT.json [-m MODEL] [--chat-template FILE|NAME] [--now TIME]`.
+void add_template_command(CLI::App& app, CommandAction& action);
 // `ember tokenize -m FILE [TEXT | -f FILE] [--ids | --pieces] [--no-bos] [--parse-special]`.
 void add_tokenize_command(CLI::App& app, CommandAction& action);
 

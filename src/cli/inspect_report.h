@@ -13,6 +13,7 @@
 #include "cli/value_format.h"
 #include "ember/dtype.h"
 #include "gguf/gguf_split.h"
+#include "model/model_type.h"
 
 namespace ember::cli {
 
@@ -89,11 +90,6 @@ struct InspectReport {
 
 InspectReport build_inspect_report(const GgufModelFiles& model);
 
-// llama.cpp's llama_ftype name for general.file_type ("MOSTLY_Q4_K_M"); nullopt when unknown.
-std::optional<std::string_view> llama_ftype_name(int64_t file_type) noexcept;
-// The model's quantization as users know it: "Q4_K_M" from general.file_type (without llama.cpp's
-// MOSTLY_ / ALL_ prefix), else the tensor type holding the most bytes ("F32").
-std::string model_type_label(const GgufFile& file);
 
 std::string render_inspect_text(const InspectReport& report, const TextLimits& limits);
 nlohmann::json render_inspect_json(const InspectReport& report);

@@ -35,10 +35,12 @@ int main(int argc, char** argv) {
 
   CommandAction action;
   add_bench_command(app, action);
+  add_chat_command(app, action);
   add_inspect_command(app, action);
   add_quantize_command(app, action);
   add_run_command(app, action);
   add_synth_command(app, action);
+  add_template_command(app, action);
   add_tokenize_command(app, action);
 
   // CLI11 would call an unknown command word a missing subcommand; name it instead.

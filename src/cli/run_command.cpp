@@ -1,10 +1,8 @@
 // `ember run -m MODEL -p PROMPT`: generates text on the CPU — the prompt as one batch, then one
 // token per step, streamed to stdout as it comes — and ends with a stats panel on stderr.
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -23,12 +21,14 @@
 #include "cli/commands.h"
 #include "cli/console.h"
 #include "cli/inspect_report.h"
+#include "cli/interrupt.h"
+#include "cli/sampling_flags.h"
 #include "cli/text_table.h"
 #include "cli/value_format.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
-#include "engine/sampler.h"
+#include "engine/generator.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,69 +46,19 @@ struct RunCommandOptions {
   std::optional<std::string> prompt_file;  // "-": standard input
   int32_t n_predict = 128;                 // -1: until end of generation or a full context
   int threads = 0;
-  SamplerOptions sampler;
-  std::optional<uint64_t> seed;  // absent: a random one (printed with the stats)
-  int32_t ctx_size = 0;          // 0: the model's context, at most kDefaultMaxContext
+  SamplingParams sampling;
+  StopConditions stop;      // --stop, --max-time, --ignore-eos (the token limit is -n)
+  bool seed_given = false;  // false: a random seed (printed with the stats)
+  int32_t ctx_size = 0;     // 0: the model's context, at most kDefaultMaxContext
   bool mlock = false;
   bool no_bos = false;
 };
 
-enum class StopReason { kEndOfGeneration, kTokenLimit, kContextFull, kInterrupted };
-
+// What the panel shows besides the generation's own stats.
 struct RunStats {
   double load_ms = 0;
-  int32_t n_prompt = 0;
-  double prefill_ms = 0;
-  int32_t n_decoded = 0;  // single-token forward passes after the prompt
-  double decode_ms = 0;
-  int32_t n_sampled = 0;
-  double sample_ms = 0;
-  int32_t n_generated = 0;  // tokens printed (an end-of-generation token is sampled, not printed)
-  double total_ms = 0;      // the prompt's forward pass to the last token, output included
   int32_t context = 0;
-  StopReason stop = StopReason::kTokenLimit;
-};
-
-// --- Ctrl-C ------------------------------------------------------------------------------------
-
-// The first SIGINT asks the generation loop to stop after the current token (the stats still
-// print, the exit code is 0); a second one goes to the handler that was there before — main()'s
-// temporary-file cleanup, which re-raises it — so Ctrl-C twice always ends the process.
-std::atomic<bool> g_stop_requested{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "read and written in a signal handler");
-struct sigaction g_previous_sigint {};
-
-extern "C" void request_stop(int sig) {
-  if (g_stop_requested.exchange(true)) {
-    ::sigaction(sig, &g_previous_sigint, nullptr);
-    ::raise(sig);  // pending until this handler returns (SIGINT is blocked in it), then the old one runs
-  }
-}
-
-// Installs request_stop for its lifetime (the generation loop only). ThreadPool workers block
-// signals, so the handler runs on the thread that runs this loop.
-class StopOnInterrupt {
- public:
-  StopOnInterrupt() {
-    g_stop_requested.store(false);
-    ::sigaction(SIGINT, nullptr, &g_previous_sigint);
-    if (g_previous_sigint.sa_handler == SIG_IGN) return;  // ignored on purpose (a background job): keep it
-    struct sigaction action {};
-    action.sa_handler = request_stop;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;  // a write to stdout under way continues
-    installed_ = ::sigaction(SIGINT, &action, nullptr) == 0;
-  }
-  ~StopOnInterrupt() {
-    if (installed_) ::sigaction(SIGINT, &g_previous_sigint, nullptr);
-  }
-  StopOnInterrupt(const StopOnInterrupt&) = delete;
-  StopOnInterrupt& operator=(const StopOnInterrupt&) = delete;
-
-  bool requested() const noexcept { return g_stop_requested.load(std::memory_order_relaxed); }
-
- private:
-  bool installed_ = false;
+  GenerationStats generation;
 };
 
 // --- Input -------------------------------------------------------------------------------------
@@ -139,11 +89,16 @@ std::string read_prompt_file(const std::string& path) {
 // --- The stats panel ---------------------------------------------------------------------------
 
 std::string stop_text(const RunStats& s, const RunCommandOptions& o) {
-  switch (s.stop) {
-    case StopReason::kEndOfGeneration: return "end-of-generation token";
-    case StopReason::kTokenLimit: return fmt::format("token limit (-n {})", o.n_predict);
-    case StopReason::kContextFull: return fmt::format("context full ({} tokens, --ctx-size)", s.context);
-    case StopReason::kInterrupted: return "interrupted (Ctrl-C)";
+  switch (s.generation.finish) {
+    case FinishReason::kNone: break;
+    case FinishReason::kEndOfGeneration: return "end-of-generation token";
+    case FinishReason::kMaxTokens: return fmt::format("token limit (-n {})", o.n_predict);
+    case FinishReason::kContextFull: return fmt::format("context full ({} tokens, --ctx-size)", s.context);
+    case FinishReason::kCancelled: return "interrupted (Ctrl-C)";
+    case FinishReason::kStopString:
+      return fmt::format("stop string \"{}\" (--stop)", escape_text(s.generation.stop_string));
+    case FinishReason::kMaxTime: return fmt::format("time limit (--max-time {:g})", o.stop.max_time_ms / 1e3);
+    case FinishReason::kError: return "error";
   }
   return "";
 }
@@ -153,8 +108,12 @@ std::string rate(int32_t n, double ms) {
 }
 
 // The panel's lines, without borders. `sep` joins the parts of a line (" · " on a terminal).
-std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, const Sampler& sampler, const RunStats& s,
-                                     const RunCommandOptions& o, std::string_view sep, size_t* section_break) {
+std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, const SamplingParams& sampling,
+                                     const RunStats& s, const RunCommandOptions& o, std::string_view sep,
+                                     size_t* section_break) {
+  const GenerationStats& g = s.generation;
+  // Every sampled token was printed, or ended the generation as its end-of-generation token.
+  const int32_t n_sampled = g.generated_tokens + (g.finish == FinishReason::kEndOfGeneration ? 1 : 0);
   const ModelConfig& c = model.config();
   const CpuBackend& backend = model.backend();
   const auto label = [](std::string_view name) { return fmt::format("{:<10}", name); };
@@ -170,14 +129,14 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   using Align = TextTable::Align;
   TextTable table({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight}, 0);
   const auto ms = [](double v) { return fmt::format("{:.2f} ms", v); };
-  table.add_row(
-      {label("prefill"), fmt::format("{}", s.n_prompt), "tokens", ms(s.prefill_ms), rate(s.n_prompt, s.prefill_ms)});
-  table.add_row(
-      {label("decode"), fmt::format("{}", s.n_decoded), "tokens", ms(s.decode_ms), rate(s.n_decoded, s.decode_ms)});
-  table.add_row({label("sampling"), fmt::format("{}", s.n_sampled), "tokens", ms(s.sample_ms),
-                 s.n_sampled > 0 ? fmt::format("{:.1f} µs/token", s.sample_ms * 1e3 / s.n_sampled) : "-"});
-  table.add_row(
-      {label("total"), fmt::format("{}", s.n_generated), "generated", ms(s.total_ms), rate(s.n_generated, s.total_ms)});
+  table.add_row({label("prefill"), fmt::format("{}", g.prompt_tokens), "tokens", ms(g.prefill_ms),
+                 rate(g.prompt_tokens, g.prefill_ms)});
+  table.add_row({label("decode"), fmt::format("{}", g.decode_steps), "tokens", ms(g.decode_ms),
+                 rate(g.decode_steps, g.decode_ms)});
+  table.add_row({label("sampling"), fmt::format("{}", n_sampled), "tokens", ms(g.sample_ms),
+                 n_sampled > 0 ? fmt::format("{:.1f} µs/token", g.sample_ms * 1e3 / n_sampled) : "-"});
+  table.add_row({label("total"), fmt::format("{}", g.generated_tokens), "generated", ms(g.total_ms),
+                 rate(g.generated_tokens, g.total_ms)});
   std::string rendered;
   table.render(rendered);
   for (size_t at = 0; at < rendered.size();) {
@@ -192,11 +151,7 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
                                                  human_bytes(backend.packed_bytes())));
   lines.push_back(label("KV cache") +
                   fmt::format("{} ({} tokens, {})", human_bytes(kv.bytes()), s.context, dtype_name(DType::kF16)));
-  const SamplerOptions& so = sampler.options();
-  lines.push_back(label("sampler") + (sampler.greedy()
-                                          ? std::string("greedy (--temp 0)")
-                                          : fmt::format("temp {:.2f}{}top-k {}{}top-p {:.2f}{}seed {}", so.temperature,
-                                                        sep, so.top_k, sep, so.top_p, sep, so.seed)));
+  lines.push_back(label("sampler") + sampler_summary(sampling, sep));
   lines.push_back(label("stopped") + stop_text(s, o));
   return lines;
 }
@@ -278,10 +233,10 @@ int run_generate(const RunCommandOptions& o) {
 
   const int32_t trained = config.context_length;
   s.context = o.ctx_size > 0 ? o.ctx_size : trained > 0 ? std::min(trained, kDefaultMaxContext) : kDefaultMaxContext;
-  s.n_prompt = static_cast<int32_t>(tokens.size());
-  if (s.n_prompt >= s.context) {
+  const auto n_prompt = static_cast<int32_t>(tokens.size());
+  if (n_prompt >= s.context) {
     fail(ErrorCode::kInvalidArgument,
-         "the prompt is {} tokens, which leaves no room to generate in a context of {} (raise --ctx-size)", s.n_prompt,
+         "the prompt is {} tokens, which leaves no room to generate in a context of {} (raise --ctx-size)", n_prompt,
          s.context);
   }
 
@@ -292,7 +247,6 @@ int run_generate(const RunCommandOptions& o) {
   model_options.max_step_tokens = std::min(s.context, kMaxStepTokens);
   model_options.context_size = s.context;
   const std::unique_ptr<Model> model = Model::from_file(std::move(file), backend, model_options);
-  KvCache kv(model->config(), model->kv_options(s.context));
   s.load_ms = load_timer.elapsed_ms();
   status.clear();
   if (trained > 0 && s.context > trained) {
@@ -300,68 +254,36 @@ int run_generate(const RunCommandOptions& o) {
                               s.context, trained));
   }
 
-  SamplerOptions sampler_options = o.sampler;
-  sampler_options.seed = o.seed ? *o.seed : random_seed();
-  Sampler sampler(sampler_options);
-  const Vocab& vocab = tokenizer.vocab();
-  const size_t n_vocab = static_cast<size_t>(model->config().n_vocab);
-  // The generation continues the prompt: its first piece keeps its leading space.
-  Detokenizer detokenizer(tokenizer, DecodeOptions{.render_special = false, .strip_space_prefix = false});
+  for (const auto& [token, bias] : o.sampling.logit_bias) {
+    if (token >= model->config().n_vocab) {
+      fail(ErrorCode::kInvalidArgument, "--logit-bias: token {} is outside the model's vocabulary ({} tokens)", token,
+           model->config().n_vocab);
+    }
+  }
+  SamplingParams sampling = o.sampling;
+  if (!o.seed_given) sampling.seed = random_seed();
+  GenerateOptions generate;
+  generate.sampling = sampling;
+  generate.stop = o.stop;
+  generate.stop.max_tokens = o.n_predict;
+  Generator generator(*model, tokenizer,
+                      GeneratorOptions{.context = s.context, .kv_type = DType::kF16, .reuse_prefix = false}, nullptr);
+  generator.start(tokens, generate);
 
   {
-    StopOnInterrupt interrupt;  // from the first byte out: output is what tells a user it is running
+    // From the first byte out (output is what tells a user it is running): the first Ctrl-C stops
+    // before the next forward step (prefill chunks included), the stats still print.
+    const CancelOnInterrupt interrupt([](void* g) noexcept { static_cast<Generator*>(g)->cancel(); }, &generator);
     write_stdout(prompt);
-    Timer total_timer;
-    const SeqId seq = kv.add_sequence();
-    Batch batch;
-    // The prompt in chunks of one forward step each, so Ctrl-C also stops a long prefill.
-    const int32_t chunk = model->options().max_step_tokens;
-    Timer timer;
-    std::span<const float> logits;
-    for (int32_t begin = 0; begin < s.n_prompt && !interrupt.requested(); begin += chunk) {
-      batch.clear();
-      for (int32_t i = begin; i < std::min(s.n_prompt, begin + chunk); ++i) {
-        batch.add(tokens[static_cast<size_t>(i)], i, seq, i + 1 == s.n_prompt);
-      }
-      logits = model->forward(batch, kv);
-    }
-    s.prefill_ms = timer.elapsed_ms();
-    int32_t n_past = s.n_prompt;
-    s.stop = StopReason::kTokenLimit;
-    while (o.n_predict < 0 || s.n_generated < o.n_predict) {
-      if (interrupt.requested()) {
-        s.stop = StopReason::kInterrupted;
-        break;
-      }
-      timer.reset();
-      const TokenId id = sampler.sample(logits.first(n_vocab));
-      s.sample_ms += timer.elapsed_ms();
-      ++s.n_sampled;
-      if (vocab.is_end_of_generation(id)) {
-        s.stop = StopReason::kEndOfGeneration;
-        break;
-      }
-      write_stdout(detokenizer.push(id));
-      ++s.n_generated;
-      if (o.n_predict >= 0 && s.n_generated >= o.n_predict) break;
-      if (n_past >= s.context) {  // the token just printed has no room in the cache
-        s.stop = StopReason::kContextFull;
-        break;
-      }
-      batch.clear();
-      batch.add(id, n_past++, seq, true);
-      timer.reset();
-      logits = model->forward(batch, kv);
-      s.decode_ms += timer.elapsed_ms();
-      ++s.n_decoded;
-    }
-    write_stdout(detokenizer.flush() + "\n");
-    s.total_ms = total_timer.elapsed_ms();
+    GeneratedToken token;
+    while (generator.next(token)) write_stdout(token.text);  // stop strings never reach the output
+    write_stdout("\n");
   }
+  s.generation = generator.stats();
 
   size_t section_break[2] = {0, 0};
   const std::vector<std::string> lines =
-      panel_lines(*model, kv, sampler, s, o, stderr_tty ? " · " : ", ", section_break);
+      panel_lines(*model, generator.kv(), sampling, s, o, stderr_tty ? " · " : ", ", section_break);
   write_stderr(render_panel(lines, section_break, stderr_tty));
   return kExitOk;
 }
@@ -380,32 +302,30 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       ->type_name("N");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
       ->type_name("N");
-  cmd->add_option("--temp", o->sampler.temperature, "Sampling temperature; 0: greedy (argmax)")
-      ->capture_default_str()
-      ->type_name("T");
-  cmd->add_option("--top-k", o->sampler.top_k, "Sample among the K most likely tokens; 0: all")
-      ->capture_default_str()
-      ->type_name("K");
-  cmd->add_option("--top-p", o->sampler.top_p, "Then among the fewest holding this probability, in (0, 1]; 1: off")
-      ->capture_default_str()
-      ->type_name("P");
-  cmd->add_option("--seed", o->seed, "Sampling seed (default: a random one, shown in the stats)")->type_name("S");
   cmd->add_option(
          "-c,--ctx-size", o->ctx_size,
          fmt::format("Context size in tokens, prompt included (default: the model's, at most {})", kDefaultMaxContext))
       ->type_name("N");
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
+  add_sampling_flags(cmd, o->sampling, o->stop);
   cmd->footer(
       "Output: the prompt, then the generated text as it is generated (stdout, a newline at the end), then\n"
       "the stats (stderr): prefill and decode tokens, time and tok/s, sampling time, total generation time,\n"
       "load time, weight / repacked / KV cache memory, the sampler settings with the seed, why it stopped.\n"
-      "Generation stops at an end-of-generation token, after N tokens, when the context is full, or at\n"
-      "Ctrl-C (once: stops after the current token and prints the stats; twice: quits at once).\n"
-      "Sampling: temperature, then top-k, then top-p, then a seeded draw; --temp 0 is greedy.\n"
+      "Generation stops at an end-of-generation token (unless --ignore-eos), after N tokens, when the\n"
+      "context is full, at a --stop string (never printed), after --max-time seconds, or at Ctrl-C (once:\n"
+      "stops after the current token and prints the stats; twice: quits at once).\n"
+      "Sampling (docs/engine.md): logit bias, then the penalties over the last --repeat-last-n tokens\n"
+      "(prompt included), then the --samplers steps in order, by default\n"
+      "  " +
+      default_sampler_order_text() +
+      "\n"
+      "then a seeded draw; a step at its off value costs nothing. --temp 0 is greedy; --mirostat 2\n"
+      "replaces the ordered steps by temperature and mirostat v2.\n"
       "Exit codes: 0 success (Ctrl-C included), 1 error (unreadable model, empty prompt, prompt longer than\n"
       "the context), 2 bad command line.");
-  cmd->callback([&action, o] {
+  cmd->callback([&action, o, cmd] {
     if (o->prompt.has_value() == o->prompt_file.has_value()) {
       throw CLI::ValidationError("give the prompt with -p TEXT or -f FILE (one of them)");
     }
@@ -414,11 +334,8 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       throw CLI::ValidationError(fmt::format("--threads must be 0 to {}, not {}", ThreadPool::kMaxThreads, o->threads));
     }
     if (o->ctx_size < 0) throw CLI::ValidationError(fmt::format("--ctx-size must be 0 or more, not {}", o->ctx_size));
-    try {
-      validate(o->sampler);
-    } catch (const Error& e) {
-      throw CLI::ValidationError(e.what());
-    }
+    check_sampling_flags(o->sampling, o->stop);
+    o->seed_given = cmd->count("--seed") > 0;
     action = [o] { return run_generate(*o); };
   });
 }

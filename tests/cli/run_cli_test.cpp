@@ -234,6 +234,127 @@ TEST(RunCli, BadInputFailsWithOneLine) {
   EXPECT_NE(ember({"run", "-m", model, "-p", ""}).err.find("the prompt is empty"), std::string::npos);
 }
 
+TEST(RunCli, StopStringsAreNeverPrinted) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  // "girl" is three tokens of the greedy text (" g", "ir", "l"): matched across their boundaries.
+  const auto r =
+      run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--stop", "nothing", "--stop", "girl"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Once upon a time, there was a little \n");
+  EXPECT_EQ(stats_value(r.err, "stopped"), "stop string \"girl\" (--stop)");
+  // A stop string that never completes holds nothing back at the end.
+  const auto none = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--stop", "Lily!"});
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(none.out.rfind(kGreedyText, 0), 0u) << none.out;
+  EXPECT_EQ(stats_value(none.err, "stopped"), "token limit (-n 40)");
+}
+
+TEST(RunCli, MaxTimeStopsTheGeneration) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--max-time", "0.000001"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(stats_value(r.err, "stopped").rfind("time limit (--max-time ", 0), 0u) << r.err;
+}
+
+TEST(RunCli, TheSamplerLineShowsTheActiveSteps) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto r = run(data / kStories, {"-p", kPrompt, "-n", "20", "--seed", "3", "--repeat-penalty", "1.1", "--top-k",
+                                       "10", "--samplers", "top_k;temperature", "-l", "5+1", "-l", "6-inf"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(stats_value(r.err, "sampler"),
+            "logit-bias 2, penalties repeat 1.10 (last 64), top-k 10, temp 0.80, seed 3");
+  const auto m = run(data / kStories, {"-p", kPrompt, "-n", "20", "--seed", "3", "--mirostat", "2", "--min-p", "0.1",
+                                       "--dry-multiplier", "0.8", "--xtc-probability", "0.5"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_EQ(stats_value(m.err, "sampler"), "temp 0.80, mirostat v2 tau 5.00 eta 0.10, seed 3");
+  const auto all = run(data / kStories, {"-p",
+                                         kPrompt,
+                                         "-n",
+                                         "20",
+                                         "--seed",
+                                         "3",
+                                         "--dry-multiplier",
+                                         "0.8",
+                                         "--dry-sequence-breaker",
+                                         "\\n",
+                                         "--top-nsigma",
+                                         "1.5",
+                                         "--typical",
+                                         "0.9",
+                                         "--xtc-probability",
+                                         "0.5",
+                                         "--dynatemp-range",
+                                         "0.2",
+                                         "--top-p",
+                                         "1"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(stats_value(all.err, "sampler"),
+            "dry 0.80 base 1.75 allowed 2, top-n-sigma 1.50, top-k 40, typical 0.90, min-p 0.05, xtc 0.50 >= 0.10, "
+            "temp 0.80 \xC2\xB1 0.20 exp 1.00, seed 3");
+  // The same seed and flags give the same text.
+  const auto again = run(data / kStories, {"-p",
+                                           kPrompt,
+                                           "-n",
+                                           "20",
+                                           "--seed",
+                                           "3",
+                                           "--dry-multiplier",
+                                           "0.8",
+                                           "--dry-sequence-breaker",
+                                           "\\n",
+                                           "--top-nsigma",
+                                           "1.5",
+                                           "--typical",
+                                           "0.9",
+                                           "--xtc-probability",
+                                           "0.5",
+                                           "--dynatemp-range",
+                                           "0.2",
+                                           "--top-p",
+                                           "1"});
+  EXPECT_EQ(again.out, all.out);
+}
+
+TEST(RunCli, BadSamplingFlagsAreUsageErrorsNamingTheFlag) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / kStories).string();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--samplers", "top_k;bogus"}, "--samplers"},
+      {{"--samplers", ";"}, "--samplers"},
+      {{"--min-p", "2"}, "--min-p"},
+      {{"--typical", "0"}, "--typical"},
+      {{"--top-nsigma", "nan"}, "--top-nsigma"},
+      {{"--xtc-probability", "1.5"}, "--xtc-probability"},
+      {{"--repeat-penalty", "0"}, "--repeat-penalty"},
+      {{"--repeat-last-n", "-2"}, "--repeat-last-n"},
+      {{"--dry-base", "0.5"}, "--dry-base"},
+      {{"--dry-allowed-length", "-1"}, "--dry-allowed-length"},
+      {{"--dry-sequence-breaker", ""}, "--dry-sequence-breaker"},
+      {{"--mirostat", "1"}, "--mirostat"},
+      {{"--mirostat-lr", "-1"}, "--mirostat-lr"},
+      {{"--dynatemp-range", "-0.5"}, "--dynatemp-range"},
+      {{"-l", "5x1"}, "--logit-bias"},
+      {{"-l", "+1"}, "--logit-bias"},
+      {{"-l", "5+inf"}, "--logit-bias"},
+      {{"--stop", ""}, "--stop"},
+      {{"--max-time", "-1"}, "--max-time"},
+  };
+  for (const auto& [flags, name] : cases) {
+    std::vector<std::string> args = {"run", "-m", model, "-p", kPrompt};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const auto r = ember(args);
+    SCOPED_TRACE(flags.front() + " " + flags.back() + ": " + r.err);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(std::ranges::count(r.err, '\n'), 1);
+    EXPECT_NE(r.err.find(name), std::string::npos);
+    EXPECT_EQ(r.out, "");
+  }
+  // A bias on a token the model does not have is found once the model is loaded (exit 1).
+  const auto r = ember({"run", "-m", model, "-p", kPrompt, "-l", "99999+1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--logit-bias"), std::string::npos) << r.err;
+}
+
 // `ember ARGS` with stdout on a pipe of `pipe_bytes` (read as it comes) and stderr in a file.
 class PipedEmber {
  public:

@@ -1,0 +1,96 @@
+// Generator: one sequence's generation loop — prefill of a prompt's uncached tokens, then one token
+// per step: sample, logprobs, detokenize, stop strings, stop conditions — over its own KV cache.
+// It is the engine behind ember::Session (include/ember/session.h) and the CLI's run and chat.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/timer.h"
+#include "ember/session.h"
+#include "engine/logprobs.h"
+#include "engine/sampler_chain.h"
+#include "engine/stop_strings.h"
+#include "model/batch.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ember {
+
+struct GeneratorOptions {
+  int32_t context = 0;  // tokens the sequence may hold, prompt included (> 0)
+  DType kv_type = DType::kF16;
+  bool reuse_prefix = true;  // keep the cache of the previous prompt and generation
+};
+
+class Generator {
+ public:
+  // `model` and `tokenizer` must outlive the generator. `forward_mutex` (may be null) serializes
+  // forward passes with other generators of the same model. Throws Error(kOutOfMemory) when the
+  // KV cache cannot be allocated.
+  Generator(Model& model, const Tokenizer& tokenizer, const GeneratorOptions& options, std::mutex* forward_mutex);
+
+  // Starts a generation after `prompt` (the whole context). Throws Error(kInvalidArgument) for bad
+  // options (naming them) or a prompt that is empty or leaves no room in the context; nothing
+  // changes then.
+  void start(std::span<const int32_t> prompt, const GenerateOptions& options);
+  // Runs the next forward step (the prompt's, in chunks; or one token's) and returns the next
+  // token, or false once finished. An exception from the step (a hook's) ends the generation
+  // (kError) and propagates; the cache keeps the chunks that completed.
+  bool next(GeneratedToken& token);
+  bool finished() const noexcept { return stats_.finish != FinishReason::kNone && !tail_pending_; }
+
+  // Thread-safe: the generation stops before its next forward step.
+  void cancel() noexcept { cancel_.store(true, std::memory_order_relaxed); }
+  // Ends any generation and empties the cache.
+  void reset();
+
+  const GenerationStats& stats() const noexcept { return stats_; }
+  const std::string& text() const noexcept { return text_; }
+  std::span<const int32_t> cached_tokens() const noexcept { return cached_; }
+  const KvCache& kv() const noexcept { return kv_; }
+  int32_t context() const noexcept { return options_.context; }
+
+ private:
+  // next() without the exception handling: one forward step and its token.
+  bool step(GeneratedToken& token);
+  // Runs the prompt's uncached tokens in steps of the model's max_step_tokens; false if cancelled.
+  bool prefill();
+  // Stores `token` at the end of the sequence and computes its logits.
+  void decode(int32_t token);
+  void finish(FinishReason reason);
+  // The text held back by the detokenizer and the stop-string matcher, released at the end.
+  bool take_tail(GeneratedToken& token);
+
+  Model& model_;
+  const Tokenizer& tokenizer_;
+  GeneratorOptions options_;
+  std::mutex* forward_mutex_;
+  KvCache kv_;
+  SeqId seq_;
+  std::vector<int32_t> cached_;  // the tokens whose K/V the cache holds
+  Batch batch_;
+  std::atomic<bool> cancel_{false};
+
+  // The generation in progress.
+  GenerateOptions generate_;
+  std::optional<SamplerChain> sampler_;
+  std::optional<StopStringMatcher> stops_;
+  Detokenizer detokenizer_;
+  std::vector<int32_t> prompt_;      // to prefill: the prompt's tokens past the cached prefix
+  std::optional<int32_t> unstored_;  // the last sampled token, not yet in the cache
+  std::span<const float> logits_;    // of the last token in the cache
+  TokenLogprobs logprobs_;
+  std::string text_;
+  GenerationStats stats_;
+  Timer timer_;
+  bool tail_pending_ = false;
+};
+
+}  // namespace ember

@@ -1,0 +1,62 @@
+// Logprobs: log-softmax of the raw logits (one pass for the max, one for the sum) and a heap
+// selection of the top-N.
+#include "engine/logprobs.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/check.h"
+#include "engine/sampler_math.h"
+
+namespace ember {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNegInf = -kInf;
+
+// Higher logit first, then the lower id (the `logprob` field holds the logit while selecting).
+bool better(const TokenLogprob& a, const TokenLogprob& b) noexcept {
+  return a.logprob > b.logprob || (a.logprob == b.logprob && a.token < b.token);
+}
+
+// out = the k best (NaN as -inf), best first: a heap with the worst on top, one comparison per
+// logit (ids arrive in increasing order, so a tie never displaces a lower id).
+void select_top(std::span<const float> logits, size_t k, std::vector<TokenLogprob>& out) {
+  out.clear();
+  if (k == 0) return;
+  for (size_t i = 0; i < k; ++i) {
+    out.push_back({static_cast<int32_t>(i), std::isnan(logits[i]) ? kNegInf : logits[i]});
+  }
+  std::make_heap(out.begin(), out.end(), better);
+  for (size_t i = k; i < logits.size(); ++i) {
+    if (logits[i] > out.front().logprob) {
+      std::pop_heap(out.begin(), out.end(), better);
+      out.back() = {static_cast<int32_t>(i), logits[i]};
+      std::push_heap(out.begin(), out.end(), better);
+    }
+  }
+  std::sort_heap(out.begin(), out.end(), better);
+}
+
+}  // namespace
+
+void compute_logprobs(std::span<const float> logits, int32_t chosen, int32_t n_top, TokenLogprobs& out) {
+  EMBER_CHECK(!logits.empty() && chosen >= 0 && static_cast<size_t>(chosen) < logits.size());
+  const float max = sampling::max_logit(logits);
+  // logprob(x) for one logit. Three regimes: a finite max (the usual one), +inf logits, none live.
+  size_t n_inf = 0;
+  if (max == kInf) n_inf = static_cast<size_t>(std::count(logits.begin(), logits.end(), kInf));
+  const double log_sum = max > kNegInf && max < kInf ? std::log(sampling::exp_sum(logits, max, 1.0f)) : 0.0;
+  const auto logprob = [&](float x) -> float {
+    if (max == kInf) return x == kInf ? static_cast<float>(-std::log(static_cast<double>(n_inf))) : kNegInf;
+    if (!(x > kNegInf) || !(max > kNegInf)) return kNegInf;  // NaN, -inf, or nothing live
+    return sampling::saturate_to_float(static_cast<double>(x) - max - log_sum);
+  };
+  out.chosen = {chosen, logprob(logits[static_cast<size_t>(chosen)])};
+  const size_t k = static_cast<size_t>(std::clamp<int64_t>(n_top, 0, static_cast<int64_t>(logits.size())));
+  select_top(logits, k, out.top);
+  for (TokenLogprob& t : out.top) t.logprob = logprob(t.logprob);
+}
+
+}  // namespace ember

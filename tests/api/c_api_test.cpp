@@ -1,0 +1,252 @@
+// The C API (ember/ember.h): status codes and messages, buffer sizing, size-versioned structs, and
+// generation through the callback on stories260K.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ember/ember.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* const kStories = "models/stories260K/stories260K.gguf";
+const char* const kPrompt = "Once upon a time";
+
+struct Collected {
+  std::string text;
+  int calls = 0;
+  int stop_after = -1;  // return false from this call on
+  std::vector<float> logprobs;
+};
+
+bool collect(const ember_token* token, void* user_data) {
+  auto* c = static_cast<Collected*>(user_data);
+  c->text.append(token->text, token->text_length);
+  if (token->token >= 0 && token->n_top > 0) c->logprobs.push_back(token->logprob);
+  return ++c->calls != c->stop_after;
+}
+
+class CApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto data = test::shared_data_dir();
+    if (!data && test::shared_data_required()) FAIL() << "../shared/data not found (EMBER_REQUIRE_SHARED_DATA=1)";
+    if (!data) GTEST_SKIP() << "../shared/data not found beside the checkout; test data absent";
+    path_ = (*data / kStories).string();
+    ember_load_params params;
+    ember_load_params_init(&params);
+    params.n_threads = 2;
+    params.n_ctx = 128;
+    ASSERT_EQ(ember_model_load(path_.c_str(), &params, &model_), EMBER_OK) << ember_last_error();
+    ASSERT_EQ(ember_session_new(model_, &session_), EMBER_OK) << ember_last_error();
+  }
+  void TearDown() override {
+    ember_session_free(session_);
+    ember_model_free(model_);
+  }
+
+  std::string path_;
+  ember_model* model_ = nullptr;
+  ember_session* session_ = nullptr;
+};
+
+TEST_F(CApi, ErrorsHaveAStatusAndAMessage) {
+  ember_model* model = reinterpret_cast<ember_model*>(0x1);
+  EXPECT_EQ(ember_model_load("/no/such/model.gguf", nullptr, &model), EMBER_ERROR_IO);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_NE(std::string(ember_last_error()).find("/no/such/model.gguf"), std::string::npos) << ember_last_error();
+  EXPECT_STREQ(ember_status_name(EMBER_ERROR_IO), "io");
+
+  EXPECT_EQ(ember_model_load(nullptr, nullptr, &model), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("path"), std::string::npos);
+  ember_load_params unset{};  // struct_size 0: a caller that forgot ember_load_params_init
+  EXPECT_EQ(ember_model_load(path_.c_str(), &unset, &model), EMBER_ERROR_INVALID_ARGUMENT);
+  ember_load_params bad;
+  ember_load_params_init(&bad);
+  bad.n_threads = -3;
+  EXPECT_EQ(ember_model_load(path_.c_str(), &bad, &model), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("threads"), std::string::npos) << ember_last_error();
+
+  // A successful call clears the message.
+  size_t n = 0;
+  int32_t ids[64];
+  EXPECT_EQ(ember_tokenize(model_, "hi", 2, true, false, ids, 64, &n), EMBER_OK);
+  EXPECT_STREQ(ember_last_error(), "");
+  EXPECT_EQ(ember_generate(nullptr, kPrompt, nullptr, nullptr, nullptr, nullptr), EMBER_ERROR_INVALID_ARGUMENT);
+  ember_session* session = reinterpret_cast<ember_session*>(0x1);
+  EXPECT_EQ(ember_session_new(nullptr, &session), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(session, nullptr);
+  ember_model_free(nullptr);
+  ember_session_free(nullptr);
+  ember_session_cancel(nullptr);
+}
+
+TEST_F(CApi, TokenizeAndDetokenizeReportTheSizeTheyNeed) {
+  size_t n = 0;
+  EXPECT_EQ(ember_tokenize(model_, kPrompt, std::strlen(kPrompt), true, false, nullptr, 0, &n),
+            EMBER_ERROR_BUFFER_TOO_SMALL);
+  ASSERT_GT(n, 2u);
+  std::vector<int32_t> ids(n);
+  ASSERT_EQ(ember_tokenize(model_, kPrompt, std::strlen(kPrompt), true, false, ids.data(), ids.size(), &n), EMBER_OK);
+  EXPECT_EQ(ids[0], 1);
+
+  size_t length = 0;
+  EXPECT_EQ(ember_detokenize(model_, ids.data(), ids.size(), false, nullptr, 0, &length), EMBER_ERROR_BUFFER_TOO_SMALL);
+  EXPECT_EQ(length, std::strlen(kPrompt));
+  std::vector<char> text(length);  // no room for the NUL
+  EXPECT_EQ(ember_detokenize(model_, ids.data(), ids.size(), false, text.data(), text.size(), &length),
+            EMBER_ERROR_BUFFER_TOO_SMALL);
+  text.resize(length + 1);
+  ASSERT_EQ(ember_detokenize(model_, ids.data(), ids.size(), false, text.data(), text.size(), &length), EMBER_OK);
+  EXPECT_STREQ(text.data(), kPrompt);
+
+  const int32_t bad = 100000;
+  EXPECT_EQ(ember_detokenize(model_, &bad, 1, false, text.data(), text.size(), &length), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_FALSE(ember_is_end_of_generation(model_, bad));
+  EXPECT_TRUE(ember_is_end_of_generation(model_, 2));  // </s>
+}
+
+TEST_F(CApi, AppliesTheChatTemplate) {
+  const ember_chat_message messages[] = {{"system", "Be kind."}, {"user", "Hi"}};
+  size_t length = 0;
+  EXPECT_EQ(ember_apply_chat_template(model_, messages, 2, true, nullptr, 0, &length), EMBER_ERROR_BUFFER_TOO_SMALL);
+  std::vector<char> text(length + 1);
+  ASSERT_EQ(ember_apply_chat_template(model_, messages, 2, true, text.data(), text.size(), &length), EMBER_OK);
+  EXPECT_STREQ(text.data(),
+               "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  const ember_chat_message bad[] = {{"user", nullptr}};
+  EXPECT_EQ(ember_apply_chat_template(model_, bad, 1, true, text.data(), text.size(), &length),
+            EMBER_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_F(CApi, ModelInfoIsSizeVersioned) {
+  ember_model_info info;
+  ember_model_info_init(&info);
+  ASSERT_EQ(ember_model_get_info(model_, &info), EMBER_OK);
+  EXPECT_STREQ(info.architecture, "llama");
+  EXPECT_EQ(info.n_vocab, 512);
+  EXPECT_EQ(info.n_ctx, 128);
+  EXPECT_EQ(info.n_threads, 2);
+
+  // A caller built against an older, shorter struct: nothing past its size is written.
+  struct {
+    ember_model_info old;
+    char guard[64];
+  } small;
+  std::memset(&small, 0xAB, sizeof small);
+  small.old.struct_size = offsetof(ember_model_info, n_params);
+  ASSERT_EQ(ember_model_get_info(model_, &small.old), EMBER_OK);
+  EXPECT_STREQ(small.old.architecture, "llama");
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&small.old);
+  for (size_t i = offsetof(ember_model_info, n_params); i < sizeof small; ++i) ASSERT_EQ(bytes[i], 0xAB) << i;
+}
+
+TEST_F(CApi, GeneratesGreedyTextThroughTheCallback) {
+  ember_generate_params params;
+  ember_generate_params_init(&params);
+  params.temperature = 0.0f;
+  params.max_tokens = 40;
+  params.n_logprobs = 2;
+  Collected c;
+  ember_generate_stats stats;
+  ember_generate_stats_init(&stats);
+  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_OK) << ember_last_error();
+  EXPECT_EQ(c.text.rfind(", there was a little girl named Lily. She loved to play outside in the park.", 0), 0u)
+      << c.text;
+  EXPECT_EQ(stats.generated_tokens, 40);
+  EXPECT_EQ(stats.finish, EMBER_FINISH_MAX_TOKENS);
+  EXPECT_EQ(c.logprobs.size(), 40u);
+  for (const float lp : c.logprobs) EXPECT_LE(lp, 0.0f);
+
+  // An older params struct (no logprobs / special fields): their defaults apply.
+  ember_generate_params old = params;
+  old.struct_size = offsetof(ember_generate_params, n_logprobs);
+  Collected again;
+  ASSERT_EQ(ember_generate(session_, kPrompt, &old, collect, &again, &stats), EMBER_OK) << ember_last_error();
+  EXPECT_EQ(again.text, c.text);
+  EXPECT_TRUE(again.logprobs.empty());
+  EXPECT_GT(stats.cached_tokens, 0);  // the same prompt: reused from the first call
+}
+
+TEST_F(CApi, StopStringsCallbackStopAndCancel) {
+  ember_generate_params params;
+  ember_generate_params_init(&params);
+  params.temperature = 0.0f;
+  params.max_tokens = 60;
+  const char* stops[] = {" Lily."};
+  params.stop = stops;
+  params.n_stop = 1;
+  Collected c;
+  ember_generate_stats stats;
+  ember_generate_stats_init(&stats);
+  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_OK);
+  EXPECT_EQ(c.text, ", there was a little girl named");
+  EXPECT_EQ(stats.finish, EMBER_FINISH_STOP_STRING);
+
+  params.n_stop = 0;
+  Collected stopping;
+  stopping.stop_after = 3;
+  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &stopping, &stats), EMBER_OK);
+  EXPECT_EQ(stopping.calls, 3);
+  EXPECT_EQ(stats.finish, EMBER_FINISH_CANCELLED);
+
+  params.stop = nullptr;
+  params.n_stop = 2;
+  EXPECT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_ERROR_INVALID_ARGUMENT);
+  params.n_stop = 0;
+  params.top_p = 2.0f;
+  EXPECT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("top_p"), std::string::npos) << ember_last_error();
+
+  // A cancel with no generation running affects none.
+  params.top_p = 0.95f;
+  params.max_tokens = 20;
+  ember_session_cancel(session_);
+  Collected unaffected;
+  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &unaffected, &stats), EMBER_OK);
+  EXPECT_EQ(stats.finish, EMBER_FINISH_MAX_TOKENS);
+}
+
+struct CancelState {
+  ember_session* session;
+  std::atomic<int> tokens{0};
+};
+
+bool count_tokens(const ember_token* /*token*/, void* user_data) {
+  static_cast<CancelState*>(user_data)->tokens.fetch_add(1);
+  return true;
+}
+
+TEST_F(CApi, CancelFromAnotherThreadStopsTheGeneration) {
+  ember_generate_params params;
+  ember_generate_params_init(&params);
+  params.temperature = 0.0f;
+  params.max_tokens = -1;
+  CancelState state{session_};
+  std::thread canceller([&state] {
+    while (state.tokens.load() < 3) std::this_thread::yield();
+    ember_session_cancel(state.session);
+  });
+  ember_generate_stats stats;
+  ember_generate_stats_init(&stats);
+  // The context (128) would take 120+ tokens; greedy stories260K may also end its story first.
+  ASSERT_EQ(ember_generate(session_, kPrompt, &params, count_tokens, &state, &stats), EMBER_OK);
+  canceller.join();
+  EXPECT_EQ(stats.finish, EMBER_FINISH_CANCELLED);
+  EXPECT_LT(stats.generated_tokens, 100);
+
+  ember_generate_stats unset{};  // struct_size 0: refused before anything runs
+  EXPECT_EQ(ember_generate(session_, kPrompt, &params, count_tokens, &state, &unset), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("stats"), std::string::npos);
+  EXPECT_EQ(ember_session_reset(session_), EMBER_OK);
+}
+
+}  // namespace
+}  // namespace ember

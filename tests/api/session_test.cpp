@@ -1,0 +1,401 @@
+// The C++ API end to end on stories260K: load, tokenize, greedy text equal to llama.cpp's, the pull
+// and callback styles, stop conditions, prefix reuse, cancellation, hooks, logprobs, bad options.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ember/ember.hpp"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* const kStories = "models/stories260K/stories260K.gguf";
+const char* const kPrompt = "Once upon a time";
+// llama.cpp's greedy continuation (llama-simple, ../shared/data/models/stories260K/reference).
+const std::string kGreedyContinuation = ", there was a little girl named Lily. She loved to play outside in the park.";
+
+GenerateOptions greedy(int32_t max_tokens) {
+  GenerateOptions o;
+  o.sampling.temperature = 0.0f;
+  o.stop.max_tokens = max_tokens;
+  return o;
+}
+
+std::shared_ptr<Llm> load_stories(const fs::path& data, int32_t context = 256) {
+  return Llm::load((data / kStories).string(), LoadOptions{.threads = 2, .context = context});
+}
+
+std::string pull_all(Generation& generation) {
+  std::string text;
+  for (const GeneratedToken& t : generation) text += t.text;
+  return text;
+}
+
+TEST(ApiSession, LoadsAndDescribesTheModel) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  const ModelInfo& info = llm->info();
+  EXPECT_EQ(info.architecture, "llama");
+  EXPECT_EQ(info.n_vocab, 512);
+  EXPECT_EQ(info.context, 256);
+  EXPECT_EQ(info.threads, 2);
+  EXPECT_GT(info.parameters, 200'000u);
+  EXPECT_FALSE(info.kernels.empty());
+
+  const std::vector<int32_t> ids = llm->tokenize(kPrompt);
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids[0], 1);  // BOS
+  EXPECT_EQ(llm->detokenize(ids), kPrompt);
+  EXPECT_EQ(llm->tokenize(kPrompt, false).size(), ids.size() - 1);
+}
+
+TEST(ApiSession, GreedyTextIsLlamaCppsInBothStyles) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  Session session(llm, SessionOptions{.reuse_prefix = false});
+  Generation generation = session.generate(kPrompt, greedy(40));
+  const std::string pulled = pull_all(generation);
+  EXPECT_EQ(pulled.rfind(kGreedyContinuation, 0), 0u) << pulled;
+  EXPECT_EQ(generation.text(), pulled);
+  EXPECT_EQ(generation.stats().finish, FinishReason::kMaxTokens);
+  EXPECT_EQ(generation.stats().generated_tokens, 40);
+  EXPECT_EQ(generation.stats().cached_tokens, 0);
+
+  std::string called;
+  int calls = 0;
+  const GenerationStats stats = session.generate(kPrompt, greedy(40), [&](const GeneratedToken& t) {
+    called += t.text;
+    ++calls;
+    return true;
+  });
+  EXPECT_EQ(called, pulled);
+  EXPECT_GE(calls, 40);
+  EXPECT_EQ(stats.generated_tokens, 40);
+  EXPECT_GT(stats.total_ms, 0.0);
+  EXPECT_GT(stats.first_token_ms, 0.0);
+}
+
+TEST(ApiSession, StopStringIsNeverPartOfTheOutput) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  Session session(load_stories(data));
+  GenerateOptions o = greedy(60);
+  o.stop.strings = {"zebra", " Lily."};
+  Generation generation = session.generate(kPrompt, o);
+  const std::string text = pull_all(generation);
+  EXPECT_EQ(text, ", there was a little girl named");
+  EXPECT_EQ(generation.stats().finish, FinishReason::kStopString);
+  EXPECT_EQ(generation.stats().stop_string, " Lily.");
+}
+
+TEST(ApiSession, ReusedPrefixGivesTheSameTextWithoutRecomputingIt) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  Session session(llm);
+  Generation first = session.generate(kPrompt, greedy(12));
+  const std::string first_text = pull_all(first);
+  const size_t n_prompt = llm->tokenize(kPrompt).size();
+  EXPECT_EQ(session.cached_tokens().size(), n_prompt + 11);  // the last token is never run
+
+  // The next turn starts with everything so far: only its new tokens are computed.
+  const std::string turn2 = std::string(kPrompt) + first_text + " One day";
+  Generation second = session.generate(turn2, greedy(20));
+  const std::string reused = pull_all(second);
+  EXPECT_GE(second.stats().cached_tokens, static_cast<int32_t>(n_prompt + 8));
+  EXPECT_LT(second.stats().cached_tokens, second.stats().prompt_tokens);
+
+  Session fresh(llm, SessionOptions{.reuse_prefix = false});
+  Generation cold = fresh.generate(turn2, greedy(20));
+  EXPECT_EQ(pull_all(cold), reused);
+  EXPECT_EQ(cold.stats().cached_tokens, 0);
+
+  // The same prompt again: all but its last token come from the cache.
+  Generation again = session.generate(turn2, greedy(20));
+  EXPECT_EQ(pull_all(again), reused);
+  EXPECT_EQ(again.stats().cached_tokens, again.stats().prompt_tokens - 1);
+
+  session.reset();
+  EXPECT_TRUE(session.cached_tokens().empty());
+}
+
+TEST(ApiSession, CancelFromAnotherThreadStopsBeforeTheNextStep) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  Session session(load_stories(data, 512));
+  GenerateOptions o = greedy(-1);
+  o.stop.ignore_eos = true;  // would run until the context is full
+  std::atomic<int> tokens{0};
+  std::thread canceller([&] {
+    while (tokens.load() < 3) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    session.cancel();
+  });
+  const GenerationStats stats = session.generate(kPrompt, o, [&](const GeneratedToken&) {
+    tokens.fetch_add(1);
+    return true;
+  });
+  canceller.join();
+  EXPECT_EQ(stats.finish, FinishReason::kCancelled);
+  EXPECT_LT(stats.generated_tokens, 400);
+
+  // The callback asking to stop: no further calls.
+  int calls = 0;
+  const GenerationStats stopped = session.generate(kPrompt, o, [&](const GeneratedToken&) { return ++calls < 5; });
+  EXPECT_EQ(calls, 5);
+  EXPECT_EQ(stopped.finish, FinishReason::kCancelled);
+}
+
+TEST(ApiSession, StopsWhenTheContextIsFull) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data, 32);
+  Session session(llm);
+  GenerateOptions o = greedy(-1);
+  o.stop.ignore_eos = true;
+  Generation generation = session.generate(kPrompt, o);
+  pull_all(generation);
+  const int32_t n_prompt = static_cast<int32_t>(llm->tokenize(kPrompt).size());
+  EXPECT_EQ(generation.stats().finish, FinishReason::kContextFull);
+  EXPECT_EQ(generation.stats().generated_tokens, 32 - n_prompt + 1);  // the last one has no room
+}
+
+TEST(ApiSession, SameSeedSameTextAndANewGenerateEndsTheOldOne) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  Session session(load_stories(data));
+  GenerateOptions o;
+  o.sampling.seed = 7;
+  o.stop.max_tokens = 40;
+  Generation a = session.generate(kPrompt, o);
+  const std::string text_a = pull_all(a);
+  Generation b = session.generate(kPrompt, o);
+  GeneratedToken t;
+  EXPECT_FALSE(a.next(t));  // superseded
+  EXPECT_EQ(pull_all(b), text_a);
+  o.sampling.seed = 8;
+  Generation c = session.generate(kPrompt, o);
+  EXPECT_NE(pull_all(c), text_a);  // 40 sampled tokens: equal only by a tiny chance
+}
+
+TEST(ApiSession, LogprobsComeFromTheModelsDistribution) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  Session session(load_stories(data));
+  GenerateOptions o = greedy(10);
+  o.logprobs = 3;
+  Generation generation = session.generate(kPrompt, o);
+  int n = 0;
+  for (const GeneratedToken& t : generation) {
+    if (t.id < 0) continue;
+    ++n;
+    ASSERT_EQ(t.top.size(), 3u);
+    EXPECT_EQ(t.top[0].token, t.id);  // greedy picks the most likely
+    EXPECT_FLOAT_EQ(t.top[0].logprob, t.logprob);
+    EXPECT_LE(t.top[0].logprob, 0.0f);
+    EXPECT_GE(t.top[0].logprob, t.top[1].logprob);
+    EXPECT_GE(t.top[1].logprob, t.top[2].logprob);
+    double mass = 0;
+    for (const TokenLogprob& alt : t.top) mass += std::exp(alt.logprob);
+    EXPECT_LE(mass, 1.0 + 1e-5);
+  }
+  EXPECT_EQ(n, 10);
+}
+
+TEST(ApiSession, HooksSeeEveryStep) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  int logits_calls = 0;
+  int64_t n_cols = 0;
+  const Llm::HookHandle handle = llm->add_hook(HookPoint::kLogits, [&](const HookTensor& t) {
+    ++logits_calls;
+    n_cols = t.n_cols;
+  });
+  Session session(llm);
+  Generation generation = session.generate(kPrompt, greedy(5));
+  pull_all(generation);
+  EXPECT_EQ(logits_calls, 5);  // the prompt's step, then 4 decode steps
+  EXPECT_EQ(n_cols, 512);
+  llm->remove_hook(handle);
+  Generation more = session.generate("Once upon a time, a dog", greedy(3));
+  pull_all(more);
+  EXPECT_EQ(logits_calls, 5);
+}
+
+TEST(ApiSession, TwoSessionsOnOneModelInTwoThreadsMatchRunningAlone) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  Session alone(llm);
+  Generation reference = alone.generate(kPrompt, greedy(30));
+  const std::string expected = pull_all(reference);
+  std::string texts[2];
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      Session session(llm);
+      Generation g = session.generate(kPrompt, greedy(30));
+      texts[i] = pull_all(g);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(texts[0], expected);
+  EXPECT_EQ(texts[1], expected);
+}
+
+TEST(ApiSession, ChatTemplatesFromTheModelAPresetOrSource) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string path = (data / kStories).string();
+  const std::vector<ChatMessage> messages = {{"system", "Be kind."}, {"user", "Hi"}};
+  // stories260K has no template: ChatML.
+  const auto llm = load_stories(data);
+  EXPECT_EQ(llm->apply_chat_template(messages),
+            "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(llm->apply_chat_template(messages, false),
+            "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+
+  const auto custom = Llm::load(
+      path, LoadOptions{.chat_template =
+                            "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}{{ bos_token }}"});
+  EXPECT_EQ(custom->apply_chat_template(messages), "[system] Be kind.\n[user] Hi\n<s>");
+  EXPECT_EQ(custom->chat_template().rfind("{% for m", 0), 0u);
+
+  const auto llama3 = Llm::load(path, LoadOptions{.chat_template = "llama3"});
+  EXPECT_EQ(llama3->apply_chat_template(messages).rfind("<s><|start_header_id|>system<|end_header_id|>\n\nBe kind.", 0),
+            0u)
+      << llama3->apply_chat_template(messages);
+
+  // A template that does not parse still loads; applying it says where it is wrong.
+  const auto broken = Llm::load(path, LoadOptions{.chat_template = "{% for m in messages %}{{ m.role }"});
+  try {
+    broken->apply_chat_template(messages);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFormat);
+    EXPECT_NE(std::string(e.what()).find("line 1"), std::string::npos) << e.what();
+  }
+  const auto raising = Llm::load(path, LoadOptions{.chat_template = "{{ raise_exception('Roles must alternate') }}"});
+  try {
+    raising->apply_chat_template(messages);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_STREQ(e.what(), "Roles must alternate");
+  }
+  EXPECT_THROW(Llm::load(path, LoadOptions{.chat_template = "no-such-preset"}), Error);
+}
+
+TEST(ApiSession, AHookThrowingMidPrefillEndsTheGenerationAndKeepsTheCacheTrue) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data, 1024);
+  std::string long_prompt;
+  while (llm->tokenize(long_prompt).size() < 700) long_prompt += "Once upon a time, a cat sat on a mat. ";
+  const std::vector<int32_t> prompt = llm->tokenize(long_prompt);
+  int steps = 0;
+  const Llm::HookHandle handle = llm->add_hook(HookPoint::kEmbeddings, [&](const HookTensor&) {
+    if (++steps == 2) throw std::runtime_error("hook failed");  // the second prefill chunk
+  });
+  Session session(llm);
+  Generation generation = session.generate(long_prompt, greedy(4));
+  GeneratedToken token;
+  EXPECT_THROW(generation.next(token), std::runtime_error);
+  EXPECT_EQ(generation.stats().finish, FinishReason::kError);
+  EXPECT_FALSE(generation.next(token));
+  // The first chunk (512 tokens) stayed in the cache; nothing of the failed one.
+  ASSERT_EQ(session.cached_tokens().size(), 512u);
+  EXPECT_TRUE(std::equal(session.cached_tokens().begin(), session.cached_tokens().end(), prompt.begin()));
+
+  // The next generation computes the rest and gives what a fresh session gives.
+  Generation retry = session.generate(long_prompt, greedy(8));
+  const std::string text = pull_all(retry);
+  EXPECT_EQ(retry.stats().cached_tokens, 512);
+  EXPECT_EQ(session.cached_tokens().size(), prompt.size() + 7);
+  llm->remove_hook(handle);
+  Session fresh(llm);
+  Generation cold = fresh.generate(long_prompt, greedy(8));
+  EXPECT_EQ(pull_all(cold), text);
+}
+
+TEST(ApiSession, ZeroMaxTokensComputesThePromptOnly) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  Session session(llm);
+  Generation warm = session.generate(kPrompt, greedy(0));
+  EXPECT_EQ(pull_all(warm), "");
+  EXPECT_EQ(warm.stats().finish, FinishReason::kMaxTokens);
+  EXPECT_EQ(warm.stats().generated_tokens, 0);
+  EXPECT_GT(warm.stats().prefill_ms, 0.0);
+  EXPECT_EQ(session.cached_tokens().size(), llm->tokenize(kPrompt).size());
+  // The next turn reuses it (all but the last token, whose logits it needs).
+  Generation next = session.generate(kPrompt, greedy(5));
+  EXPECT_EQ(pull_all(next).rfind(", there was", 0), 0u);
+  EXPECT_EQ(next.stats().cached_tokens, next.stats().prompt_tokens - 1);
+}
+
+TEST(ApiSession, EndedGenerationsReadAsFinished) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  Session session(load_stories(data));
+  Generation first = session.generate(kPrompt, greedy(5));
+  Generation moved = std::move(first);
+  GeneratedToken token;
+  EXPECT_FALSE(first.next(token));  // NOLINT(bugprone-use-after-move): moved-from reads as ended
+  EXPECT_EQ(first.stats().finish, FinishReason::kCancelled);
+  EXPECT_TRUE(moved.next(token));
+  Generation second = session.generate(kPrompt, greedy(5));
+  EXPECT_FALSE(moved.next(token));  // superseded
+  EXPECT_EQ(moved.stats().finish, FinishReason::kCancelled);
+  EXPECT_TRUE(moved.text().empty());
+  session.reset();
+  EXPECT_FALSE(second.next(token));
+
+  // A time limit ends it too (counted from generate(), prefill included).
+  GenerateOptions timed = greedy(-1);
+  timed.stop.ignore_eos = true;
+  timed.stop.max_time_ms = 1e-3;
+  Generation limited = session.generate(kPrompt, timed);
+  pull_all(limited);
+  EXPECT_EQ(limited.stats().finish, FinishReason::kMaxTime);
+  EXPECT_EQ(limited.stats().generated_tokens, 1);
+}
+
+TEST(ApiSession, BadInputThrowsAndLeavesTheSessionUsable) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto expect_error = [](const auto& body, ErrorCode code, const std::string& needle) {
+    try {
+      body();
+      ADD_FAILURE() << "no error; expected one mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { Llm::load((data / "no-such-file.gguf").string()); }, ErrorCode::kIo, "no-such-file.gguf");
+  expect_error([&] { Llm::load((data / kStories).string(), LoadOptions{.threads = -1}); }, ErrorCode::kInvalidArgument,
+               "threads");
+  expect_error([&] { Llm::load((data / kStories).string(), LoadOptions{.kv_type = DType::kQ8_0}); },
+               ErrorCode::kInvalidArgument, "kv_type");
+
+  const auto llm = load_stories(data, 64);
+  Session session(llm);
+  GenerateOptions bad = greedy(10);
+  bad.sampling.top_p = 1.5f;
+  expect_error([&] { session.generate(kPrompt, bad); }, ErrorCode::kInvalidArgument, "top_p");
+  bad = greedy(10);
+  bad.stop.strings = {""};
+  expect_error([&] { session.generate(kPrompt, bad); }, ErrorCode::kInvalidArgument, "stop");
+  bad = greedy(-2);
+  expect_error([&] { session.generate(kPrompt, bad); }, ErrorCode::kInvalidArgument, "max_tokens");
+  const std::string long_prompt(1000, 'a');
+  expect_error([&] { session.generate(long_prompt, greedy(1)); }, ErrorCode::kInvalidArgument, "context");
+  const std::vector<int32_t> bad_ids = {1, 9999};
+  expect_error([&] { session.generate(std::span<const int32_t>(bad_ids), greedy(1)); }, ErrorCode::kInvalidArgument,
+               "9999");
+
+  Generation generation = session.generate(kPrompt, greedy(40));
+  EXPECT_EQ(pull_all(generation).rfind(kGreedyContinuation, 0), 0u);
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,235 @@
+// `ember chat` driven through its standard input: turns, prefix reuse (the same replies as without
+// it), slash commands, /save and /load, Ctrl-C stopping a reply but not the program, bad input.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/cli_run.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+using test::ember;
+using test::ember_with_stdin;
+
+const char* const kStories = "models/stories260K/stories260K.gguf";
+
+std::vector<std::string> chat_args(const fs::path& model, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"chat", "-m", model.string(), "--temp", "0", "-n", "12", "-c", "512", "-t", "2"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// The "N reused from the cache" counts of every /stats in `err`.
+std::vector<int> reused_counts(const std::string& err) {
+  std::vector<int> counts;
+  const std::regex reused(R"((\d+) reused from the cache)");
+  for (std::sregex_iterator it(err.begin(), err.end(), reused), end; it != end; ++it) {
+    counts.push_back(std::stoi((*it)[1]));
+  }
+  return counts;
+}
+
+// The "context N of M" counts of every /stats in `err`.
+std::vector<int> context_counts(const std::string& err) {
+  std::vector<int> counts;
+  const std::regex held(R"(context +(\d+) of)");
+  for (std::sregex_iterator it(err.begin(), err.end(), held), end; it != end; ++it)
+    counts.push_back(std::stoi((*it)[1]));
+  return counts;
+}
+
+TEST(ChatCli, TurnsReuseTheConversationsCacheAndReplyAsWithoutIt) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string input = "Tell me a story.\n/stats\nWhat did the dog do?\n/stats\nAnd then?\n/stats\n";
+  const auto reused = ember_with_stdin(chat_args(data / kStories), input);
+  ASSERT_EQ(reused.exit_code, 0) << reused.err;
+  const auto cold = ember_with_stdin(chat_args(data / kStories, {"--no-prefix-reuse"}), input);
+  ASSERT_EQ(cold.exit_code, 0) << cold.err;
+  EXPECT_EQ(reused.out, cold.out);  // reuse changes the cost, not the text (F32 stories260K: bit-identical)
+  EXPECT_FALSE(reused.out.empty());
+
+  // Each turn reuses everything the cache held after the previous one: its prompt and reply (all
+  // but the reply's last token, which was never run).
+  const std::vector<int> with = reused_counts(reused.err);
+  const std::vector<int> held = context_counts(reused.err);
+  ASSERT_EQ(with.size(), 3u) << reused.err;
+  ASSERT_EQ(held.size(), 3u) << reused.err;
+  EXPECT_EQ(with[0], 0);
+  EXPECT_EQ(with[1], held[0]);
+  EXPECT_EQ(with[2], held[1]);
+  EXPECT_GT(with[1], 20);
+  EXPECT_EQ(reused_counts(cold.err), (std::vector<int>{0, 0, 0})) << cold.err;
+  EXPECT_NE(reused.err.find("first     token after"), std::string::npos) << reused.err;
+}
+
+TEST(ChatCli, SaveAndLoadContinueTheConversation) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path dir = test::temp_dir("chat_cli_save");
+  const std::string saved = (dir / "conversation.json").string();
+  const auto whole = ember_with_stdin(chat_args(data / kStories, {"--system", "You tell stories."}),
+                                      "Once upon a time\nThe cat sat.\n/save " + saved + "\nWhat next?\n");
+  ASSERT_EQ(whole.exit_code, 0) << whole.err;
+  const std::string json = test::read_file(saved);
+  EXPECT_NE(json.find("\"role\": \"system\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"content\": \"The cat sat.\""), std::string::npos) << json;
+
+  const auto resumed = ember_with_stdin(chat_args(data / kStories), "/load " + saved + "\nWhat next?\n");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("loaded 5 messages"), std::string::npos) << resumed.err;
+  // The third reply of the whole run is the only reply of the resumed one.
+  ASSERT_GE(whole.out.size(), resumed.out.size());
+  EXPECT_EQ(whole.out.substr(whole.out.size() - resumed.out.size()), resumed.out);
+}
+
+TEST(ChatCli, CommandsAndTheirErrors) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path dir = test::temp_dir("chat_cli_commands");
+  const fs::path bad = dir / "bad.json";
+  { std::ofstream(bad) << "{\"messages\": [{\"role\": 1}]}"; }
+  const std::string input = "/help\n/params\n/stats\n/frobnicate\n/load " + bad.string() + "\n/load " +
+                            (dir / "missing.json").string() +
+                            "\n/save \n/system \n/system Be brief.  \nHi\n/stats\n/reset\n/exit\nNever read\n";
+  const auto r = ember_with_stdin(chat_args(data / kStories), input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("/save FILE"), std::string::npos);    // /help
+  EXPECT_NE(r.err.find("temp"), std::string::npos);          // /params
+  EXPECT_NE(r.err.find("no reply yet"), std::string::npos);  // /stats
+  EXPECT_NE(r.err.find("unknown command /frobnicate"), std::string::npos);
+  EXPECT_NE(r.err.find("is not a saved conversation"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot open"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("usage: /save FILE"), std::string::npos);
+  EXPECT_NE(r.err.find("no system message"), std::string::npos);  // "/system " with a trailing space
+  EXPECT_NE(r.err.find("system message set"), std::string::npos);
+  EXPECT_NE(r.err.find("finish    "), std::string::npos);  // the reply to "Hi" and its /stats
+  EXPECT_NE(r.err.find("new conversation"), std::string::npos);
+  EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), 1);  // the one reply ("Hi")
+}
+
+TEST(ChatCli, BadCommandLinesAndModels) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto missing = ember({"chat", "-m", "/no/such/model.gguf"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("/no/such/model.gguf"), std::string::npos) << missing.err;
+  EXPECT_EQ(ember({"chat"}).exit_code, 2);
+  EXPECT_EQ(ember({"chat", "-m", (data / kStories).string(), "--top-p", "7"}).exit_code, 2);
+  EXPECT_EQ(ember({"chat", "-m", (data / kStories).string(), "-c", "-5"}).exit_code, 2);
+  const auto preset = ember({"chat", "-m", (data / kStories).string(), "--chat-template", "no-such-preset"});
+  EXPECT_NE(preset.exit_code, 0);
+  EXPECT_NE(preset.err.find("no-such-preset"), std::string::npos) << preset.err;
+
+  // A prompt longer than the context: an error for that turn, and the chat goes on.
+  const std::string long_message(3000, 'x');
+  const auto r = ember_with_stdin({"chat", "-m", (data / kStories).string(), "--temp", "0", "-n", "8", "-c", "64"},
+                                  long_message + "\nHi\n/stats\n");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("no room"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("finish    "), std::string::npos) << r.err;  // "Hi" was answered
+}
+
+// A chat whose stdin and stdout are pipes the test holds.
+class ChatProcess {
+ public:
+  ChatProcess(const std::vector<std::string>& args, const fs::path& err_path) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<std::string> argv = {EMBER_CLI_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = test::spawn_with_default_signals(argv, actions);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(in[0]);
+    ::close(out[1]);
+    in_fd_ = in[1];
+    out_fd_ = out[0];
+  }
+  ~ChatProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait_status();
+    }
+    close_input();
+    if (out_fd_ >= 0) ::close(out_fd_);
+  }
+  ChatProcess(const ChatProcess&) = delete;
+  ChatProcess& operator=(const ChatProcess&) = delete;
+
+  bool started() const noexcept { return pid_ > 0; }
+  void write(const std::string& text) const {
+    EXPECT_EQ(::write(in_fd_, text.data(), text.size()), ssize_t(text.size()));
+  }
+  void close_input() {
+    if (in_fd_ >= 0) ::close(in_fd_);
+    in_fd_ = -1;
+  }
+  void signal(int sig) const { ::kill(pid_, sig); }
+  std::string read_some(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    pollfd p{out_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
+    char buffer[4096];
+    const ssize_t n = ::read(out_fd_, buffer, sizeof buffer);
+    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+  }
+  std::string read_rest() {
+    std::string out;
+    for (std::string s = read_some(); !s.empty(); s = read_some()) out += s;
+    return out;
+  }
+  int wait_status() {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) continue;
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int in_fd_ = -1;
+  int out_fd_ = -1;
+};
+
+TEST(ChatCli, CtrlCStopsTheReplyNotTheProgram) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path dir = test::temp_dir("chat_cli_sigint");
+  // A random-weight model never ends its reply: only Ctrl-C does.
+  const fs::path model = dir / "tiny.gguf";
+  const auto synth = ember({"synth", "--preset", "tiny", "-o", model.string(), "--data-dir", data.string()});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  ChatProcess chat({"chat", "-m", model.string(), "--temp", "0", "-c", "32768", "-t", "1", "--ignore-eos"},
+                   dir / "err");
+  ASSERT_TRUE(chat.started());
+  chat.write("Hello\n");
+  ASSERT_FALSE(chat.read_some().empty());  // the reply is streaming
+  chat.signal(SIGINT);
+  chat.write("/stats\n");
+  chat.close_input();
+  chat.read_rest();
+  const int status = chat.wait_status();
+  const std::string err = test::read_file(dir / "err");
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "\n" << err;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << err;
+  EXPECT_NE(err.find("[interrupted]"), std::string::npos) << err;
+  EXPECT_NE(err.find("finish    cancelled"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace ember
