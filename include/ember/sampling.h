@@ -25,9 +25,9 @@ enum class SamplerStep : uint8_t {
 // Every field has llama.cpp's default; a value that turns a step off makes it cost nothing.
 struct SamplingParams {
   // Temperature; <= 0: greedy (argmax, lowest id on ties, after logit bias, penalties and DRY; the
-  // truncation steps, XTC and dynatemp_range are skipped). Dynamic temperature: with dynatemp_range > 0 the temperature moves within
-  // [temperature - range, temperature + range] with the distribution's normalized entropy raised
-  // to dynatemp_exponent.
+  // truncation steps, XTC and dynatemp_range are skipped). Dynamic temperature: with dynatemp_range > 0 the temperature
+  // moves within [temperature - range, temperature + range] with the distribution's normalized entropy raised to
+  // dynatemp_exponent.
   float temperature = 0.8f;
   float dynatemp_range = 0.0f;
   float dynatemp_exponent = 1.0f;

@@ -61,7 +61,7 @@ struct GenerationStats {
   double prefill_ms = 0;     // the prompt's uncached tokens
   double decode_ms = 0;
   double sample_ms = 0;
-  double first_token_ms = 0;  // from the call to the first generated token
+  double first_token_ms = 0;  // generate() to the first generated token (0: none was generated)
   double total_ms = 0;
   FinishReason finish = FinishReason::kNone;
   std::string stop_string = {};  // which one, for kStopString
@@ -142,7 +142,8 @@ class EMBER_API Session {
   Generation generate(std::span<const int32_t> prompt_tokens, const GenerateOptions& options = {});
 
   // The callback style: calls on_token for each token until the generation finishes or the
-  // callback returns false (then finish is kCancelled).
+  // callback returns false (then finish is kCancelled, unless that token ended it anyway; text
+  // held back until the end is not passed to a callback that asked to stop).
   GenerationStats generate(std::string_view prompt, const GenerateOptions& options,
                            const std::function<bool(const GeneratedToken&)>& on_token);
 

@@ -90,7 +90,6 @@ struct InspectReport {
 
 InspectReport build_inspect_report(const GgufModelFiles& model);
 
-
 std::string render_inspect_text(const InspectReport& report, const TextLimits& limits);
 nlohmann::json render_inspect_json(const InspectReport& report);
 

@@ -105,7 +105,8 @@ uint64_t parse_seed(const std::string& text) {
   const char* end = text.data() + text.size();
   const auto [stop, error] = std::from_chars(text.data(), end, seed);
   if (text.empty() || error != std::errc() || stop != end) {
-    throw CLI::ValidationError("--seed", fmt::format("'{}' is not a seed (0 to 2^64 - 1, or -1 for a random one)", text));
+    throw CLI::ValidationError("--seed",
+                               fmt::format("'{}' is not a seed (0 to 2^64 - 1, or -1 for a random one)", text));
   }
   return seed;
 }

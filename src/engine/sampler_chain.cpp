@@ -197,7 +197,7 @@ SamplerChain::SamplerChain(const SamplingParams& params, int32_t n_vocab,
   if (!params_.logit_bias.empty() || penalties_on_ || dry_on_ || params_.xtc_probability > 0.0f) work_.resize(n);
   if (!greedy()) {
     weights_.resize(n);
-    cands_.reserve(n);  // + 1: the spare slot of the histogram steps' branch-free writes
+    cands_.reserve(n + 1);  // + 1: the spare slot of the histogram steps' branch-free writes
     if (params_.mirostat == 0) bucket_.resize(n);
   }
 }

@@ -153,7 +153,7 @@ size_t narrow_vocabulary(std::span<const uint16_t> bucket, Weight weight, Make m
   const size_t at = edge < kBuckets ? count[edge] : 0;
   // Branch-free (which side a token falls is a coin flip on a flat row): every token is written at
   // the cursor, which moves only for the kept ones; one spare slot takes the last write.
-  out.resize(below + at + 1);  // within the capacity (n_vocab + ... at most n + 1: see the reserve)
+  out.resize(below + at + 1);  // <= n_vocab + 1: the capacity reserved, never a reallocation
   Candidate* o = out.data();
   size_t sure = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -214,7 +214,7 @@ void SamplerChain::top_k(int32_t k) {
   const auto one = [](const Candidate&) { return 1.0; };
   if (full_) {
     if (kept <= kHeapTopK) {
-      sampling::select_top_k(logits_, kept, cands_);  // best first
+      sampling::select_top_k(logits_, kept, cands_);                                  // best first
       while (cands_.size() > 1 && cands_.back().logit == kNegInf) cands_.pop_back();  // no weight: never drawn
       sorted_ = true;
     } else {
@@ -226,7 +226,10 @@ void SamplerChain::top_k(int32_t k) {
       }
       double held = 0.0;
       const size_t below = narrow_vocabulary(
-          bucket_, [](size_t) { return 1.0; }, [x](size_t i) { return Candidate{x[i], static_cast<int32_t>(i)}; },
+          bucket_, [](size_t) { return 1.0; },
+          [x](size_t i) {
+            return Candidate{x[i], static_cast<int32_t>(i)};
+          },
           cands_, held, static_cast<double>(kept), false);
       const auto key = [max](const Candidate& c) { return static_cast<double>(max) - c.logit; };
       cands_.resize(below + prefix_by_mass(std::span(cands_).subspan(below), key, one, sampling::better, held,
@@ -280,7 +283,10 @@ void SamplerChain::top_p(float p) {
     }
     const size_t below = narrow_vocabulary(
         bucket_, [w](size_t i) { return static_cast<double>(w[i]); },
-        [x](size_t i) { return Candidate{x[i], static_cast<int32_t>(i)}; }, cands_, held, target, false);
+        [x](size_t i) {
+          return Candidate{x[i], static_cast<int32_t>(i)};
+        },
+        cands_, held, target, false);
     // Deeper levels: the distance below the best value, in float64.
     const auto key = [max, scale](float raw) { return (static_cast<double>(max) - raw) * scale; };
     const size_t edge = prefix_by_mass(
@@ -358,7 +364,10 @@ void SamplerChain::typical(float p) {
     }
     const size_t below = narrow_vocabulary(
         bucket_, [w](size_t i) { return static_cast<double>(w[i]); },
-        [value](size_t i) { return Candidate{value(i), static_cast<int32_t>(i)}; }, cands_, held, target, true);
+        [value](size_t i) {
+          return Candidate{value(i), static_cast<int32_t>(i)};
+        },
+        cands_, held, target, true);
     const auto weight = [w](const Candidate& c) { return static_cast<double>(w[c.id]); };
     cands_.resize(below + prefix_by_mass(std::span(cands_).subspan(below), key, weight, less, held, target, true));
     full_ = false;

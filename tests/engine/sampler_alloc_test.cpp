@@ -84,7 +84,7 @@ std::vector<SamplingParams> configurations() {
 
 TEST(SamplerAlloc, SampleAllocatesNothingOnceWarm) {
   const std::vector<std::vector<float>> rows = {logits_for(1), logits_for(2), logits_for(3), flat_logits(4),
-                                                  std::vector<float>(kVocab, 0.0f)};  // one bucket holds all
+                                                std::vector<float>(kVocab, 0.0f)};  // one bucket holds all
   for (const SamplingParams& params : configurations()) {
     SamplerChain chain(params, kVocab, std::vector<std::vector<int32_t>>{{13}, {7, 8}});
     std::mt19937 rng(4);

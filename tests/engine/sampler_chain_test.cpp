@@ -245,11 +245,15 @@ TEST(SamplerChain, GoldenTokensForAFixedSeed) {
   SamplingParams defaults;
   cases.push_back({"defaults", defaults, 3.0f, {1508, 3859, 1042, 1333, 1741, 898, 2029, 2728, 1974, 55, 3105, 2351}});
   SamplingParams full = all_off();
-  cases.push_back({"full vocabulary", full, 6.0f, {2349, 3153, 3791, 84, 1584, 2592, 3925, 1812, 943, 3540, 2255, 1333}});
+  cases.push_back(
+      {"full vocabulary", full, 6.0f, {2349, 3153, 3791, 84, 1584, 2592, 3925, 1812, 943, 3540, 2255, 1333}});
   SamplingParams flat_top_p = all_off();
   flat_top_p.top_p = 0.9f;
   flat_top_p.temperature = 1.5f;
-  cases.push_back({"flat top-p (histogram)", flat_top_p, 2.0f, {2400, 3184, 3811, 80, 1660, 2639, 3938, 1878, 917, 3564, 2307, 1412}});
+  cases.push_back({"flat top-p (histogram)",
+                   flat_top_p,
+                   2.0f,
+                   {2400, 3184, 3811, 80, 1660, 2639, 3938, 1878, 917, 3564, 2307, 1412}});
   SamplingParams typical = all_off();
   typical.typical_p = 0.8f;
   cases.push_back({"typical", typical, 4.0f, {2464, 3278, 3914, 82, 1707, 2715, 1563, 1930, 940, 3668, 2372, 1456}});
@@ -257,17 +261,22 @@ TEST(SamplerChain, GoldenTokensForAFixedSeed) {
   big_k.top_k = 2500;
   big_k.min_p = 0.01f;
   big_k.order = {SamplerStep::kMinP, SamplerStep::kTopK, SamplerStep::kTemperature};
-  cases.push_back({"min-p, top-k 2500", big_k, 3.0f, {3103, 2808, 2574, 50, 1037, 3011, 2524, 1173, 3655, 2221, 3137, 883}});
+  cases.push_back(
+      {"min-p, top-k 2500", big_k, 3.0f, {3103, 2808, 2574, 50, 1037, 3011, 2524, 1173, 3655, 2221, 3137, 883}});
   SamplingParams everything;
   everything.penalty_last_n = 16;
   everything.repeat_penalty = 1.3f;
   everything.dry_multiplier = 0.8f;
   everything.xtc_probability = 0.5f;
   everything.dynatemp_range = 0.4f;
-  cases.push_back({"penalties, dry, xtc, dynatemp", everything, 8.0f, {1333, 3859, 1333, 898, 2728, 1042, 2351, 3105, 1333, 1333, 3249, 987}});
+  cases.push_back({"penalties, dry, xtc, dynatemp",
+                   everything,
+                   8.0f,
+                   {1333, 3859, 1333, 898, 2728, 1042, 2351, 3105, 1333, 1333, 3249, 987}});
   SamplingParams mirostat = all_off();
   mirostat.mirostat = 2;
-  cases.push_back({"mirostat v2", mirostat, 8.0f, {2016, 2893, 3626, 987, 1333, 2050, 3859, 1333, 1296, 3105, 1333, 1333}});
+  cases.push_back(
+      {"mirostat v2", mirostat, 8.0f, {2016, 2893, 3626, 987, 1333, 2050, 3859, 1333, 1296, 3105, 1333, 1333}});
   for (Case& c : cases) {
     c.params.seed = 20261130;
     const std::vector<float> logits = hashed_logits(4000, c.spread);

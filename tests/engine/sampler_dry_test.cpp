@@ -124,8 +124,8 @@ TEST(Dry, ThePenaltySaturatesBelowFloatMax) {
   // itself beyond it; a huge multiplier leaves little room): the exponent is clamped, the penalty
   // stays finite.
   const std::vector<int32_t> history(600, 1);
-  for (const auto& [multiplier, base] : {std::pair{2.0f, 1.75f}, std::pair{0.5f, 3.0f}, std::pair{1e30f, 2.0f},
-                                         std::pair{FLT_MAX, 1.5f}}) {
+  for (const auto& [multiplier, base] :
+       {std::pair{2.0f, 1.75f}, std::pair{0.5f, 3.0f}, std::pair{1e30f, 2.0f}, std::pair{FLT_MAX, 1.5f}}) {
     DryPenalty dry(dry_params(multiplier, base, 2), 4, {});
     const auto p = penalties(dry, history);
     ASSERT_EQ(p.size(), 1u);

@@ -194,8 +194,9 @@ std::vector<int32_t> top_p_reference(const std::vector<float>& logits, double p,
   const std::vector<double> q = softmax64(logits, t);
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
-  std::stable_sort(ids.begin(), ids.end(),
-                   [&](int32_t a, int32_t b) { return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)]; });
+  std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+    return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)];
+  });
   std::vector<int32_t> kept;
   double cumulative = 0.0;
   for (const int32_t id : ids) {
