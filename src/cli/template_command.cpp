@@ -59,7 +59,7 @@ nlohmann::ordered_json read_context(const std::string& path) {
   nlohmann::ordered_json context;
   try {
     context = nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a parse error, or a number out of range (1e400)
     // "[json.exception.parse_error.101] parse error at line 1, column 9: ..." without the tag.
     std::string message = e.what();
     const size_t tag_end = message.find("] ");

@@ -330,6 +330,7 @@ Value do_round(const Value& value, const CallArgs& args) {
 
 Value do_int(const Value& value, const CallArgs& args) {
   const auto a = bind_args(args, "do_int", {"default", "base"}, 0);
+  if (value.is_undefined()) raise_undefined(value);  // Undefined.__int__ raises in Jinja2
   const Value fallback = a[0] ? *a[0] : Value::integer(0);
   const int64_t base = int_arg(a[1], 10, "base");
   if (value.is_string()) {
@@ -357,6 +358,7 @@ Value do_int(const Value& value, const CallArgs& args) {
 
 Value do_float(const Value& value, const CallArgs& args) {
   const auto a = bind_args(args, "do_float", {"default"}, 0);
+  if (value.is_undefined()) raise_undefined(value);  // Undefined.__float__ raises in Jinja2
   const Value fallback = a[0] ? *a[0] : Value::floating(0.0);
   if (value.is_number()) return Value::floating(value.as_float());
   if (value.is_string()) {
@@ -464,8 +466,8 @@ Value apply_filter(Interpreter& in, int id, Value v, const CallArgs& args) {
     case kCenter: {
       const auto a = bind_args(args, "do_center", {"width"}, 0);
       const std::string s = soft_str(v).str();
-      const int64_t width =
-          std::min<int64_t>(int_arg(a[0], 80, "width"), static_cast<int64_t>(in.settings().max_string_bytes));
+      const int64_t width = int_arg(a[0], 80, "width");
+      if (width > 0) in.check_string_size(static_cast<size_t>(width));  // fails as Python cannot
       const int64_t len = py::length(s);
       if (width <= len) return Value::string(s);
       const int64_t marg = width - len;
@@ -596,6 +598,9 @@ Value apply_filter(Interpreter& in, int id, Value v, const CallArgs& args) {
       std::vector<Value> out, seen;
       for (Value& item : iterate(v)) {
         Value key = sort_key(in, item, a[1], bool_arg(a[0], false));
+        // A linear search per item: n^2 / 2 comparisons, charged as steps (one per 16) so a long
+        // list fails on the step limit instead of running for minutes.
+        for (size_t i = 0; i < seen.size(); i += 16) in.step();
         if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
           seen.push_back(std::move(key));
           out.push_back(std::move(item));

@@ -46,7 +46,9 @@ Value convert(const nlohmann::ordered_json& j, uint32_t depth) {
       d->entries.reserve(j.size());
       for (const auto& [key, item] : j.items()) {
         if (!utf8::is_valid(key)) value_error("a key of the context is not valid UTF-8");
-        d->set(Value::string(key), convert(item, depth + 1));
+        // A JSON object's keys are already unique: appended without DictObject::set's search,
+        // which would make a large object quadratic.
+        d->entries.emplace_back(Value::string(key), convert(item, depth + 1));
       }
       return Value::dict(std::move(d));
     }

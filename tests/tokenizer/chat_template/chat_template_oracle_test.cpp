@@ -114,9 +114,14 @@ TEST(ChatTemplateOracle, ExpectedFilesAreUpToDate) {
     GTEST_SKIP() << "/usr/bin/python3 with jinja2 (python3-jinja2) is not installed";
   }
   const fs::path out = test::temp_dir("chat_template_oracle");
+  // Everything into the temporary directory: the committed files are only read.
+  const fs::path features_out = test::temp_dir("chat_template_oracle_features") / "features_expected.json";
   const std::string command = python + " '" + kScript.string() + "' --templates '" + (data / "templates").string() +
-                              "' --out '" + out.string() + "' > /dev/null";
+                              "' --out '" + out.string() + "' --features-out '" + features_out.string() +
+                              "' > /dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  EXPECT_EQ(test::read_file(features_out), test::read_file(kDataDir / "features_expected.json"))
+      << "features_expected.json is stale: run " << kScript;
   size_t files = 0;
   for (const auto& entry : fs::directory_iterator(out)) {
     ++files;

@@ -134,6 +134,10 @@ TEST(ChatTemplate, LimitsStopHostileTemplates) {
        "steps"},
       {"{% set ns = namespace(v=[]) %}{% for i in range(1000) %}{% set ns.v = [ns.v] %}{% endfor %}",
        TemplateErrorKind::kLimit, "nest deeper"},
+      // |center past the string limit fails (it used to cut the output there); |unique's linear
+      // search is charged, so a long list fails on steps instead of running for minutes.
+      {"{{ 'a'|center(1000000000) }}", TemplateErrorKind::kLimit, "exceeds the render limit"},
+      {"{{ range(20000)|unique|list|length }}", TemplateErrorKind::kLimit, "steps"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.source);
