@@ -142,71 +142,6 @@ TEST(ChatCli, BadCommandLinesAndModels) {
   EXPECT_NE(r.err.find("finish    "), std::string::npos) << r.err;  // "Hi" was answered
 }
 
-// A chat whose stdin and stdout are pipes the test holds.
-class ChatProcess {
- public:
-  ChatProcess(const std::vector<std::string>& args, const fs::path& err_path) {
-    int in[2], out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<std::string> argv = {EMBER_CLI_PATH};
-    argv.insert(argv.end(), args.begin(), args.end());
-    pid_ = test::spawn_with_default_signals(argv, actions);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(in[0]);
-    ::close(out[1]);
-    in_fd_ = in[1];
-    out_fd_ = out[0];
-  }
-  ~ChatProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      wait_status();
-    }
-    close_input();
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  ChatProcess(const ChatProcess&) = delete;
-  ChatProcess& operator=(const ChatProcess&) = delete;
-
-  bool started() const noexcept { return pid_ > 0; }
-  void write(const std::string& text) const {
-    EXPECT_EQ(::write(in_fd_, text.data(), text.size()), ssize_t(text.size()));
-  }
-  void close_input() {
-    if (in_fd_ >= 0) ::close(in_fd_);
-    in_fd_ = -1;
-  }
-  void signal(int sig) const { ::kill(pid_, sig); }
-  std::string read_some(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-    pollfd p{out_fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
-    char buffer[4096];
-    const ssize_t n = ::read(out_fd_, buffer, sizeof buffer);
-    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
-  }
-  std::string read_rest() {
-    std::string out;
-    for (std::string s = read_some(); !s.empty(); s = read_some()) out += s;
-    return out;
-  }
-  int wait_status() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) continue;
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int in_fd_ = -1;
-  int out_fd_ = -1;
-};
-
 TEST(ChatCli, CtrlCStopsTheReplyNotTheProgram) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("chat_cli_sigint");
@@ -214,8 +149,8 @@ TEST(ChatCli, CtrlCStopsTheReplyNotTheProgram) {
   const fs::path model = dir / "tiny.gguf";
   const auto synth = ember({"synth", "--preset", "tiny", "-o", model.string(), "--data-dir", data.string()});
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
-  ChatProcess chat({"chat", "-m", model.string(), "--temp", "0", "-c", "32768", "-t", "1", "--ignore-eos"},
-                   dir / "err");
+  test::PipedEmber chat({"chat", "-m", model.string(), "--temp", "0", "-c", "32768", "-t", "1", "--ignore-eos"},
+                        dir / "err", 1 << 16, /*stdin_pipe=*/true);
   ASSERT_TRUE(chat.started());
   chat.write("Hello\n");
   ASSERT_FALSE(chat.read_some().empty());  // the reply is streaming

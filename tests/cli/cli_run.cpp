@@ -2,8 +2,11 @@
 #include "cli/cli_run.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -95,6 +98,82 @@ RunResult ember_with_stdin(const std::vector<std::string>& args, const std::stri
   RunResult r = run(argv, in_path.string());
   fs::remove(in_path);
   return r;
+}
+
+PipedEmber::PipedEmber(const std::vector<std::string>& args, const fs::path& err_path, int pipe_bytes,
+                       bool stdin_pipe) {
+  int out[2], in[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0) return;
+  if (stdin_pipe && ::pipe2(in, O_CLOEXEC) != 0) return;
+  ::fcntl(out[1], F_SETPIPE_SZ, pipe_bytes);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stdin_pipe) {
+    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> argv = {EMBER_CLI_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  pid_ = spawn_with_default_signals(argv, actions);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  out_fd_ = out[0];
+  if (stdin_pipe) {
+    ::close(in[0]);
+    in_fd_ = in[1];
+  }
+}
+
+PipedEmber::~PipedEmber() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    wait_status();
+  }
+  close_input();
+  if (out_fd_ >= 0) ::close(out_fd_);
+}
+
+void PipedEmber::signal(int sig) const { ::kill(pid_, sig); }
+
+void PipedEmber::write(const std::string& text) const {
+  if (in_fd_ < 0 || ::write(in_fd_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    ADD_FAILURE() << "cannot write to the process's standard input";
+  }
+}
+
+void PipedEmber::close_input() {
+  if (in_fd_ >= 0) ::close(in_fd_);
+  in_fd_ = -1;
+}
+
+std::string PipedEmber::read_some(std::chrono::milliseconds timeout) {
+  pollfd p{out_fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
+  char buffer[4096];
+  const ssize_t n = ::read(out_fd_, buffer, sizeof buffer);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+}
+
+std::string PipedEmber::read_rest() {
+  std::string out;
+  for (std::string s = read_some(); !s.empty(); s = read_some()) out += s;
+  return out;
+}
+
+int PipedEmber::pending() const {
+  int n = 0;
+  ::ioctl(out_fd_, FIONREAD, &n);
+  return n;
+}
+
+int PipedEmber::wait_status() {
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) continue;
+  pid_ = -1;
+  return status;
 }
 
 }  // namespace ember::test

@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -40,6 +41,35 @@ class RunningProcess {
  private:
   pid_t pid_ = -1;
   std::string out_path_, err_path_;
+};
+
+// A running `ember` (the binary under test) whose stdout is a pipe the test reads (a buffer of
+// `pipe_bytes`), stderr a file, and stdin /dev/null or, with `stdin_pipe`, a pipe the test writes:
+// for tests that signal it mid-run. Killed, if still running, when destroyed.
+class PipedEmber {
+ public:
+  PipedEmber(const std::vector<std::string>& args, const std::filesystem::path& err_path, int pipe_bytes = 1 << 16,
+             bool stdin_pipe = false);
+  ~PipedEmber();
+  PipedEmber(const PipedEmber&) = delete;
+  PipedEmber& operator=(const PipedEmber&) = delete;
+
+  bool started() const noexcept { return pid_ > 0; }
+  void signal(int sig) const;
+  // To its standard input (stdin_pipe); close_input() ends it.
+  void write(const std::string& text) const;
+  void close_input();
+  // Bytes from stdout: waits up to `timeout` for some; "" at the end of the output or on timeout.
+  std::string read_some(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  std::string read_rest();
+  // Bytes waiting in the pipe.
+  int pending() const;
+  int wait_status();
+
+ private:
+  pid_t pid_ = -1;
+  int in_fd_ = -1;
+  int out_fd_ = -1;
 };
 
 }  // namespace ember::test

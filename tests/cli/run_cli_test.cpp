@@ -267,51 +267,33 @@ TEST(RunCli, TheSamplerLineShowsTheActiveSteps) {
                                        "--dry-multiplier", "0.8", "--xtc-probability", "0.5"});
   ASSERT_EQ(m.exit_code, 0) << m.err;
   EXPECT_EQ(stats_value(m.err, "sampler"), "temp 0.80, mirostat v2 tau 5.00 eta 0.10, seed 3");
-  const auto all = run(data / kStories, {"-p",
-                                         kPrompt,
-                                         "-n",
-                                         "20",
-                                         "--seed",
-                                         "3",
-                                         "--dry-multiplier",
-                                         "0.8",
-                                         "--dry-sequence-breaker",
-                                         "\\n",
-                                         "--top-nsigma",
-                                         "1.5",
-                                         "--typical",
-                                         "0.9",
-                                         "--xtc-probability",
-                                         "0.5",
-                                         "--dynatemp-range",
-                                         "0.2",
-                                         "--top-p",
-                                         "1"});
+  const std::vector<std::string> every_step = {"-p",
+                                               kPrompt,
+                                               "-n",
+                                               "20",
+                                               "--seed",
+                                               "3",
+                                               "--dry-multiplier",
+                                               "0.8",
+                                               "--dry-sequence-breaker",
+                                               "\\n",
+                                               "--top-nsigma",
+                                               "1.5",
+                                               "--typical",
+                                               "0.9",
+                                               "--xtc-probability",
+                                               "0.5",
+                                               "--dynatemp-range",
+                                               "0.2",
+                                               "--top-p",
+                                               "1"};
+  const auto all = run(data / kStories, every_step);
   ASSERT_EQ(all.exit_code, 0) << all.err;
   EXPECT_EQ(stats_value(all.err, "sampler"),
             "dry 0.80 base 1.75 allowed 2, top-n-sigma 1.50, top-k 40, typical 0.90, min-p 0.05, xtc 0.50 >= 0.10, "
             "temp 0.80 \xC2\xB1 0.20 exp 1.00, seed 3");
   // The same seed and flags give the same text.
-  const auto again = run(data / kStories, {"-p",
-                                           kPrompt,
-                                           "-n",
-                                           "20",
-                                           "--seed",
-                                           "3",
-                                           "--dry-multiplier",
-                                           "0.8",
-                                           "--dry-sequence-breaker",
-                                           "\\n",
-                                           "--top-nsigma",
-                                           "1.5",
-                                           "--typical",
-                                           "0.9",
-                                           "--xtc-probability",
-                                           "0.5",
-                                           "--dynatemp-range",
-                                           "0.2",
-                                           "--top-p",
-                                           "1"});
+  const auto again = run(data / kStories, every_step);
   EXPECT_EQ(again.out, all.out);
 }
 
@@ -355,69 +337,6 @@ TEST(RunCli, BadSamplingFlagsAreUsageErrorsNamingTheFlag) {
   EXPECT_NE(r.err.find("--logit-bias"), std::string::npos) << r.err;
 }
 
-// `ember ARGS` with stdout on a pipe of `pipe_bytes` (read as it comes) and stderr in a file.
-class PipedEmber {
- public:
-  PipedEmber(const std::vector<std::string>& args, const fs::path& err_path, int pipe_bytes) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    ::fcntl(fds[1], F_SETPIPE_SZ, pipe_bytes);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<std::string> argv = {EMBER_CLI_PATH};
-    argv.insert(argv.end(), args.begin(), args.end());
-    pid_ = test::spawn_with_default_signals(argv, actions);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    out_fd_ = fds[0];
-  }
-  ~PipedEmber() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      wait_status();
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  PipedEmber(const PipedEmber&) = delete;
-  PipedEmber& operator=(const PipedEmber&) = delete;
-
-  bool started() const noexcept { return pid_ > 0; }
-  void signal(int sig) const { ::kill(pid_, sig); }
-
-  // Bytes from stdout: waits up to `timeout` for some; "" at the end of the output or on timeout.
-  std::string read_some(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-    pollfd p{out_fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return "";
-    char buffer[4096];
-    const ssize_t n = ::read(out_fd_, buffer, sizeof buffer);
-    return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
-  }
-  std::string read_rest() {
-    std::string out;
-    for (std::string s = read_some(); !s.empty(); s = read_some()) out += s;
-    return out;
-  }
-  // Bytes waiting in the pipe.
-  int pending() const {
-    int n = 0;
-    ::ioctl(out_fd_, FIONREAD, &n);
-    return n;
-  }
-  int wait_status() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) continue;
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-};
-
 // A random-weight model never says its end-of-sequence token (greedy repeats a token), and a
 // context of 32768 gives it minutes of work: only Ctrl-C ends these runs.
 std::vector<std::string> endless_run(const fs::path& data, const fs::path& dir) {
@@ -430,7 +349,7 @@ std::vector<std::string> endless_run(const fs::path& data, const fs::path& dir) 
 TEST(RunCli, CtrlCStopsAfterTheCurrentTokenAndPrintsTheStats) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("run_cli_sigint");
-  PipedEmber p(endless_run(data, dir), dir / "err", 1 << 16);
+  test::PipedEmber p(endless_run(data, dir), dir / "err", 1 << 16);
   ASSERT_TRUE(p.started());
   std::string out = p.read_some();  // the prompt is printed once the Ctrl-C handler is in place
   ASSERT_FALSE(out.empty());
@@ -451,7 +370,7 @@ TEST(RunCli, ASecondCtrlCEndsTheProcess) {
   const fs::path dir = test::temp_dir("run_cli_sigint2");
   // A one-page pipe the test stops reading: ember blocks in a write, where no token ends, so the
   // first Ctrl-C cannot finish the run before the second one comes.
-  PipedEmber p(endless_run(data, dir), dir / "err", 4096);
+  test::PipedEmber p(endless_run(data, dir), dir / "err", 4096);
   ASSERT_TRUE(p.started());
   ASSERT_FALSE(p.read_some().empty());
   int last = -1;
