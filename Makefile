@@ -50,7 +50,7 @@ sanitize: $(SANITIZE_DIR)/build.ninja
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 
 tsan: $(TSAN_DIR)/build.ninja
-	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests cpu_tests tokenizer_tests
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests cpu_tests tokenizer_tests api_tests
 
 test: format-check test-release test-sanitize test-tsan
 
@@ -66,6 +66,9 @@ test-sanitize: sanitize
 # The CPU kernels' threaded paths: split-K attention (atomic task counter, partial-state merge), the
 # GEMM's 2-D task split, the backend's row ops.
 TSAN_CPU_TESTS := Attention.SplitK*:Attention.MixedBatch*:Gemm.EveryIsaAndThreadCount*:CpuBackend.MatmulPaths*:CpuBackend.RowOps*
+# The API across threads: cancel from another thread (C++ and C), two sessions of one model on two
+# threads, hooks.
+TSAN_API_TESTS := ApiSession.Cancel*:ApiSession.TwoSessions*:ApiSession.HooksSeeEveryStep:CApi.CancelFromAnotherThread*
 test-tsan: tsan
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/core_tests --gtest_filter='ThreadPool*:-*Death*' --gtest_brief=1
@@ -73,6 +76,8 @@ test-tsan: tsan
 	  $(TSAN_DIR)/tests/cpu_tests --gtest_filter='$(TSAN_CPU_TESTS)' --gtest_brief=1
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/tokenizer_tests --gtest_filter='Tokenizer.Concurrent*' --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
+	  $(TSAN_DIR)/tests/api_tests --gtest_filter='$(TSAN_API_TESTS)' --gtest_brief=1
 
 # The demo: text generation with the bundled model (stories260K from ../shared/data), greedy so
 # the text is always the same, then a sampled continuation and a short benchmark.
