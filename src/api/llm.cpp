@@ -13,11 +13,6 @@
 namespace ember {
 namespace {
 
-// The context when LoadOptions::context is 0: the model's, but no more than this (a 128k context
-// would allocate gigabytes of KV cache per session).
-constexpr int32_t kDefaultMaxContext = 4096;
-constexpr int32_t kMaxStepTokens = 512;
-
 void check_load_options(const LoadOptions& o) {
   if (o.threads < 0 || o.threads > ThreadPool::kMaxThreads) {
     fail(ErrorCode::kInvalidArgument, "threads must be 0 (every CPU) to {}, got {}", ThreadPool::kMaxThreads,
@@ -73,15 +68,13 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   info.n_layer = config.n_layer;
   info.n_embd = config.n_embd;
   info.trained_context = config.context_length;
-  info.context = options.context > 0         ? options.context
-                 : config.context_length > 0 ? std::min(config.context_length, kDefaultMaxContext)
-                                             : kDefaultMaxContext;
+  info.context = resolve_context(options.context, config.context_length);
 
   CpuBackendOptions backend_options;
   backend_options.n_threads = options.threads;
   impl->backend = std::make_unique<CpuBackend>(backend_options);
   ModelOptions model_options;
-  model_options.max_step_tokens = std::min(info.context, kMaxStepTokens);
+  model_options.max_step_tokens = std::min(info.context, model_options.max_step_tokens);
   model_options.context_size = info.context;
   impl->model = Model::from_file(std::move(file), *impl->backend, model_options);
   impl->kv_type = options.kv_type;

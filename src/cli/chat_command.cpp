@@ -8,7 +8,6 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -27,6 +26,7 @@
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "ember/ember.hpp"
+#include "model/model.h"
 
 namespace ember::cli {
 namespace {
@@ -41,7 +41,6 @@ struct ChatCommandOptions {
   bool no_prefix_reuse = false;
   SamplingParams sampling;
   StopConditions stop;
-  bool random_seed = true;  // no --seed given
 };
 
 // --- The conversation -------------------------------------------------------------------------
@@ -246,34 +245,18 @@ class Chat {
   bool has_last_ = false;
 };
 
-uint64_t random_seed() {
-  std::random_device device;
-  return (uint64_t{device()} << 32) ^ device();
-}
-
-int run_chat(ChatCommandOptions& o) {
+int run_chat(const ChatCommandOptions& o) {
   const bool interactive = ::isatty(STDIN_FILENO) == 1;
   LoadOptions load;
   load.threads = resolve_threads(o.threads);
   load.context = o.ctx_size;
   load.mlock = o.mlock;
   if (o.chat_template) load.chat_template = *o.chat_template;
-  if (interactive) write_stderr(fmt::format("ember: loading {} ...", o.model_path));
-  std::shared_ptr<Llm> llm;
-  try {
-    llm = Llm::load(o.model_path, load);
-  } catch (...) {
-    if (interactive) write_stderr("\r\x1b[K");
-    throw;
-  }
-  if (interactive) write_stderr("\r\x1b[K");
-  for (const auto& [token, bias] : o.sampling.logit_bias) {  // fail now, not at every turn
-    if (token >= llm->info().n_vocab) {
-      fail(ErrorCode::kInvalidArgument, "--logit-bias: token {} is outside the model's vocabulary ({} tokens)", token,
-           llm->info().n_vocab);
-    }
-  }
-  if (o.random_seed) o.sampling.seed = random_seed();
+  StatusLine status(interactive && ::isatty(STDERR_FILENO) == 1,
+                    fmt::format("ember: loading {} ...", escape_text(o.model_path)));
+  const std::shared_ptr<Llm> llm = Llm::load(o.model_path, load);
+  status.clear();
+  check_logit_bias_tokens(o.sampling, llm->info().n_vocab);  // now, not at every turn
   LineReader reader(interactive);
   Chat chat(o, llm, interactive);
   chat.run(reader);
@@ -292,9 +275,12 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
                   "(default: the model's, else chatml)")
       ->type_name("FILE|NAME");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
+      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
       ->type_name("N");
   cmd->add_option("-c,--ctx-size", o->ctx_size,
-                  "Context size in tokens for the whole conversation (default: the model's, at most 4096)")
+                  fmt::format("Context size in tokens for the whole conversation (default: the model's, at most {})",
+                              kDefaultMaxContext))
+      ->check(CLI::NonNegativeNumber)
       ->type_name("N");
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM");
   cmd->add_flag("--no-prefix-reuse", o->no_prefix_reuse,
@@ -307,15 +293,10 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
       "Commands: /reset, /system TEXT, /save FILE, /load FILE, /params, /stats, /help, /exit.\n"
       "A line ending in '\\' continues on the next. Replies stream to stdout; with standard input\n"
       "not a terminal, each line is a message or a command (no prompt, no line editing).");
-  cmd->callback([o, cmd, &action] {
-    o->random_seed = cmd->count("--seed") == 0;
+  cmd->callback([o, &action] {
     check_sampling_flags(o->sampling, o->stop);
     if (o->stop.max_tokens < -1)
       throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->stop.max_tokens));
-    if (o->threads < 0 || o->threads > ThreadPool::kMaxThreads) {
-      throw CLI::ValidationError(fmt::format("--threads must be 0 to {}, not {}", ThreadPool::kMaxThreads, o->threads));
-    }
-    if (o->ctx_size < 0) throw CLI::ValidationError(fmt::format("--ctx-size must be 0 or more, not {}", o->ctx_size));
     action = [o] { return run_chat(*o); };
   });
 }

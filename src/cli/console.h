@@ -21,6 +21,26 @@ std::string human_count(uint64_t n);
 // "1.13 MiB": bytes with a binary suffix.
 std::string human_bytes(uint64_t n);
 
+// A status line on stderr while something slow runs ("ember: loading ..."), erased when it is
+// done (or fails); nothing when not `shown` (stderr not a terminal).
+class StatusLine {
+ public:
+  StatusLine(bool shown, std::string_view text) : shown_(shown) {
+    if (shown_) write_stderr(text);
+  }
+  ~StatusLine() { clear(); }
+  StatusLine(const StatusLine&) = delete;
+  StatusLine& operator=(const StatusLine&) = delete;
+
+  void clear() {
+    if (shown_) write_stderr("\r\x1b[K");
+    shown_ = false;
+  }
+
+ private:
+  bool shown_;
+};
+
 // A one-line progress bar on stderr, redrawn in place at most ~10 times a second; silent when
 // stderr is not a terminal (logs and pipes get the final summary only).
 class ProgressBar {

@@ -10,7 +10,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,11 +34,6 @@
 namespace ember::cli {
 namespace {
 
-// The default context when --ctx-size is not given: the model's, but no more than this (a 128k
-// context would allocate gigabytes of KV cache for a short run).
-constexpr int32_t kDefaultMaxContext = 4096;
-constexpr int32_t kMaxStepTokens = 512;
-
 struct RunCommandOptions {
   std::string model_path;
   std::optional<std::string> prompt;
@@ -47,9 +41,8 @@ struct RunCommandOptions {
   int32_t n_predict = 128;                 // -1: until end of generation or a full context
   int threads = 0;
   SamplingParams sampling;
-  StopConditions stop;      // --stop, --max-time, --ignore-eos (the token limit is -n)
-  bool seed_given = false;  // false: a random seed (printed with the stats)
-  int32_t ctx_size = 0;     // 0: the model's context, at most kDefaultMaxContext
+  StopConditions stop;   // --stop, --max-time, --ignore-eos (the token limit is -n)
+  int32_t ctx_size = 0;  // 0: the model's context, at most kDefaultMaxContext
   bool mlock = false;
   bool no_bos = false;
 };
@@ -184,31 +177,7 @@ std::string render_panel(const std::vector<std::string>& lines, const size_t* se
   return out;
 }
 
-// "ember: loading ..." on a terminal while the model loads, erased when it is done (or fails).
-class StatusLine {
- public:
-  StatusLine(bool shown, std::string_view text) : shown_(shown) {
-    if (shown_) write_stderr(text);
-  }
-  ~StatusLine() { clear(); }
-  StatusLine(const StatusLine&) = delete;
-  StatusLine& operator=(const StatusLine&) = delete;
-
-  void clear() {
-    if (shown_) write_stderr("\r\x1b[K");
-    shown_ = false;
-  }
-
- private:
-  bool shown_;
-};
-
 // --- The run -----------------------------------------------------------------------------------
-
-uint64_t random_seed() {
-  std::random_device device;
-  return (uint64_t{device()} << 32) ^ device();
-}
 
 int run_generate(const RunCommandOptions& o) {
   const std::string prompt = o.prompt ? *o.prompt : read_prompt_file(*o.prompt_file);
@@ -232,7 +201,7 @@ int run_generate(const RunCommandOptions& o) {
   if (tokens.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
 
   const int32_t trained = config.context_length;
-  s.context = o.ctx_size > 0 ? o.ctx_size : trained > 0 ? std::min(trained, kDefaultMaxContext) : kDefaultMaxContext;
+  s.context = resolve_context(o.ctx_size, trained);
   const auto n_prompt = static_cast<int32_t>(tokens.size());
   if (n_prompt >= s.context) {
     fail(ErrorCode::kInvalidArgument,
@@ -244,7 +213,7 @@ int run_generate(const RunCommandOptions& o) {
   backend_options.n_threads = resolve_threads(o.threads);
   CpuBackend backend(backend_options);
   ModelOptions model_options;
-  model_options.max_step_tokens = std::min(s.context, kMaxStepTokens);
+  model_options.max_step_tokens = std::min(s.context, model_options.max_step_tokens);
   model_options.context_size = s.context;
   const std::unique_ptr<Model> model = Model::from_file(std::move(file), backend, model_options);
   s.load_ms = load_timer.elapsed_ms();
@@ -254,16 +223,9 @@ int run_generate(const RunCommandOptions& o) {
                               s.context, trained));
   }
 
-  for (const auto& [token, bias] : o.sampling.logit_bias) {
-    if (token >= model->config().n_vocab) {
-      fail(ErrorCode::kInvalidArgument, "--logit-bias: token {} is outside the model's vocabulary ({} tokens)", token,
-           model->config().n_vocab);
-    }
-  }
-  SamplingParams sampling = o.sampling;
-  if (!o.seed_given) sampling.seed = random_seed();
+  check_logit_bias_tokens(o.sampling, model->config().n_vocab);
   GenerateOptions generate;
-  generate.sampling = sampling;
+  generate.sampling = o.sampling;
   generate.stop = o.stop;
   generate.stop.max_tokens = o.n_predict;
   Generator generator(*model, tokenizer,
@@ -283,7 +245,7 @@ int run_generate(const RunCommandOptions& o) {
 
   size_t section_break[2] = {0, 0};
   const std::vector<std::string> lines =
-      panel_lines(*model, generator.kv(), sampling, s, o, stderr_tty ? " · " : ", ", section_break);
+      panel_lines(*model, generator.kv(), o.sampling, s, o, stderr_tty ? " · " : ", ", section_break);
   write_stderr(render_panel(lines, section_break, stderr_tty));
   return kExitOk;
 }
@@ -301,10 +263,12 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       ->capture_default_str()
       ->type_name("N");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
+      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
       ->type_name("N");
   cmd->add_option(
          "-c,--ctx-size", o->ctx_size,
          fmt::format("Context size in tokens, prompt included (default: the model's, at most {})", kDefaultMaxContext))
+      ->check(CLI::NonNegativeNumber)
       ->type_name("N");
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
@@ -325,17 +289,12 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       "replaces the ordered steps by temperature and mirostat v2.\n"
       "Exit codes: 0 success (Ctrl-C included), 1 error (unreadable model, empty prompt, prompt longer than\n"
       "the context), 2 bad command line.");
-  cmd->callback([&action, o, cmd] {
+  cmd->callback([&action, o] {
     if (o->prompt.has_value() == o->prompt_file.has_value()) {
       throw CLI::ValidationError("give the prompt with -p TEXT or -f FILE (one of them)");
     }
     if (o->n_predict < -1) throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->n_predict));
-    if (o->threads < 0 || o->threads > ThreadPool::kMaxThreads) {
-      throw CLI::ValidationError(fmt::format("--threads must be 0 to {}, not {}", ThreadPool::kMaxThreads, o->threads));
-    }
-    if (o->ctx_size < 0) throw CLI::ValidationError(fmt::format("--ctx-size must be 0 or more, not {}", o->ctx_size));
     check_sampling_flags(o->sampling, o->stop);
-    o->seed_given = cmd->count("--seed") > 0;
     action = [o] { return run_generate(*o); };
   });
 }

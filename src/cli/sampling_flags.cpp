@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "core/check.h"
 #include "ember/error.h"
 #include "engine/sampler_chain.h"
 
@@ -114,6 +115,7 @@ uint64_t parse_seed(const std::string& text) {
 }  // namespace
 
 void add_sampling_flags(CLI::App* cmd, SamplingParams& params, StopConditions& stop) {
+  params.seed = random_seed();  // without --seed: a random one (the stats show it, so a run repeats)
   const std::string group = "Sampling";
   const auto option = [&](const std::string& name, auto& value, const std::string& help, const std::string& type) {
     return cmd->add_option(name, value, help)->capture_default_str()->type_name(type)->group(group);
@@ -295,6 +297,15 @@ std::string sampler_summary(const SamplingParams& p, std::string_view sep) {
     out += part;
   }
   return out;
+}
+
+void check_logit_bias_tokens(const SamplingParams& params, int32_t n_vocab) {
+  for (const auto& [token, bias] : params.logit_bias) {
+    if (token >= n_vocab) {
+      fail(ErrorCode::kInvalidArgument, "--logit-bias: token {} is outside the model's vocabulary ({} tokens)", token,
+           n_vocab);
+    }
+  }
 }
 
 }  // namespace ember::cli

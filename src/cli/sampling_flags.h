@@ -16,10 +16,14 @@ namespace ember::cli {
 // --frequency-penalty --dry-multiplier --dry-base --dry-allowed-length --dry-penalty-last-n
 // --dry-sequence-breaker --mirostat --mirostat-lr --mirostat-ent -l/--logit-bias --samplers
 // --seed --stop --max-time --ignore-eos, writing into `params` and `stop` (which must outlive
-// the parse). Malformed --logit-bias / --samplers / --seed values fail the parse (exit 2). Whether
-// --seed was given: cmd->count("--seed"); --seed -1 (llama.cpp's "random") writes a random seed, so
-// a caller that uses params.seed whenever --seed was given shows the one drawn.
+// the parse). Malformed --logit-bias / --samplers / --seed values fail the parse (exit 2).
+// params.seed starts as a random seed (so does --seed -1, llama.cpp's "random"); the stats show
+// the seed used, so any run can be repeated.
 void add_sampling_flags(CLI::App* cmd, SamplingParams& params, StopConditions& stop);
+
+// Throws Error(kInvalidArgument) naming --logit-bias for a token outside the model's vocabulary
+// (known only once the model is loaded: exit 1).
+void check_logit_bias_tokens(const SamplingParams& params, int32_t n_vocab);
 
 // Throws CLI::ValidationError (exit 2) naming the flag for an impossible value: validate()'s
 // checks, an empty --stop, a negative --max-time.

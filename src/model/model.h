@@ -23,6 +23,16 @@
 
 namespace ember {
 
+// The context a run gets when none is asked for: the model's training context, but no more than
+// this (a 128k context would allocate gigabytes of KV cache for a short run).
+inline constexpr int32_t kDefaultMaxContext = 4096;
+// `requested` when > 0, else the training context (`trained`, 0 when unknown) capped at
+// kDefaultMaxContext.
+inline int32_t resolve_context(int32_t requested, int32_t trained) noexcept {
+  if (requested > 0) return requested;
+  return trained > 0 && trained < kDefaultMaxContext ? trained : kDefaultMaxContext;
+}
+
 struct ModelOptions {
   // Rows one internal step processes (a longer Batch runs as consecutive steps of this many); all
   // step scratch is sized for it at load.
