@@ -44,7 +44,6 @@ class Generator {
   // token, or false once finished. An exception from the step (a hook's) ends the generation
   // (kError) and propagates; the cache keeps the chunks that completed.
   bool next(GeneratedToken& token);
-  bool finished() const noexcept { return stats_.finish != FinishReason::kNone && !tail_pending_; }
 
   // Thread-safe: the generation stops before its next forward step.
   void cancel() noexcept { cancel_.store(true, std::memory_order_relaxed); }
