@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian package ember's build, tests and tools need; idempotent, as root.
+# `--train` adds what tools/train-tiny needs to retrain the bundled models (PyTorch, ~1 GB).
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,17 @@ packages=(
   # `ember chat` line editing (BSD-licensed editline)
   libedit-dev
 )
+if [ "${1:-}" = "--train" ]; then
+  packages+=(
+    # tools/train-tiny: PyTorch (CPU), SentencePiece, and the corpus (the King James Bible)
+    python3-torch python3-sentencepiece python3-numpy bible-kjv
+    # Debian's torch calls the system BLAS (libblas.so.3); OpenBLAS is ~10x the reference BLAS
+    libopenblas0-pthread
+  )
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--train]" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,8 @@ void add_bench_command(CLI::App& app, CommandAction& action);
 void add_chat_command(CLI::App& app, CommandAction& action);
 // `ember inspect FILE [--json] [--all]`.
 void add_inspect_command(CLI::App& app, CommandAction& action);
+// `ember perplexity -m MODEL -f TEXT [--ctx 256] [--stride S] [--batch N] [--chunks N] [--json] ...`.
+void add_perplexity_command(CLI::App& app, CommandAction& action);
 // `ember quantize IN OUT TYPE [--pure] [--output-type T] [--token-embedding-type T] [--dry-run] ...`.
 void add_quantize_command(CLI::App& app, CommandAction& action);
 // `ember run -m FILE (-p TEXT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] ...`.

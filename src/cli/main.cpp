@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   add_bench_command(app, action);
   add_chat_command(app, action);
   add_inspect_command(app, action);
+  add_perplexity_command(app, action);
   add_quantize_command(app, action);
   add_run_command(app, action);
   add_synth_command(app, action);

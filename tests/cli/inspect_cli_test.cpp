@@ -163,8 +163,8 @@ TEST(EmberCli, UsageAndExitCodes) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
   EXPECT_NE(ember({"frobnicate"})
-                .err.find("unknown command 'frobnicate' (commands: bench, chat, inspect, quantize, run, synth, "
-                          "template, tokenize)"),
+                .err.find("unknown command 'frobnicate' (commands: bench, chat, inspect, perplexity, quantize, run, "
+                          "synth, template, tokenize)"),
             std::string::npos);
 }
 
