@@ -90,8 +90,8 @@ demo: $(RELEASE_DIR)/build.ninja
 	  echo && echo "ember perplexity -m $(DEMO_MODEL) -f models/ember-tiny-heldout.txt" && \
 	  $(RELEASE_DIR)/bin/ember perplexity -m $(DEMO_MODEL) -f models/ember-tiny-heldout.txt
 
-# Retrains the bundled models from scratch (about 50 minutes on 2 cores; models/README.md) and
-# re-measures them in PyTorch; installs PyTorch, SentencePiece and the corpus from Debian first.
+# Retrains the bundled models (about 45 minutes on 2 cores with AMX; hours without: models/README.md)
+# and re-measures them in PyTorch; installs PyTorch, SentencePiece and the corpus from Debian first.
 TRAIN_PYTHON ?= /usr/bin/python3
 TRAIN_OUT ?= models
 train-tiny:

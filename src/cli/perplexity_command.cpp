@@ -108,8 +108,8 @@ std::string count_text(size_t n, const PerplexityOptions& o) {
 
 std::string render_text(const PerplexityResult& r, const PerplexityOptions& o) {
   std::string out = fmt::format("PPL = {:.4f} +/- {:.5f}\n", r.nll.ppl(), r.nll.ppl_error());
-  out += fmt::format("{} tokens scored in {} of {}{} tokens", r.nll.count(), count_text(r.windows_done, o),
-                     o.stride > 0 ? "up to " : "", o.ctx);
+  out += fmt::format("{} token{} scored in {} of {}{} tokens", r.nll.count(), r.nll.count() == 1 ? "" : "s",
+                     count_text(r.windows_done, o), o.stride > 0 ? "up to " : "", o.ctx);
   if (o.stride > 0) out += fmt::format(", stride {}", o.stride);
   out += fmt::format(" ({} tokens in the text)", r.n_tokens);
   if (r.interrupted) out += fmt::format(", interrupted: {} planned", count_text(r.windows_planned, o));
@@ -261,14 +261,17 @@ void add_perplexity_command(CLI::App& app, CommandAction& action) {
       "run from an empty cache as they are (no BOS put in); it scores the tokens no earlier window\n"
       "scored — the first window every token after its first, later ones their last end - previous end\n"
       "tokens, never a window's first token — and the window that reaches the end of the text is the last.\n"
+      "(This is not llama-perplexity's --ppl-stride, which puts BOS in every window and scores only the\n"
+      "last S tokens of each full window.)\n"
       "Each token's NLL is -log softmax(logits)[token] in double; PPL = exp(mean NLL), and its error is\n"
       "PPL * sqrt((mean(NLL^2) - mean(NLL)^2) / (N - 1)) over the N tokens scored, as in llama.cpp.\n"
       "Output (stdout): \"PPL = x +/- e\", then the tokens scored, chunks, ctx, seconds and tokens/s; --json:\n"
       "ppl, ppl_error, nll, nll_error, tokens_scored, chunks, chunks_planned, ctx, stride, tokens,\n"
       "tokens_evaluated, seconds, interrupted. Progress: a bar on a terminal, else one line with an ETA.\n"
       "Ctrl-C once stops after the current forward step and reports the chunks done; twice quits at once.\n"
-      "Exit codes: 0 success (Ctrl-C included), 1 error (unreadable model or text, an empty text, a text\n"
-      "shorter than one chunk, --ctx above the model's context), 2 bad command line.");
+      "Exit codes: 0 success (a Ctrl-C after the first chunk included), 1 error (unreadable model or\n"
+      "text, an empty text, a text shorter than one chunk, --ctx above the model's context, Ctrl-C before\n"
+      "the first chunk is done), 2 bad command line.");
   cmd->callback([&action, o, cmd] {
     o->ctx_given = cmd->count("--ctx") > 0;
     if (o->stride > o->ctx) {

@@ -1,8 +1,8 @@
 """Builds the training corpus from the King James Bible that Debian's bible-kjv packages ship.
 
 The text (public domain) is read with the `bible` program, verse numbers are dropped, and each
-chapter becomes one paragraph under its heading ("Genesis 1"). Every 50th chapter (chapters 25,
-75, 125, ... in Bible order) is held out for perplexity; the rest is training text.
+chapter becomes one paragraph under its heading ("Genesis 1"). Every 50th chapter (the 50th,
+100th, ... in Bible order) is held out for perplexity; the rest is training text.
 """
 import re
 import subprocess

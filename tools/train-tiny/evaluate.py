@@ -5,10 +5,11 @@
 Reads the file back (our own minimal GGUF reader: F32 / F16 tensors) into model.Llama, so it
 checks what the file holds, then writes into <name>.eval.json next to it:
 - held_out_perplexity: llama-perplexity's procedure, as `ember perplexity -f <heldout> --ctx 256`
-  runs it, in float32 with float64 sums;
+  runs it, in float32 with float64 sums (and a sha256 of the token ids, `<s>` first);
 - greedy: the continuation of a fixed prompt, argmax at each step (what `ember run --temp 0` gives).
 """
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -73,6 +74,8 @@ def read_gguf(path):
     base = -(-pos // alignment) * alignment
     tensors = {}
     for name, ne, ggml_type, offset in infos:
+        if ggml_type not in (0, 1):
+            raise ValueError(f"{path}: tensor {name} is GGML type {ggml_type}; this reader takes F32 and F16 only")
         dtype = {0: np.float32, 1: np.float16}[ggml_type]
         count = int(np.prod(ne))
         array = np.frombuffer(data, dtype=dtype, count=count, offset=base + offset)
@@ -104,6 +107,8 @@ def perplexity(net, ids, bos, ctx=256):
     cut into ctx-token chunks, each chunk's first token replaced by <s>, only the predictions of the
     second half scored (rows ctx/2 .. ctx-2 predict tokens ctx/2+1 .. ctx-1). Float64 sums."""
     tokens = np.concatenate(([bos], ids))
+    # What `ember tokenize --ids` prints for the text, hashed: the test checks ember's tokens with it.
+    ids_sha256 = hashlib.sha256(" ".join(str(int(t)) for t in tokens).encode()).hexdigest()
     chunks = len(tokens) // ctx
     nll, nll2, count = 0.0, 0.0, 0
     for i in range(chunks):
@@ -118,7 +123,7 @@ def perplexity(net, ids, bos, ctx=256):
     mean, mean2 = nll / count, nll2 / count
     ppl = math.exp(mean)
     return dict(ppl=ppl, ppl_error=ppl * math.sqrt((mean2 - mean * mean) / (count - 1)), nll=mean,
-                tokens_scored=count, chunks=chunks, ctx=ctx, tokens=len(tokens))
+                tokens_scored=count, chunks=chunks, ctx=ctx, tokens=len(tokens), token_ids_sha256=ids_sha256)
 
 
 @torch.no_grad()
