@@ -1,0 +1,34 @@
+// The server's errors as OpenAI reports them: an HTTP status and {"error": {"message", "type",
+// "param", "code"}}, thrown by request parsing and turned into the response by the routes.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace ember::server {
+
+class ApiError : public std::runtime_error {
+ public:
+  // `param` names the offending request field ("messages[2].content"), empty when none does.
+  ApiError(int status, std::string type, std::string param, const std::string& message)
+      : std::runtime_error(message), status_(status), type_(std::move(type)), param_(std::move(param)) {}
+
+  int status() const noexcept { return status_; }
+  const std::string& type() const noexcept { return type_; }
+  const std::string& param() const noexcept { return param_; }
+
+  // {"error": {"message": ..., "type": ..., "param": ... or null, "code": null}}
+  nlohmann::json to_json() const;
+
+ private:
+  int status_;
+  std::string type_;
+  std::string param_;
+};
+
+// 400 invalid_request_error naming `param`.
+[[noreturn]] void invalid_request(const std::string& param, const std::string& message);
+
+}  // namespace ember::server

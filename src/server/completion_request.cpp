@@ -1,0 +1,271 @@
+// Field-by-field parsing of completion requests (see completion_request.h): OpenAI's parameters,
+// then llama.cpp's sampler extensions, each with its type and range.
+#include "server/completion_request.h"
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "server/api_error.h"
+
+namespace ember::server {
+namespace {
+
+using nlohmann::json;
+
+// The field, or nullptr when it is absent or null.
+const json* field(const json& body, const char* name) {
+  const auto it = body.find(name);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::string type_name(const json& v) {
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
+double number(const json& v, const std::string& name, double lo, double hi) {
+  if (!v.is_number()) invalid_request(name, fmt::format("'{}' must be a number, not {}", name, type_name(v)));
+  const double x = v.get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi) {
+    invalid_request(name, fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, v.dump()));
+  }
+  return x;
+}
+
+int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) {
+  // 10.0 counts as 10 (JSON has one number type); 10.5 does not.
+  const bool integral = v.is_number_integer() || (v.is_number_float() && std::isfinite(v.get<double>()) &&
+                                                  std::trunc(v.get<double>()) == v.get<double>());
+  if (!integral)
+    invalid_request(name,
+                    fmt::format("'{}' must be an integer, not {}", name, v.is_number() ? v.dump() : type_name(v)));
+  const double x = v.get<double>();
+  if (x < static_cast<double>(lo) || x > static_cast<double>(hi)) {
+    invalid_request(name, fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, v.dump()));
+  }
+  return v.is_number_float() ? static_cast<int64_t>(x) : v.get<int64_t>();
+}
+
+bool boolean(const json& v, const std::string& name) {
+  if (!v.is_boolean()) invalid_request(name, fmt::format("'{}' must be a boolean, not {}", name, type_name(v)));
+  return v.get<bool>();
+}
+
+const std::string& string(const json& v, const std::string& name) {
+  if (!v.is_string()) invalid_request(name, fmt::format("'{}' must be a string, not {}", name, type_name(v)));
+  return v.get_ref<const std::string&>();
+}
+
+// A message's content: a string, or an array of {"type": "text", "text": ...} parts joined.
+std::string message_content(const json& v, const std::string& name) {
+  if (v.is_string()) return v.get<std::string>();
+  if (!v.is_array()) invalid_request(name, fmt::format("'{}' must be a string or an array of content parts", name));
+  std::string text;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string part = fmt::format("{}[{}]", name, i);
+    if (!v[i].is_object()) invalid_request(part, fmt::format("'{}' must be an object", part));
+    const json* type = field(v[i], "type");
+    if (type == nullptr) invalid_request(part + ".type", fmt::format("'{}.type' is missing", part));
+    if (string(*type, part + ".type") != "text") {
+      invalid_request(part + ".type", fmt::format("'{}.type' is \"{}\"; this server takes only \"text\" parts", part,
+                                                  type->get<std::string>()));
+    }
+    const json* part_text = field(v[i], "text");
+    if (part_text == nullptr) invalid_request(part + ".text", fmt::format("'{}.text' is missing", part));
+    text += string(*part_text, part + ".text");
+  }
+  return text;
+}
+
+std::vector<RequestMessage> parse_messages(const json& body) {
+  const json* v = field(body, "messages");
+  if (v == nullptr) invalid_request("messages", "'messages' is required");
+  if (!v->is_array() || v->empty()) invalid_request("messages", "'messages' must be a non-empty array");
+  std::vector<RequestMessage> messages;
+  for (size_t i = 0; i < v->size(); ++i) {
+    const std::string name = fmt::format("messages[{}]", i);
+    const json& m = (*v)[i];
+    if (!m.is_object()) invalid_request(name, fmt::format("'{}' must be an object", name));
+    const json* role = field(m, "role");
+    if (role == nullptr) invalid_request(name + ".role", fmt::format("'{}.role' is missing", name));
+    RequestMessage message{.role = string(*role, name + ".role"), .content = {}};
+    if (message.role != "system" && message.role != "developer" && message.role != "user" &&
+        message.role != "assistant" && message.role != "tool") {
+      invalid_request(
+          name + ".role",
+          fmt::format("'{}.role' must be system, developer, user, assistant or tool, not \"{}\"", name, message.role));
+    }
+    const json* content = field(m, "content");
+    // An assistant turn may carry tool calls and no content.
+    if (content == nullptr && message.role != "assistant") {
+      invalid_request(name + ".content", fmt::format("'{}.content' is missing", name));
+    }
+    if (content != nullptr) message.content = message_content(*content, name + ".content");
+    messages.push_back(std::move(message));
+  }
+  return messages;
+}
+
+void parse_prompt(const json& body, int32_t n_vocab, CompletionRequest& r) {
+  const json* v = field(body, "prompt");
+  if (v == nullptr) invalid_request("prompt", "'prompt' is required");
+  if (v->is_string()) {
+    r.prompt = v->get<std::string>();
+  } else if (v->is_array() && v->size() == 1 && (*v)[0].is_string()) {
+    r.prompt = (*v)[0].get<std::string>();
+  } else if (v->is_array() && !v->empty() && (*v)[0].is_number()) {
+    for (size_t i = 0; i < v->size(); ++i) {
+      r.prompt_tokens.push_back(static_cast<int32_t>(integer((*v)[i], fmt::format("prompt[{}]", i), 0, n_vocab - 1)));
+    }
+  } else {
+    invalid_request("prompt", "'prompt' must be a string, an array of one string, or an array of token ids");
+  }
+  if (r.prompt.empty() && r.prompt_tokens.empty()) invalid_request("prompt", "'prompt' is empty");
+}
+
+std::vector<std::string> parse_stop(const json& v) {
+  std::vector<std::string> stop;
+  if (v.is_string()) {
+    stop.push_back(v.get<std::string>());
+  } else if (v.is_array()) {
+    if (v.size() > static_cast<size_t>(kMaxStopStrings)) {
+      invalid_request("stop", fmt::format("'stop' holds {} strings; at most {}", v.size(), kMaxStopStrings));
+    }
+    for (size_t i = 0; i < v.size(); ++i) stop.push_back(string(v[i], fmt::format("stop[{}]", i)));
+  } else {
+    invalid_request("stop", fmt::format("'stop' must be a string or an array of strings, not {}", type_name(v)));
+  }
+  for (const std::string& s : stop) {
+    if (s.empty()) invalid_request("stop", "'stop' strings must not be empty");
+  }
+  return stop;
+}
+
+// {"<token id>": bias in [-100, 100]}; -100 bans the token (as OpenAI documents).
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const json& v, int32_t n_vocab) {
+  if (!v.is_object()) invalid_request("logit_bias", "'logit_bias' must be an object of token id -> bias");
+  std::vector<std::pair<int32_t, float>> bias;
+  for (const auto& [key, value] : v.items()) {
+    const std::string name = "logit_bias." + key;
+    int64_t id = -1;
+    const bool digits = !key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos;
+    if (digits) id = std::stoll(key);
+    if (!digits || id >= n_vocab) {
+      invalid_request(name, fmt::format("'logit_bias' key \"{}\" is not a token id (0 to {})", key, n_vocab - 1));
+    }
+    const double b = number(value, name, -100.0, 100.0);
+    bias.emplace_back(static_cast<int32_t>(id),
+                      b <= -100.0 ? -std::numeric_limits<float>::infinity() : static_cast<float>(b));
+  }
+  return bias;
+}
+
+// llama.cpp's sampler parameters, beyond OpenAI's.
+struct FloatExtension {
+  const char* name;
+  float SamplingParams::*member;
+  double lo, hi;
+};
+struct IntExtension {
+  const char* name;
+  int32_t SamplingParams::*member;
+  int64_t lo, hi;
+};
+constexpr double kBig = 1e6;
+const FloatExtension kFloatExtensions[] = {
+    {"min_p", &SamplingParams::min_p, 0, 1},
+    {"typical_p", &SamplingParams::typical_p, 0, 1},
+    {"top_n_sigma", &SamplingParams::top_n_sigma, -1, kBig},
+    {"repeat_penalty", &SamplingParams::repeat_penalty, 0, kBig},
+    {"dynatemp_range", &SamplingParams::dynatemp_range, 0, kBig},
+    {"dynatemp_exponent", &SamplingParams::dynatemp_exponent, 0, kBig},
+    {"xtc_probability", &SamplingParams::xtc_probability, 0, 1},
+    {"xtc_threshold", &SamplingParams::xtc_threshold, 0, 1},
+    {"dry_multiplier", &SamplingParams::dry_multiplier, 0, kBig},
+    {"dry_base", &SamplingParams::dry_base, 1, kBig},
+    {"mirostat_tau", &SamplingParams::mirostat_tau, 0, kBig},
+    {"mirostat_eta", &SamplingParams::mirostat_eta, 0, 1},
+};
+const IntExtension kIntExtensions[] = {
+    {"top_k", &SamplingParams::top_k, 0, std::numeric_limits<int32_t>::max()},
+    {"repeat_last_n", &SamplingParams::penalty_last_n, -1, std::numeric_limits<int32_t>::max()},
+    {"dry_allowed_length", &SamplingParams::dry_allowed_length, 0, std::numeric_limits<int32_t>::max()},
+    {"dry_penalty_last_n", &SamplingParams::dry_penalty_last_n, -1, std::numeric_limits<int32_t>::max()},
+};
+
+void parse_sampling(const json& body, int32_t n_vocab, CompletionRequest& r) {
+  SamplingParams& s = r.sampling;
+  if (const json* v = field(body, "temperature")) s.temperature = static_cast<float>(number(*v, "temperature", 0, 2));
+  if (const json* v = field(body, "top_p")) s.top_p = static_cast<float>(number(*v, "top_p", 0, 1));
+  if (const json* v = field(body, "presence_penalty")) {
+    s.presence_penalty = static_cast<float>(number(*v, "presence_penalty", -2, 2));
+  }
+  if (const json* v = field(body, "frequency_penalty")) {
+    s.frequency_penalty = static_cast<float>(number(*v, "frequency_penalty", -2, 2));
+  }
+  if (const json* v = field(body, "logit_bias")) s.logit_bias = parse_logit_bias(*v, n_vocab);
+  for (const FloatExtension& e : kFloatExtensions) {
+    if (const json* v = field(body, e.name)) s.*e.member = static_cast<float>(number(*v, e.name, e.lo, e.hi));
+  }
+  for (const IntExtension& e : kIntExtensions) {
+    if (const json* v = field(body, e.name)) s.*e.member = static_cast<int32_t>(integer(*v, e.name, e.lo, e.hi));
+  }
+  if (const json* v = field(body, "mirostat")) {
+    s.mirostat = static_cast<int32_t>(integer(*v, "mirostat", 0, 2));
+    if (s.mirostat == 1) invalid_request("mirostat", "'mirostat' 1 (v1) is not supported; use 0 (off) or 2");
+  }
+}
+
+}  // namespace
+
+CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, int32_t n_vocab) {
+  if (!body.is_object()) invalid_request("", "the request body must be a JSON object");
+  CompletionRequest r;
+  r.endpoint = endpoint;
+  if (const json* v = field(body, "model")) r.model = string(*v, "model");
+  if (endpoint == Endpoint::kChatCompletions) {
+    r.messages = parse_messages(body);
+  } else {
+    parse_prompt(body, n_vocab, r);
+  }
+  // max_completion_tokens is the newer name; when both come, it wins (as OpenAI documents).
+  for (const char* name : {"max_tokens", "max_completion_tokens"}) {
+    if (const json* v = field(body, name))
+      r.max_tokens = static_cast<int32_t>(integer(*v, name, 1, std::numeric_limits<int32_t>::max()));
+  }
+  if (const json* v = field(body, "n")) r.n = static_cast<int32_t>(integer(*v, "n", 1, kMaxChoices));
+  if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
+  if (const json* v = field(body, "stream_options")) {
+    if (!v->is_object()) invalid_request("stream_options", "'stream_options' must be an object");
+    if (const json* u = field(*v, "include_usage")) r.include_usage = boolean(*u, "stream_options.include_usage");
+  }
+  if (endpoint == Endpoint::kChatCompletions) {
+    const json* logprobs = field(body, "logprobs");
+    const json* top = field(body, "top_logprobs");
+    const bool on = logprobs != nullptr && boolean(*logprobs, "logprobs");
+    const int32_t n_top = top == nullptr ? 0 : static_cast<int32_t>(integer(*top, "top_logprobs", 0, kMaxTopLogprobs));
+    if (top != nullptr && !on) invalid_request("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    r.logprobs = on ? n_top : -1;
+  } else {
+    if (const json* v = field(body, "logprobs"))
+      r.logprobs = static_cast<int32_t>(integer(*v, "logprobs", 0, kMaxTopLogprobs));
+    if (const json* v = field(body, "echo")) r.echo = boolean(*v, "echo");
+  }
+  if (const json* v = field(body, "stop")) r.stop = parse_stop(*v);
+  if (const json* v = field(body, "seed")) {
+    r.seed = static_cast<uint64_t>(
+        integer(*v, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
+  }
+  if (const json* v = field(body, "ignore_eos")) r.ignore_eos = boolean(*v, "ignore_eos");
+  if (const json* v = field(body, "user")) r.user = string(*v, "user");
+  parse_sampling(body, n_vocab, r);
+  return r;
+}
+
+}  // namespace ember::server

@@ -1,0 +1,54 @@
+// The body of POST /v1/chat/completions and POST /v1/completions, checked field by field: a wrong
+// type or an out-of-range value is an ApiError (400) naming the field; unknown fields are ignored;
+// null counts as absent (clients send it for unset fields).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ember/sampling.h"
+
+namespace ember::server {
+
+enum class Endpoint { kChatCompletions, kCompletions };
+
+struct RequestMessage {
+  std::string role;     // system, developer, user, assistant or tool
+  std::string content;  // a string, or the text parts of a content-part array joined
+};
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  std::string model;                     // as sent; empty when absent
+  std::vector<RequestMessage> messages;  // chat: at least one
+  std::string prompt;                    // completions: the prompt text...
+  std::vector<int32_t> prompt_tokens;    // ...or its token ids (then prompt is empty)
+  // max_tokens or max_completion_tokens; -1: up to the context.
+  int32_t max_tokens = -1;
+  int32_t n = 1;  // choices to generate
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  // -1: no logprobs; otherwise the number of alternatives per token (chat: top_logprobs when
+  // logprobs is true; completions: the logprobs integer).
+  int32_t logprobs = -1;
+  bool echo = false;              // completions: the prompt is part of the text
+  std::vector<std::string> stop;  // non-empty strings
+  std::optional<uint64_t> seed;   // absent: the server picks one
+  bool ignore_eos = false;        // extension
+  std::string user;               // kept for logs only
+  SamplingParams sampling;        // the engine's defaults (llama.cpp's) where the body is silent
+};
+
+// Parses `body`. n_vocab bounds logit_bias keys and prompt token ids. Throws ApiError.
+CompletionRequest parse_completion_request(const nlohmann::json& body, Endpoint endpoint, int32_t n_vocab);
+
+// Limits a request may ask for.
+inline constexpr int32_t kMaxChoices = 128;     // n (OpenAI's limit)
+inline constexpr int32_t kMaxStopStrings = 16;  // OpenAI allows 4; llama.cpp any number
+inline constexpr int32_t kMaxTopLogprobs = 20;  // OpenAI's limit
+
+}  // namespace ember::server

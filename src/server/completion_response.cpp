@@ -1,0 +1,127 @@
+// OpenAI's response objects for the completion endpoints (see completion_response.h).
+#include "server/completion_response.h"
+
+namespace ember::server {
+namespace {
+
+using nlohmann::json;
+
+// The token's bytes as numbers: OpenAI's "bytes", which keeps a split UTF-8 character exact.
+json bytes_json(std::string_view text) {
+  json bytes = json::array();
+  for (const char c : text) bytes.push_back(static_cast<uint8_t>(c));
+  return bytes;
+}
+
+// Chat's logprobs: {"content": [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}]}.
+json chat_logprobs(const std::optional<std::vector<TokenOut>>& tokens) {
+  if (!tokens) return nullptr;
+  json content = json::array();
+  for (const TokenOut& t : *tokens) {
+    json top = json::array();
+    for (const auto& [text, logprob] : t.top) {
+      top.push_back({{"token", text}, {"logprob", logprob}, {"bytes", bytes_json(text)}});
+    }
+    content.push_back(
+        {{"token", t.text}, {"logprob", t.logprob}, {"bytes", bytes_json(t.text)}, {"top_logprobs", top}});
+  }
+  return {{"content", content}};
+}
+
+// Completions' logprobs: parallel arrays, and text_offset counted in bytes from `offset`.
+json text_logprobs(const std::optional<std::vector<TokenOut>>& tokens, size_t offset) {
+  if (!tokens) return nullptr;
+  json texts = json::array(), logprobs = json::array(), tops = json::array(), offsets = json::array();
+  for (const TokenOut& t : *tokens) {
+    texts.push_back(t.text);
+    logprobs.push_back(t.logprob);
+    json top = json::object();
+    for (const auto& [text, logprob] : t.top) top[text] = logprob;
+    tops.push_back(top);
+    offsets.push_back(offset);
+    offset += t.text.size();
+  }
+  return {{"tokens", texts}, {"token_logprobs", logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+json base(const ResponseMeta& meta, std::string_view object) {
+  return {{"id", meta.id}, {"object", object}, {"created", meta.created}, {"model", meta.model}};
+}
+
+}  // namespace
+
+json finish_reason_json(std::optional<FinishReason> reason) {
+  if (!reason) return nullptr;
+  switch (*reason) {
+    case FinishReason::kEndOfGeneration:
+    case FinishReason::kStopString: return "stop";
+    case FinishReason::kMaxTokens:
+    case FinishReason::kMaxTime:
+    case FinishReason::kContextFull: return "length";
+    case FinishReason::kNone:
+    case FinishReason::kCancelled:
+    case FinishReason::kError: return nullptr;
+  }
+  return nullptr;
+}
+
+json usage_json(const Usage& usage) {
+  return {{"prompt_tokens", usage.prompt_tokens},
+          {"completion_tokens", usage.completion_tokens},
+          {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
+}
+
+json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& choices, const Usage& usage) {
+  json out = base(meta, "chat.completion");
+  json list = json::array();
+  for (const ChoiceOut& c : choices) {
+    list.push_back({{"index", c.index},
+                    {"message", {{"role", "assistant"}, {"content", c.text}}},
+                    {"logprobs", chat_logprobs(c.logprobs)},
+                    {"finish_reason", finish_reason_json(c.finish)}});
+  }
+  out["choices"] = list;
+  out["usage"] = usage_json(usage);
+  return out;
+}
+
+json chat_chunk(const ResponseMeta& meta, const ChoiceOut& choice, bool first) {
+  json out = base(meta, "chat.completion.chunk");
+  json delta = json::object();
+  if (first) delta["role"] = "assistant";
+  if (!choice.text.empty() || !choice.finish) delta["content"] = choice.text;
+  out["choices"] = json::array({{{"index", choice.index},
+                                 {"delta", delta},
+                                 {"logprobs", chat_logprobs(choice.logprobs)},
+                                 {"finish_reason", finish_reason_json(choice.finish)}}});
+  return out;
+}
+
+json usage_chunk(const ResponseMeta& meta, bool chat, const Usage& usage) {
+  json out = base(meta, chat ? "chat.completion.chunk" : "text_completion");
+  out["choices"] = json::array();
+  out["usage"] = usage_json(usage);
+  return out;
+}
+
+json text_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& choices,
+                     const std::optional<Usage>& usage) {
+  json out = base(meta, "text_completion");
+  json list = json::array();
+  for (const ChoiceOut& c : choices) {
+    list.push_back({{"index", c.index},
+                    {"text", c.text},
+                    {"logprobs", text_logprobs(c.logprobs, c.offset)},
+                    {"finish_reason", finish_reason_json(c.finish)}});
+  }
+  out["choices"] = list;
+  if (usage) out["usage"] = usage_json(*usage);
+  return out;
+}
+
+std::string dump_json(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string sse_event(const json& event) { return "data: " + dump_json(event) + "\n\n"; }
+
+}  // namespace ember::server

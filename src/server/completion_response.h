@@ -1,0 +1,72 @@
+// The JSON the completion endpoints answer with, shaped as OpenAI's: chat.completion and its
+// streamed chat.completion.chunk, text_completion (streamed as the same object), usage, logprobs
+// in each endpoint's format, and the SSE framing ("data: {...}\n\n", "data: [DONE]\n\n").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ember/session.h"
+
+namespace ember::server {
+
+// What every object of one response shares.
+struct ResponseMeta {
+  std::string id;       // "chatcmpl-..." / "cmpl-..."
+  int64_t created = 0;  // Unix seconds
+  std::string model;
+};
+
+// One generated token as the endpoints report it.
+struct TokenOut {
+  std::string text;  // the token's own bytes (may be part of a UTF-8 character)
+  float logprob = 0.0f;
+  std::vector<std::pair<std::string, float>> top;  // alternatives, best first
+};
+
+struct ChoiceOut {
+  int32_t index = 0;
+  std::string text;
+  std::optional<FinishReason> finish;             // absent while streaming
+  std::optional<std::vector<TokenOut>> logprobs;  // present when the request asked for them
+  size_t offset = 0;  // streaming: bytes of this choice's text sent before `text` (completions' text_offset)
+};
+
+struct Usage {
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  int32_t cached_tokens = 0;  // of the prompt's (usage.prompt_tokens_details.cached_tokens)
+};
+
+// OpenAI's finish_reason: "stop" (end of turn, a stop string) or "length" (max tokens, the
+// context, the time limit); null for a generation that did not finish by itself.
+nlohmann::json finish_reason_json(std::optional<FinishReason> reason);
+
+nlohmann::json usage_json(const Usage& usage);
+
+// {"id", "object": "chat.completion", "created", "model", "choices": [{"index", "message":
+// {"role": "assistant", "content"}, "logprobs", "finish_reason"}], "usage"}
+nlohmann::json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& choices, const Usage& usage);
+// One chat.completion.chunk: a delta for choice `choice.index` (role on the first, content, and
+// finish_reason on the last), its logprobs when given.
+nlohmann::json chat_chunk(const ResponseMeta& meta, const ChoiceOut& choice, bool first);
+// The last chunk when stream_options.include_usage: no choices, the usage.
+nlohmann::json usage_chunk(const ResponseMeta& meta, bool chat, const Usage& usage);
+
+// {"id", "object": "text_completion", "created", "model", "choices": [{"index", "text",
+// "logprobs", "finish_reason"}], "usage"}; streaming sends the same object per piece (no usage).
+nlohmann::json text_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& choices,
+                               const std::optional<Usage>& usage);
+
+// "data: <json>\n\n", the JSON on one line with invalid UTF-8 replaced by U+FFFD.
+std::string sse_event(const nlohmann::json& event);
+inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+// The JSON text of a response body (invalid UTF-8 replaced, as in sse_event).
+std::string dump_json(const nlohmann::json& value);
+
+}  // namespace ember::server

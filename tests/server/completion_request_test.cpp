@@ -1,0 +1,272 @@
+// parse_completion_request: OpenAI's chat and completion parameters and llama.cpp's sampler
+// extensions reach CompletionRequest; every wrong type or out-of-range value is a 400 naming the field.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "server/api_error.h"
+#include "server/completion_request.h"
+
+namespace ember::server {
+namespace {
+
+using nlohmann::json;
+
+constexpr int32_t kVocab = 1000;
+
+CompletionRequest chat(const json& body) { return parse_completion_request(body, Endpoint::kChatCompletions, kVocab); }
+CompletionRequest completion(const json& body) {
+  return parse_completion_request(body, Endpoint::kCompletions, kVocab);
+}
+
+json user_says(const std::string& text) { return {{"messages", {{{"role", "user"}, {"content", text}}}}}; }
+
+// The ApiError a parse throws; fails the test when none comes.
+ApiError error_of(const json& body, Endpoint endpoint = Endpoint::kChatCompletions) {
+  try {
+    parse_completion_request(body, endpoint, kVocab);
+  } catch (const ApiError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error for " << body.dump();
+  return ApiError(0, "", "", "");
+}
+
+TEST(CompletionRequest, MinimalChatTakesTheEngineDefaults) {
+  const CompletionRequest r = chat(user_says("Hello"));
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].role, "user");
+  EXPECT_EQ(r.messages[0].content, "Hello");
+  EXPECT_EQ(r.max_tokens, -1);
+  EXPECT_EQ(r.n, 1);
+  EXPECT_FALSE(r.stream);
+  EXPECT_EQ(r.logprobs, -1);
+  EXPECT_FALSE(r.seed.has_value());
+  const SamplingParams defaults;
+  EXPECT_EQ(r.sampling.temperature, defaults.temperature);
+  EXPECT_EQ(r.sampling.top_k, defaults.top_k);
+  EXPECT_EQ(r.sampling.top_p, defaults.top_p);
+  EXPECT_TRUE(r.sampling.logit_bias.empty());
+}
+
+TEST(CompletionRequest, EveryOpenAiParameterArrives) {
+  json body = user_says("Hi");
+  body["messages"].push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array()}});
+  body["messages"].push_back(
+      {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}}}});
+  body.update({{"model", "ember-tiny"},
+               {"max_tokens", 7},
+               {"n", 3},
+               {"stream", true},
+               {"stream_options", {{"include_usage", true}}},
+               {"logprobs", true},
+               {"top_logprobs", 5},
+               {"stop", {"\n\n", "END"}},
+               {"seed", 42},
+               {"temperature", 0.5},
+               {"top_p", 0.9},
+               {"presence_penalty", -1.5},
+               {"frequency_penalty", 2},
+               {"logit_bias", {{"12", 3.5}, {"999", -100}}},
+               {"user", "u1"},
+               {"some_future_field", {{"ignored", true}}}});
+  const CompletionRequest r = chat(body);
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[1].role, "assistant");
+  EXPECT_EQ(r.messages[1].content, "");
+  EXPECT_EQ(r.messages[2].content, "ab");
+  EXPECT_EQ(r.model, "ember-tiny");
+  EXPECT_EQ(r.max_tokens, 7);
+  EXPECT_EQ(r.n, 3);
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_EQ(r.logprobs, 5);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "END"}));
+  EXPECT_EQ(r.seed, 42u);
+  EXPECT_FLOAT_EQ(r.sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(r.sampling.top_p, 0.9f);
+  EXPECT_FLOAT_EQ(r.sampling.presence_penalty, -1.5f);
+  EXPECT_FLOAT_EQ(r.sampling.frequency_penalty, 2.0f);
+  ASSERT_EQ(r.sampling.logit_bias.size(), 2u);
+  EXPECT_EQ(r.sampling.logit_bias[0], (std::pair<int32_t, float>{12, 3.5f}));
+  EXPECT_EQ(r.sampling.logit_bias[1].first, 999);
+  EXPECT_TRUE(std::isinf(r.sampling.logit_bias[1].second) && r.sampling.logit_bias[1].second < 0);  // -100 bans
+  EXPECT_EQ(r.user, "u1");
+}
+
+TEST(CompletionRequest, ExtensionsReachTheSamplerChain) {
+  json body = user_says("x");
+  body.update({{"top_k", 5},
+               {"min_p", 0.1},
+               {"typical_p", 0.7},
+               {"repeat_penalty", 1.3},
+               {"repeat_last_n", -1},
+               {"top_n_sigma", 2},
+               {"xtc_probability", 0.5},
+               {"xtc_threshold", 0.2},
+               {"dry_multiplier", 0.8},
+               {"dry_base", 1.5},
+               {"dry_allowed_length", 3},
+               {"dry_penalty_last_n", 128},
+               {"dynatemp_range", 0.3},
+               {"dynatemp_exponent", 1.5},
+               {"mirostat", 2},
+               {"mirostat_tau", 4},
+               {"mirostat_eta", 0.2},
+               {"ignore_eos", true}});
+  const CompletionRequest r = chat(body);
+  const SamplingParams& s = r.sampling;
+  EXPECT_EQ(s.top_k, 5);
+  EXPECT_FLOAT_EQ(s.min_p, 0.1f);
+  EXPECT_FLOAT_EQ(s.typical_p, 0.7f);
+  EXPECT_FLOAT_EQ(s.repeat_penalty, 1.3f);
+  EXPECT_EQ(s.penalty_last_n, -1);
+  EXPECT_FLOAT_EQ(s.top_n_sigma, 2.0f);
+  EXPECT_FLOAT_EQ(s.xtc_probability, 0.5f);
+  EXPECT_FLOAT_EQ(s.xtc_threshold, 0.2f);
+  EXPECT_FLOAT_EQ(s.dry_multiplier, 0.8f);
+  EXPECT_FLOAT_EQ(s.dry_base, 1.5f);
+  EXPECT_EQ(s.dry_allowed_length, 3);
+  EXPECT_EQ(s.dry_penalty_last_n, 128);
+  EXPECT_FLOAT_EQ(s.dynatemp_range, 0.3f);
+  EXPECT_FLOAT_EQ(s.dynatemp_exponent, 1.5f);
+  EXPECT_EQ(s.mirostat, 2);
+  EXPECT_FLOAT_EQ(s.mirostat_tau, 4.0f);
+  EXPECT_FLOAT_EQ(s.mirostat_eta, 0.2f);
+  EXPECT_TRUE(r.ignore_eos);
+}
+
+TEST(CompletionRequest, NullIsAbsentAndIntegralFloatsAreIntegers) {
+  json body = user_says("x");
+  body.update({{"temperature", nullptr}, {"stop", nullptr}, {"n", 2.0}, {"max_tokens", nullptr}});
+  const CompletionRequest r = chat(body);
+  EXPECT_EQ(r.sampling.temperature, SamplingParams{}.temperature);
+  EXPECT_TRUE(r.stop.empty());
+  EXPECT_EQ(r.n, 2);
+  EXPECT_EQ(r.max_tokens, -1);
+}
+
+TEST(CompletionRequest, MaxCompletionTokensWins) {
+  json body = user_says("x");
+  body.update({{"max_tokens", 5}, {"max_completion_tokens", 9}});
+  EXPECT_EQ(chat(body).max_tokens, 9);
+}
+
+TEST(CompletionRequest, CompletionPrompts) {
+  EXPECT_EQ(completion({{"prompt", "Once"}}).prompt, "Once");
+  EXPECT_EQ(completion({{"prompt", {"Once"}}}).prompt, "Once");
+  const CompletionRequest ids = completion({{"prompt", {1, 2, 999}}, {"logprobs", 3}, {"echo", true}});
+  EXPECT_EQ(ids.prompt_tokens, (std::vector<int32_t>{1, 2, 999}));
+  EXPECT_TRUE(ids.prompt.empty());
+  EXPECT_EQ(ids.logprobs, 3);
+  EXPECT_TRUE(ids.echo);
+}
+
+// Each bad body, the param the error must name, and a piece of its message.
+struct BadCase {
+  json body;
+  std::string param;
+  std::string says;
+};
+
+TEST(CompletionRequest, BadChatRequestsNameTheField) {
+  const auto with = [](json extra) {
+    json body = user_says("x");
+    body.update(extra);
+    return body;
+  };
+  const std::vector<BadCase> cases = {
+      {json::array(), "", "JSON object"},
+      {json::object(), "messages", "required"},
+      {{{"messages", json::array()}}, "messages", "non-empty array"},
+      {{{"messages", "hi"}}, "messages", "non-empty array"},
+      {{{"messages", {42}}}, "messages[0]", "object"},
+      {{{"messages", {{{"content", "x"}}}}}, "messages[0].role", "missing"},
+      {{{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}, "messages[0].role", "wizard"},
+      {{{"messages", {{{"role", "user"}}}}}, "messages[0].content", "missing"},
+      {{{"messages", {{{"role", "user"}, {"content", 5}}}}}, "messages[0].content", "content parts"},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}}}},
+       "messages[0].content[0].type",
+       "only \"text\""},
+      {{{"messages", {{{"role", "user"}, {"content", {{{"type", "text"}}}}}}}},
+       "messages[0].content[0].text",
+       "missing"},
+      {with({{"model", 3}}), "model", "string"},
+      {with({{"temperature", "hot"}}), "temperature", "number"},
+      {with({{"temperature", 2.5}}), "temperature", "between"},
+      {with({{"top_p", -0.1}}), "top_p", "between"},
+      {with({{"presence_penalty", 3}}), "presence_penalty", "between"},
+      {with({{"frequency_penalty", true}}), "frequency_penalty", "number"},
+      {with({{"n", 0}}), "n", "between"},
+      {with({{"n", 129}}), "n", "between"},
+      {with({{"n", 1.5}}), "n", "integer"},
+      {with({{"max_tokens", 0}}), "max_tokens", "between"},
+      {with({{"max_completion_tokens", "9"}}), "max_completion_tokens", "integer"},
+      {with({{"stream", 1}}), "stream", "boolean"},
+      {with({{"stream_options", true}}), "stream_options", "object"},
+      {with({{"stream_options", {{"include_usage", "yes"}}}}), "stream_options.include_usage", "boolean"},
+      {with({{"logprobs", 1}}), "logprobs", "boolean"},
+      {with({{"top_logprobs", 2}}), "top_logprobs", "needs"},
+      {with({{"logprobs", true}, {"top_logprobs", 21}}), "top_logprobs", "between"},
+      {with({{"stop", 5}}), "stop", "string or an array"},
+      {with({{"stop", {"a", 1}}}), "stop[1]", "string"},
+      {with({{"stop", ""}}), "stop", "empty"},
+      {with({{"stop", std::vector<std::string>(17, "s")}}), "stop", "at most 16"},
+      {with({{"seed", "42"}}), "seed", "integer"},
+      {with({{"seed", 1e30}}), "seed", "between"},
+      {with({{"logit_bias", {1, 2}}}), "logit_bias", "object"},
+      {with({{"logit_bias", {{"abc", 1}}}}), "logit_bias.abc", "not a token id"},
+      {with({{"logit_bias", {{"1000", 1}}}}), "logit_bias.1000", "not a token id"},
+      {with({{"logit_bias", {{"-1", 1}}}}), "logit_bias.-1", "not a token id"},
+      {with({{"logit_bias", {{"5", 101}}}}), "logit_bias.5", "between"},
+      {with({{"logit_bias", {{"5", "x"}}}}), "logit_bias.5", "number"},
+      {with({{"user", 7}}), "user", "string"},
+      {with({{"top_k", -1}}), "top_k", "between"},
+      {with({{"min_p", 1.5}}), "min_p", "between"},
+      {with({{"repeat_penalty", -1}}), "repeat_penalty", "between"},
+      {with({{"repeat_last_n", -2}}), "repeat_last_n", "between"},
+      {with({{"dry_base", 0.5}}), "dry_base", "between"},
+      {with({{"mirostat", 1}}), "mirostat", "not supported"},
+      {with({{"mirostat", 3}}), "mirostat", "between"},
+      {with({{"ignore_eos", "no"}}), "ignore_eos", "boolean"},
+  };
+  for (const BadCase& c : cases) {
+    const ApiError e = error_of(c.body);
+    EXPECT_EQ(e.status(), 400) << c.body.dump();
+    EXPECT_EQ(e.type(), "invalid_request_error") << c.body.dump();
+    EXPECT_EQ(e.param(), c.param) << c.body.dump() << ": " << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << c.body.dump() << ": " << e.what();
+  }
+}
+
+TEST(CompletionRequest, BadCompletionRequestsNameTheField) {
+  const std::vector<BadCase> cases = {
+      {json::object(), "prompt", "required"},
+      {{{"prompt", ""}}, "prompt", "empty"},
+      {{{"prompt", {"a", "b"}}}, "prompt", "array of one string"},
+      {{{"prompt", json::array()}}, "prompt", "array of one string"},
+      {{{"prompt", {1, 1000}}}, "prompt[1]", "between"},
+      {{{"prompt", {1, "a"}}}, "prompt[1]", "integer"},
+      {{{"prompt", "x"}, {"logprobs", true}}, "logprobs", "integer"},
+      {{{"prompt", "x"}, {"logprobs", 21}}, "logprobs", "between"},
+      {{{"prompt", "x"}, {"echo", "yes"}}, "echo", "boolean"},
+  };
+  for (const BadCase& c : cases) {
+    const ApiError e = error_of(c.body, Endpoint::kCompletions);
+    EXPECT_EQ(e.status(), 400) << c.body.dump();
+    EXPECT_EQ(e.param(), c.param) << c.body.dump() << ": " << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << c.body.dump() << ": " << e.what();
+  }
+}
+
+TEST(ApiError, IsOpenAisErrorObject) {
+  const json j = ApiError(400, "invalid_request_error", "n", "'n' must be between 1 and 128, got 0").to_json();
+  EXPECT_EQ(j, json::parse(R"({"error": {"message": "'n' must be between 1 and 128, got 0",
+                                          "type": "invalid_request_error", "param": "n", "code": null}})"));
+  EXPECT_TRUE(ApiError(500, "server_error", "", "boom").to_json()["error"]["param"].is_null());
+}
+
+}  // namespace
+}  // namespace ember::server

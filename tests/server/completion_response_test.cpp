@@ -1,0 +1,102 @@
+// The completion endpoints' response objects against OpenAI's shapes, written out in full: chat and
+// text completions, stream chunks, usage, both logprob formats, finish reasons, and SSE framing
+// of text that is not valid UTF-8.
+#include <gtest/gtest.h>
+
+#include "server/completion_response.h"
+
+namespace ember::server {
+namespace {
+
+using nlohmann::json;
+
+const ResponseMeta kMeta{.id = "chatcmpl-1", .created = 1700000000, .model = "ember-tiny"};
+
+TEST(CompletionResponse, ChatCompletionIsOpenAisObject) {
+  const ChoiceOut choice{
+      .index = 0, .text = "Hi there", .finish = FinishReason::kStopString, .logprobs = {}, .offset = 0};
+  const json got =
+      chat_completion(kMeta, {choice}, Usage{.prompt_tokens = 5, .completion_tokens = 2, .cached_tokens = 3});
+  EXPECT_EQ(got, json::parse(R"({
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "ember-tiny",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"},
+                 "logprobs": null, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
+              "prompt_tokens_details": {"cached_tokens": 3}}})"));
+}
+
+TEST(CompletionResponse, ChatLogprobsCarryBytesAndAlternatives) {
+  const ChoiceOut choice{
+      .index = 1,
+      .text = "A\xE2\x82",
+      .finish = FinishReason::kMaxTokens,
+      .logprobs = std::vector<TokenOut>{{.text = "A", .logprob = -0.5f, .top = {{"A", -0.5f}, {"B", -1.0f}}},
+                                        {.text = "\xE2\x82", .logprob = -2.0f, .top = {}}},
+      .offset = 0};
+  const json got = chat_completion(kMeta, {choice}, Usage{})["choices"][0];
+  EXPECT_EQ(got["finish_reason"], "length");
+  ASSERT_EQ(got["logprobs"]["content"].size(), 2u);
+  EXPECT_EQ(got["logprobs"]["content"][0], json::parse(R"({"token": "A", "logprob": -0.5, "bytes": [65],
+    "top_logprobs": [{"token": "A", "logprob": -0.5, "bytes": [65]}, {"token": "B", "logprob": -1.0, "bytes": [66]}]})"));
+  // The split character's bytes are exact even though its text is not valid UTF-8.
+  EXPECT_EQ(got["logprobs"]["content"][1]["bytes"], json::parse("[226, 130]"));
+  EXPECT_EQ(got["logprobs"]["content"][1]["logprob"], -2.0);
+  EXPECT_EQ(got["logprobs"]["content"][1]["top_logprobs"], json::array());
+  // Serializing replaces the invalid bytes instead of throwing.
+  const std::string event = sse_event(chat_completion(kMeta, {choice}, Usage{}));
+  EXPECT_NE(event.find("\xEF\xBF\xBD"), std::string::npos);
+  EXPECT_EQ(event.substr(0, 6), "data: ");
+  EXPECT_EQ(event.substr(event.size() - 2), "\n\n");
+  EXPECT_EQ(event.find('\n'), event.size() - 2);  // one line of JSON
+}
+
+TEST(CompletionResponse, ChatChunksCarryRoleThenContentThenFinish) {
+  const json first =
+      chat_chunk(kMeta, ChoiceOut{.index = 2, .text = "", .finish = {}, .logprobs = {}, .offset = 0}, true);
+  EXPECT_EQ(first, json::parse(R"({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1700000000,
+    "model": "ember-tiny", "choices": [{"index": 2, "delta": {"role": "assistant", "content": ""},
+    "logprobs": null, "finish_reason": null}]})"));
+  const json middle =
+      chat_chunk(kMeta, ChoiceOut{.index = 2, .text = "Hi", .finish = {}, .logprobs = {}, .offset = 0}, false);
+  EXPECT_EQ(middle["choices"][0]["delta"], json::parse(R"({"content": "Hi"})"));
+  const json last = chat_chunk(
+      kMeta, ChoiceOut{.index = 2, .text = "", .finish = FinishReason::kEndOfGeneration, .logprobs = {}, .offset = 0},
+      false);
+  EXPECT_EQ(last["choices"][0]["delta"], json::object());
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "stop");
+  const json usage = usage_chunk(kMeta, true, Usage{.prompt_tokens = 1, .completion_tokens = 4, .cached_tokens = 0});
+  EXPECT_EQ(usage["choices"], json::array());
+  EXPECT_EQ(usage["usage"]["total_tokens"], 5);
+  EXPECT_EQ(usage["object"], "chat.completion.chunk");
+}
+
+TEST(CompletionResponse, TextCompletionLogprobsAreParallelArrays) {
+  const ChoiceOut choice{.index = 0,
+                         .text = "cd",
+                         .finish = {},
+                         .logprobs = std::vector<TokenOut>{{.text = "c", .logprob = -1.0f, .top = {{"c", -1.0f}}},
+                                                           {.text = "d", .logprob = -0.25f, .top = {{"d", -0.25f}}}},
+                         .offset = 2};
+  const json got = text_completion(ResponseMeta{.id = "cmpl-9", .created = 1, .model = "m"}, {choice}, std::nullopt);
+  EXPECT_EQ(got, json::parse(R"({"id": "cmpl-9", "object": "text_completion", "created": 1, "model": "m",
+    "choices": [{"index": 0, "text": "cd", "finish_reason": null, "logprobs": {
+      "tokens": ["c", "d"], "token_logprobs": [-1.0, -0.25], "top_logprobs": [{"c": -1.0}, {"d": -0.25}],
+      "text_offset": [2, 3]}}]})"));
+  const json with_usage = text_completion(ResponseMeta{}, {choice}, Usage{.prompt_tokens = 3, .completion_tokens = 2});
+  EXPECT_EQ(with_usage["usage"]["total_tokens"], 5);
+}
+
+TEST(CompletionResponse, FinishReasonsMapToOpenAis) {
+  EXPECT_EQ(finish_reason_json(FinishReason::kEndOfGeneration), "stop");
+  EXPECT_EQ(finish_reason_json(FinishReason::kStopString), "stop");
+  EXPECT_EQ(finish_reason_json(FinishReason::kMaxTokens), "length");
+  EXPECT_EQ(finish_reason_json(FinishReason::kContextFull), "length");
+  EXPECT_EQ(finish_reason_json(FinishReason::kMaxTime), "length");
+  EXPECT_TRUE(finish_reason_json(FinishReason::kCancelled).is_null());
+  EXPECT_TRUE(finish_reason_json(FinishReason::kError).is_null());
+  EXPECT_TRUE(finish_reason_json(std::nullopt).is_null());
+  EXPECT_EQ(kSseDone, "data: [DONE]\n\n");
+}
+
+}  // namespace
+}  // namespace ember::server
