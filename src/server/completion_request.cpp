@@ -2,6 +2,7 @@
 // then llama.cpp's sampler extensions, each with its type and range.
 #include "server/completion_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -38,18 +39,40 @@ double number(const json& v, const std::string& name, double lo, double hi) {
   return x;
 }
 
+[[noreturn]] void out_of_range(const json& v, const std::string& name, int64_t lo, int64_t hi) {
+  invalid_request(name, fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, v.dump()));
+}
+
+// An integer in [lo, hi], compared exactly (no trip through double for 64-bit values).
 int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (hi < 0 || u > static_cast<uint64_t>(hi) || static_cast<int64_t>(u) < lo) out_of_range(v, name, lo, hi);
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    if (x < lo || x > hi) out_of_range(v, name, lo, hi);
+    return x;
+  }
   // 10.0 counts as 10 (JSON has one number type); 10.5 does not.
-  const bool integral = v.is_number_integer() || (v.is_number_float() && std::isfinite(v.get<double>()) &&
-                                                  std::trunc(v.get<double>()) == v.get<double>());
-  if (!integral)
+  const double x = v.is_number_float() ? v.get<double>() : 0.5;
+  if (!v.is_number() || !std::isfinite(x) || std::trunc(x) != x) {
     invalid_request(name,
                     fmt::format("'{}' must be an integer, not {}", name, v.is_number() ? v.dump() : type_name(v)));
-  const double x = v.get<double>();
-  if (x < static_cast<double>(lo) || x > static_cast<double>(hi)) {
-    invalid_request(name, fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, v.dump()));
   }
-  return v.is_number_float() ? static_cast<int64_t>(x) : v.get<int64_t>();
+  constexpr double kTwo63 = 9223372036854775808.0;
+  if (x < -kTwo63 || x >= kTwo63) out_of_range(v, name, lo, hi);
+  const auto i = static_cast<int64_t>(x);
+  if (i < lo || i > hi) out_of_range(v, name, lo, hi);
+  return i;
+}
+
+// seed: 0 to 2^64 - 1, or -1 for a random one (llama.cpp's and `ember run`'s convention).
+std::optional<uint64_t> parse_seed(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  const int64_t seed = integer(v, "seed", -1, std::numeric_limits<int64_t>::max());
+  return seed == -1 ? std::nullopt : std::optional<uint64_t>(static_cast<uint64_t>(seed));
 }
 
 bool boolean(const json& v, const std::string& name) {
@@ -154,7 +177,9 @@ std::vector<std::pair<int32_t, float>> parse_logit_bias(const json& v, int32_t n
   for (const auto& [key, value] : v.items()) {
     const std::string name = "logit_bias." + key;
     int64_t id = -1;
-    const bool digits = !key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos;
+    // Canonical decimal only ("012" would be a second spelling of 12, and its bias would add up).
+    const bool digits = !key.empty() && key.size() <= 10 && key.find_first_not_of("0123456789") == std::string::npos &&
+                        (key == "0" || key[0] != '0');
     if (digits) id = std::stoll(key);
     if (!digits || id >= n_vocab) {
       invalid_request(name, fmt::format("'logit_bias' key \"{}\" is not a token id (0 to {})", key, n_vocab - 1));
@@ -180,7 +205,7 @@ struct IntExtension {
 constexpr double kBig = 1e6;
 const FloatExtension kFloatExtensions[] = {
     {"min_p", &SamplingParams::min_p, 0, 1},
-    {"typical_p", &SamplingParams::typical_p, 0, 1},
+    {"typical_p", &SamplingParams::typical_p, 0, 1},  // 0: the best token only (as top_p)
     {"top_n_sigma", &SamplingParams::top_n_sigma, -1, kBig},
     {"repeat_penalty", &SamplingParams::repeat_penalty, 0, kBig},
     {"dynatemp_range", &SamplingParams::dynatemp_range, 0, kBig},
@@ -193,7 +218,7 @@ const FloatExtension kFloatExtensions[] = {
     {"mirostat_eta", &SamplingParams::mirostat_eta, 0, 1},
 };
 const IntExtension kIntExtensions[] = {
-    {"top_k", &SamplingParams::top_k, 0, std::numeric_limits<int32_t>::max()},
+    {"top_k", &SamplingParams::top_k, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()},
     {"repeat_last_n", &SamplingParams::penalty_last_n, -1, std::numeric_limits<int32_t>::max()},
     {"dry_allowed_length", &SamplingParams::dry_allowed_length, 0, std::numeric_limits<int32_t>::max()},
     {"dry_penalty_last_n", &SamplingParams::dry_penalty_last_n, -1, std::numeric_limits<int32_t>::max()},
@@ -215,6 +240,20 @@ void parse_sampling(const json& body, int32_t n_vocab, CompletionRequest& r) {
   }
   for (const IntExtension& e : kIntExtensions) {
     if (const json* v = field(body, e.name)) s.*e.member = static_cast<int32_t>(integer(*v, e.name, e.lo, e.hi));
+  }
+  s.top_k = std::max(s.top_k, 0);  // <= 0: off (llama.cpp; vLLM's clients send -1)
+  // OpenAI allows top_p 0 (the engine's range is (0, 1]): the smallest positive p keeps only the
+  // most probable token. Likewise typical_p.
+  for (float* p : {&s.top_p, &s.typical_p}) *p = *p == 0.0f ? std::numeric_limits<float>::min() : *p;
+  if (s.repeat_penalty == 0.0f) invalid_request("repeat_penalty", "'repeat_penalty' must be greater than 0 (1: off)");
+  if (const json* v = field(body, "dry_sequence_breakers")) {
+    if (!v->is_array()) invalid_request("dry_sequence_breakers", "'dry_sequence_breakers' must be an array of strings");
+    s.dry_sequence_breakers.clear();
+    for (size_t i = 0; i < v->size(); ++i) {
+      const std::string name = fmt::format("dry_sequence_breakers[{}]", i);
+      if (string((*v)[i], name).empty()) invalid_request(name, fmt::format("'{}' must not be empty", name));
+      s.dry_sequence_breakers.push_back((*v)[i].get<std::string>());
+    }
   }
   if (const json* v = field(body, "mirostat")) {
     s.mirostat = static_cast<int32_t>(integer(*v, "mirostat", 0, 2));
@@ -243,6 +282,7 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
   if (const json* v = field(body, "stream_options")) {
     if (!v->is_object()) invalid_request("stream_options", "'stream_options' must be an object");
+    if (!r.stream) invalid_request("stream_options", "'stream_options' is only allowed with 'stream': true");
     if (const json* u = field(*v, "include_usage")) r.include_usage = boolean(*u, "stream_options.include_usage");
   }
   if (endpoint == Endpoint::kChatCompletions) {
@@ -258,10 +298,7 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
     if (const json* v = field(body, "echo")) r.echo = boolean(*v, "echo");
   }
   if (const json* v = field(body, "stop")) r.stop = parse_stop(*v);
-  if (const json* v = field(body, "seed")) {
-    r.seed = static_cast<uint64_t>(
-        integer(*v, "seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()));
-  }
+  if (const json* v = field(body, "seed")) r.seed = parse_seed(*v);
   if (const json* v = field(body, "ignore_eos")) r.ignore_eos = boolean(*v, "ignore_eos");
   if (const json* v = field(body, "user")) r.user = string(*v, "user");
   parse_sampling(body, n_vocab, r);

@@ -1,6 +1,8 @@
 // OpenAI's response objects for the completion endpoints (see completion_response.h).
 #include "server/completion_response.h"
 
+#include <algorithm>
+
 namespace ember::server {
 namespace {
 
@@ -25,10 +27,18 @@ json chat_logprobs(const std::optional<std::vector<TokenOut>>& tokens) {
     content.push_back(
         {{"token", t.text}, {"logprob", t.logprob}, {"bytes", bytes_json(t.text)}, {"top_logprobs", top}});
   }
-  return {{"content", content}};
+  return {{"content", content}, {"refusal", nullptr}};
 }
 
-// Completions' logprobs: parallel arrays, and text_offset counted in bytes from `offset`.
+// Code points in `text` (bytes that do not continue a UTF-8 sequence).
+size_t characters(std::string_view text) {
+  return static_cast<size_t>(
+      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<uint8_t>(c) & 0xC0) != 0x80; }));
+}
+
+// Completions' logprobs: parallel arrays; top_logprobs a {text: logprob} object holding the chosen
+// token too (OpenAI: "up to logprobs + 1"), the better one kept when two tokens share a text;
+// text_offset in characters from `offset`.
 json text_logprobs(const std::optional<std::vector<TokenOut>>& tokens, size_t offset) {
   if (!tokens) return nullptr;
   json texts = json::array(), logprobs = json::array(), tops = json::array(), offsets = json::array();
@@ -36,10 +46,13 @@ json text_logprobs(const std::optional<std::vector<TokenOut>>& tokens, size_t of
     texts.push_back(t.text);
     logprobs.push_back(t.logprob);
     json top = json::object();
-    for (const auto& [text, logprob] : t.top) top[text] = logprob;
+    for (const auto& [text, logprob] : t.top) {
+      if (!top.contains(text)) top[text] = logprob;  // best first: the first is the better
+    }
+    if (!top.contains(t.text)) top[t.text] = t.logprob;
     tops.push_back(top);
     offsets.push_back(offset);
-    offset += t.text.size();
+    offset += characters(t.text);
   }
   return {{"tokens", texts}, {"token_logprobs", logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
@@ -77,7 +90,7 @@ json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& cho
   json list = json::array();
   for (const ChoiceOut& c : choices) {
     list.push_back({{"index", c.index},
-                    {"message", {{"role", "assistant"}, {"content", c.text}}},
+                    {"message", {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}}},
                     {"logprobs", chat_logprobs(c.logprobs)},
                     {"finish_reason", finish_reason_json(c.finish)}});
   }
@@ -95,6 +108,7 @@ json chat_chunk(const ResponseMeta& meta, const ChoiceOut& choice, bool first) {
                                  {"delta", delta},
                                  {"logprobs", chat_logprobs(choice.logprobs)},
                                  {"finish_reason", finish_reason_json(choice.finish)}}});
+  if (meta.stream_usage) out["usage"] = nullptr;
   return out;
 }
 
@@ -116,7 +130,11 @@ json text_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& cho
                     {"finish_reason", finish_reason_json(c.finish)}});
   }
   out["choices"] = list;
-  if (usage) out["usage"] = usage_json(*usage);
+  if (usage) {
+    out["usage"] = usage_json(*usage);
+  } else if (meta.stream_usage) {
+    out["usage"] = nullptr;
+  }
   return out;
 }
 

@@ -20,6 +20,8 @@ struct ResponseMeta {
   std::string id;       // "chatcmpl-..." / "cmpl-..."
   int64_t created = 0;  // Unix seconds
   std::string model;
+  // Streaming with stream_options.include_usage: every chunk but the last carries "usage": null.
+  bool stream_usage = false;
 };
 
 // One generated token as the endpoints report it.
@@ -29,12 +31,16 @@ struct TokenOut {
   std::vector<std::pair<std::string, float>> top;  // alternatives, best first
 };
 
+// Texts are cut at UTF-8 character boundaries by the caller (the Detokenizer holds incomplete
+// characters back); only TokenOut::text, a single token's bytes, may hold part of one.
 struct ChoiceOut {
   int32_t index = 0;
   std::string text;
   std::optional<FinishReason> finish;             // absent while streaming
   std::optional<std::vector<TokenOut>> logprobs;  // present when the request asked for them
-  size_t offset = 0;  // streaming: bytes of this choice's text sent before `text` (completions' text_offset)
+  // Completions' text_offset of the first token: characters (code points) from the start of the
+  // prompt to `text` (the prompt's length, plus what earlier chunks of a stream carried).
+  size_t offset = 0;
 };
 
 struct Usage {
@@ -53,7 +59,8 @@ nlohmann::json usage_json(const Usage& usage);
 // {"role": "assistant", "content"}, "logprobs", "finish_reason"}], "usage"}
 nlohmann::json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& choices, const Usage& usage);
 // One chat.completion.chunk: a delta for choice `choice.index` (role on the first, content, and
-// finish_reason on the last), its logprobs when given.
+// finish_reason on the last), its logprobs when given. As OpenAI does, the caller sends the first
+// chunk (role, content "") on its own and the finish in a chunk of its own.
 nlohmann::json chat_chunk(const ResponseMeta& meta, const ChoiceOut& choice, bool first);
 // The last chunk when stream_options.include_usage: no choices, the usage.
 nlohmann::json usage_chunk(const ResponseMeta& meta, bool chat, const Usage& usage);

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/sampler_chain.h"
 #include "server/api_error.h"
 #include "server/completion_request.h"
 
@@ -148,6 +151,66 @@ TEST(CompletionRequest, NullIsAbsentAndIntegralFloatsAreIntegers) {
   EXPECT_EQ(r.max_tokens, -1);
 }
 
+// The edges of every range are accepted, and what they become passes the engine's own check.
+TEST(CompletionRequest, RangeEdgesAreAcceptedAndTheEngineTakesThem) {
+  for (const double edge : {0.0, 1.0}) {
+    json body = user_says("x");
+    body.update({{"temperature", edge * 2},
+                 {"top_p", edge},
+                 {"typical_p", edge},
+                 {"min_p", edge},
+                 {"presence_penalty", edge * 4 - 2},
+                 {"frequency_penalty", 2 - edge * 4},
+                 {"n", edge == 0 ? 1 : kMaxChoices},
+                 {"logprobs", true},
+                 {"top_logprobs", edge == 0 ? 0 : kMaxTopLogprobs},
+                 {"logit_bias", {{"0", -100}, {"999", 100}}},
+                 {"top_k", edge == 0 ? -1 : 1},
+                 {"xtc_probability", edge},
+                 {"xtc_threshold", edge},
+                 {"repeat_last_n", edge == 0 ? -1 : 0},
+                 {"mirostat_eta", edge},
+                 {"dry_base", 1}});
+    const CompletionRequest r = chat(body);
+    EXPECT_NO_THROW(validate(r.sampling)) << body.dump();
+    EXPECT_GT(r.sampling.top_p, 0.0f);
+    EXPECT_GE(r.sampling.top_k, 0);
+  }
+  // top_p 0 keeps the best token only; top_k -1 is off.
+  json body = user_says("x");
+  body.update({{"top_p", 0}, {"top_k", -1}});
+  const CompletionRequest r = chat(body);
+  EXPECT_EQ(r.sampling.top_p, std::numeric_limits<float>::min());
+  EXPECT_EQ(r.sampling.top_k, 0);
+}
+
+TEST(CompletionRequest, SeedsCoverUint64AndMinusOneIsRandom) {
+  const auto seed_of = [](const json& seed) {
+    json body = user_says("x");
+    body["seed"] = seed;
+    return chat(body).seed;
+  };
+  EXPECT_EQ(seed_of(0), 0u);
+  EXPECT_EQ(seed_of(-1), std::nullopt);
+  EXPECT_EQ(seed_of(uint64_t{1} << 63), uint64_t{1} << 63);
+  EXPECT_EQ(seed_of(std::numeric_limits<uint64_t>::max()), std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(seed_of(12.0), 12u);
+}
+
+TEST(CompletionRequest, LogprobsWithoutTopLogprobsIsZeroAlternatives) {
+  json body = user_says("x");
+  body["logprobs"] = true;
+  EXPECT_EQ(chat(body).logprobs, 0);
+  body["logprobs"] = false;
+  EXPECT_EQ(chat(body).logprobs, -1);
+}
+
+TEST(CompletionRequest, DrySequenceBreakersReplaceTheDefaults) {
+  json body = user_says("x");
+  body["dry_sequence_breakers"] = {"\n", "###"};
+  EXPECT_EQ(chat(body).sampling.dry_sequence_breakers, (std::vector<std::string>{"\n", "###"}));
+}
+
 TEST(CompletionRequest, MaxCompletionTokensWins) {
   json body = user_says("x");
   body.update({{"max_tokens", 5}, {"max_completion_tokens", 9}});
@@ -206,7 +269,9 @@ TEST(CompletionRequest, BadChatRequestsNameTheField) {
       {with({{"max_completion_tokens", "9"}}), "max_completion_tokens", "integer"},
       {with({{"stream", 1}}), "stream", "boolean"},
       {with({{"stream_options", true}}), "stream_options", "object"},
-      {with({{"stream_options", {{"include_usage", "yes"}}}}), "stream_options.include_usage", "boolean"},
+      {with({{"stream_options", {{"include_usage", true}}}}), "stream_options", "'stream': true"},
+      {with({{"stream", true}, {"stream_options", {{"include_usage", "yes"}}}}), "stream_options.include_usage",
+       "boolean"},
       {with({{"logprobs", 1}}), "logprobs", "boolean"},
       {with({{"top_logprobs", 2}}), "top_logprobs", "needs"},
       {with({{"logprobs", true}, {"top_logprobs", 21}}), "top_logprobs", "between"},
@@ -216,16 +281,23 @@ TEST(CompletionRequest, BadChatRequestsNameTheField) {
       {with({{"stop", std::vector<std::string>(17, "s")}}), "stop", "at most 16"},
       {with({{"seed", "42"}}), "seed", "integer"},
       {with({{"seed", 1e30}}), "seed", "between"},
+      {with({{"seed", -2}}), "seed", "between"},
+      {with({{"seed", 9223372036854775807.0}}), "seed", "between"},  // 2^63 as a double: no UB cast
       {with({{"logit_bias", {1, 2}}}), "logit_bias", "object"},
       {with({{"logit_bias", {{"abc", 1}}}}), "logit_bias.abc", "not a token id"},
       {with({{"logit_bias", {{"1000", 1}}}}), "logit_bias.1000", "not a token id"},
       {with({{"logit_bias", {{"-1", 1}}}}), "logit_bias.-1", "not a token id"},
+      {with({{"logit_bias", {{"99999999999999999999", 1}}}}), "logit_bias.99999999999999999999", "not a token id"},
+      {with({{"logit_bias", {{"012", 1}}}}), "logit_bias.012", "not a token id"},
       {with({{"logit_bias", {{"5", 101}}}}), "logit_bias.5", "between"},
       {with({{"logit_bias", {{"5", "x"}}}}), "logit_bias.5", "number"},
       {with({{"user", 7}}), "user", "string"},
-      {with({{"top_k", -1}}), "top_k", "between"},
+      {with({{"top_k", 1.5}}), "top_k", "integer"},
       {with({{"min_p", 1.5}}), "min_p", "between"},
       {with({{"repeat_penalty", -1}}), "repeat_penalty", "between"},
+      {with({{"repeat_penalty", 0}}), "repeat_penalty", "greater than 0"},
+      {with({{"dry_sequence_breakers", "\n"}}), "dry_sequence_breakers", "array"},
+      {with({{"dry_sequence_breakers", {"a", ""}}}), "dry_sequence_breakers[1]", "empty"},
       {with({{"repeat_last_n", -2}}), "repeat_last_n", "between"},
       {with({{"dry_base", 0.5}}), "dry_base", "between"},
       {with({{"mirostat", 1}}), "mirostat", "not supported"},

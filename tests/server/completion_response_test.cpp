@@ -19,7 +19,7 @@ TEST(CompletionResponse, ChatCompletionIsOpenAisObject) {
       chat_completion(kMeta, {choice}, Usage{.prompt_tokens = 5, .completion_tokens = 2, .cached_tokens = 3});
   EXPECT_EQ(got, json::parse(R"({
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "ember-tiny",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there"},
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there", "refusal": null},
                  "logprobs": null, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
               "prompt_tokens_details": {"cached_tokens": 3}}})"));
@@ -36,6 +36,7 @@ TEST(CompletionResponse, ChatLogprobsCarryBytesAndAlternatives) {
   const json got = chat_completion(kMeta, {choice}, Usage{})["choices"][0];
   EXPECT_EQ(got["finish_reason"], "length");
   ASSERT_EQ(got["logprobs"]["content"].size(), 2u);
+  EXPECT_TRUE(got["logprobs"]["refusal"].is_null());
   EXPECT_EQ(got["logprobs"]["content"][0], json::parse(R"({"token": "A", "logprob": -0.5, "bytes": [65],
     "top_logprobs": [{"token": "A", "logprob": -0.5, "bytes": [65]}, {"token": "B", "logprob": -1.0, "bytes": [66]}]})"));
   // The split character's bytes are exact even though its text is not valid UTF-8.
@@ -64,24 +65,56 @@ TEST(CompletionResponse, ChatChunksCarryRoleThenContentThenFinish) {
       false);
   EXPECT_EQ(last["choices"][0]["delta"], json::object());
   EXPECT_EQ(last["choices"][0]["finish_reason"], "stop");
+  EXPECT_FALSE(last.contains("usage"));
   const json usage = usage_chunk(kMeta, true, Usage{.prompt_tokens = 1, .completion_tokens = 4, .cached_tokens = 0});
   EXPECT_EQ(usage["choices"], json::array());
   EXPECT_EQ(usage["usage"]["total_tokens"], 5);
   EXPECT_EQ(usage["object"], "chat.completion.chunk");
+  EXPECT_EQ(usage_chunk(kMeta, false, Usage{})["object"], "text_completion");
+}
+
+TEST(CompletionResponse, StreamedChunksCarryNullUsageWhenUsageWasAsked) {
+  ResponseMeta meta = kMeta;
+  meta.stream_usage = true;
+  const ChoiceOut piece{.index = 0,
+                        .text = "Hi",
+                        .finish = {},
+                        .logprobs = std::vector<TokenOut>{{.text = "Hi", .logprob = -0.1f, .top = {}}},
+                        .offset = 0};
+  const json chunk = chat_chunk(meta, piece, false);
+  ASSERT_TRUE(chunk.contains("usage"));
+  EXPECT_TRUE(chunk["usage"].is_null());
+  EXPECT_EQ(chunk["choices"][0]["logprobs"]["content"][0]["token"], "Hi");
+  const json text_chunk = text_completion(meta, {piece}, std::nullopt);
+  ASSERT_TRUE(text_chunk.contains("usage"));
+  EXPECT_TRUE(text_chunk["usage"].is_null());
 }
 
 TEST(CompletionResponse, TextCompletionLogprobsAreParallelArrays) {
-  const ChoiceOut choice{.index = 0,
-                         .text = "cd",
-                         .finish = {},
-                         .logprobs = std::vector<TokenOut>{{.text = "c", .logprob = -1.0f, .top = {{"c", -1.0f}}},
-                                                           {.text = "d", .logprob = -0.25f, .top = {{"d", -0.25f}}}},
-                         .offset = 2};
+  // Offsets in characters from the prompt's start: "é" is one character of two bytes.
+  const ChoiceOut choice{
+      .index = 0,
+      .text =
+          "\xC3\xA9"
+          "d",
+      .finish = {},
+      .logprobs = std::vector<TokenOut>{{.text = "\xC3\xA9", .logprob = -1.0f, .top = {{"\xC3\xA9", -1.0f}}},
+                                        {.text = "d", .logprob = -0.25f, .top = {{"d", -0.25f}}}},
+      .offset = 2};
   const json got = text_completion(ResponseMeta{.id = "cmpl-9", .created = 1, .model = "m"}, {choice}, std::nullopt);
   EXPECT_EQ(got, json::parse(R"({"id": "cmpl-9", "object": "text_completion", "created": 1, "model": "m",
-    "choices": [{"index": 0, "text": "cd", "finish_reason": null, "logprobs": {
-      "tokens": ["c", "d"], "token_logprobs": [-1.0, -0.25], "top_logprobs": [{"c": -1.0}, {"d": -0.25}],
+    "choices": [{"index": 0, "text": "\u00e9d", "finish_reason": null, "logprobs": {
+      "tokens": ["\u00e9", "d"], "token_logprobs": [-1.0, -0.25], "top_logprobs": [{"\u00e9": -1.0}, {"d": -0.25}],
       "text_offset": [2, 3]}}]})"));
+  // Two alternatives with one text keep the better; the chosen token is always among them.
+  const ChoiceOut dup{
+      .index = 0,
+      .text = "x",
+      .finish = {},
+      .logprobs = std::vector<TokenOut>{{.text = "x", .logprob = -3.0f, .top = {{"a", -0.5f}, {"a", -0.9f}}}},
+      .offset = 0};
+  EXPECT_EQ(text_completion(ResponseMeta{}, {dup}, std::nullopt)["choices"][0]["logprobs"]["top_logprobs"][0],
+            json::parse(R"({"a": -0.5, "x": -3.0})"));
   const json with_usage = text_completion(ResponseMeta{}, {choice}, Usage{.prompt_tokens = 3, .completion_tokens = 2});
   EXPECT_EQ(with_usage["usage"]["total_tokens"], 5);
 }
