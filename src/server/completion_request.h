@@ -37,10 +37,13 @@ struct CompletionRequest {
   int32_t logprobs = -1;
   bool echo = false;              // completions: the prompt is part of the text
   std::vector<std::string> stop;  // non-empty strings
-  std::optional<uint64_t> seed;   // absent: the server picks one
+  std::optional<uint64_t> seed;   // absent (or -1 in the body): the server picks one
   bool ignore_eos = false;        // extension
   std::string user;               // kept for logs only
-  SamplingParams sampling;        // the engine's defaults (llama.cpp's) where the body is silent
+  // The engine's defaults (llama.cpp's) where the body is silent. top_p / typical_p 0 become the
+  // smallest positive float (the best token only); top_k <= 0 is 0 (off). Not parsed yet: llama.cpp's
+  // `samplers` (the chain's order), `n_probs`, `n_predict`, `min_keep`.
+  SamplingParams sampling;
 };
 
 // Parses `body`. n_vocab bounds logit_bias keys and prompt token ids. Throws ApiError.
@@ -49,6 +52,6 @@ CompletionRequest parse_completion_request(const nlohmann::json& body, Endpoint 
 // Limits a request may ask for.
 inline constexpr int32_t kMaxChoices = 128;     // n (OpenAI's limit)
 inline constexpr int32_t kMaxStopStrings = 16;  // OpenAI allows 4; llama.cpp any number
-inline constexpr int32_t kMaxTopLogprobs = 20;  // OpenAI's limit
+inline constexpr int32_t kMaxTopLogprobs = 20;  // OpenAI's for chat (legacy completions: 5; we take 20)
 
 }  // namespace ember::server
