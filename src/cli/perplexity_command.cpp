@@ -20,6 +20,7 @@
 #include "cli/console.h"
 #include "cli/interrupt.h"
 #include "cli/perplexity.h"
+#include "cli/text_input.h"
 #include "cli/value_format.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -52,20 +53,6 @@ struct PerplexityResult {
   double seconds = 0;
   bool interrupted = false;
 };
-
-// The file's bytes, one trailing newline dropped (as `ember run -f` and llama.cpp's -f do).
-std::string read_text(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) fail(ErrorCode::kIo, "cannot open '{}': {}", path, std::strerror(errno));
-  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
-  std::string text;
-  char buffer[1 << 16];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
-  if (std::ferror(f)) fail(ErrorCode::kIo, "cannot read '{}': {}", path, std::strerror(errno));
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  return text;
-}
 
 // Runs one window from an empty cache in batches of `batch_size` rows and adds the NLL of its
 // scored tokens to `nll`. False, with nothing added, when Ctrl-C came before its last batch.
@@ -184,7 +171,7 @@ PerplexityResult evaluate(Model& model, std::span<const TokenId> tokens, const s
 }
 
 int run_perplexity(const PerplexityOptions& o) {
-  const std::string text = read_text(o.text_path);
+  const std::string text = read_text_input(o.text_path, "the text");
   if (text.empty()) fail(ErrorCode::kInvalidArgument, "'{}' is empty: no text to score", o.text_path);
 
   const bool stderr_tty = ::isatty(STDERR_FILENO) == 1;
@@ -233,7 +220,7 @@ void add_perplexity_command(CLI::App& app, CommandAction& action) {
   auto o = std::make_shared<PerplexityOptions>();
   CLI::App* cmd = app.add_subcommand("perplexity", "Measure a model's perplexity on a text (like llama-perplexity)");
   cmd->add_option("-m,--model", o->model_path, "GGUF model file")->required()->type_name("FILE");
-  cmd->add_option("-f,--file", o->text_path, "The text to score")->required()->type_name("FILE");
+  cmd->add_option("-f,--file", o->text_path, "The text to score ('-': standard input)")->required()->type_name("FILE");
   cmd->add_option("-c,--ctx,--ctx-size", o->ctx, "Tokens per chunk or window (at most the model's context)")
       ->check(CLI::Range(2, 1 << 20))
       ->capture_default_str()

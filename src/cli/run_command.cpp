@@ -22,6 +22,7 @@
 #include "cli/inspect_report.h"
 #include "cli/interrupt.h"
 #include "cli/sampling_flags.h"
+#include "cli/text_input.h"
 #include "cli/text_table.h"
 #include "cli/value_format.h"
 #include "core/check.h"
@@ -55,29 +56,6 @@ struct RunStats {
 };
 
 // --- Input -------------------------------------------------------------------------------------
-
-std::string read_prompt_file(const std::string& path) {
-  const bool from_stdin = path == "-";
-  if (from_stdin && ::isatty(STDIN_FILENO) == 1) {
-    write_stderr("ember: reading the prompt from standard input (end it with Ctrl-D)\n");
-  }
-  std::FILE* f = from_stdin ? stdin : std::fopen(path.c_str(), "rb");
-  if (f == nullptr) fail(ErrorCode::kIo, "cannot open '{}': {}", path, std::strerror(errno));
-  const auto close = [from_stdin](std::FILE* file) {
-    if (!from_stdin) std::fclose(file);
-  };
-  const std::unique_ptr<std::FILE, decltype(close)> closer(f, close);
-  std::string text;
-  char buffer[1 << 16];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
-  if (std::ferror(f)) {
-    fail(ErrorCode::kIo, "cannot read '{}': {}", from_stdin ? "standard input" : path, std::strerror(errno));
-  }
-  // Like llama.cpp's -f: the newline an editor puts at the end is not part of the prompt.
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  return text;
-}
 
 // --- The stats panel ---------------------------------------------------------------------------
 
@@ -180,7 +158,7 @@ std::string render_panel(const std::vector<std::string>& lines, const size_t* se
 // --- The run -----------------------------------------------------------------------------------
 
 int run_generate(const RunCommandOptions& o) {
-  const std::string prompt = o.prompt ? *o.prompt : read_prompt_file(*o.prompt_file);
+  const std::string prompt = o.prompt ? *o.prompt : read_text_input(*o.prompt_file, "the prompt");
   if (prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt is empty (give text with -p or -f)");
 
   const bool stderr_tty = ::isatty(STDERR_FILENO) == 1;
