@@ -1,6 +1,6 @@
 // Generator: one sequence's generation loop — prefill of a prompt's uncached tokens, then one token
-// per step: sample, logprobs, detokenize, stop strings, stop conditions — over its own KV cache.
-// It is the engine behind ember::Session (include/ember/session.h) and the CLI's run and chat.
+// per step (SequenceDecoder samples it, checks the stops and turns it into text) — over its own KV
+// cache. It is the engine behind ember::Session (include/ember/session.h) and the CLI's run and chat.
 #pragma once
 
 #include <atomic>
@@ -12,11 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "core/timer.h"
 #include "ember/session.h"
-#include "engine/logprobs.h"
-#include "engine/sampler_chain.h"
-#include "engine/stop_strings.h"
+#include "engine/sequence_decoder.h"
 #include "model/batch.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -50,8 +47,8 @@ class Generator {
   // Ends any generation and empties the cache.
   void reset();
 
-  const GenerationStats& stats() const noexcept { return stats_; }
-  const std::string& text() const noexcept { return text_; }
+  const GenerationStats& stats() const noexcept;
+  const std::string& text() const noexcept;
   std::span<const int32_t> cached_tokens() const noexcept { return cached_; }
   const KvCache& kv() const noexcept { return kv_; }
   int32_t context() const noexcept { return options_.context; }
@@ -63,9 +60,6 @@ class Generator {
   bool prefill();
   // Stores `token` at the end of the sequence and computes its logits.
   void decode(int32_t token);
-  void finish(FinishReason reason);
-  // The text held back by the detokenizer and the stop-string matcher, released at the end.
-  bool take_tail(GeneratedToken& token);
 
   Model& model_;
   const Tokenizer& tokenizer_;
@@ -78,18 +72,10 @@ class Generator {
   std::atomic<bool> cancel_{false};
 
   // The generation in progress.
-  GenerateOptions generate_;
-  std::optional<SamplerChain> sampler_;
-  std::optional<StopStringMatcher> stops_;
-  Detokenizer detokenizer_;
+  std::optional<SequenceDecoder> decoder_;
   std::vector<int32_t> prompt_;      // to prefill: the prompt's tokens past the cached prefix
   std::optional<int32_t> unstored_;  // the last sampled token, not yet in the cache
   std::span<const float> logits_;    // of the last token in the cache
-  TokenLogprobs logprobs_;
-  std::string text_;
-  GenerationStats stats_;
-  Timer timer_;
-  bool tail_pending_ = false;
 };
 
 }  // namespace ember

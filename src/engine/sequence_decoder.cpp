@@ -1,0 +1,109 @@
+// SequenceDecoder: sampling, stop conditions and text of one sequence, one logits row at a time.
+#include "engine/sequence_decoder.h"
+
+#include <cmath>
+
+#include "core/check.h"
+
+namespace ember {
+
+void check_generate_options(const GenerateOptions& o, int32_t n_vocab) {
+  if (o.logprobs < -1 || o.logprobs > n_vocab) {
+    fail(ErrorCode::kInvalidArgument, "logprobs must be -1 (none) or 0 to {} alternatives, got {}", n_vocab,
+         o.logprobs);
+  }
+  if (o.stop.max_tokens < -1) {
+    fail(ErrorCode::kInvalidArgument, "max_tokens must be -1 (no limit) or >= 0, got {}", o.stop.max_tokens);
+  }
+  if (!std::isfinite(o.stop.max_time_ms) || o.stop.max_time_ms < 0) {
+    fail(ErrorCode::kInvalidArgument, "max_time_ms must be >= 0 (0: no limit), got {}", o.stop.max_time_ms);
+  }
+}
+
+namespace {
+
+const GenerateOptions& checked(const GenerateOptions& options, int32_t n_vocab) {
+  check_generate_options(options, n_vocab);
+  return options;
+}
+
+}  // namespace
+
+SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, const GenerateOptions& options,
+                                 std::span<const int32_t> prompt)
+    : tokenizer_(tokenizer),
+      options_(checked(options, n_vocab)),
+      sampler_(options.sampling, n_vocab, &tokenizer),
+      stops_(options.stop.strings),
+      // A generation continues its prompt: its first piece keeps its leading space.
+      detokenizer_(tokenizer, DecodeOptions{.render_special = false, .strip_space_prefix = false}) {
+  for (const int32_t id : prompt) sampler_.accept(id);  // penalties and DRY look at the prompt too
+  stats_.prompt_tokens = static_cast<int32_t>(prompt.size());
+}
+
+bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& token) {
+  EMBER_CHECK(!finished());
+  Timer sample_timer;
+  const int32_t id = sampler_.sample(logits);
+  sampler_.accept(id);
+  token.id = id;
+  token.text.clear();
+  token.top.clear();
+  token.logprob = 0.0f;
+  if (options_.logprobs >= 0) {
+    compute_logprobs(logits, id, options_.logprobs, logprobs_);
+    token.logprob = logprobs_.chosen.logprob;
+    token.top.assign(logprobs_.top.begin(), logprobs_.top.end());
+  }
+  stats_.sample_ms += sample_timer.elapsed_ms();
+
+  if (!options_.stop.ignore_eos && tokenizer_.vocab().is_end_of_generation(id)) {
+    finish(FinishReason::kEndOfGeneration);
+    return false;
+  }
+  const StopStringMatcher::Result matched = stops_.push(detokenizer_.push(id));
+  token.text = matched.text;
+  text_ += matched.text;
+  last_token_ = id;
+  if (++stats_.generated_tokens == 1) stats_.first_token_ms = timer_.elapsed_ms();
+
+  if (matched.stopped) {
+    stats_.stop_string = options_.stop.strings[static_cast<size_t>(matched.index)];
+    finish(FinishReason::kStopString);
+  } else if (options_.stop.max_tokens >= 0 && stats_.generated_tokens >= options_.stop.max_tokens) {
+    finish(FinishReason::kMaxTokens);
+  } else if (options_.stop.max_time_ms > 0 && timer_.elapsed_ms() >= options_.stop.max_time_ms) {
+    finish(FinishReason::kMaxTime);
+  }
+  return true;
+}
+
+void SequenceDecoder::finish(FinishReason reason) {
+  if (finished()) return;
+  stats_.finish = reason;
+  stats_.total_ms = timer_.elapsed_ms();
+  // After a stop string nothing more is shown; after an error the caller has an exception instead.
+  if (reason == FinishReason::kStopString || reason == FinishReason::kError) tail_taken_ = true;
+}
+
+bool SequenceDecoder::take_tail(GeneratedToken& token) {
+  if (tail_taken_ || !finished()) return false;
+  tail_taken_ = true;
+  StopStringMatcher::Result last = stops_.push(detokenizer_.flush());
+  std::string tail = std::move(last.text);
+  if (last.stopped) {  // the held-back bytes completed a stop string
+    stats_.finish = FinishReason::kStopString;
+    stats_.stop_string = options_.stop.strings[static_cast<size_t>(last.index)];
+  } else {
+    tail += stops_.flush();
+  }
+  if (tail.empty()) return false;
+  token.id = -1;
+  token.text = std::move(tail);
+  token.logprob = 0.0f;
+  token.top.clear();
+  text_ += token.text;
+  return true;
+}
+
+}  // namespace ember

@@ -1,0 +1,66 @@
+// SequenceDecoder: what happens to one sequence's logits row after a forward step — sample, accept,
+// logprobs, end of generation, detokenize, stop strings, max tokens / time — and the held-back text
+// at the end. Shared by Generator (one sequence) and the serving engine (many), so the rules exist once.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "core/timer.h"
+#include "ember/session.h"
+#include "engine/logprobs.h"
+#include "engine/sampler_chain.h"
+#include "engine/stop_strings.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ember {
+
+// Throws Error(kInvalidArgument) for logprobs / max_tokens / max_time_ms out of range.
+void check_generate_options(const GenerateOptions& options, int32_t n_vocab);
+
+class SequenceDecoder {
+ public:
+  // Validates `options` (throws Error(kInvalidArgument) naming the field; the sampler's own checks
+  // included) and lets penalties and DRY see `prompt`. The tokenizer must outlive the decoder.
+  SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, const GenerateOptions& options,
+                  std::span<const int32_t> prompt);
+
+  // Samples the next token from `logits` (the row of the sequence's last token). Returns true with
+  // `token` filled (its text may be empty while held back) when a token is generated; false when
+  // the model ended its turn (nothing to emit; finished() is then true). May finish the generation
+  // (stop string, max tokens, max time) after a token it returns.
+  bool on_logits(std::span<const float> logits, GeneratedToken& token);
+  // Ends the generation (cancel, context full, error, max_tokens 0) unless it has ended already.
+  // After kError (and kStopString) there is no tail.
+  void finish(FinishReason reason);
+  // After finished(): the text held back by the detokenizer and the stop-string matcher, as a
+  // token with id -1; false when there is none. Call once. The tail may complete a stop string.
+  bool take_tail(GeneratedToken& token);
+
+  bool finished() const noexcept { return stats_.finish != FinishReason::kNone; }
+  // The last token on_logits returned: the next one to store in the KV cache.
+  int32_t last_token() const noexcept { return last_token_; }
+  const std::string& text() const noexcept { return text_; }
+  const GenerateOptions& options() const noexcept { return options_; }
+  // generated_tokens, first_token_ms, finish, stop_string and total_ms (on finish) are kept here;
+  // the owner adds its timings (prefill, decode) and token counts.
+  GenerationStats& stats() noexcept { return stats_; }
+  const GenerationStats& stats() const noexcept { return stats_; }
+
+ private:
+  const Tokenizer& tokenizer_;
+  GenerateOptions options_;
+  SamplerChain sampler_;
+  StopStringMatcher stops_;
+  Detokenizer detokenizer_;
+  TokenLogprobs logprobs_;
+  std::string text_;
+  GenerationStats stats_;
+  Timer timer_;
+  int32_t last_token_ = -1;
+  bool tail_taken_ = false;
+};
+
+}  // namespace ember
