@@ -2,10 +2,14 @@
 // of fixed 16-token blocks (cpu/kv_layout.h); each sequence a block table into them. Blocks are
 // ref-counted so sequences can share a prefix (fork), and a shared block is copied before a
 // sequence writes into it. Sequences grow by reserve + commit and shrink by truncate (speculative
-// rollback, prompt reuse). Prefix hashing and eviction come with the scheduler.
+// rollback, prompt reuse). Automatic prefix caching: full blocks are keyed by a hash chain of their
+// tokens, stay cached (LRU) once released, and a new sequence adopts the longest cached prefix.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -22,6 +26,15 @@ struct KvCacheOptions {
 
 using SeqId = int32_t;
 
+// Block counts by state; total = used + cached + free.
+struct KvCacheStats {
+  int32_t total = 0;
+  int32_t used = 0;    // held by a sequence (ref > 0)
+  int32_t cached = 0;  // held by none but keyed: reusable by a prefix match until evicted (LRU)
+  int32_t free = 0;    // held by none, not keyed
+  bool operator==(const KvCacheStats&) const = default;
+};
+
 class KvCache {
  public:
   // Allocates n_layer K and V pools. Throws Error(kInvalidArgument) for an impossible size (no
@@ -29,12 +42,15 @@ class KvCache {
   KvCache(const ModelConfig& config, const KvCacheOptions& options);
 
   int32_t n_blocks() const noexcept { return static_cast<int32_t>(ref_counts_.size()); }
-  int32_t free_blocks() const noexcept { return static_cast<int32_t>(free_.size()); }
+  // What reserve() can take: free blocks plus cached ones (evicted on demand).
+  int32_t free_blocks() const noexcept { return static_cast<int32_t>(free_.size()) + lru_size_; }
+  KvCacheStats stats() const noexcept;
   size_t bytes() const noexcept;
 
   // A new, empty sequence.
   SeqId add_sequence();
-  // Forgets a sequence; its blocks return to the free list once no other sequence holds them.
+  // Forgets a sequence; its blocks return to the pool once no other sequence holds them (keyed
+  // ones to the cache).
   void remove_sequence(SeqId seq);
   // A new sequence holding the first n_tokens of `from` (n_tokens <= its length) by sharing its
   // blocks: no copy until one of the two writes into a shared block.
@@ -52,19 +68,67 @@ class KvCache {
   int32_t blocks_to_reserve(SeqId seq, int32_t n_new) const;
   // Marks n_new reserved positions as holding K/V (after store_kv).
   void commit(SeqId seq, int32_t n_new);
-  // Keeps the first n_tokens positions; whole blocks past them return to the pool.
+  // Keeps the first n_tokens positions; whole blocks past them return to the pool (keyed ones to
+  // the cache). A keyed block kept partly filled keeps its content until the sequence writes.
   void truncate(SeqId seq, int32_t n_tokens);
+
+  // Prefix caching. A full block's key is hash(key of the block before it, its 16 tokens); a
+  // keyed block also stores its tokens and the exact keyed block before it, both compared on
+  // lookup, so a 64-bit hash collision can never reuse the wrong K/V. A keyed block is never
+  // written again (a sole owner that writes into it unkeys it first; a shared one is copied).
+  // Released keyed blocks stay cached (LRU) until take_block() needs them.
+
+  // Length of the longest cached prefix of `tokens` made of full blocks, at most max_tokens
+  // (pass tokens.size() - 1 so the last prompt token is still computed). 0 when caching is off.
+  int32_t match_prefix(std::span<const int32_t> tokens, int32_t max_tokens) const;
+  // A new sequence holding that prefix's cached blocks (shared, taken off the LRU); its length,
+  // also stored in *n_matched when not null, is the match length (maybe 0).
+  SeqId add_sequence(std::span<const int32_t> tokens, int32_t max_tokens, int32_t* n_matched);
+  // Keys the blocks of `seq` that are full and not keyed yet; `tokens` holds at least
+  // n_tokens(seq) tokens, the sequence's (the rest are ignored). Call after each step; cheap when
+  // no block filled. A block whose key another block already owns stays unkeyed.
+  void cache_full_blocks(SeqId seq, std::span<const int32_t> tokens);
+  // Off: nothing is keyed or matched, and what was cached is dropped. On by default.
+  void set_prefix_caching(bool on);
+  bool prefix_caching() const noexcept { return caching_; }
+
+  // Tests only: replaces the block hash (to force collisions). Call before any block is keyed.
+  using BlockHash = uint64_t (*)(uint64_t parent_key, std::span<const int32_t> block_tokens);
+  void set_block_hash_for_testing(BlockHash hash);
 
   // What the kernels read: a sequence's block table and length, a layer's pools.
   KvSeq view(SeqId seq) const;
   PagedKvView layer(int32_t layer) const;
 
  private:
+  // One keyed block, exactly: a block id's generation changes whenever it is unkeyed.
+  struct Instance {
+    int32_t block = -1;  // -1: the root, before block 0
+    uint32_t generation = 0;
+    bool operator==(const Instance&) const = default;
+  };
+  // A sequence's chain entry for one full block: its key and the keyed block holding that
+  // content (its own block, or an identical one another sequence keyed first).
+  struct Link {
+    uint64_t key;
+    Instance holder;
+  };
   struct Sequence {
     bool live = false;
     int32_t n_tokens = 0;
     int32_t reserved = 0;  // positions made writable, >= n_tokens
     std::vector<int32_t> blocks;
+    std::vector<Link> links;    // the first links.size() full blocks are published
+    bool chain_broken = false;  // block links.size() cannot be keyed (collision): publish no more
+  };
+  // Per block, for prefix caching.
+  struct BlockInfo {
+    bool keyed = false;
+    uint32_t generation = 0;
+    uint64_t key = 0;
+    Instance parent;  // the keyed block before this one
+    int32_t lru_prev = -1, lru_next = -1;
+    std::array<int32_t, kKvBlockTokens> tokens{};
   };
   struct Growth {
     size_t blocks;   // blocks the sequence holds once grown
@@ -77,6 +141,13 @@ class KvCache {
   int32_t take_block();
   void release_block(int32_t block);
   void copy_block(int32_t from, int32_t to);
+  template <typename F>
+  int32_t match_blocks(std::span<const int32_t> tokens, int32_t max_tokens, F&& on_block) const;
+  Instance instance(int32_t block) const noexcept;
+  bool holds(const Instance& i) const noexcept;
+  void unkey(int32_t block);
+  void lru_push_back(int32_t block);
+  void lru_remove(int32_t block);
 
   int32_t n_layer_;
   KvLayout k_layout_, v_layout_;
@@ -84,6 +155,13 @@ class KvCache {
   std::vector<int32_t> ref_counts_;               // per block
   std::vector<int32_t> free_;                     // free block ids (a stack)
   std::vector<Sequence> sequences_;               // by SeqId; ids of removed ones are reused
+  // Prefix caching: keyed blocks by key, and the keyed blocks no sequence holds, least recently
+  // released first (evicted from the head when the free stack is empty).
+  bool caching_ = true;
+  BlockHash hash_;
+  std::vector<BlockInfo> info_;  // per block
+  std::unordered_map<uint64_t, int32_t> index_;
+  int32_t lru_head_ = -1, lru_tail_ = -1, lru_size_ = 0;
 };
 
 }  // namespace ember
