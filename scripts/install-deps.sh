@@ -9,6 +9,8 @@ packages=(
   g++-12 clang-14 libclang-rt-14-dev clang-format-14
   # libraries (DESIGN.md §9)
   libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
+  # the KV cache's prefix hashes; `ember serve`'s HTTP (a compiled library on Debian)
+  libxxhash-dev libcpp-httplib-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-regex python3-jinja2 pkgconf

@@ -20,6 +20,9 @@ struct LoadOptions {
   int32_t context = 0;          // tokens per session, prompt included; 0: the model's, at most 4096
   DType kv_type = DType::kF16;  // K and V cache element type: kF16 or kF32
   bool mlock = false;           // lock the weights in RAM (a warning in the log when not allowed)
+  // Every row's logits bit-identical whatever else shares its forward step, so a seeded request
+  // gives the same text under any server load; prefill of F16 / BF16 weights runs slower.
+  bool batch_invariant = false;
   // The chat template: Jinja source, a preset name (chatml, llama3, llama2, mistral, gemma, phi3,
   // qwen) or a template file; empty: the model's own, else ChatML.
   std::string chat_template = {};
@@ -89,6 +92,7 @@ class EMBER_API Llm {
 
  private:
   friend class Session;
+  friend struct LlmAccess;  // the engine's own front ends (the server): src/api/llm_impl.h
   Impl& impl() noexcept { return *impl_; }
   explicit Llm(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

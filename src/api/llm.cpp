@@ -76,6 +76,7 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   ModelOptions model_options;
   model_options.max_step_tokens = std::min(info.context, model_options.max_step_tokens);
   model_options.context_size = info.context;
+  model_options.batch_invariant = options.batch_invariant;
   impl->model = Model::from_file(std::move(file), *impl->backend, model_options);
   impl->kv_type = options.kv_type;
 

@@ -28,4 +28,10 @@ struct Llm::Impl {
   std::mutex forward_mutex;
 };
 
+// What a loaded Llm holds, for ember's own front ends that drive the model directly (the server's
+// engine); not part of the public API.
+struct LlmAccess {
+  static Llm::Impl& impl(Llm& llm) noexcept { return llm.impl(); }
+};
+
 }  // namespace ember

@@ -27,6 +27,8 @@ void add_perplexity_command(CLI::App& app, CommandAction& action);
 void add_quantize_command(CLI::App& app, CommandAction& action);
 // `ember run -m FILE (-p TEXT | -f FILE) [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] ...`.
 void add_run_command(CLI::App& app, CommandAction& action);
+// `ember serve -m MODEL [--host H] [--port P] [--parallel N] [--ctx-size N] [--api-key KEY] ...`.
+void add_serve_command(CLI::App& app, CommandAction& action);
 // `ember synth --preset NAME [--type TYPE] -o FILE [--seed N] [--vocab FILE] ...`.
 void add_synth_command(CLI::App& app, CommandAction& action);
 // `ember template [TEMPLATE.jinja] CONTEXT.json [-m MODEL] [--chat-template FILE|NAME] [--now TIME]`.

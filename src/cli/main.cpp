@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   add_perplexity_command(app, action);
   add_quantize_command(app, action);
   add_run_command(app, action);
+  add_serve_command(app, action);
   add_synth_command(app, action);
   add_template_command(app, action);
   add_tokenize_command(app, action);

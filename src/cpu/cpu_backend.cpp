@@ -60,6 +60,12 @@ Linear CpuBackend::prepare(const WeightMatrix& w, bool repack) {
   return linear;
 }
 
+bool CpuBackend::packed_rows_invariant(DType dtype) const noexcept {
+  if (!options_.repack_weights || !gemm_serves(isa(), dtype)) return true;  // prepare() keeps the GEMV
+  // Mirrors prepare(): F16 / BF16 get float panels, every other served type integer panels.
+  return packed_rows_ && dtype != DType::kF16 && dtype != DType::kBF16;
+}
+
 void CpuBackend::reserve(const StepLimits& limits) {
   limits_.max_rows = std::max(limits_.max_rows, limits.max_rows);
   limits_.max_k = std::max(limits_.max_k, limits.max_k);

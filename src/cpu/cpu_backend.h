@@ -81,6 +81,13 @@ class CpuBackend {
   // its blocks. repack = false keeps the matrix on the GEMV path whatever the options say (for
   // weights that only ever see a few rows, like the output matrix).
   Linear prepare(const WeightMatrix& w, bool repack = true);
+  // Whether prepare(w, repack = true) of a `dtype` matrix computes each activation row the same way
+  // bit for bit whatever the row count of the matmul: true when the matrix would stay on the GEMV
+  // (one vec_dot per row and output, independent of m), or get avx512 integer panels with
+  // decode_on_packed (one kernel family for every m; AMX's integer tiles equal VNNI). False for F16
+  // / BF16 panels (GEMV below gemm_min_rows, float GEMM or AMX-BF16 above) and for any packed type
+  // off avx512 (GEMV below gemm_min_rows, GEMM above). A batch-invariant model repacks only these.
+  bool packed_rows_invariant(DType dtype) const noexcept;
   // Memory held by repacked weights of every prepare() so far.
   size_t packed_bytes() const noexcept { return packed_bytes_; }
 

@@ -1,6 +1,6 @@
 // Batch: one forward step's rows (DESIGN.md §2) — any mix of prefill chunks and decode tokens of
 // several sequences, flattened: row i is token tokens[i] of sequence seq[i] at position pos[i], and
-// logits[i] asks for that row's logits.
+// logits[i] says what that row returns (RowOutput: nothing, its logits, or its hidden state).
 #pragma once
 
 #include <cstddef>
@@ -12,10 +12,18 @@
 namespace ember {
 
 struct Batch {
+  // What a row returns from Model::forward (the values of `logits`). Nested and unscoped: the
+  // values compare with the uint8_t flags directly without claiming kLogits & co. in namespace ember.
+  enum RowOutput : uint8_t {
+    kNoOutput = 0,  // K/V stored only (prefill rows before the last)
+    kLogits = 1,    // the row's logits: Model::forward()'s [n_logits][n_vocab]
+    kHidden = 2,    // the row's final-normed hidden state (output norm, no LM head): Model::hidden()
+  };
+
   std::vector<int32_t> tokens;
   std::vector<int32_t> pos;
   std::vector<SeqId> seq;
-  std::vector<uint8_t> logits;  // 1: return this row's logits
+  std::vector<uint8_t> logits;  // a RowOutput per row
 
   size_t size() const noexcept { return tokens.size(); }
   bool empty() const noexcept { return tokens.empty(); }
@@ -25,11 +33,14 @@ struct Batch {
     seq.clear();
     logits.clear();
   }
-  void add(int32_t token, int32_t position, SeqId sequence, bool want_logits) {
+  void add(int32_t token, int32_t position, SeqId sequence, RowOutput output) {
     tokens.push_back(token);
     pos.push_back(position);
     seq.push_back(sequence);
-    logits.push_back(want_logits ? 1 : 0);
+    logits.push_back(output);
+  }
+  void add(int32_t token, int32_t position, SeqId sequence, bool want_logits) {
+    add(token, position, sequence, want_logits ? kLogits : kNoOutput);
   }
 };
 

@@ -1,7 +1,7 @@
 // Model::forward: the batch-first forward pass (DESIGN.md §2-3). Every row of a step goes through
 // the same matmuls; attention reads each row's own sequence through the paged KV cache. Reads top
 // to bottom like the math: embeddings, then per layer x += attn(norm(x)), x += ffn(norm(x)), then
-// the output norm and the logits of the rows that want them.
+// the output norm and the logits (or hidden states) of the rows that want them.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -24,7 +24,7 @@ int64_t index_of(const std::vector<SeqId>& ids, SeqId id) {
 void Model::check_batch(const Batch& batch, const KvCache& kv) {
   const size_t n = batch.size();
   if (batch.pos.size() != n || batch.seq.size() != n || batch.logits.size() != n) {
-    fail(ErrorCode::kInvalidArgument, "batch: {} tokens but {} positions, {} sequence ids and {} logits flags", n,
+    fail(ErrorCode::kInvalidArgument, "batch: {} tokens but {} positions, {} sequence ids and {} output kinds", n,
          batch.pos.size(), batch.seq.size(), batch.logits.size());
   }
   // The batch's sequences, their length before it and their rows in it (a sequence's rows must
@@ -37,8 +37,9 @@ void Model::check_batch(const Batch& batch, const KvCache& kv) {
       fail(ErrorCode::kInvalidArgument, "batch row {}: token id {} is outside the vocabulary [0, {})", i,
            batch.tokens[i], config_.n_vocab);
     }
-    if (batch.logits[i] > 1) {
-      fail(ErrorCode::kInvalidArgument, "batch row {}: logits flag {} is neither 0 nor 1", i, batch.logits[i]);
+    if (batch.logits[i] > Batch::kHidden) {
+      fail(ErrorCode::kInvalidArgument, "batch row {}: output kind {} is not 0 (none), 1 (logits) or 2 (hidden state)",
+           i, batch.logits[i]);
     }
     const SeqId seq = batch.seq[i];
     int64_t at = index_of(batch_seqs_, seq);
@@ -74,11 +75,17 @@ void Model::reserve_cache(KvCache& kv) const {
 std::span<const float> Model::forward(const Batch& batch, KvCache& kv) {
   check_batch(batch, kv);
   reserve_cache(kv);
-  const size_t n_wanted = static_cast<size_t>(std::count(batch.logits.begin(), batch.logits.end(), uint8_t{1}));
-  const size_t logit_floats = n_wanted * static_cast<size_t>(config_.n_vocab);
+  const auto rows_of = [&](Batch::RowOutput kind) {
+    return static_cast<size_t>(std::count(batch.logits.begin(), batch.logits.end(), uint8_t{kind}));
+  };
+  const size_t logit_floats = rows_of(Batch::kLogits) * static_cast<size_t>(config_.n_vocab);
+  const size_t hidden_floats = rows_of(Batch::kHidden) * static_cast<size_t>(config_.n_embd);
   n_logits_ = 0;
+  n_hidden_ = 0;
   try {
-    if (logits_.size() < logit_floats) logits_.resize(logit_floats);  // grows to the largest request only
+    // Both grow to the largest request only.
+    if (logits_.size() < logit_floats) logits_.resize(logit_floats);
+    if (final_hidden_.size() < hidden_floats) final_hidden_.resize(hidden_floats);
     const auto step = static_cast<size_t>(options_.max_step_tokens);
     for (size_t r0 = 0; r0 < batch.size(); r0 += step) run_step(batch, r0, std::min(batch.size(), r0 + step), kv);
   } catch (...) {
@@ -182,12 +189,17 @@ void Model::attention_block(int32_t il, int64_t n, KvCache& kv) {
 
   const PagedKvView cache = kv.layer(il);
   backend_.store_kv(cache, kv_seqs_, kv_rows_, k_.data(), v_.data());
+  // Split-K (0: automatic) cuts a long context into chunks when the step's rows cannot keep the
+  // threads busy, so whether a row's sums are split depends on what shares its step; a
+  // batch-invariant model never splits (-1). Unsplit, a row's result does not depend on its tile
+  // (the queries of a tile see their own positions only, in the same block order), so neither the
+  // batch nor the chunking of its sequence changes it.
   const AttentionParams params{.n_head = c.n_head,
                                .scale = c.attn_scale,
                                .softcap = c.attn_softcap,
                                .window = layer.sliding_window,
                                .alibi_slopes = nullptr,
-                               .split_tokens = 0};
+                               .split_tokens = options_.batch_invariant ? -1 : 0};
   backend_.attention(cache, kv_seqs_, kv_rows_, q_.data(), params, attn_.data());
 
   backend_.matmul(l.wo, attn_.data(), n, proj_.data());
@@ -238,20 +250,42 @@ void Model::ffn_block(int32_t il, int64_t n) {
 
 void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
   const ModelConfig& c = config_;
-  // The rows that want logits, gathered into xn_ (compact), then normed and multiplied.
+  const auto n_embd = static_cast<size_t>(c.n_embd);
+  const size_t row_bytes = sizeof(float) * n_embd;
+  // The rows that want an output (logits or hidden state), gathered into xn_ (compact, batch order)
+  // and normed; the kFinalNorm hook sees them all.
   row_ids_.clear();
   for (size_t r = r0; r < r1; ++r) {
-    if (batch.logits[r] == 0) continue;
-    std::memcpy(xn_.data() + row_ids_.size() * static_cast<size_t>(c.n_embd),
-                x_.data() + (r - r0) * static_cast<size_t>(c.n_embd), sizeof(float) * static_cast<size_t>(c.n_embd));
+    if (batch.logits[r] == Batch::kNoOutput) continue;
+    std::memcpy(xn_.data() + row_ids_.size() * n_embd, x_.data() + (r - r0) * n_embd, row_bytes);
     row_ids_.push_back(static_cast<int32_t>(r));
   }
-  const auto m = static_cast<int64_t>(row_ids_.size());
-  if (m == 0) return;
-  backend_.rms_norm(xn_.data(), weights_.output_norm.data_as<float>(), xn_.data(), m, c.n_embd, c.norm_eps);
+  const auto n_out = static_cast<int64_t>(row_ids_.size());
+  if (n_out == 0) return;
+  backend_.rms_norm(xn_.data(), weights_.output_norm.data_as<float>(), xn_.data(), n_out, c.n_embd, c.norm_eps);
   if (hooks_.active(HookPoint::kFinalNorm)) [[unlikely]] {
-    run_hook(HookPoint::kFinalNorm, -1, xn_.data(), m, c.n_embd, row_ids_);
+    run_hook(HookPoint::kFinalNorm, -1, xn_.data(), n_out, c.n_embd, row_ids_);
   }
+  // Hidden-state rows are done: copied out in batch order. The logits rows close up in xn_ and
+  // row_ids_ (in place: a row only moves to a lower index) for the LM head, which the hidden rows
+  // skip — an n_vocab-wide matmul per row is what embedding requests must not pay.
+  size_t m_logits = 0;
+  for (size_t i = 0; i < static_cast<size_t>(n_out); ++i) {
+    const float* row = xn_.data() + i * n_embd;
+    if (batch.logits[static_cast<size_t>(row_ids_[i])] == Batch::kHidden) {
+      std::memcpy(final_hidden_.data() + n_hidden_ * n_embd, row, row_bytes);
+      ++n_hidden_;
+      continue;
+    }
+    if (m_logits != i) {
+      std::memcpy(xn_.data() + m_logits * n_embd, row, row_bytes);
+      row_ids_[m_logits] = row_ids_[i];
+    }
+    ++m_logits;
+  }
+  row_ids_.resize(m_logits);  // shrinks: no allocation
+  const auto m = static_cast<int64_t>(m_logits);
+  if (m == 0) return;
   float* logits = logits_.data() + n_logits_ * static_cast<size_t>(c.n_vocab);
   backend_.matmul(output_, xn_.data(), m, logits);
   const int64_t n_floats = m * c.n_vocab;

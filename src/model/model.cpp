@@ -61,23 +61,35 @@ Model::Model(GgufFile file, CpuBackend& backend, const ModelOptions& options)
 }
 
 void Model::prepare_weights() {
+  // Batch invariance (ModelOptions::batch_invariant) needs every matmul to compute a row the same
+  // way whatever the step's row count. The GEMV path does (one vec_dot per row and output, rows
+  // quantized one by one), and so do avx512's integer panels (one kernel family for every row
+  // count): those stay packed, at full prefill speed. Any other packed matrix would switch from the
+  // GEMV to the GEMM (or AMX) at gemm_min_rows rows, which changes the last bits, so it is not
+  // repacked: its prefill runs the GEMV (each weight row read once for all the step's rows, but
+  // no register blocking: measured ~5x slower prefill for F16 on avx512+AMX, ~2.5x for Q8_0 on
+  // avx2; a 16-row decode step ~1.1-1.5x), and the packed copy's memory is saved.
+  const auto prepare = [&](const TensorView& t) {
+    const bool repack = !options_.batch_invariant || backend_.packed_rows_invariant(t.dtype());
+    return backend_.prepare(matrix(t), repack);
+  };
   linears_.resize(static_cast<size_t>(config_.n_layer));
   for (size_t il = 0; il < linears_.size(); ++il) {
     const LayerWeights& w = weights_.layers[il];
     LayerLinears& l = linears_[il];
     l.fused_qkv = w.wq.data() == nullptr;
     if (l.fused_qkv) {
-      l.wqkv = backend_.prepare(matrix(w.wqkv));
+      l.wqkv = prepare(w.wqkv);
     } else {
-      l.wq = backend_.prepare(matrix(w.wq));
-      l.wk = backend_.prepare(matrix(w.wk));
-      l.wv = backend_.prepare(matrix(w.wv));
+      l.wq = prepare(w.wq);
+      l.wk = prepare(w.wk);
+      l.wv = prepare(w.wv);
     }
-    l.wo = backend_.prepare(matrix(w.wo));
+    l.wo = prepare(w.wo);
     l.fused_gate_up = w.w_gate.data() == nullptr;
-    if (!l.fused_gate_up) l.w_gate = backend_.prepare(matrix(w.w_gate));
-    l.w_up = backend_.prepare(matrix(w.w_up));
-    l.w_down = backend_.prepare(matrix(w.w_down));
+    if (!l.fused_gate_up) l.w_gate = prepare(w.w_gate);
+    l.w_up = prepare(w.w_up);
+    l.w_down = prepare(w.w_down);
   }
   // The output matrix is not repacked: steps want logits for a few rows (one per sequence), which
   // the GEMV path serves, and a packed copy of a large vocabulary costs much memory.

@@ -40,6 +40,13 @@ struct ModelOptions {
   // The context the caller will run (tokens per sequence); 0 = the model's training context. Picks
   // Phi-3 LongRoPE's long factors when it exceeds the original context, as llama.cpp does.
   int32_t context_size = 0;
+  // Every row's outputs (logits, hidden states) bit-identical whatever else shares its batch and
+  // however its sequence was chunked into steps — alone or beside other sequences' decode rows and
+  // prefill chunks — so a seeded request reproduces under any server load. Costs: the matmul
+  // weights whose packed GEMM differs from the GEMV by row count (F16 / BF16 panels, and every
+  // packed type off avx512) are not repacked, so prefill runs them on the GEMV path; attention
+  // never splits a long decode context across threads (split-K). See prepare_weights().
+  bool batch_invariant = false;
   MapOptions map;  // mlock / populate of the weights mapping
 };
 
@@ -81,14 +88,21 @@ class Model {
   KvCacheOptions kv_options(int64_t n_tokens, DType k_dtype = DType::kF16, DType v_dtype = DType::kF16) const;
 
   // Runs the batch: stores every row's K/V in `kv` (sequences grow by their rows) and returns the
-  // logits of the rows that asked for them, [n_wanted][n_vocab] in batch order, valid until the
-  // next forward(). Each sequence's rows must continue it: positions kv.n_tokens(seq), +1, ... in
-  // batch order. Throws Error(kInvalidArgument) for an inconsistent batch (bad token id, unknown
-  // sequence, a position that does not continue its sequence, a logits flag other than 0 / 1) and
+  // logits of the rows that asked for them (Batch::kLogits), [n_logits][n_vocab] in batch order,
+  // valid until the next forward(); the Batch::kHidden rows' hidden states are in hidden(). Each
+  // sequence's rows must continue it: positions kv.n_tokens(seq), +1, ... in batch order. Throws
+  // Error(kInvalidArgument) for an inconsistent batch (bad token id, unknown sequence, a position
+  // that does not continue its sequence, an output kind other than 0 / 1 / 2) and
   // Error(kOutOfMemory) when the KV cache has no room; both before anything is computed or stored.
   // Should a hook throw mid-batch, every sequence is truncated back to its length before the batch
   // and the exception propagates.
   std::span<const float> forward(const Batch& batch, KvCache& kv);
+  // The final-normed hidden states (after the output norm and any kFinalNorm hook, before the LM
+  // head) of the last forward()'s Batch::kHidden rows, [n_hidden][n_embd] in batch order; valid
+  // until the next forward(). Embeddings pool these (mean / last / cls) in the engine.
+  std::span<const float> hidden() const noexcept {
+    return {final_hidden_.data(), n_hidden_ * static_cast<size_t>(config_.n_embd)};
+  }
 
  private:
   Model(GgufFile file, CpuBackend& backend, const ModelOptions& options);
@@ -140,6 +154,8 @@ class Model {
   std::vector<float> cos_sin_local_;  // [rows][n_rot] of rope_local_
   std::vector<float> logits_;         // [wanted rows][n_vocab], grows to the largest request
   size_t n_logits_ = 0;               // rows of logits_ filled by this forward()
+  std::vector<float> final_hidden_;   // [hidden rows][n_embd], grows to the largest request
+  size_t n_hidden_ = 0;               // rows of final_hidden_ filled by this forward()
 };
 
 }  // namespace ember

@@ -110,7 +110,12 @@ std::string ServerMetrics::render(const MetricsGauges& gauges) const {
   gauge("ember_queue_depth", "Requests waiting for admission.", static_cast<double>(gauges.queue_depth));
   gauge("ember_running_sequences", "Sequences in the running batch.", static_cast<double>(gauges.running_sequences));
   gauge("ember_kv_blocks_used", "KV cache blocks in use.", static_cast<double>(gauges.kv_blocks_used));
+  gauge("ember_kv_blocks_cached", "Free KV cache blocks still holding a cached prefix.",
+        static_cast<double>(gauges.kv_blocks_cached));
   gauge("ember_kv_blocks_total", "KV cache blocks in the pool.", static_cast<double>(gauges.kv_blocks_total));
+  header(out, "ember_preemptions_total", "counter",
+         "Sequences preempted (recomputed later) when the KV cache ran out.");
+  out += fmt::format("ember_preemptions_total {}\n", prometheus_number(static_cast<double>(gauges.preemptions)));
   histogram(out, "ember_time_to_first_token_seconds", "From the request's arrival to its first generated token.",
             time_to_first_token);
   histogram(out, "ember_inter_token_latency_seconds", "Between consecutive generated tokens of a sequence.",

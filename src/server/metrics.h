@@ -58,8 +58,10 @@ class Histogram {
 struct MetricsGauges {
   int64_t queue_depth = 0;        // requests waiting for admission
   int64_t running_sequences = 0;  // sequences in the running batch
-  int64_t kv_blocks_used = 0;
+  int64_t kv_blocks_used = 0;     // held by sequences
+  int64_t kv_blocks_cached = 0;   // free, still holding a cached prefix
   int64_t kv_blocks_total = 0;
+  int64_t preemptions = 0;  // sequences sent back to the queue (a counter the engine keeps)
 };
 
 // Everything /metrics reports, named ember_*.

@@ -162,10 +162,11 @@ TEST(EmberCli, UsageAndExitCodes) {
     EXPECT_TRUE(r.err.starts_with("ember: error: ")) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
-  EXPECT_NE(ember({"frobnicate"})
-                .err.find("unknown command 'frobnicate' (commands: bench, chat, inspect, perplexity, quantize, run, "
-                          "synth, template, tokenize)"),
-            std::string::npos);
+  EXPECT_NE(
+      ember({"frobnicate"})
+          .err.find("unknown command 'frobnicate' (commands: bench, chat, inspect, perplexity, quantize, run, serve, "
+                    "synth, template, tokenize)"),
+      std::string::npos);
 }
 
 TEST(EmberCli, InspectStories260KText) {

@@ -1,0 +1,148 @@
+// `ember serve -m MODEL`: the OpenAI-compatible HTTP server (docs/server.md) — binds first (so
+// /health answers 503 while the model loads), serves until SIGTERM / SIGINT, then drains: new
+// requests get 503, running streams finish (or are cancelled after --shutdown-timeout), exit 0.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "core/check.h"
+#include "core/thread_pool.h"
+#include "server/api_server.h"
+#include "server/http_server.h"
+
+namespace ember::cli {
+namespace {
+
+std::string read_api_key_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(ErrorCode::kIo, "cannot read the API key file '{}'", path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string key = text.str();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) {
+    key.pop_back();
+  }
+  if (key.empty()) fail(ErrorCode::kInvalidArgument, "the API key file '{}' is empty", path);
+  if (key.find_first_of("\r\n") != std::string::npos) {
+    fail(ErrorCode::kInvalidArgument, "the API key file '{}' holds more than one line", path);
+  }
+  return key;
+}
+
+bool is_loopback(const std::string& host) { return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
+
+int run_serve(server::ServerOptions o, const std::string& api_key_file) {
+  if (!api_key_file.empty()) o.api_key = read_api_key_file(api_key_file);
+  if (!is_loopback(o.host) && o.api_key.empty()) {
+    fmt::print(stderr, "ember serve: warning: listening on {} without --api-key: anyone who can reach it may use it\n",
+               o.host);
+  }
+  // Every thread started from here on (HTTP workers, the engine, the compute pool) inherits this
+  // mask: the signals reach only the sigwait below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  server::ApiServer api(o);
+  server::HttpServer http(api, o);
+  const int port = http.bind();
+  std::thread listener([&http] { http.listen(); });
+  fmt::print(stderr, "ember serve: listening on http://{}:{}\n",
+             o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, port);
+  std::fflush(stderr);
+  try {
+    api.load();
+  } catch (...) {
+    http.stop();
+    listener.join();
+    throw;
+  }
+  fmt::print(stderr, "ember serve: ready: model '{}', context {} tokens, {} parallel sequences\n", api.model_name(),
+             api.context(), o.parallel);
+  std::fflush(stderr);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  fmt::print(stderr, "ember serve: {}: finishing the running requests (at most {} s)\n",
+             signal_number == SIGINT ? "interrupted" : "terminating", o.shutdown_timeout_s);
+  std::fflush(stderr);
+  api.drain(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_timeout_s * 1000)));
+  http.stop();
+  listener.join();
+  fmt::print(stderr, "ember serve: stopped\n");
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, CommandAction& action) {
+  auto o = std::make_shared<server::ServerOptions>();
+  auto api_key_file = std::make_shared<std::string>();
+  auto pooling = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
+  cmd->add_option("-m,--model", o->model_path, "GGUF model file")->required()->type_name("FILE");
+  cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1: this machine only)");
+  cmd->add_option("--port", o->port, "Port (0: any free port, printed)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--parallel,--np", o->parallel, "Sequences decoded together (default 4)")->check(CLI::Range(1, 1024));
+  cmd->add_option("-c,--ctx-size", o->ctx_size, "Tokens per sequence (default: the model's, at most 4096)")
+      ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("--kv-tokens", o->kv_tokens, "KV cache size in tokens, shared (default: ctx-size x parallel)")
+      ->check(CLI::Range(0, 1 << 30));
+  cmd->add_option("--max-queue", o->max_queue, "Requests waiting beyond the running ones; more get 503 (default 64)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-t,--threads", o->threads, "Compute threads (default 0: every CPU)")
+      ->check(CLI::Range(0, ThreadPool::kMaxThreads));
+  auto* key = cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' (not for /health)");
+  auto* key_file =
+      cmd->add_option("--api-key-file", *api_key_file, "Read the API key from a file (one line)")->type_name("FILE");
+  key->excludes(key_file);
+  cmd->add_option("--alias", o->alias, "The model's name in /v1/models and responses (default: the file name)");
+  cmd->add_option("--cors-origin", o->cors_origin, "Allow browsers from this origin ('*': any; default: none)");
+  cmd->add_option("--chat-template", o->chat_template, "Chat template: a preset name or a .jinja file");
+  cmd->add_option("--pooling", *pooling, "Embeddings' pooling: mean, cls or last (default: the model's, else mean)")
+      ->check(CLI::IsMember({"mean", "cls", "last"}));
+  cmd->add_flag("--no-ui", o->no_ui, "Serve no page at /");
+  cmd->add_flag(
+      "--no-prefix-cache", [o](int64_t) { o->prefix_cache = false; },
+      "Compute every prompt in full (no reuse of earlier prompts' KV)");
+  cmd->add_flag("--deterministic", o->batch_invariant,
+                "Results independent of the load: a seed gives the same text alone or in a full batch "
+                "(slower prefill)");
+  cmd->add_option("--max-body", o->max_body, "Largest request body in bytes (default 8 MiB)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 31));
+  cmd->add_option("--timeout", o->read_timeout_s, "Seconds a client may stall while sending or receiving (default 10)")
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--shutdown-timeout", o->shutdown_timeout_s,
+                  "On SIGTERM, seconds the running requests get to finish before they are cancelled (default 30)")
+      ->check(CLI::Range(0.0, 86400.0));
+  cmd->footer(
+      "Endpoints: POST /v1/chat/completions, /v1/completions (stream or not), /v1/embeddings, /tokenize,\n"
+      "/detokenize, /apply-template; GET /v1/models, /health (503 while loading), /metrics (Prometheus).\n"
+      "Prints \"listening on http://HOST:PORT\" on stderr once bound. SIGTERM or Ctrl-C: stop taking requests,\n"
+      "let the running ones finish (--shutdown-timeout), exit 0. Exit codes: 1 error (the model, the address),\n"
+      "2 bad command line. More in docs/server.md.");
+  cmd->callback([&action, o, api_key_file, pooling] {
+    if (!pooling->empty()) {
+      o->pooling_set = true;
+      o->pooling = *pooling == "cls" ? Pooling::kCls : *pooling == "last" ? Pooling::kLast : Pooling::kMean;
+    }
+    if (o->kv_tokens > 0 && o->ctx_size > 0 && o->kv_tokens < o->ctx_size) {
+      throw CLI::ValidationError("--kv-tokens", "must hold at least one --ctx-size");
+    }
+    action = [o, api_key_file] { return run_serve(*o, *api_key_file); };
+  });
+}
+
+}  // namespace ember::cli

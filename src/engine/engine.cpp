@@ -1,0 +1,479 @@
+// Engine: continuous batching over one model and one paged KV cache — schedule, forward, sample, emit.
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/check.h"
+#include "core/timer.h"
+
+namespace ember {
+namespace {
+
+EngineOptions resolved(EngineOptions o, const Model& model) {
+  if (o.context <= 0) fail(ErrorCode::kInvalidArgument, "the context must be > 0 tokens, got {}", o.context);
+  if (o.max_running < 1) fail(ErrorCode::kInvalidArgument, "parallel must be >= 1, got {}", o.max_running);
+  if (o.max_waiting < 0) fail(ErrorCode::kInvalidArgument, "the queue length must be >= 0, got {}", o.max_waiting);
+  if (o.kv_tokens == 0)
+    o.kv_tokens = static_cast<int32_t>(std::min<int64_t>(int64_t{o.context} * o.max_running, INT32_MAX));
+  if (o.kv_tokens < o.context) {
+    fail(ErrorCode::kInvalidArgument, "the KV cache ({} tokens) must hold at least one full context ({} tokens)",
+         o.kv_tokens, o.context);
+  }
+  if (o.step_tokens <= 0) o.step_tokens = model.options().max_step_tokens;
+  // Every running sequence gets its decode row each step, whatever the budget says.
+  o.step_tokens = std::max(o.step_tokens, o.max_running);
+  return o;
+}
+
+}  // namespace
+
+Engine::Engine(Model& model, const Tokenizer& tokenizer, const EngineOptions& options)
+    : model_(model),
+      tokenizer_(tokenizer),
+      options_(resolved(options, model)),
+      kv_(model.config(), model.kv_options(options_.kv_tokens, options_.kv_type, options_.kv_type)) {
+  kv_.set_prefix_caching(options_.prefix_cache);
+  publish_stats();
+}
+
+Engine::~Engine() { stop(true); }
+
+bool Engine::submit(std::shared_ptr<EngineRequest> request) {
+  EMBER_CHECK(request != nullptr);
+  const EngineRequest& r = *request;
+  const int32_t n_vocab = model_.config().n_vocab;
+  if (r.prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
+  if (r.prompt.size() >= static_cast<size_t>(options_.context)) {
+    fail(ErrorCode::kInvalidArgument,
+         "the prompt is {} tokens, which leaves no room to generate in a context of {} tokens", r.prompt.size(),
+         options_.context);
+  }
+  for (const int32_t id : r.prompt) {
+    if (id < 0 || id >= n_vocab) fail(ErrorCode::kInvalidArgument, "prompt token {} is outside the vocabulary", id);
+  }
+  if (r.n < 1) fail(ErrorCode::kInvalidArgument, "n must be >= 1, got {}", r.n);
+  if (r.kind == EngineRequest::Kind::kGenerate) {
+    SequenceDecoder probe(tokenizer_, n_vocab, r.options, {});  // throws for bad options, naming them
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || queued_ >= options_.max_waiting) return false;
+    inbox_.push_back(std::move(request));
+    ++queued_;
+    stats_.waiting = queued_;
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void Engine::start() {
+  EMBER_CHECK(!thread_.joinable());
+  thread_ = std::thread([this] {
+    for (;;) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || has_work_locked(); });
+        if (stopping_ && cancel_on_stop_) {
+          for (const auto& r : inbox_) r->cancel.store(true);
+          for (const auto& s : waiting_) s->request->cancel.store(true);
+          for (const auto& s : running_) s->request->cancel.store(true);
+        }
+        if (stopping_ && !has_work_locked()) break;
+      }
+      step();
+    }
+  });
+}
+
+void Engine::stop(bool cancel_running) {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    cancel_on_stop_ = cancel_on_stop_ || cancel_running;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Engine::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return idle_.wait_for(lock, timeout, [&] { return queued_ == 0 && stats_.running == 0; });
+}
+
+bool Engine::has_work_locked() const { return !inbox_.empty() || !waiting_.empty() || !running_.empty(); }
+
+EngineStats Engine::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void Engine::take_submitted() {
+  std::vector<std::shared_ptr<EngineRequest>> inbox;
+  {
+    std::lock_guard lock(mutex_);
+    inbox.swap(inbox_);
+  }
+  for (auto& request : inbox) {
+    auto slot = std::make_unique<Slot>();
+    slot->request = std::move(request);
+    slot->tokens = slot->request->prompt;
+    if (slot->request->kind == EngineRequest::Kind::kGenerate) {
+      slot->decoder.emplace(tokenizer_, model_.config().n_vocab, slot->request->options, slot->tokens);
+      slot->siblings_pending = slot->request->n > 1;
+    }
+    waiting_.push_back(std::move(slot));
+  }
+}
+
+void Engine::sweep_cancelled() {
+  for (auto& slot : running_) {
+    if (!slot->done && slot->request->cancel.load(std::memory_order_relaxed)) finish(*slot, FinishReason::kCancelled);
+  }
+  for (auto& slot : waiting_) {
+    if (!slot->done && slot->request->cancel.load(std::memory_order_relaxed)) finish(*slot, FinishReason::kCancelled);
+  }
+  compact();
+}
+
+void Engine::compact() {
+  int64_t admitted_now = 0;
+  std::erase_if(running_, [](const SlotPtr& s) { return s->done; });
+  std::erase_if(waiting_, [&](const SlotPtr& s) {
+    if (s->done && !s->admitted) ++admitted_now;  // ended before it ever ran: no longer queued
+    return s->done;
+  });
+  if (admitted_now > 0) {
+    std::lock_guard lock(mutex_);
+    queued_ -= admitted_now;
+  }
+}
+
+bool Engine::step() {
+  take_submitted();
+  sweep_cancelled();
+  const bool scheduled = schedule();
+  if (scheduled) {
+    Timer timer;
+    std::span<const float> logits;
+    try {
+      logits = model_.forward(batch_, kv_);
+    } catch (const std::exception& e) {
+      // Nothing was stored (or it was rolled back): the batch's requests fail; the others go on.
+      for (Slot* slot : batch_slots_) fail_request(*slot, e.what());
+      batch_slots_.clear();
+    }
+    const double seconds = timer.elapsed_ms() / 1000.0;
+    const double decode_share =
+        batch_.empty() ? 0.0 : static_cast<double>(decode_rows_) / static_cast<double>(batch_.size());
+    process_outputs(logits, model_.hidden());
+    std::lock_guard lock(mutex_);
+    stats_.decode_seconds += seconds * decode_share;
+    stats_.prefill_seconds += seconds * (1.0 - decode_share);
+    ++stats_.steps;
+  }
+  compact();
+  publish_stats();
+  return scheduled;
+}
+
+bool Engine::schedule() {
+  batch_.clear();
+  batch_slots_.clear();
+  decode_rows_ = 0;
+  budget_ = options_.step_tokens;
+  for (auto& slot : running_) slot->step_rows = 0;
+
+  // 1. One decode row for each running sequence, oldest first: running streams never wait behind
+  // a prompt. A snapshot, because preemption moves the newest slots back to the queue.
+  std::vector<Slot*> snapshot;
+  for (auto& slot : running_) snapshot.push_back(slot.get());
+  for (Slot* slot : snapshot) {
+    if (slot->done || slot->seq < 0 || pending(*slot) != 1 || slot->decoder == std::nullopt) continue;
+    if (slot->n_kv >= options_.context) {  // no room for the token it just sampled
+      finish(*slot, FinishReason::kContextFull);
+      continue;
+    }
+    if (!reserve_or_preempt(*slot, 1)) continue;
+    add_rows(*slot, 1);
+    ++decode_rows_;
+  }
+  // 2. The running prompts' next chunks, then 3. new (or preempted) requests, while the budget lasts.
+  for (Slot* slot : snapshot) {
+    if (budget_ <= 0) break;
+    if (slot->done || slot->seq < 0 || slot->step_rows > 0 || pending(*slot) < 1) continue;
+    const int32_t n = std::min(pending(*slot), budget_);
+    if (!reserve_or_preempt(*slot, n)) continue;
+    add_rows(*slot, n);
+  }
+  while (budget_ > 0 && !waiting_.empty()) {
+    Slot& slot = *waiting_.front();
+    const int32_t choices = slot.siblings_pending ? slot.request->n : 1;
+    if (!running_.empty() && running_count() + choices > options_.max_running) break;
+    if (!admit(slot)) break;  // first come, first served: the next waits for this one
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+  return !batch_.empty();
+}
+
+int32_t Engine::running_count() const {
+  int32_t n = 0;
+  for (const auto& slot : running_) n += slot->done ? 0 : 1;
+  return n;
+}
+
+bool Engine::reserve_or_preempt(Slot& slot, int32_t n) {
+  while (!kv_.reserve(slot.seq, n)) {
+    // The newest running sequence without rows in this step gives its blocks back (recomputed when
+    // it is admitted again; its full blocks stay in the prefix cache, so that is usually cheap).
+    Slot* victim = nullptr;
+    for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+      Slot* s = it->get();
+      if (!s->done && s->seq >= 0 && s->step_rows == 0 && s != &slot) {
+        victim = s;
+        break;
+      }
+    }
+    if (victim == nullptr) {
+      if (slot.step_rows == 0) preempt(slot);
+      return false;
+    }
+    preempt(*victim);
+  }
+  return true;
+}
+
+void Engine::preempt(Slot& slot) {
+  if (slot.decoder) kv_.cache_full_blocks(slot.seq, slot.tokens);
+  kv_.remove_sequence(slot.seq);
+  slot.seq = -1;
+  slot.n_kv = 0;
+  slot.pooled.clear();
+  slot.pooled_rows = 0;
+  const auto it = std::find_if(running_.begin(), running_.end(), [&](const SlotPtr& s) { return s.get() == &slot; });
+  EMBER_CHECK(it != running_.end());
+  waiting_.push_front(std::move(*it));
+  running_.erase(it);
+  std::lock_guard lock(mutex_);
+  ++stats_.preemptions;
+}
+
+bool Engine::admit(Slot& slot) {
+  const bool generate = slot.decoder.has_value();
+  int32_t matched = 0;
+  // Embeddings pool every row's hidden state, so they adopt no cached prefix.
+  slot.seq = kv_.add_sequence(slot.tokens, generate ? static_cast<int32_t>(slot.tokens.size()) - 1 : 0, &matched);
+  slot.n_kv = matched;
+  // The whole remaining prompt must fit beside a block of headroom for each running sequence, or
+  // the admission would only preempt them.
+  const int64_t need = kv_.blocks_to_reserve(slot.seq, pending(slot));
+  const int64_t headroom = running_count();
+  if (need + headroom > kv_.free_blocks()) {
+    kv_.remove_sequence(slot.seq);
+    slot.seq = -1;
+    slot.n_kv = 0;
+    // Nothing runs and still no room: the cache can never hold this request.
+    if (running_count() == 0) fail_request(slot, "the KV cache cannot hold this request");
+    return false;
+  }
+  const int32_t n = std::min(pending(slot), budget_);
+  EMBER_CHECK(kv_.reserve(slot.seq, n));
+  if (!slot.admitted) {
+    slot.admitted = true;
+    const auto prompt = static_cast<int64_t>(slot.request->prompt.size());
+    if (generate) slot.decoder->stats().cached_tokens = matched;
+    std::lock_guard lock(mutex_);
+    --queued_;
+    stats_.prompt_tokens += prompt;
+    if (generate) {
+      stats_.prefix_queried_tokens += prompt;
+      stats_.prefix_hit_tokens += matched;
+    }
+  }
+  add_rows(slot, n);
+  return true;
+}
+
+void Engine::add_rows(Slot& slot, int32_t n) {
+  const bool generate = slot.decoder.has_value();
+  const auto end = static_cast<int32_t>(slot.tokens.size());
+  const Pooling pooling = slot.request->pooling;
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t pos = slot.n_kv + i;
+    Batch::RowOutput output = Batch::kNoOutput;
+    if (generate) {
+      if (pos + 1 == end) output = Batch::kLogits;
+    } else if (pooling == Pooling::kMean || (pooling == Pooling::kCls && pos == 0) ||
+               (pooling == Pooling::kLast && pos + 1 == end)) {
+      output = Batch::kHidden;
+    }
+    batch_.add(slot.tokens[static_cast<size_t>(pos)], pos, slot.seq, output);
+  }
+  slot.step_rows = n;
+  budget_ -= n;
+  batch_slots_.push_back(&slot);
+}
+
+void Engine::process_outputs(std::span<const float> logits, std::span<const float> hidden) {
+  const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
+  const auto n_embd = static_cast<size_t>(model_.config().n_embd);
+  size_t row = 0;    // batch row
+  size_t logit = 0;  // logits row
+  size_t hidden_row = 0;
+  for (Slot* slot : batch_slots_) {
+    const size_t first = row;
+    row += static_cast<size_t>(slot->step_rows);
+    slot->n_kv += slot->step_rows;
+    if (slot->decoder) {
+      kv_.cache_full_blocks(slot->seq, slot->tokens);
+      if (batch_.logits[row - 1] != Batch::kLogits) continue;
+      const std::span<const float> logits_row = logits.subspan(logit++ * n_vocab, n_vocab);
+      if (slot->siblings_pending) fork_choices(*slot, logits_row);
+      sample(*slot, logits_row);
+    } else {
+      size_t n_rows = 0;
+      for (size_t r = first; r < row; ++r) n_rows += batch_.logits[r] == Batch::kHidden ? 1 : 0;
+      pool(*slot, hidden.subspan(hidden_row * n_embd, n_rows * n_embd));
+      hidden_row += n_rows;
+    }
+  }
+}
+
+void Engine::fork_choices(Slot& first, std::span<const float> logits_row) {
+  first.siblings_pending = false;
+  const EngineRequest& request = *first.request;
+  for (int32_t choice = 1; choice < request.n; ++choice) {
+    auto sibling = std::make_unique<Slot>();
+    sibling->request = first.request;
+    sibling->choice = choice;
+    sibling->admitted = true;
+    GenerateOptions options = request.options;
+    options.sampling.seed += static_cast<uint64_t>(choice);
+    sibling->decoder.emplace(tokenizer_, model_.config().n_vocab, options, request.prompt);
+    sibling->decoder->stats().cached_tokens = first.decoder->stats().cached_tokens;
+    sibling->tokens = first.tokens;
+    // The prompt's blocks are shared; the first write into a shared partial block copies it.
+    sibling->seq = kv_.fork(first.seq, first.n_kv);
+    sibling->n_kv = first.n_kv;
+    Slot& s = *sibling;
+    running_.push_back(std::move(sibling));
+    sample(s, logits_row);
+  }
+}
+
+void Engine::sample(Slot& slot, std::span<const float> row) {
+  SequenceDecoder& decoder = *slot.decoder;
+  if (decoder.options().stop.max_tokens == 0) {
+    decoder.finish(FinishReason::kMaxTokens);
+  } else {
+    EngineEvent event;
+    event.choice = slot.choice;
+    if (decoder.on_logits(row, event.token)) {
+      slot.tokens.push_back(event.token.id);
+      event.has_token = true;
+      slot.request->push(std::move(event));
+      std::lock_guard lock(mutex_);
+      ++stats_.generated_tokens;
+    }
+  }
+  if (decoder.finished()) finish(slot, decoder.stats().finish);
+}
+
+void Engine::pool(Slot& slot, std::span<const float> rows) {
+  const auto n_embd = static_cast<size_t>(model_.config().n_embd);
+  if (slot.pooled.empty()) slot.pooled.assign(n_embd, 0.0);
+  for (size_t r = 0; r * n_embd < rows.size(); ++r) {
+    for (size_t i = 0; i < n_embd; ++i) slot.pooled[i] += rows[r * n_embd + i];
+    ++slot.pooled_rows;
+  }
+  if (pending(slot) > 0) return;  // more chunks to come
+  EngineEvent event;
+  event.last = true;
+  event.stats.prompt_tokens = static_cast<int32_t>(slot.tokens.size());
+  event.stats.finish = FinishReason::kEndOfGeneration;
+  double norm = 0;
+  for (double& v : slot.pooled) {
+    v /= std::max(slot.pooled_rows, 1);
+    norm += v * v;
+  }
+  norm = std::sqrt(norm);
+  event.embedding.resize(n_embd);
+  for (size_t i = 0; i < n_embd; ++i) {
+    event.embedding[i] = static_cast<float>(norm > 0 ? slot.pooled[i] / norm : 0.0);
+  }
+  release(slot);
+  slot.request->push(std::move(event));
+}
+
+void Engine::finish(Slot& slot, FinishReason reason) {
+  if (slot.done) return;
+  if (!slot.decoder) {  // an embedding cancelled or failed
+    release(slot);
+    EngineEvent event;
+    event.last = true;
+    event.stats.finish = reason;
+    slot.request->push(std::move(event));
+    return;
+  }
+  SequenceDecoder& decoder = *slot.decoder;
+  decoder.finish(reason);
+  EngineEvent tail;
+  tail.choice = slot.choice;
+  if (decoder.take_tail(tail.token)) {
+    tail.has_token = true;
+    slot.request->push(std::move(tail));
+  }
+  release(slot);
+  // Choices never forked end with the first, for the same reason.
+  const int32_t last_choice = slot.siblings_pending ? slot.request->n - 1 : slot.choice;
+  for (int32_t choice = slot.choice; choice <= last_choice; ++choice) {
+    EngineEvent event;
+    event.choice = choice;
+    event.last = true;
+    event.stats = decoder.stats();
+    slot.request->push(std::move(event));
+  }
+}
+
+void Engine::fail_request(Slot& slot, const std::string& message) {
+  if (slot.done) return;
+  release(slot);
+  const int32_t last_choice = slot.siblings_pending ? slot.request->n - 1 : slot.choice;
+  for (int32_t choice = slot.choice; choice <= last_choice; ++choice) {
+    EngineEvent event;
+    event.choice = choice;
+    event.last = true;
+    event.stats.finish = FinishReason::kError;
+    event.error = message;
+    slot.request->push(std::move(event));
+  }
+}
+
+void Engine::release(Slot& slot) {
+  if (slot.seq >= 0) {
+    if (slot.decoder) kv_.cache_full_blocks(slot.seq, slot.tokens);
+    kv_.remove_sequence(slot.seq);
+    slot.seq = -1;
+  }
+  slot.done = true;
+}
+
+void Engine::publish_stats() {
+  const KvCacheStats kv = kv_.stats();
+  int64_t running = 0;
+  for (const auto& slot : running_) running += slot->done ? 0 : 1;
+  bool idle = false;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.waiting = queued_;
+    stats_.running = running;
+    stats_.kv_blocks_total = kv.total;
+    stats_.kv_blocks_used = kv.used;
+    stats_.kv_blocks_cached = kv.cached;
+    idle = queued_ == 0 && running == 0;
+  }
+  if (idle) idle_.notify_all();
+}
+
+}  // namespace ember

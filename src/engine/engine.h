@@ -1,0 +1,157 @@
+// Engine: the serving loop (DESIGN.md §6) — many requests share each forward pass. Every step
+// schedules (decode rows first, then chunks of prompts within a token budget; admission by free KV
+// blocks; preemption by recompute when blocks run out), runs one Model::forward, samples each
+// sequence that got logits, and sends its tokens to the request's channel. Full KV blocks are
+// published to the prefix cache, so a prompt that starts like an earlier one computes only the rest.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "engine/engine_request.h"
+#include "engine/sequence_decoder.h"
+#include "model/batch.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ember {
+
+struct EngineOptions {
+  int32_t context = 0;       // tokens one sequence may hold, prompt included (> 0)
+  int32_t max_running = 4;   // sequences decoding at once (--parallel); n > 1 choices count each
+  int32_t kv_tokens = 0;     // the KV pool, shared by all sequences; 0: context * max_running
+  int32_t step_tokens = 0;   // rows per forward step; 0: the model's max_step_tokens
+  int32_t max_waiting = 64;  // requests queued beyond the running ones; submit() refuses more
+  bool prefix_cache = true;  // reuse the KV of earlier prompts' full blocks
+  DType kv_type = DType::kF16;
+};
+
+// Counters and gauges for /metrics, readable from any thread.
+struct EngineStats {
+  int64_t waiting = 0;  // requests submitted, not yet running
+  int64_t running = 0;  // sequences holding KV blocks
+  int64_t kv_blocks_total = 0;
+  int64_t kv_blocks_used = 0;         // held by a sequence
+  int64_t kv_blocks_cached = 0;       // free but keeping a cached prefix
+  int64_t prompt_tokens = 0;          // of admitted requests
+  int64_t prefix_queried_tokens = 0;  // prompt tokens looked up in the prefix cache
+  int64_t prefix_hit_tokens = 0;      // of which were found
+  int64_t generated_tokens = 0;
+  int64_t preemptions = 0;
+  int64_t steps = 0;
+  double prefill_seconds = 0;  // forward time, shared among a step's rows by kind
+  double decode_seconds = 0;
+};
+
+class Engine {
+ public:
+  // `model` and `tokenizer` must outlive the engine. Throws Error(kInvalidArgument) for impossible
+  // options and Error(kOutOfMemory) when the KV pool cannot be allocated.
+  Engine(Model& model, const Tokenizer& tokenizer, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Checks the request (throws Error(kInvalidArgument): empty or too long a prompt, a token outside
+  // the vocabulary, bad options, n < 1) and queues it. Returns false when the queue is full or the
+  // engine is stopping: the request was not taken. Thread-safe.
+  bool submit(std::shared_ptr<EngineRequest> request);
+
+  // The engine's thread: steps while there is work, sleeps while there is none.
+  void start();
+  // Refuses new requests; with `cancel_running` ends the running and queued ones (kCancelled),
+  // else lets them finish. Then the thread exits; joins it. Idempotent.
+  void stop(bool cancel_running);
+  // Waits until no request is queued or running, or `timeout` passes; true when idle.
+  bool wait_idle(std::chrono::milliseconds timeout);
+
+  // One step: takes submitted requests, schedules, runs a forward pass, sends events. Returns
+  // false when there was nothing to do. Called by the thread (start()), or by tests without it.
+  bool step();
+
+  EngineStats stats() const;
+  const EngineOptions& options() const noexcept { return options_; }
+  int32_t n_vocab() const noexcept { return model_.config().n_vocab; }
+  int32_t n_embd() const noexcept { return model_.config().n_embd; }
+
+ private:
+  // One choice of a request: its decoder, its tokens and its place in the KV cache.
+  struct Slot {
+    std::shared_ptr<EngineRequest> request;
+    int32_t choice = 0;
+    std::optional<SequenceDecoder> decoder;  // generation requests
+    std::vector<int32_t> tokens;             // prompt + generated: what the KV must hold next
+    int32_t n_kv = 0;                        // of `tokens`, held by the KV cache
+    SeqId seq = -1;                          // -1: holds no blocks (queued, or preempted)
+    bool admitted = false;                   // has run at least once (no longer counts as queued)
+    bool siblings_pending = false;           // choice 0 of n > 1: the others fork off its prompt
+    bool done = false;                       // ended; removed from the lists at the end of the step
+    std::vector<double> pooled;              // embedding requests: the pooling sum
+    int32_t pooled_rows = 0;
+    // This step's rows in the batch, and whether the last asks for an output.
+    int32_t step_rows = 0;
+    bool step_output = false;
+  };
+  using SlotPtr = std::unique_ptr<Slot>;
+
+  void take_submitted();
+  void sweep_cancelled();
+  // Drops the ended slots from running_ and waiting_.
+  void compact();
+  static int32_t pending(const Slot& slot) noexcept { return static_cast<int32_t>(slot.tokens.size()) - slot.n_kv; }
+  int32_t running_count() const;
+  // Builds batch_ from running_ and admits from waiting_; false when it is empty.
+  bool schedule();
+  // Reserves `n` more positions for `slot`, preempting the newest running slots when blocks run
+  // short; false when even that did not free enough (`slot` itself may be preempted then).
+  bool reserve_or_preempt(Slot& slot, int32_t n);
+  void preempt(Slot& slot);
+  // Gives the front waiting slot a sequence (adopting a cached prefix) and its first chunk; false
+  // when the KV cache cannot take its whole prompt now.
+  bool admit(Slot& slot);
+  void add_rows(Slot& slot, int32_t n);
+  void process_outputs(std::span<const float> logits, std::span<const float> hidden);
+  // Choice 0's prompt is done: choices 1..n-1 share its blocks and sample from the same row.
+  void fork_choices(Slot& first, std::span<const float> logits_row);
+  void sample(Slot& slot, std::span<const float> row);
+  // Adds this step's hidden rows to an embedding's pool; sends the vector once the prompt is done.
+  void pool(Slot& slot, std::span<const float> rows);
+  // Ends a generation (sends the held-back text and the last events) and frees its blocks.
+  void finish(Slot& slot, FinishReason reason);
+  void fail_request(Slot& slot, const std::string& message);
+  void release(Slot& slot);
+  void publish_stats();
+  bool has_work_locked() const;
+
+  Model& model_;
+  const Tokenizer& tokenizer_;
+  EngineOptions options_;
+  KvCache kv_;
+  Batch batch_;
+  std::vector<Slot*> batch_slots_;  // the slots with rows in batch_, in order
+  int32_t budget_ = 0;              // rows left in the step being scheduled
+  int32_t decode_rows_ = 0;         // of the step, decode rows (the rest are prompt rows)
+
+  std::deque<SlotPtr> waiting_;   // engine thread only
+  std::vector<SlotPtr> running_;  // in admission order (the newest last)
+
+  mutable std::mutex mutex_;  // guards inbox_, stopping_, the stats
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::vector<std::shared_ptr<EngineRequest>> inbox_;
+  int64_t queued_ = 0;  // submitted requests not yet admitted (inbox + waiting)
+  bool stopping_ = false;
+  bool cancel_on_stop_ = false;
+  EngineStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace ember

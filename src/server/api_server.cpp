@@ -1,0 +1,285 @@
+// ApiServer: routes, auth, CORS, error objects, /health, /v1/models, /metrics, loading and draining.
+#include "server/api_server.h"
+
+#include <filesystem>
+#include <random>
+
+#include "api/llm_impl.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "server/completion_response.h"
+#include "server/server_state.h"
+
+namespace ember::server {
+
+using nlohmann::json;
+
+// --- helpers shared by the route files (server_state.h) ---
+
+namespace {
+
+// The deepest nesting of arrays and objects in `text`, strings skipped; stops counting past `limit`.
+int json_depth(std::string_view text, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+// Compares in time that depends on the key's length only, not on where the strings differ.
+bool constant_time_equal(std::string_view given, std::string_view key) {
+  unsigned diff = given.size() == key.size() ? 0u : 1u;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const char g = i < given.size() ? given[i] : '\0';
+    diff |= static_cast<unsigned>(static_cast<uint8_t>(g) ^ static_cast<uint8_t>(key[i]));
+  }
+  return diff == 0;
+}
+
+std::mt19937_64& rng() {
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  return engine;
+}
+
+}  // namespace
+
+json parse_body(const HttpRequest& request) {
+  if (json_depth(request.body, kMaxJsonDepth) > kMaxJsonDepth) {
+    invalid_request("", fmt::format("the JSON body nests deeper than {} levels", kMaxJsonDepth));
+  }
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    // Parse again for the message with the position (rare: only bad requests pay).
+    try {
+      const json again = json::parse(request.body);
+    } catch (const json::parse_error& e) {
+      invalid_request("", fmt::format("the body is not valid JSON: {}", e.what()));
+    }
+    invalid_request("", "the body is not valid JSON");
+  }
+  if (!body.is_object()) invalid_request("", "the body must be a JSON object");
+  return body;
+}
+
+HttpReply json_reply(int status, const json& body) {
+  HttpReply reply;
+  reply.status = status;
+  reply.body = dump_json(body);
+  return reply;
+}
+
+HttpReply error_reply(const ApiError& error) { return json_reply(error.status(), error.to_json()); }
+
+HttpReply overloaded_reply(const std::string& message) {
+  HttpReply reply = error_reply(ApiError(503, "server_error", "", message));
+  reply.headers.emplace_back("Retry-After", "1");
+  return reply;
+}
+
+std::string random_id(std::string_view prefix) {
+  return fmt::format("{}{:016x}{:08x}", prefix, rng()(), static_cast<uint32_t>(rng()()));
+}
+
+uint64_t random_seed() { return rng()(); }
+
+std::string token_piece(const ServerState& state, int32_t id) {
+  std::string out;
+  state.tokenizer->append_piece(id, /*render_special=*/false, out);
+  return out;
+}
+
+// --- ApiServer ---
+
+ApiServer::ApiServer(const ServerOptions& options) : state_(std::make_unique<ServerState>()) {
+  state_->options = options;
+}
+
+ApiServer::~ApiServer() {
+  if (state_->engine) state_->engine->stop(true);
+}
+
+void ApiServer::load() {
+  ServerState& s = *state_;
+  const ServerOptions& o = s.options;
+  LoadOptions load;
+  load.threads = o.threads;
+  load.context = o.ctx_size;
+  load.chat_template = o.chat_template;
+  load.batch_invariant = o.batch_invariant;
+  s.llm = Llm::load(o.model_path, load);
+  s.model = LlmAccess::impl(*s.llm).model.get();
+  s.tokenizer = &*LlmAccess::impl(*s.llm).tokenizer;
+  s.model_name = o.alias.empty() ? std::filesystem::path(o.model_path).filename().string() : o.alias;
+  s.pooling = o.pooling;
+  if (!o.pooling_set) {
+    // llama.cpp's key: 1 mean, 2 cls, 3 last (0 none, which we serve as mean).
+    const std::string key = s.llm->info().architecture + ".pooling_type";
+    int64_t type = 0;
+    if (const GgufValue* v = s.model->file().find(key); v != nullptr && v->to_int64(&type)) {
+      s.pooling = type == 2 ? Pooling::kCls : type == 3 ? Pooling::kLast : Pooling::kMean;
+    }
+  }
+  EngineOptions engine;
+  engine.context = s.llm->info().context;
+  engine.max_running = o.parallel;
+  engine.kv_tokens = o.kv_tokens;
+  engine.max_waiting = o.max_queue;
+  engine.prefix_cache = o.prefix_cache;
+  engine.kv_type = LlmAccess::impl(*s.llm).kv_type;
+  s.engine = std::make_unique<Engine>(*s.model, *s.tokenizer, engine);
+  s.engine->start();
+  s.created =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  s.ready.store(true);
+}
+
+void ApiServer::drain(std::chrono::milliseconds timeout) {
+  state_->draining.store(true);
+  if (!state_->engine) return;
+  if (!state_->engine->wait_idle(timeout)) EMBER_LOG_INFO("shutdown: cancelling the requests still running");
+  state_->engine->stop(true);
+}
+
+const std::string& ApiServer::model_name() const { return state_->model_name; }
+int32_t ApiServer::context() const { return state_->engine ? state_->engine->options().context : 0; }
+
+HttpReply ApiServer::handle(const HttpRequest& request) {
+  ServerState& s = *state_;
+  HttpReply reply;
+  try {
+    reply = route(request);
+  } catch (const ApiError& e) {
+    reply = error_reply(e);
+  } catch (const Error& e) {
+    const bool bad_input = e.code() == ErrorCode::kInvalidArgument;
+    reply = error_reply(
+        ApiError(bad_input ? 400 : 500, bad_input ? "invalid_request_error" : "server_error", "", e.what()));
+  } catch (const std::exception& e) {
+    reply = error_reply(ApiError(500, "server_error", "", e.what()));
+  }
+  if (!s.options.cors_origin.empty()) {
+    reply.headers.emplace_back("Access-Control-Allow-Origin", s.options.cors_origin);
+    reply.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    reply.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    if (s.options.cors_origin != "*") reply.headers.emplace_back("Vary", "Origin");
+  }
+  s.metrics.requests.add(std::to_string(reply.status));
+  return reply;
+}
+
+HttpReply ApiServer::route(const HttpRequest& request) {
+  ServerState& s = *state_;
+  const std::string& path = request.path;
+  const bool get = request.method == "GET" || request.method == "HEAD";
+  const bool post = request.method == "POST";
+  if (request.method == "OPTIONS") {  // CORS preflight: no auth, no body
+    HttpReply reply;
+    reply.status = 204;
+    return reply;
+  }
+  if (path == "/health") {
+    if (s.draining.load()) return error_reply(ApiError(503, "server_error", "", "shutting down"));
+    if (!s.ready.load()) return error_reply(ApiError(503, "server_error", "", "Loading model"));
+    return json_reply(200, {{"status", "ok"}});
+  }
+  if (!s.options.api_key.empty()) {
+    const std::string auth = request.header("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    const bool ok = auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0 &&
+                    constant_time_equal(std::string_view(auth).substr(kBearer.size()), s.options.api_key);
+    if (!ok) {
+      throw ApiError(401, "invalid_request_error", "",
+                     "Incorrect or missing API key: send it as the header 'Authorization: Bearer <key>'.");
+    }
+  }
+  if (s.draining.load()) return overloaded_reply("The server is shutting down.");
+  if (!s.ready.load()) return overloaded_reply("The model is loading.");
+
+  if (post && path == "/v1/chat/completions") return handle_completion(s, request, true);
+  if (post && path == "/v1/completions") return handle_completion(s, request, false);
+  if (post && path == "/v1/embeddings") return handle_embeddings(s, request);
+  if (post && path == "/tokenize") return handle_tokenize(s, request);
+  if (post && path == "/detokenize") return handle_detokenize(s, request);
+  if (post && path == "/apply-template") return handle_apply_template(s, request);
+  if (get && path == "/v1/models") {
+    const ModelInfo& info = s.llm->info();
+    return json_reply(200, {{"object", "list"},
+                            {"data", json::array({{{"id", s.model_name},
+                                                   {"object", "model"},
+                                                   {"created", s.created},
+                                                   {"owned_by", "ember"},
+                                                   {"meta",
+                                                    {{"architecture", info.architecture},
+                                                     {"type", info.type},
+                                                     {"parameters", info.parameters},
+                                                     {"n_vocab", info.n_vocab},
+                                                     {"n_ctx", s.engine->options().context},
+                                                     {"n_ctx_train", info.trained_context}}}}})}});
+  }
+  if (get && path == "/metrics") {
+    const EngineStats e = s.engine->stats();
+    ServerMetrics& m = s.metrics;
+    // The engine counts; the metrics' counters catch up to it (they only ever grow).
+    m.prompt_tokens.add(static_cast<double>(e.prompt_tokens) - m.prompt_tokens.value());
+    m.prompt_tokens_cached.add(static_cast<double>(e.prefix_hit_tokens) - m.prompt_tokens_cached.value());
+    m.generated_tokens.add(static_cast<double>(e.generated_tokens) - m.generated_tokens.value());
+    m.prefill_seconds.add(e.prefill_seconds - m.prefill_seconds.value());
+    m.decode_seconds.add(e.decode_seconds - m.decode_seconds.value());
+    MetricsGauges gauges;
+    gauges.queue_depth = e.waiting;
+    gauges.running_sequences = e.running;
+    gauges.kv_blocks_used = e.kv_blocks_used;
+    gauges.kv_blocks_cached = e.kv_blocks_cached;
+    gauges.kv_blocks_total = e.kv_blocks_total;
+    gauges.preemptions = e.preemptions;
+    HttpReply reply;
+    reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    reply.body = m.render(gauges);
+    return reply;
+  }
+  if (get && path == "/" && !s.options.no_ui) {
+    HttpReply reply;
+    reply.content_type = "text/plain; charset=utf-8";
+    reply.body = fmt::format(
+        "ember serve: {}\n\nPOST /v1/chat/completions, /v1/completions, /v1/embeddings, /tokenize, /detokenize, "
+        "/apply-template\nGET /v1/models, /health, /metrics\n",
+        s.model_name);
+    return reply;
+  }
+  static const char* const kKnown[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize",
+                                       "/detokenize",          "/apply-template", "/v1/models",     "/metrics"};
+  for (const char* known : kKnown) {
+    if (path == known)
+      throw ApiError(405, "invalid_request_error", "", fmt::format("{} does not take {}", path, request.method));
+  }
+  throw ApiError(404, "invalid_request_error", "", fmt::format("no route {} {}", request.method, path));
+}
+
+std::string HttpRequest::header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (key.size() == name.size() && std::equal(key.begin(), key.end(), name.begin(),
+                                                [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      return value;
+    }
+  }
+  return {};
+}
+
+}  // namespace ember::server

@@ -1,0 +1,274 @@
+// POST /v1/chat/completions and /v1/completions: the prompt (chat template or text or token ids),
+// its checks against the context, the engine request, then the answer whole or as an SSE stream.
+#include <chrono>
+#include <map>
+
+#include "core/check.h"
+#include "server/completion_request.h"
+#include "server/completion_response.h"
+#include "server/server_state.h"
+#include "tokenizer/chat_template/chat_template.h"
+
+namespace ember::server {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+struct Prompt {
+  std::vector<int32_t> tokens;
+  std::string text;  // completions: for echo and text offsets
+};
+
+Prompt build_prompt(const ServerState& state, const CompletionRequest& req) {
+  Prompt p;
+  if (req.endpoint == Endpoint::kChatCompletions) {
+    std::vector<ChatMessage> messages;
+    for (const RequestMessage& m : req.messages) messages.push_back({m.role, m.content});
+    std::string text;
+    try {
+      text = state.llm->apply_chat_template(messages, /*add_generation_prompt=*/true);
+    } catch (const TemplateError& e) {
+      invalid_request("messages", std::string("the chat template failed on these messages: ") + e.what());
+    }
+    p.tokens = state.llm->tokenize(text, /*add_special=*/true, /*parse_special=*/true);
+  } else if (!req.prompt_tokens.empty()) {
+    p.tokens = req.prompt_tokens;
+    p.text = state.llm->detokenize(p.tokens, /*render_special=*/true);
+  } else {
+    // As llama.cpp's server: control-token text in a raw prompt becomes those tokens.
+    p.tokens = state.llm->tokenize(req.prompt, /*add_special=*/true, /*parse_special=*/true);
+    p.text = req.prompt;
+  }
+  const std::string param = req.endpoint == Endpoint::kChatCompletions ? "messages" : "prompt";
+  if (p.tokens.empty()) invalid_request(param, "the prompt is empty");
+  const int32_t context = state.engine->options().context;
+  const auto n_prompt = static_cast<int32_t>(p.tokens.size());
+  if (n_prompt >= context) {
+    throw ApiError(400, "invalid_request_error", param,
+                   fmt::format("This model's maximum context length is {} tokens. However, your {} resulted in {} "
+                               "tokens, which leaves no room to generate.",
+                               context, param, n_prompt));
+  }
+  if (req.max_tokens > context - n_prompt) {
+    throw ApiError(400, "invalid_request_error", "max_tokens",
+                   fmt::format("This model's maximum context length is {} tokens. However, you requested {} tokens "
+                               "({} in the {}, {} for the completion).",
+                               context, int64_t{n_prompt} + req.max_tokens, n_prompt, param, req.max_tokens));
+  }
+  return p;
+}
+
+size_t characters(std::string_view text) {
+  size_t n = 0;
+  for (const char c : text) n += (static_cast<uint8_t>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+// One choice as it builds up.
+struct ChoiceState {
+  std::string text;
+  std::vector<TokenOut> logprobs;
+  std::optional<FinishReason> finish;
+  GenerationStats stats;
+  Clock::time_point last_token;
+  bool any_token = false;
+  size_t offset = 0;  // characters sent so far (streaming text offsets)
+};
+
+// Turns engine events into choices, metrics and (streaming) SSE chunks.
+class CompletionStream {
+ public:
+  CompletionStream(ServerState& state, std::shared_ptr<EngineRequest> request, const CompletionRequest& req,
+                   Prompt prompt, ResponseMeta meta)
+      : state_(state),
+        request_(std::move(request)),
+        chat_(req.endpoint == Endpoint::kChatCompletions),
+        want_logprobs_(req.logprobs >= 0),
+        echo_(req.echo),
+        include_usage_(req.include_usage),
+        prompt_(std::move(prompt)),
+        meta_(std::move(meta)),
+        choices_(static_cast<size_t>(request_->n)),
+        arrival_(Clock::now()) {
+    for (ChoiceState& c : choices_) c.offset = characters(prompt_.text);
+  }
+
+  // Non-streaming: waits for every choice (a client that leaves is not noticed: the request runs
+  // to its end, bounded by max_tokens and the context).
+  HttpReply whole() {
+    std::vector<EngineEvent> events;
+    for (bool ended = false; !ended;) {
+      events.clear();
+      ended = request_->next(events, 1000ms);
+      for (EngineEvent& e : events) take(e, nullptr);
+    }
+    if (!error_.empty()) return error_reply(ApiError(500, "server_error", "", error_));
+    std::vector<ChoiceOut> out;
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      ChoiceState& c = choices_[i];
+      ChoiceOut o;
+      o.index = static_cast<int32_t>(i);
+      o.text = echo_ ? prompt_.text + c.text : c.text;
+      o.finish = c.finish;
+      if (want_logprobs_) o.logprobs = std::move(c.logprobs);
+      o.offset = characters(prompt_.text);
+      out.push_back(std::move(o));
+    }
+    const Usage u = usage();
+    return json_reply(200, chat_ ? chat_completion(meta_, out, u) : text_completion(meta_, out, u));
+  }
+
+  // Streaming: role chunks, a chunk per token, a finish chunk per choice, usage, [DONE]. Comment
+  // lines while nothing comes, so that a client gone away is noticed (a write fails) and cancels.
+  void stream(Sink& sink) {
+    meta_.stream_usage = include_usage_;
+    sink_ = &sink;
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      ChoiceOut first;
+      first.index = static_cast<int32_t>(i);
+      if (chat_) {
+        send(chat_chunk(meta_, first, /*first=*/true));
+      } else if (echo_) {
+        first.text = prompt_.text;
+        send(text_completion(meta_, {first}, std::nullopt));
+      }
+    }
+    std::vector<EngineEvent> events;
+    auto last_write = Clock::now();
+    for (;;) {
+      events.clear();
+      const bool ended = request_->next(events, 250ms);
+      for (EngineEvent& e : events) take(e, &sink);
+      if (ended || gone_) break;
+      if (!events.empty()) {
+        last_write = Clock::now();
+      } else if (Clock::now() - last_write > 1s) {
+        write(":\n\n");
+        last_write = Clock::now();
+      }
+    }
+    if (gone_) return;
+    if (include_usage_) send(usage_chunk(meta_, chat_, usage()));
+    write(kSseDone);
+  }
+
+  void cancel() { request_->cancel.store(true); }
+
+ private:
+  void take(EngineEvent& e, Sink* sink) {
+    ChoiceState& c = choices_[static_cast<size_t>(e.choice)];
+    if (e.has_token) {
+      std::optional<std::vector<TokenOut>> logprobs;
+      if (e.token.id >= 0) {
+        const auto now = Clock::now();
+        const double since = std::chrono::duration<double>(now - (c.any_token ? c.last_token : arrival_)).count();
+        (c.any_token ? state_.metrics.inter_token_latency : state_.metrics.time_to_first_token).observe(since);
+        c.any_token = true;
+        c.last_token = now;
+        if (want_logprobs_) {
+          TokenOut t;
+          t.text = token_piece(state_, e.token.id);
+          t.logprob = e.token.logprob;
+          for (const TokenLogprob& alt : e.token.top) t.top.emplace_back(token_piece(state_, alt.token), alt.logprob);
+          (sink != nullptr ? logprobs.emplace() : c.logprobs).push_back(std::move(t));
+        }
+      }
+      c.text += e.token.text;
+      if (sink != nullptr && (!e.token.text.empty() || logprobs)) {
+        ChoiceOut o;
+        o.index = e.choice;
+        o.text = e.token.text;
+        o.logprobs = std::move(logprobs);
+        o.offset = c.offset;
+        c.offset += characters(e.token.text);
+        send(chat_ ? chat_chunk(meta_, o, false) : text_completion(meta_, {o}, std::nullopt));
+      }
+    }
+    if (e.last) {
+      c.stats = e.stats;
+      c.finish = e.stats.finish;
+      if (!e.error.empty()) error_ = e.error;
+      if (sink != nullptr) {
+        if (!e.error.empty()) send(ApiError(500, "server_error", "", e.error).to_json());
+        ChoiceOut o;
+        o.index = e.choice;
+        o.finish = c.finish;
+        o.offset = c.offset;
+        send(chat_ ? chat_chunk(meta_, o, false) : text_completion(meta_, {o}, std::nullopt));
+      }
+    }
+  }
+
+  Usage usage() const {
+    Usage u;
+    u.prompt_tokens = static_cast<int32_t>(request_->prompt.size());
+    u.cached_tokens = choices_.empty() ? 0 : choices_[0].stats.cached_tokens;
+    for (const ChoiceState& c : choices_) u.completion_tokens += c.stats.generated_tokens;
+    return u;
+  }
+
+  void send(const json& event) { write(sse_event(event)); }
+  void write(std::string_view data) {
+    if (gone_ || sink_ == nullptr) return;
+    if (!sink_->write(data)) {
+      gone_ = true;
+      cancel();
+    }
+  }
+
+  ServerState& state_;
+  std::shared_ptr<EngineRequest> request_;
+  bool chat_, want_logprobs_, echo_, include_usage_;
+  Prompt prompt_;
+  ResponseMeta meta_;
+  std::vector<ChoiceState> choices_;
+  Clock::time_point arrival_;
+  Sink* sink_ = nullptr;
+  bool gone_ = false;
+  std::string error_;
+};
+
+}  // namespace
+
+HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool chat) {
+  const Endpoint endpoint = chat ? Endpoint::kChatCompletions : Endpoint::kCompletions;
+  const CompletionRequest req = parse_completion_request(parse_body(http), endpoint, state.engine->n_vocab());
+  if (req.echo && req.logprobs >= 0) {
+    invalid_request("echo", "echo with logprobs (the prompt tokens' logprobs) is not supported");
+  }
+  Prompt prompt = build_prompt(state, req);
+
+  auto request = std::make_shared<EngineRequest>();
+  request->prompt = prompt.tokens;
+  request->n = req.n;
+  request->options.sampling = req.sampling;
+  request->options.sampling.seed = req.seed ? *req.seed : random_seed();
+  request->options.stop.max_tokens = req.max_tokens;
+  request->options.stop.strings = req.stop;
+  request->options.stop.ignore_eos = req.ignore_eos;
+  request->options.logprobs = req.logprobs;
+  try {
+    if (!state.engine->submit(request)) return overloaded_reply("The server is busy: too many requests are queued.");
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kInvalidArgument) throw;
+    invalid_request("", e.what());
+  }
+
+  ResponseMeta meta;
+  meta.id = random_id(chat ? "chatcmpl-" : "cmpl-");
+  meta.created =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  meta.model = state.model_name;
+  auto stream = std::make_shared<CompletionStream>(state, request, req, std::move(prompt), std::move(meta));
+  if (!req.stream) return stream->whole();
+  HttpReply reply;
+  reply.content_type = "text/event-stream";  // exactly: any other text/* type gets gzipped, which buffers
+  reply.headers.emplace_back("Cache-Control", "no-cache");
+  reply.stream = [stream](Sink& sink) { stream->stream(sink); };
+  reply.on_abort = [stream] { stream->cancel(); };
+  return reply;
+}
+
+}  // namespace ember::server

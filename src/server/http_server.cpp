@@ -1,0 +1,169 @@
+// HttpServer: cpp-httplib (Debian's libcpp-httplib, a shared library: compiled with its pkg-config
+// flags) adapted to ApiServer's HttpRequest / HttpReply.
+#include "server/http_server.h"
+
+#include <sys/socket.h>
+
+#include <httplib.h>
+
+#include "core/check.h"
+#include "server/api_error.h"
+#include "server/completion_response.h"
+
+namespace ember::server {
+namespace {
+
+// httplib listens with a backlog of 5; 64 clients connecting at once would see resets.
+class BackloggedServer : public httplib::Server {
+ public:
+  void raise_backlog(int n) { ::listen(svr_sock_, n); }
+};
+
+class DataSinkAdapter : public Sink {
+ public:
+  explicit DataSinkAdapter(httplib::DataSink& sink) : sink_(sink) {}
+  bool write(std::string_view data) override {
+    // A zero-length write would end the chunked stream: never send one.
+    return data.empty() || sink_.write(data.data(), data.size());
+  }
+
+ private:
+  httplib::DataSink& sink_;
+};
+
+HttpRequest to_request(const httplib::Request& req, std::string body) {
+  HttpRequest out;
+  out.method = req.method;
+  out.path = req.path;
+  out.body = std::move(body);
+  for (const auto& [key, value] : req.headers) out.headers.emplace_back(key, value);
+  return out;
+}
+
+void apply(HttpReply reply, httplib::Response& res) {
+  res.status = reply.status;
+  for (const auto& [key, value] : reply.headers) res.set_header(key, value);
+  if (!reply.stream) {
+    res.set_content(std::move(reply.body), reply.content_type);
+    return;
+  }
+  auto stream = std::make_shared<std::function<void(Sink&)>>(std::move(reply.stream));
+  auto on_abort = std::move(reply.on_abort);
+  res.set_chunked_content_provider(
+      reply.content_type,
+      [stream](size_t, httplib::DataSink& sink) {
+        DataSinkAdapter adapter(sink);
+        (*stream)(adapter);
+        sink.done();
+        return true;
+      },
+      [on_abort](bool success) {
+        if (!success && on_abort) on_abort();  // the connection ended first: stop generating
+      });
+}
+
+std::string status_message(int status) {
+  switch (status) {
+    case 400: return "The request could not be read.";
+    case 404: return "Not found.";
+    case 413: return "The request body is too large.";
+    case 414: return "The request URI is too long.";
+    default: return fmt::format("HTTP status {}.", status);
+  }
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(ApiServer& a, const ServerOptions& o) : api(a), options(o) {}
+  ApiServer& api;
+  ServerOptions options;
+  BackloggedServer server;
+};
+
+HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std::make_unique<Impl>(api, options)) {
+  BackloggedServer& svr = impl_->server;
+  ApiServer* server_api = &api;
+  const size_t max_body = options.max_body;
+  const size_t threads = options.http_threads > 0
+                             ? static_cast<size_t>(options.http_threads)
+                             : static_cast<size_t>(options.parallel) + static_cast<size_t>(options.max_queue) + 8;
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr.set_tcp_nodelay(true);
+  svr.set_read_timeout(options.read_timeout_s, 0);
+  svr.set_write_timeout(options.read_timeout_s, 0);
+  svr.set_keep_alive_timeout(5);
+  svr.set_keep_alive_max_count(100);
+  svr.set_payload_max_length(max_body);  // bodies with a Content-Length: checked before reading
+
+  const auto plain = [server_api](const httplib::Request& req, httplib::Response& res) {
+    apply(server_api->handle(to_request(req, req.body)), res);
+  };
+  svr.Get(".*", plain);
+  svr.Options(".*", plain);
+  svr.Put(".*", plain);
+  svr.Delete(".*", plain);
+  svr.Patch(".*", plain);
+  svr.Post(".*", [server_api, max_body](const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+    // Chunked bodies have no Content-Length for httplib to check: the cap is ours.
+    std::string body;
+    bool too_large = false;
+    reader([&](const char* data, size_t n) {
+      if (body.size() + n > max_body) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (too_large) {
+      const ApiError error(413, "invalid_request_error", "",
+                           fmt::format("The request body is larger than {} bytes.", max_body));
+      res.status = 413;
+      res.set_content(dump_json(error.to_json()), "application/json");
+      return;
+    }
+    apply(server_api->handle(to_request(req, std::move(body))), res);
+  });
+  // Statuses httplib sets itself (400 unreadable, 413, 414, ...) get OpenAI's error object.
+  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    const ApiError error(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", "",
+                         status_message(res.status));
+    res.set_content(dump_json(error.to_json()), "application/json");
+  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string message = "internal error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+    }
+    res.status = 500;
+    res.set_content(dump_json(ApiError(500, "server_error", "", message).to_json()), "application/json");
+  });
+}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::bind() {
+  BackloggedServer& svr = impl_->server;
+  const ServerOptions& o = impl_->options;
+  int port = o.port;
+  if (o.port == 0) {
+    port = svr.bind_to_any_port(o.host);
+    if (port < 0) fail(ErrorCode::kIo, "cannot listen on {} (any port)", o.host);
+  } else if (!svr.bind_to_port(o.host, o.port)) {
+    fail(ErrorCode::kIo, "cannot listen on {}:{} (in use, or not an address of this machine?)", o.host, o.port);
+  }
+  svr.raise_backlog(512);
+  return port;
+}
+
+void HttpServer::listen() { impl_->server.listen_after_bind(); }
+
+void HttpServer::stop() { impl_->server.stop(); }
+
+}  // namespace ember::server

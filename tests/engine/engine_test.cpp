@@ -1,0 +1,358 @@
+// The serving engine on the bundled ember-tiny: batched requests give what each gives alone (in
+// batch-invariant mode), n > 1 choices are their own seeds' runs, prompts hit the prefix cache,
+// preemption recomputes without changing outputs, cancellation frees the blocks, the queue is
+// bounded, embeddings equal a direct pooled forward pass.
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cpu/cpu_backend.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ember {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const fs::path kTiny = fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf";
+
+struct Loaded {
+  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+// ember-tiny with small forward steps, so prompts are chunked and steps mix prompts with decodes.
+Loaded& tiny() {
+  static Loaded loaded = [] {
+    Loaded l;
+    CpuBackendOptions backend;
+    backend.n_threads = 2;
+    l.backend = std::make_unique<CpuBackend>(backend);
+    ModelOptions options;
+    options.max_step_tokens = 32;
+    options.context_size = 256;
+    options.batch_invariant = true;
+    l.model = Model::load(kTiny.string(), *l.backend, options);
+    l.tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_gguf(l.model->file()));
+    return l;
+  }();
+  return loaded;
+}
+
+std::vector<int32_t> tokens(const std::string& text) {
+  return tiny().tokenizer->encode(text, EncodeOptions{.add_special = true, .parse_special = false});
+}
+
+std::shared_ptr<EngineRequest> request(const std::string& prompt, int32_t max_tokens, int32_t n = 1,
+                                       float temperature = 0.0f, uint64_t seed = 1) {
+  auto r = std::make_shared<EngineRequest>();
+  r->prompt = tokens(prompt);
+  r->n = n;
+  r->options.stop.max_tokens = max_tokens;
+  r->options.sampling.temperature = temperature;
+  r->options.sampling.seed = seed;
+  return r;
+}
+
+struct Outcome {
+  std::vector<std::vector<int32_t>> ids;  // per choice
+  std::vector<std::string> text;
+  std::vector<GenerationStats> stats;
+  std::vector<float> embedding;
+  std::string error;
+};
+
+// Collects a request's events (the engine stepped by `drive`, or by its thread).
+Outcome collect(EngineRequest& r, const std::function<void()>& drive = {}) {
+  Outcome o;
+  const size_t n = static_cast<size_t>(r.n);
+  o.ids.resize(n);
+  o.text.resize(n);
+  o.stats.resize(n);
+  std::vector<EngineEvent> events;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  for (;;) {
+    events.clear();
+    const bool ended = r.next(events, drive ? 0ms : 100ms);
+    for (EngineEvent& e : events) {
+      const auto c = static_cast<size_t>(e.choice);
+      if (e.has_token) {
+        if (e.token.id >= 0) o.ids[c].push_back(e.token.id);
+        o.text[c] += e.token.text;
+      }
+      if (e.last) {
+        o.stats[c] = e.stats;
+        o.embedding = e.embedding;
+        o.error = e.error;
+      }
+    }
+    if (ended) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "no end after 120 s";
+      break;
+    }
+    if (drive) drive();
+  }
+  return o;
+}
+
+EngineOptions small_options() {
+  EngineOptions o;
+  o.context = 256;
+  o.max_running = 8;
+  o.step_tokens = 48;
+  return o;
+}
+
+Outcome run_alone(const std::shared_ptr<EngineRequest>& r, EngineOptions options = small_options()) {
+  Engine engine(*tiny().model, *tiny().tokenizer, options);
+  EXPECT_TRUE(engine.submit(r));
+  return collect(*r, [&] { engine.step(); });
+}
+
+const std::vector<std::string> kPrompts = {
+    "And it came to pass, when the king",
+    "In the beginning",
+    "Then said Jesus unto his disciples, Verily I say unto you, that a rich man shall hardly enter into the "
+    "kingdom of heaven. And again I say unto you,",
+    "Blessed are the poor in spirit: for theirs",
+    "And the LORD spake unto Moses, saying,",
+};
+
+TEST(EngineTest, BatchedGreedyOutputsEqualEachRequestAlone) {
+  std::vector<Outcome> alone;
+  for (const std::string& p : kPrompts) alone.push_back(run_alone(request(p, 24)));
+
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  std::vector<std::shared_ptr<EngineRequest>> requests;
+  for (const std::string& p : kPrompts) {
+    requests.push_back(request(p, 24));
+    ASSERT_TRUE(engine.submit(requests.back()));
+    engine.step();  // later requests arrive while earlier ones decode
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Outcome together = collect(*requests[i], [&] { engine.step(); });
+    EXPECT_EQ(together.ids[0], alone[i].ids[0]) << kPrompts[i];
+    EXPECT_EQ(together.text[0], alone[i].text[0]);
+    EXPECT_EQ(together.stats[0].finish, FinishReason::kMaxTokens);
+    EXPECT_EQ(together.stats[0].generated_tokens, 24);
+    EXPECT_FALSE(together.text[0].empty());
+  }
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  EXPECT_EQ(engine.stats().running, 0);
+  EXPECT_EQ(engine.stats().generated_tokens, 24 * static_cast<int64_t>(kPrompts.size()));
+}
+
+TEST(EngineTest, ChoicesAreTheRunsOfTheirOwnSeeds) {
+  auto r = request(kPrompts[0], 16, 3, 0.9f, 100);
+  const Outcome together = run_alone(r);
+  for (int32_t c = 0; c < 3; ++c) {
+    const Outcome single = run_alone(request(kPrompts[0], 16, 1, 0.9f, 100 + static_cast<uint64_t>(c)));
+    EXPECT_EQ(together.ids[static_cast<size_t>(c)], single.ids[0]) << "choice " << c;
+    EXPECT_EQ(together.stats[static_cast<size_t>(c)].generated_tokens, 16);
+  }
+  EXPECT_NE(together.ids[0], together.ids[1]);
+}
+
+TEST(EngineTest, ChoicesSharePromptBlocks) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  auto r = request(kPrompts[2], 4, 4, 0.9f, 7);  // a 3-block prompt
+  ASSERT_TRUE(engine.submit(r));
+  while (engine.stats().running < 4) ASSERT_TRUE(engine.step());
+  // Four sequences of ~40 tokens would hold 12 blocks each alone; sharing the full prompt blocks
+  // leaves one private block (the copied partial one) per choice.
+  const int64_t prompt_blocks = static_cast<int64_t>(r->prompt.size() + 15) / 16;
+  EXPECT_LE(engine.stats().kv_blocks_used, prompt_blocks + 4);
+  collect(*r, [&] { engine.step(); });
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
+TEST(EngineTest, SharedPrefixIsComputedOnce) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  const std::string system = kPrompts[2] + " " + kPrompts[4];  // over 3 full blocks
+  auto first = request(system + " And he said", 8);
+  ASSERT_TRUE(engine.submit(first));
+  const Outcome a = collect(*first, [&] { engine.step(); });
+  EXPECT_EQ(a.stats[0].cached_tokens, 0);
+
+  auto second = request(system + " Behold", 8);
+  ASSERT_TRUE(engine.submit(second));
+  const Outcome b = collect(*second, [&] { engine.step(); });
+  const int32_t common = static_cast<int32_t>(tokens(system).size());
+  EXPECT_GE(b.stats[0].cached_tokens, (common / 16 - 1) * 16);
+  EXPECT_EQ(b.stats[0].cached_tokens % 16, 0);
+  EXPECT_GT(engine.stats().prefix_hit_tokens, 0);
+  // A hit changes nothing in the output.
+  EXPECT_EQ(b.ids[0], run_alone(request(system + " Behold", 8)).ids[0]);
+
+  EngineOptions off = small_options();
+  off.prefix_cache = false;
+  Engine cold(*tiny().model, *tiny().tokenizer, off);
+  auto again = request(system + " And he said", 8);
+  ASSERT_TRUE(cold.submit(again));
+  collect(*again, [&] { cold.step(); });
+  auto third = request(system + " Behold", 8);
+  ASSERT_TRUE(cold.submit(third));
+  EXPECT_EQ(collect(*third, [&] { cold.step(); }).stats[0].cached_tokens, 0);
+}
+
+TEST(EngineTest, PreemptionRecomputesWithoutChangingOutputs) {
+  // A pool of one context (16 blocks) for four requests that grow to ~100 tokens each.
+  EngineOptions options = small_options();
+  options.kv_tokens = 256;
+  options.max_running = 4;
+  std::vector<Outcome> alone;
+  for (size_t i = 0; i < 4; ++i) alone.push_back(run_alone(request(kPrompts[i], 80)));
+
+  Engine engine(*tiny().model, *tiny().tokenizer, options);
+  std::vector<std::shared_ptr<EngineRequest>> requests;
+  for (size_t i = 0; i < 4; ++i) {
+    requests.push_back(request(kPrompts[i], 80));
+    ASSERT_TRUE(engine.submit(requests.back()));
+  }
+  for (size_t i = 0; i < 4; ++i) {
+    const Outcome o = collect(*requests[i], [&] { engine.step(); });
+    EXPECT_EQ(o.ids[0], alone[i].ids[0]) << kPrompts[i];
+    EXPECT_EQ(o.text[0], alone[i].text[0]);
+  }
+  EXPECT_GT(engine.stats().preemptions, 0);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
+TEST(EngineTest, CancelEndsTheRequestAndFreesItsBlocks) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  auto r = request(kPrompts[0], -1);  // until the context is full
+  auto other = request(kPrompts[1], 12);
+  ASSERT_TRUE(engine.submit(r));
+  ASSERT_TRUE(engine.submit(other));
+  for (int i = 0; i < 5; ++i) engine.step();
+  EXPECT_GT(engine.stats().kv_blocks_used, 0);
+  r->cancel.store(true);
+  engine.step();
+  const Outcome o = collect(*r);
+  EXPECT_EQ(o.stats[0].finish, FinishReason::kCancelled);
+  EXPECT_GT(o.stats[0].generated_tokens, 0);
+  const Outcome rest = collect(*other, [&] { engine.step(); });
+  EXPECT_EQ(rest.stats[0].generated_tokens, 12);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
+TEST(EngineTest, ContextFullEndsTheGeneration) {
+  auto r = request(kPrompts[2], -1);
+  const Outcome o = run_alone(r);
+  EXPECT_EQ(o.stats[0].finish, FinishReason::kContextFull);
+  EXPECT_EQ(static_cast<int32_t>(r->prompt.size()) + o.stats[0].generated_tokens, 256 + 1);
+}
+
+TEST(EngineTest, QueueIsBounded) {
+  EngineOptions options = small_options();
+  options.max_waiting = 2;
+  Engine engine(*tiny().model, *tiny().tokenizer, options);
+  EXPECT_TRUE(engine.submit(request(kPrompts[0], 4)));
+  EXPECT_TRUE(engine.submit(request(kPrompts[1], 4)));
+  EXPECT_FALSE(engine.submit(request(kPrompts[2], 4)));
+  engine.step();  // both admitted: the queue has room again
+  EXPECT_TRUE(engine.submit(request(kPrompts[2], 4)));
+}
+
+TEST(EngineTest, RejectsBadRequests) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  auto empty = request("", 4);
+  empty->prompt.clear();
+  EXPECT_THROW(engine.submit(empty), Error);
+  auto long_prompt = request(kPrompts[0], 4);
+  long_prompt->prompt.assign(256, 100);
+  EXPECT_THROW(engine.submit(long_prompt), Error);
+  auto bad_token = request(kPrompts[0], 4);
+  bad_token->prompt.push_back(1 << 20);
+  EXPECT_THROW(engine.submit(bad_token), Error);
+  auto bad_top_p = request(kPrompts[0], 4);
+  bad_top_p->options.sampling.top_p = 2.0f;
+  EXPECT_THROW(engine.submit(bad_top_p), Error);
+  EXPECT_EQ(engine.stats().waiting, 0);
+}
+
+TEST(EngineTest, MeanEmbeddingEqualsAPooledForwardPass) {
+  for (const Pooling pooling : {Pooling::kMean, Pooling::kLast, Pooling::kCls}) {
+    auto r = std::make_shared<EngineRequest>();
+    r->kind = EngineRequest::Kind::kEmbed;
+    r->prompt = tokens(kPrompts[2]);  // more rows than a step: pooled across chunks
+    r->pooling = pooling;
+    const Outcome o = run_alone(r);
+    ASSERT_EQ(o.embedding.size(), static_cast<size_t>(tiny().model->config().n_embd));
+
+    // The same by hand: one forward pass of hidden rows.
+    Model& model = *tiny().model;
+    KvCache kv(model.config(), model.kv_options(256));
+    const SeqId seq = kv.add_sequence();
+    Batch batch;
+    for (size_t i = 0; i < r->prompt.size(); ++i) batch.add(r->prompt[i], static_cast<int32_t>(i), seq, Batch::kHidden);
+    model.forward(batch, kv);
+    const std::span<const float> hidden = model.hidden();
+    const size_t n_embd = o.embedding.size();
+    const size_t n_rows = r->prompt.size();
+    std::vector<double> expect(n_embd, 0.0);
+    for (size_t row = 0; row < n_rows; ++row) {
+      if (pooling == Pooling::kCls && row != 0) continue;
+      if (pooling == Pooling::kLast && row + 1 != n_rows) continue;
+      for (size_t i = 0; i < n_embd; ++i) expect[i] += hidden[row * n_embd + i];
+    }
+    double norm = 0;
+    for (const double v : expect) norm += v * v;
+    norm = std::sqrt(norm);
+    double dot = 0;
+    for (size_t i = 0; i < n_embd; ++i) {
+      EXPECT_NEAR(o.embedding[i], expect[i] / norm, 1e-4) << i;
+      dot += double{o.embedding[i]} * o.embedding[i];
+    }
+    EXPECT_NEAR(dot, 1.0, 1e-5);
+  }
+}
+
+TEST(EngineTest, ThreadServesConcurrentSubmitters) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  engine.start();
+  std::vector<std::shared_ptr<EngineRequest>> requests(kPrompts.size());
+  std::vector<Outcome> outcomes(kPrompts.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    clients.emplace_back([&, i] {
+      requests[i] = request(kPrompts[i], 16);
+      ASSERT_TRUE(engine.submit(requests[i]));
+      outcomes[i] = collect(*requests[i]);
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    EXPECT_EQ(outcomes[i].ids[0], run_alone(request(kPrompts[i], 16)).ids[0]) << kPrompts[i];
+  }
+  EXPECT_TRUE(engine.wait_idle(10s));
+  engine.stop(false);
+  EXPECT_FALSE(engine.submit(request(kPrompts[0], 4)));
+}
+
+TEST(EngineTest, StopWithCancelEndsRunningRequests) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  engine.start();
+  auto r = request(kPrompts[0], -1);
+  ASSERT_TRUE(engine.submit(r));
+  std::vector<EngineEvent> events;
+  while (events.empty()) ASSERT_FALSE(r->next(events, 30s));  // running
+  engine.stop(true);
+  const Outcome o = collect(*r);
+  EXPECT_TRUE(o.stats[0].finish == FinishReason::kCancelled || o.stats[0].finish == FinishReason::kContextFull);
+}
+
+}  // namespace
+}  // namespace ember

@@ -1,0 +1,275 @@
+// The API's routes without HTTP (ApiServer::handle) on the bundled ember-tiny: status codes and
+// OpenAI's objects for each endpoint, streaming through a Sink, authentication, the error paths,
+// and draining. The HTTP layer itself is tested by the Node client and the raw-HTTP corpus.
+#include "server/api_server.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ember/error.h"
+
+namespace ember::server {
+namespace {
+
+using nlohmann::json;
+
+const std::string kTiny = (std::filesystem::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf").string();
+
+class StringSink : public Sink {
+ public:
+  explicit StringSink(size_t fail_after = SIZE_MAX) : fail_after_(fail_after) {}
+  bool write(std::string_view data) override {
+    if (writes_++ >= fail_after_) return false;
+    text += data;
+    return true;
+  }
+  std::string text;
+
+ private:
+  size_t fail_after_;
+  size_t writes_ = 0;
+};
+
+HttpRequest post(const std::string& path, const std::string& body, const std::string& key = "secret") {
+  HttpRequest r;
+  r.method = "POST";
+  r.path = path;
+  r.body = body;
+  if (!key.empty()) r.headers.emplace_back("authorization", "Bearer " + key);
+  return r;
+}
+
+HttpRequest get(const std::string& path, const std::string& key = "secret") {
+  HttpRequest r = post(path, "", key);
+  r.method = "GET";
+  return r;
+}
+
+json body_of(const HttpReply& reply) { return json::parse(reply.body); }
+
+class ApiServerTest : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ServerOptions o;
+    o.model_path = kTiny;
+    o.api_key = "secret";
+    o.parallel = 4;
+    o.threads = 2;
+    o.batch_invariant = true;
+    server_ = new ApiServer(o);
+    server_->load();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static ApiServer* server_;
+};
+ApiServer* ApiServerTest::server_ = nullptr;
+
+TEST_F(ApiServerTest, HealthAndModels) {
+  const HttpReply health = server_->handle(get("/health", ""));  // open without the key
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(body_of(health)["status"], "ok");
+  const HttpReply models = server_->handle(get("/v1/models"));
+  ASSERT_EQ(models.status, 200);
+  EXPECT_EQ(body_of(models)["data"][0]["id"], "ember-tiny.gguf");
+  EXPECT_EQ(body_of(models)["data"][0]["meta"]["n_ctx"], 256);
+}
+
+TEST_F(ApiServerTest, AuthenticationIsRequiredExceptForHealth) {
+  for (const std::string& key : {std::string(), std::string("wrong"), std::string("secre"), std::string("secrets")}) {
+    const HttpReply reply = server_->handle(get("/v1/models", key));
+    EXPECT_EQ(reply.status, 401) << key;
+    EXPECT_EQ(body_of(reply)["error"]["type"], "invalid_request_error");
+  }
+  HttpRequest basic = get("/v1/models", "");
+  basic.headers.emplace_back("Authorization", "Basic c2VjcmV0");
+  EXPECT_EQ(server_->handle(basic).status, 401);
+}
+
+TEST_F(ApiServerTest, CompletionIsGreedyAndCountsUsage) {
+  const HttpReply reply = server_->handle(
+      post("/v1/completions", R"({"prompt": "And it came to pass", "max_tokens": 12, "temperature": 0})"));
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const json b = body_of(reply);
+  EXPECT_EQ(b["object"], "text_completion");
+  EXPECT_EQ(b["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(b["usage"]["completion_tokens"], 12);
+  EXPECT_FALSE(b["choices"][0]["text"].get<std::string>().empty());
+  // The same request again: the same text, and its prompt's full blocks... (5 tokens: none) reused.
+  const HttpReply again = server_->handle(
+      post("/v1/completions", R"({"prompt": "And it came to pass", "max_tokens": 12, "temperature": 0})"));
+  EXPECT_EQ(body_of(again)["choices"][0]["text"], b["choices"][0]["text"]);
+}
+
+TEST_F(ApiServerTest, ChatStreamsChunksThenUsageThenDone) {
+  HttpReply reply = server_->handle(post(
+      "/v1/chat/completions",
+      R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "Who begat whom?"}]}], "max_tokens": 6,
+          "stream": true, "stream_options": {"include_usage": true}, "seed": 3})"));
+  ASSERT_EQ(reply.status, 200);
+  ASSERT_TRUE(reply.stream);
+  EXPECT_EQ(reply.content_type, "text/event-stream");
+  StringSink sink;
+  reply.stream(sink);
+  std::vector<json> events;
+  size_t pos = 0;
+  bool done = false;
+  while ((pos = sink.text.find("data: ", pos)) != std::string::npos) {
+    const size_t end = sink.text.find("\n\n", pos);
+    const std::string data = sink.text.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (data == "[DONE]") {
+      done = true;
+      break;
+    }
+    events.push_back(json::parse(data));
+  }
+  ASSERT_TRUE(done);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.front()["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], "length");
+  const json& usage = events.back();
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 6);
+}
+
+TEST_F(ApiServerTest, ADisconnectedStreamCancelsItsRequest) {
+  HttpReply reply = server_->handle(post(
+      "/v1/completions", R"({"prompt": "In the beginning", "max_tokens": 200, "stream": true, "ignore_eos": true})"));
+  ASSERT_TRUE(reply.stream);
+  StringSink sink(3);  // the client goes away after three writes
+  reply.stream(sink);  // returns instead of generating 200 tokens into the void
+  for (int i = 0; i < 100; ++i) {
+    const std::string metrics = server_->handle(get("/metrics")).body;
+    if (metrics.find("\nember_kv_blocks_used 0\n") != std::string::npos &&
+        metrics.find("\nember_running_sequences 0\n") != std::string::npos) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "the KV blocks did not come back";
+}
+
+TEST_F(ApiServerTest, BadRequestsNameTheField) {
+  struct Case {
+    std::string path, body, param;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/chat/completions", "{", "", 400},
+      {"/v1/chat/completions", "[1]", "", 400},
+      {"/v1/chat/completions", std::string(100, '[') + std::string(100, ']'), "", 400},
+      {"/v1/chat/completions", R"({"messages": "hi"})", "messages", 400},
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"})",
+       "temperature", 400},
+      {"/v1/completions", R"({"prompt": "x", "max_tokens": 1000})", "max_tokens", 400},
+      {"/v1/completions", R"({"prompt": ")" + std::string(2000, 'a') + " " + std::string(2000, 'b') + R"("})", "prompt",
+       400},
+      {"/v1/embeddings", R"({"input": ""})", "input", 400},
+      {"/v1/embeddings", R"({"input": [[]]})", "input[0]", 400},
+      {"/detokenize", R"({"tokens": [-1]})", "tokens[0]", 400},
+      {"/tokenize", R"({"content": 5})", "content", 400},
+      {"/apply-template", R"({"messages": []})", "messages", 400},
+  };
+  for (const Case& c : cases) {
+    const HttpReply reply = server_->handle(post(c.path, c.body));
+    EXPECT_EQ(reply.status, c.status) << c.path << " " << c.body.substr(0, 80) << " -> " << reply.body;
+    const json b = body_of(reply);
+    EXPECT_EQ(b["error"]["type"], "invalid_request_error") << reply.body;
+    if (c.param.empty()) {
+      EXPECT_TRUE(b["error"]["param"].is_null()) << reply.body;
+    } else {
+      EXPECT_EQ(b["error"]["param"], c.param) << reply.body;
+    }
+  }
+  EXPECT_EQ(server_->handle(get("/v1/chat/completions")).status, 405);
+  EXPECT_EQ(server_->handle(get("/etc/passwd")).status, 404);
+  EXPECT_EQ(server_->handle(get("/../models/ember-tiny.gguf")).status, 404);
+}
+
+TEST_F(ApiServerTest, ContextOverflowReportsTheCounts) {
+  const HttpReply reply = server_->handle(post("/v1/completions", R"({"prompt": "x", "max_tokens": 300})"));
+  ASSERT_EQ(reply.status, 400);
+  const std::string message = body_of(reply)["error"]["message"];
+  EXPECT_NE(message.find("256"), std::string::npos) << message;
+  EXPECT_NE(message.find("300"), std::string::npos) << message;
+}
+
+TEST_F(ApiServerTest, EmbeddingsAreUnitVectorsInBothEncodings) {
+  const json floats = body_of(server_->handle(post("/v1/embeddings", R"({"input": ["In the beginning", "God"]})")));
+  ASSERT_EQ(floats["data"].size(), 2u) << floats.dump();
+  const std::vector<float> v = floats["data"][0]["embedding"];
+  ASSERT_EQ(v.size(), 384u);
+  double norm = 0;
+  for (const float x : v) norm += double{x} * x;
+  EXPECT_NEAR(norm, 1.0, 1e-5);
+  const json b64 =
+      body_of(server_->handle(post("/v1/embeddings", R"({"input": "In the beginning", "encoding_format": "base64"})")));
+  const std::string text = b64["data"][0]["embedding"];
+  EXPECT_EQ(text.size(), (384 * 4 + 2) / 3 * 4);
+  EXPECT_EQ(floats["usage"]["prompt_tokens"].get<int>(), floats["usage"]["total_tokens"].get<int>());
+}
+
+TEST_F(ApiServerTest, TokenizeDetokenizeAndTemplate) {
+  const json ids = body_of(server_->handle(post("/tokenize", R"({"content": "And God said"})")));
+  ASSERT_FALSE(ids["tokens"].empty());
+  const json text = body_of(server_->handle(post("/detokenize", json{{"tokens", ids["tokens"]}}.dump())));
+  EXPECT_EQ(text["content"], "And God said");
+  const json pieces = body_of(server_->handle(post("/tokenize", R"({"content": "And", "with_pieces": true})")));
+  EXPECT_TRUE(pieces["tokens"][0].contains("piece"));
+  const json prompt =
+      body_of(server_->handle(post("/apply-template", R"({"messages": [{"role": "user", "content": "Hello"}]})")));
+  EXPECT_NE(prompt["prompt"].get<std::string>().find("<|im_start|>user\nHello"), std::string::npos);
+}
+
+TEST_F(ApiServerTest, MetricsAreCountedPerStatus) {
+  server_->handle(get("/nowhere"));
+  const HttpReply metrics = server_->handle(get("/metrics"));
+  EXPECT_EQ(metrics.content_type.rfind("text/plain", 0), 0u);
+  EXPECT_NE(metrics.body.find("ember_requests_total{status=\"404\"}"), std::string::npos);
+  EXPECT_NE(metrics.body.find("ember_kv_blocks_total"), std::string::npos);
+  EXPECT_NE(metrics.body.find("ember_time_to_first_token_seconds_bucket"), std::string::npos);
+}
+
+TEST(ApiServerLifecycle, LoadingThenDrainingAnswer503) {
+  ServerOptions o;
+  o.model_path = kTiny;
+  o.threads = 1;
+  ApiServer server(o);
+  HttpRequest health;
+  health.method = "GET";
+  health.path = "/health";
+  EXPECT_EQ(server.handle(health).status, 503);  // not loaded yet
+  HttpRequest models = health;
+  models.path = "/v1/models";
+  EXPECT_EQ(server.handle(models).status, 503);
+  server.load();
+  EXPECT_EQ(server.handle(health).status, 200);
+  server.drain(std::chrono::milliseconds(1000));
+  EXPECT_EQ(server.handle(health).status, 503);
+  const HttpReply refused = server.handle(models);
+  EXPECT_EQ(refused.status, 503);
+  bool retry_after = false;
+  for (const auto& [k, v] : refused.headers) retry_after = retry_after || k == "Retry-After";
+  EXPECT_TRUE(retry_after);
+}
+
+TEST(ApiServerLifecycle, MissingModelFailsToLoad) {
+  ServerOptions o;
+  o.model_path = "/nonexistent/model.gguf";
+  ApiServer server(o);
+  EXPECT_THROW(server.load(), ember::Error);
+}
+
+}  // namespace
+}  // namespace ember::server
