@@ -51,7 +51,7 @@ sanitize: $(SANITIZE_DIR)/build.ninja
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 
 tsan: $(TSAN_DIR)/build.ninja
-	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests cpu_tests tokenizer_tests api_tests
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target core_tests cpu_tests tokenizer_tests api_tests serving_engine_tests server_tests
 
 test: format-check test-release test-sanitize test-tsan
 
@@ -70,6 +70,8 @@ TSAN_CPU_TESTS := Attention.SplitK*:Attention.MixedBatch*:Gemm.EveryIsaAndThread
 # The API across threads: cancel from another thread (C++ and C), two sessions of one model on two
 # threads, hooks.
 TSAN_API_TESTS := ApiSession.Cancel*:ApiSession.TwoSessions*:ApiSession.HooksSeeEveryStep:CApi.CancelFromAnotherThread*
+# The serving engine's thread against its submitters, cancellation from a client's thread, draining.
+TSAN_SERVE_TESTS := EngineTest.ThreadServesConcurrentSubmitters:EngineTest.StopWithCancel*:ApiServerTest.ADisconnected*:ApiServerLifecycle.*
 test-tsan: tsan
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/core_tests --gtest_filter='ThreadPool*:-*Death*' --gtest_brief=1
@@ -79,6 +81,10 @@ test-tsan: tsan
 	  $(TSAN_DIR)/tests/tokenizer_tests --gtest_filter='Tokenizer.Concurrent*' --gtest_brief=1
 	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
 	  $(TSAN_DIR)/tests/api_tests --gtest_filter='$(TSAN_API_TESTS)' --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
+	  $(TSAN_DIR)/tests/serving_engine_tests --gtest_filter='$(TSAN_SERVE_TESTS)' --gtest_brief=1
+	TSAN_OPTIONS=halt_on_error=1 setarch $$(uname -m) -R \
+	  $(TSAN_DIR)/tests/server_tests --gtest_filter='$(TSAN_SERVE_TESTS)' --gtest_brief=1
 
 # The demo: ember-tiny, the model trained for this repository (models/README.md), continues a fixed
 # prompt — sampled with a fixed seed, so each run prints the same text — and prints the stats panel;

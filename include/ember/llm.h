@@ -23,6 +23,9 @@ struct LoadOptions {
   // Every row's logits bit-identical whatever else shares its forward step, so a seeded request
   // gives the same text under any server load; prefill of F16 / BF16 weights runs slower.
   bool batch_invariant = false;
+  // Many sequences per step (a server): the LM head is repacked for the GEMM, at the memory of a
+  // copy of the output matrix.
+  bool repack_output = false;
   // The chat template: Jinja source, a preset name (chatml, llama3, llama2, mistral, gemma, phi3,
   // qwen) or a template file; empty: the model's own, else ChatML.
   std::string chat_template = {};

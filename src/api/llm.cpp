@@ -77,6 +77,7 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   model_options.max_step_tokens = std::min(info.context, model_options.max_step_tokens);
   model_options.context_size = info.context;
   model_options.batch_invariant = options.batch_invariant;
+  model_options.repack_output = options.repack_output;
   impl->model = Model::from_file(std::move(file), *impl->backend, model_options);
   impl->kv_type = options.kv_type;
 

@@ -3,10 +3,13 @@
 // requests get 503, running streams finish (or are cancelled after --shutdown-timeout), exit 0.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -59,9 +62,35 @@ int run_serve(server::ServerOptions o, const std::string& api_key_file) {
   server::HttpServer http(api, o);
   const int port = http.bind();
   std::thread listener([&http] { http.listen(); });
+  // httplib's stop() is lost if it comes before listen() has started its loop: wait for it.
+  for (int i = 0; i < 500 && !http.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   fmt::print(stderr, "ember serve: listening on http://{}:{}\n",
              o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, port);
   std::fflush(stderr);
+
+  // The signals: the first starts the drain (or, while the model loads, ends the process); a
+  // second one during the drain cancels what still runs.
+  std::mutex mutex;
+  std::condition_variable signalled;
+  int signal_count = 0;
+  int first_signal = 0;
+  std::atomic<bool> loaded{false};
+  std::atomic<bool> hurry{false};
+  std::thread([&] {
+    for (;;) {
+      int signal_number = 0;
+      if (sigwait(&signals, &signal_number) != 0) continue;
+      if (!loaded.load()) {
+        fmt::print(stderr, "ember serve: stopped while loading the model\n");
+        std::_Exit(kExitOk);
+      }
+      std::lock_guard lock(mutex);
+      if (++signal_count == 1) first_signal = signal_number;
+      if (signal_count >= 2) hurry.store(true);
+      signalled.notify_all();
+    }
+  }).detach();
+
   try {
     api.load();
   } catch (...) {
@@ -69,16 +98,19 @@ int run_serve(server::ServerOptions o, const std::string& api_key_file) {
     listener.join();
     throw;
   }
+  loaded.store(true);
   fmt::print(stderr, "ember serve: ready: model '{}', context {} tokens, {} parallel sequences\n", api.model_name(),
              api.context(), o.parallel);
   std::fflush(stderr);
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  fmt::print(stderr, "ember serve: {}: finishing the running requests (at most {} s)\n",
-             signal_number == SIGINT ? "interrupted" : "terminating", o.shutdown_timeout_s);
+  {
+    std::unique_lock lock(mutex);
+    signalled.wait(lock, [&] { return signal_count > 0; });
+  }
+  fmt::print(stderr, "ember serve: {}: finishing the running requests (at most {} s; again to cancel them)\n",
+             first_signal == SIGINT ? "interrupted" : "terminating", o.shutdown_timeout_s);
   std::fflush(stderr);
-  api.drain(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_timeout_s * 1000)));
+  api.drain(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_timeout_s * 1000)), &hurry);
   http.stop();
   listener.join();
   fmt::print(stderr, "ember serve: stopped\n");
@@ -101,7 +133,7 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("--kv-tokens", o->kv_tokens, "KV cache size in tokens, shared (default: ctx-size x parallel)")
       ->check(CLI::Range(0, 1 << 30));
   cmd->add_option("--max-queue", o->max_queue, "Requests waiting beyond the running ones; more get 503 (default 64)")
-      ->check(CLI::Range(0, 1 << 20));
+      ->check(CLI::Range(0, 4096));
   cmd->add_option("-t,--threads", o->threads, "Compute threads (default 0: every CPU)")
       ->check(CLI::Range(0, ThreadPool::kMaxThreads));
   auto* key = cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' (not for /health)");

@@ -44,7 +44,12 @@ bool Engine::submit(std::shared_ptr<EngineRequest> request) {
   const EngineRequest& r = *request;
   const int32_t n_vocab = model_.config().n_vocab;
   if (r.prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
-  if (r.prompt.size() >= static_cast<size_t>(options_.context)) {
+  const bool embed = r.kind == EngineRequest::Kind::kEmbed;
+  if (embed && r.prompt.size() > static_cast<size_t>(options_.context)) {
+    fail(ErrorCode::kInvalidArgument, "the input is {} tokens, more than the context of {} tokens", r.prompt.size(),
+         options_.context);
+  }
+  if (!embed && r.prompt.size() >= static_cast<size_t>(options_.context)) {
     fail(ErrorCode::kInvalidArgument,
          "the prompt is {} tokens, which leaves no room to generate in a context of {} tokens", r.prompt.size(),
          options_.context);
@@ -58,10 +63,13 @@ bool Engine::submit(std::shared_ptr<EngineRequest> request) {
   }
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || queued_ >= options_.max_waiting) return false;
+    // The queue bound counts only what cannot start at once: free running slots take requests first.
+    const int64_t free_slots = std::max<int64_t>(0, int64_t{options_.max_running} - stats_.running);
+    if (stopping_ || queued_ >= options_.max_waiting + free_slots) return false;
     inbox_.push_back(std::move(request));
     ++queued_;
-    stats_.waiting = queued_;
+    stats_.waiting = queued_ + preempted_;
+    idle_now_ = false;
   }
   wake_.notify_one();
   return true;
@@ -98,7 +106,7 @@ void Engine::stop(bool cancel_running) {
 
 bool Engine::wait_idle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
-  return idle_.wait_for(lock, timeout, [&] { return queued_ == 0 && stats_.running == 0; });
+  return idle_.wait_for(lock, timeout, [&] { return idle_now_; });
 }
 
 bool Engine::has_work_locked() const { return !inbox_.empty() || !waiting_.empty() || !running_.empty(); }
@@ -266,7 +274,8 @@ bool Engine::admit(Slot& slot) {
   slot.seq = kv_.add_sequence(slot.tokens, generate ? static_cast<int32_t>(slot.tokens.size()) - 1 : 0, &matched);
   slot.n_kv = matched;
   // The whole remaining prompt must fit beside a block of headroom for each running sequence, or
-  // the admission would only preempt them.
+  // the admission would only preempt them. (The unreserved rest of running prompts is not counted:
+  // their later chunks may preempt this request, which costs a recompute, never output.)
   const int64_t need = kv_.blocks_to_reserve(slot.seq, pending(slot));
   const int64_t headroom = running_count();
   if (need + headroom > kv_.free_blocks()) {
@@ -371,6 +380,8 @@ void Engine::sample(Slot& slot, std::span<const float> row) {
     event.choice = slot.choice;
     if (decoder.on_logits(row, event.token)) {
       slot.tokens.push_back(event.token.id);
+      // The token just sampled is the last the context allows (it is returned, never stored).
+      if (static_cast<int32_t>(slot.tokens.size()) > options_.context) decoder.finish(FinishReason::kContextFull);
       event.has_token = true;
       slot.request->push(std::move(event));
       std::lock_guard lock(mutex_);
@@ -463,15 +474,19 @@ void Engine::publish_stats() {
   const KvCacheStats kv = kv_.stats();
   int64_t running = 0;
   for (const auto& slot : running_) running += slot->done ? 0 : 1;
+  int64_t preempted = 0;  // back in the queue after running: not in queued_, still to finish
+  for (const auto& slot : waiting_) preempted += slot->admitted && !slot->done ? 1 : 0;
   bool idle = false;
   {
     std::lock_guard lock(mutex_);
-    stats_.waiting = queued_;
+    preempted_ = preempted;
+    stats_.waiting = queued_ + preempted;
     stats_.running = running;
     stats_.kv_blocks_total = kv.total;
     stats_.kv_blocks_used = kv.used;
     stats_.kv_blocks_cached = kv.cached;
-    idle = queued_ == 0 && running == 0;
+    idle = inbox_.empty() && waiting_.empty() && running_.empty();
+    idle_now_ = idle;
   }
   if (idle) idle_.notify_all();
 }

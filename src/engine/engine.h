@@ -147,7 +147,9 @@ class Engine {
   std::condition_variable wake_;
   std::condition_variable idle_;
   std::vector<std::shared_ptr<EngineRequest>> inbox_;
-  int64_t queued_ = 0;  // submitted requests not yet admitted (inbox + waiting)
+  int64_t queued_ = 0;     // submitted requests never admitted yet (inbox + waiting)
+  int64_t preempted_ = 0;  // slots back in waiting_ after running
+  bool idle_now_ = true;   // nothing submitted, queued or running (wait_idle)
   bool stopping_ = false;
   bool cancel_on_stop_ = false;
   EngineStats stats_;

@@ -91,9 +91,11 @@ void Model::prepare_weights() {
     l.w_up = prepare(w.w_up);
     l.w_down = prepare(w.w_down);
   }
-  // The output matrix is not repacked: steps want logits for a few rows (one per sequence), which
-  // the GEMV path serves, and a packed copy of a large vocabulary costs much memory.
-  output_ = backend_.prepare(matrix(weights_.output), /*repack=*/false);
+  // The output matrix is repacked only on request (ModelOptions::repack_output): a session's steps
+  // want logits for one row, which the GEMV path serves, and a packed copy of a large vocabulary
+  // costs much memory.
+  output_ =
+      options_.repack_output ? prepare(weights_.output) : backend_.prepare(matrix(weights_.output), /*repack=*/false);
 }
 
 void Model::size_scratch() {

@@ -123,6 +123,7 @@ void ApiServer::load() {
   load.context = o.ctx_size;
   load.chat_template = o.chat_template;
   load.batch_invariant = o.batch_invariant;
+  load.repack_output = o.parallel > 1;  // every running sequence wants a logits row per step
   s.llm = Llm::load(o.model_path, load);
   s.model = LlmAccess::impl(*s.llm).model.get();
   s.tokenizer = &*LlmAccess::impl(*s.llm).tokenizer;
@@ -150,10 +151,15 @@ void ApiServer::load() {
   s.ready.store(true);
 }
 
-void ApiServer::drain(std::chrono::milliseconds timeout) {
+void ApiServer::drain(std::chrono::milliseconds timeout, const std::atomic<bool>* hurry) {
   state_->draining.store(true);
   if (!state_->engine) return;
-  if (!state_->engine->wait_idle(timeout)) EMBER_LOG_INFO("shutdown: cancelling the requests still running");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool idle = false;
+  while (!idle && std::chrono::steady_clock::now() < deadline && (hurry == nullptr || !hurry->load())) {
+    idle = state_->engine->wait_idle(std::chrono::milliseconds(100));
+  }
+  if (!idle) EMBER_LOG_INFO("shutdown: cancelling the requests still running");
   state_->engine->stop(true);
 }
 
@@ -236,12 +242,17 @@ HttpReply ApiServer::route(const HttpRequest& request) {
   if (get && path == "/metrics") {
     const EngineStats e = s.engine->stats();
     ServerMetrics& m = s.metrics;
-    // The engine counts; the metrics' counters catch up to it (they only ever grow).
-    m.prompt_tokens.add(static_cast<double>(e.prompt_tokens) - m.prompt_tokens.value());
-    m.prompt_tokens_cached.add(static_cast<double>(e.prefix_hit_tokens) - m.prompt_tokens_cached.value());
-    m.generated_tokens.add(static_cast<double>(e.generated_tokens) - m.generated_tokens.value());
-    m.prefill_seconds.add(e.prefill_seconds - m.prefill_seconds.value());
-    m.decode_seconds.add(e.decode_seconds - m.decode_seconds.value());
+    {
+      // The engine counts; the metrics' counters catch up to it, one scrape at a time, and only
+      // ever grow (a scrape holding an older snapshot adds nothing).
+      const std::lock_guard lock(s.metrics_sync);
+      const auto catch_up = [](Counter& counter, double total) { counter.add(std::max(0.0, total - counter.value())); };
+      catch_up(m.prompt_tokens, static_cast<double>(e.prompt_tokens));
+      catch_up(m.prompt_tokens_cached, static_cast<double>(e.prefix_hit_tokens));
+      catch_up(m.generated_tokens, static_cast<double>(e.generated_tokens));
+      catch_up(m.prefill_seconds, e.prefill_seconds);
+      catch_up(m.decode_seconds, e.decode_seconds);
+    }
     MetricsGauges gauges;
     gauges.queue_depth = e.waiting;
     gauges.running_sequences = e.running;

@@ -2,6 +2,7 @@
 // the lifecycle (loading, serving, draining) — without HTTP itself (http_server.h carries it).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 
@@ -24,9 +25,10 @@ class ApiServer {
   void load();
   // Thread-safe: one HTTP request, whole.
   HttpReply handle(const HttpRequest& request);
-  // Stops taking requests (503, /health too), lets the running ones finish for up to `timeout`,
-  // cancels what is left, and stops the engine. Streams then end with their finish chunk.
-  void drain(std::chrono::milliseconds timeout);
+  // Stops taking requests (503, /health too), lets the running ones finish for up to `timeout` (or
+  // until `*hurry` turns true), cancels what is left, and stops the engine. Streams then end with
+  // their finish chunk.
+  void drain(std::chrono::milliseconds timeout, const std::atomic<bool>* hurry = nullptr);
 
   // The served model's name and context (valid after load()).
   const std::string& model_name() const;

@@ -7,6 +7,7 @@
 #include <httplib.h>
 
 #include "core/check.h"
+#include "core/log.h"
 #include "server/api_error.h"
 #include "server/completion_response.h"
 
@@ -18,6 +19,8 @@ class BackloggedServer : public httplib::Server {
  public:
   void raise_backlog(int n) { ::listen(svr_sock_, n); }
 };
+
+constexpr size_t kMaxHttpThreads = 1024;
 
 class DataSinkAdapter : public Sink {
  public:
@@ -53,7 +56,13 @@ void apply(HttpReply reply, httplib::Response& res) {
       reply.content_type,
       [stream](size_t, httplib::DataSink& sink) {
         DataSinkAdapter adapter(sink);
-        (*stream)(adapter);
+        try {
+          (*stream)(adapter);
+        } catch (const std::exception& e) {
+          // Nothing may escape into httplib's connection thread; the client sees the stream cut.
+          EMBER_LOG_ERROR("a stream failed: {}", e.what());
+          return false;
+        }
         sink.done();
         return true;
       },
@@ -85,16 +94,22 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
   BackloggedServer& svr = impl_->server;
   ApiServer* server_api = &api;
   const size_t max_body = options.max_body;
-  const size_t threads = options.http_threads > 0
-                             ? static_cast<size_t>(options.http_threads)
-                             : static_cast<size_t>(options.parallel) + static_cast<size_t>(options.max_queue) + 8;
+  // Each stream holds a thread for its whole life: enough for every running and queued request,
+  // within reason (threads are created up front).
+  const size_t threads =
+      options.http_threads > 0
+          ? static_cast<size_t>(options.http_threads)
+          : std::min<size_t>(static_cast<size_t>(options.parallel) + static_cast<size_t>(options.max_queue) + 8,
+                             kMaxHttpThreads);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_tcp_nodelay(true);
   svr.set_read_timeout(options.read_timeout_s, 0);
   svr.set_write_timeout(options.read_timeout_s, 0);
   svr.set_keep_alive_timeout(5);
   svr.set_keep_alive_max_count(100);
-  svr.set_payload_max_length(max_body);  // bodies with a Content-Length: checked before reading
+  // A Content-Length past this makes httplib stop reading (status 413); chunked bodies are capped
+  // by the receiver below.
+  svr.set_payload_max_length(max_body);
 
   const auto plain = [server_api](const httplib::Request& req, httplib::Response& res) {
     apply(server_api->handle(to_request(req, req.body)), res);
@@ -109,7 +124,7 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
     // Chunked bodies have no Content-Length for httplib to check: the cap is ours.
     std::string body;
     bool too_large = false;
-    reader([&](const char* data, size_t n) {
+    const bool complete = reader([&](const char* data, size_t n) {
       if (body.size() + n > max_body) {
         too_large = true;
         return false;
@@ -117,10 +132,15 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
       body.append(data, n);
       return true;
     });
-    if (too_large) {
-      const ApiError error(413, "invalid_request_error", "",
-                           fmt::format("The request body is larger than {} bytes.", max_body));
-      res.status = 413;
+    if (!complete || too_large) {
+      // Too large (ours, or httplib's check of the Content-Length: it set 413), or cut short: a
+      // stalled or vanished client. A partial body is never run, even when it parses.
+      const bool large = too_large || res.status == 413;
+      const ApiError error(large ? 413 : 400, "invalid_request_error", "",
+                           large ? fmt::format("The request body is larger than {} bytes.", max_body)
+                                 : std::string("The request body ended before its announced length."));
+      res.status = error.status();
+      res.set_header("Connection", "close");
       res.set_content(dump_json(error.to_json()), "application/json");
       return;
     }
@@ -163,6 +183,8 @@ int HttpServer::bind() {
 }
 
 void HttpServer::listen() { impl_->server.listen_after_bind(); }
+
+bool HttpServer::running() const { return impl_->server.is_running(); }
 
 void HttpServer::stop() { impl_->server.stop(); }
 

@@ -22,6 +22,8 @@ class HttpServer {
   int bind();
   // Serves until stop(), on the calling thread.
   void listen();
+  // Whether listen() has started its loop (stop() before that would be missed).
+  bool running() const;
   // Thread-safe: closes the listening socket; listen() returns once the open connections end.
   void stop();
 

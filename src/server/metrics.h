@@ -67,7 +67,7 @@ struct MetricsGauges {
 // Everything /metrics reports, named ember_*.
 struct ServerMetrics {
   LabeledCounter requests;       // by HTTP status
-  Counter prompt_tokens;         // prompt tokens of finished requests
+  Counter prompt_tokens;         // prompt tokens of the requests the engine admitted
   Counter prompt_tokens_cached;  // of which the prefix cache already held
   Counter generated_tokens;
   Counter prefill_seconds;  // time in forward steps that held prompt tokens

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -30,7 +31,8 @@ struct ServerState {
   const Tokenizer* tokenizer = nullptr;
   std::unique_ptr<Engine> engine;
   ServerMetrics metrics;
-  std::string model_name;  // the alias, else the file name
+  std::mutex metrics_sync;  // /metrics scrapes catch the counters up to the engine one at a time
+  std::string model_name;   // the alias, else the file name
   Pooling pooling = Pooling::kMean;
   int64_t created = 0;  // Unix seconds of the load
   std::atomic<bool> ready{false};

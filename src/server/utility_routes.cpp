@@ -1,5 +1,7 @@
 // POST /v1/embeddings, /tokenize, /detokenize and /apply-template.
+#include <algorithm>
 #include <chrono>
+#include <deque>
 
 #include "core/check.h"
 #include "server/server_state.h"
@@ -58,7 +60,8 @@ std::vector<ChatMessage> chat_messages(const json& body) {
       message.content = content.get<std::string>();
     } else if (content.is_array()) {
       for (const json& part : content) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        const auto type = part.is_object() ? part.find("type") : part.end();
+        if (!part.is_object() || type == part.end() || *type != "text" || !part.contains("text") ||
             !part["text"].is_string()) {
           invalid_request(param + ".content", "parts must be {\"type\": \"text\", \"text\": string}");
         }
@@ -122,37 +125,44 @@ HttpReply handle_embeddings(ServerState& state, const HttpRequest& http) {
   const int32_t context = state.engine->options().context;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].empty()) invalid_request("input", "an input has no tokens");
-    if (static_cast<int32_t>(inputs[i].size()) >= context) {
+    if (static_cast<int32_t>(inputs[i].size()) > context) {
       throw ApiError(400, "invalid_request_error", "input",
                      fmt::format("input {} is {} tokens; this model's maximum context length is {} tokens", i,
                                  inputs[i].size(), context));
     }
   }
 
-  std::vector<std::shared_ptr<EngineRequest>> requests;
+  // The inputs go to the engine a window at a time, so a large batch takes no more of the queue
+  // than the running slots it can fill, and never gets 503 on its own.
+  const size_t window = static_cast<size_t>(std::max(1, state.engine->options().max_running));
+  std::deque<std::shared_ptr<EngineRequest>> in_flight;
   const auto cancel_all = [&] {
-    for (auto& r : requests) r->cancel.store(true);
+    for (auto& r : in_flight) r->cancel.store(true);
   };
-  for (auto& tokens : inputs) {
-    auto r = std::make_shared<EngineRequest>();
-    r->kind = EngineRequest::Kind::kEmbed;
-    r->prompt = std::move(tokens);
-    r->pooling = state.pooling;
-    if (!state.engine->submit(r)) {
-      cancel_all();
-      return overloaded_reply("The server is busy: too many requests are queued.");
-    }
-    requests.push_back(std::move(r));
-  }
   json data = json::array();
   int64_t prompt_tokens = 0;
-  for (size_t i = 0; i < requests.size(); ++i) {
+  size_t next = 0;
+  while (next < inputs.size() || !in_flight.empty()) {
+    while (next < inputs.size() && in_flight.size() < window) {
+      auto r = std::make_shared<EngineRequest>();
+      r->kind = EngineRequest::Kind::kEmbed;
+      r->prompt = std::move(inputs[next]);
+      r->pooling = state.pooling;
+      if (!state.engine->submit(r)) {
+        if (!in_flight.empty()) break;  // the queue is full: wait for ours to finish first
+        return overloaded_reply("The server is busy: too many requests are queued.");
+      }
+      in_flight.push_back(std::move(r));
+      ++next;
+    }
+    const std::shared_ptr<EngineRequest> r = std::move(in_flight.front());
+    in_flight.pop_front();
     std::vector<EngineEvent> events;
     std::vector<float> embedding;
     std::string error;
     for (bool ended = false; !ended;) {
       events.clear();
-      ended = requests[i]->next(events, 1000ms);
+      ended = r->next(events, std::chrono::milliseconds(1000));
       for (EngineEvent& e : events) {
         if (!e.last) continue;
         embedding = std::move(e.embedding);
@@ -163,8 +173,8 @@ HttpReply handle_embeddings(ServerState& state, const HttpRequest& http) {
       cancel_all();
       return error_reply(ApiError(500, "server_error", "", error.empty() ? "the embedding was cancelled" : error));
     }
-    prompt_tokens += static_cast<int64_t>(requests[i]->prompt.size());
-    json item = {{"object", "embedding"}, {"index", i}};
+    prompt_tokens += static_cast<int64_t>(r->prompt.size());
+    json item = {{"object", "embedding"}, {"index", data.size()}};
     if (format == "base64") {
       item["embedding"] = base64(embedding.data(), embedding.size() * sizeof(float));  // little-endian float32
     } else {

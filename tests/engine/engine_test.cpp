@@ -255,15 +255,53 @@ TEST(EngineTest, ContextFullEndsTheGeneration) {
   EXPECT_EQ(static_cast<int32_t>(r->prompt.size()) + o.stats[0].generated_tokens, 256 + 1);
 }
 
-TEST(EngineTest, QueueIsBounded) {
+TEST(EngineTest, QueueIsBoundedBeyondTheFreeSlots) {
   EngineOptions options = small_options();
-  options.max_waiting = 2;
+  options.max_running = 2;
+  options.max_waiting = 1;
   Engine engine(*tiny().model, *tiny().tokenizer, options);
+  // Two free slots take two at once; one more may wait.
   EXPECT_TRUE(engine.submit(request(kPrompts[0], 4)));
   EXPECT_TRUE(engine.submit(request(kPrompts[1], 4)));
-  EXPECT_FALSE(engine.submit(request(kPrompts[2], 4)));
-  engine.step();  // both admitted: the queue has room again
   EXPECT_TRUE(engine.submit(request(kPrompts[2], 4)));
+  EXPECT_FALSE(engine.submit(request(kPrompts[3], 4)));
+  engine.step();  // two run, one waits: the queue is full
+  EXPECT_EQ(engine.stats().running, 2);
+  EXPECT_EQ(engine.stats().waiting, 1);
+  EXPECT_FALSE(engine.submit(request(kPrompts[3], 4)));
+
+  options.max_waiting = 0;  // no queue at all still serves an idle engine
+  Engine unqueued(*tiny().model, *tiny().tokenizer, options);
+  EXPECT_TRUE(unqueued.submit(request(kPrompts[0], 4)));
+}
+
+TEST(EngineTest, ContextBoundHoldsUnderPreemption) {
+  EngineOptions options = small_options();
+  options.kv_tokens = 256 + 64;  // two sequences cannot both reach the full context
+  options.max_running = 2;
+  Engine engine(*tiny().model, *tiny().tokenizer, options);
+  auto a = request(kPrompts[2], -1);
+  auto b = request(kPrompts[0], -1);
+  ASSERT_TRUE(engine.submit(a));
+  ASSERT_TRUE(engine.submit(b));
+  bool saw_preempted_work = false;
+  while (!a->ended() || !b->ended()) {
+    ASSERT_TRUE(engine.step());
+    const EngineStats stats = engine.stats();
+    if (stats.preemptions > 0 && !(a->ended() && b->ended())) {
+      // A preempted request is still work: neither idle nor invisible to the gauges.
+      saw_preempted_work = true;
+      EXPECT_GT(stats.waiting + stats.running, 0);
+      EXPECT_FALSE(engine.wait_idle(std::chrono::milliseconds(0)));
+    }
+  }
+  EXPECT_TRUE(saw_preempted_work);
+  for (const auto& r : {a, b}) {
+    const Outcome o = collect(*r);
+    EXPECT_EQ(o.stats[0].finish, FinishReason::kContextFull);
+    EXPECT_EQ(static_cast<int32_t>(r->prompt.size()) + o.stats[0].generated_tokens, 256 + 1);
+  }
+  EXPECT_TRUE(engine.wait_idle(std::chrono::milliseconds(0)));
 }
 
 TEST(EngineTest, RejectsBadRequests) {

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "ember/error.h"
@@ -218,6 +219,13 @@ TEST_F(ApiServerTest, EmbeddingsAreUnitVectorsInBothEncodings) {
   const std::string text = b64["data"][0]["embedding"];
   EXPECT_EQ(text.size(), (384 * 4 + 2) / 3 * 4);
   EXPECT_EQ(floats["usage"]["prompt_tokens"].get<int>(), floats["usage"]["total_tokens"].get<int>());
+  // More inputs than the queue holds: they go a window at a time, never a 503.
+  json many = json::array();
+  for (int i = 0; i < 150; ++i) many.push_back(fmt::format("And the {} day", i));
+  const HttpReply batch = server_->handle(post("/v1/embeddings", json{{"input", many}}.dump()));
+  ASSERT_EQ(batch.status, 200) << batch.body.substr(0, 200);
+  EXPECT_EQ(body_of(batch)["data"].size(), 150u);
+  EXPECT_EQ(body_of(batch)["data"][149]["index"], 149);
 }
 
 TEST_F(ApiServerTest, TokenizeDetokenizeAndTemplate) {
