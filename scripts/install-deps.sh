@@ -37,16 +37,31 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root (or install sudo)" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: run as root (or install sudo)" >&2; exit 1; }
-  SUDO="sudo"
+# The `ember serve` tests' npm packages (tests/server/node: the official `openai` client), as the
+# invoking user. Node >= 20 is not a Debian 12 package (bookworm has 18), so it is not installed here.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+node_dir=tests/server/node
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-deps: no node/npm: skipping $node_dir (the Server* ctests need Node >= 20)" >&2
+elif [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "install-deps: node $(node --version) is older than 20: skipping $node_dir (the Server* ctests need it)" >&2
+elif [ "$(node -p "try { require('./$node_dir/node_modules/openai/package.json').version ===
+                         require('./$node_dir/package-lock.json').packages['node_modules/openai'].version }
+                   catch { false }")" != true ]; then
+  echo "install-deps: npm ci in $node_dir" >&2
+  # --prefer-offline: the lock has no 'resolved' URLs here, so --offline alone fails on a cold cache.
+  npm ci --prefix "$node_dir" --no-audit --no-fund --prefer-offline ||
+    echo "install-deps: warning: npm ci failed in $node_dir: the Server* ctests will fail until it succeeds" >&2
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -294,6 +294,7 @@ bool Engine::admit(Slot& slot) {
     if (generate) slot.decoder->stats().cached_tokens = matched;
     std::lock_guard lock(mutex_);
     --queued_;
+    ++stats_.running;  // now, not at the end of the step: submit() bounds the queue by it
     stats_.prompt_tokens += prompt;
     if (generate) {
       stats_.prefix_queried_tokens += prompt;

@@ -8,7 +8,7 @@ nlohmann::json ApiError::to_json() const {
            {{"message", what()},
             {"type", type_},
             {"param", param_.empty() ? nlohmann::json(nullptr) : nlohmann::json(param_)},
-            {"code", nullptr}}}};
+            {"code", code_.empty() ? nlohmann::json(nullptr) : nlohmann::json(code_)}}}};
 }
 
 void invalid_request(const std::string& param, const std::string& message) {

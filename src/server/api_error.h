@@ -12,20 +12,28 @@ namespace ember::server {
 class ApiError : public std::runtime_error {
  public:
   // `param` names the offending request field ("messages[2].content"), empty when none does.
-  ApiError(int status, std::string type, std::string param, const std::string& message)
-      : std::runtime_error(message), status_(status), type_(std::move(type)), param_(std::move(param)) {}
+  // `code` is OpenAI's machine-readable code ("invalid_api_key", "context_length_exceeded"), empty
+  // for null.
+  ApiError(int status, std::string type, std::string param, const std::string& message, std::string code = {})
+      : std::runtime_error(message),
+        status_(status),
+        type_(std::move(type)),
+        param_(std::move(param)),
+        code_(std::move(code)) {}
 
   int status() const noexcept { return status_; }
   const std::string& type() const noexcept { return type_; }
   const std::string& param() const noexcept { return param_; }
+  const std::string& code() const noexcept { return code_; }
 
-  // {"error": {"message": ..., "type": ..., "param": ... or null, "code": null}}
+  // {"error": {"message": ..., "type": ..., "param": ... or null, "code": ... or null}}
   nlohmann::json to_json() const;
 
  private:
   int status_;
   std::string type_;
   std::string param_;
+  std::string code_;
 };
 
 // 400 invalid_request_error naming `param`.

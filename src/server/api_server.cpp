@@ -212,7 +212,8 @@ HttpReply ApiServer::route(const HttpRequest& request) {
                     constant_time_equal(std::string_view(auth).substr(kBearer.size()), s.options.api_key);
     if (!ok) {
       throw ApiError(401, "invalid_request_error", "",
-                     "Incorrect or missing API key: send it as the header 'Authorization: Bearer <key>'.");
+                     "Incorrect or missing API key: send it as the header 'Authorization: Bearer <key>'.",
+                     "invalid_api_key");
     }
   }
   if (s.draining.load()) return overloaded_reply("The server is shutting down.");
@@ -224,20 +225,24 @@ HttpReply ApiServer::route(const HttpRequest& request) {
   if (post && path == "/tokenize") return handle_tokenize(s, request);
   if (post && path == "/detokenize") return handle_detokenize(s, request);
   if (post && path == "/apply-template") return handle_apply_template(s, request);
-  if (get && path == "/v1/models") {
+  if (get && (path == "/v1/models" || path.starts_with("/v1/models/"))) {
     const ModelInfo& info = s.llm->info();
-    return json_reply(200, {{"object", "list"},
-                            {"data", json::array({{{"id", s.model_name},
-                                                   {"object", "model"},
-                                                   {"created", s.created},
-                                                   {"owned_by", "ember"},
-                                                   {"meta",
-                                                    {{"architecture", info.architecture},
-                                                     {"type", info.type},
-                                                     {"parameters", info.parameters},
-                                                     {"n_vocab", info.n_vocab},
-                                                     {"n_ctx", s.engine->options().context},
-                                                     {"n_ctx_train", info.trained_context}}}}})}});
+    const json model = {{"id", s.model_name},
+                        {"object", "model"},
+                        {"created", s.created},
+                        {"owned_by", "ember"},
+                        {"meta",
+                         {{"architecture", info.architecture},
+                          {"type", info.type},
+                          {"parameters", info.parameters},
+                          {"n_vocab", info.n_vocab},
+                          {"n_ctx", s.engine->options().context},
+                          {"n_ctx_train", info.trained_context}}}};
+    if (path == "/v1/models") return json_reply(200, {{"object", "list"}, {"data", json::array({model})}});
+    if (path.substr(std::string_view("/v1/models/").size()) == s.model_name) return json_reply(200, model);
+    throw ApiError(404, "invalid_request_error", "model",
+                   fmt::format("The model '{}' does not exist.", path.substr(std::string_view("/v1/models/").size())),
+                   "model_not_found");
   }
   if (get && path == "/metrics") {
     const EngineStats e = s.engine->stats();

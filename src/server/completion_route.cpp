@@ -49,13 +49,15 @@ Prompt build_prompt(const ServerState& state, const CompletionRequest& req) {
     throw ApiError(400, "invalid_request_error", param,
                    fmt::format("This model's maximum context length is {} tokens. However, your {} resulted in {} "
                                "tokens, which leaves no room to generate.",
-                               context, param, n_prompt));
+                               context, param, n_prompt),
+                   "context_length_exceeded");
   }
   if (req.max_tokens > context - n_prompt) {
     throw ApiError(400, "invalid_request_error", "max_tokens",
                    fmt::format("This model's maximum context length is {} tokens. However, you requested {} tokens "
                                "({} in the {}, {} for the completion).",
-                               context, int64_t{n_prompt} + req.max_tokens, n_prompt, param, req.max_tokens));
+                               context, int64_t{n_prompt} + req.max_tokens, n_prompt, param, req.max_tokens),
+                   "context_length_exceeded");
   }
   return p;
 }

@@ -122,6 +122,12 @@ HttpReply handle_embeddings(ServerState& state, const HttpRequest& http) {
     }
     format = f->get<std::string>();
   }
+  if (const auto d = body.find("dimensions"); d != body.end() && !d->is_null()) {
+    // The model's width is the only size there is (no Matryoshka truncation).
+    if (!d->is_number_integer() || d->get<int64_t>() != state.engine->n_embd()) {
+      invalid_request("dimensions", fmt::format("this model's embeddings have {} dimensions", state.engine->n_embd()));
+    }
+  }
   const int32_t context = state.engine->options().context;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].empty()) invalid_request("input", "an input has no tokens");

@@ -84,6 +84,12 @@ TEST_F(ApiServerTest, HealthAndModels) {
   ASSERT_EQ(models.status, 200);
   EXPECT_EQ(body_of(models)["data"][0]["id"], "ember-tiny.gguf");
   EXPECT_EQ(body_of(models)["data"][0]["meta"]["n_ctx"], 256);
+  const HttpReply one = server_->handle(get("/v1/models/ember-tiny.gguf"));
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(body_of(one)["id"], "ember-tiny.gguf");
+  const HttpReply other = server_->handle(get("/v1/models/gpt-4"));
+  EXPECT_EQ(other.status, 404);
+  EXPECT_EQ(body_of(other)["error"]["code"], "model_not_found");
 }
 
 TEST_F(ApiServerTest, AuthenticationIsRequiredExceptForHealth) {
@@ -91,6 +97,7 @@ TEST_F(ApiServerTest, AuthenticationIsRequiredExceptForHealth) {
     const HttpReply reply = server_->handle(get("/v1/models", key));
     EXPECT_EQ(reply.status, 401) << key;
     EXPECT_EQ(body_of(reply)["error"]["type"], "invalid_request_error");
+    EXPECT_EQ(body_of(reply)["error"]["code"], "invalid_api_key");
   }
   HttpRequest basic = get("/v1/models", "");
   basic.headers.emplace_back("Authorization", "Basic c2VjcmV0");
@@ -178,6 +185,7 @@ TEST_F(ApiServerTest, BadRequestsNameTheField) {
        400},
       {"/v1/embeddings", R"({"input": ""})", "input", 400},
       {"/v1/embeddings", R"({"input": [[]]})", "input[0]", 400},
+      {"/v1/embeddings", R"({"input": "x", "dimensions": 16})", "dimensions", 400},
       {"/detokenize", R"({"tokens": [-1]})", "tokens[0]", 400},
       {"/tokenize", R"({"content": 5})", "content", 400},
       {"/apply-template", R"({"messages": []})", "messages", 400},
