@@ -422,10 +422,9 @@ void Engine::finish(Slot& slot, FinishReason reason) {
   if (slot.done) return;
   if (!slot.decoder) {  // an embedding cancelled or failed
     release(slot);
-    EngineEvent event;
-    event.last = true;
-    event.stats.finish = reason;
-    slot.request->push(std::move(event));
+    GenerationStats stats;
+    stats.finish = reason;
+    send_last(slot, stats, {});
     return;
   }
   SequenceDecoder& decoder = *slot.decoder;
@@ -437,27 +436,26 @@ void Engine::finish(Slot& slot, FinishReason reason) {
     slot.request->push(std::move(tail));
   }
   release(slot);
+  send_last(slot, decoder.stats(), {});
+}
+
+void Engine::fail_request(Slot& slot, const std::string& message) {
+  if (slot.done) return;
+  release(slot);
+  GenerationStats stats;
+  stats.finish = FinishReason::kError;
+  send_last(slot, stats, message);
+}
+
+void Engine::send_last(const Slot& slot, const GenerationStats& stats, const std::string& error) {
   // Choices never forked end with the first, for the same reason.
   const int32_t last_choice = slot.siblings_pending ? slot.request->n - 1 : slot.choice;
   for (int32_t choice = slot.choice; choice <= last_choice; ++choice) {
     EngineEvent event;
     event.choice = choice;
     event.last = true;
-    event.stats = decoder.stats();
-    slot.request->push(std::move(event));
-  }
-}
-
-void Engine::fail_request(Slot& slot, const std::string& message) {
-  if (slot.done) return;
-  release(slot);
-  const int32_t last_choice = slot.siblings_pending ? slot.request->n - 1 : slot.choice;
-  for (int32_t choice = slot.choice; choice <= last_choice; ++choice) {
-    EngineEvent event;
-    event.choice = choice;
-    event.last = true;
-    event.stats.finish = FinishReason::kError;
-    event.error = message;
+    event.stats = stats;
+    event.error = error;
     slot.request->push(std::move(event));
   }
 }

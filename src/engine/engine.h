@@ -127,6 +127,8 @@ class Engine {
   // Ends a generation (sends the held-back text and the last events) and frees its blocks.
   void finish(Slot& slot, FinishReason reason);
   void fail_request(Slot& slot, const std::string& message);
+  // The last event of the slot's choice, and of the choices that were never forked from it.
+  void send_last(const Slot& slot, const GenerationStats& stats, const std::string& error);
   void release(Slot& slot);
   void publish_stats();
   bool has_work_locked() const;
