@@ -62,6 +62,11 @@ elif [ "$(node -p "try { require('./$node_dir/node_modules/openai/package.json')
                    catch { false }")" != true ]; then
   echo "install-deps: npm ci in $node_dir" >&2
   # --prefer-offline: the lock has no 'resolved' URLs here, so --offline alone fails on a cold cache.
-  npm ci --prefix "$node_dir" --no-audit --no-fund --prefer-offline ||
+  # Under sudo, as the user who ran it: a root-owned node_modules would block their own npm later.
+  as_user=()
+  if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    as_user=(sudo -u "$SUDO_USER" -H)
+  fi
+  "${as_user[@]}" npm ci --prefix "$node_dir" --no-audit --no-fund --prefer-offline ||
     echo "install-deps: warning: npm ci failed in $node_dir: the Server* ctests will fail until it succeeds" >&2
 fi

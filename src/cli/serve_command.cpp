@@ -41,6 +41,18 @@ std::string read_api_key_file(const std::string& path) {
   return key;
 }
 
+// What the signal thread shares with run_serve (it is detached: it holds this, not run_serve's frame).
+struct SignalState {
+  enum Phase { kLoading, kServing, kEnding };
+  sigset_t signals;
+  std::mutex mutex;
+  std::condition_variable signalled;
+  Phase phase = kLoading;
+  int count = 0;  // signals since the model loaded
+  int first = 0;
+  std::atomic<bool> hurry{false};  // a second signal: cancel the running requests now
+};
+
 bool is_loopback(const std::string& host) { return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0; }
 
 int run_serve(server::ServerOptions o, const std::string& api_key_file) {
@@ -50,67 +62,73 @@ int run_serve(server::ServerOptions o, const std::string& api_key_file) {
                o.host);
   }
   // Every thread started from here on (HTTP workers, the engine, the compute pool) inherits this
-  // mask: the signals reach only the sigwait below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // mask: the signals reach only the signal thread's sigwait.
+  auto state = std::make_shared<SignalState>();
+  sigemptyset(&state->signals);
+  sigaddset(&state->signals, SIGTERM);
+  sigaddset(&state->signals, SIGINT);
+  sigaddset(&state->signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &state->signals, nullptr);
 
   server::ApiServer api(o);
   server::HttpServer http(api, o);
   const int port = http.bind();
-  std::thread listener([&http] { http.listen(); });
+  std::atomic<bool> listen_returned{false};
+  std::thread listener([&http, &listen_returned] {
+    http.listen();
+    listen_returned.store(true);
+  });
   // httplib's stop() is lost if it comes before listen() has started its loop: wait for it.
-  for (int i = 0; i < 500 && !http.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (!http.running() && !listen_returned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   fmt::print(stderr, "ember serve: listening on http://{}:{}\n",
              o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host, port);
   std::fflush(stderr);
 
   // The signals: the first starts the drain (or, while the model loads, ends the process); a
-  // second one during the drain cancels what still runs.
-  std::mutex mutex;
-  std::condition_variable signalled;
-  int signal_count = 0;
-  int first_signal = 0;
-  std::atomic<bool> loaded{false};
-  std::atomic<bool> hurry{false};
-  std::thread([&] {
+  // second one during the drain cancels what still runs. The thread is detached and outlives this
+  // function, so everything it touches is in the shared state.
+  std::thread([state] {
     for (;;) {
       int signal_number = 0;
-      if (sigwait(&signals, &signal_number) != 0) continue;
-      if (!loaded.load()) {
+      if (sigwait(&state->signals, &signal_number) != 0) continue;
+      std::lock_guard lock(state->mutex);
+      if (state->phase == SignalState::kLoading) {
         fmt::print(stderr, "ember serve: stopped while loading the model\n");
         std::_Exit(kExitOk);
       }
-      std::lock_guard lock(mutex);
-      if (++signal_count == 1) first_signal = signal_number;
-      if (signal_count >= 2) hurry.store(true);
-      signalled.notify_all();
+      if (state->phase == SignalState::kEnding) continue;  // a failed load is on its way out
+      if (++state->count == 1) state->first = signal_number;
+      if (state->count >= 2) state->hurry.store(true);
+      state->signalled.notify_all();
     }
   }).detach();
 
   try {
     api.load();
   } catch (...) {
+    {
+      std::lock_guard lock(state->mutex);
+      state->phase = SignalState::kEnding;  // the load error is the exit status, not a late signal
+    }
     http.stop();
     listener.join();
     throw;
   }
-  loaded.store(true);
   fmt::print(stderr, "ember serve: ready: model '{}', context {} tokens, {} parallel sequences\n", api.model_name(),
              api.context(), o.parallel);
   std::fflush(stderr);
 
+  int first_signal = 0;
   {
-    std::unique_lock lock(mutex);
-    signalled.wait(lock, [&] { return signal_count > 0; });
+    std::unique_lock lock(state->mutex);
+    state->phase = SignalState::kServing;
+    state->signalled.wait(lock, [&] { return state->count > 0; });
+    first_signal = state->first;
   }
   fmt::print(stderr, "ember serve: {}: finishing the running requests (at most {} s; again to cancel them)\n",
              first_signal == SIGINT ? "interrupted" : "terminating", o.shutdown_timeout_s);
   std::fflush(stderr);
-  api.drain(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_timeout_s * 1000)), &hurry);
+  api.drain(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_timeout_s * 1000)), &state->hurry);
   http.stop();
   listener.join();
   fmt::print(stderr, "ember serve: stopped\n");

@@ -64,7 +64,7 @@ bool Engine::submit(std::shared_ptr<EngineRequest> request) {
   {
     std::lock_guard lock(mutex_);
     // The queue bound counts only what cannot start at once: free running slots take requests first.
-    const int64_t free_slots = std::max<int64_t>(0, int64_t{options_.max_running} - stats_.running);
+    const int64_t free_slots = std::max<int64_t>(0, int64_t{options_.max_running} - stats_.running - preempted_);
     if (stopping_ || queued_ >= options_.max_waiting + free_slots) return false;
     inbox_.push_back(std::move(request));
     ++queued_;

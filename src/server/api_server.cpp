@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "api/llm_impl.h"
 #include "core/check.h"
@@ -157,7 +158,8 @@ void ApiServer::drain(std::chrono::milliseconds timeout, const std::atomic<bool>
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool idle = false;
   while (!idle && std::chrono::steady_clock::now() < deadline && (hurry == nullptr || !hurry->load())) {
-    idle = state_->engine->wait_idle(std::chrono::milliseconds(100));
+    idle = state_->engine->wait_idle(std::chrono::milliseconds(100)) && state_->in_flight.load() == 0;
+    if (!idle) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (!idle) EMBER_LOG_INFO("shutdown: cancelling the requests still running");
   state_->engine->stop(true);
@@ -166,8 +168,25 @@ void ApiServer::drain(std::chrono::milliseconds timeout, const std::atomic<bool>
 const std::string& ApiServer::model_name() const { return state_->model_name; }
 int32_t ApiServer::context() const { return state_->engine ? state_->engine->options().context : 0; }
 
+namespace {
+
+// Counts a request in ServerState::in_flight while it lives (held by a stream's callbacks).
+class InFlight {
+ public:
+  explicit InFlight(std::atomic<int64_t>& count) : count_(count) { ++count_; }
+  ~InFlight() { --count_; }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  std::atomic<int64_t>& count_;
+};
+
+}  // namespace
+
 HttpReply ApiServer::handle(const HttpRequest& request) {
   ServerState& s = *state_;
+  const auto in_flight = std::make_shared<InFlight>(s.in_flight);
   HttpReply reply;
   try {
     reply = route(request);
@@ -187,6 +206,12 @@ HttpReply ApiServer::handle(const HttpRequest& request) {
     if (s.options.cors_origin != "*") reply.headers.emplace_back("Vary", "Origin");
   }
   s.metrics.requests.add(std::to_string(reply.status));
+  if (reply.stream) {  // in flight until the stream is over (or never ran)
+    reply.stream = [in_flight, stream = std::move(reply.stream)](Sink& sink) { stream(sink); };
+    reply.on_abort = [in_flight, abort = std::move(reply.on_abort)] {
+      if (abort) abort();
+    };
+  }
   return reply;
 }
 

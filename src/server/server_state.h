@@ -37,6 +37,9 @@ struct ServerState {
   int64_t created = 0;  // Unix seconds of the load
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
+  // API requests being handled, streams until their last write: the drain waits for them too (an
+  // embeddings batch between two windows leaves the engine idle for a moment).
+  std::atomic<int64_t> in_flight{0};
 };
 
 // Nesting deeper than this is refused before parsing (nlohmann's copy and dump recurse).

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -70,14 +72,23 @@ TEST(ServeCli, AnAddressInUseIsAnError) {
 }
 
 TEST(ServeCli, SigtermStopsTheServerWithExit0) {
-  test::RunningProcess server({EMBER_CLI_PATH, "serve", "-m", kTiny, "--port", "0", "-t", "1"});
+  const fs::path err = test::temp_dir("serve_sigterm") / "err";
+  // A shell keeps stderr in a file the test can watch while the server runs.
+  test::RunningProcess server(
+      {"sh", "-c", fmt::format("exec '{}' serve -m '{}' --port 0 -t 1 2>'{}'", EMBER_CLI_PATH, kTiny, err.string())});
   ASSERT_GT(server.pid(), 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // bound and loaded (ember-tiny: ~0.1 s)
+  // SIGTERM once the model is loaded (a signal while loading takes the other path).
+  for (int i = 0; i < 600 && test::read_file(err).find("ready:") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(test::read_file(err).find("ready:"), std::string::npos) << test::read_file(err);
   ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
   const test::RunResult r = server.finish();
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("listening on http://127.0.0.1:"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("stopped"), std::string::npos) << r.err;
+  const std::string log = test::read_file(err);
+  EXPECT_EQ(r.exit_code, 0) << log;
+  EXPECT_NE(log.find("listening on http://127.0.0.1:"), std::string::npos) << log;
+  EXPECT_NE(log.find("terminating: finishing the running requests"), std::string::npos) << log;
+  EXPECT_NE(log.find("\nember serve: stopped\n"), std::string::npos) << log;
 }
 
 }  // namespace

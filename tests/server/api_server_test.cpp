@@ -151,7 +151,14 @@ TEST_F(ApiServerTest, ChatStreamsChunksThenUsageThenDone) {
   EXPECT_EQ(usage["usage"]["completion_tokens"], 6);
 }
 
+// The counter `name` in the /metrics text.
+double metric(const std::string& text, const std::string& name) {
+  const size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+}
+
 TEST_F(ApiServerTest, ADisconnectedStreamCancelsItsRequest) {
+  const double before = metric(server_->handle(get("/metrics")).body, "ember_generated_tokens_total");
   HttpReply reply = server_->handle(post(
       "/v1/completions", R"({"prompt": "In the beginning", "max_tokens": 200, "stream": true, "ignore_eos": true})"));
   ASSERT_TRUE(reply.stream);
@@ -161,6 +168,8 @@ TEST_F(ApiServerTest, ADisconnectedStreamCancelsItsRequest) {
     const std::string metrics = server_->handle(get("/metrics")).body;
     if (metrics.find("\nember_kv_blocks_used 0\n") != std::string::npos &&
         metrics.find("\nember_running_sequences 0\n") != std::string::npos) {
+      // Cancelled: far fewer than the 200 tokens asked for were generated.
+      EXPECT_LT(metric(metrics, "ember_generated_tokens_total") - before, 100);
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -579,6 +579,7 @@ def _close_mid_stream():
     wait_kv_idle()
     generated = metric("ember_generated_tokens_total") - before
     print(f"    (generated {generated:.0f} of up to 800 tokens before the cancel took effect)")
+    check(generated < 400, f"{generated:.0f} of 800 tokens generated: the disconnect did not cancel")
 
 
 @case("reset (RST) mid-stream (completions), KV freed")
@@ -588,10 +589,12 @@ def _reset_mid_stream():
     wait_kv_idle()
     generated = metric("ember_generated_tokens_total") - before
     print(f"    (generated {generated:.0f} of up to 800 tokens before the cancel took effect)")
+    check(generated < 400, f"{generated:.0f} of 800 tokens generated: the disconnect did not cancel")
 
 
 @case("several streams dropped at once, KV freed")
 def _close_many():
+    before = metric("ember_generated_tokens_total")
     threads = [threading.Thread(target=stream_and_close,
                                 args=(COMPL, compl(stream=True, max_tokens=150, ignore_eos=True)), daemon=True)
                for _ in range(6)]
@@ -600,6 +603,8 @@ def _close_many():
     for t in threads:
         t.join(15)
     wait_kv_idle()
+    generated = metric("ember_generated_tokens_total") - before
+    check(generated < 450, f"{generated:.0f} of 900 tokens generated: the disconnects did not cancel")
 
 
 @case("a valid request still works (200)")

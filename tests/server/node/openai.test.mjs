@@ -246,21 +246,23 @@ async function until(server, check) {
 
 // A server with one running slot; `queue` more requests may wait.
 async function withBusyServer(queue, body) {
-  const busy = await startServer(['--api-key', API_KEY, '--parallel', '1', '--max-queue', String(queue)]);
+  // A 4096-token context (past ember-tiny's trained 256: the text does not matter here) lets the
+  // first request run for seconds, not the fraction of one that 240 tokens take.
+  const busy = await startServer(['--api-key', API_KEY, '--parallel', '1', '--max-queue', String(queue), '-c', '4096']);
   const c = new OpenAI({ baseURL: busy.baseURL, apiKey: API_KEY, maxRetries: 0, timeout: 30_000 });
   // Deterministic: this request surely runs (it streamed a chunk) before the next ones come.
-  // ignore_eos and ~240 tokens keep it running for the rest of the test.
+  // ignore_eos and up to 4000 tokens keep it running for the rest of the test (aborted at its end).
   let long;
   try {
     long = await c.completions.create(
-      { model: 'x', prompt: 'And', max_tokens: 240, ignore_eos: true, stream: true }).catch((e) => {
+      { model: 'x', prompt: 'And', max_tokens: 4000, ignore_eos: true, stream: true }).catch((e) => {
       throw new Error(`the first request, on an idle server, was refused: ${e}`);
     });
     await long[Symbol.asyncIterator]().next();
     // The engine publishes its counters once per step: wait until they show the long request
     // running, so that the next requests meet a settled state.
     await until(busy, (v) => v.ember_running_sequences === 1 && v.ember_queue_depth === 0);
-    await body(busy, c);
+    await body(busy, c, long);
   } finally {
     long?.controller.abort();
     await busy.stop();
@@ -282,13 +284,14 @@ test('503 with Retry-After when the queue is full (--parallel 1 --max-queue 0)',
 });
 
 test('503 for a third request while one runs and one waits (--max-queue 1); the waiting one is served', async () => {
-  await withBusyServer(1, async (busy, c) => {
+  await withBusyServer(1, async (busy, c, long) => {
     const waiting = c.completions.create({ model: 'x', prompt: 'And', max_tokens: 2 });
     waiting.catch(() => {}); // awaited below; no unhandled rejection if the test fails first
     // Wait until the second request is queued, so the third surely finds the queue full.
     await until(busy, (v) => v.ember_queue_depth === 1);
     assert503(await rejection(c.completions.create({ model: 'x', prompt: 'And', max_tokens: 2 })));
-    const served = await waiting; // after the long stream finishes (or is aborted below)
+    long.controller.abort(); // the client goes away: its request is cancelled and the slot freed
+    const served = await waiting;
     assert.equal(served.choices[0].finish_reason, 'length');
   });
 });

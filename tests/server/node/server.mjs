@@ -1,9 +1,11 @@
 // Test harness: starts a real `ember serve` on a free 127.0.0.1 port and stops it with SIGTERM.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 
-const sourceDir = process.env.EMBER_SOURCE_DIR ?? path.resolve(import.meta.dirname, '../../..');
+const sourceDir = process.env.EMBER_SOURCE_DIR ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = process.env.EMBER_BIN ?? path.join(sourceDir, 'build/release/bin/ember');
 export const API_KEY = 'test-key';
 
@@ -17,7 +19,7 @@ export async function startServer(extraArgs = [], { startTimeoutMs = 30_000 } = 
   // One compute thread: ctest runs several servers at once on shared cores, where spin-waiting
   // compute threads slow everything down many times over.
   const args = ['serve', '-m', path.join(sourceDir, 'models/ember-tiny.gguf'), '--host', '127.0.0.1',
-                '--port', '0', '--threads', '1', ...extraArgs];
+                '--port', '0', '--threads', '1', '--shutdown-timeout', '5', ...extraArgs];
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   // A failed test must not hang node on a server it forgot: unref, and kill it on exit.
   child.unref();
