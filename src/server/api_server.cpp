@@ -215,6 +215,42 @@ HttpReply ApiServer::handle(const HttpRequest& request) {
   return reply;
 }
 
+namespace {
+
+// llama.cpp's /props, the part that is true of ember (its clients and the chat UI read it): the
+// per-sequence context, the sampling defaults where a request is silent, the template and its
+// tokens. The model path is the file name only: a network client learns nothing of the disk.
+json props(ServerState& s) {
+  const SamplingParams d;
+  const Llm::Impl& impl = LlmAccess::impl(*s.llm);
+  const int32_t n_ctx = s.engine->options().context;
+  return {{"default_generation_settings",
+           {{"n_ctx", n_ctx},
+            {"params",
+             {{"temperature", d.temperature},
+              {"top_k", d.top_k},
+              {"top_p", d.top_p},
+              {"min_p", d.min_p},
+              {"typical_p", d.typical_p},
+              {"repeat_penalty", d.repeat_penalty},
+              {"repeat_last_n", d.penalty_last_n},
+              {"presence_penalty", d.presence_penalty},
+              {"frequency_penalty", d.frequency_penalty},
+              {"n_predict", -1},
+              {"seed", -1}}}}},
+          {"total_slots", s.options.parallel},
+          {"model_alias", s.model_name},
+          {"model_path", std::filesystem::path(s.options.model_path).filename().string()},
+          {"modalities", {{"vision", false}, {"audio", false}}},
+          {"chat_template", impl.chat_template.source},
+          {"bos_token", impl.chat_template.bos_token},
+          {"eos_token", impl.chat_template.eos_token},
+          {"endpoint_metrics", true},
+          {"build_info", "ember " EMBER_VERSION_STRING}};
+}
+
+}  // namespace
+
 HttpReply ApiServer::route(const HttpRequest& request) {
   ServerState& s = *state_;
   const std::string& path = request.path;
@@ -269,6 +305,7 @@ HttpReply ApiServer::route(const HttpRequest& request) {
                    fmt::format("The model '{}' does not exist.", path.substr(std::string_view("/v1/models/").size())),
                    "model_not_found");
   }
+  if (get && path == "/props") return json_reply(200, props(s));
   if (get && path == "/metrics") {
     const EngineStats e = s.engine->stats();
     ServerMetrics& m = s.metrics;

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/error.h"
+#include "ember/sampling.h"
 
 namespace ember::server {
 namespace {
@@ -90,6 +91,19 @@ TEST_F(ApiServerTest, HealthAndModels) {
   const HttpReply other = server_->handle(get("/v1/models/gpt-4"));
   EXPECT_EQ(other.status, 404);
   EXPECT_EQ(body_of(other)["error"]["code"], "model_not_found");
+}
+
+TEST_F(ApiServerTest, PropsDescribeTheServedModel) {
+  const HttpReply reply = server_->handle(get("/props"));
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const json p = body_of(reply);
+  EXPECT_EQ(p["default_generation_settings"]["n_ctx"], 256);
+  EXPECT_EQ(p["default_generation_settings"]["params"]["top_k"], SamplingParams{}.top_k);
+  EXPECT_FLOAT_EQ(p["default_generation_settings"]["params"]["temperature"].get<float>(), SamplingParams{}.temperature);
+  EXPECT_EQ(p["total_slots"], 4);
+  EXPECT_EQ(p["model_path"], "ember-tiny.gguf");                                         // never the directory
+  EXPECT_NE(p["chat_template"].get<std::string>().find("im_start"), std::string::npos);  // ChatML fallback
+  EXPECT_EQ(server_->handle(get("/props", "wrong")).status, 401);
 }
 
 TEST_F(ApiServerTest, AuthenticationIsRequiredExceptForHealth) {
