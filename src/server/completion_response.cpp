@@ -30,12 +30,6 @@ json chat_logprobs(const std::optional<std::vector<TokenOut>>& tokens) {
   return {{"content", content}, {"refusal", nullptr}};
 }
 
-// Code points in `text` (bytes that do not continue a UTF-8 sequence).
-size_t characters(std::string_view text) {
-  return static_cast<size_t>(
-      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<uint8_t>(c) & 0xC0) != 0x80; }));
-}
-
 // Completions' logprobs: parallel arrays; top_logprobs a {text: logprob} object holding the chosen
 // token too (OpenAI: "up to logprobs + 1"), the better one kept when two tokens share a text;
 // text_offset in characters from `offset`.
@@ -52,7 +46,7 @@ json text_logprobs(const std::optional<std::vector<TokenOut>>& tokens, size_t of
     if (!top.contains(t.text)) top[t.text] = t.logprob;
     tops.push_back(top);
     offsets.push_back(offset);
-    offset += characters(t.text);
+    offset += utf8_characters(t.text);
   }
   return {{"tokens", texts}, {"token_logprobs", logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
@@ -62,6 +56,11 @@ json base(const ResponseMeta& meta, std::string_view object) {
 }
 
 }  // namespace
+
+size_t utf8_characters(std::string_view text) {
+  return static_cast<size_t>(
+      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<uint8_t>(c) & 0xC0) != 0x80; }));
+}
 
 json finish_reason_json(std::optional<FinishReason> reason) {
   if (!reason) return nullptr;

@@ -70,6 +70,9 @@ nlohmann::json usage_chunk(const ResponseMeta& meta, bool chat, const Usage& usa
 nlohmann::json text_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& choices,
                                const std::optional<Usage>& usage);
 
+// Code points in `text` (bytes that do not continue a UTF-8 sequence): OpenAI's text offsets.
+size_t utf8_characters(std::string_view text);
+
 // "data: <json>\n\n", the JSON on one line with invalid UTF-8 replaced by U+FFFD.
 std::string sse_event(const nlohmann::json& event);
 inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";

@@ -62,12 +62,6 @@ Prompt build_prompt(const ServerState& state, const CompletionRequest& req) {
   return p;
 }
 
-size_t characters(std::string_view text) {
-  size_t n = 0;
-  for (const char c : text) n += (static_cast<uint8_t>(c) & 0xC0) != 0x80 ? 1 : 0;
-  return n;
-}
-
 // One choice as it builds up.
 struct ChoiceState {
   std::string text;
@@ -94,7 +88,8 @@ class CompletionStream {
         meta_(std::move(meta)),
         choices_(static_cast<size_t>(request_->n)),
         arrival_(Clock::now()) {
-    for (ChoiceState& c : choices_) c.offset = characters(prompt_.text);
+    prompt_chars_ = utf8_characters(prompt_.text);
+    for (ChoiceState& c : choices_) c.offset = prompt_chars_;
   }
 
   // Non-streaming: waits for every choice (a client that leaves is not noticed: the request runs
@@ -115,7 +110,7 @@ class CompletionStream {
       o.text = echo_ ? prompt_.text + c.text : c.text;
       o.finish = c.finish;
       if (want_logprobs_) o.logprobs = std::move(c.logprobs);
-      o.offset = characters(prompt_.text);
+      o.offset = prompt_chars_;
       out.push_back(std::move(o));
     }
     const Usage u = usage();
@@ -184,7 +179,7 @@ class CompletionStream {
         o.text = e.token.text;
         o.logprobs = std::move(logprobs);
         o.offset = c.offset;
-        c.offset += characters(e.token.text);
+        c.offset += utf8_characters(e.token.text);
         send(chat_ ? chat_chunk(meta_, o, false) : text_completion(meta_, {o}, std::nullopt));
       }
     }
@@ -224,6 +219,7 @@ class CompletionStream {
   std::shared_ptr<EngineRequest> request_;
   bool chat_, want_logprobs_, echo_, include_usage_;
   Prompt prompt_;
+  size_t prompt_chars_ = 0;  // its text's code points: where completions' text offsets start
   ResponseMeta meta_;
   std::vector<ChoiceState> choices_;
   Clock::time_point arrival_;

@@ -572,24 +572,25 @@ def stream_and_close(path, body, reset=False):
         s.close()
 
 
-@case("disconnect mid-stream (chat), KV freed")
-def _close_mid_stream():
+def check_cancelled_on_disconnect(path, body, reset=False):
+    """Streams, disconnects after the first event, and checks the KV is freed and the request was
+    cancelled (n=4 x 200 tokens asked: far fewer generated)."""
     before = metric("ember_generated_tokens_total")
-    stream_and_close(CHAT, chat(stream=True, max_tokens=200, ignore_eos=True, n=4))
+    stream_and_close(path, body, reset=reset)
     wait_kv_idle()
     generated = metric("ember_generated_tokens_total") - before
     print(f"    (generated {generated:.0f} of up to 800 tokens before the cancel took effect)")
     check(generated < 400, f"{generated:.0f} of 800 tokens generated: the disconnect did not cancel")
+
+
+@case("disconnect mid-stream (chat), KV freed")
+def _close_mid_stream():
+    check_cancelled_on_disconnect(CHAT, chat(stream=True, max_tokens=200, ignore_eos=True, n=4))
 
 
 @case("reset (RST) mid-stream (completions), KV freed")
 def _reset_mid_stream():
-    before = metric("ember_generated_tokens_total")
-    stream_and_close(COMPL, compl(stream=True, max_tokens=200, ignore_eos=True, n=4), reset=True)
-    wait_kv_idle()
-    generated = metric("ember_generated_tokens_total") - before
-    print(f"    (generated {generated:.0f} of up to 800 tokens before the cancel took effect)")
-    check(generated < 400, f"{generated:.0f} of 800 tokens generated: the disconnect did not cancel")
+    check_cancelled_on_disconnect(COMPL, compl(stream=True, max_tokens=200, ignore_eos=True, n=4), reset=True)
 
 
 @case("several streams dropped at once, KV freed")
