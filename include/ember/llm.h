@@ -15,6 +15,9 @@
 
 namespace ember {
 
+// LoadOptions::gpu_layers: every layer and the output head on the GPU.
+inline constexpr int32_t kAllGpuLayers = -1;
+
 struct LoadOptions {
   int32_t threads = 0;          // worker threads; 0: every CPU the process may use
   int32_t context = 0;          // tokens per session, prompt included; 0: the model's, at most 4096
@@ -26,6 +29,10 @@ struct LoadOptions {
   // Many sequences per step (a server): the LM head is repacked for the GEMM, at the memory of a
   // copy of the output matrix.
   bool repack_output = false;
+  // Layers run on the GPU (CUDA): the last N, or every layer and the output head with
+  // kAllGpuLayers (-1); 0: CPU only. Needs a build with CUDA and a usable GPU (else an Error).
+  int32_t gpu_layers = 0;
+  int32_t gpu_device = 0;  // CUDA device index
   // The chat template: Jinja source, a preset name (chatml, llama3, llama2, mistral, gemma, phi3,
   // qwen) or a template file; empty: the model's own, else ChatML.
   std::string chat_template = {};
@@ -46,6 +53,8 @@ struct ModelInfo {
   int32_t context = 0;          // tokens per session, as loaded
   int32_t threads = 0;
   std::string kernels = {};  // "avx512+amx", "avx2", "scalar"
+  int32_t gpu_layers = 0;    // layers on the GPU (0: CPU only)
+  std::string gpu = {};      // the GPU's name and compute capability; empty: CPU only
 };
 
 // One message of a conversation, as chat templates see it.

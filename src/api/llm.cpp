@@ -78,6 +78,8 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   model_options.context_size = info.context;
   model_options.batch_invariant = options.batch_invariant;
   model_options.repack_output = options.repack_output;
+  model_options.gpu_layers = options.gpu_layers;
+  model_options.gpu_device = options.gpu_device;
   impl->model = Model::from_file(std::move(file), *impl->backend, model_options);
   impl->kv_type = options.kv_type;
 
@@ -85,6 +87,10 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   info.weight_bytes = impl->model->weight_bytes();
   info.threads = impl->backend->n_threads();
   info.kernels = std::string(impl->backend->kernels_name());
+  if (const GpuLayers* gpu = impl->model->gpu(); gpu != nullptr) {
+    info.gpu_layers = config.n_layer - gpu->first_layer();
+    info.gpu = gpu->memory().device;
+  }
   return std::shared_ptr<Llm>(new Llm(std::move(impl)));
 }
 

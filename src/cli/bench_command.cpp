@@ -19,6 +19,7 @@
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
+#include "cli/device_flags.h"
 #include "cli/inspect_report.h"
 #include "cli/text_table.h"
 #include "core/timer.h"
@@ -38,6 +39,7 @@ struct BenchOptions {
   int step_tokens = 512;
   std::string output = "md";
   bool roofline = true;
+  DeviceFlags device;
 };
 
 struct Result {
@@ -123,7 +125,19 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   CpuBackend backend(backend_options);
   ModelOptions model_options;
   model_options.max_step_tokens = o.step_tokens;
+  model_options.gpu_layers = resolve_gpu_layers(o.device);
   std::unique_ptr<Model> model = Model::load(path, backend, model_options);
+  // On the GPU the limits are the device's: its copy bandwidth and f16 tensor-core rate.
+  std::optional<Roofline> gpu_roofline;
+  if (model->gpu() != nullptr && o.roofline) {
+    const GpuRoofline g = model->gpu()->measure_roofline();
+    gpu_roofline.emplace();
+    gpu_roofline->read_gbs_all = g.copy_gbs;
+    gpu_roofline->fma_gflops = g.f16_tflops * 1e3;
+    gpu_roofline->bf16_gflops = g.f16_tflops * 1e3;
+    gpu_roofline->vnni_gops = g.f16_tflops * 1e3;
+  }
+  const std::optional<Roofline>& limits = model->gpu() != nullptr ? gpu_roofline : roofline;
   const ModelCost cost = model_cost(*model);
   const int max_pp = o.prompt_lengths.empty() ? 0 : *std::max_element(o.prompt_lengths.begin(), o.prompt_lengths.end());
   const int max_tg = o.gen_lengths.empty() ? 0 : *std::max_element(o.gen_lengths.begin(), o.gen_lengths.end());
@@ -134,7 +148,9 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   base.model_path = path;
   base.model_name = model->config().name.empty() ? std::string(arch_name(model->config().arch)) : model->config().name;
   base.type = model_type_label(model->file());
-  base.isa = backend.kernels_name();
+  base.isa = model->gpu() != nullptr
+                 ? fmt::format("cuda:{}+{}", model->gpu()->first_layer() == 0 ? "all" : "part", backend.kernels_name())
+                 : backend.kernels_name();
   base.size_bytes = model->weight_bytes();
   base.params = model->parameter_count();
   base.threads = backend.n_threads();
@@ -150,7 +166,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
     const double flop_per_token = prefill_flop_per_token(cost, n);
     r.rate = r.median * flop_per_token / 1e9;
     r.rate_unit = "GFLOP/s";
-    if (roofline) r.roofline = peak_for(*roofline, main_type);
+    if (limits) r.roofline = peak_for(*limits, main_type);
     results.push_back(std::move(r));
   }
   for (int n : o.gen_lengths) {
@@ -162,7 +178,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
     summarize(r);
     r.rate = r.median * static_cast<double>(cost.matmul_bytes) / 1e9;  // weights read per token
     r.rate_unit = "GB/s";
-    if (roofline) r.roofline = roofline->read_gbs_all;
+    if (limits) r.roofline = limits->read_gbs_all;
     results.push_back(std::move(r));
   }
   return results;
@@ -309,7 +325,8 @@ int run_bench(BenchOptions o) {
   for (int requested : o.threads) {
     std::optional<Roofline> roofline;
     const int threads = resolve_threads(requested);
-    if (o.roofline) {
+    // With every layer on the GPU the CPU's limits say nothing (bench_model measures the GPU's).
+    if (o.roofline && resolve_gpu_layers(o.device) != kGpuLayersAll) {
       if (tty) write_stderr(fmt::format("measuring this machine's roofline on {} threads...\n", threads));
       roofline = measure_roofline(threads);
       if (roofline->read_gbs_all <= 0) roofline.reset();  // a CPU without AVX2: not measured
@@ -354,6 +371,7 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-o,--output", o->output, "Output format")
       ->check(CLI::IsMember({"md", "csv", "json"}))
       ->capture_default_str();
+  add_device_flags(cmd, &o->device);
   cmd->add_flag(
       "--no-roofline", [o](int64_t) { o->roofline = false; },
       "Skip measuring the machine's bandwidth and compute peaks (a few seconds, 1 GiB)");

@@ -3,6 +3,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/value_format.h"
@@ -59,8 +60,17 @@ int main(int argc, char** argv) {
     }
   }
 
+  // llama.cpp's single-dash "-ngl" (CLI11 takes one-letter short options only) means --gpu-layers.
+  std::vector<std::string> ngl_args;
+  ngl_args.reserve(static_cast<size_t>(argc));  // no reallocation: args points into it
+  std::vector<char*> args(argv, argv + argc);
+  for (char*& arg : args) {
+    const std::string_view a = arg;
+    if (a == "-ngl" || a.starts_with("-ngl="))
+      arg = ngl_args.emplace_back("--gpu-layers" + std::string(a.substr(4))).data();
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(argc, args.data());
   } catch (const CLI::ParseError& e) {
     // Help and version exit 0; every usage error exits kExitUsage (CLI11 has one code per error kind).
     return app.exit(e) == 0 ? kExitOk : kExitUsage;

@@ -19,6 +19,7 @@
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
+#include "cli/device_flags.h"
 #include "cli/inspect_report.h"
 #include "cli/interrupt.h"
 #include "cli/sampling_flags.h"
@@ -45,6 +46,7 @@ struct RunCommandOptions {
   StopConditions stop;   // --stop, --max-time, --ignore-eos (the token limit is -n)
   int32_t ctx_size = 0;  // 0: the model's context, at most kDefaultMaxContext
   bool mlock = false;
+  DeviceFlags device;
   bool no_bos = false;
 };
 
@@ -95,6 +97,7 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
                                                human_count(model.parameter_count())));
   lines.push_back(label("backend") + fmt::format("cpu {}{}{} thread{}", backend.kernels_name(), sep,
                                                  backend.n_threads(), backend.n_threads() == 1 ? "" : "s"));
+  if (const std::string gpu = gpu_summary(model, sep); !gpu.empty()) lines.push_back(label("gpu") + gpu);
   section_break[0] = lines.size();
 
   using Align = TextTable::Align;
@@ -193,6 +196,7 @@ int run_generate(const RunCommandOptions& o) {
   ModelOptions model_options;
   model_options.max_step_tokens = std::min(s.context, model_options.max_step_tokens);
   model_options.context_size = s.context;
+  model_options.gpu_layers = resolve_gpu_layers(o.device);
   const std::unique_ptr<Model> model = Model::from_file(std::move(file), backend, model_options);
   s.load_ms = load_timer.elapsed_ms();
   status.clear();
@@ -248,6 +252,7 @@ void add_run_command(CLI::App& app, CommandAction& action) {
          fmt::format("Context size in tokens, prompt included (default: the model's, at most {})", kDefaultMaxContext))
       ->check(CLI::NonNegativeNumber)
       ->type_name("N");
+  add_device_flags(cmd, &o->device);
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);

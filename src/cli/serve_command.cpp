@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "server/api_server.h"
@@ -170,6 +171,8 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Results independent of the load: a seed gives the same text alone or in a full batch "
                 "(slower prefill)");
+  auto device = std::make_shared<DeviceFlags>();
+  add_device_flags(cmd, device.get());
   cmd->add_option("--max-body", o->max_body, "Largest request body in bytes (default 8 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 31));
   cmd->add_option("--timeout", o->read_timeout_s, "Seconds a client may stall while sending or receiving (default 10)")
@@ -183,7 +186,8 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
       "Prints \"listening on http://HOST:PORT\" on stderr once bound. SIGTERM or Ctrl-C: stop taking requests,\n"
       "let the running ones finish (--shutdown-timeout), exit 0. Exit codes: 1 error (the model, the address),\n"
       "2 bad command line. More in docs/server.md.");
-  cmd->callback([&action, o, api_key_file, pooling] {
+  cmd->callback([&action, o, api_key_file, pooling, device] {
+    o->gpu_layers = resolve_gpu_layers(*device);
     if (!pooling->empty()) {
       o->pooling_set = true;
       o->pooling = *pooling == "cls" ? Pooling::kCls : *pooling == "last" ? Pooling::kLast : Pooling::kMean;

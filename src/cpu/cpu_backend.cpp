@@ -1,6 +1,8 @@
 // CpuBackend: dispatch of the coarse ops onto the kernel tables and the thread pool.
 #include "cpu/cpu_backend.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <array>
 
@@ -179,6 +181,12 @@ void CpuBackend::add(const float* a, const float* b, float* y, int64_t n_rows, i
 void CpuBackend::mul(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride) {
   for_rows(n_rows, n_cols,
            [&](int64_t r) { ops_->mul(a + r * n_cols, b + r * b_stride, y + r * n_cols, 1, n_cols, 0); });
+}
+
+void CpuBackend::copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t n_rows,
+                           int64_t n_cols) {
+  const size_t row_bytes = sizeof(float) * static_cast<size_t>(n_cols);
+  for (int64_t r = 0; r < n_rows; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, row_bytes);
 }
 
 void CpuBackend::scale(const float* x, float* y, int64_t n, float s) { ops_->scale(x, y, n, s); }

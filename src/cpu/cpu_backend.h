@@ -113,6 +113,9 @@ class CpuBackend {
   void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
   void mul(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
   void scale(const float* x, float* y, int64_t n, float s);
+  // dst rows [n_rows][dst_stride] <- src rows [n_rows][src_stride], n_cols floats each (splitting a
+  // fused projection's output).
+  void copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t n_rows, int64_t n_cols);
   // x[i] = cap · tanh(x[i] / cap) over n floats (logit soft-capping), split across the threads.
   // Precondition: cap > 0.
   void softcap(float* x, int64_t n, float cap);

@@ -27,6 +27,13 @@ void Model::check_batch(const Batch& batch, const KvCache& kv) {
     fail(ErrorCode::kInvalidArgument, "batch: {} tokens but {} positions, {} sequence ids and {} output kinds", n,
          batch.pos.size(), batch.seq.size(), batch.logits.size());
   }
+  const int32_t device_layers = gpu_ ? gpu_->first_layer() : config_.n_layer;
+  if (kv.first_device_layer() != device_layers) {
+    fail(ErrorCode::kInvalidArgument,
+         "the KV cache keeps layers {}.. on the GPU but the model runs layers {}.. there (make it with "
+         "Model::kv_options)",
+         kv.first_device_layer(), device_layers);
+  }
   // The batch's sequences, their length before it and their rows in it (a sequence's rows must
   // continue it in order).
   batch_seqs_.clear();
@@ -134,118 +141,66 @@ void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
   if (rope_) rope_->cos_sin(positions_.data(), n, cos_sin_.data());
   if (rope_local_) rope_local_->cos_sin(positions_.data(), n, cos_sin_local_.data());
 
-  for (int32_t il = 0; il < c.n_layer; ++il) {
-    attention_block(il, n, kv);
-    ffn_block(il, n);
-    if (hooks_.active(HookPoint::kResidual)) [[unlikely]] {
-      run_hook(HookPoint::kResidual, il, x_.data(), n, c.n_embd, row_ids_);
-    }
+  const auto active = [&](HookPoint point) { return hooks_.active(point); };
+  const auto hook = [&](HookPoint point, int32_t layer, float* data, int64_t n_rows, int64_t n_cols) {
+    run_hook(point, layer, data, n_rows, n_cols, row_ids_);
+  };
+  const LayerBuffers buffers{.x = x_.data(),
+                             .xn = xn_.data(),
+                             .qkv = qkv_.data(),
+                             .q = q_.data(),
+                             .k = k_.data(),
+                             .v = v_.data(),
+                             .attn = attn_.data(),
+                             .proj = proj_.data(),
+                             .gate_up = gate_up_.data(),
+                             .hidden = hidden_.data(),
+                             .cos_sin = cos_sin_.data(),
+                             .cos_sin_local = cos_sin_local_.data()};
+  LayerStep step = layer_step_;
+  step.n = n;
+  const CpuStepKv step_kv{kv_seqs_, kv_rows_};
+  const int32_t gpu_first = gpu_ ? gpu_->first_layer() : c.n_layer;
+  for (int32_t il = 0; il < gpu_first; ++il) {
+    const LayerVectors vectors = host_vectors(weights_.layers[static_cast<size_t>(il)]);
+    transformer_layer(backend_, c, il, vectors, linears_[static_cast<size_t>(il)], buffers, step, kv.layer(il), step_kv,
+                      active, hook);
+  }
+  // The GPU layers take the residual stream from here; with the head offloaded too (and nothing
+  // asking for host-side final states) the logits come from the device.
+  bool logits_on_gpu = false;
+  if (gpu_) {
+    logits_on_gpu = gpu_->runs_output() && !hooks_.active(HookPoint::kFinalNorm) &&
+                    !hooks_.active(HookPoint::kLogits) &&
+                    std::none_of(batch.logits.begin() + static_cast<std::ptrdiff_t>(r0),
+                                 batch.logits.begin() + static_cast<std::ptrdiff_t>(r1),
+                                 [](uint8_t kind) { return kind == Batch::kHidden; });
+    const GpuStep gpu_step{.n = n,
+                           .seqs = kv_seqs_,
+                           .rows = kv_rows_,
+                           .cos_sin = cos_sin_.data(),
+                           .cos_sin_local = cos_sin_local_.data(),
+                           .kv = &kv};
+    gpu_->run(gpu_step, x_.data(), logits_on_gpu, active, hook);
   }
   for (size_t i = 0; i < kv_seq_ids_.size(); ++i) {
     kv.commit(kv_seq_ids_[i], kv_seqs_[i].n_tokens - kv.n_tokens(kv_seq_ids_[i]));
   }
-  output_rows(batch, r0, r1);
+  if (logits_on_gpu) {
+    gpu_output_rows(batch, r0, r1);
+  } else {
+    output_rows(batch, r0, r1);
+  }
 }
 
-void Model::attention_block(int32_t il, int64_t n, KvCache& kv) {
-  const ModelConfig& c = config_;
-  const LayerWeights& w = weights_.layers[static_cast<size_t>(il)];
-  const LayerLinears& l = linears_[static_cast<size_t>(il)];
-  const LayerConfig& layer = c.layers[static_cast<size_t>(il)];
-  const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
-  const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
-
-  backend_.rms_norm(x_.data(), w.attn_norm.data_as<float>(), xn_.data(), n, c.n_embd, c.norm_eps);
-  if (l.fused_qkv) {
-    // [n][q | k | v] split into the contiguous q, k, v the attention and the cache take.
-    backend_.matmul(l.wqkv, xn_.data(), n, qkv_.data());
-    const int64_t width = q_dim + 2 * kv_dim;
-    for (int64_t r = 0; r < n; ++r) {
-      const float* row = qkv_.data() + r * width;
-      std::memcpy(q_.data() + r * q_dim, row, sizeof(float) * static_cast<size_t>(q_dim));
-      std::memcpy(k_.data() + r * kv_dim, row + q_dim, sizeof(float) * static_cast<size_t>(kv_dim));
-      std::memcpy(v_.data() + r * kv_dim, row + q_dim + kv_dim, sizeof(float) * static_cast<size_t>(kv_dim));
-    }
-  } else {
-    const Linear* const ws[] = {&l.wq, &l.wk, &l.wv};
-    float* const ys[] = {q_.data(), k_.data(), v_.data()};
-    backend_.matmul_many(ws, xn_.data(), n, ys);
+void Model::gpu_output_rows(const Batch& batch, size_t r0, size_t r1) {
+  row_ids_.clear();  // step-local indices of the rows that want logits
+  for (size_t r = r0; r < r1; ++r) {
+    if (batch.logits[r] == Batch::kLogits) row_ids_.push_back(static_cast<int32_t>(r - r0));
   }
-  if (c.attn_qkv_bias) {
-    backend_.add(q_.data(), w.bq.data_as<float>(), q_.data(), n, q_dim, 0);
-    backend_.add(k_.data(), w.bk.data_as<float>(), k_.data(), n, kv_dim, 0);
-    backend_.add(v_.data(), w.bv.data_as<float>(), v_.data(), n, kv_dim, 0);
-  }
-  if (c.attn_qk_norm) {  // per head, before rope
-    backend_.rms_norm(q_.data(), w.q_norm.data_as<float>(), q_.data(), n * c.n_head, c.head_dim, c.norm_eps);
-    backend_.rms_norm(k_.data(), w.k_norm.data_as<float>(), k_.data(), n * c.n_head_kv, c.head_dim, c.norm_eps);
-  }
-  const bool local = layer.uses_local_rope && rope_local_;
-  if (const std::optional<RopeTable>& rope = local ? rope_local_ : rope_) {
-    const float* cos_sin = local ? cos_sin_local_.data() : cos_sin_.data();
-    backend_.rope(q_.data(), n, q_dim, c.n_head, c.head_dim, rope->n_rot(), rope->neox(), cos_sin);
-    backend_.rope(k_.data(), n, kv_dim, c.n_head_kv, c.head_dim, rope->n_rot(), rope->neox(), cos_sin);
-  }
-
-  const PagedKvView cache = kv.layer(il);
-  backend_.store_kv(cache, kv_seqs_, kv_rows_, k_.data(), v_.data());
-  // Split-K (0: automatic) cuts a long context into chunks when the step's rows cannot keep the
-  // threads busy, so whether a row's sums are split depends on what shares its step; a
-  // batch-invariant model never splits (-1). Unsplit, a row's result does not depend on its tile
-  // (the queries of a tile see their own positions only, in the same block order), so neither the
-  // batch nor the chunking of its sequence changes it.
-  const AttentionParams params{.n_head = c.n_head,
-                               .scale = c.attn_scale,
-                               .softcap = c.attn_softcap,
-                               .window = layer.sliding_window,
-                               .alibi_slopes = nullptr,
-                               .split_tokens = options_.batch_invariant ? -1 : 0};
-  backend_.attention(cache, kv_seqs_, kv_rows_, q_.data(), params, attn_.data());
-
-  backend_.matmul(l.wo, attn_.data(), n, proj_.data());
-  if (c.post_norms) {
-    backend_.rms_norm(proj_.data(), w.post_attn_norm.data_as<float>(), proj_.data(), n, c.n_embd, c.norm_eps);
-  }
-  if (hooks_.active(HookPoint::kAttentionOutput)) [[unlikely]] {
-    run_hook(HookPoint::kAttentionOutput, il, proj_.data(), n, c.n_embd, row_ids_);
-  }
-  backend_.add(x_.data(), proj_.data(), x_.data(), n, c.n_embd, c.n_embd);
-}
-
-void Model::ffn_block(int32_t il, int64_t n) {
-  const ModelConfig& c = config_;
-  const LayerWeights& w = weights_.layers[static_cast<size_t>(il)];
-  const LayerLinears& l = linears_[static_cast<size_t>(il)];
-  const int64_t n_ff = c.n_ff;
-
-  backend_.rms_norm(x_.data(), w.ffn_norm.data_as<float>(), xn_.data(), n, c.n_embd, c.norm_eps);
-  // gate and up: one [n][gate | up] output when fused, else two [n][n_ff] blocks.
-  const float* gate = gate_up_.data();
-  const float* up = nullptr;
-  int64_t stride = n_ff;
-  if (l.fused_gate_up) {
-    backend_.matmul(l.w_up, xn_.data(), n, gate_up_.data());
-    up = gate + n_ff;
-    stride = 2 * n_ff;
-  } else {
-    const Linear* const ws[] = {&l.w_gate, &l.w_up};
-    float* const ys[] = {gate_up_.data(), gate_up_.data() + n * n_ff};
-    backend_.matmul_many(ws, xn_.data(), n, ys);
-    up = gate + n * n_ff;
-  }
-  if (c.ffn == FfnKind::kGeGlu) {
-    backend_.geglu(gate, up, stride, hidden_.data(), n, n_ff);
-  } else {
-    backend_.swiglu(gate, up, stride, hidden_.data(), n, n_ff);
-  }
-  backend_.matmul(l.w_down, hidden_.data(), n, proj_.data());
-  if (c.post_norms) {
-    backend_.rms_norm(proj_.data(), w.post_ffn_norm.data_as<float>(), proj_.data(), n, c.n_embd, c.norm_eps);
-  }
-  if (hooks_.active(HookPoint::kFfnOutput)) [[unlikely]] {
-    run_hook(HookPoint::kFfnOutput, il, proj_.data(), n, c.n_embd, row_ids_);
-  }
-  backend_.add(x_.data(), proj_.data(), x_.data(), n, c.n_embd, c.n_embd);
+  if (row_ids_.empty()) return;
+  gpu_->logits(row_ids_, logits_.data() + n_logits_ * static_cast<size_t>(config_.n_vocab));
+  n_logits_ += row_ids_.size();
 }
 
 void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {

@@ -50,9 +50,16 @@ KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options)
       fail(ErrorCode::kInvalidArgument, "KV cache: {} blocks of {} bytes overflow", n, layout->block_bytes());
     }
   }
+  first_device_layer_ = options.device ? std::clamp(options.first_device_layer, 0, n_layer_) : n_layer_;
+  device_ = options.device;
   for (int32_t l = 0; l < n_layer_; ++l) {
-    k_pools_.emplace_back(n * k_layout_.block_bytes());
-    v_pools_.emplace_back(n * v_layout_.block_bytes());
+    if (l < first_device_layer_) {
+      k_pools_.emplace_back(n * k_layout_.block_bytes());
+      v_pools_.emplace_back(n * v_layout_.block_bytes());
+    } else {
+      device_k_pools_.push_back(device_->allocate(n * k_layout_.block_bytes()));
+      device_v_pools_.push_back(device_->allocate(n * v_layout_.block_bytes()));
+    }
   }
   ref_counts_.assign(n, 0);
   free_.reserve(n);
@@ -155,10 +162,16 @@ void KvCache::lru_remove(int32_t block) {
 
 void KvCache::copy_block(int32_t from, int32_t to) {
   for (int32_t l = 0; l < n_layer_; ++l) {
-    std::byte* k = k_pools_[static_cast<size_t>(l)].data();
-    std::byte* v = v_pools_[static_cast<size_t>(l)].data();
-    std::memcpy(k + k_layout_.offset(to, 0, 0), k + k_layout_.offset(from, 0, 0), k_layout_.block_bytes());
-    std::memcpy(v + v_layout_.offset(to, 0, 0), v + v_layout_.offset(from, 0, 0), v_layout_.block_bytes());
+    const PagedKvView pools = layer(l);
+    auto* k = static_cast<std::byte*>(pools.k);
+    auto* v = static_cast<std::byte*>(pools.v);
+    if (l < first_device_layer_) {
+      std::memcpy(k + k_layout_.offset(to, 0, 0), k + k_layout_.offset(from, 0, 0), k_layout_.block_bytes());
+      std::memcpy(v + v_layout_.offset(to, 0, 0), v + v_layout_.offset(from, 0, 0), v_layout_.block_bytes());
+    } else {
+      device_->copy(k + k_layout_.offset(to, 0, 0), k + k_layout_.offset(from, 0, 0), k_layout_.block_bytes());
+      device_->copy(v + v_layout_.offset(to, 0, 0), v + v_layout_.offset(from, 0, 0), v_layout_.block_bytes());
+    }
   }
 }
 
@@ -381,14 +394,20 @@ KvSeq KvCache::view(SeqId seq) const {
   return {s.blocks, s.n_tokens};
 }
 
+void* KvCache::pool(const std::vector<AlignedBuffer>& host, const std::vector<std::shared_ptr<void>>& device,
+                    int32_t layer) const {
+  if (layer < first_device_layer_) return const_cast<std::byte*>(host[static_cast<size_t>(layer)].data());
+  return device[static_cast<size_t>(layer - first_device_layer_)].get();
+}
+
 PagedKvView KvCache::layer(int32_t layer) const {
   EMBER_CHECK(layer >= 0 && layer < n_layer_);
   return {.n_head_kv = k_layout_.n_head_kv,
           .head_dim = k_layout_.head_dim,
           .k_dtype = k_layout_.dtype,
           .v_dtype = v_layout_.dtype,
-          .k = const_cast<std::byte*>(k_pools_[static_cast<size_t>(layer)].data()),
-          .v = const_cast<std::byte*>(v_pools_[static_cast<size_t>(layer)].data()),
+          .k = pool(k_pools_, device_k_pools_, layer),
+          .v = pool(v_pools_, device_v_pools_, layer),
           .n_blocks = n_blocks()};
 }
 

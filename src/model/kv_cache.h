@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -18,10 +19,25 @@
 
 namespace ember {
 
+// Where the pools of the layers a GPU runs live (hybrid offload): the CUDA backend allocates them in
+// device memory and copies blocks there (on the stream its kernels run on, so a copy-on-write copy
+// is ordered before the step that writes the block).
+class KvPoolMemory {
+ public:
+  virtual ~KvPoolMemory() = default;
+  // `bytes` of pool memory, freed when the last owner lets go. Throws Error(kOutOfMemory).
+  virtual std::shared_ptr<void> allocate(size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+};
+
 struct KvCacheOptions {
   int32_t n_blocks = 0;  // per layer; 16 tokens each, shared by all sequences
   DType k_dtype = DType::kF16;
   DType v_dtype = DType::kF16;
+  // Layers [first_device_layer, n_layer) keep their pools in `device` memory (nullptr: every pool
+  // in host memory). Model::kv_options sets both for a model with GPU layers.
+  int32_t first_device_layer = 0;
+  std::shared_ptr<KvPoolMemory> device;
 };
 
 using SeqId = int32_t;
@@ -98,9 +114,14 @@ class KvCache {
 
   // What the kernels read: a sequence's block table and length, a layer's pools.
   KvSeq view(SeqId seq) const;
+  // Layers from here on keep their pools in device memory (n_layer: none).
+  int32_t first_device_layer() const noexcept { return first_device_layer_; }
+  // Pools of layers >= first_device_layer() are device memory.
   PagedKvView layer(int32_t layer) const;
 
  private:
+  void* pool(const std::vector<AlignedBuffer>& host, const std::vector<std::shared_ptr<void>>& device,
+             int32_t layer) const;
   // One keyed block, exactly: a block id's generation changes whenever it is unkeyed.
   struct Instance {
     int32_t block = -1;  // -1: the root, before block 0
@@ -151,10 +172,13 @@ class KvCache {
 
   int32_t n_layer_;
   KvLayout k_layout_, v_layout_;
-  std::vector<AlignedBuffer> k_pools_, v_pools_;  // one per layer
-  std::vector<int32_t> ref_counts_;               // per block
-  std::vector<int32_t> free_;                     // free block ids (a stack)
-  std::vector<Sequence> sequences_;               // by SeqId; ids of removed ones are reused
+  std::vector<AlignedBuffer> k_pools_, v_pools_;  // the host layers' pools, [first_device_layer_]
+  int32_t first_device_layer_ = 0;                // == n_layer_ when every pool is on the host
+  std::shared_ptr<KvPoolMemory> device_;
+  std::vector<std::shared_ptr<void>> device_k_pools_, device_v_pools_;  // layers [first_device_layer_, n_layer_)
+  std::vector<int32_t> ref_counts_;                                     // per block
+  std::vector<int32_t> free_;                                           // free block ids (a stack)
+  std::vector<Sequence> sequences_;                                     // by SeqId; ids of removed ones are reused
   // Prefix caching: keyed blocks by key, and the keyed blocks no sequence holds, least recently
   // released first (evicted from the head when the free stack is empty).
   bool caching_ = true;

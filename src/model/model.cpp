@@ -31,6 +31,9 @@ Model::Model(GgufFile file, CpuBackend& backend, const ModelOptions& options)
   if (options_.max_step_tokens <= 0) {
     fail(ErrorCode::kInvalidArgument, "model: max_step_tokens must be positive, not {}", options_.max_step_tokens);
   }
+  if (options_.gpu_layers < kGpuLayersAll) {
+    fail(ErrorCode::kInvalidArgument, "model: {} GPU layers (give a count >= 0, or all)", options_.gpu_layers);
+  }
   if (options_.context_size < 0) {
     fail(ErrorCode::kInvalidArgument, "model: context size {} is negative", options_.context_size);
   }
@@ -57,7 +60,35 @@ Model::Model(GgufFile file, CpuBackend& backend, const ModelOptions& options)
   }
   if (rope.n_rot > 0) rope_.emplace(std::move(rope));
   if (config_.rope_local.n_rot > 0) rope_local_.emplace(config_.rope_local);
+  layer_step_ = {.n = 0,
+                 .n_rot = rope_ ? static_cast<int32_t>(rope_->n_rot()) : 0,
+                 .neox = rope_ && rope_->neox(),
+                 .n_rot_local = rope_local_ ? static_cast<int32_t>(rope_local_->n_rot()) : 0,
+                 .neox_local = rope_local_ && rope_local_->neox(),
+                 .batch_invariant = options_.batch_invariant};
+  if (gpu_first_layer() < config_.n_layer || gpu_output()) {
+    gpu_ = GpuLayers::create(config_, weights_,
+                             {.first_layer = gpu_first_layer(),
+                              .output = gpu_output(),
+                              .device = options_.gpu_device,
+                              .max_rows = options_.max_step_tokens,
+                              .max_context = options_.context_size > 0 ? options_.context_size : kDefaultMaxContext,
+                              .n_rot = layer_step_.n_rot,
+                              .n_rot_local = layer_step_.n_rot_local,
+                              .neox = layer_step_.neox,
+                              .neox_local = layer_step_.neox_local,
+                              .batch_invariant = options_.batch_invariant});
+  }
   size_scratch();
+}
+
+int32_t Model::gpu_first_layer() const noexcept {
+  if (options_.gpu_layers == kGpuLayersAll) return 0;
+  return std::max(0, config_.n_layer - options_.gpu_layers);
+}
+
+bool Model::gpu_output() const noexcept {
+  return options_.gpu_layers == kGpuLayersAll || options_.gpu_layers > config_.n_layer;
 }
 
 void Model::prepare_weights() {
@@ -74,7 +105,8 @@ void Model::prepare_weights() {
     return backend_.prepare(matrix(t), repack);
   };
   linears_.resize(static_cast<size_t>(config_.n_layer));
-  for (size_t il = 0; il < linears_.size(); ++il) {
+  // Offloaded layers run from their device copies: no CPU form (nor a packed copy) for them.
+  for (size_t il = 0; il < static_cast<size_t>(gpu_first_layer()); ++il) {
     const LayerWeights& w = weights_.layers[il];
     LayerLinears& l = linears_[il];
     l.fused_qkv = w.wq.data() == nullptr;
@@ -137,9 +169,16 @@ KvCacheOptions Model::kv_options(int64_t n_tokens, DType k_dtype, DType v_dtype)
   if (n_tokens <= 0 || n_tokens > (int64_t{1} << 30)) {
     fail(ErrorCode::kInvalidArgument, "KV cache: {} tokens is not a usable size", n_tokens);
   }
-  return {.n_blocks = static_cast<int32_t>((n_tokens + kKvBlockTokens - 1) / kKvBlockTokens),
-          .k_dtype = k_dtype,
-          .v_dtype = v_dtype};
+  KvCacheOptions kv{.n_blocks = static_cast<int32_t>((n_tokens + kKvBlockTokens - 1) / kKvBlockTokens),
+                    .k_dtype = k_dtype,
+                    .v_dtype = v_dtype,
+                    .first_device_layer = 0,
+                    .device = nullptr};
+  if (gpu_) {
+    kv.first_device_layer = gpu_->first_layer();
+    kv.device = gpu_->kv_memory();
+  }
+  return kv;
 }
 
 }  // namespace ember

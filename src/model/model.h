@@ -16,9 +16,11 @@
 #include "cpu/rope.h"
 #include "gguf/gguf_reader.h"
 #include "model/batch.h"
+#include "model/gpu_layers.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
+#include "model/transformer_layer.h"
 #include "model/weights.h"
 
 namespace ember {
@@ -52,20 +54,18 @@ struct ModelOptions {
   // of sequences per step wants the GEMM (measured: 64 decode rows of smollm-135m Q8_0 spent ~45 % of
   // the step in the LM head's GEMV). Costs a packed copy of the matrix (n_vocab x n_embd).
   bool repack_output = false;
-  MapOptions map;  // mlock / populate of the weights mapping
+  // Hybrid offload (llama.cpp's -ngl): the last gpu_layers layers run on the CUDA backend, the rest
+  // on the CPU; more than n_layer (or kGpuLayersAll) offloads the output norm and LM head too.
+  // 0: CPU only. Needs a build with CUDA and a usable GPU (else Error(kUnsupported)).
+  int32_t gpu_layers = 0;
+  int32_t gpu_device = 0;  // CUDA device index
+  MapOptions map;          // mlock / populate of the weights mapping
 };
+// ModelOptions::gpu_layers for every layer and the output head.
+inline constexpr int32_t kGpuLayersAll = -1;
 
-// One layer's matmul weights as the backend runs them.
-struct LayerLinears {
-  Linear wq, wk, wv;  // separate projections (Phi-3: unused, wqkv instead)
-  Linear wqkv;        // [q | k | v] rows fused in the file (Phi-3)
-  Linear wo;
-  Linear w_gate;  // unused when w_up holds [gate; up] (Phi-3)
-  Linear w_up;
-  Linear w_down;
-  bool fused_qkv = false;
-  bool fused_gate_up = false;
-};
+// One layer's matmul weights as the CPU backend runs them.
+using LayerLinears = LayerLinearsOf<Linear>;
 
 class Model {
  public:
@@ -83,6 +83,8 @@ class Model {
   const ModelOptions& options() const noexcept { return options_; }
   CpuBackend& backend() const noexcept { return backend_; }
   Hooks& hooks() noexcept { return hooks_; }
+  // The offloaded layers (nullptr when the model runs on the CPU only).
+  const GpuLayers* gpu() const noexcept { return gpu_.get(); }
 
   // Bytes of the tensors the model reads in place from the mapping, and of its total parameters.
   uint64_t weight_bytes() const noexcept { return weight_bytes_; }
@@ -112,13 +114,14 @@ class Model {
  private:
   Model(GgufFile file, CpuBackend& backend, const ModelOptions& options);
   void prepare_weights();
+  int32_t gpu_first_layer() const noexcept;  // n_layer when no layer is offloaded
+  bool gpu_output() const noexcept;
   void size_scratch();
   void check_batch(const Batch& batch, const KvCache& kv);
   void reserve_cache(KvCache& kv) const;
   void run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv);
-  void attention_block(int32_t il, int64_t n, KvCache& kv);
-  void ffn_block(int32_t il, int64_t n);
   void output_rows(const Batch& batch, size_t r0, size_t r1);
+  void gpu_output_rows(const Batch& batch, size_t r0, size_t r1);
   void run_hook(HookPoint point, int32_t layer, float* data, int64_t n_rows, int64_t n_cols,
                 std::span<const int32_t> rows);
 
@@ -131,6 +134,8 @@ class Model {
   Linear output_;
   std::optional<RopeTable> rope_;        // nullopt: no rotary dims
   std::optional<RopeTable> rope_local_;  // Gemma 3's local layers
+  LayerStep layer_step_;                 // the RoPE and invariance traits every step shares
+  std::unique_ptr<GpuLayers> gpu_;       // the offloaded layers (nullptr: CPU only)
   uint64_t weight_bytes_ = 0;
   uint64_t parameter_count_ = 0;
   Hooks hooks_;

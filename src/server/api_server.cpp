@@ -124,6 +124,7 @@ void ApiServer::load() {
   load.context = o.ctx_size;
   load.chat_template = o.chat_template;
   load.batch_invariant = o.batch_invariant;
+  load.gpu_layers = o.gpu_layers;
   load.repack_output = o.parallel > 1;  // every running sequence wants a logits row per step
   s.llm = Llm::load(o.model_path, load);
   s.model = LlmAccess::impl(*s.llm).model.get();

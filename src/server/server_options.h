@@ -24,6 +24,7 @@ struct ServerOptions {
   bool no_ui = false;
   bool prefix_cache = true;
   bool batch_invariant = false;      // --deterministic
+  int32_t gpu_layers = 0;            // --device / -ngl (model's ModelOptions::gpu_layers)
   Pooling pooling = Pooling::kMean;  // embeddings, when the model does not say
   bool pooling_set = false;          // --pooling given: it wins over the model's
   size_t max_body = 8u << 20;        // request body bytes

@@ -14,7 +14,12 @@
 namespace ember::test {
 
 std::optional<std::filesystem::path> shared_data_dir() {
-  std::filesystem::path dir = std::filesystem::path(EMBER_SOURCE_DIR) / ".." / "shared" / "data";
+  // EMBER_SHARED_DATA overrides the place beside the checkout the tests were built in (a test
+  // binary run on another machine: scripts/device-check.sh).
+  const char* env = std::getenv("EMBER_SHARED_DATA");
+  std::filesystem::path dir = env != nullptr && *env != '\0'
+                                  ? std::filesystem::path(env)
+                                  : std::filesystem::path(EMBER_SOURCE_DIR) / ".." / "shared" / "data";
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return std::nullopt;
   return std::filesystem::canonical(dir, ec);

@@ -10,7 +10,7 @@
 
 namespace ember::test {
 
-// ../shared/data relative to the repository root, or nullopt when it is absent.
+// ../shared/data relative to the repository root (or $EMBER_SHARED_DATA), or nullopt when absent.
 std::optional<std::filesystem::path> shared_data_dir();
 
 // True when EMBER_REQUIRE_SHARED_DATA=1 (set by .ci/run): missing test data is then a failure.

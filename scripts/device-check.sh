@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The CUDA backend's checks on a lent GPU machine, in two halves because that machine has the CUDA
+# toolkit but none of ember's other dependencies and no network:
+#   scripts/device-check.sh pack   here: builds ember and cuda_tests with CUDA and gathers them, the
+#                                  shared libraries the GPU image may lack and stories260K into
+#                                  build/devpack.tar.xz (carried to the device: `carry` it)
+#   scripts/device-check.sh run    there: the cuda tests, then `ember bench` on synthetic
+#                                  llama-3.2-1b / 3b (Q4_0, Q8_0, F16) and smollm-135m; ~6 minutes
+# Options of run: --tests-only, --bench-only, --quick (1B only, fewer repetitions).
+# Results go to $OUT (the device tool's folder) or build/devpack/out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pack=build/devpack
+
+do_pack() {
+  local build=${BUILD_DIR:-build/cuda}
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA=ON -DEMBER_BUILD_BENCH=OFF >/dev/null
+  ninja -C "$build" bin/ember tests/cuda_tests
+  rm -rf "$pack"
+  mkdir -p "$pack/lib" "$pack/data/models"
+  cp "$build/bin/ember" "$build/tests/cuda_tests" "$pack/"
+  strip "$pack/ember" "$pack/cuda_tests"
+  # Every shared library but glibc's, the C++ runtime's and CUDA's (the GPU image has those, newer).
+  ldd "$pack/ember" "$pack/cuda_tests" | awk '/=> \// {print $3}' | sort -u |
+    grep -v -E '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt)\.so' |
+    while read -r lib; do cp -L "$lib" "$pack/lib/"; done
+  if [ -d ../shared/data/models/stories260K ]; then
+    cp -r ../shared/data/models/stories260K "$pack/data/models/"
+  fi
+  # Compressed: the checkout and what it carries travel in 64 MiB.
+  tar -C build -cJf "$pack.tar.xz" devpack
+  du -sh "$pack" "$pack.tar.xz"
+}
+
+do_run() {
+  local tests=1 bench=1 quick=0
+  for a in "$@"; do
+    case "$a" in
+      --tests-only) bench=0 ;;
+      --bench-only) tests=0 ;;
+      --quick) quick=1 ;;
+      *) echo "device-check: unknown option $a" >&2; exit 2 ;;
+    esac
+  done
+  [ -d "$pack" ] || tar -C build -xJf "$pack.tar.xz"
+  local out=${OUT:-$pack/out}
+  mkdir -p "$out"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader || true
+  # Only ember's own programs see the carried libraries (the system's tools keep the system's).
+  local libs="$PWD/$pack/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+  ember() { LD_LIBRARY_PATH="$libs" "$pack/ember" "$@"; }
+  export EMBER_SHARED_DATA="$PWD/$pack/data"
+  local status=0
+  if [ "$tests" = 1 ]; then
+    echo "== cuda tests"
+    LD_LIBRARY_PATH="$libs" "$pack/cuda_tests" --gtest_brief=1 2>&1 | tee "$out/cuda_tests.log" | grep -E "^\[  (FAILED|PASSED) |FAILED|Failure|error" || true
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+    grep -E "^cuda " "$out/cuda_tests.log" | tail -60 || true
+  fi
+  if [ "$bench" = 1 ]; then
+    echo "== bench"
+    local models=/tmp/ember-models reps=5
+    mkdir -p "$models"
+    local presets="llama-3.2-1b llama-3.2-3b"
+    [ "$quick" = 1 ] && presets="llama-3.2-1b" && reps=3
+    local files=()
+    for p in smollm-135m $presets; do
+      for t in Q4_0 Q8_0 F16; do
+        [ "$p" = smollm-135m ] && [ "$t" != Q8_0 ] && continue
+        local f="$models/$p-$t.gguf"
+        [ -f "$f" ] || ember synth --preset "$p" --type "$t" --no-vocab -o "$f" >/dev/null
+        files+=("$f")
+      done
+    done
+    for f in "${files[@]}"; do
+      local pp=2048
+      case "$f" in *smollm*) pp=512 ;; esac
+      ember bench -m "$f" --device cuda -p "$pp" -n 128 -u 2048 -r "$reps" -o md 2>&1 |
+        tee -a "$out/bench.md" | grep -E "^\| " | grep -v -E "^\| model" || status=1
+    done
+  fi
+  return $status
+}
+
+case "${1:-}" in
+  pack) do_pack ;;
+  run) shift; do_run "$@" ;;
+  *) echo "usage: scripts/device-check.sh pack | run [--tests-only|--bench-only|--quick]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,51 @@
+// --device and -ngl / --gpu-layers (see device_flags.h).
+#include "cli/device_flags.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "cli/console.h"
+
+namespace ember::cli {
+
+void add_device_flags(CLI::App* cmd, DeviceFlags* flags) {
+  cmd->add_option("--device", flags->device,
+                  "Where the model runs: cpu (default), or cuda (every layer on the GPU unless --gpu-layers says "
+                  "fewer)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->type_name("cpu|cuda");
+  cmd->add_option("--gpu-layers,--ngl", flags->gpu_layers,
+                  "Layers to run on the GPU (the last N; more than the model has, or 'all', puts the output head "
+                  "there too); implies --device cuda. llama.cpp's -ngl works too")
+      ->type_name("N|all");
+  // Contradictions are usage errors (exit 2) caught while parsing, before a model loads.
+  cmd->parse_complete_callback([flags] { (void)resolve_gpu_layers(*flags); });
+}
+
+int32_t resolve_gpu_layers(const DeviceFlags& flags) {
+  if (flags.gpu_layers.empty()) return flags.device == "cuda" ? kGpuLayersAll : 0;
+  if (flags.device == "cpu") {
+    throw CLI::ValidationError("--gpu-layers", "offloads layers to the GPU; it cannot go with --device cpu");
+  }
+  if (flags.gpu_layers == "all") return kGpuLayersAll;
+  int32_t n = 0;
+  const char* end = flags.gpu_layers.data() + flags.gpu_layers.size();
+  const auto [at, ec] = std::from_chars(flags.gpu_layers.data(), end, n);
+  if (ec != std::errc() || at != end || n < 0) {
+    throw CLI::ValidationError("--gpu-layers", "'" + flags.gpu_layers + "' is not a layer count >= 0 or 'all'");
+  }
+  return n;
+}
+
+std::string gpu_summary(const Model& model, std::string_view sep) {
+  const GpuLayers* gpu = model.gpu();
+  if (gpu == nullptr) return {};
+  const GpuMemoryReport m = gpu->memory();
+  const int32_t n_layer = model.config().n_layer;
+  return fmt::format("{}{}{} of {} layers{}{}{} weights{}{} of {} used", m.device, sep, n_layer - gpu->first_layer(),
+                     n_layer, gpu->runs_output() ? " + head" : "", sep, human_bytes(m.weight_bytes), sep,
+                     human_bytes(m.used_bytes), human_bytes(m.total_bytes));
+}
+
+}  // namespace ember::cli

@@ -1,0 +1,458 @@
+// The paged KV cache on the GPU: store_kv and flash-decoding attention (cuda_kernels.h; the CPU's
+// kv_layout.cpp and attention.cpp are the reference).
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+
+// EMBER_CHECK without core/check.h, whose fmt 9 does not compile in nvcc's C++20 host pass.
+namespace ember::detail {
+[[noreturn]] void check_failed(const char* condition, const char* file, int line, const char* message) noexcept;
+}  // namespace ember::detail
+#define EMBER_KV_CHECK_MSG(cond, msg)                                \
+  do {                                                               \
+    if (!(cond)) [[unlikely]]                                        \
+      ::ember::detail::check_failed(#cond, __FILE__, __LINE__, msg); \
+  } while (0)
+#define EMBER_KV_CHECK(cond) EMBER_KV_CHECK_MSG(cond, "")
+
+namespace ember::cuda {
+namespace {
+
+constexpr int kTokens = kKvBlockTokens;     // one pool block = one tile of the attention loop
+constexpr int kThreads = 128;               // attention block size
+constexpr int kParts = kThreads / kTokens;  // lanes that split one token's q·k (consecutive lanes)
+constexpr int kMaxGroup = 8;                // query heads per attention block; larger groups span blocks
+constexpr int kMaxHeadDim = 256;
+constexpr int kMaxPairs = kMaxHeadDim / 2;  // head_dim is handled as pairs (float2 / half2)
+constexpr int kStoreThreads = 128;
+constexpr int kMergeThreads = 128;
+// Split policy (split_tokens == 0): aim at about kTargetBlocks blocks (an H200 holds ~8 per SM on
+// 132 SMs), chunks of at least kMinChunkTokens; never more than kMaxChunks chunks per row nor
+// kMaxRowChunks (row, chunk) pairs per call, which bounds the workspace.
+constexpr int64_t kTargetBlocks = 1024;
+constexpr int64_t kMinChunkTokens = 64;
+constexpr int64_t kMaxChunks = 256;
+constexpr int64_t kMaxRowChunks = 1024;
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+__device__ inline float2 load_pair(const float* row, int c) { return reinterpret_cast<const float2*>(row)[c]; }
+__device__ inline float2 load_pair(const __half* row, int c) {
+  return __half22float2(reinterpret_cast<const __half2*>(row)[c]);
+}
+__device__ inline void store_value(float* dst, float x) { *dst = x; }
+__device__ inline void store_value(__half* dst, float x) { *dst = __float2half_rn(x); }  // IEEE RNE
+
+// ---- store_kv: block = one row; threads over its n_head_kv × head_dim values ----
+
+struct StoreArgs {
+  void* k_pool;
+  void* v_pool;
+  const float* k;  // [n_rows][n_head_kv][head_dim]
+  const float* v;
+  const KvRow* rows;
+  const int32_t* block_tables;  // [n_seqs][max_blocks]
+  int32_t n_seqs, max_blocks, n_blocks, n_head_kv, head_dim;
+};
+
+template <typename KT, typename VT>
+__global__ void __launch_bounds__(kStoreThreads) store_kv_kernel(const StoreArgs a) {
+  const int64_t row = blockIdx.x;
+  const KvRow r = a.rows[row];
+  // A bad index is a broken invariant (the CPU aborts): trap rather than write out of bounds.
+  if (r.seq < 0 || r.seq >= a.n_seqs || r.pos < 0 || r.pos / kTokens >= a.max_blocks) __trap();
+  const int32_t block = a.block_tables[static_cast<int64_t>(r.seq) * a.max_blocks + r.pos / kTokens];
+  if (block < 0 || block >= a.n_blocks) __trap();
+  const int32_t slot = r.pos % kTokens;
+  const int32_t n = a.n_head_kv * a.head_dim;
+  for (int32_t i = threadIdx.x; i < n; i += kStoreThreads) {
+    const int32_t h = i / a.head_dim, d = i % a.head_dim;
+    // Pool layout [block][n_head_kv][16 tokens][head_dim].
+    const int64_t dst = ((static_cast<int64_t>(block) * a.n_head_kv + h) * kTokens + slot) * a.head_dim + d;
+    store_value(static_cast<KT*>(a.k_pool) + dst, a.k[row * n + i]);
+    store_value(static_cast<VT*>(a.v_pool) + dst, a.v[row * n + i]);
+  }
+}
+
+// ---- attention ----
+
+struct AttnArgs {
+  const void* k_pool;
+  const void* v_pool;
+  const int32_t* block_tables;  // [n_seqs][max_blocks]
+  const int32_t* n_tokens;      // [n_seqs]
+  const KvRow* rows;            // [n_rows]
+  const float* q;               // [n_rows][n_head][head_dim]
+  float* out;                   // [n_rows][n_head][head_dim], written when n_chunks == 1
+  float* part_ml;               // [n_rows][n_head][n_chunks][2] (max, sum), when n_chunks > 1
+  float* part_acc;              // [n_rows][n_head][n_chunks][head_dim] unnormalized Σ p·v
+  int32_t n_seqs, max_blocks, n_blocks;
+  int32_t n_head, n_head_kv, head_dim;
+  int32_t group;          // n_head / n_head_kv
+  int32_t group_tile;     // query heads per block (<= kMaxGroup)
+  int32_t n_group_tiles;  // blocks per kv head along grid.y
+  int32_t window;
+  float scale, softcap;
+  int32_t chunk_tokens;  // a multiple of 16
+  int32_t n_chunks;      // grid.z
+};
+
+// The chunks of a row: its visible range [lo, pos] cut at base + c·chunk_tokens (base = lo rounded
+// down to a block), the last needed chunk extended to pos so that no position is ever dropped.
+// Every chunk c < chunks_needed() holds at least one visible position.
+__device__ inline int32_t first_visible(int32_t pos, int32_t window) {
+  return window > 0 ? max(0, pos - window + 1) : 0;
+}
+__device__ inline int32_t chunks_needed(int32_t lo, int32_t pos, int32_t chunk_tokens, int32_t n_chunks) {
+  const int32_t base = lo / kTokens * kTokens;
+  const int64_t needed = ceil_div(static_cast<int64_t>(pos) + 1 - base, chunk_tokens);
+  return needed < n_chunks ? static_cast<int32_t>(needed) : n_chunks;
+}
+
+// Grid (n_rows, n_head_kv · n_group_tiles, n_chunks), kThreads threads. One block: one row, a tile
+// of the query heads of one kv head (each K/V value loaded once for all of them), one chunk of the
+// row's positions, walked 16 tokens (one pool block) at a time with an online softmax:
+//   scores: thread (t = tid / 8, part = tid % 8) holds token t's K pairs part, part+8, ... in
+//           registers and reduces q·k over the 8 lanes of the token with shuffles;
+//   softmax: thread (g = tid / 16, t = tid % 16) keeps query g's running max and sum (replicated
+//           over the 16 lanes) and turns the scores into weights p;
+//   p·V:   thread (slice = tid / n_pairs, c = tid % n_pairs) accumulates pair c of queries
+//           slice, slice + n_slices, ... from V staged in shared memory.
+template <typename KT, typename VT, int kPairsPerPart>
+__global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
+  __shared__ __align__(16) float q_s[kMaxGroup][kMaxHeadDim];  // scaled queries (read as float2)
+  __shared__ float2 v_s[kTokens][kMaxPairs];                   // the tile's V as floats, 0 outside the visible slots
+  __shared__ float p_s[kMaxGroup][kTokens];                    // scores, then weights
+  __shared__ float corr_s[kMaxGroup];                          // the tile's rescale of the accumulators
+  __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
+
+  const int32_t row = static_cast<int32_t>(blockIdx.x);
+  const int32_t kv_head = static_cast<int32_t>(blockIdx.y) / a.n_group_tiles;
+  const int32_t g0 = static_cast<int32_t>(blockIdx.y) % a.n_group_tiles * a.group_tile;
+  const int32_t n_g = min(a.group_tile, a.group - g0);  // query heads of this block
+  const int32_t head0 = kv_head * a.group + g0;
+  const KvRow r = a.rows[row];
+  if (r.seq < 0 || r.seq >= a.n_seqs || r.pos < 0 || r.pos >= a.n_tokens[r.seq] || r.pos / kTokens >= a.max_blocks) {
+    __trap();  // a broken invariant (the CPU aborts): never read outside the pools
+  }
+  const int32_t lo = first_visible(r.pos, a.window);
+  const int32_t n_needed = chunks_needed(lo, r.pos, a.chunk_tokens, a.n_chunks);
+  const int32_t chunk = static_cast<int32_t>(blockIdx.z);
+  if (n_g <= 0 || chunk >= n_needed) return;  // uniform over the block, before any barrier
+  const int32_t base = lo / kTokens * kTokens;
+  const int32_t begin = max(lo, base + chunk * a.chunk_tokens);
+  const int32_t end = chunk == n_needed - 1 ? r.pos + 1 : base + (chunk + 1) * a.chunk_tokens;
+
+  const int32_t hd = a.head_dim, n_pairs = hd / 2;
+  const int tid = static_cast<int>(threadIdx.x);
+  for (int i = tid; i < n_g * hd; i += kThreads) {
+    q_s[i / hd][i % hd] = a.q[(static_cast<int64_t>(row) * a.n_head + head0 + i / hd) * hd + i % hd] * a.scale;
+  }
+  const int t = tid / kParts, part = tid % kParts;     // score role
+  const int sg = tid / kTokens, st = tid % kTokens;    // softmax role
+  const int slice = tid / n_pairs, c = tid % n_pairs;  // p·V role
+  const int n_slices = kThreads / n_pairs;
+  float m_run = -INFINITY, l_run = 0.0f;  // query sg's state (valid where sg < n_g)
+  float2 acc[kMaxGroup];                  // acc[gi]: pair c of query slice + gi·n_slices
+#pragma unroll
+  for (int gi = 0; gi < kMaxGroup; ++gi) acc[gi] = make_float2(0.0f, 0.0f);
+
+  const int32_t* table = a.block_tables + static_cast<int64_t>(r.seq) * a.max_blocks;
+  const int64_t head_elems = static_cast<int64_t>(kTokens) * hd;  // one (block, kv head): 16 rows
+
+  __syncthreads();  // q_s
+
+  for (int32_t tile = begin / kTokens * kTokens; tile < end; tile += kTokens) {
+    const int32_t block = table[tile / kTokens];
+    if (block < 0 || block >= a.n_blocks) __trap();
+    const int64_t off = (static_cast<int64_t>(block) * a.n_head_kv + kv_head) * head_elems;
+    const KT* kb = static_cast<const KT*>(a.k_pool) + off;
+    const VT* vb = static_cast<const VT*>(a.v_pool) + off;
+    // Visible slots [t0, t1): the others may hold anything (NaN included) and are never loaded.
+    const int t0 = max(begin - tile, 0), t1 = min(end - tile, kTokens);
+
+    const bool visible = t >= t0 && t < t1;
+    float2 k_r[kPairsPerPart];
+#pragma unroll
+    for (int i = 0; i < kPairsPerPart; ++i) {
+      const int cc = part + i * kParts;
+      k_r[i] = visible && cc < n_pairs ? load_pair(kb + t * hd, cc) : make_float2(0.0f, 0.0f);
+    }
+    // V in the p·V role's layout: thread (slice, c) stages pair c of tokens slice + j·n_slices.
+    if (slice < n_slices) {
+      for (int vt = slice; vt < kTokens; vt += n_slices) {
+        v_s[vt][c] = vt >= t0 && vt < t1 ? load_pair(vb + vt * hd, c) : make_float2(0.0f, 0.0f);
+      }
+    }
+    for (int g = 0; g < n_g; ++g) {
+      const float2* qg = reinterpret_cast<const float2*>(q_s[g]);
+      float s = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kPairsPerPart; ++i) {
+        const int cc = part + i * kParts;
+        if (cc < n_pairs) s += qg[cc].x * k_r[i].x + qg[cc].y * k_r[i].y;
+      }
+      // Butterfly over the token's 8 lanes (float + commutes, so every lane ends equal).
+      s += __shfl_xor_sync(0xffffffffu, s, 1);
+      s += __shfl_xor_sync(0xffffffffu, s, 2);
+      s += __shfl_xor_sync(0xffffffffu, s, 4);
+      if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+      if (part == 0) p_s[g][t] = visible ? s : -INFINITY;
+    }
+    __syncthreads();  // p_s scores, v_s
+
+    {  // Online softmax over the tile, all threads taking part in the 16-lane shuffles.
+      const bool mine = sg < n_g;
+      const float s = mine ? p_s[sg][st] : -INFINITY;
+      float tile_max = s;
+      for (int o = kTokens / 2; o > 0; o /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
+      const float m_new = fmaxf(m_run, tile_max);
+      const float p = s == -INFINITY ? 0.0f : expf(s - m_new);
+      const float corr = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
+      float sum = p;
+      for (int o = kTokens / 2; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      l_run = l_run * corr + sum;
+      m_run = m_new;
+      if (mine) {
+        p_s[sg][st] = p;
+        if (st == 0) corr_s[sg] = corr;
+      }
+    }
+    __syncthreads();  // p_s weights, corr_s
+
+    if (slice < n_slices) {
+#pragma unroll
+      for (int gi = 0; gi < kMaxGroup; ++gi) {
+        const int g = slice + gi * n_slices;
+        if (g < n_g) {
+          acc[gi].x *= corr_s[g];
+          acc[gi].y *= corr_s[g];
+        }
+      }
+#pragma unroll
+      for (int vt = 0; vt < kTokens; ++vt) {
+        const float2 v = v_s[vt][c];
+#pragma unroll
+        for (int gi = 0; gi < kMaxGroup; ++gi) {
+          const int g = slice + gi * n_slices;
+          if (g < n_g) {
+            const float p = p_s[g][vt];
+            acc[gi].x += p * v.x;
+            acc[gi].y += p * v.y;
+          }
+        }
+      }
+    }
+    __syncthreads();  // before the next tile overwrites v_s, p_s, corr_s
+  }
+
+  if (sg < n_g && st == 0) {
+    m_s[sg] = m_run;
+    l_s[sg] = l_run;
+  }
+  __syncthreads();
+  if (slice >= n_slices) return;
+#pragma unroll
+  for (int gi = 0; gi < kMaxGroup; ++gi) {
+    const int g = slice + gi * n_slices;
+    if (g >= n_g) continue;
+    const int64_t qh = static_cast<int64_t>(row) * a.n_head + head0 + g;  // (row, query head)
+    if (a.n_chunks == 1) {
+      const float inv = 1.0f / l_s[g];  // l >= 1: the max-scoring position contributes exp(0)
+      a.out[qh * hd + 2 * c] = acc[gi].x * inv;
+      a.out[qh * hd + 2 * c + 1] = acc[gi].y * inv;
+    } else {
+      const int64_t slot = qh * a.n_chunks + chunk;
+      a.part_acc[slot * hd + 2 * c] = acc[gi].x;
+      a.part_acc[slot * hd + 2 * c + 1] = acc[gi].y;
+      if (c == 0) {
+        a.part_ml[2 * slot] = m_s[g];
+        a.part_ml[2 * slot + 1] = l_s[g];
+      }
+    }
+  }
+}
+
+// Grid (n_rows, n_head), kMergeThreads threads: combines a row's chunks with weights exp(m_c − M),
+// M the largest chunk max, as the CPU's merge.
+__global__ void __launch_bounds__(kMergeThreads) merge_kernel(const AttnArgs a) {
+  __shared__ float w_s[kMaxChunks];
+  __shared__ float inv_s;
+  const int32_t row = static_cast<int32_t>(blockIdx.x);
+  const KvRow r = a.rows[row];
+  const int32_t n = chunks_needed(first_visible(r.pos, a.window), r.pos, a.chunk_tokens, a.n_chunks);
+  const int64_t slot0 = (static_cast<int64_t>(row) * a.n_head + blockIdx.y) * a.n_chunks;
+  const int tid = static_cast<int>(threadIdx.x);
+  float big = -INFINITY;
+  for (int32_t ch = 0; ch < n; ++ch) big = fmaxf(big, a.part_ml[2 * (slot0 + ch)]);
+  for (int32_t ch = tid; ch < n; ch += kMergeThreads) {
+    const float m = a.part_ml[2 * (slot0 + ch)];
+    w_s[ch] = m == -INFINITY ? 0.0f : expf(m - big);
+  }
+  __syncthreads();
+  if (tid == 0) {
+    float sum = 0.0f;
+    for (int32_t ch = 0; ch < n; ++ch) sum += w_s[ch] * a.part_ml[2 * (slot0 + ch) + 1];
+    inv_s = 1.0f / sum;
+  }
+  __syncthreads();
+  const int32_t hd = a.head_dim;
+  for (int32_t d = tid; d < hd; d += kMergeThreads) {
+    float o = 0.0f;
+    for (int32_t ch = 0; ch < n; ++ch) o += w_s[ch] * a.part_acc[(slot0 + ch) * hd + d];
+    a.out[(static_cast<int64_t>(row) * a.n_head + blockIdx.y) * hd + d] = o * inv_s;
+  }
+}
+
+// Chunks per row for this call (1: no split) and their size. Bounded by the workspace the caller
+// gave, so any n_rows <= max_rows fits what attention_workspace_bytes(max_rows, ...) returned.
+void plan_split(AttnArgs& a, int32_t n_rows, int32_t max_context, int32_t split_tokens, size_t workspace_bytes) {
+  a.chunk_tokens = kTokens;
+  a.n_chunks = 1;
+  if (split_tokens < 0) return;  // batch invariance: a row's result depends on the row alone
+  int64_t want;
+  if (split_tokens > 0) {
+    want = ceil_div(max_context, ceil_div(split_tokens, kTokens) * kTokens);
+  } else {
+    const int64_t blocks = static_cast<int64_t>(n_rows) * a.n_head_kv * a.n_group_tiles;
+    want = std::min(ceil_div(kTargetBlocks, blocks), ceil_div(max_context, kMinChunkTokens));
+  }
+  const auto slot_bytes = static_cast<int64_t>(a.n_head) * (a.head_dim + 2) * static_cast<int64_t>(sizeof(float));
+  want = std::min({want, kMaxChunks, kMaxRowChunks / n_rows,
+                   static_cast<int64_t>(workspace_bytes / static_cast<size_t>(slot_bytes * n_rows))});
+  if (want <= 1) return;
+  const int64_t chunk_tokens = ceil_div(ceil_div(max_context, want), kTokens) * kTokens;
+  a.chunk_tokens = static_cast<int32_t>(chunk_tokens);
+  a.n_chunks = static_cast<int32_t>(ceil_div(max_context, chunk_tokens));
+}
+
+template <typename KT, typename VT>
+void launch_attention(const AttnArgs& a, dim3 grid, cudaStream_t stream) {
+  if (a.head_dim <= 128) {
+    attention_kernel<KT, VT, 64 / kParts><<<grid, kThreads, 0, stream>>>(a);
+  } else {
+    attention_kernel<KT, VT, kMaxPairs / kParts><<<grid, kThreads, 0, stream>>>(a);
+  }
+}
+
+}  // namespace
+
+bool kv_supports(DType k_dtype, DType v_dtype) noexcept {
+  const auto ok = [](DType t) { return t == DType::kF32 || t == DType::kF16; };
+  return ok(k_dtype) && ok(v_dtype);
+}
+
+void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
+              const float* v, cudaStream_t stream) {
+  EMBER_KV_CHECK_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
+  EMBER_KV_CHECK(kv.n_head_kv > 0 && kv.head_dim > 0 && kv.n_blocks >= 0 && n_rows >= 0);
+  if (n_rows == 0) return;
+  EMBER_KV_CHECK(kv.k != nullptr && kv.v != nullptr && rows != nullptr && k != nullptr && v != nullptr);
+  EMBER_KV_CHECK(seqs.block_tables != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  StoreArgs a{};
+  a.k_pool = kv.k;
+  a.v_pool = kv.v;
+  a.k = k;
+  a.v = v;
+  a.rows = rows;
+  a.block_tables = seqs.block_tables;
+  a.n_seqs = seqs.n_seqs;
+  a.max_blocks = seqs.max_blocks;
+  a.n_blocks = kv.n_blocks;
+  a.n_head_kv = kv.n_head_kv;
+  a.head_dim = kv.head_dim;
+  const bool k16 = kv.k_dtype == DType::kF16, v16 = kv.v_dtype == DType::kF16;
+  const dim3 grid(static_cast<unsigned>(n_rows));
+  if (k16 && v16) {
+    store_kv_kernel<__half, __half><<<grid, kStoreThreads, 0, stream>>>(a);
+  } else if (k16) {
+    store_kv_kernel<__half, float><<<grid, kStoreThreads, 0, stream>>>(a);
+  } else if (v16) {
+    store_kv_kernel<float, __half><<<grid, kStoreThreads, 0, stream>>>(a);
+  } else {
+    store_kv_kernel<float, float><<<grid, kStoreThreads, 0, stream>>>(a);
+  }
+  EMBER_CUDA_CHECK_LAUNCH("store_kv");
+}
+
+size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_dim, int32_t max_context) noexcept {
+  if (max_rows <= 0 || n_head <= 0 || head_dim <= 0 || max_context <= 0) return 0;
+  // plan_split never makes more chunks than this per row (chunks are >= 16 tokens) nor more than
+  // kMaxRowChunks (row, chunk) pairs.
+  const int64_t chunks = std::min<int64_t>(kMaxChunks, ceil_div(max_context, kTokens));
+  if (chunks <= 1) return 0;
+  const int64_t slots = std::min<int64_t>(max_rows * chunks, kMaxRowChunks);
+  return static_cast<size_t>(slots) * static_cast<size_t>(n_head) * static_cast<size_t>(head_dim + 2) * sizeof(float);
+}
+
+void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
+               const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
+               cudaStream_t stream) {
+  EMBER_KV_CHECK_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
+  EMBER_KV_CHECK(kv.n_head_kv > 0 && kv.n_blocks >= 0);
+  EMBER_KV_CHECK_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kMaxHeadDim,
+                     "CUDA attention: head_dim must be even and at most 256");
+  EMBER_KV_CHECK(params.n_head > 0 && params.n_head % kv.n_head_kv == 0);
+  EMBER_KV_CHECK_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
+  EMBER_KV_CHECK(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
+  EMBER_KV_CHECK(n_rows >= 0);
+  if (n_rows == 0) return;
+  EMBER_KV_CHECK(max_context >= 1);
+  EMBER_KV_CHECK(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);
+  // K/V rows are read as float2 / half2 pairs.
+  EMBER_KV_CHECK(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
+  EMBER_KV_CHECK(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  EMBER_KV_CHECK(reinterpret_cast<uintptr_t>(workspace) % alignof(float) == 0);
+
+  AttnArgs a{};
+  a.k_pool = kv.k;
+  a.v_pool = kv.v;
+  a.block_tables = seqs.block_tables;
+  a.n_tokens = seqs.n_tokens;
+  a.rows = rows;
+  a.q = q;
+  a.out = out;
+  a.n_seqs = seqs.n_seqs;
+  a.max_blocks = seqs.max_blocks;
+  a.n_blocks = kv.n_blocks;
+  a.n_head = params.n_head;
+  a.n_head_kv = kv.n_head_kv;
+  a.head_dim = kv.head_dim;
+  a.group = params.n_head / kv.n_head_kv;
+  a.n_group_tiles = static_cast<int32_t>(ceil_div(a.group, kMaxGroup));
+  a.group_tile = static_cast<int32_t>(ceil_div(a.group, a.n_group_tiles));  // balanced tiles
+  a.window = params.window;
+  a.scale = params.scale > 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
+  a.softcap = params.softcap;
+  plan_split(a, n_rows, max_context, params.split_tokens, workspace == nullptr ? 0 : workspace_bytes);
+  if (a.n_chunks > 1) {  // partials: (max, sum) pairs first, then the accumulators
+    a.part_ml = static_cast<float*>(workspace);
+    a.part_acc = a.part_ml + 2 * static_cast<int64_t>(n_rows) * a.n_head * a.n_chunks;
+  }
+  const int64_t grid_y = static_cast<int64_t>(kv.n_head_kv) * a.n_group_tiles;
+  EMBER_KV_CHECK(grid_y <= 65535 && params.n_head <= 65535);
+  const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
+  const bool k16 = kv.k_dtype == DType::kF16, v16 = kv.v_dtype == DType::kF16;
+  if (k16 && v16) {
+    launch_attention<__half, __half>(a, grid, stream);
+  } else if (k16) {
+    launch_attention<__half, float>(a, grid, stream);
+  } else if (v16) {
+    launch_attention<float, __half>(a, grid, stream);
+  } else {
+    launch_attention<float, float>(a, grid, stream);
+  }
+  EMBER_CUDA_CHECK_LAUNCH("attention");
+  if (a.n_chunks > 1) {
+    merge_kernel<<<dim3(static_cast<unsigned>(n_rows), static_cast<unsigned>(params.n_head)), kMergeThreads, 0,
+                   stream>>>(a);
+    EMBER_CUDA_CHECK_LAUNCH("attention merge");
+  }
+}
+
+}  // namespace ember::cuda

@@ -1,0 +1,270 @@
+// CudaBackend: device selection, the stream and cuBLAS handle, uploads, the matmul policy (GEMV on
+// the blocks for a few rows, dequantize + cuBLAS GEMM for more) and the ops' launches.
+#include "cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "core/check.h"
+#include "cuda/cuda_check.h"
+#include "ember/error.h"
+
+namespace ember::cuda {
+namespace {
+
+cublasHandle_t handle(void* p) { return static_cast<cublasHandle_t>(p); }
+
+void check_cublas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    fail(ErrorCode::kUnsupported, "cuBLAS: {} failed: {}", what, cublasGetStatusString(status));
+  }
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(const CudaBackendOptions& options) : device_(options.device) {
+  int n = 0;
+  const cudaError_t status = cudaGetDeviceCount(&n);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    fail(ErrorCode::kUnsupported, "CUDA: no usable device ({})", cudaGetErrorString(status));
+  }
+  if (n == 0) fail(ErrorCode::kUnsupported, "CUDA: no GPU found");
+  if (device_ < 0 || device_ >= n)
+    fail(ErrorCode::kInvalidArgument, "CUDA: device {} does not exist ({} found)", device_, n);
+  EMBER_CUDA_CHECK(cudaSetDevice(device_));
+  cudaDeviceProp prop{};
+  EMBER_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  // The build carries sm_80 and sm_90 code plus sm_90 PTX: older GPUs cannot run it.
+  if (prop.major < 8) {
+    fail(ErrorCode::kUnsupported, "CUDA: {} is compute capability {}.{}; ember's kernels need 8.0 or newer", prop.name,
+         prop.major, prop.minor);
+  }
+  EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  cublasHandle_t h = nullptr;
+  check_cublas(cublasCreate(&h), "cublasCreate");
+  cublas_ = h;
+  check_cublas(cublasSetStream(h, stream_), "cublasSetStream");
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  if (cublas_ != nullptr) cublasDestroy(handle(cublas_));
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+DeviceInfo CudaBackend::info() const {
+  cudaDeviceProp prop{};
+  EMBER_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  const MemoryInfo mem = memory_info();
+  return {.name = prop.name,
+          .compute_major = prop.major,
+          .compute_minor = prop.minor,
+          .total_bytes = mem.total,
+          .free_bytes = mem.free};
+}
+
+namespace {
+
+// The median of `runs` timings (ms) of fn() on `stream`, after one warm-up.
+template <class Fn>
+double median_ms(cudaStream_t stream, int runs, Fn&& fn) {
+  cudaEvent_t start = nullptr;
+  cudaEvent_t stop = nullptr;
+  EMBER_CUDA_CHECK(cudaEventCreate(&start));
+  EMBER_CUDA_CHECK(cudaEventCreate(&stop));
+  fn();
+  std::vector<float> ms(static_cast<size_t>(runs));
+  for (float& t : ms) {
+    EMBER_CUDA_CHECK(cudaEventRecord(start, stream));
+    fn();
+    EMBER_CUDA_CHECK(cudaEventRecord(stop, stream));
+    EMBER_CUDA_CHECK(cudaEventSynchronize(stop));
+    EMBER_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+Roofline CudaBackend::measure_roofline() {
+  Roofline r;
+  {
+    const size_t bytes = size_t{1} << 30;
+    DeviceBuffer a(bytes, "the roofline's copy source");
+    DeviceBuffer b(bytes, "the roofline's copy target");
+    EMBER_CUDA_CHECK(cudaMemsetAsync(a.data(), 0x3c, bytes, stream_));
+    const double ms = median_ms(stream_, 7, [&] { device_copy(b.data(), a.data(), bytes); });
+    r.copy_gbs = 2.0 * static_cast<double>(bytes) / (ms * 1e6);
+  }
+  {
+    const int n = 8192;
+    const size_t elements = size_t{n} * n;
+    DeviceBuffer a(elements * sizeof(__half), "the roofline's GEMM operand");
+    DeviceBuffer c(elements * sizeof(float), "the roofline's GEMM output");
+    // Bytes of 0x3c: f16 0x3c3c ≈ 1.06, finite and non-zero (zeros run faster than real data).
+    EMBER_CUDA_CHECK(cudaMemsetAsync(a.data(), 0x3c, elements * sizeof(__half), stream_));
+    const float alpha = 1.0f;
+    const float beta = 0.0f;
+    const double ms = median_ms(stream_, 5, [&] {
+      EMBER_CHECK(cublasGemmEx(handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a.data(), CUDA_R_16F, n,
+                               a.data(), CUDA_R_16F, n, &beta, c.data(), CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
+                               CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
+    });
+    r.f16_tflops = 2.0 * n * static_cast<double>(n) * n / (ms * 1e9);
+  }
+  return r;
+}
+
+CudaLinear CudaBackend::upload(const WeightMatrix& w, std::string_view what) {
+  if (!matmul_supports(w.dtype)) {
+    fail(ErrorCode::kUnsupported, "CUDA: {} is {}; the GPU matmul takes f32, f16, bf16, q4_0, q5_0, q8_0, q4_k, q6_k",
+         what, dtype_name(w.dtype));
+  }
+  const std::optional<size_t> bytes = dtype_bytes_for(w.dtype, static_cast<size_t>(w.n_out * w.k));
+  if (!bytes || w.k % dtype_traits(w.dtype).block_size != 0) {
+    fail(ErrorCode::kInvalidArgument, "CUDA: {}: rows of {} values are not whole {} blocks", what, w.k,
+         dtype_name(w.dtype));
+  }
+  CudaLinear l;
+  l.storage = upload_bytes(w.data, *bytes, what);
+  l.w = {.data = l.storage.data(), .dtype = w.dtype, .n_out = w.n_out, .k = w.k};
+  return l;
+}
+
+DeviceBuffer CudaBackend::upload_bytes(const void* data, size_t bytes, std::string_view what) {
+  DeviceBuffer b(bytes, what);
+  b.upload(data, bytes);
+  return b;
+}
+
+std::shared_ptr<void> CudaBackend::allocate_shared(size_t bytes, std::string_view what) {
+  auto buffer = std::make_shared<DeviceBuffer>(bytes, what);
+  void* p = buffer->data();
+  return {p, [buffer](void*) mutable { buffer.reset(); }};
+}
+
+void CudaBackend::reserve(const StepLimits& limits, int64_t max_matrix_elements, int32_t max_context) {
+  if (limits.max_rows > kGemvMaxRows && max_matrix_elements > max_matrix_elements_) {
+    weight_f16_ = DeviceBuffer(static_cast<size_t>(max_matrix_elements) * sizeof(__half), "the GEMM's f16 weight");
+    max_matrix_elements_ = max_matrix_elements;
+  }
+  if (limits.max_rows * limits.max_k > limits_.max_rows * limits_.max_k) {
+    x_f16_ = DeviceBuffer(static_cast<size_t>(limits.max_rows * limits.max_k) * sizeof(__half),
+                          "the GEMM's f16 activations");
+  }
+  if (limits.n_head > 0) {
+    const size_t bytes = attention_workspace_bytes(limits.max_rows, limits.n_head, limits.head_dim, max_context);
+    if (bytes > attention_workspace_.bytes()) attention_workspace_ = DeviceBuffer(bytes, "the attention workspace");
+  }
+  limits_.max_rows = std::max(limits_.max_rows, limits.max_rows);
+  limits_.max_k = std::max(limits_.max_k, limits.max_k);
+  limits_.n_head = std::max(limits_.n_head, limits.n_head);
+  limits_.head_dim = std::max(limits_.head_dim, limits.head_dim);
+  max_context_ = std::max(max_context_, max_context);
+}
+
+void CudaBackend::to_device(void* dst, const void* src, size_t bytes) {
+  if (bytes != 0) EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::to_host(void* dst, const void* src, size_t bytes) {
+  if (bytes != 0) EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+}
+
+void CudaBackend::device_copy(void* dst, const void* src, size_t bytes) {
+  if (bytes != 0) EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t n_rows,
+                            int64_t n_cols) {
+  if (n_rows == 0 || n_cols == 0) return;
+  EMBER_CUDA_CHECK(cudaMemcpy2DAsync(
+      dst, static_cast<size_t>(dst_stride) * sizeof(float), src, static_cast<size_t>(src_stride) * sizeof(float),
+      static_cast<size_t>(n_cols) * sizeof(float), static_cast<size_t>(n_rows), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::synchronize() { EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void CudaBackend::matmul(const CudaLinear& w, const float* x, int64_t m, float* y) {
+  if (m <= 0) return;
+  if (m <= kGemvMaxRows) {
+    gemv(w.w, x, m, y, stream_);
+  } else {
+    gemm(w, x, m, y);
+  }
+}
+
+void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m,
+                              std::span<float* const> ys) {
+  EMBER_CHECK(ws.size() == ys.size());
+  for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, m, ys[i]);
+}
+
+// y [m][n_out] = x [m][k] · Wᵀ with W row-major [n_out][k]. In cuBLAS's column-major terms that is
+// Yᵀ (n_out × m) = W' · Xᵀ where W' (n_out × k) is the transpose of the column-major k × n_out
+// view of W, and Xᵀ is the column-major k × m view of x. f16 operands, f32 accumulation and output.
+void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y) {
+  const int64_t n_out = w.w.n_out;
+  const int64_t k = w.w.k;
+  EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k && n_out * k <= max_matrix_elements_);
+  const __half* weight = nullptr;
+  if (w.w.dtype == DType::kF16) {
+    weight = static_cast<const __half*>(w.w.data);
+  } else {
+    dequantize_f16(w.w, weight_f16_.as<__half>(), stream_);
+    weight = weight_f16_.as<__half>();
+  }
+  f32_to_f16(x, x_f16_.as<__half>(), m * k, stream_);
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  const cublasStatus_t status = cublasGemmEx(
+      handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n_out), static_cast<int>(m), static_cast<int>(k),
+      &alpha, weight, CUDA_R_16F, static_cast<int>(k), x_f16_.data(), CUDA_R_16F, static_cast<int>(k), &beta, y,
+      CUDA_R_32F, static_cast<int>(n_out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  EMBER_CHECK(status == CUBLAS_STATUS_SUCCESS);
+}
+
+void CudaBackend::rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps) {
+  cuda::rms_norm(x, weight, y, n_rows, n, eps, stream_);
+}
+
+void CudaBackend::swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n) {
+  cuda::swiglu(g, u, stride, y, n_rows, n, stream_);
+}
+
+void CudaBackend::geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n) {
+  cuda::geglu(g, u, stride, y, n_rows, n, stream_);
+}
+
+void CudaBackend::add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride) {
+  cuda::add(a, b, y, n_rows, n_cols, b_stride, stream_);
+}
+
+void CudaBackend::scale(const float* x, float* y, int64_t n, float s) { cuda::scale(x, y, n, s, stream_); }
+
+void CudaBackend::softcap(float* x, int64_t n, float cap) { cuda::softcap(x, n, cap, stream_); }
+
+void CudaBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,
+                       int64_t n_rot, bool neox, const float* cos_sin) {
+  cuda::rope(x, n_tokens, token_stride, n_head, head_dim, n_rot, neox, cos_sin, stream_);
+}
+
+void CudaBackend::store_kv(const PagedKvView& kv, const CudaStepKv& step, const float* k, const float* v) {
+  cuda::store_kv(kv, step.seqs, step.rows, step.n_rows, k, v, stream_);
+}
+
+void CudaBackend::attention(const PagedKvView& kv, const CudaStepKv& step, const float* q,
+                            const AttentionParams& params, float* out) {
+  EMBER_CHECK(step.n_rows <= limits_.max_rows && step.max_context <= max_context_);
+  cuda::attention(kv, step.seqs, step.rows, step.n_rows, q, params, step.max_context, attention_workspace_.data(),
+                  attention_workspace_.bytes(), out, stream_);
+}
+
+}  // namespace ember::cuda

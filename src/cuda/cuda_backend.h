@@ -1,0 +1,118 @@
+// CudaBackend: the CUDA implementation of the backend's coarse ops (DESIGN.md §4) — the same ops
+// and shapes as CpuBackend, on device pointers, enqueued in order on one stream. Matmuls of up to
+// kGemvMaxRows rows run the quantized GEMV on the GGUF blocks; more rows dequantize the weight to
+// f16 and run a cuBLAS tensor-core GEMM.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "cpu/attention.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/kv_layout.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/device_buffer.h"
+
+namespace ember::cuda {
+
+struct CudaBackendOptions {
+  int device = 0;
+};
+
+// A weight matrix uploaded to the device (its GGUF blocks, unchanged).
+struct CudaLinear {
+  DeviceMatrix w{};
+  DeviceBuffer storage;
+};
+
+// A step's sequences and rows on the device (uploaded once per step, read by every layer).
+struct CudaStepKv {
+  DeviceKvSeqs seqs{};
+  const KvRow* rows = nullptr;
+  int32_t n_rows = 0;
+  int32_t max_context = 0;  // bounds every sequence's n_tokens (sized the attention workspace)
+};
+
+// The device's name and memory, for the stats panel and `ember inspect`.
+struct DeviceInfo {
+  std::string name;
+  int compute_major = 0;
+  int compute_minor = 0;
+  size_t total_bytes = 0;
+  size_t free_bytes = 0;
+};
+
+// The device's measured limits.
+struct Roofline {
+  double copy_gbs = 0;    // a 1 GiB device-to-device copy: bytes read + written per second / 1e9
+  double f16_tflops = 0;  // a cuBLAS f16 GEMM (8192³, f32 accumulation)
+};
+
+// One caller at a time (the engine's step thread).
+class CudaBackend {
+ public:
+  // Throws Error(kUnsupported) when no CUDA device is usable (naming why: no driver, no GPU, a
+  // device index out of range, a GPU this build has no code for).
+  explicit CudaBackend(const CudaBackendOptions& options = {});
+  ~CudaBackend();
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  DeviceInfo info() const;
+  // Median of several timed runs each (after a warm-up); allocates ~1.5 GiB while it runs.
+  Roofline measure_roofline();
+  cudaStream_t stream() const noexcept { return stream_; }
+
+  // Load time: uploads the matrix's blocks. Throws Error(kUnsupported) for a type the kernels do
+  // not take, Error(kOutOfMemory).
+  CudaLinear upload(const WeightMatrix& w, std::string_view what);
+  // Load time: `bytes` of host data copied to a new device buffer.
+  DeviceBuffer upload_bytes(const void* data, size_t bytes, std::string_view what);
+  // Device memory shared by its owners (KV pools), freed with the last one. Throws
+  // Error(kOutOfMemory).
+  std::shared_ptr<void> allocate_shared(size_t bytes, std::string_view what);
+  // Sizes the GEMM and attention scratch for steps within `limits` and contexts up to
+  // `max_context` (load time; calling again grows).
+  void reserve(const StepLimits& limits, int64_t max_matrix_elements, int32_t max_context);
+
+  // Asynchronous copies on the stream (host memory must stay valid until the next synchronize()).
+  void to_device(void* dst, const void* src, size_t bytes);
+  void to_host(void* dst, const void* src, size_t bytes);
+  void device_copy(void* dst, const void* src, size_t bytes);
+  // dst rows [n_rows][dst_stride] ← src rows [n_rows][src_stride], n_cols floats each.
+  void copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t n_rows, int64_t n_cols);
+  // Waits for everything enqueued so far.
+  void synchronize();
+
+  // The ops, as CpuBackend's namesakes (device pointers).
+  void matmul(const CudaLinear& w, const float* x, int64_t m, float* y);
+  void matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m, std::span<float* const> ys);
+  void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps);
+  void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
+  void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
+  void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
+  void scale(const float* x, float* y, int64_t n, float s);
+  void softcap(float* x, int64_t n, float cap);
+  void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot,
+            bool neox, const float* cos_sin);
+  void store_kv(const PagedKvView& kv, const CudaStepKv& step, const float* k, const float* v);
+  void attention(const PagedKvView& kv, const CudaStepKv& step, const float* q, const AttentionParams& params,
+                 float* out);
+
+ private:
+  void gemm(const CudaLinear& w, const float* x, int64_t m, float* y);
+
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  void* cublas_ = nullptr;   // cublasHandle_t
+  DeviceBuffer weight_f16_;  // [max_matrix_elements] the GEMM's dequantized weight
+  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations
+  DeviceBuffer attention_workspace_;
+  StepLimits limits_{};
+  int64_t max_matrix_elements_ = 0;
+  int32_t max_context_ = 0;
+};
+
+}  // namespace ember::cuda

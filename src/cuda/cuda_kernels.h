@@ -1,0 +1,97 @@
+// The CUDA backend's kernels (DESIGN.md §4) as host-callable launchers: each enqueues its work on
+// `stream` and returns at once (no synchronization, no allocation). Pointers are device memory
+// unless a comment says otherwise. Each launcher has a CPU counterpart (cpu/ops_isa.h, cpu/matmul.h,
+// cpu/attention.h, cpu/kv_layout.h) that is its reference: tests/cuda compares every one of them on
+// random data.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include "cpu/attention.h"
+#include "cpu/kv_layout.h"
+#include "ember/dtype.h"
+
+namespace ember::cuda {
+
+// A weight matrix in device memory: n_out rows of k values, each row the file's blocks of dtype
+// (GGUF layout, bit for bit), rows contiguous.
+struct DeviceMatrix {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t n_out = 0;
+  int64_t k = 0;
+};
+
+// ---- matmul (matmul_kernels.cu) -------------------------------------------------------------
+
+// Whether gemv() and dequantize_f16() take `dtype`: F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K.
+bool matmul_supports(DType dtype) noexcept;
+// The most activation rows one gemv() call takes; more rows take the cuBLAS path.
+inline constexpr int64_t kGemvMaxRows = 8;
+// y [m][w.n_out] = x [m][w.k] · wᵀ for 1 <= m <= kGemvMaxRows, reading the weight blocks directly
+// (each block read once for all m rows), float accumulation. Precondition: matmul_supports, k a
+// whole number of the type's blocks.
+void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream);
+// out [w.n_out][w.k] = w dequantized to f16 (the cuBLAS path's operand).
+void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream);
+// out[i] = (half) x[i] over n floats.
+void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
+
+// ---- row ops (ops_kernels.cu); shapes and semantics as CpuBackend's namesakes -----------------
+
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps, cudaStream_t stream);
+// y[r] = act(g[r]) · u[r] over rows of n; g and u rows `stride` floats apart, y rows n apart.
+void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream);
+void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream);
+// y = a + b over n_rows rows of n_cols; b rows b_stride floats apart (0: one row for every row).
+void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride,
+         cudaStream_t stream);
+void scale(const float* x, float* y, int64_t n, float s, cudaStream_t stream);
+// x[i] = cap · tanh(x[i] / cap); cap > 0.
+void softcap(float* x, int64_t n, float cap, cudaStream_t stream);
+// RoPE in place, as CpuBackend::rope with a precomputed cos_sin [n_tokens][n_rot] (device memory,
+// RopeTable::cos_sin's layout).
+void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot, bool neox,
+          const float* cos_sin, cudaStream_t stream);
+// dst [n_ids][n_cols] = rows `ids` (device) of an n_src_rows x n_cols matrix of `type`,
+// dequantized. Precondition: matmul_supports(type).
+void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,
+              float* dst, cudaStream_t stream);
+// out[r] = the index of the largest of row r's n floats (the first on ties).
+void argmax_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream);
+
+// ---- paged KV cache and attention (attention_kernels.cu) -------------------------------------
+
+// A step's sequences as the kernels read them: sequence s's block table is
+// block_tables[s * max_blocks, ...) and it holds n_tokens[s] positions once the step's rows are
+// stored (the CPU's KvSeq list, flattened).
+struct DeviceKvSeqs {
+  const int32_t* block_tables = nullptr;  // [n_seqs][max_blocks]
+  const int32_t* n_tokens = nullptr;      // [n_seqs]
+  int32_t n_seqs = 0;
+  int32_t max_blocks = 0;
+};
+
+// Whether the pools' dtypes are ones the kernels read and write (F32, F16).
+bool kv_supports(DType k_dtype, DType v_dtype) noexcept;
+// As cpu store_kv: k and v [n_rows][n_head_kv][head_dim] floats into the slots of rows[i] (device
+// KvRow array); kv's pools are device memory.
+void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
+              const float* v, cudaStream_t stream);
+// Bytes of workspace attention() needs for up to max_rows rows of n_head heads of head_dim over
+// contexts of up to max_context tokens.
+size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_dim, int32_t max_context) noexcept;
+// As cpu attention: out [n_rows][n_head * head_dim] from q [n_rows][n_head * head_dim], row i
+// attending causally to positions [0, rows[i].pos] of its sequence (within params.window when set).
+// params.alibi_slopes must be nullptr; params.split_tokens < 0 forbids splitting one row's context
+// across blocks (batch invariance), otherwise the kernel decides. `max_context` bounds every
+// sequence's n_tokens and sized `workspace`.
+void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
+               const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
+               cudaStream_t stream);
+
+}  // namespace ember::cuda

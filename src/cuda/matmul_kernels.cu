@@ -1,0 +1,625 @@
+// The matmul kernels of cuda_kernels.h: GEMV straight from the GGUF blocks (decode, 1-8 rows) and
+// the f16 conversions that feed the cuBLAS prefill path.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <type_traits>
+
+#include "cpu/ops_isa.h"  // EMBER_OPS_CHECK: core/check.h's fmt 9 fails nvcc's C++20 host pass
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+#include "quant/block_k.h"
+#include "quant/block_legacy.h"
+
+namespace ember::cuda {
+namespace {
+
+// GEMV: one block of kGemvThreads threads per kGemvRows output rows. The threads stride together
+// over the rows' "units" (a fixed slice of a block: 32 quants, or 4-8 plain values), so a warp's
+// loads cover contiguous bytes and the k of one row pair is split over 4 warps (enough blocks in
+// flight for small n_out too). Two rows per block: every x value loaded feeds both rows, halving
+// the L1 traffic of x, which is several times the weight traffic for 4-bit types.
+constexpr int kGemvThreads = 128;
+constexpr int kGemvWarps = kGemvThreads / 32;
+constexpr int kGemvRows = 2;
+// Resident blocks per SM the gemv kernel is compiled for, i.e. its register budget: 72 registers
+// for M = 1 (decode is memory bound and wants occupancy), 80, 128, then 255 from M = 5. ptxas
+// fills whatever budget it gets by hoisting loads; its own choice (no minimum) and tighter budgets
+// spilled a few bytes for some M, these do not (checked with -Xptxas -v for sm_80 and sm_90).
+constexpr int gemv_min_blocks(int m) { return m == 1 ? 7 : m == 2 ? 6 : m <= 4 ? 4 : 2; }
+// Elementwise kernels (dequantize_f16, f32_to_f16): grid-stride loops over at most kMaxBlocks.
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 8192;
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min((n + kThreads - 1) / kThreads, kMaxBlocks)); }
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// ---- loads (read-only path; blocks of the legacy types and Q6_K are only 2-byte aligned) -----
+
+__device__ __forceinline__ uint32_t ld_u8(const uint8_t* p) { return __ldg(p); }
+__device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
+  return __ldg(reinterpret_cast<const unsigned short*>(p));
+}
+// 4 bytes (little-endian) at a 2-byte-aligned address.
+__device__ __forceinline__ uint32_t ld_u32_a2(const uint8_t* p) { return ld_u16(p) | (ld_u16(p + 2) << 16); }
+__device__ __forceinline__ float ld_f16(const uint8_t* p) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(ld_u16(p))));
+}
+__device__ __forceinline__ float bf16_bits_to_float(uint32_t bits) { return __uint_as_float(bits << 16); }
+
+// Byte n of v (an unsigned value 0..255) minus kBias as an exact float, without the slow int ->
+// float conversion: the bits 0x4B0000vv are the float 2^23 + v.
+template <int kBias>
+__device__ __forceinline__ float byte_value(uint32_t v, int n) {
+  return __int_as_float(static_cast<int>(__byte_perm(v, 0x4B000000u, 0x7440u | n))) - (8388608.0f + kBias);
+}
+
+// Bits 0-3 of h moved to bit 0 of bytes 0-3: the four shifted copies (by 0, 7, 14, 21) do not
+// overlap, so the product is their OR, and bit i of copy i lands on bit 8i.
+__device__ __forceinline__ uint32_t spread_bits4(uint32_t h) { return (h * 0x00204081u) & 0x01010101u; }
+
+// Q4_K/Q5_K scale and min of sub-block j (0..7) from the 12 packed bytes q, as scale_min_k4.
+__device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, uint32_t* scale, uint32_t* min) {
+  if (j < 4) {
+    *scale = ld_u8(q + j) & 63;
+    *min = ld_u8(q + j + 4) & 63;
+  } else {
+    *scale = (ld_u8(q + j + 4) & 0x0F) | ((ld_u8(q + j - 4) >> 6) << 4);
+    *min = (ld_u8(q + j + 4) >> 4) | ((ld_u8(q + j) >> 6) << 4);
+  }
+}
+
+// ---- GEMV building blocks ----------------------------------------------------------------------
+
+using RowPtrs = const uint8_t* [kGemvRows];
+
+// s[r][m] += Σ_i w[r][i] · x[m][e + i] for the 4 elements at e (x rows 16-byte aligned, e % 4 == 0).
+template <int M>
+__device__ __forceinline__ void dot4(const float* __restrict__ x, int64_t k, int64_t e, const float (&w)[kGemvRows][4],
+                                     float (&s)[kGemvRows][M]) {
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float4 v = __ldg(reinterpret_cast<const float4*>(x + m * k + e));
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      s[r][m] = fmaf(w[r][0], v.x, s[r][m]);
+      s[r][m] = fmaf(w[r][1], v.y, s[r][m]);
+      s[r][m] = fmaf(w[r][2], v.z, s[r][m]);
+      s[r][m] = fmaf(w[r][3], v.w, s[r][m]);
+    }
+  }
+}
+
+// s[r][m] += w[r] · x[m][e] (the unaligned plain-type paths).
+template <int M>
+__device__ __forceinline__ void dot1(const float* __restrict__ x, int64_t k, int64_t e, const float (&w)[kGemvRows],
+                                     float (&s)[kGemvRows][M]) {
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float v = __ldg(x + m * k + e);
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) s[r][m] = fmaf(w[r], v, s[r][m]);
+  }
+}
+
+template <int M>
+__device__ __forceinline__ void scale_add(const float (&d)[kGemvRows], const float (&s)[kGemvRows][M],
+                                          float (&acc)[kGemvRows][M]) {
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[r][m] = fmaf(d[r], s[r][m], acc[r][m]);
+  }
+}
+
+// Each type: kUnitElems values per unit, and accumulate(), which adds unit u of both rows (each
+// row's values · x) to acc. Unit u covers elements [u * kUnitElems, (u + 1) * kUnitElems) of the
+// row unless a comment says otherwise.
+
+struct GemvF32 {  // unit: one float4 (k % 4 == 0, 16-byte-aligned rows)
+  static constexpr int kUnitElems = 4;
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    float v[kGemvRows][4];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const float4 q = __ldg(reinterpret_cast<const float4*>(w[r]) + u);
+      v[r][0] = q.x, v[r][1] = q.y, v[r][2] = q.z, v[r][3] = q.w;
+    }
+    dot4<M>(x, k, 4 * u, v, acc);
+  }
+};
+
+// F16 and BF16: unit of 8 values read as one uint4 (k % 8 == 0, 16-byte-aligned rows).
+template <bool kBf16>
+struct GemvHalf {
+  static constexpr int kUnitElems = 8;
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    uint32_t q[kGemvRows][4];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint4 b = __ldg(reinterpret_cast<const uint4*>(w[r]) + u);
+      q[r][0] = b.x, q[r][1] = b.y, q[r][2] = b.z, q[r][3] = b.w;
+    }
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {  // elements 8u + 4·half + [0, 4): words 2·half, 2·half + 1
+      float v[kGemvRows][4];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const uint32_t bits = (q[r][2 * half + i / 2] >> (16 * (i % 2))) & 0xFFFF;
+          v[r][i] =
+              kBf16 ? bf16_bits_to_float(bits) : __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+        }
+      }
+      dot4<M>(x, k, 8 * u + 4 * half, v, acc);
+    }
+  }
+};
+
+// F32, F16, BF16 one value per unit: any k, any alignment.
+template <DType kType>
+struct GemvPlainScalar {
+  static constexpr int kUnitElems = 1;
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    float v[kGemvRows];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      if constexpr (kType == DType::kF32) {
+        v[r] = __ldg(reinterpret_cast<const float*>(w[r]) + u);
+      } else if constexpr (kType == DType::kF16) {
+        v[r] = ld_f16(w[r] + 2 * u);
+      } else {
+        v[r] = bf16_bits_to_float(ld_u16(w[r] + 2 * u));
+      }
+    }
+    dot1<M>(x, k, u, v, acc);
+  }
+};
+
+// The quantized units are laid out so that the 8 (Q4_K, Q6_K) or 4 (legacy) lanes on one block
+// read x in whole 128-byte lines: a warp's x loads then touch 4-8 lines each, not 32.
+
+// Q4_0 and Q5_0 (kHigh), unit: a quarter block. Unit u is qs word c = u % 4 of block u / 4, bytes
+// qs[4c + n]: element 4c + n (low nibble) and 16 + 4c + n (high nibble); Q5_0 adds the 5th bit of
+// element j at bit j of qh.
+template <bool kHigh>
+struct GemvQ4Q5 {
+  using Block = std::conditional_t<kHigh, BlockQ5_0, BlockQ4_0>;
+  static constexpr int kUnitElems = 8;
+  static constexpr int kBias = kHigh ? 16 : 8;
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    const int c = u % 4;
+    float d[kGemvRows], lo[kGemvRows][4], hi[kGemvRows][4];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint8_t* b = w[r] + (u / 4) * sizeof(Block);
+      d[r] = ld_f16(b);
+      const uint32_t q = ld_u32_a2(b + offsetof(Block, qs) + 4 * c);
+      uint32_t lo_q = q & 0x0F0F0F0Fu, hi_q = (q >> 4) & 0x0F0F0F0Fu;
+      if constexpr (kHigh) {
+        const uint32_t qh = ld_u32_a2(b + offsetof(BlockQ5_0, qh));
+        lo_q |= spread_bits4((qh >> (4 * c)) & 0xF) << 4;
+        hi_q |= spread_bits4((qh >> (16 + 4 * c)) & 0xF) << 4;
+      }
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+        lo[r][n] = byte_value<kBias>(lo_q, n);
+        hi[r][n] = byte_value<kBias>(hi_q, n);
+      }
+    }
+    float s[kGemvRows][M] = {};  // Σ (q - kBias) · x; the block scale is applied once at the end
+    const int64_t e = 32 * (u / 4) + 4 * c;
+    dot4<M>(x, k, e, lo, s);
+    dot4<M>(x, k, e + 16, hi, s);
+    scale_add<M>(d, s, acc);
+  }
+};
+
+struct GemvQ8_0 {  // unit: a quarter block, qs[8c, 8c + 8) of block u / 4 (c = u % 4): elements 8u + [0, 8)
+  static constexpr int kUnitElems = 8;
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    float d[kGemvRows], v[2][kGemvRows][4];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint8_t* b = w[r] + (u / 4) * sizeof(BlockQ8_0);
+      d[r] = ld_f16(b);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t q = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 8 * (u % 4) + 4 * i) ^ 0x80808080u;  // q + 128
+#pragma unroll
+        for (int n = 0; n < 4; ++n) v[i][r][n] = byte_value<128>(q, n);
+      }
+    }
+    float s[kGemvRows][M] = {};
+    dot4<M>(x, k, 8 * static_cast<int64_t>(u), v[0], s);
+    dot4<M>(x, k, 8 * static_cast<int64_t>(u) + 4, v[1], s);
+    scale_add<M>(d, s, acc);
+  }
+};
+
+// Q4_K unit: an eighth of a block. Unit u is t = u % 8 of block u / 8 and holds qs words t + 8g
+// (g < 4), bytes qs[32g + 4t + n]: element 64g + 4t + n (low nibble, sub-block 2g) and
+// 64g + 32 + 4t + n (high nibble, sub-block 2g + 1). Blocks are 144 bytes: 4-byte aligned words.
+struct GemvQ4_K {
+  static constexpr int kUnitElems = 32;
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    const int t = u % 8;
+    float d[kGemvRows], dmin[kGemvRows];
+    uint32_t sc[kGemvRows][2], mn[kGemvRows][2], q[kGemvRows][4];  // sc/mn [r][j / 4] byte j % 4
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(BlockQ4_K));
+      const uint32_t dm = __ldg(b);
+      d[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm & 0xFFFF)));
+      dmin[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm >> 16)));
+      // scale_min_k4 for all 8 sub-blocks at once from the 12 scale bytes (words s0, s1, s2).
+      const uint32_t s0 = __ldg(b + 1), s1 = __ldg(b + 2), s2 = __ldg(b + 3);
+      sc[r][0] = s0 & 0x3F3F3F3Fu;
+      mn[r][0] = s1 & 0x3F3F3F3Fu;
+      sc[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
+      mn[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
+#pragma unroll
+      for (int g = 0; g < 4; ++g) q[r][g] = __ldg(b + offsetof(BlockQ4_K, qs) / 4 + 8 * g + t);
+    }
+    const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {  // values are d·q - m: a min per sub-block, so no factoring out
+      float lo[kGemvRows][4], hi[kGemvRows][4];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) {
+        const float d_lo = d[r] * byte_value<0>(sc[r][g / 2], 2 * g % 4);
+        const float m_lo = dmin[r] * byte_value<0>(mn[r][g / 2], 2 * g % 4);
+        const float d_hi = d[r] * byte_value<0>(sc[r][g / 2], 2 * g % 4 + 1);
+        const float m_hi = dmin[r] * byte_value<0>(mn[r][g / 2], 2 * g % 4 + 1);
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+          lo[r][n] = fmaf(d_lo, byte_value<0>(q[r][g] & 0x0F0F0F0Fu, n), -m_lo);
+          hi[r][n] = fmaf(d_hi, byte_value<0>((q[r][g] >> 4) & 0x0F0F0F0Fu, n), -m_hi);
+        }
+      }
+      dot4<M>(x, k, e + 64 * g, lo, acc);
+      dot4<M>(x, k, e + 64 * g + 32, hi, acc);
+    }
+  }
+};
+
+// Q6_K unit: an eighth of a block. Unit u is t = u % 8 of block u / 8 and holds l = 4t + n (n < 4)
+// of both halves h and all four quarters qq: element 128h + 32qq + l has low bits
+// ql[64h + 32 (qq % 2) + l] >> 4 (qq / 2), high bits qh[32h + l] >> 2qq and scale
+// sc[8h + l / 16 + 2qq], where l / 16 = t / 4.
+struct GemvQ6_K {
+  static constexpr int kUnitElems = 32;
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    const int t = u % 8;
+    float d[kGemvRows];
+    // ql[r][h][qq % 2], qh[r][h]: bytes l = 4t + n; sc[r][h]: byte qq the int8 scale of quarter qq.
+    uint32_t ql[kGemvRows][2][2], qh[kGemvRows][2], sc[kGemvRows][2];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint8_t* b = w[r] + (u / 8) * sizeof(BlockQ6_K);
+      d[r] = ld_f16(b + offsetof(BlockQ6_K, d));
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        ql[r][h][0] = ld_u32_a2(b + offsetof(BlockQ6_K, ql) + 64 * h + 4 * t);
+        ql[r][h][1] = ld_u32_a2(b + offsetof(BlockQ6_K, ql) + 64 * h + 32 + 4 * t);
+        qh[r][h] = ld_u32_a2(b + offsetof(BlockQ6_K, qh) + 32 * h + 4 * t);
+        // The half's 8 scales; quarter qq's is byte t / 4 + 2qq: bytes {0, 2, 4, 6} or {1, 3, 5, 7}.
+        const uint8_t* scales = b + offsetof(BlockQ6_K, scales) + 8 * h;
+        sc[r][h] = __byte_perm(ld_u32_a2(scales), ld_u32_a2(scales + 4), t / 4 == 0 ? 0x6420u : 0x7531u);
+      }
+    }
+    const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int qq = 0; qq < 4; ++qq) {
+        float v[kGemvRows][4], scale[kGemvRows];
+#pragma unroll
+        for (int r = 0; r < kGemvRows; ++r) {
+          const uint32_t q =
+              ((ql[r][h][qq % 2] >> (4 * (qq / 2))) & 0x0F0F0F0Fu) | (((qh[r][h] >> (2 * qq)) & 0x03030303u) << 4);
+#pragma unroll
+          for (int n = 0; n < 4; ++n) v[r][n] = byte_value<32>(q, n);
+          scale[r] = d[r] * byte_value<128>(sc[r][h] ^ 0x80808080u, qq);  // int8 + 128: unsigned bytes
+        }
+        float s[kGemvRows][M] = {};  // Σ (q - 32) · x over the 4 elements of one scale
+        dot4<M>(x, k, e + 128 * h + 32 * qq, v, s);
+        scale_add<M>(scale, s, acc);
+      }
+    }
+  }
+};
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
+  return v;
+}
+
+// y [M][n_out] for rows [kGemvRows · blockIdx.x, +kGemvRows): threads stride over the n_units units
+// of the rows, then a warp and a block reduction (fixed order: deterministic).
+template <class Type, int M>
+__global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks(M))
+    gemv_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t n_out, const float* __restrict__ x, int64_t k,
+                int n_units, float* __restrict__ y) {
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kGemvRows;
+  RowPtrs rows;  // an odd n_out's last block reads its last row twice and writes it once
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) rows[r] = w + (row0 + r < n_out ? row0 + r : n_out - 1) * row_bytes;
+  float acc[kGemvRows][M] = {};
+  // Not unrolled: a unit's loads already fill the register budget (other warps hide the latency).
+#pragma unroll 1
+  for (int u = static_cast<int>(threadIdx.x); u < n_units; u += kGemvThreads) {
+    Type::template accumulate<M>(rows, u, x, k, acc);
+  }
+
+  __shared__ float partial[kGemvWarps][kGemvRows * M];
+  const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float v = warp_sum(acc[r][m]);
+      if (lane == 0) partial[warp][r * M + m] = v;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x < kGemvRows * M) {
+    const int r = static_cast<int>(threadIdx.x) / M, m = static_cast<int>(threadIdx.x) % M;
+    float sum = 0.0f;
+    for (int i = 0; i < kGemvWarps; ++i) sum += partial[i][threadIdx.x];
+    if (row0 + r < n_out) y[m * n_out + row0 + r] = sum;
+  }
+}
+
+template <class Type, int M>
+void launch_gemv_m(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
+  const int64_t row_bytes = static_cast<int64_t>(*dtype_bytes_for(w.dtype, static_cast<uint64_t>(w.k)));
+  const auto grid = static_cast<unsigned>((w.n_out + kGemvRows - 1) / kGemvRows);
+  gemv_kernel<Type, M><<<grid, kGemvThreads, 0, stream>>>(static_cast<const uint8_t*>(w.data), row_bytes, w.n_out, x,
+                                                          w.k, static_cast<int>(w.k / Type::kUnitElems), y);
+}
+
+template <class Type>
+void launch_gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
+  switch (m) {
+    case 1: return launch_gemv_m<Type, 1>(w, x, y, stream);
+    case 2: return launch_gemv_m<Type, 2>(w, x, y, stream);
+    case 3: return launch_gemv_m<Type, 3>(w, x, y, stream);
+    case 4: return launch_gemv_m<Type, 4>(w, x, y, stream);
+    case 5: return launch_gemv_m<Type, 5>(w, x, y, stream);
+    case 6: return launch_gemv_m<Type, 6>(w, x, y, stream);
+    case 7: return launch_gemv_m<Type, 7>(w, x, y, stream);
+    case 8: return launch_gemv_m<Type, 8>(w, x, y, stream);
+    default: EMBER_OPS_CHECK(m >= 1 && m <= kGemvMaxRows);
+  }
+}
+
+// ---- dequantize_f16 ----------------------------------------------------------------------------
+
+// The quantized types as 8 consecutive values at element j0 (a multiple of 8) of a block, computed
+// with the CPU reference's float operations in its order (__fmul_rn etc.: no FMA contraction), so
+// the f16 results equal the rounded CPU dequantization exactly.
+struct DequantQ4_0 {
+  static constexpr int kBlockElems = kQK4_0, kBlockBytes = sizeof(BlockQ4_0);
+  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
+    const float d = ld_f16(b);
+    const uint8_t* qs = b + 2 + j0 % 16;
+    const int shift = j0 < 16 ? 0 : 4;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      v[n] = __fmul_rn(static_cast<float>(static_cast<int>((ld_u8(qs + n) >> shift) & 0x0F) - 8), d);
+    }
+  }
+};
+
+struct DequantQ5_0 {
+  static constexpr int kBlockElems = kQK5_0, kBlockBytes = sizeof(BlockQ5_0);
+  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
+    const float d = ld_f16(b);
+    const uint32_t qh = ld_u32_a2(b + 2);
+    const uint8_t* qs = b + 6 + j0 % 16;
+    const int shift = j0 < 16 ? 0 : 4;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {  // element j's 5th bit is bit j of qh, for both nibbles
+      const uint32_t q = ((ld_u8(qs + n) >> shift) & 0x0F) | (((qh >> (j0 + n)) & 1) << 4);
+      v[n] = __fmul_rn(static_cast<float>(static_cast<int>(q) - 16), d);
+    }
+  }
+};
+
+struct DequantQ8_0 {
+  static constexpr int kBlockElems = kQK8_0, kBlockBytes = sizeof(BlockQ8_0);
+  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
+    const float d = ld_f16(b);
+    const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2) + j0;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) v[n] = __fmul_rn(static_cast<float>(__ldg(qs + n)), d);
+  }
+};
+
+struct DequantQ4_K {  // element 64g + 32hi + l: nibble hi of qs[32g + l], sub-block 2g + hi
+  static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(BlockQ4_K);
+  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
+    const int g = j0 / 64, hi = (j0 % 64) / 32, l0 = j0 % 32;
+    uint32_t sc, mn;
+    scale_min_k4(2 * g + hi, b + offsetof(BlockQ4_K, scales), &sc, &mn);
+    const float d = __fmul_rn(ld_f16(b), static_cast<float>(sc));
+    const float m = __fmul_rn(ld_f16(b + 2), static_cast<float>(mn));
+    const uint8_t* qs = b + offsetof(BlockQ4_K, qs) + 32 * g + l0;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      v[n] = __fsub_rn(__fmul_rn(d, static_cast<float>((ld_u8(qs + n) >> (4 * hi)) & 0x0F)), m);
+    }
+  }
+};
+
+struct DequantQ6_K {  // element 128h + 32qq + l as in GemvQ6_K
+  static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(BlockQ6_K);
+  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
+    const int h = j0 / 128, qq = (j0 % 128) / 32, l0 = j0 % 32;
+    const uint8_t* ql = b + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (qq % 2);
+    const uint8_t* qh = b + offsetof(BlockQ6_K, qh) + 32 * h;
+    const int8_t* scales = reinterpret_cast<const int8_t*>(b + offsetof(BlockQ6_K, scales));
+    const float ds =
+        __fmul_rn(ld_f16(b + offsetof(BlockQ6_K, d)), static_cast<float>(__ldg(scales + 8 * h + l0 / 16 + 2 * qq)));
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      const uint32_t q =
+          ((ld_u8(ql + l0 + n) >> (4 * (qq / 2))) & 0x0F) | (((ld_u8(qh + l0 + n) >> (2 * qq)) & 3) << 4);
+      v[n] = __fmul_rn(ds, static_cast<float>(static_cast<int>(q) - 32));
+    }
+  }
+};
+
+// out[8i, 8i + 8) for the n / 8 groups of 8 (n a multiple of the block size; out 16-byte aligned).
+template <class Type>
+__global__ void dequantize_blocks_f16_kernel(const uint8_t* __restrict__ w, int64_t n_groups,
+                                             __half* __restrict__ out) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n_groups;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t e = 8 * i;
+    float v[8];
+    Type::values8(w + (e / Type::kBlockElems) * Type::kBlockBytes, static_cast<int>(e % Type::kBlockElems), v);
+    uint32_t h[4];  // pairs of f16 bits, the lower element in the low half
+#pragma unroll
+    for (int n = 0; n < 4; ++n) {
+      h[n] = __half_as_ushort(__float2half_rn(v[2 * n])) |
+             (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[2 * n + 1]))) << 16);
+    }
+    *reinterpret_cast<uint4*>(out + e) = make_uint4(h[0], h[1], h[2], h[3]);
+  }
+}
+
+// out[i] for the n values of a plain type (any n).
+template <DType kType>
+__global__ void dequantize_plain_f16_kernel(const uint8_t* __restrict__ w, int64_t n, __half* __restrict__ out) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if constexpr (kType == DType::kF32) {
+      out[i] = __float2half_rn(__ldg(reinterpret_cast<const float*>(w) + i));
+    } else if constexpr (kType == DType::kF16) {
+      out[i] = __ushort_as_half(static_cast<unsigned short>(ld_u16(w + 2 * i)));
+    } else {
+      out[i] = __float2half_rn(bf16_bits_to_float(ld_u16(w + 2 * i)));
+    }
+  }
+}
+
+template <class Type>
+void launch_dequantize_blocks(const uint8_t* w, int64_t n, __half* out, cudaStream_t stream) {
+  EMBER_OPS_CHECK(aligned16(out));
+  dequantize_blocks_f16_kernel<Type><<<blocks_for(n / 8), kThreads, 0, stream>>>(w, n / 8, out);
+}
+
+template <DType kType>
+void launch_dequantize_plain(const uint8_t* w, int64_t n, __half* out, cudaStream_t stream) {
+  dequantize_plain_f16_kernel<kType><<<blocks_for(n), kThreads, 0, stream>>>(w, n, out);
+}
+
+__global__ void f32_to_f16_kernel(const float* __restrict__ x, int64_t n, __half* __restrict__ out) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[i] = __float2half_rn(__ldg(x + i));
+  }
+}
+
+}  // namespace
+
+bool matmul_supports(DType dtype) noexcept {
+  switch (dtype) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ4_0:
+    case DType::kQ5_0:
+    case DType::kQ8_0:
+    case DType::kQ4_K:
+    case DType::kQ6_K: return true;
+    default: return false;
+  }
+}
+
+void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
+  EMBER_OPS_CHECK(m >= 0 && m <= kGemvMaxRows && w.n_out >= 0 && w.k >= 0);
+  if (m == 0 || w.n_out == 0) return;
+  EMBER_OPS_CHECK(matmul_supports(w.dtype) && w.k % dtype_traits(w.dtype).block_size == 0);
+  EMBER_OPS_CHECK(w.k <= INT_MAX && w.n_out <= INT_MAX);
+  // Plain types take the vector path when every row and x row starts 16-byte aligned.
+  const bool vec4 = w.k % 4 == 0 && aligned16(w.data) && aligned16(x);
+  const bool vec8 = w.k % 8 == 0 && aligned16(w.data) && aligned16(x);
+  // The quantized kernels read x as float4 (k is a multiple of 32) and Q4_K blocks (144 bytes) as
+  // 4-byte words; the other blocks only need their natural 2-byte alignment.
+  if (dtype_traits(w.dtype).quantized) EMBER_OPS_CHECK(aligned16(x));
+  if (w.dtype == DType::kQ4_K) EMBER_OPS_CHECK(reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
+  switch (w.dtype) {
+    case DType::kF32:
+      vec4 ? launch_gemv<GemvF32>(w, x, m, y, stream) : launch_gemv<GemvPlainScalar<DType::kF32>>(w, x, m, y, stream);
+      break;
+    case DType::kF16:
+      vec8 ? launch_gemv<GemvHalf<false>>(w, x, m, y, stream)
+           : launch_gemv<GemvPlainScalar<DType::kF16>>(w, x, m, y, stream);
+      break;
+    case DType::kBF16:
+      vec8 ? launch_gemv<GemvHalf<true>>(w, x, m, y, stream)
+           : launch_gemv<GemvPlainScalar<DType::kBF16>>(w, x, m, y, stream);
+      break;
+    case DType::kQ4_0: launch_gemv<GemvQ4Q5<false>>(w, x, m, y, stream); break;
+    case DType::kQ5_0: launch_gemv<GemvQ4Q5<true>>(w, x, m, y, stream); break;
+    case DType::kQ8_0: launch_gemv<GemvQ8_0>(w, x, m, y, stream); break;
+    case DType::kQ4_K: launch_gemv<GemvQ4_K>(w, x, m, y, stream); break;
+    case DType::kQ6_K: launch_gemv<GemvQ6_K>(w, x, m, y, stream); break;
+    default: EMBER_OPS_CHECK(matmul_supports(w.dtype));
+  }
+  EMBER_CUDA_CHECK_LAUNCH("gemv");
+}
+
+void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {
+  EMBER_OPS_CHECK(w.n_out >= 0 && w.k >= 0);
+  if (w.n_out == 0 || w.k == 0) return;
+  EMBER_OPS_CHECK(matmul_supports(w.dtype) && w.k % dtype_traits(w.dtype).block_size == 0);
+  // The matrix is n_out · k values of whole blocks back to back: dequantize it as one flat row.
+  const int64_t n = w.n_out * w.k;
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  switch (w.dtype) {
+    case DType::kF32: launch_dequantize_plain<DType::kF32>(data, n, out, stream); break;
+    case DType::kF16: launch_dequantize_plain<DType::kF16>(data, n, out, stream); break;
+    case DType::kBF16: launch_dequantize_plain<DType::kBF16>(data, n, out, stream); break;
+    case DType::kQ4_0: launch_dequantize_blocks<DequantQ4_0>(data, n, out, stream); break;
+    case DType::kQ5_0: launch_dequantize_blocks<DequantQ5_0>(data, n, out, stream); break;
+    case DType::kQ8_0: launch_dequantize_blocks<DequantQ8_0>(data, n, out, stream); break;
+    case DType::kQ4_K: launch_dequantize_blocks<DequantQ4_K>(data, n, out, stream); break;
+    case DType::kQ6_K: launch_dequantize_blocks<DequantQ6_K>(data, n, out, stream); break;
+    default: EMBER_OPS_CHECK(matmul_supports(w.dtype));
+  }
+  EMBER_CUDA_CHECK_LAUNCH("dequantize_f16");
+}
+
+void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream) {
+  EMBER_OPS_CHECK(n >= 0);
+  if (n == 0) return;
+  f32_to_f16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, out);
+  EMBER_CUDA_CHECK_LAUNCH("f32_to_f16");
+}
+
+}  // namespace ember::cuda

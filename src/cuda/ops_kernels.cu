@@ -1,0 +1,361 @@
+// The CUDA row ops of cuda_kernels.h (rms_norm, GLUs, add, scale, softcap, RoPE, get_rows, argmax),
+// each with the semantics of its CPU scalar namesake (cpu/ops_scalar.cpp, the spec).
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "cpu/ops_isa.h"  // EMBER_OPS_CHECK: core/check.h's fmt 9 fails nvcc's C++20 host pass
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+#include "quant/block_k.h"
+#include "quant/block_legacy.h"
+
+namespace ember::cuda {
+namespace {
+
+// Elementwise kernels: 256-thread blocks, grid-stride loops over at most kMaxBlocks blocks per grid
+// dimension (x, and y for rows capped at CUDA's 65535), so any n fits the launch limits; 8192 blocks
+// of 256 are several waves on any GPU, so the cap costs nothing.
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 8192;
+constexpr int64_t kMaxGridY = 65535;
+// One block per row for the reductions (rms_norm, argmax); multiples of 32 (whole warps).
+constexpr int kNormThreads = 256;
+constexpr int kArgmaxThreads = 1024;
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min((n + kThreads - 1) / kThreads, kMaxBlocks)); }
+
+// Grid over [n_rows][n_cols]: x over columns, y over rows (kernels loop over both).
+dim3 grid_2d(int64_t n_rows, int64_t n_cols) {
+  return dim3(blocks_for(n_cols), static_cast<unsigned>(std::min(n_rows, kMaxGridY)));
+}
+
+// The element index of this thread in a 1D grid-stride loop, and the loop's stride.
+__device__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
+
+// ---- block reductions ----------------------------------------------------------------------------
+
+// Butterfly over the warp: every lane ends with the sum (the same value in every lane).
+__device__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// The sum over the block, returned to every thread (each warp reduces the same per-warp partials in
+// the same order, so all agree). Every thread must call it; `partial` is __shared__ float[32],
+// written once per kernel.
+__device__ float block_sum(float v, float* partial) {
+  v = warp_sum(v);
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  v = lane < blockDim.x / 32 ? partial[lane] : 0.0f;
+  return warp_sum(v);
+}
+
+// argmax's order: the larger value wins, equal values the lower index; a NaN loses to every number
+// and wins over a later NaN (as cpu argmax: NaN never chosen unless all are, then the first). A
+// strict total order on distinct indices, so any reduction tree gives the same winner.
+__device__ bool beats(float va, int32_t ia, float vb, int32_t ib) {
+  if (va != va) return vb != vb && ia < ib;
+  if (vb != vb) return true;
+  return va > vb || (va == vb && ia < ib);
+}
+
+__device__ void warp_best(float& v, int32_t& i) {
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, v, offset);
+    const int32_t oi = __shfl_xor_sync(0xffffffffu, i, offset);
+    if (beats(ov, oi, v, i)) {
+      v = ov;
+      i = oi;
+    }
+  }
+}
+
+// ---- kernels -------------------------------------------------------------------------------------
+
+// One block per row of n: scale = 1/sqrt(mean(x²) + eps) (float sum of squares, the final scalar in
+// double then rounded once, as the CPU), y = (x·scale)·w. y may be x: every read of the row happens
+// before block_sum's barrier, every write after it.
+__global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_t n, float eps) {
+  __shared__ float partial[32];
+  const float* xr = x + static_cast<int64_t>(blockIdx.x) * n;
+  float* yr = y + static_cast<int64_t>(blockIdx.x) * n;
+  float sum = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += xr[i] * xr[i];
+  sum = block_sum(sum, partial);
+  const auto scale = static_cast<float>(1.0 / sqrt(static_cast<double>(sum) / static_cast<double>(n) + eps));
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = w ? xr[i] * scale * w[i] : xr[i] * scale;
+}
+
+// x·sigmoid(x); for x << 0 exp overflows to inf and the quotient is -0 (the limit).
+struct Silu {
+  __device__ float operator()(float x) const { return x / (1.0f + expf(-x)); }
+};
+// gelu tanh approximation 0.5·x·(1 + tanh(u)) written as x·sigmoid(2u), u = √(2/π)(x + 0.044715x³),
+// as the CPU's gelu_d (no cancellation for negative x).
+struct GeluTanh {
+  __device__ float operator()(float x) const {
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
+    return x / (1.0f + expf(-2.0f * u));
+  }
+};
+
+// y[r][c] = act(g[r·stride + c]) · u[r·stride + c], y rows n apart. Grid: x over c, y over rows.
+template <typename Act>
+__global__ void glu_kernel(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n) {
+  const Act act;
+  for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
+    for (int64_t c = first_index(); c < n; c += grid_stride())
+      y[r * n + c] = act(g[r * stride + c]) * u[r * stride + c];
+  }
+}
+
+// y[r][c] = a[r][c] + b[r·b_stride + c] (b_stride 0: one bias row). Grid: x over c, y over rows.
+__global__ void add_kernel(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride) {
+  for (int64_t r = blockIdx.y; r < n_rows; r += gridDim.y) {
+    for (int64_t c = first_index(); c < n_cols; c += grid_stride())
+      y[r * n_cols + c] = a[r * n_cols + c] + b[r * b_stride + c];
+  }
+}
+
+__global__ void scale_kernel(const float* x, float* y, int64_t n, float s) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = s * x[i];
+}
+
+// cap·tanh(x·(1/cap)) with 1/cap rounded on the host, as the CPU's scale, tanh, scale.
+__global__ void softcap_kernel(float* x, int64_t n, float cap, float inv_cap) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) x[i] = cap * tanhf(x[i] * inv_cap);
+}
+
+// One thread per rotated pair p = (t·n_head + h)·half + i: normal pairs (2i, 2i+1) with cos_sin row
+// t's (cos_i, sin_i) at [2i, 2i+1]; neox pairs (i, i + half) with cos_i at [i], sin_i at [half + i].
+// Dims n_rot..head_dim of each head are never touched. _rn intrinsics keep a·c - b·s unfused, the
+// CPU's float arithmetic exactly.
+__global__ void rope_kernel(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,
+                            int64_t n_rot, bool neox, const float* cos_sin) {
+  const int64_t half = n_rot / 2, n_pairs = n_tokens * n_head * half;
+  for (int64_t p = first_index(); p < n_pairs; p += grid_stride()) {
+    const int64_t i = p % half, th = p / half, h = th % n_head, t = th / n_head;
+    float* v = x + t * token_stride + h * head_dim;
+    const float* cs = cos_sin + t * n_rot;
+    const int64_t ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
+    const float c = neox ? cs[i] : cs[2 * i], s = neox ? cs[half + i] : cs[2 * i + 1];
+    const float a = v[ia], b = v[ib];
+    v[ia] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    v[ib] = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+  }
+}
+
+// ---- get_rows: element c of a row of `T` blocks, as quant/dequantize_*.cpp (bit for bit: ints to
+// float exactly, then the reference's float operations in its order, _rn so nvcc fuses nothing) --
+
+__device__ float f16_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+
+// Q4_K/Q5_K's 6-bit scale and min of sub-block j (0..7), as scale_min_k4 in quant/block_k.h.
+__device__ void scale_min_k4(int j, const uint8_t* q, int& scale, int& min) {
+  if (j < 4) {
+    scale = q[j] & 63;
+    min = q[j + 4] & 63;
+  } else {
+    scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
+    min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+template <DType T>
+__device__ float load_element(const uint8_t* row, int64_t c) {
+  if constexpr (T == DType::kF32) {
+    return reinterpret_cast<const float*>(row)[c];
+  } else if constexpr (T == DType::kF16) {
+    return f16_bits(reinterpret_cast<const uint16_t*>(row)[c]);
+  } else if constexpr (T == DType::kBF16) {
+    return __uint_as_float(static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(row)[c]) << 16);
+  } else if constexpr (T == DType::kQ4_0) {
+    // Element j < 16: low nibble of qs[j]; j >= 16: high nibble of qs[j - 16]. (q - 8)·d.
+    const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(row)[c / kQK4_0];
+    const int j = static_cast<int>(c % kQK4_0);
+    const int q = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
+    return __fmul_rn(static_cast<float>(q - 8), f16_bits(b.d));
+  } else if constexpr (T == DType::kQ5_0) {
+    // As Q4_0 plus the 5th bit: bit j of qh (little-endian uint32). (q - 16)·d.
+    const BlockQ5_0& b = reinterpret_cast<const BlockQ5_0*>(row)[c / kQK5_0];
+    const int j = static_cast<int>(c % kQK5_0);
+    const uint32_t qh = b.qh[0] | (b.qh[1] << 8) | (b.qh[2] << 16) | (static_cast<uint32_t>(b.qh[3]) << 24);
+    const int q = (j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4)) | static_cast<int>(((qh >> j) & 1) << 4);
+    return __fmul_rn(static_cast<float>(q - 16), f16_bits(b.d));
+  } else if constexpr (T == DType::kQ8_0) {
+    const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[c / kQK8_0];
+    return __fmul_rn(static_cast<float>(b.qs[c % kQK8_0]), f16_bits(b.d));
+  } else if constexpr (T == DType::kQ4_K) {
+    // 4 chunks of 64: 32 bytes of qs, low nibbles = sub-block 2k, high nibbles = sub-block 2k+1.
+    // (d·sc)·q - dmin·m.
+    const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(row)[c / kQK_K];
+    const int e = static_cast<int>(c % kQK_K), chunk = e / 64, w = e % 64;
+    const uint8_t byte = b.qs[32 * chunk + w % 32];
+    const int q = w < 32 ? (byte & 0x0F) : (byte >> 4);
+    int sc, mn;
+    scale_min_k4(2 * chunk + (w < 32 ? 0 : 1), b.scales, sc, mn);
+    const float dl = __fmul_rn(f16_bits(b.d), static_cast<float>(sc));
+    const float ml = __fmul_rn(f16_bits(b.dmin), static_cast<float>(mn));
+    return __fsub_rn(__fmul_rn(dl, static_cast<float>(q)), ml);
+  } else if constexpr (T == DType::kQ6_K) {
+    // 2 halves of 128 (ql += 64, qh += 32, scales += 8), each 4 quarters k of 32 elements l:
+    // low 4 bits = nibble (k / 2) of ql[l + 32·(k % 2)], high 2 bits = bits 2k.. of qh[l];
+    // scale sc[l / 16 + 2k]. (d·sc)·(q - 32).
+    const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[c / kQK_K];
+    const int e = static_cast<int>(c % kQK_K), half = e / 128, k = (e % 128) / 32, l = e % 32;
+    const uint8_t lo = b.ql[64 * half + l + 32 * (k % 2)];
+    const int q = ((k < 2 ? (lo & 0x0F) : (lo >> 4)) | (((b.qh[32 * half + l] >> (2 * k)) & 3) << 4)) - 32;
+    const int sc = b.scales[8 * half + l / 16 + 2 * k];
+    return __fmul_rn(__fmul_rn(f16_bits(b.d), static_cast<float>(sc)), static_cast<float>(q));
+  } else {
+    static_assert(T == DType::kF32, "get_rows: no element loader for this type");
+  }
+}
+
+// dst[r][c] = element c of source row ids[r] (rows row_bytes apart). Grid: x over c, y over r. An id
+// out of range is a caller bug: trap (the next CUDA call reports the fault) rather than read wild.
+template <DType T>
+__global__ void get_rows_kernel(const uint8_t* src, int64_t n_src_rows, uint64_t row_bytes, int64_t n_cols,
+                                const int32_t* ids, int64_t n_ids, float* dst) {
+  for (int64_t r = blockIdx.y; r < n_ids; r += gridDim.y) {
+    const int32_t id = ids[r];
+    if (id < 0 || id >= n_src_rows) __trap();
+    const uint8_t* row = src + static_cast<uint64_t>(id) * row_bytes;
+    for (int64_t c = first_index(); c < n_cols; c += grid_stride()) dst[r * n_cols + c] = load_element<T>(row, c);
+  }
+}
+
+template <DType T>
+void launch_get_rows(const void* src, int64_t n_src_rows, uint64_t row_bytes, int64_t n_cols, const int32_t* ids,
+                     int64_t n_ids, float* dst, cudaStream_t stream) {
+  get_rows_kernel<T><<<grid_2d(n_ids, n_cols), kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), n_src_rows,
+                                                                      row_bytes, n_cols, ids, n_ids, dst);
+}
+
+// One block per row: each thread scans i = tid, tid + blockDim, ... (increasing, so a tie keeps the
+// first), then warps, then the per-warp winners. n = 0 gives -1 (cpu argmax).
+__global__ void argmax_kernel(const float* x, int64_t n, int32_t* out) {
+  __shared__ float best_v[32];
+  __shared__ int32_t best_i[32];
+  const float* xr = x + static_cast<int64_t>(blockIdx.x) * n;
+  float v = __int_as_float(0x7fc00000);  // NaN with index INT32_MAX: loses to every element
+  int32_t i = INT32_MAX;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+    if (beats(xr[j], static_cast<int32_t>(j), v, i)) {
+      v = xr[j];
+      i = static_cast<int32_t>(j);
+    }
+  }
+  warp_best(v, i);
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) {
+    best_v[warp] = v;
+    best_i[warp] = i;
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  v = lane < blockDim.x / 32 ? best_v[lane] : __int_as_float(0x7fc00000);
+  i = lane < blockDim.x / 32 ? best_i[lane] : INT32_MAX;
+  warp_best(v, i);
+  if (lane == 0) out[blockIdx.x] = n > 0 ? i : -1;
+}
+
+}  // namespace
+
+void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps,
+              cudaStream_t stream) {
+  EMBER_OPS_CHECK(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0);
+  if (n_rows == 0 || n == 0) return;
+  rms_norm_kernel<<<static_cast<unsigned>(n_rows), kNormThreads, 0, stream>>>(x, weight, y, n, eps);
+  EMBER_CUDA_CHECK_LAUNCH("rms_norm");
+}
+
+void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream) {
+  EMBER_OPS_CHECK(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
+  if (n_rows == 0 || n == 0) return;
+  glu_kernel<Silu><<<grid_2d(n_rows, n), kThreads, 0, stream>>>(g, u, stride, y, n_rows, n);
+  EMBER_CUDA_CHECK_LAUNCH("swiglu");
+}
+
+void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream) {
+  EMBER_OPS_CHECK(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
+  if (n_rows == 0 || n == 0) return;
+  glu_kernel<GeluTanh><<<grid_2d(n_rows, n), kThreads, 0, stream>>>(g, u, stride, y, n_rows, n);
+  EMBER_CUDA_CHECK_LAUNCH("geglu");
+}
+
+void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride,
+         cudaStream_t stream) {
+  EMBER_OPS_CHECK(n_rows >= 0 && n_cols >= 0 && b_stride >= 0);
+  if (n_rows == 0 || n_cols == 0) return;
+  add_kernel<<<grid_2d(n_rows, n_cols), kThreads, 0, stream>>>(a, b, y, n_rows, n_cols, b_stride);
+  EMBER_CUDA_CHECK_LAUNCH("add");
+}
+
+void scale(const float* x, float* y, int64_t n, float s, cudaStream_t stream) {
+  EMBER_OPS_CHECK(n >= 0);
+  if (n == 0) return;
+  scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n, s);
+  EMBER_CUDA_CHECK_LAUNCH("scale");
+}
+
+void softcap(float* x, int64_t n, float cap, cudaStream_t stream) {
+  EMBER_OPS_CHECK(cap > 0.0f);
+  EMBER_OPS_CHECK(n >= 0);
+  if (n == 0) return;
+  softcap_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, cap, 1.0f / cap);
+  EMBER_CUDA_CHECK_LAUNCH("softcap");
+}
+
+void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot, bool neox,
+          const float* cos_sin, cudaStream_t stream) {
+  EMBER_OPS_CHECK(n_tokens >= 0 && n_head >= 0 && head_dim >= 0);
+  EMBER_OPS_CHECK(n_rot >= 0 && n_rot % 2 == 0 && n_rot <= head_dim);
+  EMBER_OPS_CHECK(n_tokens <= 1 || token_stride >= n_head * head_dim);
+  const int64_t n_pairs = n_tokens * n_head * (n_rot / 2);
+  if (n_pairs == 0) return;
+  rope_kernel<<<blocks_for(n_pairs), kThreads, 0, stream>>>(x, n_tokens, token_stride, n_head, head_dim, n_rot, neox,
+                                                            cos_sin);
+  EMBER_CUDA_CHECK_LAUNCH("rope");
+}
+
+void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,
+              float* dst, cudaStream_t stream) {
+  EMBER_OPS_CHECK(n_cols >= 0 && n_ids >= 0 && n_src_rows >= 0);
+  const std::optional<uint64_t> row_bytes = dtype_bytes_for(type, static_cast<uint64_t>(n_cols));
+  EMBER_OPS_CHECK(row_bytes.has_value());  // n_cols whole blocks
+  if (n_ids == 0 || n_cols == 0) return;
+  void (*launch)(const void*, int64_t, uint64_t, int64_t, const int32_t*, int64_t, float*, cudaStream_t) = nullptr;
+  switch (type) {
+    case DType::kF32: launch = launch_get_rows<DType::kF32>; break;
+    case DType::kF16: launch = launch_get_rows<DType::kF16>; break;
+    case DType::kBF16: launch = launch_get_rows<DType::kBF16>; break;
+    case DType::kQ4_0: launch = launch_get_rows<DType::kQ4_0>; break;
+    case DType::kQ5_0: launch = launch_get_rows<DType::kQ5_0>; break;
+    case DType::kQ8_0: launch = launch_get_rows<DType::kQ8_0>; break;
+    case DType::kQ4_K: launch = launch_get_rows<DType::kQ4_K>; break;
+    case DType::kQ6_K: launch = launch_get_rows<DType::kQ6_K>; break;
+    default: break;
+  }
+  EMBER_OPS_CHECK(launch != nullptr);  // a type of matmul_supports
+  launch(src, n_src_rows, *row_bytes, n_cols, ids, n_ids, dst, stream);
+  EMBER_CUDA_CHECK_LAUNCH("get_rows");
+}
+
+void argmax_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream) {
+  EMBER_OPS_CHECK(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
+  if (n_rows == 0) return;
+  argmax_kernel<<<static_cast<unsigned>(n_rows), kArgmaxThreads, 0, stream>>>(x, n, out);
+  EMBER_CUDA_CHECK_LAUNCH("argmax_rows");
+}
+
+}  // namespace ember::cuda

@@ -1,0 +1,362 @@
+// GpuLayers on the CUDA backend: uploads the offloaded layers' weights, keeps the step's buffers
+// and its sequences' block tables on the device, and runs transformer_layer() (the same template
+// the CPU runs) with CudaBackend; the KV pools of these layers are device memory (KvDeviceMemory).
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "core/check.h"
+#include "cuda/cuda_backend.h"
+#include "ember/error.h"
+#include "model/gpu_layers.h"
+#include "model/transformer_layer.h"
+
+namespace ember {
+namespace cuda {
+
+// The transformer_layer() template's KV ops for the CUDA backend (found by argument lookup).
+inline void store_kv(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, const float* k, const float* v) {
+  b.store_kv(kv, s, k, v);
+}
+inline void attention(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, const float* q,
+                      const AttentionParams& params, float* out) {
+  b.attention(kv, s, q, params, out);
+}
+
+}  // namespace cuda
+
+namespace {
+
+using cuda::CudaBackend;
+using cuda::CudaLinear;
+using cuda::DeviceBuffer;
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+// KV pools of the GPU layers: device memory, blocks copied on the backend's stream. Holds the
+// backend, so a cache that outlives its model can still free and copy.
+class KvDeviceMemory final : public KvPoolMemory {
+ public:
+  explicit KvDeviceMemory(std::shared_ptr<CudaBackend> backend) : backend_(std::move(backend)) {}
+  std::shared_ptr<void> allocate(size_t bytes) override { return backend_->allocate_shared(bytes, "a KV cache pool"); }
+  void copy(void* dst, const void* src, size_t bytes) override { backend_->device_copy(dst, src, bytes); }
+
+ private:
+  std::shared_ptr<CudaBackend> backend_;
+};
+
+WeightMatrix matrix(const TensorView& t) { return {t.data(), t.dtype(), t.ne(1), t.ne(0)}; }
+
+size_t floats_bytes(int64_t rows, int64_t cols) {
+  return sizeof(float) * static_cast<size_t>(rows) * static_cast<size_t>(cols);
+}
+
+class CudaGpuLayers final : public GpuLayers {
+ public:
+  CudaGpuLayers(const ModelConfig& config, const Weights& weights, const GpuLayersOptions& options)
+      : config_(config), options_(options) {
+    backend_ = std::make_shared<CudaBackend>(cuda::CudaBackendOptions{.device = options.device});
+    check_fits(weights);
+    upload_weights(weights);
+    allocate_scratch();
+    kv_memory_ = std::make_shared<KvDeviceMemory>(backend_);
+  }
+
+  int32_t first_layer() const noexcept override { return options_.first_layer; }
+  bool runs_output() const noexcept override { return options_.output; }
+  std::shared_ptr<KvPoolMemory> kv_memory() override { return kv_memory_; }
+
+  GpuMemoryReport memory() const override {
+    const cuda::DeviceInfo info = backend_->info();
+    return {.device = fmt::format("{} (compute {}.{})", info.name, info.compute_major, info.compute_minor),
+            .weight_bytes = weight_bytes_,
+            .scratch_bytes = scratch_bytes_,
+            .used_bytes = info.total_bytes - info.free_bytes,
+            .total_bytes = info.total_bytes};
+  }
+
+  GpuRoofline measure_roofline() const override {
+    const cuda::Roofline r = backend_->measure_roofline();
+    return {.copy_gbs = r.copy_gbs, .f16_tflops = r.f16_tflops};
+  }
+
+  void run(const GpuStep& step, float* x, bool keep_on_device, const std::function<bool(HookPoint)>& active,
+           const GpuHook& hook) override {
+    const ModelConfig& c = config_;
+    EMBER_CHECK(step.n > 0 && step.n <= options_.max_rows);
+    CudaBackend& b = *backend_;
+    b.to_device(x_.data(), x, floats_bytes(step.n, c.n_embd));
+    if (options_.n_rot > 0) b.to_device(cos_sin_.data(), step.cos_sin, floats_bytes(step.n, options_.n_rot));
+    if (options_.n_rot_local > 0) {
+      b.to_device(cos_sin_local_.data(), step.cos_sin_local, floats_bytes(step.n, options_.n_rot_local));
+    }
+    const cuda::CudaStepKv step_kv = upload_sequences(step);
+
+    LayerStep layer_step = layer_step_;
+    layer_step.n = step.n;
+    // A hook sees host memory: the buffer goes down, the hook runs, and it comes back.
+    const auto device_hook = [&](HookPoint point, int32_t layer, float* data, int64_t n_rows, int64_t n_cols) {
+      hook_rows_.resize(static_cast<size_t>(n_rows * n_cols));
+      b.to_host(hook_rows_.data(), data, floats_bytes(n_rows, n_cols));
+      b.synchronize();
+      hook(point, layer, hook_rows_.data(), n_rows, n_cols);
+      b.to_device(data, hook_rows_.data(), floats_bytes(n_rows, n_cols));
+    };
+    for (int32_t il = options_.first_layer; il < c.n_layer; ++il) {
+      const auto i = static_cast<size_t>(il - options_.first_layer);
+      transformer_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv, active,
+                        device_hook);
+    }
+    if (!keep_on_device) b.to_host(x, x_.data(), floats_bytes(step.n, c.n_embd));
+    b.synchronize();
+  }
+
+  void logits(std::span<const int32_t> rows, float* out) override {
+    EMBER_CHECK(options_.output);
+    const ModelConfig& c = config_;
+    const auto m = static_cast<int64_t>(rows.size());
+    if (m == 0) return;
+    CudaBackend& b = *backend_;
+    // The wanted rows close up in xn (runs of consecutive rows in one copy).
+    for (size_t i = 0; i < rows.size();) {
+      size_t j = i + 1;
+      while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+      b.device_copy(buffers_.xn + static_cast<int64_t>(i) * c.n_embd, buffers_.x + int64_t{rows[i]} * c.n_embd,
+                    floats_bytes(static_cast<int64_t>(j - i), c.n_embd));
+      i = j;
+    }
+    b.rms_norm(buffers_.xn, output_norm_.as<float>(), buffers_.xn, m, c.n_embd, c.norm_eps);
+    b.matmul(output_, buffers_.xn, m, logits_.as<float>());
+    if (c.final_softcap > 0.0f) b.softcap(logits_.as<float>(), m * c.n_vocab, c.final_softcap);
+    b.to_host(out, logits_.data(), floats_bytes(m, c.n_vocab));
+    b.synchronize();
+  }
+
+ private:
+  // Everything this will allocate, against the device's free memory, before allocating any of it.
+  void check_fits(const Weights& weights) const {
+    uint64_t need = 0;
+    for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) need += layer_bytes(weights, il);
+    if (options_.output) need += weights.output.n_bytes() + weights.output_norm.n_bytes();
+    need += planned_scratch_bytes(weights);
+    const cuda::DeviceInfo info = backend_->info();
+    // Headroom for the CUDA context, cuBLAS's workspace and the KV cache allocated next.
+    const uint64_t headroom = 512ull << 20;
+    if (need + headroom > info.free_bytes) {
+      fail(ErrorCode::kOutOfMemory,
+           "the GPU layers need {:.0f} MiB ({} of {} layers{}) plus {:.0f} MiB of headroom, but {} has {:.0f} MiB free "
+           "of {:.0f} MiB: offload fewer layers (--gpu-layers N)",
+           static_cast<double>(need) / kMiB, config_.n_layer - options_.first_layer, config_.n_layer,
+           options_.output ? " and the output head" : "", static_cast<double>(headroom) / kMiB, info.name,
+           static_cast<double>(info.free_bytes) / kMiB, static_cast<double>(info.total_bytes) / kMiB);
+    }
+  }
+
+  static uint64_t layer_bytes(const Weights& weights, int32_t il) {
+    const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
+    uint64_t bytes = 0;
+    for (const TensorView* t :
+         {&w.attn_norm, &w.wq, &w.wk, &w.wv, &w.wqkv, &w.bq, &w.bk, &w.bv, &w.q_norm, &w.k_norm, &w.wo,
+          &w.post_attn_norm, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down, &w.post_ffn_norm}) {
+      if (t->data() != nullptr) bytes += t->n_bytes();
+    }
+    return bytes;
+  }
+
+  // The largest matrix the GEMM path dequantizes (elements).
+  int64_t max_matrix_elements(const Weights& weights) const {
+    int64_t most = 0;
+    const auto consider = [&](const TensorView& t) {
+      if (t.data() != nullptr) most = std::max(most, t.ne(0) * t.ne(1));
+    };
+    for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
+      const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
+      for (const TensorView* t : {&w.wq, &w.wk, &w.wv, &w.wqkv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) consider(*t);
+    }
+    if (options_.output) consider(weights.output);
+    return most;
+  }
+
+  int64_t max_k() const {
+    const ModelConfig& c = config_;
+    return std::max({int64_t{c.n_embd}, int64_t{c.n_ff}, int64_t{c.n_head} * c.head_dim});
+  }
+
+  uint64_t planned_scratch_bytes(const Weights& weights) const {
+    const ModelConfig& c = config_;
+    const int64_t rows = options_.max_rows;
+    const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
+    const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+    const int64_t widths = 2 * c.n_embd + (q_dim + 2 * kv_dim) + q_dim + 2 * kv_dim + q_dim + c.n_embd +
+                           3 * int64_t{c.n_ff} + (options_.output ? c.n_vocab : 0);
+    uint64_t bytes = floats_bytes(rows, widths);
+    if (rows > cuda::kGemvMaxRows) {
+      bytes += static_cast<uint64_t>(max_matrix_elements(weights)) * 2 + static_cast<uint64_t>(rows * max_k()) * 2;
+    }
+    return bytes + cuda::attention_workspace_bytes(rows, c.n_head, c.head_dim, options_.max_context);
+  }
+
+  void upload_weights(const Weights& weights) {
+    CudaBackend& b = *backend_;
+    const auto linear = [&](const TensorView& t, const char* what, int32_t il) {
+      CudaLinear l = b.upload(matrix(t), fmt::format("blk.{}.{}", il, what));
+      weight_bytes_ += l.storage.bytes();
+      return l;
+    };
+    const auto vector = [&](const TensorView& t) -> const float* {
+      if (t.data() == nullptr) return nullptr;
+      vector_buffers_.push_back(b.upload_bytes(t.data(), t.n_bytes(), "a norm or bias vector"));
+      weight_bytes_ += t.n_bytes();
+      return vector_buffers_.back().as<float>();
+    };
+    for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
+      const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
+      LayerLinearsOf<CudaLinear>& l = linears_.emplace_back();
+      l.fused_qkv = w.wq.data() == nullptr;
+      if (l.fused_qkv) {
+        l.wqkv = linear(w.wqkv, "attn_qkv", il);
+      } else {
+        l.wq = linear(w.wq, "attn_q", il);
+        l.wk = linear(w.wk, "attn_k", il);
+        l.wv = linear(w.wv, "attn_v", il);
+      }
+      l.wo = linear(w.wo, "attn_output", il);
+      l.fused_gate_up = w.w_gate.data() == nullptr;
+      if (!l.fused_gate_up) l.w_gate = linear(w.w_gate, "ffn_gate", il);
+      l.w_up = linear(w.w_up, "ffn_up", il);
+      l.w_down = linear(w.w_down, "ffn_down", il);
+      vectors_.push_back({.attn_norm = vector(w.attn_norm),
+                          .bq = vector(w.bq),
+                          .bk = vector(w.bk),
+                          .bv = vector(w.bv),
+                          .q_norm = vector(w.q_norm),
+                          .k_norm = vector(w.k_norm),
+                          .post_attn_norm = vector(w.post_attn_norm),
+                          .ffn_norm = vector(w.ffn_norm),
+                          .post_ffn_norm = vector(w.post_ffn_norm)});
+    }
+    if (options_.output) {
+      output_ = b.upload(matrix(weights.output), "output");
+      weight_bytes_ += output_.storage.bytes();
+      output_norm_ = b.upload_bytes(weights.output_norm.data(), weights.output_norm.n_bytes(), "output_norm");
+      weight_bytes_ += output_norm_.bytes();
+    }
+    max_matrix_elements_ = max_matrix_elements(weights);
+  }
+
+  void allocate_scratch() {
+    const ModelConfig& c = config_;
+    const int64_t rows = options_.max_rows;
+    const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
+    const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+    const auto buffer = [&](DeviceBuffer& into, int64_t width, const char* what) {
+      into = DeviceBuffer(floats_bytes(rows, std::max<int64_t>(width, 1)), what);
+      scratch_bytes_ += into.bytes();
+      return into.as<float>();
+    };
+    buffers_.x = buffer(x_, c.n_embd, "the residual stream");
+    buffers_.xn = buffer(xn_, c.n_embd, "the normed rows");
+    const bool fused = std::any_of(linears_.begin(), linears_.end(), [](const auto& l) { return l.fused_qkv; });
+    buffers_.qkv = fused ? buffer(qkv_, q_dim + 2 * kv_dim, "the fused q/k/v rows") : nullptr;
+    buffers_.q = buffer(q_, q_dim, "the query rows");
+    buffers_.k = buffer(k_, kv_dim, "the key rows");
+    buffers_.v = buffer(v_, kv_dim, "the value rows");
+    buffers_.attn = buffer(attn_, q_dim, "the attention output");
+    buffers_.proj = buffer(proj_, c.n_embd, "the block output");
+    buffers_.gate_up = buffer(gate_up_, 2 * int64_t{c.n_ff}, "the gate/up rows");
+    buffers_.hidden = buffer(hidden_, c.n_ff, "the FFN hidden rows");
+    buffers_.cos_sin = buffer(cos_sin_, options_.n_rot, "the RoPE rows");
+    buffers_.cos_sin_local = buffer(cos_sin_local_, options_.n_rot_local, "the local RoPE rows");
+    if (options_.output) buffer(logits_, c.n_vocab, "the logits");
+    row_meta_ = DeviceBuffer(sizeof(KvRow) * static_cast<size_t>(rows), "the step's rows");
+    seq_tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's sequence lengths");
+    reserve_context(options_.max_context);
+    layer_step_ = {.n = 0,
+                   .n_rot = options_.n_rot,
+                   .neox = options_.neox,
+                   .n_rot_local = options_.n_rot_local,
+                   .neox_local = options_.neox_local,
+                   .batch_invariant = options_.batch_invariant};
+  }
+
+  // Block tables and the attention workspace for sequences of up to `context` tokens.
+  void reserve_context(int32_t context) {
+    const int64_t rows = options_.max_rows;
+    const int32_t blocks = (context + kKvBlockTokens - 1) / kKvBlockTokens;
+    block_tables_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows * blocks), "the step's block tables");
+    max_blocks_ = blocks;
+    const ModelConfig& c = config_;
+    backend_->reserve({.max_rows = rows,
+                       .max_k = max_k(),
+                       .max_n_rot = std::max(options_.n_rot, options_.n_rot_local),
+                       .n_head = c.n_head,
+                       .n_head_kv = c.n_head_kv,
+                       .head_dim = c.head_dim},
+                      max_matrix_elements_, blocks * kKvBlockTokens);
+    max_context_ = blocks * kKvBlockTokens;
+  }
+
+  // The step's sequences (block tables padded to the longest) and rows, uploaded.
+  cuda::CudaStepKv upload_sequences(const GpuStep& step) {
+    int32_t longest = 1;
+    for (const KvSeq& s : step.seqs) longest = std::max(longest, s.n_tokens);
+    // A sequence longer than the context the workspace was sized for (a KV cache bigger than the
+    // model's context): grow once, between steps.
+    if (longest > max_context_) {
+      backend_->synchronize();
+      reserve_context(longest);
+    }
+    const int32_t width = (longest + kKvBlockTokens - 1) / kKvBlockTokens;
+    host_tables_.assign(step.seqs.size() * static_cast<size_t>(width), 0);
+    host_tokens_.clear();
+    for (size_t i = 0; i < step.seqs.size(); ++i) {
+      const KvSeq& s = step.seqs[i];
+      const auto used = static_cast<size_t>((s.n_tokens + kKvBlockTokens - 1) / kKvBlockTokens);
+      EMBER_CHECK(used <= s.block_table.size());
+      std::copy_n(s.block_table.begin(), used, host_tables_.begin() + static_cast<std::ptrdiff_t>(i * width));
+      host_tokens_.push_back(s.n_tokens);
+    }
+    CudaBackend& b = *backend_;
+    b.to_device(block_tables_.data(), host_tables_.data(), sizeof(int32_t) * host_tables_.size());
+    b.to_device(seq_tokens_.data(), host_tokens_.data(), sizeof(int32_t) * host_tokens_.size());
+    b.to_device(row_meta_.data(), step.rows.data(), sizeof(KvRow) * step.rows.size());
+    return {.seqs = {.block_tables = block_tables_.as<int32_t>(),
+                     .n_tokens = seq_tokens_.as<int32_t>(),
+                     .n_seqs = static_cast<int32_t>(step.seqs.size()),
+                     .max_blocks = width},
+            .rows = row_meta_.as<KvRow>(),
+            .n_rows = static_cast<int32_t>(step.rows.size()),
+            .max_context = longest};
+  }
+
+  ModelConfig config_;
+  GpuLayersOptions options_;
+  std::shared_ptr<CudaBackend> backend_;
+  std::shared_ptr<KvDeviceMemory> kv_memory_;
+  std::vector<LayerLinearsOf<CudaLinear>> linears_;  // layers [first_layer, n_layer)
+  std::vector<LayerVectors> vectors_;
+  std::vector<DeviceBuffer> vector_buffers_;
+  CudaLinear output_;
+  DeviceBuffer output_norm_;
+  int64_t max_matrix_elements_ = 0;
+  uint64_t weight_bytes_ = 0;
+  uint64_t scratch_bytes_ = 0;
+
+  LayerStep layer_step_;
+  LayerBuffers buffers_;
+  DeviceBuffer x_, xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, cos_sin_, cos_sin_local_, logits_;
+  DeviceBuffer row_meta_, seq_tokens_, block_tables_;
+  int32_t max_blocks_ = 0;
+  int32_t max_context_ = 0;
+  std::vector<int32_t> host_tables_, host_tokens_;
+  std::vector<float> hook_rows_;
+};
+
+}  // namespace
+
+std::unique_ptr<GpuLayers> GpuLayers::create(const ModelConfig& config, const Weights& weights,
+                                             const GpuLayersOptions& options) {
+  return std::make_unique<CudaGpuLayers>(config, weights, options);
+}
+
+}  // namespace ember

@@ -1,0 +1,208 @@
+// One transformer layer written once against a backend (DESIGN.md §4): x += attn(norm(x)),
+// x += ffn(norm(x)), as templates that the CPU backend (forward.cpp) and the CUDA backend
+// (gpu_layers_cuda.cpp) instantiate with their own pointers — host memory for one, device memory for
+// the other — so the math of a layer exists once whichever backend runs it.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "cpu/attention.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/kv_layout.h"
+#include "model/hooks.h"
+#include "model/model_config.h"
+
+namespace ember {
+
+// A layer's matmul weights in a backend's form (Linear for the CPU, cuda::CudaLinear for CUDA).
+template <class LinearT>
+struct LayerLinearsOf {
+  LinearT wq, wk, wv;  // separate projections (Phi-3: unused, wqkv instead)
+  LinearT wqkv;        // [q | k | v] rows fused in the file (Phi-3)
+  LinearT wo;
+  LinearT w_gate;  // unused when w_up holds [gate; up] (Phi-3)
+  LinearT w_up;
+  LinearT w_down;
+  bool fused_qkv = false;
+  bool fused_gate_up = false;
+};
+
+// A layer's small F32 vectors where the backend reads them (nullptr when the model has none).
+struct LayerVectors {
+  const float* attn_norm = nullptr;  // [n_embd]
+  const float* bq = nullptr;         // [n_head * head_dim]
+  const float* bk = nullptr;         // [n_head_kv * head_dim]
+  const float* bv = nullptr;         // [n_head_kv * head_dim]
+  const float* q_norm = nullptr;     // [head_dim]
+  const float* k_norm = nullptr;     // [head_dim]
+  const float* post_attn_norm = nullptr;
+  const float* ffn_norm = nullptr;
+  const float* post_ffn_norm = nullptr;
+};
+
+// The step's buffers in the backend's memory, [max rows] of the width in brackets each.
+struct LayerBuffers {
+  float* x = nullptr;                    // residual stream [n_embd]
+  float* xn = nullptr;                   // normed input [n_embd]
+  float* qkv = nullptr;                  // fused projection output [q + k + v] (fused models only)
+  float* q = nullptr;                    // [n_head * head_dim]
+  float* k = nullptr;                    // [n_head_kv * head_dim]
+  float* v = nullptr;                    // [n_head_kv * head_dim]
+  float* attn = nullptr;                 // attention output [n_head * head_dim]
+  float* proj = nullptr;                 // block output [n_embd]
+  float* gate_up = nullptr;              // [2 * n_ff]
+  float* hidden = nullptr;               // [n_ff]
+  const float* cos_sin = nullptr;        // [rows][n_rot] of the global RoPE table
+  const float* cos_sin_local = nullptr;  // [rows][n_rot] of the local one (Gemma 3)
+};
+
+// What a layer needs to know of the step besides its buffers.
+struct LayerStep {
+  int64_t n = 0;  // rows
+  int32_t n_rot = 0;
+  bool neox = false;
+  int32_t n_rot_local = 0;  // 0: no local table
+  bool neox_local = false;
+  bool batch_invariant = false;
+};
+
+// The CPU's view of a step's sequences (KvSeq views extended by the step's rows) and rows.
+struct CpuStepKv {
+  std::span<const KvSeq> seqs;
+  std::span<const KvRow> rows;
+};
+inline void store_kv(CpuBackend& b, const PagedKvView& kv, const CpuStepKv& s, const float* k, const float* v) {
+  b.store_kv(kv, s.seqs, s.rows, k, v);
+}
+inline void attention(CpuBackend& b, const PagedKvView& kv, const CpuStepKv& s, const float* q,
+                      const AttentionParams& params, float* out) {
+  b.attention(kv, s.seqs, s.rows, q, params, out);
+}
+
+// x += attn(norm(x)) for step.n rows; `hook(point, layer, data, n_rows, n_cols)` runs a hook point
+// when `active(point)`.
+template <class Backend, class LinearT, class StepKv, class Active, class Hook>
+void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w,
+                     const LayerLinearsOf<LinearT>& l, const LayerBuffers& s, const LayerStep& step,
+                     const PagedKvView& cache, const StepKv& kv, Active&& active, Hook&& hook) {
+  const LayerConfig& layer = c.layers[static_cast<size_t>(il)];
+  const int64_t n = step.n;
+  const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
+  const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+
+  b.rms_norm(s.x, w.attn_norm, s.xn, n, c.n_embd, c.norm_eps);
+  if (l.fused_qkv) {
+    // [n][q | k | v] split into the contiguous q, k, v the attention and the cache take.
+    b.matmul(l.wqkv, s.xn, n, s.qkv);
+    const int64_t width = q_dim + 2 * kv_dim;
+    b.copy_rows(s.q, q_dim, s.qkv, width, n, q_dim);
+    b.copy_rows(s.k, kv_dim, s.qkv + q_dim, width, n, kv_dim);
+    b.copy_rows(s.v, kv_dim, s.qkv + q_dim + kv_dim, width, n, kv_dim);
+  } else {
+    const LinearT* const ws[] = {&l.wq, &l.wk, &l.wv};
+    float* const ys[] = {s.q, s.k, s.v};
+    b.matmul_many(ws, s.xn, n, ys);
+  }
+  if (c.attn_qkv_bias) {
+    b.add(s.q, w.bq, s.q, n, q_dim, 0);
+    b.add(s.k, w.bk, s.k, n, kv_dim, 0);
+    b.add(s.v, w.bv, s.v, n, kv_dim, 0);
+  }
+  if (c.attn_qk_norm) {  // per head, before rope
+    b.rms_norm(s.q, w.q_norm, s.q, n * c.n_head, c.head_dim, c.norm_eps);
+    b.rms_norm(s.k, w.k_norm, s.k, n * c.n_head_kv, c.head_dim, c.norm_eps);
+  }
+  const bool local = layer.uses_local_rope && step.n_rot_local > 0;
+  const int32_t n_rot = local ? step.n_rot_local : step.n_rot;
+  if (n_rot > 0) {
+    const bool neox = local ? step.neox_local : step.neox;
+    const float* cos_sin = local ? s.cos_sin_local : s.cos_sin;
+    b.rope(s.q, n, q_dim, c.n_head, c.head_dim, n_rot, neox, cos_sin);
+    b.rope(s.k, n, kv_dim, c.n_head_kv, c.head_dim, n_rot, neox, cos_sin);
+  }
+
+  store_kv(b, cache, kv, s.k, s.v);
+  // Split-K (0: automatic) cuts a long context into chunks when the step's rows cannot keep the
+  // threads busy, so whether a row's sums are split depends on what shares its step; a
+  // batch-invariant model never splits (-1). Unsplit, a row's result does not depend on its tile
+  // (the queries of a tile see their own positions only, in the same block order), so neither the
+  // batch nor the chunking of its sequence changes it.
+  const AttentionParams params{.n_head = c.n_head,
+                               .scale = c.attn_scale,
+                               .softcap = c.attn_softcap,
+                               .window = layer.sliding_window,
+                               .alibi_slopes = nullptr,
+                               .split_tokens = step.batch_invariant ? -1 : 0};
+  attention(b, cache, kv, s.q, params, s.attn);
+
+  b.matmul(l.wo, s.attn, n, s.proj);
+  if (c.post_norms) b.rms_norm(s.proj, w.post_attn_norm, s.proj, n, c.n_embd, c.norm_eps);
+  if (active(HookPoint::kAttentionOutput)) [[unlikely]] {
+    hook(HookPoint::kAttentionOutput, il, s.proj, n, c.n_embd);
+  }
+  b.add(s.x, s.proj, s.x, n, c.n_embd, c.n_embd);
+}
+
+// x += ffn(norm(x)) for step.n rows.
+template <class Backend, class LinearT, class Active, class Hook>
+void ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LayerLinearsOf<LinearT>& l,
+               const LayerBuffers& s, int64_t n, Active&& active, Hook&& hook) {
+  const int64_t n_ff = c.n_ff;
+  b.rms_norm(s.x, w.ffn_norm, s.xn, n, c.n_embd, c.norm_eps);
+  // gate and up: one [n][gate | up] output when fused, else two [n][n_ff] blocks.
+  const float* gate = s.gate_up;
+  const float* up = nullptr;
+  int64_t stride = n_ff;
+  if (l.fused_gate_up) {
+    b.matmul(l.w_up, s.xn, n, s.gate_up);
+    up = gate + n_ff;
+    stride = 2 * n_ff;
+  } else {
+    const LinearT* const ws[] = {&l.w_gate, &l.w_up};
+    float* const ys[] = {s.gate_up, s.gate_up + n * n_ff};
+    b.matmul_many(ws, s.xn, n, ys);
+    up = gate + n * n_ff;
+  }
+  if (c.ffn == FfnKind::kGeGlu) {
+    b.geglu(gate, up, stride, s.hidden, n, n_ff);
+  } else {
+    b.swiglu(gate, up, stride, s.hidden, n, n_ff);
+  }
+  b.matmul(l.w_down, s.hidden, n, s.proj);
+  if (c.post_norms) b.rms_norm(s.proj, w.post_ffn_norm, s.proj, n, c.n_embd, c.norm_eps);
+  if (active(HookPoint::kFfnOutput)) [[unlikely]] {
+    hook(HookPoint::kFfnOutput, il, s.proj, n, c.n_embd);
+  }
+  b.add(s.x, s.proj, s.x, n, c.n_embd, c.n_embd);
+}
+
+// One whole layer.
+template <class Backend, class LinearT, class StepKv, class Active, class Hook>
+void transformer_layer(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w,
+                       const LayerLinearsOf<LinearT>& l, const LayerBuffers& s, const LayerStep& step,
+                       const PagedKvView& cache, const StepKv& kv, Active&& active, Hook&& hook) {
+  attention_block(b, c, il, w, l, s, step, cache, kv, active, hook);
+  ffn_block(b, c, il, w, l, s, step.n, active, hook);
+  if (active(HookPoint::kResidual)) [[unlikely]] {
+    hook(HookPoint::kResidual, il, s.x, step.n, c.n_embd);
+  }
+}
+
+// The F32 vectors of `w` as host pointers (the CPU reads them in place from the mapping).
+template <class LayerWeightsT>
+LayerVectors host_vectors(const LayerWeightsT& w) {
+  const auto f = [](const auto& t) { return t.data() == nullptr ? nullptr : t.template data_as<float>(); };
+  return {.attn_norm = f(w.attn_norm),
+          .bq = f(w.bq),
+          .bk = f(w.bk),
+          .bv = f(w.bv),
+          .q_norm = f(w.q_norm),
+          .k_norm = f(w.k_norm),
+          .post_attn_norm = f(w.post_attn_norm),
+          .ffn_norm = f(w.ffn_norm),
+          .post_ffn_norm = f(w.post_ffn_norm)};
+}
+
+}  // namespace ember

@@ -1,0 +1,399 @@
+// CUDA store_kv and attention against the CPU's (scalar kernels, one thread) on the same pools:
+// bit-exact pools after every store, attention within 1e-5 (F32 pools) / 1e-3 (F16) relative error
+// on decode batches, a prefill chunk, GQA and MHA, soft-cap, sliding window, split and unsplit.
+#include <gtest/gtest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+#include "cpu/attention.h"
+#include "cpu/cpu_kernels.h"
+#include "cpu/kv_layout.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/cuda_test_util.h"
+#include "quant/fp16.h"
+
+namespace ember {
+namespace {
+
+using cuda::DeviceBuffer;
+using cuda_test::poisoned_floats;
+using cuda_test::relative_error;
+
+// Attention's error bounds over a whole output (the brief's); any one row must stay within
+// kRowTolerance (both sides read the same values, so ~1e-6 is expected everywhere).
+constexpr double kF32Tolerance = 1e-5;
+constexpr double kF16Tolerance = 1e-3;
+constexpr double kRowTolerance = 1e-4;
+
+double tolerance(DType dtype) { return dtype == DType::kF32 ? kF32Tolerance : kF16Tolerance; }
+
+// Uniform in offset ± sigma·√3, never exactly zero (a zero would hide a missed element).
+std::vector<float> random_values(size_t n, std::mt19937& rng, float sigma, float offset = 0.0f) {
+  std::vector<float> v(n);
+  const float unit = sigma * 1.7320508f / 2147483648.0f;
+  for (float& x : v) {
+    do {
+      x = offset + (static_cast<float>(static_cast<int32_t>(rng())) + 0.5f) * unit;
+    } while (x == 0.0f);
+  }
+  return v;
+}
+
+// One layer's pools twice, host (the CPU's) and device, kept equal: every store goes to both and
+// is compared bit for bit. Slots nobody stored hold NaN (F16: 0x7E00), so a kernel reading a
+// wrong slot poisons its output. Block tables take shuffled, non-contiguous block ids.
+struct TwinCache {
+  PagedKvView host, dev;
+  AlignedBuffer host_k, host_v;
+  DeviceBuffer dev_k, dev_v;
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<int32_t> lengths;  // n_tokens of every sequence once all is stored
+  DeviceBuffer dev_tables, dev_tokens;
+  cuda::DeviceKvSeqs dev_seqs;
+
+  std::vector<KvSeq> seqs() const {
+    std::vector<KvSeq> s;
+    for (size_t i = 0; i < tables.size(); ++i) s.push_back({tables[i], lengths[i]});
+    return s;
+  }
+  int32_t max_context() const { return *std::max_element(lengths.begin(), lengths.end()); }
+};
+
+TwinCache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std::vector<int32_t>& lengths,
+                     std::mt19937& rng) {
+  TwinCache c;
+  c.lengths = lengths;
+  int32_t n_blocks = 3;  // spares nobody uses
+  for (int32_t len : lengths) n_blocks += (len + kKvBlockTokens - 1) / kKvBlockTokens;
+  c.host = {n_head_kv, head_dim, dtype, dtype, nullptr, nullptr, n_blocks};
+  const size_t pool_bytes = static_cast<size_t>(n_blocks) * c.host.k_layout().block_bytes();
+  c.host_k = AlignedBuffer(pool_bytes);
+  c.host_v = AlignedBuffer(pool_bytes);
+  for (AlignedBuffer* p : {&c.host_k, &c.host_v}) {
+    if (dtype == DType::kF16) {
+      std::fill_n(p->as<uint16_t>(), pool_bytes / 2, uint16_t{0x7E00});
+    } else {
+      std::fill_n(p->as<float>(), pool_bytes / 4, NAN);
+    }
+  }
+  c.host.k = c.host_k.data();
+  c.host.v = c.host_v.data();
+  c.dev_k = DeviceBuffer(pool_bytes);
+  c.dev_v = DeviceBuffer(pool_bytes);
+  c.dev_k.upload(c.host_k.data(), pool_bytes);
+  c.dev_v.upload(c.host_v.data(), pool_bytes);
+  c.dev = c.host;
+  c.dev.k = c.dev_k.data();
+  c.dev.v = c.dev_v.data();
+
+  std::vector<int32_t> perm(static_cast<size_t>(n_blocks));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  size_t next = 0, max_blocks = 1;
+  for (int32_t len : lengths) {
+    std::vector<int32_t>& t = c.tables.emplace_back();
+    for (int32_t b = 0; b < (len + kKvBlockTokens - 1) / kKvBlockTokens; ++b) t.push_back(perm[next++]);
+    max_blocks = std::max(max_blocks, t.size() + 1);  // at least one unused entry per table
+  }
+  // Flattened [n_seqs][max_blocks]; entries past a sequence's blocks are -1 (never read).
+  std::vector<int32_t> flat(lengths.size() * max_blocks, -1);
+  for (size_t s = 0; s < lengths.size(); ++s) std::copy(c.tables[s].begin(), c.tables[s].end(), &flat[s * max_blocks]);
+  c.dev_tables = DeviceBuffer::from(flat);
+  c.dev_tokens = DeviceBuffer::from(lengths);
+  c.dev_seqs = {c.dev_tables.as<int32_t>(), c.dev_tokens.as<int32_t>(), static_cast<int32_t>(lengths.size()),
+                static_cast<int32_t>(max_blocks)};
+  return c;
+}
+
+// Stores k and v ([rows][n_head_kv][head_dim]) on both sides and compares the pools bit for bit.
+::testing::AssertionResult store_both(TwinCache& c, const std::vector<KvRow>& rows, const std::vector<float>& k,
+                                      const std::vector<float>& v) {
+  ThreadPool pool(1);
+  store_kv(cpu_kernels(Isa::kScalar), pool, c.host, c.seqs(), rows, k.data(), v.data());
+  const DeviceBuffer d_rows = DeviceBuffer::from(rows), d_k = DeviceBuffer::from(k), d_v = DeviceBuffer::from(v);
+  cuda::store_kv(c.dev, c.dev_seqs, d_rows.as<KvRow>(), static_cast<int32_t>(rows.size()), d_k.as<float>(),
+                 d_v.as<float>(), nullptr);
+  const cudaError_t status = cudaDeviceSynchronize();
+  if (status != cudaSuccess) return ::testing::AssertionFailure() << "store_kv: " << cudaGetErrorString(status);
+  for (int which = 0; which < 2; ++which) {
+    const AlignedBuffer& want = which == 0 ? c.host_k : c.host_v;
+    const std::vector<uint8_t> got = (which == 0 ? c.dev_k : c.dev_v).to_vector<uint8_t>(want.size());
+    if (std::memcmp(got.data(), want.data(), want.size()) != 0) {
+      size_t i = 0;
+      while (got[i] == static_cast<uint8_t>(want.data()[i])) ++i;
+      return ::testing::AssertionFailure() << (which == 0 ? "K" : "V") << " pool differs first at byte " << i;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Stores random K (sigma 1) and V (mean 0.5: outputs that do not cancel to ~0, so a relative
+// error means something) for `rows`.
+::testing::AssertionResult store_random(TwinCache& c, const std::vector<KvRow>& rows, std::mt19937& rng) {
+  const size_t n = rows.size() * static_cast<size_t>(c.host.n_head_kv) * static_cast<size_t>(c.host.head_dim);
+  return store_both(c, rows, random_values(n, rng, 1.0f), random_values(n, rng, 0.5f, 0.5f));
+}
+
+// Positions [from[s], to[s]) of every sequence s, shuffled.
+std::vector<KvRow> positions(const std::vector<int32_t>& from, const std::vector<int32_t>& to, std::mt19937& rng) {
+  std::vector<KvRow> rows;
+  for (size_t s = 0; s < from.size(); ++s) {
+    for (int32_t p = from[s]; p < to[s]; ++p) rows.push_back({static_cast<int32_t>(s), p});
+  }
+  std::shuffle(rows.begin(), rows.end(), rng);
+  return rows;
+}
+
+// A cache with every position of every sequence stored (in one shuffled call).
+TwinCache filled_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std::vector<int32_t>& lengths,
+                       std::mt19937& rng) {
+  TwinCache c = make_cache(dtype, n_head_kv, head_dim, lengths, rng);
+  EXPECT_TRUE(store_random(c, positions(std::vector<int32_t>(lengths.size(), 0), lengths, rng), rng));
+  return c;
+}
+
+std::vector<KvRow> decode_rows(const std::vector<int32_t>& lengths) {
+  std::vector<KvRow> rows;
+  for (size_t s = 0; s < lengths.size(); ++s) rows.push_back({static_cast<int32_t>(s), lengths[s] - 1});
+  return rows;
+}
+
+// The CPU reference: scalar kernels, one thread, never split.
+std::vector<float> cpu_attention(const TwinCache& c, const std::vector<KvRow>& rows, const std::vector<float>& q,
+                                 AttentionParams p) {
+  p.split_tokens = -1;
+  ThreadPool pool(1);
+  AttentionScratch scratch(static_cast<int64_t>(rows.size()), p.n_head, c.host.n_head_kv, c.host.head_dim, 1);
+  std::vector<float> out(rows.size() * static_cast<size_t>(p.n_head * c.host.head_dim), NAN);
+  attention(attention_kernels(Isa::kScalar), pool, c.host, c.seqs(), rows, q.data(), p, out.data(), scratch);
+  return out;
+}
+
+// The device's, with NaN in the output and workspace beforehand. max_context 0: the cache's.
+std::vector<float> gpu_attention(const TwinCache& c, const std::vector<KvRow>& rows, const std::vector<float>& q,
+                                 const AttentionParams& p, int32_t max_context = 0) {
+  if (max_context == 0) max_context = c.max_context();
+  const size_t n_out = rows.size() * static_cast<size_t>(p.n_head * c.host.head_dim);
+  const DeviceBuffer d_rows = DeviceBuffer::from(rows), d_q = DeviceBuffer::from(q);
+  const DeviceBuffer out = poisoned_floats(n_out);
+  const size_t ws_bytes =
+      cuda::attention_workspace_bytes(static_cast<int64_t>(rows.size()), p.n_head, c.host.head_dim, max_context);
+  const DeviceBuffer ws = poisoned_floats(ws_bytes / sizeof(float));
+  cuda::attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), static_cast<int32_t>(rows.size()), d_q.as<float>(), p,
+                  max_context, ws.data(), ws.bytes(), out.as<float>(), nullptr);
+  const cudaError_t status = cudaDeviceSynchronize();
+  EXPECT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
+  return out.to_vector<float>(n_out);
+}
+
+// Whole-output error within `tol` and every row's within kRowTolerance; prints the error seen.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, size_t row_floats, double tol,
+                  const std::string& what) {
+  const double err = relative_error(got, want);
+  std::printf("  [attention] %-58s rel err %.2e\n", what.c_str(), err);
+  EXPECT_LE(err, tol) << what;
+  for (size_t r = 0; r * row_floats < want.size(); ++r) {
+    const auto first = static_cast<std::ptrdiff_t>(r * row_floats),
+               last = first + static_cast<std::ptrdiff_t>(row_floats);
+    const std::vector<float> g(got.begin() + first, got.begin() + last), w(want.begin() + first, want.begin() + last);
+    EXPECT_LE(relative_error(g, w), std::max(tol, kRowTolerance)) << what << ": row " << r;
+  }
+}
+
+// Runs `rows` never split, split as the kernel decides and split into small chunks, each against
+// the CPU; the split results also against the unsplit one.
+void check_all_splits(const TwinCache& c, const std::vector<KvRow>& rows, AttentionParams p, std::mt19937& rng,
+                      const std::string& what, float q_sigma = 2.0f) {
+  const size_t row_floats = static_cast<size_t>(p.n_head * c.host.head_dim);
+  const std::vector<float> q = random_values(rows.size() * row_floats, rng, q_sigma);
+  const std::vector<float> want = cpu_attention(c, rows, q, p);
+  const double tol = tolerance(c.host.k_dtype);
+  p.split_tokens = -1;
+  const std::vector<float> unsplit = gpu_attention(c, rows, q, p);
+  expect_close(unsplit, want, row_floats, tol, what + " unsplit");
+  for (int32_t split : {0, 64, 16}) {
+    p.split_tokens = split;
+    const std::vector<float> got = gpu_attention(c, rows, q, p);
+    expect_close(got, want, row_floats, tol, what + " split " + std::to_string(split));
+    EXPECT_LE(relative_error(got, unsplit), tol) << what << " split " << split << " vs unsplit";
+  }
+}
+
+std::string shape_name(DType dtype, int32_t n_head, int32_t n_head_kv, int32_t head_dim) {
+  return std::string(dtype_name(dtype)) + " heads " + std::to_string(n_head) + "/" + std::to_string(n_head_kv) + " d" +
+         std::to_string(head_dim);
+}
+
+TEST(CudaAttention, StoreKvBitExactF32AndF16) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(11);
+  const std::vector<int32_t> lengths = {1, 15, 16, 17, 40};
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    for (int32_t head_dim : {128, 80}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " head_dim " + std::to_string(head_dim));
+      TwinCache c = make_cache(dtype, 3, head_dim, lengths, rng);
+      // All but the last token in one shuffled call, with f16 edge cases at the front of K: a
+      // subnormal, round-to-even ties (2049 -> 2048, 2051 -> 2052), the largest half, overflow
+      // to infinity, underflow to zero.
+      std::vector<int32_t> before_last;
+      for (int32_t len : lengths) before_last.push_back(len - 1);
+      const std::vector<KvRow> rows = positions(std::vector<int32_t>(lengths.size(), 0), before_last, rng);
+      const size_t n = rows.size() * 3 * static_cast<size_t>(head_dim);
+      std::vector<float> k = random_values(n, rng, 1.0f), v = random_values(n, rng, 1.0f);
+      const float edges[] = {1e-5f,    -3e-7f,   2049.0f, 2051.0f, -2051.0f,      65504.0f,
+                             65519.0f, 65520.0f, -7e4f,   1e-8f,   6.1035156e-5f, 0.33333334f};
+      std::copy(std::begin(edges), std::end(edges), k.begin());
+      ASSERT_TRUE(store_both(c, rows, k, v));
+      // Then the last token of every sequence, as a decode step stores it.
+      ASSERT_TRUE(store_random(c, positions(before_last, lengths, rng), rng));
+      // Storing again over stored slots overwrites them.
+      ASSERT_TRUE(store_random(c, positions({0, 3, 0, 16, 30}, {1, 9, 0, 17, 40}, rng), rng));
+    }
+  }
+}
+
+TEST(CudaAttention, ZeroRowsLaunchNothing) {
+  EMBER_REQUIRE_GPU();
+  PagedKvView kv{2, 64, DType::kF16, DType::kF16, nullptr, nullptr, 0};
+  cuda::store_kv(kv, {}, nullptr, 0, nullptr, nullptr, nullptr);
+  AttentionParams p;
+  p.n_head = 4;
+  cuda::attention(kv, {}, nullptr, 0, nullptr, p, 0, nullptr, 0, nullptr, nullptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
+TEST(CudaAttention, DecodeRowsGqaMhaAndHeadDims) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(12);
+  const std::vector<int32_t> lengths = {1, 15, 16, 17, 300, 5000};
+  struct Shape {
+    int32_t n_head, n_head_kv, head_dim;
+  };
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    for (const Shape& s : {Shape{8, 2, 128}, Shape{8, 2, 64}, Shape{4, 4, 80}, Shape{2, 2, 128}}) {
+      const std::string what = shape_name(dtype, s.n_head, s.n_head_kv, s.head_dim);
+      SCOPED_TRACE(what);
+      const TwinCache c = filled_cache(dtype, s.n_head_kv, s.head_dim, lengths, rng);
+      AttentionParams p;
+      p.n_head = s.n_head;
+      check_all_splits(c, decode_rows(lengths), p, rng, "decode " + what);
+    }
+  }
+}
+
+// Unsplit, a row's result is the row's alone: the same bits batched with others, alone, and under
+// another max_context.
+TEST(CudaAttention, UnsplitRowsAreBatchInvariant) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(13);
+  const std::vector<int32_t> lengths = {5000, 17, 300};
+  const TwinCache c = filled_cache(DType::kF16, 2, 128, lengths, rng);
+  AttentionParams p;
+  p.n_head = 8;
+  p.split_tokens = -1;
+  const std::vector<KvRow> rows = decode_rows(lengths);
+  const size_t row_floats = 8 * 128;
+  const std::vector<float> q = random_values(rows.size() * row_floats, rng, 2.0f);
+  const std::vector<float> batched = gpu_attention(c, rows, q, p);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const std::vector<float> q_r(q.begin() + static_cast<std::ptrdiff_t>(r * row_floats),
+                                 q.begin() + static_cast<std::ptrdiff_t>((r + 1) * row_floats));
+    const std::vector<float> alone = gpu_attention(c, {rows[r]}, q_r, p, 8192);
+    EXPECT_EQ(std::memcmp(alone.data(), batched.data() + r * row_floats, row_floats * sizeof(float)), 0) << "row " << r;
+  }
+}
+
+// A step as the scheduler builds it: a prefill chunk of 37 rows continuing a 20-token sequence
+// (stored by the same step), a decode row of another sequence, an earlier position of the first
+// sequence out of order.
+TEST(CudaAttention, PrefillChunkContinuingASequence) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(14);
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    TwinCache c = make_cache(dtype, 2, 128, {57, 300}, rng);
+    ASSERT_TRUE(store_random(c, positions({0, 0}, {20, 299}, rng), rng));
+    std::vector<KvRow> step;
+    for (int32_t pos = 20; pos < 57; ++pos) step.push_back({0, pos});
+    step.push_back({1, 299});
+    ASSERT_TRUE(store_random(c, step, rng));  // in the step's order, not shuffled
+    std::vector<KvRow> rows = step;
+    rows.push_back({0, 5});
+    for (int32_t window : {0, 8, 33}) {
+      const std::string what =
+          std::string("prefill ") + std::string(dtype_name(dtype)) + " window " + std::to_string(window);
+      SCOPED_TRACE(what);
+      AttentionParams p;
+      p.n_head = 8;
+      p.window = window;
+      check_all_splits(c, rows, p, rng, what);
+    }
+    // A max_context far past every sequence (grid chunks no row needs) and fine forced chunks.
+    AttentionParams p;
+    p.n_head = 8;
+    p.split_tokens = 32;
+    const std::vector<float> q = random_values(rows.size() * 8 * 128, rng, 2.0f);
+    expect_close(gpu_attention(c, rows, q, p, 4096), cpu_attention(c, rows, q, p), 8 * 128, tolerance(dtype),
+                 "prefill max_context 4096 split 32");
+  }
+}
+
+TEST(CudaAttention, SoftcapScaleAndSlidingWindow) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(15);
+  const std::vector<int32_t> lengths = {1, 15, 16, 17, 300, 5000};
+  struct Case {
+    int32_t window;
+    float softcap, scale;
+  };
+  for (DType dtype : {DType::kF32, DType::kF16}) {
+    const TwinCache c = filled_cache(dtype, 2, 64, lengths, rng);
+    for (const Case& cs : {Case{0, 2.0f, 0.0f}, Case{100, 0.0f, 0.0f}, Case{17, 5.0f, 0.3f}, Case{1, 0.0f, 0.05f},
+                           Case{4096, 30.0f, 0.0f}}) {
+      const std::string what = std::string(dtype_name(dtype)) + " window " + std::to_string(cs.window) + " softcap " +
+                               std::to_string(cs.softcap) + " scale " + std::to_string(cs.scale);
+      SCOPED_TRACE(what);
+      AttentionParams p;
+      p.n_head = 8;
+      p.window = cs.window;
+      p.softcap = cs.softcap;
+      p.scale = cs.scale;
+      check_all_splits(c, decode_rows(lengths), p, rng, what);
+    }
+  }
+}
+
+// Query groups of more than 8 heads span several blocks; head_dim 256 and 96.
+TEST(CudaAttention, LargeGroupsAndWideHeads) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(16);
+  const std::vector<int32_t> lengths = {1, 33, 700};
+  struct Shape {
+    int32_t n_head, n_head_kv, head_dim;
+  };
+  for (const Shape& s : {Shape{12, 1, 256}, Shape{16, 2, 256}, Shape{9, 1, 96}, Shape{4, 2, 256}}) {
+    for (DType dtype : {DType::kF16, DType::kF32}) {
+      const std::string what = shape_name(dtype, s.n_head, s.n_head_kv, s.head_dim);
+      SCOPED_TRACE(what);
+      const TwinCache c = filled_cache(dtype, s.n_head_kv, s.head_dim, lengths, rng);
+      AttentionParams p;
+      p.n_head = s.n_head;
+      check_all_splits(c, decode_rows(lengths), p, rng, what);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ember

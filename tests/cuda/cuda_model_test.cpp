@@ -1,0 +1,254 @@
+// Whole models on the CUDA backend: every architecture and weight type against the float64
+// reference, hybrid offload at every split point, batches of several sequences with a forked
+// prefix in device KV pools, and stories260K against llama2.c's run.c. Skipped without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda_test_util.h"
+#include "model/forward_test_support.h"
+#include "support/stories_data.h"
+#include "support/test_data.h"
+
+namespace ember {
+namespace {
+
+using test::Logits;
+using test::RandomModelSpec;
+
+const std::vector<std::string> kArchs = {
+#define EMBER_ARCH(id, gguf_name, reader) gguf_name,
+#include "model/arch/arch_list.inc"
+#undef EMBER_ARCH
+};
+
+// The reference test's shapes (tests/model/forward_reference_test.cpp): k a multiple of 256 for the
+// K-quants, sliding windows shorter than the sequences, soft-caps that bend without saturating.
+RandomModelSpec spec_for(const std::string& arch, DType type) {
+  RandomModelSpec s;
+  s.arch = arch;
+  if (arch == "gemma2" || arch == "gemma3") {
+    s.extra_keys = [arch](GgufWriter& w) {
+      w.add<uint32_t>(arch + ".attention.sliding_window", 6);
+      w.add<float>(arch + ".final_logit_softcapping", 3.0f);
+      if (arch == "gemma2") w.add<float>(arch + ".attn_logit_softcapping", 2.0f);
+    };
+  }
+  if (arch == "gemma3") {
+    s.n_layer = 6;
+    s.rope_freq_base = 1e6f;
+  }
+  if (arch == "phi3") s.n_rot = 32;
+  s.n_embd = 256;
+  s.n_head = 4;
+  s.n_head_kv = 2;
+  s.head_dim = 64;
+  s.n_ff = 512;
+  s.n_vocab = 80;
+  s.weight_type = type;
+  s.embd_type = type;
+  s.seed = 7 + static_cast<uint64_t>(type);
+  return s;
+}
+
+// The same file loaded a second time with `gpu_layers` offloaded, with its own KV cache.
+struct GpuModel {
+  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<KvCache> kv;
+};
+
+GpuModel load_gpu(const std::vector<std::byte>& bytes, int32_t gpu_layers, int32_t max_step_tokens, DType kv_type,
+                  int64_t kv_tokens = 256) {
+  GpuModel g;
+  CpuBackendOptions backend_options;
+  backend_options.n_threads = 2;
+  g.backend = std::make_unique<CpuBackend>(backend_options);
+  ModelOptions options;
+  options.max_step_tokens = max_step_tokens;
+  options.gpu_layers = gpu_layers;
+  g.model = Model::from_file(GgufFile::parse(bytes, "random.gguf"), *g.backend, options);
+  g.kv = std::make_unique<KvCache>(g.model->config(), g.model->kv_options(kv_tokens, kv_type, kv_type));
+  return g;
+}
+
+double relative_to_reference(const Logits& got, const test::RefLogits& expected) {
+  return test::max_abs_diff(got, expected) / test::max_abs(expected);
+}
+
+// Decode rows run the GEMV on the exact dequantized weights with float activations; prefill rows
+// beyond kGemvMaxRows run cuBLAS on f16 weights and activations (about 2^-11 relative per operand).
+constexpr double kDecodeTolerance = 1e-4;
+constexpr double kPrefillTolerance = 1e-2;
+
+TEST(CudaModel, EveryArchitectureAndTypeAgainstTheReference) {
+  EMBER_REQUIRE_GPU();
+  const std::vector<int32_t> tokens = test::random_tokens(21, 80, 3);
+  for (const std::string& arch : kArchs) {
+    for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ4_K,
+                       DType::kQ6_K}) {
+      SCOPED_TRACE(arch + " " + std::string(dtype_name(type)));
+      test::TwinModels m = test::TwinModels::make(spec_for(arch, type), {.max_step_tokens = 32});
+      const test::RefLogits expected = m.reference->forward(tokens);
+      // Steps of 32 rows: the 21-row prefill takes the GEMM path, decode the GEMV.
+      GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 32, DType::kF32);
+      const double prefill = relative_to_reference(test::run_tokens(*g.model, *g.kv, tokens, false), expected);
+      const double decode = relative_to_reference(test::run_tokens(*g.model, *g.kv, tokens, true), expected);
+      std::printf("cuda %-6s %-5s relative error prefill %.2e decode %.2e\n", arch.c_str(),
+                  std::string(dtype_name(type)).c_str(), prefill, decode);
+      EXPECT_LE(prefill, kPrefillTolerance);
+      EXPECT_LE(decode, kDecodeTolerance);
+    }
+  }
+}
+
+TEST(CudaModel, F16KvCacheMatchesTheCpuOnTheSameCache) {
+  EMBER_REQUIRE_GPU();
+  const std::vector<int32_t> tokens = test::random_tokens(40, 80, 9);
+  test::TwinModels m =
+      test::TwinModels::make(spec_for("llama", DType::kF32), {.kv_type = DType::kF16, .max_step_tokens = 8});
+  const Logits cpu = test::run_sequence(m, tokens, true);
+  GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 8, DType::kF16);
+  const Logits gpu = test::run_tokens(*g.model, *g.kv, tokens, true);
+  test::RefLogits cpu64;
+  for (const auto& row : cpu) cpu64.emplace_back(row.begin(), row.end());
+  const double error = relative_to_reference(gpu, cpu64);
+  std::printf("cuda f16 KV vs cpu f16 KV: relative %.2e\n", error);
+  EXPECT_LE(error, 1e-4);
+}
+
+// Hybrid offload: the last N layers on the GPU for every N from 0 (all on the CPU) to n_layer + 1
+// (the output head too). Each must agree with the reference as well as the CPU does.
+TEST(CudaModel, HybridAtEverySplitPoint) {
+  EMBER_REQUIRE_GPU();
+  const std::vector<int32_t> tokens = test::random_tokens(19, 80, 4);
+  for (const std::string arch : {"qwen2", "gemma3"}) {
+    RandomModelSpec spec = spec_for(arch, DType::kQ8_0);
+    test::TwinModels m = test::TwinModels::make(spec, {.max_step_tokens = 32});
+    const test::RefLogits expected = m.reference->forward(tokens);
+    const auto n_layer = static_cast<int32_t>(m.model->config().n_layer);
+    for (int32_t n_gpu = 0; n_gpu <= n_layer + 1; ++n_gpu) {
+      SCOPED_TRACE(arch + " gpu layers " + std::to_string(n_gpu));
+      GpuModel g = load_gpu(m.bytes, n_gpu, 32, DType::kF32);
+      EXPECT_EQ(g.model->gpu() != nullptr, n_gpu > 0);
+      const double prefill = relative_to_reference(test::run_tokens(*g.model, *g.kv, tokens, false), expected);
+      const double decode = relative_to_reference(test::run_tokens(*g.model, *g.kv, tokens, true), expected);
+      std::printf("cuda hybrid %-6s %d of %d layers%s: prefill %.2e decode %.2e\n", arch.c_str(),
+                  std::min(n_gpu, n_layer), n_layer, n_gpu > n_layer ? " + head" : "", prefill, decode);
+      EXPECT_LE(prefill, 0.06);  // the CPU's Q8_0 tolerance (Q8_0 activations on its layers)
+      EXPECT_LE(decode, 0.06);
+    }
+  }
+}
+
+// Two sequences decoding in one batch beside a third's prefill chunk, then a fork of the first
+// (copy-on-write of its partial block in the device pools) that diverges: every logits row equals
+// the CPU model's for the same batches.
+TEST(CudaModel, MixedBatchesAndForksEqualTheCpu) {
+  EMBER_REQUIRE_GPU();
+  for (int32_t n_gpu : {kGpuLayersAll, 1}) {
+    SCOPED_TRACE("gpu layers " + std::to_string(n_gpu));
+    test::TwinModels m = test::TwinModels::make(spec_for("llama", DType::kF32), {.max_step_tokens = 64});
+    GpuModel g = load_gpu(m.bytes, n_gpu, 64, DType::kF32);
+    const std::vector<int32_t> a = test::random_tokens(37, 80, 11);
+    const std::vector<int32_t> b = test::random_tokens(5, 80, 12);
+    const std::vector<int32_t> c = test::random_tokens(23, 80, 13);
+    double worst = 0;
+    double scale = 0;
+    const auto run_both = [&](const Batch& batch) {
+      const Logits cpu = test::rows_of(m.model->forward(batch, *m.kv), 80, 0, batch.size());
+      const Logits gpu = test::rows_of(g.model->forward(batch, *g.kv), 80, 0, batch.size());
+      ASSERT_EQ(cpu.size(), gpu.size());
+      for (size_t r = 0; r < cpu.size(); ++r) {
+        for (size_t i = 0; i < cpu[r].size(); ++i) {
+          worst = std::max(worst, std::abs(double{cpu[r][i]} - gpu[r][i]));
+          scale = std::max(scale, std::abs(double{cpu[r][i]}));
+        }
+      }
+    };
+    // Both caches hand out the same sequence ids and blocks (same calls in the same order).
+    const SeqId sa = m.kv->add_sequence();
+    const SeqId sb = m.kv->add_sequence();
+    const SeqId sc = m.kv->add_sequence();
+    ASSERT_EQ(g.kv->add_sequence(), sa);
+    ASSERT_EQ(g.kv->add_sequence(), sb);
+    ASSERT_EQ(g.kv->add_sequence(), sc);
+    Batch batch;
+    for (size_t i = 0; i < a.size(); ++i) batch.add(a[i], static_cast<int32_t>(i), sa, i + 1 == a.size());
+    for (size_t i = 0; i < b.size(); ++i) batch.add(b[i], static_cast<int32_t>(i), sb, true);
+    run_both(batch);
+    // Decode rows of a and b beside c's whole prompt.
+    for (int step = 0; step < 3; ++step) {
+      batch.clear();
+      batch.add(c[static_cast<size_t>(step)], static_cast<int32_t>(a.size()) + step, sa, true);
+      batch.add(c[static_cast<size_t>(step) + 1], static_cast<int32_t>(b.size()) + step, sb, true);
+      if (step == 0) {
+        for (size_t i = 0; i < c.size(); ++i) batch.add(c[i], static_cast<int32_t>(i), sc, i + 1 == c.size());
+      } else {
+        batch.add(a[static_cast<size_t>(step)], static_cast<int32_t>(c.size()) + step - 1, sc, true);
+      }
+      run_both(batch);
+    }
+    // a holds 40 tokens: its third block is partial. The fork shares it until one of them writes.
+    const SeqId fa = m.kv->fork(sa, 40);
+    ASSERT_EQ(g.kv->fork(sa, 40), fa);
+    for (int step = 0; step < 4; ++step) {
+      batch.clear();
+      batch.add(b[static_cast<size_t>(step)], 40 + step, sa, true);
+      batch.add(c[static_cast<size_t>(step)], 40 + step, fa, true);
+      run_both(batch);
+    }
+    std::printf("cuda mixed batches (gpu layers %d): max |cpu - gpu| %.2e of max |logit| %.2f\n", n_gpu, worst, scale);
+    EXPECT_LE(worst / scale, 1e-4);
+  }
+}
+
+// stories260K (F32, a real llama2.c export) against run.c's logits at every position.
+TEST(CudaModel, Stories260KEqualsRunC) {
+  EMBER_REQUIRE_GPU();
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const test::StoriesRunC run_c = test::load_stories_run_c(data);
+  const std::string bytes = test::read_file(data / "models/stories260K/stories260K.gguf");
+  std::vector<std::byte> file(bytes.size());
+  std::memcpy(file.data(), bytes.data(), bytes.size());
+  for (int32_t step : {8, 64}) {
+    GpuModel g = load_gpu(file, kGpuLayersAll, step, DType::kF32, 512);
+    const Logits prefill = test::run_tokens(*g.model, *g.kv, run_c.inputs, false);
+    const Logits decode = test::run_tokens(*g.model, *g.kv, run_c.inputs, true);
+    const double d_prefill = test::max_abs_diff(prefill, run_c.logits);
+    const double d_decode = test::max_abs_diff(decode, run_c.logits);
+    std::printf("cuda stories260K (steps of %d): max |logit - run.c| prefill %.3g, decode %.3g\n", step, d_prefill,
+                d_decode);
+    EXPECT_LE(d_decode, 1e-4);
+    EXPECT_LE(d_prefill, step <= 8 ? 1e-4 : 5e-2);  // 64-row steps: the f16 GEMM
+  }
+}
+
+TEST(CudaModel, OffloadArgumentsAreChecked) {
+  EMBER_REQUIRE_GPU();
+  const std::vector<std::byte> bytes = test::write_random_model(spec_for("llama", DType::kF32));
+  CpuBackendOptions backend_options;
+  backend_options.n_threads = 1;
+  CpuBackend backend(backend_options);
+  ModelOptions options;
+  options.gpu_layers = -2;
+  EXPECT_THROW(Model::from_file(GgufFile::parse(bytes, "random.gguf"), backend, options), Error);
+  // IQ4_NL has no GPU kernels: a clear error naming the tensor, not a crash.
+  const std::vector<std::byte> iq4 = test::write_random_model(spec_for("llama", DType::kIQ4_NL));
+  options.gpu_layers = kGpuLayersAll;
+  try {
+    (void)Model::from_file(GgufFile::parse(iq4, "random.gguf"), backend, options);
+    FAIL() << "an IQ4_NL model offloaded without an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("iq4_nl"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ember

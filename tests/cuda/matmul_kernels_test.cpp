@@ -1,0 +1,199 @@
+// The CUDA matmul kernels (gemv, dequantize_f16, f32_to_f16) against the CPU reference
+// dequantization on random data: every supported type, 1..kGemvMaxRows rows, odd shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "cpu/cpu_test_util.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/cuda_test_util.h"
+#include "cuda/device_buffer.h"
+#include "quant/fp16.h"
+#include "quant/quant_traits.h"
+
+namespace ember {
+namespace {
+
+using cpu_test::dot64;
+using cpu_test::quantized;
+using cpu_test::random_values;
+using cuda::DeviceBuffer;
+using cuda::DeviceMatrix;
+using cuda::kGemvMaxRows;
+using cuda_test::poisoned_floats;
+using cuda_test::relative_error;
+
+const DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0,
+                        DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
+const int64_t kOutSizes[] = {1, 3, 31, 33, 257};
+
+// Row lengths: 1, 2, 3 and 7 blocks and a large k; plain types also odd and 4/8-aligned lengths
+// (the kernels' scalar and vector paths).
+std::vector<int64_t> k_values(DType type) {
+  const int64_t block = dtype_traits(type).block_size;
+  if (block == 1) return {1, 5, 8, 33, 64, 1001, 4096};
+  if (block == 256) return {256, 512, 768, 1792, 2048 + 256};
+  return {32, 64, 96, 224, 11008};
+}
+
+std::string shape(DType type, int64_t n_out, int64_t k, int64_t m) {
+  return std::string(dtype_name(type)) + " n_out=" + std::to_string(n_out) + " k=" + std::to_string(k) +
+         " m=" + std::to_string(m);
+}
+
+// A random n_out x k matrix of `type`: its blocks and their CPU dequantization.
+struct Matrix {
+  std::vector<std::byte> blocks;
+  std::vector<float> values;
+};
+Matrix random_matrix(DType type, int64_t n_out, int64_t k, unsigned seed) {
+  Matrix w;
+  w.blocks = quantized(type, random_values(static_cast<size_t>(n_out * k), seed, 1.0f));
+  w.values.resize(static_cast<size_t>(n_out * k));
+  dequantize(type, w.blocks.data(), w.values.data(), n_out * k);
+  return w;
+}
+
+// gemv of every row count 1..kGemvMaxRows (x_offset floats into the x buffer) against the float64
+// reference on the dequantized weights.
+void check_gemv(DType type, int64_t n_out, int64_t k, unsigned seed, int64_t x_offset = 0) {
+  const Matrix w = random_matrix(type, n_out, k, seed);
+  const std::vector<float> x = random_values(static_cast<size_t>(kGemvMaxRows * k + x_offset), seed + 1, 1.0f);
+  std::vector<float> want(static_cast<size_t>(kGemvMaxRows * n_out));
+  std::vector<double> magnitude(want.size());
+  for (int64_t m = 0; m < kGemvMaxRows; ++m) {
+    for (int64_t o = 0; o < n_out; ++o) {
+      const cpu_test::Dot64 d = dot64(&w.values[o * k], &x[x_offset + m * k], k);
+      want[m * n_out + o] = static_cast<float>(d.value);
+      magnitude[m * n_out + o] = d.magnitude;
+    }
+  }
+  const DeviceBuffer dw = DeviceBuffer::from(w.blocks);
+  const DeviceBuffer dx = DeviceBuffer::from(x);
+  const DeviceMatrix matrix{.data = dw.data(), .dtype = type, .n_out = n_out, .k = k};
+  for (int64_t m = 1; m <= kGemvMaxRows; ++m) {
+    const DeviceBuffer dy = poisoned_floats(static_cast<size_t>(m * n_out));
+    cuda::gemv(matrix, dx.as<float>() + x_offset, m, dy.as<float>(), nullptr);
+    EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = dy.to_vector<float>(static_cast<size_t>(m * n_out));
+    const std::vector<float> want_m(want.begin(), want.begin() + m * n_out);
+    EXPECT_LE(relative_error(got, want_m), 1e-5) << shape(type, n_out, k, m);
+    // Elementwise too, so one wrong output among many cannot hide: float accumulation of the exact
+    // products errs by far less than 1e-5 of Σ|w·x| at these lengths.
+    int bad = 0;
+    for (size_t i = 0; i < got.size() && bad < 5; ++i) {
+      if (!(std::fabs(static_cast<double>(got[i]) - want_m[i]) <= 1e-5 * magnitude[i] + 1e-30)) {
+        ADD_FAILURE() << shape(type, n_out, k, m) << " output " << i << ": got " << got[i] << ", want " << want_m[i];
+        ++bad;
+      }
+    }
+  }
+}
+
+class CudaMatmulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaMatmulTest, GemvMatchesReference) {
+  EMBER_REQUIRE_GPU();
+  const DType type = GetParam();
+  unsigned seed = 100;
+  for (const int64_t n_out : kOutSizes) {
+    for (const int64_t k : k_values(type)) check_gemv(type, n_out, k, seed += 2);
+  }
+}
+
+TEST_P(CudaMatmulTest, DequantizeF16EqualsRoundedReference) {
+  EMBER_REQUIRE_GPU();
+  const DType type = GetParam();
+  unsigned seed = 500;
+  for (const int64_t n_out : {int64_t{1}, int64_t{3}, int64_t{33}}) {
+    for (const int64_t k : k_values(type)) {
+      const Matrix w = random_matrix(type, n_out, k, seed += 2);
+      const size_t n = w.values.size();
+      const DeviceBuffer dw = DeviceBuffer::from(w.blocks);
+      const DeviceBuffer out = DeviceBuffer::from(std::vector<uint16_t>(n, 0x7E00));  // NaN: unwritten shows
+      cuda::dequantize_f16({.data = dw.data(), .dtype = type, .n_out = n_out, .k = k}, out.as<__half>(), nullptr);
+      EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<uint16_t> got = out.to_vector<uint16_t>(n);
+      int bad = 0;
+      for (size_t i = 0; i < n && bad < 5; ++i) {
+        const uint16_t want = fp32_to_fp16(w.values[i]);
+        if (got[i] != want) {
+          ADD_FAILURE() << shape(type, n_out, k, 0) << " element " << i << ": got f16 bits " << got[i] << ", want "
+                        << want << " (" << w.values[i] << ")";
+          ++bad;
+        }
+      }
+    }
+  }
+}
+
+std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
+INSTANTIATE_TEST_SUITE_P(AllTypes, CudaMatmulTest, ::testing::ValuesIn(kTypes), type_name);
+
+TEST(CudaMatmul, F32ToF16RoundsLikeTheReference) {
+  EMBER_REQUIRE_GPU();
+  for (const size_t n : {size_t{1}, size_t{7}, size_t{33}, size_t{1000}, size_t{100003}}) {
+    // Normal, subnormal-range and near-overflow magnitudes, then exact ties and the overflow edge.
+    std::vector<float> x;
+    for (const float scale : {1.0f, 1e-6f, 3e4f}) {
+      const std::vector<float> part = random_values(n, static_cast<unsigned>(n) + 3, scale);
+      x.insert(x.end(), part.begin(), part.end());
+    }
+    for (const float special : {65504.0f, 65519.0f, 65520.0f, -65520.0f, 1e10f, 2.98023224e-8f, 8.9406967e-8f, -1e-8f,
+                                1.00048828125f, 1.00146484375f, -0.0f}) {
+      x.push_back(special);
+    }
+    const DeviceBuffer dx = DeviceBuffer::from(x);
+    const DeviceBuffer out = DeviceBuffer::from(std::vector<uint16_t>(x.size(), 0x7E00));
+    cuda::f32_to_f16(dx.as<float>(), out.as<__half>(), static_cast<int64_t>(x.size()), nullptr);
+    EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<uint16_t> got = out.to_vector<uint16_t>(x.size());
+    int bad = 0;
+    for (size_t i = 0; i < x.size() && bad < 5; ++i) {
+      if (got[i] != fp32_to_fp16(x[i])) {
+        ADD_FAILURE() << "n=" << n << " x[" << i << "] = " << x[i] << ": got " << got[i] << ", want "
+                      << fp32_to_fp16(x[i]);
+        ++bad;
+      }
+    }
+  }
+}
+
+// x one float past an aligned address with a k that would take the vector path: the plain types
+// fall back to their scalar path (the quantized ones require a 16-byte-aligned x).
+TEST(CudaMatmul, GemvTakesAnUnalignedXForPlainTypes) {
+  EMBER_REQUIRE_GPU();
+  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16}) check_gemv(type, 33, 64, 7, /*x_offset=*/1);
+}
+
+// Null pointers everywhere: a launch would fault, and the synchronize below would report it.
+TEST(CudaMatmul, ZeroSizesLaunchNothing) {
+  EMBER_REQUIRE_GPU();
+  EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+  cuda::gemv({.data = nullptr, .dtype = DType::kQ4_0, .n_out = 0, .k = 64}, nullptr, 3, nullptr, nullptr);
+  cuda::gemv({.data = nullptr, .dtype = DType::kQ4_K, .n_out = 5, .k = 256}, nullptr, 0, nullptr, nullptr);
+  cuda::gemv({.data = nullptr, .dtype = DType::kF32, .n_out = 0, .k = 7}, nullptr, 1, nullptr, nullptr);
+  cuda::dequantize_f16({.data = nullptr, .dtype = DType::kQ6_K, .n_out = 0, .k = 256}, nullptr, nullptr);
+  cuda::dequantize_f16({.data = nullptr, .dtype = DType::kF16, .n_out = 4, .k = 0}, nullptr, nullptr);
+  cuda::f32_to_f16(nullptr, nullptr, 0, nullptr);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
+TEST(CudaMatmul, SupportsTheGemvTypesOnly) {
+  for (const DType type : kTypes) EXPECT_TRUE(cuda::matmul_supports(type)) << dtype_name(type);
+  for (const DType type : {DType::kQ4_1, DType::kQ5_1, DType::kQ8_1, DType::kQ2_K, DType::kQ3_K, DType::kQ5_K,
+                           DType::kQ8_K, DType::kIQ4_NL, DType::kIQ4_XS, DType::kI32}) {
+    EXPECT_FALSE(cuda::matmul_supports(type)) << dtype_name(type);
+  }
+}
+
+}  // namespace
+}  // namespace ember

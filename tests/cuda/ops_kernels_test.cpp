@@ -1,0 +1,296 @@
+// The CUDA row ops (cuda/ops_kernels.cu) against the CPU scalar backend's namesakes on the same
+// random data: float ops within 1e-5 relative error, get_rows and argmax exact.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "cpu/cpu_backend.h"
+#include "cpu/cpu_test_util.h"
+#include "cpu/rope.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/device_buffer.h"
+#include "cuda_test_util.h"
+
+namespace ember {
+namespace {
+
+using cpu_test::random_values;
+using cuda::DeviceBuffer;
+using cuda_test::poisoned_floats;
+using cuda_test::relative_error;
+
+constexpr double kTolerance = 1e-5;
+// Odd sizes around warp, block and vector widths.
+const std::vector<int64_t> kSizes = {1, 3, 31, 33, 255, 257, 4097};
+constexpr int64_t kVocab = 128256;  // Llama 3's logits row
+
+// The reference: scalar kernels, one thread.
+CpuBackend& cpu() {
+  static CpuBackend backend(cpu_test::backend_options(1, Isa::kScalar));
+  return backend;
+}
+
+// Waits for the default stream (every launch here goes on it) and fails on a kernel fault.
+void sync() { ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess); }
+
+std::vector<float> download(const DeviceBuffer& b, size_t n) { return b.to_vector<float>(n); }
+
+TEST(CudaOps, RmsNormMatchesCpu) {
+  EMBER_REQUIRE_GPU();
+  const int64_t n_rows = 3;
+  for (int64_t n : kSizes) {
+    for (bool with_weight : {true, false}) {
+      const auto x = random_values(n_rows * n, 1 + n, 2.0f);
+      const auto w = random_values(n, 2 + n, 1.0f);
+      const float* w_cpu = with_weight ? w.data() : nullptr;
+      std::vector<float> want(x.size());
+      cpu().rms_norm(x.data(), w_cpu, want.data(), n_rows, n, 1e-6f);
+
+      const DeviceBuffer dx = DeviceBuffer::from(x), dw = DeviceBuffer::from(w);
+      const float* w_gpu = with_weight ? dw.as<float>() : nullptr;
+      const DeviceBuffer dy = poisoned_floats(x.size());
+      cuda::rms_norm(dx.as<float>(), w_gpu, dy.as<float>(), n_rows, n, 1e-6f, nullptr);
+      cuda::rms_norm(dx.as<float>(), w_gpu, dx.as<float>(), n_rows, n, 1e-6f, nullptr);  // in place
+      sync();
+      EXPECT_LE(relative_error(download(dy, x.size()), want), kTolerance) << "n " << n << " weight " << with_weight;
+      EXPECT_LE(relative_error(download(dx, x.size()), want), kTolerance) << "in place, n " << n;
+    }
+  }
+}
+
+// Per-head QK-norm: n_tokens · n_head rows of head_dim, in place, one weight of head_dim.
+TEST(CudaOps, RmsNormPerHeadInPlace) {
+  EMBER_REQUIRE_GPU();
+  const int64_t n_rows = 7 * 8, head_dim = 128;
+  const auto x = random_values(n_rows * head_dim, 3, 1.5f);
+  const auto w = random_values(head_dim, 4, 1.0f);
+  std::vector<float> want(x.size());
+  cpu().rms_norm(x.data(), w.data(), want.data(), n_rows, head_dim, 1e-5f);
+  const DeviceBuffer dx = DeviceBuffer::from(x), dw = DeviceBuffer::from(w);
+  cuda::rms_norm(dx.as<float>(), dw.as<float>(), dx.as<float>(), n_rows, head_dim, 1e-5f, nullptr);
+  sync();
+  EXPECT_LE(relative_error(download(dx, x.size()), want), kTolerance);
+}
+
+// swiglu and geglu on a fused [gate|up] output (g = row, u = row + n, stride 2n) and on separate
+// contiguous g and u (stride n).
+TEST(CudaOps, GlusMatchCpu) {
+  EMBER_REQUIRE_GPU();
+  const int64_t n_rows = 3;
+  for (bool geglu : {false, true}) {
+    for (int64_t n : kSizes) {
+      for (bool fused : {true, false}) {
+        const int64_t stride = fused ? 2 * n : n;
+        // Fused: one buffer of rows [g | u]; separate: g in the first n_rows·n floats, u after.
+        const auto gu = random_values(2 * n_rows * n, 5 + n, 3.0f);
+        const int64_t u_offset = fused ? n : n_rows * n;
+        std::vector<float> want(n_rows * n);
+        if (geglu) {
+          cpu().geglu(gu.data(), gu.data() + u_offset, stride, want.data(), n_rows, n);
+        } else {
+          cpu().swiglu(gu.data(), gu.data() + u_offset, stride, want.data(), n_rows, n);
+        }
+        const DeviceBuffer dgu = DeviceBuffer::from(gu);
+        const DeviceBuffer dy = poisoned_floats(want.size());
+        const float* g = dgu.as<float>();
+        if (geglu) {
+          cuda::geglu(g, g + u_offset, stride, dy.as<float>(), n_rows, n, nullptr);
+        } else {
+          cuda::swiglu(g, g + u_offset, stride, dy.as<float>(), n_rows, n, nullptr);
+        }
+        sync();
+        EXPECT_LE(relative_error(download(dy, want.size()), want), kTolerance)
+            << (geglu ? "geglu" : "swiglu") << " n " << n << " fused " << fused;
+      }
+    }
+  }
+}
+
+// b rows b_stride apart: a full matrix (n_cols), a padded one (n_cols + 5) and one broadcast bias
+// row (0), out of place and in place (y = a).
+TEST(CudaOps, AddMatchesCpu) {
+  EMBER_REQUIRE_GPU();
+  const int64_t n_rows = 4;
+  for (int64_t n_cols : kSizes) {
+    for (int64_t b_stride : {n_cols, n_cols + 5, int64_t{0}}) {
+      const auto a = random_values(n_rows * n_cols, 7 + n_cols, 1.0f);
+      const auto b = random_values(n_rows * (n_cols + 5), 8 + n_cols, 1.0f);
+      std::vector<float> want(a.size());
+      cpu().add(a.data(), b.data(), want.data(), n_rows, n_cols, b_stride);
+      const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b);
+      const DeviceBuffer dy = poisoned_floats(a.size());
+      cuda::add(da.as<float>(), db.as<float>(), dy.as<float>(), n_rows, n_cols, b_stride, nullptr);
+      cuda::add(da.as<float>(), db.as<float>(), da.as<float>(), n_rows, n_cols, b_stride, nullptr);
+      sync();
+      EXPECT_LE(relative_error(download(dy, a.size()), want), kTolerance)
+          << "n_cols " << n_cols << " b_stride " << b_stride;
+      EXPECT_LE(relative_error(download(da, a.size()), want), kTolerance) << "in place, n_cols " << n_cols;
+    }
+  }
+}
+
+// More rows than a grid's y dimension (65535) holds: the row loop strides.
+TEST(CudaOps, AddManyRowsBroadcast) {
+  EMBER_REQUIRE_GPU();
+  const int64_t n_rows = 70001, n_cols = 3;
+  const auto a = random_values(n_rows * n_cols, 19, 1.0f);
+  const auto b = random_values(n_cols, 20, 1.0f);
+  std::vector<float> want(a.size());
+  cpu().add(a.data(), b.data(), want.data(), n_rows, n_cols, 0);
+  const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b);
+  cuda::add(da.as<float>(), db.as<float>(), da.as<float>(), n_rows, n_cols, 0, nullptr);
+  sync();
+  EXPECT_LE(relative_error(download(da, a.size()), want), kTolerance);
+}
+
+TEST(CudaOps, ScaleAndSoftcapMatchCpu) {
+  EMBER_REQUIRE_GPU();
+  std::vector<int64_t> sizes = kSizes;
+  sizes.push_back(17 * kVocab + 1);  // 17 rows of logits: more than one grid of 8192 blocks of 256
+  for (int64_t n : sizes) {
+    const auto x = random_values(n, 9 + n, 40.0f);  // |x| around the cap: tanh in and out of saturation
+    std::vector<float> want_scale(x.size());
+    cpu().scale(x.data(), want_scale.data(), n, 0.37f);
+    std::vector<float> want_cap = x;
+    cpu().softcap(want_cap.data(), n, 30.0f);
+
+    const DeviceBuffer dx = DeviceBuffer::from(x);
+    const DeviceBuffer dy = poisoned_floats(x.size());
+    cuda::scale(dx.as<float>(), dy.as<float>(), n, 0.37f, nullptr);
+    sync();
+    EXPECT_LE(relative_error(download(dy, x.size()), want_scale), kTolerance) << "scale n " << n;
+    cuda::scale(dy.as<float>(), dy.as<float>(), n, 2.0f, nullptr);  // in place, exact doubling
+    cuda::softcap(dx.as<float>(), n, 30.0f, nullptr);
+    sync();
+    std::vector<float> doubled = want_scale;
+    for (float& v : doubled) v *= 2.0f;
+    EXPECT_LE(relative_error(download(dy, x.size()), doubled), kTolerance) << "scale in place n " << n;
+    EXPECT_LE(relative_error(download(dx, x.size()), want_cap), kTolerance) << "softcap n " << n;
+  }
+}
+
+// RoPE in place with RopeTable's cos_sin rows: normal and neox, full and partial rotary (the dims
+// past n_rot, and the padding between token rows, must come back untouched).
+TEST(CudaOps, RopeMatchesCpu) {
+  EMBER_REQUIRE_GPU();
+  struct Shape {
+    int64_t head_dim, n_rot;
+  };
+  const std::vector<int32_t> positions = {0, 1, 7, 100, 4095, 31};
+  const auto n_tokens = static_cast<int64_t>(positions.size());
+  const int64_t n_head = 3;
+  for (bool neox : {false, true}) {
+    for (const Shape s : {Shape{64, 64}, Shape{128, 32}, Shape{80, 40}, Shape{6, 2}}) {
+      RopeParams p;
+      p.n_rot = s.n_rot;
+      p.neox = neox;
+      p.freq_base = 10000.0f;
+      const RopeTable table(p);
+      std::vector<float> cos_sin(n_tokens * s.n_rot);
+      table.cos_sin(positions.data(), n_tokens, cos_sin.data());
+
+      const int64_t token_stride = n_head * s.head_dim + 17;  // a row inside a wider fused QKV row
+      const auto x = random_values(n_tokens * token_stride, 11 + s.head_dim, 1.0f);
+      std::vector<float> want = x;
+      cpu().rope(want.data(), n_tokens, token_stride, n_head, s.head_dim, s.n_rot, neox, cos_sin.data());
+
+      const DeviceBuffer dx = DeviceBuffer::from(x), dcs = DeviceBuffer::from(cos_sin);
+      cuda::rope(dx.as<float>(), n_tokens, token_stride, n_head, s.head_dim, s.n_rot, neox, dcs.as<float>(), nullptr);
+      sync();
+      const std::vector<float> got = download(dx, x.size());
+      EXPECT_LE(relative_error(got, want), kTolerance) << "neox " << neox << " head_dim " << s.head_dim;
+      // Floats past n_rot in each head and between token rows come back exactly as they went in.
+      for (int64_t i = 0; i < n_tokens * token_stride; ++i) {
+        const int64_t j = i % token_stride;
+        if (j >= n_head * s.head_dim || j % s.head_dim >= s.n_rot) {
+          ASSERT_EQ(got[i], x[i]) << "index " << i;
+        }
+      }
+    }
+  }
+}
+
+// Every matmul type, rows picked out of order and repeated; bit for bit the CPU dequantizer.
+TEST(CudaOps, GetRowsExactForEveryType) {
+  EMBER_REQUIRE_GPU();
+  const DType types[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0,
+                         DType::kQ5_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
+  const int64_t n_src_rows = 7;
+  const std::vector<int32_t> ids = {3, 0, 6, 3, 1};
+  const auto n_ids = static_cast<int64_t>(ids.size());
+  for (DType type : types) {
+    const uint32_t block = dtype_traits(type).block_size;
+    for (int64_t n_cols : {int64_t{block}, int64_t{3 * block}, int64_t{8 * 256 + block}}) {
+      const auto values = random_values(n_src_rows * n_cols, 13 + n_cols, 1.0f);
+      const std::vector<std::byte> src = cpu_test::quantized(type, values);
+      std::vector<float> want(n_ids * n_cols);
+      cpu().get_rows(type, src.data(), n_src_rows, n_cols, ids.data(), n_ids, want.data());
+
+      const DeviceBuffer dsrc = DeviceBuffer::from(src), dids = DeviceBuffer::from(ids);
+      const DeviceBuffer dy = poisoned_floats(want.size());
+      cuda::get_rows(type, dsrc.data(), n_src_rows, n_cols, dids.as<int32_t>(), n_ids, dy.as<float>(), nullptr);
+      sync();
+      const std::vector<float> got = download(dy, want.size());
+      int64_t mismatches = 0, first = -1;
+      for (size_t i = 0; i < want.size(); ++i) {
+        if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0 && mismatches++ == 0) first = static_cast<int64_t>(i);
+      }
+      EXPECT_EQ(mismatches, 0) << dtype_name(type) << " n_cols " << n_cols << ": first at " << first << " got "
+                               << (first >= 0 ? got[first] : 0.0f) << " want " << (first >= 0 ? want[first] : 0.0f);
+    }
+  }
+}
+
+// Rows per n: random, the max as the last element, a tie (the first wins), a constant row (index
+// 0), and a NaN at 0 (never chosen while a number exists). Exact against cpu argmax and by hand.
+TEST(CudaOps, ArgmaxRowsMatchesCpu) {
+  EMBER_REQUIRE_GPU();
+  std::vector<int64_t> sizes = kSizes;
+  sizes.push_back(kVocab);
+  for (int64_t n : sizes) {
+    const int64_t n_rows = 5;
+    std::vector<float> x = random_values(n_rows * n, 17 + n, 3.0f);
+    float* last = x.data() + n;
+    last[n - 1] = 100.0f;
+    float* tie = x.data() + 2 * n;
+    const int64_t tie_at = n / 3;
+    tie[tie_at] = 50.0f;
+    tie[n - 1] = 50.0f;
+    float* constant = x.data() + 3 * n;
+    for (int64_t i = 0; i < n; ++i) constant[i] = 1.25f;
+    x[4 * n] = NAN;
+    std::vector<int32_t> want(n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) want[r] = static_cast<int32_t>(cpu().argmax(x.data() + r * n, n));
+    EXPECT_EQ(want[1], n - 1);
+    EXPECT_EQ(want[2], tie_at);
+    EXPECT_EQ(want[3], 0);
+
+    const DeviceBuffer dx = DeviceBuffer::from(x);
+    const DeviceBuffer dout = DeviceBuffer::from(std::vector<int32_t>(n_rows, -7));
+    cuda::argmax_rows(dx.as<float>(), n_rows, n, dout.as<int32_t>(), nullptr);
+    sync();
+    EXPECT_EQ(dout.to_vector<int32_t>(n_rows), want) << "n " << n;
+  }
+}
+
+// Zero-size calls launch nothing and touch nothing (null pointers would fault otherwise).
+TEST(CudaOps, ZeroSizesAreNoOps) {
+  EMBER_REQUIRE_GPU();
+  cuda::rms_norm(nullptr, nullptr, nullptr, 0, 64, 1e-6f, nullptr);
+  cuda::rms_norm(nullptr, nullptr, nullptr, 4, 0, 1e-6f, nullptr);
+  cuda::swiglu(nullptr, nullptr, 0, nullptr, 0, 64, nullptr);
+  cuda::geglu(nullptr, nullptr, 64, nullptr, 3, 0, nullptr);
+  cuda::add(nullptr, nullptr, nullptr, 0, 64, 0, nullptr);
+  cuda::scale(nullptr, nullptr, 0, 2.0f, nullptr);
+  cuda::softcap(nullptr, 0, 30.0f, nullptr);
+  cuda::rope(nullptr, 0, 0, 4, 64, 64, false, nullptr, nullptr);
+  cuda::get_rows(DType::kQ4_K, nullptr, 4, 256, nullptr, 0, nullptr, nullptr);
+  cuda::argmax_rows(nullptr, 0, 10, nullptr, nullptr);
+  sync();
+}
+
+}  // namespace
+}  // namespace ember
