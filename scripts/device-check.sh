@@ -53,8 +53,10 @@ do_run() {
   local status=0
   if [ "$tests" = 1 ]; then
     echo "== cuda tests"
-    LD_LIBRARY_PATH="$libs" "$pack/cuda_tests" --gtest_brief=1 2>&1 | tee "$out/cuda_tests.log" | grep -E "^\[  (FAILED|PASSED) |FAILED|Failure|error" || true
-    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+    local rc=0
+    LD_LIBRARY_PATH="$libs" "$pack/cuda_tests" --gtest_brief=1 >"$out/cuda_tests.log" 2>&1 || rc=$?
+    grep -E "^\[  (FAILED|PASSED) |FAILED|Failure|error" "$out/cuda_tests.log" || true
+    [ "$rc" = 0 ] || { echo "cuda_tests failed (exit $rc)"; status=1; }
     grep -E "^cuda " "$out/cuda_tests.log" | tail -60 || true
   fi
   if [ "$bench" = 1 ]; then

@@ -78,6 +78,7 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   model_options.context_size = info.context;
   model_options.batch_invariant = options.batch_invariant;
   model_options.repack_output = options.repack_output;
+  static_assert(kAllGpuLayers == kGpuLayersAll);
   model_options.gpu_layers = options.gpu_layers;
   model_options.gpu_device = options.gpu_device;
   impl->model = Model::from_file(std::move(file), *impl->backend, model_options);

@@ -148,9 +148,14 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   base.model_path = path;
   base.model_name = model->config().name.empty() ? std::string(arch_name(model->config().arch)) : model->config().name;
   base.type = model_type_label(model->file());
-  base.isa = model->gpu() != nullptr
-                 ? fmt::format("cuda:{}+{}", model->gpu()->first_layer() == 0 ? "all" : "part", backend.kernels_name())
-                 : backend.kernels_name();
+  // "cuda" with every layer and the head on the GPU, else "cuda:N+<cpu kernels>" for N offloaded layers.
+  if (const GpuLayers* gpu = model->gpu(); gpu == nullptr) {
+    base.isa = backend.kernels_name();
+  } else if (gpu->first_layer() == 0 && gpu->runs_output()) {
+    base.isa = "cuda";
+  } else {
+    base.isa = fmt::format("cuda:{}+{}", model->config().n_layer - gpu->first_layer(), backend.kernels_name());
+  }
   base.size_bytes = model->weight_bytes();
   base.params = model->parameter_count();
   base.threads = backend.n_threads();

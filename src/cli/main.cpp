@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
   for (char*& arg : args) {
     const std::string_view a = arg;
+    if (a == "--") break;  // the rest are values
     if (a == "-ngl" || a.starts_with("-ngl="))
       arg = ngl_args.emplace_back("--gpu-layers" + std::string(a.substr(4))).data();
   }

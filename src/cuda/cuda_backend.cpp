@@ -25,7 +25,8 @@ void check_cublas(cublasStatus_t status, const char* what) {
 
 }  // namespace
 
-CudaBackend::CudaBackend(const CudaBackendOptions& options) : device_(options.device) {
+CudaBackend::CudaBackend(const CudaBackendOptions& options)
+    : device_(options.device), rows_invariant_(options.rows_invariant) {
   int n = 0;
   const cudaError_t status = cudaGetDeviceCount(&n);
   if (status != cudaSuccess) {
@@ -55,6 +56,8 @@ CudaBackend::~CudaBackend() {
   if (cublas_ != nullptr) cublasDestroy(handle(cublas_));
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
+
+void CudaBackend::make_current() const { EMBER_CUDA_CHECK(cudaSetDevice(device_)); }
 
 DeviceInfo CudaBackend::info() const {
   cudaDeviceProp prop{};
@@ -151,13 +154,14 @@ std::shared_ptr<void> CudaBackend::allocate_shared(size_t bytes, std::string_vie
 }
 
 void CudaBackend::reserve(const StepLimits& limits, int64_t max_matrix_elements, int32_t max_context) {
-  if (limits.max_rows > kGemvMaxRows && max_matrix_elements > max_matrix_elements_) {
+  if (limits.max_rows > kGemvMaxRows && !rows_invariant_ && max_matrix_elements > max_matrix_elements_) {
     weight_f16_ = DeviceBuffer(static_cast<size_t>(max_matrix_elements) * sizeof(__half), "the GEMM's f16 weight");
     max_matrix_elements_ = max_matrix_elements;
   }
-  if (limits.max_rows * limits.max_k > limits_.max_rows * limits_.max_k) {
-    x_f16_ = DeviceBuffer(static_cast<size_t>(limits.max_rows * limits.max_k) * sizeof(__half),
-                          "the GEMM's f16 activations");
+  // Sized for the largest rows and the widest k seen, whichever calls they came from.
+  const int64_t x_elements = std::max(limits.max_rows, limits_.max_rows) * std::max(limits.max_k, limits_.max_k);
+  if (limits.max_rows > kGemvMaxRows && static_cast<size_t>(x_elements) * sizeof(__half) > x_f16_.bytes()) {
+    x_f16_ = DeviceBuffer(static_cast<size_t>(x_elements) * sizeof(__half), "the GEMM's f16 activations");
   }
   if (limits.n_head > 0) {
     const size_t bytes = attention_workspace_bytes(limits.max_rows, limits.n_head, limits.head_dim, max_context);
@@ -196,6 +200,11 @@ void CudaBackend::matmul(const CudaLinear& w, const float* x, int64_t m, float* 
   if (m <= 0) return;
   if (m <= kGemvMaxRows) {
     gemv(w.w, x, m, y, stream_);
+  } else if (rows_invariant_) {
+    // A GEMV row's sums do not depend on how many rows share the call.
+    for (int64_t r = 0; r < m; r += kGemvMaxRows) {
+      gemv(w.w, x + r * w.w.k, std::min(kGemvMaxRows, m - r), y + r * w.w.n_out, stream_);
+    }
   } else {
     gemm(w, x, m, y);
   }

@@ -19,6 +19,9 @@ namespace ember::cuda {
 
 struct CudaBackendOptions {
   int device = 0;
+  // Every row's result independent of the step's row count (--deterministic): matmuls of any row
+  // count run the GEMV, in chunks of kGemvMaxRows, never the f16 GEMM.
+  bool rows_invariant = false;
 };
 
 // A weight matrix uploaded to the device (its GGUF blocks, unchanged).
@@ -61,6 +64,9 @@ class CudaBackend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   DeviceInfo info() const;
+  // Makes this backend's device the calling thread's current one (CUDA's current device is per
+  // thread: the engine steps on its own). Every entry point of a caller's thread calls it first.
+  void make_current() const;
   // Median of several timed runs each (after a warm-up); allocates ~1.5 GiB while it runs.
   Roofline measure_roofline();
   cudaStream_t stream() const noexcept { return stream_; }
@@ -105,6 +111,7 @@ class CudaBackend {
   void gemm(const CudaLinear& w, const float* x, int64_t m, float* y);
 
   int device_ = 0;
+  bool rows_invariant_ = false;
   cudaStream_t stream_ = nullptr;
   void* cublas_ = nullptr;   // cublasHandle_t
   DeviceBuffer weight_f16_;  // [max_matrix_elements] the GEMM's dequantized weight

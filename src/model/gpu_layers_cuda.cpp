@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
 #include "ember/error.h"
 #include "model/gpu_layers.h"
 #include "model/transformer_layer.h"
@@ -38,8 +39,14 @@ constexpr double kMiB = 1024.0 * 1024.0;
 class KvDeviceMemory final : public KvPoolMemory {
  public:
   explicit KvDeviceMemory(std::shared_ptr<CudaBackend> backend) : backend_(std::move(backend)) {}
-  std::shared_ptr<void> allocate(size_t bytes) override { return backend_->allocate_shared(bytes, "a KV cache pool"); }
-  void copy(void* dst, const void* src, size_t bytes) override { backend_->device_copy(dst, src, bytes); }
+  std::shared_ptr<void> allocate(size_t bytes) override {
+    backend_->make_current();
+    return backend_->allocate_shared(bytes, "a KV cache pool");
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    backend_->make_current();
+    backend_->device_copy(dst, src, bytes);
+  }
 
  private:
   std::shared_ptr<CudaBackend> backend_;
@@ -55,10 +62,15 @@ class CudaGpuLayers final : public GpuLayers {
  public:
   CudaGpuLayers(const ModelConfig& config, const Weights& weights, const GpuLayersOptions& options)
       : config_(config), options_(options) {
-    backend_ = std::make_shared<CudaBackend>(cuda::CudaBackendOptions{.device = options.device});
+    check_shapes();
+    backend_ = std::make_shared<CudaBackend>(
+        cuda::CudaBackendOptions{.device = options.device, .rows_invariant = options.batch_invariant});
     check_fits(weights);
     upload_weights(weights);
     allocate_scratch();
+    // The uploads went through the legacy stream, which the backend's non-blocking stream does not
+    // wait for: finish them before the first step.
+    EMBER_CUDA_CHECK(cudaDeviceSynchronize());
     kv_memory_ = std::make_shared<KvDeviceMemory>(backend_);
   }
 
@@ -76,6 +88,7 @@ class CudaGpuLayers final : public GpuLayers {
   }
 
   GpuRoofline measure_roofline() const override {
+    backend_->make_current();
     const cuda::Roofline r = backend_->measure_roofline();
     return {.copy_gbs = r.copy_gbs, .f16_tflops = r.f16_tflops};
   }
@@ -85,6 +98,7 @@ class CudaGpuLayers final : public GpuLayers {
     const ModelConfig& c = config_;
     EMBER_CHECK(step.n > 0 && step.n <= options_.max_rows);
     CudaBackend& b = *backend_;
+    b.make_current();
     b.to_device(x_.data(), x, floats_bytes(step.n, c.n_embd));
     if (options_.n_rot > 0) b.to_device(cos_sin_.data(), step.cos_sin, floats_bytes(step.n, options_.n_rot));
     if (options_.n_rot_local > 0) {
@@ -117,6 +131,7 @@ class CudaGpuLayers final : public GpuLayers {
     const auto m = static_cast<int64_t>(rows.size());
     if (m == 0) return;
     CudaBackend& b = *backend_;
+    b.make_current();
     // The wanted rows close up in xn (runs of consecutive rows in one copy).
     for (size_t i = 0; i < rows.size();) {
       size_t j = i + 1;
@@ -133,6 +148,18 @@ class CudaGpuLayers final : public GpuLayers {
   }
 
  private:
+  // What the kernels cannot run, refused at load rather than met at the first step.
+  void check_shapes() const {
+    const ModelConfig& c = config_;
+    if (c.head_dim % 2 != 0 || c.head_dim > 256) {
+      fail(ErrorCode::kUnsupported, "GPU attention takes even head sizes up to 256, not {}", c.head_dim);
+    }
+    if (c.n_head % c.n_head_kv != 0) {
+      fail(ErrorCode::kUnsupported, "GPU attention: {} query heads are not a multiple of {} kv heads", c.n_head,
+           c.n_head_kv);
+    }
+  }
+
   // Everything this will allocate, against the device's free memory, before allocating any of it.
   void check_fits(const Weights& weights) const {
     uint64_t need = 0;
@@ -190,7 +217,7 @@ class CudaGpuLayers final : public GpuLayers {
     const int64_t widths = 2 * c.n_embd + (q_dim + 2 * kv_dim) + q_dim + 2 * kv_dim + q_dim + c.n_embd +
                            3 * int64_t{c.n_ff} + (options_.output ? c.n_vocab : 0);
     uint64_t bytes = floats_bytes(rows, widths);
-    if (rows > cuda::kGemvMaxRows) {
+    if (rows > cuda::kGemvMaxRows && !options_.batch_invariant) {
       bytes += static_cast<uint64_t>(max_matrix_elements(weights)) * 2 + static_cast<uint64_t>(rows * max_k()) * 2;
     }
     return bytes + cuda::attention_workspace_bytes(rows, c.n_head, c.head_dim, options_.max_context);

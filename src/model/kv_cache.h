@@ -37,7 +37,7 @@ struct KvCacheOptions {
   // Layers [first_device_layer, n_layer) keep their pools in `device` memory (nullptr: every pool
   // in host memory). Model::kv_options sets both for a model with GPU layers.
   int32_t first_device_layer = 0;
-  std::shared_ptr<KvPoolMemory> device;
+  std::shared_ptr<KvPoolMemory> device = nullptr;
 };
 
 using SeqId = int32_t;

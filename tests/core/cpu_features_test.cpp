@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -148,9 +149,12 @@ TEST(CpuFeatures, FlagsMatchProcCpuinfo) {
   if (const auto vendor = first_value(*cpuinfo, "vendor_id")) {
     EXPECT_EQ(f.vendor, *vendor);
   }
+  // The brand is not cross-checked byte for byte: virtual machines show the kernel another one than
+  // cpuid gives a process (seen: cpuid "Oxide Virtual Turin-like Processor", /proc "AMD EPYC").
   const auto model = first_value(*cpuinfo, "model name");
-  if (model && !f.brand.empty()) {
-    EXPECT_EQ(f.brand, *model);
+  if (model && !model->empty()) {
+    EXPECT_FALSE(f.brand.empty()) << "/proc/cpuinfo names the CPU '" << *model << "' but cpuid gave no brand";
+    if (f.brand != *model) std::printf("note: cpuid brand '%s', /proc/cpuinfo '%s'\n", f.brand.c_str(), model->c_str());
   }
   EXPECT_FALSE(f.vendor.empty());
 #else

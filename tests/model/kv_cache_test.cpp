@@ -78,10 +78,18 @@ int32_t match_all(const KvCache& cache, std::span<const int32_t> tokens) {
   return cache.match_prefix(tokens, static_cast<int32_t>(tokens.size()));
 }
 
-constexpr KvCacheOptions kF32 = {.n_blocks = 8, .k_dtype = DType::kF32, .v_dtype = DType::kF32};
+// Host pools of F32 blocks.
+KvCacheOptions f32_blocks(int32_t n_blocks) {
+  KvCacheOptions o;
+  o.n_blocks = n_blocks;
+  o.k_dtype = DType::kF32;
+  o.v_dtype = DType::kF32;
+  return o;
+}
+const KvCacheOptions kF32 = f32_blocks(8);
 
 TEST(KvCache, GrowsTruncatesAndFreesBlocks) {
-  KvCache cache(small_config(), {.n_blocks = 8, .k_dtype = DType::kF32, .v_dtype = DType::kF32});
+  KvCache cache(small_config(), f32_blocks(8));
   EXPECT_EQ(cache.free_blocks(), 8);
   EXPECT_EQ(cache.bytes(), size_t{2} * 8 * 2 * (2 * 16 * 8 * 4));  // layers × blocks × (K + V)
   const SeqId a = cache.add_sequence();
@@ -110,7 +118,7 @@ TEST(KvCache, GrowsTruncatesAndFreesBlocks) {
 }
 
 TEST(KvCache, ForksShareBlocksAndCopyBeforeWriting) {
-  KvCache cache(small_config(), {.n_blocks = 6, .k_dtype = DType::kF32, .v_dtype = DType::kF32});
+  KvCache cache(small_config(), f32_blocks(6));
   const SeqId a = cache.add_sequence();
   ASSERT_TRUE(cache.reserve(a, 20));
   for (int32_t pos = 0; pos < 20; ++pos) {
@@ -266,7 +274,7 @@ TEST(KvCachePrefix, HashCollisionsNeverReuseTheWrongBlocks) {
 }
 
 TEST(KvCachePrefix, EvictsReleasedBlocksLeastRecentlyReleasedFirst) {
-  KvCache cache(small_config(), {.n_blocks = 6, .k_dtype = DType::kF32, .v_dtype = DType::kF32});
+  KvCache cache(small_config(), f32_blocks(6));
   const std::vector<int32_t> ta = random_tokens(32, 8), tb = random_tokens(32, 9);
   const SeqId a = prefill(cache, ta), b = prefill(cache, tb);
   cache.remove_sequence(a);  // its last block is released first: the LRU evicts a prefix's tail first
