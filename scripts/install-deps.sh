@@ -14,6 +14,9 @@ packages=(
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-regex python3-jinja2 pkgconf
+  # the chat UI's browser tests (Playwright drives Debian's Chromium headless; fixed fonts keep the
+  # screenshots stable)
+  chromium fonts-dejavu-core
   # `ember chat` line editing (BSD-licensed editline)
   libedit-dev
 )
@@ -49,17 +52,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The `ember serve` tests' npm packages (tests/server/node: the official `openai` client), as the
-# invoking user. Node >= 20 is not a Debian 12 package (bookworm has 18), so it is not installed here.
+# The `ember serve` tests' npm packages (tests/server/node: the official `openai` client and
+# playwright-core for the chat UI), as the invoking user; npm ci whenever any installed package differs
+# from the lock. Node >= 20 is not a Debian 12 package (bookworm has 18), so it is not installed here.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 node_dir=tests/server/node
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "install-deps: no node/npm: skipping $node_dir (the Server* ctests need Node >= 20)" >&2
 elif [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
   echo "install-deps: node $(node --version) is older than 20: skipping $node_dir (the Server* ctests need it)" >&2
-elif [ "$(node -p "try { require('./$node_dir/node_modules/openai/package.json').version ===
-                         require('./$node_dir/package-lock.json').packages['node_modules/openai'].version }
-                   catch { false }")" != true ]; then
+elif [ "$(node -p "const lock = require('./$node_dir/package-lock.json').packages;
+                   Object.entries(lock).filter(([k]) => k.startsWith('node_modules/')).every(([k, v]) => {
+                     try { return require('./$node_dir/' + k + '/package.json').version === v.version }
+                     catch { return false } })")" != true ]; then
   echo "install-deps: npm ci in $node_dir" >&2
   # --prefer-offline: the lock has no 'resolved' URLs here, so --offline alone fails on a cold cache.
   # Under sudo, as the user who ran it: a root-owned node_modules would block their own npm later.

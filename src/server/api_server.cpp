@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "server/completion_response.h"
 #include "server/server_state.h"
+#include "server/ui_assets.h"
 
 namespace ember::server {
 
@@ -252,6 +253,40 @@ json props(ServerState& s) {
 
 }  // namespace
 
+namespace {
+
+// The page's policy: its own scripts and styles only, no inline code, and Trusted Types with no
+// policy, so any HTML-string sink (innerHTML, ...) throws — model text can only ever become text.
+constexpr const char* kUiPolicy =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'; trusted-types 'none'";
+
+// An embedded file: revalidated on every load (a new binary's UI shows at once), 304 when the
+// browser's copy is current.
+HttpReply ui_reply(const UiAsset& asset, const HttpRequest& request) {
+  HttpReply reply;
+  reply.headers = {{"ETag", asset.etag},
+                   {"Cache-Control", "no-cache"},
+                   {"Vary", "Accept-Encoding"},
+                   {"X-Content-Type-Options", "nosniff"},
+                   {"Referrer-Policy", "no-referrer"}};
+  if (std::string_view(asset.content_type).starts_with("text/html")) {
+    reply.headers.emplace_back("Content-Security-Policy", kUiPolicy);
+  }
+  if (const std::string match = request.header("If-None-Match");
+      match == "*" || match.find(asset.etag) != std::string::npos) {
+    reply.status = 304;
+    reply.content_type.clear();
+    return reply;
+  }
+  reply.content_type = asset.content_type;
+  reply.body = std::string(asset.bytes());
+  return reply;
+}
+
+}  // namespace
+
 HttpReply ApiServer::route(const HttpRequest& request) {
   ServerState& s = *state_;
   const std::string& path = request.path;
@@ -266,6 +301,11 @@ HttpReply ApiServer::route(const HttpRequest& request) {
     if (s.draining.load()) return error_reply(ApiError(503, "server_error", "", "shutting down"));
     if (!s.ready.load()) return error_reply(ApiError(503, "server_error", "", "Loading model"));
     return json_reply(200, {{"status", "ok"}});
+  }
+  // The chat UI's files need no key (they hold no secret; the page asks for the key and sends it
+  // with its API calls) and are served while the model loads.
+  if (get && !s.options.no_ui) {
+    if (const UiAsset* asset = find_ui_asset(path)) return ui_reply(*asset, request);
   }
   if (!s.options.api_key.empty()) {
     const std::string auth = request.header("Authorization");
@@ -331,15 +371,6 @@ HttpReply ApiServer::route(const HttpRequest& request) {
     HttpReply reply;
     reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
     reply.body = m.render(gauges);
-    return reply;
-  }
-  if (get && path == "/" && !s.options.no_ui) {
-    HttpReply reply;
-    reply.content_type = "text/plain; charset=utf-8";
-    reply.body = fmt::format(
-        "ember serve: {}\n\nPOST /v1/chat/completions, /v1/completions, /v1/embeddings, /tokenize, /detokenize, "
-        "/apply-template\nGET /v1/models, /health, /metrics\n",
-        s.model_name);
     return reply;
   }
   static const char* const kKnown[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize",

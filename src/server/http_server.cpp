@@ -47,7 +47,8 @@ void apply(HttpReply reply, httplib::Response& res) {
   res.status = reply.status;
   for (const auto& [key, value] : reply.headers) res.set_header(key, value);
   if (!reply.stream) {
-    res.set_content(std::move(reply.body), reply.content_type);
+    // No content type and no body (a 304): no Content-Type header either.
+    if (!reply.body.empty() || !reply.content_type.empty()) res.set_content(std::move(reply.body), reply.content_type);
     return;
   }
   auto stream = std::make_shared<std::function<void(Sink&)>>(std::move(reply.stream));

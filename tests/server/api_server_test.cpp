@@ -17,6 +17,7 @@
 
 #include "ember/error.h"
 #include "ember/sampling.h"
+#include "server/ui_assets.h"
 
 namespace ember::server {
 namespace {
@@ -301,6 +302,72 @@ TEST(ApiServerLifecycle, LoadingThenDrainingAnswer503) {
   bool retry_after = false;
   for (const auto& [k, v] : refused.headers) retry_after = retry_after || k == "Retry-After";
   EXPECT_TRUE(retry_after);
+}
+
+std::string header_of(const HttpReply& reply, std::string_view name) {
+  for (const auto& [k, v] : reply.headers) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+// The embedded chat UI: served without the API key (the page asks for it) and before the model has
+// loaded, with its policy headers, and revalidated by ETag.
+TEST(ApiServerUi, AssetsAreServedWithoutTheKeyAndRevalidated) {
+  ASSERT_GT(kUiAssetCount, 0u);
+  ServerOptions o;
+  o.model_path = kTiny;
+  o.api_key = "secret";
+  ApiServer server(o);  // not loaded: the page still comes
+  const HttpReply page = server.handle(get("/", ""));
+  ASSERT_EQ(page.status, 200) << page.body;
+  EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find("<html"), std::string::npos);
+  EXPECT_NE(header_of(page, "Content-Security-Policy").find("trusted-types 'none'"), std::string::npos);
+  EXPECT_EQ(header_of(page, "X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(header_of(page, "Cache-Control"), "no-cache");
+  const std::string etag = header_of(page, "ETag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(server.handle(get("/index.html", "")).body, page.body);
+
+  HttpRequest again = get("/", "");
+  again.headers.emplace_back("If-None-Match", etag);
+  const HttpReply not_modified = server.handle(again);
+  EXPECT_EQ(not_modified.status, 304);
+  EXPECT_TRUE(not_modified.body.empty());
+  HttpRequest stale = get("/", "");
+  stale.headers.emplace_back("If-None-Match", "\"0000000000000000\"");
+  EXPECT_EQ(server.handle(stale).status, 200);
+
+  for (size_t i = 0; i < kUiAssetCount; ++i) {
+    const UiAsset& asset = kUiAssets[i];
+    SCOPED_TRACE(asset.path);
+    const HttpReply reply = server.handle(get(asset.path, ""));
+    EXPECT_EQ(reply.status, 200);
+    EXPECT_EQ(reply.body, asset.bytes());
+    EXPECT_EQ(reply.content_type, asset.content_type);
+    if (std::string_view(asset.path).ends_with(".js")) {
+      EXPECT_EQ(reply.content_type, "text/javascript; charset=utf-8");
+    }
+    if (i > 0) {
+      EXPECT_LT(std::string_view(kUiAssets[i - 1].path), std::string_view(asset.path));  // sorted
+    }
+  }
+  // Only the table: no file system behind it, and the API still wants its key.
+  EXPECT_EQ(server.handle(get("/../CMakeLists.txt", "")).status, 401);
+  EXPECT_EQ(find_ui_asset("/nope.js"), nullptr);
+  EXPECT_EQ(find_ui_asset(""), nullptr);
+}
+
+TEST(ApiServerUi, NoUiServesNoPage) {
+  ServerOptions o;
+  o.model_path = kTiny;
+  o.no_ui = true;
+  o.threads = 1;
+  ApiServer server(o);
+  server.load();
+  EXPECT_EQ(server.handle(get("/", "")).status, 404);
+  EXPECT_EQ(server.handle(get("/app.js", "")).status, 404);
 }
 
 TEST(ApiServerLifecycle, MissingModelFailsToLoad) {
