@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startServer } from './server.mjs';
+import { API_KEY, startServer } from './server.mjs';
 
 const shots = process.env.EMBER_UI_SCREENSHOTS ?? '';
 const executablePath = process.env.EMBER_CHROMIUM ?? '/usr/bin/chromium';
@@ -243,4 +243,37 @@ test('dark theme and a phone-sized window', async () => {
   await screenshot('phone-dark');
   await page.setViewportSize({ width: 1100, height: 720 });
   assert.deepEqual(pageErrors, []);
+});
+
+test('a server with an API key: the page loads, asks for the key, then works with it', async () => {
+  const keyed = await startServer(['--api-key', API_KEY]);
+  const other = await context.newPage();
+  try {
+    other.on('pageerror', (e) => pageErrors.push(e.message));
+    await other.goto(keyed.url + '/');  // the page itself needs no key
+    // /v1/models and /props answer 401: the settings open at the key field.
+    await other.locator('#api-key').waitFor({ state: 'visible' });
+    await other.waitForFunction(() => document.activeElement?.id === 'api-key');
+    await other.fill('#api-key', 'wrong-key');
+    await other.locator('#api-key').dispatchEvent('change');
+    await other.click('#settings-toggle');
+    await other.fill('#prompt', 'And God said');
+    await other.keyboard.press('Enter');
+    const failed = other.locator('article.message[data-role="assistant"]').last();
+    await other.waitForFunction((el) => el.dataset.state === 'error', await failed.elementHandle());
+    await other.locator('#api-key').waitFor({ state: 'visible' });
+    await other.fill('#api-key', API_KEY);
+    await other.locator('#api-key').dispatchEvent('change');
+    await other.click('#settings-toggle');
+    await other.fill('#prompt', 'And God said');
+    await other.keyboard.press('Enter');
+    const reply = other.locator('article.message[data-role="assistant"]').last();
+    await other.waitForFunction((el) => ['done', 'stopped'].includes(el.dataset.state), await reply.elementHandle(),
+                                { timeout: 30_000 });
+    assert.equal(await reply.getAttribute('data-state'), 'done');
+    assert.ok((await reply.locator('.content').textContent()).trim().length > 0);
+  } finally {
+    await other.close();
+    await keyed.stop();
+  }
 });
