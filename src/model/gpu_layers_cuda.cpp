@@ -252,15 +252,7 @@ class CudaGpuLayers final : public GpuLayers {
       if (!l.fused_gate_up) l.w_gate = linear(w.w_gate, "ffn_gate", il);
       l.w_up = linear(w.w_up, "ffn_up", il);
       l.w_down = linear(w.w_down, "ffn_down", il);
-      vectors_.push_back({.attn_norm = vector(w.attn_norm),
-                          .bq = vector(w.bq),
-                          .bk = vector(w.bk),
-                          .bv = vector(w.bv),
-                          .q_norm = vector(w.q_norm),
-                          .k_norm = vector(w.k_norm),
-                          .post_attn_norm = vector(w.post_attn_norm),
-                          .ffn_norm = vector(w.ffn_norm),
-                          .post_ffn_norm = vector(w.post_ffn_norm)});
+      vectors_.push_back(layer_vectors(w, vector));
     }
     if (options_.output) {
       output_ = b.upload(matrix(weights.output), "output");

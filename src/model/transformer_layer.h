@@ -190,19 +190,26 @@ void transformer_layer(Backend& b, const ModelConfig& c, int32_t il, const Layer
   }
 }
 
+// A layer's F32 vectors, each mapped by `where(tensor)` to the pointer the backend reads it at
+// (nullptr for a tensor the model does not have).
+template <class LayerWeightsT, class Where>
+LayerVectors layer_vectors(const LayerWeightsT& w, Where&& where) {
+  return {.attn_norm = where(w.attn_norm),
+          .bq = where(w.bq),
+          .bk = where(w.bk),
+          .bv = where(w.bv),
+          .q_norm = where(w.q_norm),
+          .k_norm = where(w.k_norm),
+          .post_attn_norm = where(w.post_attn_norm),
+          .ffn_norm = where(w.ffn_norm),
+          .post_ffn_norm = where(w.post_ffn_norm)};
+}
+
 // The F32 vectors of `w` as host pointers (the CPU reads them in place from the mapping).
 template <class LayerWeightsT>
 LayerVectors host_vectors(const LayerWeightsT& w) {
-  const auto f = [](const auto& t) { return t.data() == nullptr ? nullptr : t.template data_as<float>(); };
-  return {.attn_norm = f(w.attn_norm),
-          .bq = f(w.bq),
-          .bk = f(w.bk),
-          .bv = f(w.bv),
-          .q_norm = f(w.q_norm),
-          .k_norm = f(w.k_norm),
-          .post_attn_norm = f(w.post_attn_norm),
-          .ffn_norm = f(w.ffn_norm),
-          .post_ffn_norm = f(w.post_ffn_norm)};
+  return layer_vectors(
+      w, [](const auto& t) -> const float* { return t.data() == nullptr ? nullptr : t.template data_as<float>(); });
 }
 
 }  // namespace ember

@@ -262,6 +262,26 @@ constexpr const char* kUiPolicy =
     "manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
     "require-trusted-types-for 'script'; trusted-types 'none'";
 
+// Whether If-None-Match (`*`, or a comma-separated list of entity tags) names `etag`, by weak
+// comparison (RFC 9110 §13.1.2: the opaque parts equal, W/ ignored).
+bool etag_matches(std::string_view header, std::string_view etag) {
+  const auto opaque = [](std::string_view tag) {
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    return tag;
+  };
+  const std::string_view want = opaque(etag);
+  while (!header.empty()) {
+    const size_t comma = header.find(',');
+    const std::string_view tag = opaque(header.substr(0, comma));
+    if (tag == "*" || tag == want) return true;
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 // An embedded file: revalidated on every load (a new binary's UI shows at once), 304 when the
 // browser's copy is current.
 HttpReply ui_reply(const UiAsset& asset, const HttpRequest& request) {
@@ -274,8 +294,7 @@ HttpReply ui_reply(const UiAsset& asset, const HttpRequest& request) {
   if (std::string_view(asset.content_type).starts_with("text/html")) {
     reply.headers.emplace_back("Content-Security-Policy", kUiPolicy);
   }
-  if (const std::string match = request.header("If-None-Match");
-      match == "*" || match.find(asset.etag) != std::string::npos) {
+  if (etag_matches(request.header("If-None-Match"), asset.etag)) {
     reply.status = 304;
     reply.content_type.clear();
     return reply;

@@ -11,7 +11,7 @@ namespace ember::server {
 struct UiAsset {
   const char* path;          // "/index.html"
   const char* content_type;  // "text/html; charset=utf-8"
-  const char* etag;          // "\"<first 16 hex digits of its SHA-256>\"" (strong, quoted)
+  const char* etag;          // W/"<first 16 hex digits of its SHA-256>" (weak: the body may be compressed)
   const unsigned char* data;
   std::size_t size;
 

@@ -22,41 +22,6 @@ namespace {
 using test::Logits;
 using test::RandomModelSpec;
 
-const std::vector<std::string> kArchs = {
-#define EMBER_ARCH(id, gguf_name, reader) gguf_name,
-#include "model/arch/arch_list.inc"
-#undef EMBER_ARCH
-};
-
-// The reference test's shapes (tests/model/forward_reference_test.cpp): k a multiple of 256 for the
-// K-quants, sliding windows shorter than the sequences, soft-caps that bend without saturating.
-RandomModelSpec spec_for(const std::string& arch, DType type) {
-  RandomModelSpec s;
-  s.arch = arch;
-  if (arch == "gemma2" || arch == "gemma3") {
-    s.extra_keys = [arch](GgufWriter& w) {
-      w.add<uint32_t>(arch + ".attention.sliding_window", 6);
-      w.add<float>(arch + ".final_logit_softcapping", 3.0f);
-      if (arch == "gemma2") w.add<float>(arch + ".attn_logit_softcapping", 2.0f);
-    };
-  }
-  if (arch == "gemma3") {
-    s.n_layer = 6;
-    s.rope_freq_base = 1e6f;
-  }
-  if (arch == "phi3") s.n_rot = 32;
-  s.n_embd = 256;
-  s.n_head = 4;
-  s.n_head_kv = 2;
-  s.head_dim = 64;
-  s.n_ff = 512;
-  s.n_vocab = 80;
-  s.weight_type = type;
-  s.embd_type = type;
-  s.seed = 7 + static_cast<uint64_t>(type);
-  return s;
-}
-
 // The same file loaded a second time with `gpu_layers` offloaded, with its own KV cache.
 struct GpuModel {
   std::unique_ptr<CpuBackend> backend;
@@ -90,11 +55,11 @@ constexpr double kPrefillTolerance = 1e-2;
 TEST(CudaModel, EveryArchitectureAndTypeAgainstTheReference) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(21, 80, 3);
-  for (const std::string& arch : kArchs) {
+  for (const std::string& arch : test::architecture_names()) {
     for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ5_0, DType::kQ4_K,
                        DType::kQ6_K}) {
       SCOPED_TRACE(arch + " " + std::string(dtype_name(type)));
-      test::TwinModels m = test::TwinModels::make(spec_for(arch, type), {.max_step_tokens = 32});
+      test::TwinModels m = test::TwinModels::make(test::reference_spec(arch, type), {.max_step_tokens = 32});
       const test::RefLogits expected = m.reference->forward(tokens);
       // Steps of 32 rows: the 21-row prefill takes the GEMM path, decode the GEMV.
       GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 32, DType::kF32);
@@ -111,8 +76,8 @@ TEST(CudaModel, EveryArchitectureAndTypeAgainstTheReference) {
 TEST(CudaModel, F16KvCacheMatchesTheCpuOnTheSameCache) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(40, 80, 9);
-  test::TwinModels m =
-      test::TwinModels::make(spec_for("llama", DType::kF32), {.kv_type = DType::kF16, .max_step_tokens = 8});
+  test::TwinModels m = test::TwinModels::make(test::reference_spec("llama", DType::kF32),
+                                              {.kv_type = DType::kF16, .max_step_tokens = 8});
   const Logits cpu = test::run_sequence(m, tokens, true);
   GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 8, DType::kF16);
   const Logits gpu = test::run_tokens(*g.model, *g.kv, tokens, true);
@@ -129,7 +94,7 @@ TEST(CudaModel, HybridAtEverySplitPoint) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(19, 80, 4);
   for (const std::string arch : {"qwen2", "gemma3"}) {
-    RandomModelSpec spec = spec_for(arch, DType::kQ8_0);
+    RandomModelSpec spec = test::reference_spec(arch, DType::kQ8_0);
     test::TwinModels m = test::TwinModels::make(spec, {.max_step_tokens = 32});
     const test::RefLogits expected = m.reference->forward(tokens);
     const auto n_layer = static_cast<int32_t>(m.model->config().n_layer);
@@ -154,7 +119,7 @@ TEST(CudaModel, MixedBatchesAndForksEqualTheCpu) {
   EMBER_REQUIRE_GPU();
   for (int32_t n_gpu : {kGpuLayersAll, 1}) {
     SCOPED_TRACE("gpu layers " + std::to_string(n_gpu));
-    test::TwinModels m = test::TwinModels::make(spec_for("llama", DType::kF32), {.max_step_tokens = 64});
+    test::TwinModels m = test::TwinModels::make(test::reference_spec("llama", DType::kF32), {.max_step_tokens = 64});
     // Steps of 8 rows: every GPU matmul is the float GEMV, so 1e-4 means something (the f16 GEMM of
     // larger steps is ~1e-3 from the CPU and would leave that in the cache).
     GpuModel g = load_gpu(m.bytes, n_gpu, 8, DType::kF32);
@@ -216,7 +181,7 @@ TEST(CudaModel, MixedBatchesAndForksEqualTheCpu) {
 // batches longer than a step, and a sequence past the context the GPU workspace was sized for.
 TEST(CudaModel, HooksHiddenRowsLongBatchesAndLongSequences) {
   EMBER_REQUIRE_GPU();
-  test::TwinModels m = test::TwinModels::make(spec_for("qwen2", DType::kF32), {.max_step_tokens = 8});
+  test::TwinModels m = test::TwinModels::make(test::reference_spec("qwen2", DType::kF32), {.max_step_tokens = 8});
   GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 8, DType::kF32);
   // Halve the residual stream after layer 0 on both: the logits must move the same way.
   for (Model* model : {m.model.get(), g.model.get()}) {
@@ -247,7 +212,7 @@ TEST(CudaModel, HooksHiddenRowsLongBatchesAndLongSequences) {
 
   // A 600-token sequence on a model loaded for a 64-token context: the block tables and the
   // attention workspace grow between steps.
-  RandomModelSpec spec = spec_for("llama", DType::kF32);
+  RandomModelSpec spec = test::reference_spec("llama", DType::kF32);
   const std::vector<std::byte> bytes = test::write_random_model(spec);
   CpuBackendOptions backend_options;
   backend_options.n_threads = 2;
@@ -275,7 +240,7 @@ TEST(CudaModel, HooksHiddenRowsLongBatchesAndLongSequences) {
 // rows (every matmul on the GEMV, attention unsplit).
 TEST(CudaModel, BatchInvariantRowsAreBitIdentical) {
   EMBER_REQUIRE_GPU();
-  const std::vector<std::byte> bytes = test::write_random_model(spec_for("llama", DType::kQ8_0));
+  const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec("llama", DType::kQ8_0));
   CpuBackendOptions backend_options;
   backend_options.n_threads = 2;
   CpuBackend backend(backend_options);
@@ -329,7 +294,7 @@ TEST(CudaModel, Stories260KEqualsRunC) {
 
 TEST(CudaModel, OffloadArgumentsAreChecked) {
   EMBER_REQUIRE_GPU();
-  const std::vector<std::byte> bytes = test::write_random_model(spec_for("llama", DType::kF32));
+  const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec("llama", DType::kF32));
   CpuBackendOptions backend_options;
   backend_options.n_threads = 1;
   CpuBackend backend(backend_options);
@@ -337,7 +302,7 @@ TEST(CudaModel, OffloadArgumentsAreChecked) {
   options.gpu_layers = -2;
   EXPECT_THROW(Model::from_file(GgufFile::parse(bytes, "random.gguf"), backend, options), Error);
   // IQ4_NL has no GPU kernels: a clear error naming the tensor, not a crash.
-  const std::vector<std::byte> iq4 = test::write_random_model(spec_for("llama", DType::kIQ4_NL));
+  const std::vector<std::byte> iq4 = test::write_random_model(test::reference_spec("llama", DType::kIQ4_NL));
   options.gpu_layers = kGpuLayersAll;
   try {
     (void)Model::from_file(GgufFile::parse(iq4, "random.gguf"), backend, options);

@@ -13,43 +13,6 @@ namespace {
 using test::RandomModelSpec;
 using test::TwinModels;
 
-// Every architecture ember supports (the X-macro list): a new one is tested on day one.
-const std::vector<std::string> kArchs = {
-#define EMBER_ARCH(id, gguf_name, reader) gguf_name,
-#include "model/arch/arch_list.inc"
-#undef EMBER_ARCH
-};
-
-// K-quants want rows of 256: every matmul's k is a multiple of it. Windows shorter than the test
-// sequences, so the sliding-window layers mask something; Gemma 3 with 6 layers has a global one.
-RandomModelSpec spec_for(const std::string& arch, DType type) {
-  RandomModelSpec s;
-  s.arch = arch;
-  // Soft-caps near the scores' and logits' size, so the tanh bends them without saturating.
-  if (arch == "gemma2" || arch == "gemma3") {
-    s.extra_keys = [arch](GgufWriter& w) {
-      w.add<uint32_t>(arch + ".attention.sliding_window", 6);
-      w.add<float>(arch + ".final_logit_softcapping", 3.0f);
-      if (arch == "gemma2") w.add<float>(arch + ".attn_logit_softcapping", 2.0f);
-    };
-  }
-  if (arch == "gemma3") {  // a global layer with its own rope base (real Gemma 3: 1e6)
-    s.n_layer = 6;
-    s.rope_freq_base = 1e6f;
-  }
-  if (arch == "phi3") s.n_rot = 32;  // partial rotary
-  s.n_embd = 256;
-  s.n_head = 4;
-  s.n_head_kv = 2;
-  s.head_dim = 64;
-  s.n_ff = 512;
-  s.n_vocab = 80;
-  s.weight_type = type;
-  s.embd_type = type;
-  s.seed = 7 + static_cast<uint64_t>(type);
-  return s;
-}
-
 struct TypeTolerance {
   DType type;
   double relative;  // of max |logit|: ember computes in float32 and quantizes activations
@@ -66,10 +29,10 @@ const TypeTolerance kTypes[] = {
 
 TEST(ForwardReference, PrefillAndDecodeOfEveryArchitectureAndType) {
   const std::vector<int32_t> tokens = test::random_tokens(21, 80, 3);
-  for (const std::string& arch : kArchs) {
+  for (const std::string& arch : test::architecture_names()) {
     for (const TypeTolerance& t : kTypes) {
       SCOPED_TRACE(arch + " " + std::string(dtype_name(t.type)));
-      TwinModels m = TwinModels::make(spec_for(arch, t.type), {.max_step_tokens = 8});
+      TwinModels m = TwinModels::make(test::reference_spec(arch, t.type), {.max_step_tokens = 8});
       const test::RefLogits expected = m.reference->forward(tokens);
       const double scale = test::max_abs(expected);
       const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
@@ -94,7 +57,7 @@ TEST(ForwardReference, EveryIsa) {
   for (Isa isa : supported_isas()) {
     for (const TypeTolerance& t : {kTypes[0], kTypes[2]}) {
       SCOPED_TRACE(std::string(isa_name(isa)) + " " + std::string(dtype_name(t.type)));
-      TwinModels m = TwinModels::make(spec_for("qwen2", t.type), {.max_step_tokens = 8, .isa = isa});
+      TwinModels m = TwinModels::make(test::reference_spec("qwen2", t.type), {.max_step_tokens = 8, .isa = isa});
       const test::RefLogits expected = m.reference->forward(tokens);
       const double scale = test::max_abs(expected);
       EXPECT_LE(test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale, t.relative);
@@ -106,7 +69,7 @@ TEST(ForwardReference, EveryIsa) {
 // The default F16 cache rounds K and V to 11 significant bits: logits move by ~1e-3 of their scale.
 TEST(ForwardReference, F16KvCache) {
   const std::vector<int32_t> tokens = test::random_tokens(21, 80, 9);
-  TwinModels m = TwinModels::make(spec_for("llama", DType::kF32), {.kv_type = DType::kF16});
+  TwinModels m = TwinModels::make(test::reference_spec("llama", DType::kF32), {.kv_type = DType::kF16});
   const test::RefLogits expected = m.reference->forward(tokens);
   const double error = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / test::max_abs(expected);
   std::printf("llama f32 weights, f16 KV cache: relative error %.2e\n", error);
@@ -130,7 +93,7 @@ struct Variant {
 TEST(ForwardReference, RopeScalingAndWindows) {
   std::vector<Variant> variants;
   const auto with_keys = [](std::string arch, std::function<void(GgufWriter&)> keys) {
-    RandomModelSpec s = spec_for(arch, DType::kF32);
+    RandomModelSpec s = test::reference_spec(arch, DType::kF32);
     s.extra_keys = std::move(keys);
     return s;
   };
@@ -141,7 +104,7 @@ TEST(ForwardReference, RopeScalingAndWindows) {
                                   w.add<float>("llama.rope.scaling.factor", 4.0f);
                                 }),
                       {}});
-  variants.push_back({"llama llama3 factors", spec_for("llama", DType::kF32), {}});
+  variants.push_back({"llama llama3 factors", test::reference_spec("llama", DType::kF32), {}});
   variants.back().spec.rope_freqs = true;
   variants.push_back({"qwen2 yarn x4",
                       with_keys("qwen2",
@@ -155,8 +118,8 @@ TEST(ForwardReference, RopeScalingAndWindows) {
                       with_keys("qwen3", [](GgufWriter& w) { w.add<float>("qwen3.rope.scaling.attn_factor", 1.25f); }),
                       {}});
   // Phi-3 LongRoPE: the long factors once the context exceeds the original one (512 here).
-  variants.push_back({"phi3 long factors", spec_for("phi3", DType::kF32), {.context_size = 2048}});
-  variants.push_back({"phi3 short factors", spec_for("phi3", DType::kF32), {.context_size = 512}});
+  variants.push_back({"phi3 long factors", test::reference_spec("phi3", DType::kF32), {.context_size = 2048}});
+  variants.push_back({"phi3 short factors", test::reference_spec("phi3", DType::kF32), {.context_size = 512}});
   // A window in every layer: llama.cpp ignores llama's key; ember applies it (Mistral trained so).
   variants.push_back({"llama window 5",
                       with_keys("llama", [](GgufWriter& w) { w.add<uint32_t>("llama.attention.sliding_window", 5); }),

@@ -51,6 +51,46 @@ Logits run_tokens(Model& model, KvCache& kv, const std::vector<int32_t>& tokens,
   return out;
 }
 
+// Every architecture ember supports (the X-macro list): a new one is tested on day one.
+const std::vector<std::string>& architecture_names() {
+  static const std::vector<std::string> names = {
+#define EMBER_ARCH(id, gguf_name, reader) gguf_name,
+#include "model/arch/arch_list.inc"
+#undef EMBER_ARCH
+  };
+  return names;
+}
+
+// K-quants want rows of 256: every matmul's k is a multiple of it. Windows shorter than the test
+// sequences, so the sliding-window layers mask something; Gemma 3 with 6 layers has a global one.
+RandomModelSpec reference_spec(const std::string& arch, DType type) {
+  RandomModelSpec s;
+  s.arch = arch;
+  // Soft-caps near the scores' and logits' size, so the tanh bends them without saturating.
+  if (arch == "gemma2" || arch == "gemma3") {
+    s.extra_keys = [arch](GgufWriter& w) {
+      w.add<uint32_t>(arch + ".attention.sliding_window", 6);
+      w.add<float>(arch + ".final_logit_softcapping", 3.0f);
+      if (arch == "gemma2") w.add<float>(arch + ".attn_logit_softcapping", 2.0f);
+    };
+  }
+  if (arch == "gemma3") {  // a global layer with its own rope base (real Gemma 3: 1e6)
+    s.n_layer = 6;
+    s.rope_freq_base = 1e6f;
+  }
+  if (arch == "phi3") s.n_rot = 32;  // partial rotary
+  s.n_embd = 256;
+  s.n_head = 4;
+  s.n_head_kv = 2;
+  s.head_dim = 64;
+  s.n_ff = 512;
+  s.n_vocab = 80;
+  s.weight_type = type;
+  s.embd_type = type;
+  s.seed = 7 + static_cast<uint64_t>(type);
+  return s;
+}
+
 std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(n_vocab - 1));

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -43,6 +44,13 @@ struct TwinModels {
 Logits run_tokens(Model& model, KvCache& kv, const std::vector<int32_t>& tokens, bool decode);
 // The same on the ember side of twin models.
 Logits run_sequence(TwinModels& m, const std::vector<int32_t>& tokens, bool decode);
+
+// Every architecture ember supports, by GGUF name (the X-macro list): a new one is tested on day one.
+const std::vector<std::string>& architecture_names();
+// The reference tests' model of `arch` with `type` weights: k a multiple of 256 (the K-quants),
+// sliding windows shorter than the test sequences, soft-caps that bend without saturating, Gemma 3
+// with a global layer, Phi-3 partial rotary.
+RandomModelSpec reference_spec(const std::string& arch, DType type);
 
 // n random token ids below n_vocab.
 std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint64_t seed);

@@ -338,6 +338,16 @@ TEST(ApiServerUi, AssetsAreServedWithoutTheKeyAndRevalidated) {
   HttpRequest stale = get("/", "");
   stale.headers.emplace_back("If-None-Match", "\"0000000000000000\"");
   EXPECT_EQ(server.handle(stale).status, 200);
+  ASSERT_TRUE(etag.starts_with("W/\""));  // weak: httplib may compress the body
+  const std::string opaque = etag.substr(2);
+  for (const std::string& header : {opaque, "\"1111\", " + etag, "\"1111\",W/" + opaque + " ", std::string("*")}) {
+    HttpRequest listed = get("/", "");
+    listed.headers.emplace_back("If-None-Match", header);
+    EXPECT_EQ(server.handle(listed).status, 304) << header;
+  }
+  HttpRequest junk = get("/", "");
+  junk.headers.emplace_back("If-None-Match", opaque + "junk");
+  EXPECT_EQ(server.handle(junk).status, 200);
 
   for (size_t i = 0; i < kUiAssetCount; ++i) {
     const UiAsset& asset = kUiAssets[i];
@@ -355,6 +365,9 @@ TEST(ApiServerUi, AssetsAreServedWithoutTheKeyAndRevalidated) {
   }
   // Only the table: no file system behind it, and the API still wants its key.
   EXPECT_EQ(server.handle(get("/../CMakeLists.txt", "")).status, 401);
+  EXPECT_EQ(server.handle(get("/v1/models", "")).status, 401);
+  EXPECT_EQ(server.handle(get("/props", "")).status, 401);
+  EXPECT_EQ(server.handle(post("/", "{}", "")).status, 401);  // GET and HEAD only
   EXPECT_EQ(find_ui_asset("/nope.js"), nullptr);
   EXPECT_EQ(find_ui_asset(""), nullptr);
 }

@@ -1,8 +1,8 @@
 // ember's chat UI: conversations, the composer and streaming replies; wires the other modules together.
 import { h, newId, copyText, downloadJson, stamp, setStatus } from './util.js';
-import { loadConversations, saveConversations, loadSettings, saveSettings, parseImport, exportData, MAX_IMPORT_BYTES } from './store.js';
+import { CHATS_KEY, loadConversations, saveConversations, mergeStored, forgetConversation, loadSettings, saveSettings, parseImport, exportData, MAX_IMPORT_BYTES } from './store.js';
 import { ApiError, getJson, streamChat } from './api.js';
-import { compactToken } from './logprobs.js';
+import { tokenDecoder } from './logprobs.js';
 import { createMessageElement, updateMessage, startEditing, stopEditing, formatStats } from './chat.js';
 import { initSettings, requestParams, showServerInfo, flagApiKey } from './settings.js';
 
@@ -30,9 +30,23 @@ const state = {
 const active = () => state.conversations.find((c) => c.id === state.activeId) ?? null;
 const findMessage = (id) => active()?.messages.find((m) => m.id === id) ?? null;
 
+// Takes in what another tab stored (store.js mergeStored), then saves everything.
 function persist() {
-  const problem = saveConversations(state.conversations);
+  syncFromStore();
+  const { problem, notice } = saveConversations(state.conversations);
   if (problem) setStatus(problem, 'error');
+  else if (notice) setStatus(notice);
+}
+
+// Merges the stored conversations into this tab's; the one streaming here keeps this tab's copy.
+function syncFromStore(preferStored = false) {
+  const { conversations, changed } = mergeStored(state.conversations, { pinned: state.busy?.conversation.id ?? null, preferStored });
+  if (!changed) return;
+  const before = active();
+  state.conversations = conversations;
+  if (!active()) state.activeId = null;
+  renderConversationList();
+  if (active() !== before) renderMessages();
 }
 
 // ---------------------------------------------------------------- conversation list
@@ -101,6 +115,7 @@ function onListClick(e) {
     case 'delete': {
       if (!window.confirm(`Delete "${conversation.title}"? This cannot be undone.`)) return;
       if (state.busy?.conversation === conversation) state.busy.controller.abort();
+      forgetConversation(conversation.id);
       state.conversations = state.conversations.filter((c) => c !== conversation);
       if (state.activeId === conversation.id) {
         state.activeId = [...state.conversations].sort((a, b) => b.updated - a.updated)[0]?.id ?? null;
@@ -208,13 +223,13 @@ async function onMessagesClick(e) {
       article.remove();
       state.articles.delete(message.id);
       generate(conversation);
+      els.stop.focus();
       break;
     case 'edit':
       if (!state.busy) startEditing(article, message);
       break;
     case 'cancel':
-      stopEditing(article);
-      refreshMessage(message);
+      cancelEditing(article);
       break;
     case 'save': {
       const text = article.querySelector('.edit-box').value;
@@ -225,9 +240,18 @@ async function onMessagesClick(e) {
       stopEditing(article);
       renderMessages();
       generate(conversation);
+      els.stop.focus();
       break;
     }
   }
+}
+
+// Closes a message's editor unsaved; focus returns to its Edit button.
+function cancelEditing(article) {
+  stopEditing(article);
+  const message = findMessage(article.dataset.id);
+  if (message) refreshMessage(message);
+  article.querySelector('[data-action="edit"]')?.focus();
 }
 
 // ---------------------------------------------------------------- sending and streaming
@@ -267,7 +291,9 @@ function send() {
   appendMessage(message);
   els.prompt.value = '';
   autosize();
+  const fromButton = document.activeElement === els.send;
   generate(conversation);
+  if (fromButton) els.stop.focus();  // the Send button is hidden now
 }
 
 function requestBody(conversation) {
@@ -276,7 +302,11 @@ function requestBody(conversation) {
   if (state.settings.systemPrompt.trim()) messages.push({ role: 'system', content: state.settings.systemPrompt });
   for (const m of conversation.messages) {
     if (m.role === 'assistant' && (m.state === 'error' || m.state === 'streaming')) continue;
-    messages.push({ role: m.role, content: m.content });
+    // Without the failed reply two user turns meet: one turn of both, for templates that need
+    // user and assistant to alternate.
+    const last = messages[messages.length - 1];
+    if (m.role === 'user' && last?.role === 'user') last.content += `\n\n${m.content}`;
+    else messages.push({ role: m.role, content: m.content });
   }
   const body = { messages, stream: true, stream_options: { include_usage: true }, ...(params ?? {}) };
   if (state.modelId) body.model = state.modelId;
@@ -292,6 +322,8 @@ async function generate(conversation) {
   const controller = new AbortController();
   state.busy = { conversation, reply, controller };
   persist();
+  let saved = performance.now();
+  const decode = tokenDecoder();  // one per reply: a character may span tokens
   renderConversationList();
   if (conversation === active()) {
     refreshAll();
@@ -315,9 +347,10 @@ async function generate(conversation) {
     return out;
   };
   const onChunk = (chunk) => {
-    if (chunk.usage) usage = chunk.usage;
+    if (!chunk || typeof chunk !== 'object') return;
+    if (chunk.usage && typeof chunk.usage === 'object') usage = chunk.usage;
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : null;
-    if (!choice) return;
+    if (!choice || typeof choice !== 'object') return;
     const text = choice.delta?.content;
     const tokens = choice.logprobs?.content;
     if ((typeof text === 'string' && text) || (Array.isArray(tokens) && tokens.length)) {
@@ -327,10 +360,14 @@ async function generate(conversation) {
     if (typeof text === 'string') reply.content += text;
     if (Array.isArray(tokens) && tokens.length) {
       reply.lp ??= [];
-      for (const entry of tokens) reply.lp.push(compactToken(entry));
+      for (const entry of tokens) reply.lp.push(decode(entry));
     }
     reply.stats = stats();
     scheduleRender(reply);
+    if (performance.now() - saved >= 2000) {  // a crash or a closed tab keeps most of the reply
+      saved = performance.now();
+      persist();
+    }
   };
 
   try {
@@ -433,6 +470,33 @@ async function importFile(file) {
   }
 }
 
+// Esc closes what has focus (the tooltip closes itself in logprobs.js): an edit box, the settings
+// panel, the conversation overlay; with focus in the composer, the messages or nowhere it stops the
+// stream.
+function onEscape(e) {
+  if (e.key !== 'Escape' || e.defaultPrevented) return;
+  const target = e.target instanceof Element ? e.target : document.body;
+  const editing = target.closest('article.editing');
+  if (editing) {
+    cancelEditing(editing);
+  } else if (!els.settings.hidden && els.settings.contains(target)) {
+    closeSettings();
+    els.settingsToggle.focus();
+  } else if (els.app.classList.contains('nav-open') && $('conversations').contains(target)) {
+    setNav(false);
+    els.navToggle.focus();
+  } else if (state.busy && (target === document.body || target === document.documentElement ||
+                            target.closest('.composer') || els.messages.contains(target))) {
+    stopStreaming();
+  } else if (els.app.classList.contains('nav-open')) {
+    setNav(false);  // the overlay, opened with focus left on its toggle
+    els.navToggle.focus();
+  } else {
+    return;
+  }
+  e.preventDefault();
+}
+
 // ---------------------------------------------------------------- start
 
 function init() {
@@ -475,36 +539,16 @@ function init() {
       send();
     }
   });
-  document.addEventListener('keydown', (e) => {
-    if (e.key !== 'Escape' || e.defaultPrevented) return;
-    const editing = e.target.closest?.('article.editing');
-    if (editing) {
-      stopEditing(editing);
-      const message = findMessage(editing.dataset.id);
-      if (message) refreshMessage(message);
-    } else if (state.busy) {
-      stopStreaming();
-    } else if (!els.settings.hidden && els.settings.contains(e.target)) {
-      closeSettings();
-      els.settingsToggle.focus();
-    } else if (els.app.classList.contains('nav-open')) {
-      setNav(false);
-      els.navToggle.focus();
-    }
-  });
-
+  document.addEventListener('keydown', onEscape);
   els.settingsToggle.addEventListener('click', () => (els.settings.hidden ? openSettings() : closeSettings()));
   $('settings-close').addEventListener('click', () => { closeSettings(); els.settingsToggle.focus(); });
   els.navToggle.addEventListener('click', () => setNav(!els.app.classList.contains('nav-open')));
   $('conversations-close').addEventListener('click', () => { setNav(false); els.navToggle.focus(); });
   els.scrim.addEventListener('click', () => { setNav(false); closeSettings(); });
   window.addEventListener('storage', (e) => {
-    if (e.key !== null && !e.key.startsWith('ember.chats') || state.busy) return;
-    state.conversations = loadConversations().conversations;  // another tab changed them
-    if (!active()) state.activeId = null;
-    renderConversationList();
-    renderMessages();
+    if (e.key === null || e.key === CHATS_KEY) syncFromStore(true);  // another tab changed them
   });
+  window.addEventListener('pagehide', persist);
 
   renderConversationList();
   renderMessages();

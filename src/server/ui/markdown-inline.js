@@ -1,11 +1,12 @@
 // Markdown inlines for markdown.js: code spans, emphasis, links, autolinks, breaks; linear time, no DOM.
 
-const LINK_LOOKAHEAD = 2048;    // the most characters a "(destination "title")" may span
+const LINK_LOOKAHEAD = 512;     // the most characters a "(destination "title")" or "<autolink>" may span
+const MAX_URL = 2048;
 const ALLOWED_PROTOCOLS = new Set(['http:', 'https:', 'mailto:']);
 
 // The normalised URL when its scheme is allowed (absolute http, https or mailto), else null.
 export function safeUrl(raw) {
-  if (typeof raw !== 'string' || raw.length === 0 || raw.length > LINK_LOOKAHEAD) return null;
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > MAX_URL) return null;
   let url;
   try { url = new URL(raw); } catch { return null; }
   return ALLOWED_PROTOCOLS.has(url.protocol) ? url.href : null;
@@ -115,6 +116,12 @@ function autolink(s, i) {
   return href ? { href, text, end: j + 1 } : null;
 }
 
+// Inside a link, an image (or an autolink) becomes its text: no <a> inside <a>.
+function unlink(node) {
+  if (node.type === 'link') return { type: 'text', value: textOf(node.children) };
+  return node.children ? { ...node, children: mergeText(node.children.map(unlink)) } : node;
+}
+
 function textOf(nodes) {
   return nodes.map((n) => (n.type === 'text' || n.type === 'code' ? n.value : n.children ? textOf(n.children) : ' ')).join('');
 }
@@ -211,7 +218,7 @@ export function parseInlines(src) {
       state.tail = opener.item;
       opener.item.node = opener.image
         ? { type: 'link', href, image: true, children: [{ type: 'text', value: textOf(children) || href }] }
-        : { type: 'link', href, children: mergeText(children) };
+        : { type: 'link', href, children: mergeText(children.map(unlink)) };
       if (!opener.image) {  // links do not nest: earlier '[' openers can no longer make links
         for (let k = brackets.length - 1; k >= 0 && brackets[k].active; k--) if (!brackets[k].image) brackets[k].active = false;
       }

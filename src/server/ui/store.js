@@ -1,7 +1,7 @@
 // Conversations and settings in localStorage; strict validation of stored and imported data.
 import { newId } from './util.js';
 
-const CHATS_KEY = 'ember.chats.v1';
+export const CHATS_KEY = 'ember.chats.v1';
 const SETTINGS_KEY = 'ember.settings.v1';
 export const EXPORT_FORMAT = 'ember-chat';
 export const MAX_IMPORT_BYTES = 20 * 1024 * 1024;
@@ -135,58 +135,158 @@ export function exportData(conversations) {
 
 const isQuotaError = (e) => e instanceof DOMException && (e.name === 'QuotaExceededError' || e.code === 22 || e.code === 1014);
 
+// What this tab knows of the stored value: the text it last read or wrote (no merge needed while
+// the store still holds it), the ids it held, the ids this tab deleted since, and an unreadable
+// value to copy aside before the first write over it.
+const sync = { raw: null, ids: new Set(), deleted: new Set(), unreadable: null, copied: false };
+
+// Parses the stored value: {conversations, skipped, broken} (broken: not our JSON at all).
+function readStored(raw) {
+  if (!raw) return { conversations: [], skipped: 0, broken: false };
+  let data;
+  try { data = JSON.parse(raw); } catch { return { conversations: [], skipped: 0, broken: true }; }
+  if (!isObject(data) || !Array.isArray(data.conversations)) return { conversations: [], skipped: 0, broken: true };
+  const conversations = [];
+  let skipped = 0;
+  for (const [i, c] of data.conversations.entries()) {
+    try {
+      const valid = validateConversation(c, `conversations[${i}]`);
+      if (typeof c.id === 'string' && /^c[0-9a-f]{24}$/.test(c.id)) valid.id = c.id;
+      conversations.push(valid);
+    } catch {
+      skipped++;
+    }
+  }
+  return { conversations, skipped, broken: false };
+}
+
+// Remembers a value that did not read back whole, to copy it aside before it is overwritten.
+function noteUnreadable(raw, { skipped, broken }) {
+  if ((broken || skipped) && !sync.copied && sync.unreadable === null) sync.unreadable = raw;
+}
+
 // Loads the stored conversations, skipping any that fail validation (a hand-edited or older store).
 export function loadConversations() {
   let raw;
   try { raw = localStorage.getItem(CHATS_KEY); } catch { return { conversations: [], warning: 'Local storage is not available: conversations will not be kept.' }; }
-  if (!raw) return { conversations: [] };
-  try {
-    const data = JSON.parse(raw);
-    const conversations = [];
-    let skipped = 0;
-    for (const [i, c] of (Array.isArray(data.conversations) ? data.conversations : []).entries()) {
-      try {
-        const valid = validateConversation(c, `conversations[${i}]`);
-        if (typeof c.id === 'string' && /^c[0-9a-f]{24}$/.test(c.id)) valid.id = c.id;
-        conversations.push(valid);
-      } catch {
-        skipped++;
-      }
-    }
-    return { conversations, warning: skipped ? `${skipped} stored conversation(s) could not be read and were skipped.` : '' };
-  } catch {
-    return { conversations: [], warning: 'The stored conversations could not be read.' };
-  }
+  const read = readStored(raw);
+  noteUnreadable(raw, read);
+  sync.raw = raw;
+  sync.ids = new Set(read.conversations.map((c) => c.id));
+  let warning = '';
+  if (read.broken) warning = 'The stored conversations could not be read.';
+  else if (read.skipped) warning = `${read.skipped} stored conversation(s) could not be read and were skipped.`;
+  if (warning) warning += ' A copy of them is kept in this browser before anything is saved.';
+  return { conversations: read.conversations, warning };
 }
 
-function serialize(conversations) {
+// Notes that this tab deleted a conversation, so that a merge does not bring it back.
+export function forgetConversation(id) {
+  sync.deleted.add(id);
+}
+
+// Whether two copies of a conversation show the same: title, and each message's role, text and state.
+function sameText(a, b) {
+  const state = (m) => (m.role === 'assistant' ? (m.state === 'streaming' ? 'stopped' : m.state ?? 'done') : '');
+  return a.title === b.title && a.messages.length === b.messages.length && a.messages.every((m, i) => {
+    const n = b.messages[i];
+    return m.role === n.role && m.content === n.content && state(m) === state(n) && (m.error ?? '') === (n.error ?? '');
+  });
+}
+
+// Merges in what another tab stored since this tab last read or wrote: a stored conversation this
+// tab does not have is added (unless this tab deleted it); one that is newer (`updated`) replaces
+// this tab's copy; one this tab had read but the store no longer holds was deleted elsewhere and
+// goes. `pinned` (the id of the conversation streaming here) always keeps this tab's copy; on equal
+// `updated`, this tab's copy wins unless `preferStored` (a rename does not change `updated`).
+// Returns {conversations, changed}; `conversations` keeps this tab's objects where they win.
+export function mergeStored(conversations, { pinned = null, preferStored = false } = {}) {
+  let raw;
+  try { raw = localStorage.getItem(CHATS_KEY); } catch { return { conversations, changed: false }; }
+  if (raw === sync.raw) return { conversations, changed: false };
+  const read = readStored(raw);
+  noteUnreadable(raw, read);
+  const stored = new Map(read.conversations.map((c) => [c.id, c]));
+  let changed = false;
+  const merged = [];
+  for (const c of conversations) {
+    const theirs = stored.get(c.id);
+    stored.delete(c.id);
+    if (c.id === pinned) merged.push(c);
+    else if (theirs === undefined && sync.ids.has(c.id) && !read.broken && !read.skipped) changed = true;  // deleted elsewhere
+    else if (theirs !== undefined && (theirs.updated > c.updated || (preferStored && theirs.updated === c.updated && !sameText(c, theirs)))) {
+      merged.push(theirs);
+      changed = true;
+    } else merged.push(c);
+  }
+  for (const c of stored.values()) {
+    if (sync.deleted.has(c.id)) continue;
+    merged.push(c);
+    changed = true;
+  }
+  sync.raw = raw;
+  sync.ids = new Set(read.conversations.map((c) => c.id));
+  return { conversations: merged, changed };
+}
+
+// Stored form; `keepLp` (a message) limits token probabilities to that one reply.
+function serialize(conversations, keepLp = undefined) {
   const stored = exportData(conversations).conversations;
-  stored.forEach((c, i) => { c.id = conversations[i].id; });
+  stored.forEach((c, i) => {
+    c.id = conversations[i].id;
+    if (keepLp === undefined) return;
+    c.messages.forEach((m, k) => { if (m.lp && conversations[i].messages[k] !== keepLp) delete m.lp; });
+  });
   return JSON.stringify({ version: 1, conversations: stored });
 }
 
-// Saves every conversation. On a full store, drops the token probabilities of all replies but the
-// newest and tries again. Returns '' or a message for the user.
-export function saveConversations(conversations) {
+function write(conversations, text) {
+  localStorage.setItem(CHATS_KEY, text);
+  sync.raw = text;
+  sync.ids = new Set(conversations.map((c) => c.id));
+}
+
+// Before the first write over a value that did not read back whole: copies it to
+// "<key>.unreadable-<time>", once. Returns {ok, notice}.
+function copyUnreadable() {
+  if (sync.unreadable === null) return { ok: true, notice: '' };
+  const key = `${CHATS_KEY}.unreadable-${Date.now()}`;
   try {
-    localStorage.setItem(CHATS_KEY, serialize(conversations));
-    return '';
+    localStorage.setItem(key, sync.unreadable);
   } catch (e) {
-    if (!isQuotaError(e)) return `Could not save the conversations: ${e.message}`;
+    return { ok: false, notice: `The unreadable stored conversations could not be copied aside (${e.message}), so nothing is saved over them. Free some browser storage, or export and clear it.` };
+  }
+  sync.unreadable = null;
+  sync.copied = true;
+  return { ok: true, notice: `The stored conversations that could not be read were kept in localStorage as "${key}".` };
+}
+
+// Saves every conversation (call mergeStored first). On a full store, saves a copy without the token
+// probabilities of all replies but the newest; the conversations in memory are never changed.
+// Returns {problem, notice}: an error message or '', and a message for the user or ''.
+export function saveConversations(conversations) {
+  const copied = copyUnreadable();
+  if (!copied.ok) return { problem: copied.notice, notice: '' };
+  const { notice } = copied;
+  try {
+    write(conversations, serialize(conversations));
+    return { problem: '', notice };
+  } catch (e) {
+    if (!isQuotaError(e)) return { problem: `Could not save the conversations: ${e.message}`, notice };
   }
   const recent = [...conversations].sort((a, b) => b.updated - a.updated).find((c) => c.messages.some((m) => m.lp));
-  const newest = recent?.messages.findLast((m) => m.lp);
-  let dropped = 0;
-  for (const c of conversations) {
-    for (const m of c.messages) if (m.lp && m !== newest) { delete m.lp; dropped++; }
-  }
+  const newest = recent?.messages.findLast((m) => m.lp) ?? null;
   try {
-    localStorage.setItem(CHATS_KEY, serialize(conversations));
-    return dropped ? 'Browser storage is full: token probabilities of older replies were removed to make room.' : '';
+    write(conversations, serialize(conversations, newest));
+    const dropped = conversations.some((c) => c.messages.some((m) => m.lp && m !== newest));
+    return { problem: dropped ? 'Browser storage is full: the token probabilities of older replies were not saved (they stay until the page is closed).' : '', notice };
   } catch (e) {
-    return isQuotaError(e)
-      ? 'Browser storage is full: the latest changes are not saved. Export and delete some conversations.'
-      : `Could not save the conversations: ${e.message}`;
+    return {
+      problem: isQuotaError(e)
+        ? 'Browser storage is full: the latest changes are not saved. Export and delete some conversations.'
+        : `Could not save the conversations: ${e.message}`,
+      notice,
+    };
   }
 }
 

@@ -1,7 +1,8 @@
-// Unit tests of the web UI's Markdown parser (src/server/ui/markdown.js): the AST it builds, its URL allow-list, and linear time.
+// Unit tests of the web UI's Markdown parser (src/server/ui/markdown.js): the AST it builds, its URL allow-list, and linear time; and the token-bytes decoding of logprobs.js.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, safeUrl } from '../../../src/server/ui/markdown.js';
+import { tokenDecoder, compactToken, decodeAlone } from '../../../src/server/ui/logprobs.js';
 
 const blocks = (text) => parse(text).children;
 const inlines = (text) => {
@@ -185,6 +186,55 @@ test('links and autolinks', () => {
   // Images become links with their alt text (or the URL).
   assert.deepEqual(inlines('![a cat](https://x.org/c.png)'), [{ type: 'link', href: 'https://x.org/c.png', image: true, children: [text('a cat')] }]);
   assert.deepEqual(inlines('![](https://x.org/c.png)')[0].children, [text('https://x.org/c.png')]);
+});
+
+test('an image inside a link shows as its alt text (no link inside a link)', () => {
+  assert.deepEqual(inlines('[![a cat](https://x.org/c.png)](https://x.org/)'),
+    [{ type: 'link', href: 'https://x.org/', children: [text('a cat')] }]);
+  assert.deepEqual(inlines('[see ![](https://x.org/c.png) *here*](https://x.org/)'),
+    [{ type: 'link', href: 'https://x.org/', children: [text('see https://x.org/c.png '), { type: 'em', children: [text('here')] }] }]);
+  assert.deepEqual(inlines('[**![b](https://x.org/b.png)**](https://x.org/)')[0].children,
+    [{ type: 'strong', children: [text('b')] }]);
+  assert.deepEqual(inlines('[a <https://y.org> b](https://x.org/)'),
+    [{ type: 'link', href: 'https://x.org/', children: [text('a https://y.org b')] }]);
+  for (const src of ['[![i](https://x.org/i.png)](https://x.org/)', '[x ![i](https://x.org/i.png) [y](https://y.org/)](https://x.org/)']) {
+    for (const link of nodesOf(src, 'link')) assert.equal([...walk(link)].filter((n) => n.type === 'link').length, 1, src);
+  }
+  // The destination lookahead is 512 characters.
+  assert.equal(nodesOf(`[a](https://x.org/${'b'.repeat(480)})`, 'link').length, 1);
+  assert.equal(nodesOf(`[a](https://x.org/${'b'.repeat(520)})`, 'link').length, 0);
+});
+
+test('token bytes: a character split across tokens goes to the token that completes it', () => {
+  const decode = tokenDecoder();
+  const dash = [decode({ token: '\ufffd', logprob: -0.1, bytes: [226] }), decode({ token: '\ufffd', logprob: -0.2, bytes: [128, 148] })];
+  assert.deepEqual(dash.map((t) => t[0]), ['‹E2›', '—']);
+  assert.equal(dash[0][1], Number(Math.exp(-0.1).toPrecision(3)));
+  // A token ending in the first bytes of a character keeps its whole characters; the rest moves on.
+  const next = tokenDecoder();
+  assert.deepEqual([next({ token: 'a\ufffd', bytes: [97, 0xf0, 0x9f] }), next({ token: '\ufffd', bytes: [0x99] }),
+                    next({ token: '\ufffd!', bytes: [0x82, 33] })].map((t) => t[0]), ['a', '‹99›', '🙂!']);
+  // Without bytes (an older server, or stored data) the token's text is used.
+  assert.equal(tokenDecoder()({ token: 'plain', logprob: 0 })[0], 'plain');
+  assert.deepEqual(compactToken({ token: 'x', logprob: 0, top_logprobs: [{ token: 'x', logprob: 0 }, { token: 'y', logprob: -1 }] }),
+    ['x', 1, [['y', 0.368]]]);
+});
+
+test('token bytes: alternatives decode alone, incomplete sequences as hex', () => {
+  assert.equal(decodeAlone([226]), '‹E2›');
+  assert.equal(decodeAlone([226, 128]), '‹E2 80›');
+  assert.equal(decodeAlone([226, 128, 148]), '—');
+  assert.equal(decodeAlone([128, 148, 65]), '‹80 94›A');
+  assert.equal(decodeAlone([104, 105, 0xf0, 0x9f, 0x99, 0x82, 0xc3]), 'hi🙂‹C3›');
+  assert.equal(decodeAlone([0xc0, 0xaf]), '‹C0 AF›');  // overlong: invalid
+  assert.equal(decodeAlone([0xed, 0xa0, 0x80]), '‹ED A0 80›');  // a surrogate: invalid
+  const entry = {
+    token: '\ufffd', logprob: -0.5, bytes: [226],
+    top_logprobs: [{ token: '\ufffd', logprob: -0.5, bytes: [226] }, { token: '\ufffd', logprob: -1.5, bytes: [240, 159] }, { token: ' é', logprob: -2, bytes: [32, 195, 169] }],
+  };
+  const [token, , alternatives] = tokenDecoder()(entry);
+  assert.equal(token, '‹E2›');
+  assert.deepEqual(alternatives.map((a) => a[0]), ['‹F0 9F›', ' é']);  // the chosen token is stored once
 });
 
 test('link scheme allow-list', () => {

@@ -97,33 +97,39 @@ test('a message streams a reply with its stats, and the model is described', asy
   assert.deepEqual(pageErrors, []);
 });
 
-test('Stop ends a running stream, keeps its text and frees the composer', async () => {
+test('Stop ends a running stream, keeps its text and frees the composer; Esc does too', async () => {
   await setSampling({ maxTokens: '' });
   // A slow network makes "mid-stream" certain: ember-tiny writes faster than any click.
   const cdp = await context.newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.emulateNetworkConditions',
                  { offline: false, latency: 0, downloadThroughput: 3000, uploadThroughput: -1 });
-  await send('In the beginning');
-  const reply = lastReply();
-  await waitForState(reply, ['streaming']);
-  await page.waitForFunction((el) => el.querySelector('.content').textContent.trim().length > 0,
-                             await reply.elementHandle());
-  await page.locator('#stop').click();
-  await waitForState(reply, ['stopped']);
-  const kept = (await reply.locator('.content').textContent()).trim();
-  assert.ok(kept.length > 0, 'the partial reply was dropped');
-  await cdp.send('Network.emulateNetworkConditions',
-                 { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
-  await cdp.detach();
-  assert.ok(await page.locator('#prompt').isEditable());
-  assert.ok(!(await page.locator('#stop').isVisible()) || await page.locator('#stop').isDisabled());
-  // Esc stops too.
-  await send('And the earth');
-  await waitForState(lastReply(), ['streaming', 'done']);
-  await page.keyboard.press('Escape');
-  await waitForState(lastReply(), ['stopped', 'done']);
-  await screenshot('stopped');
+  try {
+    const started = async (reply) => {
+      await waitForState(reply, ['streaming']);
+      await page.waitForFunction((el) => el.querySelector('.content').textContent.trim().length > 0,
+                                 await reply.elementHandle());
+    };
+    await send('In the beginning');
+    let reply = lastReply();
+    await started(reply);
+    await page.locator('#stop').click();
+    await waitForState(reply, ['stopped']);
+    assert.ok((await reply.locator('.content').textContent()).trim().length > 0, 'the partial reply was dropped');
+    assert.ok(await page.locator('#prompt').isEditable());
+    assert.ok(!(await page.locator('#stop').isVisible()) || await page.locator('#stop').isDisabled());
+    await screenshot('stopped');
+
+    await send('And the earth');
+    reply = lastReply();
+    await started(reply);
+    await page.keyboard.press('Escape');
+    await waitForState(reply, ['stopped']);
+  } finally {
+    await cdp.send('Network.emulateNetworkConditions',
+                   { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await cdp.detach();
+  }
 });
 
 test('a reload finds the conversation, and search filters the list', async () => {
@@ -224,10 +230,17 @@ test('the logprobs view shows alternatives on hover', async () => {
   assert.ok(rows.length >= 2, `alternatives: ${rows}`);
   for (const row of rows) assert.match(row, /\d+(\.\d+)?\s*%/);
   await screenshot('logprobs');
-  // Keyboard focus shows it too.
+  // Moving away hides it; keyboard focus on another token shows that token's alternatives.
   await page.mouse.move(0, 0);
-  await reply.locator('.content span.token').nth(1).focus();
-  await page.getByRole('tooltip').filter({ visible: true }).first().waitFor();
+  await page.waitForFunction(() => ![...document.querySelectorAll('[role="tooltip"]')]
+    .some((t) => t.checkVisibility() && t.textContent.trim().length > 0));
+  const second = reply.locator('.content span.token').nth(1);
+  await second.focus();
+  const shown = page.getByRole('tooltip').filter({ visible: true }).first();
+  await shown.waitFor();
+  const describedBy = await second.getAttribute('aria-describedby');
+  assert.equal(await shown.getAttribute('id'), describedBy);
+  assert.ok((await shown.locator('li').count()) >= 1);
 });
 
 test('dark theme and a phone-sized window', async () => {
