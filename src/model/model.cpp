@@ -125,9 +125,10 @@ void Model::prepare_weights() {
   }
   // The output matrix is repacked only on request (ModelOptions::repack_output): a session's steps
   // want logits for one row, which the GEMV path serves, and a packed copy of a large vocabulary
-  // costs much memory.
-  output_ =
-      options_.repack_output ? prepare(weights_.output) : backend_.prepare(matrix(weights_.output), /*repack=*/false);
+  // costs much memory. With the head on the GPU the CPU form only serves the rare host fallback
+  // (hidden-state rows, output hooks): never packed.
+  const bool repack_output = options_.repack_output && !gpu_output();
+  output_ = repack_output ? prepare(weights_.output) : backend_.prepare(matrix(weights_.output), /*repack=*/false);
 }
 
 void Model::size_scratch() {
