@@ -9,16 +9,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 
-// EMBER_CHECK without core/check.h, whose fmt 9 does not compile in nvcc's C++20 host pass.
-namespace ember::detail {
-[[noreturn]] void check_failed(const char* condition, const char* file, int line, const char* message) noexcept;
-}  // namespace ember::detail
-#define EMBER_KV_CHECK_MSG(cond, msg)                                \
-  do {                                                               \
-    if (!(cond)) [[unlikely]]                                        \
-      ::ember::detail::check_failed(#cond, __FILE__, __LINE__, msg); \
-  } while (0)
-#define EMBER_KV_CHECK(cond) EMBER_KV_CHECK_MSG(cond, "")
 
 namespace ember::cuda {
 namespace {
@@ -349,11 +339,11 @@ bool kv_supports(DType k_dtype, DType v_dtype) noexcept {
 
 void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
               const float* v, cudaStream_t stream) {
-  EMBER_KV_CHECK_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
-  EMBER_KV_CHECK(kv.n_head_kv > 0 && kv.head_dim > 0 && kv.n_blocks >= 0 && n_rows >= 0);
+  EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
+  EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.head_dim > 0 && kv.n_blocks >= 0 && n_rows >= 0);
   if (n_rows == 0) return;
-  EMBER_KV_CHECK(kv.k != nullptr && kv.v != nullptr && rows != nullptr && k != nullptr && v != nullptr);
-  EMBER_KV_CHECK(seqs.block_tables != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && k != nullptr && v != nullptr);
+  EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
   StoreArgs a{};
   a.k_pool = kv.k;
   a.v_pool = kv.v;
@@ -393,21 +383,21 @@ size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_
 void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
                const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
                cudaStream_t stream) {
-  EMBER_KV_CHECK_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
-  EMBER_KV_CHECK(kv.n_head_kv > 0 && kv.n_blocks >= 0);
-  EMBER_KV_CHECK_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kMaxHeadDim,
+  EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
+  EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
+  EMBER_CUDA_EXPECT_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kMaxHeadDim,
                      "CUDA attention: head_dim must be even and at most 256");
-  EMBER_KV_CHECK(params.n_head > 0 && params.n_head % kv.n_head_kv == 0);
-  EMBER_KV_CHECK_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
-  EMBER_KV_CHECK(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
-  EMBER_KV_CHECK(n_rows >= 0);
+  EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0);
+  EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
+  EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
+  EMBER_CUDA_EXPECT(n_rows >= 0);
   if (n_rows == 0) return;
-  EMBER_KV_CHECK(max_context >= 1);
-  EMBER_KV_CHECK(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);
+  EMBER_CUDA_EXPECT(max_context >= 1);
+  EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);
   // K/V rows are read as float2 / half2 pairs.
-  EMBER_KV_CHECK(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
-  EMBER_KV_CHECK(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
-  EMBER_KV_CHECK(reinterpret_cast<uintptr_t>(workspace) % alignof(float) == 0);
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
+  EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(workspace) % alignof(float) == 0);
 
   AttnArgs a{};
   a.k_pool = kv.k;
@@ -435,7 +425,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
     a.part_acc = a.part_ml + 2 * static_cast<int64_t>(n_rows) * a.n_head * a.n_chunks;
   }
   const int64_t grid_y = static_cast<int64_t>(kv.n_head_kv) * a.n_group_tiles;
-  EMBER_KV_CHECK(grid_y <= 65535 && params.n_head <= 65535);
+  EMBER_CUDA_EXPECT(grid_y <= 65535 && params.n_head <= 65535);
   const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
   const bool k16 = kv.k_dtype == DType::kF16, v16 = kv.v_dtype == DType::kF16;
   if (k16 && v16) {

@@ -9,7 +9,6 @@
 #include <optional>
 #include <type_traits>
 
-#include "cpu/ops_isa.h"  // EMBER_OPS_CHECK: core/check.h's fmt 9 fails nvcc's C++20 host pass
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "quant/block_k.h"
@@ -411,7 +410,7 @@ void launch_gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cud
     case 6: return launch_gemv_m<Type, 6>(w, x, y, stream);
     case 7: return launch_gemv_m<Type, 7>(w, x, y, stream);
     case 8: return launch_gemv_m<Type, 8>(w, x, y, stream);
-    default: EMBER_OPS_CHECK(m >= 1 && m <= kGemvMaxRows);
+    default: EMBER_CUDA_EXPECT(m >= 1 && m <= kGemvMaxRows);
   }
 }
 
@@ -528,7 +527,7 @@ __global__ void dequantize_plain_f16_kernel(const uint8_t* __restrict__ w, int64
 
 template <class Type>
 void launch_dequantize_blocks(const uint8_t* w, int64_t n, __half* out, cudaStream_t stream) {
-  EMBER_OPS_CHECK(aligned16(out));
+  EMBER_CUDA_EXPECT(aligned16(out));
   dequantize_blocks_f16_kernel<Type><<<blocks_for(n / 8), kThreads, 0, stream>>>(w, n / 8, out);
 }
 
@@ -561,17 +560,17 @@ bool matmul_supports(DType dtype) noexcept {
 }
 
 void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
-  EMBER_OPS_CHECK(m >= 0 && m <= kGemvMaxRows && w.n_out >= 0 && w.k >= 0);
+  EMBER_CUDA_EXPECT(m >= 0 && m <= kGemvMaxRows && w.n_out >= 0 && w.k >= 0);
   if (m == 0 || w.n_out == 0) return;
-  EMBER_OPS_CHECK(matmul_supports(w.dtype) && w.k % dtype_traits(w.dtype).block_size == 0);
-  EMBER_OPS_CHECK(w.k <= INT_MAX && w.n_out <= INT_MAX);
+  EMBER_CUDA_EXPECT(matmul_supports(w.dtype) && w.k % dtype_traits(w.dtype).block_size == 0);
+  EMBER_CUDA_EXPECT(w.k <= INT_MAX && w.n_out <= INT_MAX);
   // Plain types take the vector path when every row and x row starts 16-byte aligned.
   const bool vec4 = w.k % 4 == 0 && aligned16(w.data) && aligned16(x);
   const bool vec8 = w.k % 8 == 0 && aligned16(w.data) && aligned16(x);
   // The quantized kernels read x as float4 (k is a multiple of 32) and Q4_K blocks (144 bytes) as
   // 4-byte words; the other blocks only need their natural 2-byte alignment.
-  if (dtype_traits(w.dtype).quantized) EMBER_OPS_CHECK(aligned16(x));
-  if (w.dtype == DType::kQ4_K) EMBER_OPS_CHECK(reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
+  if (dtype_traits(w.dtype).quantized) EMBER_CUDA_EXPECT(aligned16(x));
+  if (w.dtype == DType::kQ4_K) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
   switch (w.dtype) {
     case DType::kF32:
       vec4 ? launch_gemv<GemvF32>(w, x, m, y, stream) : launch_gemv<GemvPlainScalar<DType::kF32>>(w, x, m, y, stream);
@@ -589,15 +588,15 @@ void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream
     case DType::kQ8_0: launch_gemv<GemvQ8_0>(w, x, m, y, stream); break;
     case DType::kQ4_K: launch_gemv<GemvQ4_K>(w, x, m, y, stream); break;
     case DType::kQ6_K: launch_gemv<GemvQ6_K>(w, x, m, y, stream); break;
-    default: EMBER_OPS_CHECK(matmul_supports(w.dtype));
+    default: EMBER_CUDA_EXPECT(matmul_supports(w.dtype));
   }
   EMBER_CUDA_CHECK_LAUNCH("gemv");
 }
 
 void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {
-  EMBER_OPS_CHECK(w.n_out >= 0 && w.k >= 0);
+  EMBER_CUDA_EXPECT(w.n_out >= 0 && w.k >= 0);
   if (w.n_out == 0 || w.k == 0) return;
-  EMBER_OPS_CHECK(matmul_supports(w.dtype) && w.k % dtype_traits(w.dtype).block_size == 0);
+  EMBER_CUDA_EXPECT(matmul_supports(w.dtype) && w.k % dtype_traits(w.dtype).block_size == 0);
   // The matrix is n_out · k values of whole blocks back to back: dequantize it as one flat row.
   const int64_t n = w.n_out * w.k;
   const auto* data = static_cast<const uint8_t*>(w.data);
@@ -610,13 +609,13 @@ void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {
     case DType::kQ8_0: launch_dequantize_blocks<DequantQ8_0>(data, n, out, stream); break;
     case DType::kQ4_K: launch_dequantize_blocks<DequantQ4_K>(data, n, out, stream); break;
     case DType::kQ6_K: launch_dequantize_blocks<DequantQ6_K>(data, n, out, stream); break;
-    default: EMBER_OPS_CHECK(matmul_supports(w.dtype));
+    default: EMBER_CUDA_EXPECT(matmul_supports(w.dtype));
   }
   EMBER_CUDA_CHECK_LAUNCH("dequantize_f16");
 }
 
 void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream) {
-  EMBER_OPS_CHECK(n >= 0);
+  EMBER_CUDA_EXPECT(n >= 0);
   if (n == 0) return;
   f32_to_f16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, out);
   EMBER_CUDA_CHECK_LAUNCH("f32_to_f16");

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <optional>
 
-#include "cpu/ops_isa.h"  // EMBER_OPS_CHECK: core/check.h's fmt 9 fails nvcc's C++20 host pass
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "quant/block_k.h"
@@ -273,21 +272,21 @@ __global__ void argmax_kernel(const float* x, int64_t n, int32_t* out) {
 
 void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps,
               cudaStream_t stream) {
-  EMBER_OPS_CHECK(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0);
+  EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0);
   if (n_rows == 0 || n == 0) return;
   rms_norm_kernel<<<static_cast<unsigned>(n_rows), kNormThreads, 0, stream>>>(x, weight, y, n, eps);
   EMBER_CUDA_CHECK_LAUNCH("rms_norm");
 }
 
 void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream) {
-  EMBER_OPS_CHECK(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
+  EMBER_CUDA_EXPECT(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
   if (n_rows == 0 || n == 0) return;
   glu_kernel<Silu><<<grid_2d(n_rows, n), kThreads, 0, stream>>>(g, u, stride, y, n_rows, n);
   EMBER_CUDA_CHECK_LAUNCH("swiglu");
 }
 
 void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream) {
-  EMBER_OPS_CHECK(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
+  EMBER_CUDA_EXPECT(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
   if (n_rows == 0 || n == 0) return;
   glu_kernel<GeluTanh><<<grid_2d(n_rows, n), kThreads, 0, stream>>>(g, u, stride, y, n_rows, n);
   EMBER_CUDA_CHECK_LAUNCH("geglu");
@@ -295,22 +294,22 @@ void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_r
 
 void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride,
          cudaStream_t stream) {
-  EMBER_OPS_CHECK(n_rows >= 0 && n_cols >= 0 && b_stride >= 0);
+  EMBER_CUDA_EXPECT(n_rows >= 0 && n_cols >= 0 && b_stride >= 0);
   if (n_rows == 0 || n_cols == 0) return;
   add_kernel<<<grid_2d(n_rows, n_cols), kThreads, 0, stream>>>(a, b, y, n_rows, n_cols, b_stride);
   EMBER_CUDA_CHECK_LAUNCH("add");
 }
 
 void scale(const float* x, float* y, int64_t n, float s, cudaStream_t stream) {
-  EMBER_OPS_CHECK(n >= 0);
+  EMBER_CUDA_EXPECT(n >= 0);
   if (n == 0) return;
   scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n, s);
   EMBER_CUDA_CHECK_LAUNCH("scale");
 }
 
 void softcap(float* x, int64_t n, float cap, cudaStream_t stream) {
-  EMBER_OPS_CHECK(cap > 0.0f);
-  EMBER_OPS_CHECK(n >= 0);
+  EMBER_CUDA_EXPECT(cap > 0.0f);
+  EMBER_CUDA_EXPECT(n >= 0);
   if (n == 0) return;
   softcap_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, cap, 1.0f / cap);
   EMBER_CUDA_CHECK_LAUNCH("softcap");
@@ -318,9 +317,9 @@ void softcap(float* x, int64_t n, float cap, cudaStream_t stream) {
 
 void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot, bool neox,
           const float* cos_sin, cudaStream_t stream) {
-  EMBER_OPS_CHECK(n_tokens >= 0 && n_head >= 0 && head_dim >= 0);
-  EMBER_OPS_CHECK(n_rot >= 0 && n_rot % 2 == 0 && n_rot <= head_dim);
-  EMBER_OPS_CHECK(n_tokens <= 1 || token_stride >= n_head * head_dim);
+  EMBER_CUDA_EXPECT(n_tokens >= 0 && n_head >= 0 && head_dim >= 0);
+  EMBER_CUDA_EXPECT(n_rot >= 0 && n_rot % 2 == 0 && n_rot <= head_dim);
+  EMBER_CUDA_EXPECT(n_tokens <= 1 || token_stride >= n_head * head_dim);
   const int64_t n_pairs = n_tokens * n_head * (n_rot / 2);
   if (n_pairs == 0) return;
   rope_kernel<<<blocks_for(n_pairs), kThreads, 0, stream>>>(x, n_tokens, token_stride, n_head, head_dim, n_rot, neox,
@@ -330,9 +329,9 @@ void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int6
 
 void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,
               float* dst, cudaStream_t stream) {
-  EMBER_OPS_CHECK(n_cols >= 0 && n_ids >= 0 && n_src_rows >= 0);
+  EMBER_CUDA_EXPECT(n_cols >= 0 && n_ids >= 0 && n_src_rows >= 0);
   const std::optional<uint64_t> row_bytes = dtype_bytes_for(type, static_cast<uint64_t>(n_cols));
-  EMBER_OPS_CHECK(row_bytes.has_value());  // n_cols whole blocks
+  EMBER_CUDA_EXPECT(row_bytes.has_value());  // n_cols whole blocks
   if (n_ids == 0 || n_cols == 0) return;
   void (*launch)(const void*, int64_t, uint64_t, int64_t, const int32_t*, int64_t, float*, cudaStream_t) = nullptr;
   switch (type) {
@@ -346,13 +345,13 @@ void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, c
     case DType::kQ6_K: launch = launch_get_rows<DType::kQ6_K>; break;
     default: break;
   }
-  EMBER_OPS_CHECK(launch != nullptr);  // a type of matmul_supports
+  EMBER_CUDA_EXPECT(launch != nullptr);  // a type of matmul_supports
   launch(src, n_src_rows, *row_bytes, n_cols, ids, n_ids, dst, stream);
   EMBER_CUDA_CHECK_LAUNCH("get_rows");
 }
 
 void argmax_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream) {
-  EMBER_OPS_CHECK(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
+  EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
   if (n_rows == 0) return;
   argmax_kernel<<<static_cast<unsigned>(n_rows), kArgmaxThreads, 0, stream>>>(x, n, out);
   EMBER_CUDA_CHECK_LAUNCH("argmax_rows");

@@ -52,8 +52,6 @@ class KvDeviceMemory final : public KvPoolMemory {
   std::shared_ptr<CudaBackend> backend_;
 };
 
-WeightMatrix matrix(const TensorView& t) { return {t.data(), t.dtype(), t.ne(1), t.ne(0)}; }
-
 size_t floats_bytes(int64_t rows, int64_t cols) {
   return sizeof(float) * static_cast<size_t>(rows) * static_cast<size_t>(cols);
 }
@@ -226,7 +224,7 @@ class CudaGpuLayers final : public GpuLayers {
   void upload_weights(const Weights& weights) {
     CudaBackend& b = *backend_;
     const auto linear = [&](const TensorView& t, const char* what, int32_t il) {
-      CudaLinear l = b.upload(matrix(t), fmt::format("blk.{}.{}", il, what));
+      CudaLinear l = b.upload(weight_matrix(t), fmt::format("blk.{}.{}", il, what));
       weight_bytes_ += l.storage.bytes();
       return l;
     };
@@ -255,7 +253,7 @@ class CudaGpuLayers final : public GpuLayers {
       vectors_.push_back(layer_vectors(w, vector));
     }
     if (options_.output) {
-      output_ = b.upload(matrix(weights.output), "output");
+      output_ = b.upload(weight_matrix(weights.output), "output");
       weight_bytes_ += output_.storage.bytes();
       output_norm_ = b.upload_bytes(weights.output_norm.data(), weights.output_norm.n_bytes(), "output_norm");
       weight_bytes_ += output_norm_.bytes();

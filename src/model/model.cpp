@@ -11,9 +11,6 @@
 namespace ember {
 namespace {
 
-// A matmul weight [k, n_out] (ggml order) as the backend's matrix of n_out rows of k.
-WeightMatrix matrix(const TensorView& t) { return {t.data(), t.dtype(), t.ne(1), t.ne(0)}; }
-
 size_t floats(int64_t rows, int64_t cols) { return static_cast<size_t>(rows) * static_cast<size_t>(cols); }
 
 }  // namespace
@@ -102,7 +99,7 @@ void Model::prepare_weights() {
   // avx2; a 16-row decode step ~1.1-1.5x), and the packed copy's memory is saved.
   const auto prepare = [&](const TensorView& t) {
     const bool repack = !options_.batch_invariant || backend_.packed_rows_invariant(t.dtype());
-    return backend_.prepare(matrix(t), repack);
+    return backend_.prepare(weight_matrix(t), repack);
   };
   linears_.resize(static_cast<size_t>(config_.n_layer));
   // Offloaded layers run from their device copies: no CPU form (nor a packed copy) for them.
@@ -128,7 +125,8 @@ void Model::prepare_weights() {
   // costs much memory. With the head on the GPU the CPU form only serves the rare host fallback
   // (hidden-state rows, output hooks): never packed.
   const bool repack_output = options_.repack_output && !gpu_output();
-  output_ = repack_output ? prepare(weights_.output) : backend_.prepare(matrix(weights_.output), /*repack=*/false);
+  output_ =
+      repack_output ? prepare(weights_.output) : backend_.prepare(weight_matrix(weights_.output), /*repack=*/false);
 }
 
 void Model::size_scratch() {

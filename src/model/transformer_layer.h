@@ -16,6 +16,9 @@
 
 namespace ember {
 
+// A matmul weight [k, n_out] (ggml order) as a backend's matrix of n_out rows of k.
+inline WeightMatrix weight_matrix(const TensorView& t) { return {t.data(), t.dtype(), t.ne(1), t.ne(0)}; }
+
 // A layer's matmul weights in a backend's form (Linear for the CPU, cuda::CudaLinear for CUDA).
 template <class LinearT>
 struct LayerLinearsOf {
