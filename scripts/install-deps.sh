@@ -13,7 +13,7 @@ packages=(
   libxxhash-dev libcpp-httplib-dev
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-regex python3-jinja2 pkgconf
+  python3 python3-regex python3-jinja2 python3-jsonschema pkgconf
   # the chat UI's browser tests (Playwright drives Debian's Chromium headless; fixed fonts keep the
   # screenshots stable)
   chromium fonts-dejavu-core

@@ -76,6 +76,22 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+// Structured output: the generation is constrained to a language (DESIGN.md §7). The text is a
+// GBNF grammar, a JSON Schema (JSON text) or a regular expression; JSON mode needs no text. The
+// output then always parses, and the generation ends when the language is complete.
+struct OutputConstraint {
+  enum class Kind : uint8_t {
+    kNone,        // unconstrained
+    kGbnf,        // `text`: a GBNF grammar (llama.cpp's format) whose start rule is `root`
+    kJsonSchema,  // `text`: a JSON Schema; the output is a JSON text valid against it
+    kJsonObject,  // any JSON object (OpenAI's response_format json_object)
+    kRegex,       // `text`: a regular expression (ECMAScript subset) the whole output matches
+  };
+  Kind kind = Kind::kNone;
+  std::string text = {};
+  bool strict = false;  // kJsonSchema: also enforce OpenAI's strict-mode rules on the schema
+};
+
 // What ends a generation besides the model's end-of-generation token. The session enforces
 // tokens, time and end-of-generation; the stop strings are matched across token boundaries on the
 // output text and are never part of it.

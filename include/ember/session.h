@@ -28,6 +28,8 @@ struct GenerateOptions {
   // control-token text into control tokens (off for untrusted text).
   bool add_special = true;
   bool parse_special = true;
+  // Structured output (JSON Schema, JSON mode, GBNF, regex); kNone by default.
+  OutputConstraint constraint = {};
 };
 
 // One generated token. `text` is what may be shown now: it is empty while a UTF-8 character or a

@@ -19,6 +19,7 @@
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
+#include "cli/constraint_flags.h"
 #include "cli/device_flags.h"
 #include "cli/inspect_report.h"
 #include "cli/interrupt.h"
@@ -48,6 +49,8 @@ struct RunCommandOptions {
   bool mlock = false;
   DeviceFlags device;
   bool no_bos = false;
+  ConstraintFlags constraint_flags;
+  OutputConstraint constraint;  // resolved from constraint_flags once the command line is parsed
 };
 
 // What the panel shows besides the generation's own stats.
@@ -64,7 +67,10 @@ struct RunStats {
 std::string stop_text(const RunStats& s, const RunCommandOptions& o) {
   switch (s.generation.finish) {
     case FinishReason::kNone: break;
-    case FinishReason::kEndOfGeneration: return "end-of-generation token";
+    case FinishReason::kEndOfGeneration:
+      return o.constraint.kind == OutputConstraint::Kind::kNone
+                 ? "end-of-generation token"
+                 : "end-of-generation token or the constrained output complete";
     case FinishReason::kMaxTokens: return fmt::format("token limit (-n {})", o.n_predict);
     case FinishReason::kContextFull: return fmt::format("context full ({} tokens, --ctx-size)", s.context);
     case FinishReason::kCancelled: return "interrupted (Ctrl-C)";
@@ -210,6 +216,7 @@ int run_generate(const RunCommandOptions& o) {
   generate.sampling = o.sampling;
   generate.stop = o.stop;
   generate.stop.max_tokens = o.n_predict;
+  generate.constraint = o.constraint;
   Generator generator(*model, tokenizer,
                       GeneratorOptions{.context = s.context, .kv_type = DType::kF16, .reuse_prefix = false}, nullptr);
   generator.start(tokens, generate);
@@ -256,6 +263,7 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
+  add_constraint_flags(cmd, o->constraint_flags);
   cmd->footer(
       "Output: the prompt, then the generated text as it is generated (stdout, a newline at the end), then\n"
       "the stats (stderr): prefill and decode tokens, time and tok/s, sampling time, total generation time,\n"
@@ -270,6 +278,8 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       "\n"
       "then a seeded draw; a step at its off value costs nothing. --temp 0 is greedy; --mirostat 2\n"
       "replaces the ordered steps by temperature and mirostat v2.\n"
+      "Structured output (docs/structured-output.md): with --grammar, --json-schema, --json or --regex only\n"
+      "tokens that keep the output in the language are drawn, and generation ends when it is complete.\n"
       "Exit codes: 0 success (Ctrl-C included), 1 error (unreadable model, empty prompt, prompt longer than\n"
       "the context), 2 bad command line.");
   cmd->callback([&action, o] {
@@ -278,6 +288,7 @@ void add_run_command(CLI::App& app, CommandAction& action) {
     }
     if (o->n_predict < -1) throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->n_predict));
     check_sampling_flags(o->sampling, o->stop);
+    o->constraint = resolve_constraint_flags(o->constraint_flags);
     action = [o] { return run_generate(*o); };
   });
 }

@@ -352,7 +352,7 @@ void SamplerChain::apply_dry() {
 
 // --- the chain -----------------------------------------------------------------------------------
 
-int32_t SamplerChain::run_steps(std::span<const float> logits) {
+int32_t SamplerChain::run_steps(std::span<const float> logits, std::span<const uint64_t> allowed) {
   EMBER_CHECK(logits.size() == static_cast<size_t>(n_vocab_));
   logits_ = logits;
   full_ = true;
@@ -362,6 +362,7 @@ int32_t SamplerChain::run_steps(std::span<const float> logits) {
   scale_ = 1.0f;
   if (!params_.logit_bias.empty()) apply_logit_bias();
   if (penalties_on_) apply_penalties();
+  if (!allowed.empty()) apply_mask(allowed);
   if (greedy()) {
     if (dry_on_) apply_dry();
     return sampling::argmax(logits_);
@@ -394,10 +395,31 @@ int32_t SamplerChain::run_steps(std::span<const float> logits) {
   return -1;
 }
 
-int32_t SamplerChain::sample(std::span<const float> logits) {
-  const int32_t decided = run_steps(logits);
+int32_t SamplerChain::sample(std::span<const float> logits) { return sample(logits, {}); }
+
+int32_t SamplerChain::sample(std::span<const float> logits, std::span<const uint64_t> allowed) {
+  EMBER_CHECK(allowed.empty() || allowed.size() == (static_cast<size_t>(n_vocab_) + 63) / 64);
+  const int32_t decided = run_steps(logits, allowed);
   if (decided >= 0) return decided;
   return params_.mirostat == 2 ? mirostat_v2() : draw();
+}
+
+// Disallowed tokens get -inf (the steps never draw those). Whole words of allowed tokens are
+// skipped, so a mask inside a JSON string (most of the vocabulary) costs little.
+void SamplerChain::apply_mask(std::span<const uint64_t> allowed) {
+  // The writable copy exists from construction only when a step needs it: once per chain here.
+  if (work_.size() != static_cast<size_t>(n_vocab_)) work_.resize(static_cast<size_t>(n_vocab_));
+  make_writable();
+  const size_t n = work_.size();
+  for (size_t w = 0; w < allowed.size(); ++w) {
+    const uint64_t bits = allowed[w];
+    if (bits == ~uint64_t{0}) continue;
+    const size_t end = std::min(n, w * 64 + 64);
+    for (size_t i = w * 64; i < end; ++i) {
+      if (((bits >> (i - w * 64)) & 1) == 0) work_[i] = kNegInf;
+    }
+  }
+  max_valid_ = false;
 }
 
 void SamplerChain::distribution(std::span<const float> logits, std::vector<std::pair<int32_t, double>>& out) {

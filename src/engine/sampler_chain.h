@@ -61,6 +61,10 @@ class SamplerChain {
   // once warm. NaN logits are never drawn, nor -inf ones (unless nothing else is left: then the
   // lowest id); a +inf logit is certain.
   int32_t sample(std::span<const float> logits);
+  // The same with a constraint: only tokens whose bit is set in `allowed` (one bit per vocabulary
+  // entry, ceil(n_vocab / 64) words, at least one bit set) can be drawn. The mask applies after
+  // logit bias and penalties, before every other step.
+  int32_t sample(std::span<const float> logits, std::span<const uint64_t> allowed);
 
   // The distribution sample() would draw from, as (token, probability) for every token with
   // probability > 0, by token id: for tests and diagnostics. Advances the state as sample() does
@@ -101,7 +105,8 @@ class SamplerChain {
   int32_t mirostat_v2();
   // Bias, penalties and the steps; a token when they decide alone (greedy, one candidate left,
   // a +inf logit), else -1 and the set to draw from.
-  int32_t run_steps(std::span<const float> logits);
+  int32_t run_steps(std::span<const float> logits, std::span<const uint64_t> allowed = {});
+  void apply_mask(std::span<const uint64_t> allowed);
   double uniform();  // [0, 1), 53 bits: the same on every standard library
 
   SamplingParams params_;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "grammar/constraint.h"
 
 namespace ember {
 
@@ -39,12 +40,36 @@ SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, co
       detokenizer_(tokenizer, DecodeOptions{.render_special = false, .strip_space_prefix = false}) {
   for (const int32_t id : prompt) sampler_.accept(id);  // penalties and DRY look at the prompt too
   stats_.prompt_tokens = static_cast<int32_t>(prompt.size());
+  if (auto grammar = grammar::compile_constraint(options.constraint)) {
+    // With ignore_eos the end tokens are ordinary tokens the grammar never allows: the generation
+    // ends when the language is complete and nothing can follow, or at max_tokens.
+    std::span<const int32_t> end_tokens;
+    if (!options.stop.ignore_eos) end_tokens = tokenizer.vocab().end_of_generation();
+    constraint_.emplace(std::move(grammar), tokenizer.vocab_trie(), end_tokens);
+  }
 }
 
 bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& token) {
   EMBER_CHECK(!finished());
   Timer sample_timer;
-  const int32_t id = sampler_.sample(logits);
+  int32_t id = 0;
+  if (constraint_) {
+    constraint_->fill_mask(mask_);
+    const int32_t first_allowed = mask_.first();
+    if (first_allowed < 0) {
+      fail(ErrorCode::kInvalidArgument,
+           "no token of the vocabulary can continue the constrained output after {} tokens (the grammar needs "
+           "bytes this vocabulary cannot spell)",
+           stats_.generated_tokens);
+    }
+    id = sampler_.sample(logits, mask_.words());
+    // Only when every allowed token's logit is NaN or -inf can the draw miss the mask.
+    if (!mask_.test(id)) id = first_allowed;
+    const bool accepted = constraint_->accept(id);
+    EMBER_CHECK(accepted);
+  } else {
+    id = sampler_.sample(logits);
+  }
   sampler_.accept(id);
   token.id = id;
   token.text.clear();
@@ -70,6 +95,8 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
   if (matched.stopped) {
     stats_.stop_string = options_.stop.strings[static_cast<size_t>(matched.index)];
     finish(FinishReason::kStopString);
+  } else if (constraint_ && constraint_->finished()) {
+    finish(FinishReason::kEndOfGeneration);  // the constrained language is complete: nothing can follow
   } else if (options_.stop.max_tokens >= 0 && stats_.generated_tokens >= options_.stop.max_tokens) {
     finish(FinishReason::kMaxTokens);
   } else if (options_.stop.max_time_ms > 0 && timer_.elapsed_ms() >= options_.stop.max_time_ms) {

@@ -13,6 +13,7 @@
 #include "engine/logprobs.h"
 #include "engine/sampler_chain.h"
 #include "engine/stop_strings.h"
+#include "grammar/matcher.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember {
@@ -23,14 +24,17 @@ void check_generate_options(const GenerateOptions& options, int32_t n_vocab);
 class SequenceDecoder {
  public:
   // Validates `options` (throws Error(kInvalidArgument) naming the field; the sampler's own checks
-  // included) and lets penalties and DRY see `prompt`. The tokenizer must outlive the decoder.
+  // included; a constraint that does not compile, with the grammar's message) and lets penalties
+  // and DRY see `prompt`. The tokenizer must outlive the decoder.
   SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, const GenerateOptions& options,
                   std::span<const int32_t> prompt);
 
   // Samples the next token from `logits` (the row of the sequence's last token). Returns true with
   // `token` filled (its text may be empty while held back) when a token is generated; false when
   // the model ended its turn (nothing to emit; finished() is then true). May finish the generation
-  // (stop string, max tokens, max time) after a token it returns.
+  // (stop string, max tokens, max time, a constraint's language complete) after a token it
+  // returns. With a constraint only tokens it allows are drawn; throws Error(kInvalidArgument)
+  // when no token of the vocabulary can continue it.
   bool on_logits(std::span<const float> logits, GeneratedToken& token);
   // Ends the generation (cancel, context full, error, max_tokens 0) unless it has ended already.
   // After kError (and kStopString) there is no tail.
@@ -54,6 +58,8 @@ class SequenceDecoder {
   GenerateOptions options_;
   SamplerChain sampler_;
   StopStringMatcher stops_;
+  std::optional<grammar::GrammarMatcher> constraint_;
+  grammar::TokenMask mask_;
   Detokenizer detokenizer_;
   TokenLogprobs logprobs_;
   std::string text_;

@@ -152,10 +152,9 @@ ExprId Grammar::repeat(ExprId item, uint32_t min, uint32_t max) {
 }
 
 RuleId Grammar::declare_rule(std::string_view name) {
-  const RuleId existing = find_rule(name);
-  if (existing >= 0) return existing;
-  rules_.push_back(Rule{.name = std::string(name)});
-  return static_cast<RuleId>(rules_.size() - 1);
+  const auto [it, inserted] = rule_ids_.emplace(std::string(name), static_cast<RuleId>(rules_.size()));
+  if (inserted) rules_.push_back(Rule{.name = std::string(name)});
+  return it->second;
 }
 
 void Grammar::define_rule(RuleId rule, ExprId body) {
@@ -172,10 +171,8 @@ std::string Grammar::fresh_name(std::string_view base) const {
 }
 
 RuleId Grammar::find_rule(std::string_view name) const {
-  for (size_t i = 0; i < rules_.size(); ++i) {
-    if (rules_[i].name == name) return static_cast<RuleId>(i);
-  }
-  return -1;
+  const auto it = rule_ids_.find(std::string(name));
+  return it == rule_ids_.end() ? -1 : it->second;
 }
 
 void Grammar::check_complete() const {
@@ -192,9 +189,7 @@ std::string Grammar::to_gbnf() const {
   auto print = [&](auto&& self, ExprId id, Level level) -> void {
     const Expr& e = expr(id);
     switch (e.kind) {
-      case ExprKind::kEmpty:
-        out += "\"\"";
-        return;
+      case ExprKind::kEmpty: out += "\"\""; return;
       case ExprKind::kLiteral: {
         out += '"';
         for (size_t pos = 0; pos < e.literal.size();) {
@@ -216,9 +211,7 @@ std::string Grammar::to_gbnf() const {
         }
         out += ']';
         return;
-      case ExprKind::kRef:
-        out += rule(e.rule).name;
-        return;
+      case ExprKind::kRef: out += rule(e.rule).name; return;
       case ExprKind::kSequence:
       case ExprKind::kChoice: {
         const bool is_choice = e.kind == ExprKind::kChoice;

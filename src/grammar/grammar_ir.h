@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace ember::grammar {
@@ -71,8 +72,8 @@ class Grammar {
   ExprId char_class(std::vector<CodepointRange> ranges, bool negate = false);
   ExprId any_codepoint();  // `.` of GBNF: every code point but the surrogates
   ExprId ref(RuleId rule);
-  ExprId sequence(std::vector<ExprId> items);  // {} gives empty()
-  ExprId choice(std::vector<ExprId> alternatives);  // must be non-empty
+  ExprId sequence(std::vector<ExprId> items);              // {} gives empty()
+  ExprId choice(std::vector<ExprId> alternatives);         // must be non-empty
   ExprId repeat(ExprId item, uint32_t min, uint32_t max);  // min <= max <= kMaxRepeat or max == kUnbounded
   ExprId optional(ExprId item) { return repeat(item, 0, 1); }
   ExprId star(ExprId item) { return repeat(item, 0, kUnbounded); }
@@ -113,6 +114,7 @@ class Grammar {
   ExprId add(Expr e);
   std::vector<Expr> exprs_;
   std::vector<Rule> rules_;
+  std::unordered_map<std::string, RuleId> rule_ids_;  // by name
   RuleId root_ = -1;
 };
 

@@ -1,13 +1,16 @@
 // Field-by-field parsing of completion requests (see completion_request.h): OpenAI's parameters,
-// then llama.cpp's sampler extensions, each with its type and range.
+// then llama.cpp's sampler extensions, each with its type and range, then structured output.
 #include "server/completion_request.h"
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 
 #include <fmt/format.h>
 
+#include "ember/error.h"
+#include "grammar/constraint.h"
 #include "server/api_error.h"
 
 namespace ember::server {
@@ -261,9 +264,158 @@ void parse_sampling(const json& body, int32_t n_vocab, CompletionRequest& r) {
   }
 }
 
+// A schema object's text with its keys in the order the client sent them. `schema` (from the
+// std::map-backed body) has them sorted, which would reorder the generated properties; so the body
+// text is parsed again, as ordered_json, for requests that carry a schema (and only for those).
+std::string ordered_schema_text(const json& schema, std::string_view body_text,
+                                std::initializer_list<const char*> path) {
+  if (!body_text.empty()) {
+    const auto ordered = nlohmann::ordered_json::parse(body_text, nullptr, /*allow_exceptions=*/false);
+    const nlohmann::ordered_json* v = &ordered;
+    for (const char* key : path) {
+      if (v == nullptr || !v->is_object()) return schema.dump();
+      const auto it = v->find(key);
+      v = it == v->end() ? nullptr : &*it;
+    }
+    if (v != nullptr && v->is_object()) return v->dump();
+  }
+  return schema.dump();
+}
+
+// A constraint a request asked for, with the field that asked (the `param` of its errors) and the
+// wording its compile errors take.
+struct RequestedConstraint {
+  // A constructor rather than designated initializers: GCC 12 sees the strings of a braced
+  // temporary as maybe-uninitialized.
+  RequestedConstraint(std::string param_name, OutputConstraint::Kind kind, std::string text, bool strict,
+                      std::string prefix)
+      : param(std::move(param_name)), error_prefix(std::move(prefix)) {
+    constraint.kind = kind;
+    constraint.text = std::move(text);
+    constraint.strict = strict;
+  }
+  std::string param;
+  OutputConstraint constraint;
+  std::string error_prefix;
+};
+
+// OpenAI's: 1 to 64 of a-z, A-Z, 0-9, '_' and '-'.
+bool is_schema_name(const std::string& name) {
+  return !name.empty() && name.size() <= kMaxSchemaNameLength && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+// response_format: {"type": "text"} (no constraint), {"type": "json_object"} (any JSON object;
+// with llama.cpp's "schema" beside it, that schema), or {"type": "json_schema", "json_schema":
+// {"name", "schema", "strict", "description"}}. A json_schema without "schema" takes {} (any JSON
+// value), as OpenAI's API reference has it optional; strict mode then rejects it (its root must be
+// an object).
+std::optional<RequestedConstraint> parse_response_format(const json& v, std::string_view body_text) {
+  if (!v.is_object()) {
+    invalid_request("response_format", fmt::format("'response_format' must be an object, not {}", type_name(v)));
+  }
+  const json* type = field(v, "type");
+  if (type == nullptr) invalid_request("response_format.type", "'response_format.type' is missing");
+  const std::string& kind = string(*type, "response_format.type");
+  if (kind == "text") return std::nullopt;
+  if (kind == "json_object") {
+    const json* schema = field(v, "schema");
+    if (schema == nullptr) {
+      return RequestedConstraint("response_format", OutputConstraint::Kind::kJsonObject, {}, false,
+                                 "Invalid response_format");
+    }
+    if (!schema->is_object()) {
+      invalid_request("response_format.schema",
+                      fmt::format("'response_format.schema' must be an object, not {}", type_name(*schema)));
+    }
+    return RequestedConstraint("response_format", OutputConstraint::Kind::kJsonSchema,
+                               ordered_schema_text(*schema, body_text, {"response_format", "schema"}), false,
+                               "Invalid schema for response_format");
+  }
+  if (kind != "json_schema") {
+    invalid_request("response_format.type",
+                    fmt::format("'response_format.type' must be text, json_object or json_schema, not \"{}\"", kind));
+  }
+  const json* wrapper = field(v, "json_schema");
+  if (wrapper == nullptr) {
+    invalid_request("response_format.json_schema",
+                    "'response_format.json_schema' is required when 'response_format.type' is json_schema");
+  }
+  if (!wrapper->is_object()) {
+    invalid_request("response_format.json_schema",
+                    fmt::format("'response_format.json_schema' must be an object, not {}", type_name(*wrapper)));
+  }
+  const json* name = field(*wrapper, "name");
+  if (name == nullptr)
+    invalid_request("response_format.json_schema.name", "'response_format.json_schema.name' is missing");
+  const std::string& schema_name = string(*name, "response_format.json_schema.name");
+  if (!is_schema_name(schema_name)) {
+    invalid_request("response_format.json_schema.name",
+                    fmt::format("'response_format.json_schema.name' must be 1 to {} characters of a-z, A-Z, 0-9, "
+                                "'_' and '-', not \"{}\"",
+                                kMaxSchemaNameLength, schema_name));
+  }
+  if (const json* d = field(*wrapper, "description")) string(*d, "response_format.json_schema.description");
+  const json* strict = field(*wrapper, "strict");
+  const json* schema = field(*wrapper, "schema");
+  if (schema != nullptr && !schema->is_object()) {
+    invalid_request("response_format.json_schema.schema",
+                    fmt::format("'response_format.json_schema.schema' must be an object, not {}", type_name(*schema)));
+  }
+  const bool is_strict = strict != nullptr && boolean(*strict, "response_format.json_schema.strict");
+  std::string text = schema == nullptr
+                         ? std::string("{}")
+                         : ordered_schema_text(*schema, body_text, {"response_format", "json_schema", "schema"});
+  return RequestedConstraint("response_format", OutputConstraint::Kind::kJsonSchema, std::move(text), is_strict,
+                             fmt::format("Invalid schema for response_format '{}'", schema_name));
+}
+
+// Structured output: response_format and the extensions json_schema (llama.cpp's: a schema
+// object), grammar (GBNF, llama.cpp's) and regex. An empty grammar or regex string is absent
+// (llama.cpp's clients send "" for none). The constraint is compiled now (the compiled grammar is
+// cached, so the engine's own compile of it is a lookup): what cannot be compiled is a 400 with
+// the compiler's message (a GBNF line:column, a JSON pointer, a regex offset), never a 500.
+OutputConstraint parse_constraint(const json& body, std::string_view body_text) {
+  std::vector<RequestedConstraint> requested;
+  if (const json* v = field(body, "response_format")) {
+    if (auto c = parse_response_format(*v, body_text)) requested.push_back(std::move(*c));
+  }
+  if (const json* v = field(body, "json_schema")) {
+    if (!v->is_object()) {
+      invalid_request("json_schema", fmt::format("'json_schema' must be a JSON Schema object, not {}", type_name(*v)));
+    }
+    requested.emplace_back("json_schema", OutputConstraint::Kind::kJsonSchema,
+                           ordered_schema_text(*v, body_text, {"json_schema"}), false, "Invalid 'json_schema'");
+  }
+  for (const auto& [name, kind] :
+       {std::pair{"grammar", OutputConstraint::Kind::kGbnf}, std::pair{"regex", OutputConstraint::Kind::kRegex}}) {
+    const json* v = field(body, name);
+    if (v == nullptr || string(*v, name).empty()) continue;
+    requested.emplace_back(name, kind, v->get<std::string>(), false, fmt::format("Invalid '{}'", name));
+  }
+  if (requested.empty()) return {};
+  if (requested.size() > 1) {
+    invalid_request(requested[1].param,
+                    fmt::format("'{}' and '{}' both constrain the output; send at most one of response_format "
+                                "(json_object or json_schema), json_schema, grammar and regex",
+                                requested[0].param, requested[1].param));
+  }
+  RequestedConstraint& r = requested[0];
+  try {
+    grammar::compile_constraint(r.constraint);
+  } catch (const Error& e) {
+    // Other codes (out of memory) are the server's trouble: a 500.
+    if (e.code() != ErrorCode::kInvalidArgument && e.code() != ErrorCode::kUnsupported) throw;
+    invalid_request(r.param, fmt::format("{}: {}", r.error_prefix, e.what()));
+  }
+  return std::move(r.constraint);
+}
+
 }  // namespace
 
-CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, int32_t n_vocab) {
+CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, int32_t n_vocab,
+                                           std::string_view body_text) {
   if (!body.is_object()) invalid_request("", "the request body must be a JSON object");
   CompletionRequest r;
   r.endpoint = endpoint;
@@ -302,6 +454,7 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   if (const json* v = field(body, "ignore_eos")) r.ignore_eos = boolean(*v, "ignore_eos");
   if (const json* v = field(body, "user")) r.user = string(*v, "user");
   parse_sampling(body, n_vocab, r);
+  r.constraint = parse_constraint(body, body_text);
   return r;
 }
 

@@ -1,11 +1,13 @@
 // The body of POST /v1/chat/completions and POST /v1/completions, checked field by field: a wrong
 // type or an out-of-range value is an ApiError (400) naming the field; unknown fields are ignored;
-// null counts as absent (clients send it for unset fields).
+// null counts as absent (clients send it for unset fields). A structured-output constraint is
+// compiled here, so that a schema or grammar the engine cannot take is a 400 naming its field.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,14 +46,21 @@ struct CompletionRequest {
   // smallest positive float (the best token only); top_k <= 0 is 0 (off). Not parsed yet: llama.cpp's
   // `samplers` (the chain's order), `n_probs`, `n_predict`, `min_keep`.
   SamplingParams sampling;
+  // Structured output (docs/server.md, "Structured output"): from response_format (json_object,
+  // json_schema), or the extensions json_schema (llama.cpp's), grammar (GBNF) or regex; at most one.
+  OutputConstraint constraint;
 };
 
-// Parses `body`. n_vocab bounds logit_bias keys and prompt token ids. Throws ApiError.
-CompletionRequest parse_completion_request(const nlohmann::json& body, Endpoint endpoint, int32_t n_vocab);
+// Parses `body`. n_vocab bounds logit_bias keys and prompt token ids. `body_text`, the body as
+// sent, gives JSON Schemas their keys in the client's order (`body` sorts them, and a schema's
+// properties are generated in its order); empty: the order of `body`. Throws ApiError.
+CompletionRequest parse_completion_request(const nlohmann::json& body, Endpoint endpoint, int32_t n_vocab,
+                                           std::string_view body_text = {});
 
 // Limits a request may ask for.
-inline constexpr int32_t kMaxChoices = 128;     // n (OpenAI's limit)
-inline constexpr int32_t kMaxStopStrings = 16;  // OpenAI allows 4; llama.cpp any number
-inline constexpr int32_t kMaxTopLogprobs = 20;  // OpenAI's for chat (legacy completions: 5; we take 20)
+inline constexpr int32_t kMaxChoices = 128;         // n (OpenAI's limit)
+inline constexpr int32_t kMaxStopStrings = 16;      // OpenAI allows 4; llama.cpp any number
+inline constexpr int32_t kMaxTopLogprobs = 20;      // OpenAI's for chat (legacy completions: 5; we take 20)
+inline constexpr size_t kMaxSchemaNameLength = 64;  // response_format.json_schema.name (OpenAI's limit)
 
 }  // namespace ember::server

@@ -232,7 +232,8 @@ class CompletionStream {
 
 HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool chat) {
   const Endpoint endpoint = chat ? Endpoint::kChatCompletions : Endpoint::kCompletions;
-  const CompletionRequest req = parse_completion_request(parse_body(http), endpoint, state.engine->n_vocab());
+  const CompletionRequest req =
+      parse_completion_request(parse_body(http), endpoint, state.engine->n_vocab(), /*body_text=*/http.body);
   if (req.echo && req.logprobs >= 0) {
     invalid_request("echo", "echo with logprobs (the prompt tokens' logprobs) is not supported");
   }
@@ -247,6 +248,7 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   request->options.stop.strings = req.stop;
   request->options.stop.ignore_eos = req.ignore_eos;
   request->options.logprobs = req.logprobs;
+  request->options.constraint = req.constraint;
   try {
     if (!state.engine->submit(request)) return overloaded_reply("The server is busy: too many requests are queued.");
   } catch (const Error& e) {

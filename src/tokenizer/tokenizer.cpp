@@ -2,6 +2,7 @@
 // and each token type's spelling on the way back.
 #include "tokenizer/tokenizer.h"
 
+#include <mutex>
 #include <optional>
 #include <variant>
 
@@ -45,6 +46,9 @@ std::optional<char> byte_token_value(std::string_view text) {
 }  // namespace
 
 struct Tokenizer::Impl {
+  std::once_flag trie_once;
+  std::unique_ptr<VocabTrie> trie;
+
   explicit Impl(Vocab v) : vocab(std::move(v)), special(vocab) {
     switch (vocab.model()) {
       case TokenizerModel::kSpm: model.emplace<SpmTokenizer>(vocab); break;
@@ -79,6 +83,12 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 const Vocab& Tokenizer::vocab() const noexcept { return impl_->vocab; }
+
+const VocabTrie& Tokenizer::vocab_trie() const {
+  std::call_once(impl_->trie_once,
+                 [&] { impl_->trie = std::make_unique<VocabTrie>(VocabTrie::from_tokenizer(*this)); });
+  return *impl_->trie;
+}
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {
   const Vocab& vocab = impl_->vocab;

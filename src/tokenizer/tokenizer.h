@@ -11,6 +11,7 @@
 
 #include "gguf/gguf_reader.h"
 #include "tokenizer/vocab.h"
+#include "tokenizer/vocab_trie.h"
 
 namespace ember {
 
@@ -51,6 +52,9 @@ class Tokenizer {
 
   // The bytes of a token sequence (not checked for UTF-8: a Detokenizer does that for display).
   std::string decode(std::span<const TokenId> ids, const DecodeOptions& options = {}) const;
+
+  // The vocabulary's byte trie for constrained decoding, built on first use (thread-safe).
+  const VocabTrie& vocab_trie() const;
 
  private:
   struct Impl;

@@ -53,8 +53,8 @@ TEST(GrammarIr, CheckCompleteNamesTheUndefinedRule) {
 TEST(GrammarIr, PrintsGbnf) {
   Grammar g;
   const RuleId item = g.declare_rule("item");
-  g.define_rule(item, g.choice({g.literal("a\"b"), g.sequence({g.char_class({{'0', '9'}, {'-', '-'}}),
-                                                                 g.repeat(g.literal("x"), 2, 5)})}));
+  g.define_rule(item, g.choice({g.literal("a\"b"),
+                                g.sequence({g.char_class({{'0', '9'}, {'-', '-'}}), g.repeat(g.literal("x"), 2, 5)})}));
   g.set_root(g.add_rule("root", g.sequence({g.star(g.ref(item)), g.optional(g.literal("é\n"))})));
   EXPECT_EQ(g.to_gbnf(), "root ::= item* \"é\\n\"?\nitem ::= \"a\\\"b\" | [\\-0-9] \"x\"{2,5}\n");
 }
@@ -64,8 +64,9 @@ TEST(ReferenceMatcher, MatchesWholeTextsOnly) {
   const RuleId list = g.declare_rule("list");
   // list ::= "[" (item ("," item)*)? "]" ; item ::= [a-z]+ | list   (recursive, not left-recursive)
   const ExprId item = g.choice({g.plus(g.char_class({{'a', 'z'}})), g.ref(list)});
-  g.define_rule(list, g.sequence({g.literal("["), g.optional(g.sequence({item, g.star(g.sequence({g.literal(","), item}))})),
-                                  g.literal("]")}));
+  g.define_rule(list,
+                g.sequence({g.literal("["), g.optional(g.sequence({item, g.star(g.sequence({g.literal(","), item}))})),
+                            g.literal("]")}));
   g.set_root(list);
   EXPECT_TRUE(reference_matches(g, "[]"));
   EXPECT_TRUE(reference_matches(g, "[ab,[c,[]],d]"));

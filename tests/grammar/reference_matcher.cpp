@@ -30,8 +30,7 @@ class Reference {
  private:
   Ends compute(const Expr& e, size_t pos) {
     switch (e.kind) {
-      case ExprKind::kEmpty:
-        return {pos};
+      case ExprKind::kEmpty: return {pos};
       case ExprKind::kLiteral:
         if (text_.substr(pos).starts_with(e.literal)) return {pos + e.literal.size()};
         return {};
@@ -46,8 +45,7 @@ class Reference {
         }
         return {};
       }
-      case ExprKind::kRef:
-        return ends(g_.rule(e.rule).body, pos);
+      case ExprKind::kRef: return ends(g_.rule(e.rule).body, pos);
       case ExprKind::kSequence: {
         Ends cur = {pos};
         for (const ExprId child : e.children) {

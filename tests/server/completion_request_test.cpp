@@ -1,5 +1,6 @@
-// parse_completion_request: OpenAI's chat and completion parameters and llama.cpp's sampler
-// extensions reach CompletionRequest; every wrong type or out-of-range value is a 400 naming the field.
+// parse_completion_request: OpenAI's chat and completion parameters, llama.cpp's sampler
+// extensions and the structured-output fields reach CompletionRequest; every wrong type, out-of-range
+// value or constraint that does not compile is a 400 naming the field.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -331,6 +332,174 @@ TEST(CompletionRequest, BadCompletionRequestsNameTheField) {
     EXPECT_EQ(e.param(), c.param) << c.body.dump() << ": " << e.what();
     EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << c.body.dump() << ": " << e.what();
   }
+}
+
+// Structured output: response_format, json_schema, grammar, regex.
+
+using Kind = OutputConstraint::Kind;
+
+json person_schema() {
+  return json::parse(R"({"type": "object",
+                         "properties": {"name": {"type": "string", "maxLength": 20},
+                                        "age": {"type": "integer", "minimum": 0, "maximum": 150}},
+                         "required": ["name", "age"], "additionalProperties": false})");
+}
+
+json with_format(json response_format) {
+  json body = user_says("x");
+  body["response_format"] = std::move(response_format);
+  return body;
+}
+
+TEST(CompletionRequest, ResponseFormatTextIsNoConstraint) {
+  EXPECT_EQ(chat(user_says("x")).constraint.kind, Kind::kNone);
+  EXPECT_EQ(chat(with_format({{"type", "text"}})).constraint.kind, Kind::kNone);
+  json body = with_format({{"type", "text"}});
+  body["grammar"] = "";  // llama.cpp's clients send "" for no grammar
+  body["regex"] = nullptr;
+  EXPECT_EQ(chat(body).constraint.kind, Kind::kNone);
+}
+
+TEST(CompletionRequest, ResponseFormatJsonObject) {
+  const OutputConstraint c = chat(with_format({{"type", "json_object"}})).constraint;
+  EXPECT_EQ(c.kind, Kind::kJsonObject);
+  EXPECT_TRUE(c.text.empty());
+  // llama.cpp's form: a schema beside json_object.
+  const OutputConstraint with_schema =
+      chat(with_format({{"type", "json_object"}, {"schema", {{"type", "array"}}}})).constraint;
+  EXPECT_EQ(with_schema.kind, Kind::kJsonSchema);
+  EXPECT_EQ(json::parse(with_schema.text), json({{"type", "array"}}));
+}
+
+TEST(CompletionRequest, ResponseFormatJsonSchema) {
+  const json format = {
+      {"type", "json_schema"},
+      {"json_schema",
+       {{"name", "person"}, {"description", "a person"}, {"strict", true}, {"schema", person_schema()}}}};
+  const OutputConstraint c = chat(with_format(format)).constraint;
+  EXPECT_EQ(c.kind, Kind::kJsonSchema);
+  EXPECT_TRUE(c.strict);
+  EXPECT_EQ(json::parse(c.text), person_schema());
+
+  // strict defaults to false; without a schema, any JSON value ({}).
+  const OutputConstraint loose =
+      chat(with_format({{"type", "json_schema"}, {"json_schema", {{"name", "Any_thing-2"}}}})).constraint;
+  EXPECT_EQ(loose.kind, Kind::kJsonSchema);
+  EXPECT_FALSE(loose.strict);
+  EXPECT_EQ(loose.text, "{}");
+  // The longest name OpenAI allows.
+  const json long_name = {{"type", "json_schema"}, {"json_schema", {{"name", std::string(64, 'n')}}}};
+  EXPECT_EQ(chat(with_format(long_name)).constraint.kind, Kind::kJsonSchema);
+}
+
+TEST(CompletionRequest, SchemaKeysKeepTheClientsOrderGivenTheBodyText) {
+  // Properties are generated in schema order: "name" must stay before "age", which the sorted
+  // (std::map) body would reverse.
+  const std::string text = R"({"messages": [{"role": "user", "content": "x"}],
+      "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema":
+        {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}}}})";
+  const json body = json::parse(text);
+  const std::string ordered = parse_completion_request(body, Endpoint::kChatCompletions, kVocab, text).constraint.text;
+  EXPECT_LT(ordered.find("\"name\""), ordered.find("\"age\"")) << ordered;
+  EXPECT_EQ(json::parse(ordered), body["response_format"]["json_schema"]["schema"]);
+  const std::string sorted = chat(body).constraint.text;
+  EXPECT_GT(sorted.find("\"name\""), sorted.find("\"age\"")) << sorted;
+
+  const std::string llama_text =
+      R"({"prompt": "x", "json_schema": {"properties": {"zeta": {"type": "null"}, "alpha": {"type": "null"}}}})";
+  const std::string llama =
+      parse_completion_request(json::parse(llama_text), Endpoint::kCompletions, kVocab, llama_text).constraint.text;
+  EXPECT_LT(llama.find("zeta"), llama.find("alpha")) << llama;
+}
+
+TEST(CompletionRequest, ConstraintExtensionsOnBothEndpoints) {
+  for (const Endpoint endpoint : {Endpoint::kChatCompletions, Endpoint::kCompletions}) {
+    json base = endpoint == Endpoint::kChatCompletions ? user_says("x") : json{{"prompt", "x"}};
+    const auto constraint = [&](const json& extra) {
+      json body = base;
+      body.update(extra);
+      return parse_completion_request(body, endpoint, kVocab).constraint;
+    };
+    const OutputConstraint gbnf = constraint({{"grammar", "root ::= \"yes\" | \"no\""}});
+    EXPECT_EQ(gbnf.kind, Kind::kGbnf);
+    EXPECT_EQ(gbnf.text, "root ::= \"yes\" | \"no\"");
+    const OutputConstraint regex = constraint({{"regex", "[0-9]{3}-[0-9]{4}"}});
+    EXPECT_EQ(regex.kind, Kind::kRegex);
+    EXPECT_EQ(regex.text, "[0-9]{3}-[0-9]{4}");
+    const OutputConstraint schema = constraint({{"json_schema", person_schema()}});
+    EXPECT_EQ(schema.kind, Kind::kJsonSchema);
+    EXPECT_FALSE(schema.strict);
+    EXPECT_EQ(json::parse(schema.text), person_schema());
+    // response_format is taken on /v1/completions too.
+    EXPECT_EQ(constraint({{"response_format", {{"type", "json_object"}}}}).kind, Kind::kJsonObject);
+  }
+}
+
+TEST(CompletionRequest, BadStructuredOutputRequestsNameTheField) {
+  const auto with = [](json extra) {
+    json body = user_says("x");
+    body.update(extra);
+    return body;
+  };
+  const auto schema_format = [](json json_schema) {
+    return json{{"response_format", {{"type", "json_schema"}, {"json_schema", std::move(json_schema)}}}};
+  };
+  json unique_items = person_schema();
+  unique_items["properties"]["tags"] = {{"type", "array"}, {"uniqueItems", true}};
+  json optional_age = person_schema();
+  optional_age["required"] = {"name"};
+  const std::vector<BadCase> cases = {
+      // Shapes.
+      {with({{"response_format", "json"}}), "response_format", "object"},
+      {with({{"response_format", json::object()}}), "response_format.type", "missing"},
+      {with({{"response_format", {{"type", 1}}}}), "response_format.type", "string"},
+      {with({{"response_format", {{"type", "xml"}}}}), "response_format.type", "text, json_object or json_schema"},
+      {with({{"response_format", {{"type", "json_object"}, {"schema", "{}"}}}}), "response_format.schema", "object"},
+      {with({{"response_format", {{"type", "json_schema"}}}}), "response_format.json_schema", "required"},
+      {with(schema_format(5)), "response_format.json_schema", "object"},
+      {with(schema_format({{"schema", person_schema()}})), "response_format.json_schema.name", "missing"},
+      {with(schema_format({{"name", 7}})), "response_format.json_schema.name", "string"},
+      {with(schema_format({{"name", ""}})), "response_format.json_schema.name", "a-z, A-Z, 0-9"},
+      {with(schema_format({{"name", "my schema"}})), "response_format.json_schema.name", "\"my schema\""},
+      {with(schema_format({{"name", std::string(65, 'n')}})), "response_format.json_schema.name", "1 to 64"},
+      {with(schema_format({{"name", "p"}, {"description", 3}})), "response_format.json_schema.description", "string"},
+      {with(schema_format({{"name", "p"}, {"strict", "yes"}})), "response_format.json_schema.strict", "boolean"},
+      {with(schema_format({{"name", "p"}, {"schema", json::array()}})), "response_format.json_schema.schema", "object"},
+      {with({{"json_schema", "{\"type\": \"object\"}"}}), "json_schema", "object"},
+      {with({{"grammar", 5}}), "grammar", "string"},
+      {with({{"regex", true}}), "regex", "string"},
+      // Constraints the compiler refuses: its message, after the field's.
+      {with(schema_format({{"name", "person"}, {"schema", unique_items}})), "response_format",
+       "Invalid schema for response_format 'person': "},
+      {with(schema_format({{"name", "person"}, {"schema", unique_items}})), "response_format",
+       "/properties/tags/uniqueItems: 'uniqueItems' is not supported"},
+      {with(schema_format({{"name", "person"}, {"strict", true}, {"schema", optional_age}})), "response_format",
+       "required"},
+      {with(schema_format({{"name", "any"}, {"strict", true}})), "response_format", "object"},
+      {with({{"json_schema", {{"type", "string"}, {"pattern", "(?<=a)b"}}}}), "json_schema", "/pattern"},
+      {with({{"grammar", "root ::= (\"yes\" | \"no\""}}), "grammar", "grammar:1:"},
+      {with({{"grammar", "root ::= answer\nanswer ::= \"yes\" |\n  [a-"}}), "grammar", "grammar:3:"},
+      {with({{"regex", "a(b"}}), "regex", "regex:"},
+      // Two constraints: the second named, both in the message.
+      {with({{"response_format", {{"type", "json_object"}}}, {"grammar", "root ::= \"a\""}}), "grammar",
+       "'response_format' and 'grammar'"},
+      {with({{"json_schema", person_schema()}, {"regex", "a"}}), "regex", "'json_schema' and 'regex'"},
+      {with({{"grammar", "root ::= \"a\""}, {"regex", "a"}}), "regex", "'grammar' and 'regex'"},
+      {with({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "p"}}}}},
+             {"json_schema", person_schema()}}),
+       "json_schema", "'response_format' and 'json_schema'"},
+  };
+  for (const BadCase& c : cases) {
+    const ApiError e = error_of(c.body);
+    EXPECT_EQ(e.status(), 400) << c.body.dump();
+    EXPECT_EQ(e.type(), "invalid_request_error") << c.body.dump();
+    EXPECT_EQ(e.param(), c.param) << c.body.dump() << ": " << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << c.body.dump() << ": " << e.what();
+  }
+  // On /v1/completions too.
+  const ApiError e = error_of({{"prompt", "x"}, {"grammar", "root ::= ["}}, Endpoint::kCompletions);
+  EXPECT_EQ(e.param(), "grammar");
+  EXPECT_NE(std::string(e.what()).find("grammar:1:"), std::string::npos) << e.what();
 }
 
 TEST(ApiError, IsOpenAisErrorObject) {

@@ -1,0 +1,58 @@
+// GrammarMatcher: follows one sequence's output through a compiled grammar and says which tokens
+// may come next. The mask for a state is built from the shared MaskCache (the tokens each top
+// frame accepts whatever lies below it) plus a check of the few tokens that end a frame part way
+// against the real stack; a cache miss is one walk of the vocabulary's byte trie.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "grammar/compiled_grammar.h"
+#include "grammar/mask_cache.h"
+#include "grammar/stack_sets.h"
+#include "grammar/token_mask.h"
+#include "tokenizer/vocab_trie.h"
+
+namespace ember::grammar {
+
+class GrammarMatcher {
+ public:
+  // `trie` (the vocabulary's, Tokenizer::vocab_trie()) must outlive the matcher. `end_tokens`:
+  // the end-of-generation tokens, allowed exactly when the grammar is complete.
+  GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar, const VocabTrie& trie,
+                 std::span<const int32_t> end_tokens, MaskCache* cache = &MaskCache::shared());
+
+  // The tokens allowed next, into `mask` (resized to the vocabulary).
+  void fill_mask(TokenMask& mask);
+  // Advances by a token; false (and no change) when the grammar does not allow it.
+  bool accept(int32_t token);
+  // Advances by bytes (for tests and prompts that start the output); false when not allowed.
+  bool accept_bytes(std::string_view bytes);
+  // Whether accept(token) would succeed, without advancing: one token checked alone, the slow
+  // way fill_mask must agree with (tests).
+  bool allows(int32_t token);
+
+  bool can_end() const { return !ended_ && state_ != StackSets::kDead && sets_.complete(state_); }
+  // The grammar is complete and nothing more can follow (or an end token was accepted).
+  bool finished() const { return ended_ || (sets_.complete(state_) && sets_.tops(state_).empty()); }
+
+ private:
+  void add_frame(int32_t node, TokenMask& mask);
+  std::shared_ptr<const MaskEntry> entry_for(int32_t rule, int32_t state);
+  std::shared_ptr<const MaskEntry> compute_entry(int32_t rule, int32_t state);
+
+  StackSets sets_;
+  const VocabTrie* trie_;
+  std::vector<int32_t> end_tokens_;
+  MaskCache* cache_;
+  int32_t state_;
+  bool ended_ = false;
+  std::vector<int32_t> tops_;          // per fill_mask: the state's top frames
+  std::vector<int32_t> walk_sets_;     // per trie depth during a walk
+  std::vector<int32_t> walk_escapes_;  // per trie depth: escapes on the path so far
+};
+
+}  // namespace ember::grammar

@@ -1,0 +1,248 @@
+// The compiled automata and the matcher against the reference matcher (whole texts), and token
+// masks against checking every token alone — on synthetic vocabularies and the real llama-bpe one.
+#include "grammar/matcher.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ember/error.h"
+#include "grammar/compiled_grammar.h"
+#include "grammar/reference_matcher.h"
+#include "support/test_data.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ember::grammar {
+namespace {
+
+using testing::reference_matches;
+
+// A JSON-like grammar built with the IR builders: value ::= object | array | string | number |
+// "true" | "false" | "null"; the string rule is shared (kept as a frame), whitespace bounded.
+Grammar json_like() {
+  Grammar g;
+  const RuleId value = g.declare_rule("value");
+  const RuleId string = g.declare_rule("string");
+  const ExprId ws = g.repeat(g.char_class({{' ', ' '}, {'\n', '\n'}}), 0, 2);
+  const ExprId chr = g.choice({g.char_class({{'"', '"'}, {'\\', '\\'}, {0, 0x1F}}, true),
+                               g.sequence({g.literal("\\"), g.char_class({{'"', '"'}, {'\\', '\\'}, {'n', 'n'}})})});
+  g.define_rule(string, g.sequence({g.literal("\""), g.star(chr), g.literal("\"")}));
+  g.set_shared(string);
+  const ExprId number =
+      g.sequence({g.optional(g.literal("-")),
+                  g.choice({g.literal("0"),
+                            g.sequence({g.char_class({{'1', '9'}}), g.repeat(g.char_class({{'0', '9'}}), 0, 5)})})});
+  const ExprId member = g.sequence({g.ref(string), ws, g.literal(":"), ws, g.ref(value)});
+  const ExprId object = g.sequence(
+      {g.literal("{"), ws, g.optional(g.sequence({member, g.star(g.sequence({ws, g.literal(","), ws, member}))})), ws,
+       g.literal("}")});
+  const ExprId array =
+      g.sequence({g.literal("["), ws,
+                  g.optional(g.sequence({g.ref(value), g.star(g.sequence({ws, g.literal(","), ws, g.ref(value)}))})),
+                  ws, g.literal("]")});
+  g.define_rule(value, g.choice({object, array, g.ref(string), number, g.literal("true"), g.literal("false"),
+                                 g.literal("null")}));
+  g.set_root(g.add_rule("root", g.sequence({g.ref(value)})));
+  return g;
+}
+
+bool matcher_matches(const std::shared_ptr<const CompiledGrammar>& cg, const VocabTrie& trie, std::string_view text) {
+  GrammarMatcher m(cg, trie, {});
+  return m.accept_bytes(text) && m.can_end();
+}
+
+VocabTrie byte_vocab() {
+  std::vector<std::string> pieces;
+  for (int b = 0; b < 256; ++b) pieces.emplace_back(1, static_cast<char>(b));
+  return VocabTrie(pieces);
+}
+
+TEST(GrammarMatcher, AgreesWithTheReferenceOnEveryShortText) {
+  Grammar g = json_like();
+  const auto cg = CompiledGrammar::compile(g);
+  const VocabTrie trie = byte_vocab();
+  const std::string alphabet = "{}[]\":,0-1 a\\tn";
+  // Every text of up to 4 characters over the alphabet, then random longer ones.
+  std::vector<std::string> texts = {""};
+  for (size_t begin = 0, len = 0; len < 4; ++len) {
+    const size_t end = texts.size();
+    for (size_t i = begin; i < end; ++i) {
+      for (const char c : alphabet) texts.push_back(texts[i] + c);
+    }
+    begin = end;
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 3000; ++i) {
+    std::string t;
+    const int len = static_cast<int>(rng() % 14);
+    for (int k = 0; k < len; ++k) t += alphabet[rng() % alphabet.size()];
+    texts.push_back(t);
+  }
+  for (const std::string s : {"{\"a\": [1, -20, \"x\\\"y\"], \"b\":{}}", "[true,false,null]", "\"é\"", "[[[[]]]]"}) {
+    texts.push_back(s);
+  }
+  int accepted = 0;
+  for (const std::string& t : texts) {
+    const bool want = reference_matches(g, t);
+    accepted += want ? 1 : 0;
+    ASSERT_EQ(matcher_matches(cg, trie, t), want) << "text: " << t;
+  }
+  EXPECT_GT(accepted, 100);  // the comparison saw both answers many times
+}
+
+TEST(GrammarMatcher, RepetitionBoundsAndUtf8Classes) {
+  Grammar g;
+  g.set_root(g.add_rule(
+      "root",
+      g.sequence({g.repeat(g.char_class({{0xE9, 0xE9}, {0x1F600, 0x1F64F}, {'a', 'c'}}), 2, 4), g.literal("!")})));
+  const auto cg = CompiledGrammar::compile(g);
+  const VocabTrie trie = byte_vocab();
+  for (const std::string t :
+       {"a!", "ab!", "aé!", "é😀!", "abcé!", "abcéa!", "😀😀😀😀!", "\xC3!", "ab", "aé\xF0\x9F\x98!"}) {
+    EXPECT_EQ(matcher_matches(cg, trie, t), reference_matches(g, t)) << t;
+  }
+  EXPECT_TRUE(matcher_matches(cg, trie, "é😀!"));
+  EXPECT_FALSE(matcher_matches(cg, trie, "abcéa!"));
+}
+
+TEST(GrammarMatcher, RejectsLeftRecursionAndRulesThatNeverFinish) {
+  {
+    Grammar g;
+    const RuleId expr = g.declare_rule("expr");
+    g.define_rule(expr, g.choice({g.sequence({g.ref(expr), g.literal("+"), g.literal("1")}), g.literal("1")}));
+    g.set_root(g.add_rule("root", g.ref(expr)));
+    try {
+      CompiledGrammar::compile(g);
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("left recursion is not supported: expr -> expr"), std::string::npos)
+          << e.what();
+    }
+  }
+  {
+    Grammar g;
+    const RuleId loop = g.declare_rule("loop");
+    g.define_rule(loop, g.sequence({g.literal("x"), g.ref(loop)}));
+    g.set_root(g.add_rule("root", g.choice({g.literal("a"), g.ref(loop)})));
+    try {
+      CompiledGrammar::compile(g);
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("rule 'loop' can never finish"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Random walks: at each step the mask must equal the tokens allowed one by one; then a random
+// allowed token is taken. `pieces` may hold multi-byte tokens that cross rule boundaries.
+void check_masks_on_walks(const Grammar& g, const std::vector<std::string>& pieces, int walks, int steps, uint32_t seed,
+                          MaskCache* cache) {
+  const auto cg = CompiledGrammar::compile(g);
+  const VocabTrie trie(pieces);
+  const int32_t eos = static_cast<int32_t>(pieces.size()) - 1;  // the last piece is "" : the end token
+  std::mt19937 rng(seed);
+  TokenMask mask;
+  int multi_byte_taken = 0;
+  for (int w = 0; w < walks; ++w) {
+    GrammarMatcher m(cg, trie, std::vector<int32_t>{eos}, cache);
+    for (int step = 0; step < steps && !m.finished(); ++step) {
+      m.fill_mask(mask);
+      std::vector<int32_t> allowed;
+      for (int32_t t = 0; t < trie.n_vocab(); ++t) {
+        ASSERT_EQ(mask.test(t), m.allows(t))
+            << "walk " << w << " step " << step << " token " << t << " '" << pieces[t] << "'";
+        if (mask.test(t)) allowed.push_back(t);
+      }
+      ASSERT_FALSE(allowed.empty()) << "a live grammar state always allows some token";
+      const int32_t t = allowed[rng() % allowed.size()];
+      multi_byte_taken += pieces[static_cast<size_t>(t)].size() > 1 ? 1 : 0;
+      ASSERT_TRUE(m.accept(t));
+    }
+  }
+  EXPECT_GT(multi_byte_taken, 0);
+}
+
+std::vector<std::string> json_pieces() {
+  std::vector<std::string> pieces;
+  for (int b = 0; b < 128; ++b) pieces.emplace_back(1, static_cast<char>(b));
+  for (const char* p :
+       {"\"",    "\":",  "\": ",   "\",", "\"}", "\"]", "},",  "}]",  "{\"",    "[\"",         ", \"", "true",
+        "false", "null", "nul",    "12",  "-1",  "0,",  "1]",  "ab",  "abc\"",  "a\"b",        "\\\"", "\\n",
+        "é",     "\xC3", "\xA9\"", "{}",  "[]",  "  ",  " \n", "\n ", "x\":1}", "\"a\":\"b\"}"}) {
+    pieces.emplace_back(p);
+  }
+  pieces.emplace_back("");  // the end token
+  return pieces;
+}
+
+TEST(GrammarMatcher, MasksEqualTokensCheckedOneByOne) {
+  MaskCache cache(size_t{16} << 20);
+  check_masks_on_walks(json_like(), json_pieces(), 40, 40, 11, &cache);
+  // Again with the cache warm: entries computed by earlier walks must give the same masks.
+  check_masks_on_walks(json_like(), json_pieces(), 40, 40, 12, &cache);
+  EXPECT_GT(cache.stats().hits, 0u);
+}
+
+TEST(GrammarMatcher, EndTokenOnlyWhenCompleteAndFinishedAfterIt) {
+  Grammar g;
+  g.set_root(g.add_rule("root", g.sequence({g.literal("ab"), g.optional(g.literal("c"))})));
+  const auto cg = CompiledGrammar::compile(g);
+  const std::vector<std::string> pieces = {"a", "b", "c", "abc", ""};
+  const VocabTrie trie(pieces);
+  GrammarMatcher m(cg, trie, std::vector<int32_t>{4});
+  EXPECT_FALSE(m.allows(4));
+  EXPECT_TRUE(m.accept(0));
+  EXPECT_FALSE(m.accept(2));
+  EXPECT_TRUE(m.accept(1));
+  EXPECT_TRUE(m.can_end());
+  EXPECT_FALSE(m.finished());  // "c" may still follow
+  TokenMask mask;
+  m.fill_mask(mask);
+  EXPECT_EQ(mask.count(), 2);  // "c" and the end token
+  EXPECT_TRUE(mask.test(2) && mask.test(4));
+  EXPECT_TRUE(m.accept(2));
+  EXPECT_TRUE(m.finished());  // nothing can follow "abc"
+  EXPECT_TRUE(m.accept(4));
+  m.fill_mask(mask);
+  EXPECT_EQ(mask.count(), 0);
+}
+
+// Real vocabularies: BPE with byte-level pieces (128k tokens) and SPM with byte-fallback tokens.
+// Every mask of random walks through the JSON-like grammar equals the tokens checked one by one.
+TEST(GrammarMatcher, MasksOnRealVocabulariesEqualTokensCheckedOneByOne) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  for (const char* name : {"llama-bpe", "llama-spm"}) {
+    SCOPED_TRACE(name);
+    const Tokenizer tok =
+        Tokenizer::from_gguf(GgufFile::open((data / "vocab" / (std::string("ggml-vocab-") + name + ".gguf")).string()));
+    const VocabTrie& trie = tok.vocab_trie();
+    ASSERT_GT(trie.token_count(), tok.vocab().size() / 2);
+    const auto cg = CompiledGrammar::compile(json_like());
+    MaskCache cache(size_t{64} << 20);
+    std::mt19937 rng(5);
+    TokenMask mask;
+    const std::vector<int32_t>& eog = tok.vocab().end_of_generation();
+    int dense = 0;
+    for (int walk = 0; walk < 3; ++walk) {
+      GrammarMatcher m(cg, trie, eog, &cache);
+      for (int step = 0; step < 12 && !m.finished(); ++step) {
+        m.fill_mask(mask);
+        std::vector<int32_t> allowed;
+        for (int32_t t = 0; t < trie.n_vocab(); ++t) {
+          ASSERT_EQ(mask.test(t), m.allows(t))
+              << "walk " << walk << " step " << step << " token " << t << " '" << trie.piece(t) << "'";
+          if (mask.test(t)) allowed.push_back(t);
+        }
+        ASSERT_FALSE(allowed.empty());
+        dense += static_cast<int32_t>(allowed.size()) > trie.n_vocab() / 2 ? 1 : 0;
+        ASSERT_TRUE(m.accept(allowed[rng() % allowed.size()]));
+      }
+    }
+    EXPECT_GT(dense, 0);  // the walks went inside strings, where most tokens fit
+  }
+}
+
+}  // namespace
+}  // namespace ember::grammar
