@@ -90,6 +90,12 @@ struct OutputConstraint {
   Kind kind = Kind::kNone;
   std::string text = {};
   bool strict = false;  // kJsonSchema: also enforce OpenAI's strict-mode rules on the schema
+  // A lazy constraint (tool calls): the output is free until one of these texts appears in it (or,
+  // for a text that is one token of the vocabulary, control tokens included, until that token is
+  // drawn); from there on the language applies. With trigger_in_grammar the language starts with
+  // the trigger text itself, else right after it. Empty: the constraint applies from the start.
+  std::vector<std::string> triggers = {};
+  bool trigger_in_grammar = true;
 };
 
 // What ends a generation besides the model's end-of-generation token. The session enforces

@@ -46,6 +46,17 @@ SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, co
     std::span<const int32_t> end_tokens;
     if (!options.stop.ignore_eos) end_tokens = tokenizer.vocab().end_of_generation();
     constraint_.emplace(std::move(grammar), tokenizer.vocab_trie(), end_tokens);
+    if (!options.constraint.triggers.empty()) {
+      std::vector<grammar::GrammarMatcher::Trigger> triggers;
+      for (const std::string& text : options.constraint.triggers) {
+        if (text.empty()) fail(ErrorCode::kInvalidArgument, "a constraint trigger must not be empty");
+        // A trigger the vocabulary spells as one token (a control token such as [TOOL_CALLS] too)
+        // is also recognized by its id: control tokens have no bytes to find in the text.
+        const std::vector<TokenId> ids = tokenizer.encode(text, {.add_special = false, .parse_special = true});
+        triggers.push_back({.text = text, .token = ids.size() == 1 ? ids[0] : -1});
+      }
+      constraint_->set_lazy(std::move(triggers), options.constraint.trigger_in_grammar);
+    }
   }
 }
 
@@ -53,7 +64,7 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
   EMBER_CHECK(!finished());
   Timer sample_timer;
   int32_t id = 0;
-  if (constraint_) {
+  if (constraint_ && !constraint_->unconstrained()) {
     constraint_->fill_mask(mask_);
     const int32_t first_allowed = mask_.first();
     if (first_allowed < 0) {
@@ -69,6 +80,7 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
     EMBER_CHECK(accepted);
   } else {
     id = sampler_.sample(logits);
+    if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
   }
   sampler_.accept(id);
   token.id = id;

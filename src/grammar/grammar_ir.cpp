@@ -175,6 +175,25 @@ RuleId Grammar::find_rule(std::string_view name) const {
   return it == rule_ids_.end() ? -1 : it->second;
 }
 
+RuleId Grammar::import(const Grammar& other, std::string_view prefix) {
+  other.check_complete();
+  std::vector<RuleId> ids(static_cast<size_t>(other.rule_count()));
+  for (RuleId r = 0; r < other.rule_count(); ++r) {
+    const std::string name = fresh_name(fmt::format("{}{}", prefix, other.rule(r).name));
+    ids[static_cast<size_t>(r)] = declare_rule(name);
+    set_shared(ids[static_cast<size_t>(r)], other.rule(r).shared);
+  }
+  // Expressions copied depth-first with their rule references renumbered.
+  auto copy = [&](auto&& self, ExprId id) -> ExprId {
+    Expr e = other.expr(id);
+    if (e.kind == ExprKind::kRef) e.rule = ids[static_cast<size_t>(e.rule)];
+    for (ExprId& c : e.children) c = self(self, c);
+    return add(std::move(e));
+  };
+  for (RuleId r = 0; r < other.rule_count(); ++r) define_rule(ids[static_cast<size_t>(r)], copy(copy, other.rule(r).body));
+  return ids[static_cast<size_t>(other.root())];
+}
+
 void Grammar::check_complete() const {
   if (root_ < 0) fail(ErrorCode::kInvalidArgument, "grammar has no root rule");
   for (const Rule& r : rules_) {

@@ -101,6 +101,11 @@ class Grammar {
   int32_t rule_count() const noexcept { return static_cast<int32_t>(rules_.size()); }
   int32_t expr_count() const noexcept { return static_cast<int32_t>(exprs_.size()); }
 
+  // Copies every rule of `other` (a complete grammar) into this one under its name prefixed with
+  // `prefix` (shared flags kept), and returns the id here of other's root: how a larger grammar
+  // embeds a JSON Schema's (a tool's arguments in a tool call). Names already taken get fresh ones.
+  RuleId import(const Grammar& other, std::string_view prefix);
+
   // Throws Error(kInvalidArgument) when the root is unset or a rule has no body ("rule 'x' is
   // used but never defined"). Left recursion and rules that can never finish are found by the
   // compiler, which knows the automata.

@@ -940,8 +940,9 @@ class Converter {
     }
     check_property_counts(s, ptr, required.size(), extras ? std::nullopt : std::optional<size_t>(members.size()));
     const auto [declared, may_be_empty] = member_list(members);
-    if (!extras)
+    if (!extras) {
       return declared < 0 ? json_.empty_container("{", "}") : json_.bracketed("{", declared, may_be_empty, "}");
+    }
     const ExprId key = names.empty() ? json_.string() : key_excluding(names, ptr);
     const ExprId extra = g_.sequence({key, json_.colon(), extra_value});
     // The declared members (or, when they may all be absent, an extra one first), then extras.

@@ -15,7 +15,50 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar, c
   walk_escapes_.resize(static_cast<size_t>(trie.max_depth()) + 1);
 }
 
+void GrammarMatcher::set_lazy(std::vector<Trigger> triggers, bool in_grammar) {
+  triggers_ = std::move(triggers);
+  trigger_in_grammar_ = in_grammar;
+  waiting_ = !triggers_.empty();
+}
+
+void GrammarMatcher::watch_for_trigger(int32_t token) {
+  size_t max_text = 0;
+  for (const Trigger& t : triggers_) {
+    if (t.token >= 0 && t.token == token) {
+      waiting_ = false;
+      // A control token has no bytes: the language then starts right after it either way.
+      if (trigger_in_grammar_ && token < trie_->n_vocab() && !accept_bytes(trie_->piece(token))) abandoned_ = true;
+      return;
+    }
+    max_text = std::max(max_text, t.text.size());
+  }
+  if (token >= 0 && token < trie_->n_vocab()) recent_ += trie_->piece(token);
+  size_t best = std::string::npos;
+  const Trigger* found = nullptr;
+  for (const Trigger& t : triggers_) {
+    const size_t at = t.text.empty() ? std::string::npos : recent_.find(t.text);
+    if (at < best) {
+      best = at;
+      found = &t;
+    }
+  }
+  if (found != nullptr) {
+    waiting_ = false;
+    const size_t from = trigger_in_grammar_ ? best : best + found->text.size();
+    if (!accept_bytes(std::string_view(recent_).substr(from))) abandoned_ = true;
+    recent_.clear();
+    return;
+  }
+  // Keep only what could still be the start of a trigger.
+  if (max_text > 0 && recent_.size() >= max_text) recent_.erase(0, recent_.size() - (max_text - 1));
+}
+
 bool GrammarMatcher::accept(int32_t token) {
+  if (waiting_) {
+    watch_for_trigger(token);
+    return true;
+  }
+  if (abandoned_) return true;
   if (ended_) return false;
   if (std::find(end_tokens_.begin(), end_tokens_.end(), token) != end_tokens_.end()) {
     if (!sets_.complete(state_)) return false;
@@ -29,6 +72,7 @@ bool GrammarMatcher::accept(int32_t token) {
 }
 
 bool GrammarMatcher::allows(int32_t token) {
+  if (unconstrained()) return true;
   if (ended_) return false;
   if (std::find(end_tokens_.begin(), end_tokens_.end(), token) != end_tokens_.end()) return sets_.complete(state_);
   if (token < 0 || token >= trie_->n_vocab() || trie_->piece(token).empty()) return false;

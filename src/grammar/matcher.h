@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,19 @@ class GrammarMatcher {
   GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar, const VocabTrie& trie,
                  std::span<const int32_t> end_tokens, MaskCache* cache = &MaskCache::shared());
 
+  // Lazy mode: the matcher waits, allowing everything, until a trigger appears in the accepted
+  // tokens — its text in their bytes (matched across token boundaries), or its token when `token`
+  // is >= 0 — and then starts the grammar on the bytes from the trigger's start (`in_grammar`) or
+  // from its end. Bytes after the trigger that the grammar rejects end the constraint for good:
+  // the output goes on unconstrained (it was not the construct the grammar describes).
+  struct Trigger {
+    std::string text;
+    int32_t token = -1;
+  };
+  void set_lazy(std::vector<Trigger> triggers, bool in_grammar);
+  // True while a lazy matcher waits for its trigger (or after it gave up): no mask applies.
+  bool unconstrained() const noexcept { return waiting_ || abandoned_; }
+
   // The tokens allowed next, into `mask` (resized to the vocabulary).
   void fill_mask(TokenMask& mask);
   // Advances by a token; false (and no change) when the grammar does not allow it.
@@ -37,10 +51,13 @@ class GrammarMatcher {
 
   bool can_end() const { return !ended_ && state_ != StackSets::kDead && sets_.complete(state_); }
   // The grammar is complete and nothing more can follow (or an end token was accepted).
-  bool finished() const { return ended_ || (sets_.complete(state_) && sets_.tops(state_).empty()); }
+  bool finished() const {
+    return !unconstrained() && (ended_ || (sets_.complete(state_) && sets_.tops(state_).empty()));
+  }
 
  private:
   void add_frame(int32_t node, TokenMask& mask);
+  void watch_for_trigger(int32_t token);
   std::shared_ptr<const MaskEntry> entry_for(int32_t rule, int32_t state);
   std::shared_ptr<const MaskEntry> compute_entry(int32_t rule, int32_t state);
 
@@ -50,6 +67,11 @@ class GrammarMatcher {
   MaskCache* cache_;
   int32_t state_;
   bool ended_ = false;
+  bool waiting_ = false;    // lazy, before the trigger
+  bool abandoned_ = false;  // lazy, the bytes after the trigger did not fit
+  bool trigger_in_grammar_ = true;
+  std::vector<Trigger> triggers_;
+  std::string recent_;  // while waiting: the last bytes accepted, enough to hold a trigger's start
   std::vector<int32_t> tops_;          // per fill_mask: the state's top frames
   std::vector<int32_t> walk_sets_;     // per trie depth during a walk
   std::vector<int32_t> walk_escapes_;  // per trie depth: escapes on the path so far

@@ -59,6 +59,25 @@ TEST(GrammarIr, PrintsGbnf) {
   EXPECT_EQ(g.to_gbnf(), "root ::= item* \"é\\n\"?\nitem ::= \"a\\\"b\" | [\\-0-9] \"x\"{2,5}\n");
 }
 
+TEST(GrammarIr, ImportEmbedsAnotherGrammarUnderAPrefix) {
+  Grammar inner;
+  const RuleId digits = inner.add_rule("digits", inner.plus(inner.char_class({{'0', '9'}})));
+  inner.set_shared(digits);
+  inner.set_root(inner.add_rule("root", inner.sequence({inner.literal("("), inner.ref(digits), inner.literal(")")})));
+
+  Grammar outer;
+  outer.declare_rule("a-root");  // taken: the import must pick a fresh name
+  outer.define_rule(outer.find_rule("a-root"), outer.literal("x"));
+  const RuleId first = outer.import(inner, "a-");
+  const RuleId second = outer.import(inner, "b-");
+  outer.set_root(outer.add_rule("root", outer.sequence({outer.ref(first), outer.literal(","), outer.ref(second)})));
+  EXPECT_NE(outer.rule(first).name, "a-root");
+  EXPECT_TRUE(outer.rule(outer.find_rule("a-digits")).shared);
+  EXPECT_TRUE(reference_matches(outer, "(12),(3)"));
+  EXPECT_FALSE(reference_matches(outer, "(12),()"));
+  EXPECT_FALSE(reference_matches(outer, "x,(3)"));
+}
+
 TEST(ReferenceMatcher, MatchesWholeTextsOnly) {
   Grammar g;
   const RuleId list = g.declare_rule("list");

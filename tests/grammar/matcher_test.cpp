@@ -209,6 +209,56 @@ TEST(GrammarMatcher, EndTokenOnlyWhenCompleteAndFinishedAfterIt) {
   EXPECT_EQ(mask.count(), 0);
 }
 
+// Lazy grammars: free output until the trigger, found across token boundaries, then the grammar
+// from the trigger's start (in_grammar) or its end; a token trigger by id; bytes that do not fit.
+TEST(GrammarMatcher, LazyTriggersStartTheGrammarAcrossTokens) {
+  Grammar g;
+  g.set_root(g.add_rule("root", g.sequence({g.literal("<call>"), g.plus(g.char_class({{'0', '9'}})), g.literal("</call>")})));
+  const auto cg = CompiledGrammar::compile(g);
+  //                                      0     1      2      3       4     5       6      7     8
+  const std::vector<std::string> pieces = {"hi ", "<ca", "ll>", "12", "</call>", "x", "<call>", "", "7"};
+  const VocabTrie trie(pieces);
+  TokenMask mask;
+  {
+    GrammarMatcher m(cg, trie, std::vector<int32_t>{7});
+    m.set_lazy({{.text = "<call>", .token = -1}}, true);
+    EXPECT_TRUE(m.unconstrained());
+    EXPECT_TRUE(m.accept(0) && m.accept(5) && m.accept(1));  // anything goes while waiting
+    EXPECT_TRUE(m.unconstrained());
+    EXPECT_TRUE(m.accept(2));  // "<ca" + "ll>": the trigger, split across two tokens
+    EXPECT_FALSE(m.unconstrained());
+    m.fill_mask(mask);
+    EXPECT_TRUE(mask.test(3) && mask.test(8));
+    EXPECT_FALSE(mask.test(4) || mask.test(0) || mask.test(7));
+    EXPECT_TRUE(m.accept(3) && m.accept(4));
+    EXPECT_TRUE(m.finished());
+  }
+  {
+    // The trigger outside the language: the grammar starts after it.
+    Grammar digits;
+    digits.set_root(digits.add_rule("root", digits.plus(digits.char_class({{'0', '9'}}))));
+    GrammarMatcher m(CompiledGrammar::compile(digits), trie, std::vector<int32_t>{7});
+    m.set_lazy({{.text = "<call>", .token = 6}}, false);
+    EXPECT_TRUE(m.accept(0) && m.accept(6));
+    EXPECT_FALSE(m.unconstrained());
+    m.fill_mask(mask);
+    EXPECT_EQ(mask.count(), 2);  // "12" and "7": the end token only once a digit is there
+    EXPECT_TRUE(m.accept(8));
+    EXPECT_TRUE(m.can_end());
+  }
+  {
+    // Bytes after the trigger that the grammar rejects: the constraint gives up, output stays free.
+    const std::vector<std::string> p2 = {"<call>x", "y", ""};
+    const VocabTrie t2(p2);
+    GrammarMatcher m(cg, t2, std::vector<int32_t>{2});
+    m.set_lazy({{.text = "<call>", .token = -1}}, true);
+    EXPECT_TRUE(m.accept(0));
+    EXPECT_TRUE(m.unconstrained());
+    EXPECT_FALSE(m.finished());
+    EXPECT_TRUE(m.accept(1));
+  }
+}
+
 // Real vocabularies: BPE with byte-level pieces (128k tokens) and SPM with byte-fallback tokens.
 // Every mask of random walks through the JSON-like grammar equals the tokens checked one by one.
 TEST(GrammarMatcher, MasksOnRealVocabulariesEqualTokensCheckedOneByOne) {

@@ -1,0 +1,37 @@
+// Tool-call format detection by substrings of the chat template (see tool_format.h).
+#include "tool_calls/tool_format.h"
+
+namespace ember::tool_calls {
+
+ToolFormat detect_tool_format(std::string_view src) {
+  const auto has = [&](std::string_view s) { return src.find(s) != std::string_view::npos; };
+  // Key/value markup instead of JSON, even inside <tool_call> (GLM-4.6, Laguna: <arg_key>;
+  // Qwen3-Coder, Nemotron-3, Seed-OSS, Functionary v3.1: <function=...>): not ours to parse.
+  if (has("<arg_key>") || has("<function=")) return ToolFormat::kGeneric;
+  if (has("<tool_call>")) return ToolFormat::kHermes;
+  // Llama 3.x renders tool results in the ipython role; a template that only mentions the word
+  // elsewhere is not enough.
+  if (has("<|start_header_id|>ipython<|end_header_id|>") || has("message.role == \"ipython\"") ||
+      has("message.role == 'ipython'"))
+    return ToolFormat::kLlama3;
+  if (has("[TOOL_CALLS]")) {
+    if (has("[CALL_ID]")) return ToolFormat::kMistralSmall;
+    if (has("[ARGS]")) return ToolFormat::kDevstral;
+    return ToolFormat::kMistralNemo;
+  }
+  return ToolFormat::kGeneric;
+}
+
+std::string_view tool_format_name(ToolFormat format) {
+  switch (format) {
+    case ToolFormat::kLlama3: return "llama3";
+    case ToolFormat::kHermes: return "hermes";
+    case ToolFormat::kMistralNemo: return "mistral-nemo";
+    case ToolFormat::kMistralSmall: return "mistral-small";
+    case ToolFormat::kDevstral: return "devstral";
+    case ToolFormat::kGeneric: return "generic";
+  }
+  return "unknown";
+}
+
+}  // namespace ember::tool_calls

@@ -1,0 +1,48 @@
+// Which tool-call output syntax a model family uses, detected from its chat template's source.
+#pragma once
+
+#include <string_view>
+
+namespace ember::tool_calls {
+
+// The tool-call syntaxes ember can constrain (tool_grammar.h) and parse (tool_parser.h). Each
+// family's output, as its chat template renders a past call (docs/plans/structured-output-research.md
+// §5.1):
+enum class ToolFormat {
+  // Llama 3.1 / 3.2 / 3.3: the whole reply is one JSON call object, no marker:
+  //   {"name": "get_weather", "parameters": {"city": "Paris"}}
+  // then <|eot_id|>. One call per turn (the template refuses more).
+  kLlama3,
+  // Hermes 2 Pro / 3, Qwen 2.5 / 3, QwQ, Granite 4.0, Bielik, MiMo-VL: each call wrapped in tags,
+  // optionally after content, repeated for parallel calls:
+  //   <tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>
+  kHermes,
+  // Mistral Nemo: one control token, then a JSON list of calls, each with a 9-alphanumeric id:
+  //   [TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "abcDEF123"}]
+  kMistralNemo,
+  // Mistral Small 3.2: per call, control tokens around the name, the id and the arguments:
+  //   [TOOL_CALLS]get_weather[CALL_ID]abcDEF123[ARGS]{"city": "Paris"}
+  kMistralSmall,
+  // Devstral: as Mistral Small 3.2 without the id:
+  //   [TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}
+  kDevstral,
+  // Anything else (no marker we know, or a non-JSON syntax such as GLM's <arg_key> or
+  // Qwen3-Coder's <function=...>): the whole reply is a JSON object that ember asks for in a
+  // system line (llama.cpp's "generic" format):
+  //   {"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+  //   {"tool_calls": [{"name": ..., "arguments": ...}, ...]}     (parallel calls allowed)
+  //   {"response": "plain answer"}                                (tool_choice auto only)
+  kGeneric,
+};
+
+// By substrings of the template source, in this order (the order matters: GLM-4.6, Laguna,
+// Qwen3-Coder and Nemotron-3 also contain "<tool_call>", Functionary v3.1 also has the ipython role):
+// non-JSON markup ("<arg_key>", "<function=") → kGeneric; "<tool_call>" → kHermes; the Llama 3.x
+// ipython header → kLlama3; "[TOOL_CALLS]" → kMistralSmall with "[CALL_ID]", kDevstral with
+// "[ARGS]" only, kMistralNemo otherwise; anything else → kGeneric.
+ToolFormat detect_tool_format(std::string_view template_source);
+
+// "llama3", "hermes", "mistral-nemo", "mistral-small", "devstral", "generic".
+std::string_view tool_format_name(ToolFormat format);
+
+}  // namespace ember::tool_calls

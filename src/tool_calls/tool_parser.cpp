@@ -1,0 +1,545 @@
+// The streaming tool-call parser (see tool_parser.h): a state machine over the text received so
+// far, matching each piece of call markup from the start of the unconsumed text.
+#include "tool_calls/tool_parser.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace ember::tool_calls {
+namespace {
+
+using Kind = ToolCallEvent::Kind;
+
+enum class M { kOk, kMore, kFail };
+
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_id9(std::string_view s) { return s.size() == 9 && std::all_of(s.begin(), s.end(), is_alnum); }
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// How many leading bytes of `s` end on a character boundary: an incomplete last character (lead
+// byte and fewer continuation bytes than it announces) is left out.
+size_t complete_utf8_prefix(std::string_view s) {
+  const size_t n = s.size();
+  for (size_t back = 1; back <= std::min<size_t>(3, n); ++back) {
+    const auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return need > back ? n - back : n;
+  }
+  return n;
+}
+
+// Decodes JSON string characters from s[pos] up to the closing quote (not consumed) or the end of
+// what is complete: an escape cut off by the end of `s` stays unconsumed. Returns true at the quote.
+bool decode_string_chars(std::string_view s, size_t& pos, std::string& out) {
+  while (pos < s.size()) {
+    const char c = s[pos];
+    if (c == '"') return true;
+    if (c != '\\') {
+      out += c;
+      ++pos;
+      continue;
+    }
+    if (pos + 1 >= s.size()) return false;
+    const char e = s[pos + 1];
+    if (e != 'u') {
+      switch (e) {
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        default: out += e;  // \" \\ \/ (and anything else verbatim: the grammar allows no other)
+      }
+      pos += 2;
+      continue;
+    }
+    const auto hex4 = [&](size_t at, uint32_t& v) {
+      v = 0;
+      for (size_t i = at; i < at + 4; ++i) {
+        const char h = s[i];
+        v = v * 16 + static_cast<uint32_t>(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
+      }
+    };
+    if (pos + 6 > s.size()) return false;
+    uint32_t cp = 0;
+    hex4(pos + 2, cp);
+    size_t used = 6;
+    if (cp >= 0xD800 && cp < 0xDC00) {  // a high surrogate: its pair follows as \uDCxx
+      if (pos + 12 > s.size()) return false;
+      uint32_t lo = 0;
+      if (s[pos + 6] == '\\' && s[pos + 7] == 'u') {
+        hex4(pos + 8, lo);
+        if (lo >= 0xDC00 && lo < 0xE000) {
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          used = 12;
+        }
+      }
+      if (used == 6) cp = 0xFFFD;
+    } else if (cp >= 0xDC00 && cp < 0xE000) {
+      cp = 0xFFFD;
+    }
+    append_utf8(out, cp);
+    pos += used;
+  }
+  return false;
+}
+
+// Matches markup at the start of the unconsumed text: kOk (and advances), kMore (the text ends
+// before the markup is settled), kFail (something else is there).
+struct Cursor {
+  std::string_view s;
+  size_t pos = 0;
+
+  M lit(std::string_view l) {
+    const size_t n = std::min(l.size(), s.size() - pos);
+    if (s.substr(pos, n) != l.substr(0, n)) return M::kFail;
+    if (n < l.size()) return M::kMore;
+    pos += l.size();
+    return M::kOk;
+  }
+  void ws() {
+    while (pos < s.size() && is_ws(s[pos])) ++pos;
+  }
+  // The next byte is `c` (not consumed).
+  M peek(char c) const {
+    if (pos == s.size()) return M::kMore;
+    return s[pos] == c ? M::kOk : M::kFail;
+  }
+  M string(std::string& out) {
+    out.clear();
+    const M m = lit("\"");
+    if (m != M::kOk) return m;
+    if (!decode_string_chars(s, pos, out)) return M::kMore;
+    ++pos;  // the closing quote
+    return M::kOk;
+  }
+  // Raw text up to (not including) the next '[' (Mistral Small / Devstral names and ids).
+  M until_bracket(std::string& out) {
+    const size_t end = s.find('[', pos);
+    if (end == std::string_view::npos) return M::kMore;
+    out.assign(s.substr(pos, end - pos));
+    pos = end;
+    return M::kOk;
+  }
+};
+
+// Runs a sequence of matchers, stopping at the first that is not kOk.
+#define EMBER_MATCH(expr)        \
+  do {                           \
+    const M m_ = (expr);         \
+    if (m_ != M::kOk) return m_; \
+  } while (0)
+
+// `"key" : ` with whitespace around, then the next byte must open an object.
+M key_then_object(Cursor& c, std::string_view key) {
+  c.ws();
+  EMBER_MATCH(c.lit(key));
+  c.ws();
+  EMBER_MATCH(c.lit(":"));
+  c.ws();
+  return c.peek('{');
+}
+
+// {"name": "<name>", "<args_key>": then the arguments' "{".
+M json_call_header(Cursor& c, std::string_view args_key, std::string& name) {
+  c.ws();
+  EMBER_MATCH(c.lit("{"));
+  c.ws();
+  EMBER_MATCH(c.lit("\"name\""));
+  c.ws();
+  EMBER_MATCH(c.lit(":"));
+  c.ws();
+  EMBER_MATCH(c.string(name));
+  c.ws();
+  EMBER_MATCH(c.lit(","));
+  return key_then_object(c, args_key);
+}
+
+}  // namespace
+
+ToolCallParser::ToolCallParser(ToolFormat format, std::vector<std::string> tool_names, std::optional<uint64_t> seed)
+    : format_(format), tool_names_(std::move(tool_names)), rng_(seed ? *seed : std::random_device{}()) {
+  switch (format_) {
+    case ToolFormat::kHermes: marker_ = "<tool_call>"; break;
+    case ToolFormat::kMistralNemo:
+    case ToolFormat::kMistralSmall:
+    case ToolFormat::kDevstral: marker_ = "[TOOL_CALLS]"; break;
+    case ToolFormat::kLlama3:
+    case ToolFormat::kGeneric: break;
+  }
+  state_ = marker_.empty() ? State::kStart : State::kContent;
+}
+
+std::string ToolCallParser::generate_id() {
+  static constexpr std::string_view kAlnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  const bool mistral =
+      format_ == ToolFormat::kMistralNemo || format_ == ToolFormat::kMistralSmall || format_ == ToolFormat::kDevstral;
+  std::string id = mistral ? "" : "call_";
+  // rng() % 62 rather than a distribution object: the same ids on every standard library.
+  for (int i = 0; i < (mistral ? 9 : 24); ++i) id += kAlnum[rng_() % kAlnum.size()];
+  return id;
+}
+
+void ToolCallParser::push(std::string_view text, std::vector<ToolCallEvent>& out) {
+  buf_.append(text);
+  run(out);
+}
+
+void ToolCallParser::finish(std::vector<ToolCallEvent>& out) {
+  run(out);
+  switch (state_) {
+    case State::kStart:  // not settled as a call: it was content
+    case State::kContent:
+      if (!skip_ws_ || std::any_of(buf_.begin(), buf_.end(), [](char c) { return !is_ws(c); }))
+        emit_content(buf_, out, true);
+      break;
+    case State::kArguments:  // cut off inside the arguments: keep what arrived
+      if (format_ == ToolFormat::kMistralNemo) {
+        start_call(std::move(nemo_name_), generate_id(), out);
+        emit_arguments(nemo_args_, out, true);
+      }
+      emit_arguments("", out, true);
+      break;
+    case State::kResponse: emit_content("", out, true); break;
+    case State::kResponseEnd: break;
+    case State::kOpenList:  // a call cut off before its arguments, or its closer: dropped
+    case State::kHeader:
+    case State::kTrailer: break;
+  }
+  emit_content("", out, true);
+  buf_.clear();
+}
+
+void ToolCallParser::run(std::vector<ToolCallEvent>& out) {
+  while (step(out)) {
+  }
+}
+
+void ToolCallParser::start_call(std::string name, std::string id, std::vector<ToolCallEvent>& out) {
+  emit_content("", out, true);
+  out.push_back({.kind = Kind::kCallStart, .index = calls_, .text = "", .name = std::move(name), .id = std::move(id)});
+  ++calls_;
+  depth_ = 0;
+  in_string_ = escape_ = false;
+}
+
+void ToolCallParser::emit_content(std::string_view text, std::vector<ToolCallEvent>& out, bool flush) {
+  content_partial_.append(text);
+  const size_t n = flush ? content_partial_.size() : complete_utf8_prefix(content_partial_);
+  if (n == 0) return;
+  if (!out.empty() && out.back().kind == Kind::kContent) {
+    out.back().text.append(content_partial_, 0, n);
+  } else {
+    out.push_back({.kind = Kind::kContent, .index = 0, .text = content_partial_.substr(0, n), .name = "", .id = ""});
+  }
+  content_partial_.erase(0, n);
+}
+
+void ToolCallParser::emit_arguments(std::string_view text, std::vector<ToolCallEvent>& out, bool flush) {
+  args_partial_.append(text);
+  const size_t n = flush ? args_partial_.size() : complete_utf8_prefix(args_partial_);
+  if (n == 0) return;
+  const int index = calls_ - 1;
+  if (!out.empty() && out.back().kind == Kind::kCallArguments && out.back().index == index) {
+    out.back().text.append(args_partial_, 0, n);
+  } else {
+    out.push_back(
+        {.kind = Kind::kCallArguments, .index = index, .text = args_partial_.substr(0, n), .name = "", .id = ""});
+  }
+  args_partial_.erase(0, n);
+}
+
+// The text after a marker is not a call after all: the marker is content, and so is what follows.
+void ToolCallParser::not_a_call(std::vector<ToolCallEvent>& out) {
+  if (state_ == State::kStart) {
+    state_ = State::kContent;
+    return;
+  }
+  emit_content(marker_, out);
+  state_ = State::kContent;
+}
+
+bool ToolCallParser::step_content(std::vector<ToolCallEvent>& out) {
+  if (skip_ws_) {
+    const size_t n = std::find_if(buf_.begin(), buf_.end(), [](char c) { return !is_ws(c); }) - buf_.begin();
+    if (n == buf_.size()) return false;  // all whitespace so far: still undecided
+    buf_.erase(0, n);
+    skip_ws_ = false;
+  }
+  if (marker_.empty() || (format_ == ToolFormat::kGeneric)) {
+    emit_content(buf_, out);
+    buf_.clear();
+    return false;
+  }
+  const size_t at = buf_.find(marker_);
+  if (at == std::string::npos) {
+    // Hold back the longest suffix that could begin the marker.
+    size_t keep = std::min(buf_.size(), marker_.size() - 1);
+    while (keep > 0 && std::string_view(buf_).substr(buf_.size() - keep) != std::string_view(marker_).substr(0, keep))
+      --keep;
+    emit_content(std::string_view(buf_).substr(0, buf_.size() - keep), out);
+    buf_.erase(0, buf_.size() - keep);
+    return false;
+  }
+  emit_content(std::string_view(buf_).substr(0, at), out);
+  buf_.erase(0, at + marker_.size());
+  state_ = format_ == ToolFormat::kMistralNemo ? State::kOpenList : State::kHeader;
+  return true;
+}
+
+bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
+  Cursor c{.s = buf_, .pos = 0};
+  M m = M::kOk;
+  switch (state_) {
+    case State::kContent: return step_content(out);
+
+    case State::kStart: {
+      std::string name;
+      if (format_ == ToolFormat::kLlama3) {
+        m = json_call_header(c, "\"parameters\"", name);
+        // Only a known tool makes a call: a normal answer may well start with {"name": ...
+        if (m == M::kOk && !tool_names_.empty() &&
+            std::find(tool_names_.begin(), tool_names_.end(), name) == tool_names_.end())
+          m = M::kFail;
+        if (m == M::kMore) return false;
+        if (m == M::kFail) {
+          not_a_call(out);
+          return true;
+        }
+        buf_.erase(0, c.pos);
+        start_call(std::move(name), generate_id(), out);
+        state_ = State::kArguments;
+        return true;
+      }
+      // Generic: {"tool_call": {, {"tool_calls": [ or {"response": "
+      const auto header = [&]() -> M {
+        c.ws();
+        EMBER_MATCH(c.lit("{"));
+        c.ws();
+        EMBER_MATCH(c.string(name));
+        if (name != "tool_call" && name != "tool_calls" && name != "response") return M::kFail;
+        c.ws();
+        EMBER_MATCH(c.lit(":"));
+        c.ws();
+        if (name == "tool_calls") return c.lit("[");
+        return c.peek(name == "response" ? '"' : '{');
+      };
+      m = header();
+      if (m == M::kMore) return false;
+      if (m == M::kFail) {
+        not_a_call(out);
+        return true;
+      }
+      buf_.erase(0, c.pos);
+      generic_list_ = name == "tool_calls";
+      if (name == "response") {
+        buf_.erase(0, 1);  // the opening quote
+        state_ = State::kResponse;
+      } else {
+        state_ = State::kHeader;
+      }
+      return true;
+    }
+
+    case State::kOpenList:
+      c.ws();
+      m = c.lit("[");
+      if (m == M::kMore) return false;
+      if (m == M::kFail) {
+        not_a_call(out);
+        return true;
+      }
+      buf_.erase(0, c.pos);
+      state_ = State::kHeader;
+      return true;
+
+    case State::kHeader: {
+      std::string name, id;
+      switch (format_) {
+        case ToolFormat::kHermes:
+        case ToolFormat::kMistralNemo:
+        case ToolFormat::kGeneric:
+        case ToolFormat::kLlama3:  // (Llama 3.x reads its header in kStart)
+          m = json_call_header(c, "\"arguments\"", name);
+          break;
+        case ToolFormat::kMistralSmall:
+        case ToolFormat::kDevstral:
+          m = [&]() -> M {
+            EMBER_MATCH(c.until_bracket(name));
+            if (format_ == ToolFormat::kMistralSmall && c.lit("[CALL_ID]") == M::kOk) EMBER_MATCH(c.until_bracket(id));
+            EMBER_MATCH(c.lit("[ARGS]"));
+            return c.peek('{');
+          }();
+          // "[CALL_ID" cut off: lit() above said kMore, which the [ARGS] match cannot tell apart.
+          if (m == M::kFail && format_ == ToolFormat::kMistralSmall && id.empty()) {
+            Cursor probe{.s = buf_, .pos = c.pos};
+            if (probe.lit("[CALL_ID]") == M::kMore) m = M::kMore;
+          }
+          break;
+      }
+      if (m == M::kMore) return false;
+      if (m == M::kFail) {
+        not_a_call(out);
+        return true;
+      }
+      buf_.erase(0, c.pos);
+      if (format_ == ToolFormat::kMistralNemo) {
+        nemo_name_ = std::move(name);
+        nemo_args_.clear();
+        depth_ = 0;
+        in_string_ = escape_ = false;
+      } else {
+        start_call(std::move(name), is_id9(id) ? id : generate_id(), out);
+      }
+      state_ = State::kArguments;
+      return true;
+    }
+
+    case State::kArguments: {
+      size_t i = 0;
+      bool done = false;
+      for (; i < buf_.size() && !done; ++i) {
+        const char ch = buf_[i];
+        if (in_string_) {
+          if (escape_) {
+            escape_ = false;
+          } else if (ch == '\\') {
+            escape_ = true;
+          } else if (ch == '"') {
+            in_string_ = false;
+          }
+        } else if (ch == '"') {
+          in_string_ = true;
+        } else if (ch == '{' || ch == '[') {
+          ++depth_;
+        } else if (ch == '}' || ch == ']') {
+          done = --depth_ == 0;
+        }
+      }
+      if (format_ == ToolFormat::kMistralNemo) {
+        nemo_args_.append(buf_, 0, i);
+      } else {
+        emit_arguments(std::string_view(buf_).substr(0, i), out, done);
+      }
+      buf_.erase(0, i);
+      if (!done) return false;
+      state_ = State::kTrailer;
+      return true;
+    }
+
+    case State::kTrailer: {
+      bool next_call = false;
+      std::string id;
+      switch (format_) {
+        case ToolFormat::kHermes:
+          m = [&]() -> M {
+            c.ws();
+            EMBER_MATCH(c.lit("}"));
+            c.ws();
+            return c.lit("</tool_call>");
+          }();
+          break;
+        case ToolFormat::kLlama3:
+          c.ws();
+          m = c.lit("}");
+          break;
+        case ToolFormat::kMistralNemo:
+          m = [&]() -> M {
+            c.ws();
+            if (c.peek(',') == M::kOk) {
+              ++c.pos;
+              c.ws();
+              EMBER_MATCH(c.lit("\"id\""));
+              c.ws();
+              EMBER_MATCH(c.lit(":"));
+              c.ws();
+              EMBER_MATCH(c.string(id));
+              c.ws();
+            }
+            EMBER_MATCH(c.lit("}"));
+            c.ws();
+            if (c.peek(',') == M::kOk) {
+              ++c.pos;
+              next_call = true;
+              return M::kOk;
+            }
+            return c.lit("]");
+          }();
+          break;
+        case ToolFormat::kMistralSmall:
+        case ToolFormat::kDevstral: m = M::kOk; break;  // the next [TOOL_CALLS], if any, is a marker
+        case ToolFormat::kGeneric:
+          m = [&]() -> M {
+            c.ws();
+            EMBER_MATCH(c.lit("}"));
+            c.ws();
+            if (generic_list_) {
+              if (c.peek(',') == M::kOk) {
+                ++c.pos;
+                next_call = true;
+                return M::kOk;
+              }
+              EMBER_MATCH(c.lit("]"));
+              c.ws();
+            }
+            return c.lit("}");
+          }();
+          break;
+      }
+      if (m == M::kMore) return false;
+      if (format_ == ToolFormat::kMistralNemo && m != M::kMore) {
+        // The call is complete (or its closer is malformed): announce it now that the id is known.
+        start_call(std::move(nemo_name_), is_id9(id) ? id : generate_id(), out);
+        emit_arguments(nemo_args_, out, true);
+      }
+      if (m == M::kOk) buf_.erase(0, c.pos);
+      // A malformed closer: the call stands, what follows is content.
+      state_ = next_call ? State::kHeader : State::kContent;
+      skip_ws_ = m == M::kOk;
+      return true;
+    }
+
+    case State::kResponse: {
+      std::string text;
+      size_t pos = 0;
+      const bool closed = decode_string_chars(buf_, pos, text);
+      emit_content(text, out);
+      buf_.erase(0, pos);
+      if (!closed) return false;
+      buf_.erase(0, 1);  // the closing quote
+      state_ = State::kResponseEnd;
+      return true;
+    }
+
+    case State::kResponseEnd:
+      c.ws();
+      m = c.lit("}");
+      if (m == M::kMore) return false;
+      if (m == M::kOk) buf_.erase(0, c.pos);
+      state_ = State::kContent;
+      skip_ws_ = m == M::kOk;
+      return true;
+  }
+  return false;
+}
+
+}  // namespace ember::tool_calls

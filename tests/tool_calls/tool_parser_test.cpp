@@ -1,0 +1,270 @@
+// ToolCallParser per family: whole outputs, every split point, byte-by-byte feeding, markers that
+// are not, content around calls, unicode split across pieces.
+#include "tool_calls/tool_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "grammar/reference_matcher.h"
+#include "tool_calls/tool_grammar.h"
+
+namespace ember::tool_calls {
+namespace {
+
+using F = ToolFormat;
+using Kind = ToolCallEvent::Kind;
+
+const std::vector<std::string> kTools = {"get_weather", "get_time"};
+
+bool generated_call_id(const std::string& id) {
+  if (id.size() != 29 || !id.starts_with("call_")) return false;
+  for (char c : id.substr(5))
+    if (!std::isalnum(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Events as one string, adjacent fragments of the same kind (and call) merged: how a client sees
+// them. Generated ids read "call_*" (other families: the id itself, or "*9" with `mask_ids`).
+std::string render(const std::vector<ToolCallEvent>& events, bool mask_ids) {
+  std::string out;
+  Kind last = Kind::kCallStart;
+  int last_index = -1;
+  for (const ToolCallEvent& e : events) {
+    EXPECT_TRUE(valid_utf8(e.text)) << "an event splits a character: " << e.text;
+    const bool merge = e.kind != Kind::kCallStart && e.kind == last && e.index == last_index;
+    if (merge) {
+      out.pop_back();
+      out += e.text + "]";
+      continue;
+    }
+    switch (e.kind) {
+      case Kind::kContent: out += "C[" + e.text + "]"; break;
+      case Kind::kCallArguments: out += "A" + std::to_string(e.index) + "[" + e.text + "]"; break;
+      case Kind::kCallStart: {
+        std::string id = e.id;
+        if (generated_call_id(id)) id = "call_*";
+        if (mask_ids && id.size() == 9) id = "*9";
+        out += "S" + std::to_string(e.index) + "(" + e.name + " " + id + ")";
+        break;
+      }
+    }
+    last = e.kind;
+    last_index = e.kind == Kind::kContent ? 0 : e.index;
+  }
+  return out;
+}
+
+std::string parse(F format, const std::vector<std::string_view>& pieces, bool mask_ids, bool* saw = nullptr,
+                  std::vector<std::string> tools = kTools) {
+  ToolCallParser parser(format, std::move(tools), 42);
+  std::vector<ToolCallEvent> events;
+  for (std::string_view p : pieces) parser.push(p, events);
+  parser.finish(events);
+  if (saw) *saw = parser.saw_calls();
+  return render(events, mask_ids);
+}
+
+// The output parsed whole, split in two at every byte, and fed one byte at a time: all the same.
+std::string parse_every_split(F format, std::string_view text, bool mask_ids = false,
+                              std::vector<std::string> tools = kTools) {
+  const std::string whole = parse(format, {text}, mask_ids, nullptr, tools);
+  for (size_t i = 0; i <= text.size(); ++i) {
+    EXPECT_EQ(parse(format, {text.substr(0, i), text.substr(i)}, mask_ids, nullptr, tools), whole) << "split at " << i;
+  }
+  std::vector<std::string_view> bytes;
+  for (size_t i = 0; i < text.size(); ++i) bytes.push_back(text.substr(i, 1));
+  EXPECT_EQ(parse(format, bytes, mask_ids, nullptr, tools), whole) << "byte by byte";
+  return whole;
+}
+
+TEST(ToolParser, HermesSingleCallAfterContent) {
+  bool saw = false;
+  const std::string text =
+      "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+  EXPECT_EQ(parse_every_split(F::kHermes, text), "C[Let me check.\n]S0(get_weather call_*)A0[{\"city\": \"Paris\"}]");
+  parse(F::kHermes, {text}, false, &saw);
+  EXPECT_TRUE(saw);
+}
+
+TEST(ToolParser, HermesParallelAndContentAfter) {
+  const std::string text =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"n\": [1, {\"a\": \"}\"}]}}\n"
+      "</tool_call>\n<tool_call>\n{\"name\":\"get_time\",\"arguments\":{}}\n</tool_call>\nDone.";
+  EXPECT_EQ(parse_every_split(F::kHermes, text),
+            "S0(get_weather call_*)A0[{\"city\": \"Paris\", \"n\": [1, {\"a\": \"}\"}]}]"
+            "S1(get_time call_*)A1[{}]C[Done.]");
+}
+
+TEST(ToolParser, HermesMarkerPrefixesAreHeldThenReleased) {
+  EXPECT_EQ(parse_every_split(F::kHermes, "a <tool_ b <tool_call2 <tool_cal"), "C[a <tool_ b <tool_call2 <tool_cal]");
+  ToolCallParser parser(F::kHermes, kTools, 1);
+  std::vector<ToolCallEvent> events;
+  parser.push("x <tool_cal", events);
+  EXPECT_EQ(render(events, false), "C[x ]");  // the possible marker is held back
+  parser.push("endar", events);
+  EXPECT_EQ(render(events, false), "C[x <tool_calendar]");
+  EXPECT_FALSE(parser.saw_calls());
+}
+
+TEST(ToolParser, HermesMarkerWithoutCallIsContent) {
+  EXPECT_EQ(parse_every_split(F::kHermes, "use <tool_call> tags"), "C[use <tool_call> tags]");
+  // Cut off before the arguments began: no call, and the markup is not content either.
+  bool saw = true;
+  EXPECT_EQ(parse(F::kHermes, {"Hi <tool_call>\n{\"name\": \"get_we"}, false, &saw), "C[Hi ]");
+  EXPECT_FALSE(saw);
+  // Cut off inside the arguments: the call stands with what arrived.
+  EXPECT_EQ(parse(F::kHermes, {"<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": "}, false),
+            "S0(f call_*)A0[{\"a\": ]");
+}
+
+TEST(ToolParser, HermesUnicodeSplitAcrossPieces) {
+  const std::string text =
+      "Città ☀ 😀<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Zürich 😀 \\\"q\\\" {\"}}\n"
+      "</tool_call>";
+  EXPECT_EQ(parse_every_split(F::kHermes, text),
+            "C[Città ☀ 😀]S0(get_weather call_*)A0[{\"city\": \"Zürich 😀 \\\"q\\\" {\"}]");
+}
+
+TEST(ToolParser, Llama3) {
+  EXPECT_EQ(parse_every_split(F::kLlama3, R"({"name": "get_weather", "parameters": {"city": "Paris"}})"),
+            "S0(get_weather call_*)A0[{\"city\": \"Paris\"}]");
+  EXPECT_EQ(parse_every_split(F::kLlama3, "{\n  \"name\":\"get_time\",\n  \"parameters\": {\"tz\": \"☀\"}\n}\n"),
+            "S0(get_time call_*)A0[{\"tz\": \"☀\"}]");
+  // Not a known tool, not a call shape, or not at the start: content.
+  EXPECT_EQ(parse_every_split(F::kLlama3, R"({"name": "Bob", "parameters": {}})"),
+            "C[{\"name\": \"Bob\", \"parameters\": {}}]");
+  EXPECT_EQ(parse_every_split(F::kLlama3, R"({"answer": 42})"), "C[{\"answer\": 42}]");
+  EXPECT_EQ(parse_every_split(F::kLlama3, R"(Call {"name": "get_time", "parameters": {}})"),
+            "C[Call {\"name\": \"get_time\", \"parameters\": {}}]");
+  EXPECT_EQ(parse_every_split(F::kLlama3, "{\"na"), "C[{\"na]");
+  // Without tool names any name is a call.
+  EXPECT_EQ(parse_every_split(F::kLlama3, R"({"name": "Bob", "parameters": {}})", false, {}), "S0(Bob call_*)A0[{}]");
+}
+
+TEST(ToolParser, MistralNemo) {
+  const std::string one = R"({"name": "get_weather", "arguments": {"city": "Paris"}, "id": "abcDEF123"})";
+  const std::string two = R"({"name": "get_time", "arguments": {"x": "]}"}, "id": "x0x0x0x0x"})";
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, "[TOOL_CALLS][" + one + "]"),
+            "S0(get_weather abcDEF123)A0[{\"city\": \"Paris\"}]");
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, "Sure.[TOOL_CALLS][" + one + ", " + two + "]"),
+            "C[Sure.]S0(get_weather abcDEF123)A0[{\"city\": \"Paris\"}]S1(get_time x0x0x0x0x)A1[{\"x\": \"]}\"}]");
+  // No id, or not 9 alphanumerics: a generated one.
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, R"([TOOL_CALLS][{"name": "f", "arguments": {}, "id": "x"}])", true),
+            "S0(f *9)A0[{}]");
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, R"([TOOL_CALLS][{"name": "f", "arguments": {}}])", true),
+            "S0(f *9)A0[{}]");
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, "[TOOL_CALL is [TOOL_ not [TOOL_CALLS"),
+            "C[[TOOL_CALL is [TOOL_ not [TOOL_CALLS]");
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, "[TOOL_CALLS] no list"), "C[[TOOL_CALLS] no list]");
+}
+
+TEST(ToolParser, MistralSmall) {
+  const std::string text =
+      "I'll look.[TOOL_CALLS]get_weather[CALL_ID]abcDEF123[ARGS]{\"city\": \"Köln\"}"
+      "[TOOL_CALLS]get_time[CALL_ID]x0x0x0x0x[ARGS]{}";
+  EXPECT_EQ(parse_every_split(F::kMistralSmall, text),
+            "C[I'll look.]S0(get_weather abcDEF123)A0[{\"city\": \"Köln\"}]S1(get_time x0x0x0x0x)A1[{}]");
+  EXPECT_EQ(parse_every_split(F::kMistralSmall, "[TOOL_CALLS]f[ARGS]{\"a\": [1]}", true), "S0(f *9)A0[{\"a\": [1]}]");
+}
+
+TEST(ToolParser, Devstral) {
+  EXPECT_EQ(parse_every_split(F::kDevstral,
+                              "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}", true),
+            "S0(get_weather *9)A0[{\"city\": \"Paris\"}]S1(get_time *9)A1[{}]");
+  EXPECT_EQ(parse_every_split(F::kDevstral, "[TOOL_CALLS]oops"), "");  // cut off: dropped
+}
+
+TEST(ToolParser, Generic) {
+  EXPECT_EQ(parse_every_split(F::kGeneric, R"({"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}})"),
+            "S0(get_weather call_*)A0[{\"city\": \"Paris\"}]");
+  EXPECT_EQ(
+      parse_every_split(F::kGeneric,
+                        "{\n  \"tool_calls\": [\n    {\"name\": \"get_weather\", \"arguments\": {\"city\": \"P\"}},"
+                        "\n    {\"name\": \"get_time\", \"arguments\": {}}\n  ]\n}"),
+      "S0(get_weather call_*)A0[{\"city\": \"P\"}]S1(get_time call_*)A1[{}]");
+  EXPECT_EQ(parse_every_split(F::kGeneric, R"({"response": "Hi \"there\" \u00e9\ud83d\ude00 ☀\n"})"),
+            "C[Hi \"there\" é😀 ☀\n]");
+  EXPECT_EQ(parse_every_split(F::kGeneric, "Just text."), "C[Just text.]");
+  EXPECT_EQ(parse_every_split(F::kGeneric, R"({"other": 1})"), "C[{\"other\": 1}]");
+}
+
+TEST(ToolParser, IdsAreDeterministicBySeed) {
+  const auto ids = [](uint64_t seed) {
+    ToolCallParser parser(F::kHermes, kTools, seed);
+    std::vector<ToolCallEvent> events;
+    parser.push(
+        "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call><tool_call>{\"name\": \"g\", "
+        "\"arguments\": {}}</tool_call>",
+        events);
+    parser.finish(events);
+    std::vector<std::string> out;
+    for (const auto& e : events)
+      if (e.kind == Kind::kCallStart) out.push_back(e.id);
+    return out;
+  };
+  const auto a = ids(7);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_TRUE(generated_call_id(a[0])) << a[0];
+  EXPECT_NE(a[0], a[1]);
+  EXPECT_EQ(ids(7), a);
+  EXPECT_NE(ids(8), a);
+}
+
+TEST(ToolParser, EventsCarryIndexNameAndId) {
+  ToolCallParser parser(F::kMistralSmall, kTools, 3);
+  std::vector<ToolCallEvent> events;
+  parser.push("[TOOL_CALLS]get_time[CALL_ID]abcDEF123[ARGS]{\"a\"", events);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, Kind::kCallStart);
+  EXPECT_EQ(events[0].index, 0);
+  EXPECT_EQ(events[0].name, "get_time");
+  EXPECT_EQ(events[0].id, "abcDEF123");
+  EXPECT_EQ(events[1].kind, Kind::kCallArguments);
+  EXPECT_EQ(events[1].text, "{\"a\"");  // streamed as it arrives
+}
+
+// What the grammar of tool_choice "required" accepts, the parser reads as calls only.
+TEST(ToolParser, GrammarOutputsParseAsCalls) {
+  const std::vector<ToolSpec> specs = {{.name = "get_weather", .parameters = {}},
+                                       {.name = "get_time", .parameters = {}}};
+  const struct {
+    F format;
+    std::string text;
+    std::string parsed;
+  } cases[] = {
+      {F::kHermes, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"a\": 1}}\n</tool_call>",
+       "S0(get_time call_*)A0[{\"a\": 1}]"},
+      {F::kLlama3, "{\"name\": \"get_time\", \"parameters\": {\"a\": 1}}", "S0(get_time call_*)A0[{\"a\": 1}]"},
+      {F::kMistralNemo, "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {\"a\": 1}, \"id\": \"abcDEF123\"}]",
+       "S0(get_time abcDEF123)A0[{\"a\": 1}]"},
+      {F::kMistralSmall, "[TOOL_CALLS]get_time[CALL_ID]abcDEF123[ARGS]{\"a\": 1}",
+       "S0(get_time abcDEF123)A0[{\"a\": 1}]"},
+      {F::kDevstral, "[TOOL_CALLS]get_time[ARGS]{\"a\": 1}", "S0(get_time *9)A0[{\"a\": 1}]"},
+      {F::kGeneric, "{\"tool_call\": {\"name\": \"get_time\", \"arguments\": {\"a\": 1}}}",
+       "S0(get_time call_*)A0[{\"a\": 1}]"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(tool_format_name(c.format));
+    const auto g = tool_call_grammar(c.format, specs, {.mode = ToolChoice::Mode::kRequired}, false);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_TRUE(grammar::testing::reference_matches(g->grammar, c.text));
+    EXPECT_EQ(parse_every_split(c.format, c.text, c.format == F::kDevstral), c.parsed);
+  }
+}
+
+}  // namespace
+}  // namespace ember::tool_calls
