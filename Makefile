@@ -128,8 +128,9 @@ fuzz: $(FUZZ_DIR)/build.ninja
 # Seeds: small files derived from every real GGUF in ../shared/data plus the smallest real files
 # whole; then FUZZ_SECONDS of libFuzzer on the GGUF reader, FUZZ_SECONDS on the tokenizers
 # (seeded with the tokenizer test inputs) and FUZZ_SECONDS on the chat-template interpreter (seeded
-# with the real templates, the crafted test templates and fuzz/regressions/chat_template). Crashes
-# land in fuzz/artifacts/.
+# with the real templates, the crafted test templates and fuzz/regressions/chat_template), then the
+# GBNF parser (seeded with the grammars of its tests) and the JSON Schema converter (seeded with
+# tests/data/json_schemas). Crashes land in fuzz/artifacts/.
 fuzz-run: fuzz
 	@mkdir -p fuzz/corpus-work fuzz/artifacts
 	$(FUZZ_DIR)/fuzz/gguf_make_seeds fuzz/corpus-work $$(find $(SHARED_DATA) -name '*.gguf' | sort)
@@ -149,6 +150,15 @@ fuzz-run: fuzz
 	  $(FUZZ_DIR)/fuzz/chat_template_fuzz fuzz/chat-template-corpus-work fuzz/regressions/chat_template \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ \
 	    -print_final_stats=1
+	@mkdir -p fuzz/gbnf-corpus-work fuzz/json-schema-corpus-work
+	python3 -c 'import json, glob, os; [open("fuzz/json-schema-corpus-work/" + os.path.basename(f), "w").write(json.dumps(json.load(open(f))["schema"])) for f in glob.glob("tests/data/json_schemas/*.json")]'
+	python3 -c 'import re; [open("fuzz/gbnf-corpus-work/test-%d.gbnf" % i, "w").write(g) for i, g in enumerate(re.findall(r"R\"\((.*?)\)\"", open("tests/grammar/gbnf_parser_test.cpp").read(), re.S))]'
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_DIR)/fuzz/gbnf_parser_fuzz fuzz/gbnf-corpus-work -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_DIR)/fuzz/json_schema_fuzz fuzz/json-schema-corpus-work -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
 
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' '*.hpp' '*.c')
 format: | deps

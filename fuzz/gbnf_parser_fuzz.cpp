@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "ember/error.h"
+#include "grammar/compiled_grammar.h"
 #include "grammar/gbnf_parser.h"
+#include "grammar/stack_sets.h"
 
 namespace {
 
@@ -37,7 +39,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view source(reinterpret_cast<const char*>(data), size);
   std::string printed;
   try {
-    printed = ember::grammar::parse_gbnf(source).to_gbnf();
+    const ember::grammar::Grammar grammar = ember::grammar::parse_gbnf(source);
+    printed = grammar.to_gbnf();
+    // The compiler and the matcher on whatever grammar parses (small ones: compiling is the slow
+    // part): a refusal (left recursion, a rule that never finishes, too large) is fine.
+    if (grammar.expr_count() < 4000) {
+      try {
+        const auto compiled = ember::grammar::CompiledGrammar::compile(grammar);
+        ember::grammar::StackSets sets(compiled);
+        int32_t set = sets.root_set();
+        for (const char ch : source.substr(0, 256)) {
+          if (set == ember::grammar::StackSets::kDead) break;
+          set = sets.step(set, static_cast<uint8_t>(ch));
+        }
+      } catch (const ember::Error&) {
+      }
+    }
   } catch (const ember::Error&) {
     return 0;  // rejecting the input is fine; crashing is what this target looks for
   }

@@ -96,6 +96,12 @@ struct OutputConstraint {
   // the trigger text itself, else right after it. Empty: the constraint applies from the start.
   std::vector<std::string> triggers = {};
   bool trigger_in_grammar = true;
+  // The triggers count only at the very start of the output (Llama 3.x tool calls: the call is the
+  // whole reply); output that cannot begin with one leaves the constraint idle for good.
+  bool triggers_at_start = false;
+  // Texts in the language that the vocabulary has as control tokens ("[TOOL_CALLS]"): those tokens
+  // may advance the grammar by these texts (control tokens are otherwise never allowed).
+  std::vector<std::string> control_tokens = {};
 };
 
 // What ends a generation besides the model's end-of-generation token. The session enforces

@@ -55,7 +55,12 @@ SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, co
         const std::vector<TokenId> ids = tokenizer.encode(text, {.add_special = false, .parse_special = true});
         triggers.push_back({.text = text, .token = ids.size() == 1 ? ids[0] : -1});
       }
-      constraint_->set_lazy(std::move(triggers), options.constraint.trigger_in_grammar);
+      constraint_->set_lazy(std::move(triggers), options.constraint.trigger_in_grammar,
+                            options.constraint.triggers_at_start);
+    }
+    for (const std::string& text : options.constraint.control_tokens) {
+      const std::vector<TokenId> ids = tokenizer.encode(text, {.add_special = false, .parse_special = true});
+      if (ids.size() == 1) constraint_->add_token_text(ids[0], text);  // absent from this vocabulary: bytes only
     }
   }
 }

@@ -17,7 +17,7 @@ namespace {
 
 // Inlined rule bodies larger than this (estimated NFA states) stay calls.
 constexpr uint64_t kInlineLimit = 256;
-constexpr size_t kMaxNfaStates = 2'000'000;  // per grammar
+constexpr size_t kMaxNfaStates = 500'000;  // per grammar
 constexpr size_t kMaxDfaStates = 100'000;    // per grammar (about a second of subset construction)
 
 uint64_t mix(uint64_t h, uint64_t v) {

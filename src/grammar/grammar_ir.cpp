@@ -148,6 +148,16 @@ ExprId Grammar::repeat(ExprId item, uint32_t min, uint32_t max) {
   EMBER_CHECK(min <= max && (max <= kMaxRepeat || max == kUnbounded) && min <= kMaxRepeat);
   if (max == 0 || expr(item).kind == ExprKind::kEmpty) return empty();
   if (min == 1 && max == 1) return item;
+  // Nested open repeats collapse: (x{a,}){b,} is x{a*b,} for b >= 1 (any length >= a*b splits into
+  // b or more runs of >= a), and (x{a,})* is x* for a <= 1. Without this, "x"+++...+ would
+  // double the automaton at every '+'. (x?)? is x?.
+  const Expr inner = expr(item);
+  if (inner.kind == ExprKind::kRepeat && inner.max == kUnbounded && max == kUnbounded) {
+    if (min >= 1 && uint64_t{inner.min} * min <= kMaxRepeat)
+      return repeat(inner.children[0], inner.min * min, kUnbounded);
+    if (min == 0 && inner.min <= 1) return repeat(inner.children[0], 0, kUnbounded);
+  }
+  if (inner.kind == ExprKind::kRepeat && inner.min == 0 && inner.max == 1 && min == 0 && max == 1) return item;
   return add(Expr{.kind = ExprKind::kRepeat, .children = {item}, .min = min, .max = max});
 }
 
@@ -190,7 +200,8 @@ RuleId Grammar::import(const Grammar& other, std::string_view prefix) {
     for (ExprId& c : e.children) c = self(self, c);
     return add(std::move(e));
   };
-  for (RuleId r = 0; r < other.rule_count(); ++r) define_rule(ids[static_cast<size_t>(r)], copy(copy, other.rule(r).body));
+  for (RuleId r = 0; r < other.rule_count(); ++r)
+    define_rule(ids[static_cast<size_t>(r)], copy(copy, other.rule(r).body));
   return ids[static_cast<size_t>(other.root())];
 }
 

@@ -15,10 +15,24 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar, c
   walk_escapes_.resize(static_cast<size_t>(trie.max_depth()) + 1);
 }
 
-void GrammarMatcher::set_lazy(std::vector<Trigger> triggers, bool in_grammar) {
+void GrammarMatcher::set_lazy(std::vector<Trigger> triggers, bool in_grammar, bool at_start) {
   triggers_ = std::move(triggers);
   trigger_in_grammar_ = in_grammar;
+  triggers_at_start_ = at_start;
   waiting_ = !triggers_.empty();
+}
+
+void GrammarMatcher::add_token_text(int32_t token, std::string text) {
+  token_texts_.emplace_back(token, std::move(text));
+}
+
+// The bytes `token` stands for here: its piece, or the text add_token_text() gave it.
+static std::string_view token_bytes(const VocabTrie& trie, const std::vector<std::pair<int32_t, std::string>>& texts,
+                                    int32_t token) {
+  for (const auto& [id, text] : texts) {
+    if (id == token) return text;
+  }
+  return token >= 0 && token < trie.n_vocab() ? trie.piece(token) : std::string_view();
 }
 
 void GrammarMatcher::watch_for_trigger(int32_t token) {
@@ -27,12 +41,31 @@ void GrammarMatcher::watch_for_trigger(int32_t token) {
     if (t.token >= 0 && t.token == token) {
       waiting_ = false;
       // A control token has no bytes: the language then starts right after it either way.
-      if (trigger_in_grammar_ && token < trie_->n_vocab() && !accept_bytes(trie_->piece(token))) abandoned_ = true;
+      if (trigger_in_grammar_ && !accept_bytes(token_bytes(*trie_, token_texts_, token))) abandoned_ = true;
       return;
     }
     max_text = std::max(max_text, t.text.size());
   }
-  if (token >= 0 && token < trie_->n_vocab()) recent_ += trie_->piece(token);
+  recent_ += token_bytes(*trie_, token_texts_, token);
+  if (triggers_at_start_) {
+    // recent_ holds the whole output so far: a trigger must start it, or could still.
+    for (const Trigger& t : triggers_) {
+      if (recent_.starts_with(t.text)) {
+        waiting_ = false;
+        if (!accept_bytes(std::string_view(recent_).substr(trigger_in_grammar_ ? 0 : t.text.size()))) abandoned_ = true;
+        recent_.clear();
+        return;
+      }
+    }
+    bool could_start = false;
+    for (const Trigger& t : triggers_) could_start = could_start || t.text.starts_with(recent_);
+    if (!could_start) {
+      waiting_ = false;
+      abandoned_ = true;
+      recent_.clear();
+    }
+    return;
+  }
   size_t best = std::string::npos;
   const Trigger* found = nullptr;
   for (const Trigger& t : triggers_) {
@@ -66,7 +99,7 @@ bool GrammarMatcher::accept(int32_t token) {
     return true;
   }
   if (token < 0 || token >= trie_->n_vocab()) return false;
-  const std::string_view piece = trie_->piece(token);
+  const std::string_view piece = token_bytes(*trie_, token_texts_, token);
   if (piece.empty()) return false;  // control tokens never match bytes
   return accept_bytes(piece);
 }
@@ -75,8 +108,9 @@ bool GrammarMatcher::allows(int32_t token) {
   if (unconstrained()) return true;
   if (ended_) return false;
   if (std::find(end_tokens_.begin(), end_tokens_.end(), token) != end_tokens_.end()) return sets_.complete(state_);
-  if (token < 0 || token >= trie_->n_vocab() || trie_->piece(token).empty()) return false;
-  return sets_.run(state_, trie_->piece(token)) != StackSets::kDead;
+  const std::string_view piece = token_bytes(*trie_, token_texts_, token);
+  if (piece.empty()) return false;
+  return sets_.run(state_, piece) != StackSets::kDead;
 }
 
 bool GrammarMatcher::accept_bytes(std::string_view bytes) {
@@ -100,6 +134,9 @@ void GrammarMatcher::fill_mask(TokenMask& mask) {
   const std::span<const int32_t> view = sets_.tops(state_);
   tops_.assign(view.begin(), view.end());
   for (const int32_t node : tops_) add_frame(node, mask);
+  for (const auto& [token, text] : token_texts_) {
+    if (sets_.run(state_, text) != StackSets::kDead) mask.set(token);
+  }
 }
 
 void GrammarMatcher::add_frame(int32_t node, TokenMask& mask) {

@@ -6,9 +6,10 @@
 
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "grammar/compiled_grammar.h"
@@ -35,7 +36,11 @@ class GrammarMatcher {
     std::string text;
     int32_t token = -1;
   };
-  void set_lazy(std::vector<Trigger> triggers, bool in_grammar);
+  // `at_start`: only a trigger at the very start of the output counts; output that cannot begin
+  // with one abandons the constraint.
+  void set_lazy(std::vector<Trigger> triggers, bool in_grammar, bool at_start = false);
+  // Lets `token` (a control token, which has no bytes in the trie) stand for `text` in the grammar.
+  void add_token_text(int32_t token, std::string text);
   // True while a lazy matcher waits for its trigger (or after it gave up): no mask applies.
   bool unconstrained() const noexcept { return waiting_ || abandoned_; }
 
@@ -70,8 +75,10 @@ class GrammarMatcher {
   bool waiting_ = false;    // lazy, before the trigger
   bool abandoned_ = false;  // lazy, the bytes after the trigger did not fit
   bool trigger_in_grammar_ = true;
+  bool triggers_at_start_ = false;
   std::vector<Trigger> triggers_;
-  std::string recent_;  // while waiting: the last bytes accepted, enough to hold a trigger's start
+  std::vector<std::pair<int32_t, std::string>> token_texts_;  // add_token_text()
+  std::string recent_;                 // while waiting: the last bytes accepted, enough to hold a trigger's start
   std::vector<int32_t> tops_;          // per fill_mask: the state's top frames
   std::vector<int32_t> walk_sets_;     // per trie depth during a walk
   std::vector<int32_t> walk_escapes_;  // per trie depth: escapes on the path so far

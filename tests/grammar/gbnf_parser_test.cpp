@@ -413,9 +413,14 @@ TEST(GbnfParser, SizeLimitsAreErrors) {
   // The 200001st item starts at column 10 + 4 * 200000.
   EXPECT_EQ(error_of(many), "grammar:1:800010: grammar has more than 200000 expressions");
 
-  EXPECT_EQ(error_of("root ::= \"a\"" + std::string(499, '?')), "(no error)");
-  EXPECT_EQ(error_of("root ::= \"a\"" + std::string(600, '?')),
-            "grammar:1:512: expression nested more than 500 levels deep");
+  // Postfix operators that do not collapse into one repeat ((x?)? is x?, (x+)+ is x+) nest:
+  // "?{2}" adds two levels to the literal's one; the 501st level is the "{2}" of the 250th pair, at
+  // column 13 + 4 * 249 + 1.
+  std::string deep_ops;
+  for (int i = 0; i < 300; ++i) deep_ops += "?{2}";
+  EXPECT_EQ(error_of("root ::= \"a\"" + deep_ops.substr(0, 4 * 249) + "?"), "(no error)");
+  EXPECT_EQ(error_of("root ::= \"a\"" + deep_ops), "grammar:1:1010: expression nested more than 500 levels deep");
+  EXPECT_EQ(error_of("root ::= \"a\"" + std::string(600, '?')), "(no error)");  // one optional
 
   std::string rules = "root ::=";
   for (int i = 0; i < 10000; ++i) rules += " r" + std::to_string(i);

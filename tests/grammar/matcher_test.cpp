@@ -135,6 +135,20 @@ TEST(GrammarMatcher, RejectsLeftRecursionAndRulesThatNeverFinish) {
   }
 }
 
+// Found by the fuzzer: "."+++...+ (110 '+') doubled the automaton at every '+' until the size limit
+// (seconds); nested open repeats now collapse in the IR.
+TEST(GrammarMatcher, NestedRepeatsStaySmall) {
+  Grammar g;
+  ExprId e = g.any_codepoint();
+  for (int i = 0; i < 110; ++i) e = g.plus(e);
+  g.set_root(g.add_rule("root", g.sequence({g.literal("<"), e, g.literal(">")})));
+  const auto cg = CompiledGrammar::compile(g);
+  EXPECT_LT(cg->total_states(), 100);  // one `.+` (UTF-8 sequences, a first copy and a loop)
+  const VocabTrie trie = byte_vocab();
+  EXPECT_TRUE(matcher_matches(cg, trie, "<ab>"));
+  EXPECT_FALSE(matcher_matches(cg, trie, "<>"));
+}
+
 // Random walks: at each step the mask must equal the tokens allowed one by one; then a random
 // allowed token is taken. `pieces` may hold multi-byte tokens that cross rule boundaries.
 void check_masks_on_walks(const Grammar& g, const std::vector<std::string>& pieces, int walks, int steps, uint32_t seed,
@@ -213,7 +227,8 @@ TEST(GrammarMatcher, EndTokenOnlyWhenCompleteAndFinishedAfterIt) {
 // from the trigger's start (in_grammar) or its end; a token trigger by id; bytes that do not fit.
 TEST(GrammarMatcher, LazyTriggersStartTheGrammarAcrossTokens) {
   Grammar g;
-  g.set_root(g.add_rule("root", g.sequence({g.literal("<call>"), g.plus(g.char_class({{'0', '9'}})), g.literal("</call>")})));
+  g.set_root(
+      g.add_rule("root", g.sequence({g.literal("<call>"), g.plus(g.char_class({{'0', '9'}})), g.literal("</call>")})));
   const auto cg = CompiledGrammar::compile(g);
   //                                      0     1      2      3       4     5       6      7     8
   const std::vector<std::string> pieces = {"hi ", "<ca", "ll>", "12", "</call>", "x", "<call>", "", "7"};
@@ -256,6 +271,44 @@ TEST(GrammarMatcher, LazyTriggersStartTheGrammarAcrossTokens) {
     EXPECT_TRUE(m.unconstrained());
     EXPECT_FALSE(m.finished());
     EXPECT_TRUE(m.accept(1));
+  }
+}
+
+// Triggers at the start only (Llama 3.x calls), and control tokens standing for their text.
+TEST(GrammarMatcher, StartOnlyTriggersAndControlTokenTexts) {
+  Grammar g;
+  g.set_root(
+      g.add_rule("root", g.sequence({g.literal("{\"n\":"), g.plus(g.char_class({{'0', '9'}})), g.literal("}")})));
+  const auto cg = CompiledGrammar::compile(g);
+  //                                      0      1      2     3      4     5   6 (control: no bytes)
+  const std::vector<std::string> pieces = {"{\"", "n\":", "12", "}", "ok ", "", ""};
+  const VocabTrie trie(pieces);
+  {
+    GrammarMatcher m(cg, trie, std::vector<int32_t>{5});
+    m.set_lazy({{.text = "{\"n\":", .token = -1}}, true, true);
+    EXPECT_TRUE(m.accept(0));
+    EXPECT_TRUE(m.unconstrained());  // "{\"" could still begin the trigger
+    EXPECT_TRUE(m.accept(1));
+    EXPECT_FALSE(m.unconstrained());
+    EXPECT_TRUE(m.accept(2) && m.accept(3) && m.finished());
+  }
+  {
+    GrammarMatcher m(cg, trie, std::vector<int32_t>{5});
+    m.set_lazy({{.text = "{\"n\":", .token = -1}}, true, true);
+    EXPECT_TRUE(m.accept(4));  // "ok " cannot begin the trigger: the constraint stays idle for good
+    EXPECT_TRUE(m.accept(0) && m.accept(1));
+    EXPECT_TRUE(m.unconstrained());
+  }
+  {
+    Grammar marked;
+    marked.set_root(marked.add_rule("root", marked.sequence({marked.literal("[CALL]"), marked.literal("12")})));
+    GrammarMatcher m(CompiledGrammar::compile(marked), trie, std::vector<int32_t>{5});
+    m.add_token_text(6, "[CALL]");
+    TokenMask mask;
+    m.fill_mask(mask);
+    EXPECT_EQ(mask.count(), 1);
+    EXPECT_TRUE(mask.test(6));
+    EXPECT_TRUE(m.accept(6) && m.accept(2) && m.finished());
   }
 }
 
