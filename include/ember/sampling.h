@@ -100,7 +100,8 @@ struct OutputConstraint {
   // whole reply); output that cannot begin with one leaves the constraint idle for good.
   bool triggers_at_start = false;
   // Texts in the language that the vocabulary has as control tokens ("[TOOL_CALLS]"): those tokens
-  // may advance the grammar by these texts (control tokens are otherwise never allowed).
+  // may advance the grammar by these texts (control tokens are otherwise never allowed), and they
+  // print as these texts in the output, as do control-token triggers, so a caller can parse it.
   std::vector<std::string> control_tokens = {};
 };
 

@@ -1,6 +1,7 @@
 // SequenceDecoder: sampling, stop conditions and text of one sequence, one logits row at a time.
 #include "engine/sequence_decoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/check.h"
@@ -54,13 +55,18 @@ SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, co
         // is also recognized by its id: control tokens have no bytes to find in the text.
         const std::vector<TokenId> ids = tokenizer.encode(text, {.add_special = false, .parse_special = true});
         triggers.push_back({.text = text, .token = ids.size() == 1 ? ids[0] : -1});
+        if (ids.size() == 1 && tokenizer.vocab().type(ids[0]) == TokenType::kControl) {
+          control_texts_.emplace_back(ids[0], text);
+        }
       }
       constraint_->set_lazy(std::move(triggers), options.constraint.trigger_in_grammar,
                             options.constraint.triggers_at_start);
     }
     for (const std::string& text : options.constraint.control_tokens) {
       const std::vector<TokenId> ids = tokenizer.encode(text, {.add_special = false, .parse_special = true});
-      if (ids.size() == 1) constraint_->add_token_text(ids[0], text);  // absent from this vocabulary: bytes only
+      if (ids.size() != 1) continue;  // not one token of this vocabulary: plain bytes in the grammar
+      constraint_->add_token_text(ids[0], text);
+      control_texts_.emplace_back(ids[0], text);
     }
   }
 }
@@ -103,7 +109,17 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
     finish(FinishReason::kEndOfGeneration);
     return false;
   }
-  const StopStringMatcher::Result matched = stops_.push(detokenizer_.push(id));
+  // A control token that belongs to the constrained language (a tool-call marker) is part of the
+  // output text, so that the caller's parser sees it; other control tokens print nothing.
+  std::string piece;
+  if (const auto it =
+          std::find_if(control_texts_.begin(), control_texts_.end(), [id](const auto& c) { return c.first == id; });
+      it != control_texts_.end()) {
+    piece = detokenizer_.flush() + it->second;
+  } else {
+    piece = detokenizer_.push(id);
+  }
+  const StopStringMatcher::Result matched = stops_.push(piece);
   token.text = matched.text;
   text_ += matched.text;
   last_token_ = id;

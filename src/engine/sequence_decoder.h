@@ -7,6 +7,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/timer.h"
 #include "ember/session.h"
@@ -60,6 +62,8 @@ class SequenceDecoder {
   StopStringMatcher stops_;
   std::optional<grammar::GrammarMatcher> constraint_;
   grammar::TokenMask mask_;
+  // Control tokens of the constraint (triggers, control_tokens) and the text they print as.
+  std::vector<std::pair<int32_t, std::string>> control_texts_;
   Detokenizer detokenizer_;
   TokenLogprobs logprobs_;
   std::string text_;

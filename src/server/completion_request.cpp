@@ -120,7 +120,8 @@ std::vector<RequestMessage> parse_messages(const json& body) {
     if (!m.is_object()) invalid_request(name, fmt::format("'{}' must be an object", name));
     const json* role = field(m, "role");
     if (role == nullptr) invalid_request(name + ".role", fmt::format("'{}.role' is missing", name));
-    RequestMessage message{.role = string(*role, name + ".role"), .content = {}};
+    RequestMessage message;
+    message.role = string(*role, name + ".role");
     if (message.role != "system" && message.role != "developer" && message.role != "user" &&
         message.role != "assistant" && message.role != "tool") {
       invalid_request(
@@ -133,6 +134,13 @@ std::vector<RequestMessage> parse_messages(const json& body) {
       invalid_request(name + ".content", fmt::format("'{}.content' is missing", name));
     }
     if (content != nullptr) message.content = message_content(*content, name + ".content");
+    message.has_content = content != nullptr;
+    if (const json* calls = field(m, "tool_calls"); calls != nullptr && message.role == "assistant") {
+      message.tool_calls = parse_history_tool_calls(*calls, name + ".tool_calls");
+    }
+    if (const json* id = field(m, "tool_call_id"); id != nullptr && message.role == "tool") {
+      message.tool_call_id = string(*id, name + ".tool_call_id");
+    }
     messages.push_back(std::move(message));
   }
   return messages;
@@ -455,6 +463,23 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   if (const json* v = field(body, "user")) r.user = string(*v, "user");
   parse_sampling(body, n_vocab, r);
   r.constraint = parse_constraint(body, body_text);
+  if (endpoint == Endpoint::kChatCompletions) {
+    r.tools = parse_tool_request(body, body_text);
+    // Two grammars cannot constrain one output. With tool_choice none the tools only inform the
+    // prompt, so a response_format is fine there.
+    if (r.tools.calls_allowed() && r.constraint.kind != OutputConstraint::Kind::kNone) {
+      const char* param = "response_format";
+      for (const char* name : {"response_format", "json_schema", "grammar", "regex"}) {
+        if (field(body, name) != nullptr) {
+          param = name;
+          break;
+        }
+      }
+      invalid_request(param, fmt::format("'tools' and '{}' both constrain the output; send one of them (or "
+                                         "'tool_choice': \"none\")",
+                                         param));
+    }
+  }
   return r;
 }
 

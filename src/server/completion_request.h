@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/sampling.h"
+#include "server/tool_call_request.h"
 
 namespace ember::server {
 
@@ -21,6 +22,11 @@ enum class Endpoint { kChatCompletions, kCompletions };
 struct RequestMessage {
   std::string role;     // system, developer, user, assistant or tool
   std::string content;  // a string, or the text parts of a content-part array joined
+  // An assistant turn with tool calls may have no content: the template then sees null.
+  bool has_content = true;
+  // assistant: its tool_calls, arguments parsed into objects (tool_call_request.h); null: none.
+  nlohmann::ordered_json tool_calls = nullptr;
+  std::string tool_call_id = {};  // tool: the call it answers (may be empty)
 };
 
 struct CompletionRequest {
@@ -49,6 +55,9 @@ struct CompletionRequest {
   // Structured output (docs/server.md, "Structured output"): from response_format (json_object,
   // json_schema), or the extensions json_schema (llama.cpp's), grammar (GBNF) or regex; at most one.
   OutputConstraint constraint;
+  // Chat: tools, tool_choice and parallel_tool_calls (docs/server.md, "Tool calling"). Their
+  // grammar depends on the chat template, so the route builds it (tool_call_constraint).
+  ToolRequest tools;
 };
 
 // Parses `body`. n_vocab bounds logit_bias keys and prompt token ids. `body_text`, the body as

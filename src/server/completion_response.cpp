@@ -62,8 +62,12 @@ size_t utf8_characters(std::string_view text) {
       std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<uint8_t>(c) & 0xC0) != 0x80; }));
 }
 
-json finish_reason_json(std::optional<FinishReason> reason) {
+json finish_reason_json(std::optional<FinishReason> reason, bool called_tools) {
   if (!reason) return nullptr;
+  // A reply cut short keeps "length" (its last call's arguments may be incomplete).
+  if (called_tools && (*reason == FinishReason::kEndOfGeneration || *reason == FinishReason::kStopString)) {
+    return "tool_calls";
+  }
   switch (*reason) {
     case FinishReason::kEndOfGeneration:
     case FinishReason::kStopString: return "stop";
@@ -88,10 +92,15 @@ json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& cho
   json out = base(meta, "chat.completion");
   json list = json::array();
   for (const ChoiceOut& c : choices) {
+    json message = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+    if (!c.tool_calls.is_null()) {
+      if (c.text.empty()) message["content"] = nullptr;
+      message["tool_calls"] = c.tool_calls;
+    }
     list.push_back({{"index", c.index},
-                    {"message", {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}}},
+                    {"message", message},
                     {"logprobs", chat_logprobs(c.logprobs)},
-                    {"finish_reason", finish_reason_json(c.finish)}});
+                    {"finish_reason", finish_reason_json(c.finish, c.called_tools)}});
   }
   out["choices"] = list;
   out["usage"] = usage_json(usage);
@@ -102,11 +111,12 @@ json chat_chunk(const ResponseMeta& meta, const ChoiceOut& choice, bool first) {
   json out = base(meta, "chat.completion.chunk");
   json delta = json::object();
   if (first) delta["role"] = "assistant";
-  if (!choice.text.empty() || !choice.finish) delta["content"] = choice.text;
+  if (!choice.text.empty() || (!choice.finish && choice.tool_calls.is_null())) delta["content"] = choice.text;
+  if (!choice.tool_calls.is_null()) delta["tool_calls"] = choice.tool_calls;
   out["choices"] = json::array({{{"index", choice.index},
                                  {"delta", delta},
                                  {"logprobs", chat_logprobs(choice.logprobs)},
-                                 {"finish_reason", finish_reason_json(choice.finish)}}});
+                                 {"finish_reason", finish_reason_json(choice.finish, choice.called_tools)}}});
   if (meta.stream_usage) out["usage"] = nullptr;
   return out;
 }

@@ -41,6 +41,10 @@ struct ChoiceOut {
   // Completions' text_offset of the first token: characters (code points) from the start of the
   // prompt to `text` (the prompt's length, plus what earlier chunks of a stream carried).
   size_t offset = 0;
+  // Chat with tools: the whole message's tool_calls ([{id, type, function: {name, arguments}}]), or
+  // a chunk's delta.tool_calls; null: none. A message with calls and no text has content null.
+  nlohmann::json tool_calls = nullptr;
+  bool called_tools = false;  // calls were emitted: finish_reason "tool_calls" (unless "length")
 };
 
 struct Usage {
@@ -51,7 +55,7 @@ struct Usage {
 
 // OpenAI's finish_reason: "stop" (end of turn, a stop string) or "length" (max tokens, the
 // context, the time limit); null for a generation that did not finish by itself.
-nlohmann::json finish_reason_json(std::optional<FinishReason> reason);
+nlohmann::json finish_reason_json(std::optional<FinishReason> reason, bool called_tools = false);
 
 nlohmann::json usage_json(const Usage& usage);
 

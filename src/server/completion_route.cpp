@@ -3,10 +3,12 @@
 #include <chrono>
 #include <map>
 
+#include "api/llm_impl.h"
 #include "core/check.h"
 #include "server/completion_request.h"
 #include "server/completion_response.h"
 #include "server/server_state.h"
+#include "server/tool_call_response.h"
 #include "tokenizer/chat_template/chat_template.h"
 
 namespace ember::server {
@@ -21,14 +23,46 @@ struct Prompt {
   std::string text;  // completions: for echo and text offsets
 };
 
-Prompt build_prompt(const ServerState& state, const CompletionRequest& req) {
+// The chat template's context as Llm::apply_chat_template builds it, plus what tool calling adds:
+// `tools`, assistant `tool_calls` (content null when absent), tool messages' `tool_call_id`, and
+// for the generic format a system line asking for its JSON shape.
+nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionRequest& req,
+                                    tool_calls::ToolFormat format) {
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  size_t first = 0;  // the first request message not yet in `messages`
+  if (req.tools.calls_allowed() && format == tool_calls::ToolFormat::kGeneric) {
+    // Joined to the client's system message: many templates take only one, and only first.
+    const std::string line = generic_tool_instructions(req.tools);
+    const bool has_system = !req.messages.empty() && req.messages[0].role == "system";
+    messages.push_back({{"role", "system"}, {"content", has_system ? req.messages[0].content + "\n\n" + line : line}});
+    first = has_system ? 1 : 0;
+  }
+  for (size_t i = first; i < req.messages.size(); ++i) {
+    const RequestMessage& m = req.messages[i];
+    nlohmann::ordered_json message = {{"role", m.role}, {"content", m.content}};
+    if (!m.tool_calls.is_null()) {
+      if (!m.has_content) message["content"] = nullptr;
+      message["tool_calls"] = m.tool_calls;
+    }
+    if (!m.tool_call_id.empty()) message["tool_call_id"] = m.tool_call_id;
+    messages.push_back(std::move(message));
+  }
+  nlohmann::ordered_json context = {{"messages", std::move(messages)}};
+  if (req.tools.active()) context["tools"] = req.tools.tools;
+  context["add_generation_prompt"] = true;
+  context["bos_token"] = impl.chat_template.bos_token;
+  context["eos_token"] = impl.chat_template.eos_token;
+  return context;
+}
+
+Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool_calls::ToolFormat format) {
   Prompt p;
   if (req.endpoint == Endpoint::kChatCompletions) {
-    std::vector<ChatMessage> messages;
-    for (const RequestMessage& m : req.messages) messages.push_back({m.role, m.content});
+    const Llm::Impl& impl = LlmAccess::impl(*state.llm);
     std::string text;
     try {
-      text = state.llm->apply_chat_template(messages, /*add_generation_prompt=*/true);
+      if (impl.chat_error) throw *impl.chat_error;
+      text = impl.chat_program->render(chat_context(impl, req, format));
     } catch (const TemplateError& e) {
       invalid_request("messages", std::string("the chat template failed on these messages: ") + e.what());
     }
@@ -71,13 +105,15 @@ struct ChoiceState {
   Clock::time_point last_token;
   bool any_token = false;
   size_t offset = 0;  // characters sent so far (streaming text offsets)
+  // Chat with tools (tool_choice not none): the output parsed into content and calls.
+  std::optional<ToolCallOutput> tools;
 };
 
 // Turns engine events into choices, metrics and (streaming) SSE chunks.
 class CompletionStream {
  public:
   CompletionStream(ServerState& state, std::shared_ptr<EngineRequest> request, const CompletionRequest& req,
-                   Prompt prompt, ResponseMeta meta)
+                   Prompt prompt, ResponseMeta meta, tool_calls::ToolFormat format)
       : state_(state),
         request_(std::move(request)),
         chat_(req.endpoint == Endpoint::kChatCompletions),
@@ -90,6 +126,11 @@ class CompletionStream {
         arrival_(Clock::now()) {
     prompt_chars_ = utf8_characters(prompt_.text);
     for (ChoiceState& c : choices_) c.offset = prompt_chars_;
+    if (chat_ && req.tools.calls_allowed()) {
+      std::vector<std::string> names;
+      for (const tool_calls::ToolSpec& t : req.tools.specs) names.push_back(t.name);
+      for (ChoiceState& c : choices_) c.tools.emplace(format, names);  // a parser per choice
+    }
   }
 
   // Non-streaming: waits for every choice (a client that leaves is not noticed: the request runs
@@ -111,6 +152,14 @@ class CompletionStream {
       o.finish = c.finish;
       if (want_logprobs_) o.logprobs = std::move(c.logprobs);
       o.offset = prompt_chars_;
+      if (c.tools) {
+        std::vector<ToolCallOutput::Delta> ignored;
+        c.tools->push(c.text, ignored);
+        c.tools->finish(ignored);
+        o.text = c.tools->content();
+        o.tool_calls = c.tools->calls();
+        o.called_tools = c.tools->saw_calls();
+      }
       out.push_back(std::move(o));
     }
     const Usage u = usage();
@@ -173,7 +222,9 @@ class CompletionStream {
         }
       }
       c.text += e.token.text;
-      if (sink != nullptr && (!e.token.text.empty() || logprobs)) {
+      if (sink != nullptr && c.tools) {
+        send_tool_deltas(c, e.choice, e.token.text, false, std::move(logprobs));
+      } else if (sink != nullptr && (!e.token.text.empty() || logprobs)) {
         ChoiceOut o;
         o.index = e.choice;
         o.text = e.token.text;
@@ -189,12 +240,37 @@ class CompletionStream {
       if (!e.error.empty()) error_ = e.error;
       if (sink != nullptr) {
         if (!e.error.empty()) send(ApiError(500, "server_error", "", e.error).to_json());
+        if (c.tools) send_tool_deltas(c, e.choice, {}, true, std::nullopt);
         ChoiceOut o;
         o.index = e.choice;
         o.finish = c.finish;
+        o.called_tools = c.tools && c.tools->saw_calls();
         o.offset = c.offset;
         send(chat_ ? chat_chunk(meta_, o, false) : text_completion(meta_, {o}, std::nullopt));
       }
+    }
+  }
+
+  // Streaming with tools: the text goes through the choice's parser, and what it settles goes out
+  // as content or tool_calls chunks (never the raw markup). Logprobs ride on the first chunk, or
+  // on an empty content chunk while the parser holds the text back.
+  void send_tool_deltas(ChoiceState& c, int32_t choice, std::string_view text, bool finish,
+                        std::optional<std::vector<TokenOut>> logprobs) {
+    std::vector<ToolCallOutput::Delta> deltas;
+    if (finish) {
+      c.tools->finish(deltas);
+    } else {
+      c.tools->push(text, deltas);
+    }
+    if (deltas.empty() && logprobs) deltas.emplace_back();
+    for (ToolCallOutput::Delta& d : deltas) {
+      ChoiceOut o;
+      o.index = choice;
+      o.text = std::move(d.content);
+      o.tool_calls = std::move(d.tool_calls);
+      o.logprobs = std::move(logprobs);
+      logprobs.reset();
+      send(chat_chunk(meta_, o, false));
     }
   }
 
@@ -237,7 +313,10 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   if (req.echo && req.logprobs >= 0) {
     invalid_request("echo", "echo with logprobs (the prompt tokens' logprobs) is not supported");
   }
-  Prompt prompt = build_prompt(state, req);
+  // The tool-call syntax is the template's (the one in use: --chat-template, else the model's).
+  const tool_calls::ToolFormat format =
+      tool_calls::detect_tool_format(LlmAccess::impl(*state.llm).chat_template.source);
+  Prompt prompt = build_prompt(state, req, format);
 
   auto request = std::make_shared<EngineRequest>();
   request->prompt = prompt.tokens;
@@ -248,7 +327,7 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   request->options.stop.strings = req.stop;
   request->options.stop.ignore_eos = req.ignore_eos;
   request->options.logprobs = req.logprobs;
-  request->options.constraint = req.constraint;
+  request->options.constraint = req.tools.calls_allowed() ? tool_call_constraint(req.tools, format) : req.constraint;
   try {
     if (!state.engine->submit(request)) return overloaded_reply("The server is busy: too many requests are queued.");
   } catch (const Error& e) {
@@ -261,7 +340,7 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   meta.created =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   meta.model = state.model_name;
-  auto stream = std::make_shared<CompletionStream>(state, request, req, std::move(prompt), std::move(meta));
+  auto stream = std::make_shared<CompletionStream>(state, request, req, std::move(prompt), std::move(meta), format);
   if (!req.stream) return stream->whole();
   HttpReply reply;
   reply.content_type = "text/event-stream";  // exactly: any other text/* type gets gzipped, which buffers

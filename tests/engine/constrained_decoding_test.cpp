@@ -3,6 +3,7 @@
 // stay the model's, and a constraint that does not compile is an error naming its position.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -111,6 +112,37 @@ TEST(ConstrainedDecoding, IgnoreEosStillEndsWhenNothingCanFollow) {
     EXPECT_EQ(r.text, "abc");
     EXPECT_EQ(r.finish, FinishReason::kEndOfGeneration);
   }
+}
+
+// A control token inside the language (Mistral's [TOOL_CALLS]; here ember-tiny's BOS "<s>") is
+// drawn by the grammar and printed as its text; as a lazy trigger it starts the grammar after it.
+TEST(ConstrainedDecoding, ControlTokensOfTheLanguagePrintAsTheirText) {
+  const Tokenizer& tok = tiny_tokenizer();
+  ASSERT_EQ(tok.encode("<s>", {.add_special = false, .parse_special = true}).size(), 1u);
+  GenerateOptions o = constrained(OutputConstraint::Kind::kGbnf, "root ::= \"<s>\" [a-c]{2}", 3);
+  o.constraint.control_tokens = {"<s>"};
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    const Generation r = generate(o, seed);
+    EXPECT_TRUE(r.text.starts_with("<s>")) << r.text;
+    EXPECT_EQ(r.text.size(), 5u) << r.text;
+  }
+  GenerateOptions lazy = constrained(OutputConstraint::Kind::kGbnf, "root ::= \"x\" [0-9]", 3);
+  lazy.constraint.triggers = {"<s>"};
+  lazy.constraint.trigger_in_grammar = false;
+  const Tokenizer& t = tok;
+  SequenceDecoder d(t, t.vocab().size(), lazy, {});
+  std::vector<float> logits(static_cast<size_t>(t.vocab().size()), 0.0f);
+  const int32_t bos = t.encode("<s>", {.add_special = false, .parse_special = true})[0];
+  logits[static_cast<size_t>(bos)] = 100.0f;  // the "model" emits the trigger first
+  GeneratedToken token;
+  ASSERT_TRUE(d.on_logits(logits, token));
+  EXPECT_EQ(token.id, bos);
+  std::fill(logits.begin(), logits.end(), 0.0f);
+  while (!d.finished()) d.on_logits(logits, token);
+  d.take_tail(token);
+  ASSERT_EQ(d.text().size(), 5u) << d.text();
+  EXPECT_TRUE(d.text().starts_with("<s>x")) << d.text();
+  EXPECT_TRUE(d.text()[4] >= '0' && d.text()[4] <= '9') << d.text();
 }
 
 TEST(ConstrainedDecoding, LogprobsStayTheModelsDistribution) {

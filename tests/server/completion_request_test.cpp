@@ -502,6 +502,131 @@ TEST(CompletionRequest, BadStructuredOutputRequestsNameTheField) {
   EXPECT_NE(std::string(e.what()).find("grammar:1:"), std::string::npos) << e.what();
 }
 
+// Tool calling: tools, tool_choice, parallel_tool_calls and the history's tool_calls / tool results.
+json weather_tools() {
+  return json::parse(R"([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+      {"type": "function", "function": {"name": "get_time"}}])");
+}
+
+TEST(CompletionRequest, ParsesTools) {
+  json body = user_says("hi");
+  body["tools"] = weather_tools();
+  CompletionRequest r = chat(body);
+  ASSERT_EQ(r.tools.specs.size(), 2u);
+  EXPECT_EQ(r.tools.specs[0].name, "get_weather");
+  EXPECT_EQ(r.tools.specs[0].parameters["required"][0], "city");
+  EXPECT_EQ(r.tools.specs[1].name, "get_time");
+  EXPECT_EQ(r.tools.choice.mode, tool_calls::ToolChoice::Mode::kAuto);  // OpenAI's default with tools
+  EXPECT_TRUE(r.tools.parallel);
+  EXPECT_TRUE(r.tools.calls_allowed());
+  EXPECT_EQ(r.tools.tools.size(), 2u);  // the template's `tools`, as sent
+
+  body["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
+  body["parallel_tool_calls"] = false;
+  r = chat(body);
+  EXPECT_EQ(r.tools.choice.mode, tool_calls::ToolChoice::Mode::kNamed);
+  EXPECT_EQ(r.tools.choice.name, "get_time");
+  EXPECT_FALSE(r.tools.parallel);
+  body["tool_choice"] = "required";
+  EXPECT_EQ(chat(body).tools.choice.mode, tool_calls::ToolChoice::Mode::kRequired);
+  body["tool_choice"] = "none";
+  EXPECT_FALSE(chat(body).tools.calls_allowed());
+  // No tools: nothing to call; the completions endpoint ignores the fields.
+  EXPECT_FALSE(chat(user_says("hi")).tools.active());
+  EXPECT_FALSE(completion({{"prompt", "x"}, {"tools", 3}}).tools.active());
+}
+
+TEST(CompletionRequest, ToolsKeepTheClientsKeyOrder) {
+  const std::string text = R"({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function",
+      "function": {"name": "f", "parameters": {"type": "object", "properties": {"zeta": {}, "alpha": {}}}}}]})";
+  const CompletionRequest r = parse_completion_request(json::parse(text), Endpoint::kChatCompletions, kVocab, text);
+  const auto& props = r.tools.specs[0].parameters["properties"];
+  ASSERT_EQ(props.size(), 2u);
+  EXPECT_EQ(props.begin().key(), "zeta");
+  EXPECT_EQ(r.tools.tools[0].begin().key(), "type");
+}
+
+TEST(CompletionRequest, ParsesToolCallHistory) {
+  const json body = json::parse(R"({"messages": [
+      {"role": "user", "content": "Weather in Paris?"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"C\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "21 degrees"}]})");
+  const CompletionRequest r = chat(body);
+  ASSERT_EQ(r.messages.size(), 3u);
+  const RequestMessage& a = r.messages[1];
+  EXPECT_FALSE(a.has_content);
+  ASSERT_TRUE(a.tool_calls.is_array());
+  EXPECT_EQ(a.tool_calls[0]["id"], "call_1");
+  EXPECT_EQ(a.tool_calls[0]["function"]["name"], "get_weather");
+  // Parsed into an object for the template, keys in the order sent.
+  EXPECT_TRUE(a.tool_calls[0]["function"]["arguments"].is_object());
+  EXPECT_EQ(a.tool_calls[0]["function"]["arguments"].begin().key(), "city");
+  EXPECT_EQ(r.messages[2].tool_call_id, "call_1");
+  EXPECT_EQ(r.messages[2].content, "21 degrees");
+}
+
+TEST(CompletionRequest, RefusesBadTools) {
+  struct Case {
+    json patch;  // merged into a chat body
+    std::string param, says;
+  };
+  const json tools = weather_tools();
+  const json call = json::parse(R"({"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+      "function": {"name": "f", "arguments": "{\"city\": "}}]})");
+  const Case cases[] = {
+      {{{"tools", "x"}}, "tools", "must be an array"},
+      {{{"tools", {1}}}, "tools[0]", "must be an object"},
+      {{{"tools", {{{"type", "retrieval"}, {"function", {{"name", "f"}}}}}}}, "tools[0].type", "\"function\""},
+      {{{"tools", {{{"type", "function"}}}}}, "tools[0].function", "missing"},
+      {{{"tools", {{{"type", "function"}, {"function", {{"name", 3}}}}}}}, "tools[0].function.name", "string"},
+      {{{"tools", {{{"type", "function"}, {"function", {{"name", "a b"}}}}}}}, "tools[0].function.name", "1 to 64"},
+      {{{"tools", {{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", "x"}}}}}}},
+       "tools[0].function.parameters",
+       "object"},
+      {{{"tools",
+         {{{"type", "function"}, {"function", {{"name", "f"}}}},
+          {{"type", "function"}, {"function", {{"name", "f"}}}}}}},
+       "tools[1].function.name",
+       "two tools"},
+      {{{"tools", tools}, {"tool_choice", "always"}}, "tool_choice", "none, auto or required"},
+      {{{"tools", tools}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "nope"}}}}}},
+       "tool_choice.function.name",
+       "\"nope\", which is not in 'tools'"},
+      {{{"tool_choice", "required"}}, "tool_choice", "no 'tools'"},
+      {{{"tools", tools}, {"parallel_tool_calls", 1}}, "parallel_tool_calls", "boolean"},
+      {{{"tools", tools}, {"response_format", {{"type", "json_object"}}}}, "response_format", "'tools' and"},
+      {{{"tools", tools}, {"grammar", "root ::= \"a\""}}, "grammar", "both constrain"},
+      {{{"messages", {call}}}, "messages[0].tool_calls[0].function.arguments", "not valid JSON"},
+      {{{"messages",
+         {{{"role", "assistant"}, {"tool_calls", {{{"function", {{"name", "f"}, {"arguments", "[1]"}}}}}}}}}},
+       "messages[0].tool_calls[0].function.arguments",
+       "an object"},
+      {{{"messages", {{{"role", "assistant"}, {"tool_calls", {{{"function", {{"name", "f"}}}}}}}}}},
+       "messages[0].tool_calls[0].function.arguments",
+       "missing"},
+      {{{"messages", {{{"role", "assistant"}, {"tool_calls", "x"}}}}}, "messages[0].tool_calls", "array"},
+      {{{"messages", {{{"role", "tool"}, {"content", "x"}, {"tool_call_id", 5}}}}},
+       "messages[0].tool_call_id",
+       "string"},
+  };
+  for (const Case& c : cases) {
+    json body = user_says("hi");
+    body.update(c.patch);
+    const ApiError e = error_of(body);
+    EXPECT_EQ(e.status(), 400) << c.patch.dump();
+    EXPECT_EQ(e.param(), c.param) << c.patch.dump() << ": " << e.what();
+    EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << c.patch.dump() << ": " << e.what();
+  }
+  // tool_choice none: the tools only inform the prompt, so a response_format may come with them.
+  json body = user_says("hi");
+  body["tools"] = tools;
+  body["tool_choice"] = "none";
+  body["response_format"] = {{"type", "json_object"}};
+  EXPECT_EQ(chat(body).constraint.kind, OutputConstraint::Kind::kJsonObject);
+}
+
 TEST(ApiError, IsOpenAisErrorObject) {
   const json j = ApiError(400, "invalid_request_error", "n", "'n' must be between 1 and 128, got 0").to_json();
   EXPECT_EQ(j, json::parse(R"({"error": {"message": "'n' must be between 1 and 128, got 0",
