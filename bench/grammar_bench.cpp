@@ -103,7 +103,9 @@ int main(int argc, char** argv) {
         }
       }
     }
-    std::printf("%zu schemas, %zu instances\n", cases.size(), cases.empty() ? 0 : masks[0].us.size());
+    size_t instances = 0;
+    for (const Case& c : cases) instances += c.instances.size();
+    std::printf("%zu schemas, %zu instances, %zu masks per pass\n", cases.size(), instances, masks[0].us.size());
     compile.print("compile (schema->DFA)");
     masks[0].print("mask, cold cache");
     masks[1].print("mask, warm cache");

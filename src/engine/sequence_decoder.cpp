@@ -73,22 +73,36 @@ SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, co
 
 bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& token) {
   EMBER_CHECK(!finished());
+  if (constraint_ && constraint_->finished()) {  // a language complete before any token (root ::= "")
+    finish(FinishReason::kEndOfGeneration);
+    return false;
+  }
   Timer sample_timer;
   int32_t id = 0;
   if (constraint_ && !constraint_->unconstrained()) {
     constraint_->fill_mask(mask_);
-    const int32_t first_allowed = mask_.first();
+    // The mask covers the tokenizer's vocabulary; the model's rows may be a few entries longer
+    // (padded embeddings) or shorter: the sampler sees exactly the model's.
+    const size_t words = (logits.size() + 63) / 64;
+    if (mask_.words().size() < words) {
+      fail(ErrorCode::kInvalidArgument, "the model's vocabulary ({} entries) is larger than the tokenizer's ({})",
+           logits.size(), mask_.n_vocab());
+    }
+    const std::span<const uint64_t> allowed = mask_.words().first(words);
+    int32_t first_allowed = mask_.first();
+    if (first_allowed >= static_cast<int32_t>(logits.size())) first_allowed = -1;
     if (first_allowed < 0) {
       fail(ErrorCode::kInvalidArgument,
            "no token of the vocabulary can continue the constrained output after {} tokens (the grammar needs "
            "bytes this vocabulary cannot spell)",
            stats_.generated_tokens);
     }
-    id = sampler_.sample(logits, mask_.words());
+    id = sampler_.sample(logits, allowed);
     // Only when every allowed token's logit is NaN or -inf can the draw miss the mask.
     if (!mask_.test(id)) id = first_allowed;
-    const bool accepted = constraint_->accept(id);
-    EMBER_CHECK(accepted);
+    if (!constraint_->accept(id)) {  // the mask and the matcher disagree: a bug, but not worth the process
+      fail(ErrorCode::kInvalidArgument, "internal error: the constraint refused token {}, which its mask allowed", id);
+    }
   } else {
     id = sampler_.sample(logits);
     if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger

@@ -4,9 +4,11 @@
 #include "grammar/compiled_grammar.h"
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <numeric>
+#include <random>
 #include <unordered_map>
 
 #include "core/check.h"
@@ -18,7 +20,10 @@ namespace {
 // Inlined rule bodies larger than this (estimated NFA states) stay calls.
 constexpr uint64_t kInlineLimit = 256;
 constexpr size_t kMaxNfaStates = 500'000;  // per grammar
-constexpr size_t kMaxDfaStates = 100'000;    // per grammar (about a second of subset construction)
+// NFA states visited by the subset construction's closures, all rules together: a repeat of a
+// nullable item, ("a"?){8000}, has few DFA states but subsets of thousands of NFA states each.
+constexpr size_t kMaxSubsetWork = 8'000'000;
+constexpr size_t kMaxDfaStates = 100'000;  // per grammar (about a second of subset construction)
 
 uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
@@ -227,7 +232,7 @@ ByteClasses byte_classes(const std::vector<std::vector<NfaState>>& nfas) {
 // Epsilon closure of `set`, sorted. `mark`/`stamp`: a visited marker reused across calls, so a
 // closure costs its own size, not the NFA's.
 void eps_closure(const std::vector<NfaState>& nfa, std::vector<int32_t>& set, std::vector<uint32_t>& mark,
-                 uint32_t& stamp) {
+                 uint32_t& stamp, size_t& work) {
   ++stamp;
   for (const int32_t s : set) mark[static_cast<size_t>(s)] = stamp;
   for (size_t i = 0; i < set.size(); ++i) {
@@ -239,19 +244,26 @@ void eps_closure(const std::vector<NfaState>& nfa, std::vector<int32_t>& set, st
     }
   }
   std::sort(set.begin(), set.end());
+  work += set.size();
+  if (work > kMaxSubsetWork) {
+    fail(ErrorCode::kInvalidArgument,
+         "grammar is too large to compile (the automata need more than {} steps to build; a long repetition of "
+         "something that may be empty, such as (\"a\"?){{8000}}, does this)",
+         kMaxSubsetWork);
+  }
 }
 
 // Subset construction; states numbered in discovery order, which is canonical: successors are
 // explored by byte value (each class once, at its first byte) and then by (rule, target).
 CompiledRule determinize(const std::vector<NfaState>& nfa, int32_t start, int32_t final_state,
-                         const ByteClasses& classes, size_t& total_dfa) {
+                         const ByteClasses& classes, size_t& total_dfa, size_t& work) {
   CompiledRule out;
   std::map<std::vector<int32_t>, int32_t> ids;
   std::vector<std::vector<int32_t>> sets;
   std::vector<uint32_t> mark(nfa.size(), 0);
   uint32_t stamp = 0;
   auto intern = [&](std::vector<int32_t> set) {
-    eps_closure(nfa, set, mark, stamp);
+    eps_closure(nfa, set, mark, stamp, work);
     auto [it, inserted] = ids.emplace(set, static_cast<int32_t>(sets.size()));
     if (inserted) {
       if (++total_dfa > kMaxDfaStates) {
@@ -413,32 +425,59 @@ void check_left_recursion(const std::vector<CompiledRule>& rules, const std::vec
   }
 }
 
-// Hash of a rule and every rule it reaches, callees named by their order of discovery.
-uint64_t structural_hash(const std::vector<CompiledRule>& rules, int32_t nc, const ByteClasses& classes,
-                         int32_t start) {
+// A rule's own automaton (accepting states, transitions as byte runs so that the hash does not
+// depend on this grammar's byte classes, return states and the number of calls per state), without
+// its callees' identity.
+uint64_t local_hash(const CompiledRule& r, int32_t nc, const ByteClasses& classes) {
+  uint64_t h = mix(0x51ED270B27u, static_cast<uint64_t>(r.n_states));
+  for (int32_t s = 0; s < r.n_states; ++s) {
+    h = mix(h, r.accepting[static_cast<size_t>(s)]);
+    int32_t prev = -2;
+    for (int b = 0; b < 256; ++b) {
+      const int32_t t = r.next[static_cast<size_t>(s) * static_cast<size_t>(nc) + classes.of[static_cast<size_t>(b)]];
+      if (t != prev) {
+        h = mix(h, (static_cast<uint64_t>(b) << 32) | static_cast<uint32_t>(t));
+        prev = t;
+      }
+    }
+    const int32_t calls = r.call_begin[static_cast<size_t>(s) + 1] - r.call_begin[static_cast<size_t>(s)];
+    h = mix(h, 0xCA11000000000000ull | static_cast<uint32_t>(calls));
+    for (int32_t k = r.call_begin[static_cast<size_t>(s)]; k < r.call_begin[static_cast<size_t>(s) + 1]; ++k) {
+      h = mix(h, static_cast<uint32_t>(r.calls[static_cast<size_t>(k)].return_state));
+    }
+  }
+  return h;
+}
+
+// A random key per process: the hashes key a cache shared by every request, so a client must not
+// be able to forge a rule whose hash equals a builtin's.
+uint64_t process_key() {
+  static const uint64_t key = [] {
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }();
+  return key;
+}
+
+// Rules reaching more rules than this are not shared across grammars (their hash is unique), so
+// hashing stays linear in the grammar for long chains of rules.
+constexpr size_t kMaxHashedRules = 64;
+
+// Hash of a rule and every rule it reaches (local hashes in discovery order, callees named by
+// their discovery index): equal only for rules with the same automata, callees included.
+uint64_t structural_hash(const std::vector<CompiledRule>& rules, const std::vector<uint64_t>& local, int32_t start,
+                         uint64_t unique) {
   std::unordered_map<int32_t, int32_t> order = {{start, 0}};
   std::vector<int32_t> queue = {start};
-  uint64_t h = 0x51ED270B27u;
+  uint64_t h = process_key();
   for (size_t q = 0; q < queue.size(); ++q) {
+    if (queue.size() > kMaxHashedRules) return mix(process_key(), unique);
     const CompiledRule& r = rules[static_cast<size_t>(queue[q])];
-    h = mix(h, static_cast<uint64_t>(r.n_states));
-    for (int32_t s = 0; s < r.n_states; ++s) {
-      h = mix(h, r.accepting[static_cast<size_t>(s)]);
-      // Transitions as byte runs, so the hash does not depend on this grammar's byte classes.
-      int32_t prev = -2;
-      for (int b = 0; b < 256; ++b) {
-        const int32_t t = r.next[static_cast<size_t>(s) * static_cast<size_t>(nc) + classes.of[static_cast<size_t>(b)]];
-        if (t != prev) {
-          h = mix(h, (static_cast<uint64_t>(b) << 32) | static_cast<uint32_t>(t));
-          prev = t;
-        }
-      }
-      for (int32_t k = r.call_begin[static_cast<size_t>(s)]; k < r.call_begin[static_cast<size_t>(s) + 1]; ++k) {
-        const CallEdge& c = r.calls[static_cast<size_t>(k)];
-        auto [it, inserted] = order.emplace(c.rule, static_cast<int32_t>(queue.size()));
-        if (inserted) queue.push_back(c.rule);
-        h = mix(h, (static_cast<uint64_t>(it->second) << 32) | static_cast<uint32_t>(c.return_state));
-      }
+    h = mix(h, local[static_cast<size_t>(queue[q])]);
+    for (const CallEdge& c : r.calls) {
+      auto [it, inserted] = order.emplace(c.rule, static_cast<int32_t>(queue.size()));
+      if (inserted) queue.push_back(c.rule);
+      h = mix(h, static_cast<uint64_t>(it->second));
     }
   }
   return h;
@@ -514,8 +553,9 @@ std::shared_ptr<const CompiledGrammar> CompiledGrammar::compile(const Grammar& g
   out->n_classes_ = classes.count;
   out->byte_class_ = classes.of;
   size_t total_dfa = 0;
+  size_t subset_work = 0;
   for (size_t k = 0; k < kept.size(); ++k) {
-    out->rules_.push_back(determinize(nfas[k], ends[k].first, ends[k].second, classes, total_dfa));
+    out->rules_.push_back(determinize(nfas[k], ends[k].first, ends[k].second, classes, total_dfa, subset_work));
     out->rules_.back().name = g.rule(kept[k]).name;
     std::vector<NfaState>().swap(nfas[k]);
   }
@@ -529,8 +569,14 @@ std::shared_ptr<const CompiledGrammar> CompiledGrammar::compile(const Grammar& g
     }
   }
   check_left_recursion(out->rules_, reach_accepting(out->rules_, classes.count, false));
+  std::vector<uint64_t> local(out->rules_.size());
+  for (size_t r = 0; r < out->rules_.size(); ++r) local[r] = local_hash(out->rules_[r], classes.count, classes);
+  // Unshareable rules get a hash no other grammar can have: this grammar's address and the rule.
+  const auto grammar_id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(out.get()));
+  static std::atomic<uint64_t> compiled_count{0};
+  const uint64_t unique_base = mix(grammar_id, compiled_count.fetch_add(1));
   for (size_t r = 0; r < out->rules_.size(); ++r) {
-    out->rules_[r].hash = structural_hash(out->rules_, classes.count, classes, static_cast<int32_t>(r));
+    out->rules_[r].hash = structural_hash(out->rules_, local, static_cast<int32_t>(r), mix(unique_base, r));
   }
   return out;
 }

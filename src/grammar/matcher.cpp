@@ -41,7 +41,8 @@ void GrammarMatcher::watch_for_trigger(int32_t token) {
     if (t.token >= 0 && t.token == token) {
       waiting_ = false;
       // A control token has no bytes: the language then starts right after it either way.
-      if (trigger_in_grammar_ && !accept_bytes(token_bytes(*trie_, token_texts_, token))) abandoned_ = true;
+      // The trigger's text, not the token's piece: a control token has none.
+      if (trigger_in_grammar_ && !accept_bytes(t.text)) abandoned_ = true;
       return;
     }
     max_text = std::max(max_text, t.text.size());
@@ -122,27 +123,39 @@ bool GrammarMatcher::accept_bytes(std::string_view bytes) {
 }
 
 void GrammarMatcher::fill_mask(TokenMask& mask) {
-  if (mask.n_vocab() != trie_->n_vocab()) mask.resize(trie_->n_vocab());
+  if (mask.n_vocab() < trie_->n_vocab()) mask.resize(trie_->n_vocab());
   mask.clear();
   if (ended_) return;
-  if (sets_.complete(state_)) {
-    for (const int32_t t : end_tokens_) mask.set(t);
-  }
   // The set's tops include the callers' frames wherever a rule may already end (the closure pops
   // them), so each top only answers for the tokens that start inside its own frame. tops() views
   // storage that interning new sets may move: copy the ids first.
   const std::span<const int32_t> view = sets_.tops(state_);
   tops_.assign(view.begin(), view.end());
+  // The same frame under different parents shares its accepted set: merge it once.
+  merged_.clear();
   for (const int32_t node : tops_) add_frame(node, mask);
   for (const auto& [token, text] : token_texts_) {
     if (sets_.run(state_, text) != StackSets::kDead) mask.set(token);
+  }
+  // Last: an end token is allowed exactly when the grammar is complete, whatever its bytes matched.
+  for (const int32_t t : end_tokens_) {
+    if (t < 0 || t >= mask.n_vocab()) continue;
+    if (sets_.complete(state_)) {
+      mask.set(t);
+    } else {
+      mask.reset(t);
+    }
   }
 }
 
 void GrammarMatcher::add_frame(int32_t node, TokenMask& mask) {
   const StackSets::Node n = sets_.node(node);
   const std::shared_ptr<const MaskEntry> entry = entry_for(n.rule, n.state);
-  mask.merge(entry->accepted);
+  const uint64_t frame = (static_cast<uint64_t>(static_cast<uint32_t>(n.rule)) << 32) | static_cast<uint32_t>(n.state);
+  if (std::find(merged_.begin(), merged_.end(), frame) == merged_.end()) {
+    merged_.push_back(frame);
+    mask.merge(entry->accepted);
+  }
   if (entry->uncertain.empty()) return;
   // Tokens that end the frame's rule part way: the rest must fit where the frame returns to.
   const int32_t parent = sets_.parent_set(node);

@@ -80,6 +80,7 @@ class GrammarMatcher {
   std::vector<std::pair<int32_t, std::string>> token_texts_;  // add_token_text()
   std::string recent_;                 // while waiting: the last bytes accepted, enough to hold a trigger's start
   std::vector<int32_t> tops_;          // per fill_mask: the state's top frames
+  std::vector<uint64_t> merged_;       // per fill_mask: (rule, state) frames already merged
   std::vector<int32_t> walk_sets_;     // per trie depth during a walk
   std::vector<int32_t> walk_escapes_;  // per trie depth: escapes on the path so far
 };

@@ -69,6 +69,14 @@ void StackSets::close(int32_t start, uint8_t& flags) {
 int32_t StackSets::intern_set(uint8_t flags) {
   std::sort(scratch_.begin(), scratch_.end());
   scratch_.erase(std::unique(scratch_.begin(), scratch_.end()), scratch_.end());
+  // An ambiguous grammar can double the ways to read the output at every byte: bound the work
+  // and memory one sequence may take instead of running out of either.
+  if (scratch_.size() > kMaxTops || nodes_.size() > kMaxNodes) {
+    fail(ErrorCode::kInvalidArgument,
+         "the grammar is too ambiguous: more than {} ways to read the output so far (rewrite the rules so that "
+         "fewer alternatives can match the same text)",
+         scratch_.size() > kMaxTops ? kMaxTops : kMaxNodes);
+  }
   if (scratch_.empty() && flags == 0) return kDead;
   scratch_.push_back(-static_cast<int32_t>(flags) - 1);  // the flags are part of the key
   auto [it, inserted] = set_ids_.emplace(scratch_, static_cast<int32_t>(flags_.size()));

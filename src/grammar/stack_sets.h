@@ -58,6 +58,10 @@ class StackSets {
   size_t memory_bytes() const noexcept;
 
  private:
+  // Past these a step throws Error(kInvalidArgument): readings of the output in one set, and
+  // frames in all (an ambiguous grammar can double them per byte).
+  static constexpr size_t kMaxTops = 20'000;
+  static constexpr size_t kMaxNodes = 4'000'000;
   static constexpr int32_t kUnknown = -2;
   static constexpr uint8_t kComplete = 1;
   static constexpr uint8_t kEscaped = 2;

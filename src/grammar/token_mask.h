@@ -19,6 +19,7 @@ class TokenMask {
   }
   void clear() { std::fill(words_.begin(), words_.end(), 0); }
   void set(int32_t token) { words_[static_cast<size_t>(token) >> 6] |= uint64_t{1} << (token & 63); }
+  void reset(int32_t token) { words_[static_cast<size_t>(token) >> 6] &= ~(uint64_t{1} << (token & 63)); }
   bool test(int32_t token) const {
     return token >= 0 && token < n_vocab_ && ((words_[static_cast<size_t>(token) >> 6] >> (token & 63)) & 1) != 0;
   }

@@ -145,6 +145,18 @@ TEST(ConstrainedDecoding, ControlTokensOfTheLanguagePrintAsTheirText) {
   EXPECT_TRUE(d.text()[4] >= '0' && d.text()[4] <= '9') << d.text();
 }
 
+TEST(ConstrainedDecoding, AnEmptyLanguageEndsAtOnce) {
+  const Tokenizer& tok = tiny_tokenizer();
+  GenerateOptions o = constrained(OutputConstraint::Kind::kGbnf, "root ::= \"\"", 1);
+  o.stop.ignore_eos = true;  // no end token allowed: the decoder must see there is nothing to do
+  SequenceDecoder d(tok, tok.vocab().size(), o, {});
+  std::vector<float> logits(static_cast<size_t>(tok.vocab().size()), 0.0f);
+  GeneratedToken token;
+  EXPECT_FALSE(d.on_logits(logits, token));
+  EXPECT_EQ(d.stats().finish, FinishReason::kEndOfGeneration);
+  EXPECT_EQ(d.text(), "");
+}
+
 TEST(ConstrainedDecoding, LogprobsStayTheModelsDistribution) {
   const Tokenizer& tok = tiny_tokenizer();
   const int32_t n_vocab = tok.vocab().size();

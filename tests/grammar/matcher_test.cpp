@@ -149,6 +149,73 @@ TEST(GrammarMatcher, NestedRepeatsStaySmall) {
   EXPECT_FALSE(matcher_matches(cg, trie, "<>"));
 }
 
+// Found in review: grammars that blow up matching or compiling are refused with an error, fast.
+TEST(GrammarMatcher, AmbiguousAndHugeGrammarsAreErrorsNotHangs) {
+  const auto message = [](auto&& body) -> std::string {
+    try {
+      body();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  const VocabTrie trie = byte_vocab();
+  {
+    // root ::= "a" root "b" | "a" t "c" | "" ; t ::= root — the readings of "aaa..." double per byte.
+    Grammar g;
+    const RuleId root = g.declare_rule("root");
+    const RuleId t = g.declare_rule("t");
+    g.define_rule(root, g.choice({g.sequence({g.literal("a"), g.ref(root), g.literal("b")}),
+                                  g.sequence({g.literal("a"), g.ref(t), g.literal("c")}), g.empty()}));
+    g.define_rule(t, g.ref(root));
+    g.set_root(root);
+    GrammarMatcher m(CompiledGrammar::compile(g), trie, {});
+    EXPECT_NE(message([&] {
+                for (int i = 0; i < 40; ++i) m.accept_bytes("a");
+              }).find("too ambiguous"),
+              std::string::npos);
+  }
+}
+
+TEST(GrammarMatcher, HugeSubsetsAreErrorsNotHangs) {
+  const auto message = [](auto&& body) -> std::string {
+    try {
+      body();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  {
+    // ("a"?){8000}: 8001 DFA states, but subsets of thousands of NFA states each.
+    Grammar g;
+    g.set_root(g.add_rule("root", g.repeat(g.optional(g.literal("a")), 8000, 8000)));
+    EXPECT_NE(message([&] { CompiledGrammar::compile(g); }).find("too large to compile"), std::string::npos);
+  }
+}
+
+TEST(GrammarMatcher, LongRuleChainsCompileInLinearTime) {
+  const VocabTrie trie = byte_vocab();
+  {
+    // A chain of 4000 recursive rules: hashing each rule's callees once keeps this linear.
+    Grammar g;
+    std::vector<RuleId> rules;
+    for (int i = 0; i < 4000; ++i) {
+      std::string name = "r";  // (not "r" + to_string: GCC 12 warns falsely of overlapping memcpy)
+      name += std::to_string(i);
+      rules.push_back(g.declare_rule(name));
+    }
+    for (int i = 0; i < 4000; ++i) {
+      const RuleId next = rules[static_cast<size_t>((i + 1) % 4000)];
+      g.define_rule(rules[static_cast<size_t>(i)],
+                    g.choice({g.sequence({g.literal("a"), g.ref(next)}), g.literal("b")}));
+    }
+    g.set_root(rules[0]);
+    const auto cg = CompiledGrammar::compile(g);
+    EXPECT_TRUE(matcher_matches(cg, trie, "aaab"));
+  }
+}
+
 // Random walks: at each step the mask must equal the tokens allowed one by one; then a random
 // allowed token is taken. `pieces` may hold multi-byte tokens that cross rule boundaries.
 void check_masks_on_walks(const Grammar& g, const std::vector<std::string>& pieces, int walks, int steps, uint32_t seed,
