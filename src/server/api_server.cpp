@@ -71,7 +71,8 @@ json parse_body(const HttpRequest& request) {
     // Parse again for the message with the position (rare: only bad requests pay).
     try {
       const json again = json::parse(request.body);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+      // parse_error, or out_of_range for a number past a double's range (1e309).
       invalid_request("", fmt::format("the body is not valid JSON: {}", e.what()));
     }
     invalid_request("", "the body is not valid JSON");

@@ -12,6 +12,7 @@
 #include "ember/error.h"
 #include "grammar/constraint.h"
 #include "server/api_error.h"
+#include "server/ordered_body.h"
 
 namespace ember::server {
 namespace {
@@ -137,6 +138,8 @@ std::vector<RequestMessage> parse_messages(const json& body) {
     message.has_content = content != nullptr;
     if (const json* calls = field(m, "tool_calls"); calls != nullptr && message.role == "assistant") {
       message.tool_calls = parse_history_tool_calls(*calls, name + ".tool_calls");
+      // [] (some clients send it on every assistant message): no calls, as absent.
+      if (message.tool_calls.empty()) message.tool_calls = nullptr;
     }
     if (const json* id = field(m, "tool_call_id"); id != nullptr && message.role == "tool") {
       message.tool_call_id = string(*id, name + ".tool_call_id");
@@ -274,18 +277,18 @@ void parse_sampling(const json& body, int32_t n_vocab, CompletionRequest& r) {
 
 // A schema object's text with its keys in the order the client sent them. `schema` (from the
 // std::map-backed body) has them sorted, which would reorder the generated properties; so the body
-// text is parsed again, as ordered_json, for requests that carry a schema (and only for those).
+// text is parsed again (ordered_body.h) for requests that carry a schema (and only for those).
 std::string ordered_schema_text(const json& schema, std::string_view body_text,
                                 std::initializer_list<const char*> path) {
+  std::string param;
+  for (const char* key : path) {
+    if (!param.empty()) param += '.';
+    param.append(key);
+  }
+  refuse_huge_objects(schema, param);
   if (!body_text.empty()) {
-    const auto ordered = nlohmann::ordered_json::parse(body_text, nullptr, /*allow_exceptions=*/false);
-    const nlohmann::ordered_json* v = &ordered;
-    for (const char* key : path) {
-      if (v == nullptr || !v->is_object()) return schema.dump();
-      const auto it = v->find(key);
-      v = it == v->end() ? nullptr : &*it;
-    }
-    if (v != nullptr && v->is_object()) return v->dump();
+    const nlohmann::ordered_json v = ordered_subtree(body_text, path);
+    if (v.is_object()) return v.dump();
   }
   return schema.dump();
 }

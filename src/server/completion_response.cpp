@@ -2,6 +2,7 @@
 #include "server/completion_response.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace ember::server {
 namespace {
@@ -94,7 +95,10 @@ json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& cho
   for (const ChoiceOut& c : choices) {
     json message = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
     if (!c.tool_calls.is_null()) {
-      if (c.text.empty()) message["content"] = nullptr;
+      // Only whitespace beside the calls (a newline before the marker): no content.
+      if (std::all_of(c.text.begin(), c.text.end(),
+                      [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }))
+        message["content"] = nullptr;
       message["tool_calls"] = c.tool_calls;
     }
     list.push_back({{"index", c.index},

@@ -25,21 +25,32 @@ struct Prompt {
 
 // The chat template's context as Llm::apply_chat_template builds it, plus what tool calling adds:
 // `tools`, assistant `tool_calls` (content null when absent), tool messages' `tool_call_id`, and
-// for the generic format a system line asking for its JSON shape.
-nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionRequest& req,
-                                    tool_calls::ToolFormat format) {
+// for the generic format the instruction listing the tools and asking for its JSON shape: a system
+// message, or with `instruction_in_user` (templates that refuse a system role, gemma-2's) the
+// start of the first user message.
+nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionRequest& req, tool_calls::ToolFormat format,
+                                    bool instruction_in_user = false) {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   size_t first = 0;  // the first request message not yet in `messages`
+  std::string instruction;
   if (req.tools.calls_allowed() && format == tool_calls::ToolFormat::kGeneric) {
+    instruction = generic_tool_instructions(req.tools);
+  }
+  if (!instruction.empty() && !instruction_in_user) {
     // Joined to the client's system message: many templates take only one, and only first.
-    const std::string line = generic_tool_instructions(req.tools);
     const bool has_system = !req.messages.empty() && req.messages[0].role == "system";
-    messages.push_back({{"role", "system"}, {"content", has_system ? req.messages[0].content + "\n\n" + line : line}});
+    messages.push_back(
+        {{"role", "system"}, {"content", has_system ? req.messages[0].content + "\n\n" + instruction : instruction}});
     first = has_system ? 1 : 0;
+    instruction.clear();
   }
   for (size_t i = first; i < req.messages.size(); ++i) {
     const RequestMessage& m = req.messages[i];
     nlohmann::ordered_json message = {{"role", m.role}, {"content", m.content}};
+    if (!instruction.empty() && m.role == "user") {
+      message["content"] = instruction + "\n\n" + m.content;
+      instruction.clear();
+    }
     if (!m.tool_calls.is_null()) {
       if (!m.has_content) message["content"] = nullptr;
       message["tool_calls"] = m.tool_calls;
@@ -62,7 +73,15 @@ Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool
     std::string text;
     try {
       if (impl.chat_error) throw *impl.chat_error;
-      text = impl.chat_program->render(chat_context(impl, req, format));
+      try {
+        text = impl.chat_program->render(chat_context(impl, req, format));
+      } catch (const TemplateError&) {
+        // The generic format's instruction went in as a system message, which some templates
+        // refuse (gemma-2's "System role not supported"): again, with it in the first user message.
+        const bool injected = req.tools.calls_allowed() && format == tool_calls::ToolFormat::kGeneric;
+        if (!injected) throw;
+        text = impl.chat_program->render(chat_context(impl, req, format, /*instruction_in_user=*/true));
+      }
     } catch (const TemplateError& e) {
       invalid_request("messages", std::string("the chat template failed on these messages: ") + e.what());
     }

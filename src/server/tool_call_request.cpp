@@ -10,6 +10,7 @@
 #include "ember/error.h"
 #include "grammar/constraint.h"
 #include "server/api_error.h"
+#include "server/ordered_body.h"
 
 namespace ember::server {
 namespace {
@@ -70,15 +71,12 @@ bool is_function_name(const std::string& name) {
   });
 }
 
-// The body's `tools` with the client's key order: the body text parsed again as ordered_json
-// (the std::map-backed body sorts keys); `fallback` when there is no text.
+// The body's `tools` with the client's key order (ordered_body.h); `fallback` when there is no
+// text.
 ordered_json ordered_tools(const json& fallback, std::string_view body_text) {
   if (!body_text.empty()) {
-    const auto ordered = ordered_json::parse(body_text, nullptr, /*allow_exceptions=*/false);
-    if (ordered.is_object()) {
-      const auto it = ordered.find("tools");
-      if (it != ordered.end()) return *it;
-    }
+    ordered_json tools = ordered_subtree(body_text, {"tools"});
+    if (tools.is_array()) return tools;
   }
   return ordered_json::parse(fallback.dump());
 }
@@ -111,6 +109,7 @@ ToolRequest parse_tool_request(const json& body, std::string_view body_text) {
   ToolRequest r;
   if (const json* v = field(body, "tools")) {
     if (!v->is_array()) invalid_request("tools", fmt::format("'tools' must be an array, not {}", type_name(*v)));
+    refuse_huge_objects(*v, "tools");
     r.tools = ordered_tools(*v, body_text);
   }
   std::set<std::string> names;
@@ -222,13 +221,26 @@ OutputConstraint tool_call_constraint(const ToolRequest& tools, tool_calls::Tool
 }
 
 std::string generic_tool_instructions(const ToolRequest& tools) {
-  // llama.cpp's wording (common_chat_params_init_generic), so that models tuned on its prompts
-  // behave alike.
-  std::string text =
-      "Respond in JSON format, either with `tool_call` (a request to call tools) or with `response` "
-      "reply to the user's request";
-  if (tools.choice.mode != ToolChoice::Mode::kAuto)
-    text = "Respond in JSON format with `tool_call` (a request to call tools)";
+  // The template has no tool syntax (and mostly ignores `tools`): the tools are listed here, as
+  // llama.cpp's template polyfill does, then llama.cpp's wording (common_chat_params_init_generic),
+  // so that models tuned on its prompts behave alike.
+  std::string text = "You can call any of the following tools to satisfy the user's requests:\n";
+  for (size_t i = 0; i < tools.specs.size(); ++i) {
+    const tool_calls::ToolSpec& spec = tools.specs[i];
+    if (tools.choice.mode == ToolChoice::Mode::kNamed && spec.name != tools.choice.name) continue;
+    const ordered_json& function = tools.tools[i]["function"];
+    text += fmt::format("\n- {}", spec.name);
+    if (const ordered_json* d = field(function, "description")) text += ": " + d->get<std::string>();
+    text += fmt::format("\n  parameters: {}", spec.parameters.is_null() ? std::string("{}") : spec.parameters.dump());
+  }
+  text += "\n\n";
+  if (tools.choice.mode != ToolChoice::Mode::kAuto) {
+    text += "Respond in JSON format with `tool_call` (a request to call tools)";
+  } else {
+    text +=
+        "Respond in JSON format, either with `tool_call` (a request to call tools) or with `response` "
+        "reply to the user's request";
+  }
   return text;
 }
 

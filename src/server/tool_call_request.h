@@ -44,8 +44,10 @@ nlohmann::ordered_json parse_history_tool_calls(const nlohmann::json& v, const s
 // grammar cannot be built (a schema the converter refuses, ...).
 OutputConstraint tool_call_constraint(const ToolRequest& tools, tool_calls::ToolFormat format);
 
-// The system text that asks a model without a tool-call syntax of its own for the generic JSON
-// shape (llama.cpp's "generic" format); the grammar enforces it, this tells the model why.
+// The instruction for a model without a tool-call syntax of its own (llama.cpp's "generic"
+// format): the tools (name, description, parameters; only the named one under a named
+// tool_choice), then the JSON shape to answer in. The grammar enforces the shape, this tells the
+// model why and what it may call.
 std::string generic_tool_instructions(const ToolRequest& tools);
 
 }  // namespace ember::server

@@ -23,6 +23,12 @@ void ToolCallOutput::finish(std::vector<Delta>& out) {
   take(events_, out);
 }
 
+json ToolCallOutput::calls() const {
+  json calls = calls_;
+  if (parser_.cut_call() && !calls.empty()) calls.erase(calls.size() - 1);
+  return calls.empty() ? json(nullptr) : calls;
+}
+
 void ToolCallOutput::take(std::vector<ToolCallEvent>& events, std::vector<Delta>& out) {
   for (ToolCallEvent& e : events) {
     if (e.kind == ToolCallEvent::Kind::kContent) {

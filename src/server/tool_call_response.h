@@ -29,10 +29,14 @@ class ToolCallOutput {
   // The output ended: what was held back.
   void finish(std::vector<Delta>& out);
 
-  bool saw_calls() const { return parser_.saw_calls(); }
-  // Everything so far: the content, and the calls as message.tool_calls (null when none).
+  // finish_reason "tool_calls": calls were made and none was cut off inside its arguments (a stop
+  // string, max_tokens: its arguments are not whole JSON; the reply keeps its own reason).
+  bool saw_calls() const { return parser_.saw_calls() && !parser_.cut_call(); }
+  // Everything so far: the content (null in a message with calls when only whitespace), and the
+  // calls as message.tool_calls (null when none), less a call cut off inside its arguments (after
+  // finish(); streaming has sent its deltas already).
   const std::string& content() const { return content_; }
-  nlohmann::json calls() const { return calls_.empty() ? nlohmann::json(nullptr) : calls_; }
+  nlohmann::json calls() const;
 
  private:
   void take(std::vector<tool_calls::ToolCallEvent>& events, std::vector<Delta>& out);

@@ -19,12 +19,46 @@ using Mode = ToolChoice::Mode;
 
 // The tool's arguments as a complete grammar; converter errors renamed to the request field.
 Grammar arguments_grammar(const ToolSpec& tool, size_t index) {
-  const nlohmann::ordered_json& p = tool.parameters;
+  nlohmann::ordered_json p = tool.parameters;
   const std::string field = fmt::format("tools[{}].function.parameters", index);
-  // The parser streams the arguments as one JSON object (and OpenAI defines them as one).
-  if (p.is_object() && p.contains("type") && p["type"] != "object")
-    fail(ErrorCode::kInvalidArgument, "{}: the arguments must be a JSON object (type \"object\")", field);
   if (p.is_null() || (p.is_object() && p.empty())) return grammar::json_object_grammar();
+  // The parser streams the arguments as one JSON object (and OpenAI defines them as one): the
+  // schema must say "type": "object", or hold only keywords about objects (then it is implied).
+  // Anything else (anyOf, enum, const, $ref, ...) could describe a non-object.
+  static const std::set<std::string, std::less<>> kObjectKeywords = {"properties",
+                                                                     "required",
+                                                                     "additionalProperties",
+                                                                     "patternProperties",
+                                                                     "propertyNames",
+                                                                     "minProperties",
+                                                                     "maxProperties",
+                                                                     "dependentRequired",
+                                                                     "title",
+                                                                     "description",
+                                                                     "$defs",
+                                                                     "definitions",
+                                                                     "$schema",
+                                                                     "$id",
+                                                                     "$comment",
+                                                                     "examples",
+                                                                     "default"};
+  if (!p.is_object()) {
+    fail(ErrorCode::kInvalidArgument, "{}: the arguments must be a JSON object (type \"object\")", field);
+  }
+  if (const auto type = p.find("type"); type != p.end()) {
+    if (*type != "object")
+      fail(ErrorCode::kInvalidArgument, "{}: the arguments must be a JSON object (type \"object\")", field);
+  } else {
+    for (const auto& [key, value] : p.items()) {
+      if (kObjectKeywords.count(key) == 0) {
+        fail(ErrorCode::kInvalidArgument,
+             "{}: without \"type\": \"object\", '{}' may describe something else than the JSON object the "
+             "arguments must be",
+             field, key);
+      }
+    }
+    p["type"] = "object";
+  }
   try {
     return grammar::json_schema_grammar(p, {.strict = tool.strict});
   } catch (const Error& e) {

@@ -142,6 +142,10 @@ struct Cursor {
   }
 };
 
+// Llama 3.x / generic: an output whose first this many bytes do not settle the call header is
+// content (the header is short; reading it again on every push must stay cheap).
+constexpr size_t kMaxHeaderBytes = 1024;
+
 // Runs a sequence of matchers, stopping at the first that is not kOk.
 #define EMBER_MATCH(expr)        \
   do {                           \
@@ -213,6 +217,7 @@ void ToolCallParser::finish(std::vector<ToolCallEvent>& out) {
         emit_content(buf_, out, true);
       break;
     case State::kArguments:  // cut off inside the arguments: keep what arrived
+      cut_call_ = true;
       if (format_ == ToolFormat::kMistralNemo) {
         start_call(std::move(nemo_name_), generate_id(), out);
         emit_arguments(nemo_args_, out, true);
@@ -221,9 +226,16 @@ void ToolCallParser::finish(std::vector<ToolCallEvent>& out) {
       break;
     case State::kResponse: emit_content("", out, true); break;
     case State::kResponseEnd: break;
-    case State::kOpenList:  // a call cut off before its arguments, or its closer: dropped
-    case State::kHeader:
-    case State::kTrailer: break;
+    case State::kTrailer:
+      // Mistral Nemo announces a call at its closer: one whose arguments are complete stands
+      // (cut off before "]" or its id; a generated id).
+      if (format_ == ToolFormat::kMistralNemo) {
+        start_call(std::move(nemo_name_), generate_id(), out);
+        emit_arguments(nemo_args_, out, true);
+      }
+      break;
+    case State::kOpenList:  // a call cut off before its arguments: dropped
+    case State::kHeader: break;
   }
   emit_content("", out, true);
   buf_.clear();
@@ -320,6 +332,13 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
         if (m == M::kOk && !tool_names_.empty() &&
             std::find(tool_names_.begin(), tool_names_.end(), name) == tool_names_.end())
           m = M::kFail;
+        // Settled early (the header is read again from the start on every push): a partial name
+        // no tool's name begins with, or a header longer than any call's.
+        if (m == M::kMore && !tool_names_.empty() &&
+            std::none_of(tool_names_.begin(), tool_names_.end(),
+                         [&](const std::string& t) { return t.compare(0, name.size(), name) == 0; }))
+          m = M::kFail;
+        if (m == M::kMore && buf_.size() > kMaxHeaderBytes) m = M::kFail;
         if (m == M::kMore) return false;
         if (m == M::kFail) {
           not_a_call(out);
@@ -344,6 +363,7 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
         return c.peek(name == "response" ? '"' : '{');
       };
       m = header();
+      if (m == M::kMore && buf_.size() > kMaxHeaderBytes) m = M::kFail;
       if (m == M::kMore) return false;
       if (m == M::kFail) {
         not_a_call(out);

@@ -42,7 +42,9 @@ struct ToolCallEvent {
 //   together when the call's object closes (the other families stream the arguments);
 // - text that looks like a call but is not (a marker not followed by the call syntax) becomes
 //   content, marker included. At finish(), a call cut off before its arguments started is dropped,
-//   one cut off inside its arguments keeps what arrived, held-back content is released.
+//   one cut off inside its arguments keeps what arrived (cut_call()), one whose arguments are
+//   complete stands (Mistral Nemo: also without its id or "]"), held-back content is released.
+// - Llama 3.x: a partial name no tool's name begins with settles the output as content at once.
 // The grammar (tool_grammar.h) guarantees the shapes; the parser does not validate the arguments.
 class ToolCallParser {
  public:
@@ -54,6 +56,9 @@ class ToolCallParser {
   void finish(std::vector<ToolCallEvent>& out);
   // Whether a call was announced (kCallStart): finish_reason "tool_calls".
   bool saw_calls() const { return calls_ > 0; }
+  // After finish(): the last call was cut off inside its arguments (a stop string, max_tokens), so
+  // its arguments are not a whole JSON object.
+  bool cut_call() const { return cut_call_; }
 
  private:
   enum class State {
@@ -84,6 +89,7 @@ class ToolCallParser {
   bool skip_ws_ = false;       // drop whitespace after a call
   bool generic_list_ = false;  // generic: {"tool_calls": [...]}
   int calls_ = 0;
+  bool cut_call_ = false;
   std::string content_partial_;  // an incomplete UTF-8 character of content
   std::string args_partial_;     // ... of arguments
   // The arguments scanner: depth of {} / [] outside strings.

@@ -200,6 +200,8 @@ TEST_F(ApiServerTest, BadRequestsNameTheField) {
   const std::vector<Case> cases = {
       {"/v1/chat/completions", "{", "", 400},
       {"/v1/chat/completions", "[1]", "", 400},
+      // A number past a double's range: out_of_range from the parser, still the client's 400.
+      {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "x": 1e309})", "", 400},
       {"/v1/chat/completions", std::string(100, '[') + std::string(100, ']'), "", 400},
       {"/v1/chat/completions", R"({"messages": "hi"})", "messages", 400},
       {"/v1/chat/completions", R"({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"})",
@@ -381,6 +383,32 @@ TEST(ApiServerUi, NoUiServesNoPage) {
   server.load();
   EXPECT_EQ(server.handle(get("/", "")).status, 404);
   EXPECT_EQ(server.handle(get("/app.js", "")).status, 404);
+}
+
+// Templates without a tool syntax (the generic format): the instruction that lists the tools goes
+// in as a system message, or, for a template that refuses one (gemma-2), into the user's.
+TEST(ApiServerTemplates, GenericToolsWorkWithTemplatesWithoutASystemRole) {
+  const std::filesystem::path dir = std::filesystem::path(EMBER_SOURCE_DIR) / ".." / "shared" / "data" / "templates";
+  for (const char* name : {"google-gemma-2-2b-it.jinja", "microsoft-Phi-3.5-mini-instruct.jinja"}) {
+    if (!std::filesystem::exists(dir / name)) GTEST_SKIP() << "no " << (dir / name);
+    ServerOptions o;
+    o.model_path = kTiny;
+    o.threads = 2;
+    o.chat_template = (dir / name).string();
+    ApiServer server(o);
+    server.load();
+    const std::string tools = R"([{"type": "function", "function": {"name": "get_time", "parameters": {}}}])";
+    for (const std::string system : {"", R"({"role": "system", "content": "Be brief."}, )"}) {
+      const HttpReply reply = server.handle(post("/v1/chat/completions",
+                                                 R"({"messages": [)" + system +
+                                                     R"({"role": "user", "content": "hi"}],
+          "max_tokens": 4, "tools": )" + tools + "}",
+                                                 ""));
+      // gemma-2 refuses a client's system message too: that one stays the client's 400.
+      const bool refused = std::string(name).find("gemma-2") != std::string::npos && !system.empty();
+      EXPECT_EQ(reply.status, refused ? 400 : 200) << name << " " << system << ": " << reply.body;
+    }
+  }
 }
 
 TEST(ApiServerLifecycle, MissingModelFailsToLoad) {

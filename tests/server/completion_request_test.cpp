@@ -3,15 +3,19 @@
 // value or constraint that does not compile is a 400 naming the field.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "engine/sampler_chain.h"
 #include "server/api_error.h"
 #include "server/completion_request.h"
+#include "server/tool_call_request.h"
 
 namespace ember::server {
 namespace {
@@ -547,6 +551,46 @@ TEST(CompletionRequest, ToolsKeepTheClientsKeyOrder) {
   EXPECT_EQ(r.tools.tools[0].begin().key(), "type");
 }
 
+// A JSON object of `n` keys k0..k{n-1}.
+std::string many_keys(size_t n) {
+  std::string text = "{";
+  for (size_t i = 0; i < n; ++i) text += fmt::format("{}\"k{}\": {}", i == 0 ? "" : ",", i, i);
+  return text + "}";
+}
+
+TEST(CompletionRequest, HugeObjectsAreCheapToParse) {
+  // The body is parsed again for the key order: once quadratic in an object's keys (100k keys
+  // took ~10 s). Next to the tools, any size parses in linear time...
+  const auto start = std::chrono::steady_clock::now();
+  std::string text = R"({"messages": [{"role": "user", "content": "hi"}], "metadata": )" + many_keys(100000) +
+                     R"(, "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+                     "properties": {"zeta": {}, "alpha": {}}}}}]})";
+  const CompletionRequest r = parse_completion_request(json::parse(text), Endpoint::kChatCompletions, kVocab, text);
+  EXPECT_EQ(r.tools.specs[0].parameters["properties"].begin().key(), "zeta");
+  // ... and inside the tools or a schema, more than 5000 keys are refused.
+  text = R"({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function":
+      {"name": "f", "parameters": {"type": "object", "properties": )" +
+         many_keys(20000) + "}}}]}";
+  try {
+    parse_completion_request(json::parse(text), Endpoint::kChatCompletions, kVocab, text);
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_EQ(e.param(), "tools");
+    EXPECT_NE(std::string(e.what()).find("more than 5000 keys"), std::string::npos) << e.what();
+  }
+  text = R"({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema",
+      "json_schema": {"name": "n", "schema": {"type": "object", "properties": )" +
+         many_keys(20000) + "}}}}";
+  try {
+    parse_completion_request(json::parse(text), Endpoint::kChatCompletions, kVocab, text);
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.param(), "response_format.json_schema.schema");
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
 TEST(CompletionRequest, ParsesToolCallHistory) {
   const json body = json::parse(R"({"messages": [
       {"role": "user", "content": "Weather in Paris?"},
@@ -565,6 +609,28 @@ TEST(CompletionRequest, ParsesToolCallHistory) {
   EXPECT_EQ(a.tool_calls[0]["function"]["arguments"].begin().key(), "city");
   EXPECT_EQ(r.messages[2].tool_call_id, "call_1");
   EXPECT_EQ(r.messages[2].content, "21 degrees");
+}
+
+TEST(CompletionRequest, EmptyHistoryToolCallsAreAbsent) {
+  const json body = json::parse(R"({"messages": [{"role": "user", "content": "hi"},
+      {"role": "assistant", "content": "hello", "tool_calls": []}]})");
+  const CompletionRequest r = chat(body);
+  EXPECT_TRUE(r.messages[1].tool_calls.is_null());
+  EXPECT_EQ(r.messages[1].content, "hello");
+}
+
+TEST(CompletionRequest, GenericInstructionsListTheTools) {
+  json body = user_says("hi");
+  body["tools"] = weather_tools();
+  std::string text = generic_tool_instructions(chat(body).tools);
+  EXPECT_NE(text.find("- get_weather: Weather"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("required":["city"])"), std::string::npos) << text;
+  EXPECT_NE(text.find("- get_time"), std::string::npos) << text;
+  EXPECT_NE(text.find("with `response`"), std::string::npos) << text;
+  body["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
+  text = generic_tool_instructions(chat(body).tools);
+  EXPECT_EQ(text.find("get_weather"), std::string::npos) << text;
+  EXPECT_EQ(text.find("with `response`"), std::string::npos) << text;
 }
 
 TEST(CompletionRequest, RefusesBadTools) {

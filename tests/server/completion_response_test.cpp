@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "server/completion_response.h"
+#include "server/tool_call_response.h"
 
 namespace ember::server {
 namespace {
@@ -129,6 +130,39 @@ TEST(CompletionResponse, FinishReasonsMapToOpenAis) {
   EXPECT_TRUE(finish_reason_json(FinishReason::kError).is_null());
   EXPECT_TRUE(finish_reason_json(std::nullopt).is_null());
   EXPECT_EQ(kSseDone, "data: [DONE]\n\n");
+}
+
+// The reply's tool calls as chat_completion writes them, for output `text` that ended by `finish`.
+json tool_reply(const std::string& text, FinishReason finish) {
+  ToolCallOutput tools(tool_calls::ToolFormat::kHermes, {"f"});
+  std::vector<ToolCallOutput::Delta> ignored;
+  tools.push(text, ignored);
+  tools.finish(ignored);
+  ChoiceOut o;
+  o.text = tools.content();
+  o.tool_calls = tools.calls();
+  o.called_tools = tools.saw_calls();
+  o.finish = finish;
+  return chat_completion(kMeta, {o}, Usage{})["choices"][0];
+}
+
+TEST(CompletionResponse, ACallCutShortIsNotReportedAsToolCalls) {
+  // A stop string cut the arguments: no call with invalid arguments, and the reply's own reason.
+  json c = tool_reply("<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": ", FinishReason::kStopString);
+  EXPECT_EQ(c["finish_reason"], "stop") << c.dump();
+  EXPECT_FALSE(c["message"].contains("tool_calls")) << c.dump();
+  // A whole call before it stands; the cut one is dropped.
+  c = tool_reply(
+      "<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call><tool_call>{\"name\": \"f\", "
+      "\"arguments\": {\"a",
+      FinishReason::kStopString);
+  EXPECT_EQ(c["finish_reason"], "stop") << c.dump();
+  ASSERT_EQ(c["message"]["tool_calls"].size(), 1u) << c.dump();
+  EXPECT_EQ(c["message"]["tool_calls"][0]["function"]["arguments"], "{}");
+  // Whole: "tool_calls", and whitespace beside the call is no content.
+  c = tool_reply("\n<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>\n", FinishReason::kEndOfGeneration);
+  EXPECT_EQ(c["finish_reason"], "tool_calls") << c.dump();
+  EXPECT_TRUE(c["message"]["content"].is_null()) << c.dump();
 }
 
 }  // namespace

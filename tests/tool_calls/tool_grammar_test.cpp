@@ -210,8 +210,29 @@ TEST(ToolGrammar, Errors) {
   bad[1].parameters = nlohmann::ordered_json::parse(R"({"type": "string"})");
   EXPECT_EQ(message(F::kHermes, bad, {}),
             "tools[1].function.parameters: the arguments must be a JSON object (type \"object\")");
+  // Schemas that may describe something else than an object (the output would not be a call).
+  for (const char* schema : {R"({"anyOf": [{"type": "string"}, {"type": "integer"}]})", R"({"enum": ["a", "b"]})",
+                             R"({"const": 1})", R"({"$ref": "#/$defs/n", "$defs": {"n": {"type": "integer"}}})",
+                             R"({"type": ["object", "null"]})", "[1]", "\"x\""}) {
+    bad[1].parameters = nlohmann::ordered_json::parse(schema);
+    EXPECT_TRUE(message(F::kHermes, bad, {}).starts_with("tools[1].function.parameters: ")) << schema;
+  }
   EXPECT_EQ(message(F::kDevstral, {{.name = "a[b", .parameters = {}}}, {}),
             "tools[0].function.name: \"[\" is not allowed in this model's tool names");
+}
+
+TEST(ToolGrammar, ObjectKeywordsWithoutTypeMeanAnObject) {
+  // No "type", only object keywords: an object, as "type": "object" would say.
+  std::vector<ToolSpec> t = {{.name = "f",
+                              .parameters = nlohmann::ordered_json::parse(
+                                  R"({"properties": {"x": {"type": "integer"}}, "required": ["x"],
+                                                   "additionalProperties": false, "description": "d"})")}};
+  const auto g = tool_call_grammar(F::kLlama3, t, {.mode = Mode::kRequired}, true);
+  ASSERT_TRUE(g.has_value());
+  EXPECT_TRUE(accepts(*g, R"({"name": "f", "parameters": {"x": 1}})"));
+  EXPECT_FALSE(accepts(*g, R"({"name": "f", "parameters": {"x": "1"}})"));
+  t[0].parameters = nullptr;
+  EXPECT_TRUE(tool_call_grammar(F::kLlama3, t, {.mode = Mode::kRequired}, true).has_value());
 }
 
 TEST(ToolGrammar, EveryVariantCompiles) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -170,6 +171,51 @@ TEST(ToolParser, MistralNemo) {
   EXPECT_EQ(parse_every_split(F::kMistralNemo, "[TOOL_CALL is [TOOL_ not [TOOL_CALLS"),
             "C[[TOOL_CALL is [TOOL_ not [TOOL_CALLS]");
   EXPECT_EQ(parse_every_split(F::kMistralNemo, "[TOOL_CALLS] no list"), "C[[TOOL_CALLS] no list]");
+}
+
+TEST(ToolParser, MistralNemoCallEndingBeforeItsCloserStands) {
+  // The output ends after the call's object, before "]" (or its id): the arguments are whole.
+  bool saw = false;
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, R"([TOOL_CALLS][{"name": "f", "arguments": {"a": 1}})", true),
+            "S0(f *9)A0[{\"a\": 1}]");
+  parse(F::kMistralNemo, {R"([TOOL_CALLS][{"name": "f", "arguments": {}}, )"}, true, &saw);
+  EXPECT_TRUE(saw);
+}
+
+TEST(ToolParser, CutCallsAreReported) {
+  for (const auto& [format, text] :
+       std::vector<std::pair<F, std::string>>{{F::kHermes, R"(<tool_call>{"name": "f", "arguments": {"a": )"},
+                                              {F::kLlama3, R"({"name": "get_time", "parameters": {"a": [)"},
+                                              {F::kMistralNemo, R"([TOOL_CALLS][{"name": "f", "arguments": {"a)"}}) {
+    ToolCallParser parser(format, kTools, 1);
+    std::vector<ToolCallEvent> events;
+    parser.push(text, events);
+    parser.finish(events);
+    EXPECT_TRUE(parser.saw_calls()) << text;
+    EXPECT_TRUE(parser.cut_call()) << text;
+  }
+  ToolCallParser whole(F::kHermes, kTools, 1);
+  std::vector<ToolCallEvent> events;
+  whole.push(R"(<tool_call>{"name": "f", "arguments": {}})", events);  // the closer cut: the call is whole
+  whole.finish(events);
+  EXPECT_FALSE(whole.cut_call());
+}
+
+TEST(ToolParser, Llama3LongNonToolNameIsSettledAtOnce) {
+  // The header is read again on every push while it is undecided: a name that no tool's begins
+  // with must settle the output as content at once (byte by byte, 200k bytes: linear).
+  const std::string text = "{\"name\": \"" + std::string(200000, 'x') + "\", \"parameters\": {}}";
+  const auto start = std::chrono::steady_clock::now();
+  ToolCallParser parser(F::kLlama3, kTools, 1);
+  std::vector<ToolCallEvent> events;
+  for (size_t i = 0; i < text.size(); ++i) parser.push(std::string_view(text).substr(i, 1), events);
+  parser.finish(events);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_FALSE(parser.saw_calls());
+  EXPECT_EQ(render(events, false), "C[" + text + "]");
+  // A prefix of a tool's name is still undecided.
+  EXPECT_EQ(parse(F::kLlama3, {R"({"name": "get_)", R"(time", "parameters": {}})"}, false),
+            "S0(get_time call_*)A0[{}]");
 }
 
 TEST(ToolParser, MistralSmall) {

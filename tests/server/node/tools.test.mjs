@@ -157,13 +157,13 @@ test('parallel_tool_calls: true gives one or more valid calls, false exactly one
   let most = 0;
   for (const seed of [9, 10, 11]) {
     const many = await client.chat.completions.create(
-      chat({ tool_choice: 'required', parallel_tool_calls: true, max_tokens: 150, seed }));
+      chat({ tool_choice: 'required', parallel_tool_calls: true, max_tokens: 250, seed }));
     const [c] = many.choices;
-    // ember-tiny rarely ends its turn, so it writes calls until max_tokens: the last may be cut off.
+    // ember-tiny rarely ends its turn, so it writes calls until max_tokens: a call cut off there is
+    // dropped (finish_reason "length"), the ones before it are whole.
     assert.ok(['tool_calls', 'length'].includes(c.finish_reason), c.finish_reason);
-    const complete = c.finish_reason === 'length' ? c.message.tool_calls.slice(0, -1) : c.message.tool_calls;
     assert.ok(c.message.tool_calls.length >= 1);
-    for (const call of complete) assertCall(call, `parallel, seed ${seed}`);
+    for (const call of c.message.tool_calls) assertCall(call, `parallel, seed ${seed}`);
     most = Math.max(most, c.message.tool_calls.length);
     const one = await client.chat.completions.create(
       chat({ tool_choice: 'required', parallel_tool_calls: false, seed }));
