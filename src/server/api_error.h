@@ -39,4 +39,16 @@ class ApiError : public std::runtime_error {
 // 400 invalid_request_error naming `param`.
 [[noreturn]] void invalid_request(const std::string& param, const std::string& message);
 
+// "a boolean", "a number", "a string", "an array", "an object" or "null": the kind of a request
+// value, for "'x' must be ..., not a string" messages (json or ordered_json).
+template <class Json>
+std::string json_type_name(const Json& v) {
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
 }  // namespace ember::server

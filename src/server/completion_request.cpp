@@ -25,17 +25,8 @@ const json* field(const json& body, const char* name) {
   return it == body.end() || it->is_null() ? nullptr : &*it;
 }
 
-std::string type_name(const json& v) {
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return "null";
-}
-
 double number(const json& v, const std::string& name, double lo, double hi) {
-  if (!v.is_number()) invalid_request(name, fmt::format("'{}' must be a number, not {}", name, type_name(v)));
+  if (!v.is_number()) invalid_request(name, fmt::format("'{}' must be a number, not {}", name, json_type_name(v)));
   const double x = v.get<double>();
   if (!std::isfinite(x) || x < lo || x > hi) {
     invalid_request(name, fmt::format("'{}' must be between {} and {}, got {}", name, lo, hi, v.dump()));
@@ -63,7 +54,7 @@ int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) 
   const double x = v.is_number_float() ? v.get<double>() : 0.5;
   if (!v.is_number() || !std::isfinite(x) || std::trunc(x) != x) {
     invalid_request(name,
-                    fmt::format("'{}' must be an integer, not {}", name, v.is_number() ? v.dump() : type_name(v)));
+                    fmt::format("'{}' must be an integer, not {}", name, v.is_number() ? v.dump() : json_type_name(v)));
   }
   constexpr double kTwo63 = 9223372036854775808.0;
   if (x < -kTwo63 || x >= kTwo63) out_of_range(v, name, lo, hi);
@@ -80,12 +71,12 @@ std::optional<uint64_t> parse_seed(const json& v) {
 }
 
 bool boolean(const json& v, const std::string& name) {
-  if (!v.is_boolean()) invalid_request(name, fmt::format("'{}' must be a boolean, not {}", name, type_name(v)));
+  if (!v.is_boolean()) invalid_request(name, fmt::format("'{}' must be a boolean, not {}", name, json_type_name(v)));
   return v.get<bool>();
 }
 
 const std::string& string(const json& v, const std::string& name) {
-  if (!v.is_string()) invalid_request(name, fmt::format("'{}' must be a string, not {}", name, type_name(v)));
+  if (!v.is_string()) invalid_request(name, fmt::format("'{}' must be a string, not {}", name, json_type_name(v)));
   return v.get_ref<const std::string&>();
 }
 
@@ -176,7 +167,7 @@ std::vector<std::string> parse_stop(const json& v) {
     }
     for (size_t i = 0; i < v.size(); ++i) stop.push_back(string(v[i], fmt::format("stop[{}]", i)));
   } else {
-    invalid_request("stop", fmt::format("'stop' must be a string or an array of strings, not {}", type_name(v)));
+    invalid_request("stop", fmt::format("'stop' must be a string or an array of strings, not {}", json_type_name(v)));
   }
   for (const std::string& s : stop) {
     if (s.empty()) invalid_request("stop", "'stop' strings must not be empty");
@@ -324,7 +315,7 @@ bool is_schema_name(const std::string& name) {
 // an object).
 std::optional<RequestedConstraint> parse_response_format(const json& v, std::string_view body_text) {
   if (!v.is_object()) {
-    invalid_request("response_format", fmt::format("'response_format' must be an object, not {}", type_name(v)));
+    invalid_request("response_format", fmt::format("'response_format' must be an object, not {}", json_type_name(v)));
   }
   const json* type = field(v, "type");
   if (type == nullptr) invalid_request("response_format.type", "'response_format.type' is missing");
@@ -338,7 +329,7 @@ std::optional<RequestedConstraint> parse_response_format(const json& v, std::str
     }
     if (!schema->is_object()) {
       invalid_request("response_format.schema",
-                      fmt::format("'response_format.schema' must be an object, not {}", type_name(*schema)));
+                      fmt::format("'response_format.schema' must be an object, not {}", json_type_name(*schema)));
     }
     return RequestedConstraint("response_format", OutputConstraint::Kind::kJsonSchema,
                                ordered_schema_text(*schema, body_text, {"response_format", "schema"}), false,
@@ -355,7 +346,7 @@ std::optional<RequestedConstraint> parse_response_format(const json& v, std::str
   }
   if (!wrapper->is_object()) {
     invalid_request("response_format.json_schema",
-                    fmt::format("'response_format.json_schema' must be an object, not {}", type_name(*wrapper)));
+                    fmt::format("'response_format.json_schema' must be an object, not {}", json_type_name(*wrapper)));
   }
   const json* name = field(*wrapper, "name");
   if (name == nullptr)
@@ -371,8 +362,9 @@ std::optional<RequestedConstraint> parse_response_format(const json& v, std::str
   const json* strict = field(*wrapper, "strict");
   const json* schema = field(*wrapper, "schema");
   if (schema != nullptr && !schema->is_object()) {
-    invalid_request("response_format.json_schema.schema",
-                    fmt::format("'response_format.json_schema.schema' must be an object, not {}", type_name(*schema)));
+    invalid_request(
+        "response_format.json_schema.schema",
+        fmt::format("'response_format.json_schema.schema' must be an object, not {}", json_type_name(*schema)));
   }
   const bool is_strict = strict != nullptr && boolean(*strict, "response_format.json_schema.strict");
   std::string text = schema == nullptr
@@ -394,7 +386,8 @@ OutputConstraint parse_constraint(const json& body, std::string_view body_text) 
   }
   if (const json* v = field(body, "json_schema")) {
     if (!v->is_object()) {
-      invalid_request("json_schema", fmt::format("'json_schema' must be a JSON Schema object, not {}", type_name(*v)));
+      invalid_request("json_schema",
+                      fmt::format("'json_schema' must be a JSON Schema object, not {}", json_type_name(*v)));
     }
     requested.emplace_back("json_schema", OutputConstraint::Kind::kJsonSchema,
                            ordered_schema_text(*v, body_text, {"json_schema"}), false, "Invalid 'json_schema'");

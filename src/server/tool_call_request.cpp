@@ -26,21 +26,11 @@ const J* field(const J& object, const char* name) {
 }
 
 template <class J>
-std::string type_name(const J& v) {
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return "null";
-}
-
-template <class J>
 const std::string& string_field(const J& object, const std::string& path, const char* key) {
   const J* v = field(object, key);
   const std::string name = path + "." + key;
   if (v == nullptr) invalid_request(name, fmt::format("'{}' is missing", name));
-  if (!v->is_string()) invalid_request(name, fmt::format("'{}' must be a string, not {}", name, type_name(*v)));
+  if (!v->is_string()) invalid_request(name, fmt::format("'{}' must be a string, not {}", name, json_type_name(*v)));
   return v->template get_ref<const std::string&>();
 }
 
@@ -49,7 +39,7 @@ const J& object_field(const J& object, const std::string& path, const char* key)
   const J* v = field(object, key);
   const std::string name = path + "." + key;
   if (v == nullptr) invalid_request(name, fmt::format("'{}' is missing", name));
-  if (!v->is_object()) invalid_request(name, fmt::format("'{}' must be an object, not {}", name, type_name(*v)));
+  if (!v->is_object()) invalid_request(name, fmt::format("'{}' must be an object, not {}", name, json_type_name(*v)));
   return *v;
 }
 
@@ -95,7 +85,8 @@ ToolChoice parse_tool_choice(const json& v) {
     return choice;
   }
   if (!v.is_object()) {
-    invalid_request("tool_choice", fmt::format("'tool_choice' must be a string or an object, not {}", type_name(v)));
+    invalid_request("tool_choice",
+                    fmt::format("'tool_choice' must be a string or an object, not {}", json_type_name(v)));
   }
   check_function_type(v, "tool_choice");
   choice.mode = ToolChoice::Mode::kNamed;
@@ -108,7 +99,7 @@ ToolChoice parse_tool_choice(const json& v) {
 ToolRequest parse_tool_request(const json& body, std::string_view body_text) {
   ToolRequest r;
   if (const json* v = field(body, "tools")) {
-    if (!v->is_array()) invalid_request("tools", fmt::format("'tools' must be an array, not {}", type_name(*v)));
+    if (!v->is_array()) invalid_request("tools", fmt::format("'tools' must be an array, not {}", json_type_name(*v)));
     refuse_huge_objects(*v, "tools");
     r.tools = ordered_tools(*v, body_text);
   }
@@ -116,7 +107,8 @@ ToolRequest parse_tool_request(const json& body, std::string_view body_text) {
   for (size_t i = 0; i < r.tools.size(); ++i) {
     const std::string path = fmt::format("tools[{}]", i);
     const ordered_json& tool = r.tools[i];
-    if (!tool.is_object()) invalid_request(path, fmt::format("'{}' must be an object, not {}", path, type_name(tool)));
+    if (!tool.is_object())
+      invalid_request(path, fmt::format("'{}' must be an object, not {}", path, json_type_name(tool)));
     check_function_type(tool, path);
     const std::string fpath = path + ".function";
     const ordered_json& function = object_field(tool, path, "function");
@@ -143,7 +135,7 @@ ToolRequest parse_tool_request(const json& body, std::string_view body_text) {
   if (const json* v = field(body, "parallel_tool_calls")) {
     if (!v->is_boolean()) {
       invalid_request("parallel_tool_calls",
-                      fmt::format("'parallel_tool_calls' must be a boolean, not {}", type_name(*v)));
+                      fmt::format("'parallel_tool_calls' must be a boolean, not {}", json_type_name(*v)));
     }
     r.parallel = v->get<bool>();
   }
@@ -159,12 +151,13 @@ ToolRequest parse_tool_request(const json& body, std::string_view body_text) {
 }
 
 ordered_json parse_history_tool_calls(const json& v, const std::string& name) {
-  if (!v.is_array()) invalid_request(name, fmt::format("'{}' must be an array, not {}", name, type_name(v)));
+  if (!v.is_array()) invalid_request(name, fmt::format("'{}' must be an array, not {}", name, json_type_name(v)));
   ordered_json calls = ordered_json::array();
   for (size_t j = 0; j < v.size(); ++j) {
     const std::string path = fmt::format("{}[{}]", name, j);
     const json& call = v[j];
-    if (!call.is_object()) invalid_request(path, fmt::format("'{}' must be an object, not {}", path, type_name(call)));
+    if (!call.is_object())
+      invalid_request(path, fmt::format("'{}' must be an object, not {}", path, json_type_name(call)));
     check_function_type(call, path);
     const std::string fpath = path + ".function";
     const json& function = object_field(call, path, "function");
@@ -191,7 +184,7 @@ ordered_json parse_history_tool_calls(const json& v, const std::string& name) {
       }
       f["arguments"] = std::move(parsed);
     } else {
-      invalid_request(apath, fmt::format("'{}' must be a string of JSON, not {}", apath, type_name(*arguments)));
+      invalid_request(apath, fmt::format("'{}' must be a string of JSON, not {}", apath, json_type_name(*arguments)));
     }
     out["function"] = std::move(f);
     calls.push_back(std::move(out));

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/utf8.h"
+
 namespace ember::tool_calls {
 namespace {
 
@@ -16,36 +18,8 @@ bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_id9(std::string_view s) { return s.size() == 9 && std::all_of(s.begin(), s.end(), is_alnum); }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-// How many leading bytes of `s` end on a character boundary: an incomplete last character (lead
-// byte and fewer continuation bytes than it announces) is left out.
-size_t complete_utf8_prefix(std::string_view s) {
-  const size_t n = s.size();
-  for (size_t back = 1; back <= std::min<size_t>(3, n); ++back) {
-    const auto c = static_cast<unsigned char>(s[n - back]);
-    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
-    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-    return need > back ? n - back : n;
-  }
-  return n;
-}
+// How many leading bytes of `s` end on a character boundary: an incomplete last character is left out.
+size_t complete_utf8_prefix(std::string_view s) { return s.size() - utf8::incomplete_tail(s); }
 
 // Decodes JSON string characters from s[pos] up to the closing quote (not consumed) or the end of
 // what is complete: an escape cut off by the end of `s` stays unconsumed. Returns true at the quote.
@@ -97,7 +71,7 @@ bool decode_string_chars(std::string_view s, size_t& pos, std::string& out) {
     } else if (cp >= 0xDC00 && cp < 0xE000) {
       cp = 0xFFFD;
     }
-    append_utf8(out, cp);
+    utf8::append(out, static_cast<char32_t>(cp));
     pos += used;
   }
   return false;
