@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
     Summary masks[2];
     Summary accept;
     size_t rejected = 0;
+    ember::grammar::GrammarMatcher::WalkStats walks;
     for (int pass = 0; pass < 2; ++pass) {
       for (const Case& c : cases) {
         t0 = Clock::now();
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
             m.accept(id);
             accept.us.push_back(us_since(t0));
           }
+          walks.walks += m.walk_stats().walks;
+          walks.nodes += m.walk_stats().nodes;
+          walks.whole_runs += m.walk_stats().whole_runs;
+          walks.sliced_runs += m.walk_stats().sliced_runs;
         }
       }
     }
@@ -110,6 +115,10 @@ int main(int argc, char** argv) {
     masks[0].print("mask, cold cache");
     masks[1].print("mask, warm cache");
     accept.print("accept token");
+    std::printf("trie walks (cache misses): %llu, %.0f nodes each; run subtrees taken whole %llu, by length %llu\n",
+                static_cast<unsigned long long>(walks.walks),
+                walks.walks > 0 ? static_cast<double>(walks.nodes) / static_cast<double>(walks.walks) : 0.0,
+                static_cast<unsigned long long>(walks.whole_runs), static_cast<unsigned long long>(walks.sliced_runs));
     const auto stats = ember::grammar::MaskCache::shared().stats();
     std::printf("mask cache: %zu entries, %.1f MiB, %llu hits, %llu misses\n", stats.entries,
                 static_cast<double>(stats.bytes) / (1 << 20), static_cast<unsigned long long>(stats.hits),

@@ -294,14 +294,20 @@ CompiledRule determinize(const std::vector<NfaState>& nfa, int32_t start, int32_
     out.accepting.push_back(accepting ? 1 : 0);
     out.next.resize((d + 1) * nc, -1);
     bool consumes = false;
+    size_t previous = nc;  // the last class with targets: broad ranges give neighbours equal ones
     for (size_t c = 0; c < nc; ++c) {
       if (targets[c].empty()) continue;
+      consumes = true;
+      if (previous < nc && targets[c] == targets[previous]) {
+        out.next[d * nc + c] = out.next[d * nc + previous];
+        continue;
+      }
+      previous = c;
       std::vector<int32_t> t = targets[c];
       std::sort(t.begin(), t.end());
       t.erase(std::unique(t.begin(), t.end()), t.end());
       const int32_t id = intern(std::move(t));
       out.next[d * nc + c] = id;  // `sets` may have grown: index by d, never hold references
-      consumes = true;
     }
     out.consumes.push_back(consumes ? 1 : 0);
     out.call_begin.push_back(static_cast<int32_t>(out.calls.size()));

@@ -2,10 +2,14 @@
 #include "grammar/matcher.h"
 
 #include <algorithm>
+#include <array>
 
 #include "core/check.h"
+#include "core/utf8.h"
 
 namespace ember::grammar {
+
+static_assert(std::tuple_size_v<GrammarMatcher::CharBytes> == utf8::kAutomatonStates);
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar, const VocabTrie& trie,
                                std::span<const int32_t> end_tokens, MaskCache* cache)
@@ -13,6 +17,23 @@ GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar, c
   state_ = sets_.root_set();
   walk_sets_.resize(static_cast<size_t>(trie.max_depth()) + 1);
   walk_escapes_.resize(static_cast<size_t>(trie.max_depth()) + 1);
+  walk_own_.resize(static_cast<size_t>(trie.max_depth()) + 1);
+  walk_chars_.resize(static_cast<size_t>(trie.max_depth()) + 1);
+  runs_.resize(static_cast<size_t>(sets_.grammar().rule_count()));
+  // One byte per run of bytes that the automata and UTF-8 cannot tell apart: lead bytes of
+  // non-ASCII characters for state 0, the allowed continuation bytes for the others.
+  const CompiledGrammar& g = sets_.grammar();
+  for (int u = 0; u < utf8::kAutomatonStates; ++u) {
+    const int first = u == 0 ? 0xC2 : 0x80;
+    const int last = u == 0 ? 0xF4 : 0xBF;
+    for (int b = first; b <= last; ++b) {
+      const auto byte = static_cast<uint8_t>(b);
+      if (utf8::next_state(u, byte) < 0) continue;
+      const bool same = b > first && g.byte_class(byte) == g.byte_class(static_cast<uint8_t>(b - 1)) &&
+                        utf8::next_state(u, byte) == utf8::next_state(u, static_cast<uint8_t>(b - 1));
+      if (!same) char_bytes_[static_cast<size_t>(u)].push_back(byte);
+    }
+  }
 }
 
 void GrammarMatcher::set_lazy(std::vector<Trigger> triggers, bool in_grammar, bool at_start) {
@@ -176,6 +197,180 @@ std::shared_ptr<const MaskEntry> GrammarMatcher::entry_for(int32_t rule, int32_t
   return entry;
 }
 
+namespace {
+
+// Subtrees of up to this many nodes are walked rather than checked against a run.
+constexpr int32_t kMinSkippedSubtree = 8;
+
+// From `state` part way through a character (UTF-8 automaton state `utf8`, 1-7): the state every
+// well-formed rest of the character leads to, or -1 when some rest dies or two lead apart.
+// `memo` holds (state, utf8, answer): the states met repeat for every lead byte.
+int32_t char_end_state(const CompiledGrammar& g, const GrammarMatcher::CharBytes& bytes, int32_t rule, int32_t state,
+                       int utf8, std::vector<std::array<int32_t, 3>>& memo) {
+  for (const auto& m : memo) {
+    if (m[0] == state && m[1] == utf8) return m[2];
+  }
+  int32_t target = -2;  // none seen yet
+  for (const uint8_t b : bytes[static_cast<size_t>(utf8)]) {
+    const int next_utf8 = utf8::next_state(utf8, b);
+    const int32_t next = g.next(rule, state, b);
+    const int32_t end = next < 0 ? -1 : next_utf8 == 0 ? next : char_end_state(g, bytes, rule, next, next_utf8, memo);
+    target = target == -2 || target == end ? end : -1;
+    if (target == -1) break;
+  }
+  memo.push_back({state, utf8, target});
+  return target;
+}
+
+}  // namespace
+
+// The characters that lead `state` to its most common next state: that state, and the ASCII
+// bytes among them; non_ascii when every well-formed non-ASCII character leads there too.
+GrammarMatcher::Run& GrammarMatcher::stepped_run(int32_t rule, int32_t state) {
+  std::vector<Run>& rule_runs = runs_[static_cast<size_t>(rule)];
+  if (rule_runs.empty()) rule_runs.resize(static_cast<size_t>(sets_.grammar().rule(rule).n_states));
+  Run& r = rule_runs[static_cast<size_t>(state)];
+  if (r.stepped) return r;
+  r.stepped = true;
+  const CompiledGrammar& g = sets_.grammar();
+  std::vector<std::array<int32_t, 3>> memo;
+  int32_t non_ascii_end = -2;
+  for (const uint8_t b : char_bytes_[0]) {
+    const int32_t next = g.next(rule, state, b);
+    const int32_t end = next < 0 ? -1 : char_end_state(g, char_bytes_, rule, next, utf8::next_state(0, b), memo);
+    non_ascii_end = non_ascii_end == -2 || non_ascii_end == end ? end : -1;
+    if (non_ascii_end == -1) break;
+  }
+  if (non_ascii_end >= 0) {
+    r.next = non_ascii_end;
+    r.non_ascii = true;
+  } else {
+    std::vector<std::pair<int32_t, int32_t>> counts;  // (next state, ASCII bytes leading there)
+    for (int b = 0; b < 128; ++b) {
+      const int32_t next = g.next(rule, state, static_cast<uint8_t>(b));
+      if (next < 0) continue;
+      auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == next; });
+      if (it == counts.end()) {
+        counts.emplace_back(next, 1);
+      } else {
+        ++it->second;
+      }
+    }
+    int32_t best = 0;
+    for (const auto& [next, count] : counts) {
+      if (count > best) {
+        best = count;
+        r.next = next;
+      }
+    }
+  }
+  if (r.next < 0) return r;
+  for (int b = 0; b < 128; ++b) {
+    if (g.next(rule, state, static_cast<uint8_t>(b)) == r.next) r.ascii[b >> 6] |= uint64_t{1} << (b & 63);
+  }
+  return r;
+}
+
+// No calls and cannot end the rule: the stack set there is the frame alone.
+bool GrammarMatcher::only_bytes(int32_t rule, int32_t state) const {
+  const CompiledRule& r = sets_.grammar().rule(rule);
+  const auto s = static_cast<size_t>(state);
+  return !r.accepting[s] && r.call_begin[s] == r.call_begin[s + 1];
+}
+
+bool GrammarMatcher::takes_none_of(int32_t rule, int32_t state, const Run& run) const {
+  const CompiledGrammar& g = sets_.grammar();
+  for (int b = 0; b < 128; ++b) {
+    if ((run.ascii[b >> 6] >> (b & 63) & 1) != 0 && g.next(rule, state, static_cast<uint8_t>(b)) >= 0) return false;
+  }
+  if (run.non_ascii) {
+    for (int b = 0xC2; b <= 0xF4; ++b) {
+      if (g.next(rule, state, static_cast<uint8_t>(b)) >= 0) return false;
+    }
+  }
+  return true;
+}
+
+// The run from `state`: follows next states while they take the same characters, until one does
+// not (the run ends there), a state repeats (the run never ends) or the run is far longer than
+// any token (a bound is enough).
+const GrammarMatcher::Run& GrammarMatcher::run(int32_t rule, int32_t state) {
+  Run& first = stepped_run(rule, state);
+  if (first.length != Run::kUnknown) return first;
+  if (first.next < 0) {
+    first.length = 0;
+    first.exact = true;
+    return first;
+  }
+  const int32_t cap = trie_->max_chars() + 1;
+  std::vector<int32_t> chain = {state};  // chain[k]: the state after k characters of the run
+  int32_t length = 0;                    // characters the run takes from chain[0]
+  bool exact = false;
+  bool sliced = false;
+  for (;;) {
+    const int32_t next = stepped_run(rule, chain.back()).next;
+    if (std::find(chain.begin(), chain.end(), next) != chain.end()) {
+      length = cap + static_cast<int32_t>(chain.size());  // a loop: the run never ends
+      break;
+    }
+    const Run& n = stepped_run(rule, next);
+    if (!n.same_chars(first)) {
+      length = static_cast<int32_t>(chain.size());
+      exact = true;
+      sliced = only_bytes(rule, next) && takes_none_of(rule, next, first);
+      break;
+    }
+    if (n.length != Run::kUnknown) {
+      length = n.length + static_cast<int32_t>(chain.size());
+      exact = n.exact;
+      sliced = n.sliced;
+      break;
+    }
+    if (static_cast<int32_t>(chain.size()) >= 2 * cap) {
+      length = static_cast<int32_t>(chain.size());  // at least: the first `cap` states get `cap`
+      break;
+    }
+    chain.push_back(next);
+  }
+  for (size_t k = chain.size(); k-- > 0;) {
+    Run& r = stepped_run(rule, chain[k]);
+    const int32_t left = length - static_cast<int32_t>(k);
+    r.length = std::min(cap, left);
+    r.exact = exact && left < cap;
+    sliced = sliced && only_bytes(rule, chain[k]);
+    r.sliced = sliced && r.exact;
+  }
+  return first;
+}
+
+bool GrammarMatcher::accept_run_subtree(int32_t rule, int32_t state, int32_t node, size_t depth, MaskEntry& entry) {
+  const VocabTrie::Below& below = trie_->below(node);
+  if (!below.well_formed) return false;
+  const Run& r = run(rule, state);
+  if ((below.ascii[0] & ~r.ascii[0]) != 0 || (below.ascii[1] & ~r.ascii[1]) != 0 || (below.non_ascii && !r.non_ascii)) {
+    return false;
+  }
+  auto accept = [&](int32_t token) { entry.accepted[static_cast<size_t>(token) >> 6] |= uint64_t{1} << (token & 63); };
+  const std::span<const TokenId> tokens = trie_->tokens_below(node);
+  if (r.length >= below.max_chars) {
+    for (const int32_t token : tokens) accept(token);
+    ++walk_stats_.whole_runs;
+    return true;
+  }
+  // Tokens longer than the run die where it ends, inside the frame: rejected, unless the rule
+  // could have ended earlier on the path (then they are uncertain: walk them) or other readings
+  // share the set.
+  const int32_t set = walk_sets_[depth];
+  if (!r.sliced || walk_escapes_[depth] > 0 || sets_.escaped(set) || sets_.tops(set).size() != 1) return false;
+  const std::span<const uint16_t> chars = trie_->chars_below(node);
+  const int32_t limit = r.length + walk_chars_[depth];
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    if (chars[k] <= limit) accept(tokens[k]);
+  }
+  ++walk_stats_.sliced_runs;
+  return true;
+}
+
 // One depth-first walk of the trie from the frame alone (its parent is kEscape). A token is
 // accepted when some reading keeps it inside the frame's rule to its last byte — or ends the rule
 // exactly at its last byte: the caller can always go on from there. A subtree that dies after the
@@ -185,11 +380,16 @@ std::shared_ptr<const MaskEntry> GrammarMatcher::compute_entry(int32_t rule, int
   auto entry = std::make_shared<MaskEntry>();
   entry->accepted.assign((static_cast<size_t>(trie_->n_vocab()) + 63) / 64, 0);
   const VocabTrie& trie = *trie_;
+  ++walk_stats_.walks;
   walk_sets_[0] = sets_.frame_set(rule, state);
   walk_escapes_[0] = 0;
+  walk_own_[0] = state;
+  walk_chars_[0] = 0;
+  const CompiledGrammar& g = sets_.grammar();
   for (int32_t i = 1; i < trie.size();) {
     const auto d = static_cast<size_t>(trie.depth(i));
     const int32_t s = sets_.step(walk_sets_[d - 1], trie.byte(i));
+    ++walk_stats_.nodes;
     if (s == StackSets::kDead) {
       if (walk_escapes_[d - 1] > 0) {
         for (size_t k = 1; k < d; ++k) {
@@ -203,6 +403,15 @@ std::shared_ptr<const MaskEntry> GrammarMatcher::compute_entry(int32_t rule, int
     }
     walk_sets_[d] = s;
     walk_escapes_[d] = walk_escapes_[d - 1] + (sets_.escaped(s) ? 1 : 0);
+    const int32_t own = walk_own_[d - 1] < 0 ? -1 : g.next(rule, walk_own_[d - 1], trie.byte(i));
+    walk_own_[d] = own;
+    walk_chars_[d] = walk_chars_[d - 1] + ((trie.byte(i) & 0xC0) != 0x80 ? 1 : 0);
+    // A large subtree of characters the frame's own rule takes as a run needs no walk (small ones
+    // are cheaper to walk).
+    if (own >= 0 && trie.end(i) - i > kMinSkippedSubtree && accept_run_subtree(rule, own, i, d, *entry)) {
+      i = trie.end(i);
+      continue;
+    }
     for (const int32_t token : trie.tokens_at(i)) {
       entry->accepted[static_cast<size_t>(token) >> 6] |= uint64_t{1} << (token & 63);
     }

@@ -4,6 +4,7 @@
 // against the real stack; a cache miss is one walk of the vocabulary's byte trie.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -22,6 +23,10 @@ namespace ember::grammar {
 
 class GrammarMatcher {
  public:
+  // Per UTF-8 automaton state (utf8::next_state), the bytes that can follow, one per run of bytes
+  // the grammar's automata cannot tell apart.
+  using CharBytes = std::array<std::vector<uint8_t>, 8>;
+
   // `trie` (the vocabulary's, Tokenizer::vocab_trie()) must outlive the matcher. `end_tokens`:
   // the end-of-generation tokens, allowed exactly when the grammar is complete.
   GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar, const VocabTrie& trie,
@@ -54,6 +59,16 @@ class GrammarMatcher {
   // way fill_mask must agree with (tests).
   bool allows(int32_t token);
 
+  // What the trie walks of cache misses did (tests and benchmarks): nodes stepped through, and
+  // subtrees accepted from a run without a walk, whole or token by token by length.
+  struct WalkStats {
+    uint64_t walks = 0;
+    uint64_t nodes = 0;
+    uint64_t whole_runs = 0;
+    uint64_t sliced_runs = 0;
+  };
+  const WalkStats& walk_stats() const noexcept { return walk_stats_; }
+
   bool can_end() const { return !ended_ && state_ != StackSets::kDead && sets_.complete(state_); }
   // The grammar is complete and nothing more can follow (or an end token was accepted).
   bool finished() const {
@@ -61,6 +76,32 @@ class GrammarMatcher {
   }
 
  private:
+  // A state's run: the characters that all lead it to one next state, and how many such
+  // characters in a row its rule takes from there on (a string's content, `maxLength` or not). A
+  // trie subtree made only of those characters is accepted without walking it: whole when no
+  // token in it is longer than the run, else token by token by length when the run is `sliced`.
+  struct Run {
+    static constexpr int32_t kUnknown = -1;
+    int32_t length = kUnknown;  // characters, capped past the vocabulary's longest token
+    int32_t next = -1;          // the state after one of the characters; -1: no run
+    uint64_t ascii[2] = {0, 0};
+    bool non_ascii = false;  // every well-formed non-ASCII character belongs to the run
+    bool stepped = false;    // next, ascii and non_ascii are known
+    bool exact = false;      // the run ends after `length` characters (not a cap or a bound)
+    // Exact, every state to the run's end only takes bytes (no calls, cannot end the rule), and
+    // the end takes none of the run's characters: a token of them fits iff no longer than `length`.
+    bool sliced = false;
+    bool same_chars(const Run& o) const {
+      return ascii[0] == o.ascii[0] && ascii[1] == o.ascii[1] && non_ascii == o.non_ascii;
+    }
+  };
+  const Run& run(int32_t rule, int32_t state);
+  Run& stepped_run(int32_t rule, int32_t state);
+  bool only_bytes(int32_t rule, int32_t state) const;
+  bool takes_none_of(int32_t rule, int32_t state, const Run& r) const;
+  // Accepts the tokens below trie `node` without walking it, if the frame's own rule (in `state`
+  // there) takes them as a run; false when it cannot tell.
+  bool accept_run_subtree(int32_t rule, int32_t state, int32_t node, size_t depth, MaskEntry& entry);
   void add_frame(int32_t node, TokenMask& mask);
   void watch_for_trigger(int32_t token);
   std::shared_ptr<const MaskEntry> entry_for(int32_t rule, int32_t state);
@@ -83,6 +124,11 @@ class GrammarMatcher {
   std::vector<uint64_t> merged_;       // per fill_mask: (rule, state) frames already merged
   std::vector<int32_t> walk_sets_;     // per trie depth during a walk
   std::vector<int32_t> walk_escapes_;  // per trie depth: escapes on the path so far
+  std::vector<int32_t> walk_own_;      // per trie depth: the walked frame's own state, -1 once it left
+  std::vector<int32_t> walk_chars_;    // per trie depth: characters on the path
+  std::vector<std::vector<Run>> runs_;
+  CharBytes char_bytes_;
+  WalkStats walk_stats_;  // [rule][state], computed as walks meet them
 };
 
 }  // namespace ember::grammar

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/check.h"
+#include "core/utf8.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember {
@@ -60,6 +61,9 @@ VocabTrie::VocabTrie(const std::vector<std::string>& pieces)
     }
     for (size_t d = common; d < p.size(); ++d) path.push_back(add_node(static_cast<uint8_t>(p[d]), d + 1));
     tokens_.push_back(id);
+    size_t chars = 0;
+    for (const char ch : p) chars += (static_cast<uint8_t>(ch) & 0xC0) != 0x80 ? 1 : 0;
+    token_chars_.push_back(static_cast<uint16_t>(chars));
     prev = p;
   }
   while (!path.empty()) {
@@ -67,6 +71,41 @@ VocabTrie::VocabTrie(const std::vector<std::string>& pieces)
     path.pop_back();
   }
   token_begin_.push_back(static_cast<int32_t>(tokens_.size()));
+  summarize_subtrees();
+}
+
+// Children come after their parent in depth-first order: one backward pass sees every child's
+// summary before its parent's. The well-formed flag is kept per UTF-8 state the path may be in at
+// the node (bit s: every path below is well-formed from state s), as a child's depends on it.
+void VocabTrie::summarize_subtrees() {
+  below_.assign(bytes_.size(), Below{});
+  std::vector<uint8_t> ok_from(bytes_.size(), 0xFF);
+  for (int32_t i = size() - 1; i >= 0; --i) {
+    Below& b = below_[static_cast<size_t>(i)];
+    uint8_t ok = 0xFF;
+    for (int32_t c = i + 1; c < end(i); c = end(c)) {
+      const uint8_t byte = bytes_[static_cast<size_t>(c)];
+      const Below& child = below_[static_cast<size_t>(c)];
+      if (byte < 0x80) {
+        b.ascii[byte >> 6] |= uint64_t{1} << (byte & 63);
+      } else {
+        b.non_ascii = true;
+      }
+      b.ascii[0] |= child.ascii[0];
+      b.ascii[1] |= child.ascii[1];
+      b.non_ascii = b.non_ascii || child.non_ascii;
+      const int starts_char = (byte & 0xC0) != 0x80 ? 1 : 0;
+      b.max_chars = static_cast<uint16_t>(std::min(0xFFFF, std::max<int>(b.max_chars, starts_char + child.max_chars)));
+      uint8_t child_ok = 0;
+      for (int s = 0; s < utf8::kAutomatonStates; ++s) {
+        const int next = utf8::next_state(s, byte);
+        if (next >= 0 && (ok_from[static_cast<size_t>(c)] >> next & 1) != 0) child_ok |= static_cast<uint8_t>(1 << s);
+      }
+      ok &= child_ok;
+    }
+    ok_from[static_cast<size_t>(i)] = ok;
+    b.well_formed = (ok & 1) != 0;
+  }
 }
 
 VocabTrie VocabTrie::from_tokenizer(const Tokenizer& tokenizer) {

@@ -77,6 +77,38 @@ TEST(Utf8, ExhaustiveThreeBytesAndSampledFour) {
   }
 }
 
+// The byte automaton (used to walk vocabularies byte by byte) accepts exactly the valid texts,
+// and its state is 0 exactly at character boundaries.
+bool automaton_valid(const std::string& s) {
+  int state = 0;
+  for (const char ch : s) {
+    state = utf8::next_state(state, static_cast<unsigned char>(ch));
+    if (state < 0) return false;
+  }
+  return state == 0;
+}
+
+TEST(Utf8, ByteAutomatonAgreesWithValidation) {
+  for (int a = 0; a < 256; ++a) {
+    for (int b = -1; b < 256; ++b) {
+      std::string s(1, static_cast<char>(a));
+      if (b >= 0) s += static_cast<char>(b);
+      ASSERT_EQ(automaton_valid(s), reference_valid(s)) << a << " " << b;
+    }
+  }
+  for (int a = 0xE0; a < 0xF8; ++a) {
+    for (int b = 0x70; b < 0xD0; ++b) {
+      for (int c = 0x70; c < 0xD0; ++c) {
+        for (const int d : {-1, 0x41, 0x80, 0x8F, 0x90, 0xBF, 0xC0}) {
+          std::string s = {static_cast<char>(a), static_cast<char>(b), static_cast<char>(c)};
+          if (d >= 0) s += static_cast<char>(d);
+          ASSERT_EQ(automaton_valid(s), reference_valid(s)) << a << " " << b << " " << c << " " << d;
+        }
+      }
+    }
+  }
+}
+
 TEST(Utf8, DecodeAgreesWithValidationAndEncodeInvertsIt) {
   // Every code point round trips; surrogates and out-of-range values encode as U+FFFD.
   for (char32_t cp = 0; cp <= 0x10FFFF; cp += (cp < 0x3000 ? 1 : 97)) {

@@ -10,6 +10,8 @@
 
 #include "ember/error.h"
 #include "grammar/compiled_grammar.h"
+#include "grammar/gbnf_parser.h"
+#include "grammar/json_schema.h"
 #include "grammar/reference_matcher.h"
 #include "support/test_data.h"
 #include "tokenizer/tokenizer.h"
@@ -213,8 +215,9 @@ TEST(GrammarMatcher, LongRuleChainsCompileInLinearTime) {
 
 // Random walks: at each step the mask must equal the tokens allowed one by one; then a random
 // allowed token is taken. `pieces` may hold multi-byte tokens that cross rule boundaries.
-void check_masks_on_walks(const Grammar& g, const std::vector<std::string>& pieces, int walks, int steps, uint32_t seed,
-                          MaskCache* cache) {
+GrammarMatcher::WalkStats check_masks_on_walks(const Grammar& g, const std::vector<std::string>& pieces, int walks,
+                                               int steps, uint32_t seed, MaskCache* cache) {
+  GrammarMatcher::WalkStats stats;
   const auto cg = CompiledGrammar::compile(g);
   const VocabTrie trie(pieces);
   const int32_t eos = static_cast<int32_t>(pieces.size()) - 1;  // the last piece is "" : the end token
@@ -227,17 +230,23 @@ void check_masks_on_walks(const Grammar& g, const std::vector<std::string>& piec
       m.fill_mask(mask);
       std::vector<int32_t> allowed;
       for (int32_t t = 0; t < trie.n_vocab(); ++t) {
-        ASSERT_EQ(mask.test(t), m.allows(t))
+        EXPECT_EQ(mask.test(t), m.allows(t))
             << "walk " << w << " step " << step << " token " << t << " '" << pieces[t] << "'";
         if (mask.test(t)) allowed.push_back(t);
       }
-      ASSERT_FALSE(allowed.empty()) << "a live grammar state always allows some token";
+      EXPECT_FALSE(allowed.empty()) << "a live grammar state always allows some token";
+      if (allowed.empty() || ::testing::Test::HasFailure()) return stats;
       const int32_t t = allowed[rng() % allowed.size()];
       multi_byte_taken += pieces[static_cast<size_t>(t)].size() > 1 ? 1 : 0;
-      ASSERT_TRUE(m.accept(t));
+      EXPECT_TRUE(m.accept(t));
     }
+    stats.walks += m.walk_stats().walks;
+    stats.nodes += m.walk_stats().nodes;
+    stats.whole_runs += m.walk_stats().whole_runs;
+    stats.sliced_runs += m.walk_stats().sliced_runs;
   }
   EXPECT_GT(multi_byte_taken, 0);
+  return stats;
 }
 
 std::vector<std::string> json_pieces() {
@@ -259,6 +268,76 @@ TEST(GrammarMatcher, MasksEqualTokensCheckedOneByOne) {
   // Again with the cache warm: entries computed by earlier walks must give the same masks.
   check_masks_on_walks(json_like(), json_pieces(), 40, 40, 12, &cache);
   EXPECT_GT(cache.stats().hits, 0u);
+}
+
+// Pieces with long runs of the same characters (so that trie subtrees are large enough to be
+// taken from a run without a walk: the "a" subtree holds only letters), whole and partial
+// non-ASCII characters, and every single byte.
+std::vector<std::string> run_pieces() {
+  std::vector<std::string> pieces;
+  for (int b = 0; b < 256; ++b) pieces.emplace_back(1, static_cast<char>(b));  // any text can be finished
+  auto repeat = [](std::string_view s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  for (int n = 2; n <= 14; ++n) pieces.push_back(repeat("a", n));
+  for (int n = 2; n <= 9; ++n) pieces.push_back(repeat("\xC3\xA9", n));      // é
+  for (int n = 2; n <= 6; ++n) pieces.push_back(repeat("\xE4\xB8\xAD", n));  // 中
+  for (int n = 1; n <= 9; ++n) pieces.push_back(repeat("b", 1).append(repeat("xy", n)));
+  for (const char* p : {"\xC3\xA9", "\xE4\xB8", "\xE4\xB8\xAD", "\xF0\x9F\x98\x80", "z\xC3",
+                        "\xC3\xA9"
+                        "a",
+                        "\xC3\xA9\xC3", "zzz\"", "\"aa", "\"aaaa\"", "\"\xC3\xA9\xC3\xA9\"", "abcdefghij",
+                        "zzzzzzzzzzzz!", "zzzzz!", "\\\"", "\\n", "\\u00e9"}) {
+    pieces.emplace_back(p);
+  }
+  pieces.emplace_back("");  // the end token
+  return pieces;
+}
+
+// Masks that take trie subtrees from a run of characters (whole, or token by token by length)
+// must equal the tokens checked one by one: bounded and unbounded runs, ASCII and non-ASCII
+// classes, runs whose end can end the rule (not sliceable), and JSON strings with maxLength.
+TEST(GrammarMatcher, RunSubtreesEqualTokensCheckedOneByOne) {
+  const std::vector<std::string> pieces = run_pieces();
+  GrammarMatcher::WalkStats total;
+  uint32_t seed = 20;
+  for (const char* gbnf : {
+           R"(root ::= "\"" [a-z\u00e9]{0,6} "\"")",
+           R"(root ::= "\"" [^"\\]{2,9} "\"")",
+           R"(root ::= "\"" [^"]* "\"" "!"?)",
+           R"(root ::= [a-z]{3} | [a-z]{5} "!")",
+           R"(root ::= ("\u00e9" | "\u4e2d"){1,7} "a"{0,12})",
+           R"(root ::= "b" ("xy"){2,5} [a-z]{0,3})",
+           R"(root ::= "\"" [a-z]{0,3} [a-m]? "\"")",
+           R"(root ::= "<" [a-z]{3} [a-c] "x")",  // the run's end takes some of its characters
+           // A recursive rule stays a frame: its runs end the rule, and the caller takes more.
+           "root ::= item [a-z]? \";\"\nitem ::= \"(\" item \")\" | [a-z]{1,5} | \"<\" [a-z]{3}",
+           // ... and may end part way through a run that goes on past that.
+           "root ::= item [a-z]* \";\"\nitem ::= \"(\" item \")\" | \"<\" ([a-z]{2} | [a-z]{4} \"!\")",
+       }) {
+    SCOPED_TRACE(gbnf);
+    MaskCache cache(size_t{16} << 20);
+    const GrammarMatcher::WalkStats stats = check_masks_on_walks(parse_gbnf(gbnf), pieces, 30, 24, ++seed, &cache);
+    total.whole_runs += stats.whole_runs;
+    total.sliced_runs += stats.sliced_runs;
+  }
+  for (
+      const char* schema : {
+          R"({"type":"object","properties":{"s":{"type":"string","maxLength":7},"t":{"type":"string","minLength":2}},"required":["s"]})",
+          R"({"type":"array","items":{"type":"string","minLength":1,"maxLength":4},"maxItems":3})",
+      }) {
+    SCOPED_TRACE(schema);
+    MaskCache cache(size_t{16} << 20);
+    const GrammarMatcher::WalkStats stats =
+        check_masks_on_walks(json_schema_grammar(schema), pieces, 30, 24, ++seed, &cache);
+    total.whole_runs += stats.whole_runs;
+    total.sliced_runs += stats.sliced_runs;
+  }
+  // The shortcuts were taken, both kinds: the checks above covered them.
+  EXPECT_GT(total.whole_runs, 0u);
+  EXPECT_GT(total.sliced_runs, 0u);
 }
 
 TEST(GrammarMatcher, EndTokenOnlyWhenCompleteAndFinishedAfterIt) {
@@ -378,34 +457,49 @@ TEST(GrammarMatcher, StartOnlyTriggersAndControlTokenTexts) {
 // Every mask of random walks through the JSON-like grammar equals the tokens checked one by one.
 TEST(GrammarMatcher, MasksOnRealVocabulariesEqualTokensCheckedOneByOne) {
   EMBER_SHARED_DATA_OR_SKIP(data);
+  // Strings of bounded length: masks there take whole trie subtrees by token length.
+  const Grammar bounded = json_schema_grammar(
+      R"({"type":"object","properties":{"code":{"type":"string","minLength":4,"maxLength":4},)"
+      R"("bio":{"type":"string","maxLength":10},"tags":{"type":"array","items":{"type":"string","pattern":"^[a-z]{2,12}$"}}},)"
+      R"("required":["code","bio","tags"]})");
   for (const char* name : {"llama-bpe", "llama-spm"}) {
     SCOPED_TRACE(name);
     const Tokenizer tok =
         Tokenizer::from_gguf(GgufFile::open((data / "vocab" / (std::string("ggml-vocab-") + name + ".gguf")).string()));
     const VocabTrie& trie = tok.vocab_trie();
     ASSERT_GT(trie.token_count(), tok.vocab().size() / 2);
-    const auto cg = CompiledGrammar::compile(json_like());
-    MaskCache cache(size_t{64} << 20);
-    std::mt19937 rng(5);
-    TokenMask mask;
     const std::vector<int32_t>& eog = tok.vocab().end_of_generation();
-    int dense = 0;
-    for (int walk = 0; walk < 3; ++walk) {
-      GrammarMatcher m(cg, trie, eog, &cache);
-      for (int step = 0; step < 12 && !m.finished(); ++step) {
-        m.fill_mask(mask);
-        std::vector<int32_t> allowed;
-        for (int32_t t = 0; t < trie.n_vocab(); ++t) {
-          ASSERT_EQ(mask.test(t), m.allows(t))
-              << "walk " << walk << " step " << step << " token " << t << " '" << trie.piece(t) << "'";
-          if (mask.test(t)) allowed.push_back(t);
+    for (const bool json : {true, false}) {
+      const auto cg = CompiledGrammar::compile(json ? json_like() : bounded);
+      MaskCache cache(size_t{64} << 20);
+      std::mt19937 rng(5);
+      TokenMask mask;
+      int dense = 0;
+      GrammarMatcher::WalkStats stats;
+      for (int walk = 0; walk < 3; ++walk) {
+        GrammarMatcher m(cg, trie, eog, &cache);
+        for (int step = 0; step < 12 && !m.finished(); ++step) {
+          m.fill_mask(mask);
+          std::vector<int32_t> allowed;
+          for (int32_t t = 0; t < trie.n_vocab(); ++t) {
+            ASSERT_EQ(mask.test(t), m.allows(t))
+                << "walk " << walk << " step " << step << " token " << t << " '" << trie.piece(t) << "'";
+            if (mask.test(t)) allowed.push_back(t);
+          }
+          ASSERT_FALSE(allowed.empty());
+          dense += static_cast<int32_t>(allowed.size()) > trie.n_vocab() / 2 ? 1 : 0;
+          ASSERT_TRUE(m.accept(allowed[rng() % allowed.size()]));
         }
-        ASSERT_FALSE(allowed.empty());
-        dense += static_cast<int32_t>(allowed.size()) > trie.n_vocab() / 2 ? 1 : 0;
-        ASSERT_TRUE(m.accept(allowed[rng() % allowed.size()]));
+        stats.whole_runs += m.walk_stats().whole_runs;
+        stats.sliced_runs += m.walk_stats().sliced_runs;
+      }
+      EXPECT_GT(stats.whole_runs, 0u);
+      if (json) {
+        EXPECT_GT(dense, 0);  // the walks went inside strings, where most tokens fit
+      } else {
+        EXPECT_GT(stats.sliced_runs, 0u);
       }
     }
-    EXPECT_GT(dense, 0);  // the walks went inside strings, where most tokens fit
   }
 }
 
