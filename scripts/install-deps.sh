@@ -14,6 +14,8 @@ packages=(
   # tests and benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-regex python3-jinja2 python3-jsonschema pkgconf
+  # the JSON Schema converter's conformance test (the official suite: drafts 4, 6 and 7)
+  json-schema-test-suite
   # the chat UI's browser tests (Playwright drives Debian's Chromium headless; fixed fonts keep the
   # screenshots stable)
   chromium fonts-dejavu-core

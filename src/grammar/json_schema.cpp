@@ -93,7 +93,10 @@ const std::vector<std::string_view> kObjectKeywords = {"properties", "required",
                                                        "minProperties", "maxProperties"};
 const std::vector<std::string_view> kArrayKeywords = {"items", "prefixItems", "additionalItems", "minItems",
                                                       "maxItems"};
-const std::vector<std::string_view> kStringKeywords = {"minLength", "maxLength", "pattern", "format"};
+const std::vector<std::string_view> kStringKeywords = {"minLength", "maxLength", "pattern", "format",
+                                                       "contentEncoding"};
+// RFC 4648 base64 with padding: what contentEncoding "base64" holds.
+constexpr std::string_view kBase64 = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$";
 const std::vector<std::string_view> kNumberKeywords = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                                                        "multipleOf"};
 const std::set<std::string_view> kCombinators = {"type",  "enum", "const",    "anyOf",      "oneOf",
@@ -217,6 +220,16 @@ void Converter::account(const std::string& ptr, int depth, int64_t units) {
 
 void Converter::check_keywords(const Json& s, const std::string& ptr) const {
   for (const auto& [key, value] : s.items()) {
+    if (key == "contentMediaType" && value.is_string()) {
+      // A validator may check that the content parses as JSON; we cannot constrain it to that.
+      const std::string type = value.get<std::string>();
+      if (type.starts_with("application/json") || type.find("+json") != std::string::npos) {
+        refuse(child(ptr, key),
+               "contentMediaType '{}' is not supported (the string's content cannot be constrained to "
+               "JSON)",
+               type);
+      }
+    }
     if (kIgnored.contains(key)) continue;
     if (!is_known_keyword(key)) refuse(child(ptr, key), "keyword '{}' is not supported", key);
     if (key == "uniqueItems" && value != false) refuse(child(ptr, key), "'uniqueItems' is not supported");
@@ -596,9 +609,16 @@ ExprId Converter::string_expr(const Json& s, const std::string& ptr) {
   const uint32_t min = count_value(s, "minLength", 0, ptr), max = count_value(s, "maxLength", kUnbounded, ptr);
   if (min > max) refuse(child(ptr, "minLength"), "minLength is larger than maxLength");
   const bool has_length = min > 0 || max != kUnbounded;
-  const auto pattern = s.find("pattern"), format = s.find("format");
+  const auto pattern = s.find("pattern"), format = s.find("format"), encoding = s.find("contentEncoding");
   ExprId content = -1;
-  if (pattern != s.end()) {
+  if (encoding != s.end()) {
+    const std::string p = child(ptr, "contentEncoding");
+    if (*encoding != "base64") refuse(p, "contentEncoding {} is not supported (only \"base64\")", encoding->dump());
+    if (pattern != s.end() || format != s.end() || has_length) {
+      refuse(p, "contentEncoding together with pattern, format, minLength or maxLength is not supported");
+    }
+    content = regex_to_expr(g_, kBase64, RegexMode::kJsonStringContent);
+  } else if (pattern != s.end()) {
     const std::string p = child(ptr, "pattern");
     if (!pattern->is_string()) refuse(p, "pattern must be a string");
     if (format != s.end()) refuse(child(ptr, "format"), "format together with pattern is not supported");

@@ -22,10 +22,11 @@ namespace ember::grammar::json_detail {
 using Json = nlohmann::ordered_json;
 
 // Keywords that constrain nothing (or are only read through a $ref) and are skipped.
-inline const std::set<std::string_view> kIgnored = {
-    "title", "description", "default",       "examples",        "example",         "$schema",
-    "$id",   "$comment",    "deprecated",    "readOnly",        "writeOnly",       "$anchor",
-    "$defs", "definitions", "discriminator", "contentEncoding", "contentMediaType"};
+// contentMediaType is an annotation, except for JSON media types (refused: Converter::check_keywords).
+inline const std::set<std::string_view> kIgnored = {"title",      "description", "default",       "examples",
+                                                    "example",    "$schema",     "$id",           "$comment",
+                                                    "deprecated", "readOnly",    "writeOnly",     "$anchor",
+                                                    "$defs",      "definitions", "discriminator", "contentMediaType"};
 
 // JSON value kinds as bits; "number" is integer | fraction.
 enum TypeBit : uint8_t {

@@ -125,7 +125,7 @@ void merge_keyword(Json& out, const std::string& key, const Json& value, const J
     if (key == "maximum" && is_true(part, "exclusiveMaximum")) target = "exclusiveMaximum";
     const bool take_larger = target.starts_with("min") || target == "exclusiveMinimum";
     if (!out.contains(target) || (take_larger ? out[target] < value : value < out[target])) out[target] = value;
-  } else if (key == "pattern" || key == "format" || key == "multipleOf") {
+  } else if (key == "pattern" || key == "format" || key == "multipleOf" || key == "contentEncoding") {
     if (out.contains(key) && out[key] != value) refuse(p, "allOf: different '{}' values cannot be combined", key);
     out[key] = value;
   }

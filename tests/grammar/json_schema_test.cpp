@@ -226,6 +226,27 @@ TEST(JsonSchemaStrings, Formats) {
             "schema/format: format 'email' together with minLength/maxLength is not supported");
 }
 
+// contentEncoding base64 is enforced (RFC 4648, padded; "/" may be spelled "\/" in JSON); other
+// encodings and JSON media types, which a validator could check and we cannot, are refused. Other
+// media types are annotations.
+TEST(JsonSchemaStrings, ContentEncodingAndMediaType) {
+  expect_language(R"({"type":"string","contentEncoding":"base64"})",
+                  {R"("")", R"("eyJmb28iOiAiYmFyIn0K")", R"("YQ==")", R"("YWI=")", R"("a+\/9")", R"("a+/9")"},
+                  {R"("YQ")", R"("YQ=")", R"("Y===")", R"("eyJmb28iOi%iYmFyIn0K")", R"("YWJj ")", R"("=")"});
+  expect_language(R"({"type":"string","contentEncoding":"base64","contentMediaType":"image/png"})", {R"("YWI=")"},
+                  {R"("YWI")"});
+  EXPECT_EQ(refusal(R"({"type":"string","contentEncoding":"base32"})"),
+            R"(schema/contentEncoding: contentEncoding "base32" is not supported (only "base64"))");
+  EXPECT_EQ(refusal(R"({"type":"string","contentEncoding":"base64","maxLength":8})"),
+            "schema/contentEncoding: contentEncoding together with pattern, format, minLength or maxLength is not "
+            "supported");
+  EXPECT_EQ(refusal(R"({"allOf":[{"contentMediaType":"application/json"},{"type":"string"}]})"),
+            "schema/allOf/0/contentMediaType: contentMediaType 'application/json' is not supported (the string's "
+            "content cannot be constrained to JSON)");
+  EXPECT_EQ(refusal(R"({"type":"string","contentMediaType":"application/ld+json"})").substr(0, 32),
+            "schema/contentMediaType: content");
+}
+
 TEST(JsonSchemaEnums, CanonicalLiterals) {
   expect_language(R"({"enum":["red","Grün",1,2.5,null,true,{"a":[1,2]},"a\"b"]})",
                   {R"("red")", "\"Grün\"", "1", "2.5", "null", "true", R"({"a":[1,2]})", R"("a\"b")"},
