@@ -1,12 +1,15 @@
 // Token-mask speed of the grammar engine on a real vocabulary: for every schema of a corpus,
 // the compile time, then every mask while replaying the schema's valid instances token by token,
-// with the shared mask cache cold (first replay of the corpus) and warm (second replay).
+// with the shared mask cache cold (first replay of the corpus) and warm (second replay). Then a
+// recursive GBNF grammar (JSON, its rules ending in whitespace: many tokens end a rule part way),
+// masks along seeded random walks, cold and warm.
 // Usage: grammar_bench [VOCAB.gguf] [SCHEMA_DIR]   (defaults: ../shared/data llama-bpe, tests/data/json_schemas)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,6 +18,7 @@
 
 #include "ember/error.h"
 #include "grammar/compiled_grammar.h"
+#include "grammar/gbnf_parser.h"
 #include "grammar/json_schema.h"
 #include "grammar/matcher.h"
 #include "tokenizer/tokenizer.h"
@@ -46,6 +50,44 @@ struct Case {
   nlohmann::ordered_json schema;
   std::vector<std::string> instances;
 };
+
+// JSON in GBNF the way hand-written grammars tend to be: recursive rules, whitespace at their ends.
+constexpr const char* kJsonGbnf = R"(
+root ::= object
+value ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( string ":" ws value ("," ws string ":" ws value)* )? "}" ws
+array ::= "[" ws ( value ("," ws value)* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" (["\\bfnrt] | "u" [0-9a-fA-F]{4}) )* "\"" ws
+number ::= ("-"? ([0-9] | [1-9] [0-9]{0,15})) ("." [0-9]+)? ([eE] [-+]? [0-9] [1-9]{0,15})? ws
+ws ::= | " " | "\n" [ \t]{0,20}
+)";
+
+// Masks along 20 random walks of up to 60 tokens (the same walks twice: cold, then warm).
+void bench_gbnf(const ember::Tokenizer& tok) {
+  const auto grammar = ember::grammar::CompiledGrammar::compile(ember::grammar::parse_gbnf(kJsonGbnf));
+  ember::grammar::TokenMask mask;
+  Summary masks[2];
+  for (int pass = 0; pass < 2; ++pass) {
+    std::mt19937 rng(7);
+    for (int walk = 0; walk < 20; ++walk) {
+      ember::grammar::GrammarMatcher m(grammar, tok.vocab_trie(), tok.vocab().end_of_generation());
+      std::vector<int32_t> allowed;
+      for (int step = 0; step < 60 && !m.finished(); ++step) {
+        const auto t0 = Clock::now();
+        m.fill_mask(mask);
+        masks[pass].us.push_back(us_since(t0));
+        allowed.clear();
+        for (int32_t t = 0; t < mask.n_vocab(); ++t) {
+          if (mask.test(t)) allowed.push_back(t);
+        }
+        if (allowed.empty() || !m.accept(allowed[rng() % allowed.size()])) break;
+      }
+    }
+  }
+  std::printf("GBNF JSON, 20 random walks:\n");
+  masks[0].print("mask, cold cache");
+  masks[1].print("mask, warm cache");
+}
 
 }  // namespace
 
@@ -123,6 +165,7 @@ int main(int argc, char** argv) {
     std::printf("mask cache: %zu entries, %.1f MiB, %llu hits, %llu misses\n", stats.entries,
                 static_cast<double>(stats.bytes) / (1 << 20), static_cast<unsigned long long>(stats.hits),
                 static_cast<unsigned long long>(stats.misses));
+    bench_gbnf(tok);
     if (rejected > 0) {
       std::printf("ERROR: %zu instance tokens were not in their mask\n", rejected);
       return 1;

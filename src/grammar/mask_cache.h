@@ -2,7 +2,8 @@
 // grammar position, shared by every request in the process. A position is a frame (a compiled
 // rule, by structural hash, and a state of it): `accepted` holds the tokens whose bytes that rule
 // takes whole whatever lies below it on the stack; `uncertain` the tokens that end the rule part
-// way and must be checked against the real stack. LRU, bounded in bytes, thread-safe.
+// way and must be checked against the real stack, as trie subtrees (every token below a node
+// shares its bytes, so one step rejects most of a group). LRU, bounded in bytes, thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -18,8 +19,13 @@ namespace ember::grammar {
 
 struct MaskEntry {
   std::vector<uint64_t> accepted;  // bitset over the vocabulary
-  // (token, bytes of it the frame's rule took before it ended): the rest must fit the caller.
-  std::vector<std::pair<int32_t, uint16_t>> uncertain;
+  // The tokens below a trie node, of which the frame's rule took the first `consumed` bytes
+  // before it ended: the rest must fit the caller.
+  struct Uncertain {
+    int32_t node;
+    uint16_t consumed;
+  };
+  std::vector<Uncertain> uncertain;
 
   size_t bytes() const noexcept { return accepted.size() * 8 + uncertain.size() * 8 + sizeof(*this); }
 };

@@ -1,4 +1,4 @@
-// Masks from cache entries plus checks of the uncertain tokens; cache entries from a trie walk.
+// Masks from cache entries plus checks of the uncertain token groups; cache entries from a trie walk.
 #include "grammar/matcher.h"
 
 #include <algorithm>
@@ -181,9 +181,27 @@ void GrammarMatcher::add_frame(int32_t node, TokenMask& mask) {
   // Tokens that end the frame's rule part way: the rest must fit where the frame returns to.
   const int32_t parent = sets_.parent_set(node);
   if (sets_.tops(parent).empty()) return;  // nothing can follow the rule: no rest fits
-  for (const auto& [token, consumed] : entry->uncertain) {
-    if (mask.test(token)) continue;
-    if (sets_.run(parent, trie_->piece(token).substr(consumed)) != StackSets::kDead) mask.set(token);
+  const VocabTrie& trie = *trie_;
+  for (const MaskEntry::Uncertain& group : entry->uncertain) {
+    // The bytes down to the group's node are every token's: one run decides them all.
+    const auto depth = static_cast<size_t>(trie.depth(group.node));
+    const std::string_view path = trie.piece(trie.tokens_below(group.node)[0]).substr(0, depth);
+    const int32_t at = sets_.run(parent, path.substr(group.consumed));
+    if (at == StackSets::kDead) continue;
+    for (const int32_t token : trie.tokens_at(group.node)) mask.set(token);
+    // The rest of the subtree, walked from there (walk_sets_ is free outside compute_entry).
+    walk_sets_[depth] = at;
+    for (int32_t i = group.node + 1; i < trie.end(group.node);) {
+      const auto d = static_cast<size_t>(trie.depth(i));
+      const int32_t s = sets_.step(walk_sets_[d - 1], trie.byte(i));
+      if (s == StackSets::kDead) {
+        i = trie.end(i);
+        continue;
+      }
+      walk_sets_[d] = s;
+      for (const int32_t token : trie.tokens_at(i)) mask.set(token);
+      ++i;
+    }
   }
 }
 
@@ -393,9 +411,7 @@ std::shared_ptr<const MaskEntry> GrammarMatcher::compute_entry(int32_t rule, int
     if (s == StackSets::kDead) {
       if (walk_escapes_[d - 1] > 0) {
         for (size_t k = 1; k < d; ++k) {
-          if (!sets_.escaped(walk_sets_[k])) continue;
-          for (const int32_t token : trie.tokens_below(i))
-            entry->uncertain.emplace_back(token, static_cast<uint16_t>(k));
+          if (sets_.escaped(walk_sets_[k])) entry->uncertain.push_back({i, static_cast<uint16_t>(k)});
         }
       }
       i = trie.end(i);
@@ -417,7 +433,6 @@ std::shared_ptr<const MaskEntry> GrammarMatcher::compute_entry(int32_t rule, int
     }
     ++i;
   }
-  std::sort(entry->uncertain.begin(), entry->uncertain.end());
   entry->uncertain.shrink_to_fit();
   return entry;
 }
