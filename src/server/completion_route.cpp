@@ -24,7 +24,8 @@ struct Prompt {
 };
 
 // The chat template's context as Llm::apply_chat_template builds it, plus what tool calling adds:
-// `tools`, assistant `tool_calls` (content null when absent), tool messages' `tool_call_id`, and
+// `tools`, assistant `tool_calls` (content null when absent), tool messages' `tool_call_id` (ids
+// mapped to the 9 characters Mistral's templates demand: template_call_id), and
 // for the generic format the instruction listing the tools and asking for its JSON shape: a system
 // message, or with `instruction_in_user` (templates that refuse a system role, gemma-2's) the
 // start of the first user message.
@@ -54,8 +55,13 @@ nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionReque
     if (!m.tool_calls.is_null()) {
       if (!m.has_content) message["content"] = nullptr;
       message["tool_calls"] = m.tool_calls;
+      for (auto& call : message["tool_calls"]) {
+        if (call.is_object() && call.contains("id") && call["id"].is_string()) {
+          call["id"] = tool_calls::template_call_id(format, call["id"].get<std::string>());
+        }
+      }
     }
-    if (!m.tool_call_id.empty()) message["tool_call_id"] = m.tool_call_id;
+    if (!m.tool_call_id.empty()) message["tool_call_id"] = tool_calls::template_call_id(format, m.tool_call_id);
     messages.push_back(std::move(message));
   }
   nlohmann::ordered_json context = {{"messages", std::move(messages)}};

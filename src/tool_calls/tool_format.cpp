@@ -1,6 +1,9 @@
 // Tool-call format detection by substrings of the chat template (see tool_format.h).
 #include "tool_calls/tool_format.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace ember::tool_calls {
 
 ToolFormat detect_tool_format(std::string_view src) {
@@ -32,6 +35,24 @@ std::string_view tool_format_name(ToolFormat format) {
     case ToolFormat::kGeneric: return "generic";
   }
   return "unknown";
+}
+
+std::string template_call_id(ToolFormat format, std::string_view id) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  const bool nine_alnum = id.size() == 9 && std::all_of(id.begin(), id.end(), alnum);
+  if ((format != ToolFormat::kMistralNemo && format != ToolFormat::kMistralSmall) || nine_alnum || id.empty()) {
+    return std::string(id);
+  }
+  // FNV-1a, then 9 base-62 digits (62^9 < 2^64: distinct ids collide with odds ~1e-16 a pair).
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (const char c : id) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001B3ull;
+  static constexpr std::string_view kDigits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  std::string out(9, '0');
+  for (char& c : out) {
+    c = kDigits[h % kDigits.size()];
+    h /= kDigits.size();
+  }
+  return out;
 }
 
 }  // namespace ember::tool_calls

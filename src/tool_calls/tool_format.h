@@ -1,6 +1,7 @@
 // Which tool-call output syntax a model family uses, detected from its chat template's source.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace ember::tool_calls {
@@ -44,5 +45,11 @@ ToolFormat detect_tool_format(std::string_view template_source);
 
 // "llama3", "hermes", "mistral-nemo", "mistral-small", "devstral", "generic".
 std::string_view tool_format_name(ToolFormat format);
+
+// The id a tool call of the conversation goes by in the template. Mistral Nemo's and Small 3.2's
+// templates accept only ids of 9 letters and digits (they raise otherwise), so for them any other
+// id (OpenAI's "call_...") maps to 9 such characters derived from it: the same id always gives
+// the same one, so a call and its result still pair. Other formats, and ids that fit, keep theirs.
+std::string template_call_id(ToolFormat format, std::string_view id);
 
 }  // namespace ember::tool_calls

@@ -3,11 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <string>
 
 #include "support/test_data.h"
+#include "tokenizer/chat_template/chat_template.h"
 
 namespace ember::tool_calls {
 namespace {
@@ -97,6 +100,57 @@ TEST(ToolFormat, Substrings) {
   EXPECT_EQ(detect_tool_format("[TOOL_CALLS]["), F::kMistralNemo);
   EXPECT_EQ(detect_tool_format("[TOOL_CALLS]{{ n }}[CALL_ID]{{ id }}[ARGS]"), F::kMistralSmall);
   EXPECT_EQ(detect_tool_format("[TOOL_CALLS]{{ n }}[ARGS]"), F::kDevstral);
+}
+
+// Mistral's templates raise on ids that are not 9 letters and digits: other ids map to such ids,
+// stable per id, so a call and its result still pair; other formats keep their ids.
+TEST(ToolFormat, TemplateCallIds) {
+  for (const F f : {F::kMistralNemo, F::kMistralSmall}) {
+    const std::string a = template_call_id(f, "call_9f8e7d6c5b4a3210");
+    EXPECT_EQ(a.size(), 9u);
+    EXPECT_TRUE(std::all_of(a.begin(), a.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); }));
+    EXPECT_EQ(template_call_id(f, "call_9f8e7d6c5b4a3210"), a);
+    EXPECT_NE(template_call_id(f, "call_9f8e7d6c5b4a3211"), a);
+    EXPECT_EQ(template_call_id(f, "abcDEF123"), "abcDEF123");  // already fits
+    EXPECT_NE(template_call_id(f, "abc-EF123"), "abc-EF123");  // 9, but not all alphanumeric
+    EXPECT_EQ(template_call_id(f, ""), "");                    // missing: the template says so
+  }
+  for (const F f : {F::kHermes, F::kLlama3, F::kDevstral, F::kGeneric}) {
+    EXPECT_EQ(template_call_id(f, "call_9f8e7d6c5b4a3210"), "call_9f8e7d6c5b4a3210");
+  }
+}
+
+// The real Mistral templates render a tool round trip whose ids came from another API.
+TEST(ToolFormat, MistralTemplatesRenderMappedIds) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  for (const char* name : {"mistralai-Mistral-Nemo-Instruct-2407.jinja", "Mistral-Small-3.2-24B-Instruct-2506.jinja"}) {
+    SCOPED_TRACE(name);
+    const std::string source = test::read_file(data / "templates" / name);
+    ASSERT_FALSE(source.empty());
+    const F format = detect_tool_format(source);
+    const std::string id = template_call_id(format, "call_Xy7-openai-style");
+    using J = nlohmann::ordered_json;
+    J call = {{"id", id}, {"type", "function"}};
+    call["function"] = {{"name", "get_weather"}, {"arguments", {{"city", "Paris"}}}};
+    J messages = J::array();
+    messages.push_back({{"role", "user"}, {"content", "Weather in Paris?"}});
+    messages.push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", J::array({call})}});
+    messages.push_back({{"role", "tool"}, {"tool_call_id", id}, {"content", "18 C"}});
+    J tool = {{"type", "function"}};
+    tool["function"] = {{"name", "get_weather"}, {"description", "Current weather"}};
+    tool["function"]["parameters"] = {{"type", "object"}};
+    tool["function"]["parameters"]["properties"]["city"] = {{"type", "string"}};
+    J context = {{"messages", messages}, {"tools", J::array({tool})}};
+    context["add_generation_prompt"] = true;
+    context["bos_token"] = "<s>";
+    context["eos_token"] = "</s>";
+    const std::string text = ChatTemplate::parse(source).render(context);
+    EXPECT_NE(text.find(id), std::string::npos) << text;
+    // The original id would have been refused.
+    J raw = context;
+    raw["messages"][2]["tool_call_id"] = "call_Xy7-openai-style";
+    EXPECT_THROW(ChatTemplate::parse(source).render(raw), TemplateError);
+  }
 }
 
 TEST(ToolFormat, Names) {
