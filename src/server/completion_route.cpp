@@ -1,5 +1,6 @@
 // POST /v1/chat/completions and /v1/completions: the prompt (chat template or text or token ids),
-// its checks against the context, the engine request, then the answer whole or as an SSE stream.
+// its checks against the context, the engine request, then the answer whole or as an SSE stream;
+// POST /apply-template, the chat prompt alone.
 #include <chrono>
 #include <map>
 
@@ -30,7 +31,7 @@ struct Prompt {
 // message, or with `instruction_in_user` (templates that refuse a system role, gemma-2's) the
 // start of the first user message.
 nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionRequest& req, tool_calls::ToolFormat format,
-                                    bool instruction_in_user = false) {
+                                    bool add_generation_prompt, bool instruction_in_user = false) {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   size_t first = 0;  // the first request message not yet in `messages`
   std::string instruction;
@@ -66,31 +67,37 @@ nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionReque
   }
   nlohmann::ordered_json context = {{"messages", std::move(messages)}};
   if (req.tools.active()) context["tools"] = req.tools.tools;
-  context["add_generation_prompt"] = true;
+  context["add_generation_prompt"] = add_generation_prompt;
   context["bos_token"] = impl.chat_template.bos_token;
   context["eos_token"] = impl.chat_template.eos_token;
   return context;
 }
 
+// The chat prompt of `req` through the template in use (tools, tool calls and results included).
+std::string render_chat(const ServerState& state, const CompletionRequest& req, tool_calls::ToolFormat format,
+                        bool add_generation_prompt) {
+  const Llm::Impl& impl = LlmAccess::impl(*state.llm);
+  try {
+    if (impl.chat_error) throw *impl.chat_error;
+    try {
+      return impl.chat_program->render(chat_context(impl, req, format, add_generation_prompt));
+    } catch (const TemplateError&) {
+      // The generic format's instruction went in as a system message, which some templates
+      // refuse (gemma-2's "System role not supported"): again, with it in the first user message.
+      const bool injected = req.tools.calls_allowed() && format == tool_calls::ToolFormat::kGeneric;
+      if (!injected) throw;
+      return impl.chat_program->render(
+          chat_context(impl, req, format, add_generation_prompt, /*instruction_in_user=*/true));
+    }
+  } catch (const TemplateError& e) {
+    invalid_request("messages", std::string("the chat template failed on these messages: ") + e.what());
+  }
+}
+
 Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool_calls::ToolFormat format) {
   Prompt p;
   if (req.endpoint == Endpoint::kChatCompletions) {
-    const Llm::Impl& impl = LlmAccess::impl(*state.llm);
-    std::string text;
-    try {
-      if (impl.chat_error) throw *impl.chat_error;
-      try {
-        text = impl.chat_program->render(chat_context(impl, req, format));
-      } catch (const TemplateError&) {
-        // The generic format's instruction went in as a system message, which some templates
-        // refuse (gemma-2's "System role not supported"): again, with it in the first user message.
-        const bool injected = req.tools.calls_allowed() && format == tool_calls::ToolFormat::kGeneric;
-        if (!injected) throw;
-        text = impl.chat_program->render(chat_context(impl, req, format, /*instruction_in_user=*/true));
-      }
-    } catch (const TemplateError& e) {
-      invalid_request("messages", std::string("the chat template failed on these messages: ") + e.what());
-    }
+    const std::string text = render_chat(state, req, format, /*add_generation_prompt=*/true);
     p.tokens = state.llm->tokenize(text, /*add_special=*/true, /*parse_special=*/true);
   } else if (!req.prompt_tokens.empty()) {
     p.tokens = req.prompt_tokens;
@@ -373,6 +380,22 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   reply.stream = [stream](Sink& sink) { stream->stream(sink); };
   reply.on_abort = [stream] { stream->cancel(); };
   return reply;
+}
+
+// POST /apply-template: the prompt /v1/chat/completions renders for the same body (tools, tool
+// calls and tool results included), without generating; add_generation_prompt (default true).
+HttpReply handle_apply_template(ServerState& state, const HttpRequest& http) {
+  const nlohmann::json body = parse_body(http);
+  bool add_generation_prompt = true;
+  if (const auto it = body.find("add_generation_prompt"); it != body.end() && !it->is_null()) {
+    if (!it->is_boolean()) invalid_request("add_generation_prompt", "must be a boolean");
+    add_generation_prompt = it->get<bool>();
+  }
+  const CompletionRequest req =
+      parse_completion_request(body, Endpoint::kChatCompletions, state.engine->n_vocab(), /*body_text=*/http.body);
+  const tool_calls::ToolFormat format =
+      tool_calls::detect_tool_format(LlmAccess::impl(*state.llm).chat_template.source);
+  return json_reply(200, {{"prompt", render_chat(state, req, format, add_generation_prompt)}});
 }
 
 }  // namespace ember::server

@@ -1,11 +1,10 @@
-// POST /v1/embeddings, /tokenize, /detokenize and /apply-template.
+// POST /v1/embeddings, /tokenize and /detokenize (/apply-template is with the chat completions).
 #include <algorithm>
 #include <chrono>
 #include <deque>
 
 #include "core/check.h"
 #include "server/server_state.h"
-#include "tokenizer/chat_template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember::server {
@@ -42,37 +41,6 @@ std::vector<int32_t> token_ids(const json& value, const std::string& param, int3
     ids.push_back(v.get<int32_t>());
   }
   return ids;
-}
-
-std::vector<ChatMessage> chat_messages(const json& body) {
-  const auto it = body.find("messages");
-  if (it == body.end() || !it->is_array() || it->empty()) invalid_request("messages", "must be a non-empty array");
-  std::vector<ChatMessage> messages;
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& m = (*it)[i];
-    const std::string param = fmt::format("messages[{}]", i);
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-      invalid_request(param + ".role", "must be a string");
-    }
-    ChatMessage message{m["role"].get<std::string>(), ""};
-    const json content = m.value("content", json());
-    if (content.is_string()) {
-      message.content = content.get<std::string>();
-    } else if (content.is_array()) {
-      for (const json& part : content) {
-        const auto type = part.is_object() ? part.find("type") : part.end();
-        if (!part.is_object() || type == part.end() || *type != "text" || !part.contains("text") ||
-            !part["text"].is_string()) {
-          invalid_request(param + ".content", "parts must be {\"type\": \"text\", \"text\": string}");
-        }
-        message.content += part["text"].get<std::string>();
-      }
-    } else if (!content.is_null()) {
-      invalid_request(param + ".content", "must be a string or an array of text parts");
-    }
-    messages.push_back(std::move(message));
-  }
-  return messages;
 }
 
 bool optional_bool(const json& body, const char* name, bool fallback) {
@@ -219,17 +187,6 @@ HttpReply handle_detokenize(ServerState& state, const HttpRequest& http) {
   if (tokens == body.end()) invalid_request("tokens", "is required");
   const std::vector<int32_t> ids = token_ids(*tokens, "tokens", state.engine->n_vocab());
   return json_reply(200, {{"content", state.llm->detokenize(ids, /*render_special=*/true)}});
-}
-
-HttpReply handle_apply_template(ServerState& state, const HttpRequest& http) {
-  const json body = parse_body(http);
-  const std::vector<ChatMessage> messages = chat_messages(body);
-  const bool add_generation_prompt = optional_bool(body, "add_generation_prompt", true);
-  try {
-    return json_reply(200, {{"prompt", state.llm->apply_chat_template(messages, add_generation_prompt)}});
-  } catch (const TemplateError& e) {
-    invalid_request("messages", std::string("the chat template failed on these messages: ") + e.what());
-  }
 }
 
 }  // namespace ember::server

@@ -272,6 +272,19 @@ TEST_F(ApiServerTest, TokenizeDetokenizeAndTemplate) {
   const json prompt =
       body_of(server_->handle(post("/apply-template", R"({"messages": [{"role": "user", "content": "Hello"}]})")));
   EXPECT_NE(prompt["prompt"].get<std::string>().find("<|im_start|>user\nHello"), std::string::npos);
+  EXPECT_TRUE(prompt["prompt"].get<std::string>().ends_with("<|im_start|>assistant\n"));
+  // The prompt /v1/chat/completions would render: tools included (ChatML has no tool syntax, so
+  // the generic format's instruction names them); no generation prompt when asked.
+  const json with_tools = body_of(server_->handle(post("/apply-template", R"({
+      "messages": [{"role": "user", "content": "Weather in Paris?"}], "add_generation_prompt": false,
+      "tools": [{"type": "function", "function": {"name": "get_weather",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})")));
+  const std::string rendered = with_tools["prompt"].get<std::string>();
+  EXPECT_NE(rendered.find("get_weather"), std::string::npos) << rendered;
+  EXPECT_FALSE(rendered.ends_with("<|im_start|>assistant\n")) << rendered;
+  const HttpReply bad = server_->handle(post("/apply-template", R"({"messages": [], "add_generation_prompt": 1})"));
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(body_of(bad)["error"]["param"], "add_generation_prompt");
 }
 
 TEST_F(ApiServerTest, MetricsAreCountedPerStatus) {
