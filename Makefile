@@ -130,7 +130,7 @@ fuzz: $(FUZZ_DIR)/build.ninja
 # (seeded with the tokenizer test inputs) and FUZZ_SECONDS on the chat-template interpreter (seeded
 # with the real templates, the crafted test templates and fuzz/regressions/chat_template), then the
 # GBNF parser (seeded with the grammars of its tests) and the JSON Schema converter (seeded with
-# tests/data/json_schemas), and token masks against tokens checked one by one (seeded with
+# tests/data/json_schemas and the JSON-Schema-Test-Suite's draft 7 schemas), and token masks against tokens checked one by one (seeded with
 # fuzz/regressions/grammar_mask). Crashes land in fuzz/artifacts/.
 fuzz-run: fuzz
 	@mkdir -p fuzz/corpus-work fuzz/artifacts
@@ -153,6 +153,7 @@ fuzz-run: fuzz
 	    -print_final_stats=1
 	@mkdir -p fuzz/gbnf-corpus-work fuzz/json-schema-corpus-work
 	python3 -c 'import json, glob, os; [open("fuzz/json-schema-corpus-work/" + os.path.basename(f), "w").write(json.dumps(json.load(open(f))["schema"])) for f in glob.glob("tests/data/json_schemas/*.json")]'
+	python3 -c 'import json, glob; [open("fuzz/json-schema-corpus-work/suite-%d-%d.json" % (i, k), "w").write(json.dumps(g["schema"])) for i, f in enumerate(sorted(glob.glob("/usr/share/json-schema-test-suite/tests/draft7/**/*.json", recursive=True))) for k, g in enumerate(json.load(open(f)))]'
 	python3 -c 'import re; [open("fuzz/gbnf-corpus-work/test-%d.gbnf" % i, "w").write(g) for i, g in enumerate(re.findall(r"R\"\((.*?)\)\"", open("tests/grammar/gbnf_parser_test.cpp").read(), re.S))]'
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(FUZZ_DIR)/fuzz/gbnf_parser_fuzz fuzz/gbnf-corpus-work -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
