@@ -2,6 +2,7 @@
 #include "grammar/json_schema.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -193,6 +194,23 @@ std::optional<Bound> bound(const Json& s, const std::string& pointer, bool lower
   return best;
 }
 
+// application/json, text/json and any "+json" type, in any case, parameters or not.
+bool is_json_media_type(const Json& value) {
+  std::string type = value.get<std::string>();
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  return type == "application/json" || type == "text/json" || type.ends_with("+json");
+}
+
+// Whether a schema's declared type (if any) lets it be a string.
+bool may_be_string(const Json& s) {
+  const auto type = s.find("type");
+  if (type == s.end()) return true;
+  if (type->is_string()) return *type == "string";
+  return type->is_array() && std::find(type->begin(), type->end(), "string") != type->end();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -220,15 +238,11 @@ void Converter::account(const std::string& ptr, int depth, int64_t units) {
 
 void Converter::check_keywords(const Json& s, const std::string& ptr) const {
   for (const auto& [key, value] : s.items()) {
-    if (key == "contentMediaType" && value.is_string()) {
+    if (key == "contentMediaType" && value.is_string() && may_be_string(s) && is_json_media_type(value)) {
       // A validator may check that the content parses as JSON; we cannot constrain it to that.
-      const std::string type = value.get<std::string>();
-      if (type.starts_with("application/json") || type.find("+json") != std::string::npos) {
-        refuse(child(ptr, key),
-               "contentMediaType '{}' is not supported (the string's content cannot be constrained to "
-               "JSON)",
-               type);
-      }
+      refuse(child(ptr, key),
+             "contentMediaType '{}' is not supported (the string's content cannot be constrained to JSON)",
+             value.get<std::string>());
     }
     if (kIgnored.contains(key)) continue;
     if (!is_known_keyword(key)) refuse(child(ptr, key), "keyword '{}' is not supported", key);
@@ -613,7 +627,9 @@ ExprId Converter::string_expr(const Json& s, const std::string& ptr) {
   ExprId content = -1;
   if (encoding != s.end()) {
     const std::string p = child(ptr, "contentEncoding");
-    if (*encoding != "base64") refuse(p, "contentEncoding {} is not supported (only \"base64\")", encoding->dump());
+    std::string name = encoding->is_string() ? encoding->get<std::string>() : encoding->dump();
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (name != "base64") refuse(p, "contentEncoding {} is not supported (only \"base64\")", encoding->dump());
     if (pattern != s.end() || format != s.end() || has_length) {
       refuse(p, "contentEncoding together with pattern, format, minLength or maxLength is not supported");
     }

@@ -325,6 +325,7 @@ const GrammarMatcher::Run& GrammarMatcher::run(int32_t rule, int32_t state) {
   int32_t length = 0;                    // characters the run takes from chain[0]
   bool exact = false;
   bool sliced = false;
+  bool cut = false;  // stopped at 2 * cap: the later states' lengths are not known
   for (;;) {
     const int32_t next = stepped_run(rule, chain.back()).next;
     if (std::find(chain.begin(), chain.end(), next) != chain.end()) {
@@ -346,6 +347,7 @@ const GrammarMatcher::Run& GrammarMatcher::run(int32_t rule, int32_t state) {
     }
     if (static_cast<int32_t>(chain.size()) >= 2 * cap) {
       length = static_cast<int32_t>(chain.size());  // at least: the first `cap` states get `cap`
+      cut = true;
       break;
     }
     chain.push_back(next);
@@ -353,6 +355,8 @@ const GrammarMatcher::Run& GrammarMatcher::run(int32_t rule, int32_t state) {
   for (size_t k = chain.size(); k-- > 0;) {
     Run& r = stepped_run(rule, chain[k]);
     const int32_t left = length - static_cast<int32_t>(k);
+    // Past a cut only a lower bound is known: leave those states to find their own run.
+    if (cut && left < cap) continue;
     r.length = std::min(cap, left);
     r.exact = exact && left < cap;
     sliced = sliced && only_bytes(rule, chain[k]);

@@ -119,16 +119,16 @@ class GrammarMatcher {
   bool triggers_at_start_ = false;
   std::vector<Trigger> triggers_;
   std::vector<std::pair<int32_t, std::string>> token_texts_;  // add_token_text()
-  std::string recent_;                 // while waiting: the last bytes accepted, enough to hold a trigger's start
-  std::vector<int32_t> tops_;          // per fill_mask: the state's top frames
-  std::vector<uint64_t> merged_;       // per fill_mask: (rule, state) frames already merged
-  std::vector<int32_t> walk_sets_;     // per trie depth during a walk
-  std::vector<int32_t> walk_escapes_;  // per trie depth: escapes on the path so far
-  std::vector<int32_t> walk_own_;      // per trie depth: the walked frame's own state, -1 once it left
-  std::vector<int32_t> walk_chars_;    // per trie depth: characters on the path
-  std::vector<std::vector<Run>> runs_;
+  std::string recent_;                  // while waiting: the last bytes accepted, enough to hold a trigger's start
+  std::vector<int32_t> tops_;           // per fill_mask: the state's top frames
+  std::vector<uint64_t> merged_;        // per fill_mask: (rule, state) frames already merged
+  std::vector<int32_t> walk_sets_;      // per trie depth during a walk
+  std::vector<int32_t> walk_escapes_;   // per trie depth: escapes on the path so far
+  std::vector<int32_t> walk_own_;       // per trie depth: the walked frame's own state, -1 once it left
+  std::vector<int32_t> walk_chars_;     // per trie depth: characters on the path
+  std::vector<std::vector<Run>> runs_;  // [rule][state], computed as walks meet them
   CharBytes char_bytes_;
-  WalkStats walk_stats_;  // [rule][state], computed as walks meet them
+  WalkStats walk_stats_;
 };
 
 }  // namespace ember::grammar

@@ -54,7 +54,11 @@ nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionReque
       instruction.clear();
     }
     if (!m.tool_calls.is_null()) {
-      if (!m.has_content) message["content"] = nullptr;
+      // No content: null, as OpenAI sends it; Devstral's template indexes a non-string content
+      // (content[0].text) and so gets "".
+      if (!m.has_content) {
+        message["content"] = format == tool_calls::ToolFormat::kDevstral ? nlohmann::ordered_json("") : nullptr;
+      }
       message["tool_calls"] = m.tool_calls;
       for (auto& call : message["tool_calls"]) {
         if (call.is_object() && call.contains("id") && call["id"].is_string()) {
@@ -388,13 +392,17 @@ HttpReply handle_apply_template(ServerState& state, const HttpRequest& http) {
   const nlohmann::json body = parse_body(http);
   bool add_generation_prompt = true;
   if (const auto it = body.find("add_generation_prompt"); it != body.end() && !it->is_null()) {
-    if (!it->is_boolean()) invalid_request("add_generation_prompt", "must be a boolean");
+    if (!it->is_boolean()) {
+      invalid_request("add_generation_prompt",
+                      fmt::format("'add_generation_prompt' must be a boolean, not {}", json_type_name(*it)));
+    }
     add_generation_prompt = it->get<bool>();
   }
   const CompletionRequest req =
       parse_completion_request(body, Endpoint::kChatCompletions, state.engine->n_vocab(), /*body_text=*/http.body);
   const tool_calls::ToolFormat format =
       tool_calls::detect_tool_format(LlmAccess::impl(*state.llm).chat_template.source);
+  tool_call_constraint(req.tools, format);  // tools a completion would refuse are refused here too
   return json_reply(200, {{"prompt", render_chat(state, req, format, add_generation_prompt)}});
 }
 

@@ -245,6 +245,13 @@ TEST(JsonSchemaStrings, ContentEncodingAndMediaType) {
             "content cannot be constrained to JSON)");
   EXPECT_EQ(refusal(R"({"type":"string","contentMediaType":"application/ld+json"})").substr(0, 32),
             "schema/contentMediaType: content");
+  // Media types are case-insensitive and may carry parameters; text/json is JSON too.
+  for (const char* type : {"Application/JSON", "text/json", "application/json; charset=utf-8"}) {
+    EXPECT_NE(refusal(fmt::format(R"({{"type":"string","contentMediaType":"{}"}})", type)), "(accepted)") << type;
+  }
+  // Only strings have content: on another type it constrains nothing.
+  expect_language(R"({"type":"object","contentMediaType":"application/json"})", {"{}"}, {R"("{}")"});
+  expect_language(R"({"type":"string","contentEncoding":"BASE64"})", {R"("YQ==")"}, {R"("YQ")"});
 }
 
 TEST(JsonSchemaEnums, CanonicalLiterals) {

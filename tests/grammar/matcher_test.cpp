@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <random>
 #include <string>
 #include <vector>
@@ -338,6 +340,114 @@ TEST(GrammarMatcher, RunSubtreesEqualTokensCheckedOneByOne) {
   // The shortcuts were taken, both kinds: the checks above covered them.
   EXPECT_GT(total.whole_runs, 0u);
   EXPECT_GT(total.sliced_runs, 0u);
+}
+
+// Masks along texts typed byte by byte, then along random walks, against allows(): for the
+// run-shortcut guards below, each case fails when its guard is removed (found by review).
+void check_masks_along(const std::string& gbnf, const std::vector<std::string>& extra,
+                       const std::vector<std::string>& texts) {
+  SCOPED_TRACE(gbnf);
+  std::vector<std::string> pieces;
+  auto repeat = [](std::string_view s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  for (int b = 0; b < 256; ++b) pieces.emplace_back(1, static_cast<char>(b));
+  for (int n = 2; n <= 14; ++n) pieces.push_back(repeat("a", n));
+  for (int n = 2; n <= 9; ++n) pieces.push_back(repeat("\xC3\xA9", n));
+  for (int n = 2; n <= 6; ++n) pieces.push_back(repeat("\xE4\xB8\xAD", n));
+  for (int n = 1; n <= 9; ++n) pieces.push_back(repeat("b", 1).append(repeat("xy", n)));  // the longest: 19 chars
+  pieces.insert(pieces.end(), extra.begin(), extra.end());
+  const auto eos = static_cast<int32_t>(pieces.size());
+  pieces.emplace_back();
+  const VocabTrie trie(pieces);
+  const auto cg = CompiledGrammar::compile(parse_gbnf(gbnf));
+  TokenMask mask;
+  auto masks_agree = [&](GrammarMatcher& m, const std::string& where) {
+    m.fill_mask(mask);
+    for (int32_t t = 0; t < trie.n_vocab(); ++t) {
+      if (mask.test(t) != m.allows(t)) {
+        ADD_FAILURE() << "after '" << where << "': token " << t << " mask " << mask.test(t);
+        return false;
+      }
+    }
+    return true;
+  };
+  for (const std::string& text : texts) {
+    MaskCache cache(size_t{16} << 20);
+    GrammarMatcher m(cg, trie, std::vector<int32_t>{eos}, &cache);
+    for (size_t k = 0; k <= text.size(); ++k) {
+      if (!masks_agree(m, text.substr(0, k))) return;
+      if (k < text.size()) {
+        ASSERT_TRUE(m.accept(static_cast<uint8_t>(text[k]))) << text << " at " << k;
+      }
+    }
+  }
+  std::mt19937 rng(7);
+  for (int walk = 0; walk < 30; ++walk) {
+    MaskCache cache(size_t{16} << 20);
+    GrammarMatcher m(cg, trie, std::vector<int32_t>{eos}, &cache);
+    std::string so_far;
+    for (int step = 0; step < 24 && !m.finished(); ++step) {
+      if (!masks_agree(m, so_far)) return;
+      std::vector<int32_t> allowed;
+      for (int32_t t = 0; t < eos; ++t) {
+        if (mask.test(t)) allowed.push_back(t);
+      }
+      if (allowed.empty()) break;
+      const int32_t t = allowed[rng() % allowed.size()];
+      so_far += pieces[static_cast<size_t>(t)];
+      ASSERT_TRUE(m.accept(t));
+    }
+  }
+}
+
+TEST(GrammarMatcher, RunShortcutGuards) {
+  std::vector<std::string> ill_formed, a_then_e, a_then_zh, lt_a;
+  for (int n = 1; n <= 10; ++n) {
+    const std::string e = std::string("\xC3\xA9");
+    std::string run;
+    for (int k = 0; k < n; ++k) run += e;
+    ill_formed.push_back(run + "\xFF");
+    ill_formed.push_back(run + "\xC0\x80");
+    a_then_e.push_back(std::string("a").append(run));
+    std::string zh;
+    for (int k = 0; k < n; ++k) zh += "\xE4\xB8\xAD";
+    a_then_zh.push_back(std::string("a").append(zh));
+  }
+  for (int n = 1; n <= 12; ++n) lt_a.push_back(std::string("<").append(static_cast<size_t>(n), 'a'));
+  // A subtree of run characters with an ill-formed byte below is walked, not taken.
+  check_masks_along(R"(root ::= [^"]*)", ill_formed, {});
+  // Slicing only when the frame is the one reading: here another rule takes the letters on.
+  check_masks_along("root ::= \"<\" (s | [a-z]{3} \"!\")\ns ::= [a-z]* \";\" | \"(\" s \")\"", lt_a, {"<aaaaaaa;"});
+  // Chains past twice the longest token: the length kept at the cut must not overestimate.
+  for (const int n : {38, 41, 42, 43, 50}) {
+    check_masks_along(fmt::format("root ::= [a-z]{{{}}} \"!\"", n), {},
+                      {std::string(static_cast<size_t>(n), 'a') + "!"});
+  }
+  // The bytes tried per UTF-8 state must follow the grammar's byte classes, not only UTF-8's.
+  check_masks_along(R"(root ::= [a-z\u0080\u0800\u1000\uD000\uE000\U00010000\U00040000\U00100000]*)", a_then_e, {});
+  // A run's end that takes a non-ASCII character is not sliced.
+  check_masks_along(R"(root ::= [^"]{3} "\u00e9" "!")", {}, {"aaa\xC3\xA9!"});
+  // A class with some non-ASCII characters is not a run of all of them.
+  check_masks_along(R"(root ::= [a-z\u00c0-\u00ff]*)", a_then_zh, {});
+}
+
+// A rule that can end at several points inside one token: only an earlier end lets the caller
+// take the rest ("aab": x takes "a", the caller "ab"; ending x after "aa" leaves "b", which the
+// caller refuses). Every end point must be tried, not only the last.
+TEST(GrammarMatcher, UncertainTokensTryEveryPointTheRuleCouldEnd) {
+  const Grammar g = parse_gbnf("root ::= x \"ab\"\nx ::= \"a\" x | \"\"");
+  const std::vector<std::string> pieces = {"a", "b", "aab", "aaab", "ab", "aa", "aaa", "abb", ""};
+  MaskCache cache(size_t{1} << 20);
+  check_masks_on_walks(g, pieces, 20, 8, 3, &cache);
+  const VocabTrie trie(pieces);
+  GrammarMatcher m(CompiledGrammar::compile(g), trie, std::vector<int32_t>{8}, &cache);
+  TokenMask mask;
+  m.fill_mask(mask);
+  EXPECT_TRUE(mask.test(2) && mask.test(3) && mask.test(4));  // "aab", "aaab", "ab"
+  EXPECT_FALSE(mask.test(7));                                 // "abb"
 }
 
 TEST(GrammarMatcher, EndTokenOnlyWhenCompleteAndFinishedAfterIt) {

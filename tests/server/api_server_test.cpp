@@ -18,6 +18,7 @@
 #include "ember/error.h"
 #include "ember/sampling.h"
 #include "server/ui_assets.h"
+#include "support/test_data.h"
 
 namespace ember::server {
 namespace {
@@ -285,6 +286,13 @@ TEST_F(ApiServerTest, TokenizeDetokenizeAndTemplate) {
   const HttpReply bad = server_->handle(post("/apply-template", R"({"messages": [], "add_generation_prompt": 1})"));
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(body_of(bad)["error"]["param"], "add_generation_prompt");
+  // Tools a chat completion would refuse (a parameter schema the converter cannot enforce).
+  const HttpReply bad_tools = server_->handle(post("/apply-template", R"({
+      "messages": [{"role": "user", "content": "Hi"}],
+      "tools": [{"type": "function", "function": {"name": "f",
+                 "parameters": {"type": "object", "properties": {"x": {"not": {"type": "string"}}}}}}]})"));
+  EXPECT_EQ(bad_tools.status, 400);
+  EXPECT_EQ(body_of(bad_tools)["error"]["param"], "tools");
 }
 
 TEST_F(ApiServerTest, MetricsAreCountedPerStatus) {
@@ -317,6 +325,37 @@ TEST(ApiServerLifecycle, LoadingThenDrainingAnswer503) {
   bool retry_after = false;
   for (const auto& [k, v] : refused.headers) retry_after = retry_after || k == "Retry-After";
   EXPECT_TRUE(retry_after);
+}
+
+// A tool round trip in the history renders through the real Mistral-family templates: ids from
+// another API (mapped to the 9 alphanumerics Nemo and Small 3.2 demand, the same for the call and
+// its result), and a tool-call turn without content (Devstral's template indexes it).
+TEST(ApiServerTools, HistoryRendersThroughTheMistralTemplates) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const json body = json::parse(R"({
+      "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_openai_style_1", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_openai_style_1", "content": "18 C"}],
+      "tools": [{"type": "function", "function": {"name": "get_weather",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})");
+  for (const char* name : {"mistralai-Mistral-Nemo-Instruct-2407.jinja", "Mistral-Small-3.2-24B-Instruct-2506.jinja",
+                           "unsloth-mistral-Devstral-Small-2507.jinja"}) {
+    SCOPED_TRACE(name);
+    ServerOptions o;
+    o.model_path = kTiny;
+    o.threads = 1;
+    o.chat_template = (data / "templates" / name).string();
+    ApiServer server(o);
+    server.load();
+    const HttpReply reply = server.handle(post("/apply-template", body.dump(), ""));
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    const std::string prompt = body_of(reply)["prompt"].get<std::string>();
+    EXPECT_NE(prompt.find("get_weather"), std::string::npos) << prompt;
+    EXPECT_NE(prompt.find("18 C"), std::string::npos) << prompt;
+    EXPECT_EQ(prompt.find("call_openai_style_1"), std::string::npos) << "ids reach these templates mapped";
+  }
 }
 
 std::string header_of(const HttpReply& reply, std::string_view name) {
