@@ -1,0 +1,91 @@
+// Prompt-lookup drafting and modified rejection sampling (see speculative.h).
+#include "engine/speculative.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+
+namespace ember::speculative {
+namespace {
+
+// A uniform double in [0, 1) from 53 random bits.
+double uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+
+// Draws from weights over tokens (not necessarily normalized); -1 when they sum to 0.
+int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt19937_64& rng) {
+  double total = 0.0;
+  for (const auto& [token, w] : weights) total += w;
+  if (!(total > 0.0)) return -1;
+  const double target = uniform(rng) * total;
+  double sum = 0.0;
+  for (const auto& [token, w] : weights) {
+    sum += w;
+    if (target < sum) return token;
+  }
+  // Rounding left the draw past the last cumulative sum: the last token with weight.
+  for (auto it = weights.rbegin(); it != weights.rend(); ++it) {
+    if (it->second > 0.0) return it->first;
+  }
+  return -1;
+}
+
+// max(0, p - q) over the union of both supports, both sorted by token.
+std::vector<std::pair<int32_t, double>> residual(const Distribution& p, const Distribution& q) {
+  std::vector<std::pair<int32_t, double>> out;
+  size_t j = 0;
+  for (const auto& [token, prob] : p) {
+    while (j < q.size() && q[j].first < token) ++j;
+    const double other = j < q.size() && q[j].first == token ? q[j].second : 0.0;
+    if (prob > other) out.emplace_back(token, prob - other);
+  }
+  return out;
+}
+
+}  // namespace
+
+double probability(const Distribution& d, int32_t token) {
+  const auto it = std::lower_bound(d.begin(), d.end(), token, [](const auto& e, int32_t t) { return e.first < t; });
+  return it != d.end() && it->first == token ? it->second : 0.0;
+}
+
+std::vector<int32_t> ngram_draft(std::span<const int32_t> history, int n_min, int n_max, int max_tokens) {
+  EMBER_CHECK(n_min >= 1 && n_min <= n_max);
+  const auto size = static_cast<int64_t>(history.size());
+  for (int n = n_max; n >= n_min && max_tokens > 0; --n) {
+    if (size < n + 1) continue;
+    const std::span<const int32_t> tail = history.subspan(static_cast<size_t>(size - n));
+    // The latest start j < size - n whose n tokens equal the tail and that has a token after them.
+    for (int64_t j = size - n - 1; j >= 0; --j) {
+      if (!std::equal(tail.begin(), tail.end(), history.begin() + j)) continue;
+      const int64_t from = j + n;
+      const int64_t to = std::min(size, from + max_tokens);
+      return {history.begin() + from, history.begin() + to};
+    }
+  }
+  return {};
+}
+
+Verdict verify(std::span<const int32_t> draft, std::span<const Distribution> proposals,
+               std::span<const Distribution> target, std::mt19937_64& rng) {
+  EMBER_CHECK(target.size() == draft.size() + 1);
+  EMBER_CHECK(proposals.empty() || proposals.size() == draft.size());
+  Verdict v;
+  for (size_t i = 0; i < draft.size(); ++i) {
+    const double p = probability(target[i], draft[i]);
+    const double q = proposals.empty() ? 1.0 : probability(proposals[i], draft[i]);
+    // Keep with probability min(1, p / q): u * q < p (q == 0 cannot be drawn; then keep if p > 0).
+    if (uniform(rng) * q < p) {
+      ++v.accepted;
+      continue;
+    }
+    const Distribution one_hot = {{draft[i], 1.0}};
+    const int32_t t = draw(residual(target[i], proposals.empty() ? one_hot : proposals[i]), rng);
+    // A residual that rounds to nothing: the target's own distribution.
+    v.next = t >= 0 ? t : draw(target[i], rng);
+    return v;
+  }
+  v.next = draw(target[draft.size()], rng);
+  return v;
+}
+
+}  // namespace ember::speculative

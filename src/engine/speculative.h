@@ -1,0 +1,43 @@
+// Speculative decoding's two pure parts: drafting by prompt lookup (the tokens that followed an
+// earlier occurrence of the last n-gram of the prompt and output), and verification of a draft by
+// modified rejection sampling, which keeps the target model's output distribution exactly at any
+// temperature (Leviathan et al. 2023, Chen et al. 2023). The engine feeds them distributions from
+// SamplerChain::distribution().
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace ember::speculative {
+
+// (token, probability > 0) pairs sorted by token id, summing to 1: SamplerChain::distribution's form.
+using Distribution = std::vector<std::pair<int32_t, double>>;
+
+// Prompt lookup: the tokens that followed the latest earlier occurrence of the last n tokens of
+// `history`, trying n from `n_max` down to `n_min` (the longest match wins), at most `max_tokens`
+// of them. Empty when nothing matches. O(history x n_max).
+std::vector<int32_t> ngram_draft(std::span<const int32_t> history, int n_min, int n_max, int max_tokens);
+
+struct Verdict {
+  int32_t accepted = 0;  // the draft tokens kept: draft[0, accepted)
+  int32_t next = -1;     // then this token: the residual draw at the first rejection, else a draw from the
+                         // target's distribution after the whole draft
+};
+
+// Verifies draft d_1..d_k against the target's distributions p_1..p_{k+1} (p_i: the target's next
+// token after d_1..d_{i-1}; target.size() == draft.size() + 1). `proposals` holds the draft model's
+// q_1..q_k, or is empty for deterministic proposals (prompt lookup: q_i is d_i with certainty).
+// d_i is kept with probability min(1, p_i(d_i) / q_i(d_i)); at the first rejection the next token
+// is drawn from max(0, p_i - q_i), renormalized. Then every emitted token is distributed as the
+// target alone would draw it. Greedy (one-hot p) keeps exactly the drafts that match the target's
+// choice.
+Verdict verify(std::span<const int32_t> draft, std::span<const Distribution> proposals,
+               std::span<const Distribution> target, std::mt19937_64& rng);
+
+// p(token) in `d` (0 when absent); binary search.
+double probability(const Distribution& d, int32_t token);
+
+}  // namespace ember::speculative

@@ -1,0 +1,126 @@
+// Speculative decoding's pure parts: prompt-lookup drafts on crafted histories, and verification
+// by modified rejection sampling — greedy keeps exactly the matching drafts; sampled, the first and
+// the second emitted token follow the target's distribution (chi-square), with a draft model's
+// proposals and with deterministic ones.
+#include "engine/speculative.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "sampler_test_util.h"
+
+namespace ember::speculative {
+namespace {
+
+using test::chi_square;
+
+// Chi-square critical values at p = 0.001 by degrees of freedom (fixed seeds: deterministic).
+constexpr double kChi2Critical[] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12};
+constexpr int kTrials = 40000;
+
+TEST(NgramDraft, ProposesWhatFollowedTheLatestLongestMatch) {
+  const std::vector<int32_t> h = {1, 2, 3, 4, 5, 9, 1, 2, 3, 7, 8, 2, 3};
+  // The last 2 tokens (2 3) occurred at 1 and 7: the latest, at 7, was followed by 7 8 2 3.
+  EXPECT_EQ(ngram_draft(h, 1, 2, 3), (std::vector<int32_t>{7, 8, 2}));
+  // A longer n first: (8 2 3) never occurred before, (2 3) did.
+  EXPECT_EQ(ngram_draft(h, 2, 3, 8), (std::vector<int32_t>{7, 8, 2, 3}));
+  // Cut at the history's end and at max_tokens.
+  EXPECT_EQ(ngram_draft(h, 2, 2, 1), (std::vector<int32_t>{7}));
+  // Nothing matches.
+  EXPECT_TRUE(ngram_draft(std::vector<int32_t>{1, 2, 3, 4}, 1, 3, 5).empty());
+  EXPECT_TRUE(ngram_draft(std::vector<int32_t>{}, 1, 3, 5).empty());
+  EXPECT_TRUE(ngram_draft(h, 2, 2, 0).empty());
+  // The longest match wins over a later shorter one.
+  const std::vector<int32_t> g = {5, 6, 7, 1, 9, 6, 7, 2, 5, 6, 7};
+  EXPECT_EQ(ngram_draft(g, 2, 3, 2), (std::vector<int32_t>{1, 9}));  // (5 6 7) at 0, not (6 7) at 5
+  EXPECT_EQ(ngram_draft(g, 1, 2, 2), (std::vector<int32_t>{2, 5}));  // (6 7) latest at 5
+}
+
+Distribution one_hot(int32_t token) { return {{token, 1.0}}; }
+
+TEST(SpeculativeVerify, GreedyKeepsExactlyTheMatchingPrefix) {
+  std::mt19937_64 rng(1);
+  const std::vector<int32_t> draft = {4, 7, 9};
+  {
+    const std::vector<Distribution> target = {one_hot(4), one_hot(7), one_hot(9), one_hot(2)};
+    const Verdict v = verify(draft, {}, target, rng);
+    EXPECT_EQ(v.accepted, 3);
+    EXPECT_EQ(v.next, 2);  // the target's token after the whole draft
+  }
+  {
+    const std::vector<Distribution> target = {one_hot(4), one_hot(5), one_hot(9), one_hot(2)};
+    const Verdict v = verify(draft, {}, target, rng);
+    EXPECT_EQ(v.accepted, 1);
+    EXPECT_EQ(v.next, 5);  // the target's own choice where the draft went wrong
+  }
+  {
+    // A greedy draft model (one-hot proposals) and a greedy target.
+    const std::vector<Distribution> proposals = {one_hot(4), one_hot(7), one_hot(9)};
+    const std::vector<Distribution> target = {one_hot(3), one_hot(7), one_hot(9), one_hot(2)};
+    const Verdict v = verify(draft, proposals, target, rng);
+    EXPECT_EQ(v.accepted, 0);
+    EXPECT_EQ(v.next, 3);
+  }
+  const Verdict empty = verify({}, {}, std::vector<Distribution>{one_hot(6)}, rng);
+  EXPECT_EQ(empty.accepted, 0);
+  EXPECT_EQ(empty.next, 6);
+}
+
+std::vector<double> dense(const Distribution& d, size_t n) {
+  std::vector<double> out(n, 0.0);
+  for (const auto& [t, p] : d) out[static_cast<size_t>(t)] = p;
+  return out;
+}
+
+int32_t draw_from(const Distribution& d, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  double x = u(rng), sum = 0.0;
+  for (const auto& [t, p] : d) {
+    sum += p;
+    if (x < sum) return t;
+  }
+  return d.back().first;
+}
+
+// Two positions: target p1, p2 (p2 independent of the first token, so each emitted token must
+// follow its own p), draft q1, q2 unlike them (one token q gives weight p does not, one p gives
+// that q does not). The first and the second emitted tokens are tallied.
+TEST(SpeculativeVerify, EmittedTokensFollowTheTargetDistribution) {
+  constexpr size_t kVocab = 6;
+  const Distribution p1 = {{0, 0.30}, {1, 0.25}, {2, 0.20}, {3, 0.15}, {4, 0.10}};
+  const Distribution p2 = {{1, 0.05}, {2, 0.15}, {3, 0.40}, {5, 0.40}};
+  const Distribution q1 = {{0, 0.10}, {1, 0.40}, {2, 0.05}, {3, 0.25}, {5, 0.20}};
+  const Distribution q2 = {{0, 0.20}, {2, 0.30}, {3, 0.30}, {5, 0.20}};
+  const Distribution p3 = {{0, 0.5}, {4, 0.5}};
+  for (const bool model : {true, false}) {
+    SCOPED_TRACE(model ? "draft model" : "deterministic proposals");
+    std::mt19937_64 rng(model ? 11 : 12);
+    std::vector<int32_t> first, second;
+    int64_t accepted = 0;
+    for (int trial = 0; trial < kTrials; ++trial) {
+      // A draft model draws from q; deterministic proposals are fixed tokens (one p1 rarely picks).
+      const std::vector<int32_t> draft =
+          model ? std::vector<int32_t>{draw_from(q1, rng), draw_from(q2, rng)} : std::vector<int32_t>{4, 3};
+      const std::vector<Distribution> proposals = {q1, q2};
+      const std::vector<Distribution> target = {p1, p2, p3};
+      const Verdict v = verify(
+          draft, model ? std::span<const Distribution>(proposals) : std::span<const Distribution>(), target, rng);
+      accepted += v.accepted;
+      std::vector<int32_t> emitted(draft.begin(), draft.begin() + v.accepted);
+      emitted.push_back(v.next);
+      first.push_back(emitted[0]);
+      if (emitted.size() >= 2) second.push_back(emitted[1]);
+    }
+    EXPECT_LT(chi_square(first, dense(p1, kVocab)), kChi2Critical[4]);
+    ASSERT_GT(second.size(), 2000u);
+    EXPECT_LT(chi_square(second, dense(p2, kVocab)), kChi2Critical[3]);
+    EXPECT_GT(accepted, 0);
+    // A wrong rule must show: drawing the next token from p rather than the residual.
+    EXPECT_GT(chi_square(first, dense(q1, kVocab)), kChi2Critical[4]);
+  }
+}
+
+}  // namespace
+}  // namespace ember::speculative
