@@ -69,6 +69,22 @@ class GrammarMatcher {
   };
   const WalkStats& walk_stats() const noexcept { return walk_stats_; }
 
+  // Everything accept() changes, to roll a speculative draft back: restore(checkpoint()) after
+  // any accepts leaves the matcher as it was (the memoized sets and the cache only grow).
+  struct Checkpoint {
+    int32_t state;
+    bool ended, waiting, abandoned;
+    std::string recent;
+  };
+  Checkpoint checkpoint() const { return {state_, ended_, waiting_, abandoned_, recent_}; }
+  void restore(const Checkpoint& c) {
+    state_ = c.state;
+    ended_ = c.ended;
+    waiting_ = c.waiting;
+    abandoned_ = c.abandoned;
+    recent_ = c.recent;
+  }
+
   bool can_end() const { return !ended_ && state_ != StackSets::kDead && sets_.complete(state_); }
   // The grammar is complete and nothing more can follow (or an end token was accepted).
   bool finished() const {

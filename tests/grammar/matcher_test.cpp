@@ -450,6 +450,36 @@ TEST(GrammarMatcher, UncertainTokensTryEveryPointTheRuleCouldEnd) {
   EXPECT_FALSE(mask.test(7));                                 // "abb"
 }
 
+// Speculative decoding rolls the matcher back along a rejected draft: after restore() the masks
+// and the answers are those of the checkpoint, lazy triggers and the end included.
+TEST(GrammarMatcher, RestoreRollsBackAcceptedTokens) {
+  Grammar g;
+  g.set_root(g.add_rule("root", g.sequence({g.literal("<call>"), g.plus(g.char_class({{'0', '9'}})), g.literal("!")})));
+  const auto cg = CompiledGrammar::compile(g);
+  const std::vector<std::string> pieces = {"hi ", "<call>", "12", "!", "3", ""};
+  const VocabTrie trie(pieces);
+  GrammarMatcher m(cg, trie, std::vector<int32_t>{5});
+  m.set_lazy({{.text = "<call>", .token = -1}}, true);
+  TokenMask before, after;
+  const GrammarMatcher::Checkpoint waiting = m.checkpoint();
+  ASSERT_TRUE(m.accept(0) && m.accept(1));
+  EXPECT_FALSE(m.unconstrained());
+  const GrammarMatcher::Checkpoint started = m.checkpoint();
+  m.fill_mask(before);
+  ASSERT_TRUE(m.accept(2) && m.accept(3) && m.accept(5));
+  EXPECT_TRUE(m.finished());
+  m.restore(started);
+  EXPECT_FALSE(m.finished());
+  m.fill_mask(after);
+  EXPECT_EQ(before.count(), after.count());
+  for (int32_t t = 0; t < trie.n_vocab(); ++t) EXPECT_EQ(before.test(t), after.test(t)) << t;
+  EXPECT_FALSE(m.accept(3));  // "!" needs a digit first, as before
+  EXPECT_TRUE(m.accept(4) && m.accept(3));
+  m.restore(waiting);
+  EXPECT_TRUE(m.unconstrained());  // waiting for the trigger again
+  EXPECT_TRUE(m.accept(3));        // anything goes before it
+}
+
 TEST(GrammarMatcher, EndTokenOnlyWhenCompleteAndFinishedAfterIt) {
   Grammar g;
   g.set_root(g.add_rule("root", g.sequence({g.literal("ab"), g.optional(g.literal("c"))})));
