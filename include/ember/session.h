@@ -30,6 +30,14 @@ struct GenerateOptions {
   bool parse_special = true;
   // Structured output (JSON Schema, JSON mode, GBNF, regex); kNone by default.
   OutputConstraint constraint = {};
+  // Speculative decoding by prompt lookup: up to `draft_max` tokens proposed from an earlier
+  // occurrence of the last ngram_min..ngram_max tokens (prompt and output), checked in one forward
+  // pass; the output has the distribution plain decoding would (greedy: the same tokens). 0: off.
+  struct Speculative {
+    int32_t draft_max = 0;
+    int32_t ngram_min = 1;
+    int32_t ngram_max = 3;
+  } speculative = {};
 };
 
 // One generated token. `text` is what may be shown now: it is empty while a UTF-8 character or a
@@ -67,6 +75,8 @@ struct GenerationStats {
   double total_ms = 0;
   FinishReason finish = FinishReason::kNone;
   std::string stop_string = {};  // which one, for kStopString
+  int32_t draft_tokens = 0;      // speculative decoding: tokens proposed ...
+  int32_t accepted_tokens = 0;   // ... and kept
 };
 
 class Session;

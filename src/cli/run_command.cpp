@@ -51,6 +51,7 @@ struct RunCommandOptions {
   bool no_bos = false;
   ConstraintFlags constraint_flags;
   OutputConstraint constraint;  // resolved from constraint_flags once the command line is parsed
+  GenerateOptions::Speculative speculative;
 };
 
 // What the panel shows besides the generation's own stats.
@@ -113,6 +114,11 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
                  rate(g.prompt_tokens, g.prefill_ms)});
   table.add_row({label("decode"), fmt::format("{}", g.decode_steps), "tokens", ms(g.decode_ms),
                  rate(g.decode_steps, g.decode_ms)});
+  if (g.draft_tokens > 0) {
+    table.add_row({label("drafts"), fmt::format("{}", g.accepted_tokens), "accepted",
+                   fmt::format("of {}", g.draft_tokens),
+                   fmt::format("{:.0f}%", 100.0 * g.accepted_tokens / g.draft_tokens)});
+  }
   table.add_row({label("sampling"), fmt::format("{}", n_sampled), "tokens", ms(g.sample_ms),
                  n_sampled > 0 ? fmt::format("{:.1f} µs/token", g.sample_ms * 1e3 / n_sampled) : "-"});
   table.add_row({label("total"), fmt::format("{}", g.generated_tokens), "generated", ms(g.total_ms),
@@ -217,6 +223,7 @@ int run_generate(const RunCommandOptions& o) {
   generate.stop = o.stop;
   generate.stop.max_tokens = o.n_predict;
   generate.constraint = o.constraint;
+  generate.speculative = o.speculative;
   Generator generator(*model, tokenizer,
                       GeneratorOptions{.context = s.context, .kv_type = DType::kF16, .reuse_prefix = false}, nullptr);
   generator.start(tokens, generate);
@@ -264,6 +271,16 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_constraint_flags(cmd, o->constraint_flags);
+  cmd->add_option("--draft-max", o->speculative.draft_max,
+                  "Speculative decoding by prompt lookup: up to N draft tokens per step, from an earlier occurrence "
+                  "of the text's last words (0: off; not with --mirostat)")
+      ->check(CLI::Range(0, 64))
+      ->type_name("N");
+  cmd->add_option("--spec-ngram", o->speculative.ngram_max,
+                  "Prompt lookup matches the last N tokens first, then fewer down to 1")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16))
+      ->type_name("N");
   cmd->footer(
       "Output: the prompt, then the generated text as it is generated (stdout, a newline at the end), then\n"
       "the stats (stderr): prefill and decode tokens, time and tok/s, sampling time, total generation time,\n"
@@ -280,6 +297,9 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       "replaces the ordered steps by temperature and mirostat v2.\n"
       "Structured output (docs/structured-output.md): with --grammar, --json-schema, --json or --regex only\n"
       "tokens that keep the output in the language are drawn, and generation ends when it is complete.\n"
+      "Speculative decoding (--draft-max): drafts from the prompt and output are checked in one forward\n"
+      "pass; the output is what plain decoding gives (greedy: the same tokens, sampling: the same\n"
+      "distribution), faster when the text repeats itself (summaries, code edits, quotes).\n"
       "Exit codes: 0 success (Ctrl-C included), 1 error (unreadable model, empty prompt, prompt longer than\n"
       "the context), 2 bad command line.");
   cmd->callback([&action, o] {
@@ -288,6 +308,9 @@ void add_run_command(CLI::App& app, CommandAction& action) {
     }
     if (o->n_predict < -1) throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->n_predict));
     check_sampling_flags(o->sampling, o->stop);
+    if (o->speculative.draft_max > 0 && o->sampling.mirostat != 0) {
+      throw CLI::ValidationError("--draft-max does not work with --mirostat (its state follows every draw)");
+    }
     o->constraint = resolve_constraint_flags(o->constraint_flags);
     action = [o] { return run_generate(*o); };
   });

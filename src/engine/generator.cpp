@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "engine/speculative.h"
 
 namespace ember {
 namespace {
@@ -56,6 +57,7 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   cached_.resize(n_common);
   prompt_.assign(prompt.begin() + static_cast<ptrdiff_t>(n_common), prompt.end());
   unstored_.reset();
+  pending_.clear();
   logits_ = {};
   decoder_->stats().cached_tokens = static_cast<int32_t>(n_common);
   cancel_.store(false, std::memory_order_relaxed);
@@ -63,6 +65,11 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
 
 bool Generator::next(GeneratedToken& token) {
   if (!decoder_) return false;
+  if (!pending_.empty()) {
+    token = std::move(pending_.front());
+    pending_.pop_front();
+    return true;
+  }
   if (decoder_->finished()) return decoder_->take_tail(token);
   try {
     return step(token);
@@ -93,9 +100,17 @@ bool Generator::step(GeneratedToken& token) {
       return decoder_->take_tail(token);
     }
     Timer decode_timer;
-    decode(*unstored_);
+    const bool speculated = speculate();
+    if (!speculated) decode(*unstored_);
     stats.decode_ms += decode_timer.elapsed_ms();
     ++stats.decode_steps;
+    if (speculated) {
+      lock = {};
+      if (pending_.empty()) return decoder_->take_tail(token);  // the model ended its turn
+      token = std::move(pending_.front());
+      pending_.pop_front();
+      return true;
+    }
   }
   if (decoder_->options().stop.max_tokens == 0) {  // the prompt only: its cache is ready for the next turn
     decoder_->finish(FinishReason::kMaxTokens);
@@ -137,6 +152,36 @@ void Generator::decode(int32_t token) {
   unstored_.reset();
 }
 
+bool Generator::speculate() {
+  const GenerateOptions::Speculative& spec = decoder_->options().speculative;
+  if (spec.draft_max <= 0 || !decoder_->can_speculate()) return false;
+  const auto n = static_cast<int32_t>(cached_.size());
+  const int32_t room = options_.context - n - 1;  // after the unstored token
+  if (room <= 0) return false;
+  std::vector<int32_t> history(cached_);
+  history.push_back(*unstored_);
+  const std::vector<int32_t> draft =
+      speculative::ngram_draft(history, spec.ngram_min, spec.ngram_max, std::min(spec.draft_max, room));
+  if (draft.empty()) return false;
+  batch_.clear();
+  batch_.add(*unstored_, n, seq_, true);
+  for (size_t i = 0; i < draft.size(); ++i) batch_.add(draft[i], n + 1 + static_cast<int32_t>(i), seq_, true);
+  const std::span<const float> all = model_.forward(batch_, kv_);
+  const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
+  std::vector<std::span<const float>> rows;
+  for (size_t i = 0; i <= draft.size(); ++i) rows.push_back(all.subspan(i * n_vocab, n_vocab));
+  cached_.push_back(*unstored_);
+  unstored_.reset();
+  std::vector<GeneratedToken> out;
+  const int32_t accepted = decoder_->speculate(draft, rows, out);
+  // The rejected drafts leave the cache; the last emitted token is the next one to store.
+  cached_.insert(cached_.end(), draft.begin(), draft.begin() + accepted);
+  kv_.truncate(seq_, static_cast<int32_t>(cached_.size()));
+  if (!decoder_->finished()) unstored_ = decoder_->last_token();
+  for (GeneratedToken& t : out) pending_.push_back(std::move(t));
+  return true;
+}
+
 void Generator::reset() {
   if (decoder_ && !decoder_->finished()) {
     decoder_->finish(FinishReason::kCancelled);
@@ -147,6 +192,7 @@ void Generator::reset() {
   cached_.clear();
   prompt_.clear();
   unstored_.reset();
+  pending_.clear();
 }
 
 }  // namespace ember

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,6 +61,10 @@ class Generator {
   bool prefill();
   // Stores `token` at the end of the sequence and computes its logits.
   void decode(int32_t token);
+  // Speculative decoding by prompt lookup from the unstored token: stores it and a draft in one
+  // forward pass, keeps what verification accepts, and queues the emitted tokens. False when
+  // there is no draft (then decode() as usual).
+  bool speculate();
 
   Model& model_;
   const Tokenizer& tokenizer_;
@@ -73,9 +78,10 @@ class Generator {
 
   // The generation in progress.
   std::optional<SequenceDecoder> decoder_;
-  std::vector<int32_t> prompt_;      // to prefill: the prompt's tokens past the cached prefix
-  std::optional<int32_t> unstored_;  // the last sampled token, not yet in the cache
-  std::span<const float> logits_;    // of the last token in the cache
+  std::vector<int32_t> prompt_;         // to prefill: the prompt's tokens past the cached prefix
+  std::optional<int32_t> unstored_;     // the last sampled token, not yet in the cache
+  std::span<const float> logits_;       // of the last token in the cache
+  std::deque<GeneratedToken> pending_;  // emitted by a speculative step, not yet returned
 };
 
 }  // namespace ember

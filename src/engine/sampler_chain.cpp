@@ -423,8 +423,13 @@ void SamplerChain::apply_mask(std::span<const uint64_t> allowed) {
 }
 
 void SamplerChain::distribution(std::span<const float> logits, std::vector<std::pair<int32_t, double>>& out) {
+  distribution(logits, {}, out);
+}
+
+void SamplerChain::distribution(std::span<const float> logits, std::span<const uint64_t> allowed,
+                                std::vector<std::pair<int32_t, double>>& out) {
   out.clear();
-  const int32_t decided = run_steps(logits);
+  const int32_t decided = run_steps(logits, allowed);
   if (decided >= 0) {
     out.emplace_back(decided, 1.0);
     return;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "engine/speculative.h"
 #include "grammar/constraint.h"
 
 namespace ember {
@@ -40,6 +41,7 @@ SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, co
       // A generation continues its prompt: its first piece keeps its leading space.
       detokenizer_(tokenizer, DecodeOptions{.render_special = false, .strip_space_prefix = false}) {
   for (const int32_t id : prompt) sampler_.accept(id);  // penalties and DRY look at the prompt too
+  verify_rng_.seed(static_cast<uint64_t>(options.sampling.seed) ^ 0x9E3779B97F4A7C15ull);
   stats_.prompt_tokens = static_cast<int32_t>(prompt.size());
   if (auto grammar = grammar::compile_constraint(options.constraint)) {
     // With ignore_eos the end tokens are ordinary tokens the grammar never allows: the generation
@@ -107,6 +109,13 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
     id = sampler_.sample(logits);
     if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
   }
+  stats_.sample_ms += sample_timer.elapsed_ms();
+  return emit(id, logits, token);
+}
+
+// Everything after the choice of `id`: the sampler's history, logprobs, the end of generation, the
+// text, stop strings and limits.
+bool SequenceDecoder::emit(int32_t id, std::span<const float> logits, GeneratedToken& token) {
   sampler_.accept(id);
   token.id = id;
   token.text.clear();
@@ -117,7 +126,6 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
     token.logprob = logprobs_.chosen.logprob;
     token.top.assign(logprobs_.top.begin(), logprobs_.top.end());
   }
-  stats_.sample_ms += sample_timer.elapsed_ms();
 
   if (!options_.stop.ignore_eos && tokenizer_.vocab().is_end_of_generation(id)) {
     finish(FinishReason::kEndOfGeneration);
@@ -150,6 +158,56 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
     finish(FinishReason::kMaxTime);
   }
   return true;
+}
+
+std::span<const uint64_t> SequenceDecoder::allowed_mask(size_t n_logits) {
+  if (!constraint_ || constraint_->unconstrained()) return {};
+  constraint_->fill_mask(mask_);
+  const size_t words = (n_logits + 63) / 64;
+  if (mask_.words().size() < words) {
+    fail(ErrorCode::kInvalidArgument, "the model's vocabulary ({} entries) is larger than the tokenizer's ({})",
+         n_logits, mask_.n_vocab());
+  }
+  return mask_.words().first(words);
+}
+
+int32_t SequenceDecoder::speculate(std::span<const int32_t> draft, std::span<const std::span<const float>> rows,
+                                   std::vector<GeneratedToken>& out) {
+  EMBER_CHECK(!finished() && can_speculate() && rows.size() == draft.size() + 1);
+  Timer sample_timer;
+  // The target's distribution after each draft prefix: a copy of the sampler (penalties and DRY
+  // see the prefix) and the constraint walked along the draft, then rolled back.
+  std::vector<speculative::Distribution> target(draft.size() + 1);
+  SamplerChain probe = sampler_;
+  std::optional<grammar::GrammarMatcher::Checkpoint> checkpoint;
+  if (constraint_) checkpoint = constraint_->checkpoint();
+  size_t usable = draft.size();
+  for (size_t i = 0; i <= draft.size(); ++i) {
+    probe.distribution(rows[i], allowed_mask(rows[i].size()), target[i]);
+    if (i == draft.size()) break;
+    if (constraint_ && !constraint_->allows(draft[i])) {
+      usable = i;  // the constraint refuses this draft token: the draft ends before it
+      break;
+    }
+    if (constraint_) constraint_->accept(draft[i]);
+    probe.accept(draft[i]);
+  }
+  if (constraint_) constraint_->restore(*checkpoint);
+  target.resize(usable + 1);
+  const speculative::Verdict v = speculative::verify(draft.first(usable), {}, target, verify_rng_);
+  stats_.draft_tokens += static_cast<int32_t>(usable);
+  stats_.accepted_tokens += v.accepted;
+  stats_.sample_ms += sample_timer.elapsed_ms();
+  // Emitted as on_logits would: each through the constraint, the sampler's history and the stops.
+  for (int32_t j = 0; j <= v.accepted && !finished(); ++j) {
+    const int32_t id = j < v.accepted ? draft[static_cast<size_t>(j)] : v.next;
+    if (constraint_ && !constraint_->accept(id)) {
+      fail(ErrorCode::kInvalidArgument, "internal error: the constraint refused token {}, which its mask allowed", id);
+    }
+    GeneratedToken token;
+    if (emit(id, rows[static_cast<size_t>(j)], token)) out.push_back(std::move(token));
+  }
+  return v.accepted;
 }
 
 void SequenceDecoder::finish(FinishReason reason) {

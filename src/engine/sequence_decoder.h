@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
 #include <utility>
@@ -38,6 +39,15 @@ class SequenceDecoder {
   // returns. With a constraint only tokens it allows are drawn; throws Error(kInvalidArgument)
   // when no token of the vocabulary can continue it.
   bool on_logits(std::span<const float> logits, GeneratedToken& token);
+  // Speculative decoding: rows[i] is the logits row after the last token and draft[0, i)
+  // (rows.size() == draft.size() + 1). Keeps a prefix of the draft and then one more token by
+  // modified rejection sampling, so the output has on_logits' distribution (greedy: its tokens),
+  // and emits them as on_logits would, into `out`, until the generation finishes. A draft token
+  // the constraint refuses cuts the draft there. Returns how many draft tokens were kept.
+  int32_t speculate(std::span<const int32_t> draft, std::span<const std::span<const float>> rows,
+                    std::vector<GeneratedToken>& out);
+  // Mirostat's state follows every draw, so it does not speculate.
+  bool can_speculate() const noexcept { return options_.sampling.mirostat == 0; }
   // Ends the generation (cancel, context full, error, max_tokens 0) unless it has ended already.
   // After kError (and kStopString) there is no tail.
   void finish(FinishReason reason);
@@ -56,6 +66,11 @@ class SequenceDecoder {
   const GenerationStats& stats() const noexcept { return stats_; }
 
  private:
+  // on_logits() after the choice of `id`.
+  bool emit(int32_t id, std::span<const float> logits, GeneratedToken& token);
+  // The constraint's mask for the next token over `n_logits` entries, or empty when none applies.
+  std::span<const uint64_t> allowed_mask(size_t n_logits);
+
   const Tokenizer& tokenizer_;
   GenerateOptions options_;
   SamplerChain sampler_;
@@ -70,6 +85,7 @@ class SequenceDecoder {
   GenerationStats stats_;
   Timer timer_;
   int32_t last_token_ = -1;
+  std::mt19937_64 verify_rng_;  // speculative verification's draws
   bool tail_taken_ = false;
 };
 

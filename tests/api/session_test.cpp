@@ -97,6 +97,58 @@ TEST(ApiSession, StopStringIsNeverPartOfTheOutput) {
   EXPECT_EQ(generation.stats().stop_string, " Lily.");
 }
 
+// Speculative decoding by prompt lookup: a prompt that already holds the story, so the lookup
+// drafts well. Greedy output is token for token plain decoding's, stop strings and max_tokens
+// included; drafts were made and some kept.
+TEST(ApiSession, PromptLookupSpeculationKeepsGreedyOutput) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  const std::string prompt = std::string(kPrompt) + kGreedyContinuation + "\n" + kPrompt;
+  for (const int32_t max_tokens : {40, 7}) {
+    for (const char* stop : {"", " park"}) {
+      SCOPED_TRACE(std::to_string(max_tokens) + " '" + stop + "'");
+      GenerateOptions plain = greedy(max_tokens);
+      if (*stop != '\0') plain.stop.strings = {stop};
+      GenerateOptions spec = plain;
+      spec.speculative.draft_max = 5;
+      Session a(llm, SessionOptions{.reuse_prefix = false});
+      Session b(llm, SessionOptions{.reuse_prefix = false});
+      Generation ga = a.generate(prompt, plain);
+      Generation gb = b.generate(prompt, spec);
+      std::vector<int32_t> ids_a, ids_b;
+      std::string text_a, text_b;
+      for (const GeneratedToken& t : ga) {
+        ids_a.push_back(t.id);
+        text_a += t.text;
+      }
+      for (const GeneratedToken& t : gb) {
+        ids_b.push_back(t.id);
+        text_b += t.text;
+      }
+      EXPECT_EQ(ids_b, ids_a);
+      EXPECT_EQ(text_b, text_a);
+      EXPECT_EQ(gb.stats().finish, ga.stats().finish);
+      EXPECT_EQ(gb.stats().generated_tokens, ga.stats().generated_tokens);
+      EXPECT_GT(gb.stats().draft_tokens, 0);
+      EXPECT_GT(gb.stats().accepted_tokens, 0);
+      EXPECT_LE(gb.stats().accepted_tokens, gb.stats().draft_tokens);
+      EXPECT_LT(gb.stats().decode_steps, ga.stats().decode_steps);  // fewer forward passes
+    }
+  }
+  // Under a constraint: drafts the grammar refuses are cut, the output stays plain decoding's.
+  GenerateOptions plain = greedy(30);
+  plain.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = "(,? [a-z]+)+\\."};
+  GenerateOptions spec = plain;
+  spec.speculative.draft_max = 5;
+  Session a(llm, SessionOptions{.reuse_prefix = false});
+  Session b(llm, SessionOptions{.reuse_prefix = false});
+  Generation ga = a.generate(prompt, plain);
+  Generation gb = b.generate(prompt, spec);
+  const std::string text_a = pull_all(ga);
+  EXPECT_EQ(pull_all(gb), text_a);
+  EXPECT_GT(gb.stats().accepted_tokens, 0);
+}
+
 TEST(ApiSession, ReusedPrefixGivesTheSameTextWithoutRecomputingIt) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);
