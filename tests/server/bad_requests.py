@@ -353,11 +353,12 @@ simple("detokenize: token 2^64-1", "POST", "/detokenize", {"tokens": [2 ** 64 - 
 simple("detokenize: token \"x\"", "POST", "/detokenize", {"tokens": ["x"]}, param="tokens[0]")
 simple("apply-template: no messages", "POST", "/apply-template", {}, param="messages")
 simple("apply-template: messages \"x\"", "POST", "/apply-template", {"messages": "x"}, param="messages")
-simple("apply-template: messages [5]", "POST", "/apply-template", {"messages": [5]}, param="messages[0].role")
+# /apply-template checks a body as /v1/chat/completions does: the same params.
+simple("apply-template: messages [5]", "POST", "/apply-template", {"messages": [5]}, param="messages[0]")
 simple("apply-template: content 5", "POST", "/apply-template", {"messages": [{"role": "user", "content": 5}]},
        param="messages[0].content")
 simple("apply-template: content part type 5", "POST", "/apply-template",
-       {"messages": [{"role": "user", "content": [{"type": 5, "text": "x"}]}]}, param="messages[0].content")
+       {"messages": [{"role": "user", "content": [{"type": 5, "text": "x"}]}]}, param="messages[0].content[0].type")
 simple("apply-template: add_generation_prompt 1", "POST", "/apply-template",
        {"messages": MSG, "add_generation_prompt": 1}, param="add_generation_prompt")
 simple("embeddings: no input", "POST", "/v1/embeddings", {}, param="input")
