@@ -57,7 +57,7 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   cached_.resize(n_common);
   prompt_.assign(prompt.begin() + static_cast<ptrdiff_t>(n_common), prompt.end());
   unstored_.reset();
-  pending_.clear();
+  chosen_.clear();
   logits_ = {};
   decoder_->stats().cached_tokens = static_cast<int32_t>(n_common);
   cancel_.store(false, std::memory_order_relaxed);
@@ -65,13 +65,19 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
 
 bool Generator::next(GeneratedToken& token) {
   if (!decoder_) return false;
-  if (!pending_.empty()) {
-    token = std::move(pending_.front());
-    pending_.pop_front();
-    return true;
+  if (decoder_->finished()) {
+    chosen_.clear();
+    return decoder_->take_tail(token);
   }
-  if (decoder_->finished()) return decoder_->take_tail(token);
   try {
+    if (!chosen_.empty()) {
+      if (cancel_.load(std::memory_order_relaxed)) {
+        chosen_.clear();
+        decoder_->finish(FinishReason::kCancelled);
+        return decoder_->take_tail(token);
+      }
+      return emit_chosen(token);
+    }
     return step(token);
   } catch (...) {
     // A step that throws (a hook, an allocation) ends the generation; the cache keeps what completed.
@@ -106,10 +112,7 @@ bool Generator::step(GeneratedToken& token) {
     ++stats.decode_steps;
     if (speculated) {
       lock = {};
-      if (pending_.empty()) return decoder_->take_tail(token);  // the model ended its turn
-      token = std::move(pending_.front());
-      pending_.pop_front();
-      return true;
+      return emit_chosen(token);
     }
   }
   if (decoder_->options().stop.max_tokens == 0) {  // the prompt only: its cache is ready for the next turn
@@ -167,19 +170,33 @@ bool Generator::speculate() {
   batch_.add(*unstored_, n, seq_, true);
   for (size_t i = 0; i < draft.size(); ++i) batch_.add(draft[i], n + 1 + static_cast<int32_t>(i), seq_, true);
   const std::span<const float> all = model_.forward(batch_, kv_);
+  // The cache now holds the unstored token and the whole draft: so does cached_, until verified.
+  cached_.push_back(*unstored_);
+  cached_.insert(cached_.end(), draft.begin(), draft.end());
+  unstored_.reset();
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   std::vector<std::span<const float>> rows;
   for (size_t i = 0; i <= draft.size(); ++i) rows.push_back(all.subspan(i * n_vocab, n_vocab));
-  cached_.push_back(*unstored_);
-  unstored_.reset();
-  std::vector<GeneratedToken> out;
-  const int32_t accepted = decoder_->speculate(draft, rows, out);
-  // The rejected drafts leave the cache; the last emitted token is the next one to store.
-  cached_.insert(cached_.end(), draft.begin(), draft.begin() + accepted);
+  const SequenceDecoder::Speculation v = decoder_->speculate(draft, rows);
+  // The rejected drafts leave the cache; `next` is the token to store after the kept ones.
+  cached_.resize(static_cast<size_t>(n) + 1 + static_cast<size_t>(v.accepted));
   kv_.truncate(seq_, static_cast<int32_t>(cached_.size()));
-  if (!decoder_->finished()) unstored_ = decoder_->last_token();
-  for (GeneratedToken& t : out) pending_.push_back(std::move(t));
+  const bool keep_rows = decoder_->options().logprobs >= 0;
+  for (int32_t j = 0; j <= v.accepted; ++j) {
+    const int32_t id = j < v.accepted ? draft[static_cast<size_t>(j)] : v.next;
+    const std::span<const float> row = rows[static_cast<size_t>(j)];
+    chosen_.emplace_back(id, keep_rows ? std::vector<float>(row.begin(), row.end()) : std::vector<float>());
+  }
+  unstored_ = v.next;
   return true;
+}
+
+bool Generator::emit_chosen(GeneratedToken& token) {
+  auto [id, row] = std::move(chosen_.front());
+  chosen_.pop_front();
+  const bool emitted = decoder_->emit_chosen(id, row, token);
+  if (decoder_->finished()) chosen_.clear();  // a stop, a limit or the end: the rest is not output
+  return emitted ? true : decoder_->take_tail(token);
 }
 
 void Generator::reset() {
@@ -192,7 +209,7 @@ void Generator::reset() {
   cached_.clear();
   prompt_.clear();
   unstored_.reset();
-  pending_.clear();
+  chosen_.clear();
 }
 
 }  // namespace ember

@@ -62,9 +62,11 @@ class Generator {
   // Stores `token` at the end of the sequence and computes its logits.
   void decode(int32_t token);
   // Speculative decoding by prompt lookup from the unstored token: stores it and a draft in one
-  // forward pass, keeps what verification accepts, and queues the emitted tokens. False when
-  // there is no draft (then decode() as usual).
+  // forward pass, keeps what verification accepts, and queues the chosen tokens. False when there
+  // is no draft (then decode() as usual).
   bool speculate();
+  // Emits the next chosen token (the generation may finish on it: the rest is dropped).
+  bool emit_chosen(GeneratedToken& token);
 
   Model& model_;
   const Tokenizer& tokenizer_;
@@ -78,10 +80,13 @@ class Generator {
 
   // The generation in progress.
   std::optional<SequenceDecoder> decoder_;
-  std::vector<int32_t> prompt_;         // to prefill: the prompt's tokens past the cached prefix
-  std::optional<int32_t> unstored_;     // the last sampled token, not yet in the cache
-  std::span<const float> logits_;       // of the last token in the cache
-  std::deque<GeneratedToken> pending_;  // emitted by a speculative step, not yet returned
+  std::vector<int32_t> prompt_;      // to prefill: the prompt's tokens past the cached prefix
+  std::optional<int32_t> unstored_;  // the last sampled token, not yet in the cache
+  std::span<const float> logits_;    // of the last token in the cache
+  // Chosen by a speculative step, emitted one per next() (so a cancel or a stop between them
+  // leaves the stats true), with their logits rows when logprobs are asked for (the model's
+  // buffer may be overwritten by another session's step meanwhile).
+  std::deque<std::pair<int32_t, std::vector<float>>> chosen_;
 };
 
 }  // namespace ember

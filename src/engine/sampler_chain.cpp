@@ -205,7 +205,9 @@ SamplerChain::SamplerChain(const SamplingParams& params, int32_t n_vocab,
 void SamplerChain::accept(int32_t token) {
   EMBER_CHECK(token >= 0 && token < n_vocab_);
   if (!penalties_on_ && !dry_on_) return;
-  if (history_keep_ > 0 && history_.size() == history_.capacity()) {
+  // Trimmed only when full and longer than what the penalties and DRY look back at (a copied
+  // chain's history has no spare capacity, so full can mean shorter than the look-back).
+  if (history_keep_ > 0 && history_.size() == history_.capacity() && history_.size() > history_keep_) {
     history_.erase(history_.begin(), history_.end() - static_cast<ptrdiff_t>(history_keep_));
   }
   history_.push_back(token);

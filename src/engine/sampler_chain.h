@@ -70,6 +70,9 @@ class SamplerChain {
   // probability > 0, by token id: for tests and diagnostics. Advances the state as sample() does
   // (XTC's coin), except the draw itself and mirostat's update.
   void distribution(std::span<const float> logits, std::vector<std::pair<int32_t, double>>& out);
+  // Takes `other`'s random state: a copy that drew speculative verification's coins (XTC) hands
+  // them back, so the next step does not draw the same ones again.
+  void take_rng(const SamplerChain& other) { rng_ = other.rng_; }
   // The same under a constraint's mask (as sample(logits, allowed)): speculative verification.
   void distribution(std::span<const float> logits, std::span<const uint64_t> allowed,
                     std::vector<std::pair<int32_t, double>>& out);

@@ -21,6 +21,20 @@ void check_generate_options(const GenerateOptions& o, int32_t n_vocab) {
   if (!std::isfinite(o.stop.max_time_ms) || o.stop.max_time_ms < 0) {
     fail(ErrorCode::kInvalidArgument, "max_time_ms must be >= 0 (0: no limit), got {}", o.stop.max_time_ms);
   }
+  const GenerateOptions::Speculative& spec = o.speculative;
+  if (spec.draft_max < 0 || spec.draft_max > kMaxDraftTokens) {
+    fail(ErrorCode::kInvalidArgument, "speculative.draft_max must be 0 (off) to {}, got {}", kMaxDraftTokens,
+         spec.draft_max);
+  }
+  if (spec.draft_max > 0 && (spec.ngram_min < 1 || spec.ngram_max < spec.ngram_min || spec.ngram_max > 16)) {
+    fail(ErrorCode::kInvalidArgument,
+         "speculative n-gram sizes must be 1 <= ngram_min <= ngram_max <= 16, got {} and {}", spec.ngram_min,
+         spec.ngram_max);
+  }
+  if (spec.draft_max > 0 && o.sampling.mirostat != 0) {
+    fail(ErrorCode::kInvalidArgument,
+         "speculative decoding does not work with mirostat (its state follows every draw)");
+  }
 }
 
 namespace {
@@ -171,8 +185,8 @@ std::span<const uint64_t> SequenceDecoder::allowed_mask(size_t n_logits) {
   return mask_.words().first(words);
 }
 
-int32_t SequenceDecoder::speculate(std::span<const int32_t> draft, std::span<const std::span<const float>> rows,
-                                   std::vector<GeneratedToken>& out) {
+SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t> draft,
+                                                        std::span<const std::span<const float>> rows) {
   EMBER_CHECK(!finished() && can_speculate() && rows.size() == draft.size() + 1);
   Timer sample_timer;
   // The target's distribution after each draft prefix: a copy of the sampler (penalties and DRY
@@ -183,7 +197,26 @@ int32_t SequenceDecoder::speculate(std::span<const int32_t> draft, std::span<con
   if (constraint_) checkpoint = constraint_->checkpoint();
   size_t usable = draft.size();
   for (size_t i = 0; i <= draft.size(); ++i) {
-    probe.distribution(rows[i], allowed_mask(rows[i].size()), target[i]);
+    const std::span<const uint64_t> allowed = allowed_mask(rows[i].size());
+    probe.distribution(rows[i], allowed, target[i]);
+    if (!allowed.empty()) {
+      // As on_logits: nothing allowed is an error; a draw that misses the mask (every allowed
+      // logit NaN or -inf) is the first allowed token.
+      int32_t first_allowed = mask_.first();
+      if (first_allowed >= static_cast<int32_t>(rows[i].size())) first_allowed = -1;
+      if (first_allowed < 0) {
+        if (constraint_) constraint_->restore(*checkpoint);
+        fail(ErrorCode::kInvalidArgument,
+             "no token of the vocabulary can continue the constrained output after {} tokens (the grammar needs "
+             "bytes this vocabulary cannot spell)",
+             stats_.generated_tokens + static_cast<int32_t>(i));
+      }
+      if (std::any_of(target[i].begin(), target[i].end(), [&](const auto& e) { return !mask_.test(e.first); })) {
+        target[i] = {{first_allowed, 1.0}};
+        usable = i;  // the choice here is forced: the draft ends
+        break;
+      }
+    }
     if (i == draft.size()) break;
     if (constraint_ && !constraint_->allows(draft[i])) {
       usable = i;  // the constraint refuses this draft token: the draft ends before it
@@ -193,21 +226,22 @@ int32_t SequenceDecoder::speculate(std::span<const int32_t> draft, std::span<con
     probe.accept(draft[i]);
   }
   if (constraint_) constraint_->restore(*checkpoint);
+  // The coins the copy drew (XTC) are spent: the next step must not draw them again.
+  sampler_.take_rng(probe);
   target.resize(usable + 1);
   const speculative::Verdict v = speculative::verify(draft.first(usable), {}, target, verify_rng_);
   stats_.draft_tokens += static_cast<int32_t>(usable);
   stats_.accepted_tokens += v.accepted;
   stats_.sample_ms += sample_timer.elapsed_ms();
-  // Emitted as on_logits would: each through the constraint, the sampler's history and the stops.
-  for (int32_t j = 0; j <= v.accepted && !finished(); ++j) {
-    const int32_t id = j < v.accepted ? draft[static_cast<size_t>(j)] : v.next;
-    if (constraint_ && !constraint_->accept(id)) {
-      fail(ErrorCode::kInvalidArgument, "internal error: the constraint refused token {}, which its mask allowed", id);
-    }
-    GeneratedToken token;
-    if (emit(id, rows[static_cast<size_t>(j)], token)) out.push_back(std::move(token));
+  return {.accepted = v.accepted, .next = v.next};
+}
+
+bool SequenceDecoder::emit_chosen(int32_t id, std::span<const float> logits, GeneratedToken& token) {
+  EMBER_CHECK(!finished());
+  if (constraint_ && !constraint_->accept(id)) {
+    fail(ErrorCode::kInvalidArgument, "internal error: the constraint refused token {}, which its mask allowed", id);
   }
-  return v.accepted;
+  return emit(id, logits, token);
 }
 
 void SequenceDecoder::finish(FinishReason reason) {

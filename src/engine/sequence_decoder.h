@@ -21,7 +21,11 @@
 
 namespace ember {
 
-// Throws Error(kInvalidArgument) for logprobs / max_tokens / max_time_ms out of range.
+// The most draft tokens one speculative step may propose.
+inline constexpr int32_t kMaxDraftTokens = 64;
+
+// Throws Error(kInvalidArgument) for logprobs / max_tokens / max_time_ms / speculative options out
+// of range (and speculation with mirostat).
 void check_generate_options(const GenerateOptions& options, int32_t n_vocab);
 
 class SequenceDecoder {
@@ -40,12 +44,18 @@ class SequenceDecoder {
   // when no token of the vocabulary can continue it.
   bool on_logits(std::span<const float> logits, GeneratedToken& token);
   // Speculative decoding: rows[i] is the logits row after the last token and draft[0, i)
-  // (rows.size() == draft.size() + 1). Keeps a prefix of the draft and then one more token by
-  // modified rejection sampling, so the output has on_logits' distribution (greedy: its tokens),
-  // and emits them as on_logits would, into `out`, until the generation finishes. A draft token
-  // the constraint refuses cuts the draft there. Returns how many draft tokens were kept.
-  int32_t speculate(std::span<const int32_t> draft, std::span<const std::span<const float>> rows,
-                    std::vector<GeneratedToken>& out);
+  // (rows.size() == draft.size() + 1). Keeps a prefix of the draft and then chooses one more token
+  // by modified rejection sampling, so the output has on_logits' distribution (greedy: its
+  // tokens). A draft token the constraint refuses cuts the draft there. Emits nothing: the caller
+  // passes draft[0, accepted) and then `next` to emit_chosen(), one per token it returns.
+  struct Speculation {
+    int32_t accepted = 0;
+    int32_t next = -1;
+  };
+  Speculation speculate(std::span<const int32_t> draft, std::span<const std::span<const float>> rows);
+  // Emits a token speculate() chose as on_logits would have: the constraint, the sampler's
+  // history, logprobs from `logits` (its row; unread without logprobs), text, stops and limits.
+  bool emit_chosen(int32_t id, std::span<const float> logits, GeneratedToken& token);
   // Mirostat's state follows every draw, so it does not speculate.
   bool can_speculate() const noexcept { return options_.sampling.mirostat == 0; }
   // Ends the generation (cancel, context full, error, max_tokens 0) unless it has ended already.

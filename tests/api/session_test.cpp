@@ -149,6 +149,78 @@ TEST(ApiSession, PromptLookupSpeculationKeepsGreedyOutput) {
   EXPECT_GT(gb.stats().accepted_tokens, 0);
 }
 
+// Tokens, texts, logprobs and stats of one generation.
+struct RunResult {
+  std::vector<int32_t> ids;
+  std::string text;
+  std::vector<float> logprobs;
+  GenerationStats stats;
+};
+
+RunResult run_generation(const std::shared_ptr<Llm>& llm, const std::string& prompt, const GenerateOptions& o) {
+  Session session(llm, SessionOptions{.reuse_prefix = false});
+  Generation g = session.generate(prompt, o);
+  RunResult r;
+  for (const GeneratedToken& t : g) {
+    r.ids.push_back(t.id);
+    r.text += t.text;
+    r.logprobs.push_back(t.logprob);
+  }
+  r.stats = g.stats();
+  return r;
+}
+
+// What review found: speculation with the penalties and DRY (the sampler is copied per step),
+// logprobs of the kept tokens, a constraint whose every allowed logit is -inf, a callback that
+// stops part way through a speculative step's tokens, and bad options.
+TEST(ApiSession, PromptLookupSpeculationEdges) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto llm = load_stories(data);
+  const std::string prompt = std::string(kPrompt) + kGreedyContinuation + "\n" + kPrompt;
+  GenerateOptions plain = greedy(30);
+  plain.sampling.repeat_penalty = 1.1f;
+  plain.sampling.dry_multiplier = 0.8f;
+  plain.sampling.dry_penalty_last_n = 48;
+  plain.logprobs = 2;
+  GenerateOptions spec = plain;
+  spec.speculative.draft_max = 5;
+  const RunResult a = run_generation(llm, prompt, plain);
+  const RunResult b = run_generation(llm, prompt, spec);
+  EXPECT_EQ(b.ids, a.ids);
+  EXPECT_EQ(b.text, a.text);
+  ASSERT_EQ(b.logprobs.size(), a.logprobs.size());
+  for (size_t i = 0; i < a.logprobs.size(); ++i) EXPECT_NEAR(b.logprobs[i], a.logprobs[i], 1e-4f) << i;
+  EXPECT_GT(b.stats.accepted_tokens, 0);
+
+  // Every token banned but the constraint's: the first allowed token, as plain decoding picks it.
+  GenerateOptions banned = greedy(12);
+  for (int32_t t = 0; t < 512; ++t) banned.sampling.logit_bias.emplace_back(t, -INFINITY);
+  banned.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = "( a)+"};
+  GenerateOptions banned_spec = banned;
+  banned_spec.speculative.draft_max = 5;
+  EXPECT_EQ(run_generation(llm, " a a a a a a a a", banned_spec).ids,
+            run_generation(llm, " a a a a a a a a", banned).ids);
+
+  // A callback that stops after 2 tokens: 2 generated, cancelled, whatever a step had chosen.
+  GenerateOptions six = greedy(6);
+  six.speculative.draft_max = 5;
+  Session session(llm, SessionOptions{.reuse_prefix = false});
+  int seen = 0;
+  const GenerationStats stats = session.generate(prompt, six, [&](const GeneratedToken&) { return ++seen < 2; });
+  EXPECT_EQ(seen, 2);
+  EXPECT_EQ(stats.generated_tokens, 2);
+  EXPECT_EQ(stats.finish, FinishReason::kCancelled);
+
+  GenerateOptions bad = greedy(4);
+  bad.speculative = {.draft_max = 4, .ngram_min = 3, .ngram_max = 2};
+  EXPECT_THROW(session.generate(prompt, bad, [](const GeneratedToken&) { return true; }), Error);
+  bad.speculative = {.draft_max = 65};
+  EXPECT_THROW(session.generate(prompt, bad, [](const GeneratedToken&) { return true; }), Error);
+  bad.speculative = {.draft_max = 4};
+  bad.sampling.mirostat = 2;
+  EXPECT_THROW(session.generate(prompt, bad, [](const GeneratedToken&) { return true; }), Error);
+}
+
 TEST(ApiSession, ReusedPrefixGivesTheSameTextWithoutRecomputingIt) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);

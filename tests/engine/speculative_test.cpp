@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/sampler_chain.h"
 #include "sampler_test_util.h"
 
 namespace ember::speculative {
@@ -120,6 +121,27 @@ TEST(SpeculativeVerify, EmittedTokensFollowTheTargetDistribution) {
     // A wrong rule must show: drawing the next token from p rather than the residual.
     EXPECT_GT(chi_square(first, dense(q1, kVocab)), kChi2Critical[4]);
   }
+}
+
+// A copy of the sampler draws verification's coins (XTC); take_rng hands them back, so the next
+// step's copy draws new ones: XTC then fires about as often as on the live chain.
+TEST(SpeculativeVerify, CopiedSamplerCoinsAdvanceTheChain) {
+  SamplingParams p = test::all_off();
+  p.xtc_probability = 0.5f;
+  p.xtc_threshold = 0.1f;
+  p.seed = 7;
+  const std::vector<float> logits = {3.0f, 2.9f, 2.8f, 0.0f, -1.0f, -2.0f};
+  SamplerChain chain(p, 6, nullptr);
+  Distribution out;
+  int fired = 0;
+  for (int i = 0; i < 400; ++i) {
+    SamplerChain probe = chain;
+    probe.distribution(logits, out);
+    fired += out.size() < 6 ? 1 : 0;  // XTC dropped the top choices
+    chain.take_rng(probe);
+  }
+  EXPECT_GT(fired, 150);
+  EXPECT_LT(fired, 250);
 }
 
 }  // namespace
