@@ -30,11 +30,15 @@ struct GenerateOptions {
   bool parse_special = true;
   // Structured output (JSON Schema, JSON mode, GBNF, regex); kNone by default.
   OutputConstraint constraint = {};
-  // Speculative decoding by prompt lookup: up to `draft_max` tokens proposed from an earlier
-  // occurrence of the last ngram_min..ngram_max tokens (prompt and output), checked in one forward
-  // pass; the output has the distribution plain decoding would (greedy: the same tokens). 0: off.
+  // Speculative decoding: up to `draft_max` tokens proposed by the session's draft model
+  // (SessionOptions::draft_model), else by prompt lookup (the tokens that followed an earlier
+  // occurrence of the last ngram_min..ngram_max tokens of prompt and output), checked in one
+  // forward pass. The output has the distribution plain decoding would (greedy: the same tokens).
+  // The draft length adapts to the acceptance rate between draft_min and draft_max; a shorter
+  // prompt-lookup draft is not checked. draft_max 0: off. Not with mirostat.
   struct Speculative {
     int32_t draft_max = 0;
+    int32_t draft_min = 1;
     int32_t ngram_min = 1;
     int32_t ngram_max = 3;
   } speculative = {};
@@ -77,6 +81,10 @@ struct GenerationStats {
   std::string stop_string = {};  // which one, for kStopString
   int32_t draft_tokens = 0;      // speculative decoding: tokens proposed ...
   int32_t accepted_tokens = 0;   // ... and kept
+  // By position in the draft (0: the first proposed token): how many drafts reached it, and how
+  // many of those kept it.
+  std::vector<int32_t> drafted_at = {};
+  std::vector<int32_t> accepted_at = {};
 };
 
 class Session;
@@ -135,6 +143,11 @@ struct SessionOptions {
   // Keep the KV cache of the previous prompt and generation, so a prompt that starts the same way
   // (the next turn of a conversation) computes only its new tokens.
   bool reuse_prefix = true;
+  // Speculative decoding's draft model (GenerateOptions::speculative): a smaller model with the
+  // same vocabulary. Null: drafts come from prompt lookup. Its weights are shared by the sessions
+  // that name it; each has its own KV cache of it. Throws Error(kInvalidArgument) at construction
+  // when the vocabularies differ.
+  std::shared_ptr<Llm> draft_model = nullptr;
 };
 
 class EMBER_API Session {

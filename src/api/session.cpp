@@ -9,13 +9,17 @@ namespace ember {
 struct Session::Impl {
   Impl(std::shared_ptr<Llm> model, const SessionOptions& options)
       : llm(std::move(model)),
-        generator(
-            *llm->impl().model, *llm->impl().tokenizer,
-            GeneratorOptions{
-                .context = llm->info().context, .kv_type = llm->impl().kv_type, .reuse_prefix = options.reuse_prefix},
-            &llm->impl().forward_mutex) {}
+        draft(options.draft_model),
+        generator(*llm->impl().model, *llm->impl().tokenizer,
+                  GeneratorOptions{.context = llm->info().context,
+                                   .kv_type = llm->impl().kv_type,
+                                   .reuse_prefix = options.reuse_prefix,
+                                   .draft_model = draft ? draft->impl().model.get() : nullptr,
+                                   .draft_mutex = draft ? &draft->impl().forward_mutex : nullptr},
+                  &llm->impl().forward_mutex) {}
 
   std::shared_ptr<Llm> llm;
+  std::shared_ptr<Llm> draft;  // declared before the generator, which uses its model
   Generator generator;
   uint64_t epoch = 0;  // bumped by every generate(): an older Generation reads as finished
 };

@@ -30,6 +30,7 @@
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
+#include "engine/draft_model.h"
 #include "engine/generator.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -47,16 +48,19 @@ struct RunCommandOptions {
   StopConditions stop;   // --stop, --max-time, --ignore-eos (the token limit is -n)
   int32_t ctx_size = 0;  // 0: the model's context, at most kDefaultMaxContext
   bool mlock = false;
+  bool batch_invariant = false;  // --deterministic
   DeviceFlags device;
   bool no_bos = false;
   ConstraintFlags constraint_flags;
   OutputConstraint constraint;  // resolved from constraint_flags once the command line is parsed
   GenerateOptions::Speculative speculative;
+  std::string draft_model_path;  // empty: prompt lookup
 };
 
 // What the panel shows besides the generation's own stats.
 struct RunStats {
   double load_ms = 0;
+  const Model* draft = nullptr;  // --model-draft
   int32_t context = 0;
   GenerationStats generation;
 };
@@ -102,6 +106,12 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   lines.push_back(label("model") + fmt::format("{}{}{}{}{}{}{} params", name, sep, arch_name(c.arch), sep,
                                                model_type_label(model.file()), sep,
                                                human_count(model.parameter_count())));
+  if (s.draft != nullptr) {
+    const ModelConfig& d = s.draft->config();
+    lines.push_back(label("draft") + fmt::format("{}{}{}{}{} params", d.name.empty() ? "-" : d.name, sep,
+                                                 model_type_label(s.draft->file()), sep,
+                                                 human_count(s.draft->parameter_count())));
+  }
   lines.push_back(label("backend") + fmt::format("cpu {}{}{} thread{}", backend.kernels_name(), sep,
                                                  backend.n_threads(), backend.n_threads() == 1 ? "" : "s"));
   if (const std::string gpu = gpu_summary(model, sep); !gpu.empty()) lines.push_back(label("gpu") + gpu);
@@ -112,11 +122,14 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   const auto ms = [](double v) { return fmt::format("{:.2f} ms", v); };
   table.add_row({label("prefill"), fmt::format("{}", g.prompt_tokens), "tokens", ms(g.prefill_ms),
                  rate(g.prompt_tokens, g.prefill_ms)});
-  table.add_row({label("decode"), fmt::format("{}", g.decode_steps), "tokens", ms(g.decode_ms),
-                 rate(g.decode_steps, g.decode_ms)});
+  // With speculation a decode step stores several tokens: the rate counts tokens, not steps (the
+  // first generated token comes from the prompt's step).
+  const int32_t n_decoded = g.draft_tokens > 0 ? std::max(g.generated_tokens - 1, 0) : g.decode_steps;
+  table.add_row(
+      {label("decode"), fmt::format("{}", n_decoded), "tokens", ms(g.decode_ms), rate(n_decoded, g.decode_ms)});
   if (g.draft_tokens > 0) {
     table.add_row({label("drafts"), fmt::format("{}", g.accepted_tokens), "accepted",
-                   fmt::format("of {}", g.draft_tokens),
+                   fmt::format("of {} in {} steps", g.draft_tokens, g.decode_steps),
                    fmt::format("{:.0f}%", 100.0 * g.accepted_tokens / g.draft_tokens)});
   }
   table.add_row({label("sampling"), fmt::format("{}", n_sampled), "tokens", ms(g.sample_ms),
@@ -125,6 +138,15 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
                  rate(g.generated_tokens, g.total_ms)});
   std::string rendered;
   table.render(rendered);
+  if (!g.drafted_at.empty()) {
+    // Acceptance by position in the draft: how often the i-th proposed token was kept.
+    std::string by_position;
+    for (size_t i = 0; i < g.drafted_at.size() && i < 8; ++i) {
+      by_position += fmt::format("{}{}: {:.0f}%", i == 0 ? "" : sep, i + 1,
+                                 100.0 * g.accepted_at[i] / std::max(g.drafted_at[i], 1));
+    }
+    rendered += label("kept at") + by_position + "\n";
+  }
   for (size_t at = 0; at < rendered.size();) {
     const size_t end = rendered.find('\n', at);
     lines.push_back(rendered.substr(at, end - at));
@@ -209,6 +231,7 @@ int run_generate(const RunCommandOptions& o) {
   model_options.max_step_tokens = std::min(s.context, model_options.max_step_tokens);
   model_options.context_size = s.context;
   model_options.gpu_layers = resolve_gpu_layers(o.device);
+  model_options.batch_invariant = o.batch_invariant;
   const std::unique_ptr<Model> model = Model::from_file(std::move(file), backend, model_options);
   s.load_ms = load_timer.elapsed_ms();
   status.clear();
@@ -224,8 +247,21 @@ int run_generate(const RunCommandOptions& o) {
   generate.stop.max_tokens = o.n_predict;
   generate.constraint = o.constraint;
   generate.speculative = o.speculative;
+  std::unique_ptr<Model> draft_model;
+  if (!o.draft_model_path.empty()) {
+    StatusLine draft_status(stderr_tty, fmt::format("ember: loading {} ...", escape_text(o.draft_model_path)));
+    draft_model = Model::from_file(GgufFile::open(o.draft_model_path, map), backend, model_options);
+    check_draft_vocabulary(*model, *draft_model);
+    s.draft = draft_model.get();
+    s.load_ms = load_timer.elapsed_ms();
+  }
   Generator generator(*model, tokenizer,
-                      GeneratorOptions{.context = s.context, .kv_type = DType::kF16, .reuse_prefix = false}, nullptr);
+                      GeneratorOptions{.context = s.context,
+                                       .kv_type = DType::kF16,
+                                       .reuse_prefix = false,
+                                       .draft_model = draft_model.get(),
+                                       .draft_mutex = nullptr},
+                      nullptr);
   generator.start(tokens, generate);
 
   {
@@ -268,13 +304,26 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       ->type_name("N");
   add_device_flags(cmd, &o->device);
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
+  cmd->add_flag("--deterministic", o->batch_invariant,
+                "Logits independent of how tokens are grouped into forward steps, so speculative decoding gives "
+                "bit-identical output to plain decoding (slower prefill of F16 / BF16 weights)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_constraint_flags(cmd, o->constraint_flags);
+  cmd->add_option("--model-draft", o->draft_model_path,
+                  "Speculative decoding with a draft model: a smaller GGUF model of the same vocabulary proposes "
+                  "the next tokens (--draft-max defaults to 8 with it)")
+      ->type_name("FILE");
   cmd->add_option("--draft-max", o->speculative.draft_max,
-                  "Speculative decoding by prompt lookup: up to N draft tokens per step, from an earlier occurrence "
-                  "of the text's last words (0: off; not with --mirostat)")
+                  "Speculative decoding: up to N draft tokens per step, from the draft model or else by prompt "
+                  "lookup, from an earlier occurrence of the text's last words (0: off; not with --mirostat)")
       ->check(CLI::Range(0, 64))
+      ->type_name("N");
+  cmd->add_option("--draft-min", o->speculative.draft_min,
+                  "The draft length adapts to the acceptance rate, down to N; shorter prompt-lookup drafts are not "
+                  "checked")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64))
       ->type_name("N");
   cmd->add_option("--spec-ngram", o->speculative.ngram_max,
                   "Prompt lookup matches the last N tokens first, then fewer down to 1")
@@ -297,19 +346,27 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       "replaces the ordered steps by temperature and mirostat v2.\n"
       "Structured output (docs/structured-output.md): with --grammar, --json-schema, --json or --regex only\n"
       "tokens that keep the output in the language are drawn, and generation ends when it is complete.\n"
-      "Speculative decoding (--draft-max): drafts from the prompt and output are checked in one forward\n"
-      "pass; the output is what plain decoding gives (greedy: the same tokens, sampling: the same\n"
-      "distribution), faster when the text repeats itself (summaries, code edits, quotes).\n"
+      "Speculative decoding (--model-draft, --draft-max): a draft model's proposals, or else tokens from an\n"
+      "earlier occurrence of the text's last words, are checked in one forward pass; the output is what\n"
+      "plain decoding gives (greedy: the same tokens, sampling: the same distribution), faster when the\n"
+      "draft is often right (a draft model) or the text repeats itself (summaries, code edits, quotes).\n"
       "Exit codes: 0 success (Ctrl-C included), 1 error (unreadable model, empty prompt, prompt longer than\n"
       "the context), 2 bad command line.");
-  cmd->callback([&action, o] {
+  cmd->callback([&action, o, cmd] {
     if (o->prompt.has_value() == o->prompt_file.has_value()) {
       throw CLI::ValidationError("give the prompt with -p TEXT or -f FILE (one of them)");
     }
     if (o->n_predict < -1) throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->n_predict));
     check_sampling_flags(o->sampling, o->stop);
+    if (!o->draft_model_path.empty() && cmd->count("--draft-max") == 0) o->speculative.draft_max = 8;
     if (o->speculative.draft_max > 0 && o->sampling.mirostat != 0) {
-      throw CLI::ValidationError("--draft-max does not work with --mirostat (its state follows every draw)");
+      throw CLI::ValidationError(
+          "speculative decoding (--draft-max, --model-draft) does not work with --mirostat (its state follows every "
+          "draw)");
+    }
+    if (o->speculative.draft_max > 0 && o->speculative.draft_min > o->speculative.draft_max) {
+      throw CLI::ValidationError(fmt::format("--draft-min {} is more than --draft-max {}", o->speculative.draft_min,
+                                             o->speculative.draft_max));
     }
     o->constraint = resolve_constraint_flags(o->constraint_flags);
     action = [o] { return run_generate(*o); };

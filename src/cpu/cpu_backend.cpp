@@ -79,17 +79,24 @@ void CpuBackend::reserve(const StepLimits& limits) {
   const auto cos_sin_floats = static_cast<size_t>(limits_.max_rows * limits_.max_n_rot);
   if (cos_sin_.size() < cos_sin_floats) cos_sin_.resize(cos_sin_floats);
   if (limits.n_head > 0) {
-    const bool grow = attention_scratch_ == nullptr || attention_scratch_->max_rows() < limits_.max_rows ||
-                      attention_scratch_->n_head() != limits.n_head ||
-                      attention_scratch_->n_head_kv() != limits.n_head_kv ||
-                      attention_scratch_->head_dim() != limits.head_dim;
-    if (grow) {
-      attention_scratch_ = std::make_unique<AttentionScratch>(limits_.max_rows, limits.n_head, limits.n_head_kv,
-                                                              limits.head_dim, pool_.n_threads());
+    // One scratch per attention shape: a backend may run several models (a draft model's steps
+    // between its target's). The rows grow for all of them.
+    bool have = false;
+    for (std::unique_ptr<AttentionScratch>& scratch : attention_scratches_) {
+      const bool same = scratch->n_head() == limits.n_head && scratch->n_head_kv() == limits.n_head_kv &&
+                        scratch->head_dim() == limits.head_dim;
+      have = have || same;
     }
-    limits_.n_head = limits.n_head;
-    limits_.n_head_kv = limits.n_head_kv;
-    limits_.head_dim = limits.head_dim;
+    if (!have) {
+      attention_scratches_.push_back(std::make_unique<AttentionScratch>(
+          limits_.max_rows, limits.n_head, limits.n_head_kv, limits.head_dim, pool_.n_threads()));
+    }
+    for (std::unique_ptr<AttentionScratch>& scratch : attention_scratches_) {
+      if (scratch->max_rows() < limits_.max_rows) {
+        scratch = std::make_unique<AttentionScratch>(limits_.max_rows, scratch->n_head(), scratch->n_head_kv(),
+                                                     scratch->head_dim(), pool_.n_threads());
+      }
+    }
   }
 }
 
@@ -232,9 +239,15 @@ void CpuBackend::store_kv(const PagedKvView& kv, std::span<const KvSeq> seqs, st
 
 void CpuBackend::attention(const PagedKvView& kv, std::span<const KvSeq> seqs, std::span<const KvRow> rows,
                            const float* q, const AttentionParams& params, float* out) {
-  EMBER_CHECK_MSG(attention_scratch_ != nullptr && static_cast<int64_t>(rows.size()) <= limits_.max_rows,
-                  "attention: beyond reserve()");
-  ember::attention(*attention_kernels_, pool_, kv, seqs, rows, q, params, out, *attention_scratch_);
+  EMBER_CHECK_MSG(static_cast<int64_t>(rows.size()) <= limits_.max_rows, "attention: beyond reserve()");
+  for (const std::unique_ptr<AttentionScratch>& scratch : attention_scratches_) {
+    if (scratch->n_head() == params.n_head && scratch->n_head_kv() == kv.n_head_kv &&
+        scratch->head_dim() == kv.head_dim) {
+      ember::attention(*attention_kernels_, pool_, kv, seqs, rows, q, params, out, *scratch);
+      return;
+    }
+  }
+  EMBER_CHECK_MSG(false, "attention: no scratch reserved for this shape (reserve() it)");
 }
 
 }  // namespace ember

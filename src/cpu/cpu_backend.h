@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "cpu/attention.h"
@@ -161,8 +162,8 @@ class CpuBackend {
   StepLimits limits_{};
   MatmulScratch matmul_scratch_;
   GemmScratch gemm_scratch_;
-  std::vector<float> cos_sin_;  // [max_rows][max_n_rot]
-  std::unique_ptr<AttentionScratch> attention_scratch_;
+  std::vector<float> cos_sin_;                                          // [max_rows][max_n_rot]
+  std::vector<std::unique_ptr<AttentionScratch>> attention_scratches_;  // one per attention shape
 };
 
 }  // namespace ember

@@ -30,6 +30,10 @@ Generator::Generator(Model& model, const Tokenizer& tokenizer, const GeneratorOp
       kv_(model.config(), model.kv_options(options.context, options.kv_type, options.kv_type)),
       seq_(kv_.add_sequence()) {
   EMBER_CHECK(options.context > 0);
+  if (options.draft_model != nullptr) {
+    check_draft_vocabulary(model, *options.draft_model);
+    draft_.emplace(*options.draft_model, options.context, options.kv_type, options.draft_mutex);
+  }
 }
 
 const GenerationStats& Generator::stats() const noexcept { return decoder_ ? decoder_->stats() : kNoStats; }
@@ -59,6 +63,7 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   unstored_.reset();
   chosen_.clear();
   logits_ = {};
+  draft_length_ = options.speculative.draft_max;
   decoder_->stats().cached_tokens = static_cast<int32_t>(n_common);
   cancel_.store(false, std::memory_order_relaxed);
 }
@@ -161,34 +166,62 @@ bool Generator::speculate() {
   const auto n = static_cast<int32_t>(cached_.size());
   const int32_t room = options_.context - n - 1;  // after the unstored token
   if (room <= 0) return false;
-  std::vector<int32_t> history(cached_);
-  history.push_back(*unstored_);
-  const std::vector<int32_t> draft =
-      speculative::ngram_draft(history, spec.ngram_min, spec.ngram_max, std::min(spec.draft_max, room));
-  if (draft.empty()) return false;
+  std::vector<int32_t> tokens;
+  std::vector<speculative::Distribution> proposals;
+  draft(std::min(draft_length_, room), tokens, proposals);
+  if (tokens.empty() || static_cast<int32_t>(tokens.size()) < spec.draft_min) return false;
+  const std::span<const int32_t> drafted = tokens;
   batch_.clear();
   batch_.add(*unstored_, n, seq_, true);
-  for (size_t i = 0; i < draft.size(); ++i) batch_.add(draft[i], n + 1 + static_cast<int32_t>(i), seq_, true);
+  for (size_t i = 0; i < drafted.size(); ++i) batch_.add(drafted[i], n + 1 + static_cast<int32_t>(i), seq_, true);
   const std::span<const float> all = model_.forward(batch_, kv_);
   // The cache now holds the unstored token and the whole draft: so does cached_, until verified.
   cached_.push_back(*unstored_);
-  cached_.insert(cached_.end(), draft.begin(), draft.end());
+  cached_.insert(cached_.end(), drafted.begin(), drafted.end());
   unstored_.reset();
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   std::vector<std::span<const float>> rows;
-  for (size_t i = 0; i <= draft.size(); ++i) rows.push_back(all.subspan(i * n_vocab, n_vocab));
-  const SequenceDecoder::Speculation v = decoder_->speculate(draft, rows);
+  for (size_t i = 0; i <= drafted.size(); ++i) rows.push_back(all.subspan(i * n_vocab, n_vocab));
+  const SequenceDecoder::Speculation v = decoder_->speculate(drafted, proposals, rows);
   // The rejected drafts leave the cache; `next` is the token to store after the kept ones.
   cached_.resize(static_cast<size_t>(n) + 1 + static_cast<size_t>(v.accepted));
   kv_.truncate(seq_, static_cast<int32_t>(cached_.size()));
   const bool keep_rows = decoder_->options().logprobs >= 0;
   for (int32_t j = 0; j <= v.accepted; ++j) {
-    const int32_t id = j < v.accepted ? draft[static_cast<size_t>(j)] : v.next;
+    const int32_t id = j < v.accepted ? drafted[static_cast<size_t>(j)] : v.next;
     const std::span<const float> row = rows[static_cast<size_t>(j)];
     chosen_.emplace_back(id, keep_rows ? std::vector<float>(row.begin(), row.end()) : std::vector<float>());
   }
   unstored_ = v.next;
+  // Adaptive length: longer after a draft kept whole, shorter after a rejection.
+  if (v.accepted == static_cast<int32_t>(drafted.size())) {
+    draft_length_ = std::min(draft_length_ + 2, spec.draft_max);
+  } else {
+    draft_length_ = std::max(draft_length_ - 1, std::max(spec.draft_min, 1));
+  }
   return true;
+}
+
+void Generator::draft(int32_t max_tokens, std::vector<int32_t>& tokens,
+                      std::vector<speculative::Distribution>& proposals) {
+  const GenerateOptions::Speculative& spec = decoder_->options().speculative;
+  cached_.push_back(*unstored_);  // the draft follows the unstored token; taken back below, even on a throw
+  struct TakeBack {
+    std::vector<int32_t>& v;
+    ~TakeBack() { v.pop_back(); }
+  } take_back{cached_};
+  if (!draft_) {
+    tokens = speculative::ngram_draft(cached_, spec.ngram_min, spec.ngram_max, max_tokens);
+    return;
+  }
+  // Lock order: the model's mutex (held by step()), then the draft's.
+  std::unique_lock<std::mutex> lock;
+  if (draft_->forward_mutex() != nullptr && draft_->forward_mutex() != forward_mutex_) {
+    lock = std::unique_lock(*draft_->forward_mutex());
+  }
+  const std::span<const float> logits = draft_->sync(cached_);
+  decoder_->propose(
+      logits, max_tokens, [&](int32_t token) { return draft_->feed(token); }, tokens, proposals);
 }
 
 bool Generator::emit_chosen(GeneratedToken& token) {
@@ -210,6 +243,7 @@ void Generator::reset() {
   prompt_.clear();
   unstored_.reset();
   chosen_.clear();
+  if (draft_) draft_->reset();
 }
 
 }  // namespace ember

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ember/session.h"
+#include "engine/draft_model.h"
 #include "engine/sequence_decoder.h"
 #include "model/batch.h"
 #include "model/model.h"
@@ -25,6 +26,10 @@ struct GeneratorOptions {
   int32_t context = 0;  // tokens the sequence may hold, prompt included (> 0)
   DType kv_type = DType::kF16;
   bool reuse_prefix = true;  // keep the cache of the previous prompt and generation
+  // Speculative decoding's draft model (may be null: prompt lookup), of the model's vocabulary
+  // (check_draft_vocabulary), with its own forward mutex (may be null, or the model's).
+  Model* draft_model = nullptr;
+  std::mutex* draft_mutex = nullptr;
 };
 
 class Generator {
@@ -61,10 +66,13 @@ class Generator {
   bool prefill();
   // Stores `token` at the end of the sequence and computes its logits.
   void decode(int32_t token);
-  // Speculative decoding by prompt lookup from the unstored token: stores it and a draft in one
-  // forward pass, keeps what verification accepts, and queues the chosen tokens. False when there
-  // is no draft (then decode() as usual).
+  // Speculative decoding from the unstored token: drafts (the draft model, else prompt lookup),
+  // stores the token and the draft in one forward pass, keeps what verification accepts, and
+  // queues the chosen tokens. False when there is no draft (then decode() as usual).
   bool speculate();
+  // Up to `max_tokens` draft tokens after cached_ (which ends with the unstored token here), and
+  // the draft model's distributions (empty for prompt lookup).
+  void draft(int32_t max_tokens, std::vector<int32_t>& tokens, std::vector<speculative::Distribution>& proposals);
   // Emits the next chosen token (the generation may finish on it: the rest is dropped).
   bool emit_chosen(GeneratedToken& token);
 
@@ -87,6 +95,8 @@ class Generator {
   // leaves the stats true), with their logits rows when logprobs are asked for (the model's
   // buffer may be overwritten by another session's step meanwhile).
   std::deque<std::pair<int32_t, std::vector<float>>> chosen_;
+  std::optional<DraftModel> draft_;
+  int32_t draft_length_ = 0;  // the next draft's length, adapted to the acceptance rate
 };
 
 }  // namespace ember

@@ -26,6 +26,10 @@ void check_generate_options(const GenerateOptions& o, int32_t n_vocab) {
     fail(ErrorCode::kInvalidArgument, "speculative.draft_max must be 0 (off) to {}, got {}", kMaxDraftTokens,
          spec.draft_max);
   }
+  if (spec.draft_max > 0 && (spec.draft_min < 1 || spec.draft_min > spec.draft_max)) {
+    fail(ErrorCode::kInvalidArgument, "speculative.draft_min must be 1 to draft_max ({}), got {}", spec.draft_max,
+         spec.draft_min);
+  }
   if (spec.draft_max > 0 && (spec.ngram_min < 1 || spec.ngram_max < spec.ngram_min || spec.ngram_max > 16)) {
     fail(ErrorCode::kInvalidArgument,
          "speculative n-gram sizes must be 1 <= ngram_min <= ngram_max <= 16, got {} and {}", spec.ngram_min,
@@ -56,6 +60,7 @@ SequenceDecoder::SequenceDecoder(const Tokenizer& tokenizer, int32_t n_vocab, co
       detokenizer_(tokenizer, DecodeOptions{.render_special = false, .strip_space_prefix = false}) {
   for (const int32_t id : prompt) sampler_.accept(id);  // penalties and DRY look at the prompt too
   verify_rng_.seed(static_cast<uint64_t>(options.sampling.seed) ^ 0x9E3779B97F4A7C15ull);
+  draft_rng_.seed(static_cast<uint64_t>(options.sampling.seed) ^ 0xD1B54A32D192ED03ull);
   stats_.prompt_tokens = static_cast<int32_t>(prompt.size());
   if (auto grammar = grammar::compile_constraint(options.constraint)) {
     // With ignore_eos the end tokens are ordinary tokens the grammar never allows: the generation
@@ -185,9 +190,47 @@ std::span<const uint64_t> SequenceDecoder::allowed_mask(size_t n_logits) {
   return mask_.words().first(words);
 }
 
+void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
+                              const std::function<std::span<const float>(int32_t)>& feed, std::vector<int32_t>& draft,
+                              std::vector<speculative::Distribution>& proposals) {
+  EMBER_CHECK(!finished() && can_speculate());
+  draft.clear();
+  proposals.clear();
+  Timer sample_timer;
+  // A copy of the sampler (its coins, XTC's, are the target's too: a proposal may depend on them,
+  // verification stays exact for each) and the constraint walked along the draft, then rolled back.
+  SamplerChain proposer = sampler_;
+  std::optional<grammar::GrammarMatcher::Checkpoint> checkpoint;
+  if (constraint_) checkpoint = constraint_->checkpoint();
+  for (int32_t i = 0; i < max_tokens; ++i) {
+    const std::span<const uint64_t> allowed = allowed_mask(logits.size());
+    speculative::Distribution q;
+    proposer.distribution(logits, allowed, q);
+    // Where the constraint leaves nothing or the draft model only refused tokens, the draft ends:
+    // speculate() decides those positions from the target alone.
+    if (!allowed.empty() &&
+        (mask_.first() < 0 || std::any_of(q.begin(), q.end(), [&](const auto& e) { return !mask_.test(e.first); }))) {
+      break;
+    }
+    const int32_t token = speculative::draw(q, draft_rng_);
+    if (token < 0) break;
+    draft.push_back(token);
+    proposals.push_back(std::move(q));
+    const bool end = !options_.stop.ignore_eos && tokenizer_.vocab().is_end_of_generation(token);
+    if (end || i + 1 == max_tokens) break;
+    if (constraint_) constraint_->accept(token);
+    proposer.accept(token);
+    logits = feed(token);
+  }
+  if (constraint_) constraint_->restore(*checkpoint);
+  stats_.sample_ms += sample_timer.elapsed_ms();
+}
+
 SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t> draft,
+                                                        std::span<const speculative::Distribution> proposals,
                                                         std::span<const std::span<const float>> rows) {
   EMBER_CHECK(!finished() && can_speculate() && rows.size() == draft.size() + 1);
+  EMBER_CHECK(proposals.empty() || proposals.size() == draft.size());
   Timer sample_timer;
   // The target's distribution after each draft prefix: a copy of the sampler (penalties and DRY
   // see the prefix) and the constraint walked along the draft, then rolled back.
@@ -219,7 +262,11 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
     }
     if (i == draft.size()) break;
     if (constraint_ && !constraint_->allows(draft[i])) {
-      usable = i;  // the constraint refuses this draft token: the draft ends before it
+      // The constraint refuses this draft token: the draft ends before it. (Cutting there is exact
+      // only for a deterministic draft, whose refused token verification rejects for certain;
+      // propose() draws only allowed tokens.)
+      EMBER_CHECK(proposals.empty());
+      usable = i;
       break;
     }
     if (constraint_) constraint_->accept(draft[i]);
@@ -229,9 +276,18 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
   // The coins the copy drew (XTC) are spent: the next step must not draw them again.
   sampler_.take_rng(probe);
   target.resize(usable + 1);
-  const speculative::Verdict v = speculative::verify(draft.first(usable), {}, target, verify_rng_);
+  const speculative::Verdict v = speculative::verify(
+      draft.first(usable), proposals.empty() ? proposals : proposals.first(usable), target, verify_rng_);
   stats_.draft_tokens += static_cast<int32_t>(usable);
   stats_.accepted_tokens += v.accepted;
+  if (stats_.drafted_at.size() < usable) {
+    stats_.drafted_at.resize(usable);
+    stats_.accepted_at.resize(usable);
+  }
+  for (size_t i = 0; i < usable; ++i) {
+    ++stats_.drafted_at[i];
+    if (static_cast<int32_t>(i) < v.accepted) ++stats_.accepted_at[i];
+  }
   stats_.sample_ms += sample_timer.elapsed_ms();
   return {.accepted = v.accepted, .next = v.next};
 }

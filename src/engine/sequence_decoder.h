@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -15,6 +16,7 @@
 #include "ember/session.h"
 #include "engine/logprobs.h"
 #include "engine/sampler_chain.h"
+#include "engine/speculative.h"
 #include "engine/stop_strings.h"
 #include "grammar/matcher.h"
 #include "tokenizer/tokenizer.h"
@@ -52,7 +54,18 @@ class SequenceDecoder {
     int32_t accepted = 0;
     int32_t next = -1;
   };
-  Speculation speculate(std::span<const int32_t> draft, std::span<const std::span<const float>> rows);
+  // `proposals` holds the distribution each draft token was drawn from (propose()), or is empty
+  // for a deterministic draft (prompt lookup).
+  Speculation speculate(std::span<const int32_t> draft, std::span<const speculative::Distribution> proposals,
+                        std::span<const std::span<const float>> rows);
+  // Drafting with a draft model: draws up to `max_tokens` tokens, each from this sequence's
+  // sampler (its settings and history, the constraint's mask) over the draft model's logits —
+  // `logits` after the last token, then feed(token) after each drawn one but the last. Fills
+  // `draft` and, for speculate(), `proposals`. Stops early after an end-of-generation token or
+  // where the constraint leaves no choice.
+  void propose(std::span<const float> logits, int32_t max_tokens,
+               const std::function<std::span<const float>(int32_t)>& feed, std::vector<int32_t>& draft,
+               std::vector<speculative::Distribution>& proposals);
   // Emits a token speculate() chose as on_logits would have: the constraint, the sampler's
   // history, logprobs from `logits` (its row; unread without logprobs), text, stops and limits.
   bool emit_chosen(int32_t id, std::span<const float> logits, GeneratedToken& token);
@@ -96,6 +109,7 @@ class SequenceDecoder {
   Timer timer_;
   int32_t last_token_ = -1;
   std::mt19937_64 verify_rng_;  // speculative verification's draws
+  std::mt19937_64 draft_rng_;   // the draft model's draws
   bool tail_taken_ = false;
 };
 

@@ -11,7 +11,20 @@ namespace {
 // A uniform double in [0, 1) from 53 random bits.
 double uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
-// Draws from weights over tokens (not necessarily normalized); -1 when they sum to 0.
+// max(0, p - q) over the union of both supports, both sorted by token.
+std::vector<std::pair<int32_t, double>> residual(const Distribution& p, const Distribution& q) {
+  std::vector<std::pair<int32_t, double>> out;
+  size_t j = 0;
+  for (const auto& [token, prob] : p) {
+    while (j < q.size() && q[j].first < token) ++j;
+    const double other = j < q.size() && q[j].first == token ? q[j].second : 0.0;
+    if (prob > other) out.emplace_back(token, prob - other);
+  }
+  return out;
+}
+
+}  // namespace
+
 int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt19937_64& rng) {
   double total = 0.0;
   for (const auto& [token, w] : weights) total += w;
@@ -28,20 +41,6 @@ int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt1993
   }
   return -1;
 }
-
-// max(0, p - q) over the union of both supports, both sorted by token.
-std::vector<std::pair<int32_t, double>> residual(const Distribution& p, const Distribution& q) {
-  std::vector<std::pair<int32_t, double>> out;
-  size_t j = 0;
-  for (const auto& [token, prob] : p) {
-    while (j < q.size() && q[j].first < token) ++j;
-    const double other = j < q.size() && q[j].first == token ? q[j].second : 0.0;
-    if (prob > other) out.emplace_back(token, prob - other);
-  }
-  return out;
-}
-
-}  // namespace
 
 double probability(const Distribution& d, int32_t token) {
   const auto it = std::lower_bound(d.begin(), d.end(), token, [](const auto& e, int32_t t) { return e.first < t; });

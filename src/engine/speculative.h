@@ -37,6 +37,10 @@ struct Verdict {
 Verdict verify(std::span<const int32_t> draft, std::span<const Distribution> proposals,
                std::span<const Distribution> target, std::mt19937_64& rng);
 
+// A token drawn from `weights` (not necessarily normalized: a Distribution, or a residual); -1 when
+// they sum to 0.
+int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt19937_64& rng);
+
 // p(token) in `d` (0 when absent); binary search.
 double probability(const Distribution& d, int32_t token);
 

@@ -221,6 +221,38 @@ TEST(ApiSession, PromptLookupSpeculationEdges) {
   EXPECT_THROW(session.generate(prompt, bad, [](const GeneratedToken&) { return true; }), Error);
 }
 
+// A draft model through the public API: ember-tiny with ember-tiny-draft (models/, always here),
+// batch-invariant so greedy speculation is plain decoding bit for bit; a draft of another
+// vocabulary is refused when the session is made.
+TEST(ApiSession, DraftModelSpeculationKeepsGreedyOutput) {
+  const fs::path models = fs::path(EMBER_SOURCE_DIR) / "models";
+  const LoadOptions load{.threads = 2, .context = 256, .batch_invariant = true};
+  const auto target = Llm::load((models / "ember-tiny.gguf").string(), load);
+  const auto draft = Llm::load((models / "ember-tiny-draft.gguf").string(), load);
+  Session plain(target, SessionOptions{.reuse_prefix = false});
+  Session speculative(target, SessionOptions{.reuse_prefix = false, .draft_model = draft});
+  GenerateOptions o = greedy(60);
+  Generation a = plain.generate("And the LORD said unto Moses", o);
+  const std::string text = pull_all(a);
+  o.speculative.draft_max = 5;
+  Generation b = speculative.generate("And the LORD said unto Moses", o);
+  EXPECT_EQ(pull_all(b), text);
+  EXPECT_EQ(b.stats().generated_tokens, a.stats().generated_tokens);
+  EXPECT_GT(b.stats().accepted_tokens, 0);
+  EXPECT_LT(b.stats().decode_steps, a.stats().decode_steps);
+  ASSERT_FALSE(b.stats().drafted_at.empty());
+  EXPECT_EQ(b.stats().drafted_at.size(), b.stats().accepted_at.size());
+
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  try {
+    Session mismatched(target, SessionOptions{.draft_model = load_stories(data)});
+    ADD_FAILURE() << "a draft of another vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ApiSession, ReusedPrefixGivesTheSameTextWithoutRecomputingIt) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);

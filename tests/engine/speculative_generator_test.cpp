@@ -1,0 +1,157 @@
+// Speculative decoding in the Generator on the bundled ember-tiny with ember-tiny-draft (and with
+// prompt lookup): greedy output is plain decoding's token for token, under a constraint too; a
+// rollback leaves the KV cache as if the rejected drafts had never been seen; a draft of another
+// vocabulary is refused. (The sampled distribution: speculative_distribution_test.cpp.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/draft_model.h"
+#include "engine/generator.h"
+#include "speculative_test_support.h"
+
+namespace ember {
+namespace {
+
+using namespace test;  // NOLINT: the shared fixtures
+
+void expect_position_stats_consistent(const GenerationStats& s) {
+  ASSERT_EQ(s.drafted_at.size(), s.accepted_at.size());
+  int32_t drafted = 0, accepted = 0;
+  for (size_t i = 0; i < s.drafted_at.size(); ++i) {
+    EXPECT_LE(s.accepted_at[i], s.drafted_at[i]) << i;
+    if (i > 0) {
+      EXPECT_LE(s.drafted_at[i], s.drafted_at[i - 1]) << i;  // a draft reaching i reached i - 1
+      EXPECT_LE(s.accepted_at[i], s.accepted_at[i - 1]) << i;
+    }
+    drafted += s.drafted_at[i];
+    accepted += s.accepted_at[i];
+  }
+  EXPECT_EQ(drafted, s.draft_tokens);
+  EXPECT_EQ(accepted, s.accepted_tokens);
+}
+
+const char* const kPrompt = "And the LORD said unto Moses";
+
+TEST(SpeculativeGenerator, DraftModelKeepsGreedyOutput) {
+  const std::vector<int32_t> prompt = tokens(kPrompt);
+  auto plain = generator(nullptr);
+  auto spec = generator(models().draft.get());
+  for (const int32_t max_tokens : {120, 9}) {
+    for (const char* stop : {"", " the tent"}) {
+      SCOPED_TRACE(std::to_string(max_tokens) + " '" + stop + "'");
+      GenerateOptions o = greedy(max_tokens);
+      if (*stop != '\0') o.stop.strings = {stop};
+      const Output a = run(*plain, prompt, o);
+      o.speculative.draft_max = 6;
+      const Output b = run(*spec, prompt, o);
+      EXPECT_EQ(b.ids, a.ids);
+      EXPECT_EQ(b.text, a.text);
+      EXPECT_EQ(b.stats.finish, a.stats.finish);
+      EXPECT_EQ(b.stats.generated_tokens, a.stats.generated_tokens);
+      EXPECT_GT(b.stats.draft_tokens, 0);
+      EXPECT_GT(b.stats.accepted_tokens, 0);
+      EXPECT_LT(b.stats.accepted_tokens, b.stats.draft_tokens);  // the small model is wrong at times
+      EXPECT_LT(b.stats.decode_steps, a.stats.decode_steps);
+      expect_position_stats_consistent(b.stats);
+    }
+  }
+}
+
+TEST(SpeculativeGenerator, TargetAsItsOwnDraftIsAlwaysAccepted) {
+  // q = p: greedy keeps every draft, and so does sampling (min(1, p / q) = 1).
+  const std::vector<int32_t> prompt = tokens(kPrompt);
+  auto plain = generator(nullptr);
+  auto self = generator(models().target.get());
+  for (const float temperature : {0.0f, 0.9f}) {
+    GenerateOptions o = greedy(40);
+    o.sampling.temperature = temperature;
+    o.sampling.seed = 7;
+    o.speculative.draft_max = 4;
+    const Output b = run(*self, prompt, o);
+    EXPECT_GT(b.stats.draft_tokens, 0);
+    EXPECT_EQ(b.stats.accepted_tokens, b.stats.draft_tokens) << temperature;
+    if (temperature == 0.0f) {
+      o.speculative.draft_max = 0;
+      EXPECT_EQ(b.ids, run(*plain, prompt, o).ids);
+    }
+  }
+}
+
+TEST(SpeculativeGenerator, DraftModelUnderAConstraint) {
+  // The draft is drawn under the constraint's mask: its tokens are always allowed, and the output
+  // is plain constrained decoding's.
+  const std::vector<int32_t> prompt = tokens(kPrompt);
+  GenerateOptions o = greedy(40);
+  o.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = "(, [a-z]+)+\\."};
+  auto plain = generator(nullptr);
+  const Output a = run(*plain, prompt, o);
+  o.speculative.draft_max = 5;
+  auto spec = generator(models().draft.get());
+  const Output b = run(*spec, prompt, o);
+  EXPECT_EQ(b.ids, a.ids);
+  EXPECT_EQ(b.text, a.text);
+  EXPECT_GT(b.stats.accepted_tokens, 0);
+}
+
+TEST(SpeculativeGenerator, RollbackLeavesTheCacheAsIfTheDraftsWereNeverSeen) {
+  // A generation with many rejected drafts; then the next token's logprobs over what the cache
+  // holds must equal those of a fresh cache that saw only those tokens.
+  for (Model* draft : {models().draft.get(), static_cast<Model*>(nullptr)}) {
+    const std::vector<int32_t> prompt = tokens(kPrompt);
+    auto spec = generator(draft, /*reuse_prefix=*/true);
+    GenerateOptions o = greedy(80);
+    o.sampling.temperature = 1.0f;
+    o.sampling.seed = 3;
+    o.speculative.draft_max = 6;
+    const Output r = run(*spec, prompt, o);
+    ASSERT_GT(r.stats.draft_tokens, r.stats.accepted_tokens);  // rejections happened
+    std::vector<int32_t> context(spec->cached_tokens().begin(), spec->cached_tokens().end());
+    ASSERT_GT(context.size(), prompt.size() + 20);
+    // The cache holds the prompt and the output but its last token (never stored), and maybe
+    // drafts verification kept past the token limit: kept, they are what the model would say.
+    std::vector<int32_t> output = prompt;
+    output.insert(output.end(), r.ids.begin(), r.ids.end() - 1);
+    ASSERT_GE(context.size(), output.size());
+    EXPECT_TRUE(std::equal(output.begin(), output.end(), context.begin()));
+
+    const size_t n_cached = context.size();
+    context.push_back(r.ids.back());
+    GenerateOptions probe = greedy(1);
+    probe.logprobs = 20;
+    const Output reused = run(*spec, context, probe);  // runs only the last token on the kept cache
+    EXPECT_EQ(reused.stats.cached_tokens, static_cast<int32_t>(n_cached));
+    auto fresh = generator(nullptr);
+    const Output clean = run(*fresh, context, probe);
+    ASSERT_EQ(reused.ids, clean.ids);
+    ASSERT_EQ(reused.logprobs.size(), 1u);
+    EXPECT_EQ(reused.logprobs[0], clean.logprobs[0]);  // bit for bit
+  }
+}
+
+TEST(SpeculativeGenerator, DraftOfAnotherVocabularyIsRefused) {
+  // A model of another family (512 tokens): the case users meet.
+  const fs::path file =
+      fs::path(EMBER_SOURCE_DIR) / ".." / "shared" / "data" / "models" / "stories260K" / "stories260K.gguf";
+  if (!fs::exists(file)) GTEST_SKIP() << file << " is absent: no model of another vocabulary to try";
+  Models& m = models();
+  ModelOptions options;
+  options.context_size = 256;
+  const std::unique_ptr<Model> other = Model::load(file.string(), *m.backend, options);
+  try {
+    check_draft_vocabulary(*m.target, *other);
+    ADD_FAILURE() << "a draft of another vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Generator(*m.target, *m.tokenizer, GeneratorOptions{.context = 64, .draft_model = other.get()}, nullptr),
+               Error);
+  EXPECT_NO_THROW(check_draft_vocabulary(*m.target, *m.draft));
+}
+
+}  // namespace
+}  // namespace ember
