@@ -6,9 +6,9 @@ Usage:
                  [--max-tokens 64] [--endpoint completions|chat] [--warmup 1] [--json] [--no-header]
 
 Each of --clients threads takes the next of --requests requests until none is left, and sends it
-streaming (`stream: true`, `stream_options.include_usage`, `ignore_eos: true`, `temperature: 0`,
-`max_tokens`) over its own http.client connection (keep-alive between its requests). Prompts differ
-per request (so the prefix cache does not skip their prefill):
+streaming (`stream: true`, `stream_options.include_usage`, `ignore_eos: true`, `temperature` (0
+unless --temperature; then `seed` is the request's index), `max_tokens`, and --extra's fields) over its own http.client connection (keep-alive between its requests). Prompts differ
+per request (so the prefix cache does not skip their prefill), unless --prompt-file gives one text for all:
   completions: --prompt-tokens random token ids (exact length);
   chat:        one user message of about --prompt-tokens words (the template adds a few tokens).
 Measured per request: TTFT = request sent -> first content chunk; ITL = between consecutive content
@@ -80,11 +80,18 @@ def metrics(target):
 
 def make_body(args, index, n_vocab):
     rng = random.Random(index * 7919 + 1)
-    body = {"max_tokens": args.max_tokens, "temperature": 0, "ignore_eos": True, "stream": True,
+    body = {"max_tokens": args.max_tokens, "temperature": args.temperature, "ignore_eos": True, "stream": True,
             "stream_options": {"include_usage": True}}
+    if args.temperature > 0:
+        body["seed"] = index
     if args.model:
         body["model"] = args.model
-    if args.endpoint == "completions":
+    body.update(args.extra)
+    if args.prompt_text is not None and args.endpoint == "completions":
+        body["prompt"] = args.prompt_text
+    elif args.prompt_text is not None:
+        body["messages"] = [{"role": "user", "content": args.prompt_text}]
+    elif args.endpoint == "completions":
         hi = max(2, min(n_vocab, 30000))
         body["prompt"] = [rng.randrange(min(100, hi - 1), hi) for _ in range(args.prompt_tokens)]
     else:
@@ -264,7 +271,17 @@ def main():
     ap.add_argument("--timeout", type=float, default=600, help="socket timeout, seconds")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table row")
     ap.add_argument("--no-header", action="store_true", help="table row only")
+    ap.add_argument("--prompt-file", help="every request's prompt: this file's text (instead of random ones)")
+    ap.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (> 0: seed = request index)")
+    ap.add_argument("--extra", default="{}", help='JSON object merged into each request, e.g. \'{"speculative": {"draft_max": 8}}\'')
     args = ap.parse_args()
+    args.prompt_text = None
+    if args.prompt_file:
+        with open(args.prompt_file, encoding="utf-8") as f:
+            args.prompt_text = f.read()
+    args.extra = json.loads(args.extra)
+    if not isinstance(args.extra, dict):
+        sys.exit("--extra must be a JSON object")
     if args.requests is None:
         args.requests = 4 * args.clients
     if args.clients < 1 or args.requests < 1 or args.max_tokens < 1 or args.prompt_tokens < 1:

@@ -34,6 +34,7 @@ Engine::Engine(Model& model, const Tokenizer& tokenizer, const EngineOptions& op
       options_(resolved(options, model)),
       kv_(model.config(), model.kv_options(options_.kv_tokens, options_.kv_type, options_.kv_type)) {
   kv_.set_prefix_caching(options_.prefix_cache);
+  if (options_.draft_model != nullptr) check_draft_vocabulary(model_, *options_.draft_model);
   publish_stats();
 }
 
@@ -196,15 +197,36 @@ bool Engine::schedule() {
   // a prompt. A snapshot, because preemption moves the newest slots back to the queue.
   std::vector<Slot*> snapshot;
   for (auto& slot : running_) snapshot.push_back(slot.get());
+  const auto decoding = [](const Slot& slot) {
+    return !slot.done && slot.seq >= 0 && pending(slot) == 1 && slot.decoder.has_value();
+  };
+  int32_t n_decoding = 0;
+  for (const Slot* slot : snapshot) n_decoding += decoding(*slot) ? 1 : 0;
+  // Speculation only while the batch is small, and with the rows the other decodes leave.
+  const bool speculate = n_decoding <= options_.speculate_max_batch;
+  int32_t decodes_left = n_decoding;
   for (Slot* slot : snapshot) {
-    if (slot->done || slot->seq < 0 || pending(*slot) != 1 || slot->decoder == std::nullopt) continue;
+    if (!decoding(*slot)) continue;
+    --decodes_left;
+    slot->draft.clear();
+    slot->proposals.clear();
     if (slot->n_kv >= options_.context) {  // no room for the token it just sampled
       finish(*slot, FinishReason::kContextFull);
       continue;
     }
-    if (!reserve_or_preempt(*slot, 1)) continue;
-    add_rows(*slot, 1);
-    ++decode_rows_;
+    if (speculate) make_draft(*slot, std::min(budget_ - 1 - decodes_left, options_.context - slot->n_kv - 1));
+    // The draft's rows only where blocks are free: a draft never preempts another sequence.
+    if (!slot->draft.empty() && !kv_.reserve(slot->seq, 1 + static_cast<int32_t>(slot->draft.size()))) {
+      slot->draft.clear();
+      slot->proposals.clear();
+    }
+    if (!slot->draft.empty()) {
+      add_speculative_rows(*slot);
+    } else {
+      if (!reserve_or_preempt(*slot, 1)) continue;
+      add_rows(*slot, 1);
+    }
+    decode_rows_ += slot->step_rows;
   }
   // 2. The running prompts' next chunks, then 3. new (or preempted) requests, while the budget lasts.
   for (Slot* slot : snapshot) {
@@ -254,6 +276,7 @@ bool Engine::reserve_or_preempt(Slot& slot, int32_t n) {
 
 void Engine::preempt(Slot& slot) {
   if (slot.decoder) kv_.cache_full_blocks(slot.seq, slot.tokens);
+  return_drafter(slot);
   kv_.remove_sequence(slot.seq);
   slot.seq = -1;
   slot.n_kv = 0;
@@ -325,6 +348,111 @@ void Engine::add_rows(Slot& slot, int32_t n) {
   batch_slots_.push_back(&slot);
 }
 
+void Engine::make_draft(Slot& slot, int32_t max_tokens) {
+  SequenceDecoder& decoder = *slot.decoder;
+  const GenerateOptions::Speculative& spec = decoder.options().speculative;
+  if (spec.draft_max <= 0 || !decoder.can_speculate()) return;
+  if (slot.draft_length < 0) slot.draft_length = spec.draft_max;
+  max_tokens = std::min(max_tokens, slot.draft_length);
+  if (max_tokens < std::max(spec.draft_min, 1)) return;
+  if (options_.draft_model == nullptr) {
+    // slot.tokens ends with the token sampled last, not yet stored: the draft follows it.
+    slot.draft = speculative::ngram_draft(slot.tokens, spec.ngram_min, spec.ngram_max, max_tokens);
+  } else {
+    if (!slot.drafter) {
+      if (!drafters_.empty()) {
+        slot.drafter = std::move(drafters_.back());
+        drafters_.pop_back();
+      } else {
+        slot.drafter = std::make_unique<DraftModel>(*options_.draft_model, options_.context, options_.kv_type, nullptr);
+      }
+    }
+    DraftModel& drafter = *slot.drafter;
+    try {
+      decoder.propose(
+          drafter.sync(slot.tokens), max_tokens, [&](int32_t token) { return drafter.feed(token); }, slot.draft,
+          slot.proposals);
+    } catch (const std::exception&) {
+      // The draft model failed (its memory, a hook): this sequence goes on without speculation.
+      slot.draft.clear();
+      slot.proposals.clear();
+      slot.draft_length = 0;
+      return_drafter(slot);
+      return;
+    }
+  }
+  if (static_cast<int32_t>(slot.draft.size()) < spec.draft_min) {
+    slot.draft.clear();
+    slot.proposals.clear();
+  }
+}
+
+void Engine::add_speculative_rows(Slot& slot) {
+  batch_.add(slot.tokens[static_cast<size_t>(slot.n_kv)], slot.n_kv, slot.seq, Batch::kLogits);
+  for (size_t i = 0; i < slot.draft.size(); ++i) {
+    batch_.add(slot.draft[i], slot.n_kv + 1 + static_cast<int32_t>(i), slot.seq, Batch::kLogits);
+  }
+  slot.step_rows = 1 + static_cast<int32_t>(slot.draft.size());
+  budget_ -= slot.step_rows;
+  batch_slots_.push_back(&slot);
+}
+
+void Engine::verify(Slot& slot, std::span<const float> logits) {
+  SequenceDecoder& decoder = *slot.decoder;
+  const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
+  const size_t k = slot.draft.size();
+  std::vector<std::span<const float>> rows;
+  for (size_t i = 0; i <= k; ++i) rows.push_back(logits.subspan(i * n_vocab, n_vocab));
+  const SequenceDecoder::Speculation v = decoder.speculate(slot.draft, slot.proposals, rows);
+  const GenerateOptions::Speculative& spec = decoder.options().speculative;
+  slot.draft_length =
+      speculative::next_draft_length(slot.draft_length, v.drafted, v.accepted, spec.draft_min, spec.draft_max);
+  {
+    std::lock_guard lock(mutex_);
+    stats_.draft_tokens += v.drafted;
+    stats_.accepted_tokens += v.accepted;
+    if (stats_.drafted_at.size() < static_cast<size_t>(v.drafted)) {
+      stats_.drafted_at.resize(static_cast<size_t>(v.drafted));
+      stats_.accepted_at.resize(static_cast<size_t>(v.drafted));
+    }
+    for (int32_t i = 0; i < v.drafted; ++i) {
+      ++stats_.drafted_at[static_cast<size_t>(i)];
+      if (i < v.accepted) ++stats_.accepted_at[static_cast<size_t>(i)];
+    }
+  }
+  // The cache keeps the decode row's token and the accepted drafts; the rejected ones go.
+  const int32_t kept = 1 + v.accepted;
+  kv_.truncate(slot.seq, slot.n_kv + kept);
+  slot.n_kv += kept;
+  slot.tokens.insert(slot.tokens.end(), slot.draft.begin(), slot.draft.begin() + v.accepted);
+  kv_.cache_full_blocks(slot.seq, std::span<const int32_t>(slot.tokens).first(static_cast<size_t>(slot.n_kv)));
+  // Emit the kept drafts (already stored) and then `next` (the new unstored token), as sample()
+  // would have one by one; a stop among them ends the choice there.
+  for (int32_t j = 0; j <= v.accepted && !decoder.finished(); ++j) {
+    const int32_t id = j < v.accepted ? slot.draft[static_cast<size_t>(j)] : v.next;
+    EngineEvent event;
+    event.choice = slot.choice;
+    if (!decoder.emit_chosen(id, rows[static_cast<size_t>(j)], event.token)) break;
+    if (j == v.accepted) {
+      slot.tokens.push_back(id);
+      if (static_cast<int32_t>(slot.tokens.size()) > options_.context) decoder.finish(FinishReason::kContextFull);
+    }
+    event.has_token = true;
+    slot.request->push(std::move(event));
+    std::lock_guard lock(mutex_);
+    ++stats_.generated_tokens;
+  }
+  slot.draft.clear();
+  slot.proposals.clear();
+  if (decoder.finished()) finish(slot, decoder.stats().finish);
+}
+
+void Engine::return_drafter(Slot& slot) {
+  if (!slot.drafter) return;
+  slot.drafter->reset();
+  drafters_.push_back(std::move(slot.drafter));
+}
+
 void Engine::process_outputs(std::span<const float> logits, std::span<const float> hidden) {
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   const auto n_embd = static_cast<size_t>(model_.config().n_embd);
@@ -334,6 +462,12 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const floa
   for (Slot* slot : batch_slots_) {
     const size_t first = row;
     row += static_cast<size_t>(slot->step_rows);
+    if (!slot->draft.empty()) {  // a speculative decode: every row has logits
+      const size_t n_rows = static_cast<size_t>(slot->step_rows);
+      verify(*slot, logits.subspan(logit * n_vocab, n_rows * n_vocab));
+      logit += n_rows;
+      continue;
+    }
     slot->n_kv += slot->step_rows;
     if (slot->decoder) {
       kv_.cache_full_blocks(slot->seq, slot->tokens);
@@ -461,6 +595,7 @@ void Engine::send_last(const Slot& slot, const GenerationStats& stats, const std
 }
 
 void Engine::release(Slot& slot) {
+  return_drafter(slot);
   if (slot.seq >= 0) {
     if (slot.decoder) kv_.cache_full_blocks(slot.seq, slot.tokens);
     kv_.remove_sequence(slot.seq);

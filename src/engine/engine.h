@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/draft_model.h"
 #include "engine/engine_request.h"
 #include "engine/sequence_decoder.h"
 #include "model/batch.h"
@@ -32,6 +33,12 @@ struct EngineOptions {
   int32_t max_waiting = 64;  // requests queued beyond the running ones; submit() refuses more
   bool prefix_cache = true;  // reuse the KV of earlier prompts' full blocks
   DType kv_type = DType::kF16;
+  // Speculative decoding (a request's GenerateOptions::speculative): the draft model (null: prompt
+  // lookup), of the model's vocabulary, run on the engine's thread. A step speculates only while it
+  // decodes at most `speculate_max_batch` sequences: beyond that the rows the drafts add cost more
+  // than the steps they save.
+  Model* draft_model = nullptr;
+  int32_t speculate_max_batch = 8;
 };
 
 // Counters and gauges for /metrics, readable from any thread.
@@ -45,6 +52,11 @@ struct EngineStats {
   int64_t prefix_queried_tokens = 0;  // prompt tokens looked up in the prefix cache
   int64_t prefix_hit_tokens = 0;      // of which were found
   int64_t generated_tokens = 0;
+  int64_t draft_tokens = 0;     // speculative decoding: proposed ...
+  int64_t accepted_tokens = 0;  // ... and kept
+  // By position in the draft (0: first): drafts that reached it, and of those, kept it.
+  std::vector<int64_t> drafted_at = {};
+  std::vector<int64_t> accepted_at = {};
   int64_t preemptions = 0;
   int64_t steps = 0;
   double prefill_seconds = 0;  // forward time, shared among a step's rows by kind
@@ -99,6 +111,13 @@ class Engine {
     // This step's rows in the batch, and whether the last asks for an output.
     int32_t step_rows = 0;
     bool step_output = false;
+    // Speculative decoding: this step's draft (rows after the decode row, each with logits) and
+    // the distributions its tokens were drawn from (empty for prompt lookup); the draft model's
+    // cache of this sequence (from drafters_, while it speculates); the next draft's length.
+    std::vector<int32_t> draft;
+    std::vector<speculative::Distribution> proposals;
+    std::unique_ptr<DraftModel> drafter;
+    int32_t draft_length = -1;  // -1: not started (the request's draft_max)
   };
   using SlotPtr = std::unique_ptr<Slot>;
 
@@ -118,6 +137,15 @@ class Engine {
   // when the KV cache cannot take its whole prompt now.
   bool admit(Slot& slot);
   void add_rows(Slot& slot, int32_t n);
+  // A decode slot's draft for this step, at most `max_tokens` long (none when it does not speculate).
+  void make_draft(Slot& slot, int32_t max_tokens);
+  // The decode row and the draft's rows, every one with logits.
+  void add_speculative_rows(Slot& slot);
+  // Verifies a slot's draft against its rows' logits, keeps the accepted tokens in the KV cache and
+  // emits them and the token chosen after them.
+  void verify(Slot& slot, std::span<const float> logits);
+  // Gives back a slot's draft-model cache.
+  void return_drafter(Slot& slot);
   void process_outputs(std::span<const float> logits, std::span<const float> hidden);
   // Choice 0's prompt is done: choices 1..n-1 share its blocks and sample from the same row.
   void fork_choices(Slot& first, std::span<const float> logits_row);
@@ -141,6 +169,8 @@ class Engine {
   std::vector<Slot*> batch_slots_;  // the slots with rows in batch_, in order
   int32_t budget_ = 0;              // rows left in the step being scheduled
   int32_t decode_rows_ = 0;         // of the step, decode rows (the rest are prompt rows)
+
+  std::vector<std::unique_ptr<DraftModel>> drafters_;  // free draft-model caches (engine thread)
 
   std::deque<SlotPtr> waiting_;   // engine thread only
   std::vector<SlotPtr> running_;  // in admission order (the newest last)

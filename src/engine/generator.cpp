@@ -32,7 +32,7 @@ Generator::Generator(Model& model, const Tokenizer& tokenizer, const GeneratorOp
   EMBER_CHECK(options.context > 0);
   if (options.draft_model != nullptr) {
     check_draft_vocabulary(model, *options.draft_model);
-    draft_.emplace(*options.draft_model, options.context, options.kv_type, options.draft_mutex);
+    draft_model_.emplace(*options.draft_model, options.context, options.kv_type, options.draft_mutex);
   }
 }
 
@@ -93,6 +93,15 @@ bool Generator::next(GeneratedToken& token) {
 
 bool Generator::step(GeneratedToken& token) {
   GenerationStats& stats = decoder_->stats();
+  // The draft first, without the model's mutex: the draft model takes its own, and never while
+  // the model's is held (no lock order to get wrong when models serve as each other's drafts).
+  draft_.clear();
+  proposals_.clear();
+  if (prompt_.empty() && unstored_ && !cancel_.load(std::memory_order_relaxed)) {
+    Timer draft_timer;
+    make_draft();
+    stats.decode_ms += draft_timer.elapsed_ms();
+  }
   // Held from the forward step to the sampling: the logits live in the model's buffer.
   std::unique_lock<std::mutex> lock;
   if (forward_mutex_ != nullptr) lock = std::unique_lock(*forward_mutex_);
@@ -160,17 +169,36 @@ void Generator::decode(int32_t token) {
   unstored_.reset();
 }
 
-bool Generator::speculate() {
+void Generator::make_draft() {
   const GenerateOptions::Speculative& spec = decoder_->options().speculative;
-  if (spec.draft_max <= 0 || !decoder_->can_speculate()) return false;
+  if (spec.draft_max <= 0 || !decoder_->can_speculate()) return;
+  const int32_t room = options_.context - static_cast<int32_t>(cached_.size()) - 1;  // after the unstored token
+  const int32_t max_tokens = std::min(draft_length_, room);
+  if (max_tokens < std::max(spec.draft_min, 1)) return;
+  cached_.push_back(*unstored_);  // the draft follows the unstored token; taken back below, even on a throw
+  struct TakeBack {
+    std::vector<int32_t>& v;
+    ~TakeBack() { v.pop_back(); }
+  } take_back{cached_};
+  if (!draft_model_) {
+    draft_ = speculative::ngram_draft(cached_, spec.ngram_min, spec.ngram_max, max_tokens);
+  } else {
+    std::unique_lock<std::mutex> lock;
+    if (draft_model_->forward_mutex() != nullptr) lock = std::unique_lock(*draft_model_->forward_mutex());
+    const std::span<const float> logits = draft_model_->sync(cached_);
+    decoder_->propose(
+        logits, max_tokens, [&](int32_t token) { return draft_model_->feed(token); }, draft_, proposals_);
+  }
+  if (static_cast<int32_t>(draft_.size()) < spec.draft_min) {
+    draft_.clear();
+    proposals_.clear();
+  }
+}
+
+bool Generator::speculate() {
   const auto n = static_cast<int32_t>(cached_.size());
-  const int32_t room = options_.context - n - 1;  // after the unstored token
-  if (room <= 0) return false;
-  std::vector<int32_t> tokens;
-  std::vector<speculative::Distribution> proposals;
-  draft(std::min(draft_length_, room), tokens, proposals);
-  if (tokens.empty() || static_cast<int32_t>(tokens.size()) < spec.draft_min) return false;
-  const std::span<const int32_t> drafted = tokens;
+  if (draft_.empty() || n + 1 + static_cast<int32_t>(draft_.size()) > options_.context) return false;
+  const std::span<const int32_t> drafted = draft_;
   batch_.clear();
   batch_.add(*unstored_, n, seq_, true);
   for (size_t i = 0; i < drafted.size(); ++i) batch_.add(drafted[i], n + 1 + static_cast<int32_t>(i), seq_, true);
@@ -182,7 +210,7 @@ bool Generator::speculate() {
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   std::vector<std::span<const float>> rows;
   for (size_t i = 0; i <= drafted.size(); ++i) rows.push_back(all.subspan(i * n_vocab, n_vocab));
-  const SequenceDecoder::Speculation v = decoder_->speculate(drafted, proposals, rows);
+  const SequenceDecoder::Speculation v = decoder_->speculate(drafted, proposals_, rows);
   // The rejected drafts leave the cache; `next` is the token to store after the kept ones.
   cached_.resize(static_cast<size_t>(n) + 1 + static_cast<size_t>(v.accepted));
   kv_.truncate(seq_, static_cast<int32_t>(cached_.size()));
@@ -193,35 +221,9 @@ bool Generator::speculate() {
     chosen_.emplace_back(id, keep_rows ? std::vector<float>(row.begin(), row.end()) : std::vector<float>());
   }
   unstored_ = v.next;
-  // Adaptive length: longer after a draft kept whole, shorter after a rejection.
-  if (v.accepted == static_cast<int32_t>(drafted.size())) {
-    draft_length_ = std::min(draft_length_ + 2, spec.draft_max);
-  } else {
-    draft_length_ = std::max(draft_length_ - 1, std::max(spec.draft_min, 1));
-  }
-  return true;
-}
-
-void Generator::draft(int32_t max_tokens, std::vector<int32_t>& tokens,
-                      std::vector<speculative::Distribution>& proposals) {
   const GenerateOptions::Speculative& spec = decoder_->options().speculative;
-  cached_.push_back(*unstored_);  // the draft follows the unstored token; taken back below, even on a throw
-  struct TakeBack {
-    std::vector<int32_t>& v;
-    ~TakeBack() { v.pop_back(); }
-  } take_back{cached_};
-  if (!draft_) {
-    tokens = speculative::ngram_draft(cached_, spec.ngram_min, spec.ngram_max, max_tokens);
-    return;
-  }
-  // Lock order: the model's mutex (held by step()), then the draft's.
-  std::unique_lock<std::mutex> lock;
-  if (draft_->forward_mutex() != nullptr && draft_->forward_mutex() != forward_mutex_) {
-    lock = std::unique_lock(*draft_->forward_mutex());
-  }
-  const std::span<const float> logits = draft_->sync(cached_);
-  decoder_->propose(
-      logits, max_tokens, [&](int32_t token) { return draft_->feed(token); }, tokens, proposals);
+  draft_length_ = speculative::next_draft_length(draft_length_, v.drafted, v.accepted, spec.draft_min, spec.draft_max);
+  return true;
 }
 
 bool Generator::emit_chosen(GeneratedToken& token) {
@@ -243,7 +245,7 @@ void Generator::reset() {
   prompt_.clear();
   unstored_.reset();
   chosen_.clear();
-  if (draft_) draft_->reset();
+  if (draft_model_) draft_model_->reset();
 }
 
 }  // namespace ember

@@ -66,13 +66,12 @@ class Generator {
   bool prefill();
   // Stores `token` at the end of the sequence and computes its logits.
   void decode(int32_t token);
-  // Speculative decoding from the unstored token: drafts (the draft model, else prompt lookup),
-  // stores the token and the draft in one forward pass, keeps what verification accepts, and
-  // queues the chosen tokens. False when there is no draft (then decode() as usual).
+  // Speculative decoding's draft after the unstored token (the draft model's, else prompt
+  // lookup) into draft_ / proposals_; empty when the step does not speculate.
+  void make_draft();
+  // Stores the unstored token and draft_ in one forward pass, keeps what verification accepts,
+  // and queues the chosen tokens. False when there is no draft (then decode() as usual).
   bool speculate();
-  // Up to `max_tokens` draft tokens after cached_ (which ends with the unstored token here), and
-  // the draft model's distributions (empty for prompt lookup).
-  void draft(int32_t max_tokens, std::vector<int32_t>& tokens, std::vector<speculative::Distribution>& proposals);
   // Emits the next chosen token (the generation may finish on it: the rest is dropped).
   bool emit_chosen(GeneratedToken& token);
 
@@ -95,8 +94,10 @@ class Generator {
   // leaves the stats true), with their logits rows when logprobs are asked for (the model's
   // buffer may be overwritten by another session's step meanwhile).
   std::deque<std::pair<int32_t, std::vector<float>>> chosen_;
-  std::optional<DraftModel> draft_;
-  int32_t draft_length_ = 0;  // the next draft's length, adapted to the acceptance rate
+  std::optional<DraftModel> draft_model_;
+  int32_t draft_length_ = 0;    // the next draft's length, adapted to the acceptance rate
+  std::vector<int32_t> draft_;  // this step's draft, and the distributions it was drawn from
+  std::vector<speculative::Distribution> proposals_;
 };
 
 }  // namespace ember

@@ -289,7 +289,7 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
     if (static_cast<int32_t>(i) < v.accepted) ++stats_.accepted_at[i];
   }
   stats_.sample_ms += sample_timer.elapsed_ms();
-  return {.accepted = v.accepted, .next = v.next};
+  return {.drafted = static_cast<int32_t>(usable), .accepted = v.accepted, .next = v.next};
 }
 
 bool SequenceDecoder::emit_chosen(int32_t id, std::span<const float> logits, GeneratedToken& token) {

@@ -51,6 +51,7 @@ class SequenceDecoder {
   // tokens). A draft token the constraint refuses cuts the draft there. Emits nothing: the caller
   // passes draft[0, accepted) and then `next` to emit_chosen(), one per token it returns.
   struct Speculation {
+    int32_t drafted = 0;  // the draft tokens verified (a constraint may cut the draft)
     int32_t accepted = 0;
     int32_t next = -1;
   };

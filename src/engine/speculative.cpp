@@ -42,6 +42,11 @@ int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt1993
   return -1;
 }
 
+int32_t next_draft_length(int32_t current, int32_t drafted, int32_t accepted, int32_t min, int32_t max) {
+  const int32_t next = accepted == drafted ? current + 2 : current - 1;
+  return std::clamp(next, std::max(min, 1), std::max(max, 1));
+}
+
 double probability(const Distribution& d, int32_t token) {
   const auto it = std::lower_bound(d.begin(), d.end(), token, [](const auto& e, int32_t t) { return e.first < t; });
   return it != d.end() && it->first == token ? it->second : 0.0;

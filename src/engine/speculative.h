@@ -41,6 +41,10 @@ Verdict verify(std::span<const int32_t> draft, std::span<const Distribution> pro
 // they sum to 0.
 int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt19937_64& rng);
 
+// The next draft's length after a draft of `drafted` tokens of which `accepted` were kept: longer
+// (by 2) after a draft kept whole, shorter (by 1) after a rejection, within [min, max].
+int32_t next_draft_length(int32_t current, int32_t drafted, int32_t accepted, int32_t min, int32_t max);
+
 // p(token) in `d` (0 when absent); binary search.
 double probability(const Distribution& d, int32_t token);
 

@@ -141,7 +141,16 @@ void ApiServer::load() {
       s.pooling = type == 2 ? Pooling::kCls : type == 3 ? Pooling::kLast : Pooling::kMean;
     }
   }
+  if (!o.draft_model_path.empty()) {
+    // On the model's backend (its threads): the engine's thread runs both, one after the other.
+    ModelOptions draft;
+    draft.max_step_tokens = s.model->options().max_step_tokens;
+    draft.context_size = s.llm->info().context;
+    s.draft_model = Model::load(o.draft_model_path, *LlmAccess::impl(*s.llm).backend, draft);
+    check_draft_vocabulary(*s.model, *s.draft_model);
+  }
   EngineOptions engine;
+  engine.draft_model = s.draft_model.get();
   engine.context = s.llm->info().context;
   engine.max_running = o.parallel;
   engine.kv_tokens = o.kv_tokens;
@@ -378,6 +387,8 @@ HttpReply ApiServer::route(const HttpRequest& request) {
       catch_up(m.prompt_tokens, static_cast<double>(e.prompt_tokens));
       catch_up(m.prompt_tokens_cached, static_cast<double>(e.prefix_hit_tokens));
       catch_up(m.generated_tokens, static_cast<double>(e.generated_tokens));
+      catch_up(m.draft_tokens, static_cast<double>(e.draft_tokens));
+      catch_up(m.draft_tokens_accepted, static_cast<double>(e.accepted_tokens));
       catch_up(m.prefill_seconds, e.prefill_seconds);
       catch_up(m.decode_seconds, e.decode_seconds);
     }
@@ -388,6 +399,8 @@ HttpReply ApiServer::route(const HttpRequest& request) {
     gauges.kv_blocks_cached = e.kv_blocks_cached;
     gauges.kv_blocks_total = e.kv_blocks_total;
     gauges.preemptions = e.preemptions;
+    gauges.drafted_at = e.drafted_at;
+    gauges.accepted_at = e.accepted_at;
     HttpReply reply;
     reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
     reply.body = m.render(gauges);

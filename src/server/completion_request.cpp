@@ -63,6 +63,41 @@ int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) 
   return i;
 }
 
+// "speculative": false, or an object of draft_max (0-64), draft_min (1-64) and ngram_max (1-16);
+// llama.cpp's flat "speculative.n_max" and "speculative.n_min" too.
+void parse_speculative(const json& body, CompletionRequest& r) {
+  constexpr int64_t kMaxDraft = 64;
+  if (const json* v = field(body, "speculative")) {
+    if (v->is_boolean()) {
+      if (!v->get<bool>()) r.draft_max = 0;
+    } else if (!v->is_object()) {
+      invalid_request("speculative",
+                      fmt::format("'speculative' must be an object or false, not {}", json_type_name(*v)));
+    } else {
+      for (const auto& [key, value] : v->items()) {
+        const std::string name = "speculative." + key;
+        if (value.is_null()) continue;
+        if (key == "draft_max") {
+          r.draft_max = static_cast<int32_t>(integer(value, name, 0, kMaxDraft));
+        } else if (key == "draft_min") {
+          r.draft_min = static_cast<int32_t>(integer(value, name, 1, kMaxDraft));
+        } else if (key == "ngram_max") {
+          r.ngram_max = static_cast<int32_t>(integer(value, name, 1, 16));
+        } else {
+          invalid_request(name,
+                          fmt::format("unknown field '{}' (speculative takes draft_max, draft_min, ngram_max)", name));
+        }
+      }
+    }
+  }
+  if (const json* v = field(body, "speculative.n_max")) {
+    r.draft_max = static_cast<int32_t>(integer(*v, "speculative.n_max", 0, kMaxDraft));
+  }
+  if (const json* v = field(body, "speculative.n_min")) {
+    r.draft_min = static_cast<int32_t>(integer(*v, "speculative.n_min", 1, kMaxDraft));
+  }
+}
+
 // seed: 0 to 2^64 - 1, or -1 for a random one (llama.cpp's and `ember run`'s convention).
 std::optional<uint64_t> parse_seed(const json& v) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
@@ -458,6 +493,7 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   if (const json* v = field(body, "ignore_eos")) r.ignore_eos = boolean(*v, "ignore_eos");
   if (const json* v = field(body, "user")) r.user = string(*v, "user");
   parse_sampling(body, n_vocab, r);
+  parse_speculative(body, r);
   r.constraint = parse_constraint(body, body_text);
   if (endpoint == Endpoint::kChatCompletions) {
     r.tools = parse_tool_request(body, body_text);

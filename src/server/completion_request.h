@@ -58,6 +58,9 @@ struct CompletionRequest {
   // Chat: tools, tool_choice and parallel_tool_calls (docs/server.md, "Tool calling"). Their
   // grammar depends on the chat template, so the route builds it (tool_call_constraint).
   ToolRequest tools;
+  // Speculative decoding, overriding the server's flags where given: "speculative": {"draft_max",
+  // "draft_min", "ngram_max"} or false (off); llama.cpp's "speculative.n_max" / "speculative.n_min".
+  std::optional<int32_t> draft_max, draft_min, ngram_max;
 };
 
 // Parses `body`. n_vocab bounds logit_bias keys and prompt token ids. `body_text`, the body as

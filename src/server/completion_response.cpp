@@ -83,10 +83,29 @@ json finish_reason_json(std::optional<FinishReason> reason, bool called_tools) {
 }
 
 json usage_json(const Usage& usage) {
-  return {{"prompt_tokens", usage.prompt_tokens},
-          {"completion_tokens", usage.completion_tokens},
-          {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
+  json out = {{"prompt_tokens", usage.prompt_tokens},
+              {"completion_tokens", usage.completion_tokens},
+              {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
+  if (usage.draft_tokens > 0) {
+    // OpenAI's names for predicted tokens used and not used.
+    out["completion_tokens_details"] = {{"accepted_prediction_tokens", usage.accepted_tokens},
+                                        {"rejected_prediction_tokens", usage.draft_tokens - usage.accepted_tokens}};
+  }
+  return out;
+}
+
+json timings_json(const Usage& usage) {
+  const double decode_ms = usage.total_ms - usage.first_token_ms;
+  return {{"prompt_n", usage.prompt_tokens - usage.cached_tokens},
+          {"cache_n", usage.cached_tokens},
+          {"predicted_n", usage.completion_tokens},
+          {"first_token_ms", usage.first_token_ms},
+          {"total_ms", usage.total_ms},
+          {"predicted_per_second",
+           decode_ms > 0 && usage.completion_tokens > 1 ? (usage.completion_tokens - 1) * 1e3 / decode_ms : 0.0},
+          {"draft_n", usage.draft_tokens},
+          {"draft_n_accepted", usage.accepted_tokens}};
 }
 
 json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& choices, const Usage& usage) {
@@ -108,6 +127,7 @@ json chat_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& cho
   }
   out["choices"] = list;
   out["usage"] = usage_json(usage);
+  out["timings"] = timings_json(usage);
   return out;
 }
 
@@ -129,6 +149,7 @@ json usage_chunk(const ResponseMeta& meta, bool chat, const Usage& usage) {
   json out = base(meta, chat ? "chat.completion.chunk" : "text_completion");
   out["choices"] = json::array();
   out["usage"] = usage_json(usage);
+  out["timings"] = timings_json(usage);
   return out;
 }
 
@@ -145,6 +166,7 @@ json text_completion(const ResponseMeta& meta, const std::vector<ChoiceOut>& cho
   out["choices"] = list;
   if (usage) {
     out["usage"] = usage_json(*usage);
+    out["timings"] = timings_json(*usage);
   } else if (meta.stream_usage) {
     out["usage"] = nullptr;
   }

@@ -51,6 +51,12 @@ struct Usage {
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
   int32_t cached_tokens = 0;  // of the prompt's (usage.prompt_tokens_details.cached_tokens)
+  // Speculative decoding, over the choices: draft tokens proposed and kept
+  // (usage.completion_tokens_details's accepted / rejected_prediction_tokens, and "timings").
+  int32_t draft_tokens = 0;
+  int32_t accepted_tokens = 0;
+  double first_token_ms = 0;  // the request's arrival at the engine to its first token (choice 0)
+  double total_ms = 0;        // to the end of its last choice
 };
 
 // OpenAI's finish_reason: "stop" (end of turn, a stop string) or "length" (max tokens, the
@@ -58,6 +64,9 @@ struct Usage {
 nlohmann::json finish_reason_json(std::optional<FinishReason> reason, bool called_tools = false);
 
 nlohmann::json usage_json(const Usage& usage);
+// llama.cpp's "timings" (an extension beside "usage"): prompt_n, cache_n, predicted_n,
+// first_token_ms, total_ms, predicted_per_second, draft_n, draft_n_accepted.
+nlohmann::json timings_json(const Usage& usage);
 
 // {"id", "object": "chat.completion", "created", "model", "choices": [{"index", "message":
 // {"role": "assistant", "content"}, "logprobs", "finish_reason"}], "usage"}

@@ -15,6 +15,29 @@
 namespace ember::server {
 namespace {
 
+// The server's speculative flags with the request's overrides. Off with mirostat unless the
+// request asked for it (then a 400: its state follows every draw).
+GenerateOptions::Speculative speculative_options(GenerateOptions::Speculative spec, const CompletionRequest& req) {
+  if (req.draft_max) spec.draft_max = *req.draft_max;
+  if (req.draft_min) spec.draft_min = *req.draft_min;
+  if (req.ngram_max) {
+    spec.ngram_max = *req.ngram_max;
+    spec.ngram_min = std::min(spec.ngram_min, spec.ngram_max);
+  }
+  if (spec.draft_max > 0 && req.sampling.mirostat != 0) {
+    if (req.draft_max) invalid_request("speculative.draft_max", "speculative decoding does not work with mirostat");
+    spec.draft_max = 0;
+  }
+  if (spec.draft_max > 0 && spec.draft_min > spec.draft_max) {
+    if (req.draft_min) {
+      invalid_request("speculative.draft_min", fmt::format("'speculative.draft_min' ({}) is more than draft_max ({})",
+                                                           spec.draft_min, spec.draft_max));
+    }
+    spec.draft_min = spec.draft_max;
+  }
+  return spec;
+}
+
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -314,7 +337,13 @@ class CompletionStream {
     Usage u;
     u.prompt_tokens = static_cast<int32_t>(request_->prompt.size());
     u.cached_tokens = choices_.empty() ? 0 : choices_[0].stats.cached_tokens;
-    for (const ChoiceState& c : choices_) u.completion_tokens += c.stats.generated_tokens;
+    for (const ChoiceState& c : choices_) {
+      u.completion_tokens += c.stats.generated_tokens;
+      u.draft_tokens += c.stats.draft_tokens;
+      u.accepted_tokens += c.stats.accepted_tokens;
+      u.total_ms = std::max(u.total_ms, c.stats.total_ms);
+    }
+    u.first_token_ms = choices_.empty() ? 0 : choices_[0].stats.first_token_ms;
     return u;
   }
 
@@ -363,6 +392,7 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   request->options.stop.strings = req.stop;
   request->options.stop.ignore_eos = req.ignore_eos;
   request->options.logprobs = req.logprobs;
+  request->options.speculative = speculative_options(state.options.speculative, req);
   request->options.constraint = req.tools.calls_allowed() ? tool_call_constraint(req.tools, format) : req.constraint;
   try {
     if (!state.engine->submit(request)) return overloaded_reply("The server is busy: too many requests are queued.");

@@ -113,6 +113,17 @@ std::string ServerMetrics::render(const MetricsGauges& gauges) const {
   gauge("ember_kv_blocks_cached", "Free KV cache blocks still holding a cached prefix.",
         static_cast<double>(gauges.kv_blocks_cached));
   gauge("ember_kv_blocks_total", "KV cache blocks in the pool.", static_cast<double>(gauges.kv_blocks_total));
+  counter("ember_draft_tokens_total", "Speculative decoding: draft tokens proposed.", draft_tokens);
+  counter("ember_draft_tokens_accepted_total", "Speculative decoding: draft tokens kept.", draft_tokens_accepted);
+  gauge("ember_draft_acceptance_ratio", "Share of draft tokens kept, since the start.",
+        draft_tokens.value() > 0 ? draft_tokens_accepted.value() / draft_tokens.value() : 0.0);
+  header(out, "ember_draft_position_accepted_ratio", "gauge",
+         "Speculative decoding: share of drafts reaching a position (1: the first token) that kept it.");
+  for (size_t i = 0; i < gauges.drafted_at.size() && i < gauges.accepted_at.size(); ++i) {
+    const double ratio =
+        gauges.drafted_at[i] > 0 ? static_cast<double>(gauges.accepted_at[i]) / gauges.drafted_at[i] : 0.0;
+    out += fmt::format("ember_draft_position_accepted_ratio{{position=\"{}\"}} {}\n", i + 1, prometheus_number(ratio));
+  }
   header(out, "ember_preemptions_total", "counter",
          "Sequences preempted (recomputed later) when the KV cache ran out.");
   out += fmt::format("ember_preemptions_total {}\n", prometheus_number(static_cast<double>(gauges.preemptions)));

@@ -62,6 +62,10 @@ struct MetricsGauges {
   int64_t kv_blocks_cached = 0;   // free, still holding a cached prefix
   int64_t kv_blocks_total = 0;
   int64_t preemptions = 0;  // sequences sent back to the queue (a counter the engine keeps)
+  // Speculative decoding, by position in the draft (0: first): proposed, and kept (counters the
+  // engine keeps).
+  std::vector<int64_t> drafted_at = {};
+  std::vector<int64_t> accepted_at = {};
 };
 
 // Everything /metrics reports, named ember_*.
@@ -70,8 +74,10 @@ struct ServerMetrics {
   Counter prompt_tokens;         // prompt tokens of the requests the engine admitted
   Counter prompt_tokens_cached;  // of which the prefix cache already held
   Counter generated_tokens;
-  Counter prefill_seconds;  // time in forward steps that held prompt tokens
-  Counter decode_seconds;   // time in forward steps of generated tokens only
+  Counter draft_tokens;           // speculative decoding: proposed ...
+  Counter draft_tokens_accepted;  // ... and kept
+  Counter prefill_seconds;        // time in forward steps that held prompt tokens
+  Counter decode_seconds;         // time in forward steps of generated tokens only
   Histogram time_to_first_token{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
   Histogram inter_token_latency{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
 

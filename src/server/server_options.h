@@ -31,6 +31,10 @@ struct ServerOptions {
   int32_t http_threads = 0;          // 0: parallel + max_queue + 8 (a stream holds a thread)
   int32_t read_timeout_s = 10;
   double shutdown_timeout_s = 30;  // SIGTERM: running streams get this long to finish
+  // Speculative decoding: --model-draft (empty: prompt lookup), and the defaults of a request's
+  // "speculative" (--draft-max, 0: off unless a request asks; --draft-min; --spec-ngram).
+  std::string draft_model_path;
+  GenerateOptions::Speculative speculative;
 };
 
 }  // namespace ember::server

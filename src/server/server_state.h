@@ -28,6 +28,7 @@ struct ServerState {
   ServerOptions options;
   std::shared_ptr<Llm> llm;
   Model* model = nullptr;
+  std::unique_ptr<Model> draft_model;  // --model-draft, on the model's backend
   const Tokenizer* tokenizer = nullptr;
   std::unique_ptr<Engine> engine;
   ServerMetrics metrics;

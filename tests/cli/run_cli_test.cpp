@@ -389,5 +389,56 @@ TEST(RunCli, ASecondCtrlCEndsTheProcess) {
   EXPECT_EQ(WTERMSIG(status), SIGINT);
 }
 
+// Speculative decoding from the command line on the bundled models: with --deterministic the text
+// is plain decoding's, the panel shows the draft model and the drafts; bad combinations are usage
+// errors, a draft of another vocabulary a one-line error.
+TEST(RunCli, DraftModelKeepsTheTextAndShowsTheDrafts) {
+  const fs::path models = fs::path(EMBER_SOURCE_DIR) / "models";
+  const std::vector<std::string> common = {"--temp",         "0", "-p", "And the LORD said unto Moses", "-n", "60",
+                                           "--deterministic"};
+  const auto plain = run(models / "ember-tiny.gguf", common);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  std::vector<std::string> args = common;
+  args.insert(args.end(), {"--model-draft", (models / "ember-tiny-draft.gguf").string()});
+  const auto spec = run(models / "ember-tiny.gguf", args);
+  ASSERT_EQ(spec.exit_code, 0) << spec.err;
+  EXPECT_EQ(spec.out, plain.out);
+  EXPECT_NE(stats_value(spec.err, "draft").find("ember-tiny-draft"), std::string::npos) << spec.err;
+  const std::vector<std::string> drafts = stats_row(spec.err, "drafts");
+  ASSERT_GE(drafts.size(), 3u) << spec.err;
+  EXPECT_GT(std::stoi(drafts[1]), 0) << spec.err;  // accepted
+  EXPECT_NE(stats_value(spec.err, "kept at").find("1: "), std::string::npos) << spec.err;
+  EXPECT_TRUE(stats_row(plain.err, "drafts").empty());
+
+  std::vector<std::string> lookup = common;
+  lookup.insert(lookup.end(), {"--draft-max", "4", "--draft-min", "2", "--spec-ngram", "2"});
+  const auto by_lookup = run(models / "ember-tiny.gguf", lookup);
+  ASSERT_EQ(by_lookup.exit_code, 0) << by_lookup.err;
+  EXPECT_EQ(by_lookup.out, plain.out);
+
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--draft-max", "2", "--draft-min", "3"},
+           {"--model-draft", (models / "ember-tiny-draft.gguf").string(), "--mirostat", "2"},
+           {"--draft-max", "65"}}) {
+    std::vector<std::string> a = common;
+    a.insert(a.end(), bad.begin(), bad.end());
+    const auto r = run(models / "ember-tiny.gguf", a);
+    EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  std::vector<std::string> missing = common;
+  missing.insert(missing.end(), {"--model-draft", "/nonexistent/draft.gguf"});
+  const auto r = run(models / "ember-tiny.gguf", missing);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/nonexistent/draft.gguf"), std::string::npos) << r.err;
+
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  std::vector<std::string> other = common;
+  other.insert(other.end(), {"--model-draft", (data / kStories).string()});
+  const auto mismatch = run(models / "ember-tiny.gguf", other);
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_NE(mismatch.err.find("vocabulary"), std::string::npos) << mismatch.err;
+}
+
 }  // namespace
 }  // namespace ember

@@ -154,6 +154,103 @@ TEST(EngineTest, BatchedGreedyOutputsEqualEachRequestAlone) {
   EXPECT_EQ(engine.stats().generated_tokens, 24 * static_cast<int64_t>(kPrompts.size()));
 }
 
+// ember-tiny-draft on ember-tiny's backend: the draft model of the speculative tests.
+Model& tiny_draft() {
+  static std::unique_ptr<Model> draft = [] {
+    ModelOptions options;
+    options.max_step_tokens = 32;
+    options.context_size = 256;
+    return Model::load((fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny-draft.gguf").string(), *tiny().backend,
+                       options);
+  }();
+  return *draft;
+}
+
+TEST(EngineTest, SpeculativeGreedyOutputsEqualEachRequestAlone) {
+  // Speculating requests (every other one) batched with plain ones, by prompt lookup and with the
+  // draft model: each output is the plain greedy run's, token for token; drafts were kept.
+  std::vector<Outcome> alone;
+  for (const std::string& p : kPrompts) alone.push_back(run_alone(request(p, 40)));
+  for (Model* draft : {static_cast<Model*>(nullptr), &tiny_draft()}) {
+    SCOPED_TRACE(draft != nullptr ? "draft model" : "prompt lookup");
+    EngineOptions options = small_options();
+    options.draft_model = draft;
+    Engine engine(*tiny().model, *tiny().tokenizer, options);
+    std::vector<std::shared_ptr<EngineRequest>> requests;
+    for (size_t i = 0; i < kPrompts.size(); ++i) {
+      requests.push_back(request(kPrompts[i], 40));
+      if (i % 2 == 0) requests.back()->options.speculative.draft_max = 4;
+      ASSERT_TRUE(engine.submit(requests.back()));
+      engine.step();
+    }
+    int32_t drafted = 0, accepted = 0;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const Outcome together = collect(*requests[i], [&] { engine.step(); });
+      EXPECT_EQ(together.ids[0], alone[i].ids[0]) << kPrompts[i];
+      EXPECT_EQ(together.text[0], alone[i].text[0]);
+      EXPECT_EQ(together.stats[0].generated_tokens, 40);
+      EXPECT_EQ(together.stats[0].finish, FinishReason::kMaxTokens);
+      if (i % 2 != 0) {
+        EXPECT_EQ(together.stats[0].draft_tokens, 0);
+      }
+      drafted += together.stats[0].draft_tokens;
+      accepted += together.stats[0].accepted_tokens;
+    }
+    EXPECT_GT(accepted, 0);
+    EXPECT_LT(accepted, drafted);
+    EXPECT_EQ(engine.stats().draft_tokens, drafted);
+    EXPECT_EQ(engine.stats().accepted_tokens, accepted);
+    EXPECT_EQ(engine.stats().generated_tokens, 40 * static_cast<int64_t>(kPrompts.size()));
+    EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  }
+}
+
+TEST(EngineTest, SpeculationUnderPreemptionAndStops) {
+  // A pool of one context for four speculating requests: preemption drops a sequence's draft
+  // cache too, and recomputing changes no output. Stop strings and the context limit end a
+  // speculative step's tokens where they would end plain decoding's.
+  EngineOptions options = small_options();
+  options.kv_tokens = 256;
+  options.max_running = 4;
+  options.draft_model = &tiny_draft();
+  std::vector<Outcome> alone;
+  for (size_t i = 0; i < 4; ++i) alone.push_back(run_alone(request(kPrompts[i], 80)));
+  Engine engine(*tiny().model, *tiny().tokenizer, options);
+  std::vector<std::shared_ptr<EngineRequest>> requests;
+  for (size_t i = 0; i < 4; ++i) {
+    requests.push_back(request(kPrompts[i], 80));
+    requests.back()->options.speculative.draft_max = 6;
+    ASSERT_TRUE(engine.submit(requests.back()));
+  }
+  for (size_t i = 0; i < 4; ++i) {
+    const Outcome o = collect(*requests[i], [&] { engine.step(); });
+    EXPECT_EQ(o.ids[0], alone[i].ids[0]) << kPrompts[i];
+  }
+  EXPECT_GT(engine.stats().preemptions, 0);
+  EXPECT_GT(engine.stats().accepted_tokens, 0);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+
+  auto plain = request(kPrompts[0], 60);
+  plain->options.stop.strings = {" the"};
+  const Outcome expected = run_alone(plain);
+  auto spec = request(kPrompts[0], 60);
+  spec->options.stop.strings = {" the"};
+  spec->options.speculative.draft_max = 6;
+  EngineOptions with_draft = small_options();
+  with_draft.draft_model = &tiny_draft();
+  const Outcome got = run_alone(spec, with_draft);
+  EXPECT_EQ(got.ids[0], expected.ids[0]);
+  EXPECT_EQ(got.text[0], expected.text[0]);
+  EXPECT_EQ(got.stats[0].finish, expected.stats[0].finish);
+
+  auto full = request(kPrompts[2], -1);  // until the context is full
+  full->options.speculative.draft_max = 8;
+  const Outcome to_the_end = run_alone(full, with_draft);
+  const Outcome plain_end = run_alone(request(kPrompts[2], -1));
+  EXPECT_EQ(to_the_end.ids[0], plain_end.ids[0]);
+  EXPECT_EQ(to_the_end.stats[0].finish, FinishReason::kContextFull);
+}
+
 TEST(EngineTest, ChoicesAreTheRunsOfTheirOwnSeeds) {
   auto r = request(kPrompts[0], 16, 3, 0.9f, 100);
   const Outcome together = run_alone(r);

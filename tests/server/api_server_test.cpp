@@ -216,6 +216,12 @@ TEST_F(ApiServerTest, BadRequestsNameTheField) {
       {"/detokenize", R"({"tokens": [-1]})", "tokens[0]", 400},
       {"/tokenize", R"({"content": 5})", "content", 400},
       {"/apply-template", R"({"messages": []})", "messages", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative": 3})", "speculative", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative": {"draft_max": 65}})", "speculative.draft_max", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative": {"n": 1}})", "speculative.n", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative": {"draft_max": 2, "draft_min": 3}})",
+       "speculative.draft_min", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative.n_max": 2, "mirostat": 2})", "speculative.draft_max", 400},
   };
   for (const Case& c : cases) {
     const HttpReply reply = server_->handle(post(c.path, c.body));
@@ -302,6 +308,38 @@ TEST_F(ApiServerTest, MetricsAreCountedPerStatus) {
   EXPECT_NE(metrics.body.find("ember_requests_total{status=\"404\"}"), std::string::npos);
   EXPECT_NE(metrics.body.find("ember_kv_blocks_total"), std::string::npos);
   EXPECT_NE(metrics.body.find("ember_time_to_first_token_seconds_bucket"), std::string::npos);
+}
+
+// Speculative decoding through the API: a server with ember-tiny-draft and speculation off by
+// default; a request that asks for it gets plain decoding's greedy text, the drafts in usage and
+// timings, and /metrics counts them.
+TEST(ApiServerSpeculative, DraftModelRequestsKeepTheTextAndReportDrafts) {
+  ServerOptions o;
+  o.model_path = kTiny;
+  o.draft_model_path = (std::filesystem::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny-draft.gguf").string();
+  o.threads = 2;
+  o.batch_invariant = true;
+  ApiServer server(o);
+  server.load();
+  const std::string prompt = R"("prompt": "And the LORD said unto Moses", "max_tokens": 40, "temperature": 0)";
+  const json plain = body_of(server.handle(post("/v1/completions", "{" + prompt + "}", "")));
+  EXPECT_EQ(plain["timings"]["draft_n"], 0);
+  EXPECT_FALSE(plain["usage"].contains("completion_tokens_details"));
+  for (const char* ask : {R"("speculative": {"draft_max": 5})", R"("speculative.n_max": 5, "speculative.n_min": 2)"}) {
+    const json spec = body_of(server.handle(post("/v1/completions", "{" + prompt + ", " + ask + "}", "")));
+    EXPECT_EQ(spec["choices"][0]["text"], plain["choices"][0]["text"]) << ask;
+    const int drafted = spec["timings"]["draft_n"].get<int>();
+    const int accepted = spec["timings"]["draft_n_accepted"].get<int>();
+    EXPECT_GT(accepted, 0) << ask;
+    EXPECT_LT(accepted, drafted) << ask;
+    EXPECT_EQ(spec["usage"]["completion_tokens_details"]["accepted_prediction_tokens"], accepted);
+    EXPECT_EQ(spec["usage"]["completion_tokens_details"]["rejected_prediction_tokens"], drafted - accepted);
+  }
+  const std::string metrics = server.handle(get("/metrics", "")).body;
+  EXPECT_NE(metrics.find("ember_draft_tokens_accepted_total"), std::string::npos);
+  EXPECT_NE(metrics.find("ember_draft_position_accepted_ratio{position=\"1\"}"), std::string::npos);
+  EXPECT_EQ(metrics.find("ember_draft_tokens_total 0\n"), std::string::npos);
+  server.drain(std::chrono::milliseconds(1000));
 }
 
 TEST(ApiServerLifecycle, LoadingThenDrainingAnswer503) {

@@ -23,7 +23,28 @@ TEST(CompletionResponse, ChatCompletionIsOpenAisObject) {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi there", "refusal": null},
                  "logprobs": null, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
-              "prompt_tokens_details": {"cached_tokens": 3}}})"));
+              "prompt_tokens_details": {"cached_tokens": 3}},
+    "timings": {"prompt_n": 2, "cache_n": 3, "predicted_n": 2, "first_token_ms": 0.0, "total_ms": 0.0,
+                "predicted_per_second": 0.0, "draft_n": 0, "draft_n_accepted": 0}})"));
+}
+
+TEST(CompletionResponse, SpeculativeDraftsInUsageAndTimings) {
+  // OpenAI's predicted-output counts, and llama.cpp's timings: 9 tokens after the first in 40 ms.
+  const Usage usage{.prompt_tokens = 5,
+                    .completion_tokens = 10,
+                    .cached_tokens = 0,
+                    .draft_tokens = 12,
+                    .accepted_tokens = 7,
+                    .first_token_ms = 10,
+                    .total_ms = 50};
+  const json got = usage_json(usage);
+  EXPECT_EQ(got["completion_tokens_details"],
+            json::parse(R"({"accepted_prediction_tokens": 7, "rejected_prediction_tokens": 5})"));
+  const json t = timings_json(usage);
+  EXPECT_EQ(t["draft_n"], 12);
+  EXPECT_EQ(t["draft_n_accepted"], 7);
+  EXPECT_EQ(t["prompt_n"], 5);
+  EXPECT_DOUBLE_EQ(t["predicted_per_second"].get<double>(), 9 * 1e3 / 40);
 }
 
 TEST(CompletionResponse, ChatLogprobsCarryBytesAndAlternatives) {
