@@ -2,8 +2,10 @@
 // and their activation layouts (gemm_isa.h). AVX-512 flags; plain-data headers only.
 #include <immintrin.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "cpu/gemm_isa.h"
 #include "cpu/gemm_simd.h"
@@ -17,59 +19,75 @@ constexpr int kTileRows = kFloatTileRows;
 constexpr int64_t kSubBytes = kRows * kSub * 2;  // 16 rows × 32 k of 2-byte values
 static_assert(kF16Panels.rows == kRows && kBF16Panels.rows == kRows && kTileRows == 12);
 
-// 12 activation rows × kGroups groups: 24 float accumulators, kGroups weight vectors and a broadcast. Float
-// order per output: for each k in order, acc = fma(w, x, acc) (F16); for each pair, the odd
-// product then the even one (what vdpbf16ps does) — the scalar reference's order.
+// One tile of up to 12 activation rows × kGroups groups, computing kActive rows (the rows the tile
+// holds: a tile of 5 rows costs 5 rows of FMAs, not 12 — speculative verification's and small
+// batches' case). Up to 24 float accumulators, kGroups weight vectors and a broadcast. Float order
+// per output: for each k in order, acc = fma(w, x, acc) (F16); for each pair, the odd product then
+// the even one (what vdpbf16ps does) — the scalar reference's order, whatever kActive is.
+template <int kGroups, bool Bf16, int kActive>
+void float_tile_rows(const GemmActivations& acts, const GemmTile& tile, int64_t t, const __mmask16* valid) {
+  constexpr int64_t kActSubBytes = Bf16 ? kTileRows * kSub * 2 : kTileRows * kSub * 4;
+  const uint8_t* a = static_cast<const uint8_t*>(acts.q) + (t * acts.n_sub + tile.sb0) * kActSubBytes;
+  float* y = tile.y + t * kTileRows * tile.y_stride;
+  __m512 facc[kActive][kGroups];
+  for (int i = 0; i < kActive; ++i) {
+    for (int g = 0; g < kGroups; ++g) {
+      facc[i][g] =
+          tile.accumulate ? _mm512_maskz_loadu_ps(valid[g], y + i * tile.y_stride + 16 * g) : _mm512_setzero_ps();
+    }
+  }
+  for (int64_t b = 0; b < tile.n_sb; ++b) {
+    const uint8_t* p = tile.panel + b * kSubBytes;
+    const uint8_t* ab = a + b * kActSubBytes;
+    if constexpr (Bf16) {
+      for (int pair = 0; pair < kSub / 2; ++pair) {
+        __m512bh w[kGroups];
+        for (int g = 0; g < kGroups; ++g) {
+          w[g] = (__m512bh)_mm512_load_si512(p + g * tile.group_stride + pair * 64);
+        }
+        for (int i = 0; i < kActive; ++i) {
+          const __m512bh x = (__m512bh)_mm512_set1_epi32(load_i32(ab + (pair * kTileRows + i) * 4));
+          for (int g = 0; g < kGroups; ++g) facc[i][g] = _mm512_dpbf16_ps(facc[i][g], w[g], x);
+        }
+      }
+    } else {
+      const auto* af = reinterpret_cast<const float*>(ab);
+      for (int kk = 0; kk < kSub; ++kk) {
+        __m512 w[kGroups];
+        for (int g = 0; g < kGroups; ++g) {
+          w[g] =
+              _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p + g * tile.group_stride + kk * 32)));
+        }
+        for (int i = 0; i < kActive; ++i) {
+          const __m512 x = _mm512_set1_ps(af[kk * kTileRows + i]);
+          for (int g = 0; g < kGroups; ++g) facc[i][g] = _mm512_fmadd_ps(w[g], x, facc[i][g]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < kActive; ++i) {
+    for (int g = 0; g < kGroups; ++g) _mm512_mask_storeu_ps(y + i * tile.y_stride + 16 * g, valid[g], facc[i][g]);
+  }
+}
+
+// float_tile_rows<kGroups, Bf16, rows> for rows 1..12, indexed by rows - 1.
+template <int kGroups, bool Bf16, int... kActive>
+constexpr auto make_row_kernels(std::integer_sequence<int, kActive...>) {
+  using Kernel = void (*)(const GemmActivations&, const GemmTile&, int64_t, const __mmask16*);
+  return std::array<Kernel, sizeof...(kActive)>{&float_tile_rows<kGroups, Bf16, kActive + 1>...};
+}
+
+// The tile's rows in tiles of 12 (the last one with what is left).
 template <int kGroups, bool Bf16>
 void float_tile(const GemmActivations& acts, const GemmTile& tile) {
-  constexpr int64_t kActSubBytes = Bf16 ? kTileRows * kSub * 2 : kTileRows * kSub * 4;
+  static constexpr auto kKernels = make_row_kernels<kGroups, Bf16>(std::make_integer_sequence<int, kTileRows>());
   __mmask16 valid[kGroups];
   for (int g = 0; g < kGroups; ++g) valid[g] = lanes_below_16(tile.n_valid - 16 * g);
   const int64_t n_tiles = (tile.m + kTileRows - 1) / kTileRows;
   for (int64_t t = 0; t < n_tiles; ++t) {
     prefetch_next_slice(tile, t, n_tiles);
     const int64_t rows = tile.m - t * kTileRows < kTileRows ? tile.m - t * kTileRows : kTileRows;
-    const uint8_t* a = static_cast<const uint8_t*>(acts.q) + (t * acts.n_sub + tile.sb0) * kActSubBytes;
-    float* y = tile.y + t * kTileRows * tile.y_stride;
-    __m512 facc[kTileRows][kGroups];
-    for (int i = 0; i < kTileRows; ++i) {
-      for (int g = 0; g < kGroups; ++g) {
-        facc[i][g] = tile.accumulate && i < rows ? _mm512_maskz_loadu_ps(valid[g], y + i * tile.y_stride + 16 * g)
-                                                 : _mm512_setzero_ps();
-      }
-    }
-    for (int64_t b = 0; b < tile.n_sb; ++b) {
-      const uint8_t* p = tile.panel + b * kSubBytes;
-      const uint8_t* ab = a + b * kActSubBytes;
-      if constexpr (Bf16) {
-        for (int pair = 0; pair < kSub / 2; ++pair) {
-          __m512bh w[kGroups];
-          for (int g = 0; g < kGroups; ++g) {
-            w[g] = (__m512bh)_mm512_load_si512(p + g * tile.group_stride + pair * 64);
-          }
-          for (int i = 0; i < kTileRows; ++i) {
-            const __m512bh x = (__m512bh)_mm512_set1_epi32(load_i32(ab + (pair * kTileRows + i) * 4));
-            for (int g = 0; g < kGroups; ++g) facc[i][g] = _mm512_dpbf16_ps(facc[i][g], w[g], x);
-          }
-        }
-      } else {
-        const auto* af = reinterpret_cast<const float*>(ab);
-        for (int kk = 0; kk < kSub; ++kk) {
-          __m512 w[kGroups];
-          for (int g = 0; g < kGroups; ++g) {
-            w[g] = _mm512_cvtph_ps(
-                _mm256_load_si256(reinterpret_cast<const __m256i*>(p + g * tile.group_stride + kk * 32)));
-          }
-          for (int i = 0; i < kTileRows; ++i) {
-            const __m512 x = _mm512_set1_ps(af[kk * kTileRows + i]);
-            for (int g = 0; g < kGroups; ++g) facc[i][g] = _mm512_fmadd_ps(w[g], x, facc[i][g]);
-          }
-        }
-      }
-    }
-    for (int i = 0; i < rows; ++i) {
-      for (int g = 0; g < kGroups; ++g) _mm512_mask_storeu_ps(y + i * tile.y_stride + 16 * g, valid[g], facc[i][g]);
-    }
+    kKernels[static_cast<size_t>(rows - 1)](acts, tile, t, valid);
   }
 }
 

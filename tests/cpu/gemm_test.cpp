@@ -284,7 +284,8 @@ TEST(GemmFloat, Avx512MicrokernelsMatchScalarBitForBit) {
     SCOPED_TRACE(std::string(dtype_name(type)));
     const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 5, 0.05f));
     const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, Isa::kAvx512, pool);
-    for (int64_t m : {1, 5, 12, 13, 25}) {
+    // Every row count of a tile (each has its own kernel), then several tiles.
+    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 25}) {
       std::vector<float> x = random_values(static_cast<size_t>(m * kK), 60 + static_cast<unsigned>(m), 1.0f);
       x[0] = 1e-39f;  // subnormal activations: kept by the conversion, read as zero by vdpbf16ps
       x[3] = -2.5e-39f;
