@@ -33,14 +33,20 @@ struct GenerateOptions {
   // Speculative decoding: up to `draft_max` tokens proposed by the session's draft model
   // (SessionOptions::draft_model), else by prompt lookup (the tokens that followed an earlier
   // occurrence of the last ngram_min..ngram_max tokens of prompt and output), checked in one
-  // forward pass. The output has the distribution plain decoding would (greedy: the same tokens).
-  // The draft length adapts to the acceptance rate between draft_min and draft_max; a shorter
-  // prompt-lookup draft is not checked. draft_max 0: off. Not with mirostat.
+  // forward pass. The output has the distribution plain decoding would; greedy gives the same
+  // tokens (bit for bit with LoadOptions::batch_invariant: otherwise a verify step's rows may round
+  // differently from one-row steps, and a near-tie can flip). The draft length adapts to the
+  // acceptance rate between draft_min and draft_max; a prompt-lookup draft shorter than draft_min
+  // is not checked. draft_max 0: off (a draft model alone does not turn it on). Not with mirostat.
   struct Speculative {
     int32_t draft_max = 0;
     int32_t draft_min = 1;
     int32_t ngram_min = 1;
     int32_t ngram_max = 3;
+    // Greedy only: pause while speculative steps measure slower per token than plain ones (the
+    // machine and the models decide), trying again later. The output is the same either way; off,
+    // the steps taken do not depend on timing (tests counting them).
+    bool pause_when_slower = true;
   } speculative = {};
 };
 

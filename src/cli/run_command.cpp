@@ -305,8 +305,8 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   add_device_flags(cmd, &o->device);
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--deterministic", o->batch_invariant,
-                "Logits independent of how tokens are grouped into forward steps, so speculative decoding gives "
-                "bit-identical output to plain decoding (slower prefill of F16 / BF16 weights)");
+                "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "
+                "gives bit-identical output to plain decoding (slower prefill of F16 / BF16 weights)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_constraint_flags(cmd, o->constraint_flags);
@@ -325,6 +325,9 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64))
       ->type_name("N");
+  cmd->add_flag(
+      "--draft-always", [o](int64_t) { o->speculative.pause_when_slower = false; },
+      "Greedy speculation keeps speculating when it measures slower than plain steps (it pauses by default)");
   cmd->add_option("--spec-ngram", o->speculative.ngram_max,
                   "Prompt lookup matches the last N tokens first, then fewer down to 1")
       ->capture_default_str()

@@ -353,9 +353,11 @@ void Engine::make_draft(Slot& slot, int32_t max_tokens) {
   const GenerateOptions::Speculative& spec = decoder.options().speculative;
   if (spec.draft_max <= 0 || !decoder.can_speculate()) return;
   if (slot.draft_length < 0) slot.draft_length = spec.draft_max;
-  max_tokens = std::min(max_tokens, slot.draft_length);
-  if (max_tokens < std::max(spec.draft_min, 1)) return;
-  if (options_.draft_model == nullptr) {
+  // Beyond max_tokens' next-to-last token a draft is wasted: the step adds one more itself.
+  max_tokens = std::min({max_tokens, slot.draft_length, decoder.tokens_left() - 1});
+  const bool lookup = options_.draft_model == nullptr;
+  if (max_tokens < 1 || (lookup && max_tokens < spec.draft_min)) return;
+  if (lookup) {
     // slot.tokens ends with the token sampled last, not yet stored: the draft follows it.
     slot.draft = speculative::ngram_draft(slot.tokens, spec.ngram_min, spec.ngram_max, max_tokens);
   } else {
@@ -381,10 +383,7 @@ void Engine::make_draft(Slot& slot, int32_t max_tokens) {
       return;
     }
   }
-  if (static_cast<int32_t>(slot.draft.size()) < spec.draft_min) {
-    slot.draft.clear();
-    slot.proposals.clear();
-  }
+  if (lookup && static_cast<int32_t>(slot.draft.size()) < spec.draft_min) slot.draft.clear();  // not worth a check
 }
 
 void Engine::add_speculative_rows(Slot& slot) {
@@ -430,6 +429,10 @@ void Engine::verify(Slot& slot, std::span<const float> logits) {
   // would have one by one; a stop among them ends the choice there.
   for (int32_t j = 0; j <= v.accepted && !decoder.finished(); ++j) {
     const int32_t id = j < v.accepted ? slot.draft[static_cast<size_t>(j)] : v.next;
+    if (id < 0) {  // no next token: the kept drafts complete the constrained output
+      if (!decoder.finished()) decoder.finish(FinishReason::kEndOfGeneration);
+      break;
+    }
     EngineEvent event;
     event.choice = slot.choice;
     if (!decoder.emit_chosen(id, rows[static_cast<size_t>(j)], event.token)) break;

@@ -64,6 +64,10 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   chosen_.clear();
   logits_ = {};
   draft_length_ = options.speculative.draft_max;
+  // Greedy speculation starts with one plain step, to know what it has to beat.
+  plain_ms_per_token_ = spec_ms_per_token_ = 0;
+  pause_ = options.sampling.temperature > 0.0f || !options.speculative.pause_when_slower ? 0 : 1;
+  pause_steps_ = kFirstPauseSteps;
   decoder_->stats().cached_tokens = static_cast<int32_t>(n_common);
   cancel_.store(false, std::memory_order_relaxed);
 }
@@ -97,10 +101,12 @@ bool Generator::step(GeneratedToken& token) {
   // the model's is held (no lock order to get wrong when models serve as each other's drafts).
   draft_.clear();
   proposals_.clear();
-  if (prompt_.empty() && unstored_ && !cancel_.load(std::memory_order_relaxed)) {
+  double draft_ms = 0;
+  if (prompt_.empty() && unstored_ && pause_ == 0 && !cancel_.load(std::memory_order_relaxed)) {
     Timer draft_timer;
     make_draft();
-    stats.decode_ms += draft_timer.elapsed_ms();
+    draft_ms = draft_timer.elapsed_ms();
+    stats.decode_ms += draft_ms;
   }
   // Held from the forward step to the sampling: the logits live in the model's buffer.
   std::unique_lock<std::mutex> lock;
@@ -122,8 +128,10 @@ bool Generator::step(GeneratedToken& token) {
     Timer decode_timer;
     const bool speculated = speculate();
     if (!speculated) decode(*unstored_);
-    stats.decode_ms += decode_timer.elapsed_ms();
+    const double step_ms = decode_timer.elapsed_ms();
+    stats.decode_ms += step_ms;
     ++stats.decode_steps;
+    weigh_speculation(speculated, draft_ms + step_ms, speculated ? static_cast<int32_t>(chosen_.size()) : 1);
     if (speculated) {
       lock = {};
       return emit_chosen(token);
@@ -173,8 +181,9 @@ void Generator::make_draft() {
   const GenerateOptions::Speculative& spec = decoder_->options().speculative;
   if (spec.draft_max <= 0 || !decoder_->can_speculate()) return;
   const int32_t room = options_.context - static_cast<int32_t>(cached_.size()) - 1;  // after the unstored token
-  const int32_t max_tokens = std::min(draft_length_, room);
-  if (max_tokens < std::max(spec.draft_min, 1)) return;
+  // Beyond max_tokens' next-to-last token a draft is wasted: the step adds one more itself.
+  const int32_t max_tokens = std::min({draft_length_, room, decoder_->tokens_left() - 1});
+  if (max_tokens < 1 || (!draft_model_ && max_tokens < spec.draft_min)) return;
   cached_.push_back(*unstored_);  // the draft follows the unstored token; taken back below, even on a throw
   struct TakeBack {
     std::vector<int32_t>& v;
@@ -189,10 +198,7 @@ void Generator::make_draft() {
     decoder_->propose(
         logits, max_tokens, [&](int32_t token) { return draft_model_->feed(token); }, draft_, proposals_);
   }
-  if (static_cast<int32_t>(draft_.size()) < spec.draft_min) {
-    draft_.clear();
-    proposals_.clear();
-  }
+  if (!draft_model_ && static_cast<int32_t>(draft_.size()) < spec.draft_min) draft_.clear();  // not worth a check
 }
 
 bool Generator::speculate() {
@@ -217,13 +223,38 @@ bool Generator::speculate() {
   const bool keep_rows = decoder_->options().logprobs >= 0;
   for (int32_t j = 0; j <= v.accepted; ++j) {
     const int32_t id = j < v.accepted ? drafted[static_cast<size_t>(j)] : v.next;
+    if (id < 0) break;  // no next token: the kept drafts complete the constrained output
     const std::span<const float> row = rows[static_cast<size_t>(j)];
     chosen_.emplace_back(id, keep_rows ? std::vector<float>(row.begin(), row.end()) : std::vector<float>());
   }
-  unstored_ = v.next;
+  if (v.next >= 0) unstored_ = v.next;
   const GenerateOptions::Speculative& spec = decoder_->options().speculative;
   draft_length_ = speculative::next_draft_length(draft_length_, v.drafted, v.accepted, spec.draft_min, spec.draft_max);
   return true;
+}
+
+void Generator::weigh_speculation(bool speculated, double ms, int32_t tokens) {
+  const GenerateOptions& o = decoder_->options();
+  // Sampled output draws from the random stream step by step: a choice made on timing would make
+  // a seed's text depend on the machine's load. Greedy output is the same either way.
+  if (o.speculative.draft_max <= 0 || !o.speculative.pause_when_slower || o.sampling.temperature > 0.0f) return;
+  double& ms_per_token = speculated ? spec_ms_per_token_ : plain_ms_per_token_;
+  const double now = ms / std::max(tokens, 1);
+  ms_per_token = ms_per_token == 0 ? now : 0.7 * ms_per_token + 0.3 * now;
+  if (pause_ > 0) {
+    --pause_;
+    return;
+  }
+  if (!speculated || plain_ms_per_token_ == 0) return;
+  if (spec_ms_per_token_ > plain_ms_per_token_) {
+    // Slower than one token per step: pause, then try again (a fresh measure), pausing longer
+    // each time it still does not pay.
+    pause_ = pause_steps_;
+    pause_steps_ = std::min(pause_steps_ * 2, kMaxPauseSteps);
+    spec_ms_per_token_ = 0;
+  } else {
+    pause_steps_ = kFirstPauseSteps;
+  }
 }
 
 bool Generator::emit_chosen(GeneratedToken& token) {
@@ -231,6 +262,8 @@ bool Generator::emit_chosen(GeneratedToken& token) {
   chosen_.pop_front();
   const bool emitted = decoder_->emit_chosen(id, row, token);
   if (decoder_->finished()) chosen_.clear();  // a stop, a limit or the end: the rest is not output
+  // The last chosen token with no next one: the output is complete (emit_chosen has ended it).
+  if (chosen_.empty() && !unstored_ && !decoder_->finished()) decoder_->finish(FinishReason::kEndOfGeneration);
   return emitted ? true : decoder_->take_tail(token);
 }
 

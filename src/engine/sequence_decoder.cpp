@@ -217,8 +217,14 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
     draft.push_back(token);
     proposals.push_back(std::move(q));
     const bool end = !options_.stop.ignore_eos && tokenizer_.vocab().is_end_of_generation(token);
-    if (end || i + 1 == max_tokens) break;
-    if (constraint_) constraint_->accept(token);
+    if (constraint_ && !constraint_->accept(token)) {
+      // The mask allowed what the matcher refuses (a bug elsewhere): drop it, the target decides.
+      draft.pop_back();
+      proposals.pop_back();
+      break;
+    }
+    // After an end-of-generation token or a complete constrained output nothing follows.
+    if (end || i + 1 == max_tokens || (constraint_ && constraint_->finished())) break;
     proposer.accept(token);
     logits = feed(token);
   }
@@ -265,11 +271,24 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
       // The constraint refuses this draft token: the draft ends before it. (Cutting there is exact
       // only for a deterministic draft, whose refused token verification rejects for certain;
       // propose() draws only allowed tokens.)
-      EMBER_CHECK(proposals.empty());
+      if (!proposals.empty()) {
+        constraint_->restore(*checkpoint);
+        fail(ErrorCode::kInvalidArgument, "internal error: the constraint refused draft token {}, drawn under its mask",
+             draft[i]);
+      }
       usable = i;
       break;
     }
-    if (constraint_) constraint_->accept(draft[i]);
+    if (constraint_) {
+      constraint_->accept(draft[i]);
+      if (constraint_->finished()) {
+        // The constrained output is complete after this draft token: kept, it ends the generation
+        // (as on_logits would), so nothing follows it (an empty distribution: `next` is -1).
+        usable = i + 1;
+        target[usable].clear();
+        break;
+      }
+    }
     probe.accept(draft[i]);
   }
   if (constraint_) constraint_->restore(*checkpoint);

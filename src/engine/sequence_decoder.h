@@ -3,6 +3,7 @@
 // at the end. Shared by Generator (one sequence) and the serving engine (many), so the rules exist once.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -53,7 +54,7 @@ class SequenceDecoder {
   struct Speculation {
     int32_t drafted = 0;  // the draft tokens verified (a constraint may cut the draft)
     int32_t accepted = 0;
-    int32_t next = -1;
+    int32_t next = -1;  // -1: none, the kept drafts complete the constrained output
   };
   // `proposals` holds the distribution each draft token was drawn from (propose()), or is empty
   // for a deterministic draft (prompt lookup).
@@ -70,6 +71,10 @@ class SequenceDecoder {
   // Emits a token speculate() chose as on_logits would have: the constraint, the sampler's
   // history, logprobs from `logits` (its row; unread without logprobs), text, stops and limits.
   bool emit_chosen(int32_t id, std::span<const float> logits, GeneratedToken& token);
+  // The tokens max_tokens still allows (INT32_MAX without a limit): a draft beyond one less is wasted.
+  int32_t tokens_left() const noexcept {
+    return options_.stop.max_tokens < 0 ? INT32_MAX : options_.stop.max_tokens - stats_.generated_tokens;
+  }
   // Mirostat's state follows every draw, so it does not speculate.
   bool can_speculate() const noexcept { return options_.sampling.mirostat == 0; }
   // Ends the generation (cancel, context full, error, max_tokens 0) unless it has ended already.

@@ -111,6 +111,7 @@ TEST(ApiSession, PromptLookupSpeculationKeepsGreedyOutput) {
       if (*stop != '\0') plain.stop.strings = {stop};
       GenerateOptions spec = plain;
       spec.speculative.draft_max = 5;
+      spec.speculative.pause_when_slower = false;  // count the steps: not on timing
       Session a(llm, SessionOptions{.reuse_prefix = false});
       Session b(llm, SessionOptions{.reuse_prefix = false});
       Generation ga = a.generate(prompt, plain);
@@ -140,6 +141,7 @@ TEST(ApiSession, PromptLookupSpeculationKeepsGreedyOutput) {
   plain.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = "(,? [a-z]+)+\\."};
   GenerateOptions spec = plain;
   spec.speculative.draft_max = 5;
+  spec.speculative.pause_when_slower = false;  // count the steps: not on timing
   Session a(llm, SessionOptions{.reuse_prefix = false});
   Session b(llm, SessionOptions{.reuse_prefix = false});
   Generation ga = a.generate(prompt, plain);
@@ -184,6 +186,7 @@ TEST(ApiSession, PromptLookupSpeculationEdges) {
   plain.logprobs = 2;
   GenerateOptions spec = plain;
   spec.speculative.draft_max = 5;
+  spec.speculative.pause_when_slower = false;  // count the steps: not on timing
   const RunResult a = run_generation(llm, prompt, plain);
   const RunResult b = run_generation(llm, prompt, spec);
   EXPECT_EQ(b.ids, a.ids);
@@ -198,12 +201,14 @@ TEST(ApiSession, PromptLookupSpeculationEdges) {
   banned.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = "( a)+"};
   GenerateOptions banned_spec = banned;
   banned_spec.speculative.draft_max = 5;
+  banned_spec.speculative.pause_when_slower = false;  // count the steps: not on timing
   EXPECT_EQ(run_generation(llm, " a a a a a a a a", banned_spec).ids,
             run_generation(llm, " a a a a a a a a", banned).ids);
 
   // A callback that stops after 2 tokens: 2 generated, cancelled, whatever a step had chosen.
   GenerateOptions six = greedy(6);
   six.speculative.draft_max = 5;
+  six.speculative.pause_when_slower = false;  // count the steps: not on timing
   Session session(llm, SessionOptions{.reuse_prefix = false});
   int seen = 0;
   const GenerationStats stats = session.generate(prompt, six, [&](const GeneratedToken&) { return ++seen < 2; });
@@ -235,6 +240,7 @@ TEST(ApiSession, DraftModelSpeculationKeepsGreedyOutput) {
   Generation a = plain.generate("And the LORD said unto Moses", o);
   const std::string text = pull_all(a);
   o.speculative.draft_max = 5;
+  o.speculative.pause_when_slower = false;  // count the steps: not on timing
   Generation b = speculative.generate("And the LORD said unto Moses", o);
   EXPECT_EQ(pull_all(b), text);
   EXPECT_EQ(b.stats().generated_tokens, a.stats().generated_tokens);

@@ -394,8 +394,9 @@ TEST(RunCli, ASecondCtrlCEndsTheProcess) {
 // errors, a draft of another vocabulary a one-line error.
 TEST(RunCli, DraftModelKeepsTheTextAndShowsTheDrafts) {
   const fs::path models = fs::path(EMBER_SOURCE_DIR) / "models";
-  const std::vector<std::string> common = {"--temp",         "0", "-p", "And the LORD said unto Moses", "-n", "60",
-                                           "--deterministic"};
+  // --draft-always: the steps taken must not depend on timing (this counts drafts).
+  const std::vector<std::string> common = {
+      "--temp", "0", "-p", "And the LORD said unto Moses", "-n", "60", "--deterministic", "--draft-always"};
   const auto plain = run(models / "ember-tiny.gguf", common);
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   std::vector<std::string> args = common;

@@ -47,6 +47,7 @@ TEST(SpeculativeGenerator, DraftModelKeepsGreedyOutput) {
       if (*stop != '\0') o.stop.strings = {stop};
       const Output a = run(*plain, prompt, o);
       o.speculative.draft_max = 6;
+      o.speculative.pause_when_slower = false;  // count the steps: not on timing
       const Output b = run(*spec, prompt, o);
       EXPECT_EQ(b.ids, a.ids);
       EXPECT_EQ(b.text, a.text);
@@ -71,6 +72,7 @@ TEST(SpeculativeGenerator, TargetAsItsOwnDraftIsAlwaysAccepted) {
     o.sampling.temperature = temperature;
     o.sampling.seed = 7;
     o.speculative.draft_max = 4;
+    o.speculative.pause_when_slower = false;  // count the steps: not on timing
     const Output b = run(*self, prompt, o);
     EXPECT_GT(b.stats.draft_tokens, 0);
     EXPECT_EQ(b.stats.accepted_tokens, b.stats.draft_tokens) << temperature;
@@ -90,11 +92,46 @@ TEST(SpeculativeGenerator, DraftModelUnderAConstraint) {
   auto plain = generator(nullptr);
   const Output a = run(*plain, prompt, o);
   o.speculative.draft_max = 5;
+  o.speculative.pause_when_slower = false;  // count the steps: not on timing
   auto spec = generator(models().draft.get());
   const Output b = run(*spec, prompt, o);
   EXPECT_EQ(b.ids, a.ids);
   EXPECT_EQ(b.text, a.text);
   EXPECT_GT(b.stats.accepted_tokens, 0);
+}
+
+TEST(SpeculativeGenerator, ADraftThatCompletesTheConstraintEndsTheOutput) {
+  // Prompt lookup drafts what followed " LORD" in the prompt: an end-of-generation token, or
+  // " said" — after either the constrained output is complete. Verification stops there (nothing
+  // can follow) instead of failing on the empty mask after it; the output is plain decoding's.
+  Models& m = models();
+  std::vector<int32_t> prompt = tokens("And the LORD said unto Moses, and the");  // <s> And the LORD said ...
+  const int32_t lord = prompt[3];
+  ASSERT_EQ(m.tokenizer->decode(std::vector<int32_t>{lord}), "LORD");  // " LORD" after other text
+  const auto eos = m.tokenizer->vocab().special().eos;
+  ASSERT_TRUE(eos.has_value());
+  std::vector<int32_t> with_eos = prompt;
+  with_eos.insert(with_eos.begin() + 4, *eos);  // And the LORD </s> said unto Moses, and the
+  for (const bool ignore_eos : {false, true}) {
+    SCOPED_TRACE(ignore_eos ? "ignore_eos" : "eos ends");
+    GenerateOptions o = greedy(20);
+    o.constraint = {.kind = OutputConstraint::Kind::kRegex,
+                    .text = ignore_eos ? " LORD( said)?" : " LORD( said unto Moses)?"};
+    o.stop.ignore_eos = ignore_eos;
+    o.sampling.logit_bias = {{lord, 50.0f}};  // the first token is " LORD"
+    // The draft after " LORD": </s> (ends the output), or " said" (completes " LORD( said)?").
+    const std::vector<int32_t>& context = ignore_eos ? prompt : with_eos;
+    auto plain = generator(nullptr);
+    const Output a = run(*plain, context, o);
+    o.speculative.draft_max = 4;
+    o.speculative.pause_when_slower = false;  // count the steps: not on timing
+    auto spec = generator(nullptr);
+    const Output b = run(*spec, context, o);
+    EXPECT_EQ(b.ids, a.ids);
+    EXPECT_EQ(b.text, a.text);
+    EXPECT_EQ(b.stats.finish, a.stats.finish);
+    EXPECT_GT(b.stats.draft_tokens, 0);
+  }
 }
 
 TEST(SpeculativeGenerator, RollbackLeavesTheCacheAsIfTheDraftsWereNeverSeen) {
@@ -107,6 +144,7 @@ TEST(SpeculativeGenerator, RollbackLeavesTheCacheAsIfTheDraftsWereNeverSeen) {
     o.sampling.temperature = 1.0f;
     o.sampling.seed = 3;
     o.speculative.draft_max = 6;
+    o.speculative.pause_when_slower = false;  // count the steps: not on timing
     const Output r = run(*spec, prompt, o);
     ASSERT_GT(r.stats.draft_tokens, r.stats.accepted_tokens);  // rejections happened
     std::vector<int32_t> context(spec->cached_tokens().begin(), spec->cached_tokens().end());
