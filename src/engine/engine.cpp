@@ -201,9 +201,15 @@ bool Engine::schedule() {
     return !slot.done && slot.seq >= 0 && pending(slot) == 1 && slot.decoder.has_value();
   };
   int32_t n_decoding = 0;
-  for (const Slot* slot : snapshot) n_decoding += decoding(*slot) ? 1 : 0;
-  // Speculation only while the batch is small, and with the rows the other decodes leave.
+  // Rows the running prompts' next chunks and the queue's head want: drafts never take them.
+  int32_t prompt_rows = waiting_.empty() ? 0 : std::max(pending(*waiting_.front()), 0);
+  for (const Slot* slot : snapshot) {
+    n_decoding += decoding(*slot) ? 1 : 0;
+    if (!slot->done && slot->seq >= 0 && pending(*slot) > 1) prompt_rows += pending(*slot);
+  }
+  // Speculation only while the batch is small, and with the rows decodes and prompts leave.
   const bool speculate = n_decoding <= options_.speculate_max_batch;
+  int32_t draft_rows = std::max(options_.step_tokens - n_decoding - prompt_rows, 0);
   int32_t decodes_left = n_decoding;
   for (Slot* slot : snapshot) {
     if (!decoding(*slot)) continue;
@@ -214,12 +220,17 @@ bool Engine::schedule() {
       finish(*slot, FinishReason::kContextFull);
       continue;
     }
-    if (speculate) make_draft(*slot, std::min(budget_ - 1 - decodes_left, options_.context - slot->n_kv - 1));
-    // The draft's rows only where blocks are free: a draft never preempts another sequence.
-    if (!slot->draft.empty() && !kv_.reserve(slot->seq, 1 + static_cast<int32_t>(slot->draft.size()))) {
-      slot->draft.clear();
-      slot->proposals.clear();
+    if (speculate) make_draft(*slot, std::min(draft_rows, options_.context - slot->n_kv - 1));
+    // The draft's rows only where blocks are free, a block left for each decode still to come: a
+    // draft never preempts another sequence.
+    if (!slot->draft.empty()) {
+      const auto rows = 1 + static_cast<int32_t>(slot->draft.size());
+      if (kv_.free_blocks() - kv_.blocks_to_reserve(slot->seq, rows) < decodes_left || !kv_.reserve(slot->seq, rows)) {
+        slot->draft.clear();
+        slot->proposals.clear();
+      }
     }
+    draft_rows -= static_cast<int32_t>(slot->draft.size());
     if (!slot->draft.empty()) {
       add_speculative_rows(*slot);
     } else {
@@ -351,7 +362,11 @@ void Engine::add_rows(Slot& slot, int32_t n) {
 void Engine::make_draft(Slot& slot, int32_t max_tokens) {
   SequenceDecoder& decoder = *slot.decoder;
   const GenerateOptions::Speculative& spec = decoder.options().speculative;
-  if (spec.draft_max <= 0 || !decoder.can_speculate()) return;
+  // Not from the prompt's last token: its row samples the first token (and forks n > 1 choices).
+  if (spec.draft_max <= 0 || !decoder.can_speculate() || slot.siblings_pending ||
+      decoder.stats().generated_tokens == 0) {
+    return;
+  }
   if (slot.draft_length < 0) slot.draft_length = spec.draft_max;
   // Beyond max_tokens' next-to-last token a draft is wasted: the step adds one more itself.
   max_tokens = std::min({max_tokens, slot.draft_length, decoder.tokens_left() - 1});
@@ -361,16 +376,17 @@ void Engine::make_draft(Slot& slot, int32_t max_tokens) {
     // slot.tokens ends with the token sampled last, not yet stored: the draft follows it.
     slot.draft = speculative::ngram_draft(slot.tokens, spec.ngram_min, spec.ngram_max, max_tokens);
   } else {
-    if (!slot.drafter) {
-      if (!drafters_.empty()) {
-        slot.drafter = std::move(drafters_.back());
-        drafters_.pop_back();
-      } else {
-        slot.drafter = std::make_unique<DraftModel>(*options_.draft_model, options_.context, options_.kv_type, nullptr);
-      }
-    }
-    DraftModel& drafter = *slot.drafter;
     try {
+      if (!slot.drafter) {
+        if (!drafters_.empty()) {
+          slot.drafter = std::move(drafters_.back());
+          drafters_.pop_back();
+        } else {
+          slot.drafter =
+              std::make_unique<DraftModel>(*options_.draft_model, options_.context, options_.kv_type, nullptr);
+        }
+      }
+      DraftModel& drafter = *slot.drafter;
       decoder.propose(
           drafter.sync(slot.tokens), max_tokens, [&](int32_t token) { return drafter.feed(token); }, slot.draft,
           slot.proposals);
@@ -452,8 +468,12 @@ void Engine::verify(Slot& slot, std::span<const float> logits) {
 
 void Engine::return_drafter(Slot& slot) {
   if (!slot.drafter) return;
-  slot.drafter->reset();
-  drafters_.push_back(std::move(slot.drafter));
+  // Kept for reuse up to the most sequences that speculate at once; the rest free their memory.
+  if (static_cast<int32_t>(drafters_.size()) < options_.speculate_max_batch) {
+    slot.drafter->reset();
+    drafters_.push_back(std::move(slot.drafter));
+  }
+  slot.drafter.reset();
 }
 
 void Engine::process_outputs(std::span<const float> logits, std::span<const float> hidden) {
@@ -465,20 +485,30 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const floa
   for (Slot* slot : batch_slots_) {
     const size_t first = row;
     row += static_cast<size_t>(slot->step_rows);
-    if (!slot->draft.empty()) {  // a speculative decode: every row has logits
-      const size_t n_rows = static_cast<size_t>(slot->step_rows);
-      verify(*slot, logits.subspan(logit * n_vocab, n_rows * n_vocab));
-      logit += n_rows;
+    // A sequence whose sampling or verification throws (an internal error) fails alone: the
+    // engine thread and the other requests go on.
+    try {
+      if (!slot->draft.empty()) {  // a speculative decode: every row has logits
+        const size_t n_rows = static_cast<size_t>(slot->step_rows);
+        const size_t at = logit;
+        logit += n_rows;
+        verify(*slot, logits.subspan(at * n_vocab, n_rows * n_vocab));
+        continue;
+      }
+      slot->n_kv += slot->step_rows;
+      if (slot->decoder) {
+        kv_.cache_full_blocks(slot->seq, slot->tokens);
+        if (batch_.logits[row - 1] != Batch::kLogits) continue;
+        const std::span<const float> logits_row = logits.subspan(logit++ * n_vocab, n_vocab);
+        if (slot->siblings_pending) fork_choices(*slot, logits_row);
+        sample(*slot, logits_row);
+        continue;
+      }
+    } catch (const std::exception& e) {
+      fail_request(*slot, e.what());
       continue;
     }
-    slot->n_kv += slot->step_rows;
-    if (slot->decoder) {
-      kv_.cache_full_blocks(slot->seq, slot->tokens);
-      if (batch_.logits[row - 1] != Batch::kLogits) continue;
-      const std::span<const float> logits_row = logits.subspan(logit++ * n_vocab, n_vocab);
-      if (slot->siblings_pending) fork_choices(*slot, logits_row);
-      sample(*slot, logits_row);
-    } else {
+    {
       size_t n_rows = 0;
       for (size_t r = first; r < row; ++r) n_rows += batch_.logits[r] == Batch::kHidden ? 1 : 0;
       pool(*slot, hidden.subspan(hidden_row * n_embd, n_rows * n_embd));

@@ -68,6 +68,7 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   plain_ms_per_token_ = spec_ms_per_token_ = 0;
   pause_ = options.sampling.temperature > 0.0f || !options.speculative.pause_when_slower ? 0 : 1;
   pause_steps_ = kFirstPauseSteps;
+  after_pause_ = false;
   decoder_->stats().cached_tokens = static_cast<int32_t>(n_common);
   cancel_.store(false, std::memory_order_relaxed);
 }
@@ -238,6 +239,12 @@ void Generator::weigh_speculation(bool speculated, double ms, int32_t tokens) {
   // Sampled output draws from the random stream step by step: a choice made on timing would make
   // a seed's text depend on the machine's load. Greedy output is the same either way.
   if (o.speculative.draft_max <= 0 || !o.speculative.pause_when_slower || o.sampling.temperature > 0.0f) return;
+  if (speculated && after_pause_) {
+    // The first draft after a pause includes the draft model catching up on the paused steps:
+    // not a fair measure.
+    after_pause_ = false;
+    return;
+  }
   double& ms_per_token = speculated ? spec_ms_per_token_ : plain_ms_per_token_;
   const double now = ms / std::max(tokens, 1);
   ms_per_token = ms_per_token == 0 ? now : 0.7 * ms_per_token + 0.3 * now;
@@ -252,6 +259,7 @@ void Generator::weigh_speculation(bool speculated, double ms, int32_t tokens) {
     pause_ = pause_steps_;
     pause_steps_ = std::min(pause_steps_ * 2, kMaxPauseSteps);
     spec_ms_per_token_ = 0;
+    after_pause_ = draft_model_.has_value();
   } else {
     pause_steps_ = kFirstPauseSteps;
   }

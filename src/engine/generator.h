@@ -107,6 +107,7 @@ class Generator {
   double spec_ms_per_token_ = 0;
   int32_t pause_ = 0;  // steps left without speculation
   int32_t pause_steps_ = kFirstPauseSteps;
+  bool after_pause_ = false;  // the next speculative step is the first after a pause
 };
 
 }  // namespace ember

@@ -43,6 +43,24 @@ void check_generate_options(const GenerateOptions& o, int32_t n_vocab) {
 
 namespace {
 
+// Rolls a constraint back to a checkpoint when the scope ends, however it ends (a draft model or
+// a mask that throws part way must not leave the matcher ahead by phantom draft tokens).
+class RestoreConstraint {
+ public:
+  explicit RestoreConstraint(std::optional<grammar::GrammarMatcher>& matcher) : matcher_(matcher) {
+    if (matcher_) checkpoint_ = matcher_->checkpoint();
+  }
+  ~RestoreConstraint() {
+    if (matcher_) matcher_->restore(*checkpoint_);
+  }
+  RestoreConstraint(const RestoreConstraint&) = delete;
+  RestoreConstraint& operator=(const RestoreConstraint&) = delete;
+
+ private:
+  std::optional<grammar::GrammarMatcher>& matcher_;
+  std::optional<grammar::GrammarMatcher::Checkpoint> checkpoint_;
+};
+
 const GenerateOptions& checked(const GenerateOptions& options, int32_t n_vocab) {
   check_generate_options(options, n_vocab);
   return options;
@@ -200,16 +218,23 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
   // A copy of the sampler (its coins, XTC's, are the target's too: a proposal may depend on them,
   // verification stays exact for each) and the constraint walked along the draft, then rolled back.
   SamplerChain proposer = sampler_;
-  std::optional<grammar::GrammarMatcher::Checkpoint> checkpoint;
-  if (constraint_) checkpoint = constraint_->checkpoint();
+  const RestoreConstraint restore(constraint_);
   for (int32_t i = 0; i < max_tokens; ++i) {
     const std::span<const uint64_t> allowed = allowed_mask(logits.size());
+    if (!allowed.empty() && mask_.first() < 0) {
+      // A dead end: no token can follow the last draft token. Dropped (it was drawn and is not
+      // used: verification stays exact), so the target decides that position.
+      if (!draft.empty()) {
+        draft.pop_back();
+        proposals.pop_back();
+      }
+      break;
+    }
     speculative::Distribution q;
     proposer.distribution(logits, allowed, q);
-    // Where the constraint leaves nothing or the draft model only refused tokens, the draft ends:
-    // speculate() decides those positions from the target alone.
-    if (!allowed.empty() &&
-        (mask_.first() < 0 || std::any_of(q.begin(), q.end(), [&](const auto& e) { return !mask_.test(e.first); }))) {
+    // Where the draft model only gives refused tokens (every allowed logit -inf), the draft ends:
+    // speculate() decides that position from the target alone.
+    if (!allowed.empty() && std::any_of(q.begin(), q.end(), [&](const auto& e) { return !mask_.test(e.first); })) {
       break;
     }
     const int32_t token = speculative::draw(q, draft_rng_);
@@ -228,7 +253,6 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
     proposer.accept(token);
     logits = feed(token);
   }
-  if (constraint_) constraint_->restore(*checkpoint);
   stats_.sample_ms += sample_timer.elapsed_ms();
 }
 
@@ -242,11 +266,18 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
   // see the prefix) and the constraint walked along the draft, then rolled back.
   std::vector<speculative::Distribution> target(draft.size() + 1);
   SamplerChain probe = sampler_;
-  std::optional<grammar::GrammarMatcher::Checkpoint> checkpoint;
-  if (constraint_) checkpoint = constraint_->checkpoint();
+  std::optional<RestoreConstraint> restore;
+  restore.emplace(constraint_);
   size_t usable = draft.size();
   for (size_t i = 0; i <= draft.size(); ++i) {
     const std::span<const uint64_t> allowed = allowed_mask(rows[i].size());
+    if (i > 0 && !allowed.empty() && (mask_.first() < 0 || mask_.first() >= static_cast<int32_t>(rows[i].size()))) {
+      // A dead end after draft token i - 1: nothing can follow it. Plain decoding fails there only
+      // if it picks that token, so the draft ends before it and position i - 1 is drawn from the
+      // target (exact: the token is dropped unused, whether looked up or drawn).
+      usable = i - 1;
+      break;
+    }
     probe.distribution(rows[i], allowed, target[i]);
     if (!allowed.empty()) {
       // As on_logits: nothing allowed is an error; a draw that misses the mask (every allowed
@@ -254,7 +285,6 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
       int32_t first_allowed = mask_.first();
       if (first_allowed >= static_cast<int32_t>(rows[i].size())) first_allowed = -1;
       if (first_allowed < 0) {
-        if (constraint_) constraint_->restore(*checkpoint);
         fail(ErrorCode::kInvalidArgument,
              "no token of the vocabulary can continue the constrained output after {} tokens (the grammar needs "
              "bytes this vocabulary cannot spell)",
@@ -272,7 +302,6 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
       // only for a deterministic draft, whose refused token verification rejects for certain;
       // propose() draws only allowed tokens.)
       if (!proposals.empty()) {
-        constraint_->restore(*checkpoint);
         fail(ErrorCode::kInvalidArgument, "internal error: the constraint refused draft token {}, drawn under its mask",
              draft[i]);
       }
@@ -291,7 +320,7 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
     }
     probe.accept(draft[i]);
   }
-  if (constraint_) constraint_->restore(*checkpoint);
+  restore.reset();  // the constraint back where it was: emit_chosen() advances it
   // The coins the copy drew (XTC) are spent: the next step must not draw them again.
   sampler_.take_rng(probe);
   target.resize(usable + 1);

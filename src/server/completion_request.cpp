@@ -90,11 +90,16 @@ void parse_speculative(const json& body, CompletionRequest& r) {
       }
     }
   }
+  // llama.cpp's flat keys; "speculative": false wins over them.
+  const bool off =
+      r.draft_max == 0 && field(body, "speculative") != nullptr && (*field(body, "speculative")).is_boolean();
   if (const json* v = field(body, "speculative.n_max")) {
-    r.draft_max = static_cast<int32_t>(integer(*v, "speculative.n_max", 0, kMaxDraft));
+    const auto n = static_cast<int32_t>(integer(*v, "speculative.n_max", 0, kMaxDraft));
+    if (!off) r.draft_max = n;
   }
   if (const json* v = field(body, "speculative.n_min")) {
     r.draft_min = static_cast<int32_t>(integer(*v, "speculative.n_min", 1, kMaxDraft));
+    r.draft_min_param = "speculative.n_min";
   }
 }
 

@@ -30,8 +30,8 @@ GenerateOptions::Speculative speculative_options(GenerateOptions::Speculative sp
   }
   if (spec.draft_max > 0 && spec.draft_min > spec.draft_max) {
     if (req.draft_min) {
-      invalid_request("speculative.draft_min", fmt::format("'speculative.draft_min' ({}) is more than draft_max ({})",
-                                                           spec.draft_min, spec.draft_max));
+      invalid_request(req.draft_min_param, fmt::format("'{}' ({}) is more than the draft maximum ({})",
+                                                       req.draft_min_param, spec.draft_min, spec.draft_max));
     }
     spec.draft_min = spec.draft_max;
   }

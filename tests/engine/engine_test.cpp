@@ -251,6 +251,50 @@ TEST(EngineTest, SpeculationUnderPreemptionAndStops) {
   EXPECT_EQ(to_the_end.stats[0].finish, FinishReason::kContextFull);
 }
 
+TEST(EngineTest, SpeculationLeavesChoicesAndPromptsTheirTurn) {
+  // A prompt one token longer than a step: its last token decodes alone, and the n = 2 choices
+  // fork from that row (no draft there), so greedy choices are equal and the plain run's.
+  const std::string prompt = kPrompts[2];
+  const auto n_prompt = static_cast<int32_t>(tokens(prompt).size());
+  EngineOptions options = small_options();
+  options.step_tokens = n_prompt - 1;
+  options.draft_model = &tiny_draft();
+  auto two = request(prompt, 30, 2);
+  two->options.speculative.draft_max = 4;
+  const Outcome both = run_alone(two, options);
+  const Outcome plain = run_alone(request(prompt, 30));
+  EXPECT_EQ(both.ids[0], plain.ids[0]);
+  EXPECT_EQ(both.ids[1], plain.ids[0]);
+
+  // Drafts take only the rows prompts leave: with 8-row steps and a draft that is always kept (the
+  // model is its own draft), a request arriving later still gets its first token while the first
+  // one runs.
+  EngineOptions small = small_options();
+  small.step_tokens = 8;
+  small.draft_model = tiny().model.get();
+  Engine engine(*tiny().model, *tiny().tokenizer, small);
+  auto first = request(kPrompts[3], 150);
+  first->options.speculative.draft_max = 8;
+  ASSERT_TRUE(engine.submit(first));
+  for (int i = 0; i < 4; ++i) engine.step();
+  auto second = request(kPrompts[1], 4);
+  ASSERT_TRUE(engine.submit(second));
+  std::vector<EngineEvent> events;
+  bool second_started = false;
+  for (int i = 0; i < 10 && !second_started; ++i) {
+    engine.step();
+    events.clear();
+    second->next(events, std::chrono::milliseconds(0));
+    for (const EngineEvent& e : events) second_started = second_started || e.has_token;
+  }
+  EXPECT_TRUE(second_started);
+  EXPECT_FALSE(first->ended());
+  EXPECT_GT(engine.stats().accepted_tokens, 0);
+  collect(*first, [&] { engine.step(); });
+  collect(*second, [&] { engine.step(); });
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+}
+
 TEST(EngineTest, ChoicesAreTheRunsOfTheirOwnSeeds) {
   auto r = request(kPrompts[0], 16, 3, 0.9f, 100);
   const Outcome together = run_alone(r);

@@ -11,6 +11,7 @@
 
 #include "engine/draft_model.h"
 #include "engine/generator.h"
+#include "engine/sequence_decoder.h"
 #include "speculative_test_support.h"
 
 namespace ember {
@@ -132,6 +133,39 @@ TEST(SpeculativeGenerator, ADraftThatCompletesTheConstraintEndsTheOutput) {
     EXPECT_EQ(b.stats.finish, a.stats.finish);
     EXPECT_GT(b.stats.draft_tokens, 0);
   }
+}
+
+TEST(SpeculativeGenerator, ADraftModelThatThrowsLeavesTheConstraintWhereItWas) {
+  // propose() walks the constraint along the draft; a draft model failing part way must not leave
+  // it ahead: the next token is the one a fresh decoder picks from the same logits.
+  Models& m = models();
+  const int32_t n_vocab = m.target->config().n_vocab;
+  GenerateOptions o = greedy(10);
+  o.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = " And the LORD said unto Moses"};
+  o.speculative.draft_max = 4;
+  const std::vector<int32_t> prompt = tokens("And");
+  std::vector<float> logits(static_cast<size_t>(n_vocab));
+  for (int32_t i = 0; i < n_vocab; ++i) logits[static_cast<size_t>(i)] = static_cast<float>((i * 7919) % 101) / 10.0f;
+  SequenceDecoder broken(*m.tokenizer, n_vocab, o, prompt);
+  std::vector<int32_t> draft;
+  std::vector<speculative::Distribution> proposals;
+  int calls = 0;
+  EXPECT_THROW(broken.propose(
+                   logits, 4,
+                   [&](int32_t) -> std::span<const float> {
+                     if (++calls == 2) throw Error(ErrorCode::kOutOfMemory, "the draft model failed");
+                     return logits;
+                   },
+                   draft, proposals),
+               Error);
+  SequenceDecoder fresh(*m.tokenizer, n_vocab, o, prompt);
+  GeneratedToken a, b;
+  for (int step = 0; step < 3; ++step) {
+    ASSERT_TRUE(fresh.on_logits(logits, a));
+    ASSERT_TRUE(broken.on_logits(logits, b));
+    EXPECT_EQ(b.id, a.id) << step;
+  }
+  EXPECT_EQ(broken.text(), fresh.text());
 }
 
 TEST(SpeculativeGenerator, RollbackLeavesTheCacheAsIfTheDraftsWereNeverSeen) {
