@@ -202,7 +202,10 @@ bool Engine::schedule() {
   };
   int32_t n_decoding = 0;
   // Rows the running prompts' next chunks and the queue's head want: drafts never take them.
-  int32_t prompt_rows = waiting_.empty() ? 0 : std::max(pending(*waiting_.front()), 0);
+  int32_t prompt_rows = 0;
+  if (!waiting_.empty() && (running_.empty() || running_count() < options_.max_running)) {
+    prompt_rows = std::min(std::max(pending(*waiting_.front()), 0), options_.step_tokens);  // it may be admitted
+  }
   for (const Slot* slot : snapshot) {
     n_decoding += decoding(*slot) ? 1 : 0;
     if (!slot->done && slot->seq >= 0 && pending(*slot) > 1) prompt_rows += pending(*slot);
@@ -505,6 +508,11 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const floa
         continue;
       }
     } catch (const std::exception& e) {
+      // The forward pass stored rows (a draft's) that slot->tokens does not hold: cut them
+      // before the blocks are published and released.
+      if (slot->seq >= 0 && kv_.n_tokens(slot->seq) > static_cast<int32_t>(slot->tokens.size())) {
+        kv_.truncate(slot->seq, static_cast<int32_t>(slot->tokens.size()));
+      }
       fail_request(*slot, e.what());
       continue;
     }
@@ -518,8 +526,10 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const floa
 }
 
 void Engine::fork_choices(Slot& first, std::span<const float> logits_row) {
-  first.siblings_pending = false;
   const EngineRequest& request = *first.request;
+  // Every sibling is made before any runs: a throw here leaves none behind, and choice 0's
+  // failure then ends them all (siblings_pending still set).
+  std::vector<SlotPtr> siblings;
   for (int32_t choice = 1; choice < request.n; ++choice) {
     auto sibling = std::make_unique<Slot>();
     sibling->request = first.request;
@@ -530,12 +540,20 @@ void Engine::fork_choices(Slot& first, std::span<const float> logits_row) {
     sibling->decoder.emplace(tokenizer_, model_.config().n_vocab, options, request.prompt);
     sibling->decoder->stats().cached_tokens = first.decoder->stats().cached_tokens;
     sibling->tokens = first.tokens;
+    siblings.push_back(std::move(sibling));
+  }
+  first.siblings_pending = false;
+  for (SlotPtr& sibling : siblings) {
     // The prompt's blocks are shared; the first write into a shared partial block copies it.
     sibling->seq = kv_.fork(first.seq, first.n_kv);
     sibling->n_kv = first.n_kv;
     Slot& s = *sibling;
     running_.push_back(std::move(sibling));
-    sample(s, logits_row);
+    try {
+      sample(s, logits_row);
+    } catch (const std::exception& e) {
+      fail_request(s, e.what());  // this choice alone
+    }
   }
 }
 

@@ -51,7 +51,7 @@ class RestoreConstraint {
     if (matcher_) checkpoint_ = matcher_->checkpoint();
   }
   ~RestoreConstraint() {
-    if (matcher_) matcher_->restore(*checkpoint_);
+    if (matcher_) matcher_->restore(std::move(*checkpoint_));  // noexcept: this may run while unwinding
   }
   RestoreConstraint(const RestoreConstraint&) = delete;
   RestoreConstraint& operator=(const RestoreConstraint&) = delete;
@@ -221,7 +221,7 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
   const RestoreConstraint restore(constraint_);
   for (int32_t i = 0; i < max_tokens; ++i) {
     const std::span<const uint64_t> allowed = allowed_mask(logits.size());
-    if (!allowed.empty() && mask_.first() < 0) {
+    if (!allowed.empty() && (mask_.first() < 0 || mask_.first() >= static_cast<int32_t>(logits.size()))) {
       // A dead end: no token can follow the last draft token. Dropped (it was drawn and is not
       // used: verification stays exact), so the target decides that position.
       if (!draft.empty()) {

@@ -84,6 +84,14 @@ class GrammarMatcher {
     abandoned_ = c.abandoned;
     recent_ = c.recent;
   }
+  // The same, taking the checkpoint's text: cannot throw (for a scope guard's destructor).
+  void restore(Checkpoint&& c) noexcept {
+    state_ = c.state;
+    ended_ = c.ended;
+    waiting_ = c.waiting;
+    abandoned_ = c.abandoned;
+    recent_ = std::move(c.recent);
+  }
 
   bool can_end() const { return !ended_ && state_ != StackSets::kDead && sets_.complete(state_); }
   // The grammar is complete and nothing more can follow (or an end token was accepted).

@@ -95,7 +95,10 @@ void parse_speculative(const json& body, CompletionRequest& r) {
       r.draft_max == 0 && field(body, "speculative") != nullptr && (*field(body, "speculative")).is_boolean();
   if (const json* v = field(body, "speculative.n_max")) {
     const auto n = static_cast<int32_t>(integer(*v, "speculative.n_max", 0, kMaxDraft));
-    if (!off) r.draft_max = n;
+    if (!off) {
+      r.draft_max = n;
+      r.draft_max_param = "speculative.n_max";
+    }
   }
   if (const json* v = field(body, "speculative.n_min")) {
     r.draft_min = static_cast<int32_t>(integer(*v, "speculative.n_min", 1, kMaxDraft));

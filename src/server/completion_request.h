@@ -61,7 +61,8 @@ struct CompletionRequest {
   // Speculative decoding, overriding the server's flags where given: "speculative": {"draft_max",
   // "draft_min", "ngram_max"} or false (off); llama.cpp's "speculative.n_max" / "speculative.n_min".
   std::optional<int32_t> draft_max, draft_min, ngram_max;
-  std::string draft_min_param = "speculative.draft_min";  // as the body named it, for errors
+  std::string draft_max_param = "speculative.draft_max";  // as the body named them, for errors
+  std::string draft_min_param = "speculative.draft_min";
 };
 
 // Parses `body`. n_vocab bounds logit_bias keys and prompt token ids. `body_text`, the body as

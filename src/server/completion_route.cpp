@@ -25,7 +25,7 @@ GenerateOptions::Speculative speculative_options(GenerateOptions::Speculative sp
     spec.ngram_min = std::min(spec.ngram_min, spec.ngram_max);
   }
   if (spec.draft_max > 0 && req.sampling.mirostat != 0) {
-    if (req.draft_max) invalid_request("speculative.draft_max", "speculative decoding does not work with mirostat");
+    if (req.draft_max) invalid_request(req.draft_max_param, "speculative decoding does not work with mirostat");
     spec.draft_max = 0;
   }
   if (spec.draft_max > 0 && spec.draft_min > spec.draft_max) {

@@ -221,7 +221,11 @@ TEST_F(ApiServerTest, BadRequestsNameTheField) {
       {"/v1/completions", R"({"prompt": "x", "speculative": {"n": 1}})", "speculative.n", 400},
       {"/v1/completions", R"({"prompt": "x", "speculative": {"draft_max": 2, "draft_min": 3}})",
        "speculative.draft_min", 400},
-      {"/v1/completions", R"({"prompt": "x", "speculative.n_max": 2, "mirostat": 2})", "speculative.draft_max", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative.n_max": 2, "mirostat": 2})", "speculative.n_max", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative": {"draft_max": 2}, "mirostat": 2})", "speculative.draft_max",
+       400},
+      {"/v1/completions", R"({"prompt": "x", "speculative.n_max": 2, "speculative.n_min": 3})", "speculative.n_min",
+       400},
   };
   for (const Case& c : cases) {
     const HttpReply reply = server_->handle(post(c.path, c.body));
