@@ -24,6 +24,7 @@
 #include "cli/inspect_report.h"
 #include "cli/interrupt.h"
 #include "cli/sampling_flags.h"
+#include "cli/speculative_flags.h"
 #include "cli/text_input.h"
 #include "cli/text_table.h"
 #include "cli/value_format.h"
@@ -310,29 +311,7 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_constraint_flags(cmd, o->constraint_flags);
-  cmd->add_option("--model-draft", o->draft_model_path,
-                  "Speculative decoding with a draft model: a smaller GGUF model of the same vocabulary proposes "
-                  "the next tokens (--draft-max defaults to 8 with it)")
-      ->type_name("FILE");
-  cmd->add_option("--draft-max", o->speculative.draft_max,
-                  "Speculative decoding: up to N draft tokens per step, from the draft model or else by prompt "
-                  "lookup, from an earlier occurrence of the text's last words (0: off; not with --mirostat)")
-      ->check(CLI::Range(0, 64))
-      ->type_name("N");
-  cmd->add_option("--draft-min", o->speculative.draft_min,
-                  "The draft length adapts to the acceptance rate, down to N; shorter prompt-lookup drafts are not "
-                  "checked")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64))
-      ->type_name("N");
-  cmd->add_flag(
-      "--draft-always", [o](int64_t) { o->speculative.pause_when_slower = false; },
-      "Greedy speculation keeps speculating when it measures slower than plain steps (it pauses by default)");
-  cmd->add_option("--spec-ngram", o->speculative.ngram_max,
-                  "Prompt lookup matches the last N tokens first, then fewer down to 1")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 16))
-      ->type_name("N");
+  add_speculative_flags(cmd, o->speculative, o->draft_model_path, /*server=*/false);
   cmd->footer(
       "Output: the prompt, then the generated text as it is generated (stdout, a newline at the end), then\n"
       "the stats (stderr): prefill and decode tokens, time and tok/s, sampling time, total generation time,\n"
@@ -361,15 +340,11 @@ void add_run_command(CLI::App& app, CommandAction& action) {
     }
     if (o->n_predict < -1) throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->n_predict));
     check_sampling_flags(o->sampling, o->stop);
-    if (!o->draft_model_path.empty() && cmd->count("--draft-max") == 0) o->speculative.draft_max = 8;
+    resolve_speculative_flags(*cmd, o->speculative, o->draft_model_path);
     if (o->speculative.draft_max > 0 && o->sampling.mirostat != 0) {
       throw CLI::ValidationError(
           "speculative decoding (--draft-max, --model-draft) does not work with --mirostat (its state follows every "
           "draw)");
-    }
-    if (o->speculative.draft_max > 0 && o->speculative.draft_min > o->speculative.draft_max) {
-      throw CLI::ValidationError(fmt::format("--draft-min {} is more than --draft-max {}", o->speculative.draft_min,
-                                             o->speculative.draft_max));
     }
     o->constraint = resolve_constraint_flags(o->constraint_flags);
     action = [o] { return run_generate(*o); };

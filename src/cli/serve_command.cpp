@@ -18,6 +18,7 @@
 
 #include "cli/commands.h"
 #include "cli/device_flags.h"
+#include "cli/speculative_flags.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "server/api_server.h"
@@ -180,24 +181,7 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("--shutdown-timeout", o->shutdown_timeout_s,
                   "On SIGTERM, seconds the running requests get to finish before they are cancelled (default 30)")
       ->check(CLI::Range(0.0, 86400.0));
-  cmd->add_option("--model-draft", o->draft_model_path,
-                  "Speculative decoding with a draft model: a smaller GGUF model of the same vocabulary proposes the "
-                  "next tokens (--draft-max defaults to 8 with it)")
-      ->type_name("FILE");
-  cmd->add_option("--draft-max", o->speculative.draft_max,
-                  "Speculative decoding by default: up to N draft tokens per step, from the draft model or else by "
-                  "prompt lookup (0: off unless a request asks with \"speculative\")")
-      ->check(CLI::Range(0, 64))
-      ->type_name("N");
-  cmd->add_option("--draft-min", o->speculative.draft_min,
-                  "The draft length adapts to the acceptance rate, down to N; shorter prompt-lookup drafts are not "
-                  "checked (default 1)")
-      ->check(CLI::Range(1, 64))
-      ->type_name("N");
-  cmd->add_option("--spec-ngram", o->speculative.ngram_max,
-                  "Prompt lookup matches the last N tokens first, then fewer down to 1 (default 3)")
-      ->check(CLI::Range(1, 16))
-      ->type_name("N");
+  add_speculative_flags(cmd, o->speculative, o->draft_model_path, /*server=*/true);
   cmd->footer(
       "Endpoints: POST /v1/chat/completions, /v1/completions (stream or not), /v1/embeddings, /tokenize,\n"
       "/detokenize, /apply-template; GET /v1/models, /health (503 while loading), /metrics (Prometheus).\n"
@@ -206,11 +190,7 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
       "2 bad command line. More in docs/server.md.");
   cmd->callback([&action, o, api_key_file, pooling, device, cmd] {
     o->gpu_layers = resolve_gpu_layers(*device);
-    if (!o->draft_model_path.empty() && cmd->count("--draft-max") == 0) o->speculative.draft_max = 8;
-    if (o->speculative.draft_max > 0 && o->speculative.draft_min > o->speculative.draft_max) {
-      throw CLI::ValidationError(fmt::format("--draft-min {} is more than --draft-max {}", o->speculative.draft_min,
-                                             o->speculative.draft_max));
-    }
+    resolve_speculative_flags(*cmd, o->speculative, o->draft_model_path);
     if (!pooling->empty()) {
       o->pooling_set = true;
       o->pooling = *pooling == "cls" ? Pooling::kCls : *pooling == "last" ? Pooling::kLast : Pooling::kMean;

@@ -35,16 +35,25 @@ TEST(ServeCli, BadCommandLinesExit2) {
   EXPECT_EQ(ember({"serve", "-m", kTiny, "--pooling", "max"}).exit_code, 2);
   EXPECT_EQ(ember({"serve", "-m", kTiny, "--api-key", "a", "--api-key-file", "/etc/hostname"}).exit_code, 2);
   EXPECT_EQ(ember({"serve", "-m", kTiny, "--ctx-size", "256", "--kv-tokens", "100"}).exit_code, 2);
+  EXPECT_EQ(ember({"serve", "-m", kTiny, "--draft-max", "2", "--draft-min", "3"}).exit_code, 2);
+  EXPECT_EQ(ember({"serve", "-m", kTiny, "--draft-max", "65"}).exit_code, 2);
+  EXPECT_EQ(ember({"serve", "-m", kTiny, "--spec-ngram", "0"}).exit_code, 2);
   const test::RunResult help = ember({"serve", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--api-key"), std::string::npos);
   EXPECT_NE(help.out.find("docs/server.md"), std::string::npos);
+  EXPECT_NE(help.out.find("--model-draft"), std::string::npos);
+  EXPECT_EQ(help.out.find("--draft-always"), std::string::npos);  // ember run's only
 }
 
 TEST(ServeCli, MissingModelOrKeyFileExit1) {
   const test::RunResult missing = ember({"serve", "-m", "/nonexistent/model.gguf", "--port", "0"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("/nonexistent/model.gguf"), std::string::npos) << missing.err;
+  const test::RunResult no_draft =
+      ember({"serve", "-m", kTiny, "--port", "0", "--model-draft", "/nonexistent/draft.gguf"});
+  EXPECT_EQ(no_draft.exit_code, 1);
+  EXPECT_NE(no_draft.err.find("/nonexistent/draft.gguf"), std::string::npos) << no_draft.err;
 
   const std::string empty = (test::temp_dir("serve_cli") / "key").string();
   std::ofstream(empty) << "\n";
