@@ -364,45 +364,30 @@ void Engine::add_rows(Slot& slot, int32_t n) {
 
 void Engine::make_draft(Slot& slot, int32_t max_tokens) {
   SequenceDecoder& decoder = *slot.decoder;
-  const GenerateOptions::Speculative& spec = decoder.options().speculative;
   // Not from the prompt's last token: its row samples the first token (and forks n > 1 choices).
-  if (spec.draft_max <= 0 || !decoder.can_speculate() || slot.siblings_pending ||
-      decoder.stats().generated_tokens == 0) {
-    return;
-  }
-  if (slot.draft_length < 0) slot.draft_length = spec.draft_max;
-  // Beyond max_tokens' next-to-last token a draft is wasted: the step adds one more itself.
-  max_tokens = std::min({max_tokens, slot.draft_length, decoder.tokens_left() - 1});
+  if (slot.siblings_pending || decoder.stats().generated_tokens == 0) return;
+  if (slot.draft_length < 0) slot.draft_length = decoder.options().speculative.draft_max;
   const bool lookup = options_.draft_model == nullptr;
-  if (max_tokens < 1 || (lookup && max_tokens < spec.draft_min)) return;
-  if (lookup) {
-    // slot.tokens ends with the token sampled last, not yet stored: the draft follows it.
-    slot.draft = speculative::ngram_draft(slot.tokens, spec.ngram_min, spec.ngram_max, max_tokens);
-  } else {
-    try {
-      if (!slot.drafter) {
-        if (!drafters_.empty()) {
-          slot.drafter = std::move(drafters_.back());
-          drafters_.pop_back();
-        } else {
-          slot.drafter =
-              std::make_unique<DraftModel>(*options_.draft_model, options_.context, options_.kv_type, nullptr);
-        }
+  const int32_t limit = decoder.draft_limit(std::min(max_tokens, slot.draft_length), !lookup);
+  if (limit < 1) return;
+  try {
+    if (!lookup && !slot.drafter) {
+      if (!drafters_.empty()) {
+        slot.drafter = std::move(drafters_.back());
+        drafters_.pop_back();
+      } else {
+        slot.drafter = std::make_unique<DraftModel>(*options_.draft_model, options_.context, options_.kv_type, nullptr);
       }
-      DraftModel& drafter = *slot.drafter;
-      decoder.propose(
-          drafter.sync(slot.tokens), max_tokens, [&](int32_t token) { return drafter.feed(token); }, slot.draft,
-          slot.proposals);
-    } catch (const std::exception&) {
-      // The draft model failed (its memory, a hook): this sequence goes on without speculation.
-      slot.draft.clear();
-      slot.proposals.clear();
-      slot.draft_length = 0;
-      return_drafter(slot);
-      return;
     }
+    // slot.tokens ends with the token sampled last, not yet stored: the draft follows it.
+    decoder.draft(slot.tokens, slot.drafter.get(), limit, slot.draft, slot.proposals);
+  } catch (const std::exception&) {
+    // The draft model failed (its memory, a hook): this sequence goes on without speculation.
+    slot.draft.clear();
+    slot.proposals.clear();
+    slot.draft_length = 0;
+    return_drafter(slot);
   }
-  if (lookup && static_cast<int32_t>(slot.draft.size()) < spec.draft_min) slot.draft.clear();  // not worth a check
 }
 
 void Engine::add_speculative_rows(Slot& slot) {

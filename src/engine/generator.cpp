@@ -179,27 +179,18 @@ void Generator::decode(int32_t token) {
 }
 
 void Generator::make_draft() {
-  const GenerateOptions::Speculative& spec = decoder_->options().speculative;
-  if (spec.draft_max <= 0 || !decoder_->can_speculate()) return;
-  const int32_t room = options_.context - static_cast<int32_t>(cached_.size()) - 1;  // after the unstored token
-  // Beyond max_tokens' next-to-last token a draft is wasted: the step adds one more itself.
-  const int32_t max_tokens = std::min({draft_length_, room, decoder_->tokens_left() - 1});
-  if (max_tokens < 1 || (!draft_model_ && max_tokens < spec.draft_min)) return;
+  // Room after the unstored token, and the adaptive length.
+  const int32_t room = options_.context - static_cast<int32_t>(cached_.size()) - 1;
+  const int32_t limit = decoder_->draft_limit(std::min(draft_length_, room), draft_model_.has_value());
+  if (limit < 1) return;
   cached_.push_back(*unstored_);  // the draft follows the unstored token; taken back below, even on a throw
   struct TakeBack {
     std::vector<int32_t>& v;
     ~TakeBack() { v.pop_back(); }
   } take_back{cached_};
-  if (!draft_model_) {
-    draft_ = speculative::ngram_draft(cached_, spec.ngram_min, spec.ngram_max, max_tokens);
-  } else {
-    std::unique_lock<std::mutex> lock;
-    if (draft_model_->forward_mutex() != nullptr) lock = std::unique_lock(*draft_model_->forward_mutex());
-    const std::span<const float> logits = draft_model_->sync(cached_);
-    decoder_->propose(
-        logits, max_tokens, [&](int32_t token) { return draft_model_->feed(token); }, draft_, proposals_);
-  }
-  if (!draft_model_ && static_cast<int32_t>(draft_.size()) < spec.draft_min) draft_.clear();  // not worth a check
+  std::unique_lock<std::mutex> lock;
+  if (draft_model_ && draft_model_->forward_mutex() != nullptr) lock = std::unique_lock(*draft_model_->forward_mutex());
+  decoder_->draft(cached_, draft_model_ ? &*draft_model_ : nullptr, limit, draft_, proposals_);
 }
 
 bool Generator::speculate() {

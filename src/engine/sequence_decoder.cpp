@@ -181,7 +181,6 @@ bool SequenceDecoder::emit(int32_t id, std::span<const float> logits, GeneratedT
   const StopStringMatcher::Result matched = stops_.push(piece);
   token.text = matched.text;
   text_ += matched.text;
-  last_token_ = id;
   if (++stats_.generated_tokens == 1) stats_.first_token_ms = timer_.elapsed_ms();
 
   if (matched.stopped) {
@@ -206,6 +205,30 @@ std::span<const uint64_t> SequenceDecoder::allowed_mask(size_t n_logits) {
          n_logits, mask_.n_vocab());
   }
   return mask_.words().first(words);
+}
+
+int32_t SequenceDecoder::draft_limit(int32_t max_tokens, bool draft_model) const noexcept {
+  const GenerateOptions::Speculative& spec = options_.speculative;
+  if (spec.draft_max <= 0 || !can_speculate() || finished()) return 0;
+  // Beyond max_tokens' next-to-last token a draft is wasted: the step adds one more itself.
+  const int32_t limit = std::min(max_tokens, tokens_left() - 1);
+  if (limit < 1 || (!draft_model && limit < spec.draft_min)) return 0;
+  return limit;
+}
+
+void SequenceDecoder::draft(std::span<const int32_t> history, DraftModel* drafter, int32_t limit,
+                            std::vector<int32_t>& draft, std::vector<speculative::Distribution>& proposals) {
+  draft.clear();
+  proposals.clear();
+  if (limit < 1) return;
+  if (drafter == nullptr) {
+    const GenerateOptions::Speculative& spec = options_.speculative;
+    draft = speculative::ngram_draft(history, spec.ngram_min, spec.ngram_max, limit);
+    if (static_cast<int32_t>(draft.size()) < spec.draft_min) draft.clear();  // not worth a check
+    return;
+  }
+  propose(
+      drafter->sync(history), limit, [drafter](int32_t token) { return drafter->feed(token); }, draft, proposals);
 }
 
 void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,

@@ -15,6 +15,7 @@
 
 #include "core/timer.h"
 #include "ember/session.h"
+#include "engine/draft_model.h"
 #include "engine/logprobs.h"
 #include "engine/sampler_chain.h"
 #include "engine/speculative.h"
@@ -60,6 +61,16 @@ class SequenceDecoder {
   // for a deterministic draft (prompt lookup).
   Speculation speculate(std::span<const int32_t> draft, std::span<const speculative::Distribution> proposals,
                         std::span<const std::span<const float>> rows);
+  // How many tokens a draft may hold now, at most `max_tokens` (the caller's room and adaptive
+  // length): 0 when this step should not speculate (off, mirostat, max_tokens nearly reached, a
+  // prompt-lookup draft that could not reach draft_min). The rules draft() and both loops share.
+  int32_t draft_limit(int32_t max_tokens, bool draft_model) const noexcept;
+  // The draft after `history` (the sequence's tokens, the unstored last one included), at most
+  // `limit` (draft_limit()) tokens: the draft model's through propose() when `drafter` is set (it
+  // syncs to `history`; the caller holds its mutex), else prompt lookup (cleared when shorter
+  // than draft_min). `proposals` is empty for prompt lookup.
+  void draft(std::span<const int32_t> history, DraftModel* drafter, int32_t limit, std::vector<int32_t>& draft,
+             std::vector<speculative::Distribution>& proposals);
   // Drafting with a draft model: draws up to `max_tokens` tokens, each from this sequence's
   // sampler (its settings and history, the constraint's mask) over the draft model's logits —
   // `logits` after the last token, then feed(token) after each drawn one but the last. Fills
@@ -85,8 +96,6 @@ class SequenceDecoder {
   bool take_tail(GeneratedToken& token);
 
   bool finished() const noexcept { return stats_.finish != FinishReason::kNone; }
-  // The last token on_logits returned: the next one to store in the KV cache.
-  int32_t last_token() const noexcept { return last_token_; }
   const std::string& text() const noexcept { return text_; }
   const GenerateOptions& options() const noexcept { return options_; }
   // generated_tokens, first_token_ms, finish, stop_string and total_ms (on finish) are kept here;
@@ -113,7 +122,6 @@ class SequenceDecoder {
   std::string text_;
   GenerationStats stats_;
   Timer timer_;
-  int32_t last_token_ = -1;
   std::mt19937_64 verify_rng_;  // speculative verification's draws
   std::mt19937_64 draft_rng_;   // the draft model's draws
   bool tail_taken_ = false;

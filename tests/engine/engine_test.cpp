@@ -154,6 +154,34 @@ TEST(EngineTest, BatchedGreedyOutputsEqualEachRequestAlone) {
   EXPECT_EQ(engine.stats().generated_tokens, 24 * static_cast<int64_t>(kPrompts.size()));
 }
 
+// A pool of one context (16 blocks) for four requests that grow to ~100 tokens each: preemption
+// recomputes without changing outputs (with speculation: `draft_max` > 0, drafts by `draft`, or
+// prompt lookup). Returns the engine's stats at the end.
+EngineStats run_preempted(Model* draft, int32_t draft_max) {
+  EngineOptions options = small_options();
+  options.kv_tokens = 256;
+  options.max_running = 4;
+  options.draft_model = draft;
+  std::vector<Outcome> alone;
+  for (size_t i = 0; i < 4; ++i) alone.push_back(run_alone(request(kPrompts[i], 80)));
+
+  Engine engine(*tiny().model, *tiny().tokenizer, options);
+  std::vector<std::shared_ptr<EngineRequest>> requests;
+  for (size_t i = 0; i < 4; ++i) {
+    requests.push_back(request(kPrompts[i], 80));
+    requests.back()->options.speculative.draft_max = draft_max;
+    EXPECT_TRUE(engine.submit(requests.back()));
+  }
+  for (size_t i = 0; i < 4; ++i) {
+    const Outcome o = collect(*requests[i], [&] { engine.step(); });
+    EXPECT_EQ(o.ids[0], alone[i].ids[0]) << kPrompts[i];
+    EXPECT_EQ(o.text[0], alone[i].text[0]);
+  }
+  EXPECT_GT(engine.stats().preemptions, 0);
+  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  return engine.stats();
+}
+
 // ember-tiny-draft on ember-tiny's backend: the draft model of the speculative tests.
 Model& tiny_draft() {
   static std::unique_ptr<Model> draft = [] {
@@ -209,26 +237,8 @@ TEST(EngineTest, SpeculationUnderPreemptionAndStops) {
   // A pool of one context for four speculating requests: preemption drops a sequence's draft
   // cache too, and recomputing changes no output. Stop strings and the context limit end a
   // speculative step's tokens where they would end plain decoding's.
-  EngineOptions options = small_options();
-  options.kv_tokens = 256;
-  options.max_running = 4;
-  options.draft_model = &tiny_draft();
-  std::vector<Outcome> alone;
-  for (size_t i = 0; i < 4; ++i) alone.push_back(run_alone(request(kPrompts[i], 80)));
-  Engine engine(*tiny().model, *tiny().tokenizer, options);
-  std::vector<std::shared_ptr<EngineRequest>> requests;
-  for (size_t i = 0; i < 4; ++i) {
-    requests.push_back(request(kPrompts[i], 80));
-    requests.back()->options.speculative.draft_max = 6;
-    ASSERT_TRUE(engine.submit(requests.back()));
-  }
-  for (size_t i = 0; i < 4; ++i) {
-    const Outcome o = collect(*requests[i], [&] { engine.step(); });
-    EXPECT_EQ(o.ids[0], alone[i].ids[0]) << kPrompts[i];
-  }
-  EXPECT_GT(engine.stats().preemptions, 0);
-  EXPECT_GT(engine.stats().accepted_tokens, 0);
-  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
+  const EngineStats stats = run_preempted(&tiny_draft(), 6);
+  EXPECT_GT(stats.accepted_tokens, 0);
 
   auto plain = request(kPrompts[0], 60);
   plain->options.stop.strings = {" the"};
@@ -348,28 +358,7 @@ TEST(EngineTest, SharedPrefixIsComputedOnce) {
   EXPECT_EQ(collect(*third, [&] { cold.step(); }).stats[0].cached_tokens, 0);
 }
 
-TEST(EngineTest, PreemptionRecomputesWithoutChangingOutputs) {
-  // A pool of one context (16 blocks) for four requests that grow to ~100 tokens each.
-  EngineOptions options = small_options();
-  options.kv_tokens = 256;
-  options.max_running = 4;
-  std::vector<Outcome> alone;
-  for (size_t i = 0; i < 4; ++i) alone.push_back(run_alone(request(kPrompts[i], 80)));
-
-  Engine engine(*tiny().model, *tiny().tokenizer, options);
-  std::vector<std::shared_ptr<EngineRequest>> requests;
-  for (size_t i = 0; i < 4; ++i) {
-    requests.push_back(request(kPrompts[i], 80));
-    ASSERT_TRUE(engine.submit(requests.back()));
-  }
-  for (size_t i = 0; i < 4; ++i) {
-    const Outcome o = collect(*requests[i], [&] { engine.step(); });
-    EXPECT_EQ(o.ids[0], alone[i].ids[0]) << kPrompts[i];
-    EXPECT_EQ(o.text[0], alone[i].text[0]);
-  }
-  EXPECT_GT(engine.stats().preemptions, 0);
-  EXPECT_EQ(engine.stats().kv_blocks_used, 0);
-}
+TEST(EngineTest, PreemptionRecomputesWithoutChangingOutputs) { run_preempted(nullptr, 0); }
 
 TEST(EngineTest, CancelEndsTheRequestAndFreesItsBlocks) {
   Engine engine(*tiny().model, *tiny().tokenizer, small_options());
