@@ -72,8 +72,10 @@ struct GemmScratch {
   std::vector<float> scale, min_scale;
   std::vector<int32_t> corr;
 
-  // Sizes the buffers for m rows of k in `layout` and returns views of them.
-  GemmActivations prepare(const PanelFormat& format, const ActLayout& layout, int64_t m, int64_t k);
+  // Sizes the buffers for m rows of k in `layout` and returns views of them. With zero_padding the
+  // last tile's rows past m are zeroed (for kernels that compute whole tiles).
+  GemmActivations prepare(const PanelFormat& format, const ActLayout& layout, int64_t m, int64_t k,
+                          bool zero_padding = true);
   // Sizes the buffers for any gemm() of up to max_rows rows of max_k: int8 layouts, and with
   // `float_weights` the 4-byte activations of F16 / BF16 panels too.
   void reserve(int64_t max_rows, int64_t max_k, bool float_weights);
@@ -96,6 +98,9 @@ bool amx_serves(Isa isa, const PackedWeights& w);
 
 struct GemmOptions {
   bool amx = true;  // false: never AMX (A/B measurements, the FMA F16 kernel's tests)
+  // A thread's share of the activations up to this size runs k whole; above it, k in L1-sized
+  // chunks (gemm.cpp's run_task says why). Only speed depends on it: the bits are the same.
+  int64_t whole_k_act_bytes = 256 * 1024;
 };
 
 // Whether gemm(isa, ..., w, x, m, ..., options) takes the AMX kernels.

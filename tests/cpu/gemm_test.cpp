@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <random>
 
 #include "cpu/gemm.h"
@@ -178,7 +179,8 @@ TEST(Gemm, SimdMicrokernelsMatchScalarBitForBit) {
 
 // gemm() end to end against float64 of the dequantized weights and the quantized activations the
 // kernels see, on every ISA, with more rows than a row chunk and more k than a k chunk.
-void expect_gemm_matches_float64(Isa isa, DType type, int64_t m, int64_t k, int64_t n_out, ThreadPool& pool) {
+void expect_gemm_matches_float64(Isa isa, DType type, int64_t m, int64_t k, int64_t n_out, ThreadPool& pool,
+                                 const GemmOptions& options = {}) {
   const std::vector<std::byte> blocks = quantized(type, random_values(static_cast<size_t>(n_out * k), 9, 0.05f));
   std::vector<float> w_deq(static_cast<size_t>(n_out * k));
   dequantize(type, blocks.data(), w_deq.data(), n_out * k);
@@ -187,7 +189,7 @@ void expect_gemm_matches_float64(Isa isa, DType type, int64_t m, int64_t k, int6
   const QuantizedActs a = quantize_acts(isa, true, w.format(), x, m, k);
   std::vector<float> y(static_cast<size_t>(m * n_out), NAN);
   GemmScratch scratch;
-  gemm(isa, pool, w, x.data(), m, y.data(), scratch);
+  gemm(isa, pool, w, x.data(), m, y.data(), scratch, options);
   const int sub = w.format().sub;
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t r = 0; r < n_out; ++r) {
@@ -220,7 +222,8 @@ TEST(Gemm, RowAndDepthChunksMatchFloat64) {
     SCOPED_TRACE(std::string(isa_name(isa)));
     for (DType type : {DType::kQ4_0, DType::kQ6_K, DType::kQ4_K}) {
       SCOPED_TRACE(std::string(dtype_name(type)));
-      expect_gemm_matches_float64(isa, type, 261, 2304, 20, pool);
+      // k in chunks whatever the rows' size (the default would run this k whole).
+      expect_gemm_matches_float64(isa, type, 261, 2304, 20, pool, GemmOptions{.amx = true, .whole_k_act_bytes = 0});
     }
   }
 }
@@ -376,6 +379,37 @@ TEST(Gemm, EveryIsaAndThreadCountGivesIdenticalBits) {
         if (first.empty()) first = y;
         for (size_t i = 0; i < y.size(); ++i) {
           ASSERT_EQ(y[i], first[i]) << isa_name(isa) << ", " << threads << " threads, output " << i;
+        }
+      }
+    }
+  }
+}
+
+// Whether a task runs k whole or in L1-sized chunks is a speed choice: every ISA gives the same bits
+// both ways, for row counts of one partial tile to several, with the scratch's padding rows left
+// holding NaNs from an earlier call (the float kernels compute only the rows a tile holds, so
+// gemm() does not zero them for float panels).
+TEST(Gemm, KChunkingAndStalePaddingLeaveTheBits) {
+  constexpr int64_t kOut = 45, kK = 768;  // 3 float k-chunks, 2 int8 ones
+  for (DType type : {DType::kF16, DType::kBF16, DType::kQ4_K, DType::kQ8_0}) {
+    const std::vector<std::byte> blocks = quantized(type, random_values(static_cast<size_t>(kOut * kK), 31u, 0.05f));
+    for (Isa isa : supported_isas()) {
+      SCOPED_TRACE(std::string(dtype_name(type)) + " " + std::string(isa_name(isa)));
+      ThreadPool pool(2);
+      const PackedWeights w = PackedWeights::pack({blocks.data(), type, kOut, kK}, isa, pool);
+      for (int64_t m : {1, 3, 5, 13, 30}) {
+        const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 7u + static_cast<uint32_t>(m), 1.0f);
+        std::vector<float> whole(static_cast<size_t>(m * kOut), NAN), chunked = whole;
+        GemmScratch scratch;
+        scratch.reserve(32, kK, true);
+        std::memset(scratch.q.data(), 0xFF, scratch.q.size());  // NaN floats, NaN bf16 pairs
+        gemm(isa, pool, w, x.data(), m, chunked.data(), scratch, GemmOptions{.amx = true, .whole_k_act_bytes = 0});
+        std::memset(scratch.q.data(), 0xFF, scratch.q.size());
+        gemm(isa, pool, w, x.data(), m, whole.data(), scratch,
+             GemmOptions{.amx = true, .whole_k_act_bytes = std::numeric_limits<int64_t>::max()});
+        for (size_t i = 0; i < whole.size(); ++i) {
+          ASSERT_TRUE(std::isfinite(whole[i])) << "m " << m << ", output " << i;
+          ASSERT_EQ(whole[i], chunked[i]) << "m " << m << ", output " << i;
         }
       }
     }
