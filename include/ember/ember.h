@@ -71,6 +71,9 @@ typedef struct ember_load_params {
   int32_t kv_f32;            /* nonzero: F32 KV cache instead of F16 */
   int32_t mlock;             /* nonzero: lock the weights in RAM */
   const char* chat_template; /* Jinja source, a preset name or a template file; NULL: the model's, else ChatML */
+  /* nonzero: each token's logits bit-identical however tokens share a forward step, so greedy
+   * speculative decoding gives plain decoding's text exactly (slower prefill of F16 / BF16) */
+  int32_t deterministic;
 } ember_load_params;
 
 EMBER_C_API void ember_load_params_init(ember_load_params* params);
@@ -120,6 +123,12 @@ EMBER_C_API ember_status ember_apply_chat_template(const ember_model* model, con
 /* ---- Sessions and generation -------------------------------------------------------------- */
 
 EMBER_C_API ember_status ember_session_new(ember_model* model, ember_session** session);
+/* A session whose speculative decoding (ember_generate_params.draft_max) takes its drafts from
+ * `draft`, a smaller model of the same vocabulary (NULL: prompt lookup, as ember_session_new).
+ * The session holds both models (their handles may be freed first). EMBER_ERROR_INVALID_ARGUMENT
+ * when the vocabularies differ.
+ * Load the draft with n_threads = 1: its steps are too small to split across threads. */
+EMBER_C_API ember_status ember_session_new_with_draft(ember_model* model, ember_model* draft, ember_session** session);
 EMBER_C_API void ember_session_free(ember_session* session); /* NULL is fine */
 /* Any thread: the running generation stops before its next step (EMBER_FINISH_CANCELLED). */
 EMBER_C_API void ember_session_cancel(ember_session* session);
@@ -147,6 +156,15 @@ typedef struct ember_generate_params {
   int32_t n_logprobs; /* -1: no logprobs; else the chosen token's and this many alternatives */
   bool add_special;   /* add BOS to the prompt where the vocabulary asks */
   bool parse_special; /* control-token text in the prompt becomes control tokens */
+  /* Speculative decoding (docs/engine.md): up to draft_max tokens (0: off, at most 64) proposed per
+   * step by the session's draft model, else by prompt lookup, and checked in one forward pass; the
+   * output's distribution is plain decoding's. Not with mirostat. */
+  int32_t draft_max;
+  int32_t draft_min;  /* the adaptive draft length's floor (1); shorter lookup drafts are not checked */
+  int32_t spec_ngram; /* prompt lookup matches this many last tokens first, then fewer (3; 1 to 16) */
+  /* nonzero: greedy speculation goes on when it measures slower per token than plain steps (by
+   * default it pauses then; sampled speculation never decides on timing) */
+  int32_t draft_always;
 } ember_generate_params;
 
 EMBER_C_API void ember_generate_params_init(ember_generate_params* params);
@@ -183,6 +201,8 @@ typedef struct ember_generate_stats {
   double first_token_ms;
   double total_ms;
   ember_finish_reason finish;
+  int32_t draft_tokens;    /* speculative decoding: tokens proposed ... */
+  int32_t accepted_tokens; /* ... and kept */
 } ember_generate_stats;
 
 EMBER_C_API void ember_generate_stats_init(ember_generate_stats* stats);

@@ -139,6 +139,10 @@ ember::GenerateOptions to_options(const ember_generate_params& p) {
   o.logprobs = p.n_logprobs;
   o.add_special = p.add_special;
   o.parse_special = p.parse_special;
+  o.speculative.draft_max = p.draft_max;
+  o.speculative.draft_min = p.draft_min;
+  o.speculative.ngram_max = p.spec_ngram;
+  o.speculative.pause_when_slower = p.draft_always == 0;
   return o;
 }
 
@@ -184,6 +188,7 @@ ember_status ember_model_load(const char* path, const ember_load_params* params,
     o.context = p.n_ctx;
     o.kv_type = p.kv_f32 != 0 ? ember::DType::kF32 : ember::DType::kF16;
     o.mlock = p.mlock != 0;
+    o.batch_invariant = p.deterministic != 0;
     if (p.chat_template != nullptr) o.chat_template = p.chat_template;
     auto handle = std::make_unique<ember_model>();
     handle->llm = ember::Llm::load(path, o);
@@ -282,12 +287,17 @@ bool ember_is_end_of_generation(const ember_model* model, int32_t token) {
 }
 
 ember_status ember_session_new(ember_model* model, ember_session** session) {
+  return ember_session_new_with_draft(model, nullptr, session);
+}
+
+ember_status ember_session_new_with_draft(ember_model* model, ember_model* draft, ember_session** session) {
   if (session != nullptr) *session = nullptr;
   return guarded([&] {
     if (model == nullptr) return null_argument("model");
     if (session == nullptr) return null_argument("session");
     auto handle = std::make_unique<ember_session>();
-    handle->session = std::make_unique<ember::Session>(model->llm);
+    handle->session = std::make_unique<ember::Session>(
+        model->llm, ember::SessionOptions{.draft_model = draft != nullptr ? draft->llm : nullptr});
     *session = handle.release();
     return EMBER_OK;
   });
@@ -326,6 +336,10 @@ void ember_generate_params_init(ember_generate_params* params) {
   params->n_logprobs = -1;
   params->add_special = true;
   params->parse_special = true;
+  const ember::GenerateOptions::Speculative spec;
+  params->draft_max = spec.draft_max;
+  params->draft_min = spec.draft_min;
+  params->spec_ngram = spec.ngram_max;
 }
 
 void ember_generate_stats_init(ember_generate_stats* stats) {
@@ -364,6 +378,8 @@ ember_status ember_generate(ember_session* session, const char* prompt, const em
     out.first_token_ms = s.first_token_ms;
     out.total_ms = s.total_ms;
     out.finish = static_cast<ember_finish_reason>(s.finish);
+    out.draft_tokens = s.draft_tokens;
+    out.accepted_tokens = s.accepted_tokens;
     write_versioned(out, stats);
     return EMBER_OK;
   });

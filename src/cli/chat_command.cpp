@@ -21,6 +21,7 @@
 #include "cli/interrupt.h"
 #include "cli/line_reader.h"
 #include "cli/sampling_flags.h"
+#include "cli/speculative_flags.h"
 #include "cli/value_format.h"
 #include "core/atomic_file.h"
 #include "core/check.h"
@@ -38,19 +39,22 @@ struct ChatCommandOptions {
   int threads = 0;
   int32_t ctx_size = 0;
   bool mlock = false;
+  bool batch_invariant = false;  // --deterministic
   bool no_prefix_reuse = false;
   SamplingParams sampling;
   StopConditions stop;
+  GenerateOptions::Speculative speculative;
+  std::string draft_model_path;  // empty: prompt lookup
 };
 
 // --- The conversation -------------------------------------------------------------------------
 
 class Chat {
  public:
-  Chat(const ChatCommandOptions& o, std::shared_ptr<Llm> llm, bool interactive)
+  Chat(const ChatCommandOptions& o, std::shared_ptr<Llm> llm, std::shared_ptr<Llm> draft, bool interactive)
       : options_(o),
         llm_(std::move(llm)),
-        session_(llm_, SessionOptions{.reuse_prefix = !o.no_prefix_reuse}),
+        session_(llm_, SessionOptions{.reuse_prefix = !o.no_prefix_reuse, .draft_model = std::move(draft)}),
         interactive_(interactive) {
     if (o.system) messages_.push_back({"system", *o.system});
   }
@@ -81,6 +85,7 @@ class Chat {
     GenerateOptions g;
     g.sampling = options_.sampling;
     g.stop = options_.stop;
+    g.speculative = options_.speculative;
     g.add_special = true;    // Llm::tokenize keeps one BOS when the template writes it
     g.parse_special = true;  // the template's control tokens (the user's text is data, but rendered in it)
     std::optional<Generation> generation;
@@ -215,6 +220,12 @@ class Chat {
                                                                       : fmt::format("{} tokens", stop.max_tokens));
     for (const std::string& s : stop.strings) text += fmt::format("stop at   \"{}\"\n", escape_text(s));
     if (stop.max_time_ms > 0) text += fmt::format("time      at most {:.1f} s per reply\n", stop.max_time_ms / 1e3);
+    const GenerateOptions::Speculative& spec = options_.speculative;
+    if (spec.draft_max > 0) {
+      text += fmt::format("drafts    {}-{} tokens per step, from {}\n", spec.draft_min, spec.draft_max,
+                          options_.draft_model_path.empty() ? fmt::format("prompt lookup ({}-grams)", spec.ngram_max)
+                                                            : escape_text(options_.draft_model_path));
+    }
     return text;
   }
 
@@ -223,16 +234,23 @@ class Chat {
     const GenerationStats& s = last_;
     const int32_t computed = s.prompt_tokens - s.cached_tokens;
     const auto rate = [](int32_t n, double ms) { return ms > 0 ? fmt::format("{:.1f} tok/s", n * 1e3 / ms) : "-"; };
-    const int32_t decoded = s.decode_steps;
+    // Speculative steps emit several tokens: the rate counts tokens (the first comes from the prefill).
+    const int32_t decoded = s.draft_tokens > 0 ? std::max(s.generated_tokens - 1, 0) : s.decode_steps;
+    std::string drafts;
+    if (s.draft_tokens > 0) {
+      drafts = fmt::format("drafts    {} of {} kept ({:.0f}%)\n", s.accepted_tokens, s.draft_tokens,
+                           100.0 * s.accepted_tokens / s.draft_tokens);
+    }
     return fmt::format(
         "prompt    {} tokens: {} reused from the cache, {} computed in {:.1f} ms ({})\n"
         "reply     {} tokens: {} decode steps in {:.1f} ms ({}), sampling {:.1f} µs/token\n"
+        "{}"
         "first     token after {:.1f} ms\n"
         "context   {} of {} tokens in the cache\n"
         "finish    {}\n",
         s.prompt_tokens, s.cached_tokens, computed, s.prefill_ms, rate(computed, s.prefill_ms), s.generated_tokens,
-        decoded, s.decode_ms, rate(decoded, s.decode_ms),
-        s.generated_tokens > 0 ? s.sample_ms * 1e3 / s.generated_tokens : 0.0, s.first_token_ms,
+        s.decode_steps, s.decode_ms, rate(decoded, s.decode_ms),
+        s.generated_tokens > 0 ? s.sample_ms * 1e3 / s.generated_tokens : 0.0, drafts, s.first_token_ms,
         session_.cached_tokens().size(), llm_->info().context, finish_reason_name(s.finish));
   }
 
@@ -251,14 +269,27 @@ int run_chat(const ChatCommandOptions& o) {
   load.threads = resolve_threads(o.threads);
   load.context = o.ctx_size;
   load.mlock = o.mlock;
+  load.batch_invariant = o.batch_invariant;
   if (o.chat_template) load.chat_template = *o.chat_template;
   StatusLine status(interactive && ::isatty(STDERR_FILENO) == 1,
                     fmt::format("ember: loading {} ...", escape_text(o.model_path)));
   const std::shared_ptr<Llm> llm = Llm::load(o.model_path, load);
+  std::shared_ptr<Llm> draft;
+  if (!o.draft_model_path.empty()) {
+    status.clear();
+    StatusLine draft_status(interactive && ::isatty(STDERR_FILENO) == 1,
+                            fmt::format("ember: loading {} ...", escape_text(o.draft_model_path)));
+    // One thread: a draft model's steps are too small to split, and a second pool of spinning
+    // workers would compete with the model's for the cores.
+    LoadOptions draft_load = load;
+    draft_load.threads = 1;
+    draft_load.chat_template.clear();
+    draft = Llm::load(o.draft_model_path, draft_load);
+  }
   status.clear();
   check_logit_bias_tokens(o.sampling, llm->info().n_vocab);  // now, not at every turn
   LineReader reader(interactive);
-  Chat chat(o, llm, interactive);
+  Chat chat(o, llm, draft, interactive);
   chat.run(reader);
   return kExitOk;
 }
@@ -283,18 +314,24 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
       ->check(CLI::NonNegativeNumber)
       ->type_name("N");
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM");
+  cmd->add_flag("--deterministic", o->batch_invariant,
+                "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "
+                "gives bit-identical replies to plain decoding (slower prefill of F16 / BF16 weights)");
   cmd->add_flag("--no-prefix-reuse", o->no_prefix_reuse,
                 "Compute every turn's whole prompt again instead of reusing the conversation's KV cache");
   cmd->add_option("-n,--n-predict", o->stop.max_tokens, "Tokens per reply at most; -1: until the model ends it")
       ->capture_default_str()
       ->type_name("N");
   add_sampling_flags(cmd, o->sampling, o->stop);
+  add_speculative_flags(cmd, o->speculative, o->draft_model_path, /*server=*/false);
   cmd->footer(
       "Commands: /reset, /system TEXT, /save FILE, /load FILE, /params, /stats, /help, /exit.\n"
       "A line ending in '\\' continues on the next. Replies stream to stdout; with standard input\n"
       "not a terminal, each line is a message or a command (no prompt, no line editing).");
-  cmd->callback([o, &action] {
+  cmd->callback([o, cmd, &action] {
     check_sampling_flags(o->sampling, o->stop);
+    resolve_speculative_flags(*cmd, o->speculative, o->draft_model_path);
+    check_speculative_sampling(o->speculative, o->sampling);
     if (o->stop.max_tokens < -1)
       throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->stop.max_tokens));
     action = [o] { return run_chat(*o); };

@@ -341,11 +341,7 @@ void add_run_command(CLI::App& app, CommandAction& action) {
     if (o->n_predict < -1) throw CLI::ValidationError(fmt::format("-n must be -1 or more, not {}", o->n_predict));
     check_sampling_flags(o->sampling, o->stop);
     resolve_speculative_flags(*cmd, o->speculative, o->draft_model_path);
-    if (o->speculative.draft_max > 0 && o->sampling.mirostat != 0) {
-      throw CLI::ValidationError(
-          "speculative decoding (--draft-max, --model-draft) does not work with --mirostat (its state follows every "
-          "draw)");
-    }
+    check_speculative_sampling(o->speculative, o->sampling);
     o->constraint = resolve_constraint_flags(o->constraint_flags);
     action = [o] { return run_generate(*o); };
   });

@@ -1,4 +1,4 @@
-// The speculative decoding flags of `ember run` and `ember serve` (see speculative_flags.h).
+// The speculative decoding flags of `ember run`, `ember chat` and `ember serve` (see speculative_flags.h).
 #include "cli/speculative_flags.h"
 
 #include <fmt/format.h>
@@ -41,6 +41,14 @@ void resolve_speculative_flags(const CLI::App& cmd, GenerateOptions::Speculative
   if (spec.draft_max > 0 && spec.draft_min > spec.draft_max) {
     throw CLI::ValidationError(
         fmt::format("--draft-min {} is more than --draft-max {}", spec.draft_min, spec.draft_max));
+  }
+}
+
+void check_speculative_sampling(const GenerateOptions::Speculative& spec, const SamplingParams& sampling) {
+  if (spec.draft_max > 0 && sampling.mirostat != 0) {
+    throw CLI::ValidationError(
+        "speculative decoding (--draft-max, --model-draft) does not work with --mirostat (its state follows every "
+        "draw)");
   }
 }
 

@@ -1,5 +1,5 @@
-// The speculative decoding flags shared by `ember run` and `ember serve` (--model-draft,
-// --draft-max, --draft-min, --spec-ngram; run adds --draft-always) and their checks.
+// The speculative decoding flags shared by `ember run`, `ember chat` and `ember serve` (--model-draft,
+// --draft-max, --draft-min, --spec-ngram; run and chat add --draft-always) and their checks.
 #pragma once
 
 #include <string>
@@ -19,5 +19,9 @@ void add_speculative_flags(CLI::App* cmd, GenerateOptions::Speculative& spec, st
 // usage error (CLI::ValidationError, exit 2).
 void resolve_speculative_flags(const CLI::App& cmd, GenerateOptions::Speculative& spec,
                                const std::string& draft_model_path);
+
+// Speculation with --mirostat is a usage error (CLI::ValidationError) for the commands that sample
+// with one fixed setting (run, chat).
+void check_speculative_sampling(const GenerateOptions::Speculative& spec, const SamplingParams& sampling);
 
 }  // namespace ember::cli

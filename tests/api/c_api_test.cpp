@@ -1,8 +1,9 @@
-// The C API (ember/ember.h): status codes and messages, buffer sizing, size-versioned structs, and
-// generation through the callback on stories260K.
+// The C API (ember/ember.h): status codes and messages, buffer sizing, size-versioned structs,
+// generation through the callback on stories260K, and speculative decoding on the bundled models.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -246,6 +247,93 @@ TEST_F(CApi, CancelFromAnotherThreadStopsTheGeneration) {
   EXPECT_EQ(ember_generate(session_, kPrompt, &params, count_tokens, &state, &unset), EMBER_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ember_last_error()).find("stats"), std::string::npos);
   EXPECT_EQ(ember_session_reset(session_), EMBER_OK);
+}
+
+// Speculative decoding through the C API on the bundled models (always here): with a draft model
+// and with prompt lookup, `deterministic` greedy text equals plain decoding's and the stats count
+// the drafts; an older params struct leaves speculation off; bad settings and a draft of another
+// vocabulary are errors with a message.
+TEST(CApiSpeculative, DraftsKeepTheTextAndAreCounted) {
+  const fs::path models = fs::path(EMBER_SOURCE_DIR) / "models";
+  ember_load_params load;
+  ember_load_params_init(&load);
+  load.n_threads = 2;
+  load.n_ctx = 256;
+  load.deterministic = 1;
+  ember_model* target = nullptr;
+  ember_model* draft = nullptr;
+  ASSERT_EQ(ember_model_load((models / "ember-tiny.gguf").c_str(), &load, &target), EMBER_OK) << ember_last_error();
+  load.n_threads = 1;
+  ASSERT_EQ(ember_model_load((models / "ember-tiny-draft.gguf").c_str(), &load, &draft), EMBER_OK)
+      << ember_last_error();
+  ember_session* plain_session = nullptr;
+  ember_session* draft_session = nullptr;
+  ASSERT_EQ(ember_session_new(target, &plain_session), EMBER_OK);
+  ASSERT_EQ(ember_session_new_with_draft(target, draft, &draft_session), EMBER_OK) << ember_last_error();
+
+  ember_generate_params params;
+  ember_generate_params_init(&params);
+  EXPECT_EQ(params.draft_max, 0);  // off unless asked
+  EXPECT_EQ(params.draft_min, 1);
+  EXPECT_EQ(params.spec_ngram, 3);
+  params.temperature = 0.0f;
+  params.max_tokens = 60;
+  const char* const prompt = "And the LORD said unto Moses";
+  Collected plain;
+  ember_generate_stats stats;
+  ember_generate_stats_init(&stats);
+  ASSERT_EQ(ember_generate(plain_session, prompt, &params, collect, &plain, &stats), EMBER_OK) << ember_last_error();
+  EXPECT_EQ(stats.draft_tokens, 0);
+
+  params.draft_max = 4;
+  params.draft_always = 1;  // the steps taken must not depend on timing (this counts drafts)
+  for (ember_session* session : {draft_session, plain_session}) {  // the draft model, then prompt lookup
+    SCOPED_TRACE(session == draft_session ? "draft model" : "prompt lookup");
+    ASSERT_EQ(ember_session_reset(session), EMBER_OK);
+    Collected spec;
+    ember_generate_stats_init(&stats);
+    ASSERT_EQ(ember_generate(session, prompt, &params, collect, &spec, &stats), EMBER_OK) << ember_last_error();
+    EXPECT_EQ(spec.text, plain.text);
+    EXPECT_EQ(stats.generated_tokens, 60);
+    EXPECT_GT(stats.draft_tokens, 0);
+    EXPECT_GT(stats.accepted_tokens, 0);
+    EXPECT_LE(stats.accepted_tokens, stats.draft_tokens);
+  }
+
+  // A caller built before the speculative fields: its params end at parse_special, so they are off.
+  ember_generate_params old = params;
+  old.struct_size = offsetof(ember_generate_params, draft_max);
+  Collected again;
+  ASSERT_EQ(ember_generate(draft_session, prompt, &old, collect, &again, &stats), EMBER_OK) << ember_last_error();
+  EXPECT_EQ(again.text, plain.text);
+  EXPECT_EQ(stats.draft_tokens, 0);
+
+  ember_generate_params bad = params;
+  bad.draft_min = 5;  // above draft_max
+  EXPECT_EQ(ember_generate(draft_session, prompt, &bad, collect, &again, &stats), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("draft_min"), std::string::npos) << ember_last_error();
+  bad = params;
+  bad.draft_max = 65;
+  EXPECT_EQ(ember_generate(draft_session, prompt, &bad, collect, &again, &stats), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("draft_max"), std::string::npos) << ember_last_error();
+  ember_session_free(draft_session);
+  ember_session_free(plain_session);
+  ember_model_free(draft);
+
+  ember_session* none = nullptr;
+  EXPECT_EQ(ember_session_new_with_draft(nullptr, nullptr, &none), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(none, nullptr);
+  const auto data = test::shared_data_dir();
+  if (data) {  // a draft of another vocabulary (stories260K: 512 tokens)
+    ember_model* stories = nullptr;
+    ASSERT_EQ(ember_model_load((*data / kStories).c_str(), nullptr, &stories), EMBER_OK) << ember_last_error();
+    EXPECT_EQ(ember_session_new_with_draft(target, stories, &none), EMBER_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(none, nullptr);
+    EXPECT_NE(std::string(ember_last_error()).find("vocabulary"), std::string::npos) << ember_last_error();
+    ember_model_free(stories);
+  }
+  ember_model_free(target);
+  if (!data) GTEST_SKIP() << "../shared/data not found beside the checkout: the vocabulary mismatch was not checked";
 }
 
 }  // namespace

@@ -11,7 +11,8 @@ GREEDY = ", there was a little girl named Lily. She loved to play outside in the
 
 class LoadParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("n_threads", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
-                ("kv_f32", ctypes.c_int32), ("mlock", ctypes.c_int32), ("chat_template", ctypes.c_char_p)]
+                ("kv_f32", ctypes.c_int32), ("mlock", ctypes.c_int32), ("chat_template", ctypes.c_char_p),
+                ("deterministic", ctypes.c_int32)]
 
 
 class GenerateParams(ctypes.Structure):
@@ -22,7 +23,8 @@ class GenerateParams(ctypes.Structure):
                 ("seed", ctypes.c_uint64), ("max_tokens", ctypes.c_int32),
                 ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_size_t),
                 ("max_time_ms", ctypes.c_double), ("n_logprobs", ctypes.c_int32),
-                ("add_special", ctypes.c_bool), ("parse_special", ctypes.c_bool)]
+                ("add_special", ctypes.c_bool), ("parse_special", ctypes.c_bool), ("draft_max", ctypes.c_int32),
+                ("draft_min", ctypes.c_int32), ("spec_ngram", ctypes.c_int32), ("draft_always", ctypes.c_int32)]
 
 
 class TokenLogprob(ctypes.Structure):
@@ -39,7 +41,8 @@ class GenerateStats(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("prompt_tokens", ctypes.c_int32),
                 ("cached_tokens", ctypes.c_int32), ("generated_tokens", ctypes.c_int32),
                 ("prefill_ms", ctypes.c_double), ("decode_ms", ctypes.c_double), ("sample_ms", ctypes.c_double),
-                ("first_token_ms", ctypes.c_double), ("total_ms", ctypes.c_double), ("finish", ctypes.c_int)]
+                ("first_token_ms", ctypes.c_double), ("total_ms", ctypes.c_double), ("finish", ctypes.c_int),
+                ("draft_tokens", ctypes.c_int32), ("accepted_tokens", ctypes.c_int32)]
 
 
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(Token), ctypes.c_void_p)

@@ -1,5 +1,6 @@
 // `ember chat` driven through its standard input: turns, prefix reuse (the same replies as without
-// it), slash commands, /save and /load, Ctrl-C stopping a reply but not the program, bad input.
+// it), slash commands, /save and /load, speculative decoding, Ctrl-C stopping a reply but not the
+// program, bad input.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -140,6 +141,55 @@ TEST(ChatCli, BadCommandLinesAndModels) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("no room"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("finish    "), std::string::npos) << r.err;  // "Hi" was answered
+}
+
+// Speculative decoding in a conversation on the bundled models: with --deterministic the replies
+// are plain decoding's, /stats counts the drafts and /params names where they come from; bad
+// combinations are usage errors, a draft of another vocabulary a one-line error.
+TEST(ChatCli, SpeculativeRepliesEqualPlainOnes) {
+  const fs::path models = fs::path(EMBER_SOURCE_DIR) / "models";
+  const fs::path tiny = models / "ember-tiny.gguf", draft = models / "ember-tiny-draft.gguf";
+  const std::string input = "And the LORD said unto Moses\n/stats\nAnd Moses answered\n/stats\n/params\n";
+  // --draft-always: the steps taken must not depend on timing (this counts drafts).
+  const std::vector<std::string> common = {"--deterministic", "--draft-always"};
+  const auto plain = ember_with_stdin(chat_args(tiny, common), input);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  std::vector<std::string> with_draft = common;
+  with_draft.insert(with_draft.end(), {"--model-draft", draft.string()});
+  const auto spec = ember_with_stdin(chat_args(tiny, with_draft), input);
+  ASSERT_EQ(spec.exit_code, 0) << spec.err;
+  EXPECT_EQ(spec.out, plain.out);
+  EXPECT_FALSE(spec.out.empty());
+  const std::regex kept(R"(drafts +(\d+) of (\d+) kept)");
+  int turns = 0;
+  for (std::sregex_iterator it(spec.err.begin(), spec.err.end(), kept), end; it != end; ++it, ++turns) {
+    EXPECT_GT(std::stoi((*it)[2]), 0) << spec.err;
+    EXPECT_LE(std::stoi((*it)[1]), std::stoi((*it)[2])) << spec.err;
+  }
+  EXPECT_EQ(turns, 2) << spec.err;
+  EXPECT_NE(spec.err.find("ember-tiny-draft.gguf"), std::string::npos) << spec.err;  // /params
+  EXPECT_EQ(plain.err.find("drafts"), std::string::npos) << plain.err;
+
+  const auto lookup = ember_with_stdin(
+      chat_args(tiny, {"--deterministic", "--draft-always", "--draft-max", "4", "--spec-ngram", "2"}), input);
+  ASSERT_EQ(lookup.exit_code, 0) << lookup.err;
+  EXPECT_EQ(lookup.out, plain.out);
+  EXPECT_NE(lookup.err.find("prompt lookup (2-grams)"), std::string::npos) << lookup.err;
+
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--draft-max", "2", "--draft-min", "3"}, {"--model-draft", draft.string(), "--mirostat", "2"}}) {
+    const auto r = ember_with_stdin(chat_args(tiny, bad), "Hi\n");
+    EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  const auto missing = ember_with_stdin(chat_args(tiny, {"--model-draft", "/nonexistent/draft.gguf"}), "Hi\n");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("/nonexistent/draft.gguf"), std::string::npos) << missing.err;
+
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto mismatch = ember_with_stdin(chat_args(tiny, {"--model-draft", (data / kStories).string()}), "Hi\n");
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_NE(mismatch.err.find("vocabulary"), std::string::npos) << mismatch.err;
 }
 
 TEST(ChatCli, CtrlCStopsTheReplyNotTheProgram) {
