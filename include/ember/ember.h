@@ -165,6 +165,7 @@ typedef struct ember_generate_params {
   /* nonzero: greedy speculation goes on when it measures slower per token than plain steps (by
    * default it pauses then; sampled speculation never decides on timing) */
   int32_t draft_always;
+  float draft_p_min; /* a draft model's draft ends where it is less sure than this (0.75; 0: off) */
 } ember_generate_params;
 
 EMBER_C_API void ember_generate_params_init(ember_generate_params* params);

@@ -43,6 +43,10 @@ struct GenerateOptions {
     int32_t draft_min = 1;
     int32_t ngram_min = 1;
     int32_t ngram_max = 3;
+    // A draft model's draft ends where the draft model is less sure of its next token than this
+    // (its softmax probability at temperature 1, before the sampler), as llama.cpp's --draft-p-min:
+    // unsure drafts are mostly rejected and cost a draft step and a verified row each. 0: off.
+    float p_min = 0.75f;
     // Greedy only: pause while speculative steps measure slower per token than plain ones (the
     // machine and the models decide), trying again later. The output is the same either way; off,
     // the steps taken do not depend on timing (tests counting them).

@@ -143,6 +143,7 @@ ember::GenerateOptions to_options(const ember_generate_params& p) {
   o.speculative.draft_min = p.draft_min;
   o.speculative.ngram_max = p.spec_ngram;
   o.speculative.pause_when_slower = p.draft_always == 0;
+  o.speculative.p_min = p.draft_p_min;
   return o;
 }
 
@@ -340,6 +341,7 @@ void ember_generate_params_init(ember_generate_params* params) {
   params->draft_max = spec.draft_max;
   params->draft_min = spec.draft_min;
   params->spec_ngram = spec.ngram_max;
+  params->draft_p_min = spec.p_min;
 }
 
 void ember_generate_stats_init(ember_generate_stats* stats) {

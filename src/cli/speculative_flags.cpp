@@ -24,6 +24,11 @@ void add_speculative_flags(CLI::App* cmd, GenerateOptions::Speculative& spec, st
                   "checked (default 1)")
       ->check(CLI::Range(1, 64))
       ->type_name("N");
+  cmd->add_option("--draft-p-min", spec.p_min,
+                  "A draft model's draft ends where it is less sure of its next token than P (its probability at "
+                  "temperature 1; default 0.75, 0: off)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->type_name("P");
   cmd->add_option("--spec-ngram", spec.ngram_max,
                   "Prompt lookup matches the last N tokens first, then fewer down to 1 (default 3)")
       ->check(CLI::Range(1, 16))

@@ -1,5 +1,6 @@
 // The speculative decoding flags shared by `ember run`, `ember chat` and `ember serve` (--model-draft,
-// --draft-max, --draft-min, --spec-ngram; run and chat add --draft-always) and their checks.
+// --draft-max, --draft-min, --draft-p-min, --spec-ngram; run and chat add --draft-always) and their
+// checks.
 #pragma once
 
 #include <string>

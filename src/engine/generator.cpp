@@ -64,11 +64,11 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   chosen_.clear();
   logits_ = {};
   draft_length_ = options.speculative.draft_max;
-  // Greedy speculation starts with one plain step, to know what it has to beat.
-  plain_ms_per_token_ = spec_ms_per_token_ = 0;
-  pause_ = options.sampling.temperature > 0.0f || !options.speculative.pause_when_slower ? 0 : 1;
-  pause_steps_ = kFirstPauseSteps;
-  after_pause_ = false;
+  // Sampled output draws from the random stream step by step: a choice made on timing would make
+  // a seed's text depend on the machine's load. Greedy output is the same either way.
+  pause_.emplace(options.speculative.draft_max > 0 && options.speculative.pause_when_slower &&
+                     options.sampling.temperature <= 0.0f,
+                 draft_model_.has_value());
   decoder_->stats().cached_tokens = static_cast<int32_t>(n_common);
   cancel_.store(false, std::memory_order_relaxed);
 }
@@ -103,7 +103,8 @@ bool Generator::step(GeneratedToken& token) {
   draft_.clear();
   proposals_.clear();
   double draft_ms = 0;
-  if (prompt_.empty() && unstored_ && pause_ == 0 && !cancel_.load(std::memory_order_relaxed)) {
+  const bool drafting = prompt_.empty() && unstored_ && !pause_->paused() && !cancel_.load(std::memory_order_relaxed);
+  if (drafting) {
     Timer draft_timer;
     make_draft();
     draft_ms = draft_timer.elapsed_ms();
@@ -132,7 +133,9 @@ bool Generator::step(GeneratedToken& token) {
     const double step_ms = decode_timer.elapsed_ms();
     stats.decode_ms += step_ms;
     ++stats.decode_steps;
-    weigh_speculation(speculated, draft_ms + step_ms, speculated ? static_cast<int32_t>(chosen_.size()) : 1);
+    // Weighed by mode: a step that drafted nothing (the draft model unsure, no lookup match) still
+    // paid for trying, and counts as a speculating step.
+    pause_->weigh(drafting, draft_ms + step_ms, speculated ? static_cast<int32_t>(chosen_.size()) : 1);
     if (speculated) {
       lock = {};
       return emit_chosen(token);
@@ -223,37 +226,6 @@ bool Generator::speculate() {
   const GenerateOptions::Speculative& spec = decoder_->options().speculative;
   draft_length_ = speculative::next_draft_length(draft_length_, v.drafted, v.accepted, spec.draft_min, spec.draft_max);
   return true;
-}
-
-void Generator::weigh_speculation(bool speculated, double ms, int32_t tokens) {
-  const GenerateOptions& o = decoder_->options();
-  // Sampled output draws from the random stream step by step: a choice made on timing would make
-  // a seed's text depend on the machine's load. Greedy output is the same either way.
-  if (o.speculative.draft_max <= 0 || !o.speculative.pause_when_slower || o.sampling.temperature > 0.0f) return;
-  if (speculated && after_pause_) {
-    // The first draft after a pause includes the draft model catching up on the paused steps:
-    // not a fair measure.
-    after_pause_ = false;
-    return;
-  }
-  double& ms_per_token = speculated ? spec_ms_per_token_ : plain_ms_per_token_;
-  const double now = ms / std::max(tokens, 1);
-  ms_per_token = ms_per_token == 0 ? now : 0.7 * ms_per_token + 0.3 * now;
-  if (pause_ > 0) {
-    --pause_;
-    return;
-  }
-  if (!speculated || plain_ms_per_token_ == 0) return;
-  if (spec_ms_per_token_ > plain_ms_per_token_) {
-    // Slower than one token per step: pause, then try again (a fresh measure), pausing longer
-    // each time it still does not pay.
-    pause_ = pause_steps_;
-    pause_steps_ = std::min(pause_steps_ * 2, kMaxPauseSteps);
-    spec_ms_per_token_ = 0;
-    after_pause_ = draft_model_.has_value();
-  } else {
-    pause_steps_ = kFirstPauseSteps;
-  }
 }
 
 bool Generator::emit_chosen(GeneratedToken& token) {

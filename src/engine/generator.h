@@ -72,11 +72,6 @@ class Generator {
   // Stores the unstored token and draft_ in one forward pass, keeps what verification accepts,
   // and queues the chosen tokens. False when there is no draft (then decode() as usual).
   bool speculate();
-  // Greedy speculation pauses while it is slower per token than plain steps (measured: the
-  // machine and the models decide), and tries again after kFirstPauseSteps, then twice as many.
-  void weigh_speculation(bool speculated, double ms, int32_t tokens);
-  static constexpr int32_t kFirstPauseSteps = 8;
-  static constexpr int32_t kMaxPauseSteps = 256;
   // Emits the next chosen token (the generation may finish on it: the rest is dropped).
   bool emit_chosen(GeneratedToken& token);
 
@@ -103,11 +98,9 @@ class Generator {
   int32_t draft_length_ = 0;    // the next draft's length, adapted to the acceptance rate
   std::vector<int32_t> draft_;  // this step's draft, and the distributions it was drawn from
   std::vector<speculative::Distribution> proposals_;
-  double plain_ms_per_token_ = 0;  // moving averages of the decode steps' time per token emitted
-  double spec_ms_per_token_ = 0;
-  int32_t pause_ = 0;  // steps left without speculation
-  int32_t pause_steps_ = kFirstPauseSteps;
-  bool after_pause_ = false;  // the next speculative step is the first after a pause
+  // Greedy speculation pauses while it measures slower per token than plain steps (the machine
+  // and the models decide); set by start().
+  std::optional<speculative::SlowerPause> pause_;
 };
 
 }  // namespace ember

@@ -35,6 +35,9 @@ void check_generate_options(const GenerateOptions& o, int32_t n_vocab) {
          "speculative n-gram sizes must be 1 <= ngram_min <= ngram_max <= 16, got {} and {}", spec.ngram_min,
          spec.ngram_max);
   }
+  if (!(spec.p_min >= 0.0f && spec.p_min <= 1.0f)) {
+    fail(ErrorCode::kInvalidArgument, "speculative.p_min must be 0 to 1, got {}", spec.p_min);
+  }
   if (spec.draft_max > 0 && o.sampling.mirostat != 0) {
     fail(ErrorCode::kInvalidArgument,
          "speculative decoding does not work with mirostat (its state follows every draw)");
@@ -243,6 +246,9 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
   SamplerChain proposer = sampler_;
   const RestoreConstraint restore(constraint_);
   for (int32_t i = 0; i < max_tokens; ++i) {
+    // An unsure draft model ends the draft (before drawing: its coins are its own, so where the
+    // draft ends depends on the draft model alone and verification stays exact).
+    if (options_.speculative.p_min > 0.0f && speculative::top_probability(logits) < options_.speculative.p_min) break;
     const std::span<const uint64_t> allowed = allowed_mask(logits.size());
     if (!allowed.empty() && (mask_.first() < 0 || mask_.first() >= static_cast<int32_t>(logits.size()))) {
       // A dead end: no token can follow the last draft token. Dropped (it was drawn and is not

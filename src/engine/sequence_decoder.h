@@ -74,8 +74,8 @@ class SequenceDecoder {
   // Drafting with a draft model: draws up to `max_tokens` tokens, each from this sequence's
   // sampler (its settings and history, the constraint's mask) over the draft model's logits —
   // `logits` after the last token, then feed(token) after each drawn one but the last. Fills
-  // `draft` and, for speculate(), `proposals`. Stops early after an end-of-generation token or
-  // where the constraint leaves no choice.
+  // `draft` and, for speculate(), `proposals`. Stops early after an end-of-generation token, where
+  // the constraint leaves no choice, or where the draft model is less sure than speculative.p_min.
   void propose(std::span<const float> logits, int32_t max_tokens,
                const std::function<std::span<const float>(int32_t)>& feed, std::vector<int32_t>& draft,
                std::vector<speculative::Distribution>& proposals);

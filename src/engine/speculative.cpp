@@ -2,6 +2,8 @@
 #include "engine/speculative.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "core/check.h"
 
@@ -90,6 +92,42 @@ Verdict verify(std::span<const int32_t> draft, std::span<const Distribution> pro
   }
   v.next = draw(target[draft.size()], rng);
   return v;
+}
+
+double top_probability(std::span<const float> logits) {
+  float top = -std::numeric_limits<float>::infinity();
+  for (const float l : logits) top = std::max(top, l);
+  if (!std::isfinite(top)) return 0.0;
+  double sum = 0.0;  // of exp(l - top): the top term is 1
+  for (const float l : logits) sum += std::exp(static_cast<double>(l) - top);
+  return 1.0 / sum;
+}
+
+SlowerPause::SlowerPause(bool enabled, bool catches_up)
+    : enabled_(enabled), catches_up_(catches_up), pause_(enabled ? 1 : 0) {}
+
+void SlowerPause::weigh(bool drafting, double ms, int32_t tokens) {
+  if (!enabled_) return;
+  if (drafting && after_pause_) {
+    after_pause_ = false;
+    return;
+  }
+  double& ms_per_token = drafting ? draft_ms_per_token_ : plain_ms_per_token_;
+  const double now = ms / std::max(tokens, 1);
+  ms_per_token = ms_per_token == 0 ? now : 0.7 * ms_per_token + 0.3 * now;
+  if (pause_ > 0) {
+    --pause_;
+    return;
+  }
+  if (!drafting || plain_ms_per_token_ == 0) return;
+  if (draft_ms_per_token_ > plain_ms_per_token_) {
+    pause_ = pause_steps_;
+    pause_steps_ = std::min(pause_steps_ * 2, kMaxPauseSteps);
+    draft_ms_per_token_ = 0;  // a fresh measure after the pause
+    after_pause_ = catches_up_;
+  } else {
+    pause_steps_ = kFirstPauseSteps;
+  }
 }
 
 }  // namespace ember::speculative

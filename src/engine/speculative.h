@@ -48,4 +48,37 @@ int32_t next_draft_length(int32_t current, int32_t drafted, int32_t accepted, in
 // p(token) in `d` (0 when absent); binary search.
 double probability(const Distribution& d, int32_t token);
 
+// Greedy speculation's pause: moving averages of the time per emitted token of the steps that tried
+// to draft (the draft's time included, whatever came of it) and of plain steps; when drafting
+// measures slower it pauses for kFirstPauseSteps plain steps, then tries again, pausing twice as
+// long each time it still does not pay (at most kMaxPauseSteps). Pure: the caller times the steps.
+class SlowerPause {
+ public:
+  static constexpr int32_t kFirstPauseSteps = 8;
+  static constexpr int32_t kMaxPauseSteps = 256;
+
+  // Off (`enabled` false): never pauses. On, it starts with one plain step, to know what drafting
+  // has to beat. `catches_up`: the first drafting step after a pause also carries the paused
+  // steps (a draft model's cache catching up), so it is not weighed.
+  SlowerPause(bool enabled, bool catches_up);
+  // Whether the next step should be plain.
+  bool paused() const noexcept { return pause_ > 0; }
+  // After each decode step: whether it tried to draft, how long it took and how many tokens it
+  // emitted.
+  void weigh(bool drafting, double ms, int32_t tokens);
+
+ private:
+  bool enabled_;
+  bool catches_up_;
+  double plain_ms_per_token_ = 0;
+  double draft_ms_per_token_ = 0;
+  int32_t pause_ = 0;  // plain steps left
+  int32_t pause_steps_ = kFirstPauseSteps;
+  bool after_pause_ = false;  // the next drafting step is the first after a pause
+};
+
+// The softmax probability (temperature 1) of the most likely token under `logits`: how sure a draft
+// model is of its next token, whatever the sampler does with it. 0 for no finite logit.
+double top_probability(std::span<const float> logits);
+
 }  // namespace ember::speculative

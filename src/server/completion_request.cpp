@@ -63,8 +63,8 @@ int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) 
   return i;
 }
 
-// "speculative": false, or an object of draft_max (0-64), draft_min (1-64) and ngram_max (1-16);
-// llama.cpp's flat "speculative.n_max" and "speculative.n_min" too.
+// "speculative": false, or an object of draft_max (0-64), draft_min (1-64), ngram_max (1-16) and
+// p_min (0-1); llama.cpp's flat "speculative.n_max", "speculative.n_min" and "speculative.p_min" too.
 void parse_speculative(const json& body, CompletionRequest& r) {
   constexpr int64_t kMaxDraft = 64;
   if (const json* v = field(body, "speculative")) {
@@ -83,9 +83,11 @@ void parse_speculative(const json& body, CompletionRequest& r) {
           r.draft_min = static_cast<int32_t>(integer(value, name, 1, kMaxDraft));
         } else if (key == "ngram_max") {
           r.ngram_max = static_cast<int32_t>(integer(value, name, 1, 16));
+        } else if (key == "p_min") {
+          r.p_min = static_cast<float>(number(value, name, 0, 1));
         } else {
-          invalid_request(name,
-                          fmt::format("unknown field '{}' (speculative takes draft_max, draft_min, ngram_max)", name));
+          invalid_request(
+              name, fmt::format("unknown field '{}' (speculative takes draft_max, draft_min, ngram_max, p_min)", name));
         }
       }
     }
@@ -104,6 +106,8 @@ void parse_speculative(const json& body, CompletionRequest& r) {
     r.draft_min = static_cast<int32_t>(integer(*v, "speculative.n_min", 1, kMaxDraft));
     r.draft_min_param = "speculative.n_min";
   }
+  if (const json* v = field(body, "speculative.p_min"))
+    r.p_min = static_cast<float>(number(*v, "speculative.p_min", 0, 1));
 }
 
 // seed: 0 to 2^64 - 1, or -1 for a random one (llama.cpp's and `ember run`'s convention).

@@ -59,8 +59,10 @@ struct CompletionRequest {
   // grammar depends on the chat template, so the route builds it (tool_call_constraint).
   ToolRequest tools;
   // Speculative decoding, overriding the server's flags where given: "speculative": {"draft_max",
-  // "draft_min", "ngram_max"} or false (off); llama.cpp's "speculative.n_max" / "speculative.n_min".
+  // "draft_min", "ngram_max", "p_min"} or false (off); llama.cpp's "speculative.n_max" / "n_min" /
+  // "p_min".
   std::optional<int32_t> draft_max, draft_min, ngram_max;
+  std::optional<float> p_min;
   std::string draft_max_param = "speculative.draft_max";  // as the body named them, for errors
   std::string draft_min_param = "speculative.draft_min";
 };

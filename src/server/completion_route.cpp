@@ -20,6 +20,7 @@ namespace {
 GenerateOptions::Speculative speculative_options(GenerateOptions::Speculative spec, const CompletionRequest& req) {
   if (req.draft_max) spec.draft_max = *req.draft_max;
   if (req.draft_min) spec.draft_min = *req.draft_min;
+  if (req.p_min) spec.p_min = *req.p_min;
   if (req.ngram_max) {
     spec.ngram_max = *req.ngram_max;
     spec.ngram_min = std::min(spec.ngram_min, spec.ngram_max);

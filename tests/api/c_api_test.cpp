@@ -276,6 +276,7 @@ TEST(CApiSpeculative, DraftsKeepTheTextAndAreCounted) {
   EXPECT_EQ(params.draft_max, 0);  // off unless asked
   EXPECT_EQ(params.draft_min, 1);
   EXPECT_EQ(params.spec_ngram, 3);
+  EXPECT_EQ(params.draft_p_min, 0.75f);
   params.temperature = 0.0f;
   params.max_tokens = 60;
   const char* const prompt = "And the LORD said unto Moses";

@@ -24,7 +24,8 @@ class GenerateParams(ctypes.Structure):
                 ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_size_t),
                 ("max_time_ms", ctypes.c_double), ("n_logprobs", ctypes.c_int32),
                 ("add_special", ctypes.c_bool), ("parse_special", ctypes.c_bool), ("draft_max", ctypes.c_int32),
-                ("draft_min", ctypes.c_int32), ("spec_ngram", ctypes.c_int32), ("draft_always", ctypes.c_int32)]
+                ("draft_min", ctypes.c_int32), ("spec_ngram", ctypes.c_int32), ("draft_always", ctypes.c_int32),
+                ("draft_p_min", ctypes.c_float)]
 
 
 class TokenLogprob(ctypes.Structure):

@@ -420,7 +420,8 @@ TEST(RunCli, DraftModelKeepsTheTextAndShowsTheDrafts) {
   for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
            {"--draft-max", "2", "--draft-min", "3"},
            {"--model-draft", (models / "ember-tiny-draft.gguf").string(), "--mirostat", "2"},
-           {"--draft-max", "65"}}) {
+           {"--draft-max", "65"},
+           {"--draft-p-min", "1.5"}}) {
     std::vector<std::string> a = common;
     a.insert(a.end(), bad.begin(), bad.end());
     const auto r = run(models / "ember-tiny.gguf", a);

@@ -170,6 +170,7 @@ EngineStats run_preempted(Model* draft, int32_t draft_max) {
   for (size_t i = 0; i < 4; ++i) {
     requests.push_back(request(kPrompts[i], 80));
     requests.back()->options.speculative.draft_max = draft_max;
+    requests.back()->options.speculative.p_min = 0.0f;  // full-length drafts: rejections happen
     EXPECT_TRUE(engine.submit(requests.back()));
   }
   for (size_t i = 0; i < 4; ++i) {
@@ -207,7 +208,10 @@ TEST(EngineTest, SpeculativeGreedyOutputsEqualEachRequestAlone) {
     std::vector<std::shared_ptr<EngineRequest>> requests;
     for (size_t i = 0; i < kPrompts.size(); ++i) {
       requests.push_back(request(kPrompts[i], 40));
-      if (i % 2 == 0) requests.back()->options.speculative.draft_max = 4;
+      if (i % 2 == 0) {
+        requests.back()->options.speculative.draft_max = 4;
+        requests.back()->options.speculative.p_min = 0.0f;  // full-length drafts: rejections happen
+      }
       ASSERT_TRUE(engine.submit(requests.back()));
       engine.step();
     }
@@ -246,6 +250,7 @@ TEST(EngineTest, SpeculationUnderPreemptionAndStops) {
   auto spec = request(kPrompts[0], 60);
   spec->options.stop.strings = {" the"};
   spec->options.speculative.draft_max = 6;
+  spec->options.speculative.p_min = 0.0f;  // full-length drafts: rejections happen
   EngineOptions with_draft = small_options();
   with_draft.draft_model = &tiny_draft();
   const Outcome got = run_alone(spec, with_draft);
@@ -255,6 +260,7 @@ TEST(EngineTest, SpeculationUnderPreemptionAndStops) {
 
   auto full = request(kPrompts[2], -1);  // until the context is full
   full->options.speculative.draft_max = 8;
+  full->options.speculative.p_min = 0.0f;  // full-length drafts: rejections happen
   const Outcome to_the_end = run_alone(full, with_draft);
   const Outcome plain_end = run_alone(request(kPrompts[2], -1));
   EXPECT_EQ(to_the_end.ids[0], plain_end.ids[0]);
@@ -271,6 +277,7 @@ TEST(EngineTest, SpeculationLeavesChoicesAndPromptsTheirTurn) {
   options.draft_model = &tiny_draft();
   auto two = request(prompt, 30, 2);
   two->options.speculative.draft_max = 4;
+  two->options.speculative.p_min = 0.0f;  // full-length drafts: rejections happen
   const Outcome both = run_alone(two, options);
   const Outcome plain = run_alone(request(prompt, 30));
   EXPECT_EQ(both.ids[0], plain.ids[0]);
@@ -285,6 +292,7 @@ TEST(EngineTest, SpeculationLeavesChoicesAndPromptsTheirTurn) {
   Engine engine(*tiny().model, *tiny().tokenizer, small);
   auto first = request(kPrompts[3], 150);
   first->options.speculative.draft_max = 8;
+  first->options.speculative.p_min = 0.0f;  // full-length drafts: rejections happen
   ASSERT_TRUE(engine.submit(first));
   for (int i = 0; i < 4; ++i) engine.step();
   auto second = request(kPrompts[1], 4);

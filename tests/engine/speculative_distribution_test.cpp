@@ -120,8 +120,12 @@ TEST(SpeculativeDistribution, SampledOutputKeepsTheTargetDistribution) {
   }
 
   constexpr int kSeeds = 3000;
-  for (Model* draft : {m.draft.get(), static_cast<Model*>(nullptr)}) {
-    SCOPED_TRACE(draft != nullptr ? "draft model" : "prompt lookup");
+  // The draft model with its default p_min (drafts cut where it is unsure) and without (every draft
+  // to its full length), and prompt lookup.
+  const std::pair<Model*, float> methods[] = {
+      {m.draft.get(), GenerateOptions::Speculative{}.p_min}, {m.draft.get(), 0.0f}, {nullptr, 0.0f}};
+  for (const auto& [draft, p_min] : methods) {
+    SCOPED_TRACE(draft != nullptr ? "draft model, p_min " + std::to_string(p_min) : "prompt lookup");
     auto g = generator(draft, /*reuse_prefix=*/true);  // the prompt is computed once
     std::map<int64_t, int> second, pair;
     int drafted = 0, accepted = 0;
@@ -132,6 +136,7 @@ TEST(SpeculativeDistribution, SampledOutputKeepsTheTargetDistribution) {
       o.stop.max_tokens = 3;
       o.stop.ignore_eos = true;
       o.speculative.draft_max = 3;
+      o.speculative.p_min = p_min;
       const Output r = run(*g, prompt, o);
       ASSERT_EQ(r.ids.size(), 3u);
       drafted += r.stats.draft_tokens;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,7 @@ TEST(SpeculativeGenerator, DraftModelKeepsGreedyOutput) {
       if (*stop != '\0') o.stop.strings = {stop};
       const Output a = run(*plain, prompt, o);
       o.speculative.draft_max = 6;
+      o.speculative.p_min = 0.0f;               // every draft to its full length: rejections happen
       o.speculative.pause_when_slower = false;  // count the steps: not on timing
       const Output b = run(*spec, prompt, o);
       EXPECT_EQ(b.ids, a.ids);
@@ -60,6 +62,46 @@ TEST(SpeculativeGenerator, DraftModelKeepsGreedyOutput) {
       EXPECT_LT(b.stats.decode_steps, a.stats.decode_steps);
       expect_position_stats_consistent(b.stats);
     }
+  }
+}
+
+TEST(SpeculativeGenerator, PMinCutsUnsureDraftsNotTheOutput) {
+  // speculative.p_min ends a draft where the draft model is unsure: the output stays plain
+  // decoding's (greedy, and sampled with a seed: where a draft ends depends on the draft model
+  // alone), fewer tokens are drafted, and a larger share of them is kept.
+  const std::vector<int32_t> prompt = tokens(kPrompt);
+  auto spec = generator(models().draft.get());
+  for (const float temperature : {0.0f, 0.8f}) {
+    SCOPED_TRACE(temperature);
+    GenerateOptions o = greedy(120);
+    o.sampling.temperature = temperature;
+    o.sampling.seed = 11;
+    o.speculative.draft_max = 6;
+    o.speculative.pause_when_slower = false;  // count the steps: not on timing
+    std::vector<Output> runs;
+    for (const float p_min : {0.0f, 0.5f, 0.9f}) {
+      o.speculative.p_min = p_min;
+      runs.push_back(run(*spec, prompt, o));
+      expect_position_stats_consistent(runs.back().stats);
+    }
+    if (temperature == 0.0f) {
+      EXPECT_EQ(runs[1].ids, runs[0].ids);
+      EXPECT_EQ(runs[2].ids, runs[0].ids);
+    }
+    const auto kept = [](const Output& r) {
+      return static_cast<double>(r.stats.accepted_tokens) / r.stats.draft_tokens;
+    };
+    EXPECT_GT(runs[1].stats.draft_tokens, 0);
+    EXPECT_LT(runs[1].stats.draft_tokens, runs[0].stats.draft_tokens);
+    EXPECT_LT(runs[2].stats.draft_tokens, runs[1].stats.draft_tokens);
+    EXPECT_GT(kept(runs[1]), kept(runs[0]));
+  }
+  // A p_min outside [0, 1] is refused.
+  GenerateOptions bad = greedy(4);
+  bad.speculative.draft_max = 4;
+  for (const float p_min : {-0.1f, 1.5f, std::nanf("")}) {
+    bad.speculative.p_min = p_min;
+    EXPECT_THROW(run(*spec, prompt, bad), Error) << p_min;
   }
 }
 
@@ -143,6 +185,7 @@ TEST(SpeculativeGenerator, ADraftModelThatThrowsLeavesTheConstraintWhereItWas) {
   GenerateOptions o = greedy(10);
   o.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = " And the LORD said unto Moses"};
   o.speculative.draft_max = 4;
+  o.speculative.p_min = 0.0f;  // the made-up logits are flat: drafting must not stop for them
   const std::vector<int32_t> prompt = tokens("And");
   std::vector<float> logits(static_cast<size_t>(n_vocab));
   for (int32_t i = 0; i < n_vocab; ++i) logits[static_cast<size_t>(i)] = static_cast<float>((i * 7919) % 101) / 10.0f;
@@ -178,6 +221,7 @@ TEST(SpeculativeGenerator, RollbackLeavesTheCacheAsIfTheDraftsWereNeverSeen) {
     o.sampling.temperature = 1.0f;
     o.sampling.seed = 3;
     o.speculative.draft_max = 6;
+    o.speculative.p_min = 0.0f;               // unsure drafts too: many rejections
     o.speculative.pause_when_slower = false;  // count the steps: not on timing
     const Output r = run(*spec, prompt, o);
     ASSERT_GT(r.stats.draft_tokens, r.stats.accepted_tokens);  // rejections happened

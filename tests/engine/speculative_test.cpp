@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -40,6 +42,74 @@ TEST(NgramDraft, ProposesWhatFollowedTheLatestLongestMatch) {
 }
 
 Distribution one_hot(int32_t token) { return {{token, 1.0}}; }
+
+// Runs n plain (paused) steps of `ms` each; false if the pause ended early.
+bool plain_steps(SlowerPause& pause, int n, double ms) {
+  for (int i = 0; i < n; ++i) {
+    if (!pause.paused()) return false;
+    pause.weigh(false, ms, 1);
+  }
+  return true;
+}
+
+TEST(SlowerPause, PausesWhileDraftingIsSlowerPerTokenAndBacksOff) {
+  SlowerPause off(false, false);
+  EXPECT_FALSE(off.paused());
+  for (int i = 0; i < 20; ++i) off.weigh(true, 10.0, 1);
+  EXPECT_FALSE(off.paused());
+
+  SlowerPause pause(true, false);
+  ASSERT_TRUE(pause.paused());  // one plain step first: what drafting has to beat
+  pause.weigh(false, 1.0, 1);
+  ASSERT_FALSE(pause.paused());
+  // Drafting steps that emit 3 tokens in 2 ms beat 1 ms per token: no pause.
+  for (int i = 0; i < 10; ++i) pause.weigh(true, 2.0, 3);
+  EXPECT_FALSE(pause.paused());
+  // Steps that tried to draft and emitted one token (nothing drafted, or all rejected) cost more
+  // than plain ones: a pause of kFirstPauseSteps plain steps, then a fresh try.
+  pause.weigh(true, 1.5, 1);
+  pause.weigh(true, 1.5, 1);
+  ASSERT_TRUE(pause.paused());
+  EXPECT_TRUE(plain_steps(pause, SlowerPause::kFirstPauseSteps, 1.0));
+  ASSERT_FALSE(pause.paused());
+  // Still slower: twice as long, and so on up to kMaxPauseSteps.
+  int expected = 2 * SlowerPause::kFirstPauseSteps;
+  for (int round = 0; round < 8; ++round) {
+    pause.weigh(true, 3.0, 1);
+    ASSERT_TRUE(pause.paused()) << round;
+    EXPECT_TRUE(plain_steps(pause, expected, 1.0)) << round;
+    EXPECT_FALSE(pause.paused()) << round;
+    expected = std::min(2 * expected, SlowerPause::kMaxPauseSteps);
+  }
+  // Paying again resets the back-off.
+  pause.weigh(true, 1.0, 4);
+  EXPECT_FALSE(pause.paused());
+  pause.weigh(true, 3.0, 1);
+  ASSERT_TRUE(pause.paused());
+  EXPECT_TRUE(plain_steps(pause, SlowerPause::kFirstPauseSteps, 1.0));
+}
+
+TEST(SlowerPause, TheCatchUpStepAfterAPauseIsNotWeighed) {
+  SlowerPause pause(true, /*catches_up=*/true);
+  pause.weigh(false, 1.0, 1);
+  pause.weigh(true, 5.0, 1);
+  ASSERT_TRUE(pause.paused());
+  ASSERT_TRUE(plain_steps(pause, SlowerPause::kFirstPauseSteps, 1.0));
+  pause.weigh(true, 50.0, 1);  // the draft model catching up on the paused steps: ignored
+  EXPECT_FALSE(pause.paused());
+  pause.weigh(true, 1.0, 3);
+  EXPECT_FALSE(pause.paused());
+}
+
+TEST(TopProbability, IsTheSoftmaxMaximumAtTemperatureOne) {
+  const float ln3 = std::log(3.0f);
+  EXPECT_NEAR(top_probability(std::vector<float>{0.0f, ln3}), 0.75, 1e-7);
+  EXPECT_NEAR(top_probability(std::vector<float>{2.0f, 2.0f, 2.0f, 2.0f}), 0.25, 1e-12);
+  EXPECT_NEAR(top_probability(std::vector<float>{-7.0f, 1.0f, -INFINITY}), 1.0 / (1.0 + std::exp(-8.0)), 1e-12);
+  EXPECT_EQ(top_probability(std::vector<float>{5.0f}), 1.0);
+  EXPECT_EQ(top_probability(std::vector<float>{-INFINITY, -INFINITY}), 0.0);
+  EXPECT_EQ(top_probability(std::vector<float>{}), 0.0);
+}
 
 TEST(SpeculativeVerify, GreedyKeepsExactlyTheMatchingPrefix) {
   std::mt19937_64 rng(1);

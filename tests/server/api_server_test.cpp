@@ -219,6 +219,8 @@ TEST_F(ApiServerTest, BadRequestsNameTheField) {
       {"/v1/completions", R"({"prompt": "x", "speculative": 3})", "speculative", 400},
       {"/v1/completions", R"({"prompt": "x", "speculative": {"draft_max": 65}})", "speculative.draft_max", 400},
       {"/v1/completions", R"({"prompt": "x", "speculative": {"n": 1}})", "speculative.n", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative": {"p_min": 1.5}})", "speculative.p_min", 400},
+      {"/v1/completions", R"({"prompt": "x", "speculative.p_min": "high"})", "speculative.p_min", 400},
       {"/v1/completions", R"({"prompt": "x", "speculative": {"draft_max": 2, "draft_min": 3}})",
        "speculative.draft_min", 400},
       {"/v1/completions", R"({"prompt": "x", "speculative.n_max": 2, "mirostat": 2})", "speculative.n_max", 400},
@@ -329,13 +331,20 @@ TEST(ApiServerSpeculative, DraftModelRequestsKeepTheTextAndReportDrafts) {
   const json plain = body_of(server.handle(post("/v1/completions", "{" + prompt + "}", "")));
   EXPECT_EQ(plain["timings"]["draft_n"], 0);
   EXPECT_FALSE(plain["usage"].contains("completion_tokens_details"));
-  for (const char* ask : {R"("speculative": {"draft_max": 5})", R"("speculative.n_max": 5, "speculative.n_min": 2)"}) {
+  // p_min 0: every draft to its full length, so some are rejected; the default cuts unsure ones.
+  for (const char* ask : {R"("speculative": {"draft_max": 5, "p_min": 0})",
+                          R"("speculative.n_max": 5, "speculative.n_min": 2, "speculative.p_min": 0.0)",
+                          R"("speculative": {"draft_max": 5})"}) {
     const json spec = body_of(server.handle(post("/v1/completions", "{" + prompt + ", " + ask + "}", "")));
     EXPECT_EQ(spec["choices"][0]["text"], plain["choices"][0]["text"]) << ask;
     const int drafted = spec["timings"]["draft_n"].get<int>();
     const int accepted = spec["timings"]["draft_n_accepted"].get<int>();
     EXPECT_GT(accepted, 0) << ask;
-    EXPECT_LT(accepted, drafted) << ask;
+    if (std::string(ask).find("p_min") != std::string::npos) {
+      EXPECT_LT(accepted, drafted) << ask;
+    } else {
+      EXPECT_LE(accepted, drafted) << ask;
+    }
     EXPECT_EQ(spec["usage"]["completion_tokens_details"]["accepted_prediction_tokens"], accepted);
     EXPECT_EQ(spec["usage"]["completion_tokens_details"]["rejected_prediction_tokens"], drafted - accepted);
   }
