@@ -3,11 +3,13 @@
  * - Handles are opaque; every ember_*_new / ember_model_load has its ember_*_free.
  * - Functions return an ember_status; on failure ember_last_error() holds a message for the
  *   calling thread (valid until its next call into ember, which clears it when it succeeds).
- * - Structs passed in and out start with a `struct_size` field: set it with the *_init function
- *   (or sizeof), so a newer library works with a program built against older headers: fields past
+ * - Structs passed in and out start with a `struct_size` field: set it with the *_init macro (or
+ *   sizeof), so a newer library works with a program built against older headers: fields past
  *   struct_size keep their defaults, and the library writes no further than struct_size (and sets
  *   it to what it wrote). An unset struct_size is EMBER_ERROR_INVALID_ARGUMENT. New fields are
- *   only ever added at offsets at or past the old sizeof (tail padding included).
+ *   only ever added at offsets at or past the old sizeof (tail padding included). The *_init
+ *   macros pass the caller's sizeof to the *_init_sized functions, which write no further; the
+ *   plain *_init functions they shadow are the first release's and fill its layout only.
  * - A model may be shared by several sessions and threads; a session is used by one thread at a
  *   time, except ember_session_cancel(), which any thread may call.
  */
@@ -76,7 +78,10 @@ typedef struct ember_load_params {
   int32_t deterministic;
 } ember_load_params;
 
-EMBER_C_API void ember_load_params_init(ember_load_params* params);
+/* Sets struct_size to min(size, the library's sizeof) and the defaults of the fields within it. */
+EMBER_C_API void ember_load_params_init_sized(ember_load_params* params, size_t size);
+EMBER_C_API void ember_load_params_init(ember_load_params* params); /* the first layout's fields only */
+#define ember_load_params_init(params) ember_load_params_init_sized((params), sizeof *(params))
 /* params may be NULL (defaults). On success *model is a new handle; on failure it is NULL. */
 EMBER_C_API ember_status ember_model_load(const char* path, const ember_load_params* params, ember_model** model);
 EMBER_C_API void ember_model_free(ember_model* model); /* NULL is fine */
@@ -127,7 +132,7 @@ EMBER_C_API ember_status ember_session_new(ember_model* model, ember_session** s
  * `draft`, a smaller model of the same vocabulary (NULL: prompt lookup, as ember_session_new).
  * The session holds both models (their handles may be freed first). EMBER_ERROR_INVALID_ARGUMENT
  * when the vocabularies differ.
- * Load the draft with n_threads = 1: its steps are too small to split across threads. */
+ * A small draft (tens of millions of parameters) runs fastest loaded with n_threads = 1. */
 EMBER_C_API ember_status ember_session_new_with_draft(ember_model* model, ember_model* draft, ember_session** session);
 EMBER_C_API void ember_session_free(ember_session* session); /* NULL is fine */
 /* Any thread: the running generation stops before its next step (EMBER_FINISH_CANCELLED). */
@@ -168,7 +173,9 @@ typedef struct ember_generate_params {
   float draft_p_min; /* a draft model's draft ends where it is less sure than this (0.75; 0: off) */
 } ember_generate_params;
 
-EMBER_C_API void ember_generate_params_init(ember_generate_params* params);
+EMBER_C_API void ember_generate_params_init_sized(ember_generate_params* params, size_t size);
+EMBER_C_API void ember_generate_params_init(ember_generate_params* params); /* the first layout's only */
+#define ember_generate_params_init(params) ember_generate_params_init_sized((params), sizeof *(params))
 
 typedef struct ember_token_logprob {
   int32_t token;
@@ -202,11 +209,14 @@ typedef struct ember_generate_stats {
   double first_token_ms;
   double total_ms;
   ember_finish_reason finish;
+  int32_t reserved0;       /* the first layout's tail padding: unused */
   int32_t draft_tokens;    /* speculative decoding: tokens proposed ... */
   int32_t accepted_tokens; /* ... and kept */
 } ember_generate_stats;
 
-EMBER_C_API void ember_generate_stats_init(ember_generate_stats* stats);
+EMBER_C_API void ember_generate_stats_init_sized(ember_generate_stats* stats, size_t size);
+EMBER_C_API void ember_generate_stats_init(ember_generate_stats* stats); /* the first layout's only */
+#define ember_generate_stats_init(stats) ember_generate_stats_init_sized((stats), sizeof *(stats))
 
 /* Generates after `prompt` (the whole context; the prefix shared with the session's cache is not
  * computed again), calling `callback` per token. params and stats may be NULL. */

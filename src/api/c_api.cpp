@@ -2,6 +2,7 @@
 #include "ember/ember.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -85,6 +86,27 @@ bool read_versioned(const T* in, T& out) {
   out.struct_size = sizeof(T);
   return true;
 }
+
+// Fills the caller's struct with `defaults` no further than `size` bytes (its sizeof, or an older
+// layout's), and sets struct_size to what was written.
+template <typename T>
+void init_versioned(T* out, size_t size, T defaults) {
+  if (out == nullptr || size < sizeof(size_t)) return;
+  defaults.struct_size = std::min(size, sizeof(T));
+  std::memcpy(out, &defaults, defaults.struct_size);
+}
+
+// The first release's layouts: what the unsized *_init entry points (built into programs of that
+// release) may write. New fields start at or past them.
+constexpr size_t kLoadParamsV1 = offsetof(ember_load_params, deterministic);
+constexpr size_t kGenerateParamsV1 = offsetof(ember_generate_params, draft_max);
+constexpr size_t kGenerateStatsV1 = offsetof(ember_generate_stats, reserved0) + sizeof(int32_t);
+static_assert(kGenerateStatsV1 % alignof(ember_generate_stats) == 0 &&
+                  kGenerateStatsV1 == offsetof(ember_generate_stats, draft_tokens),
+              "ember_generate_stats' new fields start past the first layout's tail padding");
+static_assert(kLoadParamsV1 % alignof(ember_load_params) == 0 &&
+                  kGenerateParamsV1 % alignof(ember_generate_params) == 0,
+              "new fields start past the first layouts' tail padding");
 
 // Whether an output struct's struct_size is set (to at least the field itself).
 template <typename T>
@@ -170,11 +192,11 @@ const char* ember_status_name(ember_status status) {
   return "unknown";
 }
 
-void ember_load_params_init(ember_load_params* params) {
-  if (params == nullptr) return;
-  *params = ember_load_params{};
-  params->struct_size = sizeof(ember_load_params);
+void ember_load_params_init_sized(ember_load_params* params, size_t size) {
+  init_versioned(params, size, ember_load_params{});
 }
+
+void(ember_load_params_init)(ember_load_params* params) { ember_load_params_init_sized(params, kLoadParamsV1); }
 
 ember_status ember_model_load(const char* path, const ember_load_params* params, ember_model** model) {
   if (model != nullptr) *model = nullptr;
@@ -318,36 +340,41 @@ ember_status ember_session_reset(ember_session* session) {
   });
 }
 
-void ember_generate_params_init(ember_generate_params* params) {
-  if (params == nullptr) return;
+void ember_generate_params_init_sized(ember_generate_params* params, size_t size) {
   const ember::SamplingParams s;
-  *params = ember_generate_params{};
-  params->struct_size = sizeof(ember_generate_params);
-  params->temperature = s.temperature;
-  params->top_k = s.top_k;
-  params->top_p = s.top_p;
-  params->min_p = s.min_p;
-  params->typical_p = s.typical_p;
-  params->repeat_penalty = s.repeat_penalty;
-  params->presence_penalty = s.presence_penalty;
-  params->frequency_penalty = s.frequency_penalty;
-  params->penalty_last_n = s.penalty_last_n;
-  params->seed = s.seed;
-  params->max_tokens = -1;
-  params->n_logprobs = -1;
-  params->add_special = true;
-  params->parse_special = true;
+  ember_generate_params d{};
+  d.temperature = s.temperature;
+  d.top_k = s.top_k;
+  d.top_p = s.top_p;
+  d.min_p = s.min_p;
+  d.typical_p = s.typical_p;
+  d.repeat_penalty = s.repeat_penalty;
+  d.presence_penalty = s.presence_penalty;
+  d.frequency_penalty = s.frequency_penalty;
+  d.penalty_last_n = s.penalty_last_n;
+  d.seed = s.seed;
+  d.max_tokens = -1;
+  d.n_logprobs = -1;
+  d.add_special = true;
+  d.parse_special = true;
   const ember::GenerateOptions::Speculative spec;
-  params->draft_max = spec.draft_max;
-  params->draft_min = spec.draft_min;
-  params->spec_ngram = spec.ngram_max;
-  params->draft_p_min = spec.p_min;
+  d.draft_max = spec.draft_max;
+  d.draft_min = spec.draft_min;
+  d.spec_ngram = spec.ngram_max;
+  d.draft_p_min = spec.p_min;
+  init_versioned(params, size, d);
 }
 
-void ember_generate_stats_init(ember_generate_stats* stats) {
-  if (stats == nullptr) return;
-  *stats = ember_generate_stats{};
-  stats->struct_size = sizeof(ember_generate_stats);
+void(ember_generate_params_init)(ember_generate_params* params) {
+  ember_generate_params_init_sized(params, kGenerateParamsV1);
+}
+
+void ember_generate_stats_init_sized(ember_generate_stats* stats, size_t size) {
+  init_versioned(stats, size, ember_generate_stats{});
+}
+
+void(ember_generate_stats_init)(ember_generate_stats* stats) {
+  ember_generate_stats_init_sized(stats, kGenerateStatsV1);
 }
 
 ember_status ember_generate(ember_session* session, const char* prompt, const ember_generate_params* params,

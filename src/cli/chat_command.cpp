@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -45,7 +47,12 @@ struct ChatCommandOptions {
   StopConditions stop;
   GenerateOptions::Speculative speculative;
   std::string draft_model_path;  // empty: prompt lookup
+  int draft_threads = -1;        // --threads-draft; -1: by the draft's size
 };
+
+// A draft file under this size runs on the calling thread alone by default: its steps are too small
+// to split, and a second pool of spinning workers would compete with the model's for the cores.
+constexpr uintmax_t kSmallDraftBytes = uintmax_t{256} << 20;
 
 // --- The conversation -------------------------------------------------------------------------
 
@@ -281,10 +288,13 @@ int run_chat(const ChatCommandOptions& o) {
     status.clear();
     StatusLine draft_status(interactive && ::isatty(STDERR_FILENO) == 1,
                             fmt::format("ember: loading {} ...", escape_text(o.draft_model_path)));
-    // One thread: a draft model's steps are too small to split, and a second pool of spinning
-    // workers would compete with the model's for the cores.
     LoadOptions draft_load = load;
-    draft_load.threads = 1;
+    draft_load.threads = o.draft_threads;
+    if (draft_load.threads < 0) {
+      std::error_code size_error;
+      const uintmax_t bytes = std::filesystem::file_size(o.draft_model_path, size_error);
+      draft_load.threads = !size_error && bytes < kSmallDraftBytes ? 1 : load.threads;
+    }
     draft_load.chat_template.clear();
     draft = Llm::load(o.draft_model_path, draft_load);
   }
@@ -326,6 +336,11 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
       ->type_name("N");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_speculative_flags(cmd, o->speculative, o->draft_model_path, /*server=*/false);
+  cmd->add_option("--threads-draft", o->draft_threads,
+                  "The draft model's threads (default: 1 for a draft file under 256 MiB, whose steps are too small "
+                  "to split; else as --threads)")
+      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
+      ->type_name("N");
   cmd->footer(
       "Commands: /reset, /system TEXT, /save FILE, /load FILE, /params, /stats, /help, /exit.\n"
       "A line ending in '\\' continues on the next. Replies stream to stdout; with standard input\n"

@@ -71,8 +71,8 @@ inline void split_weights(const uint8_t* panel, uint8_t* hi_tile, uint8_t* lo_ti
 }
 
 // Sub-blocks per piece: the weights of two groups split into bf16 tiles once per call and piece
-// (8 sub-blocks × 2 groups × hi / lo = 32 KiB: a whole k chunk of the driver's) and reused by every
-// row tile.
+// (8 sub-blocks × 2 groups × hi / lo = 32 KiB: the driver's float k-chunk, or a piece of a task's
+// whole k when its rows are few) and reused by every row tile.
 constexpr int64_t kPieceSb = 8;
 
 }  // namespace

@@ -149,6 +149,65 @@ TEST_F(CApi, ModelInfoIsSizeVersioned) {
   for (size_t i = offsetof(ember_model_info, n_params); i < sizeof small; ++i) ASSERT_EQ(bytes[i], 0xAB) << i;
 }
 
+// Bytes of `s` from `from` on still hold the 0xAB fill.
+template <typename T>
+void expect_untouched_from(const T& s, size_t from) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&s);
+  for (size_t i = from; i < sizeof s; ++i) ASSERT_EQ(bytes[i], 0xAB) << i;
+}
+
+// The *_init macros pass the caller's sizeof; the first release's unsized entry points (which its
+// programs call) fill only the first layout, so they never write past an old program's struct.
+TEST(CApiStructs, InitWritesNoFurtherThanTheCallersLayout) {
+  const size_t load_v1 = offsetof(ember_load_params, deterministic);
+  const size_t params_v1 = offsetof(ember_generate_params, draft_max);
+  const size_t stats_v1 = offsetof(ember_generate_stats, draft_tokens);
+  // New fields start at or past the first layouts' sizeof, tail padding included.
+  EXPECT_EQ(load_v1 % alignof(ember_load_params), 0u);
+  EXPECT_EQ(params_v1 % alignof(ember_generate_params), 0u);
+  EXPECT_EQ(stats_v1 % alignof(ember_generate_stats), 0u);
+  EXPECT_GE(stats_v1, offsetof(ember_generate_stats, finish) + sizeof(ember_finish_reason));
+
+  ember_load_params load;
+  std::memset(&load, 0xAB, sizeof load);
+  (ember_load_params_init)(&load);  // the unsized entry point, as an old program calls it
+  EXPECT_EQ(load.struct_size, load_v1);
+  EXPECT_EQ(load.chat_template, nullptr);
+  expect_untouched_from(load, load_v1);
+  ember_load_params_init(&load);
+  EXPECT_EQ(load.struct_size, sizeof load);
+  EXPECT_EQ(load.deterministic, 0);
+
+  ember_generate_params params;
+  std::memset(&params, 0xAB, sizeof params);
+  (ember_generate_params_init)(&params);
+  EXPECT_EQ(params.struct_size, params_v1);
+  EXPECT_EQ(params.max_tokens, -1);
+  EXPECT_TRUE(params.parse_special);
+  expect_untouched_from(params, params_v1);
+  std::memset(&params, 0xAB, sizeof params);
+  ember_generate_params_init_sized(&params, offsetof(ember_generate_params, n_logprobs));
+  EXPECT_EQ(params.struct_size, offsetof(ember_generate_params, n_logprobs));
+  expect_untouched_from(params, offsetof(ember_generate_params, n_logprobs));
+  ember_generate_params_init(&params);
+  EXPECT_EQ(params.struct_size, sizeof params);
+  EXPECT_EQ(params.draft_max, 0);
+  EXPECT_EQ(params.draft_p_min, 0.75f);
+
+  ember_generate_stats stats;
+  std::memset(&stats, 0xAB, sizeof stats);
+  (ember_generate_stats_init)(&stats);
+  EXPECT_EQ(stats.struct_size, stats_v1);
+  EXPECT_EQ(stats.generated_tokens, 0);
+  expect_untouched_from(stats, stats_v1);
+  ember_generate_stats_init_sized(&stats, 2);  // too small for struct_size itself: nothing written
+  EXPECT_EQ(stats.struct_size, stats_v1);
+  ember_generate_stats_init(&stats);
+  EXPECT_EQ(stats.struct_size, sizeof stats);
+  EXPECT_EQ(stats.draft_tokens, 0);
+  ember_generate_params_init_sized(nullptr, sizeof params);  // NULL is fine
+}
+
 TEST_F(CApi, GeneratesGreedyTextThroughTheCallback) {
   ember_generate_params params;
   ember_generate_params_init(&params);

@@ -43,7 +43,7 @@ class GenerateStats(ctypes.Structure):
                 ("cached_tokens", ctypes.c_int32), ("generated_tokens", ctypes.c_int32),
                 ("prefill_ms", ctypes.c_double), ("decode_ms", ctypes.c_double), ("sample_ms", ctypes.c_double),
                 ("first_token_ms", ctypes.c_double), ("total_ms", ctypes.c_double), ("finish", ctypes.c_int),
-                ("draft_tokens", ctypes.c_int32), ("accepted_tokens", ctypes.c_int32)]
+                ("reserved0", ctypes.c_int32), ("draft_tokens", ctypes.c_int32), ("accepted_tokens", ctypes.c_int32)]
 
 
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(Token), ctypes.c_void_p)
@@ -57,7 +57,7 @@ def bind(path):
     sigs = {
         "ember_version": (ctypes.c_char_p, []),
         "ember_last_error": (ctypes.c_char_p, []),
-        "ember_load_params_init": (None, [p(LoadParams)]),
+        "ember_load_params_init_sized": (None, [p(LoadParams), ctypes.c_size_t]),
         "ember_model_load": (ctypes.c_int, [ctypes.c_char_p, p(LoadParams), p(ctypes.c_void_p)]),
         "ember_model_free": (None, [ctypes.c_void_p]),
         "ember_tokenize": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_bool,
@@ -66,8 +66,8 @@ def bind(path):
                                             ctypes.c_char_p, ctypes.c_size_t, p(ctypes.c_size_t)]),
         "ember_session_new": (ctypes.c_int, [ctypes.c_void_p, p(ctypes.c_void_p)]),
         "ember_session_free": (None, [ctypes.c_void_p]),
-        "ember_generate_params_init": (None, [p(GenerateParams)]),
-        "ember_generate_stats_init": (None, [p(GenerateStats)]),
+        "ember_generate_params_init_sized": (None, [p(GenerateParams), ctypes.c_size_t]),
+        "ember_generate_stats_init_sized": (None, [p(GenerateStats), ctypes.c_size_t]),
         "ember_generate": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p, p(GenerateParams), CALLBACK,
                                           ctypes.c_void_p, p(GenerateStats)]),
     }
@@ -100,7 +100,7 @@ def main():
     check(b"/no/such.gguf" in lib.ember_last_error(), "the message names the file")
 
     params = LoadParams()
-    lib.ember_load_params_init(ctypes.byref(params))
+    lib.ember_load_params_init_sized(ctypes.byref(params), ctypes.sizeof(params))
     check(params.struct_size == ctypes.sizeof(LoadParams), "the Python struct matches the C one")
     params.n_threads, params.n_ctx = 2, 128
     check(lib.ember_model_load(model_path.encode(), ctypes.byref(params), ctypes.byref(model)) == OK,
@@ -121,7 +121,7 @@ def main():
     session = ctypes.c_void_p()
     check(lib.ember_session_new(model, ctypes.byref(session)) == OK, "session")
     gen = GenerateParams()
-    lib.ember_generate_params_init(ctypes.byref(gen))
+    lib.ember_generate_params_init_sized(ctypes.byref(gen), ctypes.sizeof(gen))
     check(gen.struct_size == ctypes.sizeof(GenerateParams), "the Python struct matches the C one")
     gen.temperature, gen.max_tokens, gen.n_logprobs = 0.0, 40, 1
     pieces, logprobs = [], []
@@ -135,7 +135,7 @@ def main():
 
     callback = CALLBACK(on_token)  # kept alive until ember_generate returns
     stats = GenerateStats()
-    lib.ember_generate_stats_init(ctypes.byref(stats))
+    lib.ember_generate_stats_init_sized(ctypes.byref(stats), ctypes.sizeof(stats))
     check(lib.ember_generate(session, text, ctypes.byref(gen), callback, None, ctypes.byref(stats)) == OK,
           "generate: " + lib.ember_last_error().decode())
     out = "".join(pieces)

@@ -176,8 +176,10 @@ TEST(ChatCli, SpeculativeRepliesEqualPlainOnes) {
   EXPECT_EQ(lookup.out, plain.out);
   EXPECT_NE(lookup.err.find("prompt lookup (2-grams)"), std::string::npos) << lookup.err;
 
-  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
-           {"--draft-max", "2", "--draft-min", "3"}, {"--model-draft", draft.string(), "--mirostat", "2"}}) {
+  for (const std::vector<std::string>& bad :
+       std::vector<std::vector<std::string>>{{"--draft-max", "2", "--draft-min", "3"},
+                                             {"--model-draft", draft.string(), "--mirostat", "2"},
+                                             {"--model-draft", draft.string(), "--threads-draft", "-1"}}) {
     const auto r = ember_with_stdin(chat_args(tiny, bad), "Hi\n");
     EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -386,9 +386,9 @@ TEST(Gemm, EveryIsaAndThreadCountGivesIdenticalBits) {
 }
 
 // Whether a task runs k whole or in L1-sized chunks is a speed choice: every ISA gives the same bits
-// both ways, for row counts of one partial tile to several, with the scratch's padding rows left
-// holding NaNs from an earlier call (the float kernels compute only the rows a tile holds, so
-// gemm() does not zero them for float panels).
+// both ways, for row counts of one partial tile to several. The scratch is filled with NaNs first
+// (gemm() no longer zeroes float panels' padding rows): stored rows must not read them. (A kernel
+// that computed the padding rows without storing them would pass: their results are not output.)
 TEST(Gemm, KChunkingAndStalePaddingLeaveTheBits) {
   constexpr int64_t kOut = 45, kK = 768;  // 3 float k-chunks, 2 int8 ones
   for (DType type : {DType::kF16, DType::kBF16, DType::kQ4_K, DType::kQ8_0}) {
