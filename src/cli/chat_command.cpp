@@ -230,10 +230,10 @@ class Chat {
     const GenerateOptions::Speculative& spec = options_.speculative;
     if (spec.draft_max > 0) {
       text += fmt::format("drafts    {}-{} tokens per step, from {}\n", spec.draft_min, spec.draft_max,
-                          options_.draft_model_path.empty()
-                              ? fmt::format("prompt lookup ({}-grams)", spec.ngram_max)
-                              : fmt::format("{} (while it is {:.0f}% sure)", escape_text(options_.draft_model_path),
-                                            100.0 * spec.p_min));
+                          options_.draft_model_path.empty() ? fmt::format("prompt lookup ({}-grams)", spec.ngram_max)
+                          : spec.p_min > 0.0f               ? fmt::format("{} (while it is {:.0f}% sure)",
+                                                                          escape_text(options_.draft_model_path), 100.0 * spec.p_min)
+                                                            : escape_text(options_.draft_model_path));
     }
     return text;
   }

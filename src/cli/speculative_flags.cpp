@@ -43,6 +43,9 @@ void add_speculative_flags(CLI::App* cmd, GenerateOptions::Speculative& spec, st
 void resolve_speculative_flags(const CLI::App& cmd, GenerateOptions::Speculative& spec,
                                const std::string& draft_model_path) {
   if (!draft_model_path.empty() && cmd.count("--draft-max") == 0) spec.draft_max = 8;
+  if (!(spec.p_min >= 0.0f && spec.p_min <= 1.0f)) {  // CLI::Range lets NaN through
+    throw CLI::ValidationError(fmt::format("--draft-p-min must be 0 to 1, not {}", spec.p_min));
+  }
   if (spec.draft_max > 0 && spec.draft_min > spec.draft_max) {
     throw CLI::ValidationError(
         fmt::format("--draft-min {} is more than --draft-max {}", spec.draft_min, spec.draft_max));

@@ -103,10 +103,10 @@ bool Generator::step(GeneratedToken& token) {
   draft_.clear();
   proposals_.clear();
   double draft_ms = 0;
-  const bool drafting = prompt_.empty() && unstored_ && !pause_->paused() && !cancel_.load(std::memory_order_relaxed);
-  if (drafting) {
+  bool drafting = false;  // this step tried to draft
+  if (prompt_.empty() && unstored_ && !pause_->paused() && !cancel_.load(std::memory_order_relaxed)) {
     Timer draft_timer;
-    make_draft();
+    drafting = make_draft();
     draft_ms = draft_timer.elapsed_ms();
     stats.decode_ms += draft_ms;
   }
@@ -181,11 +181,11 @@ void Generator::decode(int32_t token) {
   unstored_.reset();
 }
 
-void Generator::make_draft() {
+bool Generator::make_draft() {
   // Room after the unstored token, and the adaptive length.
   const int32_t room = options_.context - static_cast<int32_t>(cached_.size()) - 1;
   const int32_t limit = decoder_->draft_limit(std::min(draft_length_, room), draft_model_.has_value());
-  if (limit < 1) return;
+  if (limit < 1) return false;
   cached_.push_back(*unstored_);  // the draft follows the unstored token; taken back below, even on a throw
   struct TakeBack {
     std::vector<int32_t>& v;
@@ -194,6 +194,7 @@ void Generator::make_draft() {
   std::unique_lock<std::mutex> lock;
   if (draft_model_ && draft_model_->forward_mutex() != nullptr) lock = std::unique_lock(*draft_model_->forward_mutex());
   decoder_->draft(cached_, draft_model_ ? &*draft_model_ : nullptr, limit, draft_, proposals_);
+  return true;
 }
 
 bool Generator::speculate() {

@@ -68,7 +68,8 @@ class Generator {
   void decode(int32_t token);
   // Speculative decoding's draft after the unstored token (the draft model's, else prompt
   // lookup) into draft_ / proposals_; empty when the step does not speculate.
-  void make_draft();
+  // False when this step cannot draft at all (no room, off, the token limit): a plain step.
+  bool make_draft();
   // Stores the unstored token and draft_ in one forward pass, keeps what verification accepts,
   // and queues the chosen tokens. False when there is no draft (then decode() as usual).
   bool speculate();

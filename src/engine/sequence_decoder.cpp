@@ -246,9 +246,6 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
   SamplerChain proposer = sampler_;
   const RestoreConstraint restore(constraint_);
   for (int32_t i = 0; i < max_tokens; ++i) {
-    // An unsure draft model ends the draft (before drawing: its coins are its own, so where the
-    // draft ends depends on the draft model alone and verification stays exact).
-    if (options_.speculative.p_min > 0.0f && speculative::top_probability(logits) < options_.speculative.p_min) break;
     const std::span<const uint64_t> allowed = allowed_mask(logits.size());
     if (!allowed.empty() && (mask_.first() < 0 || mask_.first() >= static_cast<int32_t>(logits.size()))) {
       // A dead end: no token can follow the last draft token. Dropped (it was drawn and is not
@@ -259,6 +256,11 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
       }
       break;
     }
+    // An unsure draft model ends the draft, judged among the tokens the constraint allows (where
+    // it forces one token, the draft model is sure of it). Decided before the draw, from the draft
+    // model and the prefix alone, so verification stays exact.
+    const float p_min = options_.speculative.p_min;
+    if (p_min > 0.0f && speculative::top_probability(logits, allowed) < p_min) break;
     speculative::Distribution q;
     proposer.distribution(logits, allowed, q);
     // Where the draft model only gives refused tokens (every allowed logit -inf), the draft ends:

@@ -45,7 +45,9 @@ int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt1993
 }
 
 int32_t next_draft_length(int32_t current, int32_t drafted, int32_t accepted, int32_t min, int32_t max) {
-  const int32_t next = accepted == drafted ? current + 2 : current - 1;
+  // A draft cut short (the draft model unsure, a short lookup match, the room left) and kept
+  // whole says nothing about a longer one: the length stays.
+  const int32_t next = accepted < drafted ? current - 1 : drafted >= current ? current + 2 : current;
   return std::clamp(next, std::max(min, 1), std::max(max, 1));
 }
 
@@ -94,12 +96,18 @@ Verdict verify(std::span<const int32_t> draft, std::span<const Distribution> pro
   return v;
 }
 
-double top_probability(std::span<const float> logits) {
+double top_probability(std::span<const float> logits, std::span<const uint64_t> allowed) {
+  const auto is_allowed = [&](size_t i) { return allowed.empty() || ((allowed[i / 64] >> (i % 64)) & 1) != 0; };
   float top = -std::numeric_limits<float>::infinity();
-  for (const float l : logits) top = std::max(top, l);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] > top && is_allowed(i)) top = logits[i];
+  }
   if (!std::isfinite(top)) return 0.0;
+  const float floor = top - 20.0f;
   double sum = 0.0;  // of exp(l - top): the top term is 1
-  for (const float l : logits) sum += std::exp(static_cast<double>(l) - top);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (logits[i] > floor && is_allowed(i)) sum += std::exp(static_cast<double>(logits[i]) - top);
+  }
   return 1.0 / sum;
 }
 

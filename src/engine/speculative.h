@@ -42,7 +42,8 @@ Verdict verify(std::span<const int32_t> draft, std::span<const Distribution> pro
 int32_t draw(const std::vector<std::pair<int32_t, double>>& weights, std::mt19937_64& rng);
 
 // The next draft's length after a draft of `drafted` tokens of which `accepted` were kept: longer
-// (by 2) after a draft kept whole, shorter (by 1) after a rejection, within [min, max].
+// (by 2) after a draft of the current length kept whole, shorter (by 1) after a rejection, the
+// same after a shorter draft kept whole; within [min, max].
 int32_t next_draft_length(int32_t current, int32_t drafted, int32_t accepted, int32_t min, int32_t max);
 
 // p(token) in `d` (0 when absent); binary search.
@@ -77,8 +78,11 @@ class SlowerPause {
   bool after_pause_ = false;  // the next drafting step is the first after a pause
 };
 
-// The softmax probability (temperature 1) of the most likely token under `logits`: how sure a draft
-// model is of its next token, whatever the sampler does with it. 0 for no finite logit.
-double top_probability(std::span<const float> logits);
+// The softmax probability (temperature 1) of the most likely token under `logits`, among the tokens
+// `allowed` holds (a bitset of 64-bit words; empty: all): how sure a draft model is of its next
+// token, before the sampler's other steps. Logits more than 20 below the top are left out (e^-20
+// each: a threshold's input, not a distribution), so most of a large vocabulary costs a compare.
+// 0 for no finite allowed logit.
+double top_probability(std::span<const float> logits, std::span<const uint64_t> allowed = {});
 
 }  // namespace ember::speculative

@@ -167,6 +167,11 @@ TEST(CApiStructs, InitWritesNoFurtherThanTheCallersLayout) {
   EXPECT_EQ(params_v1 % alignof(ember_generate_params), 0u);
   EXPECT_EQ(stats_v1 % alignof(ember_generate_stats), 0u);
   EXPECT_GE(stats_v1, offsetof(ember_generate_stats, finish) + sizeof(ember_finish_reason));
+  if (sizeof(void*) == 8 && alignof(double) == 8) {  // the first release's sizes on LP64 (x86-64, aarch64)
+    EXPECT_EQ(load_v1, 32u);
+    EXPECT_EQ(params_v1, 96u);
+    EXPECT_EQ(stats_v1, 72u);
+  }
 
   ember_load_params load;
   std::memset(&load, 0xAB, sizeof load);

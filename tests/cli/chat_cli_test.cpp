@@ -179,7 +179,8 @@ TEST(ChatCli, SpeculativeRepliesEqualPlainOnes) {
   for (const std::vector<std::string>& bad :
        std::vector<std::vector<std::string>>{{"--draft-max", "2", "--draft-min", "3"},
                                              {"--model-draft", draft.string(), "--mirostat", "2"},
-                                             {"--model-draft", draft.string(), "--threads-draft", "-1"}}) {
+                                             {"--model-draft", draft.string(), "--threads-draft", "-1"},
+                                             {"--model-draft", draft.string(), "--draft-p-min", "nan"}}) {
     const auto r = ember_with_stdin(chat_args(tiny, bad), "Hi\n");
     EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -124,6 +124,7 @@ TEST(SpeculativeDistribution, SampledOutputKeepsTheTargetDistribution) {
   // to its full length), and prompt lookup.
   const std::pair<Model*, float> methods[] = {
       {m.draft.get(), GenerateOptions::Speculative{}.p_min}, {m.draft.get(), 0.0f}, {nullptr, 0.0f}};
+  int drafted_with_p_min = -1;
   for (const auto& [draft, p_min] : methods) {
     SCOPED_TRACE(draft != nullptr ? "draft model, p_min " + std::to_string(p_min) : "prompt lookup");
     auto g = generator(draft, /*reuse_prefix=*/true);  // the prompt is computed once
@@ -133,12 +134,12 @@ TEST(SpeculativeDistribution, SampledOutputKeepsTheTargetDistribution) {
       GenerateOptions o;
       o.sampling = params;
       o.sampling.seed = static_cast<uint64_t>(seed);
-      o.stop.max_tokens = 3;
+      o.stop.max_tokens = 4;  // drafts of 2 after the first token: p_min may cut after a drawn one
       o.stop.ignore_eos = true;
       o.speculative.draft_max = 3;
       o.speculative.p_min = p_min;
       const Output r = run(*g, prompt, o);
-      ASSERT_EQ(r.ids.size(), 3u);
+      ASSERT_EQ(r.ids.size(), 4u);
       drafted += r.stats.draft_tokens;
       accepted += r.stats.accepted_tokens;
       if (r.ids[0] != t1) continue;
@@ -148,6 +149,12 @@ TEST(SpeculativeDistribution, SampledOutputKeepsTheTargetDistribution) {
     // Both paths of verification ran: kept drafts and rejected ones.
     EXPECT_GT(accepted, 0);
     EXPECT_LT(accepted, drafted);
+    // The default p_min cut some drafts, not all: fewer drafted than with every draft full length.
+    if (draft != nullptr && p_min > 0.0f) drafted_with_p_min = drafted;
+    if (draft != nullptr && p_min == 0.0f) {
+      EXPECT_GT(drafted_with_p_min, 0);
+      EXPECT_LT(drafted_with_p_min, drafted);
+    }
     std::string detail;
     EXPECT_TRUE(fits(second, sparse(p2), detail)) << "second token: " << detail;
     EXPECT_TRUE(fits(pair, p23, detail)) << "second and third tokens: " << detail;

@@ -109,6 +109,24 @@ TEST(TopProbability, IsTheSoftmaxMaximumAtTemperatureOne) {
   EXPECT_EQ(top_probability(std::vector<float>{5.0f}), 1.0);
   EXPECT_EQ(top_probability(std::vector<float>{-INFINITY, -INFINITY}), 0.0);
   EXPECT_EQ(top_probability(std::vector<float>{}), 0.0);
+  // Among the allowed tokens only: {1, 3} of {9, 0, 8, ln 3}.
+  const std::vector<uint64_t> mask = {0b1010};
+  EXPECT_NEAR(top_probability(std::vector<float>{9.0f, 0.0f, 8.0f, ln3}, mask), 0.75, 1e-7);
+  EXPECT_EQ(top_probability(std::vector<float>{9.0f, 0.0f, 8.0f, ln3}, std::vector<uint64_t>{0b1000}), 1.0);
+  EXPECT_EQ(top_probability(std::vector<float>{9.0f, -INFINITY}, std::vector<uint64_t>{0b10}), 0.0);
+  // Logits 20 or more below the top are left out; closer ones count.
+  EXPECT_EQ(top_probability(std::vector<float>{0.0f, -25.0f, -30.0f}), 1.0);
+  EXPECT_NEAR(top_probability(std::vector<float>{0.0f, -19.0f}), 1.0 / (1.0 + std::exp(-19.0)), 1e-15);
+}
+
+TEST(NextDraftLength, GrowsOnFullDraftsKeptShrinksOnRejectionsWithinBounds) {
+  EXPECT_EQ(next_draft_length(4, 4, 4, 1, 8), 6);  // kept whole at the full length
+  EXPECT_EQ(next_draft_length(4, 4, 2, 1, 8), 3);  // a rejection
+  EXPECT_EQ(next_draft_length(4, 2, 2, 1, 8), 4);  // cut short (p_min, a short match) and kept: stays
+  EXPECT_EQ(next_draft_length(4, 2, 1, 1, 8), 3);
+  EXPECT_EQ(next_draft_length(7, 7, 7, 1, 8), 8);  // bounded above
+  EXPECT_EQ(next_draft_length(2, 2, 0, 2, 8), 2);  // and below
+  EXPECT_EQ(next_draft_length(1, 1, 0, 0, 8), 1);  // never below 1
 }
 
 TEST(SpeculativeVerify, GreedyKeepsExactlyTheMatchingPrefix) {
