@@ -66,9 +66,9 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   draft_length_ = options.speculative.draft_max;
   // Sampled output draws from the random stream step by step: a choice made on timing would make
   // a seed's text depend on the machine's load. Greedy output is the same either way.
-  pause_.emplace(options.speculative.draft_max > 0 && options.speculative.pause_when_slower &&
-                     options.sampling.temperature <= 0.0f,
-                 draft_model_.has_value());
+  pause_ = speculative::SlowerPause(options.speculative.draft_max > 0 && options.speculative.pause_when_slower &&
+                                        options.sampling.temperature <= 0.0f,
+                                    draft_model_.has_value());
   decoder_->stats().cached_tokens = static_cast<int32_t>(n_common);
   cancel_.store(false, std::memory_order_relaxed);
 }
@@ -104,7 +104,7 @@ bool Generator::step(GeneratedToken& token) {
   proposals_.clear();
   double draft_ms = 0;
   bool drafting = false;  // this step tried to draft
-  if (prompt_.empty() && unstored_ && !pause_->paused() && !cancel_.load(std::memory_order_relaxed)) {
+  if (prompt_.empty() && unstored_ && !pause_.paused() && !cancel_.load(std::memory_order_relaxed)) {
     Timer draft_timer;
     drafting = make_draft();
     draft_ms = draft_timer.elapsed_ms();
@@ -135,7 +135,7 @@ bool Generator::step(GeneratedToken& token) {
     ++stats.decode_steps;
     // Weighed by mode: a step that drafted nothing (the draft model unsure, no lookup match) still
     // paid for trying, and counts as a speculating step.
-    pause_->weigh(drafting, draft_ms + step_ms, speculated ? static_cast<int32_t>(chosen_.size()) : 1);
+    pause_.weigh(drafting, draft_ms + step_ms, speculated ? static_cast<int32_t>(chosen_.size()) : 1);
     if (speculated) {
       lock = {};
       return emit_chosen(token);

@@ -101,7 +101,7 @@ class Generator {
   std::vector<speculative::Distribution> proposals_;
   // Greedy speculation pauses while it measures slower per token than plain steps (the machine
   // and the models decide); set by start().
-  std::optional<speculative::SlowerPause> pause_;
+  speculative::SlowerPause pause_;
 };
 
 }  // namespace ember

@@ -131,8 +131,7 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
            logits.size(), mask_.n_vocab());
     }
     const std::span<const uint64_t> allowed = mask_.words().first(words);
-    int32_t first_allowed = mask_.first();
-    if (first_allowed >= static_cast<int32_t>(logits.size())) first_allowed = -1;
+    const int32_t first_allowed = first_allowed_token(logits.size());
     if (first_allowed < 0) {
       fail(ErrorCode::kInvalidArgument,
            "no token of the vocabulary can continue the constrained output after {} tokens (the grammar needs "
@@ -247,7 +246,7 @@ void SequenceDecoder::propose(std::span<const float> logits, int32_t max_tokens,
   const RestoreConstraint restore(constraint_);
   for (int32_t i = 0; i < max_tokens; ++i) {
     const std::span<const uint64_t> allowed = allowed_mask(logits.size());
-    if (!allowed.empty() && (mask_.first() < 0 || mask_.first() >= static_cast<int32_t>(logits.size()))) {
+    if (!allowed.empty() && first_allowed_token(logits.size()) < 0) {
       // A dead end: no token can follow the last draft token. Dropped (it was drawn and is not
       // used: verification stays exact), so the target decides that position.
       if (!draft.empty()) {
@@ -302,7 +301,7 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
   size_t usable = draft.size();
   for (size_t i = 0; i <= draft.size(); ++i) {
     const std::span<const uint64_t> allowed = allowed_mask(rows[i].size());
-    if (i > 0 && !allowed.empty() && (mask_.first() < 0 || mask_.first() >= static_cast<int32_t>(rows[i].size()))) {
+    if (i > 0 && !allowed.empty() && first_allowed_token(rows[i].size()) < 0) {
       // A dead end after draft token i - 1: nothing can follow it. Plain decoding fails there only
       // if it picks that token, so the draft ends before it and position i - 1 is drawn from the
       // target (exact: the token is dropped unused, whether looked up or drawn).
@@ -313,8 +312,7 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
     if (!allowed.empty()) {
       // As on_logits: nothing allowed is an error; a draw that misses the mask (every allowed
       // logit NaN or -inf) is the first allowed token.
-      int32_t first_allowed = mask_.first();
-      if (first_allowed >= static_cast<int32_t>(rows[i].size())) first_allowed = -1;
+      const int32_t first_allowed = first_allowed_token(rows[i].size());
       if (first_allowed < 0) {
         fail(ErrorCode::kInvalidArgument,
              "no token of the vocabulary can continue the constrained output after {} tokens (the grammar needs "

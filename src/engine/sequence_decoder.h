@@ -108,6 +108,12 @@ class SequenceDecoder {
   bool emit(int32_t id, std::span<const float> logits, GeneratedToken& token);
   // The constraint's mask for the next token over `n_logits` entries, or empty when none applies.
   std::span<const uint64_t> allowed_mask(size_t n_logits);
+  // The mask's first allowed token, or -1 when none of the `n_logits` is (a dead end). Reads the
+  // mask the last allowed_mask() filled.
+  int32_t first_allowed_token(size_t n_logits) const {
+    const int32_t first = mask_.first();
+    return first < static_cast<int32_t>(n_logits) ? first : -1;
+  }
 
   const Tokenizer& tokenizer_;
   GenerateOptions options_;

@@ -61,7 +61,7 @@ class SlowerPause {
   // Off (`enabled` false): never pauses. On, it starts with one plain step, to know what drafting
   // has to beat. `catches_up`: the first drafting step after a pause also carries the paused
   // steps (a draft model's cache catching up), so it is not weighed.
-  SlowerPause(bool enabled, bool catches_up);
+  explicit SlowerPause(bool enabled = false, bool catches_up = false);
   // Whether the next step should be plain.
   bool paused() const noexcept { return pause_ > 0; }
   // After each decode step: whether it tried to draft, how long it took and how many tokens it

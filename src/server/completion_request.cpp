@@ -67,14 +67,15 @@ int64_t integer(const json& v, const std::string& name, int64_t lo, int64_t hi) 
 // p_min (0-1); llama.cpp's flat "speculative.n_max", "speculative.n_min" and "speculative.p_min" too.
 void parse_speculative(const json& body, CompletionRequest& r) {
   constexpr int64_t kMaxDraft = 64;
-  if (const json* v = field(body, "speculative")) {
-    if (v->is_boolean()) {
-      if (!v->get<bool>()) r.draft_max = 0;
-    } else if (!v->is_object()) {
+  const json* const speculative = field(body, "speculative");
+  if (speculative != nullptr) {
+    if (speculative->is_boolean()) {
+      if (!speculative->get<bool>()) r.draft_max = 0;
+    } else if (!speculative->is_object()) {
       invalid_request("speculative",
-                      fmt::format("'speculative' must be an object or false, not {}", json_type_name(*v)));
+                      fmt::format("'speculative' must be an object or false, not {}", json_type_name(*speculative)));
     } else {
-      for (const auto& [key, value] : v->items()) {
+      for (const auto& [key, value] : speculative->items()) {
         const std::string name = "speculative." + key;
         if (value.is_null()) continue;
         if (key == "draft_max") {
@@ -93,8 +94,7 @@ void parse_speculative(const json& body, CompletionRequest& r) {
     }
   }
   // llama.cpp's flat keys; "speculative": false wins over them.
-  const bool off =
-      r.draft_max == 0 && field(body, "speculative") != nullptr && (*field(body, "speculative")).is_boolean();
+  const bool off = r.draft_max == 0 && speculative != nullptr && speculative->is_boolean();
   if (const json* v = field(body, "speculative.n_max")) {
     const auto n = static_cast<int32_t>(integer(*v, "speculative.n_max", 0, kMaxDraft));
     if (!off) {
