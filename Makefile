@@ -30,12 +30,13 @@ $(DEBUG_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(DEBUG_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug
 
 # The sanitizer build uses clang and builds every target but the benchmarks, so every `make test`
-# also proves the tree builds warning-free with Clang 14 as well as GCC 12. The CUDA backend is
-# left to the release build (its kernels cannot run under the sanitizers, nor on CI's machine).
+# also proves the tree builds warning-free with Clang 14 as well as GCC 12. Its CUDA backend runs on
+# the CUDA emulator (src/cuda/emulator): the kernels, the GPU layers and `--device cuda` are tested
+# on the CPU, with AddressSanitizer watching every kernel's loads and stores.
 $(SANITIZE_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(SANITIZE_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_CXX_COMPILER=$(SAN_CXX) -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
-	  -DEMBER_SANITIZE=ON -DEMBER_BUILD_BENCH=OFF -DEMBER_CUDA=OFF
+	  -DEMBER_SANITIZE=ON -DEMBER_BUILD_BENCH=OFF -DEMBER_CUDA=EMULATE
 
 build release: $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
@@ -60,10 +61,10 @@ test: format-check test-release test-sanitize test-tsan
 test-release: build
 	cd $(RELEASE_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
-# Unit and CLI tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Unit, CLI and (emulated) CUDA tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize: sanitize
 	cd $(SANITIZE_DIR) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j $(JOBS) -L 'unit|cli' --timeout 900
+	  ctest --output-on-failure -j $(JOBS) -L 'unit|cli|cuda' --timeout 900
 
 # setarch -R: clang-14's TSan cannot map its shadow memory under some kernels' ASLR settings.
 # The CPU kernels' threaded paths: split-K attention (atomic task counter, partial-state merge), the
@@ -167,7 +168,7 @@ fuzz-run: fuzz
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ \
 	    -print_final_stats=1
 
-FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' '*.hpp' '*.c')
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.h' '*.hpp' '*.c' '*.cu')
 format: | deps
 	clang-format-14 -i $(FORMAT_FILES)
 

@@ -1,8 +1,17 @@
 # The optional CUDA toolkit (DESIGN.md §9): sets EMBER_HAVE_CUDA and enables the CUDA language when
 # nvcc and cuBLAS are found (EMBER_CUDA AUTO / ON). Targets: sm_80 and sm_90 machine code plus
-# sm_90 PTX, so newer GPUs JIT the PTX.
+# sm_90 PTX, so newer GPUs JIT the PTX. EMULATE builds the same backend with the host compiler
+# against the CUDA emulator (src/cuda/emulator): no toolkit, kernels run on the CPU for the tests.
 set(EMBER_HAVE_CUDA OFF)
-if(NOT EMBER_CUDA STREQUAL "OFF")
+set(EMBER_CUDA_EMULATED OFF)
+if(EMBER_CUDA STREQUAL "EMULATE")
+  if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+    message(FATAL_ERROR "EMBER_CUDA=EMULATE: the CUDA emulator runs on x86-64 only")
+  endif()
+  set(EMBER_HAVE_CUDA ON)
+  set(EMBER_CUDA_EMULATED ON)
+  message(STATUS "ember: CUDA backend EMULATED on the CPU (src/cuda/emulator; tests only, slow)")
+elseif(NOT EMBER_CUDA STREQUAL "OFF")
   # nvcc is often installed outside PATH (/usr/local/cuda/bin): point CMake at it when so.
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
@@ -23,7 +32,7 @@ if(NOT EMBER_CUDA STREQUAL "OFF")
     message(FATAL_ERROR "EMBER_CUDA=ON but no CUDA toolkit with nvcc and cuBLAS was found")
   endif()
 endif()
-if(EMBER_HAVE_CUDA)
+if(EMBER_HAVE_CUDA AND NOT EMBER_CUDA_EMULATED)
   # CMake 3.25 does not know that nvcc 12+ takes C++20 (the kernels include headers of the CPU
   # backend that use std::span): tell it the flag.
   set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
@@ -36,6 +45,6 @@ if(EMBER_HAVE_CUDA)
     set(CMAKE_CUDA_COMPILER_LAUNCHER "${EMBER_CCACHE}")
   endif()
   message(STATUS "ember: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES})")
-else()
+elseif(NOT EMBER_CUDA_EMULATED)
   message(STATUS "ember: CUDA backend OFF (EMBER_CUDA=${EMBER_CUDA}; no usable CUDA toolkit or disabled)")
 endif()

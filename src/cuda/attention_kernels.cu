@@ -8,7 +8,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
-
+#include "cuda/launch.h"
 
 namespace ember::cuda {
 namespace {
@@ -324,9 +324,9 @@ void plan_split(AttnArgs& a, int32_t n_rows, int32_t max_context, int32_t split_
 template <typename KT, typename VT>
 void launch_attention(const AttnArgs& a, dim3 grid, cudaStream_t stream) {
   if (a.head_dim <= 128) {
-    attention_kernel<KT, VT, 64 / kParts><<<grid, kThreads, 0, stream>>>(a);
+    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KT, VT, 64 / kParts>)(a);
   } else {
-    attention_kernel<KT, VT, kMaxPairs / kParts><<<grid, kThreads, 0, stream>>>(a);
+    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KT, VT, kMaxPairs / kParts>)(a);
   }
 }
 
@@ -359,13 +359,13 @@ void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows
   const bool k16 = kv.k_dtype == DType::kF16, v16 = kv.v_dtype == DType::kF16;
   const dim3 grid(static_cast<unsigned>(n_rows));
   if (k16 && v16) {
-    store_kv_kernel<__half, __half><<<grid, kStoreThreads, 0, stream>>>(a);
+    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<__half, __half>)(a);
   } else if (k16) {
-    store_kv_kernel<__half, float><<<grid, kStoreThreads, 0, stream>>>(a);
+    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<__half, float>)(a);
   } else if (v16) {
-    store_kv_kernel<float, __half><<<grid, kStoreThreads, 0, stream>>>(a);
+    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<float, __half>)(a);
   } else {
-    store_kv_kernel<float, float><<<grid, kStoreThreads, 0, stream>>>(a);
+    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<float, float>)(a);
   }
   EMBER_CUDA_CHECK_LAUNCH("store_kv");
 }
@@ -386,7 +386,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
   EMBER_CUDA_EXPECT_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kMaxHeadDim,
-                     "CUDA attention: head_dim must be even and at most 256");
+                        "CUDA attention: head_dim must be even and at most 256");
   EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0);
   EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
   EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
@@ -439,8 +439,9 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   }
   EMBER_CUDA_CHECK_LAUNCH("attention");
   if (a.n_chunks > 1) {
-    merge_kernel<<<dim3(static_cast<unsigned>(n_rows), static_cast<unsigned>(params.n_head)), kMergeThreads, 0,
-                   stream>>>(a);
+    EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(n_rows), static_cast<unsigned>(params.n_head)), kMergeThreads, 0,
+                      stream, merge_kernel)
+    (a);
     EMBER_CUDA_CHECK_LAUNCH("attention merge");
   }
 }

@@ -11,6 +11,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
+#include "cuda/launch.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
 
@@ -29,7 +30,8 @@ constexpr int kGemvRows = 2;
 // for M = 1 (decode is memory bound and wants occupancy), 80, 128, then 255 from M = 5. ptxas
 // fills whatever budget it gets by hoisting loads; its own choice (no minimum) and tighter budgets
 // spilled a few bytes for some M, these do not (checked with -Xptxas -v for sm_80 and sm_90).
-constexpr int gemv_min_blocks(int m) { return m == 1 ? 7 : m == 2 ? 6 : m <= 4 ? 4 : 2; }
+// (maybe_unused: the CUDA emulator compiles __launch_bounds__ away.)
+[[maybe_unused]] constexpr int gemv_min_blocks(int m) { return m == 1 ? 7 : m == 2 ? 6 : m <= 4 ? 4 : 2; }
 // Elementwise kernels (dequantize_f16, f32_to_f16): grid-stride loops over at most kMaxBlocks.
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 8192;
@@ -395,8 +397,8 @@ template <class Type, int M>
 void launch_gemv_m(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
   const int64_t row_bytes = static_cast<int64_t>(*dtype_bytes_for(w.dtype, static_cast<uint64_t>(w.k)));
   const auto grid = static_cast<unsigned>((w.n_out + kGemvRows - 1) / kGemvRows);
-  gemv_kernel<Type, M><<<grid, kGemvThreads, 0, stream>>>(static_cast<const uint8_t*>(w.data), row_bytes, w.n_out, x,
-                                                          w.k, static_cast<int>(w.k / Type::kUnitElems), y);
+  EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M>)
+  (static_cast<const uint8_t*>(w.data), row_bytes, w.n_out, x, w.k, static_cast<int>(w.k / Type::kUnitElems), y);
 }
 
 template <class Type>
@@ -528,12 +530,12 @@ __global__ void dequantize_plain_f16_kernel(const uint8_t* __restrict__ w, int64
 template <class Type>
 void launch_dequantize_blocks(const uint8_t* w, int64_t n, __half* out, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(aligned16(out));
-  dequantize_blocks_f16_kernel<Type><<<blocks_for(n / 8), kThreads, 0, stream>>>(w, n / 8, out);
+  EMBER_CUDA_LAUNCH(blocks_for(n / 8), kThreads, 0, stream, dequantize_blocks_f16_kernel<Type>)(w, n / 8, out);
 }
 
 template <DType kType>
 void launch_dequantize_plain(const uint8_t* w, int64_t n, __half* out, cudaStream_t stream) {
-  dequantize_plain_f16_kernel<kType><<<blocks_for(n), kThreads, 0, stream>>>(w, n, out);
+  EMBER_CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream, dequantize_plain_f16_kernel<kType>)(w, n, out);
 }
 
 __global__ void f32_to_f16_kernel(const float* __restrict__ x, int64_t n, __half* __restrict__ out) {
@@ -617,7 +619,7 @@ void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {
 void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n >= 0);
   if (n == 0) return;
-  f32_to_f16_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, out);
+  EMBER_CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream, f32_to_f16_kernel)(x, n, out);
   EMBER_CUDA_CHECK_LAUNCH("f32_to_f16");
 }
 

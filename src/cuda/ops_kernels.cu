@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
+#include "cuda/launch.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
 
@@ -236,8 +237,8 @@ __global__ void get_rows_kernel(const uint8_t* src, int64_t n_src_rows, uint64_t
 template <DType T>
 void launch_get_rows(const void* src, int64_t n_src_rows, uint64_t row_bytes, int64_t n_cols, const int32_t* ids,
                      int64_t n_ids, float* dst, cudaStream_t stream) {
-  get_rows_kernel<T><<<grid_2d(n_ids, n_cols), kThreads, 0, stream>>>(static_cast<const uint8_t*>(src), n_src_rows,
-                                                                      row_bytes, n_cols, ids, n_ids, dst);
+  EMBER_CUDA_LAUNCH(grid_2d(n_ids, n_cols), kThreads, 0, stream, get_rows_kernel<T>)
+  (static_cast<const uint8_t*>(src), n_src_rows, row_bytes, n_cols, ids, n_ids, dst);
 }
 
 // One block per row: each thread scans i = tid, tid + blockDim, ... (increasing, so a tie keeps the
@@ -274,21 +275,21 @@ void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int
               cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0);
   if (n_rows == 0 || n == 0) return;
-  rms_norm_kernel<<<static_cast<unsigned>(n_rows), kNormThreads, 0, stream>>>(x, weight, y, n, eps);
+  EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kNormThreads, 0, stream, rms_norm_kernel)(x, weight, y, n, eps);
   EMBER_CUDA_CHECK_LAUNCH("rms_norm");
 }
 
 void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
   if (n_rows == 0 || n == 0) return;
-  glu_kernel<Silu><<<grid_2d(n_rows, n), kThreads, 0, stream>>>(g, u, stride, y, n_rows, n);
+  EMBER_CUDA_LAUNCH(grid_2d(n_rows, n), kThreads, 0, stream, glu_kernel<Silu>)(g, u, stride, y, n_rows, n);
   EMBER_CUDA_CHECK_LAUNCH("swiglu");
 }
 
 void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n >= 0 && (n_rows <= 1 || stride >= n));
   if (n_rows == 0 || n == 0) return;
-  glu_kernel<GeluTanh><<<grid_2d(n_rows, n), kThreads, 0, stream>>>(g, u, stride, y, n_rows, n);
+  EMBER_CUDA_LAUNCH(grid_2d(n_rows, n), kThreads, 0, stream, glu_kernel<GeluTanh>)(g, u, stride, y, n_rows, n);
   EMBER_CUDA_CHECK_LAUNCH("geglu");
 }
 
@@ -296,14 +297,14 @@ void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_col
          cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_cols >= 0 && b_stride >= 0);
   if (n_rows == 0 || n_cols == 0) return;
-  add_kernel<<<grid_2d(n_rows, n_cols), kThreads, 0, stream>>>(a, b, y, n_rows, n_cols, b_stride);
+  EMBER_CUDA_LAUNCH(grid_2d(n_rows, n_cols), kThreads, 0, stream, add_kernel)(a, b, y, n_rows, n_cols, b_stride);
   EMBER_CUDA_CHECK_LAUNCH("add");
 }
 
 void scale(const float* x, float* y, int64_t n, float s, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n >= 0);
   if (n == 0) return;
-  scale_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, y, n, s);
+  EMBER_CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream, scale_kernel)(x, y, n, s);
   EMBER_CUDA_CHECK_LAUNCH("scale");
 }
 
@@ -311,7 +312,7 @@ void softcap(float* x, int64_t n, float cap, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(cap > 0.0f);
   EMBER_CUDA_EXPECT(n >= 0);
   if (n == 0) return;
-  softcap_kernel<<<blocks_for(n), kThreads, 0, stream>>>(x, n, cap, 1.0f / cap);
+  EMBER_CUDA_LAUNCH(blocks_for(n), kThreads, 0, stream, softcap_kernel)(x, n, cap, 1.0f / cap);
   EMBER_CUDA_CHECK_LAUNCH("softcap");
 }
 
@@ -322,8 +323,8 @@ void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int6
   EMBER_CUDA_EXPECT(n_tokens <= 1 || token_stride >= n_head * head_dim);
   const int64_t n_pairs = n_tokens * n_head * (n_rot / 2);
   if (n_pairs == 0) return;
-  rope_kernel<<<blocks_for(n_pairs), kThreads, 0, stream>>>(x, n_tokens, token_stride, n_head, head_dim, n_rot, neox,
-                                                            cos_sin);
+  EMBER_CUDA_LAUNCH(blocks_for(n_pairs), kThreads, 0, stream, rope_kernel)
+  (x, n_tokens, token_stride, n_head, head_dim, n_rot, neox, cos_sin);
   EMBER_CUDA_CHECK_LAUNCH("rope");
 }
 
@@ -353,7 +354,7 @@ void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, c
 void argmax_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
   if (n_rows == 0) return;
-  argmax_kernel<<<static_cast<unsigned>(n_rows), kArgmaxThreads, 0, stream>>>(x, n, out);
+  EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kArgmaxThreads, 0, stream, argmax_kernel)(x, n, out);
   EMBER_CUDA_CHECK_LAUNCH("argmax_rows");
 }
 

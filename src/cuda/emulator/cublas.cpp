@@ -1,0 +1,112 @@
+// The CUDA emulator's cuBLAS: a handle bound to a stream and cublasGemmEx (column-major, f16 / bf16 /
+// f32 operands, f32 compute), on the host in float with the k sum in order. Operands are checked to
+// be device memory of the extent the leading dimensions imply, as a GPU would fault on anything else.
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "cuda/emulator/state.h"
+#include "quant/fp16.h"
+
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+};
+
+namespace {
+
+bool supported_type(cudaDataType_t t) { return t == CUDA_R_32F || t == CUDA_R_16F || t == CUDA_R_16BF; }
+
+size_t element_bytes(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
+
+float load(const void* base, cudaDataType_t t, int64_t i) {
+  switch (t) {
+    case CUDA_R_16F: return ember::fp16_to_fp32(static_cast<const uint16_t*>(base)[i]);
+    case CUDA_R_16BF: return ember::bf16_to_fp32(static_cast<const uint16_t*>(base)[i]);
+    default: return static_cast<const float*>(base)[i];
+  }
+}
+
+void store(void* base, cudaDataType_t t, int64_t i, float v) {
+  switch (t) {
+    case CUDA_R_16F: static_cast<uint16_t*>(base)[i] = ember::fp32_to_fp16(v); break;
+    case CUDA_R_16BF: static_cast<uint16_t*>(base)[i] = ember::fp32_to_bf16(v); break;
+    default: static_cast<float*>(base)[i] = v; break;
+  }
+}
+
+// A column-major operand of `rows` x `cols` with leading dimension ld: checks ld and that its whole
+// extent is device memory.
+bool operand_ok(const void* p, cudaDataType_t t, int rows, int cols, int ld, const char* name) {
+  if (ld < std::max(1, rows)) return false;
+  if (rows == 0 || cols == 0) return true;
+  const size_t elements = static_cast<size_t>(cols - 1) * static_cast<size_t>(ld) + static_cast<size_t>(rows);
+  if (!ember::cuda_emulator::is_device_range(p, elements * element_bytes(t))) {
+    ember::cuda_emulator::fault("cublasGemmEx: operand %s %p (%d x %d, ld %d) is not inside one device allocation",
+                                name, p, rows, cols, ld);
+  }
+  return true;
+}
+
+}  // namespace
+
+cublasStatus_t cublasCreate(cublasHandle_t* handle) {
+  if (handle == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  *handle = new cublasContext;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  delete handle;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  handle->stream = stream;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+const char* cublasGetStatusString(cublasStatus_t status) {
+  switch (status) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+  }
+  return "CUBLAS_STATUS_UNKNOWN";
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                            int k, const void* alpha, const void* A, cudaDataType_t Atype, int lda, const void* B,
+                            cudaDataType_t Btype, int ldb, const void* beta, void* C, cudaDataType_t Ctype, int ldc,
+                            cublasComputeType_t computeType, cublasGemmAlgo_t /*algo*/) {
+  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (m < 0 || n < 0 || k < 0 || alpha == nullptr || beta == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
+  if (transa == CUBLAS_OP_C || transb == CUBLAS_OP_C) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (!supported_type(Atype) || !supported_type(Btype) || !supported_type(Ctype)) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (computeType == CUBLAS_COMPUTE_16F) return CUBLAS_STATUS_NOT_SUPPORTED;  // alpha and beta are floats here
+  const bool ta = transa == CUBLAS_OP_T, tb = transb == CUBLAS_OP_T;
+  // op(A) is m x k: A is stored m x k (N) or k x m (T); op(B) is k x n: B is k x n (N) or n x k (T).
+  if (!operand_ok(A, Atype, ta ? k : m, ta ? m : k, lda, "A") ||
+      !operand_ok(B, Btype, tb ? n : k, tb ? k : n, ldb, "B") || !operand_ok(C, Ctype, m, n, ldc, "C")) {
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
+  for (int j = 0; j < n; ++j) {
+    for (int i = 0; i < m; ++i) {
+      float sum = 0.0f;
+      for (int l = 0; l < k; ++l) {
+        const float x = load(A, Atype, ta ? static_cast<int64_t>(i) * lda + l : static_cast<int64_t>(l) * lda + i);
+        const float y = load(B, Btype, tb ? static_cast<int64_t>(l) * ldb + j : static_cast<int64_t>(j) * ldb + l);
+        sum += x * y;
+      }
+      const int64_t c = static_cast<int64_t>(j) * ldc + i;
+      // beta == 0: C is written without being read, so whatever it held (NaN) does not matter.
+      store(C, Ctype, c, b == 0.0f ? a * sum : a * sum + b * load(C, Ctype, c));
+    }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}

@@ -1,0 +1,197 @@
+// The CUDA emulator's device side: CUDA C++'s qualifiers, built-in variables and intrinsics for
+// kernels compiled as host C++, and the launch that runs a grid on fibers (scheduler.cpp). Every
+// CUDA thread of a block is a fiber; __syncthreads and the warp shuffles are real barriers among
+// them, so a kernel's indexing, reductions and barrier discipline are exercised exactly, and
+// AddressSanitizer sees every out-of-bounds access. Force-included into the .cu files of an
+// EMBER_CUDA=EMULATE build (docs/cuda.md).
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <type_traits>
+
+// ---- qualifiers ----------------------------------------------------------------------------------
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// Shared memory: one instance per OS thread; the fibers of a block run on one OS thread, one block
+// at a time, so they share it and the next block reuses it (uninitialized, as on a GPU).
+#define __shared__ static thread_local
+
+namespace ember::cuda_emulator {
+
+// The built-in variables of the running CUDA thread (set by the scheduler on every switch).
+struct Builtins {
+  uint3 thread_idx;
+  uint3 block_idx;
+  dim3 block_dim;
+  dim3 grid_dim;
+};
+extern thread_local Builtins t_builtins;
+
+// The block barrier, and a warp's exchange: every thread of the calling thread's warp passes a
+// value and gets the one lane `source` passed (scheduler.cpp). A source lane that exited, or a mask
+// that leaves out a live thread of the warp, aborts with the kernel's name: ember's kernels only
+// shuffle whole warps.
+void sync_block();
+uint64_t exchange_in_warp(unsigned mask, uint64_t value, int source);
+// The calling thread's lane (threadIdx.x % 32 for 1-D blocks: lanes number the linear thread id).
+int lane_id();
+[[noreturn]] void trap();
+
+// A kernel launch: the grid's blocks run one after another on this thread, each block's threads as
+// fibers. A bad configuration sets the last error (as cudaErrorInvalidConfiguration) and runs
+// nothing; pointer arguments must be device memory (or null), else the launch aborts naming it.
+bool launch_configuration_ok(dim3 grid, dim3 block, size_t shared_bytes, const char* kernel);
+void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const char* kernel);
+void check_kernel_pointer(const void* p, int index, const char* kernel);
+
+template <class... Params>
+class KernelLaunch {
+ public:
+  KernelLaunch(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Params...), const char* name)
+      : grid_(grid), block_(block), shared_bytes_(shared_bytes), kernel_(kernel), name_(name) {}
+
+  void operator()(Params... args) const {
+    if (!launch_configuration_ok(grid_, block_, shared_bytes_, name_)) return;
+    int index = 0;
+    (check_pointer(args, index++), ...);
+    run_grid(
+        grid_, block_, [&] { kernel_(args...); }, name_);
+  }
+
+ private:
+  template <class T>
+  void check_pointer(const T& arg, int index) const {
+    if constexpr (std::is_pointer_v<T>) check_kernel_pointer(static_cast<const void*>(arg), index, name_);
+  }
+
+  dim3 grid_, block_;
+  size_t shared_bytes_;
+  void (*kernel_)(Params...);
+  const char* name_;
+};
+
+template <class... Params>
+KernelLaunch<Params...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t /*stream: in order*/,
+                               void (*kernel)(Params...), const char* name) {
+  return KernelLaunch<Params...>(grid, block, shared_bytes, kernel, name);
+}
+
+}  // namespace ember::cuda_emulator
+
+#define threadIdx (::ember::cuda_emulator::t_builtins.thread_idx)
+#define blockIdx (::ember::cuda_emulator::t_builtins.block_idx)
+#define blockDim (::ember::cuda_emulator::t_builtins.block_dim)
+#define gridDim (::ember::cuda_emulator::t_builtins.grid_dim)
+inline constexpr int warpSize = 32;
+
+// ---- synchronization and warp intrinsics ---------------------------------------------------------
+
+inline void __syncthreads() { ::ember::cuda_emulator::sync_block(); }
+[[noreturn]] inline void __trap() { ::ember::cuda_emulator::trap(); }
+
+namespace ember::cuda_emulator {
+inline int segment_base(int lane, int width) { return lane / width * width; }
+inline int source_xor(int lane, int width, int mask) {
+  const int src = lane ^ mask;
+  return src / width == lane / width ? src : lane;
+}
+inline int source_down(int lane, int width, int delta) {
+  const int src = lane + delta;
+  return src < segment_base(lane, width) + width ? src : lane;
+}
+inline int source_up(int lane, int width, int delta) {
+  const int src = lane - delta;
+  return src >= segment_base(lane, width) ? src : lane;
+}
+inline int source_index(int lane, int width, int index) { return segment_base(lane, width) + index % width; }
+
+template <class T>
+T shuffle(unsigned mask, T value, int width, int (*source)(int lane, int width, int arg), int arg) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "shuffles move 4- or 8-byte values");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof(T));
+  bits = exchange_in_warp(mask, bits, source(lane_id(), width, arg));
+  T out;
+  std::memcpy(&out, &bits, sizeof(T));
+  return out;
+}
+}  // namespace ember::cuda_emulator
+
+// Shuffles of 4- and 8-byte values. `width` splits the warp into segments as CUDA's: a source lane
+// outside the caller's segment gives the caller's own value (xor, down, up) or wraps (indexed).
+template <class T>
+T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
+  return ::ember::cuda_emulator::shuffle(mask, value, width, ::ember::cuda_emulator::source_xor, lane_mask);
+}
+template <class T>
+T __shfl_down_sync(unsigned mask, T value, unsigned delta, int width = 32) {
+  return ::ember::cuda_emulator::shuffle(mask, value, width, ::ember::cuda_emulator::source_down,
+                                         static_cast<int>(delta));
+}
+template <class T>
+T __shfl_up_sync(unsigned mask, T value, unsigned delta, int width = 32) {
+  return ::ember::cuda_emulator::shuffle(mask, value, width, ::ember::cuda_emulator::source_up,
+                                         static_cast<int>(delta));
+}
+template <class T>
+T __shfl_sync(unsigned mask, T value, int src_lane, int width = 32) {
+  return ::ember::cuda_emulator::shuffle(mask, value, width, ::ember::cuda_emulator::source_index, src_lane);
+}
+inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) { (void)__shfl_xor_sync(mask, 0, 0); }
+
+// ---- arithmetic intrinsics -----------------------------------------------------------------------
+
+// The read-only data cache load: a plain load on the host.
+template <class T>
+T __ldg(const T* p) {
+  return *p;
+}
+
+inline float __int_as_float(int v) { return std::bit_cast<float>(v); }
+inline float __uint_as_float(unsigned v) { return std::bit_cast<float>(v); }
+inline int __float_as_int(float v) { return std::bit_cast<int>(v); }
+inline unsigned __float_as_uint(float v) { return std::bit_cast<unsigned>(v); }
+
+// prmt.b32: result byte n is byte (s >> 4n) & 7 of the 8 bytes {y:x} (x the low 4); with bit 3 of
+// that selector nibble set, the selected byte's sign bit replicated instead.
+inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
+  const uint64_t bytes = (static_cast<uint64_t>(y) << 32) | x;
+  unsigned out = 0;
+  for (int n = 0; n < 4; ++n) {
+    const unsigned sel = (s >> (4 * n)) & 0xF;
+    unsigned b = static_cast<unsigned>(bytes >> (8 * (sel & 7))) & 0xFF;
+    if (sel & 8) b = (b & 0x80) ? 0xFF : 0;
+    out |= b << (8 * n);
+  }
+  return out;
+}
+
+// Round-to-nearest single operations that a compiler never fuses: on the host, a plain operation
+// (the emulated .cu files are compiled with -ffp-contract=off).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+
+// The device's integer min/max overloads (float ones come from <cmath>'s fminf/fmaxf).
+template <class A, class B>
+requires std::is_integral_v<A> && std::is_integral_v<B>
+constexpr std::common_type_t<A, B> min(A a, B b) { return b < a ? b : a; }
+template <class A, class B>
+requires std::is_integral_v<A> && std::is_integral_v<B>
+constexpr std::common_type_t<A, B> max(A a, B b) { return a < b ? b : a; }
+
+// `kernel<<<grid, block, shared_bytes, stream>>>(args)` of a real build (cuda/launch.h).
+#define EMBER_CUDA_EMULATED_LAUNCH(grid, block, shared_bytes, stream, ...) \
+  ::ember::cuda_emulator::launch((grid), (block), (shared_bytes), (stream), __VA_ARGS__, #__VA_ARGS__)

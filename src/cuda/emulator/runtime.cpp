@@ -1,0 +1,394 @@
+// The CUDA emulator's runtime API: device memory is host memory from the allocator (so
+// AddressSanitizer guards every allocation's bounds), registered so that copies and kernel
+// arguments are checked to be device memory of the right extent; streams run their work at once, in
+// order. EMBER_CUDA_EMULATOR_MEMORY (MiB, default 16384) sizes the device and
+// EMBER_CUDA_EMULATOR_DEVICES (default 1) counts them, so out-of-memory and no-GPU paths can be
+// tested too.
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "cuda/emulator/state.h"
+
+struct CUstream_st {
+  unsigned flags = 0;
+};
+
+struct CUevent_st {
+  std::chrono::steady_clock::time_point time{};
+  bool recorded = false;
+};
+
+namespace ember::cuda_emulator {
+namespace {
+
+// Fresh device memory holds this byte: every float and half read from it before a write is NaN.
+constexpr unsigned char kUninitializedByte = 0xFF;
+constexpr size_t kAlignment = 256;  // cudaMalloc's guarantee
+
+size_t env_size(const char* name, size_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (*end != '\0') fault("%s=%s is not a whole number", name, v);
+  return static_cast<size_t>(n);
+}
+
+struct Device {
+  std::mutex mu;
+  std::map<uintptr_t, size_t> allocations;  // base -> bytes
+  std::set<const CUstream_st*> streams;
+  std::set<const CUevent_st*> events;
+  size_t used = 0;
+  size_t total = env_size("EMBER_CUDA_EMULATOR_MEMORY", 16384) << 20;
+  int count = static_cast<int>(env_size("EMBER_CUDA_EMULATOR_DEVICES", 1));
+};
+
+Device& device() {
+  static Device* d = new Device;  // never destroyed: buffers may be freed during static destruction
+  return *d;
+}
+
+thread_local cudaError_t t_last_error = cudaSuccess;
+thread_local int t_current_device = 0;
+
+// The allocation holding p (or p one past its end), under d.mu.
+const std::pair<const uintptr_t, size_t>* find_allocation(Device& d, const void* p) {
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  auto it = d.allocations.upper_bound(addr);
+  if (it == d.allocations.begin()) return nullptr;
+  --it;
+  return addr <= it->first + it->second ? &*it : nullptr;
+}
+
+bool known_stream(cudaStream_t s) {
+  if (s == nullptr) return true;  // the legacy default stream
+  Device& d = device();
+  const std::lock_guard lock(d.mu);
+  return d.streams.count(s) != 0;
+}
+
+const char* kind_name(cudaMemcpyKind kind) {
+  switch (kind) {
+    case cudaMemcpyHostToHost: return "host to host";
+    case cudaMemcpyHostToDevice: return "host to device";
+    case cudaMemcpyDeviceToHost: return "device to host";
+    case cudaMemcpyDeviceToDevice: return "device to device";
+    case cudaMemcpyDefault: return "default";
+  }
+  return "?";
+}
+
+// Checks one side of a copy: device memory of the whole extent where the kind says device, not
+// device memory where it says host (a GPU would read or write the wrong thing).
+void check_side(const void* p, size_t bytes, bool on_device, const char* side, cudaMemcpyKind kind, const char* call) {
+  if (on_device && !is_device_range(p, bytes)) {
+    fault("%s (%s): the %s %p (%zu bytes) is not inside one device allocation", call, kind_name(kind), side, p, bytes);
+  }
+  if (!on_device && is_device_pointer(p)) {
+    fault("%s (%s): the %s %p is device memory, used as host memory", call, kind_name(kind), side, p);
+  }
+}
+
+cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream, const char* call) {
+  if (!known_stream(stream)) return set_last_error(cudaErrorInvalidResourceHandle);
+  if (bytes == 0) return cudaSuccess;
+  if (dst == nullptr || src == nullptr) return set_last_error(cudaErrorInvalidValue);
+  if (kind == cudaMemcpyDefault) {
+    kind = is_device_pointer(src) ? (is_device_pointer(dst) ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost)
+                                  : (is_device_pointer(dst) ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost);
+  }
+  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDeviceToDevice) {
+    return set_last_error(cudaErrorInvalidMemcpyDirection);
+  }
+  check_side(src, bytes, kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice, "source", kind, call);
+  check_side(dst, bytes, kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice, "destination", kind, call);
+  std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+}  // namespace
+
+cudaError_t set_last_error(cudaError_t error) {
+  if (error != cudaSuccess) t_last_error = error;
+  return error;
+}
+
+bool is_device_range(const void* p, size_t bytes) {
+  Device& d = device();
+  const std::lock_guard lock(d.mu);
+  const auto* a = find_allocation(d, p);
+  if (a == nullptr) return false;
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - a->first;
+  return bytes <= a->second - offset;
+}
+
+bool is_device_pointer(const void* p) {
+  Device& d = device();
+  const std::lock_guard lock(d.mu);
+  return find_allocation(d, p) != nullptr;
+}
+
+void fault(const char* format, ...) {
+  std::fputs("CUDA emulator: ", stderr);
+  va_list args;
+  va_start(args, format);
+  std::vfprintf(stderr, format, args);
+  va_end(args);
+  std::fputc('\n', stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
+void check_kernel_pointer(const void* p, int index, const char* kernel) {
+  if (p != nullptr && !is_device_pointer(p)) {
+    fault("kernel %s: argument %d (%p) is not device memory", kernel, index, p);
+  }
+}
+
+}  // namespace ember::cuda_emulator
+
+using ember::cuda_emulator::device;
+using ember::cuda_emulator::set_last_error;
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (count == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *count = device().count;
+  return *count == 0 ? set_last_error(cudaErrorNoDevice) : cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int d) {
+  if (d < 0 || d >= device().count) return set_last_error(cudaErrorInvalidDevice);
+  ember::cuda_emulator::t_current_device = d;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* d) {
+  if (d == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *d = ember::cuda_emulator::t_current_device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int d) {
+  if (prop == nullptr) return set_last_error(cudaErrorInvalidValue);
+  if (d < 0 || d >= device().count) return set_last_error(cudaErrorInvalidDevice);
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "ember CUDA emulator");
+  prop->totalGlobalMem = device().total;
+  prop->sharedMemPerBlock = 48 << 10;
+  prop->regsPerBlock = 65536;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = 1024;
+  prop->maxThreadsDim[0] = 1024;
+  prop->maxThreadsDim[1] = 1024;
+  prop->maxThreadsDim[2] = 64;
+  prop->maxGridSize[0] = 0x7FFFFFFF;
+  prop->maxGridSize[1] = 65535;
+  prop->maxGridSize[2] = 65535;
+  prop->major = 9;
+  prop->minor = 0;
+  prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+cudaError_t cudaGetLastError() { return std::exchange(ember::cuda_emulator::t_last_error, cudaSuccess); }
+
+cudaError_t cudaPeekAtLastError() { return ember::cuda_emulator::t_last_error; }
+
+const char* cudaGetErrorName(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+  }
+  return "cudaErrorUnknown";
+}
+
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+  }
+  return "unknown error";
+}
+
+cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  if (ptr == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *ptr = nullptr;
+  if (bytes == 0) return cudaSuccess;
+  auto& d = device();
+  {
+    const std::lock_guard lock(d.mu);
+    if (bytes > d.total - d.used) return set_last_error(cudaErrorMemoryAllocation);
+    d.used += bytes;
+  }
+  void* p = nullptr;
+  if (posix_memalign(&p, ember::cuda_emulator::kAlignment, bytes) != 0) {
+    const std::lock_guard lock(d.mu);
+    d.used -= bytes;
+    return set_last_error(cudaErrorMemoryAllocation);
+  }
+  std::memset(p, ember::cuda_emulator::kUninitializedByte, bytes);
+  const std::lock_guard lock(d.mu);
+  d.allocations.emplace(reinterpret_cast<uintptr_t>(p), bytes);
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  auto& d = device();
+  {
+    const std::lock_guard lock(d.mu);
+    const auto it = d.allocations.find(reinterpret_cast<uintptr_t>(ptr));
+    if (it == d.allocations.end()) return set_last_error(cudaErrorInvalidValue);
+    d.used -= it->second;
+    d.allocations.erase(it);
+  }
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  if (free_bytes == nullptr || total_bytes == nullptr) return set_last_error(cudaErrorInvalidValue);
+  auto& d = device();
+  const std::lock_guard lock(d.mu);
+  *free_bytes = d.total - d.used;
+  *total_bytes = d.total;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return ember::cuda_emulator::copy(dst, src, bytes, kind, nullptr, "cudaMemcpy");
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  return ember::cuda_emulator::copy(dst, src, bytes, kind, stream, "cudaMemcpyAsync");
+}
+
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t stream) {
+  if (width > dpitch || width > spitch) return set_last_error(cudaErrorInvalidValue);
+  for (size_t r = 0; r < height; ++r) {
+    const cudaError_t status =
+        ember::cuda_emulator::copy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch,
+                                   width, kind, stream, "cudaMemcpy2DAsync");
+    if (status != cudaSuccess) return status;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemset(void* ptr, int value, size_t bytes) { return cudaMemsetAsync(ptr, value, bytes, nullptr); }
+
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
+  if (!ember::cuda_emulator::known_stream(stream)) return set_last_error(cudaErrorInvalidResourceHandle);
+  if (bytes == 0) return cudaSuccess;
+  if (!ember::cuda_emulator::is_device_range(ptr, bytes)) {
+    ember::cuda_emulator::fault("cudaMemset: %p (%zu bytes) is not inside one device allocation", ptr, bytes);
+  }
+  std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, cudaStreamDefault); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
+  if (stream == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *stream = new CUstream_st{flags};
+  auto& d = device();
+  const std::lock_guard lock(d.mu);
+  d.streams.insert(*stream);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  auto& d = device();
+  {
+    const std::lock_guard lock(d.mu);
+    if (stream == nullptr || d.streams.erase(stream) == 0) return set_last_error(cudaErrorInvalidResourceHandle);
+  }
+  delete stream;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  return ember::cuda_emulator::known_stream(stream) ? cudaSuccess : set_last_error(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  if (event == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *event = new CUevent_st;
+  auto& d = device();
+  const std::lock_guard lock(d.mu);
+  d.events.insert(*event);
+  return cudaSuccess;
+}
+
+namespace {
+bool known_event(cudaEvent_t e) {
+  auto& d = device();
+  const std::lock_guard lock(d.mu);
+  return e != nullptr && d.events.count(e) != 0;
+}
+}  // namespace
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  auto& d = device();
+  {
+    const std::lock_guard lock(d.mu);
+    if (event == nullptr || d.events.erase(event) == 0) return set_last_error(cudaErrorInvalidResourceHandle);
+  }
+  delete event;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (!known_event(event) || !ember::cuda_emulator::known_stream(stream)) {
+    return set_last_error(cudaErrorInvalidResourceHandle);
+  }
+  event->time = std::chrono::steady_clock::now();
+  event->recorded = true;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  return known_event(event) ? cudaSuccess : set_last_error(cudaErrorInvalidResourceHandle);
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (ms == nullptr) return set_last_error(cudaErrorInvalidValue);
+  if (!known_event(start) || !known_event(end)) return set_last_error(cudaErrorInvalidResourceHandle);
+  if (!start->recorded || !end->recorded) return set_last_error(cudaErrorInvalidResourceHandle);
+  *ms = std::chrono::duration<float, std::milli>(end->time - start->time).count();
+  return cudaSuccess;
+}

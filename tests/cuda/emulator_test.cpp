@@ -1,0 +1,306 @@
+// The CUDA emulator itself (src/cuda/emulator): shuffles, barriers and launches behave as CUDA
+// defines them, and the bugs it exists to catch (a missing barrier, a deadlock, a host pointer
+// handed to a kernel, an out-of-range copy, a trap) are caught. Built only with EMBER_CUDA=EMULATE.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "cuda/device_buffer.h"
+#include "cuda/launch.h"
+#include "ember/error.h"
+#include "quant/fp16.h"
+
+namespace ember {
+namespace {
+
+using cuda::DeviceBuffer;
+
+template <class T>
+std::vector<T> download(const DeviceBuffer& b, size_t n) {
+  std::vector<T> out(n);
+  b.download(out.data(), n * sizeof(T));
+  return out;
+}
+
+// ---- shuffles ----
+
+enum class Shfl { kXor, kDown, kUp, kIndex };
+
+__global__ void shuffle_kernel(int* out, Shfl op, int arg, int width) {
+  const int v = static_cast<int>(threadIdx.x) * 10 + 1;
+  int r = 0;
+  switch (op) {
+    case Shfl::kXor: r = __shfl_xor_sync(0xFFFFFFFFu, v, arg, width); break;
+    case Shfl::kDown: r = __shfl_down_sync(0xFFFFFFFFu, v, static_cast<unsigned>(arg), width); break;
+    case Shfl::kUp: r = __shfl_up_sync(0xFFFFFFFFu, v, static_cast<unsigned>(arg), width); break;
+    case Shfl::kIndex: r = __shfl_sync(0xFFFFFFFFu, v, arg, width); break;
+  }
+  out[threadIdx.x] = r;
+}
+
+// The source lane CUDA's documentation gives for each shuffle (lanes of a 64-thread block: two warps).
+int expected_source(Shfl op, int t, int arg, int width) {
+  const int lane = t % 32, base = lane / width * width, warp0 = t - lane;
+  int src = lane;
+  switch (op) {
+    case Shfl::kXor: src = (lane ^ arg) / width == lane / width ? lane ^ arg : lane; break;
+    case Shfl::kDown: src = lane + arg < base + width ? lane + arg : lane; break;
+    case Shfl::kUp: src = lane - arg >= base ? lane - arg : lane; break;
+    case Shfl::kIndex: src = base + arg % width; break;
+  }
+  return warp0 + src;
+}
+
+TEST(CudaEmulator, ShufflesMatchCudaSemantics) {
+  DeviceBuffer out(64 * sizeof(int), "out");
+  for (Shfl op : {Shfl::kXor, Shfl::kDown, Shfl::kUp, Shfl::kIndex}) {
+    for (int width : {32, 16, 8}) {
+      for (int arg : {1, 3, 5, 16}) {
+        EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, shuffle_kernel)(out.as<int>(), op, arg, width);
+        ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+        const std::vector<int> got = download<int>(out, 64);
+        for (int t = 0; t < 64; ++t) {
+          ASSERT_EQ(got[static_cast<size_t>(t)], expected_source(op, t, arg, width) * 10 + 1)
+              << "op " << static_cast<int>(op) << " width " << width << " arg " << arg << " thread " << t;
+        }
+      }
+    }
+  }
+}
+
+// ---- barriers ----
+
+// Block sum through shared memory with a tree of barriers, over blocks of any shape: every thread
+// gets the sum of the linear thread ids, and the built-in variables are consistent.
+__global__ void block_sum_kernel(int* out) {
+  __shared__ int s[1024];
+  const unsigned n = blockDim.x * blockDim.y * blockDim.z;
+  const unsigned t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  s[t] = static_cast<int>(t);
+  __syncthreads();
+  for (unsigned stride = 1; stride < n; stride *= 2) {
+    const int add = t % (2 * stride) == 0 && t + stride < n ? s[t + stride] : 0;
+    __syncthreads();
+    s[t] += add;
+    __syncthreads();
+  }
+  const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  out[block * n + t] = s[0];
+}
+
+TEST(CudaEmulator, BarriersAndBuiltinsOverBlockShapes) {
+  for (const dim3 shape : {dim3(1), dim3(37), dim3(96), dim3(8, 4, 2), dim3(5, 3, 7), dim3(1024)}) {
+    const dim3 grid(2, 3, 1);
+    const unsigned n = shape.x * shape.y * shape.z, blocks = grid.x * grid.y * grid.z;
+    DeviceBuffer out(static_cast<size_t>(n) * blocks * sizeof(int), "out");
+    EMBER_CUDA_LAUNCH(grid, shape, 0, nullptr, block_sum_kernel)(out.as<int>());
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<int> got = download<int>(out, static_cast<size_t>(n) * blocks);
+    for (int v : got) ASSERT_EQ(v, static_cast<int>(n * (n - 1) / 2)) << "block " << shape.x << "x" << shape.y;
+  }
+}
+
+// Each thread publishes its id, then (without a barrier between) reads its right neighbour's: on a
+// GPU this races; in the emulator threads run in a shuffled order between barriers, so some reads
+// see the neighbour's value and some the stale one. With the barrier, all are right.
+__global__ void neighbour_kernel(int* out, bool barrier) {
+  __shared__ int s[256];
+  s[threadIdx.x] = -1;
+  __syncthreads();
+  s[threadIdx.x] = static_cast<int>(threadIdx.x);
+  if (barrier) __syncthreads();
+  out[threadIdx.x] = s[(threadIdx.x + 1) % blockDim.x];
+}
+
+TEST(CudaEmulator, AMissingBarrierGivesWrongResults) {
+  DeviceBuffer out(256 * sizeof(int), "out");
+  for (bool barrier : {true, false}) {
+    EMBER_CUDA_LAUNCH(1, 256, 0, nullptr, neighbour_kernel)(out.as<int>(), barrier);
+    const std::vector<int> got = download<int>(out, 256);
+    int stale = 0;
+    for (int t = 0; t < 256; ++t) stale += got[static_cast<size_t>(t)] != (t + 1) % 256;
+    if (barrier) {
+      EXPECT_EQ(stale, 0);
+    } else {
+      EXPECT_GT(stale, 0) << "the racy kernel read every neighbour's value: the run order hides races";
+    }
+  }
+}
+
+// Threads that exit early do not hold a barrier back (Volta and later).
+__global__ void early_exit_kernel(int* out) {
+  __shared__ int s[64];
+  if (threadIdx.x >= 40) return;
+  s[threadIdx.x] = static_cast<int>(threadIdx.x);
+  __syncthreads();
+  out[threadIdx.x] = s[39 - threadIdx.x];
+}
+
+TEST(CudaEmulator, ExitedThreadsDoNotHoldBarriers) {
+  DeviceBuffer out(64 * sizeof(int), "out");
+  EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, early_exit_kernel)(out.as<int>());
+  const std::vector<int> got = download<int>(out, 40);
+  for (int t = 0; t < 40; ++t) EXPECT_EQ(got[static_cast<size_t>(t)], 39 - t);
+}
+
+// Lane 0 waits in a shuffle its warp-mates never reach: they wait at the block barrier instead.
+__global__ void deadlock_kernel(int* out) {
+  int v = static_cast<int>(threadIdx.x);
+  if (threadIdx.x == 0) v = __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+  __syncthreads();
+  out[threadIdx.x] = v;
+}
+
+__global__ void trap_kernel(int* out) {
+  if (threadIdx.x == 5) __trap();
+  out[threadIdx.x] = 1;
+}
+
+__global__ void write_kernel(int* out) { out[threadIdx.x] = 7; }
+
+TEST(CudaEmulatorDeathTest, DeadlocksTrapsAndHostPointersAbortWithTheKernelsName) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  DeviceBuffer out(64 * sizeof(int), "out");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, deadlock_kernel)(out.as<int>()), "deadlock_kernel deadlocked");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, trap_kernel)(out.as<int>()), "trap_kernel trapped");
+  std::vector<int> host(64);
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, write_kernel)(host.data()), "argument 0 .* is not device memory");
+}
+
+TEST(CudaEmulator, ABadLaunchConfigurationRunsNothingAndSetsTheError) {
+  DeviceBuffer out(64 * sizeof(int), "out");
+  const std::vector<int> zeros(64, 0);
+  out.upload(zeros.data(), zeros.size() * sizeof(int));
+  EMBER_CUDA_LAUNCH(1, 2048, 0, nullptr, write_kernel)(out.as<int>());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // not sticky
+  EMBER_CUDA_LAUNCH(dim3(1, 70000), 32, 0, nullptr, write_kernel)(out.as<int>());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(download<int>(out, 64), zeros);
+}
+
+// ---- memory ----
+
+TEST(CudaEmulator, FreshDeviceMemoryReadsAsNaN) {
+  DeviceBuffer b(100 * sizeof(float), "fresh");
+  for (float v : download<float>(b, 100)) EXPECT_TRUE(std::isnan(v));
+}
+
+TEST(CudaEmulatorDeathTest, CopiesAreCheckedAgainstTheAllocations) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  DeviceBuffer dev(64, "dev");
+  std::vector<char> host(128);
+  EXPECT_DEATH((void)cudaMemcpy(dev.data(), host.data(), 65, cudaMemcpyHostToDevice),
+               "destination .* is not inside one device allocation");
+  EXPECT_DEATH((void)cudaMemcpy(host.data(), host.data() + 64, 8, cudaMemcpyDeviceToHost),
+               "source .* is not inside one device allocation");
+  EXPECT_DEATH((void)cudaMemcpy(host.data(), dev.data(), 8, cudaMemcpyHostToDevice),
+               "source .* is device memory, used as host memory");
+  EXPECT_DEATH((void)cudaMemsetAsync(static_cast<char*>(dev.data()) + 60, 0, 8, nullptr),
+               "not inside one device allocation");
+}
+
+TEST(CudaEmulator, AllocationsBeyondTheDeviceFailWithTheNumbers) {
+  size_t free_bytes = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total), cudaSuccess);
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, total + 1), cudaErrorMemoryAllocation);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorMemoryAllocation);
+  try {
+    DeviceBuffer too_big(total + 1, "a test's huge buffer");
+    FAIL() << "allocated more than the device holds";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
+    EXPECT_NE(std::string(e.what()).find("a test's huge buffer"), std::string::npos) << e.what();
+  }
+  size_t free_after = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_after, &total), cudaSuccess);
+  EXPECT_EQ(free_after, free_bytes);
+}
+
+// ---- intrinsics ----
+
+TEST(CudaEmulator, BytePermSelectsAndSignReplicates) {
+  EXPECT_EQ(__byte_perm(0x33221100u, 0x77665544u, 0x1234u), 0x11223344u);
+  EXPECT_EQ(__byte_perm(0x33221100u, 0x77665544u, 0x7654u), 0x77665544u);
+  EXPECT_EQ(__byte_perm(0x000080FFu, 0, 0x4498u), 0x0000FFFFu);  // bit 3: the sign of bytes 0 and 1
+  EXPECT_EQ(__byte_perm(0x00007F01u, 0, 0x4489u), 0x00000000u);
+}
+
+TEST(CudaEmulator, HalfConversionsRoundToNearestEven) {
+  EXPECT_EQ(__half_as_ushort(__float2half_rn(1.0f)), 0x3C00);
+  EXPECT_EQ(__half_as_ushort(__float2half_rn(1.0f + 1.0f / 2048)), 0x3C00);  // a tie: to even
+  EXPECT_EQ(__half_as_ushort(__float2half_rn(1.0f + 3.0f / 2048)), 0x3C02);
+  EXPECT_EQ(__half2float(__ushort_as_half(0xC000)), -2.0f);
+  const float2 f = __half22float2(__floats2half2_rn(0.5f, -0.25f));
+  EXPECT_EQ(f.x, 0.5f);
+  EXPECT_EQ(f.y, -0.25f);
+}
+
+// ---- cuBLAS ----
+
+TEST(CudaEmulator, GemmExMatchesADoubleReferenceForEveryTransposeAndType) {
+  cublasHandle_t handle = nullptr;
+  ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const int m = 7, n = 5, k = 13, pad = 3;
+  for (cudaDataType_t type : {CUDA_R_32F, CUDA_R_16F}) {
+    for (cublasOperation_t ta : {CUBLAS_OP_N, CUBLAS_OP_T}) {
+      for (cublasOperation_t tb : {CUBLAS_OP_N, CUBLAS_OP_T}) {
+        for (float beta : {0.0f, 0.5f}) {
+          const int lda = (ta == CUBLAS_OP_N ? m : k) + pad, ldb = (tb == CUBLAS_OP_N ? k : n) + pad, ldc = m + pad;
+          const int a_cols = ta == CUBLAS_OP_N ? k : m, b_cols = tb == CUBLAS_OP_N ? n : k;
+          // Values exactly representable in f16, so both types compute the same products.
+          std::vector<float> a(static_cast<size_t>(lda) * a_cols), b(static_cast<size_t>(ldb) * b_cols);
+          std::vector<float> c(static_cast<size_t>(ldc) * n);
+          for (auto* vec : {&a, &b, &c}) {
+            for (float& x : *vec) x = fp16_to_fp32(fp32_to_fp16(dist(rng)));
+          }
+          if (beta == 0.0f) std::fill(c.begin(), c.end(), NAN);  // must not be read
+          const auto to_device = [&](const std::vector<float>& v) {
+            if (type == CUDA_R_32F) return DeviceBuffer::from(v);
+            std::vector<uint16_t> h(v.size());
+            for (size_t i = 0; i < v.size(); ++i) h[i] = fp32_to_fp16(v[i]);
+            return DeviceBuffer::from(h);
+          };
+          DeviceBuffer da = to_device(a), db = to_device(b), dc = DeviceBuffer::from(c);
+          const float alpha = 1.5f;
+          ASSERT_EQ(cublasGemmEx(handle, ta, tb, m, n, k, &alpha, da.data(), type, lda, db.data(), type, ldb, &beta,
+                                 dc.data(), CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                    CUBLAS_STATUS_SUCCESS);
+          const std::vector<float> got = download<float>(dc, c.size());
+          for (int j = 0; j < n; ++j) {
+            for (int i = 0; i < m; ++i) {
+              double sum = 0;
+              for (int l = 0; l < k; ++l) {
+                const double x =
+                    ta == CUBLAS_OP_N ? a[static_cast<size_t>(l * lda + i)] : a[static_cast<size_t>(i * lda + l)];
+                const double y =
+                    tb == CUBLAS_OP_N ? b[static_cast<size_t>(j * ldb + l)] : b[static_cast<size_t>(l * ldb + j)];
+                sum += x * y;
+              }
+              const double want = alpha * sum + (beta == 0.0f ? 0.0 : beta * c[static_cast<size_t>(j * ldc + i)]);
+              EXPECT_NEAR(got[static_cast<size_t>(j * ldc + i)], want, 1e-4) << "i " << i << " j " << j;
+            }
+          }
+        }
+      }
+    }
+  }
+  float one = 1.0f;
+  EXPECT_EQ(cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, 4, 4, 4, &one, nullptr, CUDA_R_32F, 2, nullptr, CUDA_R_32F,
+                         4, &one, nullptr, CUDA_R_32F, 4, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            CUBLAS_STATUS_INVALID_VALUE);  // lda < m
+  EXPECT_EQ(cublasDestroy(handle), CUBLAS_STATUS_SUCCESS);
+}
+
+}  // namespace
+}  // namespace ember
