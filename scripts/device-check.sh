@@ -50,6 +50,7 @@ do_run() {
   local libs="$PWD/$pack/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
   ember() { LD_LIBRARY_PATH="$libs" "$pack/ember" "$@"; }
   export EMBER_SHARED_DATA="$PWD/$pack/data"
+  export EMBER_CLI_PATH="$PWD/$pack/ember"  # for the tests that run `ember` (cuda_cli_test)
   local status=0
   if [ "$tests" = 1 ]; then
     echo "== cuda tests"

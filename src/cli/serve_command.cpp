@@ -116,8 +116,9 @@ int run_serve(server::ServerOptions o, const std::string& api_key_file) {
     listener.join();
     throw;
   }
-  fmt::print(stderr, "ember serve: ready: model '{}', context {} tokens, {} parallel sequences{}\n", api.model_name(),
-             api.context(), o.parallel, o.no_ui ? "" : "; chat UI at /");
+  const std::string gpu = gpu_summary(api.model(), ", ");
+  fmt::print(stderr, "ember serve: ready: model '{}', context {} tokens, {} parallel sequences{}{}\n", api.model_name(),
+             api.context(), o.parallel, gpu.empty() ? "" : "; gpu: " + gpu, o.no_ui ? "" : "; chat UI at /");
   std::fflush(stderr);
 
   int first_signal = 0;

@@ -179,6 +179,10 @@ void ApiServer::drain(std::chrono::milliseconds timeout, const std::atomic<bool>
 
 const std::string& ApiServer::model_name() const { return state_->model_name; }
 int32_t ApiServer::context() const { return state_->engine ? state_->engine->options().context : 0; }
+const Model& ApiServer::model() const {
+  EMBER_CHECK(state_->llm != nullptr);
+  return *LlmAccess::impl(*state_->llm).model;
+}
 
 namespace {
 

@@ -9,6 +9,10 @@
 #include "server/http_types.h"
 #include "server/server_options.h"
 
+namespace ember {
+class Model;
+}  // namespace ember
+
 namespace ember::server {
 
 struct ServerState;
@@ -30,9 +34,10 @@ class ApiServer {
   // their finish chunk.
   void drain(std::chrono::milliseconds timeout, const std::atomic<bool>* hurry = nullptr);
 
-  // The served model's name and context (valid after load()).
+  // The served model's name, context and the model itself (valid after load()).
   const std::string& model_name() const;
   int32_t context() const;
+  const Model& model() const;
 
  private:
   HttpReply route(const HttpRequest& request);

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -79,8 +80,13 @@ RunResult run(const std::vector<std::string>& args, const std::string& stdin_pat
   return RunningProcess(args, stdin_path).finish();
 }
 
+std::string ember_binary() {
+  const char* env = std::getenv("EMBER_CLI_PATH");
+  return env != nullptr && *env != '\0' ? env : EMBER_CLI_PATH;
+}
+
 RunResult ember(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {EMBER_CLI_PATH};
+  std::vector<std::string> argv = {ember_binary()};
   for (const std::string& a : args) argv.push_back(a);
   return run(argv);
 }
@@ -93,7 +99,7 @@ RunResult ember_with_stdin(const std::vector<std::string>& args, const std::stri
     std::ofstream in(in_path, std::ios::binary);
     in.write(input.data(), static_cast<std::streamsize>(input.size()));
   }
-  std::vector<std::string> argv = {EMBER_CLI_PATH};
+  std::vector<std::string> argv = {ember_binary()};
   for (const std::string& a : args) argv.push_back(a);
   RunResult r = run(argv, in_path.string());
   fs::remove(in_path);
@@ -115,7 +121,7 @@ PipedEmber::PipedEmber(const std::vector<std::string>& args, const fs::path& err
   }
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> argv = {EMBER_CLI_PATH};
+  std::vector<std::string> argv = {ember_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   pid_ = spawn_with_default_signals(argv, actions);
   posix_spawn_file_actions_destroy(&actions);

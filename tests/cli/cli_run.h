@@ -25,6 +25,9 @@ pid_t spawn_with_default_signals(const std::vector<std::string>& args, const pos
 // Runs args[0] (searched in PATH) with stdin from `stdin_path` (/dev/null by default) and
 // stdout/stderr captured separately.
 RunResult run(const std::vector<std::string>& args, const std::string& stdin_path = "/dev/null");
+// The ember binary under test: the build's (EMBER_CLI_PATH at compile time), or $EMBER_CLI_PATH
+// where the tests run away from their build tree (scripts/device-check.sh on a lent GPU machine).
+std::string ember_binary();
 // Runs the ember binary under test with `args`.
 RunResult ember(const std::vector<std::string>& args);
 // Runs the ember binary under test with `args` and `input` as its standard input.
