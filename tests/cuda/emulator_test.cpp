@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -44,34 +45,49 @@ __global__ void shuffle_kernel(int* out, Shfl op, int arg, int width) {
   out[threadIdx.x] = r;
 }
 
-// The source lane CUDA's documentation gives for each shuffle (lanes of a 64-thread block: two warps).
+// The source lane of each shuffle, from PTX's shfl.sync pseudocode (with CUDA's c operand for
+// `width`: segmask = 32 - width; clamp 31, or 0 for up): lanes of a 64-thread block, two warps.
 int expected_source(Shfl op, int t, int arg, int width) {
-  const int lane = t % 32, base = lane / width * width, warp0 = t - lane;
-  int src = lane;
+  const int lane = t % 32, warp0 = t - lane, b = arg & 31, segmask = 32 - width;
+  const int min_lane = lane & segmask, max_lane = (lane & segmask) | (31 & ~segmask);
+  int j = lane;
+  bool valid = true;
   switch (op) {
-    case Shfl::kXor: src = (lane ^ arg) / width == lane / width ? lane ^ arg : lane; break;
-    case Shfl::kDown: src = lane + arg < base + width ? lane + arg : lane; break;
-    case Shfl::kUp: src = lane - arg >= base ? lane - arg : lane; break;
-    case Shfl::kIndex: src = base + arg % width; break;
+    case Shfl::kUp: j = lane - b, valid = j >= min_lane; break;  // clamp 0: maxLane = minLane
+    case Shfl::kDown: j = lane + b, valid = j <= max_lane; break;
+    case Shfl::kXor: j = lane ^ b, valid = j <= max_lane; break;
+    case Shfl::kIndex: j = min_lane | (b & ~segmask), valid = j <= max_lane; break;
   }
-  return warp0 + src;
+  return warp0 + (valid ? j : lane);
 }
 
-TEST(CudaEmulator, ShufflesMatchCudaSemantics) {
+TEST(CudaEmulator, ShufflesMatchPtxSemantics) {
   DeviceBuffer out(64 * sizeof(int), "out");
+  const auto run = [&](Shfl op, int arg, int width) {
+    EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, shuffle_kernel)(out.as<int>(), op, arg, width);
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    std::vector<int> src = download<int>(out, 64);
+    for (int& v : src) v = (v - 1) / 10;  // the source thread
+    return src;
+  };
   for (Shfl op : {Shfl::kXor, Shfl::kDown, Shfl::kUp, Shfl::kIndex}) {
-    for (int width : {32, 16, 8}) {
-      for (int arg : {1, 3, 5, 16}) {
-        EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, shuffle_kernel)(out.as<int>(), op, arg, width);
-        ASSERT_EQ(cudaGetLastError(), cudaSuccess);
-        const std::vector<int> got = download<int>(out, 64);
+    for (int width : {32, 16, 8, 1}) {
+      for (int arg : {0, 1, 3, 5, 16, 31, 33, -1}) {
+        const std::vector<int> got = run(op, arg, width);
         for (int t = 0; t < 64; ++t) {
-          ASSERT_EQ(got[static_cast<size_t>(t)], expected_source(op, t, arg, width) * 10 + 1)
+          ASSERT_EQ(got[static_cast<size_t>(t)], expected_source(op, t, arg, width))
               << "op " << static_cast<int>(op) << " width " << width << " arg " << arg << " thread " << t;
         }
       }
     }
   }
+  // Spot values worked out by hand from the PTX text.
+  EXPECT_EQ(run(Shfl::kXor, 16, 16)[20], 4);    // an earlier segment is a valid xor source
+  EXPECT_EQ(run(Shfl::kXor, 16, 16)[4], 4);     // a later one is not: the caller's own value
+  EXPECT_EQ(run(Shfl::kXor, 33, 32)[6], 7);     // the lane mask is cut to 5 bits
+  EXPECT_EQ(run(Shfl::kDown, 3, 8)[5], 5);      // past the segment's end
+  EXPECT_EQ(run(Shfl::kUp, 3, 8)[10], 10);      // before the segment's start
+  EXPECT_EQ(run(Shfl::kIndex, 13, 8)[42], 45);  // segment 40..47, lane 13 % 8
 }
 
 // ---- barriers ----
@@ -133,7 +149,8 @@ TEST(CudaEmulator, AMissingBarrierGivesWrongResults) {
   }
 }
 
-// Threads that exit early do not hold a barrier back (Volta and later).
+// A barrier after some threads exited, and a shuffle naming an exited lane: undefined in CUDA
+// (__syncthreads must be reached by the whole block), reported rather than tolerated.
 __global__ void early_exit_kernel(int* out) {
   __shared__ int s[64];
   if (threadIdx.x >= 40) return;
@@ -142,11 +159,28 @@ __global__ void early_exit_kernel(int* out) {
   out[threadIdx.x] = s[39 - threadIdx.x];
 }
 
-TEST(CudaEmulator, ExitedThreadsDoNotHoldBarriers) {
-  DeviceBuffer out(64 * sizeof(int), "out");
-  EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, early_exit_kernel)(out.as<int>());
-  const std::vector<int> got = download<int>(out, 40);
-  for (int t = 0; t < 40; ++t) EXPECT_EQ(got[static_cast<size_t>(t)], 39 - t);
+__global__ void exited_lane_kernel(int* out) {
+  if (threadIdx.x == 3) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xFFFFFFFFu, static_cast<int>(threadIdx.x), 1);
+}
+
+// Each block adds its index into a slot another block reads: on a GPU blocks run in any order, so
+// the emulator runs them shuffled and the result depends on it.
+__global__ void block_order_kernel(int* order, int* counter) {
+  if (threadIdx.x == 0) order[blockIdx.x] = (*counter)++;
+}
+
+TEST(CudaEmulator, BlocksRunInAShuffledOrder) {
+  DeviceBuffer order(64 * sizeof(int), "order"), counter(sizeof(int), "counter");
+  const int zero = 0;
+  counter.upload(&zero, sizeof zero);
+  EMBER_CUDA_LAUNCH(64, 32, 0, nullptr, block_order_kernel)(order.as<int>(), counter.as<int>());
+  const std::vector<int> got = download<int>(order, 64);
+  int in_place = 0;
+  for (int i = 0; i < 64; ++i) in_place += got[static_cast<size_t>(i)] == i;
+  if (std::getenv("EMBER_CUDA_EMULATOR_ORDER") == nullptr) {
+    EXPECT_LT(in_place, 64) << "blocks ran in index order";
+  }
 }
 
 // Lane 0 waits in a shuffle its warp-mates never reach: they wait at the block barrier instead.
@@ -167,6 +201,10 @@ __global__ void write_kernel(int* out) { out[threadIdx.x] = 7; }
 TEST(CudaEmulatorDeathTest, DeadlocksTrapsAndHostPointersAbortWithTheKernelsName) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   DeviceBuffer out(64 * sizeof(int), "out");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, early_exit_kernel)(out.as<int>()),
+               "early_exit_kernel: (__syncthreads after [0-9]+ threads of the block exited|thread [0-9]+ exits while)");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, exited_lane_kernel)(out.as<int>()),
+               "exited_lane_kernel: thread .* (exits while|names lanes 0x8 that exited)");
   EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, deadlock_kernel)(out.as<int>()), "deadlock_kernel deadlocked");
   EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, trap_kernel)(out.as<int>()), "trap_kernel trapped");
   std::vector<int> host(64);
@@ -183,6 +221,62 @@ TEST(CudaEmulator, ABadLaunchConfigurationRunsNothingAndSetsTheError) {
   EMBER_CUDA_LAUNCH(dim3(1, 70000), 32, 0, nullptr, write_kernel)(out.as<int>());
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   EXPECT_EQ(download<int>(out, 64), zeros);
+}
+
+// ---- stream capture ----
+
+__global__ void add_one_kernel(int* data, int n) {
+  for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x)) data[i] += 1;
+}
+
+TEST(CudaEmulator, ACapturedStreamReplaysItsWorkWithTheArgumentsOfTheCapture) {
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  DeviceBuffer a(40 * sizeof(int), "a"), b(40 * sizeof(int), "b");
+  const std::vector<int> zeros(40, 0);
+  a.upload(zeros.data(), 40 * sizeof(int));
+  int n = 40;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  ASSERT_EQ(cudaStreamIsCapturing(stream, &status), cudaSuccess);
+  EXPECT_EQ(status, cudaStreamCaptureStatusActive);
+  EMBER_CUDA_LAUNCH(1, 32, 0, stream, add_one_kernel)(a.as<int>(), n);
+  n = 7;  // the capture holds 40
+  ASSERT_EQ(cudaMemcpyAsync(b.data(), a.data(), 40 * sizeof(int), cudaMemcpyDeviceToDevice, stream), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  EXPECT_EQ(download<int>(a, 40), zeros) << "captured work ran at capture";
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  for (int replay = 1; replay <= 3; ++replay) {
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    EXPECT_EQ(download<int>(b, 40), std::vector<int>(40, replay));
+  }
+  EXPECT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+  EXPECT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+}
+
+TEST(CudaEmulatorDeathTest, WhatACaptureCannotHoldAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto capturing = [](auto&& body) {
+    cudaStream_t stream = nullptr;
+    (void)cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    (void)cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+    body(stream);
+  };
+  DeviceBuffer dev(64, "dev");
+  std::vector<char> host(64);
+  EXPECT_DEATH(capturing([&](cudaStream_t s) { (void)cudaStreamSynchronize(s); }),
+               "cudaStreamSynchronize while this thread captures");
+  EXPECT_DEATH(capturing([&](cudaStream_t) { (void)cudaMemcpy(dev.data(), host.data(), 64, cudaMemcpyHostToDevice); }),
+               "cudaMemcpy while this thread captures");
+  EXPECT_DEATH(
+      capturing([&](cudaStream_t s) { (void)cudaMemcpyAsync(dev.data(), host.data(), 64, cudaMemcpyHostToDevice, s); }),
+      "copies of pageable host memory cannot be captured");
+  EXPECT_DEATH(capturing([&](cudaStream_t) { DeviceBuffer more(64, "more"); }),
+               "cudaMalloc while this thread captures");
 }
 
 // ---- memory ----

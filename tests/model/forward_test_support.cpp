@@ -27,6 +27,9 @@ TwinModels TwinModels::make(const RandomModelSpec& spec, const TwinOptions& o) {
 Logits rows_of(std::span<const float> logits, int64_t n_vocab, size_t begin, size_t end) {
   // forward() returns only the rows that asked for logits: asking for more is a test bug that would
   // compare whatever the buffer held past them.
+  EXPECT_GT(n_vocab, 0);
+  EXPECT_LE(begin, end);
+  if (n_vocab <= 0 || begin > end) return {};
   const size_t n_rows = logits.size() / static_cast<size_t>(n_vocab);
   if (end > n_rows) {
     ADD_FAILURE() << "rows_of: rows [" << begin << ", " << end << ") of " << n_rows << " logits rows";

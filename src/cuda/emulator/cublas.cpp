@@ -48,6 +48,9 @@ bool operand_ok(const void* p, cudaDataType_t t, int rows, int cols, int ld, con
   return true;
 }
 
+void gemm_on_host(bool ta, bool tb, int m, int n, int k, float a, const void* A, cudaDataType_t Atype, int lda,
+                  const void* B, cudaDataType_t Btype, int ldb, float b, void* C, cudaDataType_t Ctype, int ldc);
+
 }  // namespace
 
 cublasStatus_t cublasCreate(cublasHandle_t* handle) {
@@ -86,8 +89,11 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (m < 0 || n < 0 || k < 0 || alpha == nullptr || beta == nullptr) return CUBLAS_STATUS_INVALID_VALUE;
   if (transa == CUBLAS_OP_C || transb == CUBLAS_OP_C) return CUBLAS_STATUS_NOT_SUPPORTED;
-  if (!supported_type(Atype) || !supported_type(Btype) || !supported_type(Ctype)) return CUBLAS_STATUS_NOT_SUPPORTED;
-  if (computeType == CUBLAS_COMPUTE_16F) return CUBLAS_STATUS_NOT_SUPPORTED;  // alpha and beta are floats here
+  // cuBLAS's GemmEx table for 32F compute: A and B of one type; C f32, or the type of A and B.
+  if (!supported_type(Atype) || Btype != Atype || (Ctype != CUDA_R_32F && Ctype != Atype)) {
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+  if (computeType != CUBLAS_COMPUTE_32F) return CUBLAS_STATUS_NOT_SUPPORTED;  // the only one emulated
   const bool ta = transa == CUBLAS_OP_T, tb = transb == CUBLAS_OP_T;
   // op(A) is m x k: A is stored m x k (N) or k x m (T); op(B) is k x n: B is k x n (N) or n x k (T).
   if (!operand_ok(A, Atype, ta ? k : m, ta ? m : k, lda, "A") ||
@@ -95,6 +101,15 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
+  const auto gemm = [=] { gemm_on_host(ta, tb, m, n, k, a, A, Atype, lda, B, Btype, ldb, b, C, Ctype, ldc); };
+  if (!ember::cuda_emulator::record_if_capturing(handle->stream, gemm, "cublasGemmEx")) gemm();
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+namespace {
+
+void gemm_on_host(bool ta, bool tb, int m, int n, int k, float a, const void* A, cudaDataType_t Atype, int lda,
+                  const void* B, cudaDataType_t Btype, int ldb, float b, void* C, cudaDataType_t Ctype, int ldc) {
   for (int j = 0; j < n; ++j) {
     for (int i = 0; i < m; ++i) {
       float sum = 0.0f;
@@ -108,5 +123,6 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
       store(C, Ctype, c, b == 0.0f ? a * sum : a * sum + b * load(C, Ctype, c));
     }
   }
-  return CUBLAS_STATUS_SUCCESS;
 }
+
+}  // namespace

@@ -2,8 +2,9 @@
 // kernels compiled as host C++, and the launch that runs a grid on fibers (scheduler.cpp). Every
 // CUDA thread of a block is a fiber; __syncthreads and the warp shuffles are real barriers among
 // them, so a kernel's indexing, reductions and barrier discipline are exercised exactly, and
-// AddressSanitizer sees every out-of-bounds access. Force-included into the .cu files of an
-// EMBER_CUDA=EMULATE build (docs/cuda.md).
+// AddressSanitizer sees every out-of-bounds access to device memory (not to __shared__ arrays,
+// which are thread_local variables ASan does not instrument). Force-included into the .cu files of
+// an EMBER_CUDA=EMULATE build (docs/cuda.md).
 #pragma once
 
 #include <cuda_fp16.h>
@@ -25,7 +26,8 @@
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 // Shared memory: one instance per OS thread; the fibers of a block run on one OS thread, one block
-// at a time, so they share it and the next block reuses it (uninitialized, as on a GPU).
+// at a time, so they share it. Unlike a GPU's it starts zeroed and keeps the previous block's
+// values: a kernel that reads shared slots no thread of its block wrote is not caught.
 #define __shared__ static thread_local
 
 namespace ember::cuda_emulator {
@@ -50,24 +52,31 @@ int lane_id();
 [[noreturn]] void trap();
 
 // A kernel launch: the grid's blocks run one after another on this thread, each block's threads as
-// fibers. A bad configuration sets the last error (as cudaErrorInvalidConfiguration) and runs
-// nothing; pointer arguments must be device memory (or null), else the launch aborts naming it.
+// fibers (or, on a capturing stream, the launch is recorded with its arguments' values and runs at
+// each graph launch). A bad configuration sets the last error (as cudaErrorInvalidConfiguration)
+// and runs nothing; pointer arguments must be device memory (or null), else the launch aborts.
 bool launch_configuration_ok(dim3 grid, dim3 block, size_t shared_bytes, const char* kernel);
 void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const char* kernel);
 void check_kernel_pointer(const void* p, int index, const char* kernel);
+bool record_if_capturing(cudaStream_t stream, std::function<void()> work, const char* call);
 
 template <class... Params>
 class KernelLaunch {
  public:
-  KernelLaunch(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Params...), const char* name)
-      : grid_(grid), block_(block), shared_bytes_(shared_bytes), kernel_(kernel), name_(name) {}
+  KernelLaunch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, void (*kernel)(Params...),
+               const char* name)
+      : grid_(grid), block_(block), shared_bytes_(shared_bytes), stream_(stream), kernel_(kernel), name_(name) {}
 
   void operator()(Params... args) const {
     if (!launch_configuration_ok(grid_, block_, shared_bytes_, name_)) return;
     int index = 0;
     (check_pointer(args, index++), ...);
-    run_grid(
-        grid_, block_, [&] { kernel_(args...); }, name_);
+    // The arguments by value, as CUDA snapshots them at launch (and at capture).
+    auto run = [grid = grid_, block = block_, kernel = kernel_, name = name_, ... values = args] {
+      const std::function<void()> body = [&] { kernel(values...); };
+      run_grid(grid, block, body, name);
+    };
+    if (!record_if_capturing(stream_, run, name_)) run();
   }
 
  private:
@@ -78,14 +87,15 @@ class KernelLaunch {
 
   dim3 grid_, block_;
   size_t shared_bytes_;
+  cudaStream_t stream_;
   void (*kernel_)(Params...);
   const char* name_;
 };
 
 template <class... Params>
-KernelLaunch<Params...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t /*stream: in order*/,
+KernelLaunch<Params...> launch(dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                                void (*kernel)(Params...), const char* name) {
-  return KernelLaunch<Params...>(grid, block, shared_bytes, kernel, name);
+  return KernelLaunch<Params...>(grid, block, shared_bytes, stream, kernel, name);
 }
 
 }  // namespace ember::cuda_emulator
@@ -102,24 +112,35 @@ inline void __syncthreads() { ::ember::cuda_emulator::sync_block(); }
 [[noreturn]] inline void __trap() { ::ember::cuda_emulator::trap(); }
 
 namespace ember::cuda_emulator {
-inline int segment_base(int lane, int width) { return lane / width * width; }
+// The source lane of each shuffle, as PTX's shfl.sync defines it: the lane argument is cut to 5
+// bits; the warp is split into segments of `width` (a power of two); a source past the end of the
+// caller's segment (xor, down) or before its start (up) gives the caller's own value. (An xor
+// source in an earlier segment is valid: PTX only bounds it above.)
+inline int segment_mask(int width) { return 32 - width; }  // c[12:8] of shfl.sync
+inline int segment_last(int lane, int width) { return (lane & segment_mask(width)) | (31 & ~segment_mask(width)); }
 inline int source_xor(int lane, int width, int mask) {
-  const int src = lane ^ mask;
-  return src / width == lane / width ? src : lane;
+  const int src = lane ^ (mask & 31);
+  return src <= segment_last(lane, width) ? src : lane;
 }
 inline int source_down(int lane, int width, int delta) {
-  const int src = lane + delta;
-  return src < segment_base(lane, width) + width ? src : lane;
+  const int src = lane + (delta & 31);
+  return src <= segment_last(lane, width) ? src : lane;
 }
 inline int source_up(int lane, int width, int delta) {
-  const int src = lane - delta;
-  return src >= segment_base(lane, width) ? src : lane;
+  const int src = lane - (delta & 31);
+  return src >= (lane & segment_mask(width)) ? src : lane;
 }
-inline int source_index(int lane, int width, int index) { return segment_base(lane, width) + index % width; }
+inline int source_index(int lane, int width, int index) {
+  return (lane & segment_mask(width)) | (index & 31 & ~segment_mask(width));
+}
+
+[[noreturn]] void fault(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
 template <class T>
 T shuffle(unsigned mask, T value, int width, int (*source)(int lane, int width, int arg), int arg) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "shuffles move 4- or 8-byte values");
+  if (width < 1 || width > 32 || (width & (width - 1)) != 0)
+    fault("a shuffle's width %d is not a power of two <= 32", width);
   uint64_t bits = 0;
   std::memcpy(&bits, &value, sizeof(T));
   bits = exchange_in_warp(mask, bits, source(lane_id(), width, arg));
@@ -129,8 +150,7 @@ T shuffle(unsigned mask, T value, int width, int (*source)(int lane, int width, 
 }
 }  // namespace ember::cuda_emulator
 
-// Shuffles of 4- and 8-byte values. `width` splits the warp into segments as CUDA's: a source lane
-// outside the caller's segment gives the caller's own value (xor, down, up) or wraps (indexed).
+// Shuffles of 4- and 8-byte values; `width` is a power of two up to 32 (sources as above).
 template <class T>
 T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
   return ::ember::cuda_emulator::shuffle(mask, value, width, ::ember::cuda_emulator::source_xor, lane_mask);

@@ -13,15 +13,27 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "cuda/emulator/state.h"
 
 struct CUstream_st {
   unsigned flags = 0;
+  // The work recorded while capturing (cudaStreamBeginCapture .. cudaStreamEndCapture).
+  std::unique_ptr<std::vector<std::function<void()>>> capture;
+};
+
+struct CUgraph_st {
+  std::vector<std::function<void()>> nodes;
+};
+
+struct CUgraphExec_st {
+  std::vector<std::function<void()>> nodes;
 };
 
 struct CUevent_st {
@@ -62,6 +74,7 @@ Device& device() {
 
 thread_local cudaError_t t_last_error = cudaSuccess;
 thread_local int t_current_device = 0;
+thread_local int t_captures = 0;  // captures this thread has begun and not ended
 
 // The allocation holding p (or p one past its end), under d.mu.
 const std::pair<const uintptr_t, size_t>* find_allocation(Device& d, const void* p) {
@@ -101,8 +114,11 @@ void check_side(const void* p, size_t bytes, bool on_device, const char* side, c
   }
 }
 
-cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream, const char* call) {
+// A copy on `stream` (synchronous: cudaMemcpy, on the legacy stream, waiting for it).
+cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream, bool synchronous,
+                 const char* call) {
   if (!known_stream(stream)) return set_last_error(cudaErrorInvalidResourceHandle);
+  if (synchronous) check_not_capturing(call);
   if (bytes == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return set_last_error(cudaErrorInvalidValue);
   if (kind == cudaMemcpyDefault) {
@@ -114,7 +130,12 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
   }
   check_side(src, bytes, kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice, "source", kind, call);
   check_side(dst, bytes, kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice, "destination", kind, call);
-  std::memmove(dst, src, bytes);
+  if (is_capturing(stream) && kind != cudaMemcpyDeviceToDevice) {
+    fault("%s (%s) on a capturing stream: copies of pageable host memory cannot be captured", call, kind_name(kind));
+  }
+  if (!record_if_capturing(
+          stream, [=] { std::memmove(dst, src, bytes); }, call))
+    std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
 
@@ -149,6 +170,29 @@ void fault(const char* format, ...) {
   std::fputc('\n', stderr);
   std::fflush(stderr);
   std::abort();
+}
+
+bool is_capturing(cudaStream_t stream) {
+  if (stream == nullptr) return false;
+  Device& d = device();
+  const std::lock_guard lock(d.mu);
+  return stream->capture != nullptr;
+}
+
+bool record_if_capturing(cudaStream_t stream, std::function<void()> work, const char* call) {
+  if (stream == nullptr) {
+    if (t_captures > 0) fault("%s on the legacy stream while this thread captures a stream", call);
+    return false;
+  }
+  Device& d = device();
+  const std::lock_guard lock(d.mu);
+  if (stream->capture == nullptr) return false;
+  stream->capture->push_back(std::move(work));
+  return true;
+}
+
+void check_not_capturing(const char* call) {
+  if (t_captures > 0) fault("%s while this thread captures a stream (CUDA invalidates the capture)", call);
 }
 
 void check_kernel_pointer(const void* p, int index, const char* kernel) {
@@ -202,7 +246,10 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int d) {
   return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  ember::cuda_emulator::check_not_capturing("cudaDeviceSynchronize");
+  return cudaSuccess;
+}
 
 cudaError_t cudaGetLastError() { return std::exchange(ember::cuda_emulator::t_last_error, cudaSuccess); }
 
@@ -221,6 +268,8 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorNotReady: return "cudaErrorNotReady";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
   }
   return "cudaErrorUnknown";
 }
@@ -238,11 +287,14 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorNotReady: return "device not ready";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
   }
   return "unknown error";
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  ember::cuda_emulator::check_not_capturing("cudaMalloc");
   if (ptr == nullptr) return set_last_error(cudaErrorInvalidValue);
   *ptr = nullptr;
   if (bytes == 0) return cudaSuccess;
@@ -267,6 +319,7 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
 
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
+  ember::cuda_emulator::check_not_capturing("cudaFree");
   auto& d = device();
   {
     const std::lock_guard lock(d.mu);
@@ -289,11 +342,11 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  return ember::cuda_emulator::copy(dst, src, bytes, kind, nullptr, "cudaMemcpy");
+  return ember::cuda_emulator::copy(dst, src, bytes, kind, nullptr, true, "cudaMemcpy");
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
-  return ember::cuda_emulator::copy(dst, src, bytes, kind, stream, "cudaMemcpyAsync");
+  return ember::cuda_emulator::copy(dst, src, bytes, kind, stream, false, "cudaMemcpyAsync");
 }
 
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
@@ -302,13 +355,16 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
   for (size_t r = 0; r < height; ++r) {
     const cudaError_t status =
         ember::cuda_emulator::copy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch,
-                                   width, kind, stream, "cudaMemcpy2DAsync");
+                                   width, kind, stream, false, "cudaMemcpy2DAsync");
     if (status != cudaSuccess) return status;
   }
   return cudaSuccess;
 }
 
-cudaError_t cudaMemset(void* ptr, int value, size_t bytes) { return cudaMemsetAsync(ptr, value, bytes, nullptr); }
+cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
+  ember::cuda_emulator::check_not_capturing("cudaMemset");
+  return cudaMemsetAsync(ptr, value, bytes, nullptr);
+}
 
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
   if (!ember::cuda_emulator::known_stream(stream)) return set_last_error(cudaErrorInvalidResourceHandle);
@@ -316,7 +372,10 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t str
   if (!ember::cuda_emulator::is_device_range(ptr, bytes)) {
     ember::cuda_emulator::fault("cudaMemset: %p (%zu bytes) is not inside one device allocation", ptr, bytes);
   }
-  std::memset(ptr, value, bytes);
+  if (!ember::cuda_emulator::record_if_capturing(
+          stream, [=] { std::memset(ptr, value, bytes); }, "cudaMemsetAsync")) {
+    std::memset(ptr, value, bytes);
+  }
   return cudaSuccess;
 }
 
@@ -324,7 +383,7 @@ cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWith
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
   if (stream == nullptr) return set_last_error(cudaErrorInvalidValue);
-  *stream = new CUstream_st{flags};
+  *stream = new CUstream_st{flags, nullptr};
   auto& d = device();
   const std::lock_guard lock(d.mu);
   d.streams.insert(*stream);
@@ -342,7 +401,11 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  return ember::cuda_emulator::known_stream(stream) ? cudaSuccess : set_last_error(cudaErrorInvalidResourceHandle);
+  if (!ember::cuda_emulator::known_stream(stream)) return set_last_error(cudaErrorInvalidResourceHandle);
+  if (stream == nullptr || ember::cuda_emulator::is_capturing(stream)) {
+    ember::cuda_emulator::check_not_capturing("cudaStreamSynchronize");
+  }
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
@@ -376,12 +439,15 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (!known_event(event) || !ember::cuda_emulator::known_stream(stream)) {
     return set_last_error(cudaErrorInvalidResourceHandle);
   }
+  if (ember::cuda_emulator::is_capturing(stream))
+    ember::cuda_emulator::fault("cudaEventRecord: events in a capture are not emulated");
   event->time = std::chrono::steady_clock::now();
   event->recorded = true;
   return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  ember::cuda_emulator::check_not_capturing("cudaEventSynchronize");
   return known_event(event) ? cudaSuccess : set_last_error(cudaErrorInvalidResourceHandle);
 }
 
@@ -390,5 +456,60 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
   if (!known_event(start) || !known_event(end)) return set_last_error(cudaErrorInvalidResourceHandle);
   if (!start->recorded || !end->recorded) return set_last_error(cudaErrorInvalidResourceHandle);
   *ms = std::chrono::duration<float, std::milli>(end->time - start->time).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode /*mode: all behave as ThreadLocal*/) {
+  if (stream == nullptr) return set_last_error(cudaErrorStreamCaptureUnsupported);  // the legacy stream
+  if (!ember::cuda_emulator::known_stream(stream)) return set_last_error(cudaErrorInvalidResourceHandle);
+  auto& d = device();
+  const std::lock_guard lock(d.mu);
+  if (stream->capture != nullptr) return set_last_error(cudaErrorIllegalAddress);  // already capturing
+  stream->capture = std::make_unique<std::vector<std::function<void()>>>();
+  ++ember::cuda_emulator::t_captures;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  if (graph == nullptr) return set_last_error(cudaErrorInvalidValue);
+  if (stream == nullptr || !ember::cuda_emulator::known_stream(stream)) {
+    return set_last_error(cudaErrorInvalidResourceHandle);
+  }
+  auto& d = device();
+  const std::lock_guard lock(d.mu);
+  if (stream->capture == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *graph = new CUgraph_st{std::move(*stream->capture)};
+  stream->capture.reset();
+  --ember::cuda_emulator::t_captures;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  if (status == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *status = ember::cuda_emulator::is_capturing(stream) ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long /*flags*/) {
+  if (exec == nullptr || graph == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *exec = new CUgraphExec_st{graph->nodes};
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (exec == nullptr) return set_last_error(cudaErrorInvalidValue);
+  if (!ember::cuda_emulator::known_stream(stream)) return set_last_error(cudaErrorInvalidResourceHandle);
+  if (ember::cuda_emulator::is_capturing(stream)) ember::cuda_emulator::fault("cudaGraphLaunch into a capture");
+  for (const auto& node : exec->nodes) node();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
   return cudaSuccess;
 }

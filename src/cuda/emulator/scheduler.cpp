@@ -116,7 +116,8 @@ struct Fiber {
 // One warp's exchange state. Exchange number s uses buffer s % 2: a thread can only reach exchange
 // s + 2 after every live thread of its warp arrived at s + 1, i.e. after all of them read s.
 struct Warp {
-  uint32_t live_mask = 0;  // lanes that have not exited
+  uint32_t lanes_mask = 0;  // lanes that exist (a last partial warp has fewer)
+  uint32_t live_mask = 0;   // lanes that have not exited
   int live = 0;
   int arrived = 0;
   uint32_t round = 0;  // the exchange number the arrived threads are at
@@ -264,9 +265,14 @@ void thread_exited(Block& b, Fiber& f) {
   Warp& w = b.warps[f.linear / kWarp];
   --w.live;
   w.live_mask &= ~(1u << (f.linear % kWarp));
-  // Exited threads no longer hold a barrier back (as on Volta and later).
-  if (b.at_barrier > 0 && b.at_barrier == b.live) release_block(b);
-  if (w.arrived > 0 && w.arrived == w.live) release_warp(b, f.linear / kWarp);
+  // A barrier some threads wait at while others exit is undefined in CUDA (it may hang): report it.
+  if (b.at_barrier > 0) {
+    fault("kernel %s: thread %d exits while %d threads of its block wait at __syncthreads", b.kernel, f.linear,
+          b.at_barrier);
+  }
+  if (w.arrived > 0) {
+    fault("kernel %s: thread %d exits while %d lanes of its warp wait in a shuffle", b.kernel, f.linear, w.arrived);
+  }
 }
 
 [[noreturn]] void fiber_entry() {
@@ -317,7 +323,8 @@ void run_block(Block& b) {
     const int lanes = std::min(kWarp, b.n_threads - static_cast<int>(w) * kWarp);
     b.warps[w] = Warp{};
     b.warps[w].live = lanes;
-    b.warps[w].live_mask = lanes == kWarp ? 0xFFFFFFFFu : (1u << lanes) - 1;
+    b.warps[w].lanes_mask = lanes == kWarp ? 0xFFFFFFFFu : (1u << lanes) - 1;
+    b.warps[w].live_mask = b.warps[w].lanes_mask;
   }
   b.live = b.n_threads;
   b.at_barrier = 0;
@@ -338,6 +345,10 @@ void sync_block() {
   Block& b = running_block("__syncthreads");
   Fiber& f = *b.current;
   f.wait = Wait::kBlockBarrier;
+  if (b.live < b.n_threads) {
+    fault("kernel %s: __syncthreads after %d threads of the block exited (undefined in CUDA)", b.kernel,
+          b.n_threads - b.live);
+  }
   if (++b.at_barrier == b.live) {
     release_block(b);
   } else {
@@ -353,6 +364,10 @@ uint64_t exchange_in_warp(unsigned mask, uint64_t value, int source) {
   if ((w.live_mask & ~mask) != 0) {
     fault("kernel %s: thread %d shuffles with mask %#x, which leaves out live lanes %#x of its warp", b.kernel,
           f.linear, mask, w.live_mask & ~mask);
+  }
+  if ((mask & w.lanes_mask & ~w.live_mask) != 0) {
+    fault("kernel %s: thread %d shuffles with mask %#x, which names lanes %#x that exited", b.kernel, f.linear, mask,
+          mask & w.lanes_mask & ~w.live_mask);
   }
   const uint32_t round = f.exchanges++;
   const int buf = static_cast<int>(round % 2);
@@ -409,13 +424,19 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const ch
   t_block = &b;
   t_builtins.block_dim = block;
   t_builtins.grid_dim = grid;
-  for (unsigned z = 0; z < grid.z; ++z) {
-    for (unsigned y = 0; y < grid.y; ++y) {
-      for (unsigned x = 0; x < grid.x; ++x) {
-        t_builtins.block_idx = {x, y, z};
-        run_block(b);
-      }
-    }
+  // Blocks in a shuffled order too (forward or reverse under those policies): a kernel whose blocks
+  // depend on each other's results goes wrong here as on a GPU, where they run in any order.
+  const uint64_t n_blocks = uint64_t{grid.x} * grid.y * grid.z;
+  if (n_blocks > (uint64_t{1} << 24))
+    fault("kernel %s: a grid of %llu blocks is too large to emulate", kernel,
+          static_cast<unsigned long long>(n_blocks));
+  std::vector<uint64_t> blocks(n_blocks);
+  for (uint64_t i = 0; i < n_blocks; ++i) blocks[i] = order_policy() == Order::kReverse ? n_blocks - 1 - i : i;
+  if (order_policy() == Order::kShuffle) std::shuffle(blocks.begin(), blocks.end(), order_rng());
+  for (const uint64_t i : blocks) {
+    t_builtins.block_idx = {static_cast<unsigned>(i % grid.x), static_cast<unsigned>(i / grid.x % grid.y),
+                            static_cast<unsigned>(i / (uint64_t{grid.x} * grid.y))};
+    run_block(b);
   }
   t_block = nullptr;
 }

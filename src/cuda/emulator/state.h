@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <functional>
 
 namespace ember::cuda_emulator {
 
@@ -15,6 +16,14 @@ cudaError_t set_last_error(cudaError_t error);
 bool is_device_range(const void* p, size_t bytes);
 // Whether p points into (or one past the end of) any live allocation.
 bool is_device_pointer(const void* p);
+// Work enqueued on `stream`: recorded into its capture when it is capturing (true), else left to
+// the caller to run now (false). Aborts for the legacy stream while this thread captures (CUDA's
+// implicit synchronization would invalidate the capture).
+bool record_if_capturing(cudaStream_t stream, std::function<void()> work, const char* call);
+// Aborts naming `call` when this thread has a capture in progress: synchronous calls end it on a GPU.
+void check_not_capturing(const char* call);
+// Whether `stream` is capturing.
+bool is_capturing(cudaStream_t stream);
 // Prints "CUDA emulator: <message>" and aborts: a fault a GPU would report as a sticky error.
 [[noreturn]] void fault(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
