@@ -196,6 +196,48 @@ void CudaBackend::copy_rows(float* dst, int64_t dst_stride, const float* src, in
 
 void CudaBackend::synchronize() { EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+CudaGraph::~CudaGraph() {
+  if (exec_ != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+}
+
+CudaGraph::CudaGraph(CudaGraph&& other) noexcept : exec_(std::exchange(other.exec_, nullptr)) {}
+
+CudaGraph& CudaGraph::operator=(CudaGraph&& other) noexcept {
+  if (this != &other) {
+    if (exec_ != nullptr) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+    exec_ = std::exchange(other.exec_, nullptr);
+  }
+  return *this;
+}
+
+void CudaBackend::begin_capture() {
+  // Thread-local mode: another thread's unrelated CUDA calls (a second model) do not invalidate it.
+  EMBER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+}
+
+CudaGraph CudaBackend::end_capture() {
+  cudaGraph_t graph = nullptr;
+  CudaGraph out;
+  if (cudaStreamEndCapture(stream_, &graph) != cudaSuccess || graph == nullptr) {
+    (void)cudaGetLastError();  // an invalidated capture: not sticky, the caller runs directly
+    return out;
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    return out;
+  }
+  out.exec_ = exec;
+  return out;
+}
+
+void CudaBackend::replay(const CudaGraph& graph) {
+  EMBER_CHECK(graph.valid());
+  EMBER_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(graph.exec_), stream_));
+}
+
 void CudaBackend::matmul(const CudaLinear& w, const float* x, int64_t m, float* y) {
   if (m <= 0) return;
   if (m <= kGemvMaxRows) {

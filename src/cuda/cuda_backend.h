@@ -53,6 +53,23 @@ struct Roofline {
   double f16_tflops = 0;  // a cuBLAS f16 GEMM (8192³, f32 accumulation)
 };
 
+// A captured sequence of the backend's work (a CUDA graph, instantiated), replayed by
+// CudaBackend::replay(): a decode step's dozens of small kernels in one launch. Move-only.
+class CudaGraph {
+ public:
+  CudaGraph() = default;
+  ~CudaGraph();
+  CudaGraph(CudaGraph&& other) noexcept;
+  CudaGraph& operator=(CudaGraph&& other) noexcept;
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+  bool valid() const noexcept { return exec_ != nullptr; }
+
+ private:
+  friend class CudaBackend;
+  void* exec_ = nullptr;  // cudaGraphExec_t
+};
+
 // One caller at a time (the engine's step thread).
 class CudaBackend {
  public:
@@ -91,6 +108,14 @@ class CudaBackend {
   void copy_rows(float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t n_rows, int64_t n_cols);
   // Waits for everything enqueued so far.
   void synchronize();
+
+  // Stream capture: between begin_capture() and end_capture() the ops are recorded, not run (they
+  // must not synchronize, allocate or copy host memory). end_capture() returns the instantiated
+  // graph, or an invalid one when CUDA refused the capture (the caller then runs the ops directly).
+  void begin_capture();
+  CudaGraph end_capture();
+  // Enqueues one run of `graph` on the stream.
+  void replay(const CudaGraph& graph);
 
   // The ops, as CpuBackend's namesakes (device pointers).
   void matmul(const CudaLinear& w, const float* x, int64_t m, float* y);

@@ -30,6 +30,9 @@ struct GpuLayersOptions {
   bool neox = false;
   bool neox_local = false;
   bool batch_invariant = false;
+  // Decode steps (up to cuda::kGemvMaxRows rows, no hooks) captured once per shape as CUDA graphs
+  // and replayed. EMBER_CUDA_GRAPHS=0 in the environment turns them off (A/B measurements).
+  bool graphs = true;
 };
 
 // The rows of one step as the GPU layers see them (host memory; uploaded once per step).
@@ -84,6 +87,9 @@ class GpuLayers {
   // After run(keep_on_device = true): the logits [m][n_vocab] (host) of the step rows `rows`
   // (step-local indices, ascending): the output norm, the LM head and the final soft-cap.
   virtual void logits(std::span<const int32_t> rows, float* out) = 0;
+  // Steps run by replaying a captured graph, and graphs captured (tests, stats).
+  virtual uint64_t graph_replays() const noexcept { return 0; }
+  virtual uint64_t graph_captures() const noexcept { return 0; }
 };
 
 }  // namespace ember

@@ -2,6 +2,8 @@
 // and its sequences' block tables on the device, and runs transformer_layer() (the same template
 // the CPU runs) with CudaBackend; the KV pools of these layers are device memory (KvDeviceMemory).
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -60,6 +62,9 @@ class CudaGpuLayers final : public GpuLayers {
  public:
   CudaGpuLayers(const ModelConfig& config, const Weights& weights, const GpuLayersOptions& options)
       : config_(config), options_(options) {
+    if (const char* env = std::getenv("EMBER_CUDA_GRAPHS"); env != nullptr && std::string_view(env) == "0") {
+      options_.graphs = false;
+    }
     check_shapes();
     backend_ = std::make_shared<CudaBackend>(
         cuda::CudaBackendOptions{.device = options.device, .rows_invariant = options.batch_invariant});
@@ -73,6 +78,8 @@ class CudaGpuLayers final : public GpuLayers {
   }
 
   int32_t first_layer() const noexcept override { return options_.first_layer; }
+  uint64_t graph_replays() const noexcept override { return graph_replays_; }
+  uint64_t graph_captures() const noexcept override { return graph_captures_; }
   bool runs_output() const noexcept override { return options_.output; }
   std::shared_ptr<KvPoolMemory> kv_memory() override { return kv_memory_; }
 
@@ -114,10 +121,20 @@ class CudaGpuLayers final : public GpuLayers {
       hook(point, layer, hook_rows_.data(), n_rows, n_cols);
       b.to_device(data, hook_rows_.data(), floats_bytes(n_rows, n_cols));
     };
-    for (int32_t il = options_.first_layer; il < c.n_layer; ++il) {
-      const auto i = static_cast<size_t>(il - options_.first_layer);
-      transformer_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv, active,
-                        device_hook);
+    const auto layers = [&] {
+      for (int32_t il = options_.first_layer; il < c.n_layer; ++il) {
+        const auto i = static_cast<size_t>(il - options_.first_layer);
+        transformer_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv, active,
+                          device_hook);
+      }
+    };
+    if (!graphable(step, active)) {
+      layers();
+    } else if (const cuda::CudaGraph* graph = graph_for(step, step_kv, layers)) {
+      b.replay(*graph);
+      ++graph_replays_;
+    } else {
+      layers();  // CUDA refused the capture: run directly from now on
     }
     if (!keep_on_device) b.to_host(x, x_.data(), floats_bytes(step.n, c.n_embd));
     b.synchronize();
@@ -298,6 +315,7 @@ class CudaGpuLayers final : public GpuLayers {
 
   // Block tables and the attention workspace for sequences of up to `context` tokens.
   void reserve_context(int32_t context) {
+    graphs_.clear();  // they hold the buffers this replaces
     const int64_t rows = options_.max_rows;
     const int32_t blocks = (context + kKvBlockTokens - 1) / kKvBlockTokens;
     block_tables_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows * blocks), "the step's block tables");
@@ -323,7 +341,11 @@ class CudaGpuLayers final : public GpuLayers {
       backend_->synchronize();
       reserve_context(longest);
     }
-    const int32_t width = (longest + kKvBlockTokens - 1) / kKvBlockTokens;
+    // Decode steps (GEMV-sized) take the reserved shape, whatever their lengths: the same kernel
+    // arguments every step (so a graph of the step can be replayed), and the same attention split
+    // with or without graphs (so both give the same bits).
+    const bool fixed_shape = static_cast<int64_t>(step.rows.size()) <= cuda::kGemvMaxRows;
+    const int32_t width = fixed_shape ? max_blocks_ : (longest + kKvBlockTokens - 1) / kKvBlockTokens;
     host_tables_.assign(step.seqs.size() * static_cast<size_t>(width), 0);
     host_tokens_.clear();
     for (size_t i = 0; i < step.seqs.size(); ++i) {
@@ -343,7 +365,47 @@ class CudaGpuLayers final : public GpuLayers {
                      .max_blocks = width},
             .rows = row_meta_.as<KvRow>(),
             .n_rows = static_cast<int32_t>(step.rows.size()),
-            .max_context = longest};
+            .max_context = fixed_shape ? max_context_ : longest};
+  }
+
+  // Whether the step runs as a graph: graphs on, decode-sized (the GEMV path: no cuBLAS in the
+  // capture), and no hook on any layer (hooks run on the host mid-step).
+  bool graphable(const GpuStep& step, const std::function<bool(HookPoint)>& active) const {
+    if (!options_.graphs || step.n > cuda::kGemvMaxRows) return false;
+    for (HookPoint p : {HookPoint::kAttentionOutput, HookPoint::kFfnOutput, HookPoint::kResidual}) {
+      if (active && active(p)) return false;
+    }
+    return true;
+  }
+
+  // The graph of the step's shape (rows, sequences, the reserved context, the KV pools): found, or
+  // captured now from `layers`. Null when CUDA refuses the capture; graphs are then turned off.
+  template <class Layers>
+  const cuda::CudaGraph* graph_for(const GpuStep& step, const cuda::CudaStepKv& step_kv, const Layers& layers) {
+    std::vector<uintptr_t> key = {static_cast<uintptr_t>(step.n), static_cast<uintptr_t>(step_kv.seqs.n_seqs),
+                                  static_cast<uintptr_t>(step_kv.seqs.max_blocks),
+                                  static_cast<uintptr_t>(step_kv.max_context)};
+    for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
+      const PagedKvView v = step.kv->layer(il);
+      key.insert(key.end(), {reinterpret_cast<uintptr_t>(v.k), reinterpret_cast<uintptr_t>(v.v),
+                             static_cast<uintptr_t>(v.n_blocks)});
+    }
+    for (const auto& [k, g] : graphs_) {
+      if (k == key) return &g;
+    }
+    constexpr size_t kMaxGraphs = 16;  // shapes seen: decode batch sizes x sequence counts
+    if (graphs_.size() == kMaxGraphs) graphs_.erase(graphs_.begin());
+    CudaBackend& b = *backend_;
+    b.begin_capture();
+    layers();
+    cuda::CudaGraph graph = b.end_capture();
+    if (!graph.valid()) {
+      options_.graphs = false;
+      return nullptr;
+    }
+    ++graph_captures_;
+    graphs_.emplace_back(std::move(key), std::move(graph));
+    return &graphs_.back().second;
   }
 
   ModelConfig config_;
@@ -367,6 +429,9 @@ class CudaGpuLayers final : public GpuLayers {
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;
   std::vector<float> hook_rows_;
+  std::vector<std::pair<std::vector<uintptr_t>, cuda::CudaGraph>> graphs_;  // by shape, oldest first
+  uint64_t graph_replays_ = 0;
+  uint64_t graph_captures_ = 0;
 };
 
 }  // namespace
