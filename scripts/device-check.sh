@@ -83,7 +83,8 @@ do_run() {
     done
     # Decode without CUDA graphs on the smallest model, where launch overhead shows most (A/B).
     echo "== smollm-135m decode without CUDA graphs (EMBER_CUDA_GRAPHS=0)"
-    EMBER_CUDA_GRAPHS=0 ember bench -m "$models/smollm-135m-Q8_0.gguf" --device cuda -p 0 -n 128 -r "$reps" -o md 2>&1 |
+    EMBER_CUDA_GRAPHS=0 ember bench -m "$models/smollm-135m-Q8_0.gguf" --device cuda -p 512 -n 128 -u 2048 -r "$reps" \
+      -o md 2>&1 |
       tee -a "$out/bench.md" | grep -E "^\| " | grep -v -E "^\| model" || status=1
   fi
   return $status

@@ -88,8 +88,9 @@ struct AttnArgs {
   int32_t n_group_tiles;  // blocks per kv head along grid.y
   int32_t window;
   float scale, softcap;
-  int32_t chunk_tokens;  // a multiple of 16
-  int32_t n_chunks;      // grid.z
+  int32_t chunk_tokens;    // a multiple of 16: the call's chunk size (per_row_chunks: the largest)
+  int32_t per_row_chunks;  // 1: each row spreads its own range over the chunks (row_chunk_tokens)
+  int32_t n_chunks;        // grid.z
 };
 
 // The chunks of a row: its visible range [lo, pos] cut at base + c·chunk_tokens (base = lo rounded
@@ -97,6 +98,16 @@ struct AttnArgs {
 // Every chunk c < chunks_needed() holds at least one visible position.
 __device__ inline int32_t first_visible(int32_t pos, int32_t window) {
   return window > 0 ? max(0, pos - window + 1) : 0;
+}
+// The chunk size of a row whose visible range is [lo, pos]: the call's; or, with per-row chunks
+// (the automatic split), the row's own range spread over the call's chunks in whole blocks of at
+// least kMinChunkTokens, so a short row in a call planned for a long context (a decode step on the
+// reserved shape) still splits as it would alone.
+__device__ inline int32_t row_chunk_tokens(const AttnArgs& a, int32_t lo, int32_t pos) {
+  if (a.per_row_chunks == 0) return a.chunk_tokens;
+  const int64_t span = static_cast<int64_t>(pos) + 1 - lo / kTokens * kTokens;
+  const int64_t per_chunk = ceil_div(ceil_div(span, a.n_chunks), kTokens) * kTokens;
+  return static_cast<int32_t>(per_chunk < kMinChunkTokens ? kMinChunkTokens : per_chunk);
 }
 __device__ inline int32_t chunks_needed(int32_t lo, int32_t pos, int32_t chunk_tokens, int32_t n_chunks) {
   const int32_t base = lo / kTokens * kTokens;
@@ -131,12 +142,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
     __trap();  // a broken invariant (the CPU aborts): never read outside the pools
   }
   const int32_t lo = first_visible(r.pos, a.window);
-  const int32_t n_needed = chunks_needed(lo, r.pos, a.chunk_tokens, a.n_chunks);
+  const int32_t chunk_tokens = row_chunk_tokens(a, lo, r.pos);
+  const int32_t n_needed = chunks_needed(lo, r.pos, chunk_tokens, a.n_chunks);
   const int32_t chunk = static_cast<int32_t>(blockIdx.z);
   if (n_g <= 0 || chunk >= n_needed) return;  // uniform over the block, before any barrier
   const int32_t base = lo / kTokens * kTokens;
-  const int32_t begin = max(lo, base + chunk * a.chunk_tokens);
-  const int32_t end = chunk == n_needed - 1 ? r.pos + 1 : base + (chunk + 1) * a.chunk_tokens;
+  const int32_t begin = max(lo, base + chunk * chunk_tokens);
+  const int32_t end = chunk == n_needed - 1 ? r.pos + 1 : base + (chunk + 1) * chunk_tokens;
 
   const int32_t hd = a.head_dim, n_pairs = hd / 2;
   const int tid = static_cast<int>(threadIdx.x);
@@ -275,7 +287,8 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const AttnArgs a) 
   __shared__ float inv_s;
   const int32_t row = static_cast<int32_t>(blockIdx.x);
   const KvRow r = a.rows[row];
-  const int32_t n = chunks_needed(first_visible(r.pos, a.window), r.pos, a.chunk_tokens, a.n_chunks);
+  const int32_t lo = first_visible(r.pos, a.window);
+  const int32_t n = chunks_needed(lo, r.pos, row_chunk_tokens(a, lo, r.pos), a.n_chunks);
   const int64_t slot0 = (static_cast<int64_t>(row) * a.n_head + blockIdx.y) * a.n_chunks;
   const int tid = static_cast<int>(threadIdx.x);
   float big = -INFINITY;
@@ -304,6 +317,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const AttnArgs a) 
 void plan_split(AttnArgs& a, int32_t n_rows, int32_t max_context, int32_t split_tokens, size_t workspace_bytes) {
   a.chunk_tokens = kTokens;
   a.n_chunks = 1;
+  a.per_row_chunks = split_tokens == 0 ? 1 : 0;
   if (split_tokens < 0) return;  // batch invariance: a row's result depends on the row alone
   int64_t want;
   if (split_tokens > 0) {

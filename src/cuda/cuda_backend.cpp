@@ -223,7 +223,7 @@ CudaGraph CudaBackend::end_capture() {
     return out;
   }
   cudaGraphExec_t exec = nullptr;
-  const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+  const cudaError_t status = cudaGraphInstantiateWithFlags(&exec, graph, 0);
   cudaGraphDestroy(graph);
   if (status != cudaSuccess) {
     (void)cudaGetLastError();

@@ -84,6 +84,7 @@ class CudaGpuLayers final : public GpuLayers {
   std::shared_ptr<KvPoolMemory> kv_memory() override { return kv_memory_; }
 
   GpuMemoryReport memory() const override {
+    backend_->make_current();  // cudaMemGetInfo reports the calling thread's current device
     const cuda::DeviceInfo info = backend_->info();
     return {.device = fmt::format("{} (compute {}.{})", info.name, info.compute_major, info.compute_minor),
             .weight_bytes = weight_bytes_,
@@ -339,14 +340,15 @@ class CudaGpuLayers final : public GpuLayers {
     // model's context): grow once, between steps.
     if (longest > max_context_) {
       backend_->synchronize();
-      reserve_context(longest);
+      reserve_context(std::max(longest, 2 * max_context_));  // doubling: rare re-reserves (and re-captures)
     }
     // Decode steps (GEMV-sized) take the reserved shape, whatever their lengths: the same kernel
     // arguments every step (so a graph of the step can be replayed), and the same attention split
     // with or without graphs (so both give the same bits).
-    const bool fixed_shape = static_cast<int64_t>(step.rows.size()) <= cuda::kGemvMaxRows;
+    const bool fixed_shape = step.n <= cuda::kGemvMaxRows;
     const int32_t width = fixed_shape ? max_blocks_ : (longest + kKvBlockTokens - 1) / kKvBlockTokens;
-    host_tables_.assign(step.seqs.size() * static_cast<size_t>(width), 0);
+    // Past a sequence's blocks: -1, which the kernels trap on should they ever read one.
+    host_tables_.assign(step.seqs.size() * static_cast<size_t>(width), -1);
     host_tokens_.clear();
     for (size_t i = 0; i < step.seqs.size(); ++i) {
       const KvSeq& s = step.seqs[i];
@@ -368,10 +370,13 @@ class CudaGpuLayers final : public GpuLayers {
             .max_context = fixed_shape ? max_context_ : longest};
   }
 
-  // Whether the step runs as a graph: graphs on, decode-sized (the GEMV path: no cuBLAS in the
-  // capture), and no hook on any layer (hooks run on the host mid-step).
+  // Whether the step runs as a graph: graphs on, a decode step (every row its own sequence, at most
+  // cuda::kGemvMaxRows: the GEMV path, no cuBLAS in the capture; a short prefill chunk is not worth
+  // a graph), and no hook on any layer (hooks run on the host mid-step).
   bool graphable(const GpuStep& step, const std::function<bool(HookPoint)>& active) const {
-    if (!options_.graphs || step.n > cuda::kGemvMaxRows) return false;
+    if (!options_.graphs || step.n > cuda::kGemvMaxRows || step.seqs.size() != static_cast<size_t>(step.n)) {
+      return false;
+    }
     for (HookPoint p : {HookPoint::kAttentionOutput, HookPoint::kFfnOutput, HookPoint::kResidual}) {
       if (active && active(p)) return false;
     }
@@ -379,7 +384,8 @@ class CudaGpuLayers final : public GpuLayers {
   }
 
   // The graph of the step's shape (rows, sequences, the reserved context, the KV pools): found, or
-  // captured now from `layers`. Null when CUDA refuses the capture; graphs are then turned off.
+  // captured now from `layers`. Null when CUDA refuses to end or instantiate the capture; graphs are
+  // then turned off. (An op CUDA refuses inside the capture aborts with its name: see docs/cuda.md.)
   template <class Layers>
   const cuda::CudaGraph* graph_for(const GpuStep& step, const cuda::CudaStepKv& step_kv, const Layers& layers) {
     std::vector<uintptr_t> key = {static_cast<uintptr_t>(step.n), static_cast<uintptr_t>(step_kv.seqs.n_seqs),
@@ -388,12 +394,18 @@ class CudaGpuLayers final : public GpuLayers {
     for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
       const PagedKvView v = step.kv->layer(il);
       key.insert(key.end(), {reinterpret_cast<uintptr_t>(v.k), reinterpret_cast<uintptr_t>(v.v),
-                             static_cast<uintptr_t>(v.n_blocks)});
+                             static_cast<uintptr_t>(v.n_blocks), static_cast<uintptr_t>(v.k_dtype),
+                             static_cast<uintptr_t>(v.v_dtype), static_cast<uintptr_t>(v.n_head_kv),
+                             static_cast<uintptr_t>(v.head_dim)});
     }
-    for (const auto& [k, g] : graphs_) {
-      if (k == key) return &g;
+    // Most recently used last: a hit moves there, a capture evicts the front.
+    for (auto it = graphs_.begin(); it != graphs_.end(); ++it) {
+      if (it->first == key) {
+        std::rotate(it, it + 1, graphs_.end());
+        return &graphs_.back().second;
+      }
     }
-    constexpr size_t kMaxGraphs = 16;  // shapes seen: decode batch sizes x sequence counts
+    constexpr size_t kMaxGraphs = 16;  // shapes in use: decode batch sizes
     if (graphs_.size() == kMaxGraphs) graphs_.erase(graphs_.begin());
     CudaBackend& b = *backend_;
     b.begin_capture();
@@ -429,7 +441,7 @@ class CudaGpuLayers final : public GpuLayers {
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;
   std::vector<float> hook_rows_;
-  std::vector<std::pair<std::vector<uintptr_t>, cuda::CudaGraph>> graphs_;  // by shape, oldest first
+  std::vector<std::pair<std::vector<uintptr_t>, cuda::CudaGraph>> graphs_;  // by shape, least recently used first
   uint64_t graph_replays_ = 0;
   uint64_t graph_captures_ = 0;
 };

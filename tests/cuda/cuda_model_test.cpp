@@ -258,56 +258,65 @@ TEST(CudaModel, HooksHiddenRowsLongBatchesAndLongSequences) {
 
 // CUDA graphs: decode steps replayed from a captured graph give the bits of the same steps run
 // kernel by kernel (EMBER_CUDA_GRAPHS=0), over batches of 1-3 rows, a fork (a new shape, so a new
-// capture) and a prefill between decode steps (not graphed), on every GPU layer and on a split.
+// capture), prefill chunks between decode steps (not graphed) and a context past one attention
+// chunk (the split and its merge inside the graph), with separate and fused q/k/v, on every GPU
+// layer and on a split.
 TEST(CudaModel, GraphReplaysEqualDirectSteps) {
   EMBER_REQUIRE_GPU();
-  for (int32_t n_gpu : {kGpuLayersAll, 1}) {
-    SCOPED_TRACE("gpu layers " + std::to_string(n_gpu));
-    test::TwinModels m = test::TwinModels::make(test::reference_spec("qwen2", DType::kQ8_0), {.max_step_tokens = 32});
-    ASSERT_EQ(setenv("EMBER_CUDA_GRAPHS", "0", 1), 0);
-    GpuModel direct = load_gpu(m.bytes, n_gpu, 32, DType::kF16);
-    ASSERT_EQ(unsetenv("EMBER_CUDA_GRAPHS"), 0);
-    GpuModel graphed = load_gpu(m.bytes, n_gpu, 32, DType::kF16);
-    const std::vector<int32_t> a = test::random_tokens(12, 80, 21);
-    const std::vector<int32_t> c = test::random_tokens(14, 80, 22);
-    size_t compared = 0;
-    const auto both = [&](const Batch& batch) {
-      const std::span<const float> x = direct.model->forward(batch, *direct.kv);
-      const std::vector<float> want(x.begin(), x.end());
-      const std::span<const float> got = graphed.model->forward(batch, *graphed.kv);
-      ASSERT_EQ(got.size(), want.size());
-      ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "step " << compared;
-      ++compared;
-    };
-    std::vector<SeqId> seqs;
-    for (GpuModel* g : {&direct, &graphed}) {
-      const SeqId s0 = g->kv->add_sequence();
-      const SeqId s1 = g->kv->add_sequence();
-      if (g == &direct) seqs = {s0, s1};
+  for (const std::string arch : {"qwen2", "phi3"}) {
+    for (int32_t n_gpu : {kGpuLayersAll, 1}) {
+      SCOPED_TRACE(arch + " gpu layers " + std::to_string(n_gpu));
+      test::TwinModels m = test::TwinModels::make(test::reference_spec(arch, DType::kQ8_0), {.max_step_tokens = 32});
+      ASSERT_EQ(setenv("EMBER_CUDA_GRAPHS", "0", 1), 0);
+      GpuModel direct = load_gpu(m.bytes, n_gpu, 32, DType::kF16);
+      ASSERT_EQ(unsetenv("EMBER_CUDA_GRAPHS"), 0);
+      GpuModel graphed = load_gpu(m.bytes, n_gpu, 32, DType::kF16);
+      const std::vector<int32_t> a = test::random_tokens(70, 80, 21);
+      const std::vector<int32_t> c = test::random_tokens(14, 80, 22);
+      size_t compared = 0;
+      const auto both = [&](const Batch& batch) {
+        const std::span<const float> x = direct.model->forward(batch, *direct.kv);
+        const std::vector<float> want(x.begin(), x.end());
+        const std::span<const float> got = graphed.model->forward(batch, *graphed.kv);
+        ASSERT_EQ(got.size(), want.size());
+        ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "step " << compared;
+        ++compared;
+      };
+      std::vector<SeqId> seqs;
+      for (GpuModel* g : {&direct, &graphed}) {
+        const SeqId s0 = g->kv->add_sequence();
+        const SeqId s1 = g->kv->add_sequence();
+        if (g == &direct) seqs = {s0, s1};
+      }
+      Batch batch;
+      for (size_t begin = 0; begin < a.size(); begin += 32) {  // prefill chunks: the GEMM path, not graphed
+        batch.clear();
+        for (size_t i = begin; i < std::min(a.size(), begin + 32); ++i) {
+          batch.add(a[i], static_cast<int32_t>(i), seqs[0], i + 1 == a.size());
+        }
+        both(batch);
+      }
+      int32_t len0 = static_cast<int32_t>(a.size()), len1 = 0;
+      for (int step = 0; step < 6; ++step) {  // one row, then two
+        batch.clear();
+        batch.add(c[static_cast<size_t>(step)], len0++, seqs[0], true);
+        if (step >= 3) batch.add(a[static_cast<size_t>(step)], len1++, seqs[1], true);
+        both(batch);
+      }
+      const SeqId fork_direct = direct.kv->fork(seqs[0], len0);
+      ASSERT_EQ(graphed.kv->fork(seqs[0], len0), fork_direct);
+      for (int step = 0; step < 4; ++step) {  // three rows: a new shape
+        batch.clear();
+        batch.add(c[static_cast<size_t>(step + 6)], len0 + step, seqs[0], true);
+        batch.add(a[static_cast<size_t>(step + 6)], len1 + step, seqs[1], true);
+        batch.add(c[static_cast<size_t>(step)], len0 + step, fork_direct, true);
+        both(batch);
+      }
+      EXPECT_EQ(compared, 13u);
+      EXPECT_EQ(direct.model->gpu()->graph_replays(), 0u);
+      EXPECT_EQ(graphed.model->gpu()->graph_captures(), 3u);  // shapes of 1, 2 and 3 rows
+      EXPECT_EQ(graphed.model->gpu()->graph_replays(), 10u);
     }
-    Batch batch;
-    for (size_t i = 0; i < a.size(); ++i) batch.add(a[i], static_cast<int32_t>(i), seqs[0], i + 1 == a.size());
-    both(batch);  // a 12-row prefill: the GEMM path, never graphed
-    int32_t len0 = static_cast<int32_t>(a.size()), len1 = 0;
-    for (int step = 0; step < 6; ++step) {  // one row, then two
-      batch.clear();
-      batch.add(c[static_cast<size_t>(step)], len0++, seqs[0], true);
-      if (step >= 3) batch.add(a[static_cast<size_t>(step)], len1++, seqs[1], true);
-      both(batch);
-    }
-    const SeqId fork_direct = direct.kv->fork(seqs[0], len0);
-    ASSERT_EQ(graphed.kv->fork(seqs[0], len0), fork_direct);
-    for (int step = 0; step < 4; ++step) {  // three rows: a new shape
-      batch.clear();
-      batch.add(c[static_cast<size_t>(step + 6)], len0 + step, seqs[0], true);
-      batch.add(a[static_cast<size_t>(step + 6)], len1 + step, seqs[1], true);
-      batch.add(c[static_cast<size_t>(step)], len0 + step, fork_direct, true);
-      both(batch);
-    }
-    EXPECT_EQ(compared, 11u);
-    EXPECT_EQ(direct.model->gpu()->graph_replays(), 0u);
-    EXPECT_EQ(graphed.model->gpu()->graph_captures(), 3u);  // shapes of 1, 2 and 3 rows
-    EXPECT_EQ(graphed.model->gpu()->graph_replays(), 10u);
   }
 }
 

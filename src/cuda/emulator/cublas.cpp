@@ -102,7 +102,12 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
   }
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const auto gemm = [=] { gemm_on_host(ta, tb, m, n, k, a, A, Atype, lda, B, Btype, ldb, b, C, Ctype, ldc); };
-  if (!ember::cuda_emulator::record_if_capturing(handle->stream, gemm, "cublasGemmEx")) gemm();
+  // cuBLAS may allocate its workspace on first use, which a capture cannot hold unless the program
+  // gave it one (cublasSetWorkspace, not emulated): refuse, as a GPU may.
+  if (ember::cuda_emulator::is_capturing(handle->stream)) {
+    ember::cuda_emulator::fault("cublasGemmEx on a capturing stream (needs cublasSetWorkspace on a GPU)");
+  }
+  gemm();
   return CUBLAS_STATUS_SUCCESS;
 }
 
