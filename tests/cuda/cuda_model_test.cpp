@@ -279,7 +279,9 @@ TEST(CudaModel, GraphReplaysEqualDirectSteps) {
         const std::vector<float> want(x.begin(), x.end());
         const std::span<const float> got = graphed.model->forward(batch, *graphed.kv);
         ASSERT_EQ(got.size(), want.size());
-        ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << "step " << compared;
+        // (A prefill chunk may want no logits: empty spans, which memcmp must not see.)
+        ASSERT_TRUE(want.empty() || std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0)
+            << "step " << compared;
         ++compared;
       };
       std::vector<SeqId> seqs;
