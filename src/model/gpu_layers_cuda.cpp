@@ -388,9 +388,10 @@ class CudaGpuLayers final : public GpuLayers {
   // then turned off. (An op CUDA refuses inside the capture aborts with its name: see docs/cuda.md.)
   template <class Layers>
   const cuda::CudaGraph* graph_for(const GpuStep& step, const cuda::CudaStepKv& step_kv, const Layers& layers) {
-    std::vector<uintptr_t> key = {static_cast<uintptr_t>(step.n), static_cast<uintptr_t>(step_kv.seqs.n_seqs),
-                                  static_cast<uintptr_t>(step_kv.seqs.max_blocks),
-                                  static_cast<uintptr_t>(step_kv.max_context)};
+    // Built in a buffer kept across steps: no allocation on a decode step that finds its graph.
+    std::vector<uintptr_t>& key = graph_key_;
+    key.assign({static_cast<uintptr_t>(step.n), static_cast<uintptr_t>(step_kv.seqs.n_seqs),
+                static_cast<uintptr_t>(step_kv.seqs.max_blocks), static_cast<uintptr_t>(step_kv.max_context)});
     for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
       const PagedKvView v = step.kv->layer(il);
       key.insert(key.end(), {reinterpret_cast<uintptr_t>(v.k), reinterpret_cast<uintptr_t>(v.v),
@@ -416,7 +417,7 @@ class CudaGpuLayers final : public GpuLayers {
       return nullptr;
     }
     ++graph_captures_;
-    graphs_.emplace_back(std::move(key), std::move(graph));
+    graphs_.emplace_back(key, std::move(graph));
     return &graphs_.back().second;
   }
 
@@ -442,6 +443,7 @@ class CudaGpuLayers final : public GpuLayers {
   std::vector<int32_t> host_tables_, host_tokens_;
   std::vector<float> hook_rows_;
   std::vector<std::pair<std::vector<uintptr_t>, cuda::CudaGraph>> graphs_;  // by shape, least recently used first
+  std::vector<uintptr_t> graph_key_;                                        // graph_for's scratch
   uint64_t graph_replays_ = 0;
   uint64_t graph_captures_ = 0;
 };

@@ -17,6 +17,8 @@
 #include <functional>
 #include <type_traits>
 
+#include "cuda/emulator/state.h"
+
 // ---- qualifiers ----------------------------------------------------------------------------------
 
 #define __global__
@@ -58,7 +60,6 @@ int lane_id();
 bool launch_configuration_ok(dim3 grid, dim3 block, size_t shared_bytes, const char* kernel);
 void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const char* kernel);
 void check_kernel_pointer(const void* p, int index, const char* kernel);
-bool record_if_capturing(cudaStream_t stream, std::function<void()> work, const char* call);
 
 template <class... Params>
 class KernelLaunch {
@@ -133,8 +134,6 @@ inline int source_up(int lane, int width, int delta) {
 inline int source_index(int lane, int width, int index) {
   return (lane & segment_mask(width)) | (index & 31 & ~segment_mask(width));
 }
-
-[[noreturn]] void fault(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
 template <class T>
 T shuffle(unsigned mask, T value, int width, int (*source)(int lane, int width, int arg), int arg) {
