@@ -76,6 +76,9 @@ typedef struct ember_load_params {
   /* nonzero: each token's logits bit-identical however tokens share a forward step, so greedy
    * speculative decoding gives plain decoding's text exactly (slower prefill of F16 / BF16) */
   int32_t deterministic;
+  /* the KV cache's type: "f16", "f32" or "q8_0" (about half of f16's memory; the model's head size
+   * must be a multiple of 32, else EMBER_ERROR_UNSUPPORTED); NULL: kv_f32 decides */
+  const char* kv_type;
 } ember_load_params;
 
 /* Sets struct_size to min(size, the library's sizeof) and the defaults of the fields within it. */

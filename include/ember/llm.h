@@ -19,10 +19,12 @@ namespace ember {
 inline constexpr int32_t kAllGpuLayers = -1;
 
 struct LoadOptions {
-  int32_t threads = 0;          // worker threads; 0: every CPU the process may use
-  int32_t context = 0;          // tokens per session, prompt included; 0: the model's, at most 4096
-  DType kv_type = DType::kF16;  // K and V cache element type: kF16 or kF32
-  bool mlock = false;           // lock the weights in RAM (a warning in the log when not allowed)
+  int32_t threads = 0;  // worker threads; 0: every CPU the process may use
+  int32_t context = 0;  // tokens per session, prompt included; 0: the model's, at most 4096
+  // K and V cache element type: kF16, kF32, or kQ8_0 (about half of F16's memory; needs a head
+  // size that is a multiple of 32, else load fails with kUnsupported).
+  DType kv_type = DType::kF16;
+  bool mlock = false;  // lock the weights in RAM (a warning in the log when not allowed)
   // Every row's logits bit-identical whatever else shares its forward step, so a seeded request
   // gives the same text under any server load; prefill of F16 / BF16 weights runs slower.
   bool batch_invariant = false;

@@ -210,6 +210,19 @@ ember_status ember_model_load(const char* path, const ember_load_params* params,
     o.threads = p.n_threads;
     o.context = p.n_ctx;
     o.kv_type = p.kv_f32 != 0 ? ember::DType::kF32 : ember::DType::kF16;
+    if (p.kv_type != nullptr) {
+      const std::string_view kv_type = p.kv_type;
+      if (kv_type == "f16") {
+        o.kv_type = ember::DType::kF16;
+      } else if (kv_type == "f32") {
+        o.kv_type = ember::DType::kF32;
+      } else if (kv_type == "q8_0") {
+        o.kv_type = ember::DType::kQ8_0;
+      } else {
+        return set_error(EMBER_ERROR_INVALID_ARGUMENT,
+                         "params->kv_type must be \"f16\", \"f32\" or \"q8_0\", got \"" + std::string(kv_type) + "\"");
+      }
+    }
     o.mlock = p.mlock != 0;
     o.batch_invariant = p.deterministic != 0;
     if (p.chat_template != nullptr) o.chat_template = p.chat_template;

@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "model/kv_cache.h"
 #include "model/model_type.h"
 
 namespace ember {
@@ -19,8 +20,8 @@ void check_load_options(const LoadOptions& o) {
          o.threads);
   }
   if (o.context < 0) fail(ErrorCode::kInvalidArgument, "context must be >= 0 (0: the model's), got {}", o.context);
-  if (o.kv_type != DType::kF16 && o.kv_type != DType::kF32) {
-    fail(ErrorCode::kInvalidArgument, "kv_type must be f16 or f32, got {}", dtype_name(o.kv_type));
+  if (o.kv_type != DType::kF16 && o.kv_type != DType::kF32 && o.kv_type != DType::kQ8_0) {
+    fail(ErrorCode::kInvalidArgument, "kv_type must be f16, f32 or q8_0, got {}", dtype_name(o.kv_type));
   }
 }
 
@@ -69,6 +70,7 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   info.n_embd = config.n_embd;
   info.trained_context = config.context_length;
   info.context = resolve_context(options.context, config.context_length);
+  check_kv_dtypes(config, options.kv_type, options.kv_type);  // before the weights load
 
   CpuBackendOptions backend_options;
   backend_options.n_threads = options.threads;

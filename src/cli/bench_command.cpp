@@ -40,10 +40,12 @@ struct BenchOptions {
   std::string output = "md";
   bool roofline = true;
   DeviceFlags device;
+  DType kv_type = DType::kF16;
 };
 
 struct Result {
   std::string model_path, model_name, type, isa;
+  std::string kv_type;  // the KV cache's K and V type ("f16", "q8_0", ...)
   uint64_t size_bytes = 0, params = 0;
   int threads = 0;
   std::string test;  // "pp512", "tg128"
@@ -68,8 +70,8 @@ void summarize(Result& r) {
 
 class Bencher {
  public:
-  Bencher(Model& model, int max_tokens) : model_(model) {
-    kv_ = std::make_unique<KvCache>(model.config(), model.kv_options(max_tokens + kKvBlockTokens));
+  Bencher(Model& model, int max_tokens, DType kv_type) : model_(model) {
+    kv_ = std::make_unique<KvCache>(model.config(), model.kv_options(max_tokens + kKvBlockTokens, kv_type, kv_type));
     std::mt19937_64 rng(42);
     std::uniform_int_distribution<int32_t> id(0, model.config().n_vocab - 1);
     tokens_.resize(static_cast<size_t>(max_tokens));
@@ -141,13 +143,14 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   const ModelCost cost = model_cost(*model);
   const int max_pp = o.prompt_lengths.empty() ? 0 : *std::max_element(o.prompt_lengths.begin(), o.prompt_lengths.end());
   const int max_tg = o.gen_lengths.empty() ? 0 : *std::max_element(o.gen_lengths.begin(), o.gen_lengths.end());
-  Bencher bencher(*model, std::max({max_pp, max_tg, 1}));
+  Bencher bencher(*model, std::max({max_pp, max_tg, 1}), o.kv_type);
   const DType main_type = model->weights().layers.at(0).wo.dtype();
 
   Result base;
   base.model_path = path;
   base.model_name = model->config().name.empty() ? std::string(arch_name(model->config().arch)) : model->config().name;
   base.type = model_type_label(model->file());
+  base.kv_type = std::string(dtype_name(o.kv_type));
   // "cuda" with every layer and the head on the GPU, else "cuda:N+<cpu kernels>" for N offloaded layers.
   if (const GpuLayers* gpu = model->gpu(); gpu == nullptr) {
     base.isa = backend.kernels_name();
@@ -259,6 +262,8 @@ std::string render_json(const std::vector<Result>& results, const std::vector<Ro
     j["results"].push_back({{"model_path", r.model_path},
                             {"model", r.model_name},
                             {"type", r.type},
+                            {"type_k", r.kv_type},
+                            {"type_v", r.kv_type},
                             {"isa", r.isa},
                             {"size_bytes", r.size_bytes},
                             {"params", r.params},
@@ -377,6 +382,7 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
       ->check(CLI::IsMember({"md", "csv", "json"}))
       ->capture_default_str();
   add_device_flags(cmd, &o->device);
+  add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_flag(
       "--no-roofline", [o](int64_t) { o->roofline = false; },
       "Skip measuring the machine's bandwidth and compute peaks (a few seconds, 1 GiB)");

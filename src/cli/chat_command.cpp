@@ -20,6 +20,7 @@
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
+#include "cli/device_flags.h"
 #include "cli/interrupt.h"
 #include "cli/line_reader.h"
 #include "cli/sampling_flags.h"
@@ -40,6 +41,7 @@ struct ChatCommandOptions {
   std::optional<std::string> chat_template;  // a file, a preset name
   int threads = 0;
   int32_t ctx_size = 0;
+  DType kv_type = DType::kF16;
   bool mlock = false;
   bool batch_invariant = false;  // --deterministic
   bool no_prefix_reuse = false;
@@ -277,6 +279,7 @@ int run_chat(const ChatCommandOptions& o) {
   LoadOptions load;
   load.threads = resolve_threads(o.threads);
   load.context = o.ctx_size;
+  load.kv_type = o.kv_type;
   load.mlock = o.mlock;
   load.batch_invariant = o.batch_invariant;
   if (o.chat_template) load.chat_template = *o.chat_template;
@@ -325,6 +328,7 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
                               kDefaultMaxContext))
       ->check(CLI::NonNegativeNumber)
       ->type_name("N");
+  add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM");
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "

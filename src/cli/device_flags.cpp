@@ -1,4 +1,4 @@
-// --device and -ngl / --gpu-layers (see device_flags.h).
+// --device, -ngl / --gpu-layers and --kv-type (see device_flags.h).
 #include "cli/device_flags.h"
 
 #include <fmt/format.h>
@@ -36,6 +36,19 @@ int32_t resolve_gpu_layers(const DeviceFlags& flags) {
     throw CLI::ValidationError("--gpu-layers", "'" + flags.gpu_layers + "' is not a layer count >= 0 or 'all'");
   }
   return n;
+}
+
+void add_kv_type_flag(CLI::App* cmd, DType* kv_type) {
+  cmd->add_option_function<std::string>(
+         "--kv-type",
+         [kv_type](const std::string& name) {
+           const std::string lower = CLI::detail::to_lower(name);
+           *kv_type = lower == "f32" ? DType::kF32 : lower == "q8_0" ? DType::kQ8_0 : DType::kF16;
+         },
+         "KV cache element type: f16 (default), f32, or q8_0 (about half the memory of f16, for models whose "
+         "head size is a multiple of 32)")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}, CLI::ignore_case))
+      ->type_name("f16|f32|q8_0");
 }
 
 std::string gpu_summary(const Model& model, std::string_view sep) {

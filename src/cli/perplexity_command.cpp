@@ -18,6 +18,7 @@
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
+#include "cli/device_flags.h"
 #include "cli/interrupt.h"
 #include "cli/perplexity.h"
 #include "cli/text_input.h"
@@ -42,6 +43,7 @@ struct PerplexityOptions {
   int32_t chunks = 0;  // 0: all
   bool no_bos = false;
   bool json = false;
+  DType kv_type = DType::kF16;
 };
 
 struct PerplexityResult {
@@ -145,7 +147,7 @@ std::vector<PerplexityWindow> plan_windows(const PerplexityOptions& o, int64_t n
 // the first window); the first Ctrl-C stops before the next forward step, keeping the windows done.
 PerplexityResult evaluate(Model& model, std::span<const TokenId> tokens, const std::vector<PerplexityWindow>& windows,
                           TokenId bos, const PerplexityOptions& o, bool stderr_tty) {
-  KvCache kv(model.config(), model.kv_options(o.ctx));
+  KvCache kv(model.config(), model.kv_options(o.ctx, o.kv_type, o.kv_type));
   PerplexityResult r;
   r.n_tokens = std::ssize(tokens);
   r.windows_planned = windows.size();
@@ -225,6 +227,7 @@ void add_perplexity_command(CLI::App& app, CommandAction& action) {
       ->check(CLI::Range(2, 1 << 20))
       ->capture_default_str()
       ->type_name("N");
+  add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_option("--stride", o->stride, "Sliding windows that start every S tokens, 1 <= S <= --ctx (see below)")
       ->check(CLI::Range(1, 1 << 20))
       ->type_name("S");

@@ -51,6 +51,7 @@ struct RunCommandOptions {
   bool mlock = false;
   bool batch_invariant = false;  // --deterministic
   DeviceFlags device;
+  DType kv_type = DType::kF16;
   bool no_bos = false;
   ConstraintFlags constraint_flags;
   OutputConstraint constraint;  // resolved from constraint_flags once the command line is parsed
@@ -159,7 +160,7 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   lines.push_back(label("weights") + fmt::format("{} mapped{}{} repacked", human_bytes(model.weight_bytes()), sep,
                                                  human_bytes(backend.packed_bytes())));
   lines.push_back(label("KV cache") +
-                  fmt::format("{} ({} tokens, {})", human_bytes(kv.bytes()), s.context, dtype_name(DType::kF16)));
+                  fmt::format("{} ({} tokens, {})", human_bytes(kv.bytes()), s.context, dtype_name(kv.k_dtype())));
   lines.push_back(label("sampler") + sampler_summary(sampling, sep));
   lines.push_back(label("stopped") + stop_text(s, o));
   return lines;
@@ -258,7 +259,7 @@ int run_generate(const RunCommandOptions& o) {
   }
   Generator generator(*model, tokenizer,
                       GeneratorOptions{.context = s.context,
-                                       .kv_type = DType::kF16,
+                                       .kv_type = o.kv_type,
                                        .reuse_prefix = false,
                                        .draft_model = draft_model.get(),
                                        .draft_mutex = nullptr},
@@ -304,6 +305,7 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       ->check(CLI::NonNegativeNumber)
       ->type_name("N");
   add_device_flags(cmd, &o->device);
+  add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "

@@ -17,10 +17,12 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/console.h"
 #include "cli/device_flags.h"
 #include "cli/speculative_flags.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "model/kv_cache.h"
 #include "server/api_server.h"
 #include "server/http_server.h"
 
@@ -117,8 +119,12 @@ int run_serve(server::ServerOptions o, const std::string& api_key_file) {
     throw;
   }
   const std::string gpu = gpu_summary(api.model(), ", ");
-  fmt::print(stderr, "ember serve: ready: model '{}', context {} tokens, {} parallel sequences{}{}\n", api.model_name(),
-             api.context(), o.parallel, gpu.empty() ? "" : "; gpu: " + gpu, o.no_ui ? "" : "; chat UI at /");
+  const KvCache& kv = api.kv_cache();
+  fmt::print(
+      stderr,
+      "ember serve: ready: model '{}', context {} tokens, {} parallel sequences, KV cache {} {} ({} tokens){}{}\n",
+      api.model_name(), api.context(), o.parallel, human_bytes(kv.bytes()), dtype_name(kv.k_dtype()),
+      int64_t{kv.n_blocks()} * kKvBlockTokens, gpu.empty() ? "" : "; gpu: " + gpu, o.no_ui ? "" : "; chat UI at /");
   std::fflush(stderr);
 
   int first_signal = 0;
@@ -153,6 +159,7 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
       ->check(CLI::Range(0, 1 << 24));
   cmd->add_option("--kv-tokens", o->kv_tokens, "KV cache size in tokens, shared (default: ctx-size x parallel)")
       ->check(CLI::Range(0, 1 << 30));
+  add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_option("--max-queue", o->max_queue, "Requests waiting beyond the running ones; more get 503 (default 64)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("-t,--threads", o->threads, "Compute threads (default 0: every CPU)")

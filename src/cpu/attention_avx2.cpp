@@ -56,15 +56,27 @@ inline __m256 reduce8(const __m256* a) {
   return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
 }
 
-// 8 elements of a K/V row at element c, as f32.
+// 8 elements of a K/V row at element c (a multiple of 8), as f32. kNarrow: not f32 in the pool, so
+// worth converting once per block when several query groups read it.
 struct LoadF16 {
-  static constexpr bool kHalf = true;
+  static constexpr bool kNarrow = true;
   static __m256 load(const uint8_t* row, int c) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c)));
   }
 };
+// Q8_0 rows: 34-byte blocks (f16 d, 32 int8 q) of 32 values q·d; c's 8 values lie in one block.
+struct LoadQ8_0 {
+  static constexpr bool kNarrow = true;
+  static __m256 load(const uint8_t* row, int c) {
+    const uint8_t* block = row + (c >> 5) * 34;
+    uint16_t h;
+    std::memcpy(&h, block, sizeof h);
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + 2 + (c & 31)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(_cvtsh_ss(h)));
+  }
+};
 struct LoadF32 {
-  static constexpr bool kHalf = false;
+  static constexpr bool kNarrow = false;
   static __m256 load(const uint8_t* row, int c) { return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c); }
 };
 
@@ -247,8 +259,8 @@ void attention_tile(const AttnTileArgs& a) {
     std::memset(a.acc + static_cast<int64_t>(i) * dp, 0, sizeof(float) * static_cast<size_t>(dp));
   }
   BlockRows b{nullptr, nullptr, a.k_row_bytes, a.v_row_bytes, a.head_dim, dp};
-  // Several query groups: convert the block's F16 rows once into the scratch.
-  const bool convert = a.n_q > 2 && (K::kHalf || V::kHalf);
+  // Several query groups: convert the block's F16 / Q8_0 rows once into the scratch.
+  const bool convert = a.n_q > 2 && (K::kNarrow || V::kNarrow);
   const auto f32_row = static_cast<int64_t>(sizeof(float)) * dp;
   const BlockRows f32_rows{reinterpret_cast<const uint8_t*>(a.scratch),
                            reinterpret_cast<const uint8_t*>(a.scratch + kBlockTokens * dp),
@@ -278,12 +290,18 @@ void attention_tile(const AttnTileArgs& a) {
   }
 }
 
+// DType ids: 0 = F32, 1 = F16, 8 = Q8_0.
+template <typename K>
+void attention_tile_for_v(const AttnTileArgs& a) {
+  if (a.v_dtype == 1) return attention_tile<K, LoadF16>(a);
+  if (a.v_dtype == 8) return attention_tile<K, LoadQ8_0>(a);
+  attention_tile<K, LoadF32>(a);
+}
+
 void attention_tile_avx2(const AttnTileArgs& a) {
-  const bool k16 = a.k_dtype == 1, v16 = a.v_dtype == 1;  // DType ids: 1 = F16, 0 = F32
-  if (k16 && v16) return attention_tile<LoadF16, LoadF16>(a);
-  if (k16) return attention_tile<LoadF16, LoadF32>(a);
-  if (v16) return attention_tile<LoadF32, LoadF16>(a);
-  attention_tile<LoadF32, LoadF32>(a);
+  if (a.k_dtype == 1) return attention_tile_for_v<LoadF16>(a);
+  if (a.k_dtype == 8) return attention_tile_for_v<LoadQ8_0>(a);
+  attention_tile_for_v<LoadF32>(a);
 }
 
 void exp_avx2(const float* x, float* y, int64_t n) {

@@ -66,15 +66,27 @@ inline __m512 reduce16(const __m512* a) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(t0, t1, 0x88), _mm512_shuffle_f32x4(t0, t1, 0xDD));
 }
 
-// Loaders of 16 elements of a K/V row (at element c, lanes outside `m` zero) as f32.
+// Loaders of 16 elements of a K/V row (at element c, a multiple of 16; lanes outside `m` zero) as
+// f32. kNarrow: not f32 in the pool, so worth converting once per block for several query groups.
 struct LoadF16 {
-  static constexpr bool kHalf = true;
+  static constexpr bool kNarrow = true;
   static __m512 load(const uint8_t* row, int c, __mmask16 m) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + c));
   }
 };
+// Q8_0 rows: 34-byte blocks (f16 d, 32 int8 q) of 32 values q·d; c's 16 values lie in one block.
+struct LoadQ8_0 {
+  static constexpr bool kNarrow = true;
+  static __m512 load(const uint8_t* row, int c, __mmask16 m) {
+    const uint8_t* block = row + (c >> 5) * 34;
+    uint16_t h;
+    std::memcpy(&h, block, sizeof h);
+    const __m128i q = _mm_maskz_loadu_epi8(m, block + 2 + (c & 31));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(_cvtsh_ss(h)));
+  }
+};
 struct LoadF32 {
-  static constexpr bool kHalf = false;
+  static constexpr bool kNarrow = false;
   static __m512 load(const uint8_t* row, int c, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + c);
   }
@@ -270,9 +282,9 @@ void attention_tile(const AttnTileArgs& a) {
   }
   const auto tail = static_cast<__mmask16>(a.head_dim % 16 == 0 ? 0xFFFF : (1u << (a.head_dim % 16)) - 1);
   BlockRows b{nullptr, nullptr, a.k_row_bytes, a.v_row_bytes, a.head_dim, dp, tail};
-  // More than one group of queries (prefill tiles, GQA 8): convert the block's F16 rows once into
+  // More than one group of queries (prefill tiles, GQA 8): convert the block's F16 / Q8_0 rows once into
   // the scratch instead of once per group.
-  const bool convert = a.n_q > 4 && (K::kHalf || V::kHalf);
+  const bool convert = a.n_q > 4 && (K::kNarrow || V::kNarrow);
   const BlockRows f32_rows{reinterpret_cast<const uint8_t*>(a.scratch),
                            reinterpret_cast<const uint8_t*>(a.scratch + kBlockTokens * dp),
                            static_cast<int64_t>(sizeof(float)) * dp,
@@ -302,12 +314,18 @@ void attention_tile(const AttnTileArgs& a) {
   }
 }
 
+// DType ids: 0 = F32, 1 = F16, 8 = Q8_0.
+template <typename K>
+void attention_tile_for_v(const AttnTileArgs& a) {
+  if (a.v_dtype == 1) return attention_tile<K, LoadF16>(a);
+  if (a.v_dtype == 8) return attention_tile<K, LoadQ8_0>(a);
+  attention_tile<K, LoadF32>(a);
+}
+
 void attention_tile_avx512(const AttnTileArgs& a) {
-  const bool k16 = a.k_dtype == 1, v16 = a.v_dtype == 1;  // DType ids: 1 = F16, 0 = F32
-  if (k16 && v16) return attention_tile<LoadF16, LoadF16>(a);
-  if (k16) return attention_tile<LoadF16, LoadF32>(a);
-  if (v16) return attention_tile<LoadF32, LoadF16>(a);
-  attention_tile<LoadF32, LoadF32>(a);
+  if (a.k_dtype == 1) return attention_tile_for_v<LoadF16>(a);
+  if (a.k_dtype == 8) return attention_tile_for_v<LoadQ8_0>(a);
+  attention_tile_for_v<LoadF32>(a);
 }
 
 void exp_avx512(const float* x, float* y, int64_t n) {

@@ -29,7 +29,8 @@ struct AttnTileArgs {
   float softcap;         // > 0: s = softcap·tanh(s / softcap); 0: none
 
   // K and V of this kv head: block b of the pool starts at base + b·block_stride; within it, the
-  // token in slot t at + t·row_bytes. dtype: DType id (0 = F32, 1 = F16).
+  // token in slot t at + t·row_bytes. dtype: DType id (0 = F32, 1 = F16, 8 = Q8_0: head_dim a
+  // multiple of 32).
   const uint8_t* k_base;
   const uint8_t* v_base;
   int64_t k_block_stride;

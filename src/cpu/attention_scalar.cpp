@@ -13,10 +13,23 @@ namespace {
 
 constexpr int kBlockTokens = 16;
 constexpr uint32_t kDTypeF16 = 1;
+constexpr uint32_t kDTypeQ8_0 = 8;
+constexpr int kQ8Values = 32;  // a Q8_0 block: f16 scale d, then 32 int8 q; value = q·d
+constexpr int kQ8Bytes = 34;
 
 // One row of head_dim values as floats.
 void load_row(const uint8_t* row, uint32_t dtype, int head_dim, float* out) {
-  if (dtype == kDTypeF16) {
+  if (dtype == kDTypeQ8_0) {
+    for (int b = 0; b < head_dim / kQ8Values; ++b) {
+      const uint8_t* block = row + b * kQ8Bytes;
+      uint16_t h;
+      std::memcpy(&h, block, sizeof h);
+      const float d = fp16_to_fp32(h);
+      for (int j = 0; j < kQ8Values; ++j) {
+        out[b * kQ8Values + j] = static_cast<float>(static_cast<int8_t>(block[2 + j])) * d;
+      }
+    }
+  } else if (dtype == kDTypeF16) {
     for (int d = 0; d < head_dim; ++d) {
       uint16_t h;
       std::memcpy(&h, row + 2 * d, sizeof h);

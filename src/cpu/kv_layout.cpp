@@ -9,11 +9,15 @@ size_t KvLayout::row_bytes() const noexcept {
   return static_cast<size_t>(dtype_bytes_for(dtype, static_cast<uint64_t>(head_dim)).value_or(0));
 }
 
+bool kv_dtype_supported(DType dtype, int32_t head_dim) noexcept {
+  if (dtype == DType::kQ8_0) return head_dim > 0 && head_dim % kQ8_0BlockValues == 0;
+  return dtype == DType::kF32 || dtype == DType::kF16;
+}
+
 void check_kv_view(const PagedKvView& kv) {
   EMBER_CHECK(kv.n_head_kv > 0 && kv.head_dim > 0 && kv.n_blocks >= 0);
-  EMBER_CHECK_MSG((kv.k_dtype == DType::kF32 || kv.k_dtype == DType::kF16) &&
-                      (kv.v_dtype == DType::kF32 || kv.v_dtype == DType::kF16),
-                  "paged KV: only F32 and F16 pools so far");
+  EMBER_CHECK_MSG(kv_dtype_supported(kv.k_dtype, kv.head_dim) && kv_dtype_supported(kv.v_dtype, kv.head_dim),
+                  "paged KV: F32, F16 or Q8_0 pools (Q8_0: head_dim a multiple of 32)");
   EMBER_CHECK(kv.k != nullptr && kv.v != nullptr);
 }
 

@@ -15,9 +15,13 @@ namespace ember {
 
 inline constexpr int32_t kKvBlockTokens = 16;
 
+// Values per block of a Q8_0 pool row (a row of head_dim values is head_dim / 32 blocks of 34 bytes:
+// an f16 scale, then 32 int8).
+inline constexpr int32_t kQ8_0BlockValues = 32;
+
 // One pool's block layout: [block][n_head_kv][16 tokens][head_dim] of `dtype`, so the 16 tokens of
-// one kv head (what one attention task reads) are contiguous. F32 and F16 today; row-wise block
-// types (Q8_0, head_dim a multiple of 32) fit the same layout later.
+// one kv head (what one attention task reads) are contiguous. F32, F16, or Q8_0 (each token's row
+// of one head is head_dim / 32 Q8_0 blocks, so head_dim must be a multiple of 32).
 struct KvLayout {
   int32_t n_head_kv = 0;
   int32_t head_dim = 0;
@@ -64,7 +68,11 @@ struct KvRow {
   int32_t pos = 0;
 };
 
-// Aborts (EMBER_CHECK) unless kv is a usable view: F32 or F16 pools, head_dim > 0, n_head_kv > 0.
+// Whether the kernels store and read pools of `dtype` for heads of head_dim values: F32 and F16
+// always, Q8_0 when head_dim is a multiple of 32.
+bool kv_dtype_supported(DType dtype, int32_t head_dim) noexcept;
+
+// Aborts (EMBER_CHECK) unless kv is a usable view: supported pool types, head_dim > 0, n_head_kv > 0.
 void check_kv_view(const PagedKvView& kv);
 
 // Stores the K and V rows of a batch, k and v [rows.size()][n_head_kv][head_dim] floats, into the

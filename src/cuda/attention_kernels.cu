@@ -31,12 +31,53 @@ constexpr int64_t kMaxRowChunks = 1024;
 
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-__device__ inline float2 load_pair(const float* row, int c) { return reinterpret_cast<const float2*>(row)[c]; }
-__device__ inline float2 load_pair(const __half* row, int c) {
-  return __half22float2(reinterpret_cast<const __half2*>(row)[c]);
-}
-__device__ inline void store_value(float* dst, float x) { *dst = x; }
-__device__ inline void store_value(__half* dst, float x) { *dst = __float2half_rn(x); }  // IEEE RNE
+// ---- pool row formats: one token's head_dim values of one kv head ----
+// load_pair(row, c): values 2c and 2c + 1 as floats. store(row, d, x): value d of the row, called by
+// every thread of a warp for 32 consecutive d of one row (lane = d % 32) when kWarpStore.
+
+struct F32Row {
+  static constexpr bool kWarpStore = false;
+  static int64_t row_bytes(int32_t head_dim) { return int64_t{4} * head_dim; }
+  __device__ static float2 load_pair(const uint8_t* row, int c) { return reinterpret_cast<const float2*>(row)[c]; }
+  __device__ static void store(uint8_t* row, int32_t d, float x) { reinterpret_cast<float*>(row)[d] = x; }
+};
+
+struct F16Row {
+  static constexpr bool kWarpStore = false;
+  static int64_t row_bytes(int32_t head_dim) { return int64_t{2} * head_dim; }
+  __device__ static float2 load_pair(const uint8_t* row, int c) {
+    return __half22float2(reinterpret_cast<const __half2*>(row)[c]);
+  }
+  __device__ static void store(uint8_t* row, int32_t d, float x) {
+    reinterpret_cast<__half*>(row)[d] = __float2half_rn(x);  // IEEE RNE
+  }
+};
+
+// Q8_0 (head_dim a multiple of 32): 34-byte blocks of an f16 scale d and 32 int8 q, value q·d; the
+// store quantizes bit for bit as the CPU's quantize_row_q8_0 (d = absmax / 127 skipping NaNs,
+// q = round half away from zero of x / d, 0 where that is out of range).
+struct Q8_0Row {
+  static constexpr bool kWarpStore = true;
+  static constexpr int kValues = 32, kBytes = 34;
+  static int64_t row_bytes(int32_t head_dim) { return int64_t{kBytes} * (head_dim / kValues); }
+  __device__ static float2 load_pair(const uint8_t* row, int c) {
+    const uint8_t* block = row + (c / (kValues / 2)) * kBytes;
+    const float d = __half2float(*reinterpret_cast<const __half*>(block));
+    const int j = 2 * c % kValues;
+    return make_float2(static_cast<float>(static_cast<int8_t>(block[2 + j])) * d,
+                       static_cast<float>(static_cast<int8_t>(block[3 + j])) * d);
+  }
+  __device__ static void store(uint8_t* row, int32_t d, float x) {
+    float amax = x == x ? fabsf(x) : 0.0f;
+    for (int o = kValues / 2; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float scale = amax / 127.0f;
+    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const float q = roundf(x * inv);
+    uint8_t* block = row + (d / kValues) * kBytes;
+    block[2 + d % kValues] = static_cast<uint8_t>(static_cast<int8_t>(q >= -128.0f && q <= 127.0f ? q : 0.0f));
+    if (d % kValues == 0) *reinterpret_cast<__half*>(block) = __float2half_rn(scale);
+  }
+};
 
 // ---- store_kv: block = one row; threads over its n_head_kv × head_dim values ----
 
@@ -47,10 +88,13 @@ struct StoreArgs {
   const float* v;
   const KvRow* rows;
   const int32_t* block_tables;  // [n_seqs][max_blocks]
+  int64_t k_row_bytes, v_row_bytes;
   int32_t n_seqs, max_blocks, n_blocks, n_head_kv, head_dim;
 };
 
-template <typename KT, typename VT>
+// kStoreThreads is a multiple of 32 and, with a Q8_0 pool, head_dim too: each warp's 32 values of
+// an iteration are one Q8_0 block, and every lane of a warp runs the same iterations.
+template <typename KF, typename VF>
 __global__ void __launch_bounds__(kStoreThreads) store_kv_kernel(const StoreArgs a) {
   const int64_t row = blockIdx.x;
   const KvRow r = a.rows[row];
@@ -62,10 +106,10 @@ __global__ void __launch_bounds__(kStoreThreads) store_kv_kernel(const StoreArgs
   const int32_t n = a.n_head_kv * a.head_dim;
   for (int32_t i = threadIdx.x; i < n; i += kStoreThreads) {
     const int32_t h = i / a.head_dim, d = i % a.head_dim;
-    // Pool layout [block][n_head_kv][16 tokens][head_dim].
-    const int64_t dst = ((static_cast<int64_t>(block) * a.n_head_kv + h) * kTokens + slot) * a.head_dim + d;
-    store_value(static_cast<KT*>(a.k_pool) + dst, a.k[row * n + i]);
-    store_value(static_cast<VT*>(a.v_pool) + dst, a.v[row * n + i]);
+    // Pool layout [block][n_head_kv][16 tokens][row]: the row of (block, h, slot).
+    const int64_t at = (static_cast<int64_t>(block) * a.n_head_kv + h) * kTokens + slot;
+    KF::store(static_cast<uint8_t*>(a.k_pool) + at * a.k_row_bytes, d, a.k[row * n + i]);
+    VF::store(static_cast<uint8_t*>(a.v_pool) + at * a.v_row_bytes, d, a.v[row * n + i]);
   }
 }
 
@@ -81,6 +125,7 @@ struct AttnArgs {
   float* out;                   // [n_rows][n_head][head_dim], written when n_chunks == 1
   float* part_ml;               // [n_rows][n_head][n_chunks][2] (max, sum), when n_chunks > 1
   float* part_acc;              // [n_rows][n_head][n_chunks][head_dim] unnormalized Σ p·v
+  int64_t k_row_bytes, v_row_bytes;
   int32_t n_seqs, max_blocks, n_blocks;
   int32_t n_head, n_head_kv, head_dim;
   int32_t group;          // n_head / n_head_kv
@@ -124,7 +169,7 @@ __device__ inline int32_t chunks_needed(int32_t lo, int32_t pos, int32_t chunk_t
 //           over the 16 lanes) and turns the scores into weights p;
 //   p·V:   thread (slice = tid / n_pairs, c = tid % n_pairs) accumulates pair c of queries
 //           slice, slice + n_slices, ... from V staged in shared memory.
-template <typename KT, typename VT, int kPairsPerPart>
+template <typename KF, typename VF, int kPairsPerPart>
 __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   __shared__ __align__(16) float q_s[kMaxGroup][kMaxHeadDim];  // scaled queries (read as float2)
   __shared__ float2 v_s[kTokens][kMaxPairs];                   // the tile's V as floats, 0 outside the visible slots
@@ -165,16 +210,15 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   for (int gi = 0; gi < kMaxGroup; ++gi) acc[gi] = make_float2(0.0f, 0.0f);
 
   const int32_t* table = a.block_tables + static_cast<int64_t>(r.seq) * a.max_blocks;
-  const int64_t head_elems = static_cast<int64_t>(kTokens) * hd;  // one (block, kv head): 16 rows
 
   __syncthreads();  // q_s
 
   for (int32_t tile = begin / kTokens * kTokens; tile < end; tile += kTokens) {
     const int32_t block = table[tile / kTokens];
     if (block < 0 || block >= a.n_blocks) __trap();
-    const int64_t off = (static_cast<int64_t>(block) * a.n_head_kv + kv_head) * head_elems;
-    const KT* kb = static_cast<const KT*>(a.k_pool) + off;
-    const VT* vb = static_cast<const VT*>(a.v_pool) + off;
+    const int64_t first_row = (static_cast<int64_t>(block) * a.n_head_kv + kv_head) * kTokens;  // 16 rows
+    const uint8_t* kb = static_cast<const uint8_t*>(a.k_pool) + first_row * a.k_row_bytes;
+    const uint8_t* vb = static_cast<const uint8_t*>(a.v_pool) + first_row * a.v_row_bytes;
     // Visible slots [t0, t1): the others may hold anything (NaN included) and are never loaded.
     const int t0 = max(begin - tile, 0), t1 = min(end - tile, kTokens);
 
@@ -183,12 +227,12 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
 #pragma unroll
     for (int i = 0; i < kPairsPerPart; ++i) {
       const int cc = part + i * kParts;
-      k_r[i] = visible && cc < n_pairs ? load_pair(kb + t * hd, cc) : make_float2(0.0f, 0.0f);
+      k_r[i] = visible && cc < n_pairs ? KF::load_pair(kb + t * a.k_row_bytes, cc) : make_float2(0.0f, 0.0f);
     }
     // V in the p·V role's layout: thread (slice, c) stages pair c of tokens slice + j·n_slices.
     if (slice < n_slices) {
       for (int vt = slice; vt < kTokens; vt += n_slices) {
-        v_s[vt][c] = vt >= t0 && vt < t1 ? load_pair(vb + vt * hd, c) : make_float2(0.0f, 0.0f);
+        v_s[vt][c] = vt >= t0 && vt < t1 ? VF::load_pair(vb + vt * a.v_row_bytes, c) : make_float2(0.0f, 0.0f);
       }
     }
     for (int g = 0; g < n_g; ++g) {
@@ -335,25 +379,41 @@ void plan_split(AttnArgs& a, int32_t n_rows, int32_t max_context, int32_t split_
   a.n_chunks = static_cast<int32_t>(ceil_div(max_context, chunk_tokens));
 }
 
-template <typename KT, typename VT>
+template <typename KF, typename VF>
 void launch_attention(const AttnArgs& a, dim3 grid, cudaStream_t stream) {
   if (a.head_dim <= 128) {
-    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KT, VT, 64 / kParts>)(a);
+    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KF, VF, 64 / kParts>)(a);
   } else {
-    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KT, VT, kMaxPairs / kParts>)(a);
+    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KF, VF, kMaxPairs / kParts>)(a);
+  }
+}
+
+// f(row format) for a pool dtype kv_supports accepted.
+template <typename F>
+void with_row_format(DType dtype, F&& f) {
+  if (dtype == DType::kF16) {
+    f(F16Row{});
+  } else if (dtype == DType::kQ8_0) {
+    f(Q8_0Row{});
+  } else {
+    f(F32Row{});
   }
 }
 
 }  // namespace
 
-bool kv_supports(DType k_dtype, DType v_dtype) noexcept {
-  const auto ok = [](DType t) { return t == DType::kF32 || t == DType::kF16; };
+bool kv_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept {
+  const auto ok = [head_dim](DType t) {
+    if (t == DType::kQ8_0) return head_dim > 0 && head_dim % Q8_0Row::kValues == 0;
+    return t == DType::kF32 || t == DType::kF16;
+  };
   return ok(k_dtype) && ok(v_dtype);
 }
 
 void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
               const float* v, cudaStream_t stream) {
-  EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
+  EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
+                        "CUDA paged KV: F32, F16 or Q8_0 pools (Q8_0: head_dim a multiple of 32)");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.head_dim > 0 && kv.n_blocks >= 0 && n_rows >= 0);
   if (n_rows == 0) return;
   EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && k != nullptr && v != nullptr);
@@ -370,17 +430,16 @@ void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows
   a.n_blocks = kv.n_blocks;
   a.n_head_kv = kv.n_head_kv;
   a.head_dim = kv.head_dim;
-  const bool k16 = kv.k_dtype == DType::kF16, v16 = kv.v_dtype == DType::kF16;
   const dim3 grid(static_cast<unsigned>(n_rows));
-  if (k16 && v16) {
-    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<__half, __half>)(a);
-  } else if (k16) {
-    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<__half, float>)(a);
-  } else if (v16) {
-    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<float, __half>)(a);
-  } else {
-    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<float, float>)(a);
-  }
+  with_row_format(kv.k_dtype, [&](auto k_format) {
+    with_row_format(kv.v_dtype, [&](auto v_format) {
+      using KF = decltype(k_format);
+      using VF = decltype(v_format);
+      a.k_row_bytes = KF::row_bytes(kv.head_dim);
+      a.v_row_bytes = VF::row_bytes(kv.head_dim);
+      EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<KF, VF>)(a);
+    });
+  });
   EMBER_CUDA_CHECK_LAUNCH("store_kv");
 }
 
@@ -397,7 +456,8 @@ size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_
 void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
                const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
                cudaStream_t stream) {
-  EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype), "CUDA paged KV: only F32 and F16 pools");
+  EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
+                        "CUDA paged KV: F32, F16 or Q8_0 pools (Q8_0: head_dim a multiple of 32)");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
   EMBER_CUDA_EXPECT_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kMaxHeadDim,
                         "CUDA attention: head_dim must be even and at most 256");
@@ -408,7 +468,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   if (n_rows == 0) return;
   EMBER_CUDA_EXPECT(max_context >= 1);
   EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);
-  // K/V rows are read as float2 / half2 pairs.
+  // K/V rows are read as float2 / half2 pairs (a Q8_0 row: its f16 scales, 2-byte aligned).
   EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
   EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
   EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(workspace) % alignof(float) == 0);
@@ -441,16 +501,15 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   const int64_t grid_y = static_cast<int64_t>(kv.n_head_kv) * a.n_group_tiles;
   EMBER_CUDA_EXPECT(grid_y <= 65535 && params.n_head <= 65535);
   const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
-  const bool k16 = kv.k_dtype == DType::kF16, v16 = kv.v_dtype == DType::kF16;
-  if (k16 && v16) {
-    launch_attention<__half, __half>(a, grid, stream);
-  } else if (k16) {
-    launch_attention<__half, float>(a, grid, stream);
-  } else if (v16) {
-    launch_attention<float, __half>(a, grid, stream);
-  } else {
-    launch_attention<float, float>(a, grid, stream);
-  }
+  with_row_format(kv.k_dtype, [&](auto k_format) {
+    with_row_format(kv.v_dtype, [&](auto v_format) {
+      using KF = decltype(k_format);
+      using VF = decltype(v_format);
+      a.k_row_bytes = KF::row_bytes(kv.head_dim);
+      a.v_row_bytes = VF::row_bytes(kv.head_dim);
+      launch_attention<KF, VF>(a, grid, stream);
+    });
+  });
   EMBER_CUDA_CHECK_LAUNCH("attention");
   if (a.n_chunks > 1) {
     EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(n_rows), static_cast<unsigned>(params.n_head)), kMergeThreads, 0,

@@ -76,8 +76,9 @@ struct DeviceKvSeqs {
   int32_t max_blocks = 0;
 };
 
-// Whether the pools' dtypes are ones the kernels read and write (F32, F16).
-bool kv_supports(DType k_dtype, DType v_dtype) noexcept;
+// Whether the pools' dtypes are ones the kernels read and write for heads of head_dim values: F32,
+// F16, and Q8_0 when head_dim is a multiple of 32 (the CPU's kv_dtype_supported).
+bool kv_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept;
 // As cpu store_kv: k and v [n_rows][n_head_kv][head_dim] floats into the slots of rows[i] (device
 // KvRow array); kv's pools are device memory.
 void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,

@@ -91,6 +91,8 @@ class Engine {
 
   EngineStats stats() const;
   const EngineOptions& options() const noexcept { return options_; }
+  // The shared KV cache; its size and types never change (read them from any thread).
+  const KvCache& kv() const noexcept { return kv_; }
   int32_t n_vocab() const noexcept { return model_.config().n_vocab; }
   int32_t n_embd() const noexcept { return model_.config().n_embd; }
 

@@ -28,6 +28,20 @@ bool same_tokens(std::span<const int32_t> a, const std::array<int32_t, kKvBlockT
 
 }  // namespace
 
+void check_kv_dtypes(const ModelConfig& config, DType k_dtype, DType v_dtype) {
+  for (DType t : {k_dtype, v_dtype}) {
+    if (t == DType::kQ8_0 && !kv_dtype_supported(t, config.head_dim)) {
+      fail(ErrorCode::kUnsupported,
+           "KV cache: q8_0 needs heads of a multiple of 32 values (a block is 32 values of one head); this "
+           "model's heads have {} (use f16)",
+           config.head_dim);
+    }
+    if (!kv_dtype_supported(t, config.head_dim)) {
+      fail(ErrorCode::kInvalidArgument, "KV cache: type {} is not supported (f16, f32, q8_0)", dtype_name(t));
+    }
+  }
+}
+
 KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options)
     : n_layer_(config.n_layer),
       k_layout_{config.n_head_kv, config.head_dim, options.k_dtype},
@@ -39,11 +53,7 @@ KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options)
   }
   if (options.n_blocks <= 0)
     fail(ErrorCode::kInvalidArgument, "KV cache: {} blocks (need at least one)", options.n_blocks);
-  for (DType t : {options.k_dtype, options.v_dtype}) {
-    if (t != DType::kF32 && t != DType::kF16) {
-      fail(ErrorCode::kInvalidArgument, "KV cache: type {} is not supported (f16, f32)", dtype_name(t));
-    }
-  }
+  check_kv_dtypes(config, options.k_dtype, options.v_dtype);
   const auto n = static_cast<size_t>(options.n_blocks);
   for (const KvLayout* layout : {&k_layout_, &v_layout_}) {
     if (layout->block_bytes() == 0 || n > std::numeric_limits<size_t>::max() / layout->block_bytes()) {

@@ -40,6 +40,11 @@ struct KvCacheOptions {
   std::shared_ptr<KvPoolMemory> device = nullptr;
 };
 
+// Throws unless the cache can hold K and V of these types for this model: Error(kInvalidArgument)
+// for a type other than F16, F32 and Q8_0, Error(kUnsupported) for Q8_0 when head_dim is not a
+// multiple of 32 (a Q8_0 block is 32 values of one head).
+void check_kv_dtypes(const ModelConfig& config, DType k_dtype, DType v_dtype);
+
 using SeqId = int32_t;
 
 // Block counts by state; total = used + cached + free.
@@ -54,7 +59,8 @@ struct KvCacheStats {
 class KvCache {
  public:
   // Allocates n_layer K and V pools. Throws Error(kInvalidArgument) for an impossible size (no
-  // blocks, a type the kernels do not store, bytes overflowing) and Error(kOutOfMemory).
+  // blocks, a type the kernels do not store, bytes overflowing), Error(kUnsupported) for Q8_0 pools
+  // of a head size that is not a multiple of 32, and Error(kOutOfMemory).
   KvCache(const ModelConfig& config, const KvCacheOptions& options);
 
   int32_t n_blocks() const noexcept { return static_cast<int32_t>(ref_counts_.size()); }
@@ -62,6 +68,8 @@ class KvCache {
   int32_t free_blocks() const noexcept { return static_cast<int32_t>(free_.size()) + lru_size_; }
   KvCacheStats stats() const noexcept;
   size_t bytes() const noexcept;
+  DType k_dtype() const noexcept { return k_layout_.dtype; }
+  DType v_dtype() const noexcept { return v_layout_.dtype; }
 
   // A new, empty sequence.
   SeqId add_sequence();

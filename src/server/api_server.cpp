@@ -124,6 +124,7 @@ void ApiServer::load() {
   LoadOptions load;
   load.threads = o.threads;
   load.context = o.ctx_size;
+  load.kv_type = o.kv_type;
   load.chat_template = o.chat_template;
   load.batch_invariant = o.batch_invariant;
   load.gpu_layers = o.gpu_layers;
@@ -179,6 +180,10 @@ void ApiServer::drain(std::chrono::milliseconds timeout, const std::atomic<bool>
 
 const std::string& ApiServer::model_name() const { return state_->model_name; }
 int32_t ApiServer::context() const { return state_->engine ? state_->engine->options().context : 0; }
+const KvCache& ApiServer::kv_cache() const {
+  EMBER_CHECK(state_->engine != nullptr);
+  return state_->engine->kv();
+}
 const Model& ApiServer::model() const {
   EMBER_CHECK(state_->llm != nullptr);
   return *LlmAccess::impl(*state_->llm).model;

@@ -10,6 +10,7 @@
 #include "server/server_options.h"
 
 namespace ember {
+class KvCache;
 class Model;
 }  // namespace ember
 
@@ -38,6 +39,7 @@ class ApiServer {
   const std::string& model_name() const;
   int32_t context() const;
   const Model& model() const;
+  const KvCache& kv_cache() const;
 
  private:
   HttpReply route(const HttpRequest& request);

@@ -11,16 +11,17 @@ namespace ember::server {
 struct ServerOptions {
   std::string model_path;
   std::string host = "127.0.0.1";
-  int32_t port = 8080;        // 0: any free port (printed)
-  int32_t parallel = 4;       // sequences decoding at once
-  int32_t ctx_size = 0;       // tokens per sequence; 0: the model's training context, at most 4096
-  int32_t kv_tokens = 0;      // the shared KV pool; 0: ctx_size * parallel
-  int32_t max_queue = 64;     // requests waiting beyond the running ones; more get 503
-  int32_t threads = 0;        // compute threads; 0: every CPU
-  std::string api_key;        // empty: no authentication
-  std::string alias;          // the model's name in /v1/models and responses; empty: the file's
-  std::string cors_origin;    // Access-Control-Allow-Origin; empty: no CORS headers
-  std::string chat_template;  // preset, file or Jinja source; empty: the model's
+  int32_t port = 8080;          // 0: any free port (printed)
+  int32_t parallel = 4;         // sequences decoding at once
+  int32_t ctx_size = 0;         // tokens per sequence; 0: the model's training context, at most 4096
+  int32_t kv_tokens = 0;        // the shared KV pool; 0: ctx_size * parallel
+  DType kv_type = DType::kF16;  // --kv-type
+  int32_t max_queue = 64;       // requests waiting beyond the running ones; more get 503
+  int32_t threads = 0;          // compute threads; 0: every CPU
+  std::string api_key;          // empty: no authentication
+  std::string alias;            // the model's name in /v1/models and responses; empty: the file's
+  std::string cors_origin;      // Access-Control-Allow-Origin; empty: no CORS headers
+  std::string chat_template;    // preset, file or Jinja source; empty: the model's
   bool no_ui = false;
   bool prefix_cache = true;
   bool batch_invariant = false;      // --deterministic

@@ -74,6 +74,19 @@ TEST_F(CApi, ErrorsHaveAStatusAndAMessage) {
   bad.n_threads = -3;
   EXPECT_EQ(ember_model_load(path_.c_str(), &bad, &model), EMBER_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ember_last_error()).find("threads"), std::string::npos) << ember_last_error();
+  ember_load_params kv;
+  ember_load_params_init(&kv);
+  kv.kv_type = "q4_0";
+  EXPECT_EQ(ember_model_load(path_.c_str(), &kv, &model), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ember_last_error()).find("kv_type"), std::string::npos) << ember_last_error();
+  kv.kv_type = "q8_0";  // stories260K's heads are 8 values: no Q8_0 block fits
+  EXPECT_EQ(ember_model_load(path_.c_str(), &kv, &model), EMBER_ERROR_UNSUPPORTED);
+  EXPECT_NE(std::string(ember_last_error()).find("multiple of 32"), std::string::npos) << ember_last_error();
+  EXPECT_EQ(model, nullptr);
+  kv.kv_type = "f32";
+  kv.kv_f32 = 0;  // kv_type wins
+  ASSERT_EQ(ember_model_load(path_.c_str(), &kv, &model), EMBER_OK) << ember_last_error();
+  ember_model_free(model);
 
   // A successful call clears the message.
   size_t n = 0;
@@ -182,6 +195,7 @@ TEST(CApiStructs, InitWritesNoFurtherThanTheCallersLayout) {
   ember_load_params_init(&load);
   EXPECT_EQ(load.struct_size, sizeof load);
   EXPECT_EQ(load.deterministic, 0);
+  EXPECT_EQ(load.kv_type, nullptr);
 
   ember_generate_params params;
   std::memset(&params, 0xAB, sizeof params);

@@ -536,8 +536,11 @@ TEST(ApiSession, BadInputThrowsAndLeavesTheSessionUsable) {
   expect_error([&] { Llm::load((data / "no-such-file.gguf").string()); }, ErrorCode::kIo, "no-such-file.gguf");
   expect_error([&] { Llm::load((data / kStories).string(), LoadOptions{.threads = -1}); }, ErrorCode::kInvalidArgument,
                "threads");
-  expect_error([&] { Llm::load((data / kStories).string(), LoadOptions{.kv_type = DType::kQ8_0}); },
+  expect_error([&] { Llm::load((data / kStories).string(), LoadOptions{.kv_type = DType::kQ4_0}); },
                ErrorCode::kInvalidArgument, "kv_type");
+  // Q8_0 KV blocks are 32 values of one head; stories260K's heads have 8.
+  expect_error([&] { Llm::load((data / kStories).string(), LoadOptions{.kv_type = DType::kQ8_0}); },
+               ErrorCode::kUnsupported, "multiple of 32");
 
   const auto llm = load_stories(data, 64);
   Session session(llm);

@@ -14,6 +14,7 @@
 namespace ember {
 namespace {
 
+namespace fs = std::filesystem;
 using test::ember;
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -39,7 +40,9 @@ TEST(BenchCli, JsonHasEveryTestWithItsSamples) {
     EXPECT_EQ(res["threads"], 1);
     EXPECT_EQ(res["model_path"], model);
     EXPECT_GT(res["params"].get<uint64_t>(), 200'000u);
-    EXPECT_EQ(res["type"], "Q8_0");  // general.file_type 7 (llama.cpp: MOSTLY_Q8_0)
+    EXPECT_EQ(res["type"], "Q8_0");   // general.file_type 7 (llama.cpp: MOSTLY_Q8_0)
+    EXPECT_EQ(res["type_k"], "f16");  // the default KV cache
+    EXPECT_EQ(res["type_v"], "f16");
     const auto samples = res["samples_ts"].get<std::vector<double>>();
     ASSERT_EQ(samples.size(), 3u);
     for (double s : samples) EXPECT_GT(s, 0.0);
@@ -52,6 +55,16 @@ TEST(BenchCli, JsonHasEveryTestWithItsSamples) {
     EXPECT_EQ(res["roofline"].get<double>(), 0.0);  // --no-roofline
   }
   EXPECT_TRUE(j["rooflines"].empty());
+
+  // --kv-type: the bundled model's heads hold 64 values, so its cache can be Q8_0.
+  const std::string tiny = (fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf").string();
+  const test::RunResult q8 = ember({"bench", "-m", tiny, "-p", "16", "-n", "4", "-r", "1", "-t", "1", "-o", "json",
+                                    "--no-roofline", "--kv-type", "q8_0"});
+  ASSERT_EQ(q8.exit_code, 0) << q8.err;
+  for (const auto& res : nlohmann::json::parse(q8.out)["results"]) {
+    EXPECT_EQ(res["type_k"], "q8_0");
+    EXPECT_EQ(res["type_v"], "q8_0");
+  }
 }
 
 // The prefill rate's FLOPs per token, from the file itself: 2 per weight of every layer matrix,

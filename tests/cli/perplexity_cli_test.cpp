@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -224,6 +225,21 @@ TEST(PerplexityCli, InvariantsBetweenFlags) {
   EXPECT_EQ(s1["tokens_scored"].get<int64_t>(), s1["tokens"].get<int64_t>() - 1);
   EXPECT_EQ(s1["ppl"], s128["ppl"]);
   EXPECT_EQ(s1["tokens_scored"], s128["tokens_scored"]);
+}
+
+// --kv-type: what the cache keeps moves the score a little, never much. The bundled model's heads
+// hold 64 values (Q8_0 applies); measured there: f32 294.06, f16 294.06, q8_0 293.67.
+TEST(PerplexityCli, KvTypeMovesTheScoreSlightly) {
+  const fs::path dir = test::temp_dir("perplexity_cli_kv");
+  const fs::path model = fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf";
+  const fs::path text = write_text(dir, "story.txt", kStory + kStory);
+  const double f32 = perplexity_json(model, text, {"--ctx", "128", "--kv-type", "f32"})["ppl"].get<double>();
+  const double f16 = perplexity_json(model, text, {"--ctx", "128"})["ppl"].get<double>();
+  const double q8 = perplexity_json(model, text, {"--ctx", "128", "--kv-type", "q8_0"})["ppl"].get<double>();
+  std::printf("ember-tiny ppl: f32 KV %.4f, f16 %.4f, q8_0 %.4f\n", f32, f16, q8);
+  EXPECT_NEAR(f16, f32, 1e-3 * f32);
+  EXPECT_NEAR(q8, f32, 1e-2 * f32);
+  EXPECT_NE(q8, f16);  // the cache really is another type
 }
 
 TEST(PerplexityCli, TextOutput) {

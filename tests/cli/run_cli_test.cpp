@@ -337,6 +337,40 @@ TEST(RunCli, BadSamplingFlagsAreUsageErrorsNamingTheFlag) {
   EXPECT_NE(r.err.find("--logit-bias"), std::string::npos) << r.err;
 }
 
+// --kv-type: f32 keeps the text; q8_0 takes 34 bytes per 32 values (17/32 of f16) on a model whose
+// heads are a multiple of 32 values, and is refused with one line on one whose heads are not.
+TEST(RunCli, KvTypeSetsTheCacheAndIsCheckedAgainstTheModel) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const auto f32 = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--kv-type", "f32"});
+  ASSERT_EQ(f32.exit_code, 0) << f32.err;
+  EXPECT_EQ(f32.out.rfind(kGreedyText, 0), 0u) << f32.out;
+  EXPECT_EQ(stats_value(f32.err, "KV cache"), "160.00 KiB (128 tokens, f32)");
+
+  const auto stories_q8 = run(data / kStories, {"-p", kPrompt, "--kv-type", "q8_0"});
+  EXPECT_EQ(stories_q8.exit_code, 1);
+  EXPECT_EQ(std::ranges::count(stories_q8.err, '\n'), 1) << stories_q8.err;
+  EXPECT_NE(stories_q8.err.find("multiple of 32"), std::string::npos) << stories_q8.err;
+  EXPECT_EQ(stories_q8.out, "");
+  const auto bad = run(data / kStories, {"-p", kPrompt, "--kv-type", "q4_0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--kv-type"), std::string::npos) << bad.err;
+
+  const fs::path model = test::temp_dir("run_cli_kv_type") / "tiny.gguf";  // heads of 64 values
+  ASSERT_EQ(ember({"synth", "--preset", "tiny", "-o", model.string(), "--data-dir", data.string()}).exit_code, 0);
+  const std::vector<std::string> args = {"--temp", "0", "-p", kPrompt, "-n", "20", "-c", "256"};
+  std::vector<std::string> q8_args = args;
+  q8_args.insert(q8_args.end(), {"--kv-type", "Q8_0"});  // any case
+  const auto f16 = run(model, args);
+  const auto q8 = run(model, q8_args);
+  ASSERT_EQ(f16.exit_code, 0) << f16.err;
+  ASSERT_EQ(q8.exit_code, 0) << q8.err;
+  // 2 layers x K and V x 16 blocks x 2 kv heads x 16 tokens x 64 values.
+  EXPECT_EQ(stats_value(f16.err, "KV cache"), "256.00 KiB (256 tokens, f16)");
+  EXPECT_EQ(stats_value(q8.err, "KV cache"), "136.00 KiB (256 tokens, q8_0)");
+  EXPECT_EQ(q8.out.rfind(kPrompt, 0), 0u) << q8.out;
+  EXPECT_GT(q8.out.size(), std::string(kPrompt).size() + 20) << q8.out;
+}
+
 // A random-weight model never says its end-of-sequence token (greedy repeats a token), and a
 // context of 32768 gives it minutes of work: only Ctrl-C ends these runs.
 std::vector<std::string> endless_run(const fs::path& data, const fs::path& dir) {

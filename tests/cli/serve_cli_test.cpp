@@ -38,6 +38,7 @@ TEST(ServeCli, BadCommandLinesExit2) {
   EXPECT_EQ(ember({"serve", "-m", kTiny, "--draft-max", "2", "--draft-min", "3"}).exit_code, 2);
   EXPECT_EQ(ember({"serve", "-m", kTiny, "--draft-max", "65"}).exit_code, 2);
   EXPECT_EQ(ember({"serve", "-m", kTiny, "--spec-ngram", "0"}).exit_code, 2);
+  EXPECT_EQ(ember({"serve", "-m", kTiny, "--kv-type", "q4_0"}).exit_code, 2);
   const test::RunResult help = ember({"serve", "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--api-key"), std::string::npos);
@@ -83,8 +84,9 @@ TEST(ServeCli, AnAddressInUseIsAnError) {
 TEST(ServeCli, SigtermStopsTheServerWithExit0) {
   const fs::path err = test::temp_dir("serve_sigterm") / "err";
   // A shell keeps stderr in a file the test can watch while the server runs.
-  test::RunningProcess server(
-      {"sh", "-c", fmt::format("exec '{}' serve -m '{}' --port 0 -t 1 2>'{}'", EMBER_CLI_PATH, kTiny, err.string())});
+  test::RunningProcess server({"sh", "-c",
+                               fmt::format("exec '{}' serve -m '{}' --port 0 -t 1 --kv-type q8_0 2>'{}'",
+                                           EMBER_CLI_PATH, kTiny, err.string())});
   ASSERT_GT(server.pid(), 0);
   // SIGTERM once the model is loaded (a signal while loading takes the other path).
   for (int i = 0; i < 600 && test::read_file(err).find("ready:") == std::string::npos; ++i) {
@@ -96,6 +98,8 @@ TEST(ServeCli, SigtermStopsTheServerWithExit0) {
   const std::string log = test::read_file(err);
   EXPECT_EQ(r.exit_code, 0) << log;
   EXPECT_NE(log.find("listening on http://127.0.0.1:"), std::string::npos) << log;
+  // ember-tiny: 6 layers x K and V x 4 x 256 tokens x 6 kv heads x 68 bytes (a Q8_0 row of 64 values).
+  EXPECT_NE(log.find(", KV cache 4.78 MiB q8_0 (1024 tokens)"), std::string::npos) << log;
   EXPECT_NE(log.find("terminating: finishing the running requests"), std::string::npos) << log;
   EXPECT_NE(log.find("\nember serve: stopped\n"), std::string::npos) << log;
 }

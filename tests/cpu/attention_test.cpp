@@ -1,5 +1,6 @@
-// attention() over the paged KV cache on every supported ISA, F32 and F16 pools, against a float64
-// softmax(q·k)·v on the values as stored (F16-rounded for F16 pools); store_kv; the kernels' exp.
+// attention() over the paged KV cache on every supported ISA, F32, F16 and Q8_0 pools (mixed K/V
+// types too), against a float64 softmax(q·k)·v on the values as stored (rounded through the pool's
+// type); store_kv; the kernels' exp.
 #include "cpu/attention.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
-#include "quant/fp16.h"
+#include "quant/quant_traits.h"
 
 namespace ember {
 namespace {
@@ -39,22 +40,35 @@ struct Cache {
   std::vector<std::vector<float>> k, v;  // per sequence [n_tokens][n_head_kv][head_dim] as stored
 };
 
-Cache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std::vector<int32_t>& lengths,
+// x as a pool of `dtype` holds it: rounded to F16, or through Q8_0 (blocks of 32 along head_dim).
+void round_as_stored(DType dtype, std::vector<float>& x) {
+  if (dtype == DType::kF32) return;
+  std::vector<std::byte> stored(static_cast<size_t>(dtype_bytes_for(dtype, x.size()).value()));
+  quantize(dtype, x.data(), stored.data(), static_cast<int64_t>(x.size()));
+  dequantize(dtype, stored.data(), x.data(), static_cast<int64_t>(x.size()));
+}
+
+// Unwritten pool bytes: NaN as F32; 0x7E00 (NaN) in every f16 of an F16 pool and every Q8_0 scale.
+void poison(AlignedBuffer& pool, DType dtype, size_t bytes) {
+  if (dtype == DType::kF32) {
+    std::fill_n(pool.as<float>(), bytes / 4, NAN);
+  } else {
+    std::fill_n(pool.as<uint16_t>(), bytes / 2, uint16_t{0x7E00});
+  }
+}
+
+Cache make_cache(DType k_dtype, DType v_dtype, int32_t n_head_kv, int32_t head_dim, const std::vector<int32_t>& lengths,
                  std::mt19937& rng, ThreadPool& pool) {
   Cache c;
   int32_t n_blocks = 3;  // spares nobody uses
   for (int32_t len : lengths) n_blocks += (len + kKvBlockTokens - 1) / kKvBlockTokens;
-  c.view = {n_head_kv, head_dim, dtype, dtype, nullptr, nullptr, n_blocks};
-  const size_t pool_bytes = static_cast<size_t>(n_blocks) * c.view.k_layout().block_bytes();
-  c.k_pool = AlignedBuffer(pool_bytes);
-  c.v_pool = AlignedBuffer(pool_bytes);
-  for (AlignedBuffer* p : {&c.k_pool, &c.v_pool}) {
-    if (dtype == DType::kF16) {
-      std::fill_n(p->as<uint16_t>(), pool_bytes / 2, uint16_t{0x7E00});
-    } else {
-      std::fill_n(p->as<float>(), pool_bytes / 4, NAN);
-    }
-  }
+  c.view = {n_head_kv, head_dim, k_dtype, v_dtype, nullptr, nullptr, n_blocks};
+  const size_t k_bytes = static_cast<size_t>(n_blocks) * c.view.k_layout().block_bytes();
+  const size_t v_bytes = static_cast<size_t>(n_blocks) * c.view.v_layout().block_bytes();
+  c.k_pool = AlignedBuffer(k_bytes);
+  c.v_pool = AlignedBuffer(v_bytes);
+  poison(c.k_pool, k_dtype, k_bytes);
+  poison(c.v_pool, v_dtype, v_bytes);
   c.view.k = c.k_pool.data();
   c.view.v = c.v_pool.data();
   // Non-contiguous tables: every sequence takes the next blocks of a shuffled permutation.
@@ -74,14 +88,17 @@ Cache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std::ve
     std::vector<KvRow> rows;
     for (int32_t p = 0; p < lengths[s]; ++p) rows.push_back({static_cast<int32_t>(s), p});
     store_kv(cpu_kernels(Isa::kScalar), pool, c.view, c.seqs, rows, k.data(), v.data());
-    if (dtype == DType::kF16) {
-      for (float& x : k) x = fp16_to_fp32(fp32_to_fp16(x));
-      for (float& x : v) x = fp16_to_fp32(fp32_to_fp16(x));
-    }
+    round_as_stored(k_dtype, k);
+    round_as_stored(v_dtype, v);
     c.k.push_back(std::move(k));
     c.v.push_back(std::move(v));
   }
   return c;
+}
+
+Cache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std::vector<int32_t>& lengths,
+                 std::mt19937& rng, ThreadPool& pool) {
+  return make_cache(dtype, dtype, n_head_kv, head_dim, lengths, rng, pool);
 }
 
 // The expected output of `rows` in float64 and, per element, Σ_j p_j·|v_j| (the scale errors are
@@ -167,9 +184,12 @@ TEST(Attention, DecodeEveryIsaDtypeGqaRatioAndHeadDim) {
   struct Shape {
     int32_t head_dim, ratio;
   };
-  for (DType dtype : {DType::kF32, DType::kF16}) {
-    for (const Shape& shape : {Shape{128, 1}, Shape{128, 2}, Shape{128, 4}, Shape{128, 8}, Shape{64, 4}, Shape{80, 2},
-                               Shape{72, 4}, Shape{36, 8}}) {
+  const std::vector<Shape> shapes = {Shape{128, 1}, Shape{128, 2}, Shape{128, 4}, Shape{128, 8},
+                                     Shape{64, 4},  Shape{80, 2},  Shape{72, 4},  Shape{36, 8}};
+  // Q8_0 rows are whole blocks of 32: head_dim 96 (three blocks: one zmm chunk straddles none) and 32.
+  const std::vector<Shape> q8_shapes = {Shape{128, 4}, Shape{64, 4}, Shape{96, 2}, Shape{32, 8}};
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    for (const Shape& shape : dtype == DType::kQ8_0 ? q8_shapes : shapes) {
       // 72 and 36: a partial last zmm (avx512 masks it); 36 is not whole ymm (avx2 -> scalar tile).
       const int32_t head_dim = shape.head_dim;
       SCOPED_TRACE(std::string(dtype_name(dtype)) + " head_dim " + std::to_string(head_dim) + " ratio " +
@@ -229,8 +249,13 @@ TEST(Attention, MixedBatchOfDecodeRowsAndPrefillChunk) {
   ThreadPool pool(3);
   std::mt19937 rng(3);
   const std::vector<int32_t> lengths = {300, 90, 1, 47, 2100};
-  for (DType dtype : {DType::kF32, DType::kF16}) {
-    const Cache c = make_cache(dtype, 4, 96, lengths, rng, pool);
+  const std::pair<DType, DType> types[] = {{DType::kF32, DType::kF32},
+                                           {DType::kF16, DType::kF16},
+                                           {DType::kQ8_0, DType::kQ8_0},
+                                           {DType::kQ8_0, DType::kF16},
+                                           {DType::kF32, DType::kQ8_0}};
+  for (const auto& [k_dtype, v_dtype] : types) {
+    const Cache c = make_cache(k_dtype, v_dtype, 4, 96, lengths, rng, pool);
     std::vector<KvRow> rows = {{0, 299}, {2, 0}};
     for (int32_t pos = 50; pos < 90; ++pos) rows.push_back({1, pos});  // prefill chunk 50..89
     rows.push_back({3, 46});
@@ -239,8 +264,8 @@ TEST(Attention, MixedBatchOfDecodeRowsAndPrefillChunk) {
     rows.push_back({1, 20});  // the same sequence again, out of order
     for (int32_t window : {0, 33}) {
       for (int32_t split : {0, 512}) {
-        SCOPED_TRACE(std::string(dtype_name(dtype)) + " window " + std::to_string(window) + " split " +
-                     std::to_string(split));
+        SCOPED_TRACE(std::string(dtype_name(k_dtype)) + "/" + std::string(dtype_name(v_dtype)) + " window " +
+                     std::to_string(window) + " split " + std::to_string(split));
         AttentionParams p;
         p.n_head = 8;  // ratio 2
         p.window = window;
@@ -317,8 +342,9 @@ TEST(Attention, ExpApproximationError) {
 // on every ISA's quantizers.
 TEST(Attention, StoreKvWritesExactlyTheSlots) {
   ThreadPool pool(2);
-  const int32_t n_kv = 3, d = 40, n_blocks = 6;
-  for (DType dtype : {DType::kF32, DType::kF16}) {
+  const int32_t n_kv = 3, n_blocks = 6;
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    const int32_t d = dtype == DType::kQ8_0 ? 64 : 40;
     PagedKvView view{n_kv, d, dtype, dtype, nullptr, nullptr, n_blocks};
     const KvLayout layout = view.k_layout();
     const std::vector<int32_t> table0 = {4, 1}, table1 = {2};
@@ -347,6 +373,21 @@ TEST(Attention, StoreKvWritesExactlyTheSlots) {
       EXPECT_EQ(vp, expect_v);
     }
   }
+}
+
+TEST(Attention, PoolTypesTheKernelsStore) {
+  for (int32_t head_dim : {32, 64, 96, 128, 256}) {
+    EXPECT_TRUE(kv_dtype_supported(DType::kQ8_0, head_dim)) << head_dim;
+    EXPECT_TRUE(kv_dtype_supported(DType::kF16, head_dim)) << head_dim;
+  }
+  for (int32_t head_dim : {0, 16, 40, 80, 72, 36}) EXPECT_FALSE(kv_dtype_supported(DType::kQ8_0, head_dim)) << head_dim;
+  EXPECT_TRUE(kv_dtype_supported(DType::kF32, 36));
+  for (DType t : {DType::kQ4_0, DType::kBF16, DType::kQ8_1, DType::kQ4_K}) EXPECT_FALSE(kv_dtype_supported(t, 128));
+}
+
+TEST(AttentionDeathTest, RejectsAPoolTypeTheKernelsCannotRead) {
+  const PagedKvView view{1, 40, DType::kQ8_0, DType::kF16, reinterpret_cast<void*>(64), reinterpret_cast<void*>(64), 1};
+  EXPECT_DEATH(check_kv_view(view), "Q8_0");
 }
 
 TEST(AttentionDeathTest, RejectsAPositionNotYetStored) {

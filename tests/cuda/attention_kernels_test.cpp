@@ -1,6 +1,7 @@
 // CUDA store_kv and attention against the CPU's (scalar kernels, one thread) on the same pools:
-// bit-exact pools after every store, attention within 1e-5 (F32 pools) / 1e-3 (F16) relative error
-// on decode batches, a prefill chunk, GQA and MHA, soft-cap, sliding window, split and unsplit.
+// bit-exact pools after every store, attention within 1e-5 (F32 pools) / 1e-3 (F16, Q8_0) relative
+// error on decode batches, a prefill chunk, GQA and MHA, soft-cap, sliding window, split and
+// unsplit, mixed K/V pool types.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -37,6 +38,7 @@ constexpr double kF32Tolerance = 1e-5;
 constexpr double kF16Tolerance = 1e-3;
 constexpr double kRowTolerance = 1e-4;
 
+// (Q8_0 pools: both sides read the same dequantized values, as for F16.)
 double tolerance(DType dtype) { return dtype == DType::kF32 ? kF32Tolerance : kF16Tolerance; }
 
 // Uniform in offset ± sigma·√3, never exactly zero (a zero would hide a missed element).
@@ -71,29 +73,35 @@ struct TwinCache {
   int32_t max_context() const { return *std::max_element(lengths.begin(), lengths.end()); }
 };
 
-TwinCache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std::vector<int32_t>& lengths,
-                     std::mt19937& rng) {
+// A pool of `bytes` whose unwritten values read as NaN: F32 NaN, or 0x7E00 in every f16 (an F16
+// value, a Q8_0 block's scale).
+AlignedBuffer poisoned_pool(DType dtype, size_t bytes) {
+  AlignedBuffer pool(bytes);
+  if (dtype == DType::kF32) {
+    std::fill_n(pool.as<float>(), bytes / 4, NAN);
+  } else {
+    std::fill_n(pool.as<uint16_t>(), bytes / 2, uint16_t{0x7E00});
+  }
+  return pool;
+}
+
+TwinCache make_cache(DType k_dtype, DType v_dtype, int32_t n_head_kv, int32_t head_dim,
+                     const std::vector<int32_t>& lengths, std::mt19937& rng) {
   TwinCache c;
   c.lengths = lengths;
   int32_t n_blocks = 3;  // spares nobody uses
   for (int32_t len : lengths) n_blocks += (len + kKvBlockTokens - 1) / kKvBlockTokens;
-  c.host = {n_head_kv, head_dim, dtype, dtype, nullptr, nullptr, n_blocks};
-  const size_t pool_bytes = static_cast<size_t>(n_blocks) * c.host.k_layout().block_bytes();
-  c.host_k = AlignedBuffer(pool_bytes);
-  c.host_v = AlignedBuffer(pool_bytes);
-  for (AlignedBuffer* p : {&c.host_k, &c.host_v}) {
-    if (dtype == DType::kF16) {
-      std::fill_n(p->as<uint16_t>(), pool_bytes / 2, uint16_t{0x7E00});
-    } else {
-      std::fill_n(p->as<float>(), pool_bytes / 4, NAN);
-    }
-  }
+  c.host = {n_head_kv, head_dim, k_dtype, v_dtype, nullptr, nullptr, n_blocks};
+  const size_t k_bytes = static_cast<size_t>(n_blocks) * c.host.k_layout().block_bytes();
+  const size_t v_bytes = static_cast<size_t>(n_blocks) * c.host.v_layout().block_bytes();
+  c.host_k = poisoned_pool(k_dtype, k_bytes);
+  c.host_v = poisoned_pool(v_dtype, v_bytes);
   c.host.k = c.host_k.data();
   c.host.v = c.host_v.data();
-  c.dev_k = DeviceBuffer(pool_bytes);
-  c.dev_v = DeviceBuffer(pool_bytes);
-  c.dev_k.upload(c.host_k.data(), pool_bytes);
-  c.dev_v.upload(c.host_v.data(), pool_bytes);
+  c.dev_k = DeviceBuffer(k_bytes);
+  c.dev_v = DeviceBuffer(v_bytes);
+  c.dev_k.upload(c.host_k.data(), k_bytes);
+  c.dev_v.upload(c.host_v.data(), v_bytes);
   c.dev = c.host;
   c.dev.k = c.dev_k.data();
   c.dev.v = c.dev_v.data();
@@ -115,6 +123,11 @@ TwinCache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std
   c.dev_seqs = {c.dev_tables.as<int32_t>(), c.dev_tokens.as<int32_t>(), static_cast<int32_t>(lengths.size()),
                 static_cast<int32_t>(max_blocks)};
   return c;
+}
+
+TwinCache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std::vector<int32_t>& lengths,
+                     std::mt19937& rng) {
+  return make_cache(dtype, dtype, n_head_kv, head_dim, lengths, rng);
 }
 
 // Stores k and v ([rows][n_head_kv][head_dim]) on both sides and compares the pools bit for bit.
@@ -236,12 +249,12 @@ std::string shape_name(DType dtype, int32_t n_head, int32_t n_head_kv, int32_t h
          std::to_string(head_dim);
 }
 
-TEST(CudaAttention, StoreKvBitExactF32AndF16) {
+TEST(CudaAttention, StoreKvBitExactF32F16AndQ8_0) {
   EMBER_REQUIRE_GPU();
   std::mt19937 rng(11);
   const std::vector<int32_t> lengths = {1, 15, 16, 17, 40};
-  for (DType dtype : {DType::kF32, DType::kF16}) {
-    for (int32_t head_dim : {128, 80}) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0}) {
+    for (int32_t head_dim : {128, dtype == DType::kQ8_0 ? 96 : 80}) {
       SCOPED_TRACE(std::string(dtype_name(dtype)) + " head_dim " + std::to_string(head_dim));
       TwinCache c = make_cache(dtype, 3, head_dim, lengths, rng);
       // All but the last token in one shuffled call, with f16 edge cases at the front of K: a
@@ -255,6 +268,14 @@ TEST(CudaAttention, StoreKvBitExactF32AndF16) {
       const float edges[] = {1e-5f,    -3e-7f,   2049.0f, 2051.0f, -2051.0f,      65504.0f,
                              65519.0f, 65520.0f, -7e4f,   1e-8f,   6.1035156e-5f, 0.33333334f};
       std::copy(std::begin(edges), std::end(edges), k.begin());
+      if (dtype == DType::kQ8_0) {
+        // Q8_0 blocks (32 values) of their own: absmax 127 (d = 1) with rounding ties, which go away
+        // from zero; a NaN (skipped by the absmax, stored as 0); an infinity (d = inf, every q 0).
+        const float ties[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, -126.5f, 3.4999998f};
+        std::copy(std::begin(ties), std::end(ties), k.begin() + 32);
+        k[64 + 5] = NAN;
+        k[96 + 7] = INFINITY;
+      }
       ASSERT_TRUE(store_both(c, rows, k, v));
       // Then the last token of every sequence, as a decode step stores it.
       ASSERT_TRUE(store_random(c, positions(before_last, lengths, rng), rng));
@@ -282,8 +303,9 @@ TEST(CudaAttention, DecodeRowsGqaMhaAndHeadDims) {
   struct Shape {
     int32_t n_head, n_head_kv, head_dim;
   };
-  for (DType dtype : {DType::kF32, DType::kF16}) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kQ8_0}) {
     for (const Shape& s : {Shape{8, 2, 128}, Shape{8, 2, 64}, Shape{4, 4, 80}, Shape{2, 2, 128}}) {
+      if (dtype == DType::kQ8_0 && s.head_dim % 32 != 0) continue;
       const std::string what = shape_name(dtype, s.n_head, s.n_head_kv, s.head_dim);
       SCOPED_TRACE(what);
       const TwinCache c = filled_cache(dtype, s.n_head_kv, s.head_dim, lengths, rng);
@@ -322,8 +344,13 @@ TEST(CudaAttention, UnsplitRowsAreBatchInvariant) {
 TEST(CudaAttention, PrefillChunkContinuingASequence) {
   EMBER_REQUIRE_GPU();
   std::mt19937 rng(14);
-  for (DType dtype : {DType::kF32, DType::kF16}) {
-    TwinCache c = make_cache(dtype, 2, 128, {57, 300}, rng);
+  const std::pair<DType, DType> types[] = {{DType::kF32, DType::kF32},
+                                           {DType::kF16, DType::kF16},
+                                           {DType::kQ8_0, DType::kQ8_0},
+                                           {DType::kQ8_0, DType::kF16},
+                                           {DType::kF32, DType::kQ8_0}};
+  for (const auto& [dtype, v_dtype] : types) {
+    TwinCache c = make_cache(dtype, v_dtype, 2, 128, {57, 300}, rng);
     ASSERT_TRUE(store_random(c, positions({0, 0}, {20, 299}, rng), rng));
     std::vector<KvRow> step;
     for (int32_t pos = 20; pos < 57; ++pos) step.push_back({0, pos});
@@ -332,8 +359,8 @@ TEST(CudaAttention, PrefillChunkContinuingASequence) {
     std::vector<KvRow> rows = step;
     rows.push_back({0, 5});
     for (int32_t window : {0, 8, 33}) {
-      const std::string what =
-          std::string("prefill ") + std::string(dtype_name(dtype)) + " window " + std::to_string(window);
+      const std::string what = std::string("prefill ") + std::string(dtype_name(dtype)) + "/" +
+                               std::string(dtype_name(v_dtype)) + " window " + std::to_string(window);
       SCOPED_TRACE(what);
       AttentionParams p;
       p.n_head = 8;

@@ -91,19 +91,27 @@ TEST(CudaModel, EveryArchitectureAndTypeAgainstTheReference) {
   }
 }
 
-TEST(CudaModel, F16KvCacheMatchesTheCpuOnTheSameCache) {
+// F16 and Q8_0 caches: the GPU stores the same bits as the CPU would from the same K/V rows, and
+// reads the same values; all on the GPU, and split (each side's pools in its own memory).
+TEST(CudaModel, NarrowKvCachesMatchTheCpuOnTheSameCache) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(40, 80, 9);
-  test::TwinModels m = test::TwinModels::make(test::reference_spec("llama", DType::kF32),
-                                              {.kv_type = DType::kF16, .max_step_tokens = 8});
-  const Logits cpu = test::run_sequence(m, tokens, true);
-  GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 8, DType::kF16);
-  const Logits gpu = test::run_tokens(*g.model, *g.kv, tokens, true);
-  test::RefLogits cpu64;
-  for (const auto& row : cpu) cpu64.emplace_back(row.begin(), row.end());
-  const double error = relative_to_reference(gpu, cpu64);
-  std::printf("cuda f16 KV vs cpu f16 KV: relative %.2e\n", error);
-  EXPECT_LE(error, 1e-4);
+  for (DType kv_type : {DType::kF16, DType::kQ8_0}) {
+    test::TwinModels m =
+        test::TwinModels::make(test::reference_spec("llama", DType::kF32), {.kv_type = kv_type, .max_step_tokens = 8});
+    const Logits cpu = test::run_sequence(m, tokens, true);
+    test::RefLogits cpu64;
+    for (const auto& row : cpu) cpu64.emplace_back(row.begin(), row.end());
+    const auto n_layer = static_cast<int32_t>(m.model->config().n_layer);
+    for (int32_t gpu_layers : {kGpuLayersAll, n_layer / 2}) {
+      SCOPED_TRACE(std::string(dtype_name(kv_type)) + " gpu layers " + std::to_string(gpu_layers));
+      GpuModel g = load_gpu(m.bytes, gpu_layers, 8, kv_type);
+      const double error = relative_to_reference(test::run_tokens(*g.model, *g.kv, tokens, true), cpu64);
+      std::printf("cuda %s KV (gpu layers %d) vs cpu %s KV: relative %.2e\n", std::string(dtype_name(kv_type)).c_str(),
+                  gpu_layers, std::string(dtype_name(kv_type)).c_str(), error);
+      EXPECT_LE(error, 1e-4);
+    }
+  }
 }
 
 // Hybrid offload: the last N layers on the GPU for every N from 0 (all on the CPU) to n_layer + 1
