@@ -70,14 +70,14 @@ typedef struct ember_load_params {
   size_t struct_size;
   int32_t n_threads;         /* 0: every CPU the process may use */
   int32_t n_ctx;             /* tokens per session, prompt included; 0: the model's, at most 4096 */
-  int32_t kv_f32;            /* nonzero: F32 KV cache instead of F16 */
+  int32_t kv_f32;            /* nonzero: F32 KV cache instead of F16 (unless kv_type is set) */
   int32_t mlock;             /* nonzero: lock the weights in RAM */
   const char* chat_template; /* Jinja source, a preset name or a template file; NULL: the model's, else ChatML */
   /* nonzero: each token's logits bit-identical however tokens share a forward step, so greedy
    * speculative decoding gives plain decoding's text exactly (slower prefill of F16 / BF16) */
   int32_t deterministic;
-  /* the KV cache's type: "f16", "f32" or "q8_0" (about half of f16's memory; the model's head size
-   * must be a multiple of 32, else EMBER_ERROR_UNSUPPORTED); NULL: kv_f32 decides */
+  /* the KV cache's type, any case: "f16", "f32" or "q8_0" (17/32 of f16's memory; the model's head
+   * size must be a multiple of 32, else EMBER_ERROR_UNSUPPORTED); NULL: kv_f32 decides */
   const char* kv_type;
 } ember_load_params;
 

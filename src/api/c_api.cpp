@@ -2,6 +2,7 @@
 #include "ember/ember.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstring>
 #include <exception>
@@ -211,7 +212,8 @@ ember_status ember_model_load(const char* path, const ember_load_params* params,
     o.context = p.n_ctx;
     o.kv_type = p.kv_f32 != 0 ? ember::DType::kF32 : ember::DType::kF16;
     if (p.kv_type != nullptr) {
-      const std::string_view kv_type = p.kv_type;
+      std::string kv_type = p.kv_type;
+      for (char& c : kv_type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (kv_type == "f16") {
         o.kv_type = ember::DType::kF16;
       } else if (kv_type == "f32") {
@@ -219,8 +221,8 @@ ember_status ember_model_load(const char* path, const ember_load_params* params,
       } else if (kv_type == "q8_0") {
         o.kv_type = ember::DType::kQ8_0;
       } else {
-        return set_error(EMBER_ERROR_INVALID_ARGUMENT,
-                         "params->kv_type must be \"f16\", \"f32\" or \"q8_0\", got \"" + std::string(kv_type) + "\"");
+        return set_error(EMBER_ERROR_INVALID_ARGUMENT, "params->kv_type must be \"f16\", \"f32\" or \"q8_0\", got \"" +
+                                                           std::string(p.kv_type) + "\"");
       }
     }
     o.mlock = p.mlock != 0;

@@ -292,6 +292,9 @@ int run_chat(const ChatCommandOptions& o) {
     StatusLine draft_status(interactive && ::isatty(STDERR_FILENO) == 1,
                             fmt::format("ember: loading {} ...", escape_text(o.draft_model_path)));
     LoadOptions draft_load = load;
+    // The session gives the draft the main cache's type where the draft's heads fit it (DraftModel),
+    // so a small draft whose heads do not fit Q8_0 still loads.
+    draft_load.kv_type = DType::kF16;
     draft_load.threads = o.draft_threads;
     if (draft_load.threads < 0) {
       std::error_code size_error;

@@ -45,8 +45,8 @@ void add_kv_type_flag(CLI::App* cmd, DType* kv_type) {
            const std::string lower = CLI::detail::to_lower(name);
            *kv_type = lower == "f32" ? DType::kF32 : lower == "q8_0" ? DType::kQ8_0 : DType::kF16;
          },
-         "KV cache element type: f16 (default), f32, or q8_0 (about half the memory of f16, for models whose "
-         "head size is a multiple of 32)")
+         "KV cache element type: f16 (default), f32, or q8_0 (17/32 of f16's memory, for models whose head "
+         "size is a multiple of 32)")
       ->check(CLI::IsMember({"f16", "f32", "q8_0"}, CLI::ignore_case))
       ->type_name("f16|f32|q8_0");
 }

@@ -40,7 +40,8 @@ struct KvLayout {
   }
 };
 
-// One layer's K and V pools (non-owning). K and V may differ in dtype (--cache-type-k/-v).
+// One layer's K and V pools (non-owning). K and V may differ in dtype (the kernels take any pair;
+// the CLI and API set one type for both).
 struct PagedKvView {
   int32_t n_head_kv = 0;
   int32_t head_dim = 0;

@@ -104,6 +104,7 @@ __global__ void __launch_bounds__(kStoreThreads) store_kv_kernel(const StoreArgs
   if (block < 0 || block >= a.n_blocks) __trap();
   const int32_t slot = r.pos % kTokens;
   const int32_t n = a.n_head_kv * a.head_dim;
+  static_assert(!(KF::kWarpStore || VF::kWarpStore) || kStoreThreads % 32 == 0);
   for (int32_t i = threadIdx.x; i < n; i += kStoreThreads) {
     const int32_t h = i / a.head_dim, d = i % a.head_dim;
     // Pool layout [block][n_head_kv][16 tokens][row]: the row of (block, h, slot).
@@ -418,6 +419,8 @@ void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows
   if (n_rows == 0) return;
   EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && k != nullptr && v != nullptr);
   EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  // F16 values and Q8_0 scales are stored as 2-byte halves.
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
   StoreArgs a{};
   a.k_pool = kv.k;
   a.v_pool = kv.v;

@@ -40,10 +40,22 @@ void check_draft_vocabulary(const Model& target, const Model& draft) {
   }
 }
 
+namespace {
+
+// The target's cache type where the draft's heads can hold it, else F16 (Q8_0 with heads that are
+// not a multiple of 32): the draft's cache only shapes its guesses, which the target verifies.
+DType draft_kv_type(const Model& model, DType kv_type) {
+  return kv_dtype_supported(kv_type, model.config().head_dim) && kv_dtype_supported(kv_type, model.config().head_dim_v)
+             ? kv_type
+             : DType::kF16;
+}
+
+}  // namespace
+
 DraftModel::DraftModel(Model& model, int32_t context, DType kv_type, std::mutex* forward_mutex)
     : model_(model),
       forward_mutex_(forward_mutex),
-      kv_(model.config(), model.kv_options(context, kv_type, kv_type)),
+      kv_(model.config(), model.kv_options(context, draft_kv_type(model, kv_type), draft_kv_type(model, kv_type))),
       seq_(kv_.add_sequence()) {
   EMBER_CHECK(context > 0);
 }

@@ -34,6 +34,7 @@ class DraftModel {
 
   Model& model() noexcept { return model_; }
   std::mutex* forward_mutex() const noexcept { return forward_mutex_; }
+  const KvCache& kv() const noexcept { return kv_; }
 
  private:
   Model& model_;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "core/check.h"
 #include "ember/error.h"
@@ -29,14 +30,14 @@ bool same_tokens(std::span<const int32_t> a, const std::array<int32_t, kKvBlockT
 }  // namespace
 
 void check_kv_dtypes(const ModelConfig& config, DType k_dtype, DType v_dtype) {
-  for (DType t : {k_dtype, v_dtype}) {
-    if (t == DType::kQ8_0 && !kv_dtype_supported(t, config.head_dim)) {
+  for (const auto& [t, head_dim] : {std::pair{k_dtype, config.head_dim}, std::pair{v_dtype, config.head_dim_v}}) {
+    if (t == DType::kQ8_0 && !kv_dtype_supported(t, head_dim)) {
       fail(ErrorCode::kUnsupported,
-           "KV cache: q8_0 needs heads of a multiple of 32 values (a block is 32 values of one head); this "
-           "model's heads have {} (use f16)",
-           config.head_dim);
+           "KV cache: q8_0 needs heads of a multiple of 32 values (a block is 32 values of one head); {} has "
+           "heads of {} (use f16)",
+           config.name.empty() ? "this model" : "'" + config.name + "'", head_dim);
     }
-    if (!kv_dtype_supported(t, config.head_dim)) {
+    if (!kv_dtype_supported(t, head_dim)) {
       fail(ErrorCode::kInvalidArgument, "KV cache: type {} is not supported (f16, f32, q8_0)", dtype_name(t));
     }
   }

@@ -83,8 +83,10 @@ TEST_F(CApi, ErrorsHaveAStatusAndAMessage) {
   EXPECT_EQ(ember_model_load(path_.c_str(), &kv, &model), EMBER_ERROR_UNSUPPORTED);
   EXPECT_NE(std::string(ember_last_error()).find("multiple of 32"), std::string::npos) << ember_last_error();
   EXPECT_EQ(model, nullptr);
+  kv.kv_type = "Q8_0";  // any case, and it wins over kv_f32
+  kv.kv_f32 = 1;
+  EXPECT_EQ(ember_model_load(path_.c_str(), &kv, &model), EMBER_ERROR_UNSUPPORTED);
   kv.kv_type = "f32";
-  kv.kv_f32 = 0;  // kv_type wins
   ASSERT_EQ(ember_model_load(path_.c_str(), &kv, &model), EMBER_OK) << ember_last_error();
   ember_model_free(model);
 

@@ -133,6 +133,11 @@ TEST(ChatCli, BadCommandLinesAndModels) {
   const auto preset = ember({"chat", "-m", (data / kStories).string(), "--chat-template", "no-such-preset"});
   EXPECT_NE(preset.exit_code, 0);
   EXPECT_NE(preset.err.find("no-such-preset"), std::string::npos) << preset.err;
+  // A Q8_0 cache needs heads of a multiple of 32 values; stories260K's have 8.
+  const auto q8 = ember({"chat", "-m", (data / kStories).string(), "--kv-type", "q8_0"});
+  EXPECT_EQ(q8.exit_code, 1);
+  EXPECT_NE(q8.err.find("multiple of 32"), std::string::npos) << q8.err;
+  EXPECT_EQ(ember({"chat", "-m", (data / kStories).string(), "--kv-type", "q5_0"}).exit_code, 2);
 
   // A prompt longer than the context: an error for that turn, and the chat goes on.
   const std::string long_message(3000, 'x');
@@ -169,6 +174,15 @@ TEST(ChatCli, SpeculativeRepliesEqualPlainOnes) {
   EXPECT_EQ(turns, 2) << spec.err;
   EXPECT_NE(spec.err.find("ember-tiny-draft.gguf"), std::string::npos) << spec.err;  // /params
   EXPECT_EQ(plain.err.find("drafts"), std::string::npos) << plain.err;
+
+  // With a Q8_0 cache (the draft's too): still plain decoding's replies.
+  std::vector<std::string> q8_plain = common, q8_draft = with_draft;
+  q8_plain.insert(q8_plain.end(), {"--kv-type", "q8_0"});
+  q8_draft.insert(q8_draft.end(), {"--kv-type", "q8_0"});
+  const auto q8 = ember_with_stdin(chat_args(tiny, q8_plain), input);
+  ASSERT_EQ(q8.exit_code, 0) << q8.err;
+  EXPECT_FALSE(q8.out.empty());
+  EXPECT_EQ(ember_with_stdin(chat_args(tiny, q8_draft), input).out, q8.out);
 
   const auto lookup = ember_with_stdin(
       chat_args(tiny, {"--deterministic", "--draft-always", "--draft-max", "4", "--spec-ngram", "2"}), input);

@@ -275,6 +275,11 @@ TEST(CudaAttention, StoreKvBitExactF32F16AndQ8_0) {
         std::copy(std::begin(ties), std::end(ties), k.begin() + 32);
         k[64 + 5] = NAN;
         k[96 + 7] = INFINITY;
+        // Subnormal values (1/d overflows to infinity) and tiny normal ones (a subnormal f16 d).
+        for (int j = 0; j < 32; ++j) {
+          k[128 + j] = static_cast<float>(j - 16) * 1e-40f;
+          k[160 + j] = static_cast<float>(j - 15) * 3e-7f;
+        }
       }
       ASSERT_TRUE(store_both(c, rows, k, v));
       // Then the last token of every sequence, as a decode step stores it.

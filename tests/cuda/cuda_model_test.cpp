@@ -109,7 +109,9 @@ TEST(CudaModel, NarrowKvCachesMatchTheCpuOnTheSameCache) {
       const double error = relative_to_reference(test::run_tokens(*g.model, *g.kv, tokens, true), cpu64);
       std::printf("cuda %s KV (gpu layers %d) vs cpu %s KV: relative %.2e\n", std::string(dtype_name(kv_type)).c_str(),
                   gpu_layers, std::string(dtype_name(kv_type)).c_str(), error);
-      EXPECT_LE(error, 1e-4);
+      // Q8_0: K/V rows that differ in their last bits (GEMV vs CPU sum order) can land one int8
+      // step (1/127 of their block's absmax) apart; the emulator measured 3e-7, F16 3e-5.
+      EXPECT_LE(error, kv_type == DType::kQ8_0 ? 1e-3 : 1e-4);
     }
   }
 }

@@ -248,6 +248,38 @@ TEST(SpeculativeGenerator, RollbackLeavesTheCacheAsIfTheDraftsWereNeverSeen) {
   }
 }
 
+// A Q8_0 target cache: speculation still gives plain decoding's tokens (rejected drafts' rows are
+// overwritten in place). The draft's cache takes Q8_0 where its heads fit (ember-tiny-draft: 32
+// values), F16 where they do not (stories260K: 8), rather than failing.
+TEST(SpeculativeGenerator, Q8_0CacheKeepsGreedyOutputAndDraftsFallBackToF16) {
+  Models& m = models();
+  const std::vector<int32_t> prompt = tokens(kPrompt);
+  const auto q8_generator = [&](Model* draft) {
+    return std::make_unique<Generator>(*m.target, *m.tokenizer,
+                                       GeneratorOptions{.context = 256, .kv_type = DType::kQ8_0, .draft_model = draft},
+                                       nullptr);
+  };
+  GenerateOptions o = greedy(60);
+  const Output plain = run(*q8_generator(nullptr), prompt, o);
+  o.speculative.draft_max = 6;
+  o.speculative.p_min = 0.0f;
+  o.speculative.pause_when_slower = false;
+  const Output spec = run(*q8_generator(m.draft.get()), prompt, o);
+  EXPECT_EQ(spec.ids, plain.ids);
+  EXPECT_GT(spec.stats.draft_tokens, spec.stats.accepted_tokens);  // rejections happened
+  EXPECT_EQ(DraftModel(*m.draft, 64, DType::kQ8_0, nullptr).kv().k_dtype(), DType::kQ8_0);
+
+  const fs::path file =
+      fs::path(EMBER_SOURCE_DIR) / ".." / "shared" / "data" / "models" / "stories260K" / "stories260K.gguf";
+  if (!fs::exists(file)) GTEST_SKIP() << file << " is absent: the F16 fallback was not checked";
+  ModelOptions options;
+  options.context_size = 256;
+  const std::unique_ptr<Model> small_heads = Model::load(file.string(), *m.backend, options);
+  const DraftModel fallback(*small_heads, 64, DType::kQ8_0, nullptr);
+  EXPECT_EQ(fallback.kv().k_dtype(), DType::kF16);
+  EXPECT_EQ(fallback.kv().v_dtype(), DType::kF16);
+}
+
 TEST(SpeculativeGenerator, DraftOfAnotherVocabularyIsRefused) {
   // A model of another family (512 tokens): the case users meet.
   const fs::path file =
