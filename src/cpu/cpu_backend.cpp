@@ -122,6 +122,34 @@ bool CpuBackend::uses_gemm(const Linear& w, int64_t m) const noexcept {
   return m >= options_.gemm_min_rows || (packed_rows_ && w.packed->kind() == PanelKind::kInt8);
 }
 
+void CpuBackend::matmul_accumulate(const Linear& w, const float* x, int64_t m, float* y, float* scratch) {
+  matmul(w, x, m, scratch);
+  add(y, scratch, y, m, w.w.n_out, w.w.n_out);
+}
+
+void CpuBackend::matmul_glu(const Linear& gate, const Linear* up, const float* x, int64_t m, bool gelu, float* gate_up,
+                            float* y) {
+  const int64_t n = up != nullptr ? gate.w.n_out : gate.w.n_out / 2;
+  const float* u = nullptr;
+  int64_t stride = 0;
+  if (up != nullptr) {  // [m][n] gate, then [m][n] up
+    const Linear* const ws[] = {&gate, up};
+    float* const ys[] = {gate_up, gate_up + m * n};
+    matmul_many(ws, x, m, ys);
+    u = gate_up + m * n;
+    stride = n;
+  } else {  // [m][gate | up]
+    matmul(gate, x, m, gate_up);
+    u = gate_up + n;
+    stride = 2 * n;
+  }
+  if (gelu) {
+    geglu(gate_up, u, stride, y, m, n);
+  } else {
+    swiglu(gate_up, u, stride, y, m, n);
+  }
+}
+
 void CpuBackend::matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys) {
   EMBER_CHECK_MSG(ws.size() == ys.size() && !ws.empty() && ws.size() <= 4, "matmul_many: 1-4 matrices");
   EMBER_CHECK_MSG(m <= limits_.max_rows && ws[0]->w.k <= limits_.max_k, "matmul: beyond reserve()");

@@ -101,6 +101,12 @@ class CpuBackend {
   // ys[j] [m][ws[j].n_out] = x · ws[j]ᵀ for 1-4 matrices of the same k (q / k / v, gate / up): on
   // the GEMV path one quantization of x and one parallel job for all of them.
   void matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys);
+  // y [m][w.n_out] += x · wᵀ (the residual add after an output projection), through `scratch`
+  // ([m][w.n_out]): matmul into it, then add. (The CUDA backend's GEMV adds in place.)
+  void matmul_accumulate(const Linear& w, const float* x, int64_t m, float* y, float* scratch);
+  // y [m][n] = act(x · gateᵀ) · (x · upᵀ), act SiLU (swiglu) or, with `gelu`, tanh-GELU (geglu),
+  // through gate_up ([m][2n] scratch). up == nullptr: `gate` holds both as [gate; up] rows (Phi-3).
+  void matmul_glu(const Linear& gate, const Linear* up, const float* x, int64_t m, bool gelu, float* gate_up, float* y);
 
   // Row ops over n_rows rows of n floats, split across the threads (see cpu/ops_isa.h for each).
   void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps);
@@ -129,6 +135,13 @@ class CpuBackend {
   // forward pass computes them once per step and table and shares them by every layer, q and k.
   void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot,
             bool neox, const float* cos_sin);
+  // q's heads then k's (rows q_stride and k_stride floats apart), as two rope() calls (the CUDA
+  // backend makes them one launch).
+  void rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,
+               int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin) {
+    rope(q, n_tokens, q_stride, n_head_q, head_dim, n_rot, neox, cos_sin);
+    rope(k, n_tokens, k_stride, n_head_k, head_dim, n_rot, neox, cos_sin);
+  }
 
   // dst [n_ids][n_cols] = rows ids of an embedding matrix of `type`, dequantized.
   void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,

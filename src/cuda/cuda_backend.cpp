@@ -5,6 +5,8 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <array>
+#include <cstddef>
 #include <utility>
 #include <vector>
 
@@ -252,10 +254,72 @@ void CudaBackend::matmul(const CudaLinear& w, const float* x, int64_t m, float* 
   }
 }
 
+// On the GEMV path, runs of matrices of one type and k share a launch (a decode step's q, k and v).
 void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m,
                               std::span<float* const> ys) {
   EMBER_CHECK(ws.size() == ys.size());
-  for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, m, ys[i]);
+  if (m <= 0) return;
+  if (m > kGemvMaxRows) {
+    for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, m, ys[i]);
+    return;
+  }
+  for (size_t i = 0; i < ws.size();) {
+    std::array<DeviceMatrix, kGemvMaxParts> group{};
+    size_t n = 0;
+    while (i + n < ws.size() && n < group.size() &&
+           (n == 0 || (ws[i + n]->w.dtype == group[0].dtype && ws[i + n]->w.k == group[0].k))) {
+      group[n] = ws[i + n]->w;
+      ++n;
+    }
+    gemv_many({group.data(), n}, x, m, ys.subspan(i, n), stream_);
+    i += n;
+  }
+}
+
+// On the GEMV path one launch: each block runs the same rows of gate and up and stores act(g)·u.
+void CudaBackend::matmul_glu(const CudaLinear& gate, const CudaLinear* up, const float* x, int64_t m, bool gelu,
+                             float* gate_up, float* y) {
+  if (m <= 0) return;
+  const DeviceMatrix& g = gate.w;
+  const int64_t n = up != nullptr ? g.n_out : g.n_out / 2;
+  const Glu act = gelu ? Glu::kGeluTanh : Glu::kSilu;
+  if (m <= kGemvMaxRows && (up == nullptr || (up->w.dtype == g.dtype && up->w.k == g.k && up->w.n_out == n))) {
+    const DeviceMatrix gate_rows{.data = g.data, .dtype = g.dtype, .n_out = n, .k = g.k};
+    DeviceMatrix up_rows = gate_rows;
+    if (up != nullptr) {
+      up_rows.data = up->w.data;
+    } else {  // rows [n, 2n) of [gate; up]
+      const auto row_bytes = static_cast<size_t>(*dtype_bytes_for(g.dtype, static_cast<uint64_t>(g.k)));
+      up_rows.data = static_cast<const std::byte*>(g.data) + static_cast<size_t>(n) * row_bytes;
+    }
+    gemv_glu(gate_rows, up_rows, act, x, m, y, stream_);
+    return;
+  }
+  const float* u = nullptr;
+  int64_t stride = 0;
+  if (up != nullptr) {
+    const CudaLinear* const ws[] = {&gate, up};
+    float* const ys[] = {gate_up, gate_up + m * n};
+    matmul_many(ws, x, m, ys);
+    u = gate_up + m * n;
+    stride = n;
+  } else {
+    matmul(gate, x, m, gate_up);
+    u = gate_up + n;
+    stride = 2 * n;
+  }
+  gelu ? geglu(gate_up, u, stride, y, m, n) : swiglu(gate_up, u, stride, y, m, n);
+}
+
+// y += x·wᵀ. The GEMV adds its sums to y itself; the cuBLAS path goes through `scratch` ([m][n_out]).
+void CudaBackend::matmul_accumulate(const CudaLinear& w, const float* x, int64_t m, float* y, float* scratch) {
+  if (m <= 0) return;
+  if (m <= kGemvMaxRows) {
+    gemv_accumulate(w.w, x, m, y, stream_);
+    return;
+  }
+  matmul(w, x, m, scratch);
+  add(y, scratch, y, m, w.w.n_out, w.w.n_out);
 }
 
 // y [m][n_out] = x [m][k] · Wᵀ with W row-major [n_out][k]. In cuBLAS's column-major terms that is
@@ -305,6 +369,11 @@ void CudaBackend::softcap(float* x, int64_t n, float cap) { cuda::softcap(x, n, 
 void CudaBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,
                        int64_t n_rot, bool neox, const float* cos_sin) {
   cuda::rope(x, n_tokens, token_stride, n_head, head_dim, n_rot, neox, cos_sin, stream_);
+}
+
+void CudaBackend::rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,
+                          int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin) {
+  cuda::rope_qk(q, q_stride, n_head_q, k, k_stride, n_head_k, n_tokens, head_dim, n_rot, neox, cos_sin, stream_);
 }
 
 void CudaBackend::store_kv(const PagedKvView& kv, const CudaStepKv& step, const float* k, const float* v) {

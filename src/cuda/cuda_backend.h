@@ -120,6 +120,9 @@ class CudaBackend {
   // The ops, as CpuBackend's namesakes (device pointers).
   void matmul(const CudaLinear& w, const float* x, int64_t m, float* y);
   void matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m, std::span<float* const> ys);
+  void matmul_accumulate(const CudaLinear& w, const float* x, int64_t m, float* y, float* scratch);
+  void matmul_glu(const CudaLinear& gate, const CudaLinear* up, const float* x, int64_t m, bool gelu, float* gate_up,
+                  float* y);
   void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps);
   void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
   void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
@@ -128,6 +131,8 @@ class CudaBackend {
   void softcap(float* x, int64_t n, float cap);
   void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot,
             bool neox, const float* cos_sin);
+  void rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,
+               int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin);
   void store_kv(const PagedKvView& kv, const CudaStepKv& step, const float* k, const float* v);
   void attention(const PagedKvView& kv, const CudaStepKv& step, const float* q, const AttentionParams& params,
                  float* out);

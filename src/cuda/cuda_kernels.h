@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -36,6 +37,22 @@ inline constexpr int64_t kGemvMaxRows = 8;
 // (each block read once for all m rows), float accumulation. Precondition: matmul_supports, k a
 // whole number of the type's blocks.
 void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream);
+// The most matrices one gemv_many() launch takes.
+inline constexpr int kGemvMaxParts = 3;
+// ys[i] = gemv(ws[i], x) for 1 to kGemvMaxParts matrices of one dtype and k (q, k and v; gate and
+// up) in one launch: the same bits as one gemv() each, fewer launches.
+void gemv_many(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,
+               cudaStream_t stream);
+// y [m][w.n_out] += x · wᵀ: the residual add fused into the GEMV, the same bits as gemv() into a
+// scratch then add(y, scratch).
+void gemv_accumulate(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream);
+// The GLU activations (swiglu, geglu's tanh GELU).
+enum class Glu : int { kNone = 0, kSilu = 1, kGeluTanh = 2 };
+// y [m][n] = act(x · gateᵀ) · (x · upᵀ) for gate and up of one type and shape (n = n_out): one
+// launch, each block running the same rows of both; the same bits as gemv() of each then
+// swiglu() / geglu().
+void gemv_glu(const DeviceMatrix& gate, const DeviceMatrix& up, Glu act, const float* x, int64_t m, float* y,
+              cudaStream_t stream);
 // out [w.n_out][w.k] = w dequantized to f16 (the cuBLAS path's operand).
 void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream);
 // out[i] = (half) x[i] over n floats.
@@ -57,6 +74,10 @@ void softcap(float* x, int64_t n, float cap, cudaStream_t stream);
 // RopeTable::cos_sin's layout).
 void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot, bool neox,
           const float* cos_sin, cudaStream_t stream);
+// q's and k's heads (n_head_q and n_head_k per token, rows q_stride and k_stride floats apart) in
+// one launch: the same bits as rope() on each.
+void rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,
+             int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin, cudaStream_t stream);
 // dst [n_ids][n_cols] = rows `ids` (device) of an n_src_rows x n_cols matrix of `type`,
 // dequantized. Precondition: matmul_supports(type).
 void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,

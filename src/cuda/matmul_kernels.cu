@@ -7,8 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <type_traits>
 
+#include "cuda/activations.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
@@ -31,7 +33,14 @@ constexpr int kGemvRows = 2;
 // fills whatever budget it gets by hoisting loads; its own choice (no minimum) and tighter budgets
 // spilled a few bytes for some M, these do not (checked with -Xptxas -v for sm_80 and sm_90).
 // (maybe_unused: the CUDA emulator compiles __launch_bounds__ away.)
+// Q6_K's unit takes one register more than that budget holds since one kernel serves several
+// matrices (the part's pointer and size are no longer plain parameters): it gets one block less at
+// M = 1 and 2 instead of spilling.
 [[maybe_unused]] constexpr int gemv_min_blocks(int m) { return m == 1 ? 7 : m == 2 ? 6 : m <= 4 ? 4 : 2; }
+template <class Type>
+[[maybe_unused]] constexpr int gemv_min_blocks_for(int m) {
+  return Type::kTightRegisters && m <= 2 ? gemv_min_blocks(m) - 1 : gemv_min_blocks(m);
+}
 // Elementwise kernels (dequantize_f16, f32_to_f16): grid-stride loops over at most kMaxBlocks.
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 8192;
@@ -124,6 +133,7 @@ __device__ __forceinline__ void scale_add(const float (&d)[kGemvRows], const flo
 
 struct GemvF32 {  // unit: one float4 (k % 4 == 0, 16-byte-aligned rows)
   static constexpr int kUnitElems = 4;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -141,6 +151,7 @@ struct GemvF32 {  // unit: one float4 (k % 4 == 0, 16-byte-aligned rows)
 template <bool kBf16>
 struct GemvHalf {
   static constexpr int kUnitElems = 8;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -171,6 +182,7 @@ struct GemvHalf {
 template <DType kType>
 struct GemvPlainScalar {
   static constexpr int kUnitElems = 1;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -199,6 +211,7 @@ template <bool kHigh>
 struct GemvQ4Q5 {
   using Block = std::conditional_t<kHigh, BlockQ5_0, BlockQ4_0>;
   static constexpr int kUnitElems = 8;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
   static constexpr int kBias = kHigh ? 16 : 8;
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
@@ -232,6 +245,7 @@ struct GemvQ4Q5 {
 
 struct GemvQ8_0 {  // unit: a quarter block, qs[8c, 8c + 8) of block u / 4 (c = u % 4): elements 8u + [0, 8)
   static constexpr int kUnitElems = 8;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -259,6 +273,7 @@ struct GemvQ8_0 {  // unit: a quarter block, qs[8c, 8c + 8) of block u / 4 (c = 
 // 64g + 32 + 4t + n (high nibble, sub-block 2g + 1). Blocks are 144 bytes: 4-byte aligned words.
 struct GemvQ4_K {
   static constexpr int kUnitElems = 32;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -308,6 +323,7 @@ struct GemvQ4_K {
 // sc[8h + l / 16 + 2qq], where l / 16 = t / 4.
 struct GemvQ6_K {
   static constexpr int kUnitElems = 32;
+  static constexpr bool kTightRegisters = true;  // see gemv_min_blocks_for
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -357,13 +373,35 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// y [M][n_out] for rows [kGemvRows · blockIdx.x, +kGemvRows): threads stride over the n_units units
-// of the rows, then a warp and a block reduction (fixed order: deterministic).
+// One launch multiplies x by up to kGemvMaxParts matrices of one type and k (q, k and v; gate and
+// up): part p's rows take the blocks [first_block[p], first_block[p + 1]). accumulate: y += W·x
+// (the residual add fused: y + the sum, the same float operation as gemv then add). glu: one part,
+// the gate, whose block also runs the same rows of glu_up and stores act(gate)·up.
+struct GemvPart {
+  const uint8_t* w;
+  int64_t n_out;
+  float* y;  // [M][n_out]
+};
+struct GemvLaunch {
+  GemvPart parts[kGemvMaxParts];
+  int64_t first_block[kGemvMaxParts + 1];
+  int n_parts;
+  int accumulate;
+  Glu glu;
+  const uint8_t* glu_up;  // the up rows (same n_out, row_bytes) when glu != kNone
+  int64_t row_bytes;
+  const float* x;  // [M][k]
+  int64_t k;
+  int n_units;
+};
+
+// Σ over k of rows [row0, row0 + kGemvRows) of w (n_out rows) times the M rows of x: threads stride
+// over the n_units units of the rows, then a warp and a block reduction (fixed order:
+// deterministic). Thread t < kGemvRows·M returns the sum of row t / M, x row t % M; the others 0.
 template <class Type, int M>
-__global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks(M))
-    gemv_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t n_out, const float* __restrict__ x, int64_t k,
-                int n_units, float* __restrict__ y) {
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kGemvRows;
+__device__ __forceinline__ float block_rows_dot(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t n_out,
+                                                int64_t row0, const float* __restrict__ x, int64_t k, int n_units,
+                                                float (&partial)[kGemvWarps][kGemvRows * M]) {
   RowPtrs rows;  // an odd n_out's last block reads its last row twice and writes it once
 #pragma unroll
   for (int r = 0; r < kGemvRows; ++r) rows[r] = w + (row0 + r < n_out ? row0 + r : n_out - 1) * row_bytes;
@@ -373,8 +411,6 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks(M))
   for (int u = static_cast<int>(threadIdx.x); u < n_units; u += kGemvThreads) {
     Type::template accumulate<M>(rows, u, x, k, acc);
   }
-
-  __shared__ float partial[kGemvWarps][kGemvRows * M];
   const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
 #pragma unroll
   for (int r = 0; r < kGemvRows; ++r) {
@@ -385,33 +421,67 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks(M))
     }
   }
   __syncthreads();
+  float sum = 0.0f;
   if (threadIdx.x < kGemvRows * M) {
-    const int r = static_cast<int>(threadIdx.x) / M, m = static_cast<int>(threadIdx.x) % M;
-    float sum = 0.0f;
     for (int i = 0; i < kGemvWarps; ++i) sum += partial[i][threadIdx.x];
-    if (row0 + r < n_out) y[m * n_out + row0 + r] = sum;
+  }
+  return sum;
+}
+
+// y [M][n_out] of one part for its rows [kGemvRows · block, +kGemvRows): the same sums whichever
+// parts share the launch. kGlu (a.glu != kNone): also the up rows, act(gate)·up stored (a template
+// flag, so the plain kernels keep their registers: a second pass in them made Q6_K spill).
+template <class Type, int M, bool kGlu>
+__global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks_for<Type>(M)) gemv_kernel(const GemvLaunch a) {
+  // The block's part, read with constant indices only: indexing the parameter arrays with p would
+  // copy them to local memory (a stack frame, and spills in the Q6_K kernels).
+  static_assert(kGemvMaxParts == 3);
+  const auto block = static_cast<int64_t>(blockIdx.x);
+  const int p =
+      (a.n_parts > 1 && block >= a.first_block[1] ? 1 : 0) + (a.n_parts > 2 && block >= a.first_block[2] ? 1 : 0);
+  const auto pick = [p](const auto& v0, const auto& v1, const auto& v2) { return p == 0 ? v0 : p == 1 ? v1 : v2; };
+  const int64_t n_out = pick(a.parts[0].n_out, a.parts[1].n_out, a.parts[2].n_out);
+  const int64_t row0 = (block - pick(a.first_block[0], a.first_block[1], a.first_block[2])) * kGemvRows;
+  __shared__ float partial[kGemvWarps][kGemvRows * M];
+  const float sum = block_rows_dot<Type, M>(pick(a.parts[0].w, a.parts[1].w, a.parts[2].w), a.row_bytes, n_out, row0,
+                                            a.x, a.k, a.n_units, partial);
+  float up = 0.0f;
+  if constexpr (kGlu) {
+    __syncthreads();  // every sum of the gate read before partial takes the up rows'
+    up = block_rows_dot<Type, M>(a.glu_up, a.row_bytes, n_out, row0, a.x, a.k, a.n_units, partial);
+  }
+  const int r = static_cast<int>(threadIdx.x) / M, m = static_cast<int>(threadIdx.x) % M;
+  if (threadIdx.x < kGemvRows * M && row0 + r < n_out) {
+    float* out = pick(a.parts[0].y, a.parts[1].y, a.parts[2].y) + m * n_out + row0 + r;
+    if constexpr (kGlu) {
+      *out = a.glu == Glu::kSilu ? silu(sum) * up : gelu_tanh(sum) * up;
+    } else {
+      *out = a.accumulate != 0 ? *out + sum : sum;
+    }
   }
 }
 
 template <class Type, int M>
-void launch_gemv_m(const DeviceMatrix& w, const float* x, float* y, cudaStream_t stream) {
-  const int64_t row_bytes = static_cast<int64_t>(*dtype_bytes_for(w.dtype, static_cast<uint64_t>(w.k)));
-  const auto grid = static_cast<unsigned>((w.n_out + kGemvRows - 1) / kGemvRows);
-  EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M>)
-  (static_cast<const uint8_t*>(w.data), row_bytes, w.n_out, x, w.k, static_cast<int>(w.k / Type::kUnitElems), y);
+void launch_gemv_m(GemvLaunch a, unsigned grid, cudaStream_t stream) {
+  a.n_units = static_cast<int>(a.k / Type::kUnitElems);
+  if (a.glu != Glu::kNone) {
+    EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M, true>)(a);
+  } else {
+    EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M, false>)(a);
+  }
 }
 
 template <class Type>
-void launch_gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
+void launch_gemv(const GemvLaunch& a, unsigned grid, int64_t m, cudaStream_t stream) {
   switch (m) {
-    case 1: return launch_gemv_m<Type, 1>(w, x, y, stream);
-    case 2: return launch_gemv_m<Type, 2>(w, x, y, stream);
-    case 3: return launch_gemv_m<Type, 3>(w, x, y, stream);
-    case 4: return launch_gemv_m<Type, 4>(w, x, y, stream);
-    case 5: return launch_gemv_m<Type, 5>(w, x, y, stream);
-    case 6: return launch_gemv_m<Type, 6>(w, x, y, stream);
-    case 7: return launch_gemv_m<Type, 7>(w, x, y, stream);
-    case 8: return launch_gemv_m<Type, 8>(w, x, y, stream);
+    case 1: return launch_gemv_m<Type, 1>(a, grid, stream);
+    case 2: return launch_gemv_m<Type, 2>(a, grid, stream);
+    case 3: return launch_gemv_m<Type, 3>(a, grid, stream);
+    case 4: return launch_gemv_m<Type, 4>(a, grid, stream);
+    case 5: return launch_gemv_m<Type, 5>(a, grid, stream);
+    case 6: return launch_gemv_m<Type, 6>(a, grid, stream);
+    case 7: return launch_gemv_m<Type, 7>(a, grid, stream);
+    case 8: return launch_gemv_m<Type, 8>(a, grid, stream);
     default: EMBER_CUDA_EXPECT(m >= 1 && m <= kGemvMaxRows);
   }
 }
@@ -561,38 +631,105 @@ bool matmul_supports(DType dtype) noexcept {
   }
 }
 
-void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
-  EMBER_CUDA_EXPECT(m >= 0 && m <= kGemvMaxRows && w.n_out >= 0 && w.k >= 0);
-  if (m == 0 || w.n_out == 0) return;
-  EMBER_CUDA_EXPECT(matmul_supports(w.dtype) && w.k % dtype_traits(w.dtype).block_size == 0);
-  EMBER_CUDA_EXPECT(w.k <= INT_MAX && w.n_out <= INT_MAX);
-  // Plain types take the vector path when every row and x row starts 16-byte aligned.
-  const bool vec4 = w.k % 4 == 0 && aligned16(w.data) && aligned16(x);
-  const bool vec8 = w.k % 8 == 0 && aligned16(w.data) && aligned16(x);
+namespace {
+
+// The parts' GEMVs in one launch (see GemvLaunch).
+void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,
+                bool accumulate, Glu glu, const void* glu_up, cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(!ws.empty() && ws.size() <= static_cast<size_t>(kGemvMaxParts) && ws.size() == ys.size());
+  EMBER_CUDA_EXPECT(m >= 0 && m <= kGemvMaxRows);
+  for (const DeviceMatrix& w : ws) EMBER_CUDA_EXPECT(w.n_out >= 0 && w.k >= 0 && w.n_out <= INT_MAX);
+  if (m == 0) return;
+  const DeviceMatrix& w0 = ws[0];
+  GemvLaunch a{};
+  int64_t blocks = 0;
+  bool all_aligned = true, any_aligned = false;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const DeviceMatrix& w = ws[i];
+    EMBER_CUDA_EXPECT_MSG(w.dtype == w0.dtype && w.k == w0.k, "gemv_many: the matrices differ in type or k");
+    if (w.n_out == 0) continue;
+    EMBER_CUDA_EXPECT(w.data != nullptr && ys[i] != nullptr);
+    all_aligned = all_aligned && aligned16(w.data);
+    any_aligned = any_aligned || aligned16(w.data);
+    a.parts[a.n_parts] = {static_cast<const uint8_t*>(w.data), w.n_out, ys[i]};
+    a.first_block[a.n_parts] = blocks;
+    blocks += (w.n_out + kGemvRows - 1) / kGemvRows;
+    ++a.n_parts;
+  }
+  if (a.n_parts == 0) return;
+  a.first_block[a.n_parts] = blocks;
+  EMBER_CUDA_EXPECT(matmul_supports(w0.dtype) && w0.k % dtype_traits(w0.dtype).block_size == 0);
+  EMBER_CUDA_EXPECT(w0.k <= INT_MAX && blocks <= INT_MAX);
+  a.accumulate = accumulate ? 1 : 0;
+  a.glu = glu;
+  a.glu_up = static_cast<const uint8_t*>(glu_up);
+  if (glu != Glu::kNone) {
+    EMBER_CUDA_EXPECT(a.n_parts == 1 && ws.size() == 1 && !accumulate && glu_up != nullptr);
+    all_aligned = all_aligned && aligned16(glu_up);
+    any_aligned = any_aligned || aligned16(glu_up);
+    if (w0.dtype == DType::kQ4_K) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(glu_up) % 4 == 0);
+  }
+  a.row_bytes = static_cast<int64_t>(*dtype_bytes_for(w0.dtype, static_cast<uint64_t>(w0.k)));
+  a.x = x;
+  a.k = w0.k;
+  const auto grid = static_cast<unsigned>(blocks);
+  // Plain types take the vector path when every row and x row starts 16-byte aligned. Its sums split
+  // k differently from the scalar path's, so the matrices of one launch must agree on alignment: a
+  // matrix alone would otherwise take another path, and other bits, than beside the others.
+  if (!dtype_traits(w0.dtype).quantized) {
+    EMBER_CUDA_EXPECT_MSG(all_aligned || !any_aligned, "gemv_many: plain matrices of one launch differ in alignment");
+  }
+  const bool vec4 = w0.k % 4 == 0 && all_aligned && aligned16(x);
+  const bool vec8 = w0.k % 8 == 0 && all_aligned && aligned16(x);
   // The quantized kernels read x as float4 (k is a multiple of 32) and Q4_K blocks (144 bytes) as
   // 4-byte words; the other blocks only need their natural 2-byte alignment.
-  if (dtype_traits(w.dtype).quantized) EMBER_CUDA_EXPECT(aligned16(x));
-  if (w.dtype == DType::kQ4_K) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
-  switch (w.dtype) {
+  if (dtype_traits(w0.dtype).quantized) EMBER_CUDA_EXPECT(aligned16(x));
+  if (w0.dtype == DType::kQ4_K) {
+    for (int i = 0; i < a.n_parts; ++i) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(a.parts[i].w) % 4 == 0);
+  }
+  switch (w0.dtype) {
     case DType::kF32:
-      vec4 ? launch_gemv<GemvF32>(w, x, m, y, stream) : launch_gemv<GemvPlainScalar<DType::kF32>>(w, x, m, y, stream);
+      vec4 ? launch_gemv<GemvF32>(a, grid, m, stream) : launch_gemv<GemvPlainScalar<DType::kF32>>(a, grid, m, stream);
       break;
     case DType::kF16:
-      vec8 ? launch_gemv<GemvHalf<false>>(w, x, m, y, stream)
-           : launch_gemv<GemvPlainScalar<DType::kF16>>(w, x, m, y, stream);
+      vec8 ? launch_gemv<GemvHalf<false>>(a, grid, m, stream)
+           : launch_gemv<GemvPlainScalar<DType::kF16>>(a, grid, m, stream);
       break;
     case DType::kBF16:
-      vec8 ? launch_gemv<GemvHalf<true>>(w, x, m, y, stream)
-           : launch_gemv<GemvPlainScalar<DType::kBF16>>(w, x, m, y, stream);
+      vec8 ? launch_gemv<GemvHalf<true>>(a, grid, m, stream)
+           : launch_gemv<GemvPlainScalar<DType::kBF16>>(a, grid, m, stream);
       break;
-    case DType::kQ4_0: launch_gemv<GemvQ4Q5<false>>(w, x, m, y, stream); break;
-    case DType::kQ5_0: launch_gemv<GemvQ4Q5<true>>(w, x, m, y, stream); break;
-    case DType::kQ8_0: launch_gemv<GemvQ8_0>(w, x, m, y, stream); break;
-    case DType::kQ4_K: launch_gemv<GemvQ4_K>(w, x, m, y, stream); break;
-    case DType::kQ6_K: launch_gemv<GemvQ6_K>(w, x, m, y, stream); break;
-    default: EMBER_CUDA_EXPECT(matmul_supports(w.dtype));
+    case DType::kQ4_0: launch_gemv<GemvQ4Q5<false>>(a, grid, m, stream); break;
+    case DType::kQ5_0: launch_gemv<GemvQ4Q5<true>>(a, grid, m, stream); break;
+    case DType::kQ8_0: launch_gemv<GemvQ8_0>(a, grid, m, stream); break;
+    case DType::kQ4_K: launch_gemv<GemvQ4_K>(a, grid, m, stream); break;
+    case DType::kQ6_K: launch_gemv<GemvQ6_K>(a, grid, m, stream); break;
+    default: EMBER_CUDA_EXPECT(matmul_supports(w0.dtype));
   }
   EMBER_CUDA_CHECK_LAUNCH("gemv");
+}
+
+}  // namespace
+
+void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
+  gemv_parts({&w, 1}, x, m, {&y, 1}, false, Glu::kNone, nullptr, stream);
+}
+
+void gemv_many(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,
+               cudaStream_t stream) {
+  gemv_parts(ws, x, m, ys, false, Glu::kNone, nullptr, stream);
+}
+
+void gemv_accumulate(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
+  gemv_parts({&w, 1}, x, m, {&y, 1}, true, Glu::kNone, nullptr, stream);
+}
+
+void gemv_glu(const DeviceMatrix& gate, const DeviceMatrix& up, Glu act, const float* x, int64_t m, float* y,
+              cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(act != Glu::kNone);
+  EMBER_CUDA_EXPECT_MSG(up.dtype == gate.dtype && up.k == gate.k && up.n_out == gate.n_out,
+                        "gemv_glu: gate and up differ in type or shape");
+  gemv_parts({&gate, 1}, x, m, {&y, 1}, false, act, up.data, stream);
 }
 
 void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {

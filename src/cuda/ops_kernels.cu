@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "cuda/activations.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
@@ -94,18 +95,11 @@ __global__ void rms_norm_kernel(const float* x, const float* w, float* y, int64_
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = w ? xr[i] * scale * w[i] : xr[i] * scale;
 }
 
-// x·sigmoid(x); for x << 0 exp overflows to inf and the quotient is -0 (the limit).
 struct Silu {
-  __device__ float operator()(float x) const { return x / (1.0f + expf(-x)); }
+  __device__ float operator()(float x) const { return silu(x); }
 };
-// gelu tanh approximation 0.5·x·(1 + tanh(u)) written as x·sigmoid(2u), u = √(2/π)(x + 0.044715x³),
-// as the CPU's gelu_d (no cancellation for negative x).
 struct GeluTanh {
-  __device__ float operator()(float x) const {
-    constexpr float kSqrt2OverPi = 0.7978845608028654f;
-    const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
-    return x / (1.0f + expf(-2.0f * u));
-  }
+  __device__ float operator()(float x) const { return gelu_tanh(x); }
 };
 
 // y[r][c] = act(g[r·stride + c]) · u[r·stride + c], y rows n apart. Grid: x over c, y over rows.
@@ -139,12 +133,25 @@ __global__ void softcap_kernel(float* x, int64_t n, float cap, float inv_cap) {
 // t's (cos_i, sin_i) at [2i, 2i+1]; neox pairs (i, i + half) with cos_i at [i], sin_i at [half + i].
 // Dims n_rot..head_dim of each head are never touched. _rn intrinsics keep a·c - b·s unfused, the
 // CPU's float arithmetic exactly.
-__global__ void rope_kernel(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,
-                            int64_t n_rot, bool neox, const float* cos_sin) {
-  const int64_t half = n_rot / 2, n_pairs = n_tokens * n_head * half;
+// Up to two tensors (q and k) rotated by one launch: token t's heads [0, n_head[0]) of x[0], then
+// [0, n_head[1]) of x[1].
+struct RopeArgs {
+  float* x[2];
+  int64_t token_stride[2];
+  int64_t n_head[2];
+};
+
+__global__ void rope_kernel(const RopeArgs args, int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox,
+                            const float* cos_sin) {
+  const int64_t half = n_rot / 2, heads = args.n_head[0] + args.n_head[1], n_pairs = n_tokens * heads * half;
   for (int64_t p = first_index(); p < n_pairs; p += grid_stride()) {
-    const int64_t i = p % half, th = p / half, h = th % n_head, t = th / n_head;
-    float* v = x + t * token_stride + h * head_dim;
+    const int64_t i = p % half, th = p / half, t = th / heads;
+    // Constant indices into the parameter arrays (a runtime index would copy them to local memory).
+    const int64_t hh = th % heads;
+    const bool second = hh >= args.n_head[0];
+    const int64_t h = second ? hh - args.n_head[0] : hh;
+    float* v =
+        (second ? args.x[1] : args.x[0]) + t * (second ? args.token_stride[1] : args.token_stride[0]) + h * head_dim;
     const float* cs = cos_sin + t * n_rot;
     const int64_t ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
     const float c = neox ? cs[i] : cs[2 * i], s = neox ? cs[half + i] : cs[2 * i + 1];
@@ -316,16 +323,32 @@ void softcap(float* x, int64_t n, float cap, cudaStream_t stream) {
   EMBER_CUDA_CHECK_LAUNCH("softcap");
 }
 
+namespace {
+
+void launch_rope(const RopeArgs& a, int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin,
+                 cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(n_tokens >= 0 && head_dim >= 0);
+  EMBER_CUDA_EXPECT(n_rot >= 0 && n_rot % 2 == 0 && n_rot <= head_dim);
+  for (int i = 0; i < 2; ++i) {
+    EMBER_CUDA_EXPECT(a.n_head[i] >= 0);
+    EMBER_CUDA_EXPECT(n_tokens <= 1 || a.n_head[i] == 0 || a.token_stride[i] >= a.n_head[i] * head_dim);
+  }
+  const int64_t n_pairs = n_tokens * (a.n_head[0] + a.n_head[1]) * (n_rot / 2);
+  if (n_pairs == 0) return;
+  EMBER_CUDA_LAUNCH(blocks_for(n_pairs), kThreads, 0, stream, rope_kernel)(a, n_tokens, head_dim, n_rot, neox, cos_sin);
+  EMBER_CUDA_CHECK_LAUNCH("rope");
+}
+
+}  // namespace
+
 void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot, bool neox,
           const float* cos_sin, cudaStream_t stream) {
-  EMBER_CUDA_EXPECT(n_tokens >= 0 && n_head >= 0 && head_dim >= 0);
-  EMBER_CUDA_EXPECT(n_rot >= 0 && n_rot % 2 == 0 && n_rot <= head_dim);
-  EMBER_CUDA_EXPECT(n_tokens <= 1 || token_stride >= n_head * head_dim);
-  const int64_t n_pairs = n_tokens * n_head * (n_rot / 2);
-  if (n_pairs == 0) return;
-  EMBER_CUDA_LAUNCH(blocks_for(n_pairs), kThreads, 0, stream, rope_kernel)
-  (x, n_tokens, token_stride, n_head, head_dim, n_rot, neox, cos_sin);
-  EMBER_CUDA_CHECK_LAUNCH("rope");
+  launch_rope({{x, nullptr}, {token_stride, 0}, {n_head, 0}}, n_tokens, head_dim, n_rot, neox, cos_sin, stream);
+}
+
+void rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,
+             int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin, cudaStream_t stream) {
+  launch_rope({{q, k}, {q_stride, k_stride}, {n_head_q, n_head_k}}, n_tokens, head_dim, n_rot, neox, cos_sin, stream);
 }
 
 void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,

@@ -122,8 +122,7 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
   if (n_rot > 0) {
     const bool neox = local ? step.neox_local : step.neox;
     const float* cos_sin = local ? s.cos_sin_local : s.cos_sin;
-    b.rope(s.q, n, q_dim, c.n_head, c.head_dim, n_rot, neox, cos_sin);
-    b.rope(s.k, n, kv_dim, c.n_head_kv, c.head_dim, n_rot, neox, cos_sin);
+    b.rope_qk(s.q, q_dim, c.n_head, s.k, kv_dim, c.n_head_kv, n, c.head_dim, n_rot, neox, cos_sin);
   }
 
   store_kv(b, cache, kv, s.k, s.v);
@@ -140,6 +139,10 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
                                .split_tokens = step.batch_invariant ? -1 : 0};
   attention(b, cache, kv, s.q, params, s.attn);
 
+  if (!c.post_norms && !active(HookPoint::kAttentionOutput)) [[likely]] {
+    b.matmul_accumulate(l.wo, s.attn, n, s.x, s.proj);  // x += attn·woᵀ (one GEMV on the GPU)
+    return;
+  }
   b.matmul(l.wo, s.attn, n, s.proj);
   if (c.post_norms) b.rms_norm(s.proj, w.post_attn_norm, s.proj, n, c.n_embd, c.norm_eps);
   if (active(HookPoint::kAttentionOutput)) [[unlikely]] {
@@ -152,26 +155,13 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
 template <class Backend, class LinearT, class Active, class Hook>
 void ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LayerLinearsOf<LinearT>& l,
                const LayerBuffers& s, int64_t n, Active&& active, Hook&& hook) {
-  const int64_t n_ff = c.n_ff;
   b.rms_norm(s.x, w.ffn_norm, s.xn, n, c.n_embd, c.norm_eps);
-  // gate and up: one [n][gate | up] output when fused, else two [n][n_ff] blocks.
-  const float* gate = s.gate_up;
-  const float* up = nullptr;
-  int64_t stride = n_ff;
-  if (l.fused_gate_up) {
-    b.matmul(l.w_up, s.xn, n, s.gate_up);
-    up = gate + n_ff;
-    stride = 2 * n_ff;
-  } else {
-    const LinearT* const ws[] = {&l.w_gate, &l.w_up};
-    float* const ys[] = {s.gate_up, s.gate_up + n * n_ff};
-    b.matmul_many(ws, s.xn, n, ys);
-    up = gate + n * n_ff;
-  }
-  if (c.ffn == FfnKind::kGeGlu) {
-    b.geglu(gate, up, stride, s.hidden, n, n_ff);
-  } else {
-    b.swiglu(gate, up, stride, s.hidden, n, n_ff);
+  // hidden = glu(xn·W_gateᵀ, xn·W_upᵀ) through s.gate_up; a fused [gate; up] matrix is w_up alone.
+  b.matmul_glu(l.fused_gate_up ? l.w_up : l.w_gate, l.fused_gate_up ? nullptr : &l.w_up, s.xn, n,
+               c.ffn == FfnKind::kGeGlu, s.gate_up, s.hidden);
+  if (!c.post_norms && !active(HookPoint::kFfnOutput)) [[likely]] {
+    b.matmul_accumulate(l.w_down, s.hidden, n, s.x, s.proj);  // x += hidden·w_downᵀ
+    return;
   }
   b.matmul(l.w_down, s.hidden, n, s.proj);
   if (c.post_norms) b.rms_norm(s.proj, w.post_ffn_norm, s.proj, n, c.n_embd, c.norm_eps);

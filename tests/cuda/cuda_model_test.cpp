@@ -333,38 +333,43 @@ TEST(CudaModel, GraphReplaysEqualDirectSteps) {
 }
 
 // --deterministic on the GPU: a decode row's logits are bit-identical alone and beside 11 other
-// rows (every matmul on the GEMV, attention unsplit).
+// rows (every matmul on the GEMV, attention unsplit). Alone, the row runs the fused launches
+// (q/k/v in one GEMV, the residual add and the GLU in the GEMVs' stores; phi3: fused q/k/v and
+// [gate; up] matrices); beside 11 rows, the separate ones: the same bits.
 TEST(CudaModel, BatchInvariantRowsAreBitIdentical) {
   EMBER_REQUIRE_GPU();
-  const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec("llama", DType::kQ8_0));
-  CpuBackendOptions backend_options;
-  backend_options.n_threads = 2;
-  CpuBackend backend(backend_options);
-  ModelOptions options;
-  options.max_step_tokens = 64;
-  options.batch_invariant = true;
-  options.gpu_layers = kGpuLayersAll;
-  const auto model = Model::from_file(GgufFile::parse(bytes, "random.gguf"), backend, options);
-  KvCache kv(model->config(), model->kv_options(512, DType::kF16, DType::kF16));
-  const std::vector<int32_t> prompt = test::random_tokens(30, 80, 31);
-  const SeqId a = kv.add_sequence();
-  const SeqId b = kv.add_sequence();
-  Batch batch;
-  for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), a, false);
-  for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), b, false);
-  (void)model->forward(batch, kv);
-  batch.clear();
-  batch.add(7, 30, a, true);  // alone
-  const std::span<const float> first = model->forward(batch, kv);
-  const std::vector<float> alone(first.begin(), first.end());
-  kv.truncate(a, 30);
-  batch.clear();
-  batch.add(7, 30, a, true);  // beside 11 rows of b (more than the GEMV's 8: the GEMM would differ)
-  const std::vector<int32_t> more = test::random_tokens(11, 80, 32);
-  for (size_t i = 0; i < more.size(); ++i) batch.add(more[i], 30 + static_cast<int32_t>(i), b, true);
-  const std::span<const float> crowded = model->forward(batch, kv);
-  ASSERT_GE(crowded.size(), alone.size());
-  EXPECT_EQ(std::memcmp(alone.data(), crowded.data(), alone.size() * sizeof(float)), 0);
+  for (const std::string arch : {"llama", "phi3"}) {
+    SCOPED_TRACE(arch);
+    const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec(arch, DType::kQ8_0));
+    CpuBackendOptions backend_options;
+    backend_options.n_threads = 2;
+    CpuBackend backend(backend_options);
+    ModelOptions options;
+    options.max_step_tokens = 64;
+    options.batch_invariant = true;
+    options.gpu_layers = kGpuLayersAll;
+    const auto model = Model::from_file(GgufFile::parse(bytes, "random.gguf"), backend, options);
+    KvCache kv(model->config(), model->kv_options(512, DType::kF16, DType::kF16));
+    const std::vector<int32_t> prompt = test::random_tokens(30, 80, 31);
+    const SeqId a = kv.add_sequence();
+    const SeqId b = kv.add_sequence();
+    Batch batch;
+    for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), a, false);
+    for (size_t i = 0; i < prompt.size(); ++i) batch.add(prompt[i], static_cast<int32_t>(i), b, false);
+    (void)model->forward(batch, kv);
+    batch.clear();
+    batch.add(7, 30, a, true);  // alone
+    const std::span<const float> first = model->forward(batch, kv);
+    const std::vector<float> alone(first.begin(), first.end());
+    kv.truncate(a, 30);
+    batch.clear();
+    batch.add(7, 30, a, true);  // beside 11 rows of b (more than the GEMV's 8: the GEMM would differ)
+    const std::vector<int32_t> more = test::random_tokens(11, 80, 32);
+    for (size_t i = 0; i < more.size(); ++i) batch.add(more[i], 30 + static_cast<int32_t>(i), b, true);
+    const std::span<const float> crowded = model->forward(batch, kv);
+    ASSERT_GE(crowded.size(), alone.size());
+    EXPECT_EQ(std::memcmp(alone.data(), crowded.data(), alone.size() * sizeof(float)), 0);
+  }
 }
 
 // stories260K (F32, a real llama2.c export) against run.c's logits at every position.

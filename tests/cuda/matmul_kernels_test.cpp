@@ -2,9 +2,11 @@
 // dequantization on random data: every supported type, 1..kGemvMaxRows rows, odd shapes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -161,6 +163,90 @@ TEST(CudaMatmul, F32ToF16RoundsLikeTheReference) {
         ADD_FAILURE() << "n=" << n << " x[" << i << "] = " << x[i] << ": got " << got[i] << ", want "
                       << fp32_to_fp16(x[i]);
         ++bad;
+      }
+    }
+  }
+}
+
+// gemv_many (q, k, v in one launch: odd and unequal n_out, an empty part) and gemv_accumulate (the
+// residual add) give exactly gemv()'s bits, and gemv + add's, for every type and row count.
+TEST_P(CudaMatmulTest, GemvManyAndAccumulateEqualSeparateLaunches) {
+  EMBER_REQUIRE_GPU();
+  const DType type = GetParam();
+  const std::vector<int64_t> ks = k_values(type);
+  for (const int64_t k : {ks[1], ks[2], ks[4]}) {  // plain types: the scalar and the vector path
+    const int64_t n_outs[] = {33, 0, 5};
+    std::vector<Matrix> ws;
+    std::vector<DeviceBuffer> dws;
+    std::vector<DeviceMatrix> matrices;
+    for (size_t i = 0; i < std::size(n_outs); ++i) {
+      ws.push_back(random_matrix(type, n_outs[i], k, 300 + static_cast<unsigned>(i)));
+      dws.push_back(DeviceBuffer::from(ws.back().blocks.empty() ? std::vector<std::byte>(64) : ws.back().blocks));
+      matrices.push_back({.data = dws.back().data(), .dtype = type, .n_out = n_outs[i], .k = k});
+    }
+    const DeviceBuffer dx = DeviceBuffer::from(random_values(static_cast<size_t>(kGemvMaxRows * k), 310, 1.0f));
+    const std::vector<float> residual = random_values(static_cast<size_t>(kGemvMaxRows * 33), 311, 1.0f);
+    for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{5}, kGemvMaxRows}) {
+      SCOPED_TRACE(shape(type, 33, k, m));
+      std::vector<DeviceBuffer> separate, together;
+      std::vector<float*> ys;
+      for (const DeviceMatrix& w : matrices) {
+        separate.push_back(poisoned_floats(static_cast<size_t>(std::max<int64_t>(1, m * w.n_out))));
+        together.push_back(poisoned_floats(static_cast<size_t>(std::max<int64_t>(1, m * w.n_out))));
+        cuda::gemv(w, dx.as<float>(), m, separate.back().as<float>(), nullptr);
+        ys.push_back(together.back().as<float>());
+      }
+      cuda::gemv_many(matrices, dx.as<float>(), m, ys, nullptr);
+      // y += W·x against gemv into a scratch, then add.
+      const DeviceBuffer acc = DeviceBuffer::from(residual), sum = DeviceBuffer::from(residual);
+      cuda::gemv_accumulate(matrices[0], dx.as<float>(), m, acc.as<float>(), nullptr);
+      cuda::add(sum.as<float>(), separate[0].as<float>(), sum.as<float>(), m, 33, 33, nullptr);
+      EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+      for (size_t i = 0; i < matrices.size(); ++i) {
+        const auto n = static_cast<size_t>(m * matrices[i].n_out);
+        EXPECT_EQ(together[i].to_vector<float>(n), separate[i].to_vector<float>(n)) << "part " << i;
+      }
+      EXPECT_TRUE(std::isnan(together[1].to_vector<float>(1)[0]));  // the empty part's buffer: untouched
+      const std::vector<float> got = acc.to_vector<float>(residual.size());
+      EXPECT_EQ(got, sum.to_vector<float>(residual.size()));
+      // Rows past m keep the residual as it was.
+      EXPECT_TRUE(std::equal(got.begin() + m * 33, got.end(), residual.begin() + m * 33));
+    }
+  }
+}
+
+// gemv_glu: gate and up in one launch with the activation in the store, exactly gemv() of each
+// then swiglu() / geglu(); odd n_out (a block's second row past the end).
+TEST_P(CudaMatmulTest, GemvGluEqualsGemvsThenGlu) {
+  EMBER_REQUIRE_GPU();
+  const DType type = GetParam();
+  const std::vector<int64_t> ks = k_values(type);
+  for (const int64_t k : {ks[1], ks[2], ks[4]}) {  // plain types: the scalar and the vector path
+    const int64_t n = 37;
+    const Matrix gate = random_matrix(type, n, k, 320), up = random_matrix(type, n, k, 321);
+    const DeviceBuffer dgate = DeviceBuffer::from(gate.blocks), dup = DeviceBuffer::from(up.blocks);
+    const DeviceMatrix g{.data = dgate.data(), .dtype = type, .n_out = n, .k = k};
+    const DeviceMatrix u{.data = dup.data(), .dtype = type, .n_out = n, .k = k};
+    // sigma 3: gate values well into SiLU's and GELU's curved parts, negative ones included.
+    const DeviceBuffer dx = DeviceBuffer::from(random_values(static_cast<size_t>(kGemvMaxRows * k), 322, 3.0f));
+    for (cuda::Glu act : {cuda::Glu::kSilu, cuda::Glu::kGeluTanh}) {
+      for (int64_t m : {int64_t{1}, int64_t{3}, kGemvMaxRows}) {
+        SCOPED_TRACE(shape(type, n, k, m) + (act == cuda::Glu::kSilu ? " silu" : " gelu"));
+        const size_t size = static_cast<size_t>(m * n);
+        const DeviceBuffer yg = poisoned_floats(size), yu = poisoned_floats(size), want = poisoned_floats(size),
+                           got = poisoned_floats(size);
+        cuda::gemv(g, dx.as<float>(), m, yg.as<float>(), nullptr);
+        cuda::gemv(u, dx.as<float>(), m, yu.as<float>(), nullptr);
+        if (act == cuda::Glu::kSilu) {
+          cuda::swiglu(yg.as<float>(), yu.as<float>(), n, want.as<float>(), m, n, nullptr);
+        } else {
+          cuda::geglu(yg.as<float>(), yu.as<float>(), n, want.as<float>(), m, n, nullptr);
+        }
+        cuda::gemv_glu(g, u, act, dx.as<float>(), m, got.as<float>(), nullptr);
+        EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+        const std::vector<float> expected = want.to_vector<float>(size);
+        EXPECT_EQ(got.to_vector<float>(size), expected);
+        EXPECT_TRUE(std::none_of(expected.begin(), expected.end(), [](float v) { return std::isnan(v); }));
       }
     }
   }

@@ -213,6 +213,37 @@ TEST(CudaOps, RopeMatchesCpu) {
   }
 }
 
+// rope_qk: q's heads and k's (different head counts and row strides) in one launch, the same bits
+// as rope() on each; the floats between rows untouched.
+TEST(CudaOps, RopeQkEqualsTwoRopes) {
+  EMBER_REQUIRE_GPU();
+  const std::vector<int32_t> positions = {3, 4, 5, 900, 17};
+  const auto n_tokens = static_cast<int64_t>(positions.size());
+  for (bool neox : {false, true}) {
+    RopeParams p;
+    p.n_rot = 32;
+    p.neox = neox;
+    p.freq_base = 500000.0f;
+    const RopeTable table(p);
+    std::vector<float> cos_sin(n_tokens * p.n_rot);
+    table.cos_sin(positions.data(), n_tokens, cos_sin.data());
+    const int64_t head_dim = 64, n_head_q = 6, n_head_k = 2, q_stride = n_head_q * head_dim + 3,
+                  k_stride = n_head_k * head_dim;
+    const auto q = random_values(n_tokens * q_stride, 21, 1.0f), k = random_values(n_tokens * k_stride, 22, 1.0f);
+    const DeviceBuffer dcs = DeviceBuffer::from(cos_sin);
+    const DeviceBuffer q1 = DeviceBuffer::from(q), k1 = DeviceBuffer::from(k);
+    const DeviceBuffer q2 = DeviceBuffer::from(q), k2 = DeviceBuffer::from(k);
+    cuda::rope(q1.as<float>(), n_tokens, q_stride, n_head_q, head_dim, p.n_rot, neox, dcs.as<float>(), nullptr);
+    cuda::rope(k1.as<float>(), n_tokens, k_stride, n_head_k, head_dim, p.n_rot, neox, dcs.as<float>(), nullptr);
+    cuda::rope_qk(q2.as<float>(), q_stride, n_head_q, k2.as<float>(), k_stride, n_head_k, n_tokens, head_dim, p.n_rot,
+                  neox, dcs.as<float>(), nullptr);
+    sync();
+    EXPECT_EQ(download(q2, q.size()), download(q1, q.size())) << "neox " << neox;
+    EXPECT_EQ(download(k2, k.size()), download(k1, k.size())) << "neox " << neox;
+    EXPECT_NE(download(q2, q.size()), q);  // something rotated
+  }
+}
+
 // Every matmul type, rows picked out of order and repeated; bit for bit the CPU dequantizer.
 TEST(CudaOps, GetRowsExactForEveryType) {
   EMBER_REQUIRE_GPU();
