@@ -401,6 +401,20 @@ void with_row_format(DType dtype, F&& f) {
   }
 }
 
+// launch.template operator()<KF, VF>() for the K and V pools' row formats, with args' row sizes set.
+template <typename Args, typename Launch>
+void with_row_formats(const PagedKvView& kv, Args& args, Launch&& launch) {
+  with_row_format(kv.k_dtype, [&](auto k_format) {
+    with_row_format(kv.v_dtype, [&](auto v_format) {
+      using KF = decltype(k_format);
+      using VF = decltype(v_format);
+      args.k_row_bytes = KF::row_bytes(kv.head_dim);
+      args.v_row_bytes = VF::row_bytes(kv.head_dim);
+      launch.template operator()<KF, VF>();
+    });
+  });
+}
+
 }  // namespace
 
 bool kv_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept {
@@ -434,14 +448,8 @@ void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows
   a.n_head_kv = kv.n_head_kv;
   a.head_dim = kv.head_dim;
   const dim3 grid(static_cast<unsigned>(n_rows));
-  with_row_format(kv.k_dtype, [&](auto k_format) {
-    with_row_format(kv.v_dtype, [&](auto v_format) {
-      using KF = decltype(k_format);
-      using VF = decltype(v_format);
-      a.k_row_bytes = KF::row_bytes(kv.head_dim);
-      a.v_row_bytes = VF::row_bytes(kv.head_dim);
-      EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<KF, VF>)(a);
-    });
+  with_row_formats(kv, a, [&]<typename KF, typename VF>() {
+    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<KF, VF>)(a);
   });
   EMBER_CUDA_CHECK_LAUNCH("store_kv");
 }
@@ -504,15 +512,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   const int64_t grid_y = static_cast<int64_t>(kv.n_head_kv) * a.n_group_tiles;
   EMBER_CUDA_EXPECT(grid_y <= 65535 && params.n_head <= 65535);
   const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
-  with_row_format(kv.k_dtype, [&](auto k_format) {
-    with_row_format(kv.v_dtype, [&](auto v_format) {
-      using KF = decltype(k_format);
-      using VF = decltype(v_format);
-      a.k_row_bytes = KF::row_bytes(kv.head_dim);
-      a.v_row_bytes = VF::row_bytes(kv.head_dim);
-      launch_attention<KF, VF>(a, grid, stream);
-    });
-  });
+  with_row_formats(kv, a, [&]<typename KF, typename VF>() { launch_attention<KF, VF>(a, grid, stream); });
   EMBER_CUDA_CHECK_LAUNCH("attention");
   if (a.n_chunks > 1) {
     EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(n_rows), static_cast<unsigned>(params.n_head)), kMergeThreads, 0,

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -254,7 +255,8 @@ void CudaBackend::matmul(const CudaLinear& w, const float* x, int64_t m, float* 
   }
 }
 
-// On the GEMV path, runs of matrices of one type and k share a launch (a decode step's q, k and v).
+// On the GEMV path, runs of matrices of one type, k and 16-byte alignment share a launch (a decode
+// step's q, k and v; gemv_many's precondition).
 void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m,
                               std::span<float* const> ys) {
   EMBER_CHECK(ws.size() == ys.size());
@@ -266,8 +268,10 @@ void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float
   for (size_t i = 0; i < ws.size();) {
     std::array<DeviceMatrix, kGemvMaxParts> group{};
     size_t n = 0;
+    const auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
     while (i + n < ws.size() && n < group.size() &&
-           (n == 0 || (ws[i + n]->w.dtype == group[0].dtype && ws[i + n]->w.k == group[0].k))) {
+           (n == 0 || (ws[i + n]->w.dtype == group[0].dtype && ws[i + n]->w.k == group[0].k &&
+                       aligned16(ws[i + n]->w.data) == aligned16(group[0].data)))) {
       group[n] = ws[i + n]->w;
       ++n;
     }
