@@ -436,6 +436,7 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks_for<Type>(M)) ge
   // The block's part, read with constant indices only: indexing the parameter arrays with p would
   // copy them to local memory (a stack frame, and spills in the Q6_K kernels).
   static_assert(kGemvMaxParts == 3);
+  static_assert(gemv_min_blocks_for<Type>(M) >= 1);  // (also uses kTightRegisters where __launch_bounds__ is not)
   const auto block = static_cast<int64_t>(blockIdx.x);
   const int p =
       (a.n_parts > 1 && block >= a.first_block[1] ? 1 : 0) + (a.n_parts > 2 && block >= a.first_block[2] ? 1 : 0);
