@@ -61,7 +61,9 @@ TEST(BenchCli, JsonHasEveryTestWithItsSamples) {
   const test::RunResult q8 = ember({"bench", "-m", tiny, "-p", "16", "-n", "4", "-r", "1", "-t", "1", "-o", "json",
                                     "--no-roofline", "--kv-type", "q8_0"});
   ASSERT_EQ(q8.exit_code, 0) << q8.err;
-  for (const auto& res : nlohmann::json::parse(q8.out)["results"]) {
+  const auto q8_json = nlohmann::json::parse(q8.out);
+  ASSERT_FALSE(q8_json["results"].empty());
+  for (const auto& res : q8_json["results"]) {
     EXPECT_EQ(res["type_k"], "q8_0");
     EXPECT_EQ(res["type_v"], "q8_0");
   }
