@@ -677,7 +677,10 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
   // Plain types take the vector path when every row and x row starts 16-byte aligned. Its sums split
   // k differently from the scalar path's, so the matrices of one launch must agree on alignment: a
   // matrix alone would otherwise take another path, and other bits, than beside the others.
-  if (!dtype_traits(w0.dtype).quantized) {
+  // (Where k rules the vector path out, as it does for the rows of a [gate; up] matrix that are not
+  // 16-byte aligned, alignment changes nothing.)
+  const bool vec_k = w0.k % (w0.dtype == DType::kF32 ? 4 : 8) == 0;
+  if (!dtype_traits(w0.dtype).quantized && vec_k) {
     EMBER_CUDA_EXPECT_MSG(all_aligned || !any_aligned, "gemv_many: plain matrices of one launch differ in alignment");
   }
   const bool vec4 = w0.k % 4 == 0 && all_aligned && aligned16(x);
