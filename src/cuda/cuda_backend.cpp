@@ -369,6 +369,9 @@ void CudaBackend::add(const float* a, const float* b, float* y, int64_t n_rows, 
 void CudaBackend::scale(const float* x, float* y, int64_t n, float s) { cuda::scale(x, y, n, s, stream_); }
 
 void CudaBackend::softcap(float* x, int64_t n, float cap) { cuda::softcap(x, n, cap, stream_); }
+void CudaBackend::greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out) {
+  cuda::greedy_rows(x, n_rows, n, out, stream_);
+}
 
 void CudaBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,
                        int64_t n_rot, bool neox, const float* cos_sin) {

@@ -129,6 +129,8 @@ class CudaBackend {
   void add(const float* a, const float* b, float* y, int64_t n_rows, int64_t n_cols, int64_t b_stride);
   void scale(const float* x, float* y, int64_t n, float s);
   void softcap(float* x, int64_t n, float cap);
+  // out[r] = row r's greedy token (Batch::kToken's rule; cuda::greedy_rows).
+  void greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out);
   void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot,
             bool neox, const float* cos_sin);
   void rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,

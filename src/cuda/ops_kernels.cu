@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -249,7 +250,9 @@ void launch_get_rows(const void* src, int64_t n_src_rows, uint64_t row_bytes, in
 }
 
 // One block per row: each thread scans i = tid, tid + blockDim, ... (increasing, so a tie keeps the
-// first), then warps, then the per-warp winners. n = 0 gives -1 (cpu argmax).
+// first), then warps, then the per-warp winners. n = 0 gives -1 (cpu argmax). kGreedy: a winner
+// that is not a number above -inf (every value -inf or NaN) gives 0, the sampler's greedy rule.
+template <bool kGreedy>
 __global__ void argmax_kernel(const float* x, int64_t n, int32_t* out) {
   __shared__ float best_v[32];
   __shared__ int32_t best_i[32];
@@ -273,7 +276,7 @@ __global__ void argmax_kernel(const float* x, int64_t n, int32_t* out) {
   v = lane < blockDim.x / 32 ? best_v[lane] : __int_as_float(0x7fc00000);
   i = lane < blockDim.x / 32 ? best_i[lane] : INT32_MAX;
   warp_best(v, i);
-  if (lane == 0) out[blockIdx.x] = n > 0 ? i : -1;
+  if (lane == 0) out[blockIdx.x] = n > 0 ? (kGreedy && !(v > -INFINITY) ? 0 : i) : -1;
 }
 
 }  // namespace
@@ -377,8 +380,15 @@ void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, c
 void argmax_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
   if (n_rows == 0) return;
-  EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kArgmaxThreads, 0, stream, argmax_kernel)(x, n, out);
+  EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kArgmaxThreads, 0, stream, argmax_kernel<false>)(x, n, out);
   EMBER_CUDA_CHECK_LAUNCH("argmax_rows");
+}
+
+void greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
+  if (n_rows == 0) return;
+  EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kArgmaxThreads, 0, stream, argmax_kernel<true>)(x, n, out);
+  EMBER_CUDA_CHECK_LAUNCH("greedy_rows");
 }
 
 }  // namespace ember::cuda

@@ -175,7 +175,7 @@ bool Engine::step() {
     const double seconds = timer.elapsed_ms() / 1000.0;
     const double decode_share =
         batch_.empty() ? 0.0 : static_cast<double>(decode_rows_) / static_cast<double>(batch_.size());
-    process_outputs(logits, model_.hidden());
+    process_outputs(logits, model_.tokens(), model_.hidden());
     std::lock_guard lock(mutex_);
     stats_.decode_seconds += seconds * decode_share;
     stats_.prefill_seconds += seconds * (1.0 - decode_share);
@@ -350,7 +350,11 @@ void Engine::add_rows(Slot& slot, int32_t n) {
     const int32_t pos = slot.n_kv + i;
     Batch::RowOutput output = Batch::kNoOutput;
     if (generate) {
-      if (pos + 1 == end) output = Batch::kLogits;
+      // The last row's greedy token is all a plain-greedy decoder needs (one id back from a GPU,
+      // not n_vocab floats); forking n choices samples each from the logits.
+      if (pos + 1 == end) {
+        output = slot.siblings_pending || slot.decoder->needs_logits() ? Batch::kLogits : Batch::kToken;
+      }
     } else if (pooling == Pooling::kMean || (pooling == Pooling::kCls && pos == 0) ||
                (pooling == Pooling::kLast && pos + 1 == end)) {
       output = Batch::kHidden;
@@ -464,11 +468,13 @@ void Engine::return_drafter(Slot& slot) {
   slot.drafter.reset();
 }
 
-void Engine::process_outputs(std::span<const float> logits, std::span<const float> hidden) {
+void Engine::process_outputs(std::span<const float> logits, std::span<const int32_t> tokens,
+                             std::span<const float> hidden) {
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   const auto n_embd = static_cast<size_t>(model_.config().n_embd);
   size_t row = 0;    // batch row
   size_t logit = 0;  // logits row
+  size_t token = 0;  // greedy token
   size_t hidden_row = 0;
   for (Slot* slot : batch_slots_) {
     const size_t first = row;
@@ -486,6 +492,10 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const floa
       slot->n_kv += slot->step_rows;
       if (slot->decoder) {
         kv_.cache_full_blocks(slot->seq, slot->tokens);
+        if (batch_.logits[row - 1] == Batch::kToken) {
+          sample(*slot, {}, tokens[token++]);
+          continue;
+        }
         if (batch_.logits[row - 1] != Batch::kLogits) continue;
         const std::span<const float> logits_row = logits.subspan(logit++ * n_vocab, n_vocab);
         if (slot->siblings_pending) fork_choices(*slot, logits_row);
@@ -542,14 +552,14 @@ void Engine::fork_choices(Slot& first, std::span<const float> logits_row) {
   }
 }
 
-void Engine::sample(Slot& slot, std::span<const float> row) {
+void Engine::sample(Slot& slot, std::span<const float> row, std::optional<int32_t> greedy) {
   SequenceDecoder& decoder = *slot.decoder;
   if (decoder.options().stop.max_tokens == 0) {
     decoder.finish(FinishReason::kMaxTokens);
   } else {
     EngineEvent event;
     event.choice = slot.choice;
-    if (decoder.on_logits(row, event.token)) {
+    if (greedy ? decoder.on_token(*greedy, event.token) : decoder.on_logits(row, event.token)) {
       slot.tokens.push_back(event.token.id);
       // The token just sampled is the last the context allows (it is returned, never stored).
       if (static_cast<int32_t>(slot.tokens.size()) > options_.context) decoder.finish(FinishReason::kContextFull);

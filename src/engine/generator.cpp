@@ -63,6 +63,7 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   unstored_.reset();
   chosen_.clear();
   logits_ = {};
+  greedy_.reset();
   draft_length_ = options.speculative.draft_max;
   // Sampled output draws from the random stream step by step: a choice made on timing would make
   // a seed's text depend on the machine's load. Greedy output is the same either way.
@@ -145,7 +146,7 @@ bool Generator::step(GeneratedToken& token) {
     decoder_->finish(FinishReason::kMaxTokens);
     return decoder_->take_tail(token);
   }
-  const bool generated = decoder_->on_logits(logits_, token);
+  const bool generated = greedy_ ? decoder_->on_token(*greedy_, token) : decoder_->on_logits(logits_, token);
   lock = {};
   if (!generated) return decoder_->take_tail(token);
   unstored_ = token.id;
@@ -161,9 +162,10 @@ bool Generator::prefill() {
     const size_t n = std::min(prompt_.size(), chunk);
     batch_.clear();
     for (size_t i = 0; i < n; ++i) {
-      batch_.add(prompt_[i], static_cast<int32_t>(cached_.size() + i), seq_, i + 1 == prompt_.size());
+      batch_.add(prompt_[i], static_cast<int32_t>(cached_.size() + i), seq_,
+                 i + 1 == prompt_.size() ? last_row_output() : Batch::kNoOutput);
     }
-    logits_ = model_.forward(batch_, kv_);
+    forward();
     // Moved chunk by chunk, so prompt_ and cached_ stay true to the cache if a later chunk throws.
     cached_.insert(cached_.end(), prompt_.begin(), prompt_.begin() + static_cast<ptrdiff_t>(n));
     prompt_.erase(prompt_.begin(), prompt_.begin() + static_cast<ptrdiff_t>(n));
@@ -175,10 +177,20 @@ bool Generator::prefill() {
 
 void Generator::decode(int32_t token) {
   batch_.clear();
-  batch_.add(token, static_cast<int32_t>(cached_.size()), seq_, true);
-  logits_ = model_.forward(batch_, kv_);
+  batch_.add(token, static_cast<int32_t>(cached_.size()), seq_, last_row_output());
+  forward();
   cached_.push_back(token);
   unstored_.reset();
+}
+
+Batch::RowOutput Generator::last_row_output() const {
+  return decoder_->needs_logits() ? Batch::kLogits : Batch::kToken;
+}
+
+void Generator::forward() {
+  logits_ = model_.forward(batch_, kv_);
+  const std::span<const int32_t> tokens = model_.tokens();
+  greedy_ = tokens.empty() ? std::nullopt : std::optional<int32_t>(tokens.front());
 }
 
 bool Generator::make_draft() {

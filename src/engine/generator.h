@@ -64,8 +64,13 @@ class Generator {
   bool step(GeneratedToken& token);
   // Runs the prompt's uncached tokens in steps of the model's max_step_tokens; false if cancelled.
   bool prefill();
-  // Stores `token` at the end of the sequence and computes its logits.
+  // Stores `token` at the end of the sequence and computes its logits (or greedy token).
   void decode(int32_t token);
+  // What the row of the last token in the cache asks for: its greedy token when that is all the
+  // decoder needs (plain greedy: no n_vocab-wide row to copy back from a GPU), else its logits.
+  Batch::RowOutput last_row_output() const;
+  // Runs batch_ and keeps its output: logits_, or greedy_ for a Batch::kToken row.
+  void forward();
   // Speculative decoding's draft after the unstored token (the draft model's, else prompt
   // lookup) into draft_ / proposals_; empty when the step does not speculate.
   // False when this step cannot draft at all (no room, off, the token limit): a plain step.
@@ -91,6 +96,7 @@ class Generator {
   std::vector<int32_t> prompt_;      // to prefill: the prompt's tokens past the cached prefix
   std::optional<int32_t> unstored_;  // the last sampled token, not yet in the cache
   std::span<const float> logits_;    // of the last token in the cache
+  std::optional<int32_t> greedy_;    // or its greedy token, when it asked for that instead
   // Chosen by a speculative step, emitted one per next() (so a cancel or a stop between them
   // leaves the stats true), with their logits rows when logprobs are asked for (the model's
   // buffer may be overwritten by another session's step meanwhile).

@@ -48,6 +48,9 @@ class SamplerChain {
   const SamplingParams& params() const noexcept { return params_; }
   int32_t n_vocab() const noexcept { return n_vocab_; }
   bool greedy() const noexcept { return params_.temperature <= 0.0f; }
+  // Greedy with nothing that changes the logits first (logit bias, penalties, DRY): the choice is
+  // the logits' argmax (Batch::kToken's rule), which the model can make where the logits are.
+  bool plain_greedy() const noexcept { return greedy() && params_.logit_bias.empty() && !penalties_on_ && !dry_on_; }
   // Mirostat's current maximum surprise (bits); 2 tau after construction or reset().
   float mirostat_mu() const noexcept { return mu_; }
 

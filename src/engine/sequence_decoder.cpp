@@ -152,6 +152,17 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
   return emit(id, logits, token);
 }
 
+bool SequenceDecoder::needs_logits() const noexcept {
+  // A lazy constraint still watching for its trigger only follows the tokens (on_logits' else).
+  return !sampler_.plain_greedy() || options_.logprobs >= 0 || (constraint_ && !constraint_->unconstrained());
+}
+
+bool SequenceDecoder::on_token(int32_t id, GeneratedToken& token) {
+  EMBER_CHECK(!finished() && !needs_logits() && id >= 0 && id < sampler_.n_vocab());
+  if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
+  return emit(id, {}, token);
+}
+
 // Everything after the choice of `id`: the sampler's history, logprobs, the end of generation, the
 // text, stop strings and limits.
 bool SequenceDecoder::emit(int32_t id, std::span<const float> logits, GeneratedToken& token) {

@@ -47,6 +47,12 @@ class SequenceDecoder {
   // returns. With a constraint only tokens it allows are drawn; throws Error(kInvalidArgument)
   // when no token of the vocabulary can continue it.
   bool on_logits(std::span<const float> logits, GeneratedToken& token);
+  // Whether the next token needs the logits row. False when it is their argmax (plain greedy: no
+  // logit bias, penalties, DRY, active constraint or logprobs): the caller may then ask the model
+  // for the row's greedy token (Batch::kToken) and pass it to on_token().
+  bool needs_logits() const noexcept;
+  // on_logits() for a row whose greedy token the model chose (only while !needs_logits()).
+  bool on_token(int32_t id, GeneratedToken& token);
   // Speculative decoding: rows[i] is the logits row after the last token and draft[0, i)
   // (rows.size() == draft.size() + 1). Keeps a prefix of the draft and then chooses one more token
   // by modified rejection sampling, so the output has on_logits' distribution (greedy: its

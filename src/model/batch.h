@@ -1,6 +1,7 @@
 // Batch: one forward step's rows (DESIGN.md §2) — any mix of prefill chunks and decode tokens of
 // several sequences, flattened: row i is token tokens[i] of sequence seq[i] at position pos[i], and
-// logits[i] says what that row returns (RowOutput: nothing, its logits, or its hidden state).
+// logits[i] says what that row returns (RowOutput: nothing, its logits, its greedy token, or its
+// hidden state).
 #pragma once
 
 #include <cstddef>
@@ -18,6 +19,10 @@ struct Batch {
     kNoOutput = 0,  // K/V stored only (prefill rows before the last)
     kLogits = 1,    // the row's logits: Model::forward()'s [n_logits][n_vocab]
     kHidden = 2,    // the row's final-normed hidden state (output norm, no LM head): Model::hidden()
+    // The row's greedy token only (Model::tokens()): the index of its largest logit, the lowest on
+    // ties, never NaN, 0 when no logit is above -inf — SamplerChain's greedy choice. With the head
+    // on the GPU the argmax runs there: one id comes back instead of n_vocab floats.
+    kToken = 3,
   };
 
   std::vector<int32_t> tokens;

@@ -1,10 +1,11 @@
 // Model::forward: the batch-first forward pass (DESIGN.md §2-3). Every row of a step goes through
 // the same matmuls; attention reads each row's own sequence through the paged KV cache. Reads top
 // to bottom like the math: embeddings, then per layer x += attn(norm(x)), x += ffn(norm(x)), then
-// the output norm and the logits (or hidden states) of the rows that want them.
+// the output norm and the logits (or greedy tokens, or hidden states) of the rows that want them.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "core/check.h"
@@ -17,6 +18,13 @@ namespace {
 int64_t index_of(const std::vector<SeqId>& ids, SeqId id) {
   const auto it = std::find(ids.begin(), ids.end(), id);
   return it == ids.end() ? -1 : it - ids.begin();
+}
+
+// Batch::kToken's rule over the backend's argmax (the first of the largest; NaN only when every
+// value is): a row with no number above -inf gives 0.
+int32_t greedy_token(const CpuBackend& backend, const float* row, int64_t n) {
+  const int64_t best = backend.argmax(row, n);
+  return row[best] > -std::numeric_limits<float>::infinity() ? static_cast<int32_t>(best) : 0;
 }
 
 }  // namespace
@@ -44,9 +52,10 @@ void Model::check_batch(const Batch& batch, const KvCache& kv) {
       fail(ErrorCode::kInvalidArgument, "batch row {}: token id {} is outside the vocabulary [0, {})", i,
            batch.tokens[i], config_.n_vocab);
     }
-    if (batch.logits[i] > Batch::kHidden) {
-      fail(ErrorCode::kInvalidArgument, "batch row {}: output kind {} is not 0 (none), 1 (logits) or 2 (hidden state)",
-           i, batch.logits[i]);
+    if (batch.logits[i] > Batch::kToken) {
+      fail(ErrorCode::kInvalidArgument,
+           "batch row {}: output kind {} is not 0 (none), 1 (logits), 2 (hidden state) or 3 (greedy token)", i,
+           batch.logits[i]);
     }
     const SeqId seq = batch.seq[i];
     int64_t at = index_of(batch_seqs_, seq);
@@ -85,14 +94,19 @@ std::span<const float> Model::forward(const Batch& batch, KvCache& kv) {
   const auto rows_of = [&](Batch::RowOutput kind) {
     return static_cast<size_t>(std::count(batch.logits.begin(), batch.logits.end(), uint8_t{kind}));
   };
+  const size_t token_rows = rows_of(Batch::kToken);
   const size_t logit_floats = rows_of(Batch::kLogits) * static_cast<size_t>(config_.n_vocab);
   const size_t hidden_floats = rows_of(Batch::kHidden) * static_cast<size_t>(config_.n_embd);
   n_logits_ = 0;
   n_hidden_ = 0;
+  n_tokens_ = 0;
   try {
-    // Both grow to the largest request only.
-    if (logits_.size() < logit_floats) logits_.resize(logit_floats);
+    // Each grows to the largest request only. The token rows' logits pass through logits_ on the
+    // host path (after the rows kept before them).
+    const size_t scratch_floats = logit_floats + token_rows * static_cast<size_t>(config_.n_vocab);
+    if (logits_.size() < scratch_floats) logits_.resize(scratch_floats);
     if (final_hidden_.size() < hidden_floats) final_hidden_.resize(hidden_floats);
+    if (tokens_.size() < token_rows) tokens_.resize(token_rows);
     const auto step = static_cast<size_t>(options_.max_step_tokens);
     for (size_t r0 = 0; r0 < batch.size(); r0 += step) run_step(batch, r0, std::min(batch.size(), r0 + step), kv);
   } catch (...) {
@@ -193,14 +207,19 @@ void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
   }
 }
 
+// Called after every GPU step that kept its rows on the device, with or without outputs: it also
+// waits for the step.
 void Model::gpu_output_rows(const Batch& batch, size_t r0, size_t r1) {
-  row_ids_.clear();  // step-local indices of the rows that want logits
+  row_ids_.clear();  // step-local indices of the rows that want logits, and of those that want tokens
+  token_rows_.clear();
   for (size_t r = r0; r < r1; ++r) {
     if (batch.logits[r] == Batch::kLogits) row_ids_.push_back(static_cast<int32_t>(r - r0));
+    if (batch.logits[r] == Batch::kToken) token_rows_.push_back(static_cast<int32_t>(r - r0));
   }
-  if (row_ids_.empty()) return;
-  gpu_->logits(row_ids_, logits_.data() + n_logits_ * static_cast<size_t>(config_.n_vocab));
+  gpu_->outputs(row_ids_, logits_.data() + n_logits_ * static_cast<size_t>(config_.n_vocab), token_rows_,
+                tokens_.data() + n_tokens_);
   n_logits_ += row_ids_.size();
+  n_tokens_ += token_rows_.size();
 }
 
 void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
@@ -221,9 +240,9 @@ void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
   if (hooks_.active(HookPoint::kFinalNorm)) [[unlikely]] {
     run_hook(HookPoint::kFinalNorm, -1, xn_.data(), n_out, c.n_embd, row_ids_);
   }
-  // Hidden-state rows are done: copied out in batch order. The logits rows close up in xn_ and
-  // row_ids_ (in place: a row only moves to a lower index) for the LM head, which the hidden rows
-  // skip — an n_vocab-wide matmul per row is what embedding requests must not pay.
+  // Hidden-state rows are done: copied out in batch order. The logits and token rows close up in
+  // xn_ and row_ids_ (in place: a row only moves to a lower index) for the LM head, which the
+  // hidden rows skip — an n_vocab-wide matmul per row is what embedding requests must not pay.
   size_t m_logits = 0;
   for (size_t i = 0; i < static_cast<size_t>(n_out); ++i) {
     const float* row = xn_.data() + i * n_embd;
@@ -250,7 +269,19 @@ void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
   if (hooks_.active(HookPoint::kLogits)) [[unlikely]] {
     run_hook(HookPoint::kLogits, -1, logits, m, c.n_vocab, row_ids_);
   }
-  n_logits_ += static_cast<size_t>(m);
+  // Token rows give their greedy token; logits rows close up after the rows kept before them.
+  const auto n_vocab = static_cast<size_t>(c.n_vocab);
+  size_t kept = 0;
+  for (size_t i = 0; i < m_logits; ++i) {
+    const float* row = logits + i * n_vocab;
+    if (batch.logits[static_cast<size_t>(row_ids_[i])] == Batch::kToken) {
+      tokens_[n_tokens_++] = greedy_token(backend_, row, c.n_vocab);
+      continue;
+    }
+    if (kept != i) std::memmove(logits + kept * n_vocab, row, sizeof(float) * n_vocab);
+    ++kept;
+  }
+  n_logits_ += kept;
 }
 
 }  // namespace ember

@@ -81,12 +81,17 @@ class GpuLayers {
   virtual GpuRoofline measure_roofline() const = 0;
 
   // Runs layers [first_layer, n_layer) on the step: x [n][n_embd] (host) is their input. When
-  // `keep_on_device`, the result stays on the GPU for logits(); otherwise it is copied back into x.
+  // `keep_on_device`, the result stays on the GPU for outputs(), which must follow (the step may
+  // still be running when this returns; outputs() waits for it); otherwise it is copied back into x.
   virtual void run(const GpuStep& step, float* x, bool keep_on_device, const std::function<bool(HookPoint)>& active,
                    const GpuHook& hook) = 0;
-  // After run(keep_on_device = true): the logits [m][n_vocab] (host) of the step rows `rows`
-  // (step-local indices, ascending): the output norm, the LM head and the final soft-cap.
-  virtual void logits(std::span<const int32_t> rows, float* out) = 0;
+  // After each run(keep_on_device = true), even with no rows: the output norm, the LM head and the
+  // final soft-cap of the step rows `logit_rows` and `token_rows` (step-local indices, ascending
+  // each); `logits` (host) gets the logits [logit_rows.size()][n_vocab] of the first, `tokens`
+  // (host) the greedy tokens of the others (Batch::kToken's rule, chosen on the device). Returns
+  // once the step and its outputs are done.
+  virtual void outputs(std::span<const int32_t> logit_rows, float* logits, std::span<const int32_t> token_rows,
+                       int32_t* tokens) = 0;
   // Steps run by replaying a captured graph, and graphs captured (tests, stats).
   virtual uint64_t graph_replays() const noexcept { return 0; }
   virtual uint64_t graph_captures() const noexcept { return 0; }

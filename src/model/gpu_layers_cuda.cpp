@@ -137,33 +137,54 @@ class CudaGpuLayers final : public GpuLayers {
     } else {
       layers();  // CUDA refused the capture: run directly from now on
     }
-    if (!keep_on_device) b.to_host(x, x_.data(), floats_bytes(step.n, c.n_embd));
-    b.synchronize();
+    // Kept on the device, the step is not waited for: outputs() follows, and the host queues the
+    // head's kernels while the GPU still runs the layers.
+    if (!keep_on_device) {
+      b.to_host(x, x_.data(), floats_bytes(step.n, c.n_embd));
+      b.synchronize();
+    }
   }
 
-  void logits(std::span<const int32_t> rows, float* out) override {
+  void outputs(std::span<const int32_t> logit_rows, float* logits, std::span<const int32_t> token_rows,
+               int32_t* tokens) override {
     EMBER_CHECK(options_.output);
     const ModelConfig& c = config_;
-    const auto m = static_cast<int64_t>(rows.size());
-    if (m == 0) return;
+    const auto m_logits = static_cast<int64_t>(logit_rows.size());
+    const auto m = m_logits + static_cast<int64_t>(token_rows.size());
     CudaBackend& b = *backend_;
     b.make_current();
-    // The wanted rows close up in xn (runs of consecutive rows in one copy).
-    for (size_t i = 0; i < rows.size();) {
-      size_t j = i + 1;
-      while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-      b.device_copy(buffers_.xn + static_cast<int64_t>(i) * c.n_embd, buffers_.x + int64_t{rows[i]} * c.n_embd,
-                    floats_bytes(static_cast<int64_t>(j - i), c.n_embd));
-      i = j;
+    if (m == 0) {
+      b.synchronize();  // the step run() left running
+      return;
     }
+    // The wanted rows close up in xn, logits rows first (runs of consecutive rows in one copy).
+    gather_rows(logit_rows, 0);
+    gather_rows(token_rows, m_logits);
+    float* out = logits_.as<float>();
     b.rms_norm(buffers_.xn, output_norm_.as<float>(), buffers_.xn, m, c.n_embd, c.norm_eps);
-    b.matmul(output_, buffers_.xn, m, logits_.as<float>());
-    if (c.final_softcap > 0.0f) b.softcap(logits_.as<float>(), m * c.n_vocab, c.final_softcap);
-    b.to_host(out, logits_.data(), floats_bytes(m, c.n_vocab));
+    b.matmul(output_, buffers_.xn, m, out);
+    if (c.final_softcap > 0.0f) b.softcap(out, m * c.n_vocab, c.final_softcap);
+    if (m_logits > 0) b.to_host(logits, out, floats_bytes(m_logits, c.n_vocab));
+    if (m > m_logits) {
+      b.greedy_rows(out + m_logits * c.n_vocab, m - m_logits, c.n_vocab, tokens_.as<int32_t>());
+      b.to_host(tokens, tokens_.data(), sizeof(int32_t) * token_rows.size());
+    }
     b.synchronize();
   }
 
  private:
+  // xn rows [at, at + rows.size()) ← x rows `rows` (ascending; a run of consecutive rows in one copy).
+  void gather_rows(std::span<const int32_t> rows, int64_t at) {
+    const int64_t n_embd = config_.n_embd;
+    for (size_t i = 0; i < rows.size();) {
+      size_t j = i + 1;
+      while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+      backend_->device_copy(buffers_.xn + (at + static_cast<int64_t>(i)) * n_embd, buffers_.x + rows[i] * n_embd,
+                            floats_bytes(static_cast<int64_t>(j - i), n_embd));
+      i = j;
+    }
+  }
+
   // What the kernels cannot run, refused at load rather than met at the first step.
   void check_shapes() const {
     const ModelConfig& c = config_;
@@ -302,7 +323,10 @@ class CudaGpuLayers final : public GpuLayers {
     buffers_.hidden = buffer(hidden_, c.n_ff, "the FFN hidden rows");
     buffers_.cos_sin = buffer(cos_sin_, options_.n_rot, "the RoPE rows");
     buffers_.cos_sin_local = buffer(cos_sin_local_, options_.n_rot_local, "the local RoPE rows");
-    if (options_.output) buffer(logits_, c.n_vocab, "the logits");
+    if (options_.output) {
+      buffer(logits_, c.n_vocab, "the logits");
+      tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the greedy tokens");
+    }
     row_meta_ = DeviceBuffer(sizeof(KvRow) * static_cast<size_t>(rows), "the step's rows");
     seq_tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's sequence lengths");
     reserve_context(options_.max_context);
@@ -437,7 +461,7 @@ class CudaGpuLayers final : public GpuLayers {
   LayerStep layer_step_;
   LayerBuffers buffers_;
   DeviceBuffer x_, xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, cos_sin_, cos_sin_local_, logits_;
-  DeviceBuffer row_meta_, seq_tokens_, block_tables_;
+  DeviceBuffer row_meta_, seq_tokens_, block_tables_, tokens_;
   int32_t max_blocks_ = 0;
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;

@@ -96,13 +96,13 @@ class Model {
 
   // Runs the batch: stores every row's K/V in `kv` (sequences grow by their rows) and returns the
   // logits of the rows that asked for them (Batch::kLogits), [n_logits][n_vocab] in batch order,
-  // valid until the next forward(); the Batch::kHidden rows' hidden states are in hidden(). Each
-  // sequence's rows must continue it: positions kv.n_tokens(seq), +1, ... in batch order. Throws
-  // Error(kInvalidArgument) for an inconsistent batch (bad token id, unknown sequence, a position
-  // that does not continue its sequence, an output kind other than 0 / 1 / 2) and
-  // Error(kOutOfMemory) when the KV cache has no room; both before anything is computed or stored.
-  // Should a hook throw mid-batch, every sequence is truncated back to its length before the batch
-  // and the exception propagates.
+  // valid until the next forward(); the Batch::kHidden rows' hidden states are in hidden(), the
+  // Batch::kToken rows' greedy tokens in tokens(). Each sequence's rows must continue it: positions
+  // kv.n_tokens(seq), +1, ... in batch order. Throws Error(kInvalidArgument) for an inconsistent
+  // batch (bad token id, unknown sequence, a position that does not continue its sequence, an
+  // output kind other than 0 / 1 / 2 / 3) and Error(kOutOfMemory) when the KV cache has no room;
+  // both before anything is computed or stored. Should a hook throw mid-batch, every sequence is
+  // truncated back to its length before the batch and the exception propagates.
   std::span<const float> forward(const Batch& batch, KvCache& kv);
   // The final-normed hidden states (after the output norm and any kFinalNorm hook, before the LM
   // head) of the last forward()'s Batch::kHidden rows, [n_hidden][n_embd] in batch order; valid
@@ -110,6 +110,9 @@ class Model {
   std::span<const float> hidden() const noexcept {
     return {final_hidden_.data(), n_hidden_ * static_cast<size_t>(config_.n_embd)};
   }
+  // The greedy tokens of the last forward()'s Batch::kToken rows, in batch order; valid until the
+  // next forward().
+  std::span<const int32_t> tokens() const noexcept { return {tokens_.data(), n_tokens_}; }
 
  private:
   Model(GgufFile file, CpuBackend& backend, const ModelOptions& options);
@@ -162,10 +165,13 @@ class Model {
   std::vector<float> hidden_;         // [n_ff]
   std::vector<float> cos_sin_;        // [rows][n_rot] of rope_
   std::vector<float> cos_sin_local_;  // [rows][n_rot] of rope_local_
-  std::vector<float> logits_;         // [wanted rows][n_vocab], grows to the largest request
+  std::vector<float> logits_;         // [logits + token rows][n_vocab], grows to the largest request
   size_t n_logits_ = 0;               // rows of logits_ filled by this forward()
   std::vector<float> final_hidden_;   // [hidden rows][n_embd], grows to the largest request
   size_t n_hidden_ = 0;               // rows of final_hidden_ filled by this forward()
+  std::vector<int32_t> tokens_;       // [token rows], grows to the largest request
+  size_t n_tokens_ = 0;               // entries of tokens_ filled by this forward()
+  std::vector<int32_t> token_rows_;   // gpu_output_rows' step-local kToken rows
 };
 
 }  // namespace ember

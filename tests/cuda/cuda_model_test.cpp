@@ -266,6 +266,76 @@ TEST(CudaModel, HooksHiddenRowsLongBatchesAndLongSequences) {
   EXPECT_LE(long_error, 1e-4);
 }
 
+// Token rows (Batch::kToken) with the head on the GPU: the greedy choice runs on the device and
+// equals the rule applied to the logits the same rows return when they ask for logits instead
+// (the same kernels, the same bits). Prefill chunks with token and logits rows, then decode steps
+// (replayed from graphs) of two sequences, one wanting a token and one logits; on every GPU layer,
+// and on a split that leaves the head on the CPU.
+TEST(CudaModel, TokenRowsAreTheArgmaxOfTheirLogits) {
+  EMBER_REQUIRE_GPU();
+  const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec("llama", DType::kQ8_0));
+  for (int32_t n_gpu : {kGpuLayersAll, 1}) {
+    SCOPED_TRACE("gpu layers " + std::to_string(n_gpu));
+    struct Outputs {
+      std::vector<int32_t> tokens;
+      std::vector<float> logits;
+    };
+    // The same batches on a fresh load: with their kinds, or with every token row asking for logits.
+    const auto run = [&](bool as_logits) {
+      GpuModel g = load_gpu(bytes, n_gpu, 8, DType::kF16);
+      const int64_t n_vocab = g.model->config().n_vocab;
+      const std::vector<int32_t> tokens = test::random_tokens(40, n_vocab, 41);
+      const Batch::RowOutput token_kind = as_logits ? Batch::kLogits : Batch::kToken;
+      Outputs out;
+      const auto forward = [&](const Batch& batch) {
+        const std::span<const float> logits = g.model->forward(batch, *g.kv);
+        out.logits.insert(out.logits.end(), logits.begin(), logits.end());
+        out.tokens.insert(out.tokens.end(), g.model->tokens().begin(), g.model->tokens().end());
+      };
+      const SeqId s0 = g.kv->add_sequence(), s1 = g.kv->add_sequence();
+      Batch batch;
+      for (int32_t i = 0; i < 13; ++i) {  // two steps of 8 rows
+        const Batch::RowOutput kind = i == 5 || i == 12 ? token_kind : i == 9 ? Batch::kLogits : Batch::kNoOutput;
+        batch.add(tokens[static_cast<size_t>(i)], i, s0, kind);
+      }
+      forward(batch);
+      for (int32_t step = 0; step < 5; ++step) {
+        batch.clear();
+        batch.add(tokens[static_cast<size_t>(13 + step)], 13 + step, s0, token_kind);
+        batch.add(tokens[static_cast<size_t>(20 + step)], step, s1, step % 2 == 0 ? Batch::kLogits : token_kind);
+        forward(batch);
+      }
+      if (n_gpu == kGpuLayersAll) {
+        EXPECT_GT(g.model->gpu()->graph_replays(), 0u);
+      }
+      return out;
+    };
+    const Outputs mixed = run(false);
+    const Outputs all = run(true);
+    const int64_t n_vocab = 80;
+    // Output rows in order: prefill 5 (token), 9 (logits), 12 (token); then per decode step s0's
+    // token and s1's logits (even steps) or token (odd steps).
+    std::vector<bool> is_token = {true, false, true};
+    for (int step = 0; step < 5; ++step) is_token.insert(is_token.end(), {true, step % 2 != 0});
+    ASSERT_EQ(all.logits.size(), is_token.size() * static_cast<size_t>(n_vocab));
+    ASSERT_EQ(mixed.tokens.size(), static_cast<size_t>(std::count(is_token.begin(), is_token.end(), true)));
+    std::vector<int32_t> distinct;
+    for (size_t o = 0, t = 0, l = 0; o < is_token.size(); ++o) {
+      const float* want = all.logits.data() + o * static_cast<size_t>(n_vocab);
+      if (is_token[o]) {
+        EXPECT_EQ(mixed.tokens[t], test::greedy_of(want, n_vocab)) << "output row " << o;
+        distinct.push_back(mixed.tokens[t++]);
+      } else {
+        EXPECT_EQ(0, std::memcmp(mixed.logits.data() + l++ * static_cast<size_t>(n_vocab), want,
+                                 sizeof(float) * static_cast<size_t>(n_vocab)))
+            << "output row " << o;
+      }
+    }
+    std::sort(distinct.begin(), distinct.end());
+    EXPECT_GT(std::unique(distinct.begin(), distinct.end()) - distinct.begin(), 2);  // not one constant token
+  }
+}
+
 // CUDA graphs: decode steps replayed from a captured graph give the bits of the same steps run
 // kernel by kernel (EMBER_CUDA_GRAPHS=0), over batches of 1-3 rows, a fork (a new shape, so a new
 // capture), prefill chunks between decode steps (not graphed) and a context past one attention

@@ -2,6 +2,7 @@
 // random data: float ops within 1e-5 relative error, get_rows and argmax exact.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "cuda/cuda_kernels.h"
 #include "cuda/device_buffer.h"
 #include "cuda_test_util.h"
+#include "model/forward_test_support.h"
 
 namespace ember {
 namespace {
@@ -307,6 +309,51 @@ TEST(CudaOps, ArgmaxRowsMatchesCpu) {
   }
 }
 
+// greedy_rows differs from argmax_rows only on rows without a number above -inf: random rows, a
+// tie, a NaN before the max, all -inf, NaN then -inf (argmax: the -inf; greedy: 0), all NaN, and
+// +inf after a NaN.
+TEST(CudaOps, GreedyRowsFollowTheSamplersRule) {
+  EMBER_REQUIRE_GPU();
+  std::vector<int64_t> sizes = kSizes;
+  sizes.push_back(kVocab);
+  for (int64_t n : sizes) {
+    if (n < 3) continue;
+    const int64_t n_rows = 7;
+    std::vector<float> x = random_values(n_rows * n, 29 + n, 3.0f);
+    float* row = x.data() + n;  // a tie: the first wins
+    row[n / 2] = 40.0f;
+    row[n - 1] = 40.0f;
+    row = x.data() + 2 * n;  // NaN before the max
+    row[0] = NAN;
+    row[n - 1] = 60.0f;
+    row = x.data() + 3 * n;
+    std::fill(row, row + n, -INFINITY);
+    row = x.data() + 4 * n;
+    std::fill(row, row + n, -INFINITY);
+    row[0] = NAN;
+    row = x.data() + 5 * n;
+    std::fill(row, row + n, NAN);
+    row = x.data() + 6 * n;
+    row[1] = NAN;
+    row[2] = INFINITY;
+    std::vector<int32_t> want(n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) want[r] = test::greedy_of(x.data() + r * n, n);
+    EXPECT_EQ(want[1], n / 2);
+    EXPECT_EQ(want[2], n - 1);
+    EXPECT_EQ(want[3], 0);
+    EXPECT_EQ(want[4], 0);
+    EXPECT_EQ(cpu().argmax(x.data() + 4 * n, n), 1);  // where the rules part
+    EXPECT_EQ(want[5], 0);
+    EXPECT_EQ(want[6], 2);
+
+    const DeviceBuffer dx = DeviceBuffer::from(x);
+    const DeviceBuffer dout = DeviceBuffer::from(std::vector<int32_t>(n_rows, -7));
+    cuda::greedy_rows(dx.as<float>(), n_rows, n, dout.as<int32_t>(), nullptr);
+    sync();
+    EXPECT_EQ(dout.to_vector<int32_t>(n_rows), want) << "n " << n;
+  }
+}
+
 // Zero-size calls launch nothing and touch nothing (null pointers would fault otherwise).
 TEST(CudaOps, ZeroSizesAreNoOps) {
   EMBER_REQUIRE_GPU();
@@ -320,6 +367,7 @@ TEST(CudaOps, ZeroSizesAreNoOps) {
   cuda::rope(nullptr, 0, 0, 4, 64, 64, false, nullptr, nullptr);
   cuda::get_rows(DType::kQ4_K, nullptr, 4, 256, nullptr, 0, nullptr, nullptr);
   cuda::argmax_rows(nullptr, 0, 10, nullptr, nullptr);
+  cuda::greedy_rows(nullptr, 0, 10, nullptr, nullptr);
   sync();
 }
 

@@ -154,6 +154,41 @@ TEST(EngineTest, BatchedGreedyOutputsEqualEachRequestAlone) {
   EXPECT_EQ(engine.stats().generated_tokens, 24 * static_cast<int64_t>(kPrompts.size()));
 }
 
+// Plain greedy requests take their tokens from the model's token rows (Batch::kToken), one id per
+// row; requests asking for logprobs take logits rows, as does the prompt row that forks n > 1
+// choices. Batched together, every output equals the same request's with logprobs (the logits
+// path).
+TEST(EngineTest, GreedyTokenRowsEqualTheLogitsPath) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  std::vector<std::shared_ptr<EngineRequest>> tokens_path, logits_path;
+  for (const std::string& p : kPrompts) {
+    tokens_path.push_back(request(p, 20));
+    logits_path.push_back(request(p, 20));
+    logits_path.back()->options.logprobs = 0;
+    ASSERT_TRUE(engine.submit(tokens_path.back()));
+    ASSERT_TRUE(engine.submit(logits_path.back()));
+  }
+  auto choices = request(kPrompts[1], 20, 2);  // n = 2 greedy: both choices fork from the logits row
+  ASSERT_TRUE(engine.submit(choices));
+  size_t token_rows = 0;
+  const auto drive = [&] {
+    engine.step();
+    token_rows += tiny().model->tokens().size();
+  };
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    const Outcome a = collect(*tokens_path[i], drive);
+    const Outcome b = collect(*logits_path[i], drive);
+    EXPECT_EQ(a.ids[0], b.ids[0]) << kPrompts[i];
+    EXPECT_EQ(a.text[0], b.text[0]);
+    EXPECT_EQ(a.stats[0].generated_tokens, 20);
+  }
+  const Outcome c = collect(*choices, drive);
+  EXPECT_EQ(c.ids[0], c.ids[1]);
+  // Each plain request's 20 tokens, and at most the choices' 2 x 20: none of the logprobs requests'.
+  EXPECT_GE(token_rows, 20 * kPrompts.size());
+  EXPECT_LE(token_rows, 20 * kPrompts.size() + 2 * 20);
+}
+
 // A pool of one context (16 blocks) for four requests that grow to ~100 tokens each: preemption
 // recomputes without changing outputs (with speculation: `draft_max` > 0, drafts by `draft`, or
 // prompt lookup). Returns the engine's stats at the end.

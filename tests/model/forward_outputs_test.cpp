@@ -1,8 +1,11 @@
-// What a forward pass returns per row: logits, hidden states (Batch::kHidden, for embeddings) or
-// nothing, and the batch-invariant mode (ModelOptions::batch_invariant), in which a row's logits
-// do not depend on what shares its batch or on how its sequence was chunked, bit for bit.
+// What a forward pass returns per row: logits, greedy tokens (Batch::kToken), hidden states
+// (Batch::kHidden, for embeddings) or nothing, and the batch-invariant mode
+// (ModelOptions::batch_invariant), in which a row's logits do not depend on what shares its batch
+// or on how its sequence was chunked, bit for bit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -57,6 +60,7 @@ std::vector<float> copy_row(const float* data, int64_t n) { return {data, data +
 struct MixedRun {
   std::vector<float> logits;
   std::vector<float> hidden;
+  std::vector<int32_t> tokens;
   std::vector<int32_t> norm_rows;  // batch rows the kFinalNorm hook saw, and their values
   std::vector<std::vector<float>> norm_values;
   std::vector<int32_t> logit_rows;  // batch rows the kLogits hook saw
@@ -99,6 +103,7 @@ MixedRun run_mixed(Loaded& m, const std::vector<uint8_t>& kinds) {
   const std::span<const float> out = m.model->forward(batch, *m.kv);
   run.logits.assign(out.begin(), out.end());
   run.hidden.assign(m.model->hidden().begin(), m.model->hidden().end());
+  run.tokens.assign(m.model->tokens().begin(), m.model->tokens().end());
   hooks.remove(norm);
   hooks.remove(logits);
   m.kv->remove_sequence(sa);
@@ -153,6 +158,84 @@ TEST(ForwardOutputs, HiddenRowsAreTheFinalNormOfTheirRows) {
   }
 }
 
+// Token rows (Batch::kToken) return the greedy token of the logits the same row gives when it asks
+// for them; they pass through the LM head and the kLogits hook (in batch order with the logits
+// rows), and the logits and hidden rows beside them are unchanged. 13 rows in steps of 4, one step
+// of token rows only.
+TEST(ForwardOutputs, TokenRowsAreTheArgmaxOfTheirLogits) {
+  const std::vector<uint8_t> kinds = {3, 0, 1, 2, 3, 1, 0, 3, 3, 3, 3, 1, 2};
+  std::vector<uint8_t> as_logits = kinds;
+  for (uint8_t& k : as_logits) k = k == 0 ? 0 : 1;
+  for (const char* arch : {"llama", "gemma2"}) {  // gemma2: the final soft-cap before the argmax
+    SCOPED_TRACE(arch);
+    Loaded m = load(spec_for(arch, DType::kQ8_0), std::nullopt, 4, false);
+    const int64_t n_vocab = m.model->config().n_vocab, n_embd = m.model->config().n_embd;
+    const MixedRun mixed = run_mixed(m, kinds);
+    const MixedRun all = run_mixed(m, as_logits);
+
+    std::vector<int32_t> output_rows, head_rows;
+    for (size_t r = 0; r < kinds.size(); ++r) {
+      if (kinds[r] != 0) output_rows.push_back(static_cast<int32_t>(r));
+      if (kinds[r] == 1 || kinds[r] == 3) head_rows.push_back(static_cast<int32_t>(r));
+    }
+    EXPECT_EQ(mixed.logit_rows, head_rows);
+    ASSERT_EQ(all.logits.size(), output_rows.size() * static_cast<size_t>(n_vocab));
+    ASSERT_EQ(mixed.tokens.size(), 6u);
+    ASSERT_EQ(mixed.logits.size(), 3 * static_cast<size_t>(n_vocab));
+    ASSERT_EQ(mixed.hidden.size(), 2 * static_cast<size_t>(n_embd));
+    std::vector<int32_t> distinct;
+    for (size_t t = 0, l = 0, h = 0, o = 0; o < output_rows.size(); ++o) {
+      const auto r = static_cast<size_t>(output_rows[o]);
+      const float* want = all.logits.data() + o * static_cast<size_t>(n_vocab);
+      if (kinds[r] == 3) {
+        EXPECT_EQ(mixed.tokens[t], test::greedy_of(want, n_vocab)) << "row " << r;
+        distinct.push_back(mixed.tokens[t++]);
+      } else if (kinds[r] == 1) {
+        EXPECT_EQ(copy_row(mixed.logits.data() + l++ * static_cast<size_t>(n_vocab), n_vocab), copy_row(want, n_vocab))
+            << "row " << r;
+      } else {
+        EXPECT_EQ(copy_row(mixed.hidden.data() + h++ * static_cast<size_t>(n_embd), n_embd), all.norm_values[o])
+            << "row " << r;
+      }
+    }
+    std::sort(distinct.begin(), distinct.end());
+    EXPECT_GT(std::unique(distinct.begin(), distinct.end()) - distinct.begin(), 1);  // not one constant token
+  }
+}
+
+// The greedy rule's edges, set by a kLogits hook (which runs before the choice): a tie takes the
+// lower id, a NaN is never chosen, and a row with no number above -inf (all -inf; NaN and -inf)
+// gives 0 — where a plain argmax would give the first -inf.
+TEST(ForwardOutputs, TokenRowsFollowTheGreedyRuleOnTiesNanAndInfinity) {
+  Loaded m = load(spec_for("llama", DType::kF32), std::nullopt, 64, false);
+  const int64_t n_vocab = m.model->config().n_vocab;
+  const Hooks::Handle handle = m.model->hooks().add(HookPoint::kLogits, [&](const HookTensor& t) {
+    ASSERT_EQ(t.n_rows, 4);
+    float* row = t.data;
+    row[5] = 1e9f;  // a tie: 5 wins over 60
+    row[60] = 1e9f;
+    row += n_vocab;
+    row[0] = NAN;  // NaN before the max
+    row[33] = 1e9f;
+    row += n_vocab;
+    std::fill(row, row + n_vocab, -INFINITY);
+    row += n_vocab;
+    std::fill(row, row + n_vocab, -INFINITY);
+    row[0] = NAN;
+  });
+  const SeqId seq = m.kv->add_sequence();
+  Batch batch;
+  for (int32_t i = 0; i < 4; ++i) batch.add(i + 1, i, seq, Batch::kToken);
+  EXPECT_TRUE(m.model->forward(batch, *m.kv).empty());
+  const std::vector<int32_t> tokens(m.model->tokens().begin(), m.model->tokens().end());
+  EXPECT_EQ(tokens, (std::vector<int32_t>{5, 33, 0, 0}));
+  m.model->hooks().remove(handle);
+  batch.clear();
+  batch.add(9, 4, seq, Batch::kLogits);
+  m.model->forward(batch, *m.kv);
+  EXPECT_TRUE(m.model->tokens().empty());  // a forward without token rows clears tokens()
+}
+
 // A batch of hidden rows only returns no logits; the next forward without any clears hidden().
 TEST(ForwardOutputs, HiddenOnlyBatchAndClearing) {
   Loaded m = load(spec_for("llama", DType::kF32), std::nullopt, 64, false);
@@ -175,13 +258,13 @@ TEST(ForwardOutputs, OtherOutputKindsAreErrors) {
   batch.add(1, 0, seq, Batch::kHidden);
   batch.add(2, 1, seq, Batch::kLogits);
   batch.add(3, 2, seq, Batch::kNoOutput);
-  batch.logits[1] = 3;
+  batch.logits[1] = 4;
   try {
     m.model->forward(batch, *m.kv);
-    ADD_FAILURE() << "no error for output kind 3";
+    ADD_FAILURE() << "no error for output kind 4";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("batch row 1: output kind 3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("batch row 1: output kind 4"), std::string::npos) << e.what();
   }
   EXPECT_EQ(m.kv->n_tokens(seq), 0);
 }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 namespace ember::test {
@@ -22,6 +23,14 @@ TwinModels TwinModels::make(const RandomModelSpec& spec, const TwinOptions& o) {
   if (o.edit_reference) o.edit_reference(config);
   m.reference = std::make_unique<ReferenceModel>(ReferenceModel::load(file, config));
   return m;
+}
+
+int32_t greedy_of(const float* row, int64_t n) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (row[i] > -INFINITY && (best < 0 || row[i] > row[best])) best = i;
+  }
+  return best < 0 ? 0 : static_cast<int32_t>(best);
 }
 
 Logits rows_of(std::span<const float> logits, int64_t n_vocab, size_t begin, size_t end) {
