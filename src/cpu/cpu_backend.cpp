@@ -150,8 +150,17 @@ void CpuBackend::matmul_glu(const Linear& gate, const Linear* up, const float* x
   }
 }
 
-void CpuBackend::matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys) {
+void CpuBackend::matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys,
+                             std::span<const float* const> biases) {
   EMBER_CHECK_MSG(ws.size() == ys.size() && !ws.empty() && ws.size() <= 4, "matmul_many: 1-4 matrices");
+  if (!biases.empty()) {
+    EMBER_CHECK(biases.size() == ws.size());
+    matmul_many(ws, x, m, ys);
+    for (size_t j = 0; j < ws.size(); ++j) {
+      if (biases[j] != nullptr) add(ys[j], biases[j], ys[j], m, ws[j]->w.n_out, 0);
+    }
+    return;
+  }
   EMBER_CHECK_MSG(m <= limits_.max_rows && ws[0]->w.k <= limits_.max_k, "matmul: beyond reserve()");
   // Decode on packed weights of one format: one quantization, one job.
   if (m == 1 && std::all_of(ws.begin(), ws.end(), [&](const Linear* w) { return uses_gemm(*w, 1); }) &&

@@ -98,9 +98,11 @@ class CpuBackend {
 
   // y [m][w.n_out] = x [m][w.k] · wᵀ.
   void matmul(const Linear& w, const float* x, int64_t m, float* y);
-  // ys[j] [m][ws[j].n_out] = x · ws[j]ᵀ for 1-4 matrices of the same k (q / k / v, gate / up): on
-  // the GEMV path one quantization of x and one parallel job for all of them.
-  void matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys);
+  // ys[j] [m][ws[j].n_out] = x · ws[j]ᵀ (+ biases[j] on every row, when `biases` is not empty) for
+  // 1-4 matrices of the same k (q / k / v, gate / up): on the GEMV path one quantization of x and one
+  // parallel job for all of them. (The CUDA backend adds the biases in the GEMV's store.)
+  void matmul_many(std::span<const Linear* const> ws, const float* x, int64_t m, std::span<float* const> ys,
+                   std::span<const float* const> biases = {});
   // y [m][w.n_out] += x · wᵀ (the residual add after an output projection), through `scratch`
   // ([m][w.n_out]): matmul into it, then add. (The CUDA backend's GEMV adds in place.)
   void matmul_accumulate(const Linear& w, const float* x, int64_t m, float* y, float* scratch);

@@ -258,11 +258,14 @@ void CudaBackend::matmul(const CudaLinear& w, const float* x, int64_t m, float* 
 // On the GEMV path, runs of matrices of one type, k and 16-byte alignment share a launch (a decode
 // step's q, k and v; gemv_many's precondition).
 void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m,
-                              std::span<float* const> ys) {
-  EMBER_CHECK(ws.size() == ys.size());
+                              std::span<float* const> ys, std::span<const float* const> biases) {
+  EMBER_CHECK(ws.size() == ys.size() && (biases.empty() || biases.size() == ws.size()));
   if (m <= 0) return;
   if (m > kGemvMaxRows) {
-    for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, m, ys[i]);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      matmul(*ws[i], x, m, ys[i]);
+      if (!biases.empty() && biases[i] != nullptr) add(ys[i], biases[i], ys[i], m, ws[i]->w.n_out, 0);
+    }
     return;
   }
   for (size_t i = 0; i < ws.size();) {
@@ -275,7 +278,7 @@ void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float
       group[n] = ws[i + n]->w;
       ++n;
     }
-    gemv_many({group.data(), n}, x, m, ys.subspan(i, n), stream_);
+    gemv_many({group.data(), n}, x, m, ys.subspan(i, n), biases.empty() ? biases : biases.subspan(i, n), stream_);
     i += n;
   }
 }

@@ -119,7 +119,8 @@ class CudaBackend {
 
   // The ops, as CpuBackend's namesakes (device pointers).
   void matmul(const CudaLinear& w, const float* x, int64_t m, float* y);
-  void matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m, std::span<float* const> ys);
+  void matmul_many(std::span<const CudaLinear* const> ws, const float* x, int64_t m, std::span<float* const> ys,
+                   std::span<const float* const> biases = {});
   void matmul_accumulate(const CudaLinear& w, const float* x, int64_t m, float* y, float* scratch);
   void matmul_glu(const CudaLinear& gate, const CudaLinear* up, const float* x, int64_t m, bool gelu, float* gate_up,
                   float* y);

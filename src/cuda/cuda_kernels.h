@@ -39,10 +39,11 @@ inline constexpr int64_t kGemvMaxRows = 8;
 void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream);
 // The most matrices one gemv_many() launch takes.
 inline constexpr int kGemvMaxParts = 3;
-// ys[i] = gemv(ws[i], x) for 1 to kGemvMaxParts matrices of one dtype and k (q, k and v; gate and
-// up) in one launch: the same bits as one gemv() each, fewer launches.
+// ys[i] = gemv(ws[i], x) (+ biases[i], broadcast over the m rows) for 1 to kGemvMaxParts matrices
+// of one dtype and k (q, k and v; gate and up) in one launch: the same bits as one gemv() each and
+// then add(ys[i], biases[i]), fewer launches. `biases`: empty, or one per matrix (null: none).
 void gemv_many(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,
-               cudaStream_t stream);
+               std::span<const float* const> biases, cudaStream_t stream);
 // y [m][w.n_out] += x · wᵀ: the residual add fused into the GEMV, the same bits as gemv() into a
 // scratch then add(y, scratch).
 void gemv_accumulate(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream);

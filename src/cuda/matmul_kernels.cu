@@ -375,12 +375,14 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // One launch multiplies x by up to kGemvMaxParts matrices of one type and k (q, k and v; gate and
 // up): part p's rows take the blocks [first_block[p], first_block[p + 1]). accumulate: y += W·x
-// (the residual add fused: y + the sum, the same float operation as gemv then add). glu: one part,
-// the gate, whose block also runs the same rows of glu_up and stores act(gate)·up.
+// (the residual add fused: y + the sum, the same float operation as gemv then add). bias: y = W·x
+// + bias (the same operation as gemv then add). glu: one part, the gate, whose block also runs the
+// same rows of glu_up and stores act(gate)·up.
 struct GemvPart {
   const uint8_t* w;
   int64_t n_out;
-  float* y;  // [M][n_out]
+  float* y;           // [M][n_out]
+  const float* bias;  // [n_out], or null
 };
 struct GemvLaunch {
   GemvPart parts[kGemvMaxParts];
@@ -457,7 +459,9 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks_for<Type>(M)) ge
     if constexpr (kGlu) {
       *out = a.glu == Glu::kSilu ? silu(sum) * up : gelu_tanh(sum) * up;
     } else {
-      *out = a.accumulate != 0 ? *out + sum : sum;
+      const float* bias = pick(a.parts[0].bias, a.parts[1].bias, a.parts[2].bias);
+      const float v = bias != nullptr ? sum + bias[row0 + r] : sum;
+      *out = a.accumulate != 0 ? *out + v : v;
     }
   }
 }
@@ -636,8 +640,10 @@ namespace {
 
 // The parts' GEMVs in one launch (see GemvLaunch).
 void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,
-                bool accumulate, Glu glu, const void* glu_up, cudaStream_t stream) {
+                std::span<const float* const> biases, bool accumulate, Glu glu, const void* glu_up,
+                cudaStream_t stream) {
   EMBER_CUDA_EXPECT(!ws.empty() && ws.size() <= static_cast<size_t>(kGemvMaxParts) && ws.size() == ys.size());
+  EMBER_CUDA_EXPECT(biases.empty() || (biases.size() == ws.size() && !accumulate && glu == Glu::kNone));
   EMBER_CUDA_EXPECT(m >= 0 && m <= kGemvMaxRows);
   for (const DeviceMatrix& w : ws) EMBER_CUDA_EXPECT(w.n_out >= 0 && w.k >= 0 && w.n_out <= INT_MAX);
   if (m == 0) return;
@@ -652,7 +658,7 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
     EMBER_CUDA_EXPECT(w.data != nullptr && ys[i] != nullptr);
     all_aligned = all_aligned && aligned16(w.data);
     any_aligned = any_aligned || aligned16(w.data);
-    a.parts[a.n_parts] = {static_cast<const uint8_t*>(w.data), w.n_out, ys[i]};
+    a.parts[a.n_parts] = {static_cast<const uint8_t*>(w.data), w.n_out, ys[i], biases.empty() ? nullptr : biases[i]};
     a.first_block[a.n_parts] = blocks;
     blocks += (w.n_out + kGemvRows - 1) / kGemvRows;
     ++a.n_parts;
@@ -716,16 +722,16 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
 }  // namespace
 
 void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
-  gemv_parts({&w, 1}, x, m, {&y, 1}, false, Glu::kNone, nullptr, stream);
+  gemv_parts({&w, 1}, x, m, {&y, 1}, {}, false, Glu::kNone, nullptr, stream);
 }
 
 void gemv_many(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,
-               cudaStream_t stream) {
-  gemv_parts(ws, x, m, ys, false, Glu::kNone, nullptr, stream);
+               std::span<const float* const> biases, cudaStream_t stream) {
+  gemv_parts(ws, x, m, ys, biases, false, Glu::kNone, nullptr, stream);
 }
 
 void gemv_accumulate(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
-  gemv_parts({&w, 1}, x, m, {&y, 1}, true, Glu::kNone, nullptr, stream);
+  gemv_parts({&w, 1}, x, m, {&y, 1}, {}, true, Glu::kNone, nullptr, stream);
 }
 
 void gemv_glu(const DeviceMatrix& gate, const DeviceMatrix& up, Glu act, const float* x, int64_t m, float* y,
@@ -733,7 +739,7 @@ void gemv_glu(const DeviceMatrix& gate, const DeviceMatrix& up, Glu act, const f
   EMBER_CUDA_EXPECT(act != Glu::kNone);
   EMBER_CUDA_EXPECT_MSG(up.dtype == gate.dtype && up.k == gate.k && up.n_out == gate.n_out,
                         "gemv_glu: gate and up differ in type or shape");
-  gemv_parts({&gate, 1}, x, m, {&y, 1}, false, act, up.data, stream);
+  gemv_parts({&gate, 1}, x, m, {&y, 1}, {}, false, act, up.data, stream);
 }
 
 void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {

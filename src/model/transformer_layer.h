@@ -104,11 +104,14 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
     b.copy_rows(s.k, kv_dim, s.qkv + q_dim, width, n, kv_dim);
     b.copy_rows(s.v, kv_dim, s.qkv + q_dim + kv_dim, width, n, kv_dim);
   } else {
+    // The q/k/v biases (Qwen2) go with the matmuls: in the GEMV's store on the GPU.
     const LinearT* const ws[] = {&l.wq, &l.wk, &l.wv};
     float* const ys[] = {s.q, s.k, s.v};
-    b.matmul_many(ws, s.xn, n, ys);
+    const float* const biases[] = {w.bq, w.bk, w.bv};
+    b.matmul_many(ws, s.xn, n, ys,
+                  c.attn_qkv_bias ? std::span<const float* const>(biases) : std::span<const float* const>());
   }
-  if (c.attn_qkv_bias) {
+  if (c.attn_qkv_bias && l.fused_qkv) {
     b.add(s.q, w.bq, s.q, n, q_dim, 0);
     b.add(s.k, w.bk, s.k, n, kv_dim, 0);
     b.add(s.v, w.bv, s.v, n, kv_dim, 0);

@@ -405,10 +405,11 @@ TEST(CudaModel, GraphReplaysEqualDirectSteps) {
 // --deterministic on the GPU: a decode row's logits are bit-identical alone and beside 11 other
 // rows (every matmul on the GEMV, attention unsplit). Alone, the row runs the fused launches
 // (q/k/v in one GEMV, the residual add and the GLU in the GEMVs' stores; phi3: fused q/k/v and
-// [gate; up] matrices); beside 11 rows, the separate ones: the same bits.
+// [gate; up] matrices; qwen2: the q/k/v biases in the GEMV's store); beside 11 rows, the separate
+// ones: the same bits.
 TEST(CudaModel, BatchInvariantRowsAreBitIdentical) {
   EMBER_REQUIRE_GPU();
-  for (const std::string arch : {"llama", "phi3"}) {
+  for (const std::string arch : {"llama", "phi3", "qwen2"}) {
     SCOPED_TRACE(arch);
     const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec(arch, DType::kQ8_0));
     CpuBackendOptions backend_options;

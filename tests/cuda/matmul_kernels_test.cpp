@@ -168,8 +168,9 @@ TEST(CudaMatmul, F32ToF16RoundsLikeTheReference) {
   }
 }
 
-// gemv_many (q, k, v in one launch: odd and unequal n_out, an empty part) and gemv_accumulate (the
-// residual add) give exactly gemv()'s bits, and gemv + add's, for every type and row count.
+// gemv_many (q, k, v in one launch: odd and unequal n_out, an empty part; with biases on two of the
+// parts, Qwen2's q/k/v biases) and gemv_accumulate (the residual add) give exactly gemv()'s bits,
+// and gemv + add's, for every type and row count.
 TEST_P(CudaMatmulTest, GemvManyAndAccumulateEqualSeparateLaunches) {
   EMBER_REQUIRE_GPU();
   const DType type = GetParam();
@@ -186,17 +187,29 @@ TEST_P(CudaMatmulTest, GemvManyAndAccumulateEqualSeparateLaunches) {
     }
     const DeviceBuffer dx = DeviceBuffer::from(random_values(static_cast<size_t>(kGemvMaxRows * k), 310, 1.0f));
     const std::vector<float> residual = random_values(static_cast<size_t>(kGemvMaxRows * 33), 311, 1.0f);
+    const DeviceBuffer bias0 = DeviceBuffer::from(random_values(33, 312, 1.0f));
+    const DeviceBuffer bias2 = DeviceBuffer::from(random_values(5, 313, 1.0f));
+    const float* const biases[] = {bias0.as<float>(), nullptr, bias2.as<float>()};
     for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{5}, kGemvMaxRows}) {
       SCOPED_TRACE(shape(type, 33, k, m));
-      std::vector<DeviceBuffer> separate, together;
-      std::vector<float*> ys;
-      for (const DeviceMatrix& w : matrices) {
-        separate.push_back(poisoned_floats(static_cast<size_t>(std::max<int64_t>(1, m * w.n_out))));
-        together.push_back(poisoned_floats(static_cast<size_t>(std::max<int64_t>(1, m * w.n_out))));
+      std::vector<DeviceBuffer> separate, together, biased, separate_biased;
+      std::vector<float*> ys, biased_ys;
+      for (size_t i = 0; i < matrices.size(); ++i) {
+        const DeviceMatrix& w = matrices[i];
+        const auto size = static_cast<size_t>(std::max<int64_t>(1, m * w.n_out));
+        separate.push_back(poisoned_floats(size));
+        together.push_back(poisoned_floats(size));
+        biased.push_back(poisoned_floats(size));
+        separate_biased.push_back(poisoned_floats(size));
         cuda::gemv(w, dx.as<float>(), m, separate.back().as<float>(), nullptr);
+        if (biases[i] != nullptr) {
+          cuda::add(separate.back().as<float>(), biases[i], separate_biased.back().as<float>(), m, w.n_out, 0, nullptr);
+        }
         ys.push_back(together.back().as<float>());
+        biased_ys.push_back(biased.back().as<float>());
       }
-      cuda::gemv_many(matrices, dx.as<float>(), m, ys, nullptr);
+      cuda::gemv_many(matrices, dx.as<float>(), m, ys, {}, nullptr);
+      cuda::gemv_many(matrices, dx.as<float>(), m, biased_ys, biases, nullptr);
       // y += W·x against gemv into a scratch, then add.
       const DeviceBuffer acc = DeviceBuffer::from(residual), sum = DeviceBuffer::from(residual);
       cuda::gemv_accumulate(matrices[0], dx.as<float>(), m, acc.as<float>(), nullptr);
@@ -205,6 +218,8 @@ TEST_P(CudaMatmulTest, GemvManyAndAccumulateEqualSeparateLaunches) {
       for (size_t i = 0; i < matrices.size(); ++i) {
         const auto n = static_cast<size_t>(m * matrices[i].n_out);
         EXPECT_EQ(together[i].to_vector<float>(n), separate[i].to_vector<float>(n)) << "part " << i;
+        const DeviceBuffer& want_biased = biases[i] != nullptr ? separate_biased[i] : separate[i];
+        EXPECT_EQ(biased[i].to_vector<float>(n), want_biased.to_vector<float>(n)) << "biased part " << i;
       }
       EXPECT_TRUE(std::isnan(together[1].to_vector<float>(1)[0]));  // the empty part's buffer: untouched
       const std::vector<float> got = acc.to_vector<float>(residual.size());
