@@ -2,11 +2,11 @@
 #include "ember/ember.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstddef>
 #include <cstring>
 #include <exception>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +14,7 @@
 #include "ember/error.h"
 #include "ember/llm.h"
 #include "ember/session.h"
+#include "model/kv_cache.h"
 
 struct ember_model {
   std::shared_ptr<ember::Llm> llm;
@@ -212,18 +213,12 @@ ember_status ember_model_load(const char* path, const ember_load_params* params,
     o.context = p.n_ctx;
     o.kv_type = p.kv_f32 != 0 ? ember::DType::kF32 : ember::DType::kF16;
     if (p.kv_type != nullptr) {
-      std::string kv_type = p.kv_type;
-      for (char& c : kv_type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (kv_type == "f16") {
-        o.kv_type = ember::DType::kF16;
-      } else if (kv_type == "f32") {
-        o.kv_type = ember::DType::kF32;
-      } else if (kv_type == "q8_0") {
-        o.kv_type = ember::DType::kQ8_0;
-      } else {
+      const std::optional<ember::DType> kv_type = ember::kv_type_from_name(p.kv_type);
+      if (!kv_type) {
         return set_error(EMBER_ERROR_INVALID_ARGUMENT, "params->kv_type must be \"f16\", \"f32\" or \"q8_0\", got \"" +
                                                            std::string(p.kv_type) + "\"");
       }
+      o.kv_type = *kv_type;
     }
     o.mlock = p.mlock != 0;
     o.batch_invariant = p.deterministic != 0;

@@ -40,11 +40,7 @@ int32_t resolve_gpu_layers(const DeviceFlags& flags) {
 
 void add_kv_type_flag(CLI::App* cmd, DType* kv_type) {
   cmd->add_option_function<std::string>(
-         "--kv-type",
-         [kv_type](const std::string& name) {
-           const std::string lower = CLI::detail::to_lower(name);
-           *kv_type = lower == "f32" ? DType::kF32 : lower == "q8_0" ? DType::kQ8_0 : DType::kF16;
-         },
+         "--kv-type", [kv_type](const std::string& name) { *kv_type = kv_type_from_name(name).value_or(DType::kF16); },
          "KV cache element type: f16 (default), f32, or q8_0 (17/32 of f16's memory, for models whose head "
          "size is a multiple of 32)")
       ->check(CLI::IsMember({"f16", "f32", "q8_0"}, CLI::ignore_case))

@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -28,6 +29,17 @@ bool same_tokens(std::span<const int32_t> a, const std::array<int32_t, kKvBlockT
 }
 
 }  // namespace
+
+std::optional<DType> kv_type_from_name(std::string_view name) noexcept {
+  const auto is = [name](std::string_view lower) {
+    return std::equal(name.begin(), name.end(), lower.begin(), lower.end(),
+                      [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+  };
+  if (is("f16")) return DType::kF16;
+  if (is("f32")) return DType::kF32;
+  if (is("q8_0")) return DType::kQ8_0;
+  return std::nullopt;
+}
 
 void check_kv_dtypes(const ModelConfig& config, DType k_dtype, DType v_dtype) {
   for (const auto& [t, head_dim] : {std::pair{k_dtype, config.head_dim}, std::pair{v_dtype, config.head_dim_v}}) {

@@ -9,7 +9,9 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -44,6 +46,9 @@ struct KvCacheOptions {
 // for a type other than F16, F32 and Q8_0, Error(kUnsupported) for Q8_0 when head_dim is not a
 // multiple of 32 (a Q8_0 block is 32 values of one head).
 void check_kv_dtypes(const ModelConfig& config, DType k_dtype, DType v_dtype);
+// The cache types by name, any case ("f16", "F32", "q8_0"; --kv-type, ember_load_params.kv_type);
+// nullopt for another name.
+std::optional<DType> kv_type_from_name(std::string_view name) noexcept;
 
 using SeqId = int32_t;
 
