@@ -88,6 +88,12 @@ void argmax_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaSt
 // out[r] = row r's greedy token (SamplerChain's rule, Batch::kToken): argmax_rows' index, but 0 when
 // no value is a number above -inf (every value -inf or NaN).
 void greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream);
+// The most candidates top_k_rows() selects per row.
+inline constexpr int kMaxTopK = 256;
+// values / ids [n_rows][k]: each row's k best values, best first — the larger value, then the lower
+// index; a NaN ranks (and is written) as -inf, -0 ties +0 — the sampler's top-k (select_top_k,
+// Batch::kTopK). 1 <= k <= min(n, kMaxTopK) (top_k_kernels.cu).
+void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids, cudaStream_t stream);
 
 // ---- paged KV cache and attention (attention_kernels.cu) -------------------------------------
 

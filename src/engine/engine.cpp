@@ -175,7 +175,7 @@ bool Engine::step() {
     const double seconds = timer.elapsed_ms() / 1000.0;
     const double decode_share =
         batch_.empty() ? 0.0 : static_cast<double>(decode_rows_) / static_cast<double>(batch_.size());
-    process_outputs(logits, model_.tokens(), model_.hidden());
+    process_outputs(logits, model_.tokens(), model_.top_k(), model_.hidden());
     std::lock_guard lock(mutex_);
     stats_.decode_seconds += seconds * decode_share;
     stats_.prefill_seconds += seconds * (1.0 - decode_share);
@@ -350,10 +350,12 @@ void Engine::add_rows(Slot& slot, int32_t n) {
     const int32_t pos = slot.n_kv + i;
     Batch::RowOutput output = Batch::kNoOutput;
     if (generate) {
-      // The last row's greedy token is all a plain-greedy decoder needs (one id back from a GPU,
-      // not n_vocab floats); forking n choices samples each from the logits.
+      // The last row returns what its decoder reads: the greedy token or the best logits when
+      // that is all (a few bytes back from a GPU, not n_vocab floats). Forking n choices samples
+      // each from the logits. The batch's top_k serves every top-k row (each takes its prefix).
       if (pos + 1 == end) {
-        output = slot.siblings_pending || slot.decoder->needs_logits() ? Batch::kLogits : Batch::kToken;
+        output = slot.siblings_pending ? Batch::kLogits : slot.decoder->next_row_output();
+        if (output == Batch::kTopK) batch_.top_k = std::max(batch_.top_k, slot.decoder->top_k());
       }
     } else if (pooling == Pooling::kMean || (pooling == Pooling::kCls && pos == 0) ||
                (pooling == Pooling::kLast && pos + 1 == end)) {
@@ -469,12 +471,13 @@ void Engine::return_drafter(Slot& slot) {
 }
 
 void Engine::process_outputs(std::span<const float> logits, std::span<const int32_t> tokens,
-                             std::span<const float> hidden) {
+                             std::span<const TopCandidate> top, std::span<const float> hidden) {
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   const auto n_embd = static_cast<size_t>(model_.config().n_embd);
-  size_t row = 0;    // batch row
-  size_t logit = 0;  // logits row
-  size_t token = 0;  // greedy token
+  size_t row = 0;      // batch row
+  size_t logit = 0;    // logits row
+  size_t token = 0;    // greedy token
+  size_t top_row = 0;  // top-k row (batch_.top_k candidates each)
   size_t hidden_row = 0;
   for (Slot* slot : batch_slots_) {
     const size_t first = row;
@@ -493,13 +496,18 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const int3
       if (slot->decoder) {
         kv_.cache_full_blocks(slot->seq, slot->tokens);
         if (batch_.logits[row - 1] == Batch::kToken) {
-          sample(*slot, {}, tokens[token++]);
+          sample(*slot, {.greedy = tokens[token++]});
+          continue;
+        }
+        if (batch_.logits[row - 1] == Batch::kTopK) {
+          const auto k = static_cast<size_t>(batch_.top_k);
+          sample(*slot, {.top = top.subspan(top_row++ * k, k)});
           continue;
         }
         if (batch_.logits[row - 1] != Batch::kLogits) continue;
         const std::span<const float> logits_row = logits.subspan(logit++ * n_vocab, n_vocab);
         if (slot->siblings_pending) fork_choices(*slot, logits_row);
-        sample(*slot, logits_row);
+        sample(*slot, {.logits = logits_row});
         continue;
       }
     } catch (const std::exception& e) {
@@ -545,21 +553,24 @@ void Engine::fork_choices(Slot& first, std::span<const float> logits_row) {
     Slot& s = *sibling;
     running_.push_back(std::move(sibling));
     try {
-      sample(s, logits_row);
+      sample(s, {.logits = logits_row});
     } catch (const std::exception& e) {
       fail_request(s, e.what());  // this choice alone
     }
   }
 }
 
-void Engine::sample(Slot& slot, std::span<const float> row, std::optional<int32_t> greedy) {
+void Engine::sample(Slot& slot, const RowOutputs& row) {
   SequenceDecoder& decoder = *slot.decoder;
   if (decoder.options().stop.max_tokens == 0) {
     decoder.finish(FinishReason::kMaxTokens);
   } else {
     EngineEvent event;
     event.choice = slot.choice;
-    if (greedy ? decoder.on_token(*greedy, event.token) : decoder.on_logits(row, event.token)) {
+    const bool generated = row.greedy         ? decoder.on_token(*row.greedy, event.token)
+                           : !row.top.empty() ? decoder.on_top_k(row.top, event.token)
+                                              : decoder.on_logits(row.logits, event.token);
+    if (generated) {
       slot.tokens.push_back(event.token.id);
       // The token just sampled is the last the context allows (it is returned, never stored).
       if (static_cast<int32_t>(slot.tokens.size()) > options_.context) decoder.finish(FinishReason::kContextFull);

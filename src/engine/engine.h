@@ -148,12 +148,20 @@ class Engine {
   void verify(Slot& slot, std::span<const float> logits);
   // Gives back a slot's draft-model cache.
   void return_drafter(Slot& slot);
-  // The step's outputs to their slots: logits rows, greedy tokens (Batch::kToken rows) and hidden rows.
-  void process_outputs(std::span<const float> logits, std::span<const int32_t> tokens, std::span<const float> hidden);
+  // The step's outputs to their slots: logits rows, greedy tokens (Batch::kToken rows), best logits
+  // (Batch::kTopK rows, batch_.top_k each) and hidden rows.
+  void process_outputs(std::span<const float> logits, std::span<const int32_t> tokens,
+                       std::span<const TopCandidate> top, std::span<const float> hidden);
   // Choice 0's prompt is done: choices 1..n-1 share its blocks and sample from the same row.
   void fork_choices(Slot& first, std::span<const float> logits_row);
-  // The slot's next token from its logits row, or the `greedy` token the model chose for it.
-  void sample(Slot& slot, std::span<const float> row, std::optional<int32_t> greedy = std::nullopt);
+  // What a sequence's row returned: the greedy token the model chose, its best logits, or its logits.
+  struct RowOutputs {
+    std::optional<int32_t> greedy = {};
+    std::span<const TopCandidate> top = {};
+    std::span<const float> logits = {};
+  };
+  // The slot's next token from its row.
+  void sample(Slot& slot, const RowOutputs& row);
   // Adds this step's hidden rows to an embedding's pool; sends the vector once the prompt is done.
   void pool(Slot& slot, std::span<const float> rows);
   // Ends a generation (sends the held-back text and the last events) and frees its blocks.

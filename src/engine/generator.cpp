@@ -63,7 +63,8 @@ void Generator::start(std::span<const int32_t> prompt, const GenerateOptions& op
   unstored_.reset();
   chosen_.clear();
   logits_ = {};
-  greedy_.reset();
+  greedy_ = {};
+  top_ = {};
   draft_length_ = options.speculative.draft_max;
   // Sampled output draws from the random stream step by step: a choice made on timing would make
   // a seed's text depend on the machine's load. Greedy output is the same either way.
@@ -146,7 +147,9 @@ bool Generator::step(GeneratedToken& token) {
     decoder_->finish(FinishReason::kMaxTokens);
     return decoder_->take_tail(token);
   }
-  const bool generated = greedy_ ? decoder_->on_token(*greedy_, token) : decoder_->on_logits(logits_, token);
+  const bool generated = !greedy_.empty() ? decoder_->on_token(greedy_.front(), token)
+                         : !top_.empty()  ? decoder_->on_top_k(top_, token)
+                                          : decoder_->on_logits(logits_, token);
   lock = {};
   if (!generated) return decoder_->take_tail(token);
   unstored_ = token.id;
@@ -183,14 +186,16 @@ void Generator::decode(int32_t token) {
   unstored_.reset();
 }
 
-Batch::RowOutput Generator::last_row_output() const {
-  return decoder_->needs_logits() ? Batch::kLogits : Batch::kToken;
+Batch::RowOutput Generator::last_row_output() {
+  const Batch::RowOutput output = decoder_->next_row_output();
+  if (output == Batch::kTopK) batch_.top_k = decoder_->top_k();
+  return output;
 }
 
 void Generator::forward() {
   logits_ = model_.forward(batch_, kv_);
-  const std::span<const int32_t> tokens = model_.tokens();
-  greedy_ = tokens.empty() ? std::nullopt : std::optional<int32_t>(tokens.front());
+  greedy_ = model_.tokens();
+  top_ = model_.top_k();
 }
 
 bool Generator::make_draft() {

@@ -66,10 +66,11 @@ class Generator {
   bool prefill();
   // Stores `token` at the end of the sequence and computes its logits (or greedy token).
   void decode(int32_t token);
-  // What the row of the last token in the cache asks for: its greedy token when that is all the
-  // decoder needs (plain greedy: no n_vocab-wide row to copy back from a GPU), else its logits.
-  Batch::RowOutput last_row_output() const;
-  // Runs batch_ and keeps its output: logits_, or greedy_ for a Batch::kToken row.
+  // What the row of the last token in the cache asks for (SequenceDecoder::next_row_output(): its
+  // greedy token or best logits when that is all the decoder reads, so no n_vocab-wide row comes
+  // back from a GPU; else its logits); sets batch_.top_k for a top-k row.
+  Batch::RowOutput last_row_output();
+  // Runs batch_ and keeps its outputs (valid until the next forward step).
   void forward();
   // Speculative decoding's draft after the unstored token (the draft model's, else prompt
   // lookup) into draft_ / proposals_; empty when the step does not speculate.
@@ -93,10 +94,11 @@ class Generator {
 
   // The generation in progress.
   std::optional<SequenceDecoder> decoder_;
-  std::vector<int32_t> prompt_;      // to prefill: the prompt's tokens past the cached prefix
-  std::optional<int32_t> unstored_;  // the last sampled token, not yet in the cache
-  std::span<const float> logits_;    // of the last token in the cache
-  std::optional<int32_t> greedy_;    // or its greedy token, when it asked for that instead
+  std::vector<int32_t> prompt_;        // to prefill: the prompt's tokens past the cached prefix
+  std::optional<int32_t> unstored_;    // the last sampled token, not yet in the cache
+  std::span<const float> logits_;      // of the last token in the cache
+  std::span<const int32_t> greedy_;    // or its greedy token, when it asked for that instead
+  std::span<const TopCandidate> top_;  // or its best logits
   // Chosen by a speculative step, emitted one per next() (so a cancel or a stop between them
   // leaves the stats true), with their logits rows when logprobs are asked for (the model's
   // buffer may be overwritten by another session's step meanwhile).

@@ -373,8 +373,12 @@ int32_t SamplerChain::run_steps(std::span<const float> logits, std::span<const u
   if (!(max > kNegInf && max < kInf)) return sampling::argmax(logits_);  // +inf is certain; nothing finite: id 0
   if (params_.mirostat == 2) return -1;
 
-  for (const SamplerStep step : order_) {
-    switch (step) {
+  return run_order(0);
+}
+
+int32_t SamplerChain::run_order(size_t first) {
+  for (size_t i = first; i < order_.size(); ++i) {
+    switch (order_[i]) {
       case SamplerStep::kDry:
         if (dry_on_) apply_dry();
         break;
@@ -395,6 +399,42 @@ int32_t SamplerChain::run_steps(std::span<const float> logits, std::span<const u
     if (!full_ && cands_.size() == 1) return cands_.front().id;  // nothing left to choose
   }
   return -1;
+}
+
+int32_t SamplerChain::top_k_first(int32_t max_k) const noexcept {
+  const int32_t k = params_.top_k;
+  if (greedy() || params_.mirostat != 0 || !params_.logit_bias.empty() || penalties_on_ || k <= 0 || k > max_k ||
+      k >= n_vocab_) {
+    return 0;
+  }
+  for (const SamplerStep step : order_) {
+    if (step == SamplerStep::kTopK) return k;
+    const bool no_op =
+        (step == SamplerStep::kDry && !dry_on_) || (step == SamplerStep::kTopNSigma && params_.top_n_sigma <= 0.0f);
+    if (!no_op) return 0;
+  }
+  return 0;
+}
+
+int32_t SamplerChain::sample_top_k(std::span<const Candidate> best) {
+  EMBER_CHECK(top_k_first(n_vocab_) == params_.top_k && best.size() == static_cast<size_t>(params_.top_k));
+  logits_ = {};
+  full_ = false;
+  sorted_ = true;
+  max_valid_ = false;
+  shift_ = 0.0f;
+  scale_ = 1.0f;
+  // run_steps' test of the row's largest number: the best candidate is it (-inf when none is).
+  const float max = best.front().logit;
+  if (!(max > kNegInf && max < kInf)) return max == kInf ? best.front().id : 0;
+  // What top_k() keeps of the whole row (the steps before it change nothing here).
+  cands_.assign(best.begin(), best.end());
+  while (cands_.size() > 1 && cands_.back().logit == kNegInf) cands_.pop_back();
+  if (cands_.size() == 1) return cands_.front().id;
+  const size_t after =
+      static_cast<size_t>(std::find(order_.begin(), order_.end(), SamplerStep::kTopK) - order_.begin()) + 1;
+  const int32_t decided = run_order(after);
+  return decided >= 0 ? decided : draw();
 }
 
 int32_t SamplerChain::sample(std::span<const float> logits) { return sample(logits, {}); }

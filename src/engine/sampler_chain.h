@@ -51,6 +51,10 @@ class SamplerChain {
   // Greedy with nothing that changes the logits first (logit bias, penalties, DRY): the choice is
   // the logits' argmax (Batch::kToken's rule), which the model can make where the logits are.
   bool plain_greedy() const noexcept { return greedy() && params_.logit_bias.empty() && !penalties_on_ && !dry_on_; }
+  // The k of a chain whose best k logits are all it reads: sampling (not mirostat) whose first step
+  // that changes anything is top-k, with no logit bias or penalties before it, and k <= max_k (and
+  // below n_vocab). 0 when the whole row is needed.
+  int32_t top_k_first(int32_t max_k) const noexcept;
   // Mirostat's current maximum surprise (bits); 2 tau after construction or reset().
   float mirostat_mu() const noexcept { return mu_; }
 
@@ -64,6 +68,10 @@ class SamplerChain {
   // once warm. NaN logits are never drawn, nor -inf ones (unless nothing else is left: then the
   // lowest id); a +inf logit is certain.
   int32_t sample(std::span<const float> logits);
+  // sample() from the row's best params().top_k logits only (while top_k_first() is non-zero):
+  // `best` best first, the larger logit then the lower id, a NaN as -inf (select_top_k's order). The
+  // same token, and the same random state after, as sample() on the whole row.
+  int32_t sample_top_k(std::span<const sampling::Candidate> best);
   // The same with a constraint: only tokens whose bit is set in `allowed` (one bit per vocabulary
   // entry, ceil(n_vocab / 64) words, at least one bit set) can be drawn. The mask applies after
   // logit bias and penalties, before every other step.
@@ -115,6 +123,8 @@ class SamplerChain {
   // Bias, penalties and the steps; a token when they decide alone (greedy, one candidate left,
   // a +inf logit), else -1 and the set to draw from.
   int32_t run_steps(std::span<const float> logits, std::span<const uint64_t> allowed = {});
+  // order_[first, end): a token when one candidate is left, else -1.
+  int32_t run_order(size_t first);
   void apply_mask(std::span<const uint64_t> allowed);
   double uniform();  // [0, 1), 53 bits: the same on every standard library
 

@@ -152,14 +152,28 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
   return emit(id, logits, token);
 }
 
-bool SequenceDecoder::needs_logits() const noexcept {
+Batch::RowOutput SequenceDecoder::next_row_output() const noexcept {
   // A lazy constraint still watching for its trigger only follows the tokens (on_logits' else).
-  return !sampler_.plain_greedy() || options_.logprobs >= 0 || (constraint_ && !constraint_->unconstrained());
+  if (options_.logprobs >= 0 || (constraint_ && !constraint_->unconstrained())) return Batch::kLogits;
+  if (sampler_.plain_greedy()) return Batch::kToken;
+  return sampler_.top_k_first(Batch::kMaxTopK) > 0 ? Batch::kTopK : Batch::kLogits;
 }
 
 bool SequenceDecoder::on_token(int32_t id, GeneratedToken& token) {
-  EMBER_CHECK(!finished() && !needs_logits() && id >= 0 && id < sampler_.n_vocab());
+  EMBER_CHECK(!finished() && next_row_output() == Batch::kToken && id >= 0 && id < sampler_.n_vocab());
   if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
+  return emit(id, {}, token);
+}
+
+bool SequenceDecoder::on_top_k(std::span<const TopCandidate> best, GeneratedToken& token) {
+  const auto k = static_cast<size_t>(top_k());
+  EMBER_CHECK(!finished() && next_row_output() == Batch::kTopK && best.size() >= k);
+  Timer sample_timer;
+  top_.clear();
+  for (const TopCandidate& c : best.first(k)) top_.push_back({c.logit, c.id});
+  const int32_t id = sampler_.sample_top_k(top_);
+  if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
+  stats_.sample_ms += sample_timer.elapsed_ms();
   return emit(id, {}, token);
 }
 

@@ -21,6 +21,7 @@
 #include "engine/speculative.h"
 #include "engine/stop_strings.h"
 #include "grammar/matcher.h"
+#include "model/batch.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember {
@@ -47,12 +48,18 @@ class SequenceDecoder {
   // returns. With a constraint only tokens it allows are drawn; throws Error(kInvalidArgument)
   // when no token of the vocabulary can continue it.
   bool on_logits(std::span<const float> logits, GeneratedToken& token);
-  // Whether the next token needs the logits row. False when it is their argmax (plain greedy: no
-  // logit bias, penalties, DRY, active constraint or logprobs): the caller may then ask the model
-  // for the row's greedy token (Batch::kToken) and pass it to on_token().
-  bool needs_logits() const noexcept;
-  // on_logits() for a row whose greedy token the model chose (only while !needs_logits()).
+  // What the next token's row must return, least first: its greedy token (Batch::kToken) when the
+  // choice is the logits' argmax (plain greedy); its best top_k() logits (Batch::kTopK) when
+  // sampling reads no more (top-k first, up to Batch::kMaxTopK); else the logits (logprobs, an
+  // active constraint, logit bias, penalties, DRY, mirostat, or another first step). The caller
+  // passes the row to on_token(), on_top_k() or on_logits() accordingly.
+  Batch::RowOutput next_row_output() const noexcept;
+  int32_t top_k() const noexcept { return sampler_.params().top_k; }
+  // on_logits() for a row whose greedy token the model chose (next_row_output() kToken).
   bool on_token(int32_t id, GeneratedToken& token);
+  // on_logits() from the row's best logits (next_row_output() kTopK): at least top_k() of them,
+  // best first (Model::top_k()); the same token and random state as from the whole row.
+  bool on_top_k(std::span<const TopCandidate> best, GeneratedToken& token);
   // Speculative decoding: rows[i] is the logits row after the last token and draft[0, i)
   // (rows.size() == draft.size() + 1). Keeps a prefix of the draft and then chooses one more token
   // by modified rejection sampling, so the output has on_logits' distribution (greedy: its
@@ -134,8 +141,9 @@ class SequenceDecoder {
   std::string text_;
   GenerationStats stats_;
   Timer timer_;
-  std::mt19937_64 verify_rng_;  // speculative verification's draws
-  std::mt19937_64 draft_rng_;   // the draft model's draws
+  std::mt19937_64 verify_rng_;            // speculative verification's draws
+  std::mt19937_64 draft_rng_;             // the draft model's draws
+  std::vector<sampling::Candidate> top_;  // on_top_k()'s candidates
   bool tail_taken_ = false;
 };
 

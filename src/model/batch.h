@@ -1,7 +1,7 @@
 // Batch: one forward step's rows (DESIGN.md §2) — any mix of prefill chunks and decode tokens of
 // several sequences, flattened: row i is token tokens[i] of sequence seq[i] at position pos[i], and
-// logits[i] says what that row returns (RowOutput: nothing, its logits, its greedy token, or its
-// hidden state).
+// logits[i] says what that row returns (RowOutput: nothing, its logits, its greedy token, its best
+// logits, or its hidden state).
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,12 @@
 #include "model/kv_cache.h"
 
 namespace ember {
+
+// One of a Batch::kTopK row's best logits.
+struct TopCandidate {
+  float logit;
+  int32_t id;
+};
 
 struct Batch {
   // What a row returns from Model::forward (the values of `logits`). Nested and unscoped: the
@@ -23,12 +29,19 @@ struct Batch {
     // ties, never NaN, 0 when no logit is above -inf — SamplerChain's greedy choice. With the head
     // on the GPU the argmax runs there: one id comes back instead of n_vocab floats.
     kToken = 3,
+    // The row's `top_k` best logits with their ids (Model::top_k()), best first: the larger logit,
+    // then the lower id; a NaN ranks (and is returned) as -inf — the sampler's top-k. With the head
+    // on the GPU the selection runs there: k pairs come back instead of n_vocab floats.
+    kTopK = 4,
   };
+  // The most candidates a kTopK row returns.
+  static constexpr int32_t kMaxTopK = 256;
 
   std::vector<int32_t> tokens;
   std::vector<int32_t> pos;
   std::vector<SeqId> seq;
   std::vector<uint8_t> logits;  // a RowOutput per row
+  int32_t top_k = 0;            // candidates per kTopK row, one count for the batch (1..kMaxTopK)
 
   size_t size() const noexcept { return tokens.size(); }
   bool empty() const noexcept { return tokens.empty(); }
@@ -37,6 +50,7 @@ struct Batch {
     pos.clear();
     seq.clear();
     logits.clear();
+    top_k = 0;
   }
   void add(int32_t token, int32_t position, SeqId sequence, RowOutput output) {
     tokens.push_back(token);

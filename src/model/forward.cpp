@@ -1,7 +1,8 @@
 // Model::forward: the batch-first forward pass (DESIGN.md §2-3). Every row of a step goes through
 // the same matmuls; attention reads each row's own sequence through the paged KV cache. Reads top
 // to bottom like the math: embeddings, then per layer x += attn(norm(x)), x += ffn(norm(x)), then
-// the output norm and the logits (or greedy tokens, or hidden states) of the rows that want them.
+// the output norm and the logits (or greedy tokens, best logits, or hidden states) of the rows that
+// want them.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -25,6 +26,27 @@ int64_t index_of(const std::vector<SeqId>& ids, SeqId id) {
 int32_t greedy_token(const CpuBackend& backend, const float* row, int64_t n) {
   const int64_t best = backend.argmax(row, n);
   return row[best] > -std::numeric_limits<float>::infinity() ? static_cast<int32_t>(best) : 0;
+}
+
+// Batch::kTopK's order: the larger logit (a NaN ranks as -inf), then the lower id.
+bool beats(const TopCandidate& a, const TopCandidate& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+// out [k] = the row's k best, best first: a k-heap whose top is its worst. Ids arrive in increasing
+// order, so an equal logit never displaces a lower id: `>` is the whole test (and a NaN never
+// passes it).
+void select_top(const float* row, int64_t n, int32_t k, TopCandidate* out) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int32_t i = 0; i < k; ++i) out[i] = {row[i] != row[i] ? kNegInf : row[i], i};
+  std::make_heap(out, out + k, beats);
+  for (int64_t i = k; i < n; ++i) {
+    if (!(row[i] > out[0].logit)) continue;
+    std::pop_heap(out, out + k, beats);
+    out[k - 1] = {row[i], static_cast<int32_t>(i)};
+    std::push_heap(out, out + k, beats);
+  }
+  std::sort_heap(out, out + k, beats);
 }
 
 }  // namespace
@@ -52,10 +74,16 @@ void Model::check_batch(const Batch& batch, const KvCache& kv) {
       fail(ErrorCode::kInvalidArgument, "batch row {}: token id {} is outside the vocabulary [0, {})", i,
            batch.tokens[i], config_.n_vocab);
     }
-    if (batch.logits[i] > Batch::kToken) {
+    if (batch.logits[i] > Batch::kTopK) {
       fail(ErrorCode::kInvalidArgument,
-           "batch row {}: output kind {} is not 0 (none), 1 (logits), 2 (hidden state) or 3 (greedy token)", i,
-           batch.logits[i]);
+           "batch row {}: output kind {} is not 0 (none), 1 (logits), 2 (hidden state), 3 (greedy token) or 4 (top "
+           "k)",
+           i, batch.logits[i]);
+    }
+    if (batch.logits[i] == Batch::kTopK &&
+        (batch.top_k < 1 || batch.top_k > std::min(Batch::kMaxTopK, config_.n_vocab))) {
+      fail(ErrorCode::kInvalidArgument, "batch row {}: top_k {} is not 1 to {}", i, batch.top_k,
+           std::min(Batch::kMaxTopK, config_.n_vocab));
     }
     const SeqId seq = batch.seq[i];
     int64_t at = index_of(batch_seqs_, seq);
@@ -95,18 +123,22 @@ std::span<const float> Model::forward(const Batch& batch, KvCache& kv) {
     return static_cast<size_t>(std::count(batch.logits.begin(), batch.logits.end(), uint8_t{kind}));
   };
   const size_t token_rows = rows_of(Batch::kToken);
+  const size_t top_rows = rows_of(Batch::kTopK);
   const size_t logit_floats = rows_of(Batch::kLogits) * static_cast<size_t>(config_.n_vocab);
   const size_t hidden_floats = rows_of(Batch::kHidden) * static_cast<size_t>(config_.n_embd);
   n_logits_ = 0;
   n_hidden_ = 0;
   n_tokens_ = 0;
+  n_top_ = 0;
   try {
-    // Each grows to the largest request only. The token rows' logits pass through logits_ on the
-    // host path (after the rows kept before them).
-    const size_t scratch_floats = logit_floats + token_rows * static_cast<size_t>(config_.n_vocab);
+    // Each grows to the largest request only. The token and top-k rows' logits pass through
+    // logits_ on the host path (after the rows kept before them).
+    const size_t scratch_floats = logit_floats + (token_rows + top_rows) * static_cast<size_t>(config_.n_vocab);
     if (logits_.size() < scratch_floats) logits_.resize(scratch_floats);
     if (final_hidden_.size() < hidden_floats) final_hidden_.resize(hidden_floats);
     if (tokens_.size() < token_rows) tokens_.resize(token_rows);
+    const size_t top_entries = top_rows * static_cast<size_t>(std::max(batch.top_k, 0));
+    if (top_.size() < top_entries) top_.resize(top_entries);
     const auto step = static_cast<size_t>(options_.max_step_tokens);
     for (size_t r0 = 0; r0 < batch.size(); r0 += step) run_step(batch, r0, std::min(batch.size(), r0 + step), kv);
   } catch (...) {
@@ -210,16 +242,25 @@ void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
 // Called after every GPU step that kept its rows on the device, with or without outputs: it also
 // waits for the step.
 void Model::gpu_output_rows(const Batch& batch, size_t r0, size_t r1) {
-  row_ids_.clear();  // step-local indices of the rows that want logits, and of those that want tokens
+  row_ids_.clear();  // step-local indices of the rows by what they want
   token_rows_.clear();
+  top_rows_.clear();
   for (size_t r = r0; r < r1; ++r) {
-    if (batch.logits[r] == Batch::kLogits) row_ids_.push_back(static_cast<int32_t>(r - r0));
-    if (batch.logits[r] == Batch::kToken) token_rows_.push_back(static_cast<int32_t>(r - r0));
+    const auto local = static_cast<int32_t>(r - r0);
+    if (batch.logits[r] == Batch::kLogits) row_ids_.push_back(local);
+    if (batch.logits[r] == Batch::kToken) token_rows_.push_back(local);
+    if (batch.logits[r] == Batch::kTopK) top_rows_.push_back(local);
   }
-  gpu_->outputs(row_ids_, logits_.data() + n_logits_ * static_cast<size_t>(config_.n_vocab), token_rows_,
-                tokens_.data() + n_tokens_);
+  gpu_->outputs({.logit_rows = row_ids_,
+                 .logits = logits_.data() + n_logits_ * static_cast<size_t>(config_.n_vocab),
+                 .token_rows = token_rows_,
+                 .tokens = tokens_.data() + n_tokens_,
+                 .top_rows = top_rows_,
+                 .top_k = batch.top_k,
+                 .top = top_.data() + n_top_});
   n_logits_ += row_ids_.size();
   n_tokens_ += token_rows_.size();
+  n_top_ += top_rows_.size() * static_cast<size_t>(std::max(batch.top_k, 0));
 }
 
 void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
@@ -269,13 +310,20 @@ void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
   if (hooks_.active(HookPoint::kLogits)) [[unlikely]] {
     run_hook(HookPoint::kLogits, -1, logits, m, c.n_vocab, row_ids_);
   }
-  // Token rows give their greedy token; logits rows close up after the rows kept before them.
+  // Token rows give their greedy token, top-k rows their best logits; logits rows close up after
+  // the rows kept before them.
   const auto n_vocab = static_cast<size_t>(c.n_vocab);
   size_t kept = 0;
   for (size_t i = 0; i < m_logits; ++i) {
     const float* row = logits + i * n_vocab;
-    if (batch.logits[static_cast<size_t>(row_ids_[i])] == Batch::kToken) {
+    const uint8_t kind = batch.logits[static_cast<size_t>(row_ids_[i])];
+    if (kind == Batch::kToken) {
       tokens_[n_tokens_++] = greedy_token(backend_, row, c.n_vocab);
+      continue;
+    }
+    if (kind == Batch::kTopK) {
+      select_top(row, c.n_vocab, batch.top_k, top_.data() + n_top_);
+      n_top_ += static_cast<size_t>(batch.top_k);
       continue;
     }
     if (kept != i) std::memmove(logits + kept * n_vocab, row, sizeof(float) * n_vocab);

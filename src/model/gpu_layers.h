@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cpu/kv_layout.h"
+#include "model/batch.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
@@ -43,6 +44,19 @@ struct GpuStep {
   const float* cos_sin = nullptr;        // [n][n_rot]
   const float* cos_sin_local = nullptr;  // [n][n_rot_local]
   const KvCache* kv = nullptr;
+};
+
+// What GpuLayers::outputs() gives for a step's rows (step-local indices, ascending in each list),
+// into host memory: the logits [logit_rows][n_vocab], the greedy tokens of token_rows (Batch::kToken),
+// and the top_k best logits of each of top_rows (Batch::kTopK), [top_rows][top_k].
+struct GpuOutputs {
+  std::span<const int32_t> logit_rows;
+  float* logits = nullptr;
+  std::span<const int32_t> token_rows;
+  int32_t* tokens = nullptr;
+  std::span<const int32_t> top_rows;
+  int32_t top_k = 0;
+  TopCandidate* top = nullptr;
 };
 
 // Runs a hook point on host data (the GPU layers copy a buffer down and back around it).
@@ -86,12 +100,9 @@ class GpuLayers {
   virtual void run(const GpuStep& step, float* x, bool keep_on_device, const std::function<bool(HookPoint)>& active,
                    const GpuHook& hook) = 0;
   // After each run(keep_on_device = true), even with no rows: the output norm, the LM head and the
-  // final soft-cap of the step rows `logit_rows` and `token_rows` (step-local indices, ascending
-  // each); `logits` (host) gets the logits [logit_rows.size()][n_vocab] of the first, `tokens`
-  // (host) the greedy tokens of the others (Batch::kToken's rule, chosen on the device). Returns
-  // once the step and its outputs are done.
-  virtual void outputs(std::span<const int32_t> logit_rows, float* logits, std::span<const int32_t> token_rows,
-                       int32_t* tokens) = 0;
+  // final soft-cap of the rows `out` names, then their outputs (greedy tokens and top-k chosen on
+  // the device). Returns once the step and its outputs are done.
+  virtual void outputs(const GpuOutputs& out) = 0;
   // Steps run by replaying a captured graph, and graphs captured (tests, stats).
   virtual uint64_t graph_replays() const noexcept { return 0; }
   virtual uint64_t graph_captures() const noexcept { return 0; }

@@ -35,6 +35,7 @@ using cuda::CudaLinear;
 using cuda::DeviceBuffer;
 
 constexpr double kMiB = 1024.0 * 1024.0;
+static_assert(cuda::kMaxTopK == Batch::kMaxTopK);
 
 // KV pools of the GPU layers: device memory, blocks copied on the backend's stream. Holds the
 // backend, so a cache that outlives its model can still free and copy.
@@ -145,31 +146,45 @@ class CudaGpuLayers final : public GpuLayers {
     }
   }
 
-  void outputs(std::span<const int32_t> logit_rows, float* logits, std::span<const int32_t> token_rows,
-               int32_t* tokens) override {
+  void outputs(const GpuOutputs& o) override {
     EMBER_CHECK(options_.output);
     const ModelConfig& c = config_;
-    const auto m_logits = static_cast<int64_t>(logit_rows.size());
-    const auto m = m_logits + static_cast<int64_t>(token_rows.size());
+    const auto m_logits = static_cast<int64_t>(o.logit_rows.size());
+    const auto m_tokens = static_cast<int64_t>(o.token_rows.size());
+    const auto m_top = static_cast<int64_t>(o.top_rows.size());
+    const int64_t m = m_logits + m_tokens + m_top;
     CudaBackend& b = *backend_;
     b.make_current();
     if (m == 0) {
       b.synchronize();  // the step run() left running
       return;
     }
-    // The wanted rows close up in xn, logits rows first (runs of consecutive rows in one copy).
-    gather_rows(logit_rows, 0);
-    gather_rows(token_rows, m_logits);
+    // The wanted rows close up in xn: logits rows, then token rows, then top-k rows (runs of
+    // consecutive rows in one copy).
+    gather_rows(o.logit_rows, 0);
+    gather_rows(o.token_rows, m_logits);
+    gather_rows(o.top_rows, m_logits + m_tokens);
     float* out = logits_.as<float>();
     b.rms_norm(buffers_.xn, output_norm_.as<float>(), buffers_.xn, m, c.n_embd, c.norm_eps);
     b.matmul(output_, buffers_.xn, m, out);
     if (c.final_softcap > 0.0f) b.softcap(out, m * c.n_vocab, c.final_softcap);
-    if (m_logits > 0) b.to_host(logits, out, floats_bytes(m_logits, c.n_vocab));
-    if (m > m_logits) {
-      b.greedy_rows(out + m_logits * c.n_vocab, m - m_logits, c.n_vocab, tokens_.as<int32_t>());
-      b.to_host(tokens, tokens_.data(), sizeof(int32_t) * token_rows.size());
+    if (m_logits > 0) b.to_host(o.logits, out, floats_bytes(m_logits, c.n_vocab));
+    if (m_tokens > 0) {
+      b.greedy_rows(out + m_logits * c.n_vocab, m_tokens, c.n_vocab, tokens_.as<int32_t>());
+      b.to_host(o.tokens, tokens_.data(), sizeof(int32_t) * static_cast<size_t>(m_tokens));
+    }
+    const auto top_entries = static_cast<size_t>(m_top * o.top_k);
+    if (m_top > 0) {
+      EMBER_CHECK(o.top_k >= 1 && o.top_k <= cuda::kMaxTopK && o.top_k <= c.n_vocab);
+      b.top_k_rows(out + (m_logits + m_tokens) * c.n_vocab, m_top, c.n_vocab, o.top_k, top_values_.as<float>(),
+                   top_ids_.as<int32_t>());
+      host_top_values_.resize(top_entries);
+      host_top_ids_.resize(top_entries);
+      b.to_host(host_top_values_.data(), top_values_.data(), sizeof(float) * top_entries);
+      b.to_host(host_top_ids_.data(), top_ids_.data(), sizeof(int32_t) * top_entries);
     }
     b.synchronize();
+    for (size_t i = 0; i < top_entries; ++i) o.top[i] = {host_top_values_[i], host_top_ids_[i]};
   }
 
  private:
@@ -251,8 +266,10 @@ class CudaGpuLayers final : public GpuLayers {
     const int64_t rows = options_.max_rows;
     const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
     const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
+    // The head's outputs: logits, greedy tokens, and the top-k values and ids.
+    const int64_t output_widths = options_.output ? c.n_vocab + 1 + 2 * int64_t{cuda::kMaxTopK} : 0;
     const int64_t widths = 2 * c.n_embd + (q_dim + 2 * kv_dim) + q_dim + 2 * kv_dim + q_dim + c.n_embd +
-                           3 * int64_t{c.n_ff} + (options_.output ? c.n_vocab : 0);
+                           3 * int64_t{c.n_ff} + output_widths;
     uint64_t bytes = floats_bytes(rows, widths);
     if (rows > cuda::kGemvMaxRows && !options_.batch_invariant) {
       bytes += static_cast<uint64_t>(max_matrix_elements(weights)) * 2 + static_cast<uint64_t>(rows * max_k()) * 2;
@@ -326,6 +343,8 @@ class CudaGpuLayers final : public GpuLayers {
     if (options_.output) {
       buffer(logits_, c.n_vocab, "the logits");
       tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the greedy tokens");
+      top_values_ = DeviceBuffer(sizeof(float) * static_cast<size_t>(rows * cuda::kMaxTopK), "the top-k logits");
+      top_ids_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows * cuda::kMaxTopK), "the top-k ids");
     }
     row_meta_ = DeviceBuffer(sizeof(KvRow) * static_cast<size_t>(rows), "the step's rows");
     seq_tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's sequence lengths");
@@ -461,11 +480,13 @@ class CudaGpuLayers final : public GpuLayers {
   LayerStep layer_step_;
   LayerBuffers buffers_;
   DeviceBuffer x_, xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, cos_sin_, cos_sin_local_, logits_;
-  DeviceBuffer row_meta_, seq_tokens_, block_tables_, tokens_;
+  DeviceBuffer row_meta_, seq_tokens_, block_tables_, tokens_, top_values_, top_ids_;
   int32_t max_blocks_ = 0;
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;
   std::vector<float> hook_rows_;
+  std::vector<float> host_top_values_;  // outputs()' staging of the top-k rows
+  std::vector<int32_t> host_top_ids_;
   std::vector<std::pair<std::vector<uintptr_t>, cuda::CudaGraph>> graphs_;  // by shape, least recently used first
   std::vector<uintptr_t> graph_key_;                                        // graph_for's scratch
   uint64_t graph_replays_ = 0;

@@ -97,10 +97,11 @@ class Model {
   // Runs the batch: stores every row's K/V in `kv` (sequences grow by their rows) and returns the
   // logits of the rows that asked for them (Batch::kLogits), [n_logits][n_vocab] in batch order,
   // valid until the next forward(); the Batch::kHidden rows' hidden states are in hidden(), the
-  // Batch::kToken rows' greedy tokens in tokens(). Each sequence's rows must continue it: positions
-  // kv.n_tokens(seq), +1, ... in batch order. Throws Error(kInvalidArgument) for an inconsistent
-  // batch (bad token id, unknown sequence, a position that does not continue its sequence, an
-  // output kind other than 0 / 1 / 2 / 3) and Error(kOutOfMemory) when the KV cache has no room;
+  // Batch::kToken rows' greedy tokens in tokens(), the Batch::kTopK rows' best logits in top_k().
+  // Each sequence's rows must continue it: positions kv.n_tokens(seq), +1, ... in batch order.
+  // Throws Error(kInvalidArgument) for an inconsistent batch (bad token id, unknown sequence, a
+  // position that does not continue its sequence, an output kind other than 0 to 4, kTopK rows with
+  // top_k outside 1..min(kMaxTopK, n_vocab)) and Error(kOutOfMemory) when the KV cache has no room;
   // both before anything is computed or stored. Should a hook throw mid-batch, every sequence is
   // truncated back to its length before the batch and the exception propagates.
   std::span<const float> forward(const Batch& batch, KvCache& kv);
@@ -113,6 +114,9 @@ class Model {
   // The greedy tokens of the last forward()'s Batch::kToken rows, in batch order; valid until the
   // next forward().
   std::span<const int32_t> tokens() const noexcept { return {tokens_.data(), n_tokens_}; }
+  // The best logits of the last forward()'s Batch::kTopK rows, [n_top_rows][batch.top_k] in batch
+  // order; valid until the next forward().
+  std::span<const TopCandidate> top_k() const noexcept { return {top_.data(), n_top_}; }
 
  private:
   Model(GgufFile file, CpuBackend& backend, const ModelOptions& options);
@@ -172,6 +176,9 @@ class Model {
   std::vector<int32_t> tokens_;       // [token rows], grows to the largest request
   size_t n_tokens_ = 0;               // entries of tokens_ filled by this forward()
   std::vector<int32_t> token_rows_;   // gpu_output_rows' step-local kToken rows
+  std::vector<TopCandidate> top_;     // [top rows][batch top_k], grows to the largest request
+  size_t n_top_ = 0;                  // entries of top_ filled by this forward()
+  std::vector<int32_t> top_rows_;     // gpu_output_rows' step-local kTopK rows
 };
 
 }  // namespace ember

@@ -13,6 +13,7 @@
 
 #include "cuda/cuda_test_util.h"
 #include "ember/hooks.h"
+#include "engine/sampler_math.h"
 #include "model/forward_test_support.h"
 #include "support/stories_data.h"
 #include "support/test_data.h"
@@ -266,43 +267,52 @@ TEST(CudaModel, HooksHiddenRowsLongBatchesAndLongSequences) {
   EXPECT_LE(long_error, 1e-4);
 }
 
-// Token rows (Batch::kToken) with the head on the GPU: the greedy choice runs on the device and
-// equals the rule applied to the logits the same rows return when they ask for logits instead
-// (the same kernels, the same bits). Prefill chunks with token and logits rows, then decode steps
-// (replayed from graphs) of two sequences, one wanting a token and one logits; on every GPU layer,
-// and on a split that leaves the head on the CPU.
-TEST(CudaModel, TokenRowsAreTheArgmaxOfTheirLogits) {
+// Token rows (Batch::kToken) and top-k rows (Batch::kTopK) with the head on the GPU: the greedy
+// choice and the top-k selection run on the device and equal the sampler's rules applied to the
+// logits the same rows return when they ask for logits instead (the same kernels, the same bits).
+// Prefill chunks with token, top-k and logits rows, then decode steps (replayed from graphs) of two
+// sequences; on every GPU layer, and on a split that leaves the head on the CPU.
+TEST(CudaModel, TokenAndTopKRowsFollowTheirLogits) {
   EMBER_REQUIRE_GPU();
   const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec("llama", DType::kQ8_0));
+  constexpr int32_t kTop = 7;
   for (int32_t n_gpu : {kGpuLayersAll, 1}) {
     SCOPED_TRACE("gpu layers " + std::to_string(n_gpu));
     struct Outputs {
       std::vector<int32_t> tokens;
+      std::vector<TopCandidate> top;
       std::vector<float> logits;
     };
-    // The same batches on a fresh load: with their kinds, or with every token row asking for logits.
+    // The same batches on a fresh load: with their kinds, or with every token and top-k row asking
+    // for logits.
     const auto run = [&](bool as_logits) {
       GpuModel g = load_gpu(bytes, n_gpu, 8, DType::kF16);
       const int64_t n_vocab = g.model->config().n_vocab;
       const std::vector<int32_t> tokens = test::random_tokens(40, n_vocab, 41);
       const Batch::RowOutput token_kind = as_logits ? Batch::kLogits : Batch::kToken;
+      const Batch::RowOutput top_kind = as_logits ? Batch::kLogits : Batch::kTopK;
       Outputs out;
-      const auto forward = [&](const Batch& batch) {
+      const auto forward = [&](Batch& batch) {
+        batch.top_k = kTop;
         const std::span<const float> logits = g.model->forward(batch, *g.kv);
         out.logits.insert(out.logits.end(), logits.begin(), logits.end());
         out.tokens.insert(out.tokens.end(), g.model->tokens().begin(), g.model->tokens().end());
+        out.top.insert(out.top.end(), g.model->top_k().begin(), g.model->top_k().end());
       };
       const SeqId s0 = g.kv->add_sequence(), s1 = g.kv->add_sequence();
       Batch batch;
       for (int32_t i = 0; i < 13; ++i) {  // two steps of 8 rows
-        const Batch::RowOutput kind = i == 5 || i == 12 ? token_kind : i == 9 ? Batch::kLogits : Batch::kNoOutput;
+        const Batch::RowOutput kind = i == 5 || i == 12 ? token_kind
+                                      : i == 9          ? Batch::kLogits
+                                      : i == 10         ? top_kind
+                                                        : Batch::kNoOutput;
         batch.add(tokens[static_cast<size_t>(i)], i, s0, kind);
       }
       forward(batch);
-      for (int32_t step = 0; step < 5; ++step) {
+      for (int32_t step = 0; step < 6; ++step) {
         batch.clear();
-        batch.add(tokens[static_cast<size_t>(13 + step)], 13 + step, s0, token_kind);
-        batch.add(tokens[static_cast<size_t>(20 + step)], step, s1, step % 2 == 0 ? Batch::kLogits : token_kind);
+        batch.add(tokens[static_cast<size_t>(13 + step)], 13 + step, s0, step % 2 == 0 ? token_kind : top_kind);
+        batch.add(tokens[static_cast<size_t>(20 + step)], step, s1, step % 3 == 0 ? Batch::kLogits : top_kind);
         forward(batch);
       }
       if (n_gpu == kGpuLayersAll) {
@@ -313,18 +323,32 @@ TEST(CudaModel, TokenRowsAreTheArgmaxOfTheirLogits) {
     const Outputs mixed = run(false);
     const Outputs all = run(true);
     const int64_t n_vocab = 80;
-    // Output rows in order: prefill 5 (token), 9 (logits), 12 (token); then per decode step s0's
-    // token and s1's logits (even steps) or token (odd steps).
-    std::vector<bool> is_token = {true, false, true};
-    for (int step = 0; step < 5; ++step) is_token.insert(is_token.end(), {true, step % 2 != 0});
-    ASSERT_EQ(all.logits.size(), is_token.size() * static_cast<size_t>(n_vocab));
-    ASSERT_EQ(mixed.tokens.size(), static_cast<size_t>(std::count(is_token.begin(), is_token.end(), true)));
+    // Output rows in order and what each asked for in the mixed run.
+    std::vector<Batch::RowOutput> kinds = {Batch::kToken, Batch::kLogits, Batch::kTopK, Batch::kToken};
+    for (int step = 0; step < 6; ++step) {
+      kinds.push_back(step % 2 == 0 ? Batch::kToken : Batch::kTopK);
+      kinds.push_back(step % 3 == 0 ? Batch::kLogits : Batch::kTopK);
+    }
+    ASSERT_EQ(all.logits.size(), kinds.size() * static_cast<size_t>(n_vocab));
+    const auto count = [&](Batch::RowOutput kind) {
+      return static_cast<size_t>(std::count(kinds.begin(), kinds.end(), kind));
+    };
+    ASSERT_EQ(mixed.tokens.size(), count(Batch::kToken));
+    ASSERT_EQ(mixed.top.size(), count(Batch::kTopK) * kTop);
     std::vector<int32_t> distinct;
-    for (size_t o = 0, t = 0, l = 0; o < is_token.size(); ++o) {
+    std::vector<sampling::Candidate> best;
+    for (size_t o = 0, t = 0, k = 0, l = 0; o < kinds.size(); ++o) {
       const float* want = all.logits.data() + o * static_cast<size_t>(n_vocab);
-      if (is_token[o]) {
+      if (kinds[o] == Batch::kToken) {
         EXPECT_EQ(mixed.tokens[t], test::greedy_of(want, n_vocab)) << "output row " << o;
         distinct.push_back(mixed.tokens[t++]);
+      } else if (kinds[o] == Batch::kTopK) {
+        sampling::select_top_k(std::span<const float>(want, static_cast<size_t>(n_vocab)), kTop, best);
+        for (int32_t i = 0; i < kTop; ++i, ++k) {
+          EXPECT_EQ(mixed.top[k].id, best[static_cast<size_t>(i)].id) << "output row " << o << " place " << i;
+          EXPECT_EQ(std::memcmp(&mixed.top[k].logit, &best[static_cast<size_t>(i)].logit, sizeof(float)), 0)
+              << "output row " << o << " place " << i;
+        }
       } else {
         EXPECT_EQ(0, std::memcmp(mixed.logits.data() + l++ * static_cast<size_t>(n_vocab), want,
                                  sizeof(float) * static_cast<size_t>(n_vocab)))

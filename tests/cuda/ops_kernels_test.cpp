@@ -1,11 +1,13 @@
 // The CUDA row ops (cuda/ops_kernels.cu) against the CPU scalar backend's namesakes on the same
-// random data: float ops within 1e-5 relative error, get_rows and argmax exact.
+// random data: float ops within 1e-5 relative error, get_rows, argmax and top-k exact.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "cpu/cpu_backend.h"
@@ -14,6 +16,7 @@
 #include "cuda/cuda_kernels.h"
 #include "cuda/device_buffer.h"
 #include "cuda_test_util.h"
+#include "engine/sampler_math.h"
 #include "model/forward_test_support.h"
 
 namespace ember {
@@ -354,6 +357,57 @@ TEST(CudaOps, GreedyRowsFollowTheSamplersRule) {
   }
 }
 
+// top_k_rows against the sampler's select_top_k (the spec) on rows that stress the selection: random
+// values, heavy ties at the k-th value (values on a coarse grid, a constant row), NaNs (ranked as
+// -inf), infinities, -0 beside +0, all NaN, all -inf; every k from 1 to kMaxTopK that fits.
+TEST(CudaOps, TopKRowsEqualTheSamplersTopK) {
+  EMBER_REQUIRE_GPU();
+  std::vector<int64_t> sizes = {1, 3, 31, 257, 4097};
+  sizes.push_back(kVocab);
+  for (int64_t n : sizes) {
+    const int64_t n_rows = 8;
+    std::vector<float> x = random_values(n_rows * n, 41 + n, 3.0f);
+    float* row = x.data() + n;  // a coarse grid: many equal values at any threshold
+    for (int64_t i = 0; i < n; ++i) row[i] = std::round(row[i] * 2.0f) / 2.0f;
+    row = x.data() + 2 * n;  // NaNs and infinities among random values
+    for (int64_t i = 0; i < n; i += 7) row[i] = NAN;
+    for (int64_t i = 3; i < n; i += 11) row[i] = -INFINITY;
+    if (n > 5) row[5] = INFINITY;
+    row = x.data() + 3 * n;  // zeros of both signs at the top
+    for (int64_t i = 0; i < n; ++i) row[i] = -std::abs(row[i]);
+    for (int64_t i = 0; i < n; i += 3) row[i] = i % 2 == 0 ? 0.0f : -0.0f;
+    std::fill(x.data() + 4 * n, x.data() + 5 * n, NAN);
+    std::fill(x.data() + 5 * n, x.data() + 6 * n, -INFINITY);
+    std::fill(x.data() + 6 * n, x.data() + 7 * n, 1.5f);
+    row = x.data() + 7 * n;  // NaN then -inf, one number at the end
+    std::fill(row, row + n, -INFINITY);
+    for (int64_t i = 0; i < n; i += 2) row[i] = NAN;
+    row[n - 1] = -7.0f;
+    const DeviceBuffer dx = DeviceBuffer::from(x);
+    for (int64_t k : {int64_t{1}, int64_t{3}, int64_t{40}, int64_t{cuda::kMaxTopK}}) {
+      if (k > n) continue;
+      SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k));
+      const DeviceBuffer values = DeviceBuffer::from(std::vector<float>(n_rows * k, 1234.0f));
+      const DeviceBuffer ids = DeviceBuffer::from(std::vector<int32_t>(n_rows * k, -7));
+      cuda::top_k_rows(dx.as<float>(), n_rows, n, k, values.as<float>(), ids.as<int32_t>(), nullptr);
+      sync();
+      const std::vector<float> got_values = values.to_vector<float>(n_rows * k);
+      const std::vector<int32_t> got_ids = ids.to_vector<int32_t>(n_rows * k);
+      std::vector<sampling::Candidate> want;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        sampling::select_top_k(std::span<const float>(x.data() + r * n, n), static_cast<size_t>(k), want);
+        for (int64_t i = 0; i < k; ++i) {
+          const size_t at = static_cast<size_t>(r * k + i);
+          ASSERT_EQ(got_ids[at], want[static_cast<size_t>(i)].id) << "row " << r << " place " << i;
+          ASSERT_EQ(std::memcmp(&got_values[at], &want[static_cast<size_t>(i)].logit, sizeof(float)), 0)
+              << "row " << r << " place " << i << ": " << got_values[at] << " vs "
+              << want[static_cast<size_t>(i)].logit;
+        }
+      }
+    }
+  }
+}
+
 // Zero-size calls launch nothing and touch nothing (null pointers would fault otherwise).
 TEST(CudaOps, ZeroSizesAreNoOps) {
   EMBER_REQUIRE_GPU();
@@ -368,6 +422,7 @@ TEST(CudaOps, ZeroSizesAreNoOps) {
   cuda::get_rows(DType::kQ4_K, nullptr, 4, 256, nullptr, 0, nullptr, nullptr);
   cuda::argmax_rows(nullptr, 0, 10, nullptr, nullptr);
   cuda::greedy_rows(nullptr, 0, 10, nullptr, nullptr);
+  cuda::top_k_rows(nullptr, 0, 10, 40, nullptr, nullptr, nullptr);
   sync();
 }
 

@@ -189,6 +189,35 @@ TEST(EngineTest, GreedyTokenRowsEqualTheLogitsPath) {
   EXPECT_LE(token_rows, 20 * kPrompts.size() + 2 * 20);
 }
 
+// Sampled requests that start with top-k take their rows' best logits (Batch::kTopK), with the
+// batch's largest k (40 and 5 batched together: the k = 5 request takes the first 5); their seeded
+// outputs equal the same requests' with logprobs (the logits path).
+TEST(EngineTest, TopKRowsEqualTheLogitsPath) {
+  Engine engine(*tiny().model, *tiny().tokenizer, small_options());
+  std::vector<std::shared_ptr<EngineRequest>> top_path, logits_path;
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    for (auto* path : {&top_path, &logits_path}) {
+      path->push_back(request(kPrompts[i], 20, 1, 0.8f, 100 + i));
+      path->back()->options.sampling.top_k = i % 2 == 0 ? 40 : 5;
+      if (path == &logits_path) path->back()->options.logprobs = 0;
+      ASSERT_TRUE(engine.submit(path->back()));
+    }
+  }
+  size_t top_steps = 0;
+  const auto drive = [&] {
+    engine.step();
+    top_steps += tiny().model->top_k().empty() ? 0 : 1;
+  };
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    const Outcome a = collect(*top_path[i], drive);
+    const Outcome b = collect(*logits_path[i], drive);
+    EXPECT_EQ(a.ids[0], b.ids[0]) << kPrompts[i];
+    EXPECT_EQ(a.text[0], b.text[0]);
+    EXPECT_EQ(a.stats[0].generated_tokens, 20);
+  }
+  EXPECT_GE(top_steps, 20u);
+}
+
 // A pool of one context (16 blocks) for four requests that grow to ~100 tokens each: preemption
 // recomputes without changing outputs (with speculation: `draft_max` > 0, drafts by `draft`, or
 // prompt lookup). Returns the engine's stats at the end.

@@ -77,6 +77,104 @@ TEST(SamplerChain, GreedyIsArgmaxWithTheLowestIdOnTies) {
   }
 }
 
+// sample_top_k (the row's best k only, as a GPU returns them for Batch::kTopK) against sample() on
+// the whole row: the same tokens and the same random state after, over 40 draws per setting, with
+// every step after top-k on in turn and on rows with ties, NaN, -inf and +inf. top_k_first() says
+// when the candidates suffice.
+TEST(SamplerChain, TopKCandidatesSampleAsTheWholeRow) {
+  std::vector<std::vector<float>> rows;
+  for (uint64_t seed = 0; seed < 4; ++seed) rows.push_back(random_logits(3000, 70 + seed));
+  std::vector<float> coarse = random_logits(3000, 80);  // ties everywhere, at the k-th place too
+  for (float& x : coarse) x = std::round(x);
+  rows.push_back(coarse);
+  std::vector<float> odd = random_logits(3000, 81);  // NaN, -inf, and fewer than k numbers above -inf
+  for (size_t i = 0; i < odd.size(); ++i) odd[i] = i % 3 == 0 ? kNaN : i < 2990 ? -kInf : odd[i];
+  rows.push_back(odd);
+  std::vector<float> certain = random_logits(3000, 82);
+  certain[1234] = kInf;
+  certain[2000] = kInf;
+  rows.push_back(certain);
+  std::vector<float> single(3000, -kInf);  // one number: decided without a draw
+  single[17] = 2.5f;
+  single[3] = kNaN;
+  rows.push_back(single);
+  rows.push_back(std::vector<float>(3000, -kInf));
+  rows.push_back(std::vector<float>(3000, kNaN));
+
+  std::vector<SamplingParams> settings;
+  SamplingParams p;  // the defaults: top-k 40, top-p 0.95, min-p 0.05, temperature 0.8
+  settings.push_back(p);
+  p.top_k = 5;
+  settings.push_back(p);
+  p.top_k = 256;
+  p.typical_p = 0.9f;
+  settings.push_back(p);
+  p = SamplingParams{};
+  p.xtc_probability = 0.5f;
+  p.xtc_threshold = 0.05f;
+  settings.push_back(p);
+  p = SamplingParams{};
+  p.dynatemp_range = 0.5f;
+  settings.push_back(p);
+  p = SamplingParams{};
+  p.order = {SamplerStep::kTopK, SamplerStep::kTemperature, SamplerStep::kMinP};
+  p.temperature = 1.7f;
+  settings.push_back(p);
+  for (size_t si = 0; si < settings.size(); ++si) {
+    for (size_t ri = 0; ri < rows.size(); ++ri) {
+      SCOPED_TRACE("setting " + std::to_string(si) + " row " + std::to_string(ri));
+      const std::vector<float>& logits = rows[ri];
+      const SamplingParams& params = settings[si];
+      SamplerChain whole(params, 3000, nullptr), top(params, 3000, nullptr);
+      ASSERT_EQ(top.top_k_first(256), params.top_k);
+      std::vector<sampling::Candidate> best;
+      sampling::select_top_k(logits, static_cast<size_t>(params.top_k), best);
+      for (int i = 0; i < 40; ++i) ASSERT_EQ(top.sample_top_k(best), whole.sample(logits)) << "draw " << i;
+      // The random state after: draws from a random row agree too (a row decided without a draw,
+      // one number and the rest -inf, must not have drawn on either path).
+      sampling::select_top_k(rows[0], static_cast<size_t>(params.top_k), best);
+      for (int i = 0; i < 10; ++i) ASSERT_EQ(top.sample_top_k(best), whole.sample(rows[0])) << "after, draw " << i;
+    }
+  }
+}
+
+TEST(SamplerChain, TopKFirstOnlyWhenTheBestLogitsSuffice) {
+  const auto first = [](const SamplingParams& p, int32_t max_k = 256) {
+    return SamplerChain(p, 3000, nullptr).top_k_first(max_k);
+  };
+  SamplingParams p;
+  EXPECT_EQ(first(p), 40);
+  EXPECT_EQ(first(p, 39), 0);  // above what the caller can return
+  p.top_k = 3000;              // the whole vocabulary: no truncation
+  EXPECT_EQ(first(p, 4096), 0);
+  p = SamplingParams{};
+  p.top_k = 0;
+  EXPECT_EQ(first(p), 0);
+  p = SamplingParams{};
+  p.temperature = 0.0f;  // greedy: the argmax instead (Batch::kToken)
+  EXPECT_EQ(first(p), 0);
+  p = SamplingParams{};
+  p.mirostat = 2;
+  EXPECT_EQ(first(p), 0);
+  p = SamplingParams{};
+  p.logit_bias = {{7, 1.0f}};
+  EXPECT_EQ(first(p), 0);
+  p = SamplingParams{};
+  p.repeat_penalty = 1.2f;
+  EXPECT_EQ(first(p), 0);
+  p = SamplingParams{};
+  p.top_n_sigma = 1.0f;  // before top-k in the default order
+  EXPECT_EQ(first(p), 0);
+  p = SamplingParams{};
+  p.order = {SamplerStep::kTopP, SamplerStep::kTopK};
+  EXPECT_EQ(first(p), 0);
+  p.top_p = 1.0f;  // a step that is off still counts: only DRY and top-n-sigma may come first
+  EXPECT_EQ(first(p), 0);
+  p = SamplingParams{};
+  p.order = {SamplerStep::kTopNSigma, SamplerStep::kDry, SamplerStep::kTopK, SamplerStep::kTemperature};
+  EXPECT_EQ(first(p), 40);
+}
+
 TEST(SamplerChain, NaNAndInfiniteLogitsAreNeverDrawn) {
   const std::vector<float> logits = {kNaN, 1.0f, -kInf, 1.0f, kNaN};
   for (const int32_t top_k : {0, 2, 5}) {

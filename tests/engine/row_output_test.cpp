@@ -1,0 +1,149 @@
+// What a sequence's row asks the model for (Batch::RowOutput): its greedy token for plain greedy
+// decoding, its best logits for sampling that starts with top-k, its logits otherwise. The
+// Generator's output through the token and top-k rows is the logits path's token for token (the
+// same seeded draws), on the bundled ember-tiny.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/generator.h"
+#include "engine/sequence_decoder.h"
+#include "speculative_test_support.h"
+
+namespace ember {
+namespace {
+
+using namespace test;  // NOLINT: the shared fixtures
+
+const char* const kPromptForStops = "Blessed are the poor in spirit";
+
+Batch::RowOutput row_output(const GenerateOptions& options) {
+  const SequenceDecoder decoder(*models().tokenizer, models().target->config().n_vocab, options, tokens("Hello"));
+  return decoder.next_row_output();
+}
+
+GenerateOptions sampled(int32_t max_tokens, uint64_t seed) {
+  GenerateOptions o;  // the default sampling: top-k 40, top-p 0.95, min-p 0.05, temperature 0.8
+  o.sampling.seed = seed;
+  o.stop.max_tokens = max_tokens;
+  return o;
+}
+
+TEST(RowOutput, TheRowReturnsWhatTheDecoderReads) {
+  EXPECT_EQ(row_output(greedy(8)), Batch::kToken);
+  EXPECT_EQ(row_output(sampled(8, 1)), Batch::kTopK);
+  for (GenerateOptions o : {greedy(8), sampled(8, 1)}) {  // what needs the whole row, greedy or not
+    SCOPED_TRACE(o.sampling.temperature);
+    GenerateOptions changed = o;
+    changed.sampling.logit_bias = {{5, 2.0f}};
+    EXPECT_EQ(row_output(changed), Batch::kLogits);
+    changed = o;
+    changed.sampling.repeat_penalty = 1.1f;
+    EXPECT_EQ(row_output(changed), Batch::kLogits);
+    changed = o;
+    changed.sampling.presence_penalty = 0.5f;
+    EXPECT_EQ(row_output(changed), Batch::kLogits);
+    changed = o;
+    changed.sampling.dry_multiplier = 0.8f;
+    EXPECT_EQ(row_output(changed), Batch::kLogits);
+    changed = o;
+    changed.logprobs = 0;
+    EXPECT_EQ(row_output(changed), Batch::kLogits);
+    changed = o;
+    changed.constraint = {.kind = OutputConstraint::Kind::kRegex, .text = "[a-z ]+"};
+    EXPECT_EQ(row_output(changed), Batch::kLogits);
+    // A lazy constraint waiting for its trigger only follows the output.
+    changed.constraint.triggers = {"<call>"};
+    EXPECT_EQ(row_output(changed), o.sampling.temperature > 0.0f ? Batch::kTopK : Batch::kToken);
+  }
+  GenerateOptions o = sampled(8, 1);
+  o.sampling.top_k = 0;
+  EXPECT_EQ(row_output(o), Batch::kLogits);
+  o.sampling.top_k = Batch::kMaxTopK + 1;
+  EXPECT_EQ(row_output(o), Batch::kLogits);
+  o = sampled(8, 1);
+  o.sampling.mirostat = 2;
+  EXPECT_EQ(row_output(o), Batch::kLogits);
+  // Steps that are off at their neutral values change nothing.
+  o = greedy(8);
+  o.sampling.repeat_penalty = 1.0f;
+  o.sampling.top_k = 5;
+  o.sampling.min_p = 0.2f;
+  EXPECT_EQ(row_output(o), Batch::kToken);
+}
+
+// The same generations with logprobs asked for (the logits path; logprobs do not change the
+// choice) and without (the model's token rows): the same tokens and text. The model's tokens()
+// shows which path the last step took.
+TEST(RowOutput, GreedyGenerationEqualsTheLogitsPath) {
+  auto g = generator(nullptr);
+  const Model& model = *models().target;
+  for (const char* prompt : {"And the LORD said unto Moses", "In the beginning"}) {
+    SCOPED_TRACE(prompt);
+    GenerateOptions o = greedy(40);
+    o.logprobs = 0;
+    const Output with_logits = run(*g, tokens(prompt), o);
+    EXPECT_TRUE(model.tokens().empty());
+    o.logprobs = -1;
+    const Output with_tokens = run(*g, tokens(prompt), o);
+    EXPECT_EQ(model.tokens().size(), 1u);
+    EXPECT_EQ(with_tokens.ids, with_logits.ids);
+    EXPECT_EQ(with_tokens.text, with_logits.text);
+    EXPECT_EQ(with_tokens.stats.generated_tokens, with_logits.stats.generated_tokens);
+    EXPECT_EQ(with_tokens.stats.finish, with_logits.stats.finish);
+    EXPECT_GE(with_tokens.ids.size(), 10u);
+  }
+}
+
+// The first token comes from the prompt's last row: a token row too, and the whole output of a
+// one-token generation. A stop string and max_tokens end it as on the logits path.
+TEST(RowOutput, PromptRowAndStopsOnTheTokenPath) {
+  auto g = generator(nullptr);
+  GenerateOptions o = greedy(1);
+  const Output one = run(*g, tokens(kPromptForStops), o);
+  o.logprobs = 0;
+  const Output one_logits = run(*g, tokens(kPromptForStops), o);
+  EXPECT_EQ(one.ids, one_logits.ids);
+  ASSERT_EQ(one.ids.size(), 1u);
+
+  o = greedy(60);
+  const Output full = run(*g, tokens(kPromptForStops), o);
+  ASSERT_GT(full.text.size(), 12u);
+  o.stop.strings = {full.text.substr(8, 4)};
+  const Output stopped = run(*g, tokens(kPromptForStops), o);
+  o.logprobs = 0;
+  const Output stopped_logits = run(*g, tokens(kPromptForStops), o);
+  EXPECT_EQ(stopped.stats.finish, FinishReason::kStopString);
+  EXPECT_EQ(stopped.text, stopped_logits.text);
+  EXPECT_EQ(stopped.ids, stopped_logits.ids);
+}
+
+// Sampled generations through the top-k rows against the same with logprobs (the logits path):
+// the same seeded tokens, with top-k alone, with typical-p and XTC after it, and a small k.
+TEST(RowOutput, SampledGenerationEqualsTheLogitsPath) {
+  auto g = generator(nullptr);
+  const Model& model = *models().target;
+  for (uint64_t seed : {1u, 2u, 3u}) {
+    GenerateOptions o = sampled(40, seed);
+    if (seed == 2) {
+      o.sampling.typical_p = 0.9f;
+      o.sampling.xtc_probability = 0.5f;
+      o.sampling.xtc_threshold = 0.1f;
+    }
+    if (seed == 3) o.sampling.top_k = 3;
+    SCOPED_TRACE(seed);
+    o.logprobs = 0;
+    const Output with_logits = run(*g, tokens("And the LORD said unto Moses"), o);
+    EXPECT_TRUE(model.top_k().empty());
+    o.logprobs = -1;
+    const Output with_top = run(*g, tokens("And the LORD said unto Moses"), o);
+    EXPECT_EQ(model.top_k().size(), static_cast<size_t>(o.sampling.top_k));
+    EXPECT_EQ(with_top.ids, with_logits.ids);
+    EXPECT_EQ(with_top.text, with_logits.text);
+    EXPECT_GE(with_top.ids.size(), 10u);
+  }
+}
+
+}  // namespace
+}  // namespace ember
