@@ -375,8 +375,9 @@ void CudaBackend::softcap(float* x, int64_t n, float cap) { cuda::softcap(x, n, 
 void CudaBackend::greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out) {
   cuda::greedy_rows(x, n_rows, n, out, stream_);
 }
-void CudaBackend::top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids) {
-  cuda::top_k_rows(x, n_rows, n, k, values, ids, stream_);
+void CudaBackend::top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
+                             float* scratch_values, int32_t* scratch_ids) {
+  cuda::top_k_rows(x, n_rows, n, k, values, ids, scratch_values, scratch_ids, stream_);
 }
 
 void CudaBackend::rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim,

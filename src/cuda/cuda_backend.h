@@ -132,8 +132,9 @@ class CudaBackend {
   void softcap(float* x, int64_t n, float cap);
   // out[r] = row r's greedy token (Batch::kToken's rule; cuda::greedy_rows).
   void greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out);
-  // values / ids [n_rows][k] = each row's k best (cuda::top_k_rows).
-  void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids);
+  // values / ids [n_rows][k] = each row's k best (cuda::top_k_rows, with its scratch).
+  void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
+                  float* scratch_values, int32_t* scratch_ids);
   void rope(float* x, int64_t n_tokens, int64_t token_stride, int64_t n_head, int64_t head_dim, int64_t n_rot,
             bool neox, const float* cos_sin);
   void rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,

@@ -1,6 +1,8 @@
 // top_k_rows (cuda_kernels.h): each row's k best values for sampling on the device (Batch::kTopK),
-// in the sampler's order (engine/sampler_math.cpp select_top_k, the spec): radix selection of the
-// k-th best key, then a gather in index order and a rank sort of the k candidates.
+// in the sampler's order (engine/sampler_math.cpp select_top_k, the spec). A row is cut into slices
+// whose blocks select their own k best in parallel (a 128k vocabulary on one block would keep one SM
+// busy for tens of microseconds), then one block per row selects the k best of the slices' picks.
+// Each selection: radix selection of the k-th best key, a gather in index order, a rank sort.
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -12,13 +14,19 @@
 namespace ember::cuda {
 namespace {
 
-// One block per row; whole warps, and at least kMaxTopK threads (one per candidate in the sort).
-constexpr int kTopKThreads = 1024;
+// Whole warps, and at least kMaxTopK threads (one per candidate in the sort).
+constexpr int kTopKThreads = 256;
 constexpr int kTopKWarps = kTopKThreads / 32;
-static_assert(kTopKThreads >= kMaxTopK);
-// The radix: 4-bit digits, 8 passes over the row from the most significant.
+static_assert(kTopKThreads >= kMaxTopK && kTopKThreads % 32 == 0);
+// The radix: 4-bit digits, 8 passes from the most significant.
 constexpr int kDigitBits = 4;
 constexpr int kDigits = 1 << kDigitBits;
+// A slice block's elements (16 per thread), and the most slices of a row: their picks (at most
+// kMaxSlices · k) are what the merge block reads.
+constexpr int64_t kSliceElems = 4096;
+constexpr int64_t kMaxSlices = 64;
+// Rows per launch pair: the slices' picks of this many rows fit the scratch (top_k_scratch_entries).
+constexpr int64_t kChunkRows = 8;
 
 // The order as an unsigned key, larger is better: a NaN ranks as -inf, -0 ties +0 (they compare
 // equal as floats), and the float order maps onto the unsigned one (negatives reversed).
@@ -35,7 +43,18 @@ __device__ int warp_sum_int(int v) {
   return v;
 }
 
-// Block-wide exclusive prefix sum in thread order; `total` gets the sum. scratch: [kTopKWarps + 1].
+// What one selection keeps in shared memory.
+struct SelectShared {
+  int warp_counts[kTopKWarps][kDigits];
+  uint32_t prefix;
+  int remaining, above;
+  int scan[kTopKWarps + 1];
+  uint32_t key[kMaxTopK];
+  int32_t id[kMaxTopK];
+  float value[kMaxTopK];
+};
+
+// Block-wide exclusive prefix sum in thread order; `total` gets the sum.
 __device__ int block_exclusive_scan(int v, int* scratch, int& total) {
   const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
   int inclusive = v;
@@ -64,16 +83,12 @@ __device__ int block_exclusive_scan(int v, int* scratch, int& total) {
   return result;
 }
 
-__global__ void __launch_bounds__(kTopKThreads)
-    top_k_kernel(const float* x, int64_t n, int k, float* values, int32_t* ids) {
-  __shared__ int warp_counts[kTopKWarps][kDigits];
-  __shared__ uint32_t chosen_prefix;
-  __shared__ int chosen_remaining, chosen_above;
-  __shared__ int scan_scratch[kTopKWarps + 1];
-  __shared__ uint32_t cand_key[kMaxTopK];
-  __shared__ int32_t cand_id[kMaxTopK];
-  __shared__ float cand_value[kMaxTopK];
-  const float* row = x + static_cast<int64_t>(blockIdx.x) * n;
+// out [k] = the k best of v [n] (k <= n), best first; an element's id is ids[j] (id_base + its
+// position j when ids is null). Equal keys are taken in position order, so position order must be id order among
+// equal keys: true of a row, and of slices' picks laid out slice after slice. A NaN is written as
+// -inf.
+__device__ void select_best(const float* __restrict__ v, const int32_t* __restrict__ ids, int64_t id_base, int64_t n,
+                            int k, float* __restrict__ out_values, int32_t* __restrict__ out_ids, SelectShared& sh) {
   const int tid = static_cast<int>(threadIdx.x), lane = tid % 32, warp = tid / 32;
 
   // 1. The k-th best key T, a digit per pass: of the keys matching the prefix so far, count each
@@ -84,7 +99,7 @@ __global__ void __launch_bounds__(kTopKThreads)
   for (int shift = 32 - kDigitBits; shift >= 0; shift -= kDigitBits) {
     int counts[kDigits] = {};
     for (int64_t j = tid; j < n; j += kTopKThreads) {
-      const uint32_t key = top_key(row[j]);
+      const uint32_t key = top_key(v[j]);
       if ((key & mask) == prefix) {
         const uint32_t digit = (key >> shift) & (kDigits - 1);
 #pragma unroll
@@ -94,7 +109,7 @@ __global__ void __launch_bounds__(kTopKThreads)
 #pragma unroll
     for (int d = 0; d < kDigits; ++d) {
       const int sum = warp_sum_int(counts[d]);
-      if (lane == 0) warp_counts[warp][d] = sum;
+      if (lane == 0) sh.warp_counts[warp][d] = sum;
     }
     __syncthreads();
     if (warp == 0) {
@@ -102,7 +117,7 @@ __global__ void __launch_bounds__(kTopKThreads)
       // whose suffix still holds the remaining-th best.
       int in_digit = 0;
       if (lane < kDigits) {
-        for (int w = 0; w < kTopKWarps; ++w) in_digit += warp_counts[w][lane];
+        for (int w = 0; w < kTopKWarps; ++w) in_digit += sh.warp_counts[w][lane];
       }
       int suffix = in_digit;
 #pragma unroll
@@ -118,37 +133,37 @@ __global__ void __launch_bounds__(kTopKThreads)
       }
       const int beaten = __shfl_sync(0xFFFFFFFFu, suffix - in_digit, digit);  // the digits above it
       if (lane == 0) {
-        chosen_prefix = prefix | (static_cast<uint32_t>(digit) << shift);
-        chosen_remaining = remaining - beaten;
-        chosen_above = above + beaten;
+        sh.prefix = prefix | (static_cast<uint32_t>(digit) << shift);
+        sh.remaining = remaining - beaten;
+        sh.above = above + beaten;
       }
     }
     __syncthreads();
-    prefix = chosen_prefix;
-    remaining = chosen_remaining;
-    above = chosen_above;
+    prefix = sh.prefix;
+    remaining = sh.remaining;
+    above = sh.above;
     mask |= static_cast<uint32_t>(kDigits - 1) << shift;
-    __syncthreads();  // read before the next pass's thread 0 writes
+    __syncthreads();  // read before the next pass's warp 0 writes
   }
   const uint32_t threshold = prefix;
 
-  // 2. The candidates: every key above T and the first `remaining` equal to it by index. Each
-  // thread sweeps a contiguous chunk, so thread order is index order for the equal ones' ranks.
+  // 2. The candidates: every key above T and the first `remaining` equal to it by position. Each
+  // thread sweeps a contiguous chunk, so thread order is position order for the equal ones' ranks.
   const int64_t chunk = (n + kTopKThreads - 1) / kTopKThreads;
   const int64_t lo = tid * chunk < n ? tid * chunk : n, hi = lo + chunk < n ? lo + chunk : n;
   int n_above = 0, n_equal = 0;
   for (int64_t j = lo; j < hi; ++j) {
-    const uint32_t key = top_key(row[j]);
+    const uint32_t key = top_key(v[j]);
     n_above += key > threshold ? 1 : 0;
     n_equal += key == threshold ? 1 : 0;
   }
   int total_above = 0, total_equal = 0;
-  int at_above = block_exclusive_scan(n_above, scan_scratch, total_above);
-  int at_equal = block_exclusive_scan(n_equal, scan_scratch, total_equal);
+  int at_above = block_exclusive_scan(n_above, sh.scan, total_above);
+  int at_equal = block_exclusive_scan(n_equal, sh.scan, total_equal);
   if (total_above != above || total_equal < remaining) __trap();  // the selection's own invariant
   for (int64_t j = lo; j < hi; ++j) {
-    const float v = row[j];
-    const uint32_t key = top_key(v);
+    const float value = v[j];
+    const uint32_t key = top_key(value);
     int slot = -1;
     if (key > threshold) {
       slot = at_above++;
@@ -157,35 +172,92 @@ __global__ void __launch_bounds__(kTopKThreads)
       ++at_equal;
     }
     if (slot >= 0) {
-      cand_key[slot] = key;
-      cand_id[slot] = static_cast<int32_t>(j);
-      cand_value[slot] = v != v ? -INFINITY : v;
+      sh.key[slot] = key;
+      sh.id[slot] = ids != nullptr ? ids[j] : static_cast<int32_t>(id_base + j);
+      sh.value[slot] = value != value ? -INFINITY : value;
     }
   }
   __syncthreads();
 
   // 3. Best first: a candidate's place is the number of candidates that beat it.
   if (tid < k) {
-    const uint32_t key = cand_key[tid];
-    const int32_t id = cand_id[tid];
+    const uint32_t key = sh.key[tid];
+    const int32_t id = sh.id[tid];
     int place = 0;
-    for (int i = 0; i < k; ++i) place += cand_key[i] > key || (cand_key[i] == key && cand_id[i] < id) ? 1 : 0;
-    const int64_t out = static_cast<int64_t>(blockIdx.x) * k + place;
-    values[out] = cand_value[tid];
-    ids[out] = id;
+    for (int i = 0; i < k; ++i) place += sh.key[i] > key || (sh.key[i] == key && sh.id[i] < id) ? 1 : 0;
+    out_values[place] = sh.value[tid];
+    out_ids[place] = id;
   }
+  __syncthreads();  // the shared candidates are read before a caller selects again
+}
+
+// Block (slice, row): the slice's k best into picks [row][slice][k]. A short last slice (fewer than
+// k elements) pads with -inf at id INT32_MAX, which every element beats and which sits after every
+// other pick, so the merge's position order stays id order.
+__global__ void __launch_bounds__(kTopKThreads)
+    top_k_slices_kernel(const float* x, int64_t n, int k, int64_t slice_elems, float* pick_values, int32_t* pick_ids) {
+  __shared__ SelectShared sh;
+  const int64_t slice = blockIdx.x, row = blockIdx.y;
+  const int64_t begin = slice * slice_elems;
+  const int64_t count = begin + slice_elems < n ? slice_elems : n - begin;
+  const int keep = count < k ? static_cast<int>(count) : k;
+  float* out_values = pick_values + (row * gridDim.x + slice) * k;
+  int32_t* out_ids = pick_ids + (row * gridDim.x + slice) * k;
+  select_best(x + row * n + begin, nullptr, begin, count, keep, out_values, out_ids, sh);
+  if (static_cast<int>(threadIdx.x) >= keep && static_cast<int>(threadIdx.x) < k) {
+    out_values[threadIdx.x] = -INFINITY;
+    out_ids[threadIdx.x] = INT32_MAX;
+  }
+}
+
+// Block row: the k best of the row's n_picks picks (or of the row itself when `ids` is null).
+__global__ void __launch_bounds__(kTopKThreads)
+    top_k_merge_kernel(const float* picks, const int32_t* ids, int64_t n_picks, int k, float* values,
+                       int32_t* out_ids) {
+  __shared__ SelectShared sh;
+  const int64_t row = blockIdx.x;
+  select_best(picks + row * n_picks, ids != nullptr ? ids + row * n_picks : nullptr, 0, n_picks, k, values + row * k,
+              out_ids + row * k, sh);
+}
+
+// Slices of a row of n: about kSliceElems each, at most kMaxSlices, at least k elements each but the
+// last; 1 for a row short enough for one block.
+int64_t slices_for(int64_t n, int64_t k) {
+  if (n <= kSliceElems) return 1;
+  int64_t slices = (n + kSliceElems - 1) / kSliceElems;
+  if (slices > kMaxSlices) slices = kMaxSlices;
+  const int64_t by_k = n / k;  // every slice but the last holds k
+  return slices < by_k ? slices : by_k;
 }
 
 }  // namespace
 
+size_t top_k_scratch_entries() { return static_cast<size_t>(kChunkRows * kMaxSlices * kMaxTopK); }
+
 void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
-                cudaStream_t stream) {
+                float* scratch_values, int32_t* scratch_ids, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
   if (n_rows == 0) return;
   EMBER_CUDA_EXPECT_MSG(k >= 1 && k <= kMaxTopK && k <= n, "top_k_rows: k must be 1 to min(n, kMaxTopK)");
-  EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kTopKThreads, 0, stream, top_k_kernel)
-  (x, n, static_cast<int>(k), values, ids);
-  EMBER_CUDA_CHECK_LAUNCH("top_k_rows");
+  const int64_t slices = slices_for(n, k);
+  if (slices == 1) {
+    EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kTopKThreads, 0, stream, top_k_merge_kernel)
+    (x, nullptr, n, static_cast<int>(k), values, ids);
+    EMBER_CUDA_CHECK_LAUNCH("top_k_rows");
+    return;
+  }
+  EMBER_CUDA_EXPECT(scratch_values != nullptr && scratch_ids != nullptr);
+  const int64_t slice_elems = (n + slices - 1) / slices;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kChunkRows) {
+    const int64_t rows = n_rows - r0 < kChunkRows ? n_rows - r0 : kChunkRows;
+    EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(slices), static_cast<unsigned>(rows)), kTopKThreads, 0, stream,
+                      top_k_slices_kernel)
+    (x + r0 * n, n, static_cast<int>(k), slice_elems, scratch_values, scratch_ids);
+    EMBER_CUDA_CHECK_LAUNCH("top_k_rows (slices)");
+    EMBER_CUDA_LAUNCH(static_cast<unsigned>(rows), kTopKThreads, 0, stream, top_k_merge_kernel)
+    (scratch_values, scratch_ids, slices * k, static_cast<int>(k), values + r0 * k, ids + r0 * k);
+    EMBER_CUDA_CHECK_LAUNCH("top_k_rows (merge)");
+  }
 }
 
 }  // namespace ember::cuda

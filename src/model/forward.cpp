@@ -131,10 +131,9 @@ std::span<const float> Model::forward(const Batch& batch, KvCache& kv) {
   n_tokens_ = 0;
   n_top_ = 0;
   try {
-    // Each grows to the largest request only. The token and top-k rows' logits pass through
-    // logits_ on the host path (after the rows kept before them).
-    const size_t scratch_floats = logit_floats + (token_rows + top_rows) * static_cast<size_t>(config_.n_vocab);
-    if (logits_.size() < scratch_floats) logits_.resize(scratch_floats);
+    // Each grows to the largest request only (the host path grows logits_ further for the token
+    // and top-k rows' logits, which pass through it: output_rows).
+    if (logits_.size() < logit_floats) logits_.resize(logit_floats);
     if (final_hidden_.size() < hidden_floats) final_hidden_.resize(hidden_floats);
     if (tokens_.size() < token_rows) tokens_.resize(token_rows);
     const size_t top_entries = top_rows * static_cast<size_t>(std::max(batch.top_k, 0));
@@ -301,6 +300,9 @@ void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
   row_ids_.resize(m_logits);  // shrinks: no allocation
   const auto m = static_cast<int64_t>(m_logits);
   if (m == 0) return;
+  // Room after the rows kept so far for all m (token and top-k rows' logits only pass through).
+  const size_t needed = (n_logits_ + m_logits) * static_cast<size_t>(c.n_vocab);
+  if (logits_.size() < needed) logits_.resize(needed);
   float* logits = logits_.data() + n_logits_ * static_cast<size_t>(c.n_vocab);
   backend_.matmul(output_, xn_.data(), m, logits);
   const int64_t n_floats = m * c.n_vocab;

@@ -177,7 +177,7 @@ class CudaGpuLayers final : public GpuLayers {
     if (m_top > 0) {
       EMBER_CHECK(o.top_k >= 1 && o.top_k <= cuda::kMaxTopK && o.top_k <= c.n_vocab);
       b.top_k_rows(out + (m_logits + m_tokens) * c.n_vocab, m_top, c.n_vocab, o.top_k, top_values_.as<float>(),
-                   top_ids_.as<int32_t>());
+                   top_ids_.as<int32_t>(), top_scratch_values_.as<float>(), top_scratch_ids_.as<int32_t>());
       host_top_values_.resize(top_entries);
       host_top_ids_.resize(top_entries);
       b.to_host(host_top_values_.data(), top_values_.data(), sizeof(float) * top_entries);
@@ -270,7 +270,7 @@ class CudaGpuLayers final : public GpuLayers {
     const int64_t output_widths = options_.output ? c.n_vocab + 1 + 2 * int64_t{cuda::kMaxTopK} : 0;
     const int64_t widths = 2 * c.n_embd + (q_dim + 2 * kv_dim) + q_dim + 2 * kv_dim + q_dim + c.n_embd +
                            3 * int64_t{c.n_ff} + output_widths;
-    uint64_t bytes = floats_bytes(rows, widths);
+    uint64_t bytes = floats_bytes(rows, widths) + (options_.output ? 8 * cuda::top_k_scratch_entries() : 0);
     if (rows > cuda::kGemvMaxRows && !options_.batch_invariant) {
       bytes += static_cast<uint64_t>(max_matrix_elements(weights)) * 2 + static_cast<uint64_t>(rows * max_k()) * 2;
     }
@@ -345,6 +345,8 @@ class CudaGpuLayers final : public GpuLayers {
       tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the greedy tokens");
       top_values_ = DeviceBuffer(sizeof(float) * static_cast<size_t>(rows * cuda::kMaxTopK), "the top-k logits");
       top_ids_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows * cuda::kMaxTopK), "the top-k ids");
+      top_scratch_values_ = DeviceBuffer(sizeof(float) * cuda::top_k_scratch_entries(), "the top-k slices' logits");
+      top_scratch_ids_ = DeviceBuffer(sizeof(int32_t) * cuda::top_k_scratch_entries(), "the top-k slices' ids");
     }
     row_meta_ = DeviceBuffer(sizeof(KvRow) * static_cast<size_t>(rows), "the step's rows");
     seq_tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's sequence lengths");
@@ -480,7 +482,8 @@ class CudaGpuLayers final : public GpuLayers {
   LayerStep layer_step_;
   LayerBuffers buffers_;
   DeviceBuffer x_, xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, cos_sin_, cos_sin_local_, logits_;
-  DeviceBuffer row_meta_, seq_tokens_, block_tables_, tokens_, top_values_, top_ids_;
+  DeviceBuffer row_meta_, seq_tokens_, block_tables_, tokens_, top_values_, top_ids_, top_scratch_values_,
+      top_scratch_ids_;
   int32_t max_blocks_ = 0;
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ember/error.h"
+#include "engine/sampler_math.h"
 #include "model/forward_test_support.h"
 
 namespace ember {
@@ -160,8 +161,7 @@ TEST(ForwardOutputs, HiddenRowsAreTheFinalNormOfTheirRows) {
 
 // Token rows (Batch::kToken) return the greedy token of the logits the same row gives when it asks
 // for them; they pass through the LM head and the kLogits hook (in batch order with the logits
-// rows), and the logits and hidden rows beside them are unchanged. 13 rows in steps of 4, one step
-// of token rows only.
+// rows), and the logits and hidden rows beside them are unchanged. 13 rows in steps of 4.
 TEST(ForwardOutputs, TokenRowsAreTheArgmaxOfTheirLogits) {
   const std::vector<uint8_t> kinds = {3, 0, 1, 2, 3, 1, 0, 3, 3, 3, 3, 1, 2};
   std::vector<uint8_t> as_logits = kinds;
@@ -236,6 +236,55 @@ TEST(ForwardOutputs, TokenRowsFollowTheGreedyRuleOnTiesNanAndInfinity) {
   EXPECT_TRUE(m.model->tokens().empty());  // a forward without token rows clears tokens()
 }
 
+// Top-k rows on the host path: the sampler's select_top_k of the logits, set by a kLogits hook
+// (which runs before the selection) to stress it: ties across the k-th place, NaN (ranked as -inf),
+// -0 beside +0, +inf, fewer than k numbers above -inf; with k 1, 5 and the whole vocabulary.
+TEST(ForwardOutputs, TopKRowsAreTheSamplersTopKOfTheirLogits) {
+  Loaded m = load(spec_for("llama", DType::kF32), std::nullopt, 64, false);
+  const int64_t n_vocab = m.model->config().n_vocab;
+  std::vector<std::vector<float>> rows;
+  const Hooks::Handle handle = m.model->hooks().add(HookPoint::kLogits, [&](const HookTensor& t) {
+    ASSERT_EQ(t.n_rows, 5);
+    float* row = t.data;
+    for (int64_t i = 0; i < n_vocab; ++i) row[i] = std::round(row[i]);  // ties everywhere
+    row += n_vocab;
+    for (int64_t i = 0; i < n_vocab; i += 4) row[i] = NAN;
+    row[9] = INFINITY;
+    row += n_vocab;
+    for (int64_t i = 0; i < n_vocab; ++i) row[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? 0.0f : -std::abs(row[i]) - 1.0f;
+    row += n_vocab;
+    std::fill(row, row + n_vocab, -INFINITY);
+    row[30] = 1.0f;
+    row[2] = NAN;
+    row += n_vocab;
+    std::fill(row, row + n_vocab, NAN);
+    for (int64_t r = 0; r < 5; ++r) rows.emplace_back(t.data + r * n_vocab, t.data + (r + 1) * n_vocab);
+  });
+  for (const int32_t k : {1, 5, 70}) {
+    SCOPED_TRACE(k);
+    rows.clear();
+    const SeqId seq = m.kv->add_sequence();
+    Batch batch;
+    for (int32_t i = 0; i < 5; ++i) batch.add(i + 1, i, seq, Batch::kTopK);
+    batch.top_k = k;
+    EXPECT_TRUE(m.model->forward(batch, *m.kv).empty());
+    const std::span<const TopCandidate> got = m.model->top_k();
+    ASSERT_EQ(got.size(), 5u * static_cast<size_t>(k));
+    ASSERT_EQ(rows.size(), 5u);
+    std::vector<sampling::Candidate> want;
+    for (size_t r = 0; r < 5; ++r) {
+      sampling::select_top_k(rows[r], static_cast<size_t>(k), want);
+      for (size_t i = 0; i < static_cast<size_t>(k); ++i) {
+        const TopCandidate& c = got[r * static_cast<size_t>(k) + i];
+        EXPECT_EQ(c.id, want[i].id) << "row " << r << " place " << i;
+        EXPECT_EQ(std::memcmp(&c.logit, &want[i].logit, sizeof(float)), 0) << "row " << r << " place " << i;
+      }
+    }
+    m.kv->remove_sequence(seq);
+  }
+  m.model->hooks().remove(handle);
+}
+
 // A batch of hidden rows only returns no logits; the next forward without any clears hidden().
 TEST(ForwardOutputs, HiddenOnlyBatchAndClearing) {
   Loaded m = load(spec_for("llama", DType::kF32), std::nullopt, 64, false);
@@ -258,15 +307,33 @@ TEST(ForwardOutputs, OtherOutputKindsAreErrors) {
   batch.add(1, 0, seq, Batch::kHidden);
   batch.add(2, 1, seq, Batch::kLogits);
   batch.add(3, 2, seq, Batch::kNoOutput);
-  batch.logits[1] = 4;
+  batch.logits[1] = 5;
   try {
     m.model->forward(batch, *m.kv);
-    ADD_FAILURE() << "no error for output kind 4";
+    ADD_FAILURE() << "no error for output kind 5";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("batch row 1: output kind 4"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("batch row 1: output kind 5"), std::string::npos) << e.what();
   }
   EXPECT_EQ(m.kv->n_tokens(seq), 0);
+  // A top-k row needs a top_k of 1 to min(kMaxTopK, n_vocab) (70 here).
+  batch.logits[1] = Batch::kTopK;
+  for (const int32_t k : {0, -3, 71, Batch::kMaxTopK + 1}) {
+    batch.top_k = k;
+    try {
+      m.model->forward(batch, *m.kv);
+      ADD_FAILURE() << "no error for top_k " << k;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("batch row 1: top_k " + std::to_string(k) + " is not 1 to 70"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(m.kv->n_tokens(seq), 0);
+  }
+  batch.top_k = 70;
+  m.model->forward(batch, *m.kv);
+  EXPECT_EQ(m.model->top_k().size(), 70u);
 }
 
 // A sequence's tokens and the rows it adds at each step of the batched run (0: it sits out).
