@@ -92,8 +92,9 @@ void greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaSt
 inline constexpr int kMaxTopK = 256;
 // values / ids [n_rows][k]: each row's k best values, best first — the larger value, then the lower
 // index; a NaN ranks (and is written) as -inf, -0 ties +0 — the sampler's top-k (select_top_k,
-// Batch::kTopK). 1 <= k <= min(n, kMaxTopK). Long rows are cut into slices selected in parallel:
-// scratch_values / scratch_ids hold top_k_scratch_entries() each (top_k_kernels.cu).
+// Batch::kTopK). 1 <= k <= min(n, kMaxTopK). Rows longer than 4096 are cut into slices selected in
+// parallel: scratch_values / scratch_ids hold top_k_scratch_entries() each (unused, and may be null,
+// for shorter rows) (top_k_kernels.cu).
 void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
                 float* scratch_values, int32_t* scratch_ids, cudaStream_t stream);
 size_t top_k_scratch_entries();

@@ -25,8 +25,13 @@ constexpr int kDigits = 1 << kDigitBits;
 // kMaxSlices · k) are what the merge block reads.
 constexpr int64_t kSliceElems = 4096;
 constexpr int64_t kMaxSlices = 64;
-// Rows per launch pair: the slices' picks of this many rows fit the scratch (top_k_scratch_entries).
-constexpr int64_t kChunkRows = 8;
+// A row of n > kSliceElems cut into s = min(ceil(n / kSliceElems), kMaxSlices) slices of
+// ceil(n / s) leaves a last slice of more than n / s - s >= kSliceElems / 2 - kMaxSlices elements:
+// every slice holds at least k.
+static_assert(kSliceElems / 2 - kMaxSlices >= kMaxTopK);
+// The scratch: the picks of at least this many rows at the largest k and slice count (smaller ones
+// fit more rows per launch pair).
+constexpr int64_t kScratchRows = 8;
 
 // The order as an unsigned key, larger is better: a NaN ranks as -inf, -0 ties +0 (they compare
 // equal as floats), and the float order maps onto the unsigned one (negatives reversed).
@@ -139,11 +144,11 @@ __device__ void select_best(const float* __restrict__ v, const int32_t* __restri
       }
     }
     __syncthreads();
+    // Read before the next pass's warp 0 writes them: that pass's first barrier comes first.
     prefix = sh.prefix;
     remaining = sh.remaining;
     above = sh.above;
     mask |= static_cast<uint32_t>(kDigits - 1) << shift;
-    __syncthreads();  // read before the next pass's warp 0 writes
   }
   const uint32_t threshold = prefix;
 
@@ -191,23 +196,15 @@ __device__ void select_best(const float* __restrict__ v, const int32_t* __restri
   __syncthreads();  // the shared candidates are read before a caller selects again
 }
 
-// Block (slice, row): the slice's k best into picks [row][slice][k]. A short last slice (fewer than
-// k elements) pads with -inf at id INT32_MAX, which every element beats and which sits after every
-// other pick, so the merge's position order stays id order.
+// Block (slice, row): the slice's k best (every slice holds at least k) into picks [row][slice][k].
 __global__ void __launch_bounds__(kTopKThreads)
     top_k_slices_kernel(const float* x, int64_t n, int k, int64_t slice_elems, float* pick_values, int32_t* pick_ids) {
   __shared__ SelectShared sh;
   const int64_t slice = blockIdx.x, row = blockIdx.y;
   const int64_t begin = slice * slice_elems;
   const int64_t count = begin + slice_elems < n ? slice_elems : n - begin;
-  const int keep = count < k ? static_cast<int>(count) : k;
-  float* out_values = pick_values + (row * gridDim.x + slice) * k;
-  int32_t* out_ids = pick_ids + (row * gridDim.x + slice) * k;
-  select_best(x + row * n + begin, nullptr, begin, count, keep, out_values, out_ids, sh);
-  if (static_cast<int>(threadIdx.x) >= keep && static_cast<int>(threadIdx.x) < k) {
-    out_values[threadIdx.x] = -INFINITY;
-    out_ids[threadIdx.x] = INT32_MAX;
-  }
+  const int64_t picks = (row * gridDim.x + slice) * k;
+  select_best(x + row * n + begin, nullptr, begin, count, k, pick_values + picks, pick_ids + picks, sh);
 }
 
 // Block row: the k best of the row's n_picks picks (or of the row itself when `ids` is null).
@@ -220,26 +217,24 @@ __global__ void __launch_bounds__(kTopKThreads)
               out_ids + row * k, sh);
 }
 
-// Slices of a row of n: about kSliceElems each, at most kMaxSlices, at least k elements each but the
-// last; 1 for a row short enough for one block.
-int64_t slices_for(int64_t n, int64_t k) {
+// Slices of a row of n: about kSliceElems each, at most kMaxSlices; 1 for a row short enough for one
+// block.
+int64_t slices_for(int64_t n) {
   if (n <= kSliceElems) return 1;
-  int64_t slices = (n + kSliceElems - 1) / kSliceElems;
-  if (slices > kMaxSlices) slices = kMaxSlices;
-  const int64_t by_k = n / k;  // every slice but the last holds k
-  return slices < by_k ? slices : by_k;
+  const int64_t slices = (n + kSliceElems - 1) / kSliceElems;
+  return slices < kMaxSlices ? slices : kMaxSlices;
 }
 
 }  // namespace
 
-size_t top_k_scratch_entries() { return static_cast<size_t>(kChunkRows * kMaxSlices * kMaxTopK); }
+size_t top_k_scratch_entries() { return static_cast<size_t>(kScratchRows * kMaxSlices * kMaxTopK); }
 
 void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
                 float* scratch_values, int32_t* scratch_ids, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
   if (n_rows == 0) return;
   EMBER_CUDA_EXPECT_MSG(k >= 1 && k <= kMaxTopK && k <= n, "top_k_rows: k must be 1 to min(n, kMaxTopK)");
-  const int64_t slices = slices_for(n, k);
+  const int64_t slices = slices_for(n);
   if (slices == 1) {
     EMBER_CUDA_LAUNCH(static_cast<unsigned>(n_rows), kTopKThreads, 0, stream, top_k_merge_kernel)
     (x, nullptr, n, static_cast<int>(k), values, ids);
@@ -248,8 +243,11 @@ void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* val
   }
   EMBER_CUDA_EXPECT(scratch_values != nullptr && scratch_ids != nullptr);
   const int64_t slice_elems = (n + slices - 1) / slices;
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kChunkRows) {
-    const int64_t rows = n_rows - r0 < kChunkRows ? n_rows - r0 : kChunkRows;
+  EMBER_CUDA_EXPECT(n - (slices - 1) * slice_elems >= k);  // the last slice too (the static_assert's bound)
+  // As many rows per launch pair as the scratch holds picks for.
+  const int64_t chunk_rows = static_cast<int64_t>(top_k_scratch_entries()) / (slices * k);
+  for (int64_t r0 = 0; r0 < n_rows; r0 += chunk_rows) {
+    const int64_t rows = n_rows - r0 < chunk_rows ? n_rows - r0 : chunk_rows;
     EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(slices), static_cast<unsigned>(rows)), kTopKThreads, 0, stream,
                       top_k_slices_kernel)
     (x + r0 * n, n, static_cast<int>(k), slice_elems, scratch_values, scratch_ids);

@@ -169,7 +169,7 @@ class Model {
   std::vector<float> hidden_;         // [n_ff]
   std::vector<float> cos_sin_;        // [rows][n_rot] of rope_
   std::vector<float> cos_sin_local_;  // [rows][n_rot] of rope_local_
-  std::vector<float> logits_;         // [logits + token rows][n_vocab], grows to the largest request
+  std::vector<float> logits_;         // [logits rows (+ token and top-k rows on the host path)][n_vocab], grows
   size_t n_logits_ = 0;               // rows of logits_ filled by this forward()
   std::vector<float> final_hidden_;   // [hidden rows][n_embd], grows to the largest request
   size_t n_hidden_ = 0;               // rows of final_hidden_ filled by this forward()

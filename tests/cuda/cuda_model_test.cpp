@@ -271,13 +271,24 @@ TEST(CudaModel, HooksHiddenRowsLongBatchesAndLongSequences) {
 // choice and the top-k selection run on the device and equal the sampler's rules applied to the
 // logits the same rows return when they ask for logits instead (the same kernels, the same bits).
 // Prefill chunks with token, top-k and logits rows, then decode steps (replayed from graphs) of two
-// sequences; on every GPU layer, and on a split that leaves the head on the CPU.
+// sequences; on every GPU layer, and on a split that leaves the head on the CPU; and a vocabulary
+// of 5000, whose top-k rows the device cuts into slices.
 TEST(CudaModel, TokenAndTopKRowsFollowTheirLogits) {
   EMBER_REQUIRE_GPU();
-  const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec("llama", DType::kQ8_0));
+  RandomModelSpec spec = test::reference_spec("llama", DType::kQ8_0);
+  const std::vector<std::byte> small_vocab = test::write_random_model(spec);
+  spec.n_vocab = 5000;
+  const std::vector<std::byte> large_vocab = test::write_random_model(spec);
   constexpr int32_t kTop = 7;
-  for (int32_t n_gpu : {kGpuLayersAll, 1}) {
-    SCOPED_TRACE("gpu layers " + std::to_string(n_gpu));
+  struct Case {
+    int32_t n_gpu;
+    bool large;
+  };
+  for (const Case& c : {Case{kGpuLayersAll, false}, Case{1, false}, Case{kGpuLayersAll, true}}) {
+    const int32_t n_gpu = c.n_gpu;
+    const bool large = c.large;
+    const std::vector<std::byte>& bytes = large ? large_vocab : small_vocab;
+    SCOPED_TRACE("gpu layers " + std::to_string(n_gpu) + (large ? ", vocabulary 5000" : ""));
     struct Outputs {
       std::vector<int32_t> tokens;
       std::vector<TopCandidate> top;
@@ -322,7 +333,7 @@ TEST(CudaModel, TokenAndTopKRowsFollowTheirLogits) {
     };
     const Outputs mixed = run(false);
     const Outputs all = run(true);
-    const int64_t n_vocab = 80;
+    const int64_t n_vocab = large ? 5000 : 80;
     // Output rows in order and what each asked for in the mixed run.
     std::vector<Batch::RowOutput> kinds = {Batch::kToken, Batch::kLogits, Batch::kTopK, Batch::kToken};
     for (int step = 0; step < 6; ++step) {

@@ -364,7 +364,7 @@ TEST(CudaOps, GreedyRowsFollowTheSamplersRule) {
 TEST(CudaOps, TopKRowsEqualTheSamplersTopK) {
   EMBER_REQUIRE_GPU();
   // One block per row up to 4096; 2 slices at 4097; 32 at Llama 3's vocabulary; the most (64,
-  // uneven) at 300000. 9 rows: more than one chunk of 8 rows.
+  // uneven) at 300000. 9 rows: two launch pairs at 300000 and k 256 (the scratch holds 8 rows' picks).
   std::vector<int64_t> sizes = {1, 3, 31, 257, 4096, 4097};
   sizes.push_back(kVocab);
   sizes.push_back(300000);
