@@ -14,6 +14,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
+#include "cuda/warp_sum.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
 
@@ -366,12 +367,6 @@ struct GemvQ6_K {
     }
   }
 };
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
-  return v;
-}
 
 // One launch multiplies x by up to kGemvMaxParts matrices of one type and k (q, k and v; gate and
 // up): part p's rows take the blocks [first_block[p], first_block[p + 1]). accumulate: y += W·x

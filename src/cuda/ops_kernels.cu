@@ -13,6 +13,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
+#include "cuda/warp_sum.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
 
@@ -41,12 +42,6 @@ __device__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blo
 __device__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
 // ---- block reductions ----------------------------------------------------------------------------
-
-// Butterfly over the warp: every lane ends with the sum (the same value in every lane).
-__device__ float warp_sum(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 // The sum over the block, returned to every thread (each warp reduces the same per-warp partials in
 // the same order, so all agree). Every thread must call it; `partial` is __shared__ float[32],

@@ -10,6 +10,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
+#include "cuda/warp_sum.h"
 
 namespace ember::cuda {
 namespace {
@@ -40,12 +41,6 @@ __device__ uint32_t top_key(float v) {
   if (v == 0.0f) v = 0.0f;
   const uint32_t bits = __float_as_uint(v);
   return (bits & 0x80000000u) != 0 ? ~bits : (bits | 0x80000000u);
-}
-
-__device__ int warp_sum_int(int v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
-  return v;
 }
 
 // What one selection keeps in shared memory.
@@ -113,7 +108,7 @@ __device__ void select_best(const float* __restrict__ v, const int32_t* __restri
     }
 #pragma unroll
     for (int d = 0; d < kDigits; ++d) {
-      const int sum = warp_sum_int(counts[d]);
+      const int sum = warp_sum(counts[d]);
       if (lane == 0) sh.warp_counts[warp][d] = sum;
     }
     __syncthreads();

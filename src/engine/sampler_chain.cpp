@@ -182,6 +182,7 @@ SamplerChain::SamplerChain(const SamplingParams& params, int32_t n_vocab,
   dry_on_ = dry_.active() && dry_runs(params_);
   penalties_on_ = params_.penalty_last_n != 0 && (params_.repeat_penalty != 1.0f || params_.presence_penalty != 0.0f ||
                                                   params_.frequency_penalty != 0.0f);
+  top_k_first_ = first_step_top_k();
   const size_t n = static_cast<size_t>(n_vocab_);
   if (penalties_on_) counts_.assign(n, 0);
   if (dry_on_) dry_amount_.assign(n, 0.0f);
@@ -401,10 +402,11 @@ int32_t SamplerChain::run_order(size_t first) {
   return -1;
 }
 
-int32_t SamplerChain::top_k_first(int32_t max_k) const noexcept {
+// top_k when it is the first step that changes anything (only DRY and top-n-sigma may come before
+// it, both off), and nothing else reads the whole row first (bias, penalties, mirostat); else 0.
+int32_t SamplerChain::first_step_top_k() const noexcept {
   const int32_t k = params_.top_k;
-  if (greedy() || params_.mirostat != 0 || !params_.logit_bias.empty() || penalties_on_ || k <= 0 || k > max_k ||
-      k >= n_vocab_) {
+  if (greedy() || params_.mirostat != 0 || !params_.logit_bias.empty() || penalties_on_ || k <= 0 || k >= n_vocab_) {
     return 0;
   }
   for (const SamplerStep step : order_) {
@@ -417,7 +419,7 @@ int32_t SamplerChain::top_k_first(int32_t max_k) const noexcept {
 }
 
 int32_t SamplerChain::sample_top_k(std::span<const Candidate> best) {
-  EMBER_CHECK(top_k_first(n_vocab_) == params_.top_k && best.size() == static_cast<size_t>(params_.top_k));
+  EMBER_CHECK(top_k_first_ > 0 && best.size() == static_cast<size_t>(top_k_first_));
   logits_ = {};
   full_ = false;
   sorted_ = true;

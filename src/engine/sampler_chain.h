@@ -54,7 +54,7 @@ class SamplerChain {
   // The k of a chain whose best k logits are all it reads: sampling (not mirostat) whose first step
   // that changes anything is top-k, with no logit bias or penalties before it, and k <= max_k (and
   // below n_vocab). 0 when the whole row is needed.
-  int32_t top_k_first(int32_t max_k) const noexcept;
+  int32_t top_k_first(int32_t max_k) const noexcept { return top_k_first_ <= max_k ? top_k_first_ : 0; }
   // Mirostat's current maximum surprise (bits); 2 tau after construction or reset().
   float mirostat_mu() const noexcept { return mu_; }
 
@@ -125,6 +125,7 @@ class SamplerChain {
   int32_t run_steps(std::span<const float> logits, std::span<const uint64_t> allowed = {});
   // order_[first, end): a token when one candidate is left, else -1.
   int32_t run_order(size_t first);
+  int32_t first_step_top_k() const noexcept;  // computes top_k_first_ (construction)
   void apply_mask(std::span<const uint64_t> allowed);
   double uniform();  // [0, 1), 53 bits: the same on every standard library
 
@@ -133,6 +134,7 @@ class SamplerChain {
   std::vector<SamplerStep> order_;
   bool penalties_on_ = false;
   bool dry_on_ = false;
+  int32_t top_k_first_ = 0;  // top_k_first() without a limit, fixed by the parameters
   std::mt19937_64 rng_;
   float mu_ = 0.0f;
 

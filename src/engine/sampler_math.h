@@ -8,6 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "model/batch.h"
+
 namespace ember::sampling {
 
 inline constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -19,11 +21,9 @@ inline float saturate_to_float(double v) noexcept {
   return static_cast<float>(v);
 }
 
-// One entry of a candidate set: a token and its (possibly transformed) logit.
-struct Candidate {
-  float logit;
-  int32_t id;
-};
+// One entry of a candidate set: a token and its (possibly transformed) logit. The model's
+// Batch::kTopK entries are the same type, so its best logits are a candidate set as they come.
+using Candidate = TopCandidate;
 
 // The candidate order: higher logit first, then the lower id.
 inline bool better(const Candidate& a, const Candidate& b) noexcept {

@@ -169,9 +169,7 @@ bool SequenceDecoder::on_top_k(std::span<const TopCandidate> best, GeneratedToke
   const auto k = static_cast<size_t>(top_k());
   EMBER_CHECK(!finished() && next_row_output() == Batch::kTopK && best.size() >= k);
   Timer sample_timer;
-  top_.clear();
-  for (const TopCandidate& c : best.first(k)) top_.push_back({c.logit, c.id});
-  const int32_t id = sampler_.sample_top_k(top_);
+  const int32_t id = sampler_.sample_top_k(best.first(k));
   if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
   stats_.sample_ms += sample_timer.elapsed_ms();
   return emit(id, {}, token);

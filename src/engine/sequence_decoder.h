@@ -141,9 +141,8 @@ class SequenceDecoder {
   std::string text_;
   GenerationStats stats_;
   Timer timer_;
-  std::mt19937_64 verify_rng_;            // speculative verification's draws
-  std::mt19937_64 draft_rng_;             // the draft model's draws
-  std::vector<sampling::Candidate> top_;  // on_top_k()'s candidates
+  std::mt19937_64 verify_rng_;  // speculative verification's draws
+  std::mt19937_64 draft_rng_;   // the draft model's draws
   bool tail_taken_ = false;
 };
 
