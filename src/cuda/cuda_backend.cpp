@@ -397,6 +397,11 @@ void CudaBackend::store_kv(const PagedKvView& kv, const CudaStepKv& step, const 
 void CudaBackend::attention(const PagedKvView& kv, const CudaStepKv& step, const float* q,
                             const AttentionParams& params, float* out) {
   EMBER_CHECK(step.n_rows <= limits_.max_rows && step.max_context <= max_context_);
+  if (step.tiles != nullptr && params.split_tokens >= 0 &&
+      tiled_attention_supports(kv.k_dtype, kv.v_dtype, kv.head_dim)) {
+    cuda::tiled_attention(kv, step.seqs, step.rows, step.tiles, step.n_tiles, q, params, out, stream_);
+    return;
+  }
   cuda::attention(kv, step.seqs, step.rows, step.n_rows, q, params, step.max_context, attention_workspace_.data(),
                   attention_workspace_.bytes(), out, stream_);
 }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -129,5 +130,27 @@ size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_
 void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
                const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
                cudaStream_t stream);
+
+// ---- tiled attention on tensor cores (tiled_attention_kernels.cu) ----------------------------
+
+// A run of consecutive rows of one sequence, at most kQueryTileRows: tiled_attention()'s unit.
+struct QueryTile {
+  int32_t first_row = 0;
+  int32_t n_rows = 0;
+};
+inline constexpr int32_t kQueryTileRows = 64;
+inline constexpr int32_t kMaxTiledHeadDim = 128;
+// Whether tiled_attention() takes these pools and heads: kv_supports, head_dim at most 128.
+bool tiled_attention_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept;
+// tiles = rows cut into runs of one sequence of at most kQueryTileRows (host memory; a prefill
+// chunk of n rows: ceil(n / 64) tiles, a decode row: one tile of its own).
+void plan_query_tiles(std::span<const KvRow> rows, std::vector<QueryTile>& tiles);
+// As attention() (never split), for every row of `tiles` (device memory, n_tiles of them covering
+// the rows), on tensor cores: each K and V value is read once per tile rather than once per row.
+// q·scale, K, V and the softmax weights are rounded to f16 for the products (f32 accumulation and
+// softmax), so the result is within ~1e-3 relative error of the CPU's rather than float rounding,
+// and a row's bits depend on its tile (not for batch-invariant steps).
+void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, const QueryTile* tiles,
+                     int32_t n_tiles, const float* q, const AttentionParams& params, float* out, cudaStream_t stream);
 
 }  // namespace ember::cuda

@@ -34,6 +34,9 @@ struct GpuLayersOptions {
   // Decode steps (up to cuda::kGemvMaxRows rows, no hooks) captured once per shape as CUDA graphs
   // and replayed. EMBER_CUDA_GRAPHS=0 in the environment turns them off (A/B measurements).
   bool graphs = true;
+  // Steps of more than cuda::kGemvMaxRows rows (prefill) run their attention tiled on tensor cores
+  // (cuda::tiled_attention) unless batch-invariant. EMBER_CUDA_TILED_ATTENTION=0 turns it off.
+  bool tiled_attention = true;
 };
 
 // The rows of one step as the GPU layers see them (host memory; uploaded once per step).

@@ -66,6 +66,9 @@ class CudaGpuLayers final : public GpuLayers {
     if (const char* env = std::getenv("EMBER_CUDA_GRAPHS"); env != nullptr && std::string_view(env) == "0") {
       options_.graphs = false;
     }
+    if (const char* env = std::getenv("EMBER_CUDA_TILED_ATTENTION"); env != nullptr && std::string_view(env) == "0") {
+      options_.tiled_attention = false;
+    }
     check_shapes();
     backend_ = std::make_shared<CudaBackend>(
         cuda::CudaBackendOptions{.device = options.device, .rows_invariant = options.batch_invariant});
@@ -350,6 +353,7 @@ class CudaGpuLayers final : public GpuLayers {
     }
     row_meta_ = DeviceBuffer(sizeof(KvRow) * static_cast<size_t>(rows), "the step's rows");
     seq_tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's sequence lengths");
+    query_tiles_ = DeviceBuffer(sizeof(cuda::QueryTile) * static_cast<size_t>(rows), "the step's query tiles");
     reserve_context(options_.max_context);
     layer_step_ = {.n = 0,
                    .n_rot = options_.n_rot,
@@ -406,13 +410,21 @@ class CudaGpuLayers final : public GpuLayers {
     b.to_device(block_tables_.data(), host_tables_.data(), sizeof(int32_t) * host_tables_.size());
     b.to_device(seq_tokens_.data(), host_tokens_.data(), sizeof(int32_t) * host_tokens_.size());
     b.to_device(row_meta_.data(), step.rows.data(), sizeof(KvRow) * step.rows.size());
+    // Prefill-sized steps: the rows' query tiles for the tensor-core attention.
+    const bool tiled = !fixed_shape && options_.tiled_attention && !options_.batch_invariant;
+    if (tiled) {
+      cuda::plan_query_tiles(step.rows, host_tiles_);
+      b.to_device(query_tiles_.data(), host_tiles_.data(), sizeof(cuda::QueryTile) * host_tiles_.size());
+    }
     return {.seqs = {.block_tables = block_tables_.as<int32_t>(),
                      .n_tokens = seq_tokens_.as<int32_t>(),
                      .n_seqs = static_cast<int32_t>(step.seqs.size()),
                      .max_blocks = width},
             .rows = row_meta_.as<KvRow>(),
             .n_rows = static_cast<int32_t>(step.rows.size()),
-            .max_context = fixed_shape ? max_context_ : longest};
+            .max_context = fixed_shape ? max_context_ : longest,
+            .tiles = tiled ? query_tiles_.as<cuda::QueryTile>() : nullptr,
+            .n_tiles = tiled ? static_cast<int32_t>(host_tiles_.size()) : 0};
   }
 
   // Whether the step runs as a graph: graphs on, a decode step (every row its own sequence, at most
@@ -482,11 +494,12 @@ class CudaGpuLayers final : public GpuLayers {
   LayerStep layer_step_;
   LayerBuffers buffers_;
   DeviceBuffer x_, xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, cos_sin_, cos_sin_local_, logits_;
-  DeviceBuffer row_meta_, seq_tokens_, block_tables_, tokens_, top_values_, top_ids_, top_scratch_values_,
+  DeviceBuffer row_meta_, seq_tokens_, query_tiles_, block_tables_, tokens_, top_values_, top_ids_, top_scratch_values_,
       top_scratch_ids_;
   int32_t max_blocks_ = 0;
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;
+  std::vector<cuda::QueryTile> host_tiles_;
   std::vector<float> hook_rows_;
   std::vector<float> host_top_values_;  // outputs()' staging of the top-k rows
   std::vector<int32_t> host_top_ids_;

@@ -1,7 +1,7 @@
 // CUDA store_kv and attention against the CPU's (scalar kernels, one thread) on the same pools:
 // bit-exact pools after every store, attention within 1e-5 (F32 pools) / 1e-3 (F16, Q8_0) relative
 // error on decode batches, a prefill chunk, GQA and MHA, soft-cap, sliding window, split and
-// unsplit, mixed K/V pool types.
+// unsplit, mixed K/V pool types; the tiled tensor-core attention within 1e-3 on prefill steps.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -37,6 +37,8 @@ using cuda_test::relative_error;
 constexpr double kF32Tolerance = 1e-5;
 constexpr double kF16Tolerance = 1e-3;
 constexpr double kRowTolerance = 1e-4;
+// The tiled kernel rounds q, K, V and the softmax weights to f16 for its products.
+constexpr double kTiledTolerance = 1e-3;
 
 // (Q8_0 pools: both sides read the same dequantized values, as for F16.)
 double tolerance(DType dtype) { return dtype == DType::kF32 ? kF32Tolerance : kF16Tolerance; }
@@ -206,6 +208,22 @@ std::vector<float> gpu_attention(const TwinCache& c, const std::vector<KvRow>& r
   const DeviceBuffer ws = poisoned_floats(ws_bytes / sizeof(float));
   cuda::attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), static_cast<int32_t>(rows.size()), d_q.as<float>(), p,
                   max_context, ws.data(), ws.bytes(), out.as<float>(), nullptr);
+  const cudaError_t status = cudaDeviceSynchronize();
+  EXPECT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
+  return out.to_vector<float>(n_out);
+}
+
+// The tiled kernel's, with NaN in the output beforehand: the rows cut by plan_query_tiles.
+std::vector<float> gpu_tiled_attention(const TwinCache& c, const std::vector<KvRow>& rows, const std::vector<float>& q,
+                                       const AttentionParams& p) {
+  std::vector<cuda::QueryTile> tiles;
+  cuda::plan_query_tiles(rows, tiles);
+  const size_t n_out = rows.size() * static_cast<size_t>(p.n_head * c.host.head_dim);
+  const DeviceBuffer d_rows = DeviceBuffer::from(rows), d_q = DeviceBuffer::from(q),
+                     d_tiles = DeviceBuffer::from(tiles);
+  const DeviceBuffer out = poisoned_floats(n_out);
+  cuda::tiled_attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), d_tiles.as<cuda::QueryTile>(),
+                        static_cast<int32_t>(tiles.size()), d_q.as<float>(), p, out.as<float>(), nullptr);
   const cudaError_t status = cudaDeviceSynchronize();
   EXPECT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
   return out.to_vector<float>(n_out);
@@ -425,6 +443,80 @@ TEST(CudaAttention, LargeGroupsAndWideHeads) {
       check_all_splits(c, decode_rows(lengths), p, rng, what);
     }
   }
+}
+
+TEST(CudaAttention, QueryTilesAreRunsOfOneSequenceOfAtMost64Rows) {
+  std::vector<KvRow> rows;
+  const auto run = [&](int32_t seq, int32_t n) {
+    for (int32_t i = 0; i < n; ++i) rows.push_back({seq, i});
+  };
+  run(0, 130);
+  run(1, 1);
+  run(0, 2);
+  run(2, 64);
+  run(3, 65);
+  std::vector<cuda::QueryTile> tiles = {{7, 7}};  // replaced, not appended to
+  cuda::plan_query_tiles(rows, tiles);
+  const std::vector<std::pair<int32_t, int32_t>> want = {{0, 64},  {64, 64},  {128, 2},  {130, 1},
+                                                         {131, 2}, {133, 64}, {197, 64}, {261, 1}};
+  ASSERT_EQ(tiles.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(tiles[i].first_row, want[i].first) << "tile " << i;
+    EXPECT_EQ(tiles[i].n_rows, want[i].second) << "tile " << i;
+  }
+  cuda::plan_query_tiles({}, tiles);
+  EXPECT_TRUE(tiles.empty());
+}
+
+// A prefill step as the scheduler builds it, through the tiled kernel: 120 rows continuing a
+// sequence (two tiles, 64 + 56), a decode row of another, an earlier position of the first out of
+// order (a tile of its own), and a short run of a third; every pool type, head sizes the kernel
+// pads (10, 96) and its two widths (64, 128), windows that hide most of a tile's range from each
+// row, soft-cap and scale.
+TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(17);
+  struct Case {
+    DType k, v;
+    int32_t n_head, n_head_kv, head_dim;
+  };
+  for (const Case& cs : {Case{DType::kF16, DType::kF16, 8, 2, 128}, Case{DType::kF32, DType::kF32, 4, 4, 64},
+                         Case{DType::kQ8_0, DType::kQ8_0, 4, 2, 64}, Case{DType::kQ8_0, DType::kF16, 2, 1, 96},
+                         Case{DType::kF32, DType::kQ8_0, 3, 1, 32}, Case{DType::kF16, DType::kF32, 6, 3, 10}}) {
+    const std::string shape = std::string(dtype_name(cs.k)) + "/" + std::string(dtype_name(cs.v)) + " heads " +
+                              std::to_string(cs.n_head) + "/" + std::to_string(cs.n_head_kv) + " d" +
+                              std::to_string(cs.head_dim);
+    SCOPED_TRACE(shape);
+    ASSERT_TRUE(cuda::tiled_attention_supports(cs.k, cs.v, cs.head_dim));
+    TwinCache c = make_cache(cs.k, cs.v, cs.n_head_kv, cs.head_dim, {150, 65, 7}, rng);
+    ASSERT_TRUE(store_random(c, positions({0, 0, 0}, {30, 64, 3}, rng), rng));
+    std::vector<KvRow> step;
+    for (int32_t pos = 30; pos < 150; ++pos) step.push_back({0, pos});
+    step.push_back({1, 64});  // the first token of the kernel's last 32-token step
+    for (int32_t pos = 3; pos < 7; ++pos) step.push_back({2, pos});
+    ASSERT_TRUE(store_random(c, step, rng));
+    std::vector<KvRow> rows = step;
+    rows.insert(rows.begin() + 121, {0, 5});
+    const size_t row_floats = static_cast<size_t>(cs.n_head * cs.head_dim);
+    struct Params {
+      int32_t window;
+      float softcap, scale;
+    };
+    for (const Params& ps :
+         {Params{0, 0.0f, 0.0f}, Params{8, 0.0f, 0.0f}, Params{40, 30.0f, 0.0f}, Params{0, 5.0f, 0.3f}}) {
+      AttentionParams p;
+      p.n_head = cs.n_head;
+      p.window = ps.window;
+      p.softcap = ps.softcap;
+      p.scale = ps.scale;
+      const std::vector<float> q = random_values(rows.size() * row_floats, rng, 2.0f);
+      expect_close(gpu_tiled_attention(c, rows, q, p), cpu_attention(c, rows, q, p), row_floats, kTiledTolerance,
+                   "tiled " + shape + " window " + std::to_string(ps.window) + " softcap " +
+                       std::to_string(ps.softcap) + " scale " + std::to_string(ps.scale));
+    }
+  }
+  EXPECT_FALSE(cuda::tiled_attention_supports(DType::kF16, DType::kF16, 256));
+  EXPECT_FALSE(cuda::tiled_attention_supports(DType::kQ8_0, DType::kF16, 80));
 }
 
 }  // namespace

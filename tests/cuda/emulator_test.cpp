@@ -14,6 +14,7 @@
 
 #include "cuda/device_buffer.h"
 #include "cuda/launch.h"
+#include "cuda/mma.h"
 #include "ember/error.h"
 #include "quant/fp16.h"
 
@@ -339,6 +340,59 @@ TEST(CudaEmulator, HalfConversionsRoundToNearestEven) {
 }
 
 // ---- cuBLAS ----
+
+// ---- mma.sync m16n8k16 ----
+
+// d = c + a·b through cuda/mma.h, the operand registers filled as the PTX ISA lays them out
+// ("Matrix Fragments for mma.m16n8k16 with floating point type"), written here from its tables:
+// a_i (halves 0-7): row g for i in {0, 1, 4, 5}, else g + 8; column 2t + i % 2, + 8 for i >= 4.
+// b_i (halves 0-3): row 2t + i % 2, + 8 for i >= 2; column g. c_i: row g, + 8 for i >= 2;
+// column 2t + i % 2.
+__global__ void mma_kernel(const float* a, const float* b, const float* c, float* d) {
+  const int lane = static_cast<int>(threadIdx.x), g = lane / 4, t = lane % 4;
+  float ah[8], bh[4];
+  for (int i = 0; i < 8; ++i) ah[i] = a[(g + (i % 4 >= 2 ? 8 : 0)) * 16 + 2 * t + i % 2 + (i >= 4 ? 8 : 0)];
+  for (int i = 0; i < 4; ++i) bh[i] = b[(2 * t + i % 2 + (i >= 2 ? 8 : 0)) * 8 + g];
+  const uint32_t ar[4] = {cuda::pack_half2(ah[0], ah[1]), cuda::pack_half2(ah[2], ah[3]),
+                          cuda::pack_half2(ah[4], ah[5]), cuda::pack_half2(ah[6], ah[7])};
+  const uint32_t br[2] = {cuda::pack_half2(bh[0], bh[1]), cuda::pack_half2(bh[2], bh[3])};
+  float acc[4];
+  for (int i = 0; i < 4; ++i) acc[i] = c[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2];
+  cuda::mma_16x8x16(acc, ar, br);
+  for (int i = 0; i < 4; ++i) d[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2] = acc[i];
+}
+
+TEST(CudaEmulator, MmaM16n8k16MatchesItsPtxDefinition) {
+  // Multiples of 1/8 up to ±4: exact in f16, and every product and sum exact in float, so the
+  // result is exact whatever the summation order.
+  std::mt19937 rng(21);
+  std::uniform_int_distribution<int> eighths(-32, 32);
+  const auto fill = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) {
+      do {
+        x = static_cast<float>(eighths(rng)) / 8.0f;
+      } while (x == 0.0f);
+    }
+    return v;
+  };
+  const std::vector<float> a = fill(16 * 16), b = fill(16 * 8), c = fill(16 * 8);
+  const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b), dc = DeviceBuffer::from(c);
+  DeviceBuffer dd(16 * 8 * sizeof(float));
+  EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_kernel)(da.as<float>(), db.as<float>(), dc.as<float>(), dd.as<float>());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> d = download<float>(dd, 16 * 8);
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 8; ++j) {
+      double want = c[static_cast<size_t>(i * 8 + j)];
+      for (int k = 0; k < 16; ++k)
+        want += double{a[static_cast<size_t>(i * 16 + k)]} * b[static_cast<size_t>(k * 8 + j)];
+      EXPECT_EQ(d[static_cast<size_t>(i * 8 + j)], want) << "D[" << i << "][" << j << "]";
+    }
+  }
+  // The lower index goes in the low half.
+  EXPECT_EQ(cuda::pack_half2(1.0f, -2.0f), 0xC0003C00u);
+}
 
 TEST(CudaEmulator, GemmExMatchesADoubleReferenceForEveryTransposeAndType) {
   cublasHandle_t handle = nullptr;

@@ -170,6 +170,48 @@ T __shfl_sync(unsigned mask, T value, int src_lane, int width = 32) {
 }
 inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) { (void)__shfl_xor_sync(mask, 0, 0); }
 
+// ---- warp-level matrix multiply-accumulate -------------------------------------------------------
+
+namespace ember::cuda_emulator {
+
+inline constexpr int kMaxExchangeWords = 4;
+// Every lane of a whole warp passes `n_words` (<= kMaxExchangeWords) words and gets all 32 lanes'
+// (all[lane]); one barrier, as the warp-wide instructions it stands for (scheduler.cpp). `what`
+// names the instruction in a fault: a partial warp or an exited lane aborts.
+void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExchangeWords], const char* what);
+
+// PTX mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32: d[16×8] += a[16×16] · b[16×8] over the
+// warp, f16 operands packed two per register (the lower index in the low half), f32 accumulators.
+// With g = lane / 4 and t = lane % 4, lane holds:
+//   a[0] = A[g][2t, 2t+1], a[1] = A[g+8][2t, 2t+1], a[2] = A[g][2t+8, 2t+9], a[3] = A[g+8][2t+8, 2t+9];
+//   b[0] = B[2t, 2t+1][g], b[1] = B[2t+8, 2t+9][g];
+//   d[0], d[1] = D[g][2t, 2t+1], d[2], d[3] = D[g+8][2t, 2t+1].
+// The products of halves are exact in float; the 16 are summed in k order, then added to d (a
+// tensor core's order and intermediate rounding are its own: results agree to float rounding).
+inline void mma_m16n8k16_f32_f16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const uint64_t mine[3] = {a[0] | uint64_t{a[1]} << 32, a[2] | uint64_t{a[3]} << 32, b[0] | uint64_t{b[1]} << 32};
+  uint64_t all[32][kMaxExchangeWords];
+  gather_in_warp(mine, 3, all, "mma.sync");
+  // Register r of lane l (r 0-3: a, 4-5: b), and half h of it as a float.
+  const auto reg = [&](int l, int r) { return static_cast<uint32_t>(all[l][r / 2] >> (32 * (r % 2))); };
+  const auto half = [&](int l, int r, int h) {
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(reg(l, r) >> (16 * h))));
+  };
+  // A[row][k]: lane 4·(row % 8) + (k % 8) / 2, register (row >= 8) + 2·(k >= 8), half k % 2.
+  const auto a_at = [&](int row, int k) { return half(4 * (row % 8) + k % 8 / 2, (row >= 8) + 2 * (k >= 8), k % 2); };
+  // B[k][col]: lane 4·col + (k % 8) / 2, register 4 + (k >= 8), half k % 2.
+  const auto b_at = [&](int k, int col) { return half(4 * col + k % 8 / 2, 4 + (k >= 8), k % 2); };
+  const int lane = lane_id(), g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    float sum = 0.0f;
+    for (int k = 0; k < 16; ++k) sum += a_at(row, k) * b_at(k, col);
+    d[i] += sum;
+  }
+}
+
+}  // namespace ember::cuda_emulator
+
 // ---- arithmetic intrinsics -----------------------------------------------------------------------
 
 // The read-only data cache load: a plain load on the host.

@@ -121,7 +121,7 @@ struct Warp {
   int live = 0;
   int arrived = 0;
   uint32_t round = 0;  // the exchange number the arrived threads are at
-  uint64_t value[2][kWarp] = {};
+  uint64_t value[2][kWarp][kMaxExchangeWords] = {};
   uint32_t written[2] = {};
 };
 
@@ -356,8 +356,11 @@ void sync_block() {
   }
 }
 
-uint64_t exchange_in_warp(unsigned mask, uint64_t value, int source) {
-  Block& b = running_block("a warp shuffle");
+namespace {
+
+// The calling thread's arrival at its warp's next exchange with `n_words` words: returns once every
+// live thread of the warp arrived, with the exchange's buffer index (see Warp).
+int arrive_in_warp(Block& b, unsigned mask, const uint64_t* words, int n_words) {
   Fiber& f = *b.current;
   const int warp = f.linear / kWarp, lane = f.linear % kWarp;
   Warp& w = b.warps[warp];
@@ -378,7 +381,7 @@ uint64_t exchange_in_warp(unsigned mask, uint64_t value, int source) {
     fault("kernel %s: warp %d's threads shuffle out of step (thread %d at shuffle %u, others at %u)", b.kernel, warp,
           f.linear, round, w.round);
   }
-  w.value[buf][lane] = value;
+  std::copy_n(words, n_words, w.value[buf][lane]);
   w.written[buf] |= 1u << lane;
   f.wait = Wait::kWarpExchange;
   if (++w.arrived == w.live) {
@@ -386,10 +389,31 @@ uint64_t exchange_in_warp(unsigned mask, uint64_t value, int source) {
   } else {
     wait_here(b, f);
   }
+  return buf;
+}
+
+}  // namespace
+
+uint64_t exchange_in_warp(unsigned mask, uint64_t value, int source) {
+  Block& b = running_block("a warp shuffle");
+  const int buf = arrive_in_warp(b, mask, &value, 1);
+  const Warp& w = b.warps[b.current->linear / kWarp];
   if (source < 0 || source >= kWarp || (w.written[buf] >> source & 1) == 0) {
-    fault("kernel %s: thread %d reads lane %d of a shuffle that lane did not take part in", b.kernel, f.linear, source);
+    fault("kernel %s: thread %d reads lane %d of a shuffle that lane did not take part in", b.kernel, b.current->linear,
+          source);
   }
-  return w.value[buf][source];
+  return w.value[buf][source][0];
+}
+
+void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExchangeWords], const char* what) {
+  Block& b = running_block(what);
+  if (n_words < 1 || n_words > kMaxExchangeWords) fault("%s: %d words per lane", what, n_words);
+  const int warp = b.current->linear / kWarp;
+  if (b.warps[warp].lanes_mask != 0xFFFFFFFFu) fault("kernel %s: %s in a partial warp", b.kernel, what);
+  const int buf = arrive_in_warp(b, 0xFFFFFFFFu, words, n_words);
+  const Warp& w = b.warps[warp];
+  if (w.written[buf] != 0xFFFFFFFFu) fault("kernel %s: %s after lanes of the warp exited", b.kernel, what);
+  for (int lane = 0; lane < kWarp; ++lane) std::copy_n(w.value[buf][lane], n_words, all[lane]);
 }
 
 int lane_id() { return running_block("a warp intrinsic").current->linear % kWarp; }

@@ -1,0 +1,96 @@
+// The paged KV pools' row formats as the attention kernels read and write them, and the helpers
+// the per-row and tiled attention kernels share (attention_kernels.cu, tiled_attention_kernels.cu).
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "cuda/cuda_kernels.h"
+
+namespace ember::cuda::kv_rows {
+
+constexpr int kTokens = kKvBlockTokens;  // one pool block = one tile of the per-row attention loop
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The first position a row at `pos` sees (window > 0: a sliding window).
+__device__ inline int32_t first_visible(int32_t pos, int32_t window) {
+  return window > 0 ? max(0, pos - window + 1) : 0;
+}
+
+// ---- pool row formats: one token's head_dim values of one kv head ----
+// load_pair(row, c): values 2c and 2c + 1 as floats. store(row, d, x): value d of the row, called by
+// every thread of a warp for 32 consecutive d of one row (lane = d % 32) when kWarpStore.
+
+struct F32Row {
+  static constexpr bool kWarpStore = false;
+  static int64_t row_bytes(int32_t head_dim) { return int64_t{4} * head_dim; }
+  __device__ static float2 load_pair(const uint8_t* row, int c) { return reinterpret_cast<const float2*>(row)[c]; }
+  __device__ static void store(uint8_t* row, int32_t d, float x) { reinterpret_cast<float*>(row)[d] = x; }
+};
+
+struct F16Row {
+  static constexpr bool kWarpStore = false;
+  static int64_t row_bytes(int32_t head_dim) { return int64_t{2} * head_dim; }
+  __device__ static float2 load_pair(const uint8_t* row, int c) {
+    return __half22float2(reinterpret_cast<const __half2*>(row)[c]);
+  }
+  __device__ static void store(uint8_t* row, int32_t d, float x) {
+    reinterpret_cast<__half*>(row)[d] = __float2half_rn(x);  // IEEE RNE
+  }
+};
+
+// Q8_0 (head_dim a multiple of 32): 34-byte blocks of an f16 scale d and 32 int8 q, value q·d; the
+// store quantizes bit for bit as the CPU's quantize_row_q8_0 (d = absmax / 127 skipping NaNs,
+// q = round half away from zero of x / d, 0 where that is out of range).
+struct Q8_0Row {
+  static constexpr bool kWarpStore = true;
+  static constexpr int kValues = 32, kBytes = 34;
+  static int64_t row_bytes(int32_t head_dim) { return int64_t{kBytes} * (head_dim / kValues); }
+  __device__ static float2 load_pair(const uint8_t* row, int c) {
+    const uint8_t* block = row + (c / (kValues / 2)) * kBytes;
+    const float d = __half2float(*reinterpret_cast<const __half*>(block));
+    const int j = 2 * c % kValues;
+    return make_float2(static_cast<float>(static_cast<int8_t>(block[2 + j])) * d,
+                       static_cast<float>(static_cast<int8_t>(block[3 + j])) * d);
+  }
+  __device__ static void store(uint8_t* row, int32_t d, float x) {
+    float amax = x == x ? fabsf(x) : 0.0f;
+    for (int o = kValues / 2; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float scale = amax / 127.0f;
+    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    const float q = roundf(x * inv);
+    uint8_t* block = row + (d / kValues) * kBytes;
+    block[2 + d % kValues] = static_cast<uint8_t>(static_cast<int8_t>(q >= -128.0f && q <= 127.0f ? q : 0.0f));
+    if (d % kValues == 0) *reinterpret_cast<__half*>(block) = __float2half_rn(scale);
+  }
+};
+
+// f(row format) for a pool dtype kv_supports accepted.
+template <typename F>
+void with_row_format(DType dtype, F&& f) {
+  if (dtype == DType::kF16) {
+    f(F16Row{});
+  } else if (dtype == DType::kQ8_0) {
+    f(Q8_0Row{});
+  } else {
+    f(F32Row{});
+  }
+}
+
+// launch.template operator()<KF, VF>() for the K and V pools' row formats, with args' row sizes set.
+template <typename Args, typename Launch>
+void with_row_formats(const PagedKvView& kv, Args& args, Launch&& launch) {
+  with_row_format(kv.k_dtype, [&](auto k_format) {
+    with_row_format(kv.v_dtype, [&](auto v_format) {
+      using KF = decltype(k_format);
+      using VF = decltype(v_format);
+      args.k_row_bytes = KF::row_bytes(kv.head_dim);
+      args.v_row_bytes = VF::row_bytes(kv.head_dim);
+      launch.template operator()<KF, VF>();
+    });
+  });
+}
+
+}  // namespace ember::cuda::kv_rows

@@ -1,0 +1,34 @@
+// Warp-level tensor-core multiply-accumulate (sm_80 and later): PTX mma.sync m16n8k16 on f16
+// operands with f32 accumulators, and the packing of its operand registers. The emulator carries
+// the instruction out as the PTX ISA defines it (emulator/device.h, which spells out the layouts).
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace ember::cuda {
+
+// Two floats as the halves of one operand register, rounded to nearest even; `lo` is the element
+// of lower index (a row's column 2t, or a column's row 2t).
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  return static_cast<uint32_t>(__half_as_ushort(__float2half_rn(lo))) |
+         static_cast<uint32_t>(__half_as_ushort(__float2half_rn(hi))) << 16;
+}
+
+// d[16×8] += a[16×16] · b[16×8] over the whole (converged) warp. With g = lane / 4, t = lane % 4:
+// a = A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]; b = B[2t..][g], B[2t+8..][g];
+// d = D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1].
+__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember::cuda_emulator::mma_m16n8k16_f32_f16(d, a, b);
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+}  // namespace ember::cuda

@@ -1,0 +1,312 @@
+// Tiled attention on tensor cores for prefill rows (cuda_kernels.h: tiled_attention): a block
+// takes a tile of up to 64 rows of one sequence and one query head, stages each 32 tokens of K and
+// V in shared memory once for all its rows, and runs q·kᵀ and p·V as mma.sync m16n8k16 (f16
+// operands, f32 accumulation) with an online softmax in registers. attention() reads every K and V
+// value once per row; here once per 64 rows, which is what makes a long prompt's attention cheap.
+#include <cuda_fp16.h>
+
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/kv_rows.h"
+#include "cuda/launch.h"
+#include "cuda/mma.h"
+
+namespace ember::cuda {
+namespace {
+
+using kv_rows::first_visible;
+using kv_rows::kTokens;
+using kv_rows::with_row_formats;
+
+constexpr int kWarps = kQueryTileRows / 16;  // each warp: 16 rows, the mma's M
+constexpr int kThreads = 32 * kWarps;
+constexpr int kKvStep = 32;  // tokens staged per iteration: two pool blocks
+static_assert(kKvStep % kTokens == 0 && kKvStep % 16 == 0);
+
+struct TiledArgs {
+  const void* k_pool;
+  const void* v_pool;
+  const int32_t* block_tables;  // [n_seqs][max_blocks]
+  const int32_t* n_tokens;      // [n_seqs]
+  const KvRow* rows;            // [n_rows]
+  const QueryTile* tiles;       // [n_tiles] = grid.x
+  const float* q;               // [n_rows][n_head][head_dim]
+  float* out;                   // [n_rows][n_head][head_dim]
+  int64_t k_row_bytes, v_row_bytes;
+  int32_t n_seqs, max_blocks, n_blocks;
+  int32_t n_head, n_head_kv, head_dim, group;
+  int32_t window;
+  float scale, softcap;
+};
+
+// Grid (n_tiles, n_head), kThreads threads; head_dim <= kHd (the rest of kHd is zeros). Warp w owns
+// the tile's rows 16w..16w+15; lane (g = lane / 4, t = lane % 4) holds rows 16w + g and 16w + g + 8
+// of every mma fragment (mma.h). Per 32 tokens:
+//   stage:   all threads convert the tokens' K (k_s [token][dim]) and V (vt_s [dim][token]) to f16,
+//            zeros outside the tile's visible range [lo, hi];
+//   scores:  s = q·kᵀ, 4 fragments of 16 rows × 8 tokens, q's fragments kept in registers;
+//   softmax: masked to each row's [first visible, pos], soft-capped; the row max over the 4 lanes
+//            of a row (shuffles), weights p = exp(s − max), the accumulators rescaled;
+//   p·V:     the score fragments are p's operand fragments as they stand (two 8-token fragments =
+//            one 16-token operand), o += p·V into kHd / 8 fragments of 16 rows × 8 dims.
+template <typename KF, typename VF, int kHd>
+__global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledArgs a) {
+  constexpr int kKStride = kHd + 8;      // halves; rows 16 bytes apart mod 128: the fragment
+  constexpr int kVStride = kKvStep + 8;  // loads below hit 32 different banks
+  constexpr int kDimSteps = kHd / 16;    // q·kᵀ's k steps
+  constexpr int kTokenTiles = kKvStep / 8;
+  constexpr int kDimTiles = kHd / 8;
+  __shared__ __align__(16) __half k_s[kKvStep * kKStride];
+  __shared__ __align__(16) __half vt_s[kHd * kVStride];
+  __shared__ int32_t pos_s[kQueryTileRows], lo_s[kQueryTileRows];
+  __shared__ int32_t range_s[2];
+
+  const QueryTile tile = a.tiles[blockIdx.x];
+  const auto head = static_cast<int32_t>(blockIdx.y);
+  const int32_t kv_head = head / a.group;
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  // Broken invariants (the CPU aborts): trap rather than read outside the pools.
+  if (tile.n_rows < 1 || tile.n_rows > kQueryTileRows || tile.first_row < 0) __trap();
+  const int32_t seq = a.rows[tile.first_row].seq;
+  if (seq < 0 || seq >= a.n_seqs) __trap();
+  if (tid < kQueryTileRows) {
+    int32_t pos = -1, lo = INT_MAX;  // a row past the tile's sees nothing
+    if (tid < tile.n_rows) {
+      const KvRow r = a.rows[tile.first_row + tid];
+      if (r.seq != seq || r.pos < 0 || r.pos >= a.n_tokens[seq] || r.pos / kTokens >= a.max_blocks) __trap();
+      pos = r.pos;
+      lo = first_visible(r.pos, a.window);
+    }
+    pos_s[tid] = pos;
+    lo_s[tid] = lo;
+  }
+  __syncthreads();  // pos_s, lo_s
+  if (tid == 0) {
+    int32_t lo = INT_MAX, hi = -1;
+    for (int i = 0; i < tile.n_rows; ++i) {
+      lo = min(lo, lo_s[i]);
+      hi = max(hi, pos_s[i]);
+    }
+    range_s[0] = lo;
+    range_s[1] = hi;
+  }
+
+  // This lane's two rows (h = 0: 16w + g, h = 1: 16w + g + 8), and the warp's visible range.
+  const int row_of[2] = {warp * 16 + g, warp * 16 + g + 8};
+  const int32_t pos_of[2] = {pos_s[row_of[0]], pos_s[row_of[1]]};
+  const int32_t lo_of[2] = {lo_s[row_of[0]], lo_s[row_of[1]]};
+  int32_t warp_lo = INT_MAX, warp_hi = -1;
+  for (int i = warp * 16; i < warp * 16 + 16; ++i) {
+    if (pos_s[i] >= 0) {
+      warp_lo = min(warp_lo, lo_s[i]);
+      warp_hi = max(warp_hi, pos_s[i]);
+    }
+  }
+
+  // q · scale as the A fragments of q·kᵀ: row h's dims 2t, 2t + 1 (+ 8) of every 16.
+  uint32_t q_frag[kDimSteps][4];
+  const auto q_pair = [&](int h, int d) {
+    if (row_of[h] >= tile.n_rows || d >= a.head_dim) return 0u;
+    const int64_t at = (static_cast<int64_t>(tile.first_row + row_of[h]) * a.n_head + head) * a.head_dim + d;
+    const float2 v = *reinterpret_cast<const float2*>(a.q + at);
+    return pack_half2(v.x * a.scale, v.y * a.scale);
+  };
+#pragma unroll
+  for (int ks = 0; ks < kDimSteps; ++ks) {
+    q_frag[ks][0] = q_pair(0, 16 * ks + 2 * t);
+    q_frag[ks][1] = q_pair(1, 16 * ks + 2 * t);
+    q_frag[ks][2] = q_pair(0, 16 * ks + 2 * t + 8);
+    q_frag[ks][3] = q_pair(1, 16 * ks + 2 * t + 8);
+  }
+  float o[kDimTiles][4];
+#pragma unroll
+  for (int n = 0; n < kDimTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // l: this lane's share of the row's sum
+
+  __syncthreads();  // range_s
+  const int32_t lo = range_s[0], hi = range_s[1];
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
+  const auto* k_pool = static_cast<const uint8_t*>(a.k_pool);
+  const auto* v_pool = static_cast<const uint8_t*>(a.v_pool);
+
+  for (int32_t base = lo / kKvStep * kKvStep; base <= hi; base += kKvStep) {
+    // Tokens in [lo, hi] are stored (hi < n_tokens); the others may hold anything and are not read.
+    for (int i = tid; i < kKvStep * (kHd / 2); i += kThreads) {
+      const int j = i / (kHd / 2), c = i % (kHd / 2);
+      const int32_t p = base + j;
+      float2 kv = make_float2(0.0f, 0.0f), vv = make_float2(0.0f, 0.0f);
+      if (p >= lo && p <= hi && 2 * c < a.head_dim) {
+        const int32_t block = table[p / kTokens];
+        if (block < 0 || block >= a.n_blocks) __trap();
+        const int64_t at = (static_cast<int64_t>(block) * a.n_head_kv + kv_head) * kTokens + p % kTokens;
+        kv = KF::load_pair(k_pool + at * a.k_row_bytes, c);
+        vv = VF::load_pair(v_pool + at * a.v_row_bytes, c);
+      }
+      k_s[j * kKStride + 2 * c] = __float2half_rn(kv.x);
+      k_s[j * kKStride + 2 * c + 1] = __float2half_rn(kv.y);
+      vt_s[2 * c * kVStride + j] = __float2half_rn(vv.x);
+      vt_s[(2 * c + 1) * kVStride + j] = __float2half_rn(vv.y);
+    }
+    __syncthreads();  // k_s, vt_s
+
+    if (warp_hi >= base && warp_lo < base + kKvStep) {  // uniform over the warp: it has rows seeing these tokens
+      float s[kTokenTiles][4];
+#pragma unroll
+      for (int nt = 0; nt < kTokenTiles; ++nt) {
+        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        const __half* k_row = k_s + (nt * 8 + g) * kKStride + 2 * t;  // token nt·8 + g
+#pragma unroll
+        for (int ks = 0; ks < kDimSteps; ++ks) {
+          const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(k_row + 16 * ks),
+                                 *reinterpret_cast<const uint32_t*>(k_row + 16 * ks + 8)};
+          mma_16x8x16(s[nt], q_frag[ks], b);
+        }
+      }
+      float row_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int nt = 0; nt < kTokenTiles; ++nt) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int h = i / 2;
+          const int32_t p = base + nt * 8 + 2 * t + i % 2;
+          float x = s[nt][i];
+          if (a.softcap > 0.0f) x = a.softcap * tanhf(x / a.softcap);
+          x = p >= lo_of[h] && p <= pos_of[h] ? x : -INFINITY;
+          s[nt][i] = x;
+          row_max[h] = fmaxf(row_max[h], x);
+        }
+      }
+      float corr[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        row_max[h] = fmaxf(row_max[h], __shfl_xor_sync(0xFFFFFFFFu, row_max[h], 1));
+        row_max[h] = fmaxf(row_max[h], __shfl_xor_sync(0xFFFFFFFFu, row_max[h], 2));
+        const float m_new = fmaxf(m_run[h], row_max[h]);
+        corr[h] = m_run[h] == -INFINITY ? 0.0f : expf(m_run[h] - m_new);
+        m_run[h] = m_new;
+        l_run[h] *= corr[h];
+      }
+#pragma unroll
+      for (int nt = 0; nt < kTokenTiles; ++nt) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int h = i / 2;
+          const float p = s[nt][i] == -INFINITY ? 0.0f : expf(s[nt][i] - m_run[h]);
+          s[nt][i] = p;
+          l_run[h] += p;
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < kDimTiles; ++n) {
+        o[n][0] *= corr[0];
+        o[n][1] *= corr[0];
+        o[n][2] *= corr[1];
+        o[n][3] *= corr[1];
+      }
+#pragma unroll
+      for (int kt = 0; kt < kKvStep / 16; ++kt) {
+        // Tokens 16kt..16kt+15: fragment 2kt holds the first 8 (2t, 2t + 1), 2kt + 1 the next 8.
+        const uint32_t p_frag[4] = {pack_half2(s[2 * kt][0], s[2 * kt][1]), pack_half2(s[2 * kt][2], s[2 * kt][3]),
+                                    pack_half2(s[2 * kt + 1][0], s[2 * kt + 1][1]),
+                                    pack_half2(s[2 * kt + 1][2], s[2 * kt + 1][3])};
+#pragma unroll
+        for (int n = 0; n < kDimTiles; ++n) {
+          const __half* v_row = vt_s + (n * 8 + g) * kVStride + 16 * kt + 2 * t;  // dim n·8 + g
+          const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(v_row),
+                                 *reinterpret_cast<const uint32_t*>(v_row + 8)};
+          mma_16x8x16(o[n], p_frag, b);
+        }
+      }
+    }
+    __syncthreads();  // before the next stage overwrites k_s, vt_s
+  }
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l_run[h] += __shfl_xor_sync(0xFFFFFFFFu, l_run[h], 1);
+    l_run[h] += __shfl_xor_sync(0xFFFFFFFFu, l_run[h], 2);
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    if (row_of[h] >= tile.n_rows) continue;
+    const float inv = 1.0f / l_run[h];  // >= 1: the row's own position scored the max, exp(0)
+    float* out = a.out + (static_cast<int64_t>(tile.first_row + row_of[h]) * a.n_head + head) * a.head_dim;
+#pragma unroll
+    for (int n = 0; n < kDimTiles; ++n) {
+      const int d = n * 8 + 2 * t;
+      if (d < a.head_dim) {  // head_dim is even: d + 1 too
+        out[d] = o[n][2 * h] * inv;
+        out[d + 1] = o[n][2 * h + 1] * inv;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool tiled_attention_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept {
+  return kv_supports(k_dtype, v_dtype, head_dim) && head_dim % 2 == 0 && head_dim <= kMaxTiledHeadDim;
+}
+
+void plan_query_tiles(std::span<const KvRow> rows, std::vector<QueryTile>& tiles) {
+  tiles.clear();
+  for (size_t i = 0; i < rows.size();) {
+    size_t j = i + 1;
+    while (j < rows.size() && j - i < static_cast<size_t>(kQueryTileRows) && rows[j].seq == rows[i].seq) ++j;
+    tiles.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j - i)});
+    i = j;
+  }
+}
+
+void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, const QueryTile* tiles,
+                     int32_t n_tiles, const float* q, const AttentionParams& params, float* out, cudaStream_t stream) {
+  EMBER_CUDA_EXPECT_MSG(tiled_attention_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
+                        "CUDA tiled attention: F32, F16 or Q8_0 pools, head_dim even and at most 128");
+  EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
+  EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0 && params.n_head <= 65535);
+  EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
+  EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
+  EMBER_CUDA_EXPECT(n_tiles >= 0);
+  if (n_tiles == 0) return;
+  EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && tiles != nullptr && q != nullptr &&
+                    out != nullptr);
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(q) % 8 == 0);  // read as float2
+  EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  TiledArgs a{};
+  a.k_pool = kv.k;
+  a.v_pool = kv.v;
+  a.block_tables = seqs.block_tables;
+  a.n_tokens = seqs.n_tokens;
+  a.rows = rows;
+  a.tiles = tiles;
+  a.q = q;
+  a.out = out;
+  a.n_seqs = seqs.n_seqs;
+  a.max_blocks = seqs.max_blocks;
+  a.n_blocks = kv.n_blocks;
+  a.n_head = params.n_head;
+  a.n_head_kv = kv.n_head_kv;
+  a.head_dim = kv.head_dim;
+  a.group = params.n_head / kv.n_head_kv;
+  a.window = params.window;
+  a.scale = params.scale > 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
+  a.softcap = params.softcap;
+  const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(params.n_head));
+  with_row_formats(kv, a, [&]<typename KF, typename VF>() {
+    if (kv.head_dim <= 64) {
+      EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, tiled_attention_kernel<KF, VF, 64>)(a);
+    } else {
+      EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, tiled_attention_kernel<KF, VF, kMaxTiledHeadDim>)(a);
+    }
+  });
+  EMBER_CUDA_CHECK_LAUNCH("tiled attention");
+}
+
+}  // namespace ember::cuda
