@@ -10,6 +10,7 @@
 #include "cuda/cuda_kernels.h"
 #include "cuda/kv_rows.h"
 #include "cuda/launch.h"
+#include "cuda/rope_pair.h"
 
 namespace ember::cuda {
 namespace {
@@ -50,11 +51,11 @@ struct StoreArgs {
   int32_t n_seqs, max_blocks, n_blocks, n_head_kv, head_dim;
 };
 
-// kStoreThreads is a multiple of 32 and, with a Q8_0 pool, head_dim too: each warp's 32 values of
-// an iteration are one Q8_0 block, and every lane of a warp runs the same iterations.
+// Row `row`'s k and v into its pool slots. kStoreThreads is a multiple of 32 and, with a Q8_0 pool,
+// head_dim too: each warp's 32 values of an iteration are one Q8_0 block, and every lane of a warp
+// runs the same iterations.
 template <typename KF, typename VF>
-__global__ void __launch_bounds__(kStoreThreads) store_kv_kernel(const StoreArgs a) {
-  const int64_t row = blockIdx.x;
+__device__ void store_row(const StoreArgs& a, int64_t row) {
   const KvRow r = a.rows[row];
   // A bad index is a broken invariant (the CPU aborts): trap rather than write out of bounds.
   if (r.seq < 0 || r.seq >= a.n_seqs || r.pos < 0 || r.pos / kTokens >= a.max_blocks) __trap();
@@ -70,6 +71,36 @@ __global__ void __launch_bounds__(kStoreThreads) store_kv_kernel(const StoreArgs
     KF::store(static_cast<uint8_t*>(a.k_pool) + at * a.k_row_bytes, d, a.k[row * n + i]);
     VF::store(static_cast<uint8_t*>(a.v_pool) + at * a.v_row_bytes, d, a.v[row * n + i]);
   }
+}
+
+template <typename KF, typename VF>
+__global__ void __launch_bounds__(kStoreThreads) store_kv_kernel(const StoreArgs a) {
+  store_row<KF, VF>(a, blockIdx.x);
+}
+
+// q's and k's rotation of one row (RoPE, rope_pair.h) and the store of its k and v.
+struct RopeRowArgs {
+  float* q;              // [n_rows][n_head_q][head_dim]
+  float* k;              // [n_rows][n_head_kv][head_dim] (StoreArgs::k, writable)
+  const float* cos_sin;  // [n_rows][n_rot]
+  int32_t n_head_q, n_rot;
+  bool neox;
+};
+
+// Block = one row: its q and k heads rotated in place (as rope_qk), then, after a barrier, its k and
+// v stored (as store_kv): the two launches' bits in one.
+template <typename KF, typename VF>
+__global__ void __launch_bounds__(kStoreThreads) rope_store_kv_kernel(const StoreArgs a, const RopeRowArgs r) {
+  const int64_t row = blockIdx.x;
+  const int32_t half = r.n_rot / 2, hd = a.head_dim;
+  const float* cs = r.cos_sin + row * r.n_rot;
+  for (int32_t p = threadIdx.x; p < (r.n_head_q + a.n_head_kv) * half; p += kStoreThreads) {
+    const int32_t h = p / half, i = p % half;
+    float* head = h < r.n_head_q ? r.q + (row * r.n_head_q + h) * hd : r.k + (row * a.n_head_kv + h - r.n_head_q) * hd;
+    rope_pair(head, cs, i, half, r.neox);
+  }
+  __syncthreads();  // the rotated k, read by other threads of the block
+  store_row<KF, VF>(a, row);
 }
 
 // ---- attention ----
@@ -354,17 +385,19 @@ bool kv_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept {
   return ok(k_dtype) && ok(v_dtype);
 }
 
-void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
-              const float* v, cudaStream_t stream) {
+namespace {
+
+StoreArgs store_args(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
+                     const float* v) {
   EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
                         "CUDA paged KV: F32, F16 or Q8_0 pools (Q8_0: head_dim a multiple of 32)");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.head_dim > 0 && kv.n_blocks >= 0 && n_rows >= 0);
-  if (n_rows == 0) return;
+  StoreArgs a{};
+  if (n_rows == 0) return a;
   EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && k != nullptr && v != nullptr);
   EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
   // F16 values and Q8_0 scales are stored as 2-byte halves.
   EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
-  StoreArgs a{};
   a.k_pool = kv.k;
   a.v_pool = kv.v;
   a.k = k;
@@ -376,11 +409,34 @@ void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows
   a.n_blocks = kv.n_blocks;
   a.n_head_kv = kv.n_head_kv;
   a.head_dim = kv.head_dim;
-  const dim3 grid(static_cast<unsigned>(n_rows));
+  return a;
+}
+
+}  // namespace
+
+void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
+              const float* v, cudaStream_t stream) {
+  StoreArgs a = store_args(kv, seqs, rows, n_rows, k, v);
+  if (n_rows == 0) return;
   with_row_formats(kv, a, [&]<typename KF, typename VF>() {
-    EMBER_CUDA_LAUNCH(grid, kStoreThreads, 0, stream, store_kv_kernel<KF, VF>)(a);
+    EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(n_rows)), kStoreThreads, 0, stream, store_kv_kernel<KF, VF>)(a);
   });
   EMBER_CUDA_CHECK_LAUNCH("store_kv");
+}
+
+void rope_store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, float* q,
+                   int32_t n_head_q, float* k, const float* v, int32_t n_rot, bool neox, const float* cos_sin,
+                   cudaStream_t stream) {
+  StoreArgs a = store_args(kv, seqs, rows, n_rows, k, v);
+  EMBER_CUDA_EXPECT(n_head_q >= 0 && n_rot >= 0 && n_rot % 2 == 0 && n_rot <= kv.head_dim);
+  if (n_rows == 0) return;
+  EMBER_CUDA_EXPECT(q != nullptr && (n_rot == 0 || cos_sin != nullptr));
+  const RopeRowArgs r{.q = q, .k = k, .cos_sin = cos_sin, .n_head_q = n_head_q, .n_rot = n_rot, .neox = neox};
+  with_row_formats(kv, a, [&]<typename KF, typename VF>() {
+    EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(n_rows)), kStoreThreads, 0, stream, rope_store_kv_kernel<KF, VF>)
+    (a, r);
+  });
+  EMBER_CUDA_CHECK_LAUNCH("rope_store_kv");
 }
 
 size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_dim, int32_t max_context) noexcept {

@@ -394,6 +394,12 @@ void CudaBackend::store_kv(const PagedKvView& kv, const CudaStepKv& step, const 
   cuda::store_kv(kv, step.seqs, step.rows, step.n_rows, k, v, stream_);
 }
 
+void CudaBackend::rope_store_kv(const PagedKvView& kv, const CudaStepKv& step, float* q, int64_t n_head_q, float* k,
+                                const float* v, int64_t n_rot, bool neox, const float* cos_sin) {
+  cuda::rope_store_kv(kv, step.seqs, step.rows, step.n_rows, q, static_cast<int32_t>(n_head_q), k, v,
+                      static_cast<int32_t>(n_rot), neox, cos_sin, stream_);
+}
+
 void CudaBackend::attention(const PagedKvView& kv, const CudaStepKv& step, const float* q,
                             const AttentionParams& params, float* out) {
   EMBER_CHECK(step.n_rows <= limits_.max_rows && step.max_context <= max_context_);

@@ -144,6 +144,10 @@ class CudaBackend {
   void rope_qk(float* q, int64_t q_stride, int64_t n_head_q, float* k, int64_t k_stride, int64_t n_head_k,
                int64_t n_tokens, int64_t head_dim, int64_t n_rot, bool neox, const float* cos_sin);
   void store_kv(const PagedKvView& kv, const CudaStepKv& step, const float* k, const float* v);
+  // rope_qk over the step's rows (q rows of n_head_q heads, k rows of kv.n_head_kv) then store_kv,
+  // in one launch (cuda::rope_store_kv).
+  void rope_store_kv(const PagedKvView& kv, const CudaStepKv& step, float* q, int64_t n_head_q, float* k,
+                     const float* v, int64_t n_rot, bool neox, const float* cos_sin);
   void attention(const PagedKvView& kv, const CudaStepKv& step, const float* q, const AttentionParams& params,
                  float* out);
 

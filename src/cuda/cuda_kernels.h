@@ -119,6 +119,11 @@ bool kv_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept;
 // KvRow array); kv's pools are device memory.
 void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
               const float* v, cudaStream_t stream);
+// rope_qk(q, k) of the rows (q and k contiguous rows of n_head_q and kv.n_head_kv heads, cos_sin
+// [n_rows][n_rot]) then store_kv(k, v), in one launch: the same bits, q and k rotated in place too.
+void rope_store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, float* q,
+                   int32_t n_head_q, float* k, const float* v, int32_t n_rot, bool neox, const float* cos_sin,
+                   cudaStream_t stream);
 // Bytes of workspace attention() needs for up to max_rows rows of n_head heads of head_dim over
 // contexts of up to max_context tokens.
 size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_dim, int32_t max_context) noexcept;

@@ -13,6 +13,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
+#include "cuda/rope_pair.h"
 #include "cuda/warp_sum.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
@@ -125,10 +126,8 @@ __global__ void softcap_kernel(float* x, int64_t n, float cap, float inv_cap) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) x[i] = cap * tanhf(x[i] * inv_cap);
 }
 
-// One thread per rotated pair p = (t·n_head + h)·half + i: normal pairs (2i, 2i+1) with cos_sin row
-// t's (cos_i, sin_i) at [2i, 2i+1]; neox pairs (i, i + half) with cos_i at [i], sin_i at [half + i].
-// Dims n_rot..head_dim of each head are never touched. _rn intrinsics keep a·c - b·s unfused, the
-// CPU's float arithmetic exactly.
+// One thread per rotated pair p = (t·n_head + h)·half + i, rotated by cos_sin row t (rope_pair.h).
+// Dims n_rot..head_dim of each head are never touched.
 // Up to two tensors (q and k) rotated by one launch: token t's heads [0, n_head[0]) of x[0], then
 // [0, n_head[1]) of x[1].
 struct RopeArgs {
@@ -148,12 +147,7 @@ __global__ void rope_kernel(const RopeArgs args, int64_t n_tokens, int64_t head_
     const int64_t h = second ? hh - args.n_head[0] : hh;
     float* v =
         (second ? args.x[1] : args.x[0]) + t * (second ? args.token_stride[1] : args.token_stride[0]) + h * head_dim;
-    const float* cs = cos_sin + t * n_rot;
-    const int64_t ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
-    const float c = neox ? cs[i] : cs[2 * i], s = neox ? cs[half + i] : cs[2 * i + 1];
-    const float a = v[ia], b = v[ib];
-    v[ia] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-    v[ib] = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+    rope_pair(v, cos_sin + t * n_rot, i, half, neox);
   }
 }
 

@@ -21,6 +21,11 @@ namespace cuda {
 inline void store_kv(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, const float* k, const float* v) {
   b.store_kv(kv, s, k, v);
 }
+inline void rope_store_kv(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, float* q, int64_t n_head_q,
+                          float* k, const float* v, int64_t n_rows, int64_t n_rot, bool neox, const float* cos_sin) {
+  EMBER_CHECK(n_rows == s.n_rows);
+  b.rope_store_kv(kv, s, q, n_head_q, k, v, n_rot, neox, cos_sin);
+}
 inline void attention(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, const float* q,
                       const AttentionParams& params, float* out) {
   b.attention(kv, s, q, params, out);

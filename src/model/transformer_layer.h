@@ -79,6 +79,14 @@ struct CpuStepKv {
 inline void store_kv(CpuBackend& b, const PagedKvView& kv, const CpuStepKv& s, const float* k, const float* v) {
   b.store_kv(kv, s.seqs, s.rows, k, v);
 }
+// RoPE on q's and k's heads of the step's n_rows rows, then store_kv (one launch on the GPU).
+inline void rope_store_kv(CpuBackend& b, const PagedKvView& kv, const CpuStepKv& s, float* q, int64_t n_head_q,
+                          float* k, const float* v, int64_t n_rows, int64_t n_rot, bool neox, const float* cos_sin) {
+  const int64_t head_dim = kv.head_dim;
+  b.rope_qk(q, n_head_q * head_dim, n_head_q, k, kv.n_head_kv * head_dim, kv.n_head_kv, n_rows, head_dim, n_rot, neox,
+            cos_sin);
+  store_kv(b, kv, s, k, v);
+}
 inline void attention(CpuBackend& b, const PagedKvView& kv, const CpuStepKv& s, const float* q,
                       const AttentionParams& params, float* out) {
   b.attention(kv, s.seqs, s.rows, q, params, out);
@@ -123,12 +131,11 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
   const bool local = layer.uses_local_rope && step.n_rot_local > 0;
   const int32_t n_rot = local ? step.n_rot_local : step.n_rot;
   if (n_rot > 0) {
-    const bool neox = local ? step.neox_local : step.neox;
-    const float* cos_sin = local ? s.cos_sin_local : s.cos_sin;
-    b.rope_qk(s.q, q_dim, c.n_head, s.k, kv_dim, c.n_head_kv, n, c.head_dim, n_rot, neox, cos_sin);
+    rope_store_kv(b, cache, kv, s.q, c.n_head, s.k, s.v, n, n_rot, local ? step.neox_local : step.neox,
+                  local ? s.cos_sin_local : s.cos_sin);
+  } else {
+    store_kv(b, cache, kv, s.k, s.v);
   }
-
-  store_kv(b, cache, kv, s.k, s.v);
   // Split-K (0: automatic) cuts a long context into chunks when the step's rows cannot keep the
   // threads busy, so whether a row's sums are split depends on what shares its step; a
   // batch-invariant model never splits (-1). Unsplit, a row's result does not depend on its tile

@@ -308,6 +308,55 @@ TEST(CudaAttention, StoreKvBitExactF32F16AndQ8_0) {
   }
 }
 
+// rope_store_kv: rope_qk then store_kv in one launch, the same bits in q, k and both pools; every
+// pool type, normal and neox, full and partial rotary, GQA, rows in shuffled order.
+TEST(CudaAttention, RopeStoreKvEqualsRopeThenStore) {
+  EMBER_REQUIRE_GPU();
+  struct Case {
+    DType dtype;
+    int32_t n_head_q, n_head_kv, head_dim, n_rot;
+  };
+  for (bool neox : {false, true}) {
+    for (const Case& cs : {Case{DType::kF32, 8, 2, 64, 64}, Case{DType::kF16, 4, 4, 80, 40},
+                           Case{DType::kQ8_0, 6, 2, 64, 32}, Case{DType::kQ8_0, 2, 1, 32, 32}}) {
+      const std::string what = std::string(dtype_name(cs.dtype)) + " heads " + std::to_string(cs.n_head_q) + "/" +
+                               std::to_string(cs.n_head_kv) + " d" + std::to_string(cs.head_dim) + " rot " +
+                               std::to_string(cs.n_rot) + (neox ? " neox" : "");
+      SCOPED_TRACE(what);
+      // Two caches with the same block tables: one for each path.
+      std::mt19937 rng_a(18), rng_b(18), rng(19);
+      TwinCache a = make_cache(cs.dtype, cs.n_head_kv, cs.head_dim, {40, 3}, rng_a);
+      TwinCache b = make_cache(cs.dtype, cs.n_head_kv, cs.head_dim, {40, 3}, rng_b);
+      const std::vector<KvRow> rows = positions({0, 0}, {40, 3}, rng);
+      const auto n_rows = static_cast<int32_t>(rows.size());
+      const size_t q_floats = rows.size() * static_cast<size_t>(cs.n_head_q * cs.head_dim),
+                   kv_floats = rows.size() * static_cast<size_t>(cs.n_head_kv * cs.head_dim);
+      const std::vector<float> q = random_values(q_floats, rng, 1.0f), k = random_values(kv_floats, rng, 1.0f),
+                               v = random_values(kv_floats, rng, 0.5f, 0.5f),
+                               cos_sin = random_values(rows.size() * static_cast<size_t>(cs.n_rot), rng, 0.5f);
+      const DeviceBuffer d_rows = DeviceBuffer::from(rows), d_cs = DeviceBuffer::from(cos_sin),
+                         d_v = DeviceBuffer::from(v);
+      const DeviceBuffer q1 = DeviceBuffer::from(q), k1 = DeviceBuffer::from(k), q2 = DeviceBuffer::from(q),
+                         k2 = DeviceBuffer::from(k);
+      cuda::rope_qk(q1.as<float>(), int64_t{cs.n_head_q} * cs.head_dim, cs.n_head_q, k1.as<float>(),
+                    int64_t{cs.n_head_kv} * cs.head_dim, cs.n_head_kv, n_rows, cs.head_dim, cs.n_rot, neox,
+                    d_cs.as<float>(), nullptr);
+      cuda::store_kv(a.dev, a.dev_seqs, d_rows.as<KvRow>(), n_rows, k1.as<float>(), d_v.as<float>(), nullptr);
+      cuda::rope_store_kv(b.dev, b.dev_seqs, d_rows.as<KvRow>(), n_rows, q2.as<float>(), cs.n_head_q, k2.as<float>(),
+                          d_v.as<float>(), cs.n_rot, neox, d_cs.as<float>(), nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      EXPECT_EQ(q2.to_vector<float>(q_floats), q1.to_vector<float>(q_floats));
+      EXPECT_EQ(k2.to_vector<float>(kv_floats), k1.to_vector<float>(kv_floats));
+      EXPECT_NE(q2.to_vector<float>(q_floats), q);  // something rotated
+      EXPECT_EQ(b.dev_k.to_vector<uint8_t>(a.host_k.size()), a.dev_k.to_vector<uint8_t>(a.host_k.size()));
+      EXPECT_EQ(b.dev_v.to_vector<uint8_t>(a.host_v.size()), a.dev_v.to_vector<uint8_t>(a.host_v.size()));
+      const auto* poison = reinterpret_cast<const uint8_t*>(a.host_k.data());  // the pool as it started
+      EXPECT_NE(b.dev_k.to_vector<uint8_t>(a.host_k.size()),
+                std::vector<uint8_t>(poison, poison + a.host_k.size()));  // something stored
+    }
+  }
+}
+
 TEST(CudaAttention, ZeroRowsLaunchNothing) {
   EMBER_REQUIRE_GPU();
   PagedKvView kv{2, 64, DType::kF16, DType::kF16, nullptr, nullptr, 0};
