@@ -111,10 +111,11 @@ struct AttnArgs {
   const int32_t* block_tables;  // [n_seqs][max_blocks]
   const int32_t* n_tokens;      // [n_seqs]
   const KvRow* rows;            // [n_rows]
+  const int32_t* row_ids;       // [grid.x]: the rows this call computes (null: rows 0..grid.x)
   const float* q;               // [n_rows][n_head][head_dim]
   float* out;                   // [n_rows][n_head][head_dim], written when n_chunks == 1
-  float* part_ml;               // [n_rows][n_head][n_chunks][2] (max, sum), when n_chunks > 1
-  float* part_acc;              // [n_rows][n_head][n_chunks][head_dim] unnormalized Σ p·v
+  float* part_ml;               // [grid.x][n_head][n_chunks][2] (max, sum), when n_chunks > 1
+  float* part_acc;              // [grid.x][n_head][n_chunks][head_dim] unnormalized Σ p·v
   int64_t k_row_bytes, v_row_bytes;
   int32_t n_seqs, max_blocks, n_blocks;
   int32_t n_head, n_head_kv, head_dim;
@@ -164,7 +165,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   __shared__ float corr_s[kMaxGroup];                          // the tile's rescale of the accumulators
   __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
 
-  const int32_t row = static_cast<int32_t>(blockIdx.x);
+  const auto slot_row = static_cast<int32_t>(blockIdx.x);  // the row's place in the workspace
+  const int32_t row = a.row_ids != nullptr ? a.row_ids[slot_row] : slot_row;
   const int32_t kv_head = static_cast<int32_t>(blockIdx.y) / a.n_group_tiles;
   const int32_t g0 = static_cast<int32_t>(blockIdx.y) % a.n_group_tiles * a.group_tile;
   const int32_t n_g = min(a.group_tile, a.group - g0);  // query heads of this block
@@ -294,13 +296,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   for (int gi = 0; gi < kMaxGroup; ++gi) {
     const int g = slice + gi * n_slices;
     if (g >= n_g) continue;
-    const int64_t qh = static_cast<int64_t>(row) * a.n_head + head0 + g;  // (row, query head)
     if (a.n_chunks == 1) {
+      const int64_t qh = static_cast<int64_t>(row) * a.n_head + head0 + g;  // (row, query head)
       const float inv = 1.0f / l_s[g];  // l >= 1: the max-scoring position contributes exp(0)
       a.out[qh * hd + 2 * c] = acc[gi].x * inv;
       a.out[qh * hd + 2 * c + 1] = acc[gi].y * inv;
     } else {
-      const int64_t slot = qh * a.n_chunks + chunk;
+      const int64_t slot = (static_cast<int64_t>(slot_row) * a.n_head + head0 + g) * a.n_chunks + chunk;
       a.part_acc[slot * hd + 2 * c] = acc[gi].x;
       a.part_acc[slot * hd + 2 * c + 1] = acc[gi].y;
       if (c == 0) {
@@ -316,11 +318,12 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
 __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const AttnArgs a) {
   __shared__ float w_s[kMaxChunks];
   __shared__ float inv_s;
-  const int32_t row = static_cast<int32_t>(blockIdx.x);
+  const auto slot_row = static_cast<int32_t>(blockIdx.x);
+  const int32_t row = a.row_ids != nullptr ? a.row_ids[slot_row] : slot_row;
   const KvRow r = a.rows[row];
   const int32_t lo = first_visible(r.pos, a.window);
   const int32_t n = chunks_needed(lo, r.pos, row_chunk_tokens(a, lo, r.pos), a.n_chunks);
-  const int64_t slot0 = (static_cast<int64_t>(row) * a.n_head + blockIdx.y) * a.n_chunks;
+  const int64_t slot0 = (static_cast<int64_t>(slot_row) * a.n_head + blockIdx.y) * a.n_chunks;
   const int tid = static_cast<int>(threadIdx.x);
   float big = -INFINITY;
   for (int32_t ch = 0; ch < n; ++ch) big = fmaxf(big, a.part_ml[2 * (slot0 + ch)]);
@@ -451,7 +454,7 @@ size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_
 
 void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
                const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
-               cudaStream_t stream) {
+               cudaStream_t stream, const int32_t* row_ids) {
   EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
                         "CUDA paged KV: F32, F16 or Q8_0 pools (Q8_0: head_dim a multiple of 32)");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
@@ -475,6 +478,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   a.block_tables = seqs.block_tables;
   a.n_tokens = seqs.n_tokens;
   a.rows = rows;
+  a.row_ids = row_ids;
   a.q = q;
   a.out = out;
   a.n_seqs = seqs.n_seqs;

@@ -405,7 +405,11 @@ void CudaBackend::attention(const PagedKvView& kv, const CudaStepKv& step, const
   EMBER_CHECK(step.n_rows <= limits_.max_rows && step.max_context <= max_context_);
   if (step.tiles != nullptr && params.split_tokens >= 0 &&
       tiled_attention_supports(kv.k_dtype, kv.v_dtype, kv.head_dim)) {
-    cuda::tiled_attention(kv, step.seqs, step.rows, step.tiles, step.n_tiles, q, params, out, stream_);
+    cuda::tiled_attention(kv, step.seqs, step.rows, step.n_rows, step.tiles, step.n_tiles, q, params, out, stream_);
+    if (step.n_lone > 0) {
+      cuda::attention(kv, step.seqs, step.rows, step.n_lone, q, params, step.max_context, attention_workspace_.data(),
+                      attention_workspace_.bytes(), out, stream_, step.lone_rows);
+    }
     return;
   }
   cuda::attention(kv, step.seqs, step.rows, step.n_rows, q, params, step.max_context, attention_workspace_.data(),

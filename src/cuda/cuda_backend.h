@@ -36,10 +36,13 @@ struct CudaStepKv {
   const KvRow* rows = nullptr;
   int32_t n_rows = 0;
   int32_t max_context = 0;  // bounds every sequence's n_tokens (sized the attention workspace)
-  // The rows cut into query tiles (plan_query_tiles): attention runs tiled on tensor cores where
-  // tiled_attention_supports the pools and no step asks for batch invariance. Null: row by row.
+  // The rows split by plan_query_tiles: attention runs the tiles on tensor cores and the lone rows
+  // row by row, where tiled_attention_supports the pools and the step is not batch-invariant.
+  // tiles null: every row row by row.
   const QueryTile* tiles = nullptr;
   int32_t n_tiles = 0;
+  const int32_t* lone_rows = nullptr;
+  int32_t n_lone = 0;
 };
 
 // The device's name and memory, for the stats panel and `ember inspect`.

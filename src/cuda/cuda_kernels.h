@@ -131,10 +131,12 @@ size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_
 // attending causally to positions [0, rows[i].pos] of its sequence (within params.window when set).
 // params.alibi_slopes must be nullptr; params.split_tokens < 0 forbids splitting one row's context
 // across blocks (batch invariance), otherwise the kernel decides. `max_context` bounds every
-// sequence's n_tokens and sized `workspace`.
+// sequence's n_tokens and sized `workspace`. `row_ids` (device, optional): the call computes rows
+// row_ids[0..n_rows) of rows / q / out instead of rows 0..n_rows (the rows a step's query tiles
+// leave, tiled_attention taking the others).
 void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
                const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
-               cudaStream_t stream);
+               cudaStream_t stream, const int32_t* row_ids = nullptr);
 
 // ---- tiled attention on tensor cores (tiled_attention_kernels.cu) ----------------------------
 
@@ -145,17 +147,29 @@ struct QueryTile {
 };
 inline constexpr int32_t kQueryTileRows = 64;
 inline constexpr int32_t kMaxTiledHeadDim = 128;
-// Whether tiled_attention() takes these pools and heads: kv_supports, head_dim at most 128.
+// Runs shorter than this (decode rows, short runs of a mixed step) go row by row: a tile computes
+// 16 rows per warp whatever it holds.
+inline constexpr int32_t kMinTileRows = 16;
+// Fewer (tile, head) blocks than this and the whole step goes row by row: a short chunk at a long
+// context would walk it in a few blocks, where the per-row kernel splits it over the GPU. (About
+// one per SM of an H200; plan_query_tiles' min_blocks.)
+inline constexpr int64_t kMinTiledBlocks = 128;
+// Whether tiled_attention() takes these pools and heads: kv_supports, head_dim even, 2 to 128.
 bool tiled_attention_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept;
-// tiles = rows cut into runs of one sequence of at most kQueryTileRows (host memory; a prefill
-// chunk of n rows: ceil(n / 64) tiles, a decode row: one tile of its own).
-void plan_query_tiles(std::span<const KvRow> rows, std::vector<QueryTile>& tiles);
-// As attention() (never split), for every row of `tiles` (device memory, n_tiles of them covering
-// the rows), on tensor cores: each K and V value is read once per tile rather than once per row.
+// A step's rows split for attention (host side): runs of at least kMinTileRows consecutive rows of
+// one sequence, cut into tiles of at most kQueryTileRows, for tiled_attention(); the other rows'
+// indices in lone_rows, for attention()'s row_ids. False, with both lists empty, when there are no
+// tiles or they would make fewer than min_blocks blocks over n_head heads: attention() takes every
+// row.
+bool plan_query_tiles(std::span<const KvRow> rows, int32_t n_head, int64_t min_blocks, std::vector<QueryTile>& tiles,
+                      std::vector<int32_t>& lone_rows);
+// As attention() (never split), for the rows of `tiles` (device memory: n_tiles tiles within the
+// n_rows rows), on tensor cores: each K and V value is read once per tile rather than once per row.
 // q·scale, K, V and the softmax weights are rounded to f16 for the products (f32 accumulation and
-// softmax), so the result is within ~1e-3 relative error of the CPU's rather than float rounding,
-// and a row's bits depend on its tile (not for batch-invariant steps).
-void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, const QueryTile* tiles,
-                     int32_t n_tiles, const float* q, const AttentionParams& params, float* out, cudaStream_t stream);
+// softmax): within ~1e-3 relative error of the CPU's rather than float rounding (and values past
+// f16's ±65504 overflow), bits that differ from attention()'s (so never for batch-invariant steps).
+void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows,
+                     const QueryTile* tiles, int32_t n_tiles, const float* q, const AttentionParams& params, float* out,
+                     cudaStream_t stream);
 
 }  // namespace ember::cuda

@@ -1,11 +1,17 @@
 // Warp-level tensor-core multiply-accumulate (sm_80 and later): PTX mma.sync m16n8k16 on f16
-// operands with f32 accumulators, and the packing of its operand registers. The emulator carries
+// operands with f32 accumulators, the packing of its operand registers, and the shared-memory
+// accesses that feed it. The emulator carries
 // the instruction out as the PTX ISA defines it (emulator/device.h, which spells out the layouts).
 #pragma once
 
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstring>
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "cuda/mma.h: mma.sync m16n8k16 on f16 needs sm_80 or later"
+#endif
 
 namespace ember::cuda {
 
@@ -14,6 +20,36 @@ namespace ember::cuda {
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return static_cast<uint32_t>(__half_as_ushort(__float2half_rn(lo))) |
          static_cast<uint32_t>(__half_as_ushort(__float2half_rn(hi))) << 16;
+}
+
+// The 32 bits of halves p[0] (low) and p[1] (high), p 4-byte aligned: one operand register.
+__device__ __forceinline__ uint32_t half2_bits(const __half* p) {
+#if defined(EMBER_CUDA_EMULATED)
+  uint32_t bits;  // host C++: no type punning through the pointer
+  std::memcpy(&bits, p, sizeof(bits));
+  return bits;
+#else
+  return *reinterpret_cast<const uint32_t*>(p);
+#endif
+}
+
+// p[0], p[1] = (half) lo, (half) hi, p 4-byte aligned.
+__device__ __forceinline__ void store_half2(__half* p, float lo, float hi) {
+#if defined(EMBER_CUDA_EMULATED)
+  p[0] = __float2half_rn(lo);
+  p[1] = __float2half_rn(hi);
+#else
+  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(lo, hi);
+#endif
+}
+
+// 16 bytes from src to dst, both 16-byte aligned (one vector load and store on the GPU).
+__device__ __forceinline__ void copy16(void* dst, const void* src) {
+#if defined(EMBER_CUDA_EMULATED)
+  std::memcpy(dst, src, 16);
+#else
+  *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
+#endif
 }
 
 // d[16×8] += a[16×16] · b[16×8] over the whole (converged) warp. With g = lane / 4, t = lane % 4:

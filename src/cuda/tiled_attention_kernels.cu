@@ -5,10 +5,12 @@
 // value once per row; here once per 64 rows, which is what makes a long prompt's attention cheap.
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/cuda_check.h"
@@ -29,41 +31,54 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kKvStep = 32;  // tokens staged per iteration: two pool blocks
 static_assert(kKvStep % kTokens == 0 && kKvStep % 16 == 0);
 
+// Two halves as one operand register (a low, b high).
+__device__ __forceinline__ uint32_t pair_bits(__half a, __half b) {
+  return static_cast<uint32_t>(__half_as_ushort(a)) | static_cast<uint32_t>(__half_as_ushort(b)) << 16;
+}
+
 struct TiledArgs {
   const void* k_pool;
   const void* v_pool;
   const int32_t* block_tables;  // [n_seqs][max_blocks]
   const int32_t* n_tokens;      // [n_seqs]
   const KvRow* rows;            // [n_rows]
-  const QueryTile* tiles;       // [n_tiles] = grid.x
+  const QueryTile* tiles;       // [n_tiles] = grid.x, within [0, n_rows)
   const float* q;               // [n_rows][n_head][head_dim]
   float* out;                   // [n_rows][n_head][head_dim]
   int64_t k_row_bytes, v_row_bytes;
-  int32_t n_seqs, max_blocks, n_blocks;
+  int32_t n_rows, n_seqs, max_blocks, n_blocks;
   int32_t n_head, n_head_kv, head_dim, group;
   int32_t window;
   float scale, softcap;
 };
 
+// The pools' K/V as f16 in shared memory ([token][dim]): F16 pools with head_dim a multiple of 8
+// copy 16 bytes at a time, as they are; other pools convert pair by pair.
+template <typename KF, typename VF>
+constexpr bool kCopiesRows = std::is_same_v<KF, kv_rows::F16Row>&& std::is_same_v<VF, kv_rows::F16Row>;
+
 // Grid (n_tiles, n_head), kThreads threads; head_dim <= kHd (the rest of kHd is zeros). Warp w owns
 // the tile's rows 16w..16w+15; lane (g = lane / 4, t = lane % 4) holds rows 16w + g and 16w + g + 8
 // of every mma fragment (mma.h). Per 32 tokens:
-//   stage:   all threads convert the tokens' K (k_s [token][dim]) and V (vt_s [dim][token]) to f16,
-//            zeros outside the tile's visible range [lo, hi];
-//   scores:  s = q·kᵀ, 4 fragments of 16 rows × 8 tokens, q's fragments kept in registers;
+//   stage:   all threads put the tokens' K and V in k_s / v_s as f16, zeros outside the tile's
+//            visible range [lo, hi];
+//   scores:  s = q·kᵀ, 4 fragments of 16 rows × 8 tokens, q's fragments (q as two f16 parts) kept
+//            in registers;
 //   softmax: masked to each row's [first visible, pos], soft-capped; the row max over the 4 lanes
 //            of a row (shuffles), weights p = exp(s − max), the accumulators rescaled;
 //   p·V:     the score fragments are p's operand fragments as they stand (two 8-token fragments =
 //            one 16-token operand), o += p·V into kHd / 8 fragments of 16 rows × 8 dims.
 template <typename KF, typename VF, int kHd>
 __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledArgs a) {
-  constexpr int kKStride = kHd + 8;      // halves; rows 16 bytes apart mod 128: the fragment
-  constexpr int kVStride = kKvStep + 8;  // loads below hit 32 different banks
-  constexpr int kDimSteps = kHd / 16;    // q·kᵀ's k steps
+  // Row pitch in halves: 16-byte aligned rows (the 16-byte copies), 16 bytes apart mod 128 (the
+  // q·kᵀ fragment loads below hit 32 different banks).
+  constexpr int kStride = kHd + 8;
+  constexpr int kDimSteps = kHd / 16;  // q·kᵀ's k steps
   constexpr int kTokenTiles = kKvStep / 8;
   constexpr int kDimTiles = kHd / 8;
-  __shared__ __align__(16) __half k_s[kKvStep * kKStride];
-  __shared__ __align__(16) __half vt_s[kHd * kVStride];
+  __shared__ __align__(16) __half k_s[kKvStep * kStride];
+  __shared__ __align__(16) __half v_s[kKvStep * kStride];
+  __shared__ __align__(16) __half q_lo_s[kQueryTileRows * kStride];
   __shared__ int32_t pos_s[kQueryTileRows], lo_s[kQueryTileRows];
   __shared__ int32_t range_s[2];
 
@@ -72,7 +87,10 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
   const int32_t kv_head = head / a.group;
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   // Broken invariants (the CPU aborts): trap rather than read outside the pools.
-  if (tile.n_rows < 1 || tile.n_rows > kQueryTileRows || tile.first_row < 0) __trap();
+  if (tile.n_rows < 1 || tile.n_rows > kQueryTileRows || tile.first_row < 0 ||
+      tile.first_row > a.n_rows - tile.n_rows) {
+    __trap();
+  }
   const int32_t seq = a.rows[tile.first_row].seq;
   if (seq < 0 || seq >= a.n_seqs) __trap();
   if (tid < kQueryTileRows) {
@@ -86,7 +104,13 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
     pos_s[tid] = pos;
     lo_s[tid] = lo;
   }
-  __syncthreads();  // pos_s, lo_s
+  // Dims head_dim..kHd stay zero: written once, never staged over.
+  for (int i = tid; i < kKvStep * (kHd - a.head_dim); i += kThreads) {
+    const int at = i / (kHd - a.head_dim) * kStride + a.head_dim + i % (kHd - a.head_dim);
+    k_s[at] = __float2half_rn(0.0f);
+    v_s[at] = __float2half_rn(0.0f);
+  }
+  __syncthreads();  // pos_s, lo_s, the padding
   if (tid == 0) {
     int32_t lo = INT_MAX, hi = -1;
     for (int i = 0; i < tile.n_rows; ++i) {
@@ -109,20 +133,26 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
     }
   }
 
-  // q · scale as the A fragments of q·kᵀ: row h's dims 2t, 2t + 1 (+ 8) of every 16.
-  uint32_t q_frag[kDimSteps][4];
-  const auto q_pair = [&](int h, int d) {
-    if (row_of[h] >= tile.n_rows || d >= a.head_dim) return 0u;
-    const int64_t at = (static_cast<int64_t>(tile.first_row + row_of[h]) * a.n_head + head) * a.head_dim + d;
-    const float2 v = *reinterpret_cast<const float2*>(a.q + at);
-    return pack_half2(v.x * a.scale, v.y * a.scale);
-  };
+  // q · scale as the A fragments of q·kᵀ (row h's dims 2t, 2t + 1 (+ 8) of every 16), twice: its
+  // f16 rounding (q_hi, in registers) and the f16 rounding of what that leaves (q_lo_s, this
+  // warp's rows in shared memory, where the loop reloads them): q_hi + q_lo carries 22 bits of q.
+  // One f16 q would put ~|s|·2⁻¹¹ into every score s, which a peaked softmax turns into 1e-3 errors.
+  uint32_t q_hi[kDimSteps][4];
 #pragma unroll
   for (int ks = 0; ks < kDimSteps; ++ks) {
-    q_frag[ks][0] = q_pair(0, 16 * ks + 2 * t);
-    q_frag[ks][1] = q_pair(1, 16 * ks + 2 * t);
-    q_frag[ks][2] = q_pair(0, 16 * ks + 2 * t + 8);
-    q_frag[ks][3] = q_pair(1, 16 * ks + 2 * t + 8);
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int h = r % 2, d = 16 * ks + 2 * t + 8 * (r / 2);  // the fragment's register r
+      float2 v = make_float2(0.0f, 0.0f);
+      if (row_of[h] < tile.n_rows && d < a.head_dim) {
+        const int64_t at = (static_cast<int64_t>(tile.first_row + row_of[h]) * a.n_head + head) * a.head_dim + d;
+        v = *reinterpret_cast<const float2*>(a.q + at);
+        v = make_float2(v.x * a.scale, v.y * a.scale);
+      }
+      const float hx = __half2float(__float2half_rn(v.x)), hy = __half2float(__float2half_rn(v.y));
+      q_hi[ks][r] = pack_half2(hx, hy);
+      store_half2(q_lo_s + row_of[h] * kStride + d, v.x - hx, v.y - hy);
+    }
   }
   float o[kDimTiles][4];
 #pragma unroll
@@ -136,36 +166,73 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
   const auto* v_pool = static_cast<const uint8_t*>(a.v_pool);
 
   for (int32_t base = lo / kKvStep * kKvStep; base <= hi; base += kKvStep) {
-    // Tokens in [lo, hi] are stored (hi < n_tokens); the others may hold anything and are not read.
-    for (int i = tid; i < kKvStep * (kHd / 2); i += kThreads) {
-      const int j = i / (kHd / 2), c = i % (kHd / 2);
-      const int32_t p = base + j;
-      float2 kv = make_float2(0.0f, 0.0f), vv = make_float2(0.0f, 0.0f);
-      if (p >= lo && p <= hi && 2 * c < a.head_dim) {
-        const int32_t block = table[p / kTokens];
+    // The first pool row of the step's two pool blocks, K's and V's (null: no token staged there).
+    static_assert(kKvStep == 2 * kTokens);
+    const uint8_t *k_first[2] = {nullptr, nullptr}, *v_first[2] = {nullptr, nullptr};
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      const int32_t first = base + b * kTokens;
+      if (first + kTokens - 1 >= lo && first <= hi) {
+        const int32_t block = table[first / kTokens];
         if (block < 0 || block >= a.n_blocks) __trap();
-        const int64_t at = (static_cast<int64_t>(block) * a.n_head_kv + kv_head) * kTokens + p % kTokens;
-        kv = KF::load_pair(k_pool + at * a.k_row_bytes, c);
-        vv = VF::load_pair(v_pool + at * a.v_row_bytes, c);
+        const int64_t at = (static_cast<int64_t>(block) * a.n_head_kv + kv_head) * kTokens;
+        k_first[b] = k_pool + at * a.k_row_bytes;
+        v_first[b] = v_pool + at * a.v_row_bytes;
       }
-      k_s[j * kKStride + 2 * c] = __float2half_rn(kv.x);
-      k_s[j * kKStride + 2 * c + 1] = __float2half_rn(kv.y);
-      vt_s[2 * c * kVStride + j] = __float2half_rn(vv.x);
-      vt_s[(2 * c + 1) * kVStride + j] = __float2half_rn(vv.y);
     }
-    __syncthreads();  // k_s, vt_s
+    // Token j's rows (selects, not a runtime index: that would put the arrays in local memory).
+    const auto k_row_of = [&](int j) { return (j < kTokens ? k_first[0] : k_first[1]) + j % kTokens * a.k_row_bytes; };
+    const auto v_row_of = [&](int j) { return (j < kTokens ? v_first[0] : v_first[1]) + j % kTokens * a.v_row_bytes; };
+    // Tokens in [lo, hi] are stored (hi < n_tokens); the others may hold anything and are not read.
+    if (kCopiesRows<KF, VF> && a.head_dim % 8 == 0) {
+      const int chunks = a.head_dim / 8;  // 16-byte pieces of a row
+      for (int i = tid; i < kKvStep * chunks; i += kThreads) {
+        const int j = i / chunks, c = i % chunks;
+        const int32_t p = base + j;
+        __half* k_to = k_s + j * kStride + 8 * c;
+        __half* v_to = v_s + j * kStride + 8 * c;
+        if (p >= lo && p <= hi) {
+          copy16(k_to, k_row_of(j) + 16 * c);
+          copy16(v_to, v_row_of(j) + 16 * c);
+        } else {
+          for (int e = 0; e < 8; e += 2) {
+            store_half2(k_to + e, 0.0f, 0.0f);
+            store_half2(v_to + e, 0.0f, 0.0f);
+          }
+        }
+      }
+    } else {
+      const int pairs = a.head_dim / 2;
+      for (int i = tid; i < kKvStep * pairs; i += kThreads) {
+        const int j = i / pairs, c = i % pairs;
+        const int32_t p = base + j;
+        float2 kv = make_float2(0.0f, 0.0f), vv = make_float2(0.0f, 0.0f);
+        if (p >= lo && p <= hi) {
+          kv = KF::load_pair(k_row_of(j), c);
+          vv = VF::load_pair(v_row_of(j), c);
+        }
+        store_half2(k_s + j * kStride + 2 * c, kv.x, kv.y);
+        store_half2(v_s + j * kStride + 2 * c, vv.x, vv.y);
+      }
+    }
+    __syncthreads();  // k_s, v_s
 
     if (warp_hi >= base && warp_lo < base + kKvStep) {  // uniform over the warp: it has rows seeing these tokens
       float s[kTokenTiles][4];
 #pragma unroll
-      for (int nt = 0; nt < kTokenTiles; ++nt) {
-        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-        const __half* k_row = k_s + (nt * 8 + g) * kKStride + 2 * t;  // token nt·8 + g
+      for (int nt = 0; nt < kTokenTiles; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
-        for (int ks = 0; ks < kDimSteps; ++ks) {
-          const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(k_row + 16 * ks),
-                                 *reinterpret_cast<const uint32_t*>(k_row + 16 * ks + 8)};
-          mma_16x8x16(s[nt], q_frag[ks], b);
+      for (int ks = 0; ks < kDimSteps; ++ks) {
+        const __half* lo_row0 = q_lo_s + row_of[0] * kStride + 16 * ks + 2 * t;
+        const __half* lo_row1 = q_lo_s + row_of[1] * kStride + 16 * ks + 2 * t;
+        const uint32_t q_lo[4] = {half2_bits(lo_row0), half2_bits(lo_row1), half2_bits(lo_row0 + 8),
+                                  half2_bits(lo_row1 + 8)};
+#pragma unroll
+        for (int nt = 0; nt < kTokenTiles; ++nt) {
+          const __half* k_row = k_s + (nt * 8 + g) * kStride + 16 * ks + 2 * t;  // token nt·8 + g
+          const uint32_t b[2] = {half2_bits(k_row), half2_bits(k_row + 8)};
+          mma_16x8x16(s[nt], q_lo, b);
+          mma_16x8x16(s[nt], q_hi[ks], b);
         }
       }
       float row_max[2] = {-INFINITY, -INFINITY};
@@ -215,11 +282,12 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
         const uint32_t p_frag[4] = {pack_half2(s[2 * kt][0], s[2 * kt][1]), pack_half2(s[2 * kt][2], s[2 * kt][3]),
                                     pack_half2(s[2 * kt + 1][0], s[2 * kt + 1][1]),
                                     pack_half2(s[2 * kt + 1][2], s[2 * kt + 1][3])};
+        // V's B fragment: tokens 16kt + 2t, + 1 (and + 8, + 9) of dim n·8 + g, one row each.
+        const __half* v_col = v_s + (16 * kt + 2 * t) * kStride + g;
 #pragma unroll
         for (int n = 0; n < kDimTiles; ++n) {
-          const __half* v_row = vt_s + (n * 8 + g) * kVStride + 16 * kt + 2 * t;  // dim n·8 + g
-          const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(v_row),
-                                 *reinterpret_cast<const uint32_t*>(v_row + 8)};
+          const __half* v = v_col + 8 * n;
+          const uint32_t b[2] = {pair_bits(v[0], v[kStride]), pair_bits(v[8 * kStride], v[9 * kStride])};
           mma_16x8x16(o[n], p_frag, b);
         }
       }
@@ -251,28 +319,44 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
 }  // namespace
 
 bool tiled_attention_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept {
-  return kv_supports(k_dtype, v_dtype, head_dim) && head_dim % 2 == 0 && head_dim <= kMaxTiledHeadDim;
+  return kv_supports(k_dtype, v_dtype, head_dim) && head_dim > 0 && head_dim % 2 == 0 && head_dim <= kMaxTiledHeadDim;
 }
 
-void plan_query_tiles(std::span<const KvRow> rows, std::vector<QueryTile>& tiles) {
+bool plan_query_tiles(std::span<const KvRow> rows, int32_t n_head, int64_t min_blocks, std::vector<QueryTile>& tiles,
+                      std::vector<int32_t>& lone_rows) {
   tiles.clear();
+  lone_rows.clear();
   for (size_t i = 0; i < rows.size();) {
     size_t j = i + 1;
-    while (j < rows.size() && j - i < static_cast<size_t>(kQueryTileRows) && rows[j].seq == rows[i].seq) ++j;
-    tiles.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j - i)});
+    while (j < rows.size() && rows[j].seq == rows[i].seq) ++j;  // a run of one sequence: [i, j)
+    if (j - i >= static_cast<size_t>(kMinTileRows)) {
+      for (size_t at = i; at < j; at += kQueryTileRows) {
+        const size_t n = std::min(j - at, static_cast<size_t>(kQueryTileRows));
+        tiles.push_back({static_cast<int32_t>(at), static_cast<int32_t>(n)});
+      }
+    } else {
+      for (size_t r = i; r < j; ++r) lone_rows.push_back(static_cast<int32_t>(r));
+    }
     i = j;
   }
+  if (tiles.empty() || static_cast<int64_t>(tiles.size()) * n_head < min_blocks) {
+    tiles.clear();
+    lone_rows.clear();
+    return false;
+  }
+  return true;
 }
 
-void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, const QueryTile* tiles,
-                     int32_t n_tiles, const float* q, const AttentionParams& params, float* out, cudaStream_t stream) {
+void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows,
+                     const QueryTile* tiles, int32_t n_tiles, const float* q, const AttentionParams& params, float* out,
+                     cudaStream_t stream) {
   EMBER_CUDA_EXPECT_MSG(tiled_attention_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
                         "CUDA tiled attention: F32, F16 or Q8_0 pools, head_dim even and at most 128");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
   EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0 && params.n_head <= 65535);
   EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
   EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
-  EMBER_CUDA_EXPECT(n_tiles >= 0);
+  EMBER_CUDA_EXPECT(n_tiles >= 0 && n_rows >= 0);
   if (n_tiles == 0) return;
   EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && tiles != nullptr && q != nullptr &&
                     out != nullptr);
@@ -288,6 +372,7 @@ void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRo
   a.tiles = tiles;
   a.q = q;
   a.out = out;
+  a.n_rows = n_rows;
   a.n_seqs = seqs.n_seqs;
   a.max_blocks = seqs.max_blocks;
   a.n_blocks = kv.n_blocks;

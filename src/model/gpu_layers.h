@@ -35,8 +35,11 @@ struct GpuLayersOptions {
   // and replayed. EMBER_CUDA_GRAPHS=0 in the environment turns them off (A/B measurements).
   bool graphs = true;
   // Steps of more than cuda::kGemvMaxRows rows (prefill) run their attention tiled on tensor cores
-  // (cuda::tiled_attention) unless batch-invariant. EMBER_CUDA_TILED_ATTENTION=0 turns it off.
+  // (cuda::tiled_attention, runs of 16 or more rows of a sequence) unless batch-invariant, and when
+  // the tiles fill the GPU (cuda::kMinTiledBlocks). EMBER_CUDA_TILED_ATTENTION=0 turns it off;
+  // =always tiles whatever the block count (tests, A/B on small models).
   bool tiled_attention = true;
+  bool tiled_attention_always = false;
 };
 
 // The rows of one step as the GPU layers see them (host memory; uploaded once per step).

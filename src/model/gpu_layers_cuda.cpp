@@ -71,8 +71,9 @@ class CudaGpuLayers final : public GpuLayers {
     if (const char* env = std::getenv("EMBER_CUDA_GRAPHS"); env != nullptr && std::string_view(env) == "0") {
       options_.graphs = false;
     }
-    if (const char* env = std::getenv("EMBER_CUDA_TILED_ATTENTION"); env != nullptr && std::string_view(env) == "0") {
-      options_.tiled_attention = false;
+    if (const char* env = std::getenv("EMBER_CUDA_TILED_ATTENTION"); env != nullptr) {
+      options_.tiled_attention = std::string_view(env) != "0";
+      options_.tiled_attention_always = std::string_view(env) == "always";
     }
     check_shapes();
     backend_ = std::make_shared<CudaBackend>(
@@ -359,6 +360,7 @@ class CudaGpuLayers final : public GpuLayers {
     row_meta_ = DeviceBuffer(sizeof(KvRow) * static_cast<size_t>(rows), "the step's rows");
     seq_tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's sequence lengths");
     query_tiles_ = DeviceBuffer(sizeof(cuda::QueryTile) * static_cast<size_t>(rows), "the step's query tiles");
+    lone_rows_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's rows outside query tiles");
     reserve_context(options_.max_context);
     layer_step_ = {.n = 0,
                    .n_rot = options_.n_rot,
@@ -415,11 +417,14 @@ class CudaGpuLayers final : public GpuLayers {
     b.to_device(block_tables_.data(), host_tables_.data(), sizeof(int32_t) * host_tables_.size());
     b.to_device(seq_tokens_.data(), host_tokens_.data(), sizeof(int32_t) * host_tokens_.size());
     b.to_device(row_meta_.data(), step.rows.data(), sizeof(KvRow) * step.rows.size());
-    // Prefill-sized steps: the rows' query tiles for the tensor-core attention.
-    const bool tiled = !fixed_shape && options_.tiled_attention && !options_.batch_invariant;
+    // Prefill-sized steps: query tiles for the tensor-core attention, the rows they leave.
+    const bool tiled =
+        !fixed_shape && options_.tiled_attention && !options_.batch_invariant &&
+        cuda::plan_query_tiles(step.rows, config_.n_head, options_.tiled_attention_always ? 0 : cuda::kMinTiledBlocks,
+                               host_tiles_, host_lone_rows_);
     if (tiled) {
-      cuda::plan_query_tiles(step.rows, host_tiles_);
       b.to_device(query_tiles_.data(), host_tiles_.data(), sizeof(cuda::QueryTile) * host_tiles_.size());
+      b.to_device(lone_rows_.data(), host_lone_rows_.data(), sizeof(int32_t) * host_lone_rows_.size());
     }
     return {.seqs = {.block_tables = block_tables_.as<int32_t>(),
                      .n_tokens = seq_tokens_.as<int32_t>(),
@@ -429,7 +434,9 @@ class CudaGpuLayers final : public GpuLayers {
             .n_rows = static_cast<int32_t>(step.rows.size()),
             .max_context = fixed_shape ? max_context_ : longest,
             .tiles = tiled ? query_tiles_.as<cuda::QueryTile>() : nullptr,
-            .n_tiles = tiled ? static_cast<int32_t>(host_tiles_.size()) : 0};
+            .n_tiles = tiled ? static_cast<int32_t>(host_tiles_.size()) : 0,
+            .lone_rows = tiled ? lone_rows_.as<int32_t>() : nullptr,
+            .n_lone = tiled ? static_cast<int32_t>(host_lone_rows_.size()) : 0};
   }
 
   // Whether the step runs as a graph: graphs on, a decode step (every row its own sequence, at most
@@ -499,12 +506,13 @@ class CudaGpuLayers final : public GpuLayers {
   LayerStep layer_step_;
   LayerBuffers buffers_;
   DeviceBuffer x_, xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, cos_sin_, cos_sin_local_, logits_;
-  DeviceBuffer row_meta_, seq_tokens_, query_tiles_, block_tables_, tokens_, top_values_, top_ids_, top_scratch_values_,
-      top_scratch_ids_;
+  DeviceBuffer row_meta_, seq_tokens_, query_tiles_, lone_rows_, block_tables_, tokens_, top_values_, top_ids_,
+      top_scratch_values_, top_scratch_ids_;
   int32_t max_blocks_ = 0;
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;
   std::vector<cuda::QueryTile> host_tiles_;
+  std::vector<int32_t> host_lone_rows_;
   std::vector<float> hook_rows_;
   std::vector<float> host_top_values_;  // outputs()' staging of the top-k rows
   std::vector<int32_t> host_top_ids_;

@@ -213,17 +213,37 @@ std::vector<float> gpu_attention(const TwinCache& c, const std::vector<KvRow>& r
   return out.to_vector<float>(n_out);
 }
 
-// The tiled kernel's, with NaN in the output beforehand: the rows cut by plan_query_tiles.
-std::vector<float> gpu_tiled_attention(const TwinCache& c, const std::vector<KvRow>& rows, const std::vector<float>& q,
-                                       const AttentionParams& p) {
+// Every run of one sequence's rows as tiles of at most 64, however short (the kernel takes any).
+std::vector<cuda::QueryTile> all_rows_as_tiles(const std::vector<KvRow>& rows) {
   std::vector<cuda::QueryTile> tiles;
-  cuda::plan_query_tiles(rows, tiles);
+  for (size_t i = 0; i < rows.size();) {
+    size_t j = i + 1;
+    while (j < rows.size() && j - i < static_cast<size_t>(cuda::kQueryTileRows) && rows[j].seq == rows[i].seq) ++j;
+    tiles.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j - i)});
+    i = j;
+  }
+  return tiles;
+}
+
+// The tiled kernel over `tiles` (all of the rows by default) and the per-row kernel over
+// `lone_rows`, into one output poisoned with NaN beforehand.
+std::vector<float> gpu_tiled_attention(const TwinCache& c, const std::vector<KvRow>& rows, const std::vector<float>& q,
+                                       const AttentionParams& p, std::vector<cuda::QueryTile> tiles = {},
+                                       const std::vector<int32_t>& lone_rows = {}) {
+  if (tiles.empty()) tiles = all_rows_as_tiles(rows);
   const size_t n_out = rows.size() * static_cast<size_t>(p.n_head * c.host.head_dim);
   const DeviceBuffer d_rows = DeviceBuffer::from(rows), d_q = DeviceBuffer::from(q),
-                     d_tiles = DeviceBuffer::from(tiles);
+                     d_tiles = DeviceBuffer::from(tiles), d_lone = DeviceBuffer::from(lone_rows);
   const DeviceBuffer out = poisoned_floats(n_out);
-  cuda::tiled_attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), d_tiles.as<cuda::QueryTile>(),
+  const auto n_rows = static_cast<int32_t>(rows.size());
+  cuda::tiled_attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), n_rows, d_tiles.as<cuda::QueryTile>(),
                         static_cast<int32_t>(tiles.size()), d_q.as<float>(), p, out.as<float>(), nullptr);
+  if (!lone_rows.empty()) {
+    const size_t ws_bytes = cuda::attention_workspace_bytes(n_rows, p.n_head, c.host.head_dim, c.max_context());
+    const DeviceBuffer ws = poisoned_floats(ws_bytes / sizeof(float));
+    cuda::attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), static_cast<int32_t>(lone_rows.size()), d_q.as<float>(), p,
+                    c.max_context(), ws.data(), ws.bytes(), out.as<float>(), nullptr, d_lone.as<int32_t>());
+  }
   const cudaError_t status = cudaDeviceSynchronize();
   EXPECT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
   return out.to_vector<float>(n_out);
@@ -494,34 +514,46 @@ TEST(CudaAttention, LargeGroupsAndWideHeads) {
   }
 }
 
-TEST(CudaAttention, QueryTilesAreRunsOfOneSequenceOfAtMost64Rows) {
+// Runs of at least 16 rows of one sequence become tiles of at most 64; shorter runs stay rows; too
+// few (tile, head) blocks and nothing is tiled.
+TEST(CudaAttention, QueryTilesAreLongRunsOfOneSequence) {
   std::vector<KvRow> rows;
   const auto run = [&](int32_t seq, int32_t n) {
     for (int32_t i = 0; i < n; ++i) rows.push_back({seq, i});
   };
-  run(0, 130);
-  run(1, 1);
-  run(0, 2);
-  run(2, 64);
-  run(3, 65);
+  run(0, 130);                                    // rows 0..129: 64 + 64 + 2
+  run(1, 1);                                      // 130: a decode row
+  run(0, 2);                                      // 131, 132: a short run
+  run(2, 16);                                     // 133..148: the shortest tile
+  run(3, 15);                                     // 149..163: one row short of one
+  run(4, 65);                                     // 164..228: 64 + 1
   std::vector<cuda::QueryTile> tiles = {{7, 7}};  // replaced, not appended to
-  cuda::plan_query_tiles(rows, tiles);
-  const std::vector<std::pair<int32_t, int32_t>> want = {{0, 64},  {64, 64},  {128, 2},  {130, 1},
-                                                         {131, 2}, {133, 64}, {197, 64}, {261, 1}};
+  std::vector<int32_t> lone = {9};
+  ASSERT_TRUE(cuda::plan_query_tiles(rows, 1, 0, tiles, lone));
+  const std::vector<std::pair<int32_t, int32_t>> want = {{0, 64}, {64, 64}, {128, 2}, {133, 16}, {164, 64}, {228, 1}};
   ASSERT_EQ(tiles.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(tiles[i].first_row, want[i].first) << "tile " << i;
     EXPECT_EQ(tiles[i].n_rows, want[i].second) << "tile " << i;
   }
-  cuda::plan_query_tiles({}, tiles);
+  std::vector<int32_t> want_lone = {130, 131, 132};
+  for (int32_t r = 149; r < 164; ++r) want_lone.push_back(r);
+  EXPECT_EQ(lone, want_lone);
+  // 6 tiles × 21 heads = 126 blocks: under 128, every row goes row by row.
+  EXPECT_TRUE(cuda::plan_query_tiles(rows, 22, 128, tiles, lone));
+  EXPECT_FALSE(cuda::plan_query_tiles(rows, 21, 128, tiles, lone));
   EXPECT_TRUE(tiles.empty());
+  EXPECT_TRUE(lone.empty());
+  EXPECT_FALSE(cuda::plan_query_tiles({}, 32, 0, tiles, lone));  // nothing to tile
+  EXPECT_FALSE(cuda::plan_query_tiles(std::vector<KvRow>(rows.begin() + 130, rows.begin() + 133), 32, 0, tiles, lone));
 }
 
 // A prefill step as the scheduler builds it, through the tiled kernel: 120 rows continuing a
 // sequence (two tiles, 64 + 56), a decode row of another, an earlier position of the first out of
-// order (a tile of its own), and a short run of a third; every pool type, head sizes the kernel
-// pads (10, 96) and its two widths (64, 128), windows that hide most of a tile's range from each
-// row, soft-cap and scale.
+// order (a tile of its own), and a run of a third in shuffled order; every pool type (F16 pools
+// with head_dim a multiple of 8 are copied, the others converted), head sizes the kernel pads (10,
+// 96) and its two widths (64, 128), windows that hide most of a tile's range from each row,
+// soft-cap and scale.
 TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
   EMBER_REQUIRE_GPU();
   std::mt19937 rng(17);
@@ -537,12 +569,13 @@ TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
                               std::to_string(cs.head_dim);
     SCOPED_TRACE(shape);
     ASSERT_TRUE(cuda::tiled_attention_supports(cs.k, cs.v, cs.head_dim));
-    TwinCache c = make_cache(cs.k, cs.v, cs.n_head_kv, cs.head_dim, {150, 65, 7}, rng);
+    TwinCache c = make_cache(cs.k, cs.v, cs.n_head_kv, cs.head_dim, {150, 65, 30}, rng);
     ASSERT_TRUE(store_random(c, positions({0, 0, 0}, {30, 64, 3}, rng), rng));
     std::vector<KvRow> step;
     for (int32_t pos = 30; pos < 150; ++pos) step.push_back({0, pos});
     step.push_back({1, 64});  // the first token of the kernel's last 32-token step
-    for (int32_t pos = 3; pos < 7; ++pos) step.push_back({2, pos});
+    const std::vector<KvRow> shuffled = positions({0, 0, 3}, {0, 0, 30}, rng);  // one tile, positions out of order
+    step.insert(step.end(), shuffled.begin(), shuffled.end());
     ASSERT_TRUE(store_random(c, step, rng));
     std::vector<KvRow> rows = step;
     rows.insert(rows.begin() + 121, {0, 5});
@@ -565,7 +598,79 @@ TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
     }
   }
   EXPECT_FALSE(cuda::tiled_attention_supports(DType::kF16, DType::kF16, 256));
+  EXPECT_FALSE(cuda::tiled_attention_supports(DType::kF16, DType::kF16, 0));
+  EXPECT_FALSE(cuda::tiled_attention_supports(DType::kF32, DType::kF32, -2));
   EXPECT_FALSE(cuda::tiled_attention_supports(DType::kQ8_0, DType::kF16, 80));
+}
+
+// Long and peaked: the last 64 rows of a 1500-token sequence with queries 25x the keys' scale (few
+// positions carry the softmax, many rescalings); a llama-like shape (32 / 8 heads of 128, F32
+// pools) with a window, its 100 rows at positions 200-299.
+TEST(CudaAttention, TiledLongContextPeakedSoftmaxAndALlamaShape) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(23);
+  {
+    TwinCache c = make_cache(DType::kF16, 1, 64, {1500}, rng);
+    ASSERT_TRUE(store_random(c, positions({0}, {1436}, rng), rng));
+    std::vector<KvRow> rows;
+    for (int32_t pos = 1436; pos < 1500; ++pos) rows.push_back({0, pos});
+    ASSERT_TRUE(store_random(c, rows, rng));
+    AttentionParams p;
+    p.n_head = 2;
+    const std::vector<float> q = random_values(rows.size() * 2 * 64, rng, 25.0f);
+    expect_close(gpu_tiled_attention(c, rows, q, p), cpu_attention(c, rows, q, p), 2 * 64, kTiledTolerance,
+                 "tiled f16 1500 tokens, peaked");
+  }
+  {
+    TwinCache c = make_cache(DType::kF32, 8, 128, {300}, rng);
+    ASSERT_TRUE(store_random(c, positions({0}, {200}, rng), rng));
+    std::vector<KvRow> rows;
+    for (int32_t pos = 200; pos < 300; ++pos) rows.push_back({0, pos});
+    ASSERT_TRUE(store_random(c, rows, rng));
+    AttentionParams p;
+    p.n_head = 32;
+    p.window = 100;
+    const std::vector<float> q = random_values(rows.size() * 32 * 128, rng, 2.0f);
+    expect_close(gpu_tiled_attention(c, rows, q, p), cpu_attention(c, rows, q, p), 32 * 128, kTiledTolerance,
+                 "tiled f32 heads 32/8 d128 window 100");
+  }
+}
+
+// A mixed step split as the GPU layers split it: plan_query_tiles' tiles through tiled_attention,
+// its lone rows (a decode row, short runs) through attention() by row_ids, unsplit and split, one
+// output; the lone rows bit for bit as attention() of all the rows gives them unsplit.
+TEST(CudaAttention, TilesAndLoneRowsTogetherEqualTheCpu) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(24);
+  TwinCache c = make_cache(DType::kF16, 2, 64, {90, 40, 300, 20}, rng);
+  ASSERT_TRUE(store_random(c, positions({0, 0, 0, 0}, {20, 39, 299, 5}, rng), rng));
+  std::vector<KvRow> rows;
+  for (int32_t pos = 20; pos < 90; ++pos) rows.push_back({0, pos});  // tiles of 64 and 6
+  rows.push_back({1, 39});                                           // decode rows
+  rows.push_back({2, 299});
+  for (int32_t pos = 5; pos < 20; ++pos) rows.push_back({3, pos});  // 15 rows: one short of a tile
+  ASSERT_TRUE(store_random(c, rows, rng));
+  std::vector<cuda::QueryTile> tiles;
+  std::vector<int32_t> lone;
+  ASSERT_TRUE(cuda::plan_query_tiles(rows, 8, 0, tiles, lone));
+  ASSERT_EQ(tiles.size(), 2u);
+  ASSERT_EQ(lone.size(), 17u);
+  AttentionParams p;
+  p.n_head = 8;
+  const std::vector<float> q = random_values(rows.size() * 8 * 64, rng, 2.0f);
+  const std::vector<float> want = cpu_attention(c, rows, q, p);
+  for (int32_t split : {0, 16, -1}) {
+    p.split_tokens = split;
+    const std::vector<float> got = gpu_tiled_attention(c, rows, q, p, tiles, lone);
+    expect_close(got, want, 8 * 64, kTiledTolerance, "tiles and lone rows, split " + std::to_string(split));
+    if (split == -1) {
+      const std::vector<float> all = gpu_attention(c, rows, q, p);
+      for (int32_t r : lone) {
+        EXPECT_EQ(std::memcmp(got.data() + r * 8 * 64, all.data() + r * 8 * 64, 8 * 64 * sizeof(float)), 0)
+            << "lone row " << r;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -394,6 +394,35 @@ TEST(CudaEmulator, MmaM16n8k16MatchesItsPtxDefinition) {
   EXPECT_EQ(cuda::pack_half2(1.0f, -2.0f), 0xC0003C00u);
 }
 
+// mma.sync is a whole warp's instruction: a partial warp, an exited lane, or lanes meeting it at
+// a shuffle abort naming the kernel.
+__global__ void mma_misuse_kernel(float* out, int how) {
+  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  const uint32_t a[4] = {0x3C003C00u, 0x3C003C00u, 0x3C003C00u, 0x3C003C00u}, b[2] = {0x3C003C00u, 0x3C003C00u};
+  if (how == 1 && threadIdx.x == 3) return;
+  if (how == 2 && threadIdx.x < 16) {
+    out[threadIdx.x] = __shfl_xor_sync(0xFFFFFFFFu, 1.0f, 1);
+    return;
+  }
+  cuda::mma_16x8x16(d, a, b);
+  out[threadIdx.x] = d[0];
+}
+
+TEST(CudaEmulatorDeathTest, MmaOutsideAWholeConvergedWarpAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  DeviceBuffer out(32 * sizeof(float), "out");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 16, 0, nullptr, mma_misuse_kernel)(out.as<float>(), 0),
+               "mma_misuse_kernel: mma.sync in a partial warp");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_misuse_kernel)(out.as<float>(), 1),
+               "mma_misuse_kernel: thread .* (names lanes 0x8 that exited|exits while .* wait in a shuffle)");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_misuse_kernel)(out.as<float>(), 2),
+               "mma_misuse_kernel: warp 0's threads meet at different warp instructions");
+  // And used as it should be: 16 products of 1·1 per output.
+  EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_misuse_kernel)(out.as<float>(), 0);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(download<float>(out, 32), std::vector<float>(32, 16.0f));
+}
+
 TEST(CudaEmulator, GemmExMatchesADoubleReferenceForEveryTransposeAndType) {
   cublasHandle_t handle = nullptr;
   ASSERT_EQ(cublasCreate(&handle), CUBLAS_STATUS_SUCCESS);

@@ -120,7 +120,8 @@ struct Warp {
   uint32_t live_mask = 0;   // lanes that have not exited
   int live = 0;
   int arrived = 0;
-  uint32_t round = 0;  // the exchange number the arrived threads are at
+  uint32_t round = 0;          // the exchange number the arrived threads are at
+  const char* what = nullptr;  // the instruction of that exchange (a shuffle, mma.sync)
   uint64_t value[2][kWarp][kMaxExchangeWords] = {};
   uint32_t written[2] = {};
 };
@@ -360,7 +361,7 @@ namespace {
 
 // The calling thread's arrival at its warp's next exchange with `n_words` words: returns once every
 // live thread of the warp arrived, with the exchange's buffer index (see Warp).
-int arrive_in_warp(Block& b, unsigned mask, const uint64_t* words, int n_words) {
+int arrive_in_warp(Block& b, unsigned mask, const uint64_t* words, int n_words, const char* what) {
   Fiber& f = *b.current;
   const int warp = f.linear / kWarp, lane = f.linear % kWarp;
   Warp& w = b.warps[warp];
@@ -376,10 +377,14 @@ int arrive_in_warp(Block& b, unsigned mask, const uint64_t* words, int n_words) 
   const int buf = static_cast<int>(round % 2);
   if (w.arrived == 0) {
     w.round = round;
+    w.what = what;
     w.written[buf] = 0;
   } else if (w.round != round) {
     fault("kernel %s: warp %d's threads shuffle out of step (thread %d at shuffle %u, others at %u)", b.kernel, warp,
           f.linear, round, w.round);
+  } else if (std::strcmp(w.what, what) != 0) {
+    fault("kernel %s: warp %d's threads meet at different warp instructions (thread %d at %s, others at %s)", b.kernel,
+          warp, f.linear, what, w.what);
   }
   std::copy_n(words, n_words, w.value[buf][lane]);
   w.written[buf] |= 1u << lane;
@@ -396,7 +401,7 @@ int arrive_in_warp(Block& b, unsigned mask, const uint64_t* words, int n_words) 
 
 uint64_t exchange_in_warp(unsigned mask, uint64_t value, int source) {
   Block& b = running_block("a warp shuffle");
-  const int buf = arrive_in_warp(b, mask, &value, 1);
+  const int buf = arrive_in_warp(b, mask, &value, 1, "a warp shuffle");
   const Warp& w = b.warps[b.current->linear / kWarp];
   if (source < 0 || source >= kWarp || (w.written[buf] >> source & 1) == 0) {
     fault("kernel %s: thread %d reads lane %d of a shuffle that lane did not take part in", b.kernel, b.current->linear,
@@ -410,7 +415,7 @@ void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExch
   if (n_words < 1 || n_words > kMaxExchangeWords) fault("%s: %d words per lane", what, n_words);
   const int warp = b.current->linear / kWarp;
   if (b.warps[warp].lanes_mask != 0xFFFFFFFFu) fault("kernel %s: %s in a partial warp", b.kernel, what);
-  const int buf = arrive_in_warp(b, 0xFFFFFFFFu, words, n_words);
+  const int buf = arrive_in_warp(b, 0xFFFFFFFFu, words, n_words, what);
   const Warp& w = b.warps[warp];
   if (w.written[buf] != 0xFFFFFFFFu) fault("kernel %s: %s after lanes of the warp exited", b.kernel, what);
   for (int lane = 0; lane < kWarp; ++lane) std::copy_n(w.value[buf][lane], n_words, all[lane]);
