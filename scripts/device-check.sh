@@ -86,6 +86,11 @@ do_run() {
     EMBER_CUDA_GRAPHS=0 ember bench -m "$models/smollm-135m-Q8_0.gguf" --device cuda -p 512 -n 128 -u 2048 -r "$reps" \
       -o md 2>&1 |
       tee -a "$out/bench.md" | grep -E "^\| " | grep -v -E "^\| model" || status=1
+    # Decode returning the greedy token chosen on the GPU instead of the logits row (A/B).
+    echo "== smollm-135m and llama-3.2-1b Q4_0 decode, greedy token on the GPU (--decode-output token)"
+    ember bench -m "$models/smollm-135m-Q8_0.gguf" -m "$models/llama-3.2-1b-Q4_0.gguf" --device cuda -p 0 -n 128 \
+      -r "$reps" --decode-output token -o md 2>&1 |
+      tee -a "$out/bench.md" | grep -E "^\| " | grep -v -E "^\| model" || status=1
     # Prefill with the per-row attention kernel instead of the tiled tensor-core one (A/B).
     echo "== llama-3.2-1b F16 prefill without tiled attention (EMBER_CUDA_TILED_ATTENTION=0)"
     EMBER_CUDA_TILED_ATTENTION=0 ember bench -m "$models/llama-3.2-1b-F16.gguf" --device cuda -p 2048 -n 16 -u 2048 \

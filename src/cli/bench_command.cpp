@@ -41,7 +41,13 @@ struct BenchOptions {
   bool roofline = true;
   DeviceFlags device;
   DType kv_type = DType::kF16;
+  // What each decode step returns: "logits" (the whole row, as llama-bench), "token" (the greedy
+  // token: Batch::kToken, chosen on the GPU when the head is there), "top-k" (the best 40 logits:
+  // Batch::kTopK, as sampling with llama.cpp's default chain asks).
+  std::string decode_output = "logits";
 };
+
+constexpr int32_t kBenchTopK = 40;
 
 struct Result {
   std::string model_path, model_name, type, isa;
@@ -70,7 +76,10 @@ void summarize(Result& r) {
 
 class Bencher {
  public:
-  Bencher(Model& model, int max_tokens, DType kv_type) : model_(model) {
+  Bencher(Model& model, int max_tokens, DType kv_type, std::string_view decode_output) : model_(model) {
+    decode_output_ = decode_output == "token"   ? Batch::kToken
+                     : decode_output == "top-k" ? Batch::kTopK
+                                                : Batch::kLogits;
     kv_ = std::make_unique<KvCache>(model.config(), model.kv_options(max_tokens + kKvBlockTokens, kv_type, kv_type));
     std::mt19937_64 rng(42);
     std::uniform_int_distribution<int32_t> id(0, model.config().n_vocab - 1);
@@ -97,7 +106,8 @@ class Bencher {
     Timer timer;
     for (int i = 0; i < n; ++i) {
       batch.clear();
-      batch.add(tokens_[static_cast<size_t>(i)], i, seq, true);
+      batch.add(tokens_[static_cast<size_t>(i)], i, seq, decode_output_);
+      if (decode_output_ == Batch::kTopK) batch.top_k = std::min(kBenchTopK, model_.config().n_vocab);
       model_.forward(batch, *kv_);
     }
     const double seconds = timer.elapsed_seconds();
@@ -107,6 +117,7 @@ class Bencher {
 
  private:
   Model& model_;
+  Batch::RowOutput decode_output_ = Batch::kLogits;
   std::unique_ptr<KvCache> kv_;
   std::vector<int32_t> tokens_;
 };
@@ -143,7 +154,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   const ModelCost cost = model_cost(*model);
   const int max_pp = o.prompt_lengths.empty() ? 0 : *std::max_element(o.prompt_lengths.begin(), o.prompt_lengths.end());
   const int max_tg = o.gen_lengths.empty() ? 0 : *std::max_element(o.gen_lengths.begin(), o.gen_lengths.end());
-  Bencher bencher(*model, std::max({max_pp, max_tg, 1}), o.kv_type);
+  Bencher bencher(*model, std::max({max_pp, max_tg, 1}), o.kv_type, o.decode_output);
   const DType main_type = model->weights().layers.at(0).wo.dtype();
 
   Result base;
@@ -179,7 +190,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   }
   for (int n : o.gen_lengths) {
     Result r = base;
-    r.test = fmt::format("tg{}", n);
+    r.test = o.decode_output == "logits" ? fmt::format("tg{}", n) : fmt::format("tg{}-{}", n, o.decode_output);
     r.n_tokens = n;
     bencher.decode(std::min(n, 4));  // warm-up
     for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.decode(n));
@@ -383,6 +394,12 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
       ->capture_default_str();
   add_device_flags(cmd, &o->device);
   add_kv_type_flag(cmd, &o->kv_type);
+  cmd->add_option("--decode-output", o->decode_output,
+                  "What each decode step returns: logits (the whole row, as llama-bench), token (the greedy "
+                  "token, chosen on the GPU when the head is there), top-k (the best 40 logits); tests named "
+                  "tgN, tgN-token, tgN-top-k")
+      ->check(CLI::IsMember({"logits", "token", "top-k"}))
+      ->capture_default_str();
   cmd->add_flag(
       "--no-roofline", [o](int64_t) { o->roofline = false; },
       "Skip measuring the machine's bandwidth and compute peaks (a few seconds, 1 GiB)");

@@ -172,6 +172,23 @@ TEST(BenchCli, ModelListsAndPathsWithCommas) {
   EXPECT_EQ(models_in(r), (std::vector<std::string>{original.string(), comma.string()}));
 }
 
+// --decode-output: the greedy token or the best 40 logits per decode step instead of the row; the
+// test names say which.
+TEST(BenchCli, DecodeOutputsNameTheirTests) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K-Q8_0.gguf").string();
+  for (const std::string kind : {"token", "top-k", "logits"}) {
+    SCOPED_TRACE(kind);
+    const test::RunResult r = ember({"bench", "-m", model, "-p", "0", "-n", "6", "-r", "2", "-t", "1", "-o", "json",
+                                     "--no-roofline", "--decode-output", kind});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_EQ(j["results"].size(), 1u);
+    EXPECT_EQ(j["results"][0]["test"], kind == "logits" ? "tg6" : "tg6-" + kind);
+    EXPECT_GT(j["results"][0]["median_ts"].get<double>(), 0.0);
+  }
+}
+
 TEST(BenchCli, BadInputFailsWithOneLine) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const std::string model = (data / "models/stories260K/stories260K.gguf").string();
@@ -194,6 +211,7 @@ TEST(BenchCli, BadInputFailsWithOneLine) {
   expect_failure({"bench", "-m", model, "-n", "abc"}, 2, "abc");
   expect_failure({"bench", "-m", model, "-r", "0"}, 2, "-r");
   expect_failure({"bench"}, 2, "--model");
+  expect_failure({"bench", "-m", model, "--decode-output", "probs"}, 2, "probs");
 }
 
 }  // namespace
