@@ -112,6 +112,7 @@ struct AttnArgs {
   const int32_t* n_tokens;      // [n_seqs]
   const KvRow* rows;            // [n_rows]
   const int32_t* row_ids;       // [grid.x]: the rows this call computes (null: rows 0..grid.x)
+  int32_t n_rows;               // rows in rows / q / out (row_ids index them)
   const float* q;               // [n_rows][n_head][head_dim]
   float* out;                   // [n_rows][n_head][head_dim], written when n_chunks == 1
   float* part_ml;               // [grid.x][n_head][n_chunks][2] (max, sum), when n_chunks > 1
@@ -167,6 +168,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
 
   const auto slot_row = static_cast<int32_t>(blockIdx.x);  // the row's place in the workspace
   const int32_t row = a.row_ids != nullptr ? a.row_ids[slot_row] : slot_row;
+  if (row < 0 || row >= a.n_rows) __trap();
   const int32_t kv_head = static_cast<int32_t>(blockIdx.y) / a.n_group_tiles;
   const int32_t g0 = static_cast<int32_t>(blockIdx.y) % a.n_group_tiles * a.group_tile;
   const int32_t n_g = min(a.group_tile, a.group - g0);  // query heads of this block
@@ -320,6 +322,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const AttnArgs a) 
   __shared__ float inv_s;
   const auto slot_row = static_cast<int32_t>(blockIdx.x);
   const int32_t row = a.row_ids != nullptr ? a.row_ids[slot_row] : slot_row;
+  if (row < 0 || row >= a.n_rows) __trap();
   const KvRow r = a.rows[row];
   const int32_t lo = first_visible(r.pos, a.window);
   const int32_t n = chunks_needed(lo, r.pos, row_chunk_tokens(a, lo, r.pos), a.n_chunks);
@@ -454,7 +457,7 @@ size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_
 
 void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
                const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
-               cudaStream_t stream, const int32_t* row_ids) {
+               cudaStream_t stream, const int32_t* row_ids, int32_t n_row_ids) {
   EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
                         "CUDA paged KV: F32, F16 or Q8_0 pools (Q8_0: head_dim a multiple of 32)");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
@@ -463,8 +466,9 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0);
   EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
   EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
-  EMBER_CUDA_EXPECT(n_rows >= 0);
-  if (n_rows == 0) return;
+  EMBER_CUDA_EXPECT(n_rows >= 0 && n_row_ids >= 0);
+  const int32_t n_computed = row_ids != nullptr ? n_row_ids : n_rows;  // grid.x
+  if (n_computed == 0) return;
   EMBER_CUDA_EXPECT(max_context >= 1);
   EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);
   // K/V rows are read as float2 / half2 pairs (a Q8_0 row: its f16 scales, 2-byte aligned).
@@ -479,6 +483,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   a.n_tokens = seqs.n_tokens;
   a.rows = rows;
   a.row_ids = row_ids;
+  a.n_rows = n_rows;
   a.q = q;
   a.out = out;
   a.n_seqs = seqs.n_seqs;
@@ -493,18 +498,18 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   a.window = params.window;
   a.scale = params.scale > 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
   a.softcap = params.softcap;
-  plan_split(a, n_rows, max_context, params.split_tokens, workspace == nullptr ? 0 : workspace_bytes);
+  plan_split(a, n_computed, max_context, params.split_tokens, workspace == nullptr ? 0 : workspace_bytes);
   if (a.n_chunks > 1) {  // partials: (max, sum) pairs first, then the accumulators
     a.part_ml = static_cast<float*>(workspace);
-    a.part_acc = a.part_ml + 2 * static_cast<int64_t>(n_rows) * a.n_head * a.n_chunks;
+    a.part_acc = a.part_ml + 2 * static_cast<int64_t>(n_computed) * a.n_head * a.n_chunks;
   }
   const int64_t grid_y = static_cast<int64_t>(kv.n_head_kv) * a.n_group_tiles;
   EMBER_CUDA_EXPECT(grid_y <= 65535 && params.n_head <= 65535);
-  const dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
+  const dim3 grid(static_cast<unsigned>(n_computed), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
   with_row_formats(kv, a, [&]<typename KF, typename VF>() { launch_attention<KF, VF>(a, grid, stream); });
   EMBER_CUDA_CHECK_LAUNCH("attention");
   if (a.n_chunks > 1) {
-    EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(n_rows), static_cast<unsigned>(params.n_head)), kMergeThreads, 0,
+    EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(n_computed), static_cast<unsigned>(params.n_head)), kMergeThreads, 0,
                       stream, merge_kernel)
     (a);
     EMBER_CUDA_CHECK_LAUNCH("attention merge");

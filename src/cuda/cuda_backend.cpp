@@ -407,8 +407,8 @@ void CudaBackend::attention(const PagedKvView& kv, const CudaStepKv& step, const
       tiled_attention_supports(kv.k_dtype, kv.v_dtype, kv.head_dim)) {
     cuda::tiled_attention(kv, step.seqs, step.rows, step.n_rows, step.tiles, step.n_tiles, q, params, out, stream_);
     if (step.n_lone > 0) {
-      cuda::attention(kv, step.seqs, step.rows, step.n_lone, q, params, step.max_context, attention_workspace_.data(),
-                      attention_workspace_.bytes(), out, stream_, step.lone_rows);
+      cuda::attention(kv, step.seqs, step.rows, step.n_rows, q, params, step.max_context, attention_workspace_.data(),
+                      attention_workspace_.bytes(), out, stream_, step.lone_rows, step.n_lone);
     }
     return;
   }

@@ -131,12 +131,12 @@ size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_
 // attending causally to positions [0, rows[i].pos] of its sequence (within params.window when set).
 // params.alibi_slopes must be nullptr; params.split_tokens < 0 forbids splitting one row's context
 // across blocks (batch invariance), otherwise the kernel decides. `max_context` bounds every
-// sequence's n_tokens and sized `workspace`. `row_ids` (device, optional): the call computes rows
-// row_ids[0..n_rows) of rows / q / out instead of rows 0..n_rows (the rows a step's query tiles
-// leave, tiled_attention taking the others).
+// sequence's n_tokens and sized `workspace`. `row_ids` (device, optional): the call computes only
+// rows row_ids[0..n_row_ids) of the n_rows (the rows a step's query tiles leave, tiled_attention
+// taking the others); an id outside [0, n_rows) traps.
 void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* q,
                const AttentionParams& params, int32_t max_context, void* workspace, size_t workspace_bytes, float* out,
-               cudaStream_t stream, const int32_t* row_ids = nullptr);
+               cudaStream_t stream, const int32_t* row_ids = nullptr, int32_t n_row_ids = 0);
 
 // ---- tiled attention on tensor cores (tiled_attention_kernels.cu) ----------------------------
 

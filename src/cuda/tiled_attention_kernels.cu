@@ -50,20 +50,25 @@ struct TiledArgs {
   int32_t n_head, n_head_kv, head_dim, group;
   int32_t window;
   float scale, softcap;
+  bool copy_rows;  // F16 pools, head_dim a multiple of 8, 16-byte aligned pools: 16-byte copies
 };
 
-// The pools' K/V as f16 in shared memory ([token][dim]): F16 pools with head_dim a multiple of 8
-// copy 16 bytes at a time, as they are; other pools convert pair by pair.
+// The pools' K/V as f16 in shared memory ([token][dim]): F16 pools copied 16 bytes at a time as
+// they are (TiledArgs::copy_rows), others converted pair by pair. K from a pool that is not F16 is
+// staged in two f16 parts (k_s its rounding, k_lo_s that of the rest), as q is: one f16 K would put
+// ~|s|·2⁻¹¹ into every score again.
 template <typename KF, typename VF>
-constexpr bool kCopiesRows = std::is_same_v<KF, kv_rows::F16Row>&& std::is_same_v<VF, kv_rows::F16Row>;
+constexpr bool kCanCopyRows = std::is_same_v<KF, kv_rows::F16Row>&& std::is_same_v<VF, kv_rows::F16Row>;
+template <typename KF>
+constexpr bool kSplitK = !std::is_same_v<KF, kv_rows::F16Row>;
 
 // Grid (n_tiles, n_head), kThreads threads; head_dim <= kHd (the rest of kHd is zeros). Warp w owns
 // the tile's rows 16w..16w+15; lane (g = lane / 4, t = lane % 4) holds rows 16w + g and 16w + g + 8
 // of every mma fragment (mma.h). Per 32 tokens:
 //   stage:   all threads put the tokens' K and V in k_s / v_s as f16, zeros outside the tile's
 //            visible range [lo, hi];
-//   scores:  s = q·kᵀ, 4 fragments of 16 rows × 8 tokens, q's fragments (q as two f16 parts) kept
-//            in registers;
+//   scores:  s = q·kᵀ, 4 fragments of 16 rows × 8 tokens, q (and K from a pool that is not F16) in
+//            two f16 parts: q_hi·k + q_lo·k (+ q_hi·k_lo);
 //   softmax: masked to each row's [first visible, pos], soft-capped; the row max over the 4 lanes
 //            of a row (shuffles), weights p = exp(s − max), the accumulators rescaled;
 //   p·V:     the score fragments are p's operand fragments as they stand (two 8-token fragments =
@@ -77,6 +82,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
   constexpr int kTokenTiles = kKvStep / 8;
   constexpr int kDimTiles = kHd / 8;
   __shared__ __align__(16) __half k_s[kKvStep * kStride];
+  __shared__ __align__(16) __half k_lo_s[kSplitK<KF> ? kKvStep * kStride : 8];
   __shared__ __align__(16) __half v_s[kKvStep * kStride];
   __shared__ __align__(16) __half q_lo_s[kQueryTileRows * kStride];
   __shared__ int32_t pos_s[kQueryTileRows], lo_s[kQueryTileRows];
@@ -109,6 +115,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
     const int at = i / (kHd - a.head_dim) * kStride + a.head_dim + i % (kHd - a.head_dim);
     k_s[at] = __float2half_rn(0.0f);
     v_s[at] = __float2half_rn(0.0f);
+    if constexpr (kSplitK<KF>) k_lo_s[at] = __float2half_rn(0.0f);
   }
   __syncthreads();  // pos_s, lo_s, the padding
   if (tid == 0) {
@@ -184,7 +191,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
     const auto k_row_of = [&](int j) { return (j < kTokens ? k_first[0] : k_first[1]) + j % kTokens * a.k_row_bytes; };
     const auto v_row_of = [&](int j) { return (j < kTokens ? v_first[0] : v_first[1]) + j % kTokens * a.v_row_bytes; };
     // Tokens in [lo, hi] are stored (hi < n_tokens); the others may hold anything and are not read.
-    if (kCopiesRows<KF, VF> && a.head_dim % 8 == 0) {
+    if (kCanCopyRows<KF, VF> && a.copy_rows) {
       const int chunks = a.head_dim / 8;  // 16-byte pieces of a row
       for (int i = tid; i < kKvStep * chunks; i += kThreads) {
         const int j = i / chunks, c = i % chunks;
@@ -211,7 +218,9 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
           kv = KF::load_pair(k_row_of(j), c);
           vv = VF::load_pair(v_row_of(j), c);
         }
-        store_half2(k_s + j * kStride + 2 * c, kv.x, kv.y);
+        const float hx = __half2float(__float2half_rn(kv.x)), hy = __half2float(__float2half_rn(kv.y));
+        store_half2(k_s + j * kStride + 2 * c, hx, hy);
+        if constexpr (kSplitK<KF>) store_half2(k_lo_s + j * kStride + 2 * c, kv.x - hx, kv.y - hy);
         store_half2(v_s + j * kStride + 2 * c, vv.x, vv.y);
       }
     }
@@ -229,8 +238,12 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
                                   half2_bits(lo_row1 + 8)};
 #pragma unroll
         for (int nt = 0; nt < kTokenTiles; ++nt) {
-          const __half* k_row = k_s + (nt * 8 + g) * kStride + 16 * ks + 2 * t;  // token nt·8 + g
-          const uint32_t b[2] = {half2_bits(k_row), half2_bits(k_row + 8)};
+          const int at = (nt * 8 + g) * kStride + 16 * ks + 2 * t;  // token nt·8 + g
+          const uint32_t b[2] = {half2_bits(k_s + at), half2_bits(k_s + at + 8)};
+          if constexpr (kSplitK<KF>) {
+            const uint32_t b_lo[2] = {half2_bits(k_lo_s + at), half2_bits(k_lo_s + at + 8)};
+            mma_16x8x16(s[nt], q_hi[ks], b_lo);
+          }
           mma_16x8x16(s[nt], q_lo, b);
           mma_16x8x16(s[nt], q_hi[ks], b);
         }
@@ -292,7 +305,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
         }
       }
     }
-    __syncthreads();  // before the next stage overwrites k_s, vt_s
+    __syncthreads();  // before the next stage overwrites k_s, k_lo_s, v_s
   }
 
 #pragma unroll
@@ -330,9 +343,12 @@ bool plan_query_tiles(std::span<const KvRow> rows, int32_t n_head, int64_t min_b
     size_t j = i + 1;
     while (j < rows.size() && rows[j].seq == rows[i].seq) ++j;  // a run of one sequence: [i, j)
     if (j - i >= static_cast<size_t>(kMinTileRows)) {
-      for (size_t at = i; at < j; at += kQueryTileRows) {
-        const size_t n = std::min(j - at, static_cast<size_t>(kQueryTileRows));
+      // As few tiles as fit, their sizes balanced (65 rows: 33 + 32, not 64 + 1).
+      const size_t n_tiles = (j - i + kQueryTileRows - 1) / kQueryTileRows;
+      for (size_t k = 0, at = i; k < n_tiles; ++k) {
+        const size_t n = (j - i) / n_tiles + (k < (j - i) % n_tiles ? 1 : 0);
         tiles.push_back({static_cast<int32_t>(at), static_cast<int32_t>(n)});
+        at += n;
       }
     } else {
       for (size_t r = i; r < j; ++r) lone_rows.push_back(static_cast<int32_t>(r));
@@ -383,6 +399,8 @@ void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRo
   a.window = params.window;
   a.scale = params.scale > 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
   a.softcap = params.softcap;
+  a.copy_rows = kv.k_dtype == DType::kF16 && kv.v_dtype == DType::kF16 && kv.head_dim % 8 == 0 &&
+                reinterpret_cast<uintptr_t>(kv.k) % 16 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 16 == 0;
   const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(params.n_head));
   with_row_formats(kv, a, [&]<typename KF, typename VF>() {
     if (kv.head_dim <= 64) {

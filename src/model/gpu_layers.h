@@ -36,8 +36,8 @@ struct GpuLayersOptions {
   bool graphs = true;
   // Steps of more than cuda::kGemvMaxRows rows (prefill) run their attention tiled on tensor cores
   // (cuda::tiled_attention, runs of 16 or more rows of a sequence) unless batch-invariant, and when
-  // the tiles fill the GPU (cuda::kMinTiledBlocks). EMBER_CUDA_TILED_ATTENTION=0 turns it off;
-  // =always tiles whatever the block count (tests, A/B on small models).
+  // the tiles fill the GPU (cuda::kMinTiledBlocks). EMBER_CUDA_TILED_ATTENTION=0 turns it off,
+  // =always tiles whatever the block count (tests, A/B on small models), =1 is the default.
   bool tiled_attention = true;
   bool tiled_attention_always = false;
 };

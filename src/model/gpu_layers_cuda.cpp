@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/log.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "ember/error.h"
@@ -72,8 +73,14 @@ class CudaGpuLayers final : public GpuLayers {
       options_.graphs = false;
     }
     if (const char* env = std::getenv("EMBER_CUDA_TILED_ATTENTION"); env != nullptr) {
-      options_.tiled_attention = std::string_view(env) != "0";
-      options_.tiled_attention_always = std::string_view(env) == "always";
+      const std::string_view v = env;
+      if (v == "0") {
+        options_.tiled_attention = false;
+      } else if (v == "always") {
+        options_.tiled_attention_always = true;
+      } else if (v != "1") {
+        EMBER_LOG_WARN("EMBER_CUDA_TILED_ATTENTION={} is not 0, 1 or always: ignored", v);
+      }
     }
     check_shapes();
     backend_ = std::make_shared<CudaBackend>(
@@ -418,8 +425,10 @@ class CudaGpuLayers final : public GpuLayers {
     b.to_device(seq_tokens_.data(), host_tokens_.data(), sizeof(int32_t) * host_tokens_.size());
     b.to_device(row_meta_.data(), step.rows.data(), sizeof(KvRow) * step.rows.size());
     // Prefill-sized steps: query tiles for the tensor-core attention, the rows they leave.
+    const PagedKvView pools = step.kv->layer(options_.first_layer);
     const bool tiled =
         !fixed_shape && options_.tiled_attention && !options_.batch_invariant &&
+        cuda::tiled_attention_supports(pools.k_dtype, pools.v_dtype, pools.head_dim) &&
         cuda::plan_query_tiles(step.rows, config_.n_head, options_.tiled_attention_always ? 0 : cuda::kMinTiledBlocks,
                                host_tiles_, host_lone_rows_);
     if (tiled) {

@@ -241,8 +241,8 @@ std::vector<float> gpu_tiled_attention(const TwinCache& c, const std::vector<KvR
   if (!lone_rows.empty()) {
     const size_t ws_bytes = cuda::attention_workspace_bytes(n_rows, p.n_head, c.host.head_dim, c.max_context());
     const DeviceBuffer ws = poisoned_floats(ws_bytes / sizeof(float));
-    cuda::attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), static_cast<int32_t>(lone_rows.size()), d_q.as<float>(), p,
-                    c.max_context(), ws.data(), ws.bytes(), out.as<float>(), nullptr, d_lone.as<int32_t>());
+    cuda::attention(c.dev, c.dev_seqs, d_rows.as<KvRow>(), n_rows, d_q.as<float>(), p, c.max_context(), ws.data(),
+                    ws.bytes(), out.as<float>(), nullptr, d_lone.as<int32_t>(), static_cast<int32_t>(lone_rows.size()));
   }
   const cudaError_t status = cudaDeviceSynchronize();
   EXPECT_EQ(status, cudaSuccess) << cudaGetErrorString(status);
@@ -514,23 +514,23 @@ TEST(CudaAttention, LargeGroupsAndWideHeads) {
   }
 }
 
-// Runs of at least 16 rows of one sequence become tiles of at most 64; shorter runs stay rows; too
-// few (tile, head) blocks and nothing is tiled.
+// Runs of at least 16 rows of one sequence become tiles of at most 64, balanced; shorter runs stay
+// rows; too few (tile, head) blocks and nothing is tiled.
 TEST(CudaAttention, QueryTilesAreLongRunsOfOneSequence) {
   std::vector<KvRow> rows;
   const auto run = [&](int32_t seq, int32_t n) {
     for (int32_t i = 0; i < n; ++i) rows.push_back({seq, i});
   };
-  run(0, 130);                                    // rows 0..129: 64 + 64 + 2
+  run(0, 130);                                    // rows 0..129: 44 + 43 + 43 (as few tiles as fit, balanced)
   run(1, 1);                                      // 130: a decode row
   run(0, 2);                                      // 131, 132: a short run
   run(2, 16);                                     // 133..148: the shortest tile
   run(3, 15);                                     // 149..163: one row short of one
-  run(4, 65);                                     // 164..228: 64 + 1
+  run(4, 65);                                     // 164..228: 33 + 32
   std::vector<cuda::QueryTile> tiles = {{7, 7}};  // replaced, not appended to
   std::vector<int32_t> lone = {9};
   ASSERT_TRUE(cuda::plan_query_tiles(rows, 1, 0, tiles, lone));
-  const std::vector<std::pair<int32_t, int32_t>> want = {{0, 64}, {64, 64}, {128, 2}, {133, 16}, {164, 64}, {228, 1}};
+  const std::vector<std::pair<int32_t, int32_t>> want = {{0, 44}, {44, 43}, {87, 43}, {133, 16}, {164, 33}, {197, 32}};
   ASSERT_EQ(tiles.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(tiles[i].first_row, want[i].first) << "tile " << i;
@@ -552,8 +552,8 @@ TEST(CudaAttention, QueryTilesAreLongRunsOfOneSequence) {
 // sequence (two tiles, 64 + 56), a decode row of another, an earlier position of the first out of
 // order (a tile of its own), and a run of a third in shuffled order; every pool type (F16 pools
 // with head_dim a multiple of 8 are copied, the others converted), head sizes the kernel pads (10,
-// 96) and its two widths (64, 128), windows that hide most of a tile's range from each row,
-// soft-cap and scale.
+// 96; 80 with F16 pools, copied and padded) and its two widths (64, 128), windows that hide most of
+// a tile's range from each row, soft-cap and scale.
 TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
   EMBER_REQUIRE_GPU();
   std::mt19937 rng(17);
@@ -563,7 +563,8 @@ TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
   };
   for (const Case& cs : {Case{DType::kF16, DType::kF16, 8, 2, 128}, Case{DType::kF32, DType::kF32, 4, 4, 64},
                          Case{DType::kQ8_0, DType::kQ8_0, 4, 2, 64}, Case{DType::kQ8_0, DType::kF16, 2, 1, 96},
-                         Case{DType::kF32, DType::kQ8_0, 3, 1, 32}, Case{DType::kF16, DType::kF32, 6, 3, 10}}) {
+                         Case{DType::kF32, DType::kQ8_0, 3, 1, 32}, Case{DType::kF16, DType::kF32, 6, 3, 10},
+                         Case{DType::kF16, DType::kF16, 4, 2, 80}}) {
     const std::string shape = std::string(dtype_name(cs.k)) + "/" + std::string(dtype_name(cs.v)) + " heads " +
                               std::to_string(cs.n_head) + "/" + std::to_string(cs.n_head_kv) + " d" +
                               std::to_string(cs.head_dim);
@@ -604,13 +605,15 @@ TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
 }
 
 // Long and peaked: the last 64 rows of a 1500-token sequence with queries 25x the keys' scale (few
-// positions carry the softmax, many rescalings); a llama-like shape (32 / 8 heads of 128, F32
-// pools) with a window, its 100 rows at positions 200-299.
+// positions carry the softmax, many rescalings: an f16 rounding of q or of K would show), on every
+// pool type; a llama-like shape (32 / 8 heads of 128, F32 pools) with a window, its 100 rows at
+// positions 200-299.
 TEST(CudaAttention, TiledLongContextPeakedSoftmaxAndALlamaShape) {
   EMBER_REQUIRE_GPU();
   std::mt19937 rng(23);
-  {
-    TwinCache c = make_cache(DType::kF16, 1, 64, {1500}, rng);
+  for (DType dtype : {DType::kF16, DType::kF32, DType::kQ8_0}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    TwinCache c = make_cache(dtype, 1, 64, {1500}, rng);
     ASSERT_TRUE(store_random(c, positions({0}, {1436}, rng), rng));
     std::vector<KvRow> rows;
     for (int32_t pos = 1436; pos < 1500; ++pos) rows.push_back({0, pos});
@@ -619,7 +622,7 @@ TEST(CudaAttention, TiledLongContextPeakedSoftmaxAndALlamaShape) {
     p.n_head = 2;
     const std::vector<float> q = random_values(rows.size() * 2 * 64, rng, 25.0f);
     expect_close(gpu_tiled_attention(c, rows, q, p), cpu_attention(c, rows, q, p), 2 * 64, kTiledTolerance,
-                 "tiled f16 1500 tokens, peaked");
+                 "tiled " + std::string(dtype_name(dtype)) + " 1500 tokens, peaked");
   }
   {
     TwinCache c = make_cache(DType::kF32, 8, 128, {300}, rng);

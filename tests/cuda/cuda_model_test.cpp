@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -45,16 +47,27 @@ GpuModel load_gpu(const std::vector<std::byte>& bytes, int32_t gpu_layers, int32
   return g;
 }
 
-// An environment variable set for a scope (the GPU layers read theirs when a model loads).
+// An environment variable set for a scope, then restored (the GPU layers read theirs when a model
+// loads).
 class ScopedEnv {
  public:
-  ScopedEnv(const char* name, const char* value) : name_(name) { EXPECT_EQ(setenv(name, value, 1), 0); }
-  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* before = std::getenv(name)) before_ = before;
+    EXPECT_EQ(setenv(name, value, 1), 0);
+  }
+  ~ScopedEnv() {
+    if (before_) {
+      setenv(name_, before_->c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
   ScopedEnv(const ScopedEnv&) = delete;
   ScopedEnv& operator=(const ScopedEnv&) = delete;
 
  private:
   const char* name_;
+  std::optional<std::string> before_;
 };
 
 double relative_to_reference(const Logits& got, const test::RefLogits& expected) {
@@ -109,7 +122,8 @@ TEST(CudaModel, EveryArchitectureAndTypeAgainstTheReference) {
 
 // A prefill's attention on tensor cores (EMBER_CUDA_TILED_ATTENTION=always) against the per-row
 // kernel (=0): logits within 3e-3, and not the same bits (the tiled path ran); llama, and gemma2
-// (soft-cap, a sliding window): a 100-token prompt in steps of 64 and 36 rows.
+// (soft-cap, a sliding window): a 100-token prompt in steps of 64 and 36 rows, and a step mixing a
+// prompt with another sequence's decode row.
 TEST(CudaModel, TiledPrefillAttentionAgreesWithRowByRow) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(100, 80, 31);
@@ -122,6 +136,22 @@ TEST(CudaModel, TiledPrefillAttentionAgreesWithRowByRow) {
       GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 64, DType::kF16);
       got[mode[0] == '0'] = test::run_tokens(*g.model, *g.kv, tokens, false);
     }
+    // Then a mixed step: a second sequence's 30-token prompt (a tile) with the first's next token
+    // (a lone row, through the per-row kernel in the same attention call).
+    Logits mixed[2];
+    for (const char* mode : {"always", "0"}) {
+      const ScopedEnv env("EMBER_CUDA_TILED_ATTENTION", mode);
+      GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 64, DType::kF16);
+      const SeqId a = g.kv->add_sequence(), b = g.kv->add_sequence();
+      Batch batch;
+      for (int32_t i = 0; i < 40; ++i) batch.add(tokens[static_cast<size_t>(i)], i, a, false);
+      g.model->forward(batch, *g.kv);
+      batch.clear();
+      for (int32_t i = 0; i < 30; ++i) batch.add(tokens[static_cast<size_t>(50 + i)], i, b, true);
+      batch.add(tokens[40], 40, a, true);
+      mixed[mode[0] == '0'] = test::rows_of(g.model->forward(batch, *g.kv), g.model->config().n_vocab, 0, 31);
+    }
+    for (int i = 0; i < 2; ++i) got[i].insert(got[i].end(), mixed[i].begin(), mixed[i].end());
     test::RefLogits rowwise;
     for (const auto& row : got[1]) rowwise.emplace_back(row.begin(), row.end());
     const double error = relative_to_reference(got[0], rowwise);
