@@ -15,6 +15,8 @@
 namespace ember::cuda {
 namespace {
 
+using kv_rows::attention_call;
+using kv_rows::AttentionCall;
 using kv_rows::ceil_div;
 using kv_rows::F16Row;
 using kv_rows::F32Row;
@@ -105,26 +107,13 @@ __global__ void __launch_bounds__(kStoreThreads) rope_store_kv_kernel(const Stor
 
 // ---- attention ----
 
-struct AttnArgs {
-  const void* k_pool;
-  const void* v_pool;
-  const int32_t* block_tables;  // [n_seqs][max_blocks]
-  const int32_t* n_tokens;      // [n_seqs]
-  const KvRow* rows;            // [n_rows]
-  const int32_t* row_ids;       // [grid.x]: the rows this call computes (null: rows 0..grid.x)
-  int32_t n_rows;               // rows in rows / q / out (row_ids index them)
-  const float* q;               // [n_rows][n_head][head_dim]
-  float* out;                   // [n_rows][n_head][head_dim], written when n_chunks == 1
-  float* part_ml;               // [grid.x][n_head][n_chunks][2] (max, sum), when n_chunks > 1
-  float* part_acc;              // [grid.x][n_head][n_chunks][head_dim] unnormalized Σ p·v
-  int64_t k_row_bytes, v_row_bytes;
-  int32_t n_seqs, max_blocks, n_blocks;
-  int32_t n_head, n_head_kv, head_dim;
-  int32_t group;          // n_head / n_head_kv
-  int32_t group_tile;     // query heads per block (<= kMaxGroup)
-  int32_t n_group_tiles;  // blocks per kv head along grid.y
-  int32_t window;
-  float scale, softcap;
+// The call (out written when n_chunks == 1) and the per-row kernel's own plan.
+struct AttnArgs : AttentionCall {
+  const int32_t* row_ids;  // [grid.x]: the rows this call computes (null: rows 0..grid.x)
+  float* part_ml;          // [grid.x][n_head][n_chunks][2] (max, sum), when n_chunks > 1
+  float* part_acc;         // [grid.x][n_head][n_chunks][head_dim] unnormalized Σ p·v
+  int32_t group_tile;      // query heads per block (<= kMaxGroup)
+  int32_t n_group_tiles;   // blocks per kv head along grid.y
   int32_t chunk_tokens;    // a multiple of 16: the call's chunk size (per_row_chunks: the largest)
   int32_t per_row_chunks;  // 1: each row spreads its own range over the chunks (row_chunk_tokens)
   int32_t n_chunks;        // grid.z
@@ -463,48 +452,24 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
   EMBER_CUDA_EXPECT_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kMaxHeadDim,
                         "CUDA attention: head_dim must be even and at most 256");
-  EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0);
-  EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
-  EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_row_ids >= 0);
   const int32_t n_computed = row_ids != nullptr ? n_row_ids : n_rows;  // grid.x
   if (n_computed == 0) return;
   EMBER_CUDA_EXPECT(max_context >= 1);
-  EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);
-  // K/V rows are read as float2 / half2 pairs (a Q8_0 row: its f16 scales, 2-byte aligned).
-  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
-  EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
   EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(workspace) % alignof(float) == 0);
 
   AttnArgs a{};
-  a.k_pool = kv.k;
-  a.v_pool = kv.v;
-  a.block_tables = seqs.block_tables;
-  a.n_tokens = seqs.n_tokens;
-  a.rows = rows;
+  static_cast<AttentionCall&>(a) = attention_call(kv, seqs, rows, n_rows, q, params, out);
   a.row_ids = row_ids;
-  a.n_rows = n_rows;
-  a.q = q;
-  a.out = out;
-  a.n_seqs = seqs.n_seqs;
-  a.max_blocks = seqs.max_blocks;
-  a.n_blocks = kv.n_blocks;
-  a.n_head = params.n_head;
-  a.n_head_kv = kv.n_head_kv;
-  a.head_dim = kv.head_dim;
-  a.group = params.n_head / kv.n_head_kv;
   a.n_group_tiles = static_cast<int32_t>(ceil_div(a.group, kMaxGroup));
   a.group_tile = static_cast<int32_t>(ceil_div(a.group, a.n_group_tiles));  // balanced tiles
-  a.window = params.window;
-  a.scale = params.scale > 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
-  a.softcap = params.softcap;
   plan_split(a, n_computed, max_context, params.split_tokens, workspace == nullptr ? 0 : workspace_bytes);
   if (a.n_chunks > 1) {  // partials: (max, sum) pairs first, then the accumulators
     a.part_ml = static_cast<float*>(workspace);
     a.part_acc = a.part_ml + 2 * static_cast<int64_t>(n_computed) * a.n_head * a.n_chunks;
   }
   const int64_t grid_y = static_cast<int64_t>(kv.n_head_kv) * a.n_group_tiles;
-  EMBER_CUDA_EXPECT(grid_y <= 65535 && params.n_head <= 65535);
+  EMBER_CUDA_EXPECT(grid_y <= 65535);
   const dim3 grid(static_cast<unsigned>(n_computed), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
   with_row_formats(kv, a, [&]<typename KF, typename VF>() { launch_attention<KF, VF>(a, grid, stream); });
   EMBER_CUDA_CHECK_LAUNCH("attention");

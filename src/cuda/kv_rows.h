@@ -1,11 +1,14 @@
-// The paged KV pools' row formats as the attention kernels read and write them, and the helpers
-// the per-row and tiled attention kernels share (attention_kernels.cu, tiled_attention_kernels.cu).
+// The paged KV pools' row formats as the attention kernels read and write them, and what the
+// per-row and tiled attention kernels share (attention_kernels.cu, tiled_attention_kernels.cu):
+// the visible range, the call's arguments and their checks.
 #pragma once
 
 #include <cuda_fp16.h>
 
+#include <cmath>
 #include <cstdint>
 
+#include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 
 namespace ember::cuda::kv_rows {
@@ -91,6 +94,59 @@ void with_row_formats(const PagedKvView& kv, Args& args, Launch&& launch) {
       launch.template operator()<KF, VF>();
     });
   });
+}
+
+// ---- what both attention kernels read of a call ----
+
+struct AttentionCall {
+  const void* k_pool;
+  const void* v_pool;
+  const int32_t* block_tables;       // [n_seqs][max_blocks]
+  const int32_t* n_tokens;           // [n_seqs]
+  const KvRow* rows;                 // [n_rows]
+  const float* q;                    // [n_rows][n_head][head_dim]
+  float* out;                        // [n_rows][n_head][head_dim]
+  int64_t k_row_bytes, v_row_bytes;  // set by with_row_formats
+  int32_t n_rows, n_seqs, max_blocks, n_blocks;
+  int32_t n_head, n_head_kv, head_dim;
+  int32_t group;  // n_head / n_head_kv
+  int32_t window;
+  float scale, softcap;
+};
+
+// The checks both launchers make of a non-empty call (each checks its pools and heads first), and
+// the fields it fills.
+inline AttentionCall attention_call(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows,
+                                    const float* q, const AttentionParams& params, float* out) {
+  EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0 && n_rows > 0);
+  EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0 && params.n_head <= 65535);
+  EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
+  EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
+  EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);
+  // K/V rows are read as float2 / half2 pairs (a Q8_0 row: its f16 scales, 2-byte aligned), q as float2.
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(q) % 8 == 0);
+  EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  AttentionCall a{};
+  a.k_pool = kv.k;
+  a.v_pool = kv.v;
+  a.block_tables = seqs.block_tables;
+  a.n_tokens = seqs.n_tokens;
+  a.rows = rows;
+  a.q = q;
+  a.out = out;
+  a.n_rows = n_rows;
+  a.n_seqs = seqs.n_seqs;
+  a.max_blocks = seqs.max_blocks;
+  a.n_blocks = kv.n_blocks;
+  a.n_head = params.n_head;
+  a.n_head_kv = kv.n_head_kv;
+  a.head_dim = kv.head_dim;
+  a.group = params.n_head / kv.n_head_kv;
+  a.window = params.window;
+  a.scale = params.scale > 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
+  a.softcap = params.softcap;
+  return a;
 }
 
 }  // namespace ember::cuda::kv_rows

@@ -36,21 +36,9 @@ __device__ __forceinline__ uint32_t pair_bits(__half a, __half b) {
   return static_cast<uint32_t>(__half_as_ushort(a)) | static_cast<uint32_t>(__half_as_ushort(b)) << 16;
 }
 
-struct TiledArgs {
-  const void* k_pool;
-  const void* v_pool;
-  const int32_t* block_tables;  // [n_seqs][max_blocks]
-  const int32_t* n_tokens;      // [n_seqs]
-  const KvRow* rows;            // [n_rows]
-  const QueryTile* tiles;       // [n_tiles] = grid.x, within [0, n_rows)
-  const float* q;               // [n_rows][n_head][head_dim]
-  float* out;                   // [n_rows][n_head][head_dim]
-  int64_t k_row_bytes, v_row_bytes;
-  int32_t n_rows, n_seqs, max_blocks, n_blocks;
-  int32_t n_head, n_head_kv, head_dim, group;
-  int32_t window;
-  float scale, softcap;
-  bool copy_rows;  // F16 pools, head_dim a multiple of 8, 16-byte aligned pools: 16-byte copies
+struct TiledArgs : kv_rows::AttentionCall {
+  const QueryTile* tiles;  // [n_tiles] = grid.x, within [0, n_rows)
+  bool copy_rows;          // F16 pools, head_dim a multiple of 8, 16-byte aligned pools: 16-byte copies
 };
 
 // The pools' K/V as f16 in shared memory ([token][dim]): F16 pools copied 16 bytes at a time as
@@ -368,37 +356,12 @@ void tiled_attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRo
                      cudaStream_t stream) {
   EMBER_CUDA_EXPECT_MSG(tiled_attention_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
                         "CUDA tiled attention: F32, F16 or Q8_0 pools, head_dim even and at most 128");
-  EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
-  EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0 && params.n_head <= 65535);
-  EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
-  EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
   EMBER_CUDA_EXPECT(n_tiles >= 0 && n_rows >= 0);
   if (n_tiles == 0) return;
-  EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && tiles != nullptr && q != nullptr &&
-                    out != nullptr);
-  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(kv.k) % 8 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 8 == 0);
-  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(q) % 8 == 0);  // read as float2
-  EMBER_CUDA_EXPECT(seqs.block_tables != nullptr && seqs.n_tokens != nullptr && seqs.n_seqs > 0 && seqs.max_blocks > 0);
+  EMBER_CUDA_EXPECT(tiles != nullptr);
   TiledArgs a{};
-  a.k_pool = kv.k;
-  a.v_pool = kv.v;
-  a.block_tables = seqs.block_tables;
-  a.n_tokens = seqs.n_tokens;
-  a.rows = rows;
+  static_cast<kv_rows::AttentionCall&>(a) = kv_rows::attention_call(kv, seqs, rows, n_rows, q, params, out);
   a.tiles = tiles;
-  a.q = q;
-  a.out = out;
-  a.n_rows = n_rows;
-  a.n_seqs = seqs.n_seqs;
-  a.max_blocks = seqs.max_blocks;
-  a.n_blocks = kv.n_blocks;
-  a.n_head = params.n_head;
-  a.n_head_kv = kv.n_head_kv;
-  a.head_dim = kv.head_dim;
-  a.group = params.n_head / kv.n_head_kv;
-  a.window = params.window;
-  a.scale = params.scale > 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(kv.head_dim));
-  a.softcap = params.softcap;
   a.copy_rows = kv.k_dtype == DType::kF16 && kv.v_dtype == DType::kF16 && kv.head_dim % 8 == 0 &&
                 reinterpret_cast<uintptr_t>(kv.k) % 16 == 0 && reinterpret_cast<uintptr_t>(kv.v) % 16 == 0;
   const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(params.n_head));
