@@ -403,8 +403,8 @@ void CudaBackend::rope_store_kv(const PagedKvView& kv, const CudaStepKv& step, f
 void CudaBackend::attention(const PagedKvView& kv, const CudaStepKv& step, const float* q,
                             const AttentionParams& params, float* out) {
   EMBER_CHECK(step.n_rows <= limits_.max_rows && step.max_context <= max_context_);
-  if (step.tiles != nullptr && params.split_tokens >= 0 &&
-      tiled_attention_supports(kv.k_dtype, kv.v_dtype, kv.head_dim)) {
+  if (step.tiles != nullptr) {  // planned where the step is built: pools it takes, no batch invariance
+    EMBER_CHECK(params.split_tokens >= 0);
     cuda::tiled_attention(kv, step.seqs, step.rows, step.n_rows, step.tiles, step.n_tiles, q, params, out, stream_);
     if (step.n_lone > 0) {
       cuda::attention(kv, step.seqs, step.rows, step.n_rows, q, params, step.max_context, attention_workspace_.data(),

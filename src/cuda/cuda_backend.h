@@ -37,8 +37,8 @@ struct CudaStepKv {
   int32_t n_rows = 0;
   int32_t max_context = 0;  // bounds every sequence's n_tokens (sized the attention workspace)
   // The rows split by plan_query_tiles: attention runs the tiles on tensor cores and the lone rows
-  // row by row, where tiled_attention_supports the pools and the step is not batch-invariant.
-  // tiles null: every row row by row.
+  // row by row. Set only for pools tiled_attention_supports and steps that are not
+  // batch-invariant (the GPU layers decide); tiles null: every row row by row.
   const QueryTile* tiles = nullptr;
   int32_t n_tiles = 0;
   const int32_t* lone_rows = nullptr;

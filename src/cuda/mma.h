@@ -15,11 +15,15 @@
 
 namespace ember::cuda {
 
-// Two floats as the halves of one operand register, rounded to nearest even; `lo` is the element
-// of lower index (a row's column 2t, or a column's row 2t).
+// Two halves as one operand register; `lo` is the element of lower index (a row's column 2t, or a
+// column's row 2t).
+__device__ __forceinline__ uint32_t pair_bits(__half lo, __half hi) {
+  return static_cast<uint32_t>(__half_as_ushort(lo)) | static_cast<uint32_t>(__half_as_ushort(hi)) << 16;
+}
+
+// Two floats as one operand register, rounded to nearest even.
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  return static_cast<uint32_t>(__half_as_ushort(__float2half_rn(lo))) |
-         static_cast<uint32_t>(__half_as_ushort(__float2half_rn(hi))) << 16;
+  return pair_bits(__float2half_rn(lo), __float2half_rn(hi));
 }
 
 // The 32 bits of halves p[0] (low) and p[1] (high), p 4-byte aligned: one operand register.

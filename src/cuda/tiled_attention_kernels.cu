@@ -31,11 +31,6 @@ constexpr int kThreads = 32 * kWarps;
 constexpr int kKvStep = 32;  // tokens staged per iteration: two pool blocks
 static_assert(kKvStep % kTokens == 0 && kKvStep % 16 == 0);
 
-// Two halves as one operand register (a low, b high).
-__device__ __forceinline__ uint32_t pair_bits(__half a, __half b) {
-  return static_cast<uint32_t>(__half_as_ushort(a)) | static_cast<uint32_t>(__half_as_ushort(b)) << 16;
-}
-
 struct TiledArgs : kv_rows::AttentionCall {
   const QueryTile* tiles;  // [n_tiles] = grid.x, within [0, n_rows)
   bool copy_rows;          // F16 pools, head_dim a multiple of 8, 16-byte aligned pools: 16-byte copies

@@ -604,6 +604,16 @@ TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
   EXPECT_FALSE(cuda::tiled_attention_supports(DType::kQ8_0, DType::kF16, 80));
 }
 
+// A prompt's last rows as a prefill step sees them: positions [0, from) of sequence 0 stored
+// earlier (shuffled), then the step's rows [from, to) stored in order; returns the step's rows.
+std::vector<KvRow> stored_prompt_tail(TwinCache& c, int32_t from, int32_t to, std::mt19937& rng) {
+  EXPECT_TRUE(store_random(c, positions({0}, {from}, rng), rng));
+  std::vector<KvRow> rows;
+  for (int32_t pos = from; pos < to; ++pos) rows.push_back({0, pos});
+  EXPECT_TRUE(store_random(c, rows, rng));
+  return rows;
+}
+
 // Long and peaked: the last 64 rows of a 1500-token sequence with queries 25x the keys' scale (few
 // positions carry the softmax, many rescalings: an f16 rounding of q or of K would show), on every
 // pool type; a llama-like shape (32 / 8 heads of 128, F32 pools) with a window, its 100 rows at
@@ -614,10 +624,8 @@ TEST(CudaAttention, TiledLongContextPeakedSoftmaxAndALlamaShape) {
   for (DType dtype : {DType::kF16, DType::kF32, DType::kQ8_0}) {
     SCOPED_TRACE(dtype_name(dtype));
     TwinCache c = make_cache(dtype, 1, 64, {1500}, rng);
-    ASSERT_TRUE(store_random(c, positions({0}, {1436}, rng), rng));
-    std::vector<KvRow> rows;
-    for (int32_t pos = 1436; pos < 1500; ++pos) rows.push_back({0, pos});
-    ASSERT_TRUE(store_random(c, rows, rng));
+    const std::vector<KvRow> rows = stored_prompt_tail(c, 1436, 1500, rng);
+    ASSERT_FALSE(HasFailure());
     AttentionParams p;
     p.n_head = 2;
     const std::vector<float> q = random_values(rows.size() * 2 * 64, rng, 25.0f);
@@ -626,10 +634,8 @@ TEST(CudaAttention, TiledLongContextPeakedSoftmaxAndALlamaShape) {
   }
   {
     TwinCache c = make_cache(DType::kF32, 8, 128, {300}, rng);
-    ASSERT_TRUE(store_random(c, positions({0}, {200}, rng), rng));
-    std::vector<KvRow> rows;
-    for (int32_t pos = 200; pos < 300; ++pos) rows.push_back({0, pos});
-    ASSERT_TRUE(store_random(c, rows, rng));
+    const std::vector<KvRow> rows = stored_prompt_tail(c, 200, 300, rng);
+    ASSERT_FALSE(HasFailure());
     AttentionParams p;
     p.n_head = 32;
     p.window = 100;
