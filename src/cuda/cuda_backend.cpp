@@ -29,7 +29,7 @@ void check_cublas(cublasStatus_t status, const char* what) {
 }  // namespace
 
 CudaBackend::CudaBackend(const CudaBackendOptions& options)
-    : device_(options.device), rows_invariant_(options.rows_invariant) {
+    : device_(options.device), rows_invariant_(options.rows_invariant), int8_gemm_(options.int8_gemm) {
   int n = 0;
   const cudaError_t status = cudaGetDeviceCount(&n);
   if (status != cudaSuccess) {
@@ -335,11 +335,21 @@ void CudaBackend::matmul_accumulate(const CudaLinear& w, const float* x, int64_t
 void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y) {
   const int64_t n_out = w.w.n_out;
   const int64_t k = w.w.k;
-  EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k && n_out * k <= max_matrix_elements_);
+  EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k);
+  if (int8_gemm_ && int8_gemm_supports(w.w.dtype)) {
+    // The f16 activations' scratch holds the Q8_0 ones: m·k values, then m·k / 32 scales (1.125
+    // bytes per value of its 2; m·k is a multiple of 32, so the scales stay aligned).
+    auto* q = x_f16_.as<int8_t>();
+    auto* d = reinterpret_cast<float*>(q + m * k);
+    quantize_q8_0_rows(x, m, k, q, d, stream_);
+    int8_gemm(w.w, q, d, m, y, stream_);
+    return;
+  }
   const __half* weight = nullptr;
   if (w.w.dtype == DType::kF16) {
     weight = static_cast<const __half*>(w.w.data);
   } else {
+    EMBER_CHECK(n_out * k <= max_matrix_elements_);
     dequantize_f16(w.w, weight_f16_.as<__half>(), stream_);
     weight = weight_f16_.as<__half>();
   }

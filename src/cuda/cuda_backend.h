@@ -22,6 +22,9 @@ struct CudaBackendOptions {
   // Every row's result independent of the step's row count (--deterministic): matmuls of any row
   // count run the GEMV, in chunks of kGemvMaxRows, never the f16 GEMM.
   bool rows_invariant = false;
+  // Past kGemvMaxRows rows, Q4_0 / Q5_0 / Q8_0 weights run int8_gemm on activations quantized to
+  // Q8_0 (the CPU's numerics) instead of the dequantized f16 weights through cuBLAS.
+  bool int8_gemm = false;
 };
 
 // A weight matrix uploaded to the device (its GGUF blocks, unchanged).
@@ -104,7 +107,8 @@ class CudaBackend {
   // Error(kOutOfMemory).
   std::shared_ptr<void> allocate_shared(size_t bytes, std::string_view what);
   // Sizes the GEMM and attention scratch for steps within `limits` and contexts up to
-  // `max_context` (load time; calling again grows).
+  // `max_context` (load time; calling again grows). max_matrix_elements: the largest matrix the GEMM
+  // dequantizes to f16 (not F16 ones, nor with int8_gemm the types it takes; 0: none).
   void reserve(const StepLimits& limits, int64_t max_matrix_elements, int32_t max_context);
 
   // Asynchronous copies on the stream (host memory must stay valid until the next synchronize()).
@@ -159,10 +163,11 @@ class CudaBackend {
 
   int device_ = 0;
   bool rows_invariant_ = false;
+  bool int8_gemm_ = false;
   cudaStream_t stream_ = nullptr;
   void* cublas_ = nullptr;   // cublasHandle_t
   DeviceBuffer weight_f16_;  // [max_matrix_elements] the GEMM's dequantized weight
-  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations
+  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d)
   DeviceBuffer attention_workspace_;
   StepLimits limits_{};
   int64_t max_matrix_elements_ = 0;

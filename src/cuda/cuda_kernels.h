@@ -60,6 +60,22 @@ void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream);
 // out[i] = (half) x[i] over n floats.
 void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
 
+// ---- int8 GEMM (int8_gemm_kernels.cu): prefill on the quantized blocks -------------------------
+
+// The values per block of both operands (and per mma.sync m16n8k32 k step).
+inline constexpr int64_t kInt8GemmBlock = 32;
+// Whether int8_gemm() takes `dtype`: Q4_0, Q5_0, Q8_0 (one scale per 32 values; the CPU dots them
+// with Q8_0 activations).
+bool int8_gemm_supports(DType dtype) noexcept;
+// x [m][k] (k a multiple of 32) quantized per 32 values bit for bit as the CPU's
+// quantize_row_q8_0 (the activations' dot type for those weights): q [m][k] the int8 values,
+// d [m][k / 32] the blocks' f16 scales as floats.
+void quantize_q8_0_rows(const float* x, int64_t m, int64_t k, int8_t* q, float* d, cudaStream_t stream);
+// y [m][w.n_out] = x · wᵀ from x quantized by quantize_q8_0_rows (q 16-byte aligned, d) and w's own
+// blocks (int8_gemm_supports), on int8 tensor cores: per output, each block's exact integer sum
+// times w's d · x's d, accumulated in float in k order, as the CPU's vec_dot_*_q8_0.
+void int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m, float* y, cudaStream_t stream);
+
 // ---- row ops (ops_kernels.cu); shapes and semantics as CpuBackend's namesakes -----------------
 
 void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps, cudaStream_t stream);

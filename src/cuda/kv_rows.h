@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
+#include "cuda/q8_0_quantize.h"
 
 namespace ember::cuda::kv_rows {
 
@@ -59,14 +60,10 @@ struct Q8_0Row {
                        static_cast<float>(static_cast<int8_t>(block[3 + j])) * d);
   }
   __device__ static void store(uint8_t* row, int32_t d, float x) {
-    float amax = x == x ? fabsf(x) : 0.0f;
-    for (int o = kValues / 2; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float scale = amax / 127.0f;
-    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
-    const float q = roundf(x * inv);
+    const Q8_0Lane v = quantize_q8_0_lane(x);
     uint8_t* block = row + (d / kValues) * kBytes;
-    block[2 + d % kValues] = static_cast<uint8_t>(static_cast<int8_t>(q >= -128.0f && q <= 127.0f ? q : 0.0f));
-    if (d % kValues == 0) *reinterpret_cast<__half*>(block) = __float2half_rn(scale);
+    block[2 + d % kValues] = static_cast<uint8_t>(v.q);
+    if (d % kValues == 0) *reinterpret_cast<__half*>(block) = __float2half_rn(v.scale);
   }
 };
 

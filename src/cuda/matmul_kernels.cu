@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "cuda/activations.h"
+#include "cuda/block_loads.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
@@ -50,17 +51,6 @@ unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min((n + kThr
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// ---- loads (read-only path; blocks of the legacy types and Q6_K are only 2-byte aligned) -----
-
-__device__ __forceinline__ uint32_t ld_u8(const uint8_t* p) { return __ldg(p); }
-__device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
-  return __ldg(reinterpret_cast<const unsigned short*>(p));
-}
-// 4 bytes (little-endian) at a 2-byte-aligned address.
-__device__ __forceinline__ uint32_t ld_u32_a2(const uint8_t* p) { return ld_u16(p) | (ld_u16(p + 2) << 16); }
-__device__ __forceinline__ float ld_f16(const uint8_t* p) {
-  return __half2float(__ushort_as_half(static_cast<unsigned short>(ld_u16(p))));
-}
 __device__ __forceinline__ float bf16_bits_to_float(uint32_t bits) { return __uint_as_float(bits << 16); }
 
 // Byte n of v (an unsigned value 0..255) minus kBias as an exact float, without the slow int ->
@@ -69,10 +59,6 @@ template <int kBias>
 __device__ __forceinline__ float byte_value(uint32_t v, int n) {
   return __int_as_float(static_cast<int>(__byte_perm(v, 0x4B000000u, 0x7440u | n))) - (8388608.0f + kBias);
 }
-
-// Bits 0-3 of h moved to bit 0 of bytes 0-3: the four shifted copies (by 0, 7, 14, 21) do not
-// overlap, so the product is their OR, and bit i of copy i lands on bit 8i.
-__device__ __forceinline__ uint32_t spread_bits4(uint32_t h) { return (h * 0x00204081u) & 0x01010101u; }
 
 // Q4_K/Q5_K scale and min of sub-block j (0..7) from the 12 packed bytes q, as scale_min_k4.
 __device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, uint32_t* scale, uint32_t* min) {

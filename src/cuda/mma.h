@@ -1,6 +1,6 @@
 // Warp-level tensor-core multiply-accumulate (sm_80 and later): PTX mma.sync m16n8k16 on f16
-// operands with f32 accumulators, the packing of its operand registers, and the shared-memory
-// accesses that feed it. The emulator carries
+// operands with f32 accumulators and m16n8k32 on s8 operands with s32 accumulators, the packing of
+// their operand registers, and the shared-memory accesses that feed them. The emulator carries
 // the instruction out as the PTX ISA defines it (emulator/device.h, which spells out the layouts).
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <cstring>
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-#error "cuda/mma.h: mma.sync m16n8k16 on f16 needs sm_80 or later"
+#error "cuda/mma.h: mma.sync m16n8k16 (f16) and m16n8k32 (s8) need sm_80 or later"
 #endif
 
 namespace ember::cuda {
@@ -26,16 +26,19 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return pair_bits(__float2half_rn(lo), __float2half_rn(hi));
 }
 
-// The 32 bits of halves p[0] (low) and p[1] (high), p 4-byte aligned: one operand register.
-__device__ __forceinline__ uint32_t half2_bits(const __half* p) {
+// The 32 bits at p, 4-byte aligned (shared memory read as operand registers).
+__device__ __forceinline__ uint32_t u32_at(const void* p) {
 #if defined(EMBER_CUDA_EMULATED)
   uint32_t bits;  // host C++: no type punning through the pointer
   std::memcpy(&bits, p, sizeof(bits));
   return bits;
 #else
-  return *reinterpret_cast<const uint32_t*>(p);
+  return *static_cast<const uint32_t*>(p);
 #endif
 }
+
+// The 32 bits of halves p[0] (low) and p[1] (high), p 4-byte aligned: one operand register.
+__device__ __forceinline__ uint32_t half2_bits(const __half* p) { return u32_at(p); }
 
 // p[0], p[1] = (half) lo, (half) hi, p 4-byte aligned.
 __device__ __forceinline__ void store_half2(__half* p, float lo, float hi) {
@@ -44,6 +47,16 @@ __device__ __forceinline__ void store_half2(__half* p, float lo, float hi) {
   p[1] = __float2half_rn(hi);
 #else
   *reinterpret_cast<__half2*>(p) = __floats2half2_rn(lo, hi);
+#endif
+}
+
+// Words w0..w3 (w0 at the lowest address) to dst, 16-byte aligned: one vector store on the GPU.
+__device__ __forceinline__ void store_u32x4(void* dst, uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3) {
+#if defined(EMBER_CUDA_EMULATED)
+  const uint32_t words[4] = {w0, w1, w2, w3};
+  std::memcpy(dst, words, 16);
+#else
+  *static_cast<uint4*>(dst) = make_uint4(w0, w1, w2, w3);
 #endif
 }
 
@@ -67,6 +80,29 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// Four signed bytes as one operand register; b0 is the element of lowest index.
+__device__ __forceinline__ uint32_t pack_s8x4(int b0, int b1, int b2, int b3) {
+  return (static_cast<uint32_t>(b0) & 0xFFu) | (static_cast<uint32_t>(b1) & 0xFFu) << 8 |
+         (static_cast<uint32_t>(b2) & 0xFFu) << 16 | (static_cast<uint32_t>(b3) & 0xFFu) << 24;
+}
+
+// d[16×8] += a[16×32] · b[32×8] on s8 operands with s32 accumulators, over the whole (converged)
+// warp (mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32). With g = lane / 4, t = lane % 4, each
+// register four bytes of consecutive k (the lowest in the low byte):
+// a = A[g][4t..], A[g+8][4t..], A[g][4t+16..], A[g+8][4t+16..]; b = B[4t..][g], B[4t+16..][g];
+// d = D[g][2t], D[g][2t+1], D[g+8][2t], D[g+8][2t+1].
+__device__ __forceinline__ void mma_16x8x32_s8(int32_t (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember::cuda_emulator::mma_m16n8k32_s32_s8(d, a, b);
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #endif
 }

@@ -32,7 +32,8 @@ struct GpuLayersOptions {
   bool neox_local = false;
   bool batch_invariant = false;
   // Decode steps (up to cuda::kGemvMaxRows rows, no hooks) captured once per shape as CUDA graphs
-  // and replayed. EMBER_CUDA_GRAPHS=0 in the environment turns them off (A/B measurements).
+  // and replayed. EMBER_CUDA_GRAPHS=0 in the environment turns them off (A/B measurements), =1 is
+  // the default.
   bool graphs = true;
   // Steps of more than cuda::kGemvMaxRows rows (prefill) run their attention tiled on tensor cores
   // (cuda::tiled_attention, runs of 16 or more rows of a sequence) unless batch-invariant, and when
@@ -40,6 +41,10 @@ struct GpuLayersOptions {
   // =always tiles whatever the block count (tests, A/B on small models), =1 is the default.
   bool tiled_attention = true;
   bool tiled_attention_always = false;
+  // Steps of more than cuda::kGemvMaxRows rows run their Q4_0 / Q5_0 / Q8_0 matmuls as int8 GEMMs
+  // on Q8_0 activations (cuda::int8_gemm) instead of f16 cuBLAS on dequantized weights.
+  // EMBER_CUDA_INT8_GEMM=1 turns it on, =0 (the default until a GPU has timed both) off.
+  bool int8_gemm = false;
 };
 
 // The rows of one step as the GPU layers see them (host memory; uploaded once per step).

@@ -69,22 +69,10 @@ class CudaGpuLayers final : public GpuLayers {
  public:
   CudaGpuLayers(const ModelConfig& config, const Weights& weights, const GpuLayersOptions& options)
       : config_(config), options_(options) {
-    if (const char* env = std::getenv("EMBER_CUDA_GRAPHS"); env != nullptr && std::string_view(env) == "0") {
-      options_.graphs = false;
-    }
-    if (const char* env = std::getenv("EMBER_CUDA_TILED_ATTENTION"); env != nullptr) {
-      const std::string_view v = env;
-      if (v == "0") {
-        options_.tiled_attention = false;
-      } else if (v == "always") {
-        options_.tiled_attention_always = true;
-      } else if (v != "1") {
-        EMBER_LOG_WARN("EMBER_CUDA_TILED_ATTENTION={} is not 0, 1 or always: ignored", v);
-      }
-    }
+    apply_env_switches();
     check_shapes();
-    backend_ = std::make_shared<CudaBackend>(
-        cuda::CudaBackendOptions{.device = options.device, .rows_invariant = options.batch_invariant});
+    backend_ = std::make_shared<CudaBackend>(cuda::CudaBackendOptions{
+        .device = options.device, .rows_invariant = options.batch_invariant, .int8_gemm = options_.int8_gemm});
     check_fits(weights);
     upload_weights(weights);
     allocate_scratch();
@@ -92,6 +80,27 @@ class CudaGpuLayers final : public GpuLayers {
     // wait for: finish them before the first step.
     EMBER_CUDA_CHECK(cudaDeviceSynchronize());
     kv_memory_ = std::make_shared<KvDeviceMemory>(backend_);
+  }
+
+  // The A/B switches of the environment (GpuLayersOptions says what each does).
+  void apply_env_switches() {
+    const auto env = [](const char* name, std::string_view values) -> std::string_view {
+      const char* v = std::getenv(name);
+      if (v == nullptr) return {};
+      for (std::string_view rest = values; !rest.empty();) {
+        const size_t bar = rest.find('|');
+        if (rest.substr(0, bar) == v) return v;
+        rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 1);
+      }
+      EMBER_LOG_WARN("{}={} is not one of {}: ignored", name, v, values);
+      return {};
+    };
+    if (const std::string_view v = env("EMBER_CUDA_GRAPHS", "0|1"); !v.empty()) options_.graphs = v == "1";
+    if (const std::string_view v = env("EMBER_CUDA_TILED_ATTENTION", "0|1|always"); !v.empty()) {
+      options_.tiled_attention = v != "0";
+      options_.tiled_attention_always = v == "always";
+    }
+    if (const std::string_view v = env("EMBER_CUDA_INT8_GEMM", "0|1"); !v.empty()) options_.int8_gemm = v == "1";
   }
 
   int32_t first_layer() const noexcept override { return options_.first_layer; }
@@ -258,11 +267,13 @@ class CudaGpuLayers final : public GpuLayers {
     return bytes;
   }
 
-  // The largest matrix the GEMM path dequantizes (elements).
+  // The largest matrix the GEMM path dequantizes to f16 (elements): F16 ones are used as they are,
+  // and those the int8 GEMM takes are not dequantized when it is on.
   int64_t max_matrix_elements(const Weights& weights) const {
     int64_t most = 0;
     const auto consider = [&](const TensorView& t) {
-      if (t.data() != nullptr) most = std::max(most, t.ne(0) * t.ne(1));
+      const bool dequantized = t.dtype() != DType::kF16 && !(options_.int8_gemm && cuda::int8_gemm_supports(t.dtype()));
+      if (t.data() != nullptr && dequantized) most = std::max(most, t.ne(0) * t.ne(1));
     };
     for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
       const LayerWeights& w = weights.layers[static_cast<size_t>(il)];

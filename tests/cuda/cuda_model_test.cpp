@@ -163,6 +163,52 @@ TEST(CudaModel, TiledPrefillAttentionAgreesWithRowByRow) {
   }
 }
 
+// Prefill through the int8 GEMM (EMBER_CUDA_INT8_GEMM=1): Q8_0 activations, as the CPU's for these
+// weights, so within the CPU's own tolerance for them against the reference, and not the f16
+// cuBLAS path's bits (the int8 GEMM ran). Not compared with the CPU's logits: on these small random
+// models any change of a layer's input (the tiled attention's 5e-5 does it too) flips some Q8_0
+// roundings, which moves the logits by ~1.5e-2 whichever path runs; the kernel tests compare the
+// GEMM with the CPU's dot products exactly.
+TEST(CudaModel, Int8GemmPrefillAgreesWithTheReference) {
+  EMBER_REQUIRE_GPU();
+  const std::vector<int32_t> tokens = test::random_tokens(40, 80, 12);
+  for (const std::string arch : {"llama", "qwen2"}) {
+    for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0}) {
+      SCOPED_TRACE(arch + " " + std::string(dtype_name(type)));
+      test::TwinModels m = test::TwinModels::make(test::reference_spec(arch, type), {.max_step_tokens = 64});
+      const test::RefLogits expected = m.reference->forward(tokens);
+      const double cpu = relative_to_reference(test::run_sequence(m, tokens, false), expected);
+      Logits got[2];
+      for (const char* mode : {"1", "0"}) {
+        const ScopedEnv env("EMBER_CUDA_INT8_GEMM", mode);
+        GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 64, DType::kF32);
+        got[mode[0] == '0'] = test::run_tokens(*g.model, *g.kv, tokens, false);
+      }
+      const double int8 = relative_to_reference(got[0], expected), f16 = relative_to_reference(got[1], expected);
+      std::printf("cuda %-6s %-5s prefill vs the reference: int8 GEMM %.2e, f16 cuBLAS %.2e, cpu %.2e\n", arch.c_str(),
+                  std::string(dtype_name(type)).c_str(), int8, f16, cpu);
+      EXPECT_LE(int8, 0.06);  // the CPU's Q8_0-activation tolerance (HybridAtEverySplitPoint)
+      EXPECT_NE(got[0], got[1]);
+    }
+  }
+}
+
+// The EMBER_CUDA_* A/B switches take their listed values; another is ignored with a warning that
+// names the switch and what it takes.
+TEST(CudaModel, UnknownSwitchValuesAreIgnoredWithAWarning) {
+  EMBER_REQUIRE_GPU();
+  test::TwinModels m = test::TwinModels::make(test::reference_spec("llama", DType::kQ8_0), {.max_step_tokens = 16});
+  const ScopedEnv graphs("EMBER_CUDA_GRAPHS", "off"), int8("EMBER_CUDA_INT8_GEMM", "yes"),
+      tiled("EMBER_CUDA_TILED_ATTENTION", "2");
+  testing::internal::CaptureStderr();
+  GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 16, DType::kF32);
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("EMBER_CUDA_GRAPHS=off is not one of 0|1: ignored"), std::string::npos) << log;
+  EXPECT_NE(log.find("EMBER_CUDA_INT8_GEMM=yes is not one of 0|1: ignored"), std::string::npos) << log;
+  EXPECT_NE(log.find("EMBER_CUDA_TILED_ATTENTION=2 is not one of 0|1|always: ignored"), std::string::npos) << log;
+  EXPECT_EQ(test::run_tokens(*g.model, *g.kv, test::random_tokens(3, 80, 5), true).size(), 3u);
+}
+
 // F16 and Q8_0 caches: the GPU stores the same bits as the CPU would from the same K/V rows, and
 // reads the same values; all on the GPU, and split (each side's pools in its own memory).
 TEST(CudaModel, NarrowKvCachesMatchTheCpuOnTheSameCache) {

@@ -394,6 +394,53 @@ TEST(CudaEmulator, MmaM16n8k16MatchesItsPtxDefinition) {
   EXPECT_EQ(cuda::pack_half2(1.0f, -2.0f), 0xC0003C00u);
 }
 
+// ---- mma.sync m16n8k32 on s8 ----
+
+// d = c + a·b through cuda/mma.h, the registers filled from the PTX ISA's tables ("Matrix
+// Fragments for mma.m16n8k32", integer types), written here independently of the emulator:
+// a_i (bytes 0-15): row g for i in [0, 4) and [8, 12), else g + 8; column 4t + i % 4, + 16 for
+// i >= 8. b_i (bytes 0-7): row 4t + i % 4, + 16 for i >= 4; column g. c_i as the f16 shape's.
+__global__ void mma_s8_kernel(const int8_t* a, const int8_t* b, const int32_t* c, int32_t* d) {
+  const int lane = static_cast<int>(threadIdx.x), g = lane / 4, t = lane % 4;
+  int ab[16], bb[8];
+  for (int i = 0; i < 16; ++i) ab[i] = a[(g + (i % 8 >= 4 ? 8 : 0)) * 32 + 4 * t + i % 4 + (i >= 8 ? 16 : 0)];
+  for (int i = 0; i < 8; ++i) bb[i] = b[(4 * t + i % 4 + (i >= 4 ? 16 : 0)) * 8 + g];
+  uint32_t ar[4], br[2];
+  for (int r = 0; r < 4; ++r) ar[r] = cuda::pack_s8x4(ab[4 * r], ab[4 * r + 1], ab[4 * r + 2], ab[4 * r + 3]);
+  for (int r = 0; r < 2; ++r) br[r] = cuda::pack_s8x4(bb[4 * r], bb[4 * r + 1], bb[4 * r + 2], bb[4 * r + 3]);
+  int32_t acc[4];
+  for (int i = 0; i < 4; ++i) acc[i] = c[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2];
+  cuda::mma_16x8x32_s8(acc, ar, br);
+  for (int i = 0; i < 4; ++i) d[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2] = acc[i];
+}
+
+TEST(CudaEmulator, MmaM16n8k32S8MatchesItsPtxDefinition) {
+  std::mt19937 rng(22);
+  std::uniform_int_distribution<int> bytes(-128, 127), accs(-1000000, 1000000);
+  std::vector<int8_t> a(16 * 32), b(32 * 8);
+  for (int8_t& x : a) x = static_cast<int8_t>(bytes(rng));
+  for (int8_t& x : b) x = static_cast<int8_t>(bytes(rng));
+  a[0] = b[0] = -128;  // the extremes too
+  a[1] = b[8] = 127;
+  std::vector<int32_t> c(16 * 8);
+  for (int32_t& x : c) x = accs(rng);
+  const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b), dc = DeviceBuffer::from(c);
+  DeviceBuffer dd(16 * 8 * sizeof(int32_t));
+  EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_s8_kernel)
+  (da.as<int8_t>(), db.as<int8_t>(), dc.as<int32_t>(), dd.as<int32_t>());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<int32_t> d = download<int32_t>(dd, 16 * 8);
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 8; ++j) {
+      int64_t want = c[static_cast<size_t>(i * 8 + j)];
+      for (int k = 0; k < 32; ++k)
+        want += int64_t{a[static_cast<size_t>(i * 32 + k)]} * b[static_cast<size_t>(k * 8 + j)];
+      EXPECT_EQ(d[static_cast<size_t>(i * 8 + j)], want) << "D[" << i << "][" << j << "]";
+    }
+  }
+  EXPECT_EQ(cuda::pack_s8x4(1, -1, -128, 127), 0x7F80FF01u);  // the lowest index in the low byte
+}
+
 // mma.sync is a whole warp's instruction: a partial warp, an exited lane, or lanes meeting it at
 // a shuffle abort naming the kernel.
 __global__ void mma_misuse_kernel(float* out, int how) {

@@ -210,6 +210,34 @@ inline void mma_m16n8k16_f32_f16(float (&d)[4], const uint32_t (&a)[4], const ui
   }
 }
 
+// PTX mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: d[16×8] += a[16×32] · b[32×8] over the
+// warp, s8 operands packed four per register (the lowest index in the low byte), s32 accumulators.
+// With g = lane / 4 and t = lane % 4, lane holds:
+//   a[0] = A[g][4t..4t+3], a[1] = A[g+8][4t..4t+3], a[2] = A[g][4t+16..4t+19], a[3] = A[g+8][4t+16..4t+19];
+//   b[0] = B[4t..4t+3][g], b[1] = B[4t+16..4t+19][g];
+//   d[0], d[1] = D[g][2t, 2t+1], d[2], d[3] = D[g+8][2t, 2t+1] (as the f16 shape's).
+// Exact integer arithmetic; without .satfinite a sum past the s32 range wraps.
+inline void mma_m16n8k32_s32_s8(int32_t (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const uint64_t mine[3] = {a[0] | uint64_t{a[1]} << 32, a[2] | uint64_t{a[3]} << 32, b[0] | uint64_t{b[1]} << 32};
+  uint64_t all[32][kMaxExchangeWords];
+  gather_in_warp(mine, 3, all, "mma.sync");
+  // Byte n of register r of lane l (r 0-3: a, 4-5: b) as a signed value.
+  const auto byte = [&](int l, int r, int n) {
+    return static_cast<int8_t>(static_cast<uint8_t>(all[l][r / 2] >> (32 * (r % 2) + 8 * n)));
+  };
+  // A[row][k]: lane 4·(row % 8) + (k % 16) / 4, register (row >= 8) + 2·(k >= 16), byte k % 4.
+  const auto a_at = [&](int row, int k) { return byte(4 * (row % 8) + k % 16 / 4, (row >= 8) + 2 * (k >= 16), k % 4); };
+  // B[k][col]: lane 4·col + (k % 16) / 4, register 4 + (k >= 16), byte k % 4.
+  const auto b_at = [&](int k, int col) { return byte(4 * col + k % 16 / 4, 4 + (k >= 16), k % 4); };
+  const int lane = lane_id(), g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    uint32_t sum = static_cast<uint32_t>(d[i]);  // two's complement wrap, as the hardware's adder
+    for (int k = 0; k < 32; ++k) sum += static_cast<uint32_t>(int32_t{a_at(row, k)} * int32_t{b_at(k, col)});
+    d[i] = static_cast<int32_t>(sum);
+  }
+}
+
 }  // namespace ember::cuda_emulator
 
 // ---- arithmetic intrinsics -----------------------------------------------------------------------

@@ -1,0 +1,256 @@
+// The int8 prefill GEMM of cuda_kernels.h: activations quantized to Q8_0 as the CPU quantizes
+// them for its dot products, then int8 tensor cores (mma.sync m16n8k32) on the weights' own
+// blocks, each 32-value block's exact integer sum scaled by both block scales.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "cuda/block_loads.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/launch.h"
+#include "cuda/mma.h"
+#include "cuda/q8_0_quantize.h"
+#include "quant/block_legacy.h"
+
+namespace ember::cuda {
+namespace {
+
+constexpr int kBlockValues = kInt8GemmBlock;  // one weight block = one activation block = one mma k
+static_assert(kQK4_0 == kBlockValues && kQK5_0 == kBlockValues && kQK8_0 == kBlockValues);
+
+// ---- quantize_q8_0_rows: one warp per 32-value block ---------------------------------------------
+
+constexpr int kQuantizeThreads = 256;
+constexpr int64_t kQuantizeMaxBlocks = 8192;
+
+__global__ void quantize_q8_0_rows_kernel(const float* __restrict__ x, int64_t n_blocks, int8_t* __restrict__ q,
+                                          float* __restrict__ d) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (kQuantizeThreads / 32);
+  // The loop bound is the same for the whole warp, as quantize_q8_0_lane's shuffles need.
+  for (int64_t b = static_cast<int64_t>(blockIdx.x) * (kQuantizeThreads / 32) + threadIdx.x / 32; b < n_blocks;
+       b += warps) {
+    const Q8_0Lane v = quantize_q8_0_lane(__ldg(x + b * kBlockValues + lane));
+    q[b * kBlockValues + lane] = v.q;
+    if (lane == 0) d[b] = __half2float(__float2half_rn(v.scale));  // the CPU's stored f16 d
+  }
+}
+
+// ---- weight blocks as int8 ------------------------------------------------------------------------
+
+// Four bytes each below 128 minus kBias each, as four signed bytes: lifting every byte by 128 first
+// keeps a borrow from crossing into the next byte.
+template <uint32_t kBias>
+__device__ __forceinline__ uint32_t minus_per_byte(uint32_t v) {
+  return ((v | 0x80808080u) - kBias * 0x01010101u) ^ 0x80808080u;
+}
+
+// Each type: kBlockBytes, and decode(block, words), which writes the block's 32 values as signed
+// bytes in value order (four per word, the lowest in the low byte) and returns its scale d.
+struct Int8Q4_0 {  // value j < 16: low nibble of qs[j] - 8; value j + 16: its high nibble - 8
+  static constexpr int kBlockBytes = sizeof(BlockQ4_0);
+  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t qs = ld_u32_a2(b + offsetof(BlockQ4_0, qs) + 4 * i);
+      words[i] = minus_per_byte<8>(qs & 0x0F0F0F0Fu);
+      words[i + 4] = minus_per_byte<8>((qs >> 4) & 0x0F0F0F0Fu);
+    }
+    return ld_f16(b);
+  }
+};
+
+struct Int8Q5_0 {  // as Q4_0 with bit j of qh as value j's fifth bit, minus 16
+  static constexpr int kBlockBytes = sizeof(BlockQ5_0);
+  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
+    const uint32_t qh = ld_u32_a2(b + offsetof(BlockQ5_0, qh));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t qs = ld_u32_a2(b + offsetof(BlockQ5_0, qs) + 4 * i);
+      words[i] = minus_per_byte<16>((qs & 0x0F0F0F0Fu) | spread_bits4((qh >> (4 * i)) & 0xF) << 4);
+      words[i + 4] = minus_per_byte<16>(((qs >> 4) & 0x0F0F0F0Fu) | spread_bits4((qh >> (16 + 4 * i)) & 0xF) << 4);
+    }
+    return ld_f16(b);
+  }
+};
+
+struct Int8Q8_0 {
+  static constexpr int kBlockBytes = sizeof(BlockQ8_0);
+  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) words[i] = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 4 * i);
+    return ld_f16(b);
+  }
+};
+
+// ---- the GEMM ---------------------------------------------------------------------------------------
+//
+// One block of 4 warps per (64 activation rows, 64 weight rows) tile of y. Per step it stages 4
+// blocks (128 values of k) of both in shared memory as int8 with their scales; each warp then runs
+// its 32×32 of the tile as 2×4 mma.sync m16n8k32 per block of k and adds each s32 result times
+// w's d · x's d to its float accumulators: per output, the blocks' sums in k order, as the CPU's
+// vec_dot_*_q8_0. blockIdx.x walks the activation tiles, so the blocks that run together share a
+// weight tile (read from memory once, then from L2) and all the activations stay in L2.
+
+constexpr int kGemmThreads = 128;
+// Resident blocks per SM the kernel is compiled for: a 128-register budget (ptxas's own choice,
+// 168, holds only 3 blocks of 4 warps per SM) without spills (-Xptxas -v, sm_80 and sm_90).
+[[maybe_unused]] constexpr int kGemmMinBlocks = 4;      // (maybe_unused: the emulator drops __launch_bounds__)
+constexpr int kTileRows = 64;                           // activation rows (m) per block
+constexpr int kTileCols = 64;                           // weight rows (n) per block
+constexpr int kStepBlocks = 4;                          // k blocks staged per step
+constexpr int kStepBytes = kStepBlocks * kBlockValues;  // per row and step
+constexpr int kRowStride = kStepBytes + 16;             // bytes: a fragment's 32 words hit 32 banks
+static_assert(kRowStride % 16 == 0 && (kRowStride / 4) % 32 == 4);
+
+// float(s) for |s| < 2^22 without the int -> float conversion (a quarter-rate instruction): the
+// bits 0x4B400000 + s are the float 1.5·2^23 + s, exactly.
+__device__ __forceinline__ float small_int_to_float(int32_t s) { return __int_as_float(0x4B400000 + s) - 12582912.0f; }
+
+template <class Type>
+__global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks)
+    int8_gemm_kernel(const uint8_t* __restrict__ w, int64_t n_out, int64_t k, const int8_t* __restrict__ xq,
+                     const float* __restrict__ xd, int64_t m, float* __restrict__ y) {
+  __shared__ __align__(16) uint8_t x_s[kTileRows * kRowStride];
+  __shared__ __align__(16) uint8_t w_s[kTileCols * kRowStride];
+  __shared__ float xd_s[kTileRows][kStepBlocks];
+  __shared__ float wd_s[kTileCols][kStepBlocks];
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTileRows;
+  const int64_t col0 = static_cast<int64_t>(blockIdx.y) * kTileCols;
+  const int64_t k_blocks = k / kBlockValues;
+  const int64_t row_bytes = k_blocks * Type::kBlockBytes;
+  const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int warp_row = 32 * (warp / 2), warp_col = 32 * (warp % 2);
+
+  float acc[2][4][4] = {};  // [16-row half][8-column group][fragment element]
+  for (int64_t step0 = 0; step0 < k_blocks; step0 += kStepBlocks) {
+    // Activations: 8 chunks of 16 bytes per row; rows past m and blocks past k read as 0.
+#pragma unroll
+    for (int i = 0; i < kTileRows * 8 / kGemmThreads; ++i) {
+      const int c = tid + i * kGemmThreads, r = c / 8, chunk = c % 8;
+      const int64_t row = row0 + r, block = step0 + chunk / 2;
+      uint8_t* to = x_s + r * kRowStride + 16 * chunk;
+      if (row < m && block < k_blocks) {
+        copy16(to, xq + row * k + block * kBlockValues + 16 * (chunk % 2));
+      } else {
+        store_u32x4(to, 0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kTileRows * kStepBlocks / kGemmThreads; ++i) {
+      const int c = tid + i * kGemmThreads, r = c / kStepBlocks, b = c % kStepBlocks;
+      const int64_t row = row0 + r, block = step0 + b;
+      xd_s[r][b] = row < m && block < k_blocks ? __ldg(xd + row * k_blocks + block) : 0.0f;
+    }
+    // Weights: one (row, block) per thread and pass, decoded to int8; consecutive threads read
+    // consecutive blocks of a row.
+#pragma unroll
+    for (int i = 0; i < kTileCols * kStepBlocks / kGemmThreads; ++i) {
+      const int c = tid + i * kGemmThreads, r = c / kStepBlocks, b = c % kStepBlocks;
+      const int64_t col = col0 + r, block = step0 + b;
+      uint32_t words[8] = {};
+      float d = 0.0f;
+      if (col < n_out && block < k_blocks) d = Type::decode(w + col * row_bytes + block * Type::kBlockBytes, words);
+      uint8_t* to = w_s + r * kRowStride + kBlockValues * b;
+      store_u32x4(to, words[0], words[1], words[2], words[3]);
+      store_u32x4(to + 16, words[4], words[5], words[6], words[7]);
+      wd_s[r][b] = d;
+    }
+    __syncthreads();
+
+    // Not unrolled: hoisting the four blocks' fragment loads ran out of registers.
+#pragma unroll 1
+    for (int b = 0; b < kStepBlocks; ++b) {
+      uint32_t a[2][4], bw[4][2];
+      float x_d[2][2], w_d[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int r = warp_row + 16 * i + g;
+        const uint8_t* lo = x_s + r * kRowStride + kBlockValues * b + 4 * t;
+        const uint8_t* hi = lo + 8 * kRowStride;
+        a[i][0] = u32_at(lo);
+        a[i][1] = u32_at(hi);
+        a[i][2] = u32_at(lo + 16);
+        a[i][3] = u32_at(hi + 16);
+        x_d[i][0] = xd_s[r][b];
+        x_d[i][1] = xd_s[r + 8][b];
+      }
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint8_t* col = w_s + (warp_col + 8 * j + g) * kRowStride + kBlockValues * b + 4 * t;
+        bw[j][0] = u32_at(col);
+        bw[j][1] = u32_at(col + 16);
+        w_d[j][0] = wd_s[warp_col + 8 * j + 2 * t][b];
+        w_d[j][1] = wd_s[warp_col + 8 * j + 2 * t + 1][b];
+      }
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          int32_t s[4] = {0, 0, 0, 0};
+          mma_16x8x32_s8(s, a[i], bw[j]);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            // vec_dot_*_q8_0's sum += float(sumi) · (d_w · d_x)
+            acc[i][j][e] += small_int_to_float(s[e]) * (w_d[j][e % 2] * x_d[i][e / 2]);
+          }
+        }
+      }
+    }
+    __syncthreads();  // every fragment read before the next step overwrites the tiles
+  }
+
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t row = row0 + warp_row + 16 * i + g + 8 * (e / 2);
+        const int64_t col = col0 + warp_col + 8 * j + 2 * t + e % 2;
+        if (row < m && col < n_out) y[row * n_out + col] = acc[i][j][e];
+      }
+    }
+  }
+}
+
+template <class Type>
+void launch_int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m, float* y,
+                      cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((m + kTileRows - 1) / kTileRows),
+                  static_cast<unsigned>((w.n_out + kTileCols - 1) / kTileCols));
+  EMBER_CUDA_LAUNCH(grid, kGemmThreads, 0, stream, int8_gemm_kernel<Type>)
+  (static_cast<const uint8_t*>(w.data), w.n_out, w.k, q, d, m, y);
+}
+
+}  // namespace
+
+bool int8_gemm_supports(DType dtype) noexcept {
+  return dtype == DType::kQ4_0 || dtype == DType::kQ5_0 || dtype == DType::kQ8_0;
+}
+
+void quantize_q8_0_rows(const float* x, int64_t m, int64_t k, int8_t* q, float* d, cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(m >= 0 && k >= 0 && k % kBlockValues == 0);
+  const int64_t n_blocks = m * (k / kBlockValues);
+  if (n_blocks == 0) return;
+  constexpr int64_t kWarps = kQuantizeThreads / 32;
+  const auto grid = static_cast<unsigned>(std::min((n_blocks + kWarps - 1) / kWarps, kQuantizeMaxBlocks));
+  EMBER_CUDA_LAUNCH(grid, kQuantizeThreads, 0, stream, quantize_q8_0_rows_kernel)(x, n_blocks, q, d);
+}
+
+void int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m, float* y, cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(int8_gemm_supports(w.dtype) && w.k > 0 && w.k % kBlockValues == 0 && w.n_out > 0);
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(q) % 16 == 0);
+  EMBER_CUDA_EXPECT((m + kTileRows - 1) / kTileRows <= 0x7FFFFFFF && (w.n_out + kTileCols - 1) / kTileCols <= 65535);
+  if (m <= 0) return;
+  switch (w.dtype) {
+    case DType::kQ4_0: return launch_int8_gemm<Int8Q4_0>(w, q, d, m, y, stream);
+    case DType::kQ5_0: return launch_int8_gemm<Int8Q5_0>(w, q, d, m, y, stream);
+    default: return launch_int8_gemm<Int8Q8_0>(w, q, d, m, y, stream);
+  }
+}
+
+}  // namespace ember::cuda

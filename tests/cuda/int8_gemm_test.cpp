@@ -1,0 +1,148 @@
+// The int8 prefill GEMM (quantize_q8_0_rows, int8_gemm) against the CPU's own Q8_0 activation
+// quantizer and its vec_dot_*_q8_0 reference dot products, on random data: Q4_0, Q5_0 and Q8_0,
+// shapes that fill and that cut the 64×64 tiles and the 128-value steps.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "cpu/cpu_test_util.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_kernels.h"
+#include "cuda/cuda_test_util.h"
+#include "cuda/device_buffer.h"
+#include "quant/block_legacy.h"
+#include "quant/fp16.h"
+#include "quant/quant_traits.h"
+
+namespace ember {
+namespace {
+
+using cpu_test::quantized;
+using cpu_test::random_values;
+using cuda::DeviceBuffer;
+using cuda_test::poisoned_floats;
+
+constexpr int64_t kBlock = cuda::kInt8GemmBlock;
+
+// x [m][k] through quantize_q8_0_rows: the int8 values and the scales.
+struct DeviceQ8Rows {
+  DeviceBuffer q, d;
+};
+DeviceQ8Rows quantize_on_device(const std::vector<float>& x, int64_t m, int64_t k) {
+  const DeviceBuffer dx = DeviceBuffer::from(x);
+  DeviceQ8Rows out{DeviceBuffer::from(std::vector<int8_t>(static_cast<size_t>(m * k), 0x5A)),
+                   poisoned_floats(static_cast<size_t>(m * k / kBlock))};
+  cuda::quantize_q8_0_rows(dx.as<float>(), m, k, out.q.as<int8_t>(), out.d.as<float>(), nullptr);
+  EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+  return out;
+}
+
+TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_0) {
+  EMBER_REQUIRE_GPU();
+  const int64_t m = 5, k = 7 * kBlock;
+  std::vector<float> x = random_values(static_cast<size_t>(m * k), 3, 2.0f);
+  for (int64_t j = 0; j < kBlock; ++j) x[static_cast<size_t>(kBlock + j)] = 0.0f;  // a zero block: d = 0
+  x[70] = std::numeric_limits<float>::quiet_NaN();                                 // skipped by absmax, q = 0
+  x[100] = 1e30f;                                                                  // one huge value
+  x[131] = -x[130];  // ties of x / d at .5 round away from zero
+  const DeviceQ8Rows got = quantize_on_device(x, m, k);
+  const std::vector<int8_t> q = got.q.to_vector<int8_t>(static_cast<size_t>(m * k));
+  const std::vector<float> d = got.d.to_vector<float>(static_cast<size_t>(m * k / kBlock));
+  const std::vector<std::byte> want = quantized(DType::kQ8_0, x);
+  for (int64_t b = 0; b < m * k / kBlock; ++b) {
+    BlockQ8_0 block;
+    std::memcpy(&block, want.data() + b * sizeof(BlockQ8_0), sizeof(block));
+    EXPECT_EQ(d[static_cast<size_t>(b)], fp16_to_fp32(block.d)) << "block " << b;
+    for (int64_t j = 0; j < kBlock; ++j) {
+      EXPECT_EQ(q[static_cast<size_t>(b * kBlock + j)], block.qs[j]) << "block " << b << " value " << j;
+    }
+  }
+}
+
+// y = int8_gemm(w, quantize_q8_0_rows(x)) against vec_dot(w row, the CPU's Q8_0 x row) for every
+// output. The emulator runs the CPU's float operations in its order (the same bits); a GPU fuses
+// the multiply-add, within 1e-6 of Σ|block terms|.
+void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned seed) {
+  const std::string shape = std::string(dtype_name(type)) + " m=" + std::to_string(m) +
+                            " n_out=" + std::to_string(n_out) + " k=" + std::to_string(k);
+  const std::vector<std::byte> w = quantized(type, random_values(static_cast<size_t>(n_out * k), seed, 1.0f));
+  const std::vector<float> x = random_values(static_cast<size_t>(m * k), seed + 1, 1.5f);
+  const std::vector<std::byte> xq = quantized(DType::kQ8_0, x);
+  const size_t w_row = *dtype_bytes_for(type, static_cast<uint64_t>(k));
+  const size_t x_row = *dtype_bytes_for(DType::kQ8_0, static_cast<uint64_t>(k));
+  const QuantTraits* found = find_quant_traits(type);
+  ASSERT_NE(found, nullptr);
+  const QuantTraits& traits = *found;
+  ASSERT_EQ(traits.vec_dot_type, DType::kQ8_0);
+
+  const DeviceQ8Rows q8 = quantize_on_device(x, m, k);
+  const DeviceBuffer dw = DeviceBuffer::from(w);
+  constexpr int64_t kGuard = 64;  // NaNs after y that must stay unwritten
+  const DeviceBuffer dy = poisoned_floats(static_cast<size_t>(m * n_out + kGuard));
+  cuda::int8_gemm({.data = dw.data(), .dtype = type, .n_out = n_out, .k = k}, q8.q.as<int8_t>(), q8.d.as<float>(), m,
+                  dy.as<float>(), nullptr);
+  EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<float> got = dy.to_vector<float>(static_cast<size_t>(m * n_out + kGuard));
+  for (int64_t i = m * n_out; i < m * n_out + kGuard; ++i) {
+    EXPECT_TRUE(std::isnan(got[static_cast<size_t>(i)])) << shape << ": wrote " << i - m * n_out << " past y";
+  }
+
+  int bad = 0;
+  for (int64_t r = 0; r < m && bad < 5; ++r) {
+    for (int64_t o = 0; o < n_out && bad < 5; ++o) {
+      const float want = traits.vec_dot(k, w.data() + o * w_row, xq.data() + r * x_row);
+      double magnitude = 0;  // Σ over blocks of |its dot|, from the same reference one block at a time
+      for (int64_t b = 0; b < k / kBlock; ++b) {
+        magnitude += std::fabs(traits.vec_dot(kBlock, w.data() + o * w_row + b * (w_row / (k / kBlock)),
+                                              xq.data() + r * x_row + b * sizeof(BlockQ8_0)));
+      }
+      const float g = got[static_cast<size_t>(r * n_out + o)];
+#ifdef EMBER_CUDA_EMULATED
+      const bool ok = g == want;
+#else
+      const bool ok = std::fabs(static_cast<double>(g) - want) <= 1e-6 * magnitude + 1e-30;
+#endif
+      if (!ok) {
+        ADD_FAILURE() << shape << " y[" << r << "][" << o << "]: got " << g << ", want " << want;
+        ++bad;
+      }
+    }
+  }
+}
+
+class CudaInt8GemmTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_0Activations) {
+  EMBER_REQUIRE_GPU();
+  const DType type = GetParam();
+  ASSERT_TRUE(cuda::int8_gemm_supports(type));
+  unsigned seed = 40;
+  // Whole tiles and steps; rows and columns past a tile; k of 1, 3, 5 and 9 blocks (steps cut short).
+  check_int8_gemm(type, 64, 64, 128, seed += 2);
+  check_int8_gemm(type, 9, 65, 32, seed += 2);
+  check_int8_gemm(type, 130, 63, 160, seed += 2);
+  check_int8_gemm(type, 65, 130, 96, seed += 2);
+  check_int8_gemm(type, 17, 200, 288, seed += 2);
+}
+
+std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
+INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest, ::testing::Values(DType::kQ4_0, DType::kQ5_0, DType::kQ8_0),
+                         type_name);
+
+TEST(CudaInt8Gemm, SupportsTheQ8_0DotTypesOnly) {
+  for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0}) EXPECT_TRUE(cuda::int8_gemm_supports(type));
+  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K}) {
+    EXPECT_FALSE(cuda::int8_gemm_supports(type)) << dtype_name(type);
+  }
+}
+
+}  // namespace
+}  // namespace ember
