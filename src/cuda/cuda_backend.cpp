@@ -157,24 +157,26 @@ std::shared_ptr<void> CudaBackend::allocate_shared(size_t bytes, std::string_vie
 }
 
 void CudaBackend::reserve(const StepLimits& limits, int64_t max_matrix_elements, int32_t max_context) {
-  if (limits.max_rows > kGemvMaxRows && !rows_invariant_ && max_matrix_elements > max_matrix_elements_) {
-    weight_f16_ = DeviceBuffer(static_cast<size_t>(max_matrix_elements) * sizeof(__half), "the GEMM's f16 weight");
-    max_matrix_elements_ = max_matrix_elements;
-  }
-  // Sized for the largest rows and the widest k seen, whichever calls they came from.
-  const int64_t x_elements = std::max(limits.max_rows, limits_.max_rows) * std::max(limits.max_k, limits_.max_k);
-  if (limits.max_rows > kGemvMaxRows && static_cast<size_t>(x_elements) * sizeof(__half) > x_f16_.bytes()) {
-    x_f16_ = DeviceBuffer(static_cast<size_t>(x_elements) * sizeof(__half), "the GEMM's f16 activations");
-  }
-  if (limits.n_head > 0) {
-    const size_t bytes = attention_workspace_bytes(limits.max_rows, limits.n_head, limits.head_dim, max_context);
-    if (bytes > attention_workspace_.bytes()) attention_workspace_ = DeviceBuffer(bytes, "the attention workspace");
-  }
+  // Every buffer is sized for the largest of each limit seen, whichever calls they came from (a
+  // later call with fewer rows but a wider k must not leave a buffer sized for the old k).
   limits_.max_rows = std::max(limits_.max_rows, limits.max_rows);
   limits_.max_k = std::max(limits_.max_k, limits.max_k);
   limits_.n_head = std::max(limits_.n_head, limits.n_head);
   limits_.head_dim = std::max(limits_.head_dim, limits.head_dim);
   max_context_ = std::max(max_context_, max_context);
+  const bool uses_gemm = limits_.max_rows > kGemvMaxRows && !rows_invariant_;
+  if (uses_gemm && max_matrix_elements > max_matrix_elements_) {
+    weight_f16_ = DeviceBuffer(static_cast<size_t>(max_matrix_elements) * sizeof(__half), "the GEMM's f16 weight");
+    max_matrix_elements_ = max_matrix_elements;
+  }
+  const auto x_bytes = static_cast<size_t>(limits_.max_rows * limits_.max_k) * sizeof(__half);
+  if (uses_gemm && x_bytes > x_f16_.bytes()) {
+    x_f16_ = DeviceBuffer(x_bytes, "the GEMM's f16 activations");
+  }
+  if (limits_.n_head > 0) {
+    const size_t bytes = attention_workspace_bytes(limits_.max_rows, limits_.n_head, limits_.head_dim, max_context_);
+    if (bytes > attention_workspace_.bytes()) attention_workspace_ = DeviceBuffer(bytes, "the attention workspace");
+  }
 }
 
 void CudaBackend::to_device(void* dst, const void* src, size_t bytes) {
@@ -262,8 +264,19 @@ void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float
   EMBER_CHECK(ws.size() == ys.size() && (biases.empty() || biases.size() == ws.size()));
   if (m <= 0) return;
   if (m > kGemvMaxRows) {
+    // Consecutive int8 GEMMs of one k (q / k / v, gate / up) share one quantization of x; a cuBLAS
+    // GEMM between them overwrites it.
+    int64_t quantized_k = 0;
+    Q8Rows q8{};
     for (size_t i = 0; i < ws.size(); ++i) {
-      matmul(*ws[i], x, m, ys[i]);
+      if (!rows_invariant_ && runs_int8(*ws[i])) {
+        if (quantized_k != ws[i]->w.k) q8 = quantize_rows(x, m, ws[i]->w.k);
+        quantized_k = ws[i]->w.k;
+        int8_gemm(ws[i]->w, q8.q, q8.d, m, ys[i], stream_);
+      } else {
+        matmul(*ws[i], x, m, ys[i]);
+        quantized_k = 0;
+      }
       if (!biases.empty() && biases[i] != nullptr) add(ys[i], biases[i], ys[i], m, ws[i]->w.n_out, 0);
     }
     return;
@@ -336,13 +349,9 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
   const int64_t n_out = w.w.n_out;
   const int64_t k = w.w.k;
   EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k);
-  if (int8_gemm_ && int8_gemm_supports(w.w.dtype)) {
-    // The f16 activations' scratch holds the Q8_0 ones: m·k values, then m·k / 32 scales (1.125
-    // bytes per value of its 2; m·k is a multiple of 32, so the scales stay aligned).
-    auto* q = x_f16_.as<int8_t>();
-    auto* d = reinterpret_cast<float*>(q + m * k);
-    quantize_q8_0_rows(x, m, k, q, d, stream_);
-    int8_gemm(w.w, q, d, m, y, stream_);
+  if (runs_int8(w)) {
+    const Q8Rows q8 = quantize_rows(x, m, k);
+    int8_gemm(w.w, q8.q, q8.d, m, y, stream_);
     return;
   }
   const __half* weight = nullptr;
@@ -361,6 +370,18 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
       &alpha, weight, CUDA_R_16F, static_cast<int>(k), x_f16_.data(), CUDA_R_16F, static_cast<int>(k), &beta, y,
       CUDA_R_32F, static_cast<int>(n_out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   EMBER_CHECK(status == CUBLAS_STATUS_SUCCESS);
+}
+
+bool CudaBackend::runs_int8(const CudaLinear& w) const noexcept { return int8_gemm_ && int8_gemm_supports(w.w.dtype); }
+
+CudaBackend::Q8Rows CudaBackend::quantize_rows(const float* x, int64_t m, int64_t k) {
+  // m·k values, then m·k / 32 scales: 1.125 bytes per value of the scratch's 2; m·k is a multiple
+  // of 32, so the scales stay aligned.
+  EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k);
+  auto* q = x_f16_.as<int8_t>();
+  auto* d = reinterpret_cast<float*>(q + m * k);
+  quantize_q8_0_rows(x, m, k, q, d, stream_);
+  return {q, d};
 }
 
 void CudaBackend::rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps) {

@@ -159,7 +159,17 @@ class CudaBackend {
                  float* out);
 
  private:
+  // Past kGemvMaxRows rows (not rows-invariant): the int8 GEMM or f16 cuBLAS.
   void gemm(const CudaLinear& w, const float* x, int64_t m, float* y);
+  // Whether gemm() takes `w` through int8_gemm.
+  bool runs_int8(const CudaLinear& w) const noexcept;
+  // x [m][k] as quantize_q8_0_rows gives it, in the f16 activations' scratch (which the cuBLAS path
+  // overwrites): q [m][k], then d [m][k / 32].
+  struct Q8Rows {
+    const int8_t* q;
+    const float* d;
+  };
+  Q8Rows quantize_rows(const float* x, int64_t m, int64_t k);
 
   int device_ = 0;
   bool rows_invariant_ = false;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/log.h"
 #include "cuda/cuda_test_util.h"
 #include "ember/hooks.h"
 #include "engine/sampler_math.h"
@@ -200,9 +201,12 @@ TEST(CudaModel, UnknownSwitchValuesAreIgnoredWithAWarning) {
   test::TwinModels m = test::TwinModels::make(test::reference_spec("llama", DType::kQ8_0), {.max_step_tokens = 16});
   const ScopedEnv graphs("EMBER_CUDA_GRAPHS", "off"), int8("EMBER_CUDA_INT8_GEMM", "yes"),
       tiled("EMBER_CUDA_TILED_ATTENTION", "2");
+  const LogLevel level = log_level();  // warnings shown whatever EMBER_LOG_LEVEL says
+  set_log_level(LogLevel::kWarn);
   testing::internal::CaptureStderr();
   GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 16, DType::kF32);
   const std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(level);
   EXPECT_NE(log.find("EMBER_CUDA_GRAPHS=off is not one of 0|1: ignored"), std::string::npos) << log;
   EXPECT_NE(log.find("EMBER_CUDA_INT8_GEMM=yes is not one of 0|1: ignored"), std::string::npos) << log;
   EXPECT_NE(log.find("EMBER_CUDA_TILED_ATTENTION=2 is not one of 0|1|always: ignored"), std::string::npos) << log;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cpu/cpu_test_util.h"
+#include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_test_util.h"
@@ -52,11 +54,22 @@ TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_0) {
   for (int64_t j = 0; j < kBlock; ++j) x[static_cast<size_t>(kBlock + j)] = 0.0f;  // a zero block: d = 0
   x[70] = std::numeric_limits<float>::quiet_NaN();                                 // skipped by absmax, q = 0
   x[100] = 1e30f;                                                                  // one huge value
-  x[131] = -x[130];  // ties of x / d at .5 round away from zero
+  // A block of absmax 127 (d = 1) with ties: ±2.5 rounds away from zero to ±3.
+  for (int64_t j = 0; j < kBlock; ++j) x[static_cast<size_t>(3 * kBlock + j)] = static_cast<float>(j % 7) - 3.0f;
+  x[3 * kBlock] = 127.0f;
+  x[3 * kBlock + 1] = 2.5f;
+  x[3 * kBlock + 2] = -2.5f;
+  x[4 * kBlock + 5] = INFINITY;  // d = inf, every q 0 (inf · 0 is NaN: 0)
   const DeviceQ8Rows got = quantize_on_device(x, m, k);
   const std::vector<int8_t> q = got.q.to_vector<int8_t>(static_cast<size_t>(m * k));
   const std::vector<float> d = got.d.to_vector<float>(static_cast<size_t>(m * k / kBlock));
   const std::vector<std::byte> want = quantized(DType::kQ8_0, x);
+  // The cases are what they claim (the CPU's side of them).
+  BlockQ8_0 ties;
+  std::memcpy(&ties, want.data() + 3 * sizeof(BlockQ8_0), sizeof(ties));
+  ASSERT_EQ(fp16_to_fp32(ties.d), 1.0f);
+  ASSERT_EQ(ties.qs[1], 3);
+  ASSERT_EQ(ties.qs[2], -3);
   for (int64_t b = 0; b < m * k / kBlock; ++b) {
     BlockQ8_0 block;
     std::memcpy(&block, want.data() + b * sizeof(BlockQ8_0), sizeof(block));
@@ -68,8 +81,7 @@ TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_0) {
 }
 
 // y = int8_gemm(w, quantize_q8_0_rows(x)) against vec_dot(w row, the CPU's Q8_0 x row) for every
-// output. The emulator runs the CPU's float operations in its order (the same bits); a GPU fuses
-// the multiply-add, within 1e-6 of Σ|block terms|.
+// output, bit for bit: the kernel runs the reference's float operations (unfused) in its order.
 void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned seed) {
   const std::string shape = std::string(dtype_name(type)) + " m=" + std::to_string(m) +
                             " n_out=" + std::to_string(n_out) + " k=" + std::to_string(k);
@@ -99,18 +111,8 @@ void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned s
   for (int64_t r = 0; r < m && bad < 5; ++r) {
     for (int64_t o = 0; o < n_out && bad < 5; ++o) {
       const float want = traits.vec_dot(k, w.data() + o * w_row, xq.data() + r * x_row);
-      double magnitude = 0;  // Σ over blocks of |its dot|, from the same reference one block at a time
-      for (int64_t b = 0; b < k / kBlock; ++b) {
-        magnitude += std::fabs(traits.vec_dot(kBlock, w.data() + o * w_row + b * (w_row / (k / kBlock)),
-                                              xq.data() + r * x_row + b * sizeof(BlockQ8_0)));
-      }
       const float g = got[static_cast<size_t>(r * n_out + o)];
-#ifdef EMBER_CUDA_EMULATED
-      const bool ok = g == want;
-#else
-      const bool ok = std::fabs(static_cast<double>(g) - want) <= 1e-6 * magnitude + 1e-30;
-#endif
-      if (!ok) {
+      if (g != want) {
         ADD_FAILURE() << shape << " y[" << r << "][" << o << "]: got " << g << ", want " << want;
         ++bad;
       }
@@ -136,6 +138,47 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_0Activations) {
 std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
 INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest, ::testing::Values(DType::kQ4_0, DType::kQ5_0, DType::kQ8_0),
                          type_name);
+
+// CudaBackend with the int8 GEMM on: matmul_many quantizes x once for consecutive int8 matrices and
+// again after a cuBLAS one (which overwrites the shared scratch): every output equals its own
+// matmul()'s, and the int8 ones int8_gemm's.
+TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
+  EMBER_REQUIRE_GPU();
+  const int64_t m = 20, n_out = 40, k = 256;
+  const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ6_K, DType::kQ5_0};
+  cuda::CudaBackend backend(cuda::CudaBackendOptions{.int8_gemm = true});
+  backend.reserve({.max_rows = m, .max_k = k}, n_out * k, 0);
+  std::vector<std::vector<std::byte>> blocks;
+  std::vector<cuda::CudaLinear> linears;
+  for (size_t i = 0; i < std::size(types); ++i) {
+    blocks.push_back(quantized(types[i], random_values(static_cast<size_t>(n_out * k), 70 + i, 1.0f)));
+    linears.push_back(backend.upload({blocks.back().data(), types[i], n_out, k}, "w"));
+  }
+  const DeviceBuffer x = DeviceBuffer::from(random_values(static_cast<size_t>(m * k), 80, 1.0f));
+  std::vector<DeviceBuffer> together, alone;
+  std::vector<const cuda::CudaLinear*> ws;
+  std::vector<float*> ys;
+  for (const cuda::CudaLinear& l : linears) {
+    together.push_back(poisoned_floats(static_cast<size_t>(m * n_out)));
+    alone.push_back(poisoned_floats(static_cast<size_t>(m * n_out)));
+    ws.push_back(&l);
+    ys.push_back(together.back().as<float>());
+  }
+  backend.matmul_many(ws, x.as<float>(), m, ys);
+  for (size_t i = 0; i < linears.size(); ++i) backend.matmul(linears[i], x.as<float>(), m, alone[i].as<float>());
+  backend.synchronize();
+  for (size_t i = 0; i < linears.size(); ++i) {
+    SCOPED_TRACE(dtype_name(types[i]));
+    const std::vector<float> a = together[i].to_vector<float>(static_cast<size_t>(m * n_out));
+    EXPECT_EQ(a, alone[i].to_vector<float>(static_cast<size_t>(m * n_out)));
+    if (types[i] == DType::kQ6_K) continue;
+    const DeviceQ8Rows q8 = quantize_on_device(x.to_vector<float>(static_cast<size_t>(m * k)), m, k);
+    const DeviceBuffer y = poisoned_floats(static_cast<size_t>(m * n_out));
+    cuda::int8_gemm(linears[i].w, q8.q.as<int8_t>(), q8.d.as<float>(), m, y.as<float>(), nullptr);
+    EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+    EXPECT_EQ(a, y.to_vector<float>(static_cast<size_t>(m * n_out)));
+  }
+}
 
 TEST(CudaInt8Gemm, SupportsTheQ8_0DotTypesOnly) {
   for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0}) EXPECT_TRUE(cuda::int8_gemm_supports(type));
