@@ -30,7 +30,8 @@ struct DeviceMatrix {
 
 // ---- matmul (matmul_kernels.cu) -------------------------------------------------------------
 
-// Whether gemv() and dequantize_f16() take `dtype`: F32, F16, BF16, Q4_0, Q5_0, Q8_0, Q4_K, Q6_K.
+// Whether gemv() and dequantize_f16() take `dtype`: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// Q4_K, Q5_K, Q6_K.
 bool matmul_supports(DType dtype) noexcept;
 // The most activation rows one gemv() call takes; more rows take the cuBLAS path.
 inline constexpr int64_t kGemvMaxRows = 8;

@@ -191,15 +191,21 @@ struct GemvPlainScalar {
 // The quantized units are laid out so that the 8 (Q4_K, Q6_K) or 4 (legacy) lanes on one block
 // read x in whole 128-byte lines: a warp's x loads then touch 4-8 lines each, not 32.
 
-// Q4_0 and Q5_0 (kHigh), unit: a quarter block. Unit u is qs word c = u % 4 of block u / 4, bytes
-// qs[4c + n]: element 4c + n (low nibble) and 16 + 4c + n (high nibble); Q5_0 adds the 5th bit of
-// element j at bit j of qh.
-template <bool kHigh>
+// The legacy 32-value blocks: Q4_0, Q5_0 (kHigh: a 5th bit per value), Q4_1, Q5_1 (kMin: values
+// d·q + m rather than d·(q - bias)).
+template <bool kHigh, bool kMin>
+using LegacyBlock = std::conditional_t<kMin, std::conditional_t<kHigh, BlockQ5_1, BlockQ4_1>,
+                                       std::conditional_t<kHigh, BlockQ5_0, BlockQ4_0>>;
+
+// Unit: a quarter block. Unit u is qs word c = u % 4 of block u / 4, bytes qs[4c + n]: element
+// 4c + n (low nibble) and 16 + 4c + n (high nibble); kHigh adds the 5th bit of element j at bit j
+// of qh.
+template <bool kHigh, bool kMin>
 struct GemvQ4Q5 {
-  using Block = std::conditional_t<kHigh, BlockQ5_0, BlockQ4_0>;
+  using Block = LegacyBlock<kHigh, kMin>;
   static constexpr int kUnitElems = 8;
   static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
-  static constexpr int kBias = kHigh ? 16 : 8;
+  static constexpr int kBias = kMin ? 0 : kHigh ? 16 : 8;
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -212,7 +218,7 @@ struct GemvQ4Q5 {
       const uint32_t q = ld_u32_a2(b + offsetof(Block, qs) + 4 * c);
       uint32_t lo_q = q & 0x0F0F0F0Fu, hi_q = (q >> 4) & 0x0F0F0F0Fu;
       if constexpr (kHigh) {
-        const uint32_t qh = ld_u32_a2(b + offsetof(BlockQ5_0, qh));
+        const uint32_t qh = ld_u32_a2(b + offsetof(Block, qh));
         lo_q |= spread_bits4((qh >> (4 * c)) & 0xF) << 4;
         hi_q |= spread_bits4((qh >> (16 + 4 * c)) & 0xF) << 4;
       }
@@ -221,12 +227,25 @@ struct GemvQ4Q5 {
         lo[r][n] = byte_value<kBias>(lo_q, n);
         hi[r][n] = byte_value<kBias>(hi_q, n);
       }
+      if constexpr (kMin) {  // a min per block: the values themselves, as Q4_K's
+        const float m = ld_f16(b + offsetof(Block, m));
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+          lo[r][n] = fmaf(d[r], lo[r][n], m);
+          hi[r][n] = fmaf(d[r], hi[r][n], m);
+        }
+      }
     }
-    float s[kGemvRows][M] = {};  // Σ (q - kBias) · x; the block scale is applied once at the end
     const int64_t e = 32 * (u / 4) + 4 * c;
-    dot4<M>(x, k, e, lo, s);
-    dot4<M>(x, k, e + 16, hi, s);
-    scale_add<M>(d, s, acc);
+    if constexpr (kMin) {
+      dot4<M>(x, k, e, lo, acc);
+      dot4<M>(x, k, e + 16, hi, acc);
+    } else {
+      float s[kGemvRows][M] = {};  // Σ (q - kBias) · x; the block scale is applied once at the end
+      dot4<M>(x, k, e, lo, s);
+      dot4<M>(x, k, e + 16, hi, s);
+      scale_add<M>(d, s, acc);
+    }
   }
 };
 
@@ -255,10 +274,13 @@ struct GemvQ8_0 {  // unit: a quarter block, qs[8c, 8c + 8) of block u / 4 (c = 
   }
 };
 
-// Q4_K unit: an eighth of a block. Unit u is t = u % 8 of block u / 8 and holds qs words t + 8g
-// (g < 4), bytes qs[32g + 4t + n]: element 64g + 4t + n (low nibble, sub-block 2g) and
-// 64g + 32 + 4t + n (high nibble, sub-block 2g + 1). Blocks are 144 bytes: 4-byte aligned words.
-struct GemvQ4_K {
+// Q4_K and Q5_K (kHigh) unit: an eighth of a block. Unit u is t = u % 8 of block u / 8 and holds
+// qs words t + 8g (g < 4), bytes qs[32g + 4t + n]: element 64g + 4t + n (low nibble, sub-block 2g)
+// and 64g + 32 + 4t + n (high nibble, sub-block 2g + 1); Q5_K's 5th bits of those are bits 2g and
+// 2g + 1 of qh[4t + n] (qh word t). Blocks are 144 / 176 bytes: 4-byte aligned words.
+template <bool kHigh>
+struct GemvQ4Q5_K {
+  using Block = std::conditional_t<kHigh, BlockQ5_K, BlockQ4_K>;
   static constexpr int kUnitElems = 32;
   static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
   template <int M>
@@ -267,9 +289,10 @@ struct GemvQ4_K {
     const int t = u % 8;
     float d[kGemvRows], dmin[kGemvRows];
     uint32_t sc[kGemvRows][2], mn[kGemvRows][2], q[kGemvRows][4];  // sc/mn [r][j / 4] byte j % 4
+    uint32_t qh[kGemvRows];
 #pragma unroll
     for (int r = 0; r < kGemvRows; ++r) {
-      const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(BlockQ4_K));
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(Block));
       const uint32_t dm = __ldg(b);
       d[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm & 0xFFFF)));
       dmin[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm >> 16)));
@@ -280,7 +303,8 @@ struct GemvQ4_K {
       sc[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
       mn[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
 #pragma unroll
-      for (int g = 0; g < 4; ++g) q[r][g] = __ldg(b + offsetof(BlockQ4_K, qs) / 4 + 8 * g + t);
+      for (int g = 0; g < 4; ++g) q[r][g] = __ldg(b + offsetof(Block, qs) / 4 + 8 * g + t);
+      if constexpr (kHigh) qh[r] = __ldg(b + offsetof(BlockQ5_K, qh) / 4 + t);
     }
     const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
 #pragma unroll
@@ -292,10 +316,15 @@ struct GemvQ4_K {
         const float m_lo = dmin[r] * byte_value<0>(mn[r][g / 2], 2 * g % 4);
         const float d_hi = d[r] * byte_value<0>(sc[r][g / 2], 2 * g % 4 + 1);
         const float m_hi = dmin[r] * byte_value<0>(mn[r][g / 2], 2 * g % 4 + 1);
+        uint32_t lo_q = q[r][g] & 0x0F0F0F0Fu, hi_q = (q[r][g] >> 4) & 0x0F0F0F0Fu;
+        if constexpr (kHigh) {
+          lo_q |= ((qh[r] >> (2 * g)) & 0x01010101u) << 4;
+          hi_q |= ((qh[r] >> (2 * g + 1)) & 0x01010101u) << 4;
+        }
 #pragma unroll
         for (int n = 0; n < 4; ++n) {
-          lo[r][n] = fmaf(d_lo, byte_value<0>(q[r][g] & 0x0F0F0F0Fu, n), -m_lo);
-          hi[r][n] = fmaf(d_hi, byte_value<0>((q[r][g] >> 4) & 0x0F0F0F0Fu, n), -m_hi);
+          lo[r][n] = fmaf(d_lo, byte_value<0>(lo_q, n), -m_lo);
+          hi[r][n] = fmaf(d_hi, byte_value<0>(hi_q, n), -m_hi);
         }
       }
       dot4<M>(x, k, e + 64 * g, lo, acc);
@@ -477,30 +506,25 @@ void launch_gemv(const GemvLaunch& a, unsigned grid, int64_t m, cudaStream_t str
 // The quantized types as 8 consecutive values at element j0 (a multiple of 8) of a block, computed
 // with the CPU reference's float operations in its order (__fmul_rn etc.: no FMA contraction), so
 // the f16 results equal the rounded CPU dequantization exactly.
-struct DequantQ4_0 {
-  static constexpr int kBlockElems = kQK4_0, kBlockBytes = sizeof(BlockQ4_0);
+// Q4_0, Q5_0: d·(q - 8 or 16); Q4_1, Q5_1: q·d + m (the CPU's expressions, unfused).
+template <bool kHigh, bool kMin>
+struct DequantQ4Q5 {
+  using Block = LegacyBlock<kHigh, kMin>;
+  static constexpr int kBlockElems = 32, kBlockBytes = sizeof(Block);
   __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
     const float d = ld_f16(b);
-    const uint8_t* qs = b + 2 + j0 % 16;
+    const uint8_t* qs = b + offsetof(Block, qs) + j0 % 16;
     const int shift = j0 < 16 ? 0 : 4;
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      v[n] = __fmul_rn(static_cast<float>(static_cast<int>((ld_u8(qs + n) >> shift) & 0x0F) - 8), d);
-    }
-  }
-};
-
-struct DequantQ5_0 {
-  static constexpr int kBlockElems = kQK5_0, kBlockBytes = sizeof(BlockQ5_0);
-  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
-    const float d = ld_f16(b);
-    const uint32_t qh = ld_u32_a2(b + 2);
-    const uint8_t* qs = b + 6 + j0 % 16;
-    const int shift = j0 < 16 ? 0 : 4;
+    uint32_t qh = 0;
+    if constexpr (kHigh) qh = ld_u32_a2(b + offsetof(Block, qh));
 #pragma unroll
     for (int n = 0; n < 8; ++n) {  // element j's 5th bit is bit j of qh, for both nibbles
-      const uint32_t q = ((ld_u8(qs + n) >> shift) & 0x0F) | (((qh >> (j0 + n)) & 1) << 4);
-      v[n] = __fmul_rn(static_cast<float>(static_cast<int>(q) - 16), d);
+      const uint32_t q = ((ld_u8(qs + n) >> shift) & 0x0F) | (kHigh ? ((qh >> (j0 + n)) & 1) << 4 : 0);
+      if constexpr (kMin) {
+        v[n] = __fadd_rn(__fmul_rn(static_cast<float>(q), d), ld_f16(b + offsetof(Block, m)));
+      } else {
+        v[n] = __fmul_rn(static_cast<float>(static_cast<int>(q) - (kHigh ? 16 : 8)), d);
+      }
     }
   }
 };
@@ -515,18 +539,24 @@ struct DequantQ8_0 {
   }
 };
 
-struct DequantQ4_K {  // element 64g + 32hi + l: nibble hi of qs[32g + l], sub-block 2g + hi
-  static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(BlockQ4_K);
+// Element 64g + 32hi + l: nibble hi of qs[32g + l], sub-block 2g + hi; Q5_K (kHigh) adds bit
+// 2g + hi of qh[l] as the 5th bit.
+template <bool kHigh>
+struct DequantQ4Q5_K {
+  using Block = std::conditional_t<kHigh, BlockQ5_K, BlockQ4_K>;
+  static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(Block);
   __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
     const int g = j0 / 64, hi = (j0 % 64) / 32, l0 = j0 % 32;
     uint32_t sc, mn;
-    scale_min_k4(2 * g + hi, b + offsetof(BlockQ4_K, scales), &sc, &mn);
+    scale_min_k4(2 * g + hi, b + offsetof(Block, scales), &sc, &mn);
     const float d = __fmul_rn(ld_f16(b), static_cast<float>(sc));
     const float m = __fmul_rn(ld_f16(b + 2), static_cast<float>(mn));
-    const uint8_t* qs = b + offsetof(BlockQ4_K, qs) + 32 * g + l0;
+    const uint8_t* qs = b + offsetof(Block, qs) + 32 * g + l0;
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
-      v[n] = __fsub_rn(__fmul_rn(d, static_cast<float>((ld_u8(qs + n) >> (4 * hi)) & 0x0F)), m);
+      uint32_t q = (ld_u8(qs + n) >> (4 * hi)) & 0x0F;
+      if constexpr (kHigh) q |= ((ld_u8(b + offsetof(BlockQ5_K, qh) + l0 + n) >> (2 * g + hi)) & 1) << 4;
+      v[n] = __fsub_rn(__fmul_rn(d, static_cast<float>(q)), m);
     }
   }
 };
@@ -609,9 +639,12 @@ bool matmul_supports(DType dtype) noexcept {
     case DType::kF16:
     case DType::kBF16:
     case DType::kQ4_0:
+    case DType::kQ4_1:
     case DType::kQ5_0:
+    case DType::kQ5_1:
     case DType::kQ8_0:
     case DType::kQ4_K:
+    case DType::kQ5_K:
     case DType::kQ6_K: return true;
     default: return false;
   }
@@ -690,10 +723,13 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
       vec8 ? launch_gemv<GemvHalf<true>>(a, grid, m, stream)
            : launch_gemv<GemvPlainScalar<DType::kBF16>>(a, grid, m, stream);
       break;
-    case DType::kQ4_0: launch_gemv<GemvQ4Q5<false>>(a, grid, m, stream); break;
-    case DType::kQ5_0: launch_gemv<GemvQ4Q5<true>>(a, grid, m, stream); break;
+    case DType::kQ4_0: launch_gemv<GemvQ4Q5<false, false>>(a, grid, m, stream); break;
+    case DType::kQ4_1: launch_gemv<GemvQ4Q5<false, true>>(a, grid, m, stream); break;
+    case DType::kQ5_0: launch_gemv<GemvQ4Q5<true, false>>(a, grid, m, stream); break;
+    case DType::kQ5_1: launch_gemv<GemvQ4Q5<true, true>>(a, grid, m, stream); break;
     case DType::kQ8_0: launch_gemv<GemvQ8_0>(a, grid, m, stream); break;
-    case DType::kQ4_K: launch_gemv<GemvQ4_K>(a, grid, m, stream); break;
+    case DType::kQ4_K: launch_gemv<GemvQ4Q5_K<false>>(a, grid, m, stream); break;
+    case DType::kQ5_K: launch_gemv<GemvQ4Q5_K<true>>(a, grid, m, stream); break;
     case DType::kQ6_K: launch_gemv<GemvQ6_K>(a, grid, m, stream); break;
     default: EMBER_CUDA_EXPECT(matmul_supports(w0.dtype));
   }
@@ -734,10 +770,13 @@ void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {
     case DType::kF32: launch_dequantize_plain<DType::kF32>(data, n, out, stream); break;
     case DType::kF16: launch_dequantize_plain<DType::kF16>(data, n, out, stream); break;
     case DType::kBF16: launch_dequantize_plain<DType::kBF16>(data, n, out, stream); break;
-    case DType::kQ4_0: launch_dequantize_blocks<DequantQ4_0>(data, n, out, stream); break;
-    case DType::kQ5_0: launch_dequantize_blocks<DequantQ5_0>(data, n, out, stream); break;
+    case DType::kQ4_0: launch_dequantize_blocks<DequantQ4Q5<false, false>>(data, n, out, stream); break;
+    case DType::kQ4_1: launch_dequantize_blocks<DequantQ4Q5<false, true>>(data, n, out, stream); break;
+    case DType::kQ5_0: launch_dequantize_blocks<DequantQ4Q5<true, false>>(data, n, out, stream); break;
+    case DType::kQ5_1: launch_dequantize_blocks<DequantQ4Q5<true, true>>(data, n, out, stream); break;
     case DType::kQ8_0: launch_dequantize_blocks<DequantQ8_0>(data, n, out, stream); break;
-    case DType::kQ4_K: launch_dequantize_blocks<DequantQ4_K>(data, n, out, stream); break;
+    case DType::kQ4_K: launch_dequantize_blocks<DequantQ4Q5_K<false>>(data, n, out, stream); break;
+    case DType::kQ5_K: launch_dequantize_blocks<DequantQ4Q5_K<true>>(data, n, out, stream); break;
     case DType::kQ6_K: launch_dequantize_blocks<DequantQ6_K>(data, n, out, stream); break;
     default: EMBER_CUDA_EXPECT(matmul_supports(w.dtype));
   }

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 
 #include "cuda/activations.h"
 #include "cuda/cuda_check.h"
@@ -188,16 +189,29 @@ __device__ float load_element(const uint8_t* row, int64_t c) {
     const uint32_t qh = b.qh[0] | (b.qh[1] << 8) | (b.qh[2] << 16) | (static_cast<uint32_t>(b.qh[3]) << 24);
     const int q = (j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4)) | static_cast<int>(((qh >> j) & 1) << 4);
     return __fmul_rn(static_cast<float>(q - 16), f16_bits(b.d));
+  } else if constexpr (T == DType::kQ4_1 || T == DType::kQ5_1) {
+    // As Q4_0 / Q5_0 without the bias, then q·d + m.
+    using Block = std::conditional_t<T == DType::kQ5_1, BlockQ5_1, BlockQ4_1>;
+    const Block& b = reinterpret_cast<const Block*>(row)[c / 32];
+    const int j = static_cast<int>(c % 32);
+    int q = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
+    if constexpr (T == DType::kQ5_1) {
+      const uint32_t qh = b.qh[0] | (b.qh[1] << 8) | (b.qh[2] << 16) | (static_cast<uint32_t>(b.qh[3]) << 24);
+      q |= static_cast<int>(((qh >> j) & 1) << 4);
+    }
+    return __fadd_rn(__fmul_rn(static_cast<float>(q), f16_bits(b.d)), f16_bits(b.m));
   } else if constexpr (T == DType::kQ8_0) {
     const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[c / kQK8_0];
     return __fmul_rn(static_cast<float>(b.qs[c % kQK8_0]), f16_bits(b.d));
-  } else if constexpr (T == DType::kQ4_K) {
-    // 4 chunks of 64: 32 bytes of qs, low nibbles = sub-block 2k, high nibbles = sub-block 2k+1.
-    // (d·sc)·q - dmin·m.
-    const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(row)[c / kQK_K];
+  } else if constexpr (T == DType::kQ4_K || T == DType::kQ5_K) {
+    // 4 chunks of 64: 32 bytes of qs, low nibbles = sub-block 2k, high nibbles = sub-block 2k+1;
+    // Q5_K's 5th bit of sub-block s is bit s of qh[l]. (d·sc)·q - dmin·m.
+    using Block = std::conditional_t<T == DType::kQ5_K, BlockQ5_K, BlockQ4_K>;
+    const Block& b = reinterpret_cast<const Block*>(row)[c / kQK_K];
     const int e = static_cast<int>(c % kQK_K), chunk = e / 64, w = e % 64;
     const uint8_t byte = b.qs[32 * chunk + w % 32];
-    const int q = w < 32 ? (byte & 0x0F) : (byte >> 4);
+    int q = w < 32 ? (byte & 0x0F) : (byte >> 4);
+    if constexpr (T == DType::kQ5_K) q |= ((b.qh[w % 32] >> (2 * chunk + (w < 32 ? 0 : 1))) & 1) << 4;
     int sc, mn;
     scale_min_k4(2 * chunk + (w < 32 ? 0 : 1), b.scales, sc, mn);
     const float dl = __fmul_rn(f16_bits(b.d), static_cast<float>(sc));
@@ -355,9 +369,12 @@ void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, c
     case DType::kF16: launch = launch_get_rows<DType::kF16>; break;
     case DType::kBF16: launch = launch_get_rows<DType::kBF16>; break;
     case DType::kQ4_0: launch = launch_get_rows<DType::kQ4_0>; break;
+    case DType::kQ4_1: launch = launch_get_rows<DType::kQ4_1>; break;
     case DType::kQ5_0: launch = launch_get_rows<DType::kQ5_0>; break;
+    case DType::kQ5_1: launch = launch_get_rows<DType::kQ5_1>; break;
     case DType::kQ8_0: launch = launch_get_rows<DType::kQ8_0>; break;
     case DType::kQ4_K: launch = launch_get_rows<DType::kQ4_K>; break;
+    case DType::kQ5_K: launch = launch_get_rows<DType::kQ5_K>; break;
     case DType::kQ6_K: launch = launch_get_rows<DType::kQ6_K>; break;
     default: break;
   }
