@@ -130,8 +130,7 @@ Roofline CudaBackend::measure_roofline() {
 
 CudaLinear CudaBackend::upload(const WeightMatrix& w, std::string_view what) {
   if (!matmul_supports(w.dtype)) {
-    fail(ErrorCode::kUnsupported,
-         "CUDA: {} is {}; the GPU matmul takes f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k", what,
+    fail(ErrorCode::kUnsupported, "CUDA: {} is {}, a type without GPU matmul kernels (not a weight format)", what,
          dtype_name(w.dtype));
   }
   const std::optional<size_t> bytes = dtype_bytes_for(w.dtype, static_cast<size_t>(w.n_out * w.k));

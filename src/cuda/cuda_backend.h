@@ -22,7 +22,7 @@ struct CudaBackendOptions {
   // Every row's result independent of the step's row count (--deterministic): matmuls of any row
   // count run the GEMV, in chunks of kGemvMaxRows, never the f16 GEMM.
   bool rows_invariant = false;
-  // Past kGemvMaxRows rows, Q4_0 / Q5_0 / Q8_0 weights run int8_gemm on activations quantized to
+  // Past kGemvMaxRows rows, Q4_0 / Q5_0 / Q8_0 / IQ4_NL weights run int8_gemm on activations quantized to
   // Q8_0 (the CPU's numerics) instead of the dequantized f16 weights through cuBLAS.
   bool int8_gemm = false;
 };

@@ -30,8 +30,8 @@ struct DeviceMatrix {
 
 // ---- matmul (matmul_kernels.cu) -------------------------------------------------------------
 
-// Whether gemv() and dequantize_f16() take `dtype`: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-// Q4_K, Q5_K, Q6_K.
+// Whether gemv() and dequantize_f16() take `dtype`: every weight type the CPU runs (F32, F16, BF16,
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL, IQ4_XS), not the activation formats.
 bool matmul_supports(DType dtype) noexcept;
 // The most activation rows one gemv() call takes; more rows take the cuBLAS path.
 inline constexpr int64_t kGemvMaxRows = 8;
@@ -65,8 +65,8 @@ void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
 
 // The values per block of both operands (and per mma.sync m16n8k32 k step).
 inline constexpr int64_t kInt8GemmBlock = 32;
-// Whether int8_gemm() takes `dtype`: Q4_0, Q5_0, Q8_0 (one scale per 32 values; the CPU dots them
-// with Q8_0 activations).
+// Whether int8_gemm() takes `dtype`: Q4_0, Q5_0, Q8_0, IQ4_NL (one scale per 32 values and int8
+// values or levels; the CPU dots them with Q8_0 activations).
 bool int8_gemm_supports(DType dtype) noexcept;
 // x [m][k] (k a multiple of 32) quantized per 32 values bit for bit as the CPU's
 // quantize_row_q8_0 (the activations' dot type for those weights): q [m][k] the int8 values,

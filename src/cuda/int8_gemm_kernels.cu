@@ -11,13 +11,14 @@
 #include "cuda/launch.h"
 #include "cuda/mma.h"
 #include "cuda/q8_0_quantize.h"
+#include "quant/block_iq4.h"
 #include "quant/block_legacy.h"
 
 namespace ember::cuda {
 namespace {
 
 constexpr int kBlockValues = kInt8GemmBlock;  // one weight block = one activation block = one mma k
-static_assert(kQK4_0 == kBlockValues && kQK5_0 == kBlockValues && kQK8_0 == kBlockValues);
+static_assert(kQK4_0 == kBlockValues && kQK5_0 == kBlockValues && kQK8_0 == kBlockValues && kQK4_NL == kBlockValues);
 
 // ---- quantize_q8_0_rows: one warp per 32-value block ---------------------------------------------
 
@@ -70,6 +71,19 @@ struct Int8Q5_0 {  // as Q4_0 with bit j of qh as value j's fifth bit, minus 16
       const uint32_t qs = ld_u32_a2(b + offsetof(BlockQ5_0, qs) + 4 * i);
       words[i] = minus_per_byte<16>((qs & 0x0F0F0F0Fu) | spread_bits4((qh >> (4 * i)) & 0xF) << 4);
       words[i + 4] = minus_per_byte<16>(((qs >> 4) & 0x0F0F0F0Fu) | spread_bits4((qh >> (16 + 4 * i)) & 0xF) << 4);
+    }
+    return ld_f16(b);
+  }
+};
+
+struct Int8IQ4_NL {  // Q4_0's nibble order; each code's level (an int8) rather than code - 8
+  static constexpr int kBlockBytes = sizeof(BlockIQ4_NL);
+  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t qs = ld_u32_a2(b + offsetof(BlockIQ4_NL, qs) + 4 * i);
+      words[i] = iq4_levels4(qs & 0x0F0F0F0Fu);
+      words[i + 4] = iq4_levels4((qs >> 4) & 0x0F0F0F0Fu);
     }
     return ld_f16(b);
   }
@@ -232,7 +246,7 @@ void launch_int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, in
 }  // namespace
 
 bool int8_gemm_supports(DType dtype) noexcept {
-  return dtype == DType::kQ4_0 || dtype == DType::kQ5_0 || dtype == DType::kQ8_0;
+  return dtype == DType::kQ4_0 || dtype == DType::kQ5_0 || dtype == DType::kQ8_0 || dtype == DType::kIQ4_NL;
 }
 
 void quantize_q8_0_rows(const float* x, int64_t m, int64_t k, int8_t* q, float* d, cudaStream_t stream) {
@@ -253,6 +267,7 @@ void int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m
   switch (w.dtype) {
     case DType::kQ4_0: launch_int8_gemm<Int8Q4_0>(w, q, d, m, y, stream); break;
     case DType::kQ5_0: launch_int8_gemm<Int8Q5_0>(w, q, d, m, y, stream); break;
+    case DType::kIQ4_NL: launch_int8_gemm<Int8IQ4_NL>(w, q, d, m, y, stream); break;
     default: launch_int8_gemm<Int8Q8_0>(w, q, d, m, y, stream); break;
   }
   EMBER_CUDA_CHECK_LAUNCH("int8_gemm");

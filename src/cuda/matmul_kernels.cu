@@ -12,6 +12,7 @@
 
 #include "cuda/activations.h"
 #include "cuda/block_loads.h"
+#include "cuda/block_values.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
@@ -50,26 +51,6 @@ constexpr int64_t kMaxBlocks = 8192;
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min((n + kThreads - 1) / kThreads, kMaxBlocks)); }
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-__device__ __forceinline__ float bf16_bits_to_float(uint32_t bits) { return __uint_as_float(bits << 16); }
-
-// Byte n of v (an unsigned value 0..255) minus kBias as an exact float, without the slow int ->
-// float conversion: the bits 0x4B0000vv are the float 2^23 + v.
-template <int kBias>
-__device__ __forceinline__ float byte_value(uint32_t v, int n) {
-  return __int_as_float(static_cast<int>(__byte_perm(v, 0x4B000000u, 0x7440u | n))) - (8388608.0f + kBias);
-}
-
-// Q4_K/Q5_K scale and min of sub-block j (0..7) from the 12 packed bytes q, as scale_min_k4.
-__device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, uint32_t* scale, uint32_t* min) {
-  if (j < 4) {
-    *scale = ld_u8(q + j) & 63;
-    *min = ld_u8(q + j + 4) & 63;
-  } else {
-    *scale = (ld_u8(q + j + 4) & 0x0F) | ((ld_u8(q + j - 4) >> 6) << 4);
-    *min = (ld_u8(q + j + 4) >> 4) | ((ld_u8(q + j) >> 6) << 4);
-  }
-}
 
 // ---- GEMV building blocks ----------------------------------------------------------------------
 
@@ -191,21 +172,15 @@ struct GemvPlainScalar {
 // The quantized units are laid out so that the 8 (Q4_K, Q6_K) or 4 (legacy) lanes on one block
 // read x in whole 128-byte lines: a warp's x loads then touch 4-8 lines each, not 32.
 
-// The legacy 32-value blocks: Q4_0, Q5_0 (kHigh: a 5th bit per value), Q4_1, Q5_1 (kMin: values
-// d·q + m rather than d·(q - bias)).
-template <bool kHigh, bool kMin>
-using LegacyBlock = std::conditional_t<kMin, std::conditional_t<kHigh, BlockQ5_1, BlockQ4_1>,
-                                       std::conditional_t<kHigh, BlockQ5_0, BlockQ4_0>>;
-
-// Unit: a quarter block. Unit u is qs word c = u % 4 of block u / 4, bytes qs[4c + n]: element
-// 4c + n (low nibble) and 16 + 4c + n (high nibble); kHigh adds the 5th bit of element j at bit j
-// of qh.
-template <bool kHigh, bool kMin>
-struct GemvQ4Q5 {
-  using Block = LegacyBlock<kHigh, kMin>;
+// The NibbleFormat types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), unit: a quarter block. Unit u is qs
+// word c = u % 4 of block u / 4, bytes qs[4c + n]: element 4c + n (low nibble) and 16 + 4c + n
+// (high nibble); kHigh adds the 5th bit of element j at bit j of qh; kCodebook maps the codes to
+// their levels.
+template <class F>
+struct GemvNibbles {
+  using Block = typename F::Block;
   static constexpr int kUnitElems = 8;
   static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
-  static constexpr int kBias = kMin ? 0 : kHigh ? 16 : 8;
   template <int M>
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
@@ -217,17 +192,22 @@ struct GemvQ4Q5 {
       d[r] = ld_f16(b);
       const uint32_t q = ld_u32_a2(b + offsetof(Block, qs) + 4 * c);
       uint32_t lo_q = q & 0x0F0F0F0Fu, hi_q = (q >> 4) & 0x0F0F0F0Fu;
-      if constexpr (kHigh) {
+      if constexpr (F::kHigh) {
         const uint32_t qh = ld_u32_a2(b + offsetof(Block, qh));
         lo_q |= spread_bits4((qh >> (4 * c)) & 0xF) << 4;
         hi_q |= spread_bits4((qh >> (16 + 4 * c)) & 0xF) << 4;
       }
+      if constexpr (F::kCodebook) {  // int8 levels + 128: unsigned bytes
+        lo_q = iq4_levels4(lo_q) ^ 0x80808080u;
+        hi_q = iq4_levels4(hi_q) ^ 0x80808080u;
+      }
+      constexpr int kBias = F::kCodebook ? 128 : F::kBias;
 #pragma unroll
       for (int n = 0; n < 4; ++n) {
         lo[r][n] = byte_value<kBias>(lo_q, n);
         hi[r][n] = byte_value<kBias>(hi_q, n);
       }
-      if constexpr (kMin) {  // a min per block: the values themselves, as Q4_K's
+      if constexpr (F::kMin) {  // a min per block: the values themselves, as Q4_K's
         const float m = ld_f16(b + offsetof(Block, m));
 #pragma unroll
         for (int n = 0; n < 4; ++n) {
@@ -237,11 +217,11 @@ struct GemvQ4Q5 {
       }
     }
     const int64_t e = 32 * (u / 4) + 4 * c;
-    if constexpr (kMin) {
+    if constexpr (F::kMin) {
       dot4<M>(x, k, e, lo, acc);
       dot4<M>(x, k, e + 16, hi, acc);
     } else {
-      float s[kGemvRows][M] = {};  // Σ (q - kBias) · x; the block scale is applied once at the end
+      float s[kGemvRows][M] = {};  // Σ level · x; the block scale is applied once at the end
       dot4<M>(x, k, e, lo, s);
       dot4<M>(x, k, e + 16, hi, s);
       scale_add<M>(d, s, acc);
@@ -383,6 +363,151 @@ struct GemvQ6_K {
   }
 };
 
+// Q2_K unit: an eighth of a block. Unit u is t = u % 8 of block u / 8 and holds qs words t and
+// 8 + t (bytes l = 4t + n of both 32-byte halves h): element 128h + 32p + l is bits 2p of
+// qs[32h + l], with scale byte scales[8h + 2p + t / 4] (scale low nibble, min high nibble). Blocks
+// are 84 bytes: 4-byte aligned words.
+struct GemvQ2_K {
+  static constexpr int kUnitElems = 32;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    const int t = u % 8;
+    float d[kGemvRows], dmin[kGemvRows];
+    uint32_t q[kGemvRows][2], sc[kGemvRows][2];  // sc[r][h]: byte p the scale byte of plane p
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(BlockQ2_K));
+      const uint32_t dm = __ldg(b + offsetof(BlockQ2_K, d) / 4);
+      d[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm & 0xFFFF)));
+      dmin[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm >> 16)));
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        q[r][h] = __ldg(b + offsetof(BlockQ2_K, qs) / 4 + 8 * h + t);
+        // The half's 8 scale bytes; plane p's is byte 2p + t / 4: bytes {0, 2, 4, 6} or {1, 3, 5, 7}.
+        sc[r][h] = __byte_perm(__ldg(b + 2 * h), __ldg(b + 2 * h + 1), t / 4 == 0 ? 0x6420u : 0x7531u);
+      }
+    }
+    const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
+    // The halves not unrolled: hoisting both halves' x loads spilled at the M = 2 and 4 budgets.
+#pragma unroll 1
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        float v[kGemvRows][4];
+#pragma unroll
+        for (int r = 0; r < kGemvRows; ++r) {
+          // (selects, not indices: h is a runtime value here, and an indexed array would live in memory)
+          const uint32_t s = ((h == 0 ? sc[r][0] : sc[r][1]) >> (8 * p)) & 0xFF;
+          const uint32_t codes = ((h == 0 ? q[r][0] : q[r][1]) >> (2 * p)) & 0x03030303u;
+          const float dl = d[r] * byte_value<0>(s & 0x0F, 0), ml = dmin[r] * byte_value<0>(s >> 4, 0);
+#pragma unroll
+          for (int n = 0; n < 4; ++n) v[r][n] = fmaf(dl, byte_value<0>(codes, n), -ml);
+        }
+        dot4<M>(x, k, e + 128 * h + 32 * p, v, acc);
+      }
+    }
+  }
+};
+
+// Q3_K unit: an eighth of a block, as Q2_K's (bytes l = 4t + n of qs's halves h), plus hmask bytes
+// l: element 128h + 32p + l is (qs[32h + l] >> 2p) & 3, minus 4 unless bit 4h + p of hmask[l] is
+// set, with scale q3_k_scale(8h + 2p + t / 4). Blocks are 110 bytes: 2-byte aligned.
+struct GemvQ3_K {
+  static constexpr int kUnitElems = 32;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    const int t = u % 8;
+    float d[kGemvRows];
+    uint32_t q[kGemvRows][2], hm[kGemvRows], sc[kGemvRows][2];  // sc[r][h]: byte p plane p's scale + 32
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint8_t* b = w[r] + (u / 8) * sizeof(BlockQ3_K);
+      d[r] = ld_f16(b + offsetof(BlockQ3_K, d));
+      hm[r] = ld_u32_a2(b + offsetof(BlockQ3_K, hmask) + 4 * t);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) q[r][h] = ld_u32_a2(b + offsetof(BlockQ3_K, qs) + 32 * h + 4 * t);
+      // Scale i = 8h + 2p + t / 4 (q3_k_scale): low nibble h of packed[2p + t / 4], high 2 bits at
+      // 2(2h + p / 2) of packed[8 + (2p + t / 4) % 4], i.e. bytes t / 4 (p even) or 2 + t / 4 (odd).
+      const uint8_t* packed = b + offsetof(BlockQ3_K, scales);
+      const uint32_t low = __byte_perm(ld_u32_a2(packed), ld_u32_a2(packed + 4), t / 4 == 0 ? 0x6420u : 0x7531u);
+      const uint32_t high = __byte_perm(ld_u32_a2(packed + 8), 0, t / 4 == 0 ? 0x2020u : 0x3131u);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t high_bits = ((high >> (4 * h)) & 0x00000303u) | ((high >> (4 * h + 2)) & 0x03030000u);
+        sc[r][h] = ((low >> (4 * h)) & 0x0F0F0F0Fu) | (high_bits << 4);
+      }
+    }
+    const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        float v[kGemvRows][4], scale[kGemvRows];
+#pragma unroll
+        for (int r = 0; r < kGemvRows; ++r) {
+          // Codes 0..7: the two low bits, plus 4 where the hmask bit is set; the value is code - 4.
+          const uint32_t code = ((q[r][h] >> (2 * p)) & 0x03030303u) | (((hm[r] >> (4 * h + p)) & 0x01010101u) << 2);
+#pragma unroll
+          for (int n = 0; n < 4; ++n) v[r][n] = byte_value<4>(code, n);
+          scale[r] = d[r] * byte_value<32>(sc[r][h], p);
+        }
+        float s[kGemvRows][M] = {};  // Σ value · x over the 4 elements of one scale
+        dot4<M>(x, k, e + 128 * h + 32 * p, v, s);
+        scale_add<M>(scale, s, acc);
+      }
+    }
+  }
+};
+
+// IQ4_XS unit: an eighth of a block, sub-block t = u % 8 (32 values): qs words 4t .. 4t + 3 at
+// byte 8 + 16t (4-byte aligned in 136-byte blocks), bytes qs[16t + j]: element 32t + j (low
+// nibble) and 32t + 16 + j (high), their levels times d·(ls - 32).
+struct GemvIQ4_XS {
+  static constexpr int kUnitElems = 32;
+  static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
+  template <int M>
+  __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
+                                    float (&acc)[kGemvRows][M]) {
+    const int t = u % 8;
+    float dl[kGemvRows];
+    uint32_t q[kGemvRows][4];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const uint8_t* b = w[r] + (u / 8) * sizeof(BlockIQ4_XS);
+      const uint32_t head = __ldg(reinterpret_cast<const uint32_t*>(b));  // d, scales_h
+      const uint32_t ls = ((ld_u8(b + offsetof(BlockIQ4_XS, scales_l) + t / 2) >> (4 * (t % 2))) & 0x0F) |
+                          (((head >> (16 + 2 * t)) & 3) << 4);
+      dl[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(head & 0xFFFF))) * byte_value<32>(ls, 0);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        q[r][i] = __ldg(reinterpret_cast<const uint32_t*>(b + offsetof(BlockIQ4_XS, qs)) + 4 * t + i);
+    }
+    const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 32 * t;
+    float s[kGemvRows][M] = {};  // Σ level · x over the sub-block
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float lo[kGemvRows][4], hi[kGemvRows][4];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) {
+        const uint32_t lo_l = iq4_levels4(q[r][i] & 0x0F0F0F0Fu) ^ 0x80808080u;  // int8 + 128
+        const uint32_t hi_l = iq4_levels4((q[r][i] >> 4) & 0x0F0F0F0Fu) ^ 0x80808080u;
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+          lo[r][n] = byte_value<128>(lo_l, n);
+          hi[r][n] = byte_value<128>(hi_l, n);
+        }
+      }
+      dot4<M>(x, k, e + 4 * i, lo, s);
+      dot4<M>(x, k, e + 16 + 4 * i, hi, s);
+    }
+    scale_add<M>(dl, s, acc);
+  }
+};
+
 // One launch multiplies x by up to kGemvMaxParts matrices of one type and k (q, k and v; gate and
 // up): part p's rows take the blocks [first_block[p], first_block[p + 1]). accumulate: y += W·x
 // (the residual add fused: y + the sum, the same float operation as gemv then add). bias: y = W·x
@@ -503,82 +628,6 @@ void launch_gemv(const GemvLaunch& a, unsigned grid, int64_t m, cudaStream_t str
 
 // ---- dequantize_f16 ----------------------------------------------------------------------------
 
-// The quantized types as 8 consecutive values at element j0 (a multiple of 8) of a block, computed
-// with the CPU reference's float operations in its order (__fmul_rn etc.: no FMA contraction), so
-// the f16 results equal the rounded CPU dequantization exactly.
-// Q4_0, Q5_0: d·(q - 8 or 16); Q4_1, Q5_1: q·d + m (the CPU's expressions, unfused).
-template <bool kHigh, bool kMin>
-struct DequantQ4Q5 {
-  using Block = LegacyBlock<kHigh, kMin>;
-  static constexpr int kBlockElems = 32, kBlockBytes = sizeof(Block);
-  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
-    const float d = ld_f16(b);
-    const uint8_t* qs = b + offsetof(Block, qs) + j0 % 16;
-    const int shift = j0 < 16 ? 0 : 4;
-    uint32_t qh = 0;
-    if constexpr (kHigh) qh = ld_u32_a2(b + offsetof(Block, qh));
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {  // element j's 5th bit is bit j of qh, for both nibbles
-      const uint32_t q = ((ld_u8(qs + n) >> shift) & 0x0F) | (kHigh ? ((qh >> (j0 + n)) & 1) << 4 : 0);
-      if constexpr (kMin) {
-        v[n] = __fadd_rn(__fmul_rn(static_cast<float>(q), d), ld_f16(b + offsetof(Block, m)));
-      } else {
-        v[n] = __fmul_rn(static_cast<float>(static_cast<int>(q) - (kHigh ? 16 : 8)), d);
-      }
-    }
-  }
-};
-
-struct DequantQ8_0 {
-  static constexpr int kBlockElems = kQK8_0, kBlockBytes = sizeof(BlockQ8_0);
-  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
-    const float d = ld_f16(b);
-    const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2) + j0;
-#pragma unroll
-    for (int n = 0; n < 8; ++n) v[n] = __fmul_rn(static_cast<float>(__ldg(qs + n)), d);
-  }
-};
-
-// Element 64g + 32hi + l: nibble hi of qs[32g + l], sub-block 2g + hi; Q5_K (kHigh) adds bit
-// 2g + hi of qh[l] as the 5th bit.
-template <bool kHigh>
-struct DequantQ4Q5_K {
-  using Block = std::conditional_t<kHigh, BlockQ5_K, BlockQ4_K>;
-  static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(Block);
-  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
-    const int g = j0 / 64, hi = (j0 % 64) / 32, l0 = j0 % 32;
-    uint32_t sc, mn;
-    scale_min_k4(2 * g + hi, b + offsetof(Block, scales), &sc, &mn);
-    const float d = __fmul_rn(ld_f16(b), static_cast<float>(sc));
-    const float m = __fmul_rn(ld_f16(b + 2), static_cast<float>(mn));
-    const uint8_t* qs = b + offsetof(Block, qs) + 32 * g + l0;
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      uint32_t q = (ld_u8(qs + n) >> (4 * hi)) & 0x0F;
-      if constexpr (kHigh) q |= ((ld_u8(b + offsetof(BlockQ5_K, qh) + l0 + n) >> (2 * g + hi)) & 1) << 4;
-      v[n] = __fsub_rn(__fmul_rn(d, static_cast<float>(q)), m);
-    }
-  }
-};
-
-struct DequantQ6_K {  // element 128h + 32qq + l as in GemvQ6_K
-  static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(BlockQ6_K);
-  __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
-    const int h = j0 / 128, qq = (j0 % 128) / 32, l0 = j0 % 32;
-    const uint8_t* ql = b + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (qq % 2);
-    const uint8_t* qh = b + offsetof(BlockQ6_K, qh) + 32 * h;
-    const int8_t* scales = reinterpret_cast<const int8_t*>(b + offsetof(BlockQ6_K, scales));
-    const float ds =
-        __fmul_rn(ld_f16(b + offsetof(BlockQ6_K, d)), static_cast<float>(__ldg(scales + 8 * h + l0 / 16 + 2 * qq)));
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      const uint32_t q =
-          ((ld_u8(ql + l0 + n) >> (4 * (qq / 2))) & 0x0F) | (((ld_u8(qh + l0 + n) >> (2 * qq)) & 3) << 4);
-      v[n] = __fmul_rn(ds, static_cast<float>(static_cast<int>(q) - 32));
-    }
-  }
-};
-
 // out[8i, 8i + 8) for the n / 8 groups of 8 (n a multiple of the block size; out 16-byte aligned).
 template <class Type>
 __global__ void dequantize_blocks_f16_kernel(const uint8_t* __restrict__ w, int64_t n_groups,
@@ -643,9 +692,13 @@ bool matmul_supports(DType dtype) noexcept {
     case DType::kQ5_0:
     case DType::kQ5_1:
     case DType::kQ8_0:
+    case DType::kQ2_K:
+    case DType::kQ3_K:
     case DType::kQ4_K:
     case DType::kQ5_K:
-    case DType::kQ6_K: return true;
+    case DType::kQ6_K:
+    case DType::kIQ4_NL:
+    case DType::kIQ4_XS: return true;
     default: return false;
   }
 }
@@ -723,10 +776,14 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
       vec8 ? launch_gemv<GemvHalf<true>>(a, grid, m, stream)
            : launch_gemv<GemvPlainScalar<DType::kBF16>>(a, grid, m, stream);
       break;
-    case DType::kQ4_0: launch_gemv<GemvQ4Q5<false, false>>(a, grid, m, stream); break;
-    case DType::kQ4_1: launch_gemv<GemvQ4Q5<false, true>>(a, grid, m, stream); break;
-    case DType::kQ5_0: launch_gemv<GemvQ4Q5<true, false>>(a, grid, m, stream); break;
-    case DType::kQ5_1: launch_gemv<GemvQ4Q5<true, true>>(a, grid, m, stream); break;
+    case DType::kQ4_0: launch_gemv<GemvNibbles<FormatQ4_0>>(a, grid, m, stream); break;
+    case DType::kQ4_1: launch_gemv<GemvNibbles<FormatQ4_1>>(a, grid, m, stream); break;
+    case DType::kQ5_0: launch_gemv<GemvNibbles<FormatQ5_0>>(a, grid, m, stream); break;
+    case DType::kQ5_1: launch_gemv<GemvNibbles<FormatQ5_1>>(a, grid, m, stream); break;
+    case DType::kIQ4_NL: launch_gemv<GemvNibbles<FormatIQ4_NL>>(a, grid, m, stream); break;
+    case DType::kIQ4_XS: launch_gemv<GemvIQ4_XS>(a, grid, m, stream); break;
+    case DType::kQ2_K: launch_gemv<GemvQ2_K>(a, grid, m, stream); break;
+    case DType::kQ3_K: launch_gemv<GemvQ3_K>(a, grid, m, stream); break;
     case DType::kQ8_0: launch_gemv<GemvQ8_0>(a, grid, m, stream); break;
     case DType::kQ4_K: launch_gemv<GemvQ4Q5_K<false>>(a, grid, m, stream); break;
     case DType::kQ5_K: launch_gemv<GemvQ4Q5_K<true>>(a, grid, m, stream); break;
@@ -770,15 +827,11 @@ void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream) {
     case DType::kF32: launch_dequantize_plain<DType::kF32>(data, n, out, stream); break;
     case DType::kF16: launch_dequantize_plain<DType::kF16>(data, n, out, stream); break;
     case DType::kBF16: launch_dequantize_plain<DType::kBF16>(data, n, out, stream); break;
-    case DType::kQ4_0: launch_dequantize_blocks<DequantQ4Q5<false, false>>(data, n, out, stream); break;
-    case DType::kQ4_1: launch_dequantize_blocks<DequantQ4Q5<false, true>>(data, n, out, stream); break;
-    case DType::kQ5_0: launch_dequantize_blocks<DequantQ4Q5<true, false>>(data, n, out, stream); break;
-    case DType::kQ5_1: launch_dequantize_blocks<DequantQ4Q5<true, true>>(data, n, out, stream); break;
-    case DType::kQ8_0: launch_dequantize_blocks<DequantQ8_0>(data, n, out, stream); break;
-    case DType::kQ4_K: launch_dequantize_blocks<DequantQ4Q5_K<false>>(data, n, out, stream); break;
-    case DType::kQ5_K: launch_dequantize_blocks<DequantQ4Q5_K<true>>(data, n, out, stream); break;
-    case DType::kQ6_K: launch_dequantize_blocks<DequantQ6_K>(data, n, out, stream); break;
-    default: EMBER_CUDA_EXPECT(matmul_supports(w.dtype));
+    default: {
+      const bool blocks =
+          with_block_values(w.dtype, [&]<class Type>(Type) { launch_dequantize_blocks<Type>(data, n, out, stream); });
+      EMBER_CUDA_EXPECT(blocks);  // a type of matmul_supports
+    }
   }
   EMBER_CUDA_CHECK_LAUNCH("dequantize_f16");
 }

@@ -8,16 +8,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <type_traits>
 
 #include "cuda/activations.h"
+#include "cuda/block_values.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
 #include "cuda/rope_pair.h"
 #include "cuda/warp_sum.h"
-#include "quant/block_k.h"
-#include "quant/block_legacy.h"
 
 namespace ember::cuda {
 namespace {
@@ -152,103 +150,59 @@ __global__ void rope_kernel(const RopeArgs args, int64_t n_tokens, int64_t head_
   }
 }
 
-// ---- get_rows: element c of a row of `T` blocks, as quant/dequantize_*.cpp (bit for bit: ints to
-// float exactly, then the reference's float operations in its order, _rn so nvcc fuses nothing) --
+// ---- get_rows: the plain types element by element; the block types 8 values at a time through
+// block_values.h (the CPU dequantizer's float operations in its order: bit for bit) ---------------
 
 __device__ float f16_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
-// Q4_K/Q5_K's 6-bit scale and min of sub-block j (0..7), as scale_min_k4 in quant/block_k.h.
-__device__ void scale_min_k4(int j, const uint8_t* q, int& scale, int& min) {
-  if (j < 4) {
-    scale = q[j] & 63;
-    min = q[j + 4] & 63;
-  } else {
-    scale = (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4);
-    min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
+// The values of a plain type one at a time, of a block type 8 at a time: group g of a row to
+// out[0, kGroup).
 template <DType T>
-__device__ float load_element(const uint8_t* row, int64_t c) {
-  if constexpr (T == DType::kF32) {
-    return reinterpret_cast<const float*>(row)[c];
-  } else if constexpr (T == DType::kF16) {
-    return f16_bits(reinterpret_cast<const uint16_t*>(row)[c]);
-  } else if constexpr (T == DType::kBF16) {
-    return __uint_as_float(static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(row)[c]) << 16);
-  } else if constexpr (T == DType::kQ4_0) {
-    // Element j < 16: low nibble of qs[j]; j >= 16: high nibble of qs[j - 16]. (q - 8)·d.
-    const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(row)[c / kQK4_0];
-    const int j = static_cast<int>(c % kQK4_0);
-    const int q = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
-    return __fmul_rn(static_cast<float>(q - 8), f16_bits(b.d));
-  } else if constexpr (T == DType::kQ5_0) {
-    // As Q4_0 plus the 5th bit: bit j of qh (little-endian uint32). (q - 16)·d.
-    const BlockQ5_0& b = reinterpret_cast<const BlockQ5_0*>(row)[c / kQK5_0];
-    const int j = static_cast<int>(c % kQK5_0);
-    const uint32_t qh = b.qh[0] | (b.qh[1] << 8) | (b.qh[2] << 16) | (static_cast<uint32_t>(b.qh[3]) << 24);
-    const int q = (j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4)) | static_cast<int>(((qh >> j) & 1) << 4);
-    return __fmul_rn(static_cast<float>(q - 16), f16_bits(b.d));
-  } else if constexpr (T == DType::kQ4_1 || T == DType::kQ5_1) {
-    // As Q4_0 / Q5_0 without the bias, then q·d + m.
-    using Block = std::conditional_t<T == DType::kQ5_1, BlockQ5_1, BlockQ4_1>;
-    const Block& b = reinterpret_cast<const Block*>(row)[c / 32];
-    const int j = static_cast<int>(c % 32);
-    int q = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
-    if constexpr (T == DType::kQ5_1) {
-      const uint32_t qh = b.qh[0] | (b.qh[1] << 8) | (b.qh[2] << 16) | (static_cast<uint32_t>(b.qh[3]) << 24);
-      q |= static_cast<int>(((qh >> j) & 1) << 4);
+struct PlainValues {
+  static constexpr int64_t kGroup = 1;
+  __device__ static void store(const uint8_t* row, int64_t g, float* out) {
+    if constexpr (T == DType::kF32) {
+      *out = reinterpret_cast<const float*>(row)[g];
+    } else if constexpr (T == DType::kF16) {
+      *out = f16_bits(reinterpret_cast<const uint16_t*>(row)[g]);
+    } else {
+      static_assert(T == DType::kBF16, "get_rows: not a plain type");
+      *out = __uint_as_float(static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(row)[g]) << 16);
     }
-    return __fadd_rn(__fmul_rn(static_cast<float>(q), f16_bits(b.d)), f16_bits(b.m));
-  } else if constexpr (T == DType::kQ8_0) {
-    const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[c / kQK8_0];
-    return __fmul_rn(static_cast<float>(b.qs[c % kQK8_0]), f16_bits(b.d));
-  } else if constexpr (T == DType::kQ4_K || T == DType::kQ5_K) {
-    // 4 chunks of 64: 32 bytes of qs, low nibbles = sub-block 2k, high nibbles = sub-block 2k+1;
-    // Q5_K's 5th bit of sub-block s is bit s of qh[l]. (d·sc)·q - dmin·m.
-    using Block = std::conditional_t<T == DType::kQ5_K, BlockQ5_K, BlockQ4_K>;
-    const Block& b = reinterpret_cast<const Block*>(row)[c / kQK_K];
-    const int e = static_cast<int>(c % kQK_K), chunk = e / 64, w = e % 64;
-    const uint8_t byte = b.qs[32 * chunk + w % 32];
-    int q = w < 32 ? (byte & 0x0F) : (byte >> 4);
-    if constexpr (T == DType::kQ5_K) q |= ((b.qh[w % 32] >> (2 * chunk + (w < 32 ? 0 : 1))) & 1) << 4;
-    int sc, mn;
-    scale_min_k4(2 * chunk + (w < 32 ? 0 : 1), b.scales, sc, mn);
-    const float dl = __fmul_rn(f16_bits(b.d), static_cast<float>(sc));
-    const float ml = __fmul_rn(f16_bits(b.dmin), static_cast<float>(mn));
-    return __fsub_rn(__fmul_rn(dl, static_cast<float>(q)), ml);
-  } else if constexpr (T == DType::kQ6_K) {
-    // 2 halves of 128 (ql += 64, qh += 32, scales += 8), each 4 quarters k of 32 elements l:
-    // low 4 bits = nibble (k / 2) of ql[l + 32·(k % 2)], high 2 bits = bits 2k.. of qh[l];
-    // scale sc[l / 16 + 2k]. (d·sc)·(q - 32).
-    const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[c / kQK_K];
-    const int e = static_cast<int>(c % kQK_K), half = e / 128, k = (e % 128) / 32, l = e % 32;
-    const uint8_t lo = b.ql[64 * half + l + 32 * (k % 2)];
-    const int q = ((k < 2 ? (lo & 0x0F) : (lo >> 4)) | (((b.qh[32 * half + l] >> (2 * k)) & 3) << 4)) - 32;
-    const int sc = b.scales[8 * half + l / 16 + 2 * k];
-    return __fmul_rn(__fmul_rn(f16_bits(b.d), static_cast<float>(sc)), static_cast<float>(q));
-  } else {
-    static_assert(T == DType::kF32, "get_rows: no element loader for this type");
   }
-}
+};
+template <class Type>  // a block_values.h decoder
+struct BlockValues {
+  static constexpr int64_t kGroup = 8;
+  __device__ static void store(const uint8_t* row, int64_t g, float* out) {
+    const int64_t e = 8 * g;
+    float v[8];
+    Type::values8(row + (e / Type::kBlockElems) * Type::kBlockBytes, static_cast<int>(e % Type::kBlockElems), v);
+#pragma unroll
+    for (int n = 0; n < 8; ++n) out[n] = v[n];
+  }
+};
 
-// dst[r][c] = element c of source row ids[r] (rows row_bytes apart). Grid: x over c, y over r. An id
-// out of range is a caller bug: trap (the next CUDA call reports the fault) rather than read wild.
-template <DType T>
+// dst[r][c] = element c of source row ids[r] (rows row_bytes apart), Values::kGroup elements per
+// thread. Grid: x over the groups, y over r. An id out of range is a caller bug: trap (the next
+// CUDA call reports the fault) rather than read wild.
+template <class Values>
 __global__ void get_rows_kernel(const uint8_t* src, int64_t n_src_rows, uint64_t row_bytes, int64_t n_cols,
                                 const int32_t* ids, int64_t n_ids, float* dst) {
   for (int64_t r = blockIdx.y; r < n_ids; r += gridDim.y) {
     const int32_t id = ids[r];
     if (id < 0 || id >= n_src_rows) __trap();
     const uint8_t* row = src + static_cast<uint64_t>(id) * row_bytes;
-    for (int64_t c = first_index(); c < n_cols; c += grid_stride()) dst[r * n_cols + c] = load_element<T>(row, c);
+    for (int64_t g = first_index(); g < n_cols / Values::kGroup; g += grid_stride()) {
+      Values::store(row, g, dst + r * n_cols + Values::kGroup * g);
+    }
   }
 }
 
-template <DType T>
+template <class Values>
 void launch_get_rows(const void* src, int64_t n_src_rows, uint64_t row_bytes, int64_t n_cols, const int32_t* ids,
                      int64_t n_ids, float* dst, cudaStream_t stream) {
-  EMBER_CUDA_LAUNCH(grid_2d(n_ids, n_cols), kThreads, 0, stream, get_rows_kernel<T>)
+  EMBER_CUDA_LAUNCH(grid_2d(n_ids, n_cols / Values::kGroup), kThreads, 0, stream, get_rows_kernel<Values>)
   (static_cast<const uint8_t*>(src), n_src_rows, row_bytes, n_cols, ids, n_ids, dst);
 }
 
@@ -363,23 +317,24 @@ void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, c
   const std::optional<uint64_t> row_bytes = dtype_bytes_for(type, static_cast<uint64_t>(n_cols));
   EMBER_CUDA_EXPECT(row_bytes.has_value());  // n_cols whole blocks
   if (n_ids == 0 || n_cols == 0) return;
-  void (*launch)(const void*, int64_t, uint64_t, int64_t, const int32_t*, int64_t, float*, cudaStream_t) = nullptr;
+  const uint64_t rb = *row_bytes;
   switch (type) {
-    case DType::kF32: launch = launch_get_rows<DType::kF32>; break;
-    case DType::kF16: launch = launch_get_rows<DType::kF16>; break;
-    case DType::kBF16: launch = launch_get_rows<DType::kBF16>; break;
-    case DType::kQ4_0: launch = launch_get_rows<DType::kQ4_0>; break;
-    case DType::kQ4_1: launch = launch_get_rows<DType::kQ4_1>; break;
-    case DType::kQ5_0: launch = launch_get_rows<DType::kQ5_0>; break;
-    case DType::kQ5_1: launch = launch_get_rows<DType::kQ5_1>; break;
-    case DType::kQ8_0: launch = launch_get_rows<DType::kQ8_0>; break;
-    case DType::kQ4_K: launch = launch_get_rows<DType::kQ4_K>; break;
-    case DType::kQ5_K: launch = launch_get_rows<DType::kQ5_K>; break;
-    case DType::kQ6_K: launch = launch_get_rows<DType::kQ6_K>; break;
-    default: break;
+    case DType::kF32:
+      launch_get_rows<PlainValues<DType::kF32>>(src, n_src_rows, rb, n_cols, ids, n_ids, dst, stream);
+      break;
+    case DType::kF16:
+      launch_get_rows<PlainValues<DType::kF16>>(src, n_src_rows, rb, n_cols, ids, n_ids, dst, stream);
+      break;
+    case DType::kBF16:
+      launch_get_rows<PlainValues<DType::kBF16>>(src, n_src_rows, rb, n_cols, ids, n_ids, dst, stream);
+      break;
+    default: {
+      const bool blocks = with_block_values(type, [&]<class Type>(Type) {
+        launch_get_rows<BlockValues<Type>>(src, n_src_rows, rb, n_cols, ids, n_ids, dst, stream);
+      });
+      EMBER_CUDA_EXPECT(blocks);  // a type of matmul_supports
+    }
   }
-  EMBER_CUDA_EXPECT(launch != nullptr);  // a type of matmul_supports
-  launch(src, n_src_rows, *row_bytes, n_cols, ids, n_ids, dst, stream);
   EMBER_CUDA_CHECK_LAUNCH("get_rows");
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "cuda/cuda_backend.h"
 #include "cuda/cuda_test_util.h"
 #include "ember/hooks.h"
 #include "engine/sampler_math.h"
@@ -87,7 +88,7 @@ constexpr double kPrefillTolerance = 1e-2;
 // type).
 bool every_pair_or_cross_section([[maybe_unused]] size_t a, [[maybe_unused]] size_t t) {
 #ifdef EMBER_CUDA_EMULATED
-  return a == 0 || t % 6 == a % 6;
+  return a == 0 || t % 7 == a;
 #else
   return true;
 #endif
@@ -99,8 +100,9 @@ TEST(CudaModel, EveryArchitectureAndTypeAgainstTheReference) {
   // otherwise leave it to the per-row kernel).
   const ScopedEnv tiled("EMBER_CUDA_TILED_ATTENTION", "always");
   const std::vector<int32_t> tokens = test::random_tokens(21, 80, 3);
-  const std::vector<DType> types = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_1,
-                                    DType::kQ5_0, DType::kQ5_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+  const std::vector<DType> types = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,   DType::kQ4_0,
+                                    DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K,   DType::kQ3_K,
+                                    DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS};
   const std::vector<std::string>& archs = test::architecture_names();
   for (size_t a = 0; a < archs.size(); ++a) {
     const std::string& arch = archs[a];
@@ -630,15 +632,17 @@ TEST(CudaModel, OffloadArgumentsAreChecked) {
   ModelOptions options;
   options.gpu_layers = -2;
   EXPECT_THROW(Model::from_file(GgufFile::parse(bytes, "random.gguf"), backend, options), Error);
-  // IQ4_NL has no GPU kernels: a clear error naming the tensor, not a crash.
-  const std::vector<std::byte> iq4 = test::write_random_model(test::reference_spec("llama", DType::kIQ4_NL));
-  options.gpu_layers = kGpuLayersAll;
+  // Every weight type the CPU runs has GPU kernels; a type without them (an activation format here)
+  // is refused at upload naming the tensor and its type, not a crash.
+  cuda::CudaBackend gpu;
+  const std::vector<std::byte> q8_k(292, std::byte{0});  // one Q8_K block
   try {
-    (void)Model::from_file(GgufFile::parse(iq4, "random.gguf"), backend, options);
-    FAIL() << "an IQ4_NL model offloaded without an error";
+    (void)gpu.upload({q8_k.data(), DType::kQ8_K, 1, 256}, "blk.0.attn_q");
+    FAIL() << "a Q8_K matrix uploaded without an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
-    EXPECT_NE(std::string(e.what()).find("iq4_nl"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("blk.0.attn_q is q8_K, a type without GPU matmul kernels"), std::string::npos)
+        << e.what();
   }
 }
 

@@ -1,5 +1,5 @@
 // The int8 prefill GEMM (quantize_q8_0_rows, int8_gemm) against the CPU's own Q8_0 activation
-// quantizer and its vec_dot_*_q8_0 reference dot products, on random data: Q4_0, Q5_0 and Q8_0,
+// quantizer and its vec_dot_*_q8_0 reference dot products, on random data: Q4_0, Q5_0, Q8_0 and IQ4_NL,
 // shapes that fill and that cut the 64×64 tiles and the 128-value steps.
 #include <gtest/gtest.h>
 
@@ -136,8 +136,8 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_0Activations) {
 }
 
 std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
-INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest, ::testing::Values(DType::kQ4_0, DType::kQ5_0, DType::kQ8_0),
-                         type_name);
+INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
+                         ::testing::Values(DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL), type_name);
 
 // CudaBackend with the int8 GEMM on: matmul_many quantizes x once for consecutive int8 matrices and
 // again after a cuBLAS one (which overwrites the shared scratch): every output equals its own
@@ -181,7 +181,9 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
 }
 
 TEST(CudaInt8Gemm, SupportsTheQ8_0DotTypesOnly) {
-  for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0}) EXPECT_TRUE(cuda::int8_gemm_supports(type));
+  for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL}) {
+    EXPECT_TRUE(cuda::int8_gemm_supports(type));
+  }
   for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K}) {
     EXPECT_FALSE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }

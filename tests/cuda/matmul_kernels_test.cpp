@@ -32,8 +32,9 @@ using cuda::kGemvMaxRows;
 using cuda_test::poisoned_floats;
 using cuda_test::relative_error;
 
-const DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
-                        DType::kQ5_1, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+const DType kTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0,   DType::kQ4_1,
+                        DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ2_K,   DType::kQ3_K,
+                        DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS};
 const int64_t kOutSizes[] = {1, 3, 31, 33, 257};
 
 // Row lengths: 1, 2, 3 and 7 blocks and a large k; plain types also odd and 4/8-aligned lengths
@@ -290,8 +291,8 @@ TEST(CudaMatmul, ZeroSizesLaunchNothing) {
 
 TEST(CudaMatmul, SupportsTheGemvTypesOnly) {
   for (const DType type : kTypes) EXPECT_TRUE(cuda::matmul_supports(type)) << dtype_name(type);
-  for (const DType type :
-       {DType::kQ8_1, DType::kQ2_K, DType::kQ3_K, DType::kQ8_K, DType::kIQ4_NL, DType::kIQ4_XS, DType::kI32}) {
+  // The activation formats (no weights come in them) and non-float types.
+  for (const DType type : {DType::kQ8_1, DType::kQ8_K, DType::kI32, DType::kI8}) {
     EXPECT_FALSE(cuda::matmul_supports(type)) << dtype_name(type);
   }
 }

@@ -252,8 +252,9 @@ TEST(CudaOps, RopeQkEqualsTwoRopes) {
 // Every matmul type, rows picked out of order and repeated; bit for bit the CPU dequantizer.
 TEST(CudaOps, GetRowsExactForEveryType) {
   EMBER_REQUIRE_GPU();
-  const DType types[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0,
-                         DType::kQ5_1, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+  const DType types[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ4_0,   DType::kQ4_1,
+                         DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ2_K,   DType::kQ3_K,
+                         DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS};
   const int64_t n_src_rows = 7;
   const std::vector<int32_t> ids = {3, 0, 6, 3, 1};
   const auto n_ids = static_cast<int64_t>(ids.size());
