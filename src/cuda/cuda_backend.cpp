@@ -130,8 +130,7 @@ Roofline CudaBackend::measure_roofline() {
 
 CudaLinear CudaBackend::upload(const WeightMatrix& w, std::string_view what) {
   if (!matmul_supports(w.dtype)) {
-    fail(ErrorCode::kUnsupported, "CUDA: {} is {}, a type without GPU matmul kernels (not a weight format)", what,
-         dtype_name(w.dtype));
+    fail(ErrorCode::kUnsupported, "CUDA: {} is {}, a type without GPU matmul kernels", what, dtype_name(w.dtype));
   }
   const std::optional<size_t> bytes = dtype_bytes_for(w.dtype, static_cast<size_t>(w.n_out * w.k));
   if (!bytes || w.k % dtype_traits(w.dtype).block_size != 0) {

@@ -52,6 +52,12 @@ unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min((n + kThr
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// The block types whose GEMV units read 4-byte words (blocks of 84, 136, 144 and 176 bytes): their
+// matrices must start 4-byte aligned (a cudaMalloc base is; so is any whole number of their rows).
+bool reads_words(DType dtype) {
+  return dtype == DType::kQ2_K || dtype == DType::kQ4_K || dtype == DType::kQ5_K || dtype == DType::kIQ4_XS;
+}
+
 // ---- GEMV building blocks ----------------------------------------------------------------------
 
 using RowPtrs = const uint8_t* [kGemvRows];
@@ -169,8 +175,8 @@ struct GemvPlainScalar {
   }
 };
 
-// The quantized units are laid out so that the 8 (Q4_K, Q6_K) or 4 (legacy) lanes on one block
-// read x in whole 128-byte lines: a warp's x loads then touch 4-8 lines each, not 32.
+// The quantized units are laid out so that the 8 (K types, IQ4_XS) or 4 (32-value types) lanes on
+// one block read x in whole 128-byte lines: a warp's x loads then touch 4-8 lines each, not 32.
 
 // The NibbleFormat types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), unit: a quarter block. Unit u is qs
 // word c = u % 4 of block u / 4, bytes qs[4c + n]: element 4c + n (low nibble) and 16 + 4c + n
@@ -463,9 +469,11 @@ struct GemvQ3_K {
   }
 };
 
-// IQ4_XS unit: an eighth of a block, sub-block t = u % 8 (32 values): qs words 4t .. 4t + 3 at
-// byte 8 + 16t (4-byte aligned in 136-byte blocks), bytes qs[16t + j]: element 32t + j (low
-// nibble) and 32t + 16 + j (high), their levels times d·(ls - 32).
+// IQ4_XS unit: an eighth of a block, as Q4_K's: unit u is t = u % 8 of block u / 8 and holds qs
+// words t + 8g (g < 4; qs at byte 8 of the 136-byte blocks: 4-byte aligned), word t + 8g of
+// sub-block 2g + t / 4 (16 bytes each): its bytes n are elements 64g + 32(t / 4) + 4(t % 4) + n
+// (low nibbles) and 16 further (high), their levels times the sub-block's d·(ls - 32). The 8 lanes
+// on a block read x over 64 consecutive values per g.
 struct GemvIQ4_XS {
   static constexpr int kUnitElems = 32;
   static constexpr bool kTightRegisters = false;  // see gemv_min_blocks_for
@@ -473,38 +481,41 @@ struct GemvIQ4_XS {
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
     const int t = u % 8;
-    float dl[kGemvRows];
-    uint32_t q[kGemvRows][4];
+    float d[kGemvRows];
+    uint32_t q[kGemvRows][4], scales_l[kGemvRows], scales_h[kGemvRows];
 #pragma unroll
     for (int r = 0; r < kGemvRows; ++r) {
-      const uint8_t* b = w[r] + (u / 8) * sizeof(BlockIQ4_XS);
-      const uint32_t head = __ldg(reinterpret_cast<const uint32_t*>(b));  // d, scales_h
-      const uint32_t ls = ((ld_u8(b + offsetof(BlockIQ4_XS, scales_l) + t / 2) >> (4 * (t % 2))) & 0x0F) |
-                          (((head >> (16 + 2 * t)) & 3) << 4);
-      dl[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(head & 0xFFFF))) * byte_value<32>(ls, 0);
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(BlockIQ4_XS));
+      const uint32_t head = __ldg(b);  // d, scales_h
+      d[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(head & 0xFFFF)));
+      scales_h[r] = head >> 16;
+      scales_l[r] = __ldg(b + offsetof(BlockIQ4_XS, scales_l) / 4);
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
-        q[r][i] = __ldg(reinterpret_cast<const uint32_t*>(b + offsetof(BlockIQ4_XS, qs)) + 4 * t + i);
+      for (int g = 0; g < 4; ++g) q[r][g] = __ldg(b + offsetof(BlockIQ4_XS, qs) / 4 + 8 * g + t);
     }
-    const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 32 * t;
-    float s[kGemvRows][M] = {};  // Σ level · x over the sub-block
+    const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 32 * (t / 4) + 4 * (t % 4);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float lo[kGemvRows][4], hi[kGemvRows][4];
+    for (int g = 0; g < 4; ++g) {
+      float lo[kGemvRows][4], hi[kGemvRows][4], dl[kGemvRows];
 #pragma unroll
       for (int r = 0; r < kGemvRows; ++r) {
-        const uint32_t lo_l = iq4_levels4(q[r][i] & 0x0F0F0F0Fu) ^ 0x80808080u;  // int8 + 128
-        const uint32_t hi_l = iq4_levels4((q[r][i] >> 4) & 0x0F0F0F0Fu) ^ 0x80808080u;
+        // Sub-block ib = 2g + t / 4: nibble ib % 2 of scales_l[ib / 2 = g], bits 2ib of scales_h.
+        const uint32_t ls =
+            ((scales_l[r] >> (8 * g + 4 * (t / 4))) & 0x0F) | (((scales_h[r] >> (4 * g + 2 * (t / 4))) & 3) << 4);
+        dl[r] = d[r] * byte_value<32>(ls, 0);
+        const uint32_t lo_l = iq4_levels4(q[r][g] & 0x0F0F0F0Fu) ^ 0x80808080u;  // int8 + 128
+        const uint32_t hi_l = iq4_levels4((q[r][g] >> 4) & 0x0F0F0F0Fu) ^ 0x80808080u;
 #pragma unroll
         for (int n = 0; n < 4; ++n) {
           lo[r][n] = byte_value<128>(lo_l, n);
           hi[r][n] = byte_value<128>(hi_l, n);
         }
       }
-      dot4<M>(x, k, e + 4 * i, lo, s);
-      dot4<M>(x, k, e + 16 + 4 * i, hi, s);
+      float s[kGemvRows][M] = {};  // Σ level · x over the sub-block's 8 values here
+      dot4<M>(x, k, e + 64 * g, lo, s);
+      dot4<M>(x, k, e + 64 * g + 16, hi, s);
+      scale_add<M>(dl, s, acc);
     }
-    scale_add<M>(dl, s, acc);
   }
 };
 
@@ -741,7 +752,7 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
     EMBER_CUDA_EXPECT(a.n_parts == 1 && ws.size() == 1 && !accumulate && glu_up != nullptr);
     all_aligned = all_aligned && aligned16(glu_up);
     any_aligned = any_aligned || aligned16(glu_up);
-    if (w0.dtype == DType::kQ4_K) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(glu_up) % 4 == 0);
+    if (reads_words(w0.dtype)) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(glu_up) % 4 == 0);
   }
   a.row_bytes = static_cast<int64_t>(*dtype_bytes_for(w0.dtype, static_cast<uint64_t>(w0.k)));
   a.x = x;
@@ -758,10 +769,10 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
   }
   const bool vec4 = w0.k % 4 == 0 && all_aligned && aligned16(x);
   const bool vec8 = w0.k % 8 == 0 && all_aligned && aligned16(x);
-  // The quantized kernels read x as float4 (k is a multiple of 32) and Q4_K blocks (144 bytes) as
-  // 4-byte words; the other blocks only need their natural 2-byte alignment.
+  // The quantized kernels read x as float4 (k is a multiple of 32) and some blocks as 4-byte words
+  // (reads_words); the other blocks only need their natural 2-byte alignment.
   if (dtype_traits(w0.dtype).quantized) EMBER_CUDA_EXPECT(aligned16(x));
-  if (w0.dtype == DType::kQ4_K) {
+  if (reads_words(w0.dtype)) {
     for (int i = 0; i < a.n_parts; ++i) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(a.parts[i].w) % 4 == 0);
   }
   switch (w0.dtype) {

@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
 TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
   EMBER_REQUIRE_GPU();
   const int64_t m = 20, n_out = 40, k = 256;
-  const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ6_K, DType::kQ5_0};
+  const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ6_K, DType::kQ5_0, DType::kIQ4_NL};
   cuda::CudaBackend backend(cuda::CudaBackendOptions{.int8_gemm = true});
   backend.reserve({.max_rows = m, .max_k = k}, n_out * k, 0);
   std::vector<std::vector<std::byte>> blocks;
@@ -184,7 +184,8 @@ TEST(CudaInt8Gemm, SupportsTheQ8_0DotTypesOnly) {
   for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL}) {
     EXPECT_TRUE(cuda::int8_gemm_supports(type));
   }
-  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K}) {
+  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_1, DType::kQ5_1, DType::kQ2_K,
+                           DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS}) {
     EXPECT_FALSE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }
 }

@@ -42,7 +42,7 @@ const int64_t kOutSizes[] = {1, 3, 31, 33, 257};
 std::vector<int64_t> k_values(DType type) {
   const int64_t block = dtype_traits(type).block_size;
   if (block == 1) return {1, 5, 8, 33, 64, 1001, 4096};
-  if (block == 256) return {256, 512, 768, 1792, 2048 + 256};
+  if (block == 256) return {256, 512, 768, 1792, 2048 + 256, 17 * 256};  // 17 blocks: 136 units, past 128 threads
   return {32, 64, 96, 224, 11008};
 }
 
