@@ -5,7 +5,7 @@
 #                                  shared libraries the GPU image may lack and stories260K into
 #                                  build/devpack.tar.xz (carried to the device: `carry` it)
 #   scripts/device-check.sh run    there: the cuda tests, then `ember bench` on synthetic
-#                                  llama-3.2-1b / 3b (Q4_0, Q8_0, F16) and smollm-135m; ~6 minutes
+#                                  llama-3.2-1b / 3b (Q4_0, Q8_0, F16, Q4_K_M) and smollm-135m; ~7 minutes
 # Options of run: --tests-only, --bench-only, --quick (1B only, fewer repetitions).
 # Results go to $OUT (the device tool's folder) or build/devpack/out.
 set -euo pipefail
@@ -68,7 +68,7 @@ do_run() {
     [ "$quick" = 1 ] && presets="llama-3.2-1b" && reps=3
     local files=()
     for p in smollm-135m $presets; do
-      for t in Q4_0 Q8_0 F16; do
+      for t in Q4_0 Q8_0 F16 Q4_K_M; do
         [ "$p" = smollm-135m ] && [ "$t" != Q8_0 ] && continue
         local f="$models/$p-$t.gguf"
         [ -f "$f" ] || ember synth --preset "$p" --type "$t" --no-vocab -o "$f" >/dev/null
