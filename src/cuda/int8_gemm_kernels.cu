@@ -104,8 +104,8 @@ struct Int8Q8_0 {
 // blocks (128 values of k) of both in shared memory as int8 with their scales; each warp then runs
 // its 32×32 of the tile as 2×4 mma.sync m16n8k32 per block of k and adds each s32 result times
 // w's d · x's d to its float accumulators: per output, the blocks' sums in k order, as the CPU's
-// vec_dot_*_q8_0. blockIdx.x walks the activation tiles, so the blocks that run together share a
-// weight tile (read from memory once, then from L2) and all the activations stay in L2.
+// vec_dot_*_q8_0. blockIdx.x walks the activation tiles, so consecutive blocks share a weight tile
+// (read from memory once, then from L2), and the step's int8 activations (m·k bytes) are read from L2.
 
 constexpr int kGemmThreads = 128;
 // Resident blocks per SM the kernel is compiled for: a 128-register budget (ptxas's own choice,
