@@ -1,7 +1,7 @@
 // Exact values of the GGUF weight blocks on the device: per type, 8 consecutive values computed
 // with the CPU dequantizer's float operations in its order (quant/dequantize_*.cpp), bit for bit.
 // dequantize_f16 (matmul_kernels.cu) rounds them to f16, get_rows (ops_kernels.cu) stores them;
-// the block formats the nibble GEMV and the int8 GEMM decode their own way share NibbleFormat.
+// the GEMV decodes the same formats its own way (NibbleFormat is shared with it).
 #pragma once
 
 #include <cstddef>
