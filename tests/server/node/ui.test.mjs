@@ -269,6 +269,9 @@ test('a server with an API key: the page loads, asks for the key, then works wit
     await other.waitForFunction(() => document.activeElement?.id === 'api-key');
     await other.fill('#api-key', 'wrong-key');
     await other.locator('#api-key').dispatchEvent('change');
+    // The page asks the server again with that key; its 401 reopens the settings at the key field.
+    // Wait for it: arriving after the prompt is filled, it took the focus, and Enter went to the key.
+    await other.locator('#api-key[aria-invalid="true"]').waitFor();
     await other.click('#settings-toggle');
     await other.fill('#prompt', 'And God said');
     await other.keyboard.press('Enter');
