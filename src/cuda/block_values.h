@@ -1,7 +1,7 @@
 // Exact values of the GGUF weight blocks on the device: per type, 8 consecutive values computed
 // with the CPU dequantizer's float operations in its order (quant/dequantize_*.cpp), bit for bit.
 // dequantize_f16 (matmul_kernels.cu) rounds them to f16, get_rows (ops_kernels.cu) stores them;
-// the GEMV decodes the same formats its own way (NibbleFormat is shared with it).
+// the GEMV and the int8 GEMM decode the nibble formats a word at a time through nibble_codes.
 #pragma once
 
 #include <cstddef>
@@ -40,6 +40,21 @@ using FormatQ4_1 = NibbleFormat<BlockQ4_1, false, true, 0>;
 using FormatQ5_0 = NibbleFormat<BlockQ5_0, true, false, 16>;
 using FormatQ5_1 = NibbleFormat<BlockQ5_1, true, true, 0>;
 using FormatIQ4_NL = NibbleFormat<BlockIQ4_NL, false, false, 0, true>;
+
+// qs word c (0..3) of a NibbleFormat block as four codes each: `low` those of values 4c .. 4c + 3
+// (the low nibbles), `high` those of values 16 + 4c .. (the high nibbles); kHigh adds the 5th bit
+// of value j, bit j of qh.
+template <class F>
+__device__ __forceinline__ void nibble_codes(const uint8_t* b, int c, uint32_t& low, uint32_t& high) {
+  const uint32_t q = ld_u32_a2(b + offsetof(typename F::Block, qs) + 4 * c);
+  low = q & 0x0F0F0F0Fu;
+  high = (q >> 4) & 0x0F0F0F0Fu;
+  if constexpr (F::kHigh) {
+    const uint32_t qh = ld_u32_a2(b + offsetof(typename F::Block, qh));
+    low |= spread_bits4((qh >> (4 * c)) & 0xF) << 4;
+    high |= spread_bits4((qh >> (16 + 4 * c)) & 0xF) << 4;
+  }
+}
 
 // The quantized types as 8 consecutive values at element j0 (a multiple of 8) of a block, computed
 // with the CPU reference's float operations in its order (__fmul_rn etc.: no FMA contraction), so

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cuda/block_loads.h"
+#include "cuda/block_values.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
@@ -49,41 +50,24 @@ __device__ __forceinline__ uint32_t minus_per_byte(uint32_t v) {
 
 // Each type: kBlockBytes, and decode(block, words), which writes the block's 32 values as signed
 // bytes in value order (four per word, the lowest in the low byte) and returns its scale d.
-struct Int8Q4_0 {  // value j < 16: low nibble of qs[j] - 8; value j + 16: its high nibble - 8
-  static constexpr int kBlockBytes = sizeof(BlockQ4_0);
-  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t qs = ld_u32_a2(b + offsetof(BlockQ4_0, qs) + 4 * i);
-      words[i] = minus_per_byte<8>(qs & 0x0F0F0F0Fu);
-      words[i + 4] = minus_per_byte<8>((qs >> 4) & 0x0F0F0F0Fu);
+template <class F>  // a NibbleFormat without a min: code - kBias, or IQ4_NL's level (an int8)
+struct Int8Nibbles {
+  static_assert(!F::kMin);
+  static constexpr int kBlockBytes = sizeof(typename F::Block);
+  __device__ static uint32_t values(uint32_t codes) {
+    if constexpr (F::kCodebook) {
+      return iq4_levels4(codes);
+    } else {
+      return minus_per_byte<F::kBias>(codes);
     }
-    return ld_f16(b);
   }
-};
-
-struct Int8Q5_0 {  // as Q4_0 with bit j of qh as value j's fifth bit, minus 16
-  static constexpr int kBlockBytes = sizeof(BlockQ5_0);
-  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
-    const uint32_t qh = ld_u32_a2(b + offsetof(BlockQ5_0, qh));
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t qs = ld_u32_a2(b + offsetof(BlockQ5_0, qs) + 4 * i);
-      words[i] = minus_per_byte<16>((qs & 0x0F0F0F0Fu) | spread_bits4((qh >> (4 * i)) & 0xF) << 4);
-      words[i + 4] = minus_per_byte<16>(((qs >> 4) & 0x0F0F0F0Fu) | spread_bits4((qh >> (16 + 4 * i)) & 0xF) << 4);
-    }
-    return ld_f16(b);
-  }
-};
-
-struct Int8IQ4_NL {  // Q4_0's nibble order; each code's level (an int8) rather than code - 8
-  static constexpr int kBlockBytes = sizeof(BlockIQ4_NL);
   __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t qs = ld_u32_a2(b + offsetof(BlockIQ4_NL, qs) + 4 * i);
-      words[i] = iq4_levels4(qs & 0x0F0F0F0Fu);
-      words[i + 4] = iq4_levels4((qs >> 4) & 0x0F0F0F0Fu);
+    for (int c = 0; c < 4; ++c) {
+      uint32_t low, high;
+      nibble_codes<F>(b, c, low, high);
+      words[c] = values(low);
+      words[c + 4] = values(high);
     }
     return ld_f16(b);
   }
@@ -265,9 +249,9 @@ void int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m
   EMBER_CUDA_EXPECT((m + kTileRows - 1) / kTileRows <= 0x7FFFFFFF && (w.n_out + kTileCols - 1) / kTileCols <= 65535);
   if (m <= 0 || w.n_out == 0) return;
   switch (w.dtype) {
-    case DType::kQ4_0: launch_int8_gemm<Int8Q4_0>(w, q, d, m, y, stream); break;
-    case DType::kQ5_0: launch_int8_gemm<Int8Q5_0>(w, q, d, m, y, stream); break;
-    case DType::kIQ4_NL: launch_int8_gemm<Int8IQ4_NL>(w, q, d, m, y, stream); break;
+    case DType::kQ4_0: launch_int8_gemm<Int8Nibbles<FormatQ4_0>>(w, q, d, m, y, stream); break;
+    case DType::kQ5_0: launch_int8_gemm<Int8Nibbles<FormatQ5_0>>(w, q, d, m, y, stream); break;
+    case DType::kIQ4_NL: launch_int8_gemm<Int8Nibbles<FormatIQ4_NL>>(w, q, d, m, y, stream); break;
     default: launch_int8_gemm<Int8Q8_0>(w, q, d, m, y, stream); break;
   }
   EMBER_CUDA_CHECK_LAUNCH("int8_gemm");

@@ -196,13 +196,8 @@ struct GemvNibbles {
     for (int r = 0; r < kGemvRows; ++r) {
       const uint8_t* b = w[r] + (u / 4) * sizeof(Block);
       d[r] = ld_f16(b);
-      const uint32_t q = ld_u32_a2(b + offsetof(Block, qs) + 4 * c);
-      uint32_t lo_q = q & 0x0F0F0F0Fu, hi_q = (q >> 4) & 0x0F0F0F0Fu;
-      if constexpr (F::kHigh) {
-        const uint32_t qh = ld_u32_a2(b + offsetof(Block, qh));
-        lo_q |= spread_bits4((qh >> (4 * c)) & 0xF) << 4;
-        hi_q |= spread_bits4((qh >> (16 + 4 * c)) & 0xF) << 4;
-      }
+      uint32_t lo_q, hi_q;
+      nibble_codes<F>(b, c, lo_q, hi_q);
       if constexpr (F::kCodebook) {  // int8 levels + 128: unsigned bytes
         lo_q = iq4_levels4(lo_q) ^ 0x80808080u;
         hi_q = iq4_levels4(hi_q) ^ 0x80808080u;
