@@ -267,11 +267,14 @@ test('a server with an API key: the page loads, asks for the key, then works wit
     // /v1/models and /props answer 401: the settings open at the key field.
     await other.locator('#api-key').waitFor({ state: 'visible' });
     await other.waitForFunction(() => document.activeElement?.id === 'api-key');
+    // Leaving the field fires the browser's own change event, once. (A dispatched change event
+    // left the browser's one pending: it fired when the settings closed, and its 401 could take
+    // the focus from the prompt, so Enter went to the key field.)
     await other.fill('#api-key', 'wrong-key');
-    await other.locator('#api-key').dispatchEvent('change');
+    await other.locator('#api-key').blur();
     // The page asks the server again with that key; its 401 reopens the settings at the key field.
-    // Wait for it: arriving after the prompt is filled, it took the focus, and Enter went to the key.
     await other.locator('#api-key[aria-invalid="true"]').waitFor();
+    await other.waitForFunction(() => document.activeElement?.id === 'api-key');
     await other.click('#settings-toggle');
     await other.fill('#prompt', 'And God said');
     await other.keyboard.press('Enter');
@@ -279,7 +282,7 @@ test('a server with an API key: the page loads, asks for the key, then works wit
     await other.waitForFunction((el) => el.dataset.state === 'error', await failed.elementHandle());
     await other.locator('#api-key').waitFor({ state: 'visible' });
     await other.fill('#api-key', API_KEY);
-    await other.locator('#api-key').dispatchEvent('change');
+    await other.locator('#api-key').blur();
     await other.click('#settings-toggle');
     await other.fill('#prompt', 'And God said');
     await other.keyboard.press('Enter');
