@@ -26,6 +26,26 @@ __device__ __forceinline__ void scale_min_k4(int j, const uint8_t* q, uint32_t* 
   }
 }
 
+// Q4_K/Q5_K block b's sub-block j (0..7) as d·q - m: d = d·scale_j, m = dmin·min_j, rounded as
+// dequantize_row_q4_k rounds them.
+struct ScaleAndMin {
+  float d, m;
+};
+__device__ __forceinline__ ScaleAndMin k4_scale_and_min(const uint8_t* b, int j) {
+  static_assert(offsetof(BlockQ4_K, scales) == offsetof(BlockQ5_K, scales) && offsetof(BlockQ5_K, dmin) == 2);
+  uint32_t sc, mn;
+  scale_min_k4(j, b + offsetof(BlockQ4_K, scales), &sc, &mn);
+  return {__fmul_rn(ld_f16(b), static_cast<float>(sc)), __fmul_rn(ld_f16(b + 2), static_cast<float>(mn))};
+}
+
+// IQ4_XS block b's sub-block ib (0..7) scale d·(ls - 32), ls the 6 bits of scales_l's nibble ib and
+// scales_h's bits 2ib, 2ib + 1.
+__device__ __forceinline__ float iq4_xs_scale(const uint8_t* b, int ib) {
+  const uint32_t ls = ((ld_u8(b + offsetof(BlockIQ4_XS, scales_l) + ib / 2) >> (4 * (ib % 2))) & 0x0F) |
+                      (((ld_u16(b + offsetof(BlockIQ4_XS, scales_h)) >> (2 * ib)) & 3) << 4);
+  return __fmul_rn(ld_f16(b), static_cast<float>(static_cast<int>(ls) - 32));
+}
+
 // The 32-value formats with an f16 d first and 16 bytes of nibbles (value j < 16: the low nibble of
 // qs[j]; value j + 16: its high nibble), as codes q: Q4_0, Q5_0 (kHigh: bit j of qh is value j's
 // 5th bit) d·(q - kBias); Q4_1, Q5_1 (kMin) q·d + m; IQ4_NL (kCodebook) d·level(q).
@@ -102,10 +122,7 @@ struct DequantQ4Q5_K {
   static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(Block);
   __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
     const int g = j0 / 64, hi = (j0 % 64) / 32, l0 = j0 % 32;
-    uint32_t sc, mn;
-    scale_min_k4(2 * g + hi, b + offsetof(Block, scales), &sc, &mn);
-    const float d = __fmul_rn(ld_f16(b), static_cast<float>(sc));
-    const float m = __fmul_rn(ld_f16(b + 2), static_cast<float>(mn));
+    const auto [d, m] = k4_scale_and_min(b, 2 * g + hi);
     const uint8_t* qs = b + offsetof(Block, qs) + 32 * g + l0;
 #pragma unroll
     for (int n = 0; n < 8; ++n) {
@@ -176,15 +193,12 @@ struct DequantQ3_K {
   }
 };
 
-// IQ4_XS: sub-block ib (32 values) is as an IQ4_NL block of qs[16ib, +16) with the scale
-// d·(ls - 32), ls the 6 bits of scales_l's nibble ib and scales_h's bits 2ib, 2ib + 1.
+// IQ4_XS: sub-block ib (32 values) is as an IQ4_NL block of qs[16ib, +16) with iq4_xs_scale.
 struct DequantIQ4_XS {
   static constexpr int kBlockElems = kQK_K, kBlockBytes = sizeof(BlockIQ4_XS);
   __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
     const int ib = j0 / 32, j = j0 % 32;
-    const uint32_t ls = ((ld_u8(b + offsetof(BlockIQ4_XS, scales_l) + ib / 2) >> (4 * (ib % 2))) & 0x0F) |
-                        (((ld_u16(b + offsetof(BlockIQ4_XS, scales_h)) >> (2 * ib)) & 3) << 4);
-    const float dl = __fmul_rn(ld_f16(b), static_cast<float>(static_cast<int>(ls) - 32));
+    const float dl = iq4_xs_scale(b, ib);
     const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs) + 16 * ib + j % 16;
     const int shift = j < 16 ? 0 : 4;
 #pragma unroll

@@ -266,12 +266,12 @@ void CudaBackend::matmul_many(std::span<const CudaLinear* const> ws, const float
     // Consecutive int8 GEMMs of one k (q / k / v, gate / up) share one quantization of x; a cuBLAS
     // GEMM between them overwrites it.
     int64_t quantized_k = 0;
-    Q8Rows q8{};
+    Q8_1Rows q8{};
     for (size_t i = 0; i < ws.size(); ++i) {
       if (!rows_invariant_ && runs_int8(*ws[i])) {
         if (quantized_k != ws[i]->w.k) q8 = quantize_rows(x, m, ws[i]->w.k);
         quantized_k = ws[i]->w.k;
-        int8_gemm(ws[i]->w, q8.q, q8.d, m, ys[i], stream_);
+        int8_gemm(ws[i]->w, q8, m, ys[i], stream_);
       } else {
         matmul(*ws[i], x, m, ys[i]);
         quantized_k = 0;
@@ -349,8 +349,7 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
   const int64_t k = w.w.k;
   EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k);
   if (runs_int8(w)) {
-    const Q8Rows q8 = quantize_rows(x, m, k);
-    int8_gemm(w.w, q8.q, q8.d, m, y, stream_);
+    int8_gemm(w.w, quantize_rows(x, m, k), m, y, stream_);
     return;
   }
   const __half* weight = nullptr;
@@ -373,14 +372,15 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
 
 bool CudaBackend::runs_int8(const CudaLinear& w) const noexcept { return int8_gemm_ && int8_gemm_supports(w.w.dtype); }
 
-CudaBackend::Q8Rows CudaBackend::quantize_rows(const float* x, int64_t m, int64_t k) {
-  // m·k values, then m·k / 32 scales: 1.125 bytes per value of the scratch's 2; m·k is a multiple
-  // of 32, so the scales stay aligned.
+Q8_1Rows CudaBackend::quantize_rows(const float* x, int64_t m, int64_t k) {
+  // m·k values, then m·k / 32 scales d and as many sums s: 1.25 bytes per value of the scratch's 2;
+  // m·k is a multiple of 32, so the floats stay aligned.
   EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k);
   auto* q = x_f16_.as<int8_t>();
   auto* d = reinterpret_cast<float*>(q + m * k);
-  quantize_q8_0_rows(x, m, k, q, d, stream_);
-  return {q, d};
+  const Q8_1Rows rows{q, d, d + m * k / kInt8GemmBlock};
+  quantize_q8_1_rows(x, m, k, rows, stream_);
+  return rows;
 }
 
 void CudaBackend::rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps) {

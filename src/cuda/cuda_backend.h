@@ -22,8 +22,9 @@ struct CudaBackendOptions {
   // Every row's result independent of the step's row count (--deterministic): matmuls of any row
   // count run the GEMV, in chunks of kGemvMaxRows, never the f16 GEMM.
   bool rows_invariant = false;
-  // Past kGemvMaxRows rows, Q4_0 / Q5_0 / Q8_0 / IQ4_NL weights run int8_gemm on activations quantized to
-  // Q8_0 (the CPU's numerics) instead of the dequantized f16 weights through cuBLAS.
+  // Past kGemvMaxRows rows, the types of int8_gemm_supports run int8_gemm on activations quantized
+  // to Q8_1 (the CPU's numerics for the 32-value formats) instead of the dequantized f16 weights
+  // through cuBLAS.
   bool int8_gemm = false;
 };
 
@@ -163,13 +164,9 @@ class CudaBackend {
   void gemm(const CudaLinear& w, const float* x, int64_t m, float* y);
   // Whether gemm() takes `w` through int8_gemm.
   bool runs_int8(const CudaLinear& w) const noexcept;
-  // x [m][k] as quantize_q8_0_rows gives it, in the f16 activations' scratch (which the cuBLAS path
-  // overwrites): q [m][k], then d [m][k / 32].
-  struct Q8Rows {
-    const int8_t* q;
-    const float* d;
-  };
-  Q8Rows quantize_rows(const float* x, int64_t m, int64_t k);
+  // x [m][k] through quantize_q8_1_rows, in the f16 activations' scratch (which the cuBLAS path
+  // overwrites): q [m][k], then d and s [m][k / 32].
+  Q8_1Rows quantize_rows(const float* x, int64_t m, int64_t k);
 
   int device_ = 0;
   bool rows_invariant_ = false;
@@ -177,7 +174,7 @@ class CudaBackend {
   cudaStream_t stream_ = nullptr;
   void* cublas_ = nullptr;   // cublasHandle_t
   DeviceBuffer weight_f16_;  // [max_matrix_elements] the GEMM's dequantized weight
-  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d)
+  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d, s)
   DeviceBuffer attention_workspace_;
   StepLimits limits_{};
   int64_t max_matrix_elements_ = 0;

@@ -65,17 +65,24 @@ void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
 
 // The values per block of both operands (and per mma.sync m16n8k32 k step).
 inline constexpr int64_t kInt8GemmBlock = 32;
-// Whether int8_gemm() takes `dtype`: Q4_0, Q5_0, Q8_0, IQ4_NL (one scale per 32 values and int8
-// values or levels; the CPU dots them with Q8_0 activations).
+// Whether int8_gemm() takes `dtype`: the formats whose values are int8 with a scale (and a min) per
+// 32: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, and the super-blocks Q4_K, Q5_K, IQ4_XS. (Q2_K, Q3_K
+// and Q6_K scale every 16 values.)
 bool int8_gemm_supports(DType dtype) noexcept;
-// x [m][k] (k a multiple of 32) quantized per 32 values bit for bit as the CPU's
-// quantize_row_q8_0 (the activations' dot type for those weights): q [m][k] the int8 values,
-// d [m][k / 32] the blocks' f16 scales as floats.
-void quantize_q8_0_rows(const float* x, int64_t m, int64_t k, int8_t* q, float* d, cudaStream_t stream);
-// y [m][w.n_out] = x · wᵀ from x quantized by quantize_q8_0_rows (q 16-byte aligned, d) and w's own
-// blocks (int8_gemm_supports), on int8 tensor cores: per output, each block's exact integer sum
-// times w's d · x's d, accumulated in float in k order, as the CPU's vec_dot_*_q8_0.
-void int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m, float* y, cudaStream_t stream);
+// Activations x [m][k] quantized per 32 values bit for bit as the CPU's quantize_row_q8_1: q [m][k]
+// the int8 values (Q8_0's too), d [m][k / 32] the f16 scales, s [m][k / 32] the f16 d·Σq, as floats.
+struct Q8_1Rows {
+  int8_t* q;
+  float* d;
+  float* s;
+};
+void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& out, cudaStream_t stream);
+// y [m][w.n_out] = x · wᵀ from x quantized by quantize_q8_1_rows (q 16-byte aligned) and w's own
+// blocks (int8_gemm_supports), on int8 tensor cores: per output and 32 values, the exact integer
+// sum times w's d · x's d, plus w's min times x's s, accumulated in float in k order. That is the
+// CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 bit for bit; the super-block formats, whose CPU dots take
+// Q8_K activations (one scale per 256), get the same per-32 sums with Q4_K's min -dmin·min_j.
+void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream);
 
 // ---- row ops (ops_kernels.cu); shapes and semantics as CpuBackend's namesakes -----------------
 

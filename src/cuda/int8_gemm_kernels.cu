@@ -1,6 +1,7 @@
-// The int8 prefill GEMM of cuda_kernels.h: activations quantized to Q8_0 as the CPU quantizes
-// them for its dot products, then int8 tensor cores (mma.sync m16n8k32) on the weights' own
-// blocks, each 32-value block's exact integer sum scaled by both block scales.
+// The int8 prefill GEMM of cuda_kernels.h: activations quantized per 32 values as the CPU's Q8_1
+// (its Q8_0 values and d, plus s = d·Σq), then int8 tensor cores (mma.sync m16n8k32) on the
+// weights' own blocks: each 32 values' exact integer sum scaled by both scales, plus the weights'
+// min times the activations' s for the formats with one.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -13,21 +14,23 @@
 #include "cuda/mma.h"
 #include "cuda/q8_0_quantize.h"
 #include "quant/block_iq4.h"
+#include "quant/block_k.h"
 #include "quant/block_legacy.h"
 
 namespace ember::cuda {
 namespace {
 
-constexpr int kBlockValues = kInt8GemmBlock;  // one weight block = one activation block = one mma k
+constexpr int kBlockValues = kInt8GemmBlock;  // one activation block = one weight (sub-)block = one mma k
 static_assert(kQK4_0 == kBlockValues && kQK5_0 == kBlockValues && kQK8_0 == kBlockValues && kQK4_NL == kBlockValues);
+static_assert(kQK4_1 == kBlockValues && kQK5_1 == kBlockValues && kQK_K % kBlockValues == 0);
 
-// ---- quantize_q8_0_rows: one warp per 32-value block ---------------------------------------------
+// ---- quantize_q8_1_rows: one warp per 32-value block ---------------------------------------------
 
 constexpr int kQuantizeThreads = 256;
 constexpr int64_t kQuantizeMaxBlocks = 8192;
 
-__global__ void quantize_q8_0_rows_kernel(const float* __restrict__ x, int64_t n_blocks, int8_t* __restrict__ q,
-                                          float* __restrict__ d) {
+__global__ void quantize_q8_1_rows_kernel(const float* __restrict__ x, int64_t n_blocks, int8_t* __restrict__ q,
+                                          float* __restrict__ d, float* __restrict__ s) {
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (kQuantizeThreads / 32);
   // The loop bound is the same for the whole warp, as quantize_q8_0_lane's shuffles need.
@@ -35,7 +38,12 @@ __global__ void quantize_q8_0_rows_kernel(const float* __restrict__ x, int64_t n
        b += warps) {
     const Q8_0Lane v = quantize_q8_0_lane(__ldg(x + b * kBlockValues + lane));
     q[b * kBlockValues + lane] = v.q;
-    if (lane == 0) d[b] = __half2float(__float2half_rn(v.scale));  // the CPU's stored f16 d
+    int sum = v.q;
+    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) {  // the CPU's stored f16 d and s (|sum| <= 4064: exact as a float)
+      d[b] = __half2float(__float2half_rn(v.scale));
+      s[b] = __half2float(__float2half_rn(__fmul_rn(static_cast<float>(sum), v.scale)));
+    }
   }
 }
 
@@ -48,12 +56,19 @@ __device__ __forceinline__ uint32_t minus_per_byte(uint32_t v) {
   return ((v | 0x80808080u) - kBias * 0x01010101u) ^ 0x80808080u;
 }
 
-// Each type: kBlockBytes, and decode(block, words), which writes the block's 32 values as signed
-// bytes in value order (four per word, the lowest in the low byte) and returns its scale d.
-template <class F>  // a NibbleFormat without a min: code - kBias, or IQ4_NL's level (an int8)
+// One 32-value (sub-)block of weights as d·v + m (v the int8 values; m = 0 without kMin).
+struct SubBlockScales {
+  float d, m;
+};
+
+// Each type: kBlockBytes, kBlockValues (32, or a 256-value super-block of 8 sub-blocks), kMin, and
+// decode(block, sub, words), which writes sub-block `sub`'s 32 values as signed bytes in value
+// order (four per word, the lowest in the low byte) and returns its scales; value = d·v + m with
+// the CPU dequantizer's d and m (Q4_K's m is -dmin·min).
+template <class F>  // code - kBias, IQ4_NL's level (an int8), or Q4_1 / Q5_1's code (with their m)
 struct Int8Nibbles {
-  static_assert(!F::kMin);
-  static constexpr int kBlockBytes = sizeof(typename F::Block);
+  static constexpr int kBlockBytes = sizeof(typename F::Block), kBlockValues = 32;
+  static constexpr bool kMin = F::kMin;
   __device__ static uint32_t values(uint32_t codes) {
     if constexpr (F::kCodebook) {
       return iq4_levels4(codes);
@@ -61,7 +76,7 @@ struct Int8Nibbles {
       return minus_per_byte<F::kBias>(codes);
     }
   }
-  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
+  __device__ static SubBlockScales decode(const uint8_t* b, int /*sub*/, uint32_t (&words)[8]) {
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
       uint32_t low, high;
@@ -69,16 +84,54 @@ struct Int8Nibbles {
       words[c] = values(low);
       words[c + 4] = values(high);
     }
-    return ld_f16(b);
+    if constexpr (kMin) return {ld_f16(b), ld_f16(b + offsetof(typename F::Block, m))};
+    return {ld_f16(b), 0.0f};
   }
 };
 
 struct Int8Q8_0 {
-  static constexpr int kBlockBytes = sizeof(BlockQ8_0);
-  __device__ static float decode(const uint8_t* b, uint32_t (&words)[8]) {
+  static constexpr int kBlockBytes = sizeof(BlockQ8_0), kBlockValues = 32;
+  static constexpr bool kMin = false;
+  __device__ static SubBlockScales decode(const uint8_t* b, int /*sub*/, uint32_t (&words)[8]) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) words[i] = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 4 * i);
-    return ld_f16(b);
+    return {ld_f16(b), 0.0f};
+  }
+};
+
+// Q4_K / Q5_K sub-block j: value l is nibble j % 2 of qs[32 (j / 2) + l] (Q5_K: bit j of qh[l] its
+// 5th bit), d = d·scale_j, m = -(dmin·min_j), as dequantize_row_q4_k.
+template <bool kHigh>
+struct Int8Q4Q5_K {
+  using Block = std::conditional_t<kHigh, BlockQ5_K, BlockQ4_K>;
+  static constexpr int kBlockBytes = sizeof(Block), kBlockValues = kQK_K;
+  static constexpr bool kMin = true;
+  __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
+    const uint8_t* qs = b + offsetof(Block, qs) + 32 * (j / 2);
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      uint32_t v = (ld_u32(qs + 4 * c) >> (4 * (j % 2))) & 0x0F0F0F0Fu;
+      if constexpr (kHigh) v |= ((ld_u32(b + offsetof(BlockQ5_K, qh) + 4 * c) >> j) & 0x01010101u) << 4;
+      words[c] = v;
+    }
+    const ScaleAndMin scales = k4_scale_and_min(b, j);
+    return {scales.d, -scales.m};
+  }
+};
+
+// IQ4_XS sub-block ib: an IQ4_NL block's nibbles at qs[16 ib], d = iq4_xs_scale.
+struct Int8IQ4_XS {
+  static constexpr int kBlockBytes = sizeof(BlockIQ4_XS), kBlockValues = kQK_K;
+  static constexpr bool kMin = false;
+  __device__ static SubBlockScales decode(const uint8_t* b, int ib, uint32_t (&words)[8]) {
+    const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs) + 16 * ib;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const uint32_t q = ld_u32(qs + 4 * c);
+      words[c] = iq4_levels4(q & 0x0F0F0F0Fu);
+      words[c + 4] = iq4_levels4((q >> 4) & 0x0F0F0F0Fu);
+    }
+    return {iq4_xs_scale(b, ib), 0.0f};
   }
 };
 
@@ -87,14 +140,18 @@ struct Int8Q8_0 {
 // One block of 4 warps per (64 activation rows, 64 weight rows) tile of y. Per step it stages 4
 // blocks (128 values of k) of both in shared memory as int8 with their scales; each warp then runs
 // its 32×32 of the tile as 2×4 mma.sync m16n8k32 per block of k and adds each s32 result times
-// w's d · x's d to its float accumulators: per output, the blocks' sums in k order, as the CPU's
-// vec_dot_*_q8_0. blockIdx.x walks the activation tiles, so consecutive blocks share a weight tile
-// (read from memory once, then from L2), and the step's int8 activations (m·k bytes) are read from L2.
+// w's d · x's d (plus w's m · x's s) to its float accumulators: per output, the blocks' terms in k
+// order, as the CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 (bit for bit). blockIdx.x walks the
+// activation tiles, so consecutive blocks share a weight tile (read from memory once, then from
+// L2), and the step's int8 activations (m·k bytes) are read from L2.
 
 constexpr int kGemmThreads = 128;
 // Resident blocks per SM the kernel is compiled for: a 128-register budget (ptxas's own choice,
-// 168, holds only 3 blocks of 4 warps per SM) without spills (-Xptxas -v, sm_80 and sm_90).
-[[maybe_unused]] constexpr int kGemmMinBlocks = 4;      // (maybe_unused: the emulator drops __launch_bounds__)
+// 168, holds only 3 blocks of 4 warps per SM) without spills (-Xptxas -v, sm_80 and sm_90); the
+// formats with a min need 141-146 registers (at 128 they spilled 8-28 bytes), so 3 blocks.
+// (maybe_unused: the emulator drops __launch_bounds__)
+template <class Type>
+[[maybe_unused]] constexpr int kGemmMinBlocks = Type::kMin ? 3 : 4;
 constexpr int kTileRows = 64;                           // activation rows (m) per block
 constexpr int kTileCols = 64;                           // weight rows (n) per block
 constexpr int kStepBlocks = 4;                          // k blocks staged per step
@@ -108,19 +165,23 @@ static_assert(kRowStride % 16 == 0 && (kRowStride / 4) % 32 == 4);
 __device__ __forceinline__ float small_int_to_float(int32_t s) { return __int_as_float(0x4B400000 + s) - 12582912.0f; }
 
 template <class Type>
-__global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks)
+__global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
     int8_gemm_kernel(const uint8_t* __restrict__ w, int64_t n_out, int64_t k, const int8_t* __restrict__ xq,
-                     const float* __restrict__ xd, int64_t m, float* __restrict__ y) {
+                     const float* __restrict__ xd, const float* __restrict__ xs, int64_t m, float* __restrict__ y) {
   __shared__ __align__(16) uint8_t x_s[kTileRows * kRowStride];
   __shared__ __align__(16) uint8_t w_s[kTileCols * kRowStride];
   __shared__ float xd_s[kTileRows][kStepBlocks];
   __shared__ float wd_s[kTileCols][kStepBlocks];
+  // Only with Type::kMin: x's s and w's m per block.
+  __shared__ float xs_s[Type::kMin ? kTileRows : 1][kStepBlocks];
+  __shared__ float wm_s[Type::kMin ? kTileCols : 1][kStepBlocks];
 
   const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTileRows;
   const int64_t col0 = static_cast<int64_t>(blockIdx.y) * kTileCols;
   const int64_t k_blocks = k / kBlockValues;
-  const int64_t row_bytes = k_blocks * Type::kBlockBytes;
+  constexpr int kSubBlocks = Type::kBlockValues / kBlockValues;  // per weight block
+  const int64_t row_bytes = k / Type::kBlockValues * Type::kBlockBytes;
   const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int warp_row = 32 * (warp / 2), warp_col = 32 * (warp % 2);
 
@@ -142,7 +203,9 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks)
     for (int i = 0; i < kTileRows * kStepBlocks / kGemmThreads; ++i) {
       const int c = tid + i * kGemmThreads, r = c / kStepBlocks, b = c % kStepBlocks;
       const int64_t row = row0 + r, block = step0 + b;
-      xd_s[r][b] = row < m && block < k_blocks ? __ldg(xd + row * k_blocks + block) : 0.0f;
+      const bool inside = row < m && block < k_blocks;
+      xd_s[r][b] = inside ? __ldg(xd + row * k_blocks + block) : 0.0f;
+      if constexpr (Type::kMin) xs_s[r][b] = inside ? __ldg(xs + row * k_blocks + block) : 0.0f;
     }
     // Weights: one (row, block) per thread and pass, decoded to int8; consecutive threads read
     // consecutive blocks of a row.
@@ -151,12 +214,16 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks)
       const int c = tid + i * kGemmThreads, r = c / kStepBlocks, b = c % kStepBlocks;
       const int64_t col = col0 + r, block = step0 + b;
       uint32_t words[8] = {};
-      float d = 0.0f;
-      if (col < n_out && block < k_blocks) d = Type::decode(w + col * row_bytes + block * Type::kBlockBytes, words);
+      SubBlockScales scales{0.0f, 0.0f};
+      if (col < n_out && block < k_blocks) {
+        const uint8_t* from = w + col * row_bytes + block / kSubBlocks * Type::kBlockBytes;
+        scales = Type::decode(from, static_cast<int>(block % kSubBlocks), words);
+      }
       uint8_t* to = w_s + r * kRowStride + kBlockValues * b;
       store_u32x4(to, words[0], words[1], words[2], words[3]);
       store_u32x4(to + 16, words[4], words[5], words[6], words[7]);
-      wd_s[r][b] = d;
+      wd_s[r][b] = scales.d;
+      if constexpr (Type::kMin) wm_s[r][b] = scales.m;
     }
     __syncthreads();
 
@@ -193,10 +260,15 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks)
           mma_16x8x32_s8(s, a[i], bw[j]);
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            // vec_dot_*_q8_0's sum += float(sumi) · (d_w · d_x), rounded as it rounds (unfused: the
-            // GPU's bits are the CPU reference's)
-            acc[i][j][e] =
-                __fadd_rn(acc[i][j][e], __fmul_rn(small_int_to_float(s[e]), __fmul_rn(w_d[j][e % 2], x_d[i][e / 2])));
+            // vec_dot_*_q8_0's sum += float(sumi) · (d_w · d_x) (vec_dot_*_q8_1's + m_w · s_x), rounded
+            // as it rounds (unfused: the GPU's bits are the CPU reference's)
+            float term = __fmul_rn(small_int_to_float(s[e]), __fmul_rn(w_d[j][e % 2], x_d[i][e / 2]));
+            if constexpr (Type::kMin) {
+              const float min_term =
+                  __fmul_rn(wm_s[warp_col + 8 * j + 2 * t + e % 2][b], xs_s[warp_row + 16 * i + g + 8 * (e / 2)][b]);
+              term = __fadd_rn(term, min_term);
+            }
+            acc[i][j][e] = __fadd_rn(acc[i][j][e], term);
           }
         }
       }
@@ -219,40 +291,59 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks)
 }
 
 template <class Type>
-void launch_int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m, float* y,
-                      cudaStream_t stream) {
+void launch_int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>((m + kTileRows - 1) / kTileRows),
                   static_cast<unsigned>((w.n_out + kTileCols - 1) / kTileCols));
   EMBER_CUDA_LAUNCH(grid, kGemmThreads, 0, stream, int8_gemm_kernel<Type>)
-  (static_cast<const uint8_t*>(w.data), w.n_out, w.k, q, d, m, y);
+  (static_cast<const uint8_t*>(w.data), w.n_out, w.k, x.q, x.d, x.s, m, y);
 }
 
 }  // namespace
 
 bool int8_gemm_supports(DType dtype) noexcept {
-  return dtype == DType::kQ4_0 || dtype == DType::kQ5_0 || dtype == DType::kQ8_0 || dtype == DType::kIQ4_NL;
+  switch (dtype) {
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+    case DType::kQ5_0:
+    case DType::kQ5_1:
+    case DType::kQ8_0:
+    case DType::kIQ4_NL:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kIQ4_XS: return true;
+    default: return false;
+  }
 }
 
-void quantize_q8_0_rows(const float* x, int64_t m, int64_t k, int8_t* q, float* d, cudaStream_t stream) {
+void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& out, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(m >= 0 && k >= 0 && k % kBlockValues == 0);
   const int64_t n_blocks = m * (k / kBlockValues);
   if (n_blocks == 0) return;
   constexpr int64_t kWarps = kQuantizeThreads / 32;
   const auto grid = static_cast<unsigned>(std::min((n_blocks + kWarps - 1) / kWarps, kQuantizeMaxBlocks));
-  EMBER_CUDA_LAUNCH(grid, kQuantizeThreads, 0, stream, quantize_q8_0_rows_kernel)(x, n_blocks, q, d);
-  EMBER_CUDA_CHECK_LAUNCH("quantize_q8_0_rows");
+  EMBER_CUDA_LAUNCH(grid, kQuantizeThreads, 0, stream, quantize_q8_1_rows_kernel)(x, n_blocks, out.q, out.d, out.s);
+  EMBER_CUDA_CHECK_LAUNCH("quantize_q8_1_rows");
 }
 
-void int8_gemm(const DeviceMatrix& w, const int8_t* q, const float* d, int64_t m, float* y, cudaStream_t stream) {
-  EMBER_CUDA_EXPECT(int8_gemm_supports(w.dtype) && w.k > 0 && w.k % kBlockValues == 0 && w.n_out >= 0);
-  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(q) % 16 == 0);
+void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(int8_gemm_supports(w.dtype) && w.k > 0 && w.n_out >= 0);
+  const bool super_blocks = w.dtype == DType::kQ4_K || w.dtype == DType::kQ5_K || w.dtype == DType::kIQ4_XS;
+  // The super-block formats' decoders read 4-byte words (blocks of 144, 176 and 136 bytes).
+  EMBER_CUDA_EXPECT(w.k % (super_blocks ? kQK_K : kBlockValues) == 0);
+  EMBER_CUDA_EXPECT(!super_blocks || reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
+  EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(x.q) % 16 == 0);
   EMBER_CUDA_EXPECT((m + kTileRows - 1) / kTileRows <= 0x7FFFFFFF && (w.n_out + kTileCols - 1) / kTileCols <= 65535);
   if (m <= 0 || w.n_out == 0) return;
   switch (w.dtype) {
-    case DType::kQ4_0: launch_int8_gemm<Int8Nibbles<FormatQ4_0>>(w, q, d, m, y, stream); break;
-    case DType::kQ5_0: launch_int8_gemm<Int8Nibbles<FormatQ5_0>>(w, q, d, m, y, stream); break;
-    case DType::kIQ4_NL: launch_int8_gemm<Int8Nibbles<FormatIQ4_NL>>(w, q, d, m, y, stream); break;
-    default: launch_int8_gemm<Int8Q8_0>(w, q, d, m, y, stream); break;
+    case DType::kQ4_0: launch_int8_gemm<Int8Nibbles<FormatQ4_0>>(w, x, m, y, stream); break;
+    case DType::kQ4_1: launch_int8_gemm<Int8Nibbles<FormatQ4_1>>(w, x, m, y, stream); break;
+    case DType::kQ5_0: launch_int8_gemm<Int8Nibbles<FormatQ5_0>>(w, x, m, y, stream); break;
+    case DType::kQ5_1: launch_int8_gemm<Int8Nibbles<FormatQ5_1>>(w, x, m, y, stream); break;
+    case DType::kIQ4_NL: launch_int8_gemm<Int8Nibbles<FormatIQ4_NL>>(w, x, m, y, stream); break;
+    case DType::kQ4_K: launch_int8_gemm<Int8Q4Q5_K<false>>(w, x, m, y, stream); break;
+    case DType::kQ5_K: launch_int8_gemm<Int8Q4Q5_K<true>>(w, x, m, y, stream); break;
+    case DType::kIQ4_XS: launch_int8_gemm<Int8IQ4_XS>(w, x, m, y, stream); break;
+    default: launch_int8_gemm<Int8Q8_0>(w, x, m, y, stream); break;
   }
   EMBER_CUDA_CHECK_LAUNCH("int8_gemm");
 }

@@ -180,8 +180,9 @@ TEST(CudaModel, TiledPrefillAttentionAgreesWithRowByRow) {
   }
 }
 
-// Prefill through the int8 GEMM (EMBER_CUDA_INT8_GEMM=1): Q8_0 activations, as the CPU's for these
-// weights, so within the CPU's own tolerance for them against the reference, and not the f16
+// Prefill through the int8 GEMM (EMBER_CUDA_INT8_GEMM=1): Q8_1 activations, as the CPU's for the
+// 32-value formats (and finer than its Q8_K for Q4_K / IQ4_XS), so within the CPU's own tolerance
+// for them against the reference, and not the f16
 // cuBLAS path's bits (the int8 GEMM ran). Not compared with the CPU's logits: on these small random
 // models any change of a layer's input (the tiled attention's 5e-5 does it too) flips some Q8_0
 // roundings, which moves the logits by ~1.5e-2 whichever path runs; the kernel tests compare the
@@ -190,7 +191,8 @@ TEST(CudaModel, Int8GemmPrefillAgreesWithTheReference) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(40, 80, 12);
   for (const std::string arch : {"llama", "qwen2"}) {
-    for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL}) {
+    for (const DType type :
+         {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL, DType::kQ4_K, DType::kIQ4_XS}) {
       SCOPED_TRACE(arch + " " + std::string(dtype_name(type)));
       test::TwinModels m = test::TwinModels::make(test::reference_spec(arch, type), {.max_step_tokens = 64});
       const test::RefLogits expected = m.reference->forward(tokens);

@@ -1,6 +1,7 @@
-// The int8 prefill GEMM (quantize_q8_0_rows, int8_gemm) against the CPU's own Q8_0 activation
-// quantizer and its vec_dot_*_q8_0 reference dot products, on random data: Q4_0, Q5_0, Q8_0 and IQ4_NL,
-// shapes that fill and that cut the 64×64 tiles and the 128-value steps.
+// The int8 prefill GEMM (quantize_q8_1_rows, int8_gemm) against the CPU's own Q8_1 activation
+// quantizer and its vec_dot_*_q8_0 / vec_dot_*_q8_1 reference dot products, on random data, and for
+// Q4_K / Q5_K / IQ4_XS (whose CPU dots take Q8_K) against the same per-32 sums written out here from
+// the block layouts; shapes that fill and that cut the 64×64 tiles and the 128-value steps.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <iterator>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -20,6 +22,8 @@
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_test_util.h"
 #include "cuda/device_buffer.h"
+#include "quant/block_iq4.h"
+#include "quant/block_k.h"
 #include "quant/block_legacy.h"
 #include "quant/fp16.h"
 #include "quant/quant_traits.h"
@@ -34,20 +38,22 @@ using cuda_test::poisoned_floats;
 
 constexpr int64_t kBlock = cuda::kInt8GemmBlock;
 
-// x [m][k] through quantize_q8_0_rows: the int8 values and the scales.
+// x [m][k] through quantize_q8_1_rows: the int8 values, the scales and the sums.
 struct DeviceQ8Rows {
-  DeviceBuffer q, d;
+  DeviceBuffer q, d, s;
+  cuda::Q8_1Rows rows() const { return {q.as<int8_t>(), d.as<float>(), s.as<float>()}; }
 };
 DeviceQ8Rows quantize_on_device(const std::vector<float>& x, int64_t m, int64_t k) {
   const DeviceBuffer dx = DeviceBuffer::from(x);
   DeviceQ8Rows out{DeviceBuffer::from(std::vector<int8_t>(static_cast<size_t>(m * k), 0x5A)),
+                   poisoned_floats(static_cast<size_t>(m * k / kBlock)),
                    poisoned_floats(static_cast<size_t>(m * k / kBlock))};
-  cuda::quantize_q8_0_rows(dx.as<float>(), m, k, out.q.as<int8_t>(), out.d.as<float>(), nullptr);
+  cuda::quantize_q8_1_rows(dx.as<float>(), m, k, out.rows(), nullptr);
   EMBER_CUDA_CHECK(cudaDeviceSynchronize());
   return out;
 }
 
-TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_0) {
+TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_1) {
   EMBER_REQUIRE_GPU();
   const int64_t m = 5, k = 7 * kBlock;
   std::vector<float> x = random_values(static_cast<size_t>(m * k), 3, 2.0f);
@@ -63,54 +69,143 @@ TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_0) {
   const DeviceQ8Rows got = quantize_on_device(x, m, k);
   const std::vector<int8_t> q = got.q.to_vector<int8_t>(static_cast<size_t>(m * k));
   const std::vector<float> d = got.d.to_vector<float>(static_cast<size_t>(m * k / kBlock));
-  const std::vector<std::byte> want = quantized(DType::kQ8_0, x);
+  const std::vector<float> s = got.s.to_vector<float>(static_cast<size_t>(m * k / kBlock));
+  const std::vector<std::byte> want = quantized(DType::kQ8_1, x);
   // The cases are what they claim (the CPU's side of them).
-  BlockQ8_0 ties;
-  std::memcpy(&ties, want.data() + 3 * sizeof(BlockQ8_0), sizeof(ties));
+  BlockQ8_1 ties;
+  std::memcpy(&ties, want.data() + 3 * sizeof(BlockQ8_1), sizeof(ties));
   ASSERT_EQ(fp16_to_fp32(ties.d), 1.0f);
   ASSERT_EQ(ties.qs[1], 3);
   ASSERT_EQ(ties.qs[2], -3);
+  ASSERT_NE(fp16_to_fp32(ties.s), 0.0f);
+  // Q8_0's values and d are Q8_1's.
+  const std::vector<std::byte> q8_0 = quantized(DType::kQ8_0, x);
   for (int64_t b = 0; b < m * k / kBlock; ++b) {
-    BlockQ8_0 block;
-    std::memcpy(&block, want.data() + b * sizeof(BlockQ8_0), sizeof(block));
+    BlockQ8_0 plain;
+    std::memcpy(&plain, q8_0.data() + b * sizeof(BlockQ8_0), sizeof(plain));
+    BlockQ8_1 block;
+    std::memcpy(&block, want.data() + b * sizeof(BlockQ8_1), sizeof(block));
+    ASSERT_EQ(plain.d, block.d);
+    ASSERT_EQ(std::memcmp(plain.qs, block.qs, sizeof(plain.qs)), 0);
     EXPECT_EQ(d[static_cast<size_t>(b)], fp16_to_fp32(block.d)) << "block " << b;
+    // The infinite block's s is 0 · inf: a NaN on both sides (its sign and payload may differ).
+    const float want_s = fp16_to_fp32(block.s), got_s = s[static_cast<size_t>(b)];
+    EXPECT_TRUE(std::isnan(want_s) ? std::isnan(got_s) : got_s == want_s)
+        << "block " << b << ": s " << got_s << ", want " << want_s;
     for (int64_t j = 0; j < kBlock; ++j) {
       EXPECT_EQ(q[static_cast<size_t>(b * kBlock + j)], block.qs[j]) << "block " << b << " value " << j;
     }
   }
 }
 
-// y = int8_gemm(w, quantize_q8_0_rows(x)) against vec_dot(w row, the CPU's Q8_0 x row) for every
-// output, bit for bit: the kernel runs the reference's float operations (unfused) in its order.
+// A super-block format's sub-block `sub` (32 values) as int8 values v and scales, value = d·v + m,
+// written out from the block layouts (quant/block_k.h, block_iq4.h) as int8_gemm decodes them.
+struct SubBlock {
+  int v[kBlock];
+  float d, m;
+};
+
+template <class Block>  // BlockQ4_K or BlockQ5_K: value l is nibble sub % 2 of qs[32 (sub / 2) + l]
+SubBlock k4_sub_block(const std::byte* bytes, int sub) {
+  Block b;
+  std::memcpy(&b, bytes, sizeof(b));
+  uint8_t scale, min;
+  scale_min_k4(sub, b.scales, &scale, &min);
+  SubBlock out{};
+  out.d = fp16_to_fp32(b.d) * static_cast<float>(scale);
+  out.m = -(fp16_to_fp32(b.dmin) * static_cast<float>(min));
+  for (int l = 0; l < kBlock; ++l) {
+    out.v[l] = (b.qs[32 * (sub / 2) + l] >> (4 * (sub % 2))) & 0x0F;
+    if constexpr (std::is_same_v<Block, BlockQ5_K>) out.v[l] |= ((b.qh[l] >> sub) & 1) << 4;
+  }
+  return out;
+}
+
+SubBlock iq4_xs_sub_block(const std::byte* bytes, int sub) {
+  BlockIQ4_XS b;
+  std::memcpy(&b, bytes, sizeof(b));
+  const int ls = ((b.scales_l[sub / 2] >> (4 * (sub % 2))) & 0x0F) | (((b.scales_h >> (2 * sub)) & 3) << 4);
+  SubBlock out{};
+  out.d = fp16_to_fp32(b.d) * static_cast<float>(ls - 32);
+  for (int l = 0; l < kBlock; ++l) out.v[l] = kIQ4Values[(b.qs[16 * sub + l % 16] >> (l < 16 ? 0 : 4)) & 0x0F];
+  return out;
+}
+
+// Row `row` (k values) of a Q4_K / Q5_K / IQ4_XS matrix as sub-blocks; each value d·v + m must be the
+// CPU dequantizer's, bit for bit (which checks these decoders against it).
+std::vector<SubBlock> sub_blocks(DType type, const std::byte* row, int64_t k) {
+  std::vector<SubBlock> out;
+  const size_t block_bytes = *dtype_bytes_for(type, kQK_K);
+  for (int64_t b = 0; b < k / kQK_K; ++b) {
+    for (int sub = 0; sub < kQK_K / kBlock; ++sub) {
+      const std::byte* block = row + b * block_bytes;
+      out.push_back(type == DType::kQ4_K   ? k4_sub_block<BlockQ4_K>(block, sub)
+                    : type == DType::kQ5_K ? k4_sub_block<BlockQ5_K>(block, sub)
+                                           : iq4_xs_sub_block(block, sub));
+    }
+  }
+  std::vector<float> values(static_cast<size_t>(k));
+  dequantize(type, row, values.data(), k);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const SubBlock& sb = out[i / kBlock];
+    EXPECT_EQ(sb.d * static_cast<float>(sb.v[i % kBlock]) + sb.m, values[i]) << dtype_name(type) << " value " << i;
+  }
+  return out;
+}
+
+// What int8_gemm computes for one output of a super-block format: over the 32-value blocks in k
+// order, float(Σ v·q) · (d_w · d_x) + m_w · s_x (vec_dot_*_q8_1's formula; Q8_1 activations x).
+float super_block_dot(DType type, const std::vector<SubBlock>& w, const std::byte* x_row) {
+  float sum = 0;
+  for (size_t b = 0; b < w.size(); ++b) {
+    BlockQ8_1 x;
+    std::memcpy(&x, x_row + b * sizeof(BlockQ8_1), sizeof(x));
+    int dot = 0;
+    for (int l = 0; l < kBlock; ++l) dot += w[b].v[l] * x.qs[l];
+    float term = static_cast<float>(dot) * (w[b].d * fp16_to_fp32(x.d));
+    if (type != DType::kIQ4_XS) term += w[b].m * fp16_to_fp32(x.s);
+    sum += term;
+  }
+  return sum;
+}
+
+// y = int8_gemm(w, quantize_q8_1_rows(x)) for every output, bit for bit (the kernel runs the
+// reference's float operations, unfused, in its order) against: vec_dot(w row, the CPU's Q8_0 or
+// Q8_1 x row) for the 32-value formats; super_block_dot for the others.
 void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned seed) {
   const std::string shape = std::string(dtype_name(type)) + " m=" + std::to_string(m) +
                             " n_out=" + std::to_string(n_out) + " k=" + std::to_string(k);
-  const std::vector<std::byte> w = quantized(type, random_values(static_cast<size_t>(n_out * k), seed, 1.0f));
-  const std::vector<float> x = random_values(static_cast<size_t>(m * k), seed + 1, 1.5f);
-  const std::vector<std::byte> xq = quantized(DType::kQ8_0, x);
-  const size_t w_row = *dtype_bytes_for(type, static_cast<uint64_t>(k));
-  const size_t x_row = *dtype_bytes_for(DType::kQ8_0, static_cast<uint64_t>(k));
   const QuantTraits* found = find_quant_traits(type);
   ASSERT_NE(found, nullptr);
   const QuantTraits& traits = *found;
-  ASSERT_EQ(traits.vec_dot_type, DType::kQ8_0);
+  const bool super_blocks = traits.vec_dot_type == DType::kQ8_K;
+  ASSERT_TRUE(super_blocks || traits.vec_dot_type == DType::kQ8_0 || traits.vec_dot_type == DType::kQ8_1);
+  const DType x_type = super_blocks ? DType::kQ8_1 : traits.vec_dot_type;
+  const std::vector<std::byte> w = quantized(type, random_values(static_cast<size_t>(n_out * k), seed, 1.0f));
+  const std::vector<float> x = random_values(static_cast<size_t>(m * k), seed + 1, 1.5f);
+  const std::vector<std::byte> xq = quantized(x_type, x);
+  const size_t w_row = *dtype_bytes_for(type, static_cast<uint64_t>(k));
+  const size_t x_row = *dtype_bytes_for(x_type, static_cast<uint64_t>(k));
 
   const DeviceQ8Rows q8 = quantize_on_device(x, m, k);
   const DeviceBuffer dw = DeviceBuffer::from(w);
   constexpr int64_t kGuard = 64;  // NaNs after y that must stay unwritten
   const DeviceBuffer dy = poisoned_floats(static_cast<size_t>(m * n_out + kGuard));
-  cuda::int8_gemm({.data = dw.data(), .dtype = type, .n_out = n_out, .k = k}, q8.q.as<int8_t>(), q8.d.as<float>(), m,
-                  dy.as<float>(), nullptr);
+  cuda::int8_gemm({.data = dw.data(), .dtype = type, .n_out = n_out, .k = k}, q8.rows(), m, dy.as<float>(), nullptr);
   EMBER_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<float> got = dy.to_vector<float>(static_cast<size_t>(m * n_out + kGuard));
   for (int64_t i = m * n_out; i < m * n_out + kGuard; ++i) {
     EXPECT_TRUE(std::isnan(got[static_cast<size_t>(i)])) << shape << ": wrote " << i - m * n_out << " past y";
   }
 
+  std::vector<std::vector<SubBlock>> w_sub_blocks;
+  for (int64_t o = 0; super_blocks && o < n_out; ++o) w_sub_blocks.push_back(sub_blocks(type, w.data() + o * w_row, k));
   int bad = 0;
   for (int64_t r = 0; r < m && bad < 5; ++r) {
     for (int64_t o = 0; o < n_out && bad < 5; ++o) {
-      const float want = traits.vec_dot(k, w.data() + o * w_row, xq.data() + r * x_row);
+      const std::byte* x_r = xq.data() + r * x_row;
+      const float want = super_blocks ? super_block_dot(type, w_sub_blocks[static_cast<size_t>(o)], x_r)
+                                      : traits.vec_dot(k, w.data() + o * w_row, x_r);
       const float g = got[static_cast<size_t>(r * n_out + o)];
       if (g != want) {
         ADD_FAILURE() << shape << " y[" << r << "][" << o << "]: got " << g << ", want " << want;
@@ -122,11 +217,19 @@ void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned s
 
 class CudaInt8GemmTest : public ::testing::TestWithParam<DType> {};
 
-TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_0Activations) {
+TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_1Activations) {
   EMBER_REQUIRE_GPU();
   const DType type = GetParam();
   ASSERT_TRUE(cuda::int8_gemm_supports(type));
   unsigned seed = 40;
+  if (find_quant_traits(type)->vec_dot_type == DType::kQ8_K) {
+    // Whole tiles and steps; rows and columns past a tile; 1, 2 and 3 super-blocks (a step is half of one).
+    check_int8_gemm(type, 64, 64, 256, seed += 2);
+    check_int8_gemm(type, 9, 65, 256, seed += 2);
+    check_int8_gemm(type, 130, 63, 512, seed += 2);
+    check_int8_gemm(type, 17, 130, 768, seed += 2);
+    return;
+  }
   // Whole tiles and steps; rows and columns past a tile; k of 1, 3, 5 and 9 blocks (steps cut short).
   check_int8_gemm(type, 64, 64, 128, seed += 2);
   check_int8_gemm(type, 9, 65, 32, seed += 2);
@@ -137,7 +240,9 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_0Activations) {
 
 std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
 INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
-                         ::testing::Values(DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL), type_name);
+                         ::testing::Values(DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
+                                           DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K, DType::kIQ4_XS),
+                         type_name);
 
 // CudaBackend with the int8 GEMM on: matmul_many quantizes x once for consecutive int8 matrices and
 // again after a cuBLAS one (which overwrites the shared scratch): every output equals its own
@@ -145,7 +250,7 @@ INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
 TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
   EMBER_REQUIRE_GPU();
   const int64_t m = 20, n_out = 40, k = 256;
-  const DType types[] = {DType::kQ4_0, DType::kQ8_0, DType::kQ6_K, DType::kQ5_0, DType::kIQ4_NL};
+  const DType types[] = {DType::kQ4_K, DType::kQ4_1, DType::kQ6_K, DType::kQ5_0, DType::kIQ4_XS};
   cuda::CudaBackend backend(cuda::CudaBackendOptions{.int8_gemm = true});
   backend.reserve({.max_rows = m, .max_k = k}, n_out * k, 0);
   std::vector<std::vector<std::byte>> blocks;
@@ -174,18 +279,18 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
     if (types[i] == DType::kQ6_K) continue;
     const DeviceQ8Rows q8 = quantize_on_device(x.to_vector<float>(static_cast<size_t>(m * k)), m, k);
     const DeviceBuffer y = poisoned_floats(static_cast<size_t>(m * n_out));
-    cuda::int8_gemm(linears[i].w, q8.q.as<int8_t>(), q8.d.as<float>(), m, y.as<float>(), nullptr);
+    cuda::int8_gemm(linears[i].w, q8.rows(), m, y.as<float>(), nullptr);
     EMBER_CUDA_CHECK(cudaDeviceSynchronize());
     EXPECT_EQ(a, y.to_vector<float>(static_cast<size_t>(m * n_out)));
   }
 }
 
-TEST(CudaInt8Gemm, SupportsTheQ8_0DotTypesOnly) {
-  for (const DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL}) {
-    EXPECT_TRUE(cuda::int8_gemm_supports(type));
+TEST(CudaInt8Gemm, SupportsTheFormatsScaledPer32Values) {
+  for (const DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL,
+                           DType::kQ4_K, DType::kQ5_K, DType::kIQ4_XS}) {
+    EXPECT_TRUE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }
-  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_1, DType::kQ5_1, DType::kQ2_K,
-                           DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS}) {
+  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ2_K, DType::kQ3_K, DType::kQ6_K}) {
     EXPECT_FALSE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }
 }
