@@ -97,7 +97,7 @@ do_run() {
       -r "$reps" -o md 2>&1 |
       tee -a "$out/bench.md" | grep -E "^\| " | grep -v -E "^\| model" || status=1
     # Prefill of the Q4_0, Q8_0 and Q4_K_M files through the int8 GEMM instead of f16 cuBLAS (A/B;
-    # the table above is the cuBLAS path, the default; Q4_K_M's Q6_K matrices stay on cuBLAS).
+    # the table above is the cuBLAS path, the default; every Q4_K_M matrix runs it).
     echo "== llama-3.2-1b Q4_0, Q8_0 and Q4_K_M prefill through the int8 GEMM (EMBER_CUDA_INT8_GEMM=1)"
     EMBER_CUDA_INT8_GEMM=1 ember bench -m "$models/llama-3.2-1b-Q4_0.gguf" -m "$models/llama-3.2-1b-Q8_0.gguf" \
       -m "$models/llama-3.2-1b-Q4_K_M.gguf" --device cuda -p 2048 -n 16 -u 2048 -r "$reps" -o md 2>&1 |

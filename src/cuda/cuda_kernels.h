@@ -66,8 +66,9 @@ void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
 // The values per block of both operands (and per mma.sync m16n8k32 k step).
 inline constexpr int64_t kInt8GemmBlock = 32;
 // Whether int8_gemm() takes `dtype`: the formats whose values are int8 with a scale (and a min) per
-// 32: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, and the super-blocks Q4_K, Q5_K, IQ4_XS. (Q2_K, Q3_K
-// and Q6_K scale every 16 values.)
+// 32: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, the super-blocks Q4_K, Q5_K, IQ4_XS, and Q3_K, Q6_K
+// (an int scale per 16 values, no min). Not Q2_K: its min per 16 would need the activations' sums
+// per 16.
 bool int8_gemm_supports(DType dtype) noexcept;
 // Activations x [m][k] quantized per 32 values bit for bit as the CPU's quantize_row_q8_1: q [m][k]
 // the int8 values (Q8_0's too), d [m][k / 32] the f16 scales, s [m][k / 32] the f16 d·Σq, as floats.
@@ -81,7 +82,8 @@ void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& ou
 // blocks (int8_gemm_supports), on int8 tensor cores: per output and 32 values, the exact integer
 // sum times w's d · x's d, plus w's min times x's s, accumulated in float in k order. That is the
 // CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 bit for bit; the super-block formats, whose CPU dots take
-// Q8_K activations (one scale per 256), get the same per-32 sums with Q4_K's min -dmin·min_j.
+// Q8_K activations (one scale per 256), get the same per-32 sums with Q4_K's min -dmin·min_j, and
+// Q3_K / Q6_K's sums of 16 times their int scales before the float scaling.
 void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream);
 
 // ---- row ops (ops_kernels.cu); shapes and semantics as CpuBackend's namesakes -----------------

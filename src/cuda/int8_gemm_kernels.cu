@@ -56,19 +56,22 @@ __device__ __forceinline__ uint32_t minus_per_byte(uint32_t v) {
   return ((v | 0x80808080u) - kBias * 0x01010101u) ^ 0x80808080u;
 }
 
-// One 32-value (sub-)block of weights as d·v + m (v the int8 values; m = 0 without kMin).
+// One 32-value (sub-)block of weights as d·v + m (v the int8 values; m = 0 without kMin); with
+// kScales16, value l is (d·scale)·v, scale the int16 in the low half of `halves` for l < 16, else
+// the high half's.
 struct SubBlockScales {
   float d, m;
+  uint32_t halves = 0;
 };
 
-// Each type: kBlockBytes, kBlockValues (32, or a 256-value super-block of 8 sub-blocks), kMin, and
-// decode(block, sub, words), which writes sub-block `sub`'s 32 values as signed bytes in value
-// order (four per word, the lowest in the low byte) and returns its scales; value = d·v + m with
-// the CPU dequantizer's d and m (Q4_K's m is -dmin·min).
+// Each type: kBlockBytes, kBlockValues (32, or a 256-value super-block of 8 sub-blocks), kMin,
+// kScales16, and decode(block, sub, words), which writes sub-block `sub`'s 32 values as signed
+// bytes in value order (four per word, the lowest in the low byte) and returns its scales; value
+// = d·v + m with the CPU dequantizer's d and m (Q4_K's m is -dmin·min).
 template <class F>  // code - kBias, IQ4_NL's level (an int8), or Q4_1 / Q5_1's code (with their m)
 struct Int8Nibbles {
   static constexpr int kBlockBytes = sizeof(typename F::Block), kBlockValues = 32;
-  static constexpr bool kMin = F::kMin;
+  static constexpr bool kMin = F::kMin, kScales16 = false;
   __device__ static uint32_t values(uint32_t codes) {
     if constexpr (F::kCodebook) {
       return iq4_levels4(codes);
@@ -91,7 +94,7 @@ struct Int8Nibbles {
 
 struct Int8Q8_0 {
   static constexpr int kBlockBytes = sizeof(BlockQ8_0), kBlockValues = 32;
-  static constexpr bool kMin = false;
+  static constexpr bool kMin = false, kScales16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int /*sub*/, uint32_t (&words)[8]) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) words[i] = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 4 * i);
@@ -105,7 +108,7 @@ template <bool kHigh>
 struct Int8Q4Q5_K {
   using Block = std::conditional_t<kHigh, BlockQ5_K, BlockQ4_K>;
   static constexpr int kBlockBytes = sizeof(Block), kBlockValues = kQK_K;
-  static constexpr bool kMin = true;
+  static constexpr bool kMin = true, kScales16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(Block, qs) + 32 * (j / 2);
 #pragma unroll
@@ -122,7 +125,7 @@ struct Int8Q4Q5_K {
 // IQ4_XS sub-block ib: an IQ4_NL block's nibbles at qs[16 ib], d = iq4_xs_scale.
 struct Int8IQ4_XS {
   static constexpr int kBlockBytes = sizeof(BlockIQ4_XS), kBlockValues = kQK_K;
-  static constexpr bool kMin = false;
+  static constexpr bool kMin = false, kScales16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int ib, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs) + 16 * ib;
 #pragma unroll
@@ -132,6 +135,50 @@ struct Int8IQ4_XS {
       words[c + 4] = iq4_levels4((q >> 4) & 0x0F0F0F0Fu);
     }
     return {iq4_xs_scale(b, ib), 0.0f};
+  }
+};
+
+// Two int8 scales (Q6_K's int8, Q3_K's 6 bits - 32) as SubBlockScales::halves.
+__device__ __forceinline__ uint32_t scale_halves(int lo, int hi) {
+  return (static_cast<uint32_t>(lo) & 0xFFFFu) | static_cast<uint32_t>(hi) << 16;
+}
+
+// Q6_K sub-block j = 4h + qq: value l is nibble qq / 2 of ql[64h + 32 (qq % 2) + l] with bits 2qq
+// of qh[32h + l] above it, minus 32; scales[8h + 2qq] for l < 16, the next one after (DequantQ6_K).
+struct Int8Q6_K {
+  static constexpr int kBlockBytes = sizeof(BlockQ6_K), kBlockValues = kQK_K;
+  static constexpr bool kMin = false, kScales16 = true;
+  __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
+    const int h = j / 4, qq = j % 4;
+    const uint8_t* ql = b + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (qq % 2);
+    const uint8_t* qh = b + offsetof(BlockQ6_K, qh) + 32 * h;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {  // 210-byte blocks: 2-byte aligned
+      const uint32_t low = (ld_u32_a2(ql + 4 * c) >> (4 * (qq / 2))) & 0x0F0F0F0Fu;
+      const uint32_t high = (ld_u32_a2(qh + 4 * c) >> (2 * qq)) & 0x03030303u;
+      words[c] = minus_per_byte<32>(low | high << 4);
+    }
+    const int8_t* scales = reinterpret_cast<const int8_t*>(b + offsetof(BlockQ6_K, scales)) + 8 * h + 2 * qq;
+    return {ld_f16(b + offsetof(BlockQ6_K, d)), 0.0f, scale_halves(__ldg(scales), __ldg(scales + 1))};
+  }
+};
+
+// Q3_K sub-block j = 4h + p: value l is bits 2p of qs[32h + l], minus 4 unless bit j of hmask[l]
+// is set; q3_k_scale(2j) for l < 16, q3_k_scale(2j + 1) after (DequantQ3_K).
+struct Int8Q3_K {
+  static constexpr int kBlockBytes = sizeof(BlockQ3_K), kBlockValues = kQK_K;
+  static constexpr bool kMin = false, kScales16 = true;
+  __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
+    const uint8_t* qs = b + offsetof(BlockQ3_K, qs) + 32 * (j / 4);
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {  // 110-byte blocks: 2-byte aligned
+      const uint32_t low = (ld_u32_a2(qs + 4 * c) >> (2 * (j % 4))) & 0x03030303u;
+      const uint32_t keep = (ld_u32_a2(b + offsetof(BlockQ3_K, hmask) + 4 * c) >> j) & 0x01010101u;
+      words[c] = minus_per_byte<4>(low | keep << 2);  // low - 4, or low where the bit is set
+    }
+    const uint8_t* scales = b + offsetof(BlockQ3_K, scales);
+    return {ld_f16(b + offsetof(BlockQ3_K, d)), 0.0f,
+            scale_halves(q3_k_scale(scales, 2 * j), q3_k_scale(scales, 2 * j + 1))};
   }
 };
 
@@ -148,10 +195,10 @@ struct Int8IQ4_XS {
 constexpr int kGemmThreads = 128;
 // Resident blocks per SM the kernel is compiled for: a 128-register budget (ptxas's own choice,
 // 168, holds only 3 blocks of 4 warps per SM) without spills (-Xptxas -v, sm_80 and sm_90); the
-// formats with a min need 141-146 registers (at 128 they spilled 8-28 bytes), so 3 blocks.
+// formats with a min or with 16-value scales need more (at 128 they spilled 8-40 bytes), so 3.
 // (maybe_unused: the emulator drops __launch_bounds__)
 template <class Type>
-[[maybe_unused]] constexpr int kGemmMinBlocks = Type::kMin ? 3 : 4;
+[[maybe_unused]] constexpr int kGemmMinBlocks = Type::kMin || Type::kScales16 ? 3 : 4;
 constexpr int kTileRows = 64;                           // activation rows (m) per block
 constexpr int kTileCols = 64;                           // weight rows (n) per block
 constexpr int kStepBlocks = 4;                          // k blocks staged per step
@@ -175,6 +222,8 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
   // Only with Type::kMin: x's s and w's m per block.
   __shared__ float xs_s[Type::kMin ? kTileRows : 1][kStepBlocks];
   __shared__ float wm_s[Type::kMin ? kTileCols : 1][kStepBlocks];
+  // Only with Type::kScales16: w's two 16-value scales per block (SubBlockScales::halves).
+  __shared__ uint32_t wh_s[Type::kScales16 ? kTileCols : 1][kStepBlocks];
 
   const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTileRows;
@@ -224,6 +273,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
       store_u32x4(to + 16, words[4], words[5], words[6], words[7]);
       wd_s[r][b] = scales.d;
       if constexpr (Type::kMin) wm_s[r][b] = scales.m;
+      if constexpr (Type::kScales16) wh_s[r][b] = scales.halves;
     }
     __syncthreads();
 
@@ -257,12 +307,29 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           int32_t s[4] = {0, 0, 0, 0};
-          mma_16x8x32_s8(s, a[i], bw[j]);
+          float sum[4];
+          if constexpr (Type::kScales16) {
+            // The halves' sums apart, each times its scale: |Σ| < 2 · 16·32·128·128 = 2^24, exact
+            // as a float (past small_int_to_float's range).
+            int32_t hi[4] = {0, 0, 0, 0};
+            mma_16x8x16_s8(s, {a[i][0], a[i][1]}, bw[j][0]);
+            mma_16x8x16_s8(hi, {a[i][2], a[i][3]}, bw[j][1]);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const uint32_t halves = wh_s[warp_col + 8 * j + 2 * t + e % 2][b];
+              const int lo_scale = static_cast<int16_t>(halves & 0xFFFFu), hi_scale = static_cast<int>(halves) >> 16;
+              sum[e] = __int2float_rn(s[e] * lo_scale + hi[e] * hi_scale);
+            }
+          } else {
+            mma_16x8x32_s8(s, a[i], bw[j]);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) sum[e] = small_int_to_float(s[e]);
+          }
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             // vec_dot_*_q8_0's sum += float(sumi) · (d_w · d_x) (vec_dot_*_q8_1's + m_w · s_x), rounded
             // as it rounds (unfused: the GPU's bits are the CPU reference's)
-            float term = __fmul_rn(small_int_to_float(s[e]), __fmul_rn(w_d[j][e % 2], x_d[i][e / 2]));
+            float term = __fmul_rn(sum[e], __fmul_rn(w_d[j][e % 2], x_d[i][e / 2]));
             if constexpr (Type::kMin) {
               const float min_term =
                   __fmul_rn(wm_s[warp_col + 8 * j + 2 * t + e % 2][b], xs_s[warp_row + 16 * i + g + 8 * (e / 2)][b]);
@@ -308,8 +375,10 @@ bool int8_gemm_supports(DType dtype) noexcept {
     case DType::kQ5_1:
     case DType::kQ8_0:
     case DType::kIQ4_NL:
+    case DType::kQ3_K:
     case DType::kQ4_K:
     case DType::kQ5_K:
+    case DType::kQ6_K:
     case DType::kIQ4_XS: return true;
     default: return false;
   }
@@ -327,10 +396,11 @@ void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& ou
 
 void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(int8_gemm_supports(w.dtype) && w.k > 0 && w.n_out >= 0);
-  const bool super_blocks = w.dtype == DType::kQ4_K || w.dtype == DType::kQ5_K || w.dtype == DType::kIQ4_XS;
-  // The super-block formats' decoders read 4-byte words (blocks of 144, 176 and 136 bytes).
+  const bool reads_words = w.dtype == DType::kQ4_K || w.dtype == DType::kQ5_K || w.dtype == DType::kIQ4_XS;
+  const bool super_blocks = reads_words || w.dtype == DType::kQ3_K || w.dtype == DType::kQ6_K;
   EMBER_CUDA_EXPECT(w.k % (super_blocks ? kQK_K : kBlockValues) == 0);
-  EMBER_CUDA_EXPECT(!super_blocks || reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
+  // Those decoders read 4-byte words (blocks of 144, 176 and 136 bytes).
+  EMBER_CUDA_EXPECT(!reads_words || reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
   EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(x.q) % 16 == 0);
   EMBER_CUDA_EXPECT((m + kTileRows - 1) / kTileRows <= 0x7FFFFFFF && (w.n_out + kTileCols - 1) / kTileCols <= 65535);
   if (m <= 0 || w.n_out == 0) return;
@@ -343,6 +413,8 @@ void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cu
     case DType::kQ4_K: launch_int8_gemm<Int8Q4Q5_K<false>>(w, x, m, y, stream); break;
     case DType::kQ5_K: launch_int8_gemm<Int8Q4Q5_K<true>>(w, x, m, y, stream); break;
     case DType::kIQ4_XS: launch_int8_gemm<Int8IQ4_XS>(w, x, m, y, stream); break;
+    case DType::kQ3_K: launch_int8_gemm<Int8Q3_K>(w, x, m, y, stream); break;
+    case DType::kQ6_K: launch_int8_gemm<Int8Q6_K>(w, x, m, y, stream); break;
     default: launch_int8_gemm<Int8Q8_0>(w, x, m, y, stream); break;
   }
   EMBER_CUDA_CHECK_LAUNCH("int8_gemm");

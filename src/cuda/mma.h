@@ -1,5 +1,5 @@
 // Warp-level tensor-core multiply-accumulate (sm_80 and later): PTX mma.sync m16n8k16 on f16
-// operands with f32 accumulators and m16n8k32 on s8 operands with s32 accumulators, the packing of
+// operands with f32 accumulators and m16n8k32 / m16n8k16 on s8 operands with s32 accumulators, the packing of
 // their operand registers, and the shared-memory accesses that feed them. The emulator carries
 // the instruction out as the PTX ISA defines it (emulator/device.h, which spells out the layouts).
 #pragma once
@@ -10,7 +10,7 @@
 #include <cstring>
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-#error "cuda/mma.h: mma.sync m16n8k16 (f16) and m16n8k32 (s8) need sm_80 or later"
+#error "cuda/mma.h: mma.sync m16n8k16 (f16) and m16n8k32 / m16n8k16 (s8) need sm_80 or later"
 #endif
 
 namespace ember::cuda {
@@ -104,6 +104,20 @@ __device__ __forceinline__ void mma_16x8x32_s8(int32_t (&d)[4], const uint32_t (
       "{%0, %1, %2, %3};"
       : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// The m16n8k16 s8 shape (mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32): the k32 shape's first
+// half, a = A[g][4t..], A[g+8][4t..]; b = B[4t..][g]; d as the k32 shape's. Two of them on a k32
+// fragment's registers {a[0], a[1]}, b[0] and {a[2], a[3]}, b[1] give the sums of k 0-15 and
+// 16-31 apart.
+__device__ __forceinline__ void mma_16x8x16_s8(int32_t (&d)[4], const uint32_t (&a)[2], uint32_t b) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember::cuda_emulator::mma_m16n8k16_s32_s8(d, a, b);
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};"
+               : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(b));
 #endif
 }
 

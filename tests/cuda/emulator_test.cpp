@@ -441,6 +441,47 @@ TEST(CudaEmulator, MmaM16n8k32S8MatchesItsPtxDefinition) {
   EXPECT_EQ(cuda::pack_s8x4(1, -1, -128, 127), 0x7F80FF01u);  // the lowest index in the low byte
 }
 
+// The m16n8k16 s8 shape from its own PTX table ("Matrix Fragments for mma.m16n8k16", integer
+// types), written here independently: a_i (bytes 0-7) row g for i < 4, else g + 8, column
+// 4t + i % 4; b_i (bytes 0-3) row 4t + i, column g. c as the other shapes'.
+__global__ void mma_s8_k16_kernel(const int8_t* a, const int8_t* b, const int32_t* c, int32_t* d) {
+  const int lane = static_cast<int>(threadIdx.x), g = lane / 4, t = lane % 4;
+  int ab[8], bb[4];
+  for (int i = 0; i < 8; ++i) ab[i] = a[(g + (i >= 4 ? 8 : 0)) * 16 + 4 * t + i % 4];
+  for (int i = 0; i < 4; ++i) bb[i] = b[(4 * t + i) * 8 + g];
+  const uint32_t ar[2] = {cuda::pack_s8x4(ab[0], ab[1], ab[2], ab[3]), cuda::pack_s8x4(ab[4], ab[5], ab[6], ab[7])};
+  int32_t acc[4];
+  for (int i = 0; i < 4; ++i) acc[i] = c[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2];
+  cuda::mma_16x8x16_s8(acc, ar, cuda::pack_s8x4(bb[0], bb[1], bb[2], bb[3]));
+  for (int i = 0; i < 4; ++i) d[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2] = acc[i];
+}
+
+TEST(CudaEmulator, MmaM16n8k16S8MatchesItsPtxDefinition) {
+  std::mt19937 rng(23);
+  std::uniform_int_distribution<int> bytes(-128, 127), accs(-1000000, 1000000);
+  std::vector<int8_t> a(16 * 16), b(16 * 8);
+  for (int8_t& x : a) x = static_cast<int8_t>(bytes(rng));
+  for (int8_t& x : b) x = static_cast<int8_t>(bytes(rng));
+  a[0] = b[0] = -128;  // the extremes too
+  a[1] = b[8] = 127;
+  std::vector<int32_t> c(16 * 8);
+  for (int32_t& x : c) x = accs(rng);
+  const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b), dc = DeviceBuffer::from(c);
+  DeviceBuffer dd(16 * 8 * sizeof(int32_t));
+  EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_s8_k16_kernel)
+  (da.as<int8_t>(), db.as<int8_t>(), dc.as<int32_t>(), dd.as<int32_t>());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<int32_t> d = download<int32_t>(dd, 16 * 8);
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 8; ++j) {
+      int64_t want = c[static_cast<size_t>(i * 8 + j)];
+      for (int k = 0; k < 16; ++k)
+        want += int64_t{a[static_cast<size_t>(i * 16 + k)]} * b[static_cast<size_t>(k * 8 + j)];
+      EXPECT_EQ(d[static_cast<size_t>(i * 8 + j)], want) << "D[" << i << "][" << j << "]";
+    }
+  }
+}
+
 // mma.sync is a whole warp's instruction: a partial warp, an exited lane, or lanes meeting it at
 // a shuffle abort naming the kernel.
 __global__ void mma_misuse_kernel(float* out, int how) {

@@ -99,10 +99,13 @@ TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_1) {
 }
 
 // A super-block format's sub-block `sub` (32 values) as int8 values v and scales, value = d·v + m,
-// written out from the block layouts (quant/block_k.h, block_iq4.h) as int8_gemm decodes them.
+// or with per16 (Q3_K, Q6_K) (d·scale[l / 16])·v; written out from the block layouts
+// (quant/block_k.h, block_iq4.h) as int8_gemm decodes them.
 struct SubBlock {
   int v[kBlock];
   float d, m;
+  bool per16;
+  int scale[2];
 };
 
 template <class Block>  // BlockQ4_K or BlockQ5_K: value l is nibble sub % 2 of qs[32 (sub / 2) + l]
@@ -131,39 +134,90 @@ SubBlock iq4_xs_sub_block(const std::byte* bytes, int sub) {
   return out;
 }
 
-// Row `row` (k values) of a Q4_K / Q5_K / IQ4_XS matrix as sub-blocks; each value d·v + m must be the
-// CPU dequantizer's, bit for bit (which checks these decoders against it).
+// Q6_K sub-block 4h + qq: value l is nibble qq / 2 of ql[64h + 32 (qq % 2) + l] with bits 2qq of
+// qh[32h + l] above it, minus 32; scales 8h + 2qq and the next.
+SubBlock q6_k_sub_block(const std::byte* bytes, int sub) {
+  BlockQ6_K b;
+  std::memcpy(&b, bytes, sizeof(b));
+  const int h = sub / 4, qq = sub % 4;
+  SubBlock out{};
+  out.d = fp16_to_fp32(b.d);
+  out.per16 = true;
+  out.scale[0] = b.scales[8 * h + 2 * qq];
+  out.scale[1] = b.scales[8 * h + 2 * qq + 1];
+  for (int l = 0; l < kBlock; ++l) {
+    const int low = (b.ql[64 * h + 32 * (qq % 2) + l] >> (4 * (qq / 2))) & 0x0F;
+    out.v[l] = (low | ((b.qh[32 * h + l] >> (2 * qq)) & 3) << 4) - 32;
+  }
+  return out;
+}
+
+// Q3_K sub-block 4h + p: value l is bits 2p of qs[32h + l], minus 4 unless bit 4h + p of hmask[l]
+// is set; scale i (16 of 6 bits, minus 32) has its low nibble in byte i % 8 (the high nibble for
+// i >= 8) and its top 2 bits at bit 2 (i / 4) of byte 8 + i % 4.
+SubBlock q3_k_sub_block(const std::byte* bytes, int sub) {
+  BlockQ3_K b;
+  std::memcpy(&b, bytes, sizeof(b));
+  const auto scale = [&](int i) {
+    return (((b.scales[i % 8] >> (4 * (i / 8))) & 0x0F) | (((b.scales[8 + i % 4] >> (2 * (i / 4))) & 3) << 4)) - 32;
+  };
+  SubBlock out{};
+  out.d = fp16_to_fp32(b.d);
+  out.per16 = true;
+  out.scale[0] = scale(2 * sub);
+  out.scale[1] = scale(2 * sub + 1);
+  for (int l = 0; l < kBlock; ++l) {
+    out.v[l] = ((b.qs[32 * (sub / 4) + l] >> (2 * (sub % 4))) & 3) - (((b.hmask[l] >> sub) & 1) != 0 ? 0 : 4);
+  }
+  return out;
+}
+
+SubBlock sub_block(DType type, const std::byte* block, int sub) {
+  switch (type) {
+    case DType::kQ4_K: return k4_sub_block<BlockQ4_K>(block, sub);
+    case DType::kQ5_K: return k4_sub_block<BlockQ5_K>(block, sub);
+    case DType::kQ6_K: return q6_k_sub_block(block, sub);
+    case DType::kQ3_K: return q3_k_sub_block(block, sub);
+    default: return iq4_xs_sub_block(block, sub);
+  }
+}
+
+// Row `row` (k values) of a super-block format's matrix as sub-blocks; each value must be the CPU
+// dequantizer's, bit for bit (which checks these decoders against it).
 std::vector<SubBlock> sub_blocks(DType type, const std::byte* row, int64_t k) {
   std::vector<SubBlock> out;
   const size_t block_bytes = *dtype_bytes_for(type, kQK_K);
   for (int64_t b = 0; b < k / kQK_K; ++b) {
     for (int sub = 0; sub < kQK_K / kBlock; ++sub) {
-      const std::byte* block = row + b * block_bytes;
-      out.push_back(type == DType::kQ4_K   ? k4_sub_block<BlockQ4_K>(block, sub)
-                    : type == DType::kQ5_K ? k4_sub_block<BlockQ5_K>(block, sub)
-                                           : iq4_xs_sub_block(block, sub));
+      out.push_back(sub_block(type, row + b * block_bytes, sub));
     }
   }
   std::vector<float> values(static_cast<size_t>(k));
   dequantize(type, row, values.data(), k);
   for (size_t i = 0; i < values.size(); ++i) {
     const SubBlock& sb = out[i / kBlock];
-    EXPECT_EQ(sb.d * static_cast<float>(sb.v[i % kBlock]) + sb.m, values[i]) << dtype_name(type) << " value " << i;
+    const int l = static_cast<int>(i % kBlock);
+    const float value = sb.per16 ? (sb.d * static_cast<float>(sb.scale[l / 16])) * static_cast<float>(sb.v[l])
+                                 : sb.d * static_cast<float>(sb.v[l]) + sb.m;
+    EXPECT_EQ(value, values[i]) << dtype_name(type) << " value " << i;
   }
   return out;
 }
 
 // What int8_gemm computes for one output of a super-block format: over the 32-value blocks in k
-// order, float(Σ v·q) · (d_w · d_x) + m_w · s_x (vec_dot_*_q8_1's formula; Q8_1 activations x).
+// order, float(Σ v·q) · (d_w · d_x) + m_w · s_x (vec_dot_*_q8_1's formula; Q8_1 activations x);
+// with per16, Σ v·q is scale[0] · Σ_{l<16} v·q + scale[1] · Σ_{l>=16} v·q (exact as a float).
 float super_block_dot(DType type, const std::vector<SubBlock>& w, const std::byte* x_row) {
   float sum = 0;
   for (size_t b = 0; b < w.size(); ++b) {
     BlockQ8_1 x;
     std::memcpy(&x, x_row + b * sizeof(BlockQ8_1), sizeof(x));
-    int dot = 0;
-    for (int l = 0; l < kBlock; ++l) dot += w[b].v[l] * x.qs[l];
+    int half_dots[2] = {0, 0};
+    for (int l = 0; l < kBlock; ++l) half_dots[l / 16] += w[b].v[l] * x.qs[l];
+    const int dot =
+        w[b].per16 ? w[b].scale[0] * half_dots[0] + w[b].scale[1] * half_dots[1] : half_dots[0] + half_dots[1];
     float term = static_cast<float>(dot) * (w[b].d * fp16_to_fp32(x.d));
-    if (type != DType::kIQ4_XS) term += w[b].m * fp16_to_fp32(x.s);
+    if (type == DType::kQ4_K || type == DType::kQ5_K) term += w[b].m * fp16_to_fp32(x.s);
     sum += term;
   }
   return sum;
@@ -241,7 +295,8 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_1Activations) {
 std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
 INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
                          ::testing::Values(DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
-                                           DType::kIQ4_NL, DType::kQ4_K, DType::kQ5_K, DType::kIQ4_XS),
+                                           DType::kIQ4_NL, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
+                                           DType::kIQ4_XS),
                          type_name);
 
 // CudaBackend with the int8 GEMM on: matmul_many quantizes x once for consecutive int8 matrices and
@@ -250,7 +305,7 @@ INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
 TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
   EMBER_REQUIRE_GPU();
   const int64_t m = 20, n_out = 40, k = 256;
-  const DType types[] = {DType::kQ4_K, DType::kQ4_1, DType::kQ6_K, DType::kQ5_0, DType::kIQ4_XS};
+  const DType types[] = {DType::kQ4_K, DType::kQ4_1, DType::kQ2_K, DType::kQ5_0, DType::kQ6_K};
   cuda::CudaBackend backend(cuda::CudaBackendOptions{.int8_gemm = true});
   backend.reserve({.max_rows = m, .max_k = k}, n_out * k, 0);
   std::vector<std::vector<std::byte>> blocks;
@@ -276,7 +331,7 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
     SCOPED_TRACE(dtype_name(types[i]));
     const std::vector<float> a = together[i].to_vector<float>(static_cast<size_t>(m * n_out));
     EXPECT_EQ(a, alone[i].to_vector<float>(static_cast<size_t>(m * n_out)));
-    if (types[i] == DType::kQ6_K) continue;
+    if (types[i] == DType::kQ2_K) continue;
     const DeviceQ8Rows q8 = quantize_on_device(x.to_vector<float>(static_cast<size_t>(m * k)), m, k);
     const DeviceBuffer y = poisoned_floats(static_cast<size_t>(m * n_out));
     cuda::int8_gemm(linears[i].w, q8.rows(), m, y.as<float>(), nullptr);
@@ -285,12 +340,12 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
   }
 }
 
-TEST(CudaInt8Gemm, SupportsTheFormatsScaledPer32Values) {
+TEST(CudaInt8Gemm, SupportsTheBlockTypesButQ2_K) {
   for (const DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL,
-                           DType::kQ4_K, DType::kQ5_K, DType::kIQ4_XS}) {
+                           DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_XS}) {
     EXPECT_TRUE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }
-  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ2_K, DType::kQ3_K, DType::kQ6_K}) {
+  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ2_K}) {
     EXPECT_FALSE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }
 }

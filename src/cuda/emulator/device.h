@@ -238,6 +238,29 @@ inline void mma_m16n8k32_s32_s8(int32_t (&d)[4], const uint32_t (&a)[4], const u
   }
 }
 
+// PTX mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32: d[16×8] += a[16×16] · b[16×8], the k32
+// shape's first half: lane holds a[0] = A[g][4t..4t+3], a[1] = A[g+8][4t..4t+3];
+// b = B[4t..4t+3][g]; d as the k32 shape's.
+inline void mma_m16n8k16_s32_s8(int32_t (&d)[4], const uint32_t (&a)[2], uint32_t b) {
+  const uint64_t mine[2] = {a[0] | uint64_t{a[1]} << 32, b};
+  uint64_t all[32][kMaxExchangeWords];
+  gather_in_warp(mine, 2, all, "mma.sync");
+  // Byte n of register r of lane l (r 0-1: a, 2: b) as a signed value.
+  const auto byte = [&](int l, int r, int n) {
+    return static_cast<int8_t>(static_cast<uint8_t>(all[l][r / 2] >> (32 * (r % 2) + 8 * n)));
+  };
+  // A[row][k]: lane 4·(row % 8) + k / 4, register row >= 8, byte k % 4; B[k][col]: lane 4·col + k / 4.
+  const auto a_at = [&](int row, int k) { return byte(4 * (row % 8) + k / 4, row >= 8, k % 4); };
+  const auto b_at = [&](int k, int col) { return byte(4 * col + k / 4, 2, k % 4); };
+  const int lane = lane_id(), g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    uint32_t sum = static_cast<uint32_t>(d[i]);  // two's complement wrap, as the hardware's adder
+    for (int k = 0; k < 16; ++k) sum += static_cast<uint32_t>(int32_t{a_at(row, k)} * int32_t{b_at(k, col)});
+    d[i] = static_cast<int32_t>(sum);
+  }
+}
+
 }  // namespace ember::cuda_emulator
 
 // ---- arithmetic intrinsics -----------------------------------------------------------------------
@@ -249,6 +272,7 @@ T __ldg(const T* p) {
 }
 
 inline float __int_as_float(int v) { return std::bit_cast<float>(v); }
+inline float __int2float_rn(int v) { return static_cast<float>(v); }  // the host rounds to nearest even
 inline float __uint_as_float(unsigned v) { return std::bit_cast<float>(v); }
 inline int __float_as_int(float v) { return std::bit_cast<int>(v); }
 inline unsigned __float_as_uint(float v) { return std::bit_cast<unsigned>(v); }
