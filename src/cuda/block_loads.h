@@ -17,7 +17,7 @@ __device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
 }
 // 4 bytes (little-endian) at a 2-byte-aligned address.
 __device__ __forceinline__ uint32_t ld_u32_a2(const uint8_t* p) { return ld_u16(p) | (ld_u16(p + 2) << 16); }
-// 4 bytes at a 4-byte-aligned address (the K formats' and IQ4_XS's blocks, from an aligned matrix).
+// 4 bytes at a 4-byte-aligned address (Q2_K / Q4_K / Q5_K / IQ4_XS blocks, from an aligned matrix).
 __device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) { return __ldg(reinterpret_cast<const unsigned*>(p)); }
 __device__ __forceinline__ float ld_f16(const uint8_t* p) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(ld_u16(p))));

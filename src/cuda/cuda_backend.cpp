@@ -373,12 +373,13 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
 bool CudaBackend::runs_int8(const CudaLinear& w) const noexcept { return int8_gemm_ && int8_gemm_supports(w.w.dtype); }
 
 Q8_1Rows CudaBackend::quantize_rows(const float* x, int64_t m, int64_t k) {
-  // m·k values, then m·k / 32 scales d and as many sums s: 1.25 bytes per value of the scratch's 2;
+  // m·k values, then m·k / 32 each of d, s and sum_d: 1.375 bytes per value of the scratch's 2;
   // m·k is a multiple of 32, so the floats stay aligned.
   EMBER_CHECK(m <= limits_.max_rows && k <= limits_.max_k);
   auto* q = x_f16_.as<int8_t>();
   auto* d = reinterpret_cast<float*>(q + m * k);
-  const Q8_1Rows rows{q, d, d + m * k / kInt8GemmBlock};
+  const int64_t blocks = m * k / kInt8GemmBlock;
+  const Q8_1Rows rows{q, d, d + blocks, d + 2 * blocks};
   quantize_q8_1_rows(x, m, k, rows, stream_);
   return rows;
 }

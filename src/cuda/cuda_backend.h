@@ -165,7 +165,7 @@ class CudaBackend {
   // Whether gemm() takes `w` through int8_gemm.
   bool runs_int8(const CudaLinear& w) const noexcept;
   // x [m][k] through quantize_q8_1_rows, in the f16 activations' scratch (which the cuBLAS path
-  // overwrites): q [m][k], then d and s [m][k / 32].
+  // overwrites): q [m][k], then d, s and sum_d [m][k / 32].
   Q8_1Rows quantize_rows(const float* x, int64_t m, int64_t k);
 
   int device_ = 0;
@@ -174,7 +174,7 @@ class CudaBackend {
   cudaStream_t stream_ = nullptr;
   void* cublas_ = nullptr;   // cublasHandle_t
   DeviceBuffer weight_f16_;  // [max_matrix_elements] the GEMM's dequantized weight
-  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d, s)
+  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d, s, sum_d)
   DeviceBuffer attention_workspace_;
   StepLimits limits_{};
   int64_t max_matrix_elements_ = 0;

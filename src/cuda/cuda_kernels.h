@@ -71,19 +71,22 @@ inline constexpr int64_t kInt8GemmBlock = 32;
 // per 16.
 bool int8_gemm_supports(DType dtype) noexcept;
 // Activations x [m][k] quantized per 32 values bit for bit as the CPU's quantize_row_q8_1: q [m][k]
-// the int8 values (Q8_0's too), d [m][k / 32] the f16 scales, s [m][k / 32] the f16 d·Σq, as floats.
+// the int8 values (Q8_0's too), d [m][k / 32] the f16 scales, s [m][k / 32] the f16 d·Σq, as floats;
+// and sum_d [m][k / 32] = d·Σq in float (the min term of the formats whose CPU dots take Q8_K: an
+// f16 s overflows past 65504, for a block whose values sum past that).
 struct Q8_1Rows {
   int8_t* q;
   float* d;
   float* s;
+  float* sum_d;
 };
 void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& out, cudaStream_t stream);
 // y [m][w.n_out] = x · wᵀ from x quantized by quantize_q8_1_rows (q 16-byte aligned) and w's own
 // blocks (int8_gemm_supports), on int8 tensor cores: per output and 32 values, the exact integer
 // sum times w's d · x's d, plus w's min times x's s, accumulated in float in k order. That is the
 // CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 bit for bit; the super-block formats, whose CPU dots take
-// Q8_K activations (one scale per 256), get the same per-32 sums with Q4_K's min -dmin·min_j, and
-// Q3_K / Q6_K's sums of 16 times their int scales before the float scaling.
+// Q8_K activations (one scale per 256), get the same per-32 sums with Q4_K's min -dmin·min_j times
+// sum_d, and Q3_K / Q6_K's sums of 16 times their int scales before the float scaling.
 void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream);
 
 // ---- row ops (ops_kernels.cu); shapes and semantics as CpuBackend's namesakes -----------------

@@ -1,7 +1,7 @@
 // The int8 prefill GEMM of cuda_kernels.h: activations quantized per 32 values as the CPU's Q8_1
-// (its Q8_0 values and d, plus s = d·Σq), then int8 tensor cores (mma.sync m16n8k32) on the
-// weights' own blocks: each 32 values' exact integer sum scaled by both scales, plus the weights'
-// min times the activations' s for the formats with one.
+// (its Q8_0 values and d, plus s = d·Σq), then int8 tensor cores (mma.sync m16n8k32, or two
+// m16n8k16 for 16-value scales) on the weights' own blocks: each 32 values' exact integer sum
+// scaled by both scales, plus the weights' min times the activations' sum for the formats with one.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -30,7 +30,7 @@ constexpr int kQuantizeThreads = 256;
 constexpr int64_t kQuantizeMaxBlocks = 8192;
 
 __global__ void quantize_q8_1_rows_kernel(const float* __restrict__ x, int64_t n_blocks, int8_t* __restrict__ q,
-                                          float* __restrict__ d, float* __restrict__ s) {
+                                          float* __restrict__ d, float* __restrict__ s, float* __restrict__ sum_d) {
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (kQuantizeThreads / 32);
   // The loop bound is the same for the whole warp, as quantize_q8_0_lane's shuffles need.
@@ -43,6 +43,7 @@ __global__ void quantize_q8_1_rows_kernel(const float* __restrict__ x, int64_t n
     if (lane == 0) {  // the CPU's stored f16 d and s (|sum| <= 4064: exact as a float)
       d[b] = __half2float(__float2half_rn(v.scale));
       s[b] = __half2float(__float2half_rn(__fmul_rn(static_cast<float>(sum), v.scale)));
+      sum_d[b] = __fmul_rn(d[b], static_cast<float>(sum));
     }
   }
 }
@@ -65,13 +66,14 @@ struct SubBlockScales {
 };
 
 // Each type: kBlockBytes, kBlockValues (32, or a 256-value super-block of 8 sub-blocks), kMin,
-// kScales16, and decode(block, sub, words), which writes sub-block `sub`'s 32 values as signed
-// bytes in value order (four per word, the lowest in the low byte) and returns its scales; value
-// = d·v + m with the CPU dequantizer's d and m (Q4_K's m is -dmin·min).
+// kQ8_1s (the min multiplies Q8_1's f16 s as on the CPU, else the float d·Σq, which cannot
+// overflow), kScales16, and decode(block, sub, words), which writes sub-block `sub`'s 32
+// values as signed bytes in value order (four per word, the lowest in the low byte) and returns
+// its scales; value = d·v + m with the CPU dequantizer's d and m (Q4_K's m is -dmin·min).
 template <class F>  // code - kBias, IQ4_NL's level (an int8), or Q4_1 / Q5_1's code (with their m)
 struct Int8Nibbles {
   static constexpr int kBlockBytes = sizeof(typename F::Block), kBlockValues = 32;
-  static constexpr bool kMin = F::kMin, kScales16 = false;
+  static constexpr bool kMin = F::kMin, kQ8_1s = F::kMin, kScales16 = false;
   __device__ static uint32_t values(uint32_t codes) {
     if constexpr (F::kCodebook) {
       return iq4_levels4(codes);
@@ -94,7 +96,7 @@ struct Int8Nibbles {
 
 struct Int8Q8_0 {
   static constexpr int kBlockBytes = sizeof(BlockQ8_0), kBlockValues = 32;
-  static constexpr bool kMin = false, kScales16 = false;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int /*sub*/, uint32_t (&words)[8]) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) words[i] = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 4 * i);
@@ -108,7 +110,7 @@ template <bool kHigh>
 struct Int8Q4Q5_K {
   using Block = std::conditional_t<kHigh, BlockQ5_K, BlockQ4_K>;
   static constexpr int kBlockBytes = sizeof(Block), kBlockValues = kQK_K;
-  static constexpr bool kMin = true, kScales16 = false;
+  static constexpr bool kMin = true, kQ8_1s = false, kScales16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(Block, qs) + 32 * (j / 2);
 #pragma unroll
@@ -125,7 +127,7 @@ struct Int8Q4Q5_K {
 // IQ4_XS sub-block ib: an IQ4_NL block's nibbles at qs[16 ib], d = iq4_xs_scale.
 struct Int8IQ4_XS {
   static constexpr int kBlockBytes = sizeof(BlockIQ4_XS), kBlockValues = kQK_K;
-  static constexpr bool kMin = false, kScales16 = false;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int ib, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs) + 16 * ib;
 #pragma unroll
@@ -147,7 +149,7 @@ __device__ __forceinline__ uint32_t scale_halves(int lo, int hi) {
 // of qh[32h + l] above it, minus 32; scales[8h + 2qq] for l < 16, the next one after (DequantQ6_K).
 struct Int8Q6_K {
   static constexpr int kBlockBytes = sizeof(BlockQ6_K), kBlockValues = kQK_K;
-  static constexpr bool kMin = false, kScales16 = true;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = true;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const int h = j / 4, qq = j % 4;
     const uint8_t* ql = b + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (qq % 2);
@@ -167,7 +169,7 @@ struct Int8Q6_K {
 // is set; q3_k_scale(2j) for l < 16, q3_k_scale(2j + 1) after (DequantQ3_K).
 struct Int8Q3_K {
   static constexpr int kBlockBytes = sizeof(BlockQ3_K), kBlockValues = kQK_K;
-  static constexpr bool kMin = false, kScales16 = true;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = true;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(BlockQ3_K, qs) + 32 * (j / 4);
 #pragma unroll
@@ -186,9 +188,10 @@ struct Int8Q3_K {
 //
 // One block of 4 warps per (64 activation rows, 64 weight rows) tile of y. Per step it stages 4
 // blocks (128 values of k) of both in shared memory as int8 with their scales; each warp then runs
-// its 32×32 of the tile as 2×4 mma.sync m16n8k32 per block of k and adds each s32 result times
-// w's d · x's d (plus w's m · x's s) to its float accumulators: per output, the blocks' terms in k
-// order, as the CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 (bit for bit). blockIdx.x walks the
+// its 32×32 of the tile as 2×4 mma.sync m16n8k32 (or twice as many m16n8k16) per block of k and
+// adds each s32 result times w's d · x's d (plus w's m · x's sum) to its float accumulators: per
+// output, the blocks' terms in k order, as the CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 (bit for bit
+// for those types). blockIdx.x walks the
 // activation tiles, so consecutive blocks share a weight tile (read from memory once, then from
 // L2), and the step's int8 activations (m·k bytes) are read from L2.
 
@@ -219,7 +222,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
   __shared__ __align__(16) uint8_t w_s[kTileCols * kRowStride];
   __shared__ float xd_s[kTileRows][kStepBlocks];
   __shared__ float wd_s[kTileCols][kStepBlocks];
-  // Only with Type::kMin: x's s and w's m per block.
+  // Only with Type::kMin: x's sum (Q8_1's s, or d·Σq) and w's m per block.
   __shared__ float xs_s[Type::kMin ? kTileRows : 1][kStepBlocks];
   __shared__ float wm_s[Type::kMin ? kTileCols : 1][kStepBlocks];
   // Only with Type::kScales16: w's two 16-value scales per block (SubBlockScales::halves).
@@ -357,12 +360,19 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
   }
 }
 
+// The activations' per-block sums a type's min multiplies (none without a min).
+template <class Type>
+const float* min_sums(const Q8_1Rows& x) {
+  if (!Type::kMin) return nullptr;
+  return Type::kQ8_1s ? x.s : x.sum_d;
+}
+
 template <class Type>
 void launch_int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>((m + kTileRows - 1) / kTileRows),
                   static_cast<unsigned>((w.n_out + kTileCols - 1) / kTileCols));
   EMBER_CUDA_LAUNCH(grid, kGemmThreads, 0, stream, int8_gemm_kernel<Type>)
-  (static_cast<const uint8_t*>(w.data), w.n_out, w.k, x.q, x.d, x.s, m, y);
+  (static_cast<const uint8_t*>(w.data), w.n_out, w.k, x.q, x.d, min_sums<Type>(x), m, y);
 }
 
 }  // namespace
@@ -390,7 +400,8 @@ void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& ou
   if (n_blocks == 0) return;
   constexpr int64_t kWarps = kQuantizeThreads / 32;
   const auto grid = static_cast<unsigned>(std::min((n_blocks + kWarps - 1) / kWarps, kQuantizeMaxBlocks));
-  EMBER_CUDA_LAUNCH(grid, kQuantizeThreads, 0, stream, quantize_q8_1_rows_kernel)(x, n_blocks, out.q, out.d, out.s);
+  EMBER_CUDA_LAUNCH(grid, kQuantizeThreads, 0, stream, quantize_q8_1_rows_kernel)
+  (x, n_blocks, out.q, out.d, out.s, out.sum_d);
   EMBER_CUDA_CHECK_LAUNCH("quantize_q8_1_rows");
 }
 

@@ -181,16 +181,17 @@ TEST(CudaModel, TiledPrefillAttentionAgreesWithRowByRow) {
 }
 
 // Prefill through the int8 GEMM (EMBER_CUDA_INT8_GEMM=1): Q8_1 activations, as the CPU's for the
-// 32-value formats (and finer than its Q8_K for the super-blocks), so within the CPU's own tolerance
-// for them against the reference, and not the f16
-// cuBLAS path's bits (the int8 GEMM ran). Not compared with the CPU's logits: on these small random
-// models any change of a layer's input (the tiled attention's 5e-5 does it too) flips some Q8_0
-// roundings, which moves the logits by ~1.5e-2 whichever path runs; the kernel tests compare the
-// GEMM with the CPU's dot products exactly.
+// 32-value formats (the super-blocks' CPU dots take Q8_K), so within the CPU's own tolerance for
+// them against the reference, and not the f16 cuBLAS path's bits (the int8 GEMM ran). Not compared
+// with the CPU's logits: on these small random models any change of a layer's input (the tiled
+// attention's 5e-5 does it too) flips some activation roundings, which moves the logits by ~1.5e-2
+// whichever path runs; the kernel tests compare the GEMM with the CPU's dot products (or, for the
+// super-blocks, the formula written out) exactly.
 TEST(CudaModel, Int8GemmPrefillAgreesWithTheReference) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(40, 80, 12);
-  // Every type on llama; three on qwen2 (its biases after the GEMM), to keep the test's time down.
+  // Nine types on llama (Q5_1 and Q5_K are Q4_1's and Q4_K's code plus a fifth bit, which the
+  // kernel test covers); three on qwen2 (its biases after the GEMM), to keep the test's time down.
   const std::vector<DType> all = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ8_0,  DType::kIQ4_NL,
                                   DType::kQ3_K, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS};
   for (const std::string arch : {"llama", "qwen2"}) {

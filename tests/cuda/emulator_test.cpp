@@ -414,30 +414,35 @@ __global__ void mma_s8_kernel(const int8_t* a, const int8_t* b, const int32_t* c
   for (int i = 0; i < 4; ++i) d[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2] = acc[i];
 }
 
-TEST(CudaEmulator, MmaM16n8k32S8MatchesItsPtxDefinition) {
-  std::mt19937 rng(22);
+// d = c + a·b (a 16×k, b k×8, c and d 16×8, row-major) through `kernel` on one warp, against the
+// products summed here in int64; random bytes with the extremes -128 and 127, random accumulators.
+void expect_mma_s8(int k, unsigned seed, void (*kernel)(const int8_t*, const int8_t*, const int32_t*, int32_t*)) {
+  std::mt19937 rng(seed);
   std::uniform_int_distribution<int> bytes(-128, 127), accs(-1000000, 1000000);
-  std::vector<int8_t> a(16 * 32), b(32 * 8);
+  std::vector<int8_t> a(static_cast<size_t>(16 * k)), b(static_cast<size_t>(k * 8));
   for (int8_t& x : a) x = static_cast<int8_t>(bytes(rng));
   for (int8_t& x : b) x = static_cast<int8_t>(bytes(rng));
-  a[0] = b[0] = -128;  // the extremes too
+  a[0] = b[0] = -128;
   a[1] = b[8] = 127;
   std::vector<int32_t> c(16 * 8);
   for (int32_t& x : c) x = accs(rng);
   const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b), dc = DeviceBuffer::from(c);
   DeviceBuffer dd(16 * 8 * sizeof(int32_t));
-  EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_s8_kernel)
-  (da.as<int8_t>(), db.as<int8_t>(), dc.as<int32_t>(), dd.as<int32_t>());
+  EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, kernel)(da.as<int8_t>(), db.as<int8_t>(), dc.as<int32_t>(), dd.as<int32_t>());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<int32_t> d = download<int32_t>(dd, 16 * 8);
   for (int i = 0; i < 16; ++i) {
     for (int j = 0; j < 8; ++j) {
       int64_t want = c[static_cast<size_t>(i * 8 + j)];
-      for (int k = 0; k < 32; ++k)
-        want += int64_t{a[static_cast<size_t>(i * 32 + k)]} * b[static_cast<size_t>(k * 8 + j)];
-      EXPECT_EQ(d[static_cast<size_t>(i * 8 + j)], want) << "D[" << i << "][" << j << "]";
+      for (int kk = 0; kk < k; ++kk)
+        want += int64_t{a[static_cast<size_t>(i * k + kk)]} * b[static_cast<size_t>(kk * 8 + j)];
+      EXPECT_EQ(d[static_cast<size_t>(i * 8 + j)], want) << "k" << k << " D[" << i << "][" << j << "]";
     }
   }
+}
+
+TEST(CudaEmulator, MmaM16n8k32S8MatchesItsPtxDefinition) {
+  expect_mma_s8(32, 22, mma_s8_kernel);
   EXPECT_EQ(cuda::pack_s8x4(1, -1, -128, 127), 0x7F80FF01u);  // the lowest index in the low byte
 }
 
@@ -456,31 +461,7 @@ __global__ void mma_s8_k16_kernel(const int8_t* a, const int8_t* b, const int32_
   for (int i = 0; i < 4; ++i) d[(g + (i >= 2 ? 8 : 0)) * 8 + 2 * t + i % 2] = acc[i];
 }
 
-TEST(CudaEmulator, MmaM16n8k16S8MatchesItsPtxDefinition) {
-  std::mt19937 rng(23);
-  std::uniform_int_distribution<int> bytes(-128, 127), accs(-1000000, 1000000);
-  std::vector<int8_t> a(16 * 16), b(16 * 8);
-  for (int8_t& x : a) x = static_cast<int8_t>(bytes(rng));
-  for (int8_t& x : b) x = static_cast<int8_t>(bytes(rng));
-  a[0] = b[0] = -128;  // the extremes too
-  a[1] = b[8] = 127;
-  std::vector<int32_t> c(16 * 8);
-  for (int32_t& x : c) x = accs(rng);
-  const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b), dc = DeviceBuffer::from(c);
-  DeviceBuffer dd(16 * 8 * sizeof(int32_t));
-  EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, mma_s8_k16_kernel)
-  (da.as<int8_t>(), db.as<int8_t>(), dc.as<int32_t>(), dd.as<int32_t>());
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<int32_t> d = download<int32_t>(dd, 16 * 8);
-  for (int i = 0; i < 16; ++i) {
-    for (int j = 0; j < 8; ++j) {
-      int64_t want = c[static_cast<size_t>(i * 8 + j)];
-      for (int k = 0; k < 16; ++k)
-        want += int64_t{a[static_cast<size_t>(i * 16 + k)]} * b[static_cast<size_t>(k * 8 + j)];
-      EXPECT_EQ(d[static_cast<size_t>(i * 8 + j)], want) << "D[" << i << "][" << j << "]";
-    }
-  }
-}
+TEST(CudaEmulator, MmaM16n8k16S8MatchesItsPtxDefinition) { expect_mma_s8(16, 23, mma_s8_k16_kernel); }
 
 // mma.sync is a whole warp's instruction: a partial warp, an exited lane, or lanes meeting it at
 // a shuffle abort naming the kernel.

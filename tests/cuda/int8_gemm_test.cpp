@@ -1,7 +1,7 @@
 // The int8 prefill GEMM (quantize_q8_1_rows, int8_gemm) against the CPU's own Q8_1 activation
 // quantizer and its vec_dot_*_q8_0 / vec_dot_*_q8_1 reference dot products, on random data, and for
-// Q4_K / Q5_K / IQ4_XS (whose CPU dots take Q8_K) against the same per-32 sums written out here from
-// the block layouts; shapes that fill and that cut the 64×64 tiles and the 128-value steps.
+// the super-block formats (whose CPU dots take Q8_K) against the same per-32 sums written out here
+// from the block layouts; shapes that fill and that cut the 64×64 tiles and the 128-value steps.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -40,12 +40,13 @@ constexpr int64_t kBlock = cuda::kInt8GemmBlock;
 
 // x [m][k] through quantize_q8_1_rows: the int8 values, the scales and the sums.
 struct DeviceQ8Rows {
-  DeviceBuffer q, d, s;
-  cuda::Q8_1Rows rows() const { return {q.as<int8_t>(), d.as<float>(), s.as<float>()}; }
+  DeviceBuffer q, d, s, sum_d;
+  cuda::Q8_1Rows rows() const { return {q.as<int8_t>(), d.as<float>(), s.as<float>(), sum_d.as<float>()}; }
 };
 DeviceQ8Rows quantize_on_device(const std::vector<float>& x, int64_t m, int64_t k) {
   const DeviceBuffer dx = DeviceBuffer::from(x);
   DeviceQ8Rows out{DeviceBuffer::from(std::vector<int8_t>(static_cast<size_t>(m * k), 0x5A)),
+                   poisoned_floats(static_cast<size_t>(m * k / kBlock)),
                    poisoned_floats(static_cast<size_t>(m * k / kBlock)),
                    poisoned_floats(static_cast<size_t>(m * k / kBlock))};
   cuda::quantize_q8_1_rows(dx.as<float>(), m, k, out.rows(), nullptr);
@@ -70,6 +71,7 @@ TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_1) {
   const std::vector<int8_t> q = got.q.to_vector<int8_t>(static_cast<size_t>(m * k));
   const std::vector<float> d = got.d.to_vector<float>(static_cast<size_t>(m * k / kBlock));
   const std::vector<float> s = got.s.to_vector<float>(static_cast<size_t>(m * k / kBlock));
+  const std::vector<float> sum_d = got.sum_d.to_vector<float>(static_cast<size_t>(m * k / kBlock));
   const std::vector<std::byte> want = quantized(DType::kQ8_1, x);
   // The cases are what they claim (the CPU's side of them).
   BlockQ8_1 ties;
@@ -92,6 +94,11 @@ TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_1) {
     const float want_s = fp16_to_fp32(block.s), got_s = s[static_cast<size_t>(b)];
     EXPECT_TRUE(std::isnan(want_s) ? std::isnan(got_s) : got_s == want_s)
         << "block " << b << ": s " << got_s << ", want " << want_s;
+    int sum = 0;
+    for (const int8_t v : block.qs) sum += v;
+    const float want_sum = fp16_to_fp32(block.d) * static_cast<float>(sum), got_sum = sum_d[static_cast<size_t>(b)];
+    EXPECT_TRUE(std::isnan(want_sum) ? std::isnan(got_sum) : got_sum == want_sum)
+        << "block " << b << ": sum_d " << got_sum << ", want " << want_sum;
     for (int64_t j = 0; j < kBlock; ++j) {
       EXPECT_EQ(q[static_cast<size_t>(b * kBlock + j)], block.qs[j]) << "block " << b << " value " << j;
     }
@@ -205,19 +212,23 @@ std::vector<SubBlock> sub_blocks(DType type, const std::byte* row, int64_t k) {
 }
 
 // What int8_gemm computes for one output of a super-block format: over the 32-value blocks in k
-// order, float(Σ v·q) · (d_w · d_x) + m_w · s_x (vec_dot_*_q8_1's formula; Q8_1 activations x);
-// with per16, Σ v·q is scale[0] · Σ_{l<16} v·q + scale[1] · Σ_{l>=16} v·q (exact as a float).
+// order, float(Σ v·q) · (d_w · d_x) + m_w · (d_x · Σq) (vec_dot_*_q8_1's formula, but the exact sum
+// of x's block rather than Q8_1's f16 s; Q8_1 activations x); with per16, Σ v·q is
+// scale[0] · Σ_{l<16} v·q + scale[1] · Σ_{l>=16} v·q (exact as a float).
 float super_block_dot(DType type, const std::vector<SubBlock>& w, const std::byte* x_row) {
   float sum = 0;
   for (size_t b = 0; b < w.size(); ++b) {
     BlockQ8_1 x;
     std::memcpy(&x, x_row + b * sizeof(BlockQ8_1), sizeof(x));
-    int half_dots[2] = {0, 0};
-    for (int l = 0; l < kBlock; ++l) half_dots[l / 16] += w[b].v[l] * x.qs[l];
+    int half_dots[2] = {0, 0}, x_sum = 0;
+    for (int l = 0; l < kBlock; ++l) {
+      half_dots[l / 16] += w[b].v[l] * x.qs[l];
+      x_sum += x.qs[l];
+    }
     const int dot =
         w[b].per16 ? w[b].scale[0] * half_dots[0] + w[b].scale[1] * half_dots[1] : half_dots[0] + half_dots[1];
     float term = static_cast<float>(dot) * (w[b].d * fp16_to_fp32(x.d));
-    if (type == DType::kQ4_K || type == DType::kQ5_K) term += w[b].m * fp16_to_fp32(x.s);
+    if (type == DType::kQ4_K || type == DType::kQ5_K) term += w[b].m * (fp16_to_fp32(x.d) * static_cast<float>(x_sum));
     sum += term;
   }
   return sum;
@@ -226,7 +237,8 @@ float super_block_dot(DType type, const std::vector<SubBlock>& w, const std::byt
 // y = int8_gemm(w, quantize_q8_1_rows(x)) for every output, bit for bit (the kernel runs the
 // reference's float operations, unfused, in its order) against: vec_dot(w row, the CPU's Q8_0 or
 // Q8_1 x row) for the 32-value formats; super_block_dot for the others.
-void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned seed) {
+// x is random in ±1.5, plus x_shift.
+void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned seed, float x_shift = 0.0f) {
   const std::string shape = std::string(dtype_name(type)) + " m=" + std::to_string(m) +
                             " n_out=" + std::to_string(n_out) + " k=" + std::to_string(k);
   const QuantTraits* found = find_quant_traits(type);
@@ -236,7 +248,8 @@ void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned s
   ASSERT_TRUE(super_blocks || traits.vec_dot_type == DType::kQ8_0 || traits.vec_dot_type == DType::kQ8_1);
   const DType x_type = super_blocks ? DType::kQ8_1 : traits.vec_dot_type;
   const std::vector<std::byte> w = quantized(type, random_values(static_cast<size_t>(n_out * k), seed, 1.0f));
-  const std::vector<float> x = random_values(static_cast<size_t>(m * k), seed + 1, 1.5f);
+  std::vector<float> x = random_values(static_cast<size_t>(m * k), seed + 1, 1.5f);
+  for (float& v : x) v += x_shift;
   const std::vector<std::byte> xq = quantized(x_type, x);
   const size_t w_row = *dtype_bytes_for(type, static_cast<uint64_t>(k));
   const size_t x_row = *dtype_bytes_for(x_type, static_cast<uint64_t>(k));
@@ -261,7 +274,10 @@ void check_int8_gemm(DType type, int64_t m, int64_t n_out, int64_t k, unsigned s
       const float want = super_blocks ? super_block_dot(type, w_sub_blocks[static_cast<size_t>(o)], x_r)
                                       : traits.vec_dot(k, w.data() + o * w_row, x_r);
       const float g = got[static_cast<size_t>(r * n_out + o)];
-      if (g != want) {
+      if (!std::isfinite(want)) {
+        ADD_FAILURE() << shape << " y[" << r << "][" << o << "]: the expected value is " << want;
+        ++bad;
+      } else if (g != want) {
         ADD_FAILURE() << shape << " y[" << r << "][" << o << "]: got " << g << ", want " << want;
         ++bad;
       }
@@ -282,6 +298,8 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_1Activations) {
     check_int8_gemm(type, 9, 65, 256, seed += 2);
     check_int8_gemm(type, 130, 63, 512, seed += 2);
     check_int8_gemm(type, 17, 130, 768, seed += 2);
+    // Activations near 3000: a block's d·Σq (~96000) is past f16's 65504, where Q8_1's s is inf.
+    check_int8_gemm(type, 9, 20, 256, seed += 2, 3000.0f);
     return;
   }
   // Whole tiles and steps; rows and columns past a tile; k of 1, 3, 5 and 9 blocks (steps cut short).
