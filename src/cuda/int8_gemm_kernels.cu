@@ -191,9 +191,9 @@ struct Int8Q3_K {
 // its 32×32 of the tile as 2×4 mma.sync m16n8k32 (or twice as many m16n8k16) per block of k and
 // adds each s32 result times w's d · x's d (plus w's m · x's sum) to its float accumulators: per
 // output, the blocks' terms in k order, as the CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 (bit for bit
-// for those types). blockIdx.x walks the
-// activation tiles, so consecutive blocks share a weight tile (read from memory once, then from
-// L2), and the step's int8 activations (m·k bytes) are read from L2.
+// for those types). blockIdx.x walks the activation tiles, so consecutive blocks share a weight
+// tile (read from memory once, then from L2), and the step's int8 activations (m·k bytes) are read
+// from L2.
 
 constexpr int kGemmThreads = 128;
 // Resident blocks per SM the kernel is compiled for: a 128-register budget (ptxas's own choice,
