@@ -1,7 +1,8 @@
-// Exact values of the GGUF weight blocks on the device: per type, 8 consecutive values computed
-// with the CPU dequantizer's float operations in its order (quant/dequantize_*.cpp), bit for bit.
-// dequantize_f16 (matmul_kernels.cu) rounds them to f16, get_rows (ops_kernels.cu) stores them;
-// the GEMV and the int8 GEMM decode the nibble formats a word at a time through nibble_codes.
+// Exact values of the GGUF weight types on the device: per block type, 8 consecutive values
+// computed with the CPU dequantizer's float operations in its order (quant/dequantize_*.cpp), bit
+// for bit, and the plain types' one at a time. dequantize_f16 (matmul_kernels.cu) rounds them to
+// f16, get_rows (ops_kernels.cu) stores them; the GEMV and the int8 GEMM decode the nibble formats
+// a word at a time through nibble_codes, and share the K formats' scale helpers.
 #pragma once
 
 #include <cstddef>
@@ -205,6 +206,20 @@ struct DequantIQ4_XS {
     for (int n = 0; n < 8; ++n) v[n] = __fmul_rn(dl, static_cast<float>(iq4_level((ld_u8(qs + n) >> shift) & 0x0F)));
   }
 };
+
+// Element i of a plain-type (F32, F16, BF16) row, exactly: get_rows stores it, dequantize_f16
+// rounds it (an F16 value back to itself).
+template <DType T>
+__device__ __forceinline__ float plain_value(const uint8_t* row, int64_t i) {
+  if constexpr (T == DType::kF32) {
+    return __ldg(reinterpret_cast<const float*>(row) + i);
+  } else if constexpr (T == DType::kF16) {
+    return ld_f16(row + 2 * i);
+  } else {
+    static_assert(T == DType::kBF16, "plain_value: not a plain type");
+    return bf16_bits_to_float(ld_u16(row + 2 * i));
+  }
+}
 
 // f(Dequant{}) for a block type of matmul_supports; false (f not called) for the plain types.
 template <class Fn>

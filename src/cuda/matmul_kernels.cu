@@ -658,13 +658,7 @@ template <DType kType>
 __global__ void dequantize_plain_f16_kernel(const uint8_t* __restrict__ w, int64_t n, __half* __restrict__ out) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    if constexpr (kType == DType::kF32) {
-      out[i] = __float2half_rn(__ldg(reinterpret_cast<const float*>(w) + i));
-    } else if constexpr (kType == DType::kF16) {
-      out[i] = __ushort_as_half(static_cast<unsigned short>(ld_u16(w + 2 * i)));
-    } else {
-      out[i] = __float2half_rn(bf16_bits_to_float(ld_u16(w + 2 * i)));
-    }
+    out[i] = __float2half_rn(plain_value<kType>(w, i));
   }
 }
 

@@ -153,23 +153,12 @@ __global__ void rope_kernel(const RopeArgs args, int64_t n_tokens, int64_t head_
 // ---- get_rows: the plain types element by element; the block types 8 values at a time through
 // block_values.h (the CPU dequantizer's float operations in its order: bit for bit) ---------------
 
-__device__ float f16_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-
 // The values of a plain type one at a time, of a block type 8 at a time: group g of a row to
 // out[0, kGroup).
 template <DType T>
 struct PlainValues {
   static constexpr int64_t kGroup = 1;
-  __device__ static void store(const uint8_t* row, int64_t g, float* out) {
-    if constexpr (T == DType::kF32) {
-      *out = reinterpret_cast<const float*>(row)[g];
-    } else if constexpr (T == DType::kF16) {
-      *out = f16_bits(reinterpret_cast<const uint16_t*>(row)[g]);
-    } else {
-      static_assert(T == DType::kBF16, "get_rows: not a plain type");
-      *out = __uint_as_float(static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(row)[g]) << 16);
-    }
-  }
+  __device__ static void store(const uint8_t* row, int64_t g, float* out) { *out = plain_value<T>(row, g); }
 };
 template <class Type>  // a block_values.h decoder
 struct BlockValues {
