@@ -7,9 +7,17 @@
 
 #include <cstdint>
 
+#include "ember/dtype.h"
 #include "quant/block_iq4.h"
 
 namespace ember::cuda {
+
+// The block types whose decoders (the GEMV's units, the int8 GEMM's) read whole 4-byte words
+// (blocks of 84, 136, 144 and 176 bytes): their matrices must start 4-byte aligned (a cudaMalloc
+// base is; so is any whole number of their rows).
+inline bool reads_words(DType dtype) noexcept {
+  return dtype == DType::kQ2_K || dtype == DType::kQ4_K || dtype == DType::kQ5_K || dtype == DType::kIQ4_XS;
+}
 
 __device__ __forceinline__ uint32_t ld_u8(const uint8_t* p) { return __ldg(p); }
 __device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
@@ -17,7 +25,7 @@ __device__ __forceinline__ uint32_t ld_u16(const uint8_t* p) {
 }
 // 4 bytes (little-endian) at a 2-byte-aligned address.
 __device__ __forceinline__ uint32_t ld_u32_a2(const uint8_t* p) { return ld_u16(p) | (ld_u16(p + 2) << 16); }
-// 4 bytes at a 4-byte-aligned address (Q2_K / Q4_K / Q5_K / IQ4_XS blocks, from an aligned matrix).
+// 4 bytes at a 4-byte-aligned address (the blocks of reads_words' types, from an aligned matrix).
 __device__ __forceinline__ uint32_t ld_u32(const uint8_t* p) { return __ldg(reinterpret_cast<const unsigned*>(p)); }
 __device__ __forceinline__ float ld_f16(const uint8_t* p) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(ld_u16(p))));

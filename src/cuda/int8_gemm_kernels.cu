@@ -407,11 +407,8 @@ void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& ou
 
 void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(int8_gemm_supports(w.dtype) && w.k > 0 && w.n_out >= 0);
-  const bool reads_words = w.dtype == DType::kQ4_K || w.dtype == DType::kQ5_K || w.dtype == DType::kIQ4_XS;
-  const bool super_blocks = reads_words || w.dtype == DType::kQ3_K || w.dtype == DType::kQ6_K;
-  EMBER_CUDA_EXPECT(w.k % (super_blocks ? kQK_K : kBlockValues) == 0);
-  // Those decoders read 4-byte words (blocks of 144, 176 and 136 bytes).
-  EMBER_CUDA_EXPECT(!reads_words || reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
+  EMBER_CUDA_EXPECT(w.k % dtype_traits(w.dtype).block_size == 0);
+  EMBER_CUDA_EXPECT(!reads_words(w.dtype) || reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
   EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(x.q) % 16 == 0);
   EMBER_CUDA_EXPECT((m + kTileRows - 1) / kTileRows <= 0x7FFFFFFF && (w.n_out + kTileCols - 1) / kTileCols <= 65535);
   if (m <= 0 || w.n_out == 0) return;

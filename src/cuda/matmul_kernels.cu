@@ -52,12 +52,6 @@ unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min((n + kThr
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// The block types whose GEMV units read 4-byte words (blocks of 84, 136, 144 and 176 bytes): their
-// matrices must start 4-byte aligned (a cudaMalloc base is; so is any whole number of their rows).
-bool reads_words(DType dtype) {
-  return dtype == DType::kQ2_K || dtype == DType::kQ4_K || dtype == DType::kQ5_K || dtype == DType::kIQ4_XS;
-}
-
 // ---- GEMV building blocks ----------------------------------------------------------------------
 
 using RowPtrs = const uint8_t* [kGemvRows];

@@ -1,7 +1,8 @@
 // Warp-level tensor-core multiply-accumulate (sm_80 and later): PTX mma.sync m16n8k16 on f16
-// operands with f32 accumulators and m16n8k32 / m16n8k16 on s8 operands with s32 accumulators, the packing of
-// their operand registers, and the shared-memory accesses that feed them. The emulator carries
-// the instruction out as the PTX ISA defines it (emulator/device.h, which spells out the layouts).
+// operands with f32 accumulators and m16n8k32 / m16n8k16 on s8 operands with s32 accumulators, the
+// packing of their operand registers, and the shared-memory accesses that feed them. The emulator
+// carries the instruction out as the PTX ISA defines it (emulator/device.h, which spells out the
+// layouts).
 #pragma once
 
 #include <cuda_fp16.h>

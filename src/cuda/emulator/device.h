@@ -210,6 +210,20 @@ inline void mma_m16n8k16_f32_f16(float (&d)[4], const uint32_t (&a)[4], const ui
   }
 }
 
+// The s8 shapes' outputs: this lane's d (D[g][2t, 2t+1], D[g+8][2t, 2t+1]) += Σ over k of
+// A[row][k]·B[k][col], read from the warp's registers by a_at / b_at; two's complement wrap, as the
+// hardware's adder (no .satfinite).
+template <class AAt, class BAt>
+void add_s8_products(int32_t (&d)[4], int k_size, const AAt& a_at, const BAt& b_at) {
+  const int lane = lane_id(), g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    uint32_t sum = static_cast<uint32_t>(d[i]);
+    for (int k = 0; k < k_size; ++k) sum += static_cast<uint32_t>(int32_t{a_at(row, k)} * int32_t{b_at(k, col)});
+    d[i] = static_cast<int32_t>(sum);
+  }
+}
+
 // PTX mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: d[16×8] += a[16×32] · b[32×8] over the
 // warp, s8 operands packed four per register (the lowest index in the low byte), s32 accumulators.
 // With g = lane / 4 and t = lane % 4, lane holds:
@@ -229,13 +243,7 @@ inline void mma_m16n8k32_s32_s8(int32_t (&d)[4], const uint32_t (&a)[4], const u
   const auto a_at = [&](int row, int k) { return byte(4 * (row % 8) + k % 16 / 4, (row >= 8) + 2 * (k >= 16), k % 4); };
   // B[k][col]: lane 4·col + (k % 16) / 4, register 4 + (k >= 16), byte k % 4.
   const auto b_at = [&](int k, int col) { return byte(4 * col + k % 16 / 4, 4 + (k >= 16), k % 4); };
-  const int lane = lane_id(), g = lane / 4, t = lane % 4;
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
-    uint32_t sum = static_cast<uint32_t>(d[i]);  // two's complement wrap, as the hardware's adder
-    for (int k = 0; k < 32; ++k) sum += static_cast<uint32_t>(int32_t{a_at(row, k)} * int32_t{b_at(k, col)});
-    d[i] = static_cast<int32_t>(sum);
-  }
+  add_s8_products(d, 32, a_at, b_at);
 }
 
 // PTX mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32: d[16×8] += a[16×16] · b[16×8], the k32
@@ -252,13 +260,7 @@ inline void mma_m16n8k16_s32_s8(int32_t (&d)[4], const uint32_t (&a)[2], uint32_
   // A[row][k]: lane 4·(row % 8) + k / 4, register row >= 8, byte k % 4; B[k][col]: lane 4·col + k / 4.
   const auto a_at = [&](int row, int k) { return byte(4 * (row % 8) + k / 4, row >= 8, k % 4); };
   const auto b_at = [&](int k, int col) { return byte(4 * col + k / 4, 2, k % 4); };
-  const int lane = lane_id(), g = lane / 4, t = lane % 4;
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
-    uint32_t sum = static_cast<uint32_t>(d[i]);  // two's complement wrap, as the hardware's adder
-    for (int k = 0; k < 16; ++k) sum += static_cast<uint32_t>(int32_t{a_at(row, k)} * int32_t{b_at(k, col)});
-    d[i] = static_cast<int32_t>(sum);
-  }
+  add_s8_products(d, 16, a_at, b_at);
 }
 
 }  // namespace ember::cuda_emulator
