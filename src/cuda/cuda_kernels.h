@@ -66,9 +66,8 @@ void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
 // The values per block of both operands (and per mma.sync m16n8k32 k step).
 inline constexpr int64_t kInt8GemmBlock = 32;
 // Whether int8_gemm() takes `dtype`: the formats whose values are int8 with a scale (and a min) per
-// 32: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, the super-blocks Q4_K, Q5_K, IQ4_XS, and Q3_K, Q6_K
-// (an int scale per 16 values, no min). Not Q2_K: its min per 16 would need the activations' sums
-// per 16.
+// 32: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, the super-blocks Q4_K, Q5_K, IQ4_XS, Q3_K, Q6_K
+// (an int scale per 16 values, no min) and Q2_K (an int scale and min per 16): every block type.
 bool int8_gemm_supports(DType dtype) noexcept;
 // Activations x [m][k] quantized per 32 values bit for bit as the CPU's quantize_row_q8_1: q [m][k]
 // the int8 values (Q8_0's too), d [m][k / 32] the f16 scales, s [m][k / 32] the f16 d·Σq, as floats;

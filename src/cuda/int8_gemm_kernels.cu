@@ -1,7 +1,8 @@
 // The int8 prefill GEMM of cuda_kernels.h: activations quantized per 32 values as the CPU's Q8_1
 // (its Q8_0 values and d, plus s = d·Σq), then int8 tensor cores (mma.sync m16n8k32, or two
 // m16n8k16 for 16-value scales) on the weights' own blocks: each 32 values' exact integer sum
-// scaled by both scales, plus the weights' min times the activations' sum for the formats with one.
+// scaled by both scales, plus the weights' min times the activations' sum for the formats with one
+// (Q2_K: its mins per 16 values as a second int8 operand).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -67,13 +68,14 @@ struct SubBlockScales {
 
 // Each type: kBlockBytes, kBlockValues (32, or a 256-value super-block of 8 sub-blocks), kMin,
 // kQ8_1s (the min multiplies Q8_1's f16 s as on the CPU, else the float d·Σq, which cannot
-// overflow), kScales16, and decode(block, sub, words), which writes sub-block `sub`'s 32
-// values as signed bytes in value order (four per word, the lowest in the low byte) and returns
-// its scales; value = d·v + m with the CPU dequantizer's d and m (Q4_K's m is -dmin·min).
+// overflow), kScales16, kMins16 (Q2_K's integer min per 16 values, times m), and
+// decode(block, sub, words), which writes sub-block `sub`'s 32 values as signed bytes in value
+// order (four per word, the lowest in the low byte) and returns its scales; value = d·v + m with
+// the CPU dequantizer's d and m (Q4_K's m is -dmin·min).
 template <class F>  // code - kBias, IQ4_NL's level (an int8), or Q4_1 / Q5_1's code (with their m)
 struct Int8Nibbles {
   static constexpr int kBlockBytes = sizeof(typename F::Block), kBlockValues = 32;
-  static constexpr bool kMin = F::kMin, kQ8_1s = F::kMin, kScales16 = false;
+  static constexpr bool kMin = F::kMin, kQ8_1s = F::kMin, kScales16 = false, kMins16 = false;
   __device__ static uint32_t values(uint32_t codes) {
     if constexpr (F::kCodebook) {
       return iq4_levels4(codes);
@@ -96,7 +98,7 @@ struct Int8Nibbles {
 
 struct Int8Q8_0 {
   static constexpr int kBlockBytes = sizeof(BlockQ8_0), kBlockValues = 32;
-  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int /*sub*/, uint32_t (&words)[8]) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) words[i] = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 4 * i);
@@ -110,7 +112,7 @@ template <bool kHigh>
 struct Int8Q4Q5_K {
   using Block = std::conditional_t<kHigh, BlockQ5_K, BlockQ4_K>;
   static constexpr int kBlockBytes = sizeof(Block), kBlockValues = kQK_K;
-  static constexpr bool kMin = true, kQ8_1s = false, kScales16 = false;
+  static constexpr bool kMin = true, kQ8_1s = false, kScales16 = false, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(Block, qs) + 32 * (j / 2);
 #pragma unroll
@@ -127,7 +129,7 @@ struct Int8Q4Q5_K {
 // IQ4_XS sub-block ib: an IQ4_NL block's nibbles at qs[16 ib], d = iq4_xs_scale.
 struct Int8IQ4_XS {
   static constexpr int kBlockBytes = sizeof(BlockIQ4_XS), kBlockValues = kQK_K;
-  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int ib, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs) + 16 * ib;
 #pragma unroll
@@ -149,7 +151,7 @@ __device__ __forceinline__ uint32_t scale_halves(int lo, int hi) {
 // of qh[32h + l] above it, minus 32; scales[8h + 2qq] for l < 16, the next one after (DequantQ6_K).
 struct Int8Q6_K {
   static constexpr int kBlockBytes = sizeof(BlockQ6_K), kBlockValues = kQK_K;
-  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = true;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = true, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const int h = j / 4, qq = j % 4;
     const uint8_t* ql = b + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (qq % 2);
@@ -169,7 +171,7 @@ struct Int8Q6_K {
 // is set; q3_k_scale(2j) for l < 16, q3_k_scale(2j + 1) after (DequantQ3_K).
 struct Int8Q3_K {
   static constexpr int kBlockBytes = sizeof(BlockQ3_K), kBlockValues = kQK_K;
-  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = true;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = true, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(BlockQ3_K, qs) + 32 * (j / 4);
 #pragma unroll
@@ -181,6 +183,25 @@ struct Int8Q3_K {
     const uint8_t* scales = b + offsetof(BlockQ3_K, scales);
     return {ld_f16(b + offsetof(BlockQ3_K, d)), 0.0f,
             scale_halves(q3_k_scale(scales, 2 * j), q3_k_scale(scales, 2 * j + 1))};
+  }
+};
+
+// Q2_K sub-block j = 4h + p: value l is bits 2p of qs[32h + l] times the low nibble of scales[2j]
+// for l < 16, of scales[2j + 1] after (at most 3 · 15: still an int8), d = d, m = -dmin; the
+// scales' high nibbles are the 16 values' mins (value = d·v - dmin·min, DequantQ2_K), as the low
+// and high bytes of SubBlockScales::halves.
+struct Int8Q2_K {
+  static constexpr int kBlockBytes = sizeof(BlockQ2_K), kBlockValues = kQK_K;
+  static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false, kMins16 = true;
+  __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
+    const uint8_t* qs = b + offsetof(BlockQ2_K, qs) + 32 * (j / 4);
+    const uint32_t lo = ld_u8(b + offsetof(BlockQ2_K, scales) + 2 * j);
+    const uint32_t hi = ld_u8(b + offsetof(BlockQ2_K, scales) + 2 * j + 1);
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {  // bytes of at most 3 times a 4-bit scale: no carry between them
+      words[c] = ((ld_u32(qs + 4 * c) >> (2 * (j % 4))) & 0x03030303u) * ((c < 4 ? lo : hi) & 0x0Fu);
+    }
+    return {ld_f16(b + offsetof(BlockQ2_K, d)), -ld_f16(b + offsetof(BlockQ2_K, dmin)), (lo >> 4) | (hi >> 4) << 8};
   }
 };
 
@@ -201,7 +222,7 @@ constexpr int kGemmThreads = 128;
 // formats with a min or with 16-value scales need more (at 128 they spilled 8-40 bytes), so 3.
 // (maybe_unused: the emulator drops __launch_bounds__)
 template <class Type>
-[[maybe_unused]] constexpr int kGemmMinBlocks = Type::kMin || Type::kScales16 ? 3 : 4;
+[[maybe_unused]] constexpr int kGemmMinBlocks = Type::kMin || Type::kScales16 || Type::kMins16 ? 3 : 4;
 constexpr int kTileRows = 64;                           // activation rows (m) per block
 constexpr int kTileCols = 64;                           // weight rows (n) per block
 constexpr int kStepBlocks = 4;                          // k blocks staged per step
@@ -222,11 +243,12 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
   __shared__ __align__(16) uint8_t w_s[kTileCols * kRowStride];
   __shared__ float xd_s[kTileRows][kStepBlocks];
   __shared__ float wd_s[kTileCols][kStepBlocks];
-  // Only with Type::kMin: x's sum (Q8_1's s, or d·Σq) and w's m per block.
+  // Only with Type::kMin: x's sum (Q8_1's s, or d·Σq) per block; with it or Type::kMins16, w's m.
+  constexpr bool kWeightMin = Type::kMin || Type::kMins16;
   __shared__ float xs_s[Type::kMin ? kTileRows : 1][kStepBlocks];
-  __shared__ float wm_s[Type::kMin ? kTileCols : 1][kStepBlocks];
-  // Only with Type::kScales16: w's two 16-value scales per block (SubBlockScales::halves).
-  __shared__ uint32_t wh_s[Type::kScales16 ? kTileCols : 1][kStepBlocks];
+  __shared__ float wm_s[kWeightMin ? kTileCols : 1][kStepBlocks];
+  // Only with Type::kScales16 or kMins16: w's two 16-value scales or mins per block (SubBlockScales::halves).
+  __shared__ uint32_t wh_s[Type::kScales16 || Type::kMins16 ? kTileCols : 1][kStepBlocks];
 
   const int tid = static_cast<int>(threadIdx.x);
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kTileRows;
@@ -275,8 +297,8 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
       store_u32x4(to, words[0], words[1], words[2], words[3]);
       store_u32x4(to + 16, words[4], words[5], words[6], words[7]);
       wd_s[r][b] = scales.d;
-      if constexpr (Type::kMin) wm_s[r][b] = scales.m;
-      if constexpr (Type::kScales16) wh_s[r][b] = scales.halves;
+      if constexpr (kWeightMin) wm_s[r][b] = scales.m;
+      if constexpr (Type::kScales16 || Type::kMins16) wh_s[r][b] = scales.halves;
     }
     __syncthreads();
 
@@ -328,6 +350,16 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
 #pragma unroll
             for (int e = 0; e < 4; ++e) sum[e] = small_int_to_float(s[e]);
           }
+          // kMins16: Σ min·q, the min of each value's 16 (column g's two, four bytes each, as the
+          // B fragment's words: value 4t.. of the first 16, then 16 + 4t..); |Σ| < 32·15·128.
+          float min_sum[4];
+          if constexpr (Type::kMins16) {
+            const uint32_t mins = wh_s[warp_col + 8 * j + g][b];
+            int32_t ms[4] = {0, 0, 0, 0};
+            mma_16x8x32_s8(ms, a[i], {(mins & 0xFFu) * 0x01010101u, (mins >> 8) * 0x01010101u});
+#pragma unroll
+            for (int e = 0; e < 4; ++e) min_sum[e] = small_int_to_float(ms[e]);
+          }
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             // vec_dot_*_q8_0's sum += float(sumi) · (d_w · d_x) (vec_dot_*_q8_1's + m_w · s_x), rounded
@@ -336,6 +368,11 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
             if constexpr (Type::kMin) {
               const float min_term =
                   __fmul_rn(wm_s[warp_col + 8 * j + 2 * t + e % 2][b], xs_s[warp_row + 16 * i + g + 8 * (e / 2)][b]);
+              term = __fadd_rn(term, min_term);
+            }
+            if constexpr (Type::kMins16) {  // + float(Σ min·q) · (m_w · d_x)
+              const float min_term =
+                  __fmul_rn(min_sum[e], __fmul_rn(wm_s[warp_col + 8 * j + 2 * t + e % 2][b], x_d[i][e / 2]));
               term = __fadd_rn(term, min_term);
             }
             acc[i][j][e] = __fadd_rn(acc[i][j][e], term);
@@ -379,6 +416,7 @@ void launch_int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float
 
 bool int8_gemm_supports(DType dtype) noexcept {
   switch (dtype) {
+    case DType::kQ2_K:
     case DType::kQ4_0:
     case DType::kQ4_1:
     case DType::kQ5_0:
@@ -421,6 +459,7 @@ void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cu
     case DType::kQ4_K: launch_int8_gemm<Int8Q4Q5_K<false>>(w, x, m, y, stream); break;
     case DType::kQ5_K: launch_int8_gemm<Int8Q4Q5_K<true>>(w, x, m, y, stream); break;
     case DType::kIQ4_XS: launch_int8_gemm<Int8IQ4_XS>(w, x, m, y, stream); break;
+    case DType::kQ2_K: launch_int8_gemm<Int8Q2_K>(w, x, m, y, stream); break;
     case DType::kQ3_K: launch_int8_gemm<Int8Q3_K>(w, x, m, y, stream); break;
     case DType::kQ6_K: launch_int8_gemm<Int8Q6_K>(w, x, m, y, stream); break;
     default: launch_int8_gemm<Int8Q8_0>(w, x, m, y, stream); break;

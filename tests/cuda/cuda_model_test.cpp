@@ -190,10 +190,10 @@ TEST(CudaModel, TiledPrefillAttentionAgreesWithRowByRow) {
 TEST(CudaModel, Int8GemmPrefillAgreesWithTheReference) {
   EMBER_REQUIRE_GPU();
   const std::vector<int32_t> tokens = test::random_tokens(40, 80, 12);
-  // Nine types on llama (Q5_1 and Q5_K are Q4_1's and Q4_K's code plus a fifth bit, which the
+  // Ten types on llama (Q5_1 and Q5_K are Q4_1's and Q4_K's code plus a fifth bit, which the
   // kernel test covers); three on qwen2 (its biases after the GEMM), to keep the test's time down.
-  const std::vector<DType> all = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ8_0,  DType::kIQ4_NL,
-                                  DType::kQ3_K, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS};
+  const std::vector<DType> all = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL,
+                                  DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ6_K, DType::kIQ4_XS};
   for (const std::string arch : {"llama", "qwen2"}) {
     for (const DType type : arch == "llama" ? all : std::vector<DType>{DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
       SCOPED_TRACE(arch + " " + std::string(dtype_name(type)));

@@ -106,14 +106,30 @@ TEST(CudaInt8Gemm, QuantizedActivationsEqualTheCpusQ8_1) {
 }
 
 // A super-block format's sub-block `sub` (32 values) as int8 values v and scales, value = d·v + m,
-// or with per16 (Q3_K, Q6_K) (d·scale[l / 16])·v; written out from the block layouts
-// (quant/block_k.h, block_iq4.h) as int8_gemm decodes them.
+// with per16 (Q3_K, Q6_K) (d·scale[l / 16])·v, with mins16 (Q2_K) d·v + m·min[l / 16]; written
+// out from the block layouts (quant/block_k.h, block_iq4.h) as int8_gemm decodes them.
 struct SubBlock {
   int v[kBlock];
   float d, m;
-  bool per16;
-  int scale[2];
+  bool per16, mins16;
+  int scale[2], min[2];
 };
+
+// Q2_K sub-block 4h + p: value l is bits 2p of qs[32h + l] times the low nibble of scales[2 sub]
+// (l < 16) or scales[2 sub + 1]; their high nibbles are the mins, times -dmin.
+SubBlock q2_k_sub_block(const std::byte* bytes, int sub) {
+  BlockQ2_K b;
+  std::memcpy(&b, bytes, sizeof(b));
+  SubBlock out{};
+  out.d = fp16_to_fp32(b.d);
+  out.m = -fp16_to_fp32(b.dmin);
+  out.mins16 = true;
+  for (int half = 0; half < 2; ++half) out.min[half] = b.scales[2 * sub + half] >> 4;
+  for (int l = 0; l < kBlock; ++l) {
+    out.v[l] = ((b.qs[32 * (sub / 4) + l] >> (2 * (sub % 4))) & 3) * (b.scales[2 * sub + l / 16] & 0x0F);
+  }
+  return out;
+}
 
 template <class Block>  // BlockQ4_K or BlockQ5_K: value l is nibble sub % 2 of qs[32 (sub / 2) + l]
 SubBlock k4_sub_block(const std::byte* bytes, int sub) {
@@ -185,6 +201,7 @@ SubBlock sub_block(DType type, const std::byte* block, int sub) {
     case DType::kQ5_K: return k4_sub_block<BlockQ5_K>(block, sub);
     case DType::kQ6_K: return q6_k_sub_block(block, sub);
     case DType::kQ3_K: return q3_k_sub_block(block, sub);
+    case DType::kQ2_K: return q2_k_sub_block(block, sub);
     default: return iq4_xs_sub_block(block, sub);
   }
 }
@@ -204,8 +221,9 @@ std::vector<SubBlock> sub_blocks(DType type, const std::byte* row, int64_t k) {
   for (size_t i = 0; i < values.size(); ++i) {
     const SubBlock& sb = out[i / kBlock];
     const int l = static_cast<int>(i % kBlock);
-    const float value = sb.per16 ? (sb.d * static_cast<float>(sb.scale[l / 16])) * static_cast<float>(sb.v[l])
-                                 : sb.d * static_cast<float>(sb.v[l]) + sb.m;
+    const float value = sb.per16    ? (sb.d * static_cast<float>(sb.scale[l / 16])) * static_cast<float>(sb.v[l])
+                        : sb.mins16 ? sb.d * static_cast<float>(sb.v[l]) + sb.m * static_cast<float>(sb.min[l / 16])
+                                    : sb.d * static_cast<float>(sb.v[l]) + sb.m;
     EXPECT_EQ(value, values[i]) << dtype_name(type) << " value " << i;
   }
   return out;
@@ -214,21 +232,24 @@ std::vector<SubBlock> sub_blocks(DType type, const std::byte* row, int64_t k) {
 // What int8_gemm computes for one output of a super-block format: over the 32-value blocks in k
 // order, float(Σ v·q) · (d_w · d_x) + m_w · (d_x · Σq) (vec_dot_*_q8_1's formula, but the exact sum
 // of x's block rather than Q8_1's f16 s; Q8_1 activations x); with per16, Σ v·q is
-// scale[0] · Σ_{l<16} v·q + scale[1] · Σ_{l>=16} v·q (exact as a float).
+// scale[0] · Σ_{l<16} v·q + scale[1] · Σ_{l>=16} v·q (exact as a float); with mins16, the min term
+// is float(Σ min[l / 16]·q) · (m_w · d_x).
 float super_block_dot(DType type, const std::vector<SubBlock>& w, const std::byte* x_row) {
   float sum = 0;
   for (size_t b = 0; b < w.size(); ++b) {
     BlockQ8_1 x;
     std::memcpy(&x, x_row + b * sizeof(BlockQ8_1), sizeof(x));
-    int half_dots[2] = {0, 0}, x_sum = 0;
+    int half_dots[2] = {0, 0}, x_sum = 0, min_dot = 0;
     for (int l = 0; l < kBlock; ++l) {
       half_dots[l / 16] += w[b].v[l] * x.qs[l];
       x_sum += x.qs[l];
+      min_dot += w[b].min[l / 16] * x.qs[l];
     }
     const int dot =
         w[b].per16 ? w[b].scale[0] * half_dots[0] + w[b].scale[1] * half_dots[1] : half_dots[0] + half_dots[1];
     float term = static_cast<float>(dot) * (w[b].d * fp16_to_fp32(x.d));
     if (type == DType::kQ4_K || type == DType::kQ5_K) term += w[b].m * (fp16_to_fp32(x.d) * static_cast<float>(x_sum));
+    if (w[b].mins16) term += static_cast<float>(min_dot) * (w[b].m * fp16_to_fp32(x.d));
     sum += term;
   }
   return sum;
@@ -313,8 +334,8 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_1Activations) {
 std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
 INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
                          ::testing::Values(DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
-                                           DType::kIQ4_NL, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
-                                           DType::kIQ4_XS),
+                                           DType::kIQ4_NL, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K,
+                                           DType::kQ6_K, DType::kIQ4_XS),
                          type_name);
 
 // CudaBackend with the int8 GEMM on: matmul_many quantizes x once for consecutive int8 matrices and
@@ -323,7 +344,7 @@ INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
 TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
   EMBER_REQUIRE_GPU();
   const int64_t m = 20, n_out = 40, k = 256;
-  const DType types[] = {DType::kQ4_K, DType::kQ4_1, DType::kQ2_K, DType::kQ5_0, DType::kQ6_K};
+  const DType types[] = {DType::kQ4_K, DType::kQ4_1, DType::kF16, DType::kQ2_K, DType::kQ6_K};
   cuda::CudaBackend backend(cuda::CudaBackendOptions{.int8_gemm = true});
   backend.reserve({.max_rows = m, .max_k = k}, n_out * k, 0);
   std::vector<std::vector<std::byte>> blocks;
@@ -349,7 +370,7 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
     SCOPED_TRACE(dtype_name(types[i]));
     const std::vector<float> a = together[i].to_vector<float>(static_cast<size_t>(m * n_out));
     EXPECT_EQ(a, alone[i].to_vector<float>(static_cast<size_t>(m * n_out)));
-    if (types[i] == DType::kQ2_K) continue;
+    if (types[i] == DType::kF16) continue;
     const DeviceQ8Rows q8 = quantize_on_device(x.to_vector<float>(static_cast<size_t>(m * k)), m, k);
     const DeviceBuffer y = poisoned_floats(static_cast<size_t>(m * n_out));
     cuda::int8_gemm(linears[i].w, q8.rows(), m, y.as<float>(), nullptr);
@@ -358,12 +379,12 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
   }
 }
 
-TEST(CudaInt8Gemm, SupportsTheBlockTypesButQ2_K) {
+TEST(CudaInt8Gemm, SupportsTheBlockTypes) {
   for (const DType type : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kIQ4_NL,
-                           DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_XS}) {
+                           DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_XS}) {
     EXPECT_TRUE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }
-  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ2_K}) {
+  for (const DType type : {DType::kF32, DType::kF16, DType::kBF16}) {
     EXPECT_FALSE(cuda::int8_gemm_supports(type)) << dtype_name(type);
   }
 }
