@@ -469,7 +469,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
     a.part_acc = a.part_ml + 2 * static_cast<int64_t>(n_computed) * a.n_head * a.n_chunks;
   }
   const int64_t grid_y = static_cast<int64_t>(kv.n_head_kv) * a.n_group_tiles;
-  EMBER_CUDA_EXPECT(grid_y <= 65535);
+  EMBER_CUDA_EXPECT(grid_y <= kMaxGridY);
   const dim3 grid(static_cast<unsigned>(n_computed), static_cast<unsigned>(grid_y), static_cast<unsigned>(a.n_chunks));
   with_row_formats(kv, a, [&]<typename KF, typename VF>() { launch_attention<KF, VF>(a, grid, stream); });
   EMBER_CUDA_CHECK_LAUNCH("attention");

@@ -127,6 +127,8 @@ inline constexpr int kMaxTopK = 256;
 void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
                 float* scratch_values, int32_t* scratch_ids, cudaStream_t stream);
 size_t top_k_scratch_entries();
+// The rows of length n one pass of top_k_rows() selects in for its k (all of them when n <= 4096).
+int64_t top_k_rows_per_launch(int64_t n, int64_t k);
 
 // ---- paged KV cache and attention (attention_kernels.cu) -------------------------------------
 

@@ -448,7 +448,8 @@ void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cu
   EMBER_CUDA_EXPECT(w.k % dtype_traits(w.dtype).block_size == 0);
   EMBER_CUDA_EXPECT(!reads_words(w.dtype) || reinterpret_cast<uintptr_t>(w.data) % 4 == 0);
   EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(x.q) % 16 == 0);
-  EMBER_CUDA_EXPECT((m + kTileRows - 1) / kTileRows <= 0x7FFFFFFF && (w.n_out + kTileCols - 1) / kTileCols <= 65535);
+  EMBER_CUDA_EXPECT((m + kTileRows - 1) / kTileRows <= 0x7FFFFFFF &&
+                    (w.n_out + kTileCols - 1) / kTileCols <= kMaxGridY);
   if (m <= 0 || w.n_out == 0) return;
   switch (w.dtype) {
     case DType::kQ4_0: launch_int8_gemm<Int8Nibbles<FormatQ4_0>>(w, x, m, y, stream); break;

@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
+#include "cuda/launch.h"
 #include "cuda/q8_0_quantize.h"
 
 namespace ember::cuda::kv_rows {
@@ -116,7 +117,7 @@ struct AttentionCall {
 inline AttentionCall attention_call(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows,
                                     const float* q, const AttentionParams& params, float* out) {
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0 && n_rows > 0);
-  EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0 && params.n_head <= 65535);
+  EMBER_CUDA_EXPECT(params.n_head > 0 && params.n_head % kv.n_head_kv == 0 && params.n_head <= kMaxGridY);
   EMBER_CUDA_EXPECT_MSG(params.alibi_slopes == nullptr, "CUDA attention: no ALiBi");
   EMBER_CUDA_EXPECT(params.window >= 0 && params.softcap >= 0.0f && params.scale >= 0.0f);
   EMBER_CUDA_EXPECT(kv.k != nullptr && kv.v != nullptr && rows != nullptr && q != nullptr && out != nullptr);

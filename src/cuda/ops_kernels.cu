@@ -25,7 +25,6 @@ namespace {
 // of 256 are several waves on any GPU, so the cap costs nothing.
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 8192;
-constexpr int64_t kMaxGridY = 65535;
 // One block per row for the reductions (rms_norm, argmax); multiples of 32 (whole warps).
 constexpr int kNormThreads = 256;
 constexpr int kArgmaxThreads = 1024;
@@ -198,8 +197,9 @@ void launch_get_rows(const void* src, int64_t n_src_rows, uint64_t row_bytes, in
 // One block per row: each thread scans i = tid, tid + blockDim, ... (increasing, so a tie keeps the
 // first), then warps, then the per-warp winners. n = 0 gives -1 (cpu argmax). kGreedy: a winner
 // that is not a number above -inf (every value -inf or NaN) gives 0, the sampler's greedy rule.
+// (__launch_bounds__: the 1024 threads need at most 64 registers each; the compiler keeps to it.)
 template <bool kGreedy>
-__global__ void argmax_kernel(const float* x, int64_t n, int32_t* out) {
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* x, int64_t n, int32_t* out) {
   __shared__ float best_v[32];
   __shared__ int32_t best_i[32];
   const float* xr = x + static_cast<int64_t>(blockIdx.x) * n;

@@ -224,6 +224,13 @@ int64_t slices_for(int64_t n) {
 
 size_t top_k_scratch_entries() { return static_cast<size_t>(kScratchRows * kMaxSlices * kMaxTopK); }
 
+// As many rows per launch pair as the scratch holds picks for, and no more than a grid's y (65535:
+// two slices of k = 1 would fit 65536).
+int64_t top_k_rows_per_launch(int64_t n, int64_t k) {
+  const int64_t fit = static_cast<int64_t>(top_k_scratch_entries()) / (slices_for(n) * k);
+  return fit < kMaxGridY ? fit : kMaxGridY;
+}
+
 void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
                 float* scratch_values, int32_t* scratch_ids, cudaStream_t stream) {
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_rows <= INT32_MAX && n >= 0 && n <= INT32_MAX);
@@ -239,8 +246,7 @@ void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* val
   EMBER_CUDA_EXPECT(scratch_values != nullptr && scratch_ids != nullptr);
   const int64_t slice_elems = (n + slices - 1) / slices;
   EMBER_CUDA_EXPECT(n - (slices - 1) * slice_elems >= k);  // the last slice too (the static_assert's bound)
-  // As many rows per launch pair as the scratch holds picks for.
-  const int64_t chunk_rows = static_cast<int64_t>(top_k_scratch_entries()) / (slices * k);
+  const int64_t chunk_rows = top_k_rows_per_launch(n, k);
   for (int64_t r0 = 0; r0 < n_rows; r0 += chunk_rows) {
     const int64_t rows = n_rows - r0 < chunk_rows ? n_rows - r0 : chunk_rows;
     EMBER_CUDA_LAUNCH(dim3(static_cast<unsigned>(slices), static_cast<unsigned>(rows)), kTopKThreads, 0, stream,

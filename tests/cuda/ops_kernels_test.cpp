@@ -416,6 +416,22 @@ TEST(CudaOps, TopKRowsEqualTheSamplersTopK) {
   }
 }
 
+// A launch pair's rows fit the scratch and a grid's y (65535; two slices of k = 1 would fit 65536 in
+// the scratch: 65536 rows or more of 4097 to 8192 values asked for an invalid launch). Row counts
+// that large take too long on the emulator to run the kernels themselves.
+TEST(CudaOps, TopKRowsPerLaunchFitTheScratchAndTheGrid) {
+  for (const int64_t n : {int64_t{4097}, int64_t{8192}, int64_t{8193}, int64_t{kVocab}, int64_t{300000}}) {
+    for (int64_t k = 1; k <= cuda::kMaxTopK; ++k) {
+      const int64_t rows = cuda::top_k_rows_per_launch(n, k);
+      const int64_t slices = std::min<int64_t>((n + 4095) / 4096, 64);  // top_k_kernels.cu's slicing
+      ASSERT_GE(rows, 1) << "n " << n << " k " << k;
+      ASSERT_LE(rows, 65535) << "n " << n << " k " << k;
+      ASSERT_LE(static_cast<size_t>(rows * slices * k), cuda::top_k_scratch_entries()) << "n " << n << " k " << k;
+    }
+  }
+  EXPECT_EQ(cuda::top_k_rows_per_launch(4097, 1), 65535);
+}
+
 // Zero-size calls launch nothing and touch nothing (null pointers would fault otherwise).
 TEST(CudaOps, ZeroSizesAreNoOps) {
   EMBER_REQUIRE_GPU();
