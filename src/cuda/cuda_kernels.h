@@ -85,7 +85,8 @@ void quantize_q8_1_rows(const float* x, int64_t m, int64_t k, const Q8_1Rows& ou
 // sum times w's d · x's d, plus w's min times x's s, accumulated in float in k order. That is the
 // CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 bit for bit; the super-block formats, whose CPU dots take
 // Q8_K activations (one scale per 256), get the same per-32 sums with Q4_K's min -dmin·min_j times
-// sum_d, and Q3_K / Q6_K's sums of 16 times their int scales before the float scaling.
+// sum_d, Q3_K / Q6_K's sums of 16 times their int scales before the float scaling, and Q2_K's
+// Σ (scale·code)·q plus float(Σ min·q) · (-dmin · x's d), its mins per 16 as int8 operands.
 void int8_gemm(const DeviceMatrix& w, const Q8_1Rows& x, int64_t m, float* y, cudaStream_t stream);
 
 // ---- row ops (ops_kernels.cu); shapes and semantics as CpuBackend's namesakes -----------------

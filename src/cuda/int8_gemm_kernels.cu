@@ -60,7 +60,7 @@ __device__ __forceinline__ uint32_t minus_per_byte(uint32_t v) {
 
 // One 32-value (sub-)block of weights as d·v + m (v the int8 values; m = 0 without kMin); with
 // kScales16, value l is (d·scale)·v, scale the int16 in the low half of `halves` for l < 16, else
-// the high half's.
+// the high half's; with kMins16, d·v + m·min, min byte 0 of `halves` for l < 16, else byte 1.
 struct SubBlockScales {
   float d, m;
   uint32_t halves = 0;
@@ -209,8 +209,9 @@ struct Int8Q2_K {
 //
 // One block of 4 warps per (64 activation rows, 64 weight rows) tile of y. Per step it stages 4
 // blocks (128 values of k) of both in shared memory as int8 with their scales; each warp then runs
-// its 32×32 of the tile as 2×4 mma.sync m16n8k32 (or twice as many m16n8k16) per block of k and
-// adds each s32 result times w's d · x's d (plus w's m · x's sum) to its float accumulators: per
+// its 32×32 of the tile as 2×4 mma.sync m16n8k32 (or twice as many m16n8k16; Q2_K: a second
+// m16n8k32 each for its mins) per block of k and adds each s32 result times w's d · x's d (plus
+// w's m · x's sum) to its float accumulators: per
 // output, the blocks' terms in k order, as the CPU's vec_dot_*_q8_0 and vec_dot_*_q8_1 (bit for bit
 // for those types). blockIdx.x walks the activation tiles, so consecutive blocks share a weight
 // tile (read from memory once, then from L2), and the step's int8 activations (m·k bytes) are read

@@ -42,7 +42,7 @@ struct GpuLayersOptions {
   bool tiled_attention = true;
   bool tiled_attention_always = false;
   // Steps of more than cuda::kGemvMaxRows rows run the matmuls of cuda::int8_gemm_supports' types
-  // (every block type but Q2_K) as int8 GEMMs on Q8_1 activations instead of f16
+  // (every block type) as int8 GEMMs on Q8_1 activations instead of f16
   // cuBLAS on dequantized weights.
   // EMBER_CUDA_INT8_GEMM=1 turns it on, =0 (the default until a GPU has timed both) off.
   bool int8_gemm = false;

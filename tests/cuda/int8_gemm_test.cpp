@@ -319,7 +319,8 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_1Activations) {
     check_int8_gemm(type, 9, 65, 256, seed += 2);
     check_int8_gemm(type, 130, 63, 512, seed += 2);
     check_int8_gemm(type, 17, 130, 768, seed += 2);
-    // Activations near 3000: a block's d·Σq (~96000) is past f16's 65504, where Q8_1's s is inf.
+    // Activations near 3000: a block's d·Σq (~96000) is past f16's 65504, where Q8_1's s is inf
+    // (Q4_K / Q5_K's min term; for the others, the largest integer sums).
     check_int8_gemm(type, 9, 20, 256, seed += 2, 3000.0f);
     return;
   }
@@ -339,12 +340,12 @@ INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
                          type_name);
 
 // CudaBackend with the int8 GEMM on: matmul_many quantizes x once for consecutive int8 matrices and
-// again after a cuBLAS one (which overwrites the shared scratch): every output equals its own
+// again after a cuBLAS one (BF16, dequantized to f16: it overwrites the shared scratch): every output equals its own
 // matmul()'s, and the int8 ones int8_gemm's.
 TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
   EMBER_REQUIRE_GPU();
   const int64_t m = 20, n_out = 40, k = 256;
-  const DType types[] = {DType::kQ4_K, DType::kQ4_1, DType::kF16, DType::kQ2_K, DType::kQ6_K};
+  const DType types[] = {DType::kQ4_K, DType::kQ4_1, DType::kBF16, DType::kQ2_K, DType::kQ6_K};
   cuda::CudaBackend backend(cuda::CudaBackendOptions{.int8_gemm = true});
   backend.reserve({.max_rows = m, .max_k = k}, n_out * k, 0);
   std::vector<std::vector<std::byte>> blocks;
@@ -370,7 +371,7 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
     SCOPED_TRACE(dtype_name(types[i]));
     const std::vector<float> a = together[i].to_vector<float>(static_cast<size_t>(m * n_out));
     EXPECT_EQ(a, alone[i].to_vector<float>(static_cast<size_t>(m * n_out)));
-    if (types[i] == DType::kF16) continue;
+    if (types[i] == DType::kBF16) continue;
     const DeviceQ8Rows q8 = quantize_on_device(x.to_vector<float>(static_cast<size_t>(m * k)), m, k);
     const DeviceBuffer y = poisoned_floats(static_cast<size_t>(m * n_out));
     cuda::int8_gemm(linears[i].w, q8.rows(), m, y.as<float>(), nullptr);
