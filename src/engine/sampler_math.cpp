@@ -140,20 +140,6 @@ double exp_block(const float* x, size_t n, float shift, float scale, float* out)
   return fn(x, n, shift, scale, out);
 }
 
-// Whether any of x[0..16) is > t (NaN is not).
-inline bool any_greater16(const float* x, float t) noexcept {
-#if defined(__SSE2__)
-  const __m128 v = _mm_set1_ps(t);
-  const __m128 g = _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x), v), _mm_cmpgt_ps(_mm_loadu_ps(x + 4), v)),
-                             _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + 8), v), _mm_cmpgt_ps(_mm_loadu_ps(x + 12), v)));
-  return _mm_movemask_ps(g) != 0;
-#else
-  bool any = false;
-  for (size_t j = 0; j < 16; ++j) any |= x[j] > t;
-  return any;
-#endif
-}
-
 }  // namespace
 
 float fast_exp(float x) noexcept { return x >= -87.0f ? exp_clamped(x) : 0.0f; }
@@ -240,32 +226,8 @@ size_t draw_weighted(std::span<const float> w, double total, double u) noexcept 
 }
 
 void select_top_k(std::span<const float> x, size_t k, std::vector<Candidate>& out) {
-  out.clear();
-  const auto rank = [](float v) { return std::isnan(v) ? kNegInf : v; };
-  for (size_t i = 0; i < k; ++i) out.push_back({rank(x[i]), static_cast<int32_t>(i)});
-  std::make_heap(out.begin(), out.end(), better);  // the worst of the k on top
-  // Ids arrive in increasing order, so a tie never displaces a lower id: `>` is the whole test.
-  constexpr size_t kSkip = 16;
-  size_t i = k;
-  for (; i + kSkip <= x.size(); i += kSkip) {
-    const float worst = out.front().logit;
-    if (!any_greater16(x.data() + i, worst)) continue;
-    for (size_t j = i; j < i + kSkip; ++j) {
-      if (x[j] > out.front().logit) {
-        std::pop_heap(out.begin(), out.end(), better);
-        out.back() = {x[j], static_cast<int32_t>(j)};
-        std::push_heap(out.begin(), out.end(), better);
-      }
-    }
-  }
-  for (; i < x.size(); ++i) {
-    if (x[i] > out.front().logit) {
-      std::pop_heap(out.begin(), out.end(), better);
-      out.back() = {x[i], static_cast<int32_t>(i)};
-      std::push_heap(out.begin(), out.end(), better);
-    }
-  }
-  std::sort_heap(out.begin(), out.end(), better);  // best first
+  out.resize(k);
+  select_top_candidates(x, k, out.data());
 }
 
 }  // namespace ember::sampling

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/batch.h"
+#include "model/top_candidates.h"
 
 namespace ember::sampling {
 
@@ -26,9 +27,7 @@ inline float saturate_to_float(double v) noexcept {
 using Candidate = TopCandidate;
 
 // The candidate order: higher logit first, then the lower id.
-inline bool better(const Candidate& a, const Candidate& b) noexcept {
-  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
+inline bool better(const Candidate& a, const Candidate& b) noexcept { return ranks_before(a, b); }
 
 // The largest logit; NaN is skipped; -inf when there is none (empty, all -inf or NaN).
 float max_logit(std::span<const float> x) noexcept;
@@ -65,9 +64,9 @@ float fast_exp(float x) noexcept;
 // positive weight; no positive weight at all picks 0.
 size_t draw_weighted(std::span<const float> w, double total, double u) noexcept;
 
-// out = the k best entries of x (NaN ranks as -inf), best first, ties to the lower id: a heap of k
-// with the worst on top, one comparison per logit, blocks that cannot beat the worst skipped with
-// a vector compare. 1 <= k <= x.size(); `out` must have capacity for k (it is cleared and filled).
+// out = the k best entries of x (NaN ranks as -inf), best first, ties to the lower id
+// (select_top_candidates, which the model's host path runs too). 1 <= k <= x.size(); `out` is
+// resized to k (no allocation once its capacity holds k).
 void select_top_k(std::span<const float> x, size_t k, std::vector<Candidate>& out);
 
 }  // namespace ember::sampling

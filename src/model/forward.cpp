@@ -12,6 +12,7 @@
 #include "core/check.h"
 #include "ember/error.h"
 #include "model/model.h"
+#include "model/top_candidates.h"
 
 namespace ember {
 namespace {
@@ -26,27 +27,6 @@ int64_t index_of(const std::vector<SeqId>& ids, SeqId id) {
 int32_t greedy_token(const CpuBackend& backend, const float* row, int64_t n) {
   const int64_t best = backend.argmax(row, n);
   return row[best] > -std::numeric_limits<float>::infinity() ? static_cast<int32_t>(best) : 0;
-}
-
-// Batch::kTopK's order: the larger logit (a NaN ranks as -inf), then the lower id.
-bool beats(const TopCandidate& a, const TopCandidate& b) {
-  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
-
-// out [k] = the row's k best, best first: a k-heap whose top is its worst. Ids arrive in increasing
-// order, so an equal logit never displaces a lower id: `>` is the whole test (and a NaN never
-// passes it).
-void select_top(const float* row, int64_t n, int32_t k, TopCandidate* out) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  for (int32_t i = 0; i < k; ++i) out[i] = {row[i] != row[i] ? kNegInf : row[i], i};
-  std::make_heap(out, out + k, beats);
-  for (int64_t i = k; i < n; ++i) {
-    if (!(row[i] > out[0].logit)) continue;
-    std::pop_heap(out, out + k, beats);
-    out[k - 1] = {row[i], static_cast<int32_t>(i)};
-    std::push_heap(out, out + k, beats);
-  }
-  std::sort_heap(out, out + k, beats);
 }
 
 }  // namespace
@@ -324,7 +304,8 @@ void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
       continue;
     }
     if (kind == Batch::kTopK) {
-      select_top(row, c.n_vocab, batch.top_k, top_.data() + n_top_);
+      select_top_candidates({row, static_cast<size_t>(c.n_vocab)}, static_cast<size_t>(batch.top_k),
+                            top_.data() + n_top_);
       n_top_ += static_cast<size_t>(batch.top_k);
       continue;
     }
