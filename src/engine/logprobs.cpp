@@ -15,30 +15,6 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNegInf = -kInf;
 
-// Higher logit first, then the lower id (the `logprob` field holds the logit while selecting).
-bool better(const TokenLogprob& a, const TokenLogprob& b) noexcept {
-  return a.logprob > b.logprob || (a.logprob == b.logprob && a.token < b.token);
-}
-
-// out = the k best (NaN as -inf), best first: a heap with the worst on top, one comparison per
-// logit (ids arrive in increasing order, so a tie never displaces a lower id).
-void select_top(std::span<const float> logits, size_t k, std::vector<TokenLogprob>& out) {
-  out.clear();
-  if (k == 0) return;
-  for (size_t i = 0; i < k; ++i) {
-    out.push_back({static_cast<int32_t>(i), std::isnan(logits[i]) ? kNegInf : logits[i]});
-  }
-  std::make_heap(out.begin(), out.end(), better);
-  for (size_t i = k; i < logits.size(); ++i) {
-    if (logits[i] > out.front().logprob) {
-      std::pop_heap(out.begin(), out.end(), better);
-      out.back() = {static_cast<int32_t>(i), logits[i]};
-      std::push_heap(out.begin(), out.end(), better);
-    }
-  }
-  std::sort_heap(out.begin(), out.end(), better);
-}
-
 }  // namespace
 
 void compute_logprobs(std::span<const float> logits, int32_t chosen, int32_t n_top, TokenLogprobs& out) {
@@ -55,8 +31,10 @@ void compute_logprobs(std::span<const float> logits, int32_t chosen, int32_t n_t
   };
   out.chosen = {chosen, logprob(logits[static_cast<size_t>(chosen)])};
   const size_t k = static_cast<size_t>(std::clamp<int64_t>(n_top, 0, static_cast<int64_t>(logits.size())));
-  select_top(logits, k, out.top);
-  for (TokenLogprob& t : out.top) t.logprob = logprob(t.logprob);
+  out.candidates.resize(k);
+  if (k > 0) select_top_candidates(logits, k, out.candidates.data());
+  out.top.clear();
+  for (const TopCandidate& c : out.candidates) out.top.push_back({c.id, logprob(c.logit)});
 }
 
 }  // namespace ember
