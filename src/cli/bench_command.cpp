@@ -22,6 +22,7 @@
 #include "cli/device_flags.h"
 #include "cli/inspect_report.h"
 #include "cli/text_table.h"
+#include "cli/word_option.h"
 #include "core/timer.h"
 #include "cpu/roofline.h"
 #include "ember/error.h"
@@ -389,17 +390,15 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-u,--ubatch", o->step_tokens, "Rows per forward step (longer prompts run in steps of this)")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
-  cmd->add_option("-o,--output", o->output, "Output format")
-      ->check(CLI::IsMember({"md", "csv", "json"}))
-      ->capture_default_str();
+  one_of(cmd->add_option("-o,--output", o->output, "Output format"), {"md", "csv", "json"})->capture_default_str();
   add_device_flags(cmd, &o->device);
   add_kv_type_flag(cmd, &o->kv_type);
-  cmd->add_option("--decode-output", o->decode_output,
-                  "What each decode step returns: logits (the whole row, as llama-bench), token (the greedy "
-                  "token, chosen on the GPU when the head is there), top-k (the best 40 logits); tests named "
-                  "tgN, tgN-token, tgN-top-k")
-      ->check(CLI::IsMember({"logits", "token", "top-k"}))
-      ->capture_default_str();
+  CLI::Option* decode_output =
+      cmd->add_option("--decode-output", o->decode_output,
+                      "What each decode step returns: logits (the whole row, as llama-bench), token (the greedy "
+                      "token, chosen on the GPU when the head is there), top-k (the best 40 logits); tests named "
+                      "tgN, tgN-token, tgN-top-k");
+  one_of(decode_output, {"logits", "token", "top-k"})->capture_default_str();
   cmd->add_flag(
       "--no-roofline", [o](int64_t) { o->roofline = false; },
       "Skip measuring the machine's bandwidth and compute peaks (a few seconds, 1 GiB)");

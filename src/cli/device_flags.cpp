@@ -6,15 +6,15 @@
 #include <charconv>
 
 #include "cli/console.h"
+#include "cli/word_option.h"
 
 namespace ember::cli {
 
 void add_device_flags(CLI::App* cmd, DeviceFlags* flags) {
-  cmd->add_option("--device", flags->device,
-                  "Where the model runs: cpu (default), or cuda (every layer on the GPU unless --gpu-layers says "
-                  "fewer)")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
-      ->type_name("cpu|cuda");
+  one_of(cmd->add_option("--device", flags->device,
+                         "Where the model runs: cpu (default), or cuda (every layer on the GPU unless --gpu-layers "
+                         "says fewer)"),
+         {"cpu", "cuda"});
   cmd->add_option("--gpu-layers,--ngl", flags->gpu_layers,
                   "Layers to run on the GPU (the last N; more than the model has, or 'all', puts the output head "
                   "there too); implies --device cuda. llama.cpp's -ngl works too")
@@ -39,12 +39,12 @@ int32_t resolve_gpu_layers(const DeviceFlags& flags) {
 }
 
 void add_kv_type_flag(CLI::App* cmd, DType* kv_type) {
-  cmd->add_option_function<std::string>(
-         "--kv-type", [kv_type](const std::string& name) { *kv_type = kv_type_from_name(name).value_or(DType::kF16); },
-         "KV cache element type: f16 (default), f32, or q8_0 (17/32 of f16's memory, for models whose head "
-         "size is a multiple of 32)")
-      ->check(CLI::IsMember({"f16", "f32", "q8_0"}, CLI::ignore_case))
-      ->type_name("f16|f32|q8_0");
+  one_of(
+      cmd->add_option_function<std::string>(
+          "--kv-type", [kv_type](const std::string& name) { *kv_type = kv_type_from_name(name).value_or(DType::kF16); },
+          "KV cache element type: f16 (default), f32, or q8_0 (17/32 of f16's memory, for models whose head "
+          "size is a multiple of 32)"),
+      {"f16", "f32", "q8_0"}, true);
 }
 
 std::string gpu_summary(const Model& model, std::string_view sep) {

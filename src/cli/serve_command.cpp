@@ -20,6 +20,7 @@
 #include "cli/console.h"
 #include "cli/device_flags.h"
 #include "cli/speculative_flags.h"
+#include "cli/word_option.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "model/kv_cache.h"
@@ -171,8 +172,9 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("--alias", o->alias, "The model's name in /v1/models and responses (default: the file name)");
   cmd->add_option("--cors-origin", o->cors_origin, "Allow browsers from this origin ('*': any; default: none)");
   cmd->add_option("--chat-template", o->chat_template, "Chat template: a preset name or a .jinja file");
-  cmd->add_option("--pooling", *pooling, "Embeddings' pooling: mean, cls or last (default: the model's, else mean)")
-      ->check(CLI::IsMember({"mean", "cls", "last"}));
+  one_of(cmd->add_option("--pooling", *pooling,
+                         "Embeddings' pooling: mean, cls or last (default: the model's, else mean)"),
+         {"mean", "cls", "last"});
   cmd->add_flag("--no-ui", o->no_ui, "Serve no page at /");
   cmd->add_flag(
       "--no-prefix-cache", [o](int64_t) { o->prefix_cache = false; },

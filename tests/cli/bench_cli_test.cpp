@@ -24,6 +24,30 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
+// Options that take one of a few words name them once in --help ("a|b|c", not CLI11's
+// "TEXT:{a,b,c}" after a type name), refuse other words with the list, and take --kv-type in any case.
+TEST(BenchCli, WordOptionsNameTheirWordsOnce) {
+  for (const char* command : {"run", "bench", "serve"}) {
+    const test::RunResult help = ember({command, "--help"});
+    ASSERT_EQ(help.exit_code, 0) << command << ": " << help.err;
+    EXPECT_EQ(help.out.find(":{"), std::string::npos) << command << ": " << help.out;
+    EXPECT_NE(help.out.find("--device cpu|cuda "), std::string::npos) << command << ": " << help.out;
+    EXPECT_NE(help.out.find("--kv-type f16|f32|q8_0 "), std::string::npos) << command << ": " << help.out;
+  }
+  const test::RunResult bench_help = ember({"bench", "--help"});
+  EXPECT_NE(bench_help.out.find("-o,--output md|csv|json=md"), std::string::npos) << bench_help.out;
+  EXPECT_NE(bench_help.out.find("--decode-output logits|token|top-k=logits"), std::string::npos) << bench_help.out;
+  EXPECT_NE(ember({"serve", "--help"}).out.find("--pooling mean|cls|last "), std::string::npos);
+
+  const test::RunResult wrong = ember({"bench", "-m", "absent.gguf", "--device", "gpu"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_NE(wrong.err.find("--device: gpu not in {cpu,cuda}"), std::string::npos) << wrong.err;
+  // Q8_0 passes the check (any case): the error is then the missing file, not the option.
+  const test::RunResult upper = ember({"bench", "-m", "absent.gguf", "--kv-type", "Q8_0", "--no-roofline"});
+  EXPECT_EQ(upper.err.find("--kv-type"), std::string::npos) << upper.err;
+  EXPECT_NE(upper.err.find("absent.gguf"), std::string::npos) << upper.err;
+}
+
 TEST(BenchCli, JsonHasEveryTestWithItsSamples) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const std::string model = (data / "models/stories260K/stories260K-Q8_0.gguf").string();

@@ -1,0 +1,21 @@
+// Options that take one of a few words, validated by CLI11 and shown in --help as "a|b|c".
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace ember::cli {
+
+// Restricts `option` to `words` (any case with ignore_case, stored as the word's own spelling) and
+// names its value "a|b|c" in --help; CLI11's IsMember alone would show the value's type followed by
+// ":{a,b,c}". A wrong word is a usage error that lists the words.
+inline CLI::Option* one_of(CLI::Option* option, const std::vector<std::string>& words, bool ignore_case = false) {
+  std::string names;
+  for (const std::string& w : words) names += (names.empty() ? "" : "|") + w;
+  CLI::Validator check = ignore_case ? CLI::IsMember(words, CLI::ignore_case) : CLI::IsMember(words);
+  return option->check(check.description(""))->type_name(names);
+}
+
+}  // namespace ember::cli
