@@ -131,8 +131,9 @@ fuzz: $(FUZZ_DIR)/build.ninja
 # (seeded with the tokenizer test inputs) and FUZZ_SECONDS on the chat-template interpreter (seeded
 # with the real templates, the crafted test templates and fuzz/regressions/chat_template), then the
 # GBNF parser (seeded with the grammars of its tests) and the JSON Schema converter (seeded with
-# tests/data/json_schemas and the JSON-Schema-Test-Suite's draft 7 schemas), and token masks against tokens checked one by one (seeded with
-# fuzz/regressions/grammar_mask). Crashes land in fuzz/artifacts/.
+# tests/data/json_schemas and the JSON-Schema-Test-Suite's draft 7 schemas), the streaming tool-call
+# parser (seeded with fuzz/regressions/tool_parser), and token masks against tokens checked one by
+# one (seeded with fuzz/regressions/grammar_mask). Crashes land in fuzz/artifacts/.
 fuzz-run: fuzz
 	@mkdir -p fuzz/corpus-work fuzz/artifacts
 	$(FUZZ_DIR)/fuzz/gguf_make_seeds fuzz/corpus-work $$(find $(SHARED_DATA) -name '*.gguf' | sort)
@@ -162,6 +163,11 @@ fuzz-run: fuzz
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(FUZZ_DIR)/fuzz/json_schema_fuzz fuzz/json-schema-corpus-work -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	    -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ -print_final_stats=1
+	@mkdir -p fuzz/tool-parser-corpus-work
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_DIR)/fuzz/tool_parser_fuzz fuzz/tool-parser-corpus-work fuzz/regressions/tool_parser \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ \
+	    -print_final_stats=1
 	@mkdir -p fuzz/grammar-mask-corpus-work
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(FUZZ_DIR)/fuzz/grammar_mask_fuzz fuzz/grammar-mask-corpus-work fuzz/regressions/grammar_mask \
