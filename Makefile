@@ -132,7 +132,8 @@ fuzz: $(FUZZ_DIR)/build.ninja
 # with the real templates, the crafted test templates and fuzz/regressions/chat_template), then the
 # GBNF parser (seeded with the grammars of its tests) and the JSON Schema converter (seeded with
 # tests/data/json_schemas and the JSON-Schema-Test-Suite's draft 7 schemas), the streaming tool-call
-# parser (seeded with fuzz/regressions/tool_parser), and token masks against tokens checked one by
+# parser (seeded with fuzz/regressions/tool_parser), the server's request parsing (seeded with
+# fuzz/regressions/completion_request), and token masks against tokens checked one by
 # one (seeded with fuzz/regressions/grammar_mask). Crashes land in fuzz/artifacts/.
 fuzz-run: fuzz
 	@mkdir -p fuzz/corpus-work fuzz/artifacts
@@ -167,6 +168,11 @@ fuzz-run: fuzz
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  $(FUZZ_DIR)/fuzz/tool_parser_fuzz fuzz/tool-parser-corpus-work fuzz/regressions/tool_parser \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ \
+	    -print_final_stats=1
+	@mkdir -p fuzz/completion-request-corpus-work
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(FUZZ_DIR)/fuzz/completion_request_fuzz fuzz/completion-request-corpus-work fuzz/regressions/completion_request \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 -artifact_prefix=fuzz/artifacts/ \
 	    -print_final_stats=1
 	@mkdir -p fuzz/grammar-mask-corpus-work
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
