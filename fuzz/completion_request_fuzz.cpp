@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iterator>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +24,59 @@ namespace {
 using ember::server::Endpoint;
 
 constexpr int32_t kVocab = 1000;
+
+// The fields the parsers read (completion_request.cpp, tool_call_request.cpp): an input that is a
+// JSON value is also tried as the value of some of them in an otherwise valid body, so the fuzzer
+// reaches every field's checks without having to write a whole request first.
+constexpr const char* kFields[] = {"messages",
+                                   "prompt",
+                                   "model",
+                                   "max_tokens",
+                                   "max_completion_tokens",
+                                   "n",
+                                   "stream",
+                                   "stream_options",
+                                   "stop",
+                                   "seed",
+                                   "temperature",
+                                   "top_k",
+                                   "top_p",
+                                   "min_p",
+                                   "typical_p",
+                                   "logit_bias",
+                                   "logprobs",
+                                   "top_logprobs",
+                                   "echo",
+                                   "presence_penalty",
+                                   "frequency_penalty",
+                                   "repeat_penalty",
+                                   "repeat_last_n",
+                                   "mirostat",
+                                   "mirostat_tau",
+                                   "mirostat_eta",
+                                   "dynatemp_range",
+                                   "dynatemp_exponent",
+                                   "xtc_probability",
+                                   "xtc_threshold",
+                                   "top_n_sigma",
+                                   "dry_multiplier",
+                                   "dry_base",
+                                   "dry_allowed_length",
+                                   "dry_penalty_last_n",
+                                   "dry_sequence_breakers",
+                                   "ignore_eos",
+                                   "response_format",
+                                   "json_schema",
+                                   "grammar",
+                                   "regex",
+                                   "speculative",
+                                   "speculative.n_max",
+                                   "speculative.n_min",
+                                   "speculative.p_min",
+                                   "tools",
+                                   "tool_choice",
+                                   "parallel_tool_calls",
+                                   "user"};
 
 void parse(const std::string& body, Endpoint endpoint) {
   try {
@@ -55,5 +109,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);
   parse(body, Endpoint::kChatCompletions);
   parse(body, Endpoint::kCompletions);
+  const nlohmann::json value = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded() || body.size() > 4096) return 0;
+  // Three fields picked by the input's bytes, each set to the value in a minimal valid request.
+  size_t hash = size;
+  for (size_t i = 0; i < size; ++i) hash = hash * 131 + data[i];
+  for (int pick = 0; pick < 3; ++pick, hash /= std::size(kFields)) {
+    nlohmann::json request = {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"prompt", "x"}};
+    request[kFields[hash % std::size(kFields)]] = value;
+    const std::string text = request.dump();
+    parse(text, Endpoint::kChatCompletions);
+    parse(text, Endpoint::kCompletions);
+  }
   return 0;
 }
