@@ -21,6 +21,30 @@ bool is_id9(std::string_view s) { return s.size() == 9 && std::all_of(s.begin(),
 // How many leading bytes of `s` end on a character boundary: an incomplete last character is left out.
 size_t complete_utf8_prefix(std::string_view s) { return s.size() - utf8::incomplete_tail(s); }
 
+// Four hex digits at s[at..at + 4) as v: kOk; kFail at the first byte that is not a hex digit,
+// kMore when the text ends before either.
+M hex4(std::string_view s, size_t at, uint32_t& v) {
+  v = 0;
+  for (size_t i = at; i < at + 4; ++i) {
+    if (i >= s.size()) return M::kMore;
+    const char h = s[i];
+    const int digit = h >= '0' && h <= '9'   ? h - '0'
+                      : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                      : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                             : -1;
+    if (digit < 0) return M::kFail;
+    v = v * 16 + static_cast<uint32_t>(digit);
+  }
+  return M::kOk;
+}
+
+// Whether s[at..] begins with `l`: kOk, kFail, or kMore when the text ends inside a match.
+M starts_with_at(std::string_view s, size_t at, std::string_view l) {
+  const std::string_view have = s.substr(std::min(at, s.size()), l.size());
+  if (have != l.substr(0, have.size())) return M::kFail;
+  return have.size() < l.size() ? M::kMore : M::kOk;
+}
+
 // Decodes JSON string characters from s[pos] up to the closing quote (not consumed) or the end of
 // what is complete: an escape cut off by the end of `s` stays unconsumed. Returns true at the quote.
 bool decode_string_chars(std::string_view s, size_t& pos, std::string& out) {
@@ -46,28 +70,28 @@ bool decode_string_chars(std::string_view s, size_t& pos, std::string& out) {
       pos += 2;
       continue;
     }
-    const auto hex4 = [&](size_t at, uint32_t& v) {
-      v = 0;
-      for (size_t i = at; i < at + 4; ++i) {
-        const char h = s[i];
-        v = v * 16 + static_cast<uint32_t>(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
-      }
-    };
-    if (pos + 6 > s.size()) return false;
+    // \u with four hex digits; a non-hex one among them (decided as soon as it arrives, so the
+    // split of the text does not matter) makes the \u a U+FFFD and what follows plain characters.
     uint32_t cp = 0;
-    hex4(pos + 2, cp);
+    const M digits = hex4(s, pos + 2, cp);
+    if (digits == M::kMore) return false;
+    if (digits == M::kFail) {
+      utf8::append(out, U'\uFFFD');
+      pos += 2;
+      continue;
+    }
     size_t used = 6;
     if (cp >= 0xD800 && cp < 0xDC00) {  // a high surrogate: its pair follows as \uDCxx
-      if (pos + 12 > s.size()) return false;
+      M low = starts_with_at(s, pos + 6, "\\u");
       uint32_t lo = 0;
-      if (s[pos + 6] == '\\' && s[pos + 7] == 'u') {
-        hex4(pos + 8, lo);
-        if (lo >= 0xDC00 && lo < 0xE000) {
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          used = 12;
-        }
+      if (low == M::kOk) low = hex4(s, pos + 8, lo);
+      if (low == M::kMore) return false;
+      if (low == M::kOk && lo >= 0xDC00 && lo < 0xE000) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        used = 12;
+      } else {
+        cp = 0xFFFD;  // unpaired: what follows is read on its own
       }
-      if (used == 6) cp = 0xFFFD;
     } else if (cp >= 0xDC00 && cp < 0xE000) {
       cp = 0xFFFD;
     }
@@ -299,6 +323,9 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
     case State::kContent: return step_content(out);
 
     case State::kStart: {
+      // Only the first kMaxHeaderBytes decide, so that the outcome does not depend on how many
+      // bytes a push brought: a header not settled within them is content, however the text came.
+      c.s = std::string_view(buf_).substr(0, kMaxHeaderBytes);
       std::string name;
       if (format_ == ToolFormat::kLlama3) {
         m = json_call_header(c, "\"parameters\"", name);

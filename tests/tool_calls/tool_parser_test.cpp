@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "grammar/reference_matcher.h"
+#include "support/test_data.h"
 #include "tool_calls/tool_grammar.h"
 
 namespace ember::tool_calls {
@@ -246,6 +248,50 @@ TEST(ToolParser, Generic) {
             "C[Hi \"there\" é😀 ☀\n]");
   EXPECT_EQ(parse_every_split(F::kGeneric, "Just text."), "C[Just text.]");
   EXPECT_EQ(parse_every_split(F::kGeneric, R"({"other": 1})"), "C[{\"other\": 1}]");
+}
+
+// A \u escape with a non-hex digit among its four is U+FFFD and the rest plain characters; an
+// unpaired surrogate is U+FFFD: whole characters in every event, whatever the split (a multi-byte
+// character after a short \u once lost its lead byte to the escape).
+TEST(ToolParser, BadUnicodeEscapesGiveReplacementCharacters) {
+  EXPECT_EQ(parse_every_split(F::kGeneric, "{\"response\": \"\\u123é\"}"), "C[\uFFFD123é]");
+  EXPECT_EQ(parse_every_split(F::kGeneric, "{\"response\": \"\\ud😀\"}"), "C[\uFFFDd😀]");
+  EXPECT_EQ(parse_every_split(F::kGeneric, "{\"response\": \"\\ud83d\\u00e9 \\udc00 \\ud83dx\"}"),
+            "C[\uFFFDé \uFFFD \uFFFDx]");
+  EXPECT_EQ(parse_every_split(F::kGeneric, "{\"response\": \"\\u00zz\\\"\"}"), "C[\uFFFD00zz\"]");
+}
+
+// Only the first 1024 bytes decide whether a Llama 3.x or generic output is a call: a header that
+// ends past them is content however the text was split (it was a call when pushed whole).
+TEST(ToolParser, HeadersPastTheLimitAreContentWhateverTheSplit) {
+  const std::string spaces(1100, ' ');
+  const std::string generic = "{" + spaces + R"("tool_call": {"name": "a", "arguments": {}}})";
+  EXPECT_EQ(parse_every_split(F::kGeneric, generic), "C[" + generic + "]");
+  const std::string llama = R"({"name": ")" + std::string(1100, 'a') + R"(", "parameters": {}})";
+  EXPECT_EQ(parse_every_split(F::kLlama3, llama, false, {}), "C[" + llama + "]");
+  // Within the limit: still a call.
+  const std::string near = "{" + std::string(900, ' ') + R"("tool_call": {"name": "a", "arguments": {}}})";
+  EXPECT_EQ(parse_every_split(F::kGeneric, near), "S0(a call_*)A0[{}]");
+}
+
+// The fuzzer's seeds and past findings (fuzz/regressions/tool_parser: byte 0 picks the format and
+// the tool names as tool_parser_fuzz does; the rest is the output): every split gives the whole
+// text's events, in whole characters.
+TEST(ToolParser, FuzzRegressionsParseTheSameWhateverTheSplit) {
+  const F formats[] = {F::kLlama3, F::kHermes, F::kMistralNemo, F::kMistralSmall, F::kDevstral, F::kGeneric};
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(EMBER_SOURCE_DIR) / "fuzz" /
+                                                               "regressions" / "tool_parser")) {
+    const std::string bytes = test::read_file(entry.path());
+    ASSERT_GE(bytes.size(), 2u) << entry.path();
+    const auto selector = static_cast<unsigned char>(bytes[0]);
+    SCOPED_TRACE(entry.path().filename().string());
+    const std::vector<std::string> names =
+        selector / 6 % 2 == 0 ? std::vector<std::string>{} : std::vector<std::string>{"get_weather", "search"};
+    parse_every_split(formats[selector % 6], std::string_view(bytes).substr(2), false, names);
+    ++n;
+  }
+  EXPECT_GE(n, 10) << "the seeds in fuzz/regressions/tool_parser are missing";
 }
 
 TEST(ToolParser, IdsAreDeterministicBySeed) {
