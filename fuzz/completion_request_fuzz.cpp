@@ -1,8 +1,8 @@
 // libFuzzer target: arbitrary request bodies through the server's parsing of POST
-// /v1/chat/completions and /v1/completions (the body's JSON, every field's type and range, tools,
-// structured output compiled). Never a crash or hang, and a bad body is a client error: ApiError
-// with a 4xx status, or Error(kInvalidArgument) (a 400); anything else would answer a bad request
-// with a 500.
+// /v1/chat/completions and /v1/completions (the body's JSON, every field's type and range, tools
+// and their grammar in every family's syntax, structured output compiled). Never a crash or hang,
+// and a bad body is a client error: ApiError with a 4xx status, or Error(kInvalidArgument) (a
+// 400); anything else would answer a bad request with a 500.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -18,12 +18,18 @@
 #include "server/completion_request.h"
 #include "server/http_types.h"
 #include "server/server_state.h"
+#include "server/tool_call_request.h"
+#include "tool_calls/tool_format.h"
 
 namespace {
 
 using ember::server::Endpoint;
 
+using ember::tool_calls::ToolFormat;
+
 constexpr int32_t kVocab = 1000;
+constexpr ToolFormat kToolFormats[] = {ToolFormat::kLlama3,       ToolFormat::kHermes,   ToolFormat::kMistralNemo,
+                                       ToolFormat::kMistralSmall, ToolFormat::kDevstral, ToolFormat::kGeneric};
 
 // The fields the parsers read (completion_request.cpp, tool_call_request.cpp): an input that is a
 // JSON value is also tried as the value of some of them in an otherwise valid body, so the fuzzer
@@ -84,7 +90,11 @@ void parse(const std::string& body, Endpoint endpoint) {
     request.method = "POST";
     request.body = body;
     const nlohmann::json json = ember::server::parse_body(request);
-    (void)ember::server::parse_completion_request(json, endpoint, kVocab, body);
+    const ember::server::CompletionRequest r = ember::server::parse_completion_request(json, endpoint, kVocab, body);
+    // The tools' grammar in each family's syntax, as the route builds it for the model's template.
+    if (r.tools.calls_allowed()) {
+      for (const ToolFormat format : kToolFormats) (void)ember::server::tool_call_constraint(r.tools, format);
+    }
   } catch (const ember::server::ApiError& e) {
     if (e.status() < 400 || e.status() >= 500) {
       std::fprintf(stderr, "status %d for a bad body: %s\n", e.status(), e.what());
@@ -109,8 +119,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);
   parse(body, Endpoint::kChatCompletions);
   parse(body, Endpoint::kCompletions);
+  if (body.size() > 4096) return 0;
   const nlohmann::json value = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded() || body.size() > 4096) return 0;
+  if (value.is_discarded()) return 0;
   // Three fields picked by the input's bytes, each set to the value in a minimal valid request.
   size_t hash = size;
   for (size_t i = 0; i < size; ++i) hash = hash * 131 + data[i];

@@ -121,14 +121,15 @@ void greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaSt
 // The most candidates top_k_rows() selects per row.
 inline constexpr int kMaxTopK = 256;
 // values / ids [n_rows][k]: each row's k best values, best first — the larger value, then the lower
-// index; a NaN ranks (and is written) as -inf, -0 ties +0 — the sampler's top-k (select_top_k,
-// Batch::kTopK). 1 <= k <= min(n, kMaxTopK). Rows longer than 4096 are cut into slices selected in
-// parallel: scratch_values / scratch_ids hold top_k_scratch_entries() each (unused, and may be null,
-// for shorter rows) (top_k_kernels.cu).
+// index; a NaN ranks (and is written) as -inf, -0 ties +0 — the sampler's top-k
+// (select_top_candidates, Batch::kTopK). 1 <= k <= min(n, kMaxTopK). Rows longer than 4096 are cut into slices selected
+// in parallel: scratch_values / scratch_ids hold top_k_scratch_entries() each (unused, and may be null, for shorter
+// rows) (top_k_kernels.cu).
 void top_k_rows(const float* x, int64_t n_rows, int64_t n, int64_t k, float* values, int32_t* ids,
                 float* scratch_values, int32_t* scratch_ids, cudaStream_t stream);
 size_t top_k_scratch_entries();
-// The rows of length n one pass of top_k_rows() selects in for its k (all of them when n <= 4096).
+// The rows of length n one pass of top_k_rows() selects in for its k (1 <= k <= kMaxTopK; all of
+// them when n <= 4096).
 int64_t top_k_rows_per_launch(int64_t n, int64_t k);
 
 // ---- paged KV cache and attention (attention_kernels.cu) -------------------------------------

@@ -1,5 +1,5 @@
 // top_k_rows (cuda_kernels.h): each row's k best values for sampling on the device (Batch::kTopK),
-// in the sampler's order (engine/sampler_math.cpp select_top_k, the spec). A row is cut into slices
+// in the sampler's order (model/top_candidates.cpp select_top_candidates, the spec). A row is cut into slices
 // whose blocks select their own k best in parallel (a 128k vocabulary on one block would keep one SM
 // busy for tens of microseconds), then one block per row selects the k best of the slices' picks.
 // Each selection: radix selection of the k-th best key, a gather in index order, a rank sort.

@@ -1,4 +1,5 @@
-// Row kernels of the sampler chain: NaN-safe max / argmax, a vectorizable exp, heap top-k.
+// Row kernels of the sampler chain: NaN-safe max / argmax, a vectorizable exp, heap top-k (model's
+// select_top_candidates), the weighted draw.
 #include "engine/sampler_math.h"
 
 #include <algorithm>
