@@ -145,7 +145,10 @@ CudaLinear CudaBackend::upload(const WeightMatrix& w, std::string_view what) {
 
 DeviceBuffer CudaBackend::upload_bytes(const void* data, size_t bytes, std::string_view what) {
   DeviceBuffer b(bytes, what);
-  b.upload(data, bytes);
+  // On the backend's stream, so that its later work reads the data: a cudaMemcpy from pageable
+  // memory may return before the data lands, and the backend's non-blocking stream would not wait
+  // for the legacy stream's copy.
+  to_device(b.data(), data, bytes);
   return b;
 }
 

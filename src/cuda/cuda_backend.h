@@ -99,10 +99,11 @@ class CudaBackend {
   Roofline measure_roofline();
   cudaStream_t stream() const noexcept { return stream_; }
 
-  // Load time: uploads the matrix's blocks. Throws Error(kUnsupported) for a type the kernels do
+  // Load time: uploads the matrix's blocks (as upload_bytes). Throws Error(kUnsupported) for a type the kernels do
   // not take, Error(kOutOfMemory).
   CudaLinear upload(const WeightMatrix& w, std::string_view what);
-  // Load time: `bytes` of host data copied to a new device buffer.
+  // Load time: `bytes` of host data copied to a new device buffer, on the backend's stream (its
+  // later work reads them; pageable `data` may go at once, pinned must last to synchronize()).
   DeviceBuffer upload_bytes(const void* data, size_t bytes, std::string_view what);
   // Device memory shared by its owners (KV pools), freed with the last one. Throws
   // Error(kOutOfMemory).

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -281,6 +282,40 @@ TEST(CudaEmulatorDeathTest, WhatACaptureCannotHoldAborts) {
 }
 
 // ---- memory ----
+
+// An allocation made with EMBER_CUDA_EMULATOR_HOST_GUARD=1 (the variable is read per cudaMalloc).
+DeviceBuffer guarded_buffer(size_t bytes) {
+  setenv("EMBER_CUDA_EMULATOR_HOST_GUARD", "1", 1);
+  DeviceBuffer b(bytes, "guarded");
+  unsetenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
+  return b;
+}
+
+// The host guard: the emulated device's own work (kernels, copies, memsets, cuBLAS) reaches a
+// guarded allocation, host code reading or writing through its pointer faults, as on a GPU.
+TEST(CudaEmulatorDeathTest, TheHostGuardLetsOnlyTheDeviceTouchDeviceMemory) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  {
+    DeviceBuffer b = guarded_buffer(64 * sizeof(int));
+    EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, write_kernel)(b.as<int>());
+    ASSERT_EQ(cudaMemsetAsync(b.as<int>() + 32, 0, 32 * sizeof(int), nullptr), cudaSuccess);
+    const std::vector<int> got = download<int>(b, 64);
+    for (int i = 0; i < 64; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], i < 32 ? 7 : 0) << i;
+    b.upload(got.data(), 64 * sizeof(int));
+  }
+  EXPECT_DEATH(
+      {
+        DeviceBuffer b = guarded_buffer(64);
+        std::printf("%d\n", *static_cast<volatile int*>(b.as<int>()));
+      },
+      "");
+  EXPECT_DEATH(
+      {
+        DeviceBuffer b = guarded_buffer(64);
+        *static_cast<volatile int*>(b.as<int>()) = 1;
+      },
+      "");
+}
 
 TEST(CudaEmulator, FreshDeviceMemoryReadsAsNaN) {
   DeviceBuffer b(100 * sizeof(float), "fresh");

@@ -364,6 +364,9 @@ TEST(CudaInt8Gemm, BackendMatmulManySharesTheQuantizedActivations) {
     ws.push_back(&l);
     ys.push_back(together.back().as<float>());
   }
+  // x and the y buffers came by cudaMemcpy on the legacy stream, which the backend's non-blocking
+  // stream does not wait for.
+  EMBER_CUDA_CHECK(cudaDeviceSynchronize());
   backend.matmul_many(ws, x.as<float>(), m, ys);
   for (size_t i = 0; i < linears.size(); ++i) backend.matmul(linears[i], x.as<float>(), m, alone[i].as<float>());
   backend.synchronize();

@@ -101,7 +101,10 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
-  const auto gemm = [=] { gemm_on_host(ta, tb, m, n, k, a, A, Atype, lda, B, Btype, ldb, b, C, Ctype, ldc); };
+  const auto gemm = [=] {
+    const ember::cuda_emulator::DeviceAccess access;
+    gemm_on_host(ta, tb, m, n, k, a, A, Atype, lda, B, Btype, ldb, b, C, Ctype, ldc);
+  };
   // cuBLAS may allocate its workspace on first use, which a capture cannot hold unless the program
   // gave it one (cublasSetWorkspace, not emulated): refuse, as a GPU may.
   if (ember::cuda_emulator::is_capturing(handle->stream)) {

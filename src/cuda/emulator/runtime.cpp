@@ -3,7 +3,8 @@
 // arguments are checked to be device memory of the right extent; streams run their work at once, in
 // order. EMBER_CUDA_EMULATOR_MEMORY (MiB, default 16384) sizes the device and
 // EMBER_CUDA_EMULATOR_DEVICES (default 1) counts them, so out-of-memory and no-GPU paths can be
-// tested too.
+// tested too. With EMBER_CUDA_EMULATOR_HOST_GUARD=1 allocations are whole pages of their own,
+// inaccessible to the host outside the emulated device's work (DeviceAccess, state.h).
 #include <cuda_runtime_api.h>
 
 #include <chrono>
@@ -19,6 +20,9 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cuda/emulator/state.h"
 
@@ -60,6 +64,12 @@ size_t env_size(const char* name, size_t fallback) {
 struct Device {
   std::mutex mu;
   std::map<uintptr_t, size_t> allocations;  // base -> bytes
+  // EMBER_CUDA_EMULATOR_HOST_GUARD allocations: base -> mapped bytes (whole pages, and one more
+  // after them that is never accessible, so no other mapping begins one past the end). Toggled
+  // under access_mu (taken before mu), while `open` DeviceAccess guards live.
+  std::map<uintptr_t, size_t> guarded;
+  std::mutex access_mu;
+  int open = 0;
   std::set<const CUstream_st*> streams;
   std::set<const CUevent_st*> events;
   size_t used = 0;
@@ -133,9 +143,11 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
   if (is_capturing(stream) && kind != cudaMemcpyDeviceToDevice) {
     fault("%s (%s) on a capturing stream: copies of pageable host memory cannot be captured", call, kind_name(kind));
   }
-  if (!record_if_capturing(
-          stream, [=] { std::memmove(dst, src, bytes); }, call))
+  const auto work = [=] {
+    const DeviceAccess access;
     std::memmove(dst, src, bytes);
+  };
+  if (!record_if_capturing(stream, work, call)) work();
   return cudaSuccess;
 }
 
@@ -199,6 +211,40 @@ void check_kernel_pointer(const void* p, int index, const char* kernel) {
   if (p != nullptr && !is_device_pointer(p)) {
     fault("kernel %s: argument %d (%p) is not device memory", kernel, index, p);
   }
+}
+
+namespace {
+
+size_t page_size() {
+  static const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+bool host_guard_requested() {
+  const char* v = std::getenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
+// Every guarded allocation to `prot`, under d.access_mu.
+void protect_guarded(Device& d, int prot) {
+  const std::lock_guard lock(d.mu);
+  for (const auto& [base, bytes] : d.guarded) {
+    if (mprotect(reinterpret_cast<void*>(base), bytes, prot) != 0) fault("mprotect of device memory failed");
+  }
+}
+
+}  // namespace
+
+DeviceAccess::DeviceAccess() {
+  Device& d = device();
+  const std::lock_guard lock(d.access_mu);
+  if (d.open++ == 0) protect_guarded(d, PROT_READ | PROT_WRITE);
+}
+
+DeviceAccess::~DeviceAccess() {
+  Device& d = device();
+  const std::lock_guard lock(d.access_mu);
+  if (--d.open == 0) protect_guarded(d, PROT_NONE);
 }
 
 }  // namespace ember::cuda_emulator
@@ -307,13 +353,25 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
     d.used += bytes;
   }
   void* p = nullptr;
-  if (posix_memalign(&p, ember::cuda_emulator::kAlignment, bytes) != 0) {
+  const bool guarded = ember::cuda_emulator::host_guard_requested();
+  const size_t page = ember::cuda_emulator::page_size(), mapped = (bytes + page - 1) / page * page;
+  if (guarded) {
+    p = mmap(nullptr, mapped + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) p = nullptr;
+    if (p != nullptr) mprotect(static_cast<char*>(p) + mapped, page, PROT_NONE);  // the page after: never
+  } else if (posix_memalign(&p, ember::cuda_emulator::kAlignment, bytes) != 0) {
+    p = nullptr;
+  }
+  if (p == nullptr) {
     const std::lock_guard lock(d.mu);
     d.used -= bytes;
     return set_last_error(cudaErrorMemoryAllocation);
   }
   std::memset(p, ember::cuda_emulator::kUninitializedByte, bytes);
+  const std::lock_guard access(d.access_mu);
+  if (guarded && d.open == 0) mprotect(p, mapped, PROT_NONE);
   const std::lock_guard lock(d.mu);
+  if (guarded) d.guarded.emplace(reinterpret_cast<uintptr_t>(p), mapped);
   d.allocations.emplace(reinterpret_cast<uintptr_t>(p), bytes);
   *ptr = p;
   return cudaSuccess;
@@ -330,7 +388,20 @@ cudaError_t cudaFree(void* ptr) {
     d.used -= it->second;
     d.allocations.erase(it);
   }
-  std::free(ptr);
+  size_t guarded_bytes = 0;
+  {
+    const std::lock_guard access(d.access_mu);
+    const std::lock_guard lock(d.mu);
+    if (const auto g = d.guarded.find(reinterpret_cast<uintptr_t>(ptr)); g != d.guarded.end()) {
+      guarded_bytes = g->second;
+      d.guarded.erase(g);
+    }
+  }
+  if (guarded_bytes > 0) {
+    munmap(ptr, guarded_bytes + ember::cuda_emulator::page_size());
+  } else {
+    std::free(ptr);
+  }
   return cudaSuccess;
 }
 
@@ -374,10 +445,11 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t str
   if (!ember::cuda_emulator::is_device_range(ptr, bytes)) {
     ember::cuda_emulator::fault("cudaMemset: %p (%zu bytes) is not inside one device allocation", ptr, bytes);
   }
-  if (!ember::cuda_emulator::record_if_capturing(
-          stream, [=] { std::memset(ptr, value, bytes); }, "cudaMemsetAsync")) {
+  const auto work = [=] {
+    const ember::cuda_emulator::DeviceAccess access;
     std::memset(ptr, value, bytes);
-  }
+  };
+  if (!ember::cuda_emulator::record_if_capturing(stream, work, "cudaMemsetAsync")) work();
   return cudaSuccess;
 }
 

@@ -442,6 +442,7 @@ bool launch_configuration_ok(dim3 grid, dim3 block, size_t shared_bytes, const c
 
 void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const char* kernel) {
   if (t_block != nullptr) fault("kernel %s launched from inside kernel %s", kernel, t_block->kernel);
+  const DeviceAccess access;  // the kernel's threads touch device memory
   Block b;
   b.body = &body;
   b.kernel = kernel;

@@ -24,6 +24,16 @@ bool record_if_capturing(cudaStream_t stream, std::function<void()> work, const 
 void check_not_capturing(const char* call);
 // Whether `stream` is capturing.
 bool is_capturing(cudaStream_t stream);
+// While one lives (kernels, copies, memsets, cuBLAS calls), the host may touch device memory. The
+// allocations made with EMBER_CUDA_EMULATOR_HOST_GUARD=1 are PROT_NONE outside them, so that host
+// code reading or writing through a device pointer faults as it would on a GPU (elsewhere this
+// costs nothing). Nests; one switch for all threads.
+struct DeviceAccess {
+  DeviceAccess();
+  ~DeviceAccess();
+  DeviceAccess(const DeviceAccess&) = delete;
+  DeviceAccess& operator=(const DeviceAccess&) = delete;
+};
 // Prints "CUDA emulator: <message>" and aborts: a fault a GPU would report as a sticky error.
 [[noreturn]] void fault(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
