@@ -76,8 +76,8 @@ class CudaGpuLayers final : public GpuLayers {
     check_fits(weights);
     upload_weights(weights);
     allocate_scratch();
-    // The uploads went through the legacy stream, which the backend's non-blocking stream does not
-    // wait for: finish them before the first step.
+    // Every upload and allocation done before the first step (the uploads are on the backend's
+    // stream; anything else on the legacy stream, which that non-blocking stream does not wait for).
     EMBER_CUDA_CHECK(cudaDeviceSynchronize());
     kv_memory_ = std::make_shared<KvDeviceMemory>(backend_);
   }

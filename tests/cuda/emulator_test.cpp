@@ -3,6 +3,7 @@
 // handed to a kernel, an out-of-range copy, a trap) are caught. Built only with EMBER_CUDA=EMULATE.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cuda/device_buffer.h"
@@ -283,16 +285,25 @@ TEST(CudaEmulatorDeathTest, WhatACaptureCannotHoldAborts) {
 
 // ---- memory ----
 
-// An allocation made with EMBER_CUDA_EMULATOR_HOST_GUARD=1 (the variable is read per cudaMalloc).
+// An allocation made with EMBER_CUDA_EMULATOR_HOST_GUARD=1 (the variable is read per cudaMalloc;
+// restored after).
 DeviceBuffer guarded_buffer(size_t bytes) {
+  const char* was = std::getenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
+  const std::string saved = was != nullptr ? was : "";
   setenv("EMBER_CUDA_EMULATOR_HOST_GUARD", "1", 1);
   DeviceBuffer b(bytes, "guarded");
-  unsetenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
+  if (was != nullptr) {
+    setenv("EMBER_CUDA_EMULATOR_HOST_GUARD", saved.c_str(), 1);
+  } else {
+    unsetenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
+  }
   return b;
 }
 
-// The host guard: the emulated device's own work (kernels, copies, memsets, cuBLAS) reaches a
-// guarded allocation, host code reading or writing through its pointer faults, as on a GPU.
+// The host guard: the emulated device's own work (kernels, copies, memsets) reaches a guarded
+// allocation; host code reading or writing through its pointer faults, as on a GPU, fresh or after
+// the device has worked on it (the guard closes again). A fault of the emulator's own (a check
+// that fires) is not what these deaths are.
 TEST(CudaEmulatorDeathTest, TheHostGuardLetsOnlyTheDeviceTouchDeviceMemory) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   {
@@ -303,18 +314,28 @@ TEST(CudaEmulatorDeathTest, TheHostGuardLetsOnlyTheDeviceTouchDeviceMemory) {
     for (int i = 0; i < 64; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], i < 32 ? 7 : 0) << i;
     b.upload(got.data(), 64 * sizeof(int));
   }
+  const auto not_the_emulator = testing::Not(testing::HasSubstr("CUDA emulator"));
   EXPECT_DEATH(
       {
         DeviceBuffer b = guarded_buffer(64);
         std::printf("%d\n", *static_cast<volatile int*>(b.as<int>()));
       },
-      "");
+      not_the_emulator);
   EXPECT_DEATH(
       {
-        DeviceBuffer b = guarded_buffer(64);
+        DeviceBuffer b = guarded_buffer(64 * sizeof(int));
+        EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, write_kernel)(b.as<int>());
         *static_cast<volatile int*>(b.as<int>()) = 1;
       },
-      "");
+      not_the_emulator);
+  EXPECT_DEATH(
+      {
+        DeviceBuffer b = guarded_buffer(64 * sizeof(int));
+        const std::vector<int> sevens(64, 7);
+        b.upload(sevens.data(), sizeof(int) * sevens.size());
+        std::printf("%d\n", *static_cast<volatile int*>(b.as<int>()));
+      },
+      not_the_emulator);
 }
 
 TEST(CudaEmulator, FreshDeviceMemoryReadsAsNaN) {

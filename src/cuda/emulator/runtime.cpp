@@ -7,6 +7,7 @@
 // inaccessible to the host outside the emulated device's work (DeviceAccess, state.h).
 #include <cuda_runtime_api.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdarg>
 #include <cstdint>
@@ -225,11 +226,13 @@ bool host_guard_requested() {
   return v != nullptr && std::string_view(v) == "1";
 }
 
-// Every guarded allocation to `prot`, under d.access_mu.
+// Every guarded allocation to `prot`, under d.access_mu (which every change of d.guarded holds).
 void protect_guarded(Device& d, int prot) {
-  const std::lock_guard lock(d.mu);
   for (const auto& [base, bytes] : d.guarded) {
-    if (mprotect(reinterpret_cast<void*>(base), bytes, prot) != 0) fault("mprotect of device memory failed");
+    if (mprotect(reinterpret_cast<void*>(base), bytes, prot) != 0) {
+      fault("mprotect of device memory %p (%zu bytes) failed: %s", reinterpret_cast<void*>(base), bytes,
+            std::strerror(errno));
+    }
   }
 }
 
@@ -358,7 +361,9 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   if (guarded) {
     p = mmap(nullptr, mapped + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) p = nullptr;
-    if (p != nullptr) mprotect(static_cast<char*>(p) + mapped, page, PROT_NONE);  // the page after: never
+    if (p != nullptr && mprotect(static_cast<char*>(p) + mapped, page, PROT_NONE) != 0) {  // the page after: never
+      ember::cuda_emulator::fault("mprotect of a guard page failed: %s", std::strerror(errno));
+    }
   } else if (posix_memalign(&p, ember::cuda_emulator::kAlignment, bytes) != 0) {
     p = nullptr;
   }
@@ -369,7 +374,9 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   }
   std::memset(p, ember::cuda_emulator::kUninitializedByte, bytes);
   const std::lock_guard access(d.access_mu);
-  if (guarded && d.open == 0) mprotect(p, mapped, PROT_NONE);
+  if (guarded && d.open == 0 && mprotect(p, mapped, PROT_NONE) != 0) {
+    ember::cuda_emulator::fault("mprotect of device memory %p (%zu bytes) failed: %s", p, mapped, std::strerror(errno));
+  }
   const std::lock_guard lock(d.mu);
   if (guarded) d.guarded.emplace(reinterpret_cast<uintptr_t>(p), mapped);
   d.allocations.emplace(reinterpret_cast<uintptr_t>(p), bytes);
