@@ -32,7 +32,7 @@ void compute_logprobs(std::span<const float> logits, int32_t chosen, int32_t n_t
   out.chosen = {chosen, logprob(logits[static_cast<size_t>(chosen)])};
   const size_t k = static_cast<size_t>(std::clamp<int64_t>(n_top, 0, static_cast<int64_t>(logits.size())));
   out.candidates.resize(k);
-  if (k > 0) select_top_candidates(logits, k, out.candidates.data());
+  select_top_candidates(logits, k, out.candidates.data());
   out.top.clear();
   for (const TopCandidate& c : out.candidates) out.top.push_back({c.id, logprob(c.logit)});
 }

@@ -30,7 +30,7 @@ inline bool any_greater16(const float* x, float t) noexcept {
 }  // namespace
 
 void select_top_candidates(std::span<const float> x, size_t k, TopCandidate* out) noexcept {
-  if (k == 0) return;  // (outside the contract; out[0] is read below)
+  if (k == 0) return;  // (out[0] is read below)
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (size_t i = 0; i < k; ++i) out[i] = {std::isnan(x[i]) ? kNegInf : x[i], static_cast<int32_t>(i)};
   std::make_heap(out, out + k, ranks_before);  // the worst of the k on top

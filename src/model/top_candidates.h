@@ -16,7 +16,7 @@ inline bool ranks_before(const TopCandidate& a, const TopCandidate& b) noexcept 
 
 // out [k] = the k best entries of x (a NaN ranks, and is written, as -inf), best first, ties to the
 // lower id: a heap of k with the worst on top, one comparison per logit, blocks of 16 that cannot
-// beat the worst skipped with a vector compare. 1 <= k <= x.size().
+// beat the worst skipped with a vector compare. k <= x.size() (0: nothing).
 void select_top_candidates(std::span<const float> x, size_t k, TopCandidate* out) noexcept;
 
 }  // namespace ember

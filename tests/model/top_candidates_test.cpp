@@ -81,6 +81,7 @@ TEST(TopCandidates, MonotoneRowsKeepTheirEnds) {
     rising[i] = static_cast<float>(i);
     falling[i] = -static_cast<float>(i);
   }
+  expect_top(rising, 0, "k 0 writes nothing");
   for (const size_t k : {size_t{1}, size_t{5}, size_t{17}}) {
     expect_top(rising, k, "rising");
     expect_top(falling, k, "falling");
