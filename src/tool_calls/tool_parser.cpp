@@ -140,8 +140,10 @@ struct Cursor {
   }
 };
 
-// Llama 3.x / generic: an output whose first this many bytes do not settle the call header is
-// content (the header is short; reading it again on every push must stay cheap).
+// Markup (a call's header, the list's "[", a closer) is read again from its first byte on every
+// push until it is settled, so only its first this many bytes decide: what they do not settle is
+// malformed. That keeps the re-reading cheap whatever the model writes (a header that never ends
+// would otherwise cost quadratic time), and the outcome independent of how the text was split.
 constexpr size_t kMaxHeaderBytes = 1024;
 
 // Runs a sequence of matchers, stopping at the first that is not kOk.
@@ -290,9 +292,10 @@ void ToolCallParser::not_a_call(std::vector<ToolCallEvent>& out) {
 
 bool ToolCallParser::step_content(std::vector<ToolCallEvent>& out) {
   if (skip_ws_) {
+    // Dropped as it comes (not re-read on every push).
     const size_t n = std::find_if(buf_.begin(), buf_.end(), [](char c) { return !is_ws(c); }) - buf_.begin();
-    if (n == buf_.size()) return false;  // all whitespace so far: still undecided
     buf_.erase(0, n);
+    if (buf_.empty()) return false;  // all whitespace so far: still undecided
     skip_ws_ = false;
   }
   if (marker_.empty() || (format_ == ToolFormat::kGeneric)) {
@@ -317,15 +320,17 @@ bool ToolCallParser::step_content(std::vector<ToolCallEvent>& out) {
 }
 
 bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
-  Cursor c{.s = buf_, .pos = 0};
+  // Every state but content, arguments and the response string reads markup: its first
+  // kMaxHeaderBytes only (`buf_` starts where the state began).
+  Cursor c{.s = std::string_view(buf_).substr(0, kMaxHeaderBytes), .pos = 0};
+  // Markup still unsettled by its first kMaxHeaderBytes is malformed.
+  const auto settle = [&](M match) { return match == M::kMore && buf_.size() > kMaxHeaderBytes ? M::kFail : match; };
   M m = M::kOk;
   switch (state_) {
     case State::kContent: return step_content(out);
 
     case State::kStart: {
-      // Only the first kMaxHeaderBytes decide, so that the outcome does not depend on how many
-      // bytes a push brought: a header not settled within them is content, however the text came.
-      c.s = std::string_view(buf_).substr(0, kMaxHeaderBytes);
+      // A header not settled within kMaxHeaderBytes is content, however the text came.
       std::string name;
       if (format_ == ToolFormat::kLlama3) {
         m = json_call_header(c, "\"parameters\"", name);
@@ -339,7 +344,7 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
             std::none_of(tool_names_.begin(), tool_names_.end(),
                          [&](const std::string& t) { return t.compare(0, name.size(), name) == 0; }))
           m = M::kFail;
-        if (m == M::kMore && buf_.size() > kMaxHeaderBytes) m = M::kFail;
+        m = settle(m);
         if (m == M::kMore) return false;
         if (m == M::kFail) {
           not_a_call(out);
@@ -363,8 +368,7 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
         if (name == "tool_calls") return c.lit("[");
         return c.peek(name == "response" ? '"' : '{');
       };
-      m = header();
-      if (m == M::kMore && buf_.size() > kMaxHeaderBytes) m = M::kFail;
+      m = settle(header());
       if (m == M::kMore) return false;
       if (m == M::kFail) {
         not_a_call(out);
@@ -383,7 +387,7 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
 
     case State::kOpenList:
       c.ws();
-      m = c.lit("[");
+      m = settle(c.lit("["));
       if (m == M::kMore) return false;
       if (m == M::kFail) {
         not_a_call(out);
@@ -412,11 +416,12 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
           }();
           // "[CALL_ID" cut off: lit() above said kMore, which the [ARGS] match cannot tell apart.
           if (m == M::kFail && format_ == ToolFormat::kMistralSmall && id.empty()) {
-            Cursor probe{.s = buf_, .pos = c.pos};
+            Cursor probe{.s = c.s, .pos = c.pos};
             if (probe.lit("[CALL_ID]") == M::kMore) m = M::kMore;
           }
           break;
       }
+      m = settle(m);
       if (m == M::kMore) return false;
       if (m == M::kFail) {
         not_a_call(out);
@@ -526,8 +531,9 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
           }();
           break;
       }
+      m = settle(m);
       if (m == M::kMore) return false;
-      if (format_ == ToolFormat::kMistralNemo && m != M::kMore) {
+      if (format_ == ToolFormat::kMistralNemo) {
         // The call is complete (or its closer is malformed): announce it now that the id is known.
         start_call(std::move(nemo_name_), is_id9(id) ? id : generate_id(), out);
         emit_arguments(nemo_args_, out, true);
@@ -553,7 +559,7 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
 
     case State::kResponseEnd:
       c.ws();
-      m = c.lit("}");
+      m = settle(c.lit("}"));
       if (m == M::kMore) return false;
       if (m == M::kOk) buf_.erase(0, c.pos);
       state_ = State::kContent;

@@ -45,8 +45,10 @@ struct ToolCallEvent {
 //   one cut off inside its arguments keeps what arrived (cut_call()), one whose arguments are
 //   complete stands (Mistral Nemo: also without its id or "]"), held-back content is released.
 // - Llama 3.x: a partial name no tool's name begins with settles the output as content at once;
-//   Llama 3.x and generic: a call header not complete within the output's first 1024 bytes makes
-//   it content (decided on those bytes only, so the split of the text never changes the outcome);
+// - markup is decided on its first 1024 bytes only (so the split of the text never changes the
+//   outcome, and a run of markup that never ends costs linear time): a header (Llama 3.x and
+//   generic: the output's start) not complete within them is not a call, a closer not complete
+//   within them is malformed (the call stands, what follows is content);
 // - JSON strings the parser decodes (names, generic's response): a \u escape with a non-hex digit
 //   is U+FFFD and the rest plain characters; an unpaired surrogate is U+FFFD.
 // The grammar (tool_grammar.h) guarantees the shapes; the parser does not validate the arguments.

@@ -274,6 +274,33 @@ TEST(ToolParser, HeadersPastTheLimitAreContentWhateverTheSplit) {
   EXPECT_EQ(parse_every_split(F::kGeneric, near), "S0(a call_*)A0[{}]");
 }
 
+// Markup after a marker or a call is decided on its first 1024 bytes too: unsettled by then, a
+// header is not a call (marker and all are content) and a closer is malformed (the call stands,
+// the rest is content). Whitespace after a call is dropped however long it runs.
+TEST(ToolParser, MarkupPastTheLimitIsMalformedWhateverTheSplit) {
+  const std::string spaces(1100, ' ');
+  const std::string hermes = "<tool_call>{" + spaces + R"("name": "get_weather", "arguments": {}}</tool_call>)";
+  EXPECT_EQ(parse_every_split(F::kHermes, hermes), "C[" + hermes + "]");
+  const std::string small = "[TOOL_CALLS]" + std::string(1100, 'a') + "[ARGS]{}";
+  EXPECT_EQ(parse_every_split(F::kMistralSmall, small), "C[" + small + "]");
+  const std::string nemo = "[TOOL_CALLS]" + spaces + R"([{"name": "get_time", "arguments": {}}])";
+  EXPECT_EQ(parse_every_split(F::kMistralNemo, nemo, true), "C[" + nemo + "]");
+  const std::string closer = spaces + "}</tool_call>";
+  EXPECT_EQ(parse_every_split(F::kHermes, R"(<tool_call>{"name": "get_time", "arguments": {})" + closer),
+            "S0(get_time call_*)A0[{}]C[" + closer + "]");
+  const std::string response_end = spaces + "}";
+  EXPECT_EQ(parse_every_split(F::kGeneric, R"({"response": "hi")" + response_end), "C[hi" + response_end + "]");
+  // Within the limit: still a call, and its closer still markup.
+  EXPECT_EQ(
+      parse_every_split(F::kHermes, "<tool_call>{" + std::string(900, ' ') + R"("name": "get_time", "arguments": {})" +
+                                        std::string(1000, ' ') + "}</tool_call>"),
+      "S0(get_time call_*)A0[{}]");
+  const std::string call = R"(<tool_call>{"name": "get_time", "arguments": {}}</tool_call>)";
+  EXPECT_EQ(parse_every_split(F::kHermes, call + std::string(3000, ' ') + "Done."),
+            "S0(get_time call_*)A0[{}]C[Done.]");
+  EXPECT_EQ(parse_every_split(F::kHermes, call + std::string(3000, '\n')), "S0(get_time call_*)A0[{}]");
+}
+
 // The fuzzer's seeds and past findings (fuzz/regressions/tool_parser: byte 0 picks the format and
 // the tool names as tool_parser_fuzz does; the rest is the output): every split gives the whole
 // text's events, in whole characters.
