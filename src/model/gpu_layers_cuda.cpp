@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
+#include "cuda/staged_upload.h"
 #include "ember/error.h"
 #include "model/gpu_layers.h"
 #include "model/transformer_layer.h"
@@ -39,6 +40,7 @@ namespace {
 using cuda::CudaBackend;
 using cuda::CudaLinear;
 using cuda::DeviceBuffer;
+using cuda::StagedUpload;
 
 constexpr double kMiB = 1024.0 * 1024.0;
 static_assert(cuda::kMaxTopK == Batch::kMaxTopK);
@@ -131,12 +133,7 @@ class CudaGpuLayers final : public GpuLayers {
     EMBER_CHECK(step.n > 0 && step.n <= options_.max_rows);
     CudaBackend& b = *backend_;
     b.make_current();
-    b.to_device(x_.data(), x, floats_bytes(step.n, c.n_embd));
-    if (options_.n_rot > 0) b.to_device(cos_sin_.data(), step.cos_sin, floats_bytes(step.n, options_.n_rot));
-    if (options_.n_rot_local > 0) {
-      b.to_device(cos_sin_local_.data(), step.cos_sin_local, floats_bytes(step.n, options_.n_rot_local));
-    }
-    const cuda::CudaStepKv step_kv = upload_sequences(step);
+    const cuda::CudaStepKv step_kv = upload_inputs(step, x);
 
     LayerStep layer_step = layer_step_;
     layer_step.n = step.n;
@@ -166,7 +163,7 @@ class CudaGpuLayers final : public GpuLayers {
     // Kept on the device, the step is not waited for: outputs() follows, and the host queues the
     // head's kernels while the GPU still runs the layers.
     if (!keep_on_device) {
-      b.to_host(x, x_.data(), floats_bytes(step.n, c.n_embd));
+      b.to_host(x, buffers_.x, floats_bytes(step.n, c.n_embd));
       b.synchronize();
     }
   }
@@ -185,12 +182,17 @@ class CudaGpuLayers final : public GpuLayers {
       return;
     }
     // The wanted rows close up in xn: logits rows, then token rows, then top-k rows (runs of
-    // consecutive rows in one copy).
-    gather_rows(o.logit_rows, 0);
-    gather_rows(o.token_rows, m_logits);
-    gather_rows(o.top_rows, m_logits + m_tokens);
+    // consecutive rows in one copy). Already in place when they are the step's first m rows in
+    // order (a decode step's every row): the norm reads them from x.
+    const float* wanted = buffers_.x;
+    if (!first_rows_in_order({o.logit_rows, o.token_rows, o.top_rows})) {
+      gather_rows(o.logit_rows, 0);
+      gather_rows(o.token_rows, m_logits);
+      gather_rows(o.top_rows, m_logits + m_tokens);
+      wanted = buffers_.xn;
+    }
     float* out = logits_.as<float>();
-    b.rms_norm(buffers_.xn, output_norm_.as<float>(), buffers_.xn, m, c.n_embd, c.norm_eps);
+    b.rms_norm(wanted, output_norm_.as<float>(), buffers_.xn, m, c.n_embd, c.norm_eps);
     b.matmul(output_, buffers_.xn, m, out);
     if (c.final_softcap > 0.0f) b.softcap(out, m * c.n_vocab, c.final_softcap);
     if (m_logits > 0) b.to_host(o.logits, out, floats_bytes(m_logits, c.n_vocab));
@@ -213,6 +215,17 @@ class CudaGpuLayers final : public GpuLayers {
   }
 
  private:
+  // Whether the lists, one after the other, are the rows 0, 1, 2, ...
+  static bool first_rows_in_order(std::initializer_list<std::span<const int32_t>> lists) {
+    int32_t next = 0;
+    for (const std::span<const int32_t> rows : lists) {
+      for (const int32_t row : rows) {
+        if (row != next++) return false;
+      }
+    }
+    return true;
+  }
+
   // xn rows [at, at + rows.size()) ← x rows `rows` (ascending; a run of consecutive rows in one copy).
   void gather_rows(std::span<const int32_t> rows, int64_t at) {
     const int64_t n_embd = config_.n_embd;
@@ -354,7 +367,6 @@ class CudaGpuLayers final : public GpuLayers {
       scratch_bytes_ += into.bytes();
       return into.as<float>();
     };
-    buffers_.x = buffer(x_, c.n_embd, "the residual stream");
     buffers_.xn = buffer(xn_, c.n_embd, "the normed rows");
     const bool fused = std::any_of(linears_.begin(), linears_.end(), [](const auto& l) { return l.fused_qkv; });
     buffers_.qkv = fused ? buffer(qkv_, q_dim + 2 * kv_dim, "the fused q/k/v rows") : nullptr;
@@ -365,8 +377,6 @@ class CudaGpuLayers final : public GpuLayers {
     buffers_.proj = buffer(proj_, c.n_embd, "the block output");
     buffers_.gate_up = buffer(gate_up_, 2 * int64_t{c.n_ff}, "the gate/up rows");
     buffers_.hidden = buffer(hidden_, c.n_ff, "the FFN hidden rows");
-    buffers_.cos_sin = buffer(cos_sin_, options_.n_rot, "the RoPE rows");
-    buffers_.cos_sin_local = buffer(cos_sin_local_, options_.n_rot_local, "the local RoPE rows");
     if (options_.output) {
       buffer(logits_, c.n_vocab, "the logits");
       tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the greedy tokens");
@@ -375,10 +385,6 @@ class CudaGpuLayers final : public GpuLayers {
       top_scratch_values_ = DeviceBuffer(sizeof(float) * cuda::top_k_scratch_entries(), "the top-k slices' logits");
       top_scratch_ids_ = DeviceBuffer(sizeof(int32_t) * cuda::top_k_scratch_entries(), "the top-k slices' ids");
     }
-    row_meta_ = DeviceBuffer(sizeof(KvRow) * static_cast<size_t>(rows), "the step's rows");
-    seq_tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's sequence lengths");
-    query_tiles_ = DeviceBuffer(sizeof(cuda::QueryTile) * static_cast<size_t>(rows), "the step's query tiles");
-    lone_rows_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the step's rows outside query tiles");
     reserve_context(options_.max_context);
     layer_step_ = {.n = 0,
                    .n_rot = options_.n_rot,
@@ -388,14 +394,26 @@ class CudaGpuLayers final : public GpuLayers {
                    .batch_invariant = options_.batch_invariant};
   }
 
-  // Block tables and the attention workspace for sequences of up to `context` tokens.
+  // The step's inputs (its block tables sized for sequences of up to `context` tokens) and the
+  // attention workspace for such sequences.
   void reserve_context(int32_t context) {
     graphs_.clear();  // they hold the buffers this replaces
     const int64_t rows = options_.max_rows;
     const int32_t blocks = (context + kKvBlockTokens - 1) / kKvBlockTokens;
-    block_tables_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows * blocks), "the step's block tables");
-    max_blocks_ = blocks;
     const ModelConfig& c = config_;
+    const auto rows_of = [rows](size_t bytes_per_row) { return bytes_per_row * static_cast<size_t>(rows); };
+    // In upload_inputs()' order, each at its largest.
+    const size_t input_bytes = StagedUpload::packed_bytes(
+        {rows_of(sizeof(float) * static_cast<size_t>(c.n_embd)),
+         rows_of(sizeof(float) * static_cast<size_t>(options_.n_rot)),
+         rows_of(sizeof(float) * static_cast<size_t>(options_.n_rot_local)),
+         rows_of(sizeof(int32_t) * static_cast<size_t>(blocks)), rows_of(sizeof(int32_t)), rows_of(sizeof(KvRow)),
+         rows_of(sizeof(cuda::QueryTile)), rows_of(sizeof(int32_t))});
+    scratch_bytes_ -= inputs_.capacity();
+    inputs_ = StagedUpload(input_bytes, "the step's inputs (rows, RoPE rows, block tables)");
+    scratch_bytes_ += inputs_.capacity();
+    buffers_.x = static_cast<float*>(inputs_.device());  // upload_inputs() stages the rows first
+    max_blocks_ = blocks;
     backend_->reserve({.max_rows = rows,
                        .max_k = max_k(),
                        .max_n_rot = std::max(options_.n_rot, options_.n_rot_local),
@@ -406,8 +424,10 @@ class CudaGpuLayers final : public GpuLayers {
     max_context_ = blocks * kKvBlockTokens;
   }
 
-  // The step's sequences (block tables padded to the longest) and rows, uploaded.
-  cuda::CudaStepKv upload_sequences(const GpuStep& step) {
+  // The step's inputs in one copy: its rows of the residual stream `x`, RoPE rows, sequences
+  // (block tables padded to the longest) and rows. Their device addresses follow from the step's
+  // rows, sequences and table width alone, which the graphs' key holds.
+  cuda::CudaStepKv upload_inputs(const GpuStep& step, const float* x) {
     int32_t longest = 1;
     for (const KvSeq& s : step.seqs) longest = std::max(longest, s.n_tokens);
     // A sequence longer than the context the workspace was sized for (a KV cache bigger than the
@@ -431,10 +451,17 @@ class CudaGpuLayers final : public GpuLayers {
       std::copy_n(s.block_table.begin(), used, host_tables_.begin() + static_cast<std::ptrdiff_t>(i * width));
       host_tokens_.push_back(s.n_tokens);
     }
-    CudaBackend& b = *backend_;
-    b.to_device(block_tables_.data(), host_tables_.data(), sizeof(int32_t) * host_tables_.size());
-    b.to_device(seq_tokens_.data(), host_tokens_.data(), sizeof(int32_t) * host_tokens_.size());
-    b.to_device(row_meta_.data(), step.rows.data(), sizeof(KvRow) * step.rows.size());
+    const ModelConfig& c = config_;
+    inputs_.begin();
+    EMBER_CHECK(inputs_.stage(std::span(x, static_cast<size_t>(step.n * c.n_embd))) == buffers_.x);
+    const auto rope_rows = [&](const float* rows, int32_t n_rot) {
+      return inputs_.stage(std::span(rows, n_rot > 0 ? static_cast<size_t>(step.n * n_rot) : 0));
+    };
+    buffers_.cos_sin = rope_rows(step.cos_sin, options_.n_rot);
+    buffers_.cos_sin_local = rope_rows(step.cos_sin_local, options_.n_rot_local);
+    const int32_t* block_tables = inputs_.stage(std::span<const int32_t>(host_tables_));
+    const int32_t* seq_tokens = inputs_.stage(std::span<const int32_t>(host_tokens_));
+    const KvRow* rows = inputs_.stage(step.rows);
     // Prefill-sized steps: query tiles for the tensor-core attention, the rows they leave.
     const PagedKvView pools = step.kv->layer(options_.first_layer);
     const bool tiled =
@@ -442,20 +469,19 @@ class CudaGpuLayers final : public GpuLayers {
         cuda::tiled_attention_supports(pools.k_dtype, pools.v_dtype, pools.head_dim) &&
         cuda::plan_query_tiles(step.rows, config_.n_head, options_.tiled_attention_always ? 0 : cuda::kMinTiledBlocks,
                                host_tiles_, host_lone_rows_);
-    if (tiled) {
-      b.to_device(query_tiles_.data(), host_tiles_.data(), sizeof(cuda::QueryTile) * host_tiles_.size());
-      b.to_device(lone_rows_.data(), host_lone_rows_.data(), sizeof(int32_t) * host_lone_rows_.size());
-    }
-    return {.seqs = {.block_tables = block_tables_.as<int32_t>(),
-                     .n_tokens = seq_tokens_.as<int32_t>(),
+    const cuda::QueryTile* tiles = tiled ? inputs_.stage(std::span<const cuda::QueryTile>(host_tiles_)) : nullptr;
+    const int32_t* lone_rows = tiled ? inputs_.stage(std::span<const int32_t>(host_lone_rows_)) : nullptr;
+    inputs_.send(backend_->stream());
+    return {.seqs = {.block_tables = block_tables,
+                     .n_tokens = seq_tokens,
                      .n_seqs = static_cast<int32_t>(step.seqs.size()),
                      .max_blocks = width},
-            .rows = row_meta_.as<KvRow>(),
+            .rows = rows,
             .n_rows = static_cast<int32_t>(step.rows.size()),
             .max_context = fixed_shape ? max_context_ : longest,
-            .tiles = tiled ? query_tiles_.as<cuda::QueryTile>() : nullptr,
+            .tiles = tiles,
             .n_tiles = tiled ? static_cast<int32_t>(host_tiles_.size()) : 0,
-            .lone_rows = tiled ? lone_rows_.as<int32_t>() : nullptr,
+            .lone_rows = lone_rows,
             .n_lone = tiled ? static_cast<int32_t>(host_lone_rows_.size()) : 0};
   }
 
@@ -525,9 +551,9 @@ class CudaGpuLayers final : public GpuLayers {
 
   LayerStep layer_step_;
   LayerBuffers buffers_;
-  DeviceBuffer x_, xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, cos_sin_, cos_sin_local_, logits_;
-  DeviceBuffer row_meta_, seq_tokens_, query_tiles_, lone_rows_, block_tables_, tokens_, top_values_, top_ids_,
-      top_scratch_values_, top_scratch_ids_;
+  DeviceBuffer xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, logits_;
+  StagedUpload inputs_;  // the step's rows of x (the residual stream, in place), RoPE rows, sequences, rows
+  DeviceBuffer tokens_, top_values_, top_ids_, top_scratch_values_, top_scratch_ids_;
   int32_t max_blocks_ = 0;
   int32_t max_context_ = 0;
   std::vector<int32_t> host_tables_, host_tokens_;

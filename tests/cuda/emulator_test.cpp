@@ -376,6 +376,38 @@ TEST(CudaEmulator, AllocationsBeyondTheDeviceFailWithTheNumbers) {
   EXPECT_EQ(free_after, free_bytes);
 }
 
+// Page-locked host memory is plain host memory, but only cudaMallocHost's may go to cudaFreeHost;
+// events made without timing refuse cudaEventElapsedTime, as CUDA's do.
+TEST(CudaEmulator, PinnedMemoryAndUntimedEventsFollowCuda) {
+  void* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(&pinned, 1000), cudaSuccess);
+  ASSERT_NE(pinned, nullptr);
+  std::memset(pinned, 7, 1000);
+  DeviceBuffer device(1000);
+  ASSERT_EQ(cudaMemcpy(device.data(), pinned, 1000, cudaMemcpyHostToDevice), cudaSuccess);  // a host source
+  EXPECT_EQ(device.to_vector<uint8_t>(1000), std::vector<uint8_t>(1000, 7));
+  int not_pinned = 0;
+  EXPECT_EQ(cudaFreeHost(&not_pinned), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFreeHost(pinned), cudaSuccess);
+  EXPECT_EQ(cudaFreeHost(pinned), cudaErrorInvalidValue);  // twice
+  (void)cudaGetLastError();
+
+  cudaEvent_t untimed = nullptr, timed = nullptr;
+  ASSERT_EQ(cudaEventCreateWithFlags(&untimed, cudaEventDisableTiming), cudaSuccess);
+  ASSERT_EQ(cudaEventCreate(&timed), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(untimed), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(timed), cudaSuccess);
+  EXPECT_EQ(cudaEventSynchronize(untimed), cudaSuccess);
+  float ms = 0;
+  EXPECT_EQ(cudaEventElapsedTime(&ms, timed, untimed), cudaErrorInvalidResourceHandle);
+  EXPECT_EQ(cudaEventElapsedTime(&ms, timed, timed), cudaSuccess);
+  EXPECT_EQ(cudaEventCreateWithFlags(&untimed, 0x80), cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+  EXPECT_EQ(cudaEventDestroy(untimed), cudaSuccess);
+  EXPECT_EQ(cudaEventDestroy(timed), cudaSuccess);
+}
+
 // ---- intrinsics ----
 
 TEST(CudaEmulator, BytePermSelectsAndSignReplicates) {

@@ -44,6 +44,7 @@ struct CUgraphExec_st {
 struct CUevent_st {
   std::chrono::steady_clock::time_point time{};
   bool recorded = false;
+  bool timing = true;  // false: cudaEventDisableTiming
 };
 
 namespace ember::cuda_emulator {
@@ -73,6 +74,7 @@ struct Device {
   int open = 0;
   std::set<const CUstream_st*> streams;
   std::set<const CUevent_st*> events;
+  std::set<const void*> pinned;  // cudaMallocHost's
   size_t used = 0;
   size_t total = env_size("EMBER_CUDA_EMULATOR_MEMORY", 16384) << 20;
   int count = static_cast<int>(env_size("EMBER_CUDA_EMULATOR_DEVICES", 1));
@@ -412,6 +414,33 @@ cudaError_t cudaFree(void* ptr) {
   return cudaSuccess;
 }
 
+cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+  ember::cuda_emulator::check_not_capturing("cudaMallocHost");
+  if (ptr == nullptr) return set_last_error(cudaErrorInvalidValue);
+  *ptr = nullptr;
+  if (bytes == 0) return cudaSuccess;
+  if (posix_memalign(ptr, ember::cuda_emulator::kAlignment, bytes) != 0) {
+    *ptr = nullptr;
+    return set_last_error(cudaErrorMemoryAllocation);
+  }
+  auto& d = device();
+  const std::lock_guard lock(d.mu);
+  d.pinned.insert(*ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  ember::cuda_emulator::check_not_capturing("cudaFreeHost");
+  {
+    auto& d = device();
+    const std::lock_guard lock(d.mu);
+    if (d.pinned.erase(ptr) == 0) return set_last_error(cudaErrorInvalidValue);
+  }
+  std::free(ptr);
+  return cudaSuccess;
+}
+
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   if (free_bytes == nullptr || total_bytes == nullptr) return set_last_error(cudaErrorInvalidValue);
   auto& d = device();
@@ -489,9 +518,12 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   return cudaSuccess;
 }
 
-cudaError_t cudaEventCreate(cudaEvent_t* event) {
-  if (event == nullptr) return set_last_error(cudaErrorInvalidValue);
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
+  if (event == nullptr || (flags & ~cudaEventDisableTiming) != 0) return set_last_error(cudaErrorInvalidValue);
   *event = new CUevent_st;
+  (*event)->timing = (flags & cudaEventDisableTiming) == 0;
   auto& d = device();
   const std::lock_guard lock(d.mu);
   d.events.insert(*event);
@@ -535,7 +567,9 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (ms == nullptr) return set_last_error(cudaErrorInvalidValue);
   if (!known_event(start) || !known_event(end)) return set_last_error(cudaErrorInvalidResourceHandle);
-  if (!start->recorded || !end->recorded) return set_last_error(cudaErrorInvalidResourceHandle);
+  if (!start->recorded || !end->recorded || !start->timing || !end->timing) {
+    return set_last_error(cudaErrorInvalidResourceHandle);
+  }
   *ms = std::chrono::duration<float, std::milli>(end->time - start->time).count();
   return cudaSuccess;
 }
