@@ -25,11 +25,10 @@ namespace {
 
 using ember::server::Endpoint;
 
+using ember::tool_calls::kAllToolFormats;
 using ember::tool_calls::ToolFormat;
 
 constexpr int32_t kVocab = 1000;
-constexpr ToolFormat kToolFormats[] = {ToolFormat::kLlama3,       ToolFormat::kHermes,   ToolFormat::kMistralNemo,
-                                       ToolFormat::kMistralSmall, ToolFormat::kDevstral, ToolFormat::kGeneric};
 
 // The fields the parsers read (completion_request.cpp, tool_call_request.cpp): an input that is a
 // JSON value is also tried as the value of some of them in an otherwise valid body, so the fuzzer
@@ -93,7 +92,7 @@ void parse(const std::string& body, Endpoint endpoint) {
     const ember::server::CompletionRequest r = ember::server::parse_completion_request(json, endpoint, kVocab, body);
     // The tools' grammar in each family's syntax, as the route builds it for the model's template.
     if (r.tools.calls_allowed()) {
-      for (const ToolFormat format : kToolFormats) (void)ember::server::tool_call_constraint(r.tools, format);
+      for (const ToolFormat format : kAllToolFormats) (void)ember::server::tool_call_constraint(r.tools, format);
     }
   } catch (const ember::server::ApiError& e) {
     if (e.status() < 400 || e.status() >= 500) {

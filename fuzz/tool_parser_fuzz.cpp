@@ -18,12 +18,10 @@
 
 namespace {
 
+using ember::tool_calls::kAllToolFormats;
 using ember::tool_calls::ToolCallEvent;
 using ember::tool_calls::ToolCallParser;
 using ember::tool_calls::ToolFormat;
-
-constexpr ToolFormat kFormats[] = {ToolFormat::kLlama3,       ToolFormat::kHermes,   ToolFormat::kMistralNemo,
-                                   ToolFormat::kMistralSmall, ToolFormat::kDevstral, ToolFormat::kGeneric};
 
 // What a client ends up with: the content, and per call its name, id and arguments.
 struct Outcome {
@@ -85,8 +83,8 @@ Outcome parse(ToolFormat format, const std::vector<std::string>& names, std::str
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2 || size > 16 * 1024) return 0;
-  const ToolFormat format = kFormats[data[0] % std::size(kFormats)];
-  const std::vector<std::string> names = data[0] / std::size(kFormats) % 2 == 0
+  const ToolFormat format = kAllToolFormats[data[0] % std::size(kAllToolFormats)];
+  const std::vector<std::string> names = data[0] / std::size(kAllToolFormats) % 2 == 0
                                              ? std::vector<std::string>{}
                                              : std::vector<std::string>{"get_weather", "search"};
   // Piece sizes 1..8 from the second byte's bits, three at a time.

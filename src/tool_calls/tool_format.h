@@ -36,6 +36,11 @@ enum class ToolFormat {
   kGeneric,
 };
 
+// Every format, in the enum's order (the fuzzers' corpora pick a format by index into it: keep it).
+inline constexpr ToolFormat kAllToolFormats[] = {ToolFormat::kLlama3,      ToolFormat::kHermes,
+                                                 ToolFormat::kMistralNemo, ToolFormat::kMistralSmall,
+                                                 ToolFormat::kDevstral,    ToolFormat::kGeneric};
+
 // By substrings of the template source, in this order (the order matters: GLM-4.6, Laguna,
 // Qwen3-Coder and Nemotron-3 also contain "<tool_call>", Functionary v3.1 also has the ipython role):
 // non-JSON markup ("<arg_key>", "<function=") → kGeneric; "<tool_call>" → kHermes; the Llama 3.x

@@ -183,8 +183,7 @@ TEST(ToolGrammar, Generic) {
 }
 
 TEST(ToolGrammar, NoneIsNoConstraint) {
-  for (F f : {F::kLlama3, F::kHermes, F::kMistralNemo, F::kMistralSmall, F::kDevstral, F::kGeneric})
-    EXPECT_FALSE(tool_call_grammar(f, tools(), {.mode = Mode::kNone}, true).has_value());
+  for (F f : kAllToolFormats) EXPECT_FALSE(tool_call_grammar(f, tools(), {.mode = Mode::kNone}, true).has_value());
 }
 
 TEST(ToolGrammar, Errors) {
@@ -236,7 +235,7 @@ TEST(ToolGrammar, ObjectKeywordsWithoutTypeMeanAnObject) {
 }
 
 TEST(ToolGrammar, EveryVariantCompiles) {
-  for (F f : {F::kLlama3, F::kHermes, F::kMistralNemo, F::kMistralSmall, F::kDevstral, F::kGeneric}) {
+  for (F f : kAllToolFormats) {
     for (Mode m : {Mode::kAuto, Mode::kRequired, Mode::kNamed}) {
       for (bool parallel : {false, true}) {
         SCOPED_TRACE(std::string(tool_format_name(f)) + " mode " + std::to_string(static_cast<int>(m)) +

@@ -305,7 +305,6 @@ TEST(ToolParser, MarkupPastTheLimitIsMalformedWhateverTheSplit) {
 // the tool names as tool_parser_fuzz does; the rest is the output): every split gives the whole
 // text's events, in whole characters.
 TEST(ToolParser, FuzzRegressionsParseTheSameWhateverTheSplit) {
-  const F formats[] = {F::kLlama3, F::kHermes, F::kMistralNemo, F::kMistralSmall, F::kDevstral, F::kGeneric};
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(EMBER_SOURCE_DIR) / "fuzz" /
                                                                "regressions" / "tool_parser")) {
@@ -313,9 +312,11 @@ TEST(ToolParser, FuzzRegressionsParseTheSameWhateverTheSplit) {
     ASSERT_GE(bytes.size(), 2u) << entry.path();
     const auto selector = static_cast<unsigned char>(bytes[0]);
     SCOPED_TRACE(entry.path().filename().string());
-    const std::vector<std::string> names =
-        selector / 6 % 2 == 0 ? std::vector<std::string>{} : std::vector<std::string>{"get_weather", "search"};
-    parse_every_split(formats[selector % 6], std::string_view(bytes).substr(2), false, names);
+    const std::vector<std::string> names = selector / std::size(kAllToolFormats) % 2 == 0
+                                               ? std::vector<std::string>{}
+                                               : std::vector<std::string>{"get_weather", "search"};
+    parse_every_split(kAllToolFormats[selector % std::size(kAllToolFormats)], std::string_view(bytes).substr(2), false,
+                      names);
     ++n;
   }
   EXPECT_GE(n, 10) << "the seeds in fuzz/regressions/tool_parser are missing";
