@@ -29,7 +29,7 @@ void write_stdout(std::string_view text) {
   }
 }
 
-void print_warning(std::string_view message) { write_stderr("ember: warning: " + escape_text(message) + "\n"); }
+void print_warning(std::string_view message) { write_stderr("ember: warning: " + one_line_text(message) + "\n"); }
 
 std::string human_count(uint64_t n) {
   constexpr std::array<std::string_view, 5> kSuffixes = {"K", "M", "B", "T", "Q"};

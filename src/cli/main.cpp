@@ -14,7 +14,7 @@ namespace {
 
 // "ember: error: <message>" on one line (control characters in paths or keys are escaped).
 int report_error(std::string_view message) {
-  const std::string line = "ember: error: " + ember::cli::escape_text(message) + "\n";
+  const std::string line = "ember: error: " + ember::cli::one_line_text(message) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
   return ember::cli::kExitError;
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // Usage errors are one line, like every other error: "ember: error: <what> (run 'ember --help')".
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return "ember: error: " + ember::cli::escape_text(e.what()) + " (run 'ember --help')\n";
+    return "ember: error: " + ember::cli::one_line_text(e.what()) + " (run 'ember --help')\n";
   });
 
   CommandAction action;

@@ -115,15 +115,17 @@ nlohmann::json scalar_json(const GgufValue& v) {
 
 }  // namespace
 
-std::string escape_text(std::string_view text) {
+namespace {
+
+std::string escape(std::string_view text, bool quotes_and_backslashes) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
       switch (c) {
-        case '\\': out += "\\\\"; break;
-        case '"': out += "\\\""; break;
+        case '\\': out += quotes_and_backslashes ? "\\\\" : "\\"; break;
+        case '"': out += quotes_and_backslashes ? "\\\"" : "\""; break;
         case '\n': out += "\\n"; break;
         case '\r': out += "\\r"; break;
         case '\t': out += "\\t"; break;
@@ -155,6 +157,12 @@ std::string escape_text(std::string_view text) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string escape_text(std::string_view text) { return escape(text, true); }
+
+std::string one_line_text(std::string_view text) { return escape(text, false); }
 
 std::string quote_text(std::string_view text, size_t max_bytes) {
   if (text.size() <= max_bytes) return fmt::format("\"{}\"", escape_text(text));

@@ -339,6 +339,12 @@ TEST(EmberCli, InspectBrokenFilesFailWithOneLine) {
     expect_one_error_line(ember({"inspect", path}), path);
     expect_one_error_line(ember({"inspect", "--json", path}), path);
   }
+  // The message's own quotes stay quotes; a control character in a path is still escaped.
+  EXPECT_NE(ember({"inspect", paths[3]}).err.find("expected \"GGUF\")"), std::string::npos);
+  const std::string odd = write("line\nbreak\\.gguf", "GGUX");
+  const RunResult r = ember({"inspect", odd});
+  EXPECT_EQ(std::ranges::count(r.err, '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("line\\nbreak\\.gguf"), std::string::npos) << r.err;
 }
 
 // Hostile but valid metadata: out-of-range and non-integer token ids, control characters, NaN/Inf, nesting.
