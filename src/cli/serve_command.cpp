@@ -7,10 +7,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -23,6 +21,7 @@
 #include "cli/word_option.h"
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "core/whole_file.h"
 #include "model/kv_cache.h"
 #include "server/api_server.h"
 #include "server/http_server.h"
@@ -31,11 +30,7 @@ namespace ember::cli {
 namespace {
 
 std::string read_api_key_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorCode::kIo, "cannot read the API key file '{}'", path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string key = text.str();
+  std::string key = read_whole_file(path, "the API key file");
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) {
     key.pop_back();
   }

@@ -1,10 +1,7 @@
 // `ember template [TEMPLATE.jinja] CONTEXT.json [-m MODEL] [--chat-template FILE|NAME] [--now TIME]`:
 // renders a chat template for a conversation, exactly as Python Jinja2 does for Hugging Face.
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -17,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/console.h"
 #include "core/check.h"
+#include "core/whole_file.h"
 #include "gguf/gguf_reader.h"
 #include "tokenizer/chat_template/chat_template.h"
 #include "tokenizer/chat_template/chat_template_presets.h"
@@ -33,25 +31,7 @@ struct TemplateCommandOptions {
 };
 
 std::string read_whole(const std::string& path, std::string_view what) {
-  const bool is_stdin = path == "-";
-  const int fd = is_stdin ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(ErrorCode::kIo, "cannot open {} '{}': {}", what, path, std::strerror(errno));
-  std::string text;
-  std::vector<char> buffer(size_t{1} << 16);
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    if (n > 0) {
-      text.append(buffer.data(), static_cast<size_t>(n));
-    } else if (n == 0) {
-      break;
-    } else if (errno != EINTR) {
-      const int err = errno;
-      if (!is_stdin) ::close(fd);
-      fail(ErrorCode::kIo, "cannot read {} '{}': {}", what, path, std::strerror(err));
-    }
-  }
-  if (!is_stdin) ::close(fd);
-  return text;
+  return path == "-" ? read_whole_fd(STDIN_FILENO, "standard input", what) : read_whole_file(path, what);
 }
 
 nlohmann::ordered_json read_context(const std::string& path) {

@@ -3,11 +3,12 @@
 // {"type": "text", "text": ...} parts.
 #include "tokenizer/chat_template/chat_template_presets.h"
 
-#include <fstream>
-#include <sstream>
+#include <unistd.h>
+
 #include <system_error>
 
 #include "core/check.h"
+#include "core/whole_file.h"
 #include "gguf/gguf_reader.h"
 
 namespace ember {
@@ -142,15 +143,12 @@ ResolvedChatTemplate resolve_chat_template(const GgufFile* model, std::string_vi
       return r;
     }
     const std::string path(override_spec);
-    std::ifstream file(path, std::ios::binary);
-    if (!file) {
+    // A name that opens nothing may be a mistyped preset: say both.
+    if (::access(path.c_str(), R_OK) != 0) {
       fail(ErrorCode::kNotFound, "chat template '{}' is neither a preset ({}) nor a readable file", path,
            chat_template_preset_names());
     }
-    std::ostringstream text;
-    text << file.rdbuf();
-    if (file.bad()) fail(ErrorCode::kIo, "cannot read chat template file '{}'", path);
-    r.source = text.str();
+    r.source = read_whole_file(path, "chat template file");
     r.origin = "file '" + path + "'";
     return r;
   }

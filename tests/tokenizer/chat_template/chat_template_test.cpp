@@ -289,6 +289,14 @@ TEST(ChatTemplatePresets, ResolveOverrideThenModelThenChatml) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
     EXPECT_NE(std::string(e.what()).find("chatml, llama3, llama2, mistral, gemma, phi3, qwen"), std::string::npos);
   }
+  // A directory opens but reads nothing: an error, not an empty template.
+  try {
+    resolve_chat_template(&with_file, dir.string());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo);
+    EXPECT_NE(std::string(e.what()).find("Is a directory"), std::string::npos) << e.what();
+  }
 }
 
 // Hostile templates from fuzz/regressions/chat_template render to an error or a text, never a
