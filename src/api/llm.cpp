@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#include "engine/model_files.h"
 #include "model/kv_cache.h"
 #include "model/model_type.h"
 
@@ -52,19 +53,16 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   auto impl = std::make_unique<Impl>();
   MapOptions map;
   map.mlock = options.mlock;
-  GgufFile file = GgufFile::open(path, map);
-  if (!file.contains("tokenizer.ggml.model")) {
-    fail(ErrorCode::kNotFound, "'{}' has no tokenizer (no tokenizer.ggml.model key)", file.name());
-  }
-  const ModelConfig config = ModelConfig::from_gguf(file);
-  impl->tokenizer.emplace(Tokenizer::from_gguf(file));
-  load_chat_template(*impl, file, options.chat_template);
+  ModelWithTokenizer opened = open_model_with_tokenizer(path, map);
+  const ModelConfig& config = opened.config;
+  impl->tokenizer.emplace(std::move(opened.tokenizer));
+  load_chat_template(*impl, opened.files.metadata_file(), options.chat_template);
 
   ModelInfo& info = impl->info;
   info.path = path;
   info.name = config.name.empty() ? std::filesystem::path(path).filename().string() : config.name;
   info.architecture = std::string(arch_name(config.arch));
-  info.type = model_type_label(file);
+  info.type = model_type_label(opened.files);
   info.n_vocab = config.n_vocab;
   info.n_layer = config.n_layer;
   info.n_embd = config.n_embd;
@@ -83,7 +81,7 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
   static_assert(kAllGpuLayers == kGpuLayersAll);
   model_options.gpu_layers = options.gpu_layers;
   model_options.gpu_device = options.gpu_device;
-  impl->model = Model::from_file(std::move(file), *impl->backend, model_options);
+  impl->model = Model::from_files(std::move(opened.files), *impl->backend, model_options);
   impl->kv_type = options.kv_type;
 
   info.parameters = impl->model->parameter_count();

@@ -161,7 +161,7 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   Result base;
   base.model_path = path;
   base.model_name = model->config().name.empty() ? std::string(arch_name(model->config().arch)) : model->config().name;
-  base.type = model_type_label(model->file());
+  base.type = model_type_label(model->files());
   base.kv_type = std::string(dtype_name(o.kv_type));
   // "cuda" with every layer and the head on the GPU, else "cuda:N+<cpu kernels>" for N offloaded layers.
   if (const GpuLayers* gpu = model->gpu(); gpu == nullptr) {

@@ -26,6 +26,7 @@
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
+#include "engine/model_files.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -178,16 +179,14 @@ int run_perplexity(const PerplexityOptions& o) {
 
   const bool stderr_tty = ::isatty(STDERR_FILENO) == 1;
   StatusLine status(stderr_tty, fmt::format("ember: loading {} ...", escape_text(o.model_path)));
-  GgufFile file = GgufFile::open(o.model_path);
-  if (!file.contains("tokenizer.ggml.model")) {
-    fail(ErrorCode::kNotFound, "'{}' has no tokenizer (no tokenizer.ggml.model key)", file.name());
-  }
-  const ModelConfig config = ModelConfig::from_gguf(file);
+  ModelWithTokenizer opened = open_model_with_tokenizer(o.model_path);
+  const ModelConfig& config = opened.config;
+  const GgufFile& file = opened.files.metadata_file();
   if (config.context_length > 0 && o.ctx > config.context_length) {
     fail(ErrorCode::kInvalidArgument, "--ctx {}{} exceeds the {}-token context of '{}' (give a smaller --ctx)", o.ctx,
          o.ctx_given ? "" : " (the default)", config.context_length, file.name());
   }
-  const Tokenizer tokenizer = Tokenizer::from_gguf(file);
+  const Tokenizer& tokenizer = opened.tokenizer;
   // Plain text: control tokens written in it stay text, as in llama-perplexity.
   const std::vector<TokenId> tokens = tokenizer.encode(text, EncodeOptions{.add_special = !o.no_bos});
   const std::optional<TokenId> bos = tokenizer.vocab().special().bos;
@@ -200,7 +199,7 @@ int run_perplexity(const PerplexityOptions& o) {
   ModelOptions model_options;
   model_options.max_step_tokens = o.batch > 0 ? std::min(o.batch, o.ctx) : o.ctx;  // rows per forward()
   model_options.context_size = o.ctx;
-  const std::unique_ptr<Model> model = Model::from_file(std::move(file), backend, model_options);
+  const std::unique_ptr<Model> model = Model::from_files(std::move(opened.files), backend, model_options);
   status.clear();
 
   const PerplexityResult r = evaluate(*model, tokens, windows, bos.value_or(0), o, stderr_tty);

@@ -33,6 +33,7 @@
 #include "core/timer.h"
 #include "engine/draft_model.h"
 #include "engine/generator.h"
+#include "engine/model_files.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -106,12 +107,12 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   const std::string name = c.name.empty() ? std::string(arch_name(c.arch)) : c.name;
   std::vector<std::string> lines;
   lines.push_back(label("model") + fmt::format("{}{}{}{}{}{}{} params", name, sep, arch_name(c.arch), sep,
-                                               model_type_label(model.file()), sep,
+                                               model_type_label(model.files()), sep,
                                                human_count(model.parameter_count())));
   if (s.draft != nullptr) {
     const ModelConfig& d = s.draft->config();
     lines.push_back(label("draft") + fmt::format("{}{}{}{}{} params", d.name.empty() ? "-" : d.name, sep,
-                                                 model_type_label(s.draft->file()), sep,
+                                                 model_type_label(s.draft->files()), sep,
                                                  human_count(s.draft->parameter_count())));
   }
   lines.push_back(label("backend") + fmt::format("cpu {}{}{} thread{}", backend.kernels_name(), sep,
@@ -206,12 +207,9 @@ int run_generate(const RunCommandOptions& o) {
   StatusLine status(stderr_tty, fmt::format("ember: loading {} ...", escape_text(o.model_path)));
   MapOptions map;
   map.mlock = o.mlock;
-  GgufFile file = GgufFile::open(o.model_path, map);
-  if (!file.contains("tokenizer.ggml.model")) {
-    fail(ErrorCode::kNotFound, "'{}' has no tokenizer (no tokenizer.ggml.model key)", file.name());
-  }
-  const ModelConfig config = ModelConfig::from_gguf(file);
-  const Tokenizer tokenizer = Tokenizer::from_gguf(file);
+  ModelWithTokenizer opened = open_model_with_tokenizer(o.model_path, map);
+  const ModelConfig& config = opened.config;
+  const Tokenizer& tokenizer = opened.tokenizer;
   // Control tokens written in the prompt (a chat template typed by hand) are parsed, as llama.cpp does.
   const std::vector<TokenId> tokens =
       tokenizer.encode(prompt, EncodeOptions{.add_special = !o.no_bos, .parse_special = true});
@@ -234,7 +232,7 @@ int run_generate(const RunCommandOptions& o) {
   model_options.context_size = s.context;
   model_options.gpu_layers = resolve_gpu_layers(o.device);
   model_options.batch_invariant = o.batch_invariant;
-  const std::unique_ptr<Model> model = Model::from_file(std::move(file), backend, model_options);
+  const std::unique_ptr<Model> model = Model::from_files(std::move(opened.files), backend, model_options);
   s.load_ms = load_timer.elapsed_ms();
   status.clear();
   if (trained > 0 && s.context > trained) {
@@ -252,7 +250,7 @@ int run_generate(const RunCommandOptions& o) {
   std::unique_ptr<Model> draft_model;
   if (!o.draft_model_path.empty()) {
     StatusLine draft_status(stderr_tty, fmt::format("ember: loading {} ...", escape_text(o.draft_model_path)));
-    draft_model = Model::from_file(GgufFile::open(o.draft_model_path, map), backend, model_options);
+    draft_model = Model::from_files(GgufModelFiles::open(o.draft_model_path, map), backend, model_options);
     check_draft_vocabulary(*model, *draft_model);
     s.draft = draft_model.get();
     s.load_ms = load_timer.elapsed_ms();

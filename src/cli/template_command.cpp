@@ -15,7 +15,7 @@
 #include "cli/console.h"
 #include "core/check.h"
 #include "core/whole_file.h"
-#include "gguf/gguf_reader.h"
+#include "gguf/gguf_split.h"
 #include "tokenizer/chat_template/chat_template.h"
 #include "tokenizer/chat_template/chat_template_presets.h"
 
@@ -55,16 +55,18 @@ nlohmann::ordered_json read_context(const std::string& path) {
 int run_template(const TemplateCommandOptions& o) {
   const bool has_template_file = o.files.size() == 2;
   const std::string& context_path = o.files.back();
-  std::unique_ptr<GgufFile> model;
-  if (!o.model_path.empty()) model = std::make_unique<GgufFile>(GgufFile::open(o.model_path));
+  // Any part of a split model names the model; its metadata is in the first.
+  std::optional<GgufModelFiles> files;
+  if (!o.model_path.empty()) files.emplace(GgufModelFiles::open(o.model_path));
+  const GgufFile* model = files ? &files->metadata_file() : nullptr;
 
   ResolvedChatTemplate resolved;
   if (has_template_file) {
-    resolved = resolve_chat_template(model.get(), "");
+    resolved = resolve_chat_template(model, "");
     resolved.source = read_whole(o.files[0], "template");
     resolved.origin = "'" + o.files[0] + "'";
   } else {
-    resolved = resolve_chat_template(model.get(), o.chat_template);
+    resolved = resolve_chat_template(model, o.chat_template);
   }
 
   nlohmann::ordered_json context = read_context(context_path);

@@ -18,7 +18,7 @@
 #include "cli/console.h"
 #include "cli/value_format.h"
 #include "core/check.h"
-#include "gguf/gguf_reader.h"
+#include "gguf/gguf_split.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember::cli {
@@ -84,8 +84,10 @@ std::string piece_text(const Tokenizer& tokenizer, TokenId id) {
 }
 
 int run_tokenize(const TokenizeCommandOptions& o) {
-  // Only the metadata is read: the tensors stay unmapped pages of the file.
-  const GgufFile file = GgufFile::open(o.model_path);
+  // Only the metadata is read: the tensors stay unmapped pages of the file. Any part of a split
+  // model names the model; its metadata is in the first.
+  const GgufModelFiles model = GgufModelFiles::open(o.model_path);
+  const GgufFile& file = model.metadata_file();
   if (!file.contains("tokenizer.ggml.model")) {
     fail(ErrorCode::kNotFound, "'{}' has no tokenizer (no tokenizer.ggml.model key): a model or vocab GGUF is needed",
          file.name());

@@ -38,14 +38,14 @@ GgufModelFiles GgufModelFiles::open(const std::string& path, const MapOptions& o
     }
     for (int i = 0; i < split_count; ++i) {
       if (i == name->index) {
-        model.files_.push_back(std::move(first));
+        model.owned_.push_back(std::move(first));
       } else {
-        model.files_.push_back(
+        model.owned_.push_back(
             std::make_unique<GgufFile>(GgufFile::open(gguf_split_path(name->prefix, i, split_count), options)));
       }
     }
     for (int i = 0; i < split_count; ++i) {
-      const GgufFile& part = *model.files_[i];
+      const GgufFile& part = *model.owned_[i];
       const auto no = part.get_optional<uint16_t>(kSplitNoKey);
       const auto count = part.get_optional<uint16_t>(kSplitCountKey);
       if (!no || *no != i || !count || *count != split_count) {
@@ -54,8 +54,9 @@ GgufModelFiles GgufModelFiles::open(const std::string& path, const MapOptions& o
       }
     }
   } else {
-    model.files_.push_back(std::move(first));
+    model.owned_.push_back(std::move(first));
   }
+  for (const auto& part : model.owned_) model.files_.push_back(part.get());
 
   model.index_tensors();
   if (split_count > 1) {
@@ -72,18 +73,26 @@ GgufModelFiles GgufModelFiles::open(const std::string& path, const MapOptions& o
 
 GgufModelFiles GgufModelFiles::from_file(GgufFile file) {
   GgufModelFiles model;
-  model.files_.push_back(std::make_unique<GgufFile>(std::move(file)));
+  model.owned_.push_back(std::make_unique<GgufFile>(std::move(file)));
+  model.files_.push_back(model.owned_.back().get());
+  model.index_tensors();
+  return model;
+}
+
+GgufModelFiles GgufModelFiles::view(const GgufFile& file) {
+  GgufModelFiles model;
+  model.files_.push_back(&file);
   model.index_tensors();
   return model;
 }
 
 void GgufModelFiles::index_tensors() {
-  for (const auto& file : files_) {
+  for (const GgufFile* file : files_) {
     for (const GgufTensorInfo& info : file->tensors()) {
       if (!tensor_index_.emplace(info.name, tensors_.size()).second) {
         fail(ErrorCode::kFormat, "'{}': tensor '{}' appears in more than one split part", file->name(), info.name);
       }
-      tensors_.push_back({file.get(), &info});
+      tensors_.push_back({file, &info});
     }
   }
 }
@@ -95,7 +104,7 @@ const GgufModelFiles::Tensor* GgufModelFiles::find_tensor(std::string_view name)
 
 uint64_t GgufModelFiles::total_bytes() const noexcept {
   uint64_t total = 0;
-  for (const auto& f : files_) total += f->file_size();
+  for (const GgufFile* f : files_) total += f->file_size();
   return total;
 }
 

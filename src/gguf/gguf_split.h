@@ -42,6 +42,9 @@ class GgufModelFiles {
   // A model of one part from an already parsed file (in-memory files: tests, fuzzing). Split keys
   // are not followed.
   static GgufModelFiles from_file(GgufFile file);
+  // The same, borrowing `file`, which must outlive the result (readers that take a model of
+  // parts, given one file).
+  static GgufModelFiles view(const GgufFile& file);
 
   // The first part: model metadata lives there.
   const GgufFile& metadata_file() const noexcept { return *files_.front(); }
@@ -56,7 +59,8 @@ class GgufModelFiles {
  private:
   void index_tensors();  // fills tensors_ and tensor_index_ from files_; duplicates are an error
 
-  std::vector<std::unique_ptr<GgufFile>> files_;  // unique_ptr: Tensor pointers stay valid on move
+  std::vector<std::unique_ptr<GgufFile>> owned_;  // unique_ptr: Tensor pointers stay valid on move
+  std::vector<const GgufFile*> files_;            // the parts in order (owned_'s, or a view's)
   std::vector<Tensor> tensors_;
   std::unordered_map<std::string_view, size_t> tensor_index_;
 };

@@ -16,15 +16,19 @@ size_t floats(int64_t rows, int64_t cols) { return static_cast<size_t>(rows) * s
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, CpuBackend& backend, const ModelOptions& options) {
-  return from_file(GgufFile::open(path, options.map), backend, options);
+  return from_files(GgufModelFiles::open(path, options.map), backend, options);
+}
+
+std::unique_ptr<Model> Model::from_files(GgufModelFiles files, CpuBackend& backend, const ModelOptions& options) {
+  return std::unique_ptr<Model>(new Model(std::move(files), backend, options));
 }
 
 std::unique_ptr<Model> Model::from_file(GgufFile file, CpuBackend& backend, const ModelOptions& options) {
-  return std::unique_ptr<Model>(new Model(std::move(file), backend, options));
+  return from_files(GgufModelFiles::from_file(std::move(file)), backend, options);
 }
 
-Model::Model(GgufFile file, CpuBackend& backend, const ModelOptions& options)
-    : file_(std::move(file)), backend_(backend), options_(options) {
+Model::Model(GgufModelFiles files, CpuBackend& backend, const ModelOptions& options)
+    : files_(std::move(files)), backend_(backend), options_(options) {
   if (options_.max_step_tokens <= 0) {
     fail(ErrorCode::kInvalidArgument, "model: max_step_tokens must be positive, not {}", options_.max_step_tokens);
   }
@@ -34,19 +38,20 @@ Model::Model(GgufFile file, CpuBackend& backend, const ModelOptions& options)
   if (options_.context_size < 0) {
     fail(ErrorCode::kInvalidArgument, "model: context size {} is negative", options_.context_size);
   }
-  config_ = ModelConfig::from_gguf(file_);
+  config_ = ModelConfig::from_gguf(files_);
+  const GgufFile& file = files_.metadata_file();
   if (config_.norm != NormKind::kRms) {
-    fail(ErrorCode::kUnsupported, "{}: layer-norm models are not supported yet", file_.name());
+    fail(ErrorCode::kUnsupported, "{}: layer-norm models are not supported yet", file.name());
   }
   if (config_.head_dim_v != config_.head_dim) {
-    fail(ErrorCode::kUnsupported, "{}: value heads of {} dims with key heads of {} are not supported yet", file_.name(),
+    fail(ErrorCode::kUnsupported, "{}: value heads of {} dims with key heads of {} are not supported yet", file.name(),
          config_.head_dim_v, config_.head_dim);
   }
   if (options_.context_size == 0) options_.context_size = config_.context_length;
-  weights_ = Weights::bind(file_, config_);
-  for (const GgufTensorInfo& t : file_.tensors()) {
-    weight_bytes_ += t.n_bytes;
-    parameter_count_ += t.n_elements;
+  weights_ = Weights::bind(files_, config_);
+  for (const GgufModelFiles::Tensor& t : files_.tensors()) {
+    weight_bytes_ += t.info->n_bytes;
+    parameter_count_ += t.info->n_elements;
   }
   prepare_weights();
 

@@ -69,15 +69,21 @@ using LayerLinears = LayerLinearsOf<Linear>;
 
 class Model {
  public:
-  // Maps and validates `path`. Throws Error naming the file and the key or tensor at fault.
+  // Maps and validates `path` (any part of a split model opens every part). Throws Error naming the
+  // file and the key or tensor at fault.
   static std::unique_ptr<Model> load(const std::string& path, CpuBackend& backend, const ModelOptions& options = {});
+  // The same over opened files (a split model's parts, or one file).
+  static std::unique_ptr<Model> from_files(GgufModelFiles files, CpuBackend& backend, const ModelOptions& options = {});
   // The same over a parsed file (tests build models in memory; its bytes must outlive the Model).
   static std::unique_ptr<Model> from_file(GgufFile file, CpuBackend& backend, const ModelOptions& options = {});
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 
-  const GgufFile& file() const noexcept { return file_; }
+  // The model's metadata (the first part of a split model).
+  const GgufFile& file() const noexcept { return files_.metadata_file(); }
+  // Every part.
+  const GgufModelFiles& files() const noexcept { return files_; }
   const ModelConfig& config() const noexcept { return config_; }
   const Weights& weights() const noexcept { return weights_; }
   const ModelOptions& options() const noexcept { return options_; }
@@ -119,7 +125,7 @@ class Model {
   std::span<const TopCandidate> top_k() const noexcept { return {top_.data(), n_top_}; }
 
  private:
-  Model(GgufFile file, CpuBackend& backend, const ModelOptions& options);
+  Model(GgufModelFiles files, CpuBackend& backend, const ModelOptions& options);
   void prepare_weights();
   int32_t gpu_first_layer() const noexcept;  // n_layer when no layer is offloaded
   bool gpu_output() const noexcept;
@@ -132,7 +138,7 @@ class Model {
   void run_hook(HookPoint point, int32_t layer, float* data, int64_t n_rows, int64_t n_cols,
                 std::span<const int32_t> rows);
 
-  GgufFile file_;
+  GgufModelFiles files_;
   CpuBackend& backend_;
   ModelOptions options_;
   ModelConfig config_;

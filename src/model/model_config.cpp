@@ -72,14 +72,17 @@ std::string supported_architectures() {
   return list;
 }
 
-ModelConfig ModelConfig::from_gguf(const GgufFile& file) {
+ModelConfig ModelConfig::from_gguf(const GgufFile& file) { return from_gguf(GgufModelFiles::view(file)); }
+
+ModelConfig ModelConfig::from_gguf(const GgufModelFiles& model) {
+  const GgufFile& file = model.metadata_file();
   const std::string_view name = file.get<std::string_view>("general.architecture");
   for (const ArchEntry& entry : kArchs) {
     if (entry.name != name) continue;
     ModelConfig config;
     config.arch = entry.arch;
     config.name = std::string(file.get_or<std::string_view>("general.name", ""));
-    entry.read(ArchReader(file, entry.name), config);
+    entry.read(ArchReader(model, entry.name), config);
     check_consistent(file, config);
     return config;
   }

@@ -10,6 +10,7 @@
 
 #include "cpu/rope.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_split.h"
 
 namespace ember {
 
@@ -68,6 +69,8 @@ struct ModelConfig {
 
   // Throws Error naming the file and the key: an unknown general.architecture (listing the
   // supported ones), a missing or out-of-range hyper-parameter, inconsistent head counts.
+  // Metadata from the first part; tensors (the vocabulary's rows, rope factors) from any part.
+  static ModelConfig from_gguf(const GgufModelFiles& model);
   static ModelConfig from_gguf(const GgufFile& file);
 };
 

@@ -28,7 +28,10 @@ std::optional<std::string_view> llama_ftype_name(int64_t file_type) noexcept {
 }
 
 // "Q4_K_M" from general.file_type, else the tensor type holding the most bytes ("F32").
-std::string model_type_label(const GgufFile& file) {
+std::string model_type_label(const GgufFile& file) { return model_type_label(GgufModelFiles::view(file)); }
+
+std::string model_type_label(const GgufModelFiles& model) {
+  const GgufFile& file = model.metadata_file();
   int64_t id = 0;
   const GgufValue* v = file.find("general.file_type");
   if (v != nullptr && !v->is_array() && v->to_int64(&id)) {
@@ -41,7 +44,7 @@ std::string model_type_label(const GgufFile& file) {
     }
   }
   std::map<DType, uint64_t> bytes;
-  for (const GgufTensorInfo& t : file.tensors()) bytes[t.dtype] += t.n_bytes;
+  for (const GgufModelFiles::Tensor& t : model.tensors()) bytes[t.info->dtype] += t.info->n_bytes;
   if (bytes.empty()) return "?";
   const auto top = std::ranges::max_element(bytes, {}, [](const auto& kv) { return kv.second; });
   std::string name(dtype_name(top->first));

@@ -21,13 +21,14 @@ enum class Kind {
 
 class Binder {
  public:
-  Binder(const GgufFile& file) : file_(file) {}
+  explicit Binder(const GgufModelFiles& model) : model_(model), file_(model.metadata_file()) {}
 
-  const GgufTensorInfo* find(const std::string& name) const { return file_.find_tensor(name); }
+  bool has(const std::string& name) const { return model_.find_tensor(name) != nullptr; }
 
   TensorView bind(const std::string& name, Kind kind, std::initializer_list<int64_t> shape) {
-    const GgufTensorInfo* info = file_.find_tensor(name);
-    if (info == nullptr) fail(ErrorCode::kNotFound, "{}: the model has no tensor {}", file_.name(), name);
+    const GgufModelFiles::Tensor* found = model_.find_tensor(name);
+    if (found == nullptr) fail(ErrorCode::kNotFound, "{}: the model has no tensor {}", file_.name(), name);
+    const GgufTensorInfo* info = found->info;
     used_.insert(info->name);
     bool same = static_cast<size_t>(info->n_dims) == shape.size();
     size_t d = 0;
@@ -45,13 +46,14 @@ class Binder {
            dtype_name(info->dtype),
            kind == Kind::kNorm ? "norm weights and biases must be f32" : "no matrix kernels for that type");
     }
-    return file_.tensor_view(*info);
+    return found->file->tensor_view(*info);
   }
 
   // Every tensor of the file must have been bound (or read by the config): one left over means a
   // variant of the architecture ember would silently run wrong (an output bias, say).
   void check_all_used(std::string_view arch) const {
-    for (const GgufTensorInfo& t : file_.tensors()) {
+    for (const GgufModelFiles::Tensor& tensor : model_.tensors()) {
+      const GgufTensorInfo& t = *tensor.info;
       if (used_.contains(t.name) || t.name == "rope_freqs.weight" || t.name == "rope_factors_long.weight" ||
           t.name == "rope_factors_short.weight") {
         continue;
@@ -59,19 +61,23 @@ class Binder {
       fail(ErrorCode::kUnsupported,
            "{}: tensor {} is not used by ember's {} (a variant of the architecture ember "
            "does not support)",
-           file_.name(), t.name, arch);
+           tensor.file->name(), t.name, arch);
     }
   }
 
  private:
-  const GgufFile& file_;
+  const GgufModelFiles& model_;
+  const GgufFile& file_;  // the first part: named in errors about the model as a whole
   std::unordered_set<std::string_view> used_;
 };
 
 }  // namespace
 
-Weights Weights::bind(const GgufFile& file, const ModelConfig& c) {
-  Binder b(file);
+Weights Weights::bind(const GgufFile& file, const ModelConfig& c) { return bind(GgufModelFiles::view(file), c); }
+
+Weights Weights::bind(const GgufModelFiles& model, const ModelConfig& c) {
+  const GgufFile& file = model.metadata_file();
+  Binder b(model);
   const int64_t embd = c.n_embd;
   const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
   const int64_t k_dim = int64_t{c.n_head_kv} * c.head_dim;
@@ -94,7 +100,7 @@ Weights Weights::bind(const GgufFile& file, const ModelConfig& c) {
     LayerWeights& l = w.layers[static_cast<size_t>(i)];
     const auto name = [i](std::string_view what) { return fmt::format("blk.{}.{}", i, what); };
     l.attn_norm = b.bind(name("attn_norm.weight"), Kind::kNorm, {embd});
-    if (b.find(name("attn_qkv.weight")) != nullptr) {
+    if (b.has(name("attn_qkv.weight"))) {
       l.wqkv = b.bind(name("attn_qkv.weight"), Kind::kMatmul, {embd, q_dim + k_dim + v_dim});
     } else {
       l.wq = b.bind(name("attn_q.weight"), Kind::kMatmul, {embd, q_dim});
@@ -112,7 +118,7 @@ Weights Weights::bind(const GgufFile& file, const ModelConfig& c) {
     }
     l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {o_dim, embd});
     l.ffn_norm = b.bind(name("ffn_norm.weight"), Kind::kNorm, {embd});
-    if (b.find(name("ffn_gate.weight")) != nullptr) {
+    if (b.has(name("ffn_gate.weight"))) {
       l.w_gate = b.bind(name("ffn_gate.weight"), Kind::kMatmul, {embd, c.n_ff});
       l.w_up = b.bind(name("ffn_up.weight"), Kind::kMatmul, {embd, c.n_ff});
     } else {

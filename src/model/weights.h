@@ -8,6 +8,7 @@
 
 #include "ember/tensor_view.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_split.h"
 #include "model/model_config.h"
 
 namespace ember {
@@ -37,9 +38,10 @@ struct Weights {
   TensorView output;       // [n_embd, n_vocab]; token_embd when the output is tied
   std::vector<LayerWeights> layers;
 
-  // Views into `file`, which must outlive the Weights. Throws Error(kNotFound) for a missing
-  // tensor, Error(kFormat / kUnsupported) for a wrong shape or a type ember cannot multiply, and
-  // Error(kUnsupported) for a tensor it would not use — each naming the tensor.
+  // Views into the parts of `model`, which must outlive the Weights. Throws Error(kNotFound) for a
+  // missing tensor, Error(kFormat / kUnsupported) for a wrong shape or a type ember cannot
+  // multiply, and Error(kUnsupported) for a tensor it would not use — each naming the tensor.
+  static Weights bind(const GgufModelFiles& model, const ModelConfig& config);
   static Weights bind(const GgufFile& file, const ModelConfig& config);
 };
 

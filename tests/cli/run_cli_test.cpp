@@ -14,11 +14,13 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "cli/cli_run.h"
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_split.h"
 #include "gguf/gguf_writer.h"
 #include "support/test_data.h"
 #include "tokenizer/tokenizer.h"
@@ -232,6 +234,78 @@ TEST(RunCli, BadInputFailsWithOneLine) {
   }
   EXPECT_NE(ember({"run", "-m", missing, "-p", kPrompt}).err.find("missing.gguf"), std::string::npos);
   EXPECT_NE(ember({"run", "-m", model, "-p", ""}).err.find("the prompt is empty"), std::string::npos);
+}
+
+// `model`'s metadata (with `replace`'s values instead, where given) and tensors written as
+// llama.cpp's gguf-split does: the metadata in the first of `n_parts` files, split.* keys in each,
+// the tensors in order across the parts. Returns the parts' paths.
+std::vector<std::string> write_split(const GgufFile& model, const fs::path& prefix, int n_parts,
+                                     const std::function<void(GgufWriter&)>& replace = {},
+                                     const std::vector<std::string>& replaced_keys = {}) {
+  const auto tensors = model.tensors();
+  std::vector<std::string> paths;
+  size_t next = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    GgufWriter w;
+    w.add<uint16_t>(kSplitNoKey, static_cast<uint16_t>(i));
+    w.add<uint16_t>(kSplitCountKey, static_cast<uint16_t>(n_parts));
+    w.add<int32_t>(kSplitTensorsCountKey, static_cast<int32_t>(tensors.size()));
+    if (i == 0) {
+      for (const GgufKeyValue& kv : model.metadata()) {
+        if (std::ranges::find(replaced_keys, kv.key) == replaced_keys.end()) w.add_value(kv.key, kv.value);
+      }
+      if (replace) replace(w);
+    }
+    const size_t end = tensors.size() * static_cast<size_t>(i + 1) / static_cast<size_t>(n_parts);
+    for (; next < end; ++next) {
+      const TensorView t = model.tensor_view(tensors[next]);
+      w.add_tensor(tensors[next].name, tensors[next].dtype, tensors[next].shape(),
+                   std::span(static_cast<const std::byte*>(t.data()), tensors[next].n_bytes));
+    }
+    paths.push_back(gguf_split_path(prefix.string(), i, n_parts));
+    w.write_file(paths.back());
+  }
+  return paths;
+}
+
+// Any part of a split model names the whole model, for every command that reads one.
+TEST(RunCli, SplitModelsRunFromAnyPart) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const GgufFile model = GgufFile::open((data / kStories).string());
+  const std::vector<std::string> parts = write_split(model, test::temp_dir("run_cli_split") / "stories", 3);
+  const auto whole_tokens = ember({"tokenize", "-m", (data / kStories).string(), kPrompt});
+  ASSERT_EQ(whole_tokens.exit_code, 0) << whole_tokens.err;
+  for (const std::string& part : parts) {
+    SCOPED_TRACE(part);
+    const auto r = run(part, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
+    const auto tokens = ember({"tokenize", "-m", part, kPrompt});
+    EXPECT_EQ(tokens.exit_code, 0) << tokens.err;
+    EXPECT_EQ(tokens.out, whole_tokens.out);
+  }
+}
+
+// A tokenizer of another size than the model's vocabulary fails at load, naming both sizes (the
+// model would otherwise emit ids the tokenizer cannot write).
+TEST(RunCli, ATokenizerSmallerThanTheVocabularyIsRefusedAtLoad) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const GgufFile model = GgufFile::open((data / kStories).string());
+  const auto cut = [&](GgufWriter& w) {
+    const auto tokens = model.get_strings("tokenizer.ggml.tokens");
+    w.add_string_array("tokenizer.ggml.tokens", std::vector<std::string>(tokens.begin(), tokens.begin() + 10));
+    const std::vector<float> scores = model.get_array<float>("tokenizer.ggml.scores").to_vector();
+    const std::vector<int32_t> types = model.get_array<int32_t>("tokenizer.ggml.token_type").to_vector();
+    w.add_array("tokenizer.ggml.scores", std::span<const float>(scores.data(), 10));
+    w.add_array("tokenizer.ggml.token_type", std::span<const int32_t>(types.data(), 10));
+  };
+  const std::vector<std::string> parts =
+      write_split(model, test::temp_dir("run_cli_vocab") / "cut", 1, cut,
+                  {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"});
+  const auto r = run(parts[0], {"--temp", "0", "-p", "Once", "-n", "4"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("the tokenizer has 10 tokens but the model's vocabulary has 512"), std::string::npos) << r.err;
 }
 
 TEST(RunCli, StopStringsAreNeverPrinted) {

@@ -69,15 +69,16 @@ void ArchReader::read_common(ModelConfig& c, std::string_view norm_eps_key) cons
   c.norm_eps = positive(norm_eps_key);
 
   // The vocabulary size: <arch>.vocab_size, else the token list, else token_embd's rows.
-  if (const GgufTensorInfo* embd = file_.find_tensor("token_embd.weight"); embd != nullptr && embd->n_dims == 2) {
-    c.n_vocab = static_cast<int32_t>(embd->ne[1]);
+  if (const GgufModelFiles::Tensor* embd = model_.find_tensor("token_embd.weight");
+      embd != nullptr && embd->info->n_dims == 2) {
+    c.n_vocab = static_cast<int32_t>(embd->info->ne[1]);
   } else if (file_.contains("tokenizer.ggml.tokens")) {
     c.n_vocab = static_cast<int32_t>(file_.get_strings("tokenizer.ggml.tokens").size());
   }
   c.n_vocab = count_or("vocab_size", c.n_vocab, 1, INT32_MAX);
   if (c.n_vocab <= 0)
     fail(ErrorCode::kNotFound, "{}: the model has no {} and no token_embd.weight", file_.name(), key("vocab_size"));
-  c.tied_output = file_.find_tensor("output.weight") == nullptr;
+  c.tied_output = !has_tensor("output.weight");
 
   RopeParams& rope = c.rope;
   rope.n_rot = count_or("rope.dimension_count", c.head_dim, 2, c.head_dim);
@@ -115,12 +116,13 @@ void read_gemma_family(const ArchReader& r, ModelConfig& c) {
 }
 
 std::vector<float> ArchReader::factors(std::string_view tensor, int64_t n) const {
-  const GgufTensorInfo* info = file_.find_tensor(tensor);
-  if (info == nullptr) return {};
+  const GgufModelFiles::Tensor* found = model_.find_tensor(tensor);
+  if (found == nullptr) return {};
+  const GgufTensorInfo* info = found->info;
   if (info->dtype != DType::kF32 || info->n_elements != static_cast<uint64_t>(n)) {
     fail(ErrorCode::kFormat, "{}: {} must be F32 with {} values (rope.dimension_count / 2)", file_.name(), tensor, n);
   }
-  const auto* values = static_cast<const float*>(file_.tensor_view(*info).data());
+  const auto* values = static_cast<const float*>(found->file->tensor_view(*info).data());
   std::vector<float> out(values, values + n);
   for (float f : out) {
     if (!(f > 0.0f) || !std::isfinite(f)) {

@@ -8,15 +8,19 @@
 #include <vector>
 
 #include "gguf/gguf_reader.h"
+#include "gguf/gguf_split.h"
 #include "model/model_config.h"
 
 namespace ember {
 
 class ArchReader {
  public:
-  ArchReader(const GgufFile& file, std::string_view arch) : file_(file), arch_(arch) {}
+  // Metadata from the first part of `model`, tensors from any part.
+  ArchReader(const GgufModelFiles& model, std::string_view arch)
+      : model_(model), file_(model.metadata_file()), arch_(arch) {}
 
   const GgufFile& file() const noexcept { return file_; }
+  bool has_tensor(std::string_view name) const noexcept { return model_.find_tensor(name) != nullptr; }
   std::string key(std::string_view suffix) const;
 
   // "<arch>.<suffix>" as an integer in [min, max]; required, or `fallback` when absent.
@@ -37,6 +41,7 @@ class ArchReader {
   std::vector<float> factors(std::string_view tensor, int64_t n) const;
 
  private:
+  const GgufModelFiles& model_;
   const GgufFile& file_;
   std::string arch_;
 };

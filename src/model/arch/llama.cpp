@@ -8,7 +8,7 @@ namespace ember {
 void read_llama_config(const ArchReader& r, ModelConfig& c) {
   r.read_common(c);
   // Some llama-architecture files carry q / k / v biases (llama.cpp loads them when present).
-  c.attn_qkv_bias = r.file().find_tensor("blk.0.attn_q.bias") != nullptr;
+  c.attn_qkv_bias = r.has_tensor("blk.0.attn_q.bias");
   // Mistral v0.1 style: every layer attends to a window of past positions (as the model was
   // trained; llama.cpp ignores this key for llama files and attends to everything).
   const int32_t window = r.count_or("attention.sliding_window", 0, 0, INT32_MAX);
