@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <unordered_map>
 
@@ -33,17 +34,25 @@ uint64_t mix(uint64_t h, uint64_t v) {
 
 // --- rule graph ---------------------------------------------------------------------------------
 
-void collect_refs(const Grammar& g, ExprId id, std::vector<RuleId>& out) {
+// The rules referenced under expression `id`, each expression visited once per `stamp`
+// (seen[expr] == stamp): expressions are a DAG that shares children (a JSON schema's array item
+// appears twice per nesting level), and walking it as a tree is exponential in its depth.
+void collect_refs(const Grammar& g, ExprId id, uint32_t stamp, std::vector<uint32_t>& seen, std::vector<RuleId>& out) {
+  if (seen[static_cast<size_t>(id)] == stamp) return;
+  seen[static_cast<size_t>(id)] = stamp;
   const Expr& e = g.expr(id);
   if (e.kind == ExprKind::kRef) out.push_back(e.rule);
-  for (const ExprId c : e.children) collect_refs(g, c, out);
+  for (const ExprId c : e.children) collect_refs(g, c, stamp, seen, out);
 }
 
 // recursive[r]: r lies on a cycle of references (itself included).
 std::vector<bool> find_recursive(const Grammar& g) {
   const auto n = static_cast<size_t>(g.rule_count());
   std::vector<std::vector<RuleId>> refs(n);
-  for (size_t r = 0; r < n; ++r) collect_refs(g, g.rule(static_cast<RuleId>(r)).body, refs[r]);
+  std::vector<uint32_t> seen(static_cast<size_t>(g.expr_count()), 0);
+  for (size_t r = 0; r < n; ++r) {
+    collect_refs(g, g.rule(static_cast<RuleId>(r)).body, static_cast<uint32_t>(r + 1), seen, refs[r]);
+  }
   // Tarjan's SCC, iterative enough for test-sized grammars (depth = rule chain length).
   std::vector<int> index(n, -1), low(n, 0);
   std::vector<bool> on_stack(n, false), recursive(n, false);
@@ -508,7 +517,15 @@ std::shared_ptr<const CompiledGrammar> CompiledGrammar::compile(const Grammar& g
   auto keep_rule = [&](size_t r) {
     return recursive[r] || g.rule(static_cast<RuleId>(r)).shared || static_cast<RuleId>(r) == g.root();
   };
-  std::function<uint64_t(ExprId)> expr_size = [&](ExprId id) -> uint64_t {
+  // Memoized per expression too: the DAG's shared children would make a tree walk exponential.
+  std::vector<std::optional<uint64_t>> expr_sizes(static_cast<size_t>(g.expr_count()));
+  std::function<uint64_t(ExprId)> expr_size_of;
+  const auto expr_size = [&](ExprId id) -> uint64_t {
+    std::optional<uint64_t>& memo = expr_sizes[static_cast<size_t>(id)];
+    if (!memo) memo = expr_size_of(id);
+    return *memo;
+  };
+  expr_size_of = [&](ExprId id) -> uint64_t {
     const Expr& e = g.expr(id);
     switch (e.kind) {
       case ExprKind::kEmpty: return 0;

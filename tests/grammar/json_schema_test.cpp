@@ -521,6 +521,21 @@ TEST(JsonSchemaLimits, DeepLargeAndExplosiveSchemasAreRefused) {
   }
   defs += R"(},"$ref":"#/$defs/d30"})";
   EXPECT_NE(refusal(defs).find("too complex"), std::string::npos) << refusal(defs);
+  // Arrays of arrays 40 deep: the converter shares each level's item expression between the first
+  // item and the rest, a DAG the compiler once walked as a tree (2^40 visits, 17 GB at depth 30).
+  // Now refused for its automaton's size at once; 8 deep compiles.
+  const auto nested_arrays = [](int depth) {
+    std::string schema = R"({"type":"integer"})";
+    for (int i = 0; i < depth; ++i) schema = R"({"type":"array","items":)" + schema + "}";
+    return json_schema_grammar(schema);
+  };
+  EXPECT_NO_THROW(CompiledGrammar::compile(nested_arrays(8)));
+  try {
+    CompiledGrammar::compile(nested_arrays(40));
+    ADD_FAILURE() << "compiled";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("too large to compile"), std::string::npos) << e.what();
+  }
 }
 
 TEST(JsonSchemaLimits, WideObjectsStayLinear) {
