@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "server/completion_response.h"
+#include "server/ordered_body.h"
 #include "server/server_state.h"
 #include "server/ui_assets.h"
 
@@ -19,31 +20,6 @@ using nlohmann::json;
 // --- helpers shared by the route files (server_state.h) ---
 
 namespace {
-
-// The deepest nesting of arrays and objects in `text`, strings skipped; stops counting past `limit`.
-int json_depth(std::string_view text, int limit) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (const char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) return deepest;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
 
 // Compares in time that depends on the key's length only, not on where the strings differ.
 bool constant_time_equal(std::string_view given, std::string_view key) {

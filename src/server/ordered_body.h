@@ -18,6 +18,13 @@ namespace ember::server {
 // text is not valid JSON or the path is not there. Time linear in the text.
 nlohmann::ordered_json ordered_subtree(std::string_view text, std::initializer_list<const char*> path);
 
+// Nesting deeper than this is refused before parsing (nlohmann's copy and dump recurse), in the
+// body and in the JSON texts it carries (a tool call's arguments).
+inline constexpr int kMaxJsonDepth = 64;
+// The deepest nesting of arrays and objects in the JSON text `text`, strings skipped; stops
+// counting past `limit`.
+int json_depth(std::string_view text, int limit);
+
 // The most keys one object of a tool list or schema may have (what consumes them, the grammar and
 // the template, is not meant for more).
 inline constexpr size_t kMaxObjectKeys = 5000;

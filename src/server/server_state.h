@@ -43,9 +43,6 @@ struct ServerState {
   std::atomic<int64_t> in_flight{0};
 };
 
-// Nesting deeper than this is refused before parsing (nlohmann's copy and dump recurse).
-inline constexpr int kMaxJsonDepth = 64;
-
 // The body as a JSON object. Throws ApiError 400: invalid JSON (with the byte offset), too deep,
 // not an object.
 nlohmann::json parse_body(const HttpRequest& request);

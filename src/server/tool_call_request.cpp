@@ -71,6 +71,16 @@ ordered_json ordered_tools(const json& fallback, std::string_view body_text) {
   return ordered_json::parse(fallback.dump());
 }
 
+// `text` in quotes, cut after 80 bytes (at a character boundary) with "…": an error quotes what it
+// refuses without echoing megabytes back.
+std::string quoted_preview(std::string_view text) {
+  constexpr size_t kMax = 80;
+  if (text.size() <= kMax) return fmt::format("\"{}\"", text);
+  size_t cut = kMax;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return fmt::format("\"{}…\" ({} bytes)", text.substr(0, cut), text.size());
+}
+
 ToolChoice parse_tool_choice(const json& v) {
   ToolChoice choice;
   if (v.is_string()) {
@@ -172,15 +182,22 @@ ordered_json parse_history_tool_calls(const json& v, const std::string& name) {
     if (arguments == nullptr) invalid_request(apath, fmt::format("'{}' is missing", apath));
     if (arguments->is_object()) {
       // Not OpenAI's shape, but unambiguous (some clients resend the parsed object).
-      f["arguments"] = ordered_json::parse(arguments->dump());
+      f["arguments"] = ordered_subtree(arguments->dump(), {});
     } else if (arguments->is_string()) {
-      // Templates render the arguments with tojson: a string would come out double-encoded.
-      auto parsed = ordered_json::parse(arguments->get_ref<const std::string&>(), nullptr, /*allow_exceptions=*/false);
-      if (parsed.is_discarded()) {
-        invalid_request(apath, fmt::format("'{}' is not valid JSON: {}", apath, arguments->dump()));
+      // Templates render the arguments with tojson: a string would come out double-encoded. The
+      // text is checked like a body: nesting (the template's copies recurse) and, through
+      // ordered_subtree, in linear time whatever its keys.
+      const std::string& text = arguments->get_ref<const std::string&>();
+      if (json_depth(text, kMaxJsonDepth) > kMaxJsonDepth) {
+        invalid_request(apath, fmt::format("'{}' nests deeper than {} levels", apath, kMaxJsonDepth));
+      }
+      ordered_json parsed = ordered_subtree(text, {});
+      if (parsed.is_null() && !json::accept(text)) {
+        invalid_request(apath, fmt::format("'{}' is not valid JSON: {}", apath, quoted_preview(text)));
       }
       if (!parsed.is_object()) {
-        invalid_request(apath, fmt::format("'{}' must be the JSON text of an object, not {}", apath, parsed.dump()));
+        invalid_request(apath,
+                        fmt::format("'{}' must be the JSON text of an object, not {}", apath, quoted_preview(text)));
       }
       f["arguments"] = std::move(parsed);
     } else {

@@ -685,6 +685,29 @@ TEST(CompletionRequest, RefusesBadTools) {
     EXPECT_EQ(e.param(), c.param) << c.patch.dump() << ": " << e.what();
     EXPECT_NE(std::string(e.what()).find(c.says), std::string::npos) << c.patch.dump() << ": " << e.what();
   }
+  // Arguments texts are checked like bodies: nesting deeper than the body may (the template's
+  // copies recurse: 100k levels overflowed the stack) and a refused text quoted in part only.
+  const auto with_arguments = [](const std::string& arguments) {
+    json body = user_says("hi");
+    body["messages"].push_back(
+        {{"role", "assistant"}, {"tool_calls", {{{"function", {{"name", "f"}, {"arguments", arguments}}}}}}});
+    return body;
+  };
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  ApiError e = error_of(with_arguments("{\"a\": " + deep + "}"));
+  EXPECT_EQ(e.param(), "messages[1].tool_calls[0].function.arguments");
+  EXPECT_NE(std::string(e.what()).find("deeper than 64 levels"), std::string::npos) << e.what();
+  std::string huge = "[";
+  for (int i = 0; i < 200000; ++i) huge += "1,";
+  huge += "1]";
+  e = error_of(with_arguments(huge));
+  EXPECT_NE(std::string(e.what()).find("(400003 bytes)"), std::string::npos) << e.what();
+  EXPECT_LT(std::string(e.what()).size(), 300u);
+  // Within the limit, deep arguments render.
+  const std::string nested = std::string(60, '[') + std::string(60, ']');
+  EXPECT_TRUE(
+      chat(with_arguments("{\"a\": " + nested + "}")).messages[1].tool_calls[0]["function"]["arguments"].is_object());
+
   // tool_choice none: the tools only inform the prompt, so a response_format may come with them.
   json body = user_says("hi");
   body["tools"] = tools;
