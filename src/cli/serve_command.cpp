@@ -29,6 +29,9 @@
 namespace ember::cli {
 namespace {
 
+// How long the exit waits for httplib's connection threads (its keep-alive wait is 5 s).
+constexpr std::chrono::seconds kListenerGrace{6};
+
 std::string read_api_key_file(const std::string& path) {
   std::string key = read_whole_file(path, "the API key file");
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) {
@@ -135,6 +138,19 @@ int run_serve(server::ServerOptions o, const std::string& api_key_file) {
   std::fflush(stderr);
   api.drain(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_timeout_s * 1000)), &state->hurry);
   http.stop();
+  // listen() returns once httplib has joined its connection threads. An idle keep-alive connection
+  // ends within 5 s, but a client that sends a byte of its request now and then keeps its thread
+  // reading for ever (each read returns within --timeout): past the grace, exit without waiting
+  // (nothing is left to do; the OS closes the sockets).
+  const auto give_up = std::chrono::steady_clock::now() + kListenerGrace;
+  while (!listen_returned.load() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!listen_returned.load()) {
+    fmt::print(stderr, "ember serve: stopped (closing connections that were still sending)\n");
+    std::fflush(stderr);
+    std::_Exit(kExitOk);
+  }
   listener.join();
   fmt::print(stderr, "ember serve: stopped\n");
   return kExitOk;

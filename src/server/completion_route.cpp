@@ -203,6 +203,13 @@ class CompletionStream {
       for (EngineEvent& e : events) take(e, nullptr);
     }
     if (!error_.empty()) return error_reply(ApiError(500, "server_error", "", error_));
+    // Cancelled by a shutdown (the only way a non-streaming request is cancelled): a reply without
+    // a finish_reason is not OpenAI's shape, and the text is cut anyway; the client may retry.
+    for (const ChoiceState& c : choices_) {
+      if (c.finish == FinishReason::kCancelled) {
+        return overloaded_reply("The server is shutting down: the request was cancelled before it finished.");
+      }
+    }
     std::vector<ChoiceOut> out;
     for (size_t i = 0; i < choices_.size(); ++i) {
       ChoiceState& c = choices_[i];

@@ -4,6 +4,10 @@
 
 #include <sys/socket.h>
 
+#include <charconv>
+#include <cstdint>
+#include <system_error>
+
 #include <httplib.h>
 
 #include "core/check.h"
@@ -122,6 +126,30 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
   svr.Patch(".*", plain);
   svr.Post(".*", [server_api, max_body](const httplib::Request& req, httplib::Response& res,
                                         const httplib::ContentReader& reader) {
+    // Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 §6.3); httplib
+    // would wait for one until the read timeout. A Content-Length that is not a number, or is
+    // past the cap, is answered at once rather than after reading.
+    const bool chunked = req.has_header("Transfer-Encoding");
+    if (!chunked && !req.has_header("Content-Length")) {
+      apply(server_api->handle(to_request(req, std::string())), res);
+      return;
+    }
+    if (!chunked) {
+      const std::string length = req.get_header_value("Content-Length");
+      uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
+      const bool number = !length.empty() && ec == std::errc() && end == length.data() + length.size();
+      if (!number || n > max_body || req.get_header_value_count("Content-Length") != 1) {
+        const ApiError error(number && n > max_body ? 413 : 400, "invalid_request_error", "",
+                             number && n > max_body
+                                 ? fmt::format("The request body is larger than {} bytes.", max_body)
+                                 : std::string("The request's Content-Length is not one whole number."));
+        res.status = error.status();
+        res.set_header("Connection", "close");
+        res.set_content(dump_json(error.to_json()), "application/json");
+        return;
+      }
+    }
     // Chunked bodies have no Content-Length for httplib to check: the cap is ours.
     std::string body;
     bool too_large = false;

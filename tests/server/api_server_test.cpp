@@ -355,6 +355,30 @@ TEST(ApiServerSpeculative, DraftModelRequestsKeepTheTextAndReportDrafts) {
   server.drain(std::chrono::milliseconds(1000));
 }
 
+// A non-streaming request the shutdown cancels gets 503 (a reply with a null finish_reason is not
+// OpenAI's shape); a stream would end with its finish chunk instead.
+TEST(ApiServerLifecycle, ANonStreamingRequestCancelledByShutdownIs503) {
+  ServerOptions o;
+  o.model_path = kTiny;
+  o.threads = 1;
+  ApiServer server(o);
+  server.load();
+  HttpReply reply;
+  std::thread client([&] {
+    reply = server.handle(
+        post("/v1/completions", R"({"prompt": "In the beginning", "max_tokens": 240, "ignore_eos": true})", ""));
+  });
+  // Cancel once it runs: the running-sequences gauge says so.
+  for (int i = 0; i < 5000; ++i) {
+    if (server.handle(get("/metrics", "")).body.find("ember_running_sequences 1") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server.drain(std::chrono::milliseconds(0));
+  client.join();
+  EXPECT_EQ(reply.status, 503) << reply.body;
+  EXPECT_NE(reply.body.find("shutting down"), std::string::npos) << reply.body;
+}
+
 TEST(ApiServerLifecycle, LoadingThenDrainingAnswer503) {
   ServerOptions o;
   o.model_path = kTiny;

@@ -455,6 +455,31 @@ def _long_header():
     check(400 <= status < 500, f"status {status} {body[:200]!r}")
 
 
+def raw_post(length_lines, body=b""):
+    head = f"POST {COMPL} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    return exchange((head + "".join(f"{line}\r\n" for line in length_lines) + "\r\n").encode() + body)
+
+
+@case("POST without Content-Length is an empty body, answered at once (400: not JSON)")
+def _no_length():
+    start = time.monotonic()
+    expect_error(raw_post([]), 400, "", contains=("not valid JSON",))
+    # Not after waiting --timeout for a body that was never announced.
+    check(time.monotonic() - start < READ_TIMEOUT_S, "answered only after the read timeout")
+
+
+@case("a Content-Length that is not one whole number -> 400 at once")
+def _bad_lengths():
+    for lines in (["Content-Length: abc"], ["Content-Length: -5"], ["Content-Length: 99999999999999999999"],
+                  ["Content-Length: 2", "Content-Length: 3"]):
+        start = time.monotonic()
+        try:
+            expect_error(raw_post(lines, b"{}"), 400, "", contains=("Content-Length",))
+        except Failure as e:
+            raise Failure(f"{lines}: {e}")
+        check(time.monotonic() - start < READ_TIMEOUT_S, f"{lines}: answered only after the read timeout")
+
+
 @case("garbage request line -> 400 or closed")
 def _garbage():
     with connect() as s:
@@ -693,14 +718,31 @@ def main():
             if proc.poll() is not None:
                 break
 
-        # SIGTERM: a clean exit 0.
+        # SIGTERM: a clean exit 0, soon, even while a client keeps a half-sent request alive with a
+        # byte now and then (each read succeeds within --timeout, so httplib's thread would wait on
+        # it for ever).
+        stop_dribble = threading.Event()
+
+        def dribble():
+            try:
+                with connect() as s:
+                    s.sendall(f"GET /health HTTP/1.1\r\nHost: {HOST}\r\n".encode())
+                    while not stop_dribble.wait(READ_TIMEOUT_S / 4):
+                        s.sendall(b"X")
+            except OSError:
+                pass
+
+        dribbler = threading.Thread(target=dribble, daemon=True)
+        dribbler.start()
+        time.sleep(0.5)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
-            code = proc.wait(30)
+            code = proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            code = "none (killed after 30 s)"
+            code = "none (killed after 15 s)"
+        stop_dribble.set()
         ok = code == 0
         RESULTS.append(("SIGTERM exits 0", ok, "" if ok else f"exit code {code}"))
         print(f"{'ok  ' if ok else 'FAIL'} SIGTERM exits 0{'' if ok else ': exit code ' + str(code)}")
