@@ -31,6 +31,7 @@
 #include "core/thread_pool.h"
 #include "ember/ember.hpp"
 #include "model/model.h"
+#include "tokenizer/chat_template/chat_template.h"
 
 namespace ember::cli {
 namespace {
@@ -217,7 +218,8 @@ class Chat {
     }
     messages_ = std::move(loaded);
     has_last_ = false;
-    write_stderr(fmt::format("[loaded {} messages from {}]\n", messages_.size(), path));
+    write_stderr(
+        fmt::format("[loaded {} message{} from {}]\n", messages_.size(), messages_.size() == 1 ? "" : "s", path));
     if (!interactive_) return;
     for (const ChatMessage& m : messages_) write_stderr(fmt::format("{}: {}\n", m.role, m.content));
   }
@@ -286,6 +288,14 @@ int run_chat(const ChatCommandOptions& o) {
   StatusLine status(interactive && ::isatty(STDERR_FILENO) == 1,
                     fmt::format("ember: loading {} ...", escape_text(o.model_path)));
   const std::shared_ptr<Llm> llm = Llm::load(o.model_path, load);
+  // A chat is nothing without its template: one that does not parse ends here, not at every message
+  // (the library loads such a model anyway, for plain generation).
+  try {
+    (void)ChatTemplate::parse(llm->chat_template());
+  } catch (const TemplateError& e) {
+    fail(ErrorCode::kInvalidArgument, "the chat template does not parse ({}): give another with --chat-template",
+         e.what());
+  }
   std::shared_ptr<Llm> draft;
   if (!o.draft_model_path.empty()) {
     status.clear();
@@ -326,10 +336,11 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
       ->check(CLI::Range(0, ThreadPool::kMaxThreads))
       ->type_name("N");
-  cmd->add_option("-c,--ctx-size", o->ctx_size,
-                  fmt::format("Context size in tokens for the whole conversation (default: the model's, at most {})",
-                              kDefaultMaxContext))
-      ->check(CLI::NonNegativeNumber)
+  cmd->add_option(
+         "-c,--ctx-size", o->ctx_size,
+         fmt::format("Context size in tokens for the whole conversation (default or 0: the model's, at most {})",
+                     kDefaultMaxContext))
+      ->check(CLI::Range(0, 1 << 30))
       ->type_name("N");
   add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM");

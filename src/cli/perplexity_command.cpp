@@ -173,15 +173,27 @@ PerplexityResult evaluate(Model& model, std::span<const TokenId> tokens, const s
   return r;
 }
 
-int run_perplexity(const PerplexityOptions& o) {
+int run_perplexity(const PerplexityOptions& given) {
+  PerplexityOptions o = given;
   const std::string text = read_text_input(o.text_path, "the text");
-  if (text.empty()) fail(ErrorCode::kInvalidArgument, "'{}' is empty: no text to score", o.text_path);
+  if (text.empty()) {
+    fail(ErrorCode::kInvalidArgument, "{} is empty: no text to score",
+         o.text_path == "-" ? std::string("standard input") : "'" + o.text_path + "'");
+  }
 
   const bool stderr_tty = ::isatty(STDERR_FILENO) == 1;
   StatusLine status(stderr_tty, fmt::format("ember: loading {} ...", escape_text(o.model_path)));
   ModelWithTokenizer opened = open_model_with_tokenizer(o.model_path);
   const ModelConfig& config = opened.config;
   const GgufFile& file = opened.files.metadata_file();
+  // The default chunk fits the model: a model trained on fewer tokens scores chunks of its context.
+  if (!o.ctx_given && config.context_length > 0) {
+    o.ctx = std::min(o.ctx, config.context_length);
+    if (o.stride > o.ctx) {
+      fail(ErrorCode::kInvalidArgument, "--stride {} is more than the {}-token context of '{}' (the chunk size)",
+           o.stride, o.ctx, file.name());
+    }
+  }
   if (config.context_length > 0 && o.ctx > config.context_length) {
     fail(ErrorCode::kInvalidArgument, "--ctx {}{} exceeds the {}-token context of '{}' (give a smaller --ctx)", o.ctx,
          o.ctx_given ? "" : " (the default)", config.context_length, file.name());

@@ -59,6 +59,9 @@ int run_quantize(const QuantizeCommandOptions& o) {
   const QuantizeOptions options = to_quantize_options(o);
   const int threads = resolve_threads(o.threads);
   const GgufModelFiles model = GgufModelFiles::open(o.in_path);
+  if (model.tensors().empty()) {
+    fail(ErrorCode::kInvalidArgument, "'{}' has no tensors (a vocabulary-only file?): nothing to quantize", o.in_path);
+  }
   const QuantPlan plan = plan_model_quantization(model, options);
   const std::string_view type_name = file_type_info(options.file_type).name;
 
@@ -83,7 +86,8 @@ int run_quantize(const QuantizeCommandOptions& o) {
   const double seconds = timer.elapsed_seconds();
   write_stdout(fmt::format("wrote {} ({}{}):\n", o.out_path, type_name, options.pure ? ", pure" : ""));
   write_stdout(summary_text(plan));
-  write_stdout(fmt::format("  time:    {:.2f} s on {} threads ({:.0f} MB/s of input)\n", seconds, threads,
+  write_stdout(fmt::format("  time:    {:.2f} s on {} thread{} ({:.0f} MB/s of input)\n", seconds, threads,
+                           threads == 1 ? "" : "s",
                            seconds > 0 ? static_cast<double>(plan.from_bytes) / seconds / 1e6 : 0.0));
   return kExitOk;
 }

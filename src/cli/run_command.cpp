@@ -286,7 +286,7 @@ int run_generate(const RunCommandOptions& o) {
 
 void add_run_command(CLI::App& app, CommandAction& action) {
   auto o = std::make_shared<RunCommandOptions>();
-  CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt on the CPU, streamed as it comes");
+  CLI::App* cmd = app.add_subcommand("run", "Generate text from a prompt, streamed as it comes");
   cmd->add_option("-m,--model", o->model_path, "GGUF model file")->required()->type_name("FILE");
   cmd->add_option("-p,--prompt", o->prompt, "The prompt (one argument: quote it)")->type_name("TEXT");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from FILE ('-': standard input)")->type_name("FILE");
@@ -297,10 +297,10 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
       ->check(CLI::Range(0, ThreadPool::kMaxThreads))
       ->type_name("N");
-  cmd->add_option(
-         "-c,--ctx-size", o->ctx_size,
-         fmt::format("Context size in tokens, prompt included (default: the model's, at most {})", kDefaultMaxContext))
-      ->check(CLI::NonNegativeNumber)
+  cmd->add_option("-c,--ctx-size", o->ctx_size,
+                  fmt::format("Context size in tokens, prompt included (default or 0: the model's, at most {})",
+                              kDefaultMaxContext))
+      ->check(CLI::Range(0, 1 << 30))
       ->type_name("N");
   add_device_flags(cmd, &o->device);
   add_kv_type_flag(cmd, &o->kv_type);

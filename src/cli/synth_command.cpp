@@ -105,7 +105,14 @@ void add_synth_command(CLI::App& app, CommandAction& action) {
       ->check(kSynthType)
       ->capture_default_str();
   cmd->add_option("-o,--output", o->out_path, "Output GGUF file")->required();
-  cmd->add_option("--seed", o->seed, "Random seed; the same seed gives the same file")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Random seed; the same seed gives the same file")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](const std::string& text) {
+            // CLI11 reads "-1" into a uint64_t as 2^64 - 1: refuse the sign instead.
+            return text.starts_with('-') ? std::string("must be 0 or more, not ") + text : std::string();
+          },
+          "", "not negative"));
   cmd->add_option("--vocab", o->vocab, "Vocab GGUF whose tokenizer is copied (token count must match)");
   cmd->add_flag("--no-vocab", o->no_vocab, "Write a placeholder vocabulary instead of a real one");
   cmd->add_option("--data-dir", o->data_dir,

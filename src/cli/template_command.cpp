@@ -111,7 +111,8 @@ void add_template_command(CLI::App& app, CommandAction& action) {
       "CONTEXT is a JSON object whose keys become the template's variables: messages, tools,\n"
       "add_generation_prompt, bos_token, eos_token and any others the template reads. The rendering goes\n"
       "to stdout byte for byte (no newline added).\n"
-      "The template: TEMPLATE, else --chat-template, else the model's tokenizer.chat_template, else ChatML.\n"
+      "The template: TEMPLATE, else --chat-template, else (with -m) the model's tokenizer.chat_template,\n"
+      "or ChatML when the model has none.\n"
       "With -m, bos_token / eos_token default to the model's token texts.\n"
       "Exit codes: 0 success; 1 error (a template that raises prints its message on stderr; syntax and\n"
       "render errors name the line and column); 2 bad command line.");

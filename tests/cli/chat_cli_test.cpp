@@ -138,6 +138,16 @@ TEST(ChatCli, BadCommandLinesAndModels) {
   EXPECT_EQ(q8.exit_code, 1);
   EXPECT_NE(q8.err.find("multiple of 32"), std::string::npos) << q8.err;
   EXPECT_EQ(ember({"chat", "-m", (data / kStories).string(), "--kv-type", "q5_0"}).exit_code, 2);
+  // A template that does not parse, or a directory given as one: an error before the first turn.
+  const fs::path dir = test::temp_dir("chat_cli_bad_template");
+  std::ofstream(dir / "bad.jinja") << "{% bogus %}";
+  for (const fs::path& bad : {dir / "bad.jinja", dir}) {
+    const auto r =
+        ember_with_stdin({"chat", "-m", (data / kStories).string(), "--chat-template", bad.string()}, "Hi\n");
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find(bad == dir ? "Is a directory" : "does not parse"), std::string::npos) << r.err;
+  }
 
   // A prompt longer than the context: an error for that turn, and the chat goes on.
   const std::string long_message(3000, 'x');

@@ -126,6 +126,7 @@ TEST(QuantizeCli, BadInputAndOptionsFailWithOneLine) {
       {{"quantize", good, out, "Q4_0", "--output-type", "q8_K"}, 1, "q8_K is not a weight type"},
       {{"quantize", good, out, "Q4_0", "-t", "0"}, 2, "--threads"},
       {{"quantize", good, out}, 2, "TYPE is required"},
+      {{"quantize", (data / "vocab/ggml-vocab-gpt-2.gguf").string(), out, "Q4_0"}, 1, "has no tensors"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(fmt::format("{}", fmt::join(c.args, " ")));
