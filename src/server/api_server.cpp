@@ -1,6 +1,8 @@
 // ApiServer: routes, auth, CORS, error objects, /health, /v1/models, /metrics, loading and draining.
 #include "server/api_server.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -311,7 +313,7 @@ HttpReply ApiServer::route(const HttpRequest& request) {
     reply.status = 204;
     return reply;
   }
-  if (path == "/health") {
+  if (path == "/health" && get) {
     if (s.draining.load()) return error_reply(ApiError(503, "server_error", "", "shutting down"));
     if (!s.ready.load()) return error_reply(ApiError(503, "server_error", "", "Loading model"));
     return json_reply(200, {{"status", "ok"}});
@@ -323,9 +325,13 @@ HttpReply ApiServer::route(const HttpRequest& request) {
   }
   if (!s.options.api_key.empty()) {
     const std::string auth = request.header("Authorization");
-    constexpr std::string_view kBearer = "Bearer ";
-    const bool ok = auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0 &&
-                    constant_time_equal(std::string_view(auth).substr(kBearer.size()), s.options.api_key);
+    // The scheme is case-insensitive (RFC 9110 §11.1), the key is not.
+    constexpr std::string_view kBearer = "bearer ";
+    const bool bearer =
+        auth.size() > kBearer.size() && std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char want, char c) {
+          return want == std::tolower(static_cast<unsigned char>(c));
+        });
+    const bool ok = bearer && constant_time_equal(std::string_view(auth).substr(kBearer.size()), s.options.api_key);
     if (!ok) {
       throw ApiError(401, "invalid_request_error", "",
                      "Incorrect or missing API key: send it as the header 'Authorization: Bearer <key>'.",
@@ -391,11 +397,22 @@ HttpReply ApiServer::route(const HttpRequest& request) {
     reply.body = m.render(gauges);
     return reply;
   }
-  static const char* const kKnown[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize",
-                                       "/detokenize",          "/apply-template", "/v1/models",     "/metrics"};
-  for (const char* known : kKnown) {
-    if (path == known)
-      throw ApiError(405, "invalid_request_error", "", fmt::format("{} does not take {}", path, request.method));
+  // A route asked with another method: 405 with the methods it takes (Allow, RFC 9110 §15.5.6).
+  struct Route {
+    std::string_view path, allow;
+  };
+  static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"},
+                                      {"/v1/embeddings", "POST"},       {"/tokenize", "POST"},
+                                      {"/detokenize", "POST"},          {"/apply-template", "POST"},
+                                      {"/v1/models", "GET, HEAD"},      {"/metrics", "GET, HEAD"},
+                                      {"/props", "GET, HEAD"},          {"/health", "GET, HEAD"}};
+  for (const Route& route : kRoutes) {
+    if (path == route.path) {
+      HttpReply reply = error_reply(
+          ApiError(405, "invalid_request_error", "", fmt::format("{} does not take {}", path, request.method)));
+      reply.headers.emplace_back("Allow", std::string(route.allow));
+      return reply;
+    }
   }
   throw ApiError(404, "invalid_request_error", "", fmt::format("no route {} {}", request.method, path));
 }

@@ -118,6 +118,14 @@ TEST_F(ApiServerTest, AuthenticationIsRequiredExceptForHealth) {
   HttpRequest basic = get("/v1/models", "");
   basic.headers.emplace_back("Authorization", "Basic c2VjcmV0");
   EXPECT_EQ(server_->handle(basic).status, 401);
+  // The scheme's case does not matter, the key's does.
+  for (const char* header : {"bearer secret", "BEARER secret", "Bearer SECRET", "Bearer  secret", "Bearersecret"}) {
+    HttpRequest r = get("/v1/models", "");
+    r.headers.emplace_back("Authorization", header);
+    const std::string h = header;
+    EXPECT_EQ(server_->handle(r).status, h.ends_with(" secret") && h.find("  ") == std::string::npos ? 200 : 401)
+        << header;
+  }
 }
 
 TEST_F(ApiServerTest, CompletionIsGreedyAndCountsUsage) {
@@ -240,7 +248,20 @@ TEST_F(ApiServerTest, BadRequestsNameTheField) {
       EXPECT_EQ(b["error"]["param"], c.param) << reply.body;
     }
   }
+  // A known route with another method: 405 naming the methods it takes.
+  const auto allow = [](const HttpReply& r) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == "Allow") return v;
+    }
+    return std::string("(none)");
+  };
   EXPECT_EQ(server_->handle(get("/v1/chat/completions")).status, 405);
+  EXPECT_EQ(allow(server_->handle(get("/v1/chat/completions"))), "POST");
+  for (const char* path : {"/health", "/props", "/metrics", "/v1/models"}) {
+    const HttpReply r = server_->handle(post(path, "{}"));
+    EXPECT_EQ(r.status, 405) << path;
+    EXPECT_EQ(allow(r), "GET, HEAD") << path;
+  }
   EXPECT_EQ(server_->handle(get("/etc/passwd")).status, 404);
   EXPECT_EQ(server_->handle(get("/../models/ember-tiny.gguf")).status, 404);
 }
