@@ -30,8 +30,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "ember " EMBER_VERSION_STRING, "Print the version and exit");
   app.require_subcommand(1);
   // Usage errors are one line, like every other error: "ember: error: <what> (run 'ember --help')".
-  app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return "ember: error: " + ember::cli::one_line_text(e.what()) + " (run 'ember --help')\n";
+  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
+    // A subcommand's usage error points at that subcommand's help.
+    const auto chosen = failed->get_subcommands();
+    const std::string help = chosen.empty() ? "ember --help" : "ember " + chosen.front()->get_name() + " --help";
+    return "ember: error: " + ember::cli::one_line_text(e.what()) + " (run '" + help + "')\n";
   });
 
   CommandAction action;

@@ -203,7 +203,7 @@ int HttpServer::bind() {
   int port = o.port;
   if (o.port == 0) {
     port = svr.bind_to_any_port(o.host);
-    if (port < 0) fail(ErrorCode::kIo, "cannot listen on {} (any port)", o.host);
+    if (port < 0) fail(ErrorCode::kIo, "cannot listen on {} (any port): not an address of this machine?", o.host);
   } else if (!svr.bind_to_port(o.host, o.port)) {
     fail(ErrorCode::kIo, "cannot listen on {}:{} (in use, or not an address of this machine?)", o.host, o.port);
   }

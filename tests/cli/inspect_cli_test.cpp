@@ -161,6 +161,11 @@ TEST(EmberCli, UsageAndExitCodes) {
     EXPECT_EQ(r.out, "") << ::testing::PrintToString(args);
     EXPECT_TRUE(r.err.starts_with("ember: error: ")) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    // The help to read: the subcommand's when one was named.
+    const bool sub = !args.empty() && args[0] == "inspect";
+    EXPECT_TRUE(r.err.ends_with(sub ? "(run 'ember inspect --help')\n" : "(run 'ember --help')\n") ||
+                r.err.find("unknown command") != std::string::npos)
+        << r.err;
   }
   EXPECT_NE(
       ember({"frobnicate"})
