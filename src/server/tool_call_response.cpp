@@ -52,9 +52,13 @@ void ToolCallOutput::take(std::vector<ToolCallEvent>& events, std::vector<Delta>
       calls_.push_back(std::move(call));
       continue;
     }
-    // Arguments: joined to the previous delta of the same call when it is one of arguments.
+    // Arguments: joined to the chunk's delta of the same call when it is one of arguments; after
+    // the call's start (whose arguments are "", as OpenAI's first delta) they open the next chunk,
+    // so that a chunk holds one entry per call.
     if (!list.empty() && list.back()["index"] == e.index && !list.back().contains("id")) {
       list.back()["function"]["arguments"].get_ref<std::string&>() += e.text;
+    } else if (!list.empty() && list.back()["index"] == e.index) {
+      out.emplace_back().tool_calls = json::array({{{"index", e.index}, {"function", {{"arguments", e.text}}}}});
     } else {
       list.push_back({{"index", e.index}, {"function", {{"arguments", e.text}}}});
     }

@@ -3,6 +3,8 @@
 // of text that is not valid UTF-8.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "server/completion_response.h"
 #include "server/tool_call_response.h"
 
@@ -184,6 +186,30 @@ TEST(CompletionResponse, ACallCutShortIsNotReportedAsToolCalls) {
   c = tool_reply("\n<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>\n", FinishReason::kEndOfGeneration);
   EXPECT_EQ(c["finish_reason"], "tool_calls") << c.dump();
   EXPECT_TRUE(c["message"]["content"].is_null()) << c.dump();
+}
+
+// Streamed, a chunk holds at most one entry per call: the start (id, name, arguments "") and the
+// arguments that came with it in one push go out as two chunks; arguments alone join up.
+TEST(CompletionResponse, AStreamedChunkHoldsOneEntryPerCall) {
+  ToolCallOutput tools(tool_calls::ToolFormat::kHermes, {"f", "g"});
+  std::vector<ToolCallOutput::Delta> deltas;
+  tools.push("<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1", deltas);
+  tools.push("}}</tool_call><tool_call>{\"name\": \"g\", \"arguments\": {}}</tool_call>", deltas);
+  tools.finish(deltas);
+  std::string f_arguments;
+  for (const ToolCallOutput::Delta& d : deltas) {
+    if (d.tool_calls.is_null()) continue;
+    std::set<int> indices;
+    for (const json& entry : d.tool_calls) {
+      EXPECT_TRUE(indices.insert(entry["index"].get<int>()).second) << d.tool_calls.dump();
+      if (entry.contains("id")) {
+        EXPECT_EQ(entry["function"]["arguments"], "") << entry.dump();
+      }
+      if (entry["index"] == 0) f_arguments += entry["function"]["arguments"].get<std::string>();
+    }
+  }
+  EXPECT_EQ(f_arguments, "{\"a\": 1}");
+  ASSERT_EQ(tools.calls().size(), 2u);
 }
 
 }  // namespace
