@@ -514,8 +514,8 @@ TEST(CudaModel, TokenAndTopKRowsFollowTheirLogits) {
 }
 
 // CUDA graphs: decode steps replayed from a captured graph give the bits of the same steps run
-// kernel by kernel (EMBER_CUDA_GRAPHS=0), over batches of 1-3 rows, a fork (a new shape, so a new
-// capture), prefill chunks between decode steps (not graphed) and a context past one attention
+// kernel by kernel (EMBER_CUDA_GRAPHS=0), over batches of 1-3 rows and back to 1, a fork (a new
+// shape, so a new capture), prefill chunks between decode steps (not graphed) and a context past one attention
 // chunk (the split and its merge inside the graph), with separate and fused q/k/v, on every GPU
 // layer and on a split.
 TEST(CudaModel, GraphReplaysEqualDirectSteps) {
@@ -571,10 +571,17 @@ TEST(CudaModel, GraphReplaysEqualDirectSteps) {
         batch.add(c[static_cast<size_t>(step)], len0 + step, fork_direct, true);
         both(batch);
       }
-      EXPECT_EQ(compared, 13u);
+      // Back to one row: the first graph again, whose baked input addresses must still be where a
+      // one-row step stages its inputs after steps of other shapes.
+      for (int step = 0; step < 2; ++step) {
+        batch.clear();
+        batch.add(a[static_cast<size_t>(step + 10)], len1 + 4 + step, seqs[1], true);
+        both(batch);
+      }
+      EXPECT_EQ(compared, 15u);
       EXPECT_EQ(direct.model->gpu()->graph_replays(), 0u);
       EXPECT_EQ(graphed.model->gpu()->graph_captures(), 3u);  // shapes of 1, 2 and 3 rows
-      EXPECT_EQ(graphed.model->gpu()->graph_replays(), 10u);
+      EXPECT_EQ(graphed.model->gpu()->graph_replays(), 12u);
     }
   }
 }

@@ -403,7 +403,11 @@ TEST(CudaEmulator, PinnedMemoryAndUntimedEventsFollowCuda) {
   EXPECT_EQ(cudaEventElapsedTime(&ms, timed, untimed), cudaErrorInvalidResourceHandle);
   EXPECT_EQ(cudaEventElapsedTime(&ms, timed, timed), cudaSuccess);
   EXPECT_EQ(cudaEventCreateWithFlags(&untimed, 0x80), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaEventCreateWithFlags(&untimed, cudaEventInterprocess), cudaErrorInvalidValue);  // must be untimed
   (void)cudaGetLastError();
+  cudaEvent_t blocking = nullptr;
+  ASSERT_EQ(cudaEventCreateWithFlags(&blocking, cudaEventBlockingSync | cudaEventDisableTiming), cudaSuccess);
+  EXPECT_EQ(cudaEventDestroy(blocking), cudaSuccess);
   EXPECT_EQ(cudaEventDestroy(untimed), cudaSuccess);
   EXPECT_EQ(cudaEventDestroy(timed), cudaSuccess);
 }

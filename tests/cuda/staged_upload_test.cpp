@@ -1,5 +1,6 @@
 // StagedUpload (cuda/staged_upload.h): inputs of odd sizes land aligned, in order, in one copy; the
-// buffer is reused across uploads; staging past the capacity or without begin() aborts.
+// buffer is reused across uploads without a copy reading the next upload's bytes; staging past the
+// capacity, or again after a send without begin(), aborts.
 #include "cuda/staged_upload.h"
 
 #include <gtest/gtest.h>
@@ -31,10 +32,19 @@ TEST(StagedUpload, PackedBytesRoundEachStartUp) {
 TEST(StagedUpload, InputsLandAlignedInOrderAndTheBufferIsReused) {
   EMBER_REQUIRE_GPU();
   const std::vector<size_t> sizes = {4100, 3, 0, 257, 1024, 1};
-  StagedUpload upload(StagedUpload::packed_bytes({4100, 3, 0, 257, 1024, 1}), "a test upload");
+  const size_t capacity = StagedUpload::packed_bytes({4100, 3, 0, 257, 1024, 1});
+  StagedUpload upload(capacity, "a test upload");
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  // Each round's copy waits behind a long device copy, and what it delivered is copied aside on
+  // the stream: on a GPU, a begin() that did not wait for the copy would let the next round's
+  // staging overwrite the host bytes before the copy read them.
+  const size_t kBusyBytes = size_t{256} << 20;
+  DeviceBuffer busy_from(kBusyBytes, "busy source"), busy_to(kBusyBytes, "busy target");
+  std::vector<DeviceBuffer> delivered;
   for (uint8_t round = 0; round < 3; ++round) {  // begin() again at once: no synchronize between
+    ASSERT_EQ(cudaMemcpyAsync(busy_to.data(), busy_from.data(), kBusyBytes, cudaMemcpyDeviceToDevice, stream),
+              cudaSuccess);
     upload.begin();
     std::vector<std::vector<uint8_t>> inputs;
     std::vector<uint8_t*> at;
@@ -50,14 +60,19 @@ TEST(StagedUpload, InputsLandAlignedInOrderAndTheBufferIsReused) {
     // The host copies go now: what was staged is what lands.
     for (auto& input : inputs) std::fill(input.begin(), input.end(), uint8_t{0});
     upload.send(stream);
+    delivered.emplace_back(capacity, "a round's delivery");
+    ASSERT_EQ(cudaMemcpyAsync(delivered.back().data(), upload.device(), capacity, cudaMemcpyDeviceToDevice, stream),
+              cudaSuccess);
     if (round < 2) continue;
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      std::vector<uint8_t> got(sizes[i]);
-      if (sizes[i] > 0) {
-        ASSERT_EQ(cudaMemcpy(got.data(), at[i], sizes[i], cudaMemcpyDeviceToHost), cudaSuccess);
+    for (uint8_t r = 0; r <= round; ++r) {
+      const std::vector<uint8_t> all = delivered[r].to_vector<uint8_t>(capacity);
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        const auto offset = static_cast<size_t>(at[i] - static_cast<uint8_t*>(upload.device()));
+        const std::vector<uint8_t> got(all.begin() + static_cast<std::ptrdiff_t>(offset),
+                                       all.begin() + static_cast<std::ptrdiff_t>(offset + sizes[i]));
+        EXPECT_EQ(got, bytes_of(sizes[i], static_cast<uint8_t>(r * 50 + i))) << "round " << int{r} << " input " << i;
       }
-      EXPECT_EQ(got, bytes_of(sizes[i], static_cast<uint8_t>(round * 50 + i))) << "input " << i;
     }
   }
   ASSERT_EQ(cudaStreamDestroy(stream), cudaSuccess);

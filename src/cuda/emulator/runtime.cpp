@@ -521,7 +521,12 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
-  if (event == nullptr || (flags & ~cudaEventDisableTiming) != 0) return set_last_error(cudaErrorInvalidValue);
+  // CUDA's flags (an interprocess event must also be untimed); blocking sync changes nothing here.
+  const unsigned known = cudaEventBlockingSync | cudaEventDisableTiming | cudaEventInterprocess;
+  if (event == nullptr || (flags & ~known) != 0 ||
+      ((flags & cudaEventInterprocess) != 0 && (flags & cudaEventDisableTiming) == 0)) {
+    return set_last_error(cudaErrorInvalidValue);
+  }
   *event = new CUevent_st;
   (*event)->timing = (flags & cudaEventDisableTiming) == 0;
   auto& d = device();
