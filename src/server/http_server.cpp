@@ -4,8 +4,14 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <system_error>
 
 #include <httplib.h>
@@ -76,6 +82,51 @@ void apply(HttpReply reply, httplib::Response& res) {
       });
 }
 
+// Answers `error` and ends the connection after it. httplib 0.11 keeps a connection by the
+// request's Connection header alone (a reply's "Connection: close" does not end it), so where the
+// request's framing is unknown its remaining bytes would be read as the next request (request
+// smuggling behind a proxy). A content provider that fails once the body is out does end it.
+void reply_and_close(httplib::Response& res, const ApiError& error) {
+  res.status = error.status();
+  res.set_header("Connection", "close");
+  auto body = std::make_shared<std::string>(dump_json(error.to_json()));
+  res.set_content_provider(body->size(), "application/json",
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             sink.write(body->data() + offset, length);
+                             return false;  // the body is out: close
+                           });
+}
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The request's framing (RFC 9112 §6), checked before httplib reads a body: a bad one is answered
+// and the connection closed. Returns the error, or nothing when the framing is sound.
+std::optional<ApiError> framing_error(const httplib::Request& req) {
+  const auto bad = [](std::string message) { return ApiError(400, "invalid_request_error", "", std::move(message)); };
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  const bool chunked = req.has_header("Transfer-Encoding");
+  if (chunked && !equals_ignoring_case(req.get_header_value("Transfer-Encoding"), "chunked")) {
+    return bad("The request's Transfer-Encoding must be chunked.");
+  }
+  if (chunked && lengths > 0) return bad("The request has both Transfer-Encoding and Content-Length.");
+  if (lengths > 1) return bad("The request has more than one Content-Length.");
+  uint64_t length = 0;
+  if (lengths == 1) {
+    const std::string text = req.get_header_value("Content-Length");
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), length);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+      return bad("The request's Content-Length is not a whole number.");
+    }
+  }
+  const bool takes_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+  if (!takes_body && (chunked || length > 0)) return bad(fmt::format("A {} request takes no body.", req.method));
+  return std::nullopt;
+}
+
 std::string status_message(int status) {
   switch (status) {
     case 400: return "The request could not be read.";
@@ -116,41 +167,30 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
   // by the receiver below.
   svr.set_payload_max_length(max_body);
 
+  // Framing first, for every method, before httplib reads anything of a body.
+  svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (const std::optional<ApiError> error = framing_error(req)) {
+      reply_and_close(res, *error);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   const auto plain = [server_api](const httplib::Request& req, httplib::Response& res) {
     apply(server_api->handle(to_request(req, req.body)), res);
   };
   svr.Get(".*", plain);
   svr.Options(".*", plain);
-  svr.Put(".*", plain);
   svr.Delete(".*", plain);
-  svr.Patch(".*", plain);
-  svr.Post(".*", [server_api, max_body](const httplib::Request& req, httplib::Response& res,
-                                        const httplib::ContentReader& reader) {
+  const auto with_body = [server_api, max_body](const httplib::Request& req, httplib::Response& res,
+                                                const httplib::ContentReader& reader) {
     // Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 §6.3); httplib
-    // would wait for one until the read timeout. A Content-Length that is not a number, or is
-    // past the cap, is answered at once rather than after reading.
-    const bool chunked = req.has_header("Transfer-Encoding");
-    if (!chunked && !req.has_header("Content-Length")) {
+    // would wait for one until the read timeout.
+    if (!req.has_header("Transfer-Encoding") && !req.has_header("Content-Length")) {
       apply(server_api->handle(to_request(req, std::string())), res);
       return;
     }
-    if (!chunked) {
-      const std::string length = req.get_header_value("Content-Length");
-      uint64_t n = 0;
-      const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
-      const bool number = !length.empty() && ec == std::errc() && end == length.data() + length.size();
-      if (!number || n > max_body || req.get_header_value_count("Content-Length") != 1) {
-        const ApiError error(number && n > max_body ? 413 : 400, "invalid_request_error", "",
-                             number && n > max_body
-                                 ? fmt::format("The request body is larger than {} bytes.", max_body)
-                                 : std::string("The request's Content-Length is not one whole number."));
-        res.status = error.status();
-        res.set_header("Connection", "close");
-        res.set_content(dump_json(error.to_json()), "application/json");
-        return;
-      }
-    }
-    // Chunked bodies have no Content-Length for httplib to check: the cap is ours.
+    // Chunked bodies have no Content-Length for httplib to check: the cap is ours. (A length past
+    // it: httplib reads the body away and sets 413, so the connection stays in step.)
     std::string body;
     bool too_large = false;
     const bool complete = reader([&](const char* data, size_t n) {
@@ -174,10 +214,14 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
       return;
     }
     apply(server_api->handle(to_request(req, std::move(body))), res);
-  });
-  // Statuses httplib sets itself (400 unreadable, 413, 414, ...) get OpenAI's error object.
+  };
+  svr.Post(".*", with_body);
+  svr.Put(".*", with_body);
+  svr.Patch(".*", with_body);
+  // Statuses httplib sets itself (400 unreadable, 413, 414, ...) get OpenAI's error object (ours
+  // have a body or, from reply_and_close, a content type).
   svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
+    if (!res.body.empty() || res.has_header("Content-Type")) return;
     const ApiError error(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", "",
                          status_message(res.status));
     res.set_content(dump_json(error.to_json()), "application/json");

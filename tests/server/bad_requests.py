@@ -480,6 +480,50 @@ def _bad_lengths():
         check(time.monotonic() - start < READ_TIMEOUT_S, f"{lines}: answered only after the read timeout")
 
 
+# A request whose framing is refused, sent on a keep-alive connection and followed by a second,
+# valid request in what would be its body: one answer, then the connection closes. (Were it kept,
+# the rest would be read as the next request and run: request smuggling behind a proxy.)
+SMUGGLED = (f"POST /tokenize HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 16\r\n\r\n{{\"content\":\"hi\"}}").encode()
+
+
+def answered_once_then_closed(head, status, contains):
+    with connect() as s:
+        s.sendall(head.encode())
+        time.sleep(0.2)
+        try:
+            s.sendall(SMUGGLED)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        raw = read_all(s, deadline_s=READ_TIMEOUT_S + 8, until_eof=True)
+    statuses = re.findall(rb"^HTTP/1\.1 (\d{3})", raw, re.M)
+    check(len(statuses) == 1, f"answers {statuses} (the rest of the request was run as another): {raw[:300]!r}")
+    expect_error(parse_response(raw), status, "", contains)
+
+
+for name, head, status, contains in [
+    ("Content-Length abc", "Content-Length: abc\r\n", 400, ("whole number",)),
+    ("two Content-Lengths", "Content-Length: 3\r\nContent-Length: 3\r\n", 400, ("more than one",)),
+    ("Transfer-Encoding and Content-Length", "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", 400,
+     ("both",)),
+    ("Transfer-Encoding gzip", "Transfer-Encoding: gzip\r\n", 400, ("chunked",)),
+]:
+    CASES.append((f"keep-alive POST with {name}: answered once, then closed",
+                  lambda head=head, status=status, contains=contains: answered_once_then_closed(
+                      f"POST {COMPL} HTTP/1.1\r\nHost: {HOST}\r\n{head}\r\n", status, contains)))
+CASES.append(("keep-alive GET with a body: answered once, then closed",
+              lambda: answered_once_then_closed(
+                  f"GET /health HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {len(SMUGGLED)}\r\n\r\n", 400,
+                  ("takes no body",))))
+
+
+@case("PUT without a length: 405 at once")
+def _put_no_length():
+    start = time.monotonic()
+    expect_error(exchange(f"PUT {CHAT} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()), 405, "")
+    check(time.monotonic() - start < READ_TIMEOUT_S, "answered only after the read timeout")
+
+
 @case("garbage request line -> 400 or closed")
 def _garbage():
     with connect() as s:
