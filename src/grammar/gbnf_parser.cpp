@@ -17,7 +17,6 @@ namespace {
 
 // Limits that keep hostile input (the fuzzer, an HTTP request) to an error instead of a crash,
 // a stack overflow or a quadratic crawl.
-constexpr size_t kMaxInputBytes = size_t{1} << 20;
 constexpr int kMaxGroupDepth = 100;
 constexpr int32_t kMaxExpressions = 200000;
 // Stacked postfix operators (`x?????...`) nest without groups; the printer and the compiler
@@ -46,7 +45,7 @@ class Parser {
   explicit Parser(std::string_view text) : text_(text) {}
 
   Grammar parse(std::string_view root_name) {
-    if (text_.size() > kMaxInputBytes) error_at(0, "grammar is larger than 1 MiB");
+    if (text_.size() > kMaxGbnfBytes) error_at(0, "grammar is larger than 1 MiB");
     if (const size_t bad = utf8::error_offset(text_); bad != text_.size()) error_at(bad, "invalid UTF-8");
     skip_space(true);
     while (!at_end()) parse_rule();

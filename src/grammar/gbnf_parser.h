@@ -9,6 +9,9 @@
 
 namespace ember::grammar {
 
+// The most GBNF text parse_gbnf() takes.
+inline constexpr size_t kMaxGbnfBytes = size_t{1} << 20;
+
 // Parses `text` into a complete grammar whose root is the rule named `root`. Throws
 // Error(kInvalidArgument) with "grammar:LINE:COL: message" (1-based, the column in bytes) for any
 // syntax error, an undefined or redefined rule, a missing root, or input past the size limits

@@ -193,12 +193,17 @@ RuleId Grammar::import(const Grammar& other, std::string_view prefix) {
     ids[static_cast<size_t>(r)] = declare_rule(name);
     set_shared(ids[static_cast<size_t>(r)], other.rule(r).shared);
   }
-  // Expressions copied depth-first with their rule references renumbered.
+  // Expressions copied depth-first with their rule references renumbered, each once: a shared
+  // child stays shared (copied as a tree, a JSON schema's nested arrays double per level).
+  std::vector<ExprId> copied(static_cast<size_t>(other.expr_count()), -1);
   auto copy = [&](auto&& self, ExprId id) -> ExprId {
+    ExprId& done = copied[static_cast<size_t>(id)];
+    if (done >= 0) return done;
     Expr e = other.expr(id);
     if (e.kind == ExprKind::kRef) e.rule = ids[static_cast<size_t>(e.rule)];
     for (ExprId& c : e.children) c = self(self, c);
-    return add(std::move(e));
+    done = add(std::move(e));
+    return done;
   };
   for (RuleId r = 0; r < other.rule_count(); ++r)
     define_rule(ids[static_cast<size_t>(r)], copy(copy, other.rule(r).body));
@@ -212,11 +217,14 @@ void Grammar::check_complete() const {
   }
 }
 
-std::string Grammar::to_gbnf() const {
+std::string Grammar::to_gbnf(size_t max_bytes) const {
   // Precedence: choice < sequence < postfix. `parent` says what the caller can hold unparenthesized.
   enum Level { kInChoice, kInSequence, kInPostfix };
   std::string out;
   auto print = [&](auto&& self, ExprId id, Level level) -> void {
+    if (out.size() > max_bytes) {
+      fail(ErrorCode::kInvalidArgument, "grammar is too large: its GBNF text passes {} bytes", max_bytes);
+    }
     const Expr& e = expr(id);
     switch (e.kind) {
       case ExprKind::kEmpty: out += "\"\""; return;
@@ -283,6 +291,9 @@ std::string Grammar::to_gbnf() const {
     out += " ::= ";
     if (rl.body >= 0) print(print, rl.body, kInChoice);
     out += '\n';
+  }
+  if (out.size() > max_bytes) {
+    fail(ErrorCode::kInvalidArgument, "grammar is too large: its GBNF text passes {} bytes", max_bytes);
   }
   return out;
 }

@@ -112,8 +112,11 @@ class Grammar {
   void check_complete() const;
 
   // GBNF text for the grammar (llama.cpp's dialect, rules in id order, root first): for error
-  // messages, `ember inspect`-style dumps and round-trip tests. Parsing it gives the same language.
-  std::string to_gbnf() const;
+  // messages, `ember inspect`-style dumps, round-trip tests and constraints carried as text.
+  // Parsing it gives the same language. An expression shared within a rule is written at each use
+  // (a DAG printed as a tree can be exponentially long): past `max_bytes` the writing stops with
+  // Error(kInvalidArgument).
+  std::string to_gbnf(size_t max_bytes = SIZE_MAX) const;
 
  private:
   ExprId add(Expr e);

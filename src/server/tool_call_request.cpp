@@ -9,6 +9,7 @@
 
 #include "ember/error.h"
 #include "grammar/constraint.h"
+#include "grammar/gbnf_parser.h"
 #include "server/api_error.h"
 #include "server/ordered_body.h"
 
@@ -216,7 +217,7 @@ OutputConstraint tool_call_constraint(const ToolRequest& tools, tool_calls::Tool
     const auto g = tool_calls::tool_call_grammar(format, tools.specs, tools.choice, tools.parallel);
     if (!g) return {};
     c.kind = OutputConstraint::Kind::kGbnf;
-    c.text = g->grammar.to_gbnf();
+    c.text = g->grammar.to_gbnf(grammar::kMaxGbnfBytes);  // what the constraint's parser takes
     c.triggers = g->triggers;
     c.trigger_in_grammar = g->trigger_in_grammar;
     c.triggers_at_start = g->trigger_at_start;

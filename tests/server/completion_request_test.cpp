@@ -703,6 +703,25 @@ TEST(CompletionRequest, RefusesBadTools) {
   e = error_of(with_arguments(huge));
   EXPECT_NE(std::string(e.what()).find("(400003 bytes)"), std::string::npos) << e.what();
   EXPECT_LT(std::string(e.what()).size(), 300u);
+  // A tool whose parameters nest arrays 25 deep: a grammar whose expressions are shared, imported
+  // and written out once per use would be 2^25 long (seconds and gigabytes): refused at once.
+  json deep_items = {{"type", "integer"}};
+  for (int i = 0; i < 25; ++i) deep_items = {{"type", "array"}, {"items", deep_items}};
+  json deep_tool = user_says("hi");
+  deep_tool["tools"] = {
+      {{"type", "function"},
+       {"function", {{"name", "f"}, {"parameters", {{"type", "object"}, {"properties", {{"a", deep_items}}}}}}}}};
+  const CompletionRequest deep_request = chat(deep_tool);
+  for (const tool_calls::ToolFormat format : tool_calls::kAllToolFormats) {
+    try {
+      (void)tool_call_constraint(deep_request.tools, format);
+      ADD_FAILURE() << "no error";
+    } catch (const ApiError& refused) {
+      EXPECT_EQ(refused.param(), "tools");
+      EXPECT_NE(std::string(refused.what()).find("too large"), std::string::npos) << refused.what();
+    }
+  }
+
   // Within the limit, deep arguments render.
   const std::string nested = std::string(60, '[') + std::string(60, ']');
   EXPECT_TRUE(
