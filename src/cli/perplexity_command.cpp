@@ -189,6 +189,10 @@ int run_perplexity(const PerplexityOptions& given) {
   // The default chunk fits the model: a model trained on fewer tokens scores chunks of its context.
   if (!o.ctx_given && config.context_length > 0) {
     o.ctx = std::min(o.ctx, config.context_length);
+    if (o.stride == 0 && o.ctx < 3) {
+      fail(ErrorCode::kInvalidArgument, "'{}' has a context of {} tokens: chunks need at least 3 (give --stride)",
+           file.name(), o.ctx);
+    }
     if (o.stride > o.ctx) {
       fail(ErrorCode::kInvalidArgument, "--stride {} is more than the {}-token context of '{}' (the chunk size)",
            o.stride, o.ctx, file.name());

@@ -331,7 +331,10 @@ HttpReply ApiServer::route(const HttpRequest& request) {
         auth.size() > kBearer.size() && std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char want, char c) {
           return want == std::tolower(static_cast<unsigned char>(c));
         });
-    const bool ok = bearer && constant_time_equal(std::string_view(auth).substr(kBearer.size()), s.options.api_key);
+    // One or more spaces after the scheme (RFC 9110 §11.4: 1*SP).
+    const size_t key_at = bearer ? auth.find_first_not_of(' ', kBearer.size()) : std::string::npos;
+    const bool ok =
+        key_at != std::string::npos && constant_time_equal(std::string_view(auth).substr(key_at), s.options.api_key);
     if (!ok) {
       throw ApiError(401, "invalid_request_error", "",
                      "Incorrect or missing API key: send it as the header 'Authorization: Bearer <key>'.",

@@ -119,12 +119,11 @@ TEST_F(ApiServerTest, AuthenticationIsRequiredExceptForHealth) {
   basic.headers.emplace_back("Authorization", "Basic c2VjcmV0");
   EXPECT_EQ(server_->handle(basic).status, 401);
   // The scheme's case does not matter, the key's does.
-  for (const char* header : {"bearer secret", "BEARER secret", "Bearer SECRET", "Bearer  secret", "Bearersecret"}) {
+  for (const char* header : {"bearer secret", "BEARER secret", "Bearer  secret", "Bearer SECRET", "Bearersecret",
+                             "Bearer secret ", "Bearer "}) {
     HttpRequest r = get("/v1/models", "");
     r.headers.emplace_back("Authorization", header);
-    const std::string h = header;
-    EXPECT_EQ(server_->handle(r).status, h.ends_with(" secret") && h.find("  ") == std::string::npos ? 200 : 401)
-        << header;
+    EXPECT_EQ(server_->handle(r).status, std::string(header).ends_with(" secret") ? 200 : 401) << header;
   }
 }
 
