@@ -1,10 +1,7 @@
 // `ember tokenize -m FILE [TEXT | -f FILE]`: the tokens a model's tokenizer makes of a text, as a
 // table of ids and pieces, the ids alone or the pieces alone. Only the tokenizer metadata is read.
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -18,6 +15,7 @@
 #include "cli/console.h"
 #include "cli/value_format.h"
 #include "core/check.h"
+#include "core/whole_file.h"
 #include "gguf/gguf_split.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,40 +34,14 @@ struct TokenizeCommandOptions {
   bool parse_special = false;
 };
 
-// Every byte left on `fd`; `what` names it in the error.
-std::string read_all(int fd, std::string_view what) {
-  std::string text;
-  std::vector<char> buffer(size_t{1} << 16);
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    if (n > 0) {
-      text.append(buffer.data(), static_cast<size_t>(n));
-    } else if (n == 0) {
-      return text;
-    } else if (errno != EINTR) {
-      fail(ErrorCode::kIo, "cannot read {}: {}", what, std::strerror(errno));
-    }
-  }
-}
-
 std::string read_stdin() {
   if (::isatty(STDIN_FILENO) == 1) write_stderr("ember: reading the text from standard input (end it with Ctrl-D)\n");
-  return read_all(STDIN_FILENO, "standard input");
-}
-
-std::string read_text_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(ErrorCode::kIo, "cannot open '{}': {}", path, std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  return read_all(fd, fmt::format("'{}'", path));
+  return read_whole_fd(STDIN_FILENO, "standard input", "the text");
 }
 
 // The text to tokenize, byte for byte: TEXT, the -f file, or stdin.
 std::string read_input(const TokenizeCommandOptions& o) {
-  if (o.text_file) return *o.text_file == kStdinName ? read_stdin() : read_text_file(*o.text_file);
+  if (o.text_file) return *o.text_file == kStdinName ? read_stdin() : read_whole_file(*o.text_file, "the text file");
   if (o.text && *o.text != kStdinName) return *o.text;
   return read_stdin();
 }

@@ -217,7 +217,7 @@ TEST(TokenizeCli, UnreadableTextFileFailsWithOneLine) {
     const auto r = ember({"tokenize", "-m", spm, "-f", path.string()});
     EXPECT_EQ(r.exit_code, 1) << path;
     EXPECT_EQ(r.out, "");
-    EXPECT_EQ(r.err, fmt::format("ember: error: {} '{}': {}\n", message, path.string(),
+    EXPECT_EQ(r.err, fmt::format("ember: error: {} the text file '{}': {}\n", message, path.string(),
                                  path == dir ? "Is a directory" : "No such file or directory"));
   }
 }
