@@ -14,7 +14,7 @@ namespace {
 
 // "ember: error: <message>" on one line (control characters in paths or keys are escaped).
 int report_error(std::string_view message) {
-  const std::string line = "ember: error: " + ember::cli::one_line_text(message) + "\n";
+  const std::string line = "ember: error: " + ember::one_line_text(message) + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
   return ember::cli::kExitError;
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     // A subcommand's usage error points at that subcommand's help.
     const auto chosen = failed->get_subcommands();
     const std::string help = chosen.empty() ? "ember --help" : "ember " + chosen.front()->get_name() + " --help";
-    return "ember: error: " + ember::cli::one_line_text(e.what()) + " (run '" + help + "')\n";
+    return "ember: error: " + ember::one_line_text(e.what()) + " (run '" + help + "')\n";
   });
 
   CommandAction action;

@@ -9,36 +9,6 @@
 namespace ember::cli {
 namespace {
 
-// Length of the well-formed UTF-8 sequence starting at s[i] (code point in *cp), or 0 if ill-formed.
-size_t decode_utf8(std::string_view s, size_t i, char32_t* cp) noexcept {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  size_t len = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // no overlongs
-    if (b0 == 0xED) hi = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  char32_t c = b0 & (0xFF >> (len + 1));
-  for (size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    c = (c << 6) | (byte(i + k) & 0x3F);
-  }
-  *cp = c;
-  return len;
-}
-
 template <typename T>
 std::string number_text(T x) {
   if constexpr (std::is_same_v<T, bool>) {
@@ -114,62 +84,6 @@ nlohmann::json scalar_json(const GgufValue& v) {
 }
 
 }  // namespace
-
-namespace {
-
-std::string escape(std::string_view text, bool quotes_and_backslashes) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '\\': out += quotes_and_backslashes ? "\\\\" : "\\"; break;
-        case '"': out += quotes_and_backslashes ? "\\\"" : "\""; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          if (c < 0x20 || c == 0x7F) {
-            out += fmt::format("\\x{:02x}", c);
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    char32_t cp = 0;
-    const size_t len = decode_utf8(text, i, &cp);
-    if (len == 0) {
-      out += fmt::format("\\x{:02x}", c);
-      ++i;
-    } else if (cp <= 0x9F || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202E) ||
-               (cp >= 0x2066 && cp <= 0x2069)) {
-      // C1 controls, line separators and bidirectional overrides (which could reorder how a line
-      // of hostile metadata displays in a terminal).
-      out += fmt::format("\\u{:04x}", static_cast<uint32_t>(cp));
-      i += len;
-    } else {
-      out.append(text.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string escape_text(std::string_view text) { return escape(text, true); }
-
-std::string one_line_text(std::string_view text) { return escape(text, false); }
-
-std::string quote_text(std::string_view text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return fmt::format("\"{}\"", escape_text(text));
-  size_t cut = max_bytes;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // character boundary
-  return fmt::format("\"{}\"… ({} bytes)", escape_text(text.substr(0, cut)), text.size());
-}
 
 std::string value_type_text(const GgufValue& value) {
   if (!value.is_array()) return std::string(gguf_type_name(value.type()));

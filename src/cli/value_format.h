@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/text_escape.h"  // escape_text, one_line_text, quote_text
 #include "gguf/gguf_value.h"
 
 namespace ember::cli {
@@ -20,16 +21,6 @@ struct TextLimits {
   size_t max_items = 8;          // array elements shown before "... (N items)"
   size_t max_string_bytes = 80;  // string bytes shown before "… (N bytes)"
 };
-
-// `text` with backslash, quote, \n, \r, \t escaped and other control characters (C0, DEL, C1,
-// U+2028/U+2029) and ill-formed UTF-8 bytes written as \xNN or \uNNNN: the result is one line.
-std::string escape_text(std::string_view text);
-// `text` on one line for a message: as escape_text() but keeping backslashes and quotes as they
-// are (messages quote the values they name themselves, and `\"gpt2\"` reads worse than "gpt2").
-std::string one_line_text(std::string_view text);
-
-// A quoted, escaped string, cut at a character boundary after `max_bytes` with "… (N bytes)".
-std::string quote_text(std::string_view text, size_t max_bytes);
 
 // "uint32", "string", "array[int32]", "array[array]".
 std::string value_type_text(const GgufValue& value);

@@ -48,7 +48,6 @@ class StagedUpload {
 
   size_t capacity() const noexcept { return device_.bytes(); }
   void* device() const noexcept { return device_.data(); }
-  bool page_locked() const noexcept { return page_locked_; }
 
  private:
   void release() noexcept;

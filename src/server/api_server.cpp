@@ -2,7 +2,6 @@
 #include "server/api_server.h"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -10,6 +9,7 @@
 #include "api/llm_impl.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "server/completion_response.h"
 #include "server/ordered_body.h"
 #include "server/server_state.h"
@@ -327,10 +327,7 @@ HttpReply ApiServer::route(const HttpRequest& request) {
     const std::string auth = request.header("Authorization");
     // The scheme is case-insensitive (RFC 9110 §11.1), the key is not.
     constexpr std::string_view kBearer = "bearer ";
-    const bool bearer =
-        auth.size() > kBearer.size() && std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char want, char c) {
-          return want == std::tolower(static_cast<unsigned char>(c));
-        });
+    const bool bearer = iequals(std::string_view(auth).substr(0, kBearer.size()), kBearer);
     // One or more spaces after the scheme (RFC 9110 §11.4: 1*SP).
     const size_t key_at = bearer ? auth.find_first_not_of(' ', kBearer.size()) : std::string::npos;
     const bool ok =
@@ -422,10 +419,7 @@ HttpReply ApiServer::route(const HttpRequest& request) {
 
 std::string HttpRequest::header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && std::equal(key.begin(), key.end(), name.begin(),
-                                                [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
-      return value;
-    }
+    if (iequals(key, name)) return value;
   }
   return {};
 }

@@ -4,8 +4,6 @@
 
 #include <sys/socket.h>
 
-#include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <memory>
@@ -18,6 +16,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "server/api_error.h"
 #include "server/completion_response.h"
 
@@ -97,19 +96,13 @@ void reply_and_close(httplib::Response& res, const ApiError& error) {
                            });
 }
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 // The request's framing (RFC 9112 §6), checked before httplib reads a body: a bad one is answered
 // and the connection closed. Returns the error, or nothing when the framing is sound.
 std::optional<ApiError> framing_error(const httplib::Request& req) {
   const auto bad = [](std::string message) { return ApiError(400, "invalid_request_error", "", std::move(message)); };
   const size_t lengths = req.get_header_value_count("Content-Length");
   const bool chunked = req.has_header("Transfer-Encoding");
-  if (chunked && !equals_ignoring_case(req.get_header_value("Transfer-Encoding"), "chunked")) {
+  if (chunked && !iequals(req.get_header_value("Transfer-Encoding"), "chunked")) {
     return bad("The request's Transfer-Encoding must be chunked.");
   }
   if (chunked && lengths > 0) return bad("The request has both Transfer-Encoding and Content-Length.");

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/text_escape.h"
 #include "ember/error.h"
 #include "grammar/constraint.h"
 #include "grammar/gbnf_parser.h"
@@ -72,15 +73,8 @@ ordered_json ordered_tools(const json& fallback, std::string_view body_text) {
   return ordered_json::parse(fallback.dump());
 }
 
-// `text` in quotes, cut after 80 bytes (at a character boundary) with "…": an error quotes what it
-// refuses without echoing megabytes back.
-std::string quoted_preview(std::string_view text) {
-  constexpr size_t kMax = 80;
-  if (text.size() <= kMax) return fmt::format("\"{}\"", text);
-  size_t cut = kMax;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return fmt::format("\"{}…\" ({} bytes)", text.substr(0, cut), text.size());
-}
+// An error quotes this much of a text it refuses, not the megabytes a client may send.
+constexpr size_t kQuotedBytes = 80;
 
 ToolChoice parse_tool_choice(const json& v) {
   ToolChoice choice;
@@ -194,11 +188,11 @@ ordered_json parse_history_tool_calls(const json& v, const std::string& name) {
       }
       ordered_json parsed = ordered_subtree(text, {});
       if (parsed.is_null() && !json::accept(text)) {
-        invalid_request(apath, fmt::format("'{}' is not valid JSON: {}", apath, quoted_preview(text)));
+        invalid_request(apath, fmt::format("'{}' is not valid JSON: {}", apath, quote_text(text, kQuotedBytes)));
       }
       if (!parsed.is_object()) {
-        invalid_request(apath,
-                        fmt::format("'{}' must be the JSON text of an object, not {}", apath, quoted_preview(text)));
+        invalid_request(apath, fmt::format("'{}' must be the JSON text of an object, not {}", apath,
+                                           quote_text(text, kQuotedBytes)));
       }
       f["arguments"] = std::move(parsed);
     } else {
