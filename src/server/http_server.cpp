@@ -196,14 +196,12 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
     });
     if (!complete || too_large) {
       // Too large (ours, or httplib's check of the Content-Length: it set 413), or cut short: a
-      // stalled or vanished client. A partial body is never run, even when it parses.
+      // stalled or vanished client. A partial body is never run, even when it parses, and what is
+      // left of it on the connection must not be read as a request: the connection ends.
       const bool large = too_large || res.status == 413;
-      const ApiError error(large ? 413 : 400, "invalid_request_error", "",
-                           large ? fmt::format("The request body is larger than {} bytes.", max_body)
-                                 : std::string("The request body ended before its announced length."));
-      res.status = error.status();
-      res.set_header("Connection", "close");
-      res.set_content(dump_json(error.to_json()), "application/json");
+      reply_and_close(res, ApiError(large ? 413 : 400, "invalid_request_error", "",
+                                    large ? fmt::format("The request body is larger than {} bytes.", max_body)
+                                          : std::string("The request body ended before its announced length.")));
       return;
     }
     apply(server_api->handle(to_request(req, std::move(body))), res);

@@ -517,6 +517,28 @@ CASES.append(("keep-alive GET with a body: answered once, then closed",
                   ("takes no body",))))
 
 
+@case("keep-alive chunked body past --max-body: 413 once, then closed")
+def _chunked_too_large_keep_alive():
+    payload = b'{"prompt": "' + b"x" * (MAX_BODY + 1000)
+    frame = f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n"
+    head = (f"POST {COMPL} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+            f"Transfer-Encoding: chunked\r\n\r\n").encode()
+    got = {}
+    with connect() as s:
+        reader = threading.Thread(target=lambda: got.setdefault("raw", read_all(s, deadline_s=READ_TIMEOUT_S + 8,
+                                                                                until_eof=True)), daemon=True)
+        reader.start()
+        try:
+            s.sendall(head + frame + SMUGGLED)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reader.join(READ_TIMEOUT_S + 10)
+    raw = got.get("raw", b"")
+    statuses = re.findall(rb"^HTTP/1\.1 (\d{3})", raw, re.M)
+    check(len(statuses) == 1, f"answers {statuses}: {raw[:300]!r}")
+    expect_error(parse_response(raw), 413, "")
+
+
 @case("PUT without a length: 405 at once")
 def _put_no_length():
     start = time.monotonic()
