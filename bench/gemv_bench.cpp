@@ -1,8 +1,10 @@
-// GEMV throughput (decode: one activation row) at real layer shapes, in GB/s of weight bytes read,
-// for each weight type on the best kernel table (or EMBER_ISA). Weights are cycled through copies
-// totalling >= 1 GiB so they come from memory, as in a real decode step, not from cache.
-// `gemv_bench [threads] [type,type,...]` (default: every type with a dot product); compare with
-// roofline_bench's read bandwidth.
+// Decode throughput (one activation row) at real layer shapes, in GB/s of weight bytes read, for
+// each weight type on the best kernel table (or EMBER_ISA): the GEMV on the file's blocks and,
+// where the type has a packed form, the GEMM's one-row kernel on the repacked panels (what decode
+// runs on avx512), timed alternately so the machine's drift hits both alike. Weights are cycled
+// through copies totalling >= 1 GiB so they come from memory, as in a real decode step, not from
+// cache. `gemv_bench [threads] [type,type,...]` (default: every type with a dot product); compare
+// with roofline_bench's read bandwidth.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "cpu/gemm.h"
 #include "cpu/matmul.h"
 #include "cpu/roofline.h"
 
@@ -31,9 +34,11 @@ int main(int argc, char** argv) {
   const Roofline roofline = measure_roofline(threads);
   ThreadPool pool(threads);
   const CpuKernels& kernels = cpu_kernels(select_isa());
+  const Isa isa = kernels.isa;
   std::printf("gemv, 1 activation row, %d threads, kernel table %s, read bandwidth %.1f GB/s\n", threads,
-              std::string(isa_name(kernels.isa)).c_str(), roofline.read_gbs_all);
-  std::printf("%-8s %-12s %10s %10s %10s\n", "type", "shape", "GB/s", "of BW", "us/call");
+              std::string(isa_name(isa)).c_str(), roofline.read_gbs_all);
+  std::printf("%-8s %-12s %10s %10s %10s   %12s %10s %10s\n", "type", "shape", "GB/s", "of BW", "us/call",
+              "packed GB/s", "us/call", "x GEMV");
   const std::string only = argc > 2 ? "," + std::string(argv[2]) + "," : "";
   std::vector<DType> types;
   for (const QuantTraits& t : quant_traits_table()) {
@@ -45,6 +50,9 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (DType type : types) {
+    // Decode takes the packed panels for integer types on avx512 (CpuBackend's decode_on_packed).
+    const bool packed_decode =
+        isa == Isa::kAvx512 && gemm_serves(isa, type) && type != DType::kF16 && type != DType::kBF16;
     for (const auto& [n_out, k] : shapes) {
       const uint64_t bytes = *dtype_bytes_for(type, static_cast<uint64_t>(n_out * k));
       std::vector<float> w_float(static_cast<size_t>(n_out * k));
@@ -54,24 +62,42 @@ int main(int argc, char** argv) {
       quantize(type, w_float.data(), weights.data(), n_out * k);
       for (int c = 1; c < copies; ++c)
         std::copy_n(weights.data(), bytes, weights.data() + bytes * static_cast<size_t>(c));
+      std::vector<PackedWeights> packed;
+      for (int c = 0; packed_decode && c < copies; ++c) {
+        packed.push_back(
+            PackedWeights::pack({weights.data() + bytes * static_cast<size_t>(c), type, n_out, k}, isa, pool));
+      }
       std::vector<float> x(static_cast<size_t>(k)), y(static_cast<size_t>(n_out));
       for (float& v : x) v = normal(rng) * 50;
       MatmulScratch scratch;
-      std::vector<double> times;
+      GemmScratch gemm_scratch;
+      std::vector<double> times, packed_times;
       for (int rep = 0; rep < 7; ++rep) {
-        const auto start = Clock::now();
+        auto start = Clock::now();
         for (int c = 0; c < copies; ++c) {
           matmul(kernels, pool, {weights.data() + bytes * static_cast<size_t>(c), type, n_out, k}, x.data(), 1,
                  y.data(), scratch);
         }
         times.push_back(std::chrono::duration<double>(Clock::now() - start).count() / copies);
+        if (packed.empty()) continue;
+        start = Clock::now();
+        for (const PackedWeights& w : packed) gemm(isa, pool, w, x.data(), 1, y.data(), gemm_scratch);
+        packed_times.push_back(std::chrono::duration<double>(Clock::now() - start).count() / copies);
       }
-      std::sort(times.begin(), times.end());
-      const double t = times[times.size() / 2];
+      const auto median = [](std::vector<double>& v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+      };
+      const double t = median(times);
       const double gbs = static_cast<double>(bytes) / t / 1e9;
-      std::printf("%-8s %5lldx%-6lld %10.2f %9.0f%% %10.1f\n", std::string(dtype_name(type)).c_str(),
+      std::printf("%-8s %5lldx%-6lld %10.2f %9.0f%% %10.1f", std::string(dtype_name(type)).c_str(),
                   static_cast<long long>(n_out), static_cast<long long>(k), gbs,
                   roofline.read_gbs_all > 0 ? 100 * gbs / roofline.read_gbs_all : 0.0, t * 1e6);
+      if (!packed.empty()) {
+        const double tp = median(packed_times);
+        std::printf("   %12.2f %10.1f %9.2fx", static_cast<double>(packed[0].bytes()) / tp / 1e9, tp * 1e6, t / tp);
+      }
+      std::printf("\n");
     }
   }
   return 0;

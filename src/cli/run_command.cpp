@@ -226,6 +226,8 @@ int run_generate(const RunCommandOptions& o) {
 
   CpuBackendOptions backend_options;
   backend_options.n_threads = resolve_threads(o.threads);
+  // As in Llm::load: batch invariance keeps the integer panels (and their prefill GEMM) this way.
+  if (o.batch_invariant) backend_options.decode_on_packed = true;
   CpuBackend backend(backend_options);
   ModelOptions model_options;
   model_options.max_step_tokens = std::min(s.context, model_options.max_step_tokens);

@@ -33,8 +33,10 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
   kernels_ = &cpu_kernels(isa);
   ops_ = &cpu_ops(isa);
   attention_kernels_ = &attention_kernels(isa);
-  packed_rows_ = options.decode_on_packed && isa == Isa::kAvx512;
+  packed_rows_ = options.decode_on_packed.value_or(default_decode_on_packed(cpu_features())) && isa == Isa::kAvx512;
 }
+
+bool default_decode_on_packed(const CpuFeatures& cpu) { return cpu.vendor != "AuthenticAMD"; }
 
 CpuBackend::~CpuBackend() = default;
 

@@ -33,14 +33,20 @@ struct CpuBackendOptions {
   int64_t gemm_min_rows = 4;
   // On avx512, matmuls of any row count on integer-packed weights take the GEMM (one-row kernel
   // for decode) instead of the GEMV on the original blocks below gemm_min_rows: a fifth of the
-  // instructions per block for 5-33 % more bytes (measured from parity to 31 % faster decode here,
-  // docs/benchmarks.md), and one kernel family for every row count, so a sequence's logits do not
-  // depend on what else is in its batch.
-  bool decode_on_packed = true;
+  // instructions per block for 5-33 % more bytes, and one kernel family for every row count, so a
+  // sequence's logits do not depend on what else is in its batch. Unset: the machine's default,
+  // default_decode_on_packed() (which one decodes faster depends on the CPU; docs/benchmarks.md).
+  std::optional<bool> decode_on_packed = std::nullopt;
   // Steps of 16+ rows on AMX tiles where the CPU and OS allow it (gemm_takes_amx): integer panels
   // bit-identical to the VNNI kernels, F16 panels within 2^-17 per product of exact. Off: A/B runs.
   bool amx = true;
 };
+
+// Whether decode rows take the packed panels by default on this CPU: yes except on AMD. Measured
+// (docs/benchmarks.md): on Sapphire Rapids the one-row GEMM kernel decoded from parity to 31 %
+// faster than the GEMV; on Zen 5 the GEMV reads the blocks at the full memory bandwidth and the
+// one-row kernel reached 0.55-0.95x its speed (gemv_bench), 10-25 % fewer tokens/s end to end.
+bool default_decode_on_packed(const CpuFeatures& cpu);
 
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
 // allocates while a step runs.
