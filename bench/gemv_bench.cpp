@@ -1,7 +1,8 @@
 // Decode throughput (one activation row) at real layer shapes, in GB/s of weight bytes read, for
 // each weight type on the best kernel table (or EMBER_ISA): the GEMV on the file's blocks and,
-// where the type has a packed form, the GEMM's one-row kernel on the repacked panels (what decode
-// runs on avx512), timed alternately so the machine's drift hits both alike. Weights are cycled
+// where the type has a packed form, the GEMM's one-row kernel on the repacked panels (the two
+// decode paths on avx512: CpuBackendOptions::decode_on_packed), timed alternately so the machine's
+// drift hits both alike; each GB/s counts its own bytes (file blocks, or the larger panels). Weights are cycled
 // through copies totalling >= 1 GiB so they come from memory, as in a real decode step, not from
 // cache. `gemv_bench [threads] [type,type,...]` (default: every type with a dot product); compare
 // with roofline_bench's read bandwidth.
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (DType type : types) {
-    // Decode takes the packed panels for integer types on avx512 (CpuBackend's decode_on_packed).
+    // Integer types on avx512 can decode on the packed panels (CpuBackend's decode_on_packed).
     const bool packed_decode =
         isa == Isa::kAvx512 && gemm_serves(isa, type) && type != DType::kF16 && type != DType::kBF16;
     for (const auto& [n_out, k] : shapes) {

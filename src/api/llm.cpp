@@ -72,9 +72,6 @@ std::shared_ptr<Llm> Llm::load(const std::string& path, const LoadOptions& optio
 
   CpuBackendOptions backend_options;
   backend_options.n_threads = options.threads;
-  // Batch invariance keeps only invariant matrices packed: with the packed one-row kernel that
-  // includes the integer types on avx512, so their prefill keeps the GEMM.
-  if (options.batch_invariant) backend_options.decode_on_packed = true;
   impl->backend = std::make_unique<CpuBackend>(backend_options);
   ModelOptions model_options;
   model_options.max_step_tokens = std::min(info.context, model_options.max_step_tokens);

@@ -226,8 +226,6 @@ int run_generate(const RunCommandOptions& o) {
 
   CpuBackendOptions backend_options;
   backend_options.n_threads = resolve_threads(o.threads);
-  // As in Llm::load: batch invariance keeps the integer panels (and their prefill GEMM) this way.
-  if (o.batch_invariant) backend_options.decode_on_packed = true;
   CpuBackend backend(backend_options);
   ModelOptions model_options;
   model_options.max_step_tokens = std::min(s.context, model_options.max_step_tokens);
@@ -309,7 +307,8 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "
-                "gives bit-identical output to plain decoding (slower prefill of F16 / BF16 weights)");
+                "gives bit-identical output to plain decoding (slower prefill of F16 / BF16 weights; on AMD slower "
+                "decode of quantized weights)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_constraint_flags(cmd, o->constraint_flags);

@@ -1,10 +1,12 @@
 // CpuBackend: dispatch of the coarse ops onto the kernel tables and the thread pool.
 #include "cpu/cpu_backend.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include <algorithm>
 #include <array>
+#include <string_view>
 
 #include "core/check.h"
 #include "ember/error.h"
@@ -33,14 +35,22 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
   kernels_ = &cpu_kernels(isa);
   ops_ = &cpu_ops(isa);
   attention_kernels_ = &attention_kernels(isa);
-  packed_rows_ = options.decode_on_packed.value_or(default_decode_on_packed(cpu_features())) && isa == Isa::kAvx512;
+  bool decode_on_packed = default_decode_on_packed(cpu_features());
+  if (options.decode_on_packed) {
+    decode_on_packed = *options.decode_on_packed;
+  } else if (const char* env = std::getenv("EMBER_DECODE_ON_PACKED"); env != nullptr) {
+    const std::string_view v(env);
+    if (v != "0" && v != "1") fail(ErrorCode::kInvalidArgument, "EMBER_DECODE_ON_PACKED is '{}': use 0 or 1", v);
+    decode_on_packed = v == "1";
+  }
+  packed_rows_ = decode_on_packed && isa == Isa::kAvx512;
 }
 
 bool default_decode_on_packed(const CpuFeatures& cpu) { return cpu.vendor != "AuthenticAMD"; }
 
 CpuBackend::~CpuBackend() = default;
 
-Linear CpuBackend::prepare(const WeightMatrix& w, bool repack) {
+Linear CpuBackend::prepare(const WeightMatrix& w, bool repack, bool invariant_rows) {
   const QuantTraits* traits = find_quant_traits(w.dtype);
   if (traits == nullptr || kernels_->vec_dot_for(w.dtype) == nullptr) {
     fail(ErrorCode::kUnsupported, "cpu backend: no matmul kernels for weight type {}", dtype_name(w.dtype));
@@ -50,13 +60,15 @@ Linear CpuBackend::prepare(const WeightMatrix& w, bool repack) {
     fail(ErrorCode::kInvalidArgument, "cpu backend: a {} x {} matrix of {} does not fit its blocks", w.n_out, w.k,
          dtype_name(w.dtype));
   }
-  Linear linear{w, std::nullopt};
+  Linear linear{w, std::nullopt, false};
   // Rows the panels cannot hold whole (F16 / BF16 panels take k in 32s) stay on the GEMV path.
   const int64_t panel_k = w.dtype == DType::kF16 || w.dtype == DType::kBF16 ? 32 : 1;
   if (repack && options_.repack_weights && gemm_serves(isa(), w.dtype) && w.k % panel_k == 0) {
     linear.packed = PackedWeights::pack(w, isa(), pool_);
     packed_bytes_ += linear.packed->bytes();
     if (options_.amx && amx_serves(isa(), *linear.packed)) uses_amx_ = true;
+    linear.rows_on_packed =
+        isa() == Isa::kAvx512 && linear.packed->kind() == PanelKind::kInt8 && (packed_rows_ || invariant_rows);
     // Float panels take 4-byte activations: the GEMM scratch must grow to them.
     if (w.dtype == DType::kF16 || w.dtype == DType::kBF16) float_gemm_ = true;
     reserve(limits_);
@@ -64,10 +76,10 @@ Linear CpuBackend::prepare(const WeightMatrix& w, bool repack) {
   return linear;
 }
 
-bool CpuBackend::packed_rows_invariant(DType dtype) const noexcept {
+bool CpuBackend::rows_invariant(DType dtype, bool invariant_rows) const noexcept {
   if (!options_.repack_weights || !gemm_serves(isa(), dtype)) return true;  // prepare() keeps the GEMV
   // Mirrors prepare(): F16 / BF16 get float panels, every other served type integer panels.
-  return packed_rows_ && dtype != DType::kF16 && dtype != DType::kBF16;
+  return isa() == Isa::kAvx512 && (packed_rows_ || invariant_rows) && dtype != DType::kF16 && dtype != DType::kBF16;
 }
 
 void CpuBackend::reserve(const StepLimits& limits) {
@@ -119,9 +131,9 @@ std::string CpuBackend::kernels_name() const {
 
 bool CpuBackend::uses_gemm(const Linear& w, int64_t m) const noexcept {
   if (!w.packed) return false;
-  // Integer panels on avx512 take every row count (the one-row kernel for decode): then a row's
-  // logits do not depend on how many rows share its step, bit for bit.
-  return m >= options_.gemm_min_rows || (packed_rows_ && w.packed->kind() == PanelKind::kInt8);
+  // Integer panels on avx512 may take every row count (the one-row kernel for decode): then a
+  // row's logits do not depend on how many rows share its step, bit for bit.
+  return m >= options_.gemm_min_rows || w.rows_on_packed;
 }
 
 void CpuBackend::matmul_accumulate(const Linear& w, const float* x, int64_t m, float* y, float* scratch) {

@@ -34,8 +34,10 @@ struct CpuBackendOptions {
   // On avx512, matmuls of any row count on integer-packed weights take the GEMM (one-row kernel
   // for decode) instead of the GEMV on the original blocks below gemm_min_rows: a fifth of the
   // instructions per block for 5-33 % more bytes, and one kernel family for every row count, so a
-  // sequence's logits do not depend on what else is in its batch. Unset: the machine's default,
-  // default_decode_on_packed() (which one decodes faster depends on the CPU; docs/benchmarks.md).
+  // sequence's logits do not depend on what else is in its batch. Unset: EMBER_DECODE_ON_PACKED=0
+  // or 1 when set (A/B runs), else default_decode_on_packed() (which path decodes faster depends
+  // on the CPU; docs/benchmarks.md). prepare(w, repack, invariant_rows = true) takes the panels
+  // for such a matrix whatever this says.
   std::optional<bool> decode_on_packed = std::nullopt;
   // Steps of 16+ rows on AMX tiles where the CPU and OS allow it (gemm_takes_amx): integer panels
   // bit-identical to the VNNI kernels, F16 panels within 2^-17 per product of exact. Off: A/B runs.
@@ -45,7 +47,8 @@ struct CpuBackendOptions {
 // Whether decode rows take the packed panels by default on this CPU: yes except on AMD. Measured
 // (docs/benchmarks.md): on Sapphire Rapids the one-row GEMM kernel decoded from parity to 31 %
 // faster than the GEMV; on Zen 5 the GEMV reads the blocks at the full memory bandwidth and the
-// one-row kernel reached 0.55-0.95x its speed (gemv_bench), 10-25 % fewer tokens/s end to end.
+// one-row kernel reached 0.55-0.95x its speed (gemv_bench), 6-30 % fewer tokens/s end to end.
+// Other AMD generations were not measured: assumed alike.
 bool default_decode_on_packed(const CpuFeatures& cpu);
 
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
@@ -64,6 +67,9 @@ struct StepLimits {
 struct Linear {
   WeightMatrix w{};
   std::optional<PackedWeights> packed;
+  // Rows below gemm_min_rows take the packed panels too (avx512 integer panels, decode_on_packed or
+  // prepare's invariant_rows): every row count then runs one kernel family.
+  bool rows_on_packed = false;
 };
 
 // One caller at a time (the engine's step thread): the pool and the scratch are not shared.
@@ -86,15 +92,18 @@ class CpuBackend {
 
   // Load time. Throws Error(kInvalidArgument) when the type has no matmul kernels or k does not fit
   // its blocks. repack = false keeps the matrix on the GEMV path whatever the options say (for
-  // weights that only ever see a few rows, like the output matrix).
-  Linear prepare(const WeightMatrix& w, bool repack = true);
-  // Whether prepare(w, repack = true) of a `dtype` matrix computes each activation row the same way
-  // bit for bit whatever the row count of the matmul: true when the matrix would stay on the GEMV
-  // (one vec_dot per row and output, independent of m), or get avx512 integer panels with
-  // decode_on_packed (one kernel family for every m; AMX's integer tiles equal VNNI). False for F16
-  // / BF16 panels (GEMV below gemm_min_rows, float GEMM or AMX-BF16 above) and for any packed type
-  // off avx512 (GEMV below gemm_min_rows, GEMM above). A batch-invariant model repacks only these.
-  bool packed_rows_invariant(DType dtype) const noexcept;
+  // weights that only ever see a few rows, like the output matrix). invariant_rows: where the
+  // matrix gets panels that can serve every row count (avx512 integer panels), use them for every
+  // row count even where decode_on_packed is off (batch invariance).
+  Linear prepare(const WeightMatrix& w, bool repack = true, bool invariant_rows = false);
+  // Whether prepare(w, true, invariant_rows) of a `dtype` matrix computes each activation row the
+  // same way bit for bit whatever the row count of the matmul: true when the matrix would stay on
+  // the GEMV (one vec_dot per row and output, independent of m), or get avx512 integer panels that
+  // serve every row count (decode_on_packed or invariant_rows; one kernel family for every m, AMX's
+  // integer tiles equal VNNI). False for F16 / BF16 panels (GEMV below gemm_min_rows, float GEMM
+  // or AMX-BF16 above) and for any packed type off avx512 (GEMV below gemm_min_rows, GEMM above).
+  // A batch-invariant model repacks only the types with rows_invariant(dtype, true).
+  bool rows_invariant(DType dtype, bool invariant_rows) const noexcept;
   // Memory held by repacked weights of every prepare() so far.
   size_t packed_bytes() const noexcept { return packed_bytes_; }
 

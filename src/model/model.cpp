@@ -96,15 +96,16 @@ bool Model::gpu_output() const noexcept {
 void Model::prepare_weights() {
   // Batch invariance (ModelOptions::batch_invariant) needs every matmul to compute a row the same
   // way whatever the step's row count. The GEMV path does (one vec_dot per row and output, rows
-  // quantized one by one), and so do avx512's integer panels (one kernel family for every row
-  // count): those stay packed, at full prefill speed. Any other packed matrix would switch from the
+  // quantized one by one), and so do avx512's integer panels when every row count takes them (one
+  // kernel family; asked for with invariant_rows, whatever the backend's decode default): those
+  // stay packed, at full prefill speed. Any other packed matrix would switch from the
   // GEMV to the GEMM (or AMX) at gemm_min_rows rows, which changes the last bits, so it is not
   // repacked: its prefill runs the GEMV (each weight row read once for all the step's rows, but
   // no register blocking: measured ~5x slower prefill for F16 on avx512+AMX, ~2.5x for Q8_0 on
   // avx2; a 16-row decode step ~1.1-1.5x), and the packed copy's memory is saved.
   const auto prepare = [&](const TensorView& t) {
-    const bool repack = !options_.batch_invariant || backend_.packed_rows_invariant(t.dtype());
-    return backend_.prepare(weight_matrix(t), repack);
+    const bool repack = !options_.batch_invariant || backend_.rows_invariant(t.dtype(), true);
+    return backend_.prepare(weight_matrix(t), repack, options_.batch_invariant);
   };
   linears_.resize(static_cast<size_t>(config_.n_layer));
   // Offloaded layers run from their device copies: no CPU form (nor a packed copy) for them.

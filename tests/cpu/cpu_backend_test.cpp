@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <random>
+#include <string_view>
 
 #include "cpu_test_util.h"
 #include "ember/error.h"
@@ -71,8 +73,16 @@ TEST(CpuBackend, DecodeOnPackedDefaultsByVendor) {
     options.n_threads = 1;
     options.isa = Isa::kAvx512;
     options.decode_on_packed = option;
-    const CpuBackend backend(options);
-    EXPECT_EQ(backend.packed_rows_invariant(DType::kQ8_0), option.value_or(default_decode_on_packed(cpu_features())));
+    CpuBackend backend(options);
+    const char* env = std::getenv("EMBER_DECODE_ON_PACKED");  // A/B runs override the vendor default
+    const bool by_default =
+        option.value_or(env != nullptr ? std::string_view(env) == "1" : default_decode_on_packed(cpu_features()));
+    EXPECT_EQ(backend.rows_invariant(DType::kQ8_0, false), by_default);
+    EXPECT_TRUE(backend.rows_invariant(DType::kQ8_0, true));  // asked for: panels for every row count
+    EXPECT_FALSE(backend.rows_invariant(DType::kF16, true));  // float panels switch kernels at gemm_min_rows
+    const std::vector<std::byte> blocks = quantized(DType::kQ8_0, random_values(64 * 256, 3, 0.05f));
+    EXPECT_EQ(backend.prepare({blocks.data(), DType::kQ8_0, 64, 256}).rows_on_packed, by_default);
+    EXPECT_TRUE(backend.prepare({blocks.data(), DType::kQ8_0, 64, 256}, true, true).rows_on_packed);
   }
 }
 

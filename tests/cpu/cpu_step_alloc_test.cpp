@@ -33,6 +33,8 @@ TEST(CpuBackend, AReservedStepDoesNotAllocate) {
   const std::vector<std::byte> embd = quantized(DType::kQ8_0, random_values(kVocab * kEmbd, 9, 1.0f));
   const Linear up = backend.prepare({w_up.data(), DType::kQ4_K, 2 * kFf, kEmbd});
   const Linear down = backend.prepare({w_down.data(), DType::kQ6_K, kEmbd, kFf});
+  // Decode rows on the panels (the one-row GEMM kernel) whatever this CPU's default.
+  const Linear down_rows_packed = backend.prepare({w_down.data(), DType::kQ6_K, kEmbd, kFf}, true, true);
   // F16 weights: on avx512 their GEMM takes the largest activation layout (4-byte floats).
   const std::vector<std::byte> w_o = quantized(DType::kF16, random_values(kEmbd * kHead * kHeadDim, 13, 0.05f));
   const Linear o_proj = backend.prepare({w_o.data(), DType::kF16, kEmbd, kHead * kHeadDim});
@@ -61,7 +63,8 @@ TEST(CpuBackend, AReservedStepDoesNotAllocate) {
 
   const int64_t before = test::allocation_count();
   const uint64_t buffers_before = AlignedBuffer::allocation_count();
-  for (int64_t m : {kRows, int64_t{1}}) {  // a prefill chunk (GEMM), then one decode row (GEMV)
+  // A prefill chunk (GEMM), then one decode row (the GEMV, or the packed one-row kernel).
+  for (int64_t m : {kRows, int64_t{1}}) {
     backend.get_rows(DType::kQ8_0, embd.data(), kVocab, kEmbd, ids.data(), m, x.data());
     backend.rms_norm(x.data(), nullptr, h.data(), m, kEmbd, 1e-6f);
     backend.rope(q.data(), m, kHead * kHeadDim, kHead, kHeadDim, rope, positions.data());
@@ -71,6 +74,7 @@ TEST(CpuBackend, AReservedStepDoesNotAllocate) {
     backend.matmul(up, h.data(), m, gate_up.data());
     backend.swiglu(gate_up.data(), gate_up.data() + kFf, 2 * kFf, act.data(), m, kFf);
     backend.matmul(down, act.data(), m, h.data());
+    backend.matmul(down_rows_packed, act.data(), m, h.data());
     backend.add(x.data(), h.data(), x.data(), m, kEmbd, kEmbd);
     backend.softmax(x.data(), h.data(), m, kEmbd, 1.0f, 0.0f);
     backend.top_k(x.data(), kEmbd, 5, top_values.data(), top_ids.data());

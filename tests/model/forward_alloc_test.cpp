@@ -14,8 +14,13 @@ namespace ember {
 namespace {
 
 TEST(Forward, StepsAfterLoadDoNotAllocate) {
-  for (DType type : {DType::kQ8_0, DType::kF16, DType::kQ4_K}) {
-    SCOPED_TRACE(std::string(dtype_name(type)));
+  // Decode rows on the GEMV and on the packed panels, whatever this CPU's default.
+  for (const auto& [type, decode_on_packed] : {std::pair{DType::kQ8_0, false},
+                                               {DType::kQ8_0, true},
+                                               {DType::kF16, false},
+                                               {DType::kQ4_K, false},
+                                               {DType::kQ4_K, true}}) {
+    SCOPED_TRACE(std::string(dtype_name(type)) + (decode_on_packed ? " decode on packed" : ""));
     test::RandomModelSpec spec;
     spec.weight_type = type;
     spec.n_embd = 256;  // whole K-quant super-blocks
@@ -25,6 +30,7 @@ TEST(Forward, StepsAfterLoadDoNotAllocate) {
     const std::vector<std::byte> bytes = test::write_random_model(spec);
     CpuBackendOptions backend_options;
     backend_options.n_threads = 2;
+    backend_options.decode_on_packed = decode_on_packed;
     CpuBackend backend(backend_options);
     ModelOptions options;
     options.max_step_tokens = 24;

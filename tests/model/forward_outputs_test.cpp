@@ -349,8 +349,10 @@ struct Schedule {
 // it differently alone and in a batch) beside prefill chunks of another sequence; rows contiguous
 // in even steps, round-robin in odd ones; internal steps of 16 rows. Every row's logits equal,
 // byte for byte, those of its sequence decoded alone one token per forward(). (Without the option,
-// 14 of these 18 cases fail: all but avx512's Q8_0, invariant already, and avx2's BF16, whose
-// bf16-rounded activations happen to absorb split-K's last-bit changes here.)
+// 14 of these 18 cases fail where decode runs on the packed panels: all but avx512's Q8_0,
+// invariant already, and avx2's BF16, whose bf16-rounded activations happen to absorb split-K's
+// last-bit changes here. With the option, avx512's Q8_0 decodes on the panels whatever the
+// backend's default.)
 TEST(ForwardOutputs, BatchInvariantRowsEqualTheSequenceAlone) {
   for (Isa isa : supported_isas()) {
     for (const char* arch : {"llama", "gemma2"}) {

@@ -189,7 +189,8 @@ TEST(ForwardTinyLlama, LogitsAgreeWithLlamaCppInEveryType) {
 }
 
 // Greedy decoding as `ember run` does it (F16 KV cache, the prompt in one step, then one token per
-// step) gives llama.cpp's text for every file, Q4_0's different continuation included.
+// step; decode rows on the packed panels, `ember run`'s path except on AMD) gives llama.cpp's text
+// for every file, Q4_0's different continuation included.
 TEST(ForwardStories, GreedyTextEqualsLlamaCppForEveryType) {
   // llama-simple prints "<s>" and then every piece, the first one's space included.
   const DecodeOptions kKeepSpace{.render_special = false, .strip_space_prefix = false};
