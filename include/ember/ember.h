@@ -74,8 +74,8 @@ typedef struct ember_load_params {
   int32_t mlock;             /* nonzero: lock the weights in RAM */
   const char* chat_template; /* Jinja source, a preset name or a template file; NULL: the model's, else ChatML */
   /* nonzero: each token's logits bit-identical however tokens share a forward step, so greedy
-   * speculative decoding gives plain decoding's text exactly (slower prefill of F16 / BF16, and
-   * slower decode of quantized weights on AMD) */
+   * speculative decoding gives plain decoding's text exactly (slower prefill of F16 / BF16, and of
+   * every type without AVX-512; slower decode of quantized weights on AMD AVX-512 CPUs) */
   int32_t deterministic;
   /* the KV cache's type, any case: "f16", "f32" or "q8_0" (17/32 of f16's memory; the model's head
    * size must be a multiple of 32, else EMBER_ERROR_UNSUPPORTED); NULL: kv_f32 decides */

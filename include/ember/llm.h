@@ -26,8 +26,8 @@ struct LoadOptions {
   DType kv_type = DType::kF16;
   bool mlock = false;  // lock the weights in RAM (a warning in the log when not allowed)
   // Every row's logits bit-identical whatever else shares its forward step, so a seeded request
-  // gives the same text under any server load; prefill of F16 / BF16 weights runs slower, and on
-  // CPUs whose faster decode path is the GEMV (AMD) so does decode of quantized weights.
+  // gives the same text under any server load; prefill of F16 / BF16 weights (of every type
+  // without AVX-512) runs slower, and on AMD AVX-512 CPUs so does decode of quantized weights.
   bool batch_invariant = false;
   // Many sequences per step (a server): the LM head is repacked for the GEMM, at the memory of a
   // copy of the output matrix.

@@ -250,7 +250,10 @@ int run_generate(const RunCommandOptions& o) {
   std::unique_ptr<Model> draft_model;
   if (!o.draft_model_path.empty()) {
     StatusLine draft_status(stderr_tty, fmt::format("ember: loading {} ...", escape_text(o.draft_model_path)));
-    draft_model = Model::from_files(GgufModelFiles::open(o.draft_model_path, map), backend, model_options);
+    // Greedy exactness rests on the target's rows alone: the draft keeps its fastest paths.
+    ModelOptions draft_options = model_options;
+    draft_options.batch_invariant = false;
+    draft_model = Model::from_files(GgufModelFiles::open(o.draft_model_path, map), backend, draft_options);
     check_draft_vocabulary(*model, *draft_model);
     s.draft = draft_model.get();
     s.load_ms = load_timer.elapsed_ms();
@@ -307,8 +310,9 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM (a warning when the limit forbids it)");
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "
-                "gives bit-identical output to plain decoding (slower prefill of F16 / BF16 weights; on AMD slower "
-                "decode of quantized weights)");
+                "gives bit-identical output to plain decoding (slower prefill of F16 / BF16 weights, and of every type "
+                "without AVX-512; on AMD AVX-512 CPUs "
+                "slower decode of quantized weights)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_constraint_flags(cmd, o->constraint_flags);

@@ -38,15 +38,17 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
   bool decode_on_packed = default_decode_on_packed(cpu_features());
   if (options.decode_on_packed) {
     decode_on_packed = *options.decode_on_packed;
-  } else if (const char* env = std::getenv("EMBER_DECODE_ON_PACKED"); env != nullptr) {
+  } else if (const char* env = std::getenv("EMBER_DECODE_ON_PACKED"); env != nullptr && *env != '\0') {
     const std::string_view v(env);
-    if (v != "0" && v != "1") fail(ErrorCode::kInvalidArgument, "EMBER_DECODE_ON_PACKED is '{}': use 0 or 1", v);
+    if (v != "0" && v != "1") fail(ErrorCode::kInvalidArgument, "EMBER_DECODE_ON_PACKED={}: expected 0 or 1", v);
     decode_on_packed = v == "1";
   }
   packed_rows_ = decode_on_packed && isa == Isa::kAvx512;
 }
 
-bool default_decode_on_packed(const CpuFeatures& cpu) { return cpu.vendor != "AuthenticAMD"; }
+bool default_decode_on_packed(const CpuFeatures& cpu) {
+  return cpu.vendor != "AuthenticAMD" && cpu.vendor != "HygonGenuine";
+}
 
 CpuBackend::~CpuBackend() = default;
 

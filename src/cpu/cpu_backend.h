@@ -47,8 +47,8 @@ struct CpuBackendOptions {
 // Whether decode rows take the packed panels by default on this CPU: yes except on AMD. Measured
 // (docs/benchmarks.md): on Sapphire Rapids the one-row GEMM kernel decoded from parity to 31 %
 // faster than the GEMV; on Zen 5 the GEMV reads the blocks at the full memory bandwidth and the
-// one-row kernel reached 0.55-0.95x its speed (gemv_bench), 6-30 % fewer tokens/s end to end.
-// Other AMD generations were not measured: assumed alike.
+// one-row kernel reached 0.47-0.95x its speed (gemv_bench), 6-30 % fewer tokens/s end to end.
+// Other AMD generations (and Hygon's Zen-based CPUs) were not measured: assumed alike.
 bool default_decode_on_packed(const CpuFeatures& cpu);
 
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
@@ -75,7 +75,8 @@ struct Linear {
 // One caller at a time (the engine's step thread): the pool and the scratch are not shared.
 class CpuBackend {
  public:
-  // Throws Error for an unusable option (unknown / unsupported EMBER_ISA, bad thread count).
+  // Throws Error for an unusable option (unknown / unsupported EMBER_ISA, bad thread count, an
+  // EMBER_DECODE_ON_PACKED other than 0 or 1).
   explicit CpuBackend(const CpuBackendOptions& options = {});
   ~CpuBackend();
   CpuBackend(const CpuBackend&) = delete;

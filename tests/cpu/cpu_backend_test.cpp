@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <string_view>
 
 #include "cpu_test_util.h"
@@ -75,14 +76,43 @@ TEST(CpuBackend, DecodeOnPackedDefaultsByVendor) {
     options.decode_on_packed = option;
     CpuBackend backend(options);
     const char* env = std::getenv("EMBER_DECODE_ON_PACKED");  // A/B runs override the vendor default
-    const bool by_default =
-        option.value_or(env != nullptr ? std::string_view(env) == "1" : default_decode_on_packed(cpu_features()));
+    const bool by_default = option.value_or(env != nullptr && *env != '\0' ? std::string_view(env) == "1"
+                                                                           : default_decode_on_packed(cpu_features()));
     EXPECT_EQ(backend.rows_invariant(DType::kQ8_0, false), by_default);
     EXPECT_TRUE(backend.rows_invariant(DType::kQ8_0, true));  // asked for: panels for every row count
     EXPECT_FALSE(backend.rows_invariant(DType::kF16, true));  // float panels switch kernels at gemm_min_rows
     const std::vector<std::byte> blocks = quantized(DType::kQ8_0, random_values(64 * 256, 3, 0.05f));
     EXPECT_EQ(backend.prepare({blocks.data(), DType::kQ8_0, 64, 256}).rows_on_packed, by_default);
     EXPECT_TRUE(backend.prepare({blocks.data(), DType::kQ8_0, 64, 256}, true, true).rows_on_packed);
+  }
+}
+
+// EMBER_DECODE_ON_PACKED overrides the vendor default (A/B runs), the option overrides both, an
+// empty value is unset and anything but 0 / 1 is refused.
+TEST(CpuBackend, DecodeOnPackedEnvironmentOverride) {
+  if (!isa_supported(Isa::kAvx512, cpu_features())) GTEST_SKIP() << "no avx512: decode never takes the panels";
+  const char* saved = std::getenv("EMBER_DECODE_ON_PACKED");
+  const std::string restore = saved != nullptr ? saved : "";
+  const auto decodes_on_panels = [](std::optional<bool> option) {
+    CpuBackendOptions options;
+    options.n_threads = 1;
+    options.isa = Isa::kAvx512;
+    options.decode_on_packed = option;
+    return CpuBackend(options).rows_invariant(DType::kQ8_0, false);
+  };
+  for (const bool value : {false, true}) {
+    ::setenv("EMBER_DECODE_ON_PACKED", value ? "1" : "0", 1);
+    EXPECT_EQ(decodes_on_panels(std::nullopt), value);
+    EXPECT_EQ(decodes_on_panels(!value), !value);
+  }
+  ::setenv("EMBER_DECODE_ON_PACKED", "", 1);
+  EXPECT_EQ(decodes_on_panels(std::nullopt), default_decode_on_packed(cpu_features()));
+  ::setenv("EMBER_DECODE_ON_PACKED", "yes", 1);
+  EXPECT_THROW(decodes_on_panels(std::nullopt), Error);
+  if (saved != nullptr) {
+    ::setenv("EMBER_DECODE_ON_PACKED", restore.c_str(), 1);
+  } else {
+    ::unsetenv("EMBER_DECODE_ON_PACKED");
   }
 }
 

@@ -33,8 +33,13 @@ TEST(CpuBackend, AReservedStepDoesNotAllocate) {
   const std::vector<std::byte> embd = quantized(DType::kQ8_0, random_values(kVocab * kEmbd, 9, 1.0f));
   const Linear up = backend.prepare({w_up.data(), DType::kQ4_K, 2 * kFf, kEmbd});
   const Linear down = backend.prepare({w_down.data(), DType::kQ6_K, kEmbd, kFf});
-  // Decode rows on the panels (the one-row GEMM kernel) whatever this CPU's default.
+  // Decode rows on the panels (the one-row GEMM kernel) whatever this CPU's default; gate / up as
+  // two matrices, both on the panels (one gemm_row_many job at one row) or only the gate (a mix).
   const Linear down_rows_packed = backend.prepare({w_down.data(), DType::kQ6_K, kEmbd, kFf}, true, true);
+  const std::byte* w_up_half = w_up.data() + *dtype_bytes_for(DType::kQ4_K, uint64_t{kFf} * kEmbd);
+  const Linear gate_rows_packed = backend.prepare({w_up.data(), DType::kQ4_K, kFf, kEmbd}, true, true);
+  const Linear up_rows_packed = backend.prepare({w_up_half, DType::kQ4_K, kFf, kEmbd}, true, true);
+  const Linear up_default = backend.prepare({w_up_half, DType::kQ4_K, kFf, kEmbd});
   // F16 weights: on avx512 their GEMM takes the largest activation layout (4-byte floats).
   const std::vector<std::byte> w_o = quantized(DType::kF16, random_values(kEmbd * kHead * kHeadDim, 13, 0.05f));
   const Linear o_proj = backend.prepare({w_o.data(), DType::kF16, kEmbd, kHead * kHeadDim});
@@ -75,6 +80,8 @@ TEST(CpuBackend, AReservedStepDoesNotAllocate) {
     backend.swiglu(gate_up.data(), gate_up.data() + kFf, 2 * kFf, act.data(), m, kFf);
     backend.matmul(down, act.data(), m, h.data());
     backend.matmul(down_rows_packed, act.data(), m, h.data());
+    backend.matmul_glu(gate_rows_packed, &up_rows_packed, h.data(), m, false, gate_up.data(), act.data());
+    backend.matmul_glu(gate_rows_packed, &up_default, h.data(), m, false, gate_up.data(), act.data());
     backend.add(x.data(), h.data(), x.data(), m, kEmbd, kEmbd);
     backend.softmax(x.data(), h.data(), m, kEmbd, 1.0f, 0.0f);
     backend.top_k(x.data(), kEmbd, 5, top_values.data(), top_ids.data());

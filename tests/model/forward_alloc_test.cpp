@@ -39,8 +39,8 @@ TEST(Forward, StepsAfterLoadDoNotAllocate) {
     Batch batch;
     batch.tokens.reserve(64), batch.pos.reserve(64), batch.seq.reserve(64), batch.logits.reserve(64);
     // A 20-row prefill of a (16+ rows: the AMX kernels where the CPU has them; past a KV block),
-    // a 30-row one of b in two steps, 20 decode steps of both, a prefill chunk beside a decode row,
-    // a truncation.
+    // a 30-row one of b in two steps, 20 decode steps of both, 3 of a alone (one-row matmuls: the
+    // GEMV or the packed one-row kernels), a prefill chunk beside a decode row, a truncation.
     const auto scenario = [&](SeqId a, SeqId b) {
       batch.clear();
       for (int32_t i = 0; i < 20; ++i) batch.add(i % 90, i, a, i == 19);
@@ -54,8 +54,13 @@ TEST(Forward, StepsAfterLoadDoNotAllocate) {
         batch.add(step % 80, 30 + step, b, true);
         model->forward(batch, kv);
       }
+      for (int32_t step = 0; step < 3; ++step) {
+        batch.clear();
+        batch.add(step, 40 + step, a, true);
+        model->forward(batch, kv);
+      }
       batch.clear();
-      for (int32_t i = 0; i < 17; ++i) batch.add(i, 40 + i, a, true);
+      for (int32_t i = 0; i < 17; ++i) batch.add(i, 43 + i, a, true);
       batch.add(3, 50, b, true);
       model->forward(batch, kv);
       kv.truncate(a, 10);
