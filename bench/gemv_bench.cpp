@@ -2,10 +2,11 @@
 // each weight type on the best kernel table (or EMBER_ISA): the GEMV on the file's blocks and,
 // where the type has a packed form, the GEMM's one-row kernel on the repacked panels (the two
 // decode paths on avx512: CpuBackendOptions::decode_on_packed), timed alternately so the machine's
-// drift hits both alike; each GB/s counts its own bytes (file blocks, or the larger panels). Weights are cycled
-// through copies totalling >= 1 GiB so they come from memory, as in a real decode step, not from
-// cache. `gemv_bench [threads] [type,type,...]` (default: every type with a dot product); compare
-// with roofline_bench's read bandwidth.
+// drift hits both alike; each GB/s counts its own bytes (file blocks, or the larger panels), and
+// `x GEMV` is the packed path's speed relative to the GEMV. Weights are cycled through copies
+// totalling >= 1 GiB so they come from memory, as in a real decode step, not from cache.
+// `gemv_bench [threads] [type,type,...]` (default: every type with a dot product); compare with
+// roofline_bench's read bandwidth.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

@@ -347,8 +347,7 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "
                 "gives bit-identical replies to plain decoding (slower prefill of F16 / BF16 weights, and of every "
-                "type without AVX-512; on AMD AVX-512 CPUs "
-                "slower decode of quantized weights)");
+                "type without AVX-512; on AMD AVX-512 CPUs slower decode of quantized weights)");
   cmd->add_flag("--no-prefix-reuse", o->no_prefix_reuse,
                 "Compute every turn's whole prompt again instead of reusing the conversation's KV cache");
   cmd->add_option("-n,--n-predict", o->stop.max_tokens, "Tokens per reply at most; -1: until the model ends it")

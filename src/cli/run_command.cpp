@@ -311,8 +311,7 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Logits independent of how tokens are grouped into forward steps, so greedy speculative decoding "
                 "gives bit-identical output to plain decoding (slower prefill of F16 / BF16 weights, and of every type "
-                "without AVX-512; on AMD AVX-512 CPUs "
-                "slower decode of quantized weights)");
+                "without AVX-512; on AMD AVX-512 CPUs slower decode of quantized weights)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add BOS (nor the EOS / SEP the vocabulary adds) to the prompt");
   add_sampling_flags(cmd, o->sampling, o->stop);
   add_constraint_flags(cmd, o->constraint_flags);

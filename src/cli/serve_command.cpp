@@ -192,8 +192,8 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
       "Compute every prompt in full (no reuse of earlier prompts' KV)");
   cmd->add_flag("--deterministic", o->batch_invariant,
                 "Results independent of the load: a seed gives the same text alone or in a full batch "
-                "(slower prefill of F16 / BF16 weights, and of every type without AVX-512; on AMD AVX-512 CPUs "
-                "slower decode of quantized weights)");
+                "(slower prefill of F16 / BF16 weights, and of every type without AVX-512; on AMD AVX-512 "
+                "CPUs slower decode of quantized weights)");
   auto device = std::make_shared<DeviceFlags>();
   add_device_flags(cmd, device.get());
   cmd->add_option("--max-body", o->max_body, "Largest request body in bytes (default 8 MiB)")

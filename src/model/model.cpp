@@ -98,11 +98,11 @@ void Model::prepare_weights() {
   // way whatever the step's row count. The GEMV path does (one vec_dot per row and output, rows
   // quantized one by one), and so do avx512's integer panels when every row count takes them (one
   // kernel family; asked for with invariant_rows, whatever the backend's decode default): those
-  // stay packed, at full prefill speed. Any other packed matrix would switch from the
-  // GEMV to the GEMM (or AMX) at gemm_min_rows rows, which changes the last bits, so it is not
-  // repacked: its prefill runs the GEMV (each weight row read once for all the step's rows, but
-  // no register blocking: measured ~5x slower prefill for F16 on avx512+AMX, ~2.5x for Q8_0 on
-  // avx2; a 16-row decode step ~1.1-1.5x), and the packed copy's memory is saved.
+  // stay packed, at full prefill speed. Any other packed matrix would switch from the GEMV to the
+  // GEMM (or AMX) at gemm_min_rows rows, which changes the last bits, so it is not repacked: its
+  // prefill runs the GEMV (each weight row read once for all the step's rows, but no register
+  // blocking: measured ~5x slower prefill for F16 on avx512+AMX, ~2.5x for Q8_0 on avx2; a 16-row
+  // decode step ~1.1-1.5x), and the packed copy's memory is saved.
   const auto prepare = [&](const TensorView& t) {
     const bool repack = !options_.batch_invariant || backend_.rows_invariant(t.dtype(), true);
     return backend_.prepare(weight_matrix(t), repack, options_.batch_invariant);
