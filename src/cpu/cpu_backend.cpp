@@ -69,8 +69,8 @@ Linear CpuBackend::prepare(const WeightMatrix& w, bool repack, bool invariant_ro
     linear.packed = PackedWeights::pack(w, isa(), pool_);
     packed_bytes_ += linear.packed->bytes();
     if (options_.amx && amx_serves(isa(), *linear.packed)) uses_amx_ = true;
-    linear.rows_on_packed =
-        isa() == Isa::kAvx512 && linear.packed->kind() == PanelKind::kInt8 && (packed_rows_ || invariant_rows);
+    // rows_invariant's rule, which for a packed matrix holds exactly for panels on every row count.
+    linear.rows_on_packed = rows_invariant(w.dtype, invariant_rows);
     // Float panels take 4-byte activations: the GEMM scratch must grow to them.
     if (w.dtype == DType::kF16 || w.dtype == DType::kBF16) float_gemm_ = true;
     reserve(limits_);
