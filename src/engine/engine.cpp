@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/check.h"
 #include "core/timer.h"
@@ -20,6 +21,7 @@ EngineOptions resolved(EngineOptions o, const Model& model) {
     fail(ErrorCode::kInvalidArgument, "the KV cache ({} tokens) must hold at least one full context ({} tokens)",
          o.kv_tokens, o.context);
   }
+  if (o.scoring_logits < 1) fail(ErrorCode::kInvalidArgument, "scoring_logits must be >= 1, got {}", o.scoring_logits);
   if (o.step_tokens <= 0) o.step_tokens = model.options().max_step_tokens;
   // Every running sequence gets its decode row each step, whatever the budget says.
   o.step_tokens = std::max(o.step_tokens, o.max_running);
@@ -40,9 +42,7 @@ Engine::Engine(Model& model, const Tokenizer& tokenizer, const EngineOptions& op
 
 Engine::~Engine() { stop(true); }
 
-bool Engine::submit(std::shared_ptr<EngineRequest> request) {
-  EMBER_CHECK(request != nullptr);
-  const EngineRequest& r = *request;
+void Engine::check_request(const EngineRequest& r) const {
   const int32_t n_vocab = model_.config().n_vocab;
   if (r.prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
   const bool embed = r.kind == EngineRequest::Kind::kEmbed;
@@ -59,16 +59,28 @@ bool Engine::submit(std::shared_ptr<EngineRequest> request) {
     if (id < 0 || id >= n_vocab) fail(ErrorCode::kInvalidArgument, "prompt token {} is outside the vocabulary", id);
   }
   if (r.n < 1) fail(ErrorCode::kInvalidArgument, "n must be >= 1, got {}", r.n);
+  if (embed && r.prompt_logprobs >= 0) fail(ErrorCode::kInvalidArgument, "an embedding has no prompt logprobs");
   if (r.kind == EngineRequest::Kind::kGenerate) {
     SequenceDecoder probe(tokenizer_, n_vocab, r.options, {});  // throws for bad options, naming them
+  }
+}
+
+bool Engine::submit(std::shared_ptr<EngineRequest> request) { return submit(std::span(&request, 1)); }
+
+bool Engine::submit(std::span<const std::shared_ptr<EngineRequest>> requests) {
+  EMBER_CHECK(!requests.empty());
+  for (const auto& request : requests) {
+    EMBER_CHECK(request != nullptr);
+    check_request(*request);
   }
   {
     std::lock_guard lock(mutex_);
     // The queue bound counts only what cannot start at once: free running slots take requests first.
     const int64_t free_slots = std::max<int64_t>(0, int64_t{options_.max_running} - stats_.running - preempted_);
-    if (stopping_ || queued_ >= options_.max_waiting + free_slots) return false;
-    inbox_.push_back(std::move(request));
-    ++queued_;
+    const auto k = static_cast<int64_t>(requests.size());
+    if (stopping_ || queued_ + k > options_.max_waiting + free_slots) return false;
+    inbox_.insert(inbox_.end(), requests.begin(), requests.end());
+    queued_ += k;
     stats_.waiting = queued_ + preempted_;
     idle_now_ = false;
   }
@@ -130,6 +142,7 @@ void Engine::take_submitted() {
     if (slot->request->kind == EngineRequest::Kind::kGenerate) {
       slot->decoder.emplace(tokenizer_, model_.config().n_vocab, slot->request->options, slot->tokens);
       slot->siblings_pending = slot->request->n > 1;
+      if (slot->request->prompt_logprobs >= 0) slot->prompt_scores.emplace();
     }
     waiting_.push_back(std::move(slot));
   }
@@ -246,7 +259,7 @@ bool Engine::schedule() {
   for (Slot* slot : snapshot) {
     if (budget_ <= 0) break;
     if (slot->done || slot->seq < 0 || slot->step_rows > 0 || pending(*slot) < 1) continue;
-    const int32_t n = std::min(pending(*slot), budget_);
+    const int32_t n = std::min({pending(*slot), budget_, chunk_limit(*slot)});
     if (!reserve_or_preempt(*slot, n)) continue;
     add_rows(*slot, n);
   }
@@ -307,8 +320,10 @@ void Engine::preempt(Slot& slot) {
 bool Engine::admit(Slot& slot) {
   const bool generate = slot.decoder.has_value();
   int32_t matched = 0;
-  // Embeddings pool every row's hidden state, so they adopt no cached prefix.
-  slot.seq = kv_.add_sequence(slot.tokens, generate ? static_cast<int32_t>(slot.tokens.size()) - 1 : 0, &matched);
+  // Embeddings pool every row's hidden state, and a prompt being scored needs every row's logits,
+  // so they adopt no cached prefix.
+  const bool adopt = generate && !slot.prompt_scores;
+  slot.seq = kv_.add_sequence(slot.tokens, adopt ? static_cast<int32_t>(slot.tokens.size()) - 1 : 0, &matched);
   slot.n_kv = matched;
   // The whole remaining prompt must fit beside a block of headroom for each running sequence, or
   // the admission would only preempt them. (The unreserved rest of running prompts is not counted:
@@ -323,7 +338,7 @@ bool Engine::admit(Slot& slot) {
     if (running_count() == 0) fail_request(slot, "the KV cache cannot hold this request");
     return false;
   }
-  const int32_t n = std::min(pending(slot), budget_);
+  const int32_t n = std::min({pending(slot), budget_, chunk_limit(slot)});
   EMBER_CHECK(kv_.reserve(slot.seq, n));
   if (!slot.admitted) {
     slot.admitted = true;
@@ -356,6 +371,8 @@ void Engine::add_rows(Slot& slot, int32_t n) {
       if (pos + 1 == end) {
         output = slot.siblings_pending ? Batch::kLogits : slot.decoder->next_row_output();
         if (output == Batch::kTopK) batch_.top_k = std::max(batch_.top_k, slot.decoder->top_k());
+      } else if (slot.prompt_scores && pos >= static_cast<int32_t>(slot.prompt_scores->size())) {
+        output = Batch::kLogits;  // scores token pos + 1 (rows scored before a preemption are not again)
       }
     } else if (pooling == Pooling::kMean || (pooling == Pooling::kCls && pos == 0) ||
                (pooling == Pooling::kLast && pos + 1 == end)) {
@@ -366,6 +383,34 @@ void Engine::add_rows(Slot& slot, int32_t n) {
   slot.step_rows = n;
   budget_ -= n;
   batch_slots_.push_back(&slot);
+}
+
+int32_t Engine::chunk_limit(const Slot& slot) const {
+  if (!slot.prompt_scores) return std::numeric_limits<int32_t>::max();
+  return static_cast<int32_t>(std::clamp<int64_t>(options_.scoring_logits / model_.config().n_vocab, 1, INT32_MAX));
+}
+
+size_t Engine::score_prompt(Slot& slot, size_t first, size_t end, std::span<const float> logits, size_t logit) {
+  const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
+  std::vector<GeneratedToken>& scores = *slot.prompt_scores;
+  const int32_t first_pos = slot.n_kv - slot.step_rows;
+  TokenLogprobs scratch;
+  for (size_t r = first; r < end; ++r) {
+    if (batch_.logits[r] != Batch::kLogits) continue;
+    const auto next = static_cast<size_t>(first_pos + static_cast<int32_t>(r - first) + 1);
+    EMBER_CHECK(next == scores.size() + 1);
+    compute_logprobs(logits.subspan(logit++ * n_vocab, n_vocab), slot.tokens[next], slot.request->prompt_logprobs,
+                     scratch);
+    scores.push_back({.id = scratch.chosen.token, .logprob = scratch.chosen.logprob, .top = scratch.top});
+  }
+  if (scores.size() + 1 == slot.request->prompt.size()) {
+    EngineEvent event;
+    event.has_prompt_logprobs = true;
+    event.prompt_logprobs = std::move(scores);
+    slot.prompt_scores.reset();
+    slot.request->push(std::move(event));
+  }
+  return logit;
 }
 
 void Engine::make_draft(Slot& slot, int32_t max_tokens) {
@@ -495,6 +540,10 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const int3
       slot->n_kv += slot->step_rows;
       if (slot->decoder) {
         kv_.cache_full_blocks(slot->seq, slot->tokens);
+        // The last row of the prompt (or the decode row) samples; a chunk before it samples nothing.
+        const bool sampling_row = slot->n_kv == static_cast<int32_t>(slot->tokens.size());
+        if (slot->prompt_scores) logit = score_prompt(*slot, first, sampling_row ? row - 1 : row, logits, logit);
+        if (!sampling_row) continue;
         if (batch_.logits[row - 1] == Batch::kToken) {
           sample(*slot, {.greedy = tokens[token++]});
           continue;
@@ -546,6 +595,10 @@ void Engine::fork_choices(Slot& first, std::span<const float> logits_row) {
     siblings.push_back(std::move(sibling));
   }
   first.siblings_pending = false;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.running += static_cast<int64_t>(siblings.size());  // as admit() counts choice 0
+  }
   for (SlotPtr& sibling : siblings) {
     // The prompt's blocks are shared; the first write into a shared partial block copies it.
     sibling->seq = kv_.fork(first.seq, first.n_kv);
@@ -653,12 +706,19 @@ void Engine::send_last(const Slot& slot, const GenerationStats& stats, const std
 
 void Engine::release(Slot& slot) {
   return_drafter(slot);
-  if (slot.seq >= 0) {
+  const bool running = slot.seq >= 0;  // else queued, or preempted (admitted)
+  if (running) {
     if (slot.decoder) kv_.cache_full_blocks(slot.seq, slot.tokens);
     kv_.remove_sequence(slot.seq);
     slot.seq = -1;
   }
   slot.done = true;
+  // Now, before the request's last event, not at the end of the step: a client that sends its next
+  // request on that event finds the slot free (submit() bounds the queue by these).
+  if (running || slot.admitted) {
+    std::lock_guard lock(mutex_);
+    --(running ? stats_.running : preempted_);
+  }
 }
 
 void Engine::publish_stats() {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct EngineOptions {
   int32_t step_tokens = 0;   // rows per forward step; 0: the model's max_step_tokens
   int32_t max_waiting = 64;  // requests queued beyond the running ones; submit() refuses more
   bool prefix_cache = true;  // reuse the KV of earlier prompts' full blocks
+  // Logits floats one step's chunk of a prompt being scored (EngineRequest::prompt_logprobs) may
+  // ask for: its chunks are this / n_vocab rows (at least one). 64 MiB.
+  int64_t scoring_logits = int64_t{16} << 20;
   DType kv_type = DType::kF16;
   // Speculative decoding (a request's GenerateOptions::speculative): the draft model (null: prompt
   // lookup), of the model's vocabulary, run on the engine's thread. A step speculates only while it
@@ -76,6 +80,8 @@ class Engine {
   // the vocabulary, bad options, n < 1) and queues it. Returns false when the queue is full or the
   // engine is stopping: the request was not taken. Thread-safe.
   bool submit(std::shared_ptr<EngineRequest> request);
+  // Several requests, queued all or none (a request with several prompts); each is checked first.
+  bool submit(std::span<const std::shared_ptr<EngineRequest>> requests);
 
   // The engine's thread: steps while there is work, sleeps while there is none.
   void start();
@@ -108,7 +114,10 @@ class Engine {
     bool admitted = false;                   // has run at least once (no longer counts as queued)
     bool siblings_pending = false;           // choice 0 of n > 1: the others fork off its prompt
     bool done = false;                       // ended; removed from the lists at the end of the step
-    std::vector<double> pooled;              // embedding requests: the pooling sum
+    // Choice 0 of a prompt_logprobs request, until its prompt is scored: the scores so far, in
+    // order (row p scores token p + 1).
+    std::optional<std::vector<GeneratedToken>> prompt_scores;
+    std::vector<double> pooled;  // embedding requests: the pooling sum
     int32_t pooled_rows = 0;
     // This step's rows in the batch, and whether the last asks for an output.
     int32_t step_rows = 0;
@@ -123,6 +132,8 @@ class Engine {
   };
   using SlotPtr = std::unique_ptr<Slot>;
 
+  // submit()'s checks of one request; throws Error(kInvalidArgument).
+  void check_request(const EngineRequest& r) const;
   void take_submitted();
   void sweep_cancelled();
   // Drops the ended slots from running_ and waiting_.
@@ -139,6 +150,12 @@ class Engine {
   // when the KV cache cannot take its whole prompt now.
   bool admit(Slot& slot);
   void add_rows(Slot& slot, int32_t n);
+  // The most prompt rows `slot` may add to one step: a prompt being scored asks for every row's
+  // logits, which bounds its chunks to EngineOptions::scoring_logits floats (at least one row).
+  int32_t chunk_limit(const Slot& slot) const;
+  // Scores the prompt rows [first, end) of the batch, whose logits start at logits row `logit`;
+  // sends the scores once the whole prompt is. Returns the next logits row.
+  size_t score_prompt(Slot& slot, size_t first, size_t end, std::span<const float> logits, size_t logit);
   // A decode slot's draft for this step, at most `max_tokens` long (none when it does not speculate).
   void make_draft(Slot& slot, int32_t max_tokens);
   // The decode row and the draft's rows, every one with logits.

@@ -29,7 +29,12 @@ struct EngineEvent {
   bool last = false;
   GenerationStats stats;
   std::vector<float> embedding;  // embedding requests: the L2-normalized vector, on the last event
-  std::string error;             // non-empty: the engine failed this request (the message)
+  // EngineRequest::prompt_logprobs: once per request, before any token, with choice 0. The prompt's
+  // tokens after the first, each with its logprob given the tokens before it and its alternatives
+  // (text empty); empty for a one-token prompt.
+  bool has_prompt_logprobs = false;
+  std::vector<GeneratedToken> prompt_logprobs;
+  std::string error;  // non-empty: the engine failed this request (the message)
 };
 
 struct EngineRequest {
@@ -39,6 +44,9 @@ struct EngineRequest {
   int32_t n = 1;                // choices; choice i samples with seed options.sampling.seed + i
   GenerateOptions options;      // max_tokens -1 runs until the context is full
   Pooling pooling = Pooling::kMean;
+  // Generation: >= 0 scores the prompt (EngineEvent::prompt_logprobs), with this many alternatives
+  // per token. Every prompt row then returns its logits, so the prompt adopts no cached prefix.
+  int32_t prompt_logprobs = -1;
 
   // Set from any thread (a client that went away): the engine ends every choice (kCancelled) and
   // frees the request's KV blocks at its next step.

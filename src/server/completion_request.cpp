@@ -187,21 +187,51 @@ std::vector<RequestMessage> parse_messages(const json& body) {
   return messages;
 }
 
+// A prompt's token ids: an array of integers in the vocabulary, non-empty.
+std::vector<int32_t> prompt_token_ids(const json& v, int32_t n_vocab, const std::string& name) {
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < v.size(); ++i) {
+    ids.push_back(static_cast<int32_t>(integer(v[i], fmt::format("{}[{}]", name, i), 0, n_vocab - 1)));
+  }
+  if (ids.empty()) invalid_request("prompt", fmt::format("'{}' is empty", name));
+  return ids;
+}
+
+// "prompt": a string, an array of strings, an array of token ids, or an array of such arrays.
 void parse_prompt(const json& body, int32_t n_vocab, CompletionRequest& r) {
   const json* v = field(body, "prompt");
   if (v == nullptr) invalid_request("prompt", "'prompt' is required");
+  constexpr const char* kShapes =
+      "'prompt' must be a string, an array of strings, an array of token ids, or an array of arrays of token ids";
   if (v->is_string()) {
-    r.prompt = v->get<std::string>();
-  } else if (v->is_array() && v->size() == 1 && (*v)[0].is_string()) {
-    r.prompt = (*v)[0].get<std::string>();
+    r.prompts.push_back({.text = v->get<std::string>(), .tokens = {}});
   } else if (v->is_array() && !v->empty() && (*v)[0].is_number()) {
+    r.prompts.push_back({.text = {}, .tokens = prompt_token_ids(*v, n_vocab, "prompt")});
+  } else if (v->is_array() && !v->empty()) {
+    if (v->size() > kMaxPrompts) {
+      invalid_request("prompt", fmt::format("'prompt' holds {} prompts; the limit is {}", v->size(), kMaxPrompts));
+    }
+    const bool strings = (*v)[0].is_string();
     for (size_t i = 0; i < v->size(); ++i) {
-      r.prompt_tokens.push_back(static_cast<int32_t>(integer((*v)[i], fmt::format("prompt[{}]", i), 0, n_vocab - 1)));
+      const json& item = (*v)[i];
+      const std::string name = fmt::format("prompt[{}]", i);
+      if (strings && item.is_string()) {
+        r.prompts.push_back({.text = item.get<std::string>(), .tokens = {}});
+      } else if (!strings && item.is_array()) {
+        r.prompts.push_back({.text = {}, .tokens = prompt_token_ids(item, n_vocab, name)});
+      } else {
+        invalid_request("prompt", fmt::format("{}: {}, and of one kind throughout", kShapes, name));
+      }
     }
   } else {
-    invalid_request("prompt", "'prompt' must be a string, an array of one string, or an array of token ids");
+    invalid_request("prompt", kShapes);
   }
-  if (r.prompt.empty() && r.prompt_tokens.empty()) invalid_request("prompt", "'prompt' is empty");
+  for (size_t i = 0; i < r.prompts.size(); ++i) {
+    if (r.prompts[i].text.empty() && r.prompts[i].tokens.empty()) {
+      invalid_request(
+          "prompt", r.prompts.size() == 1 ? std::string("'prompt' is empty") : fmt::format("'prompt[{}]' is empty", i));
+    }
+  }
 }
 
 std::vector<std::string> parse_stop(const json& v) {
@@ -477,9 +507,11 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
     parse_prompt(body, n_vocab, r);
   }
   // max_completion_tokens is the newer name; when both come, it wins (as OpenAI documents).
+  // Completions take 0: the prompt alone, which with echo and logprobs scores it.
+  const int64_t min_tokens = endpoint == Endpoint::kCompletions ? 0 : 1;
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
     if (const json* v = field(body, name))
-      r.max_tokens = static_cast<int32_t>(integer(*v, name, 1, std::numeric_limits<int32_t>::max()));
+      r.max_tokens = static_cast<int32_t>(integer(*v, name, min_tokens, std::numeric_limits<int32_t>::max()));
   }
   if (const json* v = field(body, "n")) r.n = static_cast<int32_t>(integer(*v, "n", 1, kMaxChoices));
   if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");

@@ -29,13 +29,21 @@ struct RequestMessage {
   std::string tool_call_id = {};  // tool: the call it answers (may be empty)
 };
 
+// One prompt of /v1/completions: its text, or its token ids (then text is empty).
+struct PromptInput {
+  std::string text;
+  std::vector<int32_t> tokens;
+};
+
 struct CompletionRequest {
   Endpoint endpoint = Endpoint::kChatCompletions;
   std::string model;                     // as sent; empty when absent
   std::vector<RequestMessage> messages;  // chat: at least one
-  std::string prompt;                    // completions: the prompt text...
-  std::vector<int32_t> prompt_tokens;    // ...or its token ids (then prompt is empty)
-  // max_tokens or max_completion_tokens; -1: up to the context.
+  // Completions: one or more prompts (a string, an array of strings, token ids or arrays of token
+  // ids); each gets n choices, indexed prompt * n + choice as OpenAI does.
+  std::vector<PromptInput> prompts;
+  // max_tokens or max_completion_tokens; -1: up to the context. Completions may ask for 0 (with
+  // echo and logprobs: the prompt scored, nothing generated).
   int32_t max_tokens = -1;
   int32_t n = 1;  // choices to generate
   bool stream = false;
@@ -43,7 +51,9 @@ struct CompletionRequest {
   // -1: no logprobs; otherwise the number of alternatives per token (chat: top_logprobs when
   // logprobs is true; completions: the logprobs integer).
   int32_t logprobs = -1;
-  bool echo = false;              // completions: the prompt is part of the text
+  // Completions: the prompt is part of the text; with logprobs, its tokens' logprobs come first
+  // (the first token's null: nothing precedes it).
+  bool echo = false;
   std::vector<std::string> stop;  // non-empty strings
   std::optional<uint64_t> seed;   // absent (or -1 in the body): the server picks one
   bool ignore_eos = false;        // extension
@@ -75,6 +85,7 @@ CompletionRequest parse_completion_request(const nlohmann::json& body, Endpoint 
 
 // Limits a request may ask for.
 inline constexpr int32_t kMaxChoices = 128;         // n (OpenAI's limit)
+inline constexpr size_t kMaxPrompts = 2048;         // prompts in one completions request (OpenAI's limit)
 inline constexpr int32_t kMaxStopStrings = 16;      // OpenAI allows 4; llama.cpp any number
 inline constexpr int32_t kMaxTopLogprobs = 20;      // OpenAI's for chat (legacy completions: 5; we take 20)
 inline constexpr size_t kMaxSchemaNameLength = 64;  // response_format.json_schema.name (OpenAI's limit)

@@ -39,6 +39,14 @@ json text_logprobs(const std::optional<std::vector<TokenOut>>& tokens, size_t of
   json texts = json::array(), logprobs = json::array(), tops = json::array(), offsets = json::array();
   for (const TokenOut& t : *tokens) {
     texts.push_back(t.text);
+    if (t.text_offset) offset = *t.text_offset;
+    offsets.push_back(offset);
+    if (t.no_logprob) {
+      logprobs.push_back(nullptr);
+      tops.push_back(nullptr);
+      offset += utf8_characters(t.text);
+      continue;
+    }
     logprobs.push_back(t.logprob);
     json top = json::object();
     for (const auto& [text, logprob] : t.top) {
@@ -46,7 +54,6 @@ json text_logprobs(const std::optional<std::vector<TokenOut>>& tokens, size_t of
     }
     if (!top.contains(t.text)) top[t.text] = t.logprob;
     tops.push_back(top);
-    offsets.push_back(offset);
     offset += utf8_characters(t.text);
   }
   return {{"tokens", texts}, {"token_logprobs", logprobs}, {"top_logprobs", tops}, {"text_offset", offsets}};

@@ -24,11 +24,15 @@ struct ResponseMeta {
   bool stream_usage = false;
 };
 
-// One generated token as the endpoints report it.
+// One generated (or, echoed, prompt) token as the endpoints report it.
 struct TokenOut {
   std::string text;  // the token's own bytes (may be part of a UTF-8 character)
   float logprob = 0.0f;
   std::vector<std::pair<std::string, float>> top;  // alternatives, best first
+  bool no_logprob = false;                         // an echoed prompt's first token: logprob and top_logprobs null
+  // Completions: this token's text_offset, where the running count of the tokens' texts is not it
+  // (the first generated token after an echoed prompt starts after the prompt's text).
+  std::optional<size_t> text_offset = std::nullopt;
 };
 
 // Texts are cut at UTF-8 character boundaries by the caller (the Detokenizer holds incomplete
@@ -39,7 +43,8 @@ struct ChoiceOut {
   std::optional<FinishReason> finish;             // absent while streaming
   std::optional<std::vector<TokenOut>> logprobs;  // present when the request asked for them
   // Completions' text_offset of the first token: characters (code points) from the start of the
-  // prompt to `text` (the prompt's length, plus what earlier chunks of a stream carried).
+  // prompt to `text` (the prompt's length, plus what earlier chunks of a stream carried; 0 for an
+  // echoed prompt's logprobs).
   size_t offset = 0;
   // Chat with tools: the whole message's tool_calls ([{id, type, function: {name, arguments}}]), or
   // a chunk's delta.tool_calls; null: none. A message with calls and no text has content null.

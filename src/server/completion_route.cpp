@@ -122,35 +122,39 @@ std::string render_chat(const ServerState& state, const CompletionRequest& req, 
   }
 }
 
-Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool_calls::ToolFormat format) {
+// The prompt of a chat request, or of a completions request's prompt `index`, checked against the
+// context.
+Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool_calls::ToolFormat format,
+                    size_t index) {
   Prompt p;
   if (req.endpoint == Endpoint::kChatCompletions) {
     const std::string text = render_chat(state, req, format, /*add_generation_prompt=*/true);
     p.tokens = state.llm->tokenize(text, /*add_special=*/true, /*parse_special=*/true);
-  } else if (!req.prompt_tokens.empty()) {
-    p.tokens = req.prompt_tokens;
+  } else if (const PromptInput& input = req.prompts[index]; !input.tokens.empty()) {
+    p.tokens = input.tokens;
     p.text = state.llm->detokenize(p.tokens, /*render_special=*/true);
   } else {
     // As llama.cpp's server: control-token text in a raw prompt becomes those tokens.
-    p.tokens = state.llm->tokenize(req.prompt, /*add_special=*/true, /*parse_special=*/true);
-    p.text = req.prompt;
+    p.tokens = state.llm->tokenize(input.text, /*add_special=*/true, /*parse_special=*/true);
+    p.text = input.text;
   }
   const std::string param = req.endpoint == Endpoint::kChatCompletions ? "messages" : "prompt";
-  if (p.tokens.empty()) invalid_request(param, "the prompt is empty");
+  const std::string which = req.prompts.size() > 1 ? fmt::format("{} {}", param, index) : param;
+  if (p.tokens.empty()) invalid_request(param, fmt::format("the {} is empty", which));
   const int32_t context = state.engine->options().context;
   const auto n_prompt = static_cast<int32_t>(p.tokens.size());
   if (n_prompt >= context) {
     throw ApiError(400, "invalid_request_error", param,
                    fmt::format("This model's maximum context length is {} tokens. However, your {} resulted in {} "
                                "tokens, which leaves no room to generate.",
-                               context, param, n_prompt),
+                               context, which, n_prompt),
                    "context_length_exceeded");
   }
   if (req.max_tokens > context - n_prompt) {
     throw ApiError(400, "invalid_request_error", "max_tokens",
                    fmt::format("This model's maximum context length is {} tokens. However, you requested {} tokens "
                                "({} in the {}, {} for the completion).",
-                               context, int64_t{n_prompt} + req.max_tokens, n_prompt, param, req.max_tokens),
+                               context, int64_t{n_prompt} + req.max_tokens, n_prompt, which, req.max_tokens),
                    "context_length_exceeded");
   }
   return p;
@@ -169,23 +173,33 @@ struct ChoiceState {
   std::optional<ToolCallOutput> tools;
 };
 
-// Turns engine events into choices, metrics and (streaming) SSE chunks.
+// One prompt of the request and the engine request that runs its choices.
+struct Part {
+  Prompt prompt;
+  std::shared_ptr<EngineRequest> request;
+  size_t prompt_chars = 0;  // its text's code points: where its completions' text offsets start
+  // Echo with logprobs: the prompt's tokens, the first without a logprob (nothing precedes it).
+  std::vector<TokenOut> prompt_logprobs;
+};
+
+// Turns engine events into choices, metrics and (streaming) SSE chunks. Choice i belongs to part
+// i / n (OpenAI's order for several prompts); the parts run at once and are read in order.
 class CompletionStream {
  public:
-  CompletionStream(ServerState& state, std::shared_ptr<EngineRequest> request, const CompletionRequest& req,
-                   Prompt prompt, ResponseMeta meta, tool_calls::ToolFormat format)
+  CompletionStream(ServerState& state, std::vector<Part> parts, const CompletionRequest& req, ResponseMeta meta,
+                   tool_calls::ToolFormat format)
       : state_(state),
-        request_(std::move(request)),
+        parts_(std::move(parts)),
+        n_(req.n),
         chat_(req.endpoint == Endpoint::kChatCompletions),
         want_logprobs_(req.logprobs >= 0),
         echo_(req.echo),
         include_usage_(req.include_usage),
-        prompt_(std::move(prompt)),
         meta_(std::move(meta)),
-        choices_(static_cast<size_t>(request_->n)),
+        choices_(parts_.size() * static_cast<size_t>(n_)),
         arrival_(Clock::now()) {
-    prompt_chars_ = utf8_characters(prompt_.text);
-    for (ChoiceState& c : choices_) c.offset = prompt_chars_;
+    for (Part& part : parts_) part.prompt_chars = utf8_characters(part.prompt.text);
+    for (size_t i = 0; i < choices_.size(); ++i) choices_[i].offset = part_of(i).prompt_chars;
     if (chat_ && req.tools.calls_allowed()) {
       std::vector<std::string> names;
       for (const tool_calls::ToolSpec& t : req.tools.specs) names.push_back(t.name);
@@ -197,10 +211,12 @@ class CompletionStream {
   // to its end, bounded by max_tokens and the context).
   HttpReply whole() {
     std::vector<EngineEvent> events;
-    for (bool ended = false; !ended;) {
-      events.clear();
-      ended = request_->next(events, 1000ms);
-      for (EngineEvent& e : events) take(e, nullptr);
+    for (size_t p = 0; p < parts_.size(); ++p) {
+      for (bool ended = false; !ended;) {
+        events.clear();
+        ended = parts_[p].request->next(events, 1000ms);
+        for (EngineEvent& e : events) take(p, e, nullptr);
+      }
     }
     if (!error_.empty()) return error_reply(ApiError(500, "server_error", "", error_));
     // Cancelled by a shutdown (the only way a non-streaming request is cancelled): a reply without
@@ -213,12 +229,13 @@ class CompletionStream {
     std::vector<ChoiceOut> out;
     for (size_t i = 0; i < choices_.size(); ++i) {
       ChoiceState& c = choices_[i];
+      const Part& part = part_of(i);
       ChoiceOut o;
       o.index = static_cast<int32_t>(i);
-      o.text = echo_ ? prompt_.text + c.text : c.text;
+      o.text = echo_ ? part.prompt.text + c.text : c.text;
       o.finish = c.finish;
-      if (want_logprobs_) o.logprobs = std::move(c.logprobs);
-      o.offset = prompt_chars_;
+      o.offset = part.prompt_chars;
+      if (want_logprobs_) o.logprobs = echo_ ? echoed_logprobs(part, std::move(c.logprobs)) : std::move(c.logprobs);
       if (c.tools) {
         std::vector<ToolCallOutput::Delta> ignored;
         c.tools->push(c.text, ignored);
@@ -233,8 +250,10 @@ class CompletionStream {
     return json_reply(200, chat_ ? chat_completion(meta_, out, u) : text_completion(meta_, out, u));
   }
 
-  // Streaming: role chunks, a chunk per token, a finish chunk per choice, usage, [DONE]. Comment
-  // lines while nothing comes, so that a client gone away is noticed (a write fails) and cancels.
+  // Streaming: role chunks (chat) or the echoed prompts, a chunk per token, a finish chunk per
+  // choice, usage, [DONE]. Comment lines while nothing comes, so that a client gone away is
+  // noticed (a write fails) and cancels. The parts' events are read in order: a later prompt's
+  // chunks come once the earlier prompts' choices have ended (it runs meanwhile).
   void stream(Sink& sink) {
     meta_.stream_usage = include_usage_;
     sink_ = &sink;
@@ -243,23 +262,25 @@ class CompletionStream {
       first.index = static_cast<int32_t>(i);
       if (chat_) {
         send(chat_chunk(meta_, first, /*first=*/true));
-      } else if (echo_) {
-        first.text = prompt_.text;
+      } else if (echo_ && !want_logprobs_) {  // with logprobs, once the prompt is scored (take())
+        first.text = part_of(i).prompt.text;
         send(text_completion(meta_, {first}, std::nullopt));
       }
     }
     std::vector<EngineEvent> events;
     auto last_write = Clock::now();
-    for (;;) {
-      events.clear();
-      const bool ended = request_->next(events, 250ms);
-      for (EngineEvent& e : events) take(e, &sink);
-      if (ended || gone_) break;
-      if (!events.empty()) {
-        last_write = Clock::now();
-      } else if (Clock::now() - last_write > 1s) {
-        write(":\n\n");
-        last_write = Clock::now();
+    for (size_t p = 0; p < parts_.size() && !gone_; ++p) {
+      for (;;) {
+        events.clear();
+        const bool ended = parts_[p].request->next(events, 250ms);
+        for (EngineEvent& e : events) take(p, e, &sink);
+        if (ended || gone_) break;
+        if (!events.empty()) {
+          last_write = Clock::now();
+        } else if (Clock::now() - last_write > 1s) {
+          write(":\n\n");
+          last_write = Clock::now();
+        }
       }
     }
     if (gone_) return;
@@ -267,11 +288,52 @@ class CompletionStream {
     write(kSseDone);
   }
 
-  void cancel() { request_->cancel.store(true); }
+  void cancel() {
+    for (Part& part : parts_) part.request->cancel.store(true);
+  }
 
  private:
-  void take(EngineEvent& e, Sink* sink) {
-    ChoiceState& c = choices_[static_cast<size_t>(e.choice)];
+  const Part& part_of(size_t choice) const { return parts_[choice / static_cast<size_t>(n_)]; }
+
+  TokenOut token_out(const GeneratedToken& token) const {
+    TokenOut t;
+    t.text = token_piece(state_, token.id);
+    t.logprob = token.logprob;
+    for (const TokenLogprob& alt : token.top) t.top.emplace_back(token_piece(state_, alt.token), alt.logprob);
+    return t;
+  }
+
+  // The prompt's logprobs, then the completion's (its first token's text offset after the prompt's
+  // text, which the tokens' own texts need not add up to: a BOS token has none).
+  static std::vector<TokenOut> echoed_logprobs(const Part& part, std::vector<TokenOut> completion) {
+    std::vector<TokenOut> all = part.prompt_logprobs;
+    if (!completion.empty()) completion.front().text_offset = part.prompt_chars;
+    for (TokenOut& t : completion) all.push_back(std::move(t));
+    return all;
+  }
+
+  // The prompt's scores (echo with logprobs); streaming, each of its choices' echo chunk with them.
+  void take_prompt_logprobs(size_t p, const EngineEvent& e, Sink* sink) {
+    Part& part = parts_[p];
+    TokenOut first;
+    first.text = token_piece(state_, part.prompt.tokens.front());
+    first.no_logprob = true;
+    part.prompt_logprobs.push_back(std::move(first));
+    for (const GeneratedToken& token : e.prompt_logprobs) part.prompt_logprobs.push_back(token_out(token));
+    if (sink == nullptr) return;
+    for (int32_t j = 0; j < n_; ++j) {
+      ChoiceOut o;
+      o.index = static_cast<int32_t>(p) * n_ + j;
+      o.text = part.prompt.text;
+      o.logprobs = part.prompt_logprobs;
+      send(text_completion(meta_, {o}, std::nullopt));
+    }
+  }
+
+  void take(size_t p, EngineEvent& e, Sink* sink) {
+    if (e.has_prompt_logprobs) take_prompt_logprobs(p, e, sink);
+    const int32_t index = static_cast<int32_t>(p) * n_ + e.choice;
+    ChoiceState& c = choices_[static_cast<size_t>(index)];
     if (e.has_token) {
       std::optional<std::vector<TokenOut>> logprobs;
       if (e.token.id >= 0) {
@@ -280,20 +342,14 @@ class CompletionStream {
         (c.any_token ? state_.metrics.inter_token_latency : state_.metrics.time_to_first_token).observe(since);
         c.any_token = true;
         c.last_token = now;
-        if (want_logprobs_) {
-          TokenOut t;
-          t.text = token_piece(state_, e.token.id);
-          t.logprob = e.token.logprob;
-          for (const TokenLogprob& alt : e.token.top) t.top.emplace_back(token_piece(state_, alt.token), alt.logprob);
-          (sink != nullptr ? logprobs.emplace() : c.logprobs).push_back(std::move(t));
-        }
+        if (want_logprobs_) (sink != nullptr ? logprobs.emplace() : c.logprobs).push_back(token_out(e.token));
       }
       c.text += e.token.text;
       if (sink != nullptr && c.tools) {
-        send_tool_deltas(c, e.choice, e.token.text, false, std::move(logprobs));
+        send_tool_deltas(c, index, e.token.text, false, std::move(logprobs));
       } else if (sink != nullptr && (!e.token.text.empty() || logprobs)) {
         ChoiceOut o;
-        o.index = e.choice;
+        o.index = index;
         o.text = e.token.text;
         o.logprobs = std::move(logprobs);
         o.offset = c.offset;
@@ -307,9 +363,9 @@ class CompletionStream {
       if (!e.error.empty()) error_ = e.error;
       if (sink != nullptr) {
         if (!e.error.empty()) send(ApiError(500, "server_error", "", e.error).to_json());
-        if (c.tools) send_tool_deltas(c, e.choice, {}, true, std::nullopt);
+        if (c.tools) send_tool_deltas(c, index, {}, true, std::nullopt);
         ChoiceOut o;
-        o.index = e.choice;
+        o.index = index;
         o.finish = c.finish;
         o.called_tools = c.tools && c.tools->saw_calls();
         o.offset = c.offset;
@@ -341,17 +397,20 @@ class CompletionStream {
     }
   }
 
+  // Summed over the prompts (each computed once, whatever n) and the choices.
   Usage usage() const {
     Usage u;
-    u.prompt_tokens = static_cast<int32_t>(request_->prompt.size());
-    u.cached_tokens = choices_.empty() ? 0 : choices_[0].stats.cached_tokens;
+    for (size_t p = 0; p < parts_.size(); ++p) {
+      u.prompt_tokens += static_cast<int32_t>(parts_[p].request->prompt.size());
+      u.cached_tokens += choices_[p * static_cast<size_t>(n_)].stats.cached_tokens;
+    }
     for (const ChoiceState& c : choices_) {
       u.completion_tokens += c.stats.generated_tokens;
       u.draft_tokens += c.stats.draft_tokens;
       u.accepted_tokens += c.stats.accepted_tokens;
       u.total_ms = std::max(u.total_ms, c.stats.total_ms);
     }
-    u.first_token_ms = choices_.empty() ? 0 : choices_[0].stats.first_token_ms;
+    u.first_token_ms = choices_.front().stats.first_token_ms;
     return u;
   }
 
@@ -365,10 +424,9 @@ class CompletionStream {
   }
 
   ServerState& state_;
-  std::shared_ptr<EngineRequest> request_;
+  std::vector<Part> parts_;
+  int32_t n_;  // choices per prompt
   bool chat_, want_logprobs_, echo_, include_usage_;
-  Prompt prompt_;
-  size_t prompt_chars_ = 0;  // its text's code points: where completions' text offsets start
   ResponseMeta meta_;
   std::vector<ChoiceState> choices_;
   Clock::time_point arrival_;
@@ -383,27 +441,43 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   const Endpoint endpoint = chat ? Endpoint::kChatCompletions : Endpoint::kCompletions;
   const CompletionRequest req =
       parse_completion_request(parse_body(http), endpoint, state.engine->n_vocab(), /*body_text=*/http.body);
-  if (req.echo && req.logprobs >= 0) {
-    invalid_request("echo", "echo with logprobs (the prompt tokens' logprobs) is not supported");
-  }
   // The tool-call syntax is the template's (the one in use: --chat-template, else the model's).
   const tool_calls::ToolFormat format =
       tool_calls::detect_tool_format(LlmAccess::impl(*state.llm).chat_template.source);
-  Prompt prompt = build_prompt(state, req, format);
+  const size_t n_prompts = chat ? 1 : req.prompts.size();
+  // Every prompt is queued at once (all or none), so a batch larger than the queue and the running
+  // slots together can never be taken: a client error, not a busy server.
+  const EngineOptions& engine = state.engine->options();
+  if (const int64_t most = int64_t{engine.max_waiting} + engine.max_running; static_cast<int64_t>(n_prompts) > most) {
+    invalid_request("prompt", fmt::format("this server takes at most {} prompts in one request (--max-queue {} + "
+                                          "--parallel {}); this one has {}",
+                                          most, engine.max_waiting, engine.max_running, n_prompts));
+  }
 
-  auto request = std::make_shared<EngineRequest>();
-  request->prompt = prompt.tokens;
-  request->n = req.n;
-  request->options.sampling = req.sampling;
-  request->options.sampling.seed = req.seed ? *req.seed : random_seed();
-  request->options.stop.max_tokens = req.max_tokens;
-  request->options.stop.strings = req.stop;
-  request->options.stop.ignore_eos = req.ignore_eos;
-  request->options.logprobs = req.logprobs;
-  request->options.speculative = speculative_options(state.options.speculative, req);
-  request->options.constraint = req.tools.calls_allowed() ? tool_call_constraint(req.tools, format) : req.constraint;
+  const uint64_t seed = req.seed ? *req.seed : random_seed();
+  std::vector<Part> parts;
+  std::vector<std::shared_ptr<EngineRequest>> requests;
+  for (size_t i = 0; i < n_prompts; ++i) {
+    Part part;
+    part.prompt = build_prompt(state, req, format, i);
+    auto request = std::make_shared<EngineRequest>();
+    request->prompt = part.prompt.tokens;
+    request->n = req.n;
+    request->options.sampling = req.sampling;
+    request->options.sampling.seed = seed;  // every prompt's choice j draws with seed + j
+    request->options.stop.max_tokens = req.max_tokens;
+    request->options.stop.strings = req.stop;
+    request->options.stop.ignore_eos = req.ignore_eos;
+    request->options.logprobs = req.logprobs;
+    request->options.speculative = speculative_options(state.options.speculative, req);
+    request->options.constraint = req.tools.calls_allowed() ? tool_call_constraint(req.tools, format) : req.constraint;
+    if (req.echo && req.logprobs >= 0) request->prompt_logprobs = req.logprobs;
+    part.request = request;
+    requests.push_back(std::move(request));
+    parts.push_back(std::move(part));
+  }
   try {
-    if (!state.engine->submit(request)) return overloaded_reply("The server is busy: too many requests are queued.");
+    if (!state.engine->submit(requests)) return overloaded_reply("The server is busy: too many requests are queued.");
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kInvalidArgument) throw;
     invalid_request("", e.what());
@@ -414,7 +488,7 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   meta.created =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   meta.model = state.model_name;
-  auto stream = std::make_shared<CompletionStream>(state, request, req, std::move(prompt), std::move(meta), format);
+  auto stream = std::make_shared<CompletionStream>(state, std::move(parts), req, std::move(meta), format);
   if (!req.stream) return stream->whole();
   HttpReply reply;
   reply.content_type = "text/event-stream";  // exactly: any other text/* type gets gzipped, which buffers

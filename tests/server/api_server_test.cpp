@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "api_server_support.h"
 #include "ember/error.h"
 #include "ember/sampling.h"
 #include "server/ui_assets.h"
@@ -24,40 +25,6 @@ namespace ember::server {
 namespace {
 
 using nlohmann::json;
-
-const std::string kTiny = (std::filesystem::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf").string();
-
-class StringSink : public Sink {
- public:
-  explicit StringSink(size_t fail_after = SIZE_MAX) : fail_after_(fail_after) {}
-  bool write(std::string_view data) override {
-    if (writes_++ >= fail_after_) return false;
-    text += data;
-    return true;
-  }
-  std::string text;
-
- private:
-  size_t fail_after_;
-  size_t writes_ = 0;
-};
-
-HttpRequest post(const std::string& path, const std::string& body, const std::string& key = "secret") {
-  HttpRequest r;
-  r.method = "POST";
-  r.path = path;
-  r.body = body;
-  if (!key.empty()) r.headers.emplace_back("authorization", "Bearer " + key);
-  return r;
-}
-
-HttpRequest get(const std::string& path, const std::string& key = "secret") {
-  HttpRequest r = post(path, "", key);
-  r.method = "GET";
-  return r;
-}
-
-json body_of(const HttpReply& reply) { return json::parse(reply.body); }
 
 class ApiServerTest : public testing::Test {
  protected:
@@ -152,19 +119,8 @@ TEST_F(ApiServerTest, ChatStreamsChunksThenUsageThenDone) {
   EXPECT_EQ(reply.content_type, "text/event-stream");
   StringSink sink;
   reply.stream(sink);
-  std::vector<json> events;
-  size_t pos = 0;
   bool done = false;
-  while ((pos = sink.text.find("data: ", pos)) != std::string::npos) {
-    const size_t end = sink.text.find("\n\n", pos);
-    const std::string data = sink.text.substr(pos + 6, end - pos - 6);
-    pos = end;
-    if (data == "[DONE]") {
-      done = true;
-      break;
-    }
-    events.push_back(json::parse(data));
-  }
+  const std::vector<json> events = sse_events(sink.text, &done);
   ASSERT_TRUE(done);
   ASSERT_GE(events.size(), 3u);
   EXPECT_EQ(events.front()["choices"][0]["delta"]["role"], "assistant");

@@ -313,8 +313,16 @@ simple("completions: missing prompt", "POST", COMPL, {"max_tokens": 1}, param="p
 simple("completions: prompt 5", "POST", COMPL, compl(prompt=5), param="prompt")
 simple("completions: prompt \"\"", "POST", COMPL, compl(prompt=""), param="prompt")
 simple("completions: prompt []", "POST", COMPL, compl(prompt=[]), param="prompt")
-simple("completions: prompt [[1, 2]]", "POST", COMPL, compl(prompt=[[1, 2]]), param="prompt")
-simple("completions: prompt [\"a\", \"b\"] (batch)", "POST", COMPL, compl(prompt=["a", "b"]), param="prompt")
+simple("completions: prompt [[1, 2], \"a\"] (mixed batch)", "POST", COMPL, compl(prompt=[[1, 2], "a"]), param="prompt")
+simple("completions: prompt [[1, 2], []]", "POST", COMPL, compl(prompt=[[1, 2], []]), param="prompt",
+       contains=("prompt[1]",))
+simple("completions: prompt [[1, -1]]", "POST", COMPL, compl(prompt=[[1, -1]]), param="prompt[0][1]")
+simple("completions: 2049 prompts", "POST", COMPL, compl(prompt=["a"] * 2049), param="prompt", contains=("2048",))
+simple("completions: more prompts than queue + parallel", "POST", COMPL, compl(prompt=["a"] * 2000), param="prompt",
+       contains=("--max-queue",))
+simple("completions: one prompt of a batch too long", "POST", COMPL, compl(prompt=[[5], [5] * 300]), param="prompt",
+       contains=("prompt 1", "300"))
+simple("completions: max_tokens -1", "POST", COMPL, compl(max_tokens=-1), param="max_tokens")
 simple("completions: prompt token -1", "POST", COMPL, compl(prompt=[1, -1]), param="prompt[1]")
 simple("completions: prompt token 1e9", "POST", COMPL, compl(prompt=[10 ** 9]), param="prompt[0]")
 simple("completions: prompt token \"x\"", "POST", COMPL, compl(prompt=[1, "x"]), param="prompt[1]")
@@ -436,7 +444,7 @@ def _big_chunked():
 
 @case("small chunked body is read (400 for the bad prompt JSON, not 413)")
 def _small_chunked():
-    body = b'{"prompt": "hi", "max_tokens": 0}'
+    body = b'{"prompt": "hi", "max_tokens": -5}'
     data = (f"POST {COMPL} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Transfer-Encoding: chunked\r\n\r\n").encode()
     data += b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (body[:10], body[10:])) + b"0\r\n\r\n"

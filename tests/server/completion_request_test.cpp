@@ -222,14 +222,38 @@ TEST(CompletionRequest, MaxCompletionTokensWins) {
   EXPECT_EQ(chat(body).max_tokens, 9);
 }
 
+// The texts and token ids of a request's prompts, in order.
+std::vector<std::string> prompt_texts(const CompletionRequest& r) {
+  std::vector<std::string> texts;
+  for (const PromptInput& p : r.prompts) texts.push_back(p.text);
+  return texts;
+}
+std::vector<std::vector<int32_t>> prompt_ids(const CompletionRequest& r) {
+  std::vector<std::vector<int32_t>> ids;
+  for (const PromptInput& p : r.prompts) ids.push_back(p.tokens);
+  return ids;
+}
+
 TEST(CompletionRequest, CompletionPrompts) {
-  EXPECT_EQ(completion({{"prompt", "Once"}}).prompt, "Once");
-  EXPECT_EQ(completion({{"prompt", {"Once"}}}).prompt, "Once");
+  EXPECT_EQ(prompt_texts(completion({{"prompt", "Once"}})), std::vector<std::string>{"Once"});
+  EXPECT_EQ(prompt_texts(completion({{"prompt", {"Once"}}})), std::vector<std::string>{"Once"});
   const CompletionRequest ids = completion({{"prompt", {1, 2, 999}}, {"logprobs", 3}, {"echo", true}});
-  EXPECT_EQ(ids.prompt_tokens, (std::vector<int32_t>{1, 2, 999}));
-  EXPECT_TRUE(ids.prompt.empty());
+  EXPECT_EQ(prompt_ids(ids), (std::vector<std::vector<int32_t>>{{1, 2, 999}}));
+  EXPECT_EQ(prompt_texts(ids), std::vector<std::string>{""});
   EXPECT_EQ(ids.logprobs, 3);
   EXPECT_TRUE(ids.echo);
+}
+
+// Several prompts (OpenAI's batch): strings, or arrays of token ids (what lm-evaluation-harness
+// sends), in order; max_tokens 0 with echo scores them.
+TEST(CompletionRequest, SeveralPrompts) {
+  EXPECT_EQ(prompt_texts(completion({{"prompt", {"a", "b c", "d"}}})), (std::vector<std::string>{"a", "b c", "d"}));
+  const CompletionRequest r = completion({{"prompt", {{5, 6}, {7}}}, {"max_tokens", 0}, {"echo", true}});
+  EXPECT_EQ(prompt_ids(r), (std::vector<std::vector<int32_t>>{{5, 6}, {7}}));
+  EXPECT_EQ(r.max_tokens, 0);
+  json prompts = json::array();
+  for (size_t i = 0; i < kMaxPrompts; ++i) prompts.push_back("x");
+  EXPECT_EQ(completion({{"prompt", prompts}}).prompts.size(), kMaxPrompts);
 }
 
 // Each bad body, the param the error must name, and a piece of its message.
@@ -322,10 +346,16 @@ TEST(CompletionRequest, BadCompletionRequestsNameTheField) {
   const std::vector<BadCase> cases = {
       {json::object(), "prompt", "required"},
       {{{"prompt", ""}}, "prompt", "empty"},
-      {{{"prompt", {"a", "b"}}}, "prompt", "array of one string"},
-      {{{"prompt", json::array()}}, "prompt", "array of one string"},
+      {{{"prompt", {"a", {1}}}}, "prompt", "an array of arrays of token ids: prompt[1]"},
+      {{{"prompt", {{1}, "a"}}}, "prompt", "of one kind throughout"},
+      {{{"prompt", {"a", ""}}}, "prompt", "'prompt[1]' is empty"},
+      {{{"prompt", {{1}, json::array()}}}, "prompt", "'prompt[1]' is empty"},
+      {{{"prompt", {{1}, {2, 1000}}}}, "prompt[1][1]", "between"},
+      {{{"prompt", json::array()}}, "prompt", "an array of arrays of token ids"},
+      {{{"prompt", 7}}, "prompt", "an array of arrays of token ids"},
       {{{"prompt", {1, 1000}}}, "prompt[1]", "between"},
       {{{"prompt", {1, "a"}}}, "prompt[1]", "integer"},
+      {{{"prompt", "x"}, {"max_tokens", -1}}, "max_tokens", "between 0"},
       {{{"prompt", "x"}, {"logprobs", true}}, "logprobs", "integer"},
       {{{"prompt", "x"}, {"logprobs", 21}}, "logprobs", "between"},
       {{{"prompt", "x"}, {"echo", "yes"}}, "echo", "boolean"},

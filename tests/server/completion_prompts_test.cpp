@@ -1,0 +1,189 @@
+// /v1/completions as evaluation harnesses use it (lm-evaluation-harness's local-completions): several
+// prompts in one request, echo with logprobs (the prompt's tokens scored), max_tokens 0; whole and
+// streamed, on the bundled ember-tiny through ApiServer::handle.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "api_server_support.h"
+#include "server/api_server.h"
+
+namespace ember::server {
+namespace {
+
+using nlohmann::json;
+
+class CompletionPrompts : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ServerOptions o;
+    o.model_path = kTiny;
+    o.parallel = 3;
+    o.max_queue = 5;
+    o.threads = 2;
+    o.batch_invariant = true;  // a prompt's rows do not depend on what shares its steps
+    server_ = new ApiServer(o);
+    server_->load();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static json complete(const json& body) {
+    const HttpReply reply = server_->handle(post("/v1/completions", body.dump(), ""));
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    return reply.status == 200 ? body_of(reply) : json::object();
+  }
+  static ApiServer* server_;
+};
+ApiServer* CompletionPrompts::server_ = nullptr;
+
+// The token ids of `text` as the server tokenizes a prompt (BOS first).
+std::vector<int32_t> tokenize(ApiServer& server, const std::string& text) {
+  const HttpReply reply = server.handle(post("/tokenize", json{{"content", text}, {"add_special", true}}.dump(), ""));
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  return body_of(reply)["tokens"].get<std::vector<int32_t>>();
+}
+
+// What lm-evaluation-harness sends for a loglikelihood: the context and continuation's token ids,
+// one generated token, one alternative, echo. It sums token_logprobs[ctxlen:-1] and calls the
+// continuation greedy when each of its tokens is the best of its top_logprobs.
+TEST_F(CompletionPrompts, EchoWithLogprobsScoresThePrompt) {
+  const std::vector<int32_t> ids = tokenize(*server_, "And it came to pass, when the king heard it");
+  const json b = complete({{"prompt", json::array({ids})}, {"max_tokens", 1}, {"logprobs", 1}, {"echo", true},
+                           {"temperature", 0}, {"seed", 1234}});
+  ASSERT_EQ(b["choices"].size(), 1u);
+  const json& lp = b["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), ids.size() + 1);  // the prompt, then the generated token
+  ASSERT_EQ(lp["tokens"].size(), ids.size() + 1);
+  ASSERT_EQ(lp["top_logprobs"].size(), ids.size() + 1);
+  ASSERT_EQ(lp["text_offset"].size(), ids.size() + 1);
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());  // nothing precedes the first token
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  double sum = 0;
+  for (size_t i = 1; i <= ids.size(); ++i) {
+    ASSERT_TRUE(lp["token_logprobs"][i].is_number()) << i;
+    const double v = lp["token_logprobs"][i].get<double>();
+    EXPECT_LE(v, 0.0);
+    EXPECT_TRUE(lp["top_logprobs"][i].is_object());
+    EXPECT_GE(lp["top_logprobs"][i].size(), 1u);
+    EXPECT_LE(lp["top_logprobs"][i].size(), 2u);  // the best, and the token itself when it is not
+    if (i < ids.size()) sum += v;
+  }
+  EXPECT_LT(sum, 0.0);
+  // The echoed text is the prompt's (its ids detokenized, BOS shown), then the generated token's.
+  const std::string text = b["choices"][0]["text"];
+  EXPECT_NE(text.find("And it came to pass, when the king heard it"), std::string::npos) << text;
+  EXPECT_EQ(b["usage"]["prompt_tokens"], ids.size());
+  EXPECT_EQ(b["usage"]["completion_tokens"], 1);
+
+  // Causal: a prefix's scores are the first of the whole prompt's. The generated token's logprob
+  // is the one a request without echo reports.
+  const std::vector<int32_t> prefix(ids.begin(), ids.begin() + 6);
+  const json p = complete({{"prompt", prefix}, {"max_tokens", 0}, {"logprobs", 2}, {"echo", true}});
+  const json& plp = p["choices"][0]["logprobs"];
+  ASSERT_EQ(plp["token_logprobs"].size(), prefix.size());
+  for (size_t i = 1; i < prefix.size(); ++i) EXPECT_EQ(plp["token_logprobs"][i], lp["token_logprobs"][i]) << i;
+  EXPECT_EQ(p["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(p["usage"]["completion_tokens"], 0);
+  const json plain = complete({{"prompt", ids}, {"max_tokens", 1}, {"logprobs", 1}, {"temperature", 0}});
+  EXPECT_EQ(plain["choices"][0]["logprobs"]["token_logprobs"][0], lp["token_logprobs"][ids.size()]);
+  EXPECT_EQ(plain["choices"][0]["logprobs"]["text_offset"][0], lp["text_offset"][ids.size()]);
+}
+
+// OpenAI's order for several prompts: prompt i's choice j is choice i * n + j, each what the prompt
+// alone gives; usage counts every prompt once and every choice.
+TEST_F(CompletionPrompts, SeveralPromptsAreEachTheirOwnRequest) {
+  const std::vector<std::string> prompts = {"In the beginning", "And the LORD spake unto Moses", "Blessed are"};
+  const json batch = complete({{"prompt", prompts}, {"n", 2}, {"max_tokens", 5}, {"temperature", 0.8}, {"seed", 9}});
+  ASSERT_EQ(batch["choices"].size(), 6u);
+  int64_t prompt_tokens = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const json alone = complete({{"prompt", prompts[i]}, {"n", 2}, {"max_tokens", 5}, {"temperature", 0.8},
+                                 {"seed", 9}});
+    for (size_t j = 0; j < 2; ++j) {
+      const json& c = batch["choices"][i * 2 + j];
+      EXPECT_EQ(c["index"], i * 2 + j);
+      EXPECT_EQ(c["text"], alone["choices"][j]["text"]) << i << " " << j;
+    }
+    prompt_tokens += alone["usage"]["prompt_tokens"].get<int64_t>();
+  }
+  EXPECT_EQ(batch["usage"]["prompt_tokens"], prompt_tokens);
+  EXPECT_EQ(batch["usage"]["completion_tokens"], 6 * 5);
+
+  // Token-id prompts too, each scored with echo.
+  const json ids = complete({{"prompt", {tokenize(*server_, "In the beginning"), tokenize(*server_, "Blessed are")}},
+                             {"max_tokens", 0},
+                             {"logprobs", 0},
+                             {"echo", true}});
+  ASSERT_EQ(ids["choices"].size(), 2u);
+  EXPECT_EQ(ids["choices"][1]["logprobs"]["tokens"].size(), tokenize(*server_, "Blessed are").size());
+}
+
+TEST_F(CompletionPrompts, StreamedBatchEchoesEachPromptWithItsScores) {
+  const json body = {{"prompt", {"In the beginning", "Blessed are the poor"}},
+                     {"n", 2},
+                     {"max_tokens", 4},
+                     {"logprobs", 1},
+                     {"echo", true},
+                     {"temperature", 0},
+                     {"stream", true}};
+  HttpReply reply = server_->handle(post("/v1/completions", body.dump(), ""));
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  ASSERT_TRUE(reply.stream);
+  StringSink sink;
+  reply.stream(sink);
+  bool done = false;
+  const std::vector<json> events = sse_events(sink.text, &done);
+  ASSERT_TRUE(done);
+  json whole_body = body;
+  whole_body.erase("stream");
+  const json whole = complete(whole_body);
+  // Per choice: the chunks' texts and logprobs add up to the whole reply's; the first chunk is the
+  // echoed prompt with its scores; one finish.
+  for (size_t index = 0; index < 4; ++index) {
+    std::string text;
+    json token_logprobs = json::array();
+    int finishes = 0;
+    bool first = true;
+    for (const json& e : events) {
+      const json& c = e["choices"][0];
+      if (c["index"] != index) continue;
+      if (first) {
+        EXPECT_EQ(c["text"], index < 2 ? "In the beginning" : "Blessed are the poor");
+        EXPECT_TRUE(c["logprobs"]["token_logprobs"][0].is_null());
+        first = false;
+      }
+      text += c["text"].get<std::string>();
+      if (c["logprobs"].is_object()) {
+        for (const json& v : c["logprobs"]["token_logprobs"]) token_logprobs.push_back(v);
+      }
+      finishes += c["finish_reason"].is_null() ? 0 : 1;
+    }
+    EXPECT_EQ(text, whole["choices"][index]["text"]) << index;
+    EXPECT_EQ(token_logprobs, whole["choices"][index]["logprobs"]["token_logprobs"]) << index;
+    EXPECT_EQ(finishes, 1) << index;
+  }
+}
+
+TEST_F(CompletionPrompts, BatchesTheQueueCannotHoldAreRefused) {
+  // --parallel 3 + --max-queue 5: eight prompts fit, nine never can.
+  const HttpReply nine = server_->handle(
+      post("/v1/completions", json{{"prompt", std::vector<std::string>(9, "a")}, {"max_tokens", 1}}.dump(), ""));
+  EXPECT_EQ(nine.status, 400);
+  EXPECT_EQ(body_of(nine)["error"]["param"], "prompt");
+  EXPECT_NE(body_of(nine)["error"]["message"].get<std::string>().find("at most 8"), std::string::npos);
+  const json eight = complete({{"prompt", std::vector<std::string>(8, "a")}, {"max_tokens", 1}});
+  EXPECT_EQ(eight["choices"].size(), 8u);
+  // max_tokens 0 is for completions only.
+  EXPECT_EQ(server_->handle(post("/v1/chat/completions",
+                                 R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0})", ""))
+                .status,
+            400);
+}
+
+}  // namespace
+}  // namespace ember::server
