@@ -367,6 +367,7 @@ HttpReply ApiServer::route(const HttpRequest& request) {
                    "model_not_found");
   }
   if (get && path == "/props") return json_reply(200, props(s));
+  if (get && path == "/tokenizer_info") return handle_tokenizer_info(s);
   if (get && path == "/metrics") {
     const EngineStats e = s.engine->stats();
     ServerMetrics& m = s.metrics;
@@ -405,7 +406,8 @@ HttpReply ApiServer::route(const HttpRequest& request) {
                                       {"/v1/embeddings", "POST"},       {"/tokenize", "POST"},
                                       {"/detokenize", "POST"},          {"/apply-template", "POST"},
                                       {"/v1/models", "GET, HEAD"},      {"/metrics", "GET, HEAD"},
-                                      {"/props", "GET, HEAD"},          {"/health", "GET, HEAD"}};
+                                      {"/props", "GET, HEAD"},          {"/health", "GET, HEAD"},
+                                      {"/tokenizer_info", "GET, HEAD"}};
   for (const Route& route : kRoutes) {
     if (path == route.path) {
       HttpReply reply = error_reply(

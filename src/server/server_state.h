@@ -60,6 +60,7 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& request, bool
 HttpReply handle_embeddings(ServerState& state, const HttpRequest& request);
 HttpReply handle_tokenize(ServerState& state, const HttpRequest& request);
 HttpReply handle_detokenize(ServerState& state, const HttpRequest& request);
+HttpReply handle_tokenizer_info(ServerState& state);
 HttpReply handle_apply_template(ServerState& state, const HttpRequest& request);
 
 }  // namespace ember::server

@@ -1,8 +1,10 @@
-// POST /v1/embeddings, /tokenize and /detokenize (/apply-template is with the chat completions).
+// POST /v1/embeddings, /tokenize and /detokenize, GET /tokenizer_info (/apply-template is with the chat
+// completions).
 #include <algorithm>
 #include <chrono>
 #include <deque>
 
+#include "api/llm_impl.h"
 #include "core/check.h"
 #include "server/server_state.h"
 #include "tokenizer/tokenizer.h"
@@ -162,14 +164,21 @@ HttpReply handle_embeddings(ServerState& state, const HttpRequest& http) {
                           {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}});
 }
 
+// llama.cpp's {content, add_special} or vLLM's {prompt, add_special_tokens} (what
+// lm-evaluation-harness's remote tokenizer sends), each with its own default for the special tokens.
 HttpReply handle_tokenize(ServerState& state, const HttpRequest& http) {
   const json body = parse_body(http);
   const auto content = body.find("content");
-  if (content == body.end() || !content->is_string()) invalid_request("content", "must be a string");
-  const bool add_special = optional_bool(body, "add_special", false);
+  const auto prompt = body.find("prompt");
+  if (content != body.end() && prompt != body.end()) invalid_request("prompt", "send 'content' or 'prompt', not both");
+  const bool vllm = prompt != body.end();
+  const auto text = vllm ? prompt : content;
+  if (text == body.end() || !text->is_string()) invalid_request(vllm ? "prompt" : "content", "must be a string");
+  const bool add_special =
+      vllm ? optional_bool(body, "add_special_tokens", true) : optional_bool(body, "add_special", false);
   const bool parse_special = optional_bool(body, "parse_special", true);
   const bool with_pieces = optional_bool(body, "with_pieces", false);
-  const std::vector<int32_t> ids = state.llm->tokenize(content->get<std::string>(), add_special, parse_special);
+  const std::vector<int32_t> ids = state.llm->tokenize(text->get<std::string>(), add_special, parse_special);
   json tokens = json::array();
   for (const int32_t id : ids) {
     if (with_pieces) {
@@ -178,7 +187,12 @@ HttpReply handle_tokenize(ServerState& state, const HttpRequest& http) {
       tokens.push_back(id);
     }
   }
-  return json_reply(200, {{"tokens", std::move(tokens)}});
+  json reply = {{"tokens", std::move(tokens)}};
+  if (vllm) {
+    reply["count"] = ids.size();
+    reply["max_model_len"] = state.engine->options().context;
+  }
+  return json_reply(200, reply);
 }
 
 HttpReply handle_detokenize(ServerState& state, const HttpRequest& http) {
@@ -186,7 +200,23 @@ HttpReply handle_detokenize(ServerState& state, const HttpRequest& http) {
   const auto tokens = body.find("tokens");
   if (tokens == body.end()) invalid_request("tokens", "is required");
   const std::vector<int32_t> ids = token_ids(*tokens, "tokens", state.engine->n_vocab());
-  return json_reply(200, {{"content", state.llm->detokenize(ids, /*render_special=*/true)}});
+  const std::string text = state.llm->detokenize(ids, /*render_special=*/true);
+  return json_reply(200, {{"content", text}, {"prompt", text}});  // llama.cpp's name, vLLM's
+}
+
+// vLLM's GET /tokenizer_info, the part a client needs to tokenize on the server
+// (lm-evaluation-harness detects its remote tokenizer by it): the special tokens' texts, the chat
+// template, the context.
+HttpReply handle_tokenizer_info(ServerState& state) {
+  const Llm::Impl& impl = LlmAccess::impl(*state.llm);
+  const auto text_or_null = [](const std::string& t) { return t.empty() ? json(nullptr) : json(t); };
+  return json_reply(200, {{"tokenizer_class", "ember"},
+                          {"bos_token", text_or_null(impl.chat_template.bos_token)},
+                          {"eos_token", text_or_null(impl.chat_template.eos_token)},
+                          {"pad_token", nullptr},
+                          {"chat_template", impl.chat_template.source},
+                          {"model_max_length", state.engine->options().context},
+                          {"vocab_size", state.engine->n_vocab()}});
 }
 
 }  // namespace ember::server

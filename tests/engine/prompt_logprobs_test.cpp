@@ -9,8 +9,8 @@
 
 #include "engine/engine.h"
 #include "engine/logprobs.h"
-#include "serving_engine_support.h"
 #include "model/model.h"
+#include "serving_engine_support.h"
 
 namespace ember {
 namespace {

@@ -52,7 +52,7 @@ inline std::vector<int32_t> tokens(const std::string& text) {
 }
 
 inline std::shared_ptr<EngineRequest> request(const std::string& prompt, int32_t max_tokens, int32_t n = 1,
-                                       float temperature = 0.0f, uint64_t seed = 1) {
+                                              float temperature = 0.0f, uint64_t seed = 1) {
   auto r = std::make_shared<EngineRequest>();
   r->prompt = tokens(prompt);
   r->n = n;

@@ -1,6 +1,7 @@
 // /v1/completions as evaluation harnesses use it (lm-evaluation-harness's local-completions): several
-// prompts in one request, echo with logprobs (the prompt's tokens scored), max_tokens 0; whole and
-// streamed, on the bundled ember-tiny through ApiServer::handle.
+// prompts in one request, echo with logprobs (the prompt's tokens scored), max_tokens 0, whole and
+// streamed; and vLLM's tokenizer routes the harness tokenizes with. On the bundled ember-tiny
+// through ApiServer::handle.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -53,8 +54,12 @@ std::vector<int32_t> tokenize(ApiServer& server, const std::string& text) {
 // continuation greedy when each of its tokens is the best of its top_logprobs.
 TEST_F(CompletionPrompts, EchoWithLogprobsScoresThePrompt) {
   const std::vector<int32_t> ids = tokenize(*server_, "And it came to pass, when the king heard it");
-  const json b = complete({{"prompt", json::array({ids})}, {"max_tokens", 1}, {"logprobs", 1}, {"echo", true},
-                           {"temperature", 0}, {"seed", 1234}});
+  const json b = complete({{"prompt", json::array({ids})},
+                           {"max_tokens", 1},
+                           {"logprobs", 1},
+                           {"echo", true},
+                           {"temperature", 0},
+                           {"seed", 1234}});
   ASSERT_EQ(b["choices"].size(), 1u);
   const json& lp = b["choices"][0]["logprobs"];
   ASSERT_EQ(lp["token_logprobs"].size(), ids.size() + 1);  // the prompt, then the generated token
@@ -102,8 +107,8 @@ TEST_F(CompletionPrompts, SeveralPromptsAreEachTheirOwnRequest) {
   ASSERT_EQ(batch["choices"].size(), 6u);
   int64_t prompt_tokens = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const json alone = complete({{"prompt", prompts[i]}, {"n", 2}, {"max_tokens", 5}, {"temperature", 0.8},
-                                 {"seed", 9}});
+    const json alone =
+        complete({{"prompt", prompts[i]}, {"n", 2}, {"max_tokens", 5}, {"temperature", 0.8}, {"seed", 9}});
     for (size_t j = 0; j < 2; ++j) {
       const json& c = batch["choices"][i * 2 + j];
       EXPECT_EQ(c["index"], i * 2 + j);
@@ -179,10 +184,47 @@ TEST_F(CompletionPrompts, BatchesTheQueueCannotHoldAreRefused) {
   const json eight = complete({{"prompt", std::vector<std::string>(8, "a")}, {"max_tokens", 1}});
   EXPECT_EQ(eight["choices"].size(), 8u);
   // max_tokens 0 is for completions only.
-  EXPECT_EQ(server_->handle(post("/v1/chat/completions",
-                                 R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0})", ""))
+  EXPECT_EQ(server_
+                ->handle(post("/v1/chat/completions",
+                              R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0})", ""))
                 .status,
             400);
+}
+
+// lm-evaluation-harness's remote tokenizer (vLLM's routes): detected by GET /tokenizer_info with an
+// eos_token and POST /tokenize {prompt, add_special_tokens}; decodes with /detokenize's "prompt".
+TEST_F(CompletionPrompts, VllmTokenizerRoutes) {
+  const HttpReply info = server_->handle(get("/tokenizer_info", ""));
+  ASSERT_EQ(info.status, 200) << info.body;
+  const json i = body_of(info);
+  ASSERT_TRUE(i["eos_token"].is_string());
+  EXPECT_EQ(i["model_max_length"], 256);
+  EXPECT_FALSE(i["chat_template"].get<std::string>().empty());
+
+  const auto tokenize_body = [&](const json& body) {
+    const HttpReply reply = server_->handle(post("/tokenize", body.dump(), ""));
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    return body_of(reply);
+  };
+  const json plain = tokenize_body({{"prompt", "And it came to pass"}, {"add_special_tokens", false}});
+  EXPECT_EQ(plain["tokens"], tokenize_body({{"content", "And it came to pass"}})["tokens"]);  // llama.cpp's
+  EXPECT_EQ(plain["count"], plain["tokens"].size());
+  EXPECT_EQ(plain["max_model_len"], 256);
+  // vLLM adds the special tokens unless told not to; llama.cpp does not unless told to.
+  const std::vector<int32_t> with_bos = tokenize_body({{"prompt", "And it came to pass"}})["tokens"];
+  EXPECT_EQ(with_bos, tokenize(*server_, "And it came to pass"));
+  EXPECT_EQ(with_bos.size(), plain["tokens"].size() + 1);
+  // The eos_token's text is the one EOS token (the harness takes encode(eos_token)[0]).
+  EXPECT_EQ(tokenize_body({{"prompt", i["eos_token"]}, {"add_special_tokens", false}})["tokens"].size(), 1u);
+
+  const HttpReply text = server_->handle(post("/detokenize", json{{"tokens", plain["tokens"]}}.dump(), ""));
+  ASSERT_EQ(text.status, 200);
+  EXPECT_EQ(body_of(text)["prompt"], body_of(text)["content"]);
+  EXPECT_NE(body_of(text)["prompt"].get<std::string>().find("And it came to pass"), std::string::npos);
+
+  const HttpReply both = server_->handle(post("/tokenize", R"({"prompt": "a", "content": "a"})", ""));
+  EXPECT_EQ(both.status, 400);
+  EXPECT_EQ(server_->handle(post("/tokenizer_info", "{}", "")).status, 405);
 }
 
 }  // namespace
