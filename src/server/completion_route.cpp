@@ -234,7 +234,7 @@ class CompletionStream {
       o.index = static_cast<int32_t>(i);
       o.text = echo_ ? part.prompt.text + c.text : c.text;
       o.finish = c.finish;
-      o.offset = part.prompt_chars;
+      o.offset = echo_ ? 0 : part.prompt_chars;  // echoed, the logprobs start with the prompt's tokens
       if (want_logprobs_) o.logprobs = echo_ ? echoed_logprobs(part, std::move(c.logprobs)) : std::move(c.logprobs);
       if (c.tools) {
         std::vector<ToolCallOutput::Delta> ignored;

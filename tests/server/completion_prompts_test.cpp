@@ -67,6 +67,7 @@ TEST_F(CompletionPrompts, EchoWithLogprobsScoresThePrompt) {
   ASSERT_EQ(lp["top_logprobs"].size(), ids.size() + 1);
   ASSERT_EQ(lp["text_offset"].size(), ids.size() + 1);
   EXPECT_TRUE(lp["token_logprobs"][0].is_null());  // nothing precedes the first token
+  EXPECT_EQ(lp["text_offset"][0], 0);               // offsets count from the echoed text's start
   EXPECT_TRUE(lp["top_logprobs"][0].is_null());
   double sum = 0;
   for (size_t i = 1; i <= ids.size(); ++i) {
