@@ -50,7 +50,10 @@ void Engine::check_request(const EngineRequest& r) const {
     fail(ErrorCode::kInvalidArgument, "the input is {} tokens, more than the context of {} tokens", r.prompt.size(),
          options_.context);
   }
-  if (!embed && r.prompt.size() >= static_cast<size_t>(options_.context)) {
+  // A prompt that fills the context can still be scored when nothing is generated.
+  const bool generates = r.options.stop.max_tokens != 0;
+  if (!embed && (r.prompt.size() > static_cast<size_t>(options_.context) ||
+                 (r.prompt.size() == static_cast<size_t>(options_.context) && generates))) {
     fail(ErrorCode::kInvalidArgument,
          "the prompt is {} tokens, which leaves no room to generate in a context of {} tokens", r.prompt.size(),
          options_.context);
@@ -159,16 +162,8 @@ void Engine::sweep_cancelled() {
 }
 
 void Engine::compact() {
-  int64_t admitted_now = 0;
   std::erase_if(running_, [](const SlotPtr& s) { return s->done; });
-  std::erase_if(waiting_, [&](const SlotPtr& s) {
-    if (s->done && !s->admitted) ++admitted_now;  // ended before it ever ran: no longer queued
-    return s->done;
-  });
-  if (admitted_now > 0) {
-    std::lock_guard lock(mutex_);
-    queued_ -= admitted_now;
-  }
+  std::erase_if(waiting_, [](const SlotPtr& s) { return s->done; });
 }
 
 bool Engine::step() {
@@ -204,6 +199,7 @@ bool Engine::schedule() {
   batch_slots_.clear();
   decode_rows_ = 0;
   budget_ = options_.step_tokens;
+  scoring_rows_left_ = scoring_rows_per_step();
   for (auto& slot : running_) slot->step_rows = 0;
 
   // 1. One decode row for each running sequence, oldest first: running streams never wait behind
@@ -260,7 +256,7 @@ bool Engine::schedule() {
     if (budget_ <= 0) break;
     if (slot->done || slot->seq < 0 || slot->step_rows > 0 || pending(*slot) < 1) continue;
     const int32_t n = std::min({pending(*slot), budget_, chunk_limit(*slot)});
-    if (!reserve_or_preempt(*slot, n)) continue;
+    if (n < 1 || !reserve_or_preempt(*slot, n)) continue;  // n 0: the step's scoring rows are taken
     add_rows(*slot, n);
   }
   while (budget_ > 0 && !waiting_.empty()) {
@@ -315,9 +311,12 @@ void Engine::preempt(Slot& slot) {
   running_.erase(it);
   std::lock_guard lock(mutex_);
   ++stats_.preemptions;
+  --stats_.running;  // running -> preempted, so that release() finds it where it is
+  ++preempted_;
 }
 
 bool Engine::admit(Slot& slot) {
+  if (chunk_limit(slot) < 1) return false;  // the step's scoring rows are taken: the next step
   const bool generate = slot.decoder.has_value();
   int32_t matched = 0;
   // Embeddings pool every row's hidden state, and a prompt being scored needs every row's logits,
@@ -340,7 +339,11 @@ bool Engine::admit(Slot& slot) {
   }
   const int32_t n = std::min({pending(slot), budget_, chunk_limit(slot)});
   EMBER_CHECK(kv_.reserve(slot.seq, n));
-  if (!slot.admitted) {
+  if (slot.admitted) {  // a preempted sequence back
+    std::lock_guard lock(mutex_);
+    --preempted_;
+    ++stats_.running;
+  } else {
     slot.admitted = true;
     const auto prompt = static_cast<int64_t>(slot.request->prompt.size());
     if (generate) slot.decoder->stats().cached_tokens = matched;
@@ -373,6 +376,7 @@ void Engine::add_rows(Slot& slot, int32_t n) {
         if (output == Batch::kTopK) batch_.top_k = std::max(batch_.top_k, slot.decoder->top_k());
       } else if (slot.prompt_scores && pos >= static_cast<int32_t>(slot.prompt_scores->size())) {
         output = Batch::kLogits;  // scores token pos + 1 (rows scored before a preemption are not again)
+        --scoring_rows_left_;
       }
     } else if (pooling == Pooling::kMean || (pooling == Pooling::kCls && pos == 0) ||
                (pooling == Pooling::kLast && pos + 1 == end)) {
@@ -385,17 +389,26 @@ void Engine::add_rows(Slot& slot, int32_t n) {
   batch_slots_.push_back(&slot);
 }
 
-int32_t Engine::chunk_limit(const Slot& slot) const {
-  if (!slot.prompt_scores) return std::numeric_limits<int32_t>::max();
+int32_t Engine::scoring_rows_per_step() const {
   return static_cast<int32_t>(std::clamp<int64_t>(options_.scoring_logits / model_.config().n_vocab, 1, INT32_MAX));
 }
 
-size_t Engine::score_prompt(Slot& slot, size_t first, size_t end, std::span<const float> logits, size_t logit) {
+int32_t Engine::chunk_limit(const Slot& slot) const {
+  if (!slot.prompt_scores) return std::numeric_limits<int32_t>::max();
+  // Rows scored before a preemption are recomputed without logits; the prompt's last row samples.
+  const int32_t rescored = std::max(0, static_cast<int32_t>(slot.prompt_scores->size()) - slot.n_kv);
+  const int32_t limit = rescored + scoring_rows_left_;
+  const int32_t last_row = static_cast<int32_t>(slot.tokens.size()) - 1;
+  return limit >= last_row - slot.n_kv ? std::numeric_limits<int32_t>::max() : limit;
+}
+
+void Engine::score_prompt(Slot& slot, size_t first, std::span<const float> logits) {
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   std::vector<GeneratedToken>& scores = *slot.prompt_scores;
   const int32_t first_pos = slot.n_kv - slot.step_rows;
   TokenLogprobs scratch;
-  for (size_t r = first; r < end; ++r) {
+  size_t logit = 0;
+  for (size_t r = first; logit * n_vocab < logits.size(); ++r) {
     if (batch_.logits[r] != Batch::kLogits) continue;
     const auto next = static_cast<size_t>(first_pos + static_cast<int32_t>(r - first) + 1);
     EMBER_CHECK(next == scores.size() + 1);
@@ -410,7 +423,6 @@ size_t Engine::score_prompt(Slot& slot, size_t first, size_t end, std::span<cons
     slot.prompt_scores.reset();
     slot.request->push(std::move(event));
   }
-  return logit;
 }
 
 void Engine::make_draft(Slot& slot, int32_t max_tokens) {
@@ -519,45 +531,58 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const int3
                              std::span<const TopCandidate> top, std::span<const float> hidden) {
   const auto n_vocab = static_cast<size_t>(model_.config().n_vocab);
   const auto n_embd = static_cast<size_t>(model_.config().n_embd);
-  size_t row = 0;      // batch row
-  size_t logit = 0;    // logits row
-  size_t token = 0;    // greedy token
-  size_t top_row = 0;  // top-k row (batch_.top_k candidates each)
-  size_t hidden_row = 0;
+  const auto k = static_cast<size_t>(batch_.top_k);
+  size_t row = 0;  // batch row
+  // The next unclaimed output of each kind: logits row, greedy token, top-k row, hidden row.
+  size_t logit = 0, token = 0, top_row = 0, hidden_row = 0;
   for (Slot* slot : batch_slots_) {
     const size_t first = row;
     row += static_cast<size_t>(slot->step_rows);
+    // The slot's outputs are claimed before any is used, so that a slot that throws part way
+    // leaves the next slots reading their own.
+    size_t n_logits = 0, n_tokens = 0, n_top = 0, n_hidden = 0;
+    for (size_t r = first; r < row; ++r) {
+      n_logits += batch_.logits[r] == Batch::kLogits ? 1 : 0;
+      n_tokens += batch_.logits[r] == Batch::kToken ? 1 : 0;
+      n_top += batch_.logits[r] == Batch::kTopK ? 1 : 0;
+      n_hidden += batch_.logits[r] == Batch::kHidden ? 1 : 0;
+    }
+    const std::span<const float> slot_logits = logits.subspan(logit * n_vocab, n_logits * n_vocab);
+    const size_t token_at = token, top_at = top_row, hidden_at = hidden_row;
+    logit += n_logits;
+    token += n_tokens;
+    top_row += n_top;
+    hidden_row += n_hidden;
     // A sequence whose sampling or verification throws (an internal error) fails alone: the
     // engine thread and the other requests go on.
     try {
       if (!slot->draft.empty()) {  // a speculative decode: every row has logits
-        const size_t n_rows = static_cast<size_t>(slot->step_rows);
-        const size_t at = logit;
-        logit += n_rows;
-        verify(*slot, logits.subspan(at * n_vocab, n_rows * n_vocab));
+        verify(*slot, slot_logits);
         continue;
       }
       slot->n_kv += slot->step_rows;
-      if (slot->decoder) {
-        kv_.cache_full_blocks(slot->seq, slot->tokens);
-        // The last row of the prompt (or the decode row) samples; a chunk before it samples nothing.
-        const bool sampling_row = slot->n_kv == static_cast<int32_t>(slot->tokens.size());
-        if (slot->prompt_scores) logit = score_prompt(*slot, first, sampling_row ? row - 1 : row, logits, logit);
-        if (!sampling_row) continue;
-        if (batch_.logits[row - 1] == Batch::kToken) {
-          sample(*slot, {.greedy = tokens[token++]});
-          continue;
-        }
-        if (batch_.logits[row - 1] == Batch::kTopK) {
-          const auto k = static_cast<size_t>(batch_.top_k);
-          sample(*slot, {.top = top.subspan(top_row++ * k, k)});
-          continue;
-        }
-        if (batch_.logits[row - 1] != Batch::kLogits) continue;
-        const std::span<const float> logits_row = logits.subspan(logit++ * n_vocab, n_vocab);
-        if (slot->siblings_pending) fork_choices(*slot, logits_row);
-        sample(*slot, {.logits = logits_row});
+      if (!slot->decoder) {
+        pool(*slot, hidden.subspan(hidden_at * n_embd, n_hidden * n_embd));
         continue;
+      }
+      kv_.cache_full_blocks(slot->seq, slot->tokens);
+      // The last row of the prompt (or the decode row) samples; a chunk before it samples nothing.
+      const bool sampling_row = slot->n_kv == static_cast<int32_t>(slot->tokens.size());
+      if (slot->prompt_scores) {
+        const bool samples_from_logits = sampling_row && batch_.logits[row - 1] == Batch::kLogits;
+        score_prompt(*slot, first, slot_logits.first((n_logits - (samples_from_logits ? 1 : 0)) * n_vocab));
+      }
+      if (!sampling_row) continue;
+      switch (batch_.logits[row - 1]) {
+        case Batch::kToken: sample(*slot, {.greedy = tokens[token_at]}); break;
+        case Batch::kTopK: sample(*slot, {.top = top.subspan(top_at * k, k)}); break;
+        case Batch::kLogits: {
+          const std::span<const float> logits_row = slot_logits.last(n_vocab);
+          if (slot->siblings_pending) fork_choices(*slot, logits_row);
+          sample(*slot, {.logits = logits_row});
+          break;
+        }
+        default: break;
       }
     } catch (const std::exception& e) {
       // The forward pass stored rows (a draft's) that slot->tokens does not hold: cut them
@@ -566,13 +591,6 @@ void Engine::process_outputs(std::span<const float> logits, std::span<const int3
         kv_.truncate(slot->seq, static_cast<int32_t>(slot->tokens.size()));
       }
       fail_request(*slot, e.what());
-      continue;
-    }
-    {
-      size_t n_rows = 0;
-      for (size_t r = first; r < row; ++r) n_rows += batch_.logits[r] == Batch::kHidden ? 1 : 0;
-      pool(*slot, hidden.subspan(hidden_row * n_embd, n_rows * n_embd));
-      hidden_row += n_rows;
     }
   }
 }
@@ -715,10 +733,9 @@ void Engine::release(Slot& slot) {
   slot.done = true;
   // Now, before the request's last event, not at the end of the step: a client that sends its next
   // request on that event finds the slot free (submit() bounds the queue by these).
-  if (running || slot.admitted) {
-    std::lock_guard lock(mutex_);
-    --(running ? stats_.running : preempted_);
-  }
+  std::lock_guard lock(mutex_);
+  --(running ? stats_.running : slot.admitted ? preempted_ : queued_);
+  stats_.waiting = queued_ + preempted_;
 }
 
 void Engine::publish_stats() {

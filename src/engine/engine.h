@@ -33,8 +33,8 @@ struct EngineOptions {
   int32_t step_tokens = 0;   // rows per forward step; 0: the model's max_step_tokens
   int32_t max_waiting = 64;  // requests queued beyond the running ones; submit() refuses more
   bool prefix_cache = true;  // reuse the KV of earlier prompts' full blocks
-  // Logits floats one step's chunk of a prompt being scored (EngineRequest::prompt_logprobs) may
-  // ask for: its chunks are this / n_vocab rows (at least one). 64 MiB.
+  // Logits floats one step may give the prompts being scored (EngineRequest::prompt_logprobs): this
+  // / n_vocab rows (at least one) among all of them. 64 MiB.
   int64_t scoring_logits = int64_t{16} << 20;
   DType kv_type = DType::kF16;
   // Speculative decoding (a request's GenerateOptions::speculative): the draft model (null: prompt
@@ -82,6 +82,9 @@ class Engine {
   bool submit(std::shared_ptr<EngineRequest> request);
   // Several requests, queued all or none (a request with several prompts); each is checked first.
   bool submit(std::span<const std::shared_ptr<EngineRequest>> requests);
+  // submit()'s checks of one request, alone (to say which of several is wrong); throws
+  // Error(kInvalidArgument). Thread-safe.
+  void check_request(const EngineRequest& r) const;
 
   // The engine's thread: steps while there is work, sleeps while there is none.
   void start();
@@ -132,8 +135,6 @@ class Engine {
   };
   using SlotPtr = std::unique_ptr<Slot>;
 
-  // submit()'s checks of one request; throws Error(kInvalidArgument).
-  void check_request(const EngineRequest& r) const;
   void take_submitted();
   void sweep_cancelled();
   // Drops the ended slots from running_ and waiting_.
@@ -150,12 +151,15 @@ class Engine {
   // when the KV cache cannot take its whole prompt now.
   bool admit(Slot& slot);
   void add_rows(Slot& slot, int32_t n);
-  // The most prompt rows `slot` may add to one step: a prompt being scored asks for every row's
-  // logits, which bounds its chunks to EngineOptions::scoring_logits floats (at least one row).
+  // Rows of logits one step gives the prompts being scored: EngineOptions::scoring_logits floats
+  // (at least one row).
+  int32_t scoring_rows_per_step() const;
+  // The most prompt rows `slot` may add to this step: a prompt being scored asks for every row's
+  // logits, within what the step's scoring rows have left (0: none this step).
   int32_t chunk_limit(const Slot& slot) const;
-  // Scores the prompt rows [first, end) of the batch, whose logits start at logits row `logit`;
-  // sends the scores once the whole prompt is. Returns the next logits row.
-  size_t score_prompt(Slot& slot, size_t first, size_t end, std::span<const float> logits, size_t logit);
+  // Scores the slot's prompt rows of this step from batch row `first` on, whose logits are `logits`
+  // (one row per row scored); sends the scores once the whole prompt is.
+  void score_prompt(Slot& slot, size_t first, std::span<const float> logits);
   // A decode slot's draft for this step, at most `max_tokens` long (none when it does not speculate).
   void make_draft(Slot& slot, int32_t max_tokens);
   // The decode row and the draft's rows, every one with logits.
@@ -197,6 +201,7 @@ class Engine {
   Batch batch_;
   std::vector<Slot*> batch_slots_;  // the slots with rows in batch_, in order
   int32_t budget_ = 0;              // rows left in the step being scheduled
+  int32_t scoring_rows_left_ = 0;   // of them, logits rows prompts being scored may still take
   int32_t decode_rows_ = 0;         // of the step, decode rows (the rest are prompt rows)
 
   std::vector<std::unique_ptr<DraftModel>> drafters_;  // free draft-model caches (engine thread)

@@ -21,6 +21,7 @@ enum class Pooling : uint8_t { kMean, kLast, kCls };
 
 struct EngineEvent {
   int32_t choice = 0;
+  std::chrono::steady_clock::time_point at = {};  // when the engine sent it (set by push())
   // A generated token (id >= 0) or text held back until the end (id -1). Absent on an event that
   // only ends its choice.
   bool has_token = false;
@@ -54,6 +55,7 @@ struct EngineRequest {
 
   // The event channel. The engine pushes; the client pops (wait()).
   void push(EngineEvent event) {
+    event.at = std::chrono::steady_clock::now();
     {
       std::lock_guard lock(mutex_);
       if (event.last) ++ended_;

@@ -212,6 +212,7 @@ void parse_prompt(const json& body, int32_t n_vocab, CompletionRequest& r) {
       invalid_request("prompt", fmt::format("'prompt' holds {} prompts; the limit is {}", v->size(), kMaxPrompts));
     }
     const bool strings = (*v)[0].is_string();
+    if (!strings && !(*v)[0].is_array()) invalid_request("prompt", kShapes);
     for (size_t i = 0; i < v->size(); ++i) {
       const json& item = (*v)[i];
       const std::string name = fmt::format("prompt[{}]", i);
@@ -220,7 +221,7 @@ void parse_prompt(const json& body, int32_t n_vocab, CompletionRequest& r) {
       } else if (!strings && item.is_array()) {
         r.prompts.push_back({.text = {}, .tokens = prompt_token_ids(item, n_vocab, name)});
       } else {
-        invalid_request("prompt", fmt::format("{}: {}, and of one kind throughout", kShapes, name));
+        invalid_request("prompt", fmt::format("{}, one kind throughout; {} is not of the first's kind", kShapes, name));
       }
     }
   } else {

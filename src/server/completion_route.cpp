@@ -11,6 +11,7 @@
 #include "server/server_state.h"
 #include "server/tool_call_response.h"
 #include "tokenizer/chat_template/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace ember::server {
 namespace {
@@ -45,7 +46,8 @@ using namespace std::chrono_literals;
 
 struct Prompt {
   std::vector<int32_t> tokens;
-  std::string text;  // completions: for echo and text offsets
+  std::string text;          // completions: for echo and text offsets
+  bool from_tokens = false;  // completions: given as token ids (its text is their detokenization)
 };
 
 // The chat template's context as Llm::apply_chat_template builds it, plus what tool calling adds:
@@ -133,17 +135,22 @@ Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool
   } else if (const PromptInput& input = req.prompts[index]; !input.tokens.empty()) {
     p.tokens = input.tokens;
     p.text = state.llm->detokenize(p.tokens, /*render_special=*/true);
+    p.from_tokens = true;
   } else {
     // As llama.cpp's server: control-token text in a raw prompt becomes those tokens.
     p.tokens = state.llm->tokenize(input.text, /*add_special=*/true, /*parse_special=*/true);
     p.text = input.text;
   }
-  const std::string param = req.endpoint == Endpoint::kChatCompletions ? "messages" : "prompt";
-  const std::string which = req.prompts.size() > 1 ? fmt::format("{} {}", param, index) : param;
+  const bool several = req.prompts.size() > 1;
+  const std::string param = req.endpoint == Endpoint::kChatCompletions ? "messages"
+                            : several                                  ? fmt::format("prompt[{}]", index)
+                                                                       : "prompt";
+  const std::string which = several ? fmt::format("prompt {}", index) : param;
   if (p.tokens.empty()) invalid_request(param, fmt::format("the {} is empty", which));
   const int32_t context = state.engine->options().context;
   const auto n_prompt = static_cast<int32_t>(p.tokens.size());
-  if (n_prompt >= context) {
+  // A prompt that fills the context may still be scored (max_tokens 0: nothing generated).
+  if (n_prompt > context || (n_prompt == context && req.max_tokens != 0)) {
     throw ApiError(400, "invalid_request_error", param,
                    fmt::format("This model's maximum context length is {} tokens. However, your {} resulted in {} "
                                "tokens, which leaves no room to generate.",
@@ -181,6 +188,20 @@ struct Part {
   // Echo with logprobs: the prompt's tokens, the first without a logprob (nothing precedes it).
   std::vector<TokenOut> prompt_logprobs;
 };
+
+// Each prompt token's text_offset in the echoed text: the characters the tokens before it detokenize
+// to, one at a time as a stream detokenizes them (control tokens shown for token ids, whose echoed
+// text shows them, and not for a text prompt), never past the text's end.
+std::vector<size_t> prompt_offsets(const ServerState& state, const Part& part) {
+  Detokenizer detokenizer(*state.tokenizer, DecodeOptions{.render_special = part.prompt.from_tokens});
+  std::vector<size_t> offsets;
+  size_t chars = 0;
+  for (const int32_t id : part.prompt.tokens) {
+    offsets.push_back(std::min(chars, part.prompt_chars));
+    chars += utf8_characters(detokenizer.push(id));
+  }
+  return offsets;
+}
 
 // Turns engine events into choices, metrics and (streaming) SSE chunks. Choice i belongs to part
 // i / n (OpenAI's order for several prompts); the parts run at once and are read in order.
@@ -320,6 +341,10 @@ class CompletionStream {
     first.no_logprob = true;
     part.prompt_logprobs.push_back(std::move(first));
     for (const GeneratedToken& token : e.prompt_logprobs) part.prompt_logprobs.push_back(token_out(token));
+    const std::vector<size_t> offsets = prompt_offsets(state_, part);
+    for (size_t i = 0; i < part.prompt_logprobs.size() && i < offsets.size(); ++i) {
+      part.prompt_logprobs[i].text_offset = offsets[i];
+    }
     if (sink == nullptr) return;
     for (int32_t j = 0; j < n_; ++j) {
       ChoiceOut o;
@@ -337,7 +362,7 @@ class CompletionStream {
     if (e.has_token) {
       std::optional<std::vector<TokenOut>> logprobs;
       if (e.token.id >= 0) {
-        const auto now = Clock::now();
+        const auto now = e.at;  // when the engine sent it: prompts read one after another stay exact
         const double since = std::chrono::duration<double>(now - (c.any_token ? c.last_token : arrival_)).count();
         (c.any_token ? state_.metrics.inter_token_latency : state_.metrics.time_to_first_token).observe(since);
         c.any_token = true;
@@ -476,12 +501,16 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
     requests.push_back(std::move(request));
     parts.push_back(std::move(part));
   }
-  try {
-    if (!state.engine->submit(requests)) return overloaded_reply("The server is busy: too many requests are queued.");
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::kInvalidArgument) throw;
-    invalid_request("", e.what());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    try {
+      state.engine->check_request(*requests[i]);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kInvalidArgument) throw;
+      if (requests.size() == 1) invalid_request("", e.what());
+      invalid_request(fmt::format("prompt[{}]", i), fmt::format("prompt {}: {}", i, e.what()));
+    }
   }
+  if (!state.engine->submit(requests)) return overloaded_reply("The server is busy: too many requests are queued.");
 
   ResponseMeta meta;
   meta.id = random_id(chat ? "chatcmpl-" : "cmpl-");

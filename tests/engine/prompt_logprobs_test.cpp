@@ -3,6 +3,7 @@
 // prompt is chunked, cached, preempted or forked into choices, and scoring changes no output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,27 @@ TEST(PromptLogprobs, EqualOneForwardPassInEveryChunking) {
     EXPECT_EQ(o.ids[0], plain.ids[0]);  // scoring changes nothing generated
     EXPECT_EQ(o.stats[0].generated_tokens, 6);
   }
+}
+
+// EngineOptions::scoring_logits bounds a step's logits rows over all the prompts being scored (each
+// step may add one row per sequence that samples from its logits).
+TEST(PromptLogprobs, StepLogitsAreBoundedOverEveryScoredPrompt) {
+  EngineOptions options = small_options();
+  options.scoring_logits = 5 * int64_t{tiny().model->config().n_vocab};
+  Engine engine(*tiny().model, *tiny().tokenizer, options);
+  int64_t most_rows = 0;
+  Model& model = *tiny().model;
+  const Hooks::Handle hook =
+      model.hooks().add(HookPoint::kLogits, [&](const HookTensor& t) { most_rows = std::max(most_rows, t.n_rows); });
+  std::vector<std::shared_ptr<EngineRequest>> requests;
+  for (size_t i = 0; i < 4; ++i) requests.push_back(scored(kPrompts[i], 2, 1));
+  ASSERT_TRUE(engine.submit(requests));
+  std::vector<Outcome> outcomes;
+  for (auto& r : requests) outcomes.push_back(collect(*r, [&] { engine.step(); }));
+  model.hooks().remove(hook);
+  EXPECT_LE(most_rows, 5 + 4);
+  EXPECT_GE(most_rows, 5);
+  for (size_t i = 0; i < requests.size(); ++i) expect_scores(outcomes[i], requests[i]->prompt, 1);
 }
 
 TEST(PromptLogprobs, ScoredPromptsAdoptNoCachedPrefixButLeaveTheirs) {

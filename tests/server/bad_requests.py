@@ -320,7 +320,7 @@ simple("completions: prompt [[1, -1]]", "POST", COMPL, compl(prompt=[[1, -1]]), 
 simple("completions: 2049 prompts", "POST", COMPL, compl(prompt=["a"] * 2049), param="prompt", contains=("2048",))
 simple("completions: more prompts than queue + parallel", "POST", COMPL, compl(prompt=["a"] * 2000), param="prompt",
        contains=("--max-queue",))
-simple("completions: one prompt of a batch too long", "POST", COMPL, compl(prompt=[[5], [5] * 300]), param="prompt",
+simple("completions: one prompt of a batch too long", "POST", COMPL, compl(prompt=[[5], [5] * 300]), param="prompt[1]",
        contains=("prompt 1", "300"))
 simple("completions: max_tokens -1", "POST", COMPL, compl(max_tokens=-1), param="max_tokens")
 simple("completions: prompt token -1", "POST", COMPL, compl(prompt=[1, -1]), param="prompt[1]")

@@ -67,7 +67,7 @@ TEST_F(CompletionPrompts, EchoWithLogprobsScoresThePrompt) {
   ASSERT_EQ(lp["top_logprobs"].size(), ids.size() + 1);
   ASSERT_EQ(lp["text_offset"].size(), ids.size() + 1);
   EXPECT_TRUE(lp["token_logprobs"][0].is_null());  // nothing precedes the first token
-  EXPECT_EQ(lp["text_offset"][0], 0);               // offsets count from the echoed text's start
+  EXPECT_EQ(lp["text_offset"][0], 0);              // offsets count from the echoed text's start
   EXPECT_TRUE(lp["top_logprobs"][0].is_null());
   double sum = 0;
   for (size_t i = 1; i <= ids.size(); ++i) {
@@ -95,9 +95,39 @@ TEST_F(CompletionPrompts, EchoWithLogprobsScoresThePrompt) {
   for (size_t i = 1; i < prefix.size(); ++i) EXPECT_EQ(plp["token_logprobs"][i], lp["token_logprobs"][i]) << i;
   EXPECT_EQ(p["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(p["usage"]["completion_tokens"], 0);
+  // A prompt that fills the context can be scored when nothing is generated.
+  const json full =
+      complete({{"prompt", std::vector<int32_t>(256, ids[1])}, {"max_tokens", 0}, {"logprobs", 0}, {"echo", true}});
+  EXPECT_EQ(full["choices"][0]["logprobs"]["token_logprobs"].size(), 256u);
   const json plain = complete({{"prompt", ids}, {"max_tokens", 1}, {"logprobs", 1}, {"temperature", 0}});
   EXPECT_EQ(plain["choices"][0]["logprobs"]["token_logprobs"][0], lp["token_logprobs"][ids.size()]);
   EXPECT_EQ(plain["choices"][0]["logprobs"]["text_offset"][0], lp["text_offset"][ids.size()]);
+}
+
+// text_offset of an echoed prompt's tokens: where each token's text starts in the echoed text, for
+// a text prompt (control tokens not shown) and for token ids (shown); the generated tokens after.
+TEST_F(CompletionPrompts, EchoedTextOffsetsPointIntoTheText) {
+  const std::string prompt = "And it came to pass, when the king heard it";
+  for (const json& sent : {json(prompt), json(tokenize(*server_, prompt))}) {
+    const json b = complete({{"prompt", sent}, {"max_tokens", 3}, {"logprobs", 0}, {"echo", true}, {"temperature", 0}});
+    const std::string text = b["choices"][0]["text"];
+    const json& lp = b["choices"][0]["logprobs"];
+    const size_t n = lp["tokens"].size();
+    ASSERT_EQ(n, tokenize(*server_, prompt).size() + 3);
+    size_t last = 0;  // (the text is ASCII: characters are bytes)
+    for (size_t i = 0; i < n; ++i) {
+      const size_t offset = lp["text_offset"][i];
+      EXPECT_GE(offset, last) << i;
+      last = offset;
+      const std::string piece = lp["tokens"][i];
+      // A word's piece carries its space, except the first word's (detokenizing drops it there).
+      if (i >= 2 && !piece.empty()) {
+        EXPECT_EQ(text.substr(offset, piece.size()), piece) << i << " in " << text;
+      }
+    }
+    // The first generated token starts where the echoed prompt ends ("<s> " first for token ids).
+    EXPECT_EQ(lp["text_offset"][n - 3], text.find(prompt) + prompt.size());
+  }
 }
 
 // OpenAI's order for several prompts: prompt i's choice j is choice i * n + j, each what the prompt

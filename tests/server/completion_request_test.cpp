@@ -346,8 +346,9 @@ TEST(CompletionRequest, BadCompletionRequestsNameTheField) {
   const std::vector<BadCase> cases = {
       {json::object(), "prompt", "required"},
       {{{"prompt", ""}}, "prompt", "empty"},
-      {{{"prompt", {"a", {1}}}}, "prompt", "an array of arrays of token ids: prompt[1]"},
-      {{{"prompt", {{1}, "a"}}}, "prompt", "of one kind throughout"},
+      {{{"prompt", {"a", {1}}}}, "prompt", "prompt[1] is not of the first's kind"},
+      {{{"prompt", {{1}, "a"}}}, "prompt", "one kind throughout"},
+      {{{"prompt", {true, "a"}}}, "prompt", "an array of arrays of token ids"},
       {{{"prompt", {"a", ""}}}, "prompt", "'prompt[1]' is empty"},
       {{{"prompt", {{1}, json::array()}}}, "prompt", "'prompt[1]' is empty"},
       {{{"prompt", {{1}, {2, 1000}}}}, "prompt[1][1]", "between"},
