@@ -149,6 +149,29 @@ test('completions logprobs: tokens, token_logprobs, top_logprobs, text_offset', 
   });
 });
 
+test('completions: a batch of token-id prompts, echoed and scored (what evaluation harnesses send)', async () => {
+  const ids = async (content) => (await (await fetch(`${server.url}/tokenize`, {
+    method: 'POST', headers: { authorization: `Bearer ${API_KEY}` }, body: JSON.stringify({ prompt: content }),
+  })).json()).tokens;
+  const prompts = [await ids('And Abraham said'), await ids('In the beginning')];
+  const r = await client.completions.create({
+    model: ALIAS, prompt: prompts, max_tokens: 1, temperature: 0, logprobs: 1, echo: true, n: 2,
+  });
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2, 3]);
+  r.choices.forEach((c) => {
+    const prompt = prompts[Math.floor(c.index / 2)];
+    const lp = c.logprobs;
+    assert.equal(lp.token_logprobs.length, prompt.length + 1);
+    assert.equal(lp.token_logprobs[0], null);
+    assert.equal(lp.top_logprobs[0], null);
+    lp.token_logprobs.slice(1).forEach((v) => assert.ok(v <= 0));
+  });
+  // Choices of one prompt share its scores; the two prompts' differ.
+  assert.deepEqual(r.choices[0].logprobs.token_logprobs, r.choices[1].logprobs.token_logprobs);
+  assert.notDeepEqual(r.choices[0].logprobs.token_logprobs, r.choices[2].logprobs.token_logprobs);
+  assert.equal(r.usage.prompt_tokens, prompts[0].length + prompts[1].length);
+});
+
 test('stream_options.include_usage: a last chunk with choices [] and the usage', async () => {
   const chunks = await collect(await client.chat.completions.create(chat('And David', {
     max_tokens: 9, temperature: 0.5, seed: 11, logprobs: true, stream: true, stream_options: { include_usage: true },
