@@ -397,9 +397,9 @@ int32_t Engine::chunk_limit(const Slot& slot) const {
   if (!slot.prompt_scores) return std::numeric_limits<int32_t>::max();
   // Rows scored before a preemption are recomputed without logits; the prompt's last row samples.
   const int32_t rescored = std::max(0, static_cast<int32_t>(slot.prompt_scores->size()) - slot.n_kv);
-  const int32_t limit = rescored + scoring_rows_left_;
+  const int64_t limit = int64_t{rescored} + scoring_rows_left_;
   const int32_t last_row = static_cast<int32_t>(slot.tokens.size()) - 1;
-  return limit >= last_row - slot.n_kv ? std::numeric_limits<int32_t>::max() : limit;
+  return limit >= last_row - slot.n_kv ? std::numeric_limits<int32_t>::max() : static_cast<int32_t>(limit);
 }
 
 void Engine::score_prompt(Slot& slot, size_t first, std::span<const float> logits) {

@@ -41,7 +41,7 @@ struct EngineEvent {
 struct EngineRequest {
   enum class Kind : uint8_t { kGenerate, kEmbed };
   Kind kind = Kind::kGenerate;
-  std::vector<int32_t> prompt;  // non-empty, shorter than the engine's context
+  std::vector<int32_t> prompt;  // non-empty, shorter than the engine's context (or as long, generating nothing)
   int32_t n = 1;                // choices; choice i samples with seed options.sampling.seed + i
   GenerateOptions options;      // max_tokens -1 runs until the context is full
   Pooling pooling = Pooling::kMean;

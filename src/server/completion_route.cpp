@@ -1,8 +1,11 @@
 // POST /v1/chat/completions and /v1/completions: the prompt (chat template or text or token ids),
 // its checks against the context, the engine request, then the answer whole or as an SSE stream;
 // POST /apply-template, the chat prompt alone.
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <span>
+#include <string_view>
 
 #include "api/llm_impl.h"
 #include "core/check.h"
@@ -46,9 +49,51 @@ using namespace std::chrono_literals;
 
 struct Prompt {
   std::vector<int32_t> tokens;
-  std::string text;          // completions: for echo and text offsets
-  bool from_tokens = false;  // completions: given as token ids (its text is their detokenization)
+  std::string text;  // completions: for echo and text offsets
+  // Completions: each token's text_offset in `text` (echo with logprobs reports them).
+  std::vector<size_t> offsets;
 };
+
+// A token-id prompt's text and offsets, from one stream detokenization with the control tokens
+// shown: the text is valid UTF-8 (a stray byte is U+FFFD, one character) and every offset counts
+// the characters of the text before its token.
+void detokenize_ids(const ServerState& state, Prompt& p) {
+  Detokenizer detokenizer(*state.tokenizer, DecodeOptions{.render_special = true});
+  size_t chars = 0;
+  for (const int32_t id : p.tokens) {
+    p.offsets.push_back(chars);
+    const std::string piece = detokenizer.push(id);
+    chars += utf8_characters(piece);
+    p.text += piece;
+  }
+  p.text += detokenizer.flush();
+}
+
+// A text prompt's offsets: each token's text (control tokens shown) found where the text goes on,
+// allowing for the space an SPM tokenizer puts before a word the text does not have; a token the
+// text does not spell there (the BOS the tokenizer added, a normalized form) takes no characters.
+void text_offsets(const ServerState& state, Prompt& p) {
+  const std::string_view text = p.text;
+  const std::vector<int32_t> own = state.llm->tokenize(p.text, /*add_special=*/false, /*parse_special=*/true);
+  const bool suffix = own.size() <= p.tokens.size() &&
+                      std::equal(own.begin(), own.end(), p.tokens.end() - static_cast<ptrdiff_t>(own.size()));
+  const size_t added = suffix ? p.tokens.size() - own.size() : 0;  // in front: a BOS
+  size_t at = 0, chars = 0;  // bytes of the text spelled so far, and their characters
+  for (size_t i = 0; i < p.tokens.size(); ++i) {
+    p.offsets.push_back(chars);
+    if (i < added) continue;
+    const std::string piece = state.tokenizer->decode(
+        std::span(&p.tokens[i], 1), DecodeOptions{.render_special = true, .strip_space_prefix = false});
+    size_t spelled = 0;
+    if (text.substr(at).starts_with(piece)) {
+      spelled = piece.size();
+    } else if (piece.starts_with(' ') && text.substr(at).starts_with(std::string_view(piece).substr(1))) {
+      spelled = piece.size() - 1;
+    }
+    chars += utf8_characters(text.substr(at, spelled));
+    at += spelled;
+  }
+}
 
 // The chat template's context as Llm::apply_chat_template builds it, plus what tool calling adds:
 // `tools`, assistant `tool_calls` (content null when absent), tool messages' `tool_call_id` (ids
@@ -134,12 +179,12 @@ Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool
     p.tokens = state.llm->tokenize(text, /*add_special=*/true, /*parse_special=*/true);
   } else if (const PromptInput& input = req.prompts[index]; !input.tokens.empty()) {
     p.tokens = input.tokens;
-    p.text = state.llm->detokenize(p.tokens, /*render_special=*/true);
-    p.from_tokens = true;
+    detokenize_ids(state, p);
   } else {
     // As llama.cpp's server: control-token text in a raw prompt becomes those tokens.
     p.tokens = state.llm->tokenize(input.text, /*add_special=*/true, /*parse_special=*/true);
     p.text = input.text;
+    if (req.echo && req.logprobs >= 0) text_offsets(state, p);
   }
   const bool several = req.prompts.size() > 1;
   const std::string param = req.endpoint == Endpoint::kChatCompletions ? "messages"
@@ -189,20 +234,6 @@ struct Part {
   std::vector<TokenOut> prompt_logprobs;
 };
 
-// Each prompt token's text_offset in the echoed text: the characters the tokens before it detokenize
-// to, one at a time as a stream detokenizes them (control tokens shown for token ids, whose echoed
-// text shows them, and not for a text prompt), never past the text's end.
-std::vector<size_t> prompt_offsets(const ServerState& state, const Part& part) {
-  Detokenizer detokenizer(*state.tokenizer, DecodeOptions{.render_special = part.prompt.from_tokens});
-  std::vector<size_t> offsets;
-  size_t chars = 0;
-  for (const int32_t id : part.prompt.tokens) {
-    offsets.push_back(std::min(chars, part.prompt_chars));
-    chars += utf8_characters(detokenizer.push(id));
-  }
-  return offsets;
-}
-
 // Turns engine events into choices, metrics and (streaming) SSE chunks. Choice i belongs to part
 // i / n (OpenAI's order for several prompts); the parts run at once and are read in order.
 class CompletionStream {
@@ -217,8 +248,7 @@ class CompletionStream {
         echo_(req.echo),
         include_usage_(req.include_usage),
         meta_(std::move(meta)),
-        choices_(parts_.size() * static_cast<size_t>(n_)),
-        arrival_(Clock::now()) {
+        choices_(parts_.size() * static_cast<size_t>(n_)) {
     for (Part& part : parts_) part.prompt_chars = utf8_characters(part.prompt.text);
     for (size_t i = 0; i < choices_.size(); ++i) choices_[i].offset = part_of(i).prompt_chars;
     if (chat_ && req.tools.calls_allowed()) {
@@ -341,9 +371,8 @@ class CompletionStream {
     first.no_logprob = true;
     part.prompt_logprobs.push_back(std::move(first));
     for (const GeneratedToken& token : e.prompt_logprobs) part.prompt_logprobs.push_back(token_out(token));
-    const std::vector<size_t> offsets = prompt_offsets(state_, part);
-    for (size_t i = 0; i < part.prompt_logprobs.size() && i < offsets.size(); ++i) {
-      part.prompt_logprobs[i].text_offset = offsets[i];
+    for (size_t i = 0; i < part.prompt_logprobs.size() && i < part.prompt.offsets.size(); ++i) {
+      part.prompt_logprobs[i].text_offset = part.prompt.offsets[i];
     }
     if (sink == nullptr) return;
     for (int32_t j = 0; j < n_; ++j) {
@@ -363,7 +392,9 @@ class CompletionStream {
       std::optional<std::vector<TokenOut>> logprobs;
       if (e.token.id >= 0) {
         const auto now = e.at;  // when the engine sent it: prompts read one after another stay exact
-        const double since = std::chrono::duration<double>(now - (c.any_token ? c.last_token : arrival_)).count();
+        // From the request's making (before it was submitted), so never negative.
+        const Clock::time_point since_when = c.any_token ? c.last_token : parts_[p].request->arrival;
+        const double since = std::chrono::duration<double>(now - since_when).count();
         (c.any_token ? state_.metrics.inter_token_latency : state_.metrics.time_to_first_token).observe(since);
         c.any_token = true;
         c.last_token = now;
@@ -454,7 +485,6 @@ class CompletionStream {
   bool chat_, want_logprobs_, echo_, include_usage_;
   ResponseMeta meta_;
   std::vector<ChoiceState> choices_;
-  Clock::time_point arrival_;
   Sink* sink_ = nullptr;
   bool gone_ = false;
   std::string error_;

@@ -4,6 +4,7 @@
 // through ApiServer::handle.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,39 @@ TEST_F(CompletionPrompts, EchoedTextOffsetsPointIntoTheText) {
     // The first generated token starts where the echoed prompt ends ("<s> " first for token ids).
     EXPECT_EQ(lp["text_offset"][n - 3], text.find(prompt) + prompt.size());
   }
+}
+
+// Control-token text in a text prompt is parsed into those tokens: their offsets point at that text
+// (the BOS the tokenizer added takes none). Token ids that are not whole characters echo as U+FFFD,
+// one character each, and the offsets count them so.
+TEST_F(CompletionPrompts, EchoedOffsetsWithControlTextAndBrokenCharacters) {
+  // "<s>" written first is the BOS itself (not a second one); a BOS the tokenizer adds takes no
+  // characters; a space SPM puts before a word the text does not have is not counted.
+  const auto offsets_of = [&](const std::string& prompt) {
+    const json b = complete({{"prompt", prompt}, {"max_tokens", 0}, {"logprobs", 0}, {"echo", true}});
+    EXPECT_EQ(b["choices"][0]["text"], prompt);
+    return b["choices"][0]["logprobs"]["text_offset"].get<std::vector<size_t>>();
+  };
+  EXPECT_EQ(offsets_of("<s>Hi </s> there"), (std::vector<size_t>{0, 3, 4, 5, 6, 10, 11}));
+  EXPECT_EQ(offsets_of("Hi </s> there"), (std::vector<size_t>{0, 0, 1, 2, 3, 7, 8}));
+
+  // Byte tokens that never complete a character.
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i < 64; ++i) ids.push_back((i * 7) % 200 + 3);
+  const json echoed =
+      complete({{"prompt", ids}, {"max_tokens", 2}, {"logprobs", 0}, {"echo", true}, {"temperature", 0}});
+  const json plain = complete({{"prompt", ids}, {"max_tokens", 2}, {"temperature", 0}});
+  const std::string text = echoed["choices"][0]["text"];
+  const std::string generated = plain["choices"][0]["text"];
+  ASSERT_TRUE(text.ends_with(generated));
+  const auto characters = [](const std::string& t) {
+    return static_cast<size_t>(std::count_if(t.begin(), t.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+  };
+  const size_t prompt_chars = characters(text) - characters(generated);
+  const json& offs = echoed["choices"][0]["logprobs"]["text_offset"];
+  ASSERT_EQ(offs.size(), ids.size() + 2);
+  EXPECT_EQ(offs[ids.size()], prompt_chars);  // the first generated token starts after the prompt
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_LE(offs[i].get<size_t>(), prompt_chars) << i;
 }
 
 // OpenAI's order for several prompts: prompt i's choice j is choice i * n + j, each what the prompt
