@@ -57,9 +57,18 @@ def start_server(binary, model):
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", lines[-1])
         if m:
             threading.Thread(target=lambda: [None for _ in iter(proc.stderr.readline, b"")], daemon=True).start()
-            return proc, int(m.group(1))
+            port = int(m.group(1))
+            # It listens while the model loads (503 until then).
+            while time.monotonic() < end:
+                try:
+                    if call(port, "GET", "/health")[0] == 200:
+                        return proc, port
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            break
     proc.kill()
-    sys.exit("ember serve did not print its port:\n" + "\n".join(lines))
+    sys.exit("ember serve did not become ready:\n" + "\n".join(lines))
 
 
 def parse_logprobs(out, ctxlens):
