@@ -24,6 +24,8 @@ import sys
 import threading
 import time
 
+import ember_serve
+
 HOST = "127.0.0.1"
 CONTEXT = 256  # ember-tiny's context (models/README.md); checked against /v1/models at start
 MAX_BODY = 1048576
@@ -718,31 +720,6 @@ def _valid():
 
 # --- driver -----------------------------------------------------------------------------------
 
-def start_server(binary, source_dir):
-    model = os.path.join(source_dir, "models", "ember-tiny.gguf")
-    cmd = [binary, "serve", "-m", model, "--port", "0", "--max-body", str(MAX_BODY), "--timeout",
-           str(READ_TIMEOUT_S)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    port = None
-    lines = []
-    end = time.monotonic() + 60
-    while port is None and time.monotonic() < end:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line.decode(errors="replace").rstrip())
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", lines[-1])
-        if m:
-            port = int(m.group(1))
-    if port is None:
-        proc.kill()
-        sys.exit("ember serve did not print its port:\n" + "\n".join(lines))
-    # Keep draining stderr so the server never blocks on a full pipe.
-    tail = []
-    threading.Thread(target=lambda: [tail.append(l) for l in iter(proc.stderr.readline, b"")], daemon=True).start()
-    return proc, port, tail
-
-
 def main():
     global PORT, CONTEXT
     args = sys.argv[1:]
@@ -755,18 +732,10 @@ def main():
     source_dir = os.environ.get("EMBER_SOURCE_DIR") or os.path.dirname(os.path.dirname(here))
     binary = args[0] if args else os.environ.get("EMBER_BIN") or os.path.join(source_dir, "build", "me", "bin",
                                                                               "ember")
-    proc, PORT, tail = start_server(binary, source_dir)
+    model = os.path.join(source_dir, "models", "ember-tiny.gguf")
+    proc, PORT, tail = ember_serve.start(binary, ["-m", model, "--max-body", str(MAX_BODY), "--timeout",
+                                                  str(READ_TIMEOUT_S)])
     try:
-        end = time.monotonic() + 60
-        while True:
-            try:
-                if health_ok()[0]:
-                    break
-            except (OSError, Failure):
-                pass
-            if time.monotonic() > end or proc.poll() is not None:
-                sys.exit("ember serve never answered /health with 200")
-            time.sleep(0.1)
         _, _, body = http("GET", "/v1/models")
         n_ctx = json.loads(body)["data"][0]["meta"]["n_ctx"]
         if n_ctx != CONTEXT:

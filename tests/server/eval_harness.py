@@ -17,12 +17,11 @@ Usage: eval_harness.py path/to/ember   (exit 0 when every check passes)
 """
 import json
 import os
-import re
-import subprocess
 import sys
-import threading
-import time
+import urllib.error
 import urllib.request
+
+import ember_serve
 
 FAILURES = []
 
@@ -42,33 +41,6 @@ def call(port, method, path, body=None):
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
-
-
-def start_server(binary, model):
-    proc = subprocess.Popen([binary, "serve", "-m", model, "--port", "0", "--deterministic"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    end = time.monotonic() + 60
-    lines = []
-    while time.monotonic() < end:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line.decode(errors="replace").rstrip())
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", lines[-1])
-        if m:
-            threading.Thread(target=lambda: [None for _ in iter(proc.stderr.readline, b"")], daemon=True).start()
-            port = int(m.group(1))
-            # It listens while the model loads (503 until then).
-            while time.monotonic() < end:
-                try:
-                    if call(port, "GET", "/health")[0] == 200:
-                        return proc, port
-                except OSError:
-                    pass
-                time.sleep(0.1)
-            break
-    proc.kill()
-    sys.exit("ember serve did not become ready:\n" + "\n".join(lines))
 
 
 def parse_logprobs(out, ctxlens):
@@ -92,7 +64,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     source_dir = os.environ.get("EMBER_SOURCE_DIR") or os.path.dirname(os.path.dirname(here))
     binary = sys.argv[1]
-    proc, port = start_server(binary, os.path.join(source_dir, "models", "ember-tiny.gguf"))
+    proc, port, _ = ember_serve.start(binary, ["-m", os.path.join(source_dir, "models", "ember-tiny.gguf"),
+                                               "--deterministic"])
     try:
         # 1. The remote tokenizer.
         status, info = call(port, "GET", "/tokenizer_info")
