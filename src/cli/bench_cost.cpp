@@ -12,8 +12,18 @@ ModelCost model_cost(const Model& model) {
     cost.matmul_bytes += t.n_bytes();
     cost.matmul_params += static_cast<uint64_t>(t.n_elements());
   };
+  // A token of a mixture of experts reads (and multiplies by) only the experts it is routed to.
+  const auto add_used_experts = [&cost, n_used = model.config().moe.n_used](const TensorView& t) {
+    if (t.data() == nullptr) return;
+    cost.matmul_bytes += t.nb(2) * static_cast<uint64_t>(n_used);
+    cost.matmul_params += static_cast<uint64_t>(t.ne(0) * t.ne(1)) * static_cast<uint64_t>(n_used);
+  };
   for (const LayerWeights& l : model.weights().layers) {
-    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) add(*t);
+    for (const TensorView* t : {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.w_gate, &l.w_up, &l.w_down, &l.router,
+                                &l.shared_router, &l.shared_gate, &l.shared_up, &l.shared_down}) {
+      add(*t);
+    }
+    for (const TensorView* t : {&l.expert_gate, &l.expert_up, &l.expert_down}) add_used_experts(*t);
   }
   add(model.weights().output);
   if (model.weights().output.data() != nullptr) {

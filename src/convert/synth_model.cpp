@@ -20,15 +20,20 @@ constexpr Llama3RopeScaling kLlama3Scaling{32.0f, 1.0f, 4.0f, 8192};
 
 constexpr std::array kPresets = {
     SynthPreset{"tiny", "llama", 2, 256, 4, 2, 512, 512, 256, 10000.0f, 1e-5f, false, std::nullopt,
-                "models/stories260K/stories260K.gguf", "2-layer test model with the stories260K vocabulary"},
+                "models/stories260K/stories260K.gguf", "2-layer test model with the stories260K vocabulary", 0, 0, 0},
     SynthPreset{"smollm-135m", "llama", 30, 576, 9, 3, 1536, 49152, 2048, 10000.0f, 1e-5f, false, std::nullopt,
-                "vocab/ggml-vocab-starcoder.gguf", "SmolLM 135M shape (49152-token StarCoder vocabulary)"},
+                "vocab/ggml-vocab-starcoder.gguf", "SmolLM 135M shape (49152-token StarCoder vocabulary)", 0, 0, 0},
     SynthPreset{"qwen2.5-0.5b", "qwen2", 24, 896, 14, 2, 4864, 151936, 32768, 1000000.0f, 1e-6f, true, std::nullopt,
-                "vocab/ggml-vocab-qwen2.gguf", "Qwen2.5 0.5B shape (q/k/v bias)"},
+                "vocab/ggml-vocab-qwen2.gguf", "Qwen2.5 0.5B shape (q/k/v bias)", 0, 0, 0},
     SynthPreset{"llama-3.2-1b", "llama", 16, 2048, 32, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, false, kLlama3Scaling,
-                "vocab/ggml-vocab-llama-bpe.gguf", "Llama 3.2 1B shape (llama3 RoPE scaling)"},
+                "vocab/ggml-vocab-llama-bpe.gguf", "Llama 3.2 1B shape (llama3 RoPE scaling)", 0, 0, 0},
     SynthPreset{"llama-3.2-3b", "llama", 28, 3072, 24, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, false, kLlama3Scaling,
-                "vocab/ggml-vocab-llama-bpe.gguf", "Llama 3.2 3B shape (llama3 RoPE scaling)"},
+                "vocab/ggml-vocab-llama-bpe.gguf", "Llama 3.2 3B shape (llama3 RoPE scaling)", 0, 0, 0},
+    // Qwen3-30B-A3B's design (QK-norm, 8 experts per token, tied output) at a size a small machine
+    // runs: 1.4B parameters, about 0.35B of them read per token.
+    SynthPreset{"qwen3moe-1.4b", "qwen3moe", 16, 1024, 16, 4, 3072, 151936, 32768, 1000000.0f, 1e-6f, false,
+                std::nullopt, "vocab/ggml-vocab-qwen2.gguf",
+                "Qwen3-MoE design scaled down: 64 experts of 384, 8 per token", 64, 8, 384},
 };
 
 enum class Fill { kNormal, kOnes, kRopeFactors };
@@ -56,7 +61,18 @@ std::vector<SynthTensor> synth_tensors(const SynthPreset& p) {
     add(b + "attn_v.weight", {embd, kv}, Fill::kNormal);
     if (p.qkv_bias) add(b + "attn_v.bias", {kv}, Fill::kNormal);
     add(b + "attn_output.weight", {embd, embd}, Fill::kNormal);
+    if (p.arch == "qwen3moe") {  // QK-norm
+      add(b + "attn_q_norm.weight", {p.head_dim()}, Fill::kOnes);
+      add(b + "attn_k_norm.weight", {p.head_dim()}, Fill::kOnes);
+    }
     add(b + "ffn_norm.weight", {embd}, Fill::kOnes);
+    if (p.n_expert > 0) {
+      add(b + "ffn_gate_inp.weight", {embd, p.n_expert}, Fill::kNormal);
+      add(b + "ffn_gate_exps.weight", {embd, p.n_ff_expert, p.n_expert}, Fill::kNormal);
+      add(b + "ffn_up_exps.weight", {embd, p.n_ff_expert, p.n_expert}, Fill::kNormal);
+      add(b + "ffn_down_exps.weight", {p.n_ff_expert, embd, p.n_expert}, Fill::kNormal);
+      continue;
+    }
     add(b + "ffn_gate.weight", {embd, p.n_ff}, Fill::kNormal);
     add(b + "ffn_up.weight", {embd, p.n_ff}, Fill::kNormal);
     add(b + "ffn_down.weight", {p.n_ff, embd}, Fill::kNormal);
@@ -114,6 +130,11 @@ void add_model_metadata(const SynthPreset& p, const SynthOptions& o, GgufWriter&
   w.add<float>(a + ".rope.freq_base", p.rope_freq_base);
   w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(p.head_dim()));
   w.add<uint32_t>(a + ".vocab_size", static_cast<uint32_t>(p.n_vocab));
+  if (p.n_expert > 0) {
+    w.add<uint32_t>(a + ".expert_count", static_cast<uint32_t>(p.n_expert));
+    w.add<uint32_t>(a + ".expert_used_count", static_cast<uint32_t>(p.n_expert_used));
+    w.add<uint32_t>(a + ".expert_feed_forward_length", static_cast<uint32_t>(p.n_ff_expert));
+  }
 }
 
 // The tokenizer.* keys of a vocab GGUF whose token count matches the preset.
@@ -155,7 +176,9 @@ void add_placeholder_vocab(const SynthPreset& p, GgufWriter& w) {
   w.add<uint32_t>("tokenizer.ggml.eos_token_id", 2);
 }
 
-ModelFacts facts_of(const SynthPreset& p) { return {std::string(p.arch), p.n_layer, p.n_head, p.n_head_kv, 0}; }
+ModelFacts facts_of(const SynthPreset& p) {
+  return {std::string(p.arch), p.n_layer, p.n_head, p.n_head_kv, p.n_expert};
+}
 
 }  // namespace
 

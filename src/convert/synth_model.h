@@ -36,6 +36,9 @@ struct SynthPreset {
   std::optional<Llama3RopeScaling> rope_scaling;
   std::string_view vocab_file;  // a vocab GGUF under ../shared/data whose token count is n_vocab
   std::string_view description;
+  int n_expert = 0;  // > 0: every FFN is this many experts (qwen3moe)
+  int n_expert_used = 0;
+  int n_ff_expert = 0;  // each expert's width
   int head_dim() const noexcept { return n_embd / n_head; }
 };
 

@@ -13,6 +13,29 @@ namespace {
 
 size_t floats(int64_t rows, int64_t cols) { return static_cast<size_t>(rows) * static_cast<size_t>(cols); }
 
+// A mixture-of-experts layer's matrices through `prepare` (WeightMatrix -> Linear), each expert its
+// own matrix (a view into the merged tensor).
+template <class Prepare>
+MoeLinears prepare_experts(const LayerWeights& w, const Prepare& prepare) {
+  MoeLinears l;
+  l.router = prepare(weight_matrix(w.router));
+  const int64_t n_expert = w.expert_gate.ne(2);
+  for (int64_t e = 0; e < n_expert; ++e) {
+    l.gate.push_back(prepare(expert_matrix(w.expert_gate, e)));
+    l.up.push_back(prepare(expert_matrix(w.expert_up, e)));
+    l.down.push_back(prepare(expert_matrix(w.expert_down, e)));
+  }
+  l.has_shared = w.shared_gate.data() != nullptr;
+  if (l.has_shared) {
+    // ffn_gate_inp_shexp is a vector [n_embd]: a matrix of one row.
+    l.shared_router = prepare(WeightMatrix{w.shared_router.data(), w.shared_router.dtype(), 1, w.shared_router.ne(0)});
+    l.shared_gate = prepare(weight_matrix(w.shared_gate));
+    l.shared_up = prepare(weight_matrix(w.shared_up));
+    l.shared_down = prepare(weight_matrix(w.shared_down));
+  }
+  return l;
+}
+
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, CpuBackend& backend, const ModelOptions& options) {
@@ -46,6 +69,12 @@ Model::Model(GgufModelFiles files, CpuBackend& backend, const ModelOptions& opti
   if (config_.head_dim_v != config_.head_dim) {
     fail(ErrorCode::kUnsupported, "{}: value heads of {} dims with key heads of {} are not supported yet", file.name(),
          config_.head_dim_v, config_.head_dim);
+  }
+  if (config_.moe.n_expert > 0 && options_.gpu_layers != 0) {
+    fail(ErrorCode::kUnsupported,
+         "{}: mixture-of-experts models run on the CPU only for now ({} experts per layer); run without "
+         "--gpu-layers",
+         file.name(), config_.moe.n_expert);
   }
   if (options_.context_size == 0) options_.context_size = config_.context_length;
   weights_ = Weights::bind(files_, config_);
@@ -103,10 +132,11 @@ void Model::prepare_weights() {
   // prefill runs the GEMV (each weight row read once for all the step's rows, but no register
   // blocking: measured ~5x slower prefill for F16 on avx512+AMX, ~2.5x for Q8_0 on avx2; a 16-row
   // decode step ~1.1-1.5x), and the packed copy's memory is saved.
-  const auto prepare = [&](const TensorView& t) {
-    const bool repack = !options_.batch_invariant || backend_.rows_invariant(t.dtype(), true);
-    return backend_.prepare(weight_matrix(t), repack, options_.batch_invariant);
+  const auto prepare_matrix = [&](const WeightMatrix& m) {
+    const bool repack = !options_.batch_invariant || backend_.rows_invariant(m.dtype, true);
+    return backend_.prepare(m, repack, options_.batch_invariant);
   };
+  const auto prepare = [&](const TensorView& t) { return prepare_matrix(weight_matrix(t)); };
   linears_.resize(static_cast<size_t>(config_.n_layer));
   // Offloaded layers run from their device copies: no CPU form (nor a packed copy) for them.
   for (size_t il = 0; il < static_cast<size_t>(gpu_first_layer()); ++il) {
@@ -121,6 +151,10 @@ void Model::prepare_weights() {
       l.wv = prepare(w.wv);
     }
     l.wo = prepare(w.wo);
+    if (config_.moe.n_expert > 0) {
+      moe_.push_back(prepare_experts(w, prepare_matrix));
+      continue;
+    }
     l.fused_gate_up = w.w_gate.data() == nullptr;
     if (!l.fused_gate_up) l.w_gate = prepare(w.w_gate);
     l.w_up = prepare(w.w_up);
@@ -141,8 +175,11 @@ void Model::size_scratch() {
   const int64_t q_dim = int64_t{c.n_head} * c.head_dim;
   const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
   const int64_t n_rot = std::max(rope_ ? rope_->n_rot() : 0, rope_local_ ? rope_local_->n_rot() : 0);
+  const bool moe = c.moe.n_expert > 0;
+  // A mixture-of-experts model's FFN matmuls have the experts' widths (n_ff is a dense layer's).
+  const int64_t ff = moe ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : int64_t{c.n_ff};
   backend_.reserve({.max_rows = rows,
-                    .max_k = std::max({int64_t{c.n_embd}, int64_t{c.n_ff}, q_dim}),
+                    .max_k = std::max({int64_t{c.n_embd}, ff, q_dim}),
                     .max_n_rot = n_rot,
                     .n_head = c.n_head,
                     .n_head_kv = c.n_head_kv,
@@ -157,8 +194,12 @@ void Model::size_scratch() {
   v_.resize(floats(rows, kv_dim));
   attn_.resize(floats(rows, q_dim));
   proj_.resize(floats(rows, c.n_embd));
-  gate_up_.resize(floats(rows, 2 * int64_t{c.n_ff}));
-  hidden_.resize(floats(rows, c.n_ff));
+  if (moe) {
+    moe_scratch_.reserve(c, rows);
+  } else {
+    gate_up_.resize(floats(rows, 2 * ff));
+    hidden_.resize(floats(rows, ff));
+  }
   if (rope_) cos_sin_.resize(floats(rows, rope_->n_rot()));
   if (rope_local_) cos_sin_local_.resize(floats(rows, rope_local_->n_rot()));
   kv_rows_.reserve(static_cast<size_t>(rows));

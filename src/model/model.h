@@ -20,6 +20,7 @@
 #include "model/hooks.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
+#include "model/moe.h"
 #include "model/transformer_layer.h"
 #include "model/weights.h"
 
@@ -143,7 +144,8 @@ class Model {
   ModelOptions options_;
   ModelConfig config_;
   Weights weights_;
-  std::vector<LayerLinears> linears_;
+  std::vector<LayerLinears> linears_;  // the attention's, and a dense FFN's
+  std::vector<MoeLinears> moe_;        // a mixture-of-experts FFN's (empty for a dense model)
   Linear output_;
   std::optional<RopeTable> rope_;        // nullopt: no rotary dims
   std::optional<RopeTable> rope_local_;  // Gemma 3's local layers
@@ -173,6 +175,7 @@ class Model {
   std::vector<float> proj_;           // block output [n_embd]
   std::vector<float> gate_up_;        // [2 * n_ff]
   std::vector<float> hidden_;         // [n_ff]
+  MoeScratch moe_scratch_;            // a mixture-of-experts FFN's (unsized for a dense model)
   std::vector<float> cos_sin_;        // [rows][n_rot] of rope_
   std::vector<float> cos_sin_local_;  // [rows][n_rot] of rope_local_
   std::vector<float> logits_;         // [logits rows (+ token and top-k rows on the host path)][n_vocab], grows

@@ -27,6 +27,17 @@ std::string supported_architectures();
 enum class NormKind { kRms, kLayer };
 enum class FfnKind { kSwiGlu, kGeGlu };
 
+// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): every layer's FFN is n_expert SwiGLU experts
+// of n_ff_expert; a router (softmax over its n_expert logits) picks n_used of them per token and mixes
+// their outputs by their probabilities.
+struct MoeConfig {
+  int32_t n_expert = 0;       // 0: a dense FFN
+  int32_t n_used = 0;         // experts per token, 1..n_expert
+  int32_t n_ff_expert = 0;    // each expert's hidden width
+  bool norm_weights = false;  // the chosen probabilities rescaled to sum to 1 (Mixtral, Qwen3-MoE), else as is
+  int32_t n_ff_shared = 0;    // Qwen2-MoE: a shared expert of this width on every token, scaled by sigmoid(x·w)
+};
+
 // What differs between one layer and the next (Gemma's alternating local / global attention).
 struct LayerConfig {
   int32_t sliding_window = 0;    // attend to at most this many past positions; 0 = the whole context
@@ -64,6 +75,7 @@ struct ModelConfig {
   float final_softcap = 0.0f;    // tanh soft-cap of the logits; 0 = none
   float attn_scale = 0.0f;       // query scale; 0 = 1 / sqrt(head_dim)
   bool tied_output = false;      // no output.weight: the logits use token_embd
+  MoeConfig moe;                 // n_expert 0: every layer's FFN is dense
 
   std::vector<LayerConfig> layers;  // n_layer entries
 

@@ -161,6 +161,18 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
   b.add(s.x, s.proj, s.x, n, c.n_embd, c.n_embd);
 }
 
+// x += the FFN's output, which is in s.proj ([n][n_embd]): after the post-FFN norm (Gemma) and the
+// kFfnOutput hook.
+template <class Backend, class Active, class Hook>
+void add_ffn_output(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LayerBuffers& s,
+                    int64_t n, Active&& active, Hook&& hook) {
+  if (c.post_norms) b.rms_norm(s.proj, w.post_ffn_norm, s.proj, n, c.n_embd, c.norm_eps);
+  if (active(HookPoint::kFfnOutput)) [[unlikely]] {
+    hook(HookPoint::kFfnOutput, il, s.proj, n, c.n_embd);
+  }
+  b.add(s.x, s.proj, s.x, n, c.n_embd, c.n_embd);
+}
+
 // x += ffn(norm(x)) for step.n rows.
 template <class Backend, class LinearT, class Active, class Hook>
 void ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LayerLinearsOf<LinearT>& l,
@@ -174,11 +186,7 @@ void ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors&
     return;
   }
   b.matmul(l.w_down, s.hidden, n, s.proj);
-  if (c.post_norms) b.rms_norm(s.proj, w.post_ffn_norm, s.proj, n, c.n_embd, c.norm_eps);
-  if (active(HookPoint::kFfnOutput)) [[unlikely]] {
-    hook(HookPoint::kFfnOutput, il, s.proj, n, c.n_embd);
-  }
-  b.add(s.x, s.proj, s.x, n, c.n_embd, c.n_embd);
+  add_ffn_output(b, c, il, w, s, n, active, hook);
 }
 
 // One whole layer.

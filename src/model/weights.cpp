@@ -24,6 +24,7 @@ class Binder {
   explicit Binder(const GgufModelFiles& model) : model_(model), file_(model.metadata_file()) {}
 
   bool has(const std::string& name) const { return model_.find_tensor(name) != nullptr; }
+  std::string_view file_name() const { return file_.name(); }
 
   TensorView bind(const std::string& name, Kind kind, std::initializer_list<int64_t> shape) {
     const GgufModelFiles::Tensor* found = model_.find_tensor(name);
@@ -70,6 +71,30 @@ class Binder {
   const GgufFile& file_;  // the first part: named in errors about the model as a whole
   std::unordered_set<std::string_view> used_;
 };
+
+// A mixture-of-experts layer's router, experts (merged into one tensor per matrix, expert e at
+// index e of ne[2], as llama.cpp's converters write them) and shared expert.
+void bind_experts(Binder& b, const ModelConfig& c, int32_t il, LayerWeights& l) {
+  const auto name = [il](std::string_view what) { return fmt::format("blk.{}.{}", il, what); };
+  const MoeConfig& moe = c.moe;
+  const int64_t embd = c.n_embd;
+  if (!b.has(name("ffn_gate_exps.weight")) && b.has(name("ffn_gate.0.weight"))) {
+    fail(ErrorCode::kUnsupported,
+         "{}: {} is one expert's own tensor (an old conversion); convert the model again with a current "
+         "llama.cpp, which merges them into ffn_gate_exps / ffn_up_exps / ffn_down_exps",
+         b.file_name(), name("ffn_gate.0.weight"));
+  }
+  l.router = b.bind(name("ffn_gate_inp.weight"), Kind::kMatmul, {embd, moe.n_expert});
+  l.expert_gate = b.bind(name("ffn_gate_exps.weight"), Kind::kMatmul, {embd, moe.n_ff_expert, moe.n_expert});
+  l.expert_up = b.bind(name("ffn_up_exps.weight"), Kind::kMatmul, {embd, moe.n_ff_expert, moe.n_expert});
+  l.expert_down = b.bind(name("ffn_down_exps.weight"), Kind::kMatmul, {moe.n_ff_expert, embd, moe.n_expert});
+  if (moe.n_ff_shared > 0) {
+    l.shared_router = b.bind(name("ffn_gate_inp_shexp.weight"), Kind::kMatmul, {embd});
+    l.shared_gate = b.bind(name("ffn_gate_shexp.weight"), Kind::kMatmul, {embd, moe.n_ff_shared});
+    l.shared_up = b.bind(name("ffn_up_shexp.weight"), Kind::kMatmul, {embd, moe.n_ff_shared});
+    l.shared_down = b.bind(name("ffn_down_shexp.weight"), Kind::kMatmul, {moe.n_ff_shared, embd});
+  }
+}
 
 }  // namespace
 
@@ -118,13 +143,15 @@ Weights Weights::bind(const GgufModelFiles& model, const ModelConfig& c) {
     }
     l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {o_dim, embd});
     l.ffn_norm = b.bind(name("ffn_norm.weight"), Kind::kNorm, {embd});
-    if (b.has(name("ffn_gate.weight"))) {
+    if (c.moe.n_expert > 0) {
+      bind_experts(b, c, i, l);
+    } else if (b.has(name("ffn_gate.weight"))) {
       l.w_gate = b.bind(name("ffn_gate.weight"), Kind::kMatmul, {embd, c.n_ff});
       l.w_up = b.bind(name("ffn_up.weight"), Kind::kMatmul, {embd, c.n_ff});
     } else {
       l.w_up = b.bind(name("ffn_up.weight"), Kind::kMatmul, {embd, 2 * int64_t{c.n_ff}});  // [gate; up]
     }
-    l.w_down = b.bind(name("ffn_down.weight"), Kind::kMatmul, {c.n_ff, embd});
+    if (c.moe.n_expert == 0) l.w_down = b.bind(name("ffn_down.weight"), Kind::kMatmul, {c.n_ff, embd});
     if (c.post_norms) {
       l.post_attn_norm = b.bind(name("post_attention_norm.weight"), Kind::kNorm, {embd});
       l.post_ffn_norm = b.bind(name("post_ffw_norm.weight"), Kind::kNorm, {embd});

@@ -25,11 +25,23 @@ struct LayerWeights {
   TensorView wo;              // [n_head * head_dim_v, n_embd]
   TensorView post_attn_norm;  // [n_embd] F32, when post_norms
   TensorView ffn_norm;        // [n_embd] F32
-  // Separate gate and up, or (Phi-3) fused: w_up holds [gate; up] and w_gate is empty.
+  // Separate gate and up, or (Phi-3) fused: w_up holds [gate; up] and w_gate is empty. All three
+  // empty in a mixture-of-experts layer.
   TensorView w_gate;         // [n_embd, n_ff]
   TensorView w_up;           // [n_embd, n_ff], or [n_embd, 2 * n_ff] fused
   TensorView w_down;         // [n_ff, n_embd]
   TensorView post_ffn_norm;  // [n_embd] F32, when post_norms
+  // Mixture of experts (config.moe.n_expert > 0): the router and every expert's matrices, expert e
+  // at index e of the last dimension (ne[2]). Empty in a dense layer.
+  TensorView router;       // ffn_gate_inp [n_embd, n_expert]
+  TensorView expert_gate;  // ffn_gate_exps [n_embd, n_ff_expert, n_expert]
+  TensorView expert_up;    // ffn_up_exps [n_embd, n_ff_expert, n_expert]
+  TensorView expert_down;  // ffn_down_exps [n_ff_expert, n_embd, n_expert]
+  // Qwen2-MoE's shared expert (moe.n_ff_shared > 0) and its gate, one output per token.
+  TensorView shared_router;  // ffn_gate_inp_shexp [n_embd]
+  TensorView shared_gate;    // ffn_gate_shexp [n_embd, n_ff_shared]
+  TensorView shared_up;      // ffn_up_shexp [n_embd, n_ff_shared]
+  TensorView shared_down;    // ffn_down_shexp [n_ff_shared, n_embd]
 };
 
 struct Weights {

@@ -1,8 +1,10 @@
 // `ember bench`'s prefill FLOP count: matmul weights (less the output matrix) and each layer's
-// attention over the positions its tokens see, sliding windows included.
+// attention over the positions its tokens see, sliding windows included; a mixture of experts
+// counts the experts a token uses.
 #include <gtest/gtest.h>
 
 #include "cli/bench_cost.h"
+#include "model/random_model.h"
 
 namespace ember::cli {
 namespace {
@@ -23,6 +25,30 @@ TEST(BenchCost, PrefillFlopsCountWindowsPerLayer) {
   cost.attention[1].window = 1;  // each token sees only itself
   EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 8), 1800.0 + 10 * 4.5 + 10 * 1.0);
   EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 1), 1800.0 + 10 + 10);
+}
+
+// A qwen2moe of 2 layers, F32 weights: n_embd 64, 4 query and 2 KV heads of 16, 8 experts of 32 (3
+// per token), a shared expert of 96, vocabulary 96, separate output matrix.
+TEST(BenchCost, MixtureOfExpertsCountsTheExpertsATokenUses) {
+  test::RandomModelSpec spec;
+  spec.arch = "qwen2moe";
+  spec.n_expert = 8;
+  spec.n_expert_used = 3;
+  spec.n_ff_expert = 32;
+  const std::vector<std::byte> bytes = test::write_random_model(spec);
+  CpuBackendOptions options;
+  options.n_threads = 1;
+  CpuBackend backend(options);
+  const std::unique_ptr<Model> model = Model::from_file(GgufFile::parse(bytes, "moe.gguf"), backend);
+  const ModelCost cost = model_cost(*model);
+  const uint64_t attention = 64 * 64 + 2 * 64 * 32 + 64 * 64;                     // q, k, v, o
+  const uint64_t router = 64 * 8 + 64;                                            // ffn_gate_inp, ffn_gate_inp_shexp
+  const uint64_t shared = 3 * 64 * 96;                                            // gate, up, down of the shared expert
+  const uint64_t experts = 3 * uint64_t{3} * 64 * 32;                             // 3 of 8 experts' gate, up, down
+  const uint64_t params = 2 * (attention + router + shared + experts) + 64 * 96;  // + the output matrix
+  EXPECT_EQ(cost.matmul_params, params);
+  EXPECT_EQ(cost.matmul_bytes, 4 * params);  // F32
+  EXPECT_EQ(cost.output_params, 64u * 96u);
 }
 
 }  // namespace

@@ -25,6 +25,26 @@ TEST(SynthModel, PresetsHaveTheRealModelsParameterCounts) {
   EXPECT_EQ(find_synth_preset("llama-9"), nullptr);
 }
 
+// The scaled-down Qwen3-MoE: 16 layers of (q 1024x1024, k and v 1024x256, o 1024x1024, three norms of
+// 1024 / 64 / 64 and one of 1024, router 1024x64, 64 experts of three 1024x384 matrices), the tied
+// 151936 x 1024 embeddings and the output norm. Its plan keeps the routers F32 (as llama.cpp) and
+// quantizes the experts.
+TEST(SynthModel, MixtureOfExpertsPreset) {
+  const SynthPreset& moe = *find_synth_preset("qwen3moe-1.4b");
+  const uint64_t per_layer =
+      1024 + 1024 * 1024 + 2 * 1024 * 256 + 1024 * 1024 + 64 + 64 + 1024 + 1024 * 64 + uint64_t{3} * 1024 * 384 * 64;
+  EXPECT_EQ(synth_parameter_count(moe), 16 * per_layer + 151936ull * 1024 + 1024);
+  SynthOptions options;
+  options.file_type = FileType::kQ8_0;
+  std::map<std::string, TensorPlan> plan;
+  for (const TensorPlan& p : synth_plan(moe, options).tensors) plan.emplace(p.name, p);
+  EXPECT_EQ(plan.at("blk.3.ffn_gate_inp.weight").to, DType::kF32);
+  EXPECT_EQ(plan.at("blk.3.ffn_down_exps.weight").to, DType::kQ8_0);
+  EXPECT_EQ(plan.at("blk.3.ffn_down_exps.weight").shape, (std::vector<int64_t>{384, 1024, 64}));
+  EXPECT_EQ(plan.count("blk.3.ffn_down.weight"), 0u);
+  EXPECT_EQ(plan.at("blk.0.attn_q_norm.weight").shape, std::vector<int64_t>{64});
+}
+
 // Llama 3 RoPE factors for base 500000, head_dim 64, factor 32, original context 8192: 15 high-
 // frequency bands unscaled (wavelength < 2048), 14 low-frequency bands scaled by 32 (> 8192), 3
 // smoothly interpolated between.

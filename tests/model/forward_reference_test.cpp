@@ -159,3 +159,50 @@ TEST(ForwardReference, RopeScalingAndWindows) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+namespace {
+
+// Mixtures of experts beyond the every-architecture test's (4 experts, 2 per token): Mixtral's
+// layout (llama with experts of n_ff), many experts for few rows (most idle in a step), every
+// expert or a single one per token, in steps of 1, 3 and 64 rows (an expert's rows gathered from
+// anywhere in the step).
+TEST(ForwardReference, MixturesOfExperts) {
+  struct MoeVariant {
+    std::string name;
+    std::string arch;
+    int64_t n_expert, n_used;
+    DType type;
+    int32_t step;
+    double tolerance;
+  };
+  const MoeVariant variants[] = {
+      {"mixtral 8x2", "llama", 8, 2, DType::kF32, 64, 2e-6},
+      {"mixtral 8x2 q4_K", "llama", 8, 2, DType::kQ4_K, 3, 0.075},
+      {"qwen3moe 16x4", "qwen3moe", 16, 4, DType::kF32, 3, 2e-6},
+      {"qwen3moe 4x4 (every expert)", "qwen3moe", 4, 4, DType::kF32, 64, 2e-6},
+      {"qwen3moe 6x1", "qwen3moe", 6, 1, DType::kQ8_0, 1, 0.06},
+      {"qwen2moe 8x2 q6_K", "qwen2moe", 8, 2, DType::kQ6_K, 64, 0.075},
+  };
+  const std::vector<int32_t> tokens = test::random_tokens(19, 80, 12);
+  for (const MoeVariant& v : variants) {
+    SCOPED_TRACE(v.name);
+    RandomModelSpec spec = test::reference_spec(v.arch, v.type);
+    spec.n_expert = v.n_expert;
+    spec.n_expert_used = v.n_used;
+    spec.n_ff_expert = 256;
+    TwinModels m = TwinModels::make(spec, {.max_step_tokens = v.step});
+    ASSERT_EQ(m.model->config().moe.n_expert, v.n_expert);
+    ASSERT_EQ(m.model->config().moe.n_used, v.n_used);
+    const test::RefLogits expected = m.reference->forward(tokens);
+    const double scale = test::max_abs(expected);
+    const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
+    const double decode = test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale;
+    std::printf("%-28s relative error prefill %.2e decode %.2e\n", v.name.c_str(), prefill, decode);
+    EXPECT_LE(prefill, v.tolerance);
+    EXPECT_LE(decode, v.tolerance);
+  }
+}
+
+}  // namespace
+}  // namespace ember

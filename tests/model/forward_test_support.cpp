@@ -99,7 +99,8 @@ RandomModelSpec reference_spec(const std::string& arch, DType type) {
     s.n_layer = 6;
     s.rope_freq_base = 1e6f;
   }
-  if (arch == "phi3") s.n_rot = 32;  // partial rotary
+  if (arch == "phi3") s.n_rot = 32;                                   // partial rotary
+  if (arch == "qwen2moe" || arch == "qwen3moe") s.n_ff_expert = 256;  // 4 experts, 2 per token
   s.n_embd = 256;
   s.n_head = 4;
   s.n_head_kv = 2;

@@ -51,6 +51,10 @@ GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, 
   w.add<float>(a + ".rope.freq_base", 500000.0f);
   w.add<uint32_t>(a + ".context_length", 8192);
   w.add<uint32_t>(a + ".vocab_size", 1000);
+  if (arch.ends_with("moe")) {  // 8 experts, 2 per token
+    w.add<uint32_t>(a + ".expert_count", 8);
+    w.add<uint32_t>(a + ".expert_used_count", 2);
+  }
   return w;
 }
 
@@ -105,6 +109,53 @@ TEST(ModelConfig, QwenTraits) {
   EXPECT_EQ(qwen3.rope.n_rot, 128);
   EXPECT_TRUE(qwen3.attn_qk_norm);
   EXPECT_FALSE(qwen3.attn_qkv_bias);
+}
+
+// Mixtures of experts as llama.cpp reads them: Mixtral (llama with expert_count) has experts of
+// feed_forward_length; the Qwen ones expert_feed_forward_length, else n_ff / n_used; Qwen2-MoE's
+// shared expert expert_shared_feed_forward_length, else n_ff; the chosen experts' weights
+// renormalized except for Qwen2-MoE.
+TEST(ModelConfig, MixturesOfExperts) {
+  std::vector<std::byte> storage;
+  EXPECT_EQ(load(llama_like("llama"), storage).moe.n_expert, 0);
+  GgufWriter mixtral = llama_like("llama");
+  mixtral.add<uint32_t>("llama.expert_count", 8);
+  mixtral.add<uint32_t>("llama.expert_used_count", 2);
+  const ModelConfig m = load(mixtral, storage);
+  EXPECT_EQ(m.moe.n_expert, 8);
+  EXPECT_EQ(m.moe.n_used, 2);
+  EXPECT_EQ(m.moe.n_ff_expert, 640);
+  EXPECT_TRUE(m.moe.norm_weights);
+  EXPECT_EQ(m.moe.n_ff_shared, 0);
+
+  const ModelConfig q3 = load(llama_like("qwen3moe"), storage);
+  EXPECT_EQ(q3.arch, Arch::kQwen3Moe);
+  EXPECT_TRUE(q3.attn_qk_norm && q3.rope.neox && !q3.attn_qkv_bias);
+  EXPECT_EQ(q3.moe.n_ff_expert, 320);  // 640 / 2
+  EXPECT_TRUE(q3.moe.norm_weights);
+  GgufWriter q3_ff = llama_like("qwen3moe");
+  q3_ff.add<uint32_t>("qwen3moe.expert_feed_forward_length", 96);
+  EXPECT_EQ(load(q3_ff, storage).moe.n_ff_expert, 96);
+
+  const ModelConfig q2 = load(llama_like("qwen2moe"), storage);
+  EXPECT_TRUE(q2.attn_qkv_bias && q2.rope.neox && !q2.attn_qk_norm);
+  EXPECT_FALSE(q2.moe.norm_weights);
+  EXPECT_EQ(q2.moe.n_ff_shared, 640);
+  GgufWriter q2_shared = llama_like("qwen2moe");
+  q2_shared.add<uint32_t>("qwen2moe.expert_shared_feed_forward_length", 1408);
+  EXPECT_EQ(load(q2_shared, storage).moe.n_ff_shared, 1408);
+
+  GgufWriter too_many = llama_like("llama");
+  too_many.add<uint32_t>("llama.expert_count", 8);
+  too_many.add<uint32_t>("llama.expert_used_count", 9);
+  expect_error_naming(too_many, "llama.expert_used_count = 9 is outside [1, 8]");
+  GgufWriter no_used = llama_like("llama");
+  no_used.add<uint32_t>("llama.expert_count", 8);
+  expect_error_naming(no_used, "the model has no llama.expert_used_count");
+  GgufWriter huge = llama_like("llama");
+  huge.add<uint32_t>("llama.expert_count", 4096);
+  huge.add<uint32_t>("llama.expert_used_count", 2);
+  expect_error_naming(huge, "llama.expert_count = 4096 is outside [1, 512]");
 }
 
 TEST(ModelConfig, Phi3LongRope) {

@@ -11,7 +11,7 @@
 namespace ember::test {
 namespace {
 
-enum class Fill { kMatmul, kEmbedding, kNorm, kBias, kFactors };
+enum class Fill { kMatmul, kRouter, kEmbedding, kNorm, kBias, kFactors };
 
 class Builder {
  public:
@@ -30,7 +30,8 @@ class Builder {
     for (float& v : values) {
       const float u = unit(rng_);
       switch (fill) {
-        case Fill::kMatmul: v = u * matmul_scale; break;
+        case Fill::kMatmul:
+        case Fill::kRouter: v = u * matmul_scale; break;
         case Fill::kEmbedding: v = u * embd_scale; break;
         case Fill::kNorm: v = 1.0f + 0.5f * u; break;
         case Fill::kBias: v = 0.5f * u; break;
@@ -57,8 +58,8 @@ class Builder {
 std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   const std::string& a = s.arch;
   const bool gemma = a.starts_with("gemma"), phi3 = a == "phi3";
-  const bool qk_norm = a == "qwen3" || a == "gemma3";
-  const bool bias = s.qkv_bias || a == "qwen2";
+  const bool qk_norm = a == "qwen3" || a == "qwen3moe" || a == "gemma3";
+  const bool bias = s.qkv_bias || a == "qwen2" || a == "qwen2moe";
   const bool tied = s.tied_output || gemma;
   const int64_t head_dim = s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head;
   const int64_t q_dim = s.n_head * head_dim, kv_dim = s.n_head_kv * head_dim;
@@ -82,6 +83,17 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   if (s.extra_keys) s.extra_keys(w);
 
   Builder b(s, w, tied);
+  const bool moe_arch = a == "qwen2moe" || a == "qwen3moe";
+  const int64_t n_expert = s.n_expert > 0 ? s.n_expert : moe_arch ? 4 : 0;
+  const int64_t n_ff_expert = moe_arch && s.n_ff_expert > 0 ? s.n_ff_expert : s.n_ff;  // llama: always n_ff
+  const int64_t n_ff_shared = a != "qwen2moe" ? 0 : s.n_ff_shared > 0 ? s.n_ff_shared : s.n_ff;
+  if (n_expert > 0) {
+    w.add<uint32_t>(a + ".expert_count", static_cast<uint32_t>(n_expert));
+    w.add<uint32_t>(a + ".expert_used_count", static_cast<uint32_t>(s.n_expert_used));
+    if (moe_arch) w.add<uint32_t>(a + ".expert_feed_forward_length", static_cast<uint32_t>(n_ff_expert));
+    if (n_ff_shared > 0) w.add<uint32_t>(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(n_ff_shared));
+  }
+
   b.tensor("token_embd.weight", {s.n_embd, s.n_vocab}, Fill::kEmbedding);
   b.tensor("output_norm.weight", {s.n_embd}, Fill::kNorm);
   if (!tied) b.tensor("output.weight", {s.n_embd, s.n_vocab}, Fill::kMatmul);
@@ -107,13 +119,24 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
     b.tensor(n("attn_output.weight"), {q_dim, s.n_embd}, Fill::kMatmul);
     if (gemma) b.tensor(n("post_attention_norm.weight"), {s.n_embd}, Fill::kNorm);
     b.tensor(n("ffn_norm.weight"), {s.n_embd}, Fill::kNorm);
-    if (phi3) {
+    if (n_expert > 0) {
+      b.tensor(n("ffn_gate_inp.weight"), {s.n_embd, n_expert}, Fill::kRouter);
+      b.tensor(n("ffn_gate_exps.weight"), {s.n_embd, n_ff_expert, n_expert}, Fill::kMatmul);
+      b.tensor(n("ffn_up_exps.weight"), {s.n_embd, n_ff_expert, n_expert}, Fill::kMatmul);
+      b.tensor(n("ffn_down_exps.weight"), {n_ff_expert, s.n_embd, n_expert}, Fill::kMatmul);
+      if (n_ff_shared > 0) {
+        b.tensor(n("ffn_gate_inp_shexp.weight"), {s.n_embd}, Fill::kRouter);
+        b.tensor(n("ffn_gate_shexp.weight"), {s.n_embd, n_ff_shared}, Fill::kMatmul);
+        b.tensor(n("ffn_up_shexp.weight"), {s.n_embd, n_ff_shared}, Fill::kMatmul);
+        b.tensor(n("ffn_down_shexp.weight"), {n_ff_shared, s.n_embd}, Fill::kMatmul);
+      }
+    } else if (phi3) {
       b.tensor(n("ffn_up.weight"), {s.n_embd, 2 * s.n_ff}, Fill::kMatmul);
     } else {
       b.tensor(n("ffn_gate.weight"), {s.n_embd, s.n_ff}, Fill::kMatmul);
       b.tensor(n("ffn_up.weight"), {s.n_embd, s.n_ff}, Fill::kMatmul);
     }
-    b.tensor(n("ffn_down.weight"), {s.n_ff, s.n_embd}, Fill::kMatmul);
+    if (n_expert == 0) b.tensor(n("ffn_down.weight"), {s.n_ff, s.n_embd}, Fill::kMatmul);
     if (gemma) b.tensor(n("post_ffw_norm.weight"), {s.n_embd}, Fill::kNorm);
   }
   if (s.rope_freqs) b.tensor("rope_freqs.weight", {(s.n_rot > 0 ? s.n_rot : head_dim) / 2}, Fill::kFactors);

@@ -30,13 +30,22 @@ struct RandomModelSpec {
   bool tied_output = false;         // Gemma ties whatever this says
   bool qkv_bias = false;            // attn_{q,k,v}.bias (always for qwen2)
   bool rope_freqs = false;          // a rope_freqs.weight tensor of frequency divisors (llama3)
+  // Mixture of experts: n_expert > 0 makes every FFN experts (llama: Mixtral's layout); qwen2moe and
+  // qwen3moe always have them (4 when this is 0). The qwen ones' experts are n_ff_expert wide (0:
+  // n_ff), written as expert_feed_forward_length; llama's are n_ff (Mixtral has no such key).
+  // qwen2moe's shared expert is n_ff_shared wide (0: n_ff).
+  int64_t n_expert = 0;
+  int64_t n_expert_used = 2;
+  int64_t n_ff_expert = 0;
+  int64_t n_ff_shared = 0;
   uint64_t seed = 1;
   // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.
   std::function<void(GgufWriter&)> extra_keys;
 };
 
 // The GGUF file as bytes (8-byte aligned storage, as GgufFile::parse wants). Weights are uniform
-// random with unit-variance outputs, norms in [0.5, 1.5], biases in [-0.5, 0.5]; never zeros.
+// random with unit-variance outputs, norms in [0.5, 1.5], biases in [-0.5, 0.5]; never zeros. MoE
+// routers stay F32 whatever weight_type says (as llama.cpp's quantizer keeps them).
 // Embeddings are uniform in [-1, 1], or scaled like the output matrix they double as when tied.
 std::vector<std::byte> write_random_model(const RandomModelSpec& spec);
 

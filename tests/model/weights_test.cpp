@@ -61,7 +61,14 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   if (head_dim > 0) w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
   std::vector<TensorSpec> specs = {{"token_embd.weight", {kEmbd, kVocab}}, {"output_norm.weight", {kEmbd}}};
-  const bool qwen2 = arch == "qwen2", qwen3 = arch == "qwen3", phi3 = arch == "phi3", gemma = arch.starts_with("gemma");
+  const bool qwen2 = arch == "qwen2" || arch == "qwen2moe", qwen3 = arch == "qwen3" || arch == "qwen3moe";
+  const bool phi3 = arch == "phi3", gemma = arch.starts_with("gemma"), moe = arch.ends_with("moe");
+  constexpr int64_t kExperts = 4, kFfExpert = 32;  // 2 per token; qwen2moe's shared expert is kFf wide
+  if (moe) {
+    w.add<uint32_t>(a + ".expert_count", kExperts);
+    w.add<uint32_t>(a + ".expert_used_count", 2);
+    w.add<uint32_t>(a + ".expert_feed_forward_length", kFfExpert);
+  }
   for (int64_t i = 0; i < kLayers; ++i) {
     const auto n = [i](const char* what) { return fmt::format("blk.{}.{}", i, what); };
     specs.push_back({n("attn_norm.weight"), {kEmbd}});
@@ -72,8 +79,22 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
       specs.push_back({n("attn_q.weight"), {kEmbd, kHead * kHeadDim}});
       specs.push_back({n("attn_k.weight"), {kEmbd, kHeadKv * kHeadDim}});
       specs.push_back({n("attn_v.weight"), {kEmbd, kHeadKv * kHeadDim}});
+    }
+    if (moe) {
+      specs.push_back({n("ffn_gate_inp.weight"), {kEmbd, kExperts}});
+      specs.push_back({n("ffn_gate_exps.weight"), {kEmbd, kFfExpert, kExperts}});
+      specs.push_back({n("ffn_up_exps.weight"), {kEmbd, kFfExpert, kExperts}});
+      specs.push_back({n("ffn_down_exps.weight"), {kFfExpert, kEmbd, kExperts}});
+    } else if (!phi3) {
       specs.push_back({n("ffn_gate.weight"), {kEmbd, kFf}});
       specs.push_back({n("ffn_up.weight"), {kEmbd, kFf}});
+      specs.push_back({n("ffn_down.weight"), {kFf, kEmbd}});
+    }
+    if (arch == "qwen2moe") {
+      specs.push_back({n("ffn_gate_inp_shexp.weight"), {kEmbd}});
+      specs.push_back({n("ffn_gate_shexp.weight"), {kEmbd, kFf}});
+      specs.push_back({n("ffn_up_shexp.weight"), {kEmbd, kFf}});
+      specs.push_back({n("ffn_down_shexp.weight"), {kFf, kEmbd}});
     }
     if (qwen2) {
       specs.push_back({n("attn_q.bias"), {kHead * kHeadDim}});
@@ -90,7 +111,7 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
     }
     specs.push_back({n("attn_output.weight"), {kHead * kHeadDim, kEmbd}});
     specs.push_back({n("ffn_norm.weight"), {kEmbd}});
-    specs.push_back({n("ffn_down.weight"), {kFf, kEmbd}});
+    if (phi3) specs.push_back({n("ffn_down.weight"), {kFf, kEmbd}});
   }
   if (!gemma) specs.push_back({"output.weight", {kEmbd, kVocab}});  // Gemma ties its output
   if (edit) edit(specs);
@@ -132,9 +153,17 @@ TEST(Weights, EveryArchitecturesLayoutBinds) {
     const LayerWeights& l = w.layers[1];
     EXPECT_EQ(l.wqkv.data() != nullptr, arch == "phi3");
     EXPECT_EQ(l.wq.data() != nullptr, arch != "phi3");
-    EXPECT_EQ(l.w_gate.data() != nullptr, arch != "phi3");
-    EXPECT_EQ(l.bq.data() != nullptr, arch == "qwen2");
-    EXPECT_EQ(l.q_norm.data() != nullptr, arch == "qwen3" || arch == "gemma3");
+    const bool moe = arch.ends_with("moe");
+    EXPECT_EQ(l.w_gate.data() != nullptr, arch != "phi3" && !moe);
+    EXPECT_EQ(l.w_down.data() != nullptr, !moe);
+    EXPECT_EQ(l.bq.data() != nullptr, arch.starts_with("qwen2"));
+    EXPECT_EQ(l.q_norm.data() != nullptr, arch.starts_with("qwen3") || arch == "gemma3");
+    EXPECT_EQ(l.router.data() != nullptr, moe);
+    EXPECT_EQ(l.shared_gate.data() != nullptr, arch == "qwen2moe");
+    if (moe) {
+      EXPECT_EQ(l.expert_down.ne(0), 32);
+      EXPECT_EQ(l.expert_down.ne(2), 4);
+    }
     EXPECT_EQ(l.post_ffn_norm.data() != nullptr, arch.starts_with("gemma"));
     // Tied output: the output matrix is the embedding matrix itself, not a copy.
     EXPECT_EQ(w.output.data() == w.token_embd.data(), arch.starts_with("gemma"));
@@ -205,6 +234,41 @@ TEST(Weights, BadTensorsAreAnErrorNamingThem) {
                       std::erase_if(s, [](const TensorSpec& t) { return t.name == "output_norm.weight"; });
                     }),
                "output_norm.weight");
+}
+
+TEST(Weights, BadExpertTensorsAreAnErrorNamingThem) {
+  expect_error(tiny("qwen3moe",
+                    [](std::vector<TensorSpec>& s) {
+                      for (TensorSpec& t : s) {
+                        if (t.name == "blk.1.ffn_down_exps.weight") t.shape = {64, 32, 4};  // gate's shape
+                      }
+                    }),
+               "blk.1.ffn_down_exps.weight has shape [64, 32, 4], the model's hyper-parameters want [32, 64, 4]");
+  expect_error(tiny("qwen3moe",
+                    [](std::vector<TensorSpec>& s) {
+                      for (TensorSpec& t : s) {
+                        if (t.name == "blk.0.ffn_gate_inp.weight") t.shape = {64, 8};  // 8 experts, not 4
+                      }
+                    }),
+               "blk.0.ffn_gate_inp.weight has shape [64, 8]");
+  expect_error(tiny("qwen2moe",
+                    [](std::vector<TensorSpec>& s) {
+                      std::erase_if(s, [](const TensorSpec& t) { return t.name == "blk.0.ffn_up_shexp.weight"; });
+                    }),
+               "no tensor blk.0.ffn_up_shexp.weight");
+  // Old conversions kept one tensor per expert (blk.N.ffn_gate.E.weight): say so, not just "missing".
+  expect_error(tiny("qwen3moe",
+                    [](std::vector<TensorSpec>& s) {
+                      std::erase_if(s, [](const TensorSpec& t) { return t.name == "blk.0.ffn_gate_exps.weight"; });
+                      s.push_back({"blk.0.ffn_gate.0.weight", {64, 32}});
+                    }),
+               "blk.0.ffn_gate.0.weight is one expert's own tensor (an old conversion)");
+  // A dense FFN beside the experts is a variant ember does not run.
+  expect_error(tiny("qwen3moe",
+                    [](std::vector<TensorSpec>& s) {
+                      s.push_back({"blk.1.ffn_down.weight", {96, 64}});
+                    }),
+               "tensor blk.1.ffn_down.weight is not used by ember's qwen3moe");
 }
 
 }  // namespace

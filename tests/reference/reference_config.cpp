@@ -130,6 +130,26 @@ void map_gemma(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
   }
 }
 
+// Mixtures of experts (load_hparams: expert_count / expert_used_count / expert_feed_forward_length,
+// n_ff_exp falling back to n_ff / n_expert_used; the llm_build_* graphs' build_moe_ffn arguments):
+// llama (Mixtral) when expert_count > 0, experts of feed_forward_length, chosen weights normalized;
+// qwen3moe normalized; qwen2moe as they are, plus the shared expert (expert_shared_feed_forward_length,
+// else n_ff).
+void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
+  c.n_expert = file.get_or<int64_t>(p + "expert_count", 0);
+  if (c.arch == "llama" && c.n_expert == 0) return;
+  if (c.n_expert <= 0) fail(ErrorCode::kFormat, "{}: {} needs {}expert_count > 0", file.name(), c.arch, p);
+  c.n_expert_used = file.get<int64_t>(p + "expert_used_count");
+  if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert) {
+    fail(ErrorCode::kFormat, "{}: expert_used_count {} is not in 1..{}", file.name(), c.n_expert_used, c.n_expert);
+  }
+  c.n_ff_expert =
+      c.arch == "llama" ? c.n_ff : file.get_or<int64_t>(p + "expert_feed_forward_length", c.n_ff / c.n_expert_used);
+  c.expert_weights_norm = c.arch != "qwen2moe";
+  if (c.arch == "qwen2moe")
+    c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", c.n_ff);
+}
+
 // Layouts the reference's generic loader would take but llama.cpp's loader for the architecture
 // does not (a missing tensor or one left over fails there), so that they fail here too.
 void check_layout(const GgufFile& file, const ReferenceConfig& c) {
@@ -192,6 +212,8 @@ void reference_validate(const ReferenceConfig& c, const std::string& name) {
     require(f->empty() || static_cast<int64_t>(f->size()) == c.n_rot / 2, "rope factors must hold n_rot/2 values");
   }
   require(c.traits.sliding_window >= 0, "sliding_window must be >= 0");
+  require(c.n_expert == 0 || (c.n_expert_used >= 1 && c.n_expert_used <= c.n_expert && c.n_ff_expert > 0),
+          "a mixture of experts needs 1 <= n_expert_used <= n_expert and n_ff_expert > 0");
   require(c.traits.sliding_layers.empty() || static_cast<int64_t>(c.traits.sliding_layers.size()) == c.n_layer,
           "sliding_layers must be empty or hold n_layer flags");
 }
@@ -209,10 +231,12 @@ bool reference_config_reads_tensor(const std::string& arch, std::string_view nam
 ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   ReferenceConfig c;
   c.arch = file.get<std::string>("general.architecture");
-  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !is_gemma(c.arch)) {
+  const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe";
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !is_gemma(c.arch) &&
+      !moe_arch) {
     fail(ErrorCode::kUnsupported,
          "{}: architecture '{}' has no reference traits yet (supported: llama, qwen2, qwen3, phi3, gemma, gemma2, "
-         "gemma3)",
+         "gemma3, qwen2moe, qwen3moe)",
          file.name(), c.arch);
   }
   const std::string p = c.arch + ".";
@@ -240,15 +264,16 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   }
   // llama.cpp adds q/k/v biases when the file has them (llama; qwen2 always has them).
   c.traits.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
-  if (c.arch == "qwen2" || c.arch == "qwen3") {
+  if (c.arch == "qwen2" || c.arch == "qwen3" || moe_arch) {
     c.traits.rope = ReferenceTraits::Rope::kNeox;
-    c.traits.qkv_bias = c.traits.qkv_bias || c.arch == "qwen2";
-    c.traits.qk_norm = c.arch == "qwen3";
+    c.traits.qkv_bias = c.traits.qkv_bias || c.arch == "qwen2" || c.arch == "qwen2moe";
+    c.traits.qk_norm = c.arch == "qwen3" || c.arch == "qwen3moe";
   } else if (c.arch == "phi3") {
     map_phi3(file, c);
   } else if (is_gemma(c.arch)) {
     map_gemma(file, p, c);
   }
+  if (c.arch == "llama" || moe_arch) map_experts(file, p, c);
   check_layout(file, c);
   reference_validate(c, file.name());
   return c;

@@ -186,6 +186,26 @@ void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
   }
   l.wo = source.get(b + "attn_output.weight", {q_dim, c.n_embd});
   l.ffn_norm = source.get(b + "ffn_norm.weight", {c.n_embd});
+  if (c.n_expert > 0) {
+    // Merged expert tensors, expert e at index e of the last dimension.
+    const std::vector<int64_t> experts(static_cast<size_t>(c.n_expert), c.n_ff_expert);
+    const std::vector<int64_t> experts_down(static_cast<size_t>(c.n_expert), c.n_embd);
+    l.router = source.get(b + "ffn_gate_inp.weight", {c.n_embd, c.n_expert});
+    l.expert_gate =
+        split_rows(source.get(b + "ffn_gate_exps.weight", {c.n_embd, c.n_ff_expert, c.n_expert}), c.n_embd, experts);
+    l.expert_up =
+        split_rows(source.get(b + "ffn_up_exps.weight", {c.n_embd, c.n_ff_expert, c.n_expert}), c.n_embd, experts);
+    l.expert_down = split_rows(source.get(b + "ffn_down_exps.weight", {c.n_ff_expert, c.n_embd, c.n_expert}),
+                               c.n_ff_expert, experts_down);
+    if (c.n_ff_shared_expert > 0) {
+      l.shared_router = source.get(b + "ffn_gate_inp_shexp.weight", {c.n_embd});
+      l.shared_gate = source.get(b + "ffn_gate_shexp.weight", {c.n_embd, c.n_ff_shared_expert});
+      l.shared_up = source.get(b + "ffn_up_shexp.weight", {c.n_embd, c.n_ff_shared_expert});
+      l.shared_down = source.get(b + "ffn_down_shexp.weight", {c.n_ff_shared_expert, c.n_embd});
+    }
+    layers_.push_back(std::move(l));
+    return;
+  }
   // Phi-3 stores gate and up as the rows of one ffn_up tensor (gate first) and has no ffn_gate.
   if (source.has(b + "ffn_gate.weight")) {
     l.w_gate = source.get(b + "ffn_gate.weight", {c.n_embd, c.n_ff});
@@ -287,10 +307,54 @@ void ReferenceModel::attention(const Layer& l, int64_t il, Rows& x) const {
   }
 }
 
+// down(silu(gate · x) * (up · x)): one SwiGLU expert.
+std::vector<double> swiglu_ffn(const std::vector<double>& w_gate, const std::vector<double>& w_up,
+                               const std::vector<double>& w_down, const std::vector<double>& x) {
+  const std::vector<double> gate = matvec(w_gate, x);
+  std::vector<double> hidden = matvec(w_up, x);
+  for (size_t i = 0; i < hidden.size(); ++i) hidden[i] *= silu(gate[i]);
+  return matvec(w_down, hidden);
+}
+
+std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, const std::vector<double>& xn) const {
+  const ReferenceConfig& c = config_;
+  // Softmax of the router's logits.
+  std::vector<double> probs = matvec(l.router, xn);
+  const double max_logit = *std::max_element(probs.begin(), probs.end());
+  double sum = 0;
+  for (double& p : probs) sum += (p = std::exp(p - max_logit));
+  for (double& p : probs) p /= sum;
+  // The n_expert_used most probable, the lower index first among equals.
+  std::vector<size_t> order(probs.size());
+  for (size_t e = 0; e < order.size(); ++e) order[e] = e;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probs[a] > probs[b]; });
+  order.resize(static_cast<size_t>(c.n_expert_used));
+  double chosen_sum = 0;
+  for (size_t e : order) chosen_sum += probs[e];
+  std::vector<double> out(static_cast<size_t>(c.n_embd), 0.0);
+  for (size_t e : order) {
+    const double weight = c.expert_weights_norm ? probs[e] / chosen_sum : probs[e];
+    const std::vector<double> y = swiglu_ffn(l.expert_gate[e], l.expert_up[e], l.expert_down[e], xn);
+    for (size_t i = 0; i < out.size(); ++i) out[i] += weight * y[i];
+  }
+  if (c.n_ff_shared_expert > 0) {
+    double logit = 0;
+    for (size_t i = 0; i < xn.size(); ++i) logit += l.shared_router[i] * xn[i];
+    const double gate = 1.0 / (1.0 + std::exp(-logit));
+    const std::vector<double> y = swiglu_ffn(l.shared_gate, l.shared_up, l.shared_down, xn);
+    for (size_t i = 0; i < out.size(); ++i) out[i] += gate * y[i];
+  }
+  return out;
+}
+
 void ReferenceModel::feed_forward(const Layer& l, Rows& x) const {
   const ReferenceConfig& c = config_;
   for (std::vector<double>& row : x) {
     const std::vector<double> xn = rms_norm(row, l.ffn_norm, c.rms_eps);
+    if (c.n_expert > 0) {
+      add_in_place(row, mixture_of_experts(l, xn));
+      continue;
+    }
     const std::vector<double> gate = matvec(l.w_gate, xn);
     std::vector<double> hidden = matvec(l.w_up, xn);
     for (size_t i = 0; i < hidden.size(); ++i) {

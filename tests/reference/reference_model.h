@@ -14,12 +14,13 @@
 // partial rotary, q/k/v bias, QK-norm, post-attention/FFN norms, embedding scale, attention and
 // final logit soft-cap, GeGLU, sliding window per layer with its own rope base, fused attn_qkv and
 // gate+up tensors (Phi-3 layout), and the architectures qwen2, qwen3, phi3, gemma, gemma2, gemma3
-// (text) mapped from their GGUF keys as llama.cpp maps them, checked on hand-made files only (no
+// (text), and the mixtures of experts llama (Mixtral), qwen2moe and qwen3moe, mapped from their GGUF
+// keys as llama.cpp maps them, checked on hand-made files only (no
 // real model's logits yet).
 //
 // TODO (next steps of the forward-pass issue):
 //  - a real qwen / phi3 / gemma model's logits against llama.cpp's.
-//  - key_length != value_length, per-layer head counts, LayerNorm, plain GELU FFN, MoE.
+//  - key_length != value_length, per-layer head counts, LayerNorm, plain GELU FFN, sigmoid-gated MoE.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +107,16 @@ struct ReferenceConfig {
   double rope_base_swa = 0;
   double attn_scale = 0;  // scores = q·k · attn_scale; 0 means 1/sqrt(head_dim)
   ReferenceTraits traits;
+  // Mixture of experts (llama.cpp's build_moe_ffn with softmax gating), n_expert > 0: every layer's
+  // FFN is n_expert SwiGLU experts of n_ff_expert; a token's output is the sum over the n_expert_used
+  // most probable (softmax of the router's logits) of probability · expert output, the probabilities
+  // rescaled to sum to 1 when expert_weights_norm (llama = Mixtral, qwen3moe). n_ff_shared_expert > 0
+  // (qwen2moe) adds a shared expert on every token times sigmoid(ffn_gate_inp_shexp · x).
+  int64_t n_expert = 0;
+  int64_t n_expert_used = 0;
+  int64_t n_ff_expert = 0;
+  bool expert_weights_norm = false;
+  int64_t n_ff_shared_expert = 0;
 };
 
 // Reads `<arch>.*` keys and the rope tensors of a supported architecture (llama, qwen2, qwen3,
@@ -182,6 +193,12 @@ class ReferenceModel {
     std::vector<double> w_gate, w_up;    // [n_ff][n_embd]
     std::vector<double> w_down;          // [n_embd][n_ff]
     std::vector<double> post_ffn_norm;   // [n_embd]; empty without post_norms
+    // Mixture of experts (empty in a dense model): the router [n_expert][n_embd], expert e's
+    // matrices in expert_gate[e] / expert_up[e] ([n_ff_expert][n_embd]) and expert_down[e]
+    // ([n_embd][n_ff_expert]); qwen2moe's shared expert and its gate row [n_embd].
+    std::vector<double> router;
+    std::vector<std::vector<double>> expert_gate, expert_up, expert_down;
+    std::vector<double> shared_gate, shared_up, shared_down, shared_router;
   };
   using Rows = std::vector<std::vector<double>>;  // [n_tokens][width]
 
@@ -189,6 +206,7 @@ class ReferenceModel {
   void load_layer(ReferenceTensorSource& source, int64_t il);
   void attention(const Layer& layer, int64_t il, Rows& x) const;
   void feed_forward(const Layer& layer, Rows& x) const;
+  std::vector<double> mixture_of_experts(const Layer& layer, const std::vector<double>& xn) const;
 
   ReferenceConfig config_;
   std::vector<double> rope_thetas_[2];  // [global / sliding layer][n_rot/2]

@@ -37,6 +37,11 @@ class ArchReader {
   // Qwen and most others share. Architecture readers then set their traits.
   void read_common(ModelConfig& config, std::string_view norm_eps_key = "attention.layer_norm_rms_epsilon") const;
 
+  // The mixture-of-experts keys (expert_count, expert_used_count, expert_feed_forward_length, else
+  // `n_ff_fallback`, else 0: llama.cpp's n_ff / n_used) into config.moe; `norm_weights` is the
+  // architecture's rule (llama.cpp's graph of it).
+  void read_experts(ModelConfig& config, int32_t n_ff_fallback, bool norm_weights) const;
+
   // An F32 tensor of n finite values > 0 (rope frequency factors), or empty when the file has none.
   std::vector<float> factors(std::string_view tensor, int64_t n) const;
 

@@ -1,0 +1,57 @@
+// Mixture-of-experts FFN on the CPU backend (Mixtral, Qwen2-MoE, Qwen3-MoE): the router picks each
+// row's experts; every expert runs its SwiGLU once on all the step's rows routed to it (gathered, so
+// a prefill step reads each expert's weights once), and a row's output is the weighted sum of its
+// experts' outputs, plus Qwen2-MoE's gated shared expert.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cpu/cpu_backend.h"
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace ember {
+
+// A mixture-of-experts layer's matrices as the CPU backend runs them.
+struct MoeLinears {
+  Linear router;                       // n_expert rows of n_embd
+  std::vector<Linear> gate, up, down;  // [n_expert]: n_ff_expert rows of n_embd (gate, up); n_embd of n_ff_expert (down)
+  bool has_shared = false;             // Qwen2-MoE's shared expert
+  Linear shared_router;                // 1 row of n_embd: the shared expert's gate logit
+  Linear shared_gate, shared_up, shared_down;
+};
+
+// Expert e of a merged [k, n_out, n_expert] tensor (ffn_*_exps) as a matrix of n_out rows of k.
+WeightMatrix expert_matrix(const TensorView& experts, int64_t e);
+
+// The router's choice for each of n_rows rows of `probs` ([n_rows][n_expert] probabilities): the k
+// largest (ties: the lower expert first), in decreasing order, into experts [n_rows][k], with their
+// probabilities into weights [n_rows][k], rescaled to sum to 1 when `normalize`.
+void select_experts(const float* probs, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize, int32_t* experts,
+                    float* weights);
+
+// moe_ffn's buffers, sized once (reserve) for the largest step.
+struct MoeScratch {
+  std::vector<float> probs;        // [rows][n_expert] router logits, then probabilities
+  std::vector<int32_t> experts;    // [rows][n_used] each row's chosen experts
+  std::vector<float> weights;      // [rows][n_used] and their weights
+  std::vector<int32_t> offsets;    // [n_expert + 1]: expert e's entries of `entries` are [offsets[e], offsets[e + 1])
+  std::vector<int32_t> entries;    // [rows * n_used] row * n_used + slot, grouped by expert, rows in order
+  std::vector<float> x;            // [rows][n_embd] the rows routed to one expert, gathered
+  std::vector<float> gate_up;      // [rows][2 * the widest expert]
+  std::vector<float> hidden;       // [rows][the widest expert]
+  std::vector<float> y;            // [rows][n_embd] one expert's outputs
+  std::vector<float> shared_gate;  // [rows] the shared expert's gate logits
+
+  void reserve(const ModelConfig& config, int64_t max_rows);
+};
+
+// out [n][n_embd] = for each row, the sum over its chosen experts e (in increasing e, so a row's
+// result depends on its own experts only, not on what shares its step) of weight_e · down_e(silu(gate_e
+// · x) · up_e · x), then + sigmoid(shared_router · x) · the shared expert's output where the model has
+// one. xn: [n][n_embd], the normed FFN input.
+void moe_ffn(CpuBackend& backend, const ModelConfig& config, const MoeLinears& layer, const float* xn, int64_t n,
+             MoeScratch& scratch, float* out);
+
+}  // namespace ember
