@@ -20,9 +20,9 @@ struct IsaKernel {
 // The entries of each ISA translation unit, `*count` of them. An ISA's table applies its units in
 // this order (avx2 ones first, then for avx512 its own), later entries overriding earlier ones.
 const IsaKernel* avx2_kernels(size_t* count);            // kernels_avx2.cpp: Q8_0/Q8_1 acts, Q8_0, Q4_0
-const IsaKernel* avx2_legacy2_kernels(size_t* count);    // kernels_avx2_legacy2.cpp: other 32-elt, F16, BF16
+const IsaKernel* avx2_legacy2_kernels(size_t* count);    // kernels_avx2_legacy2.cpp: other 32-elt, F32, F16, BF16
 const IsaKernel* avx2_k_kernels(size_t* count);          // kernels_avx2_k.cpp: Q8_K acts, K-quants, IQ4_XS
-const IsaKernel* avx512_kernels(size_t* count);          // kernels_avx512.cpp: F16, BF16
+const IsaKernel* avx512_kernels(size_t* count);          // kernels_avx512.cpp: F32, F16, BF16
 const IsaKernel* avx512_legacy2_kernels(size_t* count);  // kernels_avx512_legacy2.cpp: 32-element formats
 const IsaKernel* avx512_k_kernels(size_t* count);        // kernels_avx512_k.cpp: K-quants, IQ4_XS
 

@@ -1,5 +1,5 @@
 // The avx2 dot products of the other 32-element block formats (Q5_0, Q4_1, Q5_1, IQ4_NL) and of
-// F16 / BF16 (F16C + FMA), and F16 activation conversion.
+// F32 / F16 / BF16 (F16C + FMA), and F16 activation conversion.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -151,13 +151,40 @@ float vec_dot_bf16_avx2(int64_t n, const void* x, const void* y) {
   return dot_16bit(n, static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(y), widen_bf16);
 }
 
+// F32 weights (MoE routers, F32 models): each product of two floats is exact in double, so the
+// double lanes differ from the scalar reference's double sum only in the order of the additions.
+float vec_dot_f32_avx2(int64_t n, const void* x, const void* y) {
+  const auto* a = static_cast<const float*>(x);
+  const auto* b = static_cast<const float*>(y);
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int k = 0; k < 4; ++k) {
+      const __m256d va = _mm256_cvtps_pd(_mm_loadu_ps(a + i + 4 * k));
+      acc[k] = _mm256_fmadd_pd(va, _mm256_cvtps_pd(_mm_loadu_ps(b + i + 4 * k)), acc[k]);
+    }
+  }
+  for (; i + 4 <= n; i += 4) {
+    acc[0] = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + i)), _mm256_cvtps_pd(_mm_loadu_ps(b + i)), acc[0]);
+  }
+  const __m256d v = _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3]));
+  const __m128d pair = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  double sum = _mm_cvtsd_f64(_mm_add_sd(pair, _mm_unpackhi_pd(pair, pair)));
+  for (; i < n; ++i) sum += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return static_cast<float>(sum);
+}
+
 }  // namespace
 
 const IsaKernel* avx2_legacy2_kernels(size_t* count) {
   static constexpr IsaKernel kKernels[] = {
-      {6 /* q5_0 */, nullptr, vec_dot_q5_0_q8_0_avx2},        {3 /* q4_1 */, nullptr, vec_dot_q4_1_q8_1_avx2},
-      {7 /* q5_1 */, nullptr, vec_dot_q5_1_q8_1_avx2},        {20 /* iq4_nl */, nullptr, vec_dot_iq4_nl_q8_0_avx2},
-      {1 /* f16 */, quantize_row_f16_avx2, vec_dot_f16_avx2}, {30 /* bf16 */, nullptr, vec_dot_bf16_avx2},
+      {0 /* f32 */, nullptr, vec_dot_f32_avx2},
+      {6 /* q5_0 */, nullptr, vec_dot_q5_0_q8_0_avx2},
+      {3 /* q4_1 */, nullptr, vec_dot_q4_1_q8_1_avx2},
+      {7 /* q5_1 */, nullptr, vec_dot_q5_1_q8_1_avx2},
+      {20 /* iq4_nl */, nullptr, vec_dot_iq4_nl_q8_0_avx2},
+      {1 /* f16 */, quantize_row_f16_avx2, vec_dot_f16_avx2},
+      {30 /* bf16 */, nullptr, vec_dot_bf16_avx2},
   };
   *count = sizeof kKernels / sizeof kKernels[0];
   return kKernels;

@@ -1,5 +1,5 @@
 // The avx512 kernel table (AVX-512 F/BW/VL/DQ + VNNI + BF16; this file is compiled with those
-// flags only): F16 / BF16 dot products and F16 activation conversion (the block formats are in
+// flags only): F32 / F16 / BF16 dot products and F16 activation conversion (the block formats are in
 // kernels_avx512_legacy2.cpp and kernels_avx512_k.cpp). Entries it lacks keep the avx2 kernels
 // (every AVX-512 CPU of this tier has AVX2).
 #include <immintrin.h>
@@ -70,10 +70,33 @@ float vec_dot_bf16_avx512(int64_t n, const void* x, const void* y) {
   return dot_16bit(n, static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(y), widen_bf16);
 }
 
+// F32 weights (MoE routers, F32 models): each product of two floats is exact in double, so the
+// double lanes differ from the scalar reference's double sum only in the order of the additions
+// (~1e-16 relative), and the weight row streams at the memory's pace (double FMAs are not the limit).
+float vec_dot_f32_avx512(int64_t n, const void* x, const void* y) {
+  const auto* a = static_cast<const float*>(x);
+  const auto* b = static_cast<const float*>(y);
+  __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      const __m512d va = _mm512_cvtps_pd(_mm256_loadu_ps(a + i + 8 * k));
+      acc[k] = _mm512_fmadd_pd(va, _mm512_cvtps_pd(_mm256_loadu_ps(b + i + 8 * k)), acc[k]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    acc[0] = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm256_loadu_ps(a + i)), _mm512_cvtps_pd(_mm256_loadu_ps(b + i)), acc[0]);
+  }
+  double sum = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(acc[0], acc[1]), _mm512_add_pd(acc[2], acc[3])));
+  for (; i < n; ++i) sum += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return static_cast<float>(sum);
+}
+
 }  // namespace
 
 const IsaKernel* avx512_kernels(size_t* count) {
   static constexpr IsaKernel kKernels[] = {
+      {0 /* f32 */, nullptr, vec_dot_f32_avx512},
       {1 /* f16 */, quantize_row_f16_avx512, vec_dot_f16_avx512},
       {30 /* bf16 */, nullptr, vec_dot_bf16_avx512},
   };

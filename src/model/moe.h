@@ -15,10 +15,11 @@ namespace ember {
 
 // A mixture-of-experts layer's matrices as the CPU backend runs them.
 struct MoeLinears {
-  Linear router;                       // n_expert rows of n_embd
-  std::vector<Linear> gate, up, down;  // [n_expert]: n_ff_expert rows of n_embd (gate, up); n_embd of n_ff_expert (down)
-  bool has_shared = false;             // Qwen2-MoE's shared expert
-  Linear shared_router;                // 1 row of n_embd: the shared expert's gate logit
+  Linear router;  // n_expert rows of n_embd
+  std::vector<Linear> gate, up,
+      down;                 // [n_expert]: n_ff_expert rows of n_embd (gate, up); n_embd of n_ff_expert (down)
+  bool has_shared = false;  // Qwen2-MoE's shared expert
+  Linear shared_router;     // 1 row of n_embd: the shared expert's gate logit
   Linear shared_gate, shared_up, shared_down;
 };
 
