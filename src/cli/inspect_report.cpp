@@ -11,7 +11,7 @@ namespace ember::cli {
 namespace {
 
 // Hyper-parameters shown in the summary when present, as "<arch>.<suffix>".
-constexpr std::array<std::string_view, 18> kHyperParameterSuffixes = {
+constexpr std::array<std::string_view, 20> kHyperParameterSuffixes = {
     "context_length",
     "embedding_length",
     "block_count",
@@ -29,6 +29,8 @@ constexpr std::array<std::string_view, 18> kHyperParameterSuffixes = {
     "rope.scaling.factor",
     "expert_count",
     "expert_used_count",
+    "expert_feed_forward_length",
+    "expert_shared_feed_forward_length",
     "vocab_size",
 };
 

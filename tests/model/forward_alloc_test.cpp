@@ -1,5 +1,6 @@
 // A loaded model's forward steps allocate nothing once warm: prefill chunks and decode tokens of
-// two sequences, across KV block boundaries, on the AMX / VNNI / FMA GEMMs and the GEMV. Its own
+// two sequences, across KV block boundaries, on the AMX / VNNI / FMA GEMMs and the GEMV, for a
+// dense model and a mixture of experts. Its own
 // executable, because it links counting_new.cpp (a replacement global operator new).
 #include <gtest/gtest.h>
 
@@ -15,13 +16,25 @@ namespace {
 
 TEST(Forward, StepsAfterLoadDoNotAllocate) {
   // Decode rows on the GEMV and on the packed panels, whatever this CPU's default.
-  for (const auto& [type, decode_on_packed] : {std::pair{DType::kQ8_0, false},
-                                               {DType::kQ8_0, true},
-                                               {DType::kF16, false},
-                                               {DType::kQ4_K, false},
-                                               {DType::kQ4_K, true}}) {
-    SCOPED_TRACE(std::string(dtype_name(type)) + (decode_on_packed ? " decode on packed" : ""));
+  // The last two: a mixture of experts (qwen2moe: 8 experts, 2 per token, and the shared one).
+  struct Case {
+    DType type;
+    bool decode_on_packed;
+    const char* arch;
+  };
+  for (const auto& [type, decode_on_packed, arch] : {Case{DType::kQ8_0, false, "llama"},
+                                                     {DType::kQ8_0, true, "llama"},
+                                                     {DType::kF16, false, "llama"},
+                                                     {DType::kQ4_K, false, "llama"},
+                                                     {DType::kQ4_K, true, "llama"},
+                                                     {DType::kQ8_0, true, "qwen2moe"},
+                                                     {DType::kQ4_K, false, "qwen2moe"}}) {
+    SCOPED_TRACE(std::string(arch) + " " + std::string(dtype_name(type)) +
+                 (decode_on_packed ? " decode on packed" : ""));
     test::RandomModelSpec spec;
+    spec.arch = arch;
+    spec.n_expert = spec.arch == "qwen2moe" ? 8 : 0;
+    spec.n_ff_expert = 256;
     spec.weight_type = type;
     spec.n_embd = 256;  // whole K-quant super-blocks
     spec.n_ff = 512;
