@@ -10,8 +10,9 @@
 namespace ember::cli {
 
 struct ModelCost {
-  uint64_t matmul_bytes =
-      0;  // every layer's matrices (of a mixture of experts: the n_used a token takes) and the output matrix
+  // Every layer's matrices (of a mixture of experts: the n_used experts a token takes) and the
+  // output matrix.
+  uint64_t matmul_bytes = 0;
   uint64_t matmul_params = 0;  // the same in weights (2 FLOP each per token)
   uint64_t output_params = 0;  // the output matrix's share (prefill computes it for one row only)
   struct Layer {

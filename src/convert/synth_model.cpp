@@ -29,8 +29,9 @@ constexpr std::array kPresets = {
                 "vocab/ggml-vocab-llama-bpe.gguf", "Llama 3.2 1B shape (llama3 RoPE scaling)", 0, 0, 0},
     SynthPreset{"llama-3.2-3b", "llama", 28, 3072, 24, 8, 8192, 128256, 131072, 500000.0f, 1e-5f, false, kLlama3Scaling,
                 "vocab/ggml-vocab-llama-bpe.gguf", "Llama 3.2 3B shape (llama3 RoPE scaling)", 0, 0, 0},
-    // Qwen3-30B-A3B's design (QK-norm, 8 experts per token, tied output) at a size a small machine
-    // runs: 1.4B parameters, about 0.35B of them read per token.
+    // Qwen3-30B-A3B's design (QK-norm, 8 experts per token) at a size a small machine runs, with
+    // tied embeddings like every preset (the real model has its own output matrix): 1.4B
+    // parameters, about 0.35B of them read per token.
     SynthPreset{"qwen3moe-1.4b", "qwen3moe", 16, 1024, 16, 4, 3072, 151936, 32768, 1000000.0f, 1e-6f, false,
                 std::nullopt, "vocab/ggml-vocab-qwen2.gguf",
                 "Qwen3-MoE design scaled down: 64 experts of 384, 8 per token", 64, 8, 384},

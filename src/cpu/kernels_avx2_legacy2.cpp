@@ -151,8 +151,8 @@ float vec_dot_bf16_avx2(int64_t n, const void* x, const void* y) {
   return dot_16bit(n, static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(y), widen_bf16);
 }
 
-// F32 weights (MoE routers, F32 models): each product of two floats is exact in double, so the
-// double lanes differ from the scalar reference's double sum only in the order of the additions.
+// F32 weights (MoE routers, F32 models), summed in double lanes: each product of two floats is
+// exact in double (the scalar reference rounds each product to float first, then sums in double).
 float vec_dot_f32_avx2(int64_t n, const void* x, const void* y) {
   const auto* a = static_cast<const float*>(x);
   const auto* b = static_cast<const float*>(y);

@@ -70,9 +70,10 @@ float vec_dot_bf16_avx512(int64_t n, const void* x, const void* y) {
   return dot_16bit(n, static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(y), widen_bf16);
 }
 
-// F32 weights (MoE routers, F32 models): each product of two floats is exact in double, so the
-// double lanes differ from the scalar reference's double sum only in the order of the additions
-// (~1e-16 relative), and the weight row streams at the memory's pace (double FMAs are not the limit).
+// F32 weights (MoE routers, F32 models), summed in double lanes: each product of two floats is
+// exact in double (the scalar reference rounds each product to float first, then sums in double),
+// so the result is at least as close to the exact dot product as the reference's, and the weight
+// row streams at the memory's pace (double FMAs are not the limit).
 float vec_dot_f32_avx512(int64_t n, const void* x, const void* y) {
   const auto* a = static_cast<const float*>(x);
   const auto* b = static_cast<const float*>(y);

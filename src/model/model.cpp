@@ -73,7 +73,7 @@ Model::Model(GgufModelFiles files, CpuBackend& backend, const ModelOptions& opti
   if (config_.moe.n_expert > 0 && options_.gpu_layers != 0) {
     fail(ErrorCode::kUnsupported,
          "{}: mixture-of-experts models run on the CPU only for now ({} experts per layer); run without "
-         "--gpu-layers",
+         "--device cuda / --gpu-layers",
          file.name(), config_.moe.n_expert);
   }
   if (options_.context_size == 0) options_.context_size = config_.context_length;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "core/check.h"
@@ -46,6 +47,7 @@ void MoeScratch::reserve(const ModelConfig& c, int64_t max_rows) {
   const auto n_used = static_cast<size_t>(c.moe.n_used);
   const auto n_embd = static_cast<size_t>(c.n_embd);
   const auto widest = static_cast<size_t>(std::max(c.moe.n_ff_expert, c.moe.n_ff_shared));
+  EMBER_CHECK(rows * n_used <= static_cast<size_t>(INT32_MAX));  // entries are int32 row * n_used + slot
   probs.resize(rows * n_expert);
   experts.resize(rows * n_used);
   weights.resize(rows * n_used);

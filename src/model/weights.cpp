@@ -84,6 +84,12 @@ void bind_experts(Binder& b, const ModelConfig& c, int32_t il, LayerWeights& l) 
          "llama.cpp, which merges them into ffn_gate_exps / ffn_up_exps / ffn_down_exps",
          b.file_name(), name("ffn_gate.0.weight"));
   }
+  if (b.has(name("ffn_gate_up_exps.weight"))) {
+    fail(ErrorCode::kUnsupported,
+         "{}: {} holds the experts' gate and up in one tensor, a layout ember does not read yet; convert the "
+         "model without merging them (separate ffn_gate_exps / ffn_up_exps)",
+         b.file_name(), name("ffn_gate_up_exps.weight"));
+  }
   l.router = b.bind(name("ffn_gate_inp.weight"), Kind::kMatmul, {embd, moe.n_expert});
   l.expert_gate = b.bind(name("ffn_gate_exps.weight"), Kind::kMatmul, {embd, moe.n_ff_expert, moe.n_expert});
   l.expert_up = b.bind(name("ffn_up_exps.weight"), Kind::kMatmul, {embd, moe.n_ff_expert, moe.n_expert});

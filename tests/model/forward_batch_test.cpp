@@ -243,38 +243,45 @@ TEST(ForwardBatch, AHookMayRemoveItself) {
   EXPECT_EQ(calls, (std::vector<int>{1, 2, 2}));
 }
 
-// Hooks see every named intermediate; one may steer the pass (here: replace one token's embedding
-// by another's, which must give that other token's logits); removed hooks are not called.
-TEST(ForwardBatch, HooksReadAndSteer) {
-  TwinModels m = TwinModels::make(small_spec("llama"));
-  const ModelConfig& c = m.model->config();
-  std::vector<int> calls(kHookPointCount);
-  std::vector<float> logits_seen, residual_last;
-  std::vector<Hooks::Handle> handles;
-  for (int p = 0; p < kHookPointCount; ++p) {
-    handles.push_back(m.model->hooks().add(static_cast<HookPoint>(p), [&](const HookTensor& t) {
-      ++calls[static_cast<size_t>(t.point)];
-      EXPECT_EQ(t.n_cols, t.point == HookPoint::kLogits ? c.n_vocab : c.n_embd);
-      EXPECT_EQ(static_cast<size_t>(t.n_rows), t.batch_rows.size());
-      if (t.point == HookPoint::kLogits) logits_seen.assign(t.data, t.data + t.n_rows * t.n_cols);
-    }));
+// Hooks see every named intermediate; removed hooks are not called.
+TEST(ForwardBatch, HooksRead) {
+  // Every point on a dense model and on a mixture of experts (whose FFN takes its own branch).
+  for (const char* arch : {"qwen2moe", "llama"}) {
+    SCOPED_TRACE(arch);
+    TwinModels m = TwinModels::make(small_spec(arch));
+    const ModelConfig& c = m.model->config();
+    std::vector<int> calls(kHookPointCount);
+    std::vector<float> logits_seen, residual_last;
+    std::vector<Hooks::Handle> handles;
+    for (int p = 0; p < kHookPointCount; ++p) {
+      handles.push_back(m.model->hooks().add(static_cast<HookPoint>(p), [&](const HookTensor& t) {
+        ++calls[static_cast<size_t>(t.point)];
+        EXPECT_EQ(t.n_cols, t.point == HookPoint::kLogits ? c.n_vocab : c.n_embd);
+        EXPECT_EQ(static_cast<size_t>(t.n_rows), t.batch_rows.size());
+        if (t.point == HookPoint::kLogits) logits_seen.assign(t.data, t.data + t.n_rows * t.n_cols);
+      }));
+    }
+    const std::vector<int32_t> tokens = {5, 9, 13};
+    const Logits logits = test::run_sequence(m, tokens, false);
+    EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kEmbeddings)], 1);
+    EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kAttentionOutput)], c.n_layer);
+    EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kFfnOutput)], c.n_layer);
+    EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kResidual)], c.n_layer);
+    EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kFinalNorm)], 1);
+    ASSERT_EQ(logits_seen.size(), 3u * c.n_vocab);
+    std::vector<float> returned;
+    for (const auto& row : logits) returned.insert(returned.end(), row.begin(), row.end());
+    EXPECT_EQ(logits_seen, returned);
+    for (Hooks::Handle h : handles) m.model->hooks().remove(h);
+    test::run_sequence(m, tokens, false);
+    EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kEmbeddings)], 1);
   }
-  const std::vector<int32_t> tokens = {5, 9, 13};
-  const Logits logits = test::run_sequence(m, tokens, false);
-  EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kEmbeddings)], 1);
-  EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kAttentionOutput)], c.n_layer);
-  EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kFfnOutput)], c.n_layer);
-  EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kResidual)], c.n_layer);
-  EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kFinalNorm)], 1);
-  ASSERT_EQ(logits_seen.size(), 3u * c.n_vocab);
-  std::vector<float> returned;
-  for (const auto& row : logits) returned.insert(returned.end(), row.begin(), row.end());
-  EXPECT_EQ(logits_seen, returned);
-  for (Hooks::Handle h : handles) m.model->hooks().remove(h);
-  test::run_sequence(m, tokens, false);
-  EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kEmbeddings)], 1);
+}
 
-  // Steering: token 9's embedding in row 1 replaced by token 22's.
+// Steering: token 9's embedding in row 1 replaced by token 22's.
+TEST(ForwardBatch, HooksSteer) {
+  TwinModels m = TwinModels::make(small_spec("llama"));
+  const std::vector<int32_t> tokens = {5, 9, 13};
   std::vector<float> embedding_22;
   m.model->hooks().add(HookPoint::kEmbeddings, [&](const HookTensor& t) {
     if (t.n_rows == 1) embedding_22.assign(t.data, t.data + t.n_cols);

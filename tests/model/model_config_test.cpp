@@ -127,6 +127,9 @@ TEST(ModelConfig, MixturesOfExperts) {
   EXPECT_EQ(m.moe.n_ff_expert, 640);
   EXPECT_TRUE(m.moe.norm_weights);
   EXPECT_EQ(m.moe.n_ff_shared, 0);
+  // llama.cpp reads no width key for llama files: Mixtral's experts are n_ff wide whatever it says.
+  mixtral.add<uint32_t>("llama.expert_feed_forward_length", 96);
+  EXPECT_EQ(load(mixtral, storage).moe.n_ff_expert, 640);
 
   const ModelConfig q3 = load(llama_like("qwen3moe"), storage);
   EXPECT_EQ(q3.arch, Arch::kQwen3Moe);
@@ -136,6 +139,9 @@ TEST(ModelConfig, MixturesOfExperts) {
   GgufWriter q3_ff = llama_like("qwen3moe");
   q3_ff.add<uint32_t>("qwen3moe.expert_feed_forward_length", 96);
   EXPECT_EQ(load(q3_ff, storage).moe.n_ff_expert, 96);
+  GgufWriter q3_zero = llama_like("qwen3moe");  // 0 is absent (llama.cpp)
+  q3_zero.add<uint32_t>("qwen3moe.expert_feed_forward_length", 0);
+  EXPECT_EQ(load(q3_zero, storage).moe.n_ff_expert, 320);
 
   const ModelConfig q2 = load(llama_like("qwen2moe"), storage);
   EXPECT_TRUE(q2.attn_qkv_bias && q2.rope.neox && !q2.attn_qk_norm);
@@ -144,6 +150,9 @@ TEST(ModelConfig, MixturesOfExperts) {
   GgufWriter q2_shared = llama_like("qwen2moe");
   q2_shared.add<uint32_t>("qwen2moe.expert_shared_feed_forward_length", 1408);
   EXPECT_EQ(load(q2_shared, storage).moe.n_ff_shared, 1408);
+  GgufWriter q2_zero = llama_like("qwen2moe");
+  q2_zero.add<uint32_t>("qwen2moe.expert_shared_feed_forward_length", 0);
+  EXPECT_EQ(load(q2_zero, storage).moe.n_ff_shared, 640);
 
   GgufWriter too_many = llama_like("llama");
   too_many.add<uint32_t>("llama.expert_count", 8);

@@ -263,6 +263,15 @@ TEST(Weights, BadExpertTensorsAreAnErrorNamingThem) {
                       s.push_back({"blk.0.ffn_gate.0.weight", {64, 32}});
                     }),
                "blk.0.ffn_gate.0.weight is one expert's own tensor (an old conversion)");
+  // Newer conversions may merge the experts' gate and up: a clear refusal, not "missing".
+  expect_error(tiny("qwen3moe",
+                    [](std::vector<TensorSpec>& s) {
+                      std::erase_if(s, [](const TensorSpec& t) {
+                        return t.name == "blk.0.ffn_gate_exps.weight" || t.name == "blk.0.ffn_up_exps.weight";
+                      });
+                      s.push_back({"blk.0.ffn_gate_up_exps.weight", {64, 64, 4}});
+                    }),
+               "blk.0.ffn_gate_up_exps.weight holds the experts' gate and up in one tensor");
   // A dense FFN beside the experts is a variant ember does not run.
   expect_error(tiny("qwen3moe",
                     [](std::vector<TensorSpec>& s) {

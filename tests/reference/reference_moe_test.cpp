@@ -37,9 +37,8 @@ std::vector<float> columns_of(const TinyTensor& t, int64_t first, int64_t n, flo
 }
 
 TEST(ReferenceMoe, ZeroRouterEqualsTheStackedDenseFfn) {
-  const MoeCase cases[] = {{"llama", "llama", true, false},
-                           {"qwen3", "qwen3moe", true, false},
-                           {"qwen2", "qwen2moe", false, true}};
+  const MoeCase cases[] = {
+      {"llama", "llama", true, false}, {"qwen3", "qwen3moe", true, false}, {"qwen2", "qwen2moe", false, true}};
   for (const MoeCase& c : cases) {
     SCOPED_TRACE(c.moe_arch);
     // The dense model: n_ff = the used experts' widths (+ the shared expert's).
@@ -72,7 +71,8 @@ TEST(ReferenceMoe, ZeroRouterEqualsTheStackedDenseFfn) {
       TinyTensor down_exps{{kExpertFf, dense.n_embd, kExperts}, {}};
       for (int64_t e = 0; e < kExperts; ++e) {
         if (e < kUsed) {  // the chosen ones: the dense FFN's slices, down undoing the weight
-          const std::vector<float> g = rows_of(gate, e * kExpertFf, kExpertFf), u = rows_of(up, e * kExpertFf, kExpertFf);
+          const std::vector<float> g = rows_of(gate, e * kExpertFf, kExpertFf),
+                                   u = rows_of(up, e * kExpertFf, kExpertFf);
           const std::vector<float> d = columns_of(down, e * kExpertFf, kExpertFf, 1.0f / weight);
           gate_exps.data.insert(gate_exps.data.end(), g.begin(), g.end());
           up_exps.data.insert(up_exps.data.end(), u.begin(), u.end());
@@ -128,7 +128,8 @@ TEST(ReferenceMoe, TheRouterChoosesTheExperts) {
         m->erase(b + name + ".weight");
         TinyTensor merged{{t.shape[0], t.shape[1], kExperts}, {}};
         for (int64_t e = 0; e < kExperts; ++e) {  // expert e = the dense FFN times (e + 1)
-          for (float v : t.data) merged.data.push_back(std::string(name) == "ffn_down" ? v * static_cast<float>(e + 1) : v);
+          for (float v : t.data)
+            merged.data.push_back(std::string(name) == "ffn_down" ? v * static_cast<float>(e + 1) : v);
         }
         (*m)[b + name + "_exps.weight"] = merged;
       }

@@ -107,15 +107,16 @@ void ArchReader::read_common(ModelConfig& c, std::string_view norm_eps_key) cons
   c.layers.assign(static_cast<size_t>(c.n_layer), LayerConfig{});
 }
 
-void ArchReader::read_experts(ModelConfig& c, int32_t n_ff_fallback, bool norm_weights) const {
+void ArchReader::read_experts(ModelConfig& c, bool norm_weights, bool width_from_key) const {
   constexpr int64_t kMaxExperts = 512;  // llama.cpp's LLAMA_MAX_EXPERTS
   MoeConfig& moe = c.moe;
   moe.n_expert = count("expert_count", 1, kMaxExperts);
   moe.n_used = count("expert_used_count", 1, moe.n_expert);
-  const int32_t fallback = n_ff_fallback > 0 ? n_ff_fallback : c.n_ff / moe.n_used;
-  moe.n_ff_expert = count_or("expert_feed_forward_length", fallback, 1, 1 << 20);
+  moe.n_ff_expert = width_from_key ? count_or("expert_feed_forward_length", 0, 0, 1 << 20) : c.n_ff;
+  if (moe.n_ff_expert == 0) moe.n_ff_expert = c.n_ff / moe.n_used;
   if (moe.n_ff_expert <= 0) {
-    fail(ErrorCode::kNotFound, "{}: the model has no {}", file_.name(), key("expert_feed_forward_length"));
+    fail(ErrorCode::kFormat, "{}: {} = {} leaves no width for {} experts per token (and there is no {})", file_.name(),
+         key("feed_forward_length"), c.n_ff, moe.n_used, key("expert_feed_forward_length"));
   }
   moe.norm_weights = norm_weights;
 }

@@ -37,10 +37,11 @@ class ArchReader {
   // Qwen and most others share. Architecture readers then set their traits.
   void read_common(ModelConfig& config, std::string_view norm_eps_key = "attention.layer_norm_rms_epsilon") const;
 
-  // The mixture-of-experts keys (expert_count, expert_used_count, expert_feed_forward_length, else
-  // `n_ff_fallback`, else 0: llama.cpp's n_ff / n_used) into config.moe; `norm_weights` is the
-  // architecture's rule (llama.cpp's graph of it).
-  void read_experts(ModelConfig& config, int32_t n_ff_fallback, bool norm_weights) const;
+  // The mixture-of-experts keys into config.moe: expert_count (up to 512), expert_used_count; each
+  // expert's width from expert_feed_forward_length (0 or absent: llama.cpp's n_ff / n_used) when
+  // `width_from_key`, else n_ff (Mixtral: llama.cpp reads no width key for llama files).
+  // `norm_weights` is the architecture's rule (llama.cpp's graph of it).
+  void read_experts(ModelConfig& config, bool norm_weights, bool width_from_key) const;
 
   // An F32 tensor of n finite values > 0 (rope frequency factors), or empty when the file has none.
   std::vector<float> factors(std::string_view tensor, int64_t n) const;

@@ -16,7 +16,9 @@ void read_llama_config(const ArchReader& r, ModelConfig& c) {
   for (LayerConfig& layer : c.layers) layer.sliding_window = window;
   // Mixtral: experts of feed_forward_length, their chosen probabilities renormalized (llama.cpp's
   // llama graph); an expert_count of 0 is a dense model.
-  if (r.count_or("expert_count", 0, 0, INT32_MAX) > 0) r.read_experts(c, c.n_ff, /*norm_weights=*/true);
+  if (r.count_or("expert_count", 0, 0, INT32_MAX) > 0) {
+    r.read_experts(c, /*norm_weights=*/true, /*width_from_key=*/false);
+  }
 }
 
 }  // namespace ember

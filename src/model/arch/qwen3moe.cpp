@@ -9,7 +9,7 @@ void read_qwen3moe_config(const ArchReader& r, ModelConfig& c) {
   r.read_common(c);
   c.rope.neox = true;
   c.attn_qk_norm = true;
-  r.read_experts(c, 0, /*norm_weights=*/true);
+  r.read_experts(c, /*norm_weights=*/true, /*width_from_key=*/true);
 }
 
 }  // namespace ember
