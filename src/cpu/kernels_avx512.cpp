@@ -72,7 +72,7 @@ float vec_dot_bf16_avx512(int64_t n, const void* x, const void* y) {
 
 // F32 weights (MoE routers, F32 models), summed in double lanes: each product of two floats is
 // exact in double (the scalar reference rounds each product to float first, then sums in double),
-// so the result is at least as close to the exact dot product as the reference's, and the weight
+// so the result is usually closer to the exact dot product than the reference's, and the weight
 // row streams at the memory's pace (double FMAs are not the limit).
 float vec_dot_f32_avx512(int64_t n, const void* x, const void* y) {
   const auto* a = static_cast<const float*>(x);

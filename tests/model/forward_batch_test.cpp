@@ -243,7 +243,8 @@ TEST(ForwardBatch, AHookMayRemoveItself) {
   EXPECT_EQ(calls, (std::vector<int>{1, 2, 2}));
 }
 
-// Hooks see every named intermediate; removed hooks are not called.
+// Hooks see every named intermediate, each the right data: a layer's residual is the previous one
+// plus its attention and FFN outputs; removed hooks are not called.
 TEST(ForwardBatch, HooksRead) {
   // Every point on a dense model and on a mixture of experts (whose FFN takes its own branch).
   for (const char* arch : {"qwen2moe", "llama"}) {
@@ -251,14 +252,22 @@ TEST(ForwardBatch, HooksRead) {
     TwinModels m = TwinModels::make(small_spec(arch));
     const ModelConfig& c = m.model->config();
     std::vector<int> calls(kHookPointCount);
-    std::vector<float> logits_seen, residual_last;
+    std::vector<float> logits_seen, embeddings;
+    const auto n_layer = static_cast<size_t>(c.n_layer);
+    std::vector<std::vector<float>> attention(n_layer), ffn(n_layer), residual(n_layer);
     std::vector<Hooks::Handle> handles;
     for (int p = 0; p < kHookPointCount; ++p) {
       handles.push_back(m.model->hooks().add(static_cast<HookPoint>(p), [&](const HookTensor& t) {
         ++calls[static_cast<size_t>(t.point)];
         EXPECT_EQ(t.n_cols, t.point == HookPoint::kLogits ? c.n_vocab : c.n_embd);
         EXPECT_EQ(static_cast<size_t>(t.n_rows), t.batch_rows.size());
-        if (t.point == HookPoint::kLogits) logits_seen.assign(t.data, t.data + t.n_rows * t.n_cols);
+        const std::vector<float> data(t.data, t.data + t.n_rows * t.n_cols);
+        const auto layer = static_cast<size_t>(std::max(t.layer, 0));
+        if (t.point == HookPoint::kLogits) logits_seen = data;
+        if (t.point == HookPoint::kEmbeddings) embeddings = data;
+        if (t.point == HookPoint::kAttentionOutput) attention[layer] = data;
+        if (t.point == HookPoint::kFfnOutput) ffn[layer] = data;
+        if (t.point == HookPoint::kResidual) residual[layer] = data;
       }));
     }
     const std::vector<int32_t> tokens = {5, 9, 13};
@@ -272,6 +281,16 @@ TEST(ForwardBatch, HooksRead) {
     std::vector<float> returned;
     for (const auto& row : logits) returned.insert(returned.end(), row.begin(), row.end());
     EXPECT_EQ(logits_seen, returned);
+    // x += attention output, then x += FFN output: float adds, so exactly.
+    for (size_t il = 0; il < n_layer; ++il) {
+      const std::vector<float>& before = il == 0 ? embeddings : residual[il - 1];
+      ASSERT_EQ(residual[il].size(), before.size());
+      ASSERT_EQ(attention[il].size(), before.size());
+      ASSERT_EQ(ffn[il].size(), before.size());
+      for (size_t i = 0; i < before.size(); ++i) {
+        ASSERT_EQ(residual[il][i], (before[i] + attention[il][i]) + ffn[il][i]) << "layer " << il << " value " << i;
+      }
+    }
     for (Hooks::Handle h : handles) m.model->hooks().remove(h);
     test::run_sequence(m, tokens, false);
     EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kEmbeddings)], 1);

@@ -165,6 +165,20 @@ TEST(ModelConfig, MixturesOfExperts) {
   huge.add<uint32_t>("llama.expert_count", 4096);
   huge.add<uint32_t>("llama.expert_used_count", 2);
   expect_error_naming(huge, "llama.expert_count = 4096 is outside [1, 512]");
+  // No width key and n_ff 1 for 2 experts per token: n_ff / n_used is 0.
+  std::vector<std::byte> bytes = llama_like("qwen3moe").write_to_memory();
+  const GgufFile file = GgufFile::parse(bytes, "full.gguf");
+  GgufWriter narrow;
+  for (const auto& kv : file.metadata()) {
+    if (kv.key == "qwen3moe.feed_forward_length") {
+      narrow.add<uint32_t>(kv.key, 1);
+    } else {
+      narrow.add_value(kv.key, kv.value);
+    }
+  }
+  expect_error_naming(narrow,
+                      "qwen3moe.feed_forward_length = 1 leaves no width for 2 experts per token (and "
+                      "qwen3moe.expert_feed_forward_length is 0 or absent)");
 }
 
 TEST(ModelConfig, Phi3LongRope) {

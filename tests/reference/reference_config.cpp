@@ -134,7 +134,7 @@ void map_gemma(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
 // n_ff_exp falling back to n_ff / n_expert_used; the llm_build_* graphs' build_moe_ffn arguments):
 // llama (Mixtral) when expert_count > 0, experts of feed_forward_length, chosen weights normalized;
 // qwen3moe normalized; qwen2moe as they are, plus the shared expert (expert_shared_feed_forward_length,
-// else n_ff).
+// else n_ff). A width of 0 counts as absent (hparams.n_ff_exp ? ... : fallback).
 void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
   c.n_expert = file.get_or<int64_t>(p + "expert_count", 0);
   if (c.arch == "llama" && c.n_expert == 0) return;
@@ -143,11 +143,13 @@ void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c)
   if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert) {
     fail(ErrorCode::kFormat, "{}: expert_used_count {} is not in 1..{}", file.name(), c.n_expert_used, c.n_expert);
   }
-  c.n_ff_expert =
-      c.arch == "llama" ? c.n_ff : file.get_or<int64_t>(p + "expert_feed_forward_length", c.n_ff / c.n_expert_used);
+  c.n_ff_expert = c.arch == "llama" ? c.n_ff : file.get_or<int64_t>(p + "expert_feed_forward_length", 0);
+  if (c.n_ff_expert == 0) c.n_ff_expert = c.n_ff / c.n_expert_used;
   c.expert_weights_norm = c.arch != "qwen2moe";
-  if (c.arch == "qwen2moe")
-    c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", c.n_ff);
+  if (c.arch == "qwen2moe") {
+    c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", 0);
+    if (c.n_ff_shared_expert == 0) c.n_ff_shared_expert = c.n_ff;
+  }
 }
 
 // Layouts the reference's generic loader would take but llama.cpp's loader for the architecture

@@ -115,8 +115,8 @@ void ArchReader::read_experts(ModelConfig& c, bool norm_weights, bool width_from
   moe.n_ff_expert = width_from_key ? count_or("expert_feed_forward_length", 0, 0, 1 << 20) : c.n_ff;
   if (moe.n_ff_expert == 0) moe.n_ff_expert = c.n_ff / moe.n_used;
   if (moe.n_ff_expert <= 0) {
-    fail(ErrorCode::kFormat, "{}: {} = {} leaves no width for {} experts per token (and there is no {})", file_.name(),
-         key("feed_forward_length"), c.n_ff, moe.n_used, key("expert_feed_forward_length"));
+    fail(ErrorCode::kFormat, "{}: {} = {} leaves no width for {} experts per token (and {} is 0 or absent)",
+         file_.name(), key("feed_forward_length"), c.n_ff, moe.n_used, key("expert_feed_forward_length"));
   }
   moe.norm_weights = norm_weights;
 }
