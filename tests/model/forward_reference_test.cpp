@@ -28,16 +28,27 @@ const TypeTolerance kTypes[] = {
     {DType::kQ4_0, 0.06}, {DType::kQ4_K, 0.075}, {DType::kQ6_K, 0.075},
 };
 
+struct RelativeErrors {
+  double prefill, decode;  // max |ember - reference| over every row, relative to `scale`
+  double scale;            // max |reference logit|
+};
+
+// ember's logits of `tokens` as one prefill and decoded token by token, against the reference's.
+RelativeErrors relative_errors(TwinModels& m, const std::vector<int32_t>& tokens) {
+  const test::RefLogits expected = m.reference->forward(tokens);
+  const double scale = test::max_abs(expected);
+  return {.prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale,
+          .decode = test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale,
+          .scale = scale};
+}
+
 TEST(ForwardReference, PrefillAndDecodeOfEveryArchitectureAndType) {
   const std::vector<int32_t> tokens = test::random_tokens(21, 80, 3);
   for (const std::string& arch : test::architecture_names()) {
     for (const TypeTolerance& t : kTypes) {
       SCOPED_TRACE(arch + " " + std::string(dtype_name(t.type)));
       TwinModels m = TwinModels::make(test::reference_spec(arch, t.type), {.max_step_tokens = 8});
-      const test::RefLogits expected = m.reference->forward(tokens);
-      const double scale = test::max_abs(expected);
-      const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
-      const double decode = test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale;
+      const auto [prefill, decode, scale] = relative_errors(m, tokens);
       std::printf("%-6s %-5s max |logit| %5.2f  relative error prefill %.2e decode %.2e\n", arch.c_str(),
                   std::string(dtype_name(t.type)).c_str(), scale, prefill, decode);
       EXPECT_LE(prefill, t.relative);
@@ -59,10 +70,9 @@ TEST(ForwardReference, EveryIsa) {
     for (const TypeTolerance& t : {kTypes[0], kTypes[2]}) {
       SCOPED_TRACE(std::string(isa_name(isa)) + " " + std::string(dtype_name(t.type)));
       TwinModels m = TwinModels::make(test::reference_spec("qwen2", t.type), {.max_step_tokens = 8, .isa = isa});
-      const test::RefLogits expected = m.reference->forward(tokens);
-      const double scale = test::max_abs(expected);
-      EXPECT_LE(test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale, t.relative);
-      EXPECT_LE(test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale, t.relative);
+      const auto [prefill, decode, scale] = relative_errors(m, tokens);
+      EXPECT_LE(prefill, t.relative);
+      EXPECT_LE(decode, t.relative);
     }
   }
 }
@@ -85,10 +95,7 @@ TEST(ForwardReference, Q8_0KvCache) {
   for (const std::string arch : {"llama", "qwen2"}) {
     SCOPED_TRACE(arch);
     TwinModels m = TwinModels::make(test::reference_spec(arch, DType::kF32), {.kv_type = DType::kQ8_0});
-    const test::RefLogits expected = m.reference->forward(tokens);
-    const double scale = test::max_abs(expected);
-    const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
-    const double decode = test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale;
+    const auto [prefill, decode, scale] = relative_errors(m, tokens);
     std::printf("%-6s f32 weights, q8_0 KV cache: relative error prefill %.2e decode %.2e\n", arch.c_str(), prefill,
                 decode);
     EXPECT_LE(prefill, 3e-2);
@@ -148,10 +155,7 @@ TEST(ForwardReference, RopeScalingAndWindows) {
   for (Variant& v : variants) {
     SCOPED_TRACE(v.name);
     TwinModels m = TwinModels::make(v.spec, v.options);
-    const test::RefLogits expected = m.reference->forward(tokens);
-    const double scale = test::max_abs(expected);
-    const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
-    const double decode = test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale;
+    const auto [prefill, decode, scale] = relative_errors(m, tokens);
     std::printf("%-20s relative error prefill %.2e decode %.2e\n", v.name.c_str(), prefill, decode);
     EXPECT_LE(prefill, 2e-6);
     EXPECT_LE(decode, 2e-6);
@@ -195,10 +199,7 @@ TEST(ForwardReference, MixturesOfExperts) {
     TwinModels m = TwinModels::make(spec, {.max_step_tokens = v.step});
     ASSERT_EQ(m.model->config().moe.n_expert, v.n_expert);
     ASSERT_EQ(m.model->config().moe.n_used, v.n_used);
-    const test::RefLogits expected = m.reference->forward(tokens);
-    const double scale = test::max_abs(expected);
-    const double prefill = test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / scale;
-    const double decode = test::max_abs_diff(test::run_sequence(m, tokens, true), expected) / scale;
+    const auto [prefill, decode, scale] = relative_errors(m, tokens);
     std::printf("%-28s relative error prefill %.2e decode %.2e\n", v.name.c_str(), prefill, decode);
     EXPECT_LE(prefill, v.tolerance);
     EXPECT_LE(decode, v.tolerance);
