@@ -38,10 +38,12 @@ struct MoeConfig {
   int32_t n_ff_shared = 0;    // Qwen2-MoE: a shared expert of this width on every token, scaled by sigmoid(x·w)
 };
 
-// What differs between one layer and the next (Gemma's alternating local / global attention).
+// What differs between one layer and the next (Gemma's alternating local / global attention,
+// SmolLM3's layers without positions).
 struct LayerConfig {
   int32_t sliding_window = 0;    // attend to at most this many past positions; 0 = the whole context
   bool uses_local_rope = false;  // rope with ModelConfig::rope_local instead of rope
+  bool skips_rope = false;       // NoPE: q and k are not rotated (SmolLM3's every fourth layer)
 };
 
 struct ModelConfig {

@@ -129,7 +129,7 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
     b.rms_norm(s.k, w.k_norm, s.k, n * c.n_head_kv, c.head_dim, c.norm_eps);
   }
   const bool local = layer.uses_local_rope && step.n_rot_local > 0;
-  const int32_t n_rot = local ? step.n_rot_local : step.n_rot;
+  const int32_t n_rot = layer.skips_rope ? 0 : local ? step.n_rot_local : step.n_rot;
   if (n_rot > 0) {
     rope_store_kv(b, cache, kv, s.q, c.n_head, s.k, s.v, n, n_rot, local ? step.neox_local : step.neox,
                   local ? s.cos_sin_local : s.cos_sin);

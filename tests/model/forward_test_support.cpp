@@ -99,6 +99,7 @@ RandomModelSpec reference_spec(const std::string& arch, DType type) {
     s.n_layer = 6;
     s.rope_freq_base = 1e6f;
   }
+  if (arch == "smollm3") s.n_layer = 4;                               // the last layer without rope
   if (arch == "phi3") s.n_rot = 32;                                   // partial rotary
   if (arch == "qwen2moe" || arch == "qwen3moe") s.n_ff_expert = 256;  // 4 experts, 2 per token
   s.n_embd = 256;

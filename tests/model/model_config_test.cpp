@@ -234,6 +234,37 @@ TEST(ModelConfig, GemmaLocalAndGlobalLayers) {
   EXPECT_EQ(g3.layers[2].sliding_window, 1024);
 }
 
+// Gemma 1: the family's GeGLU, scaled embeddings and neox rope, none of Gemma 2's post norms, caps or
+// windows (even when a file carries the keys, as llama.cpp reads none of them for gemma).
+TEST(ModelConfig, Gemma1HasNoPostNormsCapsOrWindows) {
+  std::vector<std::byte> storage;
+  GgufWriter w = llama_like("gemma", 8, 2, 3);
+  w.add<float>("gemma.final_logit_softcapping", 30.0f);
+  w.add<uint32_t>("gemma.attention.sliding_window", 4096);
+  const ModelConfig g = load(w, storage);
+  EXPECT_EQ(g.arch, Arch::kGemma);
+  EXPECT_EQ(g.ffn, FfnKind::kGeGlu);
+  EXPECT_TRUE(g.rope.neox);
+  EXPECT_FLOAT_EQ(g.embedding_scale, 16.0f);  // sqrt(256)
+  EXPECT_FALSE(g.post_norms || g.attn_qk_norm);
+  EXPECT_EQ(g.attn_softcap + g.final_softcap + g.attn_scale, 0.0f);
+  for (const LayerConfig& layer : g.layers) EXPECT_EQ(layer.sliding_window, 0);
+}
+
+// SmolLM3: llama's traits, and layers 3, 7, 11, ... without rope (a fixed step of 4).
+TEST(ModelConfig, SmolLm3SkipsRopeInEveryFourthLayer) {
+  std::vector<std::byte> storage;
+  const ModelConfig c = load(llama_like("smollm3", 8, 2, 9), storage);
+  EXPECT_EQ(c.arch, Arch::kSmolLm3);
+  EXPECT_FALSE(c.rope.neox);
+  EXPECT_FALSE(c.attn_qkv_bias);
+  ASSERT_EQ(c.layers.size(), 9u);
+  for (size_t i = 0; i < 9; ++i) {
+    EXPECT_EQ(c.layers[i].skips_rope, i == 3 || i == 7) << i;
+    EXPECT_EQ(c.layers[i].sliding_window, 0) << i;
+  }
+}
+
 TEST(ModelConfig, Gemma3WithoutAWindowAndGemma27BScale) {
   std::vector<std::byte> storage;
   // Seven layers with a window: the sixth is global.

@@ -58,6 +58,7 @@ class Builder {
 std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   const std::string& a = s.arch;
   const bool gemma = a.starts_with("gemma"), phi3 = a == "phi3";
+  const bool post_norms = a == "gemma2" || a == "gemma3";
   const bool qk_norm = a == "qwen3" || a == "qwen3moe" || a == "gemma3";
   const bool bias = s.qkv_bias || a == "qwen2" || a == "qwen2moe";
   const bool tied = s.tied_output || gemma;
@@ -117,7 +118,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
       b.tensor(n("attn_k_norm.weight"), {head_dim}, Fill::kNorm);
     }
     b.tensor(n("attn_output.weight"), {q_dim, s.n_embd}, Fill::kMatmul);
-    if (gemma) b.tensor(n("post_attention_norm.weight"), {s.n_embd}, Fill::kNorm);
+    if (post_norms) b.tensor(n("post_attention_norm.weight"), {s.n_embd}, Fill::kNorm);
     b.tensor(n("ffn_norm.weight"), {s.n_embd}, Fill::kNorm);
     if (n_expert > 0) {
       b.tensor(n("ffn_gate_inp.weight"), {s.n_embd, n_expert}, Fill::kRouter);
@@ -137,7 +138,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
       b.tensor(n("ffn_up.weight"), {s.n_embd, s.n_ff}, Fill::kMatmul);
     }
     if (n_expert == 0) b.tensor(n("ffn_down.weight"), {s.n_ff, s.n_embd}, Fill::kMatmul);
-    if (gemma) b.tensor(n("post_ffw_norm.weight"), {s.n_embd}, Fill::kNorm);
+    if (post_norms) b.tensor(n("post_ffw_norm.weight"), {s.n_embd}, Fill::kNorm);
   }
   if (s.rope_freqs) b.tensor("rope_freqs.weight", {(s.n_rot > 0 ? s.n_rot : head_dim) / 2}, Fill::kFactors);
   if (phi3) {

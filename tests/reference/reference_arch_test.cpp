@@ -190,6 +190,36 @@ TEST(ReferenceModelArch, Phi3DefaultsAndLayoutsLlamaCppRejects) {
   expect_unsupported([&] { tiny_config(wide, fuse_qkv_and_gate_up(wide, tiny_weights(wide))); }, "q_dim != n_embd");
 }
 
+// ---- smollm3 ----
+
+// smollm3: llama's block with no rope in every fourth layer (3, 7; llama.cpp's fixed step of 4): =
+// the same weights as llama with those layers switched to NoPE by hand, bit for bit, and != llama.
+TEST(ReferenceModelArch, SmolLm3SkipsRopeInEveryFourthLayer) {
+  for (int64_t n_layer : {3, 8}) {
+    SCOPED_TRACE(n_layer);
+    TinySpec s;
+    s.arch = "smollm3";
+    s.n_layer = n_layer;
+    const TinyWeights w = tiny_weights(s);
+    const ReferenceConfig c = tiny_config(s, w);
+    std::vector<bool> nope(static_cast<size_t>(n_layer), false);
+    if (n_layer == 8) nope[3] = nope[7] = true;
+    EXPECT_EQ(c.traits.nope_layers, nope);
+    EXPECT_EQ(c.traits.rope, ReferenceTraits::Rope::kNormal);
+    TinySpec as_llama = s;
+    as_llama.arch = "llama";
+    const Logits got = load_tiny(s, w).forward(kTinyTokens);
+    EXPECT_EQ(got,
+              load_tiny(as_llama, w, [&](ReferenceConfig& lc) { lc.traits.nope_layers = nope; }).forward(kTinyTokens));
+    const Logits llama = load_tiny(as_llama, w).forward(kTinyTokens);
+    if (n_layer == 3) {
+      EXPECT_EQ(got, llama);
+    } else {
+      EXPECT_GT(reference_max_abs_diff(got, llama), 1e-6);
+    }
+  }
+}
+
 // ---- gemma2 / gemma3 ----
 
 const std::vector<int32_t> kFiveTokens = {3, 9, 17, 4, 11};

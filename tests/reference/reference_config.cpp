@@ -218,6 +218,8 @@ void reference_validate(const ReferenceConfig& c, const std::string& name) {
           "a mixture of experts needs 1 <= n_expert_used <= n_expert and n_ff_expert > 0");
   require(c.traits.sliding_layers.empty() || static_cast<int64_t>(c.traits.sliding_layers.size()) == c.n_layer,
           "sliding_layers must be empty or hold n_layer flags");
+  require(c.traits.nope_layers.empty() || static_cast<int64_t>(c.traits.nope_layers.size()) == c.n_layer,
+          "nope_layers must be empty or hold n_layer flags");
 }
 
 // Whether reference_config_from_gguf reads the non-layer tensor `name` of an `arch` file into the
@@ -235,10 +237,10 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   c.arch = file.get<std::string>("general.architecture");
   const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe";
   if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !is_gemma(c.arch) &&
-      !moe_arch) {
+      c.arch != "smollm3" && !moe_arch) {
     fail(ErrorCode::kUnsupported,
          "{}: architecture '{}' has no reference traits yet (supported: llama, qwen2, qwen3, phi3, gemma, gemma2, "
-         "gemma3, qwen2moe, qwen3moe)",
+         "gemma3, smollm3, qwen2moe, qwen3moe)",
          file.name(), c.arch);
   }
   const std::string p = c.arch + ".";
@@ -274,6 +276,11 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
     map_phi3(file, c);
   } else if (is_gemma(c.arch)) {
     map_gemma(file, p, c);
+  } else if (c.arch == "smollm3") {
+    // llama_model_smollm3 / src/models/smollm3.cpp: llama's graph with use_rope = (il + 1) %
+    // n_no_rope_layer_step != 0, the step set to 4 in load_hparams (no GGUF key).
+    c.traits.nope_layers.resize(static_cast<size_t>(c.n_layer));
+    for (int64_t il = 0; il < c.n_layer; ++il) c.traits.nope_layers[static_cast<size_t>(il)] = (il + 1) % 4 == 0;
   }
   if (c.arch == "llama" || moe_arch) map_experts(file, p, c);
   check_layout(file, c);

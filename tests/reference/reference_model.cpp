@@ -254,6 +254,7 @@ void ReferenceModel::attention(const Layer& l, int64_t il, Rows& x) const {
   const double scale = c.attn_scale > 0 ? c.attn_scale : 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   const bool sliding = c.traits.sliding_window > 0 &&
                        (c.traits.sliding_layers.empty() || c.traits.sliding_layers[static_cast<size_t>(il)]);
+  const bool rotates = c.traits.nope_layers.empty() || !c.traits.nope_layers[static_cast<size_t>(il)];
 
   // Projections of every token first: later queries read all earlier keys and values.
   Rows q(n_tokens), k(n_tokens), v(n_tokens);
@@ -266,12 +267,14 @@ void ReferenceModel::attention(const Layer& l, int64_t il, Rows& x) const {
     for (int64_t h = 0; h < c.n_head; ++h) {
       double* head = q[t].data() + h * c.head_dim;
       if (c.traits.qk_norm) rms_norm_in_place(head, hd, l.q_norm, c.rms_eps);
-      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_[sliding], c.traits.rope, rope_mscale_[sliding]);
+      if (rotates)
+        rope_in_place(head, static_cast<int64_t>(t), rope_thetas_[sliding], c.traits.rope, rope_mscale_[sliding]);
     }
     for (int64_t h = 0; h < c.n_head_kv; ++h) {
       double* head = k[t].data() + h * c.head_dim;
       if (c.traits.qk_norm) rms_norm_in_place(head, hd, l.k_norm, c.rms_eps);
-      rope_in_place(head, static_cast<int64_t>(t), rope_thetas_[sliding], c.traits.rope, rope_mscale_[sliding]);
+      if (rotates)
+        rope_in_place(head, static_cast<int64_t>(t), rope_thetas_[sliding], c.traits.rope, rope_mscale_[sliding]);
     }
   }
 

@@ -14,9 +14,9 @@
 // partial rotary, q/k/v bias, QK-norm, post-attention/FFN norms, embedding scale, attention and
 // final logit soft-cap, GeGLU, sliding window per layer with its own rope base, fused attn_qkv and
 // gate+up tensors (Phi-3 layout), and the architectures qwen2, qwen3, phi3, gemma, gemma2, gemma3
-// (text), and the mixtures of experts llama (Mixtral), qwen2moe and qwen3moe, mapped from their GGUF
-// keys as llama.cpp maps them, checked on hand-made files only (no
-// real model's logits yet).
+// (text), smollm3 (NoPE layers), and the mixtures of experts llama (Mixtral), qwen2moe and qwen3moe,
+// mapped from their GGUF keys as llama.cpp maps them, checked on hand-made files only (no real
+// model's logits yet).
 //
 // TODO (next steps of the forward-pass issue):
 //  - a real qwen / phi3 / gemma model's logits against llama.cpp's.
@@ -55,6 +55,8 @@ struct ReferenceTraits {
   // SWA), in the layers flagged by sliding_layers (empty: in every layer).
   int64_t sliding_window = 0;
   std::vector<bool> sliding_layers;
+  // Layers whose q and k are not rotated at all (NoPE: smollm3's every fourth); empty: none.
+  std::vector<bool> nope_layers;
 };
 
 struct ReferenceRopeScaling {
@@ -120,13 +122,12 @@ struct ReferenceConfig {
 };
 
 // Reads `<arch>.*` keys and the rope tensors of a supported architecture (llama, qwen2, qwen3,
-// phi3, gemma, gemma2, gemma3) the way llama.cpp does (reference_config.cpp names where each rule comes
-// from); q/k/v biases are switched on whenever the file has them. Rope scaling as llama.cpp:
-// factor = rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is "linear";
-// "none" ignores the factor; "longrope" scales like "linear"; "yarn" as ggml's rope_yarn;
-// rope.scaling.attn_factor (default 1) applies with any type. Throws Error(kUnsupported) for
-// another architecture, rope scaling type or a tensor layout llama.cpp does not load for the
-// architecture, Error(kNotFound) for a missing key, Error(kFormat) for impossible dimensions.
+// phi3, gemma, gemma2, gemma3, smollm3, qwen2moe, qwen3moe) the way llama.cpp does (reference_config.cpp names where
+// each rule comes from); q/k/v biases are switched on whenever the file has them. Rope scaling as llama.cpp: factor =
+// rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is "linear"; "none" ignores the factor;
+// "longrope" scales like "linear"; "yarn" as ggml's rope_yarn; rope.scaling.attn_factor (default 1) applies with any
+// type. Throws Error(kUnsupported) for another architecture, rope scaling type or a tensor layout llama.cpp does not
+// load for the architecture, Error(kNotFound) for a missing key, Error(kFormat) for impossible dimensions.
 ReferenceConfig reference_config_from_gguf(const GgufFile& file);
 
 // Llama 3.1's rope frequency divisors (what convert_hf_to_gguf stores as rope_freqs): 1 for

@@ -170,6 +170,7 @@ Logits sequence_by_hand(const TinySpec& s, const TinyWeights& w, const std::vect
   }
   // 2. QK-norm, then rope, of every q and k head.
   auto rope = [&](std::vector<double>& head, size_t pos) {
+    if (!o.rope) return;
     const int64_t half = s.n_rot / 2;
     for (int64_t i = 0; i < half; ++i) {
       const double theta = std::pow(o.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(s.n_rot));

@@ -63,6 +63,7 @@ inline const std::vector<int32_t> kHandTokens = {3, 9, 17};
 
 // The options of sequence_by_hand.
 struct HandOptions {
+  bool rope = true;                    // false: q and k are not rotated at all (NoPE)
   bool neox = false;                   // rotate pairs (i, i + n_rot/2) instead of (2i, 2i+1)
   bool bias = false;                   // add attn_{q,k,v}.bias
   bool qk_norm = false;                // RMS-normalize each q and k head, times attn_{q,k}_norm, before rope

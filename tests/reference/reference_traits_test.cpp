@@ -128,6 +128,25 @@ TEST(ReferenceModelTraits, SlidingWindow) {
   }
 }
 
+// A layer without positions (NoPE, smollm3): q and k are not rotated, by hand; and with nothing
+// positional left, the last token's logits do not depend on the order of the tokens before it.
+TEST(ReferenceModelTraits, NoPeLayerComputedByHandAndBlindToOrder) {
+  TinySpec s;
+  s.n_layer = 1;
+  const TinyWeights w = tiny_weights(s);
+  const auto no_rope = [](ReferenceConfig& c) { c.traits.nope_layers = {true}; };
+  const Logits got = load_tiny(s, w, no_rope).forward(kTinyTokens);
+  EXPECT_LE(reference_max_abs_diff(got, sequence_by_hand(s, w, kTinyTokens, {.rope = false})), 1e-12);
+  EXPECT_GT(reference_max_abs_diff(got, sequence_by_hand(s, w, kTinyTokens, {})), 1e-3);
+  std::vector<int32_t> shuffled = kTinyTokens;
+  std::reverse(shuffled.begin(), shuffled.end() - 1);  // the last token stays last
+  const auto last = [&](const std::function<void(ReferenceConfig&)>& adjust, const std::vector<int32_t>& tokens) {
+    return Logits{load_tiny(s, w, adjust).forward(tokens).back()};
+  };
+  EXPECT_LE(reference_max_abs_diff(last(no_rope, shuffled), last(no_rope, kTinyTokens)), 1e-12);
+  EXPECT_GT(reference_max_abs_diff(last({}, shuffled), last({}, kTinyTokens)), 1e-3);  // rope sees the order
+}
+
 TEST(ReferenceModelTraits, QkNormMakesAttentionScaleInvariant) {
   TinySpec s;
   s.qk_norm = true;

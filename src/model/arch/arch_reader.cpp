@@ -125,7 +125,6 @@ void read_gemma_family(const ArchReader& r, ModelConfig& c) {
   r.read_common(c);
   c.rope.neox = true;
   c.ffn = FfnKind::kGeGlu;
-  c.post_norms = true;
   c.embedding_scale = std::sqrt(static_cast<float>(c.n_embd));
 }
 

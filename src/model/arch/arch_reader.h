@@ -52,8 +52,7 @@ class ArchReader {
   std::string arch_;
 };
 
-// The Gemma family's shared traits: RMS norms after attention and after the FFN too, GeGLU (tanh
-// GELU), embeddings scaled by sqrt(n_embd), neox rope.
+// The Gemma family's shared traits: GeGLU (tanh GELU), embeddings scaled by sqrt(n_embd), neox rope.
 void read_gemma_family(const ArchReader& r, ModelConfig& config);
 
 #define EMBER_ARCH(id, gguf_name, reader) void reader(const ArchReader& r, ModelConfig& config);

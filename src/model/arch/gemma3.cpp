@@ -1,6 +1,6 @@
-// gemma3: Gemma 3 (text). The Gemma family's block (read_gemma_family) with q / k head norms,
-// five local (sliding-window) layers to each global one, and the local layers' own rope (base
-// 10000, no scaling). The 27B model scales queries by 1/sqrt(n_embd / n_head).
+// gemma3: Gemma 3 (text). The Gemma family's block (read_gemma_family) with RMS norms after attention
+// and after the FFN, q / k head norms, five local (sliding-window) layers to each global one, and the
+// local layers' own rope (base 10000, no scaling). The 27B model scales queries by 1/sqrt(n_embd / n_head).
 #include <cmath>
 
 #include "model/arch/arch_reader.h"
@@ -9,6 +9,7 @@ namespace ember {
 
 void read_gemma3_config(const ArchReader& r, ModelConfig& c) {
   read_gemma_family(r, c);
+  c.post_norms = true;
   c.attn_qk_norm = true;
   c.final_softcap = r.positive_or("final_logit_softcapping", 0.0f);
   // Five local layers, then one global: layer i is global when (i + 1) % 6 == 0. A file without a
