@@ -13,8 +13,8 @@ namespace ember {
 
 enum class HookPoint : uint8_t {
   kEmbeddings,       // token embeddings (scaled where the model scales them), [rows][n_embd]
-  kAttentionOutput,  // a layer's attention block output (after wo and any post-norm), [rows][n_embd]
-  kFfnOutput,        // a layer's FFN block output (after w_down and any post-norm), [rows][n_embd]
+  kAttentionOutput,  // a layer's attention block output (after wo, any post-norm and residual scale), [rows][n_embd]
+  kFfnOutput,        // a layer's FFN block output (after w_down, any post-norm and residual scale), [rows][n_embd]
   kResidual,         // the residual stream after a layer, [rows][n_embd]
   kFinalNorm,        // the output norm of the rows that want logits or hidden states, [rows][n_embd]
   kLogits,           // the logits of the rows that want them (after any soft-cap), [rows][n_vocab]

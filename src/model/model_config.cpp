@@ -46,7 +46,9 @@ void check_consistent(const GgufFile& file, const ModelConfig& c) {
                                     {"embedding scale", c.embedding_scale},
                                     {"attention scale", c.attn_scale},
                                     {"attention soft-cap", c.attn_softcap},
-                                    {"logit soft-cap", c.final_softcap}}) {
+                                    {"logit soft-cap", c.final_softcap},
+                                    {"residual scale", c.residual_scale},
+                                    {"logit scale", c.logit_scale}}) {
     if (!std::isfinite(value)) fail(ErrorCode::kFormat, "{}: the {} comes out as {}", file.name(), what, value);
   }
   if (static_cast<int32_t>(c.layers.size()) != c.n_layer) {

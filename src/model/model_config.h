@@ -75,9 +75,11 @@ struct ModelConfig {
   float embedding_scale = 0.0f;  // multiply embeddings by this (Gemma: sqrt(n_embd)); 0 = none
   float attn_softcap = 0.0f;     // tanh soft-cap of attention scores; 0 = none
   float final_softcap = 0.0f;    // tanh soft-cap of the logits; 0 = none
-  float attn_scale = 0.0f;       // query scale; 0 = 1 / sqrt(head_dim)
-  bool tied_output = false;      // no output.weight: the logits use token_embd
-  MoeConfig moe;                 // n_expert 0: every layer's FFN is dense
+  float residual_scale = 0.0f;  // attention's and FFN's outputs times this before each residual add (Granite); 0 = none
+  float logit_scale = 0.0f;     // logits divided by this, before any soft-cap (Granite); 0 = none
+  float attn_scale = 0.0f;      // query scale; 0 = 1 / sqrt(head_dim)
+  bool tied_output = false;     // no output.weight: the logits use token_embd
+  MoeConfig moe;                // n_expert 0: every layer's FFN is dense
 
   std::vector<LayerConfig> layers;  // n_layer entries
 

@@ -149,24 +149,26 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
                                .split_tokens = step.batch_invariant ? -1 : 0};
   attention(b, cache, kv, s.q, params, s.attn);
 
-  if (!c.post_norms && !active(HookPoint::kAttentionOutput)) [[likely]] {
+  if (!c.post_norms && c.residual_scale == 0.0f && !active(HookPoint::kAttentionOutput)) [[likely]] {
     b.matmul_accumulate(l.wo, s.attn, n, s.x, s.proj);  // x += attn·woᵀ (one GEMV on the GPU)
     return;
   }
   b.matmul(l.wo, s.attn, n, s.proj);
   if (c.post_norms) b.rms_norm(s.proj, w.post_attn_norm, s.proj, n, c.n_embd, c.norm_eps);
+  if (c.residual_scale != 0.0f) b.scale(s.proj, s.proj, n * c.n_embd, c.residual_scale);
   if (active(HookPoint::kAttentionOutput)) [[unlikely]] {
     hook(HookPoint::kAttentionOutput, il, s.proj, n, c.n_embd);
   }
   b.add(s.x, s.proj, s.x, n, c.n_embd, c.n_embd);
 }
 
-// x += the FFN's output, which is in s.proj ([n][n_embd]): after the post-FFN norm (Gemma) and the
-// kFfnOutput hook.
+// x += the FFN's output, which is in s.proj ([n][n_embd]): after the post-FFN norm (Gemma), the
+// residual scale (Granite) and the kFfnOutput hook.
 template <class Backend, class Active, class Hook>
 void add_ffn_output(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LayerBuffers& s,
                     int64_t n, Active&& active, Hook&& hook) {
   if (c.post_norms) b.rms_norm(s.proj, w.post_ffn_norm, s.proj, n, c.n_embd, c.norm_eps);
+  if (c.residual_scale != 0.0f) b.scale(s.proj, s.proj, n * c.n_embd, c.residual_scale);
   if (active(HookPoint::kFfnOutput)) [[unlikely]] {
     hook(HookPoint::kFfnOutput, il, s.proj, n, c.n_embd);
   }
@@ -181,7 +183,7 @@ void ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors&
   // hidden = glu(xn·W_gateᵀ, xn·W_upᵀ) through s.gate_up; a fused [gate; up] matrix is w_up alone.
   b.matmul_glu(l.fused_gate_up ? l.w_up : l.w_gate, l.fused_gate_up ? nullptr : &l.w_up, s.xn, n,
                c.ffn == FfnKind::kGeGlu, s.gate_up, s.hidden);
-  if (!c.post_norms && !active(HookPoint::kFfnOutput)) [[likely]] {
+  if (!c.post_norms && c.residual_scale == 0.0f && !active(HookPoint::kFfnOutput)) [[likely]] {
     b.matmul_accumulate(l.w_down, s.hidden, n, s.x, s.proj);  // x += hidden·w_downᵀ
     return;
   }

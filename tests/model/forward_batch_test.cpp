@@ -246,8 +246,9 @@ TEST(ForwardBatch, AHookMayRemoveItself) {
 // Hooks see every named intermediate, each the right data: a layer's residual is the previous one
 // plus its attention and FFN outputs; removed hooks are not called.
 TEST(ForwardBatch, HooksRead) {
-  // Every point on a dense model and on a mixture of experts (whose FFN takes its own branch).
-  for (const char* arch : {"qwen2moe", "llama"}) {
+  // Every point on a dense model, on a mixture of experts (whose FFN takes its own branch) and on
+  // granite (the outputs as added: after its residual scale, the embeddings after theirs).
+  for (const char* arch : {"qwen2moe", "llama", "granite"}) {
     SCOPED_TRACE(arch);
     TwinModels m = TwinModels::make(small_spec(arch));
     const ModelConfig& c = m.model->config();

@@ -51,7 +51,8 @@ GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, 
   w.add<float>(a + ".rope.freq_base", 500000.0f);
   w.add<uint32_t>(a + ".context_length", 8192);
   w.add<uint32_t>(a + ".vocab_size", 1000);
-  if (arch.ends_with("moe")) {  // 8 experts, 2 per token
+  if (arch == "granite") w.add<float>(a + ".logit_scale", 8.0f);  // required
+  if (arch.ends_with("moe")) {                                    // 8 experts, 2 per token
     w.add<uint32_t>(a + ".expert_count", 8);
     w.add<uint32_t>(a + ".expert_used_count", 2);
   }
@@ -262,6 +263,60 @@ TEST(ModelConfig, SmolLm3SkipsRopeInEveryFourthLayer) {
   for (size_t i = 0; i < 9; ++i) {
     EXPECT_EQ(c.layers[i].skips_rope, i == 3 || i == 7) << i;
     EXPECT_EQ(c.layers[i].sliding_window, 0) << i;
+  }
+}
+
+// Granite: its four multipliers (0 or absent: none; logit_scale required), and no rope anywhere when
+// rope.scaling.finetuned is false.
+TEST(ModelConfig, GraniteMultipliers) {
+  std::vector<std::byte> storage;
+  GgufWriter w = llama_like("granite");
+  w.add<float>("granite.residual_scale", 0.22f);
+  w.add<float>("granite.embedding_scale", 12.0f);
+  w.add<float>("granite.attention.scale", 0.0078125f);
+  const ModelConfig c = load(w, storage);
+  EXPECT_EQ(c.arch, Arch::kGranite);
+  EXPECT_FALSE(c.rope.neox);
+  EXPECT_FLOAT_EQ(c.logit_scale, 8.0f);
+  EXPECT_FLOAT_EQ(c.residual_scale, 0.22f);
+  EXPECT_FLOAT_EQ(c.embedding_scale, 12.0f);
+  EXPECT_FLOAT_EQ(c.attn_scale, 0.0078125f);
+  for (const LayerConfig& layer : c.layers) EXPECT_FALSE(layer.skips_rope);
+
+  GgufWriter plain = llama_like("granite");
+  plain.add<float>("granite.residual_scale", 0.0f);
+  plain.add<bool>("granite.rope.scaling.finetuned", false);
+  const ModelConfig p = load(plain, storage);
+  EXPECT_EQ(p.residual_scale + p.embedding_scale + p.attn_scale, 0.0f);
+  for (const LayerConfig& layer : p.layers) EXPECT_TRUE(layer.skips_rope);
+
+  GgufWriter negative = llama_like("granite");
+  negative.add<float>("granite.residual_scale", -1.0f);
+  EXPECT_THROW(load(negative, storage), Error);
+  GgufWriter with_experts = llama_like("granite");
+  with_experts.add<uint32_t>("granite.expert_count", 4);
+  try {
+    load(with_experts, storage);
+    ADD_FAILURE() << "granite with experts loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+  }
+  GgufWriter missing;  // no logit_scale
+  missing.add_string("general.architecture", "granite");
+  for (const auto& [key, value] :
+       std::initializer_list<std::pair<const char*, uint32_t>>{{"granite.embedding_length", 256},
+                                                               {"granite.block_count", 2},
+                                                               {"granite.feed_forward_length", 640},
+                                                               {"granite.attention.head_count", 8},
+                                                               {"granite.vocab_size", 100}}) {
+    missing.add<uint32_t>(key, value);
+  }
+  missing.add<float>("granite.attention.layer_norm_rms_epsilon", 1e-6f);
+  try {
+    load(missing, storage);
+    ADD_FAILURE() << "granite without logit_scale loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string_view(e.what()).find("granite.logit_scale"), std::string_view::npos) << e.what();
   }
 }
 

@@ -81,6 +81,12 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
     w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(head_dim));
   }
   if (s.n_rot > 0) w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(s.n_rot));
+  if (a == "granite") {  // Granite 3's multipliers, of a size that matters on a random model
+    w.add<float>(a + ".logit_scale", 4.0f);
+    w.add<float>(a + ".residual_scale", 0.5f);
+    w.add<float>(a + ".embedding_scale", 3.0f);
+    w.add<float>(a + ".attention.scale", 0.2f);
+  }
   if (s.extra_keys) s.extra_keys(w);
 
   Builder b(s, w, tied);

@@ -60,6 +60,7 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
   w.add<uint32_t>(a + ".attention.head_count_kv", kHeadKv);
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   if (head_dim > 0) w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
+  if (arch == "granite") w.add<float>(a + ".logit_scale", 8.0f);  // required
   std::vector<TensorSpec> specs = {{"token_embd.weight", {kEmbd, kVocab}}, {"output_norm.weight", {kEmbd}}};
   const bool qwen2 = arch == "qwen2" || arch == "qwen2moe", qwen3 = arch == "qwen3" || arch == "qwen3moe";
   const bool phi3 = arch == "phi3", gemma = arch.starts_with("gemma"), moe = arch.ends_with("moe");

@@ -220,6 +220,61 @@ TEST(ReferenceModelArch, SmolLm3SkipsRopeInEveryFourthLayer) {
   }
 }
 
+// ---- granite ----
+
+// granite: llama's block with its four multipliers from the keys (embeddings × 5, queries × 0.3,
+// attention and FFN outputs × 0.25 before the residual adds, logits / 3): one layer by hand, each
+// multiplier left out fails it; only logit_scale is required; rope.scaling.finetuned false = no rope.
+TEST(ReferenceModelArch, GraniteLogitsByHand) {
+  TinySpec s;
+  s.arch = "granite";
+  s.n_layer = 1;
+  s.more_keys = [](GgufWriter& g, const std::string& p) {
+    g.add<float>(p + "logit_scale", 3.0f);
+    g.add<float>(p + "residual_scale", 0.25f);
+    g.add<float>(p + "embedding_scale", 5.0f);
+    g.add<float>(p + "attention.scale", 0.3f);
+  };
+  const TinyWeights w = tiny_weights(s);
+  const Logits got = load_tiny(s, w).forward(kTinyTokens);
+  const HandOptions o{
+      .attn_scale = 0.3f, .embd_scale = 5.0f, .residual_scale = 0.25f, .logit_scale = 3.0f};  // the keys' floats
+  EXPECT_LE(reference_max_abs_diff(got, sequence_by_hand(s, w, kTinyTokens, o)), 1e-12);
+  expect_each_change_matters(s, w, kTinyTokens, o, got,
+                             {{"no residual scale", [](HandOptions& h) { h.residual_scale = 1; }},
+                              {"no logit scale", [](HandOptions& h) { h.logit_scale = 1; }},
+                              {"logits × scale", [](HandOptions& h) { h.logit_scale = 1.0 / 3.0; }},
+                              {"no embedding scale", [](HandOptions& h) { h.embd_scale = 1; }},
+                              {"1/sqrt(head_dim)", [](HandOptions& h) { h.attn_scale = 0; }},
+                              {"neox rope", [](HandOptions& h) { h.neox = true; }}});
+
+  TinySpec only_logits = s;  // the other multipliers absent or 0: none
+  only_logits.more_keys = [](GgufWriter& g, const std::string& p) {
+    g.add<float>(p + "logit_scale", 3.0f);
+    g.add<float>(p + "residual_scale", 0.0f);
+  };
+  EXPECT_LE(reference_max_abs_diff(load_tiny(only_logits, w).forward(kTinyTokens),
+                                   sequence_by_hand(s, w, kTinyTokens, {.logit_scale = 3.0f})),
+            1e-12);
+  TinySpec no_rope = only_logits;
+  no_rope.more_keys = [](GgufWriter& g, const std::string& p) {
+    g.add<float>(p + "logit_scale", 3.0f);
+    g.add<bool>(p + "rope.scaling.finetuned", false);
+  };
+  EXPECT_LE(reference_max_abs_diff(load_tiny(no_rope, w).forward(kTinyTokens),
+                                   sequence_by_hand(s, w, kTinyTokens, {.rope = false, .logit_scale = 3.0f})),
+            1e-12);
+  TinySpec missing = s;
+  missing.more_keys = {};
+  EXPECT_THROW(tiny_config(missing, tiny_weights(missing)), Error);  // llama.cpp requires logit_scale
+  TinySpec with_experts = s;
+  with_experts.more_keys = [](GgufWriter& g, const std::string& p) {
+    g.add<float>(p + "logit_scale", 3.0f);
+    g.add<uint32_t>(p + "expert_count", 4);
+  };
+  expect_unsupported([&] { tiny_config(with_experts, w); }, "granite with experts");
+}
+
 // ---- gemma2 / gemma3 ----
 
 const std::vector<int32_t> kFiveTokens = {3, 9, 17, 4, 11};

@@ -130,6 +130,29 @@ void map_gemma(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
   }
 }
 
+// Granite (llama_model_granite: load_arch_hparams, graph; build_inp_embd): llama's graph and rope with
+// f_logit_scale (required) dividing the logits, and, when not 0, f_residual_scale multiplying the
+// attention and FFN outputs before their residual adds, f_embedding_scale the token embeddings and
+// f_attention_scale replacing 1/sqrt(head_dim); rope.scaling.finetuned (default true) false turns
+// rope off in every layer. The experts of a granite file (granitemoe) are not in the reference.
+void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
+  if (file.get_or<int64_t>(p + "expert_count", 0) > 0) {
+    fail(ErrorCode::kUnsupported, "{}: granite with experts is not in the reference", file.name());
+  }
+  c.traits.logit_scale = file.get<double>(p + "logit_scale");
+  if (!(c.traits.logit_scale > 0.0)) fail(ErrorCode::kFormat, "{}: logit_scale must be > 0", file.name());
+  const auto unless_zero = [&](const char* key, double& into) {
+    const double v = file.get_or<double>(p + key, 0.0);
+    if (v < 0.0) fail(ErrorCode::kFormat, "{}: {}{} is negative", file.name(), p, key);
+    if (v != 0.0) into = v;
+  };
+  unless_zero("residual_scale", c.traits.residual_scale);
+  unless_zero("embedding_scale", c.traits.embd_scale);
+  unless_zero("attention.scale", c.attn_scale);
+  if (!file.get_or<bool>(p + "rope.scaling.finetuned", true))
+    c.traits.nope_layers.assign(static_cast<size_t>(c.n_layer), true);
+}
+
 // Mixtures of experts (load_hparams: expert_count / expert_used_count / expert_feed_forward_length,
 // n_ff_exp falling back to n_ff / n_expert_used; the llm_build_* graphs' build_moe_ffn arguments):
 // llama (Mixtral) when expert_count > 0, experts of feed_forward_length, chosen weights normalized;
@@ -223,11 +246,11 @@ void reference_validate(const ReferenceConfig& c, const std::string& name) {
 }
 
 // Whether reference_config_from_gguf reads the non-layer tensor `name` of an `arch` file into the
-// config: rope_freqs for llama (llama.cpp's loader; for qwen2 / qwen3 as the reference always did),
+// config: rope_freqs for llama and granite (llama.cpp's loaders; for qwen2 / qwen3 as the reference always did),
 // the LongRoPE factors for phi3. Such a tensor counts as used when the weights load; any other
 // tensor nobody reads is an error.
 bool reference_config_reads_tensor(const std::string& arch, std::string_view name) {
-  if (name == "rope_freqs.weight") return arch == "llama" || arch == "qwen2" || arch == "qwen3";
+  if (name == "rope_freqs.weight") return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "granite";
   if (name == "rope_factors_short.weight" || name == "rope_factors_long.weight") return arch == "phi3";
   return false;
 }
@@ -237,10 +260,10 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   c.arch = file.get<std::string>("general.architecture");
   const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe";
   if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !is_gemma(c.arch) &&
-      c.arch != "smollm3" && !moe_arch) {
+      c.arch != "smollm3" && c.arch != "granite" && !moe_arch) {
     fail(ErrorCode::kUnsupported,
          "{}: architecture '{}' has no reference traits yet (supported: llama, qwen2, qwen3, phi3, gemma, gemma2, "
-         "gemma3, smollm3, qwen2moe, qwen3moe)",
+         "gemma3, smollm3, granite, qwen2moe, qwen3moe)",
          file.name(), c.arch);
   }
   const std::string p = c.arch + ".";
@@ -276,6 +299,8 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
     map_phi3(file, c);
   } else if (is_gemma(c.arch)) {
     map_gemma(file, p, c);
+  } else if (c.arch == "granite") {
+    map_granite(file, p, c);
   } else if (c.arch == "smollm3") {
     // llama_model_smollm3 / src/models/smollm3.cpp: llama's graph with use_rope = (il + 1) %
     // n_no_rope_layer_step != 0, the step set to 4 in load_hparams (no GGUF key).

@@ -242,7 +242,7 @@ std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32
   Rows logits(tokens.size());
   for (size_t t = 0; t < tokens.size(); ++t) {
     logits[t] = matvec(output_, rms_norm(x[t], output_norm_, c.rms_eps));
-    for (double& v : logits[t]) v = softcap(v, c.traits.final_softcap);
+    for (double& v : logits[t]) v = softcap(v / c.traits.logit_scale, c.traits.final_softcap);
   }
   return logits;
 }
@@ -306,6 +306,7 @@ void ReferenceModel::attention(const Layer& l, int64_t il, Rows& x) const {
     }
     std::vector<double> o = matvec(l.wo, out);
     if (c.traits.post_norms) rms_norm_in_place(o.data(), o.size(), l.post_attn_norm, c.rms_eps);
+    for (double& value : o) value *= c.traits.residual_scale;
     add_in_place(x[t], o);
   }
 }
@@ -355,7 +356,9 @@ void ReferenceModel::feed_forward(const Layer& l, Rows& x) const {
   for (std::vector<double>& row : x) {
     const std::vector<double> xn = rms_norm(row, l.ffn_norm, c.rms_eps);
     if (c.n_expert > 0) {
-      add_in_place(row, mixture_of_experts(l, xn));
+      std::vector<double> o = mixture_of_experts(l, xn);
+      for (double& value : o) value *= c.traits.residual_scale;
+      add_in_place(row, o);
       continue;
     }
     const std::vector<double> gate = matvec(l.w_gate, xn);
@@ -365,6 +368,7 @@ void ReferenceModel::feed_forward(const Layer& l, Rows& x) const {
     }
     std::vector<double> o = matvec(l.w_down, hidden);
     if (c.traits.post_norms) rms_norm_in_place(o.data(), o.size(), l.post_ffn_norm, c.rms_eps);
+    for (double& value : o) value *= c.traits.residual_scale;
     add_in_place(row, o);
   }
 }

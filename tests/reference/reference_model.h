@@ -14,9 +14,9 @@
 // partial rotary, q/k/v bias, QK-norm, post-attention/FFN norms, embedding scale, attention and
 // final logit soft-cap, GeGLU, sliding window per layer with its own rope base, fused attn_qkv and
 // gate+up tensors (Phi-3 layout), and the architectures qwen2, qwen3, phi3, gemma, gemma2, gemma3
-// (text), smollm3 (NoPE layers), and the mixtures of experts llama (Mixtral), qwen2moe and qwen3moe,
-// mapped from their GGUF keys as llama.cpp maps them, checked on hand-made files only (no real
-// model's logits yet).
+// (text), smollm3 (NoPE layers), granite (multipliers), and the mixtures of experts llama (Mixtral), qwen2moe and
+// qwen3moe, mapped from their GGUF keys as llama.cpp maps them, checked on hand-made files only (no real model's logits
+// yet).
 //
 // TODO (next steps of the forward-pass issue):
 //  - a real qwen / phi3 / gemma model's logits against llama.cpp's.
@@ -45,12 +45,14 @@ struct ReferenceTraits {
 
   Rope rope = Rope::kNormal;
   Ffn ffn = Ffn::kSwiGLU;
-  bool qkv_bias = false;     // blk.N.attn_{q,k,v}.bias added after the projections (qwen2)
-  bool qk_norm = false;      // RMSNorm of each q and k head over head_dim before rope (qwen3, gemma3)
-  bool post_norms = false;   // RMSNorm of the attention / FFN output before the residual add (gemma2/3)
-  double embd_scale = 1.0;   // token embeddings are multiplied by this (gemma: sqrt(n_embd))
-  double attn_softcap = 0;   // > 0: scores become c·tanh(scores/c) before the softmax (gemma2)
-  double final_softcap = 0;  // > 0: logits become c·tanh(logits/c) (gemma2)
+  bool qkv_bias = false;        // blk.N.attn_{q,k,v}.bias added after the projections (qwen2)
+  bool qk_norm = false;         // RMSNorm of each q and k head over head_dim before rope (qwen3, gemma3)
+  bool post_norms = false;      // RMSNorm of the attention / FFN output before the residual add (gemma2/3)
+  double embd_scale = 1.0;      // token embeddings are multiplied by this (gemma: sqrt(n_embd))
+  double attn_softcap = 0;      // > 0: scores become c·tanh(scores/c) before the softmax (gemma2)
+  double final_softcap = 0;     // > 0: logits become c·tanh(logits/c) (gemma2)
+  double residual_scale = 1.0;  // attention and FFN outputs are multiplied by this before each residual add (granite)
+  double logit_scale = 1.0;     // logits are divided by this, before the final soft-cap (granite)
   // > 0: a query at position p sees keys at p - sliding_window < pos <= p (llama.cpp's standard
   // SWA), in the layers flagged by sliding_layers (empty: in every layer).
   int64_t sliding_window = 0;
@@ -122,12 +124,12 @@ struct ReferenceConfig {
 };
 
 // Reads `<arch>.*` keys and the rope tensors of a supported architecture (llama, qwen2, qwen3,
-// phi3, gemma, gemma2, gemma3, smollm3, qwen2moe, qwen3moe) the way llama.cpp does (reference_config.cpp names where
-// each rule comes from); q/k/v biases are switched on whenever the file has them. Rope scaling as llama.cpp: factor =
-// rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is "linear"; "none" ignores the factor;
-// "longrope" scales like "linear"; "yarn" as ggml's rope_yarn; rope.scaling.attn_factor (default 1) applies with any
-// type. Throws Error(kUnsupported) for another architecture, rope scaling type or a tensor layout llama.cpp does not
-// load for the architecture, Error(kNotFound) for a missing key, Error(kFormat) for impossible dimensions.
+// phi3, gemma, gemma2, gemma3, smollm3, granite, qwen2moe, qwen3moe) the way llama.cpp does (reference_config.cpp names
+// where each rule comes from); q/k/v biases are switched on whenever the file has them. Rope scaling as llama.cpp:
+// factor = rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is "linear"; "none" ignores the
+// factor; "longrope" scales like "linear"; "yarn" as ggml's rope_yarn; rope.scaling.attn_factor (default 1) applies
+// with any type. Throws Error(kUnsupported) for another architecture, rope scaling type or a tensor layout llama.cpp
+// does not load for the architecture, Error(kNotFound) for a missing key, Error(kFormat) for impossible dimensions.
 ReferenceConfig reference_config_from_gguf(const GgufFile& file);
 
 // Llama 3.1's rope frequency divisors (what convert_hf_to_gguf stores as rope_freqs): 1 for

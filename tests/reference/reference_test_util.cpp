@@ -217,6 +217,7 @@ Logits sequence_by_hand(const TinySpec& s, const TinyWeights& w, const std::vect
     }
     std::vector<double> attn = mul(vec("blk.0.attn_output.weight"), heads);
     if (o.post_norms) attn = norm(attn, vec("blk.0.post_attention_norm.weight"));
+    for (double& a : attn) a *= o.residual_scale;
     std::vector<double> xt = add(x[t], attn);
     const auto xn = norm(xt, vec("blk.0.ffn_norm.weight"));
     const auto gate = mul(vec("blk.0.ffn_gate.weight"), xn);
@@ -228,9 +229,10 @@ Logits sequence_by_hand(const TinySpec& s, const TinyWeights& w, const std::vect
     }
     std::vector<double> ffn = mul(vec("blk.0.ffn_down.weight"), up);
     if (o.post_norms) ffn = norm(ffn, vec("blk.0.post_ffw_norm.weight"));
+    for (double& f : ffn) f *= o.residual_scale;
     xt = add(xt, ffn);
     logits[t] = mul(vec(o.tied ? "token_embd.weight" : "output.weight"), norm(xt, vec("output_norm.weight")));
-    for (double& l : logits[t]) l = cap(l, o.final_softcap);
+    for (double& l : logits[t]) l = cap(l / o.logit_scale, o.final_softcap);
   }
   return logits;
 }

@@ -75,6 +75,8 @@ struct HandOptions {
   std::vector<double> theta_mul = {};  // per rotated pair: its angle is also multiplied by this (1/freq factor)
   double embd_scale = 1.0;             // token embeddings times this
   bool post_norms = false;             // RMSNorm by post_attention_norm / post_ffw_norm before each residual add
+  double residual_scale = 1.0;         // attention and FFN outputs times this before each residual add (granite)
+  double logit_scale = 1.0;            // logits divided by this, before the final cap (granite)
   bool geglu = false;                  // gelu_tanh(gate) instead of silu(gate)
   int64_t window = 0;                  // > 0: position t attends to t-window < j <= t only
   double final_softcap = 0;            // > 0: logits become cap·tanh(logit/cap)
@@ -84,8 +86,9 @@ struct HandOptions {
 // Logits of a whole (short) sequence through a one-layer model with separate tensors, written out
 // step by step in llama.cpp's order with none of the reference model's code: embeddings (scaled);
 // q = Wq·x + bq; QK-norm of each head (with its weights) before rope; rope; score = (q·k)·scale;
-// cap·tanh(score/cap); causal (windowed) softmax; Σ weight·v; Wo; post norm; residual; SwiGLU or
-// GeGLU FFN; post norm; residual; output norm and matrix; final cap.
+// cap·tanh(score/cap); causal (windowed) softmax; Σ weight·v; Wo; post norm; residual scale;
+// residual; SwiGLU or GeGLU FFN; post norm; residual scale; residual; output norm and matrix; logit
+// scale; final cap.
 Logits sequence_by_hand(const TinySpec& s, const TinyWeights& w, const std::vector<int32_t>& tokens,
                         const HandOptions& o);
 
