@@ -11,7 +11,7 @@ namespace ember::cli {
 namespace {
 
 // Hyper-parameters shown in the summary when present, as "<arch>.<suffix>".
-constexpr std::array<std::string_view, 20> kHyperParameterSuffixes = {
+constexpr std::array<std::string_view, 26> kHyperParameterSuffixes = {
     "context_length",
     "embedding_length",
     "block_count",
@@ -31,6 +31,12 @@ constexpr std::array<std::string_view, 20> kHyperParameterSuffixes = {
     "expert_used_count",
     "expert_feed_forward_length",
     "expert_shared_feed_forward_length",
+    "attn_logit_softcapping",   // Gemma 2
+    "final_logit_softcapping",  // Gemma 2 / 3
+    "embedding_scale",          // Granite's multipliers
+    "attention.scale",
+    "residual_scale",
+    "logit_scale",
     "vocab_size",
 };
 

@@ -325,6 +325,28 @@ TEST(EmberCli, InspectSplitModelListsAllParts) {
   expect_one_error_line(ember({"inspect", gguf_split_path(prefix, 0, 3)}), gguf_split_path(prefix, 1, 3));
 }
 
+// The summary shows the multipliers and caps that change an architecture's math (Granite's, Gemma's).
+TEST(EmberCli, InspectShowsArchitectureMultipliers) {
+  const fs::path path = test::temp_dir("cli_multipliers") / "granite.gguf";
+  GgufWriter w;
+  w.add_string("general.architecture", "granite");
+  w.add<uint32_t>("granite.block_count", 40);
+  w.add<float>("granite.embedding_scale", 12.0f);
+  w.add<float>("granite.attention.scale", 0.0078125f);
+  w.add<float>("granite.residual_scale", 0.22f);
+  w.add<float>("granite.logit_scale", 16.0f);
+  w.add<float>("granite.final_logit_softcapping", 30.0f);
+  w.write_file(path.string());
+  const RunResult r = ember({"inspect", path.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_fields(r.out, {{"granite.block_count", "40"},
+                        {"granite.embedding_scale", "12"},
+                        {"granite.attention.scale", "0.0078125"},
+                        {"granite.residual_scale", "0.22"},
+                        {"granite.logit_scale", "16"},
+                        {"granite.final_logit_softcapping", "30"}});
+}
+
 TEST(EmberCli, InspectBrokenFilesFailWithOneLine) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("cli_broken");
