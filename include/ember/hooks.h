@@ -17,7 +17,7 @@ enum class HookPoint : uint8_t {
   kFfnOutput,        // a layer's FFN block output (after w_down, any post-norm and residual scale), [rows][n_embd]
   kResidual,         // the residual stream after a layer, [rows][n_embd]
   kFinalNorm,        // the output norm of the rows that want logits or hidden states, [rows][n_embd]
-  kLogits,           // the logits of the rows that want them (after any soft-cap), [rows][n_vocab]
+  kLogits,           // the logits of the rows that want them (after any logit scale and soft-cap), [rows][n_vocab]
 };
 inline constexpr int kHookPointCount = 6;
 

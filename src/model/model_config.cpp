@@ -48,7 +48,8 @@ void check_consistent(const GgufFile& file, const ModelConfig& c) {
                                     {"attention soft-cap", c.attn_softcap},
                                     {"logit soft-cap", c.final_softcap},
                                     {"residual scale", c.residual_scale},
-                                    {"logit scale", c.logit_scale}}) {
+                                    {"logit scale", c.logit_scale},
+                                    {"inverse logit scale", c.logit_scale != 0.0f ? 1.0f / c.logit_scale : 0.0f}}) {
     if (!std::isfinite(value)) fail(ErrorCode::kFormat, "{}: the {} comes out as {}", file.name(), what, value);
   }
   if (static_cast<int32_t>(c.layers.size()) != c.n_layer) {

@@ -285,6 +285,8 @@ TEST(ModelConfig, GraniteMultipliers) {
 
   GgufWriter plain = llama_like("granite");
   plain.add<float>("granite.residual_scale", 0.0f);
+  plain.add<float>("granite.embedding_scale", 0.0f);
+  plain.add<float>("granite.attention.scale", 0.0f);
   plain.add<bool>("granite.rope.scaling.finetuned", false);
   const ModelConfig p = load(plain, storage);
   EXPECT_EQ(p.residual_scale + p.embedding_scale + p.attn_scale, 0.0f);
@@ -317,6 +319,14 @@ TEST(ModelConfig, GraniteMultipliers) {
     ADD_FAILURE() << "granite without logit_scale loaded";
   } catch (const Error& e) {
     EXPECT_NE(std::string_view(e.what()).find("granite.logit_scale"), std::string_view::npos) << e.what();
+  }
+  missing.add<float>("granite.logit_scale", 1e-39f);  // > 0, but the logits would be divided into inf
+  try {
+    load(missing, storage);
+    ADD_FAILURE() << "granite with a logit_scale of 1e-39 loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFormat);
+    EXPECT_NE(std::string_view(e.what()).find("inverse logit scale"), std::string_view::npos) << e.what();
   }
 }
 

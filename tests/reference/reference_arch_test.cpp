@@ -252,6 +252,8 @@ TEST(ReferenceModelArch, GraniteLogitsByHand) {
   only_logits.more_keys = [](GgufWriter& g, const std::string& p) {
     g.add<float>(p + "logit_scale", 3.0f);
     g.add<float>(p + "residual_scale", 0.0f);
+    g.add<float>(p + "embedding_scale", 0.0f);
+    g.add<float>(p + "attention.scale", 0.0f);
   };
   EXPECT_LE(reference_max_abs_diff(load_tiny(only_logits, w).forward(kTinyTokens),
                                    sequence_by_hand(s, w, kTinyTokens, {.logit_scale = 3.0f})),
