@@ -27,8 +27,12 @@ MoeLinears prepare_experts(const LayerWeights& w, const Prepare& prepare) {
   }
   l.has_shared = w.shared_gate.data() != nullptr;
   if (l.has_shared) {
-    // ffn_gate_inp_shexp is a vector [n_embd]: a matrix of one row.
-    l.shared_router = prepare(WeightMatrix{w.shared_router.data(), w.shared_router.dtype(), 1, w.shared_router.ne(0)});
+    // ffn_gate_inp_shexp is a vector [n_embd]: a matrix of one row (Qwen2-MoE; Granite's has none).
+    l.shared_gated = w.shared_router.data() != nullptr;
+    if (l.shared_gated) {
+      l.shared_router =
+          prepare(WeightMatrix{w.shared_router.data(), w.shared_router.dtype(), 1, w.shared_router.ne(0)});
+    }
     l.shared_gate = prepare(weight_matrix(w.shared_gate));
     l.shared_up = prepare(weight_matrix(w.shared_up));
     l.shared_down = prepare(weight_matrix(w.shared_down));

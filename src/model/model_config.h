@@ -27,7 +27,7 @@ std::string supported_architectures();
 enum class NormKind { kRms, kLayer };
 enum class FfnKind { kSwiGlu, kGeGlu };
 
-// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): every layer's FFN is n_expert SwiGLU experts
+// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE, Granite MoE): every layer's FFN is n_expert SwiGLU experts
 // of n_ff_expert; a router (softmax over its n_expert logits) picks n_used of them per token and mixes
 // their outputs by their probabilities.
 struct MoeConfig {
@@ -35,7 +35,8 @@ struct MoeConfig {
   int32_t n_used = 0;         // experts per token, 1..n_expert
   int32_t n_ff_expert = 0;    // each expert's hidden width
   bool norm_weights = false;  // the chosen probabilities rescaled to sum to 1 (Mixtral, Qwen3-MoE), else as is
-  int32_t n_ff_shared = 0;    // Qwen2-MoE: a shared expert of this width on every token, scaled by sigmoid(x·w)
+  int32_t n_ff_shared = 0;    // a shared expert of this width on every token (Qwen2-MoE, Granite MoE); 0: none
+  bool shared_gated = false;  // its output times sigmoid(x·ffn_gate_inp_shexp) (Qwen2-MoE), else added as is
 };
 
 // What differs between one layer and the next (Gemma's alternating local / global attention,

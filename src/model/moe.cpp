@@ -117,6 +117,10 @@ void moe_ffn(CpuBackend& b, const ModelConfig& c, const MoeLinears& l, const flo
   if (!l.has_shared) return;
   b.matmul_glu(l.shared_gate, &l.shared_up, xn, n, /*gelu=*/false, s.gate_up.data(), s.hidden.data());
   b.matmul(l.shared_down, s.hidden.data(), n, s.y.data());
+  if (!l.shared_gated) {
+    b.add(out, s.y.data(), out, n, n_embd, n_embd);
+    return;
+  }
   b.matmul(l.shared_router, xn, n, s.shared_gate.data());
   for (int64_t r = 0; r < n; ++r) {
     const float gate = 1.0f / (1.0f + std::exp(-s.shared_gate[static_cast<size_t>(r)]));

@@ -17,9 +17,10 @@ namespace ember {
 struct MoeLinears {
   Linear router;  // n_expert rows of n_embd
   std::vector<Linear> gate, up,
-      down;                 // [n_expert]: n_ff_expert rows of n_embd (gate, up); n_embd of n_ff_expert (down)
-  bool has_shared = false;  // Qwen2-MoE's shared expert
-  Linear shared_router;     // 1 row of n_embd: the shared expert's gate logit
+      down;                   // [n_expert]: n_ff_expert rows of n_embd (gate, up); n_embd of n_ff_expert (down)
+  bool has_shared = false;    // a shared expert (Qwen2-MoE, Granite MoE)
+  bool shared_gated = false;  // scaled by sigmoid(shared_router · x) (Qwen2-MoE)
+  Linear shared_router;       // 1 row of n_embd: the shared expert's gate logit
   Linear shared_gate, shared_up, shared_down;
 };
 
@@ -50,8 +51,8 @@ struct MoeScratch {
 
 // out [n][n_embd] = for each row, the sum over its chosen experts e (in increasing e, so a row's
 // result depends on its own experts only, not on what shares its step) of weight_e · down_e(silu(gate_e
-// · x) · up_e · x), then + sigmoid(shared_router · x) · the shared expert's output where the model has
-// one. xn: [n][n_embd], the normed FFN input.
+// · x) · up_e · x), then + the shared expert's output where the model has one, times
+// sigmoid(shared_router · x) where it is gated. xn: [n][n_embd], the normed FFN input.
 void moe_ffn(CpuBackend& backend, const ModelConfig& config, const MoeLinears& layer, const float* xn, int64_t n,
              MoeScratch& scratch, float* out);
 

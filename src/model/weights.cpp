@@ -95,7 +95,7 @@ void bind_experts(Binder& b, const ModelConfig& c, int32_t il, LayerWeights& l) 
   l.expert_up = b.bind(name("ffn_up_exps.weight"), Kind::kMatmul, {embd, moe.n_ff_expert, moe.n_expert});
   l.expert_down = b.bind(name("ffn_down_exps.weight"), Kind::kMatmul, {moe.n_ff_expert, embd, moe.n_expert});
   if (moe.n_ff_shared > 0) {
-    l.shared_router = b.bind(name("ffn_gate_inp_shexp.weight"), Kind::kMatmul, {embd});
+    if (moe.shared_gated) l.shared_router = b.bind(name("ffn_gate_inp_shexp.weight"), Kind::kMatmul, {embd});
     l.shared_gate = b.bind(name("ffn_gate_shexp.weight"), Kind::kMatmul, {embd, moe.n_ff_shared});
     l.shared_up = b.bind(name("ffn_up_shexp.weight"), Kind::kMatmul, {embd, moe.n_ff_shared});
     l.shared_down = b.bind(name("ffn_down_shexp.weight"), Kind::kMatmul, {moe.n_ff_shared, embd});

@@ -51,8 +51,8 @@ GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, 
   w.add<float>(a + ".rope.freq_base", 500000.0f);
   w.add<uint32_t>(a + ".context_length", 8192);
   w.add<uint32_t>(a + ".vocab_size", 1000);
-  if (arch == "granite") w.add<float>(a + ".logit_scale", 8.0f);  // required
-  if (arch.ends_with("moe")) {                                    // 8 experts, 2 per token
+  if (arch.starts_with("granite")) w.add<float>(a + ".logit_scale", 8.0f);  // required
+  if (arch.ends_with("moe")) {                                              // 8 experts, 2 per token
     w.add<uint32_t>(a + ".expert_count", 8);
     w.add<uint32_t>(a + ".expert_used_count", 2);
   }
@@ -295,15 +295,31 @@ TEST(ModelConfig, GraniteMultipliers) {
   GgufWriter negative = llama_like("granite");
   negative.add<float>("granite.residual_scale", -1.0f);
   EXPECT_THROW(load(negative, storage), Error);
-  GgufWriter with_experts = llama_like("granite");
-  with_experts.add<uint32_t>("granite.expert_count", 4);
-  try {
-    load(with_experts, storage);
-    ADD_FAILURE() << "granite with experts loaded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+  // Granite MoE (and granite with expert_count, the same llama.cpp loader): experts of n_ff whatever
+  // expert_feed_forward_length says, weights renormalized, a shared expert only with its width key,
+  // never gated.
+  for (const char* arch : {"granite", "granitemoe"}) {
+    SCOPED_TRACE(arch);
+    GgufWriter moe = llama_like(arch);
+    const std::string a = arch;
+    if (a == "granite") {
+      moe.add<uint32_t>("granite.expert_count", 4);
+      moe.add<uint32_t>("granite.expert_used_count", 2);
+    }
+    moe.add<uint32_t>(a + ".expert_feed_forward_length", 64);
+    const ModelConfig m = load(moe, storage);
+    EXPECT_EQ(m.moe.n_expert, a == "granite" ? 4 : 8);
+    EXPECT_EQ(m.moe.n_ff_expert, 640);
+    EXPECT_TRUE(m.moe.norm_weights);
+    EXPECT_EQ(m.moe.n_ff_shared, 0);
+    EXPECT_FLOAT_EQ(m.logit_scale, 8.0f);
+    moe.add<uint32_t>(a + ".expert_shared_feed_forward_length", 96);
+    const ModelConfig shared = load(moe, storage);
+    EXPECT_EQ(shared.moe.n_ff_shared, 96);
+    EXPECT_FALSE(shared.moe.shared_gated);
   }
-  GgufWriter missing;  // no logit_scale
+  EXPECT_TRUE(load(llama_like("qwen2moe"), storage).moe.shared_gated);  // Qwen2-MoE's is
+  GgufWriter missing;                                                   // no logit_scale
   missing.add_string("general.architecture", "granite");
   for (const auto& [key, value] :
        std::initializer_list<std::pair<const char*, uint32_t>>{{"granite.embedding_length", 256},

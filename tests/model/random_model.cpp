@@ -81,7 +81,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
     w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(head_dim));
   }
   if (s.n_rot > 0) w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(s.n_rot));
-  if (a == "granite") {  // Granite 3's multipliers, of a size that matters on a random model
+  if (a == "granite" || a == "granitemoe") {  // Granite 3's multipliers, of a size that matters on a random model
     w.add<float>(a + ".logit_scale", 4.0f);
     w.add<float>(a + ".residual_scale", 0.5f);
     w.add<float>(a + ".embedding_scale", 3.0f);
@@ -90,14 +90,15 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   if (s.extra_keys) s.extra_keys(w);
 
   Builder b(s, w, tied);
-  const bool moe_arch = a == "qwen2moe" || a == "qwen3moe";
+  const bool qwen_moe = a == "qwen2moe" || a == "qwen3moe", moe_arch = qwen_moe || a == "granitemoe";
   const int64_t n_expert = s.n_expert > 0 ? s.n_expert : moe_arch ? 4 : 0;
-  const int64_t n_ff_expert = moe_arch && s.n_ff_expert > 0 ? s.n_ff_expert : s.n_ff;  // llama: always n_ff
-  const int64_t n_ff_shared = a != "qwen2moe" ? 0 : s.n_ff_shared > 0 ? s.n_ff_shared : s.n_ff;
+  const int64_t n_ff_expert = qwen_moe && s.n_ff_expert > 0 ? s.n_ff_expert : s.n_ff;  // llama, granite: n_ff
+  const bool shared = a == "qwen2moe" || a == "granitemoe", shared_gated = a == "qwen2moe";
+  const int64_t n_ff_shared = !shared ? 0 : s.n_ff_shared > 0 ? s.n_ff_shared : s.n_ff;
   if (n_expert > 0) {
     w.add<uint32_t>(a + ".expert_count", static_cast<uint32_t>(n_expert));
     w.add<uint32_t>(a + ".expert_used_count", static_cast<uint32_t>(s.n_expert_used));
-    if (moe_arch) w.add<uint32_t>(a + ".expert_feed_forward_length", static_cast<uint32_t>(n_ff_expert));
+    if (qwen_moe) w.add<uint32_t>(a + ".expert_feed_forward_length", static_cast<uint32_t>(n_ff_expert));
     if (n_ff_shared > 0) w.add<uint32_t>(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(n_ff_shared));
   }
 
@@ -132,7 +133,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
       b.tensor(n("ffn_up_exps.weight"), {s.n_embd, n_ff_expert, n_expert}, Fill::kMatmul);
       b.tensor(n("ffn_down_exps.weight"), {n_ff_expert, s.n_embd, n_expert}, Fill::kMatmul);
       if (n_ff_shared > 0) {
-        b.tensor(n("ffn_gate_inp_shexp.weight"), {s.n_embd}, Fill::kRouter);
+        if (shared_gated) b.tensor(n("ffn_gate_inp_shexp.weight"), {s.n_embd}, Fill::kRouter);
         b.tensor(n("ffn_gate_shexp.weight"), {s.n_embd, n_ff_shared}, Fill::kMatmul);
         b.tensor(n("ffn_up_shexp.weight"), {s.n_embd, n_ff_shared}, Fill::kMatmul);
         b.tensor(n("ffn_down_shexp.weight"), {n_ff_shared, s.n_embd}, Fill::kMatmul);

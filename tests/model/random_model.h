@@ -30,10 +30,11 @@ struct RandomModelSpec {
   bool tied_output = false;         // Gemma ties whatever this says
   bool qkv_bias = false;            // attn_{q,k,v}.bias (always for qwen2)
   bool rope_freqs = false;          // a rope_freqs.weight tensor of frequency divisors (llama3)
-  // Mixture of experts: n_expert > 0 makes every FFN experts (llama: Mixtral's layout); qwen2moe and
-  // qwen3moe always have them (4 when this is 0). The qwen ones' experts are n_ff_expert wide (0:
-  // n_ff), written as expert_feed_forward_length; llama's are n_ff (Mixtral has no such key).
-  // qwen2moe's shared expert is n_ff_shared wide (0: n_ff).
+  // Mixture of experts: n_expert > 0 makes every FFN experts (llama: Mixtral's layout); qwen2moe,
+  // qwen3moe and granitemoe always have them (4 when this is 0). The qwen ones' experts are
+  // n_ff_expert wide (0: n_ff), written as expert_feed_forward_length; llama's and granitemoe's are
+  // n_ff (no such key). qwen2moe's shared expert (gated) and granitemoe's (not) are n_ff_shared wide
+  // (0: n_ff).
   int64_t n_expert = 0;
   int64_t n_expert_used = 2;
   int64_t n_ff_expert = 0;

@@ -60,15 +60,19 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
   w.add<uint32_t>(a + ".attention.head_count_kv", kHeadKv);
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   if (head_dim > 0) w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
-  if (arch == "granite") w.add<float>(a + ".logit_scale", 8.0f);  // required
+  if (arch.starts_with("granite")) w.add<float>(a + ".logit_scale", 8.0f);  // required
   std::vector<TensorSpec> specs = {{"token_embd.weight", {kEmbd, kVocab}}, {"output_norm.weight", {kEmbd}}};
   const bool qwen2 = arch == "qwen2" || arch == "qwen2moe", qwen3 = arch == "qwen3" || arch == "qwen3moe";
   const bool phi3 = arch == "phi3", gemma = arch.starts_with("gemma"), moe = arch.ends_with("moe");
-  constexpr int64_t kExperts = 4, kFfExpert = 32;  // 2 per token; qwen2moe's shared expert is kFf wide
+  // 2 of 4 experts per token, 32 wide (granitemoe: n_ff, whatever the width key says: llama.cpp does
+  // not read it for granite); the shared experts (qwen2moe's gated, granitemoe's not) are kFf wide.
+  constexpr int64_t kExperts = 4;
+  const int64_t kFfExpert = arch == "granitemoe" ? kFf : 32;
+  if (arch == "granitemoe") w.add<uint32_t>(a + ".expert_shared_feed_forward_length", kFf);
   if (moe) {
     w.add<uint32_t>(a + ".expert_count", kExperts);
     w.add<uint32_t>(a + ".expert_used_count", 2);
-    w.add<uint32_t>(a + ".expert_feed_forward_length", kFfExpert);
+    w.add<uint32_t>(a + ".expert_feed_forward_length", 32);
   }
   for (int64_t i = 0; i < kLayers; ++i) {
     const auto n = [i](const char* what) { return fmt::format("blk.{}.{}", i, what); };
@@ -91,8 +95,8 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
       specs.push_back({n("ffn_up.weight"), {kEmbd, kFf}});
       specs.push_back({n("ffn_down.weight"), {kFf, kEmbd}});
     }
-    if (arch == "qwen2moe") {
-      specs.push_back({n("ffn_gate_inp_shexp.weight"), {kEmbd}});
+    if (arch == "qwen2moe" || arch == "granitemoe") {
+      if (arch == "qwen2moe") specs.push_back({n("ffn_gate_inp_shexp.weight"), {kEmbd}});
       specs.push_back({n("ffn_gate_shexp.weight"), {kEmbd, kFf}});
       specs.push_back({n("ffn_up_shexp.weight"), {kEmbd, kFf}});
       specs.push_back({n("ffn_down_shexp.weight"), {kFf, kEmbd}});
@@ -160,9 +164,10 @@ TEST(Weights, EveryArchitecturesLayoutBinds) {
     EXPECT_EQ(l.bq.data() != nullptr, arch.starts_with("qwen2"));
     EXPECT_EQ(l.q_norm.data() != nullptr, arch.starts_with("qwen3") || arch == "gemma3");
     EXPECT_EQ(l.router.data() != nullptr, moe);
-    EXPECT_EQ(l.shared_gate.data() != nullptr, arch == "qwen2moe");
+    EXPECT_EQ(l.shared_gate.data() != nullptr, arch == "qwen2moe" || arch == "granitemoe");
+    EXPECT_EQ(l.shared_router.data() != nullptr, arch == "qwen2moe");
     if (moe) {
-      EXPECT_EQ(l.expert_down.ne(0), 32);
+      EXPECT_EQ(l.expert_down.ne(0), arch == "granitemoe" ? 96 : 32);  // granitemoe: n_ff
       EXPECT_EQ(l.expert_down.ne(2), 4);
     }
     EXPECT_EQ(l.post_ffn_norm.data() != nullptr, arch == "gemma2" || arch == "gemma3");

@@ -225,6 +225,7 @@ TEST(ReferenceModelArch, SmolLm3SkipsRopeInEveryFourthLayer) {
 // granite: llama's block with its four multipliers from the keys (embeddings × 5, queries × 0.3,
 // attention and FFN outputs × 0.25 before the residual adds, logits / 3): one layer by hand, each
 // multiplier left out fails it; only logit_scale is required; rope.scaling.finetuned false = no rope.
+// (Its experts, granitemoe's: reference_moe_test.cpp.)
 TEST(ReferenceModelArch, GraniteLogitsByHand) {
   TinySpec s;
   s.arch = "granite";
@@ -269,12 +270,6 @@ TEST(ReferenceModelArch, GraniteLogitsByHand) {
   TinySpec missing = s;
   missing.more_keys = {};
   EXPECT_THROW(tiny_config(missing, tiny_weights(missing)), Error);  // llama.cpp requires logit_scale
-  TinySpec with_experts = s;
-  with_experts.more_keys = [](GgufWriter& g, const std::string& p) {
-    g.add<float>(p + "logit_scale", 3.0f);
-    g.add<uint32_t>(p + "expert_count", 4);
-  };
-  expect_unsupported([&] { tiny_config(with_experts, w); }, "granite with experts");
 }
 
 // ---- gemma2 / gemma3 ----

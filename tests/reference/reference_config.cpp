@@ -134,11 +134,11 @@ void map_gemma(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
 // f_logit_scale (required) dividing the logits, and, when not 0, f_residual_scale multiplying the
 // attention and FFN outputs before their residual adds, f_embedding_scale the token embeddings and
 // f_attention_scale replacing 1/sqrt(head_dim); rope.scaling.finetuned (default true) false turns
-// rope off in every layer. The experts of a granite file (granitemoe) are not in the reference.
+// rope off in every layer. Experts (granitemoe; a granite file with expert_count > 0 too, the same
+// loader): n_ff wide (load_arch_tensors' {n_embd, n_ff, n_expert}), softmax with the chosen weights
+// renormalized (build_moe_ffn's norm_w true; expert_weights_scale is not read, so 0: no scale), and
+// when expert_shared_feed_forward_length > 0 a shared expert added to their sum without a gate.
 void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
-  if (file.get_or<int64_t>(p + "expert_count", 0) > 0) {
-    fail(ErrorCode::kUnsupported, "{}: granite with experts is not in the reference", file.name());
-  }
   c.traits.logit_scale = file.get<double>(p + "logit_scale");
   if (!(c.traits.logit_scale > 0.0)) fail(ErrorCode::kFormat, "{}: logit_scale must be > 0", file.name());
   const auto unless_zero = [&](const char* key, double& into) {
@@ -149,8 +149,20 @@ void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c)
   unless_zero("residual_scale", c.traits.residual_scale);
   unless_zero("embedding_scale", c.traits.embd_scale);
   unless_zero("attention.scale", c.attn_scale);
-  if (!file.get_or<bool>(p + "rope.scaling.finetuned", true))
+  if (!file.get_or<bool>(p + "rope.scaling.finetuned", true)) {
     c.traits.nope_layers.assign(static_cast<size_t>(c.n_layer), true);
+  }
+  c.n_expert = file.get_or<int64_t>(p + "expert_count", 0);
+  if (c.arch == "granite" && c.n_expert == 0) return;
+  if (c.n_expert <= 0) fail(ErrorCode::kFormat, "{}: granitemoe needs {}expert_count > 0", file.name(), p);
+  c.n_expert_used = file.get<int64_t>(p + "expert_used_count");
+  if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert) {
+    fail(ErrorCode::kFormat, "{}: expert_used_count {} is not in 1..{}", file.name(), c.n_expert_used, c.n_expert);
+  }
+  c.n_ff_expert = c.n_ff;
+  c.expert_weights_norm = true;
+  c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", 0);
+  c.shared_expert_gated = false;
 }
 
 // Mixtures of experts (load_hparams: expert_count / expert_used_count / expert_feed_forward_length,
@@ -250,7 +262,9 @@ void reference_validate(const ReferenceConfig& c, const std::string& name) {
 // the LongRoPE factors for phi3. Such a tensor counts as used when the weights load; any other
 // tensor nobody reads is an error.
 bool reference_config_reads_tensor(const std::string& arch, std::string_view name) {
-  if (name == "rope_freqs.weight") return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "granite";
+  if (name == "rope_freqs.weight") {
+    return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "granite" || arch == "granitemoe";
+  }
   if (name == "rope_factors_short.weight" || name == "rope_factors_long.weight") return arch == "phi3";
   return false;
 }
@@ -260,10 +274,10 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   c.arch = file.get<std::string>("general.architecture");
   const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe";
   if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !is_gemma(c.arch) &&
-      c.arch != "smollm3" && c.arch != "granite" && !moe_arch) {
+      c.arch != "smollm3" && c.arch != "granite" && c.arch != "granitemoe" && !moe_arch) {
     fail(ErrorCode::kUnsupported,
          "{}: architecture '{}' has no reference traits yet (supported: llama, qwen2, qwen3, phi3, gemma, gemma2, "
-         "gemma3, smollm3, granite, qwen2moe, qwen3moe)",
+         "gemma3, smollm3, granite, granitemoe, qwen2moe, qwen3moe)",
          file.name(), c.arch);
   }
   const std::string p = c.arch + ".";
@@ -299,7 +313,7 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
     map_phi3(file, c);
   } else if (is_gemma(c.arch)) {
     map_gemma(file, p, c);
-  } else if (c.arch == "granite") {
+  } else if (c.arch == "granite" || c.arch == "granitemoe") {
     map_granite(file, p, c);
   } else if (c.arch == "smollm3") {
     // llama_model_smollm3 / src/models/smollm3.cpp: llama's graph with use_rope = (il + 1) %

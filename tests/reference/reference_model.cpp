@@ -198,7 +198,7 @@ void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
     l.expert_down = split_rows(source.get(b + "ffn_down_exps.weight", {c.n_ff_expert, c.n_embd, c.n_expert}),
                                c.n_ff_expert, experts_down);
     if (c.n_ff_shared_expert > 0) {
-      l.shared_router = source.get(b + "ffn_gate_inp_shexp.weight", {c.n_embd});
+      if (c.shared_expert_gated) l.shared_router = source.get(b + "ffn_gate_inp_shexp.weight", {c.n_embd});
       l.shared_gate = source.get(b + "ffn_gate_shexp.weight", {c.n_embd, c.n_ff_shared_expert});
       l.shared_up = source.get(b + "ffn_up_shexp.weight", {c.n_embd, c.n_ff_shared_expert});
       l.shared_down = source.get(b + "ffn_down_shexp.weight", {c.n_ff_shared_expert, c.n_embd});
@@ -342,9 +342,12 @@ std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, const std
     for (size_t i = 0; i < out.size(); ++i) out[i] += weight * y[i];
   }
   if (c.n_ff_shared_expert > 0) {
-    double logit = 0;
-    for (size_t i = 0; i < xn.size(); ++i) logit += l.shared_router[i] * xn[i];
-    const double gate = 1.0 / (1.0 + std::exp(-logit));
+    double gate = 1.0;
+    if (c.shared_expert_gated) {
+      double logit = 0;
+      for (size_t i = 0; i < xn.size(); ++i) logit += l.shared_router[i] * xn[i];
+      gate = 1.0 / (1.0 + std::exp(-logit));
+    }
     const std::vector<double> y = swiglu_ffn(l.shared_gate, l.shared_up, l.shared_down, xn);
     for (size_t i = 0; i < out.size(); ++i) out[i] += gate * y[i];
   }

@@ -114,22 +114,25 @@ struct ReferenceConfig {
   // Mixture of experts (llama.cpp's build_moe_ffn with softmax gating), n_expert > 0: every layer's
   // FFN is n_expert SwiGLU experts of n_ff_expert; a token's output is the sum over the n_expert_used
   // most probable (softmax of the router's logits) of probability · expert output, the probabilities
-  // rescaled to sum to 1 when expert_weights_norm (llama = Mixtral, qwen3moe). n_ff_shared_expert > 0
-  // (qwen2moe) adds a shared expert on every token times sigmoid(ffn_gate_inp_shexp · x).
+  // rescaled to sum to 1 when expert_weights_norm (llama = Mixtral, qwen3moe, granitemoe).
+  // n_ff_shared_expert > 0 (qwen2moe, granitemoe) adds a shared expert on every token, times
+  // sigmoid(ffn_gate_inp_shexp · x) when shared_expert_gated (qwen2moe).
   int64_t n_expert = 0;
   int64_t n_expert_used = 0;
   int64_t n_ff_expert = 0;
   bool expert_weights_norm = false;
   int64_t n_ff_shared_expert = 0;
+  bool shared_expert_gated = true;  // false: the shared expert's output is added as is (granitemoe)
 };
 
 // Reads `<arch>.*` keys and the rope tensors of a supported architecture (llama, qwen2, qwen3,
-// phi3, gemma, gemma2, gemma3, smollm3, granite, qwen2moe, qwen3moe) the way llama.cpp does (reference_config.cpp names
-// where each rule comes from); q/k/v biases are switched on whenever the file has them. Rope scaling as llama.cpp:
-// factor = rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is "linear"; "none" ignores the
-// factor; "longrope" scales like "linear"; "yarn" as ggml's rope_yarn; rope.scaling.attn_factor (default 1) applies
-// with any type. Throws Error(kUnsupported) for another architecture, rope scaling type or a tensor layout llama.cpp
-// does not load for the architecture, Error(kNotFound) for a missing key, Error(kFormat) for impossible dimensions.
+// phi3, gemma, gemma2, gemma3, smollm3, granite, granitemoe, qwen2moe, qwen3moe) the way llama.cpp does
+// (reference_config.cpp names where each rule comes from); q/k/v biases are switched on whenever the file has them.
+// Rope scaling as llama.cpp: factor = rope.scaling.factor, else rope.scale_linear; a missing rope.scaling.type is
+// "linear"; "none" ignores the factor; "longrope" scales like "linear"; "yarn" as ggml's rope_yarn;
+// rope.scaling.attn_factor (default 1) applies with any type. Throws Error(kUnsupported) for another architecture, rope
+// scaling type or a tensor layout llama.cpp does not load for the architecture, Error(kNotFound) for a missing key,
+// Error(kFormat) for impossible dimensions.
 ReferenceConfig reference_config_from_gguf(const GgufFile& file);
 
 // Llama 3.1's rope frequency divisors (what convert_hf_to_gguf stores as rope_freqs): 1 for

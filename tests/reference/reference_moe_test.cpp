@@ -2,7 +2,8 @@
 // of zeros every expert is equally probable, the tie goes to the lowest n_used experts, and their
 // weights are fixed (1/n_used renormalized, 1/n_expert not), so the layer's FFN is exactly a dense
 // FFN whose gate and up stack those experts' rows and whose down concatenates their columns, each
-// scaled by its weight; Qwen2-MoE's shared expert joins the stack at sigmoid(0) = 1/2.
+// scaled by its weight; Qwen2-MoE's shared expert joins the stack at sigmoid(0) = 1/2, Granite MoE's
+// (no gate) at 1.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -18,7 +19,8 @@ constexpr int64_t kExperts = 5, kUsed = 2, kExpertFf = 6, kSharedFf = 7;
 struct MoeCase {
   std::string dense_arch, moe_arch;
   bool normalized;  // the chosen experts' weights rescaled to sum to 1
-  bool shared;      // a shared expert (Qwen2-MoE)
+  bool shared;      // a shared expert (Qwen2-MoE, Granite MoE)
+  bool gated;       // the shared expert times sigmoid(x·ffn_gate_inp_shexp) (Qwen2-MoE)
 };
 
 // [n_in, rows] tensor's rows [first, first + n) (ggml order: a row is n_in contiguous values).
@@ -37,8 +39,10 @@ std::vector<float> columns_of(const TinyTensor& t, int64_t first, int64_t n, flo
 }
 
 TEST(ReferenceMoe, ZeroRouterEqualsTheStackedDenseFfn) {
-  const MoeCase cases[] = {
-      {"llama", "llama", true, false}, {"qwen3", "qwen3moe", true, false}, {"qwen2", "qwen2moe", false, true}};
+  const MoeCase cases[] = {{"llama", "llama", true, false, false},
+                           {"qwen3", "qwen3moe", true, false, false},
+                           {"qwen2", "qwen2moe", false, true, true},
+                           {"granite", "granitemoe", true, true, false}};
   for (const MoeCase& c : cases) {
     SCOPED_TRACE(c.moe_arch);
     // The dense model: n_ff = the used experts' widths (+ the shared expert's).
@@ -47,16 +51,26 @@ TEST(ReferenceMoe, ZeroRouterEqualsTheStackedDenseFfn) {
     dense.n_ff = kUsed * kExpertFf + (c.shared ? kSharedFf : 0);
     dense.qkv_bias = c.dense_arch == "qwen2";
     dense.qk_norm = c.dense_arch == "qwen3";
+    const bool granite = c.dense_arch == "granite";
+    if (granite) {  // its multipliers, the same in both files
+      dense.more_keys = [](GgufWriter& g, const std::string& p) {
+        g.add<float>(p + "logit_scale", 2.0f);
+        g.add<float>(p + "residual_scale", 0.5f);
+      };
+    }
     const TinyWeights dense_w = tiny_weights(dense);
     const float weight = c.normalized ? 1.0f / kUsed : 1.0f / kExperts;
 
     TinySpec moe = dense;
     moe.arch = c.moe_arch;
-    moe.n_ff = c.moe_arch == "llama" ? kExpertFf : 64;  // Mixtral's experts are n_ff wide; the others' key
-    moe.more_keys = [&c](GgufWriter& g, const std::string& p) {
+    // Mixtral's and Granite's experts are n_ff wide; the Qwen ones' width is their key.
+    const bool width_is_n_ff = c.moe_arch == "llama" || granite;
+    moe.n_ff = width_is_n_ff ? kExpertFf : 64;
+    moe.more_keys = [&c, dense_keys = dense.more_keys, width_is_n_ff](GgufWriter& g, const std::string& p) {
+      if (dense_keys) dense_keys(g, p);
       g.add<uint32_t>(p + "expert_count", kExperts);
       g.add<uint32_t>(p + "expert_used_count", kUsed);
-      if (c.moe_arch != "llama") g.add<uint32_t>(p + "expert_feed_forward_length", kExpertFf);
+      if (!width_is_n_ff) g.add<uint32_t>(p + "expert_feed_forward_length", kExpertFf);
       if (c.shared) g.add<uint32_t>(p + "expert_shared_feed_forward_length", kSharedFf);
     };
     TinyWeights moe_w = dense_w;
@@ -88,18 +102,23 @@ TEST(ReferenceMoe, ZeroRouterEqualsTheStackedDenseFfn) {
       moe_w[b + "ffn_up_exps.weight"] = up_exps;
       moe_w[b + "ffn_down_exps.weight"] = down_exps;
       moe_w[b + "ffn_gate_inp.weight"] = {{dense.n_embd, kExperts}, std::vector<float>(dense.n_embd * kExperts, 0.0f)};
-      if (c.shared) {  // the last kSharedFf of the dense FFN, down times 1 / sigmoid(0)
+      if (c.shared) {  // the last kSharedFf of the dense FFN, down times 1 / sigmoid(0) where gated
         const int64_t first = kUsed * kExpertFf;
+        const float undo_gate = c.gated ? 2.0f : 1.0f;
         moe_w[b + "ffn_gate_shexp.weight"] = {{dense.n_embd, kSharedFf}, rows_of(gate, first, kSharedFf)};
         moe_w[b + "ffn_up_shexp.weight"] = {{dense.n_embd, kSharedFf}, rows_of(up, first, kSharedFf)};
-        moe_w[b + "ffn_down_shexp.weight"] = {{kSharedFf, dense.n_embd}, columns_of(down, first, kSharedFf, 2.0f)};
-        moe_w[b + "ffn_gate_inp_shexp.weight"] = {{dense.n_embd}, std::vector<float>(dense.n_embd, 0.0f)};
+        moe_w[b + "ffn_down_shexp.weight"] = {{kSharedFf, dense.n_embd}, columns_of(down, first, kSharedFf, undo_gate)};
+        if (c.gated) {
+          moe_w[b + "ffn_gate_inp_shexp.weight"] = {{dense.n_embd}, std::vector<float>(dense.n_embd, 0.0f)};
+        }
       }
     }
     const ReferenceModel dense_model = load_tiny(dense, dense_w);
     const ReferenceModel moe_model = load_tiny(moe, moe_w);
     EXPECT_EQ(moe_model.config().n_expert, kExperts);
     EXPECT_EQ(moe_model.config().expert_weights_norm, c.normalized);
+    EXPECT_EQ(moe_model.config().n_ff_shared_expert, c.shared ? kSharedFf : 0);
+    EXPECT_EQ(moe_model.config().shared_expert_gated, c.gated || !c.shared);
     // 1/weight and 2 are powers of two or 5 (qwen2moe): the scaled columns round in float, so
     // the two agree to float precision of the down weights, not bit for bit.
     const double diff = reference_max_abs_diff(moe_model.forward(kTinyTokens), dense_model.forward(kTinyTokens));

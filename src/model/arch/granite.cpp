@@ -1,8 +1,11 @@
-// granite: IBM Granite 3.x (dense). Llama's block (normal rope, optional q / k / v biases) with four
-// multipliers from the file: embeddings times embedding_scale, queries times attention.scale (instead
-// of 1/sqrt(head_dim)), each attention and FFN output times residual_scale before its residual add,
-// and the logits divided by logit_scale. A 0 or absent multiplier is none, as in llama.cpp; a file
-// whose rope.scaling.finetuned is false uses no rope at all (llama.cpp's switch for Granite).
+// granite / granitemoe: IBM Granite 3.x, dense and mixture of experts. Llama's block (normal rope,
+// optional q / k / v biases) with four multipliers from the file: embeddings times embedding_scale,
+// queries times attention.scale (instead of 1/sqrt(head_dim)), each attention and FFN output times
+// residual_scale before its residual add, and the logits divided by logit_scale. A 0 or absent
+// multiplier is none, as in llama.cpp; a file whose rope.scaling.finetuned is false uses no rope at
+// all (llama.cpp's switch for Granite). Granite MoE's experts are feed_forward_length wide, their
+// chosen probabilities renormalized, plus (expert_shared_feed_forward_length > 0) a shared expert
+// added as is (llama.cpp's granite graph, which both architectures share).
 #include "core/check.h"
 #include "model/arch/arch_reader.h"
 
@@ -16,14 +19,8 @@ float multiplier_or_none(const ArchReader& r, std::string_view suffix) {
   return value;
 }
 
-}  // namespace
-
-void read_granite_config(const ArchReader& r, ModelConfig& c) {
+void read_granite_family(const ArchReader& r, ModelConfig& c, bool experts) {
   r.read_common(c);
-  if (r.count_or("expert_count", 0, 0, INT32_MAX) > 0) {
-    fail(ErrorCode::kUnsupported, "{}: a granite file with experts (Granite MoE) is not supported yet",
-         r.file().name());
-  }
   c.attn_qkv_bias = r.has_tensor("blk.0.attn_q.bias");
   c.logit_scale = r.positive("logit_scale");  // required, as llama.cpp reads it
   c.residual_scale = multiplier_or_none(r, "residual_scale");
@@ -32,6 +29,18 @@ void read_granite_config(const ArchReader& r, ModelConfig& c) {
   if (!r.file().get_optional<bool>(r.key("rope.scaling.finetuned")).value_or(true)) {
     for (LayerConfig& layer : c.layers) layer.skips_rope = true;
   }
+  if (!experts) return;
+  r.read_experts(c, /*norm_weights=*/true, /*width_from_key=*/false);
+  c.moe.n_ff_shared = r.count_or("expert_shared_feed_forward_length", 0, 0, 1 << 20);
 }
+
+}  // namespace
+
+void read_granite_config(const ArchReader& r, ModelConfig& c) {
+  // llama.cpp's granite loader takes experts too (the granitemoe converter writes that architecture).
+  read_granite_family(r, c, r.count_or("expert_count", 0, 0, INT32_MAX) > 0);
+}
+
+void read_granitemoe_config(const ArchReader& r, ModelConfig& c) { read_granite_family(r, c, /*experts=*/true); }
 
 }  // namespace ember

@@ -12,6 +12,7 @@ void read_qwen2moe_config(const ArchReader& r, ModelConfig& c) {
   r.read_experts(c, /*norm_weights=*/false, /*width_from_key=*/true);
   c.moe.n_ff_shared = r.count_or("expert_shared_feed_forward_length", 0, 0, 1 << 20);
   if (c.moe.n_ff_shared == 0) c.moe.n_ff_shared = c.n_ff;  // llama.cpp: 0 or absent is n_ff
+  c.moe.shared_gated = true;
 }
 
 }  // namespace ember
