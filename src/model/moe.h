@@ -1,7 +1,7 @@
-// Mixture-of-experts FFN on the CPU backend (Mixtral, Qwen2-MoE, Qwen3-MoE): the router picks each
-// row's experts; every expert runs its SwiGLU once on all the step's rows routed to it (gathered, so
-// a prefill step reads each expert's weights once), and a row's output is the weighted sum of its
-// experts' outputs, plus Qwen2-MoE's gated shared expert.
+// Mixture-of-experts FFN on the CPU backend (Mixtral, Qwen2-MoE, Qwen3-MoE, Granite MoE): the router
+// picks each row's experts; every expert runs its SwiGLU once on all the step's rows routed to it
+// (gathered, so a prefill step reads each expert's weights once), and a row's output is the weighted
+// sum of its experts' outputs, plus a shared expert where the model has one (Qwen2-MoE's gated).
 #pragma once
 
 #include <cstdint>

@@ -37,7 +37,7 @@ struct LayerWeights {
   TensorView expert_gate;  // ffn_gate_exps [n_embd, n_ff_expert, n_expert]
   TensorView expert_up;    // ffn_up_exps [n_embd, n_ff_expert, n_expert]
   TensorView expert_down;  // ffn_down_exps [n_ff_expert, n_embd, n_expert]
-  // Qwen2-MoE's shared expert (moe.n_ff_shared > 0) and its gate, one output per token.
+  // The shared expert (moe.n_ff_shared > 0) and, when moe.shared_gated (Qwen2-MoE), its gate: one output per token.
   TensorView shared_router;  // ffn_gate_inp_shexp [n_embd]
   TensorView shared_gate;    // ffn_gate_shexp [n_embd, n_ff_shared]
   TensorView shared_up;      // ffn_up_shexp [n_embd, n_ff_shared]

@@ -171,7 +171,7 @@ namespace {
 // Mixtures of experts beyond the every-architecture test's (4 experts, 2 per token): Mixtral's
 // layout (llama with experts of n_ff), many experts for few rows (most idle in a step), every
 // expert or a single one per token, in steps of 1, 3 and 64 rows (an expert's rows gathered from
-// anywhere in the step).
+// anywhere in the step), and Granite MoE without a shared expert (the every-architecture test has one).
 TEST(ForwardReference, MixturesOfExperts) {
   struct MoeVariant {
     std::string name;
@@ -188,6 +188,7 @@ TEST(ForwardReference, MixturesOfExperts) {
       {"qwen3moe 4x4 (every expert)", "qwen3moe", 4, 4, DType::kF32, 64, 2e-6},
       {"qwen3moe 6x1", "qwen3moe", 6, 1, DType::kQ8_0, 1, 0.06},
       {"qwen2moe 8x2 q6_K", "qwen2moe", 8, 2, DType::kQ6_K, 64, 0.075},
+      {"granitemoe 8x2 (no shared)", "granitemoe", 8, 2, DType::kF32, 3, 2e-6},
   };
   const std::vector<int32_t> tokens = test::random_tokens(19, 80, 12);
   for (const MoeVariant& v : variants) {
@@ -196,6 +197,7 @@ TEST(ForwardReference, MixturesOfExperts) {
     spec.n_expert = v.n_expert;
     spec.n_expert_used = v.n_used;
     spec.n_ff_expert = 256;
+    spec.n_ff_shared = 0;  // granitemoe: none, as in the real Granite 3 MoE files
     TwinModels m = TwinModels::make(spec, {.max_step_tokens = v.step});
     ASSERT_EQ(m.model->config().moe.n_expert, v.n_expert);
     ASSERT_EQ(m.model->config().moe.n_used, v.n_used);

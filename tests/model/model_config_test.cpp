@@ -319,7 +319,20 @@ TEST(ModelConfig, GraniteMultipliers) {
     EXPECT_FALSE(shared.moe.shared_gated);
   }
   EXPECT_TRUE(load(llama_like("qwen2moe"), storage).moe.shared_gated);  // Qwen2-MoE's is
-  GgufWriter missing;                                                   // no logit_scale
+  GgufWriter dense_moe;  // granitemoe without expert_count: dense, as llama.cpp loads it
+  dense_moe.add_string("general.architecture", "granitemoe");
+  for (const auto& [key, value] :
+       std::initializer_list<std::pair<const char*, uint32_t>>{{"granitemoe.embedding_length", 256},
+                                                               {"granitemoe.block_count", 2},
+                                                               {"granitemoe.feed_forward_length", 640},
+                                                               {"granitemoe.attention.head_count", 8},
+                                                               {"granitemoe.vocab_size", 100}}) {
+    dense_moe.add<uint32_t>(key, value);
+  }
+  dense_moe.add<float>("granitemoe.attention.layer_norm_rms_epsilon", 1e-6f);
+  dense_moe.add<float>("granitemoe.logit_scale", 8.0f);
+  EXPECT_EQ(load(dense_moe, storage).moe.n_expert, 0);
+  GgufWriter missing;  // no logit_scale
   missing.add_string("general.architecture", "granite");
   for (const auto& [key, value] :
        std::initializer_list<std::pair<const char*, uint32_t>>{{"granite.embedding_length", 256},

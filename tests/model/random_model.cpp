@@ -93,8 +93,10 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   const bool qwen_moe = a == "qwen2moe" || a == "qwen3moe", moe_arch = qwen_moe || a == "granitemoe";
   const int64_t n_expert = s.n_expert > 0 ? s.n_expert : moe_arch ? 4 : 0;
   const int64_t n_ff_expert = qwen_moe && s.n_ff_expert > 0 ? s.n_ff_expert : s.n_ff;  // llama, granite: n_ff
-  const bool shared = a == "qwen2moe" || a == "granitemoe", shared_gated = a == "qwen2moe";
-  const int64_t n_ff_shared = !shared ? 0 : s.n_ff_shared > 0 ? s.n_ff_shared : s.n_ff;
+  const bool shared_gated = a == "qwen2moe";  // granitemoe's: only when n_ff_shared > 0, never gated
+  const int64_t n_ff_shared = shared_gated        ? (s.n_ff_shared > 0 ? s.n_ff_shared : s.n_ff)
+                              : a == "granitemoe" ? s.n_ff_shared
+                                                  : 0;
   if (n_expert > 0) {
     w.add<uint32_t>(a + ".expert_count", static_cast<uint32_t>(n_expert));
     w.add<uint32_t>(a + ".expert_used_count", static_cast<uint32_t>(s.n_expert_used));

@@ -33,8 +33,8 @@ struct RandomModelSpec {
   // Mixture of experts: n_expert > 0 makes every FFN experts (llama: Mixtral's layout); qwen2moe,
   // qwen3moe and granitemoe always have them (4 when this is 0). The qwen ones' experts are
   // n_ff_expert wide (0: n_ff), written as expert_feed_forward_length; llama's and granitemoe's are
-  // n_ff (no such key). qwen2moe's shared expert (gated) and granitemoe's (not) are n_ff_shared wide
-  // (0: n_ff).
+  // n_ff (no such key). qwen2moe's shared expert (gated) is n_ff_shared wide (0: n_ff); granitemoe has
+  // one (not gated) only when n_ff_shared > 0.
   int64_t n_expert = 0;
   int64_t n_expert_used = 2;
   int64_t n_ff_expert = 0;

@@ -134,8 +134,8 @@ void map_gemma(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
 // f_logit_scale (required) dividing the logits, and, when not 0, f_residual_scale multiplying the
 // attention and FFN outputs before their residual adds, f_embedding_scale the token embeddings and
 // f_attention_scale replacing 1/sqrt(head_dim); rope.scaling.finetuned (default true) false turns
-// rope off in every layer. Experts (granitemoe; a granite file with expert_count > 0 too, the same
-// loader): n_ff wide (load_arch_tensors' {n_embd, n_ff, n_expert}), softmax with the chosen weights
+// rope off in every layer. Experts when expert_count > 0 (granitemoe, or granite: the same loader;
+// either without is dense): n_ff wide (load_arch_tensors' {n_embd, n_ff, n_expert}), softmax with the chosen weights
 // renormalized (build_moe_ffn's norm_w true; expert_weights_scale is not read, so 0: no scale), and
 // when expert_shared_feed_forward_length > 0 a shared expert added to their sum without a gate.
 void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
@@ -153,8 +153,8 @@ void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c)
     c.traits.nope_layers.assign(static_cast<size_t>(c.n_layer), true);
   }
   c.n_expert = file.get_or<int64_t>(p + "expert_count", 0);
-  if (c.arch == "granite" && c.n_expert == 0) return;
-  if (c.n_expert <= 0) fail(ErrorCode::kFormat, "{}: granitemoe needs {}expert_count > 0", file.name(), p);
+  if (c.n_expert == 0) return;  // either architecture: dense (load_arch_tensors' n_expert == 0 branch)
+  if (c.n_expert < 0) fail(ErrorCode::kFormat, "{}: negative {}expert_count", file.name(), p);
   c.n_expert_used = file.get<int64_t>(p + "expert_used_count");
   if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert) {
     fail(ErrorCode::kFormat, "{}: expert_used_count {} is not in 1..{}", file.name(), c.n_expert_used, c.n_expert);
@@ -258,9 +258,9 @@ void reference_validate(const ReferenceConfig& c, const std::string& name) {
 }
 
 // Whether reference_config_from_gguf reads the non-layer tensor `name` of an `arch` file into the
-// config: rope_freqs for llama and granite (llama.cpp's loaders; for qwen2 / qwen3 as the reference always did),
-// the LongRoPE factors for phi3. Such a tensor counts as used when the weights load; any other
-// tensor nobody reads is an error.
+// config: rope_freqs for llama, granite and granitemoe (llama.cpp's loaders; for qwen2 / qwen3 as the reference always
+// did), the LongRoPE factors for phi3. Such a tensor counts as used when the weights load; any other tensor nobody
+// reads is an error.
 bool reference_config_reads_tensor(const std::string& arch, std::string_view name) {
   if (name == "rope_freqs.weight") {
     return arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "granite" || arch == "granitemoe";

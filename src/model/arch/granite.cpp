@@ -4,8 +4,9 @@
 // residual_scale before its residual add, and the logits divided by logit_scale. A 0 or absent
 // multiplier is none, as in llama.cpp; a file whose rope.scaling.finetuned is false uses no rope at
 // all (llama.cpp's switch for Granite). Granite MoE's experts are feed_forward_length wide, their
-// chosen probabilities renormalized, plus (expert_shared_feed_forward_length > 0) a shared expert
-// added as is (llama.cpp's granite graph, which both architectures share).
+// chosen probabilities renormalized, plus (expert_shared_feed_forward_length > 0: GraniteMoeShared
+// checkpoints, which convert to granitemoe too) a shared expert added as is (llama.cpp's granite
+// graph, which both architectures share).
 #include "core/check.h"
 #include "model/arch/arch_reader.h"
 
@@ -36,11 +37,12 @@ void read_granite_family(const ArchReader& r, ModelConfig& c, bool experts) {
 
 }  // namespace
 
+// One loader for both, as in llama.cpp: experts when expert_count > 0 (a granitemoe conversion of a
+// GraniteMoeShared checkpoint without experts is dense), whatever the architecture's name says.
 void read_granite_config(const ArchReader& r, ModelConfig& c) {
-  // llama.cpp's granite loader takes experts too (the granitemoe converter writes that architecture).
   read_granite_family(r, c, r.count_or("expert_count", 0, 0, INT32_MAX) > 0);
 }
 
-void read_granitemoe_config(const ArchReader& r, ModelConfig& c) { read_granite_family(r, c, /*experts=*/true); }
+void read_granitemoe_config(const ArchReader& r, ModelConfig& c) { read_granite_config(r, c); }
 
 }  // namespace ember
