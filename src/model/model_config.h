@@ -31,10 +31,11 @@ enum class FfnKind { kSwiGlu, kGeGlu };
 // of n_ff_expert; a router (softmax over its n_expert logits) picks n_used of them per token and mixes
 // their outputs by their probabilities.
 struct MoeConfig {
-  int32_t n_expert = 0;       // 0: a dense FFN
-  int32_t n_used = 0;         // experts per token, 1..n_expert
-  int32_t n_ff_expert = 0;    // each expert's hidden width
-  bool norm_weights = false;  // the chosen probabilities rescaled to sum to 1 (Mixtral, Qwen3-MoE), else as is
+  int32_t n_expert = 0;     // 0: a dense FFN
+  int32_t n_used = 0;       // experts per token, 1..n_expert
+  int32_t n_ff_expert = 0;  // each expert's hidden width
+  // The chosen probabilities rescaled to sum to 1 (Mixtral, Qwen3-MoE, Granite MoE), else as is.
+  bool norm_weights = false;
   int32_t n_ff_shared = 0;    // a shared expert of this width on every token (Qwen2-MoE, Granite MoE); 0: none
   bool shared_gated = false;  // its output times sigmoid(x·ffn_gate_inp_shexp) (Qwen2-MoE), else added as is
 };
