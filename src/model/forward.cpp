@@ -296,11 +296,7 @@ void Model::output_rows(const Batch& batch, size_t r0, size_t r1) {
   if (logits_.size() < needed) logits_.resize(needed);
   float* logits = logits_.data() + n_logits_ * static_cast<size_t>(c.n_vocab);
   backend_.matmul(output_, xn_.data(), m, logits);
-  const int64_t n_floats = m * c.n_vocab;
-  if (c.logit_scale != 0.0f) backend_.scale(logits, logits, n_floats, 1.0f / c.logit_scale);
-  if (c.final_softcap > 0.0f) {  // c·tanh(z / c)
-    backend_.softcap(logits, n_floats, c.final_softcap);
-  }
+  finish_logits(backend_, c, logits, m * c.n_vocab);
   if (hooks_.active(HookPoint::kLogits)) [[unlikely]] {
     run_hook(HookPoint::kLogits, -1, logits, m, c.n_vocab, row_ids_);
   }

@@ -194,8 +194,7 @@ class CudaGpuLayers final : public GpuLayers {
     float* out = logits_.as<float>();
     b.rms_norm(wanted, output_norm_.as<float>(), buffers_.xn, m, c.n_embd, c.norm_eps);
     b.matmul(output_, buffers_.xn, m, out);
-    if (c.logit_scale != 0.0f) b.scale(out, out, m * c.n_vocab, 1.0f / c.logit_scale);
-    if (c.final_softcap > 0.0f) b.softcap(out, m * c.n_vocab, c.final_softcap);
+    finish_logits(b, c, out, m * c.n_vocab);
     if (m_logits > 0) b.to_host(o.logits, out, floats_bytes(m_logits, c.n_vocab));
     if (m_tokens > 0) {
       b.greedy_rows(out + m_logits * c.n_vocab, m_tokens, c.n_vocab, tokens_.as<int32_t>());

@@ -92,6 +92,21 @@ inline void attention(CpuBackend& b, const PagedKvView& kv, const CpuStepKv& s, 
   b.attention(kv, s.seqs, s.rows, q, params, out);
 }
 
+// Whether a block's output goes into x as it comes out of its last matmul (no post-norm, no residual
+// scale, no hook wanting it): then x += output is one matmul_accumulate.
+template <class Active>
+bool adds_output_as_is(const ModelConfig& c, HookPoint point, Active&& active) {
+  return !c.post_norms && c.residual_scale == 0.0f && !active(point);
+}
+
+// What the logits get after the output matmul, on either backend: Granite's divisor, then any
+// soft-cap (c·tanh(z / c)). n_floats: rows × n_vocab.
+template <class Backend>
+void finish_logits(Backend& b, const ModelConfig& c, float* logits, int64_t n_floats) {
+  if (c.logit_scale != 0.0f) b.scale(logits, logits, n_floats, 1.0f / c.logit_scale);
+  if (c.final_softcap > 0.0f) b.softcap(logits, n_floats, c.final_softcap);
+}
+
 // x += attn(norm(x)) for step.n rows; `hook(point, layer, data, n_rows, n_cols)` runs a hook point
 // when `active(point)`.
 template <class Backend, class LinearT, class StepKv, class Active, class Hook>
@@ -149,7 +164,7 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
                                .split_tokens = step.batch_invariant ? -1 : 0};
   attention(b, cache, kv, s.q, params, s.attn);
 
-  if (!c.post_norms && c.residual_scale == 0.0f && !active(HookPoint::kAttentionOutput)) [[likely]] {
+  if (adds_output_as_is(c, HookPoint::kAttentionOutput, active)) [[likely]] {
     b.matmul_accumulate(l.wo, s.attn, n, s.x, s.proj);  // x += attn·woᵀ (one GEMV on the GPU)
     return;
   }
@@ -183,7 +198,7 @@ void ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors&
   // hidden = glu(xn·W_gateᵀ, xn·W_upᵀ) through s.gate_up; a fused [gate; up] matrix is w_up alone.
   b.matmul_glu(l.fused_gate_up ? l.w_up : l.w_gate, l.fused_gate_up ? nullptr : &l.w_up, s.xn, n,
                c.ffn == FfnKind::kGeGlu, s.gate_up, s.hidden);
-  if (!c.post_norms && c.residual_scale == 0.0f && !active(HookPoint::kFfnOutput)) [[likely]] {
+  if (adds_output_as_is(c, HookPoint::kFfnOutput, active)) [[likely]] {
     b.matmul_accumulate(l.w_down, s.hidden, n, s.x, s.proj);  // x += hidden·w_downᵀ
     return;
   }

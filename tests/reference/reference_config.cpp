@@ -134,10 +134,7 @@ void map_gemma(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
 // f_logit_scale (required) dividing the logits, and, when not 0, f_residual_scale multiplying the
 // attention and FFN outputs before their residual adds, f_embedding_scale the token embeddings and
 // f_attention_scale replacing 1/sqrt(head_dim); rope.scaling.finetuned (default true) false turns
-// rope off in every layer. Experts when expert_count > 0 (granitemoe, or granite: the same loader;
-// either without is dense): n_ff wide (load_arch_tensors' {n_embd, n_ff, n_expert}), softmax with the chosen weights
-// renormalized (build_moe_ffn's norm_w true; expert_weights_scale is not read, so 0: no scale), and
-// when expert_shared_feed_forward_length > 0 a shared expert added to their sum without a gate.
+// rope off in every layer. Its experts: map_experts.
 void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
   c.traits.logit_scale = file.get<double>(p + "logit_scale");
   if (!(c.traits.logit_scale > 0.0)) fail(ErrorCode::kFormat, "{}: logit_scale must be > 0", file.name());
@@ -152,38 +149,36 @@ void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c)
   if (!file.get_or<bool>(p + "rope.scaling.finetuned", true)) {
     c.traits.nope_layers.assign(static_cast<size_t>(c.n_layer), true);
   }
-  c.n_expert = file.get_or<int64_t>(p + "expert_count", 0);
-  if (c.n_expert == 0) return;  // either architecture: dense (load_arch_tensors' n_expert == 0 branch)
-  if (c.n_expert < 0) fail(ErrorCode::kFormat, "{}: negative {}expert_count", file.name(), p);
-  c.n_expert_used = file.get<int64_t>(p + "expert_used_count");
-  if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert) {
-    fail(ErrorCode::kFormat, "{}: expert_used_count {} is not in 1..{}", file.name(), c.n_expert_used, c.n_expert);
-  }
-  c.n_ff_expert = c.n_ff;
-  c.expert_weights_norm = true;
-  c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", 0);
-  c.shared_expert_gated = false;
 }
 
 // Mixtures of experts (load_hparams: expert_count / expert_used_count / expert_feed_forward_length,
 // n_ff_exp falling back to n_ff / n_expert_used; the llm_build_* graphs' build_moe_ffn arguments):
 // llama (Mixtral) when expert_count > 0, experts of feed_forward_length, chosen weights normalized;
 // qwen3moe normalized; qwen2moe as they are, plus the shared expert (expert_shared_feed_forward_length,
-// else n_ff). A width of 0 counts as absent (hparams.n_ff_exp ? ... : fallback).
+// else n_ff). A width of 0 counts as absent (hparams.n_ff_exp ? ... : fallback). granite and
+// granitemoe (one loader, llama_model_granite) as Mixtral when expert_count > 0, else dense (either
+// name): experts of n_ff (load_arch_tensors' {n_embd, n_ff, n_expert}), normalized (build_moe_ffn's
+// norm_w; expert_weights_scale is not read, so 0: no scale), plus when expert_shared_feed_forward_length
+// > 0 a shared expert added to their sum without a gate.
 void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
+  const bool granite = c.arch == "granite" || c.arch == "granitemoe";
   c.n_expert = file.get_or<int64_t>(p + "expert_count", 0);
-  if (c.arch == "llama" && c.n_expert == 0) return;
+  if ((c.arch == "llama" || granite) && c.n_expert == 0) return;
   if (c.n_expert <= 0) fail(ErrorCode::kFormat, "{}: {} needs {}expert_count > 0", file.name(), c.arch, p);
   c.n_expert_used = file.get<int64_t>(p + "expert_used_count");
   if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert) {
     fail(ErrorCode::kFormat, "{}: expert_used_count {} is not in 1..{}", file.name(), c.n_expert_used, c.n_expert);
   }
-  c.n_ff_expert = c.arch == "llama" ? c.n_ff : file.get_or<int64_t>(p + "expert_feed_forward_length", 0);
+  c.n_ff_expert = c.arch == "llama" || granite ? c.n_ff : file.get_or<int64_t>(p + "expert_feed_forward_length", 0);
   if (c.n_ff_expert == 0) c.n_ff_expert = c.n_ff / c.n_expert_used;
   c.expert_weights_norm = c.arch != "qwen2moe";
   if (c.arch == "qwen2moe") {
     c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", 0);
     if (c.n_ff_shared_expert == 0) c.n_ff_shared_expert = c.n_ff;
+  }
+  if (granite) {
+    c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", 0);
+    c.shared_expert_gated = false;
   }
 }
 
@@ -321,7 +316,7 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
     c.traits.nope_layers.resize(static_cast<size_t>(c.n_layer));
     for (int64_t il = 0; il < c.n_layer; ++il) c.traits.nope_layers[static_cast<size_t>(il)] = (il + 1) % 4 == 0;
   }
-  if (c.arch == "llama" || moe_arch) map_experts(file, p, c);
+  if (c.arch == "llama" || c.arch == "granite" || c.arch == "granitemoe" || moe_arch) map_experts(file, p, c);
   check_layout(file, c);
   reference_validate(c, file.name());
   return c;
