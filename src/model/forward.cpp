@@ -189,18 +189,14 @@ void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
   for (int32_t il = 0; il < gpu_first; ++il) {
     const auto l = static_cast<size_t>(il);
     const LayerVectors vectors = host_vectors(weights_.layers[l]);
-    if (moe_.empty()) {
+    if (c.moe.n_expert == 0) {
       transformer_layer(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, active, hook);
       continue;
     }
-    // A mixture-of-experts layer (CPU only): the same attention, then x += moe(norm(x)).
-    attention_block(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, active, hook);
-    backend_.rms_norm(x_.data(), vectors.ffn_norm, xn_.data(), n, c.n_embd, c.norm_eps);
-    moe_ffn(backend_, c, moe_[l], xn_.data(), n, moe_scratch_, proj_.data());
-    add_ffn_output(backend_, c, il, vectors, buffers, n, active, hook);
-    if (hooks_.active(HookPoint::kResidual)) [[unlikely]] {
-      run_hook(HookPoint::kResidual, il, x_.data(), n, c.n_embd, row_ids_);
-    }
+    const auto experts = [&](const float* xn, int64_t rows, float* out, const auto& on_router_logits) {
+      moe_ffn(backend_, c, moe_[l], xn, rows, moe_scratch_, out, on_router_logits);
+    };
+    mixture_layer(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, experts, active, hook);
   }
   // The GPU layers take the residual stream from here; with the head offloaded too (and nothing
   // asking for host-side final states) the logits come from the device.

@@ -14,6 +14,7 @@ std::string_view hook_point_name(HookPoint point) noexcept {
     case HookPoint::kResidual: return "residual";
     case HookPoint::kFinalNorm: return "final_norm";
     case HookPoint::kLogits: return "logits";
+    case HookPoint::kRouterLogits: return "router_logits";
   }
   return "?";
 }

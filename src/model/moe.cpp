@@ -69,15 +69,18 @@ void add_scaled(float* out_row, const float* y_row, float w, int64_t n) {
 
 }  // namespace
 
-void moe_ffn(CpuBackend& b, const ModelConfig& c, const MoeLinears& l, const float* xn, int64_t n, MoeScratch& s,
-             float* out) {
+void moe_router_logits(CpuBackend& b, const MoeLinears& l, const float* xn, int64_t n, MoeScratch& s) {
+  b.matmul(l.router, xn, n, s.probs.data());
+}
+
+void moe_experts(CpuBackend& b, const ModelConfig& c, const MoeLinears& l, const float* xn, int64_t n, MoeScratch& s,
+                 float* out) {
   const MoeConfig& moe = c.moe;
   const int64_t n_embd = c.n_embd;
   const int32_t k = moe.n_used;
   EMBER_CHECK(static_cast<size_t>(n) * static_cast<size_t>(k) <= s.entries.size());
 
   // Route: probabilities over the experts, each row's k best.
-  b.matmul(l.router, xn, n, s.probs.data());
   b.softmax(s.probs.data(), s.probs.data(), n, moe.n_expert, 1.0f, 0.0f);
   select_experts(s.probs.data(), n, moe.n_expert, k, moe.norm_weights, s.experts.data(), s.weights.data());
 

@@ -49,11 +49,23 @@ struct MoeScratch {
   void reserve(const ModelConfig& config, int64_t max_rows);
 };
 
-// out [n][n_embd] = for each row, the sum over its chosen experts e (in increasing e, so a row's
-// result depends on its own experts only, not on what shares its step) of weight_e · down_e(silu(gate_e
-// · x) · up_e · x), then + the shared expert's output where the model has one, times
-// sigmoid(shared_router · x) where it is gated. xn: [n][n_embd], the normed FFN input.
+// s.probs [n][n_expert] = the router's logits of xn [n][n_embd] (the normed FFN input).
+void moe_router_logits(CpuBackend& backend, const MoeLinears& layer, const float* xn, int64_t n, MoeScratch& scratch);
+// out [n][n_embd] from the router logits in scratch.probs on: for each row, the sum over its chosen
+// experts e (in increasing e, so a row's result depends on its own experts only, not on what shares
+// its step) of weight_e · down_e(silu(gate_e · x) · up_e · x), then + the shared expert's output where
+// the model has one, times sigmoid(shared_router · x) where it is gated.
+void moe_experts(CpuBackend& backend, const ModelConfig& config, const MoeLinears& layer, const float* xn, int64_t n,
+                 MoeScratch& scratch, float* out);
+
+// The whole mixture: moe_router_logits, on_router_logits(logits [n][n_expert]) (the kRouterLogits
+// hook, which may modify them), then moe_experts. (A template: a step allocates nothing.)
+template <class OnRouterLogits>
 void moe_ffn(CpuBackend& backend, const ModelConfig& config, const MoeLinears& layer, const float* xn, int64_t n,
-             MoeScratch& scratch, float* out);
+             MoeScratch& scratch, float* out, OnRouterLogits&& on_router_logits) {
+  moe_router_logits(backend, layer, xn, n, scratch);
+  on_router_logits(scratch.probs.data());
+  moe_experts(backend, config, layer, xn, n, scratch, out);
+}
 
 }  // namespace ember

@@ -206,6 +206,29 @@ void ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors&
   add_ffn_output(b, c, il, w, s, n, active, hook);
 }
 
+// x += experts(norm(x)) for n rows of a mixture-of-experts layer: `experts(xn, n, out, on_router_logits)`
+// is the backend's mixture (moe_ffn), writing [n][n_embd] into out and calling
+// on_router_logits(logits) with its router logits [n][n_expert] (the kRouterLogits hook point)
+// before it chooses from them.
+template <class Backend, class Experts, class Active, class Hook>
+void expert_ffn_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LayerBuffers& s,
+                      int64_t n, Experts&& experts, Active&& active, Hook&& hook) {
+  b.rms_norm(s.x, w.ffn_norm, s.xn, n, c.n_embd, c.norm_eps);
+  experts(s.xn, n, s.proj, [&](float* logits) {
+    if (active(HookPoint::kRouterLogits)) [[unlikely]] {
+      hook(HookPoint::kRouterLogits, il, logits, n, c.moe.n_expert);
+    }
+  });
+  add_ffn_output(b, c, il, w, s, n, active, hook);
+}
+
+template <class Active, class Hook>
+void residual_hook(const ModelConfig& c, int32_t il, const LayerBuffers& s, int64_t n, Active&& active, Hook&& hook) {
+  if (active(HookPoint::kResidual)) [[unlikely]] {
+    hook(HookPoint::kResidual, il, s.x, n, c.n_embd);
+  }
+}
+
 // One whole layer.
 template <class Backend, class LinearT, class StepKv, class Active, class Hook>
 void transformer_layer(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w,
@@ -213,9 +236,17 @@ void transformer_layer(Backend& b, const ModelConfig& c, int32_t il, const Layer
                        const PagedKvView& cache, const StepKv& kv, Active&& active, Hook&& hook) {
   attention_block(b, c, il, w, l, s, step, cache, kv, active, hook);
   ffn_block(b, c, il, w, l, s, step.n, active, hook);
-  if (active(HookPoint::kResidual)) [[unlikely]] {
-    hook(HookPoint::kResidual, il, s.x, step.n, c.n_embd);
-  }
+  residual_hook(c, il, s, step.n, active, hook);
+}
+
+// One whole mixture-of-experts layer: the same attention, then the experts (expert_ffn_block).
+template <class Backend, class LinearT, class StepKv, class Experts, class Active, class Hook>
+void mixture_layer(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w,
+                   const LayerLinearsOf<LinearT>& l, const LayerBuffers& s, const LayerStep& step,
+                   const PagedKvView& cache, const StepKv& kv, Experts&& experts, Active&& active, Hook&& hook) {
+  attention_block(b, c, il, w, l, s, step, cache, kv, active, hook);
+  expert_ffn_block(b, c, il, w, s, step.n, experts, active, hook);
+  residual_hook(c, il, s, step.n, active, hook);
 }
 
 // A layer's F32 vectors, each mapped by `where(tensor)` to the pointer the backend reads it at

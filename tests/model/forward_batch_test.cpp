@@ -266,7 +266,9 @@ TEST(ForwardBatch, HooksRead) {
     for (int p = 0; p < kHookPointCount; ++p) {
       handles.push_back(m.model->hooks().add(static_cast<HookPoint>(p), [&](const HookTensor& t) {
         ++calls[static_cast<size_t>(t.point)];
-        EXPECT_EQ(t.n_cols, t.point == HookPoint::kLogits ? c.n_vocab : c.n_embd);
+        EXPECT_EQ(t.n_cols, t.point == HookPoint::kLogits         ? c.n_vocab
+                            : t.point == HookPoint::kRouterLogits ? c.moe.n_expert
+                                                                  : c.n_embd);
         EXPECT_EQ(static_cast<size_t>(t.n_rows), t.batch_rows.size());
         const std::vector<float> data(t.data, t.data + t.n_rows * t.n_cols);
         const auto layer = static_cast<size_t>(std::max(t.layer, 0));
@@ -284,6 +286,7 @@ TEST(ForwardBatch, HooksRead) {
     EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kFfnOutput)], c.n_layer);
     EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kResidual)], c.n_layer);
     EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kFinalNorm)], 1);
+    EXPECT_EQ(calls[static_cast<size_t>(HookPoint::kRouterLogits)], c.moe.n_expert > 0 ? c.n_layer : 0);
     ASSERT_EQ(logits_seen.size(), 3u * c.n_vocab);
     std::vector<float> returned;
     for (const auto& row : logits) returned.insert(returned.end(), row.begin(), row.end());

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -23,6 +24,63 @@ TwinModels TwinModels::make(const RandomModelSpec& spec, const TwinOptions& o) {
   if (o.edit_reference) o.edit_reference(config);
   m.reference = std::make_unique<ReferenceModel>(ReferenceModel::load(file, config));
   return m;
+}
+
+ExpertRecorder::ExpertRecorder(Model& model) : model_(model) {
+  const MoeConfig& moe = model.config().moe;
+  chosen_.resize(static_cast<size_t>(model.config().n_layer));
+  handle_ = model.hooks().add(HookPoint::kRouterLogits, [this, moe](const HookTensor& t) {
+    EXPECT_EQ(t.n_cols, moe.n_expert);
+    std::vector<int32_t> experts(static_cast<size_t>(moe.n_used));
+    std::vector<float> weights(experts.size());
+    for (int64_t r = 0; r < t.n_rows; ++r) {
+      select_experts(t.data + r * t.n_cols, 1, moe.n_expert, moe.n_used, false, experts.data(), weights.data());
+      chosen_.at(static_cast<size_t>(t.layer)).push_back(experts);
+    }
+  });
+}
+
+ExpertRecorder::~ExpertRecorder() { model_.hooks().remove(handle_); }
+
+void ExpertRecorder::clear() {
+  for (auto& layer : chosen_) layer.clear();
+  decisions_ = agreed_ = 0;
+}
+
+ReferenceModel::ExpertChoice ExpertRecorder::choice() {
+  return [this](int64_t layer, int64_t position, std::span<const int32_t> own) -> std::vector<int32_t> {
+    const auto& positions = chosen_.at(static_cast<size_t>(layer));
+    if (position >= static_cast<int64_t>(positions.size())) {
+      ADD_FAILURE() << "no experts recorded for layer " << layer << " position " << position;
+      return {};
+    }
+    std::vector<int32_t> ours = positions[static_cast<size_t>(position)];
+    std::vector<int32_t> theirs(own.begin(), own.end());
+    std::vector<int32_t> ours_sorted = ours;
+    std::sort(ours_sorted.begin(), ours_sorted.end());
+    std::sort(theirs.begin(), theirs.end());
+    ++decisions_;
+    if (ours_sorted == theirs) ++agreed_;
+    return ours;
+  };
+}
+
+double ExpertRecorder::agreement() const {
+  return decisions_ == 0 ? 1.0 : static_cast<double>(agreed_) / static_cast<double>(decisions_);
+}
+
+ReferenceComparison compare_to_reference(Model& model, KvCache& kv, const ReferenceModel& reference,
+                                         const std::vector<int32_t>& tokens, bool decode) {
+  if (model.config().moe.n_expert == 0) {
+    const RefLogits expected = reference.forward(tokens);
+    return {.max_abs_diff = max_abs_diff(run_tokens(model, kv, tokens, decode), expected),
+            .scale = max_abs(expected),
+            .agreement = 1.0};
+  }
+  ExpertRecorder recorder(model);
+  const Logits got = run_tokens(model, kv, tokens, decode);
+  const RefLogits expected = reference.forward(tokens, recorder.choice());
+  return {.max_abs_diff = max_abs_diff(got, expected), .scale = max_abs(expected), .agreement = recorder.agreement()};
 }
 
 int32_t greedy_of(const float* row, int64_t n) {

@@ -45,6 +45,45 @@ Logits run_tokens(Model& model, KvCache& kv, const std::vector<int32_t>& tokens,
 // The same on the ember side of twin models.
 Logits run_sequence(TwinModels& m, const std::vector<int32_t>& tokens, bool decode);
 
+// The experts ember chooses, recorded by a kRouterLogits hook on `model` while this lives: per
+// layer, position by position (a layer sees one sequence's rows in order, whatever the steps), the
+// n_used largest logits (select_experts' rule; the softmax keeps their order). choice() hands them
+// to ReferenceModel::forward, so a quantized model is held to the reference through the experts it
+// ran, whichever way a router near-tie fell under its quantization noise; it also counts how often
+// they are the reference's own (agreement()), so a wrong routing still fails.
+class ExpertRecorder {
+ public:
+  explicit ExpertRecorder(Model& model);
+  ~ExpertRecorder();
+  ExpertRecorder(const ExpertRecorder&) = delete;
+  ExpertRecorder& operator=(const ExpertRecorder&) = delete;
+
+  // Forgets the recorded sequence: the next rows start at position 0.
+  void clear();
+  // Valid while this lives. A position not recorded fails the test.
+  ReferenceModel::ExpertChoice choice();
+  // The fraction of the reference's choices so far (since clear()) that were ember's, as sets; 1
+  // when there were none.
+  double agreement() const;
+
+ private:
+  Model& model_;
+  uint64_t handle_ = 0;
+  std::vector<std::vector<std::vector<int32_t>>> chosen_;  // [layer][position][n_used]
+  int64_t decisions_ = 0, agreed_ = 0;
+};
+
+// ember's logits of `tokens` as a new sequence (one forward(), or one per token when `decode`)
+// against the reference's: for a mixture of experts, the reference runs the experts ember chose.
+struct ReferenceComparison {
+  double max_abs_diff;  // over every row
+  double scale;         // max |reference logit|
+  double agreement;     // ExpertRecorder::agreement(); 1 for a dense model
+  double relative() const { return max_abs_diff / scale; }
+};
+ReferenceComparison compare_to_reference(Model& model, KvCache& kv, const ReferenceModel& reference,
+                                         const std::vector<int32_t>& tokens, bool decode);
+
 // Every architecture ember supports, by GGUF name (the X-macro list): a new one is tested on day one.
 const std::vector<std::string>& architecture_names();
 // The reference tests' model of `arch` with `type` weights: k a multiple of 256 (the K-quants),

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <utility>
 
 #include "core/check.h"
 #include "quant/quant_traits.h"
@@ -225,6 +226,11 @@ void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
 // ---- forward ----
 
 std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32_t>& tokens) const {
+  return forward(tokens, {});
+}
+
+std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32_t>& tokens,
+                                                         const ExpertChoice& choose) const {
   const ReferenceConfig& c = config_;
   Rows x(tokens.size());  // the residual stream, [n_tokens][n_embd]
   for (size_t t = 0; t < tokens.size(); ++t) {
@@ -237,7 +243,7 @@ std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32
   }
   for (int64_t il = 0; il < c.n_layer; ++il) {
     attention(layers_[static_cast<size_t>(il)], il, x);
-    feed_forward(layers_[static_cast<size_t>(il)], x);
+    feed_forward(layers_[static_cast<size_t>(il)], il, x, choose);
   }
   Rows logits(tokens.size());
   for (size_t t = 0; t < tokens.size(); ++t) {
@@ -320,7 +326,9 @@ std::vector<double> swiglu_ffn(const std::vector<double>& w_gate, const std::vec
   return matvec(w_down, hidden);
 }
 
-std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, const std::vector<double>& xn) const {
+std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, int64_t il, int64_t position,
+                                                       const std::vector<double>& xn,
+                                                       const ExpertChoice& choose) const {
   const ReferenceConfig& c = config_;
   // Softmax of the router's logits.
   std::vector<double> probs = matvec(l.router, xn);
@@ -329,14 +337,33 @@ std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, const std
   for (double& p : probs) sum += (p = std::exp(p - max_logit));
   for (double& p : probs) p /= sum;
   // The n_expert_used most probable, the lower index first among equals.
-  std::vector<size_t> order(probs.size());
-  for (size_t e = 0; e < order.size(); ++e) order[e] = e;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probs[a] > probs[b]; });
-  order.resize(static_cast<size_t>(c.n_expert_used));
+  std::vector<int32_t> chosen(probs.size());
+  for (size_t e = 0; e < chosen.size(); ++e) chosen[e] = static_cast<int32_t>(e);
+  std::stable_sort(chosen.begin(), chosen.end(),
+                   [&](int32_t a, int32_t b) { return probs[static_cast<size_t>(a)] > probs[static_cast<size_t>(b)]; });
+  chosen.resize(static_cast<size_t>(c.n_expert_used));
+  if (choose) {
+    std::vector<int32_t> given = choose(il, position, chosen);
+    if (!given.empty()) {
+      std::vector<bool> seen(probs.size());
+      for (const int32_t e : given) {
+        if (e < 0 || e >= c.n_expert || seen[static_cast<size_t>(e)]) {
+          fail(ErrorCode::kInvalidArgument, "expert choice: expert {} is out of range [0, {}) or chosen twice", e,
+               c.n_expert);
+        }
+        seen[static_cast<size_t>(e)] = true;
+      }
+      if (static_cast<int64_t>(given.size()) != c.n_expert_used) {
+        fail(ErrorCode::kInvalidArgument, "expert choice: {} experts, not {}", given.size(), c.n_expert_used);
+      }
+      chosen = std::move(given);
+    }
+  }
   double chosen_sum = 0;
-  for (size_t e : order) chosen_sum += probs[e];
+  for (const int32_t e : chosen) chosen_sum += probs[static_cast<size_t>(e)];
   std::vector<double> out(static_cast<size_t>(c.n_embd), 0.0);
-  for (size_t e : order) {
+  for (const int32_t expert : chosen) {
+    const auto e = static_cast<size_t>(expert);
     const double weight = c.expert_weights_norm ? probs[e] / chosen_sum : probs[e];
     const std::vector<double> y = swiglu_ffn(l.expert_gate[e], l.expert_up[e], l.expert_down[e], xn);
     for (size_t i = 0; i < out.size(); ++i) out[i] += weight * y[i];
@@ -354,12 +381,13 @@ std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, const std
   return out;
 }
 
-void ReferenceModel::feed_forward(const Layer& l, Rows& x) const {
+void ReferenceModel::feed_forward(const Layer& l, int64_t il, Rows& x, const ExpertChoice& choose) const {
   const ReferenceConfig& c = config_;
-  for (std::vector<double>& row : x) {
+  for (size_t t = 0; t < x.size(); ++t) {
+    std::vector<double>& row = x[t];
     const std::vector<double> xn = rms_norm(row, l.ffn_norm, c.rms_eps);
     if (c.n_expert > 0) {
-      std::vector<double> o = mixture_of_experts(l, xn);
+      std::vector<double> o = mixture_of_experts(l, il, static_cast<int64_t>(t), xn, choose);
       for (double& value : o) value *= c.traits.residual_scale;
       add_in_place(row, o);
       continue;

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -178,6 +179,16 @@ class ReferenceModel {
   // attending causally to all earlier ones. Throws Error(kInvalidArgument) for a token id outside
   // the vocabulary.
   std::vector<std::vector<double>> forward(const std::vector<int32_t>& tokens) const;
+  // The experts a mixture-of-experts layer runs at a position, in place of the reference's own
+  // choice: n_expert_used distinct experts, or an empty list for the reference's own. Their weights
+  // are still the reference's probabilities. Tests hold a quantized model to the reference through
+  // the experts it chose, where a router near-tie may fall either way under quantization noise.
+  // `own`: the reference's own choice there (most probable first).
+  using ExpertChoice =
+      std::function<std::vector<int32_t>(int64_t layer, int64_t position, std::span<const int32_t> own)>;
+  // forward() with `choose` deciding the experts. Throws Error(kInvalidArgument) for a choice of
+  // the wrong size, or with an expert out of range or twice.
+  std::vector<std::vector<double>> forward(const std::vector<int32_t>& tokens, const ExpertChoice& choose) const;
 
   // `n_new` greedy tokens after `prompt` (non-empty). `draft` is an optional guess of them: as the
   // forward pass is causal, one pass checks a whole draft and only a wrong guess costs another,
@@ -211,8 +222,10 @@ class ReferenceModel {
   ReferenceModel() = default;
   void load_layer(ReferenceTensorSource& source, int64_t il);
   void attention(const Layer& layer, int64_t il, Rows& x) const;
-  void feed_forward(const Layer& layer, Rows& x) const;
-  std::vector<double> mixture_of_experts(const Layer& layer, const std::vector<double>& xn) const;
+  void feed_forward(const Layer& layer, int64_t il, Rows& x, const ExpertChoice& choose) const;
+  // The experts `choose` picks at (il, position), else the router's n_expert_used most probable.
+  std::vector<double> mixture_of_experts(const Layer& layer, int64_t il, int64_t position,
+                                         const std::vector<double>& xn, const ExpertChoice& choose) const;
 
   ReferenceConfig config_;
   std::vector<double> rope_thetas_[2];  // [global / sliding layer][n_rot/2]
