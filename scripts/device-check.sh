@@ -102,6 +102,12 @@ do_run() {
     EMBER_CUDA_INT8_GEMM=1 ember bench -m "$models/llama-3.2-1b-Q4_0.gguf" -m "$models/llama-3.2-1b-Q8_0.gguf" \
       -m "$models/llama-3.2-1b-Q4_K_M.gguf" --device cuda -p 2048 -n 16 -u 2048 -r "$reps" -o md 2>&1 |
       tee -a "$out/bench.md" | grep -E "^\| " | grep -v -E "^\| model" || status=1
+    # A mixture of experts: decode through the per-entry expert GEMVs (graphed), prefill grouped by expert.
+    echo "== qwen3moe-1.4b Q4_K_M (64 experts of 384, 8 per token)"
+    local moe="$models/qwen3moe-1.4b-Q4_K_M.gguf"
+    [ -f "$moe" ] || ember synth --preset qwen3moe-1.4b --type Q4_K_M --no-vocab -o "$moe" >/dev/null
+    ember bench -m "$moe" --device cuda -p 2048 -n 128 -u 2048 -r "$reps" -o md 2>&1 |
+      tee -a "$out/bench.md" | grep -E "^\| " | grep -v -E "^\| model" || status=1
   fi
   return $status
 }

@@ -143,6 +143,27 @@ CudaLinear CudaBackend::upload(const WeightMatrix& w, std::string_view what) {
   return l;
 }
 
+CudaExperts CudaBackend::upload_experts(const WeightMatrix& first, int64_t expert_bytes, int32_t n_expert,
+                                        std::string_view what) {
+  if (!matmul_supports(first.dtype)) {
+    fail(ErrorCode::kUnsupported, "CUDA: {} is {}, a type without GPU matmul kernels", what, dtype_name(first.dtype));
+  }
+  const std::optional<size_t> bytes = dtype_bytes_for(first.dtype, static_cast<size_t>(first.n_out * first.k));
+  if (!bytes || first.k % dtype_traits(first.dtype).block_size != 0 || n_expert < 1 ||
+      expert_bytes < static_cast<int64_t>(*bytes)) {
+    fail(ErrorCode::kInvalidArgument,
+         "CUDA: {}: {} experts of {} rows of {} {} values, {} bytes apart, are not a layout "
+         "the expert kernels take",
+         what, n_expert, first.n_out, first.k, dtype_name(first.dtype), expert_bytes);
+  }
+  CudaExperts e;
+  e.storage = upload_bytes(first.data, static_cast<size_t>(expert_bytes) * static_cast<size_t>(n_expert), what);
+  e.w = {.data = e.storage.data(), .dtype = first.dtype, .n_out = first.n_out, .k = first.k};
+  e.expert_bytes = expert_bytes;
+  e.n_expert = n_expert;
+  return e;
+}
+
 DeviceBuffer CudaBackend::upload_bytes(const void* data, size_t bytes, std::string_view what) {
   DeviceBuffer b(bytes, what);
   // On the backend's stream, so that its later work reads the data: a cudaMemcpy from pageable
@@ -220,11 +241,13 @@ CudaGraph& CudaGraph::operator=(CudaGraph&& other) noexcept {
 void CudaBackend::begin_capture() {
   // Thread-local mode: another thread's unrelated CUDA calls (a second model) do not invalidate it.
   EMBER_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
 }
 
 CudaGraph CudaBackend::end_capture() {
   cudaGraph_t graph = nullptr;
   CudaGraph out;
+  capturing_ = false;
   if (cudaStreamEndCapture(stream_, &graph) != cudaSuccess || graph == nullptr) {
     (void)cudaGetLastError();  // an invalidated capture: not sticky, the caller runs directly
     return out;
@@ -355,6 +378,18 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
     int8_gemm(w.w, quantize_rows(x, m, k), m, y, stream_);
     return;
   }
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  if (w.w.dtype == DType::kF32) {
+    // F32 weights stay F32 (cuBLAS's FP32 GEMM, no TF32): a file keeps a matrix F32 for its
+    // precision (a mixture of experts' router, whose near-ties f16 operands would tip).
+    const cublasStatus_t status = cublasGemmEx(
+        handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n_out), static_cast<int>(m), static_cast<int>(k),
+        &alpha, w.w.data, CUDA_R_32F, static_cast<int>(k), x, CUDA_R_32F, static_cast<int>(k), &beta, y, CUDA_R_32F,
+        static_cast<int>(n_out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    EMBER_CHECK(status == CUBLAS_STATUS_SUCCESS);
+    return;
+  }
   const __half* weight = nullptr;
   if (w.w.dtype == DType::kF16) {
     weight = static_cast<const __half*>(w.w.data);
@@ -364,8 +399,6 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
     weight = weight_f16_.as<__half>();
   }
   f32_to_f16(x, x_f16_.as<__half>(), m * k, stream_);
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
   const cublasStatus_t status = cublasGemmEx(
       handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n_out), static_cast<int>(m), static_cast<int>(k),
       &alpha, weight, CUDA_R_16F, static_cast<int>(k), x_f16_.data(), CUDA_R_16F, static_cast<int>(k), &beta, y,
@@ -385,6 +418,34 @@ Q8_1Rows CudaBackend::quantize_rows(const float* x, int64_t m, int64_t k) {
   const Q8_1Rows rows{q, d, d + blocks, d + 2 * blocks};
   quantize_q8_1_rows(x, m, k, rows, stream_);
   return rows;
+}
+
+void CudaBackend::route_experts(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize,
+                                float* probs, int32_t* experts, float* weights) {
+  cuda::route_experts(logits, n_rows, n_expert, k, normalize, probs, experts, weights, stream_);
+}
+
+void CudaBackend::matmul_experts(const CudaExperts& w, const int32_t* experts, int64_t n_entries, const float* x,
+                                 int32_t x_group, float* y) {
+  gemv_experts(w.w, w.expert_bytes, w.n_expert, experts, n_entries, x, x_group, y, stream_);
+}
+
+void CudaBackend::matmul_experts_glu(const CudaExperts& gate, const CudaExperts& up, bool gelu, const int32_t* experts,
+                                     int64_t n_entries, const float* x, int32_t x_group, float* y) {
+  EMBER_CHECK(gate.expert_bytes == up.expert_bytes && gate.n_expert == up.n_expert);
+  gemv_experts_glu(gate.w, up.w, gate.expert_bytes, gate.n_expert, gelu ? Glu::kGeluTanh : Glu::kSilu, experts,
+                   n_entries, x, x_group, y, stream_);
+}
+
+void CudaBackend::combine_experts(const float* y, const int32_t* positions, const int32_t* experts,
+                                  const float* weights, int64_t n_rows, int32_t k, int64_t n_cols, const float* shared,
+                                  const float* shared_gate, float* out) {
+  cuda::combine_experts(y, positions, experts, weights, n_rows, k, n_cols, shared, shared_gate, out, stream_);
+}
+
+void CudaBackend::gather_rows(const float* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids,
+                              float* dst) {
+  get_rows(DType::kF32, src, n_src_rows, n_cols, ids, n_ids, dst, stream_);
 }
 
 void CudaBackend::rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps) {

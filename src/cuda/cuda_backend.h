@@ -1,7 +1,7 @@
 // CudaBackend: the CUDA implementation of the backend's coarse ops (DESIGN.md §4) — the same ops
 // and shapes as CpuBackend, on device pointers, enqueued in order on one stream. Matmuls of up to
 // kGemvMaxRows rows run the quantized GEMV on the GGUF blocks; more rows dequantize the weight to
-// f16 and run a cuBLAS tensor-core GEMM.
+// f16 and run a cuBLAS tensor-core GEMM (an F32 weight: cuBLAS's FP32 GEMM).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,22 @@ struct CudaBackendOptions {
 struct CudaLinear {
   DeviceMatrix w{};
   DeviceBuffer storage;
+};
+
+// A merged expert tensor (ffn_*_exps) uploaded whole: n_expert matrices of one shape, expert_bytes
+// apart, their GGUF blocks unchanged; w is expert 0.
+struct CudaExperts {
+  DeviceMatrix w{};
+  int64_t expert_bytes = 0;
+  int32_t n_expert = 0;
+  DeviceBuffer storage;
+  // Expert e as a matrix: a view into the storage (its own storage empty).
+  CudaLinear expert(int32_t e) const {
+    CudaLinear l;
+    l.w = w;
+    l.w.data = static_cast<const std::byte*>(w.data) + static_cast<size_t>(e) * static_cast<size_t>(expert_bytes);
+    return l;
+  }
 };
 
 // A step's sequences and rows on the device (uploaded once per step, read by every layer).
@@ -102,6 +118,9 @@ class CudaBackend {
   // Load time: uploads the matrix's blocks (as upload_bytes). Throws Error(kUnsupported) for a type the kernels do
   // not take, Error(kOutOfMemory).
   CudaLinear upload(const WeightMatrix& w, std::string_view what);
+  // Load time: n_expert matrices shaped as `first`, expert_bytes apart in host memory from
+  // first.data (a merged ffn_*_exps tensor). Throws as upload().
+  CudaExperts upload_experts(const WeightMatrix& first, int64_t expert_bytes, int32_t n_expert, std::string_view what);
   // Load time: `bytes` of host data copied to a new device buffer, on the backend's stream (its
   // later work reads them; pageable `data` may go at once, pinned must last to synchronize()).
   DeviceBuffer upload_bytes(const void* data, size_t bytes, std::string_view what);
@@ -127,6 +146,7 @@ class CudaBackend {
   // graph, or an invalid one when CUDA refused the capture (the caller then runs the ops directly).
   void begin_capture();
   CudaGraph end_capture();
+  bool capturing() const noexcept { return capturing_; }
   // Enqueues one run of `graph` on the stream.
   void replay(const CudaGraph& graph);
 
@@ -137,6 +157,19 @@ class CudaBackend {
   void matmul_accumulate(const CudaLinear& w, const float* x, int64_t m, float* y, float* scratch);
   void matmul_glu(const CudaLinear& gate, const CudaLinear* up, const float* x, int64_t m, bool gelu, float* gate_up,
                   float* y);
+  // Mixture of experts (cuda_kernels.h's namesakes): the router's choice, the experts' GEMVs of a
+  // decode-sized step (entry i: x row i / x_group by expert experts[i]), the weighted sum.
+  void route_experts(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize, float* probs,
+                     int32_t* experts, float* weights);
+  void matmul_experts(const CudaExperts& w, const int32_t* experts, int64_t n_entries, const float* x, int32_t x_group,
+                      float* y);
+  void matmul_experts_glu(const CudaExperts& gate, const CudaExperts& up, bool gelu, const int32_t* experts,
+                          int64_t n_entries, const float* x, int32_t x_group, float* y);
+  void combine_experts(const float* y, const int32_t* positions, const int32_t* experts, const float* weights,
+                       int64_t n_rows, int32_t k, int64_t n_cols, const float* shared, const float* shared_gate,
+                       float* out);
+  // dst [n_ids][n_cols] = rows ids (device) of src [n_src_rows][n_cols].
+  void gather_rows(const float* src, int64_t n_src_rows, int64_t n_cols, const int32_t* ids, int64_t n_ids, float* dst);
   void rms_norm(const float* x, const float* weight, float* y, int64_t n_rows, int64_t n, float eps);
   void swiglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
   void geglu(const float* g, const float* u, int64_t stride, float* y, int64_t n_rows, int64_t n);
@@ -180,6 +213,7 @@ class CudaBackend {
   StepLimits limits_{};
   int64_t max_matrix_elements_ = 0;
   int32_t max_context_ = 0;
+  bool capturing_ = false;
 };
 
 }  // namespace ember::cuda

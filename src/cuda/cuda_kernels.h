@@ -56,10 +56,38 @@ enum class Glu : int { kNone = 0, kSilu = 1, kGeluTanh = 2 };
 // swiglu() / geglu().
 void gemv_glu(const DeviceMatrix& gate, const DeviceMatrix& up, Glu act, const float* x, int64_t m, float* y,
               cudaStream_t stream);
+// Mixture-of-experts GEMVs: w is expert 0 of n_expert matrices expert_bytes apart (a merged
+// ffn_*_exps tensor). For each of the n_entries entries i: y[i] [w.n_out] = x[i / x_group] · W_eᵀ
+// with e = experts[i] (device) — the same bits as gemv() of that expert's matrix on that row (the
+// one path whose choice depends on alignment, the plain types' vector loads, needs k % 4 or 8 == 0,
+// which makes every row, so every expert, a multiple of 16 bytes). An expert outside [0, n_expert)
+// traps. (Each entry reads its expert's blocks: decode-sized steps.)
+void gemv_experts(const DeviceMatrix& w, int64_t expert_bytes, int32_t n_expert, const int32_t* experts,
+                  int64_t n_entries, const float* x, int32_t x_group, float* y, cudaStream_t stream);
+// The same for act(x · gate_eᵀ) · (x · up_eᵀ) (as gemv_glu), gate and up of one shape and layout.
+void gemv_experts_glu(const DeviceMatrix& gate, const DeviceMatrix& up, int64_t expert_bytes, int32_t n_expert, Glu act,
+                      const int32_t* experts, int64_t n_entries, const float* x, int32_t x_group, float* y,
+                      cudaStream_t stream);
 // out [w.n_out][w.k] = w dequantized to f16 (the cuBLAS path's operand).
 void dequantize_f16(const DeviceMatrix& w, __half* out, cudaStream_t stream);
 // out[i] = (half) x[i] over n floats.
 void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
+
+// ---- mixture of experts (moe_kernels.cu) ------------------------------------------------------
+
+// The most experts a token may use (route_experts' and combine_experts' k).
+inline constexpr int32_t kMaxExpertsUsed = 32;
+// probs [n_rows][n_expert] = softmax of each row of logits (may be the same buffer); experts /
+// weights [n_rows][k] = its k most probable (the larger first, the lower expert among equals) and
+// their probabilities, rescaled to sum to 1 when `normalize`: the CPU's softmax then select_experts.
+void route_experts(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize, float* probs,
+                   int32_t* experts, float* weights, cudaStream_t stream);
+// out [n_rows][n_cols] = for each row r, Σ over its k entries i = r·k + j in increasing experts[i]
+// of weights[i] · y[positions[i]] (positions null: y[i]), the CPU moe_experts' order; then +
+// shared[r] (null: none), times sigmoid(shared_gate[r]) where shared_gate is not null.
+void combine_experts(const float* y, const int32_t* positions, const int32_t* experts, const float* weights,
+                     int64_t n_rows, int32_t k, int64_t n_cols, const float* shared, const float* shared_gate,
+                     float* out, cudaStream_t stream);
 
 // ---- int8 GEMM (int8_gemm_kernels.cu): prefill on the quantized blocks -------------------------
 

@@ -530,6 +530,13 @@ struct GemvLaunch {
   const float* x;  // [M][k]
   int64_t k;
   int n_units;
+  // gemv_experts (the kExperts kernels, M = 1): blockIdx.y is an entry, whose matrix starts
+  // expert_bytes · experts[entry] after the part's (and glu_up's), whose x row is entry / x_group
+  // and whose y row is entry.
+  const int32_t* experts;
+  int64_t expert_bytes;
+  int32_t n_expert;
+  int32_t x_group;
 };
 
 // Σ over k of rows [row0, row0 + kGemvRows) of w (n_out rows) times the M rows of x: threads stride
@@ -568,7 +575,7 @@ __device__ __forceinline__ float block_rows_dot(const uint8_t* __restrict__ w, i
 // y [M][n_out] of one part for its rows [kGemvRows · block, +kGemvRows): the same sums whichever
 // parts share the launch. kGlu (a.glu != kNone): also the up rows, act(gate)·up stored (a template
 // flag, so the plain kernels keep their registers: a second pass in them made Q6_K spill).
-template <class Type, int M, bool kGlu>
+template <class Type, int M, bool kGlu, bool kExperts>
 __global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks_for<Type>(M)) gemv_kernel(const GemvLaunch a) {
   // The block's part, read with constant indices only: indexing the parameter arrays with p would
   // copy them to local memory (a stack frame, and spills in the Q6_K kernels).
@@ -580,17 +587,30 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks_for<Type>(M)) ge
   const auto pick = [p](const auto& v0, const auto& v1, const auto& v2) { return p == 0 ? v0 : p == 1 ? v1 : v2; };
   const int64_t n_out = pick(a.parts[0].n_out, a.parts[1].n_out, a.parts[2].n_out);
   const int64_t row0 = (block - pick(a.first_block[0], a.first_block[1], a.first_block[2])) * kGemvRows;
+  const uint8_t* w = pick(a.parts[0].w, a.parts[1].w, a.parts[2].w);
+  const uint8_t* w_up = a.glu_up;
+  const float* x = a.x;
+  float* y = pick(a.parts[0].y, a.parts[1].y, a.parts[2].y);
+  if constexpr (kExperts) {
+    static_assert(M == 1);
+    const auto entry = static_cast<int64_t>(blockIdx.y);
+    const int32_t expert = a.experts[entry];
+    if (expert < 0 || expert >= a.n_expert) __trap();  // a broken invariant: never read outside the experts
+    w += expert * a.expert_bytes;
+    if constexpr (kGlu) w_up += expert * a.expert_bytes;
+    x += entry / a.x_group * a.k;
+    y += entry * n_out;
+  }
   __shared__ float partial[kGemvWarps][kGemvRows * M];
-  const float sum = block_rows_dot<Type, M>(pick(a.parts[0].w, a.parts[1].w, a.parts[2].w), a.row_bytes, n_out, row0,
-                                            a.x, a.k, a.n_units, partial);
+  const float sum = block_rows_dot<Type, M>(w, a.row_bytes, n_out, row0, x, a.k, a.n_units, partial);
   float up = 0.0f;
   if constexpr (kGlu) {
     __syncthreads();  // every sum of the gate read before partial takes the up rows'
-    up = block_rows_dot<Type, M>(a.glu_up, a.row_bytes, n_out, row0, a.x, a.k, a.n_units, partial);
+    up = block_rows_dot<Type, M>(w_up, a.row_bytes, n_out, row0, x, a.k, a.n_units, partial);
   }
   const int r = static_cast<int>(threadIdx.x) / M, m = static_cast<int>(threadIdx.x) % M;
   if (threadIdx.x < kGemvRows * M && row0 + r < n_out) {
-    float* out = pick(a.parts[0].y, a.parts[1].y, a.parts[2].y) + m * n_out + row0 + r;
+    float* out = y + m * n_out + row0 + r;
     if constexpr (kGlu) {
       *out = a.glu == Glu::kSilu ? silu(sum) * up : gelu_tanh(sum) * up;
     } else {
@@ -605,14 +625,28 @@ template <class Type, int M>
 void launch_gemv_m(GemvLaunch a, unsigned grid, cudaStream_t stream) {
   a.n_units = static_cast<int>(a.k / Type::kUnitElems);
   if (a.glu != Glu::kNone) {
-    EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M, true>)(a);
+    EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M, true, false>)(a);
   } else {
-    EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M, false>)(a);
+    EMBER_CUDA_LAUNCH(grid, kGemvThreads, 0, stream, gemv_kernel<Type, M, false, false>)(a);
   }
 }
 
+// gemv_experts' launch: grid.y over the n_entries entries.
+template <class Type>
+void launch_gemv_experts(GemvLaunch a, unsigned grid, int64_t n_entries, cudaStream_t stream) {
+  a.n_units = static_cast<int>(a.k / Type::kUnitElems);
+  const dim3 blocks(grid, static_cast<unsigned>(n_entries));
+  if (a.glu != Glu::kNone) {
+    EMBER_CUDA_LAUNCH(blocks, kGemvThreads, 0, stream, gemv_kernel<Type, 1, true, true>)(a);
+  } else {
+    EMBER_CUDA_LAUNCH(blocks, kGemvThreads, 0, stream, gemv_kernel<Type, 1, false, true>)(a);
+  }
+}
+
+// m rows (1 to kGemvMaxRows), or with a.experts set the n_entries = m entries of gemv_experts.
 template <class Type>
 void launch_gemv(const GemvLaunch& a, unsigned grid, int64_t m, cudaStream_t stream) {
+  if (a.experts != nullptr) return launch_gemv_experts<Type>(a, grid, m, stream);
   switch (m) {
     case 1: return launch_gemv_m<Type, 1>(a, grid, stream);
     case 2: return launch_gemv_m<Type, 2>(a, grid, stream);
@@ -699,13 +733,23 @@ bool matmul_supports(DType dtype) noexcept {
 
 namespace {
 
-// The parts' GEMVs in one launch (see GemvLaunch).
+// gemv_experts' indirection (GemvLaunch's fields of the same names).
+struct GemvExperts {
+  const int32_t* experts;
+  int64_t expert_bytes;
+  int32_t n_expert;
+  int32_t x_group;
+};
+
+// The parts' GEMVs in one launch (see GemvLaunch); with `experts`, m is the number of entries.
 void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,
-                std::span<const float* const> biases, bool accumulate, Glu glu, const void* glu_up,
-                cudaStream_t stream) {
+                std::span<const float* const> biases, bool accumulate, Glu glu, const void* glu_up, cudaStream_t stream,
+                const GemvExperts* experts = nullptr) {
   EMBER_CUDA_EXPECT(!ws.empty() && ws.size() <= static_cast<size_t>(kGemvMaxParts) && ws.size() == ys.size());
   EMBER_CUDA_EXPECT(biases.empty() || (biases.size() == ws.size() && !accumulate && glu == Glu::kNone));
-  EMBER_CUDA_EXPECT(m >= 0 && m <= kGemvMaxRows);
+  EMBER_CUDA_EXPECT(m >= 0 && m <= (experts != nullptr ? kMaxGridY : kGemvMaxRows));
+  EMBER_CUDA_EXPECT(experts == nullptr ||
+                    (ws.size() == 1 && !accumulate && experts->n_expert >= 1 && experts->x_group >= 1));
   for (const DeviceMatrix& w : ws) EMBER_CUDA_EXPECT(w.n_out >= 0 && w.k >= 0 && w.n_out <= INT_MAX);
   if (m == 0) return;
   const DeviceMatrix& w0 = ws[0];
@@ -740,6 +784,16 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
   a.row_bytes = static_cast<int64_t>(*dtype_bytes_for(w0.dtype, static_cast<uint64_t>(w0.k)));
   a.x = x;
   a.k = w0.k;
+  if (experts != nullptr) {
+    a.experts = experts->experts;
+    a.expert_bytes = experts->expert_bytes;
+    a.n_expert = experts->n_expert;
+    a.x_group = experts->x_group;
+    EMBER_CUDA_EXPECT(a.experts != nullptr && a.expert_bytes >= w0.n_out * a.row_bytes);
+    // Every expert's matrix starts as aligned as the first's: the kernel's path holds for all.
+    all_aligned = all_aligned && a.expert_bytes % 16 == 0;
+    any_aligned = all_aligned;  // one matrix (per expert): no other to agree with
+  }
   const auto grid = static_cast<unsigned>(blocks);
   // Plain types take the vector path when every row and x row starts 16-byte aligned. Its sums split
   // k differently from the scalar path's, so the matrices of one launch must agree on alignment: a
@@ -757,7 +811,10 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
   if (dtype_traits(w0.dtype).quantized) EMBER_CUDA_EXPECT(aligned16(x));
   if (reads_words(w0.dtype)) {
     for (int i = 0; i < a.n_parts; ++i) EMBER_CUDA_EXPECT(reinterpret_cast<uintptr_t>(a.parts[i].w) % 4 == 0);
+    EMBER_CUDA_EXPECT(a.expert_bytes % 4 == 0);  // (whole rows of these blocks always are)
   }
+  // Every expert's blocks as aligned as expert 0's (2 bytes: the blocks' f16 fields; F32's floats).
+  EMBER_CUDA_EXPECT(a.expert_bytes % (w0.dtype == DType::kF32 ? 4 : 2) == 0);
   switch (w0.dtype) {
     case DType::kF32:
       vec4 ? launch_gemv<GemvF32>(a, grid, m, stream) : launch_gemv<GemvPlainScalar<DType::kF32>>(a, grid, m, stream);
@@ -791,6 +848,20 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
 
 void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream_t stream) {
   gemv_parts({&w, 1}, x, m, {&y, 1}, {}, false, Glu::kNone, nullptr, stream);
+}
+
+void gemv_experts(const DeviceMatrix& w, int64_t expert_bytes, int32_t n_expert, const int32_t* experts,
+                  int64_t n_entries, const float* x, int32_t x_group, float* y, cudaStream_t stream) {
+  const GemvExperts e{experts, expert_bytes, n_expert, x_group};
+  gemv_parts({&w, 1}, x, n_entries, {&y, 1}, {}, false, Glu::kNone, nullptr, stream, &e);
+}
+
+void gemv_experts_glu(const DeviceMatrix& gate, const DeviceMatrix& up, int64_t expert_bytes, int32_t n_expert, Glu act,
+                      const int32_t* experts, int64_t n_entries, const float* x, int32_t x_group, float* y,
+                      cudaStream_t stream) {
+  EMBER_CUDA_EXPECT(act != Glu::kNone && up.dtype == gate.dtype && up.k == gate.k && up.n_out == gate.n_out);
+  const GemvExperts e{experts, expert_bytes, n_expert, x_group};
+  gemv_parts({&gate, 1}, x, n_entries, {&y, 1}, {}, false, act, up.data, stream, &e);
 }
 
 void gemv_many(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std::span<float* const> ys,

@@ -13,6 +13,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/staged_upload.h"
 #include "ember/error.h"
+#include "model/gpu_experts_cuda.h"
 #include "model/gpu_layers.h"
 #include "model/transformer_layer.h"
 
@@ -148,8 +149,16 @@ class CudaGpuLayers final : public GpuLayers {
     const auto layers = [&] {
       for (int32_t il = options_.first_layer; il < c.n_layer; ++il) {
         const auto i = static_cast<size_t>(il - options_.first_layer);
-        transformer_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv, active,
-                          device_hook);
+        if (c.moe.n_expert == 0) {
+          transformer_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv,
+                            active, device_hook);
+          continue;
+        }
+        const auto experts = [&](const float* xn, int64_t rows, float* out, const auto& on_router_logits) {
+          moe_ffn(b, c, moe_[i], xn, rows, moe_scratch_, out, on_router_logits);
+        };
+        mixture_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv, experts,
+                      active, device_hook);
       }
     };
     if (!graphable(step, active)) {
@@ -248,6 +257,7 @@ class CudaGpuLayers final : public GpuLayers {
       fail(ErrorCode::kUnsupported, "GPU attention: {} query heads are not a multiple of {} kv heads", c.n_head,
            c.n_head_kv);
     }
+    if (c.moe.n_expert > 0) check_moe_supported(c);
   }
 
   // Everything this will allocate, against the device's free memory, before allocating any of it.
@@ -277,20 +287,26 @@ class CudaGpuLayers final : public GpuLayers {
           &w.post_attn_norm, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down, &w.post_ffn_norm}) {
       if (t->data() != nullptr) bytes += t->n_bytes();
     }
-    return bytes;
+    return bytes + moe_layer_bytes(w);
   }
 
-  // The largest matrix the GEMM path dequantizes to f16 (elements): F16 ones are used as they are,
-  // and those the int8 GEMM takes are not dequantized when it is on.
+  // The largest matrix the GEMM path dequantizes to f16 (elements): F16 and F32 ones are used as
+  // they are, and those the int8 GEMM takes are not dequantized when it is on. An expert tensor's
+  // matrices are one expert each (ne[0] x ne[1]).
   int64_t max_matrix_elements(const Weights& weights) const {
     int64_t most = 0;
     const auto consider = [&](const TensorView& t) {
-      const bool dequantized = t.dtype() != DType::kF16 && !(options_.int8_gemm && cuda::int8_gemm_supports(t.dtype()));
+      const bool dequantized = t.dtype() != DType::kF16 && t.dtype() != DType::kF32 &&
+                               !(options_.int8_gemm && cuda::int8_gemm_supports(t.dtype()));
       if (t.data() != nullptr && dequantized) most = std::max(most, t.ne(0) * t.ne(1));
     };
     for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
       const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
-      for (const TensorView* t : {&w.wq, &w.wk, &w.wv, &w.wqkv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}) consider(*t);
+      for (const TensorView* t :
+           {&w.wq, &w.wk, &w.wv, &w.wqkv, &w.wo, &w.w_gate, &w.w_up, &w.w_down, &w.router, &w.expert_gate, &w.expert_up,
+            &w.expert_down, &w.shared_router, &w.shared_gate, &w.shared_up, &w.shared_down}) {
+        consider(*t);
+      }
     }
     if (options_.output) consider(weights.output);
     return most;
@@ -298,7 +314,13 @@ class CudaGpuLayers final : public GpuLayers {
 
   int64_t max_k() const {
     const ModelConfig& c = config_;
-    return std::max({int64_t{c.n_embd}, int64_t{c.n_ff}, int64_t{c.n_head} * c.head_dim});
+    return std::max({int64_t{c.n_embd}, ffn_width(), int64_t{c.n_head} * c.head_dim});
+  }
+
+  // The FFN's hidden width: a dense layer's n_ff, or the widest expert (shared included).
+  int64_t ffn_width() const {
+    const ModelConfig& c = config_;
+    return c.moe.n_expert > 0 ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : int64_t{c.n_ff};
   }
 
   uint64_t planned_scratch_bytes(const Weights& weights) const {
@@ -308,9 +330,11 @@ class CudaGpuLayers final : public GpuLayers {
     const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
     // The head's outputs: logits, greedy tokens, and the top-k values and ids.
     const int64_t output_widths = options_.output ? c.n_vocab + 1 + 2 * int64_t{cuda::kMaxTopK} : 0;
+    const bool moe = c.moe.n_expert > 0;
     const int64_t widths = 2 * c.n_embd + (q_dim + 2 * kv_dim) + q_dim + 2 * kv_dim + q_dim + c.n_embd +
-                           3 * int64_t{c.n_ff} + output_widths;
+                           (moe ? 0 : 3 * int64_t{c.n_ff}) + output_widths;
     uint64_t bytes = floats_bytes(rows, widths) + (options_.output ? 8 * cuda::top_k_scratch_entries() : 0);
+    if (moe) bytes += CudaMoeScratch::planned_bytes(c, rows);
     if (rows > cuda::kGemvMaxRows && !options_.batch_invariant) {
       bytes += static_cast<uint64_t>(max_matrix_elements(weights)) * 2 + static_cast<uint64_t>(rows * max_k()) * 2;
     }
@@ -342,11 +366,15 @@ class CudaGpuLayers final : public GpuLayers {
         l.wv = linear(w.wv, "attn_v", il);
       }
       l.wo = linear(w.wo, "attn_output", il);
+      vectors_.push_back(layer_vectors(w, vector));
+      if (config_.moe.n_expert > 0) {
+        moe_.push_back(upload_moe_layer(b, w, il, weight_bytes_));
+        continue;
+      }
       l.fused_gate_up = w.w_gate.data() == nullptr;
       if (!l.fused_gate_up) l.w_gate = linear(w.w_gate, "ffn_gate", il);
       l.w_up = linear(w.w_up, "ffn_up", il);
       l.w_down = linear(w.w_down, "ffn_down", il);
-      vectors_.push_back(layer_vectors(w, vector));
     }
     if (options_.output) {
       output_ = b.upload(weight_matrix(weights.output), "output");
@@ -375,8 +403,13 @@ class CudaGpuLayers final : public GpuLayers {
     buffers_.v = buffer(v_, kv_dim, "the value rows");
     buffers_.attn = buffer(attn_, q_dim, "the attention output");
     buffers_.proj = buffer(proj_, c.n_embd, "the block output");
-    buffers_.gate_up = buffer(gate_up_, 2 * int64_t{c.n_ff}, "the gate/up rows");
-    buffers_.hidden = buffer(hidden_, c.n_ff, "the FFN hidden rows");
+    if (c.moe.n_expert > 0) {
+      moe_scratch_ = CudaMoeScratch(c, rows);
+      scratch_bytes_ += moe_scratch_.device.bytes();
+    } else {
+      buffers_.gate_up = buffer(gate_up_, 2 * int64_t{c.n_ff}, "the gate/up rows");
+      buffers_.hidden = buffer(hidden_, c.n_ff, "the FFN hidden rows");
+    }
     if (options_.output) {
       buffer(logits_, c.n_vocab, "the logits");
       tokens_ = DeviceBuffer(sizeof(int32_t) * static_cast<size_t>(rows), "the greedy tokens");
@@ -492,7 +525,8 @@ class CudaGpuLayers final : public GpuLayers {
     if (!options_.graphs || step.n > cuda::kGemvMaxRows || step.seqs.size() != static_cast<size_t>(step.n)) {
       return false;
     }
-    for (HookPoint p : {HookPoint::kAttentionOutput, HookPoint::kFfnOutput, HookPoint::kResidual}) {
+    for (HookPoint p :
+         {HookPoint::kAttentionOutput, HookPoint::kFfnOutput, HookPoint::kResidual, HookPoint::kRouterLogits}) {
       if (active && active(p)) return false;
     }
     return true;
@@ -541,6 +575,8 @@ class CudaGpuLayers final : public GpuLayers {
   std::shared_ptr<CudaBackend> backend_;
   std::shared_ptr<KvDeviceMemory> kv_memory_;
   std::vector<LayerLinearsOf<CudaLinear>> linears_;  // layers [first_layer, n_layer)
+  std::vector<CudaMoeLayer> moe_;                    // a mixture of experts' FFNs, layers [first_layer, n_layer)
+  CudaMoeScratch moe_scratch_;
   std::vector<LayerVectors> vectors_;
   std::vector<DeviceBuffer> vector_buffers_;
   CudaLinear output_;

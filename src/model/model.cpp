@@ -74,12 +74,6 @@ Model::Model(GgufModelFiles files, CpuBackend& backend, const ModelOptions& opti
     fail(ErrorCode::kUnsupported, "{}: value heads of {} dims with key heads of {} are not supported yet", file.name(),
          config_.head_dim_v, config_.head_dim);
   }
-  if (config_.moe.n_expert > 0 && options_.gpu_layers != 0) {
-    fail(ErrorCode::kUnsupported,
-         "{}: mixture-of-experts models run on the CPU only for now ({} experts per layer); run without "
-         "--device cuda / --gpu-layers",
-         file.name(), config_.moe.n_expert);
-  }
   if (options_.context_size == 0) options_.context_size = config_.context_length;
   weights_ = Weights::bind(files_, config_);
   for (const GgufModelFiles::Tensor& t : files_.tensors()) {

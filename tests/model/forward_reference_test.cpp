@@ -264,29 +264,5 @@ TEST(ForwardReference, RouterLogitsHookSteersTheExperts) {
   EXPECT_GT(test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / test::max_abs(expected), 1e-2);
 }
 
-// Offloading a mixture of experts is refused before anything loads, in every build (experts run on
-// the CPU only for now), with the flags to drop.
-TEST(ForwardReference, MixtureOfExpertsOffloadIsAClearError) {
-  const std::vector<std::byte> bytes = test::write_random_model(test::reference_spec("qwen3moe", DType::kF32));
-  CpuBackendOptions backend_options;
-  backend_options.n_threads = 1;
-  CpuBackend backend(backend_options);
-  for (int32_t gpu_layers : {kGpuLayersAll, 1}) {
-    SCOPED_TRACE(gpu_layers);
-    ModelOptions options;
-    options.gpu_layers = gpu_layers;
-    try {
-      Model::from_file(GgufFile::parse(bytes, "moe.gguf"), backend, options);
-      ADD_FAILURE() << "a mixture of experts loaded with GPU layers";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
-      EXPECT_NE(std::string(e.what()).find("moe.gguf: mixture-of-experts models run on the CPU only for now (4 "
-                                           "experts per layer); run without --device cuda / --gpu-layers"),
-                std::string::npos)
-          << e.what();
-    }
-  }
-}
-
 }  // namespace
 }  // namespace ember

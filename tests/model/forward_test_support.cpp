@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <utility>
 
 namespace ember::test {
 
@@ -73,14 +74,16 @@ ReferenceComparison compare_to_reference(Model& model, KvCache& kv, const Refere
                                          const std::vector<int32_t>& tokens, bool decode) {
   if (model.config().moe.n_expert == 0) {
     const RefLogits expected = reference.forward(tokens);
-    return {.max_abs_diff = max_abs_diff(run_tokens(model, kv, tokens, decode), expected),
-            .scale = max_abs(expected),
-            .agreement = 1.0};
+    Logits got = run_tokens(model, kv, tokens, decode);
+    const double diff = max_abs_diff(got, expected);
+    return {.max_abs_diff = diff, .scale = max_abs(expected), .agreement = 1.0, .logits = std::move(got)};
   }
   ExpertRecorder recorder(model);
-  const Logits got = run_tokens(model, kv, tokens, decode);
+  Logits got = run_tokens(model, kv, tokens, decode);
   const RefLogits expected = reference.forward(tokens, recorder.choice());
-  return {.max_abs_diff = max_abs_diff(got, expected), .scale = max_abs(expected), .agreement = recorder.agreement()};
+  const double diff = max_abs_diff(got, expected);
+  return {
+      .max_abs_diff = diff, .scale = max_abs(expected), .agreement = recorder.agreement(), .logits = std::move(got)};
 }
 
 int32_t greedy_of(const float* row, int64_t n) {

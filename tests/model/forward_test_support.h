@@ -79,6 +79,7 @@ struct ReferenceComparison {
   double max_abs_diff;  // over every row
   double scale;         // max |reference logit|
   double agreement;     // ExpertRecorder::agreement(); 1 for a dense model
+  Logits logits;        // ember's
   double relative() const { return max_abs_diff / scale; }
 };
 ReferenceComparison compare_to_reference(Model& model, KvCache& kv, const ReferenceModel& reference,
