@@ -11,6 +11,7 @@
 #include "cuda/kv_rows.h"
 #include "cuda/launch.h"
 #include "cuda/rope_pair.h"
+#include "cuda/warp_sum.h"
 
 namespace ember::cuda {
 namespace {
@@ -224,9 +225,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
         if (cc < n_pairs) s += qg[cc].x * k_r[i].x + qg[cc].y * k_r[i].y;
       }
       // Butterfly over the token's 8 lanes (float + commutes, so every lane ends equal).
-      s += __shfl_xor_sync(0xffffffffu, s, 1);
-      s += __shfl_xor_sync(0xffffffffu, s, 2);
-      s += __shfl_xor_sync(0xffffffffu, s, 4);
+      s = warp_xor_rounds<1, 2, 4>(s, WarpAdd{});
       if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
       if (part == 0) p_s[g][t] = visible ? s : -INFINITY;
     }
@@ -236,12 +235,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
       const bool mine = sg < n_g;
       const float s = mine ? p_s[sg][st] : -INFINITY;
       float tile_max = s;
-      for (int o = kTokens / 2; o > 0; o /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, o));
+      static_assert(kTokens == 16, "the 16-lane butterflies below");
+      tile_max = warp_xor_rounds<8, 4, 2, 1>(tile_max, WarpMax{});
       const float m_new = fmaxf(m_run, tile_max);
       const float p = s == -INFINITY ? 0.0f : expf(s - m_new);
       const float corr = m_run == -INFINITY ? 0.0f : expf(m_run - m_new);
       float sum = p;
-      for (int o = kTokens / 2; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      sum = warp_xor_rounds<8, 4, 2, 1>(sum, WarpAdd{});
       l_run = l_run * corr + sum;
       m_run = m_new;
       if (mine) {

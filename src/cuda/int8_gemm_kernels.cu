@@ -14,6 +14,7 @@
 #include "cuda/launch.h"
 #include "cuda/mma.h"
 #include "cuda/q8_0_quantize.h"
+#include "cuda/warp_sum.h"
 #include "quant/block_iq4.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
@@ -39,8 +40,7 @@ __global__ void quantize_q8_1_rows_kernel(const float* __restrict__ x, int64_t n
        b += warps) {
     const Q8_0Lane v = quantize_q8_0_lane(__ldg(x + b * kBlockValues + lane));
     q[b * kBlockValues + lane] = v.q;
-    int sum = v.q;
-    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const int sum = warp_sum(static_cast<int>(v.q));
     if (lane == 0) {  // the CPU's stored f16 d and s (|sum| <= 4064: exact as a float)
       d[b] = __half2float(__float2half_rn(v.scale));
       s[b] = __half2float(__float2half_rn(__fmul_rn(static_cast<float>(sum), v.scale)));

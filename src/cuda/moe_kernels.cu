@@ -18,12 +18,6 @@ constexpr int kRouteWarps = 4;
 constexpr int kCombineThreads = 256;
 constexpr int64_t kMaxCombineBlocks = 1024;
 
-__device__ float warp_max(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, offset));
-  return v;
-}
-
 // Whether expert (va, ea) ranks before (vb, eb): the larger probability, a NaN as -inf, then the
 // lower expert; an empty candidate (e < 0) ranks last. A strict total order on distinct experts,
 // so the lanes' scans and the butterfly agree on every round's winner whatever the values (a row
@@ -33,6 +27,16 @@ __device__ bool ranks_before(float va, int32_t ea, float vb, int32_t eb) {
   const float a = va == va ? va : -INFINITY, b = vb == vb ? vb : -INFINITY;
   return a > b || (a == b && ea < eb);
 }
+
+struct ExpertCandidate {
+  float p;
+  int32_t e;
+};
+struct RanksFirst {
+  __device__ ExpertCandidate operator()(ExpertCandidate own, ExpertCandidate partner) const {
+    return ranks_before(partner.p, partner.e, own.p, own.e) ? partner : own;
+  }
+};
 
 // The row's softmax (as the CPU's: exp(z - max) / Σ), then k rounds of a warp argmax over the
 // probabilities not yet taken (ranks_before). logits and probs may be the same buffer: each lane
@@ -66,15 +70,9 @@ __global__ void route_experts_kernel(const float* logits, int64_t n_rows, int32_
         best_e = e;
       }
     }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) {
-      const float other = __shfl_xor_sync(0xFFFFFFFFu, best, offset);
-      const int32_t other_e = __shfl_xor_sync(0xFFFFFFFFu, best_e, offset);
-      if (ranks_before(other, other_e, best, best_e)) {
-        best = other;
-        best_e = other_e;
-      }
-    }
+    const ExpertCandidate winner = warp_butterfly(ExpertCandidate{best, best_e}, RanksFirst{});
+    best = winner.p;
+    best_e = winner.e;
     chosen[i] = best_e;
     chosen_p[i] = best;
     chosen_sum += best;

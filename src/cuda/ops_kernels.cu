@@ -63,15 +63,20 @@ __device__ bool beats(float va, int32_t ia, float vb, int32_t ib) {
   return va > vb || (va == vb && ia < ib);
 }
 
-__device__ void warp_best(float& v, int32_t& i) {
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, offset);
-    const int32_t oi = __shfl_xor_sync(0xffffffffu, i, offset);
-    if (beats(ov, oi, v, i)) {
-      v = ov;
-      i = oi;
-    }
+struct Candidate {
+  float value;
+  int32_t index;
+};
+struct BetterCandidate {
+  __device__ Candidate operator()(Candidate own, Candidate partner) const {
+    return beats(partner.value, partner.index, own.value, own.index) ? partner : own;
   }
+};
+
+__device__ void warp_best(float& v, int32_t& i) {
+  const Candidate best = warp_butterfly(Candidate{v, i}, BetterCandidate{});
+  v = best.value;
+  i = best.index;
 }
 
 // ---- kernels -------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "cuda/warp_sum.h"
+
 namespace ember::cuda {
 
 struct Q8_0Lane {
@@ -15,7 +17,7 @@ struct Q8_0Lane {
 // 0 where that is out of range (NaN). Every lane of the warp must call it.
 __device__ __forceinline__ Q8_0Lane quantize_q8_0_lane(float x) {
   float amax = x == x ? fabsf(x) : 0.0f;
-  for (int o = 16; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  amax = warp_max(amax);
   const float scale = amax / 127.0f;
   const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
   const float q = roundf(x * inv);

@@ -18,6 +18,7 @@
 #include "cuda/kv_rows.h"
 #include "cuda/launch.h"
 #include "cuda/mma.h"
+#include "cuda/warp_sum.h"
 
 namespace ember::cuda {
 namespace {
@@ -248,8 +249,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
       float corr[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        row_max[h] = fmaxf(row_max[h], __shfl_xor_sync(0xFFFFFFFFu, row_max[h], 1));
-        row_max[h] = fmaxf(row_max[h], __shfl_xor_sync(0xFFFFFFFFu, row_max[h], 2));
+        row_max[h] = warp_xor_rounds<1, 2>(row_max[h], WarpMax{});
         const float m_new = fmaxf(m_run[h], row_max[h]);
         corr[h] = m_run[h] == -INFINITY ? 0.0f : expf(m_run[h] - m_new);
         m_run[h] = m_new;
@@ -293,8 +293,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    l_run[h] += __shfl_xor_sync(0xFFFFFFFFu, l_run[h], 1);
-    l_run[h] += __shfl_xor_sync(0xFFFFFFFFu, l_run[h], 2);
+    l_run[h] = warp_xor_rounds<1, 2>(l_run[h], WarpAdd{});
   }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "cuda/device_buffer.h"
 #include "cuda/launch.h"
 #include "cuda/mma.h"
+#include "cuda/warp_sum.h"
 #include "ember/error.h"
 #include "quant/fp16.h"
 
@@ -92,6 +94,86 @@ TEST(CudaEmulator, ShufflesMatchPtxSemantics) {
   EXPECT_EQ(run(Shfl::kDown, 3, 8)[5], 5);      // past the segment's end
   EXPECT_EQ(run(Shfl::kUp, 3, 8)[10], 10);      // before the segment's start
   EXPECT_EQ(run(Shfl::kIndex, 13, 8)[42], 45);  // segment 40..47, lane 13 % 8
+}
+
+// ---- warp butterflies ----
+
+// The reference: shuffles each round (an exchange each in the emulator), as on a GPU.
+template <int... Offsets, class T, class Op>
+__device__ T rounds_by_shuffles(T v, Op op) {
+  ((v = op(v, cuda::shuffle_xor(v, Offsets))), ...);
+  return v;
+}
+
+struct ValueAt {
+  float value;
+  int32_t index;
+};
+struct LargerFirst {  // the larger value, then the lower index: not commutative in ties of NaN
+  __device__ ValueAt operator()(ValueAt own, ValueAt partner) const {
+    return partner.value > own.value || (partner.value == own.value && partner.index < own.index) ? partner : own;
+  }
+};
+
+// Each warp (of a 64-thread block) reduces its lanes' x four ways, by warp_xor_rounds and by
+// shuffles: out[case][thread][fast, shuffled].
+__global__ void xor_rounds_kernel(const float* x, float* sums, ValueAt* best) {
+  const float v = x[threadIdx.x];
+  const int t = static_cast<int>(threadIdx.x);
+  sums[t * 2] = cuda::warp_sum(v);
+  sums[t * 2 + 1] = rounds_by_shuffles<16, 8, 4, 2, 1>(v, cuda::WarpAdd{});
+  sums[128 + t * 2] = cuda::warp_xor_rounds<1, 2, 4>(v, cuda::WarpAdd{});
+  sums[128 + t * 2 + 1] = rounds_by_shuffles<1, 2, 4>(v, cuda::WarpAdd{});
+  sums[256 + t * 2] = cuda::warp_xor_rounds<8, 4, 2, 1>(v, cuda::WarpMax{});
+  sums[256 + t * 2 + 1] = rounds_by_shuffles<8, 4, 2, 1>(v, cuda::WarpMax{});
+  best[t * 2] = cuda::warp_butterfly(ValueAt{v, t}, LargerFirst{});
+  best[t * 2 + 1] = rounds_by_shuffles<16, 8, 4, 2, 1>(ValueAt{v, t}, LargerFirst{});
+}
+
+__global__ void partial_warp_rounds_kernel(float* out) {
+  if (threadIdx.x == 7) return;
+  out[threadIdx.x] = cuda::warp_sum(1.0f);
+}
+
+TEST(CudaEmulator, WarpXorRoundsGiveTheShufflesBits) {
+  // Values of mixed magnitudes, so that any other order of the float additions changes the bits;
+  // NaNs in the second warp for fmaxf's and the argmax's NaN rules; repeats for the index ties.
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  std::vector<float> x(64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = unit(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 40) - 20);
+  x[40] = x[45] = NAN;
+  x[50] = x[51];
+  DeviceBuffer xd(64 * sizeof(float), "x"), sums(384 * sizeof(float), "sums"), best(128 * sizeof(ValueAt), "best");
+  xd.upload(x.data(), 64 * sizeof(float));
+  EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, xor_rounds_kernel)(xd.as<float>(), sums.as<float>(), best.as<ValueAt>());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<float> s = download<float>(sums, 384);
+  const std::vector<ValueAt> b = download<ValueAt>(best, 128);
+  int differing_lanes = 0;  // the 8-lane sums differ between groups: the rounds stay in their group
+  for (int c = 0; c < 3; ++c) {
+    for (int t = 0; t < 64; ++t) {
+      const float fast = s[static_cast<size_t>(c * 128 + t * 2)], slow = s[static_cast<size_t>(c * 128 + t * 2 + 1)];
+      ASSERT_EQ(std::bit_cast<uint32_t>(fast), std::bit_cast<uint32_t>(slow)) << "case " << c << " thread " << t;
+      if (c == 1 && t % 32 >= 8) differing_lanes += fast != s[static_cast<size_t>(c * 128 + (t / 32 * 32) * 2)];
+    }
+  }
+  EXPECT_GT(differing_lanes, 0);
+  for (int t = 0; t < 64; ++t) {
+    const ValueAt fast = b[static_cast<size_t>(t * 2)], slow = b[static_cast<size_t>(t * 2 + 1)];
+    ASSERT_EQ(fast.index, slow.index) << "thread " << t;
+    ASSERT_EQ(std::bit_cast<uint32_t>(fast.value), std::bit_cast<uint32_t>(slow.value)) << "thread " << t;
+  }
+  EXPECT_FALSE(std::isnan(s[0]));  // the first warp's sum is a number
+}
+
+TEST(CudaEmulatorDeathTest, WarpXorRoundsNeedTheWholeWarp) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  DeviceBuffer out(32 * sizeof(float), "out");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 16, 0, nullptr, partial_warp_rounds_kernel)(out.as<float>()),
+               "partial_warp_rounds_kernel: a warp xor butterfly in a partial warp");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, partial_warp_rounds_kernel)(out.as<float>()),
+               "partial_warp_rounds_kernel: thread .*(exits while .* wait in a shuffle|names lanes 0x80 that exited)");
 }
 
 // ---- barriers ----

@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -137,7 +138,9 @@ inline int source_index(int lane, int width, int index) {
 
 template <class T>
 T shuffle(unsigned mask, T value, int width, int (*source)(int lane, int width, int arg), int arg) {
-  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "shuffles move 4- or 8-byte values");
+  // CUDA's overloads: numbers and half types, never structs (code that compiles here must for nvcc).
+  static_assert((std::is_arithmetic_v<T> || std::is_same_v<T, __half> || std::is_same_v<T, __half2>)&&sizeof(T) <= 8,
+                "CUDA shuffles numbers and half types of 4 or 8 bytes");
   if (width < 1 || width > 32 || (width & (width - 1)) != 0)
     fault("a shuffle's width %d is not a power of two <= 32", width);
   uint64_t bits = 0;
@@ -179,6 +182,42 @@ inline constexpr int kMaxExchangeWords = 4;
 // (all[lane]); one barrier, as the warp-wide instructions it stands for (scheduler.cpp). `what`
 // names the instruction in a fault: a partial warp or an exited lane aborts.
 void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExchangeWords], const char* what);
+
+// Every lane of a whole warp passes one word; all see the warp's 32 words of this exchange in place
+// (words[lane][0]) with a flag, false for the first lane to look: that lane may rewrite the words
+// for the others (set the flag). Valid until the calling lane's next exchange.
+struct WarpWords {
+  uint64_t (*words)[kMaxExchangeWords];
+  bool* combined;
+};
+WarpWords share_in_warp(uint64_t word, const char* what);
+
+// The xor rounds `v = op(v, __shfl_xor_sync(~0u, v, offset))` for each of Offsets, over a whole
+// warp in one exchange instead of one per round: the first lane to look replays the rounds for all
+// 32 lanes, combining in the same order (op(own, partner)), so each lane gets the bits the shuffles
+// give. The fiber switches of the rounds dominated the emulated kernels' time.
+template <int... Offsets, class T, class Op>
+T xor_rounds_in_warp(T value, Op op) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "warp rounds move 4- or 8-byte values");
+  uint64_t mine = 0;
+  std::memcpy(&mine, &value, sizeof(T));
+  const WarpWords shared = share_in_warp(mine, "a warp xor butterfly");
+  if (!*shared.combined) {
+    T v[32];
+    for (int l = 0; l < 32; ++l) std::memcpy(&v[l], &shared.words[l][0], sizeof(T));
+    const auto round = [&](int offset) {
+      T next[32];
+      for (int l = 0; l < 32; ++l) next[l] = op(v[l], v[l ^ offset]);
+      std::copy_n(next, 32, v);
+    };
+    (round(Offsets), ...);
+    for (int l = 0; l < 32; ++l) std::memcpy(&shared.words[l][0], &v[l], sizeof(T));
+    *shared.combined = true;
+  }
+  T out;
+  std::memcpy(&out, &shared.words[lane_id()][0], sizeof(T));
+  return out;
+}
 
 // PTX mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32: d[16×8] += a[16×16] · b[16×8] over the
 // warp, f16 operands packed two per register (the lower index in the low half), f32 accumulators.

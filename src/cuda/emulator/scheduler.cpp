@@ -124,6 +124,7 @@ struct Warp {
   const char* what = nullptr;  // the instruction of that exchange (a shuffle, mma.sync)
   uint64_t value[2][kWarp][kMaxExchangeWords] = {};
   uint32_t written[2] = {};
+  bool combined[2] = {};  // share_in_warp's flag
 };
 
 struct Block {
@@ -337,7 +338,9 @@ void run_block(Block& b) {
   b.cursor = -1;
   b.backwards = false;
   // Runs until the last fiber to exit switches back here.
-  switch_to_fiber(b, &b.scheduler_sp, &b.scheduler_fake_stack, *next_runnable(b));
+  Fiber* first = next_runnable(b);
+  if (first == nullptr) deadlock(b);  // cannot happen (every fiber starts runnable)
+  switch_to_fiber(b, &b.scheduler_sp, &b.scheduler_fake_stack, *first);
 }
 
 }  // namespace
@@ -379,10 +382,11 @@ int arrive_in_warp(Block& b, unsigned mask, const uint64_t* words, int n_words, 
     w.round = round;
     w.what = what;
     w.written[buf] = 0;
+    w.combined[buf] = false;
   } else if (w.round != round) {
     fault("kernel %s: warp %d's threads shuffle out of step (thread %d at shuffle %u, others at %u)", b.kernel, warp,
           f.linear, round, w.round);
-  } else if (std::strcmp(w.what, what) != 0) {
+  } else if (w.what != what && std::strcmp(w.what, what) != 0) {  // literals: usually the same pointer
     fault("kernel %s: warp %d's threads meet at different warp instructions (thread %d at %s, others at %s)", b.kernel,
           warp, f.linear, what, w.what);
   }
@@ -419,6 +423,16 @@ void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExch
   const Warp& w = b.warps[warp];
   if (w.written[buf] != 0xFFFFFFFFu) fault("kernel %s: %s after lanes of the warp exited", b.kernel, what);
   for (int lane = 0; lane < kWarp; ++lane) std::copy_n(w.value[buf][lane], n_words, all[lane]);
+}
+
+WarpWords share_in_warp(uint64_t word, const char* what) {
+  Block& b = running_block(what);
+  const int warp = b.current->linear / kWarp;
+  if (b.warps[warp].lanes_mask != 0xFFFFFFFFu) fault("kernel %s: %s in a partial warp", b.kernel, what);
+  const int buf = arrive_in_warp(b, 0xFFFFFFFFu, &word, 1, what);
+  Warp& w = b.warps[warp];
+  if (w.written[buf] != 0xFFFFFFFFu) fault("kernel %s: %s after lanes of the warp exited", b.kernel, what);
+  return {w.value[buf], &w.combined[buf]};
 }
 
 int lane_id() { return running_block("a warp intrinsic").current->linear % kWarp; }
