@@ -34,8 +34,7 @@ $(DEBUG_DIR)/build.ninja: CMakeLists.txt | deps
 # the CUDA emulator (src/cuda/emulator): the kernels, the GPU layers and `--device cuda` are tested
 # on the CPU, with AddressSanitizer watching every kernel's loads and stores.
 $(SANITIZE_DIR)/build.ninja: CMakeLists.txt | deps
-	cmake -S . -B $(SANITIZE_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_COMPILER=$(SAN_CXX) -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+	cmake -S . -B $(SANITIZE_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
 	  -DEMBER_SANITIZE=ON -DEMBER_BUILD_BENCH=OFF -DEMBER_CUDA=EMULATE
 
 build release: $(RELEASE_DIR)/build.ninja
@@ -47,7 +46,7 @@ debug: $(DEBUG_DIR)/build.ninja
 # ThreadSanitizer for the thread pool and the threaded CPU kernels: the races ASan cannot see.
 $(TSAN_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(TSAN_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
-	  -DCMAKE_CXX_FLAGS="-fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DEMBER_BUILD_BENCH=OFF \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -DFMT_CONSTEVAL=" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DEMBER_BUILD_BENCH=OFF \
 	  -DEMBER_CUDA=OFF
 
 sanitize: $(SANITIZE_DIR)/build.ninja

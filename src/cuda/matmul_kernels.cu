@@ -803,6 +803,10 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
   const bool vec_k = w0.k % (w0.dtype == DType::kF32 ? 4 : 8) == 0;
   if (!dtype_traits(w0.dtype).quantized && vec_k) {
     EMBER_CUDA_EXPECT_MSG(all_aligned || !any_aligned, "gemv_many: plain matrices of one launch differ in alignment");
+    // A merged tensor's experts are (whole 16-byte rows); another stride would take the scalar
+    // path, and other bits than gemv() of the expert alone.
+    EMBER_CUDA_EXPECT_MSG(experts == nullptr || a.expert_bytes % 16 == 0,
+                          "gemv_experts: a plain expert stride not 16-byte aligned");
   }
   const bool vec4 = w0.k % 4 == 0 && all_aligned && aligned16(x);
   const bool vec8 = w0.k % 8 == 0 && all_aligned && aligned16(x);

@@ -36,12 +36,20 @@ size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
 
-void check_moe_supported(const ModelConfig& c) {
+void check_moe_supported(const ModelConfig& c, const Weights& weights, int32_t first_layer) {
   if (c.moe.n_used > cuda::kMaxExpertsUsed) {
     fail(ErrorCode::kUnsupported, "GPU mixture of experts: {} experts per token, more than the {} the kernels take",
          c.moe.n_used, cuda::kMaxExpertsUsed);
   }
   if (c.ffn != FfnKind::kSwiGlu) fail(ErrorCode::kUnsupported, "GPU mixture of experts: SwiGLU experts only");
+  for (int32_t il = first_layer; il < c.n_layer; ++il) {
+    const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
+    if (w.expert_gate.data() != nullptr && w.expert_gate.dtype() != w.expert_up.dtype()) {
+      // (The CPU runs them; the GPU's fused gate/up GEMV takes one type.)
+      fail(ErrorCode::kUnsupported, "GPU mixture of experts: blk.{}.ffn_gate_exps is {} but ffn_up_exps is {}", il,
+           dtype_name(w.expert_gate.dtype()), dtype_name(w.expert_up.dtype()));
+    }
+  }
 }
 
 uint64_t moe_layer_bytes(const LayerWeights& w) {
@@ -68,11 +76,7 @@ CudaMoeLayer upload_moe_layer(CudaBackend& b, const LayerWeights& w, int32_t il,
     bytes += e.storage.bytes();
     return e;
   };
-  if (w.expert_gate.dtype() != w.expert_up.dtype()) {
-    // (The CPU runs them; the GPU's fused gate/up GEMV takes one type.)
-    fail(ErrorCode::kUnsupported, "GPU mixture of experts: blk.{}.ffn_gate_exps is {} but ffn_up_exps is {}", il,
-         dtype_name(w.expert_gate.dtype()), dtype_name(w.expert_up.dtype()));
-  }
+  EMBER_CHECK(w.expert_gate.dtype() == w.expert_up.dtype());  // check_moe_supported refused the others
   l.router = linear(weight_matrix(w.router), "ffn_gate_inp");
   l.gate = experts(w.expert_gate, "ffn_gate_exps");
   l.up = experts(w.expert_up, "ffn_up_exps");

@@ -31,8 +31,9 @@ struct CudaMoeLayer {
 CudaMoeLayer upload_moe_layer(cuda::CudaBackend& backend, const LayerWeights& w, int32_t il, uint64_t& bytes);
 // The device bytes of a layer's mixture-of-experts tensors (for the fit check before uploading).
 uint64_t moe_layer_bytes(const LayerWeights& w);
-// What the GPU cannot run, refused at load: Error(kUnsupported) naming it.
-void check_moe_supported(const ModelConfig& config);
+// What the GPU cannot run in layers first_layer.. (the GPU's), refused at load before anything is
+// allocated: Error(kUnsupported) naming it.
+void check_moe_supported(const ModelConfig& config, const Weights& weights, int32_t first_layer);
 
 // moe_ffn's device and host buffers, sized at load for steps of up to max_rows rows.
 struct CudaMoeScratch {

@@ -73,7 +73,7 @@ class CudaGpuLayers final : public GpuLayers {
   CudaGpuLayers(const ModelConfig& config, const Weights& weights, const GpuLayersOptions& options)
       : config_(config), options_(options) {
     apply_env_switches();
-    check_shapes();
+    check_shapes(weights);
     backend_ = std::make_shared<CudaBackend>(cuda::CudaBackendOptions{
         .device = options.device, .rows_invariant = options.batch_invariant, .int8_gemm = options_.int8_gemm});
     check_fits(weights);
@@ -248,7 +248,7 @@ class CudaGpuLayers final : public GpuLayers {
   }
 
   // What the kernels cannot run, refused at load rather than met at the first step.
-  void check_shapes() const {
+  void check_shapes(const Weights& weights) const {
     const ModelConfig& c = config_;
     if (c.head_dim % 2 != 0 || c.head_dim > 256) {
       fail(ErrorCode::kUnsupported, "GPU attention takes even head sizes up to 256, not {}", c.head_dim);
@@ -257,7 +257,7 @@ class CudaGpuLayers final : public GpuLayers {
       fail(ErrorCode::kUnsupported, "GPU attention: {} query heads are not a multiple of {} kv heads", c.n_head,
            c.n_head_kv);
     }
-    if (c.moe.n_expert > 0) check_moe_supported(c);
+    if (c.moe.n_expert > 0) check_moe_supported(c, weights, options_.first_layer);
   }
 
   // Everything this will allocate, against the device's free memory, before allocating any of it.

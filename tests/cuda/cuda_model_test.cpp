@@ -721,6 +721,24 @@ TEST(CudaModel, OffloadArgumentsAreChecked) {
     EXPECT_NE(std::string(e.what()).find("blk.0.attn_q is q8_K, a type without GPU matmul kernels"), std::string::npos)
         << e.what();
   }
+  // Experts whose gate and up tensors differ in type run on the CPU but not on the GPU (one fused
+  // gate/up GEMV type): refused at load with the layer and the types.
+  test::RandomModelSpec moe = test::reference_spec("qwen3moe", DType::kF32);
+  moe.tensor_type = [](const std::string& name, DType chosen) {
+    return name == "blk.1.ffn_up_exps.weight" ? DType::kF16 : chosen;
+  };
+  const std::vector<std::byte> mixed = test::write_random_model(moe);
+  (void)Model::from_file(GgufFile::parse(mixed, "mixed.gguf"), backend, ModelOptions{});
+  ModelOptions on_gpu;
+  on_gpu.gpu_layers = 1;  // the last layer: blk.1
+  try {
+    (void)Model::from_file(GgufFile::parse(mixed, "mixed.gguf"), backend, on_gpu);
+    FAIL() << "experts of two types loaded on the GPU without an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("blk.1.ffn_gate_exps is f32 but ffn_up_exps is f16"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

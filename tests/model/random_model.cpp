@@ -38,9 +38,8 @@ class Builder {
         case Fill::kFactors: v = 2.5f + 1.5f * u; break;
       }
     }
-    const DType dtype = fill == Fill::kMatmul      ? spec_.weight_type
-                        : fill == Fill::kEmbedding ? spec_.embd_type
-                                                   : DType::kF32;
+    DType dtype = fill == Fill::kMatmul ? spec_.weight_type : fill == Fill::kEmbedding ? spec_.embd_type : DType::kF32;
+    if (spec_.tensor_type) dtype = spec_.tensor_type(name, dtype);
     std::vector<std::byte> bytes(*dtype_bytes_for(dtype, static_cast<uint64_t>(n)));
     quantize_rows(dtype, values.data(), bytes.data(), n / k, k);
     w_.add_tensor(name, dtype, shape, bytes);

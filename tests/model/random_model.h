@@ -42,6 +42,8 @@ struct RandomModelSpec {
   uint64_t seed = 1;
   // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.
   std::function<void(GgufWriter&)> extra_keys;
+  // A tensor's type other than the one chosen above (mixed-type files), by name; null: none.
+  std::function<DType(const std::string& name, DType chosen)> tensor_type;
 };
 
 // The GGUF file as bytes (8-byte aligned storage, as GgufFile::parse wants). Weights are uniform
