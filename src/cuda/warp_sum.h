@@ -42,6 +42,10 @@ __device__ __forceinline__ T shuffle_xor(T v, int offset) {
 template <int... Offsets, class T, class Op>
 __device__ __forceinline__ T warp_xor_rounds(T v, Op op) {
   static_assert(sizeof...(Offsets) > 0 && ((Offsets > 0 && Offsets < 32) && ...), "xor offsets are lanes 1..31");
+  // What shuffle_xor moves under nvcc, checked on the emulator too.
+  static_assert((std::is_arithmetic_v<T> && (sizeof(T) == 4 || sizeof(T) == 8)) ||
+                    (std::is_class_v<T> && std::is_trivially_copyable_v<T> && sizeof(T) == 8),
+                "4- or 8-byte numbers, or 8-byte structs of two 32-bit words");
 #ifdef EMBER_CUDA_EMULATED
   return ::ember::cuda_emulator::xor_rounds_in_warp<Offsets...>(v, op);
 #else

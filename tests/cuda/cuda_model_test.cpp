@@ -722,21 +722,23 @@ TEST(CudaModel, OffloadArgumentsAreChecked) {
         << e.what();
   }
   // Experts whose gate and up tensors differ in type run on the CPU but not on the GPU (one fused
-  // gate/up GEMV type): refused at load with the layer and the types.
+  // gate/up GEMV type): refused at load with the layer and the types, when that layer is offloaded.
   test::RandomModelSpec moe = test::reference_spec("qwen3moe", DType::kF32);
   moe.tensor_type = [](const std::string& name, DType chosen) {
-    return name == "blk.1.ffn_up_exps.weight" ? DType::kF16 : chosen;
+    return name == "blk.0.ffn_up_exps.weight" ? DType::kF16 : chosen;
   };
   const std::vector<std::byte> mixed = test::write_random_model(moe);
-  (void)Model::from_file(GgufFile::parse(mixed, "mixed.gguf"), backend, ModelOptions{});
-  ModelOptions on_gpu;
-  on_gpu.gpu_layers = 1;  // the last layer: blk.1
+  ModelOptions last_layer;
+  last_layer.gpu_layers = 1;  // blk.1 only: blk.0 stays on the CPU, which runs it
+  EXPECT_NO_THROW((void)Model::from_file(GgufFile::parse(mixed, "mixed.gguf"), backend, last_layer));
+  ModelOptions all_layers;
+  all_layers.gpu_layers = kGpuLayersAll;
   try {
-    (void)Model::from_file(GgufFile::parse(mixed, "mixed.gguf"), backend, on_gpu);
+    (void)Model::from_file(GgufFile::parse(mixed, "mixed.gguf"), backend, all_layers);
     FAIL() << "experts of two types loaded on the GPU without an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
-    EXPECT_NE(std::string(e.what()).find("blk.1.ffn_gate_exps is f32 but ffn_up_exps is f16"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("blk.0.ffn_gate_exps is f32 but ffn_up_exps is f16"), std::string::npos)
         << e.what();
   }
 }

@@ -171,7 +171,7 @@ TEST(CudaEmulatorDeathTest, WarpXorRoundsNeedTheWholeWarp) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   DeviceBuffer out(32 * sizeof(float), "out");
   EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 16, 0, nullptr, partial_warp_rounds_kernel)(out.as<float>()),
-               "partial_warp_rounds_kernel: a warp xor butterfly in a partial warp");
+               "partial_warp_rounds_kernel: .*xor_rounds_in_warp.* in a partial warp");
   EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 32, 0, nullptr, partial_warp_rounds_kernel)(out.as<float>()),
                "partial_warp_rounds_kernel: thread .*(exits while .* wait in a shuffle|names lanes 0x80 that exited)");
 }

@@ -199,9 +199,11 @@ WarpWords share_in_warp(uint64_t word, const char* what);
 template <int... Offsets, class T, class Op>
 T xor_rounds_in_warp(T value, Op op) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "warp rounds move 4- or 8-byte values");
+  static_assert(std::is_empty_v<Op>, "one lane applies op for all: it must not depend on the lane");
   uint64_t mine = 0;
   std::memcpy(&mine, &value, sizeof(T));
-  const WarpWords shared = share_in_warp(mine, "a warp xor butterfly");
+  // The instantiation's own name: lanes meeting different butterflies (rounds, type or op) fault.
+  const WarpWords shared = share_in_warp(mine, __PRETTY_FUNCTION__);
   if (!*shared.combined) {
     T v[32];
     for (int l = 0; l < 32; ++l) std::memcpy(&v[l], &shared.words[l][0], sizeof(T));
