@@ -189,7 +189,7 @@ void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
   for (int32_t il = 0; il < gpu_first; ++il) {
     const auto l = static_cast<size_t>(il);
     const LayerVectors vectors = host_vectors(weights_.layers[l]);
-    if (c.moe.n_expert == 0) {
+    if (!c.layer_has_experts(il)) {
       transformer_layer(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, active, hook);
       continue;
     }

@@ -42,6 +42,18 @@ void check_moe_supported(const ModelConfig& c, const Weights& weights, int32_t f
          c.moe.n_used, cuda::kMaxExpertsUsed);
   }
   if (c.ffn != FfnKind::kSwiGlu) fail(ErrorCode::kUnsupported, "GPU mixture of experts: SwiGLU experts only");
+  // The device router is a softmax, top-k and optional rescaling: DeepSeek V3's routing runs on the CPU.
+  const MoeConfig& moe = c.moe;
+  const char* routing = moe.gating != ExpertGating::kSoftmax                     ? "a sigmoid router"
+                        : moe.selection_bias                                     ? "a selection bias (exp_probs_b)"
+                        : moe.n_group > 1                                        ? "group-limited routing"
+                        : moe.weights_scale != 0.0f && moe.weights_scale != 1.0f ? "scaled expert weights"
+                                                                                 : nullptr;
+  if (routing != nullptr) {
+    fail(ErrorCode::kUnsupported,
+         "GPU mixture of experts: {} is not on the GPU yet; run this model's layers on the CPU (--gpu-layers 0)",
+         routing);
+  }
   for (int32_t il = first_layer; il < c.n_layer; ++il) {
     const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
     if (w.expert_gate.data() != nullptr && w.expert_gate.dtype() != w.expert_up.dtype()) {

@@ -149,7 +149,7 @@ class CudaGpuLayers final : public GpuLayers {
     const auto layers = [&] {
       for (int32_t il = options_.first_layer; il < c.n_layer; ++il) {
         const auto i = static_cast<size_t>(il - options_.first_layer);
-        if (c.moe.n_expert == 0) {
+        if (!c.layer_has_experts(il)) {
           transformer_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv,
                             active, device_hook);
           continue;
@@ -320,7 +320,16 @@ class CudaGpuLayers final : public GpuLayers {
   // The FFN's hidden width: a dense layer's n_ff, or the widest expert (shared included).
   int64_t ffn_width() const {
     const ModelConfig& c = config_;
-    return c.moe.n_expert > 0 ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : int64_t{c.n_ff};
+    return std::max<int64_t>(c.moe.n_expert > 0 ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : 0,
+                             has_dense_ffn() ? c.n_ff : 0);
+  }
+
+  // Whether an offloaded layer has a dense FFN (every layer of a dense model, DeepSeek's leading ones).
+  bool has_dense_ffn() const {
+    for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
+      if (!config_.layer_has_experts(il)) return true;
+    }
+    return false;
   }
 
   uint64_t planned_scratch_bytes(const Weights& weights) const {
@@ -332,7 +341,7 @@ class CudaGpuLayers final : public GpuLayers {
     const int64_t output_widths = options_.output ? c.n_vocab + 1 + 2 * int64_t{cuda::kMaxTopK} : 0;
     const bool moe = c.moe.n_expert > 0;
     const int64_t widths = 2 * c.n_embd + (q_dim + 2 * kv_dim) + q_dim + 2 * kv_dim + q_dim + c.n_embd +
-                           (moe ? 0 : 3 * int64_t{c.n_ff}) + output_widths;
+                           (has_dense_ffn() ? 3 * int64_t{c.n_ff} : 0) + output_widths;
     uint64_t bytes = floats_bytes(rows, widths) + (options_.output ? 8 * cuda::top_k_scratch_entries() : 0);
     if (moe) bytes += CudaMoeScratch::planned_bytes(c, rows);
     if (rows > cuda::kGemvMaxRows && !options_.batch_invariant) {
@@ -367,10 +376,11 @@ class CudaGpuLayers final : public GpuLayers {
       }
       l.wo = linear(w.wo, "attn_output", il);
       vectors_.push_back(layer_vectors(w, vector));
-      if (config_.moe.n_expert > 0) {
+      if (config_.layer_has_experts(il)) {
         moe_.push_back(upload_moe_layer(b, w, il, weight_bytes_));
         continue;
       }
+      moe_.emplace_back();  // (moe_[i] is layer first_layer + i's)
       l.fused_gate_up = w.w_gate.data() == nullptr;
       if (!l.fused_gate_up) l.w_gate = linear(w.w_gate, "ffn_gate", il);
       l.w_up = linear(w.w_up, "ffn_up", il);
@@ -406,7 +416,8 @@ class CudaGpuLayers final : public GpuLayers {
     if (c.moe.n_expert > 0) {
       moe_scratch_ = CudaMoeScratch(c, rows);
       scratch_bytes_ += moe_scratch_.device.bytes();
-    } else {
+    }
+    if (has_dense_ffn()) {
       buffers_.gate_up = buffer(gate_up_, 2 * int64_t{c.n_ff}, "the gate/up rows");
       buffers_.hidden = buffer(hidden_, c.n_ff, "the FFN hidden rows");
     }

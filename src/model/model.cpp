@@ -19,6 +19,7 @@ template <class Prepare>
 MoeLinears prepare_experts(const LayerWeights& w, const Prepare& prepare) {
   MoeLinears l;
   l.router = prepare(weight_matrix(w.router));
+  if (w.selection_bias.data() != nullptr) l.selection_bias = w.selection_bias.data_as<float>();
   const int64_t n_expert = w.expert_gate.ne(2);
   for (int64_t e = 0; e < n_expert; ++e) {
     l.gate.push_back(prepare(expert_matrix(w.expert_gate, e)));
@@ -149,8 +150,9 @@ void Model::prepare_weights() {
       l.wv = prepare(w.wv);
     }
     l.wo = prepare(w.wo);
-    if (config_.moe.n_expert > 0) {
-      moe_.push_back(prepare_experts(w, prepare_matrix));
+    if (config_.layer_has_experts(static_cast<int32_t>(il))) {
+      if (moe_.size() <= il) moe_.resize(il + 1);
+      moe_[il] = prepare_experts(w, prepare_matrix);
       continue;
     }
     l.fused_gate_up = w.w_gate.data() == nullptr;
@@ -174,8 +176,10 @@ void Model::size_scratch() {
   const int64_t kv_dim = int64_t{c.n_head_kv} * c.head_dim;
   const int64_t n_rot = std::max(rope_ ? rope_->n_rot() : 0, rope_local_ ? rope_local_->n_rot() : 0);
   const bool moe = c.moe.n_expert > 0;
+  const bool dense =
+      !moe || std::any_of(c.layers.begin(), c.layers.end(), [](const LayerConfig& l) { return l.dense_ffn; });
   // A mixture-of-experts model's FFN matmuls have the experts' widths (n_ff is a dense layer's).
-  const int64_t ff = moe ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : int64_t{c.n_ff};
+  const int64_t ff = std::max<int64_t>(moe ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : 0, dense ? c.n_ff : 0);
   backend_.reserve({.max_rows = rows,
                     .max_k = std::max({int64_t{c.n_embd}, ff, q_dim}),
                     .max_n_rot = n_rot,
@@ -192,11 +196,10 @@ void Model::size_scratch() {
   v_.resize(floats(rows, kv_dim));
   attn_.resize(floats(rows, q_dim));
   proj_.resize(floats(rows, c.n_embd));
-  if (moe) {
-    moe_scratch_.reserve(c, rows);
-  } else {
-    gate_up_.resize(floats(rows, 2 * ff));
-    hidden_.resize(floats(rows, ff));
+  if (moe) moe_scratch_.reserve(c, rows);
+  if (dense) {
+    gate_up_.resize(floats(rows, 2 * int64_t{c.n_ff}));
+    hidden_.resize(floats(rows, c.n_ff));
   }
   if (rope_) cos_sin_.resize(floats(rows, rope_->n_rot()));
   if (rope_local_) cos_sin_local_.resize(floats(rows, rope_local_->n_rot()));

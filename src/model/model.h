@@ -145,7 +145,7 @@ class Model {
   ModelConfig config_;
   Weights weights_;
   std::vector<LayerLinears> linears_;  // the attention's, and a dense FFN's
-  std::vector<MoeLinears> moe_;        // a mixture-of-experts FFN's (empty for a dense model)
+  std::vector<MoeLinears> moe_;        // per CPU layer: its experts (empty for a dense layer)
   Linear output_;
   std::optional<RopeTable> rope_;        // nullopt: no rotary dims
   std::optional<RopeTable> rope_local_;  // Gemma 3's local layers

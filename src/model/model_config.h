@@ -27,9 +27,13 @@ std::string supported_architectures();
 enum class NormKind { kRms, kLayer };
 enum class FfnKind { kSwiGlu, kGeGlu };
 
-// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE, Granite MoE): every layer's FFN is n_expert SwiGLU experts
-// of n_ff_expert; a router (softmax over its n_expert logits) picks n_used of them per token and mixes
-// their outputs by their probabilities.
+// How a router's logits become probabilities (llama.cpp's expert_gating_func: 1 softmax, 2 sigmoid).
+enum class ExpertGating { kSoftmax, kSigmoid };
+
+// Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE, Granite MoE, DeepSeek): every layer's FFN (but
+// DeepSeek's leading dense ones) is n_expert SwiGLU experts of n_ff_expert; a router (softmax or
+// sigmoid of its n_expert logits) picks n_used of them per token and mixes their outputs by their
+// probabilities.
 struct MoeConfig {
   int32_t n_expert = 0;     // 0: a dense FFN
   int32_t n_used = 0;       // experts per token, 1..n_expert
@@ -38,6 +42,16 @@ struct MoeConfig {
   bool norm_weights = false;
   int32_t n_ff_shared = 0;    // a shared expert of this width on every token (Qwen2-MoE, Granite MoE); 0: none
   bool shared_gated = false;  // its output times sigmoid(x·ffn_gate_inp_shexp) (Qwen2-MoE), else added as is
+  ExpertGating gating = ExpertGating::kSoftmax;
+  // The chosen weights times this, after any rescaling (DeepSeek's routed_scaling_factor); 0 or 1: none.
+  float weights_scale = 0.0f;
+  // Each expert layer has a bias (exp_probs_b [n_expert]) added to the probabilities for the choice
+  // only; the weights are the unbiased probabilities (DeepSeek V3).
+  bool selection_bias = false;
+  // Group-limited choice (DeepSeek V3): the experts are n_group equal groups; a row chooses among the
+  // n_group_used groups whose two best (biased) probabilities sum highest. n_group <= 1: no groups.
+  int32_t n_group = 0;
+  int32_t n_group_used = 0;
 };
 
 // What differs between one layer and the next (Gemma's alternating local / global attention,
@@ -46,6 +60,7 @@ struct LayerConfig {
   int32_t sliding_window = 0;    // attend to at most this many past positions; 0 = the whole context
   bool uses_local_rope = false;  // rope with ModelConfig::rope_local instead of rope
   bool skips_rope = false;       // NoPE: q and k are not rotated (SmolLM3's every fourth layer)
+  bool dense_ffn = false;        // in a mixture-of-experts model, a dense FFN of n_ff (DeepSeek's leading layers)
 };
 
 struct ModelConfig {
@@ -84,6 +99,11 @@ struct ModelConfig {
   MoeConfig moe;                // n_expert 0: every layer's FFN is dense
 
   std::vector<LayerConfig> layers;  // n_layer entries
+
+  // Whether layer il's FFN is experts (moe.n_expert > 0 and not one of the dense layers).
+  bool layer_has_experts(int32_t il) const noexcept {
+    return moe.n_expert > 0 && !layers[static_cast<size_t>(il)].dense_ffn;
+  }
 
   // Throws Error naming the file and the key: an unknown general.architecture (listing the
   // supported ones), a missing or out-of-range hyper-parameter, inconsistent head counts.

@@ -1,10 +1,12 @@
-// moe_ffn: routing (softmax, top-k), the per-expert matmuls over gathered rows, and the weighted sum.
+// moe_ffn: routing (softmax or sigmoid, biased and grouped top-k), the per-expert matmuls over gathered rows, and the
+// weighted sum.
 #include "model/moe.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "core/check.h"
 
@@ -15,30 +17,92 @@ WeightMatrix expert_matrix(const TensorView& experts, int64_t e) {
   return {base + static_cast<size_t>(e) * experts.nb(2), experts.dtype(), experts.ne(1), experts.ne(0)};
 }
 
-void select_experts(const float* probs, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize, int32_t* experts,
-                    float* weights) {
-  EMBER_CHECK(k >= 1 && k <= n_expert);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const float* p = probs + r * n_expert;
-    int32_t* chosen = experts + r * k;
-    float* w = weights + r * k;
+ExpertRouting ExpertRouting::of(const MoeConfig& moe, const float* bias) noexcept {
+  return {.n_expert = moe.n_expert,
+          .k = moe.n_used,
+          .normalize = moe.norm_weights,
+          .scale = moe.weights_scale,
+          .bias = bias,
+          .n_group = moe.n_group,
+          .n_group_used = moe.n_group_used};
+}
+
+namespace {
+
+constexpr int32_t kMaxExperts = 512;  // the most a config allows (llama.cpp's LLAMA_MAX_EXPERTS)
+
+// Insertion of e, scored score[e], into the n_chosen (<= k) best so far, kept in decreasing order;
+// strictly greater moves up, so an equal score stays after (the lower index first).
+void insert_best(const float* score, int32_t e, int32_t* chosen, int32_t& n_chosen, int32_t k) {
+  int32_t at = n_chosen;
+  while (at > 0 && score[e] > score[chosen[at - 1]]) --at;
+  if (at >= k) return;
+  const int32_t last = std::min(n_chosen, k - 1);
+  for (int32_t i = last; i > at; --i) chosen[i] = chosen[i - 1];
+  chosen[at] = e;
+  n_chosen = std::min(n_chosen + 1, k);
+}
+
+// score[e] = -inf for the experts outside the n_group_used groups whose two best scores sum highest.
+void mask_groups(float* score, const ExpertRouting& r) {
+  const int32_t per_group = r.n_expert / r.n_group;
+  float group_score[kMaxExperts];
+  for (int32_t g = 0; g < r.n_group; ++g) {
+    int32_t best[2];
+    int32_t n_best = 0;
+    for (int32_t e = g * per_group; e < (g + 1) * per_group; ++e) insert_best(score, e, best, n_best, 2);
+    group_score[g] = score[best[0]] + score[best[1]];
+  }
+  int32_t groups[kMaxExperts];
+  int32_t n_groups = 0;
+  for (int32_t g = 0; g < r.n_group; ++g) insert_best(group_score, g, groups, n_groups, r.n_group_used);
+  bool allowed[kMaxExperts] = {};
+  for (int32_t i = 0; i < n_groups; ++i) allowed[groups[i]] = true;
+  for (int32_t e = 0; e < r.n_expert; ++e) {
+    if (!allowed[e / per_group]) score[e] = -std::numeric_limits<float>::infinity();
+  }
+}
+
+}  // namespace
+
+void select_experts(const float* probs, int64_t n_rows, const ExpertRouting& r, int32_t* experts, float* weights) {
+  EMBER_CHECK(r.k >= 1 && r.k <= r.n_expert && r.n_expert <= kMaxExperts);
+  const bool grouped = r.n_group > 1;
+  EMBER_CHECK(!grouped || (r.n_expert % r.n_group == 0 && r.n_expert / r.n_group >= 2 && r.n_group_used >= 1 &&
+                           r.n_group_used < r.n_group && r.k <= r.n_group_used * (r.n_expert / r.n_group)));
+  float biased[kMaxExperts];
+  for (int64_t row = 0; row < n_rows; ++row) {
+    const float* p = probs + row * r.n_expert;
+    const float* score = p;
+    if (r.bias != nullptr || grouped) {
+      for (int32_t e = 0; e < r.n_expert; ++e) biased[e] = r.bias != nullptr ? p[e] + r.bias[e] : p[e];
+      if (grouped) mask_groups(biased, r);
+      score = biased;
+    }
+    int32_t* chosen = experts + row * r.k;
+    float* w = weights + row * r.k;
     // Insertion into the k best so far: n_expert is at most 512 and k small (2-8).
     int32_t n_chosen = 0;
-    for (int32_t e = 0; e < n_expert; ++e) {
-      int32_t at = n_chosen;
-      while (at > 0 && p[e] > p[chosen[at - 1]]) --at;  // strictly greater: an equal one stays after
-      if (at >= k) continue;
-      const int32_t last = std::min(n_chosen, k - 1);
-      for (int32_t i = last; i > at; --i) chosen[i] = chosen[i - 1];
-      chosen[at] = e;
-      n_chosen = std::min(n_chosen + 1, k);
-    }
+    for (int32_t e = 0; e < r.n_expert; ++e) insert_best(score, e, chosen, n_chosen, r.k);
     float sum = 0.0f;
-    for (int32_t i = 0; i < k; ++i) sum += (w[i] = p[chosen[i]]);
-    if (normalize && sum > 0.0f) {
-      for (int32_t i = 0; i < k; ++i) w[i] /= sum;
+    for (int32_t i = 0; i < r.k; ++i) sum += (w[i] = p[chosen[i]]);
+    if (r.normalize) {
+      const float divisor = std::max(sum, 6.103515625e-5f);  // 2^-14: llama.cpp's clamp of the sum
+      for (int32_t i = 0; i < r.k; ++i) w[i] /= divisor;
+    }
+    if (r.scale != 0.0f && r.scale != 1.0f) {
+      for (int32_t i = 0; i < r.k; ++i) w[i] *= r.scale;
     }
   }
+}
+
+void gate_router_logits(CpuBackend& b, ExpertGating gating, float* logits, int64_t n_rows, int32_t n_expert) {
+  if (gating == ExpertGating::kSoftmax) {
+    b.softmax(logits, logits, n_rows, n_expert, 1.0f, 0.0f);
+    return;
+  }
+  const int64_t n = n_rows * n_expert;
+  for (int64_t i = 0; i < n; ++i) logits[i] = 1.0f / (1.0f + std::exp(-logits[i]));
 }
 
 void MoeScratch::reserve(const ModelConfig& c, int64_t max_rows) {
@@ -81,8 +145,8 @@ void moe_experts(CpuBackend& b, const ModelConfig& c, const MoeLinears& l, const
   EMBER_CHECK(static_cast<size_t>(n) * static_cast<size_t>(k) <= s.entries.size());
 
   // Route: probabilities over the experts, each row's k best.
-  b.softmax(s.probs.data(), s.probs.data(), n, moe.n_expert, 1.0f, 0.0f);
-  select_experts(s.probs.data(), n, moe.n_expert, k, moe.norm_weights, s.experts.data(), s.weights.data());
+  gate_router_logits(b, moe.gating, s.probs.data(), n, moe.n_expert);
+  select_experts(s.probs.data(), n, ExpertRouting::of(moe, l.selection_bias), s.experts.data(), s.weights.data());
 
   // Group the (row, slot) entries by expert, rows in order within each (a counting sort).
   std::fill(s.offsets.begin(), s.offsets.end(), 0);

@@ -91,6 +91,7 @@ void bind_experts(Binder& b, const ModelConfig& c, int32_t il, LayerWeights& l) 
          b.file_name(), name("ffn_gate_up_exps.weight"));
   }
   l.router = b.bind(name("ffn_gate_inp.weight"), Kind::kMatmul, {embd, moe.n_expert});
+  if (moe.selection_bias) l.selection_bias = b.bind(name("exp_probs_b.bias"), Kind::kNorm, {moe.n_expert});
   l.expert_gate = b.bind(name("ffn_gate_exps.weight"), Kind::kMatmul, {embd, moe.n_ff_expert, moe.n_expert});
   l.expert_up = b.bind(name("ffn_up_exps.weight"), Kind::kMatmul, {embd, moe.n_ff_expert, moe.n_expert});
   l.expert_down = b.bind(name("ffn_down_exps.weight"), Kind::kMatmul, {moe.n_ff_expert, embd, moe.n_expert});
@@ -149,7 +150,8 @@ Weights Weights::bind(const GgufModelFiles& model, const ModelConfig& c) {
     }
     l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {o_dim, embd});
     l.ffn_norm = b.bind(name("ffn_norm.weight"), Kind::kNorm, {embd});
-    if (c.moe.n_expert > 0) {
+    const bool experts = c.layer_has_experts(static_cast<int32_t>(i));
+    if (experts) {
       bind_experts(b, c, i, l);
     } else if (b.has(name("ffn_gate.weight"))) {
       l.w_gate = b.bind(name("ffn_gate.weight"), Kind::kMatmul, {embd, c.n_ff});
@@ -157,7 +159,7 @@ Weights Weights::bind(const GgufModelFiles& model, const ModelConfig& c) {
     } else {
       l.w_up = b.bind(name("ffn_up.weight"), Kind::kMatmul, {embd, 2 * int64_t{c.n_ff}});  // [gate; up]
     }
-    if (c.moe.n_expert == 0) l.w_down = b.bind(name("ffn_down.weight"), Kind::kMatmul, {c.n_ff, embd});
+    if (!experts) l.w_down = b.bind(name("ffn_down.weight"), Kind::kMatmul, {c.n_ff, embd});
     if (c.post_norms) {
       l.post_attn_norm = b.bind(name("post_attention_norm.weight"), Kind::kNorm, {embd});
       l.post_ffn_norm = b.bind(name("post_ffw_norm.weight"), Kind::kNorm, {embd});

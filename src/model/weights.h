@@ -31,12 +31,13 @@ struct LayerWeights {
   TensorView w_up;           // [n_embd, n_ff], or [n_embd, 2 * n_ff] fused
   TensorView w_down;         // [n_ff, n_embd]
   TensorView post_ffn_norm;  // [n_embd] F32, when post_norms
-  // Mixture of experts (config.moe.n_expert > 0): the router and every expert's matrices, expert e
+  // Mixture of experts (config.layer_has_experts): the router and every expert's matrices, expert e
   // at index e of the last dimension (ne[2]). Empty in a dense layer.
-  TensorView router;       // ffn_gate_inp [n_embd, n_expert]
-  TensorView expert_gate;  // ffn_gate_exps [n_embd, n_ff_expert, n_expert]
-  TensorView expert_up;    // ffn_up_exps [n_embd, n_ff_expert, n_expert]
-  TensorView expert_down;  // ffn_down_exps [n_ff_expert, n_embd, n_expert]
+  TensorView router;          // ffn_gate_inp [n_embd, n_expert]
+  TensorView selection_bias;  // exp_probs_b [n_expert] F32, when moe.selection_bias
+  TensorView expert_gate;     // ffn_gate_exps [n_embd, n_ff_expert, n_expert]
+  TensorView expert_up;       // ffn_up_exps [n_embd, n_ff_expert, n_expert]
+  TensorView expert_down;     // ffn_down_exps [n_ff_expert, n_embd, n_expert]
   // The shared expert (moe.n_ff_shared > 0) and, when moe.shared_gated (Qwen2-MoE), its gate: one output per token.
   TensorView shared_router;  // ffn_gate_inp_shexp [n_embd]
   TensorView shared_gate;    // ffn_gate_shexp [n_embd, n_ff_shared]

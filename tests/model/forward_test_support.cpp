@@ -34,8 +34,14 @@ ExpertRecorder::ExpertRecorder(Model& model) : model_(model) {
     EXPECT_EQ(t.n_cols, moe.n_expert);
     std::vector<int32_t> experts(static_cast<size_t>(moe.n_used));
     std::vector<float> weights(experts.size());
+    // ember's own routing of each row (the CPU's gating and choice: biases and groups included).
+    const TensorView& bias = model_.weights().layers.at(static_cast<size_t>(t.layer)).selection_bias;
+    const ExpertRouting routing = ExpertRouting::of(moe, bias.data() ? bias.data_as<float>() : nullptr);
+    std::vector<float> probs(static_cast<size_t>(t.n_cols));
     for (int64_t r = 0; r < t.n_rows; ++r) {
-      select_experts(t.data + r * t.n_cols, 1, moe.n_expert, moe.n_used, false, experts.data(), weights.data());
+      std::copy_n(t.data + r * t.n_cols, t.n_cols, probs.begin());
+      gate_router_logits(model_.backend(), moe.gating, probs.data(), 1, moe.n_expert);
+      select_experts(probs.data(), 1, routing, experts.data(), weights.data());
       chosen_.at(static_cast<size_t>(t.layer)).push_back(experts);
     }
   });
@@ -160,9 +166,10 @@ RandomModelSpec reference_spec(const std::string& arch, DType type) {
     s.n_layer = 6;
     s.rope_freq_base = 1e6f;
   }
-  if (arch == "smollm3") s.n_layer = 4;                               // the last layer without rope
-  if (arch == "phi3") s.n_rot = 32;                                   // partial rotary
-  if (arch == "qwen2moe" || arch == "qwen3moe") s.n_ff_expert = 256;  // 4 experts, 2 per token
+  if (arch == "smollm3") s.n_layer = 4;  // the last layer without rope
+  if (arch == "phi3") s.n_rot = 32;      // partial rotary
+  if (arch == "qwen2moe" || arch == "qwen3moe" || arch == "deepseek") s.n_ff_expert = 256;  // 4 experts, 2 per token
+  if (arch == "deepseek") s.n_layer = 3;  // a dense layer, then two of experts
   s.n_embd = 256;
   s.n_head = 4;
   s.n_head_kv = 2;

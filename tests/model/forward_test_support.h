@@ -47,7 +47,8 @@ Logits run_sequence(TwinModels& m, const std::vector<int32_t>& tokens, bool deco
 
 // The experts ember chooses, recorded by a kRouterLogits hook on `model` while this lives: per
 // layer, position by position (a layer sees one sequence's rows in order, whatever the steps), the
-// n_used largest logits (select_experts' rule; the softmax keeps their order). choice() hands them
+// experts the CPU's routing picks from the logits (gate_router_logits, then select_experts with the
+// layer's selection bias). choice() hands them
 // to ReferenceModel::forward, so a quantized model is held to the reference through the experts it
 // ran, whichever way a router near-tie fell under its quantization noise; it also counts how often
 // they are the reference's own (agreement()), so a wrong routing still fails.

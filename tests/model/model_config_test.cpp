@@ -56,9 +56,14 @@ GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, 
   w.add<uint32_t>(a + ".vocab_size", 1000);
   if (!arch_keys) return w;
   if (arch.starts_with("granite")) w.add<float>(a + ".logit_scale", 8.0f);  // required
-  if (arch.ends_with("moe")) {                                              // 8 experts, 2 per token
+  if (arch.ends_with("moe") || arch.starts_with("deepseek")) {              // 8 experts, 2 per token
     w.add<uint32_t>(a + ".expert_count", 8);
     w.add<uint32_t>(a + ".expert_used_count", 2);
+  }
+  if (arch.starts_with("deepseek")) {  // two shared experts, one leading dense layer
+    w.add<uint32_t>(a + ".expert_feed_forward_length", 64);
+    w.add<uint32_t>(a + ".expert_shared_count", 2);
+    w.add<uint32_t>(a + ".leading_dense_block_count", 1);
   }
   return w;
 }
@@ -456,6 +461,41 @@ TEST(ModelConfig, BadMetadataIsAnErrorNamingTheKey) {
   GgufWriter text_heads = without("llama.attention.head_count");
   text_heads.add_string("llama.attention.head_count", "eight");
   expect_error_naming(text_heads, "llama.attention.head_count");
+}
+
+}  // namespace
+}  // namespace ember
+
+namespace ember {
+namespace {
+
+// DeepSeek MoE (V1): leading dense layers, expert_shared_count experts' width of shared expert, the
+// probabilities as they are, normal rope.
+TEST(ModelConfig, DeepSeekHasLeadingDenseLayersAndSharedExperts) {
+  std::vector<std::byte> storage;
+  const ModelConfig c = load(llama_like("deepseek"), storage);
+  EXPECT_EQ(c.arch, Arch::kDeepseek);
+  EXPECT_TRUE(c.layers[0].dense_ffn);
+  EXPECT_FALSE(c.layer_has_experts(0));
+  EXPECT_TRUE(c.layer_has_experts(1));
+  EXPECT_TRUE(c.layer_has_experts(2));
+  EXPECT_EQ(c.moe.n_ff_expert, 64);
+  EXPECT_EQ(c.moe.n_ff_shared, 128);
+  EXPECT_FALSE(c.moe.norm_weights);
+  EXPECT_FALSE(c.moe.shared_gated);
+  EXPECT_EQ(c.moe.gating, ExpertGating::kSoftmax);
+  EXPECT_FALSE(c.rope.neox);
+
+  GgufWriter no_shared_count = llama_like("deepseek", 8, 2, 3, /*arch_keys=*/false);
+  no_shared_count.add<uint32_t>("deepseek.expert_count", 8);
+  no_shared_count.add<uint32_t>("deepseek.expert_used_count", 2);
+  expect_error_naming(no_shared_count, "deepseek.expert_shared_count", ErrorCode::kNotFound);
+  GgufWriter too_many_dense = llama_like("deepseek", 8, 2, 3, /*arch_keys=*/false);
+  too_many_dense.add<uint32_t>("deepseek.expert_count", 8);
+  too_many_dense.add<uint32_t>("deepseek.expert_used_count", 2);
+  too_many_dense.add<uint32_t>("deepseek.expert_shared_count", 1);
+  too_many_dense.add<uint32_t>("deepseek.leading_dense_block_count", 4);  // of 3 layers
+  expect_error_naming(too_many_dense, "deepseek.leading_dense_block_count");
 }
 
 }  // namespace

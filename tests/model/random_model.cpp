@@ -89,18 +89,28 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   if (s.extra_keys) s.extra_keys(w);
 
   Builder b(s, w, tied);
-  const bool qwen_moe = a == "qwen2moe" || a == "qwen3moe", moe_arch = qwen_moe || a == "granitemoe";
+  const bool deepseek = a == "deepseek";
+  const bool width_key = a == "qwen2moe" || a == "qwen3moe" || deepseek;
+  const bool moe_arch = width_key || a == "granitemoe";
   const int64_t n_expert = s.n_expert > 0 ? s.n_expert : moe_arch ? 4 : 0;
-  const int64_t n_ff_expert = qwen_moe && s.n_ff_expert > 0 ? s.n_ff_expert : s.n_ff;  // llama, granite: n_ff
+  const int64_t n_ff_expert = width_key && s.n_ff_expert > 0 ? s.n_ff_expert : s.n_ff;  // llama, granite: n_ff
   const bool shared_gated = a == "qwen2moe";  // granitemoe's: only when n_ff_shared > 0, never gated
   const int64_t n_ff_shared = shared_gated        ? (s.n_ff_shared > 0 ? s.n_ff_shared : s.n_ff)
                               : a == "granitemoe" ? s.n_ff_shared
+                              : deepseek          ? s.n_expert_shared * n_ff_expert
                                                   : 0;
+  const int64_t n_dense_lead = deepseek ? s.n_dense_lead : 0;
   if (n_expert > 0) {
     w.add<uint32_t>(a + ".expert_count", static_cast<uint32_t>(n_expert));
     w.add<uint32_t>(a + ".expert_used_count", static_cast<uint32_t>(s.n_expert_used));
-    if (qwen_moe) w.add<uint32_t>(a + ".expert_feed_forward_length", static_cast<uint32_t>(n_ff_expert));
-    if (n_ff_shared > 0) w.add<uint32_t>(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(n_ff_shared));
+    if (width_key) w.add<uint32_t>(a + ".expert_feed_forward_length", static_cast<uint32_t>(n_ff_expert));
+    if (deepseek) {
+      w.add<uint32_t>(a + ".expert_shared_count", static_cast<uint32_t>(s.n_expert_shared));
+      w.add<uint32_t>(a + ".leading_dense_block_count", static_cast<uint32_t>(n_dense_lead));
+      w.add<float>(a + ".expert_weights_scale", 1.0f);  // as llama.cpp's converter writes it (and V1 ignores it)
+    } else if (n_ff_shared > 0) {
+      w.add<uint32_t>(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(n_ff_shared));
+    }
   }
 
   b.tensor("token_embd.weight", {s.n_embd, s.n_vocab}, Fill::kEmbedding);
@@ -128,8 +138,10 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
     b.tensor(n("attn_output.weight"), {q_dim, s.n_embd}, Fill::kMatmul);
     if (post_norms) b.tensor(n("post_attention_norm.weight"), {s.n_embd}, Fill::kNorm);
     b.tensor(n("ffn_norm.weight"), {s.n_embd}, Fill::kNorm);
-    if (n_expert > 0) {
+    const bool experts = n_expert > 0 && il >= n_dense_lead;
+    if (experts) {
       b.tensor(n("ffn_gate_inp.weight"), {s.n_embd, n_expert}, Fill::kRouter);
+      if (s.selection_bias) b.tensor(n("exp_probs_b.bias"), {n_expert}, Fill::kBias);
       b.tensor(n("ffn_gate_exps.weight"), {s.n_embd, n_ff_expert, n_expert}, Fill::kMatmul);
       b.tensor(n("ffn_up_exps.weight"), {s.n_embd, n_ff_expert, n_expert}, Fill::kMatmul);
       b.tensor(n("ffn_down_exps.weight"), {n_ff_expert, s.n_embd, n_expert}, Fill::kMatmul);
@@ -145,7 +157,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
       b.tensor(n("ffn_gate.weight"), {s.n_embd, s.n_ff}, Fill::kMatmul);
       b.tensor(n("ffn_up.weight"), {s.n_embd, s.n_ff}, Fill::kMatmul);
     }
-    if (n_expert == 0) b.tensor(n("ffn_down.weight"), {s.n_ff, s.n_embd}, Fill::kMatmul);
+    if (!experts) b.tensor(n("ffn_down.weight"), {s.n_ff, s.n_embd}, Fill::kMatmul);
     if (post_norms) b.tensor(n("post_ffw_norm.weight"), {s.n_embd}, Fill::kNorm);
   }
   if (s.rope_freqs) b.tensor("rope_freqs.weight", {(s.n_rot > 0 ? s.n_rot : head_dim) / 2}, Fill::kFactors);

@@ -31,7 +31,7 @@ struct RandomModelSpec {
   bool qkv_bias = false;            // attn_{q,k,v}.bias (always for qwen2)
   bool rope_freqs = false;          // a rope_freqs.weight tensor of frequency divisors (llama3)
   // Mixture of experts: n_expert > 0 makes every FFN experts (llama: Mixtral's layout); qwen2moe,
-  // qwen3moe and granitemoe always have them (4 when this is 0). The qwen ones' experts are
+  // qwen3moe, granitemoe and deepseek always have them (4 when this is 0). The qwen ones' experts are
   // n_ff_expert wide (0: n_ff), written as expert_feed_forward_length; llama's and granitemoe's are
   // n_ff (no such key). qwen2moe's shared expert (gated) is n_ff_shared wide (0: n_ff); granitemoe has
   // one (not gated) only when n_ff_shared > 0.
@@ -39,6 +39,11 @@ struct RandomModelSpec {
   int64_t n_expert_used = 2;
   int64_t n_ff_expert = 0;
   int64_t n_ff_shared = 0;
+  // deepseek: its first n_dense_lead layers dense (leading_dense_block_count), n_expert_shared shared
+  // experts of n_ff_expert each (expert_shared_count), experts n_ff_expert wide (0: n_ff).
+  int64_t n_dense_lead = 1;
+  int64_t n_expert_shared = 1;
+  bool selection_bias = false;  // an exp_probs_b.bias per expert layer (DeepSeek V3); the routing keys go in extra_keys
   uint64_t seed = 1;
   // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.
   std::function<void(GgufWriter&)> extra_keys;

@@ -63,7 +63,8 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
   if (arch.starts_with("granite")) w.add<float>(a + ".logit_scale", 8.0f);  // required
   std::vector<TensorSpec> specs = {{"token_embd.weight", {kEmbd, kVocab}}, {"output_norm.weight", {kEmbd}}};
   const bool qwen2 = arch == "qwen2" || arch == "qwen2moe", qwen3 = arch == "qwen3" || arch == "qwen3moe";
-  const bool phi3 = arch == "phi3", gemma = arch.starts_with("gemma"), moe = arch.ends_with("moe");
+  const bool deepseek = arch == "deepseek";
+  const bool phi3 = arch == "phi3", gemma = arch.starts_with("gemma"), moe = arch.ends_with("moe") || deepseek;
   // 2 of 4 experts per token, 32 wide (granitemoe: n_ff, whatever the width key says: llama.cpp does
   // not read it for granite); the shared experts (qwen2moe's gated, granitemoe's not) are kFf wide.
   constexpr int64_t kExperts = 4;
@@ -73,6 +74,10 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
     w.add<uint32_t>(a + ".expert_count", kExperts);
     w.add<uint32_t>(a + ".expert_used_count", 2);
     w.add<uint32_t>(a + ".expert_feed_forward_length", 32);
+  }
+  if (deepseek) {  // layer 0 dense; layer 1 experts and one shared expert, 32 wide
+    w.add<uint32_t>(a + ".expert_shared_count", 1);
+    w.add<uint32_t>(a + ".leading_dense_block_count", 1);
   }
   for (int64_t i = 0; i < kLayers; ++i) {
     const auto n = [i](const char* what) { return fmt::format("blk.{}.{}", i, what); };
@@ -85,7 +90,8 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
       specs.push_back({n("attn_k.weight"), {kEmbd, kHeadKv * kHeadDim}});
       specs.push_back({n("attn_v.weight"), {kEmbd, kHeadKv * kHeadDim}});
     }
-    if (moe) {
+    const bool experts = moe && !(deepseek && i == 0);
+    if (experts) {
       specs.push_back({n("ffn_gate_inp.weight"), {kEmbd, kExperts}});
       specs.push_back({n("ffn_gate_exps.weight"), {kEmbd, kFfExpert, kExperts}});
       specs.push_back({n("ffn_up_exps.weight"), {kEmbd, kFfExpert, kExperts}});
@@ -100,6 +106,11 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
       specs.push_back({n("ffn_gate_shexp.weight"), {kEmbd, kFf}});
       specs.push_back({n("ffn_up_shexp.weight"), {kEmbd, kFf}});
       specs.push_back({n("ffn_down_shexp.weight"), {kFf, kEmbd}});
+    }
+    if (deepseek && experts) {
+      specs.push_back({n("ffn_gate_shexp.weight"), {kEmbd, kFfExpert}});
+      specs.push_back({n("ffn_up_shexp.weight"), {kEmbd, kFfExpert}});
+      specs.push_back({n("ffn_down_shexp.weight"), {kFfExpert, kEmbd}});
     }
     if (qwen2) {
       specs.push_back({n("attn_q.bias"), {kHead * kHeadDim}});
@@ -158,13 +169,18 @@ TEST(Weights, EveryArchitecturesLayoutBinds) {
     const LayerWeights& l = w.layers[1];
     EXPECT_EQ(l.wqkv.data() != nullptr, arch == "phi3");
     EXPECT_EQ(l.wq.data() != nullptr, arch != "phi3");
-    const bool moe = arch.ends_with("moe");
+    const bool moe = arch.ends_with("moe") || arch == "deepseek";
     EXPECT_EQ(l.w_gate.data() != nullptr, arch != "phi3" && !moe);
     EXPECT_EQ(l.w_down.data() != nullptr, !moe);
     EXPECT_EQ(l.bq.data() != nullptr, arch.starts_with("qwen2"));
     EXPECT_EQ(l.q_norm.data() != nullptr, arch.starts_with("qwen3") || arch == "gemma3");
     EXPECT_EQ(l.router.data() != nullptr, moe);
-    EXPECT_EQ(l.shared_gate.data() != nullptr, arch == "qwen2moe" || arch == "granitemoe");
+    EXPECT_EQ(l.shared_gate.data() != nullptr, arch == "qwen2moe" || arch == "granitemoe" || arch == "deepseek");
+    if (arch == "deepseek") {  // expert_shared_count experts wide; layer 0 is a leading dense one
+      EXPECT_EQ(l.shared_gate.ne(1), 32);
+      EXPECT_NE(w.layers[0].w_down.data(), nullptr);
+      EXPECT_EQ(w.layers[0].router.data(), nullptr);
+    }
     EXPECT_EQ(l.shared_router.data() != nullptr, arch == "qwen2moe");
     if (moe) {
       EXPECT_EQ(l.expert_down.ne(0), arch == "granitemoe" ? 96 : 32);  // granitemoe: n_ff

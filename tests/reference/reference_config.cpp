@@ -160,8 +160,17 @@ void map_granite(const GgufFile& file, const std::string& p, ReferenceConfig& c)
 // name): experts of n_ff (load_arch_tensors' {n_embd, n_ff, n_expert}), normalized (build_moe_ffn's
 // norm_w; expert_weights_scale is not read, so 0: no scale), plus when expert_shared_feed_forward_length
 // > 0 a shared expert added to their sum without a gate.
+//
+// deepseek (llama_model_deepseek: leading_dense_block_count, expert_feed_forward_length,
+// expert_shared_count; src/models/deepseek.cpp: build_moe_ffn(..., norm_w false, scale_w false,
+// softmax)): the first leading_dense_block_count layers dense, the experts' probabilities as they are,
+// plus expert_shared_count experts' width of shared expert, ungated. deepseek2 (load_arch_hparams;
+// build_moe_ffn with hparams.expert_weights_norm, expert_weights_scale, expert_gating_func and the
+// layer's exp_probs_b; llama-graph's group-limited choice when expert_group_count > 1) the same, with
+// the norm, the scale (0: none), the gating (1 softmax, 2 sigmoid) and the groups from the file.
 void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
   const bool granite = c.arch == "granite" || c.arch == "granitemoe";
+  const bool deepseek = c.arch == "deepseek" || c.arch == "deepseek2";
   c.n_expert = file.get_or<int64_t>(p + "expert_count", 0);
   if ((c.arch == "llama" || granite) && c.n_expert == 0) return;
   if (c.n_expert <= 0) fail(ErrorCode::kFormat, "{}: {} needs {}expert_count > 0", file.name(), c.arch, p);
@@ -172,6 +181,23 @@ void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c)
   c.n_ff_expert = c.arch == "llama" || granite ? c.n_ff : file.get_or<int64_t>(p + "expert_feed_forward_length", 0);
   if (c.n_ff_expert == 0) c.n_ff_expert = c.n_ff / c.n_expert_used;
   c.expert_weights_norm = c.arch != "qwen2moe";
+  if (deepseek) {
+    c.n_layer_dense_lead = file.get_or<int64_t>(p + "leading_dense_block_count", 0);
+    c.n_ff_shared_expert = c.n_ff_expert * file.get<int64_t>(p + "expert_shared_count");
+    c.shared_expert_gated = false;
+    c.expert_weights_norm = c.arch == "deepseek2" && file.get_or<bool>(p + "expert_weights_norm", false);
+    if (c.arch == "deepseek2") {
+      c.expert_weights_scale = file.get_or<double>(p + "expert_weights_scale", 0.0);
+      const int64_t gating = file.get_or<int64_t>(p + "expert_gating_func", 1);
+      if (gating != 1 && gating != 2) {
+        fail(ErrorCode::kUnsupported, "{}: expert_gating_func {} is not softmax (1) or sigmoid (2)", file.name(),
+             gating);
+      }
+      c.expert_gating_sigmoid = gating == 2;
+      c.n_expert_group = file.get_or<int64_t>(p + "expert_group_count", 0);
+      c.n_expert_group_used = file.get_or<int64_t>(p + "expert_group_used_count", 0);
+    }
+  }
   if (c.arch == "qwen2moe") {
     c.n_ff_shared_expert = file.get_or<int64_t>(p + "expert_shared_feed_forward_length", 0);
     if (c.n_ff_shared_expert == 0) c.n_ff_shared_expert = c.n_ff;
@@ -246,6 +272,12 @@ void reference_validate(const ReferenceConfig& c, const std::string& name) {
   require(c.traits.sliding_window >= 0, "sliding_window must be >= 0");
   require(c.n_expert == 0 || (c.n_expert_used >= 1 && c.n_expert_used <= c.n_expert && c.n_ff_expert > 0),
           "a mixture of experts needs 1 <= n_expert_used <= n_expert and n_ff_expert > 0");
+  require(c.n_layer_dense_lead >= 0 && c.n_layer_dense_lead <= c.n_layer, "n_layer_dense_lead must be in [0, n_layer]");
+  // (llama.cpp's load-time asserts on the groups.)
+  require(c.n_expert_group <= 1 || (c.n_expert % c.n_expert_group == 0 && c.n_expert / c.n_expert_group >= 2 &&
+                                    c.n_expert_group_used > 0 && c.n_expert_group_used < c.n_expert_group &&
+                                    c.n_expert_used <= c.n_expert_group_used * (c.n_expert / c.n_expert_group)),
+          "expert groups must split n_expert evenly, at least two each, and n_expert_group_used in [1, groups)");
   require(c.traits.sliding_layers.empty() || static_cast<int64_t>(c.traits.sliding_layers.size()) == c.n_layer,
           "sliding_layers must be empty or hold n_layer flags");
   require(c.traits.nope_layers.empty() || static_cast<int64_t>(c.traits.nope_layers.size()) == c.n_layer,
@@ -267,12 +299,12 @@ bool reference_config_reads_tensor(const std::string& arch, std::string_view nam
 ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   ReferenceConfig c;
   c.arch = file.get<std::string>("general.architecture");
-  const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe";
+  const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe" || c.arch == "deepseek";
   if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !is_gemma(c.arch) &&
       c.arch != "smollm3" && c.arch != "granite" && c.arch != "granitemoe" && !moe_arch) {
     fail(ErrorCode::kUnsupported,
          "{}: architecture '{}' has no reference traits yet (supported: llama, qwen2, qwen3, phi3, gemma, gemma2, "
-         "gemma3, smollm3, granite, granitemoe, qwen2moe, qwen3moe)",
+         "gemma3, smollm3, granite, granitemoe, qwen2moe, qwen3moe, deepseek)",
          file.name(), c.arch);
   }
   const std::string p = c.arch + ".";
@@ -300,7 +332,7 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   }
   // llama.cpp adds q/k/v biases when the file has them (llama; qwen2 always has them).
   c.traits.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
-  if (c.arch == "qwen2" || c.arch == "qwen3" || moe_arch) {
+  if (c.arch == "qwen2" || c.arch == "qwen3" || c.arch == "qwen2moe" || c.arch == "qwen3moe") {
     c.traits.rope = ReferenceTraits::Rope::kNeox;
     c.traits.qkv_bias = c.traits.qkv_bias || c.arch == "qwen2" || c.arch == "qwen2moe";
     c.traits.qk_norm = c.arch == "qwen3" || c.arch == "qwen3moe";

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <numbers>
 #include <optional>
 #include <set>
@@ -187,11 +188,12 @@ void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
   }
   l.wo = source.get(b + "attn_output.weight", {q_dim, c.n_embd});
   l.ffn_norm = source.get(b + "ffn_norm.weight", {c.n_embd});
-  if (c.n_expert > 0) {
+  if (has_experts(il)) {
     // Merged expert tensors, expert e at index e of the last dimension.
     const std::vector<int64_t> experts(static_cast<size_t>(c.n_expert), c.n_ff_expert);
     const std::vector<int64_t> experts_down(static_cast<size_t>(c.n_expert), c.n_embd);
     l.router = source.get(b + "ffn_gate_inp.weight", {c.n_embd, c.n_expert});
+    if (source.has(b + "exp_probs_b.bias")) l.exp_probs_b = source.get(b + "exp_probs_b.bias", {c.n_expert});
     l.expert_gate =
         split_rows(source.get(b + "ffn_gate_exps.weight", {c.n_embd, c.n_ff_expert, c.n_expert}), c.n_embd, experts);
     l.expert_up =
@@ -330,17 +332,46 @@ std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, int64_t i
                                                        const std::vector<double>& xn,
                                                        const ExpertChoice& choose) const {
   const ReferenceConfig& c = config_;
-  // Softmax of the router's logits.
+  // Softmax or sigmoid of the router's logits.
   std::vector<double> probs = matvec(l.router, xn);
-  const double max_logit = *std::max_element(probs.begin(), probs.end());
-  double sum = 0;
-  for (double& p : probs) sum += (p = std::exp(p - max_logit));
-  for (double& p : probs) p /= sum;
-  // The n_expert_used most probable, the lower index first among equals.
-  std::vector<int32_t> chosen(probs.size());
-  for (size_t e = 0; e < chosen.size(); ++e) chosen[e] = static_cast<int32_t>(e);
-  std::stable_sort(chosen.begin(), chosen.end(),
-                   [&](int32_t a, int32_t b) { return probs[static_cast<size_t>(a)] > probs[static_cast<size_t>(b)]; });
+  if (c.expert_gating_sigmoid) {
+    for (double& p : probs) p = 1.0 / (1.0 + std::exp(-p));
+  } else {
+    const double max_logit = *std::max_element(probs.begin(), probs.end());
+    double sum = 0;
+    for (double& p : probs) sum += (p = std::exp(p - max_logit));
+    for (double& p : probs) p /= sum;
+  }
+  // What the choice ranks: the probabilities plus the layer's bias, outside the best groups -inf.
+  std::vector<double> score = probs;
+  if (!l.exp_probs_b.empty()) {
+    for (size_t e = 0; e < score.size(); ++e) score[e] += l.exp_probs_b[e];
+  }
+  const auto by_score = [](const std::vector<double>& s) {
+    std::vector<int32_t> order(s.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t a, int32_t b) { return s[static_cast<size_t>(a)] > s[static_cast<size_t>(b)]; });
+    return order;
+  };
+  if (c.n_expert_group > 1) {
+    const int64_t per_group = c.n_expert / c.n_expert_group;
+    std::vector<double> group_score(static_cast<size_t>(c.n_expert_group));
+    for (int64_t g = 0; g < c.n_expert_group; ++g) {
+      const auto first = score.begin() + g * per_group;
+      const std::vector<int32_t> order = by_score(std::vector<double>(first, first + per_group));
+      group_score[static_cast<size_t>(g)] = first[order[0]] + first[order[1]];
+    }
+    std::vector<int32_t> groups = by_score(group_score);
+    groups.resize(static_cast<size_t>(c.n_expert_group_used));
+    for (int64_t e = 0; e < c.n_expert; ++e) {
+      if (std::find(groups.begin(), groups.end(), e / per_group) == groups.end()) {
+        score[static_cast<size_t>(e)] = -std::numeric_limits<double>::infinity();
+      }
+    }
+  }
+  // The n_expert_used best, the lower index first among equals.
+  std::vector<int32_t> chosen = by_score(score);
   chosen.resize(static_cast<size_t>(c.n_expert_used));
   if (choose) {
     std::vector<int32_t> given = choose(il, position, chosen);
@@ -364,7 +395,8 @@ std::vector<double> ReferenceModel::mixture_of_experts(const Layer& l, int64_t i
   std::vector<double> out(static_cast<size_t>(c.n_embd), 0.0);
   for (const int32_t expert : chosen) {
     const auto e = static_cast<size_t>(expert);
-    const double weight = c.expert_weights_norm ? probs[e] / chosen_sum : probs[e];
+    double weight = c.expert_weights_norm ? probs[e] / std::max(chosen_sum, 6.103515625e-5) : probs[e];
+    if (c.expert_weights_scale != 0 && c.expert_weights_scale != 1) weight *= c.expert_weights_scale;
     const std::vector<double> y = swiglu_ffn(l.expert_gate[e], l.expert_up[e], l.expert_down[e], xn);
     for (size_t i = 0; i < out.size(); ++i) out[i] += weight * y[i];
   }
@@ -386,7 +418,7 @@ void ReferenceModel::feed_forward(const Layer& l, int64_t il, Rows& x, const Exp
   for (size_t t = 0; t < x.size(); ++t) {
     std::vector<double>& row = x[t];
     const std::vector<double> xn = rms_norm(row, l.ffn_norm, c.rms_eps);
-    if (c.n_expert > 0) {
+    if (has_experts(il)) {
       std::vector<double> o = mixture_of_experts(l, il, static_cast<int64_t>(t), xn, choose);
       for (double& value : o) value *= c.traits.residual_scale;
       add_in_place(row, o);

@@ -124,6 +124,16 @@ struct ReferenceConfig {
   bool expert_weights_norm = false;
   int64_t n_ff_shared_expert = 0;
   bool shared_expert_gated = true;  // false: the shared expert's output is added as is (granitemoe)
+  // DeepSeek: the first n_layer_dense_lead layers have a dense FFN; the router's probabilities are a
+  // sigmoid of its logits when expert_gating_sigmoid, else a softmax; the chosen weights (after the
+  // norm) times expert_weights_scale (0 or 1: none); a layer's exp_probs_b, when the file has one, is
+  // added to the probabilities to choose (not to weigh); with n_expert_group > 1 a token chooses within
+  // the n_expert_group_used groups whose two best biased probabilities sum highest.
+  int64_t n_layer_dense_lead = 0;
+  bool expert_gating_sigmoid = false;
+  double expert_weights_scale = 0;
+  int64_t n_expert_group = 0;
+  int64_t n_expert_group_used = 0;
 };
 
 // Reads `<arch>.*` keys and the rope tensors of a supported architecture (llama, qwen2, qwen3,
@@ -216,11 +226,13 @@ class ReferenceModel {
     std::vector<double> router;
     std::vector<std::vector<double>> expert_gate, expert_up, expert_down;
     std::vector<double> shared_gate, shared_up, shared_down, shared_router;
+    std::vector<double> exp_probs_b;  // [n_expert]; empty when the file has none
   };
   using Rows = std::vector<std::vector<double>>;  // [n_tokens][width]
 
   ReferenceModel() = default;
   void load_layer(ReferenceTensorSource& source, int64_t il);
+  bool has_experts(int64_t il) const { return config_.n_expert > 0 && il >= config_.n_layer_dense_lead; }
   void attention(const Layer& layer, int64_t il, Rows& x) const;
   void feed_forward(const Layer& layer, int64_t il, Rows& x, const ExpertChoice& choose) const;
   // The experts `choose` picks at (il, position), else the router's n_expert_used most probable.

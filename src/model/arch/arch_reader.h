@@ -55,6 +55,10 @@ class ArchReader {
 // The Gemma family's shared traits: GeGLU (tanh GELU), embeddings scaled by sqrt(n_embd), neox rope.
 void read_gemma_family(const ArchReader& r, ModelConfig& config);
 
+// DeepSeek's experts (deepseek, deepseek2): read_experts with the width from its key, the leading
+// dense layers (leading_dense_block_count, default 0) and expert_shared_count shared experts.
+void read_deepseek_experts(const ArchReader& r, ModelConfig& config, bool norm_weights);
+
 #define EMBER_ARCH(id, gguf_name, reader) void reader(const ArchReader& r, ModelConfig& config);
 #include "model/arch/arch_list.inc"
 #undef EMBER_ARCH
