@@ -250,6 +250,12 @@ class CudaGpuLayers final : public GpuLayers {
   // What the kernels cannot run, refused at load rather than met at the first step.
   void check_shapes(const Weights& weights) const {
     const ModelConfig& c = config_;
+    if (c.mla.kv_lora_rank > 0) {
+      fail(ErrorCode::kUnsupported,
+           "multi-head latent attention ({}) runs on the CPU only yet; load the model without GPU layers "
+           "(--gpu-layers 0)",
+           arch_name(c.arch));
+    }
     if (c.head_dim % 2 != 0 || c.head_dim > 256) {
       fail(ErrorCode::kUnsupported, "GPU attention takes even head sizes up to 256, not {}", c.head_dim);
     }

@@ -41,6 +41,25 @@ MoeLinears prepare_experts(const LayerWeights& w, const Prepare& prepare) {
   return l;
 }
 
+// A latent-attention layer's matrices through `prepare`, k_b and v_b one matrix per head (views
+// into their [.., .., n_head] tensors).
+template <class Prepare>
+LatentLinearsOf<Linear> prepare_latent_attention(const LayerWeights& w, const MlaConfig& mla, const Prepare& prepare) {
+  LatentLinearsOf<Linear> m;
+  if (mla.q_lora_rank > 0) {
+    m.wq_a = prepare(weight_matrix(w.wq_a));
+    m.wq_b = prepare(weight_matrix(w.wq_b));
+  } else {
+    m.wq = prepare(weight_matrix(w.wq));
+  }
+  m.wkv_a = prepare(weight_matrix(w.wkv_a));
+  for (int64_t h = 0; h < w.wk_b.ne(2); ++h) {
+    m.k_b.push_back(prepare(expert_matrix(w.wk_b, h)));
+    m.v_b.push_back(prepare(expert_matrix(w.wv_b, h)));
+  }
+  return m;
+}
+
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, CpuBackend& backend, const ModelOptions& options) {
@@ -141,8 +160,11 @@ void Model::prepare_weights() {
   for (size_t il = 0; il < static_cast<size_t>(gpu_first_layer()); ++il) {
     const LayerWeights& w = weights_.layers[il];
     LayerLinears& l = linears_[il];
-    l.fused_qkv = w.wq.data() == nullptr;
-    if (l.fused_qkv) {
+    if (config_.mla.kv_lora_rank > 0) {
+      if (latent_.size() <= il) latent_.resize(il + 1);
+      latent_[il] = prepare_latent_attention(w, config_.mla, prepare_matrix);
+    } else if (w.wq.data() == nullptr) {
+      l.fused_qkv = true;
       l.wqkv = prepare(w.wqkv);
     } else {
       l.wq = prepare(w.wq);
@@ -180,12 +202,13 @@ void Model::size_scratch() {
       !moe || std::any_of(c.layers.begin(), c.layers.end(), [](const LayerConfig& l) { return l.dense_ffn; });
   // A mixture-of-experts model's FFN matmuls have the experts' widths (n_ff is a dense layer's).
   const int64_t ff = std::max<int64_t>(moe ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : 0, dense ? c.n_ff : 0);
-  backend_.reserve({.max_rows = rows,
-                    .max_k = std::max({int64_t{c.n_embd}, ff, q_dim}),
-                    .max_n_rot = n_rot,
-                    .n_head = c.n_head,
-                    .n_head_kv = c.n_head_kv,
-                    .head_dim = c.head_dim});
+  backend_.reserve(
+      {.max_rows = rows,
+       .max_k = std::max({int64_t{c.n_embd}, ff, q_dim, int64_t{c.mla.q_lora_rank}, int64_t{c.mla.kv_lora_rank}}),
+       .max_n_rot = n_rot,
+       .n_head = c.n_head,
+       .n_head_kv = c.n_head_kv,
+       .head_dim = c.head_dim});
   x_.resize(floats(rows, c.n_embd));
   xn_.resize(floats(rows, c.n_embd));
   const bool fused_qkv =
@@ -200,6 +223,20 @@ void Model::size_scratch() {
   if (dense) {
     gate_up_.resize(floats(rows, 2 * int64_t{c.n_ff}));
     hidden_.resize(floats(rows, c.n_ff));
+  }
+  if (c.mla.kv_lora_rank > 0) {
+    const std::vector<int64_t> widths = latent_buffer_widths(c);
+    int64_t total = 0;
+    for (int64_t width : widths) total += width;
+    latent_scratch_.resize(floats(rows, total));
+    float* at = latent_scratch_.data();
+    float** fields[] = {&latent_buffers_.q_full, &latent_buffers_.q_a,     &latent_buffers_.kv_a,
+                        &latent_buffers_.latent, &latent_buffers_.head_in, &latent_buffers_.head_out,
+                        &latent_buffers_.attn_v};
+    for (size_t i = 0; i < widths.size(); ++i) {
+      *fields[i] = at;
+      at += floats(rows, widths[i]);
+    }
   }
   if (rope_) cos_sin_.resize(floats(rows, rope_->n_rot()));
   if (rope_local_) cos_sin_local_.resize(floats(rows, rope_local_->n_rot()));

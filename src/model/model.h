@@ -19,6 +19,7 @@
 #include "model/gpu_layers.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
+#include "model/latent_attention.h"
 #include "model/model_config.h"
 #include "model/moe.h"
 #include "model/transformer_layer.h"
@@ -144,8 +145,9 @@ class Model {
   ModelOptions options_;
   ModelConfig config_;
   Weights weights_;
-  std::vector<LayerLinears> linears_;  // the attention's, and a dense FFN's
-  std::vector<MoeLinears> moe_;        // per CPU layer: its experts (empty for a dense layer)
+  std::vector<LayerLinears> linears_;            // the attention's, and a dense FFN's
+  std::vector<MoeLinears> moe_;                  // per CPU layer: its experts (empty for a dense layer)
+  std::vector<LatentLinearsOf<Linear>> latent_;  // per CPU layer: latent attention's (empty otherwise)
   Linear output_;
   std::optional<RopeTable> rope_;        // nullopt: no rotary dims
   std::optional<RopeTable> rope_local_;  // Gemma 3's local layers
@@ -171,10 +173,12 @@ class Model {
   std::vector<float> xn_;   // normed input [n_embd]
   std::vector<float> qkv_;  // fused projection output [q + k + v]
   std::vector<float> q_, k_, v_;
-  std::vector<float> attn_;           // attention output [n_head * head_dim]
-  std::vector<float> proj_;           // block output [n_embd]
-  std::vector<float> gate_up_;        // [2 * n_ff]
-  std::vector<float> hidden_;         // [n_ff]
+  std::vector<float> attn_;            // attention output [n_head * head_dim]
+  std::vector<float> proj_;            // block output [n_embd]
+  std::vector<float> gate_up_;         // [2 * n_ff]
+  std::vector<float> hidden_;          // [n_ff]
+  std::vector<float> latent_scratch_;  // latent attention's LatentBuffers, one block (latent_buffer_widths)
+  LatentBuffers latent_buffers_;
   MoeScratch moe_scratch_;            // a mixture-of-experts FFN's (unsized for a dense model)
   std::vector<float> cos_sin_;        // [rows][n_rot] of rope_
   std::vector<float> cos_sin_local_;  // [rows][n_rot] of rope_local_

@@ -54,6 +54,19 @@ struct MoeConfig {
   int32_t n_group_used = 0;
 };
 
+// Multi-head latent attention (DeepSeek V2/V3, kv_lora_rank > 0): a token's keys and values are one
+// latent of kv_lora_rank values (normed) plus one rope key of rope.n_rot shared by every head. ember
+// runs the absorbed form: head h's query [q_nope (nope_dim) | q_pe (n_rot)] becomes
+// [k_b[h]·q_nope | q_pe], which attends over cached rows [latent | k_pe] as one kv head
+// (ModelConfig: n_head_kv 1, head_dim = kv_lora_rank + n_rot), and the latent part of its output
+// goes through v_b[h] to v_dim values.
+struct MlaConfig {
+  int32_t kv_lora_rank = 0;  // 0: ordinary attention
+  int32_t q_lora_rank = 0;   // > 0: q = wq_b·norm(wq_a·x); 0: q = wq·x ("lite" models)
+  int32_t nope_dim = 0;      // per head, the q / k dims without rope
+  int32_t v_dim = 0;         // per head, the value dims
+};
+
 // What differs between one layer and the next (Gemma's alternating local / global attention,
 // SmolLM3's layers without positions).
 struct LayerConfig {
@@ -97,6 +110,7 @@ struct ModelConfig {
   float attn_scale = 0.0f;      // query scale; 0 = 1 / sqrt(head_dim)
   bool tied_output = false;     // no output.weight: the logits use token_embd
   MoeConfig moe;                // n_expert 0: every layer's FFN is dense
+  MlaConfig mla;                // kv_lora_rank 0: ordinary attention
 
   std::vector<LayerConfig> layers;  // n_layer entries
 

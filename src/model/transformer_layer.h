@@ -43,6 +43,8 @@ struct LayerVectors {
   const float* post_attn_norm = nullptr;
   const float* ffn_norm = nullptr;
   const float* post_ffn_norm = nullptr;
+  const float* q_a_norm = nullptr;   // [q_lora_rank] (latent attention)
+  const float* kv_a_norm = nullptr;  // [kv_lora_rank] (latent attention)
 };
 
 // The step's buffers in the backend's memory, [max rows] of the width in brackets each.
@@ -107,6 +109,10 @@ void finish_logits(Backend& b, const ModelConfig& c, float* logits, int64_t n_fl
   if (c.final_softcap > 0.0f) b.softcap(logits, n_floats, c.final_softcap);
 }
 
+template <class Backend, class LinearT, class Active, class Hook>
+void add_attention_output(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LinearT& wo,
+                          const float* attn, const LayerBuffers& s, int64_t n, Active&& active, Hook&& hook);
+
 // x += attn(norm(x)) for step.n rows; `hook(point, layer, data, n_rows, n_cols)` runs a hook point
 // when `active(point)`.
 template <class Backend, class LinearT, class StepKv, class Active, class Hook>
@@ -163,12 +169,19 @@ void attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVe
                                .alibi_slopes = nullptr,
                                .split_tokens = step.batch_invariant ? -1 : 0};
   attention(b, cache, kv, s.q, params, s.attn);
+  add_attention_output(b, c, il, w, l.wo, s.attn, s, n, active, hook);
+}
 
+// x += attn·woᵀ for n rows of attention output `attn`, through the post-norm (Gemma), the residual
+// scale (Granite) and the kAttentionOutput hook.
+template <class Backend, class LinearT, class Active, class Hook>
+void add_attention_output(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w, const LinearT& wo,
+                          const float* attn, const LayerBuffers& s, int64_t n, Active&& active, Hook&& hook) {
   if (adds_output_as_is(c, HookPoint::kAttentionOutput, active)) [[likely]] {
-    b.matmul_accumulate(l.wo, s.attn, n, s.x, s.proj);  // x += attn·woᵀ (one GEMV on the GPU)
+    b.matmul_accumulate(wo, attn, n, s.x, s.proj);  // x += attn·woᵀ (one GEMV on the GPU)
     return;
   }
-  b.matmul(l.wo, s.attn, n, s.proj);
+  b.matmul(wo, attn, n, s.proj);
   if (c.post_norms) b.rms_norm(s.proj, w.post_attn_norm, s.proj, n, c.n_embd, c.norm_eps);
   if (c.residual_scale != 0.0f) b.scale(s.proj, s.proj, n * c.n_embd, c.residual_scale);
   if (active(HookPoint::kAttentionOutput)) [[unlikely]] {
@@ -261,7 +274,9 @@ LayerVectors layer_vectors(const LayerWeightsT& w, Where&& where) {
           .k_norm = where(w.k_norm),
           .post_attn_norm = where(w.post_attn_norm),
           .ffn_norm = where(w.ffn_norm),
-          .post_ffn_norm = where(w.post_ffn_norm)};
+          .post_ffn_norm = where(w.post_ffn_norm),
+          .q_a_norm = where(w.q_a_norm),
+          .kv_a_norm = where(w.kv_a_norm)};
 }
 
 // The F32 vectors of `w` as host pointers (the CPU reads them in place from the mapping).

@@ -103,6 +103,26 @@ void bind_experts(Binder& b, const ModelConfig& c, int32_t il, LayerWeights& l) 
   }
 }
 
+// Multi-head latent attention's tensors (MlaConfig), in llama.cpp's shapes.
+void bind_latent_attention(Binder& b, const ModelConfig& c, int32_t i, LayerWeights& l) {
+  const auto name = [i](std::string_view what) { return fmt::format("blk.{}.{}", i, what); };
+  const MlaConfig& mla = c.mla;
+  const int64_t embd = c.n_embd, n_rot = c.rope.n_rot;
+  const int64_t q_rows = int64_t{c.n_head} * (mla.nope_dim + n_rot);
+  if (mla.q_lora_rank > 0) {
+    l.wq_a = b.bind(name("attn_q_a.weight"), Kind::kMatmul, {embd, mla.q_lora_rank});
+    l.q_a_norm = b.bind(name("attn_q_a_norm.weight"), Kind::kNorm, {mla.q_lora_rank});
+    l.wq_b = b.bind(name("attn_q_b.weight"), Kind::kMatmul, {mla.q_lora_rank, q_rows});
+  } else {
+    l.wq = b.bind(name("attn_q.weight"), Kind::kMatmul, {embd, q_rows});
+  }
+  l.wkv_a = b.bind(name("attn_kv_a_mqa.weight"), Kind::kMatmul, {embd, mla.kv_lora_rank + n_rot});
+  l.kv_a_norm = b.bind(name("attn_kv_a_norm.weight"), Kind::kNorm, {mla.kv_lora_rank});
+  l.wk_b = b.bind(name("attn_k_b.weight"), Kind::kMatmul, {mla.nope_dim, mla.kv_lora_rank, c.n_head});
+  l.wv_b = b.bind(name("attn_v_b.weight"), Kind::kMatmul, {mla.kv_lora_rank, mla.v_dim, c.n_head});
+  l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {int64_t{c.n_head} * mla.v_dim, embd});
+}
+
 }  // namespace
 
 Weights Weights::bind(const GgufFile& file, const ModelConfig& c) { return bind(GgufModelFiles::view(file), c); }
@@ -132,7 +152,9 @@ Weights Weights::bind(const GgufModelFiles& model, const ModelConfig& c) {
     LayerWeights& l = w.layers[static_cast<size_t>(i)];
     const auto name = [i](std::string_view what) { return fmt::format("blk.{}.{}", i, what); };
     l.attn_norm = b.bind(name("attn_norm.weight"), Kind::kNorm, {embd});
-    if (b.has(name("attn_qkv.weight"))) {
+    if (c.mla.kv_lora_rank > 0) {
+      bind_latent_attention(b, c, i, l);
+    } else if (b.has(name("attn_qkv.weight"))) {
       l.wqkv = b.bind(name("attn_qkv.weight"), Kind::kMatmul, {embd, q_dim + k_dim + v_dim});
     } else {
       l.wq = b.bind(name("attn_q.weight"), Kind::kMatmul, {embd, q_dim});
@@ -148,7 +170,7 @@ Weights Weights::bind(const GgufModelFiles& model, const ModelConfig& c) {
       l.q_norm = b.bind(name("attn_q_norm.weight"), Kind::kNorm, {c.head_dim});
       l.k_norm = b.bind(name("attn_k_norm.weight"), Kind::kNorm, {c.head_dim});
     }
-    l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {o_dim, embd});
+    if (c.mla.kv_lora_rank == 0) l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {o_dim, embd});
     l.ffn_norm = b.bind(name("ffn_norm.weight"), Kind::kNorm, {embd});
     const bool experts = c.layer_has_experts(static_cast<int32_t>(i));
     if (experts) {

@@ -22,6 +22,15 @@ struct LayerWeights {
   TensorView wqkv;            // [n_embd, (n_head + n_head_kv) * head_dim + n_head_kv * head_dim_v]
   TensorView bq, bk, bv;      // [n_head * head_dim] ... F32, when attn_qkv_bias
   TensorView q_norm, k_norm;  // [head_dim] F32, when attn_qk_norm
+  // Multi-head latent attention (config.mla.kv_lora_rank > 0): wq [n_embd, n_head*(nope+n_rot)] or the
+  // pair below, and these (wo is [n_head * v_dim, n_embd]).
+  TensorView wq_a;            // attn_q_a [n_embd, q_lora_rank]
+  TensorView q_a_norm;        // [q_lora_rank] F32
+  TensorView wq_b;            // attn_q_b [q_lora_rank, n_head * (nope_dim + n_rot)]
+  TensorView wkv_a;           // attn_kv_a_mqa [n_embd, kv_lora_rank + n_rot]
+  TensorView kv_a_norm;       // [kv_lora_rank] F32
+  TensorView wk_b;            // attn_k_b [nope_dim, kv_lora_rank, n_head]: head h's k_b (kv_lora_rank rows of nope_dim)
+  TensorView wv_b;            // attn_v_b [kv_lora_rank, v_dim, n_head]: head h's v_b (v_dim rows of kv_lora_rank)
   TensorView wo;              // [n_head * head_dim_v, n_embd]
   TensorView post_attn_norm;  // [n_embd] F32, when post_norms
   TensorView ffn_norm;        // [n_embd] F32

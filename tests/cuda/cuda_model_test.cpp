@@ -120,6 +120,16 @@ TEST(CudaModel, EveryArchitectureAndTypeAgainstTheReference) {
       const DType type = types[t];
       SCOPED_TRACE(arch + " " + std::string(dtype_name(type)));
       test::TwinModels m = test::TwinModels::make(test::reference_spec(arch, type), {.max_step_tokens = 32});
+      if (arch == "deepseek2") {  // latent attention is not on the GPU yet: refused at load, with a way out
+        try {
+          (void)load_gpu(m.bytes, kGpuLayersAll, 32, DType::kF32);
+          ADD_FAILURE() << "deepseek2 loaded on the GPU";
+        } catch (const Error& e) {
+          EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
+          EXPECT_NE(std::string(e.what()).find("--gpu-layers 0"), std::string::npos) << e.what();
+        }
+        continue;
+      }
       // Steps of 32 rows: the 21-row prefill takes the GEMM path, decode the GEMV. A mixture of
       // experts is compared through the experts it chose (test::compare_to_reference).
       GpuModel g = load_gpu(m.bytes, kGpuLayersAll, 32, DType::kF32);

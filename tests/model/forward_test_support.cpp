@@ -169,7 +169,23 @@ RandomModelSpec reference_spec(const std::string& arch, DType type) {
   if (arch == "smollm3") s.n_layer = 4;  // the last layer without rope
   if (arch == "phi3") s.n_rot = 32;      // partial rotary
   if (arch == "qwen2moe" || arch == "qwen3moe" || arch == "deepseek") s.n_ff_expert = 256;  // 4 experts, 2 per token
-  if (arch == "deepseek") s.n_layer = 3;  // a dense layer, then two of experts
+  if (arch == "deepseek" || arch == "deepseek2") s.n_layer = 3;  // a dense layer, then two of experts
+  if (arch == "deepseek2") {  // V3's kind: q through a low rank, a sigmoid router with a bias and groups, YaRN
+    s.n_rot = 64;
+    s.q_lora_rank = 256;
+    s.selection_bias = true;
+    s.extra_keys = [](GgufWriter& w) {
+      w.add<uint32_t>("deepseek2.expert_gating_func", 2);
+      w.add<bool>("deepseek2.expert_weights_norm", true);
+      w.add<float>("deepseek2.expert_weights_scale", 2.5f);
+      w.add<uint32_t>("deepseek2.expert_group_count", 2);
+      w.add<uint32_t>("deepseek2.expert_group_used_count", 1);
+      w.add_string("deepseek2.rope.scaling.type", "yarn");
+      w.add<float>("deepseek2.rope.scaling.factor", 4.0f);
+      w.add<uint32_t>("deepseek2.rope.scaling.original_context_length", 128);
+      w.add<float>("deepseek2.rope.scaling.yarn_log_multiplier", 0.0707f);
+    };
+  }
   s.n_embd = 256;
   s.n_head = 4;
   s.n_head_kv = 2;

@@ -49,12 +49,22 @@ GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, 
   w.add<uint32_t>(a + ".block_count", static_cast<uint32_t>(n_layer));
   w.add<uint32_t>(a + ".feed_forward_length", 640);
   w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(n_head));
-  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(n_head_kv));
+  const bool latent = arch == "deepseek2";  // V3's latent attention: one cached row of 512 + 64
+  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(latent ? 1 : n_head_kv));
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   w.add<float>(a + ".rope.freq_base", 500000.0f);
   w.add<uint32_t>(a + ".context_length", 8192);
   w.add<uint32_t>(a + ".vocab_size", 1000);
   if (!arch_keys) return w;
+  if (latent) {
+    w.add<uint32_t>(a + ".attention.key_length", 576);
+    w.add<uint32_t>(a + ".attention.value_length", 512);
+    w.add<uint32_t>(a + ".attention.key_length_mla", 192);
+    w.add<uint32_t>(a + ".attention.value_length_mla", 128);
+    w.add<uint32_t>(a + ".attention.kv_lora_rank", 512);
+    w.add<uint32_t>(a + ".attention.q_lora_rank", 1536);
+    w.add<uint32_t>(a + ".rope.dimension_count", 64);
+  }
   if (arch.starts_with("granite")) w.add<float>(a + ".logit_scale", 8.0f);  // required
   if (arch.ends_with("moe") || arch.starts_with("deepseek")) {              // 8 experts, 2 per token
     w.add<uint32_t>(a + ".expert_count", 8);
@@ -496,6 +506,66 @@ TEST(ModelConfig, DeepSeekHasLeadingDenseLayersAndSharedExperts) {
   too_many_dense.add<uint32_t>("deepseek.expert_shared_count", 1);
   too_many_dense.add<uint32_t>("deepseek.leading_dense_block_count", 4);  // of 3 layers
   expect_error_naming(too_many_dense, "deepseek.leading_dense_block_count");
+}
+
+}  // namespace
+}  // namespace ember
+
+namespace ember {
+namespace {
+
+// deepseek2 with llama.cpp's MLA layout (V3's sizes): the cache's row is one latent + rope key, the
+// heads' sizes come from the _mla keys, and V3's YaRN gives llama.cpp's q·k scale.
+TEST(ModelConfig, DeepSeek2ReadsLatentAttention) {
+  std::vector<std::byte> storage;
+  const ModelConfig plain = load(llama_like("deepseek2"), storage);
+  EXPECT_EQ(plain.mla.kv_lora_rank, 512);
+  EXPECT_EQ(plain.mla.q_lora_rank, 1536);
+  EXPECT_EQ(plain.mla.nope_dim, 128);
+  EXPECT_EQ(plain.mla.v_dim, 128);
+  EXPECT_EQ(plain.n_head_kv, 1);
+  EXPECT_EQ(plain.head_dim, 576);
+  EXPECT_EQ(plain.head_dim_v, 576);  // the value row is the key row
+  EXPECT_EQ(plain.rope.n_rot, 64);
+  EXPECT_FALSE(plain.rope.neox);
+  EXPECT_FLOAT_EQ(plain.attn_scale, 1.0f / std::sqrt(192.0f));
+  EXPECT_EQ(plain.moe.gating, ExpertGating::kSoftmax);
+  EXPECT_FALSE(plain.moe.norm_weights);
+
+  // V3: factor 40, mscale_all_dim 1 (stored as 0.1): mscale 1 + 0.1·ln 40, scale mscale² / sqrt(192)
+  // = 0.1352 (llama.cpp's worked value); the rope's own magnitude cancelled to 1.
+  GgufWriter v3 = llama_like("deepseek2");
+  v3.add_string("deepseek2.rope.scaling.type", "yarn");
+  v3.add<float>("deepseek2.rope.scaling.factor", 40.0f);
+  v3.add<uint32_t>("deepseek2.rope.scaling.original_context_length", 4096);
+  v3.add<float>("deepseek2.rope.scaling.yarn_log_multiplier", 0.1f);
+  v3.add<uint32_t>("deepseek2.expert_gating_func", 2);
+  v3.add<bool>("deepseek2.expert_weights_norm", true);
+  v3.add<float>("deepseek2.expert_weights_scale", 2.5f);
+  v3.add<uint32_t>("deepseek2.expert_group_count", 4);
+  v3.add<uint32_t>("deepseek2.expert_group_used_count", 2);
+  const ModelConfig c = load(v3, storage);
+  const double mscale = 1.0 + 0.1 * std::log(40.0);
+  EXPECT_NEAR(c.attn_scale, mscale * mscale / std::sqrt(192.0), 1e-6);
+  EXPECT_NEAR(c.attn_scale, 0.1352, 1e-4);
+  EXPECT_NEAR(c.rope.attn_factor * mscale, 1.0, 1e-6);
+  EXPECT_EQ(c.moe.gating, ExpertGating::kSigmoid);
+  EXPECT_TRUE(c.moe.norm_weights);
+  EXPECT_FLOAT_EQ(c.moe.weights_scale, 2.5f);
+  EXPECT_EQ(c.moe.n_group, 4);
+  EXPECT_EQ(c.moe.n_group_used, 2);
+  EXPECT_FALSE(c.moe.selection_bias);  // no exp_probs_b tensor in this file
+
+  GgufWriter bad_groups = llama_like("deepseek2");
+  bad_groups.add<uint32_t>("deepseek2.expert_group_count", 3);  // 8 experts do not split in 3
+  expect_error_naming(bad_groups, "groups must split the experts", ErrorCode::kFormat);
+  GgufWriter bad_gating = llama_like("deepseek2");
+  bad_gating.add<uint32_t>("deepseek2.expert_gating_func", 4);
+  expect_error_naming(bad_gating, "deepseek2.expert_gating_func = 4", ErrorCode::kUnsupported);
+  // A file converted before llama.cpp's MLA (no _mla keys): a clear error, not a wrong model.
+  GgufWriter legacy = llama_like("deepseek2", 8, 8, 3, /*arch_keys=*/false);
+  legacy.add<uint32_t>("deepseek2.attention.kv_lora_rank", 512);
+  expect_error_naming(legacy, "convert the model again", ErrorCode::kUnsupported);
 }
 
 }  // namespace

@@ -72,10 +72,20 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   w.add<uint32_t>(a + ".block_count", static_cast<uint32_t>(s.n_layer));
   w.add<uint32_t>(a + ".feed_forward_length", static_cast<uint32_t>(s.n_ff));
   w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(s.n_head));
-  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
+  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(a == "deepseek2" ? 1 : s.n_head_kv));
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   w.add<float>(a + ".rope.freq_base", s.rope_freq_base);
-  if (s.head_dim > 0) {
+  const bool latent = a == "deepseek2";
+  const int64_t mla_rot = s.n_rot > 0 ? s.n_rot : 64;  // deepseek2's rope dims (V2/V3: 64)
+  if (latent) {  // the MLA layout of llama.cpp's converter: the cache's row sizes, then the heads'
+    w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(s.kv_lora_rank + mla_rot));
+    w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(s.kv_lora_rank));
+    w.add<uint32_t>(a + ".attention.key_length_mla", static_cast<uint32_t>(s.nope_dim + mla_rot));
+    if (s.n_rot == 0) w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(mla_rot));
+    w.add<uint32_t>(a + ".attention.value_length_mla", static_cast<uint32_t>(s.v_dim));
+    w.add<uint32_t>(a + ".attention.kv_lora_rank", static_cast<uint32_t>(s.kv_lora_rank));
+    if (s.q_lora_rank > 0) w.add<uint32_t>(a + ".attention.q_lora_rank", static_cast<uint32_t>(s.q_lora_rank));
+  } else if (s.head_dim > 0) {
     w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
     w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(head_dim));
   }
@@ -89,7 +99,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   if (s.extra_keys) s.extra_keys(w);
 
   Builder b(s, w, tied);
-  const bool deepseek = a == "deepseek";
+  const bool deepseek = a == "deepseek" || latent;
   const bool width_key = a == "qwen2moe" || a == "qwen3moe" || deepseek;
   const bool moe_arch = width_key || a == "granitemoe";
   const int64_t n_expert = s.n_expert > 0 ? s.n_expert : moe_arch ? 4 : 0;
@@ -107,7 +117,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
     if (deepseek) {
       w.add<uint32_t>(a + ".expert_shared_count", static_cast<uint32_t>(s.n_expert_shared));
       w.add<uint32_t>(a + ".leading_dense_block_count", static_cast<uint32_t>(n_dense_lead));
-      w.add<float>(a + ".expert_weights_scale", 1.0f);  // as llama.cpp's converter writes it (and V1 ignores it)
+      if (!latent) w.add<float>(a + ".expert_weights_scale", 1.0f);  // as llama.cpp's converter writes (V1 ignores it)
     } else if (n_ff_shared > 0) {
       w.add<uint32_t>(a + ".expert_shared_feed_forward_length", static_cast<uint32_t>(n_ff_shared));
     }
@@ -119,7 +129,21 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   for (int64_t il = 0; il < s.n_layer; ++il) {
     const auto n = [il](const char* what) { return fmt::format("blk.{}.{}", il, what); };
     b.tensor(n("attn_norm.weight"), {s.n_embd}, Fill::kNorm);
-    if (phi3) {
+    if (latent) {
+      const int64_t q_rows = s.n_head * (s.nope_dim + mla_rot);
+      if (s.q_lora_rank > 0) {
+        b.tensor(n("attn_q_a.weight"), {s.n_embd, s.q_lora_rank}, Fill::kMatmul);
+        b.tensor(n("attn_q_a_norm.weight"), {s.q_lora_rank}, Fill::kNorm);
+        b.tensor(n("attn_q_b.weight"), {s.q_lora_rank, q_rows}, Fill::kMatmul);
+      } else {
+        b.tensor(n("attn_q.weight"), {s.n_embd, q_rows}, Fill::kMatmul);
+      }
+      b.tensor(n("attn_kv_a_mqa.weight"), {s.n_embd, s.kv_lora_rank + mla_rot}, Fill::kMatmul);
+      b.tensor(n("attn_kv_a_norm.weight"), {s.kv_lora_rank}, Fill::kNorm);
+      b.tensor(n("attn_k_b.weight"), {s.nope_dim, s.kv_lora_rank, s.n_head}, Fill::kMatmul);
+      b.tensor(n("attn_v_b.weight"), {s.kv_lora_rank, s.v_dim, s.n_head}, Fill::kMatmul);
+      b.tensor(n("attn_output.weight"), {s.n_head * s.v_dim, s.n_embd}, Fill::kMatmul);
+    } else if (phi3) {
       b.tensor(n("attn_qkv.weight"), {s.n_embd, q_dim + 2 * kv_dim}, Fill::kMatmul);
     } else {
       b.tensor(n("attn_q.weight"), {s.n_embd, q_dim}, Fill::kMatmul);
@@ -135,7 +159,7 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
       b.tensor(n("attn_q_norm.weight"), {head_dim}, Fill::kNorm);
       b.tensor(n("attn_k_norm.weight"), {head_dim}, Fill::kNorm);
     }
-    b.tensor(n("attn_output.weight"), {q_dim, s.n_embd}, Fill::kMatmul);
+    if (!latent) b.tensor(n("attn_output.weight"), {q_dim, s.n_embd}, Fill::kMatmul);
     if (post_norms) b.tensor(n("post_attention_norm.weight"), {s.n_embd}, Fill::kNorm);
     b.tensor(n("ffn_norm.weight"), {s.n_embd}, Fill::kNorm);
     const bool experts = n_expert > 0 && il >= n_dense_lead;

@@ -43,6 +43,13 @@ struct RandomModelSpec {
   // experts of n_ff_expert each (expert_shared_count), experts n_ff_expert wide (0: n_ff).
   int64_t n_dense_lead = 1;
   int64_t n_expert_shared = 1;
+  // deepseek2's multi-head latent attention (head_dim, n_head_kv ignored): a latent of kv_lora_rank,
+  // rope dims n_rot (0: 64), per head nope_dim q/k dims without rope and v_dim value dims; q
+  // through a rank-q_lora_rank pair when > 0, else attn_q.
+  int64_t kv_lora_rank = 256;
+  int64_t q_lora_rank = 0;
+  int64_t nope_dim = 256;
+  int64_t v_dim = 64;
   bool selection_bias = false;  // an exp_probs_b.bias per expert layer (DeepSeek V3); the routing keys go in extra_keys
   uint64_t seed = 1;
   // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.

@@ -57,13 +57,23 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
   w.add<uint32_t>(a + ".block_count", kLayers);
   w.add<uint32_t>(a + ".feed_forward_length", kFf);
   w.add<uint32_t>(a + ".attention.head_count", kHead);
-  w.add<uint32_t>(a + ".attention.head_count_kv", kHeadKv);
+  const bool latent = arch == "deepseek2";  // a latent of 32, rope 8; heads of 16 (+ 8) q/k and 16 values
+  constexpr int64_t kLatent = 32, kRope = 8, kNope = 16, kV = 16;
+  w.add<uint32_t>(a + ".attention.head_count_kv", latent ? 1 : kHeadKv);
+  if (latent) {
+    w.add<uint32_t>(a + ".attention.key_length", kLatent + kRope);
+    w.add<uint32_t>(a + ".attention.value_length", kLatent);
+    w.add<uint32_t>(a + ".attention.key_length_mla", kNope + kRope);
+    w.add<uint32_t>(a + ".attention.value_length_mla", kV);
+    w.add<uint32_t>(a + ".attention.kv_lora_rank", kLatent);
+    w.add<uint32_t>(a + ".rope.dimension_count", kRope);
+  }
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   if (head_dim > 0) w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(head_dim));
   if (arch.starts_with("granite")) w.add<float>(a + ".logit_scale", 8.0f);  // required
   std::vector<TensorSpec> specs = {{"token_embd.weight", {kEmbd, kVocab}}, {"output_norm.weight", {kEmbd}}};
   const bool qwen2 = arch == "qwen2" || arch == "qwen2moe", qwen3 = arch == "qwen3" || arch == "qwen3moe";
-  const bool deepseek = arch == "deepseek";
+  const bool deepseek = arch == "deepseek" || latent;
   const bool phi3 = arch == "phi3", gemma = arch.starts_with("gemma"), moe = arch.ends_with("moe") || deepseek;
   // 2 of 4 experts per token, 32 wide (granitemoe: n_ff, whatever the width key says: llama.cpp does
   // not read it for granite); the shared experts (qwen2moe's gated, granitemoe's not) are kFf wide.
@@ -82,7 +92,14 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
   for (int64_t i = 0; i < kLayers; ++i) {
     const auto n = [i](const char* what) { return fmt::format("blk.{}.{}", i, what); };
     specs.push_back({n("attn_norm.weight"), {kEmbd}});
-    if (phi3) {
+    if (latent) {
+      specs.push_back({n("attn_q.weight"), {kEmbd, kHead * (kNope + kRope)}});
+      specs.push_back({n("attn_kv_a_mqa.weight"), {kEmbd, kLatent + kRope}});
+      specs.push_back({n("attn_kv_a_norm.weight"), {kLatent}});
+      specs.push_back({n("attn_k_b.weight"), {kNope, kLatent, kHead}});
+      specs.push_back({n("attn_v_b.weight"), {kLatent, kV, kHead}});
+      specs.push_back({n("attn_output.weight"), {kHead * kV, kEmbd}});
+    } else if (phi3) {
       specs.push_back({n("attn_qkv.weight"), {kEmbd, (kHead + 2 * kHeadKv) * kHeadDim}});
       specs.push_back({n("ffn_up.weight"), {kEmbd, 2 * kFf}});
     } else {
@@ -125,7 +142,7 @@ TinyModel tiny(std::string_view arch, const std::function<void(std::vector<Tenso
       specs.push_back({n("post_attention_norm.weight"), {kEmbd}});
       specs.push_back({n("post_ffw_norm.weight"), {kEmbd}});
     }
-    specs.push_back({n("attn_output.weight"), {kHead * kHeadDim, kEmbd}});
+    if (!latent) specs.push_back({n("attn_output.weight"), {kHead * kHeadDim, kEmbd}});
     specs.push_back({n("ffn_norm.weight"), {kEmbd}});
     if (phi3) specs.push_back({n("ffn_down.weight"), {kFf, kEmbd}});
   }
@@ -169,14 +186,21 @@ TEST(Weights, EveryArchitecturesLayoutBinds) {
     const LayerWeights& l = w.layers[1];
     EXPECT_EQ(l.wqkv.data() != nullptr, arch == "phi3");
     EXPECT_EQ(l.wq.data() != nullptr, arch != "phi3");
-    const bool moe = arch.ends_with("moe") || arch == "deepseek";
+    EXPECT_EQ(l.wk.data() != nullptr, arch != "phi3" && arch != "deepseek2");
+    if (arch == "deepseek2") {  // latent attention: the per-head k_b / v_b tensors
+      EXPECT_EQ(l.wk_b.ne(2), 4);
+      EXPECT_EQ(l.wv_b.ne(1), 16);
+      EXPECT_EQ(l.wo.ne(0), 64);
+    }
+    const bool moe = arch.ends_with("moe") || arch.starts_with("deepseek");
     EXPECT_EQ(l.w_gate.data() != nullptr, arch != "phi3" && !moe);
     EXPECT_EQ(l.w_down.data() != nullptr, !moe);
     EXPECT_EQ(l.bq.data() != nullptr, arch.starts_with("qwen2"));
     EXPECT_EQ(l.q_norm.data() != nullptr, arch.starts_with("qwen3") || arch == "gemma3");
     EXPECT_EQ(l.router.data() != nullptr, moe);
-    EXPECT_EQ(l.shared_gate.data() != nullptr, arch == "qwen2moe" || arch == "granitemoe" || arch == "deepseek");
-    if (arch == "deepseek") {  // expert_shared_count experts wide; layer 0 is a leading dense one
+    EXPECT_EQ(l.shared_gate.data() != nullptr,
+              arch == "qwen2moe" || arch == "granitemoe" || arch.starts_with("deepseek"));
+    if (arch.starts_with("deepseek")) {  // expert_shared_count experts wide; layer 0 is a leading dense one
       EXPECT_EQ(l.shared_gate.ne(1), 32);
       EXPECT_NE(w.layers[0].w_down.data(), nullptr);
       EXPECT_EQ(w.layers[0].router.data(), nullptr);

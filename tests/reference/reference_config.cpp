@@ -208,6 +208,36 @@ void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c)
   }
 }
 
+// deepseek2 (llama_model_deepseek2::load_arch_hparams, the MLA files of llama.cpp's converter since
+// April 2025: attention.key_length_mla and value_length_mla present): attention.kv_lora_rank,
+// q_lora_rank (none when the file has attn_q: "lite"), the per-head sizes from the _mla keys, normal
+// rope. The scale (src/models/deepseek2.cpp and llama-context's YaRN set-up): with yarn, the rope's
+// attn_factor is get_mscale(s, 1) when rope.scaling.yarn_log_multiplier is absent (1 when present),
+// over 1 + 0.1·ln s (cancelling ggml's own YaRN magnitude), times rope.scaling.attn_factor; then
+// mscale = attn_factor·(1 + 0.1·ln s)·(1 + 0.1·m·ln s), m the stored multiplier / 0.1, and the scale
+// is mscale² / sqrt(key_length_mla); s = the scaling factor.
+void map_latent_attention(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
+  c.kv_lora_rank = file.get<int64_t>(p + "attention.kv_lora_rank");
+  c.q_lora_rank =
+      file.find_tensor("blk.0.attn_q.weight") != nullptr ? 0 : file.get<int64_t>(p + "attention.q_lora_rank");
+  const int64_t key_mla = file.get<int64_t>(p + "attention.key_length_mla");
+  c.mla_nope = key_mla - c.n_rot;
+  c.mla_v = file.get<int64_t>(p + "attention.value_length_mla");
+  if (c.mla_nope <= 0 || c.mla_v <= 0 || c.head_dim != c.kv_lora_rank + c.n_rot || c.n_head_kv != 1) {
+    fail(ErrorCode::kFormat, "{}: inconsistent latent attention sizes", file.name());
+  }
+  ReferenceRopeScaling& s = c.rope_scaling;
+  const double log_s = s.kind == ReferenceRopeScaling::Kind::kNone ? 0.0 : std::log(s.factor);
+  const std::optional<double> log_mul = file.get_optional<double>(p + "rope.scaling.yarn_log_multiplier");
+  if (s.kind == ReferenceRopeScaling::Kind::kYarn) {
+    const double yarn_factor = log_mul ? 1.0 : (s.factor <= 1.0 ? 1.0 : 1.0 + 0.1 * log_s);
+    s.attn_factor *= yarn_factor / (1.0 + 0.1 * log_s);
+  }
+  const double m = log_mul ? *log_mul / 0.1 : 0.0;
+  const double mscale = s.attn_factor * (1.0 + 0.1 * log_s) * (1.0 + 0.1 * m * log_s);
+  c.attn_scale = mscale * mscale / std::sqrt(static_cast<double>(key_mla));
+}
+
 // Layouts the reference's generic loader would take but llama.cpp's loader for the architecture
 // does not (a missing tensor or one left over fails there), so that they fail here too.
 void check_layout(const GgufFile& file, const ReferenceConfig& c) {
@@ -299,12 +329,12 @@ bool reference_config_reads_tensor(const std::string& arch, std::string_view nam
 ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   ReferenceConfig c;
   c.arch = file.get<std::string>("general.architecture");
-  const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe" || c.arch == "deepseek";
+  const bool moe_arch = c.arch == "qwen2moe" || c.arch == "qwen3moe" || c.arch == "deepseek" || c.arch == "deepseek2";
   if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !is_gemma(c.arch) &&
       c.arch != "smollm3" && c.arch != "granite" && c.arch != "granitemoe" && !moe_arch) {
     fail(ErrorCode::kUnsupported,
          "{}: architecture '{}' has no reference traits yet (supported: llama, qwen2, qwen3, phi3, gemma, gemma2, "
-         "gemma3, smollm3, granite, granitemoe, qwen2moe, qwen3moe, deepseek)",
+         "gemma3, smollm3, granite, granitemoe, qwen2moe, qwen3moe, deepseek, deepseek2)",
          file.name(), c.arch);
   }
   const std::string p = c.arch + ".";
@@ -314,7 +344,7 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
   c.n_head_kv = file.get_or<int64_t>(p + "attention.head_count_kv", c.n_head);
   if (c.n_head <= 0) fail(ErrorCode::kFormat, "{}: {}attention.head_count must be > 0", file.name(), p);
   c.head_dim = file.get_or<int64_t>(p + "attention.key_length", c.n_embd / c.n_head);
-  if (file.get_or<int64_t>(p + "attention.value_length", c.head_dim) != c.head_dim) {
+  if (c.arch != "deepseek2" && file.get_or<int64_t>(p + "attention.value_length", c.head_dim) != c.head_dim) {
     fail(ErrorCode::kUnsupported, "{}: key_length != value_length is not in the reference model yet", file.name());
   }
   c.n_ff = file.get<int64_t>(p + "feed_forward_length");
@@ -348,6 +378,7 @@ ReferenceConfig reference_config_from_gguf(const GgufFile& file) {
     c.traits.nope_layers.resize(static_cast<size_t>(c.n_layer));
     for (int64_t il = 0; il < c.n_layer; ++il) c.traits.nope_layers[static_cast<size_t>(il)] = (il + 1) % 4 == 0;
   }
+  if (c.arch == "deepseek2") map_latent_attention(file, p, c);
   if (c.arch == "llama" || c.arch == "granite" || c.arch == "granitemoe" || moe_arch) map_experts(file, p, c);
   check_layout(file, c);
   reference_validate(c, file.name());

@@ -167,8 +167,27 @@ void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
   const int64_t q_dim = c.n_head * c.head_dim, kv_dim = c.n_head_kv * c.head_dim;
   Layer l;
   l.attn_norm = source.get(b + "attn_norm.weight", {c.n_embd});
+  if (c.kv_lora_rank > 0) {  // deepseek2's latent attention (its own tensors), then the FFN below
+    const int64_t q_rows = c.n_head * (c.mla_nope + c.n_rot);
+    if (c.q_lora_rank > 0) {
+      l.wq_a = source.get(b + "attn_q_a.weight", {c.n_embd, c.q_lora_rank});
+      l.q_a_norm = source.get(b + "attn_q_a_norm.weight", {c.q_lora_rank});
+      l.wq_b = source.get(b + "attn_q_b.weight", {c.q_lora_rank, q_rows});
+    } else {
+      l.wq = source.get(b + "attn_q.weight", {c.n_embd, q_rows});
+    }
+    l.wkv_a = source.get(b + "attn_kv_a_mqa.weight", {c.n_embd, c.kv_lora_rank + c.n_rot});
+    l.kv_a_norm = source.get(b + "attn_kv_a_norm.weight", {c.kv_lora_rank});
+    const std::vector<int64_t> k_heads(static_cast<size_t>(c.n_head), c.kv_lora_rank);
+    const std::vector<int64_t> v_heads(static_cast<size_t>(c.n_head), c.mla_v);
+    l.wk_b = split_rows(source.get(b + "attn_k_b.weight", {c.mla_nope, c.kv_lora_rank, c.n_head}), c.mla_nope, k_heads);
+    l.wv_b =
+        split_rows(source.get(b + "attn_v_b.weight", {c.kv_lora_rank, c.mla_v, c.n_head}), c.kv_lora_rank, v_heads);
+    l.wo = source.get(b + "attn_output.weight", {c.n_head * c.mla_v, c.n_embd});
+  }
   // Phi-3 stores q, k and v as the rows of one attn_qkv tensor, in that order.
-  if (source.has(b + "attn_qkv.weight")) {
+  if (c.kv_lora_rank > 0) {
+  } else if (source.has(b + "attn_qkv.weight")) {
     auto parts = split_rows(source.get(b + "attn_qkv.weight", {c.n_embd, q_dim + 2 * kv_dim}), c.n_embd,
                             {q_dim, kv_dim, kv_dim});
     l.wq = std::move(parts[0]), l.wk = std::move(parts[1]), l.wv = std::move(parts[2]);
@@ -186,7 +205,7 @@ void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
     l.q_norm = source.get(b + "attn_q_norm.weight", {c.head_dim});
     l.k_norm = source.get(b + "attn_k_norm.weight", {c.head_dim});
   }
-  l.wo = source.get(b + "attn_output.weight", {q_dim, c.n_embd});
+  if (c.kv_lora_rank == 0) l.wo = source.get(b + "attn_output.weight", {q_dim, c.n_embd});
   l.ffn_norm = source.get(b + "ffn_norm.weight", {c.n_embd});
   if (has_experts(il)) {
     // Merged expert tensors, expert e at index e of the last dimension.
@@ -244,7 +263,11 @@ std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32
     for (double& v : x[t]) v *= c.traits.embd_scale;
   }
   for (int64_t il = 0; il < c.n_layer; ++il) {
-    attention(layers_[static_cast<size_t>(il)], il, x);
+    if (c.kv_lora_rank > 0) {
+      latent_attention(layers_[static_cast<size_t>(il)], x);
+    } else {
+      attention(layers_[static_cast<size_t>(il)], il, x);
+    }
     feed_forward(layers_[static_cast<size_t>(il)], il, x, choose);
   }
   Rows logits(tokens.size());
@@ -253,6 +276,60 @@ std::vector<std::vector<double>> ReferenceModel::forward(const std::vector<int32
     for (double& v : logits[t]) v = softcap(v / c.traits.logit_scale, c.traits.final_softcap);
   }
   return logits;
+}
+
+void ReferenceModel::latent_attention(const Layer& l, Rows& x) const {
+  const ReferenceConfig& c = config_;
+  const size_t n_tokens = x.size();
+  const int64_t nope = c.mla_nope, rope = c.n_rot, head_qk = nope + rope, lora = c.kv_lora_rank;
+  // Every token's per-head keys and values, decompressed from its latent.
+  Rows q(n_tokens), k(n_tokens), v(n_tokens);
+  for (size_t t = 0; t < n_tokens; ++t) {
+    const std::vector<double> xn = rms_norm(x[t], l.attn_norm, c.rms_eps);
+    q[t] = c.q_lora_rank > 0 ? matvec(l.wq_b, rms_norm(matvec(l.wq_a, xn), l.q_a_norm, c.rms_eps)) : matvec(l.wq, xn);
+    std::vector<double> kv = matvec(l.wkv_a, xn);
+    const std::vector<double> latent =
+        rms_norm(std::vector<double>(kv.begin(), kv.begin() + lora), l.kv_a_norm, c.rms_eps);
+    double* k_pe = kv.data() + lora;
+    rope_in_place(k_pe, static_cast<int64_t>(t), rope_thetas_[0], c.traits.rope, rope_mscale_[0]);
+    for (int64_t h = 0; h < c.n_head; ++h) {
+      rope_in_place(q[t].data() + h * head_qk + nope, static_cast<int64_t>(t), rope_thetas_[0], c.traits.rope,
+                    rope_mscale_[0]);
+      // k_nope[i] = Σ_j k_b[h][j][i] · latent[j]  (k_b[h] is W_UKᵀ: kv_lora rows of nope)
+      const std::vector<double>& kb = l.wk_b[static_cast<size_t>(h)];
+      for (int64_t i = 0; i < nope; ++i) {
+        double sum = 0;
+        for (int64_t j = 0; j < lora; ++j)
+          sum += kb[static_cast<size_t>(j * nope + i)] * latent[static_cast<size_t>(j)];
+        k[t].push_back(sum);
+      }
+      k[t].insert(k[t].end(), k_pe, k_pe + rope);
+      const std::vector<double> vh = matvec(l.wv_b[static_cast<size_t>(h)], latent);
+      v[t].insert(v[t].end(), vh.begin(), vh.end());
+    }
+  }
+  for (size_t t = 0; t < n_tokens; ++t) {
+    std::vector<double> out(static_cast<size_t>(c.n_head * c.mla_v), 0.0);
+    for (int64_t h = 0; h < c.n_head; ++h) {
+      const double* qh = q[t].data() + h * head_qk;
+      std::vector<double> scores;
+      for (size_t j = 0; j <= t; ++j) {
+        const double* kh = k[j].data() + h * head_qk;
+        double dot = 0;
+        for (int64_t d = 0; d < head_qk; ++d) dot += qh[d] * kh[d];
+        scores.push_back(dot * c.attn_scale);
+      }
+      double max_score = -INFINITY;
+      for (double s : scores) max_score = std::max(max_score, s);
+      double sum = 0;
+      for (double& s : scores) sum += (s = std::exp(s - max_score));
+      for (size_t j = 0; j <= t; ++j) {
+        const double* vh = v[j].data() + h * c.mla_v;
+        for (int64_t d = 0; d < c.mla_v; ++d) out[static_cast<size_t>(h * c.mla_v + d)] += scores[j] / sum * vh[d];
+      }
+    }
+    add_in_place(x[t], matvec(l.wo, out));
+  }
 }
 
 void ReferenceModel::attention(const Layer& l, int64_t il, Rows& x) const {

@@ -129,6 +129,15 @@ struct ReferenceConfig {
   // norm) times expert_weights_scale (0 or 1: none); a layer's exp_probs_b, when the file has one, is
   // added to the probabilities to choose (not to weigh); with n_expert_group > 1 a token chooses within
   // the n_expert_group_used groups whose two best biased probabilities sum highest.
+  // Multi-head latent attention (deepseek2), kv_lora_rank > 0: q per head is [q_nope (mla_nope) |
+  // q_pe (n_rot)], from wq·x, or wq_b·norm(wq_a·x) when q_lora_rank > 0; a token's latent c = norm of
+  // the first kv_lora_rank of wkv_a·x, its one rope key k_pe the rest; head h's key is [k_b[h]ᵀ·c |
+  // k_pe] and its value v_b[h]·c (mla_v) — the attention llama.cpp's naive path computes. head_dim is
+  // the file's key_length (kv_lora_rank + n_rot), attn_scale the scale of q·k.
+  int64_t kv_lora_rank = 0;
+  int64_t q_lora_rank = 0;
+  int64_t mla_nope = 0;
+  int64_t mla_v = 0;
   int64_t n_layer_dense_lead = 0;
   bool expert_gating_sigmoid = false;
   double expert_weights_scale = 0;
@@ -227,6 +236,11 @@ class ReferenceModel {
     std::vector<std::vector<double>> expert_gate, expert_up, expert_down;
     std::vector<double> shared_gate, shared_up, shared_down, shared_router;
     std::vector<double> exp_probs_b;  // [n_expert]; empty when the file has none
+    // Multi-head latent attention (kv_lora_rank > 0; then wq is [n_head*(mla_nope+n_rot)][n_embd] or empty).
+    std::vector<double> wq_a, q_a_norm, wq_b;  // [q_lora][n_embd], [q_lora], [n_head*(mla_nope+n_rot)][q_lora]
+    std::vector<double> wkv_a, kv_a_norm;      // [kv_lora + n_rot][n_embd], [kv_lora]
+    std::vector<std::vector<double>> wk_b;     // [n_head] of [kv_lora][mla_nope]
+    std::vector<std::vector<double>> wv_b;     // [n_head] of [mla_v][kv_lora]
   };
   using Rows = std::vector<std::vector<double>>;  // [n_tokens][width]
 
@@ -234,6 +248,7 @@ class ReferenceModel {
   void load_layer(ReferenceTensorSource& source, int64_t il);
   bool has_experts(int64_t il) const { return config_.n_expert > 0 && il >= config_.n_layer_dense_lead; }
   void attention(const Layer& layer, int64_t il, Rows& x) const;
+  void latent_attention(const Layer& layer, Rows& x) const;
   void feed_forward(const Layer& layer, int64_t il, Rows& x, const ExpertChoice& choose) const;
   // The experts `choose` picks at (il, position), else the router's n_expert_used most probable.
   std::vector<double> mixture_of_experts(const Layer& layer, int64_t il, int64_t position,

@@ -1,0 +1,102 @@
+// Multi-head latent attention (DeepSeek V2/V3, MlaConfig) written once against a backend, as
+// transformer_layer.h's attention_block is: the absorbed form, whose cache holds one row per token,
+// [latent (kv_lora_rank) | k_pe (n_rot)], attended by every head as a single kv head.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/transformer_layer.h"
+
+namespace ember {
+
+// A latent-attention layer's matrices in a backend's form (wo stays in LayerLinearsOf).
+template <class LinearT>
+struct LatentLinearsOf {
+  LinearT wq;            // x -> q, when mla.q_lora_rank == 0
+  LinearT wq_a, wq_b;    // x -> q_lora_rank -> q, otherwise
+  LinearT wkv_a;         // x -> [latent | k_pe]
+  std::vector<LinearT> k_b;  // [n_head]: q_nope (nope_dim) -> kv_lora_rank
+  std::vector<LinearT> v_b;  // [n_head]: kv_lora_rank -> v_dim
+};
+
+// The step's latent-attention buffers, [max rows] of the width in brackets each (beside LayerBuffers,
+// whose q [n_head * head_dim], k and v [head_dim] and attn [n_head * head_dim] it uses too).
+struct LatentBuffers {
+  float* q_full = nullptr;    // [n_head * (nope_dim + n_rot)] the projected queries
+  float* q_a = nullptr;       // [q_lora_rank]
+  float* kv_a = nullptr;      // [kv_lora_rank + n_rot] the projected [latent | k_pe]
+  float* latent = nullptr;    // [kv_lora_rank] normed
+  float* head_in = nullptr;   // [max(nope_dim, kv_lora_rank)] one head's input of a per-head matmul
+  float* head_out = nullptr;  // [max(kv_lora_rank, v_dim)] and its output
+  float* attn_v = nullptr;    // [n_head * v_dim] the heads' values, side by side
+};
+
+// Floats per row of each LatentBuffers field, in its order.
+inline std::vector<int64_t> latent_buffer_widths(const ModelConfig& c) {
+  const MlaConfig& m = c.mla;
+  const int64_t n_rot = c.rope.n_rot;
+  return {int64_t{c.n_head} * (m.nope_dim + n_rot),
+          m.q_lora_rank,
+          m.kv_lora_rank + n_rot,
+          m.kv_lora_rank,
+          std::max<int64_t>(m.nope_dim, m.kv_lora_rank),
+          std::max<int64_t>(m.kv_lora_rank, m.v_dim),
+          int64_t{c.n_head} * m.v_dim};
+}
+
+// x += latent_attention(norm(x)) for step.n rows (llama.cpp's deepseek2 graph, MLA path):
+//   q = wq·xn, or wq_b·norm(wq_a·xn)            [n][n_head][nope | n_rot]
+//   [c | k_pe] = wkv_a·xn; c = norm(c)          [n][kv_lora_rank | n_rot]
+//   K = V = [c | rope(k_pe)]                    one cached row per token
+//   Q[h] = [k_b[h]·q_nope[h] | rope(q_pe[h])]   [n][n_head][kv_lora_rank + n_rot]
+//   o[h] = v_b[h]·(attention(Q[h], K, V) latent part)
+//   x += o·woᵀ
+template <class Backend, class LinearT, class StepKv, class Active, class Hook>
+void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w,
+                            const LayerLinearsOf<LinearT>& l, const LatentLinearsOf<LinearT>& m, const LayerBuffers& s,
+                            const LatentBuffers& t, const LayerStep& step, const PagedKvView& cache, const StepKv& kv,
+                            Active&& active, Hook&& hook) {
+  const MlaConfig& mla = c.mla;
+  const int64_t n = step.n, n_head = c.n_head, n_rot = step.n_rot;
+  const int64_t lora = mla.kv_lora_rank, nope = mla.nope_dim, qk = nope + n_rot, row = c.head_dim;  // row = lora + n_rot
+
+  b.rms_norm(s.x, w.attn_norm, s.xn, n, c.n_embd, c.norm_eps);
+  if (mla.q_lora_rank > 0) {
+    b.matmul(m.wq_a, s.xn, n, t.q_a);
+    b.rms_norm(t.q_a, w.q_a_norm, t.q_a, n, mla.q_lora_rank, c.norm_eps);
+    b.matmul(m.wq_b, t.q_a, n, t.q_full);
+  } else {
+    b.matmul(m.wq, s.xn, n, t.q_full);
+  }
+  b.matmul(m.wkv_a, s.xn, n, t.kv_a);
+  b.copy_rows(t.latent, lora, t.kv_a, row, n, lora);
+  b.rms_norm(t.latent, w.kv_a_norm, t.latent, n, lora, c.norm_eps);
+  b.copy_rows(s.k, row, t.latent, lora, n, lora);
+  b.copy_rows(s.k + lora, row, t.kv_a + lora, row, n, n_rot);
+  for (int64_t h = 0; h < n_head; ++h) {
+    const auto uh = static_cast<size_t>(h);
+    b.copy_rows(t.head_in, nope, t.q_full + h * qk, n_head * qk, n, nope);
+    b.matmul(m.k_b[uh], t.head_in, n, t.head_out);
+    b.copy_rows(s.q + h * row, n_head * row, t.head_out, lora, n, lora);
+    b.copy_rows(s.q + h * row + lora, n_head * row, t.q_full + h * qk + nope, n_head * qk, n, n_rot);
+  }
+  // The rope dims are each head's last n_rot: rotate from there, heads `row` floats apart.
+  b.rope_qk(s.q + lora, n_head * row, n_head, s.k + lora, row, 1, n, row, n_rot, step.neox, s.cos_sin);
+  store_kv(b, cache, kv, s.k, s.k);
+  const AttentionParams params{.n_head = c.n_head,
+                               .scale = c.attn_scale,
+                               .softcap = 0.0f,
+                               .window = 0,
+                               .alibi_slopes = nullptr,
+                               .split_tokens = step.batch_invariant ? -1 : 0};
+  attention(b, cache, kv, s.q, params, s.attn);  // [n][n_head][row]: the latent part is the first lora
+  for (int64_t h = 0; h < n_head; ++h) {
+    b.copy_rows(t.head_in, lora, s.attn + h * row, n_head * row, n, lora);
+    b.matmul(m.v_b[static_cast<size_t>(h)], t.head_in, n, t.head_out);
+    b.copy_rows(t.attn_v + h * mla.v_dim, n_head * mla.v_dim, t.head_out, mla.v_dim, n, mla.v_dim);
+  }
+  add_attention_output(b, c, il, w, l.wo, t.attn_v, s, n, active, hook);
+}
+
+}  // namespace ember
