@@ -11,7 +11,7 @@ namespace ember::cli {
 namespace {
 
 // Hyper-parameters shown in the summary when present, as "<arch>.<suffix>".
-constexpr std::array<std::string_view, 26> kHyperParameterSuffixes = {
+constexpr std::array<std::string_view, 37> kHyperParameterSuffixes = {
     "context_length",
     "embedding_length",
     "block_count",
@@ -31,6 +31,17 @@ constexpr std::array<std::string_view, 26> kHyperParameterSuffixes = {
     "expert_used_count",
     "expert_feed_forward_length",
     "expert_shared_feed_forward_length",
+    "expert_shared_count",  // DeepSeek
+    "leading_dense_block_count",
+    "expert_gating_func",
+    "expert_weights_norm",
+    "expert_weights_scale",
+    "expert_group_count",
+    "expert_group_used_count",
+    "attention.kv_lora_rank",  // DeepSeek V2/V3's latent attention
+    "attention.q_lora_rank",
+    "attention.key_length_mla",
+    "attention.value_length_mla",
     "attn_logit_softcapping",   // Gemma 2
     "final_logit_softcapping",  // Gemma 2 / 3
     "embedding_scale",          // Granite's multipliers

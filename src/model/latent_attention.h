@@ -13,9 +13,9 @@ namespace ember {
 // A latent-attention layer's matrices in a backend's form (wo stays in LayerLinearsOf).
 template <class LinearT>
 struct LatentLinearsOf {
-  LinearT wq;            // x -> q, when mla.q_lora_rank == 0
-  LinearT wq_a, wq_b;    // x -> q_lora_rank -> q, otherwise
-  LinearT wkv_a;         // x -> [latent | k_pe]
+  LinearT wq;                // x -> q, when mla.q_lora_rank == 0
+  LinearT wq_a, wq_b;        // x -> q_lora_rank -> q, otherwise
+  LinearT wkv_a;             // x -> [latent | k_pe]
   std::vector<LinearT> k_b;  // [n_head]: q_nope (nope_dim) -> kv_lora_rank
   std::vector<LinearT> v_b;  // [n_head]: kv_lora_rank -> v_dim
 };
@@ -59,7 +59,8 @@ void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const 
                             Active&& active, Hook&& hook) {
   const MlaConfig& mla = c.mla;
   const int64_t n = step.n, n_head = c.n_head, n_rot = step.n_rot;
-  const int64_t lora = mla.kv_lora_rank, nope = mla.nope_dim, qk = nope + n_rot, row = c.head_dim;  // row = lora + n_rot
+  const int64_t lora = mla.kv_lora_rank, nope = mla.nope_dim, qk = nope + n_rot,
+                row = c.head_dim;  // row = lora + n_rot
 
   b.rms_norm(s.x, w.attn_norm, s.xn, n, c.n_embd, c.norm_eps);
   if (mla.q_lora_rank > 0) {
