@@ -18,8 +18,9 @@ enum class HookPoint : uint8_t {
   kResidual,         // the residual stream after a layer, [rows][n_embd]
   kFinalNorm,        // the output norm of the rows that want logits or hidden states, [rows][n_embd]
   kLogits,           // the logits of the rows that want them (after any logit scale and soft-cap), [rows][n_vocab]
-  // A mixture-of-experts layer's router logits, before the softmax and the choice of experts,
-  // [rows][n_expert]: what each row's experts are chosen from (modify them to steer the choice).
+  // A mixture-of-experts layer's router logits, before the softmax (or sigmoid) and the choice of
+  // experts, [rows][n_expert]: what each row's experts are chosen from (modify them to steer the
+  // choice). Dense layers of such a model (DeepSeek's leading ones) have none.
   kRouterLogits,
 };
 inline constexpr int kHookPointCount = 7;

@@ -75,13 +75,21 @@ void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const 
   b.rms_norm(t.latent, w.kv_a_norm, t.latent, n, lora, c.norm_eps);
   b.copy_rows(s.k, row, t.latent, lora, n, lora);
   b.copy_rows(s.k + lora, row, t.kv_a + lora, row, n, n_rot);
+  // Q[h]'s latent part, k_b[h]·q_nope[h]: a decode row's head slices are contiguous and go in and
+  // out in place; more rows are gathered per head.
   for (int64_t h = 0; h < n_head; ++h) {
     const auto uh = static_cast<size_t>(h);
+    if (n == 1) {
+      b.matmul(m.k_b[uh], t.q_full + h * qk, 1, s.q + h * row);
+      continue;
+    }
     b.copy_rows(t.head_in, nope, t.q_full + h * qk, n_head * qk, n, nope);
     b.matmul(m.k_b[uh], t.head_in, n, t.head_out);
     b.copy_rows(s.q + h * row, n_head * row, t.head_out, lora, n, lora);
-    b.copy_rows(s.q + h * row + lora, n_head * row, t.q_full + h * qk + nope, n_head * qk, n, n_rot);
   }
+  // Q[h]'s rope part, q_pe[h], for every row and head at once: (row, head) pairs are `row` floats
+  // apart in Q and qk apart in q_full.
+  b.copy_rows(s.q + lora, row, t.q_full + nope, qk, n * n_head, n_rot);
   // The rope dims are each head's last n_rot: rotate from there, heads `row` floats apart.
   b.rope_qk(s.q + lora, n_head * row, n_head, s.k + lora, row, 1, n, row, n_rot, step.neox, s.cos_sin);
   store_kv(b, cache, kv, s.k, s.k);
@@ -93,8 +101,13 @@ void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const 
                                .split_tokens = step.batch_invariant ? -1 : 0};
   attention(b, cache, kv, s.q, params, s.attn);  // [n][n_head][row]: the latent part is the first lora
   for (int64_t h = 0; h < n_head; ++h) {
+    const auto uh = static_cast<size_t>(h);
+    if (n == 1) {
+      b.matmul(m.v_b[uh], s.attn + h * row, 1, t.attn_v + h * mla.v_dim);
+      continue;
+    }
     b.copy_rows(t.head_in, lora, s.attn + h * row, n_head * row, n, lora);
-    b.matmul(m.v_b[static_cast<size_t>(h)], t.head_in, n, t.head_out);
+    b.matmul(m.v_b[uh], t.head_in, n, t.head_out);
     b.copy_rows(t.attn_v + h * mla.v_dim, n_head * mla.v_dim, t.head_out, mla.v_dim, n, mla.v_dim);
   }
   add_attention_output(b, c, il, w, l.wo, t.attn_v, s, n, active, hook);

@@ -100,7 +100,6 @@ Model::Model(GgufModelFiles files, CpuBackend& backend, const ModelOptions& opti
     weight_bytes_ += t.info->n_bytes;
     parameter_count_ += t.info->n_elements;
   }
-  prepare_weights();
 
   // Phi-3 LongRoPE: the long factors serve contexts beyond the original one (llama.cpp's rule).
   RopeParams rope = config_.rope;
@@ -128,6 +127,9 @@ Model::Model(GgufModelFiles files, CpuBackend& backend, const ModelOptions& opti
                               .neox_local = layer_step_.neox_local,
                               .batch_invariant = options_.batch_invariant});
   }
+  // The CPU layers' forms (packed copies: GiBs on a large model) after the GPU's, so whatever the
+  // GPU refuses (an architecture, a routing, the memory) is refused before that work.
+  prepare_weights();
   size_scratch();
 }
 
@@ -204,7 +206,8 @@ void Model::size_scratch() {
   const int64_t ff = std::max<int64_t>(moe ? std::max(c.moe.n_ff_expert, c.moe.n_ff_shared) : 0, dense ? c.n_ff : 0);
   backend_.reserve(
       {.max_rows = rows,
-       .max_k = std::max({int64_t{c.n_embd}, ff, q_dim, int64_t{c.mla.q_lora_rank}, int64_t{c.mla.kv_lora_rank}}),
+       .max_k = std::max({int64_t{c.n_embd}, ff, q_dim, int64_t{c.mla.q_lora_rank}, int64_t{c.mla.kv_lora_rank},
+                          int64_t{c.mla.nope_dim}, int64_t{c.n_head} * c.mla.v_dim}),
        .max_n_rot = n_rot,
        .n_head = c.n_head,
        .n_head_kv = c.n_head_kv,

@@ -264,5 +264,53 @@ TEST(ForwardReference, RouterLogitsHookSteersTheExperts) {
   EXPECT_GT(test::max_abs_diff(test::run_sequence(m, tokens, false), expected) / test::max_abs(expected), 1e-2);
 }
 
+// deepseek2 beyond the every-architecture test's V3 kind: V2-Lite's (q straight from x, a softmax
+// router with weights as they are, no YaRN, no bias or groups) and V3's routing with more experts
+// (8 in 4 groups, 2 used, 3 per token), in steps of 1, 3 and 64 rows.
+TEST(ForwardReference, DeepSeek2Variants) {
+  struct DeepSeekVariant {
+    const char* name;
+    bool lite;
+    DType type;
+    int32_t step;
+    double tolerance;
+  };
+  const DeepSeekVariant variants[] = {{"v2-lite f32", true, DType::kF32, 3, 2e-6},
+                                      {"v2-lite q8_0", true, DType::kQ8_0, 64, 0.06},
+                                      {"v3 8x3 f32", false, DType::kF32, 1, 2e-6},
+                                      {"v3 8x3 q4_K", false, DType::kQ4_K, 64, 0.075}};
+  const std::vector<int32_t> tokens = test::random_tokens(19, 80, 14);
+  for (const DeepSeekVariant& v : variants) {
+    SCOPED_TRACE(v.name);
+    RandomModelSpec spec = test::reference_spec("deepseek2", v.type);
+    if (v.lite) {
+      spec.q_lora_rank = 0;
+      spec.selection_bias = false;
+      spec.extra_keys = nullptr;
+    } else {
+      spec.n_expert = 8;
+      spec.n_expert_used = 3;
+      spec.extra_keys = [keys = spec.extra_keys](GgufWriter& w) {
+        w.add<uint32_t>("deepseek2.expert_gating_func", 2);
+        w.add<bool>("deepseek2.expert_weights_norm", true);
+        w.add<float>("deepseek2.expert_weights_scale", 2.5f);
+        w.add<uint32_t>("deepseek2.expert_group_count", 4);
+        w.add<uint32_t>("deepseek2.expert_group_used_count", 2);
+      };
+    }
+    TwinModels m = TwinModels::make(spec, {.max_step_tokens = v.step});
+    const ModelConfig& c = m.model->config();
+    ASSERT_EQ(c.mla.q_lora_rank, v.lite ? 0 : 256);
+    ASSERT_EQ(c.moe.gating, v.lite ? ExpertGating::kSoftmax : ExpertGating::kSigmoid);
+    ASSERT_EQ(c.moe.n_group, v.lite ? 0 : 4);
+    [[maybe_unused]] const auto [prefill, decode, scale, agreement] = relative_errors(m, tokens);
+    std::printf("deepseek2 %-14s relative error prefill %.2e decode %.2e, experts as the reference's %.3f\n", v.name,
+                prefill, decode, agreement);
+    EXPECT_LE(prefill, v.tolerance);
+    EXPECT_LE(decode, v.tolerance);
+    EXPECT_GE(agreement, min_agreement(v.type));
+  }
+}
+
 }  // namespace
 }  // namespace ember

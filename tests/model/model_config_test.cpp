@@ -39,8 +39,8 @@ TEST(ModelConfig, Stories260K) {
 
 // A Llama-like file: only metadata and the tensors the config reads. `arch_keys`: also the keys some
 // architectures require (granite's logit_scale, the *moe ones' experts).
-GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, int n_layer = 3,
-                      bool arch_keys = true) {
+GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, int n_layer = 3, bool arch_keys = true,
+                      int n_vocab = 1000) {
   GgufWriter w;
   const std::string a(arch);
   w.add_string("general.architecture", arch);
@@ -54,7 +54,7 @@ GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, 
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   w.add<float>(a + ".rope.freq_base", 500000.0f);
   w.add<uint32_t>(a + ".context_length", 8192);
-  w.add<uint32_t>(a + ".vocab_size", 1000);
+  w.add<uint32_t>(a + ".vocab_size", static_cast<uint32_t>(n_vocab));
   if (!arch_keys) return w;
   if (latent) {
     w.add<uint32_t>(a + ".attention.key_length", 576);
@@ -556,6 +556,22 @@ TEST(ModelConfig, DeepSeek2ReadsLatentAttention) {
   EXPECT_EQ(c.moe.n_group_used, 2);
   EXPECT_FALSE(c.moe.selection_bias);  // no exp_probs_b tensor in this file
 
+  // A multiplier of 0 is as none (llama.cpp tests the value): the rope keeps YaRN's magnitude, and
+  // the scale has it squared.
+  GgufWriter zero_mul = llama_like("deepseek2");
+  zero_mul.add_string("deepseek2.rope.scaling.type", "yarn");
+  zero_mul.add<float>("deepseek2.rope.scaling.factor", 40.0f);
+  zero_mul.add<float>("deepseek2.rope.scaling.yarn_log_multiplier", 0.0f);
+  const ModelConfig z = load(zero_mul, storage);
+  EXPECT_NEAR(z.rope.attn_factor, 1.0, 1e-6);  // get_mscale(40, 1) / (1 + 0.1·ln 40)
+  EXPECT_NEAR(z.attn_scale, mscale * mscale / std::sqrt(192.0), 1e-6);
+  // GLM-4.7-Flash's shapes without a gating key: sigmoid, as llama.cpp guesses.
+  GgufWriter glm = llama_like("deepseek2", 8, 2, 47, /*arch_keys=*/true, /*n_vocab=*/154880);
+  EXPECT_EQ(load(glm, storage).moe.gating, ExpertGating::kSigmoid);
+
+  GgufWriter temperature = llama_like("deepseek2");
+  temperature.add<float>("deepseek2.attention.temperature_scale", 0.1f);
+  expect_error_naming(temperature, "deepseek2.attention.temperature_scale", ErrorCode::kUnsupported);
   GgufWriter bad_groups = llama_like("deepseek2");
   bad_groups.add<uint32_t>("deepseek2.expert_group_count", 3);  // 8 experts do not split in 3
   expect_error_naming(bad_groups, "groups must split the experts", ErrorCode::kFormat);

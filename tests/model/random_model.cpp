@@ -39,6 +39,8 @@ class Builder {
       }
     }
     DType dtype = fill == Fill::kMatmul ? spec_.weight_type : fill == Fill::kEmbedding ? spec_.embd_type : DType::kF32;
+    // Rows the type's blocks do not divide (deepseek2's k_b of 64): llama.cpp's quantizer falls back too.
+    if (k % dtype_traits(dtype).block_size != 0) dtype = k % 32 == 0 ? DType::kQ8_0 : DType::kF16;
     if (spec_.tensor_type) dtype = spec_.tensor_type(name, dtype);
     std::vector<std::byte> bytes(*dtype_bytes_for(dtype, static_cast<uint64_t>(n)));
     quantize_rows(dtype, values.data(), bytes.data(), n / k, k);

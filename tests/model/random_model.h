@@ -48,8 +48,8 @@ struct RandomModelSpec {
   // through a rank-q_lora_rank pair when > 0, else attn_q.
   int64_t kv_lora_rank = 256;
   int64_t q_lora_rank = 0;
-  int64_t nope_dim = 256;
-  int64_t v_dim = 64;
+  int64_t nope_dim = 64;  // < kv_lora_rank, as in the real models (128 < 512)
+  int64_t v_dim = 128;
   bool selection_bias = false;  // an exp_probs_b.bias per expert layer (DeepSeek V3); the routing keys go in extra_keys
   uint64_t seed = 1;
   // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.
@@ -58,7 +58,8 @@ struct RandomModelSpec {
   std::function<DType(const std::string& name, DType chosen)> tensor_type;
 };
 
-// The GGUF file as bytes (8-byte aligned storage, as GgufFile::parse wants). Weights are uniform
+// The GGUF file as bytes (8-byte aligned storage, as GgufFile::parse wants). A matrix whose rows
+// the type's blocks do not divide is Q8_0 (F16 when 32 does not either). Weights are uniform
 // random with unit-variance outputs, norms in [0.5, 1.5], biases in [-0.5, 0.5]; never zeros. MoE
 // routers stay F32 whatever weight_type says (as llama.cpp's quantizer keeps them).
 // Embeddings are uniform in [-1, 1], or scaled like the output matrix they double as when tied.

@@ -188,7 +188,9 @@ void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c)
     c.expert_weights_norm = c.arch == "deepseek2" && file.get_or<bool>(p + "expert_weights_norm", false);
     if (c.arch == "deepseek2") {
       c.expert_weights_scale = file.get_or<double>(p + "expert_weights_scale", 0.0);
-      const int64_t gating = file.get_or<int64_t>(p + "expert_gating_func", 1);
+      // No key: softmax, but sigmoid for GLM-4.7-Flash's shapes (load_arch_hparams' rule).
+      const bool glm_flash = (c.n_layer == 47 || c.n_layer == 48) && c.n_vocab == 154880;
+      const int64_t gating = file.get_or<int64_t>(p + "expert_gating_func", glm_flash ? 2 : 1);
       if (gating != 1 && gating != 2) {
         fail(ErrorCode::kUnsupported, "{}: expert_gating_func {} is not softmax (1) or sigmoid (2)", file.name(),
              gating);
@@ -212,11 +214,14 @@ void map_experts(const GgufFile& file, const std::string& p, ReferenceConfig& c)
 // April 2025: attention.key_length_mla and value_length_mla present): attention.kv_lora_rank,
 // q_lora_rank (none when the file has attn_q: "lite"), the per-head sizes from the _mla keys, normal
 // rope. The scale (src/models/deepseek2.cpp and llama-context's YaRN set-up): with yarn, the rope's
-// attn_factor is get_mscale(s, 1) when rope.scaling.yarn_log_multiplier is absent (1 when present),
+// attn_factor is get_mscale(s, 1) when rope.scaling.yarn_log_multiplier is absent or 0 (else 1),
 // over 1 + 0.1·ln s (cancelling ggml's own YaRN magnitude), times rope.scaling.attn_factor; then
 // mscale = attn_factor·(1 + 0.1·ln s)·(1 + 0.1·m·ln s), m the stored multiplier / 0.1, and the scale
 // is mscale² / sqrt(key_length_mla); s = the scaling factor.
 void map_latent_attention(const GgufFile& file, const std::string& p, ReferenceConfig& c) {
+  if (file.get_or<double>(p + "attention.temperature_scale", 0.0) != 0.0) {
+    fail(ErrorCode::kUnsupported, "{}: attention.temperature_scale is not in the reference yet", file.name());
+  }
   c.kv_lora_rank = file.get<int64_t>(p + "attention.kv_lora_rank");
   c.q_lora_rank =
       file.find_tensor("blk.0.attn_q.weight") != nullptr ? 0 : file.get<int64_t>(p + "attention.q_lora_rank");
@@ -228,7 +233,8 @@ void map_latent_attention(const GgufFile& file, const std::string& p, ReferenceC
   }
   ReferenceRopeScaling& s = c.rope_scaling;
   const double log_s = s.kind == ReferenceRopeScaling::Kind::kNone ? 0.0 : std::log(s.factor);
-  const std::optional<double> log_mul = file.get_optional<double>(p + "rope.scaling.yarn_log_multiplier");
+  std::optional<double> log_mul = file.get_optional<double>(p + "rope.scaling.yarn_log_multiplier");
+  if (log_mul && *log_mul == 0.0) log_mul.reset();  // llama.cpp tests the value (rope_yarn_log_mul != 0)
   if (s.kind == ReferenceRopeScaling::Kind::kYarn) {
     const double yarn_factor = log_mul ? 1.0 : (s.factor <= 1.0 ? 1.0 : 1.0 + 0.1 * log_s);
     s.attn_factor *= yarn_factor / (1.0 + 0.1 * log_s);

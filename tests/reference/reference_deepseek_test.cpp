@@ -111,7 +111,9 @@ TinyWeights deepseek2_weights(const TinySpec& s, const TinyWeights& llama, int64
     // k_b[h]: kv_lora_rank rows of nope, W_UKᵀ: k_b[h][j][i] = llama's k row (h, rope + i), column j.
     TinyTensor k_b{{kNope, kLatent, kHeads}, {}};
     for (int64_t h = 0; h < kHeads; ++h) {
-      const auto w_uk = [&](int64_t i, int64_t j) { return wk.data[static_cast<size_t>((h * kHeadDim + kRot + i) * kEmbd + j)]; };
+      const auto w_uk = [&](int64_t i, int64_t j) {
+        return wk.data[static_cast<size_t>((h * kHeadDim + kRot + i) * kEmbd + j)];
+      };
       if (transpose_k_b) {  // W_UK's own row-major order written where W_UKᵀ's belongs
         for (int64_t i = 0; i < kNope; ++i) {
           for (int64_t j = 0; j < kLatent; ++j) k_b.data.push_back(w_uk(i, j));
@@ -136,7 +138,8 @@ TinyWeights deepseek2_weights(const TinySpec& s, const TinyWeights& llama, int64
 constexpr int64_t kWidth = 5, kDenseFf = 20;
 TinyWeights with_experts(TinyWeights w, const std::string& b, int64_t n_experts, const std::vector<int64_t>& chosen,
                          float weight) {
-  const TinyTensor gate = w.at(b + "ffn_gate.weight"), up = w.at(b + "ffn_up.weight"), down = w.at(b + "ffn_down.weight");
+  const TinyTensor gate = w.at(b + "ffn_gate.weight"), up = w.at(b + "ffn_up.weight"),
+                   down = w.at(b + "ffn_down.weight");
   for (const char* name : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) w.erase(b + name);
   const auto rows = [&](const TinyTensor& t, int64_t first) {
     return std::vector<float>(t.data.begin() + first * kEmbd, t.data.begin() + (first + kWidth) * kEmbd);
@@ -161,7 +164,8 @@ TinyWeights with_experts(TinyWeights w, const std::string& b, int64_t n_experts,
       continue;
     }
     for (TinyTensor* t : {&gate_exps, &up_exps, &down_exps}) {
-      for (int64_t i = 0; i < kEmbd * kWidth; ++i) t->data.push_back(0.3f * static_cast<float>((i * 7 + e) % 11) - 1.5f);
+      for (int64_t i = 0; i < kEmbd * kWidth; ++i)
+        t->data.push_back(0.3f * static_cast<float>((i * 7 + e) % 11) - 1.5f);
     }
   }
   w[b + "ffn_gate_exps.weight"] = gate_exps;
@@ -221,7 +225,16 @@ TEST(ReferenceDeepseek, YarnScaleIsLlamaCpps) {
   };
   const ReferenceConfig c = tiny_config(v3, ds_w);
   EXPECT_NEAR(c.rope_scaling.attn_factor * m, 1.0, 1e-12);  // the rope's magnitude cancelled
-  EXPECT_NEAR(c.attn_scale, m * m / std::sqrt(6.0), 1e-6);   // (0.1f / 0.1 is 1 to float precision)
+  EXPECT_NEAR(c.attn_scale, m * m / std::sqrt(6.0), 1e-6);  // (0.1f / 0.1 is 1 to float precision)
+  // A multiplier of 0 is as none (llama.cpp tests the value, not the key).
+  TinySpec zero = ds;
+  zero.more_keys = [keys = ds.more_keys](GgufWriter& g, const std::string& p) {
+    keys(g, p);
+    g.add<float>(p + "rope.scaling.yarn_log_multiplier", 0.0f);
+  };
+  const ReferenceConfig z = tiny_config(zero, ds_w);
+  EXPECT_NEAR(z.rope_scaling.attn_factor, plain.rope_scaling.attn_factor, 1e-12);
+  EXPECT_NEAR(z.attn_scale, plain.attn_scale, 1e-12);
 }
 
 // V3's routing with a router of zeros: every sigmoid probability is 1/2, so the bias alone chooses.
@@ -292,8 +305,7 @@ TEST(ReferenceDeepseek, V1LeadingDenseLayerAndUnnormalizedExperts) {
   const ReferenceModel model = load_tiny(moe, moe_w);
   EXPECT_EQ(model.config().n_layer_dense_lead, 1);
   EXPECT_FALSE(model.config().expert_weights_norm);
-  EXPECT_LT(reference_max_abs_diff(model.forward(kTinyTokens), load_tiny(dense, dense_w).forward(kTinyTokens)),
-            1e-5);
+  EXPECT_LT(reference_max_abs_diff(model.forward(kTinyTokens), load_tiny(dense, dense_w).forward(kTinyTokens)), 1e-5);
 }
 
 }  // namespace

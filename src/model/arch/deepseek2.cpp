@@ -39,7 +39,9 @@ void read_latent_attention(const ArchReader& r, ModelConfig& c) {
   // llama.cpp's YaRN for deepseek2: s = the scaling factor; the file stores 0.1 · mscale_all_dim.
   RopeParams& rope = c.rope;
   const double log_s = std::log(1.0 / static_cast<double>(rope.freq_scale));
-  const std::optional<float> log_mul = r.optional_float("rope.scaling.yarn_log_multiplier");
+  // (llama.cpp tests the value: 0 is as absent.)
+  const std::optional<float> key_mul = r.optional_float("rope.scaling.yarn_log_multiplier");
+  const std::optional<float> log_mul = key_mul && *key_mul != 0.0f ? key_mul : std::nullopt;
   if (rope.ext_factor != 0.0f) {
     rope.beta_fast = 32.0f;  // (deepseek2 reads no beta keys)
     rope.beta_slow = 1.0f;
@@ -58,7 +60,9 @@ void read_deepseek2_routing(const ArchReader& r, ModelConfig& c) {
     fail(ErrorCode::kFormat, "{}: {} = {} is negative", r.file().name(), r.key("expert_weights_scale"), *scale);
   }
   moe.weights_scale = scale.value_or(0.0f);
-  const int32_t gating = r.count_or("expert_gating_func", 1, 0, 1000);
+  // No key: softmax, but sigmoid for GLM-4.7-Flash's shapes (llama.cpp's rule for its early files).
+  const bool glm_flash = (c.n_layer == 47 || c.n_layer == 48) && c.n_vocab == 154880;
+  const int32_t gating = r.count_or("expert_gating_func", glm_flash ? 2 : 1, 0, 1000);
   if (gating > 2) {
     fail(ErrorCode::kUnsupported, "{}: {} = {} is not softmax (1) or sigmoid (2)", r.file().name(),
          r.key("expert_gating_func"), gating);
@@ -83,6 +87,11 @@ void read_deepseek2_routing(const ArchReader& r, ModelConfig& c) {
 
 void read_deepseek2_config(const ArchReader& r, ModelConfig& c) {
   r.read_common(c);
+  // Mistral Large 3 converts to deepseek2 with a per-position query temperature ember lacks.
+  if (r.optional_float("attention.temperature_scale").value_or(0.0f) != 0.0f) {
+    fail(ErrorCode::kUnsupported, "{}: {} (a per-position query temperature, Mistral Large 3's) is not supported yet",
+         r.file().name(), r.key("attention.temperature_scale"));
+  }
   read_latent_attention(r, c);
   const bool norm = r.file().get_optional<bool>(r.key("expert_weights_norm")).value_or(false);
   read_deepseek_experts(r, c, norm);
