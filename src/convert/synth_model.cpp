@@ -35,6 +35,33 @@ constexpr std::array kPresets = {
     SynthPreset{"qwen3moe-1.4b", "qwen3moe", 16, 1024, 16, 4, 3072, 151936, 32768, 1000000.0f, 1e-6f, false,
                 std::nullopt, "vocab/ggml-vocab-qwen2.gguf",
                 "Qwen3-MoE design scaled down: 64 experts of 384, 8 per token", 64, 8, 384},
+    // DeepSeek-V2-Lite's design (multi-head latent attention with its 512 + 64 cached row and
+    // 128-dim heads, a leading dense layer, 64 experts with 6 per token and 2 shared) at half its
+    // width and 12 layers: 1.8B parameters, about 0.4B read per token (the tied 0.1B output included).
+    SynthPreset{"deepseek2-1.8b",
+                "deepseek2",
+                12,
+                1024,
+                16,
+                1,
+                2816,
+                102400,
+                32768,
+                10000.0f,
+                1e-6f,
+                false,
+                std::nullopt,
+                "vocab/ggml-vocab-deepseek-llm.gguf",
+                "DeepSeek-V2-Lite design scaled down: latent attention, 64 experts of 704, 6 per token + 2 shared",
+                64,
+                6,
+                704,
+                512,
+                128,
+                64,
+                128,
+                1,
+                2},
 };
 
 enum class Fill { kNormal, kOnes, kRopeFactors };
@@ -55,6 +82,30 @@ std::vector<SynthTensor> synth_tensors(const SynthPreset& p) {
   for (int i = 0; i < p.n_layer; ++i) {
     const std::string b = fmt::format("blk.{}.", i);
     add(b + "attn_norm.weight", {embd}, Fill::kOnes);
+    if (p.kv_lora_rank > 0) {  // deepseek2's latent attention, then its dense or expert FFN
+      add(b + "attn_q.weight", {embd, int64_t{p.n_head} * (p.nope_dim + p.rope_dim)}, Fill::kNormal);
+      add(b + "attn_kv_a_mqa.weight", {embd, p.kv_lora_rank + p.rope_dim}, Fill::kNormal);
+      add(b + "attn_kv_a_norm.weight", {p.kv_lora_rank}, Fill::kOnes);
+      add(b + "attn_k_b.weight", {p.nope_dim, p.kv_lora_rank, p.n_head}, Fill::kNormal);
+      add(b + "attn_v_b.weight", {p.kv_lora_rank, p.v_dim, p.n_head}, Fill::kNormal);
+      add(b + "attn_output.weight", {int64_t{p.n_head} * p.v_dim, embd}, Fill::kNormal);
+      add(b + "ffn_norm.weight", {embd}, Fill::kOnes);
+      if (i < p.n_dense_lead) {
+        add(b + "ffn_gate.weight", {embd, p.n_ff}, Fill::kNormal);
+        add(b + "ffn_up.weight", {embd, p.n_ff}, Fill::kNormal);
+        add(b + "ffn_down.weight", {p.n_ff, embd}, Fill::kNormal);
+        continue;
+      }
+      const int64_t shared = int64_t{p.n_ff_expert} * p.n_expert_shared;
+      add(b + "ffn_gate_inp.weight", {embd, p.n_expert}, Fill::kNormal);
+      add(b + "ffn_gate_exps.weight", {embd, p.n_ff_expert, p.n_expert}, Fill::kNormal);
+      add(b + "ffn_up_exps.weight", {embd, p.n_ff_expert, p.n_expert}, Fill::kNormal);
+      add(b + "ffn_down_exps.weight", {p.n_ff_expert, embd, p.n_expert}, Fill::kNormal);
+      add(b + "ffn_gate_shexp.weight", {embd, shared}, Fill::kNormal);
+      add(b + "ffn_up_shexp.weight", {embd, shared}, Fill::kNormal);
+      add(b + "ffn_down_shexp.weight", {shared, embd}, Fill::kNormal);
+      continue;
+    }
     add(b + "attn_q.weight", {embd, embd}, Fill::kNormal);
     if (p.qkv_bias) add(b + "attn_q.bias", {embd}, Fill::kNormal);
     add(b + "attn_k.weight", {embd, kv}, Fill::kNormal);
@@ -129,12 +180,23 @@ void add_model_metadata(const SynthPreset& p, const SynthOptions& o, GgufWriter&
   w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(p.n_head_kv));
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", p.rms_norm_eps);
   w.add<float>(a + ".rope.freq_base", p.rope_freq_base);
-  w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(p.head_dim()));
+  w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(p.kv_lora_rank > 0 ? p.rope_dim : p.head_dim()));
   w.add<uint32_t>(a + ".vocab_size", static_cast<uint32_t>(p.n_vocab));
   if (p.n_expert > 0) {
     w.add<uint32_t>(a + ".expert_count", static_cast<uint32_t>(p.n_expert));
     w.add<uint32_t>(a + ".expert_used_count", static_cast<uint32_t>(p.n_expert_used));
     w.add<uint32_t>(a + ".expert_feed_forward_length", static_cast<uint32_t>(p.n_ff_expert));
+  }
+  if (p.kv_lora_rank > 0) {  // llama.cpp's converter's MLA keys: the cached row's sizes, then the heads'
+    w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(p.kv_lora_rank + p.rope_dim));
+    w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(p.kv_lora_rank));
+    w.add<uint32_t>(a + ".attention.key_length_mla", static_cast<uint32_t>(p.nope_dim + p.rope_dim));
+    w.add<uint32_t>(a + ".attention.value_length_mla", static_cast<uint32_t>(p.v_dim));
+    w.add<uint32_t>(a + ".attention.kv_lora_rank", static_cast<uint32_t>(p.kv_lora_rank));
+    w.add<uint32_t>(a + ".leading_dense_block_count", static_cast<uint32_t>(p.n_dense_lead));
+    w.add<uint32_t>(a + ".expert_shared_count", static_cast<uint32_t>(p.n_expert_shared));
+    w.add<float>(a + ".expert_weights_scale", 1.0f);
+    w.add<uint32_t>(a + ".expert_gating_func", 1);  // softmax
   }
 }
 

@@ -36,9 +36,17 @@ struct SynthPreset {
   std::optional<Llama3RopeScaling> rope_scaling;
   std::string_view vocab_file;  // a vocab GGUF under ../shared/data whose token count is n_vocab
   std::string_view description;
-  int n_expert = 0;  // > 0: every FFN is this many experts (qwen3moe)
+  int n_expert = 0;  // > 0: every FFN is this many experts (qwen3moe), but the n_dense_lead first
   int n_expert_used = 0;
   int n_ff_expert = 0;  // each expert's width
+  // deepseek2: multi-head latent attention (kv_lora_rank > 0; q straight from x, as V2-Lite), the
+  // first n_dense_lead layers dense (n_ff), n_expert_shared shared experts of n_ff_expert each.
+  int kv_lora_rank = 0;
+  int nope_dim = 0;
+  int rope_dim = 0;
+  int v_dim = 0;
+  int n_dense_lead = 0;
+  int n_expert_shared = 0;
   int head_dim() const noexcept { return n_embd / n_head; }
 };
 

@@ -45,6 +45,30 @@ TEST(SynthModel, MixtureOfExpertsPreset) {
   EXPECT_EQ(plan.at("blk.0.attn_q_norm.weight").shape, std::vector<int64_t>{64});
 }
 
+// The scaled-down DeepSeek-V2-Lite: 12 layers of latent attention (q 1024x3072, kv_a 1024x576, its
+// norm of 512, k_b 128x512x16, v_b 512x128x16, o 2048x1024, two norms of 1024), layer 0's dense FFN of
+// 2816, then 64 experts of 704 with a router and a shared expert of 2 x 704; 102400 x 1024 tied
+// embeddings and the output norm. In a K-quant mix k_b's rows of 128 take llama.cpp's fallback.
+TEST(SynthModel, LatentAttentionPreset) {
+  const SynthPreset& ds = *find_synth_preset("deepseek2-1.8b");
+  const uint64_t attention =
+      1024 + 1024 * 3072 + 1024 * 576 + 512 + 128 * 512 * 16 + 512 * 128 * 16 + 2048 * 1024 + 1024;
+  const uint64_t dense = uint64_t{3} * 1024 * 2816;
+  const uint64_t experts = 1024 * 64 + uint64_t{3} * 1024 * 704 * 64 + uint64_t{3} * 1024 * 1408;
+  EXPECT_EQ(synth_parameter_count(ds), 12 * attention + dense + 11 * experts + 102400ull * 1024 + 1024);
+  SynthOptions options;
+  options.file_type = FileType::kQ4_K_M;
+  std::map<std::string, TensorPlan> plan;
+  for (const TensorPlan& p : synth_plan(ds, options).tensors) plan.emplace(p.name, p);
+  EXPECT_EQ(plan.at("blk.0.attn_k_b.weight").shape, (std::vector<int64_t>{128, 512, 16}));
+  EXPECT_EQ(128 % dtype_traits(plan.at("blk.0.attn_k_b.weight").to).block_size, 0);  // not a 256-block K-quant
+  EXPECT_EQ(dtype_traits(plan.at("blk.0.attn_output.weight").to).block_size, 256);   // 2048 wide: a K-quant
+  EXPECT_EQ(plan.at("blk.1.ffn_gate_inp.weight").to, DType::kF32);
+  EXPECT_EQ(plan.count("blk.0.ffn_gate_inp.weight"), 0u);  // the leading dense layer
+  EXPECT_EQ(plan.at("blk.0.ffn_down.weight").shape, (std::vector<int64_t>{2816, 1024}));
+  EXPECT_EQ(plan.at("blk.1.ffn_down_shexp.weight").shape, (std::vector<int64_t>{1408, 1024}));
+}
+
 // Llama 3 RoPE factors for base 500000, head_dim 64, factor 32, original context 8192: 15 high-
 // frequency bands unscaled (wavelength < 2048), 14 low-frequency bands scaled by 32 (> 8192), 3
 // smoothly interpolated between.
