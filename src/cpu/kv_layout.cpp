@@ -38,6 +38,8 @@ void store_kv(const CpuKernels& kernels, ThreadPool& pool, const PagedKvView& kv
   const int64_t row_floats = static_cast<int64_t>(kv.n_head_kv) * kv.head_dim;
   auto* k_pool = static_cast<std::byte*>(kv.k);
   auto* v_pool = static_cast<std::byte*>(kv.v);
+  EMBER_CHECK_MSG(v_pool != k_pool || (v == k && kv.v_dtype == kv.k_dtype),
+                  "store_kv: values kept in the key rows must be the keys");
   pool.parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t i, int) {
     const KvRow& row = rows[static_cast<size_t>(i)];
     const int32_t block = seqs[static_cast<size_t>(row.seq)].block_table[static_cast<size_t>(row.pos / kKvBlockTokens)];
@@ -45,6 +47,7 @@ void store_kv(const CpuKernels& kernels, ThreadPool& pool, const PagedKvView& kv
     for (int32_t h = 0; h < kv.n_head_kv; ++h) {
       const int64_t src = i * row_floats + static_cast<int64_t>(h) * kv.head_dim;
       to_k(k + src, k_pool + kl.offset(block, h, slot), kv.head_dim, nullptr);
+      if (v_pool == k_pool && v == k) continue;  // values kept in the key rows (latent attention)
       to_v(v + src, v_pool + vl.offset(block, h, slot), kv.head_dim, nullptr);
     }
   });

@@ -80,7 +80,8 @@ void check_kv_view(const PagedKvView& kv);
 // slots of (rows[i].seq, rows[i].pos), converting to the pools' dtypes with `kernels`' quantizers.
 // A slot is only written (callers extend KvSeq::n_tokens afterwards). Bad indices abort. Each
 // (seq, pos) may appear at most once per call (rows are stored in parallel; the scheduler never
-// schedules one position twice in a step).
+// schedules one position twice in a step). A view whose V pool is its K pool (latent attention's
+// values kept in the key rows) takes v == k and stores them once.
 void store_kv(const CpuKernels& kernels, ThreadPool& pool, const PagedKvView& kv, std::span<const KvSeq> seqs,
               std::span<const KvRow> rows, const float* k, const float* v);
 

@@ -59,6 +59,7 @@ KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options)
     : n_layer_(config.n_layer),
       k_layout_{config.n_head_kv, config.head_dim, options.k_dtype},
       v_layout_{config.n_head_kv, config.head_dim_v, options.v_dtype},
+      values_in_keys_(config.mla.kv_lora_rank > 0),
       hash_(xxh3_block_hash) {
   if (config.head_dim_v != config.head_dim) {
     fail(ErrorCode::kUnsupported, "KV cache: key and value head sizes differ ({} and {}); not supported yet",
@@ -67,6 +68,11 @@ KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options)
   if (options.n_blocks <= 0)
     fail(ErrorCode::kInvalidArgument, "KV cache: {} blocks (need at least one)", options.n_blocks);
   check_kv_dtypes(config, options.k_dtype, options.v_dtype);
+  if (values_in_keys_ && options.v_dtype != options.k_dtype) {
+    fail(ErrorCode::kInvalidArgument,
+         "KV cache: latent attention keeps the values in the key rows, so K and V take one type (not {} and {})",
+         dtype_name(options.k_dtype), dtype_name(options.v_dtype));
+  }
   const auto n = static_cast<size_t>(options.n_blocks);
   for (const KvLayout* layout : {&k_layout_, &v_layout_}) {
     if (layout->block_bytes() == 0 || n > std::numeric_limits<size_t>::max() / layout->block_bytes()) {
@@ -78,10 +84,10 @@ KvCache::KvCache(const ModelConfig& config, const KvCacheOptions& options)
   for (int32_t l = 0; l < n_layer_; ++l) {
     if (l < first_device_layer_) {
       k_pools_.emplace_back(n * k_layout_.block_bytes());
-      v_pools_.emplace_back(n * v_layout_.block_bytes());
+      if (!values_in_keys_) v_pools_.emplace_back(n * v_layout_.block_bytes());
     } else {
       device_k_pools_.push_back(device_->allocate(n * k_layout_.block_bytes()));
-      device_v_pools_.push_back(device_->allocate(n * v_layout_.block_bytes()));
+      if (!values_in_keys_) device_v_pools_.push_back(device_->allocate(n * v_layout_.block_bytes()));
     }
   }
   ref_counts_.assign(n, 0);
@@ -97,7 +103,8 @@ KvCacheStats KvCache::stats() const noexcept {
 }
 
 size_t KvCache::bytes() const noexcept {
-  return static_cast<size_t>(n_layer_) * ref_counts_.size() * (k_layout_.block_bytes() + v_layout_.block_bytes());
+  const size_t v_bytes = values_in_keys_ ? 0 : v_layout_.block_bytes();
+  return static_cast<size_t>(n_layer_) * ref_counts_.size() * (k_layout_.block_bytes() + v_bytes);
 }
 
 KvCache::Sequence& KvCache::sequence(SeqId seq) {
@@ -190,9 +197,11 @@ void KvCache::copy_block(int32_t from, int32_t to) {
     auto* v = static_cast<std::byte*>(pools.v);
     if (l < first_device_layer_) {
       std::memcpy(k + k_layout_.offset(to, 0, 0), k + k_layout_.offset(from, 0, 0), k_layout_.block_bytes());
+      if (v == k) continue;
       std::memcpy(v + v_layout_.offset(to, 0, 0), v + v_layout_.offset(from, 0, 0), v_layout_.block_bytes());
     } else {
       device_->copy(k + k_layout_.offset(to, 0, 0), k + k_layout_.offset(from, 0, 0), k_layout_.block_bytes());
+      if (v == k) continue;
       device_->copy(v + v_layout_.offset(to, 0, 0), v + v_layout_.offset(from, 0, 0), v_layout_.block_bytes());
     }
   }
@@ -430,7 +439,7 @@ PagedKvView KvCache::layer(int32_t layer) const {
           .k_dtype = k_layout_.dtype,
           .v_dtype = v_layout_.dtype,
           .k = pool(k_pools_, device_k_pools_, layer),
-          .v = pool(v_pools_, device_v_pools_, layer),
+          .v = values_in_keys_ ? pool(k_pools_, device_k_pools_, layer) : pool(v_pools_, device_v_pools_, layer),
           .n_blocks = n_blocks()};
 }
 

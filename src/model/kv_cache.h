@@ -63,7 +63,8 @@ struct KvCacheStats {
 
 class KvCache {
  public:
-  // Allocates n_layer K and V pools. Throws Error(kInvalidArgument) for an impossible size (no
+  // Allocates n_layer K and V pools (K only for latent attention, whose values are the key rows:
+  // then K and V must have one type). Throws Error(kInvalidArgument) for an impossible size (no
   // blocks, a type the kernels do not store, bytes overflowing), Error(kUnsupported) for Q8_0 pools
   // of a head size that is not a multiple of 32, and Error(kOutOfMemory).
   KvCache(const ModelConfig& config, const KvCacheOptions& options);
@@ -185,6 +186,9 @@ class KvCache {
 
   int32_t n_layer_;
   KvLayout k_layout_, v_layout_;
+  // Latent attention (MlaConfig): a token's value row is its key row, so the V pools are the K
+  // pools (half the memory; the kernels read values from the keys' memory).
+  bool values_in_keys_ = false;
   std::vector<AlignedBuffer> k_pools_, v_pools_;  // the host layers' pools, [first_device_layer_]
   int32_t first_device_layer_ = 0;                // == n_layer_ when every pool is on the host
   std::shared_ptr<KvPoolMemory> device_;

@@ -127,8 +127,17 @@ TEST(ForwardBatch, LogitsOnlyForTheRowsAskedFor) {
 
 // A fork shares its parent's first positions; the two then continue differently. truncate rolls a
 // sequence back (speculative decoding, prompt reuse) and recomputing gives the same logits.
+void fork_and_truncate(const std::string& arch);
+
 TEST(ForwardBatch, ForkAndTruncate) {
-  TwinModels m = TwinModels::make(small_spec("qwen3"));
+  for (const char* arch : {"qwen3", "deepseek2"}) {  // deepseek2: values kept in the key rows
+    SCOPED_TRACE(arch);
+    fork_and_truncate(arch);
+  }
+}
+
+void fork_and_truncate(const std::string& arch) {
+  TwinModels m = TwinModels::make(small_spec(arch));
   const int64_t n_vocab = m.model->config().n_vocab;
   const std::vector<int32_t> parent = test::random_tokens(20, n_vocab, 5);
   std::vector<int32_t> child(parent.begin(), parent.begin() + 13);  // 13: mid-block, copy-on-write

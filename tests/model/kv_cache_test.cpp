@@ -175,6 +175,37 @@ TEST(KvCache, ImpossibleSizesAreErrors) {
   EXPECT_THROW(KvCache(mla, {.n_blocks = 4}), Error);
 }
 
+// Latent attention: the value rows are the key rows, so there are K pools only, each layer's V view
+// is its K pool, K and V must share a type, and a copy-on-write copies the one pool.
+TEST(KvCache, LatentAttentionKeepsValuesInTheKeyRows) {
+  ModelConfig mla = small_config();
+  mla.n_head_kv = 1;
+  mla.mla.kv_lora_rank = 4;  // (rows of 4 + 4 rope values)
+  const KvCache plain(small_config(), f32_blocks(6));
+  KvCache cache(mla, f32_blocks(6));
+  const KvLayout row{1, 8, DType::kF32};
+  EXPECT_EQ(cache.bytes(), size_t{2} * 6 * row.block_bytes());
+  EXPECT_EQ(cache.layer(1).v, cache.layer(1).k);
+  EXPECT_NE(cache.layer(0).k, cache.layer(1).k);
+  EXPECT_NE(plain.layer(1).v, plain.layer(1).k);
+  EXPECT_THROW(KvCache(mla, {.n_blocks = 4, .k_dtype = DType::kF16, .v_dtype = DType::kF32}), Error);
+
+  const SeqId a = cache.add_sequence();
+  ASSERT_TRUE(cache.reserve(a, 20));
+  const auto slot = [&](SeqId seq, int32_t layer, int32_t pos) {
+    const PagedKvView view = cache.layer(layer);
+    const int32_t block = cache.view(seq).block_table[static_cast<size_t>(pos / kKvBlockTokens)];
+    return reinterpret_cast<float*>(static_cast<std::byte*>(view.k) +
+                                    view.k_layout().offset(block, 0, pos % kKvBlockTokens));
+  };
+  for (int32_t pos = 0; pos < 20; ++pos) *slot(a, 1, pos) = kv_value(1, pos, 0.5f);
+  cache.commit(a, 20);
+  const SeqId b = cache.fork(a, 18);
+  ASSERT_TRUE(cache.reserve(b, 1));  // copies the shared, partly filled block
+  EXPECT_NE(cache.view(b).block_table[1], cache.view(a).block_table[1]);
+  for (int32_t pos = 16; pos < 18; ++pos) EXPECT_EQ(*slot(b, 1, pos), kv_value(1, pos, 0.5f)) << pos;
+}
+
 TEST(KvCachePrefix, MatchesTheLongestCachedFullBlockPrefix) {
   KvCache cache(small_config(), kF32);
   const std::vector<int32_t> tokens = random_tokens(3 * 16 + 5, 1);
