@@ -20,8 +20,8 @@ ModelCost model_cost(const Model& model) {
   };
   for (const LayerWeights& l : model.weights().layers) {
     for (const TensorView* t :
-         {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wq_a, &l.wq_b, &l.wkv_a, &l.wk_b, &l.wv_b, &l.wo, &l.w_gate, &l.w_up,
-          &l.w_down, &l.router, &l.shared_router, &l.shared_gate, &l.shared_up, &l.shared_down}) {
+         {&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wq_a, &l.wq_b, &l.wkv_a, &l.wk_b, &l.wv_b, &l.wkv_b, &l.wo, &l.w_gate,
+          &l.w_up, &l.w_down, &l.router, &l.shared_router, &l.shared_gate, &l.shared_up, &l.shared_down}) {
       add(*t);
     }
     for (const TensorView* t : {&l.expert_gate, &l.expert_up, &l.expert_down}) add_used_experts(*t);

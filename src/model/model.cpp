@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "ember/error.h"
+#include "quant/quant_traits.h"
 
 namespace ember {
 namespace {
@@ -41,10 +42,30 @@ MoeLinears prepare_experts(const LayerWeights& w, const Prepare& prepare) {
   return l;
 }
 
+// Head h's k_b from a merged attn_kv_b: its nope_dim rows of W_UK (each kv_lora_rank values),
+// dequantized and transposed into kv_lora_rank rows of nope_dim F32 values.
+std::vector<float> transposed_k_b(const TensorView& kv_b, const MlaConfig& mla, int64_t h) {
+  const int64_t lora = mla.kv_lora_rank, nope = mla.nope_dim;
+  std::vector<float> w_uk(static_cast<size_t>(nope * lora));
+  const auto* base = static_cast<const std::byte*>(kv_b.data());
+  for (int64_t i = 0; i < nope; ++i) {
+    const auto row = static_cast<size_t>(h * (nope + mla.v_dim) + i);
+    dequantize(kv_b.dtype(), base + row * kv_b.nb(1), w_uk.data() + i * lora, lora);
+  }
+  std::vector<float> k_b(w_uk.size());
+  for (int64_t j = 0; j < lora; ++j) {
+    for (int64_t i = 0; i < nope; ++i) k_b[static_cast<size_t>(j * nope + i)] = w_uk[static_cast<size_t>(i * lora + j)];
+  }
+  return k_b;
+}
+
 // A latent-attention layer's matrices through `prepare`, k_b and v_b one matrix per head (views
-// into their [.., .., n_head] tensors).
+// into their [.., .., n_head] tensors; from a merged attn_kv_b, v_b is a view of its rows and k_b a
+// transposed F32 copy kept in `owned`).
 template <class Prepare>
-LatentLinearsOf<Linear> prepare_latent_attention(const LayerWeights& w, const MlaConfig& mla, const Prepare& prepare) {
+LatentLinearsOf<Linear> prepare_latent_attention(const LayerWeights& w, const ModelConfig& c,
+                                                 std::vector<std::vector<float>>& owned, const Prepare& prepare) {
+  const MlaConfig& mla = c.mla;
   LatentLinearsOf<Linear> m;
   if (mla.q_lora_rank > 0) {
     m.wq_a = prepare(weight_matrix(w.wq_a));
@@ -53,9 +74,18 @@ LatentLinearsOf<Linear> prepare_latent_attention(const LayerWeights& w, const Ml
     m.wq = prepare(weight_matrix(w.wq));
   }
   m.wkv_a = prepare(weight_matrix(w.wkv_a));
-  for (int64_t h = 0; h < w.wk_b.ne(2); ++h) {
-    m.k_b.push_back(prepare(expert_matrix(w.wk_b, h)));
-    m.v_b.push_back(prepare(expert_matrix(w.wv_b, h)));
+  for (int64_t h = 0; h < c.n_head; ++h) {
+    if (!mla.merged_kv_b) {
+      m.k_b.push_back(prepare(expert_matrix(w.wk_b, h)));
+      m.v_b.push_back(prepare(expert_matrix(w.wv_b, h)));
+      continue;
+    }
+    owned.push_back(transposed_k_b(w.wkv_b, mla, h));
+    m.k_b.push_back(prepare(WeightMatrix{owned.back().data(), DType::kF32, mla.kv_lora_rank, mla.nope_dim}));
+    const auto* base = static_cast<const std::byte*>(w.wkv_b.data());
+    const auto first_v_row = static_cast<size_t>(h * (mla.nope_dim + mla.v_dim) + mla.nope_dim);
+    m.v_b.push_back(
+        prepare(WeightMatrix{base + first_v_row * w.wkv_b.nb(1), w.wkv_b.dtype(), mla.v_dim, mla.kv_lora_rank}));
   }
   return m;
 }
@@ -164,7 +194,7 @@ void Model::prepare_weights() {
     LayerLinears& l = linears_[il];
     if (config_.mla.kv_lora_rank > 0) {
       if (latent_.size() <= il) latent_.resize(il + 1);
-      latent_[il] = prepare_latent_attention(w, config_.mla, prepare_matrix);
+      latent_[il] = prepare_latent_attention(w, config_, owned_matrices_, prepare_matrix);
     } else if (w.wq.data() == nullptr) {
       l.fused_qkv = true;
       l.wqkv = prepare(w.wqkv);

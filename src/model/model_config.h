@@ -65,6 +65,9 @@ struct MlaConfig {
   int32_t q_lora_rank = 0;   // > 0: q = wq_b·norm(wq_a·x); 0: q = wq·x ("lite" models)
   int32_t nope_dim = 0;      // per head, the q / k dims without rope
   int32_t v_dim = 0;         // per head, the value dims
+  // The layout before llama.cpp's MLA conversion (April 2025): one attn_kv_b [kv_lora_rank,
+  // n_head·(nope_dim + v_dim)] instead of attn_k_b / attn_v_b; k_b is its transpose, made at load.
+  bool merged_kv_b = false;
 };
 
 // What differs between one layer and the next (Gemma's alternating local / global attention,

@@ -118,8 +118,13 @@ void bind_latent_attention(Binder& b, const ModelConfig& c, int32_t i, LayerWeig
   }
   l.wkv_a = b.bind(name("attn_kv_a_mqa.weight"), Kind::kMatmul, {embd, mla.kv_lora_rank + n_rot});
   l.kv_a_norm = b.bind(name("attn_kv_a_norm.weight"), Kind::kNorm, {mla.kv_lora_rank});
-  l.wk_b = b.bind(name("attn_k_b.weight"), Kind::kMatmul, {mla.nope_dim, mla.kv_lora_rank, c.n_head});
-  l.wv_b = b.bind(name("attn_v_b.weight"), Kind::kMatmul, {mla.kv_lora_rank, mla.v_dim, c.n_head});
+  if (mla.merged_kv_b) {  // head h's rows: nope_dim of W_UK, then v_dim of W_UV
+    l.wkv_b = b.bind(name("attn_kv_b.weight"), Kind::kMatmul,
+                     {mla.kv_lora_rank, int64_t{c.n_head} * (mla.nope_dim + mla.v_dim)});
+  } else {
+    l.wk_b = b.bind(name("attn_k_b.weight"), Kind::kMatmul, {mla.nope_dim, mla.kv_lora_rank, c.n_head});
+    l.wv_b = b.bind(name("attn_v_b.weight"), Kind::kMatmul, {mla.kv_lora_rank, mla.v_dim, c.n_head});
+  }
   l.wo = b.bind(name("attn_output.weight"), Kind::kMatmul, {int64_t{c.n_head} * mla.v_dim, embd});
 }
 

@@ -31,6 +31,7 @@ struct LayerWeights {
   TensorView kv_a_norm;       // [kv_lora_rank] F32
   TensorView wk_b;            // attn_k_b [nope_dim, kv_lora_rank, n_head]: head h's k_b (kv_lora_rank rows of nope_dim)
   TensorView wv_b;            // attn_v_b [kv_lora_rank, v_dim, n_head]: head h's v_b (v_dim rows of kv_lora_rank)
+  TensorView wkv_b;           // attn_kv_b [kv_lora_rank, n_head * (nope_dim + v_dim)] instead, when mla.merged_kv_b
   TensorView wo;              // [n_head * head_dim_v, n_embd]
   TensorView post_attn_norm;  // [n_embd] F32, when post_norms
   TensorView ffn_norm;        // [n_embd] F32

@@ -265,24 +265,29 @@ TEST(ForwardReference, RouterLogitsHookSteersTheExperts) {
 }
 
 // deepseek2 beyond the every-architecture test's V3 kind: V2-Lite's (q straight from x, a softmax
-// router with weights as they are, no YaRN, no bias or groups) and V3's routing with more experts
+// router with weights as they are, no YaRN, no bias or groups), also in the layout before April 2025
+// (attn_kv_b: ember transposes k_b at load, the reference decompresses from it), and V3's routing with more experts
 // (8 in 4 groups, 2 used, 3 per token), in steps of 1, 3 and 64 rows.
 TEST(ForwardReference, DeepSeek2Variants) {
   struct DeepSeekVariant {
     const char* name;
     bool lite;
+    bool merged_kv_b;  // the layout before April 2025 (attn_kv_b)
     DType type;
     int32_t step;
     double tolerance;
   };
-  const DeepSeekVariant variants[] = {{"v2-lite f32", true, DType::kF32, 3, 2e-6},
-                                      {"v2-lite q8_0", true, DType::kQ8_0, 64, 0.06},
-                                      {"v3 8x3 f32", false, DType::kF32, 1, 2e-6},
-                                      {"v3 8x3 q4_K", false, DType::kQ4_K, 64, 0.075}};
+  const DeepSeekVariant variants[] = {{"v2-lite f32", true, false, DType::kF32, 3, 2e-6},
+                                      {"v2-lite q8_0", true, false, DType::kQ8_0, 64, 0.06},
+                                      {"v2-lite attn_kv_b f32", true, true, DType::kF32, 3, 2e-6},
+                                      {"v2-lite attn_kv_b q8_0", true, true, DType::kQ8_0, 1, 0.06},
+                                      {"v3 8x3 f32", false, false, DType::kF32, 1, 2e-6},
+                                      {"v3 8x3 q4_K", false, false, DType::kQ4_K, 64, 0.075}};
   const std::vector<int32_t> tokens = test::random_tokens(19, 80, 14);
   for (const DeepSeekVariant& v : variants) {
     SCOPED_TRACE(v.name);
     RandomModelSpec spec = test::reference_spec("deepseek2", v.type);
+    spec.merged_kv_b = v.merged_kv_b;
     if (v.lite) {
       spec.q_lora_rank = 0;
       spec.selection_bias = false;
@@ -301,6 +306,7 @@ TEST(ForwardReference, DeepSeek2Variants) {
     TwinModels m = TwinModels::make(spec, {.max_step_tokens = v.step});
     const ModelConfig& c = m.model->config();
     ASSERT_EQ(c.mla.q_lora_rank, v.lite ? 0 : 256);
+    ASSERT_EQ(c.mla.merged_kv_b, v.merged_kv_b);
     ASSERT_EQ(c.moe.gating, v.lite ? ExpertGating::kSoftmax : ExpertGating::kSigmoid);
     ASSERT_EQ(c.moe.n_group, v.lite ? 0 : 4);
     [[maybe_unused]] const auto [prefill, decode, scale, agreement] = relative_errors(m, tokens);

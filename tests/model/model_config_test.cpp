@@ -50,7 +50,7 @@ GgufWriter llama_like(std::string_view arch, int n_head = 8, int n_head_kv = 2, 
   w.add<uint32_t>(a + ".feed_forward_length", 640);
   w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(n_head));
   const bool latent = arch == "deepseek2";  // V3's latent attention: one cached row of 512 + 64
-  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(latent ? 1 : n_head_kv));
+  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(latent && arch_keys ? 1 : n_head_kv));
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   w.add<float>(a + ".rope.freq_base", 500000.0f);
   w.add<uint32_t>(a + ".context_length", 8192);
@@ -578,10 +578,31 @@ TEST(ModelConfig, DeepSeek2ReadsLatentAttention) {
   GgufWriter bad_gating = llama_like("deepseek2");
   bad_gating.add<uint32_t>("deepseek2.expert_gating_func", 4);
   expect_error_naming(bad_gating, "deepseek2.expert_gating_func = 4", ErrorCode::kUnsupported);
-  // A file converted before llama.cpp's MLA (no _mla keys): a clear error, not a wrong model.
-  GgufWriter legacy = llama_like("deepseek2", 8, 8, 3, /*arch_keys=*/false);
-  legacy.add<uint32_t>("deepseek2.attention.kv_lora_rank", 512);
-  expect_error_naming(legacy, "convert the model again", ErrorCode::kUnsupported);
+  // A file converted before llama.cpp's MLA: attn_kv_b, the heads' sizes in key / value_length, as
+  // many kv heads as heads; ember runs it as the MLA layout (one cached row of 512 + 64).
+  GgufWriter merged = llama_like("deepseek2", 8, 8, 3, /*arch_keys=*/false);
+  merged.add<uint32_t>("deepseek2.attention.key_length", 192);
+  merged.add<uint32_t>("deepseek2.attention.value_length", 128);
+  merged.add<uint32_t>("deepseek2.attention.kv_lora_rank", 512);
+  merged.add<uint32_t>("deepseek2.attention.q_lora_rank", 1536);
+  merged.add<uint32_t>("deepseek2.rope.dimension_count", 64);
+  merged.add<uint32_t>("deepseek2.expert_count", 8);
+  merged.add<uint32_t>("deepseek2.expert_used_count", 2);
+  merged.add<uint32_t>("deepseek2.expert_feed_forward_length", 64);
+  merged.add<uint32_t>("deepseek2.expert_shared_count", 2);
+  const std::vector<float> one = {1.0f};
+  GgufWriter with_kv_b = merged;
+  with_kv_b.add_tensor("blk.0.attn_kv_b.weight", DType::kF32, std::vector<int64_t>{1}, std::as_bytes(std::span(one)));
+  const ModelConfig m = load(with_kv_b, storage);
+  EXPECT_TRUE(m.mla.merged_kv_b);
+  EXPECT_EQ(m.mla.nope_dim, 128);
+  EXPECT_EQ(m.mla.v_dim, 128);
+  EXPECT_EQ(m.n_head_kv, 1);
+  EXPECT_EQ(m.head_dim, 576);
+  EXPECT_EQ(m.head_dim_v, 576);
+  EXPECT_FLOAT_EQ(m.attn_scale, 1.0f / std::sqrt(192.0f));
+  // Neither the _mla keys nor attn_kv_b (an unmerged llama.cpp PR's files): a clear error.
+  expect_error_naming(merged, "convert the model again", ErrorCode::kUnsupported);
 }
 
 }  // namespace

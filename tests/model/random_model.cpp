@@ -74,17 +74,23 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
   w.add<uint32_t>(a + ".block_count", static_cast<uint32_t>(s.n_layer));
   w.add<uint32_t>(a + ".feed_forward_length", static_cast<uint32_t>(s.n_ff));
   w.add<uint32_t>(a + ".attention.head_count", static_cast<uint32_t>(s.n_head));
-  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(a == "deepseek2" ? 1 : s.n_head_kv));
+  const int64_t n_head_kv = a != "deepseek2" ? s.n_head_kv : s.merged_kv_b ? s.n_head : 1;
+  w.add<uint32_t>(a + ".attention.head_count_kv", static_cast<uint32_t>(n_head_kv));
   w.add<float>(a + ".attention.layer_norm_rms_epsilon", 1e-6f);
   w.add<float>(a + ".rope.freq_base", s.rope_freq_base);
   const bool latent = a == "deepseek2";
   const int64_t mla_rot = s.n_rot > 0 ? s.n_rot : 64;  // deepseek2's rope dims (V2/V3: 64)
-  if (latent) {  // the MLA layout of llama.cpp's converter: the cache's row sizes, then the heads'
-    w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(s.kv_lora_rank + mla_rot));
-    w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(s.kv_lora_rank));
-    w.add<uint32_t>(a + ".attention.key_length_mla", static_cast<uint32_t>(s.nope_dim + mla_rot));
+  if (latent) {
+    if (s.merged_kv_b) {  // the layout before April 2025: the heads' sizes, no _mla keys
+      w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(s.nope_dim + mla_rot));
+      w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(s.v_dim));
+    } else {  // the MLA layout of llama.cpp's converter: the cache's row sizes, then the heads'
+      w.add<uint32_t>(a + ".attention.key_length", static_cast<uint32_t>(s.kv_lora_rank + mla_rot));
+      w.add<uint32_t>(a + ".attention.value_length", static_cast<uint32_t>(s.kv_lora_rank));
+      w.add<uint32_t>(a + ".attention.key_length_mla", static_cast<uint32_t>(s.nope_dim + mla_rot));
+      w.add<uint32_t>(a + ".attention.value_length_mla", static_cast<uint32_t>(s.v_dim));
+    }
     if (s.n_rot == 0) w.add<uint32_t>(a + ".rope.dimension_count", static_cast<uint32_t>(mla_rot));
-    w.add<uint32_t>(a + ".attention.value_length_mla", static_cast<uint32_t>(s.v_dim));
     w.add<uint32_t>(a + ".attention.kv_lora_rank", static_cast<uint32_t>(s.kv_lora_rank));
     if (s.q_lora_rank > 0) w.add<uint32_t>(a + ".attention.q_lora_rank", static_cast<uint32_t>(s.q_lora_rank));
   } else if (s.head_dim > 0) {
@@ -142,8 +148,12 @@ std::vector<std::byte> write_random_model(const RandomModelSpec& s) {
       }
       b.tensor(n("attn_kv_a_mqa.weight"), {s.n_embd, s.kv_lora_rank + mla_rot}, Fill::kMatmul);
       b.tensor(n("attn_kv_a_norm.weight"), {s.kv_lora_rank}, Fill::kNorm);
-      b.tensor(n("attn_k_b.weight"), {s.nope_dim, s.kv_lora_rank, s.n_head}, Fill::kMatmul);
-      b.tensor(n("attn_v_b.weight"), {s.kv_lora_rank, s.v_dim, s.n_head}, Fill::kMatmul);
+      if (s.merged_kv_b) {
+        b.tensor(n("attn_kv_b.weight"), {s.kv_lora_rank, s.n_head * (s.nope_dim + s.v_dim)}, Fill::kMatmul);
+      } else {
+        b.tensor(n("attn_k_b.weight"), {s.nope_dim, s.kv_lora_rank, s.n_head}, Fill::kMatmul);
+        b.tensor(n("attn_v_b.weight"), {s.kv_lora_rank, s.v_dim, s.n_head}, Fill::kMatmul);
+      }
       b.tensor(n("attn_output.weight"), {s.n_head * s.v_dim, s.n_embd}, Fill::kMatmul);
     } else if (phi3) {
       b.tensor(n("attn_qkv.weight"), {s.n_embd, q_dim + 2 * kv_dim}, Fill::kMatmul);

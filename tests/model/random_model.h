@@ -50,6 +50,7 @@ struct RandomModelSpec {
   int64_t q_lora_rank = 0;
   int64_t nope_dim = 64;  // < kv_lora_rank, as in the real models (128 < 512)
   int64_t v_dim = 128;
+  bool merged_kv_b = false;     // the layout before April 2025: attn_kv_b, the heads' sizes in key/value_length
   bool selection_bias = false;  // an exp_probs_b.bias per expert layer (DeepSeek V3); the routing keys go in extra_keys
   uint64_t seed = 1;
   // Extra metadata (rope scaling, windows, soft-caps, ...), written after the common keys.

@@ -225,10 +225,16 @@ void map_latent_attention(const GgufFile& file, const std::string& p, ReferenceC
   c.kv_lora_rank = file.get<int64_t>(p + "attention.kv_lora_rank");
   c.q_lora_rank =
       file.find_tensor("blk.0.attn_q.weight") != nullptr ? 0 : file.get<int64_t>(p + "attention.q_lora_rank");
-  const int64_t key_mla = file.get<int64_t>(p + "attention.key_length_mla");
+  // is_mla() (both _mla keys): the MLA conversion's attn_k_b / attn_v_b, key_length / value_length
+  // the cached row's; without them the earlier attn_kv_b, key_length / value_length the heads'.
+  c.mla_merged_kv_b = !file.contains(p + "attention.key_length_mla");
+  const int64_t key_mla = c.mla_merged_kv_b ? c.head_dim : file.get<int64_t>(p + "attention.key_length_mla");
   c.mla_nope = key_mla - c.n_rot;
-  c.mla_v = file.get<int64_t>(p + "attention.value_length_mla");
-  if (c.mla_nope <= 0 || c.mla_v <= 0 || c.head_dim != c.kv_lora_rank + c.n_rot || c.n_head_kv != 1) {
+  c.mla_v = c.mla_merged_kv_b ? file.get_or<int64_t>(p + "attention.value_length", c.head_dim)
+                              : file.get<int64_t>(p + "attention.value_length_mla");
+  const bool rows_fit =
+      c.mla_merged_kv_b ? c.n_head_kv == c.n_head : c.head_dim == c.kv_lora_rank + c.n_rot && c.n_head_kv == 1;
+  if (c.mla_nope <= 0 || c.mla_v <= 0 || !rows_fit) {
     fail(ErrorCode::kFormat, "{}: inconsistent latent attention sizes", file.name());
   }
   ReferenceRopeScaling& s = c.rope_scaling;

@@ -1,7 +1,7 @@
 // The reference's DeepSeek mappings on hand-made tiny files: deepseek2's latent attention equals
 // ordinary multi-head attention whose heads are the decompressed latent (a llama file built from the
-// same weights), with and without the low-rank q; its YaRN scale is llama.cpp's; DeepSeek's routing
-// (sigmoid, a bias that chooses but does not weigh, expert groups, normalization then scale) equals
+// same weights), with and without the low-rank q, and from the older attn_kv_b layout; its YaRN scale is llama.cpp's;
+// DeepSeek's routing (sigmoid, a bias that chooses but does not weigh, expert groups, normalization then scale) equals
 // the dense FFN of the experts it must choose; deepseek's leading layers are dense.
 #include <gtest/gtest.h>
 
@@ -29,17 +29,23 @@ TinySpec llama_spec() {
 
 // deepseek2's keys for the latent attention above, dense layers only (leading_dense_block_count =
 // n_layer: the expert keys it must have are then unused) unless `experts` writes its own.
+// merged_kv_b: the layout before April 2025 (attn_kv_b; key / value_length are the heads' sizes,
+// as many kv heads as heads, no _mla keys).
 TinySpec deepseek2_spec(int64_t n_layer, int64_t q_lora_rank,
-                        const std::function<void(GgufWriter&, const std::string&)>& experts = {}) {
+                        const std::function<void(GgufWriter&, const std::string&)>& experts = {},
+                        bool merged_kv_b = false) {
   TinySpec s = llama_spec();
   s.arch = "deepseek2";
-  s.n_head_kv = 1;
-  s.head_dim = kLatent + kRot;  // the cached row
-  s.more_keys = [n_layer, q_lora_rank, experts](GgufWriter& g, const std::string& p) {
+  s.n_head_kv = merged_kv_b ? kHeads : 1;
+  s.head_dim = merged_kv_b ? kHeadDim : kLatent + kRot;  // the heads', or the cached row's
+  const bool s_mla_keys = !merged_kv_b;
+  s.more_keys = [n_layer, q_lora_rank, experts, s_mla_keys](GgufWriter& g, const std::string& p) {
     g.add<uint32_t>(p + "attention.kv_lora_rank", kLatent);
     if (q_lora_rank > 0) g.add<uint32_t>(p + "attention.q_lora_rank", static_cast<uint32_t>(q_lora_rank));
-    g.add<uint32_t>(p + "attention.key_length_mla", kHeadDim);
-    g.add<uint32_t>(p + "attention.value_length_mla", kHeadDim);
+    if (s_mla_keys) {
+      g.add<uint32_t>(p + "attention.key_length_mla", kHeadDim);
+      g.add<uint32_t>(p + "attention.value_length_mla", kHeadDim);
+    }
     if (experts) {
       experts(g, p);
       return;
@@ -78,7 +84,7 @@ TinyWeights llama_weights(const TinySpec& s) {
 // The same model in deepseek2's tensors. `transpose_k_b`: k_b as W_UK instead of W_UKᵀ (a wrong
 // reading of the layout, which must show).
 TinyWeights deepseek2_weights(const TinySpec& s, const TinyWeights& llama, int64_t q_lora_rank,
-                              bool transpose_k_b = false) {
+                              bool transpose_k_b = false, bool merged_kv_b = false) {
   TinyWeights w = llama;
   for (int64_t il = 0; il < s.n_layer; ++il) {
     const std::string b = "blk." + std::to_string(il) + ".";
@@ -123,6 +129,15 @@ TinyWeights deepseek2_weights(const TinySpec& s, const TinyWeights& llama, int64
       for (int64_t j = 0; j < kLatent; ++j) {
         for (int64_t i = 0; i < kNope; ++i) k_b.data.push_back(w_uk(i, j));
       }
+    }
+    if (merged_kv_b) {  // head h's rows: W_UK's (llama's k rows of its nope part), then W_UV's (its v rows)
+      TinyTensor kv_b{{kLatent, kHeads * (kNope + kHeadDim)}, {}};
+      for (int64_t h = 0; h < kHeads; ++h) {
+        for (int64_t i = 0; i < kNope; ++i) append(kv_b.data, row_of(wk, h * kHeadDim + kRot + i));
+        for (int64_t r = 0; r < kHeadDim; ++r) append(kv_b.data, row_of(wv, h * kHeadDim + r));
+      }
+      w[b + "attn_kv_b.weight"] = kv_b;
+      continue;
     }
     w[b + "attn_k_b.weight"] = k_b;
     // v_b[h]: head_dim rows of kv_lora_rank = llama's v rows of head h.
@@ -187,17 +202,19 @@ TEST(ReferenceDeepseek, LatentAttentionEqualsTheDecompressedHeads) {
   for (const auto& row : want) {
     for (double v : row) scale = std::max(scale, std::abs(v));
   }
-  for (int64_t q_lora : {0, 16}) {
-    SCOPED_TRACE(q_lora);
-    const TinySpec ds = deepseek2_spec(llama.n_layer, q_lora);
-    const TinyWeights ds_w = deepseek2_weights(ds, llama_w, q_lora);
+  for (const auto& [q_lora, merged] : {std::pair{int64_t{0}, false}, {16, false}, {0, true}}) {
+    SCOPED_TRACE(std::to_string(q_lora) + (merged ? " attn_kv_b" : ""));
+    const TinySpec ds = deepseek2_spec(llama.n_layer, q_lora, {}, merged);
+    const TinyWeights ds_w = deepseek2_weights(ds, llama_w, q_lora, false, merged);
     const ReferenceModel model = load_tiny(ds, ds_w);
     EXPECT_EQ(model.config().kv_lora_rank, kLatent);
     EXPECT_EQ(model.config().q_lora_rank, q_lora);
+    EXPECT_EQ(model.config().mla_merged_kv_b, merged);
     EXPECT_NEAR(model.config().attn_scale, 1.0 / std::sqrt(6.0), 1e-12);
     // The latent is norm(xn) = xn up to rms_eps (1e-5), and so are the q_lora path's norm(xn).
     EXPECT_LT(reference_max_abs_diff(model.forward(kTinyTokens), want), 1e-4 * scale);
     // Teeth: k_b read the other way round changes the logits.
+    if (merged) continue;  // (its k_b comes out of attn_kv_b's rows)
     const TinyWeights wrong = deepseek2_weights(ds, llama_w, q_lora, /*transpose_k_b=*/true);
     EXPECT_GT(reference_max_abs_diff(load_tiny(ds, wrong).forward(kTinyTokens), want), 1e-2 * scale);
   }

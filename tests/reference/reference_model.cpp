@@ -180,9 +180,29 @@ void ReferenceModel::load_layer(ReferenceTensorSource& source, int64_t il) {
     l.kv_a_norm = source.get(b + "attn_kv_a_norm.weight", {c.kv_lora_rank});
     const std::vector<int64_t> k_heads(static_cast<size_t>(c.n_head), c.kv_lora_rank);
     const std::vector<int64_t> v_heads(static_cast<size_t>(c.n_head), c.mla_v);
-    l.wk_b = split_rows(source.get(b + "attn_k_b.weight", {c.mla_nope, c.kv_lora_rank, c.n_head}), c.mla_nope, k_heads);
-    l.wv_b =
-        split_rows(source.get(b + "attn_v_b.weight", {c.kv_lora_rank, c.mla_v, c.n_head}), c.kv_lora_rank, v_heads);
+    if (c.mla_merged_kv_b) {  // head h: mla_nope rows of W_UK, then mla_v rows of W_UV (kv_lora_rank each)
+      std::vector<int64_t> parts;
+      for (int64_t h = 0; h < c.n_head; ++h) parts.insert(parts.end(), {c.mla_nope, c.mla_v});
+      const auto rows =
+          split_rows(source.get(b + "attn_kv_b.weight", {c.kv_lora_rank, c.n_head * (c.mla_nope + c.mla_v)}),
+                     c.kv_lora_rank, parts);
+      for (int64_t h = 0; h < c.n_head; ++h) {
+        const std::vector<double>& w_uk = rows[static_cast<size_t>(2 * h)];  // [nope][kv_lora_rank]
+        std::vector<double> k_b(w_uk.size());                                // [kv_lora_rank][nope]: W_UKᵀ
+        for (int64_t i = 0; i < c.mla_nope; ++i) {
+          for (int64_t j = 0; j < c.kv_lora_rank; ++j) {
+            k_b[static_cast<size_t>(j * c.mla_nope + i)] = w_uk[static_cast<size_t>(i * c.kv_lora_rank + j)];
+          }
+        }
+        l.wk_b.push_back(std::move(k_b));
+        l.wv_b.push_back(rows[static_cast<size_t>(2 * h + 1)]);
+      }
+    } else {
+      l.wk_b =
+          split_rows(source.get(b + "attn_k_b.weight", {c.mla_nope, c.kv_lora_rank, c.n_head}), c.mla_nope, k_heads);
+      l.wv_b =
+          split_rows(source.get(b + "attn_v_b.weight", {c.kv_lora_rank, c.mla_v, c.n_head}), c.kv_lora_rank, v_heads);
+    }
     l.wo = source.get(b + "attn_output.weight", {c.n_head * c.mla_v, c.n_embd});
   }
   // Phi-3 stores q, k and v as the rows of one attn_qkv tensor, in that order.

@@ -138,6 +138,7 @@ struct ReferenceConfig {
   int64_t q_lora_rank = 0;
   int64_t mla_nope = 0;
   int64_t mla_v = 0;
+  bool mla_merged_kv_b = false;  // the layout before April 2025: attn_kv_b, head h's W_UK rows then W_UV's
   int64_t n_layer_dense_lead = 0;
   bool expert_gating_sigmoid = false;
   double expert_weights_scale = 0;

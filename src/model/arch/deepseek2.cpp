@@ -1,9 +1,9 @@
 // deepseek2: DeepSeek V2 / V2-Lite / V3 / R1 and models converted like them (Kimi K2, ...). Multi-head
 // latent attention (MlaConfig) in the layout llama.cpp's converter writes since April 2025 (attn_k_b /
-// attn_v_b, attention.key_length_mla / value_length_mla); DeepSeek's experts (read_deepseek_experts)
-// with the file's gating, norm, weight scale, selection bias and expert groups. The attention scale
-// and YaRN magnitude follow llama.cpp's deepseek2 graph: the rope itself is not rescaled (when the
-// file has yarn_log_multiplier), and q·k is scaled by mscale² / sqrt(key_length_mla).
+// attn_v_b, attention.key_length_mla / value_length_mla) or the earlier one (attn_kv_b); DeepSeek's experts
+// (read_deepseek_experts) with the file's gating, norm, weight scale, selection bias and expert groups. The attention
+// scale and YaRN magnitude follow llama.cpp's deepseek2 graph: the rope itself is not rescaled (when the file has
+// yarn_log_multiplier), and q·k is scaled by mscale² / sqrt(key_length_mla).
 #include <cmath>
 
 #include "model/arch/arch_reader.h"
@@ -13,28 +13,39 @@ namespace {
 
 void read_latent_attention(const ArchReader& r, ModelConfig& c) {
   const std::string& name = r.file().name();
-  if (!r.file().contains(r.key("attention.key_length_mla")) || r.has_tensor("blk.0.attn_kv_b.weight")) {
+  MlaConfig& mla = c.mla;
+  // Two layouts, as llama.cpp loads them: the MLA conversion's (since April 2025: attn_k_b /
+  // attn_v_b, the cache's row sizes in key_length / value_length and the heads' in the _mla keys),
+  // and the earlier one (attn_kv_b; key_length / value_length are the heads' sizes, n_head kv heads).
+  const bool mla_keys = r.file().contains(r.key("attention.key_length_mla"));
+  mla.merged_kv_b = !mla_keys && r.has_tensor("blk.0.attn_kv_b.weight");
+  if (!mla_keys && !mla.merged_kv_b) {
     fail(ErrorCode::kUnsupported,
-         "{}: a deepseek2 file in the layout before llama.cpp's multi-head latent attention (attn_kv_b, no {}); "
-         "convert the model again with a llama.cpp from after April 2025",
+         "{}: a deepseek2 file with neither {} nor attn_kv_b (an unmerged llama.cpp conversion's layout); "
+         "convert the model again with a current llama.cpp",
          name, r.key("attention.key_length_mla"));
   }
-  MlaConfig& mla = c.mla;
   mla.kv_lora_rank = r.count("attention.kv_lora_rank", 1, 1 << 16);
   // "Lite" models project q straight from x (llama.cpp decides by the tensor too).
   mla.q_lora_rank = r.has_tensor("blk.0.attn_q.weight") ? 0 : r.count("attention.q_lora_rank", 1, 1 << 16);
-  const int32_t key_mla = r.count("attention.key_length_mla", 2, 1 << 16);
-  mla.v_dim = r.count("attention.value_length_mla", 1, 1 << 16);
+  const int32_t key_mla = mla_keys ? r.count("attention.key_length_mla", 2, 1 << 16) : c.head_dim;
+  mla.v_dim = mla_keys ? r.count("attention.value_length_mla", 1, 1 << 16) : c.head_dim_v;
   const int32_t n_rot = static_cast<int32_t>(c.rope.n_rot);
   mla.nope_dim = key_mla - n_rot;
-  if (mla.nope_dim <= 0 || c.n_head_kv != 1 || c.head_dim != mla.kv_lora_rank + n_rot ||
-      c.head_dim_v != mla.kv_lora_rank) {
+  const bool rows_fit =
+      mla.merged_kv_b ? c.n_head_kv == c.n_head
+                      : c.n_head_kv == 1 && c.head_dim == mla.kv_lora_rank + n_rot && c.head_dim_v == mla.kv_lora_rank;
+  if (mla.nope_dim <= 0 || !rows_fit) {
     fail(ErrorCode::kFormat,
-         "{}: latent attention sizes do not fit: key_length {} (kv_lora_rank {} + rope {}), value_length {}, "
-         "key_length_mla {}, head_count_kv {} (1)",
-         name, c.head_dim, mla.kv_lora_rank, n_rot, c.head_dim_v, key_mla, c.n_head_kv);
+         "{}: latent attention sizes do not fit: key_length {}, value_length {}, kv_lora_rank {}, rope {}, "
+         "key_length_mla {}, head_count_kv {} ({})",
+         name, c.head_dim, c.head_dim_v, mla.kv_lora_rank, n_rot, key_mla, c.n_head_kv,
+         mla.merged_kv_b ? "head_count without the _mla keys" : "1");
   }
-  c.head_dim_v = c.head_dim;  // the cached value row is the key row: [latent | k_pe], the latent used
+  // ember runs both the same way: one cached row [latent | k_pe] per token as a single kv head, the
+  // value row the key row.
+  c.n_head_kv = 1;
+  c.head_dim = c.head_dim_v = mla.kv_lora_rank + n_rot;
 
   // llama.cpp's YaRN for deepseek2: s = the scaling factor; the file stores 0.1 · mscale_all_dim.
   RopeParams& rope = c.rope;
