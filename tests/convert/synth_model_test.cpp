@@ -61,8 +61,8 @@ TEST(SynthModel, LatentAttentionPreset) {
   std::map<std::string, TensorPlan> plan;
   for (const TensorPlan& p : synth_plan(ds, options).tensors) plan.emplace(p.name, p);
   EXPECT_EQ(plan.at("blk.0.attn_k_b.weight").shape, (std::vector<int64_t>{128, 512, 16}));
-  EXPECT_EQ(128 % dtype_traits(plan.at("blk.0.attn_k_b.weight").to).block_size, 0);  // not a 256-block K-quant
-  EXPECT_EQ(dtype_traits(plan.at("blk.0.attn_output.weight").to).block_size, 256);   // 2048 wide: a K-quant
+  EXPECT_EQ(plan.at("blk.0.attn_k_b.weight").to, DType::kQ5_0);  // llama.cpp's fallback for Q4_K's 256-blocks
+  EXPECT_EQ(dtype_traits(plan.at("blk.0.attn_output.weight").to).block_size, 256);  // 2048 wide: a K-quant
   EXPECT_EQ(plan.at("blk.1.ffn_gate_inp.weight").to, DType::kF32);
   EXPECT_EQ(plan.count("blk.0.ffn_gate_inp.weight"), 0u);  // the leading dense layer
   EXPECT_EQ(plan.at("blk.0.ffn_down.weight").shape, (std::vector<int64_t>{2816, 1024}));

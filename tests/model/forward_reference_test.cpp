@@ -280,7 +280,7 @@ TEST(ForwardReference, DeepSeek2Variants) {
   const DeepSeekVariant variants[] = {{"v2-lite f32", true, false, DType::kF32, 3, 2e-6},
                                       {"v2-lite q8_0", true, false, DType::kQ8_0, 64, 0.06},
                                       {"v2-lite attn_kv_b f32", true, true, DType::kF32, 3, 2e-6},
-                                      {"v2-lite attn_kv_b q8_0", true, true, DType::kQ8_0, 1, 0.06},
+                                      {"v2-lite attn_kv_b q8_0", true, true, DType::kQ8_0, 64, 0.06},
                                       {"v3 8x3 f32", false, false, DType::kF32, 1, 2e-6},
                                       {"v3 8x3 q4_K", false, false, DType::kQ4_K, 64, 0.075}};
   const std::vector<int32_t> tokens = test::random_tokens(19, 80, 14);
@@ -288,6 +288,7 @@ TEST(ForwardReference, DeepSeek2Variants) {
     SCOPED_TRACE(v.name);
     RandomModelSpec spec = test::reference_spec("deepseek2", v.type);
     spec.merged_kv_b = v.merged_kv_b;
+    if (v.merged_kv_b) spec.v_dim = 96;  // key_length (64 + 64) != value_length there: a swap would show
     if (v.lite) {
       spec.q_lora_rank = 0;
       spec.selection_bias = false;

@@ -601,6 +601,15 @@ TEST(ModelConfig, DeepSeek2ReadsLatentAttention) {
   EXPECT_EQ(m.head_dim, 576);
   EXPECT_EQ(m.head_dim_v, 576);
   EXPECT_FLOAT_EQ(m.attn_scale, 1.0f / std::sqrt(192.0f));
+  // The older layout has a kv head per head; fewer is no file llama.cpp writes.
+  GgufWriter fewer = llama_like("deepseek2", 8, 2, 3, /*arch_keys=*/false);
+  fewer.add<uint32_t>("deepseek2.attention.key_length", 192);
+  fewer.add<uint32_t>("deepseek2.attention.value_length", 128);
+  fewer.add<uint32_t>("deepseek2.attention.kv_lora_rank", 512);
+  fewer.add<uint32_t>("deepseek2.attention.q_lora_rank", 1536);
+  fewer.add<uint32_t>("deepseek2.rope.dimension_count", 64);
+  fewer.add_tensor("blk.0.attn_kv_b.weight", DType::kF32, std::vector<int64_t>{1}, std::as_bytes(std::span(one)));
+  expect_error_naming(fewer, "latent attention sizes do not fit", ErrorCode::kFormat);
   // Neither the _mla keys nor attn_kv_b (an unmerged llama.cpp PR's files): a clear error.
   expect_error_naming(merged, "convert the model again", ErrorCode::kUnsupported);
 }
