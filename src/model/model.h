@@ -145,10 +145,10 @@ class Model {
   ModelOptions options_;
   ModelConfig config_;
   Weights weights_;
-  std::vector<LayerLinears> linears_;               // the attention's, and a dense FFN's
-  std::vector<MoeLinears> moe_;                     // per CPU layer: its experts (empty for a dense layer)
-  std::vector<LatentLinearsOf<Linear>> latent_;     // per CPU layer: latent attention's (empty otherwise)
-  std::vector<std::vector<float>> owned_matrices_;  // weights made at load (a merged attn_kv_b's k_b)
+  std::vector<LayerLinears> linears_;                   // the attention's, and a dense FFN's
+  std::vector<MoeLinears> moe_;                         // per CPU layer: its experts (empty for a dense layer)
+  std::vector<LatentLinearsOf<Linear>> latent_;         // per CPU layer: latent attention's (empty otherwise)
+  std::vector<std::vector<std::byte>> owned_matrices_;  // weights made at load (a merged attn_kv_b's k_b)
   Linear output_;
   std::optional<RopeTable> rope_;        // nullopt: no rotary dims
   std::optional<RopeTable> rope_local_;  // Gemma 3's local layers

@@ -281,6 +281,7 @@ TEST(ForwardReference, DeepSeek2Variants) {
                                       {"v2-lite q8_0", true, false, DType::kQ8_0, 64, 0.06},
                                       {"v2-lite attn_kv_b f32", true, true, DType::kF32, 3, 2e-6},
                                       {"v2-lite attn_kv_b q8_0", true, true, DType::kQ8_0, 64, 0.06},
+                                      {"v2-lite attn_kv_b f16", true, true, DType::kF16, 3, 2e-3},
                                       {"v3 8x3 f32", false, false, DType::kF32, 1, 2e-6},
                                       {"v3 8x3 q4_K", false, false, DType::kQ4_K, 64, 0.075}};
   const std::vector<int32_t> tokens = test::random_tokens(19, 80, 14);
