@@ -40,6 +40,7 @@ void store_kv(const CpuKernels& kernels, ThreadPool& pool, const PagedKvView& kv
   auto* v_pool = static_cast<std::byte*>(kv.v);
   EMBER_CHECK_MSG(v_pool != k_pool || (v == k && kv.v_dtype == kv.k_dtype),
                   "store_kv: values kept in the key rows must be the keys");
+  const bool store_v = v_pool != k_pool;  // else the values are the key rows (latent attention)
   pool.parallel_for(static_cast<int64_t>(rows.size()), [&](int64_t i, int) {
     const KvRow& row = rows[static_cast<size_t>(i)];
     const int32_t block = seqs[static_cast<size_t>(row.seq)].block_table[static_cast<size_t>(row.pos / kKvBlockTokens)];
@@ -47,8 +48,7 @@ void store_kv(const CpuKernels& kernels, ThreadPool& pool, const PagedKvView& kv
     for (int32_t h = 0; h < kv.n_head_kv; ++h) {
       const int64_t src = i * row_floats + static_cast<int64_t>(h) * kv.head_dim;
       to_k(k + src, k_pool + kl.offset(block, h, slot), kv.head_dim, nullptr);
-      if (v_pool == k_pool && v == k) continue;  // values kept in the key rows (latent attention)
-      to_v(v + src, v_pool + vl.offset(block, h, slot), kv.head_dim, nullptr);
+      if (store_v) to_v(v + src, v_pool + vl.offset(block, h, slot), kv.head_dim, nullptr);
     }
   });
 }

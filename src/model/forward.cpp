@@ -192,22 +192,18 @@ void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
     const auto experts = [&](const float* xn, int64_t rows, float* out, const auto& on_router_logits) {
       moe_ffn(backend_, c, moe_[l], xn, rows, moe_scratch_, out, on_router_logits);
     };
-    if (c.mla.kv_lora_rank > 0) {  // DeepSeek V2/V3: latent attention, then experts or a dense FFN
+    if (c.mla.kv_lora_rank > 0) {  // DeepSeek V2/V3's latent attention
       latent_attention_block(backend_, c, il, vectors, linears_[l], latent_[l], buffers, latent_buffers_, step,
                              kv.layer(il), step_kv, active, hook);
-      if (c.layer_has_experts(il)) {
-        expert_ffn_block(backend_, c, il, vectors, buffers, n, experts, active, hook);
-      } else {
-        ffn_block(backend_, c, il, vectors, linears_[l], buffers, n, active, hook);
-      }
-      residual_hook(c, il, buffers, n, active, hook);
-      continue;
+    } else {
+      attention_block(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, active, hook);
     }
-    if (!c.layer_has_experts(il)) {
-      transformer_layer(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, active, hook);
-      continue;
+    if (c.layer_has_experts(il)) {
+      expert_ffn_block(backend_, c, il, vectors, buffers, n, experts, active, hook);
+    } else {
+      ffn_block(backend_, c, il, vectors, linears_[l], buffers, n, active, hook);
     }
-    mixture_layer(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, experts, active, hook);
+    residual_hook(c, il, buffers, n, active, hook);
   }
   // The GPU layers take the residual stream from here; with the head offloaded too (and nothing
   // asking for host-side final states) the logits come from the device.

@@ -51,8 +51,8 @@ void check_moe_supported(const ModelConfig& c, const Weights& weights, int32_t f
                                                                                  : nullptr;
   if (routing != nullptr) {
     fail(ErrorCode::kUnsupported,
-         "GPU mixture of experts: {} is not on the GPU yet; run this model's layers on the CPU (no GPU layers: "
-         "--gpu-layers 0)",
+         "GPU mixture of experts: {} is not on the GPU yet; run this model's layers on the CPU (--gpu-layers "
+         "0)",
          routing);
   }
   for (int32_t il = first_layer; il < c.n_layer; ++il) {

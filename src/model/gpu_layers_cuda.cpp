@@ -253,7 +253,7 @@ class CudaGpuLayers final : public GpuLayers {
     if (c.mla.kv_lora_rank > 0) {
       fail(ErrorCode::kUnsupported,
            "multi-head latent attention ({}) runs on the CPU only yet; load the model without GPU layers "
-           "(no GPU layers: --gpu-layers 0)",
+           "(--gpu-layers 0)",
            arch_name(c.arch));
     }
     if (c.head_dim % 2 != 0 || c.head_dim > 256) {

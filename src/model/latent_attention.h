@@ -3,6 +3,7 @@
 // [latent (kv_lora_rank) | k_pe (n_rot)], attended by every head as a single kv head.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -32,17 +33,33 @@ struct LatentBuffers {
   float* attn_v = nullptr;    // [n_head * v_dim] the heads' values, side by side
 };
 
-// Floats per row of each LatentBuffers field, in its order.
-inline std::vector<int64_t> latent_buffer_widths(const ModelConfig& c) {
+// The step's LatentBuffers for `rows` rows, carved out of `base` (rows × latent_row_floats(c)
+// floats); with base nullptr, only the count is computed (the widths are in one place).
+inline LatentBuffers carve_latent_buffers(const ModelConfig& c, int64_t rows, float* base, int64_t* total = nullptr) {
   const MlaConfig& m = c.mla;
   const int64_t n_rot = c.rope.n_rot;
-  return {int64_t{c.n_head} * (m.nope_dim + n_rot),
-          m.q_lora_rank,
-          m.kv_lora_rank + n_rot,
-          m.kv_lora_rank,
-          std::max<int64_t>(m.nope_dim, m.kv_lora_rank),
-          std::max<int64_t>(m.kv_lora_rank, m.v_dim),
-          int64_t{c.n_head} * m.v_dim};
+  LatentBuffers t;
+  int64_t used = 0;
+  const auto take = [&](float*& field, int64_t width) {
+    field = base == nullptr ? nullptr : base + used;
+    used += rows * width;
+  };
+  take(t.q_full, int64_t{c.n_head} * (m.nope_dim + n_rot));
+  take(t.q_a, m.q_lora_rank);
+  take(t.kv_a, m.kv_lora_rank + n_rot);
+  take(t.latent, m.kv_lora_rank);
+  take(t.head_in, std::max<int64_t>(m.nope_dim, m.kv_lora_rank));
+  take(t.head_out, std::max<int64_t>(m.kv_lora_rank, m.v_dim));
+  take(t.attn_v, int64_t{c.n_head} * m.v_dim);
+  if (total != nullptr) *total = used;
+  return t;
+}
+
+// Floats per row all of a step's LatentBuffers take together.
+inline int64_t latent_row_floats(const ModelConfig& c) {
+  int64_t total = 0;
+  carve_latent_buffers(c, 1, nullptr, &total);
+  return total;
 }
 
 // x += latent_attention(norm(x)) for step.n rows (llama.cpp's deepseek2 graph, MLA path):

@@ -195,12 +195,13 @@ void Model::prepare_weights() {
   };
   const auto prepare = [&](const TensorView& t) { return prepare_matrix(weight_matrix(t)); };
   linears_.resize(static_cast<size_t>(config_.n_layer));
+  if (config_.moe.n_expert > 0) moe_.resize(linears_.size());
+  if (config_.mla.kv_lora_rank > 0) latent_.resize(linears_.size());
   // Offloaded layers run from their device copies: no CPU form (nor a packed copy) for them.
   for (size_t il = 0; il < static_cast<size_t>(gpu_first_layer()); ++il) {
     const LayerWeights& w = weights_.layers[il];
     LayerLinears& l = linears_[il];
     if (config_.mla.kv_lora_rank > 0) {
-      if (latent_.size() <= il) latent_.resize(il + 1);
       latent_[il] = prepare_latent_attention(w, config_, owned_matrices_, prepare_matrix);
     } else if (w.wq.data() == nullptr) {
       l.fused_qkv = true;
@@ -212,7 +213,6 @@ void Model::prepare_weights() {
     }
     l.wo = prepare(w.wo);
     if (config_.layer_has_experts(static_cast<int32_t>(il))) {
-      if (moe_.size() <= il) moe_.resize(il + 1);
       moe_[il] = prepare_experts(w, prepare_matrix);
       continue;
     }
@@ -265,18 +265,8 @@ void Model::size_scratch() {
     hidden_.resize(floats(rows, c.n_ff));
   }
   if (c.mla.kv_lora_rank > 0) {
-    const std::vector<int64_t> widths = latent_buffer_widths(c);
-    int64_t total = 0;
-    for (int64_t width : widths) total += width;
-    latent_scratch_.resize(floats(rows, total));
-    float* at = latent_scratch_.data();
-    float** fields[] = {&latent_buffers_.q_full, &latent_buffers_.q_a,     &latent_buffers_.kv_a,
-                        &latent_buffers_.latent, &latent_buffers_.head_in, &latent_buffers_.head_out,
-                        &latent_buffers_.attn_v};
-    for (size_t i = 0; i < widths.size(); ++i) {
-      *fields[i] = at;
-      at += floats(rows, widths[i]);
-    }
+    latent_scratch_.resize(floats(rows, latent_row_floats(c)));
+    latent_buffers_ = carve_latent_buffers(c, rows, latent_scratch_.data());
   }
   if (rope_) cos_sin_.resize(floats(rows, rope_->n_rot()));
   if (rope_local_) cos_sin_local_.resize(floats(rows, rope_local_->n_rot()));

@@ -178,7 +178,7 @@ class Model {
   std::vector<float> proj_;            // block output [n_embd]
   std::vector<float> gate_up_;         // [2 * n_ff]
   std::vector<float> hidden_;          // [n_ff]
-  std::vector<float> latent_scratch_;  // latent attention's LatentBuffers, one block (latent_buffer_widths)
+  std::vector<float> latent_scratch_;  // latent attention's LatentBuffers, one block (carve_latent_buffers)
   LatentBuffers latent_buffers_;
   MoeScratch moe_scratch_;            // a mixture-of-experts FFN's (unsized for a dense model)
   std::vector<float> cos_sin_;        // [rows][n_rot] of rope_

@@ -580,12 +580,16 @@ TEST(ModelConfig, DeepSeek2ReadsLatentAttention) {
   expect_error_naming(bad_gating, "deepseek2.expert_gating_func = 4", ErrorCode::kUnsupported);
   // A file converted before llama.cpp's MLA: attn_kv_b, the heads' sizes in key / value_length, as
   // many kv heads as heads; ember runs it as the MLA layout (one cached row of 512 + 64).
-  GgufWriter merged = llama_like("deepseek2", 8, 8, 3, /*arch_keys=*/false);
-  merged.add<uint32_t>("deepseek2.attention.key_length", 192);
-  merged.add<uint32_t>("deepseek2.attention.value_length", 128);
-  merged.add<uint32_t>("deepseek2.attention.kv_lora_rank", 512);
-  merged.add<uint32_t>("deepseek2.attention.q_lora_rank", 1536);
-  merged.add<uint32_t>("deepseek2.rope.dimension_count", 64);
+  const auto older_layout = [](int n_head_kv) {
+    GgufWriter w = llama_like("deepseek2", 8, n_head_kv, 3, /*arch_keys=*/false);
+    w.add<uint32_t>("deepseek2.attention.key_length", 192);
+    w.add<uint32_t>("deepseek2.attention.value_length", 128);
+    w.add<uint32_t>("deepseek2.attention.kv_lora_rank", 512);
+    w.add<uint32_t>("deepseek2.attention.q_lora_rank", 1536);
+    w.add<uint32_t>("deepseek2.rope.dimension_count", 64);
+    return w;
+  };
+  GgufWriter merged = older_layout(8);
   merged.add<uint32_t>("deepseek2.expert_count", 8);
   merged.add<uint32_t>("deepseek2.expert_used_count", 2);
   merged.add<uint32_t>("deepseek2.expert_feed_forward_length", 64);
@@ -602,12 +606,7 @@ TEST(ModelConfig, DeepSeek2ReadsLatentAttention) {
   EXPECT_EQ(m.head_dim_v, 576);
   EXPECT_FLOAT_EQ(m.attn_scale, 1.0f / std::sqrt(192.0f));
   // The older layout has a kv head per head; fewer is no file llama.cpp writes.
-  GgufWriter fewer = llama_like("deepseek2", 8, 2, 3, /*arch_keys=*/false);
-  fewer.add<uint32_t>("deepseek2.attention.key_length", 192);
-  fewer.add<uint32_t>("deepseek2.attention.value_length", 128);
-  fewer.add<uint32_t>("deepseek2.attention.kv_lora_rank", 512);
-  fewer.add<uint32_t>("deepseek2.attention.q_lora_rank", 1536);
-  fewer.add<uint32_t>("deepseek2.rope.dimension_count", 64);
+  GgufWriter fewer = older_layout(2);
   fewer.add_tensor("blk.0.attn_kv_b.weight", DType::kF32, std::vector<int64_t>{1}, std::as_bytes(std::span(one)));
   expect_error_naming(fewer, "latent attention sizes do not fit", ErrorCode::kFormat);
   // Neither the _mla keys nor attn_kv_b (an unmerged llama.cpp PR's files): a clear error.
