@@ -31,6 +31,10 @@ constexpr int kParts = kThreads / kTokens;  // lanes that split one token's q·k
 constexpr int kMaxGroup = 8;                // query heads per attention block; larger groups span blocks
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxPairs = kMaxHeadDim / 2;  // head_dim is handled as pairs (float2 / half2)
+// Wider heads (up to kWideHeadDim: latent attention's 512 + 64 row) run a variant with fewer query
+// heads per block, so that its queries and staged V still fit the 48 KiB of static shared memory.
+constexpr int kWideHeadDim = kAttentionMaxHeadDim;
+constexpr int kWideGroup = 4;
 constexpr int kStoreThreads = 128;
 constexpr int kMergeThreads = 128;
 // Split policy (split_tokens == 0): aim at about kTargetBlocks blocks (an H200 holds ~8 per SM on
@@ -72,7 +76,7 @@ __device__ void store_row(const StoreArgs& a, int64_t row) {
     // Pool layout [block][n_head_kv][16 tokens][row]: the row of (block, h, slot).
     const int64_t at = (static_cast<int64_t>(block) * a.n_head_kv + h) * kTokens + slot;
     KF::store(static_cast<uint8_t*>(a.k_pool) + at * a.k_row_bytes, d, a.k[row * n + i]);
-    VF::store(static_cast<uint8_t*>(a.v_pool) + at * a.v_row_bytes, d, a.v[row * n + i]);
+    if (a.v_pool != a.k_pool) VF::store(static_cast<uint8_t*>(a.v_pool) + at * a.v_row_bytes, d, a.v[row * n + i]);
   }
 }
 
@@ -113,7 +117,7 @@ struct AttnArgs : AttentionCall {
   const int32_t* row_ids;  // [grid.x]: the rows this call computes (null: rows 0..grid.x)
   float* part_ml;          // [grid.x][n_head][n_chunks][2] (max, sum), when n_chunks > 1
   float* part_acc;         // [grid.x][n_head][n_chunks][head_dim] unnormalized Σ p·v
-  int32_t group_tile;      // query heads per block (<= kMaxGroup)
+  int32_t group_tile;      // query heads per block (<= group_cap(head_dim))
   int32_t n_group_tiles;   // blocks per kv head along grid.y
   int32_t chunk_tokens;    // a multiple of 16: the call's chunk size (per_row_chunks: the largest)
   int32_t per_row_chunks;  // 1: each row spreads its own range over the chunks (row_chunk_tokens)
@@ -146,15 +150,19 @@ __device__ inline int32_t chunks_needed(int32_t lo, int32_t pos, int32_t chunk_t
 //           registers and reduces q·k over the 8 lanes of the token with shuffles;
 //   softmax: thread (g = tid / 16, t = tid % 16) keeps query g's running max and sum (replicated
 //           over the 16 lanes) and turns the scores into weights p;
-//   p·V:   thread (slice = tid / n_pairs, c = tid % n_pairs) accumulates pair c of queries
-//           slice, slice + n_slices, ... from V staged in shared memory.
-template <typename KF, typename VF, int kPairsPerPart>
+//   p·V:   thread (slice = tid / w, c = tid % w), w = min(n_pairs, kThreads), accumulates pairs
+//           c, c + w, ... (one pair unless the head has more pairs than the block has threads) of
+//           queries slice, slice + n_slices, ... from V staged in shared memory.
+// kHd and kGroup bound head_dim and group_tile (the shared arrays' sizes).
+template <typename KF, typename VF, int kPairsPerPart, int kHd, int kGroup>
 __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
-  __shared__ __align__(16) float q_s[kMaxGroup][kMaxHeadDim];  // scaled queries (read as float2)
-  __shared__ float2 v_s[kTokens][kMaxPairs];                   // the tile's V as floats, 0 outside the visible slots
-  __shared__ float p_s[kMaxGroup][kTokens];                    // scores, then weights
-  __shared__ float corr_s[kMaxGroup];                          // the tile's rescale of the accumulators
-  __shared__ float m_s[kMaxGroup], l_s[kMaxGroup];
+  constexpr int kPairs = kHd / 2;
+  constexpr int kPvCols = (kPairs + kThreads - 1) / kThreads;  // pairs per thread in the p·V role
+  __shared__ __align__(16) float q_s[kGroup][kHd];             // scaled queries (read as float2)
+  __shared__ float2 v_s[kTokens][kPairs];                      // the tile's V as floats, 0 outside the visible slots
+  __shared__ float p_s[kGroup][kTokens];                       // scores, then weights
+  __shared__ float corr_s[kGroup];                             // the tile's rescale of the accumulators
+  __shared__ float m_s[kGroup], l_s[kGroup];
 
   const auto slot_row = static_cast<int32_t>(blockIdx.x);  // the row's place in the workspace
   const int32_t row = a.row_ids != nullptr ? a.row_ids[slot_row] : slot_row;
@@ -181,14 +189,18 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   for (int i = tid; i < n_g * hd; i += kThreads) {
     q_s[i / hd][i % hd] = a.q[(static_cast<int64_t>(row) * a.n_head + head0 + i / hd) * hd + i % hd] * a.scale;
   }
-  const int t = tid / kParts, part = tid % kParts;     // score role
-  const int sg = tid / kTokens, st = tid % kTokens;    // softmax role
-  const int slice = tid / n_pairs, c = tid % n_pairs;  // p·V role
-  const int n_slices = kThreads / n_pairs;
+  const int t = tid / kParts, part = tid % kParts;   // score role
+  const int sg = tid / kTokens, st = tid % kTokens;  // softmax role
+  const int pv_width = min(n_pairs, kThreads);       // p·V role
+  const int slice = tid / pv_width, c = tid % pv_width;
+  const int n_slices = kThreads / pv_width;
   float m_run = -INFINITY, l_run = 0.0f;  // query sg's state (valid where sg < n_g)
-  float2 acc[kMaxGroup];                  // acc[gi]: pair c of query slice + gi·n_slices
+  float2 acc[kGroup][kPvCols];            // acc[gi][j]: pair c + j·pv_width of query slice + gi·n_slices
 #pragma unroll
-  for (int gi = 0; gi < kMaxGroup; ++gi) acc[gi] = make_float2(0.0f, 0.0f);
+  for (int gi = 0; gi < kGroup; ++gi) {
+#pragma unroll
+    for (int j = 0; j < kPvCols; ++j) acc[gi][j] = make_float2(0.0f, 0.0f);
+  }
 
   const int32_t* table = a.block_tables + static_cast<int64_t>(r.seq) * a.max_blocks;
 
@@ -210,10 +222,15 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
       const int cc = part + i * kParts;
       k_r[i] = visible && cc < n_pairs ? KF::load_pair(kb + t * a.k_row_bytes, cc) : make_float2(0.0f, 0.0f);
     }
-    // V in the p·V role's layout: thread (slice, c) stages pair c of tokens slice + j·n_slices.
+    // V in the p·V role's layout: thread (slice, c) stages its pairs of tokens slice + i·n_slices.
     if (slice < n_slices) {
       for (int vt = slice; vt < kTokens; vt += n_slices) {
-        v_s[vt][c] = vt >= t0 && vt < t1 ? VF::load_pair(vb + vt * a.v_row_bytes, c) : make_float2(0.0f, 0.0f);
+        const bool seen = vt >= t0 && vt < t1;
+#pragma unroll
+        for (int j = 0; j < kPvCols; ++j) {
+          const int cc = c + j * pv_width;
+          if (cc < n_pairs) v_s[vt][cc] = seen ? VF::load_pair(vb + vt * a.v_row_bytes, cc) : make_float2(0.0f, 0.0f);
+        }
       }
     }
     for (int g = 0; g < n_g; ++g) {
@@ -253,23 +270,31 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
 
     if (slice < n_slices) {
 #pragma unroll
-      for (int gi = 0; gi < kMaxGroup; ++gi) {
+      for (int gi = 0; gi < kGroup; ++gi) {
         const int g = slice + gi * n_slices;
         if (g < n_g) {
-          acc[gi].x *= corr_s[g];
-          acc[gi].y *= corr_s[g];
+#pragma unroll
+          for (int j = 0; j < kPvCols; ++j) {
+            acc[gi][j].x *= corr_s[g];
+            acc[gi][j].y *= corr_s[g];
+          }
         }
       }
 #pragma unroll
-      for (int vt = 0; vt < kTokens; ++vt) {
-        const float2 v = v_s[vt][c];
+      for (int j = 0; j < kPvCols; ++j) {
+        const int cc = c + j * pv_width;
+        if (cc >= n_pairs) continue;
 #pragma unroll
-        for (int gi = 0; gi < kMaxGroup; ++gi) {
-          const int g = slice + gi * n_slices;
-          if (g < n_g) {
-            const float p = p_s[g][vt];
-            acc[gi].x += p * v.x;
-            acc[gi].y += p * v.y;
+        for (int vt = 0; vt < kTokens; ++vt) {
+          const float2 v = v_s[vt][cc];
+#pragma unroll
+          for (int gi = 0; gi < kGroup; ++gi) {
+            const int g = slice + gi * n_slices;
+            if (g < n_g) {
+              const float p = p_s[g][vt];
+              acc[gi][j].x += p * v.x;
+              acc[gi][j].y += p * v.y;
+            }
           }
         }
       }
@@ -284,22 +309,27 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   __syncthreads();
   if (slice >= n_slices) return;
 #pragma unroll
-  for (int gi = 0; gi < kMaxGroup; ++gi) {
+  for (int gi = 0; gi < kGroup; ++gi) {
     const int g = slice + gi * n_slices;
     if (g >= n_g) continue;
-    if (a.n_chunks == 1) {
-      const int64_t qh = static_cast<int64_t>(row) * a.n_head + head0 + g;  // (row, query head)
-      const float inv = 1.0f / l_s[g];  // l >= 1: the max-scoring position contributes exp(0)
-      a.out[qh * hd + 2 * c] = acc[gi].x * inv;
-      a.out[qh * hd + 2 * c + 1] = acc[gi].y * inv;
-    } else {
-      const int64_t slot = (static_cast<int64_t>(slot_row) * a.n_head + head0 + g) * a.n_chunks + chunk;
-      a.part_acc[slot * hd + 2 * c] = acc[gi].x;
-      a.part_acc[slot * hd + 2 * c + 1] = acc[gi].y;
-      if (c == 0) {
-        a.part_ml[2 * slot] = m_s[g];
-        a.part_ml[2 * slot + 1] = l_s[g];
+    const int64_t qh = static_cast<int64_t>(row) * a.n_head + head0 + g;  // (row, query head)
+    const int64_t slot = (static_cast<int64_t>(slot_row) * a.n_head + head0 + g) * a.n_chunks + chunk;
+    const float inv = 1.0f / l_s[g];  // l >= 1: the max-scoring position contributes exp(0)
+#pragma unroll
+    for (int j = 0; j < kPvCols; ++j) {
+      const int cc = c + j * pv_width;
+      if (cc >= n_pairs) continue;
+      if (a.n_chunks == 1) {
+        a.out[qh * hd + 2 * cc] = acc[gi][j].x * inv;
+        a.out[qh * hd + 2 * cc + 1] = acc[gi][j].y * inv;
+      } else {
+        a.part_acc[slot * hd + 2 * cc] = acc[gi][j].x;
+        a.part_acc[slot * hd + 2 * cc + 1] = acc[gi][j].y;
       }
+    }
+    if (a.n_chunks > 1 && c == 0) {
+      a.part_ml[2 * slot] = m_s[g];
+      a.part_ml[2 * slot + 1] = l_s[g];
     }
   }
 }
@@ -361,12 +391,20 @@ void plan_split(AttnArgs& a, int32_t n_rows, int32_t max_context, int32_t split_
   a.n_chunks = static_cast<int32_t>(ceil_div(max_context, chunk_tokens));
 }
 
+// The query heads one block takes at most, for heads of head_dim values.
+int32_t group_cap(int32_t head_dim) { return head_dim > kMaxHeadDim ? kWideGroup : kMaxGroup; }
+
 template <typename KF, typename VF>
 void launch_attention(const AttnArgs& a, dim3 grid, cudaStream_t stream) {
   if (a.head_dim <= 128) {
-    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KF, VF, 64 / kParts>)(a);
+    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KF, VF, 64 / kParts, kMaxHeadDim, kMaxGroup>)(a);
+  } else if (a.head_dim <= kMaxHeadDim) {
+    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KF, VF, kMaxPairs / kParts, kMaxHeadDim, kMaxGroup>)
+    (a);
   } else {
-    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream, attention_kernel<KF, VF, kMaxPairs / kParts>)(a);
+    EMBER_CUDA_LAUNCH(grid, kThreads, 0, stream,
+                      attention_kernel<KF, VF, kWideHeadDim / 2 / kParts, kWideHeadDim, kWideGroup>)
+    (a);
   }
 }
 
@@ -450,8 +488,8 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   EMBER_CUDA_EXPECT_MSG(kv_supports(kv.k_dtype, kv.v_dtype, kv.head_dim),
                         "CUDA paged KV: F32, F16 or Q8_0 pools (Q8_0: head_dim a multiple of 32)");
   EMBER_CUDA_EXPECT(kv.n_head_kv > 0 && kv.n_blocks >= 0);
-  EMBER_CUDA_EXPECT_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kMaxHeadDim,
-                        "CUDA attention: head_dim must be even and at most 256");
+  EMBER_CUDA_EXPECT_MSG(kv.head_dim > 0 && kv.head_dim % 2 == 0 && kv.head_dim <= kAttentionMaxHeadDim,
+                        "CUDA attention: head_dim must be even and at most 576");
   EMBER_CUDA_EXPECT(n_rows >= 0 && n_row_ids >= 0);
   const int32_t n_computed = row_ids != nullptr ? n_row_ids : n_rows;  // grid.x
   if (n_computed == 0) return;
@@ -461,7 +499,7 @@ void attention(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* row
   AttnArgs a{};
   static_cast<AttentionCall&>(a) = attention_call(kv, seqs, rows, n_rows, q, params, out);
   a.row_ids = row_ids;
-  a.n_group_tiles = static_cast<int32_t>(ceil_div(a.group, kMaxGroup));
+  a.n_group_tiles = static_cast<int32_t>(ceil_div(a.group, group_cap(kv.head_dim)));
   a.group_tile = static_cast<int32_t>(ceil_div(a.group, a.n_group_tiles));  // balanced tiles
   plan_split(a, n_computed, max_context, params.split_tokens, workspace == nullptr ? 0 : workspace_bytes);
   if (a.n_chunks > 1) {  // partials: (max, sum) pairs first, then the accumulators

@@ -420,9 +420,9 @@ Q8_1Rows CudaBackend::quantize_rows(const float* x, int64_t m, int64_t k) {
   return rows;
 }
 
-void CudaBackend::route_experts(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize,
-                                float* probs, int32_t* experts, float* weights) {
-  cuda::route_experts(logits, n_rows, n_expert, k, normalize, probs, experts, weights, stream_);
+void CudaBackend::route_experts(const float* logits, int64_t n_rows, const ExpertRoute& route, float* probs,
+                                int32_t* experts, float* weights) {
+  cuda::route_experts(logits, n_rows, route, probs, experts, weights, stream_);
 }
 
 void CudaBackend::matmul_experts(const CudaExperts& w, const int32_t* experts, int64_t n_entries, const float* x,

@@ -159,8 +159,8 @@ class CudaBackend {
                   float* y);
   // Mixture of experts (cuda_kernels.h's namesakes): the router's choice, the experts' GEMVs of a
   // decode-sized step (entry i: x row i / x_group by expert experts[i]), the weighted sum.
-  void route_experts(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize, float* probs,
-                     int32_t* experts, float* weights);
+  void route_experts(const float* logits, int64_t n_rows, const ExpertRoute& route, float* probs, int32_t* experts,
+                     float* weights);
   void matmul_experts(const CudaExperts& w, const int32_t* experts, int64_t n_entries, const float* x, int32_t x_group,
                       float* y);
   void matmul_experts_glu(const CudaExperts& gate, const CudaExperts& up, bool gelu, const int32_t* experts,

@@ -77,11 +77,27 @@ void f32_to_f16(const float* x, __half* out, int64_t n, cudaStream_t stream);
 
 // The most experts a token may use (route_experts' and combine_experts' k).
 inline constexpr int32_t kMaxExpertsUsed = 32;
-// probs [n_rows][n_expert] = softmax of each row of logits (may be the same buffer); experts /
-// weights [n_rows][k] = its k most probable (the larger first, the lower expert among equals) and
-// their probabilities, rescaled to sum to 1 when `normalize`: the CPU's softmax then select_experts.
-void route_experts(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize, float* probs,
-                   int32_t* experts, float* weights, cudaStream_t stream);
+// The most expert groups route_experts takes (DeepSeek V3: 8).
+inline constexpr int32_t kMaxExpertGroups = 32;
+// How route_experts chooses and weighs: the CPU's ExpertRouting (moe.h), with its gating.
+struct ExpertRoute {
+  int32_t n_expert = 0;
+  int32_t k = 0;                // experts per row, 1..min(n_expert, kMaxExpertsUsed)
+  bool sigmoid = false;         // probabilities: a sigmoid of each logit, else the row's softmax
+  bool normalize = false;       // the weights divided by their sum (at least 2^-14, as the CPU's)
+  float scale = 0.0f;           // then times this; 0 or 1: none
+  const float* bias = nullptr;  // device [n_expert]: added to the probabilities for the choice only
+  // > 1 (at most kMaxExpertGroups): the experts are n_group equal groups, and a row chooses within
+  // the n_group_used groups whose two largest biased probabilities sum highest.
+  int32_t n_group = 0;
+  int32_t n_group_used = 0;
+};
+// probs [n_rows][n_expert] = each row's probabilities (may be the logits' buffer); experts /
+// weights [n_rows][k] = its k best by biased probability within the chosen groups (the larger
+// first, the lower expert among equals) and their unbiased probabilities, normalized and scaled:
+// the CPU's gate_router_logits then select_experts.
+void route_experts(const float* logits, int64_t n_rows, const ExpertRoute& route, float* probs, int32_t* experts,
+                   float* weights, cudaStream_t stream);
 // out [n_rows][n_cols] = for each row r, Σ over its k entries i = r·k + j in increasing experts[i]
 // of weights[i] · y[positions[i]] (positions null: y[i]), the CPU moe_experts' order; then +
 // shared[r] (null: none), times sigmoid(shared_gate[r]) where shared_gate is not null.
@@ -176,7 +192,8 @@ struct DeviceKvSeqs {
 // F16, and Q8_0 when head_dim is a multiple of 32 (the CPU's kv_dtype_supported).
 bool kv_supports(DType k_dtype, DType v_dtype, int32_t head_dim) noexcept;
 // As cpu store_kv: k and v [n_rows][n_head_kv][head_dim] floats into the slots of rows[i] (device
-// KvRow array); kv's pools are device memory.
+// KvRow array); kv's pools are device memory. Pools whose V is the K pool (latent attention's: the
+// values are the key rows) take k alone.
 void store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow* rows, int32_t n_rows, const float* k,
               const float* v, cudaStream_t stream);
 // rope_qk(q, k) of the rows (q and k contiguous rows of n_head_q and kv.n_head_kv heads, cos_sin
@@ -187,6 +204,8 @@ void rope_store_kv(const PagedKvView& kv, const DeviceKvSeqs& seqs, const KvRow*
 // Bytes of workspace attention() needs for up to max_rows rows of n_head heads of head_dim over
 // contexts of up to max_context tokens.
 size_t attention_workspace_bytes(int64_t max_rows, int32_t n_head, int32_t head_dim, int32_t max_context) noexcept;
+// The widest heads attention() takes (latent attention's cached row of 512 + 64).
+inline constexpr int32_t kAttentionMaxHeadDim = 576;
 // As cpu attention: out [n_rows][n_head * head_dim] from q [n_rows][n_head * head_dim], row i
 // attending causally to positions [0, rows[i].pos] of its sequence (within params.window when set).
 // params.alibi_slopes must be nullptr; params.split_tokens < 0 forbids splitting one row's context

@@ -1,5 +1,6 @@
-// The mixture-of-experts kernels of cuda_kernels.h: the router's choice (softmax, top-k) and the
-// weighted sum of each row's experts; the experts' matmuls are gemv_experts (matmul_kernels.cu).
+// The mixture-of-experts kernels of cuda_kernels.h: the router's choice (softmax or sigmoid, biased
+// and grouped top-k) and the weighted sum of each row's experts; the experts' matmuls are
+// gemv_experts (matmul_kernels.cu).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -29,59 +30,103 @@ __device__ bool ranks_before(float va, int32_t ea, float vb, int32_t eb) {
 }
 
 struct ExpertCandidate {
-  float p;
+  float score;  // what ranks it (biased, -inf outside the chosen groups)
   int32_t e;
+  float p;  // its probability (the weight)
 };
 struct RanksFirst {
   __device__ ExpertCandidate operator()(ExpertCandidate own, ExpertCandidate partner) const {
-    return ranks_before(partner.p, partner.e, own.p, own.e) ? partner : own;
+    return ranks_before(partner.score, partner.e, own.score, own.e) ? partner : own;
   }
 };
 
-// The row's softmax (as the CPU's: exp(z - max) / Σ), then k rounds of a warp argmax over the
-// probabilities not yet taken (ranks_before). logits and probs may be the same buffer: each lane
-// reads its logits before writing the same entries.
-__global__ void route_experts_kernel(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, int normalize,
-                                     float* probs, int32_t* __restrict__ experts, float* __restrict__ weights) {
+// The best candidate of the warp among `n` indices scored by score(i), skipping the `skip` ones
+// (the same result in every lane).
+template <class Score, class Skip>
+__device__ ExpertCandidate warp_best(int lane, int32_t begin, int32_t end, const Score& score, const Skip& skip) {
+  ExpertCandidate best{-INFINITY, -1, 0.0f};
+  for (int32_t e = begin + lane; e < end; e += 32) {
+    if (skip(e)) continue;
+    const ExpertCandidate c = score(e);
+    if (ranks_before(c.score, c.e, best.score, best.e)) best = c;
+  }
+  return warp_butterfly(best, RanksFirst{});
+}
+
+// One warp per row: the row's probabilities (softmax as the CPU's exp(z - max) / Σ, or a sigmoid
+// per logit), then, with groups, the n_group_used groups whose two best biased probabilities sum
+// highest, then k rounds of a warp argmax over the biased probabilities not yet taken within those
+// groups (ranks_before). logits and probs may be the same buffer: each lane reads its logits before
+// writing the same entries.
+__global__ void route_experts_kernel(const float* logits, int64_t n_rows, const ExpertRoute r, float* probs,
+                                     int32_t* __restrict__ experts, float* __restrict__ weights) {
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kRouteWarps + threadIdx.x / 32;
   if (row >= n_rows) return;  // whole warps leave together
+  const int32_t n_expert = r.n_expert;
   const float* z = logits + row * n_expert;
   float* p = probs + row * n_expert;
-  float max = -INFINITY;
-  for (int32_t e = lane; e < n_expert; e += 32) max = fmaxf(max, z[e]);
-  max = warp_max(max);
-  float sum = 0.0f;
-  for (int32_t e = lane; e < n_expert; e += 32) sum += (p[e] = expf(z[e] - max));
-  sum = warp_sum(sum);
-  const float inv = 1.0f / sum;
-  for (int32_t e = lane; e < n_expert; e += 32) p[e] *= inv;
+  if (r.sigmoid) {
+    for (int32_t e = lane; e < n_expert; e += 32) p[e] = 1.0f / (1.0f + expf(-z[e]));
+  } else {
+    float max = -INFINITY;
+    for (int32_t e = lane; e < n_expert; e += 32) max = fmaxf(max, z[e]);
+    max = warp_max(max);
+    float sum = 0.0f;
+    for (int32_t e = lane; e < n_expert; e += 32) sum += (p[e] = expf(z[e] - max));
+    sum = warp_sum(sum);
+    const float inv = 1.0f / sum;
+    for (int32_t e = lane; e < n_expert; e += 32) p[e] *= inv;
+  }
+  __syncwarp();  // every lane's p, read by the others below
+  const auto biased = [&](int32_t e) { return r.bias != nullptr ? p[e] + r.bias[e] : p[e]; };
+  // The chosen groups as a bit mask (every group when not grouped); the same in every lane.
+  uint32_t allowed = ~0u;
+  int32_t per_group = n_expert;
+  if (r.n_group > 1) {
+    per_group = n_expert / r.n_group;
+    float group_score[kMaxExpertGroups];
+    for (int32_t g = 0; g < r.n_group; ++g) {
+      const auto score = [&](int32_t e) { return ExpertCandidate{biased(e), e, 0.0f}; };
+      const int32_t begin = g * per_group, end = begin + per_group;
+      const ExpertCandidate first = warp_best(lane, begin, end, score, [](int32_t) { return false; });
+      const ExpertCandidate second = warp_best(lane, begin, end, score, [&](int32_t e) { return e == first.e; });
+      group_score[g] = first.score + second.score;
+    }
+    allowed = 0;
+    for (int32_t i = 0; i < r.n_group_used; ++i) {  // the best group not yet taken (the lower among equals)
+      int32_t best = -1;
+      for (int32_t g = 0; g < r.n_group; ++g) {
+        if ((allowed >> g & 1u) == 0 && (best < 0 || ranks_before(group_score[g], g, group_score[best], best))) {
+          best = g;
+        }
+      }
+      allowed |= 1u << best;
+    }
+  }
   int32_t chosen[kMaxExpertsUsed];  // the same in every lane: each round's winner is the warp's
   float chosen_p[kMaxExpertsUsed];
   float chosen_sum = 0.0f;
-  for (int32_t i = 0; i < k; ++i) {
-    float best = -INFINITY;
-    int32_t best_e = -1;
-    for (int32_t e = lane; e < n_expert; e += 32) {
-      bool taken = false;
-      for (int32_t j = 0; j < i; ++j) taken = taken || chosen[j] == e;
-      if (!taken && ranks_before(p[e], e, best, best_e)) {
-        best = p[e];
-        best_e = e;
-      }
-    }
-    const ExpertCandidate winner = warp_butterfly(ExpertCandidate{best, best_e}, RanksFirst{});
-    best = winner.p;
-    best_e = winner.e;
-    chosen[i] = best_e;
-    chosen_p[i] = best;
-    chosen_sum += best;
+  const auto score = [&](int32_t e) {
+    return ExpertCandidate{(allowed >> (e / per_group) & 1u) != 0 ? biased(e) : -INFINITY, e, p[e]};
+  };
+  for (int32_t i = 0; i < r.k; ++i) {
+    const auto taken = [&](int32_t e) {
+      bool t = false;
+      for (int32_t j = 0; j < i; ++j) t = t || chosen[j] == e;
+      return t;
+    };
+    const ExpertCandidate winner = warp_best(lane, 0, n_expert, score, taken);
+    chosen[i] = winner.e;
+    chosen_p[i] = winner.p;
+    chosen_sum += winner.p;
   }
   if (lane == 0) {
-    const bool rescale = normalize != 0 && chosen_sum > 0.0f;
-    for (int32_t i = 0; i < k; ++i) {
-      experts[row * k + i] = chosen[i];
-      weights[row * k + i] = rescale ? chosen_p[i] / chosen_sum : chosen_p[i];
+    const float divisor = r.normalize ? fmaxf(chosen_sum, 6.103515625e-5f) : 1.0f;  // 2^-14: the CPU's clamp
+    const float scale = r.scale != 0.0f && r.scale != 1.0f ? r.scale : 1.0f;
+    for (int32_t i = 0; i < r.k; ++i) {
+      experts[row * r.k + i] = chosen[i];
+      weights[row * r.k + i] = r.normalize ? chosen_p[i] / divisor * scale : chosen_p[i] * scale;
     }
   }
 }
@@ -122,13 +167,17 @@ __global__ void combine_experts_kernel(const float* __restrict__ y, const int32_
 
 }  // namespace
 
-void route_experts(const float* logits, int64_t n_rows, int32_t n_expert, int32_t k, bool normalize, float* probs,
-                   int32_t* experts, float* weights, cudaStream_t stream) {
-  EMBER_CUDA_EXPECT(n_rows >= 0 && n_expert >= 1 && k >= 1 && k <= n_expert && k <= kMaxExpertsUsed);
+void route_experts(const float* logits, int64_t n_rows, const ExpertRoute& route, float* probs, int32_t* experts,
+                   float* weights, cudaStream_t stream) {
+  const ExpertRoute& r = route;
+  EMBER_CUDA_EXPECT(n_rows >= 0 && r.n_expert >= 1 && r.k >= 1 && r.k <= r.n_expert && r.k <= kMaxExpertsUsed);
+  EMBER_CUDA_EXPECT(r.n_group <= 1 || (r.n_group <= kMaxExpertGroups && r.n_expert % r.n_group == 0 &&
+                                       r.n_expert / r.n_group >= 2 && r.n_group_used >= 1 &&
+                                       r.n_group_used < r.n_group && r.k <= r.n_group_used * (r.n_expert / r.n_group)));
   if (n_rows == 0) return;
   const auto blocks = static_cast<unsigned>((n_rows + kRouteWarps - 1) / kRouteWarps);
   EMBER_CUDA_LAUNCH(blocks, 32 * kRouteWarps, 0, stream, route_experts_kernel)
-  (logits, n_rows, n_expert, k, normalize ? 1 : 0, probs, experts, weights);
+  (logits, n_rows, r, probs, experts, weights);
   EMBER_CUDA_CHECK_LAUNCH("route_experts");
 }
 

@@ -18,16 +18,21 @@ struct WarpMax {  // fmaxf: a NaN loses to a number
   __device__ __forceinline__ float operator()(float own, float partner) const { return fmaxf(own, partner); }
 };
 
-// __shfl_xor_sync over the whole warp for any 4- or 8-byte value: a struct (a value and its index)
-// moves as two 32-bit shuffles, as CUDA has no struct shuffles.
+// Whether shuffle_xor moves T: a 4- or 8-byte number, or a struct of two to four 32-bit words.
+template <class T>
+inline constexpr bool kShuffles = (std::is_arithmetic_v<T> && (sizeof(T) == 4 || sizeof(T) == 8)) ||
+                                  (std::is_class_v<T> && std::is_trivially_copyable_v<T> && sizeof(T) % 4 == 0 &&
+                                   sizeof(T) >= 8 && sizeof(T) <= 16);
+
+// __shfl_xor_sync over the whole warp for any value of kShuffles: a struct (a value and its index)
+// moves as one 32-bit shuffle per word, as CUDA has no struct shuffles.
 template <class T>
 __device__ __forceinline__ T shuffle_xor(T v, int offset) {
+  static_assert(kShuffles<T>, "4- or 8-byte numbers, or structs of two to four 32-bit words");
   if constexpr (std::is_class_v<T>) {
-    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) == 8, "structs of two 32-bit words");
-    uint32_t w[2];
+    uint32_t w[sizeof(T) / 4];
     memcpy(w, &v, sizeof w);
-    w[0] = __shfl_xor_sync(0xFFFFFFFFu, w[0], offset);
-    w[1] = __shfl_xor_sync(0xFFFFFFFFu, w[1], offset);
+    for (uint32_t& word : w) word = __shfl_xor_sync(0xFFFFFFFFu, word, offset);  // (a constant count: unrolled)
     memcpy(&v, w, sizeof w);
     return v;
   } else {
@@ -36,16 +41,14 @@ __device__ __forceinline__ T shuffle_xor(T v, int offset) {
 }
 
 // `v = op(v, shuffle_xor(v, offset))` for each offset in turn, over the whole warp (every lane
-// must call it). T is a 4- or 8-byte value (a struct of a value and its index for an argmax).
+// must call it). T is one of kShuffles (a struct of a value and its index for an argmax).
 // The emulator runs all the rounds in one exchange, combining in the same order, so the bits are
 // the shuffles' own: its fiber switches per shuffle dominated the emulated kernels' time.
 template <int... Offsets, class T, class Op>
 __device__ __forceinline__ T warp_xor_rounds(T v, Op op) {
   static_assert(sizeof...(Offsets) > 0 && ((Offsets > 0 && Offsets < 32) && ...), "xor offsets are lanes 1..31");
   // What shuffle_xor moves under nvcc, checked on the emulator too.
-  static_assert((std::is_arithmetic_v<T> && (sizeof(T) == 4 || sizeof(T) == 8)) ||
-                    (std::is_class_v<T> && std::is_trivially_copyable_v<T> && sizeof(T) == 8),
-                "4- or 8-byte numbers, or 8-byte structs of two 32-bit words");
+  static_assert(kShuffles<T>, "4- or 8-byte numbers, or structs of two to four 32-bit words");
 #ifdef EMBER_CUDA_EMULATED
   return ::ember::cuda_emulator::xor_rounds_in_warp<Offsets...>(v, op);
 #else

@@ -11,6 +11,7 @@
 
 #include "core/check.h"
 #include "ember/error.h"
+#include "model/decoder_layer.h"
 #include "model/model.h"
 #include "model/top_candidates.h"
 
@@ -192,18 +193,9 @@ void Model::run_step(const Batch& batch, size_t r0, size_t r1, KvCache& kv) {
     const auto experts = [&](const float* xn, int64_t rows, float* out, const auto& on_router_logits) {
       moe_ffn(backend_, c, moe_[l], xn, rows, moe_scratch_, out, on_router_logits);
     };
-    if (c.mla.kv_lora_rank > 0) {  // DeepSeek V2/V3's latent attention
-      latent_attention_block(backend_, c, il, vectors, linears_[l], latent_[l], buffers, latent_buffers_, step,
-                             kv.layer(il), step_kv, active, hook);
-    } else {
-      attention_block(backend_, c, il, vectors, linears_[l], buffers, step, kv.layer(il), step_kv, active, hook);
-    }
-    if (c.layer_has_experts(il)) {
-      expert_ffn_block(backend_, c, il, vectors, buffers, n, experts, active, hook);
-    } else {
-      ffn_block(backend_, c, il, vectors, linears_[l], buffers, n, active, hook);
-    }
-    residual_hook(c, il, buffers, n, active, hook);
+    const LatentLinearsOf<Linear>* latent = c.mla.kv_lora_rank > 0 ? &latent_[l] : nullptr;
+    decoder_layer(backend_, c, il, vectors, linears_[l], latent, buffers, latent_buffers_, step, kv.layer(il), step_kv,
+                  experts, active, hook);
   }
   // The GPU layers take the residual stream from here; with the head offloaded too (and nothing
   // asking for host-side final states) the logits come from the device.

@@ -42,18 +42,9 @@ void check_moe_supported(const ModelConfig& c, const Weights& weights, int32_t f
          c.moe.n_used, cuda::kMaxExpertsUsed);
   }
   if (c.ffn != FfnKind::kSwiGlu) fail(ErrorCode::kUnsupported, "GPU mixture of experts: SwiGLU experts only");
-  // The device router is a softmax, top-k and optional rescaling: DeepSeek V3's routing runs on the CPU.
-  const MoeConfig& moe = c.moe;
-  const char* routing = moe.gating != ExpertGating::kSoftmax                     ? "a sigmoid router"
-                        : moe.selection_bias                                     ? "a selection bias (exp_probs_b)"
-                        : moe.n_group > 1                                        ? "group-limited routing"
-                        : moe.weights_scale != 0.0f && moe.weights_scale != 1.0f ? "scaled expert weights"
-                                                                                 : nullptr;
-  if (routing != nullptr) {
-    fail(ErrorCode::kUnsupported,
-         "GPU mixture of experts: {} is not on the GPU yet; run this model's layers on the CPU (--gpu-layers "
-         "0)",
-         routing);
+  if (c.moe.n_group > cuda::kMaxExpertGroups) {
+    fail(ErrorCode::kUnsupported, "GPU mixture of experts: {} expert groups, more than the {} the router takes",
+         c.moe.n_group, cuda::kMaxExpertGroups);
   }
   for (int32_t il = first_layer; il < c.n_layer; ++il) {
     const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
@@ -67,8 +58,8 @@ void check_moe_supported(const ModelConfig& c, const Weights& weights, int32_t f
 
 uint64_t moe_layer_bytes(const LayerWeights& w) {
   uint64_t bytes = 0;
-  for (const TensorView* t : {&w.router, &w.expert_gate, &w.expert_up, &w.expert_down, &w.shared_router, &w.shared_gate,
-                              &w.shared_up, &w.shared_down}) {
+  for (const TensorView* t : {&w.router, &w.selection_bias, &w.expert_gate, &w.expert_up, &w.expert_down,
+                              &w.shared_router, &w.shared_gate, &w.shared_up, &w.shared_down}) {
     if (t->data() != nullptr) bytes += t->n_bytes();
   }
   return bytes;
@@ -91,6 +82,11 @@ CudaMoeLayer upload_moe_layer(CudaBackend& b, const LayerWeights& w, int32_t il,
   };
   EMBER_CHECK(w.expert_gate.dtype() == w.expert_up.dtype());  // check_moe_supported refused the others
   l.router = linear(weight_matrix(w.router), "ffn_gate_inp");
+  if (w.selection_bias.data() != nullptr) {
+    l.selection_bias =
+        b.upload_bytes(w.selection_bias.data(), w.selection_bias.n_bytes(), fmt::format("blk.{}.exp_probs_b", il));
+    bytes += l.selection_bias.bytes();
+  }
   l.gate = experts(w.expert_gate, "ffn_gate_exps");
   l.up = experts(w.expert_up, "ffn_up_exps");
   l.down = experts(w.expert_down, "ffn_down_exps");
@@ -153,7 +149,15 @@ void moe_experts(CudaBackend& b, const ModelConfig& c, const CudaMoeLayer& l, co
   const int64_t n_embd = c.n_embd;
   const int64_t n_entries = n * k;
   EMBER_CHECK(static_cast<size_t>(n_entries) <= s.host_experts.size());
-  b.route_experts(s.logits, n, moe.n_expert, k, moe.norm_weights, s.logits, s.experts, s.weights);
+  const cuda::ExpertRoute route{.n_expert = moe.n_expert,
+                                .k = k,
+                                .sigmoid = moe.gating == ExpertGating::kSigmoid,
+                                .normalize = moe.norm_weights,
+                                .scale = moe.weights_scale,
+                                .bias = l.selection_bias.as<float>(),
+                                .n_group = moe.n_group,
+                                .n_group_used = moe.n_group_used};
+  b.route_experts(s.logits, n, route, s.logits, s.experts, s.weights);
 
   const int32_t* positions = nullptr;  // entry i's output row in y (null: row i)
   if (n <= cuda::kGemvMaxRows) {

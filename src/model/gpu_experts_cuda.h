@@ -19,11 +19,12 @@ namespace ember {
 
 // A mixture-of-experts layer's matrices on the device.
 struct CudaMoeLayer {
-  cuda::CudaLinear router;           // n_expert rows of n_embd
-  cuda::CudaExperts gate, up, down;  // ffn_{gate,up,down}_exps
-  bool has_shared = false;           // a shared expert (Qwen2-MoE, Granite MoE)
-  bool shared_gated = false;         // scaled by sigmoid(shared_router · x) (Qwen2-MoE)
-  cuda::CudaLinear shared_router;    // 1 row of n_embd
+  cuda::CudaLinear router;            // n_expert rows of n_embd
+  cuda::DeviceBuffer selection_bias;  // [n_expert] F32 (exp_probs_b, DeepSeek V3), empty when none
+  cuda::CudaExperts gate, up, down;   // ffn_{gate,up,down}_exps
+  bool has_shared = false;            // a shared expert (Qwen2-MoE, Granite MoE)
+  bool shared_gated = false;          // scaled by sigmoid(shared_router · x) (Qwen2-MoE)
+  cuda::CudaLinear shared_router;     // 1 row of n_embd
   cuda::CudaLinear shared_gate, shared_up, shared_down;
 };
 

@@ -1,6 +1,6 @@
 // GpuLayers on the CUDA backend: uploads the offloaded layers' weights, keeps the step's buffers
-// and its sequences' block tables on the device, and runs transformer_layer() (the same template
-// the CPU runs) with CudaBackend; the KV pools of these layers are device memory (KvDeviceMemory).
+// and its sequences' block tables on the device, and runs decoder_layer() (the same template the
+// CPU runs) with CudaBackend; the KV pools of these layers are device memory (KvDeviceMemory).
 #include <algorithm>
 #include <cstdlib>
 #include <string_view>
@@ -13,14 +13,15 @@
 #include "cuda/cuda_check.h"
 #include "cuda/staged_upload.h"
 #include "ember/error.h"
+#include "model/decoder_layer.h"
 #include "model/gpu_experts_cuda.h"
+#include "model/gpu_latent_cuda.h"
 #include "model/gpu_layers.h"
-#include "model/transformer_layer.h"
 
 namespace ember {
 namespace cuda {
 
-// The transformer_layer() template's KV ops for the CUDA backend (found by argument lookup).
+// The decoder_layer() template's KV ops for the CUDA backend (found by argument lookup).
 inline void store_kv(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, const float* k, const float* v) {
   b.store_kv(kv, s, k, v);
 }
@@ -149,16 +150,12 @@ class CudaGpuLayers final : public GpuLayers {
     const auto layers = [&] {
       for (int32_t il = options_.first_layer; il < c.n_layer; ++il) {
         const auto i = static_cast<size_t>(il - options_.first_layer);
-        if (!c.layer_has_experts(il)) {
-          transformer_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv,
-                            active, device_hook);
-          continue;
-        }
         const auto experts = [&](const float* xn, int64_t rows, float* out, const auto& on_router_logits) {
           moe_ffn(b, c, moe_[i], xn, rows, moe_scratch_, out, on_router_logits);
         };
-        mixture_layer(b, c, il, vectors_[i], linears_[i], buffers_, layer_step, step.kv->layer(il), step_kv, experts,
-                      active, device_hook);
+        const LatentLinearsOf<CudaLinear>* latent = latent_.empty() ? nullptr : &latent_[i].linears;
+        decoder_layer(b, c, il, vectors_[i], linears_[i], latent, buffers_, latent_buffers_, layer_step,
+                      step.kv->layer(il), step_kv, experts, active, device_hook);
       }
     };
     if (!graphable(step, active)) {
@@ -250,14 +247,9 @@ class CudaGpuLayers final : public GpuLayers {
   // What the kernels cannot run, refused at load rather than met at the first step.
   void check_shapes(const Weights& weights) const {
     const ModelConfig& c = config_;
-    if (c.mla.kv_lora_rank > 0) {
-      fail(ErrorCode::kUnsupported,
-           "multi-head latent attention ({}) runs on the CPU only yet; load the model without GPU layers "
-           "(--gpu-layers 0)",
-           arch_name(c.arch));
-    }
-    if (c.head_dim % 2 != 0 || c.head_dim > 256) {
-      fail(ErrorCode::kUnsupported, "GPU attention takes even head sizes up to 256, not {}", c.head_dim);
+    if (c.head_dim % 2 != 0 || c.head_dim > cuda::kAttentionMaxHeadDim) {
+      fail(ErrorCode::kUnsupported, "GPU attention takes even head sizes up to {}, not {}", cuda::kAttentionMaxHeadDim,
+           c.head_dim);
     }
     if (c.n_head % c.n_head_kv != 0) {
       fail(ErrorCode::kUnsupported, "GPU attention: {} query heads are not a multiple of {} kv heads", c.n_head,
@@ -285,7 +277,7 @@ class CudaGpuLayers final : public GpuLayers {
     }
   }
 
-  static uint64_t layer_bytes(const Weights& weights, int32_t il) {
+  uint64_t layer_bytes(const Weights& weights, int32_t il) const {
     const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
     uint64_t bytes = 0;
     for (const TensorView* t :
@@ -293,7 +285,7 @@ class CudaGpuLayers final : public GpuLayers {
           &w.post_attn_norm, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down, &w.post_ffn_norm}) {
       if (t->data() != nullptr) bytes += t->n_bytes();
     }
-    return bytes + moe_layer_bytes(w);
+    return bytes + moe_layer_bytes(w) + (config_.mla.kv_lora_rank > 0 ? latent_layer_bytes(config_, w) : 0);
   }
 
   // The largest matrix the GEMM path dequantizes to f16 (elements): F16 and F32 ones are used as
@@ -301,17 +293,25 @@ class CudaGpuLayers final : public GpuLayers {
   // matrices are one expert each (ne[0] x ne[1]).
   int64_t max_matrix_elements(const Weights& weights) const {
     int64_t most = 0;
+    const auto consider_matrix = [&](DType type, int64_t elements) {
+      const bool dequantized =
+          type != DType::kF16 && type != DType::kF32 && !(options_.int8_gemm && cuda::int8_gemm_supports(type));
+      if (dequantized) most = std::max(most, elements);
+    };
     const auto consider = [&](const TensorView& t) {
-      const bool dequantized = t.dtype() != DType::kF16 && t.dtype() != DType::kF32 &&
-                               !(options_.int8_gemm && cuda::int8_gemm_supports(t.dtype()));
-      if (t.data() != nullptr && dequantized) most = std::max(most, t.ne(0) * t.ne(1));
+      if (t.data() != nullptr) consider_matrix(t.dtype(), t.ne(0) * t.ne(1));
     };
     for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
       const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
-      for (const TensorView* t :
-           {&w.wq, &w.wk, &w.wv, &w.wqkv, &w.wo, &w.w_gate, &w.w_up, &w.w_down, &w.router, &w.expert_gate, &w.expert_up,
-            &w.expert_down, &w.shared_router, &w.shared_gate, &w.shared_up, &w.shared_down}) {
+      for (const TensorView* t : {&w.wq, &w.wk, &w.wv, &w.wqkv, &w.wo, &w.w_gate, &w.w_up, &w.w_down, &w.router,
+                                  &w.expert_gate, &w.expert_up, &w.expert_down, &w.shared_router, &w.shared_gate,
+                                  &w.shared_up, &w.shared_down, &w.wq_a, &w.wq_b, &w.wkv_a}) {
         consider(*t);
+      }
+      if (config_.mla.kv_lora_rank > 0) {
+        for (const HeadMatrixShape h : {latent_k_b_shape(config_, w), latent_v_b_shape(config_, w)}) {
+          consider_matrix(h.dtype, h.elements);
+        }
       }
     }
     if (options_.output) consider(weights.output);
@@ -349,6 +349,7 @@ class CudaGpuLayers final : public GpuLayers {
     const int64_t widths = 2 * c.n_embd + (q_dim + 2 * kv_dim) + q_dim + 2 * kv_dim + q_dim + c.n_embd +
                            (has_dense_ffn() ? 3 * int64_t{c.n_ff} : 0) + output_widths;
     uint64_t bytes = floats_bytes(rows, widths) + (options_.output ? 8 * cuda::top_k_scratch_entries() : 0);
+    if (c.mla.kv_lora_rank > 0) bytes += floats_bytes(latent_buffer_floats(c, rows), 1);
     if (moe) bytes += CudaMoeScratch::planned_bytes(c, rows);
     if (rows > cuda::kGemvMaxRows && !options_.batch_invariant) {
       bytes += static_cast<uint64_t>(max_matrix_elements(weights)) * 2 + static_cast<uint64_t>(rows * max_k()) * 2;
@@ -372,8 +373,10 @@ class CudaGpuLayers final : public GpuLayers {
     for (int32_t il = options_.first_layer; il < config_.n_layer; ++il) {
       const LayerWeights& w = weights.layers[static_cast<size_t>(il)];
       LayerLinearsOf<CudaLinear>& l = linears_.emplace_back();
-      l.fused_qkv = w.wq.data() == nullptr;
-      if (l.fused_qkv) {
+      if (config_.mla.kv_lora_rank > 0) {
+        latent_.push_back(upload_latent_layer(b, config_, w, il, weight_bytes_));
+      } else if (w.wq.data() == nullptr) {
+        l.fused_qkv = true;
         l.wqkv = linear(w.wqkv, "attn_qkv", il);
       } else {
         l.wq = linear(w.wq, "attn_q", il);
@@ -419,6 +422,11 @@ class CudaGpuLayers final : public GpuLayers {
     buffers_.v = buffer(v_, kv_dim, "the value rows");
     buffers_.attn = buffer(attn_, q_dim, "the attention output");
     buffers_.proj = buffer(proj_, c.n_embd, "the block output");
+    if (c.mla.kv_lora_rank > 0) {
+      latent_scratch_ = DeviceBuffer(floats_bytes(latent_buffer_floats(c, rows), 1), "the latent attention's rows");
+      scratch_bytes_ += latent_scratch_.bytes();
+      latent_buffers_ = carve_latent_buffers(c, rows, latent_scratch_.as<float>());
+    }
     if (c.moe.n_expert > 0) {
       moe_scratch_ = CudaMoeScratch(c, rows);
       scratch_bytes_ += moe_scratch_.device.bytes();
@@ -593,6 +601,7 @@ class CudaGpuLayers final : public GpuLayers {
   std::shared_ptr<KvDeviceMemory> kv_memory_;
   std::vector<LayerLinearsOf<CudaLinear>> linears_;  // layers [first_layer, n_layer)
   std::vector<CudaMoeLayer> moe_;                    // a mixture of experts' FFNs, layers [first_layer, n_layer)
+  std::vector<CudaLatentLayer> latent_;              // latent attention's matrices (MLA models), as linears_
   CudaMoeScratch moe_scratch_;
   std::vector<LayerVectors> vectors_;
   std::vector<DeviceBuffer> vector_buffers_;
@@ -604,6 +613,8 @@ class CudaGpuLayers final : public GpuLayers {
 
   LayerStep layer_step_;
   LayerBuffers buffers_;
+  LatentBuffers latent_buffers_;
+  DeviceBuffer latent_scratch_;
   DeviceBuffer xn_, qkv_, q_, k_, v_, attn_, proj_, gate_up_, hidden_, logits_;
   StagedUpload inputs_;  // the step's rows of x (the residual stream, in place), RoPE rows, sequences, rows
   DeviceBuffer tokens_, top_values_, top_ids_, top_scratch_values_, top_scratch_ids_;

@@ -33,7 +33,7 @@ struct LatentBuffers {
   float* attn_v = nullptr;    // [n_head * v_dim] the heads' values, side by side
 };
 
-// The step's LatentBuffers for `rows` rows, carved out of `base` (rows × latent_row_floats(c)
+// The step's LatentBuffers for `rows` rows, carved out of `base` (latent_buffer_floats(c, rows)
 // floats); with base nullptr, only the count is computed (the widths are in one place).
 inline LatentBuffers carve_latent_buffers(const ModelConfig& c, int64_t rows, float* base, int64_t* total = nullptr) {
   const MlaConfig& m = c.mla;
@@ -42,7 +42,7 @@ inline LatentBuffers carve_latent_buffers(const ModelConfig& c, int64_t rows, fl
   int64_t used = 0;
   const auto take = [&](float*& field, int64_t width) {
     field = base == nullptr ? nullptr : base + used;
-    used += rows * width;
+    used += (rows * width + 15) / 16 * 16;  // whole 64 bytes: every buffer as aligned as `base` (up to 64)
   };
   take(t.q_full, int64_t{c.n_head} * (m.nope_dim + n_rot));
   take(t.q_a, m.q_lora_rank);
@@ -55,10 +55,10 @@ inline LatentBuffers carve_latent_buffers(const ModelConfig& c, int64_t rows, fl
   return t;
 }
 
-// Floats per row all of a step's LatentBuffers take together.
-inline int64_t latent_row_floats(const ModelConfig& c) {
+// Floats a step's LatentBuffers for `rows` rows take together.
+inline int64_t latent_buffer_floats(const ModelConfig& c, int64_t rows) {
   int64_t total = 0;
-  carve_latent_buffers(c, 1, nullptr, &total);
+  carve_latent_buffers(c, rows, nullptr, &total);
   return total;
 }
 
@@ -93,10 +93,12 @@ void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const 
   b.copy_rows(s.k, row, t.latent, lora, n, lora);
   b.copy_rows(s.k + lora, row, t.kv_a + lora, row, n, n_rot);
   // Q[h]'s latent part, k_b[h]·q_nope[h]: a decode row's head slices are contiguous and go in and
-  // out in place; more rows are gathered per head.
+  // out in place (when they stay 16-byte aligned, as the GPU's matmul wants them); more rows are
+  // gathered per head.
+  const bool in_place = n == 1 && qk % 4 == 0 && row % 4 == 0 && mla.v_dim % 4 == 0;
   for (int64_t h = 0; h < n_head; ++h) {
     const auto uh = static_cast<size_t>(h);
-    if (n == 1) {
+    if (in_place) {
       b.matmul(m.k_b[uh], t.q_full + h * qk, 1, s.q + h * row);
       continue;
     }
@@ -119,7 +121,7 @@ void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const 
   attention(b, cache, kv, s.q, params, s.attn);  // [n][n_head][row]: the latent part is the first lora
   for (int64_t h = 0; h < n_head; ++h) {
     const auto uh = static_cast<size_t>(h);
-    if (n == 1) {
+    if (in_place) {
       b.matmul(m.v_b[uh], s.attn + h * row, 1, t.attn_v + h * mla.v_dim);
       continue;
     }

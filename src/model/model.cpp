@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "ember/error.h"
+#include "model/latent_weights.h"
 #include "quant/quant_traits.h"
 
 namespace ember {
@@ -42,30 +43,6 @@ MoeLinears prepare_experts(const LayerWeights& w, const Prepare& prepare) {
   return l;
 }
 
-// Head h's k_b from a merged attn_kv_b: its nope_dim rows of W_UK (each kv_lora_rank values),
-// transposed into kv_lora_rank rows of nope_dim. F32 and F16 rows keep their type (exact: the
-// values are only moved); other types are dequantized, transposed and requantized to Q8_0 (what
-// llama.cpp's quantizer would give a 128-wide matrix), so the copy costs about the file's bytes.
-// Returns the copy's type; its bytes go to `out`.
-DType transposed_k_b(const TensorView& kv_b, const MlaConfig& mla, int64_t h, std::vector<std::byte>& out) {
-  const int64_t lora = mla.kv_lora_rank, nope = mla.nope_dim;
-  std::vector<float> w_uk(static_cast<size_t>(nope * lora));
-  const auto* base = static_cast<const std::byte*>(kv_b.data());
-  for (int64_t i = 0; i < nope; ++i) {
-    const auto row = static_cast<size_t>(h * (nope + mla.v_dim) + i);
-    dequantize(kv_b.dtype(), base + row * kv_b.nb(1), w_uk.data() + i * lora, lora);
-  }
-  std::vector<float> k_b(w_uk.size());
-  for (int64_t j = 0; j < lora; ++j) {
-    for (int64_t i = 0; i < nope; ++i) k_b[static_cast<size_t>(j * nope + i)] = w_uk[static_cast<size_t>(i * lora + j)];
-  }
-  const DType src = kv_b.dtype();
-  const DType to = src == DType::kF32 || src == DType::kF16 ? src : nope % 32 == 0 ? DType::kQ8_0 : DType::kF32;
-  out.resize(*dtype_bytes_for(to, k_b.size()));
-  quantize_rows(to, k_b.data(), out.data(), lora, nope);  // (F16 from F16 values is exact)
-  return to;
-}
-
 // A latent-attention layer's matrices through `prepare`, k_b and v_b one matrix per head (views
 // into their [.., .., n_head] tensors; from a merged attn_kv_b, v_b is a view of its rows and k_b a
 // transposed copy kept in `owned`).
@@ -87,12 +64,8 @@ LatentLinearsOf<Linear> prepare_latent_attention(const LayerWeights& w, const Mo
       m.v_b.push_back(prepare(expert_matrix(w.wv_b, h)));
       continue;
     }
-    const DType type = transposed_k_b(w.wkv_b, mla, h, owned.emplace_back());
-    m.k_b.push_back(prepare(WeightMatrix{owned.back().data(), type, mla.kv_lora_rank, mla.nope_dim}));
-    const auto* base = static_cast<const std::byte*>(w.wkv_b.data());
-    const auto first_v_row = static_cast<size_t>(h * (mla.nope_dim + mla.v_dim) + mla.nope_dim);
-    m.v_b.push_back(
-        prepare(WeightMatrix{base + first_v_row * w.wkv_b.nb(1), w.wkv_b.dtype(), mla.v_dim, mla.kv_lora_rank}));
+    m.k_b.push_back(prepare(transposed_k_b(w.wkv_b, mla, h, owned.emplace_back())));
+    m.v_b.push_back(prepare(merged_v_b(w.wkv_b, mla, h)));
   }
   return m;
 }
@@ -265,7 +238,7 @@ void Model::size_scratch() {
     hidden_.resize(floats(rows, c.n_ff));
   }
   if (c.mla.kv_lora_rank > 0) {
-    latent_scratch_.resize(floats(rows, latent_row_floats(c)));
+    latent_scratch_.resize(static_cast<size_t>(latent_buffer_floats(c, rows)));
     latent_buffers_ = carve_latent_buffers(c, rows, latent_scratch_.data());
   }
   if (rope_) cos_sin_.resize(floats(rows, rope_->n_rot()));

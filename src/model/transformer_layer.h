@@ -1,7 +1,8 @@
-// One transformer layer written once against a backend (DESIGN.md §4): x += attn(norm(x)),
+// A transformer layer's blocks written once against a backend (DESIGN.md §4): x += attn(norm(x)),
 // x += ffn(norm(x)), as templates that the CPU backend (forward.cpp) and the CUDA backend
 // (gpu_layers_cuda.cpp) instantiate with their own pointers — host memory for one, device memory for
-// the other — so the math of a layer exists once whichever backend runs it.
+// the other — so the math of a layer exists once whichever backend runs it (decoder_layer.h puts
+// the blocks together).
 #pragma once
 
 #include <cstdint>
@@ -240,26 +241,6 @@ void residual_hook(const ModelConfig& c, int32_t il, const LayerBuffers& s, int6
   if (active(HookPoint::kResidual)) [[unlikely]] {
     hook(HookPoint::kResidual, il, s.x, n, c.n_embd);
   }
-}
-
-// One whole layer.
-template <class Backend, class LinearT, class StepKv, class Active, class Hook>
-void transformer_layer(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w,
-                       const LayerLinearsOf<LinearT>& l, const LayerBuffers& s, const LayerStep& step,
-                       const PagedKvView& cache, const StepKv& kv, Active&& active, Hook&& hook) {
-  attention_block(b, c, il, w, l, s, step, cache, kv, active, hook);
-  ffn_block(b, c, il, w, l, s, step.n, active, hook);
-  residual_hook(c, il, s, step.n, active, hook);
-}
-
-// One whole mixture-of-experts layer: the same attention, then the experts (expert_ffn_block).
-template <class Backend, class LinearT, class StepKv, class Experts, class Active, class Hook>
-void mixture_layer(Backend& b, const ModelConfig& c, int32_t il, const LayerVectors& w,
-                   const LayerLinearsOf<LinearT>& l, const LayerBuffers& s, const LayerStep& step,
-                   const PagedKvView& cache, const StepKv& kv, Experts&& experts, Active&& active, Hook&& hook) {
-  attention_block(b, c, il, w, l, s, step, cache, kv, active, hook);
-  expert_ffn_block(b, c, il, w, s, step.n, experts, active, hook);
-  residual_hook(c, il, s, step.n, active, hook);
 }
 
 // A layer's F32 vectors, each mapped by `where(tensor)` to the pointer the backend reads it at

@@ -1,7 +1,8 @@
 // CUDA store_kv and attention against the CPU's (scalar kernels, one thread) on the same pools:
 // bit-exact pools after every store, attention within 1e-5 (F32 pools) / 1e-3 (F16, Q8_0) relative
 // error on decode batches, a prefill chunk, GQA and MHA, soft-cap, sliding window, split and
-// unsplit, mixed K/V pool types; the tiled tensor-core attention within 1e-3 on prefill steps.
+// unsplit, mixed K/V pool types, heads up to 576 over a V pool that is the K pool (latent
+// attention's); the tiled tensor-core attention within 1e-3 on prefill steps.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -511,6 +512,39 @@ TEST(CudaAttention, LargeGroupsAndWideHeads) {
       p.n_head = s.n_head;
       check_all_splits(c, decode_rows(lengths), p, rng, what);
     }
+  }
+}
+
+// Latent attention's cache (DeepSeek's MLA): one kv head of 576 (512 latent + 64 rope) whose
+// values are the key rows (the V pool is the K pool), attended by many query heads; wider than 256,
+// so the kernel's wide variant with its tiles of 4 query heads. 320 is wide too, with pairs the
+// block's threads do not divide evenly.
+TEST(CudaAttention, WideHeadsOverValuesInTheKeyRows) {
+  EMBER_REQUIRE_GPU();
+  std::mt19937 rng(17);
+  const std::vector<int32_t> lengths = {1, 17, 300, 700};
+  struct Shape {
+    int32_t n_head, head_dim;
+    DType dtype;
+  };
+  // (Each pool type once at V2-Lite's shape; the odd shapes on one type each: the emulator's time.)
+  for (const Shape& s : {Shape{16, 576, DType::kF32}, Shape{16, 576, DType::kF16}, Shape{16, 576, DType::kQ8_0},
+                         Shape{5, 576, DType::kF16}, Shape{6, 320, DType::kQ8_0}}) {
+    const std::string what = shape_name(s.dtype, s.n_head, 1, s.head_dim) + " V = K";
+    SCOPED_TRACE(what);
+    TwinCache c = make_cache(s.dtype, 1, s.head_dim, lengths, rng);
+    c.host.v = c.host.k;
+    c.dev.v = c.dev.k;
+    const std::vector<KvRow> all = positions(std::vector<int32_t>(lengths.size(), 0), lengths, rng);
+    const std::vector<float> k = random_values(all.size() * static_cast<size_t>(s.head_dim), rng, 1.0f, 0.3f);
+    ASSERT_TRUE(store_both(c, all, k, k));
+    AttentionParams p;
+    p.n_head = s.n_head;
+    check_all_splits(c, decode_rows(lengths), p, rng, "decode " + what);
+    // A prefill chunk's rows: the last 9 positions of the longest sequence and two of another.
+    std::vector<KvRow> rows = {{1, 3}, {1, 16}};
+    for (int32_t pos = 691; pos < 700; ++pos) rows.push_back({3, pos});
+    check_all_splits(c, rows, p, rng, "prefill " + what);
   }
 }
 

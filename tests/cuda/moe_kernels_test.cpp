@@ -1,5 +1,6 @@
 // The CUDA mixture-of-experts kernels against the CPU on random data: route_experts against the
-// CPU softmax and select_experts (the same experts, ties and -inf included), gemv_experts and
+// CPU softmax or sigmoid and select_experts (the same experts, ties and -inf included; biases,
+// groups and scales), gemv_experts and
 // gemv_experts_glu against gemv / gemv_glu of each entry's expert (the same bits), combine_experts
 // against the CPU's sum in increasing expert order, and an F32 weight's GEMM (cuBLAS FP32).
 #include <gtest/gtest.h>
@@ -88,8 +89,8 @@ TEST(CudaMoe, RouteExpertsMatchesTheCpu) {
             d_experts[in_place] = DeviceBuffer(sizeof(int32_t) * want_experts.size());
             d_weights[in_place] = poisoned_floats(want_weights.size());
             float* out_probs = in_place != 0 ? d_logits.as<float>() : d_probs.as<float>();
-            cuda::route_experts(d_logits.as<float>(), n_rows, n_expert, k, normalize, out_probs,
-                                d_experts[in_place].as<int32_t>(), d_weights[in_place].as<float>(), nullptr);
+            cuda::route_experts(d_logits.as<float>(), n_rows, {.n_expert = n_expert, .k = k, .normalize = normalize},
+                                out_probs, d_experts[in_place].as<int32_t>(), d_weights[in_place].as<float>(), nullptr);
           }
           sync();
           for (int in_place = 0; in_place < 2; ++in_place) {
@@ -102,6 +103,63 @@ TEST(CudaMoe, RouteExpertsMatchesTheCpu) {
         }
       }
     }
+  }
+}
+
+// DeepSeek V3's routing (sigmoid gating, a selection bias, group-limited choice, normalized and
+// scaled weights) and its parts alone, against the CPU's gate_router_logits and select_experts.
+TEST(CudaMoe, BiasedGroupedSigmoidRoutingMatchesTheCpu) {
+  EMBER_REQUIRE_GPU();
+  struct Case {
+    int32_t n_expert, k, n_group, n_group_used;
+    bool sigmoid, bias, normalize;
+    float scale;
+  };
+  const Case cases[] = {{256, 8, 8, 4, true, true, true, 2.5f},    {64, 6, 8, 3, true, true, true, 1.0f},
+                        {64, 6, 0, 0, true, false, false, 0.0f},   {64, 6, 0, 0, false, true, false, 16.0f},
+                        {8, 3, 4, 2, true, true, true, 2.5f},      {96, 5, 32, 2, false, false, true, 1.0f},
+                        {160, 6, 0, 0, false, false, false, 16.0f}};
+  for (const Case& cs : cases) {
+    SCOPED_TRACE("n_expert " + std::to_string(cs.n_expert) + " k " + std::to_string(cs.k) + " groups " +
+                 std::to_string(cs.n_group) + "/" + std::to_string(cs.n_group_used) + " sigmoid " +
+                 std::to_string(cs.sigmoid) + " bias " + std::to_string(cs.bias) + " scale " +
+                 std::to_string(cs.scale));
+    const int64_t n_rows = 11;
+    // (No +inf / NaN rows here: RouteExpertsMatchesTheCpu has them.)
+    std::vector<float> logits = random_values(static_cast<size_t>(n_rows * cs.n_expert), 31u, 3.0f);
+    for (size_t i = 3; i < logits.size(); i += 4) logits[i] = logits[i - 1];  // ties
+    const std::vector<float> bias = random_values(static_cast<size_t>(cs.n_expert), 32u, 0.5f);
+    std::vector<float> probs = logits;
+    gate_router_logits(cpu(), cs.sigmoid ? ExpertGating::kSigmoid : ExpertGating::kSoftmax, probs.data(), n_rows,
+                       cs.n_expert);
+    const ExpertRouting routing{.n_expert = cs.n_expert,
+                                .k = cs.k,
+                                .normalize = cs.normalize,
+                                .scale = cs.scale,
+                                .bias = cs.bias ? bias.data() : nullptr,
+                                .n_group = cs.n_group,
+                                .n_group_used = cs.n_group_used};
+    std::vector<int32_t> want_experts(static_cast<size_t>(n_rows * cs.k));
+    std::vector<float> want_weights(want_experts.size());
+    select_experts(probs.data(), n_rows, routing, want_experts.data(), want_weights.data());
+
+    const DeviceBuffer d_logits = DeviceBuffer::from(logits), d_bias = DeviceBuffer::from(bias);
+    DeviceBuffer d_experts(sizeof(int32_t) * want_experts.size());
+    const DeviceBuffer d_weights = poisoned_floats(want_weights.size());
+    const cuda::ExpertRoute route{.n_expert = cs.n_expert,
+                                  .k = cs.k,
+                                  .sigmoid = cs.sigmoid,
+                                  .normalize = cs.normalize,
+                                  .scale = cs.scale,
+                                  .bias = cs.bias ? d_bias.as<float>() : nullptr,
+                                  .n_group = cs.n_group,
+                                  .n_group_used = cs.n_group_used};
+    cuda::route_experts(d_logits.as<float>(), n_rows, route, d_logits.as<float>(), d_experts.as<int32_t>(),
+                        d_weights.as<float>(), nullptr);
+    sync();
+    EXPECT_EQ(d_experts.to_vector<int32_t>(want_experts.size()), want_experts);
+    EXPECT_TRUE(same_values(d_weights.to_vector<float>(want_weights.size()), want_weights, 1e-6));
+    EXPECT_TRUE(same_values(d_logits.to_vector<float>(probs.size()), probs, 1e-6));
   }
 }
 

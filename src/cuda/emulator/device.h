@@ -183,14 +183,15 @@ inline constexpr int kMaxExchangeWords = 4;
 // names the instruction in a fault: a partial warp or an exited lane aborts.
 void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExchangeWords], const char* what);
 
-// Every lane of a whole warp passes one word; all see the warp's 32 words of this exchange in place
-// (words[lane][0]) with a flag, false for the first lane to look: that lane may rewrite the words
-// for the others (set the flag). Valid until the calling lane's next exchange.
+// Every lane of a whole warp passes n_words (<= kMaxExchangeWords) words; all see the warp's 32
+// lanes' words of this exchange in place (words[lane]) with a flag, false for the first lane to
+// look: that lane may rewrite the words for the others (set the flag). Valid until the calling
+// lane's next exchange.
 struct WarpWords {
   uint64_t (*words)[kMaxExchangeWords];
   bool* combined;
 };
-WarpWords share_in_warp(uint64_t word, const char* what);
+WarpWords share_in_warp(const uint64_t* words, int n_words, const char* what);
 
 // The xor rounds `v = op(v, __shfl_xor_sync(~0u, v, offset))` for each of Offsets, over a whole
 // warp in one exchange instead of one per round: the first lane to look replays the rounds for all
@@ -198,12 +199,13 @@ WarpWords share_in_warp(uint64_t word, const char* what);
 // give. The fiber switches of the rounds dominated the emulated kernels' time.
 template <int... Offsets, class T, class Op>
 T xor_rounds_in_warp(T value, Op op) {
-  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "warp rounds move 4- or 8-byte values");
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 16, "warp rounds move values of up to 16 bytes");
   static_assert(std::is_empty_v<Op>, "one lane applies op for all: it must not depend on the lane");
-  uint64_t mine = 0;
-  std::memcpy(&mine, &value, sizeof(T));
+  constexpr int kWords = (sizeof(T) + 7) / 8;
+  uint64_t mine[kWords] = {};
+  std::memcpy(mine, &value, sizeof(T));
   // The instantiation's own name: lanes meeting different butterflies (rounds, type or op) fault.
-  const WarpWords shared = share_in_warp(mine, __PRETTY_FUNCTION__);
+  const WarpWords shared = share_in_warp(mine, kWords, __PRETTY_FUNCTION__);
   if (!*shared.combined) {
     T v[32];
     for (int l = 0; l < 32; ++l) std::memcpy(&v[l], &shared.words[l][0], sizeof(T));

@@ -425,11 +425,11 @@ void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExch
   for (int lane = 0; lane < kWarp; ++lane) std::copy_n(w.value[buf][lane], n_words, all[lane]);
 }
 
-WarpWords share_in_warp(uint64_t word, const char* what) {
+WarpWords share_in_warp(const uint64_t* words, int n_words, const char* what) {
   Block& b = running_block(what);
   const int warp = b.current->linear / kWarp;
   if (b.warps[warp].lanes_mask != 0xFFFFFFFFu) fault("kernel %s: %s in a partial warp", b.kernel, what);
-  const int buf = arrive_in_warp(b, 0xFFFFFFFFu, &word, 1, what);
+  const int buf = arrive_in_warp(b, 0xFFFFFFFFu, words, n_words, what);
   Warp& w = b.warps[warp];
   if (w.written[buf] != 0xFFFFFFFFu) fault("kernel %s: %s after lanes of the warp exited", b.kernel, what);
   return {w.value[buf], &w.combined[buf]};
