@@ -122,7 +122,8 @@ __global__ void route_experts_kernel(const float* logits, int64_t n_rows, const 
     chosen_sum += winner.p;
   }
   if (lane == 0) {
-    const float divisor = r.normalize ? fmaxf(chosen_sum, 6.103515625e-5f) : 1.0f;  // 2^-14: the CPU's clamp
+    // 2^-14: the CPU's clamp (std::max's: a NaN sum stays NaN).
+    const float divisor = !r.normalize ? 1.0f : chosen_sum < 6.103515625e-5f ? 6.103515625e-5f : chosen_sum;
     const float scale = r.scale != 0.0f && r.scale != 1.0f ? r.scale : 1.0f;
     for (int32_t i = 0; i < r.k; ++i) {
       experts[row * r.k + i] = chosen[i];

@@ -87,6 +87,7 @@ CudaLatentLayer upload_latent_layer(cuda::CudaBackend& b, const ModelConfig& c, 
     v_first.data = v_all.data();
     l.k_b = heads(k_first, matrix_bytes(k_first), "attn_kv_b (k_b, transposed)");
     l.v_b = heads(v_first, matrix_bytes(v_first), "attn_kv_b (v_b)");
+    b.synchronize();  // the copies read k_all / v_all, freed on return (a pageable copy may be queued)
   }
   for (int32_t h = 0; h < c.n_head; ++h) {
     l.linears.k_b.push_back(l.k_b.expert(h));

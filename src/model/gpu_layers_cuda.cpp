@@ -320,7 +320,9 @@ class CudaGpuLayers final : public GpuLayers {
 
   int64_t max_k() const {
     const ModelConfig& c = config_;
-    return std::max({int64_t{c.n_embd}, ffn_width(), int64_t{c.n_head} * c.head_dim});
+    // (Latent attention's inputs too: its low ranks and per-head widths, as the CPU's reserve.)
+    return std::max({int64_t{c.n_embd}, ffn_width(), int64_t{c.n_head} * c.head_dim, int64_t{c.mla.q_lora_rank},
+                     int64_t{c.mla.kv_lora_rank}, int64_t{c.mla.nope_dim}, int64_t{c.n_head} * c.mla.v_dim});
   }
 
   // The FFN's hidden width: a dense layer's n_ff, or the widest expert (shared included).

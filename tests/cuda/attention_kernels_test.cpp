@@ -524,20 +524,28 @@ TEST(CudaAttention, WideHeadsOverValuesInTheKeyRows) {
   std::mt19937 rng(17);
   const std::vector<int32_t> lengths = {1, 17, 300, 700};
   struct Shape {
-    int32_t n_head, head_dim;
+    int32_t n_head, n_head_kv, head_dim;
     DType dtype;
+    bool values_in_keys;
   };
-  // (Each pool type once at V2-Lite's shape; the odd shapes on one type each: the emulator's time.)
-  for (const Shape& s : {Shape{16, 576, DType::kF32}, Shape{16, 576, DType::kF16}, Shape{16, 576, DType::kQ8_0},
-                         Shape{5, 576, DType::kF16}, Shape{6, 320, DType::kQ8_0}}) {
-    const std::string what = shape_name(s.dtype, s.n_head, 1, s.head_dim) + " V = K";
+  // (Each pool type once at V2-Lite's shape; the odd shapes on one type each: the emulator's time.
+  // The last: wide heads with their own V pool, grouped.)
+  for (const Shape& s : {Shape{16, 1, 576, DType::kF32, true}, Shape{16, 1, 576, DType::kF16, true},
+                         Shape{16, 1, 576, DType::kQ8_0, true}, Shape{5, 1, 576, DType::kF16, true},
+                         Shape{6, 1, 320, DType::kQ8_0, true}, Shape{6, 2, 320, DType::kF16, false}}) {
+    const std::string what =
+        shape_name(s.dtype, s.n_head, s.n_head_kv, s.head_dim) + (s.values_in_keys ? " V = K" : "");
     SCOPED_TRACE(what);
-    TwinCache c = make_cache(s.dtype, 1, s.head_dim, lengths, rng);
-    c.host.v = c.host.k;
-    c.dev.v = c.dev.k;
+    TwinCache c = make_cache(s.dtype, s.n_head_kv, s.head_dim, lengths, rng);
     const std::vector<KvRow> all = positions(std::vector<int32_t>(lengths.size(), 0), lengths, rng);
-    const std::vector<float> k = random_values(all.size() * static_cast<size_t>(s.head_dim), rng, 1.0f, 0.3f);
-    ASSERT_TRUE(store_both(c, all, k, k));
+    if (s.values_in_keys) {
+      c.host.v = c.host.k;
+      c.dev.v = c.dev.k;
+      const std::vector<float> k = random_values(all.size() * static_cast<size_t>(s.head_dim), rng, 1.0f, 0.3f);
+      ASSERT_TRUE(store_both(c, all, k, k));
+    } else {
+      ASSERT_TRUE(store_random(c, all, rng));
+    }
     AttentionParams p;
     p.n_head = s.n_head;
     check_all_splits(c, decode_rows(lengths), p, rng, "decode " + what);

@@ -573,11 +573,12 @@ TEST(CudaModel, TokenAndTopKRowsFollowTheirLogits) {
 // kernel by kernel (EMBER_CUDA_GRAPHS=0), over batches of 1-3 rows and back to 1, a fork (a new
 // shape, so a new capture), prefill chunks between decode steps (not graphed) and a context past one attention
 // chunk (the split and its merge inside the graph), with separate and fused q/k/v, on every GPU
-// layer and on a split.
+// layer and on a split; deepseek2 (every layer) for latent attention and V3's routing in a graph.
 TEST(CudaModel, GraphReplaysEqualDirectSteps) {
   EMBER_REQUIRE_GPU();
-  for (const std::string arch : {"qwen2", "phi3", "qwen2moe"}) {
+  for (const std::string arch : {"qwen2", "phi3", "qwen2moe", "deepseek2"}) {
     for (int32_t n_gpu : {kGpuLayersAll, 1}) {
+      if (arch == "deepseek2" && n_gpu != kGpuLayersAll) continue;  // (the emulator's time: ~10 s a case)
       SCOPED_TRACE(arch + " gpu layers " + std::to_string(n_gpu));
       test::TwinModels m = test::TwinModels::make(test::reference_spec(arch, DType::kQ8_0), {.max_step_tokens = 32});
       ASSERT_EQ(setenv("EMBER_CUDA_GRAPHS", "0", 1), 0);

@@ -115,10 +115,10 @@ TEST(CudaMoe, BiasedGroupedSigmoidRoutingMatchesTheCpu) {
     bool sigmoid, bias, normalize;
     float scale;
   };
-  const Case cases[] = {{256, 8, 8, 4, true, true, true, 2.5f},    {64, 6, 8, 3, true, true, true, 1.0f},
-                        {64, 6, 0, 0, true, false, false, 0.0f},   {64, 6, 0, 0, false, true, false, 16.0f},
-                        {8, 3, 4, 2, true, true, true, 2.5f},      {96, 5, 32, 2, false, false, true, 1.0f},
-                        {160, 6, 0, 0, false, false, false, 16.0f}};
+  const Case cases[] = {{256, 8, 8, 4, true, true, true, 2.5f},     {64, 6, 8, 3, true, true, true, 1.0f},
+                        {64, 6, 0, 0, true, false, false, 0.0f},    {64, 6, 0, 0, false, true, false, 16.0f},
+                        {8, 3, 4, 2, true, true, true, 2.5f},       {96, 5, 32, 2, false, false, true, 1.0f},
+                        {160, 6, 0, 0, false, false, false, 16.0f}, {16, 4, 4, 2, true, false, true, 1.0f}};
   for (const Case& cs : cases) {
     SCOPED_TRACE("n_expert " + std::to_string(cs.n_expert) + " k " + std::to_string(cs.k) + " groups " +
                  std::to_string(cs.n_group) + "/" + std::to_string(cs.n_group_used) + " sigmoid " +
@@ -128,6 +128,16 @@ TEST(CudaMoe, BiasedGroupedSigmoidRoutingMatchesTheCpu) {
     // (No +inf / NaN rows here: RouteExpertsMatchesTheCpu has them.)
     std::vector<float> logits = random_values(static_cast<size_t>(n_rows * cs.n_expert), 31u, 3.0f);
     for (size_t i = 3; i < logits.size(); i += 4) logits[i] = logits[i - 1];  // ties
+    if (cs.n_group > 2 && !cs.bias) {
+      // Row 0: groups 0, 1 and 2 equal and the best (the lower groups win, then the lower experts);
+      // row 1: sigmoids of about 3e-7, whose sum the normalization clamps to 2^-14.
+      const int32_t per_group = cs.n_expert / cs.n_group;
+      for (int32_t e = 0; e < per_group; ++e) {
+        logits[static_cast<size_t>(e)] += 5.0f;
+        for (int32_t g = 1; g < 3; ++g) logits[static_cast<size_t>(g * per_group + e)] = logits[static_cast<size_t>(e)];
+      }
+      for (int32_t e = 0; e < cs.n_expert; ++e) logits[static_cast<size_t>(cs.n_expert + e)] = -15.0f - 0.01f * e;
+    }
     const std::vector<float> bias = random_values(static_cast<size_t>(cs.n_expert), 32u, 0.5f);
     std::vector<float> probs = logits;
     gate_router_logits(cpu(), cs.sigmoid ? ExpertGating::kSigmoid : ExpertGating::kSoftmax, probs.data(), n_rows,
