@@ -200,6 +200,12 @@ void CudaBackend::reserve(const StepLimits& limits, int64_t max_matrix_elements,
     const size_t bytes = attention_workspace_bytes(limits_.max_rows, limits_.n_head, limits_.head_dim, max_context_);
     if (bytes > attention_workspace_.bytes()) attention_workspace_ = DeviceBuffer(bytes, "the attention workspace");
   }
+  if (limits.n_head > 0 && limits.n_head != head_ids_n_head_) {
+    std::vector<int32_t> ids(static_cast<size_t>(kGemvMaxRows * limits.n_head));
+    for (size_t j = 0; j < ids.size(); ++j) ids[j] = static_cast<int32_t>(j % static_cast<size_t>(limits.n_head));
+    head_ids_ = DeviceBuffer::from(ids);
+    head_ids_n_head_ = limits.n_head;
+  }
 }
 
 void CudaBackend::to_device(void* dst, const void* src, size_t bytes) {
@@ -435,6 +441,30 @@ void CudaBackend::matmul_experts_glu(const CudaExperts& gate, const CudaExperts&
   EMBER_CHECK(gate.expert_bytes == up.expert_bytes && gate.n_expert == up.n_expert);
   gemv_experts_glu(gate.w, up.w, gate.expert_bytes, gate.n_expert, gelu ? Glu::kGeluTanh : Glu::kSilu, experts,
                    n_entries, x, x_group, y, stream_);
+}
+
+bool CudaBackend::matmul_heads(std::span<const CudaLinear> heads, const float* x, int64_t x_stride, int64_t n_rows,
+                               float* y, int64_t y_stride) {
+  const auto n_head = static_cast<int64_t>(heads.size());
+  if (n_rows > kGemvMaxRows || n_head != head_ids_n_head_ || n_head < 1 || x_stride % 4 != 0 || y_stride % 4 != 0 ||
+      reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(y) % 16 != 0) {
+    return false;
+  }
+  const DeviceMatrix& first = heads[0].w;
+  const auto* base = static_cast<const std::byte*>(first.data);
+  const int64_t spacing = n_head > 1 ? static_cast<const std::byte*>(heads[1].w.data) - base : 0;
+  for (int64_t h = 0; h < n_head; ++h) {
+    const DeviceMatrix& w = heads[static_cast<size_t>(h)].w;
+    if (w.dtype != first.dtype || w.n_out != first.n_out || w.k != first.k ||
+        static_cast<const std::byte*>(w.data) != base + h * spacing) {
+      return false;
+    }
+  }
+  const int64_t row_bytes = static_cast<int64_t>(*dtype_bytes_for(first.dtype, static_cast<uint64_t>(first.k)));
+  if (n_head > 1 && spacing < first.n_out * row_bytes) return false;  // (views that overlap: not heads)
+  gemv_experts(first, n_head > 1 ? spacing : first.n_out * row_bytes, static_cast<int32_t>(n_head),
+               head_ids_.as<int32_t>(), n_rows * n_head, x, 1, y, stream_, x_stride, y_stride);
+  return true;
 }
 
 void CudaBackend::combine_experts(const float* y, const int32_t* positions, const int32_t* experts,

@@ -165,6 +165,12 @@ class CudaBackend {
                       float* y);
   void matmul_experts_glu(const CudaExperts& gate, const CudaExperts& up, bool gelu, const int32_t* experts,
                           int64_t n_entries, const float* x, int32_t x_group, float* y);
+  // Latent attention's per-head products in one GEMV launch: y row j (y_stride floats apart) =
+  // heads[j % n_head] · x row j (x_stride floats apart) for j < n_rows · n_head, when the step is
+  // GEMV-sized (n_rows <= kGemvMaxRows), the heads are one type, equally spaced in one allocation
+  // (upload_experts' views), and the rows 16-byte aligned. False, with nothing done, otherwise.
+  bool matmul_heads(std::span<const CudaLinear> heads, const float* x, int64_t x_stride, int64_t n_rows, float* y,
+                    int64_t y_stride);
   void combine_experts(const float* y, const int32_t* positions, const int32_t* experts, const float* weights,
                        int64_t n_rows, int32_t k, int64_t n_cols, const float* shared, const float* shared_gate,
                        float* out);
@@ -210,6 +216,8 @@ class CudaBackend {
   DeviceBuffer weight_f16_;  // [max_matrix_elements] the GEMM's dequantized weight
   DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d, s, sum_d)
   DeviceBuffer attention_workspace_;
+  DeviceBuffer head_ids_;  // [kGemvMaxRows · n_head]: j % n_head, matmul_heads' entry → head
+  int64_t head_ids_n_head_ = 0;
   StepLimits limits_{};
   int64_t max_matrix_elements_ = 0;
   int32_t max_context_ = 0;

@@ -61,9 +61,13 @@ void gemv_glu(const DeviceMatrix& gate, const DeviceMatrix& up, Glu act, const f
 // with e = experts[i] (device) — the same bits as gemv() of that expert's matrix on that row (the
 // one path whose choice depends on alignment, the plain types' vector loads, needs k % 4 or 8 == 0,
 // which makes every row, so every expert, a multiple of 16 bytes). An expert outside [0, n_expert)
-// traps. (Each entry reads its expert's blocks: decode-sized steps.)
+// traps. (Each entry reads its expert's blocks: decode-sized steps.) x rows x_stride floats apart
+// and y rows y_stride apart (0: w.k and w.n_out; an x_stride other than k a multiple of 4, so every
+// row is as aligned as the first): latent attention's per-head products read and write the heads'
+// slices of [row][head] rows in place.
 void gemv_experts(const DeviceMatrix& w, int64_t expert_bytes, int32_t n_expert, const int32_t* experts,
-                  int64_t n_entries, const float* x, int32_t x_group, float* y, cudaStream_t stream);
+                  int64_t n_entries, const float* x, int32_t x_group, float* y, cudaStream_t stream,
+                  int64_t x_stride = 0, int64_t y_stride = 0);
 // The same for act(x · gate_eᵀ) · (x · up_eᵀ) (as gemv_glu), gate and up of one shape and layout.
 void gemv_experts_glu(const DeviceMatrix& gate, const DeviceMatrix& up, int64_t expert_bytes, int32_t n_expert, Glu act,
                       const int32_t* experts, int64_t n_entries, const float* x, int32_t x_group, float* y,

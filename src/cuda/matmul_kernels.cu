@@ -532,11 +532,13 @@ struct GemvLaunch {
   int n_units;
   // gemv_experts (the kExperts kernels, M = 1): blockIdx.y is an entry, whose matrix starts
   // expert_bytes · experts[entry] after the part's (and glu_up's), whose x row is entry / x_group
-  // and whose y row is entry.
+  // (rows x_stride floats apart) and whose y row is entry (y_stride floats apart).
   const int32_t* experts;
   int64_t expert_bytes;
   int32_t n_expert;
   int32_t x_group;
+  int64_t x_stride;
+  int64_t y_stride;
 };
 
 // Σ over k of rows [row0, row0 + kGemvRows) of w (n_out rows) times the M rows of x: threads stride
@@ -598,8 +600,8 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_min_blocks_for<Type>(M)) ge
     if (expert < 0 || expert >= a.n_expert) __trap();  // a broken invariant: never read outside the experts
     w += expert * a.expert_bytes;
     if constexpr (kGlu) w_up += expert * a.expert_bytes;
-    x += entry / a.x_group * a.k;
-    y += entry * n_out;
+    x += entry / a.x_group * a.x_stride;
+    y += entry * a.y_stride;
   }
   __shared__ float partial[kGemvWarps][kGemvRows * M];
   const float sum = block_rows_dot<Type, M>(w, a.row_bytes, n_out, row0, x, a.k, a.n_units, partial);
@@ -733,12 +735,14 @@ bool matmul_supports(DType dtype) noexcept {
 
 namespace {
 
-// gemv_experts' indirection (GemvLaunch's fields of the same names).
+// gemv_experts' indirection (GemvLaunch's fields of the same names; strides 0: k and n_out).
 struct GemvExperts {
   const int32_t* experts;
   int64_t expert_bytes;
   int32_t n_expert;
   int32_t x_group;
+  int64_t x_stride;
+  int64_t y_stride;
 };
 
 // The parts' GEMVs in one launch (see GemvLaunch); with `experts`, m is the number of entries.
@@ -789,7 +793,11 @@ void gemv_parts(std::span<const DeviceMatrix> ws, const float* x, int64_t m, std
     a.expert_bytes = experts->expert_bytes;
     a.n_expert = experts->n_expert;
     a.x_group = experts->x_group;
+    a.x_stride = experts->x_stride != 0 ? experts->x_stride : w0.k;
+    a.y_stride = experts->y_stride != 0 ? experts->y_stride : w0.n_out;
     EMBER_CUDA_EXPECT(a.experts != nullptr && a.expert_bytes >= w0.n_out * a.row_bytes);
+    // Every x row as aligned as the first (the kernel's path holds for all), rows that do not overlap.
+    EMBER_CUDA_EXPECT(a.x_stride >= w0.k && a.y_stride >= w0.n_out && (a.x_stride == w0.k || a.x_stride % 4 == 0));
     // Every expert's matrix starts as aligned as the first's: the kernel's path holds for all.
     all_aligned = all_aligned && a.expert_bytes % 16 == 0;
     any_aligned = all_aligned;  // one matrix (per expert): no other to agree with
@@ -855,8 +863,9 @@ void gemv(const DeviceMatrix& w, const float* x, int64_t m, float* y, cudaStream
 }
 
 void gemv_experts(const DeviceMatrix& w, int64_t expert_bytes, int32_t n_expert, const int32_t* experts,
-                  int64_t n_entries, const float* x, int32_t x_group, float* y, cudaStream_t stream) {
-  const GemvExperts e{experts, expert_bytes, n_expert, x_group};
+                  int64_t n_entries, const float* x, int32_t x_group, float* y, cudaStream_t stream, int64_t x_stride,
+                  int64_t y_stride) {
+  const GemvExperts e{experts, expert_bytes, n_expert, x_group, x_stride, y_stride};
   gemv_parts({&w, 1}, x, n_entries, {&y, 1}, {}, false, Glu::kNone, nullptr, stream, &e);
 }
 
@@ -864,7 +873,7 @@ void gemv_experts_glu(const DeviceMatrix& gate, const DeviceMatrix& up, int64_t 
                       const int32_t* experts, int64_t n_entries, const float* x, int32_t x_group, float* y,
                       cudaStream_t stream) {
   EMBER_CUDA_EXPECT(act != Glu::kNone && up.dtype == gate.dtype && up.k == gate.k && up.n_out == gate.n_out);
-  const GemvExperts e{experts, expert_bytes, n_expert, x_group};
+  const GemvExperts e{experts, expert_bytes, n_expert, x_group, 0, 0};
   gemv_parts({&gate, 1}, x, n_entries, {&y, 1}, {}, false, act, up.data, stream, &e);
 }
 

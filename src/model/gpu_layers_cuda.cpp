@@ -21,7 +21,8 @@
 namespace ember {
 namespace cuda {
 
-// The decoder_layer() template's KV ops for the CUDA backend (found by argument lookup).
+// The decoder_layer() template's KV ops (and per-head products) for the CUDA backend (found by
+// argument lookup).
 inline void store_kv(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, const float* k, const float* v) {
   b.store_kv(kv, s, k, v);
 }
@@ -33,6 +34,13 @@ inline void rope_store_kv(CudaBackend& b, const PagedKvView& kv, const CudaStepK
 inline void attention(CudaBackend& b, const PagedKvView& kv, const CudaStepKv& s, const float* q,
                       const AttentionParams& params, float* out) {
   b.attention(kv, s, q, params, out);
+}
+// Latent attention's per-head products: a decode step's in one launch, else one matmul per head.
+inline void matmul_heads(CudaBackend& b, const std::vector<CudaLinear>& heads, const float* x, int64_t x_stride,
+                         int64_t n_rows, float* y, int64_t y_stride, float* x_scratch, float* y_scratch) {
+  if (!b.matmul_heads(heads, x, x_stride, n_rows, y, y_stride)) {
+    matmul_each_head(b, heads, x, x_stride, n_rows, y, y_stride, x_scratch, y_scratch);
+  }
 }
 
 }  // namespace cuda

@@ -62,6 +62,37 @@ inline int64_t latent_buffer_floats(const ModelConfig& c, int64_t rows) {
   return total;
 }
 
+// Per-head products of rows laid out [row][head][...]: y row j (at y + j·y_stride) = heads[j %
+// n_head] · x row j (at x + j·x_stride) for j < n_rows · n_head, one matmul per head. A head's
+// rows are gathered into x_scratch and its outputs scattered from y_scratch ([n_rows][the widest
+// k / n_out] each), except for a single row whose slices stay 16-byte aligned (as the GPU's
+// matmul wants them), which goes in and out in place.
+template <class Backend, class LinearT>
+void matmul_each_head(Backend& b, const std::vector<LinearT>& heads, const float* x, int64_t x_stride, int64_t n_rows,
+                      float* y, int64_t y_stride, float* x_scratch, float* y_scratch) {
+  const auto n_head = static_cast<int64_t>(heads.size());
+  const bool in_place = n_rows == 1 && x_stride % 4 == 0 && y_stride % 4 == 0;
+  for (int64_t h = 0; h < n_head; ++h) {
+    const LinearT& w = heads[static_cast<size_t>(h)];
+    const int64_t k = w.w.k, n_out = w.w.n_out;
+    if (in_place) {
+      b.matmul(w, x + h * x_stride, 1, y + h * y_stride);
+      continue;
+    }
+    b.copy_rows(x_scratch, k, x + h * x_stride, n_head * x_stride, n_rows, k);
+    b.matmul(w, x_scratch, n_rows, y_scratch);
+    b.copy_rows(y + h * y_stride, n_head * y_stride, y_scratch, n_out, n_rows, n_out);
+  }
+}
+
+// The backend's per-head products: matmul_each_head, unless the backend has an overload of its
+// own, found by argument lookup (CUDA: one launch for a decode step's heads).
+template <class Backend, class LinearT>
+void matmul_heads(Backend& b, const std::vector<LinearT>& heads, const float* x, int64_t x_stride, int64_t n_rows,
+                  float* y, int64_t y_stride, float* x_scratch, float* y_scratch) {
+  matmul_each_head(b, heads, x, x_stride, n_rows, y, y_stride, x_scratch, y_scratch);
+}
+
 // x += latent_attention(norm(x)) for step.n rows (llama.cpp's deepseek2 graph, MLA path):
 //   q = wq·xn, or wq_b·norm(wq_a·xn)            [n][n_head][nope | n_rot]
 //   [c | k_pe] = wkv_a·xn; c = norm(c)          [n][kv_lora_rank | n_rot]
@@ -92,20 +123,8 @@ void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const 
   b.rms_norm(t.latent, w.kv_a_norm, t.latent, n, lora, c.norm_eps);
   b.copy_rows(s.k, row, t.latent, lora, n, lora);
   b.copy_rows(s.k + lora, row, t.kv_a + lora, row, n, n_rot);
-  // Q[h]'s latent part, k_b[h]·q_nope[h]: a decode row's head slices are contiguous and go in and
-  // out in place (when they stay 16-byte aligned, as the GPU's matmul wants them); more rows are
-  // gathered per head.
-  const bool in_place = n == 1 && qk % 4 == 0 && row % 4 == 0 && mla.v_dim % 4 == 0;
-  for (int64_t h = 0; h < n_head; ++h) {
-    const auto uh = static_cast<size_t>(h);
-    if (in_place) {
-      b.matmul(m.k_b[uh], t.q_full + h * qk, 1, s.q + h * row);
-      continue;
-    }
-    b.copy_rows(t.head_in, nope, t.q_full + h * qk, n_head * qk, n, nope);
-    b.matmul(m.k_b[uh], t.head_in, n, t.head_out);
-    b.copy_rows(s.q + h * row, n_head * row, t.head_out, lora, n, lora);
-  }
+  // Q[h]'s latent part, k_b[h]·q_nope[h] (q_nope: the first nope of each head's qk).
+  matmul_heads(b, m.k_b, t.q_full, qk, n, s.q, row, t.head_in, t.head_out);
   // Q[h]'s rope part, q_pe[h], for every row and head at once: (row, head) pairs are `row` floats
   // apart in Q and qk apart in q_full.
   b.copy_rows(s.q + lora, row, t.q_full + nope, qk, n * n_head, n_rot);
@@ -119,16 +138,8 @@ void latent_attention_block(Backend& b, const ModelConfig& c, int32_t il, const 
                                .alibi_slopes = nullptr,
                                .split_tokens = step.batch_invariant ? -1 : 0};
   attention(b, cache, kv, s.q, params, s.attn);  // [n][n_head][row]: the latent part is the first lora
-  for (int64_t h = 0; h < n_head; ++h) {
-    const auto uh = static_cast<size_t>(h);
-    if (in_place) {
-      b.matmul(m.v_b[uh], s.attn + h * row, 1, t.attn_v + h * mla.v_dim);
-      continue;
-    }
-    b.copy_rows(t.head_in, lora, s.attn + h * row, n_head * row, n, lora);
-    b.matmul(m.v_b[uh], t.head_in, n, t.head_out);
-    b.copy_rows(t.attn_v + h * mla.v_dim, n_head * mla.v_dim, t.head_out, mla.v_dim, n, mla.v_dim);
-  }
+  // Each head's value, v_b[h]·(its output's latent part, the first lora of the row).
+  matmul_heads(b, m.v_b, s.attn, row, n, t.attn_v, mla.v_dim, t.head_in, t.head_out);
   add_attention_output(b, c, il, w, l.wo, t.attn_v, s, n, active, hook);
 }
 

@@ -246,6 +246,52 @@ TEST(CudaMoe, ExpertGemvsEqualGemvOfEachEntry) {
   }
 }
 
+// Latent attention's per-head products (CudaBackend::matmul_heads: gemv_experts over strided rows
+// [row][head][...], the heads equally spaced views of one upload): each head's slice the same bits
+// as gemv() of that head on that slice, the gaps between the output slices untouched; refused
+// (false, nothing written) for unaligned strides, more rows than the GEMV takes, or heads that are
+// not equally spaced.
+TEST(CudaMoe, HeadGemvsOnStridedRowsEqualGemvOfEachHead) {
+  EMBER_REQUIRE_GPU();
+  const int32_t n_head = 5;
+  cuda::CudaBackend backend;
+  backend.reserve({.max_rows = 16, .max_k = 96, .n_head = n_head, .n_head_kv = 1, .head_dim = 64}, 0, 16);
+  for (const DType type : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0}) {
+    for (const int64_t n_rows : {int64_t{1}, int64_t{3}, cuda::kGemvMaxRows}) {
+      SCOPED_TRACE(std::string(dtype_name(type)) + " rows " + std::to_string(n_rows));
+      const int64_t k = 64, n_out = 40, x_stride = 72, y_stride = 44;  // slices of [row][head][stride]
+      const Experts heads = random_experts(type, n_head, n_out, k, 0, 41);
+      const cuda::CudaExperts uploaded =
+          backend.upload_experts({heads.bytes.data(), type, n_out, k}, heads.expert_bytes, n_head, "heads");
+      std::vector<cuda::CudaLinear> views;
+      for (int32_t h = 0; h < n_head; ++h) views.push_back(uploaded.expert(h));
+      const int64_t pairs = n_rows * n_head;
+      const DeviceBuffer d_x = DeviceBuffer::from(random_values(static_cast<size_t>(pairs * x_stride), 43, 1.0f));
+      const size_t n_y = static_cast<size_t>(pairs * y_stride);
+      const DeviceBuffer y = poisoned_floats(n_y), want = poisoned_floats(n_y);
+      ASSERT_TRUE(backend.matmul_heads(views, d_x.as<float>(), x_stride, n_rows, y.as<float>(), y_stride));
+      for (int64_t j = 0; j < pairs; ++j) {
+        cuda::gemv(views[static_cast<size_t>(j % n_head)].w, d_x.as<float>() + j * x_stride, 1,
+                   want.as<float>() + j * y_stride, backend.stream());
+      }
+      backend.synchronize();
+      const std::vector<float> got = y.to_vector<float>(n_y), expected = want.to_vector<float>(n_y);
+      EXPECT_EQ(std::memcmp(got.data(), expected.data(), n_y * sizeof(float)), 0);  // NaN gaps included
+      for (int64_t j = 0; j < pairs; ++j) {
+        EXPECT_FALSE(std::isnan(got[static_cast<size_t>(j * y_stride)])) << "slice " << j;
+        EXPECT_TRUE(std::isnan(got[static_cast<size_t>(j * y_stride + n_out)])) << "gap after slice " << j;
+      }
+      // Not taken: an x stride that leaves rows unaligned, too many rows, heads out of order.
+      EXPECT_FALSE(backend.matmul_heads(views, d_x.as<float>(), 70, 1, y.as<float>(), y_stride));
+      EXPECT_FALSE(
+          backend.matmul_heads(views, d_x.as<float>(), x_stride, cuda::kGemvMaxRows + 1, y.as<float>(), y_stride));
+      std::vector<cuda::CudaLinear> shuffled;
+      for (const int32_t h : {0, 2, 1, 3, 4}) shuffled.push_back(uploaded.expert(h));
+      EXPECT_FALSE(backend.matmul_heads(shuffled, d_x.as<float>(), x_stride, 1, y.as<float>(), y_stride));
+    }
+  }
+}
+
 // out = Σ over a row's entries in increasing expert order of weight · y (through positions or
 // not), + the shared row, gated or not: the CPU moe_experts' arithmetic written out.
 TEST(CudaMoe, CombineExpertsSumsInExpertOrder) {
