@@ -158,8 +158,11 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   section_break[1] = lines.size();
 
   lines.push_back(label("load") + ms(s.load_ms));
-  lines.push_back(label("weights") + fmt::format("{} mapped{}{} repacked", human_bytes(model.weight_bytes()), sep,
-                                                 human_bytes(backend.packed_bytes())));
+  // (An older DeepSeek file's transposed k_b copies: "made at load", only where there are some.)
+  const uint64_t derived = model.derived_weight_bytes();
+  const std::string made = derived > 0 ? fmt::format("{}{} made at load", sep, human_bytes(derived)) : "";
+  lines.push_back(label("weights") + fmt::format("{} mapped{}{}{} repacked", human_bytes(model.weight_bytes()), made,
+                                                 sep, human_bytes(backend.packed_bytes())));
   lines.push_back(label("KV cache") +
                   fmt::format("{} ({} tokens, {})", human_bytes(kv.bytes()), s.context, dtype_name(kv.k_dtype())));
   lines.push_back(label("sampler") + sampler_summary(sampling, sep));

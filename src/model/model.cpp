@@ -148,6 +148,12 @@ int32_t Model::gpu_first_layer() const noexcept {
   return std::max(0, config_.n_layer - options_.gpu_layers);
 }
 
+uint64_t Model::derived_weight_bytes() const noexcept {
+  uint64_t bytes = 0;
+  for (const std::vector<std::byte>& m : owned_matrices_) bytes += m.size();
+  return bytes;
+}
+
 bool Model::gpu_output() const noexcept {
   return options_.gpu_layers == kGpuLayersAll || options_.gpu_layers > config_.n_layer;
 }

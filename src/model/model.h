@@ -96,6 +96,9 @@ class Model {
 
   // Bytes of the tensors the model reads in place from the mapping, and of its total parameters.
   uint64_t weight_bytes() const noexcept { return weight_bytes_; }
+  // Bytes of the weights the CPU layers made at load from the file's, beside the mapping (an older
+  // DeepSeek file's attn_kv_b: each head's transposed k_b); repacked copies are the backend's.
+  uint64_t derived_weight_bytes() const noexcept;
   uint64_t parameter_count() const noexcept { return parameter_count_; }
 
   // A KV cache for this model: `n_tokens` positions in total (rounded up to whole blocks) shared by

@@ -11,6 +11,8 @@
 
 #include "ember/error.h"
 #include "model/forward_test_support.h"
+#include "model/latent_weights.h"
+#include "quant/quant_traits.h"
 
 namespace ember {
 namespace {
@@ -309,6 +311,11 @@ TEST(ForwardReference, DeepSeek2Variants) {
     const ModelConfig& c = m.model->config();
     ASSERT_EQ(c.mla.q_lora_rank, v.lite ? 0 : 256);
     ASSERT_EQ(c.mla.merged_kv_b, v.merged_kv_b);
+    // The older layout's k_b copies, one per head and layer, are the only weights made at load.
+    const uint64_t k_b_bytes = *dtype_bytes_for(transposed_k_b_type(v.type, c.mla.nope_dim),
+                                                static_cast<uint64_t>(c.mla.kv_lora_rank * c.mla.nope_dim));
+    EXPECT_EQ(m.model->derived_weight_bytes(),
+              v.merged_kv_b ? static_cast<uint64_t>(c.n_layer * c.n_head) * k_b_bytes : uint64_t{0});
     ASSERT_EQ(c.moe.gating, v.lite ? ExpertGating::kSoftmax : ExpertGating::kSigmoid);
     ASSERT_EQ(c.moe.n_group, v.lite ? 0 : 4);
     [[maybe_unused]] const auto [prefill, decode, scale, agreement] = relative_errors(m, tokens);
