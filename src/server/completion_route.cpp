@@ -95,20 +95,30 @@ void text_offsets(const ServerState& state, Prompt& p) {
   }
 }
 
+// The instruction the prompt must carry for the model to know the tools: for the generic format,
+// the tools and the JSON shape to answer in; for DeepSeek under a template that never renders
+// `tools` (the official V3.1 and R1-distill ones), the tools and the call syntax. Empty otherwise
+// (the template renders the tools itself).
+std::string tool_instruction(const Llm::Impl& impl, const CompletionRequest& req, tool_calls::ToolFormat format) {
+  if (!req.tools.calls_allowed()) return {};
+  if (format == tool_calls::ToolFormat::kGeneric) return generic_tool_instructions(req.tools);
+  const bool deepseek = format == tool_calls::ToolFormat::kDeepSeekV31 || format == tool_calls::ToolFormat::kDeepSeekR1;
+  if (deepseek && impl.chat_template.source.find("tools") == std::string::npos) {
+    return deepseek_tool_instructions(req.tools, format);
+  }
+  return {};
+}
+
 // The chat template's context as Llm::apply_chat_template builds it, plus what tool calling adds:
 // `tools`, assistant `tool_calls` (content null when absent), tool messages' `tool_call_id` (ids
 // mapped to the 9 characters Mistral's templates demand: template_call_id), and
-// for the generic format the instruction listing the tools and asking for its JSON shape: a system
-// message, or with `instruction_in_user` (templates that refuse a system role, gemma-2's) the
-// start of the first user message.
+// tool_instruction(): a system message, or with `instruction_in_user` (templates that refuse a
+// system role, gemma-2's) the start of the first user message.
 nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionRequest& req, tool_calls::ToolFormat format,
                                     bool add_generation_prompt, bool instruction_in_user = false) {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   size_t first = 0;  // the first request message not yet in `messages`
-  std::string instruction;
-  if (req.tools.calls_allowed() && format == tool_calls::ToolFormat::kGeneric) {
-    instruction = generic_tool_instructions(req.tools);
-  }
+  std::string instruction = tool_instruction(impl, req, format);
   if (!instruction.empty() && !instruction_in_user) {
     // Joined to the client's system message: many templates take only one, and only first.
     const bool has_system = !req.messages.empty() && req.messages[0].role == "system";
@@ -157,10 +167,9 @@ std::string render_chat(const ServerState& state, const CompletionRequest& req, 
     try {
       return impl.chat_program->render(chat_context(impl, req, format, add_generation_prompt));
     } catch (const TemplateError&) {
-      // The generic format's instruction went in as a system message, which some templates
-      // refuse (gemma-2's "System role not supported"): again, with it in the first user message.
-      const bool injected = req.tools.calls_allowed() && format == tool_calls::ToolFormat::kGeneric;
-      if (!injected) throw;
+      // The tool instruction went in as a system message, which some templates refuse (gemma-2's
+      // "System role not supported"): again, with it in the first user message.
+      if (tool_instruction(impl, req, format).empty()) throw;
       return impl.chat_program->render(
           chat_context(impl, req, format, add_generation_prompt, /*instruction_in_user=*/true));
     }

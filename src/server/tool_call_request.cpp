@@ -225,11 +225,12 @@ OutputConstraint tool_call_constraint(const ToolRequest& tools, tool_calls::Tool
   return c;
 }
 
-std::string generic_tool_instructions(const ToolRequest& tools) {
-  // The template has no tool syntax (and mostly ignores `tools`): the tools are listed here, as
-  // llama.cpp's template polyfill does, then llama.cpp's wording (common_chat_params_init_generic),
-  // so that models tuned on its prompts behave alike.
-  std::string text = "You can call any of the following tools to satisfy the user's requests:\n";
+namespace {
+
+// The tools the model may call (only the named one under a named tool_choice): name,
+// description and parameters, a list item each.
+std::string tool_list(const ToolRequest& tools) {
+  std::string text;
   for (size_t i = 0; i < tools.specs.size(); ++i) {
     const tool_calls::ToolSpec& spec = tools.specs[i];
     if (tools.choice.mode == ToolChoice::Mode::kNamed && spec.name != tools.choice.name) continue;
@@ -238,6 +239,17 @@ std::string generic_tool_instructions(const ToolRequest& tools) {
     if (const ordered_json* d = field(function, "description")) text += ": " + d->get<std::string>();
     text += fmt::format("\n  parameters: {}", spec.parameters.is_null() ? std::string("{}") : spec.parameters.dump());
   }
+  return text;
+}
+
+}  // namespace
+
+std::string generic_tool_instructions(const ToolRequest& tools) {
+  // The template has no tool syntax (and mostly ignores `tools`): the tools are listed here, as
+  // llama.cpp's template polyfill does, then llama.cpp's wording (common_chat_params_init_generic),
+  // so that models tuned on its prompts behave alike.
+  std::string text = "You can call any of the following tools to satisfy the user's requests:\n";
+  text += tool_list(tools);
   text += "\n\n";
   if (tools.choice.mode != ToolChoice::Mode::kAuto) {
     text += "Respond in JSON format with `tool_call` (a request to call tools)";
@@ -246,6 +258,23 @@ std::string generic_tool_instructions(const ToolRequest& tools) {
         "Respond in JSON format, either with `tool_call` (a request to call tools) or with `response` "
         "reply to the user's request";
   }
+  return text;
+}
+
+std::string deepseek_tool_instructions(const ToolRequest& tools, tool_calls::ToolFormat format) {
+  namespace ds = tool_calls::deepseek;
+  const bool r1 = format == tool_calls::ToolFormat::kDeepSeekR1;
+  // One call written out as the grammar (and the model's training) has it.
+  const std::string call = r1 ? fmt::format("{}function{}NAME{}ARGUMENTS{}{}", ds::kCallBegin, ds::kSep, ds::kFenceOpen,
+                                            ds::kFenceClose, ds::kCallEnd)
+                              : fmt::format("{}NAME{}ARGUMENTS{}", ds::kCallBegin, ds::kSep, ds::kCallEnd);
+  std::string text = "## Tools\nYou can call the following tools:\n";
+  text += tool_list(tools);
+  text += fmt::format(
+      "\n\nTo call tools, write exactly:\n{}{}{}\nwhere NAME is one of the tools above and ARGUMENTS a JSON "
+      "object that follows its parameters. Several calls follow one another{}, each as {}.",
+      ds::kCallsBegin, call, ds::kCallsEnd, r1 ? " on their own lines" : " directly", call);
+  if (tools.choice.mode != ToolChoice::Mode::kAuto) text += " Answer with tool calls only.";
   return text;
 }
 

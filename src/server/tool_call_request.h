@@ -50,4 +50,9 @@ OutputConstraint tool_call_constraint(const ToolRequest& tools, tool_calls::Tool
 // model why and what it may call.
 std::string generic_tool_instructions(const ToolRequest& tools);
 
+// The instruction for DeepSeek models whose template renders past calls but never the tools (the
+// official V3.1 and R1-distill templates): the tools (as generic_tool_instructions lists them),
+// then the exact call syntax of `format` (kDeepSeekV31 or kDeepSeekR1).
+std::string deepseek_tool_instructions(const ToolRequest& tools, tool_calls::ToolFormat format);
+
 }  // namespace ember::server

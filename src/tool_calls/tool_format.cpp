@@ -22,6 +22,7 @@ ToolFormat detect_tool_format(std::string_view src) {
     if (has("[ARGS]")) return ToolFormat::kDevstral;
     return ToolFormat::kMistralNemo;
   }
+  if (has(deepseek::kSep)) return has("```json") ? ToolFormat::kDeepSeekR1 : ToolFormat::kDeepSeekV31;
   return ToolFormat::kGeneric;
 }
 
@@ -33,6 +34,8 @@ std::string_view tool_format_name(ToolFormat format) {
     case ToolFormat::kMistralSmall: return "mistral-small";
     case ToolFormat::kDevstral: return "devstral";
     case ToolFormat::kGeneric: return "generic";
+    case ToolFormat::kDeepSeekV31: return "deepseek-v3.1";
+    case ToolFormat::kDeepSeekR1: return "deepseek-r1";
   }
   return "unknown";
 }

@@ -34,21 +34,44 @@ enum class ToolFormat {
   //   {"tool_calls": [{"name": ..., "arguments": ...}, ...]}     (parallel calls allowed)
   //   {"response": "plain answer"}                                (tool_choice auto only)
   kGeneric,
+  // DeepSeek V3.1 and later: control tokens around the calls, each the name then its arguments:
+  //   <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{"city": "Paris"}<｜tool▁call▁end｜>
+  //   (more calls)<｜tool▁calls▁end｜>
+  kDeepSeekV31,
+  // DeepSeek R1 (and V3 before 3.1, and the R1 distills): as V3.1, each call's type, then its name
+  // on its own line and the arguments in a JSON code fence:
+  //   <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{...}\n```<｜tool▁call▁end｜>
+  //   (more calls)<｜tool▁calls▁end｜>
+  kDeepSeekR1,
 };
 
+// DeepSeek's tool-call control tokens (fullwidth bars, U+2581 for spaces).
+namespace deepseek {
+inline constexpr std::string_view kCallsBegin = "<｜tool▁calls▁begin｜>";
+inline constexpr std::string_view kCallBegin = "<｜tool▁call▁begin｜>";
+inline constexpr std::string_view kSep = "<｜tool▁sep｜>";
+inline constexpr std::string_view kCallEnd = "<｜tool▁call▁end｜>";
+inline constexpr std::string_view kCallsEnd = "<｜tool▁calls▁end｜>";
+// R1's code fence around the arguments.
+inline constexpr std::string_view kFenceOpen = "\n```json\n";
+inline constexpr std::string_view kFenceClose = "\n```";
+}  // namespace deepseek
+
 // Every format, in the enum's order (the fuzzers' corpora pick a format by index into it: keep it).
-inline constexpr ToolFormat kAllToolFormats[] = {ToolFormat::kLlama3,      ToolFormat::kHermes,
-                                                 ToolFormat::kMistralNemo, ToolFormat::kMistralSmall,
-                                                 ToolFormat::kDevstral,    ToolFormat::kGeneric};
+inline constexpr ToolFormat kAllToolFormats[] = {
+    ToolFormat::kLlama3,   ToolFormat::kHermes,  ToolFormat::kMistralNemo, ToolFormat::kMistralSmall,
+    ToolFormat::kDevstral, ToolFormat::kGeneric, ToolFormat::kDeepSeekV31, ToolFormat::kDeepSeekR1};
 
 // By substrings of the template source, in this order (the order matters: GLM-4.6, Laguna,
 // Qwen3-Coder and Nemotron-3 also contain "<tool_call>", Functionary v3.1 also has the ipython role):
 // non-JSON markup ("<arg_key>", "<function=") → kGeneric; "<tool_call>" → kHermes; the Llama 3.x
 // ipython header → kLlama3; "[TOOL_CALLS]" → kMistralSmall with "[CALL_ID]", kDevstral with
-// "[ARGS]" only, kMistralNemo otherwise; anything else → kGeneric.
+// "[ARGS]" only, kMistralNemo otherwise; DeepSeek's "<｜tool▁sep｜>" → kDeepSeekR1 with a "```json"
+// fence, kDeepSeekV31 otherwise; anything else → kGeneric.
 ToolFormat detect_tool_format(std::string_view template_source);
 
-// "llama3", "hermes", "mistral-nemo", "mistral-small", "devstral", "generic".
+// "llama3", "hermes", "mistral-nemo", "mistral-small", "devstral", "generic", "deepseek-v3.1",
+// "deepseek-r1".
 std::string_view tool_format_name(ToolFormat format);
 
 // The id a tool call of the conversation goes by in the template. Mistral Nemo's and Small 3.2's

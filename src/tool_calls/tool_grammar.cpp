@@ -125,6 +125,25 @@ class Builder {
     return g_.ref(g_.add_rule("tool-call", one_of(alts)));
   }
 
+  // <｜tool▁call▁begin｜>name<｜tool▁sep｜>{...}<｜tool▁call▁end｜> (DeepSeek V3.1), or with the type
+  // and the fenced arguments of R1: ...begin｜>function<｜tool▁sep｜>name\n```json\n{...}\n```<｜...
+  ExprId deepseek_call(bool r1) {
+    namespace ds = deepseek;
+    std::vector<ExprId> alts;
+    for (const Tool& t : tools_) {
+      std::vector<ExprId> items = {g_.literal(ds::kCallBegin)};
+      if (r1) {
+        items.insert(items.end(), {g_.literal("function"), g_.literal(ds::kSep), g_.literal(t.name),
+                                   g_.literal(ds::kFenceOpen), t.arguments, g_.literal(ds::kFenceClose)});
+      } else {
+        items.insert(items.end(), {g_.literal(t.name), g_.literal(ds::kSep), t.arguments});
+      }
+      items.push_back(g_.literal(ds::kCallEnd));
+      alts.push_back(g_.sequence(std::move(items)));
+    }
+    return g_.ref(g_.add_rule("tool-call", one_of(alts)));
+  }
+
   // item (separator item)* when parallel, item alone otherwise.
   ExprId list(ExprId item, ExprId separator, bool parallel) {
     if (!parallel) return item;
@@ -159,6 +178,11 @@ std::optional<ToolCallGrammar> tool_call_grammar(ToolFormat format, const std::v
     // The Mistral Small / Devstral name is raw text ended by a control token's text.
     if ((format == ToolFormat::kMistralSmall || format == ToolFormat::kDevstral) && name.find('[') != std::string::npos)
       fail(ErrorCode::kInvalidArgument, "tools[{}].function.name: \"[\" is not allowed in this model's tool names", i);
+    // DeepSeek's too, ended by <｜tool▁sep｜> (V3.1) or a newline (R1).
+    if ((format == ToolFormat::kDeepSeekV31 || format == ToolFormat::kDeepSeekR1) &&
+        (name.find("<｜") != std::string::npos || name.find('\n') != std::string::npos))
+      fail(ErrorCode::kInvalidArgument,
+           "tools[{}].function.name: \"<｜\" and line breaks are not allowed in this model's tool names", i);
   }
   // The tools the model may call: all, or the named one.
   std::vector<const ToolSpec*> allowed;
@@ -212,6 +236,24 @@ std::optional<ToolCallGrammar> tool_call_grammar(ToolFormat format, const std::v
       b.set_root(lazy ? calls : g.sequence({g.literal("[TOOL_CALLS]"), calls}));
       out.control_tokens = {"[TOOL_CALLS]", "[ARGS]"};
       if (with_id) out.control_tokens.insert(out.control_tokens.begin() + 1, "[CALL_ID]");
+      break;
+    }
+    case ToolFormat::kDeepSeekV31:
+    case ToolFormat::kDeepSeekR1: {
+      namespace ds = deepseek;
+      // The calls one after the other, as the templates render them (R1's on their own lines,
+      // V3.1's directly), then the list's closer.
+      const bool r1 = format == ToolFormat::kDeepSeekR1;
+      const ExprId separator = r1 ? g.choice({g.empty(), g.literal("\n")}) : g.empty();
+      const ExprId calls =
+          g.sequence({b.list(b.deepseek_call(r1), separator, parallel_calls), g.literal(ds::kCallsEnd)});
+      b.set_root(lazy ? calls : g.sequence({g.literal(ds::kCallsBegin), calls}));
+      out.control_tokens = {std::string(ds::kCallsBegin), std::string(ds::kCallBegin), std::string(ds::kSep),
+                            std::string(ds::kCallEnd), std::string(ds::kCallsEnd)};
+      if (lazy) {
+        out.triggers = {std::string(ds::kCallsBegin)};
+        out.trigger_in_grammar = false;
+      }
       break;
     }
     case ToolFormat::kGeneric: {

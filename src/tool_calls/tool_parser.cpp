@@ -131,8 +131,10 @@ struct Cursor {
     return M::kOk;
   }
   // Raw text up to (not including) the next '[' (Mistral Small / Devstral names and ids).
-  M until_bracket(std::string& out) {
-    const size_t end = s.find('[', pos);
+  M until_bracket(std::string& out) { return until("[", out); }
+  // Raw text up to (not including) the next `delimiter` (DeepSeek's names and types).
+  M until(std::string_view delimiter, std::string& out) {
+    const size_t end = s.find(delimiter, pos);
     if (end == std::string_view::npos) return M::kMore;
     out.assign(s.substr(pos, end - pos));
     pos = end;
@@ -187,6 +189,8 @@ ToolCallParser::ToolCallParser(ToolFormat format, std::vector<std::string> tool_
     case ToolFormat::kMistralNemo:
     case ToolFormat::kMistralSmall:
     case ToolFormat::kDevstral: marker_ = "[TOOL_CALLS]"; break;
+    case ToolFormat::kDeepSeekV31:
+    case ToolFormat::kDeepSeekR1: marker_ = deepseek::kCallsBegin; break;
     case ToolFormat::kLlama3:
     case ToolFormat::kGeneric: break;
   }
@@ -280,13 +284,14 @@ void ToolCallParser::emit_arguments(std::string_view text, std::vector<ToolCallE
   args_partial_.erase(0, n);
 }
 
-// The text after a marker is not a call after all: the marker is content, and so is what follows.
+// The text after a marker is not a call after all: the marker is content (when the text followed
+// it, not an earlier call), and so is what follows.
 void ToolCallParser::not_a_call(std::vector<ToolCallEvent>& out) {
   if (state_ == State::kStart) {
     state_ = State::kContent;
     return;
   }
-  emit_content(marker_, out);
+  if (after_marker_) emit_content(marker_, out);
   state_ = State::kContent;
 }
 
@@ -315,6 +320,7 @@ bool ToolCallParser::step_content(std::vector<ToolCallEvent>& out) {
   }
   emit_content(std::string_view(buf_).substr(0, at), out);
   buf_.erase(0, at + marker_.size());
+  after_marker_ = true;
   state_ = format_ == ToolFormat::kMistralNemo ? State::kOpenList : State::kHeader;
   return true;
 }
@@ -420,6 +426,31 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
             if (probe.lit("[CALL_ID]") == M::kMore) m = M::kMore;
           }
           break;
+        case ToolFormat::kDeepSeekV31:
+        case ToolFormat::kDeepSeekR1:
+          m = [&]() -> M {
+            namespace ds = deepseek;
+            c.ws();
+            EMBER_MATCH(c.lit(ds::kCallBegin));
+            if (format_ == ToolFormat::kDeepSeekR1) {  // the type, then the name on its own line
+              EMBER_MATCH(c.lit("function"));
+              EMBER_MATCH(c.lit(ds::kSep));
+              EMBER_MATCH(c.until("\n", name));
+            } else {
+              EMBER_MATCH(c.until(ds::kSep, name));
+            }
+            // A name running into other markup (a control token of a later call) is not a name.
+            if (name.find("<｜") != std::string::npos) return M::kFail;
+            if (format_ == ToolFormat::kDeepSeekR1) {
+              c.ws();
+              EMBER_MATCH(c.lit("```json"));
+            } else {
+              EMBER_MATCH(c.lit(ds::kSep));
+            }
+            c.ws();
+            return c.peek('{');
+          }();
+          break;
       }
       m = settle(m);
       if (m == M::kMore) return false;
@@ -475,6 +506,7 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
     case State::kTrailer: {
       bool next_call = false;
       std::string id;
+      size_t call_closed_at = 0;  // DeepSeek: the call's own closer read, the list's malformed
       switch (format_) {
         case ToolFormat::kHermes:
           m = [&]() -> M {
@@ -513,6 +545,28 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
           break;
         case ToolFormat::kMistralSmall:
         case ToolFormat::kDevstral: m = M::kOk; break;  // the next [TOOL_CALLS], if any, is a marker
+        case ToolFormat::kDeepSeekV31:
+        case ToolFormat::kDeepSeekR1:
+          m = [&]() -> M {
+            namespace ds = deepseek;
+            c.ws();
+            if (format_ == ToolFormat::kDeepSeekR1) {
+              EMBER_MATCH(c.lit("```"));
+              c.ws();
+            }
+            EMBER_MATCH(c.lit(ds::kCallEnd));
+            call_closed_at = c.pos;
+            c.ws();
+            // The list's closer, or the next call (its header reads its <｜tool▁call▁begin｜>).
+            const M next = starts_with_at(c.s, c.pos, ds::kCallBegin);
+            if (next == M::kOk) {
+              next_call = true;
+              return M::kOk;
+            }
+            const M end = c.lit(ds::kCallsEnd);
+            return end == M::kFail && next == M::kMore ? M::kMore : end;
+          }();
+          break;
         case ToolFormat::kGeneric:
           m = [&]() -> M {
             c.ws();
@@ -539,8 +593,10 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
         emit_arguments(nemo_args_, out, true);
       }
       if (m == M::kOk) buf_.erase(0, c.pos);
+      if (m == M::kFail) buf_.erase(0, call_closed_at);
       // A malformed closer: the call stands, what follows is content.
       state_ = next_call ? State::kHeader : State::kContent;
+      after_marker_ = false;
       skip_ws_ = m == M::kOk;
       return true;
     }

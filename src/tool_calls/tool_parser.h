@@ -27,8 +27,9 @@ struct ToolCallEvent {
 // Fed the decoded output text piece by piece (control tokens rendered as their text, so that
 // "[TOOL_CALLS]" is seen), it emits events as soon as they are certain:
 // - content passes through, except a suffix that could begin a marker ("<tool_call>",
-//   "[TOOL_CALLS]"): held back until the next piece settles it, like a stop-string matcher; and an
-//   incomplete UTF-8 character, held until complete (events are always whole characters);
+//   "[TOOL_CALLS]", DeepSeek's "<｜tool▁calls▁begin｜>"): held back until the next piece settles
+//   it, like a stop-string matcher; and an incomplete UTF-8 character, held until complete (events
+//   are always whole characters);
 // - markup is never content: the marker, the call's JSON keys and brackets, the closer
 //   ("</tool_call>", "]"), and whitespace between calls are consumed;
 // - Llama 3.x: the output is a call only when it starts with {"name": "<one of tool_names>",
@@ -94,6 +95,7 @@ class ToolCallParser {
   std::string buf_;            // text received, not yet consumed
   bool skip_ws_ = false;       // drop whitespace after a call
   bool generic_list_ = false;  // generic: {"tool_calls": [...]}
+  bool after_marker_ = false;  // the header being read follows the marker (not an earlier call)
   int calls_ = 0;
   bool cut_call_ = false;
   std::string content_partial_;  // an incomplete UTF-8 character of content

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -407,6 +408,71 @@ TEST(ApiServerTools, HistoryRendersThroughTheMistralTemplates) {
     EXPECT_NE(prompt.find("18 C"), std::string::npos) << prompt;
     EXPECT_EQ(prompt.find("call_openai_style_1"), std::string::npos) << "ids reach these templates mapped";
   }
+}
+
+// DeepSeek's templates render a past call exactly as the tool-call grammar asks the model to write
+// one (tool_grammar.cpp's deepseek_call): V3.1's name<｜tool▁sep｜>{args}, R1's fenced arguments.
+TEST(ApiServerTools, HistoryRendersThroughTheDeepSeekTemplatesAsTheGrammarWrites) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const json body = json::parse(R"({
+      "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}],
+      "tools": [{"type": "function", "function": {"name": "get_weather",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})");
+  const std::string call = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>";
+  const struct {
+    const char* name;
+    bool r1;
+    std::string rendered_call;
+  } cases[] = {
+      {"deepseek-ai-DeepSeek-V3.1.jinja", false,
+       call + "get_weather<｜tool▁sep｜>{\"city\": \"Paris\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>"},
+      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", true,
+       call + "function<｜tool▁sep｜>get_weather\n```json\n{\"city\": "
+              "\"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ServerOptions o;
+    o.model_path = kTiny;
+    o.threads = 1;
+    o.chat_template = (data / "templates" / c.name).string();
+    ApiServer server(o);
+    server.load();
+    const HttpReply reply = server.handle(post("/apply-template", body.dump(), ""));
+    ASSERT_EQ(reply.status, 200) << reply.body;
+    const std::string prompt = body_of(reply)["prompt"].get<std::string>();
+    EXPECT_NE(prompt.find(c.rendered_call), std::string::npos) << prompt;
+    EXPECT_NE(prompt.find("18 C"), std::string::npos) << prompt;
+    // These templates never render `tools`: the tools and the call syntax come in a system line.
+    EXPECT_NE(prompt.find("- get_weather\n  parameters: {"), std::string::npos) << prompt;
+    EXPECT_NE(prompt.find("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>" + std::string(c.r1 ? "function" : "NAME")),
+              std::string::npos)
+        << prompt;
+  }
+  // A DeepSeek template that renders the tools itself (as llama.cpp's R1 template does; that one
+  // pipes a map() into tojson, which Jinja2, and so ember, refuses): no instruction of ember's.
+  const std::filesystem::path own = std::filesystem::temp_directory_path() / "ember-deepseek-own-tools.jinja";
+  {
+    std::ofstream f(own);
+    f << "{% for t in tools %}tool {{ t.function.name }};{% endfor %}{% for m in messages %}{{ m.content }}{% endfor %}"
+         "<｜tool▁sep｜>";
+  }
+  ServerOptions o;
+  o.model_path = kTiny;
+  o.threads = 1;
+  o.chat_template = own.string();
+  ApiServer server(o);
+  server.load();
+  const HttpReply reply = server.handle(post("/apply-template", body.dump(), ""));
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  const std::string prompt = body_of(reply)["prompt"].get<std::string>();
+  EXPECT_NE(prompt.find("tool get_weather;"), std::string::npos) << prompt;
+  EXPECT_EQ(prompt.find("You can call the following tools"), std::string::npos) << prompt;
+  std::filesystem::remove(own);
 }
 
 std::string header_of(const HttpReply& reply, std::string_view name) {

@@ -43,17 +43,17 @@ const std::map<std::string, ToolFormat>& expected_formats() {
       {"Qwen-Qwen2.5-7B-Instruct.jinja", F::kHermes},
       {"Qwen-Qwen3-0.6B.jinja", F::kHermes},
       {"Qwen3-Coder.jinja", F::kGeneric},  // <tool_call><function=...>
-      {"deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", F::kGeneric},
-      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", F::kGeneric},
-      {"deepseek-ai-DeepSeek-V3.1.jinja", F::kGeneric},
-      {"deepseek-ai-DeepSeek-V4-Flash-0731.jinja", F::kGeneric},
+      {"deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", F::kDeepSeekR1},
+      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", F::kDeepSeekR1},
+      {"deepseek-ai-DeepSeek-V3.1.jinja", F::kDeepSeekV31},
+      {"deepseek-ai-DeepSeek-V4-Flash-0731.jinja", F::kGeneric},  // DSML markup
       {"deepseek-ai-DeepSeek-V4.jinja", F::kGeneric},
       {"fireworks-ai-llama-3-firefunction-v2.jinja", F::kGeneric},  // " functools[" (no handler here)
       {"google-gemma-2-2b-it.jinja", F::kGeneric},
       {"google-gemma-4-31B-it.jinja", F::kGeneric},
       {"ibm-granite-granite-3.3-2B-Instruct.jinja", F::kGeneric},  // <|tool_call|>
       {"ibm-granite-granite-4.0.jinja", F::kHermes},
-      {"llama-cpp-deepseek-r1.jinja", F::kGeneric},
+      {"llama-cpp-deepseek-r1.jinja", F::kDeepSeekR1},
       {"llama-cpp-rwkv-world.jinja", F::kGeneric},
       {"meetkai-functionary-medium-v3.1.jinja", F::kGeneric},  // ipython role, but <function=...> calls
       {"meta-llama-Llama-3.1-8B-Instruct.jinja", F::kLlama3},
@@ -100,6 +100,8 @@ TEST(ToolFormat, Substrings) {
   EXPECT_EQ(detect_tool_format("[TOOL_CALLS]["), F::kMistralNemo);
   EXPECT_EQ(detect_tool_format("[TOOL_CALLS]{{ n }}[CALL_ID]{{ id }}[ARGS]"), F::kMistralSmall);
   EXPECT_EQ(detect_tool_format("[TOOL_CALLS]{{ n }}[ARGS]"), F::kDevstral);
+  EXPECT_EQ(detect_tool_format("<｜tool▁call▁begin｜>{{ n }}<｜tool▁sep｜>{{ a }}"), F::kDeepSeekV31);
+  EXPECT_EQ(detect_tool_format("{{ t }}<｜tool▁sep｜>{{ n }}\n```json\n{{ a }}"), F::kDeepSeekR1);
 }
 
 // Mistral's templates raise on ids that are not 9 letters and digits: other ids map to such ids,
@@ -160,6 +162,8 @@ TEST(ToolFormat, Names) {
   EXPECT_EQ(tool_format_name(F::kMistralSmall), "mistral-small");
   EXPECT_EQ(tool_format_name(F::kDevstral), "devstral");
   EXPECT_EQ(tool_format_name(F::kGeneric), "generic");
+  EXPECT_EQ(tool_format_name(F::kDeepSeekV31), "deepseek-v3.1");
+  EXPECT_EQ(tool_format_name(F::kDeepSeekR1), "deepseek-r1");
 }
 
 }  // namespace

@@ -163,6 +163,58 @@ TEST(ToolGrammar, Devstral) {
   EXPECT_FALSE(accepts(named, "[TOOL_CALLS]get_time[ARGS]{}"));
 }
 
+// DeepSeek's control tokens, written out (tool_format.h's constants are what is under test).
+constexpr std::string_view kDsBegin = "<｜tool▁calls▁begin｜>", kDsCall = "<｜tool▁call▁begin｜>",
+                           kDsSep = "<｜tool▁sep｜>", kDsCallEnd = "<｜tool▁call▁end｜>",
+                           kDsEnd = "<｜tool▁calls▁end｜>";
+
+std::string ds_call(std::string_view name, std::string_view args) {
+  return std::string(kDsCall) + std::string(name) + std::string(kDsSep) + std::string(args) + std::string(kDsCallEnd);
+}
+std::string r1_call(std::string_view name, std::string_view args) {
+  return std::string(kDsCall) + "function" + std::string(kDsSep) + std::string(name) + "\n```json\n" +
+         std::string(args) + "\n```" + std::string(kDsCallEnd);
+}
+
+TEST(ToolGrammar, DeepSeekV31) {
+  const ToolCallGrammar g = make(F::kDeepSeekV31, Mode::kAuto, true);
+  EXPECT_TRUE(g.lazy);
+  EXPECT_EQ(g.triggers, std::vector<std::string>{std::string(kDsBegin)});
+  EXPECT_FALSE(g.trigger_in_grammar);
+  EXPECT_EQ(g.control_tokens,
+            (std::vector<std::string>{std::string(kDsBegin), std::string(kDsCall), std::string(kDsSep),
+                                      std::string(kDsCallEnd), std::string(kDsEnd)}));
+  const std::string one = ds_call("get_weather", R"({"city": "Paris"})");
+  const std::string two = one + ds_call("get_time", "{}");
+  EXPECT_TRUE(accepts(g, one + std::string(kDsEnd)));
+  EXPECT_TRUE(accepts(g, two + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(g, one));  // the list's closer is required
+  EXPECT_FALSE(accepts(g, ds_call("get_weathers", R"({"city": "Paris"})") + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(g, ds_call("get_weather", R"({"city": 1})") + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(g, r1_call("get_time", "{}") + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(make(F::kDeepSeekV31, Mode::kAuto, false), two + std::string(kDsEnd)));
+  const ToolCallGrammar req = make(F::kDeepSeekV31, Mode::kRequired, true);
+  EXPECT_FALSE(req.lazy);
+  EXPECT_TRUE(accepts(req, std::string(kDsBegin) + two + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(req, two + std::string(kDsEnd)));
+}
+
+TEST(ToolGrammar, DeepSeekR1) {
+  const ToolCallGrammar g = make(F::kDeepSeekR1, Mode::kAuto, true);
+  const std::string one = r1_call("get_weather", R"({"city": "Paris"})");
+  EXPECT_TRUE(accepts(g, one + r1_call("get_time", R"({"n": [1]})") + std::string(kDsEnd)));
+  // Each call after the first on its own line, as the template renders them.
+  EXPECT_TRUE(accepts(g, one + "\n" + r1_call("get_time", "{}") + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(g, one + "\n\n" + r1_call("get_time", "{}") + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(g, ds_call("get_time", "{}") + std::string(kDsEnd)));
+  const ToolCallGrammar named = make(F::kDeepSeekR1, Mode::kNamed, false, "get_weather");
+  EXPECT_TRUE(accepts(named, std::string(kDsBegin) + one + std::string(kDsEnd)));
+  EXPECT_FALSE(accepts(named, std::string(kDsBegin) + r1_call("get_time", "{}") + std::string(kDsEnd)));
+  // Names are raw text ended by a control token or a line break.
+  EXPECT_THROW((void)tool_call_grammar(F::kDeepSeekR1, {{.name = "a\nb"}}, {}, true), Error);
+  EXPECT_THROW((void)tool_call_grammar(F::kDeepSeekV31, {{.name = "a<｜tool▁sep｜>"}}, {}, true), Error);
+}
+
 TEST(ToolGrammar, Generic) {
   const ToolCallGrammar g = make(F::kGeneric, Mode::kAuto, false);
   EXPECT_FALSE(g.lazy);  // the whole reply is JSON, a call or a response

@@ -236,6 +236,57 @@ TEST(ToolParser, Devstral) {
   EXPECT_EQ(parse_every_split(F::kDevstral, "[TOOL_CALLS]oops"), "");  // cut off: dropped
 }
 
+TEST(ToolParser, DeepSeekV31) {
+  const std::string begin = "<｜tool▁calls▁begin｜>", call = "<｜tool▁call▁begin｜>", sep = "<｜tool▁sep｜>",
+                    call_end = "<｜tool▁call▁end｜>", end = "<｜tool▁calls▁end｜>";
+  const std::string text = "Let me check." + begin + call + "get_weather" + sep + "{\"city\": \"Köln\"}" + call_end +
+                           call + "get_time" + sep + "{}" + call_end + end + " Done.";
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, text),
+            "C[Let me check.]S0(get_weather call_*)A0[{\"city\": \"Köln\"}]S1(get_time call_*)A1[{}]C[Done.]");
+  // Cut off before the list's closer: the calls stand. Before a call's arguments: dropped.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, begin + call + "f" + sep + "{\"a\": 1}" + call_end),
+            "S0(f call_*)A0[{\"a\": 1}]");
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, begin + call + "get_wea"), "");
+  // A marker not followed by a call is content, marker included.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, begin + "no call"), "C[" + begin + "no call]");
+  // Arguments followed by something else than the call's closer: the call stands, the rest is content.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, begin + call + "f" + sep + "{} trailing"),
+            "S0(f call_*)A0[{}]C[ trailing]");
+  // A second call whose header is malformed: its text is content, and no marker appears that the
+  // model did not write (the marker came before the first call).
+  const std::string bad = call + "g" + call_end + call + "h" + sep + "{}";  // a name through a closer
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, begin + call + "f" + sep + "{}" + call_end + bad),
+            "S0(f call_*)A0[{}]C[" + bad + "]");
+  // A name running into a later call's markup is not a name.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, begin + call + "f" + call_end + call + "g" + sep + "{}"),
+            "C[" + begin + call + "f" + call_end + call + "g" + sep + "{}]");
+  // A malformed list closer: the call (its own closer read) stands, what follows is content.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, begin + call + "f" + sep + "{}" + call_end + "oops"),
+            "S0(f call_*)A0[{}]C[oops]");
+}
+
+TEST(ToolParser, DeepSeekR1) {
+  const std::string begin = "<｜tool▁calls▁begin｜>", call = "<｜tool▁call▁begin｜>", sep = "<｜tool▁sep｜>",
+                    call_end = "<｜tool▁call▁end｜>", end = "<｜tool▁calls▁end｜>";
+  const std::string text = begin + call + "function" + sep + "get_weather\n```json\n{\"city\": \"Paris\"}\n```" +
+                           call_end + call + "function" + sep + "get_time\n```json\n{}\n```" + call_end + end;
+  EXPECT_EQ(parse_every_split(F::kDeepSeekR1, text),
+            "S0(get_weather call_*)A0[{\"city\": \"Paris\"}]S1(get_time call_*)A1[{}]");
+  // As the template renders parallel calls: each after the first on its own line.
+  const std::string lines = begin + call + "function" + sep + "a\n```json\n{}\n```" + call_end + "\n" + call +
+                            "function" + sep + "b\n```json\n{}\n```" + call_end + end;
+  EXPECT_EQ(parse_every_split(F::kDeepSeekR1, lines), "S0(a call_*)A0[{}]S1(b call_*)A1[{}]");
+  // A closer without its fence is malformed: the call stands, the rest is content.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekR1, begin + call + "function" + sep + "a\n```json\n{}" + call_end + end),
+            "S0(a call_*)A0[{}]C[" + call_end + end + "]");
+  // Another type than "function", or V3.1's shape, is not a call.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekR1, begin + call + "tool" + sep + "a\n```json\n{}"),
+            "C[" + begin + call + "tool" + sep + "a\n```json\n{}]");
+  // Cut off inside the arguments: what arrived.
+  EXPECT_EQ(parse_every_split(F::kDeepSeekR1, begin + call + "function" + sep + "get_time\n```json\n{\"a\":"),
+            "S0(get_time call_*)A0[{\"a\":]");
+}
+
 TEST(ToolParser, Generic) {
   EXPECT_EQ(parse_every_split(F::kGeneric, R"({"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}})"),
             "S0(get_weather call_*)A0[{\"city\": \"Paris\"}]");
@@ -283,6 +334,11 @@ TEST(ToolParser, MarkupPastTheLimitIsMalformedWhateverTheSplit) {
   EXPECT_EQ(parse_every_split(F::kHermes, hermes), "C[" + hermes + "]");
   const std::string small = "[TOOL_CALLS]" + std::string(1100, 'a') + "[ARGS]{}";
   EXPECT_EQ(parse_every_split(F::kMistralSmall, small), "C[" + small + "]");
+  const std::string deepseek =
+      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>" + std::string(1100, 'a') + "<｜tool▁sep｜>{}<｜tool▁call▁end｜>";
+  EXPECT_EQ(parse_every_split(F::kDeepSeekV31, deepseek), "C[" + deepseek + "]");
+  const std::string r1 = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>" + std::string(1100, 'a');
+  EXPECT_EQ(parse_every_split(F::kDeepSeekR1, r1), "C[" + r1 + "]");  // a name line that never ends
   const std::string nemo = "[TOOL_CALLS]" + spaces + R"([{"name": "get_time", "arguments": {}}])";
   EXPECT_EQ(parse_every_split(F::kMistralNemo, nemo, true), "C[" + nemo + "]");
   const std::string closer = spaces + "}</tool_call>";
@@ -300,6 +356,10 @@ TEST(ToolParser, MarkupPastTheLimitIsMalformedWhateverTheSplit) {
             "S0(get_time call_*)A0[{}]C[Done.]");
   EXPECT_EQ(parse_every_split(F::kHermes, call + std::string(3000, '\n')), "S0(get_time call_*)A0[{}]");
 }
+
+// Byte 0 of the seeds below picks a format modulo this count: a new format changes it, and every
+// seed's byte 0 must then be rewritten to keep its format (fuzz/regressions/README.md).
+static_assert(std::size(kAllToolFormats) == 8, "rewrite byte 0 of fuzz/regressions/tool_parser/*");
 
 // The fuzzer's seeds and past findings (fuzz/regressions/tool_parser: byte 0 picks the format and
 // the tool names as tool_parser_fuzz does; the rest is the output): every split gives the whole
@@ -374,6 +434,15 @@ TEST(ToolParser, GrammarOutputsParseAsCalls) {
       {F::kMistralSmall, "[TOOL_CALLS]get_time[CALL_ID]abcDEF123[ARGS]{\"a\": 1}",
        "S0(get_time abcDEF123)A0[{\"a\": 1}]"},
       {F::kDevstral, "[TOOL_CALLS]get_time[ARGS]{\"a\": 1}", "S0(get_time *9)A0[{\"a\": 1}]"},
+      {F::kDeepSeekV31,
+       "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{\"a\": "
+       "1}<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+       "S0(get_time call_*)A0[{\"a\": 1}]"},
+      {F::kDeepSeekR1,
+       "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{\"a\": "
+       "1}\n```<｜tool▁call▁"
+       "end｜><｜tool▁calls▁end｜>",
+       "S0(get_time call_*)A0[{\"a\": 1}]"},
       {F::kGeneric, "{\"tool_call\": {\"name\": \"get_time\", \"arguments\": {\"a\": 1}}}",
        "S0(get_time call_*)A0[{\"a\": 1}]"},
   };
