@@ -289,14 +289,9 @@ TEST(ForwardReference, DeepSeek2Variants) {
   const std::vector<int32_t> tokens = test::random_tokens(19, 80, 14);
   for (const DeepSeekVariant& v : variants) {
     SCOPED_TRACE(v.name);
-    RandomModelSpec spec = test::reference_spec("deepseek2", v.type);
-    spec.merged_kv_b = v.merged_kv_b;
-    if (v.merged_kv_b) spec.v_dim = 96;  // key_length (64 + 64) != value_length there: a swap would show
-    if (v.lite) {
-      spec.q_lora_rank = 0;
-      spec.selection_bias = false;
-      spec.extra_keys = nullptr;
-    } else {
+    RandomModelSpec spec =
+        v.lite ? test::deepseek2_lite_spec(v.type, v.merged_kv_b) : test::reference_spec("deepseek2", v.type);
+    if (!v.lite) {
       spec.n_expert = 8;
       spec.n_expert_used = 3;
       spec.extra_keys = [keys = spec.extra_keys](GgufWriter& w) {

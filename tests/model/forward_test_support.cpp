@@ -149,6 +149,16 @@ const std::vector<std::string>& architecture_names() {
   return names;
 }
 
+RandomModelSpec deepseek2_lite_spec(DType type, bool merged_kv_b) {
+  RandomModelSpec spec = reference_spec("deepseek2", type);
+  spec.merged_kv_b = merged_kv_b;
+  if (merged_kv_b) spec.v_dim = 96;  // key_length 64 + 64
+  spec.q_lora_rank = 0;
+  spec.selection_bias = false;
+  spec.extra_keys = nullptr;
+  return spec;
+}
+
 // K-quants want rows of 256: every matmul's k is a multiple of it. Windows shorter than the test
 // sequences, so the sliding-window layers mask something; Gemma 3 with 6 layers has a global one.
 RandomModelSpec reference_spec(const std::string& arch, DType type) {

@@ -92,6 +92,10 @@ const std::vector<std::string>& architecture_names();
 // sliding windows shorter than the test sequences, soft-caps that bend without saturating, Gemma 3
 // with a global layer, Phi-3 partial rotary.
 RandomModelSpec reference_spec(const std::string& arch, DType type);
+// deepseek2 of V2-Lite's kind (q straight from x, a softmax router with weights as they are, no
+// bias, groups or YaRN), in the MLA layout or the one before (attn_kv_b, whose value length then
+// differs from the key's: a swap would show).
+RandomModelSpec deepseek2_lite_spec(DType type, bool merged_kv_b);
 
 // n random token ids below n_vocab.
 std::vector<int32_t> random_tokens(size_t n, int64_t n_vocab, uint64_t seed);

@@ -379,12 +379,10 @@ TEST(ApiServerLifecycle, LoadingThenDrainingAnswer503) {
   EXPECT_TRUE(retry_after);
 }
 
-// A tool round trip in the history renders through the real Mistral-family templates: ids from
-// another API (mapped to the 9 alphanumerics Nemo and Small 3.2 demand, the same for the call and
-// its result), and a tool-call turn without content (Devstral's template indexes it).
-TEST(ApiServerTools, HistoryRendersThroughTheMistralTemplates) {
-  EMBER_SHARED_DATA_OR_SKIP(data);
-  const json body = json::parse(R"({
+// A request whose history holds a tool round trip (a call with an OpenAI-style id, its result) and
+// offers the tool again.
+json tool_round_trip() {
+  return json::parse(R"({
       "messages": [
         {"role": "user", "content": "Weather in Paris?"},
         {"role": "assistant", "content": null, "tool_calls": [{"id": "call_openai_style_1", "type": "function",
@@ -392,18 +390,31 @@ TEST(ApiServerTools, HistoryRendersThroughTheMistralTemplates) {
         {"role": "tool", "tool_call_id": "call_openai_style_1", "content": "18 C"}],
       "tools": [{"type": "function", "function": {"name": "get_weather",
                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})");
+}
+
+// The prompt /apply-template renders for `body` through the chat template at `path` ("" and a
+// failure when the server refuses it).
+std::string prompt_through(const std::filesystem::path& path, const json& body) {
+  ServerOptions o;
+  o.model_path = kTiny;
+  o.threads = 1;
+  o.chat_template = path.string();
+  ApiServer server(o);
+  server.load();
+  const HttpReply reply = server.handle(post("/apply-template", body.dump(), ""));
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  return reply.status == 200 ? body_of(reply)["prompt"].get<std::string>() : std::string();
+}
+
+// A tool round trip in the history renders through the real Mistral-family templates: ids from
+// another API (mapped to the 9 alphanumerics Nemo and Small 3.2 demand, the same for the call and
+// its result), and a tool-call turn without content (Devstral's template indexes it).
+TEST(ApiServerTools, HistoryRendersThroughTheMistralTemplates) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
   for (const char* name : {"mistralai-Mistral-Nemo-Instruct-2407.jinja", "Mistral-Small-3.2-24B-Instruct-2506.jinja",
                            "unsloth-mistral-Devstral-Small-2507.jinja"}) {
     SCOPED_TRACE(name);
-    ServerOptions o;
-    o.model_path = kTiny;
-    o.threads = 1;
-    o.chat_template = (data / "templates" / name).string();
-    ApiServer server(o);
-    server.load();
-    const HttpReply reply = server.handle(post("/apply-template", body.dump(), ""));
-    ASSERT_EQ(reply.status, 200) << reply.body;
-    const std::string prompt = body_of(reply)["prompt"].get<std::string>();
+    const std::string prompt = prompt_through(data / "templates" / name, tool_round_trip());
     EXPECT_NE(prompt.find("get_weather"), std::string::npos) << prompt;
     EXPECT_NE(prompt.find("18 C"), std::string::npos) << prompt;
     EXPECT_EQ(prompt.find("call_openai_style_1"), std::string::npos) << "ids reach these templates mapped";
@@ -414,14 +425,6 @@ TEST(ApiServerTools, HistoryRendersThroughTheMistralTemplates) {
 // one (tool_grammar.cpp's deepseek_call): V3.1's name<｜tool▁sep｜>{args}, R1's fenced arguments.
 TEST(ApiServerTools, HistoryRendersThroughTheDeepSeekTemplatesAsTheGrammarWrites) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const json body = json::parse(R"({
-      "messages": [
-        {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
-          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}],
-      "tools": [{"type": "function", "function": {"name": "get_weather",
-                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]})");
   const std::string call = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>";
   const struct {
     const char* name;
@@ -436,15 +439,7 @@ TEST(ApiServerTools, HistoryRendersThroughTheDeepSeekTemplatesAsTheGrammarWrites
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    ServerOptions o;
-    o.model_path = kTiny;
-    o.threads = 1;
-    o.chat_template = (data / "templates" / c.name).string();
-    ApiServer server(o);
-    server.load();
-    const HttpReply reply = server.handle(post("/apply-template", body.dump(), ""));
-    ASSERT_EQ(reply.status, 200) << reply.body;
-    const std::string prompt = body_of(reply)["prompt"].get<std::string>();
+    const std::string prompt = prompt_through(data / "templates" / c.name, tool_round_trip());
     EXPECT_NE(prompt.find(c.rendered_call), std::string::npos) << prompt;
     EXPECT_NE(prompt.find("18 C"), std::string::npos) << prompt;
     // These templates never render `tools`: the tools and the call syntax come in a system line.
@@ -461,15 +456,7 @@ TEST(ApiServerTools, HistoryRendersThroughTheDeepSeekTemplatesAsTheGrammarWrites
     f << "{% for t in tools %}tool {{ t.function.name }};{% endfor %}{% for m in messages %}{{ m.content }}{% endfor %}"
          "<｜tool▁sep｜>";
   }
-  ServerOptions o;
-  o.model_path = kTiny;
-  o.threads = 1;
-  o.chat_template = own.string();
-  ApiServer server(o);
-  server.load();
-  const HttpReply reply = server.handle(post("/apply-template", body.dump(), ""));
-  ASSERT_EQ(reply.status, 200) << reply.body;
-  const std::string prompt = body_of(reply)["prompt"].get<std::string>();
+  const std::string prompt = prompt_through(own, tool_round_trip());
   EXPECT_NE(prompt.find("tool get_weather;"), std::string::npos) << prompt;
   EXPECT_EQ(prompt.find("You can call the following tools"), std::string::npos) << prompt;
   std::filesystem::remove(own);
