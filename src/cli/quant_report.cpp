@@ -11,6 +11,8 @@
 namespace ember::cli {
 namespace {
 
+using Align = TextTable::Align;
+
 double bits_per_weight(uint64_t bytes, uint64_t n_elements) {
   return n_elements == 0 ? 0.0 : 8.0 * static_cast<double>(bytes) / static_cast<double>(n_elements);
 }
@@ -19,7 +21,6 @@ double bits_per_weight(uint64_t bytes, uint64_t n_elements) {
 
 std::string plan_text(const QuantPlan& plan) {
   std::string out;
-  using Align = TextTable::Align;
   TextTable table({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kLeft});
   table.add_row({"tensor", "shape", "type", "size", "note"});
   for (const TensorPlan& p : plan.tensors) {

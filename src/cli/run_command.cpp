@@ -40,6 +40,8 @@
 namespace ember::cli {
 namespace {
 
+using Align = TextTable::Align;
+
 struct RunCommandOptions {
   std::string model_path;
   std::optional<std::string> prompt;
@@ -120,7 +122,6 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   if (const std::string gpu = gpu_summary(model, sep); !gpu.empty()) lines.push_back(label("gpu") + gpu);
   section_break[0] = lines.size();
 
-  using Align = TextTable::Align;
   TextTable table({Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight}, 0);
   const auto ms = [](double v) { return fmt::format("{:.2f} ms", v); };
   table.add_row({label("prefill"), fmt::format("{}", g.prompt_tokens), "tokens", ms(g.prefill_ms),

@@ -16,9 +16,8 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
-
-const char* const kStories = "models/stories260K/stories260K.gguf";
-const char* const kPrompt = "Once upon a time";
+using test::kStories;
+using test::kStoriesPrompt;
 
 struct Collected {
   std::string text;
@@ -95,7 +94,7 @@ TEST_F(CApi, ErrorsHaveAStatusAndAMessage) {
   int32_t ids[64];
   EXPECT_EQ(ember_tokenize(model_, "hi", 2, true, false, ids, 64, &n), EMBER_OK);
   EXPECT_STREQ(ember_last_error(), "");
-  EXPECT_EQ(ember_generate(nullptr, kPrompt, nullptr, nullptr, nullptr, nullptr), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_generate(nullptr, kStoriesPrompt, nullptr, nullptr, nullptr, nullptr), EMBER_ERROR_INVALID_ARGUMENT);
   ember_session* session = reinterpret_cast<ember_session*>(0x1);
   EXPECT_EQ(ember_session_new(nullptr, &session), EMBER_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(session, nullptr);
@@ -106,22 +105,24 @@ TEST_F(CApi, ErrorsHaveAStatusAndAMessage) {
 
 TEST_F(CApi, TokenizeAndDetokenizeReportTheSizeTheyNeed) {
   size_t n = 0;
-  EXPECT_EQ(ember_tokenize(model_, kPrompt, std::strlen(kPrompt), true, false, nullptr, 0, &n),
+  EXPECT_EQ(ember_tokenize(model_, kStoriesPrompt, std::strlen(kStoriesPrompt), true, false, nullptr, 0, &n),
             EMBER_ERROR_BUFFER_TOO_SMALL);
   ASSERT_GT(n, 2u);
   std::vector<int32_t> ids(n);
-  ASSERT_EQ(ember_tokenize(model_, kPrompt, std::strlen(kPrompt), true, false, ids.data(), ids.size(), &n), EMBER_OK);
+  ASSERT_EQ(
+      ember_tokenize(model_, kStoriesPrompt, std::strlen(kStoriesPrompt), true, false, ids.data(), ids.size(), &n),
+      EMBER_OK);
   EXPECT_EQ(ids[0], 1);
 
   size_t length = 0;
   EXPECT_EQ(ember_detokenize(model_, ids.data(), ids.size(), false, nullptr, 0, &length), EMBER_ERROR_BUFFER_TOO_SMALL);
-  EXPECT_EQ(length, std::strlen(kPrompt));
+  EXPECT_EQ(length, std::strlen(kStoriesPrompt));
   std::vector<char> text(length);  // no room for the NUL
   EXPECT_EQ(ember_detokenize(model_, ids.data(), ids.size(), false, text.data(), text.size(), &length),
             EMBER_ERROR_BUFFER_TOO_SMALL);
   text.resize(length + 1);
   ASSERT_EQ(ember_detokenize(model_, ids.data(), ids.size(), false, text.data(), text.size(), &length), EMBER_OK);
-  EXPECT_STREQ(text.data(), kPrompt);
+  EXPECT_STREQ(text.data(), kStoriesPrompt);
 
   const int32_t bad = 100000;
   EXPECT_EQ(ember_detokenize(model_, &bad, 1, false, text.data(), text.size(), &length), EMBER_ERROR_INVALID_ARGUMENT);
@@ -238,7 +239,7 @@ TEST_F(CApi, GeneratesGreedyTextThroughTheCallback) {
   Collected c;
   ember_generate_stats stats;
   ember_generate_stats_init(&stats);
-  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_generate(session_, kStoriesPrompt, &params, collect, &c, &stats), EMBER_OK) << ember_last_error();
   EXPECT_EQ(c.text.rfind(", there was a little girl named Lily. She loved to play outside in the park.", 0), 0u)
       << c.text;
   EXPECT_EQ(stats.generated_tokens, 40);
@@ -250,7 +251,7 @@ TEST_F(CApi, GeneratesGreedyTextThroughTheCallback) {
   ember_generate_params old = params;
   old.struct_size = offsetof(ember_generate_params, n_logprobs);
   Collected again;
-  ASSERT_EQ(ember_generate(session_, kPrompt, &old, collect, &again, &stats), EMBER_OK) << ember_last_error();
+  ASSERT_EQ(ember_generate(session_, kStoriesPrompt, &old, collect, &again, &stats), EMBER_OK) << ember_last_error();
   EXPECT_EQ(again.text, c.text);
   EXPECT_TRUE(again.logprobs.empty());
   EXPECT_GT(stats.cached_tokens, 0);  // the same prompt: reused from the first call
@@ -267,23 +268,23 @@ TEST_F(CApi, StopStringsCallbackStopAndCancel) {
   Collected c;
   ember_generate_stats stats;
   ember_generate_stats_init(&stats);
-  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_OK);
+  ASSERT_EQ(ember_generate(session_, kStoriesPrompt, &params, collect, &c, &stats), EMBER_OK);
   EXPECT_EQ(c.text, ", there was a little girl named");
   EXPECT_EQ(stats.finish, EMBER_FINISH_STOP_STRING);
 
   params.n_stop = 0;
   Collected stopping;
   stopping.stop_after = 3;
-  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &stopping, &stats), EMBER_OK);
+  ASSERT_EQ(ember_generate(session_, kStoriesPrompt, &params, collect, &stopping, &stats), EMBER_OK);
   EXPECT_EQ(stopping.calls, 3);
   EXPECT_EQ(stats.finish, EMBER_FINISH_CANCELLED);
 
   params.stop = nullptr;
   params.n_stop = 2;
-  EXPECT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_generate(session_, kStoriesPrompt, &params, collect, &c, &stats), EMBER_ERROR_INVALID_ARGUMENT);
   params.n_stop = 0;
   params.top_p = 2.0f;
-  EXPECT_EQ(ember_generate(session_, kPrompt, &params, collect, &c, &stats), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_generate(session_, kStoriesPrompt, &params, collect, &c, &stats), EMBER_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ember_last_error()).find("top_p"), std::string::npos) << ember_last_error();
 
   // A cancel with no generation running affects none.
@@ -291,7 +292,7 @@ TEST_F(CApi, StopStringsCallbackStopAndCancel) {
   params.max_tokens = 20;
   ember_session_cancel(session_);
   Collected unaffected;
-  ASSERT_EQ(ember_generate(session_, kPrompt, &params, collect, &unaffected, &stats), EMBER_OK);
+  ASSERT_EQ(ember_generate(session_, kStoriesPrompt, &params, collect, &unaffected, &stats), EMBER_OK);
   EXPECT_EQ(stats.finish, EMBER_FINISH_MAX_TOKENS);
 }
 
@@ -318,13 +319,14 @@ TEST_F(CApi, CancelFromAnotherThreadStopsTheGeneration) {
   ember_generate_stats stats;
   ember_generate_stats_init(&stats);
   // The context (128) would take 120+ tokens; greedy stories260K may also end its story first.
-  ASSERT_EQ(ember_generate(session_, kPrompt, &params, count_tokens, &state, &stats), EMBER_OK);
+  ASSERT_EQ(ember_generate(session_, kStoriesPrompt, &params, count_tokens, &state, &stats), EMBER_OK);
   canceller.join();
   EXPECT_EQ(stats.finish, EMBER_FINISH_CANCELLED);
   EXPECT_LT(stats.generated_tokens, 100);
 
   ember_generate_stats unset{};  // struct_size 0: refused before anything runs
-  EXPECT_EQ(ember_generate(session_, kPrompt, &params, count_tokens, &state, &unset), EMBER_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(ember_generate(session_, kStoriesPrompt, &params, count_tokens, &state, &unset),
+            EMBER_ERROR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ember_last_error()).find("stats"), std::string::npos);
   EXPECT_EQ(ember_session_reset(session_), EMBER_OK);
 }

@@ -18,9 +18,9 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
+using test::kStories;
+using test::kStoriesPrompt;
 
-const char* const kStories = "models/stories260K/stories260K.gguf";
-const char* const kPrompt = "Once upon a time";
 // llama.cpp's greedy continuation (llama-simple, ../shared/data/models/stories260K/reference).
 const std::string kGreedyContinuation = ", there was a little girl named Lily. She loved to play outside in the park.";
 
@@ -52,18 +52,18 @@ TEST(ApiSession, LoadsAndDescribesTheModel) {
   EXPECT_GT(info.parameters, 200'000u);
   EXPECT_FALSE(info.kernels.empty());
 
-  const std::vector<int32_t> ids = llm->tokenize(kPrompt);
+  const std::vector<int32_t> ids = llm->tokenize(kStoriesPrompt);
   ASSERT_GE(ids.size(), 2u);
   EXPECT_EQ(ids[0], 1);  // BOS
-  EXPECT_EQ(llm->detokenize(ids), kPrompt);
-  EXPECT_EQ(llm->tokenize(kPrompt, false).size(), ids.size() - 1);
+  EXPECT_EQ(llm->detokenize(ids), kStoriesPrompt);
+  EXPECT_EQ(llm->tokenize(kStoriesPrompt, false).size(), ids.size() - 1);
 }
 
 TEST(ApiSession, GreedyTextIsLlamaCppsInBothStyles) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);
   Session session(llm, SessionOptions{.reuse_prefix = false});
-  Generation generation = session.generate(kPrompt, greedy(40));
+  Generation generation = session.generate(kStoriesPrompt, greedy(40));
   const std::string pulled = pull_all(generation);
   EXPECT_EQ(pulled.rfind(kGreedyContinuation, 0), 0u) << pulled;
   EXPECT_EQ(generation.text(), pulled);
@@ -73,7 +73,7 @@ TEST(ApiSession, GreedyTextIsLlamaCppsInBothStyles) {
 
   std::string called;
   int calls = 0;
-  const GenerationStats stats = session.generate(kPrompt, greedy(40), [&](const GeneratedToken& t) {
+  const GenerationStats stats = session.generate(kStoriesPrompt, greedy(40), [&](const GeneratedToken& t) {
     called += t.text;
     ++calls;
     return true;
@@ -90,7 +90,7 @@ TEST(ApiSession, StopStringIsNeverPartOfTheOutput) {
   Session session(load_stories(data));
   GenerateOptions o = greedy(60);
   o.stop.strings = {"zebra", " Lily."};
-  Generation generation = session.generate(kPrompt, o);
+  Generation generation = session.generate(kStoriesPrompt, o);
   const std::string text = pull_all(generation);
   EXPECT_EQ(text, ", there was a little girl named");
   EXPECT_EQ(generation.stats().finish, FinishReason::kStopString);
@@ -103,7 +103,7 @@ TEST(ApiSession, StopStringIsNeverPartOfTheOutput) {
 TEST(ApiSession, PromptLookupSpeculationKeepsGreedyOutput) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);
-  const std::string prompt = std::string(kPrompt) + kGreedyContinuation + "\n" + kPrompt;
+  const std::string prompt = std::string(kStoriesPrompt) + kGreedyContinuation + "\n" + kStoriesPrompt;
   for (const int32_t max_tokens : {40, 7}) {
     for (const char* stop : {"", " park"}) {
       SCOPED_TRACE(std::to_string(max_tokens) + " '" + stop + "'");
@@ -178,7 +178,7 @@ RunResult run_generation(const std::shared_ptr<Llm>& llm, const std::string& pro
 TEST(ApiSession, PromptLookupSpeculationEdges) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);
-  const std::string prompt = std::string(kPrompt) + kGreedyContinuation + "\n" + kPrompt;
+  const std::string prompt = std::string(kStoriesPrompt) + kGreedyContinuation + "\n" + kStoriesPrompt;
   GenerateOptions plain = greedy(30);
   plain.sampling.repeat_penalty = 1.1f;
   plain.sampling.dry_multiplier = 0.8f;
@@ -263,13 +263,13 @@ TEST(ApiSession, ReusedPrefixGivesTheSameTextWithoutRecomputingIt) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);
   Session session(llm);
-  Generation first = session.generate(kPrompt, greedy(12));
+  Generation first = session.generate(kStoriesPrompt, greedy(12));
   const std::string first_text = pull_all(first);
-  const size_t n_prompt = llm->tokenize(kPrompt).size();
+  const size_t n_prompt = llm->tokenize(kStoriesPrompt).size();
   EXPECT_EQ(session.cached_tokens().size(), n_prompt + 11);  // the last token is never run
 
   // The next turn starts with everything so far: only its new tokens are computed.
-  const std::string turn2 = std::string(kPrompt) + first_text + " One day";
+  const std::string turn2 = std::string(kStoriesPrompt) + first_text + " One day";
   Generation second = session.generate(turn2, greedy(20));
   const std::string reused = pull_all(second);
   EXPECT_GE(second.stats().cached_tokens, static_cast<int32_t>(n_prompt + 8));
@@ -299,7 +299,7 @@ TEST(ApiSession, CancelFromAnotherThreadStopsBeforeTheNextStep) {
     while (tokens.load() < 3) std::this_thread::sleep_for(std::chrono::microseconds(100));
     session.cancel();
   });
-  const GenerationStats stats = session.generate(kPrompt, o, [&](const GeneratedToken&) {
+  const GenerationStats stats = session.generate(kStoriesPrompt, o, [&](const GeneratedToken&) {
     tokens.fetch_add(1);
     return true;
   });
@@ -309,7 +309,8 @@ TEST(ApiSession, CancelFromAnotherThreadStopsBeforeTheNextStep) {
 
   // The callback asking to stop: no further calls.
   int calls = 0;
-  const GenerationStats stopped = session.generate(kPrompt, o, [&](const GeneratedToken&) { return ++calls < 5; });
+  const GenerationStats stopped =
+      session.generate(kStoriesPrompt, o, [&](const GeneratedToken&) { return ++calls < 5; });
   EXPECT_EQ(calls, 5);
   EXPECT_EQ(stopped.finish, FinishReason::kCancelled);
 }
@@ -320,9 +321,9 @@ TEST(ApiSession, StopsWhenTheContextIsFull) {
   Session session(llm);
   GenerateOptions o = greedy(-1);
   o.stop.ignore_eos = true;
-  Generation generation = session.generate(kPrompt, o);
+  Generation generation = session.generate(kStoriesPrompt, o);
   pull_all(generation);
-  const int32_t n_prompt = static_cast<int32_t>(llm->tokenize(kPrompt).size());
+  const int32_t n_prompt = static_cast<int32_t>(llm->tokenize(kStoriesPrompt).size());
   EXPECT_EQ(generation.stats().finish, FinishReason::kContextFull);
   EXPECT_EQ(generation.stats().generated_tokens, 32 - n_prompt + 1);  // the last one has no room
 }
@@ -333,14 +334,14 @@ TEST(ApiSession, SameSeedSameTextAndANewGenerateEndsTheOldOne) {
   GenerateOptions o;
   o.sampling.seed = 7;
   o.stop.max_tokens = 40;
-  Generation a = session.generate(kPrompt, o);
+  Generation a = session.generate(kStoriesPrompt, o);
   const std::string text_a = pull_all(a);
-  Generation b = session.generate(kPrompt, o);
+  Generation b = session.generate(kStoriesPrompt, o);
   GeneratedToken t;
   EXPECT_FALSE(a.next(t));  // superseded
   EXPECT_EQ(pull_all(b), text_a);
   o.sampling.seed = 8;
-  Generation c = session.generate(kPrompt, o);
+  Generation c = session.generate(kStoriesPrompt, o);
   EXPECT_NE(pull_all(c), text_a);  // 40 sampled tokens: equal only by a tiny chance
 }
 
@@ -349,7 +350,7 @@ TEST(ApiSession, LogprobsComeFromTheModelsDistribution) {
   Session session(load_stories(data));
   GenerateOptions o = greedy(10);
   o.logprobs = 3;
-  Generation generation = session.generate(kPrompt, o);
+  Generation generation = session.generate(kStoriesPrompt, o);
   int n = 0;
   for (const GeneratedToken& t : generation) {
     if (t.id < 0) continue;
@@ -377,7 +378,7 @@ TEST(ApiSession, HooksSeeEveryStep) {
     n_cols = t.n_cols;
   });
   Session session(llm);
-  Generation generation = session.generate(kPrompt, greedy(5));
+  Generation generation = session.generate(kStoriesPrompt, greedy(5));
   pull_all(generation);
   EXPECT_EQ(logits_calls, 5);  // the prompt's step, then 4 decode steps
   EXPECT_EQ(n_cols, 512);
@@ -391,14 +392,14 @@ TEST(ApiSession, TwoSessionsOnOneModelInTwoThreadsMatchRunningAlone) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);
   Session alone(llm);
-  Generation reference = alone.generate(kPrompt, greedy(30));
+  Generation reference = alone.generate(kStoriesPrompt, greedy(30));
   const std::string expected = pull_all(reference);
   std::string texts[2];
   std::vector<std::thread> threads;
   for (int i = 0; i < 2; ++i) {
     threads.emplace_back([&, i] {
       Session session(llm);
-      Generation g = session.generate(kPrompt, greedy(30));
+      Generation g = session.generate(kStoriesPrompt, greedy(30));
       texts[i] = pull_all(g);
     });
   }
@@ -484,14 +485,14 @@ TEST(ApiSession, ZeroMaxTokensComputesThePromptOnly) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const auto llm = load_stories(data);
   Session session(llm);
-  Generation warm = session.generate(kPrompt, greedy(0));
+  Generation warm = session.generate(kStoriesPrompt, greedy(0));
   EXPECT_EQ(pull_all(warm), "");
   EXPECT_EQ(warm.stats().finish, FinishReason::kMaxTokens);
   EXPECT_EQ(warm.stats().generated_tokens, 0);
   EXPECT_GT(warm.stats().prefill_ms, 0.0);
-  EXPECT_EQ(session.cached_tokens().size(), llm->tokenize(kPrompt).size());
+  EXPECT_EQ(session.cached_tokens().size(), llm->tokenize(kStoriesPrompt).size());
   // The next turn reuses it (all but the last token, whose logits it needs).
-  Generation next = session.generate(kPrompt, greedy(5));
+  Generation next = session.generate(kStoriesPrompt, greedy(5));
   EXPECT_EQ(pull_all(next).rfind(", there was", 0), 0u);
   EXPECT_EQ(next.stats().cached_tokens, next.stats().prompt_tokens - 1);
 }
@@ -499,13 +500,13 @@ TEST(ApiSession, ZeroMaxTokensComputesThePromptOnly) {
 TEST(ApiSession, EndedGenerationsReadAsFinished) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   Session session(load_stories(data));
-  Generation first = session.generate(kPrompt, greedy(5));
+  Generation first = session.generate(kStoriesPrompt, greedy(5));
   Generation moved = std::move(first);
   GeneratedToken token;
   EXPECT_FALSE(first.next(token));  // NOLINT(bugprone-use-after-move): moved-from reads as ended
   EXPECT_EQ(first.stats().finish, FinishReason::kCancelled);
   EXPECT_TRUE(moved.next(token));
-  Generation second = session.generate(kPrompt, greedy(5));
+  Generation second = session.generate(kStoriesPrompt, greedy(5));
   EXPECT_FALSE(moved.next(token));  // superseded
   EXPECT_EQ(moved.stats().finish, FinishReason::kCancelled);
   EXPECT_TRUE(moved.text().empty());
@@ -516,7 +517,7 @@ TEST(ApiSession, EndedGenerationsReadAsFinished) {
   GenerateOptions timed = greedy(-1);
   timed.stop.ignore_eos = true;
   timed.stop.max_time_ms = 1e-3;
-  Generation limited = session.generate(kPrompt, timed);
+  Generation limited = session.generate(kStoriesPrompt, timed);
   pull_all(limited);
   EXPECT_EQ(limited.stats().finish, FinishReason::kMaxTime);
   EXPECT_EQ(limited.stats().generated_tokens, 1);
@@ -546,19 +547,19 @@ TEST(ApiSession, BadInputThrowsAndLeavesTheSessionUsable) {
   Session session(llm);
   GenerateOptions bad = greedy(10);
   bad.sampling.top_p = 1.5f;
-  expect_error([&] { session.generate(kPrompt, bad); }, ErrorCode::kInvalidArgument, "top_p");
+  expect_error([&] { session.generate(kStoriesPrompt, bad); }, ErrorCode::kInvalidArgument, "top_p");
   bad = greedy(10);
   bad.stop.strings = {""};
-  expect_error([&] { session.generate(kPrompt, bad); }, ErrorCode::kInvalidArgument, "stop");
+  expect_error([&] { session.generate(kStoriesPrompt, bad); }, ErrorCode::kInvalidArgument, "stop");
   bad = greedy(-2);
-  expect_error([&] { session.generate(kPrompt, bad); }, ErrorCode::kInvalidArgument, "max_tokens");
+  expect_error([&] { session.generate(kStoriesPrompt, bad); }, ErrorCode::kInvalidArgument, "max_tokens");
   const std::string long_prompt(1000, 'a');
   expect_error([&] { session.generate(long_prompt, greedy(1)); }, ErrorCode::kInvalidArgument, "context");
   const std::vector<int32_t> bad_ids = {1, 9999};
   expect_error([&] { session.generate(std::span<const int32_t>(bad_ids), greedy(1)); }, ErrorCode::kInvalidArgument,
                "9999");
 
-  Generation generation = session.generate(kPrompt, greedy(40));
+  Generation generation = session.generate(kStoriesPrompt, greedy(40));
   EXPECT_EQ(pull_all(generation).rfind(kGreedyContinuation, 0), 0u);
 }
 

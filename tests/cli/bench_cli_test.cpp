@@ -16,13 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ember;
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using test::lines_of;
 
 // Options that take one of a few words name them once in --help ("a|b|c", not CLI11's
 // "TEXT:{a,b,c}" after a type name), refuse other words with the list, and take --kv-type in any case.

@@ -27,8 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::ember;
 using test::ember_with_stdin;
-
-const char* const kStories = "models/stories260K/stories260K.gguf";
+using test::kStories;
 
 std::vector<std::string> chat_args(const fs::path& model, std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"chat", "-m", model.string(), "--temp", "0", "-n", "12", "-c", "512", "-t", "2"};

@@ -1,4 +1,5 @@
-// Running the `ember` binary (or any program) as a subprocess in CLI tests, output captured.
+// Running the `ember` binary (or any program) as a subprocess in CLI tests, output captured; and
+// the small text helpers those tests share.
 #pragma once
 
 #include <spawn.h>
@@ -32,6 +33,13 @@ std::string ember_binary();
 RunResult ember(const std::vector<std::string>& args);
 // Runs the ember binary under test with `args` and `input` as its standard input.
 RunResult ember_with_stdin(const std::vector<std::string>& args, const std::string& input);
+
+// The lines of a command's output, without their newlines.
+std::vector<std::string> lines_of(const std::string& text);
+// How many newlines `text` holds.
+size_t count_lines(const std::string& text);
+// Writes `text` as the whole file at `path` (an input for the command under test).
+void write_text(const std::filesystem::path& path, const std::string& text);
 
 // A running process whose output goes to files; finish() waits and collects it.
 class RunningProcess {

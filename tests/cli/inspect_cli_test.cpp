@@ -36,6 +36,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 using test::ember;
+using test::lines_of;
 using test::read_file;  // support/test_data.h
 using test::run;
 using test::RunResult;
@@ -49,13 +50,6 @@ json parse_json(const RunResult& r, const std::string& what) {
   json j = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   EXPECT_FALSE(j.is_discarded()) << what << ": output is not valid JSON";
   return j;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
 }
 
 // The rest of the first line whose content starts with `label` and column spacing (spaces squeezed).

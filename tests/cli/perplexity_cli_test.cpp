@@ -28,8 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ember;
-
-const char* const kStories = "models/stories260K/stories260K.gguf";  // context 128, vocabulary 512
+using test::kStories;
 
 // About 400 tokens: three chunks of 128.
 const std::string kStory =

@@ -23,11 +23,10 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
+using test::count_lines;
 using test::ember;
 using test::entries_in;
 using test::read_file;
-
-size_t count_lines(const std::string& s) { return static_cast<size_t>(std::ranges::count(s, '\n')); }
 
 std::string file_sha(const fs::path& p) {
   const std::string bytes = read_file(p);

@@ -30,19 +30,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ember;
+using test::kStories;
+using test::kStoriesPrompt;
+using test::lines_of;
 
-const char* const kStories = "models/stories260K/stories260K.gguf";
-const char* const kPrompt = "Once upon a time";
 // llama.cpp's greedy text for the prompt (llama-simple, ../shared/data/models/stories260K/reference).
 const std::string kGreedyText =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
 
 // The words of the piped stats line for `label` ("  prefill     5  tokens ..."), the label first;
 // empty when there is no such line.
@@ -75,42 +69,43 @@ test::RunResult run(const fs::path& model, std::vector<std::string> args) {
 
 TEST(RunCli, GreedyTextIsLlamaCppsOnAnyThreadCount) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
   EXPECT_EQ(r.out.back(), '\n');
-  const auto one_thread = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "-t", "1"});
+  const auto one_thread = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "-t", "1"});
   EXPECT_EQ(one_thread.out, r.out);
   // The quantized files take the same path (llama.cpp's Q8_0 text starts the same way).
-  const auto q8 = run(data / "models/stories260K/stories260K-Q8_0.gguf", {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  const auto q8 =
+      run(data / "models/stories260K/stories260K-Q8_0.gguf", {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(q8.exit_code, 0) << q8.err;
   EXPECT_EQ(q8.out.rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << q8.out;
 }
 
 TEST(RunCli, SameSeedGivesTheSameTextAndTheRandomSeedIsShown) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const std::vector<std::string> args = {"-p", kPrompt, "-n", "60", "--seed", "42"};
+  const std::vector<std::string> args = {"-p", kStoriesPrompt, "-n", "60", "--seed", "42"};
   const auto a = run(data / kStories, args);
   const auto b = run(data / kStories, args);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(a.out, b.out);
   EXPECT_NE(stats_value(a.err, "sampler").find("seed 42"), std::string::npos) << a.err;
-  const auto other = run(data / kStories, {"-p", kPrompt, "-n", "60", "--seed", "43"});
+  const auto other = run(data / kStories, {"-p", kStoriesPrompt, "-n", "60", "--seed", "43"});
   EXPECT_NE(a.out, other.out);  // 60 sampled tokens: equal only by a tiny chance
 
   // Without --seed: a random seed, printed so that the run can be repeated.
-  const auto random = run(data / kStories, {"-p", kPrompt, "-n", "60"});
+  const auto random = run(data / kStories, {"-p", kStoriesPrompt, "-n", "60"});
   ASSERT_EQ(random.exit_code, 0) << random.err;
   const std::string sampler = stats_value(random.err, "sampler");
   const size_t at = sampler.find("seed ");
   ASSERT_NE(at, std::string::npos) << random.err;
-  const auto again = run(data / kStories, {"-p", kPrompt, "-n", "60", "--seed", sampler.substr(at + 5)});
+  const auto again = run(data / kStories, {"-p", kStoriesPrompt, "-n", "60", "--seed", sampler.substr(at + 5)});
   EXPECT_EQ(again.out, random.out);
 }
 
 TEST(RunCli, PipedStatsArePlainLinesWithEveryField) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<std::string> lines = lines_of(r.err);
   ASSERT_EQ(lines.size(), 12u) << r.err;
@@ -149,16 +144,16 @@ TEST(RunCli, PipedStatsArePlainLinesWithEveryField) {
 TEST(RunCli, StopsWhenTheContextIsFull) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   // 5 prompt tokens in a 16-token context: 11 more fit, and the 12th is printed without a slot.
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "-1", "-c", "16"});
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "-1", "-c", "16"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(stats_value(r.err, "stopped"), "context full (16 tokens, --ctx-size)");
   EXPECT_EQ(stats_row(r.err, "total").at(1), "12");
   EXPECT_EQ(stats_row(r.err, "decode").at(1), "11");
   EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl", 0), 0u) << r.out;
   // -n 0 runs the prompt only.
-  const auto none = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "0"});
+  const auto none = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "0"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
-  EXPECT_EQ(none.out, std::string(kPrompt) + "\n");
+  EXPECT_EQ(none.out, std::string(kStoriesPrompt) + "\n");
   EXPECT_EQ(stats_row(none.err, "sampling").at(1), "0");
 }
 
@@ -184,7 +179,7 @@ fs::path stories_with_eos(const fs::path& data, const std::string& eos_text) {
 TEST(RunCli, StopsAtAnEndOfGenerationToken) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path model = stories_with_eos(data, "\xE2\x96\x81Lily");  // "▁Lily", the 10th greedy token
-  const auto r = run(model, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+  const auto r = run(model, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "Once upon a time, there was a little girl named\n");
   EXPECT_EQ(stats_value(r.err, "stopped"), "end-of-generation token");
@@ -195,12 +190,12 @@ TEST(RunCli, StopsAtAnEndOfGenerationToken) {
 TEST(RunCli, PromptFromAFileOrStandardInput) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path file = test::temp_dir("run_cli_prompt") / "prompt.txt";
-  std::ofstream(file) << kPrompt << "\n";  // the editor's final newline is dropped
+  std::ofstream(file) << kStoriesPrompt << "\n";  // the editor's final newline is dropped
   const auto r = run(data / kStories, {"--temp", "0", "-f", file.string(), "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
-  const auto in =
-      test::ember_with_stdin({"run", "-m", (data / kStories).string(), "--temp", "0", "-f", "-", "-n", "40"}, kPrompt);
+  const auto in = test::ember_with_stdin(
+      {"run", "-m", (data / kStories).string(), "--temp", "0", "-f", "-", "-n", "40"}, kStoriesPrompt);
   ASSERT_EQ(in.exit_code, 0) << in.err;
   EXPECT_EQ(in.out, r.out);
 }
@@ -210,19 +205,19 @@ TEST(RunCli, BadInputFailsWithOneLine) {
   const std::string model = (data / kStories).string();
   const std::string missing = (test::temp_dir("run_cli_bad") / "missing.gguf").string();
   const std::vector<std::pair<std::vector<std::string>, int>> cases = {
-      {{"run", "-m", missing, "-p", kPrompt}, 1},
-      {{"run", "-m", model, "-p", kPrompt, "-n", "abc"}, 2},
-      {{"run", "-m", model, "-p", kPrompt, "-n", "-2"}, 2},
+      {{"run", "-m", missing, "-p", kStoriesPrompt}, 1},
+      {{"run", "-m", model, "-p", kStoriesPrompt, "-n", "abc"}, 2},
+      {{"run", "-m", model, "-p", kStoriesPrompt, "-n", "-2"}, 2},
       {{"run", "-m", model, "-p", ""}, 1},
       {{"run", "-m", model}, 2},
-      {{"run", "-m", model, "-p", kPrompt, "-f", missing}, 2},
+      {{"run", "-m", model, "-p", kStoriesPrompt, "-f", missing}, 2},
       {{"run", "-m", model, "-f", missing}, 1},
-      {{"run", "-m", model, "-p", kPrompt, "-c", "5"}, 1},  // 5 prompt tokens fill a 5-token context
-      {{"run", "-m", model, "-p", kPrompt, "--top-p", "0"}, 2},
-      {{"run", "-m", model, "-p", kPrompt, "--top-k", "-1"}, 2},
-      {{"run", "-m", model, "-p", kPrompt, "--temp", "nan"}, 2},
-      {{"run", "-m", model, "-p", kPrompt, "-t", "-3"}, 2},
-      {{"run", "-p", kPrompt}, 2},
+      {{"run", "-m", model, "-p", kStoriesPrompt, "-c", "5"}, 1},  // 5 prompt tokens fill a 5-token context
+      {{"run", "-m", model, "-p", kStoriesPrompt, "--top-p", "0"}, 2},
+      {{"run", "-m", model, "-p", kStoriesPrompt, "--top-k", "-1"}, 2},
+      {{"run", "-m", model, "-p", kStoriesPrompt, "--temp", "nan"}, 2},
+      {{"run", "-m", model, "-p", kStoriesPrompt, "-t", "-3"}, 2},
+      {{"run", "-p", kStoriesPrompt}, 2},
   };
   for (const auto& [args, code] : cases) {
     const auto r = ember(args);
@@ -232,7 +227,7 @@ TEST(RunCli, BadInputFailsWithOneLine) {
     EXPECT_EQ(r.err.rfind("ember: error: ", 0), 0u);
     EXPECT_EQ(r.out, "");
   }
-  EXPECT_NE(ember({"run", "-m", missing, "-p", kPrompt}).err.find("missing.gguf"), std::string::npos);
+  EXPECT_NE(ember({"run", "-m", missing, "-p", kStoriesPrompt}).err.find("missing.gguf"), std::string::npos);
   EXPECT_NE(ember({"run", "-m", model, "-p", ""}).err.find("the prompt is empty"), std::string::npos);
 }
 
@@ -273,14 +268,14 @@ TEST(RunCli, SplitModelsRunFromAnyPart) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const GgufFile model = GgufFile::open((data / kStories).string());
   const std::vector<std::string> parts = write_split(model, test::temp_dir("run_cli_split") / "stories", 3);
-  const auto whole_tokens = ember({"tokenize", "-m", (data / kStories).string(), kPrompt});
+  const auto whole_tokens = ember({"tokenize", "-m", (data / kStories).string(), kStoriesPrompt});
   ASSERT_EQ(whole_tokens.exit_code, 0) << whole_tokens.err;
   for (const std::string& part : parts) {
     SCOPED_TRACE(part);
-    const auto r = run(part, {"--temp", "0", "-p", kPrompt, "-n", "40"});
+    const auto r = run(part, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
-    const auto tokens = ember({"tokenize", "-m", part, kPrompt});
+    const auto tokens = ember({"tokenize", "-m", part, kStoriesPrompt});
     EXPECT_EQ(tokens.exit_code, 0) << tokens.err;
     EXPECT_EQ(tokens.out, whole_tokens.out);
   }
@@ -312,12 +307,12 @@ TEST(RunCli, StopStringsAreNeverPrinted) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   // "girl" is three tokens of the greedy text (" g", "ir", "l"): matched across their boundaries.
   const auto r =
-      run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--stop", "nothing", "--stop", "girl"});
+      run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--stop", "nothing", "--stop", "girl"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "Once upon a time, there was a little \n");
   EXPECT_EQ(stats_value(r.err, "stopped"), "stop string \"girl\" (--stop)");
   // A stop string that never completes holds nothing back at the end.
-  const auto none = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--stop", "Lily!"});
+  const auto none = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--stop", "Lily!"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(none.out.rfind(kGreedyText, 0), 0u) << none.out;
   EXPECT_EQ(stats_value(none.err, "stopped"), "token limit (-n 40)");
@@ -325,24 +320,24 @@ TEST(RunCli, StopStringsAreNeverPrinted) {
 
 TEST(RunCli, MaxTimeStopsTheGeneration) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--max-time", "0.000001"});
+  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--max-time", "0.000001"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(stats_value(r.err, "stopped").rfind("time limit (--max-time ", 0), 0u) << r.err;
 }
 
 TEST(RunCli, TheSamplerLineShowsTheActiveSteps) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"-p", kPrompt, "-n", "20", "--seed", "3", "--repeat-penalty", "1.1", "--top-k",
-                                       "10", "--samplers", "top_k;temperature", "-l", "5+1", "-l", "6-inf"});
+  const auto r = run(data / kStories, {"-p", kStoriesPrompt, "-n", "20", "--seed", "3", "--repeat-penalty", "1.1",
+                                       "--top-k", "10", "--samplers", "top_k;temperature", "-l", "5+1", "-l", "6-inf"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(stats_value(r.err, "sampler"),
             "logit-bias 2, penalties repeat 1.10 (last 64), top-k 10, temp 0.80, seed 3");
-  const auto m = run(data / kStories, {"-p", kPrompt, "-n", "20", "--seed", "3", "--mirostat", "2", "--min-p", "0.1",
-                                       "--dry-multiplier", "0.8", "--xtc-probability", "0.5"});
+  const auto m = run(data / kStories, {"-p", kStoriesPrompt, "-n", "20", "--seed", "3", "--mirostat", "2", "--min-p",
+                                       "0.1", "--dry-multiplier", "0.8", "--xtc-probability", "0.5"});
   ASSERT_EQ(m.exit_code, 0) << m.err;
   EXPECT_EQ(stats_value(m.err, "sampler"), "temp 0.80, mirostat v2 tau 5.00 eta 0.10, seed 3");
   const std::vector<std::string> every_step = {"-p",
-                                               kPrompt,
+                                               kStoriesPrompt,
                                                "-n",
                                                "20",
                                                "--seed",
@@ -396,7 +391,7 @@ TEST(RunCli, BadSamplingFlagsAreUsageErrorsNamingTheFlag) {
       {{"--max-time", "-1"}, "--max-time"},
   };
   for (const auto& [flags, name] : cases) {
-    std::vector<std::string> args = {"run", "-m", model, "-p", kPrompt};
+    std::vector<std::string> args = {"run", "-m", model, "-p", kStoriesPrompt};
     args.insert(args.end(), flags.begin(), flags.end());
     const auto r = ember(args);
     SCOPED_TRACE(flags.front() + " " + flags.back() + ": " + r.err);
@@ -406,7 +401,7 @@ TEST(RunCli, BadSamplingFlagsAreUsageErrorsNamingTheFlag) {
     EXPECT_EQ(r.out, "");
   }
   // A bias on a token the model does not have is found once the model is loaded (exit 1).
-  const auto r = ember({"run", "-m", model, "-p", kPrompt, "-l", "99999+1"});
+  const auto r = ember({"run", "-m", model, "-p", kStoriesPrompt, "-l", "99999+1"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--logit-bias"), std::string::npos) << r.err;
 }
@@ -415,23 +410,23 @@ TEST(RunCli, BadSamplingFlagsAreUsageErrorsNamingTheFlag) {
 // heads are a multiple of 32 values, and is refused with one line on one whose heads are not.
 TEST(RunCli, KvTypeSetsTheCacheAndIsCheckedAgainstTheModel) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto f32 = run(data / kStories, {"--temp", "0", "-p", kPrompt, "-n", "40", "--kv-type", "f32"});
+  const auto f32 = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--kv-type", "f32"});
   ASSERT_EQ(f32.exit_code, 0) << f32.err;
   EXPECT_EQ(f32.out.rfind(kGreedyText, 0), 0u) << f32.out;
   EXPECT_EQ(stats_value(f32.err, "KV cache"), "160.00 KiB (128 tokens, f32)");
 
-  const auto stories_q8 = run(data / kStories, {"-p", kPrompt, "--kv-type", "q8_0"});
+  const auto stories_q8 = run(data / kStories, {"-p", kStoriesPrompt, "--kv-type", "q8_0"});
   EXPECT_EQ(stories_q8.exit_code, 1);
   EXPECT_EQ(std::ranges::count(stories_q8.err, '\n'), 1) << stories_q8.err;
   EXPECT_NE(stories_q8.err.find("multiple of 32"), std::string::npos) << stories_q8.err;
   EXPECT_EQ(stories_q8.out, "");
-  const auto bad = run(data / kStories, {"-p", kPrompt, "--kv-type", "q4_0"});
+  const auto bad = run(data / kStories, {"-p", kStoriesPrompt, "--kv-type", "q4_0"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--kv-type"), std::string::npos) << bad.err;
 
   const fs::path model = test::temp_dir("run_cli_kv_type") / "tiny.gguf";  // heads of 64 values
   ASSERT_EQ(ember({"synth", "--preset", "tiny", "-o", model.string(), "--data-dir", data.string()}).exit_code, 0);
-  const std::vector<std::string> args = {"--temp", "0", "-p", kPrompt, "-n", "20", "-c", "256"};
+  const std::vector<std::string> args = {"--temp", "0", "-p", kStoriesPrompt, "-n", "20", "-c", "256"};
   std::vector<std::string> q8_args = args;
   q8_args.insert(q8_args.end(), {"--kv-type", "Q8_0"});  // any case
   const auto f16 = run(model, args);
@@ -441,8 +436,8 @@ TEST(RunCli, KvTypeSetsTheCacheAndIsCheckedAgainstTheModel) {
   // 2 layers x K and V x 16 blocks x 2 kv heads x 16 tokens x 64 values.
   EXPECT_EQ(stats_value(f16.err, "KV cache"), "256.00 KiB (256 tokens, f16)");
   EXPECT_EQ(stats_value(q8.err, "KV cache"), "136.00 KiB (256 tokens, q8_0)");
-  EXPECT_EQ(q8.out.rfind(kPrompt, 0), 0u) << q8.out;
-  EXPECT_GT(q8.out.size(), std::string(kPrompt).size() + 20) << q8.out;
+  EXPECT_EQ(q8.out.rfind(kStoriesPrompt, 0), 0u) << q8.out;
+  EXPECT_GT(q8.out.size(), std::string(kStoriesPrompt).size() + 20) << q8.out;
 }
 
 // A random-weight model never says its end-of-sequence token (greedy repeats a token), and a
@@ -451,7 +446,7 @@ std::vector<std::string> endless_run(const fs::path& data, const fs::path& dir) 
   const fs::path model = dir / "tiny.gguf";
   const auto synth = ember({"synth", "--preset", "tiny", "-o", model.string(), "--data-dir", data.string()});
   EXPECT_EQ(synth.exit_code, 0) << synth.err;
-  return {"run", "-m", model.string(), "--temp", "0", "-p", kPrompt, "-n", "-1", "-c", "32768", "-t", "1"};
+  return {"run", "-m", model.string(), "--temp", "0", "-p", kStoriesPrompt, "-n", "-1", "-c", "32768", "-t", "1"};
 }
 
 TEST(RunCli, CtrlCStopsAfterTheCurrentTokenAndPrintsTheStats) {
@@ -467,7 +462,7 @@ TEST(RunCli, CtrlCStopsAfterTheCurrentTokenAndPrintsTheStats) {
   const std::string err = test::read_file(dir / "err");
   ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status) << "\n" << err;
   EXPECT_EQ(WEXITSTATUS(status), 0) << err;
-  EXPECT_EQ(out.rfind(kPrompt, 0), 0u);
+  EXPECT_EQ(out.rfind(kStoriesPrompt, 0), 0u);
   EXPECT_EQ(out.back(), '\n');
   EXPECT_EQ(stats_value(err, "stopped"), "interrupted (Ctrl-C)") << err;
   EXPECT_NE(stats_value(err, "decode"), "");

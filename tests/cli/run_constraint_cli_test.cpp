@@ -18,22 +18,22 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ember;
+using test::kTiny;
 
-const std::string kTiny = (fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf").string();
-const std::string kPrompt = "Q:";
+const std::string kQuestion = "Q:";
 
 // The generated text: stdout is the prompt, the text, then a newline.
 std::string generated(const test::RunResult& r) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(r.out.starts_with(kPrompt)) << r.out;
+  EXPECT_TRUE(r.out.starts_with(kQuestion)) << r.out;
   EXPECT_TRUE(r.out.ends_with("\n")) << r.out;
-  if (r.out.size() < kPrompt.size() + 1) return "";
-  return r.out.substr(kPrompt.size(), r.out.size() - kPrompt.size() - 1);
+  if (r.out.size() < kQuestion.size() + 1) return "";
+  return r.out.substr(kQuestion.size(), r.out.size() - kQuestion.size() - 1);
 }
 
 std::vector<std::string> run_args(std::vector<std::string> extra, int seed) {
-  std::vector<std::string> args = {
-      "run", "-m", kTiny, "-p", kPrompt, "-n", "300", "--temp", "1.5", "--seed", std::to_string(seed)};
+  std::vector<std::string> args = {"run", "-m",     kTiny, "-p",     kQuestion,           "-n",
+                                   "300", "--temp", "1.5", "--seed", std::to_string(seed)};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }

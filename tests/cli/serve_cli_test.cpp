@@ -25,8 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ember;
-
-const std::string kTiny = (fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf").string();
+using test::kTiny;
 
 TEST(ServeCli, BadCommandLinesExit2) {
   EXPECT_EQ(ember({"serve"}).exit_code, 2);  // no model

@@ -18,13 +18,10 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
+using test::count_lines;
 using test::ember;
+using test::write_text;
 using json = nlohmann::ordered_json;
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(text.data(), static_cast<std::streamsize>(text.size()));
-}
 
 // A vocab-only GGUF with BOS "<|begin|>" and EOS "<|end|>", and the given chat template if any.
 void write_model(const fs::path& path, const std::string* chat_template) {
@@ -37,8 +34,6 @@ void write_model(const fs::path& path, const std::string* chat_template) {
   if (chat_template != nullptr) w.add_string("tokenizer.chat_template", *chat_template);
   w.write_file(path.string());
 }
-
-size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 class TemplateCli : public ::testing::Test {
  protected:

@@ -19,17 +19,11 @@ namespace ember {
 namespace {
 
 namespace fs = std::filesystem;
+using test::count_lines;
 using test::ember;
 using test::ember_with_stdin;
-
-size_t count_lines(const std::string& s) { return static_cast<size_t>(std::ranges::count(s, '\n')); }
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
+using test::lines_of;
+using test::write_text;
 
 // What `--ids` prints for `ids`: one line, single spaces.
 std::string ids_line(const std::vector<TokenId>& ids) { return fmt::format("{}\n", fmt::join(ids, " ")); }
@@ -38,11 +32,6 @@ std::vector<TokenId> encode(const fs::path& vocab, const std::string& text, bool
   const GgufFile file = GgufFile::open(vocab.string());
   const Tokenizer tokenizer = Tokenizer::from_gguf(file);
   return tokenizer.encode(text, EncodeOptions{add_special, parse_special});
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(text.data(), static_cast<std::streamsize>(text.size()));
 }
 
 TEST(TokenizeCli, IdsAreBosThenTheTokenizersIds) {

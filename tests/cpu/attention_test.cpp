@@ -20,7 +20,7 @@ namespace {
 
 // Uniform in ±sigma·√3 (variance sigma²), never zero: a zero would hide a missed or misplaced
 // element. (Cheaper than a normal distribution; the tests draw millions.)
-std::vector<float> random_values(size_t n, std::mt19937& rng, float sigma) {
+std::vector<float> uniform_values(size_t n, std::mt19937& rng, float sigma) {
   std::vector<float> v(n);
   const float unit = sigma * 1.7320508f / 2147483648.0f;
   for (float& x : v) {
@@ -83,8 +83,8 @@ Cache make_cache(DType k_dtype, DType v_dtype, int32_t n_head_kv, int32_t head_d
   const size_t row = static_cast<size_t>(n_head_kv) * static_cast<size_t>(head_dim);
   for (size_t s = 0; s < lengths.size(); ++s) {
     c.seqs.push_back({c.tables[s], lengths[s]});
-    std::vector<float> k = random_values(row * static_cast<size_t>(lengths[s]), rng, 1.0f);
-    std::vector<float> v = random_values(row * static_cast<size_t>(lengths[s]), rng, 1.0f);
+    std::vector<float> k = uniform_values(row * static_cast<size_t>(lengths[s]), rng, 1.0f);
+    std::vector<float> v = uniform_values(row * static_cast<size_t>(lengths[s]), rng, 1.0f);
     std::vector<KvRow> rows;
     for (int32_t p = 0; p < lengths[s]; ++p) rows.push_back({static_cast<int32_t>(s), p});
     store_kv(cpu_kernels(Isa::kScalar), pool, c.view, c.seqs, rows, k.data(), v.data());
@@ -168,7 +168,7 @@ void expect_matches(const AttentionKernels& kernels, ThreadPool& pool, const Cac
 
 std::vector<float> random_queries(size_t n_rows, const AttentionParams& p, int32_t head_dim, std::mt19937& rng,
                                   float sigma) {
-  return random_values(n_rows * static_cast<size_t>(p.n_head * head_dim), rng, sigma);
+  return uniform_values(n_rows * static_cast<size_t>(p.n_head * head_dim), rng, sigma);
 }
 
 // One decode row per sequence at its last position, for every context length of interest.
@@ -351,8 +351,8 @@ TEST(Attention, StoreKvWritesExactlyTheSlots) {
     const std::vector<KvSeq> seqs = {{table0, 0}, {table1, 0}};
     const std::vector<KvRow> rows = {{0, 17}, {1, 3}, {0, 0}};
     std::mt19937 rng(5);
-    const std::vector<float> k = random_values(rows.size() * n_kv * d, rng, 1.0f);
-    const std::vector<float> v = random_values(rows.size() * n_kv * d, rng, 1.0f);
+    const std::vector<float> k = uniform_values(rows.size() * n_kv * d, rng, 1.0f);
+    const std::vector<float> v = uniform_values(rows.size() * n_kv * d, rng, 1.0f);
     std::vector<std::byte> first_k;
     for (Isa isa : supported_isas()) {
       SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + std::string(isa_name(isa)));

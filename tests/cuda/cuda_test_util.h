@@ -1,14 +1,19 @@
 // Helpers shared by the CUDA tests: skip (with the reason) where no GPU is visible, device copies,
-// and the error measure every kernel is judged by.
+// the error measure every kernel is judged by, and the scalar CPU reference.
 #pragma once
 
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 #include <vector>
 
+#include "cpu/cpu_backend.h"
+#include "cpu/cpu_test_util.h"
 #include "cuda/device_buffer.h"
+#include "ember/dtype.h"
 
 // Skips the test with a message where this machine has no usable CUDA device (CI has none; the
 // lent GPU machine runs them through scripts/device-check.sh).
@@ -37,5 +42,19 @@ inline cuda::DeviceBuffer poisoned_floats(size_t n) {
   const std::vector<float> nan(n, NAN);
   return cuda::DeviceBuffer::from(nan);
 }
+
+// A DType-parameterized test's name: the type's GGUF name.
+inline std::string dtype_param_name(const ::testing::TestParamInfo<DType>& type) {
+  return std::string(dtype_name(type.param));
+}
+
+// The reference the kernels are checked against: the scalar CPU kernels, one thread.
+inline CpuBackend& scalar_cpu() {
+  static CpuBackend backend(cpu_test::backend_options(1, Isa::kScalar));
+  return backend;
+}
+
+// Waits for the device (the tests launch on the default stream) and fails on a kernel fault.
+inline void sync_device() { ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess); }
 
 }  // namespace ember::cuda_test

@@ -332,12 +332,11 @@ TEST_P(CudaInt8GemmTest, EqualsTheCpuDotProductsOfQ8_1Activations) {
   check_int8_gemm(type, 17, 200, 288, seed += 2);
 }
 
-std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
 INSTANTIATE_TEST_SUITE_P(Int8Types, CudaInt8GemmTest,
                          ::testing::Values(DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0,
                                            DType::kIQ4_NL, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K,
                                            DType::kQ6_K, DType::kIQ4_XS),
-                         type_name);
+                         cuda_test::dtype_param_name);
 
 // CudaBackend with the int8 GEMM on: matmul_many quantizes x once for consecutive int8 matrices and
 // again after a cuBLAS one (BF16, dequantized to f16: it overwrites the shared scratch): every output equals its own

@@ -137,8 +137,7 @@ TEST_P(CudaMatmulTest, DequantizeF16EqualsRoundedReference) {
   }
 }
 
-std::string type_name(const ::testing::TestParamInfo<DType>& type) { return std::string(dtype_name(type.param)); }
-INSTANTIATE_TEST_SUITE_P(AllTypes, CudaMatmulTest, ::testing::ValuesIn(kTypes), type_name);
+INSTANTIATE_TEST_SUITE_P(AllTypes, CudaMatmulTest, ::testing::ValuesIn(kTypes), cuda_test::dtype_param_name);
 
 TEST(CudaMatmul, F32ToF16RoundsLikeTheReference) {
   EMBER_REQUIRE_GPU();

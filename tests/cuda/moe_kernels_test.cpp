@@ -30,13 +30,8 @@ using cuda::DeviceBuffer;
 using cuda::DeviceMatrix;
 using cuda_test::poisoned_floats;
 using cuda_test::relative_error;
-
-CpuBackend& cpu() {
-  static CpuBackend backend(cpu_test::backend_options(1, Isa::kScalar));
-  return backend;
-}
-
-void sync() { ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess); }
+using cuda_test::scalar_cpu;
+using cuda_test::sync_device;
 
 // Random logits with ties (every fourth value repeats the one before) and, optionally, -inf
 // entries (a steering hook's masked experts); the last two rows hold a +inf and a NaN logit (a
@@ -76,7 +71,7 @@ TEST(CudaMoe, RouteExpertsMatchesTheCpu) {
           const std::vector<float> logits =
               router_logits(n_rows, n_expert, 7u + static_cast<unsigned>(n_expert), masked);
           std::vector<float> probs(logits.size());
-          cpu().softmax(logits.data(), probs.data(), n_rows, n_expert, 1.0f, 0.0f);
+          scalar_cpu().softmax(logits.data(), probs.data(), n_rows, n_expert, 1.0f, 0.0f);
           std::vector<int32_t> want_experts(static_cast<size_t>(n_rows * k));
           std::vector<float> want_weights(want_experts.size());
           select_experts(probs.data(), n_rows, n_expert, k, normalize, want_experts.data(), want_weights.data());
@@ -92,7 +87,7 @@ TEST(CudaMoe, RouteExpertsMatchesTheCpu) {
             cuda::route_experts(d_logits.as<float>(), n_rows, {.n_expert = n_expert, .k = k, .normalize = normalize},
                                 out_probs, d_experts[in_place].as<int32_t>(), d_weights[in_place].as<float>(), nullptr);
           }
-          sync();
+          sync_device();
           for (int in_place = 0; in_place < 2; ++in_place) {
             SCOPED_TRACE(in_place != 0 ? "in place" : "out of place");
             EXPECT_EQ(d_experts[in_place].to_vector<int32_t>(want_experts.size()), want_experts);
@@ -140,7 +135,7 @@ TEST(CudaMoe, BiasedGroupedSigmoidRoutingMatchesTheCpu) {
     }
     const std::vector<float> bias = random_values(static_cast<size_t>(cs.n_expert), 32u, 0.5f);
     std::vector<float> probs = logits;
-    gate_router_logits(cpu(), cs.sigmoid ? ExpertGating::kSigmoid : ExpertGating::kSoftmax, probs.data(), n_rows,
+    gate_router_logits(scalar_cpu(), cs.sigmoid ? ExpertGating::kSigmoid : ExpertGating::kSoftmax, probs.data(), n_rows,
                        cs.n_expert);
     const ExpertRouting routing{.n_expert = cs.n_expert,
                                 .k = cs.k,
@@ -166,7 +161,7 @@ TEST(CudaMoe, BiasedGroupedSigmoidRoutingMatchesTheCpu) {
                                   .n_group_used = cs.n_group_used};
     cuda::route_experts(d_logits.as<float>(), n_rows, route, d_logits.as<float>(), d_experts.as<int32_t>(),
                         d_weights.as<float>(), nullptr);
-    sync();
+    sync_device();
     EXPECT_EQ(d_experts.to_vector<int32_t>(want_experts.size()), want_experts);
     EXPECT_TRUE(same_values(d_weights.to_vector<float>(want_weights.size()), want_weights, 1e-6));
     EXPECT_TRUE(same_values(d_logits.to_vector<float>(probs.size()), probs, 1e-6));
@@ -234,7 +229,7 @@ TEST(CudaMoe, ExpertGemvsEqualGemvOfEachEntry) {
             cuda::gemv(g, xi, 1, want.as<float>() + i * n_out, nullptr);
             cuda::gemv_glu(g, u, cuda::Glu::kSilu, xi, 1, want_glu.as<float>() + i * n_out, nullptr);
           }
-          sync();
+          sync_device();
           const std::vector<float> got = y.to_vector<float>(n_y), expected = want.to_vector<float>(n_y);
           const std::vector<float> got_glu = y_glu.to_vector<float>(n_y), expected_glu = want_glu.to_vector<float>(n_y);
           EXPECT_EQ(std::memcmp(got.data(), expected.data(), n_y * sizeof(float)), 0);
@@ -350,7 +345,7 @@ TEST(CudaMoe, CombineExpertsSumsInExpertOrder) {
         cuda::combine_experts(d_y.as<float>(), with_positions ? d_p.as<int32_t>() : nullptr, d_e.as<int32_t>(),
                               d_w.as<float>(), n_rows, k, n_cols, shared_mode > 0 ? d_s.as<float>() : nullptr,
                               shared_mode == 2 ? d_g.as<float>() : nullptr, out.as<float>(), nullptr);
-        sync();
+        sync_device();
         EXPECT_LE(relative_error(out.to_vector<float>(want.size()), want), 1e-6);
       }
     }

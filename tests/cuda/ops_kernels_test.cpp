@@ -26,20 +26,13 @@ using cpu_test::random_values;
 using cuda::DeviceBuffer;
 using cuda_test::poisoned_floats;
 using cuda_test::relative_error;
+using cuda_test::scalar_cpu;
+using cuda_test::sync_device;
 
 constexpr double kTolerance = 1e-5;
 // Odd sizes around warp, block and vector widths.
 const std::vector<int64_t> kSizes = {1, 3, 31, 33, 255, 257, 4097};
 constexpr int64_t kVocab = 128256;  // Llama 3's logits row
-
-// The reference: scalar kernels, one thread.
-CpuBackend& cpu() {
-  static CpuBackend backend(cpu_test::backend_options(1, Isa::kScalar));
-  return backend;
-}
-
-// Waits for the default stream (every launch here goes on it) and fails on a kernel fault.
-void sync() { ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess); }
 
 std::vector<float> download(const DeviceBuffer& b, size_t n) { return b.to_vector<float>(n); }
 
@@ -52,14 +45,14 @@ TEST(CudaOps, RmsNormMatchesCpu) {
       const auto w = random_values(n, 2 + n, 1.0f);
       const float* w_cpu = with_weight ? w.data() : nullptr;
       std::vector<float> want(x.size());
-      cpu().rms_norm(x.data(), w_cpu, want.data(), n_rows, n, 1e-6f);
+      scalar_cpu().rms_norm(x.data(), w_cpu, want.data(), n_rows, n, 1e-6f);
 
       const DeviceBuffer dx = DeviceBuffer::from(x), dw = DeviceBuffer::from(w);
       const float* w_gpu = with_weight ? dw.as<float>() : nullptr;
       const DeviceBuffer dy = poisoned_floats(x.size());
       cuda::rms_norm(dx.as<float>(), w_gpu, dy.as<float>(), n_rows, n, 1e-6f, nullptr);
       cuda::rms_norm(dx.as<float>(), w_gpu, dx.as<float>(), n_rows, n, 1e-6f, nullptr);  // in place
-      sync();
+      sync_device();
       EXPECT_LE(relative_error(download(dy, x.size()), want), kTolerance) << "n " << n << " weight " << with_weight;
       EXPECT_LE(relative_error(download(dx, x.size()), want), kTolerance) << "in place, n " << n;
     }
@@ -73,10 +66,10 @@ TEST(CudaOps, RmsNormPerHeadInPlace) {
   const auto x = random_values(n_rows * head_dim, 3, 1.5f);
   const auto w = random_values(head_dim, 4, 1.0f);
   std::vector<float> want(x.size());
-  cpu().rms_norm(x.data(), w.data(), want.data(), n_rows, head_dim, 1e-5f);
+  scalar_cpu().rms_norm(x.data(), w.data(), want.data(), n_rows, head_dim, 1e-5f);
   const DeviceBuffer dx = DeviceBuffer::from(x), dw = DeviceBuffer::from(w);
   cuda::rms_norm(dx.as<float>(), dw.as<float>(), dx.as<float>(), n_rows, head_dim, 1e-5f, nullptr);
-  sync();
+  sync_device();
   EXPECT_LE(relative_error(download(dx, x.size()), want), kTolerance);
 }
 
@@ -94,9 +87,9 @@ TEST(CudaOps, GlusMatchCpu) {
         const int64_t u_offset = fused ? n : n_rows * n;
         std::vector<float> want(n_rows * n);
         if (geglu) {
-          cpu().geglu(gu.data(), gu.data() + u_offset, stride, want.data(), n_rows, n);
+          scalar_cpu().geglu(gu.data(), gu.data() + u_offset, stride, want.data(), n_rows, n);
         } else {
-          cpu().swiglu(gu.data(), gu.data() + u_offset, stride, want.data(), n_rows, n);
+          scalar_cpu().swiglu(gu.data(), gu.data() + u_offset, stride, want.data(), n_rows, n);
         }
         const DeviceBuffer dgu = DeviceBuffer::from(gu);
         const DeviceBuffer dy = poisoned_floats(want.size());
@@ -106,7 +99,7 @@ TEST(CudaOps, GlusMatchCpu) {
         } else {
           cuda::swiglu(g, g + u_offset, stride, dy.as<float>(), n_rows, n, nullptr);
         }
-        sync();
+        sync_device();
         EXPECT_LE(relative_error(download(dy, want.size()), want), kTolerance)
             << (geglu ? "geglu" : "swiglu") << " n " << n << " fused " << fused;
       }
@@ -124,12 +117,12 @@ TEST(CudaOps, AddMatchesCpu) {
       const auto a = random_values(n_rows * n_cols, 7 + n_cols, 1.0f);
       const auto b = random_values(n_rows * (n_cols + 5), 8 + n_cols, 1.0f);
       std::vector<float> want(a.size());
-      cpu().add(a.data(), b.data(), want.data(), n_rows, n_cols, b_stride);
+      scalar_cpu().add(a.data(), b.data(), want.data(), n_rows, n_cols, b_stride);
       const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b);
       const DeviceBuffer dy = poisoned_floats(a.size());
       cuda::add(da.as<float>(), db.as<float>(), dy.as<float>(), n_rows, n_cols, b_stride, nullptr);
       cuda::add(da.as<float>(), db.as<float>(), da.as<float>(), n_rows, n_cols, b_stride, nullptr);
-      sync();
+      sync_device();
       EXPECT_LE(relative_error(download(dy, a.size()), want), kTolerance)
           << "n_cols " << n_cols << " b_stride " << b_stride;
       EXPECT_LE(relative_error(download(da, a.size()), want), kTolerance) << "in place, n_cols " << n_cols;
@@ -144,10 +137,10 @@ TEST(CudaOps, AddManyRowsBroadcast) {
   const auto a = random_values(n_rows * n_cols, 19, 1.0f);
   const auto b = random_values(n_cols, 20, 1.0f);
   std::vector<float> want(a.size());
-  cpu().add(a.data(), b.data(), want.data(), n_rows, n_cols, 0);
+  scalar_cpu().add(a.data(), b.data(), want.data(), n_rows, n_cols, 0);
   const DeviceBuffer da = DeviceBuffer::from(a), db = DeviceBuffer::from(b);
   cuda::add(da.as<float>(), db.as<float>(), da.as<float>(), n_rows, n_cols, 0, nullptr);
-  sync();
+  sync_device();
   EXPECT_LE(relative_error(download(da, a.size()), want), kTolerance);
 }
 
@@ -158,18 +151,18 @@ TEST(CudaOps, ScaleAndSoftcapMatchCpu) {
   for (int64_t n : sizes) {
     const auto x = random_values(n, 9 + n, 40.0f);  // |x| around the cap: tanh in and out of saturation
     std::vector<float> want_scale(x.size());
-    cpu().scale(x.data(), want_scale.data(), n, 0.37f);
+    scalar_cpu().scale(x.data(), want_scale.data(), n, 0.37f);
     std::vector<float> want_cap = x;
-    cpu().softcap(want_cap.data(), n, 30.0f);
+    scalar_cpu().softcap(want_cap.data(), n, 30.0f);
 
     const DeviceBuffer dx = DeviceBuffer::from(x);
     const DeviceBuffer dy = poisoned_floats(x.size());
     cuda::scale(dx.as<float>(), dy.as<float>(), n, 0.37f, nullptr);
-    sync();
+    sync_device();
     EXPECT_LE(relative_error(download(dy, x.size()), want_scale), kTolerance) << "scale n " << n;
     cuda::scale(dy.as<float>(), dy.as<float>(), n, 2.0f, nullptr);  // in place, exact doubling
     cuda::softcap(dx.as<float>(), n, 30.0f, nullptr);
-    sync();
+    sync_device();
     std::vector<float> doubled = want_scale;
     for (float& v : doubled) v *= 2.0f;
     EXPECT_LE(relative_error(download(dy, x.size()), doubled), kTolerance) << "scale in place n " << n;
@@ -200,11 +193,11 @@ TEST(CudaOps, RopeMatchesCpu) {
       const int64_t token_stride = n_head * s.head_dim + 17;  // a row inside a wider fused QKV row
       const auto x = random_values(n_tokens * token_stride, 11 + s.head_dim, 1.0f);
       std::vector<float> want = x;
-      cpu().rope(want.data(), n_tokens, token_stride, n_head, s.head_dim, s.n_rot, neox, cos_sin.data());
+      scalar_cpu().rope(want.data(), n_tokens, token_stride, n_head, s.head_dim, s.n_rot, neox, cos_sin.data());
 
       const DeviceBuffer dx = DeviceBuffer::from(x), dcs = DeviceBuffer::from(cos_sin);
       cuda::rope(dx.as<float>(), n_tokens, token_stride, n_head, s.head_dim, s.n_rot, neox, dcs.as<float>(), nullptr);
-      sync();
+      sync_device();
       const std::vector<float> got = download(dx, x.size());
       EXPECT_LE(relative_error(got, want), kTolerance) << "neox " << neox << " head_dim " << s.head_dim;
       // Floats past n_rot in each head and between token rows come back exactly as they went in.
@@ -242,7 +235,7 @@ TEST(CudaOps, RopeQkEqualsTwoRopes) {
     cuda::rope(k1.as<float>(), n_tokens, k_stride, n_head_k, head_dim, p.n_rot, neox, dcs.as<float>(), nullptr);
     cuda::rope_qk(q2.as<float>(), q_stride, n_head_q, k2.as<float>(), k_stride, n_head_k, n_tokens, head_dim, p.n_rot,
                   neox, dcs.as<float>(), nullptr);
-    sync();
+    sync_device();
     EXPECT_EQ(download(q2, q.size()), download(q1, q.size())) << "neox " << neox;
     EXPECT_EQ(download(k2, k.size()), download(k1, k.size())) << "neox " << neox;
     EXPECT_NE(download(q2, q.size()), q);  // something rotated
@@ -264,12 +257,12 @@ TEST(CudaOps, GetRowsExactForEveryType) {
       const auto values = random_values(n_src_rows * n_cols, 13 + n_cols, 1.0f);
       const std::vector<std::byte> src = cpu_test::quantized(type, values);
       std::vector<float> want(n_ids * n_cols);
-      cpu().get_rows(type, src.data(), n_src_rows, n_cols, ids.data(), n_ids, want.data());
+      scalar_cpu().get_rows(type, src.data(), n_src_rows, n_cols, ids.data(), n_ids, want.data());
 
       const DeviceBuffer dsrc = DeviceBuffer::from(src), dids = DeviceBuffer::from(ids);
       const DeviceBuffer dy = poisoned_floats(want.size());
       cuda::get_rows(type, dsrc.data(), n_src_rows, n_cols, dids.as<int32_t>(), n_ids, dy.as<float>(), nullptr);
-      sync();
+      sync_device();
       const std::vector<float> got = download(dy, want.size());
       int64_t mismatches = 0, first = -1;
       for (size_t i = 0; i < want.size(); ++i) {
@@ -300,7 +293,7 @@ TEST(CudaOps, ArgmaxRowsMatchesCpu) {
     for (int64_t i = 0; i < n; ++i) constant[i] = 1.25f;
     x[4 * n] = NAN;
     std::vector<int32_t> want(n_rows);
-    for (int64_t r = 0; r < n_rows; ++r) want[r] = static_cast<int32_t>(cpu().argmax(x.data() + r * n, n));
+    for (int64_t r = 0; r < n_rows; ++r) want[r] = static_cast<int32_t>(scalar_cpu().argmax(x.data() + r * n, n));
     EXPECT_EQ(want[1], n - 1);
     EXPECT_EQ(want[2], tie_at);
     EXPECT_EQ(want[3], 0);
@@ -308,7 +301,7 @@ TEST(CudaOps, ArgmaxRowsMatchesCpu) {
     const DeviceBuffer dx = DeviceBuffer::from(x);
     const DeviceBuffer dout = DeviceBuffer::from(std::vector<int32_t>(n_rows, -7));
     cuda::argmax_rows(dx.as<float>(), n_rows, n, dout.as<int32_t>(), nullptr);
-    sync();
+    sync_device();
     EXPECT_EQ(dout.to_vector<int32_t>(n_rows), want) << "n " << n;
   }
 }
@@ -346,14 +339,14 @@ TEST(CudaOps, GreedyRowsFollowTheSamplersRule) {
     EXPECT_EQ(want[2], n - 1);
     EXPECT_EQ(want[3], 0);
     EXPECT_EQ(want[4], 0);
-    EXPECT_EQ(cpu().argmax(x.data() + 4 * n, n), 1);  // where the rules part
+    EXPECT_EQ(scalar_cpu().argmax(x.data() + 4 * n, n), 1);  // where the rules part
     EXPECT_EQ(want[5], 0);
     EXPECT_EQ(want[6], 2);
 
     const DeviceBuffer dx = DeviceBuffer::from(x);
     const DeviceBuffer dout = DeviceBuffer::from(std::vector<int32_t>(n_rows, -7));
     cuda::greedy_rows(dx.as<float>(), n_rows, n, dout.as<int32_t>(), nullptr);
-    sync();
+    sync_device();
     EXPECT_EQ(dout.to_vector<int32_t>(n_rows), want) << "n " << n;
   }
 }
@@ -398,7 +391,7 @@ TEST(CudaOps, TopKRowsEqualTheSamplersTopK) {
       const DeviceBuffer ids = DeviceBuffer::from(std::vector<int32_t>(n_rows * k, -7));
       cuda::top_k_rows(dx.as<float>(), n_rows, n, k, values.as<float>(), ids.as<int32_t>(), scratch_values.as<float>(),
                        scratch_ids.as<int32_t>(), nullptr);
-      sync();
+      sync_device();
       const std::vector<float> got_values = values.to_vector<float>(n_rows * k);
       const std::vector<int32_t> got_ids = ids.to_vector<int32_t>(n_rows * k);
       std::vector<sampling::Candidate> want;
@@ -447,7 +440,7 @@ TEST(CudaOps, ZeroSizesAreNoOps) {
   cuda::argmax_rows(nullptr, 0, 10, nullptr, nullptr);
   cuda::greedy_rows(nullptr, 0, 10, nullptr, nullptr);
   cuda::top_k_rows(nullptr, 0, 10, 40, nullptr, nullptr, nullptr, nullptr, nullptr);
-  sync();
+  sync_device();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Logprobs: the log-softmax of the raw logits against float64, the top-N in order with ties to
 // the lower id, and huge, -inf, +inf and NaN logits.
 #include "engine/logprobs.h"
+#include "support/float_values.h"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +13,8 @@
 namespace ember {
 namespace {
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+using test::kInf;
+using test::kNaN;
 
 std::vector<double> log_softmax64(const std::vector<float>& x) {
   double max = -INFINITY;

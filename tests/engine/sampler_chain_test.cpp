@@ -15,6 +15,7 @@
 
 #include "ember/error.h"
 #include "sampler_test_util.h"
+#include "support/float_values.h"
 
 namespace ember {
 namespace {
@@ -23,8 +24,8 @@ using test::all_off;
 using test::chi_square;
 using test::softmax64;
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using test::kInf;
+using test::kNaN;
 
 std::vector<float> random_logits(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -12,6 +12,7 @@
 
 #include "engine/sampler_chain.h"
 #include "sampler_test_util.h"
+#include "support/float_values.h"
 
 namespace ember {
 namespace {
@@ -21,7 +22,7 @@ using test::chain_distribution;
 using test::expect_near;
 using test::softmax64;
 
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using test::kInf;
 constexpr double kTol = 2e-6;  // the chain's exp is float (~2e-7 relative), summed in double
 
 const std::vector<float> kLogits = {3.0f, 2.2f, 1.5f, 0.7f, 0.0f, -0.8f, -2.0f, -3.5f};

@@ -38,7 +38,7 @@ namespace ember {
 namespace {
 
 using test::RawGguf;
-constexpr uint32_t kTypeU8 = 0, kTypeArray = 9;
+constexpr uint32_t kValueTypeU8 = 0, kValueTypeArray = 9;
 constexpr size_t kFileSize = 1 << 20;
 
 // Cumulative bytes allocated while parsing `bytes` (whether it parses or not).
@@ -63,8 +63,8 @@ constexpr size_t kBound = 32 * kFileSize + (8 << 20);
 
 TEST(GgufAllocation, DeepNestingWithHugeCountsStaysBounded) {
   RawGguf f;
-  f.header(0, 1).kv("k", kTypeArray);
-  for (int level = 0; level < 20; ++level) f.u32(kTypeArray).u64((kFileSize - f.size()) / 12);
+  f.header(0, 1).kv("k", kValueTypeArray);
+  for (int level = 0; level < 20; ++level) f.u32(kValueTypeArray).u64((kFileSize - f.size()) / 12);
   fill_to(f, kFileSize);
   EXPECT_LT(allocated_while_parsing(f), kBound);
 }
@@ -72,8 +72,8 @@ TEST(GgufAllocation, DeepNestingWithHugeCountsStaysBounded) {
 TEST(GgufAllocation, WideArrayOfEmptyArraysStaysBounded) {
   RawGguf f;
   const uint64_t n = (kFileSize - 64) / 12;
-  f.header(0, 1).kv("k", kTypeArray).u32(kTypeArray).u64(n);
-  for (uint64_t i = 0; i < n; ++i) f.u32(kTypeU8).u64(0);
+  f.header(0, 1).kv("k", kValueTypeArray).u32(kValueTypeArray).u64(n);
+  for (uint64_t i = 0; i < n; ++i) f.u32(kValueTypeU8).u64(0);
   const size_t allocated = allocated_while_parsing(f);
   EXPECT_LT(allocated, kBound);
   EXPECT_NO_THROW(GgufFile::parse(f.span(), "wide.gguf"));
@@ -89,7 +89,7 @@ TEST(GgufAllocation, HeaderCountsAreNotReservedBlindly) {
 // Running out of memory while parsing is an ember::Error naming the file, not std::bad_alloc.
 TEST(GgufAllocation, OutOfMemoryBecomesAnEmberError) {
   RawGguf f;
-  f.header(0, 1).kv("tokens", kTypeArray).u32(8).u64(20000);  // 20,000 strings
+  f.header(0, 1).kv("tokens", kValueTypeArray).u32(8).u64(20000);  // 20,000 strings
   for (int i = 0; i < 20000; ++i) f.str("token");
   g_allocated = 0;
   g_limit = 64 * 1024;

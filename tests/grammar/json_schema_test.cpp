@@ -27,8 +27,8 @@ Grammar convert(std::string_view schema, bool strict = false) {
 }
 
 // The texts each accepted / rejected by the schema's grammar.
-void expect_language(std::string_view schema, const std::vector<std::string>& accepted,
-                     const std::vector<std::string>& rejected) {
+void expect_schema_language(std::string_view schema, const std::vector<std::string>& accepted,
+                            const std::vector<std::string>& rejected) {
   SCOPED_TRACE(schema);
   const Grammar g = convert(schema);
   for (const std::string& text : accepted) EXPECT_TRUE(reference_matches(g, text)) << "should accept: " << text;
@@ -77,72 +77,76 @@ TEST(JsonSchemaBuiltins, BuiltinsAreSharedRulesDefinedOnce) {
 
 TEST(JsonSchemaBuiltins, WhitespaceIsBounded) {
   const std::string schema = R"({"type":"array","items":{"type":"integer"}})";
-  expect_language(schema, {"[1,2]", "[ 1 , 2 ]", "[\n  1,\n  2\n]", "[\n\n" + std::string(20, ' ') + "1]", "[\n\t1]"},
-                  {"[\n" + std::string(21, ' ') + "1]", "[\n\n\n1]", "[  1]", "[\t1]", " [1]", "[1] "});
+  expect_schema_language(schema,
+                         {"[1,2]", "[ 1 , 2 ]", "[\n  1,\n  2\n]", "[\n\n" + std::string(20, ' ') + "1]", "[\n\t1]"},
+                         {"[\n" + std::string(21, ' ') + "1]", "[\n\n\n1]", "[  1]", "[\t1]", " [1]", "[1] "});
 }
 
 TEST(JsonSchemaTypes, Primitives) {
-  expect_language(R"({"type":"string"})", {R"("")", R"("abc")", R"("a\"b\\c\n\u00e9\/")", "\"é😀\""},
-                  {"abc", R"("a)", "\"a\nb\"", R"("\x")", R"("\u12")", "1"});
-  expect_language(R"({"type":"integer"})", {"0", "-0", "7", "-123", "1234567890123456"},
-                  {"01", "1.0", "1e3", "+1", "12345678901234567", "", "-"});
-  expect_language(R"({"type":"number"})", {"0", "-1.5", "3.1415926535897932", "1e5", "1E-3", "2.5e+100", "-0.0"},
-                  {"1.", ".5", "1e", "1e1000", "1.12345678901234567", "01.5", "NaN"});
-  expect_language(R"({"type":"boolean"})", {"true", "false"}, {"True", "1", "null"});
-  expect_language(R"({"type":"null"})", {"null"}, {"nul", "false"});
-  expect_language(R"({"type":["string","null"]})", {R"("x")", "null"}, {"1"});
-  expect_language(R"({"type":"integer","nullable":true})", {"1", "null"}, {R"("1")"});
-  expect_language("true", {"1", R"({"a":[null]})", R"("s")"}, {"", "nope"});
-  expect_language("{}", {"1", "[]", "false"}, {"{"});
-  expect_language(R"({"description":"anything"})", {"1", "{}"}, {"x"});
+  expect_schema_language(R"({"type":"string"})", {R"("")", R"("abc")", R"("a\"b\\c\n\u00e9\/")", "\"é😀\""},
+                         {"abc", R"("a)", "\"a\nb\"", R"("\x")", R"("\u12")", "1"});
+  expect_schema_language(R"({"type":"integer"})", {"0", "-0", "7", "-123", "1234567890123456"},
+                         {"01", "1.0", "1e3", "+1", "12345678901234567", "", "-"});
+  expect_schema_language(R"({"type":"number"})", {"0", "-1.5", "3.1415926535897932", "1e5", "1E-3", "2.5e+100", "-0.0"},
+                         {"1.", ".5", "1e", "1e1000", "1.12345678901234567", "01.5", "NaN"});
+  expect_schema_language(R"({"type":"boolean"})", {"true", "false"}, {"True", "1", "null"});
+  expect_schema_language(R"({"type":"null"})", {"null"}, {"nul", "false"});
+  expect_schema_language(R"({"type":["string","null"]})", {R"("x")", "null"}, {"1"});
+  expect_schema_language(R"({"type":"integer","nullable":true})", {"1", "null"}, {R"("1")"});
+  expect_schema_language("true", {"1", R"({"a":[null]})", R"("s")"}, {"", "nope"});
+  expect_schema_language("{}", {"1", "[]", "false"}, {"{"});
+  expect_schema_language(R"({"description":"anything"})", {"1", "{}"}, {"x"});
 }
 
 TEST(JsonSchemaObjects, RequiredAlwaysOptionalAnySubsetInSchemaOrder) {
   const std::string schema = R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"},
       "c":{"type":"boolean"}},"required":["b"]})";
-  expect_language(schema,
-                  {R"({"b":"x"})", R"({"a":1,"b":"x"})", R"({"b":"x","c":true})", R"({"a":1,"b":"x","c":false})",
-                   R"({ "a": 1, "b": "x" })"},
-                  {"{}", R"({"a":1})", R"({"b":"x","a":1})", R"({"c":true,"b":"x"})", R"({"b":"x","d":1})",
-                   R"({"b":1})", R"({"b":"x",})", R"({"a":1,,"b":"x"})"});
+  expect_schema_language(schema,
+                         {R"({"b":"x"})", R"({"a":1,"b":"x"})", R"({"b":"x","c":true})", R"({"a":1,"b":"x","c":false})",
+                          R"({ "a": 1, "b": "x" })"},
+                         {"{}", R"({"a":1})", R"({"b":"x","a":1})", R"({"c":true,"b":"x"})", R"({"b":"x","d":1})",
+                          R"({"b":1})", R"({"b":"x",})", R"({"a":1,,"b":"x"})"});
 }
 
 TEST(JsonSchemaObjects, AllOptional) {
   const std::string schema =
       R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"},"c":{"type":"integer"},
       "d":{"type":"integer"}}})";
-  expect_language(
+  expect_schema_language(
       schema,
       {"{}", R"({"a":1})", R"({"d":4})", R"({"b":2,"d":4})", R"({"a":1,"c":3})", R"({"a":1,"b":2,"c":3,"d":4})"},
       {R"({"b":2,"a":1})", R"({,"a":1})", R"({"a":1,})", R"({"e":1})", R"({"a":1,"a":1})"});
 }
 
 TEST(JsonSchemaObjects, AdditionalPropertiesExcludeDeclaredNames) {
-  expect_language(R"({"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"integer"}},
+  expect_schema_language(
+      R"({"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"integer"}},
                       "additionalProperties":true})",
-                  {"{}", R"({"a":1})", R"({"a":1,"x":[1]})", R"({"b":null})", R"({"abc":1})", R"({"":1})",
-                   R"({"a":1,"ab":2,"x":1,"y":"z"})", R"({"A":1})"},
-                  {R"({"x":1,"a":1})", R"({"a":1,"a":2})", R"({"ab":1,"ab":2})", R"({"x\n":1})", R"({"\u0061":1})"});
-  expect_language(R"({"type":"object","properties":{"id":{"type":"integer"}},"required":["id"],
+      {"{}", R"({"a":1})", R"({"a":1,"x":[1]})", R"({"b":null})", R"({"abc":1})", R"({"":1})",
+       R"({"a":1,"ab":2,"x":1,"y":"z"})", R"({"A":1})"},
+      {R"({"x":1,"a":1})", R"({"a":1,"a":2})", R"({"ab":1,"ab":2})", R"({"x\n":1})", R"({"\u0061":1})"});
+  expect_schema_language(R"({"type":"object","properties":{"id":{"type":"integer"}},"required":["id"],
                       "additionalProperties":{"type":"string"}})",
-                  {R"({"id":1})", R"({"id":1,"k":"v","l":"w"})"}, {R"({"id":1,"k":1})", R"({"k":"v"})"});
-  expect_language(R"({"type":"object","additionalProperties":{"type":"integer"}})", {"{}", R"({"x":1,"y":2})"},
-                  {R"({"x":"1"})"});
+                         {R"({"id":1})", R"({"id":1,"k":"v","l":"w"})"}, {R"({"id":1,"k":1})", R"({"k":"v"})"});
+  expect_schema_language(R"({"type":"object","additionalProperties":{"type":"integer"}})", {"{}", R"({"x":1,"y":2})"},
+                         {R"({"x":"1"})"});
   // A property whose schema is false must be absent (and is no extra key either).
-  expect_language(R"({"properties":{"a":false,"b":{}},"additionalProperties":true})",
-                  {"{}", R"({"b":1})", R"({"c":1})"}, {R"({"a":1})"});
+  expect_schema_language(R"({"properties":{"a":false,"b":{}},"additionalProperties":true})",
+                         {"{}", R"({"b":1})", R"({"c":1})"}, {R"({"a":1})"});
   // Nothing declared and additionalProperties absent: any object.
-  expect_language(R"({"type":"object"})", {"{}", R"({"x":[1,{"y":null}]})"}, {"[]"});
-  expect_language(R"({"type":"object","additionalProperties":false})", {"{}", "{ }"}, {R"({"x":1})"});
+  expect_schema_language(R"({"type":"object"})", {"{}", R"({"x":[1,{"y":null}]})"}, {"[]"});
+  expect_schema_language(R"({"type":"object","additionalProperties":false})", {"{}", "{ }"}, {R"({"x":1})"});
   // Required but undeclared: present with any value (or the additionalProperties schema).
-  expect_language(R"({"type":"object","required":["k"]})", {R"({"k":1})", R"({"k":{"z":[]}})"}, {"{}", R"({"j":1})"});
-  expect_language(R"({"required":["k"],"additionalProperties":{"type":"string"}})", {R"({"k":"v"})"}, {R"({"k":1})"});
+  expect_schema_language(R"({"type":"object","required":["k"]})", {R"({"k":1})", R"({"k":{"z":[]}})"},
+                         {"{}", R"({"j":1})"});
+  expect_schema_language(R"({"required":["k"],"additionalProperties":{"type":"string"}})", {R"({"k":"v"})"},
+                         {R"({"k":1})"});
 }
 
 TEST(JsonSchemaObjects, PropertyCountsOnlyWhenImplied) {
-  expect_language(R"({"type":"object","properties":{"a":{},"b":{}},"required":["a"],"minProperties":1,
+  expect_schema_language(R"({"type":"object","properties":{"a":{},"b":{}},"required":["a"],"minProperties":1,
                       "maxProperties":2})",
-                  {R"({"a":1})", R"({"a":1,"b":2})"}, {"{}"});
+                         {R"({"a":1})", R"({"a":1,"b":2})"}, {"{}"});
   EXPECT_EQ(refusal(R"({"properties":{"a":{}},"minProperties":1})"),
             "schema/minProperties: minProperties 1 is not implied by the 0 required properties; not supported");
   EXPECT_EQ(refusal(R"({"properties":{"a":{},"b":{}},"maxProperties":1})"),
@@ -152,44 +156,47 @@ TEST(JsonSchemaObjects, PropertyCountsOnlyWhenImplied) {
 }
 
 TEST(JsonSchemaArrays, ItemsAndCounts) {
-  expect_language(R"({"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":3})",
-                  {"[1]", "[1,2]", "[1, 2, 3]"}, {"[]", "[1,2,3,4]", R"(["a"])", "[1,]"});
-  expect_language(R"({"type":"array","items":{"type":"integer"},"minItems":2})", {"[1,2]", "[1,2,3,4,5]"}, {"[1]"});
-  expect_language(R"({"type":"array"})", {"[]", R"([1,"a",{}])"}, {"{}"});
-  expect_language(R"({"type":"array","maxItems":0})", {"[]", "[ ]"}, {"[1]"});
-  expect_language(R"({"type":"array","items":false})", {"[]"}, {"[1]"});
+  expect_schema_language(R"({"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":3})",
+                         {"[1]", "[1,2]", "[1, 2, 3]"}, {"[]", "[1,2,3,4]", R"(["a"])", "[1,]"});
+  expect_schema_language(R"({"type":"array","items":{"type":"integer"},"minItems":2})", {"[1,2]", "[1,2,3,4,5]"},
+                         {"[1]"});
+  expect_schema_language(R"({"type":"array"})", {"[]", R"([1,"a",{}])"}, {"{}"});
+  expect_schema_language(R"({"type":"array","maxItems":0})", {"[]", "[ ]"}, {"[1]"});
+  expect_schema_language(R"({"type":"array","items":false})", {"[]"}, {"[1]"});
 }
 
 TEST(JsonSchemaArrays, Tuples) {
-  expect_language(R"({"type":"array","prefixItems":[{"type":"integer"},{"type":"string"}],"items":false})",
-                  {"[]", "[1]", R"([1,"a"])"}, {R"(["a"])", R"([1,"a",2])", "[1,2]"});
-  expect_language(
+  expect_schema_language(R"({"type":"array","prefixItems":[{"type":"integer"},{"type":"string"}],"items":false})",
+                         {"[]", "[1]", R"([1,"a"])"}, {R"(["a"])", R"([1,"a",2])", "[1,2]"});
+  expect_schema_language(
       R"({"type":"array","prefixItems":[{"type":"integer"},{"type":"string"}],"items":{"type":"boolean"},
           "minItems":2})",
       {R"([1,"a"])", R"([1,"a",true,false])"}, {"[1]", R"([1,"a",1])"});
-  expect_language(R"({"type":"array","prefixItems":[{"const":1},{"const":2},{"const":3}],"minItems":3,"maxItems":4})",
-                  {"[1,2,3]", "[1,2,3,null]"}, {"[1,2]", "[1,2,3,4,5]"});
+  expect_schema_language(
+      R"({"type":"array","prefixItems":[{"const":1},{"const":2},{"const":3}],"minItems":3,"maxItems":4})",
+      {"[1,2,3]", "[1,2,3,null]"}, {"[1,2]", "[1,2,3,4,5]"});
   // Draft 4 tuples: items as an array, additionalItems.
-  expect_language(R"({"items":[{"type":"string"}],"additionalItems":{"type":"integer"}})",
-                  {"[]", R"(["a"])", R"(["a",1,2])"}, {R"(["a","b"])", "[1]"});
-  expect_language(R"({"items":[{"type":"string"}],"additionalItems":false,"minItems":1})", {R"(["a"])"},
-                  {"[]", R"(["a",1])"});
-  expect_language(R"({"prefixItems":[{"type":"integer"},false,{}]})", {"[]", "[1]"}, {"[1,2]", "[1,2,3]"});
+  expect_schema_language(R"({"items":[{"type":"string"}],"additionalItems":{"type":"integer"}})",
+                         {"[]", R"(["a"])", R"(["a",1,2])"}, {R"(["a","b"])", "[1]"});
+  expect_schema_language(R"({"items":[{"type":"string"}],"additionalItems":false,"minItems":1})", {R"(["a"])"},
+                         {"[]", R"(["a",1])"});
+  expect_schema_language(R"({"prefixItems":[{"type":"integer"},false,{}]})", {"[]", "[1]"}, {"[1,2]", "[1,2,3]"});
   EXPECT_EQ(refusal(R"({"prefixItems":[{}],"items":false,"minItems":2})"),
             "schema/minItems: minItems 2 but at most 1 items are allowed");
 }
 
 TEST(JsonSchemaStrings, LengthsCountJsonCharacters) {
-  expect_language(R"({"type":"string","minLength":2,"maxLength":3})",
-                  {R"("ab")", R"("abc")", R"("\n\t")", R"("\u00e9a")", "\"éé\""}, {R"("a")", R"("abcd")", R"("\")"});
-  expect_language(R"({"type":"string","maxLength":0})", {R"("")"}, {R"("a")"});
+  expect_schema_language(R"({"type":"string","minLength":2,"maxLength":3})",
+                         {R"("ab")", R"("abc")", R"("\n\t")", R"("\u00e9a")", "\"éé\""},
+                         {R"("a")", R"("abcd")", R"("\")"});
+  expect_schema_language(R"({"type":"string","maxLength":0})", {R"("")"}, {R"("a")"});
 }
 
 TEST(JsonSchemaStrings, PatternMatchesDecodedContent) {
-  expect_language(R"({"type":"string","pattern":"^[a-z]+-[0-9]{2}$"})", {R"("ab-12")"},
-                  {R"("ab-1")", R"("Ab-12")", R"("ab-123")", R"("")"});
-  expect_language(R"({"type":"string","pattern":"ab"})", {R"("ab")", R"("xxabyy")"}, {R"("a")", R"("ba")"});
-  expect_language(R"({"type":"string","pattern":"^a\"b$"})", {R"("a\"b")"}, {R"("a"b")", R"("ab")"});
+  expect_schema_language(R"({"type":"string","pattern":"^[a-z]+-[0-9]{2}$"})", {R"("ab-12")"},
+                         {R"("ab-1")", R"("Ab-12")", R"("ab-123")", R"("")"});
+  expect_schema_language(R"({"type":"string","pattern":"ab"})", {R"("ab")", R"("xxabyy")"}, {R"("a")", R"("ba")"});
+  expect_schema_language(R"({"type":"string","pattern":"^a\"b$"})", {R"("a\"b")"}, {R"("a"b")", R"("ab")"});
   EXPECT_EQ(refusal(R"({"type":"string","pattern":"(?<=a)b"})").rfind("schema/pattern: regex: ", 0), 0u);
   EXPECT_EQ(refusal(R"({"type":"string","pattern":"^a+$","maxLength":3})"),
             "schema/pattern: pattern together with minLength/maxLength is not supported");
@@ -198,29 +205,31 @@ TEST(JsonSchemaStrings, PatternMatchesDecodedContent) {
 }
 
 TEST(JsonSchemaStrings, Formats) {
-  expect_language(R"({"format":"date"})", {R"("2024-02-29")", R"("1999-12-31")", R"("2023-04-30")"},
-                  {R"("2024-02-30")", R"("2023-04-31")", R"("2023-13-01")", R"("2023-00-10")", R"("23-01-01")"});
-  expect_language(R"({"type":"string","format":"time"})",
-                  {R"("23:59:59Z")", R"("00:00:00.123+05:30")", R"("12:30:00-08:00")"},
-                  {R"("24:00:00Z")", R"("12:60:00Z")", R"("12:00:00")", R"("12:00Z")"});
-  expect_language(R"({"type":"string","format":"date-time"})", {R"("2024-01-15T10:20:30Z")"},
-                  {R"("2024-01-15 10:20:30Z")", R"("2024-01-15")"});
-  expect_language(R"({"type":"string","format":"uuid"})", {R"("123e4567-e89b-12d3-a456-426614174000")"},
-                  {R"("123e4567e89b12d3a456426614174000")", R"("123e4567-e89b-12d3-a456-42661417400g")"});
-  expect_language(R"({"type":"string","format":"email"})", {R"("joe.doe+x@mail.example.com")", R"("a@b.co")"},
-                  {R"("joe@localhost")", R"("@b.co")", R"("a..b@c.de")", R"("a@-b.de")"});
-  expect_language(R"({"type":"string","format":"ipv4"})", {R"("192.168.0.1")", R"("255.255.255.255")", R"("0.0.0.0")"},
-                  {R"("256.1.1.1")", R"("01.1.1.1")", R"("1.1.1")"});
-  expect_language(R"({"type":"string","format":"ipv6"})",
-                  {R"("::")", R"("::1")", R"("fe80::1:2")", R"("2001:db8:0:0:0:0:2:1")", R"("::ffff:192.0.2.1")",
-                   R"("1:2:3:4:5:6:7::")"},
-                  {R"(":::")", R"("1:2:3:4:5:6:7:8:9")", R"("12345::")", R"("1::2::3")"});
-  expect_language(R"({"type":"string","format":"hostname"})", {R"("example.com")", R"("a-b.c1")", R"("localhost")"},
-                  {R"("-a.com")", R"("a..b")", R"("a_b")"});
-  expect_language(R"({"type":"string","format":"duration"})",
-                  {R"("P1D")", R"("PT1H30M")", R"("P1Y2M3DT4S")", R"("P2W")"},
-                  {R"("P")", R"("PT")", R"("P1H")", R"("1D")"});
-  expect_language(R"({"type":"string","format":"date","minLength":10,"maxLength":12})", {R"("2024-01-01")"}, {});
+  expect_schema_language(R"({"format":"date"})", {R"("2024-02-29")", R"("1999-12-31")", R"("2023-04-30")"},
+                         {R"("2024-02-30")", R"("2023-04-31")", R"("2023-13-01")", R"("2023-00-10")", R"("23-01-01")"});
+  expect_schema_language(R"({"type":"string","format":"time"})",
+                         {R"("23:59:59Z")", R"("00:00:00.123+05:30")", R"("12:30:00-08:00")"},
+                         {R"("24:00:00Z")", R"("12:60:00Z")", R"("12:00:00")", R"("12:00Z")"});
+  expect_schema_language(R"({"type":"string","format":"date-time"})", {R"("2024-01-15T10:20:30Z")"},
+                         {R"("2024-01-15 10:20:30Z")", R"("2024-01-15")"});
+  expect_schema_language(R"({"type":"string","format":"uuid"})", {R"("123e4567-e89b-12d3-a456-426614174000")"},
+                         {R"("123e4567e89b12d3a456426614174000")", R"("123e4567-e89b-12d3-a456-42661417400g")"});
+  expect_schema_language(R"({"type":"string","format":"email"})", {R"("joe.doe+x@mail.example.com")", R"("a@b.co")"},
+                         {R"("joe@localhost")", R"("@b.co")", R"("a..b@c.de")", R"("a@-b.de")"});
+  expect_schema_language(R"({"type":"string","format":"ipv4"})",
+                         {R"("192.168.0.1")", R"("255.255.255.255")", R"("0.0.0.0")"},
+                         {R"("256.1.1.1")", R"("01.1.1.1")", R"("1.1.1")"});
+  expect_schema_language(R"({"type":"string","format":"ipv6"})",
+                         {R"("::")", R"("::1")", R"("fe80::1:2")", R"("2001:db8:0:0:0:0:2:1")", R"("::ffff:192.0.2.1")",
+                          R"("1:2:3:4:5:6:7::")"},
+                         {R"(":::")", R"("1:2:3:4:5:6:7:8:9")", R"("12345::")", R"("1::2::3")"});
+  expect_schema_language(R"({"type":"string","format":"hostname"})",
+                         {R"("example.com")", R"("a-b.c1")", R"("localhost")"},
+                         {R"("-a.com")", R"("a..b")", R"("a_b")"});
+  expect_schema_language(R"({"type":"string","format":"duration"})",
+                         {R"("P1D")", R"("PT1H30M")", R"("P1Y2M3DT4S")", R"("P2W")"},
+                         {R"("P")", R"("PT")", R"("P1H")", R"("1D")"});
+  expect_schema_language(R"({"type":"string","format":"date","minLength":10,"maxLength":12})", {R"("2024-01-01")"}, {});
   EXPECT_EQ(refusal(R"({"type":"string","format":"uri"})"), "schema/format: format 'uri' is not supported");
   EXPECT_EQ(refusal(R"({"type":"string","format":"email","maxLength":64})"),
             "schema/format: format 'email' together with minLength/maxLength is not supported");
@@ -230,11 +239,11 @@ TEST(JsonSchemaStrings, Formats) {
 // encodings and JSON media types, which a validator could check and we cannot, are refused. Other
 // media types are annotations.
 TEST(JsonSchemaStrings, ContentEncodingAndMediaType) {
-  expect_language(R"({"type":"string","contentEncoding":"base64"})",
-                  {R"("")", R"("eyJmb28iOiAiYmFyIn0K")", R"("YQ==")", R"("YWI=")", R"("a+\/9")", R"("a+/9")"},
-                  {R"("YQ")", R"("YQ=")", R"("Y===")", R"("eyJmb28iOi%iYmFyIn0K")", R"("YWJj ")", R"("=")"});
-  expect_language(R"({"type":"string","contentEncoding":"base64","contentMediaType":"image/png"})", {R"("YWI=")"},
-                  {R"("YWI")"});
+  expect_schema_language(R"({"type":"string","contentEncoding":"base64"})",
+                         {R"("")", R"("eyJmb28iOiAiYmFyIn0K")", R"("YQ==")", R"("YWI=")", R"("a+\/9")", R"("a+/9")"},
+                         {R"("YQ")", R"("YQ=")", R"("Y===")", R"("eyJmb28iOi%iYmFyIn0K")", R"("YWJj ")", R"("=")"});
+  expect_schema_language(R"({"type":"string","contentEncoding":"base64","contentMediaType":"image/png"})",
+                         {R"("YWI=")"}, {R"("YWI")"});
   EXPECT_EQ(refusal(R"({"type":"string","contentEncoding":"base32"})"),
             R"(schema/contentEncoding: contentEncoding "base32" is not supported (only "base64"))");
   EXPECT_EQ(refusal(R"({"type":"string","contentEncoding":"base64","maxLength":8})"),
@@ -250,17 +259,17 @@ TEST(JsonSchemaStrings, ContentEncodingAndMediaType) {
     EXPECT_NE(refusal(fmt::format(R"({{"type":"string","contentMediaType":"{}"}})", type)), "(accepted)") << type;
   }
   // Only strings have content: on another type it constrains nothing.
-  expect_language(R"({"type":"object","contentMediaType":"application/json"})", {"{}"}, {R"("{}")"});
-  expect_language(R"({"type":"string","contentEncoding":"BASE64"})", {R"("YQ==")"}, {R"("YQ")"});
+  expect_schema_language(R"({"type":"object","contentMediaType":"application/json"})", {"{}"}, {R"("{}")"});
+  expect_schema_language(R"({"type":"string","contentEncoding":"BASE64"})", {R"("YQ==")"}, {R"("YQ")"});
 }
 
 TEST(JsonSchemaEnums, CanonicalLiterals) {
-  expect_language(R"({"enum":["red","Grün",1,2.5,null,true,{"a":[1,2]},"a\"b"]})",
-                  {R"("red")", "\"Grün\"", "1", "2.5", "null", "true", R"({"a":[1,2]})", R"("a\"b")"},
-                  {R"("blue")", R"("Gr\u00fcn")", "1.0", R"({"a": [1, 2]})", "false"});
-  expect_language(R"({"type":"string","enum":["a",1]})", {R"("a")"}, {"1"});
-  expect_language(R"({"const":"fixed"})", {R"("fixed")"}, {R"("other")"});
-  expect_language(R"({"type":"integer","const":3,"enum":[3,4]})", {"3"}, {"4"});
+  expect_schema_language(R"({"enum":["red","Grün",1,2.5,null,true,{"a":[1,2]},"a\"b"]})",
+                         {R"("red")", "\"Grün\"", "1", "2.5", "null", "true", R"({"a":[1,2]})", R"("a\"b")"},
+                         {R"("blue")", R"("Gr\u00fcn")", "1.0", R"({"a": [1, 2]})", "false"});
+  expect_schema_language(R"({"type":"string","enum":["a",1]})", {R"("a")"}, {"1"});
+  expect_schema_language(R"({"const":"fixed"})", {R"("fixed")"}, {R"("other")"});
+  expect_schema_language(R"({"type":"integer","const":3,"enum":[3,4]})", {"3"}, {"4"});
   EXPECT_EQ(refusal(R"({"type":"string","enum":[1,2]})"), "schema/enum: no value has an allowed type");
   EXPECT_EQ(refusal(R"({"const":1,"enum":[2]})"), "schema/enum: const is not one of the enum values");
   EXPECT_EQ(refusal(R"({"enum":["a"],"maxLength":3})"),
@@ -269,15 +278,16 @@ TEST(JsonSchemaEnums, CanonicalLiterals) {
 }
 
 TEST(JsonSchemaCombinators, AnyOfAndDisjointOneOf) {
-  expect_language(R"({"anyOf":[{"type":"integer"},{"type":"string","maxLength":1}]})", {"1", R"("a")"},
-                  {R"("ab")", "null"});
-  expect_language(R"({"oneOf":[{"type":"integer"},{"type":"string"},{"type":"null"}]})", {"1", R"("a")", "null"},
-                  {"[]"});
+  expect_schema_language(R"({"anyOf":[{"type":"integer"},{"type":"string","maxLength":1}]})", {"1", R"("a")"},
+                         {R"("ab")", "null"});
+  expect_schema_language(R"({"oneOf":[{"type":"integer"},{"type":"string"},{"type":"null"}]})", {"1", R"("a")", "null"},
+                         {"[]"});
   // A const discriminator on a property both branches require.
-  expect_language(R"({"oneOf":[
+  expect_schema_language(R"({"oneOf":[
       {"type":"object","properties":{"kind":{"const":"circle"},"r":{"type":"number"}},"required":["kind","r"]},
       {"type":"object","properties":{"kind":{"enum":["square"]},"side":{"type":"number"}},"required":["kind","side"]}]})",
-                  {R"({"kind":"circle","r":1})", R"({"kind":"square","side":2})"}, {R"({"kind":"circle","side":1})"});
+                         {R"({"kind":"circle","r":1})", R"({"kind":"square","side":2})"},
+                         {R"({"kind":"circle","side":1})"});
   EXPECT_EQ(refusal(R"({"oneOf":[{"type":"integer"},{"type":"number"}]})"),
             "schema/oneOf: oneOf branches 0 and 1 may both match one instance; use anyOf or a const discriminator");
   EXPECT_EQ(refusal(R"({"oneOf":[{"properties":{"a":{"const":1}},"required":["a"]},
@@ -287,24 +297,25 @@ TEST(JsonSchemaCombinators, AnyOfAndDisjointOneOf) {
 }
 
 TEST(JsonSchemaCombinators, AllOfMerges) {
-  expect_language(R"({"allOf":[
+  expect_schema_language(R"({"allOf":[
       {"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]},
       {"properties":{"b":{"type":"string"}},"required":["b"]},
       {"properties":{"a":{"minimum":0}}}]})",
-                  {R"({"a":1,"b":"x"})"}, {R"({"a":-1,"b":"x"})", R"({"a":1})", R"({"b":"x","a":1})"});
-  expect_language(R"({"allOf":[{"type":["string","integer"]},{"type":["integer","null"]},{"minimum":5}]})", {"5"},
-                  {"4", R"("5")", "null"});
+                         {R"({"a":1,"b":"x"})"}, {R"({"a":-1,"b":"x"})", R"({"a":1})", R"({"b":"x","a":1})"});
+  expect_schema_language(R"({"allOf":[{"type":["string","integer"]},{"type":["integer","null"]},{"minimum":5}]})",
+                         {"5"}, {"4", R"("5")", "null"});
   // additionalProperties: false of one part drops what only the other declares.
-  expect_language(R"({"allOf":[{"properties":{"a":{},"b":{}},"additionalProperties":false},
+  expect_schema_language(R"({"allOf":[{"properties":{"a":{},"b":{}},"additionalProperties":false},
                                {"properties":{"b":{"type":"integer"},"c":{}}}]})",
-                  {"{}", R"({"a":1,"b":2})"}, {R"({"b":"x"})", R"({"c":1})"});
+                         {"{}", R"({"a":1,"b":2})"}, {R"({"b":"x"})", R"({"c":1})"});
   // anyOf with sibling keywords distributes over the branches.
-  expect_language(R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},
+  expect_schema_language(R"({"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"integer"}},
                       "anyOf":[{"required":["a"]},{"required":["b"]}]})",
-                  {R"({"a":1})", R"({"b":1})", R"({"a":1,"b":2})"}, {"{}"});
-  expect_language(R"({"$defs":{"base":{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}},
+                         {R"({"a":1})", R"({"b":1})", R"({"a":1,"b":2})"}, {"{}"});
+  expect_schema_language(
+      R"({"$defs":{"base":{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}},
                       "$ref":"#/$defs/base","properties":{"name":{"type":"string"}},"required":["name"]})",
-                  {R"({"id":1,"name":"n"})"}, {R"({"id":1})"});
+      {R"({"id":1,"name":"n"})"}, {R"({"id":1})"});
   EXPECT_EQ(refusal(R"({"allOf":[{"type":"string"},{"type":"integer"}]})"),
             "schema/allOf/1/type: allOf: no type satisfies every branch");
   EXPECT_EQ(refusal(R"({"allOf":[{"pattern":"a"},{"pattern":"b"}]})"),
@@ -317,26 +328,27 @@ TEST(JsonSchemaCombinators, AllOfMerges) {
   // One allOf item and annotations (pydantic's field descriptions): the item itself, refs stay rules.
   EXPECT_EQ(refusal(R"({"allOf":[{"$ref":"#"}]})"),
             "schema: $ref cycle that consumes no input (left recursion through rule 'root')");
-  expect_language(R"({"$defs":{"n":{"type":"object","properties":{"next":{"allOf":[{"$ref":"#/$defs/n"}],
+  expect_schema_language(R"({"$defs":{"n":{"type":"object","properties":{"next":{"allOf":[{"$ref":"#/$defs/n"}],
                       "description":"the next node"}}}},"$ref":"#/$defs/n"})",
-                  {"{}", R"({"next":{"next":{}}})"}, {R"({"next":1})"});
+                         {"{}", R"({"next":{"next":{}}})"}, {R"({"next":1})"});
 }
 
 TEST(JsonSchemaRefs, RecursiveTree) {
   const std::string schema = R"({"$defs":{"node":{"type":"object","properties":{
       "value":{"type":"integer"},"children":{"type":"array","items":{"$ref":"#/$defs/node"}}},
       "required":["value"]}},"$ref":"#/$defs/node"})";
-  expect_language(schema,
-                  {R"({"value":1})", R"({"value":1,"children":[]})",
-                   R"({"value":1,"children":[{"value":2},{"value":3,"children":[{"value":4}]}]})"},
-                  {R"({"value":1,"children":[{}]})", R"({"children":[]})"});
+  expect_schema_language(schema,
+                         {R"({"value":1})", R"({"value":1,"children":[]})",
+                          R"({"value":1,"children":[{"value":2},{"value":3,"children":[{"value":4}]}]})"},
+                         {R"({"value":1,"children":[{}]})", R"({"children":[]})"});
   const Grammar g = convert(schema);
   EXPECT_GE(g.find_rule("node"), 0);
   // Refs to the root and through "definitions".
-  expect_language(R"({"type":"array","items":{"anyOf":[{"type":"integer"},{"$ref":"#"}]}})", {"[]", "[1,[2,[]]]"},
-                  {"[[x]]"});
-  expect_language(R"({"definitions":{"a b":{"type":"integer"}},"properties":{"x":{"$ref":"#/definitions/a%20b"}}})",
-                  {R"({"x":1})"}, {R"({"x":"1"})"});
+  expect_schema_language(R"({"type":"array","items":{"anyOf":[{"type":"integer"},{"$ref":"#"}]}})",
+                         {"[]", "[1,[2,[]]]"}, {"[[x]]"});
+  expect_schema_language(
+      R"({"definitions":{"a b":{"type":"integer"}},"properties":{"x":{"$ref":"#/definitions/a%20b"}}})", {R"({"x":1})"},
+      {R"({"x":"1"})"});
 }
 
 TEST(JsonSchemaRefs, Refusals) {
@@ -406,18 +418,18 @@ TEST(JsonSchemaNumbers, OneSidedExclusiveAndLargeBounds) {
   EXPECT_EQ(refusal(R"({"type":"integer","minimum":1e19})"), "schema/minimum: bounds beyond ±10^18 are not supported");
   EXPECT_EQ(refusal(R"({"type":"integer","multipleOf":2})"),
             "schema/multipleOf: multipleOf is only supported as 1 on integers");
-  expect_language(R"({"type":"integer","multipleOf":1})", {"3"}, {"3.5"});
+  expect_schema_language(R"({"type":"integer","multipleOf":1})", {"3"}, {"3.5"});
 }
 
 TEST(JsonSchemaNumbers, NumberBoundsWithIntegralValues) {
-  expect_language(R"({"type":"number","minimum":0,"maximum":10})",
-                  {"0", "10", "10.0", "10.000", "9.99", "0.5", "3", "0.0001"},
-                  {"-1", "-0.5", "10.5", "10.01", "11", "1e1", "-0"});
-  expect_language(R"({"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1})", {"0.5", "0.999", "0.01"},
-                  {"0", "0.0", "1", "1.0", "1.5", "-0.5"});
-  expect_language(R"({"type":"number","minimum":-2.0})", {"-2", "-1.5", "-2.0", "100.25", "0"},
-                  {"-2.5", "-3", "-2.01"});
-  expect_language(R"({"type":"number","maximum":-1})", {"-1", "-1.5", "-100"}, {"0", "-0.5", "-1.0001e1"});
+  expect_schema_language(R"({"type":"number","minimum":0,"maximum":10})",
+                         {"0", "10", "10.0", "10.000", "9.99", "0.5", "3", "0.0001"},
+                         {"-1", "-0.5", "10.5", "10.01", "11", "1e1", "-0"});
+  expect_schema_language(R"({"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1})", {"0.5", "0.999", "0.01"},
+                         {"0", "0.0", "1", "1.0", "1.5", "-0.5"});
+  expect_schema_language(R"({"type":"number","minimum":-2.0})", {"-2", "-1.5", "-2.0", "100.25", "0"},
+                         {"-2.5", "-3", "-2.01"});
+  expect_schema_language(R"({"type":"number","maximum":-1})", {"-1", "-1.5", "-100"}, {"0", "-0.5", "-1.0001e1"});
   EXPECT_EQ(refusal(R"({"type":"number","minimum":0.5})"),
             "schema/minimum: non-integer bounds are only supported for type integer");
   EXPECT_EQ(refusal(R"({"type":"number","multipleOf":0.1})"),

@@ -47,7 +47,7 @@ void expect_all(const Pattern& p, std::initializer_list<std::string_view> accept
 }
 
 // The error regex_to_expr throws, or "" when it accepts the pattern.
-std::string error_of(std::string_view pattern, RegexMode mode = RegexMode::kWholeText) {
+std::string pattern_error(std::string_view pattern, RegexMode mode = RegexMode::kWholeText) {
   try {
     Grammar g;
     regex_to_expr(g, pattern, mode);
@@ -58,7 +58,7 @@ std::string error_of(std::string_view pattern, RegexMode mode = RegexMode::kWhol
   return "";
 }
 
-std::string refusal(std::string_view message, size_t offset) {
+std::string expected_refusal(std::string_view message, size_t offset) {
   return fmt::format("regex: {} at offset {}", message, offset);
 }
 
@@ -196,97 +196,98 @@ TEST(RegexWholeText, RegexGrammarIsComplete) {
 // --- refusals ----------------------------------------------------------------------------------
 
 TEST(RegexRefusals, UnsupportedFeaturesAreRefusedWithTheirOffset) {
-  EXPECT_EQ(error_of("a(?=b)"), refusal("lookahead assertions are not supported", 1));
-  EXPECT_EQ(error_of("(?!b)"), refusal("lookahead assertions are not supported", 0));
-  EXPECT_EQ(error_of("(?<=a)b"), refusal("lookbehind assertions are not supported", 0));
-  EXPECT_EQ(error_of("x(?<!a)b"), refusal("lookbehind assertions are not supported", 1));
-  EXPECT_EQ(error_of(R"((a)\1)"), refusal("backreferences are not supported", 3));
-  EXPECT_EQ(error_of(R"((?<n>a)\k<n>)"), refusal("backreferences are not supported", 7));
-  EXPECT_EQ(error_of(R"(\bfoo)"), refusal(R"(word boundary assertions (\b, \B) are not supported)", 0));
-  EXPECT_EQ(error_of(R"(a\B)"), refusal(R"(word boundary assertions (\b, \B) are not supported)", 1));
-  EXPECT_EQ(error_of(R"(\p{L})"), refusal(R"(Unicode property escapes (\p{...}) are not supported)", 0));
-  EXPECT_EQ(error_of(R"(a\P{L})"), refusal(R"(Unicode property escapes (\p{...}) are not supported)", 1));
-  EXPECT_EQ(error_of(R"([\p{L}])"), refusal(R"(Unicode property escapes (\p{...}) are not supported)", 1));
-  EXPECT_EQ(error_of("(?i)a"), refusal("inline flags and other (? groups are not supported", 0));
-  EXPECT_EQ(error_of("(?"), refusal("inline flags and other (? groups are not supported", 0));
-  EXPECT_EQ(error_of("(?<>a)"), refusal("invalid group name", 0));
-  EXPECT_EQ(error_of("(?<n a)"), refusal("invalid group name", 0));
-  EXPECT_EQ(error_of(R"(\01)"), refusal("octal escapes are not supported", 0));
-  EXPECT_EQ(error_of(R"([\1])"), refusal("octal escapes are not supported", 1));
-  EXPECT_EQ(error_of(R"(\q)"), refusal(R"(unknown escape \q)", 0));
-  EXPECT_EQ(error_of(R"(\A)"), refusal(R"(unknown escape \A)", 0));
-  EXPECT_EQ(error_of(R"([\z])"), refusal(R"(unknown escape \z)", 1));
+  EXPECT_EQ(pattern_error("a(?=b)"), expected_refusal("lookahead assertions are not supported", 1));
+  EXPECT_EQ(pattern_error("(?!b)"), expected_refusal("lookahead assertions are not supported", 0));
+  EXPECT_EQ(pattern_error("(?<=a)b"), expected_refusal("lookbehind assertions are not supported", 0));
+  EXPECT_EQ(pattern_error("x(?<!a)b"), expected_refusal("lookbehind assertions are not supported", 1));
+  EXPECT_EQ(pattern_error(R"((a)\1)"), expected_refusal("backreferences are not supported", 3));
+  EXPECT_EQ(pattern_error(R"((?<n>a)\k<n>)"), expected_refusal("backreferences are not supported", 7));
+  EXPECT_EQ(pattern_error(R"(\bfoo)"), expected_refusal(R"(word boundary assertions (\b, \B) are not supported)", 0));
+  EXPECT_EQ(pattern_error(R"(a\B)"), expected_refusal(R"(word boundary assertions (\b, \B) are not supported)", 1));
+  EXPECT_EQ(pattern_error(R"(\p{L})"), expected_refusal(R"(Unicode property escapes (\p{...}) are not supported)", 0));
+  EXPECT_EQ(pattern_error(R"(a\P{L})"), expected_refusal(R"(Unicode property escapes (\p{...}) are not supported)", 1));
+  EXPECT_EQ(pattern_error(R"([\p{L}])"),
+            expected_refusal(R"(Unicode property escapes (\p{...}) are not supported)", 1));
+  EXPECT_EQ(pattern_error("(?i)a"), expected_refusal("inline flags and other (? groups are not supported", 0));
+  EXPECT_EQ(pattern_error("(?"), expected_refusal("inline flags and other (? groups are not supported", 0));
+  EXPECT_EQ(pattern_error("(?<>a)"), expected_refusal("invalid group name", 0));
+  EXPECT_EQ(pattern_error("(?<n a)"), expected_refusal("invalid group name", 0));
+  EXPECT_EQ(pattern_error(R"(\01)"), expected_refusal("octal escapes are not supported", 0));
+  EXPECT_EQ(pattern_error(R"([\1])"), expected_refusal("octal escapes are not supported", 1));
+  EXPECT_EQ(pattern_error(R"(\q)"), expected_refusal(R"(unknown escape \q)", 0));
+  EXPECT_EQ(pattern_error(R"(\A)"), expected_refusal(R"(unknown escape \A)", 0));
+  EXPECT_EQ(pattern_error(R"([\z])"), expected_refusal(R"(unknown escape \z)", 1));
 }
 
 TEST(RegexRefusals, QuantifierErrors) {
-  EXPECT_EQ(error_of("*a"), refusal("nothing to repeat", 0));
-  EXPECT_EQ(error_of("a|+"), refusal("nothing to repeat", 2));
-  EXPECT_EQ(error_of("(*)"), refusal("nothing to repeat", 1));
-  EXPECT_EQ(error_of("a++"), refusal("nothing to repeat", 2));  // possessive
-  EXPECT_EQ(error_of("a**"), refusal("nothing to repeat", 2));
-  EXPECT_EQ(error_of("a???"), refusal("nothing to repeat", 3));
-  EXPECT_EQ(error_of("a{2}{3}"), refusal("nothing to repeat", 4));
-  EXPECT_EQ(error_of("{2}"), refusal("nothing to repeat", 0));
-  EXPECT_EQ(error_of("^*"), refusal("nothing to repeat", 1));
-  EXPECT_EQ(error_of("a{3,2}"), refusal("numbers out of order in {} quantifier", 1));
-  EXPECT_EQ(error_of("a{,3}"), refusal("a {,n} quantifier needs its minimum (write {0,n})", 1));
-  EXPECT_EQ(error_of("a{2"), refusal("incomplete quantifier", 1));
-  EXPECT_EQ(error_of("a{2,x}"), refusal("incomplete quantifier", 1));
-  EXPECT_EQ(error_of("a{100001}"), refusal("repetition count above 100000", 1));
-  EXPECT_EQ(error_of("a{1,100001}"), refusal("repetition count above 100000", 1));
-  EXPECT_EQ(error_of("a{99999999999999999999}"), refusal("repetition count above 100000", 1));
-  EXPECT_EQ(error_of("a{100000}"), "");
-  EXPECT_EQ(error_of("a{0,100000}"), "");
+  EXPECT_EQ(pattern_error("*a"), expected_refusal("nothing to repeat", 0));
+  EXPECT_EQ(pattern_error("a|+"), expected_refusal("nothing to repeat", 2));
+  EXPECT_EQ(pattern_error("(*)"), expected_refusal("nothing to repeat", 1));
+  EXPECT_EQ(pattern_error("a++"), expected_refusal("nothing to repeat", 2));  // possessive
+  EXPECT_EQ(pattern_error("a**"), expected_refusal("nothing to repeat", 2));
+  EXPECT_EQ(pattern_error("a???"), expected_refusal("nothing to repeat", 3));
+  EXPECT_EQ(pattern_error("a{2}{3}"), expected_refusal("nothing to repeat", 4));
+  EXPECT_EQ(pattern_error("{2}"), expected_refusal("nothing to repeat", 0));
+  EXPECT_EQ(pattern_error("^*"), expected_refusal("nothing to repeat", 1));
+  EXPECT_EQ(pattern_error("a{3,2}"), expected_refusal("numbers out of order in {} quantifier", 1));
+  EXPECT_EQ(pattern_error("a{,3}"), expected_refusal("a {,n} quantifier needs its minimum (write {0,n})", 1));
+  EXPECT_EQ(pattern_error("a{2"), expected_refusal("incomplete quantifier", 1));
+  EXPECT_EQ(pattern_error("a{2,x}"), expected_refusal("incomplete quantifier", 1));
+  EXPECT_EQ(pattern_error("a{100001}"), expected_refusal("repetition count above 100000", 1));
+  EXPECT_EQ(pattern_error("a{1,100001}"), expected_refusal("repetition count above 100000", 1));
+  EXPECT_EQ(pattern_error("a{99999999999999999999}"), expected_refusal("repetition count above 100000", 1));
+  EXPECT_EQ(pattern_error("a{100000}"), "");
+  EXPECT_EQ(pattern_error("a{0,100000}"), "");
 }
 
 TEST(RegexRefusals, GroupsClassesAndEscapes) {
-  EXPECT_EQ(error_of("(a"), refusal("unterminated group", 0));
-  EXPECT_EQ(error_of("x((a)"), refusal("unterminated group", 1));
-  EXPECT_EQ(error_of("a)"), refusal("unmatched ')'", 1));
-  EXPECT_EQ(error_of("(a))b"), refusal("unmatched ')'", 3));
-  EXPECT_EQ(error_of("[]"), refusal("empty character class [] matches nothing", 0));
-  EXPECT_EQ(error_of("a[^\\s\\S]"), refusal("character class matches nothing", 1));
-  EXPECT_EQ(error_of("[abc"), refusal("unterminated character class", 0));
-  EXPECT_EQ(error_of("x[a-"), refusal("unterminated character class", 1));
-  EXPECT_EQ(error_of("[^"), refusal("unterminated character class", 0));
-  EXPECT_EQ(error_of("[az-a]"), refusal("range out of order in character class", 2));
-  EXPECT_EQ(error_of(R"(\x4)"), refusal(R"(invalid \x escape (two hex digits expected))", 0));
-  EXPECT_EQ(error_of(R"(a\xG0)"), refusal(R"(invalid \x escape (two hex digits expected))", 1));
-  EXPECT_EQ(error_of(R"(\u12)"), refusal(R"(invalid \u escape (four hex digits expected))", 0));
-  EXPECT_EQ(error_of(R"(\u{})"), refusal(R"(invalid \u{...} escape)", 0));
-  EXPECT_EQ(error_of(R"(\u{41)"), refusal(R"(invalid \u{...} escape)", 0));
-  EXPECT_EQ(error_of(R"(\u{110000})"), refusal(R"(\u{...} escape above U+10FFFF)", 0));
-  EXPECT_EQ(error_of(R"(\uD800)"), refusal("lone surrogate escapes are not supported", 0));
-  EXPECT_EQ(error_of(R"(\uDE00\uD83D)"), refusal("lone surrogate escapes are not supported", 0));
-  EXPECT_EQ(error_of(R"(\u{D800})"), refusal("lone surrogate escapes are not supported", 0));
-  EXPECT_EQ(error_of(R"(\c1)"), refusal(R"(invalid \c escape)", 0));
-  EXPECT_EQ(error_of("a\\"), refusal("pattern ends with a lone backslash", 1));
-  EXPECT_EQ(error_of("[a\\"), refusal("pattern ends with a lone backslash", 2));
+  EXPECT_EQ(pattern_error("(a"), expected_refusal("unterminated group", 0));
+  EXPECT_EQ(pattern_error("x((a)"), expected_refusal("unterminated group", 1));
+  EXPECT_EQ(pattern_error("a)"), expected_refusal("unmatched ')'", 1));
+  EXPECT_EQ(pattern_error("(a))b"), expected_refusal("unmatched ')'", 3));
+  EXPECT_EQ(pattern_error("[]"), expected_refusal("empty character class [] matches nothing", 0));
+  EXPECT_EQ(pattern_error("a[^\\s\\S]"), expected_refusal("character class matches nothing", 1));
+  EXPECT_EQ(pattern_error("[abc"), expected_refusal("unterminated character class", 0));
+  EXPECT_EQ(pattern_error("x[a-"), expected_refusal("unterminated character class", 1));
+  EXPECT_EQ(pattern_error("[^"), expected_refusal("unterminated character class", 0));
+  EXPECT_EQ(pattern_error("[az-a]"), expected_refusal("range out of order in character class", 2));
+  EXPECT_EQ(pattern_error(R"(\x4)"), expected_refusal(R"(invalid \x escape (two hex digits expected))", 0));
+  EXPECT_EQ(pattern_error(R"(a\xG0)"), expected_refusal(R"(invalid \x escape (two hex digits expected))", 1));
+  EXPECT_EQ(pattern_error(R"(\u12)"), expected_refusal(R"(invalid \u escape (four hex digits expected))", 0));
+  EXPECT_EQ(pattern_error(R"(\u{})"), expected_refusal(R"(invalid \u{...} escape)", 0));
+  EXPECT_EQ(pattern_error(R"(\u{41)"), expected_refusal(R"(invalid \u{...} escape)", 0));
+  EXPECT_EQ(pattern_error(R"(\u{110000})"), expected_refusal(R"(\u{...} escape above U+10FFFF)", 0));
+  EXPECT_EQ(pattern_error(R"(\uD800)"), expected_refusal("lone surrogate escapes are not supported", 0));
+  EXPECT_EQ(pattern_error(R"(\uDE00\uD83D)"), expected_refusal("lone surrogate escapes are not supported", 0));
+  EXPECT_EQ(pattern_error(R"(\u{D800})"), expected_refusal("lone surrogate escapes are not supported", 0));
+  EXPECT_EQ(pattern_error(R"(\c1)"), expected_refusal(R"(invalid \c escape)", 0));
+  EXPECT_EQ(pattern_error("a\\"), expected_refusal("pattern ends with a lone backslash", 1));
+  EXPECT_EQ(pattern_error("[a\\"), expected_refusal("pattern ends with a lone backslash", 2));
 }
 
 TEST(RegexRefusals, AnchorsOnlyAtTheEndsOfTopLevelAlternatives) {
   const std::string_view message = "anchors are only supported at the start and end";
-  EXPECT_EQ(error_of("a^b"), refusal(message, 1));
-  EXPECT_EQ(error_of("a$b"), refusal(message, 1));
-  EXPECT_EQ(error_of("^^a"), refusal(message, 1));
-  EXPECT_EQ(error_of("(^a)"), refusal(message, 1));
-  EXPECT_EQ(error_of("(a$)"), refusal(message, 2));
-  EXPECT_EQ(error_of("a$$"), refusal(message, 1));
-  EXPECT_EQ(error_of("$^"), refusal(message, 0));
-  EXPECT_EQ(error_of("a$*", RegexMode::kJsonStringContent), refusal(message, 1));
-  EXPECT_EQ(error_of("^a$|^b$", RegexMode::kJsonStringContent), "");
+  EXPECT_EQ(pattern_error("a^b"), expected_refusal(message, 1));
+  EXPECT_EQ(pattern_error("a$b"), expected_refusal(message, 1));
+  EXPECT_EQ(pattern_error("^^a"), expected_refusal(message, 1));
+  EXPECT_EQ(pattern_error("(^a)"), expected_refusal(message, 1));
+  EXPECT_EQ(pattern_error("(a$)"), expected_refusal(message, 2));
+  EXPECT_EQ(pattern_error("a$$"), expected_refusal(message, 1));
+  EXPECT_EQ(pattern_error("$^"), expected_refusal(message, 0));
+  EXPECT_EQ(pattern_error("a$*", RegexMode::kJsonStringContent), expected_refusal(message, 1));
+  EXPECT_EQ(pattern_error("^a$|^b$", RegexMode::kJsonStringContent), "");
 }
 
 TEST(RegexRefusals, LimitsAndEncoding) {
   const std::string deep_ok = std::string(100, '(') + "a" + std::string(100, ')');
-  EXPECT_EQ(error_of(deep_ok), "");
+  EXPECT_EQ(pattern_error(deep_ok), "");
   const std::string too_deep = std::string(101, '(') + "a" + std::string(101, ')');
-  EXPECT_EQ(error_of(too_deep), refusal("groups nested deeper than 100", 100));
-  EXPECT_EQ(error_of(std::string(64 * 1024, 'a')), "");
-  EXPECT_EQ(error_of(std::string(64 * 1024 + 1, 'a')), refusal("pattern longer than 65536 bytes", 65536));
-  EXPECT_EQ(error_of("ab\xFF"), refusal("invalid UTF-8", 2));
-  EXPECT_EQ(error_of("a\xC3"), refusal("invalid UTF-8", 1));
-  EXPECT_EQ(error_of(std::string(5000, '(')), refusal("groups nested deeper than 100", 100));
+  EXPECT_EQ(pattern_error(too_deep), expected_refusal("groups nested deeper than 100", 100));
+  EXPECT_EQ(pattern_error(std::string(64 * 1024, 'a')), "");
+  EXPECT_EQ(pattern_error(std::string(64 * 1024 + 1, 'a')), expected_refusal("pattern longer than 65536 bytes", 65536));
+  EXPECT_EQ(pattern_error("ab\xFF"), expected_refusal("invalid UTF-8", 2));
+  EXPECT_EQ(pattern_error("a\xC3"), expected_refusal("invalid UTF-8", 1));
+  EXPECT_EQ(pattern_error(std::string(5000, '(')), expected_refusal("groups nested deeper than 100", 100));
 }
 
 // --- JSON string content mode ----------------------------------------------------------------

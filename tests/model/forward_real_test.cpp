@@ -27,7 +27,7 @@ using test::Logits;
 
 const char* const kStories = "models/stories260K/";
 
-struct Loaded {
+struct RealModel {
   std::unique_ptr<CpuBackend> backend;
   std::unique_ptr<Model> model;
   std::unique_ptr<KvCache> kv;
@@ -35,8 +35,8 @@ struct Loaded {
 
 // gemv_decode: single rows on the GEMV of the original blocks (ggml's numerics) even where avx512
 // would run them on the packed weights.
-Loaded load(const fs::path& path, Isa isa, DType kv_type, int32_t max_step_tokens = 512, bool gemv_decode = false) {
-  Loaded l;
+RealModel load(const fs::path& path, Isa isa, DType kv_type, int32_t max_step_tokens = 512, bool gemv_decode = false) {
+  RealModel l;
   CpuBackendOptions backend_options;
   backend_options.n_threads = 2;
   backend_options.isa = isa;
@@ -49,7 +49,7 @@ Loaded load(const fs::path& path, Isa isa, DType kv_type, int32_t max_step_token
   return l;
 }
 
-Logits run(Loaded& l, const std::vector<int32_t>& tokens, bool decode) {
+Logits run(RealModel& l, const std::vector<int32_t>& tokens, bool decode) {
   return test::run_tokens(*l.model, *l.kv, tokens, decode);
 }
 
@@ -70,7 +70,7 @@ TEST(ForwardStories, F32LogitsEqualRunCInPrefillAndDecodeOnEveryIsa) {
   ASSERT_EQ(run_c.inputs.size(), 52u);
   for (Isa isa : supported_isas()) {
     SCOPED_TRACE(isa_name(isa));
-    Loaded l = load(data / kStories / "stories260K.gguf", isa, DType::kF32, /*max_step_tokens=*/16);
+    RealModel l = load(data / kStories / "stories260K.gguf", isa, DType::kF32, /*max_step_tokens=*/16);
     const Logits prefill = run(l, run_c.inputs, false);  // 52 rows in steps of 16
     const Logits decode = run(l, run_c.inputs, true);
     const double d_prefill = max_abs_diff(prefill, run_c.logits), d_decode = max_abs_diff(decode, run_c.logits);
@@ -107,7 +107,7 @@ TEST(ForwardStories, LogitsAgreeWithLlamaCpp) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   // logits/README.md: an F32 engine agrees to ~1e-5 (summation order only).
   const LlamaCppLogits f32 = load_llama_cpp_logits(data, "stories260K");
-  Loaded l = load(data / kStories / "stories260K.gguf", select_isa(), DType::kF32);
+  RealModel l = load(data / kStories / "stories260K.gguf", select_isa(), DType::kF32);
   const double diff = max_abs_diff(run(l, f32.inputs, false), f32.logits);
   std::printf("stories260K: max |logit - llama.cpp| = %.3g over %zu positions\n", diff, f32.inputs.size());
   EXPECT_LE(diff, 1e-4);
@@ -126,9 +126,9 @@ TEST(ForwardStories, QuantizedLogitsAgreeWithLlamaCpp) {
     SCOPED_TRACE(name);
     const LlamaCppLogits llama_cpp = load_llama_cpp_logits(data, name);
     const LlamaCppLogits exact = load_llama_cpp_logits(data, name + ".deqf32");
-    Loaded gemv = load(data / kStories / (name + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
+    RealModel gemv = load(data / kStories / (name + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
     const double gemv_llama_cpp = max_abs_diff(run(gemv, llama_cpp.inputs, true), llama_cpp.logits);
-    Loaded l = load(data / kStories / (name + ".gguf"), select_isa(), DType::kF32);
+    RealModel l = load(data / kStories / (name + ".gguf"), select_isa(), DType::kF32);
     const Logits decode = run(l, llama_cpp.inputs, true), prefill = run(l, llama_cpp.inputs, false);
     const double decode_exact = max_abs_diff(decode, exact.logits);
     const double prefill_exact = max_abs_diff(prefill, exact.logits);
@@ -174,9 +174,9 @@ TEST(ForwardTinyLlama, LogitsAgreeWithLlamaCppInEveryType) {
     const LlamaCppLogits llama_cpp = load_llama_cpp_logits(data, c.logits);
     const bool quantized = c.model != "tiny-llama-f32";
     const LlamaCppLogits exact = quantized ? load_llama_cpp_logits(data, c.logits + ".deqf32") : llama_cpp;
-    Loaded gemv = load(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
+    RealModel gemv = load(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
     const double decode_llama_cpp = max_abs_diff(run(gemv, llama_cpp.inputs, true), llama_cpp.logits);
-    Loaded l = load(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32);
+    RealModel l = load(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32);
     const Logits decode = run(l, llama_cpp.inputs, true), prefill = run(l, llama_cpp.inputs, false);
     const double decode_exact = max_abs_diff(decode, exact.logits);
     const double prefill_exact = max_abs_diff(prefill, exact.logits);
@@ -199,7 +199,7 @@ TEST(ForwardStories, GreedyTextEqualsLlamaCppForEveryType) {
   ASSERT_EQ(texts.size(), 4u);
   for (const auto& [name, expected] : texts) {
     SCOPED_TRACE(name);
-    Loaded l = load(data / kStories / name, select_isa(), DType::kF16);
+    RealModel l = load(data / kStories / name, select_isa(), DType::kF16);
     const Tokenizer tokenizer = Tokenizer::from_gguf(l.model->file());
     std::vector<int32_t> tokens = tokenizer.encode("Once upon a time");
     const SeqId seq = l.kv->add_sequence();

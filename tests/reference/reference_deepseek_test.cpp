@@ -260,7 +260,7 @@ TEST(ReferenceDeepseek, YarnScaleIsLlamaCpps) {
 // weighing 1/2 (unbiased), normalized to 1/3, times the scale 2.5. The file must equal its dense twin
 // whose FFN stacks those three experts (down scaled by 2.5/3) and the shared expert (at 1).
 TEST(ReferenceDeepseek, V3RoutingEqualsTheStackedDenseFfn) {
-  constexpr int64_t kExperts = 6, kUsed = 3;
+  constexpr int64_t kExpertCount = 6, kUsedCount = 3;
   const std::vector<int64_t> chosen = {2, 3, 5};
   const std::vector<float> bias = {0.5f, -0.5f, 0.2f, 0.2f, 0.1f, 0.15f};
   constexpr float kWeight = 2.5f / 3.0f;
@@ -269,8 +269,8 @@ TEST(ReferenceDeepseek, V3RoutingEqualsTheStackedDenseFfn) {
   const TinyWeights dense_w = deepseek2_weights(dense, llama_weights(llama), 0);
   const auto routing = [&](bool grouped, bool normalized) {
     return deepseek2_spec(llama.n_layer, 0, [grouped, normalized](GgufWriter& g, const std::string& p) {
-      g.add<uint32_t>(p + "expert_count", kExperts);
-      g.add<uint32_t>(p + "expert_used_count", kUsed);
+      g.add<uint32_t>(p + "expert_count", kExpertCount);
+      g.add<uint32_t>(p + "expert_used_count", kUsedCount);
       g.add<uint32_t>(p + "expert_feed_forward_length", kWidth);
       g.add<uint32_t>(p + "expert_shared_count", 1);
       g.add<uint32_t>(p + "leading_dense_block_count", 1);  // layer 1 has the experts
@@ -281,9 +281,9 @@ TEST(ReferenceDeepseek, V3RoutingEqualsTheStackedDenseFfn) {
       g.add<uint32_t>(p + "expert_group_used_count", grouped ? 2 : 1);
     });
   };
-  TinyWeights moe_w = with_experts(dense_w, "blk.1.", kExperts, chosen, kWeight);
-  moe_w["blk.1.exp_probs_b.bias"] = {{kExperts}, bias};
-  moe_w["blk.1.ffn_gate_inp.weight"] = {{kEmbd, kExperts}, std::vector<float>(kEmbd * kExperts, 0.0f)};
+  TinyWeights moe_w = with_experts(dense_w, "blk.1.", kExpertCount, chosen, kWeight);
+  moe_w["blk.1.exp_probs_b.bias"] = {{kExpertCount}, bias};
+  moe_w["blk.1.ffn_gate_inp.weight"] = {{kEmbd, kExpertCount}, std::vector<float>(kEmbd * kExpertCount, 0.0f)};
 
   const Logits want = load_tiny(dense, dense_w).forward(kTinyTokens);
   const ReferenceModel moe = load_tiny(routing(true, true), moe_w);
@@ -299,12 +299,12 @@ TEST(ReferenceDeepseek, V3RoutingEqualsTheStackedDenseFfn) {
 // not applied, as llama.cpp's deepseek graph does not), ties to experts 0 and 1, plus the ungated
 // shared expert. Equal to the dense twin (a deepseek file whose layers are all dense).
 TEST(ReferenceDeepseek, V1LeadingDenseLayerAndUnnormalizedExperts) {
-  constexpr int64_t kExperts = 4;
+  constexpr int64_t kExpertCount = 4;
   TinySpec dense;
   dense.arch = "deepseek";
   const auto keys = [](int64_t n_dense) {
     return [n_dense](GgufWriter& g, const std::string& p) {
-      g.add<uint32_t>(p + "expert_count", kExperts);
+      g.add<uint32_t>(p + "expert_count", kExpertCount);
       g.add<uint32_t>(p + "expert_used_count", 3);
       g.add<uint32_t>(p + "expert_feed_forward_length", kWidth);
       g.add<uint32_t>(p + "expert_shared_count", 1);
@@ -317,8 +317,8 @@ TEST(ReferenceDeepseek, V1LeadingDenseLayerAndUnnormalizedExperts) {
   const TinyWeights dense_w = tiny_weights(dense);
   TinySpec moe = dense;
   moe.more_keys = keys(1);
-  TinyWeights moe_w = with_experts(dense_w, "blk.1.", kExperts, {0, 1, 2}, 1.0f / kExperts);
-  moe_w["blk.1.ffn_gate_inp.weight"] = {{kEmbd, kExperts}, std::vector<float>(kEmbd * kExperts, 0.0f)};
+  TinyWeights moe_w = with_experts(dense_w, "blk.1.", kExpertCount, {0, 1, 2}, 1.0f / kExpertCount);
+  moe_w["blk.1.ffn_gate_inp.weight"] = {{kEmbd, kExpertCount}, std::vector<float>(kEmbd * kExpertCount, 0.0f)};
   const ReferenceModel model = load_tiny(moe, moe_w);
   EXPECT_EQ(model.config().n_layer_dense_lead, 1);
   EXPECT_FALSE(model.config().expert_weights_norm);

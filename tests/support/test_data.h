@@ -27,6 +27,12 @@ std::string read_file(const std::filesystem::path& path);
 // How many entries `dir` holds (to check that no temporary file was left behind).
 size_t entries_in(const std::filesystem::path& dir);
 
+// stories260K's GGUF, relative to ../shared/data, and the prompt of its reference runs.
+inline constexpr const char* kStories = "models/stories260K/stories260K.gguf";
+inline constexpr const char* kStoriesPrompt = "Once upon a time";
+// The bundled model, ember-tiny.
+inline const std::string kTiny = (std::filesystem::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf").string();
+
 }  // namespace ember::test
 
 // Skips the current test with a clear message when ../shared/data is absent (fails instead when

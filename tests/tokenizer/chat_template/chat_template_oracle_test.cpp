@@ -19,7 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kDataDir = fs::path(EMBER_SOURCE_DIR) / "tests" / "data" / "chat_templates";
+const fs::path kTemplatesDir = fs::path(EMBER_SOURCE_DIR) / "tests" / "data" / "chat_templates";
 const fs::path kScript = fs::path(EMBER_SOURCE_DIR) / "tests" / "tokenizer" / "chat_template" / "render_expected.py";
 
 nlohmann::ordered_json read_json(const fs::path& path) { return nlohmann::ordered_json::parse(test::read_file(path)); }
@@ -36,7 +36,7 @@ std::string first_difference(const std::string& expected, const std::string& act
 TEST(ChatTemplateOracle, RealTemplatesRenderLikePythonJinja2) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path templates = data / "templates";
-  const nlohmann::ordered_json spec = read_json(kDataDir / "conversations.json");
+  const nlohmann::ordered_json spec = read_json(kTemplatesDir / "conversations.json");
   ChatTemplateRenderOptions options;
   options.now = parse_template_clock(spec["now"].get<std::string>());
   ASSERT_TRUE(options.now.has_value());
@@ -50,7 +50,7 @@ TEST(ChatTemplateOracle, RealTemplatesRenderLikePythonJinja2) {
   size_t templates_ok = 0, renders = 0, renders_ok = 0, raises = 0;
   for (const std::string& name : template_files) {
     SCOPED_TRACE(name);
-    const fs::path expected_path = kDataDir / "expected" / (fs::path(name).stem().string() + ".json");
+    const fs::path expected_path = kTemplatesDir / "expected" / (fs::path(name).stem().string() + ".json");
     ASSERT_TRUE(fs::exists(expected_path)) << "no expected renderings for " << name << ": run render_expected.py";
     const nlohmann::ordered_json expected = read_json(expected_path);
     const std::string source = test::read_file(templates / name);
@@ -120,17 +120,17 @@ TEST(ChatTemplateOracle, ExpectedFilesAreUpToDate) {
                               "' --out '" + out.string() + "' --features-out '" + features_out.string() +
                               "' > /dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
-  EXPECT_EQ(test::read_file(features_out), test::read_file(kDataDir / "features_expected.json"))
+  EXPECT_EQ(test::read_file(features_out), test::read_file(kTemplatesDir / "features_expected.json"))
       << "features_expected.json is stale: run " << kScript;
   size_t files = 0;
   for (const auto& entry : fs::directory_iterator(out)) {
     ++files;
-    const fs::path committed = kDataDir / "expected" / entry.path().filename();
+    const fs::path committed = kTemplatesDir / "expected" / entry.path().filename();
     ASSERT_TRUE(fs::exists(committed)) << committed << " is missing: run " << kScript;
     EXPECT_EQ(test::read_file(entry.path()), test::read_file(committed)) << committed << " is stale: run " << kScript;
   }
   size_t committed_files = 0;
-  for (const auto& entry : fs::directory_iterator(kDataDir / "expected"))
+  for (const auto& entry : fs::directory_iterator(kTemplatesDir / "expected"))
     committed_files += entry.path().extension() == ".json";
   EXPECT_EQ(files, committed_files) << "expected/ holds files for templates that no longer exist";
 }
