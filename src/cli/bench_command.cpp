@@ -267,7 +267,7 @@ std::string render_csv(const std::vector<Result>& results) {
   return out;
 }
 
-std::string render_json(const std::vector<Result>& results, const std::vector<Roofline>& rooflines) {
+std::string bench_json(const std::vector<Result>& results, const std::vector<Roofline>& rooflines) {
   nlohmann::json j;
   j["results"] = nlohmann::json::array();
   for (const Result& r : results) {
@@ -359,7 +359,7 @@ int run_bench(BenchOptions o) {
       for (Result& r : bench_model(o, path, threads, roofline)) results.push_back(std::move(r));
     }
   }
-  write_stdout(o.output == "json"  ? render_json(results, rooflines)
+  write_stdout(o.output == "json"  ? bench_json(results, rooflines)
                : o.output == "csv" ? render_csv(results)
                                    : render_md(results));
   return kExitOk;

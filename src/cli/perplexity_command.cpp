@@ -96,7 +96,7 @@ std::string count_text(size_t n, const PerplexityOptions& o) {
   return fmt::format("{} {}{}", n, o.stride > 0 ? "window" : "chunk", n == 1 ? "" : "s");
 }
 
-std::string render_text(const PerplexityResult& r, const PerplexityOptions& o) {
+std::string perplexity_text(const PerplexityResult& r, const PerplexityOptions& o) {
   std::string out = fmt::format("PPL = {:.4f} +/- {:.5f}\n", r.nll.ppl(), r.nll.ppl_error());
   out += fmt::format("{} token{} scored in {} of {}{} tokens", r.nll.count(), r.nll.count() == 1 ? "" : "s",
                      count_text(r.windows_done, o), o.stride > 0 ? "up to " : "", o.ctx);
@@ -108,7 +108,7 @@ std::string render_text(const PerplexityResult& r, const PerplexityOptions& o) {
   return out;
 }
 
-std::string render_json(const PerplexityResult& r, const PerplexityOptions& o) {
+std::string perplexity_json(const PerplexityResult& r, const PerplexityOptions& o) {
   const nlohmann::ordered_json j = {
       {"ppl", r.nll.ppl()},
       {"ppl_error", r.nll.ppl_error()},
@@ -227,7 +227,7 @@ int run_perplexity(const PerplexityOptions& given) {
     write_stderr(fmt::format("ember: interrupted (Ctrl-C): the result covers {} of {}\n", r.windows_done,
                              count_text(r.windows_planned, o)));
   }
-  write_stdout(o.json ? render_json(r, o) : render_text(r, o));
+  write_stdout(o.json ? perplexity_json(r, o) : perplexity_text(r, o));
   return kExitOk;
 }
 

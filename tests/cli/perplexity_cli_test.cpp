@@ -44,7 +44,7 @@ const std::string kStory =
     "Lily said goodbye to Tom and the dog. She gave the ball to Tom and said, \"You can keep it until tomorrow.\" Tom "
     "was very happy and said thank you.\n";
 
-fs::path write_text(const fs::path& dir, const std::string& name, const std::string& text) {
+fs::path write_story(const fs::path& dir, const std::string& name, const std::string& text) {
   const fs::path path = dir / name;
   std::ofstream(path, std::ios::binary) << text;
   return path;
@@ -154,7 +154,7 @@ TEST(PerplexityCli, ChunksMatchTheReferenceTransformer) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("perplexity_cli");
   const fs::path model = data / kStories;
-  const fs::path text = write_text(dir, "story.txt", kStory);
+  const fs::path text = write_story(dir, "story.txt", kStory);
   const Oracle oracle(model);
   // The command drops the file's trailing newline.
   const std::vector<int32_t> tokens = oracle.tokens(kStory.substr(0, kStory.size() - 1));
@@ -182,7 +182,7 @@ TEST(PerplexityCli, StridedWindowsMatchTheReferenceTransformer) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("perplexity_cli");
   const fs::path model = data / kStories;
-  const fs::path text = write_text(dir, "story.txt", kStory);
+  const fs::path text = write_story(dir, "story.txt", kStory);
   const Oracle oracle(model);
   const std::vector<int32_t> tokens = oracle.tokens(kStory.substr(0, kStory.size() - 1));
   const auto n = static_cast<int64_t>(tokens.size());
@@ -201,7 +201,7 @@ TEST(PerplexityCli, InvariantsBetweenFlags) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("perplexity_cli");
   const fs::path model = data / kStories;
-  const fs::path text = write_text(dir, "story.txt", kStory);
+  const fs::path text = write_story(dir, "story.txt", kStory);
   // The batch size and thread count change the kernels (GEMM or GEMV rows), not the result.
   const nlohmann::json full = perplexity_json(model, text, {"--ctx", "128"});
   const nlohmann::json rows = perplexity_json(model, text, {"--ctx", "128", "--batch", "1", "-t", "2"});
@@ -217,7 +217,7 @@ TEST(PerplexityCli, InvariantsBetweenFlags) {
   EXPECT_EQ(perplexity_json(model, text, {"--ctx", "128", "--stride", "32", "--chunks", "3"})["chunks"], 3);
 
   // A text inside one window: every stride runs that one window, scoring all tokens after BOS.
-  const fs::path short_text = write_text(dir, "short.txt", "Lily saw a big dog. The dog was happy.");
+  const fs::path short_text = write_story(dir, "short.txt", "Lily saw a big dog. The dog was happy.");
   const nlohmann::json s1 = perplexity_json(model, short_text, {"--ctx", "128", "--stride", "1"});
   const nlohmann::json s128 = perplexity_json(model, short_text, {"--ctx", "128", "--stride", "128"});
   EXPECT_EQ(s1["chunks"], 1);
@@ -231,7 +231,7 @@ TEST(PerplexityCli, InvariantsBetweenFlags) {
 TEST(PerplexityCli, KvTypeMovesTheScoreSlightly) {
   const fs::path dir = test::temp_dir("perplexity_cli_kv");
   const fs::path model = fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf";
-  const fs::path text = write_text(dir, "story.txt", kStory + kStory);
+  const fs::path text = write_story(dir, "story.txt", kStory + kStory);
   const double f32 = perplexity_json(model, text, {"--ctx", "128", "--kv-type", "f32"})["ppl"].get<double>();
   const double f16 = perplexity_json(model, text, {"--ctx", "128"})["ppl"].get<double>();
   const double q8 = perplexity_json(model, text, {"--ctx", "128", "--kv-type", "q8_0"})["ppl"].get<double>();
@@ -244,7 +244,7 @@ TEST(PerplexityCli, KvTypeMovesTheScoreSlightly) {
 TEST(PerplexityCli, TextOutput) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("perplexity_cli");
-  const fs::path text = write_text(dir, "story.txt", kStory);
+  const fs::path text = write_story(dir, "story.txt", kStory);
   const test::RunResult r =
       ember({"perplexity", "-m", (data / kStories).string(), "-f", text.string(), "--ctx", "128", "--chunks", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -263,7 +263,7 @@ TEST(PerplexityCli, CtrlCReportsTheWindowsDone) {
   const fs::path dir = test::temp_dir("perplexity_cli_sigint");
   std::string long_text;
   for (int i = 0; i < 16; ++i) long_text += kStory;
-  const fs::path text = write_text(dir, "long.txt", long_text);
+  const fs::path text = write_story(dir, "long.txt", long_text);
   // Thousands of windows of 128 tokens: far more than the test waits for.
   test::PipedEmber p({"perplexity", "-m", (data / kStories).string(), "-f", text.string(), "--ctx", "128", "--stride",
                       "1", "--json", "-t", "1"},
@@ -305,10 +305,10 @@ TEST(PerplexityCli, BadInputFailsWithOneLine) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path dir = test::temp_dir("perplexity_cli");
   const std::string model = (data / kStories).string();
-  const std::string text = write_text(dir, "story.txt", kStory).string();
-  const std::string empty = write_text(dir, "empty.txt", "\n").string();
-  const std::string short_text = write_text(dir, "short.txt", "Lily saw a dog.").string();
-  const std::string one_token = write_text(dir, "one.txt", "a").string();
+  const std::string text = write_story(dir, "story.txt", kStory).string();
+  const std::string empty = write_story(dir, "empty.txt", "\n").string();
+  const std::string short_text = write_story(dir, "short.txt", "Lily saw a dog.").string();
+  const std::string one_token = write_story(dir, "one.txt", "a").string();
   const std::string pp = "perplexity";
   // Bad command lines: exit 2.
   expect_failure({pp, "-m", model}, 2, "--file");

@@ -62,22 +62,22 @@ std::string stats_value(const std::string& err, const std::string& label) {
   return "";
 }
 
-test::RunResult run(const fs::path& model, std::vector<std::string> args) {
+test::RunResult run_model(const fs::path& model, std::vector<std::string> args) {
   args.insert(args.begin(), {"run", "-m", model.string()});
   return ember(args);
 }
 
 TEST(RunCli, GreedyTextIsLlamaCppsOnAnyThreadCount) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
+  const auto r = run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
   EXPECT_EQ(r.out.back(), '\n');
-  const auto one_thread = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "-t", "1"});
+  const auto one_thread = run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "-t", "1"});
   EXPECT_EQ(one_thread.out, r.out);
   // The quantized files take the same path (llama.cpp's Q8_0 text starts the same way).
   const auto q8 =
-      run(data / "models/stories260K/stories260K-Q8_0.gguf", {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
+      run_model(data / "models/stories260K/stories260K-Q8_0.gguf", {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(q8.exit_code, 0) << q8.err;
   EXPECT_EQ(q8.out.rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << q8.out;
 }
@@ -85,27 +85,27 @@ TEST(RunCli, GreedyTextIsLlamaCppsOnAnyThreadCount) {
 TEST(RunCli, SameSeedGivesTheSameTextAndTheRandomSeedIsShown) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const std::vector<std::string> args = {"-p", kStoriesPrompt, "-n", "60", "--seed", "42"};
-  const auto a = run(data / kStories, args);
-  const auto b = run(data / kStories, args);
+  const auto a = run_model(data / kStories, args);
+  const auto b = run_model(data / kStories, args);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_EQ(a.out, b.out);
   EXPECT_NE(stats_value(a.err, "sampler").find("seed 42"), std::string::npos) << a.err;
-  const auto other = run(data / kStories, {"-p", kStoriesPrompt, "-n", "60", "--seed", "43"});
+  const auto other = run_model(data / kStories, {"-p", kStoriesPrompt, "-n", "60", "--seed", "43"});
   EXPECT_NE(a.out, other.out);  // 60 sampled tokens: equal only by a tiny chance
 
   // Without --seed: a random seed, printed so that the run can be repeated.
-  const auto random = run(data / kStories, {"-p", kStoriesPrompt, "-n", "60"});
+  const auto random = run_model(data / kStories, {"-p", kStoriesPrompt, "-n", "60"});
   ASSERT_EQ(random.exit_code, 0) << random.err;
   const std::string sampler = stats_value(random.err, "sampler");
   const size_t at = sampler.find("seed ");
   ASSERT_NE(at, std::string::npos) << random.err;
-  const auto again = run(data / kStories, {"-p", kStoriesPrompt, "-n", "60", "--seed", sampler.substr(at + 5)});
+  const auto again = run_model(data / kStories, {"-p", kStoriesPrompt, "-n", "60", "--seed", sampler.substr(at + 5)});
   EXPECT_EQ(again.out, random.out);
 }
 
 TEST(RunCli, PipedStatsArePlainLinesWithEveryField) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
+  const auto r = run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::vector<std::string> lines = lines_of(r.err);
   ASSERT_EQ(lines.size(), 12u) << r.err;
@@ -144,14 +144,14 @@ TEST(RunCli, PipedStatsArePlainLinesWithEveryField) {
 TEST(RunCli, StopsWhenTheContextIsFull) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   // 5 prompt tokens in a 16-token context: 11 more fit, and the 12th is printed without a slot.
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "-1", "-c", "16"});
+  const auto r = run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "-1", "-c", "16"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(stats_value(r.err, "stopped"), "context full (16 tokens, --ctx-size)");
   EXPECT_EQ(stats_row(r.err, "total").at(1), "12");
   EXPECT_EQ(stats_row(r.err, "decode").at(1), "11");
   EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl", 0), 0u) << r.out;
   // -n 0 runs the prompt only.
-  const auto none = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "0"});
+  const auto none = run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "0"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(none.out, std::string(kStoriesPrompt) + "\n");
   EXPECT_EQ(stats_row(none.err, "sampling").at(1), "0");
@@ -179,7 +179,7 @@ fs::path stories_with_eos(const fs::path& data, const std::string& eos_text) {
 TEST(RunCli, StopsAtAnEndOfGenerationToken) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path model = stories_with_eos(data, "\xE2\x96\x81Lily");  // "▁Lily", the 10th greedy token
-  const auto r = run(model, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
+  const auto r = run_model(model, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "Once upon a time, there was a little girl named\n");
   EXPECT_EQ(stats_value(r.err, "stopped"), "end-of-generation token");
@@ -191,7 +191,7 @@ TEST(RunCli, PromptFromAFileOrStandardInput) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path file = test::temp_dir("run_cli_prompt") / "prompt.txt";
   std::ofstream(file) << kStoriesPrompt << "\n";  // the editor's final newline is dropped
-  const auto r = run(data / kStories, {"--temp", "0", "-f", file.string(), "-n", "40"});
+  const auto r = run_model(data / kStories, {"--temp", "0", "-f", file.string(), "-n", "40"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
   const auto in = test::ember_with_stdin(
@@ -272,7 +272,7 @@ TEST(RunCli, SplitModelsRunFromAnyPart) {
   ASSERT_EQ(whole_tokens.exit_code, 0) << whole_tokens.err;
   for (const std::string& part : parts) {
     SCOPED_TRACE(part);
-    const auto r = run(part, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
+    const auto r = run_model(part, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out.rfind(kGreedyText, 0), 0u) << r.out;
     const auto tokens = ember({"tokenize", "-m", part, kStoriesPrompt});
@@ -297,7 +297,7 @@ TEST(RunCli, ATokenizerSmallerThanTheVocabularyIsRefusedAtLoad) {
   const std::vector<std::string> parts =
       write_split(model, test::temp_dir("run_cli_vocab") / "cut", 1, cut,
                   {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"});
-  const auto r = run(parts[0], {"--temp", "0", "-p", "Once", "-n", "4"});
+  const auto r = run_model(parts[0], {"--temp", "0", "-p", "Once", "-n", "4"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_NE(r.err.find("the tokenizer has 10 tokens but the model's vocabulary has 512"), std::string::npos) << r.err;
@@ -306,13 +306,13 @@ TEST(RunCli, ATokenizerSmallerThanTheVocabularyIsRefusedAtLoad) {
 TEST(RunCli, StopStringsAreNeverPrinted) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   // "girl" is three tokens of the greedy text (" g", "ir", "l"): matched across their boundaries.
-  const auto r =
-      run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--stop", "nothing", "--stop", "girl"});
+  const auto r = run_model(data / kStories,
+                           {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--stop", "nothing", "--stop", "girl"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "Once upon a time, there was a little \n");
   EXPECT_EQ(stats_value(r.err, "stopped"), "stop string \"girl\" (--stop)");
   // A stop string that never completes holds nothing back at the end.
-  const auto none = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--stop", "Lily!"});
+  const auto none = run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--stop", "Lily!"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(none.out.rfind(kGreedyText, 0), 0u) << none.out;
   EXPECT_EQ(stats_value(none.err, "stopped"), "token limit (-n 40)");
@@ -320,20 +320,22 @@ TEST(RunCli, StopStringsAreNeverPrinted) {
 
 TEST(RunCli, MaxTimeStopsTheGeneration) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--max-time", "0.000001"});
+  const auto r =
+      run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--max-time", "0.000001"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(stats_value(r.err, "stopped").rfind("time limit (--max-time ", 0), 0u) << r.err;
 }
 
 TEST(RunCli, TheSamplerLineShowsTheActiveSteps) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto r = run(data / kStories, {"-p", kStoriesPrompt, "-n", "20", "--seed", "3", "--repeat-penalty", "1.1",
-                                       "--top-k", "10", "--samplers", "top_k;temperature", "-l", "5+1", "-l", "6-inf"});
+  const auto r =
+      run_model(data / kStories, {"-p", kStoriesPrompt, "-n", "20", "--seed", "3", "--repeat-penalty", "1.1", "--top-k",
+                                  "10", "--samplers", "top_k;temperature", "-l", "5+1", "-l", "6-inf"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(stats_value(r.err, "sampler"),
             "logit-bias 2, penalties repeat 1.10 (last 64), top-k 10, temp 0.80, seed 3");
-  const auto m = run(data / kStories, {"-p", kStoriesPrompt, "-n", "20", "--seed", "3", "--mirostat", "2", "--min-p",
-                                       "0.1", "--dry-multiplier", "0.8", "--xtc-probability", "0.5"});
+  const auto m = run_model(data / kStories, {"-p", kStoriesPrompt, "-n", "20", "--seed", "3", "--mirostat", "2",
+                                             "--min-p", "0.1", "--dry-multiplier", "0.8", "--xtc-probability", "0.5"});
   ASSERT_EQ(m.exit_code, 0) << m.err;
   EXPECT_EQ(stats_value(m.err, "sampler"), "temp 0.80, mirostat v2 tau 5.00 eta 0.10, seed 3");
   const std::vector<std::string> every_step = {"-p",
@@ -356,13 +358,13 @@ TEST(RunCli, TheSamplerLineShowsTheActiveSteps) {
                                                "0.2",
                                                "--top-p",
                                                "1"};
-  const auto all = run(data / kStories, every_step);
+  const auto all = run_model(data / kStories, every_step);
   ASSERT_EQ(all.exit_code, 0) << all.err;
   EXPECT_EQ(stats_value(all.err, "sampler"),
             "dry 0.80 base 1.75 allowed 2, top-n-sigma 1.50, top-k 40, typical 0.90, min-p 0.05, xtc 0.50 >= 0.10, "
             "temp 0.80 \xC2\xB1 0.20 exp 1.00, seed 3");
   // The same seed and flags give the same text.
-  const auto again = run(data / kStories, every_step);
+  const auto again = run_model(data / kStories, every_step);
   EXPECT_EQ(again.out, all.out);
 }
 
@@ -410,17 +412,17 @@ TEST(RunCli, BadSamplingFlagsAreUsageErrorsNamingTheFlag) {
 // heads are a multiple of 32 values, and is refused with one line on one whose heads are not.
 TEST(RunCli, KvTypeSetsTheCacheAndIsCheckedAgainstTheModel) {
   EMBER_SHARED_DATA_OR_SKIP(data);
-  const auto f32 = run(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--kv-type", "f32"});
+  const auto f32 = run_model(data / kStories, {"--temp", "0", "-p", kStoriesPrompt, "-n", "40", "--kv-type", "f32"});
   ASSERT_EQ(f32.exit_code, 0) << f32.err;
   EXPECT_EQ(f32.out.rfind(kGreedyText, 0), 0u) << f32.out;
   EXPECT_EQ(stats_value(f32.err, "KV cache"), "160.00 KiB (128 tokens, f32)");
 
-  const auto stories_q8 = run(data / kStories, {"-p", kStoriesPrompt, "--kv-type", "q8_0"});
+  const auto stories_q8 = run_model(data / kStories, {"-p", kStoriesPrompt, "--kv-type", "q8_0"});
   EXPECT_EQ(stories_q8.exit_code, 1);
   EXPECT_EQ(std::ranges::count(stories_q8.err, '\n'), 1) << stories_q8.err;
   EXPECT_NE(stories_q8.err.find("multiple of 32"), std::string::npos) << stories_q8.err;
   EXPECT_EQ(stories_q8.out, "");
-  const auto bad = run(data / kStories, {"-p", kStoriesPrompt, "--kv-type", "q4_0"});
+  const auto bad = run_model(data / kStories, {"-p", kStoriesPrompt, "--kv-type", "q4_0"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--kv-type"), std::string::npos) << bad.err;
 
@@ -429,8 +431,8 @@ TEST(RunCli, KvTypeSetsTheCacheAndIsCheckedAgainstTheModel) {
   const std::vector<std::string> args = {"--temp", "0", "-p", kStoriesPrompt, "-n", "20", "-c", "256"};
   std::vector<std::string> q8_args = args;
   q8_args.insert(q8_args.end(), {"--kv-type", "Q8_0"});  // any case
-  const auto f16 = run(model, args);
-  const auto q8 = run(model, q8_args);
+  const auto f16 = run_model(model, args);
+  const auto q8 = run_model(model, q8_args);
   ASSERT_EQ(f16.exit_code, 0) << f16.err;
   ASSERT_EQ(q8.exit_code, 0) << q8.err;
   // 2 layers x K and V x 16 blocks x 2 kv heads x 16 tokens x 64 values.
@@ -500,11 +502,11 @@ TEST(RunCli, DraftModelKeepsTheTextAndShowsTheDrafts) {
   // --draft-always: the steps taken must not depend on timing (this counts drafts).
   const std::vector<std::string> common = {
       "--temp", "0", "-p", "And the LORD said unto Moses", "-n", "60", "--deterministic", "--draft-always"};
-  const auto plain = run(models / "ember-tiny.gguf", common);
+  const auto plain = run_model(models / "ember-tiny.gguf", common);
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   std::vector<std::string> args = common;
   args.insert(args.end(), {"--model-draft", (models / "ember-tiny-draft.gguf").string()});
-  const auto spec = run(models / "ember-tiny.gguf", args);
+  const auto spec = run_model(models / "ember-tiny.gguf", args);
   ASSERT_EQ(spec.exit_code, 0) << spec.err;
   EXPECT_EQ(spec.out, plain.out);
   EXPECT_NE(stats_value(spec.err, "draft").find("ember-tiny-draft"), std::string::npos) << spec.err;
@@ -516,7 +518,7 @@ TEST(RunCli, DraftModelKeepsTheTextAndShowsTheDrafts) {
 
   std::vector<std::string> lookup = common;
   lookup.insert(lookup.end(), {"--draft-max", "4", "--draft-min", "2", "--spec-ngram", "2"});
-  const auto by_lookup = run(models / "ember-tiny.gguf", lookup);
+  const auto by_lookup = run_model(models / "ember-tiny.gguf", lookup);
   ASSERT_EQ(by_lookup.exit_code, 0) << by_lookup.err;
   EXPECT_EQ(by_lookup.out, plain.out);
 
@@ -527,20 +529,20 @@ TEST(RunCli, DraftModelKeepsTheTextAndShowsTheDrafts) {
            {"--draft-p-min", "1.5"}}) {
     std::vector<std::string> a = common;
     a.insert(a.end(), bad.begin(), bad.end());
-    const auto r = run(models / "ember-tiny.gguf", a);
+    const auto r = run_model(models / "ember-tiny.gguf", a);
     EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
   std::vector<std::string> missing = common;
   missing.insert(missing.end(), {"--model-draft", "/nonexistent/draft.gguf"});
-  const auto r = run(models / "ember-tiny.gguf", missing);
+  const auto r = run_model(models / "ember-tiny.gguf", missing);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("/nonexistent/draft.gguf"), std::string::npos) << r.err;
 
   EMBER_SHARED_DATA_OR_SKIP(data);
   std::vector<std::string> other = common;
   other.insert(other.end(), {"--model-draft", (data / kStories).string()});
-  const auto mismatch = run(models / "ember-tiny.gguf", other);
+  const auto mismatch = run_model(models / "ember-tiny.gguf", other);
   EXPECT_EQ(mismatch.exit_code, 1);
   EXPECT_NE(mismatch.err.find("vocabulary"), std::string::npos) << mismatch.err;
 }

@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 using test::count_lines;
 using test::ember;
 using test::write_text;
-using json = nlohmann::ordered_json;
+using ordered_json = nlohmann::ordered_json;
 
 // A vocab-only GGUF with BOS "<|begin|>" and EOS "<|end|>", and the given chat template if any.
 void write_model(const fs::path& path, const std::string* chat_template) {
@@ -119,10 +119,11 @@ TEST_F(TemplateCli, PresetsWithoutAModel) {
 TEST_F(TemplateCli, RealTemplateMatchesPythonJinja2) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const fs::path source = fs::path(EMBER_SOURCE_DIR) / "tests" / "data" / "chat_templates";
-  const json spec = json::parse(test::read_file(source / "conversations.json"));
-  const json expected = json::parse(test::read_file(source / "expected" / "meta-llama-Llama-3.1-8B-Instruct.json"));
+  const ordered_json spec = ordered_json::parse(test::read_file(source / "conversations.json"));
+  const ordered_json expected =
+      ordered_json::parse(test::read_file(source / "expected" / "meta-llama-Llama-3.1-8B-Instruct.json"));
   for (const auto& conversation : spec["conversations"]) {
-    json context = conversation["context"];
+    ordered_json context = conversation["context"];
     context["add_generation_prompt"] = true;
     const fs::path path = dir_ / "conversation.json";
     write_text(path, context.dump());

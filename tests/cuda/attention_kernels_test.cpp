@@ -45,7 +45,7 @@ constexpr double kTiledTolerance = 1e-3;
 double tolerance(DType dtype) { return dtype == DType::kF32 ? kF32Tolerance : kF16Tolerance; }
 
 // Uniform in offset ± sigma·√3, never exactly zero (a zero would hide a missed element).
-std::vector<float> random_values(size_t n, std::mt19937& rng, float sigma, float offset = 0.0f) {
+std::vector<float> uniform_values(size_t n, std::mt19937& rng, float sigma, float offset = 0.0f) {
   std::vector<float> v(n);
   const float unit = sigma * 1.7320508f / 2147483648.0f;
   for (float& x : v) {
@@ -159,7 +159,7 @@ TwinCache make_cache(DType dtype, int32_t n_head_kv, int32_t head_dim, const std
 // error means something) for `rows`.
 ::testing::AssertionResult store_random(TwinCache& c, const std::vector<KvRow>& rows, std::mt19937& rng) {
   const size_t n = rows.size() * static_cast<size_t>(c.host.n_head_kv) * static_cast<size_t>(c.host.head_dim);
-  return store_both(c, rows, random_values(n, rng, 1.0f), random_values(n, rng, 0.5f, 0.5f));
+  return store_both(c, rows, uniform_values(n, rng, 1.0f), uniform_values(n, rng, 0.5f, 0.5f));
 }
 
 // Positions [from[s], to[s]) of every sequence s, shuffled.
@@ -269,7 +269,7 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
 void check_all_splits(const TwinCache& c, const std::vector<KvRow>& rows, AttentionParams p, std::mt19937& rng,
                       const std::string& what, float q_sigma = 2.0f) {
   const size_t row_floats = static_cast<size_t>(p.n_head * c.host.head_dim);
-  const std::vector<float> q = random_values(rows.size() * row_floats, rng, q_sigma);
+  const std::vector<float> q = uniform_values(rows.size() * row_floats, rng, q_sigma);
   const std::vector<float> want = cpu_attention(c, rows, q, p);
   const double tol = tolerance(c.host.k_dtype);
   p.split_tokens = -1;
@@ -303,7 +303,7 @@ TEST(CudaAttention, StoreKvBitExactF32F16AndQ8_0) {
       for (int32_t len : lengths) before_last.push_back(len - 1);
       const std::vector<KvRow> rows = positions(std::vector<int32_t>(lengths.size(), 0), before_last, rng);
       const size_t n = rows.size() * 3 * static_cast<size_t>(head_dim);
-      std::vector<float> k = random_values(n, rng, 1.0f), v = random_values(n, rng, 1.0f);
+      std::vector<float> k = uniform_values(n, rng, 1.0f), v = uniform_values(n, rng, 1.0f);
       const float edges[] = {1e-5f,    -3e-7f,   2049.0f, 2051.0f, -2051.0f,      65504.0f,
                              65519.0f, 65520.0f, -7e4f,   1e-8f,   6.1035156e-5f, 0.33333334f};
       std::copy(std::begin(edges), std::end(edges), k.begin());
@@ -352,9 +352,9 @@ TEST(CudaAttention, RopeStoreKvEqualsRopeThenStore) {
       const auto n_rows = static_cast<int32_t>(rows.size());
       const size_t q_floats = rows.size() * static_cast<size_t>(cs.n_head_q * cs.head_dim),
                    kv_floats = rows.size() * static_cast<size_t>(cs.n_head_kv * cs.head_dim);
-      const std::vector<float> q = random_values(q_floats, rng, 1.0f), k = random_values(kv_floats, rng, 1.0f),
-                               v = random_values(kv_floats, rng, 0.5f, 0.5f),
-                               cos_sin = random_values(rows.size() * static_cast<size_t>(cs.n_rot), rng, 0.5f);
+      const std::vector<float> q = uniform_values(q_floats, rng, 1.0f), k = uniform_values(kv_floats, rng, 1.0f),
+                               v = uniform_values(kv_floats, rng, 0.5f, 0.5f),
+                               cos_sin = uniform_values(rows.size() * static_cast<size_t>(cs.n_rot), rng, 0.5f);
       const DeviceBuffer d_rows = DeviceBuffer::from(rows), d_cs = DeviceBuffer::from(cos_sin),
                          d_v = DeviceBuffer::from(v);
       const DeviceBuffer q1 = DeviceBuffer::from(q), k1 = DeviceBuffer::from(k), q2 = DeviceBuffer::from(q),
@@ -421,7 +421,7 @@ TEST(CudaAttention, UnsplitRowsAreBatchInvariant) {
   p.split_tokens = -1;
   const std::vector<KvRow> rows = decode_rows(lengths);
   const size_t row_floats = 8 * 128;
-  const std::vector<float> q = random_values(rows.size() * row_floats, rng, 2.0f);
+  const std::vector<float> q = uniform_values(rows.size() * row_floats, rng, 2.0f);
   const std::vector<float> batched = gpu_attention(c, rows, q, p);
   for (size_t r = 0; r < rows.size(); ++r) {
     const std::vector<float> q_r(q.begin() + static_cast<std::ptrdiff_t>(r * row_floats),
@@ -464,7 +464,7 @@ TEST(CudaAttention, PrefillChunkContinuingASequence) {
     AttentionParams p;
     p.n_head = 8;
     p.split_tokens = 32;
-    const std::vector<float> q = random_values(rows.size() * 8 * 128, rng, 2.0f);
+    const std::vector<float> q = uniform_values(rows.size() * 8 * 128, rng, 2.0f);
     expect_close(gpu_attention(c, rows, q, p, 4096), cpu_attention(c, rows, q, p), 8 * 128, tolerance(dtype),
                  "prefill max_context 4096 split 32");
   }
@@ -541,7 +541,7 @@ TEST(CudaAttention, WideHeadsOverValuesInTheKeyRows) {
     if (s.values_in_keys) {
       c.host.v = c.host.k;
       c.dev.v = c.dev.k;
-      const std::vector<float> k = random_values(all.size() * static_cast<size_t>(s.head_dim), rng, 1.0f, 0.3f);
+      const std::vector<float> k = uniform_values(all.size() * static_cast<size_t>(s.head_dim), rng, 1.0f, 0.3f);
       ASSERT_TRUE(store_both(c, all, k, k));
     } else {
       ASSERT_TRUE(store_random(c, all, rng));
@@ -634,7 +634,7 @@ TEST(CudaAttention, TiledPrefillEqualsTheCpu) {
       p.window = ps.window;
       p.softcap = ps.softcap;
       p.scale = ps.scale;
-      const std::vector<float> q = random_values(rows.size() * row_floats, rng, 2.0f);
+      const std::vector<float> q = uniform_values(rows.size() * row_floats, rng, 2.0f);
       expect_close(gpu_tiled_attention(c, rows, q, p), cpu_attention(c, rows, q, p), row_floats, kTiledTolerance,
                    "tiled " + shape + " window " + std::to_string(ps.window) + " softcap " +
                        std::to_string(ps.softcap) + " scale " + std::to_string(ps.scale));
@@ -670,7 +670,7 @@ TEST(CudaAttention, TiledLongContextPeakedSoftmaxAndALlamaShape) {
     ASSERT_FALSE(HasFailure());
     AttentionParams p;
     p.n_head = 2;
-    const std::vector<float> q = random_values(rows.size() * 2 * 64, rng, 25.0f);
+    const std::vector<float> q = uniform_values(rows.size() * 2 * 64, rng, 25.0f);
     expect_close(gpu_tiled_attention(c, rows, q, p), cpu_attention(c, rows, q, p), 2 * 64, kTiledTolerance,
                  "tiled " + std::string(dtype_name(dtype)) + " 1500 tokens, peaked");
   }
@@ -681,7 +681,7 @@ TEST(CudaAttention, TiledLongContextPeakedSoftmaxAndALlamaShape) {
     AttentionParams p;
     p.n_head = 32;
     p.window = 100;
-    const std::vector<float> q = random_values(rows.size() * 32 * 128, rng, 2.0f);
+    const std::vector<float> q = uniform_values(rows.size() * 32 * 128, rng, 2.0f);
     expect_close(gpu_tiled_attention(c, rows, q, p), cpu_attention(c, rows, q, p), 32 * 128, kTiledTolerance,
                  "tiled f32 heads 32/8 d128 window 100");
   }
@@ -708,7 +708,7 @@ TEST(CudaAttention, TilesAndLoneRowsTogetherEqualTheCpu) {
   ASSERT_EQ(lone.size(), 17u);
   AttentionParams p;
   p.n_head = 8;
-  const std::vector<float> q = random_values(rows.size() * 8 * 64, rng, 2.0f);
+  const std::vector<float> q = uniform_values(rows.size() * 8 * 64, rng, 2.0f);
   const std::vector<float> want = cpu_attention(c, rows, q, p);
   for (int32_t split : {0, 16, -1}) {
     p.split_tokens = split;

@@ -25,7 +25,7 @@
 namespace ember {
 namespace {
 
-const char* const kStories = "models/stories260K/stories260K.gguf";
+using test::kStories;
 const std::string kGreedyText =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
 

@@ -25,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::Logits;
 
-const char* const kStories = "models/stories260K/";
+const char* const kStoriesDir = "models/stories260K/";
 
 struct RealModel {
   std::unique_ptr<CpuBackend> backend;
@@ -35,7 +35,8 @@ struct RealModel {
 
 // gemv_decode: single rows on the GEMV of the original blocks (ggml's numerics) even where avx512
 // would run them on the packed weights.
-RealModel load(const fs::path& path, Isa isa, DType kv_type, int32_t max_step_tokens = 512, bool gemv_decode = false) {
+RealModel load_real(const fs::path& path, Isa isa, DType kv_type, int32_t max_step_tokens = 512,
+                    bool gemv_decode = false) {
   RealModel l;
   CpuBackendOptions backend_options;
   backend_options.n_threads = 2;
@@ -70,7 +71,7 @@ TEST(ForwardStories, F32LogitsEqualRunCInPrefillAndDecodeOnEveryIsa) {
   ASSERT_EQ(run_c.inputs.size(), 52u);
   for (Isa isa : supported_isas()) {
     SCOPED_TRACE(isa_name(isa));
-    RealModel l = load(data / kStories / "stories260K.gguf", isa, DType::kF32, /*max_step_tokens=*/16);
+    RealModel l = load_real(data / kStoriesDir / "stories260K.gguf", isa, DType::kF32, /*max_step_tokens=*/16);
     const Logits prefill = run(l, run_c.inputs, false);  // 52 rows in steps of 16
     const Logits decode = run(l, run_c.inputs, true);
     const double d_prefill = max_abs_diff(prefill, run_c.logits), d_decode = max_abs_diff(decode, run_c.logits);
@@ -107,7 +108,7 @@ TEST(ForwardStories, LogitsAgreeWithLlamaCpp) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   // logits/README.md: an F32 engine agrees to ~1e-5 (summation order only).
   const LlamaCppLogits f32 = load_llama_cpp_logits(data, "stories260K");
-  RealModel l = load(data / kStories / "stories260K.gguf", select_isa(), DType::kF32);
+  RealModel l = load_real(data / kStoriesDir / "stories260K.gguf", select_isa(), DType::kF32);
   const double diff = max_abs_diff(run(l, f32.inputs, false), f32.logits);
   std::printf("stories260K: max |logit - llama.cpp| = %.3g over %zu positions\n", diff, f32.inputs.size());
   EXPECT_LE(diff, 1e-4);
@@ -126,9 +127,10 @@ TEST(ForwardStories, QuantizedLogitsAgreeWithLlamaCpp) {
     SCOPED_TRACE(name);
     const LlamaCppLogits llama_cpp = load_llama_cpp_logits(data, name);
     const LlamaCppLogits exact = load_llama_cpp_logits(data, name + ".deqf32");
-    RealModel gemv = load(data / kStories / (name + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
+    RealModel gemv =
+        load_real(data / kStoriesDir / (name + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
     const double gemv_llama_cpp = max_abs_diff(run(gemv, llama_cpp.inputs, true), llama_cpp.logits);
-    RealModel l = load(data / kStories / (name + ".gguf"), select_isa(), DType::kF32);
+    RealModel l = load_real(data / kStoriesDir / (name + ".gguf"), select_isa(), DType::kF32);
     const Logits decode = run(l, llama_cpp.inputs, true), prefill = run(l, llama_cpp.inputs, false);
     const double decode_exact = max_abs_diff(decode, exact.logits);
     const double prefill_exact = max_abs_diff(prefill, exact.logits);
@@ -174,9 +176,10 @@ TEST(ForwardTinyLlama, LogitsAgreeWithLlamaCppInEveryType) {
     const LlamaCppLogits llama_cpp = load_llama_cpp_logits(data, c.logits);
     const bool quantized = c.model != "tiny-llama-f32";
     const LlamaCppLogits exact = quantized ? load_llama_cpp_logits(data, c.logits + ".deqf32") : llama_cpp;
-    RealModel gemv = load(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
+    RealModel gemv =
+        load_real(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32, 512, /*gemv_decode=*/true);
     const double decode_llama_cpp = max_abs_diff(run(gemv, llama_cpp.inputs, true), llama_cpp.logits);
-    RealModel l = load(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32);
+    RealModel l = load_real(data / "quant" / (c.model + ".gguf"), select_isa(), DType::kF32);
     const Logits decode = run(l, llama_cpp.inputs, true), prefill = run(l, llama_cpp.inputs, false);
     const double decode_exact = max_abs_diff(decode, exact.logits);
     const double prefill_exact = max_abs_diff(prefill, exact.logits);
@@ -199,7 +202,7 @@ TEST(ForwardStories, GreedyTextEqualsLlamaCppForEveryType) {
   ASSERT_EQ(texts.size(), 4u);
   for (const auto& [name, expected] : texts) {
     SCOPED_TRACE(name);
-    RealModel l = load(data / kStories / name, select_isa(), DType::kF16);
+    RealModel l = load_real(data / kStoriesDir / name, select_isa(), DType::kF16);
     const Tokenizer tokenizer = Tokenizer::from_gguf(l.model->file());
     std::vector<int32_t> tokens = tokenizer.encode("Once upon a time");
     const SeqId seq = l.kv->add_sequence();

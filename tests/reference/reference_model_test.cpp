@@ -23,7 +23,7 @@ using Logits = std::vector<std::vector<double>>;
 
 // ---- stories260K against llama2.c and llama.cpp ----
 
-const char* const kStories = "models/stories260K/";
+const char* const kStoriesDir = "models/stories260K/";
 
 // The text of `tokens` as llama.cpp's llama-simple prints it: SentencePiece pieces with ▁ as a
 // space and <0xNN> as that byte, control tokens (<s>) verbatim.
@@ -52,7 +52,7 @@ TEST(ReferenceModelStories, F32LogitsEqualRunCAtEveryPosition) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const test::StoriesRunC run_c = test::load_stories_run_c(data);
   ASSERT_EQ(run_c.inputs.size(), 52u);
-  const GgufFile file = GgufFile::open((data / kStories / "stories260K.gguf").string());
+  const GgufFile file = GgufFile::open((data / kStoriesDir / "stories260K.gguf").string());
   const ReferenceModel model = ReferenceModel::load(file);
   const ReferenceConfig& c = model.config();
   EXPECT_EQ(c.arch, "llama");
@@ -96,7 +96,7 @@ TEST(ReferenceModelStories, F32LogitsEqualRunCAtEveryPosition) {
 TEST(ReferenceModelStories, NeoxRopeDoesNotFitTheLlamaArch) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const test::StoriesRunC run_c = test::load_stories_run_c(data);
-  const GgufFile file = GgufFile::open((data / kStories / "stories260K.gguf").string());
+  const GgufFile file = GgufFile::open((data / kStoriesDir / "stories260K.gguf").string());
   ReferenceConfig config = reference_config_from_gguf(file);
   config.traits.rope = ReferenceTraits::Rope::kNeox;
   const double diff = reference_max_abs_diff(ReferenceModel::load(file, config).forward(run_c.inputs), run_c.logits);
@@ -120,7 +120,7 @@ TEST(ReferenceModelStories, QuantizedFilesAgainstRunCAndLlamaCpp) {
   std::vector<int32_t> draft = run_c.greedy;  // the F32 continuation: a good guess for the others
   for (const auto& [name, tolerance] : files) {
     SCOPED_TRACE(name);
-    const GgufFile file = GgufFile::open((data / kStories / name).string());
+    const GgufFile file = GgufFile::open((data / kStoriesDir / name).string());
     const ReferenceModel model = ReferenceModel::load(file);
     const double diff = reference_max_abs_diff(model.forward(run_c.inputs), run_c.logits);
     EXPECT_LE(diff, tolerance);

@@ -89,11 +89,11 @@ GgufWriter base_writer(std::string_view model = "gpt2", std::string merge = "a b
   return w;
 }
 
-Vocab load(const GgufWriter& w) { return Vocab::from_gguf(GgufFile::parse(w.write_to_memory(), "test.gguf")); }
+Vocab load_vocab(const GgufWriter& w) { return Vocab::from_gguf(GgufFile::parse(w.write_to_memory(), "test.gguf")); }
 
 void expect_error_naming(const GgufWriter& w, std::string_view key) {
   try {
-    load(w);
+    load_vocab(w);
     ADD_FAILURE() << "no error for " << key;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
@@ -103,7 +103,7 @@ void expect_error_naming(const GgufWriter& w, std::string_view key) {
 TEST(Vocab, HandMadeVocabularyAndItsEndOfGeneration) {
   GgufWriter w = base_writer();
   w.add<uint32_t>("tokenizer.ggml.eos_token_id", 1);
-  const Vocab vocab = load(w);
+  const Vocab vocab = load_vocab(w);
   ASSERT_EQ(vocab.merges().size(), 1u);
   EXPECT_EQ(vocab.merges()[0], (std::pair<std::string, std::string>("a", "b")));
   EXPECT_EQ(vocab.end_of_generation(), (std::vector<TokenId>{1, 3}));  // eos and the control <|im_end|>
@@ -114,7 +114,7 @@ TEST(Vocab, HandMadeVocabularyAndItsEndOfGeneration) {
 TEST(Vocab, DefaultFlagsNeedTheirTokensExplicitOnesFail) {
   // A BERT file without a separator id: the default [SEP] is simply not added.
   GgufWriter bert = base_writer("bert");
-  const Vocab vocab = load(bert);
+  const Vocab vocab = load_vocab(bert);
   EXPECT_FALSE(vocab.add_sep());
   EXPECT_FALSE(vocab.add_bos());
   // Asking for it explicitly is an error naming both keys.
@@ -124,13 +124,13 @@ TEST(Vocab, DefaultFlagsNeedTheirTokensExplicitOnesFail) {
   // BERT's CLS stands in for BOS.
   GgufWriter with_cls = base_writer("bert");
   with_cls.add<uint32_t>("tokenizer.ggml.cls_token_id", 2);
-  const Vocab cls = load(with_cls);
+  const Vocab cls = load_vocab(with_cls);
   EXPECT_EQ(cls.special().bos, 2);
   EXPECT_TRUE(cls.add_bos());
 }
 
 TEST(Vocab, AMovedFromVocabulary) {
-  Vocab vocab = load(base_writer());
+  Vocab vocab = load_vocab(base_writer());
   const Vocab moved = std::move(vocab);
   EXPECT_EQ(moved.find("ab"), 2);
   EXPECT_FALSE(vocab.find("ab"));  // NOLINT(bugprone-use-after-move): defined, empty
