@@ -22,6 +22,7 @@ namespace {
 
 using test::all_off;
 using test::chi_square;
+using test::kChi2Critical;
 using test::softmax64;
 
 using test::kInf;
@@ -225,9 +226,6 @@ TEST(SamplerChain, SameSeedSameTokensOtherSeedOtherTokensResetReproduces) {
   }
 }
 
-// Critical values of chi-square at p = 0.001 (a correct sampler fails once in a thousand seeds;
-// the seeds are fixed, so the test is deterministic).
-constexpr double kChi2Critical[] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12};
 constexpr int kDraws = 20000;
 
 TEST(SamplerChain, DrawsFollowTheDistributionAfterTheSteps) {

@@ -58,6 +58,10 @@ inline void expect_near(const std::vector<double>& actual, const std::vector<dou
   }
 }
 
+// Critical values of chi-square at p = 0.001, by degrees of freedom (a correct sampler fails once
+// in a thousand seeds; the seeds are fixed, so the tests are deterministic).
+inline constexpr double kChi2Critical[] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12};
+
 // Pearson's chi-square statistic of `draws` against `expected` (ids with expected 0 must not come).
 inline double chi_square(const std::vector<int32_t>& draws, const std::vector<double>& expected) {
   std::vector<int> counts(expected.size(), 0);

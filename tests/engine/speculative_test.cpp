@@ -19,8 +19,7 @@ namespace {
 
 using test::chi_square;
 
-// Chi-square critical values at p = 0.001 by degrees of freedom (fixed seeds: deterministic).
-constexpr double kChi2Critical[] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32, 26.12};
+using test::kChi2Critical;
 constexpr int kTrials = 40000;
 
 TEST(NgramDraft, ProposesWhatFollowedTheLatestLongestMatch) {
