@@ -14,21 +14,12 @@
 
 #include "core/aligned_buffer.h"
 #include "quant/quant_traits.h"
+#include "support/float_values.h"
 
 namespace ember {
 namespace {
 
-// Uniform in ±sigma·√3 (variance sigma²), never zero: a zero would hide a missed or misplaced
-// element. (Cheaper than a normal distribution; the tests draw millions.)
-std::vector<float> uniform_values(size_t n, std::mt19937& rng, float sigma) {
-  std::vector<float> v(n);
-  const float unit = sigma * 1.7320508f / 2147483648.0f;
-  for (float& x : v) {
-    const auto r = static_cast<int32_t>(rng());
-    x = (static_cast<float>(r) + 0.5f) * unit;
-  }
-  return v;
-}
+using test::uniform_values;
 
 // Pools with every sequence's K/V stored through store_kv; unwritten slots hold NaN, so reading
 // past a sequence's end (or a wrong slot) poisons the output.

@@ -25,6 +25,7 @@
 #include "cuda/cuda_kernels.h"
 #include "cuda/cuda_test_util.h"
 #include "quant/fp16.h"
+#include "support/float_values.h"
 
 namespace ember {
 namespace {
@@ -32,6 +33,7 @@ namespace {
 using cuda::DeviceBuffer;
 using cuda_test::poisoned_floats;
 using cuda_test::relative_error;
+using test::uniform_values;
 
 // Attention's error bounds over a whole output (the brief's); any one row must stay within
 // kRowTolerance (both sides read the same values, so ~1e-6 is expected everywhere).
@@ -43,18 +45,6 @@ constexpr double kTiledTolerance = 1e-3;
 
 // (Q8_0 pools: both sides read the same dequantized values, as for F16.)
 double tolerance(DType dtype) { return dtype == DType::kF32 ? kF32Tolerance : kF16Tolerance; }
-
-// Uniform in offset ± sigma·√3, never exactly zero (a zero would hide a missed element).
-std::vector<float> uniform_values(size_t n, std::mt19937& rng, float sigma, float offset = 0.0f) {
-  std::vector<float> v(n);
-  const float unit = sigma * 1.7320508f / 2147483648.0f;
-  for (float& x : v) {
-    do {
-      x = offset + (static_cast<float>(static_cast<int32_t>(rng())) + 0.5f) * unit;
-    } while (x == 0.0f);
-  }
-  return v;
-}
 
 // One layer's pools twice, host (the CPU's) and device, kept equal: every store goes to both and
 // is compared bit for bit. Slots nobody stored hold NaN (F16: 0x7E00), so a kernel reading a

@@ -25,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::Logits;
 
-const char* const kStoriesDir = "models/stories260K/";
+using test::kStoriesDir;
 
 struct RealModel {
   std::unique_ptr<CpuBackend> backend;

@@ -23,7 +23,7 @@ using Logits = std::vector<std::vector<double>>;
 
 // ---- stories260K against llama2.c and llama.cpp ----
 
-const char* const kStoriesDir = "models/stories260K/";
+using test::kStoriesDir;
 
 // The text of `tokens` as llama.cpp's llama-simple prints it: SentencePiece pieces with ▁ as a
 // space and <0xNN> as that byte, control tokens (<s>) verbatim.

@@ -27,7 +27,8 @@ std::string read_file(const std::filesystem::path& path);
 // How many entries `dir` holds (to check that no temporary file was left behind).
 size_t entries_in(const std::filesystem::path& dir);
 
-// stories260K's GGUF, relative to ../shared/data, and the prompt of its reference runs.
+// stories260K's folder and GGUF, relative to ../shared/data, and the prompt of its reference runs.
+inline constexpr const char* kStoriesDir = "models/stories260K/";
 inline constexpr const char* kStories = "models/stories260K/stories260K.gguf";
 inline constexpr const char* kStoriesPrompt = "Once upon a time";
 // The bundled model, ember-tiny.
