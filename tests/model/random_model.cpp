@@ -11,6 +11,16 @@
 namespace ember::test {
 namespace {
 
+// A uniform value in [-1, 1): the bits std::uniform_real_distribution<float>(-1, 1) draws from
+// std::mt19937_64 under libstdc++ (one draw, scaled by 2^-64, kept below 1). Its own code: the
+// standard templates are also instantiated by the test bodies, and the sanitizer build links their
+// -O0 copy (tests/CMakeLists.txt), which recomputed a long-double logarithm on every draw.
+float uniform_minus_one_to_one(std::mt19937_64& rng) {
+  float unit = static_cast<float>(rng()) * 0x1p-64f;
+  if (unit >= 1.0f) unit = std::nextafter(1.0f, 0.0f);
+  return unit * 2.0f - 1.0f;
+}
+
 enum class Fill { kMatmul, kRouter, kEmbedding, kNorm, kBias, kFactors };
 
 class Builder {
@@ -23,12 +33,11 @@ class Builder {
     for (int64_t d : shape) n *= d;
     const int64_t k = shape[0];
     std::vector<float> values(static_cast<size_t>(n));
-    std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
     const float matmul_scale = std::sqrt(3.0f / static_cast<float>(k));  // unit-variance outputs
     // A tied embedding matrix is the output matrix too: scaled like one, so logits stay O(1).
     const float embd_scale = tied_ ? matmul_scale : 1.0f;
     for (float& v : values) {
-      const float u = unit(rng_);
+      const float u = uniform_minus_one_to_one(rng_);
       switch (fill) {
         case Fill::kMatmul:
         case Fill::kRouter: v = u * matmul_scale; break;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "cuda/emulator/state.h"
 #include "quant/fp16.h"
@@ -116,16 +117,32 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
 
 namespace {
 
+// A column-major matrix's rows as floats, each row's k values contiguous (rows × k out): X is
+// rows × k (not transposed) or k × rows whose columns are the rows wanted (transposed), with
+// leading dimension ld. Converting once rather than in the inner loop: the products and their
+// order are the same.
+std::vector<float> rows_as_float(const void* X, cudaDataType_t type, int ld, bool transposed, int rows, int k) {
+  std::vector<float> out(static_cast<size_t>(rows) * static_cast<size_t>(k));
+  for (int r = 0; r < rows; ++r) {
+    for (int l = 0; l < k; ++l) {
+      const int64_t at = transposed ? static_cast<int64_t>(r) * ld + l : static_cast<int64_t>(l) * ld + r;
+      out[static_cast<size_t>(r) * static_cast<size_t>(k) + static_cast<size_t>(l)] = load(X, type, at);
+    }
+  }
+  return out;
+}
+
 void gemm_on_host(bool ta, bool tb, int m, int n, int k, float a, const void* A, cudaDataType_t Atype, int lda,
                   const void* B, cudaDataType_t Btype, int ldb, float b, void* C, cudaDataType_t Ctype, int ldc) {
+  // op(A)'s m rows, and op(B)'s n columns as rows: B's columns (N) or rows (T).
+  const std::vector<float> a_rows = rows_as_float(A, Atype, lda, ta, m, k);
+  const std::vector<float> b_cols = rows_as_float(B, Btype, ldb, !tb, n, k);
   for (int j = 0; j < n; ++j) {
+    const float* y = b_cols.data() + static_cast<size_t>(j) * static_cast<size_t>(k);
     for (int i = 0; i < m; ++i) {
+      const float* x = a_rows.data() + static_cast<size_t>(i) * static_cast<size_t>(k);
       float sum = 0.0f;
-      for (int l = 0; l < k; ++l) {
-        const float x = load(A, Atype, ta ? static_cast<int64_t>(i) * lda + l : static_cast<int64_t>(l) * lda + i);
-        const float y = load(B, Btype, tb ? static_cast<int64_t>(l) * ldb + j : static_cast<int64_t>(j) * ldb + l);
-        sum += x * y;
-      }
+      for (int l = 0; l < k; ++l) sum += x[l] * y[l];
       const int64_t c = static_cast<int64_t>(j) * ldc + i;
       // beta == 0: C is written without being read, so whatever it held (NaN) does not matter.
       store(C, Ctype, c, b == 0.0f ? a * sum : a * sum + b * load(C, Ctype, c));

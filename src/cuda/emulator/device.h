@@ -42,7 +42,9 @@ struct Builtins {
   dim3 block_dim;
   dim3 grid_dim;
 };
-extern thread_local Builtins t_builtins;
+// constinit: the kernels read it directly instead of through a TLS wrapper call that checks for a
+// dynamic initializer.
+extern constinit thread_local Builtins t_builtins;
 
 // The block barrier, and a warp's exchange: every thread of the calling thread's warp passes a
 // value and gets the one lane `source` passed (scheduler.cpp). A source lane that exited, or a mask

@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -67,7 +66,7 @@ ember_cuda_emulator_switch:
 
 namespace ember::cuda_emulator {
 
-thread_local Builtins t_builtins{};
+constinit thread_local Builtins t_builtins{};
 
 namespace {
 
@@ -164,9 +163,26 @@ Order order_policy() {
   return order;
 }
 
-std::mt19937& order_rng() {
-  thread_local std::mt19937 rng(12345);
-  return rng;
+// The run-order generator: splitmix64, seeded once per OS thread. Its own code rather than
+// std::shuffle over std::mt19937: those are templates the test bodies instantiate too, and the
+// linker keeps the first copy it meets, which in the sanitizer build is the test files' -O0 one
+// (tests/CMakeLists.txt) — a tenth of the emulated model tests' time went to shuffling.
+uint64_t next_order_bits() {
+  thread_local uint64_t state = 12345;
+  uint64_t z = (state += 0x9E3779B97F4A7C15u);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+  return z ^ (z >> 31);
+}
+
+// Fisher-Yates over `order`; each index's range reduced by a 64×64→128-bit multiply (the bias is
+// below 2^-40 for the sizes here, irrelevant to a run order).
+template <class T>
+void shuffle_order(std::vector<T>& order) {
+  for (size_t i = order.size(); i > 1; --i) {
+    const auto j = static_cast<size_t>((static_cast<unsigned __int128>(next_order_bits()) * i) >> 64);
+    std::swap(order[i - 1], order[j]);
+  }
 }
 
 Block& running_block(const char* what) {
@@ -331,7 +347,7 @@ void run_block(Block& b) {
   b.live = b.n_threads;
   b.at_barrier = 0;
   switch (order_policy()) {
-    case Order::kShuffle: std::shuffle(b.order.begin(), b.order.end(), order_rng()); break;
+    case Order::kShuffle: shuffle_order(b.order); break;
     case Order::kForward: std::sort(b.order.begin(), b.order.end()); break;
     case Order::kReverse: std::sort(b.order.begin(), b.order.end(), std::greater<>()); break;
   }
@@ -476,7 +492,7 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body, const ch
           static_cast<unsigned long long>(n_blocks));
   std::vector<uint64_t> blocks(n_blocks);
   for (uint64_t i = 0; i < n_blocks; ++i) blocks[i] = order_policy() == Order::kReverse ? n_blocks - 1 - i : i;
-  if (order_policy() == Order::kShuffle) std::shuffle(blocks.begin(), blocks.end(), order_rng());
+  if (order_policy() == Order::kShuffle) shuffle_order(blocks);
   for (const uint64_t i : blocks) {
     t_builtins.block_idx = {static_cast<unsigned>(i % grid.x), static_cast<unsigned>(i / grid.x % grid.y),
                             static_cast<unsigned>(i / (uint64_t{grid.x} * grid.y))};
