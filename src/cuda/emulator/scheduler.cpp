@@ -176,7 +176,7 @@ uint64_t next_order_bits() {
 }
 
 // Fisher-Yates over `order`; each index's range reduced by a 64×64→128-bit multiply (the bias is
-// below 2^-40 for the sizes here, irrelevant to a run order).
+// at most 2^-40 for the sizes here, irrelevant to a run order).
 template <class T>
 void shuffle_order(std::vector<T>& order) {
   for (size_t i = order.size(); i > 1; --i) {
