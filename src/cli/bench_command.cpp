@@ -21,8 +21,10 @@
 #include "cli/console.h"
 #include "cli/device_flags.h"
 #include "cli/inspect_report.h"
+#include "cli/number_range.h"
 #include "cli/text_table.h"
 #include "cli/word_option.h"
+#include "core/text_escape.h"
 #include "core/timer.h"
 #include "cpu/roofline.h"
 #include "ember/error.h"
@@ -213,9 +215,12 @@ std::string render_md(const std::vector<Result>& results) {
   std::vector<std::vector<std::string>> rows = {
       {"model", "size", "params", "type", "isa", "threads", "test", "t/s", "median t/s", "throughput (of roofline)"}};
   for (const Result& r : results) {
-    rows.push_back({r.model_name, human_bytes(r.size_bytes), human_count(r.params), r.type, r.isa,
-                    std::to_string(r.threads), r.test, fmt::format("{:.2f} ± {:.2f}", r.mean, r.sd),
-                    fmt::format("{:.2f}", r.median), roofline_cell(r)});
+    // The name is the file's text: on one line, its '|' escaped as Markdown wants inside a table.
+    std::string name;
+    for (const char ch : one_line_text(r.model_name)) name += ch == '|' ? std::string("\\|") : std::string(1, ch);
+    rows.push_back({name, human_bytes(r.size_bytes), human_count(r.params), r.type, r.isa, std::to_string(r.threads),
+                    r.test, fmt::format("{:.2f} ± {:.2f}", r.mean, r.sd), fmt::format("{:.2f}", r.median),
+                    roofline_cell(r)});
   }
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows) {
@@ -374,21 +379,21 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-p,--n-prompt", o->prompt_lengths,
                   "Prompt lengths to prefill in one batch (ppN), comma separated (0: no prefill test)")
       ->delimiter(',')
-      ->check(CLI::Range(0, 1 << 20))
+      ->check(NumberRange(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("-n,--n-gen", o->gen_lengths, "Tokens to decode one at a time (tgN), comma separated (0: none)")
       ->delimiter(',')
-      ->check(CLI::Range(0, 1 << 20))
+      ->check(NumberRange(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("-r,--repetitions", o->repetitions, "Timed runs of each test (after one warm-up)")
-      ->check(CLI::Range(1, 1000))
+      ->check(NumberRange(1, 1000))
       ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "Thread counts, comma separated (0: every usable CPU)")
       ->delimiter(',')
-      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
+      ->check(NumberRange(0, ThreadPool::kMaxThreads))
       ->capture_default_str();
   cmd->add_option("-u,--ubatch", o->step_tokens, "Rows per forward step (longer prompts run in steps of this)")
-      ->check(CLI::Range(1, 1 << 16))
+      ->check(NumberRange(1, 1 << 16))
       ->capture_default_str();
   one_of(cmd->add_option("-o,--output", o->output, "Output format"), {"md", "csv", "json"})->capture_default_str();
   add_device_flags(cmd, &o->device);

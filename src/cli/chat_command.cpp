@@ -23,6 +23,7 @@
 #include "cli/device_flags.h"
 #include "cli/interrupt.h"
 #include "cli/line_reader.h"
+#include "cli/number_range.h"
 #include "cli/sampling_flags.h"
 #include "cli/speculative_flags.h"
 #include "cli/value_format.h"
@@ -87,7 +88,7 @@ class Chat {
     return fmt::format(
         "ember chat · {} · {} · {} context · {} thread{}\n"
         "Type a message; /help lists the commands; Ctrl-C stops a reply; Ctrl-D quits.\n",
-        m.name, m.type, m.context, m.threads, m.threads == 1 ? "" : "s");
+        one_line_text(m.name), m.type, m.context, m.threads, m.threads == 1 ? "" : "s");
   }
 
   void reply(const std::string& text) {
@@ -104,7 +105,13 @@ class Chat {
     } catch (const Error& e) {
       messages_.pop_back();
       write_stderr(fmt::format("ember: {}\n", e.what()));
-      if (e.code() == ErrorCode::kInvalidArgument) write_stderr("(/reset starts a new conversation)\n");
+      if (e.code() == ErrorCode::kInvalidArgument) {
+        // /reset keeps the system message, which may be what the template refuses ("System role
+        // not supported"): then name the way out of that too.
+        write_stderr(system_message() ? "(/reset starts a new conversation; /system with no text drops the system "
+                                        "message)\n"
+                                      : "(/reset starts a new conversation)\n");
+      }
       return;
     }
     {
@@ -199,6 +206,10 @@ class Chat {
 
   void load(const std::string& path) {
     if (path.empty()) return write_stderr("usage: /load FILE\n");
+    std::error_code error;
+    if (std::filesystem::is_directory(path, error)) {
+      return write_stderr(fmt::format("ember: cannot open '{}': it is a directory\n", path));
+    }
     std::ifstream in(path);
     if (!in) return write_stderr(fmt::format("ember: cannot open '{}': {}\n", path, std::strerror(errno)));
     std::vector<ChatMessage> loaded;
@@ -334,13 +345,13 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
                   "(default: the model's, else chatml)")
       ->type_name("FILE|NAME");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
-      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
+      ->check(NumberRange(0, ThreadPool::kMaxThreads))
       ->type_name("N");
   cmd->add_option(
          "-c,--ctx-size", o->ctx_size,
          fmt::format("Context size in tokens for the whole conversation (default or 0: the model's, at most {})",
                      kDefaultMaxContext))
-      ->check(CLI::Range(0, 1 << 30))
+      ->check(NumberRange(0, 1 << 30))
       ->type_name("N");
   add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_flag("--mlock", o->mlock, "Lock the model's pages in RAM");
@@ -358,7 +369,7 @@ void add_chat_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("--threads-draft", o->draft_threads,
                   "The draft model's threads (default: 1 for a draft file under 256 MiB, whose steps are too small "
                   "to split; else as --threads)")
-      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
+      ->check(NumberRange(0, ThreadPool::kMaxThreads))
       ->type_name("N");
   cmd->footer(
       "Commands: /reset, /system TEXT, /save FILE, /load FILE, /params, /stats, /help, /exit.\n"

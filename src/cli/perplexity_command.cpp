@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "cli/console.h"
 #include "cli/device_flags.h"
 #include "cli/interrupt.h"
+#include "cli/number_range.h"
 #include "cli/perplexity.h"
 #include "cli/text_input.h"
 #include "cli/value_format.h"
@@ -83,7 +85,15 @@ bool evaluate_window(Model& model, KvCache& kv, std::span<const TokenId> tokens,
     size_t row = 0;
     for (int64_t r = b0; r < b1; ++r) {
       if (!scored(r)) continue;
-      window_nll.add(token_nll(logits.subspan(row++ * n_vocab, n_vocab), tokens[static_cast<size_t>(w.begin + r + 1)]));
+      const int64_t at = w.begin + r + 1;  // the scored token
+      const double token = token_nll(logits.subspan(row++ * n_vocab, n_vocab), tokens[static_cast<size_t>(at)]);
+      if (!std::isfinite(token)) {  // NaN or infinite logits: no perplexity to report, not "nan"
+        fail(ErrorCode::kFormat,
+             "the model's logits before token {} of the text are not finite (NaN or infinity): its weights hold NaN "
+             "or infinity, or its activations overflowed",
+             at);
+      }
+      window_nll.add(token);
     }
   }
   kv.remove_sequence(seq);
@@ -239,21 +249,21 @@ void add_perplexity_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-m,--model", o->model_path, "GGUF model file")->required()->type_name("FILE");
   cmd->add_option("-f,--file", o->text_path, "The text to score ('-': standard input)")->required()->type_name("FILE");
   cmd->add_option("-c,--ctx,--ctx-size", o->ctx, "Tokens per chunk or window (at most the model's context)")
-      ->check(CLI::Range(2, 1 << 20))
+      ->check(NumberRange(2, 1 << 20))
       ->capture_default_str()
       ->type_name("N");
   add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_option("--stride", o->stride, "Sliding windows that start every S tokens, 1 <= S <= --ctx (see below)")
-      ->check(CLI::Range(1, 1 << 20))
+      ->check(NumberRange(1, 1 << 20))
       ->type_name("S");
   cmd->add_option("-b,--batch", o->batch, "Tokens per forward step (default: --ctx; more acts as --ctx)")
-      ->check(CLI::Range(1, 1 << 20))
+      ->check(NumberRange(1, 1 << 20))
       ->type_name("N");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
-      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
+      ->check(NumberRange(0, ThreadPool::kMaxThreads))
       ->type_name("N");
   cmd->add_option("--chunks", o->chunks, "Evaluate at most N chunks (windows with --stride)")
-      ->check(CLI::Range(1, 1 << 30))
+      ->check(NumberRange(1, 1 << 30))
       ->type_name("N");
   cmd->add_flag("--no-bos", o->no_bos, "Add no BOS to the text, nor put one at the start of each chunk");
   cmd->add_flag("--json", o->json, "Print the result as JSON");

@@ -9,6 +9,7 @@
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
+#include "cli/number_range.h"
 #include "cli/quant_report.h"
 #include "convert/model_quantizer.h"
 #include "core/check.h"
@@ -107,7 +108,7 @@ void add_quantize_command(CLI::App& app, CommandAction& action) {
   cmd->add_flag("--allow-requantize", o->allow_requantize, "Accept already-quantized input tensors (loses quality)");
   cmd->add_flag("--dry-run", o->dry_run, "Print the per-tensor plan and the resulting size; write nothing");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: every usable CPU)")
-      ->check(CLI::Range(1, ThreadPool::kMaxThreads));
+      ->check(NumberRange(1, ThreadPool::kMaxThreads));
   std::string footer = "Types:\n";
   for (const FileTypeInfo& t : file_types()) footer += fmt::format("  {:<8}{}\n", t.name, t.summary);
   footer +=

@@ -23,6 +23,7 @@
 #include "cli/device_flags.h"
 #include "cli/inspect_report.h"
 #include "cli/interrupt.h"
+#include "cli/number_range.h"
 #include "cli/sampling_flags.h"
 #include "cli/speculative_flags.h"
 #include "cli/text_input.h"
@@ -106,14 +107,15 @@ std::vector<std::string> panel_lines(const Model& model, const KvCache& kv, cons
   const ModelConfig& c = model.config();
   const CpuBackend& backend = model.backend();
   const auto label = [](std::string_view name) { return fmt::format("{:<10}", name); };
-  const std::string name = c.name.empty() ? std::string(arch_name(c.arch)) : c.name;
+  // (general.name is the file's text: escaped, so that no control character reaches the terminal)
+  const std::string name = c.name.empty() ? std::string(arch_name(c.arch)) : one_line_text(c.name);
   std::vector<std::string> lines;
   lines.push_back(label("model") + fmt::format("{}{}{}{}{}{}{} params", name, sep, arch_name(c.arch), sep,
                                                model_type_label(model.files()), sep,
                                                human_count(model.parameter_count())));
   if (s.draft != nullptr) {
     const ModelConfig& d = s.draft->config();
-    lines.push_back(label("draft") + fmt::format("{}{}{}{}{} params", d.name.empty() ? "-" : d.name, sep,
+    lines.push_back(label("draft") + fmt::format("{}{}{}{}{} params", d.name.empty() ? "-" : one_line_text(d.name), sep,
                                                  model_type_label(s.draft->files()), sep,
                                                  human_count(s.draft->parameter_count())));
   }
@@ -277,7 +279,13 @@ int run_generate(const RunCommandOptions& o) {
     const CancelOnInterrupt interrupt([](void* g) noexcept { static_cast<Generator*>(g)->cancel(); }, &generator);
     write_stdout(prompt);
     GeneratedToken token;
-    while (generator.next(token)) write_stdout(token.text);  // stop strings never reach the output
+    try {
+      while (generator.next(token)) write_stdout(token.text);  // stop strings never reach the output
+    } catch (...) {
+      std::fputc('\n', stdout);  // the error message that follows starts a line of its own (best effort)
+      std::fflush(stdout);
+      throw;
+    }
     write_stdout("\n");
   }
   s.generation = generator.stats();
@@ -302,12 +310,12 @@ void add_run_command(CLI::App& app, CommandAction& action) {
       ->capture_default_str()
       ->type_name("N");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default 0: every CPU the process may use)")
-      ->check(CLI::Range(0, ThreadPool::kMaxThreads))
+      ->check(NumberRange(0, ThreadPool::kMaxThreads))
       ->type_name("N");
   cmd->add_option("-c,--ctx-size", o->ctx_size,
                   fmt::format("Context size in tokens, prompt included (default or 0: the model's, at most {})",
                               kDefaultMaxContext))
-      ->check(CLI::Range(0, 1 << 30))
+      ->check(NumberRange(0, 1 << 30))
       ->type_name("N");
   add_device_flags(cmd, &o->device);
   add_kv_type_flag(cmd, &o->kv_type);

@@ -50,7 +50,7 @@ constexpr FieldFlag kFieldFlags[] = {
     {"logit_bias", "--logit-bias"},
 };
 
-// llama.cpp's escapes for sequence breakers typed on a command line: \n \t \r \\ \" \'.
+// llama.cpp's escapes for texts typed on a command line (sequence breakers, stop strings): \n \t \r \\ \" \'.
 std::string unescape(std::string_view text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -184,8 +184,13 @@ void add_sampling_flags(CLI::App* cmd, SamplingParams& params, StopConditions& s
          "Sampling seed; -1 or none: a random one (the stats show the seed used)")
       ->type_name("S")
       ->group(group);
-  cmd->add_option("--stop", stop.strings, "Stop when the output would contain TEXT, which is not printed (repeatable)")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+  cmd->add_option_function<std::vector<std::string>>(
+         "--stop",
+         [&stop](const std::vector<std::string>& values) {
+           for (const std::string& value : values) stop.strings.push_back(unescape(value));
+         },
+         "Stop when the output would contain TEXT, which is not printed (repeatable; escapes like \\n, as "
+         "--dry-sequence-breaker; \\\\ for a backslash)")
       ->type_name("TEXT")
       ->group(group);
   cmd->add_option_function<double>(

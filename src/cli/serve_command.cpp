@@ -17,9 +17,11 @@
 #include "cli/commands.h"
 #include "cli/console.h"
 #include "cli/device_flags.h"
+#include "cli/number_range.h"
 #include "cli/speculative_flags.h"
 #include "cli/word_option.h"
 #include "core/check.h"
+#include "core/text_escape.h"
 #include "core/thread_pool.h"
 #include "core/whole_file.h"
 #include "model/kv_cache.h"
@@ -122,7 +124,7 @@ int run_serve(server::ServerOptions o, const std::string& api_key_file) {
   fmt::print(
       stderr,
       "ember serve: ready: model '{}', context {} tokens, {} parallel sequences, KV cache {} {} ({} tokens){}{}\n",
-      api.model_name(), api.context(), o.parallel, human_bytes(kv.bytes()), dtype_name(kv.k_dtype()),
+      one_line_text(api.model_name()), api.context(), o.parallel, human_bytes(kv.bytes()), dtype_name(kv.k_dtype()),
       int64_t{kv.n_blocks()} * kKvBlockTokens, gpu.empty() ? "" : "; gpu: " + gpu, o.no_ui ? "" : "; chat UI at /");
   std::fflush(stderr);
 
@@ -165,17 +167,18 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
   CLI::App* cmd = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API");
   cmd->add_option("-m,--model", o->model_path, "GGUF model file")->required()->type_name("FILE");
   cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1: this machine only)");
-  cmd->add_option("--port", o->port, "Port (0: any free port, printed)")->check(CLI::Range(0, 65535));
-  cmd->add_option("--parallel,--np", o->parallel, "Sequences decoded together (default 4)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--port", o->port, "Port (0: any free port, printed)")->check(NumberRange(0, 65535));
+  cmd->add_option("--parallel,--np", o->parallel, "Sequences decoded together (default 4)")
+      ->check(NumberRange(1, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Tokens per sequence (default: the model's, at most 4096)")
-      ->check(CLI::Range(0, 1 << 24));
+      ->check(NumberRange(0, 1 << 24));
   cmd->add_option("--kv-tokens", o->kv_tokens, "KV cache size in tokens, shared (default: ctx-size x parallel)")
-      ->check(CLI::Range(0, 1 << 30));
+      ->check(NumberRange(0, 1 << 30));
   add_kv_type_flag(cmd, &o->kv_type);
   cmd->add_option("--max-queue", o->max_queue, "Requests waiting beyond the running ones; more get 503 (default 64)")
-      ->check(CLI::Range(0, 4096));
+      ->check(NumberRange(0, 4096));
   cmd->add_option("-t,--threads", o->threads, "Compute threads (default 0: every CPU)")
-      ->check(CLI::Range(0, ThreadPool::kMaxThreads));
+      ->check(NumberRange(0, ThreadPool::kMaxThreads));
   auto* key = cmd->add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' (not for /health)");
   auto* key_file =
       cmd->add_option("--api-key-file", *api_key_file, "Read the API key from a file (one line)")->type_name("FILE");
@@ -197,12 +200,12 @@ void add_serve_command(CLI::App& app, CommandAction& action) {
   auto device = std::make_shared<DeviceFlags>();
   add_device_flags(cmd, device.get());
   cmd->add_option("--max-body", o->max_body, "Largest request body in bytes (default 8 MiB)")
-      ->check(CLI::Range(size_t{1024}, size_t{1} << 31));
+      ->check(NumberRange(size_t{1024}, size_t{1} << 31));
   cmd->add_option("--timeout", o->read_timeout_s, "Seconds a client may stall while sending or receiving (default 10)")
-      ->check(CLI::Range(1, 3600));
+      ->check(NumberRange(1, 3600));
   cmd->add_option("--shutdown-timeout", o->shutdown_timeout_s,
                   "On SIGTERM, seconds the running requests get to finish before they are cancelled (default 30)")
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(NumberRange(0.0, 86400.0));
   add_speculative_flags(cmd, o->speculative, o->draft_model_path, /*server=*/true);
   cmd->footer(
       "Endpoints: POST /v1/chat/completions, /v1/completions (stream or not), /v1/embeddings, /tokenize,\n"

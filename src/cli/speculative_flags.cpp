@@ -1,5 +1,6 @@
 // The speculative decoding flags of `ember run`, `ember chat` and `ember serve` (see speculative_flags.h).
 #include "cli/speculative_flags.h"
+#include "cli/number_range.h"
 
 #include <fmt/format.h>
 
@@ -17,21 +18,21 @@ void add_speculative_flags(CLI::App* cmd, GenerateOptions::Speculative& spec, st
                          : "Speculative decoding: up to N draft tokens per step, from the draft model or else by "
                            "prompt lookup, from an earlier occurrence of the text's last words (0: off; not with "
                            "--mirostat)")
-      ->check(CLI::Range(0, 64))
+      ->check(NumberRange(0, 64))
       ->type_name("N");
   cmd->add_option("--draft-min", spec.draft_min,
                   "The draft length adapts to the acceptance rate, down to N; shorter prompt-lookup drafts are not "
                   "checked (default 1)")
-      ->check(CLI::Range(1, 64))
+      ->check(NumberRange(1, 64))
       ->type_name("N");
   cmd->add_option("--draft-p-min", spec.p_min,
                   "A draft model's draft ends where it is less sure of its next token than P (its probability at "
                   "temperature 1; default 0.75, 0: off)")
-      ->check(CLI::Range(0.0, 1.0))
+      ->check(NumberRange(0.0, 1.0))
       ->type_name("P");
   cmd->add_option("--spec-ngram", spec.ngram_max,
                   "Prompt lookup matches the last N tokens first, then fewer down to 1 (default 3)")
-      ->check(CLI::Range(1, 16))
+      ->check(NumberRange(1, 16))
       ->type_name("N");
   if (!server) {
     cmd->add_flag(
@@ -43,9 +44,6 @@ void add_speculative_flags(CLI::App* cmd, GenerateOptions::Speculative& spec, st
 void resolve_speculative_flags(const CLI::App& cmd, GenerateOptions::Speculative& spec,
                                const std::string& draft_model_path) {
   if (!draft_model_path.empty() && cmd.count("--draft-max") == 0) spec.draft_max = 8;
-  if (!(spec.p_min >= 0.0f && spec.p_min <= 1.0f)) {  // CLI::Range lets NaN through
-    throw CLI::ValidationError(fmt::format("--draft-p-min must be 0 to 1, not {}", spec.p_min));
-  }
   if (spec.draft_max > 0 && spec.draft_min > spec.draft_max) {
     throw CLI::ValidationError(
         fmt::format("--draft-min {} is more than --draft-max {}", spec.draft_min, spec.draft_max));

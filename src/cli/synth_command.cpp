@@ -2,6 +2,7 @@
 // of a real one (benchmarks and tests at real sizes without downloading anything).
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "cli/command_checks.h"
 #include "cli/commands.h"
 #include "cli/console.h"
+#include "cli/number_range.h"
 #include "cli/quant_report.h"
 #include "convert/synth_model.h"
 #include "core/check.h"
@@ -107,18 +109,14 @@ void add_synth_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-o,--output", o->out_path, "Output GGUF file")->required();
   cmd->add_option("--seed", o->seed, "Random seed; the same seed gives the same file")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](const std::string& text) {
-            // CLI11 reads "-1" into a uint64_t as 2^64 - 1: refuse the sign instead.
-            return text.starts_with('-') ? std::string("must be 0 or more, not ") + text : std::string();
-          },
-          "", "not negative"));
+      // (CLI11 alone reads "-1" as 2^64 - 1 and 2^64 or more as 2^64 - 1.)
+      ->check(NumberRange(uint64_t{0}, std::numeric_limits<uint64_t>::max()).description(""));
   cmd->add_option("--vocab", o->vocab, "Vocab GGUF whose tokenizer is copied (token count must match)");
   cmd->add_flag("--no-vocab", o->no_vocab, "Write a placeholder vocabulary instead of a real one");
   cmd->add_option("--data-dir", o->data_dir,
                   "Where the presets' vocab files are (default $EMBER_DATA_DIR or ../shared/data)");
   cmd->add_option("-t,--threads", o->threads, "Worker threads (default: every usable CPU)")
-      ->check(CLI::Range(1, ThreadPool::kMaxThreads));
+      ->check(NumberRange(1, ThreadPool::kMaxThreads));
   std::string footer = "Presets (random N(0, 0.02) weights, norms 1, tied embeddings):\n";
   for (const SynthPreset& p : synth_presets()) {
     footer +=

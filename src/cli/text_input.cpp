@@ -15,7 +15,7 @@
 
 namespace ember::cli {
 
-std::string read_text_input(const std::string& path, std::string_view what) {
+std::string read_text_input(const std::string& path, std::string_view what, size_t max_bytes) {
   const bool from_stdin = path == "-";
   if (from_stdin && ::isatty(STDIN_FILENO) == 1) {
     write_stderr(fmt::format("ember: reading {} from standard input (end it with Ctrl-D)\n", what));
@@ -29,7 +29,13 @@ std::string read_text_input(const std::string& path, std::string_view what) {
   std::string text;
   char buffer[1 << 16];
   size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+  while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) {
+    if (n > max_bytes - text.size()) {
+      fail(ErrorCode::kInvalidArgument, "'{}' holds more than {}: too much for {}",
+           from_stdin ? "standard input" : path, human_bytes(max_bytes), what);
+    }
+    text.append(buffer, n);
+  }
   if (std::ferror(f)) {
     fail(ErrorCode::kIo, "cannot read '{}': {}", from_stdin ? "standard input" : path, std::strerror(errno));
   }

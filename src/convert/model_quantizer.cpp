@@ -59,12 +59,25 @@ void copy_metadata(const GgufFile& in, FileType file_type, GgufWriter& out) {
   if (!wrote_file_type) out.add<uint32_t>("general.file_type", static_cast<uint32_t>(file_type));
 }
 
-// Converts the rows [row_begin, row_end) of tensor `index` into `out`, in parallel chunks of rows.
+// The n values of rows from `first_row` on of tensor `p`: every one finite, or an error naming the
+// first that is not (a NaN block or an infinity would poison every model that reads the file).
+void require_finite(const TensorPlan& p, const float* x, int64_t n, int64_t first_row) {
+  const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) {
+      fail(ErrorCode::kInvalidArgument, "tensor '{}' holds {} in row {}: refusing to write it", p.name, x[i],
+           first_row + i / row_length);
+    }
+  }
+}
+
+// The rows [row_begin, row_end) of tensor `index`, in parallel chunks of rows: each chunk filled by
+// fill_rows, checked finite, then passed to `use(first_row, n_rows, values)` (on a worker thread).
 // `scratch` holds one float chunk per worker.
-void convert_rows(size_t index, const TensorPlan& p, int64_t row_begin, int64_t row_end, std::byte* out,
-                  const FillRowsFn& fill_rows, ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
-  const int64_t row_length = p.shape[0];
-  const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(row_length));
+template <class Use>
+void for_each_chunk(size_t index, const TensorPlan& p, int64_t row_begin, int64_t row_end, const FillRowsFn& fill_rows,
+                    ThreadPool& pool, std::vector<std::vector<float>>& scratch, const Use& use) {
+  const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
   const int64_t chunk_rows = std::max<int64_t>(1, kMinChunkElements / row_length);
   const int64_t n_chunks = (row_end - row_begin + chunk_rows - 1) / chunk_rows;
   pool.parallel_for(n_chunks, [&](int64_t chunk, int worker) {
@@ -74,13 +87,17 @@ void convert_rows(size_t index, const TensorPlan& p, int64_t row_begin, int64_t 
     std::vector<float>& x = scratch[static_cast<size_t>(worker)];
     x.resize(static_cast<size_t>(n));
     fill_rows(index, first, rows, x.data());
-    for (int64_t i = 0; i < n; ++i) {
-      if (!std::isfinite(x[static_cast<size_t>(i)])) {
-        fail(ErrorCode::kInvalidArgument, "tensor '{}' holds {} in row {}: refusing to quantize it", p.name,
-             x[static_cast<size_t>(i)], first + i / row_length);
-      }
-    }
-    quantize(p.to, x.data(), out + static_cast<uint64_t>(first - row_begin) * dst_row_bytes, n);
+    require_finite(p, x.data(), n, first);
+    use(first, n, x.data());
+  });
+}
+
+// Converts the rows [row_begin, row_end) of tensor `index` into `out`.
+void convert_rows(size_t index, const TensorPlan& p, int64_t row_begin, int64_t row_end, std::byte* out,
+                  const FillRowsFn& fill_rows, ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
+  const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(p.shape[0]));
+  for_each_chunk(index, p, row_begin, row_end, fill_rows, pool, scratch, [&](int64_t first, int64_t n, const float* x) {
+    quantize(p.to, x, out + static_cast<uint64_t>(first - row_begin) * dst_row_bytes, n);
   });
 }
 
@@ -120,6 +137,12 @@ void write_planned_tensors(const GgufWriter& header, const QuantPlan& plan, cons
     const TensorPlan& p = plan.tensors[i];
     status.tensor_index = i;
     if (const std::span<const std::byte> raw = copy_raw(i); !raw.empty()) {
+      // Copied values are checked as converted ones are (where fill_rows can read the type).
+      if (find_quant_traits(p.from) != nullptr && p.n_elements > 0) {
+        const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
+        for_each_chunk(i, p, 0, static_cast<int64_t>(p.n_elements) / row_length, fill_rows, pool, scratch,
+                       [](int64_t, int64_t, const float*) {});
+      }
       stream.write_tensor_data(raw);
       status.elements_done += p.n_elements;
       if (progress) progress(status);

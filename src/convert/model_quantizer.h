@@ -39,7 +39,8 @@ void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, F
 // (already declared in `header` with add_tensor_info, in plan order) to `out_path`. A tensor whose
 // `copy_raw(i)` is non-empty is written as those bytes; any other is converted to its plan type from
 // float rows produced by `fill_rows(i, first_row, n_rows, out)`, which is called concurrently from
-// worker threads (it must be thread-safe) and must produce finite values.
+// worker threads (it must be thread-safe). Every value must be finite, the copied tensors' too (read
+// through fill_rows where find_quant_traits knows their type): a NaN or infinity is an error.
 using RawTensorFn = std::function<std::span<const std::byte>(size_t tensor)>;
 using FillRowsFn = std::function<void(size_t tensor, int64_t first_row, int64_t n_rows, float* out)>;
 void write_planned_tensors(const GgufWriter& header, const QuantPlan& plan, const std::string& out_path, int n_threads,

@@ -163,8 +163,8 @@ void get_rows(DType type, const void* src, int64_t n_src_rows, int64_t n_cols, c
               float* dst, cudaStream_t stream);
 // out[r] = the index of the largest of row r's n floats (the first on ties).
 void argmax_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream);
-// out[r] = row r's greedy token (SamplerChain's rule, Batch::kToken): argmax_rows' index, but 0 when
-// no value is a number above -inf (every value -inf or NaN).
+// out[r] = row r's greedy token (Batch::kToken's rule): argmax_rows' index, but -1 when no value is
+// a number above -inf (every value -inf or NaN).
 void greedy_rows(const float* x, int64_t n_rows, int64_t n, int32_t* out, cudaStream_t stream);
 // The most candidates top_k_rows() selects per row.
 inline constexpr int kMaxTopK = 256;

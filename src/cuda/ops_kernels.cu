@@ -201,7 +201,7 @@ void launch_get_rows(const void* src, int64_t n_src_rows, uint64_t row_bytes, in
 
 // One block per row: each thread scans i = tid, tid + blockDim, ... (increasing, so a tie keeps the
 // first), then warps, then the per-warp winners. n = 0 gives -1 (cpu argmax). kGreedy: a winner
-// that is not a number above -inf (every value -inf or NaN) gives 0, the sampler's greedy rule.
+// that is not a number above -inf (every value -inf or NaN) gives -1 (Batch::kToken's rule).
 // (__launch_bounds__: the 1024 threads need at most 64 registers each; the compiler keeps to it.)
 template <bool kGreedy>
 __global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* x, int64_t n, int32_t* out) {
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const float* x, 
   v = lane < blockDim.x / 32 ? best_v[lane] : __int_as_float(0x7fc00000);
   i = lane < blockDim.x / 32 ? best_i[lane] : INT32_MAX;
   warp_best(v, i);
-  if (lane == 0) out[blockIdx.x] = n > 0 ? (kGreedy && !(v > -INFINITY) ? 0 : i) : -1;
+  if (lane == 0) out[blockIdx.x] = n > 0 ? (kGreedy && !(v > -INFINITY) ? -1 : i) : -1;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/check.h"
 #include "engine/speculative.h"
@@ -45,6 +46,20 @@ void check_generate_options(const GenerateOptions& o, int32_t n_vocab) {
 }
 
 namespace {
+
+// A logits row with no number above -inf (every value NaN or -inf) leaves nothing to choose: the
+// model's weights hold NaN or infinity, or its activations overflowed. (NaN entries of any other
+// row are never drawn.) Cheap: in a working model's row the first entry already answers.
+bool has_usable_logit(std::span<const float> logits) {
+  return std::any_of(logits.begin(), logits.end(), [](float v) { return v > -std::numeric_limits<float>::infinity(); });
+}
+
+[[noreturn]] void fail_unusable_logits(int32_t generated) {
+  fail(ErrorCode::kFormat,
+       "the model's logits for output token {} are all NaN or -inf: its weights hold NaN or infinity, or its "
+       "activations overflowed",
+       generated + 1);
+}
 
 // Rolls a constraint back to a checkpoint when the scope ends, however it ends (a draft model or
 // a mask that throws part way must not leave the matcher ahead by phantom draft tokens).
@@ -119,6 +134,7 @@ bool SequenceDecoder::on_logits(std::span<const float> logits, GeneratedToken& t
     finish(FinishReason::kEndOfGeneration);
     return false;
   }
+  if (!has_usable_logit(logits)) fail_unusable_logits(stats_.generated_tokens);
   Timer sample_timer;
   int32_t id = 0;
   if (constraint_ && !constraint_->unconstrained()) {
@@ -160,14 +176,17 @@ Batch::RowOutput SequenceDecoder::next_row_output() const noexcept {
 }
 
 bool SequenceDecoder::on_token(int32_t id, GeneratedToken& token) {
-  EMBER_CHECK(!finished() && next_row_output() == Batch::kToken && id >= 0 && id < sampler_.n_vocab());
-  if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
+  EMBER_CHECK(!finished() && next_row_output() == Batch::kToken && id < sampler_.n_vocab());
+  if (id < 0) fail_unusable_logits(stats_.generated_tokens);  // Batch::kToken's "no number above -inf"
+  if (constraint_) constraint_->accept(id);                   // a lazy constraint watching for its trigger
   return emit(id, {}, token);
 }
 
 bool SequenceDecoder::on_top_k(std::span<const TopCandidate> best, GeneratedToken& token) {
   const auto k = static_cast<size_t>(top_k());
-  EMBER_CHECK(!finished() && next_row_output() == Batch::kTopK && best.size() >= k);
+  EMBER_CHECK(!finished() && next_row_output() == Batch::kTopK && best.size() >= k && k > 0);
+  // The best first, NaN ranked as -inf: nothing above -inf there, nothing anywhere.
+  if (!(best[0].logit > -std::numeric_limits<float>::infinity())) fail_unusable_logits(stats_.generated_tokens);
   Timer sample_timer;
   const int32_t id = sampler_.sample_top_k(best.first(k));
   if (constraint_) constraint_->accept(id);  // a lazy constraint watching for its trigger
@@ -323,6 +342,7 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
   restore.emplace(constraint_);
   size_t usable = draft.size();
   for (size_t i = 0; i <= draft.size(); ++i) {
+    if (!has_usable_logit(rows[i])) fail_unusable_logits(stats_.generated_tokens + static_cast<int32_t>(i));
     const std::span<const uint64_t> allowed = allowed_mask(rows[i].size());
     if (i > 0 && !allowed.empty() && first_allowed_token(rows[i].size()) < 0) {
       // A dead end after draft token i - 1: nothing can follow it. Plain decoding fails there only

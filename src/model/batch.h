@@ -26,7 +26,8 @@ struct Batch {
     kLogits = 1,    // the row's logits: Model::forward()'s [n_logits][n_vocab]
     kHidden = 2,    // the row's final-normed hidden state (output norm, no LM head): Model::hidden()
     // The row's greedy token only (Model::tokens()): the index of its largest logit, the lowest on
-    // ties, never NaN, 0 when no logit is above -inf — SamplerChain's greedy choice. With the head
+    // ties, never NaN — SamplerChain's greedy choice — or -1 when no logit is above -inf (a broken
+    // model: SequenceDecoder fails the request). With the head
     // on the GPU the argmax runs there: one id comes back instead of n_vocab floats.
     kToken = 3,
     // The row's `top_k` best logits with their ids (Model::top_k()), best first: the larger logit,

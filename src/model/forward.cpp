@@ -24,10 +24,10 @@ int64_t index_of(const std::vector<SeqId>& ids, SeqId id) {
 }
 
 // Batch::kToken's rule over the backend's argmax (the first of the largest; NaN only when every
-// value is): a row with no number above -inf gives 0.
+// value is): a row with no number above -inf gives -1.
 int32_t greedy_token(const CpuBackend& backend, const float* row, int64_t n) {
   const int64_t best = backend.argmax(row, n);
-  return row[best] > -std::numeric_limits<float>::infinity() ? static_cast<int32_t>(best) : 0;
+  return row[best] > -std::numeric_limits<float>::infinity() ? static_cast<int32_t>(best) : -1;
 }
 
 }  // namespace

@@ -103,7 +103,7 @@ TEST(ChatCli, CommandsAndTheirErrors) {
   const fs::path bad = dir / "bad.json";
   { std::ofstream(bad) << "{\"messages\": [{\"role\": 1}]}"; }
   const std::string input = "/help\n/params\n/stats\n/frobnicate\n/load " + bad.string() + "\n/load " +
-                            (dir / "missing.json").string() +
+                            (dir / "missing.json").string() + "\n/load " + dir.string() +
                             "\n/save \n/system \n/system Be brief.  \nHi\n/stats\n/reset\n/exit\nNever read\n";
   const auto r = ember_with_stdin(chat_args(data / kStories), input);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -113,12 +113,30 @@ TEST(ChatCli, CommandsAndTheirErrors) {
   EXPECT_NE(r.err.find("unknown command /frobnicate"), std::string::npos);
   EXPECT_NE(r.err.find("is not a saved conversation"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("cannot open"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot open '" + dir.string() + "': it is a directory\n"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("basic_filebuf"), std::string::npos) << r.err;  // no library internals
   EXPECT_NE(r.err.find("usage: /save FILE"), std::string::npos);
   EXPECT_NE(r.err.find("no system message"), std::string::npos);  // "/system " with a trailing space
   EXPECT_NE(r.err.find("system message set"), std::string::npos);
   EXPECT_NE(r.err.find("finish    "), std::string::npos);  // the reply to "Hi" and its /stats
   EXPECT_NE(r.err.find("new conversation"), std::string::npos);
   EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), 1);  // the one reply ("Hi")
+}
+
+// A template that refuses system messages (Gemma 2's): the error names /system as the way out,
+// since /reset keeps the system message; after it the conversation goes on.
+TEST(ChatCli, ATemplateThatRefusesTheSystemMessageNamesTheWayOut) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const fs::path gemma = data / "templates" / "google-gemma-2-2b-it.jinja";
+  const auto r = ember_with_stdin(
+      chat_args(data / kStories, {"--chat-template", gemma.string(), "--system", "Be brief."}), "Hi\n/system\nHi\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("System role not supported"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(/reset starts a new conversation; /system with no text drops the system message)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("[no system message; new conversation]"), std::string::npos) << r.err;
+  EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;  // the reply to the second "Hi"
 }
 
 TEST(ChatCli, BadCommandLinesAndModels) {

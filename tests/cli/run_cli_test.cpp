@@ -303,6 +303,25 @@ TEST(RunCli, ATokenizerSmallerThanTheVocabularyIsRefusedAtLoad) {
   EXPECT_NE(r.err.find("the tokenizer has 10 tokens but the model's vocabulary has 512"), std::string::npos) << r.err;
 }
 
+// general.name is the file's text: the stats panel and bench's Markdown table show it escaped on
+// one line (no escape sequence, NUL or newline reaches the terminal; '|' does not split a cell).
+TEST(RunCli, ControlCharactersInTheModelNameAreEscaped) {
+  const GgufFile model = GgufFile::open((fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny-draft.gguf").string());
+  const std::string hostile("\x1b[31mRED|\0\n\r\a", 13);
+  const std::vector<std::string> parts =
+      write_split(model, test::temp_dir("run_cli_name") / "named", 1,
+                  [&](GgufWriter& w) { w.add_string("general.name", hostile); }, {"general.name"});
+  const auto r = run_model(parts[0], {"--temp", "0", "-p", "And", "-n", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string model_line = stats_value(r.err, "model");
+  EXPECT_EQ(model_line.rfind("\\x1b[31mRED|\\x00\\n\\r\\x07", 0), 0u) << model_line;
+  for (const char c : {'\x1b', '\0', '\r', '\a'}) EXPECT_EQ(r.err.find(c), std::string::npos) << int{c};
+  const auto bench = ember({"bench", "-m", parts[0], "-p", "4", "-n", "0", "-r", "1", "--no-roofline"});
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  EXPECT_NE(bench.out.find("| \\x1b[31mRED\\|\\x00\\n\\r\\x07 |"), std::string::npos) << bench.out;
+  EXPECT_EQ(std::ranges::count(bench.out, '\n'), 3) << bench.out;  // header, rule, one row
+}
+
 TEST(RunCli, StopStringsAreNeverPrinted) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   // "girl" is three tokens of the greedy text (" g", "ir", "l"): matched across their boundaries.
@@ -316,6 +335,60 @@ TEST(RunCli, StopStringsAreNeverPrinted) {
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_EQ(none.out.rfind(kGreedyText, 0), 0u) << none.out;
   EXPECT_EQ(stats_value(none.err, "stopped"), "token limit (-n 40)");
+}
+
+// --stop takes the command line's escapes: '\n' is a newline (here the token the logit bias makes
+// certain: ember-tiny's byte <0x0A>), '\\n' a backslash and an n.
+TEST(RunCli, StopStringsTakeEscapes) {
+  const fs::path tiny = fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf";
+  const std::vector<std::string> args = {"--temp", "0", "-p", "And the LORD", "-n", "5", "-l", "13+100", "--stop"};
+  std::vector<std::string> newline = args;
+  newline.push_back("\\n");
+  const auto r = run_model(tiny, newline);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "And the LORD\n");  // the stop string's newline is not printed: this is run's own
+  EXPECT_EQ(stats_value(r.err, "stopped"), "stop string \"\\n\" (--stop)");
+  std::vector<std::string> backslash = args;
+  backslash.push_back("\\\\n");
+  const auto literal = run_model(tiny, backslash);
+  ASSERT_EQ(literal.exit_code, 0) << literal.err;
+  EXPECT_EQ(stats_value(literal.err, "stopped"), "token limit (-n 5)");
+}
+
+// A model whose weights hold a NaN (here one value of layer 0's attn_q): generation and perplexity
+// fail with one line that says so, not invisible tokens or "PPL = nan" with exit status 0.
+TEST(RunCli, NanWeightsAreAnErrorNotGarbage) {
+  const fs::path draft = fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny-draft.gguf";
+  std::string bytes = test::read_file(draft);
+  {
+    const GgufFile f = GgufFile::open(draft.string());
+    const GgufTensorInfo* q = f.find_tensor("blk.0.attn_q.weight");
+    ASSERT_NE(q, nullptr);
+    ASSERT_EQ(q->dtype, DType::kF16);
+    const size_t at = static_cast<size_t>(f.data_offset() + q->offset) + 2 * 70;
+    bytes[at] = 0x00;  // f16 0x7E00: NaN
+    bytes[at + 1] = 0x7E;
+  }
+  const fs::path dir = test::temp_dir("run_cli_nan");
+  const fs::path model = dir / "nan.gguf";
+  std::ofstream(model, std::ios::binary) << bytes;
+  for (const std::vector<std::string>& options : std::vector<std::vector<std::string>>{
+           {"--temp", "0"}, {"--temp", "0.8", "--seed", "3"}, {"--temp", "0", "--repeat-penalty", "1.1"}}) {
+    // (the greedy token, the top-k and the whole-row paths)
+    std::vector<std::string> args = {"-p", "And the", "-n", "5"};
+    args.insert(args.end(), options.begin(), options.end());
+    const auto r = run_model(model, args);
+    SCOPED_TRACE(options.back());
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "And the\n");  // the prompt, then the error on a line of its own
+    EXPECT_NE(r.err.find("ember: error: the model's logits for output token 1 are all NaN or -inf"), std::string::npos)
+        << r.err;
+  }
+  const fs::path text = dir / "text.txt";
+  std::ofstream(text) << "In the beginning God created the heaven and the earth. And the earth was without form.\n";
+  const auto ppl = ember({"perplexity", "-m", model.string(), "-f", text.string(), "-c", "8"});
+  EXPECT_EQ(ppl.exit_code, 1) << ppl.out;
+  EXPECT_NE(ppl.err.find("are not finite (NaN or infinity)"), std::string::npos) << ppl.err;
 }
 
 TEST(RunCli, MaxTimeStopsTheGeneration) {

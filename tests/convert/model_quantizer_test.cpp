@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +11,7 @@
 #include "ember/error.h"
 #include "gguf/gguf_reader.h"
 #include "gguf/gguf_writer.h"
+#include "quant/fp16.h"
 #include "support/sha256.h"
 #include "support/test_data.h"
 
@@ -115,6 +117,64 @@ TEST(ModelQuantizer, FuzzRegressionsPlan) {
     }
   }
   EXPECT_GT(planned, 0);
+}
+
+// A NaN or infinity is refused wherever it sits: in a tensor being converted, and in one the plan
+// copies unchanged (a norm kept in F32, or every tensor when the file type is the input's).
+TEST(ModelQuantizer, NonFiniteValuesAreRefusedInConvertedAndCopiedTensors) {
+  const fs::path dir = test::temp_dir("quantizer_non_finite");
+  // bad_at > 0: matrix element bad_at is `bad`; < 0: norm element -bad_at - 1. The matrix in F16
+  // for `f16` (so that an F16 file type copies it), else F32.
+  const auto write_model = [&](const std::string& name, int64_t bad_at, float bad, bool f16 = false) {
+    GgufWriter w;
+    w.add_string("general.architecture", "llama");
+    w.add<uint32_t>("llama.block_count", 1);
+    w.add<uint32_t>("llama.attention.head_count", 2);
+    std::vector<float> matrix(64 * 4), norm(64);
+    for (size_t i = 0; i < matrix.size(); ++i) matrix[i] = 0.01f * static_cast<float>(i % 17) - 0.07f;
+    for (size_t i = 0; i < norm.size(); ++i) norm[i] = 1.0f + 0.001f * static_cast<float>(i);
+    if (bad_at < 0) norm[static_cast<size_t>(-bad_at - 1)] = bad;
+    if (bad_at > 0) matrix[static_cast<size_t>(bad_at)] = bad;
+    const int64_t matrix_shape[] = {64, 4}, norm_shape[] = {64};
+    std::vector<uint16_t> halves(matrix.size());
+    for (size_t i = 0; i < matrix.size(); ++i) halves[i] = fp32_to_fp16(matrix[i]);
+    w.add_tensor("blk.0.attn_q.weight", f16 ? DType::kF16 : DType::kF32, matrix_shape,
+                 f16 ? std::as_bytes(std::span(halves)) : std::as_bytes(std::span(matrix)));
+    w.add_tensor("blk.0.attn_norm.weight", DType::kF32, norm_shape, std::as_bytes(std::span(norm)));
+    const std::string path = (dir / name).string();
+    w.write_file(path);
+    return path;
+  };
+  const auto quantize_error = [&](const std::string& path, FileType type) -> std::string {
+    const GgufModelFiles model = GgufModelFiles::open(path);
+    QuantizeOptions options;
+    options.file_type = type;
+    const QuantPlan plan = plan_model_quantization(model, options);
+    const std::string out = (dir / "out.gguf").string();
+    try {
+      write_quantized_model(model, plan, type, out, /*n_threads=*/2);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_FALSE(fs::exists(out));  // nothing half-written
+      return e.what();
+    }
+    fs::remove(out);
+    return "no error";
+  };
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(quantize_error(write_model("finite.gguf", 0, 0.0f), FileType::kQ8_0), "no error");
+  EXPECT_EQ(quantize_error(write_model("finite16.gguf", 0, 0.0f, true), FileType::kF16), "no error");
+  // Converted: row 2 of the matrix (element 130).
+  EXPECT_NE(quantize_error(write_model("matrix-nan.gguf", 130, nan), FileType::kQ8_0)
+                .find("tensor 'blk.0.attn_q.weight' holds nan in row 2"),
+            std::string::npos);
+  // Copied: the F32 norm under Q8_0, and an F16 matrix under F16 (the input's own type).
+  const std::string norm_inf = write_model("norm-inf.gguf", -5, -inf);
+  EXPECT_NE(quantize_error(norm_inf, FileType::kQ8_0).find("tensor 'blk.0.attn_norm.weight' holds -inf in row 0"),
+            std::string::npos);
+  EXPECT_NE(quantize_error(write_model("matrix-inf.gguf", 200, inf, true), FileType::kF16)
+                .find("tensor 'blk.0.attn_q.weight' holds inf in row 3"),
+            std::string::npos);
 }
 
 // Hyper-parameters come from the architecture's keys; per-layer arrays give layer 0's value.

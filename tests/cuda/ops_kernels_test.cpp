@@ -307,7 +307,7 @@ TEST(CudaOps, ArgmaxRowsMatchesCpu) {
 }
 
 // greedy_rows differs from argmax_rows only on rows without a number above -inf: random rows, a
-// tie, a NaN before the max, all -inf, NaN then -inf (argmax: the -inf; greedy: 0), all NaN, and
+// tie, a NaN before the max, all -inf, NaN then -inf (argmax: the -inf; greedy: -1), all NaN, and
 // +inf after a NaN.
 TEST(CudaOps, GreedyRowsFollowTheSamplersRule) {
   EMBER_REQUIRE_GPU();
@@ -337,10 +337,10 @@ TEST(CudaOps, GreedyRowsFollowTheSamplersRule) {
     for (int64_t r = 0; r < n_rows; ++r) want[r] = test::greedy_of(x.data() + r * n, n);
     EXPECT_EQ(want[1], n / 2);
     EXPECT_EQ(want[2], n - 1);
-    EXPECT_EQ(want[3], 0);
-    EXPECT_EQ(want[4], 0);
+    EXPECT_EQ(want[3], -1);
+    EXPECT_EQ(want[4], -1);
     EXPECT_EQ(scalar_cpu().argmax(x.data() + 4 * n, n), 1);  // where the rules part
-    EXPECT_EQ(want[5], 0);
+    EXPECT_EQ(want[5], -1);
     EXPECT_EQ(want[6], 2);
 
     const DeviceBuffer dx = DeviceBuffer::from(x);

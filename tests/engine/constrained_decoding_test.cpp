@@ -91,15 +91,31 @@ TEST(ConstrainedDecoding, JsonModeGivesAnObjectWithGreedyAndNanLogits) {
   EXPECT_TRUE(nlohmann::json::accept(greedy.text)) << greedy.text;
   EXPECT_EQ(greedy.text.front(), '{');
 
-  // Every logit NaN: nothing can be drawn on merit, the lowest allowed id is taken — still valid.
+  // Every allowed logit NaN (a number left only where the grammar forbids, at "z"): nothing can be
+  // drawn on merit, the lowest allowed id is taken — still valid.
   const Tokenizer& tok = tiny_tokenizer();
-  SequenceDecoder d(tok, tok.vocab().size(), constrained(OutputConstraint::Kind::kGbnf, "root ::= [a-c]{3}", 1), {});
+  const GenerateOptions abc = constrained(OutputConstraint::Kind::kGbnf, "root ::= [a-c]{3}", 1);
+  SequenceDecoder d(tok, tok.vocab().size(), abc, {});
   std::vector<float> nan_row(static_cast<size_t>(tok.vocab().size()), std::numeric_limits<float>::quiet_NaN());
+  const std::vector<int32_t> z = tok.encode("z", {.add_special = false, .parse_special = false});
+  ASSERT_FALSE(z.empty());
+  std::vector<float> nan_where_allowed = nan_row;
+  nan_where_allowed[static_cast<size_t>(z.back())] = 5.0f;
   GeneratedToken token;
-  while (!d.finished()) d.on_logits(nan_row, token);
+  while (!d.finished()) d.on_logits(nan_where_allowed, token);
   d.take_tail(token);
   EXPECT_EQ(d.text().size(), 3u);
   EXPECT_EQ(d.text().find_first_not_of("abc"), std::string::npos) << d.text();
+
+  // Every logit NaN: a broken model, whose request fails rather than print a valid-looking "aaa".
+  SequenceDecoder broken(tok, tok.vocab().size(), abc, {});
+  try {
+    broken.on_logits(nan_row, token);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFormat);
+    EXPECT_NE(std::string(e.what()).find("are all NaN or -inf"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ConstrainedDecoding, IgnoreEosStillEndsWhenNothingCanFollow) {

@@ -4,6 +4,8 @@
 // same seeded draws), on the bundled ember-tiny.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -143,6 +145,68 @@ TEST(RowOutput, SampledGenerationEqualsTheLogitsPath) {
     EXPECT_EQ(with_top.text, with_logits.text);
     EXPECT_GE(with_top.ids.size(), 10u);
   }
+}
+
+// A model whose logits are all NaN or -inf from some step on (NaN weights, an overflow) fails the
+// generation with an error that says so, on every row path (token, top-k, logits) and in
+// speculative verification — never a run of token 0 that looks like success. A row with only
+// some NaN still generates (they are never drawn).
+TEST(RowOutput, LogitsWithNoNumberFailTheGenerationOnEveryPath) {
+  Model& model = *models().target;
+  int forwards = 0, broken_from = 0;
+  int64_t first_broken_rows = 0;  // the rows of the first broken step: > 1 in a verification
+  bool some_nan_only = false;
+  const Hooks::Handle handle = model.hooks().add(HookPoint::kLogits, [&](const HookTensor& t) {
+    if (++forwards < broken_from) return;
+    if (forwards == broken_from) first_broken_rows = t.n_rows;
+    for (int64_t r = 0; r < t.n_rows; ++r) {
+      float* row = t.data + r * t.n_cols;
+      if (some_nan_only) {
+        for (int64_t i = 0; i < t.n_cols; i += 2) row[i] = NAN;
+      } else {
+        std::fill(row, row + t.n_cols, NAN);
+        row[r % t.n_cols] = -INFINITY;  // NaN and -inf alike: nothing above -inf
+      }
+    }
+  });
+  struct Remove {
+    Model& m;
+    Hooks::Handle h;
+    ~Remove() { m.hooks().remove(h); }
+  } remove{model, handle};
+  const auto failure = [&](Generator& g, const GenerateOptions& o, int broken_at) -> std::string {
+    forwards = 0;
+    broken_from = broken_at;
+    try {
+      run(g, tokens("And the LORD said unto Moses"), o);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kFormat);
+      return e.what();
+    }
+    return "no error";
+  };
+  auto g = generator(nullptr);
+  GenerateOptions with_logprobs = greedy(12);
+  with_logprobs.logprobs = 0;
+  for (const GenerateOptions& o : {greedy(12), sampled(12, 4), with_logprobs}) {
+    SCOPED_TRACE(row_output(o));
+    EXPECT_NE(failure(*g, o, 1).find("logits for output token 1 are all NaN or -inf"), std::string::npos);
+    EXPECT_NE(failure(*g, o, 4).find("output token 4 "), std::string::npos);
+  }
+  auto speculating = generator(models().draft.get());
+  GenerateOptions spec = greedy(30);
+  spec.speculative.draft_max = 4;
+  spec.speculative.p_min = 0.0f;  // a draft at every step
+  const std::string message = failure(*speculating, spec, 3);
+  EXPECT_NE(message.find("are all NaN or -inf"), std::string::npos) << message;
+  EXPECT_GT(first_broken_rows, 1);  // the failure came in verification
+
+  some_nan_only = true;
+  forwards = 0;
+  broken_from = 1;
+  const Output out = run(*g, tokens("And the LORD said unto Moses"), greedy(12));
+  EXPECT_EQ(out.ids.size(), 12u);
+  for (int32_t id : out.ids) EXPECT_EQ(id % 2, 1);  // the NaN (even) ids never drawn
 }
 
 }  // namespace

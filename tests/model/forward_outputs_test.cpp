@@ -208,7 +208,7 @@ TEST(ForwardOutputs, TokenRowsAreTheArgmaxOfTheirLogits) {
 
 // The greedy rule's edges, set by a kLogits hook (which runs before the choice): a tie takes the
 // lower id, a NaN is never chosen, and a row with no number above -inf (all -inf; NaN and -inf)
-// gives 0 — where a plain argmax would give the first -inf.
+// gives -1 — where a plain argmax would give the first -inf.
 TEST(ForwardOutputs, TokenRowsFollowTheGreedyRuleOnTiesNanAndInfinity) {
   Loaded m = load(spec_for("llama", DType::kF32), std::nullopt, 64, false);
   const int64_t n_vocab = m.model->config().n_vocab;
@@ -231,7 +231,7 @@ TEST(ForwardOutputs, TokenRowsFollowTheGreedyRuleOnTiesNanAndInfinity) {
   for (int32_t i = 0; i < 4; ++i) batch.add(i + 1, i, seq, Batch::kToken);
   EXPECT_TRUE(m.model->forward(batch, *m.kv).empty());
   const std::vector<int32_t> tokens(m.model->tokens().begin(), m.model->tokens().end());
-  EXPECT_EQ(tokens, (std::vector<int32_t>{5, 33, 0, 0}));
+  EXPECT_EQ(tokens, (std::vector<int32_t>{5, 33, -1, -1}));
   m.model->hooks().remove(handle);
   batch.clear();
   batch.add(9, 4, seq, Batch::kLogits);

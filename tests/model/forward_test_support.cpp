@@ -97,7 +97,7 @@ int32_t greedy_of(const float* row, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     if (row[i] > -INFINITY && (best < 0 || row[i] > row[best])) best = i;
   }
-  return best < 0 ? 0 : static_cast<int32_t>(best);
+  return static_cast<int32_t>(best);
 }
 
 Logits rows_of(std::span<const float> logits, int64_t n_vocab, size_t begin, size_t end) {

@@ -109,7 +109,7 @@ double max_abs(const RefLogits& b);
 Logits rows_of(std::span<const float> logits, int64_t n_vocab, size_t begin, size_t end);
 
 // Batch::kToken's rule written out: the first index of the largest of the n values above -inf (NaN
-// never), 0 when there is none.
+// never), -1 when there is none.
 int32_t greedy_of(const float* row, int64_t n);
 
 }  // namespace ember::test
