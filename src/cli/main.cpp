@@ -34,7 +34,17 @@ int main(int argc, char** argv) {
     // A subcommand's usage error points at that subcommand's help.
     const auto chosen = failed->get_subcommands();
     const std::string help = chosen.empty() ? "ember --help" : "ember " + chosen.front()->get_name() + " --help";
-    return "ember: error: " + ember::one_line_text(e.what()) + " (run '" + help + "')\n";
+    std::string what = e.what();
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+      // CLI11 lists the extra arguments last first ("2 --threads-draft"): name them as typed.
+      const CLI::App* parsed = chosen.empty() ? failed : chosen.front();
+      std::string extras;
+      for (const std::string& arg : parsed->remaining()) extras += (extras.empty() ? "" : " ") + arg;
+      if (!extras.empty()) {
+        what = (extras.find(' ') == std::string::npos ? "unexpected argument: " : "unexpected arguments: ") + extras;
+      }
+    }
+    return "ember: error: " + ember::one_line_text(what) + " (run '" + help + "')\n";
   });
 
   CommandAction action;

@@ -183,7 +183,9 @@ TEST(TokenizeCli, BadInputAndOptionsFailWithOneLine) {
       {{"tokenize", "hi"}, 2, "--model is required"},
       {{"tokenize", "-m", missing, "--ids", "--pieces", "hi"}, 2, "--ids and --pieces cannot be combined"},
       {{"tokenize", "-m", missing, "-f", text_file.string(), "hi"}, 2, "TEXT or with -f FILE, not both"},
-      {{"tokenize", "-m", missing, "Hello", "world"}, 2, "not expected: world"},
+      {{"tokenize", "-m", missing, "Hello", "world"}, 2, "unexpected argument: world ("},
+      // Extras named in the order typed (CLI11's own message lists them last first).
+      {{"tokenize", "-m", missing, "hi", "--frob", "--nicate"}, 2, "unexpected arguments: --frob --nicate ("},
       {{"tokenize", "-m", missing, "--idz", "hi"}, 2, "--idz"},
   };
   for (const Case& c : cases) {
