@@ -265,9 +265,9 @@ std::string render_csv(const std::vector<Result>& results) {
       "rate,rate_unit,roofline\n";
   for (const Result& r : results) {
     out += fmt::format("{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},\"{:.4f}\",{:.3f},{},{:.3f}\n",
-                       csv_field(r.model_path), csv_field(r.model_name), r.type, r.isa, r.size_bytes, r.params,
-                       r.threads, r.test, r.n_tokens, r.mean, r.sd, r.median, fmt::join(r.tokens_per_second, ","),
-                       r.rate, r.rate_unit, r.roofline);
+                       csv_field(r.model_path), csv_field(one_line_text(r.model_name)), r.type, r.isa, r.size_bytes,
+                       r.params, r.threads, r.test, r.n_tokens, r.mean, r.sd, r.median,
+                       fmt::join(r.tokens_per_second, ","), r.rate, r.rate_unit, r.roofline);
   }
   return out;
 }

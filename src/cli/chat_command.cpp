@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -100,17 +101,20 @@ class Chat {
     g.add_special = true;    // Llm::tokenize keeps one BOS when the template writes it
     g.parse_special = true;  // the template's control tokens (the user's text is data, but rendered in it)
     std::optional<Generation> generation;
+    bool rendered = false;
     try {
-      generation.emplace(session_.generate(llm_->apply_chat_template(messages_, true), g));
+      const std::string prompt = llm_->apply_chat_template(messages_, true);
+      rendered = true;
+      generation.emplace(session_.generate(prompt, g));
     } catch (const Error& e) {
       messages_.pop_back();
       write_stderr(fmt::format("ember: {}\n", e.what()));
       if (e.code() == ErrorCode::kInvalidArgument) {
         // /reset keeps the system message, which may be what the template refuses ("System role
-        // not supported"): then name the way out of that too.
-        write_stderr(system_message() ? "(/reset starts a new conversation; /system with no text drops the system "
-                                        "message)\n"
-                                      : "(/reset starts a new conversation)\n");
+        // not supported"): a template's error names the way out of that too.
+        write_stderr(!rendered && system_message() ? "(/reset starts a new conversation; /system with no text drops "
+                                                     "the system message)\n"
+                                                   : "(/reset starts a new conversation)\n");
       }
       return;
     }
@@ -119,7 +123,13 @@ class Chat {
       const CancelOnInterrupt interrupt([](void* session) noexcept { static_cast<Session*>(session)->cancel(); },
                                         &session_);
       GeneratedToken token;
-      while (generation->next(token)) write_stdout(token.text);
+      try {
+        while (generation->next(token)) write_stdout(token.text);
+      } catch (...) {
+        std::fputc('\n', stdout);  // the error message that follows starts a line of its own (best effort)
+        std::fflush(stdout);
+        throw;
+      }
     }
     write_stdout("\n");
     last_ = generation->stats();

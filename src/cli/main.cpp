@@ -1,4 +1,5 @@
 // Entry point of the `ember` command-line tool: parses the command line and runs one subcommand.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -30,18 +31,24 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "ember " EMBER_VERSION_STRING, "Print the version and exit");
   app.require_subcommand(1);
   // Usage errors are one line, like every other error: "ember: error: <what> (run 'ember --help')".
-  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
+  app.failure_message([argc, argv](const CLI::App* failed, const CLI::Error& e) {
     // A subcommand's usage error points at that subcommand's help.
     const auto chosen = failed->get_subcommands();
     const std::string help = chosen.empty() ? "ember --help" : "ember " + chosen.front()->get_name() + " --help";
     std::string what = e.what();
     if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
       // CLI11 lists the extra arguments last first ("2 --threads-draft"): name them as typed.
+      // (Arguments after "--" are not in remaining(): then CLI11's message stays.)
       const CLI::App* parsed = chosen.empty() ? failed : chosen.front();
-      std::string extras;
-      for (const std::string& arg : parsed->remaining()) extras += (extras.empty() ? "" : " ") + arg;
-      if (!extras.empty()) {
-        what = (extras.find(' ') == std::string::npos ? "unexpected argument: " : "unexpected arguments: ") + extras;
+      const std::vector<std::string> extras = parsed->remaining();
+      std::string listed;
+      for (const std::string& arg : extras) {
+        listed += (listed.empty() ? "" : " ") + (arg.find(' ') == std::string::npos ? arg : "'" + arg + "'");
+      }
+      const bool after_dashes =
+          std::any_of(argv + 1, argv + argc, [](const char* arg) { return std::string_view(arg) == "--"; });
+      if (!extras.empty() && !after_dashes) {
+        what = (extras.size() == 1 ? "unexpected argument: " : "unexpected arguments: ") + listed;
       }
     }
     return "ember: error: " + ember::one_line_text(what) + " (run '" + help + "')\n";

@@ -4,7 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include <charconv>
+#include <cerrno>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -25,12 +25,28 @@ class NumberRange : public CLI::Validator {
       const char* const end = begin + input.size();
       T value{};
       if constexpr (std::is_integral_v<T>) {
-        const auto [stop, error] = std::from_chars(begin, end, value);
-        const bool negative_for_unsigned = std::is_unsigned_v<T> && !input.empty() && input[0] == '-';
-        if (error == std::errc::result_out_of_range || negative_for_unsigned) {
-          return fmt::format("{} is not in the range {} to {}", input, min, max);
+        // As CLI11 reads the value it stores: strtoll / strtoull in base 0 ("+4", "0x10", "010" = 8).
+        char* stop = nullptr;
+        errno = 0;
+        const size_t sign = input.find_first_not_of(" \t\n\v\f\r");
+        const bool negative = sign != std::string::npos && input[sign] == '-';
+        if constexpr (std::is_signed_v<T>) {
+          const long long parsed = input.empty() ? 0 : std::strtoll(begin, &stop, 0);
+          if (input.empty() || stop != end) return fmt::format("'{}' is not a whole number", input);
+          if (errno == ERANGE || parsed < static_cast<long long>(min) || parsed > static_cast<long long>(max)) {
+            return fmt::format("{} is not in the range {} to {}", input, min, max);
+          }
+          value = static_cast<T>(parsed);
+        } else {
+          const unsigned long long parsed = input.empty() ? 0 : std::strtoull(begin, &stop, 0);
+          if (input.empty() || stop != end) return fmt::format("'{}' is not a whole number", input);
+          // (strtoull takes "-1" as 2^64 - 1: the sign is refused instead)
+          if (errno == ERANGE || (negative && parsed != 0) || parsed < static_cast<unsigned long long>(min) ||
+              parsed > static_cast<unsigned long long>(max)) {
+            return fmt::format("{} is not in the range {} to {}", input, min, max);
+          }
+          value = static_cast<T>(parsed);
         }
-        if (error != std::errc() || stop != end) return fmt::format("'{}' is not a whole number", input);
       } else {
         char* stop = nullptr;
         const double parsed = input.empty() ? 0.0 : std::strtod(begin, &stop);

@@ -181,9 +181,10 @@ void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, F
   };
   const FillRowsFn dequantize_rows = [&](size_t i, int64_t first_row, int64_t n_rows, float* out) {
     const TensorPlan& p = plan.tensors[i];
-    const uint64_t row_bytes = *dtype_bytes_for(p.from, static_cast<uint64_t>(p.shape[0]));
+    const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];  // (a 0-dimensional tensor: one value)
+    const uint64_t row_bytes = *dtype_bytes_for(p.from, static_cast<uint64_t>(row_length));
     find_quant_traits(p.from)->to_float(source(i) + static_cast<uint64_t>(first_row) * row_bytes, out,
-                                        n_rows * p.shape[0]);
+                                        n_rows * row_length);
   };
   write_planned_tensors(header, plan, out_path, n_threads, copy_raw, dequantize_rows, progress);
 }

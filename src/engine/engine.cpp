@@ -672,6 +672,11 @@ void Engine::pool(Slot& slot, std::span<const float> rows) {
     norm += v * v;
   }
   norm = std::sqrt(norm);
+  if (!std::isfinite(norm)) {  // (fails the request: the caller's catch)
+    fail(ErrorCode::kFormat,
+         "the model's hidden states are not finite (NaN or infinity): its weights hold NaN or infinity, or its "
+         "activations overflowed");
+  }
   event.embedding.resize(n_embd);
   for (size_t i = 0; i < n_embd; ++i) {
     event.embedding[i] = static_cast<float>(norm > 0 ? slot.pooled[i] / norm : 0.0);

@@ -176,7 +176,7 @@ Batch::RowOutput SequenceDecoder::next_row_output() const noexcept {
 }
 
 bool SequenceDecoder::on_token(int32_t id, GeneratedToken& token) {
-  EMBER_CHECK(!finished() && next_row_output() == Batch::kToken && id < sampler_.n_vocab());
+  EMBER_CHECK(!finished() && next_row_output() == Batch::kToken && id >= -1 && id < sampler_.n_vocab());
   if (id < 0) fail_unusable_logits(stats_.generated_tokens);  // Batch::kToken's "no number above -inf"
   if (constraint_) constraint_->accept(id);                   // a lazy constraint watching for its trigger
   return emit(id, {}, token);
@@ -342,7 +342,13 @@ SequenceDecoder::Speculation SequenceDecoder::speculate(std::span<const int32_t>
   restore.emplace(constraint_);
   size_t usable = draft.size();
   for (size_t i = 0; i <= draft.size(); ++i) {
-    if (!has_usable_logit(rows[i])) fail_unusable_logits(stats_.generated_tokens + static_cast<int32_t>(i));
+    if (!has_usable_logit(rows[i])) {
+      if (i == 0) fail_unusable_logits(stats_.generated_tokens);
+      // Broken only after draft token i - 1 (an overflow it caused): as a dead end below, the draft
+      // ends before it, so that this fails only if plain decoding would (by choosing that token).
+      usable = i - 1;
+      break;
+    }
     const std::span<const uint64_t> allowed = allowed_mask(rows[i].size());
     if (i > 0 && !allowed.empty() && first_allowed_token(rows[i].size()) < 0) {
       // A dead end after draft token i - 1: nothing can follow it. Plain decoding fails there only

@@ -27,8 +27,8 @@ struct Batch {
     kHidden = 2,    // the row's final-normed hidden state (output norm, no LM head): Model::hidden()
     // The row's greedy token only (Model::tokens()): the index of its largest logit, the lowest on
     // ties, never NaN — SamplerChain's greedy choice — or -1 when no logit is above -inf (a broken
-    // model: SequenceDecoder fails the request). With the head
-    // on the GPU the argmax runs there: one id comes back instead of n_vocab floats.
+    // model: SequenceDecoder fails the request). With the head on the GPU the argmax runs there:
+    // one id comes back instead of n_vocab floats.
     kToken = 3,
     // The row's `top_k` best logits with their ids (Model::top_k()), best first: the larger logit,
     // then the lower id; a NaN ranks (and is returned) as -inf — the sampler's top-k. With the head

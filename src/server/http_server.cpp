@@ -166,6 +166,10 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
       reply_and_close(res, *error);
       return httplib::Server::HandlerResponse::Handled;
     }
+    // Range is ignored (RFC 9110 §14.2 allows it): httplib would cut any 200 to the ranges asked,
+    // API answers included (with status 200, as if whole), and build a multipart body of thousands
+    // of ranges in memory. The request object is httplib's own, not const: clearing is sound.
+    const_cast<httplib::Request&>(req).ranges.clear();
     return httplib::Server::HandlerResponse::Unhandled;
   });
   const auto plain = [server_api](const httplib::Request& req, httplib::Response& res) {

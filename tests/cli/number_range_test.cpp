@@ -38,6 +38,13 @@ TEST(NumberRange, IntegersInRangePassAndOthersSayWhy) {
   EXPECT_EQ(parse<int>("1.5", 0, 1024).first, "--n: '1.5' is not a whole number");
   EXPECT_EQ(parse<int>("abc", 0, 1024).first, "--n: 'abc' is not a whole number");
   EXPECT_EQ(parse<int>("", 0, 1024).first, "--n: '' is not a whole number");
+  // What CLI11 itself reads and stores (strtoll, base 0): a sign, leading blanks, hex, octal.
+  EXPECT_EQ(parse<int>("+4", 0, 1024), (std::pair<std::string, int>{"", 4}));
+  EXPECT_EQ(parse<int>(" 4", 0, 1024), (std::pair<std::string, int>{"", 4}));
+  EXPECT_EQ(parse<int>("0x10", 0, 1024), (std::pair<std::string, int>{"", 16}));
+  EXPECT_EQ(parse<int>("010", 0, 1024), (std::pair<std::string, int>{"", 8}));
+  EXPECT_EQ(parse<int>("0177777", 0, 65535), (std::pair<std::string, int>{"", 65535}));
+  EXPECT_EQ(parse<size_t>("2048", 1024, size_t{1} << 31), (std::pair<std::string, size_t>{"", 2048}));
 }
 
 TEST(NumberRange, UnsignedRefusesTheSignAndWhatOverflows) {

@@ -123,7 +123,8 @@ TEST(ModelQuantizer, FuzzRegressionsPlan) {
 // copies unchanged (a norm kept in F32, or every tensor when the file type is the input's).
 TEST(ModelQuantizer, NonFiniteValuesAreRefusedInConvertedAndCopiedTensors) {
   const fs::path dir = test::temp_dir("quantizer_non_finite");
-  // bad_at > 0: matrix element bad_at is `bad`; < 0: norm element -bad_at - 1. The matrix in F16
+  // bad_at > 0: matrix element bad_at is `bad`; < 0: norm element -bad_at - 1; -1000: the scalar
+  // tensor blk.0.scale (0 dimensions: the reader accepts them, the plan copies them). The matrix in F16
   // for `f16` (so that an F16 file type copies it), else F32.
   const auto write_model = [&](const std::string& name, int64_t bad_at, float bad, bool f16 = false) {
     GgufWriter w;
@@ -133,7 +134,7 @@ TEST(ModelQuantizer, NonFiniteValuesAreRefusedInConvertedAndCopiedTensors) {
     std::vector<float> matrix(64 * 4), norm(64);
     for (size_t i = 0; i < matrix.size(); ++i) matrix[i] = 0.01f * static_cast<float>(i % 17) - 0.07f;
     for (size_t i = 0; i < norm.size(); ++i) norm[i] = 1.0f + 0.001f * static_cast<float>(i);
-    if (bad_at < 0) norm[static_cast<size_t>(-bad_at - 1)] = bad;
+    if (bad_at < 0 && bad_at != -1000) norm[static_cast<size_t>(-bad_at - 1)] = bad;
     if (bad_at > 0) matrix[static_cast<size_t>(bad_at)] = bad;
     const int64_t matrix_shape[] = {64, 4}, norm_shape[] = {64};
     std::vector<uint16_t> halves(matrix.size());
@@ -141,6 +142,8 @@ TEST(ModelQuantizer, NonFiniteValuesAreRefusedInConvertedAndCopiedTensors) {
     w.add_tensor("blk.0.attn_q.weight", f16 ? DType::kF16 : DType::kF32, matrix_shape,
                  f16 ? std::as_bytes(std::span(halves)) : std::as_bytes(std::span(matrix)));
     w.add_tensor("blk.0.attn_norm.weight", DType::kF32, norm_shape, std::as_bytes(std::span(norm)));
+    const float scale = bad_at == -1000 ? bad : 0.5f;  // a 0-dimensional tensor, copied (one value)
+    w.add_tensor("blk.0.scale", DType::kF32, {}, std::as_bytes(std::span(&scale, 1)));
     const std::string path = (dir / name).string();
     w.write_file(path);
     return path;
@@ -171,6 +174,9 @@ TEST(ModelQuantizer, NonFiniteValuesAreRefusedInConvertedAndCopiedTensors) {
   // Copied: the F32 norm under Q8_0, and an F16 matrix under F16 (the input's own type).
   const std::string norm_inf = write_model("norm-inf.gguf", -5, -inf);
   EXPECT_NE(quantize_error(norm_inf, FileType::kQ8_0).find("tensor 'blk.0.attn_norm.weight' holds -inf in row 0"),
+            std::string::npos);
+  EXPECT_NE(quantize_error(write_model("scalar-nan.gguf", -1000, nan), FileType::kQ8_0)
+                .find("tensor 'blk.0.scale' holds nan in row 0"),
             std::string::npos);
   EXPECT_NE(quantize_error(write_model("matrix-inf.gguf", 200, inf, true), FileType::kF16)
                 .find("tensor 'blk.0.attn_q.weight' holds inf in row 3"),

@@ -309,7 +309,7 @@ TEST(CudaOps, ArgmaxRowsMatchesCpu) {
 // greedy_rows differs from argmax_rows only on rows without a number above -inf: random rows, a
 // tie, a NaN before the max, all -inf, NaN then -inf (argmax: the -inf; greedy: -1), all NaN, and
 // +inf after a NaN.
-TEST(CudaOps, GreedyRowsFollowTheSamplersRule) {
+TEST(CudaOps, GreedyRowsFollowTheTokenRowRule) {
   EMBER_REQUIRE_GPU();
   std::vector<int64_t> sizes = kSizes;
   sizes.push_back(kVocab);

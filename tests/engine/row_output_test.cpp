@@ -156,10 +156,14 @@ TEST(RowOutput, LogitsWithNoNumberFailTheGenerationOnEveryPath) {
   int forwards = 0, broken_from = 0;
   int64_t first_broken_rows = 0;  // the rows of the first broken step: > 1 in a verification
   bool some_nan_only = false;
+  int64_t first_broken_row = 0;
+  int64_t max_rows =
+      0;  // the most rows of any step  // rows before it stay as they are (1: only a verification's draft rows)
   const Hooks::Handle handle = model.hooks().add(HookPoint::kLogits, [&](const HookTensor& t) {
+    max_rows = std::max(max_rows, t.n_rows);
     if (++forwards < broken_from) return;
     if (forwards == broken_from) first_broken_rows = t.n_rows;
-    for (int64_t r = 0; r < t.n_rows; ++r) {
+    for (int64_t r = first_broken_row; r < t.n_rows; ++r) {
       float* row = t.data + r * t.n_cols;
       if (some_nan_only) {
         for (int64_t i = 0; i < t.n_cols; i += 2) row[i] = NAN;
@@ -200,6 +204,20 @@ TEST(RowOutput, LogitsWithNoNumberFailTheGenerationOnEveryPath) {
   const std::string message = failure(*speculating, spec, 3);
   EXPECT_NE(message.find("are all NaN or -inf"), std::string::npos) << message;
   EXPECT_GT(first_broken_rows, 1);  // the failure came in verification
+
+  // Rows broken only after a draft token (an overflow the draft caused): verification keeps none of
+  // those drafts, and the output is plain decoding's, as plain decoding never computes such a row.
+  first_broken_row = 1;
+  broken_from = 1;
+  forwards = 0;
+  max_rows = 0;
+  const Output drafted = run(*speculating, tokens("And the LORD said unto Moses"), spec);
+  broken_from = 1 << 30;
+  const Output plain = run(*g, tokens("And the LORD said unto Moses"), greedy(30));
+  EXPECT_EQ(drafted.ids, plain.ids);
+  EXPECT_EQ(drafted.stats.accepted_tokens, 0);
+  EXPECT_GT(max_rows, 1);  // drafts were verified (and dropped)
+  first_broken_row = 0;
 
   some_nan_only = true;
   forwards = 0;

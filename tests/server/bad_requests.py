@@ -391,6 +391,19 @@ simple("embeddings: encoding_format \"hex\"", "POST", "/v1/embeddings", {"input"
 BIG = 10 * 1024 * 1024
 
 
+@case("Range is ignored: API answers and UI files come whole, with 200")
+def _range_ignored():
+    status, headers, body = http("GET", "/v1/models", headers={"Range": "bytes=0-10"})
+    check(status == 200 and "content-range" not in headers, f"/v1/models with Range: {status} {headers}")
+    check(json.loads(body)["object"] == "list", f"/v1/models cut: {body[:80]!r}")
+    status, headers, body = http("POST", COMPL, compl(max_tokens=2), headers={"Range": "bytes=0-10"})
+    check(status == 200 and json.loads(body)["object"] == "text_completion", f"completion with Range: {status}")
+    whole = http("GET", "/")
+    many = ",".join(["0-"] * 2000)  # a multipart body of 2000 copies, were ranges honoured
+    status, headers, body = http("GET", "/", headers={"Range": f"bytes={many}"})
+    check(status == 200 and body == whole[2], f"/ with 2000 ranges: {status}, {len(body)} bytes")
+
+
 @case("10 MB body with Content-Length -> 413")
 def _big_content_length():
     head = (f"POST {COMPL} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\nContent-Type: application/json\r\n"
