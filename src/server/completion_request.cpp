@@ -182,6 +182,8 @@ std::vector<RequestMessage> parse_messages(const json& body) {
     if (const json* id = field(m, "tool_call_id"); id != nullptr && message.role == "tool") {
       message.tool_call_id = string(*id, name + ".tool_call_id");
     }
+    // The participant's name (unused by the templates): still a string, as OpenAI requires.
+    if (const json* participant = field(m, "name"); participant != nullptr) (void)string(*participant, name + ".name");
     messages.push_back(std::move(message));
   }
   return messages;

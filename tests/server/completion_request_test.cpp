@@ -278,6 +278,7 @@ TEST(CompletionRequest, BadChatRequestsNameTheField) {
       {{{"messages", {{{"content", "x"}}}}}, "messages[0].role", "missing"},
       {{{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}, "messages[0].role", "wizard"},
       {{{"messages", {{{"role", "user"}}}}}, "messages[0].content", "missing"},
+      {{{"messages", {{{"role", "user"}, {"content", "x"}, {"name", 5}}}}}, "messages[0].name", "string"},
       {{{"messages", {{{"role", "user"}, {"content", 5}}}}}, "messages[0].content", "content parts"},
       {{{"messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}}}},
        "messages[0].content[0].type",
