@@ -123,11 +123,17 @@ class Chat {
       const CancelOnInterrupt interrupt([](void* session) noexcept { static_cast<Session*>(session)->cancel(); },
                                         &session_);
       GeneratedToken token;
+      bool line_open = false;  // text written since the last newline
       try {
-        while (generation->next(token)) write_stdout(token.text);
+        while (generation->next(token)) {
+          write_stdout(token.text);
+          if (!token.text.empty()) line_open = token.text.back() != '\n';
+        }
       } catch (...) {
-        std::fputc('\n', stdout);  // the error message that follows starts a line of its own (best effort)
-        std::fflush(stdout);
+        if (line_open) {  // the error message that follows starts a line of its own (best effort)
+          std::fputc('\n', stdout);
+          std::fflush(stdout);
+        }
         throw;
       }
     }

@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
       const std::vector<std::string> extras = parsed->remaining();
       std::string listed;
       for (const std::string& arg : extras) {
-        listed += (listed.empty() ? "" : " ") + (arg.find(' ') == std::string::npos ? arg : "'" + arg + "'");
+        const bool plain = !arg.empty() && arg.find_first_of(" \t") == std::string::npos;
+        listed += (listed.empty() ? "" : " ") + (plain ? arg : "'" + arg + "'");
       }
       const bool after_dashes =
           std::any_of(argv + 1, argv + argc, [](const char* arg) { return std::string_view(arg) == "--"; });

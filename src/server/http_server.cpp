@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <memory>
@@ -91,9 +92,23 @@ void reply_and_close(httplib::Response& res, const ApiError& error) {
   auto body = std::make_shared<std::string>(dump_json(error.to_json()));
   res.set_content_provider(body->size(), "application/json",
                            [body](size_t offset, size_t length, httplib::DataSink& sink) {
-                             sink.write(body->data() + offset, length);
+                             // (Ranges are cleared before this is made; never read past the body.)
+                             if (offset < body->size()) {
+                               sink.write(body->data() + offset, std::min(length, body->size() - offset));
+                             }
                              return false;  // the body is out: close
                            });
+}
+
+// Range is ignored (RFC 9110 §14.2 allows it): httplib would cut any 200 to the ranges asked, API
+// answers included (still status 200, as if whole), build a multipart body of thousands of ranges
+// in memory, and apply them to content providers that trust their offsets. Called first in the
+// pre-routing and error handlers, before httplib applies ranges; the request object is httplib's
+// own per-connection local, not const, so clearing it is sound. (A Range httplib cannot parse is
+// still a 416: it answers before any handler runs.)
+void ignore_ranges(const httplib::Request& req, httplib::Response& res) {
+  const_cast<httplib::Request&>(req).ranges.clear();
+  res.set_header("Accept-Ranges", "none");  // httplib advertises "bytes" otherwise
 }
 
 // The request's framing (RFC 9112 §6), checked before httplib reads a body: a bad one is answered
@@ -162,14 +177,11 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
 
   // Framing first, for every method, before httplib reads anything of a body.
   svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    ignore_ranges(req, res);
     if (const std::optional<ApiError> error = framing_error(req)) {
       reply_and_close(res, *error);
       return httplib::Server::HandlerResponse::Handled;
     }
-    // Range is ignored (RFC 9110 §14.2 allows it): httplib would cut any 200 to the ranges asked,
-    // API answers included (with status 200, as if whole), and build a multipart body of thousands
-    // of ranges in memory. The request object is httplib's own, not const: clearing is sound.
-    const_cast<httplib::Request&>(req).ranges.clear();
     return httplib::Server::HandlerResponse::Unhandled;
   });
   const auto plain = [server_api](const httplib::Request& req, httplib::Response& res) {
@@ -215,7 +227,8 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
   svr.Patch(".*", with_body);
   // Statuses httplib sets itself (400 unreadable, 413, 414, ...) get OpenAI's error object (ours
   // have a body or, from reply_and_close, a content type).
-  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    ignore_ranges(req, res);  // (a 416 for a Range httplib could not parse: its body whole)
     if (!res.body.empty() || res.has_header("Content-Type")) return;
     const ApiError error(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", "",
                          status_message(res.status));

@@ -156,9 +156,8 @@ TEST(RowOutput, LogitsWithNoNumberFailTheGenerationOnEveryPath) {
   int forwards = 0, broken_from = 0;
   int64_t first_broken_rows = 0;  // the rows of the first broken step: > 1 in a verification
   bool some_nan_only = false;
-  int64_t first_broken_row = 0;
-  int64_t max_rows =
-      0;  // the most rows of any step  // rows before it stay as they are (1: only a verification's draft rows)
+  int64_t first_broken_row = 0;  // rows before it stay as they are (1: only a verification's draft rows)
+  int64_t max_rows = 0;          // the most rows of any step
   const Hooks::Handle handle = model.hooks().add(HookPoint::kLogits, [&](const HookTensor& t) {
     max_rows = std::max(max_rows, t.n_rows);
     if (++forwards < broken_from) return;

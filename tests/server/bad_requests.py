@@ -402,6 +402,21 @@ def _range_ignored():
     many = ",".join(["0-"] * 2000)  # a multipart body of 2000 copies, were ranges honoured
     status, headers, body = http("GET", "/", headers={"Range": f"bytes={many}"})
     check(status == 200 and body == whole[2], f"/ with 2000 ranges: {status}, {len(body)} bytes")
+    check(headers.get("accept-ranges") == "none", f"Accept-Ranges: {headers.get('accept-ranges')!r}")
+
+
+@case("Range on a request refused for its framing: the error object whole, no bytes past it")
+def _range_on_framing_error():
+    # A GET with a body is a framing error, answered by a content provider before routing: the
+    # range must not reach it (it read past its string: heap bytes to the client).
+    head = (f"GET /v1/models HTTP/1.1\r\nHost: {HOST}:{PORT}\r\nContent-Length: 5\r\n"
+            "Range: bytes=200-300\r\nConnection: close\r\n\r\nhello").encode()
+    with connect() as s:
+        s.sendall(head)
+        raw = read_all(s, until_eof=True)
+    status, headers, body = parse_response(raw)
+    check(400 <= status < 500 and "content-range" not in headers, f"{status} {headers}")
+    check(raw.endswith(body) and json.loads(body)["error"]["message"], f"body {body[:120]!r} of {len(raw)} bytes")
 
 
 @case("10 MB body with Content-Length -> 413")
