@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -130,10 +129,7 @@ class Chat {
           if (!token.text.empty()) line_open = token.text.back() != '\n';
         }
       } catch (...) {
-        if (line_open) {  // the error message that follows starts a line of its own (best effort)
-          std::fputc('\n', stdout);
-          std::fflush(stdout);
-        }
+        if (line_open) end_stdout_line();
         throw;
       }
     }

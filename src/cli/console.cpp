@@ -29,6 +29,11 @@ void write_stdout(std::string_view text) {
   }
 }
 
+void end_stdout_line() noexcept {
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
 void print_warning(std::string_view message) { write_stderr("ember: warning: " + one_line_text(message) + "\n"); }
 
 std::string human_count(uint64_t n) {

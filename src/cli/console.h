@@ -11,6 +11,9 @@ namespace ember::cli {
 
 // Writes all of `text` to stdout; a failed write (full disk, closed pipe) throws Error(kIo).
 void write_stdout(std::string_view text);
+// Ends the line of text on stdout (best effort, never throws): called before an error that cuts a
+// generation short, so that its message starts a line of its own.
+void end_stdout_line() noexcept;
 // Writes `text` to stderr as is (notes and summaries; best effort, like every stderr write).
 void write_stderr(std::string_view text);
 // "ember: warning: <message>" on one line on stderr.

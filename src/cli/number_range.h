@@ -21,39 +21,33 @@ class NumberRange : public CLI::Validator {
   template <class T>
   NumberRange(T min, T max) : CLI::Validator(fmt::format("{} in [{} - {}]", CLI::detail::type_name<T>(), min, max)) {
     func_ = [min, max](std::string& input) -> std::string {
-      const char* const begin = input.data();
-      const char* const end = begin + input.size();
-      T value{};
+      const auto out_of_range = [&] { return fmt::format("{} is not in the range {} to {}", input, min, max); };
+      char* stop = nullptr;
+      errno = 0;
       if constexpr (std::is_integral_v<T>) {
         // As CLI11 reads the value it stores: strtoll / strtoull in base 0 ("+4", "0x10", "010" = 8).
-        char* stop = nullptr;
-        errno = 0;
-        const size_t sign = input.find_first_not_of(" \t\n\v\f\r");
-        const bool negative = sign != std::string::npos && input[sign] == '-';
+        using Wide = std::conditional_t<std::is_signed_v<T>, long long, unsigned long long>;
+        Wide parsed = 0;
         if constexpr (std::is_signed_v<T>) {
-          const long long parsed = input.empty() ? 0 : std::strtoll(begin, &stop, 0);
-          if (input.empty() || stop != end) return fmt::format("'{}' is not a whole number", input);
-          if (errno == ERANGE || parsed < static_cast<long long>(min) || parsed > static_cast<long long>(max)) {
-            return fmt::format("{} is not in the range {} to {}", input, min, max);
-          }
-          value = static_cast<T>(parsed);
+          parsed = std::strtoll(input.c_str(), &stop, 0);
         } else {
-          const unsigned long long parsed = input.empty() ? 0 : std::strtoull(begin, &stop, 0);
-          if (input.empty() || stop != end) return fmt::format("'{}' is not a whole number", input);
-          // (strtoull takes "-1" as 2^64 - 1: the sign is refused instead)
-          if (errno == ERANGE || (negative && parsed != 0) || parsed < static_cast<unsigned long long>(min) ||
-              parsed > static_cast<unsigned long long>(max)) {
-            return fmt::format("{} is not in the range {} to {}", input, min, max);
-          }
-          value = static_cast<T>(parsed);
+          parsed = std::strtoull(input.c_str(), &stop, 0);
+        }
+        if (input.empty() || stop != input.c_str() + input.size()) {
+          return fmt::format("'{}' is not a whole number", input);
+        }
+        // (strtoull takes "-1" as 2^64 - 1: the sign is refused instead)
+        const size_t first = input.find_first_not_of(" \t\n\v\f\r");
+        const bool negative_unsigned = std::is_unsigned_v<T> && parsed != 0 && input[first] == '-';
+        if (errno == ERANGE || negative_unsigned || parsed < static_cast<Wide>(min) ||
+            parsed > static_cast<Wide>(max)) {
+          return out_of_range();
         }
       } else {
-        char* stop = nullptr;
-        const double parsed = input.empty() ? 0.0 : std::strtod(begin, &stop);
-        if (input.empty() || stop != end) return fmt::format("'{}' is not a number", input);
-        value = static_cast<T>(parsed);
+        const double parsed = std::strtod(input.c_str(), &stop);
+        if (input.empty() || stop != input.c_str() + input.size()) return fmt::format("'{}' is not a number", input);
+        if (!(parsed >= min && parsed <= max)) return out_of_range();  // NaN too
       }
-      if (!(value >= min && value <= max)) return fmt::format("{} is not in the range {} to {}", input, min, max);
       return {};
     };
   }

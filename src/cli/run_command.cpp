@@ -282,8 +282,7 @@ int run_generate(const RunCommandOptions& o) {
     try {
       while (generator.next(token)) write_stdout(token.text);  // stop strings never reach the output
     } catch (...) {
-      std::fputc('\n', stdout);  // the error message that follows starts a line of its own (best effort)
-      std::fflush(stdout);
+      end_stdout_line();  // (the prompt at least is on it)
       throw;
     }
     write_stdout("\n");

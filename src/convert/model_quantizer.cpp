@@ -62,7 +62,7 @@ void copy_metadata(const GgufFile& in, FileType file_type, GgufWriter& out) {
 // The n values of rows from `first_row` on of tensor `p`: every one finite, or an error naming the
 // first that is not (a NaN block or an infinity would poison every model that reads the file).
 void require_finite(const TensorPlan& p, const float* x, int64_t n, int64_t first_row) {
-  const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
+  const int64_t row_length = p.row_length();
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(x[i])) {
       fail(ErrorCode::kInvalidArgument, "tensor '{}' holds {} in row {}: refusing to write it", p.name, x[i],
@@ -77,7 +77,7 @@ void require_finite(const TensorPlan& p, const float* x, int64_t n, int64_t firs
 template <class Use>
 void for_each_chunk(size_t index, const TensorPlan& p, int64_t row_begin, int64_t row_end, const FillRowsFn& fill_rows,
                     ThreadPool& pool, std::vector<std::vector<float>>& scratch, const Use& use) {
-  const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
+  const int64_t row_length = p.row_length();
   const int64_t chunk_rows = std::max<int64_t>(1, kMinChunkElements / row_length);
   const int64_t n_chunks = (row_end - row_begin + chunk_rows - 1) / chunk_rows;
   pool.parallel_for(n_chunks, [&](int64_t chunk, int worker) {
@@ -95,7 +95,7 @@ void for_each_chunk(size_t index, const TensorPlan& p, int64_t row_begin, int64_
 // Converts the rows [row_begin, row_end) of tensor `index` into `out`.
 void convert_rows(size_t index, const TensorPlan& p, int64_t row_begin, int64_t row_end, std::byte* out,
                   const FillRowsFn& fill_rows, ThreadPool& pool, std::vector<std::vector<float>>& scratch) {
-  const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(p.shape[0]));
+  const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(p.row_length()));
   for_each_chunk(index, p, row_begin, row_end, fill_rows, pool, scratch, [&](int64_t first, int64_t n, const float* x) {
     quantize(p.to, x, out + static_cast<uint64_t>(first - row_begin) * dst_row_bytes, n);
   });
@@ -136,20 +136,18 @@ void write_planned_tensors(const GgufWriter& header, const QuantPlan& plan, cons
   for (size_t i = 0; i < plan.tensors.size(); ++i) {
     const TensorPlan& p = plan.tensors[i];
     status.tensor_index = i;
+    const int64_t row_length = p.row_length();
+    const int64_t n_rows = static_cast<int64_t>(p.n_elements) / row_length;
     if (const std::span<const std::byte> raw = copy_raw(i); !raw.empty()) {
       // Copied values are checked as converted ones are (where fill_rows can read the type).
-      if (find_quant_traits(p.from) != nullptr && p.n_elements > 0) {
-        const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
-        for_each_chunk(i, p, 0, static_cast<int64_t>(p.n_elements) / row_length, fill_rows, pool, scratch,
-                       [](int64_t, int64_t, const float*) {});
+      if (find_quant_traits(p.from) != nullptr) {
+        for_each_chunk(i, p, 0, n_rows, fill_rows, pool, scratch, [](int64_t, int64_t, const float*) {});
       }
       stream.write_tensor_data(raw);
       status.elements_done += p.n_elements;
       if (progress) progress(status);
       continue;
     }
-    const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];
-    const int64_t n_rows = static_cast<int64_t>(p.n_elements) / row_length;
     const uint64_t dst_row_bytes = *dtype_bytes_for(p.to, static_cast<uint64_t>(row_length));
     const int64_t slab_rows = std::max<int64_t>(1, static_cast<int64_t>(kSlabOutputBytes / dst_row_bytes));
     for (int64_t first = 0; first < n_rows; first += slab_rows) {
@@ -181,7 +179,7 @@ void write_quantized_model(const GgufModelFiles& model, const QuantPlan& plan, F
   };
   const FillRowsFn dequantize_rows = [&](size_t i, int64_t first_row, int64_t n_rows, float* out) {
     const TensorPlan& p = plan.tensors[i];
-    const int64_t row_length = p.shape.empty() ? 1 : p.shape[0];  // (a 0-dimensional tensor: one value)
+    const int64_t row_length = p.row_length();
     const uint64_t row_bytes = *dtype_bytes_for(p.from, static_cast<uint64_t>(row_length));
     find_quant_traits(p.from)->to_float(source(i) + static_cast<uint64_t>(first_row) * row_bytes, out,
                                         n_rows * row_length);

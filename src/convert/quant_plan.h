@@ -48,6 +48,8 @@ struct TensorPlan {
   uint64_t n_elements = 0;
   std::string note;  // why a tensor did not get the type the mix asked for (empty when it did)
   bool converted() const noexcept { return to != from; }
+  // Values per row: shape[0], or 1 for a 0-dimensional tensor (one value).
+  int64_t row_length() const noexcept { return shape.empty() ? 1 : shape[0]; }
 };
 
 struct QuantPlan {
