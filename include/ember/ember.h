@@ -197,6 +197,10 @@ typedef struct ember_token {
   float logprob;                  /* when n_logprobs >= 0 */
   const ember_token_logprob* top; /* n_top alternatives, best first */
   size_t n_top;
+  /* Where the token's bytes begin in the generation's whole text, held-back bytes counted: its bytes
+   * are shown once more than byte_offset bytes have been; after a stop string, a token at or past
+   * the end of the text shown made only the stop string (GeneratedToken::byte_offset). */
+  size_t byte_offset;
 } ember_token;
 
 /* Return false to stop the generation (EMBER_FINISH_CANCELLED). */

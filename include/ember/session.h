@@ -63,6 +63,13 @@ struct GeneratedToken {
   std::string text = {};
   float logprob = 0.0f;                // when GenerateOptions::logprobs >= 0
   std::vector<TokenLogprob> top = {};  // the best `logprobs` alternatives, best first
+  // Where this token's bytes begin in the generation's whole text, held-back bytes counted (an
+  // incomplete character, a possible start of a stop string). The `text`s shown so far are a prefix
+  // of that text, so the token's own bytes have been shown once more than byte_offset bytes have.
+  // When a stop string ends the generation, a token at or past the end of the text shown made only
+  // the stop string (logprobs that follow the text leave it out). The last piece (id -1): the
+  // length of the text shown before it.
+  size_t byte_offset = 0;
 };
 
 enum class FinishReason : uint8_t {

@@ -402,7 +402,7 @@ ember_status ember_generate(ember_session* session, const char* prompt, const em
       top.clear();
       for (const ember::TokenLogprob& alt : t.top) top.push_back({alt.token, alt.logprob});
       const ember_token token{sizeof(ember_token), t.id,       t.text.data(), t.text.size(),
-                              t.logprob,           top.data(), top.size()};
+                              t.logprob,           top.data(), top.size(),    t.byte_offset};
       return callback(&token, user_data);
     };
     const ember::GenerationStats s = session->session->generate(prompt, to_options(p), on_token);

@@ -202,6 +202,7 @@ bool SequenceDecoder::emit(int32_t id, std::span<const float> logits, GeneratedT
   token.text.clear();
   token.top.clear();
   token.logprob = 0.0f;
+  token.byte_offset = text_bytes_;
   if (options_.logprobs >= 0) {
     compute_logprobs(logits, id, options_.logprobs, logprobs_);
     token.logprob = logprobs_.chosen.logprob;
@@ -222,6 +223,7 @@ bool SequenceDecoder::emit(int32_t id, std::span<const float> logits, GeneratedT
   } else {
     piece = detokenizer_.push(id);
   }
+  text_bytes_ += piece.size();
   const StopStringMatcher::Result matched = stops_.push(piece);
   token.text = matched.text;
   text_ += matched.text;
@@ -450,6 +452,7 @@ bool SequenceDecoder::take_tail(GeneratedToken& token) {
   token.text = std::move(tail);
   token.logprob = 0.0f;
   token.top.clear();
+  token.byte_offset = text_.size();
   text_ += token.text;
   return true;
 }

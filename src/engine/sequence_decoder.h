@@ -139,6 +139,7 @@ class SequenceDecoder {
   Detokenizer detokenizer_;
   TokenLogprobs logprobs_;
   std::string text_;
+  size_t text_bytes_ = 0;  // the detokenized bytes so far, shown or held back: the next byte_offset
   GenerationStats stats_;
   Timer timer_;
   std::mt19937_64 verify_rng_;  // speculative verification's draws

@@ -3,9 +3,13 @@
 // POST /apply-template, the chat prompt alone.
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <iterator>
 #include <map>
+#include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 
 #include "api/llm_impl.h"
 #include "core/check.h"
@@ -230,6 +234,10 @@ struct ChoiceState {
   Clock::time_point last_token;
   bool any_token = false;
   size_t offset = 0;  // characters sent so far (streaming text offsets)
+  // Logprobs follow the text: a token whose bytes are still held back (a possible start of a stop
+  // string) waits here with its byte offset in `text`, and a stop string drops the tokens it took.
+  std::deque<std::pair<size_t, TokenOut>> held;
+  size_t counted_bytes = 0, counted_chars = 0;  // text[0, counted_bytes) has counted_chars characters
   // Chat with tools (tool_choice not none): the output parsed into content and calls.
   std::optional<ToolCallOutput> tools;
 };
@@ -363,13 +371,32 @@ class CompletionStream {
     return t;
   }
 
-  // The prompt's logprobs, then the completion's (its first token's text offset after the prompt's
-  // text, which the tokens' own texts need not add up to: a BOS token has none).
+  // The prompt's logprobs, then the completion's.
   static std::vector<TokenOut> echoed_logprobs(const Part& part, std::vector<TokenOut> completion) {
     std::vector<TokenOut> all = part.prompt_logprobs;
-    if (!completion.empty()) completion.front().text_offset = part.prompt_chars;
     for (TokenOut& t : completion) all.push_back(std::move(t));
     return all;
+  }
+
+  // The held tokens whose bytes the text now shows, with their text offsets: characters from the
+  // prompt's start to the token's first byte, which the tokens' own texts need not add up to (a
+  // BOS has none, a token inside a character has part of one). At the end every held token goes,
+  // unless a stop string took it.
+  std::optional<std::vector<TokenOut>> release_logprobs(ChoiceState& c, size_t prompt_chars, bool ended, bool stopped) {
+    std::optional<std::vector<TokenOut>> out;
+    while (!c.held.empty()) {
+      auto& [at, token] = c.held.front();
+      if (at >= c.text.size() && !(ended && !stopped)) break;
+      const size_t start = std::clamp(at, c.counted_bytes, c.text.size());  // an error leaves text held
+      c.counted_chars += utf8_characters(std::string_view(c.text).substr(c.counted_bytes, start - c.counted_bytes));
+      c.counted_bytes = start;
+      token.text_offset = prompt_chars + c.counted_chars;
+      if (!out) out.emplace();
+      out->push_back(std::move(token));
+      c.held.pop_front();
+    }
+    if (ended) c.held.clear();
+    return out;
   }
 
   // The prompt's scores (echo with logprobs); streaming, each of its choices' echo chunk with them.
@@ -397,8 +424,8 @@ class CompletionStream {
     if (e.has_prompt_logprobs) take_prompt_logprobs(p, e, sink);
     const int32_t index = static_cast<int32_t>(p) * n_ + e.choice;
     ChoiceState& c = choices_[static_cast<size_t>(index)];
+    const size_t prompt_chars = parts_[p].prompt_chars;
     if (e.has_token) {
-      std::optional<std::vector<TokenOut>> logprobs;
       if (e.token.id >= 0) {
         const auto now = e.at;  // when the engine sent it: prompts read one after another stay exact
         // From the request's making (before it was submitted), so never negative.
@@ -407,9 +434,11 @@ class CompletionStream {
         (c.any_token ? state_.metrics.inter_token_latency : state_.metrics.time_to_first_token).observe(since);
         c.any_token = true;
         c.last_token = now;
-        if (want_logprobs_) (sink != nullptr ? logprobs.emplace() : c.logprobs).push_back(token_out(e.token));
+        if (want_logprobs_) c.held.emplace_back(e.token.byte_offset, token_out(e.token));
       }
       c.text += e.token.text;
+      std::optional<std::vector<TokenOut>> logprobs = release_logprobs(c, prompt_chars, false, false);
+      if (sink == nullptr && logprobs) std::move(logprobs->begin(), logprobs->end(), std::back_inserter(c.logprobs));
       if (sink != nullptr && c.tools) {
         send_tool_deltas(c, index, e.token.text, false, std::move(logprobs));
       } else if (sink != nullptr && (!e.token.text.empty() || logprobs)) {
@@ -426,9 +455,20 @@ class CompletionStream {
       c.stats = e.stats;
       c.finish = e.stats.finish;
       if (!e.error.empty()) error_ = e.error;
+      std::optional<std::vector<TokenOut>> logprobs =
+          release_logprobs(c, prompt_chars, true, c.finish == FinishReason::kStopString);
+      if (sink == nullptr && logprobs) std::move(logprobs->begin(), logprobs->end(), std::back_inserter(c.logprobs));
       if (sink != nullptr) {
         if (!e.error.empty()) send(ApiError(500, "server_error", "", e.error).to_json());
-        if (c.tools) send_tool_deltas(c, index, {}, true, std::nullopt);
+        if (c.tools) {
+          send_tool_deltas(c, index, {}, true, std::move(logprobs));
+        } else if (logprobs) {  // tokens whose text never showed (no text, or held to the end)
+          ChoiceOut o;
+          o.index = index;
+          o.logprobs = std::move(logprobs);
+          o.offset = c.offset;
+          send(chat_ ? chat_chunk(meta_, o, false) : text_completion(meta_, {o}, std::nullopt));
+        }
         ChoiceOut o;
         o.index = index;
         o.finish = c.finish;

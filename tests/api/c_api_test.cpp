@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "ember/ember.h"
@@ -24,10 +25,12 @@ struct Collected {
   int calls = 0;
   int stop_after = -1;  // return false from this call on
   std::vector<float> logprobs;
+  std::vector<std::pair<size_t, size_t>> offsets;  // each token's byte_offset, and the text's length before it
 };
 
 bool collect(const ember_token* token, void* user_data) {
   auto* c = static_cast<Collected*>(user_data);
+  if (token->token >= 0) c->offsets.emplace_back(token->byte_offset, c->text.size());
   c->text.append(token->text, token->text_length);
   if (token->token >= 0 && token->n_top > 0) c->logprobs.push_back(token->logprob);
   return ++c->calls != c->stop_after;
@@ -246,6 +249,9 @@ TEST_F(CApi, GeneratesGreedyTextThroughTheCallback) {
   EXPECT_EQ(stats.finish, EMBER_FINISH_MAX_TOKENS);
   EXPECT_EQ(c.logprobs.size(), 40u);
   for (const float lp : c.logprobs) EXPECT_LE(lp, 0.0f);
+  // ASCII text and no stop strings: nothing is held back, each token starts where the text ends.
+  ASSERT_EQ(c.offsets.size(), 40u);
+  for (const auto& [byte_offset, shown] : c.offsets) EXPECT_EQ(byte_offset, shown);
 
   // An older params struct (no logprobs / special fields): their defaults apply.
   ember_generate_params old = params;

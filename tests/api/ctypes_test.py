@@ -35,7 +35,8 @@ class TokenLogprob(ctypes.Structure):
 class Token(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_size_t), ("token", ctypes.c_int32), ("text", ctypes.c_void_p),
                 ("text_length", ctypes.c_size_t), ("logprob", ctypes.c_float),
-                ("top", ctypes.POINTER(TokenLogprob)), ("n_top", ctypes.c_size_t)]
+                ("top", ctypes.POINTER(TokenLogprob)), ("n_top", ctypes.c_size_t),
+                ("byte_offset", ctypes.c_size_t)]
 
 
 class GenerateStats(ctypes.Structure):
@@ -124,13 +125,15 @@ def main():
     lib.ember_generate_params_init_sized(ctypes.byref(gen), ctypes.sizeof(gen))
     check(gen.struct_size == ctypes.sizeof(GenerateParams), "the Python struct matches the C one")
     gen.temperature, gen.max_tokens, gen.n_logprobs = 0.0, 40, 1
-    pieces, logprobs = [], []
+    pieces, logprobs, offsets = [], [], []
 
     def on_token(token, _user):
         t = token.contents
-        pieces.append(ctypes.string_at(t.text, t.text_length).decode())
+        check(t.struct_size == ctypes.sizeof(Token), "the Python token struct matches the C one")
         if t.token >= 0:
             logprobs.append(t.logprob)
+            offsets.append((t.byte_offset, len("".join(pieces).encode())))
+        pieces.append(ctypes.string_at(t.text, t.text_length).decode())
         return True
 
     callback = CALLBACK(on_token)  # kept alive until ember_generate returns
@@ -142,6 +145,7 @@ def main():
     check(out.startswith(GREEDY), "greedy text: %r" % out)
     check(stats.generated_tokens == 40 and stats.finish == FINISH_MAX_TOKENS, "stats")
     check(len(logprobs) == 40 and all(lp <= 0 for lp in logprobs), "logprobs")
+    check(all(at == shown for at, shown in offsets), "byte offsets: %r" % offsets)  # nothing held back
 
     stop = (ctypes.c_char_p * 1)(b" Lily.")
     gen.stop, gen.n_stop = stop, 1

@@ -97,6 +97,49 @@ TEST(ApiSession, StopStringIsNeverPartOfTheOutput) {
   EXPECT_EQ(generation.stats().stop_string, " Lily.");
 }
 
+// byte_offset places each token's bytes in the whole text: where the text shown so far ends when
+// nothing is held back, and past the shown text for the tokens that made only a stop string.
+TEST(ApiSession, ByteOffsetsPlaceTokensInTheTextAndPastTheStopString) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  Session session(load_stories(data));
+  std::vector<GeneratedToken> plain;
+  std::string shown;
+  session.generate(kStoriesPrompt, greedy(20), [&](const GeneratedToken& t) {
+    EXPECT_EQ(t.byte_offset, shown.size()) << plain.size();  // ASCII, no stop strings: nothing held
+    shown += t.text;
+    plain.push_back(t);
+    return true;
+  });
+  ASSERT_EQ(plain.size(), 20u);
+
+  GenerateOptions o = greedy(60);
+  o.stop.strings = {" Lily."};
+  std::vector<GeneratedToken> stopped;
+  std::string text;
+  session.generate(kStoriesPrompt, o, [&](const GeneratedToken& t) {
+    text += t.text;
+    stopped.push_back(t);
+    return true;
+  });
+  ASSERT_EQ(text, ", there was a little girl named");
+  // The same tokens and offsets as without the stop string, up to its end; the tokens from " Lily"
+  // on start at or past the text shown, and there is at least one.
+  size_t in_text = 0;
+  for (size_t i = 0; i < stopped.size(); ++i) {
+    if (stopped[i].id < 0) continue;
+    ASSERT_LT(i, plain.size());
+    EXPECT_EQ(stopped[i].id, plain[i].id) << i;
+    EXPECT_EQ(stopped[i].byte_offset, plain[i].byte_offset) << i;
+    if (stopped[i].byte_offset < text.size()) ++in_text;
+  }
+  EXPECT_LT(in_text, stopped.size());
+  size_t plain_in_text = 0;
+  for (const GeneratedToken& t : plain) plain_in_text += t.byte_offset < text.size() ? 1 : 0;
+  EXPECT_EQ(in_text, plain_in_text);
+  ASSERT_LT(in_text, plain.size());
+  EXPECT_EQ(shown.substr(plain[in_text].byte_offset, 5), " Lily");  // the first token past the text
+}
+
 // Speculative decoding by prompt lookup: a prompt that already holds the story, so the lookup
 // drafts well. Greedy output is token for token plain decoding's, stop strings and max_tokens
 // included; drafts were made and some kept.
