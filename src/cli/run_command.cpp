@@ -36,6 +36,7 @@
 #include "engine/generator.h"
 #include "engine/model_files.h"
 #include "model/model.h"
+#include "tokenizer/fill_in_middle.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember::cli {
@@ -47,6 +48,7 @@ struct RunCommandOptions {
   std::string model_path;
   std::optional<std::string> prompt;
   std::optional<std::string> prompt_file;  // "-": standard input
+  std::optional<std::string> suffix;       // fill in the middle: the text after the gap
   int32_t n_predict = 128;                 // -1: until end of generation or a full context
   int threads = 0;
   SamplingParams sampling;
@@ -205,7 +207,8 @@ std::string render_panel(const std::vector<std::string>& lines, const size_t* se
 
 int run_generate(const RunCommandOptions& o) {
   const std::string prompt = o.prompt ? *o.prompt : read_text_input(*o.prompt_file, "the prompt");
-  if (prompt.empty()) fail(ErrorCode::kInvalidArgument, "the prompt is empty (give text with -p or -f)");
+  // A gap may be filled at the very start of a text: then the prompt (its prefix) is empty.
+  if (prompt.empty() && !o.suffix) fail(ErrorCode::kInvalidArgument, "the prompt is empty (give text with -p or -f)");
 
   const bool stderr_tty = ::isatty(STDERR_FILENO) == 1;
   RunStats s;
@@ -216,9 +219,16 @@ int run_generate(const RunCommandOptions& o) {
   ModelWithTokenizer opened = open_model_with_tokenizer(o.model_path, map);
   const ModelConfig& config = opened.config;
   const Tokenizer& tokenizer = opened.tokenizer;
-  // Control tokens written in the prompt (a chat template typed by hand) are parsed, as llama.cpp does.
-  const std::vector<TokenId> tokens =
-      tokenizer.encode(prompt, EncodeOptions{.add_special = !o.no_bos, .parse_special = true});
+  // Control tokens written in the prompt (a chat template typed by hand) are parsed, as llama.cpp
+  // does; not in the code around a gap to fill.
+  std::vector<TokenId> tokens;
+  if (o.suffix) {
+    tokens = fill_in_middle_prompt(tokenizer, prompt, *o.suffix);
+    const std::optional<TokenId> bos = tokenizer.vocab().special().bos;
+    if (o.no_bos && tokenizer.vocab().add_bos() && bos && tokens.front() == *bos) tokens.erase(tokens.begin());
+  } else {
+    tokens = tokenizer.encode(prompt, EncodeOptions{.add_special = !o.no_bos, .parse_special = true});
+  }
   if (tokens.empty()) fail(ErrorCode::kInvalidArgument, "the prompt has no tokens");
 
   const int32_t trained = config.context_length;
@@ -285,6 +295,7 @@ int run_generate(const RunCommandOptions& o) {
       end_stdout_line();  // (the prompt at least is on it)
       throw;
     }
+    if (o.suffix) write_stdout(*o.suffix);  // the text with its gap filled
     write_stdout("\n");
   }
   s.generation = generator.stats();
@@ -304,6 +315,10 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   cmd->add_option("-m,--model", o->model_path, "GGUF model file")->required()->type_name("FILE");
   cmd->add_option("-p,--prompt", o->prompt, "The prompt (one argument: quote it)")->type_name("TEXT");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from FILE ('-': standard input)")->type_name("FILE");
+  cmd->add_option("--suffix", o->suffix,
+                  "Fill in the middle: the text after the gap, the prompt being the text before it (code models "
+                  "with fill-in-the-middle tokens)")
+      ->type_name("TEXT");
   cmd->add_option("-n,--n-predict", o->n_predict,
                   "Tokens to generate; -1: until an end-of-generation token or a full context")
       ->capture_default_str()
@@ -328,7 +343,8 @@ void add_run_command(CLI::App& app, CommandAction& action) {
   add_constraint_flags(cmd, o->constraint_flags);
   add_speculative_flags(cmd, o->speculative, o->draft_model_path, /*server=*/false);
   cmd->footer(
-      "Output: the prompt, then the generated text as it is generated (stdout, a newline at the end), then\n"
+      "Output: the prompt, then the generated text as it is generated (with --suffix, then the suffix: the\n"
+      "text with its gap filled; stdout, a newline at the end), then\n"
       "the stats (stderr): prefill and decode tokens, time and tok/s, sampling time, total generation time,\n"
       "load time, weight / repacked / KV cache memory, the sampler settings with the seed, why it stopped.\n"
       "Generation stops at an end-of-generation token (unless --ignore-eos), after N tokens, when the\n"

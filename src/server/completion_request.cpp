@@ -534,6 +534,13 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
     if (const json* v = field(body, "logprobs"))
       r.logprobs = static_cast<int32_t>(integer(*v, "logprobs", 0, kMaxTopLogprobs));
     if (const json* v = field(body, "echo")) r.echo = boolean(*v, "echo");
+    if (const json* v = field(body, "suffix")) {
+      r.suffix = string(*v, "suffix");
+      if (r.echo) invalid_request("echo", "'echo' cannot be combined with 'suffix'");
+      if (!r.prompts.front().tokens.empty()) {
+        invalid_request("suffix", "'suffix' needs a text prompt (the text before the gap), not token ids");
+      }
+    }
   }
   if (const json* v = field(body, "stop")) r.stop = parse_stop(*v);
   if (const json* v = field(body, "seed")) r.seed = parse_seed(*v);

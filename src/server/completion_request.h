@@ -54,6 +54,9 @@ struct CompletionRequest {
   // Completions: the prompt is part of the text; with logprobs, its tokens' logprobs come first
   // (the first token's null: nothing precedes it).
   bool echo = false;
+  // Completions: the text after the gap to fill (fill-in-the-middle, for code models with its
+  // tokens); the prompt is the text before it. Not with echo or token-id prompts.
+  std::optional<std::string> suffix;
   std::vector<std::string> stop;  // non-empty strings
   std::optional<uint64_t> seed;   // absent (or -1 in the body): the server picks one
   bool ignore_eos = false;        // extension

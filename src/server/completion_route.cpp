@@ -18,6 +18,7 @@
 #include "server/server_state.h"
 #include "server/tool_call_response.h"
 #include "tokenizer/chat_template/chat_template.h"
+#include "tokenizer/fill_in_middle.h"
 #include "tokenizer/tokenizer.h"
 
 namespace ember::server {
@@ -193,6 +194,10 @@ Prompt build_prompt(const ServerState& state, const CompletionRequest& req, tool
   } else if (const PromptInput& input = req.prompts[index]; !input.tokens.empty()) {
     p.tokens = input.tokens;
     detokenize_ids(state, p);
+  } else if (req.suffix) {
+    // Fill in the middle: the prompt is the text before the gap; offsets count from its start.
+    p.tokens = fill_in_middle_prompt(*state.tokenizer, input.text, *req.suffix);
+    p.text = input.text;
   } else {
     // As llama.cpp's server: control-token text in a raw prompt becomes those tokens.
     p.tokens = state.llm->tokenize(input.text, /*add_special=*/true, /*parse_special=*/true);
@@ -543,7 +548,7 @@ class CompletionStream {
 
 HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool chat) {
   const Endpoint endpoint = chat ? Endpoint::kChatCompletions : Endpoint::kCompletions;
-  const CompletionRequest req =
+  CompletionRequest req =
       parse_completion_request(parse_body(http), endpoint, state.engine->n_vocab(), /*body_text=*/http.body);
   // The tool-call syntax is the template's (the one in use: --chat-template, else the model's).
   const tool_calls::ToolFormat format =
@@ -556,6 +561,16 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
     invalid_request("prompt", fmt::format("this server takes at most {} prompts in one request (--max-queue {} + "
                                           "--parallel {}); this one has {}",
                                           most, engine.max_waiting, engine.max_running, n_prompts));
+  }
+
+  if (req.suffix && !has_fill_in_middle(state.tokenizer->vocab())) {
+    // "" counts as absent here, as clients send it for none; a gap to fill needs the tokens.
+    if (!req.suffix->empty()) {
+      invalid_request("suffix",
+                      "this model has no fill-in-the-middle tokens (<|fim_prefix|>, <fim_prefix>, ...): 'suffix' "
+                      "needs a code model trained to fill a gap");
+    }
+    req.suffix.reset();
   }
 
   const uint64_t seed = req.seed ? *req.seed : random_seed();

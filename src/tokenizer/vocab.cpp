@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <functional>
+#include <span>
 
 #include "ember/error.h"
 #include "tokenizer/pre_tokenizer.h"
@@ -17,10 +18,21 @@ constexpr std::array<std::pair<std::string_view, TokenizerModel>, 3> kModels{{
     {"bert", TokenizerModel::kWpm},
 }};
 
-// Control tokens that end a turn in the chat formats of the supported families.
+// Control tokens that end a turn in the chat formats of the supported families; and, as
+// llama.cpp, those that end a fill-in-the-middle answer (a pad, the next file or repository).
 constexpr std::string_view kEndOfTurnTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "<|end_of_text|>",
+    "<|eot_id|>",      "<|im_end|>", "<|end|>",     "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>",
+    "<|end_of_text|>", "▁<EOT>",     "<|fim_pad|>", "<fim_pad>",     "<|file_sep|>",  "<file_sep>", "<|repo_name|>",
 };
+
+// Fill-in-the-middle tokens by text, where the file names none: Qwen2.5-Coder, StarCoder and
+// Granite, DeepSeek-Coder, CodeLlama, GLM-4.5 (llama.cpp's list).
+constexpr std::string_view kFimPrefixTexts[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",   "<｜fim▁begin｜>",
+                                                "<PRE>",          "▁<PRE>",       "<|code_prefix|>"};
+constexpr std::string_view kFimSuffixTexts[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",   "<｜fim▁hole｜>",
+                                                "<SUF>",          "▁<SUF>",       "<|code_suffix|>"};
+constexpr std::string_view kFimMiddleTexts[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",   "<｜fim▁end｜>",
+                                                "<MID>",          "▁<MID>",       "<|code_middle|>"};
 
 TokenizerModel parse_model(const GgufFile& file, std::string_view name) {
   for (const auto& [key, model] : kModels) {
@@ -144,6 +156,16 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   v.special_.pad = special_id(file, "tokenizer.ggml.padding_token_id", n);
   v.special_.sep = special_id(file, "tokenizer.ggml.seperator_token_id", n);  // sic: llama.cpp's key
   v.special_.mask = special_id(file, "tokenizer.ggml.mask_token_id", n);
+  // Fill-in-the-middle: the current keys, the older ones, then the texts, for each of the three.
+  const auto fim = [&](std::string_view key, std::string_view old_key, std::span<const std::string_view> texts) {
+    std::optional<TokenId> id = special_id(file, key, n);
+    if (!id) id = special_id(file, old_key, n);
+    for (size_t i = 0; !id && i < texts.size(); ++i) id = v.find(texts[i]);
+    return id;
+  };
+  v.special_.fim_prefix = fim("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id", kFimPrefixTexts);
+  v.special_.fim_suffix = fim("tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id", kFimSuffixTexts);
+  v.special_.fim_middle = fim("tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id", kFimMiddleTexts);
 
   // Defaults as llama.cpp's: SPM adds BOS and a space prefix; WPM adds its CLS (as BOS) and SEP;
   // BPE adds BOS for the pre-tokenizers whose models expect it (Llama 3, Tekken).

@@ -37,6 +37,10 @@ inline constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
 
 struct SpecialTokens {
   std::optional<TokenId> bos, eos, eot, eom, unk, pad, sep, mask;
+  // Fill-in-the-middle (code models): the tokens before the prefix, the suffix and the middle to
+  // write. From tokenizer.ggml.fim_{pre,suf,mid}_token_id (or the older prefix/suffix/middle keys),
+  // else found by their texts (<|fim_prefix|>, <fim_prefix>, <｜fim▁begin｜>, ▁<PRE>, ...).
+  std::optional<TokenId> fim_prefix, fim_suffix, fim_middle;
 };
 
 class Vocab {

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -353,6 +354,45 @@ TEST(RunCli, StopStringsTakeEscapes) {
   const auto literal = run_model(tiny, backslash);
   ASSERT_EQ(literal.exit_code, 0) << literal.err;
   EXPECT_EQ(stats_value(literal.err, "stopped"), "token limit (-n 5)");
+}
+
+// --suffix fills a gap: the model gets [BOS] PRE prompt SUF suffix MID (here ember-tiny with three
+// of its tokens named the fill-in-the-middle tokens: the layout is tested, not the answer), and the
+// output is the text with the gap filled. Without the tokens it is an error saying so.
+TEST(RunCli, SuffixFillsTheMiddle) {
+  const fs::path tiny = fs::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf";
+  const std::vector<std::string> parts =
+      write_split(GgufFile::open(tiny.string()), test::temp_dir("run_cli_fim") / "tiny-fim", 1, [](GgufWriter& w) {
+        w.add<uint32_t>("tokenizer.ggml.fim_pre_token_id", 100);
+        w.add<uint32_t>("tokenizer.ggml.fim_suf_token_id", 101);
+        w.add<uint32_t>("tokenizer.ggml.fim_mid_token_id", 102);
+      });
+  const std::string prefix = "In the beginning <s>", suffix = " and the earth.";
+  const auto count_tokens = [&](const std::string& text) {
+    const auto t = ember({"tokenize", "-m", tiny.string(), "--ids", "--no-bos", text});
+    EXPECT_EQ(t.exit_code, 0) << t.err;
+    std::istringstream ids(t.out);
+    return static_cast<int>(std::distance(std::istream_iterator<int>(ids), std::istream_iterator<int>()));
+  };
+  const int n_prefix = count_tokens(prefix), n_suffix = count_tokens(suffix);
+  ASSERT_GT(n_prefix, 3);
+  const auto r = run_model(parts[0], {"--temp", "0", "-p", prefix, "--suffix", suffix, "-n", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind(prefix, 0), 0u) << r.out;
+  EXPECT_TRUE(r.out.ends_with(suffix + "\n")) << r.out;
+  EXPECT_EQ(stats_row(r.err, "prefill").at(1), std::to_string(1 + 1 + n_prefix + 1 + n_suffix + 1));  // BOS, markers
+  const auto no_bos = run_model(parts[0], {"--temp", "0", "-p", prefix, "--suffix", suffix, "-n", "4", "--no-bos"});
+  ASSERT_EQ(no_bos.exit_code, 0) << no_bos.err;
+  EXPECT_EQ(stats_row(no_bos.err, "prefill").at(1), std::to_string(n_prefix + n_suffix + 3));
+  // A gap at the start of the text: the prompt may be empty.
+  const auto at_start = run_model(parts[0], {"--temp", "0", "-p", "", "--suffix", suffix, "-n", "2"});
+  ASSERT_EQ(at_start.exit_code, 0) << at_start.err;
+  EXPECT_TRUE(at_start.out.ends_with(suffix + "\n")) << at_start.out;
+
+  const auto plain = run_model(tiny, {"--temp", "0", "-p", prefix, "--suffix", suffix, "-n", "4"});
+  EXPECT_EQ(plain.exit_code, 1);
+  EXPECT_EQ(plain.out, "");
+  EXPECT_NE(plain.err.find("no fill-in-the-middle tokens"), std::string::npos) << plain.err;
 }
 
 // A model whose weights hold a NaN (here one value of layer 0's attn_q): generation and perplexity

@@ -101,7 +101,9 @@ TEST_F(CompletionLogprobs, TheTokensOfAStopStringAreLeftOut) {
   const size_t prompt_chars = characters(kPrompt);
   ASSERT_TRUE(std::all_of(full.text.begin(), full.text.end(), [](char c) { return (c & 0x80) == 0; }));
   // ASCII: each token's byte range in the text, from the offsets.
-  const auto start = [&](size_t i) { return i < full.offsets.size() ? full.offsets[i] - prompt_chars : full.text.size(); };
+  const auto start = [&](size_t i) {
+    return i < full.offsets.size() ? full.offsets[i] - prompt_chars : full.text.size();
+  };
   for (size_t i = 1; i < full.offsets.size(); ++i) ASSERT_LE(full.offsets[i - 1], full.offsets[i]);
 
   int cases = 0;

@@ -1,17 +1,22 @@
 // /v1/completions as evaluation harnesses use it (lm-evaluation-harness's local-completions): several
 // prompts in one request, echo with logprobs (the prompt's tokens scored), max_tokens 0, whole and
-// streamed; and vLLM's tokenizer routes the harness tokenizes with. On the bundled ember-tiny
-// through ApiServer::handle.
+// streamed; vLLM's tokenizer routes the harness tokenizes with; and `suffix` (fill in the middle). On the
+// bundled ember-tiny through ApiServer::handle.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "api_server_support.h"
+#include "gguf/gguf_reader.h"
+#include "gguf/gguf_writer.h"
 #include "server/api_server.h"
+#include "support/test_data.h"
 
 namespace ember::server {
 namespace {
@@ -290,6 +295,92 @@ TEST_F(CompletionPrompts, VllmTokenizerRoutes) {
   const HttpReply both = server_->handle(post("/tokenize", R"({"prompt": "a", "content": "a"})", ""));
   EXPECT_EQ(both.status, 400);
   EXPECT_EQ(server_->handle(post("/tokenizer_info", "{}", "")).status, 405);
+}
+
+// A copy of ember-tiny whose file names three of its tokens as the fill-in-the-middle tokens (its
+// vocabulary has none): the prompt's layout is what is tested, not the model's answer.
+constexpr int32_t kFimPrefix = 100, kFimSuffix = 101, kFimMiddle = 102;
+std::filesystem::path tiny_with_fill_in_middle() {
+  const GgufFile in = GgufFile::open(kTiny);
+  GgufWriter w;
+  for (const GgufKeyValue& kv : in.metadata()) w.add_value(kv.key, kv.value);
+  w.add<uint32_t>("tokenizer.ggml.fim_pre_token_id", kFimPrefix);
+  w.add<uint32_t>("tokenizer.ggml.fim_suf_token_id", kFimSuffix);
+  w.add<uint32_t>("tokenizer.ggml.fim_mid_token_id", kFimMiddle);
+  for (const GgufTensorInfo& t : in.tensors()) {
+    w.add_tensor(t.name, t.dtype, t.shape(), std::span(in.tensor_data(t), t.n_bytes));
+  }
+  const std::filesystem::path out = test::temp_dir("server_fim") / "tiny-fim.gguf";
+  w.write_file(out.string());
+  return out;
+}
+
+// `suffix` asks a code model to fill a gap: [BOS] PRE prompt SUF suffix MID, the prompt and suffix
+// as plain text. The answer is the middle alone; its text offsets count from the prompt's start.
+TEST(CompletionFillInMiddle, SuffixBuildsThePrefixSuffixMiddlePrompt) {
+  ServerOptions o;
+  o.model_path = tiny_with_fill_in_middle().string();
+  o.threads = 2;
+  o.batch_invariant = true;
+  ApiServer server(o);
+  server.load();
+  const auto complete = [&](const json& body) {
+    const HttpReply reply = server.handle(post("/v1/completions", body.dump(), ""));
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    return reply.status == 200 ? body_of(reply) : json::object();
+  };
+  const auto plain_tokens = [&](const std::string& text) {
+    const HttpReply r = server.handle(
+        post("/tokenize", json{{"content", text}, {"add_special", false}, {"parse_special", false}}.dump(), ""));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return body_of(r)["tokens"].get<std::vector<int32_t>>();
+  };
+  const std::string prefix = "In the beginning <s>", suffix = " and the earth.";
+  std::vector<int32_t> ids = {1, kFimPrefix};  // BOS: ember-tiny's vocabulary adds one
+  for (const int32_t id : plain_tokens(prefix)) ids.push_back(id);
+  ids.push_back(kFimSuffix);
+  for (const int32_t id : plain_tokens(suffix)) ids.push_back(id);
+  ids.push_back(kFimMiddle);
+
+  const json filled =
+      complete({{"prompt", prefix}, {"suffix", suffix}, {"max_tokens", 6}, {"temperature", 0}, {"logprobs", 0}});
+  const json by_ids = complete({{"prompt", ids}, {"max_tokens", 6}, {"temperature", 0}});
+  EXPECT_EQ(filled["usage"]["prompt_tokens"], ids.size());
+  EXPECT_EQ(filled["choices"][0]["text"], by_ids["choices"][0]["text"]);
+  EXPECT_EQ(filled["choices"][0]["logprobs"]["text_offset"][0], prefix.size());  // ASCII: bytes are characters
+  // Streamed, the same middle.
+  HttpReply stream = server.handle(
+      post("/v1/completions",
+           json{{"prompt", prefix}, {"suffix", suffix}, {"max_tokens", 6}, {"temperature", 0}, {"stream", true}}.dump(),
+           ""));
+  ASSERT_EQ(stream.status, 200) << stream.body;
+  StringSink sink;
+  stream.stream(sink);
+  std::string streamed;
+  for (const json& event : sse_events(sink.text)) streamed += event["choices"][0]["text"].get<std::string>();
+  EXPECT_EQ(streamed, by_ids["choices"][0]["text"]);
+  // Several prompts: each fills the same gap.
+  const json two = complete({{"prompt", {prefix, prefix}}, {"suffix", suffix}, {"max_tokens", 6}, {"temperature", 0}});
+  EXPECT_EQ(two["choices"][1]["text"], by_ids["choices"][0]["text"]);
+}
+
+// Without the tokens a suffix is a 400 ("" counts as absent, as clients send it for none); echo and
+// token-id prompts do not combine with it.
+TEST_F(CompletionPrompts, SuffixNeedsFillInMiddleTokensAndAText) {
+  const auto error_param = [&](const json& body) {
+    const HttpReply reply = server_->handle(post("/v1/completions", body.dump(), ""));
+    EXPECT_EQ(reply.status, 400) << reply.body;
+    return reply.status == 400 ? body_of(reply)["error"] : json::object();
+  };
+  const json no_tokens = error_param({{"prompt", "In the beginning"}, {"suffix", " and the earth."}});
+  EXPECT_EQ(no_tokens["param"], "suffix");
+  EXPECT_NE(no_tokens["message"].get<std::string>().find("fill-in-the-middle"), std::string::npos);
+  EXPECT_EQ(error_param({{"prompt", "In the beginning"}, {"suffix", "x"}, {"echo", true}})["param"], "echo");
+  EXPECT_EQ(error_param({{"prompt", {1, 2, 3}}, {"suffix", "x"}})["param"], "suffix");
+  EXPECT_EQ(error_param({{"prompt", "In the beginning"}, {"suffix", 3}})["param"], "suffix");
+  const json empty = complete({{"prompt", "In the beginning"}, {"suffix", ""}, {"max_tokens", 3}, {"temperature", 0}});
+  const json none = complete({{"prompt", "In the beginning"}, {"max_tokens", 3}, {"temperature", 0}});
+  EXPECT_EQ(empty["choices"][0]["text"], none["choices"][0]["text"]);
 }
 
 }  // namespace
