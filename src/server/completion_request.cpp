@@ -518,6 +518,15 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   }
   if (const json* v = field(body, "n")) r.n = static_cast<int32_t>(integer(*v, "n", 1, kMaxChoices));
   if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
+  r.best_of = r.n;
+  if (const json* v = field(body, "best_of"); v != nullptr && endpoint == Endpoint::kCompletions) {
+    r.best_of = static_cast<int32_t>(integer(*v, "best_of", 1, kMaxChoices));
+    if (r.best_of < r.n)
+      invalid_request("best_of", fmt::format("'best_of' ({}) is less than 'n' ({})", r.best_of, r.n));
+    if (r.best_of > r.n && r.stream) {
+      invalid_request("best_of", "'best_of' above 'n' cannot be streamed: the best are known only at the end");
+    }
+  }
   if (const json* v = field(body, "stream_options")) {
     if (!v->is_object()) invalid_request("stream_options", "'stream_options' must be an object");
     if (!r.stream) invalid_request("stream_options", "'stream_options' is only allowed with 'stream': true");

@@ -45,7 +45,10 @@ struct CompletionRequest {
   // max_tokens or max_completion_tokens; -1: up to the context. Completions may ask for 0 (with
   // echo and logprobs: the prompt scored, nothing generated).
   int32_t max_tokens = -1;
-  int32_t n = 1;  // choices to generate
+  int32_t n = 1;  // choices to return (per prompt)
+  // Completions: candidates to generate per prompt (>= n); the n with the highest mean token
+  // logprob are returned, best first. n when absent; above n not with stream.
+  int32_t best_of = 1;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   // -1: no logprobs; otherwise the number of alternatives per token (chat: top_logprobs when

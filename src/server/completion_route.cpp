@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <optional>
 #include <span>
@@ -264,7 +265,9 @@ class CompletionStream {
                    tool_calls::ToolFormat format)
       : state_(state),
         parts_(std::move(parts)),
-        n_(req.n),
+        n_(req.best_of),
+        returned_(req.n),
+        ranked_(req.best_of > req.n),
         chat_(req.endpoint == Endpoint::kChatCompletions),
         want_logprobs_(req.logprobs >= 0),
         echo_(req.echo),
@@ -300,11 +303,11 @@ class CompletionStream {
       }
     }
     std::vector<ChoiceOut> out;
-    for (size_t i = 0; i < choices_.size(); ++i) {
+    for (const size_t i : returned_choices()) {
       ChoiceState& c = choices_[i];
       const Part& part = part_of(i);
       ChoiceOut o;
-      o.index = static_cast<int32_t>(i);
+      o.index = static_cast<int32_t>(out.size());
       o.text = echo_ ? part.prompt.text + c.text : c.text;
       o.finish = c.finish;
       o.offset = echo_ ? 0 : part.prompt_chars;  // echoed, the logprobs start with the prompt's tokens
@@ -367,6 +370,29 @@ class CompletionStream {
 
  private:
   const Part& part_of(size_t choice) const { return parts_[choice / static_cast<size_t>(n_)]; }
+
+  // The choices to return, in order: all of them; with best_of, each prompt's n candidates with
+  // the highest mean token logprob (over the tokens its text shows), best first. A candidate
+  // that wrote nothing has no mean and comes last.
+  std::vector<size_t> returned_choices() const {
+    std::vector<size_t> out;
+    const auto per_prompt = static_cast<size_t>(n_);
+    for (size_t p = 0; p < parts_.size(); ++p) {
+      std::vector<std::pair<double, size_t>> ranked;
+      for (size_t i = p * per_prompt; i < (p + 1) * per_prompt; ++i) {
+        double sum = 0;
+        size_t count = 0;
+        for (const TokenOut& t : choices_[i].logprobs) sum += t.logprob, ++count;
+        ranked.emplace_back(count == 0 ? -std::numeric_limits<double>::infinity() : sum / static_cast<double>(count),
+                            i);
+      }
+      if (ranked_) {
+        std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+      }
+      for (size_t k = 0; k < static_cast<size_t>(returned_); ++k) out.push_back(ranked[k].second);
+    }
+    return out;
+  }
 
   TokenOut token_out(const GeneratedToken& token) const {
     TokenOut t;
@@ -439,7 +465,7 @@ class CompletionStream {
         (c.any_token ? state_.metrics.inter_token_latency : state_.metrics.time_to_first_token).observe(since);
         c.any_token = true;
         c.last_token = now;
-        if (want_logprobs_) c.held.emplace_back(e.token.byte_offset, token_out(e.token));
+        if (want_logprobs_ || ranked_) c.held.emplace_back(e.token.byte_offset, token_out(e.token));
       }
       c.text += e.token.text;
       std::optional<std::vector<TokenOut>> logprobs = release_logprobs(c, prompt_chars, false, false);
@@ -535,7 +561,9 @@ class CompletionStream {
 
   ServerState& state_;
   std::vector<Part> parts_;
-  int32_t n_;  // choices per prompt
+  int32_t n_;         // candidates per prompt (best_of)
+  int32_t returned_;  // choices returned per prompt (n): the best, when fewer than the candidates
+  bool ranked_;
   bool chat_, want_logprobs_, echo_, include_usage_;
   ResponseMeta meta_;
   std::vector<ChoiceState> choices_;
@@ -581,13 +609,14 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
     part.prompt = build_prompt(state, req, format, i);
     auto request = std::make_shared<EngineRequest>();
     request->prompt = part.prompt.tokens;
-    request->n = req.n;
+    request->n = req.best_of;  // candidates; the best n are returned
     request->options.sampling = req.sampling;
     request->options.sampling.seed = seed;  // every prompt's choice j draws with seed + j
     request->options.stop.max_tokens = req.max_tokens;
     request->options.stop.strings = req.stop;
     request->options.stop.ignore_eos = req.ignore_eos;
-    request->options.logprobs = req.logprobs;
+    // Choosing the best candidates reads each token's logprob.
+    request->options.logprobs = req.best_of > req.n ? std::max(req.logprobs, 0) : req.logprobs;
     request->options.speculative = speculative_options(state.options.speculative, req);
     request->options.constraint = req.tools.calls_allowed() ? tool_call_constraint(req.tools, format) : req.constraint;
     if (req.echo && req.logprobs >= 0) request->prompt_logprobs = req.logprobs;

@@ -1,11 +1,12 @@
 // Completions' logprobs follow the text: the tokens that made only a stop string are left out as
 // its text is, whole and streamed alike, and each generated token's text_offset is the character
-// its bytes begin at (a token inside a multi-byte character gets that character's). On the bundled
-// ember-tiny through ApiServer::handle.
+// its bytes begin at (a token inside a multi-byte character gets that character's); best_of ranks
+// candidates by them. On the bundled ember-tiny through ApiServer::handle.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -160,6 +161,73 @@ TEST_F(CompletionLogprobs, TokensInsideACharacterGetItsOffset) {
   }
   EXPECT_EQ(repeats, 2u) << "each é as two tokens";
   EXPECT_EQ(c.offsets.back(), prompt_chars + characters(text) - 1);  // the last token is "."
+}
+
+// The mean logprob of a choice's tokens.
+double mean_logprob(const json& choice) {
+  const json& lps = choice["logprobs"]["token_logprobs"];
+  double sum = 0;
+  for (const json& l : lps) sum += l.get<double>();
+  return lps.empty() ? -1e300 : sum / static_cast<double>(lps.size());
+}
+
+// best_of generates that many candidates per prompt (candidate j draws with seed + j, as choice j
+// of n does) and returns the n with the highest mean token logprob, best first; usage counts every
+// candidate. Logprobs are returned only when asked for.
+TEST_F(CompletionLogprobs, BestOfReturnsTheCandidatesWithTheHighestMeanLogprob) {
+  const json base = {{"prompt", kPrompt}, {"max_tokens", 8}, {"temperature", 1.5}, {"seed", 5}};
+  json all_body = base;
+  all_body["n"] = 4;
+  all_body["logprobs"] = 0;
+  const HttpReply all_reply = server_->handle(post("/v1/completions", all_body.dump(), ""));
+  ASSERT_EQ(all_reply.status, 200) << all_reply.body;
+  const json all = body_of(all_reply);
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const json& c : all["choices"]) ranked.emplace_back(mean_logprob(c), c["text"]);
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  ASSERT_NE(ranked[0].second, ranked[1].second) << "the candidates should differ at this temperature";
+
+  json best_body = base;
+  best_body["best_of"] = 4;
+  best_body["n"] = 2;
+  const HttpReply best_reply = server_->handle(post("/v1/completions", best_body.dump(), ""));
+  ASSERT_EQ(best_reply.status, 200) << best_reply.body;
+  const json best = body_of(best_reply);
+  ASSERT_EQ(best["choices"].size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(best["choices"][k]["index"], k);
+    EXPECT_EQ(best["choices"][k]["text"], ranked[k].second) << k;
+    EXPECT_TRUE(best["choices"][k]["logprobs"].is_null());  // not asked for
+  }
+  EXPECT_EQ(best["usage"]["completion_tokens"], all["usage"]["completion_tokens"]);  // all four generated
+
+  // With logprobs asked for, the returned choices carry theirs; several prompts each get their best.
+  best_body["n"] = 1;
+  best_body["logprobs"] = 0;
+  best_body["prompt"] = {kPrompt, kPrompt};
+  const HttpReply two_reply = server_->handle(post("/v1/completions", best_body.dump(), ""));
+  ASSERT_EQ(two_reply.status, 200) << two_reply.body;
+  const json two = body_of(two_reply);
+  ASSERT_EQ(two["choices"].size(), 2u);
+  for (size_t p = 0; p < 2; ++p) {
+    EXPECT_EQ(two["choices"][p]["index"], p);
+    EXPECT_EQ(two["choices"][p]["text"], ranked[0].second);
+    EXPECT_DOUBLE_EQ(mean_logprob(two["choices"][p]), ranked[0].first);
+  }
+}
+
+TEST_F(CompletionLogprobs, BestOfBelowNOrStreamedIsRefused) {
+  const auto status_and_param = [&](const json& body) {
+    const HttpReply reply = server_->handle(post("/v1/completions", body.dump(), ""));
+    return std::pair{reply.status, reply.status == 400 ? body_of(reply)["error"]["param"] : json()};
+  };
+  EXPECT_EQ(status_and_param({{"prompt", kPrompt}, {"n", 3}, {"best_of", 2}}), std::pair(400, json("best_of")));
+  EXPECT_EQ(status_and_param({{"prompt", kPrompt}, {"best_of", 2}, {"stream", true}}), std::pair(400, json("best_of")));
+  EXPECT_EQ(status_and_param({{"prompt", kPrompt}, {"best_of", 0}}), std::pair(400, json("best_of")));
+  EXPECT_EQ(status_and_param({{"prompt", kPrompt}, {"best_of", 129}}), std::pair(400, json("best_of")));
+  // Equal to n it changes nothing, streamed or not.
+  const json same = {{"prompt", kPrompt}, {"n", 2}, {"best_of", 2}, {"max_tokens", 2}, {"stream", true}};
+  EXPECT_EQ(status_and_param(same).first, 200);
 }
 
 }  // namespace
