@@ -19,6 +19,7 @@
 #include "api_server_support.h"
 #include "ember/error.h"
 #include "ember/sampling.h"
+#include "gguf/gguf_reader.h"
 #include "server/ui_assets.h"
 #include "support/test_data.h"
 
@@ -250,6 +251,36 @@ TEST_F(ApiServerTest, EmbeddingsAreUnitVectorsInBothEncodings) {
   ASSERT_EQ(batch.status, 200) << batch.body.substr(0, 200);
   EXPECT_EQ(body_of(batch)["data"].size(), 150u);
   EXPECT_EQ(body_of(batch)["data"][149]["index"], 149);
+}
+
+// A model with a NaN weight (one value of ember-tiny-draft's layer-0 attn_q): embeddings and
+// completions fail with a message that says so, never a vector of zeros or invisible tokens.
+TEST(ApiServerNan, EmbeddingsAndCompletionsOfANanModelFail) {
+  const std::filesystem::path draft = std::filesystem::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny-draft.gguf";
+  std::string bytes = test::read_file(draft);
+  {
+    const GgufFile f = GgufFile::open(draft.string());
+    const GgufTensorInfo* q = f.find_tensor("blk.0.attn_q.weight");
+    ASSERT_NE(q, nullptr);
+    ASSERT_EQ(q->dtype, DType::kF16);
+    const size_t at = static_cast<size_t>(f.data_offset() + q->offset) + 2 * 70;
+    bytes[at] = 0x00;  // f16 0x7E00: NaN
+    bytes[at + 1] = 0x7E;
+  }
+  const std::filesystem::path model = test::temp_dir("server_nan") / "nan.gguf";
+  std::ofstream(model, std::ios::binary) << bytes;
+  ServerOptions o;
+  o.model_path = model.string();
+  o.threads = 2;
+  ApiServer server(o);
+  server.load();
+  const HttpReply embedding = server.handle(post("/v1/embeddings", R"({"input": "In the beginning"})", ""));
+  EXPECT_EQ(embedding.status, 500) << embedding.body;
+  EXPECT_NE(embedding.body.find("hidden states are not finite"), std::string::npos) << embedding.body;
+  const HttpReply completion =
+      server.handle(post("/v1/completions", R"({"prompt": "And the", "max_tokens": 3, "temperature": 0})", ""));
+  EXPECT_EQ(completion.status, 500) << completion.body;
+  EXPECT_NE(completion.body.find("NaN or -inf"), std::string::npos) << completion.body;
 }
 
 TEST_F(ApiServerTest, TokenizeDetokenizeAndTemplate) {
