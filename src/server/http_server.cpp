@@ -117,8 +117,11 @@ std::optional<ApiError> framing_error(const httplib::Request& req) {
   const auto bad = [](std::string message) { return ApiError(400, "invalid_request_error", "", std::move(message)); };
   const size_t lengths = req.get_header_value_count("Content-Length");
   const bool chunked = req.has_header("Transfer-Encoding");
-  if (chunked && !iequals(req.get_header_value("Transfer-Encoding"), "chunked")) {
-    return bad("The request's Transfer-Encoding must be chunked.");
+  // Two Transfer-Encoding lines are one list ("chunked, gzip"), which must end in chunked, and
+  // httplib reads only the first line: any second one is refused, as any list is.
+  if (chunked && (req.get_header_value_count("Transfer-Encoding") > 1 ||
+                  !iequals(req.get_header_value("Transfer-Encoding"), "chunked"))) {
+    return bad("The request's Transfer-Encoding must be chunked, once.");
   }
   if (chunked && lengths > 0) return bad("The request has both Transfer-Encoding and Content-Length.");
   if (lengths > 1) return bad("The request has more than one Content-Length.");

@@ -545,6 +545,9 @@ for name, head, status, contains in [
     ("Transfer-Encoding and Content-Length", "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", 400,
      ("both",)),
     ("Transfer-Encoding gzip", "Transfer-Encoding: gzip\r\n", 400, ("chunked",)),
+    ("two Transfer-Encodings", "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n", 400, ("once",)),
+    ("Transfer-Encoding chunked twice", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400,
+     ("once",)),
 ]:
     CASES.append((f"keep-alive POST with {name}: answered once, then closed",
                   lambda head=head, status=status, contains=contains: answered_once_then_closed(
