@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "ember/error.h"
+#include "engine/sampler_chain.h"
 #include "grammar/constraint.h"
 #include "server/api_error.h"
 #include "server/ordered_body.h"
@@ -344,6 +345,20 @@ void parse_sampling(const json& body, int32_t n_vocab, CompletionRequest& r) {
     s.mirostat = static_cast<int32_t>(integer(*v, "mirostat", 0, 2));
     if (s.mirostat == 1) invalid_request("mirostat", "'mirostat' 1 (v1) is not supported; use 0 (off) or 2");
   }
+  // llama.cpp's order of the truncation steps: an array of names ("top_k", "min_p", ...).
+  if (const json* v = field(body, "samplers")) {
+    if (!v->is_array()) {
+      invalid_request("samplers",
+                      fmt::format("'samplers' must be an array of sampler names, not {}", json_type_name(*v)));
+    }
+    std::string names;
+    for (size_t i = 0; i < v->size(); ++i) names += string((*v)[i], fmt::format("samplers[{}]", i)) + ";";
+    try {
+      s.order = parse_sampler_order(names);
+    } catch (const Error& e) {
+      invalid_request("samplers", e.what());
+    }
+  }
 }
 
 // A schema object's text with its keys in the order the client sent them. `schema` (from the
@@ -509,9 +524,15 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   } else {
     parse_prompt(body, n_vocab, r);
   }
-  // max_completion_tokens is the newer name; when both come, it wins (as OpenAI documents).
+  // max_completion_tokens is the newer name; when both come, it wins (as OpenAI documents);
+  // llama.cpp's n_predict counts where neither comes (-1: up to the context).
   // Completions take 0: the prompt alone, which with echo and logprobs scores it.
   const int64_t min_tokens = endpoint == Endpoint::kCompletions ? 0 : 1;
+  if (const json* v = field(body, "n_predict")) {
+    r.max_tokens = static_cast<int32_t>(integer(*v, "n_predict", -1, std::numeric_limits<int32_t>::max()));
+    if (r.max_tokens >= 0 && r.max_tokens < min_tokens)
+      invalid_request("n_predict", "'n_predict' must be at least 1 (-1: no limit)");
+  }
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
     if (const json* v = field(body, name))
       r.max_tokens = static_cast<int32_t>(integer(*v, name, min_tokens, std::numeric_limits<int32_t>::max()));

@@ -65,8 +65,8 @@ struct CompletionRequest {
   bool ignore_eos = false;        // extension
   std::string user;               // kept for logs only
   // The engine's defaults (llama.cpp's) where the body is silent. top_p / typical_p 0 become the
-  // smallest positive float (the best token only); top_k <= 0 is 0 (off). Not parsed yet: llama.cpp's
-  // `samplers` (the chain's order), `n_probs`, `n_predict`, `min_keep`.
+  // smallest positive float (the best token only); top_k <= 0 is 0 (off); `samplers` orders the
+  // steps. Not parsed: llama.cpp's `n_probs` (logprobs is OpenAI's), `min_keep`.
   SamplingParams sampling;
   // Structured output (docs/server.md, "Structured output"): from response_format (json_object,
   // json_schema), or the extensions json_schema (llama.cpp's), grammar (GBNF) or regex; at most one.

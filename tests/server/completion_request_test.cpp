@@ -222,6 +222,36 @@ TEST(CompletionRequest, MaxCompletionTokensWins) {
   EXPECT_EQ(chat(body).max_tokens, 9);
 }
 
+// llama.cpp's n_predict counts where max_tokens does not come; -1 is no limit.
+TEST(CompletionRequest, NPredictIsMaxTokensWhereItIsAbsent) {
+  json body = user_says("x");
+  body["n_predict"] = 7;
+  EXPECT_EQ(chat(body).max_tokens, 7);
+  body["n_predict"] = -1;
+  EXPECT_EQ(chat(body).max_tokens, -1);
+  body["max_tokens"] = 5;
+  EXPECT_EQ(chat(body).max_tokens, 5);
+  EXPECT_EQ(completion({{"prompt", "x"}, {"n_predict", 0}}).max_tokens, 0);
+  EXPECT_EQ(error_of({{"messages", body["messages"]}, {"n_predict", 0}}).param(), "n_predict");
+  EXPECT_EQ(error_of({{"messages", body["messages"]}, {"n_predict", -2}}).param(), "n_predict");
+  EXPECT_EQ(error_of({{"messages", body["messages"]}, {"n_predict", "5"}}).param(), "n_predict");
+}
+
+// llama.cpp's samplers: the truncation steps' order, by name ("penalties" alone: none of them).
+TEST(CompletionRequest, SamplersOrderTheChain) {
+  json body = user_says("x");
+  body["samplers"] = {"min_p", "top_k", "temperature"};
+  EXPECT_EQ(chat(body).sampling.order,
+            (std::vector<SamplerStep>{SamplerStep::kMinP, SamplerStep::kTopK, SamplerStep::kTemperature}));
+  body["samplers"] = {"penalties"};
+  EXPECT_EQ(chat(body).sampling.order, std::vector<SamplerStep>{SamplerStep::kTemperature});
+  for (const json& bad : {json("top_k;min_p"), json::array({"top_k", "bogus"}), json::array({1}), json::array()}) {
+    body["samplers"] = bad;
+    const ApiError e = error_of(body);
+    EXPECT_TRUE(e.param() == "samplers" || e.param() == "samplers[0]") << bad.dump() << " " << e.param();
+  }
+}
+
 // The texts and token ids of a request's prompts, in order.
 std::vector<std::string> prompt_texts(const CompletionRequest& r) {
   std::vector<std::string> texts;
