@@ -201,7 +201,8 @@ std::vector<int32_t> prompt_token_ids(const json& v, int32_t n_vocab, const std:
 }
 
 // "prompt": a string, an array of strings, an array of token ids, or an array of such arrays.
-void parse_prompt(const json& body, int32_t n_vocab, CompletionRequest& r) {
+// `fills_gap` (a suffix comes): an empty text is the gap at the very start.
+void parse_prompt(const json& body, int32_t n_vocab, bool fills_gap, CompletionRequest& r) {
   const json* v = field(body, "prompt");
   if (v == nullptr) invalid_request("prompt", "'prompt' is required");
   constexpr const char* kShapes =
@@ -231,7 +232,7 @@ void parse_prompt(const json& body, int32_t n_vocab, CompletionRequest& r) {
     invalid_request("prompt", kShapes);
   }
   for (size_t i = 0; i < r.prompts.size(); ++i) {
-    if (r.prompts[i].text.empty() && r.prompts[i].tokens.empty()) {
+    if (r.prompts[i].text.empty() && r.prompts[i].tokens.empty() && !fills_gap) {
       invalid_request(
           "prompt", r.prompts.size() == 1 ? std::string("'prompt' is empty") : fmt::format("'prompt[{}]' is empty", i));
     }
@@ -522,7 +523,9 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   if (endpoint == Endpoint::kChatCompletions) {
     r.messages = parse_messages(body);
   } else {
-    parse_prompt(body, n_vocab, r);
+    const json* suffix = field(body, "suffix");
+    parse_prompt(body, n_vocab,
+                 suffix != nullptr && suffix->is_string() && !suffix->get_ref<const std::string&>().empty(), r);
   }
   // max_completion_tokens is the newer name; when both come, it wins (as OpenAI documents);
   // llama.cpp's n_predict counts where neither comes (-1: up to the context).
@@ -564,8 +567,9 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
     if (const json* v = field(body, "logprobs"))
       r.logprobs = static_cast<int32_t>(integer(*v, "logprobs", 0, kMaxTopLogprobs));
     if (const json* v = field(body, "echo")) r.echo = boolean(*v, "echo");
-    if (const json* v = field(body, "suffix")) {
-      r.suffix = string(*v, "suffix");
+    // "" counts as absent: clients send it for none.
+    if (const json* v = field(body, "suffix"); v != nullptr && !string(*v, "suffix").empty()) {
+      r.suffix = v->get<std::string>();
       if (r.echo) invalid_request("echo", "'echo' cannot be combined with 'suffix'");
       if (!r.prompts.front().tokens.empty()) {
         invalid_request("suffix", "'suffix' needs a text prompt (the text before the gap), not token ids");

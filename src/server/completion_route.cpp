@@ -576,7 +576,7 @@ class CompletionStream {
 
 HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool chat) {
   const Endpoint endpoint = chat ? Endpoint::kChatCompletions : Endpoint::kCompletions;
-  CompletionRequest req =
+  const CompletionRequest req =
       parse_completion_request(parse_body(http), endpoint, state.engine->n_vocab(), /*body_text=*/http.body);
   // The tool-call syntax is the template's (the one in use: --chat-template, else the model's).
   const tool_calls::ToolFormat format =
@@ -592,13 +592,9 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   }
 
   if (req.suffix && !has_fill_in_middle(state.tokenizer->vocab())) {
-    // "" counts as absent here, as clients send it for none; a gap to fill needs the tokens.
-    if (!req.suffix->empty()) {
-      invalid_request("suffix",
-                      "this model has no fill-in-the-middle tokens (<|fim_prefix|>, <fim_prefix>, ...): 'suffix' "
-                      "needs a code model trained to fill a gap");
-    }
-    req.suffix.reset();
+    invalid_request("suffix",
+                    "this model has no fill-in-the-middle tokens (<|fim_prefix|>, <fim_prefix>, ...): 'suffix' "
+                    "needs a code model trained to fill a gap");
   }
 
   const uint64_t seed = req.seed ? *req.seed : random_seed();

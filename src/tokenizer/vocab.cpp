@@ -160,7 +160,11 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   const auto fim = [&](std::string_view key, std::string_view old_key, std::span<const std::string_view> texts) {
     std::optional<TokenId> id = special_id(file, key, n);
     if (!id) id = special_id(file, old_key, n);
-    for (size_t i = 0; !id && i < texts.size(); ++i) id = v.find(texts[i]);
+    // By text, only a control or user-defined token: an ordinary "<PRE>" in some vocabulary is text.
+    for (size_t i = 0; !id && i < texts.size(); ++i) {
+      const std::optional<TokenId> found = v.find(texts[i]);
+      if (found && (v.type(*found) == TokenType::kControl || v.type(*found) == TokenType::kUserDefined)) id = found;
+    }
     return id;
   };
   v.special_.fim_prefix = fim("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id", kFimPrefixTexts);

@@ -359,6 +359,14 @@ TEST(CompletionFillInMiddle, SuffixBuildsThePrefixSuffixMiddlePrompt) {
   std::string streamed;
   for (const json& event : sse_events(sink.text)) streamed += event["choices"][0]["text"].get<std::string>();
   EXPECT_EQ(streamed, by_ids["choices"][0]["text"]);
+  // A gap at the very start: an empty prompt is fine with a suffix.
+  const json at_start = complete({{"prompt", ""}, {"suffix", suffix}, {"max_tokens", 2}, {"temperature", 0}});
+  EXPECT_EQ(at_start["usage"]["prompt_tokens"], ids.size() - plain_tokens(prefix).size());
+  // "" counts as absent: a plain completion, on this model too.
+  const json empty_suffix = complete({{"prompt", prefix}, {"suffix", ""}, {"max_tokens", 2}, {"temperature", 0}});
+  const json no_suffix = complete({{"prompt", prefix}, {"max_tokens", 2}, {"temperature", 0}});
+  EXPECT_EQ(empty_suffix["usage"]["prompt_tokens"], no_suffix["usage"]["prompt_tokens"]);
+  EXPECT_EQ(empty_suffix["choices"][0]["text"], no_suffix["choices"][0]["text"]);
   // Several prompts: each fills the same gap.
   const json two = complete({{"prompt", {prefix, prefix}}, {"suffix", suffix}, {"max_tokens", 6}, {"temperature", 0}});
   EXPECT_EQ(two["choices"][1]["text"], by_ids["choices"][0]["text"]);

@@ -90,13 +90,15 @@ TEST(FillInMiddle, PromptOrderAndCodeAsText) {
 }
 
 // The keys win over the texts; llama.cpp's older key names count; an id outside the vocabulary is
-// an error naming the key.
+// an error naming the key; by text, only control or user-defined tokens count.
 TEST(FillInMiddle, KeysNameTheTokens) {
-  const auto vocab_with = [](const std::vector<std::pair<std::string, uint32_t>>& keys) {
+  const auto vocab_with = [](const std::vector<std::pair<std::string, uint32_t>>& keys, int32_t fim_type = 3) {
     GgufWriter w;
     w.add_string("tokenizer.ggml.model", "gpt2");
     const std::vector<std::string> tokens = {"a", "b", "ab", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "x", "y"};
     w.add_string_array("tokenizer.ggml.tokens", tokens);
+    const std::vector<int32_t> types = {1, 1, 1, fim_type, fim_type, fim_type, 1, 1};
+    w.add_array<int32_t>("tokenizer.ggml.token_type", types);
     const std::vector<std::string> merges = {"a b"};
     w.add_string_array("tokenizer.ggml.merges", merges);
     for (const auto& [key, id] : keys) w.add<uint32_t>(key, id);
@@ -106,6 +108,10 @@ TEST(FillInMiddle, KeysNameTheTokens) {
   EXPECT_EQ(by_text.special().fim_prefix, 3);
   EXPECT_EQ(by_text.special().fim_suffix, 4);
   EXPECT_EQ(by_text.special().fim_middle, 5);
+  EXPECT_EQ(vocab_with({}, /*user-defined*/ 4).special().fim_prefix, 3);
+  const Vocab ordinary = vocab_with({}, /*normal*/ 1);
+  EXPECT_FALSE(has_fill_in_middle(ordinary));
+  EXPECT_FALSE(ordinary.special().fim_prefix.has_value());
   const Vocab by_key = vocab_with({{"tokenizer.ggml.fim_pre_token_id", 6},
                                    {"tokenizer.ggml.fim_suf_token_id", 7},
                                    {"tokenizer.ggml.middle_token_id", 0}});  // the older name
