@@ -650,7 +650,9 @@ TEST(CompletionRequest, HugeObjectsAreCheapToParse) {
   } catch (const ApiError& e) {
     EXPECT_EQ(e.param(), "response_format.json_schema.schema");
   }
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  // A bound on complexity, not a speed: quadratic parsing took ~10 s here (and several times that
+  // under ASan), linear takes ~1 s under ASan; a loaded 2-core CI machine has read 3.3 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
 }
 
 TEST(CompletionRequest, ParsesToolCallHistory) {
