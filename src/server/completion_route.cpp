@@ -7,6 +7,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -375,20 +376,21 @@ class CompletionStream {
   // the highest mean token logprob (over the tokens its text shows), best first. A candidate
   // that wrote nothing has no mean and comes last.
   std::vector<size_t> returned_choices() const {
-    std::vector<size_t> out;
+    std::vector<size_t> out(choices_.size());
+    std::iota(out.begin(), out.end(), size_t{0});
+    if (!ranked_) return out;
+    const auto mean_logprob = [this](size_t i) {
+      const std::vector<TokenOut>& tokens = choices_[i].logprobs;
+      double sum = 0;
+      for (const TokenOut& t : tokens) sum += t.logprob;
+      return tokens.empty() ? -std::numeric_limits<double>::infinity() : sum / static_cast<double>(tokens.size());
+    };
+    out.clear();
     const auto per_prompt = static_cast<size_t>(n_);
     for (size_t p = 0; p < parts_.size(); ++p) {
       std::vector<std::pair<double, size_t>> ranked;
-      for (size_t i = p * per_prompt; i < (p + 1) * per_prompt; ++i) {
-        double sum = 0;
-        size_t count = 0;
-        for (const TokenOut& t : choices_[i].logprobs) sum += t.logprob, ++count;
-        ranked.emplace_back(count == 0 ? -std::numeric_limits<double>::infinity() : sum / static_cast<double>(count),
-                            i);
-      }
-      if (ranked_) {
-        std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-      }
+      for (size_t i = p * per_prompt; i < (p + 1) * per_prompt; ++i) ranked.emplace_back(mean_logprob(i), i);
+      std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
       for (size_t k = 0; k < static_cast<size_t>(returned_); ++k) out.push_back(ranked[k].second);
     }
     return out;
