@@ -343,6 +343,8 @@ HttpReply ApiServer::route(const HttpRequest& request) {
 
   if (post && path == "/v1/chat/completions") return handle_completion(s, request, true);
   if (post && path == "/v1/completions") return handle_completion(s, request, false);
+  if (post && (path == "/completion" || path == "/completions")) return handle_native_completion(s, request, false);
+  if (post && path == "/infill") return handle_native_completion(s, request, true);
   if (post && path == "/v1/embeddings") return handle_embeddings(s, request);
   if (post && path == "/tokenize") return handle_tokenize(s, request);
   if (post && path == "/detokenize") return handle_detokenize(s, request);
@@ -402,11 +404,19 @@ HttpReply ApiServer::route(const HttpRequest& request) {
   struct Route {
     std::string_view path, allow;
   };
-  static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"},
-                                      {"/v1/embeddings", "POST"},       {"/tokenize", "POST"},
-                                      {"/detokenize", "POST"},          {"/apply-template", "POST"},
-                                      {"/v1/models", "GET, HEAD"},      {"/metrics", "GET, HEAD"},
-                                      {"/props", "GET, HEAD"},          {"/health", "GET, HEAD"},
+  static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"},
+                                      {"/v1/completions", "POST"},
+                                      {"/completion", "POST"},
+                                      {"/completions", "POST"},
+                                      {"/infill", "POST"},
+                                      {"/v1/embeddings", "POST"},
+                                      {"/tokenize", "POST"},
+                                      {"/detokenize", "POST"},
+                                      {"/apply-template", "POST"},
+                                      {"/v1/models", "GET, HEAD"},
+                                      {"/metrics", "GET, HEAD"},
+                                      {"/props", "GET, HEAD"},
+                                      {"/health", "GET, HEAD"},
                                       {"/tokenizer_info", "GET, HEAD"}};
   for (const Route& route : kRoutes) {
     if (path == route.path) {

@@ -239,6 +239,68 @@ void parse_prompt(const json& body, int32_t n_vocab, bool fills_gap, CompletionR
   }
 }
 
+// /infill: input_prefix and input_suffix (required strings), input_extra ([{filename?, text}]),
+// and prompt, the start of the middle (optional).
+void parse_infill(const json& body, CompletionRequest& r) {
+  for (auto [name, out] : {std::pair{"input_prefix", &r.infill_prefix}, std::pair{"input_suffix", &r.infill_suffix}}) {
+    const json* v = field(body, name);
+    if (v == nullptr) invalid_request(name, fmt::format("'{}' is required", name));
+    *out = string(*v, name);
+  }
+  if (const json* v = field(body, "input_extra")) {
+    if (!v->is_array()) {
+      invalid_request("input_extra", fmt::format("'input_extra' must be an array of {{\"filename\": string, "
+                                                 "\"text\": string}} objects, not {}",
+                                                 json_type_name(*v)));
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& chunk = (*v)[i];
+      const std::string name = fmt::format("input_extra[{}]", i);
+      if (!chunk.is_object()) {
+        invalid_request(name, fmt::format("'{}' must be an object {{\"filename\", \"text\"}}, not {}", name,
+                                          json_type_name(chunk)));
+      }
+      const json* text = field(chunk, "text");
+      if (text == nullptr) invalid_request(name + ".text", fmt::format("'{}.text' is required", name));
+      InfillFile file{.filename = "tmp", .text = string(*text, name + ".text")};
+      if (const json* f = field(chunk, "filename")) file.filename = string(*f, name + ".filename");
+      r.infill_extra.push_back(std::move(file));
+    }
+  }
+  const json* prompt = field(body, "prompt");
+  r.prompts.push_back({.text = prompt == nullptr ? std::string() : string(*prompt, "prompt"), .tokens = {}});
+}
+
+// llama.cpp's fields of /completion and /infill: n_probs (else OpenAI's logprobs integer),
+// post_sampling_probs, return_tokens, response_fields, t_max_predict_ms, n_indent.
+void parse_native(const json& body, CompletionRequest& r) {
+  if (const json* v = field(body, "n_probs")) {
+    const auto n = static_cast<int32_t>(integer(*v, "n_probs", 0, kMaxTopLogprobs));
+    r.logprobs = n > 0 ? n : -1;
+  } else if (const json* l = field(body, "logprobs")) {
+    r.logprobs = static_cast<int32_t>(integer(*l, "logprobs", 0, kMaxTopLogprobs));
+  }
+  if (const json* v = field(body, "post_sampling_probs"); v != nullptr && boolean(*v, "post_sampling_probs")) {
+    invalid_request("post_sampling_probs",
+                    "'post_sampling_probs' is not supported: n_probs reports the model's log-probabilities before "
+                    "sampling");
+  }
+  NativeOptions& o = r.native;
+  if (const json* v = field(body, "return_tokens")) o.return_tokens = boolean(*v, "return_tokens");
+  if (const json* v = field(body, "response_fields")) {
+    if (!v->is_array()) {
+      invalid_request("response_fields",
+                      fmt::format("'response_fields' must be an array of field names, not {}", json_type_name(*v)));
+    }
+    for (size_t i = 0; i < v->size(); ++i)
+      o.response_fields.push_back(string((*v)[i], fmt::format("response_fields[{}]", i)));
+  }
+  if (const json* v = field(body, "t_max_predict_ms")) {
+    o.t_max_predict_ms = number(*v, "t_max_predict_ms", 0, 1e9);
+  }
+  if (const json* v = field(body, "n_indent")) o.n_indent = static_cast<int32_t>(integer(*v, "n_indent", 0, 1 << 20));
+}
+
 std::vector<std::string> parse_stop(const json& v) {
   std::vector<std::string> stop;
   if (v.is_string()) {
@@ -352,7 +414,9 @@ void parse_sampling(const json& body, int32_t n_vocab, CompletionRequest& r) {
       invalid_request("samplers",
                       fmt::format("'samplers' must be an array of sampler names, not {}", json_type_name(*v)));
     }
-    std::string names;
+    // [] runs no truncation step, as "penalties" alone (llama.cpp's clients send it to warm the
+    // prompt cache).
+    std::string names = v->empty() ? "penalties" : "";
     for (size_t i = 0; i < v->size(); ++i) names += string((*v)[i], fmt::format("samplers[{}]", i)) + ";";
     try {
       s.order = parse_sampler_order(names);
@@ -522,15 +586,20 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
   if (const json* v = field(body, "model")) r.model = string(*v, "model");
   if (endpoint == Endpoint::kChatCompletions) {
     r.messages = parse_messages(body);
+  } else if (endpoint == Endpoint::kInfill) {
+    parse_infill(body, r);
   } else {
     const json* suffix = field(body, "suffix");
     parse_prompt(body, n_vocab,
-                 suffix != nullptr && suffix->is_string() && !suffix->get_ref<const std::string&>().empty(), r);
+                 endpoint == Endpoint::kCompletions && suffix != nullptr && suffix->is_string() &&
+                     !suffix->get_ref<const std::string&>().empty(),
+                 r);
   }
   // max_completion_tokens is the newer name; when both come, it wins (as OpenAI documents);
   // llama.cpp's n_predict counts where neither comes (-1: up to the context).
-  // Completions take 0: the prompt alone, which with echo and logprobs scores it.
-  const int64_t min_tokens = endpoint == Endpoint::kCompletions ? 0 : 1;
+  // Completions take 0: the prompt alone, which with echo and logprobs scores it (and, llama.cpp's
+  // way, fills the prefix cache).
+  const int64_t min_tokens = endpoint == Endpoint::kChatCompletions ? 1 : 0;
   if (const json* v = field(body, "n_predict")) {
     r.max_tokens = static_cast<int32_t>(integer(*v, "n_predict", -1, std::numeric_limits<int32_t>::max()));
     if (r.max_tokens >= 0 && r.max_tokens < min_tokens)
@@ -540,7 +609,11 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
     if (const json* v = field(body, name))
       r.max_tokens = static_cast<int32_t>(integer(*v, name, min_tokens, std::numeric_limits<int32_t>::max()));
   }
+  const bool native = endpoint == Endpoint::kNativeCompletion || endpoint == Endpoint::kInfill;
   if (const json* v = field(body, "n")) r.n = static_cast<int32_t>(integer(*v, "n", 1, kMaxChoices));
+  if (const json* v = field(body, "n_cmpl"); v != nullptr && native) {
+    r.n = static_cast<int32_t>(integer(*v, "n_cmpl", 1, kMaxChoices));
+  }
   if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
   r.best_of = r.n;
   if (const json* v = field(body, "best_of"); v != nullptr && endpoint == Endpoint::kCompletions) {
@@ -563,6 +636,8 @@ CompletionRequest parse_completion_request(const json& body, Endpoint endpoint, 
     const int32_t n_top = top == nullptr ? 0 : static_cast<int32_t>(integer(*top, "top_logprobs", 0, kMaxTopLogprobs));
     if (top != nullptr && !on) invalid_request("top_logprobs", "'top_logprobs' needs 'logprobs': true");
     r.logprobs = on ? n_top : -1;
+  } else if (native) {
+    parse_native(body, r);
   } else {
     if (const json* v = field(body, "logprobs"))
       r.logprobs = static_cast<int32_t>(integer(*v, "logprobs", 0, kMaxTopLogprobs));

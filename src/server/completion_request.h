@@ -14,10 +14,12 @@
 
 #include "ember/sampling.h"
 #include "server/tool_call_request.h"
+#include "tokenizer/fill_in_middle.h"
 
 namespace ember::server {
 
-enum class Endpoint { kChatCompletions, kCompletions };
+// OpenAI's two, and llama.cpp's own /completion and /infill (their answer has llama.cpp's shape).
+enum class Endpoint { kChatCompletions, kCompletions, kNativeCompletion, kInfill };
 
 struct RequestMessage {
   std::string role;     // system, developer, user, assistant or tool
@@ -33,6 +35,19 @@ struct RequestMessage {
 struct PromptInput {
   std::string text;
   std::vector<int32_t> tokens;
+};
+
+// llama.cpp's /completion and /infill fields that OpenAI's endpoints do not have.
+struct NativeOptions {
+  bool return_tokens = false;  // the generated ids in the answer's "tokens" (streamed chunks carry theirs anyway)
+  // Fields of the answer to keep (all when empty); "timings/prompt_n" names a nested one, which
+  // the answer then carries at the top under that name (llama.cpp's response_fields).
+  std::vector<std::string> response_fields;
+  // Code completion (llama.vim, llama.vscode): a line that ends after this long generating ends
+  // the answer (0: no limit) ...
+  double t_max_predict_ms = 0;
+  // ... as does a line indented less than n_indent columns, cut before its first character.
+  int32_t n_indent = 0;
 };
 
 struct CompletionRequest {
@@ -52,7 +67,8 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   // -1: no logprobs; otherwise the number of alternatives per token (chat: top_logprobs when
-  // logprobs is true; completions: the logprobs integer).
+  // logprobs is true; completions: the logprobs integer; llama.cpp's: n_probs above 0, else the
+  // logprobs integer).
   int32_t logprobs = -1;
   // Completions: the prompt is part of the text; with logprobs, its tokens' logprobs come first
   // (the first token's null: nothing precedes it).
@@ -60,13 +76,18 @@ struct CompletionRequest {
   // Completions: the text after the gap to fill (fill-in-the-middle, for code models with its
   // tokens); the prompt is the text before it. Not with echo or token-id prompts.
   std::optional<std::string> suffix;
+  NativeOptions native;  // kNativeCompletion, kInfill
+  // kInfill: input_prefix, input_suffix and input_extra; prompts[0].text is llama.cpp's `prompt`,
+  // the start of the middle (may be empty).
+  std::string infill_prefix, infill_suffix;
+  std::vector<InfillFile> infill_extra;
   std::vector<std::string> stop;  // non-empty strings
   std::optional<uint64_t> seed;   // absent (or -1 in the body): the server picks one
   bool ignore_eos = false;        // extension
   std::string user;               // kept for logs only
   // The engine's defaults (llama.cpp's) where the body is silent. top_p / typical_p 0 become the
   // smallest positive float (the best token only); top_k <= 0 is 0 (off); `samplers` orders the
-  // steps. Not parsed: llama.cpp's `n_probs` (logprobs is OpenAI's), `min_keep`.
+  // steps. Not parsed: llama.cpp's `min_keep`.
   SamplingParams sampling;
   // Structured output (docs/server.md, "Structured output"): from response_format (json_object,
   // json_schema), or the extensions json_schema (llama.cpp's), grammar (GBNF) or regex; at most one.

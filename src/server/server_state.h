@@ -57,6 +57,8 @@ uint64_t random_seed();
 std::string token_piece(const ServerState& state, int32_t id);
 
 HttpReply handle_completion(ServerState& state, const HttpRequest& request, bool chat);
+// llama.cpp's /completion (infill false) and /infill.
+HttpReply handle_native_completion(ServerState& state, const HttpRequest& request, bool infill);
 HttpReply handle_embeddings(ServerState& state, const HttpRequest& request);
 HttpReply handle_tokenize(ServerState& state, const HttpRequest& request);
 HttpReply handle_detokenize(ServerState& state, const HttpRequest& request);

@@ -2,6 +2,9 @@
 // token order the model was trained on, so that the model writes the gap.
 #pragma once
 
+#include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -18,5 +21,30 @@ bool has_fill_in_middle(const Vocab& vocab) noexcept;
 // Error(kUnsupported) when the vocabulary has no fill-in-the-middle tokens.
 std::vector<TokenId> fill_in_middle_prompt(const Tokenizer& tokenizer, std::string_view prefix,
                                            std::string_view suffix);
+
+// Another file of the project, given as context (llama.cpp's input_extra chunk).
+struct InfillFile {
+  std::string filename;  // "tmp" where the client names none
+  std::string text;
+};
+
+// What llama.cpp's /infill takes: the code before and after the cursor, the start of the middle
+// already typed (`prompt`), and other files.
+struct InfillParts {
+  std::string_view prefix, suffix, prompt;
+  std::span<const InfillFile> extra;
+};
+
+// llama.cpp's /infill prompt, cut to fit `max_tokens`:
+//   [BOS] extra PRE prefix prompt SUF suffix MID
+// where extra is, with the repository tokens (Qwen2.5-Coder),
+//   REPO "myproject\n" (SEP filename "\n" text)... SEP "filename\n"
+// and without them each file's text after "\n\n--- snippet ---\n\n". The prefix keeps its last
+// tokens, at most 3/4 of min(2048, max_tokens) (llama.cpp's batch); the suffix its first, at most
+// the last quarter less the prompt and the markers; the extra files their last, in what is left of
+// max_tokens. Prefix, suffix and files are plain text; the prompt may spell control tokens. BOS
+// comes first (llama.cpp puts the files before it; the models were trained with it first). Throws
+// Error(kUnsupported) without the three fill-in-the-middle tokens.
+std::vector<TokenId> infill_prompt(const Tokenizer& tokenizer, const InfillParts& parts, int32_t max_tokens);
 
 }  // namespace ember

@@ -6,6 +6,7 @@
 #include <functional>
 #include <span>
 
+#include "core/log.h"
 #include "ember/error.h"
 #include "tokenizer/pre_tokenizer.h"
 
@@ -33,6 +34,8 @@ constexpr std::string_view kFimSuffixTexts[] = {"<|fim_suffix|>", "<fim-suffix>"
                                                 "<SUF>",          "▁<SUF>",       "<|code_suffix|>"};
 constexpr std::string_view kFimMiddleTexts[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",   "<｜fim▁end｜>",
                                                 "<MID>",          "▁<MID>",       "<|code_middle|>"};
+constexpr std::string_view kFimRepoTexts[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"};
+constexpr std::string_view kFimFileSepTexts[] = {"<|file_sep|>"};
 
 TokenizerModel parse_model(const GgufFile& file, std::string_view name) {
   for (const auto& [key, model] : kModels) {
@@ -156,10 +159,20 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   v.special_.pad = special_id(file, "tokenizer.ggml.padding_token_id", n);
   v.special_.sep = special_id(file, "tokenizer.ggml.seperator_token_id", n);  // sic: llama.cpp's key
   v.special_.mask = special_id(file, "tokenizer.ggml.mask_token_id", n);
-  // Fill-in-the-middle: the current keys, the older ones, then the texts, for each of the three.
+  // Fill-in-the-middle: the current keys, the older ones, then the texts. An id outside the
+  // vocabulary is ignored with a warning, as llama.cpp does: a code feature's broken key should not
+  // keep the model from loading.
+  const auto tolerant_id = [&](std::string_view key) -> std::optional<TokenId> {
+    try {
+      return special_id(file, key, n);
+    } catch (const Error& e) {
+      EMBER_LOG_WARN("{}; ignored", e.what());
+      return std::nullopt;
+    }
+  };
   const auto fim = [&](std::string_view key, std::string_view old_key, std::span<const std::string_view> texts) {
-    std::optional<TokenId> id = special_id(file, key, n);
-    if (!id) id = special_id(file, old_key, n);
+    std::optional<TokenId> id = tolerant_id(key);
+    if (!id && !old_key.empty()) id = tolerant_id(old_key);
     // By text, only a control or user-defined token: an ordinary "<PRE>" in some vocabulary is text.
     for (size_t i = 0; !id && i < texts.size(); ++i) {
       const std::optional<TokenId> found = v.find(texts[i]);
@@ -170,6 +183,8 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   v.special_.fim_prefix = fim("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id", kFimPrefixTexts);
   v.special_.fim_suffix = fim("tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id", kFimSuffixTexts);
   v.special_.fim_middle = fim("tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id", kFimMiddleTexts);
+  v.special_.fim_repo = fim("tokenizer.ggml.fim_rep_token_id", {}, kFimRepoTexts);
+  v.special_.fim_file_sep = fim("tokenizer.ggml.fim_sep_token_id", {}, kFimFileSepTexts);
 
   // Defaults as llama.cpp's: SPM adds BOS and a space prefix; WPM adds its CLS (as BOS) and SEP;
   // BPE adds BOS for the pre-tokenizers whose models expect it (Llama 3, Tekken).

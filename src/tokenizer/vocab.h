@@ -41,6 +41,10 @@ struct SpecialTokens {
   // write. From tokenizer.ggml.fim_{pre,suf,mid}_token_id (or the older prefix/suffix/middle keys),
   // else found by their texts (<|fim_prefix|>, <fim_prefix>, <｜fim▁begin｜>, ▁<PRE>, ...).
   std::optional<TokenId> fim_prefix, fim_suffix, fim_middle;
+  // Repository-level fill-in-the-middle (Qwen2.5-Coder): the token before the repository's name
+  // and the one before each file's name (tokenizer.ggml.fim_rep_token_id / fim_sep_token_id, else
+  // <|repo_name|>, <|file_sep|>, ...). Either may be absent.
+  std::optional<TokenId> fim_repo, fim_file_sep;
 };
 
 class Vocab {

@@ -4,17 +4,45 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "gguf/gguf_reader.h"
+#include "gguf/gguf_writer.h"
 #include "server/http_types.h"
+#include "support/test_data.h"
 
 namespace ember::server {
 
 inline const std::string kTiny = (std::filesystem::path(EMBER_SOURCE_DIR) / "models" / "ember-tiny.gguf").string();
+
+// ember-tiny with three of its ordinary tokens named as the fill-in-the-middle ones (and, with
+// `repo`, two more as the repository and file separator tokens): the prompts' layout is what these
+// tests check, not the model's skill at filling gaps.
+inline constexpr int32_t kFimPrefix = 100, kFimSuffix = 101, kFimMiddle = 102, kFimRepo = 103, kFimFileSep = 104;
+inline std::filesystem::path tiny_with_fill_in_middle(bool repo = false) {
+  const GgufFile in = GgufFile::open(kTiny);
+  GgufWriter w;
+  for (const GgufKeyValue& kv : in.metadata()) w.add_value(kv.key, kv.value);
+  w.add<uint32_t>("tokenizer.ggml.fim_pre_token_id", kFimPrefix);
+  w.add<uint32_t>("tokenizer.ggml.fim_suf_token_id", kFimSuffix);
+  w.add<uint32_t>("tokenizer.ggml.fim_mid_token_id", kFimMiddle);
+  if (repo) {
+    w.add<uint32_t>("tokenizer.ggml.fim_rep_token_id", kFimRepo);
+    w.add<uint32_t>("tokenizer.ggml.fim_sep_token_id", kFimFileSep);
+  }
+  for (const GgufTensorInfo& t : in.tensors()) {
+    w.add_tensor(t.name, t.dtype, t.shape(), std::span(in.tensor_data(t), t.n_bytes));
+  }
+  const std::filesystem::path out =
+      test::temp_dir(repo ? "server_fim_repo" : "server_fim") / (repo ? "tiny-fim-repo.gguf" : "tiny-fim.gguf");
+  w.write_file(out.string());
+  return out;
+}
 
 class StringSink : public Sink {
  public:

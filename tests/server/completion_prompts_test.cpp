@@ -299,22 +299,6 @@ TEST_F(CompletionPrompts, VllmTokenizerRoutes) {
 
 // A copy of ember-tiny whose file names three of its tokens as the fill-in-the-middle tokens (its
 // vocabulary has none): the prompt's layout is what is tested, not the model's answer.
-constexpr int32_t kFimPrefix = 100, kFimSuffix = 101, kFimMiddle = 102;
-std::filesystem::path tiny_with_fill_in_middle() {
-  const GgufFile in = GgufFile::open(kTiny);
-  GgufWriter w;
-  for (const GgufKeyValue& kv : in.metadata()) w.add_value(kv.key, kv.value);
-  w.add<uint32_t>("tokenizer.ggml.fim_pre_token_id", kFimPrefix);
-  w.add<uint32_t>("tokenizer.ggml.fim_suf_token_id", kFimSuffix);
-  w.add<uint32_t>("tokenizer.ggml.fim_mid_token_id", kFimMiddle);
-  for (const GgufTensorInfo& t : in.tensors()) {
-    w.add_tensor(t.name, t.dtype, t.shape(), std::span(in.tensor_data(t), t.n_bytes));
-  }
-  const std::filesystem::path out = test::temp_dir("server_fim") / "tiny-fim.gguf";
-  w.write_file(out.string());
-  return out;
-}
-
 // `suffix` asks a code model to fill a gap: [BOS] PRE prompt SUF suffix MID, the prompt and suffix
 // as plain text. The answer is the middle alone; its text offsets count from the prompt's start.
 TEST(CompletionFillInMiddle, SuffixBuildsThePrefixSuffixMiddlePrompt) {
