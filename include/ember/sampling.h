@@ -20,6 +20,10 @@ enum class SamplerStep : uint8_t {
   kMinP,         // drop tokens below min_p × the best's probability
   kXtc,          // exclude top choices: sometimes drop every token above the threshold but the last
   kTemperature,  // divide logits by the (dynamic) temperature
+  // Fill in the middle (llama.cpp's "infill", for code completion): end the answer when ending is
+  // likely enough, else keep the few tokens that stand out once tokens that begin with another
+  // token's text count for it. Not in the default order; needs the chain's tokenizer.
+  kInfill,
 };
 
 // Every field has llama.cpp's default; a value that turns a step off makes it cost nothing.

@@ -292,6 +292,7 @@ std::string sampler_summary(const SamplingParams& p, std::string_view sep) {
                                                                 fixed2(p.dynatemp_range), fixed2(p.dynatemp_exponent))
                                                   : "temp " + fixed2(p.temperature));
           break;
+        case SamplerStep::kInfill: parts.push_back("infill"); break;
       }
     }
   }

@@ -92,7 +92,7 @@ void validate(const SamplingParams& p) {
     }
   }
   for (const SamplerStep step : p.order) {
-    if (static_cast<uint8_t>(step) > static_cast<uint8_t>(SamplerStep::kTemperature)) {
+    if (static_cast<uint8_t>(step) > static_cast<uint8_t>(SamplerStep::kInfill)) {
       fail(ErrorCode::kInvalidArgument, "order holds an unknown step ({})", static_cast<int>(step));
     }
   }
@@ -113,6 +113,7 @@ std::string_view sampler_step_name(SamplerStep step) noexcept {
     case SamplerStep::kMinP: return "min_p";
     case SamplerStep::kXtc: return "xtc";
     case SamplerStep::kTemperature: return "temperature";
+    case SamplerStep::kInfill: return "infill";
   }
   return "?";
 }
@@ -142,6 +143,7 @@ std::vector<SamplerStep> parse_sampler_order(std::string_view text) {
       {"xtc", SamplerStep::kXtc},
       {"temperature", SamplerStep::kTemperature},
       {"temp", SamplerStep::kTemperature},
+      {"infill", SamplerStep::kInfill},
   };
   std::vector<SamplerStep> order;
   bool penalties = false;
@@ -157,7 +159,8 @@ std::vector<SamplerStep> parse_sampler_order(std::string_view text) {
         std::find_if(std::begin(kAliases), std::end(kAliases), [&](const Alias& a) { return a.name == name; });
     if (alias == std::end(kAliases)) {
       fail(ErrorCode::kInvalidArgument,
-           "unknown sampler '{}' (known: dry, top_n_sigma, top_k, typ_p, top_p, min_p, xtc, temperature)", name);
+           "unknown sampler '{}' (known: dry, top_n_sigma, top_k, typ_p, top_p, min_p, xtc, temperature, infill)",
+           name);
     }
     order.push_back(alias->step);
   }
@@ -169,7 +172,9 @@ std::vector<SamplerStep> parse_sampler_order(std::string_view text) {
 }
 
 SamplerChain::SamplerChain(const SamplingParams& params, int32_t n_vocab, const Tokenizer* tokenizer)
-    : SamplerChain(params, n_vocab, breakers_of(params, tokenizer)) {}
+    : SamplerChain(params, n_vocab, breakers_of(params, tokenizer)) {
+  tokenizer_ = tokenizer;
+}
 
 SamplerChain::SamplerChain(const SamplingParams& params, int32_t n_vocab,
                            std::vector<std::vector<int32_t>> dry_breakers)
@@ -396,6 +401,7 @@ int32_t SamplerChain::run_order(size_t first) {
           temperature(params_.temperature);
         }
         break;
+      case SamplerStep::kInfill: infill(); break;
     }
     if (!full_ && cands_.size() == 1) return cands_.front().id;  // nothing left to choose
   }

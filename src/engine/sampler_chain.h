@@ -28,7 +28,7 @@ void validate(const SamplingParams& params);
 std::vector<SamplerStep> effective_order(const SamplingParams& params);
 
 // llama.cpp's --samplers names: "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc",
-// "temperature".
+// "temperature", "infill".
 std::string_view sampler_step_name(SamplerStep step) noexcept;
 
 // "top_k;top_p;temperature" (';' or ',' between names; llama.cpp's aliases such as "temp",
@@ -40,7 +40,8 @@ std::vector<SamplerStep> parse_sampler_order(std::string_view text);
 class SamplerChain {
  public:
   // Throws as validate(), and for a logit_bias token outside [0, n_vocab). `tokenizer` (may be
-  // null: DRY's sequence breakers are then unused) maps the DRY sequence breakers to tokens.
+  // null: DRY's sequence breakers are then unused, and the infill step does nothing) maps the DRY
+  // sequence breakers to tokens and gives the infill step the tokens' texts.
   SamplerChain(const SamplingParams& params, int32_t n_vocab, const Tokenizer* tokenizer);
   // DRY's sequence breakers given as token sequences (dry_breaker_sequences' form).
   SamplerChain(const SamplingParams& params, int32_t n_vocab, std::vector<std::vector<int32_t>> dry_breakers);
@@ -118,6 +119,7 @@ class SamplerChain {
   void xtc(float probability, float threshold);
   void temperature(float t);
   void dynamic_temperature();
+  void infill();
   size_t mirostat_truncate();  // the kept candidates, their weights at the front of weights_
   int32_t mirostat_v2();
   // Bias, penalties and the steps; a token when they decide alone (greedy, one candidate left,
@@ -155,7 +157,10 @@ class SamplerChain {
   std::vector<float> work_;       // writable logits (bias, penalties, DRY, XTC)
   std::vector<float> weights_;    // exp(value - best), per vocabulary entry or candidate
   std::vector<Candidate> cands_;  // capacity n_vocab: no step ever grows it
-  std::vector<uint16_t> bucket_;  // per vocabulary entry: its histogram bucket (top-k, top-p, typical)
+  const Tokenizer* tokenizer_ = nullptr;
+  std::vector<std::string> infill_pieces_;  // the infill step's scratch: each candidate's text ...
+  std::vector<double> infill_p_;            // ... and probability
+  std::vector<uint16_t> bucket_;            // per vocabulary entry: its histogram bucket (top-k, top-p, typical)
 };
 
 }  // namespace ember

@@ -11,12 +11,19 @@
 #include <limits>
 
 #include "engine/sampler_chain.h"
+#include "tokenizer/tokenizer.h"
 
 namespace ember {
 namespace {
 
 using sampling::Candidate;
 using sampling::kNegInf;
+
+// The infill step compares every pair of candidates: it runs on at most this many (llama.cpp's
+// clients put it after top-k 40; on a whole vocabulary it would take seconds per token).
+constexpr size_t kInfillMost = 512;
+// ... and keeps a text token with at least this probability, after merging.
+constexpr double kInfillKeep = 0.2;
 
 // top-p over the whole vocabulary first tries the best this many by heap (real models put the
 // mass on a few dozen tokens).
@@ -494,6 +501,95 @@ size_t SamplerChain::mirostat_truncate() {
   full_ = false;
   sorted_ = false;
   return kept;
+}
+
+// llama.cpp's infill sampler, step for step (its draw then weighs the survivors by their values,
+// as ours does, so its merged probabilities only decide who survives):
+//  1. when the end-of-generation tokens hold enough of the mass (3 * p_eog * n > p_text), keep
+//     only them: the gap is filled;
+//  2. a token whose text begins another's takes that one's probability (the likelier of the two
+//     keeps the sum; the other is dropped): "re", "ret", "return" are one choice, not three;
+//  3. drop text tokens below 0.2; none left: end-of-turn alone; then drop those below 1 / (k + 1)
+//     of the k left.
+void SamplerChain::infill() {
+  if (tokenizer_ == nullptr) return;
+  if (set_size() > kInfillMost) top_k(static_cast<int32_t>(kInfillMost));
+  materialize();
+  if (!sorted_) {
+    std::sort(cands_.begin(), cands_.end(), sampling::better);
+    sorted_ = true;
+  }
+  const size_t n = cands_.size();
+  if (n <= 1) return;
+  const Vocab& vocab = tokenizer_->vocab();
+  std::vector<double>& p = infill_p_;
+  p.resize(n);
+  const float best = cands_.front().logit;
+  if (!(best > kNegInf)) return;
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i)
+    sum += p[i] = cands_[i].logit > kNegInf ? std::exp(double{cands_[i].logit - best}) : 0.0;
+  double p_eog = 0.0, p_text = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    p[i] /= sum;
+    (vocab.is_end_of_generation(cands_[i].id) ? p_eog : p_text) += p[i];
+  }
+  // Keeps, in order, the candidates `keep` holds for (with their probabilities).
+  const auto compact = [&](auto keep) {
+    size_t kept = 0;
+    for (size_t i = 0; i < cands_.size(); ++i) {
+      if (!keep(i)) continue;
+      cands_[kept] = cands_[i];
+      p[kept++] = p[i];
+    }
+    cands_.resize(kept);
+    p.resize(kept);
+  };
+  if (3.0 * p_eog * static_cast<double>(n) > p_text) {
+    compact([&](size_t i) { return vocab.is_end_of_generation(cands_[i].id); });
+    return;
+  }
+  std::vector<std::string>& pieces = infill_pieces_;
+  pieces.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    pieces[i].clear();
+    tokenizer_->append_piece(cands_[i].id, /*render_special=*/false, pieces[i]);  // control tokens: ""
+  }
+  for (size_t i0 = 0; i0 < n; ++i0) {
+    for (size_t i1 = 0; i1 < n && cands_[i0].logit > kNegInf; ++i1) {
+      if (i0 == i1 || !(cands_[i1].logit > kNegInf)) continue;
+      if (pieces[i0].empty() || !pieces[i1].starts_with(pieces[i0])) continue;
+      const bool second_likelier = p[i1] > p[i0];
+      const size_t keep = second_likelier ? i1 : i0, drop = second_likelier ? i0 : i1;
+      p[keep] += p[drop];
+      p[drop] = 0.0;
+      cands_[drop].logit = kNegInf;
+    }
+  }
+  const auto text_kept = [&](double threshold) {
+    compact([&](size_t i) {
+      return cands_[i].logit > kNegInf && (vocab.is_end_of_generation(cands_[i].id) || p[i] >= threshold);
+    });
+    size_t k = 0;
+    double kept_sum = 0.0;
+    for (size_t i = 0; i < cands_.size(); ++i) {
+      kept_sum += p[i];
+      if (!vocab.is_end_of_generation(cands_[i].id)) ++k;
+    }
+    for (double& x : p) x /= kept_sum;
+    return k;
+  };
+  const size_t k = text_kept(kInfillKeep);
+  if (k == 0) {
+    const std::optional<TokenId> end = vocab.special().eot ? vocab.special().eot : vocab.special().eos;
+    if (end) {
+      cands_.assign(1, Candidate{0.0f, *end});
+      return;
+    }
+    if (cands_.empty()) cands_.push_back({0.0f, sampling::argmax(logits_)});  // no end token to give
+    return;
+  }
+  text_kept(1.0 / static_cast<double>(k + 1));
 }
 
 int32_t SamplerChain::mirostat_v2() {

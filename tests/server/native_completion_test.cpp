@@ -350,6 +350,47 @@ TEST(NativeInfill, BuildsTheFillInTheMiddlePrompt) {
   EXPECT_NE(r.body.find("fill-in-the-middle"), std::string::npos) << r.body;
 }
 
+// The request llama.vim sends: its sampler chain ends in "infill" (no temperature step), and it
+// reads the fields it names in response_fields.
+TEST(NativeInfill, LlamaVimsRequest) {
+  ServerOptions o;
+  o.model_path = tiny_with_fill_in_middle(/*repo=*/true).string();
+  o.threads = 2;
+  ApiServer server(o);
+  server.load();
+  const json request = {
+      {"input_prefix", "In the beginning God created"},
+      {"input_suffix", "\nAnd the earth was without form"},
+      {"input_extra", json::array({{{"filename", "genesis.txt"}, {"text", "Let there be light"}}})},
+      {"prompt", " the"},
+      {"n_predict", 16},
+      {"n_indent", 0},
+      {"top_k", 40},
+      {"top_p", 0.99},
+      {"stream", false},
+      {"samplers", {"top_k", "top_p", "infill"}},
+      {"cache_prompt", true},
+      {"t_max_prompt_ms", 500},
+      {"t_max_predict_ms", 1000},
+      {"response_fields",
+       {"content", "timings/prompt_n", "timings/prompt_ms", "timings/prompt_per_token_ms", "timings/prompt_per_second",
+        "timings/predicted_n", "timings/predicted_ms", "timings/predicted_per_token_ms", "timings/predicted_per_second",
+        "truncated", "tokens_cached"}}};
+  const HttpReply r = server.handle(post("/infill", request.dump(), ""));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json a = body_of(r);
+  EXPECT_EQ(a.size(), 11u) << a.dump();
+  EXPECT_TRUE(a["content"].is_string());
+  EXPECT_GE(a["timings/predicted_n"].get<int>(), 1);
+  EXPECT_EQ(a["truncated"], false);
+  // The same chain runs on /completion, and the settings name it.
+  const HttpReply c = server.handle(
+      post("/completion",
+           json{{"prompt", "In the beginning"}, {"n_predict", 4}, {"samplers", {"top_k", "infill"}}}.dump(), ""));
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(body_of(c)["generation_settings"]["samplers"], json({"top_k", "infill"}));
+}
+
 TEST(NativeInfill, BadRequestsNameTheField) {
   ServerOptions o;
   o.model_path = tiny_with_fill_in_middle().string();
