@@ -1,8 +1,8 @@
 // libFuzzer target: arbitrary request bodies through the server's parsing of POST
-// /v1/chat/completions and /v1/completions (the body's JSON, every field's type and range, tools
-// and their grammar in every family's syntax, structured output compiled). Never a crash or hang,
-// and a bad body is a client error: ApiError with a 4xx status, or Error(kInvalidArgument) (a
-// 400); anything else would answer a bad request with a 500.
+// /v1/chat/completions, /v1/completions, and llama.cpp's /completion and /infill (the body's
+// JSON, every field's type and range, tools and their grammar in every family's syntax, structured
+// output compiled). Never a crash or hang, and a bad body is a client error: ApiError with a 4xx
+// status, or Error(kInvalidArgument) (a 400); anything else would answer a bad request with a 500.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -81,7 +81,24 @@ constexpr const char* kFields[] = {"messages",
                                    "tools",
                                    "tool_choice",
                                    "parallel_tool_calls",
-                                   "user"};
+                                   "user",
+                                   "suffix",
+                                   "best_of",
+                                   "n_predict",
+                                   "samplers",
+                                   "n_probs",
+                                   "n_cmpl",
+                                   "post_sampling_probs",
+                                   "return_tokens",
+                                   "response_fields",
+                                   "t_max_predict_ms",
+                                   "n_indent",
+                                   "input_prefix",
+                                   "input_suffix",
+                                   "input_extra"};
+
+constexpr Endpoint kEndpoints[] = {Endpoint::kChatCompletions, Endpoint::kCompletions, Endpoint::kNativeCompletion,
+                                   Endpoint::kInfill};
 
 void parse(const std::string& body, Endpoint endpoint) {
   try {
@@ -116,8 +133,7 @@ void parse(const std::string& body, Endpoint endpoint) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 64 * 1024) return 0;
   const std::string body(reinterpret_cast<const char*>(data), size);
-  parse(body, Endpoint::kChatCompletions);
-  parse(body, Endpoint::kCompletions);
+  for (const Endpoint endpoint : kEndpoints) parse(body, endpoint);
   if (body.size() > 4096) return 0;
   const nlohmann::json value = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return 0;
@@ -125,11 +141,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t hash = size;
   for (size_t i = 0; i < size; ++i) hash = hash * 131 + data[i];
   for (int pick = 0; pick < 3; ++pick, hash /= std::size(kFields)) {
-    nlohmann::json request = {{"messages", {{{"role", "user"}, {"content", "x"}}}}, {"prompt", "x"}};
+    nlohmann::json request = {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+                              {"prompt", "x"},
+                              {"input_prefix", "a"},
+                              {"input_suffix", "b"}};
     request[kFields[hash % std::size(kFields)]] = value;
     const std::string text = request.dump();
-    parse(text, Endpoint::kChatCompletions);
-    parse(text, Endpoint::kCompletions);
+    for (const Endpoint endpoint : kEndpoints) parse(text, endpoint);
   }
   return 0;
 }
