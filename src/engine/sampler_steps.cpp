@@ -509,8 +509,9 @@ size_t SamplerChain::mirostat_truncate() {
 //     only them: the gap is filled;
 //  2. a token whose text begins another's takes that one's probability (the likelier of the two
 //     keeps the sum; the other is dropped): "re", "ret", "return" are one choice, not three;
-//  3. drop text tokens below 0.2; none left: end-of-turn alone; then drop those below 1 / (k + 1)
-//     of the k left.
+//  3. drop text tokens below 0.2; none left: end-of-turn (else EOS) alone, where the set still
+//     has it (a grammar or ignore_eos can remove it: then the likeliest token after merging); then
+//     drop those below 1 / (k + 1) of the k left.
 void SamplerChain::infill() {
   if (tokenizer_ == nullptr) return;
   if (set_size() > kInfillMost) top_k(static_cast<int32_t>(kInfillMost));
@@ -566,6 +567,16 @@ void SamplerChain::infill() {
       cands_[drop].logit = kNegInf;
     }
   }
+  // The fallback below ends the answer only with an end token the set still has (a grammar or
+  // ignore_eos may have removed it); else the likeliest token after merging stays.
+  const std::optional<TokenId> end = vocab.special().eot ? vocab.special().eot : vocab.special().eos;
+  bool end_live = false;
+  size_t likeliest = 0;
+  for (size_t i = 0; i < n; ++i) {
+    end_live = end_live || (end && cands_[i].id == *end && cands_[i].logit > kNegInf);
+    if (p[i] > p[likeliest]) likeliest = i;  // merged-away tokens have 0
+  }
+  const Candidate likeliest_token = cands_[likeliest];
   const auto text_kept = [&](double threshold) {
     compact([&](size_t i) {
       return cands_[i].logit > kNegInf && (vocab.is_end_of_generation(cands_[i].id) || p[i] >= threshold);
@@ -581,12 +592,7 @@ void SamplerChain::infill() {
   };
   const size_t k = text_kept(kInfillKeep);
   if (k == 0) {
-    const std::optional<TokenId> end = vocab.special().eot ? vocab.special().eot : vocab.special().eos;
-    if (end) {
-      cands_.assign(1, Candidate{0.0f, *end});
-      return;
-    }
-    if (cands_.empty()) cands_.push_back({0.0f, sampling::argmax(logits_)});  // no end token to give
+    cands_.assign(1, end_live ? Candidate{0.0f, *end} : likeliest_token);
     return;
   }
   text_kept(1.0 / static_cast<double>(k + 1));

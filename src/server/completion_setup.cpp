@@ -145,7 +145,6 @@ nlohmann::ordered_json chat_context(const Llm::Impl& impl, const CompletionReque
 
 }  // namespace
 
-// The chat prompt of `req` through the template in use (tools, tool calls and results included).
 std::string render_chat(const ServerState& state, const CompletionRequest& req, tool_calls::ToolFormat format,
                         bool add_generation_prompt) {
   const Llm::Impl& impl = LlmAccess::impl(*state.llm);

@@ -32,8 +32,9 @@ struct NativeChoice {
   std::vector<std::pair<size_t, NativeTokenProbs>> probs;
   std::optional<FinishReason> finish;
   GenerationStats stats;
-  std::optional<Clock::time_point> first_token;
-  // Ended by t_max_predict_ms or n_indent: nothing more is shown, and its stop_type is "limit".
+  std::optional<Clock::time_point> first_token, last_token;
+  // Ended by t_max_predict_ms or n_indent: nothing more is shown, and its stop_type is "limit";
+  // its counts and times stop at the token that ended it (the engine may have made more).
   bool limited = false;
   // n_indent: where the line after the last newline begins (npos before any), and whether its
   // indentation has been measured.
@@ -59,13 +60,7 @@ class NativeStream {
         choices_(parts_.size() * static_cast<size_t>(n_)) {}
 
   HttpReply whole() {
-    std::vector<EngineEvent> events;
-    for (size_t p = 0; p < parts_.size(); ++p) {
-      for (bool ended = false; !ended;) {
-        events.clear();
-        ended = parts_[p].request->next(events, 1000ms);
-        for (EngineEvent& e : events) take(p, e, nullptr);
-      }
+    while (poll(nullptr)) {
     }
     if (!error_.empty()) return error_reply(ApiError(500, "server_error", "", error_));
     for (const NativeChoice& c : choices_) {
@@ -79,24 +74,20 @@ class NativeStream {
     return json_reply(200, all);
   }
 
-  // A chunk per token, then each choice's final object; comment lines while nothing comes, so that
+  // A chunk per token, then each choice's final object, the prompts' chunks interleaved as they
+  // come (llama.cpp's order: `index` tells them apart); comment lines while nothing comes, so that
   // a client gone away is noticed (a write fails) and cancels.
   void stream(Sink& sink) {
     sink_ = &sink;
-    std::vector<EngineEvent> events;
     auto last_write = Clock::now();
-    for (size_t p = 0; p < parts_.size() && !gone_; ++p) {
-      for (;;) {
-        events.clear();
-        const bool ended = parts_[p].request->next(events, 250ms);
-        for (EngineEvent& e : events) take(p, e, &sink);
-        if (ended || gone_) break;
-        if (!events.empty()) {
-          last_write = Clock::now();
-        } else if (Clock::now() - last_write > 1s) {
-          write(":\n\n");
-          last_write = Clock::now();
-        }
+    for (bool more = true; more && !gone_;) {
+      const size_t written = writes_;
+      more = poll(&sink);
+      if (writes_ != written) {
+        last_write = Clock::now();
+      } else if (Clock::now() - last_write > 1s) {
+        write(":\n\n");
+        last_write = Clock::now();
       }
     }
   }
@@ -106,6 +97,32 @@ class NativeStream {
   }
 
  private:
+  // Takes what every unfinished prompt has sent, waiting a moment for the first of them when none
+  // has anything; whether any prompt is still running. Every prompt is read each round, so that a
+  // limit in any of them stops it at once.
+  bool poll(Sink* sink) {
+    if (ended_.empty()) ended_.assign(parts_.size(), false);
+    bool any_event = false, running = false;
+    for (size_t p = 0; p < parts_.size(); ++p) {
+      if (ended_[p]) continue;
+      events_.clear();
+      ended_[p] = parts_[p].request->next(events_, 0ms);
+      any_event = any_event || !events_.empty();
+      for (EngineEvent& e : events_) take(p, e, sink);
+      running = running || !ended_[p];
+    }
+    if (running && !any_event) {
+      for (size_t p = 0; p < parts_.size(); ++p) {
+        if (ended_[p]) continue;
+        events_.clear();
+        ended_[p] = parts_[p].request->next(events_, parts_.size() == 1 ? 250ms : 20ms);
+        for (EngineEvent& e : events_) take(p, e, sink);
+        break;
+      }
+    }
+    return std::find(ended_.begin(), ended_.end(), false) != ended_.end();
+  }
+
   NativeTokenProbs token_probs(const GeneratedToken& token) const {
     NativeTokenProbs t{.id = token.id, .text = token_piece(state_, token.id), .logprob = token.logprob, .top = {}};
     for (const TokenLogprob& alt : token.top) t.top.push_back({alt.token, token_piece(state_, alt.token), alt.logprob});
@@ -140,7 +157,12 @@ class NativeStream {
     if (e.has_token && !c.limited) {
       json chunk_probs = json::array();
       if (e.token.id >= 0) {
+        // From the request's making (before it was submitted), so never negative.
+        const Clock::time_point since = c.last_token ? *c.last_token : parts_[p].request->arrival;
+        (c.last_token ? state_.metrics.inter_token_latency : state_.metrics.time_to_first_token)
+            .observe(std::chrono::duration<double>(e.at - since).count());
         if (!c.first_token) c.first_token = e.at;
+        c.last_token = e.at;
         c.tokens.push_back(e.token.id);
         if (want_probs_) {
           NativeTokenProbs probs = token_probs(e.token);
@@ -173,6 +195,7 @@ class NativeStream {
       c.stats = e.stats;
       c.finish = e.stats.finish;
       if (!e.error.empty()) error_ = e.error;
+      cancel_if_all_ended(p);  // a choice stopped by a limit may be all that still runs
       if (sink != nullptr) {
         if (!e.error.empty()) {
           send(ApiError(500, "server_error", "", e.error).to_json());
@@ -197,6 +220,15 @@ class NativeStream {
     const NativeChoice& c = choices_[index];
     const NativePart& part = parts_[index / static_cast<size_t>(n_)];
     const auto n_prompt = static_cast<int32_t>(part.prompt.tokens.size());
+    // A limit's counts and times stop at the token that ended the answer.
+    GenerationStats stats = c.stats;
+    if (c.limited) {
+      stats.generated_tokens = static_cast<int32_t>(c.tokens.size());
+      if (c.first_token && c.last_token) {
+        stats.total_ms =
+            stats.first_token_ms + std::chrono::duration<double, std::milli>(*c.last_token - *c.first_token).count();
+      }
+    }
     json reply = {
         {"index", index},
         {"content", streamed ? std::string() : c.text},
@@ -204,7 +236,7 @@ class NativeStream {
         {"id_slot", -1},
         {"stop", true},
         {"model", state_.model_name},
-        {"tokens_predicted", c.stats.generated_tokens},
+        {"tokens_predicted", stats.generated_tokens},
         {"tokens_evaluated", n_prompt},
         {"generation_settings", settings_},
         {"prompt", part.prompt_text},
@@ -212,8 +244,8 @@ class NativeStream {
         {"truncated", c.finish == FinishReason::kContextFull},
         {"stop_type", native_stop_type(c.finish, c.limited)},
         {"stopping_word", c.finish == FinishReason::kStopString && !c.limited ? c.stats.stop_string : std::string()},
-        {"tokens_cached", n_prompt + c.stats.generated_tokens},
-        {"timings", native_timings(c.stats, n_prompt)}};
+        {"tokens_cached", n_prompt + stats.generated_tokens},
+        {"timings", native_timings(stats, n_prompt, stats.generated_tokens)}};
     if (want_probs_ && !streamed) {
       // A stop string or a limit drops the tokens past the text shown.
       const bool cut = c.limited || c.finish == FinishReason::kStopString;
@@ -229,6 +261,7 @@ class NativeStream {
   void send(const json& event) { write(sse_event(event)); }
   void write(std::string_view data) {
     if (gone_ || sink_ == nullptr) return;
+    ++writes_;
     if (!sink_->write(data)) {
       gone_ = true;
       cancel();
@@ -243,8 +276,11 @@ class NativeStream {
   json settings_;
   std::vector<NativeChoice> choices_;
   Sink* sink_ = nullptr;
+  size_t writes_ = 0;
   bool gone_ = false;
   std::string error_;
+  std::vector<bool> ended_;  // per prompt: its request has sent its last event
+  std::vector<EngineEvent> events_;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 // llama.cpp's completion JSON (native_response.h).
 #include "server/native_response.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -53,11 +54,10 @@ json native_token_probs(const NativeTokenProbs& probs) {
           {"top_logprobs", std::move(top)}};
 }
 
-json native_timings(const GenerationStats& stats, int32_t prompt_tokens) {
+json native_timings(const GenerationStats& stats, int32_t prompt_tokens, int32_t predicted) {
   const int32_t computed = prompt_tokens - stats.cached_tokens;
   const double prompt_ms = stats.first_token_ms;
   const double predicted_ms = std::max(0.0, stats.total_ms - stats.first_token_ms);
-  const int32_t predicted = stats.generated_tokens;
   const auto per_token = [](double ms, int32_t n) { return n > 0 ? ms / n : 0.0; };
   const auto per_second = [](double ms, int32_t n) { return ms > 0 && n > 0 ? n * 1e3 / ms : 0.0; };
   json out = {{"cache_n", stats.cached_tokens},

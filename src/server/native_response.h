@@ -6,7 +6,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,8 +40,9 @@ nlohmann::json native_token_probs(const NativeTokenProbs& probs);
 // {"cache_n", "prompt_n", "prompt_ms", "prompt_per_token_ms", "prompt_per_second", "predicted_n",
 // "predicted_ms", "predicted_per_token_ms", "predicted_per_second"} (plus "draft_n",
 // "draft_n_accepted" with speculative decoding). prompt_ms runs from the request's arrival to its
-// first token; rates over nothing are 0.
-nlohmann::json native_timings(const GenerationStats& stats, int32_t prompt_tokens);
+// first token; rates over nothing are 0. `predicted`: the tokens the answer shows (fewer than the
+// engine made when a limit cut it).
+nlohmann::json native_timings(const GenerationStats& stats, int32_t prompt_tokens, int32_t predicted);
 
 // The sampling settings the request ran with (llama.cpp's generation_settings subset).
 nlohmann::json native_generation_settings(const CompletionRequest& req, uint64_t seed, int32_t context);

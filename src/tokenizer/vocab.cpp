@@ -207,7 +207,9 @@ Vocab Vocab::from_gguf(const GgufFile& file) {
   v.add_space_prefix_ = file.get_or<bool>("tokenizer.ggml.add_space_prefix", v.model_ == TokenizerModel::kSpm);
   v.remove_extra_whitespaces_ = file.get_or<bool>("tokenizer.ggml.remove_extra_whitespaces", false);
 
-  for (const std::optional<TokenId>& id : {v.special_.eos, v.special_.eot, v.special_.eom}) {
+  // As llama.cpp: the repository tokens end a fill-in-the-middle answer too, however they were found.
+  for (const std::optional<TokenId>& id :
+       {v.special_.eos, v.special_.eot, v.special_.eom, v.special_.fim_repo, v.special_.fim_file_sep}) {
     if (id) v.eog_.push_back(*id);
   }
   for (std::string_view text : kEndOfTurnTexts) {

@@ -21,14 +21,19 @@ using test::chain_distribution;
 using test::expect_near;
 using test::softmax64;
 
-// 0 "<|endoftext|>" (control: end of generation, no text), 1 "re", 2 "ret", 3 "return", 4 "x",
-// 5 "y", 6 "z", 7 "w", 8 "v", 9 "u".
-Tokenizer infill_vocab() {
+// 0 "<|endoftext|>" (control: EOS, no text), 1 "re", 2 "ret", 3 "return", 4 "x", 5 "y", 6 "z",
+// 7 "w", 8 "v", 9 "u"; with `eot`, 10 "<eot>" named the end-of-turn token.
+Tokenizer infill_vocab(bool eot = false) {
   GgufWriter w;
   w.add_string("tokenizer.ggml.model", "gpt2");
-  const std::vector<std::string> tokens = {"<|endoftext|>", "re", "ret", "return", "x", "y", "z", "w", "v", "u"};
+  std::vector<std::string> tokens = {"<|endoftext|>", "re", "ret", "return", "x", "y", "z", "w", "v", "u"};
+  std::vector<int32_t> types = {3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  if (eot) {
+    tokens.push_back("<eot>");
+    types.push_back(3);
+    w.add<uint32_t>("tokenizer.ggml.eot_token_id", 10);
+  }
   w.add_string_array("tokenizer.ggml.tokens", tokens);
-  const std::vector<int32_t> types = {3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
   w.add_array<int32_t>("tokenizer.ggml.token_type", types);
   const std::vector<std::string> merges = {"r e", "re t"};
   w.add_string_array("tokenizer.ggml.merges", merges);
@@ -101,6 +106,19 @@ TEST(SamplerInfill, NothingLikelyEnoughEndsTheAnswer) {
   std::vector<double> expected(10, 0.0);
   expected[0] = 1.0;
   expect_near(infill_distribution(t, adjusted), expected, kInfillTol, "fallback");
+  // The end-of-turn token before the EOS, where both are candidates.
+  const Tokenizer with_eot = infill_vocab(/*eot=*/true);
+  std::vector<float> eleven = adjusted;
+  eleven.push_back(std::log(0.0001f));
+  std::vector<double> to_eot(11, 0.0);
+  to_eot[10] = 1.0;
+  expect_near(infill_distribution(with_eot, eleven), to_eot, kInfillTol, "end of turn first");
+  // An end token the set no longer has (banned by a grammar or ignore_eos) is not brought back:
+  // the likeliest token stays.
+  adjusted[0] = -INFINITY;
+  std::vector<double> likeliest(10, 0.0);
+  likeliest[4] = 1.0;  // the first of the 0.17s (the better id on ties)
+  expect_near(infill_distribution(t, adjusted), likeliest, kInfillTol, "no end token left");
 }
 
 // The name llama.cpp's clients send, in their order; without a tokenizer the step does nothing.

@@ -297,8 +297,6 @@ TEST_F(CompletionPrompts, VllmTokenizerRoutes) {
   EXPECT_EQ(server_->handle(post("/tokenizer_info", "{}", "")).status, 405);
 }
 
-// A copy of ember-tiny whose file names three of its tokens as the fill-in-the-middle tokens (its
-// vocabulary has none): the prompt's layout is what is tested, not the model's answer.
 // `suffix` asks a code model to fill a gap: [BOS] PRE prompt SUF suffix MID, the prompt and suffix
 // as plain text. The answer is the middle alone; its text offsets count from the prompt's start.
 TEST(CompletionFillInMiddle, SuffixBuildsThePrefixSuffixMiddlePrompt) {

@@ -237,7 +237,8 @@ TEST(CompletionRequest, NPredictIsMaxTokensWhereItIsAbsent) {
   EXPECT_EQ(error_of({{"messages", body["messages"]}, {"n_predict", "5"}}).param(), "n_predict");
 }
 
-// llama.cpp's samplers: the truncation steps' order, by name ("penalties" alone: none of them).
+// llama.cpp's samplers: the truncation steps' order, by name ("penalties" alone, or none: none of
+// them).
 TEST(CompletionRequest, SamplersOrderTheChain) {
   json body = user_says("x");
   body["samplers"] = {"min_p", "top_k", "temperature"};
@@ -245,7 +246,12 @@ TEST(CompletionRequest, SamplersOrderTheChain) {
             (std::vector<SamplerStep>{SamplerStep::kMinP, SamplerStep::kTopK, SamplerStep::kTemperature}));
   body["samplers"] = {"penalties"};
   EXPECT_EQ(chat(body).sampling.order, std::vector<SamplerStep>{SamplerStep::kTemperature});
-  for (const json& bad : {json("top_k;min_p"), json::array({"top_k", "bogus"}), json::array({1}), json::array()}) {
+  body["samplers"] = json::array();  // as "penalties" alone (llama.vim's cache warming sends it)
+  EXPECT_EQ(chat(body).sampling.order, std::vector<SamplerStep>{SamplerStep::kTemperature});
+  body["samplers"] = {"top_k", "top_p", "infill"};
+  EXPECT_EQ(chat(body).sampling.order,
+            (std::vector<SamplerStep>{SamplerStep::kTopK, SamplerStep::kTopP, SamplerStep::kInfill}));
+  for (const json& bad : {json("top_k;min_p"), json::array({"top_k", "bogus"}), json::array({1})}) {
     body["samplers"] = bad;
     const ApiError e = error_of(body);
     EXPECT_TRUE(e.param() == "samplers" || e.param() == "samplers[0]") << bad.dump() << " " << e.param();

@@ -254,6 +254,20 @@ TEST_F(NativeCompletion, CodeCompletionLimits) {
     EXPECT_EQ(answers[1]["content"], "ab\n");
     EXPECT_EQ(answers[1]["stop_type"], "limit");
   }
+  // Every choice and prompt stops at its own limit (the request ends when all have), and the
+  // counts stop there too.
+  json several = body;
+  several["n_indent"] = 2;
+  several["n_cmpl"] = 2;
+  several["prompt"] = {kKingPrompt, "In the beginning"};
+  const json all = ok("/completion", several);
+  ASSERT_EQ(all.size(), 4u);
+  for (const json& a : all) {
+    EXPECT_EQ(a["content"], "ab\n  cd\n    ef\n") << a["index"];
+    EXPECT_EQ(a["stop_type"], "limit");
+    EXPECT_EQ(a["tokens_predicted"], a["timings"]["predicted_n"]);
+    EXPECT_LT(a["tokens_predicted"].get<int>(), 40);
+  }
   json blank = body;
   blank["grammar"] = R"(root ::= "ab\n  cd\n\n  ef\n")";
   blank["n_indent"] = 1;
@@ -281,7 +295,8 @@ TEST_F(NativeCompletion, BadRequestsAndCacheWarming) {
   EXPECT_EQ(warm["content"], "");
   EXPECT_EQ(warm["tokens_predicted"], 0);
   EXPECT_EQ(
-      ok("/completion", {{"prompt", kKingPrompt}, {"n_predict", 3}, {"samplers", json::array()}})["tokens_predicted"],
+      ok("/completion",
+         {{"prompt", kKingPrompt}, {"n_predict", 3}, {"samplers", json::array()}, {"seed", 3}})["tokens_predicted"],
       3);
 }
 
@@ -369,6 +384,7 @@ TEST(NativeInfill, LlamaVimsRequest) {
       {"top_p", 0.99},
       {"stream", false},
       {"samplers", {"top_k", "top_p", "infill"}},
+      {"seed", 11},
       {"cache_prompt", true},
       {"t_max_prompt_ms", 500},
       {"t_max_predict_ms", 1000},
