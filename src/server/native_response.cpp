@@ -2,8 +2,12 @@
 #include "server/native_response.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "engine/sampler_chain.h"
 
@@ -76,34 +80,49 @@ json native_timings(const GenerationStats& stats, int32_t prompt_tokens, int32_t
   return out;
 }
 
+namespace {
+
+// A float as the decimal it was written as (0.05, not 0.05000000074505806): the shortest text
+// that reads back as the same float, read as a double (from_chars: no locale).
+double float_value(float x) {
+  if (!std::isfinite(x)) return x;
+  const std::string text = fmt::format("{}", x);
+  double out = x;
+  std::from_chars(text.data(), text.data() + text.size(), out);
+  return out;
+}
+
+}  // namespace
+
 json native_generation_settings(const CompletionRequest& req, uint64_t seed, int32_t context) {
   const SamplingParams& s = req.sampling;
+  const auto f = float_value;
   json samplers = json::array();
   for (const SamplerStep step : effective_order(s)) samplers.push_back(sampler_step_name(step));
   return {{"n_ctx", context},
           {"n_predict", req.max_tokens},
           {"seed", seed},
-          {"temperature", s.temperature},
-          {"dynatemp_range", s.dynatemp_range},
-          {"dynatemp_exponent", s.dynatemp_exponent},
+          {"temperature", f(s.temperature)},
+          {"dynatemp_range", f(s.dynatemp_range)},
+          {"dynatemp_exponent", f(s.dynatemp_exponent)},
           {"top_k", s.top_k},
-          {"top_p", s.top_p},
-          {"min_p", s.min_p},
-          {"typical_p", s.typical_p},
-          {"top_n_sigma", s.top_n_sigma},
-          {"xtc_probability", s.xtc_probability},
-          {"xtc_threshold", s.xtc_threshold},
+          {"top_p", f(s.top_p)},
+          {"min_p", f(s.min_p)},
+          {"typical_p", f(s.typical_p)},
+          {"top_n_sigma", f(s.top_n_sigma)},
+          {"xtc_probability", f(s.xtc_probability)},
+          {"xtc_threshold", f(s.xtc_threshold)},
           {"repeat_last_n", s.penalty_last_n},
-          {"repeat_penalty", s.repeat_penalty},
-          {"presence_penalty", s.presence_penalty},
-          {"frequency_penalty", s.frequency_penalty},
-          {"dry_multiplier", s.dry_multiplier},
-          {"dry_base", s.dry_base},
+          {"repeat_penalty", f(s.repeat_penalty)},
+          {"presence_penalty", f(s.presence_penalty)},
+          {"frequency_penalty", f(s.frequency_penalty)},
+          {"dry_multiplier", f(s.dry_multiplier)},
+          {"dry_base", f(s.dry_base)},
           {"dry_allowed_length", s.dry_allowed_length},
           {"dry_penalty_last_n", s.dry_penalty_last_n},
           {"mirostat", s.mirostat},
-          {"mirostat_tau", s.mirostat_tau},
-          {"mirostat_eta", s.mirostat_eta},
+          {"mirostat_tau", f(s.mirostat_tau)},
+          {"mirostat_eta", f(s.mirostat_eta)},
           {"stop", req.stop},
           {"max_tokens", req.max_tokens},
           {"n_probs", std::max(req.logprobs, 0)},

@@ -92,6 +92,8 @@ TEST_F(NativeCompletion, AnswerHasLlamaCppsFieldsAndTheSameText) {
   const json& settings = a["generation_settings"];
   EXPECT_EQ(settings["n_predict"], 8);
   EXPECT_EQ(settings["temperature"], 0.0);
+  EXPECT_EQ(settings["min_p"].get<double>(), 0.05);  // as written, not the float's 0.0500000007
+  EXPECT_EQ(settings["top_p"].get<double>(), 0.95);
   EXPECT_EQ(settings["samplers"].size(), 8u);  // llama.cpp's default order
   EXPECT_FALSE(a.contains("completion_probabilities"));
   // /completions is the same route (llama.cpp's alias; /v1/completions is OpenAI's).
