@@ -409,12 +409,7 @@ HttpReply handle_completion(ServerState& state, const HttpRequest& http, bool ch
   meta.model = state.model_name;
   auto stream = std::make_shared<CompletionStream>(state, std::move(parts), req, std::move(meta), format);
   if (!req.stream) return stream->whole();
-  HttpReply reply;
-  reply.content_type = "text/event-stream";  // exactly: any other text/* type gets gzipped, which buffers
-  reply.headers.emplace_back("Cache-Control", "no-cache");
-  reply.stream = [stream](Sink& sink) { stream->stream(sink); };
-  reply.on_abort = [stream] { stream->cancel(); };
-  return reply;
+  return sse_reply(stream);
 }
 
 // POST /apply-template: the prompt /v1/chat/completions renders for the same body (tools, tool

@@ -45,4 +45,16 @@ void check_prompt_count(const ServerState& state, size_t n_prompts);
 // for a request the engine refuses, false when the queue is full.
 bool submit_requests(ServerState& state, const std::vector<std::shared_ptr<EngineRequest>>& requests);
 
+// The SSE reply of a completion stream (any type with stream(Sink&) and cancel()): written as the
+// engine produces it, cancelled when the client goes away.
+template <typename Stream>
+HttpReply sse_reply(std::shared_ptr<Stream> stream) {
+  HttpReply reply;
+  reply.content_type = "text/event-stream";  // exactly: any other text/* type gets gzipped, which buffers
+  reply.headers.emplace_back("Cache-Control", "no-cache");
+  reply.stream = [stream](Sink& sink) { stream->stream(sink); };
+  reply.on_abort = [stream] { stream->cancel(); };
+  return reply;
+}
+
 }  // namespace ember::server

@@ -310,12 +310,7 @@ HttpReply handle_native_completion(ServerState& state, const HttpRequest& http, 
   if (!submit_requests(state, requests)) return overloaded_reply("The server is busy: too many requests are queued.");
   auto stream = std::make_shared<NativeStream>(state, std::move(parts), req, seed);
   if (!req.stream) return stream->whole();
-  HttpReply reply;
-  reply.content_type = "text/event-stream";  // exactly: any other text/* type gets gzipped, which buffers
-  reply.headers.emplace_back("Cache-Control", "no-cache");
-  reply.stream = [stream](Sink& sink) { stream->stream(sink); };
-  reply.on_abort = [stream] { stream->cancel(); };
-  return reply;
+  return sse_reply(stream);
 }
 
 }  // namespace ember::server
