@@ -24,12 +24,6 @@
 namespace ember::server {
 namespace {
 
-// httplib listens with a backlog of 5; 64 clients connecting at once would see resets.
-class BackloggedServer : public httplib::Server {
- public:
-  void raise_backlog(int n) { ::listen(svr_sock_, n); }
-};
-
 constexpr size_t kMaxHttpThreads = 1024;
 
 class DataSinkAdapter : public Sink {
@@ -151,6 +145,13 @@ std::string status_message(int status) {
 }  // namespace
 
 struct HttpServer::Impl {
+  // httplib listens with a backlog of 5; 64 clients connecting at once would see resets. (A member
+  // type, not one of the anonymous namespace: Impl has linkage.)
+  class BackloggedServer : public httplib::Server {
+   public:
+    void raise_backlog(int n) { ::listen(svr_sock_, n); }
+  };
+
   Impl(ApiServer& a, const ServerOptions& o) : api(a), options(o) {}
   ApiServer& api;
   ServerOptions options;
@@ -158,7 +159,7 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std::make_unique<Impl>(api, options)) {
-  BackloggedServer& svr = impl_->server;
+  Impl::BackloggedServer& svr = impl_->server;
   ApiServer* server_api = &api;
   const size_t max_body = options.max_body;
   // Each stream holds a thread for its whole life: enough for every running and queued request,
@@ -253,7 +254,7 @@ HttpServer::HttpServer(ApiServer& api, const ServerOptions& options) : impl_(std
 HttpServer::~HttpServer() = default;
 
 int HttpServer::bind() {
-  BackloggedServer& svr = impl_->server;
+  Impl::BackloggedServer& svr = impl_->server;
   const ServerOptions& o = impl_->options;
   int port = o.port;
   if (o.port == 0) {

@@ -147,11 +147,6 @@ std::string with_exact_white_space(std::string_view pattern) {
   return out;
 }
 
-struct CodeDeleter {
-  void operator()(pcre2_code* code) const { pcre2_code_free(code); }
-};
-using Code = std::unique_ptr<pcre2_code, CodeDeleter>;
-
 // Per-thread match state: match data and a JIT stack large enough for the group repetitions of the
 // case-aware patterns on long words (PCRE2's default JIT stack is 32 KiB).
 struct MatchState {
@@ -197,7 +192,14 @@ std::string supported_pre_tokenizers() {
   return list;
 }
 
+// The compiled patterns, in the order they split. (The deleter is a member, not a helper in the
+// anonymous namespace: a class with linkage cannot hold a type without it once a unity batch makes
+// this file part of another translation unit.)
 struct PreTokenizer::Regexes {
+  struct Free {
+    void operator()(pcre2_code* code) const { pcre2_code_free(code); }
+  };
+  using Code = std::unique_ptr<pcre2_code, Free>;
   std::vector<Code> codes;
 };
 
@@ -211,8 +213,8 @@ PreTokenizer::PreTokenizer(std::string_view pre) : regexes_(std::make_unique<Reg
     const std::string pattern = with_exact_white_space(original);
     int error = 0;
     PCRE2_SIZE offset = 0;
-    Code code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
-                            &offset, nullptr));
+    Regexes::Code code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                     PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr));
     if (!code) {
       // The patterns are constants of this file: one that does not compile is a bug here.
       PCRE2_UCHAR message[256];
@@ -233,7 +235,7 @@ void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& p
   MatchState& state = match_state();
   std::vector<std::string_view> current{text};
   std::vector<std::string_view> next;
-  for (const Code& code : regexes_->codes) {
+  for (const Regexes::Code& code : regexes_->codes) {
     next.clear();
     for (std::string_view piece : current) {
       const auto* subject = reinterpret_cast<PCRE2_SPTR>(piece.data());

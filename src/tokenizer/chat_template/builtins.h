@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,6 +26,18 @@ struct CallArgs {
 // missing, surplus or unknown arguments; `function` names the callee in the message.
 std::vector<std::optional<Value>> bind_args(const CallArgs& args, std::string_view function,
                                             std::initializer_list<std::string_view> names, size_t required);
+
+// A built-in's name and id, as the filter and test tables list them; the id of `name` in `table`
+// (-1: not there).
+struct NamedId {
+  std::string_view name;
+  int id;
+};
+inline int find_named(std::span<const NamedId> table, std::string_view name) {
+  for (const NamedId& entry : table)
+    if (entry.name == name) return entry.id;
+  return -1;
+}
 
 // Filter / test ids for the parser (-1: unknown name).
 int find_filter(std::string_view name);

@@ -13,12 +13,6 @@ namespace {
 
 using namespace ast;
 
-[[noreturn]] void raise_undefined(const Value& u) {
-  raise(u.undefined_form() == UndefinedForm::kHint && u.undefined_is_security() ? FailureKind::kSecurity
-                                                                                : FailureKind::kUndefined,
-        u.undefined_message());
-}
-
 [[noreturn]] void overflow() { value_error("integer overflow (ember's template integers are 64-bit)"); }
 
 [[noreturn]] void unsupported(const char* op, const Value& a, const Value& b) {
@@ -566,7 +560,10 @@ Value Interpreter::get_item(const Value& object, const Value& key) {
 Value Interpreter::slice(const Value& object, const Slice& s, Scope& scope) {
   const std::optional<int64_t> start = s.start ? slice_bound(eval(*s.start, scope)) : std::nullopt;
   const std::optional<int64_t> stop = s.stop ? slice_bound(eval(*s.stop, scope)) : std::nullopt;
-  const std::optional<int64_t> step = s.step ? slice_bound(eval(*s.step, scope)) : std::nullopt;
+  // (Not `cond ? optional : nullopt` as above: for the step, GCC 12 then warns of a maybe-uninitialized
+  // read, a false positive, when this file shares a unity batch.)
+  std::optional<int64_t> step;
+  if (s.step) step = slice_bound(eval(*s.step, scope));
   if (object.is_undefined()) raise_undefined(object);
   const bool sliceable =
       object.is_string() || is_sequence(object) || (object.is_list() && object.seq_type() == SeqType::kRange);
@@ -575,8 +572,8 @@ Value Interpreter::slice(const Value& object, const Slice& s, Scope& scope) {
     return Value::undefined_element(object_type_repr(object),
                                     "slice(" + bound(start) + ", " + bound(stop) + ", " + bound(step) + ")");
   }
-  if (step && *step == 0) value_error("slice step cannot be zero");
   const int64_t st = step.value_or(1);
+  if (st == 0) value_error("slice step cannot be zero");
   if (object.is_string()) {
     const std::vector<char32_t> cps = py::code_points(object.str());
     const py::SliceRange r = py::adjust_slice(static_cast<int64_t>(cps.size()), start, stop, st);

@@ -55,11 +55,6 @@ enum FilterId {
   kUpper,
 };
 
-struct NamedId {
-  std::string_view name;
-  int id;
-};
-
 constexpr NamedId kFilters[] = {
     {"abs", kAbs},
     {"attr", kAttr},
@@ -103,18 +98,6 @@ constexpr NamedId kFilters[] = {
     {"unique", kUnique},
     {"upper", kUpper},
 };
-
-int find_named(const NamedId* table, size_t n, std::string_view name) {
-  for (size_t i = 0; i < n; ++i)
-    if (table[i].name == name) return table[i].id;
-  return -1;
-}
-
-[[noreturn]] void raise_undefined(const Value& u) {
-  raise(u.undefined_form() == UndefinedForm::kHint && u.undefined_is_security() ? FailureKind::kSecurity
-                                                                                : FailureKind::kUndefined,
-        u.undefined_message());
-}
 
 // soft_str(): str() that keeps Markup.
 Value soft_str(const Value& v) {
@@ -440,7 +423,7 @@ std::vector<std::optional<Value>> bind_args(const CallArgs& args, std::string_vi
   return out;
 }
 
-int find_filter(std::string_view name) { return find_named(kFilters, std::size(kFilters), name); }
+int find_filter(std::string_view name) { return find_named(kFilters, name); }
 
 Value apply_filter(Interpreter& in, int id, Value v, const CallArgs& args) {
   in.step();

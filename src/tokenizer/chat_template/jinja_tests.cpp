@@ -10,11 +10,6 @@
 namespace ember::jinja {
 namespace {
 
-struct NamedId {
-  std::string_view name;
-  int id;
-};
-
 enum TestId {
   kTBoolean,
   kTCallable,
@@ -90,19 +85,9 @@ constexpr NamedId kTests[] = {
     {"upper", kTUpper},
 };
 
-[[noreturn]] void raise_undefined(const Value& u) {
-  raise(u.undefined_form() == UndefinedForm::kHint && u.undefined_is_security() ? FailureKind::kSecurity
-                                                                                : FailureKind::kUndefined,
-        u.undefined_message());
-}
-
 }  // namespace
 
-int find_test(std::string_view name) {
-  for (const NamedId& t : kTests)
-    if (t.name == name) return t.id;
-  return -1;
-}
+int find_test(std::string_view name) { return find_named(kTests, name); }
 
 bool apply_test(Interpreter& in, int id, const Value& v, const CallArgs& args) {
   in.step();

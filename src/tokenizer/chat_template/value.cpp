@@ -425,4 +425,10 @@ int64_t length_of(const Value& v) {
   type_error("object of type '" + type_name(v) + "' has no len()");
 }
 
+[[noreturn]] void raise_undefined(const Value& u) {
+  raise(u.undefined_form() == UndefinedForm::kHint && u.undefined_is_security() ? FailureKind::kSecurity
+                                                                                : FailureKind::kUndefined,
+        u.undefined_message());
+}
+
 }  // namespace ember::jinja

@@ -207,4 +207,8 @@ std::vector<Value> iterate(const Value& v);
 // Python's len(); raises "object of type 'int' has no len()".
 int64_t length_of(const Value& v);
 
+// Raises what using the Undefined `u` in an operation raises: UndefinedError with its message, or
+// SecurityError when it stands for an attribute the sandbox refused.
+[[noreturn]] void raise_undefined(const Value& u);
+
 }  // namespace ember::jinja
