@@ -17,17 +17,8 @@
 #include "cli/cli_run.h"
 #include "gguf/gguf_split.h"
 #include "gguf/gguf_writer.h"
+#include "support/sanitized.h"
 #include "support/test_data.h"
-
-// Under AddressSanitizer at -O0, parsing multi-megabyte JSON costs seconds per vocabulary.
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EMBER_TEST_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define EMBER_TEST_SANITIZED 1
-#endif
 
 namespace ember {
 namespace {
@@ -225,7 +216,8 @@ TEST(EmberCli, InspectJsonMatchesPythonOracleOnAllFiles) {
   std::vector<fs::path> files = test::gguf_files_under(data);
   ASSERT_GE(files.size(), 40u);
 #ifdef EMBER_TEST_SANITIZED
-  // The big BPE vocabularies take the same code paths as the small ones; the release build checks them all.
+  // Under AddressSanitizer at -O0, parsing multi-megabyte JSON costs seconds per vocabulary. The big
+  // BPE vocabularies take the same code paths as the small ones; the release build checks them all.
   std::erase_if(
       files, [](const fs::path& f) { return fs::file_size(f) > 1'200'000 && f.parent_path().filename() == "vocab"; });
   std::cout << "[   NOTE   ] sanitizer build: vocab files over 1.2 MB skipped, " << files.size() << " files checked\n";

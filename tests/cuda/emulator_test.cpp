@@ -22,6 +22,7 @@
 #include "cuda/warp_sum.h"
 #include "ember/error.h"
 #include "quant/fp16.h"
+#include "support/sanitized.h"
 
 namespace ember {
 namespace {
@@ -295,6 +296,23 @@ TEST(CudaEmulatorDeathTest, DeadlocksTrapsAndHostPointersAbortWithTheKernelsName
   EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, trap_kernel)(out.as<int>()), "trap_kernel trapped");
   std::vector<int> host(64);
   EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, write_kernel)(host.data()), "argument 0 .* is not device memory");
+}
+
+__global__ void read_past_kernel(const int* in, int* out) { out[threadIdx.x] = in[threadIdx.x + 1]; }
+
+// AddressSanitizer watches the kernels' accesses to device memory (the scheduler that runs them is
+// left uninstrumented, src/cuda/emulator/CMakeLists.txt): thread 63 reading one int past the end of
+// its 64-int allocation aborts the kernel.
+TEST(CudaEmulatorDeathTest, AddressSanitizerSeesAKernelReadPastItsAllocation) {
+#ifndef EMBER_TEST_SANITIZED
+  GTEST_SKIP() << "AddressSanitizer's reports are checked in the sanitizer build (make test-sanitize)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  DeviceBuffer in(64 * sizeof(int), "in");
+  DeviceBuffer out(64 * sizeof(int), "out");
+  EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, read_past_kernel)(in.as<int>(), out.as<int>()),
+               "heap-buffer-overflow.*\n(.*\n)*.*read_past_kernel");
+#endif
 }
 
 TEST(CudaEmulator, ABadLaunchConfigurationRunsNothingAndSetsTheError) {

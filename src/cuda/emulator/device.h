@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <type_traits>
 
 #include "cuda/emulator/state.h"
@@ -200,7 +201,7 @@ WarpWords share_in_warp(const uint64_t* words, int n_words, const char* what);
 // 32 lanes, combining in the same order (op(own, partner)), so each lane gets the bits the shuffles
 // give. The fiber switches of the rounds dominated the emulated kernels' time.
 template <int... Offsets, class T, class Op>
-T xor_rounds_in_warp(T value, Op op) {
+EMBER_EMULATOR_NO_ASAN T xor_rounds_in_warp(T value, Op op) {
   static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 16, "warp rounds move values of up to 16 bytes");
   static_assert(std::is_empty_v<Op>, "one lane applies op for all: it must not depend on the lane");
   constexpr int kWords = (sizeof(T) + 7) / 8;
@@ -211,12 +212,12 @@ T xor_rounds_in_warp(T value, Op op) {
   if (!*shared.combined) {
     T v[32];
     for (int l = 0; l < 32; ++l) std::memcpy(&v[l], &shared.words[l][0], sizeof(T));
-    const auto round = [&](int offset) {
+    // A loop, not a lambda per round: a lambda is instrumented, and clang does not inline it here.
+    for (const int offset : {Offsets...}) {
       T next[32];
       for (int l = 0; l < 32; ++l) next[l] = op(v[l], v[l ^ offset]);
-      std::copy_n(next, 32, v);
-    };
-    (round(Offsets), ...);
+      for (int l = 0; l < 32; ++l) v[l] = next[l];
+    }
     for (int l = 0; l < 32; ++l) std::memcpy(&shared.words[l][0], &v[l], sizeof(T));
     *shared.combined = true;
   }

@@ -23,7 +23,11 @@
 #error "the CUDA emulator's fiber switch is written for x86-64"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
+// EMBER_EMULATOR_ASAN: the program runs under AddressSanitizer, which must be told of every stack
+// switch. This file itself is compiled without it in the sanitizer build (CMakeLists.txt), which
+// then defines the macro.
+#if defined(EMBER_EMULATOR_ASAN)
+#elif defined(__SANITIZE_ADDRESS__)
 #define EMBER_EMULATOR_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -406,7 +410,8 @@ int arrive_in_warp(Block& b, unsigned mask, const uint64_t* words, int n_words, 
     fault("kernel %s: warp %d's threads meet at different warp instructions (thread %d at %s, others at %s)", b.kernel,
           warp, f.linear, what, w.what);
   }
-  std::copy_n(words, n_words, w.value[buf][lane]);
+  // Word by word: a library copy would go through ASan's memmove interceptor and its range checks.
+  for (int i = 0; i < n_words; ++i) w.value[buf][lane][i] = words[i];
   w.written[buf] |= 1u << lane;
   f.wait = Wait::kWarpExchange;
   if (++w.arrived == w.live) {
@@ -438,7 +443,9 @@ void gather_in_warp(const uint64_t* words, int n_words, uint64_t (*all)[kMaxExch
   const int buf = arrive_in_warp(b, 0xFFFFFFFFu, words, n_words, what);
   const Warp& w = b.warps[warp];
   if (w.written[buf] != 0xFFFFFFFFu) fault("kernel %s: %s after lanes of the warp exited", b.kernel, what);
-  for (int lane = 0; lane < kWarp; ++lane) std::copy_n(w.value[buf][lane], n_words, all[lane]);
+  for (int lane = 0; lane < kWarp; ++lane) {
+    for (int i = 0; i < n_words; ++i) all[lane][i] = w.value[buf][lane][i];
+  }
 }
 
 WarpWords share_in_warp(const uint64_t* words, int n_words, const char* what) {

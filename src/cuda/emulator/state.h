@@ -7,6 +7,11 @@
 #include <cstddef>
 #include <functional>
 
+// The emulator's own bookkeeping on the path of every shuffle, left out of AddressSanitizer's
+// instrumentation as scheduler.cpp is (src/cuda/emulator/CMakeLists.txt): ASan is there for the
+// kernels' accesses to device memory, not the emulator's to its own state.
+#define EMBER_EMULATOR_NO_ASAN __attribute__((no_sanitize("address")))
+
 namespace ember::cuda_emulator {
 
 // Records `error` as the calling thread's last error (cudaGetLastError) and returns it.
