@@ -625,4 +625,6 @@ bool ToolCallParser::step(std::vector<ToolCallEvent>& out) {
   return false;
 }
 
+#undef EMBER_MATCH  // a unity batch continues with the next file
+
 }  // namespace ember::tool_calls

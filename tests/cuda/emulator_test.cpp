@@ -298,7 +298,9 @@ TEST(CudaEmulatorDeathTest, DeadlocksTrapsAndHostPointersAbortWithTheKernelsName
   EXPECT_DEATH(EMBER_CUDA_LAUNCH(1, 64, 0, nullptr, write_kernel)(host.data()), "argument 0 .* is not device memory");
 }
 
+#ifdef EMBER_TEST_SANITIZED
 __global__ void read_past_kernel(const int* in, int* out) { out[threadIdx.x] = in[threadIdx.x + 1]; }
+#endif
 
 // AddressSanitizer watches the kernels' accesses to device memory (the scheduler that runs them is
 // left uninstrumented, src/cuda/emulator/CMakeLists.txt): thread 63 reading one int past the end of
@@ -307,6 +309,9 @@ TEST(CudaEmulatorDeathTest, AddressSanitizerSeesAKernelReadPastItsAllocation) {
 #ifndef EMBER_TEST_SANITIZED
   GTEST_SKIP() << "AddressSanitizer's reports are checked in the sanitizer build (make test-sanitize)";
 #else
+  // The host guard's allocations are whole pages: a read just past the end stays inside them.
+  const char* guard = std::getenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
+  if (guard != nullptr && std::string(guard) == "1") GTEST_SKIP() << "not with EMBER_CUDA_EMULATOR_HOST_GUARD=1";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   DeviceBuffer in(64 * sizeof(int), "in");
   DeviceBuffer out(64 * sizeof(int), "out");
