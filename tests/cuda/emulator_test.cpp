@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cuda/device_buffer.h"
+#include "cuda/emulator/state.h"
 #include "cuda/launch.h"
 #include "cuda/mma.h"
 #include "cuda/warp_sum.h"
@@ -310,8 +311,7 @@ TEST(CudaEmulatorDeathTest, AddressSanitizerSeesAKernelReadPastItsAllocation) {
   GTEST_SKIP() << "AddressSanitizer's reports are checked in the sanitizer build (make test-sanitize)";
 #else
   // The host guard's allocations are whole pages: a read just past the end stays inside them.
-  const char* guard = std::getenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
-  if (guard != nullptr && std::string(guard) == "1") GTEST_SKIP() << "not with EMBER_CUDA_EMULATOR_HOST_GUARD=1";
+  if (cuda_emulator::host_guard_requested()) GTEST_SKIP() << "not with EMBER_CUDA_EMULATOR_HOST_GUARD=1";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   DeviceBuffer in(64 * sizeof(int), "in");
   DeviceBuffer out(64 * sizeof(int), "out");

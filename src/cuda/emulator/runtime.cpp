@@ -216,16 +216,16 @@ void check_kernel_pointer(const void* p, int index, const char* kernel) {
   }
 }
 
+bool host_guard_requested() {
+  const char* v = std::getenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
+  return v != nullptr && std::string_view(v) == "1";
+}
+
 namespace {
 
 size_t page_size() {
   static const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return page;
-}
-
-bool host_guard_requested() {
-  const char* v = std::getenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
-  return v != nullptr && std::string_view(v) == "1";
 }
 
 // Every guarded allocation to `prot`, under d.access_mu (which every change of d.guarded holds).

@@ -39,6 +39,9 @@ struct DeviceAccess {
   DeviceAccess(const DeviceAccess&) = delete;
   DeviceAccess& operator=(const DeviceAccess&) = delete;
 };
+// Whether EMBER_CUDA_EMULATOR_HOST_GUARD=1 asks for the host guard (DeviceAccess): allocations are
+// then whole pages of their own.
+bool host_guard_requested();
 // Prints "CUDA emulator: <message>" and aborts: a fault a GPU would report as a sticky error.
 [[noreturn]] void fault(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
