@@ -1,0 +1,102 @@
+// cuBLAS opened with dlopen on first use (see cublas_library.h).
+#include "cuda/cublas_library.h"
+
+#include <dlfcn.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/check.h"
+#include "ember/error.h"
+
+// The symbol a cuBLAS name stands for after cublas_v2.h's macros ("cublasCreate" -> "cublasCreate_v2").
+#define EMBER_CUBLAS_SYMBOL_NAME(name) #name
+#define EMBER_CUBLAS_SYMBOL(name) EMBER_CUBLAS_SYMBOL_NAME(name)
+
+namespace ember::cuda {
+namespace {
+
+// Resolves `symbol` into `fn`; false when the library lacks it.
+template <class Fn>
+bool resolve(void* library, const char* symbol, Fn& fn) {
+  fn = reinterpret_cast<Fn>(dlsym(library, symbol));
+  return fn != nullptr;
+}
+
+// The library at `candidate` with every function resolved, or nullopt with `why` set.
+std::optional<CublasLibrary> try_open(const std::string& candidate, std::string& why) {
+  // RTLD_LOCAL: cuBLAS's symbols stay out of the global namespace; only these pointers reach them.
+  void* library = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (library == nullptr) {
+    const char* error = dlerror();
+    why = error != nullptr ? error : "dlopen failed";
+    return std::nullopt;
+  }
+  CublasLibrary l;
+  const char* missing =
+      !resolve(library, EMBER_CUBLAS_SYMBOL(cublasCreate), l.create)          ? EMBER_CUBLAS_SYMBOL(cublasCreate)
+      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasDestroy), l.destroy)      ? EMBER_CUBLAS_SYMBOL(cublasDestroy)
+      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasSetStream), l.set_stream) ? EMBER_CUBLAS_SYMBOL(cublasSetStream)
+      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasGetStatusString), l.status_string)
+          ? EMBER_CUBLAS_SYMBOL(cublasGetStatusString)
+      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasGemmEx), l.gemm_ex) ? EMBER_CUBLAS_SYMBOL(cublasGemmEx)
+                                                                        : nullptr;
+  if (missing != nullptr) {
+    why = std::string("it has no ") + missing;
+    dlclose(library);
+    return std::nullopt;
+  }
+  // Never closed: handles and pointers into it live until the process ends.
+  return l;
+}
+
+CublasLibrary load() {
+#ifdef EMBER_CUDA_EMULATED
+  return {.create = &::cublasCreate,
+          .destroy = &::cublasDestroy,
+          .set_stream = &::cublasSetStream,
+          .status_string = &::cublasGetStatusString,
+          .gemm_ex = &::cublasGemmEx};
+#else
+  return open_cublas(cublas_candidates());
+#endif
+}
+
+}  // namespace
+
+std::vector<std::string> cublas_candidates() {
+#ifdef EMBER_CUDA_EMULATED
+  return {};
+#else
+  const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+  std::vector<std::string> candidates = {soname};
+#ifdef EMBER_CUDA_LIBRARY_DIR
+  candidates.push_back(std::string(EMBER_CUDA_LIBRARY_DIR) + "/" + soname);
+#endif
+  return candidates;
+#endif
+}
+
+CublasLibrary open_cublas(const std::vector<std::string>& candidates) {
+  std::string failures;
+  for (const std::string& candidate : candidates) {
+    std::string why;
+    if (std::optional<CublasLibrary> l = try_open(candidate, why)) return *l;
+    failures += (failures.empty() ? "" : "; ") + candidate + ": " + why;
+  }
+  if (candidates.empty()) failures = "no library to try";
+  fail(ErrorCode::kUnsupported,
+       "CUDA: cannot load cuBLAS ({}). Install the CUDA toolkit's cuBLAS, or put its directory on "
+       "LD_LIBRARY_PATH",
+       failures);
+}
+
+const CublasLibrary& cublas() {
+  // A function-local static: initialized once across threads; when load() throws, the next call
+  // tries again.
+  static const CublasLibrary library = load();
+  return library;
+}
+
+}  // namespace ember::cuda

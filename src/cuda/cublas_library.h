@@ -1,0 +1,38 @@
+// cuBLAS opened at run time, when the first CudaBackend needs it. When ember linked it, every
+// process loaded libcublasLt (540 MB), and its static initializers cost every ember process about
+// 0.4 CPU-seconds, with or without a GPU (`ember --version` took 0.41 s; it takes 0.03 s now).
+// The CUDA emulator's stand-ins are linked, so an emulated build calls them directly.
+#pragma once
+
+#include <cublas_v2.h>
+
+#include <string>
+#include <vector>
+
+namespace ember::cuda {
+
+// The cuBLAS functions ember calls. cublas_v2.h maps cublasCreate, cublasDestroy and
+// cublasSetStream to their _v2 symbols; these are pointers to those.
+struct CublasLibrary {
+  decltype(&::cublasCreate) create = nullptr;
+  decltype(&::cublasDestroy) destroy = nullptr;
+  decltype(&::cublasSetStream) set_stream = nullptr;
+  decltype(&::cublasGetStatusString) status_string = nullptr;
+  decltype(&::cublasGemmEx) gemm_ex = nullptr;
+};
+
+// The library, opened on the first call (thread-safe, then kept open). Throws Error
+// (kUnsupported) naming the library and the loader's reason when it cannot be opened; a later
+// call tries again.
+const CublasLibrary& cublas();
+
+// Opens the first of `candidates` (file names or paths, as dlopen takes them) that loads and
+// resolves every function. Throws Error (kUnsupported) listing each candidate's failure.
+CublasLibrary open_cublas(const std::vector<std::string>& candidates);
+
+// Where a build against the toolkit looks for cuBLAS, in order: its soname (of the major version
+// the build compiled against: LD_LIBRARY_PATH, the binary's run path, the system's cache), then
+// the toolkit's library directory found at configure time. Empty in an emulated build.
+std::vector<std::string> cublas_candidates();
+
+}  // namespace ember::cuda
