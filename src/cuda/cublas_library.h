@@ -11,6 +11,14 @@
 
 namespace ember::cuda {
 
+// cublasGemmEx's exported form (the toolkit's C++ header adds an inline overload that takes the
+// compute type as a cudaDataType, so decltype cannot name it).
+using CublasGemmEx = cublasStatus_t (*)(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb,
+                                        int m, int n, int k, const void* alpha, const void* A, cudaDataType Atype,
+                                        int lda, const void* B, cudaDataType Btype, int ldb, const void* beta, void* C,
+                                        cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
+                                        cublasGemmAlgo_t algo);
+
 // The cuBLAS functions ember calls. cublas_v2.h maps cublasCreate, cublasDestroy and
 // cublasSetStream to their _v2 symbols; these are pointers to those.
 struct CublasLibrary {
@@ -18,7 +26,7 @@ struct CublasLibrary {
   decltype(&::cublasDestroy) destroy = nullptr;
   decltype(&::cublasSetStream) set_stream = nullptr;
   decltype(&::cublasGetStatusString) status_string = nullptr;
-  decltype(&::cublasGemmEx) gemm_ex = nullptr;
+  CublasGemmEx gemm_ex = nullptr;
 };
 
 // The library, opened on the first call (thread-safe, then kept open). Throws Error

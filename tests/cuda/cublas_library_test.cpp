@@ -37,7 +37,11 @@ TEST(CublasLibrary, EveryFunctionResolvesOnce) {
   EXPECT_NE(l.set_stream, nullptr);
   EXPECT_NE(l.gemm_ex, nullptr);
   ASSERT_NE(l.status_string, nullptr);
-  EXPECT_STREQ(l.status_string(CUBLAS_STATUS_INVALID_VALUE), "CUBLAS_STATUS_INVALID_VALUE");
+  // A call through a pointer reaches the library: a status has its own description (cuBLAS's
+  // words differ from the emulator's).
+  const std::string invalid = l.status_string(CUBLAS_STATUS_INVALID_VALUE);
+  EXPECT_FALSE(invalid.empty());
+  EXPECT_NE(invalid, l.status_string(CUBLAS_STATUS_SUCCESS));
   EXPECT_EQ(&cublas(), &l);
 #ifndef EMBER_CUDA_EMULATED
   // The soname of the major version this build compiled against comes first.
