@@ -49,7 +49,7 @@ debug: $(DEBUG_DIR)/build.ninja
 $(TSAN_DIR)/build.ninja: CMakeLists.txt | deps
 	cmake -S . -B $(TSAN_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(SAN_CXX) \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -DFMT_CONSTEVAL=" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" -DEMBER_BUILD_BENCH=OFF \
-	  -DEMBER_CUDA=OFF
+	  -DEMBER_CUDA=OFF -DEMBER_LINE_TABLES_ONLY=ON
 
 sanitize: $(SANITIZE_DIR)/build.ninja
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
