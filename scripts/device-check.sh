@@ -21,8 +21,9 @@ do_pack() {
   cp "$build/bin/ember" "$build/tests/cuda_tests" "$pack/"
   strip "$pack/ember" "$pack/cuda_tests"
   # Every shared library but glibc's, the C++ runtime's and CUDA's (the GPU image has those, newer).
+  # cuBLAS is no link dependency: the binaries dlopen libcublas.so.<major> from LD_LIBRARY_PATH.
   ldd "$pack/ember" "$pack/cuda_tests" | awk '/=> \// {print $3}' | sort -u |
-    grep -v -E '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt)\.so' |
+    grep -v -E '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|libcuda|libcudart)\.so' |
     while read -r lib; do cp -L "$lib" "$pack/lib/"; done
   if [ -d ../shared/data/models/stories260K ]; then
     cp -r ../shared/data/models/stories260K "$pack/data/models/"

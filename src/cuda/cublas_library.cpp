@@ -3,8 +3,11 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/check.h"
@@ -16,6 +19,13 @@
 
 namespace ember::cuda {
 namespace {
+
+#ifndef EMBER_CUDA_EMULATED
+// CublasGemmEx is written out by hand: the exported overload must have exactly that type.
+static_assert(std::is_same_v<decltype(static_cast<CublasGemmEx>(&::cublasGemmEx)), CublasGemmEx>);
+#endif
+
+std::atomic<bool> torn_down{false};
 
 // Resolves `symbol` into `fn`; false when the library lacks it.
 template <class Fn>
@@ -29,8 +39,8 @@ std::optional<CublasLibrary> try_open(const std::string& candidate, std::string&
   // RTLD_LOCAL: cuBLAS's symbols stay out of the global namespace; only these pointers reach them.
   void* library = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
-    const char* error = dlerror();
-    why = error != nullptr ? error : "dlopen failed";
+    const char* error = dlerror();  // starts with the name it was given
+    why = error != nullptr ? error : candidate + ": dlopen failed";
     return std::nullopt;
   }
   CublasLibrary l;
@@ -43,7 +53,7 @@ std::optional<CublasLibrary> try_open(const std::string& candidate, std::string&
       : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasGemmEx), l.gemm_ex) ? EMBER_CUBLAS_SYMBOL(cublasGemmEx)
                                                                         : nullptr;
   if (missing != nullptr) {
-    why = std::string("it has no ") + missing;
+    why = candidate + ": it has no " + missing;
     dlclose(library);
     return std::nullopt;
   }
@@ -59,7 +69,10 @@ CublasLibrary load() {
           .status_string = &::cublasGetStatusString,
           .gemm_ex = &::cublasGemmEx};
 #else
-  return open_cublas(cublas_candidates());
+  CublasLibrary l = open_cublas(cublas_candidates());
+  // Registered after cuBLAS registered its own teardown, so it runs before it at exit.
+  std::atexit([] { torn_down.store(true); });
+  return l;
 #endif
 }
 
@@ -71,8 +84,8 @@ std::vector<std::string> cublas_candidates() {
 #else
   const std::string soname = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
   std::vector<std::string> candidates = {soname};
-#ifdef EMBER_CUDA_LIBRARY_DIR
-  candidates.push_back(std::string(EMBER_CUDA_LIBRARY_DIR) + "/" + soname);
+#ifdef EMBER_CUBLAS_DIR
+  candidates.push_back(std::string(EMBER_CUBLAS_DIR) + "/" + soname);
 #endif
   return candidates;
 #endif
@@ -83,7 +96,7 @@ CublasLibrary open_cublas(const std::vector<std::string>& candidates) {
   for (const std::string& candidate : candidates) {
     std::string why;
     if (std::optional<CublasLibrary> l = try_open(candidate, why)) return *l;
-    failures += (failures.empty() ? "" : "; ") + candidate + ": " + why;
+    failures += (failures.empty() ? "" : "; ") + why;
   }
   if (candidates.empty()) failures = "no library to try";
   fail(ErrorCode::kUnsupported,
@@ -91,6 +104,8 @@ CublasLibrary open_cublas(const std::vector<std::string>& candidates) {
        "LD_LIBRARY_PATH",
        failures);
 }
+
+bool cublas_torn_down() noexcept { return torn_down.load(); }
 
 const CublasLibrary& cublas() {
   // A function-local static: initialized once across threads; when load() throws, the next call

@@ -1,6 +1,6 @@
 // cuBLAS opened at run time, when the first CudaBackend needs it. When ember linked it, every
 // process loaded libcublasLt (540 MB), and its static initializers cost every ember process about
-// 0.4 CPU-seconds, with or without a GPU (`ember --version` took 0.41 s; it takes 0.03 s now).
+// 0.4 CPU-seconds, with or without a GPU (`ember --version` took 0.41 s; it takes 0.02 s now).
 // The CUDA emulator's stand-ins are linked, so an emulated build calls them directly.
 #pragma once
 
@@ -34,13 +34,19 @@ struct CublasLibrary {
 // call tries again.
 const CublasLibrary& cublas();
 
+// True once the process is exiting past the point where cuBLAS tears down its own static state
+// (the library was opened after anything constructed before the first backend, so it is torn down
+// before such objects are destroyed): a backend destroyed then leaves its handle to the exit.
+bool cublas_torn_down() noexcept;
+
 // Opens the first of `candidates` (file names or paths, as dlopen takes them) that loads and
 // resolves every function. Throws Error (kUnsupported) listing each candidate's failure.
 CublasLibrary open_cublas(const std::vector<std::string>& candidates);
 
 // Where a build against the toolkit looks for cuBLAS, in order: its soname (of the major version
-// the build compiled against: LD_LIBRARY_PATH, the binary's run path, the system's cache), then
-// the toolkit's library directory found at configure time. Empty in an emulated build.
+// the build compiled against, found as dlopen finds any: LD_LIBRARY_PATH, the calling binary's
+// run path, the loader's cache, the system directories), then that file in the directory where
+// configure found cuBLAS. Empty in an emulated build.
 std::vector<std::string> cublas_candidates();
 
 }  // namespace ember::cuda

@@ -21,9 +21,9 @@ namespace {
 
 cublasHandle_t handle(void* p) { return static_cast<cublasHandle_t>(p); }
 
-void check_cublas(cublasStatus_t status, const char* what) {
+void check_cublas(const CublasLibrary& blas, cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS) {
-    fail(ErrorCode::kUnsupported, "cuBLAS: {} failed: {}", what, cublas().status_string(status));
+    fail(ErrorCode::kUnsupported, "cuBLAS: {} failed: {}", what, blas.status_string(status));
   }
 }
 
@@ -48,17 +48,19 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
     fail(ErrorCode::kUnsupported, "CUDA: {} is compute capability {}.{}; ember's kernels need 8.0 or newer", prop.name,
          prop.major, prop.minor);
   }
-  const CublasLibrary& blas = cublas();  // throws with the reason when cuBLAS cannot be loaded
+  blas_ = &cublas();  // throws with the reason when cuBLAS cannot be loaded
   EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   cublasHandle_t h = nullptr;
-  check_cublas(blas.create(&h), "cublasCreate");
+  check_cublas(*blas_, blas_->create(&h), "cublasCreate");
   cublas_ = h;
-  check_cublas(blas.set_stream(h, stream_), "cublasSetStream");
+  check_cublas(*blas_, blas_->set_stream(h, stream_), "cublasSetStream");
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
-  if (cublas_ != nullptr) cublas().destroy(handle(cublas_));
+  // A backend outliving cuBLAS's own teardown at exit (a static holder made before it) leaves the
+  // handle to the process's end.
+  if (cublas_ != nullptr && !cublas_torn_down()) blas_->destroy(handle(cublas_));
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -121,9 +123,9 @@ Roofline CudaBackend::measure_roofline() {
     const float alpha = 1.0f;
     const float beta = 0.0f;
     const double ms = median_ms(stream_, 5, [&] {
-      EMBER_CHECK(cublas().gemm_ex(handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a.data(), CUDA_R_16F, n,
-                                   a.data(), CUDA_R_16F, n, &beta, c.data(), CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
-                                   CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
+      EMBER_CHECK(blas_->gemm_ex(handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a.data(), CUDA_R_16F, n,
+                                 a.data(), CUDA_R_16F, n, &beta, c.data(), CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS);
     });
     r.f16_tflops = 2.0 * n * static_cast<double>(n) * n / (ms * 1e9);
   }
@@ -391,7 +393,7 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
   if (w.w.dtype == DType::kF32) {
     // F32 weights stay F32 (cuBLAS's FP32 GEMM, no TF32): a file keeps a matrix F32 for its
     // precision (a mixture of experts' router, whose near-ties f16 operands would tip).
-    const cublasStatus_t status = cublas().gemm_ex(
+    const cublasStatus_t status = blas_->gemm_ex(
         handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n_out), static_cast<int>(m), static_cast<int>(k),
         &alpha, w.w.data, CUDA_R_32F, static_cast<int>(k), x, CUDA_R_32F, static_cast<int>(k), &beta, y, CUDA_R_32F,
         static_cast<int>(n_out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
@@ -407,7 +409,7 @@ void CudaBackend::gemm(const CudaLinear& w, const float* x, int64_t m, float* y)
     weight = weight_f16_.as<__half>();
   }
   f32_to_f16(x, x_f16_.as<__half>(), m * k, stream_);
-  const cublasStatus_t status = cublas().gemm_ex(
+  const cublasStatus_t status = blas_->gemm_ex(
       handle(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n_out), static_cast<int>(m), static_cast<int>(k),
       &alpha, weight, CUDA_R_16F, static_cast<int>(k), x_f16_.data(), CUDA_R_16F, static_cast<int>(k), &beta, y,
       CUDA_R_32F, static_cast<int>(n_out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);

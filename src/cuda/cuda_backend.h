@@ -17,6 +17,8 @@
 
 namespace ember::cuda {
 
+struct CublasLibrary;  // cublas_library.h
+
 struct CudaBackendOptions {
   int device = 0;
   // Every row's result independent of the step's row count (--deterministic): matmuls of any row
@@ -212,9 +214,10 @@ class CudaBackend {
   bool rows_invariant_ = false;
   bool int8_gemm_ = false;
   cudaStream_t stream_ = nullptr;
-  void* cublas_ = nullptr;   // cublasHandle_t
-  DeviceBuffer weight_f16_;  // [max_matrix_elements] the GEMM's dequantized weight
-  DeviceBuffer x_f16_;       // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d, s, sum_d)
+  void* cublas_ = nullptr;               // cublasHandle_t
+  const CublasLibrary* blas_ = nullptr;  // its functions (cublas_library.h)
+  DeviceBuffer weight_f16_;              // [max_matrix_elements] the GEMM's dequantized weight
+  DeviceBuffer x_f16_;                   // [max_rows][max_k] the GEMM's activations (int8_gemm: q, then d, s, sum_d)
   DeviceBuffer attention_workspace_;
   DeviceBuffer head_ids_;  // [kGemvMaxRows · n_head]: j % n_head, matmul_heads' entry → head
   int64_t head_ids_n_head_ = 0;
