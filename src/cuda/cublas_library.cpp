@@ -27,13 +27,6 @@ static_assert(std::is_same_v<decltype(static_cast<CublasGemmEx>(&::cublasGemmEx)
 
 std::atomic<bool> torn_down{false};
 
-// Resolves `symbol` into `fn`; false when the library lacks it.
-template <class Fn>
-bool resolve(void* library, const char* symbol, Fn& fn) {
-  fn = reinterpret_cast<Fn>(dlsym(library, symbol));
-  return fn != nullptr;
-}
-
 // The library at `candidate` with every function resolved, or nullopt with `why` set.
 std::optional<CublasLibrary> try_open(const std::string& candidate, std::string& why) {
   // RTLD_LOCAL: cuBLAS's symbols stay out of the global namespace; only these pointers reach them.
@@ -44,14 +37,17 @@ std::optional<CublasLibrary> try_open(const std::string& candidate, std::string&
     return std::nullopt;
   }
   CublasLibrary l;
-  const char* missing =
-      !resolve(library, EMBER_CUBLAS_SYMBOL(cublasCreate), l.create)          ? EMBER_CUBLAS_SYMBOL(cublasCreate)
-      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasDestroy), l.destroy)      ? EMBER_CUBLAS_SYMBOL(cublasDestroy)
-      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasSetStream), l.set_stream) ? EMBER_CUBLAS_SYMBOL(cublasSetStream)
-      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasGetStatusString), l.status_string)
-          ? EMBER_CUBLAS_SYMBOL(cublasGetStatusString)
-      : !resolve(library, EMBER_CUBLAS_SYMBOL(cublasGemmEx), l.gemm_ex) ? EMBER_CUBLAS_SYMBOL(cublasGemmEx)
-                                                                        : nullptr;
+  const char* missing = nullptr;  // the first function the library lacks
+  const auto resolve = [&](const char* symbol, auto& fn) {
+    if (missing != nullptr) return;
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(library, symbol));
+    if (fn == nullptr) missing = symbol;
+  };
+  resolve(EMBER_CUBLAS_SYMBOL(cublasCreate), l.create);
+  resolve(EMBER_CUBLAS_SYMBOL(cublasDestroy), l.destroy);
+  resolve(EMBER_CUBLAS_SYMBOL(cublasSetStream), l.set_stream);
+  resolve(EMBER_CUBLAS_SYMBOL(cublasGetStatusString), l.status_string);
+  resolve(EMBER_CUBLAS_SYMBOL(cublasGemmEx), l.gemm_ex);
   if (missing != nullptr) {
     why = candidate + ": it has no " + missing;
     dlclose(library);

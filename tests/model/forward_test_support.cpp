@@ -149,6 +149,8 @@ const std::vector<std::string>& architecture_names() {
   return names;
 }
 
+bool in_cross_section(size_t a, size_t t, size_t period) { return a == 0 || t % period == a % period; }
+
 RandomModelSpec deepseek2_lite_spec(DType type, bool merged_kv_b) {
   RandomModelSpec spec = reference_spec("deepseek2", type);
   spec.merged_kv_b = merged_kv_b;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -88,6 +89,12 @@ ReferenceComparison compare_to_reference(Model& model, KvCache& kv, const Refere
 
 // Every architecture ember supports, by GGUF name (the X-macro list): a new one is tested on day one.
 const std::vector<std::string>& architecture_names();
+// Whether architecture a (index into architecture_names()) runs with type t (index into a test's
+// type list) in a cross-section of the a x t pairs, for builds where every pair costs too much:
+// every type on the first architecture, and on each other the types t with t % period == a %
+// period (one, or more when the list is longer than period), so every architecture and every type
+// still runs.
+bool in_cross_section(size_t a, size_t t, size_t period);
 // The reference tests' model of `arch` with `type` weights: k a multiple of 256 (the K-quants),
 // sliding windows shorter than the test sequences, soft-caps that bend without saturating, Gemma 3
 // with a global layer, Phi-3 partial rotary.
