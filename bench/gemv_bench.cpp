@@ -1,12 +1,13 @@
-// Decode throughput (one activation row) at real layer shapes, in GB/s of weight bytes read, for
-// each weight type on the best kernel table (or EMBER_ISA): the GEMV on the file's blocks and,
+// Decode throughput (one activation row, or a few: draft verification, small batches) at real layer shapes, in GB/s of
+// weight bytes read, for each weight type on the best kernel table (or EMBER_ISA): the GEMV on the file's blocks and,
 // where the type has a packed form, the GEMM's one-row kernel on the repacked panels (the two
 // decode paths on avx512: CpuBackendOptions::decode_on_packed), timed alternately so the machine's
 // drift hits both alike; each GB/s counts its own bytes (file blocks, or the larger panels), and
 // `x GEMV` is the packed path's speed relative to the GEMV. Weights are cycled through copies
 // totalling >= 1 GiB so they come from memory, as in a real decode step, not from cache.
-// `gemv_bench [threads] [type,type,...]` (default: every type with a dot product); compare with
-// roofline_bench's read bandwidth.
+// `gemv_bench [threads] [type,type,...|all] [rows]` (default: every type with a dot product, one
+// row); compare with roofline_bench's read bandwidth. With rows > 1 the packed column is the GEMM
+// CpuBackend takes from gemm_min_rows on: where it wins, gemm_min_rows should be lower.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,19 +30,20 @@ using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : cpu_features().usable_cpus;
-  if (threads < 1 || threads > ThreadPool::kMaxThreads) {
-    std::fprintf(stderr, "usage: gemv_bench [threads >= 1]\n");
+  const std::string only = argc > 2 && std::string(argv[2]) != "all" ? "," + std::string(argv[2]) + "," : "";
+  const int64_t m = argc > 3 ? std::atoll(argv[3]) : 1;
+  if (threads < 1 || threads > ThreadPool::kMaxThreads || m < 1 || m > 64) {
+    std::fprintf(stderr, "usage: gemv_bench [threads >= 1] [type,type,...|all] [rows 1-64]\n");
     return 2;
   }
   const Roofline roofline = measure_roofline(threads);
   ThreadPool pool(threads);
   const CpuKernels& kernels = cpu_kernels(select_isa());
   const Isa isa = kernels.isa;
-  std::printf("gemv, 1 activation row, %d threads, kernel table %s, read bandwidth %.1f GB/s\n", threads,
-              std::string(isa_name(isa)).c_str(), roofline.read_gbs_all);
+  std::printf("gemv, %lld activation row(s), %d threads, kernel table %s, read bandwidth %.1f GB/s\n",
+              static_cast<long long>(m), threads, std::string(isa_name(isa)).c_str(), roofline.read_gbs_all);
   std::printf("%-8s %-12s %10s %10s %10s   %12s %10s %10s\n", "type", "shape", "GB/s", "of BW", "us/call",
               "packed GB/s", "us/call", "x GEMV");
-  const std::string only = argc > 2 ? "," + std::string(argv[2]) + "," : "";
   std::vector<DType> types;
   for (const QuantTraits& t : quant_traits_table()) {
     if (t.vec_dot == nullptr || t.dtype == DType::kF32) continue;
@@ -52,9 +54,10 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (DType type : types) {
-    // Integer types on avx512 can decode on the packed panels (CpuBackend's decode_on_packed).
+    // Integer types on avx512 can decode on the packed panels (CpuBackend's decode_on_packed); from
+    // two rows on, every type the GEMM serves.
     const bool packed_decode =
-        isa == Isa::kAvx512 && gemm_serves(isa, type) && type != DType::kF16 && type != DType::kBF16;
+        gemm_serves(isa, type) && (m > 1 || (isa == Isa::kAvx512 && type != DType::kF16 && type != DType::kBF16));
     for (const auto& [n_out, k] : shapes) {
       const uint64_t bytes = *dtype_bytes_for(type, static_cast<uint64_t>(n_out * k));
       std::vector<float> w_float(static_cast<size_t>(n_out * k));
@@ -69,7 +72,7 @@ int main(int argc, char** argv) {
         packed.push_back(
             PackedWeights::pack({weights.data() + bytes * static_cast<size_t>(c), type, n_out, k}, isa, pool));
       }
-      std::vector<float> x(static_cast<size_t>(k)), y(static_cast<size_t>(n_out));
+      std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n_out));
       for (float& v : x) v = normal(rng) * 50;
       MatmulScratch scratch;
       GemmScratch gemm_scratch;
@@ -77,13 +80,13 @@ int main(int argc, char** argv) {
       for (int rep = 0; rep < 7; ++rep) {
         auto start = Clock::now();
         for (int c = 0; c < copies; ++c) {
-          matmul(kernels, pool, {weights.data() + bytes * static_cast<size_t>(c), type, n_out, k}, x.data(), 1,
+          matmul(kernels, pool, {weights.data() + bytes * static_cast<size_t>(c), type, n_out, k}, x.data(), m,
                  y.data(), scratch);
         }
         times.push_back(std::chrono::duration<double>(Clock::now() - start).count() / copies);
         if (packed.empty()) continue;
         start = Clock::now();
-        for (const PackedWeights& w : packed) gemm(isa, pool, w, x.data(), 1, y.data(), gemm_scratch);
+        for (const PackedWeights& w : packed) gemm(isa, pool, w, x.data(), m, y.data(), gemm_scratch);
         packed_times.push_back(std::chrono::duration<double>(Clock::now() - start).count() / copies);
       }
       const auto median = [](std::vector<double>& v) {

@@ -24,66 +24,82 @@ __m256i lanes_below(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(clamped), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// All row tiles of the activations × one group of 8 weight rows over the tile's sub-blocks, in
-// the scalar reference's order of float operations (see gemm_avx512.cpp).
-template <int Sub, bool HasMin, bool Nibbles>
-void tile_kernel(const GemmActivations& acts, const GemmTile& tile) {
+// Row tile t of the activations (its first Rows rows: a full tile, or the last one's remainder, so
+// a step of 1-5 rows does not pay for 6) × one group of 8 weight rows over the tile's sub-blocks,
+// in the scalar reference's order of float operations (see gemm_avx512.cpp): each row's result is
+// the same whatever the tile's height.
+template <int Sub, bool HasMin, bool Nibbles, int Rows>
+void tile_rows(const GemmActivations& acts, const GemmTile& tile, int64_t t, __m256i valid) {
+  static_assert(Rows >= 1 && Rows <= kTileRows);
   constexpr int64_t kQBytes = kRows * Sub / (Nibbles ? 2 : 1);
   constexpr int64_t kSubBytes = kQBytes + 4 * kRows * (HasMin ? 2 : 1);
-  constexpr int kSteps = Sub / kGroup;                   // k-groups per sub-block
-  constexpr int kLoads = Nibbles ? kSteps / 2 : kSteps;  // 16-byte weight loads per sub-block
-  constexpr int64_t kActSubElems = kTileRows * Sub;      // one tile's values of one sub-block
+  constexpr int kSteps = Sub / kGroup;                           // k-groups per sub-block
+  constexpr int kLoads = Nibbles ? kSteps / 2 : kSteps;          // 16-byte weight loads per sub-block
+  constexpr int64_t kActSubElems = kTileRows * Sub;              // one tile's values of one sub-block
+  const int64_t cell = (t * acts.n_sub + tile.sb0) * kTileRows;  // [tile][sub-block][row] index of sb0
+  const int16_t* a = static_cast<const int16_t*>(acts.q) + cell * Sub;
+  const float* ascale = acts.scale + cell;
+  const int32_t* corr = acts.corr + cell;
+  const float* amin = HasMin ? acts.min_scale + cell : nullptr;
+  float* y = tile.y + t * kTileRows * tile.y_stride;
+  __m256 facc[Rows];
+  for (int i = 0; i < Rows; ++i) {
+    facc[i] = tile.accumulate ? _mm256_maskload_ps(y + i * tile.y_stride, valid) : _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < tile.n_sb; ++b) {
+    const uint8_t* p = tile.panel + b * kSubBytes;
+    const int16_t* ab = a + b * kActSubElems;
+    __m256i iacc[Rows];
+    for (int i = 0; i < Rows; ++i) iacc[i] = _mm256_set1_epi32(corr[b * kTileRows + i]);
+    // Load j holds k-group j (or, as nibbles, k-groups j and j + kLoads). Bytes stay unsigned
+    // and widen to 16 bits, so q up to 255 times activations up to ±127 never saturates
+    // (maddubs's 16-bit pair sums would, for Q8_0's 128-offset bytes).
+    const auto dot_step = [&](__m256i w, int step) {
+      for (int i = 0; i < Rows; ++i) {
+        const __m256i pair = _mm256_set1_epi32(load_i32(ab + (step * kTileRows + i) * kGroup));
+        iacc[i] = _mm256_add_epi32(iacc[i], _mm256_madd_epi16(w, pair));
+      }
+    };
+    for (int j = 0; j < kLoads; ++j) {
+      const __m128i bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(p + j * kRows * kGroup));
+      if constexpr (Nibbles) {
+        const __m128i low4 = _mm_set1_epi8(0x0F);
+        dot_step(_mm256_cvtepu8_epi16(_mm_and_si128(bytes, low4)), j);
+        dot_step(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4)), j + kLoads);
+      } else {
+        dot_step(_mm256_cvtepu8_epi16(bytes), j);
+      }
+    }
+    const __m256 scale = _mm256_load_ps(reinterpret_cast<const float*>(p + kQBytes));
+    for (int i = 0; i < Rows; ++i) {
+      facc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[i]),
+                                _mm256_mul_ps(scale, _mm256_set1_ps(ascale[b * kTileRows + i])), facc[i]);
+    }
+    if constexpr (HasMin) {
+      const __m256 min = _mm256_load_ps(reinterpret_cast<const float*>(p + kQBytes + 4 * kRows));
+      for (int i = 0; i < Rows; ++i) facc[i] = _mm256_fmadd_ps(min, _mm256_set1_ps(amin[b * kTileRows + i]), facc[i]);
+    }
+  }
+  for (int i = 0; i < Rows; ++i) _mm256_maskstore_ps(y + i * tile.y_stride, valid, facc[i]);
+}
+
+// Every row tile of the activations × one group of 8 weight rows, each tile at its own height.
+template <int Sub, bool HasMin, bool Nibbles>
+void tile_kernel(const GemmActivations& acts, const GemmTile& tile) {
   const __m256i valid = lanes_below(tile.n_valid);
   const int64_t n_tiles = (tile.m + kTileRows - 1) / kTileRows;
   for (int64_t t = 0; t < n_tiles; ++t) {
     prefetch_next_slice(tile, t, n_tiles);
     const int64_t rows = tile.m - t * kTileRows < kTileRows ? tile.m - t * kTileRows : kTileRows;
-    const int64_t cell = (t * acts.n_sub + tile.sb0) * kTileRows;  // [tile][sub-block][row] index of sb0
-    const int16_t* a = static_cast<const int16_t*>(acts.q) + cell * Sub;
-    const float* ascale = acts.scale + cell;
-    const int32_t* corr = acts.corr + cell;
-    const float* amin = HasMin ? acts.min_scale + cell : nullptr;
-    float* y = tile.y + t * kTileRows * tile.y_stride;
-    __m256 facc[kTileRows];
-    for (int i = 0; i < kTileRows; ++i) {
-      facc[i] = tile.accumulate && i < rows ? _mm256_maskload_ps(y + i * tile.y_stride, valid) : _mm256_setzero_ps();
+    static_assert(kTileRows == 6, "one case per tile height below");
+    switch (rows) {
+      case 1: tile_rows<Sub, HasMin, Nibbles, 1>(acts, tile, t, valid); break;
+      case 2: tile_rows<Sub, HasMin, Nibbles, 2>(acts, tile, t, valid); break;
+      case 3: tile_rows<Sub, HasMin, Nibbles, 3>(acts, tile, t, valid); break;
+      case 4: tile_rows<Sub, HasMin, Nibbles, 4>(acts, tile, t, valid); break;
+      case 5: tile_rows<Sub, HasMin, Nibbles, 5>(acts, tile, t, valid); break;
+      default: tile_rows<Sub, HasMin, Nibbles, kTileRows>(acts, tile, t, valid); break;
     }
-    for (int64_t b = 0; b < tile.n_sb; ++b) {
-      const uint8_t* p = tile.panel + b * kSubBytes;
-      const int16_t* ab = a + b * kActSubElems;
-      __m256i iacc[kTileRows];
-      for (int i = 0; i < kTileRows; ++i) iacc[i] = _mm256_set1_epi32(corr[b * kTileRows + i]);
-      // Load j holds k-group j (or, as nibbles, k-groups j and j + kLoads). Bytes stay unsigned
-      // and widen to 16 bits, so q up to 255 times activations up to ±127 never saturates
-      // (maddubs's 16-bit pair sums would, for Q8_0's 128-offset bytes).
-      const auto dot_step = [&](__m256i w, int step) {
-        for (int i = 0; i < kTileRows; ++i) {
-          const __m256i pair = _mm256_set1_epi32(load_i32(ab + (step * kTileRows + i) * kGroup));
-          iacc[i] = _mm256_add_epi32(iacc[i], _mm256_madd_epi16(w, pair));
-        }
-      };
-      for (int j = 0; j < kLoads; ++j) {
-        const __m128i bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(p + j * kRows * kGroup));
-        if constexpr (Nibbles) {
-          const __m128i low4 = _mm_set1_epi8(0x0F);
-          dot_step(_mm256_cvtepu8_epi16(_mm_and_si128(bytes, low4)), j);
-          dot_step(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(bytes, 4), low4)), j + kLoads);
-        } else {
-          dot_step(_mm256_cvtepu8_epi16(bytes), j);
-        }
-      }
-      const __m256 scale = _mm256_load_ps(reinterpret_cast<const float*>(p + kQBytes));
-      for (int i = 0; i < kTileRows; ++i) {
-        facc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[i]),
-                                  _mm256_mul_ps(scale, _mm256_set1_ps(ascale[b * kTileRows + i])), facc[i]);
-      }
-      if constexpr (HasMin) {
-        const __m256 min = _mm256_load_ps(reinterpret_cast<const float*>(p + kQBytes + 4 * kRows));
-        for (int i = 0; i < kTileRows; ++i)
-          facc[i] = _mm256_fmadd_ps(min, _mm256_set1_ps(amin[b * kTileRows + i]), facc[i]);
-      }
-    }
-    for (int i = 0; i < rows; ++i) _mm256_maskstore_ps(y + i * tile.y_stride, valid, facc[i]);
   }
 }
 
