@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <string_view>
 
 #include "core/check.h"
@@ -32,6 +33,19 @@ Isa resolve_isa(const std::optional<Isa>& requested) {
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
     : options_(options), pool_(resolve_thread_count(options.n_threads)) {
   const Isa isa = resolve_isa(options.isa);
+  if (options_.gemm_min_rows) {
+    if (*options_.gemm_min_rows < 1) {
+      fail(ErrorCode::kInvalidArgument, "cpu backend: gemm_min_rows {} is below 1", *options_.gemm_min_rows);
+    }
+  } else if (const char* env = std::getenv("EMBER_GEMM_MIN_ROWS"); env != nullptr && *env != '\0') {
+    const std::string_view v(env);
+    int64_t rows = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), rows);
+    if (ec != std::errc{} || end != v.data() + v.size() || rows < 1 || rows > 1 << 20) {
+      fail(ErrorCode::kInvalidArgument, "EMBER_GEMM_MIN_ROWS={}: expected a row count from 1", v);
+    }
+    options_.gemm_min_rows = rows;
+  }
   kernels_ = &cpu_kernels(isa);
   ops_ = &cpu_ops(isa);
   attention_kernels_ = &attention_kernels(isa);
@@ -48,6 +62,25 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
 
 bool default_decode_on_packed(const CpuFeatures& cpu) {
   return cpu.vendor != "AuthenticAMD" && cpu.vendor != "HygonGenuine";
+}
+
+int64_t default_gemm_min_rows(Isa isa, DType type) {
+  // Zen 5, 2 threads, 2048x8192 and 8192x2048 (2026-12-06): the packed GEMM against the GEMV at 2
+  // and 3 rows. avx512: Q4_0-Q8_0 1.2-1.3x at 2 rows, BF16 1.3-1.7x; Q3_K, Q4_K, IQ4 0.9-1.15x at 2
+  // and 1.15-1.7x at 3; Q2_K, Q5_K, Q6_K, F16 below or near parity at 3. avx2 (pmaddwd tiles):
+  // Q4_0, Q4_1, Q5_1 1.1-1.2x at 2 rows (Q5_0 parity), Q8_0 0.7-0.95x at 2 and 1.2-1.35x at 3; the
+  // K-quants' GEMV keeps up to 4 rows or more.
+  const bool legacy = type == DType::kQ4_0 || type == DType::kQ4_1 || type == DType::kQ5_0 || type == DType::kQ5_1;
+  if (isa == Isa::kAvx512) {
+    if (legacy || type == DType::kQ8_0 || type == DType::kBF16) return 2;
+    if (type == DType::kQ3_K || type == DType::kQ4_K || type == DType::kIQ4_NL || type == DType::kIQ4_XS) return 3;
+    return 4;
+  }
+  if (isa == Isa::kAvx2) {
+    if (legacy) return 2;
+    if (type == DType::kQ8_0) return 3;
+  }
+  return 4;
 }
 
 CpuBackend::~CpuBackend() = default;
@@ -71,6 +104,7 @@ Linear CpuBackend::prepare(const WeightMatrix& w, bool repack, bool invariant_ro
     if (options_.amx && amx_serves(isa(), *linear.packed)) uses_amx_ = true;
     // rows_invariant's rule, which for a packed matrix holds exactly for panels on every row count.
     linear.rows_on_packed = rows_invariant(w.dtype, invariant_rows);
+    linear.gemm_min_rows = options_.gemm_min_rows.value_or(default_gemm_min_rows(isa(), w.dtype));
     // Float panels take 4-byte activations: the GEMM scratch must grow to them.
     if (w.dtype == DType::kF16 || w.dtype == DType::kBF16) float_gemm_ = true;
     reserve(limits_);
@@ -135,7 +169,7 @@ bool CpuBackend::uses_gemm(const Linear& w, int64_t m) const noexcept {
   if (!w.packed) return false;
   // Integer panels on avx512 may take every row count (the one-row kernel for decode): then a
   // row's logits do not depend on how many rows share its step, bit for bit.
-  return m >= options_.gemm_min_rows || w.rows_on_packed;
+  return m >= w.gemm_min_rows || w.rows_on_packed;
 }
 
 void CpuBackend::matmul_accumulate(const Linear& w, const float* x, int64_t m, float* y, float* scratch) {

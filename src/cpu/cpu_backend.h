@@ -29,8 +29,9 @@ struct CpuBackendOptions {
   // beside the mapped weights). Off: every matmul runs the GEMV path.
   bool repack_weights = true;
   // Activation rows from which a matmul on packed weights takes the GEMM: below it the GEMV path
-  // reads the original blocks (measured on this machine: the GEMM wins from 2-4 rows on).
-  int64_t gemm_min_rows = 4;
+  // reads the original blocks. Unset: EMBER_GEMM_MIN_ROWS when set (A/B runs), else
+  // default_gemm_min_rows(isa, type), per matrix.
+  std::optional<int64_t> gemm_min_rows = std::nullopt;
   // On avx512, matmuls of any row count on integer-packed weights take the GEMM (one-row kernel
   // for decode) instead of the GEMV on the original blocks below gemm_min_rows: a fifth of the
   // instructions per block for 5-33 % more bytes, and one kernel family for every row count, so a
@@ -51,6 +52,13 @@ struct CpuBackendOptions {
 // Other AMD generations (and Hygon's Zen-based CPUs) were not measured: assumed alike.
 bool default_decode_on_packed(const CpuFeatures& cpu);
 
+// Activation rows from which a matmul on a `type` matrix packed for `isa` runs faster on the GEMM
+// than on the GEMV (measured with `gemv_bench THREADS all ROWS`, docs/benchmarks.md): 2 for the
+// types whose panels are a plain copy of the blocks (Q4_0 ... Q8_0) and BF16 on avx512, whose GEMV
+// re-decodes each block for every row; later for the K-quants, whose panels hold 1.3-1.8x the
+// file's bytes; 4 wherever it was not measured to be earlier.
+int64_t default_gemm_min_rows(Isa isa, DType type);
+
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
 // allocates while a step runs.
 struct StepLimits {
@@ -70,13 +78,15 @@ struct Linear {
   // Rows below gemm_min_rows take the packed panels too (avx512 integer panels, decode_on_packed or
   // prepare's invariant_rows): every row count then runs one kernel family.
   bool rows_on_packed = false;
+  // Activation rows from which matmuls on `packed` take the GEMM (CpuBackendOptions::gemm_min_rows).
+  int64_t gemm_min_rows = 4;
 };
 
 // One caller at a time (the engine's step thread): the pool and the scratch are not shared.
 class CpuBackend {
  public:
-  // Throws Error for an unusable option (unknown / unsupported EMBER_ISA, bad thread count, an
-  // EMBER_DECODE_ON_PACKED other than 0 or 1).
+  // Throws Error for an unusable option (unknown / unsupported EMBER_ISA, bad thread count, a
+  // gemm_min_rows or EMBER_GEMM_MIN_ROWS below 1, an EMBER_DECODE_ON_PACKED other than 0 or 1).
   explicit CpuBackend(const CpuBackendOptions& options = {});
   ~CpuBackend();
   CpuBackend(const CpuBackend&) = delete;

@@ -137,7 +137,7 @@ TEST(CpuBackend, MatmulPathsMatchFloat64) {
       std::vector<float> w_deq(kOut * kK);
       dequantize(type, blocks.data(), w_deq.data(), kOut * kK);
       const Linear linear = backend.prepare({blocks.data(), type, kOut, kK});
-      for (int64_t m : {1, 3, 4, 16}) {
+      for (int64_t m : {1, 2, 3, 4, 16}) {
         const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 3, 1.0f);
         std::vector<float> y(static_cast<size_t>(m * kOut), NAN);
         backend.matmul(linear, x.data(), m, y.data());
@@ -151,6 +151,65 @@ TEST(CpuBackend, MatmulPathsMatchFloat64) {
         }
       }
     }
+  }
+}
+
+// Each packed matrix takes the GEMM from its type's measured row count, or from the option's for
+// every type; the option rejects nonsense.
+TEST(CpuBackend, GemmMinRowsIsPerTypeUnlessTheOptionSetsIt) {
+  EXPECT_EQ(default_gemm_min_rows(Isa::kAvx512, DType::kQ8_0), 2);
+  EXPECT_EQ(default_gemm_min_rows(Isa::kAvx512, DType::kQ4_K), 3);
+  EXPECT_EQ(default_gemm_min_rows(Isa::kAvx512, DType::kQ6_K), 4);
+  EXPECT_EQ(default_gemm_min_rows(Isa::kAvx2, DType::kQ4_0), 2);
+  EXPECT_EQ(default_gemm_min_rows(Isa::kAvx2, DType::kQ8_0), 3);
+  EXPECT_EQ(default_gemm_min_rows(Isa::kAvx2, DType::kQ4_K), 4);
+  const std::vector<std::byte> q8 = quantized(DType::kQ8_0, random_values(32 * 256, 8, 0.05f));
+  const std::vector<std::byte> q6 = quantized(DType::kQ6_K, random_values(32 * 256, 9, 0.05f));
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    CpuBackend by_type(backend_options(1, isa));
+    CpuBackendOptions options = backend_options(1, isa);
+    options.gemm_min_rows = 7;
+    CpuBackend fixed(options);
+    for (const auto& [type, blocks] : {std::pair{DType::kQ8_0, &q8}, std::pair{DType::kQ6_K, &q6}}) {
+      const Linear linear = by_type.prepare({blocks->data(), type, 32, 256});
+      if (!linear.packed) continue;  // no GEMM for this ISA: the row count is never asked
+      EXPECT_EQ(linear.gemm_min_rows, default_gemm_min_rows(isa, type)) << dtype_name(type);
+      EXPECT_EQ(fixed.prepare({blocks->data(), type, 32, 256}).gemm_min_rows, 7) << dtype_name(type);
+    }
+  }
+  CpuBackendOptions zero = backend_options(1);
+  zero.gemm_min_rows = 0;
+  EXPECT_THROW(CpuBackend{zero}, Error);
+}
+
+// EMBER_GEMM_MIN_ROWS sets every matrix's row count when the option does not (A/B runs); an empty
+// value is unset, anything but a positive count is refused.
+TEST(CpuBackend, GemmMinRowsEnvironmentOverride) {
+  const char* saved = std::getenv("EMBER_GEMM_MIN_ROWS");
+  const std::string restore = saved != nullptr ? saved : "";
+  const std::vector<std::byte> q8 = quantized(DType::kQ8_0, random_values(32 * 256, 10, 0.05f));
+  const auto min_rows = [&](std::optional<int64_t> option) -> std::optional<int64_t> {
+    CpuBackendOptions options = backend_options(1);
+    options.gemm_min_rows = option;
+    const Linear linear = CpuBackend(options).prepare({q8.data(), DType::kQ8_0, 32, 256});
+    return linear.packed ? std::optional(linear.gemm_min_rows) : std::nullopt;
+  };
+  const CpuBackend probe(backend_options(1));
+  if (!gemm_serves(probe.isa(), DType::kQ8_0)) GTEST_SKIP() << "no GEMM on this ISA: nothing to choose";
+  ::setenv("EMBER_GEMM_MIN_ROWS", "9", 1);
+  EXPECT_EQ(min_rows(std::nullopt), 9);
+  EXPECT_EQ(min_rows(5), 5);  // the option wins
+  ::setenv("EMBER_GEMM_MIN_ROWS", "", 1);
+  EXPECT_EQ(min_rows(std::nullopt), default_gemm_min_rows(probe.isa(), DType::kQ8_0));
+  for (const char* bad : {"0", "-2", "3x", "many", "99999999999999999999"}) {
+    ::setenv("EMBER_GEMM_MIN_ROWS", bad, 1);
+    EXPECT_THROW(min_rows(std::nullopt), Error) << bad;
+  }
+  if (saved != nullptr) {
+    ::setenv("EMBER_GEMM_MIN_ROWS", restore.c_str(), 1);
+  } else {
+    ::unsetenv("EMBER_GEMM_MIN_ROWS");
   }
 }
 
