@@ -42,7 +42,7 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
     int64_t rows = 0;
     const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), rows);
     if (ec != std::errc{} || end != v.data() + v.size() || rows < 1 || rows > 1 << 20) {
-      fail(ErrorCode::kInvalidArgument, "EMBER_GEMM_MIN_ROWS={}: expected a row count from 1", v);
+      fail(ErrorCode::kInvalidArgument, "EMBER_GEMM_MIN_ROWS={}: expected a row count from 1 to 1048576", v);
     }
     options_.gemm_min_rows = rows;
   }

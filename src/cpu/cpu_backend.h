@@ -54,9 +54,9 @@ bool default_decode_on_packed(const CpuFeatures& cpu);
 
 // Activation rows from which a matmul on a `type` matrix packed for `isa` runs faster on the GEMM
 // than on the GEMV (measured with `gemv_bench THREADS all ROWS`, docs/benchmarks.md): 2 for the
-// types whose panels are a plain copy of the blocks (Q4_0 ... Q8_0) and BF16 on avx512, whose GEMV
-// re-decodes each block for every row; later for the K-quants, whose panels hold 1.3-1.8x the
-// file's bytes; 4 wherever it was not measured to be earlier.
+// 32-element block types (Q4_0 ... Q8_0) and BF16 on avx512, whose GEMV decodes each block again
+// for every row while the GEMM reads the panels once; 3 or 4 for the K-quants and IQ4, whose panels
+// hold 1.3-3x the file's bytes; 4 wherever it was not measured to be earlier.
 int64_t default_gemm_min_rows(Isa isa, DType type);
 
 // The most one step asks of the backend: reserve() sizes every scratch buffer for it, so no op
@@ -86,7 +86,8 @@ struct Linear {
 class CpuBackend {
  public:
   // Throws Error for an unusable option (unknown / unsupported EMBER_ISA, bad thread count, a
-  // gemm_min_rows or EMBER_GEMM_MIN_ROWS below 1, an EMBER_DECODE_ON_PACKED other than 0 or 1).
+  // gemm_min_rows below 1, an EMBER_GEMM_MIN_ROWS not in [1, 2^20], an EMBER_DECODE_ON_PACKED other
+  // than 0 or 1).
   explicit CpuBackend(const CpuBackendOptions& options = {});
   ~CpuBackend();
   CpuBackend(const CpuBackend&) = delete;

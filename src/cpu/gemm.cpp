@@ -102,9 +102,9 @@ GemmActivations GemmScratch::prepare(const PanelFormat& format, const ActLayout&
   if (scale.size() < cells) scale.resize(cells);
   if (corr.size() < cells) corr.resize(cells);
   if (min_scale.size() < cells) min_scale.resize(cells);
-  // The padding rows of the last tile go through the integer and AMX kernels' arithmetic (their
-  // results are not stored): zero the tile so they stay finite; the quantizer overwrites the real
-  // rows.
+  // The padding rows of the last tile go through the AMX kernels' arithmetic (whole 16-row tiles;
+  // their results are not stored): zero the tile so they stay finite; the quantizer overwrites the
+  // real rows. The VNNI / avx2 / scalar kernels compute only the rows a tile holds.
   if (zero_padding && m % layout.tile_rows != 0) {
     const int64_t last_tile = padded_rows - layout.tile_rows;
     std::fill(q.begin() + static_cast<std::ptrdiff_t>(last_tile * k * layout.elem_bytes),
@@ -379,8 +379,9 @@ void gemm(Isa isa, ThreadPool& pool, const PackedWeights& w, const float* x, int
   if (amx_int8) kernels.kernel = gemm_amx_kernel, kernels.quantize = gemm_amx_quantize;
   if (amx_f16) kernels.float_kernel = gemm_amx_f16_kernel, kernels.float_acts = gemm_amx_f16_acts;
   const ActLayout act_layout = amx_int8 ? amx_act_layout(format) : amx_f16 ? kAmxF16Acts : act_layout_for(kind, isa);
-  // The float kernels (avx512's and the scalar reference) compute only the rows a tile holds.
-  const bool pads_computed = kind == PanelKind::kInt8 || amx_f16;
+  // Only the AMX kernels compute whole tiles, padding rows included; the others only the rows a
+  // tile holds.
+  const bool pads_computed = amx_int8 || amx_f16;
   const GemmActivations acts = scratch.prepare(format, act_layout, m, w.k(), pads_computed);
   const int64_t n_tiles = (m + act_layout.tile_rows - 1) / act_layout.tile_rows;
 
@@ -435,7 +436,7 @@ void gemm_row_many(Isa isa, ThreadPool& pool, std::span<const PackedWeights* con
     EMBER_CHECK_MSG(same_activations(w, w0), "gemm_row_many: matrices of different formats");
     first_pair[j + 1] = first_pair[j] + (w.n_groups() + 1) / 2;
   }
-  const GemmActivations acts = scratch.prepare(w0.format(), act_layout, 1, w0.k());
+  const GemmActivations acts = scratch.prepare(w0.format(), act_layout, 1, w0.k(), false);  // row_kernel: lane 0
   if (kernels.quantize != nullptr) {
     kernels.quantize(w0.format(), x, w0.k(), 0, 1, acts);
   } else {

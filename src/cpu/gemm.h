@@ -73,7 +73,7 @@ struct GemmScratch {
   std::vector<int32_t> corr;
 
   // Sizes the buffers for m rows of k in `layout` and returns views of them. With zero_padding the
-  // last tile's rows past m are zeroed (for kernels that compute whole tiles).
+  // last tile's rows past m are zeroed (for kernels that compute whole tiles: AMX's).
   GemmActivations prepare(const PanelFormat& format, const ActLayout& layout, int64_t m, int64_t k,
                           bool zero_padding = true);
   // Sizes the buffers for any gemm() of up to max_rows rows of max_k: int8 layouts, and with

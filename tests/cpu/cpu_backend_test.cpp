@@ -4,15 +4,19 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
 #include <string>
 #include <string_view>
 
+#include "cpu/gemm.h"
+#include "cpu/matmul.h"
 #include "cpu_test_util.h"
 #include "ember/error.h"
 #include "quant/fp16.h"
+#include "support/scoped_env.h"
 
 namespace ember {
 namespace {
@@ -91,8 +95,7 @@ TEST(CpuBackend, DecodeOnPackedDefaultsByVendor) {
 // empty value is unset and anything but 0 / 1 is refused.
 TEST(CpuBackend, DecodeOnPackedEnvironmentOverride) {
   if (!isa_supported(Isa::kAvx512, cpu_features())) GTEST_SKIP() << "no avx512: decode never takes the panels";
-  const char* saved = std::getenv("EMBER_DECODE_ON_PACKED");
-  const std::string restore = saved != nullptr ? saved : "";
+  test::ScopedEnv env("EMBER_DECODE_ON_PACKED", nullptr);
   const auto decodes_on_panels = [](std::optional<bool> option) {
     CpuBackendOptions options;
     options.n_threads = 1;
@@ -101,19 +104,14 @@ TEST(CpuBackend, DecodeOnPackedEnvironmentOverride) {
     return CpuBackend(options).rows_invariant(DType::kQ8_0, false);
   };
   for (const bool value : {false, true}) {
-    ::setenv("EMBER_DECODE_ON_PACKED", value ? "1" : "0", 1);
+    env.set(value ? "1" : "0");
     EXPECT_EQ(decodes_on_panels(std::nullopt), value);
     EXPECT_EQ(decodes_on_panels(!value), !value);
   }
-  ::setenv("EMBER_DECODE_ON_PACKED", "", 1);
+  env.set("");
   EXPECT_EQ(decodes_on_panels(std::nullopt), default_decode_on_packed(cpu_features()));
-  ::setenv("EMBER_DECODE_ON_PACKED", "yes", 1);
+  env.set("yes");
   EXPECT_THROW(decodes_on_panels(std::nullopt), Error);
-  if (saved != nullptr) {
-    ::setenv("EMBER_DECODE_ON_PACKED", restore.c_str(), 1);
-  } else {
-    ::unsetenv("EMBER_DECODE_ON_PACKED");
-  }
 }
 
 // Both matmul paths (GEMV below gemm_min_rows, GEMM from it; one row on the packed weights with
@@ -157,6 +155,7 @@ TEST(CpuBackend, MatmulPathsMatchFloat64) {
 // Each packed matrix takes the GEMM from its type's measured row count, or from the option's for
 // every type; the option rejects nonsense.
 TEST(CpuBackend, GemmMinRowsIsPerTypeUnlessTheOptionSetsIt) {
+  const test::ScopedEnv env("EMBER_GEMM_MIN_ROWS", nullptr);
   EXPECT_EQ(default_gemm_min_rows(Isa::kAvx512, DType::kQ8_0), 2);
   EXPECT_EQ(default_gemm_min_rows(Isa::kAvx512, DType::kQ4_K), 3);
   EXPECT_EQ(default_gemm_min_rows(Isa::kAvx512, DType::kQ6_K), 4);
@@ -184,10 +183,9 @@ TEST(CpuBackend, GemmMinRowsIsPerTypeUnlessTheOptionSetsIt) {
 }
 
 // EMBER_GEMM_MIN_ROWS sets every matrix's row count when the option does not (A/B runs); an empty
-// value is unset, anything but a positive count is refused.
+// value is unset, anything but a count from 1 to 2^20 is refused.
 TEST(CpuBackend, GemmMinRowsEnvironmentOverride) {
-  const char* saved = std::getenv("EMBER_GEMM_MIN_ROWS");
-  const std::string restore = saved != nullptr ? saved : "";
+  test::ScopedEnv env("EMBER_GEMM_MIN_ROWS", nullptr);
   const std::vector<std::byte> q8 = quantized(DType::kQ8_0, random_values(32 * 256, 10, 0.05f));
   const auto min_rows = [&](std::optional<int64_t> option) -> std::optional<int64_t> {
     CpuBackendOptions options = backend_options(1);
@@ -197,19 +195,53 @@ TEST(CpuBackend, GemmMinRowsEnvironmentOverride) {
   };
   const CpuBackend probe(backend_options(1));
   if (!gemm_serves(probe.isa(), DType::kQ8_0)) GTEST_SKIP() << "no GEMM on this ISA: nothing to choose";
-  ::setenv("EMBER_GEMM_MIN_ROWS", "9", 1);
+  env.set("9");
   EXPECT_EQ(min_rows(std::nullopt), 9);
   EXPECT_EQ(min_rows(5), 5);  // the option wins
-  ::setenv("EMBER_GEMM_MIN_ROWS", "", 1);
+  env.set("1048576");
+  EXPECT_EQ(min_rows(std::nullopt), 1048576);
+  env.set("");
   EXPECT_EQ(min_rows(std::nullopt), default_gemm_min_rows(probe.isa(), DType::kQ8_0));
-  for (const char* bad : {"0", "-2", "3x", "many", "99999999999999999999"}) {
-    ::setenv("EMBER_GEMM_MIN_ROWS", bad, 1);
+  for (const char* bad : {"0", "-2", "3x", " 3", "+3", "many", "1048577", "99999999999999999999"}) {
+    env.set(bad);
     EXPECT_THROW(min_rows(std::nullopt), Error) << bad;
   }
-  if (saved != nullptr) {
-    ::setenv("EMBER_GEMM_MIN_ROWS", restore.c_str(), 1);
-  } else {
-    ::unsetenv("EMBER_GEMM_MIN_ROWS");
+}
+
+// The switch itself: below a matrix's gemm_min_rows, matmul gives the GEMV's bits, from it the
+// GEMM's (decode on the panels off, so one row is not on them either).
+TEST(CpuBackend, MatmulSwitchesToTheGemmAtTheMatrixRowCount) {
+  const test::ScopedEnv env("EMBER_GEMM_MIN_ROWS", nullptr);
+  constexpr int64_t kK = 512, kOut = 40;
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    CpuBackendOptions options = backend_options(2, isa);
+    options.decode_on_packed = false;
+    CpuBackend backend(options);
+    backend.reserve(step_limits(8, kK));
+    for (DType type : {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
+      SCOPED_TRACE(std::string(dtype_name(type)));
+      const std::vector<std::byte> blocks = quantized(type, random_values(kOut * kK, 11, 0.05f));
+      const WeightMatrix w{blocks.data(), type, kOut, kK};
+      const Linear linear = backend.prepare(w);
+      if (!linear.packed) continue;
+      ASSERT_FALSE(linear.rows_on_packed);
+      const int64_t from = linear.gemm_min_rows;
+      EXPECT_EQ(from, default_gemm_min_rows(isa, type));
+      for (int64_t m = std::max<int64_t>(1, from - 1); m <= from; ++m) {
+        const std::vector<float> x = random_values(static_cast<size_t>(m * kK), 12, 1.0f);
+        std::vector<float> got(static_cast<size_t>(m * kOut)), want(got.size());
+        backend.matmul(linear, x.data(), m, got.data());
+        if (m < from) {
+          MatmulScratch scratch;
+          matmul(backend.kernels(), backend.pool(), w, x.data(), m, want.data(), scratch);
+        } else {
+          GemmScratch scratch;
+          gemm(isa, backend.pool(), *linear.packed, x.data(), m, want.data(), scratch);
+        }
+        EXPECT_EQ(got, want) << "m " << m << (m < from ? " (GEMV)" : " (GEMM)");
+      }
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "cpu/cpu_kernels.h"
 #include "ember/error.h"
+#include "support/scoped_env.h"
 
 namespace ember {
 namespace {
@@ -44,11 +45,11 @@ TEST(CpuKernels, SelectionAndTables) {
       EXPECT_EQ(k.quantize_row_for(t.dtype) == nullptr, t.from_float == nullptr) << dtype_name(t.dtype);
     }
   }
-  ::setenv("EMBER_ISA", "scalar", 1);
+  test::ScopedEnv env("EMBER_ISA", "scalar");
   EXPECT_EQ(select_isa(), Isa::kScalar);
-  ::setenv("EMBER_ISA", "AVX9", 1);
+  env.set("AVX9");
   EXPECT_THROW(select_isa(), Error);
-  ::unsetenv("EMBER_ISA");
+  env.set(nullptr);
   EXPECT_EQ(select_isa(), isas.back());
 }
 

@@ -2,6 +2,7 @@
 // microkernels vs the scalar references bit for bit, gemm() vs float64 and vs the GEMV path.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -387,8 +388,9 @@ TEST(Gemm, EveryIsaAndThreadCountGivesIdenticalBits) {
 
 // Whether a task runs k whole or in L1-sized chunks is a speed choice: every ISA gives the same bits
 // both ways, for row counts of one partial tile to several. The scratch is filled with NaNs first
-// (gemm() no longer zeroes float panels' padding rows): stored rows must not read them. (A kernel
-// that computed the padding rows without storing them would pass: their results are not output.)
+// (gemm() zeroes the padding rows only for AMX's whole tiles): stored rows must not read them. (A
+// kernel that computed the padding rows without storing them would pass: their results are not
+// output.)
 TEST(Gemm, KChunkingAndStalePaddingLeaveTheBits) {
   constexpr int64_t kOut = 45, kK = 768;  // 3 float k-chunks, 2 int8 ones
   for (DType type : {DType::kF16, DType::kBF16, DType::kQ4_K, DType::kQ8_0}) {
@@ -402,9 +404,15 @@ TEST(Gemm, KChunkingAndStalePaddingLeaveTheBits) {
         std::vector<float> whole(static_cast<size_t>(m * kOut), NAN), chunked = whole;
         GemmScratch scratch;
         scratch.reserve(32, kK, true);
-        std::memset(scratch.q.data(), 0xFF, scratch.q.size());  // NaN floats, NaN bf16 pairs
+        const auto poison = [&scratch] {
+          std::memset(scratch.q.data(), 0xFF, scratch.q.size());  // NaN floats, NaN bf16 pairs, int8 255s
+          std::fill(scratch.scale.begin(), scratch.scale.end(), NAN);
+          std::fill(scratch.min_scale.begin(), scratch.min_scale.end(), NAN);
+          std::fill(scratch.corr.begin(), scratch.corr.end(), std::numeric_limits<int32_t>::min());
+        };
+        poison();
         gemm(isa, pool, w, x.data(), m, chunked.data(), scratch, GemmOptions{.amx = true, .whole_k_act_bytes = 0});
-        std::memset(scratch.q.data(), 0xFF, scratch.q.size());
+        poison();
         gemm(isa, pool, w, x.data(), m, whole.data(), scratch,
              GemmOptions{.amx = true, .whole_k_act_bytes = std::numeric_limits<int64_t>::max()});
         for (size_t i = 0; i < whole.size(); ++i) {
@@ -424,7 +432,7 @@ namespace {
 
 // gemm_row_many (decode's q / k / v in one job) equals gemm() per matrix bit for bit, for every
 // packed type on every ISA with a GEMM, with row counts that leave odd group counts and a matrix
-// smaller than one pair.
+// smaller than one pair, over a scratch whose padding lanes hold NaNs.
 TEST(Gemm, RowManyEqualsOneMatrixAtATime) {
   ThreadPool pool(2);
   constexpr int64_t kK = 512;
@@ -453,6 +461,9 @@ TEST(Gemm, RowManyEqualsOneMatrixAtATime) {
         pointers.push_back(&ws[j]);
         ys.push_back(many[j].data());
       }
+      // Stale padding lanes (gemm_row_many does not zero them): row_kernel reads lane 0 only.
+      std::memset(scratch.q.data(), 0xFF, scratch.q.size());
+      std::fill(scratch.scale.begin(), scratch.scale.end(), NAN);
       gemm_row_many(isa, pool, pointers, x.data(), ys, scratch);
       for (size_t j = 0; j < ws.size(); ++j) EXPECT_EQ(many[j], one[j]) << "matrix " << j;
     }

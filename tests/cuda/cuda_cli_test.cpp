@@ -20,6 +20,7 @@
 
 #include "cli/cli_run.h"
 #include "cuda/cuda_test_util.h"
+#include "support/scoped_env.h"
 #include "support/test_data.h"
 
 namespace ember {
@@ -54,9 +55,10 @@ TEST(CudaCli, AModelThatDoesNotFitIsRefusedWithTheNumbers) {
   GTEST_SKIP() << "needs the CUDA emulator's configurable device size";
 #else
   EMBER_SHARED_DATA_OR_SKIP(data);
-  ASSERT_EQ(setenv("EMBER_CUDA_EMULATOR_MEMORY", "256", 1), 0);  // MiB: less than the headroom alone
-  const test::RunResult r = run_cuda((data / kStories).string(), {"--device", "cuda"});
-  unsetenv("EMBER_CUDA_EMULATOR_MEMORY");
+  const test::RunResult r = [&] {
+    const test::ScopedEnv small("EMBER_CUDA_EMULATOR_MEMORY", "256");  // MiB: less than the headroom alone
+    return run_cuda((data / kStories).string(), {"--device", "cuda"});
+  }();
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("MiB free of 256 MiB: offload fewer layers (--gpu-layers N)"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("Assertion"), std::string::npos) << r.err;

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "ember/hooks.h"
 #include "engine/sampler_math.h"
 #include "model/forward_test_support.h"
+#include "support/scoped_env.h"
 #include "support/stories_data.h"
 #include "support/test_data.h"
 
@@ -27,6 +27,7 @@ namespace {
 
 using test::Logits;
 using test::RandomModelSpec;
+using test::ScopedEnv;
 
 // The same file loaded a second time with `gpu_layers` offloaded, with its own KV cache.
 struct GpuModel {
@@ -48,29 +49,6 @@ GpuModel load_gpu(const std::vector<std::byte>& bytes, int32_t gpu_layers, int32
   g.kv = std::make_unique<KvCache>(g.model->config(), g.model->kv_options(kv_tokens, kv_type, kv_type));
   return g;
 }
-
-// An environment variable set for a scope, then restored (the GPU layers read theirs when a model
-// loads).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* before = std::getenv(name)) before_ = before;
-    EXPECT_EQ(setenv(name, value, 1), 0);
-  }
-  ~ScopedEnv() {
-    if (before_) {
-      setenv(name_, before_->c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  const char* name_;
-  std::optional<std::string> before_;
-};
 
 double relative_to_reference(const Logits& got, const test::RefLogits& expected) {
   return test::max_abs_diff(got, expected) / test::max_abs(expected);
@@ -576,10 +554,14 @@ TEST(CudaModel, GraphReplaysEqualDirectSteps) {
       if (arch == "deepseek2" && n_gpu != kGpuLayersAll) continue;  // (the emulator's time: ~10 s a case)
       SCOPED_TRACE(arch + " gpu layers " + std::to_string(n_gpu));
       test::TwinModels m = test::TwinModels::make(test::reference_spec(arch, DType::kQ8_0), {.max_step_tokens = 32});
-      ASSERT_EQ(setenv("EMBER_CUDA_GRAPHS", "0", 1), 0);
-      GpuModel direct = load_gpu(m.bytes, n_gpu, 32, DType::kF16);
-      ASSERT_EQ(unsetenv("EMBER_CUDA_GRAPHS"), 0);
-      GpuModel graphed = load_gpu(m.bytes, n_gpu, 32, DType::kF16);
+      GpuModel direct = [&] {
+        const ScopedEnv off("EMBER_CUDA_GRAPHS", "0");
+        return load_gpu(m.bytes, n_gpu, 32, DType::kF16);
+      }();
+      GpuModel graphed = [&] {
+        const ScopedEnv unset("EMBER_CUDA_GRAPHS", nullptr);
+        return load_gpu(m.bytes, n_gpu, 32, DType::kF16);
+      }();
       const std::vector<int32_t> a = test::random_tokens(70, 80, 21);
       const std::vector<int32_t> c = test::random_tokens(14, 80, 22);
       size_t compared = 0;

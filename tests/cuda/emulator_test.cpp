@@ -24,6 +24,7 @@
 #include "ember/error.h"
 #include "quant/fp16.h"
 #include "support/sanitized.h"
+#include "support/scoped_env.h"
 
 namespace ember {
 namespace {
@@ -393,16 +394,8 @@ TEST(CudaEmulatorDeathTest, WhatACaptureCannotHoldAborts) {
 // An allocation made with EMBER_CUDA_EMULATOR_HOST_GUARD=1 (the variable is read per cudaMalloc;
 // restored after).
 DeviceBuffer guarded_buffer(size_t bytes) {
-  const char* was = std::getenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
-  const std::string saved = was != nullptr ? was : "";
-  setenv("EMBER_CUDA_EMULATOR_HOST_GUARD", "1", 1);
-  DeviceBuffer b(bytes, "guarded");
-  if (was != nullptr) {
-    setenv("EMBER_CUDA_EMULATOR_HOST_GUARD", saved.c_str(), 1);
-  } else {
-    unsetenv("EMBER_CUDA_EMULATOR_HOST_GUARD");
-  }
-  return b;
+  const test::ScopedEnv guard("EMBER_CUDA_EMULATOR_HOST_GUARD", "1");
+  return DeviceBuffer(bytes, "guarded");
 }
 
 // The host guard: the emulated device's own work (kernels, copies, memsets) reaches a guarded
