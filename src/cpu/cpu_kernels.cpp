@@ -18,7 +18,11 @@ void apply(const IsaKernel* (*entries)(size_t*), CpuKernels& table) {
   for (size_t i = 0; i < count; ++i) {
     EMBER_CHECK(k[i].dtype < kDTypeSlots);
     if (k[i].quantize_row != nullptr) table.quantize_row[k[i].dtype] = k[i].quantize_row;
-    if (k[i].vec_dot != nullptr) table.vec_dot[k[i].dtype] = k[i].vec_dot;
+    if (k[i].vec_dot != nullptr) {
+      table.vec_dot[k[i].dtype] = k[i].vec_dot;
+      // A two-row kernel is the one-row kernel's twin: a later unit's vec_dot without one drops it.
+      table.vec_dot_2[k[i].dtype] = k[i].vec_dot_2;
+    }
   }
 }
 

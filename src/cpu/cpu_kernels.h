@@ -20,15 +20,22 @@ std::string_view isa_name(Isa isa) noexcept;
 // Indexed by DType id (ids are below 40).
 inline constexpr size_t kDTypeSlots = 40;
 
+// One weight row . two activation rows, out[i] = vec_dot(n, x, y_i) bit for bit (isa_kernel.h).
+using VecDot2Fn = void (*)(int64_t n, const void* x, const void* y0, const void* y1, float* out);
+
 struct CpuKernels {
   Isa isa = Isa::kScalar;
   // Activation rows to their dot type (Q8_0, Q8_K, ...): `quantize_row[dot type]`.
   std::array<QuantizeRowFn, kDTypeSlots> quantize_row{};
   // One weight row of type `t` with one activation row of t's vec_dot_type: `vec_dot[t]`.
   std::array<VecDotFn, kDTypeSlots> vec_dot{};
+  // The same with two activation rows where the ISA has such a kernel (else nullptr; never in the
+  // scalar table, whose reference is two vec_dot calls).
+  std::array<VecDot2Fn, kDTypeSlots> vec_dot_2{};
 
   QuantizeRowFn quantize_row_for(DType t) const noexcept { return quantize_row[static_cast<size_t>(t)]; }
   VecDotFn vec_dot_for(DType t) const noexcept { return vec_dot[static_cast<size_t>(t)]; }
+  VecDot2Fn vec_dot_2_for(DType t) const noexcept { return vec_dot_2[static_cast<size_t>(t)]; }
 };
 
 // Whether `features` can run the table of `isa`.

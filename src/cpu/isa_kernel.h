@@ -15,6 +15,9 @@ struct IsaKernel {
   void (*quantize_row)(const float* x, void* dst, int64_t n, const float* importance);
   // Weight row of this type . activation row of its vec_dot_type; nullptr to keep the scalar one.
   float (*vec_dot)(int64_t n, const void* x, const void* y);
+  // The same weight row . two activation rows (out[0], out[1]), each bit for bit vec_dot's: the
+  // block is unpacked once for both (the GEMV of 2-3 row steps); nullptr: two vec_dot calls.
+  void (*vec_dot_2)(int64_t n, const void* x, const void* y0, const void* y1, float* out) = nullptr;
 };
 
 // The entries of each ISA translation unit, `*count` of them. An ISA's table applies its units in

@@ -106,46 +106,78 @@ inline __m256i mins_dot_bsums(uint64_t mins, const int16_t* bsums) {
 }
 
 // Q4_K: chunk c (32 bytes of qs) holds sub-block 2c in its low nibbles and 2c+1 in its high ones.
-float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
+// R activation rows share each block's unpacking (scales, nibbles, scale words); every row gets
+// exactly the operations of R = 1, so the rows' results are the one-row kernel's bit for bit.
+template <int R>
+void dot_q4_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float (&out)[R]) {
   const auto* x = static_cast<const BlockQ4_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const BlockQ8_K* y[R];
+  for (int r = 0; r < R; ++r) y[r] = static_cast<const BlockQ8_K*>(vy[r]);
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+  __m256 acc[R], acc_min[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps(), acc_min[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     prefetch_block(x + b);
     uint64_t scales, mins;
     unpack_k4_scales(x[b].scales, &scales, &mins);
-    acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_dot_bsums(mins, y[b].bsums)),
-                              _mm256_set1_ps(_cvtsh_ss(x[b].dmin) * y[b].d), acc_min);
+    const float dmin = _cvtsh_ss(x[b].dmin), d = _cvtsh_ss(x[b].d);
+    for (int r = 0; r < R; ++r) {
+      acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_dot_bsums(mins, y[r][b].bsums)),
+                                   _mm256_set1_ps(dmin * y[r][b].d), acc_min[r]);
+    }
     const __m256i sc16 =
         _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales))));
-    __m256i isum = _mm256_setzero_si256();
+    __m256i isum[R];
+    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i q = load32(x[b].qs + 32 * c);
-      const __m256i p_lo = _mm256_maddubs_epi16(_mm256_and_si256(q, low4), load32(y[b].qs + 64 * c));
-      const __m256i p_hi =
-          _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), load32(y[b].qs + 64 * c + 32));
+      const __m256i q_lo = _mm256_and_si256(q, low4), q_hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
       const __m256i s_lo = _mm256_shuffle_epi8(sc16, lane_word_ctrl(2 * c, 2 * c));
       const __m256i s_hi = _mm256_shuffle_epi8(sc16, lane_word_ctrl(2 * c + 1, 2 * c + 1));
-      isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
+      for (int r = 0; r < R; ++r) {
+        const __m256i p_lo = _mm256_maddubs_epi16(q_lo, load32(y[r][b].qs + 64 * c));
+        const __m256i p_hi = _mm256_maddubs_epi16(q_hi, load32(y[r][b].qs + 64 * c + 32));
+        isum[r] =
+            _mm256_add_epi32(isum[r], _mm256_add_epi32(_mm256_madd_epi16(p_lo, s_lo), _mm256_madd_epi16(p_hi, s_hi)));
+      }
     }
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), acc);
+    for (int r = 0; r < R; ++r) {
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(d * y[r][b].d), acc[r]);
+    }
   }
-  return hsum(acc) - hsum(acc_min);
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) - hsum(acc_min[r]);
+}
+
+float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
+  float out[1];
+  dot_q4_k_q8_k_rows<1>(n, vx, {vy}, out);
+  return out[0];
+}
+
+void vec_dot_2_q4_k_q8_k_avx2(int64_t n, const void* vx, const void* vy0, const void* vy1, float* out) {
+  float two[2];
+  dot_q4_k_q8_k_rows<2>(n, vx, {vy0, vy1}, two);
+  out[0] = two[0], out[1] = two[1];
 }
 
 // Q6_K (layout: kernels_avx512_k.cpp): unsigned 6-bit quants into maddubs, the -32 offset as
-// -32 Σ_g sc_g bsums_g.
-float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
+// -32 Σ_g sc_g bsums_g. R activation rows share the unpacking, as for Q4_K.
+template <int R>
+void dot_q6_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float (&out)[R]) {
   const auto* x = static_cast<const BlockQ6_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const BlockQ8_K* y[R];
+  for (int r = 0; r < R; ++r) y[r] = static_cast<const BlockQ8_K*>(vy[r]);
   const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     prefetch_block(x + b);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales)));
-    __m256i isum =
-        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(load32(y[b].bsums), sc16), 5));
+    __m256i isum[R];
+    for (int r = 0; r < R; ++r) {
+      isum[r] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                 _mm256_slli_epi32(_mm256_madd_epi16(load32(y[r][b].bsums), sc16), 5));
+    }
     // Both lanes hold the 8 scales of one half (groups 8h..8h+7).
     const __m256i sc_half[2] = {_mm256_permute4x64_epi64(sc16, 0x44), _mm256_permute4x64_epi64(sc16, 0xEE)};
     for (int h = 0; h < 2; ++h) {
@@ -160,13 +192,31 @@ float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45)),
       };
       for (int k = 0; k < 4; ++k) {  // elements 128h + 32k + 0..31: groups 8h + 2k, 2k+1
-        const __m256i p = _mm256_maddubs_epi16(q[k], load32(y[b].qs + 128 * h + 32 * k));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, lane_word_ctrl(2 * k, 2 * k + 1))));
+        const __m256i s = _mm256_shuffle_epi8(sc, lane_word_ctrl(2 * k, 2 * k + 1));
+        for (int r = 0; r < R; ++r) {
+          const __m256i p = _mm256_maddubs_epi16(q[k], load32(y[r][b].qs + 128 * h + 32 * k));
+          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, s));
+        }
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), acc);
+    const float d = _cvtsh_ss(x[b].d);
+    for (int r = 0; r < R; ++r) {
+      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(d * y[r][b].d), acc[r]);
+    }
   }
-  return hsum(acc);
+  for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+}
+
+float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
+  float out[1];
+  dot_q6_k_q8_k_rows<1>(n, vx, {vy}, out);
+  return out[0];
+}
+
+void vec_dot_2_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy0, const void* vy1, float* out) {
+  float two[2];
+  dot_q6_k_q8_k_rows<2>(n, vx, {vy0, vy1}, two);
+  out[0] = two[0], out[1] = two[1];
 }
 
 // 0x10 in the bytes of qh whose bit `bit` is set (the Q5_K 5th bit of one sub-block).
@@ -290,9 +340,12 @@ float vec_dot_iq4_xs_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
 
 const IsaKernel* avx2_k_kernels(size_t* count) {
   static constexpr IsaKernel kKernels[] = {
-      {15 /* q8_K */, quantize_row_q8_k_avx2, nullptr},     {12 /* q4_K */, nullptr, vec_dot_q4_k_q8_k_avx2},
-      {14 /* q6_K */, nullptr, vec_dot_q6_k_q8_k_avx2},     {13 /* q5_K */, nullptr, vec_dot_q5_k_q8_k_avx2},
-      {11 /* q3_K */, nullptr, vec_dot_q3_k_q8_k_avx2},     {10 /* q2_K */, nullptr, vec_dot_q2_k_q8_k_avx2},
+      {15 /* q8_K */, quantize_row_q8_k_avx2, nullptr},
+      {12 /* q4_K */, nullptr, vec_dot_q4_k_q8_k_avx2, vec_dot_2_q4_k_q8_k_avx2},
+      {14 /* q6_K */, nullptr, vec_dot_q6_k_q8_k_avx2, vec_dot_2_q6_k_q8_k_avx2},
+      {13 /* q5_K */, nullptr, vec_dot_q5_k_q8_k_avx2},
+      {11 /* q3_K */, nullptr, vec_dot_q3_k_q8_k_avx2},
+      {10 /* q2_K */, nullptr, vec_dot_q2_k_q8_k_avx2},
       {23 /* iq4_xs */, nullptr, vec_dot_iq4_xs_q8_k_avx2},
   };
   *count = sizeof kKernels / sizeof kKernels[0];

@@ -45,57 +45,92 @@ inline __m256i mins_dot_bsums(uint64_t mins, const int16_t* bsums) {
 // Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins. qs byte l of chunk c (32 bytes) holds
 // element 64c+l in its low nibble and 64c+32+l in its high nibble. One zmm of qs (two chunks) gives
 // low nibbles [sub 4k | sub 4k+2] and high nibbles [sub 4k+1 | sub 4k+3]; regrouped by 256-bit halves
-// they follow the activations' order, so the activations are plain 64-byte loads.
-float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
+// they follow the activations' order, so the activations are plain 64-byte loads. R activation rows
+// share each block's unpacking (scales, nibbles, scale words); every row gets exactly the
+// operations of R = 1, so the rows' results are the one-row kernel's bit for bit.
+template <int R>
+void dot_q4_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float (&out)[R]) {
   const auto* x = static_cast<const BlockQ4_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const BlockQ8_K* y[R];
+  for (int r = 0; r < R; ++r) y[r] = static_cast<const BlockQ8_K*>(vy[r]);
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   // Scale words for the four zmm of a super-block: zmm i holds sub-blocks 2i (lanes 0-1), 2i+1 (2-3).
   const __m512i scale_idx[4] = {lane_words(0, 0, 1, 1), lane_words(2, 2, 3, 3), lane_words(4, 4, 5, 5),
                                 lane_words(6, 6, 7, 7)};
-  __m512 acc = _mm512_setzero_ps();
-  __m256 acc_min = _mm256_setzero_ps();
+  __m512 acc[R];
+  __m256 acc_min[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), acc_min[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     prefetch_block(x + b);
     uint64_t scales, mins;
     unpack_k4_scales(x[b].scales, &scales, &mins);
-    acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_dot_bsums(mins, y[b].bsums)),
-                              _mm256_set1_ps(_cvtsh_ss(x[b].dmin) * y[b].d), acc_min);
+    const float dmin = _cvtsh_ss(x[b].dmin), d = _cvtsh_ss(x[b].d);
+    for (int r = 0; r < R; ++r) {
+      acc_min[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins_dot_bsums(mins, y[r][b].bsums)),
+                                   _mm256_set1_ps(dmin * y[r][b].d), acc_min[r]);
+    }
     const __m512i sc16 =
         _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales))));
-    __m512i isum = _mm512_setzero_si512();
+    __m512i isum[R];
+    for (int r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
     for (int k = 0; k < 2; ++k) {
       const __m512i q = load64(x[b].qs + 64 * k);
       const __m512i lo = _mm512_and_si512(q, low4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
       const __m512i v0 = _mm512_shuffle_i64x2(lo, hi, 0x44);  // elements 128k + 0..63
       const __m512i v1 = _mm512_shuffle_i64x2(lo, hi, 0xEE);  // elements 128k + 64..127
-      const __m512i p0 = _mm512_maddubs_epi16(v0, load64(y[b].qs + 128 * k));
-      const __m512i p1 = _mm512_maddubs_epi16(v1, load64(y[b].qs + 128 * k + 64));
-      isum = _mm512_dpwssd_epi32(isum, p0, _mm512_permutexvar_epi16(scale_idx[2 * k], sc16));
-      isum = _mm512_dpwssd_epi32(isum, p1, _mm512_permutexvar_epi16(scale_idx[2 * k + 1], sc16));
+      const __m512i s0 = _mm512_permutexvar_epi16(scale_idx[2 * k], sc16);
+      const __m512i s1 = _mm512_permutexvar_epi16(scale_idx[2 * k + 1], sc16);
+      for (int r = 0; r < R; ++r) {
+        const __m512i p0 = _mm512_maddubs_epi16(v0, load64(y[r][b].qs + 128 * k));
+        const __m512i p1 = _mm512_maddubs_epi16(v1, load64(y[r][b].qs + 128 * k + 64));
+        isum[r] = _mm512_dpwssd_epi32(isum[r], p0, s0);
+        isum[r] = _mm512_dpwssd_epi32(isum[r], p1, s1);
+      }
     }
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), acc);
+    for (int r = 0; r < R; ++r) {
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(d * y[r][b].d), acc[r]);
+    }
   }
-  return hsum512(acc) - hsum(acc_min);
+  for (int r = 0; r < R; ++r) out[r] = hsum512(acc[r]) - hsum(acc_min[r]);
+}
+
+float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
+  float out[1];
+  dot_q4_k_q8_k_rows<1>(n, vx, {vy}, out);
+  return out[0];
+}
+
+void vec_dot_2_q4_k_q8_k_avx512(int64_t n, const void* vx, const void* vy0, const void* vy1, float* out) {
+  float two[2];
+  dot_q4_k_q8_k_rows<2>(n, vx, {vy0, vy1}, two);
+  out[0] = two[0], out[1] = two[1];
 }
 
 // Q6_K: 16 groups of 16 with signed 8-bit scales, q = 6 bits (ql nibble | 2 qh bits << 4) - 32.
 // Per 128 elements (half h): ql bytes 0..31 hold elements 0..31 (low nibbles) and 64..95 (high),
 // bytes 32..63 hold 32..63 and 96..127; qh byte l holds the top bits of l, l+32, l+64, l+96 in bit
-// pairs 0, 2, 4, 6. The unsigned 0..63 go into maddubs; the -32 becomes -32 Σ_g sc_g bsums_g.
-float vec_dot_q6_k_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
+// pairs 0, 2, 4, 6. The unsigned 0..63 go into maddubs; the -32 becomes -32 Σ_g sc_g bsums_g. R
+// activation rows share the unpacking, as for Q4_K.
+template <int R>
+void dot_q6_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float (&out)[R]) {
   const auto* x = static_cast<const BlockQ6_K*>(vx);
-  const auto* y = static_cast<const BlockQ8_K*>(vy);
+  const BlockQ8_K* y[R];
+  for (int r = 0; r < R; ++r) y[r] = static_cast<const BlockQ8_K*>(vy[r]);
   const __m512i low4 = _mm512_set1_epi8(0x0F), qh_bits = _mm512_set1_epi8(0x33);
   // zmm i of a super-block covers groups 4i..4i+3, one per 128-bit lane.
   const __m512i scale_idx[4] = {lane_words(0, 1, 2, 3), lane_words(4, 5, 6, 7), lane_words(8, 9, 10, 11),
                                 lane_words(12, 13, 14, 15)};
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     prefetch_block(x + b);
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales)));
-    const __m256i offset = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums)), sc16);
-    __m512i isum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(offset, 5)));
+    __m512i isum[R];
+    for (int r = 0; r < R; ++r) {
+      const __m256i offset =
+          _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[r][b].bsums)), sc16);
+      isum[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(offset, 5)));
+    }
     const __m512i sc = _mm512_castsi256_si512(sc16);
     for (int h = 0; h < 2; ++h) {
       const __m512i ql = load64(x[b].ql + 64 * h);
@@ -106,14 +141,33 @@ float vec_dot_q6_k_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
       // (a & 0x0F) | (b & 0xF0) in one vpternlog (imm 0xE4: c ? a : b with c = 0x0F).
       const __m512i q_lo = _mm512_ternarylogic_epi32(ql, _mm512_slli_epi16(hb, 4), low4, 0xE4);
       const __m512i q_hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), hb, low4, 0xE4);
-      const __m512i p0 = _mm512_maddubs_epi16(q_lo, load64(y[b].qs + 128 * h));
-      const __m512i p1 = _mm512_maddubs_epi16(q_hi, load64(y[b].qs + 128 * h + 64));
-      isum = _mm512_dpwssd_epi32(isum, p0, _mm512_permutexvar_epi16(scale_idx[2 * h], sc));
-      isum = _mm512_dpwssd_epi32(isum, p1, _mm512_permutexvar_epi16(scale_idx[2 * h + 1], sc));
+      const __m512i s0 = _mm512_permutexvar_epi16(scale_idx[2 * h], sc);
+      const __m512i s1 = _mm512_permutexvar_epi16(scale_idx[2 * h + 1], sc);
+      for (int r = 0; r < R; ++r) {
+        const __m512i p0 = _mm512_maddubs_epi16(q_lo, load64(y[r][b].qs + 128 * h));
+        const __m512i p1 = _mm512_maddubs_epi16(q_hi, load64(y[r][b].qs + 128 * h + 64));
+        isum[r] = _mm512_dpwssd_epi32(isum[r], p0, s0);
+        isum[r] = _mm512_dpwssd_epi32(isum[r], p1, s1);
+      }
     }
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(_cvtsh_ss(x[b].d) * y[b].d), acc);
+    const float d = _cvtsh_ss(x[b].d);
+    for (int r = 0; r < R; ++r) {
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(d * y[r][b].d), acc[r]);
+    }
   }
-  return hsum512(acc);
+  for (int r = 0; r < R; ++r) out[r] = hsum512(acc[r]);
+}
+
+float vec_dot_q6_k_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
+  float out[1];
+  dot_q6_k_q8_k_rows<1>(n, vx, {vy}, out);
+  return out[0];
+}
+
+void vec_dot_2_q6_k_q8_k_avx512(int64_t n, const void* vx, const void* vy0, const void* vy1, float* out) {
+  float two[2];
+  dot_q6_k_q8_k_rows<2>(n, vx, {vy0, vy1}, two);
+  out[0] = two[0], out[1] = two[1];
 }
 
 // Q5_K: Q4_K plus a 5th bit per element: bit j of qh[l] belongs to element 32j + l (sub-block j).
@@ -282,9 +336,12 @@ float vec_dot_iq4_xs_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
 
 const IsaKernel* avx512_k_kernels(size_t* count) {
   static constexpr IsaKernel kKernels[] = {
-      {12 /* q4_K */, nullptr, vec_dot_q4_k_q8_k_avx512}, {14 /* q6_K */, nullptr, vec_dot_q6_k_q8_k_avx512},
-      {13 /* q5_K */, nullptr, vec_dot_q5_k_q8_k_avx512}, {11 /* q3_K */, nullptr, vec_dot_q3_k_q8_k_avx512},
-      {10 /* q2_K */, nullptr, vec_dot_q2_k_q8_k_avx512}, {23 /* iq4_xs */, nullptr, vec_dot_iq4_xs_q8_k_avx512},
+      {12 /* q4_K */, nullptr, vec_dot_q4_k_q8_k_avx512, vec_dot_2_q4_k_q8_k_avx512},
+      {14 /* q6_K */, nullptr, vec_dot_q6_k_q8_k_avx512, vec_dot_2_q6_k_q8_k_avx512},
+      {13 /* q5_K */, nullptr, vec_dot_q5_k_q8_k_avx512},
+      {11 /* q3_K */, nullptr, vec_dot_q3_k_q8_k_avx512},
+      {10 /* q2_K */, nullptr, vec_dot_q2_k_q8_k_avx512},
+      {23 /* iq4_xs */, nullptr, vec_dot_iq4_xs_q8_k_avx512},
   };
   *count = sizeof kKernels / sizeof kKernels[0];
   return kKernels;

@@ -13,6 +13,7 @@ namespace {
 // What one matrix of a matmul needs: its kernel, row sizes and where its quantized activations are.
 struct MatmulPlan {
   VecDotFn dot = nullptr;
+  VecDot2Fn dot_2 = nullptr;  // two activation rows at once, where the ISA has it
   size_t w_row_bytes = 0;
   size_t a_row_bytes = 0;
   DType act_type = DType::kF32;
@@ -37,6 +38,7 @@ MatmulPlan plan_matrix(const CpuKernels& kernels, const WeightMatrix& w, int n_t
   }
   MatmulPlan p;
   p.dot = dot;
+  p.dot_2 = kernels.vec_dot_2_for(w.dtype);
   p.w_row_bytes = *w_row_bytes;
   p.a_row_bytes = *a_row_bytes;
   p.act_type = act_type;
@@ -106,8 +108,17 @@ void matmul_many(const CpuKernels& kernels, ThreadPool& pool, std::span<const We
     const int64_t end = std::min(w.n_out, (task + 1) * p.tile);
     for (int64_t r = task * p.tile; r < end; ++r) {
       const std::byte* w_row = weights + static_cast<size_t>(r) * p.w_row_bytes;
-      for (int64_t i = 0; i < m; ++i)
-        y[i * w.n_out + r] = p.dot(w.k, w_row, acts + static_cast<size_t>(i) * p.a_row_bytes);
+      int64_t i = 0;
+      if (p.dot_2 != nullptr) {  // pairs of rows share each block's unpacking; the same bits
+        for (; i + 1 < m; i += 2) {
+          float two[2];
+          p.dot_2(w.k, w_row, acts + static_cast<size_t>(i) * p.a_row_bytes,
+                  acts + static_cast<size_t>(i + 1) * p.a_row_bytes, two);
+          y[i * w.n_out + r] = two[0];
+          y[(i + 1) * w.n_out + r] = two[1];
+        }
+      }
+      for (; i < m; ++i) y[i * w.n_out + r] = p.dot(w.k, w_row, acts + static_cast<size_t>(i) * p.a_row_bytes);
     }
   });
 }

@@ -2,6 +2,8 @@
 // over sizes 0..2·lanes+1 blocks and large odd sizes, with unaligned starts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -141,6 +143,50 @@ TEST(CpuKernels, DotProductsMatchTheReference) {
         EXPECT_NEAR(got, want, 1e-5 * magnitude + 1e-30) << dtype_name(t.dtype) << " n=" << n;
       }
     }
+  }
+}
+
+// The two-row dot products: each output equals the same ISA's one-row vec_dot bit for bit (the
+// GEMV of a 2-3 row step must give each row what decode alone gives it), over every block count
+// and unaligned rows; the scalar table has none (its reference is two vec_dot calls).
+TEST(CpuKernels, TwoRowDotsEqualTheOneRowKernelBitForBit) {
+  for (const QuantTraits& t : quant_traits_table()) {
+    EXPECT_EQ(cpu_kernels(Isa::kScalar).vec_dot_2_for(t.dtype), nullptr) << dtype_name(t.dtype);
+  }
+  int checked = 0;
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    const CpuKernels& k = cpu_kernels(isa);
+    for (const QuantTraits& t : quant_traits_table()) {
+      if (k.vec_dot_2_for(t.dtype) == nullptr) continue;
+      ASSERT_NE(k.vec_dot_for(t.dtype), nullptr);
+      const int64_t block = std::max(dtype_traits(t.dtype).block_size, dtype_traits(t.vec_dot_type).block_size);
+      for (int64_t blocks : block_counts()) {
+        const int64_t n = blocks * block;
+        const std::vector<float> w = random_row(n, static_cast<unsigned>(n) * 5 + 1, 0.02f);
+        const size_t w_offset = dtype_alignment(t.dtype), a_offset = dtype_alignment(t.vec_dot_type);
+        const size_t a_bytes = *dtype_bytes_for(t.vec_dot_type, static_cast<uint64_t>(n));
+        std::vector<std::byte> wq(*dtype_bytes_for(t.dtype, static_cast<uint64_t>(n)) + w_offset),
+            aq(2 * a_bytes + a_offset);
+        quantize(t.dtype, w.data(), wq.data() + w_offset, n);
+        std::byte* a[2] = {aq.data() + a_offset, aq.data() + a_offset + a_bytes};
+        for (int r = 0; r < 2; ++r) {
+          const std::vector<float> x = random_row(n, static_cast<unsigned>(n) * 5 + 2 + static_cast<unsigned>(r), 1.0f);
+          quantize(t.vec_dot_type, x.data(), a[r], n);
+        }
+        float got[2] = {NAN, NAN};
+        k.vec_dot_2_for(t.dtype)(n, wq.data() + w_offset, a[0], a[1], got);
+        for (int r = 0; r < 2; ++r) {
+          const float want = k.vec_dot_for(t.dtype)(n, wq.data() + w_offset, a[r]);
+          ASSERT_EQ(std::bit_cast<uint32_t>(got[r]), std::bit_cast<uint32_t>(want))
+              << dtype_name(t.dtype) << " n=" << n << " row " << r << ": " << got[r] << " vs " << want;
+        }
+        ++checked;
+      }
+    }
+  }
+  if (isa_supported(Isa::kAvx512, cpu_features())) {
+    EXPECT_GT(checked, 0) << "avx512 has two-row kernels";
   }
 }
 

@@ -2,6 +2,7 @@
 // dequantized weights and the dequantized quantized activations, for every weight type.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <random>
 
@@ -108,6 +109,36 @@ TEST(Matmul, ManyEqualsOneAtATime) {
         }
         matmul_many(cpu_kernels(isa), pool, ws, x.data(), m, ys, scratch);
         for (size_t j = 0; j < group.size(); ++j) EXPECT_EQ(many[j], one[j]) << "matrix " << j << ", m " << m;
+      }
+    }
+  }
+}
+
+// A row's outputs do not depend on how many rows share the matmul (the GEMV's promise, which
+// CpuBackend::rows_invariant relies on), also where pairs of rows take a two-row dot kernel: rows
+// of a 5-row call (two pairs and a single) equal 1-row calls bit for bit, for every type and ISA.
+TEST(Matmul, EachRowGivesItsOneRowBits) {
+  ThreadPool pool(2);
+  constexpr int64_t kK = 512, kOut = 21, kRows = 5;
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    for (const QuantTraits& t : quant_traits_table()) {
+      if (t.vec_dot == nullptr || t.dtype == DType::kQ8_1 || t.dtype == DType::kQ8_K) continue;
+      SCOPED_TRACE(std::string(dtype_name(t.dtype)));
+      const std::vector<float> w_float = random_values(static_cast<size_t>(kOut * kK), 60, 0.05f);
+      std::vector<std::byte> blocks(*dtype_bytes_for(t.dtype, static_cast<uint64_t>(kOut * kK)));
+      quantize(t.dtype, w_float.data(), blocks.data(), kOut * kK);
+      const WeightMatrix w{blocks.data(), t.dtype, kOut, kK};
+      const std::vector<float> x = random_values(static_cast<size_t>(kRows * kK), 61, 1.0f);
+      MatmulScratch scratch;
+      std::vector<float> all(static_cast<size_t>(kRows * kOut), NAN), one(kOut, NAN);
+      matmul(cpu_kernels(isa), pool, w, x.data(), kRows, all.data(), scratch);
+      for (int64_t i = 0; i < kRows; ++i) {
+        matmul(cpu_kernels(isa), pool, w, x.data() + i * kK, 1, one.data(), scratch);
+        for (int64_t r = 0; r < kOut; ++r) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(all[i * kOut + r]), std::bit_cast<uint32_t>(one[r]))
+              << "row " << i << " output " << r;
+        }
       }
     }
   }
