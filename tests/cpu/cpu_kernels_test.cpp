@@ -153,10 +153,13 @@ TEST(CpuKernels, TwoRowDotsEqualTheOneRowKernelBitForBit) {
   for (const QuantTraits& t : quant_traits_table()) {
     EXPECT_EQ(cpu_kernels(Isa::kScalar).vec_dot_2_for(t.dtype), nullptr) << dtype_name(t.dtype);
   }
-  int checked = 0;
   for (Isa isa : supported_isas()) {
     SCOPED_TRACE(std::string(isa_name(isa)));
     const CpuKernels& k = cpu_kernels(isa);
+    if (isa != Isa::kScalar) {  // the kernels this test exists for are in the table
+      EXPECT_NE(k.vec_dot_2_for(DType::kQ4_K), nullptr);
+      EXPECT_NE(k.vec_dot_2_for(DType::kQ6_K), nullptr);
+    }
     for (const QuantTraits& t : quant_traits_table()) {
       if (k.vec_dot_2_for(t.dtype) == nullptr) continue;
       ASSERT_NE(k.vec_dot_for(t.dtype), nullptr);
@@ -166,10 +169,11 @@ TEST(CpuKernels, TwoRowDotsEqualTheOneRowKernelBitForBit) {
         const std::vector<float> w = random_row(n, static_cast<unsigned>(n) * 5 + 1, 0.02f);
         const size_t w_offset = dtype_alignment(t.dtype), a_offset = dtype_alignment(t.vec_dot_type);
         const size_t a_bytes = *dtype_bytes_for(t.vec_dot_type, static_cast<uint64_t>(n));
+        // The rows in buffers of their own: a kernel that reads row 1 at row 0 + its size fails.
         std::vector<std::byte> wq(*dtype_bytes_for(t.dtype, static_cast<uint64_t>(n)) + w_offset),
-            aq(2 * a_bytes + a_offset);
+            aq0(a_bytes + a_offset), aq1(a_bytes + a_offset);
         quantize(t.dtype, w.data(), wq.data() + w_offset, n);
-        std::byte* a[2] = {aq.data() + a_offset, aq.data() + a_offset + a_bytes};
+        std::byte* a[2] = {aq0.data() + a_offset, aq1.data() + a_offset};
         for (int r = 0; r < 2; ++r) {
           const std::vector<float> x = random_row(n, static_cast<unsigned>(n) * 5 + 2 + static_cast<unsigned>(r), 1.0f);
           quantize(t.vec_dot_type, x.data(), a[r], n);
@@ -181,12 +185,8 @@ TEST(CpuKernels, TwoRowDotsEqualTheOneRowKernelBitForBit) {
           ASSERT_EQ(std::bit_cast<uint32_t>(got[r]), std::bit_cast<uint32_t>(want))
               << dtype_name(t.dtype) << " n=" << n << " row " << r << ": " << got[r] << " vs " << want;
         }
-        ++checked;
       }
     }
-  }
-  if (isa_supported(Isa::kAvx512, cpu_features())) {
-    EXPECT_GT(checked, 0) << "avx512 has two-row kernels";
   }
 }
 
