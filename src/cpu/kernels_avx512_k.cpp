@@ -49,7 +49,7 @@ inline __m256i mins_dot_bsums(uint64_t mins, const int16_t* bsums) {
 // share each block's unpacking (scales, nibbles, scale words); every row gets exactly the
 // operations of R = 1, so the rows' results are the one-row kernel's bit for bit.
 template <int R>
-void dot_q4_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float (&out)[R]) {
+void dot_q4_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float* out) {
   const auto* x = static_cast<const BlockQ4_K*>(vx);
   const BlockQ8_K* y[R];
   for (int r = 0; r < R; ++r) y[r] = static_cast<const BlockQ8_K*>(vy[r]);
@@ -95,15 +95,13 @@ void dot_q4_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], f
 }
 
 float vec_dot_q4_k_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
-  float out[1];
-  dot_q4_k_q8_k_rows<1>(n, vx, {vy}, out);
-  return out[0];
+  float out;
+  dot_q4_k_q8_k_rows<1>(n, vx, {vy}, &out);
+  return out;
 }
 
 void vec_dot_2_q4_k_q8_k_avx512(int64_t n, const void* vx, const void* vy0, const void* vy1, float* out) {
-  float two[2];
-  dot_q4_k_q8_k_rows<2>(n, vx, {vy0, vy1}, two);
-  out[0] = two[0], out[1] = two[1];
+  dot_q4_k_q8_k_rows<2>(n, vx, {vy0, vy1}, out);
 }
 
 // Q6_K: 16 groups of 16 with signed 8-bit scales, q = 6 bits (ql nibble | 2 qh bits << 4) - 32.
@@ -112,7 +110,7 @@ void vec_dot_2_q4_k_q8_k_avx512(int64_t n, const void* vx, const void* vy0, cons
 // pairs 0, 2, 4, 6. The unsigned 0..63 go into maddubs; the -32 becomes -32 Σ_g sc_g bsums_g. R
 // activation rows share the unpacking, as for Q4_K.
 template <int R>
-void dot_q6_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float (&out)[R]) {
+void dot_q6_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], float* out) {
   const auto* x = static_cast<const BlockQ6_K*>(vx);
   const BlockQ8_K* y[R];
   for (int r = 0; r < R; ++r) y[r] = static_cast<const BlockQ8_K*>(vy[r]);
@@ -159,15 +157,13 @@ void dot_q6_k_q8_k_rows(int64_t n, const void* vx, const void* const (&vy)[R], f
 }
 
 float vec_dot_q6_k_q8_k_avx512(int64_t n, const void* vx, const void* vy) {
-  float out[1];
-  dot_q6_k_q8_k_rows<1>(n, vx, {vy}, out);
-  return out[0];
+  float out;
+  dot_q6_k_q8_k_rows<1>(n, vx, {vy}, &out);
+  return out;
 }
 
 void vec_dot_2_q6_k_q8_k_avx512(int64_t n, const void* vx, const void* vy0, const void* vy1, float* out) {
-  float two[2];
-  dot_q6_k_q8_k_rows<2>(n, vx, {vy0, vy1}, two);
-  out[0] = two[0], out[1] = two[1];
+  dot_q6_k_q8_k_rows<2>(n, vx, {vy0, vy1}, out);
 }
 
 // Q5_K: Q4_K plus a 5th bit per element: bit j of qh[l] belongs to element 32j + l (sub-block j).
