@@ -11,6 +11,7 @@
 #include "cuda/kv_rows.h"
 #include "cuda/launch.h"
 #include "cuda/rope_pair.h"
+#include "cuda/unroll.h"
 #include "cuda/warp_sum.h"
 
 namespace ember::cuda {
@@ -196,9 +197,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   const int n_slices = kThreads / pv_width;
   float m_run = -INFINITY, l_run = 0.0f;  // query sg's state (valid where sg < n_g)
   float2 acc[kGroup][kPvCols];            // acc[gi][j]: pair c + j·pv_width of query slice + gi·n_slices
-#pragma unroll
+  EMBER_UNROLL
   for (int gi = 0; gi < kGroup; ++gi) {
-#pragma unroll
+    EMBER_UNROLL
     for (int j = 0; j < kPvCols; ++j) acc[gi][j] = make_float2(0.0f, 0.0f);
   }
 
@@ -217,7 +218,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
 
     const bool visible = t >= t0 && t < t1;
     float2 k_r[kPairsPerPart];
-#pragma unroll
+    EMBER_UNROLL
     for (int i = 0; i < kPairsPerPart; ++i) {
       const int cc = part + i * kParts;
       k_r[i] = visible && cc < n_pairs ? KF::load_pair(kb + t * a.k_row_bytes, cc) : make_float2(0.0f, 0.0f);
@@ -226,7 +227,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
     if (slice < n_slices) {
       for (int vt = slice; vt < kTokens; vt += n_slices) {
         const bool seen = vt >= t0 && vt < t1;
-#pragma unroll
+        EMBER_UNROLL
         for (int j = 0; j < kPvCols; ++j) {
           const int cc = c + j * pv_width;
           if (cc < n_pairs) v_s[vt][cc] = seen ? VF::load_pair(vb + vt * a.v_row_bytes, cc) : make_float2(0.0f, 0.0f);
@@ -236,7 +237,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
     for (int g = 0; g < n_g; ++g) {
       const float2* qg = reinterpret_cast<const float2*>(q_s[g]);
       float s = 0.0f;
-#pragma unroll
+      EMBER_UNROLL
       for (int i = 0; i < kPairsPerPart; ++i) {
         const int cc = part + i * kParts;
         if (cc < n_pairs) s += qg[cc].x * k_r[i].x + qg[cc].y * k_r[i].y;
@@ -269,25 +270,25 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
     __syncthreads();  // p_s weights, corr_s
 
     if (slice < n_slices) {
-#pragma unroll
+      EMBER_UNROLL
       for (int gi = 0; gi < kGroup; ++gi) {
         const int g = slice + gi * n_slices;
         if (g < n_g) {
-#pragma unroll
+          EMBER_UNROLL
           for (int j = 0; j < kPvCols; ++j) {
             acc[gi][j].x *= corr_s[g];
             acc[gi][j].y *= corr_s[g];
           }
         }
       }
-#pragma unroll
+      EMBER_UNROLL
       for (int j = 0; j < kPvCols; ++j) {
         const int cc = c + j * pv_width;
         if (cc >= n_pairs) continue;
-#pragma unroll
+        EMBER_UNROLL
         for (int vt = 0; vt < kTokens; ++vt) {
           const float2 v = v_s[vt][cc];
-#pragma unroll
+          EMBER_UNROLL
           for (int gi = 0; gi < kGroup; ++gi) {
             const int g = slice + gi * n_slices;
             if (g < n_g) {
@@ -308,14 +309,14 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(const AttnArgs a) {
   }
   __syncthreads();
   if (slice >= n_slices) return;
-#pragma unroll
+  EMBER_UNROLL
   for (int gi = 0; gi < kGroup; ++gi) {
     const int g = slice + gi * n_slices;
     if (g >= n_g) continue;
     const int64_t qh = static_cast<int64_t>(row) * a.n_head + head0 + g;  // (row, query head)
     const int64_t slot = (static_cast<int64_t>(slot_row) * a.n_head + head0 + g) * a.n_chunks + chunk;
     const float inv = 1.0f / l_s[g];  // l >= 1: the max-scoring position contributes exp(0)
-#pragma unroll
+    EMBER_UNROLL
     for (int j = 0; j < kPvCols; ++j) {
       const int cc = c + j * pv_width;
       if (cc >= n_pairs) continue;

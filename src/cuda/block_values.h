@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "cuda/block_loads.h"
+#include "cuda/unroll.h"
 #include "ember/dtype.h"
 #include "quant/block_iq4.h"
 #include "quant/block_k.h"
@@ -91,7 +92,7 @@ struct DequantNibbles {
     const int shift = j0 < 16 ? 0 : 4;
     uint32_t qh = 0;
     if constexpr (F::kHigh) qh = ld_u32_a2(b + offsetof(Block, qh));
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) {  // element j's 5th bit is bit j of qh, for both nibbles
       const uint32_t q = ((ld_u8(qs + n) >> shift) & 0x0F) | (F::kHigh ? ((qh >> (j0 + n)) & 1) << 4 : 0);
       if constexpr (F::kMin) {
@@ -110,7 +111,7 @@ struct DequantQ8_0 {
   __device__ static void values8(const uint8_t* b, int j0, float (&v)[8]) {
     const float d = ld_f16(b);
     const int8_t* qs = reinterpret_cast<const int8_t*>(b + 2) + j0;
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) v[n] = __fmul_rn(static_cast<float>(__ldg(qs + n)), d);
   }
 };
@@ -125,7 +126,7 @@ struct DequantQ4Q5_K {
     const int g = j0 / 64, hi = (j0 % 64) / 32, l0 = j0 % 32;
     const auto [d, m] = k4_scale_and_min(b, 2 * g + hi);
     const uint8_t* qs = b + offsetof(Block, qs) + 32 * g + l0;
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) {
       uint32_t q = (ld_u8(qs + n) >> (4 * hi)) & 0x0F;
       if constexpr (kHigh) q |= ((ld_u8(b + offsetof(BlockQ5_K, qh) + l0 + n) >> (2 * g + hi)) & 1) << 4;
@@ -143,7 +144,7 @@ struct DequantQ6_K {  // element 128h + 32qq + l as in GemvQ6_K
     const int8_t* scales = reinterpret_cast<const int8_t*>(b + offsetof(BlockQ6_K, scales));
     const float ds =
         __fmul_rn(ld_f16(b + offsetof(BlockQ6_K, d)), static_cast<float>(__ldg(scales + 8 * h + l0 / 16 + 2 * qq)));
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) {
       const uint32_t q =
           ((ld_u8(ql + l0 + n) >> (4 * (qq / 2))) & 0x0F) | (((ld_u8(qh + l0 + n) >> (2 * qq)) & 3) << 4);
@@ -162,7 +163,7 @@ struct DequantQ2_K {
     const float dl = __fmul_rn(ld_f16(b + offsetof(BlockQ2_K, d)), static_cast<float>(sc & 0x0F));
     const float ml = __fmul_rn(ld_f16(b + offsetof(BlockQ2_K, dmin)), static_cast<float>(sc >> 4));
     const uint8_t* qs = b + offsetof(BlockQ2_K, qs) + 32 * h + l0;
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) {
       v[n] = __fsub_rn(__fmul_rn(dl, static_cast<float>((ld_u8(qs + n) >> (2 * p)) & 3)), ml);
     }
@@ -186,7 +187,7 @@ struct DequantQ3_K {
     const float dl = __fmul_rn(ld_f16(b + offsetof(BlockQ3_K, d)), static_cast<float>(scale));
     const uint8_t* qs = b + offsetof(BlockQ3_K, qs) + 32 * h + l0;
     const uint8_t* hm = b + offsetof(BlockQ3_K, hmask) + l0;
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) {
       const int q = static_cast<int>((ld_u8(qs + n) >> (2 * p)) & 3) - (((ld_u8(hm + n) >> (4 * h + p)) & 1) ? 0 : 4);
       v[n] = __fmul_rn(dl, static_cast<float>(q));
@@ -202,7 +203,7 @@ struct DequantIQ4_XS {
     const float dl = iq4_xs_scale(b, ib);
     const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs) + 16 * ib + j % 16;
     const int shift = j < 16 ? 0 : 4;
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) v[n] = __fmul_rn(dl, static_cast<float>(iq4_level((ld_u8(qs + n) >> shift) & 0x0F)));
   }
 };

@@ -14,6 +14,7 @@
 #include "cuda/launch.h"
 #include "cuda/mma.h"
 #include "cuda/q8_0_quantize.h"
+#include "cuda/unroll.h"
 #include "cuda/warp_sum.h"
 #include "quant/block_iq4.h"
 #include "quant/block_k.h"
@@ -84,7 +85,7 @@ struct Int8Nibbles {
     }
   }
   __device__ static SubBlockScales decode(const uint8_t* b, int /*sub*/, uint32_t (&words)[8]) {
-#pragma unroll
+    EMBER_UNROLL
     for (int c = 0; c < 4; ++c) {
       uint32_t low, high;
       nibble_codes<F>(b, c, low, high);
@@ -100,7 +101,7 @@ struct Int8Q8_0 {
   static constexpr int kBlockBytes = sizeof(BlockQ8_0), kBlockValues = 32;
   static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int /*sub*/, uint32_t (&words)[8]) {
-#pragma unroll
+    EMBER_UNROLL
     for (int i = 0; i < 8; ++i) words[i] = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 4 * i);
     return {ld_f16(b), 0.0f};
   }
@@ -115,7 +116,7 @@ struct Int8Q4Q5_K {
   static constexpr bool kMin = true, kQ8_1s = false, kScales16 = false, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(Block, qs) + 32 * (j / 2);
-#pragma unroll
+    EMBER_UNROLL
     for (int c = 0; c < 8; ++c) {
       uint32_t v = (ld_u32(qs + 4 * c) >> (4 * (j % 2))) & 0x0F0F0F0Fu;
       if constexpr (kHigh) v |= ((ld_u32(b + offsetof(BlockQ5_K, qh) + 4 * c) >> j) & 0x01010101u) << 4;
@@ -132,7 +133,7 @@ struct Int8IQ4_XS {
   static constexpr bool kMin = false, kQ8_1s = false, kScales16 = false, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int ib, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(BlockIQ4_XS, qs) + 16 * ib;
-#pragma unroll
+    EMBER_UNROLL
     for (int c = 0; c < 4; ++c) {
       const uint32_t q = ld_u32(qs + 4 * c);
       words[c] = iq4_levels4(q & 0x0F0F0F0Fu);
@@ -156,7 +157,7 @@ struct Int8Q6_K {
     const int h = j / 4, qq = j % 4;
     const uint8_t* ql = b + offsetof(BlockQ6_K, ql) + 64 * h + 32 * (qq % 2);
     const uint8_t* qh = b + offsetof(BlockQ6_K, qh) + 32 * h;
-#pragma unroll
+    EMBER_UNROLL
     for (int c = 0; c < 8; ++c) {  // 210-byte blocks: 2-byte aligned
       const uint32_t low = (ld_u32_a2(ql + 4 * c) >> (4 * (qq / 2))) & 0x0F0F0F0Fu;
       const uint32_t high = (ld_u32_a2(qh + 4 * c) >> (2 * qq)) & 0x03030303u;
@@ -174,7 +175,7 @@ struct Int8Q3_K {
   static constexpr bool kMin = false, kQ8_1s = false, kScales16 = true, kMins16 = false;
   __device__ static SubBlockScales decode(const uint8_t* b, int j, uint32_t (&words)[8]) {
     const uint8_t* qs = b + offsetof(BlockQ3_K, qs) + 32 * (j / 4);
-#pragma unroll
+    EMBER_UNROLL
     for (int c = 0; c < 8; ++c) {  // 110-byte blocks: 2-byte aligned
       const uint32_t low = (ld_u32_a2(qs + 4 * c) >> (2 * (j % 4))) & 0x03030303u;
       const uint32_t keep = (ld_u32_a2(b + offsetof(BlockQ3_K, hmask) + 4 * c) >> j) & 0x01010101u;
@@ -197,7 +198,7 @@ struct Int8Q2_K {
     const uint8_t* qs = b + offsetof(BlockQ2_K, qs) + 32 * (j / 4);
     const uint32_t lo = ld_u8(b + offsetof(BlockQ2_K, scales) + 2 * j);
     const uint32_t hi = ld_u8(b + offsetof(BlockQ2_K, scales) + 2 * j + 1);
-#pragma unroll
+    EMBER_UNROLL
     for (int c = 0; c < 8; ++c) {  // bytes of at most 3 times a 4-bit scale: no carry between them
       words[c] = ((ld_u32(qs + 4 * c) >> (2 * (j % 4))) & 0x03030303u) * ((c < 4 ? lo : hi) & 0x0Fu);
     }
@@ -263,7 +264,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
   float acc[2][4][4] = {};  // [16-row half][8-column group][fragment element]
   for (int64_t step0 = 0; step0 < k_blocks; step0 += kStepBlocks) {
     // Activations: 8 chunks of 16 bytes per row; rows past m and blocks past k read as 0.
-#pragma unroll
+    EMBER_UNROLL
     for (int i = 0; i < kTileRows * 8 / kGemmThreads; ++i) {
       const int c = tid + i * kGemmThreads, r = c / 8, chunk = c % 8;
       const int64_t row = row0 + r, block = step0 + chunk / 2;
@@ -274,7 +275,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
         store_u32x4(to, 0, 0, 0, 0);
       }
     }
-#pragma unroll
+    EMBER_UNROLL
     for (int i = 0; i < kTileRows * kStepBlocks / kGemmThreads; ++i) {
       const int c = tid + i * kGemmThreads, r = c / kStepBlocks, b = c % kStepBlocks;
       const int64_t row = row0 + r, block = step0 + b;
@@ -284,7 +285,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
     }
     // Weights: one (row, block) per thread and pass, decoded to int8; consecutive threads read
     // consecutive blocks of a row.
-#pragma unroll
+    EMBER_UNROLL
     for (int i = 0; i < kTileCols * kStepBlocks / kGemmThreads; ++i) {
       const int c = tid + i * kGemmThreads, r = c / kStepBlocks, b = c % kStepBlocks;
       const int64_t col = col0 + r, block = step0 + b;
@@ -304,11 +305,11 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
     __syncthreads();
 
     // Not unrolled: hoisting the four blocks' fragment loads ran out of registers.
-#pragma unroll 1
+    EMBER_NO_UNROLL
     for (int b = 0; b < kStepBlocks; ++b) {
       uint32_t a[2][4], bw[4][2];
       float x_d[2][2], w_d[4][2];
-#pragma unroll
+      EMBER_UNROLL
       for (int i = 0; i < 2; ++i) {
         const int r = warp_row + 16 * i + g;
         const uint8_t* lo = x_s + r * kRowStride + kBlockValues * b + 4 * t;
@@ -320,7 +321,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
         x_d[i][0] = xd_s[r][b];
         x_d[i][1] = xd_s[r + 8][b];
       }
-#pragma unroll
+      EMBER_UNROLL
       for (int j = 0; j < 4; ++j) {
         const uint8_t* col = w_s + (warp_col + 8 * j + g) * kRowStride + kBlockValues * b + 4 * t;
         bw[j][0] = u32_at(col);
@@ -328,9 +329,9 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
         w_d[j][0] = wd_s[warp_col + 8 * j + 2 * t][b];
         w_d[j][1] = wd_s[warp_col + 8 * j + 2 * t + 1][b];
       }
-#pragma unroll
+      EMBER_UNROLL
       for (int i = 0; i < 2; ++i) {
-#pragma unroll
+        EMBER_UNROLL
         for (int j = 0; j < 4; ++j) {
           int32_t s[4] = {0, 0, 0, 0};
           float sum[4];
@@ -340,7 +341,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
             int32_t hi[4] = {0, 0, 0, 0};
             mma_16x8x16_s8(s, {a[i][0], a[i][1]}, bw[j][0]);
             mma_16x8x16_s8(hi, {a[i][2], a[i][3]}, bw[j][1]);
-#pragma unroll
+            EMBER_UNROLL
             for (int e = 0; e < 4; ++e) {
               const uint32_t halves = wh_s[warp_col + 8 * j + 2 * t + e % 2][b];
               const int lo_scale = static_cast<int16_t>(halves & 0xFFFFu), hi_scale = static_cast<int>(halves) >> 16;
@@ -348,7 +349,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
             }
           } else {
             mma_16x8x32_s8(s, a[i], bw[j]);
-#pragma unroll
+            EMBER_UNROLL
             for (int e = 0; e < 4; ++e) sum[e] = small_int_to_float(s[e]);
           }
           // kMins16: Σ min·q, the min of each value's 16 (column g's two, four bytes each, as the
@@ -358,10 +359,10 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
             const uint32_t mins = wh_s[warp_col + 8 * j + g][b];
             int32_t ms[4] = {0, 0, 0, 0};
             mma_16x8x32_s8(ms, a[i], {(mins & 0xFFu) * 0x01010101u, (mins >> 8) * 0x01010101u});
-#pragma unroll
+            EMBER_UNROLL
             for (int e = 0; e < 4; ++e) min_sum[e] = small_int_to_float(ms[e]);
           }
-#pragma unroll
+          EMBER_UNROLL
           for (int e = 0; e < 4; ++e) {
             // vec_dot_*_q8_0's sum += float(sumi) · (d_w · d_x) (vec_dot_*_q8_1's + m_w · s_x), rounded
             // as it rounds (unfused: the GPU's bits are the CPU reference's)
@@ -384,11 +385,11 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<Type>)
     __syncthreads();  // every fragment read before the next step overwrites the tiles
   }
 
-#pragma unroll
+  EMBER_UNROLL
   for (int i = 0; i < 2; ++i) {
-#pragma unroll
+    EMBER_UNROLL
     for (int j = 0; j < 4; ++j) {
-#pragma unroll
+      EMBER_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int64_t row = row0 + warp_row + 16 * i + g + 8 * (e / 2);
         const int64_t col = col0 + warp_col + 8 * j + 2 * t + e % 2;

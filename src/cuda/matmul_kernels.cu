@@ -16,6 +16,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
+#include "cuda/unroll.h"
 #include "cuda/warp_sum.h"
 #include "quant/block_k.h"
 #include "quant/block_legacy.h"
@@ -60,10 +61,10 @@ using RowPtrs = const uint8_t* [kGemvRows];
 template <int M>
 __device__ __forceinline__ void dot4(const float* __restrict__ x, int64_t k, int64_t e, const float (&w)[kGemvRows][4],
                                      float (&s)[kGemvRows][M]) {
-#pragma unroll
+  EMBER_UNROLL
   for (int m = 0; m < M; ++m) {
     const float4 v = __ldg(reinterpret_cast<const float4*>(x + m * k + e));
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       s[r][m] = fmaf(w[r][0], v.x, s[r][m]);
       s[r][m] = fmaf(w[r][1], v.y, s[r][m]);
@@ -77,10 +78,10 @@ __device__ __forceinline__ void dot4(const float* __restrict__ x, int64_t k, int
 template <int M>
 __device__ __forceinline__ void dot1(const float* __restrict__ x, int64_t k, int64_t e, const float (&w)[kGemvRows],
                                      float (&s)[kGemvRows][M]) {
-#pragma unroll
+  EMBER_UNROLL
   for (int m = 0; m < M; ++m) {
     const float v = __ldg(x + m * k + e);
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) s[r][m] = fmaf(w[r], v, s[r][m]);
   }
 }
@@ -88,9 +89,9 @@ __device__ __forceinline__ void dot1(const float* __restrict__ x, int64_t k, int
 template <int M>
 __device__ __forceinline__ void scale_add(const float (&d)[kGemvRows], const float (&s)[kGemvRows][M],
                                           float (&acc)[kGemvRows][M]) {
-#pragma unroll
+  EMBER_UNROLL
   for (int r = 0; r < kGemvRows; ++r) {
-#pragma unroll
+    EMBER_UNROLL
     for (int m = 0; m < M; ++m) acc[r][m] = fmaf(d[r], s[r][m], acc[r][m]);
   }
 }
@@ -106,7 +107,7 @@ struct GemvF32 {  // unit: one float4 (k % 4 == 0, 16-byte-aligned rows)
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
     float v[kGemvRows][4];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const float4 q = __ldg(reinterpret_cast<const float4*>(w[r]) + u);
       v[r][0] = q.x, v[r][1] = q.y, v[r][2] = q.z, v[r][3] = q.w;
@@ -124,17 +125,17 @@ struct GemvHalf {
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
     uint32_t q[kGemvRows][4];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint4 b = __ldg(reinterpret_cast<const uint4*>(w[r]) + u);
       q[r][0] = b.x, q[r][1] = b.y, q[r][2] = b.z, q[r][3] = b.w;
     }
-#pragma unroll
+    EMBER_UNROLL
     for (int half = 0; half < 2; ++half) {  // elements 8u + 4·half + [0, 4): words 2·half, 2·half + 1
       float v[kGemvRows][4];
-#pragma unroll
+      EMBER_UNROLL
       for (int r = 0; r < kGemvRows; ++r) {
-#pragma unroll
+        EMBER_UNROLL
         for (int i = 0; i < 4; ++i) {
           const uint32_t bits = (q[r][2 * half + i / 2] >> (16 * (i % 2))) & 0xFFFF;
           v[r][i] =
@@ -155,7 +156,7 @@ struct GemvPlainScalar {
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
     float v[kGemvRows];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       if constexpr (kType == DType::kF32) {
         v[r] = __ldg(reinterpret_cast<const float*>(w[r]) + u);
@@ -186,7 +187,7 @@ struct GemvNibbles {
                                     float (&acc)[kGemvRows][M]) {
     const int c = u % 4;
     float d[kGemvRows], lo[kGemvRows][4], hi[kGemvRows][4];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint8_t* b = w[r] + (u / 4) * sizeof(Block);
       d[r] = ld_f16(b);
@@ -197,14 +198,14 @@ struct GemvNibbles {
         hi_q = iq4_levels4(hi_q) ^ 0x80808080u;
       }
       constexpr int kBias = F::kCodebook ? 128 : F::kBias;
-#pragma unroll
+      EMBER_UNROLL
       for (int n = 0; n < 4; ++n) {
         lo[r][n] = byte_value<kBias>(lo_q, n);
         hi[r][n] = byte_value<kBias>(hi_q, n);
       }
       if constexpr (F::kMin) {  // a min per block: the values themselves, as Q4_K's
         const float m = ld_f16(b + offsetof(Block, m));
-#pragma unroll
+        EMBER_UNROLL
         for (int n = 0; n < 4; ++n) {
           lo[r][n] = fmaf(d[r], lo[r][n], m);
           hi[r][n] = fmaf(d[r], hi[r][n], m);
@@ -231,14 +232,14 @@ struct GemvQ8_0 {  // unit: a quarter block, qs[8c, 8c + 8) of block u / 4 (c = 
   __device__ static void accumulate(const RowPtrs& w, int u, const float* __restrict__ x, int64_t k,
                                     float (&acc)[kGemvRows][M]) {
     float d[kGemvRows], v[2][kGemvRows][4];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint8_t* b = w[r] + (u / 4) * sizeof(BlockQ8_0);
       d[r] = ld_f16(b);
-#pragma unroll
+      EMBER_UNROLL
       for (int i = 0; i < 2; ++i) {
         const uint32_t q = ld_u32_a2(b + offsetof(BlockQ8_0, qs) + 8 * (u % 4) + 4 * i) ^ 0x80808080u;  // q + 128
-#pragma unroll
+        EMBER_UNROLL
         for (int n = 0; n < 4; ++n) v[i][r][n] = byte_value<128>(q, n);
       }
     }
@@ -265,7 +266,7 @@ struct GemvQ4Q5_K {
     float d[kGemvRows], dmin[kGemvRows];
     uint32_t sc[kGemvRows][2], mn[kGemvRows][2], q[kGemvRows][4];  // sc/mn [r][j / 4] byte j % 4
     uint32_t qh[kGemvRows];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(Block));
       const uint32_t dm = __ldg(b);
@@ -277,15 +278,15 @@ struct GemvQ4Q5_K {
       mn[r][0] = s1 & 0x3F3F3F3Fu;
       sc[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
       mn[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
-#pragma unroll
+      EMBER_UNROLL
       for (int g = 0; g < 4; ++g) q[r][g] = __ldg(b + offsetof(Block, qs) / 4 + 8 * g + t);
       if constexpr (kHigh) qh[r] = __ldg(b + offsetof(BlockQ5_K, qh) / 4 + t);
     }
     const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
-#pragma unroll
+    EMBER_UNROLL
     for (int g = 0; g < 4; ++g) {  // values are d·q - m: a min per sub-block, so no factoring out
       float lo[kGemvRows][4], hi[kGemvRows][4];
-#pragma unroll
+      EMBER_UNROLL
       for (int r = 0; r < kGemvRows; ++r) {
         const float d_lo = d[r] * byte_value<0>(sc[r][g / 2], 2 * g % 4);
         const float m_lo = dmin[r] * byte_value<0>(mn[r][g / 2], 2 * g % 4);
@@ -296,7 +297,7 @@ struct GemvQ4Q5_K {
           lo_q |= ((qh[r] >> (2 * g)) & 0x01010101u) << 4;
           hi_q |= ((qh[r] >> (2 * g + 1)) & 0x01010101u) << 4;
         }
-#pragma unroll
+        EMBER_UNROLL
         for (int n = 0; n < 4; ++n) {
           lo[r][n] = fmaf(d_lo, byte_value<0>(lo_q, n), -m_lo);
           hi[r][n] = fmaf(d_hi, byte_value<0>(hi_q, n), -m_hi);
@@ -322,11 +323,11 @@ struct GemvQ6_K {
     float d[kGemvRows];
     // ql[r][h][qq % 2], qh[r][h]: bytes l = 4t + n; sc[r][h]: byte qq the int8 scale of quarter qq.
     uint32_t ql[kGemvRows][2][2], qh[kGemvRows][2], sc[kGemvRows][2];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint8_t* b = w[r] + (u / 8) * sizeof(BlockQ6_K);
       d[r] = ld_f16(b + offsetof(BlockQ6_K, d));
-#pragma unroll
+      EMBER_UNROLL
       for (int h = 0; h < 2; ++h) {
         ql[r][h][0] = ld_u32_a2(b + offsetof(BlockQ6_K, ql) + 64 * h + 4 * t);
         ql[r][h][1] = ld_u32_a2(b + offsetof(BlockQ6_K, ql) + 64 * h + 32 + 4 * t);
@@ -337,16 +338,16 @@ struct GemvQ6_K {
       }
     }
     const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
-#pragma unroll
+    EMBER_UNROLL
     for (int h = 0; h < 2; ++h) {
-#pragma unroll
+      EMBER_UNROLL
       for (int qq = 0; qq < 4; ++qq) {
         float v[kGemvRows][4], scale[kGemvRows];
-#pragma unroll
+        EMBER_UNROLL
         for (int r = 0; r < kGemvRows; ++r) {
           const uint32_t q =
               ((ql[r][h][qq % 2] >> (4 * (qq / 2))) & 0x0F0F0F0Fu) | (((qh[r][h] >> (2 * qq)) & 0x03030303u) << 4);
-#pragma unroll
+          EMBER_UNROLL
           for (int n = 0; n < 4; ++n) v[r][n] = byte_value<32>(q, n);
           scale[r] = d[r] * byte_value<128>(sc[r][h] ^ 0x80808080u, qq);  // int8 + 128: unsigned bytes
         }
@@ -371,13 +372,13 @@ struct GemvQ2_K {
     const int t = u % 8;
     float d[kGemvRows], dmin[kGemvRows];
     uint32_t q[kGemvRows][2], sc[kGemvRows][2];  // sc[r][h]: byte p the scale byte of plane p
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(BlockQ2_K));
       const uint32_t dm = __ldg(b + offsetof(BlockQ2_K, d) / 4);
       d[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm & 0xFFFF)));
       dmin[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(dm >> 16)));
-#pragma unroll
+      EMBER_UNROLL
       for (int h = 0; h < 2; ++h) {
         q[r][h] = __ldg(b + offsetof(BlockQ2_K, qs) / 4 + 8 * h + t);
         // The half's 8 scale bytes; plane p's is byte 2p + t / 4: bytes {0, 2, 4, 6} or {1, 3, 5, 7}.
@@ -386,18 +387,18 @@ struct GemvQ2_K {
     }
     const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
     // The halves not unrolled: hoisting both halves' x loads spilled at the M = 2 and 4 budgets.
-#pragma unroll 1
+    EMBER_NO_UNROLL
     for (int h = 0; h < 2; ++h) {
-#pragma unroll
+      EMBER_UNROLL
       for (int p = 0; p < 4; ++p) {
         float v[kGemvRows][4];
-#pragma unroll
+        EMBER_UNROLL
         for (int r = 0; r < kGemvRows; ++r) {
           // (selects, not indices: h is a runtime value here, and an indexed array would live in memory)
           const uint32_t s = ((h == 0 ? sc[r][0] : sc[r][1]) >> (8 * p)) & 0xFF;
           const uint32_t codes = ((h == 0 ? q[r][0] : q[r][1]) >> (2 * p)) & 0x03030303u;
           const float dl = d[r] * byte_value<0>(s & 0x0F, 0), ml = dmin[r] * byte_value<0>(s >> 4, 0);
-#pragma unroll
+          EMBER_UNROLL
           for (int n = 0; n < 4; ++n) v[r][n] = fmaf(dl, byte_value<0>(codes, n), -ml);
         }
         dot4<M>(x, k, e + 128 * h + 32 * p, v, acc);
@@ -418,35 +419,35 @@ struct GemvQ3_K {
     const int t = u % 8;
     float d[kGemvRows];
     uint32_t q[kGemvRows][2], hm[kGemvRows], sc[kGemvRows][2];  // sc[r][h]: byte p plane p's scale + 32
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint8_t* b = w[r] + (u / 8) * sizeof(BlockQ3_K);
       d[r] = ld_f16(b + offsetof(BlockQ3_K, d));
       hm[r] = ld_u32_a2(b + offsetof(BlockQ3_K, hmask) + 4 * t);
-#pragma unroll
+      EMBER_UNROLL
       for (int h = 0; h < 2; ++h) q[r][h] = ld_u32_a2(b + offsetof(BlockQ3_K, qs) + 32 * h + 4 * t);
       // Scale i = 8h + 2p + t / 4 (q3_k_scale): low nibble h of packed[2p + t / 4], high 2 bits at
       // 2(2h + p / 2) of packed[8 + (2p + t / 4) % 4], i.e. bytes t / 4 (p even) or 2 + t / 4 (odd).
       const uint8_t* packed = b + offsetof(BlockQ3_K, scales);
       const uint32_t low = __byte_perm(ld_u32_a2(packed), ld_u32_a2(packed + 4), t / 4 == 0 ? 0x6420u : 0x7531u);
       const uint32_t high = __byte_perm(ld_u32_a2(packed + 8), 0, t / 4 == 0 ? 0x2020u : 0x3131u);
-#pragma unroll
+      EMBER_UNROLL
       for (int h = 0; h < 2; ++h) {
         const uint32_t high_bits = ((high >> (4 * h)) & 0x00000303u) | ((high >> (4 * h + 2)) & 0x03030000u);
         sc[r][h] = ((low >> (4 * h)) & 0x0F0F0F0Fu) | (high_bits << 4);
       }
     }
     const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 4 * t;
-#pragma unroll
+    EMBER_UNROLL
     for (int h = 0; h < 2; ++h) {
-#pragma unroll
+      EMBER_UNROLL
       for (int p = 0; p < 4; ++p) {
         float v[kGemvRows][4], scale[kGemvRows];
-#pragma unroll
+        EMBER_UNROLL
         for (int r = 0; r < kGemvRows; ++r) {
           // Codes 0..7: the two low bits, plus 4 where the hmask bit is set; the value is code - 4.
           const uint32_t code = ((q[r][h] >> (2 * p)) & 0x03030303u) | (((hm[r] >> (4 * h + p)) & 0x01010101u) << 2);
-#pragma unroll
+          EMBER_UNROLL
           for (int n = 0; n < 4; ++n) v[r][n] = byte_value<4>(code, n);
           scale[r] = d[r] * byte_value<32>(sc[r][h], p);
         }
@@ -472,21 +473,21 @@ struct GemvIQ4_XS {
     const int t = u % 8;
     float d[kGemvRows];
     uint32_t q[kGemvRows][4], scales_l[kGemvRows], scales_h[kGemvRows];
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < kGemvRows; ++r) {
       const uint32_t* b = reinterpret_cast<const uint32_t*>(w[r] + (u / 8) * sizeof(BlockIQ4_XS));
       const uint32_t head = __ldg(b);  // d, scales_h
       d[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(head & 0xFFFF)));
       scales_h[r] = head >> 16;
       scales_l[r] = __ldg(b + offsetof(BlockIQ4_XS, scales_l) / 4);
-#pragma unroll
+      EMBER_UNROLL
       for (int g = 0; g < 4; ++g) q[r][g] = __ldg(b + offsetof(BlockIQ4_XS, qs) / 4 + 8 * g + t);
     }
     const int64_t e = (u / 8) * static_cast<int64_t>(kQK_K) + 32 * (t / 4) + 4 * (t % 4);
-#pragma unroll
+    EMBER_UNROLL
     for (int g = 0; g < 4; ++g) {
       float lo[kGemvRows][4], hi[kGemvRows][4], dl[kGemvRows];
-#pragma unroll
+      EMBER_UNROLL
       for (int r = 0; r < kGemvRows; ++r) {
         // Sub-block ib = 2g + t / 4: nibble ib % 2 of scales_l[ib / 2 = g], bits 2ib of scales_h.
         const uint32_t ls =
@@ -494,7 +495,7 @@ struct GemvIQ4_XS {
         dl[r] = d[r] * byte_value<32>(ls, 0);
         const uint32_t lo_l = iq4_levels4(q[r][g] & 0x0F0F0F0Fu) ^ 0x80808080u;  // int8 + 128
         const uint32_t hi_l = iq4_levels4((q[r][g] >> 4) & 0x0F0F0F0Fu) ^ 0x80808080u;
-#pragma unroll
+        EMBER_UNROLL
         for (int n = 0; n < 4; ++n) {
           lo[r][n] = byte_value<128>(lo_l, n);
           hi[r][n] = byte_value<128>(hi_l, n);
@@ -549,18 +550,18 @@ __device__ __forceinline__ float block_rows_dot(const uint8_t* __restrict__ w, i
                                                 int64_t row0, const float* __restrict__ x, int64_t k, int n_units,
                                                 float (&partial)[kGemvWarps][kGemvRows * M]) {
   RowPtrs rows;  // an odd n_out's last block reads its last row twice and writes it once
-#pragma unroll
+  EMBER_UNROLL
   for (int r = 0; r < kGemvRows; ++r) rows[r] = w + (row0 + r < n_out ? row0 + r : n_out - 1) * row_bytes;
   float acc[kGemvRows][M] = {};
   // Not unrolled: a unit's loads already fill the register budget (other warps hide the latency).
-#pragma unroll 1
+  EMBER_NO_UNROLL
   for (int u = static_cast<int>(threadIdx.x); u < n_units; u += kGemvThreads) {
     Type::template accumulate<M>(rows, u, x, k, acc);
   }
   const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
-#pragma unroll
+  EMBER_UNROLL
   for (int r = 0; r < kGemvRows; ++r) {
-#pragma unroll
+    EMBER_UNROLL
     for (int m = 0; m < M; ++m) {
       const float v = warp_sum(acc[r][m]);
       if (lane == 0) partial[warp][r * M + m] = v;
@@ -674,7 +675,7 @@ __global__ void dequantize_blocks_f16_kernel(const uint8_t* __restrict__ w, int6
     float v[8];
     Type::values8(w + (e / Type::kBlockElems) * Type::kBlockBytes, static_cast<int>(e % Type::kBlockElems), v);
     uint32_t h[4];  // pairs of f16 bits, the lower element in the low half
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 4; ++n) {
       h[n] = __half_as_ushort(__float2half_rn(v[2 * n])) |
              (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[2 * n + 1]))) << 16);

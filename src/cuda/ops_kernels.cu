@@ -15,6 +15,7 @@
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
 #include "cuda/rope_pair.h"
+#include "cuda/unroll.h"
 #include "cuda/warp_sum.h"
 
 namespace ember::cuda {
@@ -171,7 +172,7 @@ struct BlockValues {
     const int64_t e = 8 * g;
     float v[8];
     Type::values8(row + (e / Type::kBlockElems) * Type::kBlockBytes, static_cast<int>(e % Type::kBlockElems), v);
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < 8; ++n) out[n] = v[n];
   }
 };

@@ -18,6 +18,7 @@
 #include "cuda/kv_rows.h"
 #include "cuda/launch.h"
 #include "cuda/mma.h"
+#include "cuda/unroll.h"
 #include "cuda/warp_sum.h"
 
 namespace ember::cuda {
@@ -129,9 +130,9 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
   // warp's rows in shared memory, where the loop reloads them): q_hi + q_lo carries 22 bits of q.
   // One f16 q would put ~|s|·2⁻¹¹ into every score s, which a peaked softmax turns into 1e-3 errors.
   uint32_t q_hi[kDimSteps][4];
-#pragma unroll
+  EMBER_UNROLL
   for (int ks = 0; ks < kDimSteps; ++ks) {
-#pragma unroll
+    EMBER_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int h = r % 2, d = 16 * ks + 2 * t + 8 * (r / 2);  // the fragment's register r
       float2 v = make_float2(0.0f, 0.0f);
@@ -146,7 +147,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
     }
   }
   float o[kDimTiles][4];
-#pragma unroll
+  EMBER_UNROLL
   for (int n = 0; n < kDimTiles; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};  // l: this lane's share of the row's sum
 
@@ -160,7 +161,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
     // The first pool row of the step's two pool blocks, K's and V's (null: no token staged there).
     static_assert(kKvStep == 2 * kTokens);
     const uint8_t *k_first[2] = {nullptr, nullptr}, *v_first[2] = {nullptr, nullptr};
-#pragma unroll
+    EMBER_UNROLL
     for (int b = 0; b < 2; ++b) {
       const int32_t first = base + b * kTokens;
       if (first + kTokens - 1 >= lo && first <= hi) {
@@ -212,15 +213,15 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
 
     if (warp_hi >= base && warp_lo < base + kKvStep) {  // uniform over the warp: it has rows seeing these tokens
       float s[kTokenTiles][4];
-#pragma unroll
+      EMBER_UNROLL
       for (int nt = 0; nt < kTokenTiles; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
+      EMBER_UNROLL
       for (int ks = 0; ks < kDimSteps; ++ks) {
         const __half* lo_row0 = q_lo_s + row_of[0] * kStride + 16 * ks + 2 * t;
         const __half* lo_row1 = q_lo_s + row_of[1] * kStride + 16 * ks + 2 * t;
         const uint32_t q_lo[4] = {half2_bits(lo_row0), half2_bits(lo_row1), half2_bits(lo_row0 + 8),
                                   half2_bits(lo_row1 + 8)};
-#pragma unroll
+        EMBER_UNROLL
         for (int nt = 0; nt < kTokenTiles; ++nt) {
           const int at = (nt * 8 + g) * kStride + 16 * ks + 2 * t;  // token nt·8 + g
           const uint32_t b[2] = {half2_bits(k_s + at), half2_bits(k_s + at + 8)};
@@ -233,9 +234,9 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
         }
       }
       float row_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
+      EMBER_UNROLL
       for (int nt = 0; nt < kTokenTiles; ++nt) {
-#pragma unroll
+        EMBER_UNROLL
         for (int i = 0; i < 4; ++i) {
           const int h = i / 2;
           const int32_t p = base + nt * 8 + 2 * t + i % 2;
@@ -247,7 +248,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
         }
       }
       float corr[2];
-#pragma unroll
+      EMBER_UNROLL
       for (int h = 0; h < 2; ++h) {
         row_max[h] = warp_xor_rounds<1, 2>(row_max[h], WarpMax{});
         const float m_new = fmaxf(m_run[h], row_max[h]);
@@ -255,9 +256,9 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
         m_run[h] = m_new;
         l_run[h] *= corr[h];
       }
-#pragma unroll
+      EMBER_UNROLL
       for (int nt = 0; nt < kTokenTiles; ++nt) {
-#pragma unroll
+        EMBER_UNROLL
         for (int i = 0; i < 4; ++i) {
           const int h = i / 2;
           const float p = s[nt][i] == -INFINITY ? 0.0f : expf(s[nt][i] - m_run[h]);
@@ -265,14 +266,14 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
           l_run[h] += p;
         }
       }
-#pragma unroll
+      EMBER_UNROLL
       for (int n = 0; n < kDimTiles; ++n) {
         o[n][0] *= corr[0];
         o[n][1] *= corr[0];
         o[n][2] *= corr[1];
         o[n][3] *= corr[1];
       }
-#pragma unroll
+      EMBER_UNROLL
       for (int kt = 0; kt < kKvStep / 16; ++kt) {
         // Tokens 16kt..16kt+15: fragment 2kt holds the first 8 (2t, 2t + 1), 2kt + 1 the next 8.
         const uint32_t p_frag[4] = {pack_half2(s[2 * kt][0], s[2 * kt][1]), pack_half2(s[2 * kt][2], s[2 * kt][3]),
@@ -280,7 +281,7 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
                                     pack_half2(s[2 * kt + 1][2], s[2 * kt + 1][3])};
         // V's B fragment: tokens 16kt + 2t, + 1 (and + 8, + 9) of dim n·8 + g, one row each.
         const __half* v_col = v_s + (16 * kt + 2 * t) * kStride + g;
-#pragma unroll
+        EMBER_UNROLL
         for (int n = 0; n < kDimTiles; ++n) {
           const __half* v = v_col + 8 * n;
           const uint32_t b[2] = {pair_bits(v[0], v[kStride]), pair_bits(v[8 * kStride], v[9 * kStride])};
@@ -291,16 +292,16 @@ __global__ void __launch_bounds__(kThreads) tiled_attention_kernel(const TiledAr
     __syncthreads();  // before the next stage overwrites k_s, k_lo_s, v_s
   }
 
-#pragma unroll
+  EMBER_UNROLL
   for (int h = 0; h < 2; ++h) {
     l_run[h] = warp_xor_rounds<1, 2>(l_run[h], WarpAdd{});
   }
-#pragma unroll
+  EMBER_UNROLL
   for (int h = 0; h < 2; ++h) {
     if (row_of[h] >= tile.n_rows) continue;
     const float inv = 1.0f / l_run[h];  // >= 1: the row's own position scored the max, exp(0)
     float* out = a.out + (static_cast<int64_t>(tile.first_row + row_of[h]) * a.n_head + head) * a.head_dim;
-#pragma unroll
+    EMBER_UNROLL
     for (int n = 0; n < kDimTiles; ++n) {
       const int d = n * 8 + 2 * t;
       if (d < a.head_dim) {  // head_dim is even: d + 1 too

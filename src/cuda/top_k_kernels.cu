@@ -10,6 +10,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/launch.h"
+#include "cuda/unroll.h"
 #include "cuda/warp_sum.h"
 
 namespace ember::cuda {
@@ -58,7 +59,7 @@ struct SelectShared {
 __device__ int block_exclusive_scan(int v, int* scratch, int& total) {
   const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
   int inclusive = v;
-#pragma unroll
+  EMBER_UNROLL
   for (int offset = 1; offset < 32; offset *= 2) {
     const int below = __shfl_up_sync(0xFFFFFFFFu, inclusive, static_cast<unsigned>(offset));
     if (lane >= offset) inclusive += below;
@@ -68,7 +69,7 @@ __device__ int block_exclusive_scan(int v, int* scratch, int& total) {
   if (warp == 0) {
     const int own = lane < kTopKWarps ? scratch[lane] : 0;
     int warps = own;
-#pragma unroll
+    EMBER_UNROLL
     for (int offset = 1; offset < 32; offset *= 2) {
       const int below = __shfl_up_sync(0xFFFFFFFFu, warps, static_cast<unsigned>(offset));
       if (lane >= offset) warps += below;
@@ -102,11 +103,11 @@ __device__ void select_best(const float* __restrict__ v, const int32_t* __restri
       const uint32_t key = top_key(v[j]);
       if ((key & mask) == prefix) {
         const uint32_t digit = (key >> shift) & (kDigits - 1);
-#pragma unroll
+        EMBER_UNROLL
         for (int d = 0; d < kDigits; ++d) counts[d] += digit == static_cast<uint32_t>(d) ? 1 : 0;
       }
     }
-#pragma unroll
+    EMBER_UNROLL
     for (int d = 0; d < kDigits; ++d) {
       const int sum = warp_sum(counts[d]);
       if (lane == 0) sh.warp_counts[warp][d] = sum;
@@ -120,13 +121,13 @@ __device__ void select_best(const float* __restrict__ v, const int32_t* __restri
         for (int w = 0; w < kTopKWarps; ++w) in_digit += sh.warp_counts[w][lane];
       }
       int suffix = in_digit;
-#pragma unroll
+      EMBER_UNROLL
       for (int offset = 1; offset < kDigits; offset *= 2) {
         const int higher = __shfl_down_sync(0xFFFFFFFFu, suffix, static_cast<unsigned>(offset));
         if (lane + offset < kDigits) suffix += higher;
       }
       int digit = lane < kDigits && suffix >= remaining ? lane : 0;
-#pragma unroll
+      EMBER_UNROLL
       for (int offset = 16; offset > 0; offset /= 2) {
         const int other = __shfl_xor_sync(0xFFFFFFFFu, digit, offset);
         digit = other > digit ? other : digit;

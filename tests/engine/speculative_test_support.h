@@ -25,13 +25,19 @@ struct Models {
   std::unique_ptr<Tokenizer> tokenizer;
 };
 
+// The backend's threads: 2, so the tests run the threaded kernels, unless the test target says
+// otherwise (tests/CMakeLists.txt).
+#ifndef EMBER_SPECULATIVE_TEST_THREADS
+#define EMBER_SPECULATIVE_TEST_THREADS 2
+#endif
+
 // Both models on one backend. The target is batch-invariant, so a row's logits do not depend on
 // how many rows its forward step holds: greedy speculation is then plain decoding bit for bit.
 inline Models& models() {
   static Models m = [] {
     Models l;
     CpuBackendOptions backend;
-    backend.n_threads = 2;
+    backend.n_threads = EMBER_SPECULATIVE_TEST_THREADS;
     l.backend = std::make_unique<CpuBackend>(backend);
     ModelOptions options;
     options.max_step_tokens = 64;
