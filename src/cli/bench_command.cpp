@@ -1,7 +1,8 @@
-// `ember bench -m MODEL [-p 512] [-n 128] [-r 5] [-t N] [-o md|csv|json]`: llama-bench-like
+// `ember bench -m MODEL [-p 512] [-n 128] [-d 0] [-r 5] [-t N] [-o md|csv|json]`: llama-bench-like
 // throughput of prefill (ppN: N prompt tokens in one batch) and decode (tgN: N tokens one at a
-// time), each after a warm-up with the weights resident, with the achieved GB/s (decode) and
-// GFLOP/s (prefill) next to this machine's measured roofline.
+// time), each after a warm-up with the weights resident and optionally with D tokens already in
+// the KV cache ("ppN @ dD"), with the achieved GB/s (decode) and GFLOP/s (prefill) next to this
+// machine's measured roofline.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -37,6 +38,7 @@ struct BenchOptions {
   std::vector<std::string> models;
   std::vector<int> prompt_lengths{512};
   std::vector<int> gen_lengths{128};
+  std::vector<int> depths{0};  // tokens in the cache before each test (llama-bench's -d)
   int repetitions = 5;
   std::vector<int> threads{0};
   int step_tokens = 512;
@@ -57,8 +59,9 @@ struct Result {
   std::string kv_type;  // the KV cache's K and V type ("f16", "q8_0", ...)
   uint64_t size_bytes = 0, params = 0;
   int threads = 0;
-  std::string test;  // "pp512", "tg128"
+  std::string test;  // "pp512", "tg128", "tg128 @ d4096"
   int n_tokens = 0;
+  int depth = 0;                          // tokens in the cache before the test
   std::vector<double> tokens_per_second;  // one per repetition
   double mean = 0, sd = 0, median = 0;
   double rate = 0;        // GB/s (tg) or GFLOP/s (pp) at the median
@@ -90,40 +93,64 @@ class Bencher {
     for (int32_t& t : tokens_) t = id(rng);
   }
 
+  const KvCache& kv() const { return *kv_; }
+
+  // Fills the context the next tests start from: `depth` tokens in the cache, prefilled (untimed)
+  // in steps of the model's step size. A depth the cache already holds is kept.
+  void set_depth(int depth) {
+    if (seq_ >= 0 && depth_ == depth) return;
+    if (seq_ >= 0) kv_->remove_sequence(seq_);
+    seq_ = kv_->add_sequence();
+    depth_ = depth;
+    if (depth == 0) return;
+    Batch batch;
+    for (int i = 0; i < depth; ++i) batch.add(tokens_[static_cast<size_t>(i)], i, seq_, i + 1 == depth);
+    model_.forward(batch, *kv_);
+  }
+
   // Seconds for a prompt of n tokens in one batch (logits for its last row, as a prompt wants).
   double prefill(int n) {
-    const SeqId seq = kv_->add_sequence();
     Batch batch;
-    for (int i = 0; i < n; ++i) batch.add(tokens_[static_cast<size_t>(i)], i, seq, i + 1 == n);
+    for (int i = 0; i < n; ++i) batch.add(token(depth_ + i), depth_ + i, seq_, i + 1 == n);
     Timer timer;
     model_.forward(batch, *kv_);
     const double seconds = timer.elapsed_seconds();
-    kv_->remove_sequence(seq);
+    kv_->truncate(seq_, depth_);
     return seconds;
   }
 
-  // Seconds for n decode steps of one token each from an empty context.
+  // Seconds for n decode steps of one token each after the context.
   double decode(int n) {
-    const SeqId seq = kv_->add_sequence();
     Batch batch;
     Timer timer;
     for (int i = 0; i < n; ++i) {
       batch.clear();
-      batch.add(tokens_[static_cast<size_t>(i)], i, seq, decode_output_);
+      batch.add(token(depth_ + i), depth_ + i, seq_, decode_output_);
       if (decode_output_ == Batch::kTopK) batch.top_k = std::min(kBenchTopK, model_.config().n_vocab);
       model_.forward(batch, *kv_);
     }
     const double seconds = timer.elapsed_seconds();
-    kv_->remove_sequence(seq);
+    kv_->truncate(seq_, depth_);
     return seconds;
   }
 
  private:
+  int32_t token(int position) const { return tokens_[static_cast<size_t>(position)]; }
+
   Model& model_;
   Batch::RowOutput decode_output_ = Batch::kLogits;
   std::unique_ptr<KvCache> kv_;
   std::vector<int32_t> tokens_;
+  SeqId seq_ = -1;  // the context every test runs after
+  int depth_ = 0;   // its length
 };
+
+// "pp512", or "pp512 @ d4096" after a context (llama-bench's names).
+std::string test_name(std::string_view kind, int n, int depth, std::string_view suffix) {
+  std::string name = fmt::format("{}{}{}", kind, n, suffix);
+  if (depth > 0) name += fmt::format(" @ d{}", depth);
+  return name;
+}
 
 double peak_for(const Roofline& roofline, DType type) {
   switch (type) {
@@ -154,10 +181,11 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
     gpu_roofline->vnni_gops = g.f16_tflops * 1e3;
   }
   const std::optional<Roofline>& limits = model->gpu() != nullptr ? gpu_roofline : roofline;
-  const ModelCost cost = model_cost(*model);
   const int max_pp = o.prompt_lengths.empty() ? 0 : *std::max_element(o.prompt_lengths.begin(), o.prompt_lengths.end());
   const int max_tg = o.gen_lengths.empty() ? 0 : *std::max_element(o.gen_lengths.begin(), o.gen_lengths.end());
-  Bencher bencher(*model, std::max({max_pp, max_tg, 1}), o.kv_type, o.decode_output);
+  const int max_depth = *std::max_element(o.depths.begin(), o.depths.end());
+  Bencher bencher(*model, max_depth + std::max({max_pp, max_tg, 1}), o.kv_type, o.decode_output);
+  const ModelCost cost = model_cost(*model, &bencher.kv());
   const DType main_type = model->weights().layers.at(0).wo.dtype();
 
   Result base;
@@ -178,30 +206,37 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   base.threads = backend.n_threads();
 
   std::vector<Result> results;
-  for (int n : o.prompt_lengths) {
-    Result r = base;
-    r.test = fmt::format("pp{}", n);
-    r.n_tokens = n;
-    bencher.prefill(n);  // warm-up: pages in the weights, sizes the logits
-    for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.prefill(n));
-    summarize(r);
-    const double flop_per_token = prefill_flop_per_token(cost, n);
-    r.rate = r.median * flop_per_token / 1e9;
-    r.rate_unit = "GFLOP/s";
-    if (limits) r.roofline = peak_for(*limits, main_type);
-    results.push_back(std::move(r));
-  }
-  for (int n : o.gen_lengths) {
-    Result r = base;
-    r.test = o.decode_output == "logits" ? fmt::format("tg{}", n) : fmt::format("tg{}-{}", n, o.decode_output);
-    r.n_tokens = n;
-    bencher.decode(std::min(n, 4));  // warm-up
-    for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.decode(n));
-    summarize(r);
-    r.rate = r.median * static_cast<double>(cost.matmul_bytes) / 1e9;  // weights read per token
-    r.rate_unit = "GB/s";
-    if (limits) r.roofline = limits->read_gbs_all;
-    results.push_back(std::move(r));
+  // Depth by depth, as llama-bench orders its tests: one context prefill per depth.
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  for (int depth : o.depths) {
+    if (tty && depth > 0) write_stderr(fmt::format("filling a context of {} tokens...\n", depth));
+    bencher.set_depth(depth);
+    for (int n : o.prompt_lengths) {
+      Result r = base;
+      r.test = test_name("pp", n, depth, "");
+      r.n_tokens = n;
+      r.depth = depth;
+      bencher.prefill(n);  // warm-up: pages in the weights, sizes the logits
+      for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.prefill(n));
+      summarize(r);
+      r.rate = r.median * prefill_flop_per_token(cost, n, depth) / 1e9;
+      r.rate_unit = "GFLOP/s";
+      if (limits) r.roofline = peak_for(*limits, main_type);
+      results.push_back(std::move(r));
+    }
+    for (int n : o.gen_lengths) {
+      Result r = base;
+      r.test = test_name("tg", n, depth, o.decode_output == "logits" ? "" : "-" + o.decode_output);
+      r.n_tokens = n;
+      r.depth = depth;
+      bencher.decode(std::min(n, 4));  // warm-up
+      for (int i = 0; i < o.repetitions; ++i) r.tokens_per_second.push_back(n / bencher.decode(n));
+      summarize(r);
+      r.rate = r.median * decode_bytes_per_token(cost, n, depth) / 1e9;  // weights and KV rows read per token
+      r.rate_unit = "GB/s";
+      if (limits) r.roofline = limits->read_gbs_all;
+      results.push_back(std::move(r));
+    }
   }
   return results;
 }
@@ -261,12 +296,12 @@ std::string csv_field(const std::string& s) {
 
 std::string render_csv(const std::vector<Result>& results) {
   std::string out =
-      "model_path,model,type,isa,size_bytes,params,threads,test,n_tokens,avg_ts,stddev_ts,median_ts,samples_ts,"
-      "rate,rate_unit,roofline\n";
+      "model_path,model,type,isa,size_bytes,params,threads,test,n_tokens,n_depth,avg_ts,stddev_ts,median_ts,"
+      "samples_ts,rate,rate_unit,roofline\n";
   for (const Result& r : results) {
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},\"{:.4f}\",{:.3f},{},{:.3f}\n",
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},\"{:.4f}\",{:.3f},{},{:.3f}\n",
                        csv_field(r.model_path), csv_field(one_line_text(r.model_name)), r.type, r.isa, r.size_bytes,
-                       r.params, r.threads, r.test, r.n_tokens, r.mean, r.sd, r.median,
+                       r.params, r.threads, r.test, r.n_tokens, r.depth, r.mean, r.sd, r.median,
                        fmt::join(r.tokens_per_second, ","), r.rate, r.rate_unit, r.roofline);
   }
   return out;
@@ -287,6 +322,7 @@ std::string bench_json(const std::vector<Result>& results, const std::vector<Roo
                             {"threads", r.threads},
                             {"test", r.test},
                             {"n_tokens", r.n_tokens},
+                            {"n_depth", r.depth},
                             {"avg_ts", r.mean},
                             {"stddev_ts", r.sd},
                             {"median_ts", r.median},
@@ -337,9 +373,14 @@ std::vector<std::string> split_model_list(const std::vector<std::string>& values
 }
 
 int run_bench(BenchOptions o) {
-  // 0 drops that kind of test, as in llama-bench (-n 0: prefill only).
+  // 0 drops that kind of test, as in llama-bench (-n 0: prefill only); a depth listed twice runs once.
   std::erase(o.prompt_lengths, 0);
   std::erase(o.gen_lengths, 0);
+  std::vector<int> depths;
+  for (int d : o.depths) {
+    if (std::find(depths.begin(), depths.end(), d) == depths.end()) depths.push_back(d);
+  }
+  o.depths = depths;
   // A missing model fails now, not after the models before it were measured.
   for (const std::string& path : o.models) {
     std::error_code error;
@@ -385,6 +426,12 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
       ->delimiter(',')
       ->check(NumberRange(0, 1 << 20))
       ->capture_default_str();
+  cmd->add_option("-d,--n-depth", o->depths,
+                  "Tokens already in the KV cache before each test, comma separated (llama-bench's -d; prefilled "
+                  "once per depth, untimed): tests named ppN @ dD, tgN @ dD")
+      ->delimiter(',')
+      ->check(NumberRange(0, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("-r,--repetitions", o->repetitions, "Timed runs of each test (after one warm-up)")
       ->check(NumberRange(1, 1000))
       ->capture_default_str();
@@ -409,10 +456,11 @@ void add_bench_command(CLI::App& app, CommandAction& action) {
       "Skip measuring the machine's bandwidth and compute peaks (a few seconds, 1 GiB)");
   cmd->footer(
       "t/s is the mean ± sample standard deviation over the repetitions. Decode rates count the matmul\n"
-      "weights each token reads (GB/s, against the all-thread read bandwidth); prefill rates count 2 FLOP\n"
-      "per weight and the attention products (GFLOP/s, against the int8 VNNI peak for quantized weights,\n"
-      "the FP32 FMA peak for F32 / F16, the BF16 peak for BF16; an \"+amx\" kernel table can pass the\n"
-      "VNNI peak).\n"
+      "weights and the KV cache rows each token reads (GB/s, against the all-thread read bandwidth);\n"
+      "prefill rates count 2 FLOP per weight and the attention products (GFLOP/s, against the int8 VNNI\n"
+      "peak for quantized weights, the FP32 FMA peak for F32 / F16, the BF16 peak for BF16; an \"+amx\"\n"
+      "kernel table can pass the VNNI peak). With -d, each depth's context is prefilled once and every\n"
+      "repetition runs after it (the cache is cut back to the context in between).\n"
       "Exit codes: 0 success, 1 error, 2 bad command line.");
   cmd->callback([&action, o] {
     o->models = split_model_list(o->models);

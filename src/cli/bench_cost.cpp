@@ -1,11 +1,9 @@
 // ModelCost: the weight bytes and FLOPs `ember bench` divides its timings by.
 #include "cli/bench_cost.h"
 
-#include <algorithm>
-
 namespace ember::cli {
 
-ModelCost model_cost(const Model& model) {
+ModelCost model_cost(const Model& model, const KvCache* kv) {
   ModelCost cost;
   const auto add = [&cost](const TensorView& t) {
     if (t.data() == nullptr) return;
@@ -33,21 +31,46 @@ ModelCost model_cost(const Model& model) {
   const ModelConfig& c = model.config();
   const auto per_position = static_cast<uint64_t>(c.n_head) *
                             (2u * static_cast<uint64_t>(c.head_dim) + 2u * static_cast<uint64_t>(c.head_dim_v));
-  for (const LayerConfig& layer : c.layers) cost.attention.push_back({per_position, layer.sliding_window});
+  for (size_t l = 0; l < c.layers.size(); ++l) {
+    uint64_t kv_bytes = 0;
+    if (kv != nullptr) {
+      const PagedKvView view = kv->layer(static_cast<int32_t>(l));
+      kv_bytes = (view.k_layout().block_bytes() + view.v_layout().block_bytes()) / kKvBlockTokens;
+    }
+    cost.attention.push_back({per_position, c.layers[l].sliding_window, kv_bytes});
+  }
   return cost;
 }
 
-double prefill_flop_per_token(const ModelCost& cost, int64_t n) {
+double positions_seen(int64_t window, int64_t first, int64_t n) {
+  // Sum over p in [0, m) of min(p + 1, window): a triangle, then a flat run of `window`s.
+  const auto prefix = [window](int64_t m) {
+    const auto md = static_cast<double>(m);
+    if (window <= 0 || m <= window) return md * (md + 1) / 2;
+    const auto w = static_cast<double>(window);
+    return w * (w + 1) / 2 + (md - w) * w;
+  };
+  return prefix(first + n) - prefix(first);
+}
+
+double prefill_flop_per_token(const ModelCost& cost, int64_t n, int64_t depth) {
   double flop = 2.0 * (static_cast<double>(cost.matmul_params) - static_cast<double>(cost.output_params));
   if (n <= 0) return flop;
-  const auto nd = static_cast<double>(n);
   for (const ModelCost::Layer& layer : cost.attention) {
-    // Token i (from 0) sees min(i + 1, window) positions: the mean over the n tokens.
-    const double w = layer.window > 0 ? static_cast<double>(std::min(layer.window, n)) : nd;
-    const double seen = (w * (w + 1) / 2 + (nd - w) * w) / nd;
-    flop += static_cast<double>(layer.flop_per_position) * seen;
+    flop +=
+        static_cast<double>(layer.flop_per_position) * positions_seen(layer.window, depth, n) / static_cast<double>(n);
   }
   return flop;
+}
+
+double decode_bytes_per_token(const ModelCost& cost, int64_t n, int64_t depth) {
+  double bytes = static_cast<double>(cost.matmul_bytes);
+  if (n <= 0) return bytes;
+  for (const ModelCost::Layer& layer : cost.attention) {
+    bytes += static_cast<double>(layer.kv_bytes_per_position) * positions_seen(layer.window, depth, n) /
+             static_cast<double>(n);
+  }
+  return bytes;
 }
 
 }  // namespace ember::cli

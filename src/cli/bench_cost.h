@@ -1,10 +1,12 @@
-// What one token costs a model in `ember bench`'s units: the matmul weight bytes a decode step
-// reads (GB/s) and the FLOPs of a prefill token (GFLOP/s), attention windows included.
+// What one token costs a model in `ember bench`'s units: the bytes a decode step reads (matmul
+// weights and, at a depth, the KV cache: GB/s) and the FLOPs of a prefill token (GFLOP/s),
+// attention windows included.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace ember::cli {
@@ -18,14 +20,25 @@ struct ModelCost {
   struct Layer {
     uint64_t flop_per_position = 0;  // n_head · (2 · head_dim + 2 · head_dim_v): QKᵀ and PV
     int64_t window = 0;              // positions a token attends to at most, its own included (0: all up to its own)
+    uint64_t kv_bytes_per_position = 0;  // one position's K and V rows in the cache (0: not counted)
   };
   std::vector<Layer> attention;  // one per layer
 };
 
-ModelCost model_cost(const Model& model);
+// The model's costs; with `kv`, each layer's K and V bytes per position in that cache.
+ModelCost model_cost(const Model& model, const KvCache* kv = nullptr);
 
-// FLOPs per prompt token of a prefill of n tokens from position 0: 2 per matmul weight (less the
-// output matrix) plus each layer's attention over the positions a token sees, on average.
-double prefill_flop_per_token(const ModelCost& cost, int64_t n);
+// Positions the tokens at positions [first, first + n) attend to, summed: min(p + 1, window) each
+// (window 0: p + 1).
+double positions_seen(int64_t window, int64_t first, int64_t n);
+
+// FLOPs per prompt token of a prefill of n tokens after `depth` tokens already in the cache: 2 per
+// matmul weight (less the output matrix) plus each layer's attention over the positions a token
+// sees, on average.
+double prefill_flop_per_token(const ModelCost& cost, int64_t n, int64_t depth = 0);
+
+// Bytes per token of n decode steps after `depth` tokens: the matmul weights plus each layer's K
+// and V rows of the positions a token attends to, on average.
+double decode_bytes_per_token(const ModelCost& cost, int64_t n, int64_t depth = 0);
 
 }  // namespace ember::cli

@@ -110,6 +110,49 @@ TEST(BenchCli, PrefillRateCountsTheModelsFlops) {
   EXPECT_NEAR(flop_per_token, want, 1e-9 * want);
 }
 
+// -d: each test again after a context already in the cache, named as llama-bench names it; a depth
+// listed twice runs once. At depth 32 each token attends to 32 more positions: the prefill rate
+// counts 4 · head_dim FLOPs per head for each, the decode rate each one's K and V rows (F16).
+TEST(BenchCli, DepthRunsEachTestAfterAContext) {
+  EMBER_SHARED_DATA_OR_SKIP(data);
+  const std::string model = (data / "models/stories260K/stories260K-Q8_0.gguf").string();
+  const GgufFile f = GgufFile::open(model);
+  const auto n_layer = static_cast<double>(f.get<uint32_t>("llama.block_count"));
+  const auto n_head = static_cast<double>(f.get<uint32_t>("llama.attention.head_count"));
+  const auto n_head_kv = static_cast<double>(f.get<uint32_t>("llama.attention.head_count_kv"));
+  const double head_dim = static_cast<double>(f.get<uint32_t>("llama.embedding_length")) / n_head;
+  const test::RunResult r = ember({"bench", "-m", model, "-p", "8", "-n", "4", "-d", "0,32,32", "-r", "2", "-t", "1",
+                                   "-o", "json", "--no-roofline"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["results"].size(), 4u) << r.out;
+  const std::vector<std::string> tests = {"pp8", "tg4", "pp8 @ d32", "tg4 @ d32"};
+  std::vector<double> per_token;  // FLOPs (pp) or bytes (tg) per token, from the rate
+  for (size_t i = 0; i < tests.size(); ++i) {
+    const auto& res = j["results"][i];
+    EXPECT_EQ(res["test"], tests[i]);
+    EXPECT_EQ(res["n_depth"], i < 2 ? 0 : 32);
+    per_token.push_back(res["rate"].get<double>() * 1e9 / res["median_ts"].get<double>());
+  }
+  const double flop_more = n_layer * n_head * 4 * head_dim * 32;
+  EXPECT_NEAR(per_token[2] - per_token[0], flop_more, 1e-6 * per_token[2]);
+  const double bytes_more = n_layer * n_head_kv * head_dim * 2 /* K, V */ * 2 /* f16 */ * 32;
+  EXPECT_NEAR(per_token[3] - per_token[1], bytes_more, 1e-6 * per_token[3]);
+
+  // The table and the CSV name the depth too.
+  const test::RunResult csv =
+      ember({"bench", "-m", model, "-p", "8", "-n", "0", "-d", "16", "-r", "1", "-o", "csv", "--no-roofline"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  const auto csv_lines = lines_of(csv.out);
+  ASSERT_EQ(csv_lines.size(), 2u) << csv.out;
+  EXPECT_NE(csv_lines[0].find(",test,n_tokens,n_depth,"), std::string::npos) << csv_lines[0];
+  EXPECT_NE(csv_lines[1].find(",pp8 @ d16,8,16,"), std::string::npos) << csv_lines[1];
+  const test::RunResult md =
+      ember({"bench", "-m", model, "-p", "0", "-n", "2", "-d", "16", "-r", "1", "--no-roofline"});
+  ASSERT_EQ(md.exit_code, 0) << md.err;
+  EXPECT_NE(md.out.find("| tg2 @ d16 |"), std::string::npos) << md.out;
+}
+
 TEST(BenchCli, MarkdownAndCsvTables) {
   EMBER_SHARED_DATA_OR_SKIP(data);
   const std::string model = (data / "models/stories260K/stories260K.gguf").string();

@@ -27,6 +27,30 @@ TEST(BenchCost, PrefillFlopsCountWindowsPerLayer) {
   EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 1), 1800.0 + 10 + 10);
 }
 
+// After a context of `depth` tokens, a prompt's tokens see that many more positions each, up to
+// a window; decode reads each seen position's K and V rows.
+TEST(BenchCost, DepthAddsThePositionsATokenSees) {
+  EXPECT_DOUBLE_EQ(positions_seen(0, 0, 4), 1 + 2 + 3 + 4);
+  EXPECT_DOUBLE_EQ(positions_seen(0, 10, 3), 11 + 12 + 13);
+  EXPECT_DOUBLE_EQ(positions_seen(4, 0, 6), 1 + 2 + 3 + 4 + 4 + 4);
+  EXPECT_DOUBLE_EQ(positions_seen(4, 2, 3), 3 + 4 + 4);
+  EXPECT_DOUBLE_EQ(positions_seen(4, 100, 2), 4 + 4);
+  EXPECT_DOUBLE_EQ(positions_seen(4, 7, 0), 0);
+
+  ModelCost cost;
+  cost.matmul_params = 1000;
+  cost.output_params = 100;
+  cost.matmul_bytes = 5000;
+  cost.attention = {{10, 0, 64}, {10, 4, 32}};  // a global layer and a window of 4
+  // Two tokens after 8: the global layer's see 9 and 10 positions, the windowed one's 4 and 4.
+  EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 2, 8), 1800.0 + 10 * 9.5 + 10 * 4.0);
+  EXPECT_DOUBLE_EQ(prefill_flop_per_token(cost, 2, 0), prefill_flop_per_token(cost, 2));
+  EXPECT_DOUBLE_EQ(decode_bytes_per_token(cost, 2, 8), 5000.0 + 64 * 9.5 + 32 * 4.0);
+  EXPECT_DOUBLE_EQ(decode_bytes_per_token(cost, 1, 0), 5000.0 + 64 + 32);
+  cost.attention[0].kv_bytes_per_position = cost.attention[1].kv_bytes_per_position = 0;  // not counted
+  EXPECT_DOUBLE_EQ(decode_bytes_per_token(cost, 2, 8), 5000.0);
+}
+
 // A qwen2moe of 2 layers, F32 weights: n_embd 64, 4 query and 2 KV heads of 16, 8 experts of 32 (3
 // per token), a shared expert of 96, vocabulary 96, separate output matrix.
 TEST(BenchCost, MixtureOfExpertsCountsTheExpertsATokenUses) {
@@ -49,6 +73,15 @@ TEST(BenchCost, MixtureOfExpertsCountsTheExpertsATokenUses) {
   EXPECT_EQ(cost.matmul_params, params);
   EXPECT_EQ(cost.matmul_bytes, 4 * params);  // F32
   EXPECT_EQ(cost.output_params, 64u * 96u);
+  for (const ModelCost::Layer& layer : cost.attention) EXPECT_EQ(layer.kv_bytes_per_position, 0u);  // no cache given
+
+  // With a cache: each position's K and V rows, 2 KV heads of 16 values, in the cache's types.
+  for (const auto& [type, row_bytes] : {std::pair{DType::kF16, 2 * 16 * 2}, std::pair{DType::kF32, 2 * 16 * 4}}) {
+    const KvCache kv(model->config(), model->kv_options(64, type, type));
+    for (const ModelCost::Layer& layer : model_cost(*model, &kv).attention) {
+      EXPECT_EQ(layer.kv_bytes_per_position, static_cast<uint64_t>(2 * row_bytes)) << dtype_name(type);
+    }
+  }
 }
 
 }  // namespace
