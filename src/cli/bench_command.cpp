@@ -184,6 +184,12 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   const int max_pp = o.prompt_lengths.empty() ? 0 : *std::max_element(o.prompt_lengths.begin(), o.prompt_lengths.end());
   const int max_tg = o.gen_lengths.empty() ? 0 : *std::max_element(o.gen_lengths.begin(), o.gen_lengths.end());
   const int max_depth = *std::max_element(o.depths.begin(), o.depths.end());
+  // As llama-bench: measured anyway (speed does not depend on what the positions mean).
+  if (const int32_t trained = model->config().context_length;
+      trained > 0 && max_depth + std::max(max_pp, max_tg) > trained) {
+    print_warning(fmt::format("{}: depth {} + {} tokens passes the model's training context of {}", path, max_depth,
+                              std::max(max_pp, max_tg), trained));
+  }
   Bencher bencher(*model, max_depth + std::max({max_pp, max_tg, 1}), o.kv_type, o.decode_output);
   const ModelCost cost = model_cost(*model, &bencher.kv());
   const DType main_type = model->weights().layers.at(0).wo.dtype();

@@ -35,7 +35,9 @@ ModelCost model_cost(const Model& model, const KvCache* kv) {
     uint64_t kv_bytes = 0;
     if (kv != nullptr) {
       const PagedKvView view = kv->layer(static_cast<int32_t>(l));
-      kv_bytes = (view.k_layout().block_bytes() + view.v_layout().block_bytes()) / kKvBlockTokens;
+      // Latent attention keeps no V pool (V is read from the K rows: v == k): one row per position.
+      const size_t v_bytes = view.v != view.k ? view.v_layout().block_bytes() : 0;
+      kv_bytes = (view.k_layout().block_bytes() + v_bytes) / kKvBlockTokens;
     }
     cost.attention.push_back({per_position, c.layers[l].sliding_window, kv_bytes});
   }

@@ -151,6 +151,15 @@ TEST(BenchCli, DepthRunsEachTestAfterAContext) {
       ember({"bench", "-m", model, "-p", "0", "-n", "2", "-d", "16", "-r", "1", "--no-roofline"});
   ASSERT_EQ(md.exit_code, 0) << md.err;
   EXPECT_NE(md.out.find("| tg2 @ d16 |"), std::string::npos) << md.out;
+  EXPECT_EQ(md.err.find("warning"), std::string::npos) << md.err;
+
+  // Past the training context (128 positions): measured, with a warning naming the numbers.
+  const test::RunResult past =
+      ember({"bench", "-m", model, "-p", "0", "-n", "2", "-d", "127", "-r", "1", "--no-roofline"});
+  ASSERT_EQ(past.exit_code, 0) << past.err;
+  EXPECT_NE(past.out.find("| tg2 @ d127 |"), std::string::npos) << past.out;
+  EXPECT_NE(past.err.find("depth 127 + 2 tokens passes the model's training context of 128"), std::string::npos)
+      << past.err;
 }
 
 TEST(BenchCli, MarkdownAndCsvTables) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/bench_cost.h"
+#include "model/forward_test_support.h"
 #include "model/random_model.h"
 
 namespace ember::cli {
@@ -82,6 +83,22 @@ TEST(BenchCost, MixtureOfExpertsCountsTheExpertsATokenUses) {
       EXPECT_EQ(layer.kv_bytes_per_position, static_cast<uint64_t>(2 * row_bytes)) << dtype_name(type);
     }
   }
+}
+
+// Multi-head latent attention caches one row per position (the latent and the rope key: V is read
+// from it), counted once.
+TEST(BenchCost, LatentAttentionCountsOneRowPerPosition) {
+  const test::RandomModelSpec spec = test::deepseek2_lite_spec(DType::kF32, false);
+  const std::vector<std::byte> bytes = test::write_random_model(spec);
+  CpuBackendOptions options;
+  options.n_threads = 1;
+  CpuBackend backend(options);
+  const std::unique_ptr<Model> model = Model::from_file(GgufFile::parse(bytes, "mla.gguf"), backend);
+  const KvCache kv(model->config(), model->kv_options(64, DType::kF16, DType::kF16));
+  const ModelCost cost = model_cost(*model, &kv);
+  ASSERT_EQ(cost.attention.size(), static_cast<size_t>(spec.n_layer));
+  const auto row = static_cast<uint64_t>(spec.kv_lora_rank + spec.n_rot) * 2;  // f16
+  for (const ModelCost::Layer& layer : cost.attention) EXPECT_EQ(layer.kv_bytes_per_position, row);
 }
 
 }  // namespace
