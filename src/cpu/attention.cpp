@@ -13,7 +13,7 @@
 namespace ember {
 namespace {
 
-constexpr int32_t kTileQueries = 16;  // queries that share each K/V block load in a tile
+constexpr int32_t kTileQueries = 32;  // queries that share each K/V block load in a tile (docs/cpu.md)
 constexpr int kTasksPerThread = 4;    // split-K target: enough tasks to balance the threads
 constexpr int32_t kMinSplitTokens = 256;
 constexpr int32_t kMinPartials = 32;
