@@ -79,7 +79,7 @@ class AttentionScratch {
   int64_t max_rows_;
   int32_t n_head_, n_head_kv_, head_dim_, head_dim_pad_;
   int n_threads_;
-  int32_t tile_rows_;    // rows per tile: 16 queries / group size, at least 1
+  int32_t tile_rows_;    // rows per tile: 32 queries (kTileQueries) / group size, at least 1
   int32_t max_queries_;  // queries per tile: tile_rows_ · group
   int32_t max_partials_;
   size_t worker_floats_;
