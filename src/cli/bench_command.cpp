@@ -96,9 +96,8 @@ class Bencher {
   const KvCache& kv() const { return *kv_; }
 
   // Fills the context the next tests start from: `depth` tokens in the cache, prefilled (untimed)
-  // in steps of the model's step size. A depth the cache already holds is kept.
+  // in steps of the model's step size, in place of the previous context.
   void set_depth(int depth) {
-    if (seq_ >= 0 && depth_ == depth) return;
     if (seq_ >= 0) kv_->remove_sequence(seq_);
     seq_ = kv_->add_sequence();
     depth_ = depth;
@@ -184,13 +183,13 @@ std::vector<Result> bench_model(const BenchOptions& o, const std::string& path, 
   const int max_pp = o.prompt_lengths.empty() ? 0 : *std::max_element(o.prompt_lengths.begin(), o.prompt_lengths.end());
   const int max_tg = o.gen_lengths.empty() ? 0 : *std::max_element(o.gen_lengths.begin(), o.gen_lengths.end());
   const int max_depth = *std::max_element(o.depths.begin(), o.depths.end());
+  const int longest_test = std::max(max_pp, max_tg);
   // As llama-bench: measured anyway (speed does not depend on what the positions mean).
-  if (const int32_t trained = model->config().context_length;
-      trained > 0 && max_depth + std::max(max_pp, max_tg) > trained) {
+  if (const int32_t trained = model->config().context_length; trained > 0 && max_depth + longest_test > trained) {
     print_warning(fmt::format("{}: depth {} + {} tokens passes the model's training context of {}", path, max_depth,
-                              std::max(max_pp, max_tg), trained));
+                              longest_test, trained));
   }
-  Bencher bencher(*model, max_depth + std::max({max_pp, max_tg, 1}), o.kv_type, o.decode_output);
+  Bencher bencher(*model, max_depth + std::max(longest_test, 1), o.kv_type, o.decode_output);
   const ModelCost cost = model_cost(*model, &bencher.kv());
   const DType main_type = model->weights().layers.at(0).wo.dtype();
 
